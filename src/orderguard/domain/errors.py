@@ -1,0 +1,67 @@
+"""Domain errors. Each error's docstring is its message; the attributes carry the details."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A rule of the domain was broken."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or (self.__doc__ or "").strip()
+        super().__init__(self.detail)
+
+
+class UnknownCurrency(DomainError):
+    """The currency is not a payable ISO 4217 code."""
+
+    def __init__(self, currency: str) -> None:
+        self.currency = currency
+        super().__init__(f"{currency!r} is not a payable ISO 4217 currency code")
+
+
+class InvalidOrder(DomainError):
+    """The order breaks a rule of the domain."""
+
+    def __init__(self, errors: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in errors))
+
+
+class IllegalTransition(DomainError):
+    """This state change is not allowed by the state machine."""
+
+    def __init__(self, kind: str, source: str, target: str) -> None:
+        self.kind, self.source, self.target = kind, source, target
+        super().__init__(f"{kind} cannot move from {source!r} to {target!r}")
+
+
+class OrderNotFound(DomainError):
+    """No order has this id."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(f"no order with id {order_id!r}")
+
+
+class DuplicateMerchantReference(DomainError):
+    """Another order already carries this merchant reference."""
+
+    def __init__(self, merchant_reference: str, existing_order_id: str) -> None:
+        self.merchant_reference = merchant_reference
+        self.existing_order_id = existing_order_id
+        super().__init__(
+            f"merchant_reference {merchant_reference!r} already belongs to order "
+            f"{existing_order_id}"
+        )
+
+
+class IdempotencyKeyReused(DomainError):
+    """This Idempotency-Key was already used with a different request body."""
+
+
+class IdempotencyKeyInFlight(DomainError):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__()

@@ -1,0 +1,237 @@
+"""The order aggregate: its lines, its shopper, its payment attempts and its history.
+
+Every change goes through a method that checks the state machine and records a timeline
+entry (and, where one is due, an outbox event) for the unit of work to store with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orderguard.domain import ids
+from orderguard.domain.customer import Customer
+from orderguard.domain.errors import InvalidOrder
+from orderguard.domain.events import (
+    EVENT_FOR_STATE,
+    Cause,
+    EntryKind,
+    EventType,
+    OutboxEvent,
+    TimelineEntry,
+)
+from orderguard.domain.money import Money, is_currency
+from orderguard.domain.states import (
+    AttemptState,
+    OrderState,
+    check_attempt_transition,
+    check_order_transition,
+)
+
+#: Largest quantity of one line.
+MAX_QUANTITY = 1_000_000
+#: Largest price of one unit, in minor units.
+MAX_UNIT_AMOUNT = 10**12
+#: Largest order total, in minor units (exact in a JSON double and in BIGINT).
+MAX_TOTAL = 10**15
+#: Most lines one order may have.
+MAX_LINES = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line of an order: ``quantity`` units of ``sku`` at ``unit_amount`` minor units."""
+
+    sku: str
+    name: str
+    quantity: int
+    unit_amount: int
+
+    @property
+    def amount(self) -> int:
+        """What the line costs, in minor units."""
+        return self.quantity * self.unit_amount
+
+
+@dataclass(slots=True)
+class PaymentAttempt:
+    """One try at charging the order at one provider."""
+
+    id: str
+    order_id: str
+    seq: int
+    provider: str
+    method: str
+    amount: int
+    currency: str
+    idempotency_key: str
+    created_at: datetime
+    updated_at: datetime
+    state: AttemptState = AttemptState.PENDING
+    provider_ref: str | None = None
+    decline_code: str | None = None
+    redirect_url: str | None = None
+
+    def move_to(self, target: AttemptState, *, at: datetime) -> None:
+        """Move this attempt forward; raises ``IllegalTransition`` and changes nothing else."""
+        check_attempt_transition(self.state, target)
+        self.state = target
+        self.updated_at = at
+
+
+@dataclass(slots=True)
+class Order:
+    """An order a shopper submitted. Build new ones with :meth:`place`."""
+
+    id: str
+    state: OrderState
+    currency: str
+    lines: tuple[OrderLine, ...]
+    customer: Customer
+    status_token: str
+    created_at: datetime
+    updated_at: datetime
+    merchant_reference: str | None = None
+    locale: str = "en"
+    flag_reason: str | None = None
+    version: int = 0
+    attempts: list[PaymentAttempt] = field(default_factory=list)
+    #: Entries and events recorded since the order was loaded, for the unit of work to store.
+    new_entries: list[TimelineEntry] = field(default_factory=list)
+    new_events: list[OutboxEvent] = field(default_factory=list)
+
+    @classmethod
+    def place(
+        cls,
+        *,
+        currency: str,
+        lines: list[OrderLine],
+        customer: Customer,
+        at: datetime,
+        merchant_reference: str | None = None,
+        locale: str = "en",
+        cause: Cause = Cause.API,
+        request_id: str | None = None,
+    ) -> Order:
+        """A new order in ``received``; raises :class:`InvalidOrder` naming every problem."""
+        _check_lines(currency, lines)
+        order = cls(
+            id=ids.new_id("ord"),
+            state=OrderState.RECEIVED,
+            currency=currency,
+            lines=tuple(lines),
+            customer=customer,
+            status_token=ids.new_token(),
+            created_at=at,
+            updated_at=at,
+            merchant_reference=merchant_reference,
+            locale=locale,
+        )
+        order._record(
+            EntryKind.STATE_CHANGED, None, "order received", cause, at, None, request_id
+        )
+        order._emit(EventType.RECEIVED, at)
+        return order
+
+    @property
+    def total(self) -> Money:
+        """The order's total, computed from its lines."""
+        return Money(sum(line.amount for line in self.lines), self.currency)
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the order has reached a final outcome."""
+        return self.state.is_terminal
+
+    def move_to(
+        self,
+        target: OrderState,
+        *,
+        cause: Cause,
+        at: datetime,
+        note: str = "",
+        actor: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Move the order forward; raises ``IllegalTransition`` and changes nothing."""
+        check_order_transition(self.state, target)
+        source, self.state, self.updated_at = self.state, target, at
+        self._record(EntryKind.STATE_CHANGED, source, note, cause, at, actor, request_id)
+        if target in EVENT_FOR_STATE:
+            self._emit(EVENT_FOR_STATE[target], at)
+
+    def flag(
+        self, reason: str, *, cause: Cause, at: datetime, actor: str | None = None
+    ) -> None:
+        """Put the order in the review queue with ``reason``; independent of its state."""
+        self.flag_reason, self.updated_at = reason, at
+        self._record(EntryKind.FLAGGED, self.state, reason, cause, at, actor, None)
+        self._emit(EventType.FLAGGED, at, reason=reason)
+
+    def clear_flag(self, comment: str, *, actor: str, at: datetime) -> None:
+        """Take the order out of the review queue, saying why."""
+        self.flag_reason, self.updated_at = None, at
+        self._record(EntryKind.FLAG_CLEARED, self.state, comment, Cause.SUPPORT, at, actor, None)
+
+    def note(self, text: str, *, cause: Cause, at: datetime, actor: str | None = None) -> None:
+        """Add a timeline note that changes nothing else (e.g. an ignored late webhook)."""
+        self._record(EntryKind.NOTE, self.state, text, cause, at, actor, None)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A compact, personal-data-free description used in event payloads."""
+        return {
+            "order_id": self.id,
+            "state": str(self.state),
+            "amount_total": self.total.amount,
+            "currency": self.currency,
+            "merchant_reference": self.merchant_reference,
+            "flag_reason": self.flag_reason,
+        }
+
+    def _record(
+        self,
+        kind: EntryKind,
+        source: OrderState | None,
+        note: str,
+        cause: Cause,
+        at: datetime,
+        actor: str | None,
+        request_id: str | None,
+    ) -> None:
+        self.new_entries.append(
+            TimelineEntry(
+                id=ids.new_id("tle"),
+                order_id=self.id,
+                at=at,
+                kind=kind,
+                from_state=source,
+                to_state=self.state,
+                cause=cause,
+                note=note,
+                actor=actor,
+                request_id=request_id,
+            )
+        )
+
+    def _emit(self, event_type: EventType, at: datetime, **extra: Any) -> None:
+        payload = {**self.snapshot(), **extra}
+        event = OutboxEvent(ids.new_id("evt"), self.id, event_type, at, payload)
+        self.new_events.append(event)
+
+
+def _check_lines(currency: str, lines: list[OrderLine]) -> None:
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    if not is_currency(currency):
+        errors.append((("currency",), f"{currency!r} is not a payable ISO 4217 currency code"))
+    if not 1 <= len(lines) <= MAX_LINES:
+        errors.append((("items",), f"an order needs between 1 and {MAX_LINES} items"))
+    for index, line in enumerate(lines):
+        if not 1 <= line.quantity <= MAX_QUANTITY:
+            errors.append((("items", index, "quantity"), f"must be 1 to {MAX_QUANTITY}"))
+        if not 0 <= line.unit_amount <= MAX_UNIT_AMOUNT:
+            errors.append((("items", index, "unit_amount"), f"must be 0 to {MAX_UNIT_AMOUNT}"))
+    if not errors and sum(line.amount for line in lines) > MAX_TOTAL:
+        errors.append((("items",), f"the order total exceeds {MAX_TOTAL} minor units"))
+    if errors:
+        raise InvalidOrder(errors)

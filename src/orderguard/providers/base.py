@@ -1,0 +1,177 @@
+"""The provider-neutral payment interface every adapter implements.
+
+Results never raise for a business outcome: a decline is a :class:`PaymentResult` with
+``outcome=FAILED``. Exceptions are for transport and protocol trouble, and their type
+says whether repeating the same call with the same idempotency key is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class PaymentOutcome(StrEnum):
+    """What a provider says about one payment."""
+
+    #: The shopper was charged.
+    SUCCEEDED = "succeeded"
+    #: Definitely not charged (declined, cancelled, expired).
+    FAILED = "failed"
+    #: The shopper must authenticate at ``redirect_url`` (3-D Secure / SCA).
+    ACTION_REQUIRED = "action_required"
+    #: Accepted and still processing at the provider.
+    PENDING = "pending"
+    #: The provider's answer did not tell (only produced by callers, never by a provider).
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    """Create and confirm one payment attempt."""
+
+    attempt_id: str
+    order_id: str
+    amount: int
+    currency: str
+    method: str
+    return_url: str
+    #: Derived from the attempt id; the same attempt always sends the same key.
+    idempotency_key: str
+    #: Always carries ``order_id`` and ``attempt_id``, plus a compact order snapshot.
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    """A provider's view of one payment."""
+
+    outcome: PaymentOutcome
+    provider_ref: str | None
+    amount: int | None = None
+    currency: str | None = None
+    decline_code: str | None = None
+    #: For FAILED: whether the shopper may try again with another method.
+    retry_with_other_method: bool = False
+    redirect_url: str | None = None
+    order_id: str | None = None
+    attempt_id: str | None = None
+    created_at: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A successful charge at a provider, as listed for the orphan and duplicate sweeps."""
+
+    provider_ref: str
+    amount: int
+    currency: str
+    created_at: datetime
+    amount_refunded: int = 0
+    order_id: str | None = None
+    attempt_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    """A refund the provider accepted."""
+
+    refund_ref: str
+    provider_ref: str
+    amount: int
+    currency: str
+    #: ``succeeded``, ``pending`` or ``failed`` as the provider reports it.
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified webhook, parsed into provider-neutral terms."""
+
+    event_id: str
+    type: str
+    created_at: datetime
+    #: The payment the event is about, when it is about one.
+    payment: PaymentResult | None
+    #: The provider's object of a refund event, when it is one.
+    refund: RefundResult | None = None
+
+
+class ProviderError(Exception):
+    """A provider call failed for a reason other than the payment's own outcome."""
+
+    #: Whether the same call with the same idempotency key may be repeated safely.
+    safe_to_retry: bool = False
+
+
+class ProviderUnavailable(ProviderError):
+    """The request never reached the provider (connection refused, DNS, circuit open)."""
+
+    safe_to_retry = True
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider refused the request for now (HTTP 429)."""
+
+    safe_to_retry = True
+
+
+class ProviderServerError(ProviderError):
+    """The provider answered 5xx; with an idempotency key a repeat is safe."""
+
+    safe_to_retry = True
+
+
+class ProviderOutcomeUnknown(ProviderError):
+    """The request was sent and its answer was lost (timeout, reset); only the provider knows."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request as invalid (4xx other than 429): a bug, not a blip."""
+
+
+class InvalidWebhook(ProviderError):
+    """The webhook's signature or timestamp does not verify."""
+
+
+@runtime_checkable
+class PaymentProvider(Protocol):
+    """What every adapter (Stripe, the in-memory fake, ...) offers."""
+
+    #: Stable name stored on payment attempts, e.g. ``stripe`` or ``sandbox-b``.
+    name: str
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        """Create and confirm a payment, idempotently on ``request.idempotency_key``."""
+        ...
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        """The provider's current view of one payment."""
+        ...
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        """Every payment the provider holds whose metadata names ``order_id``."""
+        ...
+
+    async def refund(
+        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund all (``amount=None``) or part of a payment, idempotently."""
+        ...
+
+    async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
+        """Every successful charge created in ``[since, until)``."""
+        ...
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify signature and timestamp, then parse; raises :class:`InvalidWebhook`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
