@@ -128,9 +128,7 @@ class Order:
             merchant_reference=merchant_reference,
             locale=locale,
         )
-        order._record(
-            EntryKind.STATE_CHANGED, None, "order received", cause, at, None, request_id
-        )
+        order._record(EntryKind.STATE_CHANGED, None, "order received", cause, at, None, request_id)
         order._emit(EventType.RECEIVED, at)
         return order
 
@@ -161,9 +159,7 @@ class Order:
         if target in EVENT_FOR_STATE:
             self._emit(EVENT_FOR_STATE[target], at)
 
-    def flag(
-        self, reason: str, *, cause: Cause, at: datetime, actor: str | None = None
-    ) -> None:
+    def flag(self, reason: str, *, cause: Cause, at: datetime, actor: str | None = None) -> None:
         """Put the order in the review queue with ``reason``; independent of its state."""
         self.flag_reason, self.updated_at = reason, at
         self._record(EntryKind.FLAGGED, self.state, reason, cause, at, actor, None)

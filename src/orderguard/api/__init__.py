@@ -1,0 +1,1 @@
+"""HTTP: parse, call a service, map errors — nothing else."""

@@ -1,0 +1,197 @@
+"""The ASGI application: routes, error mapping and request ids."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orderguard import __version__
+from orderguard.api import orders
+from orderguard.api.problems import Problem, ProblemError
+from orderguard.api.requests import validation_problem
+from orderguard.api.schemas import PlaceOrderIn
+from orderguard.bootstrap import Container, open_sql
+from orderguard.config import Settings
+from orderguard.domain import errors as domain
+from orderguard.domain.ids import new_id
+from orderguard.storage.database import StorageError
+
+log = logging.getLogger("orderguard.api")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def create_app(*, container: Container | None = None, settings: Settings | None = None) -> FastAPI:
+    """The HTTP application, on a wired ``container`` or one opened from ``settings``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if container is not None:
+            app.state.container = container
+            yield
+            return
+        app.state.container = await open_sql(settings or Settings.load())
+        try:
+            yield
+        finally:
+            await app.state.container.close()
+
+    app = FastAPI(
+        title="orderguard",
+        version=__version__,
+        summary="No order is lost between checkout, payment provider and database.",
+        lifespan=lifespan,
+    )
+    if container is not None:
+        app.state.container = container
+    app.include_router(orders.router)
+    _handle_errors(app)
+    app.add_middleware(RequestIdMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    return app
+
+
+class RequestIdMiddleware:
+    """Gives every request an id (or keeps a sane ``X-Request-ID``) and echoes it back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else new_id("req")
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def _handle_errors(app: FastAPI) -> None:
+    def problem(exc: Exception) -> ProblemError:
+        match exc:
+            case ProblemError():
+                return exc
+            case domain.InvalidOrder():
+                return validation_problem([(("body", *loc), msg) for loc, msg in exc.errors])
+            case domain.IdempotencyKeyReused():
+                return ProblemError(
+                    422,
+                    "idempotency-key-reused",
+                    "Idempotency-Key reused",
+                    exc.detail + " Use a new key for a new request.",
+                )
+            case domain.IdempotencyKeyInFlight():
+                return ProblemError(
+                    409,
+                    "request-in-flight",
+                    "Request in flight",
+                    exc.detail,
+                    headers={"Retry-After": str(max(1, exc.retry_after))},
+                )
+            case domain.DuplicateMerchantReference():
+                return ProblemError(
+                    409,
+                    "duplicate-merchant-reference",
+                    "Duplicate merchant reference",
+                    exc.detail,
+                    order_id=exc.existing_order_id,
+                )
+            case domain.OrderNotFound():
+                return ProblemError(404, "order-not-found", "Order not found", exc.detail)
+            case StorageError():
+                log.error("storage unavailable: %s", exc)
+                return ProblemError(
+                    503,
+                    "storage-unavailable",
+                    "Storage unavailable",
+                    "The database is unavailable; nothing was changed. "
+                    "Retry with the same Idempotency-Key.",
+                    headers={"Retry-After": "5"},
+                )
+            case RequestValidationError():
+                errs = [
+                    (err["loc"], str(err["msg"]).removeprefix("Value error, "))
+                    for err in exc.errors()
+                ]
+                return validation_problem(errs)
+            case HTTPException():
+                return ProblemError(
+                    exc.status_code,
+                    f"http-{exc.status_code}",
+                    str(exc.detail),
+                    str(exc.detail),
+                    headers=dict(exc.headers or {}),
+                )
+        log.exception("unexpected error", exc_info=exc)
+        return ProblemError(
+            500,
+            "internal-error",
+            "Internal error",
+            "An unexpected error occurred; nothing was lost. Retry with the same Idempotency-Key.",
+        )
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        return problem(exc).response()
+
+    for kind in (
+        ProblemError,
+        domain.DomainError,
+        StorageError,
+        RequestValidationError,
+        HTTPException,
+        Exception,
+    ):
+        app.add_exception_handler(kind, handler)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (PlaceOrderIn, Problem):
+        document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(document.pop("$defs", {}))
+        components[model.__name__] = document
+    _problem_json_for_validation_errors(schema)
+    app.openapi_schema = schema
+    return schema
+
+
+def _problem_json_for_validation_errors(schema: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 body; ours is a problem document."""
+    ref = {"$ref": "#/components/schemas/Problem"}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["content"] = {"application/problem+json": {"schema": ref}}
+                answer.setdefault("description", "Invalid values")
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(name, None)

@@ -1,0 +1,159 @@
+"""The orders API: place, read and list orders."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from orderguard.api.auth import merchant_scope
+from orderguard.api.problems import problem_responses
+from orderguard.api.render import detail_json, order_document
+from orderguard.api.requests import (
+    idempotency_key,
+    json_body,
+    locale,
+    validated,
+    validation_problem,
+)
+from orderguard.api.schemas import OrderDetailOut, OrderOut, OrderPageOut, PlaceOrderIn
+from orderguard.bootstrap import Container
+from orderguard.domain.customer import Address, Customer
+from orderguard.domain.order import OrderLine
+from orderguard.domain.states import OrderState
+from orderguard.services import queries
+from orderguard.services.intake import PlaceOrder, fingerprint
+from orderguard.storage.ports import OrderQuery
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+JSON = "application/json"
+_KEY_HEADER = Header(
+    alias="Idempotency-Key",
+    description="1-255 visible ASCII characters; a retry with the same key and body "
+    "returns the same order",
+)
+
+
+def container(request: Request) -> Container:
+    """The application's wiring."""
+    wired: Container = request.app.state.container
+    return wired
+
+
+Wiring = Annotated[Container, Depends(container)]
+Scope = Annotated[str, Depends(merchant_scope)]
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses={
+        200: {"model": OrderOut, "description": "A replay of an earlier 200"},
+        **problem_responses(400, 401, 409, 413, 415, 422, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/PlaceOrderIn"}}},
+        }
+    },
+)
+async def place_order(
+    request: Request,
+    wiring: Wiring,
+    scope: Scope,
+    key: Annotated[str | None, _KEY_HEADER] = None,
+    accept_language: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Place an order exactly once per ``Idempotency-Key`` (G1, G2)."""
+    checked_key = idempotency_key(key)
+    data = await json_body(request)
+    context = {"default_country": wiring.settings.default_country}
+    body = validated(PlaceOrderIn, data, context)
+    result = await wiring.intake.place(
+        PlaceOrder(
+            scope=scope,
+            idempotency_key=checked_key,
+            fingerprint=fingerprint("POST", "/v1/orders", data),
+            currency=body.currency,
+            lines=[OrderLine(i.sku, i.name, i.quantity, i.unit_amount) for i in body.items],
+            customer=_customer(body),
+            merchant_reference=body.merchant_reference,
+            locale=locale(body.locale, accept_language),
+            request_id=request.state.request_id,
+        )
+    )
+    headers = {"Location": f"/v1/orders/{result.order_id}"}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(result.body, result.status, headers=headers, media_type=JSON)
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderDetailOut,
+    responses=problem_responses(401, 404, 503),
+)
+async def get_order(order_id: str, wiring: Wiring, scope: Scope) -> Response:
+    """The order with its lines, payment attempts and timeline."""
+    detail = await queries.order_detail(wiring.storage, order_id)
+    body = detail_json(detail.order, detail.timeline, wiring.settings.public_url)
+    return Response(body, media_type=JSON)
+
+
+@router.get("/orders", response_model=OrderPageOut, responses=problem_responses(401, 422, 503))
+async def list_orders(
+    wiring: Wiring,
+    scope: Scope,
+    state: OrderState | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> OrderPageOut:
+    """Orders newest first, one page at a time (keyset pagination)."""
+    query = OrderQuery(
+        limit=limit + 1,
+        state=state,
+        created_after=_aware(created_after),
+        created_before=_aware(created_before),
+        cursor=_decode_cursor(cursor) if cursor else None,
+    )
+    orders = await queries.list_orders(wiring.storage, query)
+    page, more = orders[:limit], len(orders) > limit
+    documents = [order_document(o, wiring.settings.public_url) for o in page]
+    next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    return OrderPageOut.model_validate({"data": documents, "next_cursor": next_cursor})
+
+
+def _customer(body: PlaceOrderIn) -> Customer:
+    c, a = body.customer, body.customer.shipping_address
+    address = Address(a.line1, a.city, a.postal_code, a.country or "", a.line2)
+    return Customer(email=c.email, name=c.name, shipping_address=address, phone=c.phone)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _encode_cursor(created_at: datetime, order_id: str) -> str:
+    raw = f"{created_at.isoformat()}|{order_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, order_id = raw.split("|", 1)
+        return _aware(datetime.fromisoformat(at)) or datetime.min, order_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise validation_problem(
+            [(("query", "cursor"), "not a cursor returned by this API")]
+        ) from None

@@ -1,0 +1,230 @@
+"""Request and response shapes of the JSON API (and so of ``/openapi.json``).
+
+Requests are strict: unknown fields, floats for amounts, control characters and invalid
+shopper data are refused with the path of every bad value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from orderguard.domain.money import is_currency
+from orderguard.domain.order import MAX_LINES, MAX_QUANTITY, MAX_UNIT_AMOUNT
+from orderguard.services.shopper_data import (
+    normalise_country,
+    normalise_email,
+    normalise_phone,
+)
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+_Printable = AfterValidator(_printable)
+#: Non-empty printable text of at most N characters, surrounding white space removed.
+Text20 = Annotated[str, Field(min_length=1, max_length=20), _Printable]
+Text64 = Annotated[str, Field(min_length=1, max_length=64), _Printable]
+Text100 = Annotated[str, Field(min_length=1, max_length=100), _Printable]
+Text128 = Annotated[str, Field(min_length=1, max_length=128), _Printable]
+Text200 = Annotated[str, Field(min_length=1, max_length=200), _Printable]
+
+
+#: The languages orderguard speaks to shoppers.
+Locale = Literal["en", "zh-CN"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+
+class ItemIn(_Strict):
+    """One order line; the server computes amounts and the total."""
+
+    sku: Text64
+    name: Text200
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    unit_amount: int = Field(ge=0, le=MAX_UNIT_AMOUNT, description="Minor units, e.g. cents")
+
+
+class AddressIn(_Strict):
+    """Where the order ships to."""
+
+    line1: Text200
+    line2: Text200 | None = None
+    city: Text100
+    postal_code: Text20
+    country: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="ISO 3166-1 alpha-2; the configured default country when absent",
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _country(cls, value: str | None, info: ValidationInfo) -> str:
+        default = (info.context or {}).get("default_country")
+        if value is None:
+            if default is None:
+                raise ValueError("required: no default country is configured")
+            return str(default)
+        return normalise_country(value)
+
+
+class CustomerIn(_Strict):
+    """The shopper."""
+
+    email: str = Field(max_length=254)
+    name: Text200
+    shipping_address: AddressIn
+    phone: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Any format; national numbers use the shipping country",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalise_email(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        address = info.data.get("shipping_address")
+        return normalise_phone(_printable(value), region=address.country if address else None)
+
+
+class PaymentIn(_Strict):
+    """How the shopper pays."""
+
+    method: str = Field(
+        min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_]+$", description="e.g. pm_card_visa"
+    )
+
+
+class PlaceOrderIn(_Strict):
+    """The body of ``POST /v1/orders``."""
+
+    merchant_reference: Text128 | None = None
+    currency: str = Field(description="ISO 4217 code, e.g. EUR")
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_LINES)
+    customer: CustomerIn
+    payment: PaymentIn | None = None
+    locale: Locale | None = Field(
+        default=None, description="The shopper's language; from Accept-Language when absent"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not is_currency(value):
+            raise ValueError(f"{value!r} is not a payable ISO 4217 currency code (upper case)")
+        return value
+
+
+class ItemOut(BaseModel):
+    """One order line with its amount."""
+
+    sku: str
+    name: str
+    quantity: int
+    unit_amount: int
+    amount: int
+
+
+class AddressOut(BaseModel):
+    """A shipping address."""
+
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+class CustomerOut(BaseModel):
+    """The shopper, normalised."""
+
+    email: str
+    name: str
+    phone: str | None
+    shipping_address: AddressOut
+
+
+class AttemptOut(BaseModel):
+    """One payment attempt."""
+
+    id: str
+    seq: int
+    provider: str
+    method: str
+    state: str
+    amount: int
+    currency: str
+    provider_ref: str | None
+    decline_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class NextAction(BaseModel):
+    """What the shopper must do next, when anything."""
+
+    type: Literal["redirect"]
+    redirect_url: str
+
+
+class TimelineOut(BaseModel):
+    """One entry of the order's history."""
+
+    at: datetime
+    kind: str
+    from_state: str | None
+    to_state: str
+    cause: str
+    actor: str | None
+    note: str
+    request_id: str | None
+
+
+class OrderOut(BaseModel):
+    """An order."""
+
+    id: str
+    state: str
+    merchant_reference: str | None
+    amount_total: int
+    currency: str
+    items: list[ItemOut]
+    customer: CustomerOut
+    locale: str
+    flag_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    status_url: str
+    next_action: NextAction | None
+    payment_attempts: list[AttemptOut]
+
+
+class OrderDetailOut(OrderOut):
+    """An order with its timeline."""
+
+    timeline: list[TimelineOut]
+
+
+class OrderPageOut(BaseModel):
+    """A page of orders, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    data: list[OrderOut]
+    next_cursor: str | None

@@ -1,0 +1,200 @@
+"""The ``orderguard`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+
+from orderguard import __version__
+from orderguard.bootstrap import Container, open_sql
+from orderguard.config import ConfigError, Settings
+from orderguard.domain.errors import OrderNotFound
+from orderguard.domain.states import OrderState
+from orderguard.services import api_keys, queries
+from orderguard.services.maintenance import prune_idempotency_records
+from orderguard.storage import migrate as migrations
+from orderguard.storage.database import StorageError, connect, redact_url
+from orderguard.storage.ports import OrderQuery
+
+T = TypeVar("T")
+log = logging.getLogger("orderguard")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.load()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def _run(work: Callable[[Container], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
+    async def main() -> T:
+        container = await open_sql(_settings(), auto_migrate=auto_migrate)
+        try:
+            return await work(container)
+        finally:
+            await container.close()
+
+    try:
+        return asyncio.run(main())
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.version_option(__version__, prog_name="orderguard")
+def main() -> None:
+    """orderguard: no order is lost between checkout, payment provider and database."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run repeatedly and concurrently)."""
+    settings = _settings()
+
+    async def work() -> list[migrations.Migration]:
+        db = await connect(settings.database_url)
+        try:
+            return await migrations.migrate(db)
+        finally:
+            await db.close()
+
+    try:
+        applied = asyncio.run(work())
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    target = redact_url(settings.database_url)
+    for m in applied:
+        click.echo(f"applied {m.version:04d}_{m.name}")
+    click.echo(f"{target} is at schema version {migrations.latest_version()}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP API (SQLite is migrated on start; PostgreSQL must be migrated first)."""
+    import uvicorn
+
+    from orderguard.api.app import create_app
+
+    settings = _settings()
+    keys = _run(lambda c: api_keys.keys_required(c.storage))
+    if not keys:
+        if not _is_loopback(host):
+            raise click.ClickException(
+                f"refusing to listen on {host} without an API key: create one with "
+                "`orderguard keys create NAME`, or bind to 127.0.0.1"
+            )
+        log.warning(
+            "no API key configured: accepting requests without a key, on loopback only; "
+            "create one with `orderguard keys create NAME`"
+        )
+    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info")
+
+
+@main.group()
+def keys() -> None:
+    """Merchant API keys."""
+
+
+@keys.command("create")
+@click.argument("name")
+def keys_create(name: str) -> None:
+    """Create a key; its secret is printed once and never stored."""
+    key, secret = _run(lambda c: api_keys.create_key(c.storage, name))
+    click.echo(f"created {key.id} ({key.name})")
+    click.echo(f"secret: {secret}")
+    click.echo("store the secret now: it cannot be shown again")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (never their secrets)."""
+    for key in _run(lambda c: api_keys.list_keys(c.storage)):
+        status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
+        click.echo(f"{key.id}  {key.prefix}…  {key.name}  {status}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; requests with it are refused within seconds."""
+    if not _run(lambda c: api_keys.revoke_key(c.storage, key_id)):
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"revoked {key_id}")
+
+
+@main.command()
+def prune() -> None:
+    """Delete idempotency records past their time to live (orders are never deleted)."""
+    settings = _settings()
+    count = _run(lambda c: prune_idempotency_records(c.storage, ttl=settings.idempotency_ttl))
+    click.echo(f"pruned {count} idempotency records older than {settings.idempotency_ttl}")
+
+
+@main.group()
+def orders() -> None:
+    """Find and inspect orders."""
+
+
+@orders.command("list")
+@click.option("--state", type=click.Choice([s.value for s in OrderState]))
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+def orders_list(state: str | None, limit: int) -> None:
+    """List orders, newest first."""
+    query = OrderQuery(limit=limit, state=OrderState(state) if state else None)
+    for order in _run(lambda c: queries.list_orders(c.storage, query)):
+        ref = order.merchant_reference or "-"
+        flag = f"  FLAGGED: {order.flag_reason}" if order.flag_reason else ""
+        click.echo(
+            f"{order.id}  {order.created_at:%Y-%m-%d %H:%M:%S}  {order.state:<16} "
+            f"{order.total.format():>14}  {ref}{flag}"
+        )
+
+
+@orders.command("show")
+@click.argument("order_id")
+def orders_show(order_id: str) -> None:
+    """Show one order with its timeline."""
+    try:
+        detail = _run(lambda c: queries.order_detail(c.storage, order_id))
+    except OrderNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+    order = detail.order
+    click.echo(f"{order.id}  {order.state}  {order.total.format()}")
+    for line in order.lines:
+        click.echo(f"  {line.quantity} x {line.sku} {line.name}  {line.unit_amount}")
+    for e in detail.timeline:
+        source = e.from_state or "-"
+        click.echo(f"  {e.at:%Y-%m-%d %H:%M:%S}  {source} -> {e.to_state}  [{e.cause}] {e.note}")
+
+
+@main.command()
+@click.option("--orders", "count", default=5, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--database-url", default=None, help="Default: a fresh SQLite file.")
+def demo(count: int, database_url: str | None) -> None:
+    """Start the server on a fresh database, place orders through the API and show them."""
+    from orderguard.demo import run_demo
+
+    sys.exit(asyncio.run(run_demo(count=count, database_url=database_url)))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return all(
+            ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None)
+        )

@@ -1,0 +1,92 @@
+"""Settings from ``ORDERGUARD_*`` environment variables and an optional ``orderguard.toml``.
+
+The defaults run with nothing set: SQLite in ``./orderguard.db``, loopback only, no keys.
+Environment variables win over the file; the file is ``./orderguard.toml`` or the path in
+``ORDERGUARD_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from orderguard.services.shopper_data import InvalidShopperData, normalise_country
+
+
+class ConfigError(Exception):
+    """The configuration is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything orderguard can be told; each field is ``ORDERGUARD_<NAME>`` in the env."""
+
+    #: ``sqlite:///PATH`` (default) or ``postgresql://user@host:5432/db``.
+    database_url: str = "sqlite:///./orderguard.db"
+    #: Base URL shoppers reach the service at; used in ``status_url``.
+    public_url: str = "http://127.0.0.1:8000"
+    #: ISO 3166-1 alpha-2 country used when a shipping address has none.
+    default_country: str | None = None
+    #: How long idempotency records are kept, in hours (at least 24).
+    idempotency_ttl_hours: int = 24
+    #: Database connections per process (PostgreSQL).
+    db_pool_size: int = 10
+
+    @property
+    def idempotency_ttl(self) -> timedelta:
+        """How long an idempotency record is kept."""
+        return timedelta(hours=self.idempotency_ttl_hours)
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None) -> Settings:
+        """Settings from the TOML file (if any) overlaid with the environment."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = _read_file(env)
+        for f in fields(cls):
+            name = f"ORDERGUARD_{f.name.upper()}"
+            if name in env:
+                values[f.name] = env[name]
+        return cls._checked(values)
+
+    @classmethod
+    def _checked(cls, values: dict[str, Any]) -> Settings:
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        for name in ("idempotency_ttl_hours", "db_pool_size"):
+            if name in values:
+                values[name] = _int(name, values[name])
+        settings = cls(**values)
+        if settings.idempotency_ttl_hours < 24:
+            raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
+        if settings.default_country:
+            try:
+                country = normalise_country(settings.default_country)
+            except InvalidShopperData as exc:
+                raise ConfigError(f"default_country: {exc}") from None
+            object.__setattr__(settings, "default_country", country)
+        return settings
+
+
+def _read_file(env: dict[str, str]) -> dict[str, Any]:
+    path = Path(env.get("ORDERGUARD_CONFIG", "orderguard.toml"))
+    if not path.is_file():
+        if "ORDERGUARD_CONFIG" in env:
+            raise ConfigError(f"config file {path} does not exist")
+        return {}
+    try:
+        return dict(tomllib.loads(path.read_text()).get("orderguard", {}))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _int(name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, not {value!r}") from None

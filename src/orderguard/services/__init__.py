@@ -1,0 +1,1 @@
+"""Use cases: each reads top to bottom — build, open the unit of work, load, act, commit."""

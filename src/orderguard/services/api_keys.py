@@ -1,0 +1,64 @@
+"""Merchant API keys: created once, shown once, stored as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from orderguard.domain import ids
+from orderguard.services.clock import Clock, system_clock
+from orderguard.storage.ports import ApiKey, UnitOfWorkFactory
+
+#: Every secret starts with this, so leaked keys are easy to recognise and scan for.
+SECRET_PREFIX = "og_sk_"
+
+
+def hash_secret(secret: str) -> str:
+    """The stored form of a key's secret (high-entropy secrets need no slow hash)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_key(
+    storage: UnitOfWorkFactory, name: str, *, clock: Clock = system_clock
+) -> tuple[ApiKey, str]:
+    """A new key and its secret; the secret is not stored and cannot be shown again."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(
+        id=ids.new_id("key"),
+        name=name,
+        prefix=secret[: len(SECRET_PREFIX) + 6],
+        secret_hash=hash_secret(secret),
+        created_at=clock(),
+    )
+    async with storage() as uow:
+        await uow.api_keys.add(key)
+        await uow.commit()
+    return key, secret
+
+
+async def authenticate(storage: UnitOfWorkFactory, secret: str) -> ApiKey | None:
+    """The active key whose secret this is, or ``None``."""
+    async with storage() as uow:
+        return await uow.api_keys.find_active(hash_secret(secret))
+
+
+async def keys_required(storage: UnitOfWorkFactory) -> bool:
+    """Whether any active key exists (then every API request must present one)."""
+    async with storage() as uow:
+        return await uow.api_keys.count_active() > 0
+
+
+async def list_keys(storage: UnitOfWorkFactory) -> list[ApiKey]:
+    """Every key, revoked ones included."""
+    async with storage() as uow:
+        return await uow.api_keys.all()
+
+
+async def revoke_key(
+    storage: UnitOfWorkFactory, key_id: str, *, clock: Clock = system_clock
+) -> bool:
+    """Revoke a key at once; ``False`` when no active key has that id."""
+    async with storage() as uow:
+        revoked = await uow.api_keys.revoke(key_id, clock())
+        await uow.commit()
+    return revoked

@@ -1,0 +1,146 @@
+"""Connections to SQLite or PostgreSQL behind one small interface.
+
+SQL is written once with ``:name`` parameters; this module adapts it to each driver,
+converts timestamps, and translates driver errors into :class:`UniqueViolation` and
+:class:`DatabaseUnavailable`. Everything else in ``storage`` is dialect-free.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Dialect = Literal["sqlite", "postgresql"]
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+
+class StorageError(Exception):
+    """The database could not do what was asked."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or refused the connection."""
+
+
+class UniqueViolation(StorageError):
+    """A row with the same unique value exists; ``constraint`` names the column or index."""
+
+    def __init__(self, constraint: str) -> None:
+        self.constraint = constraint
+        super().__init__(f"unique constraint violated: {constraint}")
+
+
+class AppendOnlyViolation(StorageError):
+    """Something tried to change or delete an append-only row (timeline, orders)."""
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+    return value.astimezone(UTC)
+
+
+def to_datetime(value: Any) -> datetime | None:
+    """Read a stored timestamp (a ``datetime`` from PostgreSQL, ISO text from SQLite)."""
+    if value is None or isinstance(value, datetime):
+        return utc(value) if value is not None else None
+    return datetime.fromisoformat(value)
+
+
+def must_datetime(value: Any) -> datetime:
+    """Like :func:`to_datetime` for NOT NULL columns."""
+    result = to_datetime(value)
+    if result is None:
+        raise StorageError("a NOT NULL timestamp column held NULL")
+    return result
+
+
+class Connection(ABC):
+    """One connection inside an open transaction."""
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Params | None = None) -> int:
+        """Run one statement; return the number of rows it changed."""
+
+    @abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        """Run one statement for each parameter set."""
+
+    @abstractmethod
+    async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        """Every row of a query, as dicts."""
+
+    @abstractmethod
+    async def execute_script(self, script: str) -> None:
+        """Run several statements without parameters (migrations)."""
+
+    async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
+        """The first row of a query, or ``None``."""
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+class Database(ABC):
+    """A pool of connections to one database."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def transaction(self, *, write: bool = True) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction; committed by :meth:`Transaction.commit`, else rolled back."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection."""
+
+
+class Transaction(ABC):
+    """An open transaction; ``commit`` ends it, leaving without commit rolls back."""
+
+    conn: Connection
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """Commit."""
+
+
+def named_to_pyformat(sql: str) -> str:
+    """Rewrite ``:name`` parameters as psycopg's ``%(name)s`` (``::`` casts are left alone)."""
+    return _NAMED.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@asynccontextmanager
+async def transaction(db: Database, *, write: bool = True) -> AsyncIterator[Connection]:
+    """Run a block in a transaction that commits when the block ends without error."""
+    async with db.transaction(write=write) as tx:
+        yield tx.conn
+        await tx.commit()
+
+
+async def connect(url: str, *, pool_size: int = 10) -> Database:
+    """Open the database at ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from orderguard.storage.postgres import PostgresDatabase
+
+        return await PostgresDatabase.open(url, pool_size=pool_size)
+    if url.startswith("sqlite:///"):
+        from orderguard.storage.sqlite import SqliteDatabase
+
+        return await SqliteDatabase.open(url.removeprefix("sqlite:///"))
+    raise StorageError(
+        f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://..."
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)

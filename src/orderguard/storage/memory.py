@@ -1,0 +1,212 @@
+"""In-memory storage with the same behaviour as the SQL back ends, for tests and demos.
+
+Each unit of work takes a global lock and works on a copy of the state; commit swaps the
+copy in, so leaving without commit rolls back exactly as a database would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from types import TracebackType
+
+from orderguard.domain.errors import DuplicateMerchantReference
+from orderguard.domain.events import OutboxEvent, TimelineEntry
+from orderguard.domain.order import Order
+from orderguard.storage.orders import ConcurrentUpdate
+from orderguard.storage.ports import ApiKey, IdempotencyRecord, OrderQuery
+
+
+@dataclass
+class _State:
+    orders: dict[str, Order] = field(default_factory=dict)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    outbox: list[OutboxEvent] = field(default_factory=list)
+    idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
+    api_keys: dict[str, ApiKey] = field(default_factory=dict)
+
+
+class MemoryOrderRepository:
+    """Orders in memory."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, order: Order) -> None:
+        ref = order.merchant_reference
+        if ref is not None and (existing := await self.find_by_reference(ref)):
+            raise DuplicateMerchantReference(ref, existing)
+        self._s.orders[order.id] = _stored(order)
+        self._flush(order)
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        order = self._s.orders.get(order_id)
+        return copy.deepcopy(order) if order else None
+
+    async def find_by_reference(self, merchant_reference: str) -> str | None:
+        for order in self._s.orders.values():
+            if order.merchant_reference == merchant_reference:
+                return order.id
+        return None
+
+    async def save(self, order: Order) -> None:
+        stored = self._s.orders.get(order.id)
+        if stored is None or stored.version != order.version:
+            raise ConcurrentUpdate(f"order {order.id} changed since it was loaded")
+        order.version += 1
+        self._s.orders[order.id] = _stored(order)
+        self._flush(order)
+
+    async def search(self, query: OrderQuery) -> list[Order]:
+        matches = sorted(
+            (o for o in self._s.orders.values() if _matches(o, query)),
+            key=lambda o: (o.created_at, o.id),
+            reverse=True,
+        )
+        return [_without_attempts(o) for o in matches[: query.limit]]
+
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        return [e for e in self._s.timeline if e.order_id == order_id]
+
+    async def events(self, order_id: str) -> list[OutboxEvent]:
+        return [e for e in self._s.outbox if e.order_id == order_id]
+
+    def _flush(self, order: Order) -> None:
+        self._s.timeline.extend(order.new_entries)
+        self._s.outbox.extend(order.new_events)
+        order.new_entries.clear()
+        order.new_events.clear()
+
+
+def _stored(order: Order) -> Order:
+    stored = copy.deepcopy(order)
+    stored.new_entries, stored.new_events = [], []
+    return stored
+
+
+def _without_attempts(order: Order) -> Order:
+    result = copy.deepcopy(order)
+    result.attempts = []
+    return result
+
+
+def _matches(order: Order, query: OrderQuery) -> bool:
+    if query.state is not None and order.state != query.state:
+        return False
+    if query.created_after is not None and order.created_at < query.created_after:
+        return False
+    if query.created_before is not None and order.created_at >= query.created_before:
+        return False
+    return query.cursor is None or (order.created_at, order.id) < query.cursor
+
+
+class MemoryIdempotencyRepository:
+    """Idempotency records in memory."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        existing = self._s.idempotency.get((record.scope, record.key))
+        if existing is None:
+            self._s.idempotency[(record.scope, record.key)] = record
+        return existing
+
+    async def complete(
+        self, scope: str, key: str, *, order_id: str, status: int, body: bytes
+    ) -> None:
+        record = self._s.idempotency[(scope, key)]
+        self._s.idempotency[(scope, key)] = replace(
+            record,
+            order_id=order_id,
+            response_status=status,
+            response_body=body,
+            locked_until=None,
+        )
+
+    async def prune(self, created_before: datetime) -> int:
+        old = [k for k, r in self._s.idempotency.items() if r.created_at < created_before]
+        for k in old:
+            del self._s.idempotency[k]
+        return len(old)
+
+
+class MemoryApiKeyRepository:
+    """Merchant API keys in memory."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def add(self, key: ApiKey) -> None:
+        self._s.api_keys[key.id] = key
+
+    async def all(self) -> list[ApiKey]:
+        return sorted(self._s.api_keys.values(), key=lambda k: (k.created_at, k.id))
+
+    async def find_active(self, secret_hash: str) -> ApiKey | None:
+        for key in self._s.api_keys.values():
+            if key.secret_hash == secret_hash and key.revoked_at is None:
+                return key
+        return None
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        key = self._s.api_keys.get(key_id)
+        if key is None or key.revoked_at is not None:
+            return False
+        self._s.api_keys[key_id] = replace(key, revoked_at=at)
+        return True
+
+    async def count_active(self) -> int:
+        return sum(1 for k in self._s.api_keys.values() if k.revoked_at is None)
+
+
+class MemoryUnitOfWork:
+    """A transaction over the in-memory state."""
+
+    orders: MemoryOrderRepository
+    idempotency: MemoryIdempotencyRepository
+    api_keys: MemoryApiKeyRepository
+
+    def __init__(self, storage: InMemoryStorage) -> None:
+        self._storage = storage
+        self._work = _State()
+
+    async def __aenter__(self) -> MemoryUnitOfWork:
+        await self._storage.lock.acquire()
+        self._work = copy.deepcopy(self._storage.state)
+        self.orders = MemoryOrderRepository(self._work)
+        self.idempotency = MemoryIdempotencyRepository(self._work)
+        self.api_keys = MemoryApiKeyRepository(self._work)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._storage.lock.release()
+
+    async def commit(self) -> None:
+        self._storage.state = self._work
+        self._work = copy.deepcopy(self._work)
+
+
+class InMemoryStorage:
+    """Storage that lives in this process only; the fake every contract test also runs on."""
+
+    def __init__(self) -> None:
+        self.state = _State()
+        self.lock = asyncio.Lock()
+
+    def __call__(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
+
+    def reader(self) -> MemoryUnitOfWork:
+        """A unit of work that only reads."""
+        return MemoryUnitOfWork(self)
+
+    async def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,345 @@
+"""Orders, their lines, attempts, timeline and outbox events in SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from orderguard.domain.customer import Address, Customer
+from orderguard.domain.errors import DuplicateMerchantReference
+from orderguard.domain.events import Cause, EntryKind, EventType, OutboxEvent, TimelineEntry
+from orderguard.domain.order import Order, OrderLine, PaymentAttempt
+from orderguard.domain.states import AttemptState, OrderState
+from orderguard.storage.database import (
+    Connection,
+    Row,
+    StorageError,
+    UniqueViolation,
+    must_datetime,
+)
+from orderguard.storage.ports import OrderQuery
+
+_INSERT_ORDER = """
+INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
+    customer_name, customer_phone, ship_line1, ship_line2, ship_city, ship_postal_code,
+    ship_country, locale, status_token, flag_reason, version, created_at, updated_at)
+VALUES (:id, :merchant_reference, :state, :currency, :amount_total, :customer_email,
+    :customer_name, :customer_phone, :ship_line1, :ship_line2, :ship_city, :ship_postal_code,
+    :ship_country, :locale, :status_token, :flag_reason, :version, :created_at, :updated_at)
+"""
+_INSERT_LINE = """
+INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount)
+VALUES (:order_id, :position, :sku, :name, :quantity, :unit_amount)
+"""
+_UPSERT_ATTEMPT = """
+INSERT INTO payment_attempts (id, order_id, seq, provider, method, state, amount, currency,
+    idempotency_key, provider_ref, decline_code, redirect_url, created_at, updated_at)
+VALUES (:id, :order_id, :seq, :provider, :method, :state, :amount, :currency,
+    :idempotency_key, :provider_ref, :decline_code, :redirect_url, :created_at, :updated_at)
+ON CONFLICT (id) DO UPDATE SET state = excluded.state, provider_ref = excluded.provider_ref,
+    decline_code = excluded.decline_code, redirect_url = excluded.redirect_url,
+    updated_at = excluded.updated_at
+"""
+_INSERT_ENTRY = """
+INSERT INTO timeline (id, order_id, at, kind, from_state, to_state, cause, actor, note,
+    request_id)
+VALUES (:id, :order_id, :at, :kind, :from_state, :to_state, :cause, :actor, :note, :request_id)
+"""
+_INSERT_EVENT = """
+INSERT INTO outbox (id, order_id, type, payload, created_at)
+VALUES (:id, :order_id, :type, :payload, :created_at)
+"""
+_UPDATE_ORDER = """
+UPDATE orders SET state = :state, flag_reason = :flag_reason, updated_at = :updated_at,
+    version = version + 1
+WHERE id = :id AND version = :version
+"""
+
+
+class ConcurrentUpdate(StorageError):
+    """The order changed since it was loaded; reload and try again."""
+
+
+class SqlOrderRepository:
+    """Orders in SQLite or PostgreSQL."""
+
+    def __init__(self, conn: Connection, *, lock_clause: str) -> None:
+        self._conn = conn
+        self._lock = lock_clause
+
+    async def add(self, order: Order) -> None:
+        ref = order.merchant_reference
+        if ref is not None and (existing := await self.find_by_reference(ref)):
+            raise DuplicateMerchantReference(ref, existing)
+        try:
+            await self._conn.execute(_INSERT_ORDER, _order_row(order))
+        except UniqueViolation as exc:
+            if "merchant_reference" not in exc.constraint:
+                raise
+            raise DuplicateMerchantReference(ref or "", "") from exc
+        await self._conn.executemany(_INSERT_LINE, _line_rows(order))
+        await self._flush(order)
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        lock = self._lock if for_update else ""
+        row = await self._conn.fetchone(
+            f"SELECT * FROM orders WHERE id = :id{lock}", {"id": order_id}
+        )
+        if row is None:
+            return None
+        lines = await self._conn.fetchall(
+            "SELECT * FROM order_lines WHERE order_id = :id ORDER BY position", {"id": order_id}
+        )
+        attempts = await self._conn.fetchall(
+            "SELECT * FROM payment_attempts WHERE order_id = :id ORDER BY seq", {"id": order_id}
+        )
+        order = _order(row, lines)
+        order.attempts = [_attempt(a) for a in attempts]
+        return order
+
+    async def find_by_reference(self, merchant_reference: str) -> str | None:
+        row = await self._conn.fetchone(
+            "SELECT id FROM orders WHERE merchant_reference = :ref", {"ref": merchant_reference}
+        )
+        return str(row["id"]) if row else None
+
+    async def save(self, order: Order) -> None:
+        changed = await self._conn.execute(
+            _UPDATE_ORDER,
+            {
+                "id": order.id,
+                "state": str(order.state),
+                "flag_reason": order.flag_reason,
+                "updated_at": order.updated_at,
+                "version": order.version,
+            },
+        )
+        if changed != 1:
+            raise ConcurrentUpdate(f"order {order.id} changed since it was loaded")
+        order.version += 1
+        if order.attempts:
+            await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
+        await self._flush(order)
+
+    async def search(self, query: OrderQuery) -> list[Order]:
+        where, params = _filters(query)
+        rows = await self._conn.fetchall(
+            f"SELECT * FROM orders{where} ORDER BY created_at DESC, id DESC LIMIT :limit",
+            {**params, "limit": query.limit},
+        )
+        if not rows:
+            return []
+        ids = {f"id{i}": row["id"] for i, row in enumerate(rows)}
+        names = ", ".join(f":{name}" for name in ids)
+        lines = await self._conn.fetchall(
+            f"SELECT * FROM order_lines WHERE order_id IN ({names}) ORDER BY order_id, position",
+            ids,
+        )
+        by_order: dict[str, list[Row]] = {}
+        for line in lines:
+            by_order.setdefault(line["order_id"], []).append(line)
+        return [_order(row, by_order.get(row["id"], [])) for row in rows]
+
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        rows = await self._conn.fetchall(
+            "SELECT * FROM timeline WHERE order_id = :id ORDER BY seq", {"id": order_id}
+        )
+        return [_entry(row) for row in rows]
+
+    async def events(self, order_id: str) -> list[OutboxEvent]:
+        rows = await self._conn.fetchall(
+            "SELECT * FROM outbox WHERE order_id = :id ORDER BY seq", {"id": order_id}
+        )
+        return [_event(row) for row in rows]
+
+    async def _flush(self, order: Order) -> None:
+        if order.new_entries:
+            await self._conn.executemany(_INSERT_ENTRY, [_entry_row(e) for e in order.new_entries])
+        if order.new_events:
+            await self._conn.executemany(_INSERT_EVENT, [_event_row(e) for e in order.new_events])
+        order.new_entries.clear()
+        order.new_events.clear()
+
+
+def _filters(query: OrderQuery) -> tuple[str, dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if query.state is not None:
+        clauses.append("state = :state")
+        params["state"] = str(query.state)
+    if query.created_after is not None:
+        clauses.append("created_at >= :after")
+        params["after"] = query.created_after
+    if query.created_before is not None:
+        clauses.append("created_at < :before")
+        params["before"] = query.created_before
+    if query.cursor is not None:
+        clauses.append("(created_at < :c_at OR (created_at = :c_at AND id < :c_id))")
+        params["c_at"], params["c_id"] = query.cursor
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _order_row(order: Order) -> dict[str, Any]:
+    customer, address = order.customer, order.customer.shipping_address
+    return {
+        "id": order.id,
+        "merchant_reference": order.merchant_reference,
+        "state": str(order.state),
+        "currency": order.currency,
+        "amount_total": order.total.amount,
+        "customer_email": customer.email,
+        "customer_name": customer.name,
+        "customer_phone": customer.phone,
+        "ship_line1": address.line1,
+        "ship_line2": address.line2,
+        "ship_city": address.city,
+        "ship_postal_code": address.postal_code,
+        "ship_country": address.country,
+        "locale": order.locale,
+        "status_token": order.status_token,
+        "flag_reason": order.flag_reason,
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+def _line_rows(order: Order) -> list[dict[str, Any]]:
+    return [
+        {
+            "order_id": order.id,
+            "position": i,
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_amount": line.unit_amount,
+        }
+        for i, line in enumerate(order.lines)
+    ]
+
+
+def _order(row: Row, lines: list[Row]) -> Order:
+    address = Address(
+        line1=row["ship_line1"],
+        line2=row["ship_line2"],
+        city=row["ship_city"],
+        postal_code=row["ship_postal_code"],
+        country=row["ship_country"],
+    )
+    customer = Customer(
+        email=row["customer_email"],
+        name=row["customer_name"],
+        phone=row["customer_phone"],
+        shipping_address=address,
+    )
+    return Order(
+        id=row["id"],
+        state=OrderState(row["state"]),
+        currency=row["currency"],
+        lines=tuple(
+            OrderLine(
+                sku=li["sku"],
+                name=li["name"],
+                quantity=li["quantity"],
+                unit_amount=li["unit_amount"],
+            )
+            for li in lines
+        ),
+        customer=customer,
+        status_token=row["status_token"],
+        created_at=must_datetime(row["created_at"]),
+        updated_at=must_datetime(row["updated_at"]),
+        merchant_reference=row["merchant_reference"],
+        locale=row["locale"],
+        flag_reason=row["flag_reason"],
+        version=row["version"],
+    )
+
+
+def _attempt_row(attempt: PaymentAttempt) -> dict[str, Any]:
+    return {
+        "id": attempt.id,
+        "order_id": attempt.order_id,
+        "seq": attempt.seq,
+        "provider": attempt.provider,
+        "method": attempt.method,
+        "state": str(attempt.state),
+        "amount": attempt.amount,
+        "currency": attempt.currency,
+        "idempotency_key": attempt.idempotency_key,
+        "provider_ref": attempt.provider_ref,
+        "decline_code": attempt.decline_code,
+        "redirect_url": attempt.redirect_url,
+        "created_at": attempt.created_at,
+        "updated_at": attempt.updated_at,
+    }
+
+
+def _attempt(row: Row) -> PaymentAttempt:
+    return PaymentAttempt(
+        id=row["id"],
+        order_id=row["order_id"],
+        seq=row["seq"],
+        provider=row["provider"],
+        method=row["method"],
+        amount=row["amount"],
+        currency=row["currency"],
+        idempotency_key=row["idempotency_key"],
+        created_at=must_datetime(row["created_at"]),
+        updated_at=must_datetime(row["updated_at"]),
+        state=AttemptState(row["state"]),
+        provider_ref=row["provider_ref"],
+        decline_code=row["decline_code"],
+        redirect_url=row["redirect_url"],
+    )
+
+
+def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "order_id": entry.order_id,
+        "at": entry.at,
+        "kind": str(entry.kind),
+        "from_state": None if entry.from_state is None else str(entry.from_state),
+        "to_state": str(entry.to_state),
+        "cause": str(entry.cause),
+        "actor": entry.actor,
+        "note": entry.note,
+        "request_id": entry.request_id,
+    }
+
+
+def _entry(row: Row) -> TimelineEntry:
+    return TimelineEntry(
+        id=row["id"],
+        order_id=row["order_id"],
+        at=must_datetime(row["at"]),
+        kind=EntryKind(row["kind"]),
+        from_state=None if row["from_state"] is None else OrderState(row["from_state"]),
+        to_state=OrderState(row["to_state"]),
+        cause=Cause(row["cause"]),
+        note=row["note"],
+        actor=row["actor"],
+        request_id=row["request_id"],
+    )
+
+
+def _event_row(event: OutboxEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "order_id": event.order_id,
+        "type": str(event.type),
+        "payload": orjson.dumps(event.payload).decode(),
+        "created_at": event.at,
+    }
+
+
+def _event(row: Row) -> OutboxEvent:
+    return OutboxEvent(
+        id=row["id"],
+        order_id=row["order_id"],
+        type=EventType(row["type"]),
+        at=must_datetime(row["created_at"]),
+        payload=orjson.loads(row["payload"]),
+    )

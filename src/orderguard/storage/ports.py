@@ -1,0 +1,169 @@
+"""What the services need from storage; SQLite, PostgreSQL and memory implement it.
+
+A unit of work is one transaction: leaving its ``async with`` block without
+:meth:`UnitOfWork.commit` rolls everything back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from orderguard.domain.events import OutboxEvent, TimelineEntry
+from orderguard.domain.order import Order
+from orderguard.domain.states import OrderState
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What one ``Idempotency-Key`` (within one merchant scope) was used for."""
+
+    scope: str
+    key: str
+    #: SHA-256 of the request's method, path and canonical JSON body.
+    fingerprint: str
+    created_at: datetime
+    order_id: str | None = None
+    #: Set once the response is final; ``None`` while the first request is in flight.
+    response_status: int | None = None
+    response_body: bytes | None = None
+    #: While in flight, other requests with the key are refused until this moment.
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A merchant API key; only the SHA-256 of its secret is stored."""
+
+    id: str
+    name: str
+    prefix: str
+    secret_hash: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderQuery:
+    """A page of orders, newest first, after the keyset cursor ``(created_at, id)``."""
+
+    limit: int
+    state: OrderState | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    cursor: tuple[datetime, str] | None = None
+
+
+class OrderRepository(Protocol):
+    """Orders with their lines, attempts, timeline and outbox events."""
+
+    async def add(self, order: Order) -> None:
+        """Store a new order with its recorded entries and events.
+
+        Raises ``DuplicateMerchantReference`` when its merchant reference is taken.
+        """
+        ...
+
+    async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        """The order, or ``None``; ``for_update`` locks its row until the transaction ends."""
+        ...
+
+    async def find_by_reference(self, merchant_reference: str) -> str | None:
+        """The id of the order carrying ``merchant_reference``, if any."""
+        ...
+
+    async def save(self, order: Order) -> None:
+        """Store the order's changes, its attempts and its new entries and events."""
+        ...
+
+    async def search(self, query: OrderQuery) -> list[Order]:
+        """Orders matching ``query``, newest first (without attempts)."""
+        ...
+
+    async def timeline(self, order_id: str) -> list[TimelineEntry]:
+        """The order's timeline, oldest first."""
+        ...
+
+    async def events(self, order_id: str) -> list[OutboxEvent]:
+        """The order's outbox events, in the order they were committed."""
+        ...
+
+
+class IdempotencyRepository(Protocol):
+    """Idempotency records, one per (scope, key)."""
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Insert ``record`` unless its key exists; return the existing record if it does."""
+        ...
+
+    async def complete(
+        self, scope: str, key: str, *, order_id: str, status: int, body: bytes
+    ) -> None:
+        """Store the final response of the request that claimed the key."""
+        ...
+
+    async def prune(self, created_before: datetime) -> int:
+        """Delete records created before the given moment; return how many."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    """Merchant API keys."""
+
+    async def add(self, key: ApiKey) -> None:
+        """Store a new key."""
+        ...
+
+    async def all(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+        ...
+
+    async def find_active(self, secret_hash: str) -> ApiKey | None:
+        """The unrevoked key whose secret hashes to ``secret_hash``."""
+        ...
+
+    async def revoke(self, key_id: str, at: datetime) -> bool:
+        """Revoke the key; ``False`` when no unrevoked key has that id."""
+        ...
+
+    async def count_active(self) -> int:
+        """How many keys are not revoked."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository."""
+
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    async def __aenter__(self) -> UnitOfWork: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None:
+        """Make every change of this unit of work durable."""
+        ...
+
+
+class UnitOfWorkFactory(Protocol):
+    """Opens units of work; the storage back end the application is wired to."""
+
+    def __call__(self) -> UnitOfWork: ...
+
+    async def close(self) -> None:
+        """Release every connection."""
+        ...

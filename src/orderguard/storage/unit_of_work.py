@@ -1,0 +1,66 @@
+"""The SQL unit of work: one transaction, every repository on its connection."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+
+from orderguard.storage.database import Database, Transaction
+from orderguard.storage.keys import SqlApiKeyRepository, SqlIdempotencyRepository
+from orderguard.storage.orders import SqlOrderRepository
+
+#: How each dialect locks a row read with ``for_update`` (SQLite locks on BEGIN IMMEDIATE).
+_LOCK_CLAUSE = {"postgresql": " FOR UPDATE", "sqlite": ""}
+
+
+class SqlUnitOfWork:
+    """A transaction on SQLite or PostgreSQL."""
+
+    orders: SqlOrderRepository
+    idempotency: SqlIdempotencyRepository
+    api_keys: SqlApiKeyRepository
+
+    def __init__(self, db: Database, *, write: bool = True) -> None:
+        self._db = db
+        self._write = write
+        self._context: AbstractAsyncContextManager[Transaction] | None = None
+        self._tx: Transaction | None = None
+
+    async def __aenter__(self) -> SqlUnitOfWork:
+        self._context = self._db.transaction(write=self._write)
+        self._tx = await self._context.__aenter__()
+        conn = self._tx.conn
+        self.orders = SqlOrderRepository(conn, lock_clause=_LOCK_CLAUSE[self._db.dialect])
+        self.idempotency = SqlIdempotencyRepository(conn)
+        self.api_keys = SqlApiKeyRepository(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._context is not None
+        await self._context.__aexit__(exc_type, exc, tb)
+
+    async def commit(self) -> None:
+        assert self._tx is not None
+        await self._tx.commit()
+
+
+class SqlStorage:
+    """Opens SQL units of work on one database; what the application is wired to."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __call__(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.db)
+
+    def reader(self) -> SqlUnitOfWork:
+        """A unit of work that only reads (no write lock on SQLite)."""
+        return SqlUnitOfWork(self.db, write=False)
+
+    async def close(self) -> None:
+        await self.db.close()

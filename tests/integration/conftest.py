@@ -1,0 +1,41 @@
+"""An API client on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from orderguard.api.app import create_app
+from orderguard.bootstrap import Container, wire
+from orderguard.config import Settings
+from tests.conftest import open_storage
+
+
+@dataclass
+class Api:
+    """A client talking to the app in-process, and the app's wiring."""
+
+    client: httpx.AsyncClient
+    container: Container
+
+
+def api_settings(**changes: object) -> Settings:
+    """Settings for API tests."""
+    values: dict[str, object] = {"public_url": "https://shop.example"}
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    storage = await open_storage(url)
+    container = wire(api_settings(), storage)
+    app = create_app(container=container)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield Api(client, container)
+    await storage.close()

@@ -1,0 +1,269 @@
+"""One storage contract, run unchanged on the in-memory fake, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orderguard.domain.errors import DuplicateMerchantReference
+from orderguard.domain.events import Cause
+from orderguard.domain.order import PaymentAttempt
+from orderguard.domain.states import AttemptState, OrderState
+from orderguard.storage.orders import ConcurrentUpdate
+from orderguard.storage.ports import ApiKey, IdempotencyRecord, OrderQuery, UnitOfWorkFactory
+from tests.factories import new_order
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+async def test_an_added_order_reads_back_whole(storage: UnitOfWorkFactory) -> None:
+    order = new_order(reference="A-1", at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    async with storage() as uow:
+        loaded = await uow.orders.get(order.id)
+        timeline = await uow.orders.timeline(order.id)
+        events = await uow.orders.events(order.id)
+    assert loaded is not None
+    for field in (
+        "id",
+        "state",
+        "currency",
+        "lines",
+        "customer",
+        "status_token",
+        "created_at",
+        "merchant_reference",
+        "locale",
+        "flag_reason",
+    ):
+        assert getattr(loaded, field) == getattr(order, field), field
+    assert loaded.total.amount == 2 * 1999 + 850
+    assert [(e.from_state, e.to_state, e.cause) for e in timeline] == [
+        (None, OrderState.RECEIVED, Cause.API)
+    ]
+    assert [(e.type, e.payload["order_id"]) for e in events] == [("order.received", order.id)]
+
+
+async def test_leaving_without_commit_rolls_everything_back(storage: UnitOfWorkFactory) -> None:
+    order = new_order(at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+    with pytest.raises(RuntimeError):
+        async with storage() as uow:
+            await uow.orders.add(new_order(at=T0))
+            raise RuntimeError("boom")
+    async with storage() as uow:
+        assert await uow.orders.get(order.id) is None
+        assert await uow.orders.search(OrderQuery(limit=10)) == []
+
+
+async def test_a_taken_merchant_reference_names_the_order_holding_it(
+    storage: UnitOfWorkFactory,
+) -> None:
+    first = new_order(reference="A-1001", at=T0)
+    async with storage() as uow:
+        await uow.orders.add(first)
+        await uow.commit()
+    with pytest.raises(DuplicateMerchantReference) as caught:
+        async with storage() as uow:
+            await uow.orders.add(new_order(reference="A-1001", at=T0))
+    assert caught.value.existing_order_id == first.id
+    async with storage() as uow:
+        assert await uow.orders.find_by_reference("A-1001") == first.id
+        assert await uow.orders.find_by_reference("nope") is None
+
+
+async def test_saving_moves_state_stores_attempts_and_appends_history(
+    storage: UnitOfWorkFactory,
+) -> None:
+    order = new_order(at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    async with storage() as uow:
+        loaded = await uow.orders.get(order.id, for_update=True)
+        assert loaded is not None
+        loaded.attempts.append(
+            PaymentAttempt(
+                id="pay_1",
+                order_id=order.id,
+                seq=1,
+                provider="sandbox",
+                method="pm_card_visa",
+                amount=4848,
+                currency="EUR",
+                idempotency_key="pay_1",
+                created_at=T0,
+                updated_at=T0,
+            )
+        )
+        loaded.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0)
+        await uow.orders.save(loaded)
+        await uow.commit()
+    async with storage() as uow:
+        again = await uow.orders.get(order.id)
+        assert again is not None
+        again.attempts[0].move_to(AttemptState.SUCCEEDED, at=T0 + timedelta(seconds=1))
+        again.attempts[0].provider_ref = "pi_123"
+        again.move_to(OrderState.PAID, cause=Cause.WEBHOOK, at=T0 + timedelta(seconds=1))
+        again.flag("amount mismatch", cause=Cause.RECONCILIATION, at=T0)
+        await uow.orders.save(again)
+        await uow.commit()
+    async with storage() as uow:
+        final = await uow.orders.get(order.id)
+        timeline = await uow.orders.timeline(order.id)
+        events = await uow.orders.events(order.id)
+    assert final is not None
+    assert (final.state, final.flag_reason) == (OrderState.PAID, "amount mismatch")
+    assert [(a.state, a.provider_ref) for a in final.attempts] == [
+        (AttemptState.SUCCEEDED, "pi_123")
+    ]
+    assert [e.to_state for e in timeline] == ["received", "payment_pending", "paid", "paid"]
+    assert [e.type for e in events] == ["order.received", "order.paid", "order.flagged"]
+
+
+async def test_a_stale_copy_cannot_overwrite_a_newer_one(storage: UnitOfWorkFactory) -> None:
+    order = new_order(at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    async with storage() as uow:
+        stale = await uow.orders.get(order.id)
+    async with storage() as uow:
+        fresh = await uow.orders.get(order.id)
+        assert fresh is not None
+        fresh.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=T0)
+        await uow.orders.save(fresh)
+        await uow.commit()
+    assert stale is not None
+    stale.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0)
+    with pytest.raises(ConcurrentUpdate):
+        async with storage() as uow:
+            await uow.orders.save(stale)
+    async with storage() as uow:
+        current = await uow.orders.get(order.id)
+    assert current is not None and current.state is OrderState.CANCELLED
+
+
+async def test_orders_page_newest_first_with_filters_and_a_keyset_cursor(
+    storage: UnitOfWorkFactory,
+) -> None:
+    orders = [new_order(at=T0 + timedelta(minutes=i)) for i in range(7)]
+    orders[3].move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=T0)
+    async with storage() as uow:
+        for order in orders:
+            await uow.orders.add(order)
+        await uow.commit()
+    newest_first = [o.id for o in reversed(orders)]
+    seen: list[str] = []
+    cursor = None
+    async with storage() as uow:
+        while True:
+            page = await uow.orders.search(OrderQuery(limit=3, cursor=cursor))
+            seen += [o.id for o in page]
+            if len(page) < 3:
+                break
+            cursor = (page[-1].created_at, page[-1].id)
+        cancelled = await uow.orders.search(OrderQuery(limit=10, state=OrderState.CANCELLED))
+        window = await uow.orders.search(
+            OrderQuery(
+                limit=10,
+                created_after=T0 + timedelta(minutes=2),
+                created_before=T0 + timedelta(minutes=4),
+            )
+        )
+    assert seen == newest_first
+    assert [o.id for o in cancelled] == [orders[3].id]
+    assert [o.id for o in window] == [orders[3].id, orders[2].id]
+    assert cancelled[0].lines == orders[3].lines
+
+
+async def test_an_idempotency_key_is_claimed_once_and_completed(
+    storage: UnitOfWorkFactory,
+) -> None:
+    record = IdempotencyRecord(
+        scope="local",
+        key="k1",
+        fingerprint="f1",
+        created_at=T0,
+        locked_until=T0 + timedelta(seconds=30),
+    )
+    async with storage() as uow:
+        assert await uow.idempotency.claim(record) is None
+        await uow.commit()
+    async with storage() as uow:
+        existing = await uow.idempotency.claim(
+            IdempotencyRecord(scope="local", key="k1", fingerprint="f2", created_at=T0)
+        )
+    assert existing is not None
+    assert (existing.fingerprint, existing.response_status) == ("f1", None)
+    assert existing.locked_until == T0 + timedelta(seconds=30)
+    async with storage() as uow:
+        await uow.idempotency.complete("local", "k1", order_id="ord_1", status=201, body=b"{}")
+        other_scope = await uow.idempotency.claim(
+            IdempotencyRecord(scope="key_2", key="k1", fingerprint="f9", created_at=T0)
+        )
+        await uow.commit()
+    assert other_scope is None
+    async with storage() as uow:
+        done = await uow.idempotency.claim(record)
+    assert done is not None
+    assert (done.order_id, done.response_status, done.response_body) == ("ord_1", 201, b"{}")
+    assert done.locked_until is None
+
+
+async def test_pruning_removes_only_old_idempotency_records(storage: UnitOfWorkFactory) -> None:
+    order = new_order(at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+        for key, age in (("old", 30), ("new", 1)):
+            await uow.idempotency.claim(
+                IdempotencyRecord(
+                    scope="local",
+                    key=key,
+                    fingerprint="f",
+                    created_at=T0 - timedelta(hours=age),
+                    order_id=order.id,
+                    response_status=201,
+                    response_body=b"{}",
+                )
+            )
+        await uow.commit()
+    async with storage() as uow:
+        assert await uow.idempotency.prune(T0 - timedelta(hours=24)) == 1
+        await uow.commit()
+    async with storage() as uow:
+        assert (
+            await uow.idempotency.claim(
+                IdempotencyRecord(scope="local", key="old", fingerprint="f", created_at=T0)
+            )
+            is None
+        )
+        assert (
+            await uow.idempotency.claim(
+                IdempotencyRecord(scope="local", key="new", fingerprint="f", created_at=T0)
+            )
+            is not None
+        )
+        assert await uow.orders.get(order.id) is not None
+
+
+async def test_api_keys_are_found_by_hash_until_revoked(storage: UnitOfWorkFactory) -> None:
+    key = ApiKey(id="key_1", name="shop", prefix="og_sk_abc", secret_hash="h1", created_at=T0)
+    async with storage() as uow:
+        await uow.api_keys.add(key)
+        await uow.commit()
+    async with storage() as uow:
+        assert await uow.api_keys.find_active("h1") == key
+        assert await uow.api_keys.count_active() == 1
+        assert await uow.api_keys.revoke("key_1", T0) is True
+        assert await uow.api_keys.revoke("key_1", T0) is False
+        await uow.commit()
+    async with storage() as uow:
+        assert await uow.api_keys.find_active("h1") is None
+        assert await uow.api_keys.count_active() == 0
+        [listed] = await uow.api_keys.all()
+    assert listed.revoked_at == T0
