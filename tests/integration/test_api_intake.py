@@ -259,3 +259,21 @@ async def test_hostile_text_never_causes_a_500(api: Api, poison: str) -> None:
     )
     assert response.status_code in {201, 400, 422}, response.text
     assert response.status_code == 201 or response.headers["content-type"] == PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "locale"),
+    [("en;q=0.5, zh-CN;q=0.9", "zh-CN"), ("fr, en;q=0.8", "en"), ("zh;q=bad, en", "en")],
+)
+async def test_accept_language_quality_values_are_respected(
+    api: Api, accept_language: str, locale: str
+) -> None:
+    headers = {**key(), "Accept-Language": accept_language}
+    response = await api.client.post("/v1/orders", json=order_body(), headers=headers)
+    assert response.json()["locale"] == locale
+
+
+async def test_an_explicit_locale_wins_over_accept_language(api: Api) -> None:
+    headers = {**key(), "Accept-Language": "en"}
+    response = await api.client.post("/v1/orders", json=order_body(locale="zh-CN"), headers=headers)
+    assert response.json()["locale"] == "zh-CN"

@@ -89,8 +89,15 @@ def locale(explicit: str | None, accept_language: str | None) -> str:
     """The shopper's language: the explicit field, else the best Accept-Language match."""
     if explicit:
         return explicit
-    for part in (accept_language or "").split(","):
-        tag = part.split(";")[0].strip().lower()
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
+        try:
+            ranked.append((-float(quality), position, tag.strip().lower()))
+        except ValueError:
+            continue
+    for _, _, tag in sorted(ranked):
         if tag.startswith("zh"):
             return "zh-CN"
         if tag.startswith("en"):
