@@ -1,0 +1,198 @@
+"""How a provider's answer moves an attempt and its order (G3, G6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from orderguard.domain.events import Cause, EntryKind
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.settle import Outcome, apply_outcome
+from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
+from tests.factories import new_order
+
+AT = datetime(2026, 11, 24, tzinfo=UTC)
+S = AttemptState
+
+
+def _pending(order: Order, seq: int = 1) -> PaymentAttempt:
+    attempt = PaymentAttempt(
+        id=f"pay_{seq}",
+        order_id=order.id,
+        seq=seq,
+        provider="sandbox",
+        method="pm_card_visa",
+        amount=order.total.amount,
+        currency=order.currency,
+        idempotency_key=f"k{seq}",
+        created_at=AT,
+        updated_at=AT,
+    )
+    order.attempts.append(attempt)
+    if order.state is not OrderState.PAYMENT_PENDING:
+        order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
+    return attempt
+
+
+def _ok(order: Order) -> Outcome:
+    return Outcome(S.SUCCEEDED, "pi_1", order.total.amount, "eur")
+
+
+def test_a_success_of_the_right_amount_pays_the_order() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(order, attempt, _ok(order), cause=Cause.API, at=AT)
+    assert (order.state, attempt.state, attempt.provider_ref) == ("paid", "succeeded", "pi_1")
+    assert order.flag_reason is None
+
+
+def test_a_success_of_another_amount_is_flagged_never_paid() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(order, attempt, Outcome(S.SUCCEEDED, "pi_1", 1, "EUR"), cause=Cause.API, at=AT)
+    assert order.state is OrderState.PAYMENT_PENDING
+    assert order.flag_reason is not None and order.flag_reason.startswith("amount mismatch")
+    apply_outcome(
+        order,
+        attempt,
+        Outcome(S.SUCCEEDED, "pi_1", order.total.amount, "USD"),
+        cause=Cause.API,
+        at=AT,
+    )
+    assert order.state is OrderState.PAYMENT_PENDING
+
+
+def test_a_late_failure_after_paid_changes_nothing_but_the_timeline() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(order, attempt, _ok(order), cause=Cause.API, at=AT)
+    apply_outcome(
+        order,
+        attempt,
+        Outcome(S.FAILED, decline_code="generic_decline"),
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+    assert (order.state, attempt.state) == ("paid", "succeeded")
+    assert order.new_entries[-1].kind is EntryKind.NOTE
+    assert "ignored failed" in order.new_entries[-1].note
+
+
+def test_a_second_successful_attempt_is_flagged_as_a_duplicate_charge() -> None:
+    order = new_order()
+    first = _pending(order)
+    apply_outcome(order, first, Outcome(S.UNKNOWN, reason="timeout"), cause=Cause.API, at=AT)
+    apply_outcome(order, first, _ok(order), cause=Cause.JANITOR, at=AT)
+    extra = PaymentAttempt(
+        id="pay_x",
+        order_id=order.id,
+        seq=2,
+        provider="sandbox",
+        method="pm_card_visa",
+        amount=order.total.amount,
+        currency="EUR",
+        idempotency_key="kx",
+        created_at=AT,
+        updated_at=AT,
+    )
+    order.attempts.append(extra)
+    apply_outcome(order, extra, _ok(order), cause=Cause.SWEEP, at=AT)
+    assert order.state is OrderState.PAID
+    assert order.flag_reason is not None and order.flag_reason.startswith("duplicate charge")
+
+
+def test_a_decline_fails_the_order_and_keeps_the_decline_code() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(
+        order,
+        attempt,
+        Outcome(S.FAILED, "pi_1", decline_code="insufficient_funds"),
+        cause=Cause.API,
+        at=AT,
+    )
+    assert (order.state, attempt.decline_code) == ("payment_failed", "insufficient_funds")
+    assert "insufficient_funds" in order.new_entries[-1].note
+
+
+def test_an_old_attempts_failure_does_not_speak_for_a_newer_attempt() -> None:
+    order = new_order()
+    first = _pending(order)
+    apply_outcome(
+        order, first, Outcome(S.FAILED, decline_code="card_declined"), cause=Cause.API, at=AT
+    )
+    second = _pending(order, seq=2)
+    apply_outcome(
+        order,
+        second,
+        Outcome(S.ACTION_REQUIRED, redirect_url="https://3ds"),
+        cause=Cause.API,
+        at=AT,
+    )
+    apply_outcome(
+        order, first, Outcome(S.FAILED, decline_code="card_declined"), cause=Cause.WEBHOOK, at=AT
+    )
+    assert order.state is OrderState.ACTION_REQUIRED
+
+
+@given(st.lists(st.tuples(st.sampled_from([0, 1]), st.sampled_from(list(S))), max_size=25))
+def test_no_sequence_of_results_moves_an_order_backwards_or_pays_without_a_success(
+    results: list[tuple[int, AttemptState]],
+) -> None:
+    order = new_order()
+    attempts = [_pending(order)]
+    attempts.append(
+        PaymentAttempt(
+            id="pay_2",
+            order_id=order.id,
+            seq=2,
+            provider="sandbox",
+            method="m",
+            amount=order.total.amount,
+            currency="EUR",
+            idempotency_key="k2",
+            created_at=AT,
+            updated_at=AT,
+        )
+    )
+    order.attempts = attempts
+    was_terminal = False
+    for index, state in results:
+        apply_outcome(
+            order,
+            attempts[index],
+            Outcome(state, f"pi_{index}", order.total.amount, "EUR"),
+            cause=Cause.WEBHOOK,
+            at=AT,
+        )
+        if was_terminal:
+            assert order.state in TERMINAL_ORDER_STATES
+        was_terminal = order.state in TERMINAL_ORDER_STATES
+        if order.state is OrderState.PAID:
+            assert any(a.state in {S.SUCCEEDED, S.REFUNDED} for a in attempts)
+
+
+def test_the_same_answer_twice_changes_nothing_the_second_time() -> None:
+    order = new_order()
+    first = _pending(order)
+    apply_outcome(order, first, _ok(order), cause=Cause.API, at=AT)
+    extra = PaymentAttempt(
+        id="pay_x",
+        order_id=order.id,
+        seq=2,
+        provider="sandbox",
+        method="m",
+        amount=order.total.amount,
+        currency="EUR",
+        idempotency_key="kx",
+        created_at=AT,
+        updated_at=AT,
+    )
+    order.attempts.append(extra)
+    apply_outcome(order, extra, _ok(order), cause=Cause.SWEEP, at=AT)
+    entries = len(order.new_entries)
+    apply_outcome(order, extra, _ok(order), cause=Cause.WEBHOOK, at=AT)
+    apply_outcome(order, first, _ok(order), cause=Cause.WEBHOOK, at=AT)
+    assert len(order.new_entries) == entries
