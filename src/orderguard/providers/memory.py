@@ -1,0 +1,193 @@
+"""An in-memory ``PaymentProvider`` for tests, shipped with the package.
+
+It knows the same test payment methods as the sandbox (:mod:`.testcards`), honours
+idempotency keys, records every successful charge, produces signed webhooks in
+:attr:`InMemoryProvider.webhooks`, and can be told to fail the next call (:meth:`fail_next`).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from orderguard.providers import memory_webhooks, testcards
+from orderguard.providers.base import (
+    Charge,
+    ChargeRequest,
+    InvalidWebhook,
+    PaymentOutcome,
+    PaymentResult,
+    ProviderError,
+    ProviderRejected,
+    RefundResult,
+    WebhookEvent,
+)
+from orderguard.providers.memory_payments import (
+    Payment,
+    authenticated,
+    charge_of,
+    fingerprint,
+    first_result,
+)
+from orderguard.providers.signing import (
+    DEFAULT_TOLERANCE_S,
+    SIGNATURE_HEADER,
+    header_value,
+    verify_signature,
+)
+
+#: Event type per outcome a payment can reach.
+EVENT_TYPES = {
+    PaymentOutcome.SUCCEEDED: "payment_intent.succeeded",
+    PaymentOutcome.FAILED: "payment_intent.payment_failed",
+    PaymentOutcome.ACTION_REQUIRED: "payment_intent.requires_action",
+}
+
+
+class InMemoryProvider:
+    """A payment provider living in a dict; ``clock`` gives unix seconds for ``created``."""
+
+    def __init__(
+        self,
+        *,
+        name: str = "memory",
+        webhook_secret: str = "whsec_memory",
+        clock: Callable[[], float] = time.time,
+        webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
+    ) -> None:
+        self.name = name
+        self.webhook_secret = webhook_secret
+        self._clock = clock
+        self._tolerance_s = webhook_tolerance_s
+        self.payments: dict[str, Payment] = {}
+        self.refunds: list[RefundResult] = []
+        #: Signed ``(body, headers)`` webhooks, one per state change, in order.
+        self.webhooks: list[tuple[bytes, dict[str, str]]] = []
+        self._keys: dict[str, tuple[object, PaymentResult | RefundResult]] = {}
+        self._failures: list[tuple[ProviderError, bool]] = []
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(int(self._clock()), UTC)
+
+    def fail_next(self, error: ProviderError, *, after_effect: bool = False) -> None:
+        """Make the next call raise ``error``, before its effect or (``after_effect``) after it."""
+        self._failures.append((error, after_effect))
+
+    def _maybe_fail(self, *, after_effect: bool) -> None:
+        if self._failures and self._failures[0][1] is after_effect:
+            raise self._failures.pop(0)[0]
+
+    def _replay(self, key: str, bound_to: object) -> PaymentResult | RefundResult | None:
+        if key not in self._keys:
+            return None
+        bound, result = self._keys[key]
+        if bound != bound_to:
+            raise ProviderRejected(f"idempotency key {key!r} reused with other parameters")
+        return result
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        """Pay with a test method; the same key and request replay the first answer."""
+        self._maybe_fail(after_effect=False)
+        replayed = self._replay(request.idempotency_key, fingerprint(request))
+        if isinstance(replayed, PaymentResult):
+            return replayed
+        if request.method not in testcards.TEST_METHODS:
+            raise ProviderRejected(f"no such payment method {request.method!r}")
+        ref = f"mem_pi_{secrets.token_hex(8)}"
+        payment = Payment(request, first_result(ref, request, now=self._now()))
+        self.payments[ref] = payment
+        self._settled(payment)
+        self._keys[request.idempotency_key] = (fingerprint(request), payment.result)
+        self._maybe_fail(after_effect=True)
+        return payment.result
+
+    def _settled(self, payment: Payment) -> None:
+        if payment.result.outcome is PaymentOutcome.SUCCEEDED:
+            payment.charged_at = self._now()
+        event_type = EVENT_TYPES[payment.result.outcome]
+        self.webhooks.append(self.signed_webhook(event_type, payment=payment.result))
+
+    def signed_webhook(
+        self,
+        event_type: str,
+        *,
+        timestamp: int | None = None,
+        payment: PaymentResult | None = None,
+        refund: RefundResult | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """A signed webhook about ``payment`` or ``refund``, as :meth:`parse_webhook` expects."""
+        signed_at = int(time.time()) if timestamp is None else timestamp
+        event_id = f"mem_evt_{secrets.token_hex(8)}"
+        body = memory_webhooks.encode(
+            event_id, event_type, created=signed_at, payment=payment, refund=refund
+        )
+        return body, memory_webhooks.sign(body, self.webhook_secret, timestamp=signed_at)
+
+    def complete_action(self, provider_ref: str, *, approved: bool) -> PaymentResult:
+        """The shopper passes (or fails) 3-D Secure for a payment awaiting it."""
+        payment = self.payments[provider_ref]
+        if payment.result.outcome is PaymentOutcome.ACTION_REQUIRED:
+            payment.result = authenticated(payment.result, approved=approved)
+            self._settled(payment)
+        return payment.result
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        """The payment's current result."""
+        self._maybe_fail(after_effect=False)
+        if provider_ref not in self.payments:
+            raise ProviderRejected(f"no such payment {provider_ref!r}")
+        return self.payments[provider_ref].result
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        """Every payment made for ``order_id``."""
+        self._maybe_fail(after_effect=False)
+        return [p.result for p in self.payments.values() if p.request.order_id == order_id]
+
+    async def refund(
+        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund all that is left (``amount=None``) or part of a succeeded payment."""
+        self._maybe_fail(after_effect=False)
+        replayed = self._replay(idempotency_key, (provider_ref, amount))
+        if isinstance(replayed, RefundResult):
+            return replayed
+        payment = self.payments.get(provider_ref)
+        if payment is None or payment.result.outcome is not PaymentOutcome.SUCCEEDED:
+            raise ProviderRejected(f"{provider_ref!r} has no succeeded charge to refund")
+        left = payment.request.amount - payment.refunded
+        wanted = left if amount is None else amount
+        if not 0 < wanted <= left:
+            raise ProviderRejected(f"cannot refund {wanted} of {left} left on {provider_ref!r}")
+        payment.refunded += wanted
+        ref = f"mem_re_{secrets.token_hex(8)}"
+        made = RefundResult(ref, provider_ref, wanted, payment.request.currency, "succeeded")
+        self.refunds.append(made)
+        self._keys[idempotency_key] = ((provider_ref, amount), made)
+        self.webhooks.append(self.signed_webhook("charge.refunded", refund=made))
+        self._maybe_fail(after_effect=True)
+        return made
+
+    async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
+        """Succeeded payments charged in ``[since, until)``."""
+        self._maybe_fail(after_effect=False)
+        return [
+            charge_of(p)
+            for p in self.payments.values()
+            if p.charged_at is not None and since <= p.charged_at < until
+        ]
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify the HMAC signature and its age, then parse."""
+        header = header_value(headers, SIGNATURE_HEADER)
+        verify_signature(
+            body, header, self.webhook_secret, tolerance_s=self._tolerance_s, now=time.time()
+        )
+        try:
+            return memory_webhooks.decode(body)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidWebhook(f"malformed webhook body: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Nothing to release."""

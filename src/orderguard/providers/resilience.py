@@ -1,0 +1,133 @@
+"""Retries with backoff and jitter for transient errors only, and a circuit breaker.
+
+Policies are pure; the retrying wrapper is itself a ``PaymentProvider``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from orderguard.providers.base import (
+    Charge,
+    ChargeRequest,
+    PaymentProvider,
+    PaymentResult,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderServerError,
+    ProviderUnavailable,
+    RefundResult,
+    WebhookEvent,
+)
+from orderguard.providers.breaker import BreakerState, CircuitBreaker
+
+T = TypeVar("T")
+
+
+def should_retry(exc: BaseException) -> bool:
+    """Whether repeating the call is safe: only errors that say so (never an unknown outcome)."""
+    return isinstance(exc, ProviderError) and exc.safe_to_retry
+
+
+def is_transport_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says the provider is unwell (counts towards opening a breaker)."""
+    return isinstance(exc, ProviderUnavailable | ProviderServerError | ProviderOutcomeUnknown)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to retry: full-jitter exponential backoff, capped, within a deadline."""
+
+    #: Attempts in all, the first included.
+    attempts: int = 4
+    #: Scale of the first wait in seconds (the wait is random in ``[0, initial_s * 2**n]``).
+    initial_s: float = 0.2
+    #: No single wait is longer than this.
+    max_wait_s: float = 5.0
+    #: No retry starts after this many seconds since the first attempt.
+    deadline_s: float = 20.0
+
+
+class RetryingProvider:
+    """Wraps a provider; safe-to-retry errors are retried under a :class:`RetryPolicy`."""
+
+    def __init__(
+        self,
+        inner: PaymentProvider,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        policy = self.policy
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(should_retry),
+            wait=wait_random_exponential(multiplier=policy.initial_s, max=policy.max_wait_s),
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.deadline_s),
+            sleep=self._sleep,
+            reraise=True,
+        )
+
+        async def attempt() -> T:
+            return await call()
+
+        return await retrying(attempt)
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        """Create, retrying safe errors (the idempotency key makes repeats harmless)."""
+        return await self._retry(lambda: self.inner.create_payment(request))
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        """Retrieve, retrying safe errors."""
+        return await self._retry(lambda: self.inner.retrieve_payment(provider_ref))
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        """Search, retrying safe errors."""
+        return await self._retry(lambda: self.inner.find_payments(order_id))
+
+    async def refund(
+        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund, retrying safe errors."""
+        return await self._retry(
+            lambda: self.inner.refund(provider_ref, amount=amount, idempotency_key=idempotency_key)
+        )
+
+    async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
+        """List, retrying safe errors."""
+        return await self._retry(lambda: self.inner.list_successful_charges(since, until))
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Parse (local work: nothing to retry)."""
+        return self.inner.parse_webhook(body, headers)
+
+    async def aclose(self) -> None:
+        """Close the wrapped provider."""
+        await self.inner.aclose()
+
+
+__all__ = [
+    "BreakerState",
+    "CircuitBreaker",
+    "RetryPolicy",
+    "RetryingProvider",
+    "is_transport_failure",
+    "should_retry",
+]

@@ -1,0 +1,101 @@
+"""The Stripe-compatible endpoints: the subset of ``/v1`` the Stripe adapter uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from orderguard.providers.sandbox import objects
+from orderguard.providers.sandbox.engine import Outcome
+from orderguard.providers.sandbox.forms import parse_form
+from orderguard.providers.sandbox.ledger import Obj
+from orderguard.providers.sandbox.service import Sandbox, error_response
+
+Operation = Callable[[Request, Obj], Outcome]
+
+
+def _authorized(request: Request) -> bool:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and key.startswith("sk_test_")
+
+
+async def _params(request: Request, *, mutating: bool) -> Obj:
+    if mutating:
+        return parse_form((await request.body()).decode())
+    return parse_form(request.url.query)
+
+
+async def handle(request: Request, op: Operation, *, mutating: bool) -> Response:
+    """Authenticate, inject faults, run ``op`` (idempotently for writes), answer."""
+    sandbox: Sandbox = request.app.state.sandbox
+    if not _authorized(request):
+        return error_response(401, "invalid_request_error", "Invalid API Key provided.")
+    faults = sandbox.dice.call(sandbox.profile, mutating=mutating)
+    early = await sandbox.before(faults, request.url.path)
+    if early is not None:
+        return early
+    params = await _params(request, mutating=mutating)
+    replayed = False
+    if mutating:
+        key = request.headers.get("idempotency-key")
+        outcome, replayed = await sandbox.write(
+            key, request.url.path, params, lambda p: op(request, p)
+        )
+    else:
+        outcome = op(request, params)
+    if faults.error_after:
+        sandbox.fault("error_after", request.url.path)
+        return error_response(500, "api_error", "Internal error (sandbox fault, after effect).")
+    if faults.timeout_after:
+        sandbox.fault("timeout_after", request.url.path)
+        await sandbox.hold(request)
+    headers = {"Request-Id": objects.new_id("req")}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+
+
+def _sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
+
+
+def _create_intent(request: Request, params: Obj) -> Outcome:
+    base = str(request.base_url).rstrip("/")
+    return _sandbox(request).engine.create_payment_intent(params, hosted_base=base)
+
+
+def _retrieve(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.retrieve(request.path_params["intent"])
+
+
+def _search(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.search(str(params.get("query", "")))
+
+
+def _charges(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.list_charges(params)
+
+
+def _refund(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.create_refund(params)
+
+
+def _endpoint(op: Operation, *, mutating: bool) -> Callable[[Request], object]:
+    async def endpoint(request: Request) -> Response:
+        return await handle(request, op, mutating=mutating)
+
+    return endpoint
+
+
+#: The ``/v1`` routes (search before the ``{intent}`` route that would swallow it).
+ROUTES = [
+    Route("/v1/payment_intents", _endpoint(_create_intent, mutating=True), methods=["POST"]),
+    Route("/v1/payment_intents/search", _endpoint(_search, mutating=False), methods=["GET"]),
+    Route("/v1/payment_intents/{intent}", _endpoint(_retrieve, mutating=False), methods=["GET"]),
+    Route("/v1/refunds", _endpoint(_refund, mutating=True), methods=["POST"]),
+    Route("/v1/charges", _endpoint(_charges, mutating=False), methods=["GET"]),
+]

@@ -1,0 +1,123 @@
+"""The sandbox's ledger: every object, idempotent response, fault and event in one SQLite file.
+
+A restart of the sandbox loses nothing. This is the sandbox's own private store (a test
+oracle), not orderguard's storage layer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+Obj = dict[str, Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL,
+  created INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS idempotency (
+  key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS faults (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, detail TEXT NOT NULL,
+  at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, type TEXT NOT NULL,
+  body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+class Ledger:
+    """Objects stored as JSON by id and kind (``payment_intent``, ``charge``, ``refund``)."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def put(self, obj: Obj) -> Obj:
+        """Insert or replace an object by its id."""
+        self._db.execute(
+            "INSERT INTO objects (id, kind, created, body) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            (obj["id"], obj["object"], obj["created"], json.dumps(obj)),
+        )
+        return obj
+
+    def get(self, object_id: str, kind: str) -> Obj | None:
+        """One object, or None."""
+        row = self._db.execute(
+            "SELECT body FROM objects WHERE id = ? AND kind = ?", (object_id, kind)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def all(self, kind: str) -> list[Obj]:
+        """Every object of a kind, newest first (Stripe's list order)."""
+        rows = self._db.execute(
+            "SELECT body FROM objects WHERE kind = ? ORDER BY created DESC, seq DESC", (kind,)
+        )
+        return [dict(json.loads(body)) for (body,) in rows]
+
+    def replay(self, key: str) -> tuple[str, int, Obj] | None:
+        """The stored (fingerprint, status, body) of an idempotency key."""
+        row = self._db.execute(
+            "SELECT fingerprint, status, body FROM idempotency WHERE key = ?", (key,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
+
+    def remember(self, key: str, fingerprint: str, status: int, body: Obj) -> None:
+        """Store the response given to an idempotency key."""
+        self._db.execute(
+            "INSERT INTO idempotency (key, fingerprint, status, body) VALUES (?, ?, ?, ?)",
+            (key, fingerprint, status, json.dumps(body)),
+        )
+
+    def record_fault(self, kind: str, detail: str) -> None:
+        """Count one injected fault."""
+        self._db.execute(
+            "INSERT INTO faults (kind, detail, at) VALUES (?, ?, ?)", (kind, detail, time.time())
+        )
+
+    def faults(self) -> list[Obj]:
+        """Every injected fault in order."""
+        rows = self._db.execute("SELECT seq, kind, detail, at FROM faults ORDER BY seq")
+        return [{"seq": s, "kind": k, "detail": d, "at": a} for s, k, d, a in rows]
+
+    def add_event(self, evt: Obj) -> None:
+        """Store an event awaiting delivery."""
+        self._db.execute(
+            "INSERT INTO events (id, type, body) VALUES (?, ?, ?)",
+            (evt["id"], evt["type"], json.dumps(evt)),
+        )
+
+    def set_event_state(self, event_id: str, state: str, *, attempts: int = 0) -> None:
+        """Mark an event ``delivered``, ``dropped`` or ``failed`` after ``attempts`` tries."""
+        self._db.execute(
+            "UPDATE events SET state = ?, attempts = attempts + ? WHERE id = ?",
+            (state, attempts, event_id),
+        )
+
+    def events(self, state: str | None = None) -> list[Obj]:
+        """Events in creation order, with their delivery state."""
+        rows = self._db.execute("SELECT body, state, attempts FROM events ORDER BY seq")
+        found = [{**json.loads(b), "_delivery": {"state": s, "attempts": a}} for b, s, a in rows]
+        return [e for e in found if state is None or e["_delivery"]["state"] == state]

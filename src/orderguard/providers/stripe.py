@@ -1,0 +1,188 @@
+"""Stripe through its official SDK: PaymentIntents confirmed at creation, refunds, search.
+
+Every call goes out once (``max_network_retries=0``): our own retry layer
+(:mod:`.resilience`) decides what may be repeated, from the error type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+import stripe
+
+from orderguard.providers import stripe_mapping as mapping
+from orderguard.providers.base import (
+    Charge,
+    ChargeRequest,
+    InvalidWebhook,
+    PaymentResult,
+    RefundResult,
+    WebhookEvent,
+)
+from orderguard.providers.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
+from orderguard.providers.stripe_errors import provider_error
+
+T = TypeVar("T")
+
+#: Stripe's production API.
+DEFAULT_BASE_URL = "https://api.stripe.com"
+
+
+class _HTTPXClient(stripe.HTTPXClient):
+    """The SDK's httpx client, sending form bodies as ``content=``.
+
+    httpx 0.28 deprecates ``data=<str>``, which the SDK uses; the warning would fail strict runs.
+    """
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        return [args, kwargs]
+
+
+def search_query(order_id: str) -> str:
+    """Stripe Search Query Language for PaymentIntents whose metadata names ``order_id``."""
+    escaped = order_id.replace("\\", "\\\\").replace("'", "\\'")
+    return f"metadata['order_id']:'{escaped}'"
+
+
+class StripeProvider:
+    """:class:`~orderguard.providers.base.PaymentProvider` for Stripe (or the sandbox)."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        webhook_secret: str,
+        base_url: str = DEFAULT_BASE_URL,
+        name: str = "stripe",
+        timeout_s: float = 10.0,
+        connect_timeout_s: float = 3.0,
+        webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
+        page_size: int = 100,
+    ) -> None:
+        self.name = name
+        self._webhook_secret = webhook_secret
+        self._tolerance_s = webhook_tolerance_s
+        self._page_size = page_size
+        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        self._http = _HTTPXClient(timeout=timeout)
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": base_url},
+            http_client=self._http,
+            max_network_retries=0,
+        )
+
+    async def _call(self, call: Awaitable[T], *, mutating: bool) -> T:
+        try:
+            return await call
+        except stripe.StripeError as exc:
+            raise provider_error(exc, mutating=mutating) from exc
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        """Create and confirm a PaymentIntent; a card decline is a FAILED result."""
+        meta = mapping.compact_metadata(
+            request.metadata, order_id=request.order_id, attempt_id=request.attempt_id
+        )
+        create = self._client.v1.payment_intents.create_async(
+            {
+                "amount": request.amount,
+                "currency": request.currency.lower(),
+                "payment_method": request.method,
+                "confirm": True,
+                "return_url": request.return_url,
+                "metadata": meta,
+            },
+            options={"idempotency_key": request.idempotency_key},
+        )
+        try:
+            intent = await create
+        except stripe.CardError as exc:
+            return mapping.declined_result(_error_json(exc))
+        except stripe.StripeError as exc:
+            raise provider_error(exc, mutating=True) from exc
+        return mapping.payment_result(intent.to_dict())
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        """The PaymentIntent as Stripe sees it now."""
+        intent = await self._call(
+            self._client.v1.payment_intents.retrieve_async(provider_ref), mutating=False
+        )
+        return mapping.payment_result(intent.to_dict())
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        """PaymentIntents found by Search (which may lag writes by seconds at real Stripe)."""
+        params: dict[str, Any] = {"query": search_query(order_id), "limit": self._page_size}
+        found: list[PaymentResult] = []
+        while True:
+            page = await self._call(
+                self._client.v1.payment_intents.search_async(params),  # type: ignore[arg-type]
+                mutating=False,
+            )
+            found += [mapping.payment_result(obj.to_dict()) for obj in page.data]
+            if not page.has_more or not page.next_page:
+                return found
+            params["page"] = page.next_page
+
+    async def refund(
+        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+    ) -> RefundResult:
+        """Refund all or part of a PaymentIntent's charge."""
+        params: dict[str, Any] = {"payment_intent": provider_ref}
+        if amount is not None:
+            params["amount"] = amount
+        created = await self._call(
+            self._client.v1.refunds.create_async(
+                params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            ),
+            mutating=True,
+        )
+        return mapping.refund_result(created.to_dict(), provider_ref=provider_ref)
+
+    async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
+        """Succeeded charges created in ``[since, until)``, paging with ``starting_after``."""
+        params: dict[str, Any] = {
+            "created": {"gte": int(since.timestamp()), "lt": int(until.timestamp()) + 1},
+            "limit": self._page_size,
+        }
+        charges: list[Charge] = []
+        while True:
+            page = await self._call(
+                self._client.v1.charges.list_async(params),  # type: ignore[arg-type]
+                mutating=False,
+            )
+            objs = [obj.to_dict() for obj in page.data]
+            charges += [mapping.charge(o) for o in objs if o.get("status") == "succeeded"]
+            if not page.has_more or not objs:
+                return [c for c in charges if since <= c.created_at < until]
+            params["starting_after"] = objs[-1]["id"]
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        """Verify ``Stripe-Signature`` with the SDK, then parse the event."""
+        header = header_value(headers, SIGNATURE_HEADER)
+        try:
+            stripe.WebhookSignature.verify_header(
+                body, header, self._webhook_secret, self._tolerance_s
+            )
+            return mapping.webhook_event(json.loads(body))
+        except (stripe.SignatureVerificationError, ValueError, KeyError) as exc:
+            raise InvalidWebhook(f"webhook does not verify: {exc}") from exc
+
+    async def aclose(self) -> None:
+        """Close the SDK's httpx connection pool."""
+        await self._http.close_async()  # type: ignore[no-untyped-call]
+
+
+def _error_json(exc: stripe.CardError) -> dict[str, Any]:
+    body = exc.json_body or {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}

@@ -1,0 +1,53 @@
+"""Fault profiles: named ones, TOML files, and refusal of unknown settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orderguard.providers.sandbox import PROFILES, load_profile
+from orderguard.providers.sandbox.faults import FaultDice, FaultProfile
+from orderguard.providers.sandbox.forms import parse_form
+
+
+def test_named_profiles_grow_harsher() -> None:
+    assert load_profile("none") == FaultProfile()
+    assert 0 < load_profile("flaky").error_after < load_profile("storm").error_after
+    assert set(PROFILES) == {"none", "flaky", "storm"}
+
+
+def test_a_toml_profile_starts_from_a_named_base(tmp_path: Path) -> None:
+    path = tmp_path / "faults.toml"
+    path.write_text('[faults]\nbase = "flaky"\nerror_after = 0.5\nlatency_ms = [5, 10]\n')
+    profile = load_profile(str(path))
+    assert profile.error_after == 0.5
+    assert profile.latency_ms == (5, 10)
+    assert profile.webhook_drop == PROFILES["flaky"].webhook_drop
+
+
+def test_unknown_settings_and_names_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("error_aftr = 0.5\n")
+    with pytest.raises(ValueError, match="error_aftr"):
+        load_profile(str(path))
+    with pytest.raises(ValueError):
+        load_profile("hurricane")
+
+
+def test_dice_with_one_seed_roll_the_same() -> None:
+    profile = PROFILES["storm"]
+    a, b, other = FaultDice(3), FaultDice(3), FaultDice(4)
+    rolls = [a.call(profile, mutating=True) for _ in range(50)]
+    assert rolls == [b.call(profile, mutating=True) for _ in range(50)]
+    assert rolls != [other.call(profile, mutating=True) for _ in range(50)]
+
+
+def test_stripe_form_encoding_is_decoded_into_nested_values() -> None:
+    parsed = parse_form("amount=100&metadata[order_id]=o1&created[gte]=5&expand[]=a&expand[]=b")
+    assert parsed == {
+        "amount": "100",
+        "metadata": {"order_id": "o1"},
+        "created": {"gte": "5"},
+        "expand": ["a", "b"],
+    }
