@@ -2,38 +2,121 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from functools import partial
 
 from orderguard.api.render import order_json
 from orderguard.config import Settings
+from orderguard.providers.resilience import CircuitBreaker, RetryingProvider
+from orderguard.providers.stripe import StripeProvider
 from orderguard.services.intake import Intake
+from orderguard.services.pay_again import PayAgain
+from orderguard.services.payments import Payments, PaymentSettings
+from orderguard.services.providers import Providers, ProviderSlot
+from orderguard.services.recheck import Recheck
 from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 
+#: The API key the in-process sandbox accepts.
+SANDBOX_KEY = "sk_test_orderguard_sandbox"
+
 
 @dataclass
 class Container:
-    """The wired application: settings, storage and services."""
+    """The wired application: settings, storage, providers and services."""
 
     settings: Settings
     storage: UnitOfWorkFactory
+    payments: Payments
     intake: Intake
+    pay_again: PayAgain
+    recheck: Recheck
+    resources: ExitStack = field(default_factory=ExitStack)
 
     async def close(self) -> None:
-        """Release every connection."""
+        """Release every connection and stop the in-process sandbox."""
+        await self.payments.providers.aclose()
         await self.storage.close()
+        self.resources.close()
 
 
-def wire(settings: Settings, storage: UnitOfWorkFactory) -> Container:
-    """Services on top of ``storage`` (SQL or in-memory)."""
+def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
+    """Services on top of ``storage`` (SQL or in-memory) and ``providers``."""
     render = partial(order_json, public_url=settings.public_url)
-    return Container(settings=settings, storage=storage, intake=Intake(storage, render))
+    return_url = settings.public_url.rstrip("/") + "/orders/{order_id}/return?token={token}"
+    payments = Payments(
+        providers,
+        PaymentSettings(return_url=return_url, time_budget_s=settings.payment_time_budget_s),
+    )
+    return Container(
+        settings=settings,
+        storage=storage,
+        payments=payments,
+        intake=Intake(storage, render, payments),
+        pay_again=PayAgain(storage, render, payments),
+        recheck=Recheck(storage, payments),
+    )
 
 
-async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> Container:
+def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
+    """A provider with retries and a circuit breaker configured from ``settings``."""
+    breaker = CircuitBreaker(
+        failure_threshold=settings.breaker_threshold, cool_down_s=settings.breaker_cool_down_s
+    )
+    return ProviderSlot(RetryingProvider(provider), breaker)
+
+
+def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
+    """Stripe (and a fail-over account) when keys are set, else an in-process sandbox."""
+    timeout = settings.payment_time_budget_s
+    secret = settings.stripe_webhook_secret
+    if settings.stripe_api_key:
+        primary = StripeProvider(
+            api_key=settings.stripe_api_key,
+            base_url=settings.stripe_base_url,
+            webhook_secret=secret,
+            name="stripe",
+            timeout_s=timeout,
+        )
+    else:
+        primary = StripeProvider(
+            api_key=SANDBOX_KEY,
+            base_url=_sandbox(settings, resources),
+            webhook_secret=secret,
+            name="sandbox",
+            timeout_s=timeout,
+        )
+    slots = [slot(settings, primary)]
+    if settings.secondary_stripe_api_key:
+        secondary = StripeProvider(
+            api_key=settings.secondary_stripe_api_key,
+            base_url=settings.secondary_stripe_base_url,
+            webhook_secret=secret,
+            name="stripe-secondary",
+            timeout_s=timeout,
+        )
+        slots.append(slot(settings, secondary))
+    return Providers(slots)
+
+
+def _sandbox(settings: Settings, resources: ExitStack) -> str:
+    from orderguard.providers.sandbox.faults import load_profile
+    from orderguard.providers.sandbox.server import run_sandbox
+    from orderguard.providers.sandbox.service import SandboxConfig
+
+    config = SandboxConfig(
+        db_path=settings.sandbox_db,
+        faults=load_profile(settings.sandbox_faults),
+        webhook_url=settings.public_url.rstrip("/") + "/v1/webhooks/sandbox",
+        webhook_secret=settings.stripe_webhook_secret,
+    )
+    return resources.enter_context(run_sandbox(config))
+
+
+async def open_storage(settings: Settings, *, auto_migrate: bool | None = None) -> SqlStorage:
     """Connect to the configured database and check its schema.
 
     SQLite is migrated on the spot (``auto_migrate`` defaults to on for it); PostgreSQL
@@ -48,4 +131,19 @@ async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> C
     except BaseException:
         await db.close()
         raise
-    return wire(settings, SqlStorage(db))
+    return SqlStorage(db)
+
+
+async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> Container:
+    """The whole application on the configured database and providers."""
+    storage = await open_storage(settings, auto_migrate=auto_migrate)
+    resources = ExitStack()
+    try:
+        providers = configured_providers(settings, resources)
+    except BaseException:
+        await storage.close()
+        resources.close()
+        raise
+    container = wire(settings, storage, providers)
+    container.resources = resources
+    return container

@@ -13,7 +13,7 @@ from typing import TypeVar
 import click
 
 from orderguard import __version__
-from orderguard.bootstrap import Container, open_sql
+from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.states import OrderState
@@ -22,6 +22,7 @@ from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.storage import migrate as migrations
 from orderguard.storage.database import StorageError, connect, redact_url
 from orderguard.storage.ports import OrderQuery
+from orderguard.storage.unit_of_work import SqlStorage
 
 T = TypeVar("T")
 log = logging.getLogger("orderguard")
@@ -34,13 +35,15 @@ def _settings() -> Settings:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-def _run(work: Callable[[Container], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
+def _run(work: Callable[[SqlStorage], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
+    """Run ``work`` on the configured database (no payment providers needed)."""
+
     async def main() -> T:
-        container = await open_sql(_settings(), auto_migrate=auto_migrate)
+        storage = await open_storage(_settings(), auto_migrate=auto_migrate)
         try:
-            return await work(container)
+            return await work(storage)
         finally:
-            await container.close()
+            await storage.close()
 
     try:
         return asyncio.run(main())
@@ -88,7 +91,7 @@ def serve(host: str, port: int) -> None:
     from orderguard.api.app import create_app
 
     settings = _settings()
-    keys = _run(lambda c: api_keys.keys_required(c.storage))
+    keys = _run(lambda s: api_keys.keys_required(s))
     if not keys:
         if not _is_loopback(host):
             raise click.ClickException(
@@ -111,7 +114,7 @@ def keys() -> None:
 @click.argument("name")
 def keys_create(name: str) -> None:
     """Create a key; its secret is printed once and never stored."""
-    key, secret = _run(lambda c: api_keys.create_key(c.storage, name))
+    key, secret = _run(lambda s: api_keys.create_key(s, name))
     click.echo(f"created {key.id} ({key.name})")
     click.echo(f"secret: {secret}")
     click.echo("store the secret now: it cannot be shown again")
@@ -120,7 +123,7 @@ def keys_create(name: str) -> None:
 @keys.command("list")
 def keys_list() -> None:
     """List keys (never their secrets)."""
-    for key in _run(lambda c: api_keys.list_keys(c.storage)):
+    for key in _run(lambda s: api_keys.list_keys(s)):
         status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
         click.echo(f"{key.id}  {key.prefix}…  {key.name}  {status}")
 
@@ -129,7 +132,7 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it are refused within seconds."""
-    if not _run(lambda c: api_keys.revoke_key(c.storage, key_id)):
+    if not _run(lambda s: api_keys.revoke_key(s, key_id)):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")
 
@@ -138,7 +141,7 @@ def keys_revoke(key_id: str) -> None:
 def prune() -> None:
     """Delete idempotency records past their time to live (orders are never deleted)."""
     settings = _settings()
-    count = _run(lambda c: prune_idempotency_records(c.storage, ttl=settings.idempotency_ttl))
+    count = _run(lambda s: prune_idempotency_records(s, ttl=settings.idempotency_ttl))
     click.echo(f"pruned {count} idempotency records older than {settings.idempotency_ttl}")
 
 
@@ -153,7 +156,7 @@ def orders() -> None:
 def orders_list(state: str | None, limit: int) -> None:
     """List orders, newest first."""
     query = OrderQuery(limit=limit, state=OrderState(state) if state else None)
-    for order in _run(lambda c: queries.list_orders(c.storage, query)):
+    for order in _run(lambda s: queries.list_orders(s, query)):
         ref = order.merchant_reference or "-"
         flag = f"  FLAGGED: {order.flag_reason}" if order.flag_reason else ""
         click.echo(
@@ -167,7 +170,7 @@ def orders_list(state: str | None, limit: int) -> None:
 def orders_show(order_id: str) -> None:
     """Show one order with its timeline."""
     try:
-        detail = _run(lambda c: queries.order_detail(c.storage, order_id))
+        detail = _run(lambda s: queries.order_detail(s, order_id))
     except OrderNotFound as exc:
         raise click.ClickException(str(exc)) from None
     order = detail.order
@@ -187,6 +190,46 @@ def demo(count: int, database_url: str | None) -> None:
     from orderguard.demo import run_demo
 
     sys.exit(asyncio.run(run_demo(count=count, database_url=database_url)))
+
+
+@main.command("sandbox-provider")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8100, show_default=True, type=int)
+@click.option(
+    "--faults",
+    default="none",
+    show_default=True,
+    help="A profile (none, flaky, storm) or the path of a TOML profile.",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seeds every fault stream: the same seed gives the same faults.",
+)
+@click.option(
+    "--db",
+    "db_path",
+    default="./sandbox-provider.db",
+    show_default=True,
+    help="The sandbox's own ledger (SQLite).",
+)
+@click.option("--webhook-url", default=None, help="Where to send signed webhooks.")
+@click.option("--webhook-secret", default="whsec_sandbox", show_default=True)
+def sandbox_provider(
+    host: str,
+    port: int,
+    faults: str,
+    seed: int,
+    db_path: str,
+    webhook_url: str | None,
+    webhook_secret: str,
+) -> None:
+    """Run the Stripe-compatible sandbox provider (test keys: any sk_test_...)."""
+    from orderguard.providers.sandbox.server import main as run
+
+    run(host, port, faults, seed, db_path, webhook_url, webhook_secret)
 
 
 def _is_loopback(host: str) -> bool:

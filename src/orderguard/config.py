@@ -35,6 +35,23 @@ class Settings:
     idempotency_ttl_hours: int = 24
     #: Database connections per process (PostgreSQL).
     db_pool_size: int = 10
+    #: Stripe secret key; when unset, an in-process sandbox provider is used.
+    stripe_api_key: str | None = None
+    #: Stripe API base URL (point it at ``orderguard sandbox-provider`` to test).
+    stripe_base_url: str = "https://api.stripe.com"
+    #: Secret that signs Stripe webhooks (``whsec_...``).
+    stripe_webhook_secret: str = "whsec_sandbox"
+    #: A second Stripe-compatible account to fail over to while the first is down.
+    secondary_stripe_api_key: str | None = None
+    secondary_stripe_base_url: str = "https://api.stripe.com"
+    #: The in-process sandbox's ledger file and fault profile (``none``, ``flaky``, ``storm``).
+    sandbox_db: str = "./orderguard-sandbox.db"
+    sandbox_faults: str = "none"
+    #: Longest a charge call may take before its outcome counts as unknown, in seconds.
+    payment_time_budget_s: float = 10.0
+    #: Consecutive transport failures that open a provider's circuit, and its cool-down (s).
+    breaker_threshold: int = 5
+    breaker_cool_down_s: float = 30.0
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -58,9 +75,12 @@ class Settings:
         unknown = set(values) - set(known)
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-        for name in ("idempotency_ttl_hours", "db_pool_size"):
+        for name in ("idempotency_ttl_hours", "db_pool_size", "breaker_threshold"):
             if name in values:
                 values[name] = _int(name, values[name])
+        for name in ("payment_time_budget_s", "breaker_cool_down_s"):
+            if name in values:
+                values[name] = _float(name, values[name])
         settings = cls(**values)
         if settings.idempotency_ttl_hours < 24:
             raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
@@ -90,3 +110,10 @@ def _int(name: str, value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+
+
+def _float(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None

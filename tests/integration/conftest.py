@@ -11,15 +11,29 @@ import pytest
 from orderguard.api.app import create_app
 from orderguard.bootstrap import Container, wire
 from orderguard.config import Settings
+from orderguard.providers.memory import InMemoryProvider
+from orderguard.providers.resilience import CircuitBreaker
+from orderguard.services.providers import Providers, ProviderSlot
 from tests.conftest import open_storage
 
 
 @dataclass
 class Api:
-    """A client talking to the app in-process, and the app's wiring."""
+    """A client talking to the app in-process, the app's wiring and its fake provider."""
 
     client: httpx.AsyncClient
     container: Container
+    provider: InMemoryProvider
+
+
+def memory_providers(*names: str) -> Providers:
+    """In-memory providers, each behind its own breaker, primary first."""
+    return Providers(
+        [
+            ProviderSlot(InMemoryProvider(name=name), CircuitBreaker(failure_threshold=3))
+            for name in names or ("memory",)
+        ]
+    )
 
 
 def api_settings(**changes: object) -> Settings:
@@ -33,9 +47,12 @@ def api_settings(**changes: object) -> Settings:
 async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
     url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
     storage = await open_storage(url)
-    container = wire(api_settings(), storage)
+    providers = memory_providers()
+    container = wire(api_settings(), storage, providers)
     app = create_app(container=container)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield Api(client, container)
+        provider = providers.primary.provider
+        assert isinstance(provider, InMemoryProvider)
+        yield Api(client, container, provider)
     await storage.close()

@@ -112,7 +112,7 @@ def order_body_fixed() -> dict[str, object]:
 
 
 def _fingerprint(body: dict[str, object]) -> str:
-    from orderguard.services.intake import fingerprint
+    from orderguard.services.idempotency import fingerprint
 
     return fingerprint("POST", "/v1/orders", body)
 

@@ -267,3 +267,46 @@ async def test_api_keys_are_found_by_hash_until_revoked(storage: UnitOfWorkFacto
         assert await uow.api_keys.count_active() == 0
         [listed] = await uow.api_keys.all()
     assert listed.revoked_at == T0
+
+
+async def test_an_order_added_with_its_first_attempt_keeps_it(storage: UnitOfWorkFactory) -> None:
+    order = new_order(at=T0)
+    order.attempts.append(
+        PaymentAttempt(
+            id="pay_first",
+            order_id=order.id,
+            seq=1,
+            provider="sandbox",
+            method="pm_card_visa",
+            amount=order.total.amount,
+            currency="EUR",
+            idempotency_key="orderguard-pay_first",
+            created_at=T0,
+            updated_at=T0,
+        )
+    )
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    async with storage() as uow:
+        loaded = await uow.orders.get(order.id)
+    assert loaded is not None and loaded.state is OrderState.PAYMENT_PENDING
+    assert [(a.id, a.state, a.idempotency_key) for a in loaded.attempts] == [
+        ("pay_first", AttemptState.PENDING, "orderguard-pay_first")
+    ]
+
+
+async def test_orders_waiting_for_a_provider_are_listed_oldest_first(
+    storage: UnitOfWorkFactory,
+) -> None:
+    waiting = [new_order(at=T0 + timedelta(seconds=i)) for i in range(3)]
+    for order in waiting[:2]:
+        order.payment_method = "pm_card_visa"
+    async with storage() as uow:
+        for order in waiting:
+            await uow.orders.add(order)
+        await uow.commit()
+    async with storage() as uow:
+        assert await uow.orders.waiting_for_payment(10) == [waiting[0].id, waiting[1].id]
+        assert await uow.orders.waiting_for_payment(1) == [waiting[0].id]

@@ -161,3 +161,16 @@ def test_a_failed_probe_opens_the_breaker_again_for_a_full_cool_down() -> None:
     assert not breaker.allow()
     clock.now += 1
     assert breaker.allow()
+
+
+def test_a_probe_that_never_reports_back_expires_after_the_cool_down() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=1, cool_down_s=10, clock=lambda: now[0])
+    breaker.record_failure()
+    now[0] = 10.0
+    assert breaker.allow() is True  # the probe goes out ... and is never heard of again
+    assert breaker.allow() is False
+    now[0] = 19.9
+    assert breaker.allow() is False
+    now[0] = 20.0
+    assert breaker.allow() is True

@@ -17,10 +17,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__
-from orderguard.api import orders
+from orderguard.api import orders, shopper
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
-from orderguard.api.schemas import PlaceOrderIn
+from orderguard.api.schemas import PayAgainIn, PlaceOrderIn
 from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
 from orderguard.domain import errors as domain
@@ -60,6 +60,7 @@ def create_app(*, container: Container | None = None, settings: Settings | None 
     if container is not None:
         app.state.container = container
     app.include_router(orders.router)
+    app.include_router(shopper.router)
     _handle_errors(app)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -138,6 +139,14 @@ def _handle_errors(app: FastAPI) -> None:
                     exc.detail,
                     order_id=exc.existing_order_id,
                 )
+            case domain.PaymentNotAllowed():
+                return ProblemError(
+                    409,
+                    "payment-not-allowed",
+                    "Payment not allowed",
+                    exc.detail,
+                    order_id=exc.order_id,
+                )
             case domain.OrderNotFound():
                 return ProblemError(404, "order-not-found", "Order not found", exc.detail)
             case StorageError():
@@ -195,7 +204,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, summary=app.summary, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (PlaceOrderIn, Problem):
+    for model in (PlaceOrderIn, PayAgainIn, Problem):
         document = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(document.pop("$defs", {}))
         components[model.__name__] = document

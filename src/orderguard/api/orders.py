@@ -20,13 +20,21 @@ from orderguard.api.requests import (
     validated,
     validation_problem,
 )
-from orderguard.api.schemas import OrderDetailOut, OrderOut, OrderPageOut, PlaceOrderIn
+from orderguard.api.schemas import (
+    OrderDetailOut,
+    OrderOut,
+    OrderPageOut,
+    PayAgainIn,
+    PlaceOrderIn,
+)
 from orderguard.bootstrap import Container
 from orderguard.domain.customer import Address, Customer
+from orderguard.domain.events import Cause
 from orderguard.domain.order import OrderLine
 from orderguard.domain.states import OrderState
 from orderguard.services import queries
-from orderguard.services.intake import PlaceOrder, fingerprint
+from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
+from orderguard.services.intake import PlaceOrder
 from orderguard.storage.ports import OrderQuery
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -75,23 +83,65 @@ async def place_order(
     data = await json_body(request)
     context = {"default_country": wiring.settings.default_country}
     body = validated(PlaceOrderIn, data, context)
-    result = await wiring.intake.place(
+    answer = await wiring.intake.place(
         PlaceOrder(
-            scope=scope,
-            idempotency_key=checked_key,
-            fingerprint=fingerprint("POST", "/v1/orders", data),
+            request=KeyedRequest(scope, checked_key, fingerprint("POST", "/v1/orders", data)),
             currency=body.currency,
             lines=[OrderLine(i.sku, i.name, i.quantity, i.unit_amount) for i in body.items],
             customer=_customer(body),
             merchant_reference=body.merchant_reference,
             locale=locale(body.locale, accept_language),
+            payment_method=body.payment.method if body.payment else None,
             request_id=request.state.request_id,
         )
     )
-    headers = {"Location": f"/v1/orders/{result.order_id}"}
-    if result.replayed:
+    return _answer(answer)
+
+
+@router.post(
+    "/orders/{order_id}/payments",
+    status_code=201,
+    response_model=OrderOut,
+    responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/PayAgainIn"}}},
+        }
+    },
+)
+async def pay_again(
+    order_id: str,
+    request: Request,
+    wiring: Wiring,
+    scope: Scope,
+    key: Annotated[str | None, _KEY_HEADER] = None,
+) -> Response:
+    """Pay a declined order again with another method (a new payment attempt)."""
+    checked_key = idempotency_key(key)
+    data = await json_body(request)
+    body = validated(PayAgainIn, data, {})
+    path = f"/v1/orders/{order_id}/payments"
+    keyed = KeyedRequest(scope, checked_key, fingerprint("POST", path, data))
+    return _answer(await wiring.pay_again.pay(order_id, body.payment.method, keyed))
+
+
+@router.post(
+    "/orders/{order_id}/recheck",
+    response_model=OrderDetailOut,
+    responses=problem_responses(401, 404, 503),
+)
+async def recheck(order_id: str, wiring: Wiring, scope: Scope) -> Response:
+    """Ask the provider now what happened to the order's open payment attempts."""
+    await wiring.recheck.order(order_id, cause=Cause.API)
+    return await get_order(order_id, wiring, scope)
+
+
+def _answer(answer: Answer) -> Response:
+    headers = {"Location": f"/v1/orders/{answer.order_id}"}
+    if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(result.body, result.status, headers=headers, media_type=JSON)
+    return Response(answer.body, answer.status, headers=headers, media_type=JSON)
 
 
 @router.get(

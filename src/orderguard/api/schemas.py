@@ -133,6 +133,12 @@ class PlaceOrderIn(_Strict):
         return value
 
 
+class PayAgainIn(_Strict):
+    """The body of ``POST /v1/orders/{id}/payments``."""
+
+    payment: PaymentIn
+
+
 class ItemOut(BaseModel):
     """One order line with its amount."""
 

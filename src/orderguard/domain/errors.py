@@ -65,3 +65,14 @@ class IdempotencyKeyInFlight(DomainError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__()
+
+
+class PaymentNotAllowed(DomainError):
+    """The order cannot be paid again in its current state."""
+
+    def __init__(self, order_id: str, state: str) -> None:
+        self.order_id, self.state = order_id, state
+        super().__init__(
+            f"order {order_id} is {state}: a new payment is possible only after a failed one "
+            "or while the order waits for its first"
+        )

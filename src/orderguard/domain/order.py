@@ -95,6 +95,8 @@ class Order:
     merchant_reference: str | None = None
     locale: str = "en"
     flag_reason: str | None = None
+    #: The method to charge once a provider is available again (while waiting in received).
+    payment_method: str | None = None
     version: int = 0
     attempts: list[PaymentAttempt] = field(default_factory=list)
     #: Entries and events recorded since the order was loaded, for the unit of work to store.

@@ -34,6 +34,7 @@ class CircuitBreaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        self._probe_started = 0.0
 
     @property
     def state(self) -> BreakerState:
@@ -54,9 +55,12 @@ class CircuitBreaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return True
-        if state is BreakerState.OPEN or self._probing:
+        if state is BreakerState.OPEN:
             return False
-        self._probing = True
+        now = self._clock()
+        if self._probing and now - self._probe_started < self.cool_down_s:
+            return False  # a probe is out; one that never reports back expires after cool_down_s
+        self._probing, self._probe_started = True, now
         return True
 
     def record_success(self) -> None:

@@ -1,83 +1,61 @@
-"""Order intake: validate, then store order, timeline, outbox event and idempotency record
-in one transaction (G1, G2), committed before any payment provider is called."""
+"""Order intake (G1, G2): the order, its timeline entry, its outbox event, its idempotency
+record and (when a payment method is given) its first payment attempt are stored in one
+transaction, committed before any payment provider is called."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-import orjson
-
 from orderguard.domain.customer import Customer
-from orderguard.domain.errors import (
-    DuplicateMerchantReference,
-    IdempotencyKeyInFlight,
-    IdempotencyKeyReused,
-    OrderNotFound,
-)
-from orderguard.domain.order import Order, OrderLine
+from orderguard.domain.errors import DuplicateMerchantReference
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.services.clock import Clock, system_clock
-from orderguard.storage.ports import IdempotencyRecord, UnitOfWorkFactory
+from orderguard.services.idempotency import Answer, KeyedRequest, Renderer, Replays
+from orderguard.services.payments import Payments
+from orderguard.storage.ports import UnitOfWorkFactory
 
-#: Renders an order as the response body stored for replays.
-Renderer = Callable[[Order], bytes]
+#: Extra time an in-flight key stays locked beyond the payment time budget.
+LOCK_MARGIN = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
 class PlaceOrder:
     """A validated request to place an order under an idempotency key."""
 
-    scope: str
-    idempotency_key: str
-    fingerprint: str
+    request: KeyedRequest
     currency: str
     lines: list[OrderLine]
     customer: Customer
     merchant_reference: str | None = None
     locale: str = "en"
+    payment_method: str | None = None
     request_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IntakeResult:
-    """What to answer: a new order (201) or a replay of the first answer."""
-
-    order_id: str
-    status: int
-    body: bytes
-    replayed: bool
-
-
-def fingerprint(method: str, path: str, body: object) -> str:
-    """SHA-256 of the request line and the body as canonical JSON (sorted keys)."""
-    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(f"{method} {path}\n".encode() + canonical).hexdigest()
-
-
 class Intake:
-    """Places orders exactly once per idempotency key."""
+    """Places orders exactly once per idempotency key, then starts their payment."""
 
     def __init__(
         self,
         storage: UnitOfWorkFactory,
         render: Renderer,
+        payments: Payments | None = None,
         *,
         clock: Clock = system_clock,
-        in_flight_timeout: timedelta = timedelta(seconds=30),
     ) -> None:
         self._storage = storage
         self._render = render
+        self._payments = payments
         self._clock = clock
-        self._in_flight_timeout = in_flight_timeout
+        self._replays = Replays(storage, render, clock)
 
-    async def place(self, command: PlaceOrder) -> IntakeResult:
-        """Store a new order, or replay the answer already given for this key.
+    async def place(self, command: PlaceOrder) -> Answer:
+        """Store a new order (and charge it), or replay the answer given for this key.
 
         Raises ``InvalidOrder``, ``IdempotencyKeyReused``, ``IdempotencyKeyInFlight`` or
-        ``DuplicateMerchantReference``; none of them stores anything or burns the key.
+        ``DuplicateMerchantReference``; none of them stores anything or uses up the key.
         """
         now = self._clock()
         order = Order.place(
@@ -89,50 +67,39 @@ class Intake:
             locale=command.locale,
             request_id=command.request_id,
         )
-        body = self._render(order)
-        record = IdempotencyRecord(
-            scope=command.scope,
-            key=command.idempotency_key,
-            fingerprint=command.fingerprint,
-            created_at=now,
-            order_id=order.id,
-            response_status=201,
-            response_body=body,
-        )
+        attempt = self._prepare(order, command.payment_method)
+        body = None if attempt else self._render(order)
+        record = command.request.record(now, order.id, body=body, lock=self._lock())
         try:
             async with self._storage() as uow:
                 existing = await uow.idempotency.claim(record)
                 if existing is None:
                     await uow.orders.add(order)
                     await uow.commit()
-                    return IntakeResult(order.id, 201, body, replayed=False)
         except DuplicateMerchantReference as exc:
             raise await self._name_existing(exc) from None
-        return await self._replay(existing, command)
+        if existing is not None:
+            return await self._replays.answer(existing, command.request)
+        if body is not None or attempt is None or self._payments is None:
+            return Answer(order.id, 201, body or self._render(order), replayed=False)
+        return await charge(
+            self._storage,
+            self._payments,
+            self._render,
+            order,
+            attempt,
+            command.request,
+            self._clock,
+        )
 
-    async def _replay(self, existing: IdempotencyRecord, command: PlaceOrder) -> IntakeResult:
-        if existing.fingerprint != command.fingerprint:
-            raise IdempotencyKeyReused()
-        if existing.response_status is not None and existing.response_body is not None:
-            order_id = existing.order_id or ""
-            return IntakeResult(order_id, existing.response_status, existing.response_body, True)
-        now = self._clock()
-        if existing.locked_until is not None and existing.locked_until > now:
-            raise IdempotencyKeyInFlight(math.ceil((existing.locked_until - now).total_seconds()))
-        return await self._take_over(existing)
+    def _prepare(self, order: Order, method: str | None) -> PaymentAttempt | None:
+        if method is None or self._payments is None:
+            return None
+        return self._payments.prepare(order, method, cause=Cause.API, at=order.created_at)
 
-    async def _take_over(self, stale: IdempotencyRecord) -> IntakeResult:
-        """The first request died mid-flight: answer with the order as it stands now."""
-        async with self._storage() as uow:
-            order = await uow.orders.get(stale.order_id or "")
-            if order is None:
-                raise OrderNotFound(stale.order_id or "")
-            body = self._render(order)
-            await uow.idempotency.complete(
-                stale.scope, stale.key, order_id=order.id, status=201, body=body
-            )
-            await uow.commit()
-        return IntakeResult(order.id, 201, body, replayed=True)
+    def _lock(self) -> timedelta:
+        budget = self._payments.settings.time_budget_s if self._payments else 0.0
+        return timedelta(seconds=budget) + LOCK_MARGIN
 
     async def _name_existing(self, exc: DuplicateMerchantReference) -> Exception:
         """A concurrent insert won the race: find the order that holds the reference."""
@@ -141,3 +108,25 @@ class Intake:
         async with self._storage() as uow:
             order_id = await uow.orders.find_by_reference(exc.merchant_reference)
         return DuplicateMerchantReference(exc.merchant_reference, order_id or "unknown")
+
+
+async def charge(
+    storage: UnitOfWorkFactory,
+    payments: Payments,
+    render: Renderer,
+    order: Order,
+    attempt: PaymentAttempt,
+    request: KeyedRequest,
+    clock: Clock,
+) -> Answer:
+    """Send a committed attempt, apply its outcome and store the final answer."""
+    outcome = await payments.send(order, attempt)
+    async with storage() as uow:
+        current = await uow.orders.get(order.id, for_update=True)
+        assert current is not None  # orders are never deleted
+        payments.settle(current, attempt.id, outcome, cause=Cause.API, at=clock())
+        await uow.orders.save(current)
+        body = render(current)
+        await request.complete(uow, current.id, body)
+        await uow.commit()
+    return Answer(current.id, 201, body, replayed=False)

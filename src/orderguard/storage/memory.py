@@ -15,6 +15,7 @@ from types import TracebackType
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
+from orderguard.domain.states import OrderState
 from orderguard.storage.orders import ConcurrentUpdate
 from orderguard.storage.ports import ApiKey, IdempotencyRecord, OrderQuery
 
@@ -66,6 +67,14 @@ class MemoryOrderRepository:
             reverse=True,
         )
         return [_without_attempts(o) for o in matches[: query.limit]]
+
+    async def waiting_for_payment(self, limit: int) -> list[str]:
+        waiting = sorted(
+            (o.created_at, o.id)
+            for o in self._s.orders.values()
+            if o.state is OrderState.RECEIVED and o.payment_method
+        )
+        return [order_id for _, order_id in waiting[:limit]]
 
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         return [e for e in self._s.timeline if e.order_id == order_id]

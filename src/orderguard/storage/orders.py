@@ -23,10 +23,12 @@ from orderguard.storage.ports import OrderQuery
 _INSERT_ORDER = """
 INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
     customer_name, customer_phone, ship_line1, ship_line2, ship_city, ship_postal_code,
-    ship_country, locale, status_token, flag_reason, version, created_at, updated_at)
+    ship_country, locale, status_token, flag_reason, payment_method, version, created_at,
+    updated_at)
 VALUES (:id, :merchant_reference, :state, :currency, :amount_total, :customer_email,
     :customer_name, :customer_phone, :ship_line1, :ship_line2, :ship_city, :ship_postal_code,
-    :ship_country, :locale, :status_token, :flag_reason, :version, :created_at, :updated_at)
+    :ship_country, :locale, :status_token, :flag_reason, :payment_method, :version, :created_at,
+    :updated_at)
 """
 _INSERT_LINE = """
 INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount)
@@ -51,8 +53,8 @@ INSERT INTO outbox (id, order_id, type, payload, created_at)
 VALUES (:id, :order_id, :type, :payload, :created_at)
 """
 _UPDATE_ORDER = """
-UPDATE orders SET state = :state, flag_reason = :flag_reason, updated_at = :updated_at,
-    version = version + 1
+UPDATE orders SET state = :state, flag_reason = :flag_reason,
+    payment_method = :payment_method, updated_at = :updated_at, version = version + 1
 WHERE id = :id AND version = :version
 """
 
@@ -79,6 +81,8 @@ class SqlOrderRepository:
                 raise
             raise DuplicateMerchantReference(ref or "", "") from exc
         await self._conn.executemany(_INSERT_LINE, _line_rows(order))
+        if order.attempts:
+            await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
         await self._flush(order)
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
@@ -111,6 +115,7 @@ class SqlOrderRepository:
                 "id": order.id,
                 "state": str(order.state),
                 "flag_reason": order.flag_reason,
+                "payment_method": order.payment_method,
                 "updated_at": order.updated_at,
                 "version": order.version,
             },
@@ -140,6 +145,14 @@ class SqlOrderRepository:
         for line in lines:
             by_order.setdefault(line["order_id"], []).append(line)
         return [_order(row, by_order.get(row["id"], [])) for row in rows]
+
+    async def waiting_for_payment(self, limit: int) -> list[str]:
+        rows = await self._conn.fetchall(
+            "SELECT id FROM orders WHERE state = 'received' AND payment_method IS NOT NULL "
+            "ORDER BY created_at, id LIMIT :limit",
+            {"limit": limit},
+        )
+        return [str(row["id"]) for row in rows]
 
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         rows = await self._conn.fetchall(
@@ -199,6 +212,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "locale": order.locale,
         "status_token": order.status_token,
         "flag_reason": order.flag_reason,
+        "payment_method": order.payment_method,
         "version": order.version,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
@@ -253,6 +267,7 @@ def _order(row: Row, lines: list[Row]) -> Order:
         merchant_reference=row["merchant_reference"],
         locale=row["locale"],
         flag_reason=row["flag_reason"],
+        payment_method=row["payment_method"],
         version=row["version"],
     )
 

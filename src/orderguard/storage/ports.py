@@ -86,6 +86,10 @@ class OrderRepository(Protocol):
         """The order's timeline, oldest first."""
         ...
 
+    async def waiting_for_payment(self, limit: int) -> list[str]:
+        """Ids of orders in ``received`` holding a payment method to charge, oldest first."""
+        ...
+
     async def events(self, order_id: str) -> list[OutboxEvent]:
         """The order's outbox events, in the order they were committed."""
         ...

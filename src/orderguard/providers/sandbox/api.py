@@ -33,7 +33,7 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
     sandbox: Sandbox = request.app.state.sandbox
     if not _authorized(request):
         return error_response(401, "invalid_request_error", "Invalid API Key provided.")
-    faults = sandbox.dice.call(sandbox.profile, mutating=mutating)
+    faults = sandbox.call_faults(mutating=mutating)
     early = await sandbox.before(faults, request.url.path)
     if early is not None:
         return early

@@ -41,6 +41,8 @@ class FaultProfile:
     webhook_delay_ms: tuple[int, int] = (200, 2000)
     #: Webhook held back and delivered after the next one.
     webhook_reorder: float = 0.0
+    #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
+    limit: int = 0
 
 
 #: Named profiles for ``--faults``.
@@ -166,3 +168,7 @@ class FaultDice:
             delay_ms=amount if delayed else 0,
             reorder=self.roll("webhook_reorder", profile.webhook_reorder),
         )
+
+
+#: A call left alone.
+NO_CALL_FAULTS = CallFaults(0, False, False, False, False, False)

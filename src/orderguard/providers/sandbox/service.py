@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from orderguard.providers.sandbox import objects
 from orderguard.providers.sandbox.engine import Engine, Outcome
-from orderguard.providers.sandbox.faults import CallFaults, FaultDice, FaultProfile
+from orderguard.providers.sandbox.faults import NO_CALL_FAULTS, CallFaults, FaultDice, FaultProfile
 from orderguard.providers.sandbox.ledger import Ledger, Obj
 from orderguard.providers.sandbox.webhooks import WebhookDispatcher
 
@@ -55,7 +55,9 @@ class Sandbox:
         self.ledger = Ledger(config.db_path)
         self.engine = Engine(self.ledger, clock=config.clock)
         self.dice = FaultDice(config.seed)
-        self.profile = config.faults
+        self._profile = config.faults
+        #: API calls answered under the current profile (for ``FaultProfile.limit``).
+        self.calls = 0
         self.outage_until = 0.0
         self.write_lock = asyncio.Lock()
         self.webhooks = WebhookDispatcher(
@@ -65,6 +67,23 @@ class Sandbox:
             dice=self.dice,
             profile=lambda: self.profile,
         )
+
+    @property
+    def profile(self) -> FaultProfile:
+        """The faults in force."""
+        return self._profile
+
+    @profile.setter
+    def profile(self, profile: FaultProfile) -> None:
+        self._profile, self.calls = profile, 0
+
+    def call_faults(self, *, mutating: bool) -> CallFaults:
+        """Decide the faults of the next API call (none past the profile's ``limit``)."""
+        self.calls += 1
+        faults = self.dice.call(self.profile, mutating=mutating)
+        if self.profile.limit and self.calls > self.profile.limit:
+            return NO_CALL_FAULTS
+        return faults
 
     def start_outage(self, seconds: float) -> None:
         """Answer every API call with 503 for ``seconds`` from now."""

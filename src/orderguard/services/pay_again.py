@@ -1,0 +1,76 @@
+"""``POST /v1/orders/{id}/payments``: a declined shopper pays again with another method."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from orderguard.domain.errors import OrderNotFound, PaymentNotAllowed
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.states import OrderState
+from orderguard.services.clock import Clock, system_clock
+from orderguard.services.idempotency import Answer, KeyedRequest, Renderer, Replays
+from orderguard.services.intake import LOCK_MARGIN, charge
+from orderguard.services.payments import Payments
+from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
+
+
+def may_pay_again(order: Order) -> bool:
+    """After a definite failure, or while waiting for a first attempt that never went out."""
+    if order.state is OrderState.PAYMENT_FAILED:
+        return True
+    return order.state is OrderState.RECEIVED and not order.attempts
+
+
+class PayAgain:
+    """Creates a new payment attempt for an existing order, once per idempotency key."""
+
+    def __init__(
+        self,
+        storage: UnitOfWorkFactory,
+        render: Renderer,
+        payments: Payments,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self._storage = storage
+        self._render = render
+        self._payments = payments
+        self._clock = clock
+        self._replays = Replays(storage, render, clock)
+
+    async def pay(self, order_id: str, method: str, request: KeyedRequest) -> Answer:
+        """Charge ``order_id`` with ``method``; raises ``PaymentNotAllowed`` when it may not."""
+        now = self._clock()
+        lock = timedelta(seconds=self._payments.settings.time_budget_s) + LOCK_MARGIN
+        async with self._storage() as uow:
+            existing = await uow.idempotency.claim(
+                request.record(now, order_id, body=None, lock=lock)
+            )
+            if existing is None:
+                order, attempt, body = await self._start(uow, order_id, method, request)
+                await uow.commit()
+        if existing is not None:
+            return await self._replays.answer(existing, request)
+        if attempt is None or body is not None:
+            return Answer(order.id, 201, body or b"", replayed=False)
+        return await charge(
+            self._storage, self._payments, self._render, order, attempt, request, self._clock
+        )
+
+    async def _start(
+        self, uow: UnitOfWork, order_id: str, method: str, request: KeyedRequest
+    ) -> tuple[Order, PaymentAttempt | None, bytes | None]:
+        """Create the attempt (or leave the order waiting, answered at once)."""
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if not may_pay_again(order):
+            raise PaymentNotAllowed(order_id, order.state)
+        attempt = self._payments.prepare(order, method, cause=Cause.API, at=self._clock())
+        await uow.orders.save(order)
+        if attempt is not None:
+            return order, attempt, None
+        body = self._render(order)
+        await request.complete(uow, order.id, body)
+        return order, None, body

@@ -1,0 +1,162 @@
+"""Charging an order safely (G3, G5).
+
+``prepare`` runs inside the caller's unit of work: it picks a provider whose circuit is
+closed (failing over to the next one), creates the payment attempt with an idempotency
+key derived from the attempt id, and moves the order to ``payment_pending``; it is
+committed before the provider is called. ``send`` calls the provider outside any
+transaction, within the time budget, and turns every failure into an honest outcome:
+a request that may have reached the provider is ``unknown`` (resolved later by asking
+the provider, never by charging again with a new key); one that certainly did not stays
+``pending`` and is re-sent with the same key. ``settle`` applies the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from orderguard.domain import ids
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.settle import Outcome, apply_outcome
+from orderguard.domain.states import AttemptState, OrderState
+from orderguard.providers.base import (
+    ChargeRequest,
+    PaymentOutcome,
+    PaymentResult,
+    ProviderError,
+    ProviderOutcomeUnknown,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderServerError,
+    ProviderUnavailable,
+)
+from orderguard.providers.resilience import is_transport_failure
+from orderguard.services.providers import Providers, ProviderSlot
+from orderguard.services.snapshot import snapshot_metadata
+
+#: Provider outcomes in attempt terms.
+ATTEMPT_STATE: dict[PaymentOutcome, AttemptState] = {
+    PaymentOutcome.SUCCEEDED: AttemptState.SUCCEEDED,
+    PaymentOutcome.FAILED: AttemptState.FAILED,
+    PaymentOutcome.ACTION_REQUIRED: AttemptState.ACTION_REQUIRED,
+    PaymentOutcome.PENDING: AttemptState.PENDING,
+    PaymentOutcome.UNKNOWN: AttemptState.UNKNOWN,
+}
+#: The note left on an order that waits for a provider to come back.
+WAITING_NOTE = "payment waiting: every payment provider is unavailable (circuit open)"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentSettings:
+    """How payments are made."""
+
+    #: Where the shopper lands after authenticating; ``{order_id}`` and ``{token}`` filled in.
+    return_url: str
+    #: The longest a charge call may take before its outcome counts as unknown, in seconds.
+    time_budget_s: float = 10.0
+
+
+def outcome_of(result: PaymentResult) -> Outcome:
+    """A provider's result in domain terms."""
+    return Outcome(
+        state=ATTEMPT_STATE[result.outcome],
+        provider_ref=result.provider_ref,
+        amount=result.amount,
+        currency=result.currency.upper() if result.currency else None,
+        decline_code=result.decline_code,
+        redirect_url=result.redirect_url,
+    )
+
+
+class Payments:
+    """Creates payment attempts and sends them to providers."""
+
+    def __init__(self, providers: Providers, settings: PaymentSettings) -> None:
+        self.providers = providers
+        self.settings = settings
+
+    def prepare(
+        self, order: Order, method: str, *, cause: Cause, at: datetime
+    ) -> PaymentAttempt | None:
+        """Start an attempt at an available provider, or leave the order waiting for one."""
+        slot = self.providers.choose()
+        if slot is None:
+            order.payment_method = method
+            order.note(WAITING_NOTE, cause=cause, at=at)
+            return None
+        attempt_id = ids.new_id("pay")
+        attempt = PaymentAttempt(
+            id=attempt_id,
+            order_id=order.id,
+            seq=len(order.attempts) + 1,
+            provider=slot.name,
+            method=method,
+            amount=order.total.amount,
+            currency=order.currency,
+            idempotency_key=f"orderguard-{attempt_id}",
+            created_at=at,
+            updated_at=at,
+        )
+        order.attempts.append(attempt)
+        order.payment_method = None
+        note = f"attempt {attempt.seq} sent to {slot.name}"
+        if slot is not self.providers.primary:
+            note += f" (failover: {self.providers.primary.name} circuit is open)"
+        order.move_to(OrderState.PAYMENT_PENDING, cause=cause, at=at, note=note)
+        return attempt
+
+    async def send(self, order: Order, attempt: PaymentAttempt) -> Outcome:
+        """Ask the attempt's provider to charge, within the time budget."""
+        slot = self.providers.named(attempt.provider)
+        request = ChargeRequest(
+            attempt_id=attempt.id,
+            order_id=order.id,
+            amount=attempt.amount,
+            currency=attempt.currency,
+            method=attempt.method,
+            return_url=self.settings.return_url.format(order_id=order.id, token=order.status_token),
+            idempotency_key=attempt.idempotency_key,
+            metadata=snapshot_metadata(order, attempt.id),
+        )
+        try:
+            result = await asyncio.wait_for(
+                slot.provider.create_payment(request), timeout=self.settings.time_budget_s
+            )
+        except (TimeoutError, ProviderError) as exc:
+            _record(slot, exc)
+            return failure_outcome(exc)
+        slot.breaker.record_success()
+        return outcome_of(result)
+
+    def settle(
+        self, order: Order, attempt_id: str, outcome: Outcome, *, cause: Cause, at: datetime
+    ) -> None:
+        """Apply ``outcome`` to the order's attempt ``attempt_id``."""
+        attempt = next(a for a in order.attempts if a.id == attempt_id)
+        apply_outcome(order, attempt, outcome, cause=cause, at=at)
+
+
+def failure_outcome(exc: BaseException) -> Outcome:
+    """What a failed charge call means for the attempt (G3: never guess a charge away)."""
+    match exc:
+        case ProviderUnavailable() | ProviderRateLimited():
+            reason = f"not delivered to the provider ({exc}); it will be re-sent with the same key"
+            return Outcome(AttemptState.PENDING, reason=reason)
+        case ProviderRejected():
+            return Outcome(AttemptState.FAILED, decline_code="processing_error", reason=str(exc))
+        case ProviderServerError():
+            return Outcome(AttemptState.UNKNOWN, reason=f"provider error after retries: {exc}")
+        case ProviderOutcomeUnknown():
+            return Outcome(AttemptState.UNKNOWN, reason=f"answer lost after sending: {exc}")
+        case TimeoutError():
+            return Outcome(AttemptState.UNKNOWN, reason="no answer within the time budget")
+    return Outcome(AttemptState.UNKNOWN, reason=f"unexpected provider failure: {exc!r}")
+
+
+def _record(slot: ProviderSlot, exc: BaseException) -> None:
+    if isinstance(exc, TimeoutError) or is_transport_failure(exc):
+        slot.breaker.record_failure()
+    else:
+        slot.breaker.record_success()

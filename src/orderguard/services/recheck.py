@@ -1,0 +1,77 @@
+"""Asking the provider what really happened to an order's open attempts (G5).
+
+Used when the shopper returns from authentication, by operators, and by the janitor.
+An attempt the provider has no record of, whose order still waits for it, is re-sent
+with its original idempotency key: never with a new one, so it can never charge twice.
+"""
+
+from __future__ import annotations
+
+from orderguard.domain.errors import OrderNotFound
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.settle import Outcome
+from orderguard.domain.states import AttemptState, OrderState
+from orderguard.providers.base import PaymentProvider, PaymentResult, ProviderError
+from orderguard.services.clock import Clock, system_clock
+from orderguard.services.payments import Payments, outcome_of
+from orderguard.storage.ports import UnitOfWorkFactory
+
+#: Orders in these states still want their open attempt to go through.
+_STILL_WANTED = {OrderState.PAYMENT_PENDING, OrderState.PAYMENT_UNKNOWN}
+
+
+class Recheck:
+    """Brings an order's open attempts up to date with the provider."""
+
+    def __init__(
+        self, storage: UnitOfWorkFactory, payments: Payments, *, clock: Clock = system_clock
+    ) -> None:
+        self._storage = storage
+        self._payments = payments
+        self._clock = clock
+
+    async def order(self, order_id: str, *, cause: Cause, actor: str | None = None) -> Order:
+        """Ask about every open attempt of the order and apply the answers."""
+        async with self._storage() as uow:
+            order = await uow.orders.get(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        for attempt in [a for a in order.attempts if not a.state.is_terminal]:
+            outcome = await self._ask(order, attempt)
+            if outcome is not None:
+                order = await self._apply(order.id, attempt.id, outcome, cause)
+        return order
+
+    async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
+        provider = self._payments.providers.named(attempt.provider).provider
+        try:
+            result = await _lookup(provider, order, attempt)
+        except ProviderError:
+            return None  # the provider cannot tell now; ask again later
+        if result is not None:
+            return outcome_of(result)
+        if attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN} and (
+            order.state in _STILL_WANTED
+        ):
+            return await self._payments.send(order, attempt)
+        return None
+
+    async def _apply(self, order_id: str, attempt_id: str, outcome: Outcome, cause: Cause) -> Order:
+        async with self._storage() as uow:
+            order = await uow.orders.get(order_id, for_update=True)
+            assert order is not None  # orders are never deleted
+            self._payments.settle(order, attempt_id, outcome, cause=cause, at=self._clock())
+            await uow.orders.save(order)
+            await uow.commit()
+        return order
+
+
+async def _lookup(
+    provider: PaymentProvider, order: Order, attempt: PaymentAttempt
+) -> PaymentResult | None:
+    """The provider's view of the attempt: by its reference, else by order id."""
+    if attempt.provider_ref:
+        return await provider.retrieve_payment(attempt.provider_ref)
+    matches = [r for r in await provider.find_payments(order.id) if r.attempt_id == attempt.id]
+    return matches[0] if matches else None
