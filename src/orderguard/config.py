@@ -49,6 +49,8 @@ class Settings:
     sandbox_faults: str = "none"
     #: Longest a charge call may take before its outcome counts as unknown, in seconds.
     payment_time_budget_s: float = 10.0
+    #: Minutes a shopper has to finish authentication (3-D Secure) before the order is cancelled.
+    action_expiry_minutes: float = 30.0
     #: Consecutive transport failures that open a provider's circuit, and its cool-down (s).
     breaker_threshold: int = 5
     breaker_cool_down_s: float = 30.0
@@ -78,7 +80,7 @@ class Settings:
         for name in ("idempotency_ttl_hours", "db_pool_size", "breaker_threshold"):
             if name in values:
                 values[name] = _int(name, values[name])
-        for name in ("payment_time_budget_s", "breaker_cool_down_s"):
+        for name in ("payment_time_budget_s", "breaker_cool_down_s", "action_expiry_minutes"):
             if name in values:
                 values[name] = _float(name, values[name])
         settings = cls(**values)

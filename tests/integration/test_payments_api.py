@@ -173,3 +173,43 @@ async def test_a_refused_authentication_fails_the_order(api: Api) -> None:
     detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert detail["state"] == "payment_failed"
     assert charges(api.provider, order["id"]) == []
+
+
+class _LaggingSearch:
+    """Makes the provider's search miss everything, as Stripe's lagging index may."""
+
+    def __init__(self, provider: InMemoryProvider) -> None:
+        self.provider, self.original = provider, provider.find_payments
+
+    async def nothing(self, order_id: str) -> list[Any]:
+        return []
+
+    def __enter__(self) -> None:
+        self.provider.find_payments = self.nothing  # type: ignore[method-assign]
+
+    def __exit__(self, *_: object) -> None:
+        self.provider.find_payments = self.original  # type: ignore[method-assign]
+
+
+async def test_a_resend_while_search_lags_reuses_the_key_and_cannot_charge_twice(
+    api: Api,
+) -> None:
+    api.provider.fail_next(ProviderOutcomeUnknown("read timeout"), after_effect=True)
+    order = await place(api)
+    assert order["state"] == "payment_unknown"
+    with _LaggingSearch(api.provider):  # the provider's search does not see the charge yet
+        rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck")
+    assert rechecked.json()["state"] == "paid"
+    assert len(charges(api.provider, order["id"])) == 1
+    assert len(api.provider.payments) == 1
+
+
+async def test_a_client_retry_after_a_lost_answer_replays_and_never_recharges(api: Api) -> None:
+    body, headers = order_body(payment={"method": VISA}), key()
+    api.provider.fail_next(ProviderOutcomeUnknown("read timeout"), after_effect=True)
+    first = await api.client.post("/v1/orders", json=body, headers=headers)
+    retry = await api.client.post("/v1/orders", json=body, headers=headers)
+    assert first.json()["state"] == "payment_unknown"
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.json()["id"] == first.json()["id"]
+    assert len(api.provider.payments) == 1

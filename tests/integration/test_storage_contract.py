@@ -70,7 +70,7 @@ async def test_a_taken_merchant_reference_names_the_order_holding_it(
     with pytest.raises(DuplicateMerchantReference) as caught:
         async with storage() as uow:
             await uow.orders.add(new_order(reference="A-1001", at=T0))
-    assert caught.value.existing_order_id == first.id
+    assert caught.value.merchant_reference == "A-1001"
     async with storage() as uow:
         assert await uow.orders.find_by_reference("A-1001") == first.id
         assert await uow.orders.find_by_reference("nope") is None

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orderguard import __version__
+from orderguard import __version__, housekeeping
 from orderguard.api import orders, shopper
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
@@ -25,12 +25,9 @@ from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
-from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.storage.database import StorageError
 
 log = logging.getLogger("orderguard.api")
-#: How often ``serve`` prunes idempotency records past their time to live.
-PRUNE_EVERY_SECONDS = 3600
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -44,11 +41,12 @@ def create_app(*, container: Container | None = None, settings: Settings | None 
             yield
             return
         app.state.container = await open_sql(settings or Settings.load())
-        pruner = asyncio.create_task(_prune_forever(app.state.container))
+        background = asyncio.create_task(housekeeping.run_forever(app.state.container))
         try:
             yield
         finally:
-            pruner.cancel()
+            background.cancel()
+            await asyncio.gather(background, return_exceptions=True)
             await app.state.container.close()
 
     app = FastAPI(
@@ -71,20 +69,6 @@ def create_app(*, container: Container | None = None, settings: Settings | None 
         return {"status": "ok"}
 
     return app
-
-
-async def _prune_forever(container: Container) -> None:
-    """Remove expired idempotency records every hour (never orders)."""
-    while True:
-        try:
-            pruned = await prune_idempotency_records(
-                container.storage, ttl=container.settings.idempotency_ttl
-            )
-            if pruned:
-                log.info("pruned %d expired idempotency records", pruned)
-        except StorageError as exc:
-            log.warning("could not prune idempotency records: %s", exc)
-        await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 class RequestIdMiddleware:

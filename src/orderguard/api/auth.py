@@ -18,9 +18,9 @@ KEY_CACHE_SECONDS = 5.0
 async def merchant_scope(request: Request) -> str:
     """The caller's idempotency scope: its key id, or ``local`` when no key is configured."""
     wiring = request.app.state.container
-    if not await _keys_required(request):
-        return LOCAL_SCOPE
     header = request.headers.get("authorization", "")
+    if not header and not await _keys_required(request):
+        return LOCAL_SCOPE
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("Send Authorization: Bearer <API key>.")

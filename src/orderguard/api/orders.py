@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import BeforeValidator
 from starlette.responses import Response
 
 from orderguard.api.auth import merchant_scope
@@ -36,6 +38,18 @@ from orderguard.services import queries
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
 from orderguard.services.intake import PlaceOrder
 from orderguard.storage.ports import OrderQuery
+
+
+def _rfc3339(value: object) -> object:
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-24T12:00:00Z")
+    return value
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})?$")
+#: A date-time query parameter: RFC 3339 text only (no Unix numbers).
+Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
+
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 JSON = "application/json"
@@ -161,8 +175,8 @@ async def list_orders(
     wiring: Wiring,
     scope: Scope,
     state: OrderState | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Rfc3339 | None = None,
+    created_before: Rfc3339 | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> OrderPageOut:
@@ -170,8 +184,8 @@ async def list_orders(
     query = OrderQuery(
         limit=limit + 1,
         state=state,
-        created_after=_aware(created_after),
-        created_before=_aware(created_before),
+        created_after=_aware(created_after, "created_after"),
+        created_before=_aware(created_before, "created_before"),
         cursor=_decode_cursor(cursor) if cursor else None,
     )
     orders = await queries.list_orders(wiring.storage, query)
@@ -187,10 +201,14 @@ def _customer(body: PlaceOrderIn) -> Customer:
     return Customer(email=c.email, name=c.name, shipping_address=address, phone=c.phone)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def _aware(value: datetime | None, name: str = "") -> datetime | None:
+    """``value`` in UTC (naive means UTC); 422 when it cannot be expressed in UTC."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:
+        raise validation_problem([(("query", name), "out of the range of dates")]) from None
 
 
 def _encode_cursor(created_at: datetime, order_id: str) -> str:
@@ -202,7 +220,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         at, order_id = raw.split("|", 1)
-        return _aware(datetime.fromisoformat(at)) or datetime.min, order_id
+        moment = _aware(datetime.fromisoformat(at), "cursor")
+        if moment is None:
+            raise ValueError(cursor)
+        return moment, order_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise validation_problem(
             [(("query", "cursor"), "not a cursor returned by this API")]

@@ -43,9 +43,12 @@ async def authenticate(storage: UnitOfWorkFactory, secret: str) -> ApiKey | None
 
 
 async def keys_required(storage: UnitOfWorkFactory) -> bool:
-    """Whether any active key exists (then every API request must present one)."""
+    """Whether any key was ever created: then every API request must present a valid one.
+
+    Revoked keys count, so revoking the last key locks the API rather than opening it.
+    """
     async with storage() as uow:
-        return await uow.api_keys.count_active() > 0
+        return bool(await uow.api_keys.all())
 
 
 async def list_keys(storage: UnitOfWorkFactory) -> list[ApiKey]:

@@ -77,6 +77,13 @@ class Connection(ABC):
         """Every row of a query, as dicts."""
 
     @abstractmethod
+    def batch(self) -> AbstractAsyncContextManager[None]:
+        """Send the statements of the block together (one round trip where the driver can).
+
+        Errors of any of them surface when the block ends.
+        """
+
+    @abstractmethod
     async def execute_script(self, script: str) -> None:
         """Run several statements without parameters (migrations)."""
 

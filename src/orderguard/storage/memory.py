@@ -37,8 +37,8 @@ class MemoryOrderRepository:
 
     async def add(self, order: Order) -> None:
         ref = order.merchant_reference
-        if ref is not None and (existing := await self.find_by_reference(ref)):
-            raise DuplicateMerchantReference(ref, existing)
+        if ref is not None and await self.find_by_reference(ref):
+            raise DuplicateMerchantReference(ref, "")  # as SQL: the holder is looked up after
         self._s.orders[order.id] = _stored(order)
         self._flush(order)
 
@@ -67,6 +67,16 @@ class MemoryOrderRepository:
             reverse=True,
         )
         return [_without_attempts(o) for o in matches[: query.limit]]
+
+    async def in_state(
+        self, state: OrderState, *, updated_before: datetime, limit: int
+    ) -> list[str]:
+        found = sorted(
+            (o.updated_at, o.id)
+            for o in self._s.orders.values()
+            if o.state is state and o.updated_at < updated_before
+        )
+        return [order_id for _, order_id in found[:limit]]
 
     async def waiting_for_payment(self, limit: int) -> list[str]:
         waiting = sorted(

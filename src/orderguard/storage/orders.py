@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -71,19 +72,20 @@ class SqlOrderRepository:
         self._lock = lock_clause
 
     async def add(self, order: Order) -> None:
-        ref = order.merchant_reference
-        if ref is not None and (existing := await self.find_by_reference(ref)):
-            raise DuplicateMerchantReference(ref, existing)
         try:
-            await self._conn.execute(_INSERT_ORDER, _order_row(order))
+            async with self._conn.batch():
+                await self._conn.execute(_INSERT_ORDER, _order_row(order))
+                await self._conn.executemany(_INSERT_LINE, _line_rows(order))
+                if order.attempts:
+                    await self._conn.executemany(
+                        _UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts]
+                    )
+                await self._flush(order)
         except UniqueViolation as exc:
             if "merchant_reference" not in exc.constraint:
                 raise
-            raise DuplicateMerchantReference(ref or "", "") from exc
-        await self._conn.executemany(_INSERT_LINE, _line_rows(order))
-        if order.attempts:
-            await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
-        await self._flush(order)
+            # the holder is looked up by the caller, after this transaction rolled back
+            raise DuplicateMerchantReference(order.merchant_reference or "", "") from exc
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         lock = self._lock if for_update else ""
@@ -145,6 +147,16 @@ class SqlOrderRepository:
         for line in lines:
             by_order.setdefault(line["order_id"], []).append(line)
         return [_order(row, by_order.get(row["id"], [])) for row in rows]
+
+    async def in_state(
+        self, state: OrderState, *, updated_before: datetime, limit: int
+    ) -> list[str]:
+        rows = await self._conn.fetchall(
+            "SELECT id FROM orders WHERE state = :state AND updated_at < :before "
+            "ORDER BY updated_at, id LIMIT :limit",
+            {"state": str(state), "before": updated_before, "limit": limit},
+        )
+        return [str(row["id"]) for row in rows]
 
     async def waiting_for_payment(self, limit: int) -> list[str]:
         rows = await self._conn.fetchall(

@@ -62,7 +62,9 @@ class OrderRepository(Protocol):
     async def add(self, order: Order) -> None:
         """Store a new order with its recorded entries and events.
 
-        Raises ``DuplicateMerchantReference`` when its merchant reference is taken.
+        Raises ``DuplicateMerchantReference`` when its merchant reference is taken; the
+        transaction is then spoilt, so find the holder with :meth:`find_by_reference` in a
+        new unit of work.
         """
         ...
 
@@ -84,6 +86,12 @@ class OrderRepository(Protocol):
 
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         """The order's timeline, oldest first."""
+        ...
+
+    async def in_state(
+        self, state: OrderState, *, updated_before: datetime, limit: int
+    ) -> list[str]:
+        """Ids of orders in ``state`` not changed since ``updated_before``, oldest first."""
         ...
 
     async def waiting_for_payment(self, limit: int) -> list[str]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -26,6 +28,8 @@ from orderguard.storage.database import (
 
 #: Seconds to wait for a free pooled connection or a new connection.
 ACQUIRE_TIMEOUT = 10.0
+#: A pooled connection idle longer than this is checked (one round trip) before use.
+CHECK_IDLE_AFTER = 30.0
 
 _pg = functools.lru_cache(maxsize=512)(named_to_pyformat)
 
@@ -52,6 +56,14 @@ class PostgresConnection(Connection):
         except psycopg.Error as exc:
             raise _translate(exc) from exc
         return cursor.rowcount
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        try:
+            async with self._conn.pipeline():
+                yield
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
 
     async def execute_script(self, script: str) -> None:
         try:
@@ -88,6 +100,25 @@ class _PostgresTransaction(Transaction):
         self.finished = True
 
 
+class _IdleCheck:
+    """Checks a pooled connection only when it sat idle for a while.
+
+    Checking on every checkout costs a round trip per transaction; a connection used a
+    moment ago is alive, and one that died since fails its statement, which the caller
+    sees as ``DatabaseUnavailable`` (and the pool then discards it).
+    """
+
+    def __init__(self) -> None:
+        self._returned: weakref.WeakKeyDictionary[object, float] = weakref.WeakKeyDictionary()
+
+    async def check(self, conn: psycopg.AsyncConnection[Row]) -> None:
+        if time.monotonic() - self._returned.get(conn, 0.0) > CHECK_IDLE_AFTER:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def returned(self, conn: psycopg.AsyncConnection[Row]) -> None:
+        self._returned[conn] = time.monotonic()
+
+
 class PostgresDatabase(Database):
     """A pool of connections to one PostgreSQL database."""
 
@@ -99,6 +130,7 @@ class PostgresDatabase(Database):
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10) -> PostgresDatabase:
         """Connect to ``url``; raises :class:`DatabaseUnavailable` when it cannot."""
+        idle = _IdleCheck()
         pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -106,7 +138,8 @@ class PostgresDatabase(Database):
             open=False,
             timeout=ACQUIRE_TIMEOUT,
             kwargs={"row_factory": dict_row, "autocommit": False, "connect_timeout": 5},
-            check=AsyncConnectionPool.check_connection,
+            check=idle.check,
+            reset=idle.returned,
         )
         try:
             await pool.open(wait=True, timeout=ACQUIRE_TIMEOUT)

@@ -46,7 +46,8 @@ def _adapt(params: Params | None) -> dict[str, Any]:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    # isoformat pads the year to four digits, so text order is time order for every year
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _translate(exc: sqlite3.Error) -> StorageError:
@@ -80,6 +81,10 @@ class SqliteConnection(Connection):
             await self._conn.executemany(sql, [_adapt(row) for row in rows])
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        yield  # in-process: nothing to gain from batching
 
     async def execute_script(self, script: str) -> None:
         for statement in split_statements(script):

@@ -1,0 +1,324 @@
+"""Shared helpers for the benchmarks: machine facts, /proc CPU accounting, servers, the DB.
+
+Nothing here imports the application: the load generator and the baseline apps import this
+module too, and must stay as light as possible.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+
+#: The PostgreSQL server the benchmarks run against (trust auth, see docs/benchmarks.md).
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_BENCH_DB = os.environ.get("BENCH_PG_DB", "og_bench")
+
+#: The order every benchmark places; the same body as ``tests/factories.py`` ``BODY``.
+#: ``merchant_reference`` is made unique per request by the load generator.
+BODY: dict[str, Any] = {
+    "merchant_reference": None,
+    "currency": "EUR",
+    "items": [{"sku": "TEE-M", "name": "T-shirt", "quantity": 2, "unit_amount": 1999}],
+    "customer": {
+        "email": "Ana@Example.com",
+        "name": "Ana Silva",
+        "phone": "912 345 678",
+        "shipping_address": {
+            "line1": "Rua Augusta 1",
+            "city": "Lisboa",
+            "postal_code": "1100-048",
+            "country": "PT",
+        },
+    },
+}
+
+
+def order_body(reference: str) -> dict[str, Any]:
+    """``BODY`` with ``reference`` as its merchant reference."""
+    body = copy.deepcopy(BODY)
+    body["merchant_reference"] = reference
+    return body
+
+
+def bench_db_url(db: str = PG_BENCH_DB) -> str:
+    """The URL of database ``db`` on the admin server."""
+    base, _, _ = PG_ADMIN_URL.rpartition("/")
+    return f"{base}/{db}"
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def _first(path: str, prefix: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    mem_kb = _first("/proc/meminfo", "MemTotal").split()[0]
+    mem = f"{int(mem_kb) / 1024 / 1024:.1f} GiB" if mem_kb.isdigit() else "unknown"
+    hypervisor = "KVM guest" if "hypervisor" in _first("/proc/cpuinfo", "flags") else "bare metal?"
+    info = {
+        "cpus (nproc)": str(os.cpu_count()),
+        "cpu model": f"{_first('/proc/cpuinfo', 'model name')} ({hypervisor})",
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": pg_scalar("SELECT version()").split(" on ")[0],
+    }
+    settings = pg_scalar(
+        "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) "
+        "FROM pg_settings WHERE name IN ('synchronous_commit', 'fsync', 'shared_buffers', "
+        "'max_connections', 'wal_level')"
+    )
+    info["postgresql settings"] = settings
+    for pkg in ("fastapi", "starlette", "uvicorn", "uvloop", "httptools", "psycopg",
+                "psycopg-binary", "psycopg-pool", "pydantic", "orjson"):  # fmt: skip
+        info[pkg] = _package_version(pkg)
+    return info
+
+
+# --------------------------------------------------------------------------- /proc CPU
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of ``pid`` so far, or ``None`` when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def postgres_pids() -> list[int]:
+    """Every process called ``postgres`` (the server, its backends and helpers)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if Path(entry.path, "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_cpu() -> tuple[float, float, float]:
+    """(busy, steal, total) CPU seconds of the whole machine since boot, all cores.
+
+    ``busy`` excludes idle, iowait and steal (time the hypervisor gave to someone else).
+    """
+    parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    values = [int(v) for v in parts[:8]]
+    idle = values[3] + values[4]  # idle + iowait
+    steal = values[7]
+    total = sum(values)
+    return (total - idle - steal) / CLK_TCK, steal / CLK_TCK, total / CLK_TCK
+
+
+@dataclass
+class CpuSnapshot:
+    """CPU counters at one instant: named processes, all postgres processes, the machine."""
+
+    at: float
+    named: dict[str, float | None]
+    postgres: dict[int, float | None]
+    machine: tuple[float, float, float]
+
+    @classmethod
+    def take(cls, pids: dict[str, int]) -> CpuSnapshot:
+        return cls(
+            at=time.monotonic(),
+            named={name: proc_cpu_seconds(pid) for name, pid in pids.items()},
+            postgres={pid: proc_cpu_seconds(pid) for pid in postgres_pids()},
+            machine=machine_cpu(),
+        )
+
+
+def cpu_usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+    """Cores used (1.0 = one core busy) by each named process, postgres and the machine."""
+    wall = after.at - before.at
+    usage: dict[str, float] = {}
+    for name, end in after.named.items():
+        start = before.named.get(name)
+        usage[name] = (end - start) / wall if end is not None and start is not None else 0.0
+    pg = 0.0
+    for pid, end in after.postgres.items():
+        if end is not None:
+            pg += end - (before.postgres.get(pid) or 0.0)  # backends born mid-window count fully
+    usage["postgres"] = pg / wall
+    usage["machine"] = (after.machine[0] - before.machine[0]) / wall
+    usage["steal"] = (after.machine[1] - before.machine[1]) / wall
+    return usage
+
+
+# --------------------------------------------------------------------------- servers
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody is listening on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Block until ``GET /healthz`` answers 200, or raise if the server dies or is slow."""
+    deadline = time.monotonic() + timeout
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(request)
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} not healthy after {timeout:.0f}s")
+
+
+@dataclass
+class Server:
+    """A server subprocess (its stderr goes to ``log``)."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_server(
+    name: str, argv: list[str], env: dict[str, str], workdir: Path, port: int
+) -> Server:
+    """Start ``argv`` in ``workdir``, wait until it is healthy on ``port``."""
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(name, port, proc, log)
+    try:
+        wait_healthy(port, proc)
+    except BaseException:
+        server.stop()
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{name} did not start:\n{tail}") from None
+    return server
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def pg_scalar(sql: str, url: str = PG_ADMIN_URL) -> str:
+    """The first column of the first row of ``sql``, as text."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql.encode()).fetchone()
+    return "" if row is None else str(row[0])
+
+
+def pg_execute(sql: str, url: str = PG_ADMIN_URL) -> None:
+    """Run ``sql`` outside a transaction (CREATE/DROP DATABASE, CHECKPOINT)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+def recreate_database(db: str = PG_BENCH_DB) -> None:
+    """Drop (disconnecting everyone) and create ``db``."""
+    pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    pg_execute(f'CREATE DATABASE "{db}"')
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of already sorted values, nearest-rank."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), math.ceil(q / 100 * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def median(values: list[float]) -> float:
+    """The median of ``values`` (NaN for none)."""
+    ordered = sorted(v for v in values if v == v)
+    if not ordered:
+        return float("nan")
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class Context:
+    """What ``bench/run.py`` hands every section: the knobs and a scratch directory."""
+
+    rounds: int
+    warmup: float
+    duration: float
+    connections: int
+    pool_size: int | None
+    workdir: Path
+    log: Any  # Callable[[str], None]
+
+    def env(self, database_url: str) -> dict[str, str]:
+        """A clean environment for orderguard processes: only the settings we choose."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
+        env["ORDERGUARD_DATABASE_URL"] = database_url
+        if self.pool_size is not None:
+            env["ORDERGUARD_DB_POOL_SIZE"] = str(self.pool_size)
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        return env

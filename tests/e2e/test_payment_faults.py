@@ -1,0 +1,196 @@
+"""Each sandbox fault on its own, through the API, ends where the design says (G3, G5).
+
+The order is placed over the orderguard API; the Stripe adapter talks HTTP to a sandbox
+whose fault profile is switched on for the test. The sandbox ledger is the oracle: however
+the answer was lost, an order is charged at most once, an unknown outcome is resolved by
+asking the provider (never by charging with a new key), and a client that retries its
+``POST /v1/orders`` with the same Idempotency-Key gets the first answer again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.payment_harness import (
+    DECLINED,
+    FAST_RETRY,
+    PROVIDER_TIMEOUT_S,
+    VISA,
+    Sandbox,
+    Shop,
+    assert_client_retry_changes_nothing,
+    notes,
+    open_shop,
+    sandbox,
+    states,
+)
+
+pytestmark = pytest.mark.timeout(60)
+
+PAID_DIRECTLY = [(None, "received"), ("received", "payment_pending"), ("payment_pending", "paid")]
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Sandbox]:
+    with sandbox(tmp_path, "sandbox") as running:
+        yield running
+
+
+@pytest.fixture
+async def shop(database_url: str, box: Sandbox) -> AsyncIterator[Shop]:
+    async with open_shop(database_url, [box]) as running:
+        yield running
+
+
+async def test_no_fault_pays_once(shop: Shop, box: Sandbox) -> None:
+    """The baseline the fault tests differ from: one intent, one charge, nothing injected."""
+    placed = await shop.placed(VISA)
+    assert placed.answer["state"] == "paid"
+    [intent] = await box.intents(placed.id)
+    [charge] = await box.charges(placed.id)
+    assert charge["payment_intent"] == intent["id"]
+    assert charge["amount"] == placed.answer["amount_total"]
+    [attempt] = placed.answer["payment_attempts"]
+    assert attempt["provider_ref"] == intent["id"]
+    assert intent["metadata"]["attempt_id"] == attempt["id"]
+    assert await box.fault_kinds() == []
+    assert states(await shop.order(placed.id)) == PAID_DIRECTLY
+
+
+@pytest.mark.slow
+async def test_a_timeout_after_the_charge_is_unknown_then_resolved_by_asking(
+    shop: Shop, box: Sandbox
+) -> None:
+    await box.set_faults(timeout_after=1.0, hold_s=PROVIDER_TIMEOUT_S * 5, limit=1)
+    placed = await shop.placed(VISA)
+
+    assert placed.answer["state"] == "payment_unknown"
+    [attempt] = placed.answer["payment_attempts"]
+    assert (attempt["state"], attempt["provider_ref"]) == ("unknown", None)
+    assert await box.fault_kinds() == ["timeout_after"]  # sent once: never retried blindly
+    [intent] = await box.intents(placed.id)
+    assert len(await box.charges(placed.id)) == 1  # the charge happened; only the answer was lost
+    assert any("answer lost after sending" in n for n in notes(await shop.order(placed.id)))
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+    rechecked = await shop.recheck(placed.id)
+
+    assert rechecked["state"] == "paid"
+    [attempt] = rechecked["payment_attempts"]
+    assert (attempt["state"], attempt["provider_ref"]) == ("succeeded", intent["id"])
+    assert len(await box.charges(placed.id)) == 1
+    assert len(await box.intents(placed.id)) == 1
+    assert states(rechecked) == [
+        *PAID_DIRECTLY[:2],
+        ("payment_pending", "payment_unknown"),
+        ("payment_unknown", "paid"),
+    ]
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+
+async def test_a_500_before_the_charge_is_retried_and_pays_once(shop: Shop, box: Sandbox) -> None:
+    await box.set_faults(error_before=1.0, limit=1)
+    placed = await shop.placed(VISA)
+
+    assert placed.answer["state"] == "paid"
+    [entry] = await box.fault_log()
+    assert (entry["kind"], entry["detail"]) == ("error_before", "/v1/payment_intents")
+    assert len(await box.charges(placed.id)) == 1
+    assert len(await box.intents(placed.id)) == 1
+    assert states(await shop.order(placed.id)) == PAID_DIRECTLY
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+
+async def test_a_500_after_the_charge_is_retried_with_the_same_key_and_pays_once(
+    shop: Shop, box: Sandbox
+) -> None:
+    await box.set_faults(error_after=1.0, limit=1)
+    placed = await shop.placed(VISA)
+
+    assert placed.answer["state"] == "paid"
+    assert await box.fault_kinds() == ["error_after"]
+    # The retry replayed the stored result of the first call: one intent, one charge.
+    [intent] = await box.intents(placed.id)
+    assert len(await box.charges(placed.id)) == 1
+    assert placed.answer["payment_attempts"][0]["provider_ref"] == intent["id"]
+    assert states(await shop.order(placed.id)) == PAID_DIRECTLY
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+async def test_rate_limiting_is_retried_and_pays_once(shop: Shop, box: Sandbox, limit: int) -> None:
+    await box.set_faults(rate_limit=1.0, limit=limit)
+    placed = await shop.placed(VISA)
+
+    assert placed.answer["state"] == "paid"
+    assert await box.fault_kinds() == ["rate_limit"] * limit
+    assert len(await box.charges(placed.id)) == 1
+    assert len(await box.intents(placed.id)) == 1
+    assert states(await shop.order(placed.id)) == PAID_DIRECTLY
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+
+async def test_an_outage_longer_than_the_retries_is_unknown_until_asked_again(
+    shop: Shop, box: Sandbox
+) -> None:
+    await box.outage(600)  # far past the retry deadline; ended below
+    placed = await shop.placed(VISA)
+
+    # 5xx after every retry: it may have reached the provider, so the outcome is unknown.
+    assert placed.answer["state"] == "payment_unknown"
+    [attempt] = placed.answer["payment_attempts"]
+    assert attempt["state"] == "unknown"
+    assert await box.fault_kinds() == ["outage"] * FAST_RETRY.attempts
+    assert any("provider error after retries" in n for n in notes(await shop.order(placed.id)))
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+    during = await shop.recheck(placed.id)  # the provider cannot answer yet: nothing moves
+    assert during["state"] == "payment_unknown"
+    assert await box.charges(placed.id) == []
+
+    await box.outage(0)
+    rechecked = await shop.recheck(placed.id)
+
+    assert rechecked["state"] == "paid"
+    [attempt] = rechecked["payment_attempts"]
+    assert attempt["state"] == "succeeded"
+    [charge] = await box.charges(placed.id)
+    [intent] = await box.intents(placed.id)
+    # Re-sent as the same attempt (same idempotency key), not as a new one.
+    assert intent["metadata"]["attempt_id"] == attempt["id"]
+    assert charge["payment_intent"] == intent["id"] == attempt["provider_ref"]
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+
+async def test_a_decline_fails_and_another_method_pays_once(shop: Shop, box: Sandbox) -> None:
+    placed = await shop.placed(DECLINED)
+
+    assert placed.answer["state"] == "payment_failed"
+    [attempt] = placed.answer["payment_attempts"]
+    assert attempt["state"] == "failed"
+    assert attempt["decline_code"]
+    assert await box.charges(placed.id) == []
+    [declined] = await box.intents(placed.id)
+    assert declined["status"] == "requires_payment_method"
+    await assert_client_retry_changes_nothing(shop, placed, box)
+
+    again = await shop.pay_again(placed.id, VISA)
+
+    assert again.status_code == 201, again.text
+    assert again.json()["state"] == "paid"
+    first, second = again.json()["payment_attempts"]
+    assert (first["state"], second["state"]) == ("failed", "succeeded")
+    [charge] = await box.charges(placed.id)
+    intents = await box.intents(placed.id)
+    assert len(intents) == 2
+    assert charge["payment_intent"] == second["provider_ref"] != first["provider_ref"]
+    assert states(await shop.order(placed.id)) == [
+        *PAID_DIRECTLY[:2],
+        ("payment_pending", "payment_failed"),
+        ("payment_failed", "payment_pending"),
+        ("payment_pending", "paid"),
+    ]
+    await assert_client_retry_changes_nothing(shop, placed, box)
