@@ -30,6 +30,7 @@ async def housekeeping_round(container: Container) -> None:
     sent = await charge_waiting(container.storage, container.payments)
     expired = await expire_abandoned(
         container.storage,
+        container.payments,
         container.recheck,
         after=timedelta(minutes=settings.action_expiry_minutes),
     )

@@ -97,3 +97,18 @@ async def test_openapi_documents_the_contract(api: Api) -> None:
     assert {"201", "400", "409", "413", "415", "422"} <= set(post["responses"])
     assert "application/problem+json" in post["responses"]["422"]["content"]
     assert "PlaceOrderIn" in schema["components"]["schemas"]
+
+
+async def test_a_key_revoked_is_refused_once_the_cache_window_passes(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orderguard.api import auth
+
+    key, secret = await api_keys.create_key(api.container.storage, "shop")
+    auth_header = {"Authorization": f"Bearer {secret}"}
+    assert (await api.client.get("/v1/orders", headers=auth_header)).status_code == 200
+    await api_keys.revoke_key(api.container.storage, key.id)
+    clock = [auth.time.monotonic() + auth.KEY_CACHE_SECONDS + 1]
+    monkeypatch.setattr(auth.time, "monotonic", lambda: clock[0])
+    assert (await api.client.get("/v1/orders", headers=auth_header)).status_code == 401
+    assert (await api.client.get("/v1/orders")).status_code == 401  # revoking never opens

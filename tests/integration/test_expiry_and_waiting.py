@@ -16,8 +16,9 @@ from tests.integration.test_payments_api import THREE_DS, VISA, charges, place, 
 async def test_an_abandoned_authentication_is_cancelled_after_its_time(api: Api) -> None:
     order = await place(api, THREE_DS)
     storage, recheck = api.container.storage, api.container.recheck
-    assert await expire_abandoned(storage, recheck, after=timedelta(minutes=30)) == 0
-    assert await expire_abandoned(storage, recheck, after=timedelta(0)) == 1
+    payments = api.container.payments
+    assert await expire_abandoned(storage, payments, recheck, after=timedelta(minutes=30)) == 0
+    assert await expire_abandoned(storage, payments, recheck, after=timedelta(0)) == 1
     detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert detail["state"] == "cancelled"
     assert detail["payment_attempts"][0]["state"] == "failed"
@@ -29,7 +30,8 @@ async def test_an_authentication_finished_late_is_paid_not_cancelled(api: Api) -
     order = await place(api, THREE_DS)
     api.provider.complete_action(order["payment_attempts"][0]["provider_ref"], approved=True)
     storage, recheck = api.container.storage, api.container.recheck
-    assert await expire_abandoned(storage, recheck, after=timedelta(0)) == 0
+    payments = api.container.payments
+    assert await expire_abandoned(storage, payments, recheck, after=timedelta(0)) == 0
     detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert detail["state"] == "paid"
 
@@ -67,3 +69,28 @@ async def test_a_waiting_order_can_be_paid_by_the_shopper_with_another_method(ap
     )
     assert again.json()["state"] == "payment_pending"
     assert await charge_waiting(api.container.storage, api.container.payments) == 0
+
+
+async def test_an_expired_authentication_is_cancelled_at_the_provider_so_it_cannot_charge(
+    api: Api,
+) -> None:
+    order = await place(api, THREE_DS)
+    c = api.container
+    assert await expire_abandoned(c.storage, c.payments, c.recheck, after=timedelta(0)) == 1
+    ref = order["payment_attempts"][0]["provider_ref"]
+    api.provider.complete_action(ref, approved=True)  # the shopper comes back too late
+    assert charges(api.provider, order["id"]) == []
+    assert (await api.provider.retrieve_payment(ref)).outcome.value == "failed"
+
+
+async def test_a_provider_that_cannot_cancel_now_leaves_the_order_for_the_next_round(
+    api: Api,
+) -> None:
+    order = await place(api, THREE_DS)
+    c = api.container
+    api.provider.fail_next(ProviderUnavailable("refused"))  # the recheck's retrieve
+    api.provider.fail_next(ProviderUnavailable("refused"))  # the cancel
+    assert await expire_abandoned(c.storage, c.payments, c.recheck, after=timedelta(0)) == 0
+    detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
+    assert detail["state"] == "action_required"
+    assert await expire_abandoned(c.storage, c.payments, c.recheck, after=timedelta(0)) == 1

@@ -46,6 +46,9 @@ class SandboxHarness:
     async def complete_action(self, provider_ref: str, *, approved: bool) -> None:
         verb = "approve" if approved else "refuse"
         response = await self.http.post(f"/3ds/{provider_ref}/{verb}")
+        if response.status_code == 409:  # the payment was cancelled: the page says so
+            assert "cancelled" in response.text, response.text
+            return
         assert response.status_code == 303, response.text
 
     async def ledger(self) -> dict[str, list[dict[str, object]]]:

@@ -196,3 +196,84 @@ async def test_webhook_header_names_match_without_regard_to_case(harness: Harnes
     lowered = {key.lower(): value for key, value in headers.items()}
     event = harness.provider.parse_webhook(body, lowered)
     assert event.payment is not None and event.payment.provider_ref == paid.provider_ref
+
+
+async def test_a_payment_awaiting_authentication_can_be_cancelled_and_then_never_charges(
+    harness: Harness,
+) -> None:
+    request = charge_request(method="pm_card_authenticationRequired")
+    pending = await harness.provider.create_payment(request)
+    assert pending.outcome is PaymentOutcome.ACTION_REQUIRED and pending.provider_ref
+    cancelled = await harness.provider.cancel_payment(pending.provider_ref)
+    assert cancelled.outcome is PaymentOutcome.FAILED
+    assert cancelled.provider_ref == pending.provider_ref
+    assert (cancelled.decline_code, cancelled.retry_with_other_method) == ("canceled", False)
+    assert cancelled.redirect_url is None
+    assert (cancelled.order_id, cancelled.amount) == (request.order_id, request.amount)
+
+    await harness.complete_action(pending.provider_ref, approved=True)  # the shopper, too late
+
+    after = await harness.provider.retrieve_payment(pending.provider_ref)
+    assert after.outcome is PaymentOutcome.FAILED
+    assert await harness.successful_charges(request.order_id) == 0
+    window = (datetime.fromtimestamp(harness.clock.now - 60, UTC), datetime(2100, 1, 1, tzinfo=UTC))
+    charges = await harness.provider.list_successful_charges(*window)
+    assert pending.provider_ref not in {c.provider_ref for c in charges}
+    [found] = await harness.provider.find_payments(request.order_id)
+    assert found.outcome is PaymentOutcome.FAILED
+
+
+async def test_cancelling_twice_answers_failed_both_times(harness: Harness) -> None:
+    request = charge_request(method="pm_card_authenticationRequired")
+    pending = await harness.provider.create_payment(request)
+    assert pending.provider_ref is not None
+    first = await harness.provider.cancel_payment(pending.provider_ref)
+    second = await harness.provider.cancel_payment(pending.provider_ref)
+    assert first.outcome is second.outcome is PaymentOutcome.FAILED
+    assert first.provider_ref == second.provider_ref == pending.provider_ref
+    assert await harness.successful_charges(request.order_id) == 0
+
+
+async def test_cancelling_a_declined_payment_leaves_it_failed(harness: Harness) -> None:
+    request = charge_request(method="pm_card_chargeDeclined")
+    declined = await harness.provider.create_payment(request)
+    assert declined.provider_ref is not None
+    cancelled = await harness.provider.cancel_payment(declined.provider_ref)
+    assert cancelled.outcome is PaymentOutcome.FAILED
+    assert cancelled.retry_with_other_method is False
+    assert await harness.successful_charges(request.order_id) == 0
+
+
+async def test_cancelling_a_succeeded_payment_answers_succeeded_and_keeps_the_charge(
+    harness: Harness,
+) -> None:
+    request = charge_request(amount=1234)
+    paid = await harness.provider.create_payment(request)
+    assert paid.outcome is PaymentOutcome.SUCCEEDED and paid.provider_ref
+    answer = await harness.provider.cancel_payment(paid.provider_ref)
+    assert answer.outcome is PaymentOutcome.SUCCEEDED
+    assert (answer.provider_ref, answer.amount) == (paid.provider_ref, 1234)
+    again = await harness.provider.cancel_payment(paid.provider_ref)
+    assert again.outcome is PaymentOutcome.SUCCEEDED
+    after = await harness.provider.retrieve_payment(paid.provider_ref)
+    assert after.outcome is PaymentOutcome.SUCCEEDED
+    assert await harness.successful_charges(request.order_id) == 1
+    refund = await harness.provider.refund(paid.provider_ref, amount=None, idempotency_key="r-c")
+    assert refund.amount == 1234
+
+
+async def test_cancelling_a_payment_after_authentication_succeeded_answers_succeeded(
+    harness: Harness,
+) -> None:
+    request = charge_request(method="pm_card_authenticationRequired")
+    pending = await harness.provider.create_payment(request)
+    assert pending.provider_ref is not None
+    await harness.complete_action(pending.provider_ref, approved=True)
+    answer = await harness.provider.cancel_payment(pending.provider_ref)
+    assert answer.outcome is PaymentOutcome.SUCCEEDED
+    assert await harness.successful_charges(request.order_id) == 1
+
+
+async def test_cancelling_an_unknown_payment_is_refused(harness: Harness) -> None:
+    with pytest.raises(ProviderRejected):
+        await harness.provider.cancel_payment("pi_does_not_exist")

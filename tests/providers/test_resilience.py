@@ -174,3 +174,30 @@ def test_a_probe_that_never_reports_back_expires_after_the_cool_down() -> None:
     assert breaker.allow() is False
     now[0] = 20.0
     assert breaker.allow() is True
+
+
+async def test_a_cancel_is_retried_past_safe_errors_and_signals_once() -> None:
+    inner = InMemoryProvider()
+    pending = await inner.create_payment(charge_request(method="pm_card_authenticationRequired"))
+    assert pending.provider_ref is not None
+    inner.fail_next(ProviderUnavailable("down"))
+    inner.fail_next(ProviderServerError("boom"), after_effect=True)
+    provider, sleeps = _retrying(inner)
+    result = await provider.cancel_payment(pending.provider_ref)
+    assert result.outcome is PaymentOutcome.FAILED
+    assert len(sleeps) == 2
+    types = [inner.parse_webhook(body, headers).type for body, headers in inner.webhooks]
+    assert types == ["payment_intent.requires_action", "payment_intent.canceled"]
+    assert inner.complete_action(pending.provider_ref, approved=True) == result
+    assert inner.payments[pending.provider_ref].charged_at is None
+
+
+async def test_a_cancel_whose_outcome_is_unknown_is_not_retried() -> None:
+    inner = InMemoryProvider()
+    pending = await inner.create_payment(charge_request(method="pm_card_authenticationRequired"))
+    assert pending.provider_ref is not None
+    inner.fail_next(ProviderOutcomeUnknown("lost"), after_effect=True)
+    provider, sleeps = _retrying(inner)
+    with pytest.raises(ProviderOutcomeUnknown):
+        await provider.cancel_payment(pending.provider_ref)
+    assert sleeps == []

@@ -164,3 +164,24 @@ async def test_a_delayed_webhook_arrives_late(
         assert receiver.deliveries == []
         await receiver.wait_for(1)
         assert (await fault_counts(url))["webhook_delayed"] == 1
+
+
+async def test_a_cancelled_payment_sends_a_canceled_webhook(
+    with_webhooks: Any, receiver: Receiver, pay: Any
+) -> None:
+    with with_webhooks() as url:
+        ref = await pay(url, "pm_card_authenticationRequired")
+        provider = StripeProvider(api_key=API_KEY, webhook_secret=SECRET, base_url=url)
+        await provider.cancel_payment(ref)
+        await provider.cancel_payment(ref)  # a repeat changes nothing and sends nothing
+        await provider.aclose()
+        await receiver.wait_for(2)
+        await asyncio.sleep(0.1)
+    types = [json.loads(body)["type"] for body, _ in receiver.deliveries]
+    assert sorted(types) == ["payment_intent.canceled", "payment_intent.requires_action"]
+    body, headers = receiver.deliveries[types.index("payment_intent.canceled")]
+    event = StripeProvider(api_key=API_KEY, webhook_secret=SECRET).parse_webhook(body, headers)
+    assert event.type == "payment_intent.canceled"
+    assert event.payment is not None
+    assert (event.payment.provider_ref, event.payment.outcome) == (ref, PaymentOutcome.FAILED)
+    assert event.payment.decline_code == "canceled"

@@ -196,3 +196,19 @@ def test_the_same_answer_twice_changes_nothing_the_second_time() -> None:
     apply_outcome(order, extra, _ok(order), cause=Cause.WEBHOOK, at=AT)
     apply_outcome(order, first, _ok(order), cause=Cause.WEBHOOK, at=AT)
     assert len(order.new_entries) == entries
+
+
+def test_a_success_reported_for_a_closed_attempt_is_flagged_never_ignored() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(
+        order,
+        attempt,
+        Outcome(S.FAILED, "pi_1", decline_code="abandoned"),
+        cause=Cause.JANITOR,
+        at=AT,
+    )
+    apply_outcome(order, attempt, _ok(order), cause=Cause.WEBHOOK, at=AT)
+    assert attempt.state is S.FAILED
+    assert order.flag_reason is not None
+    assert order.flag_reason.startswith("charge on a closed attempt")

@@ -1,4 +1,8 @@
-"""Merchant authentication: ``Authorization: Bearer <key>`` once any key exists."""
+"""Merchant authentication: ``Authorization: Bearer <key>`` once any key was created.
+
+Answers are cached for :data:`KEY_CACHE_SECONDS` so a request costs no extra database
+round trip; a new or revoked key takes effect within that window.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,28 @@ from starlette.requests import Request
 
 from orderguard.api.problems import ProblemError
 from orderguard.services import api_keys
+from orderguard.services.api_keys import hash_secret
 
 #: Requests made while no key exists share this idempotency scope (loopback only).
 LOCAL_SCOPE = "local"
-#: Seconds a "keys exist?" answer is reused; a new or revoked key counts within this.
+#: Seconds an answer about keys is reused.
 KEY_CACHE_SECONDS = 5.0
+#: Most secrets remembered at once (a flood of wrong keys cannot grow memory).
+KEY_CACHE_SIZE = 1024
 
 
 async def merchant_scope(request: Request) -> str:
-    """The caller's idempotency scope: its key id, or ``local`` when no key is configured."""
-    wiring = request.app.state.container
+    """The caller's idempotency scope: its key id, or ``local`` when no key exists."""
     header = request.headers.get("authorization", "")
     if not header and not await _keys_required(request):
         return LOCAL_SCOPE
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("Send Authorization: Bearer <API key>.")
-    key = await api_keys.authenticate(wiring.storage, secret.strip())
-    if key is None:
+    key_id = await _key_id(request, secret.strip())
+    if key_id is None:
         raise _unauthorized("The API key is unknown or revoked.")
-    return key.id
+    return key_id
 
 
 async def _keys_required(request: Request) -> bool:
@@ -38,6 +44,21 @@ async def _keys_required(request: Request) -> bool:
         cached = (now, await api_keys.keys_required(state.container.storage))
         state.keys_required = cached
     return cached[1]
+
+
+async def _key_id(request: Request, secret: str) -> str | None:
+    """The id of the active key with this secret (cached by the secret's hash)."""
+    state = request.app.state
+    cache: dict[str, tuple[float, str | None]] = state.__dict__.setdefault("key_cache", {})
+    digest, now = hash_secret(secret), time.monotonic()
+    hit = cache.get(digest)
+    if hit is not None and now - hit[0] <= KEY_CACHE_SECONDS:
+        return hit[1]
+    key = await api_keys.authenticate(state.container.storage, secret)
+    if len(cache) >= KEY_CACHE_SIZE:
+        cache.clear()
+    cache[digest] = (now, key.id if key else None)
+    return cache[digest][1]
 
 
 def _unauthorized(detail: str) -> ProblemError:

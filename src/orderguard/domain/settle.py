@@ -31,6 +31,7 @@ ORDER_STATE_FOR: dict[AttemptState, OrderState] = {
 }
 
 #: Flag reasons, in the words support sees.
+CHARGE_ON_CLOSED_ATTEMPT = "charge on a closed attempt"
 DUPLICATE_CHARGE = "duplicate charge"
 AMOUNT_MISMATCH = "amount mismatch"
 CHARGE_AFTER_CANCEL = "charged after cancellation"
@@ -58,6 +59,15 @@ def apply_outcome(
     if outcome.state is attempt.state:
         return  # nothing new: a duplicate or repeated answer
     if outcome.state not in ATTEMPT_TRANSITIONS[attempt.state]:
+        if outcome.state is AttemptState.SUCCEEDED and attempt.state is AttemptState.FAILED:
+            # money was taken on an attempt we had closed: never ignore it (G3)
+            order.flag(
+                f"{CHARGE_ON_CLOSED_ATTEMPT}: provider reports attempt {attempt.seq} "
+                f"({attempt.provider_ref}) succeeded after it was {attempt.state}",
+                cause=cause,
+                at=at,
+            )
+            return
         order.note(_ignored(attempt, outcome), cause=cause, at=at)
         return
     attempt.move_to(outcome.state, at=at)

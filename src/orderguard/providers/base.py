@@ -158,6 +158,18 @@ class PaymentProvider(Protocol):
         """Every payment the provider holds whose metadata names ``order_id``."""
         ...
 
+    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
+        """Cancel a payment that has not succeeded (e.g. awaiting authentication).
+
+        Returns the payment as it now stands: FAILED when cancelled, SUCCEEDED when it had
+        already succeeded (then nothing was cancelled; this is an answer, not an error).
+        Idempotent: cancelling a cancelled payment returns it FAILED again. Any other
+        outcome (e.g. PENDING while the provider is still processing and refuses to
+        cancel) means it was *not* cancelled. An unknown ``provider_ref`` raises
+        :class:`ProviderRejected`.
+        """
+        ...
+
     async def refund(
         self, provider_ref: str, *, amount: int | None, idempotency_key: str
     ) -> RefundResult:

@@ -1,8 +1,9 @@
 """An in-memory ``PaymentProvider`` for tests, shipped with the package.
 
 It knows the same test payment methods as the sandbox (:mod:`.testcards`), honours
-idempotency keys, records every successful charge, produces signed webhooks in
-:attr:`InMemoryProvider.webhooks`, and can be told to fail the next call (:meth:`fail_next`).
+idempotency keys, records every successful charge, cancels payments that have not
+succeeded, produces signed webhooks in :attr:`InMemoryProvider.webhooks`, and can be told
+to fail the next call (:meth:`fail_next`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from orderguard.providers.base import (
 from orderguard.providers.memory_payments import (
     Payment,
     authenticated,
+    cancelled,
     charge_of,
     fingerprint,
     first_result,
@@ -128,7 +130,7 @@ class InMemoryProvider:
     def complete_action(self, provider_ref: str, *, approved: bool) -> PaymentResult:
         """The shopper passes (or fails) 3-D Secure for a payment awaiting it."""
         payment = self.payments[provider_ref]
-        if payment.result.outcome is PaymentOutcome.ACTION_REQUIRED:
+        if payment.result.outcome is PaymentOutcome.ACTION_REQUIRED and not payment.canceled:
             payment.result = authenticated(payment.result, approved=approved)
             self._settled(payment)
         return payment.result
@@ -139,6 +141,21 @@ class InMemoryProvider:
         if provider_ref not in self.payments:
             raise ProviderRejected(f"no such payment {provider_ref!r}")
         return self.payments[provider_ref].result
+
+    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
+        """Cancel a payment that has not succeeded; a succeeded one is returned unchanged."""
+        self._maybe_fail(after_effect=False)
+        payment = self.payments.get(provider_ref)
+        if payment is None:
+            raise ProviderRejected(f"no such payment {provider_ref!r}")
+        if not payment.canceled and payment.result.outcome is not PaymentOutcome.SUCCEEDED:
+            payment.canceled = True
+            payment.result = cancelled(payment.result)
+            self.webhooks.append(
+                self.signed_webhook("payment_intent.canceled", payment=payment.result)
+            )
+        self._maybe_fail(after_effect=True)
+        return payment.result
 
     async def find_payments(self, order_id: str) -> list[PaymentResult]:
         """Every payment made for ``order_id``."""

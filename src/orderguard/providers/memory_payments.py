@@ -11,6 +11,8 @@ from orderguard.providers.base import Charge, ChargeRequest, PaymentOutcome, Pay
 
 #: Decline code of a refused 3-D Secure challenge, as Stripe names it.
 AUTHENTICATION_FAILED = "payment_intent_authentication_failure"
+#: Decline code of a cancelled payment (Stripe's status, when no reason was given).
+CANCELED = "canceled"
 
 
 @dataclass(slots=True)
@@ -21,6 +23,8 @@ class Payment:
     result: PaymentResult
     charged_at: datetime | None = None
     refunded: int = 0
+    #: Cancelled by the merchant: it can no longer succeed.
+    canceled: bool = False
 
 
 def fingerprint(request: ChargeRequest) -> tuple[object, ...]:
@@ -68,6 +72,17 @@ def authenticated(result: PaymentResult, *, approved: bool) -> PaymentResult:
         redirect_url=None,
         retry_with_other_method=not approved,
         decline_code=None if approved else AUTHENTICATION_FAILED,
+    )
+
+
+def cancelled(result: PaymentResult) -> PaymentResult:
+    """The result once the merchant cancelled a payment that had not succeeded."""
+    return dataclasses.replace(
+        result,
+        outcome=PaymentOutcome.FAILED,
+        redirect_url=None,
+        retry_with_other_method=False,
+        decline_code=CANCELED,
     )
 
 

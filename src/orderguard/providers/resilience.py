@@ -102,6 +102,10 @@ class RetryingProvider:
         """Search, retrying safe errors."""
         return await self._retry(lambda: self.inner.find_payments(order_id))
 
+    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
+        """Cancel, retrying safe errors (cancelling twice answers the same)."""
+        return await self._retry(lambda: self.inner.cancel_payment(provider_ref))
+
     async def refund(
         self, provider_ref: str, *, amount: int | None, idempotency_key: str
     ) -> RefundResult:

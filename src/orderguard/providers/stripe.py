@@ -132,6 +132,30 @@ class StripeProvider:
                 return found
             params["page"] = page.next_page
 
+    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
+        """Cancel a PaymentIntent; one that can no longer be cancelled is returned as it stands.
+
+        Stripe refuses to cancel a succeeded (or already canceled) intent with a 400
+        ``payment_intent_unexpected_state`` carrying the intent: that is an answer, mapped to
+        the intent's outcome (retrieved when the error does not embed it). The idempotency
+        key is derived from the intent, so a repeat after a lost answer replays the first.
+        """
+        cancel = self._client.v1.payment_intents.cancel_async(
+            provider_ref, options={"idempotency_key": f"cancel-{provider_ref}"}
+        )
+        try:
+            intent = await cancel
+        except stripe.InvalidRequestError as exc:
+            if exc.code != mapping.UNEXPECTED_STATE:
+                raise provider_error(exc, mutating=True) from exc
+            embedded = mapping.error_intent(_error_json(exc))
+            if embedded is None:
+                return await self.retrieve_payment(provider_ref)
+            return mapping.payment_result(embedded)
+        except stripe.StripeError as exc:
+            raise provider_error(exc, mutating=True) from exc
+        return mapping.payment_result(intent.to_dict())
+
     async def refund(
         self, provider_ref: str, *, amount: int | None, idempotency_key: str
     ) -> RefundResult:
@@ -182,7 +206,7 @@ class StripeProvider:
         await self._http.close_async()  # type: ignore[no-untyped-call]
 
 
-def _error_json(exc: stripe.CardError) -> dict[str, Any]:
+def _error_json(exc: stripe.StripeError) -> dict[str, Any]:
     body = exc.json_body or {}
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else {}

@@ -24,6 +24,13 @@ STATUS_OUTCOMES: dict[str, PaymentOutcome] = {
     "requires_capture": PaymentOutcome.PENDING,
 }
 
+#: Error code of a request the PaymentIntent's status does not allow (e.g. cancelling a
+#: succeeded one); the error carries the intent as it stands.
+UNEXPECTED_STATE = "payment_intent_unexpected_state"
+
+#: Decline code of a cancelled PaymentIntent that gives no ``cancellation_reason``.
+CANCELED = "canceled"
+
 #: Stripe metadata limits: keys per object, characters per key and per value.
 METADATA_LIMITS = (50, 40, 500)
 
@@ -66,6 +73,8 @@ def _redirect_url(intent: Json) -> str | None:
 
 
 def _decline(intent: Json) -> tuple[str | None, bool]:
+    if intent.get("status") == "canceled":
+        return str(intent.get("cancellation_reason") or CANCELED), False
     error = intent.get("last_payment_error") or {}
     code = error.get("decline_code") or error.get("code")
     retry_other = intent.get("status") == "requires_payment_method" and bool(error)
@@ -109,6 +118,12 @@ def declined_result(error: Json) -> PaymentResult:
         decline_code=None if code is None else str(code),
         retry_with_other_method=True,
     )
+
+
+def error_intent(error: Json) -> Json | None:
+    """The PaymentIntent an error body's ``error`` object embeds, if any."""
+    intent = error.get("payment_intent")
+    return intent if isinstance(intent, Mapping) and intent.get("id") else None
 
 
 def charge(obj: Json) -> Charge:

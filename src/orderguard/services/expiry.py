@@ -1,26 +1,33 @@
 """Orders the shopper walked away from: an authentication (3-D Secure) never finished.
 
-The provider is asked first — the shopper may have finished after all — and only an order
-still waiting for them is cancelled, its attempt marked failed. Nothing is charged later:
-a charge that still arrives for a cancelled order is flagged (``domain.settle``).
+The provider is asked first — the shopper may have finished after all — then the waiting
+payment is cancelled *at the provider*, and only when the provider confirms it is the
+order cancelled. So a shopper who approves later cannot be charged for a cancelled order;
+should a charge arrive anyway, ``domain.settle`` flags it for the sweep.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from orderguard.domain.events import Cause
+from orderguard.domain.order import Order
 from orderguard.domain.states import AttemptState, OrderState
+from orderguard.providers.base import PaymentOutcome, ProviderError
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.payments import Payments, outcome_of
 from orderguard.services.recheck import Recheck
 from orderguard.storage.ports import UnitOfWorkFactory
 
+log = logging.getLogger("orderguard.expiry")
 #: The decline code recorded on an attempt whose authentication was abandoned.
 ABANDONED = "authentication_abandoned"
 
 
 async def expire_abandoned(
     storage: UnitOfWorkFactory,
+    payments: Payments,
     recheck: Recheck,
     *,
     after: timedelta,
@@ -35,25 +42,65 @@ async def expire_abandoned(
     cancelled = 0
     for order_id in stale:
         latest = await recheck.order(order_id, cause=Cause.JANITOR)
-        if latest.state is not OrderState.ACTION_REQUIRED:
-            continue
-        async with storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            if order is None or order.state is not OrderState.ACTION_REQUIRED:
-                continue
-            now = clock()
-            for attempt in order.attempts:
-                if attempt.state is AttemptState.ACTION_REQUIRED:
-                    attempt.decline_code = ABANDONED
-                    attempt.move_to(AttemptState.FAILED, at=now)
-            minutes = int(after.total_seconds() // 60)
-            order.move_to(
-                OrderState.CANCELLED,
-                cause=Cause.JANITOR,
-                at=now,
-                note=f"authentication not finished within {minutes} min",
-            )
-            await uow.orders.save(order)
-            await uow.commit()
-        cancelled += 1
+        if latest.state is OrderState.ACTION_REQUIRED and await _cancel_at_provider(
+            storage, payments, latest, clock
+        ):
+            cancelled += await _cancel_order(storage, order_id, after, clock)
     return cancelled
+
+
+async def _cancel_at_provider(
+    storage: UnitOfWorkFactory, payments: Payments, order: Order, clock: Clock
+) -> bool:
+    """Whether every waiting payment of the order is now cancelled at its provider."""
+    for attempt in order.attempts:
+        if attempt.state is not AttemptState.ACTION_REQUIRED or not attempt.provider_ref:
+            continue
+        provider = payments.providers.named(attempt.provider).provider
+        try:
+            result = await provider.cancel_payment(attempt.provider_ref)
+        except ProviderError as exc:
+            log.warning(
+                "could not cancel %s at %s, will retry: %s", attempt.id, attempt.provider, exc
+            )
+            return False
+        if result.outcome is not PaymentOutcome.FAILED:  # it went through after all
+            async with storage() as uow:
+                current = await uow.orders.get(order.id, for_update=True)
+                assert current is not None  # orders are never deleted
+                payments.settle(
+                    current, attempt.id, outcome_of(result), cause=Cause.JANITOR, at=clock()
+                )
+                await uow.orders.save(current)
+                await uow.commit()
+            return False
+    return True
+
+
+async def _cancel_order(
+    storage: UnitOfWorkFactory, order_id: str, after: timedelta, clock: Clock
+) -> int:
+    async with storage() as uow:
+        order = await uow.orders.get(order_id, for_update=True)
+        if order is None or order.state is not OrderState.ACTION_REQUIRED:
+            return 0
+        now = clock()
+        for attempt in order.attempts:
+            if attempt.state is AttemptState.ACTION_REQUIRED:
+                attempt.decline_code = ABANDONED
+                attempt.move_to(AttemptState.FAILED, at=now)
+        order.move_to(
+            OrderState.CANCELLED,
+            cause=Cause.JANITOR,
+            at=now,
+            note=f"authentication not finished within {_duration(after)}; "
+            "the payment was cancelled at the provider",
+        )
+        await uow.orders.save(order)
+        await uow.commit()
+    return 1
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 else f"{seconds} s"

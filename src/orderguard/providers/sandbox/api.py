@@ -72,6 +72,10 @@ def _retrieve(request: Request, params: Obj) -> Outcome:
     return _sandbox(request).engine.retrieve(request.path_params["intent"])
 
 
+def _cancel(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.cancel(request.path_params["intent"], params)
+
+
 def _search(request: Request, params: Obj) -> Outcome:
     return _sandbox(request).engine.search(str(params.get("query", "")))
 
@@ -96,6 +100,9 @@ ROUTES = [
     Route("/v1/payment_intents", _endpoint(_create_intent, mutating=True), methods=["POST"]),
     Route("/v1/payment_intents/search", _endpoint(_search, mutating=False), methods=["GET"]),
     Route("/v1/payment_intents/{intent}", _endpoint(_retrieve, mutating=False), methods=["GET"]),
+    Route(
+        "/v1/payment_intents/{intent}/cancel", _endpoint(_cancel, mutating=True), methods=["POST"]
+    ),
     Route("/v1/refunds", _endpoint(_refund, mutating=True), methods=["POST"]),
     Route("/v1/charges", _endpoint(_charges, mutating=False), methods=["GET"]),
 ]

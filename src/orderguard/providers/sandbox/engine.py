@@ -13,6 +13,18 @@ from orderguard.providers.sandbox import objects
 from orderguard.providers.sandbox.ledger import Ledger, Obj
 from orderguard.providers.sandbox.queries import parse_search, refund_problem, window_filter
 
+#: Statuses a PaymentIntent may be cancelled from, as Stripe lists them (the sandbox never
+#: reaches ``requires_capture`` or ``processing``).
+CANCELABLE = (
+    "requires_payment_method",
+    "requires_capture",
+    "requires_confirmation",
+    "requires_action",
+    "processing",
+)
+#: The ``cancellation_reason`` values Stripe accepts.
+CANCELLATION_REASONS = frozenset({"abandoned", "duplicate", "fraudulent", "requested_by_customer"})
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -110,6 +122,38 @@ class Engine:
         )
         self._ledger.put(intent)
         return Outcome(200, intent, [self._event("payment_intent.payment_failed", intent)])
+
+    def cancel(self, intent_id: str, params: Obj) -> Outcome:
+        """Cancel a PaymentIntent that has not succeeded; a canceled one is returned as is.
+
+        A succeeded one cannot be cancelled: 400 ``payment_intent_unexpected_state`` with the
+        intent embedded, as Stripe answers.
+        """
+        intent = self._ledger.get(intent_id, "payment_intent")
+        if intent is None:
+            return invalid(
+                f"No such payment_intent: '{intent_id}'", "resource_missing", "intent", status=404
+            )
+        reason = params.get("cancellation_reason")
+        if reason is not None and reason not in CANCELLATION_REASONS:
+            return invalid(
+                "Invalid cancellation_reason: must be one of "
+                + ", ".join(sorted(CANCELLATION_REASONS)),
+                "parameter_invalid",
+                "cancellation_reason",
+            )
+        if intent["status"] == "canceled":
+            return Outcome(200, intent)
+        if intent["status"] not in CANCELABLE:
+            return Outcome(400, objects.unexpected_state(intent, "cancel", CANCELABLE))
+        intent.update(
+            status="canceled",
+            canceled_at=self._now(),
+            cancellation_reason=reason,
+            next_action=None,
+        )
+        self._ledger.put(intent)
+        return Outcome(200, intent, [self._event("payment_intent.canceled", intent)])
 
     def retrieve(self, intent_id: str) -> Outcome:
         """One PaymentIntent or a 404."""

@@ -35,6 +35,8 @@ def payment_intent(params: Obj, *, intent_id: str, created: int) -> Obj:
         "latest_charge": None,
         "last_payment_error": None,
         "next_action": None,
+        "canceled_at": None,
+        "cancellation_reason": None,
         "client_secret": f"{intent_id}_secret_{secrets.token_hex(8)}",
     }
 
@@ -108,6 +110,19 @@ def list_page(data: list[Obj], *, has_more: bool, url: str) -> Obj:
 def error(kind: str, message: str, **extra: Any) -> Obj:
     """A Stripe error body: ``{"error": {"type": ..., "message": ..., ...}}``."""
     return {"error": {"type": kind, "message": message, **extra}}
+
+
+def unexpected_state(intent: Obj, action: str, allowed: tuple[str, ...]) -> Obj:
+    """The 400 body of an action the PaymentIntent's status forbids, carrying the intent."""
+    return error(
+        "invalid_request_error",
+        f"You cannot {action} this PaymentIntent because it has a status of "
+        f"{intent['status']}. Only a PaymentIntent with one of the following statuses may "
+        f"be {action}ed: {', '.join(allowed)}.",
+        code="payment_intent_unexpected_state",
+        doc_url="https://stripe.com/docs/error-codes/payment-intent-unexpected-state",
+        payment_intent=intent,
+    )
 
 
 def card_declined(intent: Obj) -> Obj:

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from orderguard.providers.sandbox.ledger import Obj
 from orderguard.providers.sandbox.service import Sandbox
 
 _PAGE = """<!doctype html>
@@ -17,6 +18,14 @@ _PAGE = """<!doctype html>
 <p>{amount} {currency} &mdash; payment {intent}</p>
 <form method="post" action="/3ds/{intent}/approve"><button>Approve</button></form>
 <form method="post" action="/3ds/{intent}/refuse"><button>Refuse</button></form>
+</body></html>"""
+
+_CANCELLED = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sandbox 3-D Secure</title></head>
+<body><h1>Payment cancelled</h1>
+<p>{amount} {currency} &mdash; payment {intent}</p>
+<p>This payment was cancelled by the merchant and can no longer be approved.
+Nothing was charged.</p>
 </body></html>"""
 
 
@@ -31,13 +40,22 @@ async def challenge(request: Request) -> Response:
     if outcome.status != 200:
         return JSONResponse(outcome.body, status_code=outcome.status)
     intent = outcome.body
-    return HTMLResponse(
-        _PAGE.format(
-            intent=html.escape(intent["id"]),
-            amount=intent["amount"],
-            currency=html.escape(intent["currency"].upper()),
-        )
+    if intent["status"] == "canceled":
+        return _cancelled(intent, status_code=200)
+    return HTMLResponse(_render(_PAGE, intent))
+
+
+def _render(page: str, intent: Obj) -> str:
+    return page.format(
+        intent=html.escape(intent["id"]),
+        amount=intent["amount"],
+        currency=html.escape(intent["currency"].upper()),
     )
+
+
+def _cancelled(intent: Obj, *, status_code: int) -> HTMLResponse:
+    """The page of a cancelled payment: nothing to approve or refuse any more."""
+    return HTMLResponse(_render(_CANCELLED, intent), status_code=status_code)
 
 
 async def _complete(request: Request, *, approved: bool) -> Response:
@@ -51,6 +69,9 @@ async def _complete(request: Request, *, approved: bool) -> Response:
     )
     if outcome.status != 200:
         return JSONResponse(outcome.body, status_code=outcome.status)
+    if outcome.body["status"] == "canceled":
+        # Too late: the merchant cancelled the payment; the challenge changed nothing.
+        return _cancelled(outcome.body, status_code=409)
     target = outcome.body.get("return_url") or "/"
     separator = "&" if "?" in target else "?"
     query = urlencode({"payment_intent": intent_id})
