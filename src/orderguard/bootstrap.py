@@ -110,7 +110,7 @@ def _sandbox(settings: Settings, resources: ExitStack) -> str:
     config = SandboxConfig(
         db_path=settings.sandbox_db,
         faults=load_profile(settings.sandbox_faults),
-        webhook_url=settings.public_url.rstrip("/") + "/v1/webhooks/sandbox",
+        webhook_url=None,  # orderguard's webhook inbox comes with the recovery work
         webhook_secret=settings.stripe_webhook_secret,
     )
     return resources.enter_context(run_sandbox(config))

@@ -56,7 +56,8 @@ def _run(work: Callable[[SqlStorage], Awaitable[T]], *, auto_migrate: bool | Non
 def main() -> None:
     """orderguard: no order is lost between checkout, payment provider and database."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for chatty in ("httpx", "stripe"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 @main.command()

@@ -56,7 +56,7 @@ _SHOPPERS = [
 ]
 
 
-def _order(index: int) -> dict[str, Any]:
+def _order(index: int, method: str | None = "pm_card_visa") -> dict[str, Any]:
     email, name, phone, line1, city, postal, country, currency = _SHOPPERS[index % len(_SHOPPERS)]
     return {
         "merchant_reference": f"DEMO-{index + 1:04d}",
@@ -76,6 +76,7 @@ def _order(index: int) -> dict[str, Any]:
                 "country": country,
             },
         },
+        **({"payment": {"method": method}} if method else {}),
     }
 
 
@@ -84,11 +85,12 @@ async def run_demo(*, count: int, database_url: str | None) -> int:
     console = Console()
     with tempfile.TemporaryDirectory(prefix="orderguard-demo-") as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'demo.db'}"
-        settings = Settings(database_url=url)
+        settings = Settings(database_url=url, sandbox_db=str(Path(tmp) / "sandbox.db"))
         async with running_server(create_app(settings=settings)) as base:
             console.print(f"[bold]orderguard demo[/] — server at {base}, database {url}")
             async with httpx.AsyncClient(base_url=base, timeout=10) as client:
                 problems = await _place_orders(client, count, console)
+                problems += await _pay_again(client, console)
                 problems += await _show_refusals(client, console)
                 await _show_orders(client, console)
     if problems:
@@ -109,21 +111,43 @@ async def _place_orders(client: httpx.AsyncClient, count: int, console: Console)
             "/v1/orders", json=_order(index), headers={"Idempotency-Key": key}
         )
         same = first.status_code == 201 and retry.json().get("id") == first.json().get("id")
+        same = same and first.json().get("state") == "paid"
         replayed = retry.headers.get("Idempotent-Replayed") == "true"
         if not (same and replayed):
             problems += 1
             console.print(f"[red]order {index}: {first.status_code} then {retry.status_code}[/]")
     console.print(
-        f"placed {count} orders, each retried once with its key: "
-        f"{count - problems} replayed the same order"
+        f"placed and paid {count} orders, each retried once with its key: "
+        f"{count - problems} replayed the same paid order, none charged twice"
     )
     return problems
 
 
+async def _pay_again(client: httpx.AsyncClient, console: Console) -> int:
+    declined = await client.post(
+        "/v1/orders",
+        json=_order(80, "pm_card_chargeDeclined"),
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    order = declined.json()
+    again = await client.post(
+        f"/v1/orders/{order['id']}/payments",
+        json={"payment": {"method": "pm_card_visa"}},
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )
+    console.print(
+        f"a declined card left order {order['id']} {order['state']} "
+        f"({order['payment_attempts'][0]['decline_code']}); paying again with another "
+        f"card made it {again.json()['state']}"
+    )
+    return int((order["state"], again.json()["state"]) != ("payment_failed", "paid"))
+
+
 async def _show_refusals(client: httpx.AsyncClient, console: Console) -> int:
     table = Table(title="Bad requests are refused and change nothing (G2, G9)")
-    for column in ("request", "status", "problem"):
-        table.add_column(column)
+    table.add_column("request")
+    table.add_column("status")
+    table.add_column("problem", overflow="fold")
     reused = str(uuid.uuid4())
     await client.post("/v1/orders", json=_order(90), headers={"Idempotency-Key": reused})
     bad = _order(91)
@@ -151,7 +175,7 @@ async def _show_refusals(client: httpx.AsyncClient, console: Console) -> int:
         ("unknown order", client.get("/v1/orders/ord_missing"), 404),
     ]
     problems = 0
-    for label, call, expected in cases:
+    for label, call, expected in cases:  # each a coroutine, awaited in turn
         response = await call
         problem = response.json()
         detail = problem.get("detail", "")
@@ -159,7 +183,7 @@ async def _show_refusals(client: httpx.AsyncClient, console: Console) -> int:
             detail = "; ".join(
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in problem["errors"]
             )
-        table.add_row(label, str(response.status_code), detail[:90])
+        table.add_row(label, str(response.status_code), detail)
         problems += response.status_code != expected
     console.print(table)
     return problems
