@@ -97,6 +97,10 @@ class Order:
     flag_reason: str | None = None
     #: The method to charge once a provider is available again (while waiting in received).
     payment_method: str | None = None
+    #: Rechecks done in the current state, and when the last one (or the change) happened.
+    checks: int = 0
+    last_checked_at: datetime | None = None
+    next_check_at: datetime | None = None
     version: int = 0
     attempts: list[PaymentAttempt] = field(default_factory=list)
     #: Entries and events recorded since the order was loaded, for the unit of work to store.
@@ -129,6 +133,7 @@ class Order:
             updated_at=at,
             merchant_reference=merchant_reference,
             locale=locale,
+            last_checked_at=at,
         )
         order._record(EntryKind.STATE_CHANGED, None, "order received", cause, at, None, request_id)
         order._emit(EventType.RECEIVED, at)
@@ -157,6 +162,7 @@ class Order:
         """Move the order forward; raises ``IllegalTransition`` and changes nothing."""
         check_order_transition(self.state, target)
         source, self.state, self.updated_at = self.state, target, at
+        self.checks, self.last_checked_at, self.next_check_at = 0, at, None
         self._record(EntryKind.STATE_CHANGED, source, note, cause, at, actor, request_id)
         if target in EVENT_FOR_STATE:
             self._emit(EVENT_FOR_STATE[target], at)
@@ -171,6 +177,10 @@ class Order:
         """Take the order out of the review queue, saying why."""
         self.flag_reason, self.updated_at = None, at
         self._record(EntryKind.FLAG_CLEARED, self.state, comment, Cause.SUPPORT, at, actor, None)
+
+    def checked(self, at: datetime, *, next_at: datetime) -> None:
+        """The janitor asked the provider about this order and it stayed where it was."""
+        self.checks, self.last_checked_at, self.next_check_at = self.checks + 1, at, next_at
 
     def note(self, text: str, *, cause: Cause, at: datetime, actor: str | None = None) -> None:
         """Add a timeline note that changes nothing else (e.g. an ignored late webhook)."""

@@ -17,7 +17,13 @@ from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 from orderguard.storage.orders import ConcurrentUpdate
-from orderguard.storage.ports import ApiKey, IdempotencyRecord, OrderQuery
+from orderguard.storage.ports import (
+    ApiKey,
+    IdempotencyRecord,
+    OrderQuery,
+    SweepFinding,
+    WebhookRecord,
+)
 
 
 @dataclass
@@ -27,6 +33,11 @@ class _State:
     outbox: list[OutboxEvent] = field(default_factory=list)
     idempotency: dict[tuple[str, str], IdempotencyRecord] = field(default_factory=dict)
     api_keys: dict[str, ApiKey] = field(default_factory=dict)
+    leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    heartbeats: dict[str, datetime] = field(default_factory=dict)
+    webhooks: dict[str, WebhookRecord] = field(default_factory=dict)
+    webhook_leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    findings: list[SweepFinding] = field(default_factory=list)
 
 
 class MemoryOrderRepository:
@@ -181,12 +192,141 @@ class MemoryApiKeyRepository:
         return sum(1 for k in self._s.api_keys.values() if k.revoked_at is None)
 
 
+class MemoryLeaseRepository:
+    """Leases and heartbeats in memory."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def claim_due_orders(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[str]:
+        def due(o: Order) -> bool:
+            if o.next_check_at is not None:
+                return o.next_check_at <= now
+            return o.last_checked_at is not None and o.last_checked_at <= first_due_before
+
+        free = [
+            o
+            for o in self._s.orders.values()
+            if o.state in states
+            and due(o)
+            and (o.id not in self._s.leases or self._s.leases[o.id][1] < now)
+        ]
+        free.sort(key=lambda o: o.next_check_at or o.last_checked_at or now)
+        claimed = [o.id for o in free[:limit]]
+        for order_id in claimed:
+            self._s.leases[order_id] = (owner, until)
+        return sorted(claimed)
+
+    async def release(self, order_id: str, owner: str) -> None:
+        if order_id in self._s.leases and self._s.leases[order_id][0] == owner:
+            del self._s.leases[order_id]
+
+    async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:
+        self._s.heartbeats[worker_id] = now
+
+    async def last_beat(self) -> datetime | None:
+        return max(self._s.heartbeats.values(), default=None)
+
+
+class MemoryWebhookRepository:
+    """The webhook inbox in memory."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def record(self, event: WebhookRecord) -> bool:
+        if any(
+            (w.provider, w.event_id) == (event.provider, event.event_id)
+            for w in self._s.webhooks.values()
+        ):
+            return False
+        self._s.webhooks[event.id] = replace(event, next_attempt_at=event.received_at)
+        return True
+
+    async def get(self, record_id: str) -> WebhookRecord | None:
+        return self._s.webhooks.get(record_id)
+
+    async def claim_unprocessed(
+        self, *, now: datetime, owner: str, until: datetime, limit: int
+    ) -> list[WebhookRecord]:
+        free = sorted(
+            (
+                w
+                for w in self._s.webhooks.values()
+                if w.processed_at is None
+                and w.next_attempt_at is not None
+                and w.next_attempt_at <= now
+                and (w.id not in self._s.webhook_leases or self._s.webhook_leases[w.id][1] < now)
+            ),
+            key=lambda w: (w.received_at, w.id),
+        )[:limit]
+        for w in free:
+            self._s.webhook_leases[w.id] = (owner, until)
+        return free
+
+    async def processed(self, record_id: str, *, at: datetime, order_id: str | None) -> None:
+        w = self._s.webhooks[record_id]
+        self._s.webhooks[record_id] = replace(
+            w,
+            processed_at=at,
+            order_id=order_id or w.order_id,
+            attempts=w.attempts + 1,
+            last_error=None,
+            next_attempt_at=None,
+        )
+        self._s.webhook_leases.pop(record_id, None)
+
+    async def failed(self, record_id: str, *, error: str, retry_at: datetime) -> None:
+        w = self._s.webhooks[record_id]
+        self._s.webhooks[record_id] = replace(
+            w, attempts=w.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at
+        )
+        self._s.webhook_leases.pop(record_id, None)
+
+    async def recent(self, *, limit: int, failed_only: bool = False) -> list[WebhookRecord]:
+        found = [
+            w
+            for w in self._s.webhooks.values()
+            if not failed_only or (w.processed_at is None and w.last_error)
+        ]
+        return sorted(found, key=lambda w: (w.received_at, w.id), reverse=True)[:limit]
+
+
+class MemoryFindingRepository:
+    """Sweep findings in memory."""
+
+    def __init__(self, state: _State) -> None:
+        self._s = state
+
+    async def record(self, finding: SweepFinding) -> bool:
+        key = (finding.provider, finding.provider_ref, finding.kind)
+        if any((f.provider, f.provider_ref, f.kind) == key for f in self._s.findings):
+            return False
+        self._s.findings.append(finding)
+        return True
+
+    async def all(self) -> list[SweepFinding]:
+        return sorted(self._s.findings, key=lambda f: (f.found_at, f.id))
+
+
 class MemoryUnitOfWork:
     """A transaction over the in-memory state."""
 
     orders: MemoryOrderRepository
     idempotency: MemoryIdempotencyRepository
     api_keys: MemoryApiKeyRepository
+    leases: MemoryLeaseRepository
+    webhooks: MemoryWebhookRepository
+    findings: MemoryFindingRepository
 
     def __init__(self, storage: InMemoryStorage) -> None:
         self._storage = storage
@@ -198,6 +338,9 @@ class MemoryUnitOfWork:
         self.orders = MemoryOrderRepository(self._work)
         self.idempotency = MemoryIdempotencyRepository(self._work)
         self.api_keys = MemoryApiKeyRepository(self._work)
+        self.leases = MemoryLeaseRepository(self._work)
+        self.webhooks = MemoryWebhookRepository(self._work)
+        self.findings = MemoryFindingRepository(self._work)
         return self
 
     async def __aexit__(

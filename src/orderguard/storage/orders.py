@@ -18,18 +18,19 @@ from orderguard.storage.database import (
     StorageError,
     UniqueViolation,
     must_datetime,
+    to_datetime,
 )
 from orderguard.storage.ports import OrderQuery
 
 _INSERT_ORDER = """
 INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
     customer_name, customer_phone, ship_line1, ship_line2, ship_city, ship_postal_code,
-    ship_country, locale, status_token, flag_reason, payment_method, version, created_at,
-    updated_at)
+    ship_country, locale, status_token, flag_reason, payment_method, checks, last_checked_at,
+    next_check_at, version, created_at, updated_at)
 VALUES (:id, :merchant_reference, :state, :currency, :amount_total, :customer_email,
     :customer_name, :customer_phone, :ship_line1, :ship_line2, :ship_city, :ship_postal_code,
-    :ship_country, :locale, :status_token, :flag_reason, :payment_method, :version, :created_at,
-    :updated_at)
+    :ship_country, :locale, :status_token, :flag_reason, :payment_method, :checks,
+    :last_checked_at, :next_check_at, :version, :created_at, :updated_at)
 """
 _INSERT_LINE = """
 INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount)
@@ -55,7 +56,8 @@ VALUES (:id, :order_id, :type, :payload, :created_at)
 """
 _UPDATE_ORDER = """
 UPDATE orders SET state = :state, flag_reason = :flag_reason,
-    payment_method = :payment_method, updated_at = :updated_at, version = version + 1
+    payment_method = :payment_method, checks = :checks, last_checked_at = :last_checked_at,
+    next_check_at = :next_check_at, updated_at = :updated_at, version = version + 1
 WHERE id = :id AND version = :version
 """
 
@@ -118,6 +120,9 @@ class SqlOrderRepository:
                 "state": str(order.state),
                 "flag_reason": order.flag_reason,
                 "payment_method": order.payment_method,
+                "checks": order.checks,
+                "last_checked_at": order.last_checked_at,
+                "next_check_at": order.next_check_at,
                 "updated_at": order.updated_at,
                 "version": order.version,
             },
@@ -225,6 +230,9 @@ def _order_row(order: Order) -> dict[str, Any]:
         "status_token": order.status_token,
         "flag_reason": order.flag_reason,
         "payment_method": order.payment_method,
+        "checks": order.checks,
+        "last_checked_at": order.last_checked_at,
+        "next_check_at": order.next_check_at,
         "version": order.version,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
@@ -280,6 +288,9 @@ def _order(row: Row, lines: list[Row]) -> Order:
         locale=row["locale"],
         flag_reason=row["flag_reason"],
         payment_method=row["payment_method"],
+        checks=row["checks"],
+        last_checked_at=to_datetime(row["last_checked_at"]),
+        next_check_at=to_datetime(row["next_check_at"]),
         version=row["version"],
     )
 

@@ -157,6 +157,15 @@ class UnitOfWork(Protocol):
     @property
     def api_keys(self) -> ApiKeyRepository: ...
 
+    @property
+    def leases(self) -> LeaseRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
+
+    @property
+    def findings(self) -> FindingRepository: ...
+
     async def __aenter__(self) -> UnitOfWork: ...
 
     async def __aexit__(
@@ -178,4 +187,112 @@ class UnitOfWorkFactory(Protocol):
 
     async def close(self) -> None:
         """Release every connection."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRecord:
+    """One webhook as received (raw), and how its processing went."""
+
+    id: str
+    provider: str
+    event_id: str
+    type: str
+    headers: dict[str, str]
+    body: bytes
+    received_at: datetime
+    order_id: str | None = None
+    processed_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepFinding:
+    """A charge the sweep found unexplained (``orphan``) or doubled (``duplicate``)."""
+
+    id: str
+    provider: str
+    provider_ref: str
+    kind: str
+    amount: int
+    currency: str
+    resolution: str
+    found_at: datetime
+    order_id: str | None = None
+
+
+class LeaseRepository(Protocol):
+    """Work claimed by workers: janitor rounds on orders, and worker heartbeats."""
+
+    async def claim_due_orders(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[str]:
+        """Lease up to ``limit`` orders whose recheck is due and that nobody holds.
+
+        Due: ``next_check_at <= now``, or never checked and ``last_checked_at`` before
+        ``first_due_before``. Rows another worker is claiming right now are skipped.
+        """
+        ...
+
+    async def release(self, order_id: str, owner: str) -> None:
+        """Give the lease back (only if ``owner`` still holds it)."""
+        ...
+
+    async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:
+        """Record that ``worker_id`` is alive."""
+        ...
+
+    async def last_beat(self) -> datetime | None:
+        """When any worker last said it was alive."""
+        ...
+
+
+class WebhookRepository(Protocol):
+    """The webhook inbox."""
+
+    async def record(self, event: WebhookRecord) -> bool:
+        """Store a newly received event; ``False`` when its (provider, event id) is known."""
+        ...
+
+    async def get(self, record_id: str) -> WebhookRecord | None:
+        """One stored event."""
+        ...
+
+    async def claim_unprocessed(
+        self, *, now: datetime, owner: str, until: datetime, limit: int
+    ) -> list[WebhookRecord]:
+        """Lease events not processed yet whose next attempt is due."""
+        ...
+
+    async def processed(self, record_id: str, *, at: datetime, order_id: str | None) -> None:
+        """Processing succeeded."""
+        ...
+
+    async def failed(self, record_id: str, *, error: str, retry_at: datetime) -> None:
+        """Processing failed; try again at ``retry_at``."""
+        ...
+
+    async def recent(self, *, limit: int, failed_only: bool = False) -> list[WebhookRecord]:
+        """The newest events (for support)."""
+        ...
+
+
+class FindingRepository(Protocol):
+    """What the sweeps found."""
+
+    async def record(self, finding: SweepFinding) -> bool:
+        """Store a finding; ``False`` when this charge was already recorded as this kind."""
+        ...
+
+    async def all(self) -> list[SweepFinding]:
+        """Every finding, oldest first."""
         ...

@@ -8,9 +8,16 @@ from types import TracebackType
 from orderguard.storage.database import Database, Transaction
 from orderguard.storage.keys import SqlApiKeyRepository, SqlIdempotencyRepository
 from orderguard.storage.orders import SqlOrderRepository
+from orderguard.storage.recovery import (
+    SqlFindingRepository,
+    SqlLeaseRepository,
+    SqlWebhookRepository,
+)
 
 #: How each dialect locks a row read with ``for_update`` (SQLite locks on BEGIN IMMEDIATE).
 _LOCK_CLAUSE = {"postgresql": " FOR UPDATE", "sqlite": ""}
+#: How each dialect claims rows other workers are not claiming (SQLite has one writer).
+_SKIP_LOCKED = {"postgresql": " FOR UPDATE SKIP LOCKED", "sqlite": ""}
 
 
 class SqlUnitOfWork:
@@ -19,6 +26,9 @@ class SqlUnitOfWork:
     orders: SqlOrderRepository
     idempotency: SqlIdempotencyRepository
     api_keys: SqlApiKeyRepository
+    leases: SqlLeaseRepository
+    webhooks: SqlWebhookRepository
+    findings: SqlFindingRepository
 
     def __init__(self, db: Database, *, write: bool = True) -> None:
         self._db = db
@@ -33,6 +43,10 @@ class SqlUnitOfWork:
         self.orders = SqlOrderRepository(conn, lock_clause=_LOCK_CLAUSE[self._db.dialect])
         self.idempotency = SqlIdempotencyRepository(conn)
         self.api_keys = SqlApiKeyRepository(conn)
+        skip = _SKIP_LOCKED[self._db.dialect]
+        self.leases = SqlLeaseRepository(conn, skip_locked=skip)
+        self.webhooks = SqlWebhookRepository(conn, skip_locked=skip)
+        self.findings = SqlFindingRepository(conn)
         return self
 
     async def __aexit__(

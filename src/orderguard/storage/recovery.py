@@ -1,0 +1,219 @@
+"""Leases and heartbeats, the webhook inbox and sweep findings in SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+
+from orderguard.domain.states import OrderState
+from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
+from orderguard.storage.ports import SweepFinding, WebhookRecord
+
+
+class SqlLeaseRepository:
+    """Leases on orders, and worker heartbeats."""
+
+    def __init__(self, conn: Connection, *, skip_locked: str) -> None:
+        self._conn = conn
+        self._skip_locked = skip_locked
+
+    async def claim_due_orders(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[str]:
+        names = {f"s{i}": str(state) for i, state in enumerate(sorted(states))}
+        placeholders = ", ".join(f":{name}" for name in names)
+        rows = await self._conn.fetchall(
+            f"""
+            UPDATE orders SET lease_owner = :owner, lease_until = :until
+            WHERE id IN (
+                SELECT id FROM orders
+                WHERE state IN ({placeholders})
+                  AND (next_check_at <= :now
+                       OR (next_check_at IS NULL AND last_checked_at <= :first))
+                  AND (lease_until IS NULL OR lease_until < :now)
+                ORDER BY COALESCE(next_check_at, last_checked_at)
+                LIMIT :limit{self._skip_locked}
+            )
+            RETURNING id
+            """,
+            {
+                **names,
+                "owner": owner,
+                "until": until,
+                "now": now,
+                "first": first_due_before,
+                "limit": limit,
+            },
+        )
+        return sorted(str(row["id"]) for row in rows)
+
+    async def release(self, order_id: str, owner: str) -> None:
+        await self._conn.execute(
+            "UPDATE orders SET lease_owner = NULL, lease_until = NULL "
+            "WHERE id = :id AND lease_owner = :owner",
+            {"id": order_id, "owner": owner},
+        )
+
+    async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:
+        await self._conn.execute(
+            "INSERT INTO worker_heartbeats (worker_id, started_at, seen_at) "
+            "VALUES (:id, :started, :now) "
+            "ON CONFLICT (worker_id) DO UPDATE SET seen_at = excluded.seen_at",
+            {"id": worker_id, "started": started_at, "now": now},
+        )
+
+    async def last_beat(self) -> datetime | None:
+        row = await self._conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
+        return to_datetime(row["seen"]) if row else None
+
+
+_INSERT_WEBHOOK = """
+INSERT INTO webhook_events (id, provider, event_id, type, headers, body, received_at,
+    order_id, attempts, next_attempt_at)
+VALUES (:id, :provider, :event_id, :type, :headers, :body, :received_at, :order_id, 0,
+    :received_at)
+ON CONFLICT (provider, event_id) DO NOTHING
+RETURNING id
+"""
+
+
+class SqlWebhookRepository:
+    """The webhook inbox in SQL."""
+
+    def __init__(self, conn: Connection, *, skip_locked: str) -> None:
+        self._conn = conn
+        self._skip_locked = skip_locked
+
+    async def record(self, event: WebhookRecord) -> bool:
+        row = await self._conn.fetchone(
+            _INSERT_WEBHOOK,
+            {
+                "id": event.id,
+                "provider": event.provider,
+                "event_id": event.event_id,
+                "type": event.type,
+                "headers": orjson.dumps(event.headers).decode(),
+                "body": event.body.decode("utf-8", "replace"),
+                "received_at": event.received_at,
+                "order_id": event.order_id,
+            },
+        )
+        return row is not None
+
+    async def get(self, record_id: str) -> WebhookRecord | None:
+        row = await self._conn.fetchone(
+            "SELECT * FROM webhook_events WHERE id = :id", {"id": record_id}
+        )
+        return _webhook(row) if row else None
+
+    async def claim_unprocessed(
+        self, *, now: datetime, owner: str, until: datetime, limit: int
+    ) -> list[WebhookRecord]:
+        rows = await self._conn.fetchall(
+            f"""
+            UPDATE webhook_events SET lease_owner = :owner, lease_until = :until
+            WHERE id IN (
+                SELECT id FROM webhook_events
+                WHERE processed_at IS NULL AND next_attempt_at <= :now
+                  AND (lease_until IS NULL OR lease_until < :now)
+                ORDER BY received_at, id
+                LIMIT :limit{self._skip_locked}
+            )
+            RETURNING *
+            """,
+            {"owner": owner, "until": until, "now": now, "limit": limit},
+        )
+        return sorted((_webhook(row) for row in rows), key=lambda r: (r.received_at, r.id))
+
+    async def processed(self, record_id: str, *, at: datetime, order_id: str | None) -> None:
+        await self._conn.execute(
+            "UPDATE webhook_events SET processed_at = :at, order_id = COALESCE(:order_id, "
+            "order_id), attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL, "
+            "lease_owner = NULL, lease_until = NULL WHERE id = :id",
+            {"id": record_id, "at": at, "order_id": order_id},
+        )
+
+    async def failed(self, record_id: str, *, error: str, retry_at: datetime) -> None:
+        await self._conn.execute(
+            "UPDATE webhook_events SET attempts = attempts + 1, last_error = :error, "
+            "next_attempt_at = :retry_at, lease_owner = NULL, lease_until = NULL "
+            "WHERE id = :id",
+            {"id": record_id, "error": error[:2000], "retry_at": retry_at},
+        )
+
+    async def recent(self, *, limit: int, failed_only: bool = False) -> list[WebhookRecord]:
+        where = " WHERE processed_at IS NULL AND last_error IS NOT NULL" if failed_only else ""
+        rows = await self._conn.fetchall(
+            f"SELECT * FROM webhook_events{where} ORDER BY received_at DESC, id DESC LIMIT :limit",
+            {"limit": limit},
+        )
+        return [_webhook(row) for row in rows]
+
+
+def _webhook(row: Row) -> WebhookRecord:
+    return WebhookRecord(
+        id=row["id"],
+        provider=row["provider"],
+        event_id=row["event_id"],
+        type=row["type"],
+        headers=orjson.loads(row["headers"]),
+        body=str(row["body"]).encode(),
+        received_at=must_datetime(row["received_at"]),
+        order_id=row["order_id"],
+        processed_at=to_datetime(row["processed_at"]),
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        next_attempt_at=to_datetime(row["next_attempt_at"]),
+    )
+
+
+class SqlFindingRepository:
+    """Sweep findings in SQL."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def record(self, finding: SweepFinding) -> bool:
+        row = await self._conn.fetchone(
+            "INSERT INTO sweep_findings (id, provider, provider_ref, kind, amount, currency, "
+            "order_id, resolution, found_at) VALUES (:id, :provider, :provider_ref, :kind, "
+            ":amount, :currency, :order_id, :resolution, :found_at) "
+            "ON CONFLICT (provider, provider_ref, kind) DO NOTHING RETURNING id",
+            {
+                "id": finding.id,
+                "provider": finding.provider,
+                "provider_ref": finding.provider_ref,
+                "kind": finding.kind,
+                "amount": finding.amount,
+                "currency": finding.currency,
+                "order_id": finding.order_id,
+                "resolution": finding.resolution,
+                "found_at": finding.found_at,
+            },
+        )
+        return row is not None
+
+    async def all(self) -> list[SweepFinding]:
+        rows = await self._conn.fetchall("SELECT * FROM sweep_findings ORDER BY found_at, id")
+        return [
+            SweepFinding(
+                id=r["id"],
+                provider=r["provider"],
+                provider_ref=r["provider_ref"],
+                kind=r["kind"],
+                amount=r["amount"],
+                currency=r["currency"],
+                resolution=r["resolution"],
+                found_at=must_datetime(r["found_at"]),
+                order_id=r["order_id"],
+            )
+            for r in rows
+        ]

@@ -1,0 +1,173 @@
+"""The recovery storage contract (leases, webhook inbox, sweep findings) on every back end."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from orderguard.domain.events import Cause
+from orderguard.domain.states import OrderState
+from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory, WebhookRecord
+from tests.factories import new_order
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+WATCHED = frozenset({OrderState.PAYMENT_UNKNOWN, OrderState.PAYMENT_PENDING})
+
+
+async def _unknown_orders(storage: UnitOfWorkFactory, count: int) -> list[str]:
+    ids = []
+    async with storage() as uow:
+        for i in range(count):
+            order = new_order(at=T0)
+            order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0)
+            order.move_to(OrderState.PAYMENT_UNKNOWN, cause=Cause.API, at=T0 + timedelta(seconds=i))
+            await uow.orders.add(order)
+            ids.append(order.id)
+        await uow.commit()
+    return ids
+
+
+async def _claim(
+    storage: UnitOfWorkFactory,
+    owner: str,
+    now: datetime,
+    limit: int = 10,
+) -> list[str]:
+    async with storage() as uow:
+        claimed = await uow.leases.claim_due_orders(
+            WATCHED,
+            now=now,
+            first_due_before=now - timedelta(seconds=10),
+            owner=owner,
+            until=now + timedelta(seconds=30),
+            limit=limit,
+        )
+        await uow.commit()
+    return claimed
+
+
+async def test_due_orders_are_leased_to_one_worker_until_released_or_expired(
+    storage: UnitOfWorkFactory,
+) -> None:
+    ids = await _unknown_orders(storage, 3)
+    assert await _claim(storage, "w1", T0 + timedelta(seconds=5)) == []  # not due yet
+    now = T0 + timedelta(seconds=12)
+    first = await _claim(storage, "w1", now, limit=2)
+    assert len(first) == 2 and set(first) <= set(ids)
+    second = await _claim(storage, "w2", now)
+    assert second == sorted(set(ids) - set(first))
+    assert await _claim(storage, "w3", now) == []
+    async with storage() as uow:
+        await uow.leases.release(first[0], "someone-else")  # only the holder can release
+        await uow.leases.release(first[1], "w1")
+        await uow.commit()
+    assert await _claim(storage, "w3", now) == [first[1]]
+    assert sorted(await _claim(storage, "w4", now + timedelta(seconds=31))) == sorted(ids)
+
+
+async def test_an_order_whose_next_check_is_later_is_not_claimed(
+    storage: UnitOfWorkFactory,
+) -> None:
+    [order_id] = await _unknown_orders(storage, 1)
+    async with storage() as uow:
+        order = await uow.orders.get(order_id)
+        assert order is not None
+        order.checked(T0 + timedelta(seconds=10), next_at=T0 + timedelta(minutes=5))
+        await uow.orders.save(order)
+        await uow.commit()
+    assert await _claim(storage, "w1", T0 + timedelta(minutes=4)) == []
+    assert await _claim(storage, "w1", T0 + timedelta(minutes=5)) == [order_id]
+    async with storage() as uow:
+        again = await uow.orders.get(order_id)
+    assert again is not None and (again.checks, again.next_check_at) == (
+        1,
+        T0 + timedelta(minutes=5),
+    )
+
+
+async def test_heartbeats_tell_when_a_worker_was_last_alive(storage: UnitOfWorkFactory) -> None:
+    async with storage() as uow:
+        assert await uow.leases.last_beat() is None
+        await uow.leases.beat("w1", started_at=T0, now=T0)
+        await uow.leases.beat("w2", started_at=T0, now=T0 + timedelta(seconds=5))
+        await uow.leases.beat("w1", started_at=T0, now=T0 + timedelta(seconds=9))
+        await uow.commit()
+    async with storage() as uow:
+        assert await uow.leases.last_beat() == T0 + timedelta(seconds=9)
+
+
+def _event(event_id: str, at: datetime) -> WebhookRecord:
+    return WebhookRecord(
+        id=f"whk_{event_id}",
+        provider="sandbox",
+        event_id=event_id,
+        type="payment_intent.succeeded",
+        headers={"stripe-signature": "t=1,v1=x"},
+        body=b'{"id": "%s"}' % event_id.encode(),
+        received_at=at,
+    )
+
+
+async def test_webhooks_are_stored_once_and_processed_or_retried(
+    storage: UnitOfWorkFactory,
+) -> None:
+    async with storage() as uow:
+        assert await uow.webhooks.record(_event("evt_1", T0)) is True
+        assert await uow.webhooks.record(_event("evt_1", T0)) is False  # duplicate delivery
+        assert await uow.webhooks.record(_event("evt_2", T0 + timedelta(seconds=1))) is True
+        await uow.commit()
+    async with storage() as uow:
+        claimed = await uow.webhooks.claim_unprocessed(
+            now=T0 + timedelta(seconds=2), owner="w1", until=T0 + timedelta(minutes=1), limit=10
+        )
+        assert [w.event_id for w in claimed] == ["evt_1", "evt_2"]
+        assert claimed[0].headers == {"stripe-signature": "t=1,v1=x"}
+        assert claimed[0].body == b'{"id": "evt_1"}'
+        await uow.webhooks.processed("whk_evt_1", at=T0 + timedelta(seconds=3), order_id="ord_1")
+        await uow.webhooks.failed("whk_evt_2", error="boom", retry_at=T0 + timedelta(minutes=5))
+        await uow.commit()
+    async with storage() as uow:
+        done, failed = await uow.webhooks.get("whk_evt_1"), await uow.webhooks.get("whk_evt_2")
+        assert done is not None and failed is not None
+        assert (done.processed_at, done.order_id, done.attempts) == (
+            T0 + timedelta(seconds=3),
+            "ord_1",
+            1,
+        )
+        assert (failed.processed_at, failed.last_error, failed.attempts) == (None, "boom", 1)
+        assert (
+            await uow.webhooks.claim_unprocessed(
+                now=T0 + timedelta(minutes=4), owner="w2", until=T0 + timedelta(minutes=9), limit=9
+            )
+            == []
+        )
+        retried = await uow.webhooks.claim_unprocessed(
+            now=T0 + timedelta(minutes=5), owner="w2", until=T0 + timedelta(minutes=9), limit=9
+        )
+        assert [w.event_id for w in retried] == ["evt_2"]
+        assert [w.event_id for w in await uow.webhooks.recent(limit=5, failed_only=True)] == [
+            "evt_2"
+        ]
+
+
+async def test_a_sweep_finding_is_recorded_once(storage: UnitOfWorkFactory) -> None:
+    finding = SweepFinding(
+        id="swf_1",
+        provider="sandbox",
+        provider_ref="pi_1",
+        kind="orphan",
+        amount=100,
+        currency="EUR",
+        resolution="refunded",
+        found_at=T0,
+    )
+    async with storage() as uow:
+        assert await uow.findings.record(finding) is True
+        assert (
+            await uow.findings.record(
+                SweepFinding(**{**finding.__dict__, "id": "swf_2"}) if False else finding
+            )
+            is False
+        )
+        await uow.commit()
+    async with storage() as uow:
+        assert await uow.findings.all() == [finding]
