@@ -122,6 +122,73 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_ids(pid: int) -> list[int]:
+    """The thread ids of ``pid`` (the main thread's is ``pid`` itself)."""
+    try:
+        return sorted(int(entry.name) for entry in os.scandir(f"/proc/{pid}/task"))
+    except OSError:
+        return []
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float | None:
+    """User + system CPU seconds of thread ``tid`` of ``pid``, or ``None`` when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_counters(pid: int) -> dict[str, int]:
+    """Context switches (``/proc/PID/status``) and I/O counters (``/proc/PID/io``) of ``pid``.
+
+    ``voluntary_ctxt_switches`` counts the times it blocked (waiting for I/O, a lock, the
+    network), ``nonvoluntary_ctxt_switches`` the times the scheduler took the CPU away;
+    ``syscw``/``write_bytes`` are write system calls and bytes that reached storage.
+    """
+    counters: dict[str, int] = {}
+    for path in (f"/proc/{pid}/status", f"/proc/{pid}/io"):
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            value = value.strip()
+            if value.isdigit() and (key.endswith("ctxt_switches") or path.endswith("/io")):
+                counters[key] = int(value)
+    for tid in thread_ids(pid):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        counters["blkio_delay_ticks"] = counters.get("blkio_delay_ticks", 0) + int(fields[39])
+    return counters
+
+
+def listening_ports(pid: int) -> list[int]:
+    """TCP ports ``pid`` listens on (IPv4), from its socket fds and ``/proc/net/tcp``."""
+    inodes = set()
+    try:
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return []
+    ports = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[3] == "0A" and cols[9] in inodes:  # 0A: LISTEN
+            ports.append(int(cols[1].rsplit(":", 1)[1], 16))
+    return sorted(ports)
+
+
 def postgres_pids() -> list[int]:
     """Every process called ``postgres`` (the server, its backends and helpers)."""
     pids = []
@@ -158,10 +225,16 @@ class CpuSnapshot:
     machine: tuple[float, float, float]
 
     @classmethod
-    def take(cls, pids: dict[str, int]) -> CpuSnapshot:
+    def take(
+        cls, pids: dict[str, int], threads: dict[str, tuple[int, int]] | None = None
+    ) -> CpuSnapshot:
+        """``pids``: name → process; ``threads``: name → (process, thread) to account too."""
+        named = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
+        for name, (pid, tid) in (threads or {}).items():
+            named[name] = thread_cpu_seconds(pid, tid)
         return cls(
             at=time.monotonic(),
-            named={name: proc_cpu_seconds(pid) for name, pid in pids.items()},
+            named=named,
             postgres={pid: proc_cpu_seconds(pid) for pid in postgres_pids()},
             machine=machine_cpu(),
         )
@@ -194,10 +267,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Block until ``GET /healthz`` answers 200, or raise if the server dies or is slow."""
+def wait_healthy(
+    port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0, path: str = "/healthz"
+) -> None:
+    """Block until ``GET path`` answers 200, or raise if the server dies or is slow."""
     deadline = time.monotonic() + timeout
-    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
@@ -237,15 +312,20 @@ class Server:
 
 
 def start_server(
-    name: str, argv: list[str], env: dict[str, str], workdir: Path, port: int
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    workdir: Path,
+    port: int,
+    health_path: str = "/healthz",
 ) -> Server:
-    """Start ``argv`` in ``workdir``, wait until it is healthy on ``port``."""
+    """Start ``argv`` in ``workdir``, wait until ``GET health_path`` answers 200 on ``port``."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(name, port, proc, log)
     try:
-        wait_healthy(port, proc)
+        wait_healthy(port, proc, path=health_path)
     except BaseException:
         server.stop()
         tail = log.read_text(errors="replace")[-2000:]

@@ -6,6 +6,13 @@ the server it loads.
 ``python bench/_loadgen.py --port P --connections 64 --warmup 3 --duration 12
 --watch server=PID`` prints one JSON object: counts, latencies and CPU usage over the
 measured window (requests completed within it).
+
+For paid orders: ``--payment pm_card_visa`` adds ``"payment": {"method": ...}`` to every
+body; ``--expect-state paid`` parses every measured answer and counts a 2xx whose order is
+in another state as an error; ``--sample N`` keeps N answers' order id, amount and last
+payment attempt (reservoir sample over the measured window) for an oracle cross-check;
+``--watch-threads server=PID`` also splits that process's CPU into its main thread and the
+rest of its threads.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import secrets
 import sys
 import time
@@ -22,7 +30,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import BODY, CpuSnapshot, cpu_usage, percentile
+from _common import BODY, CpuSnapshot, cpu_usage, percentile, thread_ids
 
 MARK = "@@REF@@"
 
@@ -30,10 +38,22 @@ MARK = "@@REF@@"
 class Load:
     """The shared state of all connections."""
 
-    def __init__(self, host: str, port: int, path: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        path: str,
+        *,
+        payment: str | None = None,
+        expect_state: str | None = None,
+        sample: int = 0,
+    ) -> None:
         self.host, self.port = host, port
         self.tag = secrets.token_hex(4)
-        body = orjson.dumps({**BODY, "merchant_reference": MARK}).decode()
+        document: dict[str, Any] = {**BODY, "merchant_reference": MARK}
+        if payment is not None:
+            document["payment"] = {"method": payment}
+        body = orjson.dumps(document).decode()
         before, after = body.split(MARK)
         self.body_before, self.body_after = before.encode(), after.encode()
         # Reference and key have a fixed width, so Content-Length is constant.
@@ -51,6 +71,45 @@ class Load:
         self.in_flight = 0
         self.sent = 0
         self.idle = asyncio.Event()
+        self.expect_state = expect_state
+        self.states: dict[str, int] = {}
+        self.bad_state = 0
+        self.sample_size = sample
+        self.sample: list[dict[str, Any]] = []
+        self.seen = 0
+        self.random = random.Random(0)
+
+    def inspect(self, status: int, body: bytes) -> bool:
+        """Whether a measured 2xx answer is in the expected state; samples it."""
+        try:
+            order = orjson.loads(body)
+            state = str(order.get("state"))
+        except (orjson.JSONDecodeError, AttributeError):
+            order, state = {}, "unparsable"
+        self.states[state] = self.states.get(state, 0) + 1
+        if self.sample_size and 200 <= status < 300:
+            self.seen += 1
+            attempts = order.get("payment_attempts") or order.get("attempts") or []
+            kept = {
+                "id": order.get("id"),
+                "state": state,
+                "amount": (order.get("total") or {}).get("amount")
+                if isinstance(order.get("total"), dict)
+                else order.get("amount_total"),
+                "attempts": len(attempts),
+                "attempt": attempts[-1] if attempts else None,
+            }
+            if len(self.sample) < self.sample_size:
+                self.sample.append(kept)
+            else:
+                slot = self.random.randrange(self.seen)
+                if slot < self.sample_size:
+                    self.sample[slot] = kept
+        return state == self.expect_state
+
+    @property
+    def checking(self) -> bool:
+        return self.measuring and (self.expect_state is not None or self.sample_size > 0)
 
     def reference(self, conn: int, n: int) -> str:
         return f"B{self.tag}{conn:03d}{n:09d}"
@@ -68,6 +127,7 @@ class Client(asyncio.Protocol):
         self.n = 0
         self.buf = bytearray()
         self.need: int | None = None
+        self.body_at = 0
         self.status = 0
         self.started = 0
         self.pending = False
@@ -101,19 +161,23 @@ class Client(asyncio.Protocol):
                 at = head.find(b"\r\ncontent-length:")
                 length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
                 self.need = end + 4 + length
+                self.body_at = end + 4
             if len(buf) < self.need:
                 return
+            body = bytes(buf[self.body_at : self.need]) if self.load.checking else b""
             del buf[: self.need]
             self.need = None
-            self.done()
+            self.done(body)
 
-    def done(self) -> None:
+    def done(self, body: bytes) -> None:
         load = self.load
         self.pending = False
         load.in_flight -= 1
         if load.measuring:
             load.latencies.append(time.perf_counter_ns() - self.started)
             load.statuses[self.status] = load.statuses.get(self.status, 0) + 1
+            if load.checking and not load.inspect(self.status, body) and 200 <= self.status < 300:
+                load.bad_state += 1
         if load.sending:
             self.send()
         elif load.in_flight == 0:
@@ -155,20 +219,33 @@ async def keep(load: Load, index: int) -> None:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    load = Load(args.host, args.port, args.path)
+    load = Load(
+        args.host,
+        args.port,
+        args.path,
+        payment=args.payment,
+        expect_state=args.expect_state,
+        sample=args.sample,
+    )
     watch = {"loadgen": os.getpid()}
     for item in args.watch:
         name, _, pid = item.partition("=")
         watch[name] = int(pid)
     tasks = [asyncio.create_task(keep(load, i)) for i in range(args.connections)]
     await asyncio.sleep(args.warmup)
-    before = CpuSnapshot.take(watch)
+    threads: dict[str, tuple[int, int]] = {}
+    for item in args.watch_threads:
+        name, _, pid = item.partition("=")
+        for tid in thread_ids(int(pid)):
+            label = "main" if tid == int(pid) else f"thread{tid}"
+            threads[f"{name}.{label}"] = (int(pid), tid)
+    before = CpuSnapshot.take(watch, threads)
     load.measuring = True
     t0 = time.perf_counter()
     await asyncio.sleep(args.duration)
     load.measuring = False
     elapsed = time.perf_counter() - t0
-    after = CpuSnapshot.take(watch)
+    after = CpuSnapshot.take(watch, threads)
     load.sending = False
     if load.in_flight > 0:
         try:
@@ -180,7 +257,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*tasks, return_exceptions=True)
     latencies = sorted(ns / 1e6 for ns in load.latencies)
     done = len(latencies)
-    ok = sum(n for status, n in load.statuses.items() if 200 <= status < 300)
+    ok = sum(n for status, n in load.statuses.items() if 200 <= status < 300) - load.bad_state
+    extra: dict[str, Any] = {}
+    if load.expect_state is not None:
+        extra["states"] = dict(sorted(load.states.items()))
+        extra["bad_state"] = load.bad_state
+    if load.sample_size:
+        extra["sample"] = load.sample
     return {
         "connections": args.connections,
         "seconds": elapsed,
@@ -197,6 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "mean": sum(latencies) / done if done else float("nan"),
         "cpu": cpu_usage(before, after),
         "left_in_flight": load.in_flight,
+        **extra,
     }
 
 
@@ -209,6 +293,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=12.0)
     parser.add_argument("--watch", action="append", default=[], help="NAME=PID to account CPU")
+    parser.add_argument(
+        "--watch-threads", action="append", default=[], help="NAME=PID: CPU per thread too"
+    )
+    parser.add_argument("--payment", default=None, help="payment method to add to every body")
+    parser.add_argument("--expect-state", default=None, help="order state every 2xx must have")
+    parser.add_argument("--sample", type=int, default=0, help="answers to keep for checking")
     args = parser.parse_args()
     try:
         import uvloop

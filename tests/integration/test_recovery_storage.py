@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from orderguard.domain.events import Cause
@@ -162,12 +163,8 @@ async def test_a_sweep_finding_is_recorded_once(storage: UnitOfWorkFactory) -> N
     )
     async with storage() as uow:
         assert await uow.findings.record(finding) is True
-        assert (
-            await uow.findings.record(
-                SweepFinding(**{**finding.__dict__, "id": "swf_2"}) if False else finding
-            )
-            is False
-        )
+        again = replace(finding, id="swf_2", resolution="flagged")  # same charge, same kind
+        assert await uow.findings.record(again) is False
         await uow.commit()
     async with storage() as uow:
         assert await uow.findings.all() == [finding]
