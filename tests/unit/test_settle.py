@@ -17,7 +17,8 @@ AT = datetime(2026, 11, 24, tzinfo=UTC)
 S = AttemptState
 
 
-def _pending(order: Order, seq: int = 1) -> PaymentAttempt:
+def _attempt(order: Order, seq: int) -> PaymentAttempt:
+    """Another attempt on the order, leaving the order's state alone."""
     attempt = PaymentAttempt(
         id=f"pay_{seq}",
         order_id=order.id,
@@ -31,6 +32,11 @@ def _pending(order: Order, seq: int = 1) -> PaymentAttempt:
         updated_at=AT,
     )
     order.attempts.append(attempt)
+    return attempt
+
+
+def _pending(order: Order, seq: int = 1) -> PaymentAttempt:
+    attempt = _attempt(order, seq)
     if order.state is not OrderState.PAYMENT_PENDING:
         order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
     return attempt
@@ -85,19 +91,7 @@ def test_a_second_successful_attempt_is_flagged_as_a_duplicate_charge() -> None:
     first = _pending(order)
     apply_outcome(order, first, Outcome(S.UNKNOWN, reason="timeout"), cause=Cause.API, at=AT)
     apply_outcome(order, first, _ok(order), cause=Cause.JANITOR, at=AT)
-    extra = PaymentAttempt(
-        id="pay_x",
-        order_id=order.id,
-        seq=2,
-        provider="sandbox",
-        method="pm_card_visa",
-        amount=order.total.amount,
-        currency="EUR",
-        idempotency_key="kx",
-        created_at=AT,
-        updated_at=AT,
-    )
-    order.attempts.append(extra)
+    extra = _attempt(order, 2)
     apply_outcome(order, extra, _ok(order), cause=Cause.SWEEP, at=AT)
     assert order.state is OrderState.PAID
     assert order.flag_reason is not None and order.flag_reason.startswith("duplicate charge")
@@ -142,22 +136,7 @@ def test_no_sequence_of_results_moves_an_order_backwards_or_pays_without_a_succe
     results: list[tuple[int, AttemptState]],
 ) -> None:
     order = new_order()
-    attempts = [_pending(order)]
-    attempts.append(
-        PaymentAttempt(
-            id="pay_2",
-            order_id=order.id,
-            seq=2,
-            provider="sandbox",
-            method="m",
-            amount=order.total.amount,
-            currency="EUR",
-            idempotency_key="k2",
-            created_at=AT,
-            updated_at=AT,
-        )
-    )
-    order.attempts = attempts
+    attempts = [_pending(order), _attempt(order, 2)]
     was_terminal = False
     for index, state in results:
         apply_outcome(
@@ -178,19 +157,7 @@ def test_the_same_answer_twice_changes_nothing_the_second_time() -> None:
     order = new_order()
     first = _pending(order)
     apply_outcome(order, first, _ok(order), cause=Cause.API, at=AT)
-    extra = PaymentAttempt(
-        id="pay_x",
-        order_id=order.id,
-        seq=2,
-        provider="sandbox",
-        method="m",
-        amount=order.total.amount,
-        currency="EUR",
-        idempotency_key="kx",
-        created_at=AT,
-        updated_at=AT,
-    )
-    order.attempts.append(extra)
+    extra = _attempt(order, 2)
     apply_outcome(order, extra, _ok(order), cause=Cause.SWEEP, at=AT)
     entries = len(order.new_entries)
     apply_outcome(order, extra, _ok(order), cause=Cause.WEBHOOK, at=AT)
