@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 
 from orderguard.api.render import order_json
 from orderguard.config import Settings
+from orderguard.domain.schedule import RecheckSchedule
 from orderguard.providers.resilience import CircuitBreaker, RetryingProvider
 from orderguard.providers.stripe import StripeProvider
+from orderguard.services.clock import Clock, system_clock
 from orderguard.services.intake import Intake
+from orderguard.services.janitor import Janitor
+from orderguard.services.operations import Operations
 from orderguard.services.pay_again import PayAgain
 from orderguard.services.payments import Payments, PaymentSettings
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
+from orderguard.services.sweep import Sweeper
+from orderguard.services.webhooks import WebhookInbox
 from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.ports import UnitOfWorkFactory
@@ -34,6 +41,11 @@ class Container:
     intake: Intake
     pay_again: PayAgain
     recheck: Recheck
+    inbox: WebhookInbox
+    janitor: Janitor
+    sweeper: Sweeper
+    operations: Operations
+    clock: Clock = system_clock
     resources: ExitStack = field(default_factory=ExitStack)
 
     async def close(self) -> None:
@@ -51,13 +63,21 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         providers,
         PaymentSettings(return_url=return_url, time_budget_s=settings.payment_time_budget_s),
     )
+    recheck = Recheck(storage, payments)
+    schedule = RecheckSchedule().scaled(settings.recheck_scale)
     return Container(
         settings=settings,
         storage=storage,
         payments=payments,
         intake=Intake(storage, render, payments),
         pay_again=PayAgain(storage, render, payments),
-        recheck=Recheck(storage, payments),
+        recheck=recheck,
+        inbox=WebhookInbox(storage, payments, recheck),
+        janitor=Janitor(
+            storage, recheck, schedule=schedule, lease=timedelta(seconds=settings.janitor_lease_s)
+        ),
+        sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),
+        operations=Operations(storage, payments),
     )
 
 
@@ -110,7 +130,7 @@ def _sandbox(settings: Settings, resources: ExitStack) -> str:
     config = SandboxConfig(
         db_path=settings.sandbox_db,
         faults=load_profile(settings.sandbox_faults),
-        webhook_url=None,  # orderguard's webhook inbox comes with the recovery work
+        webhook_url=settings.public_url.rstrip("/") + "/v1/webhooks/sandbox",
         webhook_secret=settings.stripe_webhook_secret,
     )
     return resources.enter_context(run_sandbox(config))

@@ -8,11 +8,12 @@ import logging
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
 
-from orderguard import __version__
+from orderguard import __version__, cli_operations
 from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
@@ -85,8 +86,10 @@ def migrate() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the HTTP API (SQLite is migrated on start; PostgreSQL must be migrated first)."""
+@click.option("--no-worker", is_flag=True, help="Do not run a worker in this process.")
+def serve(host: str, port: int, no_worker: bool) -> None:
+    """Run the HTTP API and a worker (SQLite is migrated on start; PostgreSQL must be
+    migrated first)."""
     import uvicorn
 
     from orderguard.api.app import create_app
@@ -103,7 +106,33 @@ def serve(host: str, port: int) -> None:
             "no API key configured: accepting requests without a key, on loopback only; "
             "create one with `orderguard keys create NAME`"
         )
-    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info")
+    app = create_app(settings=settings, worker=not no_worker)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@main.command()
+def worker() -> None:
+    """Run the background worker: janitor, waiting charges, expiries (until SIGTERM)."""
+    import signal
+
+    from orderguard.bootstrap import open_sql
+    from orderguard.worker import Worker
+
+    async def run() -> None:
+        container = await open_sql(_settings())
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await Worker(container).run(stop)
+        finally:
+            await container.close()
+
+    try:
+        asyncio.run(run())
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()
@@ -153,10 +182,19 @@ def orders() -> None:
 
 @orders.command("list")
 @click.option("--state", type=click.Choice([s.value for s in OrderState]))
+@click.option("--stuck", is_flag=True, help="Only unfinished orders unchanged for a while.")
+@click.option("--older-than", default="10m", show_default=True, help="What --stuck means.")
+@click.option("--flagged", is_flag=True, help="Only orders in the review queue.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
-def orders_list(state: str | None, limit: int) -> None:
+def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, limit: int) -> None:
     """List orders, newest first."""
-    query = OrderQuery(limit=limit, state=OrderState(state) if state else None)
+    since = datetime.now(UTC) - cli_operations.duration(older_than) if stuck else None
+    query = OrderQuery(
+        limit=limit,
+        state=OrderState(state) if state else None,
+        flagged=flagged,
+        stuck_since=since,
+    )
     for order in _run(lambda s: queries.list_orders(s, query)):
         ref = order.merchant_reference or "-"
         flag = f"  FLAGGED: {order.flag_reason}" if order.flag_reason else ""
@@ -164,6 +202,11 @@ def orders_list(state: str | None, limit: int) -> None:
             f"{order.id}  {order.created_at:%Y-%m-%d %H:%M:%S}  {order.state:<16} "
             f"{order.total.format():>14}  {ref}{flag}"
         )
+
+
+for _command in (cli_operations.recheck, cli_operations.refund, cli_operations.cancel):
+    orders.add_command(_command)
+main.add_command(cli_operations.sweep)
 
 
 @orders.command("show")

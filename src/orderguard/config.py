@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from orderguard.services.shopper_data import InvalidShopperData, normalise_country
 
@@ -51,9 +51,21 @@ class Settings:
     payment_time_budget_s: float = 10.0
     #: Minutes a shopper has to finish authentication (3-D Secure) before the order is cancelled.
     action_expiry_minutes: float = 30.0
+    #: Orders never paid, and declined orders not paid again, are cancelled after (hours).
+    abandon_received_hours: float = 24.0
+    abandon_failed_hours: float = 24.0
+    #: Multiplies every wait of the janitor's recheck schedule (below 1 for demos and tests).
+    recheck_scale: float = 1.0
+    #: Seconds between the worker's rounds, and how long a worker holds an order it checks.
+    worker_round_s: float = 1.0
+    janitor_lease_s: float = 60.0
     #: Consecutive transport failures that open a provider's circuit, and its cool-down (s).
     breaker_threshold: int = 5
     breaker_cool_down_s: float = 30.0
+    #: Whether the sweep refunds orphan and duplicate charges (off: it flags them for review).
+    sweep_auto_refund: bool = True
+    #: How far back each sweep of the providers' charges looks, in hours.
+    sweep_window_hours: int = 24
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -77,12 +89,9 @@ class Settings:
         unknown = set(values) - set(known)
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-        for name in ("idempotency_ttl_hours", "db_pool_size", "breaker_threshold"):
-            if name in values:
-                values[name] = _int(name, values[name])
-        for name in ("payment_time_budget_s", "breaker_cool_down_s", "action_expiry_minutes"):
-            if name in values:
-                values[name] = _float(name, values[name])
+        types = get_type_hints(cls)
+        for name, value in values.items():
+            values[name] = _convert(name, value, types[name])
         settings = cls(**values)
         if settings.idempotency_ttl_hours < 24:
             raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
@@ -119,3 +128,25 @@ def _float(name: str, value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+
+
+def _convert(name: str, value: Any, kind: Any) -> Any:
+    """A setting's text (from the environment) as its declared type."""
+    if kind is bool:
+        return _bool(name, value)
+    if kind is int:
+        return _int(name, value)
+    if kind is float:
+        return _float(name, value)
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, not {value!r}")

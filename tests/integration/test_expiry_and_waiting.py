@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from orderguard.housekeeping import housekeeping_round
 from orderguard.providers.base import ProviderUnavailable
 from orderguard.services.expiry import ABANDONED, expire_abandoned
 from orderguard.services.payments import WAITING_NOTE
 from orderguard.services.waiting import charge_waiting
+from orderguard.worker import Worker
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import THREE_DS, VISA, charges, place, timeline
 
@@ -47,7 +47,7 @@ async def test_an_order_waits_in_received_while_every_circuit_is_open_then_is_ch
     assert WAITING_NOTE in [n for _, _, n in await timeline(api, order["id"])]
     assert await charge_waiting(api.container.storage, api.container.payments) == 0
     breaker.record_success()  # the provider is back
-    await housekeeping_round(api.container)
+    await Worker(api.container).round()
     detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert detail["state"] == "paid"
     assert detail["timeline"][-1]["cause"] == "janitor"

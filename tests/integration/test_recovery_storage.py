@@ -168,3 +168,20 @@ async def test_a_sweep_finding_is_recorded_once(storage: UnitOfWorkFactory) -> N
         await uow.commit()
     async with storage() as uow:
         assert await uow.findings.all() == [finding]
+
+
+async def test_a_new_webhook_is_left_to_its_request_until_the_handoff(
+    storage: UnitOfWorkFactory,
+) -> None:
+    event = replace(_event("evt_h", T0), next_attempt_at=T0 + timedelta(seconds=30))
+    async with storage() as uow:
+        assert await uow.webhooks.record(event) is True
+        await uow.commit()
+    async with storage() as uow:
+        early = await uow.webhooks.claim_unprocessed(
+            now=T0 + timedelta(seconds=29), owner="w", until=T0 + timedelta(minutes=1), limit=9
+        )
+        late = await uow.webhooks.claim_unprocessed(
+            now=T0 + timedelta(seconds=30), owner="w", until=T0 + timedelta(minutes=1), limit=9
+        )
+    assert (early, [w.event_id for w in late]) == ([], ["evt_h"])

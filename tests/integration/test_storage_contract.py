@@ -310,3 +310,25 @@ async def test_orders_waiting_for_a_provider_are_listed_oldest_first(
     async with storage() as uow:
         assert await uow.orders.waiting_for_payment(10) == [waiting[0].id, waiting[1].id]
         assert await uow.orders.waiting_for_payment(1) == [waiting[0].id]
+
+
+async def test_stuck_and_flagged_orders_are_found_by_their_filters(
+    storage: UnitOfWorkFactory,
+) -> None:
+    old, fresh, finished, flagged = (new_order(at=T0) for _ in range(4))
+    old.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0 + timedelta(minutes=1))
+    fresh.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0 + timedelta(minutes=30))
+    finished.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=T0 + timedelta(minutes=1))
+    flagged.flag("duplicate charge: pi_2", cause=Cause.SWEEP, at=T0 + timedelta(minutes=30))
+    async with storage() as uow:
+        for order in (old, fresh, finished, flagged):
+            await uow.orders.add(order)
+        await uow.commit()
+    horizon = T0 + timedelta(minutes=10)
+    async with storage() as uow:
+        stuck = await uow.orders.search(OrderQuery(limit=10, stuck_since=horizon))
+        in_review = await uow.orders.search(OrderQuery(limit=10, flagged=True))
+        both = await uow.orders.search(OrderQuery(limit=10, flagged=True, stuck_since=horizon))
+    assert [o.id for o in stuck] == [old.id]
+    assert [(o.id, o.flag_reason) for o in in_review] == [(flagged.id, "duplicate charge: pi_2")]
+    assert both == []

@@ -46,3 +46,21 @@ def test_unknown_file_settings_are_refused(tmp_path: Path) -> None:
     config.write_text("[orderguard]\ndatabase_ulr = 'typo'\n")
     with pytest.raises(ConfigError, match="database_ulr"):
         Settings.load({"ORDERGUARD_CONFIG": str(config)})
+
+
+def test_every_setting_is_read_as_its_declared_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no orderguard.toml here
+    settings = Settings.load(
+        {
+            "ORDERGUARD_JANITOR_LEASE_S": "3",
+            "ORDERGUARD_WORKER_ROUND_S": "0.2",
+            "ORDERGUARD_BREAKER_THRESHOLD": "2",
+            "ORDERGUARD_SWEEP_AUTO_REFUND": "off",
+        }
+    )
+    assert (settings.janitor_lease_s, settings.worker_round_s) == (3.0, 0.2)
+    assert (settings.breaker_threshold, settings.sweep_auto_refund) == (2, False)
+    with pytest.raises(ConfigError, match="janitor_lease_s"):
+        Settings.load({"ORDERGUARD_JANITOR_LEASE_S": "soon"})

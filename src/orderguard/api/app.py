@@ -16,23 +16,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orderguard import __version__, housekeeping
-from orderguard.api import orders, shopper
+from orderguard import __version__
+from orderguard.api import operations, orders, shopper, webhooks
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
-from orderguard.api.schemas import PayAgainIn, PlaceOrderIn
+from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
 from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
 from orderguard.storage.database import StorageError
+from orderguard.worker import Worker
 
 log = logging.getLogger("orderguard.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-def create_app(*, container: Container | None = None, settings: Settings | None = None) -> FastAPI:
-    """The HTTP application, on a wired ``container`` or one opened from ``settings``."""
+def create_app(
+    *, container: Container | None = None, settings: Settings | None = None, worker: bool = True
+) -> FastAPI:
+    """The HTTP application, on a wired ``container`` or one opened from ``settings``.
+
+    Opened from settings it also runs a worker in the process unless ``worker`` is off.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,12 +47,13 @@ def create_app(*, container: Container | None = None, settings: Settings | None 
             yield
             return
         app.state.container = await open_sql(settings or Settings.load())
-        background = asyncio.create_task(housekeeping.run_forever(app.state.container))
+        stop = asyncio.Event()
+        background = [asyncio.create_task(Worker(app.state.container).run(stop))] if worker else []
         try:
             yield
         finally:
-            background.cancel()
-            await asyncio.gather(background, return_exceptions=True)
+            stop.set()
+            await asyncio.gather(*background, return_exceptions=True)
             await app.state.container.close()
 
     app = FastAPI(
@@ -58,7 +65,9 @@ def create_app(*, container: Container | None = None, settings: Settings | None 
     if container is not None:
         app.state.container = container
     app.include_router(orders.router)
+    app.include_router(operations.router)
     app.include_router(shopper.router)
+    app.include_router(webhooks.router)
     _handle_errors(app)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
@@ -131,6 +140,23 @@ def _handle_errors(app: FastAPI) -> None:
                     exc.detail,
                     order_id=exc.order_id,
                 )
+            case domain.RefundNotAllowed() | domain.CancelNotAllowed():
+                slug = "refund" if isinstance(exc, domain.RefundNotAllowed) else "cancel"
+                return ProblemError(
+                    409,
+                    f"{slug}-not-allowed",
+                    f"{slug.capitalize()} not allowed",
+                    exc.detail,
+                    order_id=exc.order_id,
+                )
+            case domain.ProviderUnreachable():
+                return ProblemError(
+                    503,
+                    "provider-unavailable",
+                    "Payment provider unavailable",
+                    exc.detail,
+                    headers={"Retry-After": "5"},
+                )
             case domain.OrderNotFound():
                 return ProblemError(404, "order-not-found", "Order not found", exc.detail)
             case StorageError():
@@ -188,7 +214,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, summary=app.summary, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (PlaceOrderIn, PayAgainIn, Problem):
+    for model in (PlaceOrderIn, PayAgainIn, RefundIn, Problem):
         document = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(document.pop("$defs", {}))
         components[model.__name__] = document

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from orderguard.domain.money import is_currency
-from orderguard.domain.order import MAX_LINES, MAX_QUANTITY, MAX_UNIT_AMOUNT
+from orderguard.domain.order import MAX_LINES, MAX_QUANTITY, MAX_TOTAL, MAX_UNIT_AMOUNT
 from orderguard.services.shopper_data import (
     normalise_country,
     normalise_email,
@@ -137,6 +137,14 @@ class PayAgainIn(_Strict):
     """The body of ``POST /v1/orders/{id}/payments``."""
 
     payment: PaymentIn
+
+
+class RefundIn(_Strict):
+    """The optional body of ``POST /v1/orders/{id}/refund``; no amount refunds it all."""
+
+    amount: int | None = Field(
+        default=None, ge=1, le=MAX_TOTAL, description="Minor units to refund; all when absent"
+    )
 
 
 class ItemOut(BaseModel):

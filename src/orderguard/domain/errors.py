@@ -76,3 +76,42 @@ class PaymentNotAllowed(DomainError):
             f"order {order_id} is {state}: a new payment is possible only after a failed one "
             "or while the order waits for its first"
         )
+
+
+class UnknownWebhookProvider(DomainError):
+    """No configured payment provider has this name."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        super().__init__(f"no payment provider named {provider!r} is configured")
+
+
+class InvalidWebhookSignature(DomainError):
+    """The webhook's signature or timestamp does not verify; nothing was stored or applied."""
+
+
+class RefundNotAllowed(DomainError):
+    """The order cannot be refunded."""
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        self.order_id, self.reason = order_id, reason
+        super().__init__(f"order {order_id} cannot be refunded: {reason}")
+
+
+class CancelNotAllowed(DomainError):
+    """The order cannot be cancelled."""
+
+    def __init__(self, order_id: str, reason: str) -> None:
+        self.order_id, self.reason = order_id, reason
+        super().__init__(f"order {order_id} cannot be cancelled: {reason}")
+
+
+class ProviderUnreachable(DomainError):
+    """The payment provider could not be asked now; nothing was changed, try again."""
+
+    def __init__(self, provider: str, reason: str) -> None:
+        self.provider, self.reason = provider, reason
+        super().__init__(
+            f"payment provider {provider} could not be asked ({reason}); nothing was changed "
+            "here: try again (repeating is safe)"
+        )

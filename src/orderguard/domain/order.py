@@ -119,11 +119,15 @@ class Order:
         locale: str = "en",
         cause: Cause = Cause.API,
         request_id: str | None = None,
+        order_id: str | None = None,
     ) -> Order:
-        """A new order in ``received``; raises :class:`InvalidOrder` naming every problem."""
+        """A new order in ``received``; raises :class:`InvalidOrder` naming every problem.
+
+        ``order_id`` is given only to rebuild a lost order under its original id.
+        """
         _check_lines(currency, lines)
         order = cls(
-            id=ids.new_id("ord"),
+            id=order_id or ids.new_id("ord"),
             state=OrderState.RECEIVED,
             currency=currency,
             lines=tuple(lines),

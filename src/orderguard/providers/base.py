@@ -184,6 +184,13 @@ class PaymentProvider(Protocol):
         """Verify signature and timestamp, then parse; raises :class:`InvalidWebhook`."""
         ...
 
+    def decode_webhook(self, body: bytes) -> WebhookEvent:
+        """Parse a webhook that was verified when it arrived (stored, maybe old): no checks.
+
+        Raises :class:`InvalidWebhook` when the body is malformed.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Release connections."""
         ...

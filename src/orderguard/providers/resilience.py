@@ -122,6 +122,10 @@ class RetryingProvider:
         """Parse (local work: nothing to retry)."""
         return self.inner.parse_webhook(body, headers)
 
+    def decode_webhook(self, body: bytes) -> WebhookEvent:
+        """Parse a stored, verified webhook (local work: nothing to retry)."""
+        return self.inner.decode_webhook(body)
+
     async def aclose(self) -> None:
         """Close the wrapped provider."""
         await self.inner.aclose()

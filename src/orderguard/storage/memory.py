@@ -129,6 +129,12 @@ def _matches(order: Order, query: OrderQuery) -> bool:
         return False
     if query.created_before is not None and order.created_at >= query.created_before:
         return False
+    if query.flagged and order.flag_reason is None:
+        return False
+    if query.stuck_since is not None and (
+        order.is_terminal or order.updated_at >= query.stuck_since
+    ):
+        return False
     return query.cursor is None or (order.created_at, order.id) < query.cursor
 
 
@@ -249,7 +255,8 @@ class MemoryWebhookRepository:
             for w in self._s.webhooks.values()
         ):
             return False
-        self._s.webhooks[event.id] = replace(event, next_attempt_at=event.received_at)
+        due = event.next_attempt_at or event.received_at
+        self._s.webhooks[event.id] = replace(event, next_attempt_at=due)
         return True
 
     async def get(self, record_id: str) -> WebhookRecord | None:

@@ -110,6 +110,8 @@ class SchemaBehind(StorageError):
 
 async def _ensure_table(db: Database) -> None:
     async with transaction(db) as conn:
+        if db.dialect == "postgresql":  # CREATE TABLE IF NOT EXISTS races without it
+            await conn.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"

@@ -11,7 +11,7 @@ from orderguard.domain.customer import Address, Customer
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause, EntryKind, EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
-from orderguard.domain.states import AttemptState, OrderState
+from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
 from orderguard.storage.database import (
     Connection,
     Row,
@@ -207,6 +207,12 @@ def _filters(query: OrderQuery) -> tuple[str, dict[str, Any]]:
     if query.cursor is not None:
         clauses.append("(created_at < :c_at OR (created_at = :c_at AND id < :c_id))")
         params["c_at"], params["c_id"] = query.cursor
+    if query.flagged:
+        clauses.append("flag_reason IS NOT NULL")
+    if query.stuck_since is not None:
+        final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_ORDER_STATES))
+        clauses.append(f"state NOT IN ({final}) AND updated_at < :stuck")
+        params["stuck"] = query.stuck_since
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

@@ -54,6 +54,10 @@ class OrderQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
     cursor: tuple[datetime, str] | None = None
+    #: Only orders in the review queue (with a flag reason).
+    flagged: bool = False
+    #: Only orders not in a final state and unchanged since this moment ("stuck").
+    stuck_since: datetime | None = None
 
 
 class OrderRepository(Protocol):
@@ -260,7 +264,10 @@ class WebhookRepository(Protocol):
     """The webhook inbox."""
 
     async def record(self, event: WebhookRecord) -> bool:
-        """Store a newly received event; ``False`` when its (provider, event id) is known."""
+        """Store a newly received event; ``False`` when its (provider, event id) is known.
+
+        It is due for :meth:`claim_unprocessed` at ``next_attempt_at`` (default: at once).
+        """
         ...
 
     async def get(self, record_id: str) -> WebhookRecord | None:

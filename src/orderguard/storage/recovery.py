@@ -79,7 +79,7 @@ _INSERT_WEBHOOK = """
 INSERT INTO webhook_events (id, provider, event_id, type, headers, body, received_at,
     order_id, attempts, next_attempt_at)
 VALUES (:id, :provider, :event_id, :type, :headers, :body, :received_at, :order_id, 0,
-    :received_at)
+    :next_attempt_at)
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING id
 """
@@ -104,6 +104,7 @@ class SqlWebhookRepository:
                 "body": event.body.decode("utf-8", "replace"),
                 "received_at": event.received_at,
                 "order_id": event.order_id,
+                "next_attempt_at": event.next_attempt_at or event.received_at,
             },
         )
         return row is not None

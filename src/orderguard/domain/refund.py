@@ -1,0 +1,41 @@
+"""Applying a refund the provider reports to the refunded attempt and its order (G6, G7).
+
+A refund covering the whole charge moves the attempt to ``refunded`` and, when that attempt
+is what paid the order, the order from ``paid`` to ``refunded``. Refunding a duplicate charge
+leaves the order paid. A partial refund, or one that does not fit the state machine, is a
+timeline note and changes nothing else; a repeated report of the same refund is ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.states import AttemptState, OrderState
+
+
+def apply_refund(
+    order: Order, attempt: PaymentAttempt, *, amount: int, cause: Cause, at: datetime
+) -> None:
+    """Record that ``amount`` minor units of ``attempt``'s charge were refunded."""
+    what = f"refund of {amount} {attempt.currency} on attempt {attempt.seq}"
+    if attempt.state is AttemptState.REFUNDED:
+        return  # already refunded in full: a repeated report
+    if attempt.state is not AttemptState.SUCCEEDED:
+        order.note(f"ignored {what}: attempt is {attempt.state}", cause=cause, at=at)
+        return
+    if amount < attempt.amount:
+        order.note(f"partial {what}; the order stays {order.state}", cause=cause, at=at)
+        return
+    attempt.move_to(AttemptState.REFUNDED, at=at)
+    if order.state is OrderState.PAID and not _paid_by_another(order, attempt):
+        order.move_to(OrderState.REFUNDED, cause=cause, at=at, note=f"full {what}")
+        return
+    order.note(f"full {what}; the order stays {order.state}", cause=cause, at=at)
+
+
+def _paid_by_another(order: Order, attempt: PaymentAttempt) -> bool:
+    return any(
+        other.id != attempt.id and other.state is AttemptState.SUCCEEDED for other in order.attempts
+    )

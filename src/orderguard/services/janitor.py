@@ -1,0 +1,124 @@
+"""The janitor (G5): asks the provider again about orders whose payment is not settled,
+on a schedule per state, and escalates to the review queue when the schedule runs out.
+
+Orders are leased (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so any number of workers
+share the work, nothing is checked twice at once, and a dead worker's leases expire.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order
+from orderguard.domain.schedule import RecheckSchedule
+from orderguard.services.clock import Clock, system_clock
+from orderguard.services.recheck import Recheck
+from orderguard.storage.ports import UnitOfWorkFactory
+
+log = logging.getLogger("orderguard.janitor")
+#: The flag reason of an order whose schedule ran out.
+STUCK = "payment outcome still unresolved"
+
+
+@dataclass
+class JanitorRound:
+    """What one round did."""
+
+    checked: int = 0
+    resolved: int = 0
+    escalated: int = 0
+
+
+class Janitor:
+    """Rechecks due orders it has leased."""
+
+    def __init__(
+        self,
+        storage: UnitOfWorkFactory,
+        recheck: Recheck,
+        *,
+        schedule: RecheckSchedule,
+        lease: timedelta = timedelta(seconds=60),
+        clock: Clock = system_clock,
+    ) -> None:
+        self._storage = storage
+        self._recheck = recheck
+        self.schedule = schedule
+        self._lease = lease
+        self._clock = clock
+
+    async def run_once(self, *, owner: str, limit: int = 50) -> JanitorRound:
+        """Lease the due orders, recheck each, and give the leases back."""
+        now = self._clock()
+        async with self._storage() as uow:
+            due = await uow.leases.claim_due_orders(
+                self.schedule.watched,
+                now=now,
+                first_due_before=now - self.schedule.shortest_wait,
+                owner=owner,
+                until=now + self._lease,
+                limit=limit,
+            )
+            await uow.commit()
+        report = JanitorRound()
+        for order_id in due:
+            await self._check(order_id, owner, report)
+        return report
+
+    async def _check(self, order_id: str, owner: str, report: JanitorRound) -> None:
+        try:
+            async with self._storage() as uow:
+                before = await uow.orders.get(order_id)
+            if before is None:
+                return
+            due = self._due(before)
+            if due:
+                after = await self._recheck.order(order_id, cause=Cause.JANITOR)
+                report.checked += 1
+                report.resolved += after.state is not before.state
+            await self._reschedule(order_id, before, checked=due, report=report)
+        finally:
+            async with self._storage() as uow:
+                await uow.leases.release(order_id, owner)
+                await uow.commit()
+
+    def _due(self, order: Order) -> bool:
+        since = order.last_checked_at or order.updated_at
+        return self.schedule.due(
+            state=order.state, checks=order.checks, since=since, now=self._clock()
+        )
+
+    async def _reschedule(
+        self, order_id: str, before: Order, *, checked: bool, report: JanitorRound
+    ) -> None:
+        """Count the check and set the next one; escalate when the schedule ran out."""
+        async with self._storage() as uow:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is None or order.state is not before.state or order.checks != before.checks:
+                return  # it moved on (its schedule restarted), or another hand was here
+            now = self._clock()
+            if checked:
+                order.checked(now, next_at=self._next(order, order.checks + 1, now))
+            else:  # claimed early: this state's first wait is longer than the shortest
+                order.next_check_at = self._next(order, order.checks, order.last_checked_at or now)
+            if checked and self._escalate(order):
+                order.flag(
+                    f"{STUCK}: still {order.state} after {order.checks} rechecks",
+                    cause=Cause.JANITOR,
+                    at=now,
+                )
+                report.escalated += 1
+            await uow.orders.save(order)
+            await uow.commit()
+
+    def _escalate(self, order: Order) -> bool:
+        """The schedule ran out and the order is not in the review queue for it yet."""
+        exhausted = self.schedule.exhausted(state=order.state, checks=order.checks)
+        return exhausted and not (order.flag_reason or "").startswith(STUCK)
+
+    def _next(self, order: Order, checks: int, since: datetime) -> datetime:
+        waits = self.schedule.waits[order.state]
+        return since + waits[min(checks, len(waits) - 1)]

@@ -1,0 +1,139 @@
+"""``orderguard worker`` (and, unless ``--no-worker``, a task inside ``serve``).
+
+Each round: say it is alive, run the janitor on due orders, apply webhooks whose
+processing failed or was never finished, charge orders waiting for a
+provider, expire abandoned authentications, cancel abandoned orders, prune expired
+idempotency records hourly. Work on orders is leased, so workers can run side by side on
+PostgreSQL; on SQLite one worker runs (a second one finds a live heartbeat and steps aside).
+SIGTERM ends the round in progress, releasing its leases, and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from orderguard.bootstrap import Container
+from orderguard.domain.states import OrderState
+from orderguard.providers.base import ProviderError
+from orderguard.services.abandon import cancel_abandoned
+from orderguard.services.expiry import expire_abandoned
+from orderguard.services.maintenance import prune_idempotency_records
+from orderguard.services.waiting import charge_waiting
+from orderguard.storage.database import StorageError
+
+log = logging.getLogger("orderguard.worker")
+#: Seconds between pruning rounds.
+PRUNE_EVERY_SECONDS = 3600.0
+#: Seconds between sweeps of the providers' charges (orphans and duplicates).
+SWEEP_EVERY_SECONDS = 300.0
+Duty = Callable[[], Awaitable[object]]
+
+
+def new_worker_id() -> str:
+    """A name for this worker: host, process and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Runs the background duties against one database."""
+
+    def __init__(self, container: Container, *, worker_id: str | None = None) -> None:
+        self.container = container
+        self.id = worker_id or new_worker_id()
+        self.rounds = 0
+        self._started = container.clock()
+        self._last_prune = 0.0
+        self._last_sweep = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run rounds until ``stop`` is set; a failing duty is logged and retried next round."""
+        if await self._another_is_alive():
+            log.warning("another worker is active on this SQLite database; %s stands by", self.id)
+            return
+        log.info("worker %s started", self.id)
+        while not stop.is_set():
+            await self.round()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.container.settings.worker_round_s)
+            except TimeoutError:
+                pass
+        log.info("worker %s stopped after %d rounds", self.id, self.rounds)
+
+    async def round(self) -> None:
+        """One round of every duty."""
+        for name, duty in self._duties():
+            try:
+                await duty()
+            except (StorageError, ProviderError) as exc:
+                log.warning("%s failed, will retry next round: %s", name, exc)
+        self.rounds += 1
+
+    def _duties(self) -> list[tuple[str, Duty]]:
+        c, s = self.container, self.container.settings
+        duties: list[tuple[str, Duty]] = [
+            ("heartbeat", self._beat),
+            ("janitor", lambda: c.janitor.run_once(owner=self.id)),
+            ("webhook inbox", lambda: c.inbox.process_due(owner=self.id)),
+            ("waiting orders", lambda: charge_waiting(c.storage, c.payments)),
+            (
+                "abandoned authentications",
+                lambda: expire_abandoned(
+                    c.storage,
+                    c.payments,
+                    c.recheck,
+                    after=timedelta(minutes=s.action_expiry_minutes),
+                ),
+            ),
+            (
+                "abandoned orders",
+                lambda: cancel_abandoned(
+                    c.storage,
+                    state=OrderState.RECEIVED,
+                    after=timedelta(hours=s.abandon_received_hours),
+                ),
+            ),
+            (
+                "abandoned declines",
+                lambda: cancel_abandoned(
+                    c.storage,
+                    state=OrderState.PAYMENT_FAILED,
+                    after=timedelta(hours=s.abandon_failed_hours),
+                ),
+            ),
+        ]
+        if time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS:
+            duties.append(("prune", self._prune))
+        if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
+            duties.append(("sweep", self._sweep))
+        return duties
+
+    async def _beat(self) -> None:
+        async with self.container.storage() as uow:
+            await uow.leases.beat(self.id, started_at=self._started, now=self.container.clock())
+            await uow.commit()
+
+    async def _prune(self) -> None:
+        await prune_idempotency_records(
+            self.container.storage, ttl=self.container.settings.idempotency_ttl
+        )
+        self._last_prune = time.monotonic()
+
+    async def _sweep(self) -> None:
+        self._last_sweep = time.monotonic()  # a failing sweep waits its turn too
+        window = timedelta(hours=self.container.settings.sweep_window_hours)
+        await self.container.sweeper.sweep_last(window)
+
+    async def _another_is_alive(self) -> bool:
+        if not self.container.settings.database_url.startswith("sqlite"):
+            return False
+        async with self.container.storage() as uow:
+            seen = await uow.leases.last_beat()
+        horizon = timedelta(seconds=3 * self.container.settings.worker_round_s + 5)
+        return seen is not None and self.container.clock() - seen < horizon

@@ -1,0 +1,145 @@
+"""The janitor: rechecks on schedule, resolves by asking, escalates when the schedule runs out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from orderguard.domain.schedule import RecheckSchedule
+from orderguard.domain.states import OrderState
+from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
+from orderguard.services.abandon import cancel_abandoned
+from orderguard.services.janitor import STUCK, Janitor
+from tests.integration.conftest import Api
+from tests.integration.test_payments_api import THREE_DS, VISA, charges, place
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def janitor(api: Api, clock: Clock, schedule: RecheckSchedule | None = None) -> Janitor:
+    return Janitor(
+        api.container.storage,
+        api.container.recheck,
+        schedule=schedule or RecheckSchedule(),
+        clock=clock,
+    )
+
+
+async def _state(api: Api, order_id: str) -> dict[str, object]:
+    detail: dict[str, object] = (await api.client.get(f"/v1/orders/{order_id}")).json()
+    return detail
+
+
+async def test_an_unknown_outcome_is_resolved_by_the_janitor_when_due(api: Api) -> None:
+    api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+    order = await place(api, VISA)
+    clock = Clock()
+    jan = janitor(api, clock)
+    assert (await jan.run_once(owner="w1")).checked == 0  # the first wait is 10 s
+    clock.advance(seconds=11)
+    report = await jan.run_once(owner="w1")
+    assert (report.checked, report.resolved) == (1, 1)
+    detail = await _state(api, order["id"])
+    assert detail["state"] == "paid"
+    assert detail["timeline"][-1]["cause"] == "janitor"  # type: ignore[index]
+    assert len(charges(api.provider, order["id"])) == 1
+
+
+async def test_a_states_own_first_wait_is_honoured(api: Api) -> None:
+    await place(api, THREE_DS)  # action_required: first recheck after 2 min
+    clock = Clock()
+    jan = janitor(api, clock)
+    clock.advance(seconds=11)
+    assert (await jan.run_once(owner="w1")).checked == 0
+    assert (await jan.run_once(owner="w1")).checked == 0  # not even claimed again
+    clock.advance(seconds=110)
+    assert (await jan.run_once(owner="w1")).checked == 1
+
+
+async def test_when_the_schedule_runs_out_the_order_is_flagged_once_and_still_watched(
+    api: Api,
+) -> None:
+    api.provider.fail_next(ProviderOutcomeUnknown("reset"))
+    order = await place(api, VISA)
+    schedule = RecheckSchedule({OrderState.PAYMENT_UNKNOWN: (timedelta(seconds=10),) * 3})
+    clock = Clock()
+    jan = janitor(api, clock, schedule)
+
+    async def find_nothing(order_id: str) -> list[object]:
+        raise ProviderUnavailable("the provider cannot tell")
+
+    api.provider.find_payments = find_nothing  # type: ignore[assignment,method-assign]
+    escalated = 0
+    for _ in range(5):
+        clock.advance(seconds=11)
+        escalated += (await jan.run_once(owner="w1")).escalated
+    detail = await _state(api, order["id"])
+    assert detail["state"] == "payment_unknown"  # never failed silently
+    assert str(detail["flag_reason"]).startswith(STUCK)
+    assert escalated == 1
+    flagged = [e for e in detail["timeline"] if e["kind"] == "flagged"]  # type: ignore[attr-defined]
+    assert len(flagged) == 1 and flagged[0]["cause"] == "janitor"
+
+
+async def test_two_janitors_never_hold_the_same_order(api: Api) -> None:
+    breaker = api.container.payments.providers.primary.breaker
+    for _ in range(4):
+        api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+        await place(api, VISA)
+        breaker.record_success()  # lost answers count against the breaker; keep it closed
+    clock = Clock()
+    clock.advance(seconds=11)
+    now = clock()
+    async with api.container.storage() as uow:
+        first = await uow.leases.claim_due_orders(
+            RecheckSchedule().watched,
+            now=now,
+            first_due_before=now - timedelta(seconds=10),
+            owner="a",
+            until=now + timedelta(seconds=60),
+            limit=2,
+        )
+        await uow.commit()
+    report = await janitor(api, clock).run_once(owner="b")
+    assert len(first) == 2 and report.checked == 2
+    for order_id in first:
+        assert (await _state(api, order_id))["state"] == "payment_unknown"
+
+
+async def test_abandoned_orders_are_cancelled_but_not_those_waiting_for_a_provider(
+    api: Api,
+) -> None:
+    never_paid = await place(api, None)
+    declined = await place(api, "pm_card_chargeDeclined")
+    breaker = api.container.payments.providers.primary.breaker
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    waiting = await place(api, VISA)
+    later = Clock()
+    later.advance(hours=25)
+    storage = api.container.storage
+    assert (
+        await cancel_abandoned(
+            storage, state=OrderState.RECEIVED, after=timedelta(hours=24), clock=later
+        )
+        == 1
+    )
+    assert (
+        await cancel_abandoned(
+            storage, state=OrderState.PAYMENT_FAILED, after=timedelta(hours=24), clock=later
+        )
+        == 1
+    )
+    assert (await _state(api, never_paid["id"]))["state"] == "cancelled"
+    assert (await _state(api, declined["id"]))["state"] == "cancelled"
+    assert (await _state(api, waiting["id"]))["state"] == "received"
