@@ -159,11 +159,10 @@ async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> C
     storage = await open_storage(settings, auto_migrate=auto_migrate)
     resources = ExitStack()
     try:
-        providers = configured_providers(settings, resources)
+        container = wire(settings, storage, configured_providers(settings, resources))
     except BaseException:
         await storage.close()
         resources.close()
         raise
-    container = wire(settings, storage, providers)
     container.resources = resources
     return container

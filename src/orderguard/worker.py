@@ -53,33 +53,59 @@ class Worker:
         self._last_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run rounds until ``stop`` is set; a failing duty is logged and retried next round."""
-        if await self._another_is_alive():
-            log.warning("another worker is active on this SQLite database; %s stands by", self.id)
+        """Run every duty in its own loop until ``stop`` is set, so a slow one (a janitor
+        waiting on a struggling provider) never holds up the others or the heartbeat.
+
+        On SQLite, while another worker is alive this one stands by, and takes over once
+        that worker's heartbeat goes stale.
+        """
+        if not await self._stand_by(stop):
             return
         log.info("worker %s started", self.id)
+        loops = [
+            asyncio.create_task(self._repeat(name, duty, stop)) for name, duty in self._duties(stop)
+        ]
+        await asyncio.gather(*loops)
+        await self._forget()
+        log.info("worker %s stopped after %d janitor rounds", self.id, self.rounds)
+
+    async def round(self, stop: asyncio.Event | None = None) -> None:
+        """Every duty once, one after the other (for tests and one-off runs)."""
+        for name, duty in self._duties(stop):
+            await self._attempt(name, duty)
+
+    async def _repeat(self, name: str, duty: Duty, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await self.round()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.container.settings.worker_round_s)
-            except TimeoutError:
-                pass
-        log.info("worker %s stopped after %d rounds", self.id, self.rounds)
+            await self._attempt(name, duty)
+            await _wait(stop, self.container.settings.worker_round_s)
 
-    async def round(self) -> None:
-        """One round of every duty."""
-        for name, duty in self._duties():
-            try:
-                await duty()
-            except (StorageError, ProviderError) as exc:
-                log.warning("%s failed, will retry next round: %s", name, exc)
-        self.rounds += 1
+    async def _attempt(self, name: str, duty: Duty) -> None:
+        """Run one duty; a failure is logged and the duty runs again next time."""
+        try:
+            await duty()
+        except (StorageError, ProviderError) as exc:
+            log.warning("%s failed, will retry: %s", name, exc)
+        except Exception:
+            log.exception("%s failed unexpectedly; the worker carries on", name)
 
-    def _duties(self) -> list[tuple[str, Duty]]:
+    async def _stand_by(self, stop: asyncio.Event) -> bool:
+        """Wait while another worker is alive on SQLite; ``False`` if stopped meanwhile."""
+        announced = False
+        while await self._another_is_alive():
+            if not announced:
+                log.warning(
+                    "another worker is active on this SQLite database; %s stands by", self.id
+                )
+                announced = True
+            if await _wait(stop, self.container.settings.worker_round_s):
+                return False
+        return not stop.is_set()
+
+    def _duties(self, stop: asyncio.Event | None) -> list[tuple[str, Duty]]:
         c, s = self.container, self.container.settings
         duties: list[tuple[str, Duty]] = [
             ("heartbeat", self._beat),
-            ("janitor", lambda: c.janitor.run_once(owner=self.id)),
+            ("janitor", self._janitor_round(stop)),
             ("webhook inbox", lambda: c.inbox.process_due(owner=self.id)),
             ("waiting orders", lambda: charge_waiting(c.storage, c.payments)),
             (
@@ -114,12 +140,21 @@ class Worker:
             duties.append(("sweep", self._sweep))
         return duties
 
+    def _janitor_round(self, stop: asyncio.Event | None) -> Duty:
+        async def run() -> None:
+            await self.container.janitor.run_once(owner=self.id, stop=stop)
+            self.rounds += 1
+
+        return run
+
     async def _beat(self) -> None:
         async with self.container.storage() as uow:
             await uow.leases.beat(self.id, started_at=self._started, now=self.container.clock())
             await uow.commit()
 
     async def _prune(self) -> None:
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
         await prune_idempotency_records(
             self.container.storage, ttl=self.container.settings.idempotency_ttl
         )
@@ -130,10 +165,27 @@ class Worker:
         window = timedelta(hours=self.container.settings.sweep_window_hours)
         await self.container.sweeper.sweep_last(window)
 
+    async def _forget(self) -> None:
+        try:
+            async with self.container.storage() as uow:
+                await uow.leases.forget(self.id)
+                await uow.commit()
+        except StorageError as exc:
+            log.warning("could not remove the heartbeat of %s: %s", self.id, exc)
+
     async def _another_is_alive(self) -> bool:
         if not self.container.settings.database_url.startswith("sqlite"):
             return False
         async with self.container.storage() as uow:
-            seen = await uow.leases.last_beat()
+            seen = await uow.leases.last_beat(other_than=self.id)
         horizon = timedelta(seconds=3 * self.container.settings.worker_round_s + 5)
         return seen is not None and self.container.clock() - seen < horizon
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; ``True`` when ``stop`` was set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True

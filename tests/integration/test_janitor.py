@@ -8,7 +8,7 @@ from orderguard.domain.schedule import RecheckSchedule
 from orderguard.domain.states import OrderState
 from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
 from orderguard.services.abandon import cancel_abandoned
-from orderguard.services.janitor import STUCK, Janitor
+from orderguard.services.janitor import STUCK, Janitor, JanitorRound
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import THREE_DS, VISA, charges, place
 
@@ -143,3 +143,51 @@ async def test_abandoned_orders_are_cancelled_but_not_those_waiting_for_a_provid
     assert (await _state(api, never_paid["id"]))["state"] == "cancelled"
     assert (await _state(api, declined["id"]))["state"] == "cancelled"
     assert (await _state(api, waiting["id"]))["state"] == "received"
+
+
+async def test_an_order_that_moved_on_after_the_claim_is_left_alone(api: Api) -> None:
+    api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+    order = await place(api, VISA)
+    clock = Clock()
+    clock.advance(seconds=11)
+    now = clock()
+    async with api.container.storage() as uow:  # a worker claims it ...
+        await uow.leases.claim_due_orders(
+            RecheckSchedule().watched,
+            now=now,
+            first_due_before=now - timedelta(seconds=10),
+            owner="w1",
+            until=now + timedelta(seconds=60),
+            limit=5,
+        )
+        await uow.commit()
+    await api.client.post(f"/v1/orders/{order['id']}/recheck")  # ... support resolves it
+    report = JanitorRound()
+    await janitor(api, clock)._check(order["id"], "w1", report)  # w1 gets to it now
+    assert (report.checked, (await _state(api, order["id"]))["state"]) == (0, "paid")
+    async with api.container.storage() as uow:  # and its lease was given back
+        assert await uow.leases.claim_due_orders(
+            frozenset({OrderState.PAID}),
+            now=now,
+            first_due_before=now,
+            owner="w2",
+            until=now + timedelta(seconds=60),
+            limit=5,
+        ) == [order["id"]]
+
+
+async def test_a_stop_request_gives_back_the_orders_not_yet_checked(api: Api) -> None:
+    import asyncio
+
+    breaker = api.container.payments.providers.primary.breaker
+    for _ in range(3):
+        api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+        await place(api, VISA)
+        breaker.record_success()
+    clock = Clock()
+    clock.advance(seconds=11)
+    stop = asyncio.Event()
+    stop.set()
+    report = await janitor(api, clock).run_once(owner="w1", stop=stop)
+    assert report.checked == 0
+    assert (await janitor(api, clock).run_once(owner="w2")).checked == 3  # nothing held

@@ -69,3 +69,16 @@ def test_metadata_is_compacted_to_stripe_limits_and_always_names_the_order() -> 
 
 def test_search_queries_escape_quotes() -> None:
     assert search_query("o'1") == "metadata['order_id']:'o\\'1'"
+
+
+def test_a_concurrent_request_with_the_same_key_is_busy_never_a_rejection() -> None:
+    import stripe
+
+    from orderguard.providers.base import ProviderBusy
+    from orderguard.providers.stripe_errors import provider_error
+    from orderguard.services.payments import failure_outcome
+
+    conflict = stripe.StripeError("Another request with this key is in progress.", http_status=409)
+    error = provider_error(conflict, mutating=True)
+    assert isinstance(error, ProviderBusy) and error.safe_to_retry
+    assert failure_outcome(error).state == "unknown"

@@ -121,6 +121,16 @@ class ProviderRateLimited(ProviderError):
     safe_to_retry = True
 
 
+class ProviderBusy(ProviderError):
+    """Another request with the same idempotency key is in progress (HTTP 409).
+
+    That request may charge, so the outcome is unknown until it finishes; repeating with
+    the same key afterwards returns its result.
+    """
+
+    safe_to_retry = True
+
+
 class ProviderServerError(ProviderError):
     """The provider answered 5xx; with an idempotency key a repeat is safe."""
 

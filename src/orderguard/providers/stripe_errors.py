@@ -12,6 +12,7 @@ import httpx
 import stripe
 
 from orderguard.providers.base import (
+    ProviderBusy,
     ProviderError,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
@@ -48,6 +49,8 @@ def provider_error(exc: stripe.StripeError, *, mutating: bool) -> ProviderError:
     status = exc.http_status or 0
     if status == 429 or isinstance(exc, stripe.RateLimitError):
         return ProviderRateLimited(_message(exc))
+    if status == 409:
+        return ProviderBusy(_message(exc))
     if status >= 500 or status < 400:
         return ProviderServerError(_message(exc))
     return ProviderRejected(_message(exc))

@@ -7,6 +7,7 @@ share the work, nothing is checked twice at once, and a dead worker's leases exp
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,16 +43,25 @@ class Janitor:
         *,
         schedule: RecheckSchedule,
         lease: timedelta = timedelta(seconds=60),
+        concurrency: int = 8,
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
         self._recheck = recheck
         self.schedule = schedule
         self._lease = lease
+        self._concurrency = concurrency
         self._clock = clock
 
-    async def run_once(self, *, owner: str, limit: int = 50) -> JanitorRound:
-        """Lease the due orders, recheck each, and give the leases back."""
+    async def run_once(
+        self, *, owner: str, limit: int = 50, stop: asyncio.Event | None = None
+    ) -> JanitorRound:
+        """Lease the due orders, recheck each, and give the leases back.
+
+        Up to ``concurrency`` orders are checked at once. Stops early (giving back what it
+        did not get to) when ``stop`` is set or the lease is about to run out, so no order
+        is ever worked on by two workers at once.
+        """
         now = self._clock()
         async with self._storage() as uow:
             due = await uow.leases.claim_due_orders(
@@ -64,16 +74,31 @@ class Janitor:
             )
             await uow.commit()
         report = JanitorRound()
-        for order_id in due:
-            await self._check(order_id, owner, report)
+        deadline = now + self._lease * 0.8
+        slots = asyncio.Semaphore(self._concurrency)
+
+        async def check(order_id: str) -> None:
+            async with slots:
+                if (stop is not None and stop.is_set()) or self._clock() >= deadline:
+                    await self._release([order_id], owner)  # another worker may take it
+                else:
+                    await self._check(order_id, owner, report)
+
+        await asyncio.gather(*(check(order_id) for order_id in due))
         return report
+
+    async def _release(self, order_ids: list[str], owner: str) -> None:
+        async with self._storage() as uow:
+            for order_id in order_ids:
+                await uow.leases.release(order_id, owner)
+            await uow.commit()
 
     async def _check(self, order_id: str, owner: str, report: JanitorRound) -> None:
         try:
             async with self._storage() as uow:
                 before = await uow.orders.get(order_id)
-            if before is None:
-                return
+            if before is None or before.state not in self.schedule.watched:
+                return  # it moved on between the claim and now
             due = self._due(before)
             if due:
                 after = await self._recheck.order(order_id, cause=Cause.JANITOR)
@@ -81,9 +106,7 @@ class Janitor:
                 report.resolved += after.state is not before.state
             await self._reschedule(order_id, before, checked=due, report=report)
         finally:
-            async with self._storage() as uow:
-                await uow.leases.release(order_id, owner)
-                await uow.commit()
+            await self._release([order_id], owner)
 
     def _due(self, order: Order) -> bool:
         since = order.last_checked_at or order.updated_at
@@ -97,7 +120,12 @@ class Janitor:
         """Count the check and set the next one; escalate when the schedule ran out."""
         async with self._storage() as uow:
             order = await uow.orders.get(order_id, for_update=True)
-            if order is None or order.state is not before.state or order.checks != before.checks:
+            if (
+                order is None
+                or order.state is not before.state
+                or order.checks != before.checks
+                or order.state not in self.schedule.waits
+            ):
                 return  # it moved on (its schedule restarted), or another hand was here
             now = self._clock()
             if checked:

@@ -25,6 +25,7 @@ from orderguard.providers.base import (
     ChargeRequest,
     PaymentOutcome,
     PaymentResult,
+    ProviderBusy,
     ProviderError,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
@@ -148,6 +149,9 @@ def failure_outcome(exc: BaseException) -> Outcome:
             return Outcome(AttemptState.FAILED, decline_code="processing_error", reason=str(exc))
         case ProviderServerError():
             return Outcome(AttemptState.UNKNOWN, reason=f"provider error after retries: {exc}")
+        case ProviderBusy():
+            reason = f"another request with this key is still in progress: {exc}"
+            return Outcome(AttemptState.UNKNOWN, reason=reason)
         case ProviderOutcomeUnknown():
             return Outcome(AttemptState.UNKNOWN, reason=f"answer lost after sending: {exc}")
         case TimeoutError():

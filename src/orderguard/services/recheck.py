@@ -7,6 +7,8 @@ with its original idempotency key: never with a new one, so it can never charge 
 
 from __future__ import annotations
 
+import asyncio
+
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
@@ -45,15 +47,18 @@ class Recheck:
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
         provider = self._payments.providers.named(attempt.provider).provider
+        budget = self._payments.settings.time_budget_s
         try:
-            result = await _lookup(provider, order, attempt)
-        except ProviderError:
+            result = await asyncio.wait_for(_lookup(provider, order, attempt), timeout=budget)
+        except (ProviderError, TimeoutError):
             return None  # the provider cannot tell now; ask again later
         if result is not None:
             return outcome_of(result)
         if attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN} and (
             order.state in _STILL_WANTED
         ):
+            # should the request that created it still be under way, the provider answers
+            # 409 (ProviderBusy): retried until that one is done, else unknown, never failed
             return await self._payments.send(order, attempt)
         return None
 

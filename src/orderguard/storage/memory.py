@@ -239,8 +239,12 @@ class MemoryLeaseRepository:
     async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:
         self._s.heartbeats[worker_id] = now
 
-    async def last_beat(self) -> datetime | None:
-        return max(self._s.heartbeats.values(), default=None)
+    async def last_beat(self, *, other_than: str | None = None) -> datetime | None:
+        seen = [at for worker, at in self._s.heartbeats.items() if worker != other_than]
+        return max(seen, default=None)
+
+    async def forget(self, worker_id: str) -> None:
+        self._s.heartbeats.pop(worker_id, None)
 
 
 class MemoryWebhookRepository:

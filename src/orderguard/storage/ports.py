@@ -255,8 +255,12 @@ class LeaseRepository(Protocol):
         """Record that ``worker_id`` is alive."""
         ...
 
-    async def last_beat(self) -> datetime | None:
-        """When any worker last said it was alive."""
+    async def last_beat(self, *, other_than: str | None = None) -> datetime | None:
+        """When any worker (but ``other_than``) last said it was alive."""
+        ...
+
+    async def forget(self, worker_id: str) -> None:
+        """A worker stopped cleanly: drop its heartbeat."""
         ...
 
 

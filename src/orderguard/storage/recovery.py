@@ -70,9 +70,17 @@ class SqlLeaseRepository:
             {"id": worker_id, "started": started_at, "now": now},
         )
 
-    async def last_beat(self) -> datetime | None:
-        row = await self._conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
+    async def last_beat(self, *, other_than: str | None = None) -> datetime | None:
+        row = await self._conn.fetchone(
+            "SELECT MAX(seen_at) AS seen FROM worker_heartbeats WHERE worker_id <> :me",
+            {"me": other_than or ""},
+        )
         return to_datetime(row["seen"]) if row else None
+
+    async def forget(self, worker_id: str) -> None:
+        await self._conn.execute(
+            "DELETE FROM worker_heartbeats WHERE worker_id = :id", {"id": worker_id}
+        )
 
 
 _INSERT_WEBHOOK = """
