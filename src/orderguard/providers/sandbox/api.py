@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -22,10 +22,14 @@ def _authorized(request: Request) -> bool:
     return scheme.lower() == "bearer" and key.startswith("sk_test_")
 
 
-async def _params(request: Request, *, mutating: bool) -> Obj:
-    if mutating:
+async def _params(request: Request, *, mutating: bool) -> Obj | None:
+    """The call's parameters; ``None`` when the client hung up before sending them all."""
+    if not mutating:
+        return parse_form(request.url.query)
+    try:
         return parse_form((await request.body()).decode())
-    return parse_form(request.url.query)
+    except ClientDisconnect:
+        return None
 
 
 async def handle(request: Request, op: Operation, *, mutating: bool) -> Response:
@@ -38,6 +42,8 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
     if early is not None:
         return early
     params = await _params(request, mutating=mutating)
+    if params is None:  # nobody is listening for an answer, and nothing was done
+        return Response(status_code=499)
     replayed = False
     if mutating:
         key = request.headers.get("idempotency-key")
