@@ -74,7 +74,11 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         recheck=recheck,
         inbox=WebhookInbox(storage, payments, recheck),
         janitor=Janitor(
-            storage, recheck, schedule=schedule, lease=timedelta(seconds=settings.janitor_lease_s)
+            storage,
+            recheck,
+            schedule=schedule,
+            lease=timedelta(seconds=settings.janitor_lease_s),
+            check_time=timedelta(seconds=2 * settings.payment_time_budget_s + 5),
         ),
         sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),
         operations=Operations(storage, payments),

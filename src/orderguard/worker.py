@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -49,8 +48,6 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.rounds = 0
         self._started = container.clock()
-        self._last_prune = 0.0
-        self._last_sweep = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every duty in its own loop until ``stop`` is set, so a slow one (a janitor
@@ -63,7 +60,8 @@ class Worker:
             return
         log.info("worker %s started", self.id)
         loops = [
-            asyncio.create_task(self._repeat(name, duty, stop)) for name, duty in self._duties(stop)
+            asyncio.create_task(self._repeat(name, duty, every, stop))
+            for name, duty, every in self._duties(stop)
         ]
         await asyncio.gather(*loops)
         await self._forget()
@@ -71,13 +69,14 @@ class Worker:
 
     async def round(self, stop: asyncio.Event | None = None) -> None:
         """Every duty once, one after the other (for tests and one-off runs)."""
-        for name, duty in self._duties(stop):
+        for name, duty, _ in self._duties(stop):
             await self._attempt(name, duty)
 
-    async def _repeat(self, name: str, duty: Duty, stop: asyncio.Event) -> None:
+    async def _repeat(self, name: str, duty: Duty, every: float, stop: asyncio.Event) -> None:
+        """Run ``duty`` now and then every ``every`` seconds until stopped."""
         while not stop.is_set():
             await self._attempt(name, duty)
-            await _wait(stop, self.container.settings.worker_round_s)
+            await _wait(stop, every)
 
     async def _attempt(self, name: str, duty: Duty) -> None:
         """Run one duty; a failure is logged and the duty runs again next time."""
@@ -101,7 +100,8 @@ class Worker:
                 return False
         return not stop.is_set()
 
-    def _duties(self, stop: asyncio.Event | None) -> list[tuple[str, Duty]]:
+    def _duties(self, stop: asyncio.Event | None) -> list[tuple[str, Duty, float]]:
+        """Each duty with how often it runs (seconds)."""
         c, s = self.container, self.container.settings
         duties: list[tuple[str, Duty]] = [
             ("heartbeat", self._beat),
@@ -134,11 +134,11 @@ class Worker:
                 ),
             ),
         ]
-        if time.monotonic() - self._last_prune > PRUNE_EVERY_SECONDS:
-            duties.append(("prune", self._prune))
-        if time.monotonic() - self._last_sweep > SWEEP_EVERY_SECONDS:
-            duties.append(("sweep", self._sweep))
-        return duties
+        every_round = self.container.settings.worker_round_s
+        return [(name, duty, every_round) for name, duty in duties] + [
+            ("sweep", self._sweep, SWEEP_EVERY_SECONDS),
+            ("prune", self._prune, PRUNE_EVERY_SECONDS),
+        ]
 
     def _janitor_round(self, stop: asyncio.Event | None) -> Duty:
         async def run() -> None:
@@ -153,15 +153,11 @@ class Worker:
             await uow.commit()
 
     async def _prune(self) -> None:
-        if time.monotonic() - self._last_prune < PRUNE_EVERY_SECONDS:
-            return
         await prune_idempotency_records(
             self.container.storage, ttl=self.container.settings.idempotency_ttl
         )
-        self._last_prune = time.monotonic()
 
     async def _sweep(self) -> None:
-        self._last_sweep = time.monotonic()  # a failing sweep waits its turn too
         window = timedelta(hours=self.container.settings.sweep_window_hours)
         await self.container.sweeper.sweep_last(window)
 

@@ -213,3 +213,32 @@ async def test_a_client_retry_after_a_lost_answer_replays_and_never_recharges(ap
     assert retry.headers["idempotent-replayed"] == "true"
     assert retry.json()["id"] == first.json()["id"]
     assert len(api.provider.payments) == 1
+
+
+async def test_an_attempt_older_than_the_providers_key_memory_is_never_resent(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from orderguard.domain.events import Cause
+    from orderguard.services.recheck import Recheck
+
+    api.provider.fail_next(ProviderUnavailable("connection refused"))
+    order = await place(api)
+    assert order["state"] == "payment_pending"
+    tomorrow = datetime.now(UTC) + timedelta(hours=24)
+    late = Recheck(api.container.storage, api.container.payments, clock=lambda: tomorrow)
+    after = await late.order(order["id"], cause=Cause.JANITOR)
+    assert after.state == "payment_pending"
+    assert api.provider.payments == {}
+
+
+async def test_a_replay_never_takes_the_half_open_breakers_probe(api: Api) -> None:
+    body, headers = order_body(payment={"method": VISA}), key()
+    first = await api.client.post("/v1/orders", json=body, headers=headers)
+    assert first.json()["state"] == "paid"
+    breaker = api.container.payments.providers.primary.breaker
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    breaker._opened_at = -1e9  # the cool-down has passed: half-open, one probe allowed
+    replay = await api.client.post("/v1/orders", json=body, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert breaker.allow() is True  # the probe is still there for a real charge

@@ -210,3 +210,21 @@ async def test_the_charge_that_paid_an_order_is_not_a_finding(api: Api) -> None:
     assert (report.charges_seen, report.flagged, report.duplicates_refunded) == (1, 0, 0)
     assert await findings(api) == []
     assert (await detail(api, placed["id"]))["timeline"][-1]["to_state"] == "paid"
+
+
+async def test_an_orphan_charged_twice_comes_back_once_and_its_second_charge_is_refunded(
+    api: Api,
+) -> None:
+    lost = new_order(reference="LOST-2")
+    first = await charge(api, lost)
+    second = await charge(api, lost)
+    report = await api.container.sweeper.sweep_last(WINDOW)
+    assert (report.orphans_recovered, report.errors) == (1, 0)
+    order = await detail(api, lost.id)
+    assert order["state"] == "paid"
+    [attempt] = order["payment_attempts"]
+    keeper = attempt["provider_ref"]
+    assert keeper in {first, second}
+    extra = second if keeper == first else first
+    assert refunded(api) == [(extra, lost.total.amount)]
+    assert sorted(k for k, *_ in await findings(api)) == ["duplicate", "orphan"]

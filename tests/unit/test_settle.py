@@ -179,3 +179,16 @@ def test_a_success_reported_for_a_closed_attempt_is_flagged_never_ignored() -> N
     assert attempt.state is S.FAILED
     assert order.flag_reason is not None
     assert order.flag_reason.startswith("charge on a closed attempt")
+
+
+def test_a_refused_late_answer_changes_none_of_the_attempts_details() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(order, attempt, _ok(order), cause=Cause.API, at=AT)
+    late = Outcome(S.FAILED, "pi_other", decline_code="card_declined", redirect_url="https://x")
+    apply_outcome(order, attempt, late, cause=Cause.WEBHOOK, at=AT)
+    assert (attempt.provider_ref, attempt.decline_code, attempt.redirect_url) == (
+        "pi_1",
+        None,
+        None,
+    )

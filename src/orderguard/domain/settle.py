@@ -55,9 +55,9 @@ def apply_outcome(
     order: Order, attempt: PaymentAttempt, outcome: Outcome, *, cause: Cause, at: datetime
 ) -> None:
     """Move ``attempt`` and ``order`` as far forward as ``outcome`` allows."""
-    _remember(attempt, outcome)
     if outcome.state is attempt.state:
-        return  # nothing new: a duplicate or repeated answer
+        _remember(attempt, outcome)  # a repeated answer may still bring the reference
+        return
     if outcome.state not in ATTEMPT_TRANSITIONS[attempt.state]:
         if outcome.state is AttemptState.SUCCEEDED and attempt.state is AttemptState.FAILED:
             # money was taken on an attempt we had closed: never ignore it (G3)
@@ -70,6 +70,7 @@ def apply_outcome(
             return
         order.note(_ignored(attempt, outcome), cause=cause, at=at)
         return
+    _remember(attempt, outcome)  # only answers the state machine accepts change the attempt
     attempt.move_to(outcome.state, at=at)
     if outcome.state is AttemptState.SUCCEEDED and not _amount_matches(
         order, attempt, outcome, cause=cause, at=at

@@ -1,7 +1,8 @@
 """Orders nobody is going to pay: never paid after intake, or not paid again after a decline.
 
 Cancelled after a configurable time, with the reason on the timeline. Orders waiting for
-a provider to recover (they hold a payment method) are not abandoned: they are charged.
+a provider to recover (they hold a payment method) are not abandoned: they are charged;
+flagged orders (a charge may have arrived after all) are left to support.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ async def cancel_abandoned(
         async with storage() as uow:
             order = await uow.orders.get(order_id, for_update=True)
             if order is None or order.state is not state or order.payment_method:
+                continue
+            if order.flag_reason:  # e.g. a charge arrived after all: support decides
                 continue
             hours = after.total_seconds() / 3600
             order.move_to(

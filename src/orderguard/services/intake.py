@@ -67,20 +67,25 @@ class Intake:
             locale=command.locale,
             request_id=command.request_id,
         )
-        attempt = self._prepare(order, command.payment_method)
-        body = None if attempt else self._render(order)
+        charging = command.payment_method is not None and self._payments is not None
+        body = None if charging else self._render(order)
         record = command.request.record(now, order.id, body=body, lock=self._lock())
+        attempt = None
         try:
             async with self._storage() as uow:
                 existing = await uow.idempotency.claim(record)
-                if existing is None:
+                if existing is None:  # a replay never touches a provider or its breaker
+                    attempt = self._prepare(order, command.payment_method)
+                    if charging and attempt is None:  # no provider up: answered at once
+                        body = self._render(order)
+                        await command.request.complete(uow, order.id, body)
                     await uow.orders.add(order)
                     await uow.commit()
         except DuplicateMerchantReference as exc:
             raise await self._name_existing(exc) from None
         if existing is not None:
             return await self._replays.answer(existing, command.request)
-        if body is not None or attempt is None or self._payments is None:
+        if attempt is None or self._payments is None:
             return Answer(order.id, 201, body or self._render(order), replayed=False)
         return await charge(
             self._storage,

@@ -44,6 +44,7 @@ class Janitor:
         schedule: RecheckSchedule,
         lease: timedelta = timedelta(seconds=60),
         concurrency: int = 8,
+        check_time: timedelta = timedelta(seconds=25),
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
@@ -51,6 +52,14 @@ class Janitor:
         self.schedule = schedule
         self._lease = lease
         self._concurrency = concurrency
+        self._check_time = check_time
+        if lease < 2 * check_time:
+            log.warning(
+                "the janitor's lease (%s) is shorter than twice a check (%s): checks may "
+                "outlive their lease; raise ORDERGUARD_JANITOR_LEASE_S",
+                lease,
+                check_time,
+            )
         self._clock = clock
 
     async def run_once(
@@ -74,15 +83,19 @@ class Janitor:
             )
             await uow.commit()
         report = JanitorRound()
-        deadline = now + self._lease * 0.8
+        # start no check that could outlive the lease (one check: up to two provider calls)
+        deadline = now + max(self._lease - self._check_time, self._lease / 2)
         slots = asyncio.Semaphore(self._concurrency)
 
         async def check(order_id: str) -> None:
             async with slots:
                 if (stop is not None and stop.is_set()) or self._clock() >= deadline:
                     await self._release([order_id], owner)  # another worker may take it
-                else:
+                    return
+                try:
                     await self._check(order_id, owner, report)
+                except Exception:  # one order's trouble never stops the round
+                    log.exception("janitor: checking %s failed; it stays scheduled", order_id)
 
         await asyncio.gather(*(check(order_id) for order_id in due))
         return report
@@ -100,11 +113,13 @@ class Janitor:
             if before is None or before.state not in self.schedule.watched:
                 return  # it moved on between the claim and now
             due = self._due(before)
-            if due:
-                after = await self._recheck.order(order_id, cause=Cause.JANITOR)
-                report.checked += 1
-                report.resolved += after.state is not before.state
-            await self._reschedule(order_id, before, checked=due, report=report)
+            try:
+                if due:
+                    after = await self._recheck.order(order_id, cause=Cause.JANITOR)
+                    report.checked += 1
+                    report.resolved += after.state is not before.state
+            finally:  # a failed check still counts, so the schedule runs out and escalates
+                await self._reschedule(order_id, before, checked=due, report=report)
         finally:
             await self._release([order_id], owner)
 

@@ -8,6 +8,7 @@ with its original idempotency key: never with a new one, so it can never charge 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.events import Cause
@@ -19,6 +20,10 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
 from orderguard.storage.ports import UnitOfWorkFactory
 
+#: How long after an attempt a re-send with its key is still safe: providers keep
+#: idempotency keys for 24 hours (Stripe), after which a re-send could charge again if the
+#: search missed the first charge. Older attempts are left to the janitor's escalation.
+KEY_RETENTION = timedelta(hours=23)
 #: Orders in these states still want their open attempt to go through.
 _STILL_WANTED = {OrderState.PAYMENT_PENDING, OrderState.PAYMENT_UNKNOWN}
 
@@ -54,8 +59,10 @@ class Recheck:
             return None  # the provider cannot tell now; ask again later
         if result is not None:
             return outcome_of(result)
-        if attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN} and (
-            order.state in _STILL_WANTED
+        if (
+            attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN}
+            and order.state in _STILL_WANTED
+            and self._clock() - attempt.created_at < KEY_RETENTION
         ):
             # should the request that created it still be under way, the provider answers
             # 409 (ProviderBusy): retried until that one is done, else unknown, never failed

@@ -35,6 +35,7 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.orphans import recovered_order
 from orderguard.services.payments import Payments
 from orderguard.services.providers import ProviderSlot
+from orderguard.storage.database import StorageError
 from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.sweep")
@@ -145,34 +146,38 @@ class Sweeper:
                 continue
             try:
                 if order is None:
-                    await self._orphan(slot, charge, report)
+                    order = await self._orphan(slot, charge, report)
                 else:
                     await self._extra(order.id, slot, charge, kind, report)
-            except ProviderError as exc:
+            except (ProviderError, StorageError) as exc:
                 log.warning(
-                    "cannot refund %s at %s, next sweep: %s", charge.provider_ref, slot.name, exc
+                    "cannot settle %s at %s, next sweep: %s", charge.provider_ref, slot.name, exc
                 )
                 report.errors += 1
 
-    async def _orphan(self, slot: ProviderSlot, charge: Charge, report: SweepReport) -> None:
+    async def _orphan(
+        self, slot: ProviderSlot, charge: Charge, report: SweepReport
+    ) -> Order | None:
+        """Recover the order (returned, so further charges for it count as extra) or refund."""
         order = recovered_order(charge, slot.name, at=self._clock())
         if order is not None and await self._recover(order, slot, charge):
             log.warning(
                 "recovered order %s from charge %s at %s", order.id, charge.provider_ref, slot.name
             )
             report.orphans_recovered += 1
-            return
+            return order
         if not self._auto_refund:
             if await self._record(slot, charge, ORPHAN, "review", None):
                 log.warning(
                     "orphan charge %s at %s left for review", charge.provider_ref, slot.name
                 )
             report.flagged += 1
-            return
+            return None
         await self._refund(slot, charge, ORPHAN)
         await self._record(slot, charge, ORPHAN, "refunded", charge.order_id)
         log.warning("refunded orphan charge %s at %s", charge.provider_ref, slot.name)
         report.orphans_refunded += 1
+        return None
 
     async def _recover(self, order: Order, slot: ProviderSlot, charge: Charge) -> bool:
         """Store the rebuilt order; ``False`` when its merchant reference is taken meanwhile."""
