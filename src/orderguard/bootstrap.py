@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +27,8 @@ from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
+
+log = logging.getLogger("orderguard")
 
 #: The API key the in-process sandbox accepts.
 SANDBOX_KEY = "sk_test_orderguard_sandbox"
@@ -63,7 +66,11 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         providers,
         PaymentSettings(return_url=return_url, time_budget_s=settings.payment_time_budget_s),
     )
-    recheck = Recheck(storage, payments)
+    if settings.planted_defect:
+        log.warning(
+            "PLANTED DEFECT %r is on: this service is broken on purpose", settings.planted_defect
+        )
+    recheck = Recheck(storage, payments, planted_defect=settings.planted_defect)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)
     return Container(
         settings=settings,
@@ -78,6 +85,7 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
             recheck,
             schedule=schedule,
             lease=timedelta(seconds=settings.janitor_lease_s),
+            concurrency=settings.janitor_concurrency,
             check_time=timedelta(seconds=2 * settings.payment_time_budget_s + 5),
         ),
         sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),

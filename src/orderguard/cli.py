@@ -9,13 +9,14 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TypeVar
 
 import click
 
 from orderguard import __version__, cli_operations
 from orderguard.bootstrap import open_storage
-from orderguard.config import ConfigError, Settings
+from orderguard.config import PLANTED_DEFECTS, ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.states import OrderState
 from orderguard.services import api_keys, queries
@@ -227,13 +228,63 @@ def orders_show(order_id: str) -> None:
 
 
 @main.command()
-@click.option("--orders", "count", default=5, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--orders", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--seed", type=int, default=None, help="Replays a run (default: random, printed).")
+@click.option(
+    "--faults",
+    default="storm",
+    show_default=True,
+    help="The sandbox's fault profile: none, flaky, storm, or a TOML file.",
+)
+@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 500))
 @click.option("--database-url", default=None, help="Default: a fresh SQLite file.")
-def demo(count: int, database_url: str | None) -> None:
-    """Start the server on a fresh database, place orders through the API and show them."""
-    from orderguard.demo import run_demo
+@click.option("--json", "json_out", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--settle-timeout",
+    default=90.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds to wait for every order to be resolved after the last checkout.",
+)
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the databases and logs in this folder.",
+)
+@click.option("--plant-defect", default=None, hidden=True, type=click.Choice(PLANTED_DEFECTS))
+def demo(
+    orders: int,
+    seed: int | None,
+    faults: str,
+    concurrency: int,
+    database_url: str | None,
+    json_out: bool,
+    settle_timeout: float,
+    keep: Path | None,
+    plant_defect: str | None,
+) -> None:
+    """Shoppers, a storm of provider faults, and the proof that no order was lost.
 
-    sys.exit(asyncio.run(run_demo(count=count, database_url=database_url)))
+    Starts the server (with its worker) on a fresh SQLite file and a sandbox provider with
+    the storm profile, places orders over HTTP as real shoppers do, waits until every order
+    is resolved, and checks the invariants against the database and the provider's ledger.
+    Exit code 0 if and only if every invariant holds.
+    """
+    from orderguard.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        orders=orders,
+        seed=seed,
+        faults=faults,
+        concurrency=concurrency,
+        database_url=database_url,
+        json_out=json_out,
+        settle_timeout_s=settle_timeout,
+        planted_defect=plant_defect,
+        keep=keep,
+    )
+    sys.exit(asyncio.run(run_demo(options)))
 
 
 @main.command("sandbox-provider")

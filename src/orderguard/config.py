@@ -16,6 +16,11 @@ from typing import Any, get_type_hints
 
 from orderguard.services.shopper_data import InvalidShopperData, normalise_country
 
+#: Deliberate defects ``planted_defect`` can switch on (to prove the demo's checker):
+#: ``recharge_unknown`` makes rechecks charge ``payment_unknown`` orders again with a fresh
+#: idempotency key instead of asking the provider what happened.
+PLANTED_DEFECTS = ("recharge_unknown",)
+
 
 class ConfigError(Exception):
     """The configuration is invalid."""
@@ -59,13 +64,20 @@ class Settings:
     #: Seconds between the worker's rounds, and how long a worker holds an order it checks.
     worker_round_s: float = 1.0
     janitor_lease_s: float = 60.0
+    #: Orders one worker rechecks at once (each check waits on the provider).
+    janitor_concurrency: int = 8
     #: Consecutive transport failures that open a provider's circuit, and its cool-down (s).
     breaker_threshold: int = 5
     breaker_cool_down_s: float = 30.0
     #: Whether the sweep refunds orphan and duplicate charges (off: it flags them for review).
     sweep_auto_refund: bool = True
-    #: How far back each sweep of the providers' charges looks, in hours.
+    #: How far back each sweep of the providers' charges looks, in hours, and how often the
+    #: worker sweeps (seconds).
     sweep_window_hours: int = 24
+    sweep_every_s: float = 300.0
+    #: A deliberate defect, switched on only to prove that ``orderguard demo`` catches a
+    #: broken service (see ``orderguard.demo.defects``). Never set it in production.
+    planted_defect: str | None = None
 
     @property
     def idempotency_ttl(self) -> timedelta:
@@ -95,6 +107,13 @@ class Settings:
         settings = cls(**values)
         if settings.idempotency_ttl_hours < 24:
             raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
+        if settings.janitor_concurrency < 1:
+            raise ConfigError("janitor_concurrency must be at least 1")
+        if settings.planted_defect not in (None, *PLANTED_DEFECTS):
+            raise ConfigError(
+                f"planted_defect must be one of {', '.join(PLANTED_DEFECTS)}, "
+                f"not {settings.planted_defect!r}"
+            )
         if settings.default_country:
             try:
                 country = normalise_country(settings.default_country)

@@ -30,8 +30,6 @@ from orderguard.storage.database import StorageError
 log = logging.getLogger("orderguard.worker")
 #: Seconds between pruning rounds.
 PRUNE_EVERY_SECONDS = 3600.0
-#: Seconds between sweeps of the providers' charges (orphans and duplicates).
-SWEEP_EVERY_SECONDS = 300.0
 Duty = Callable[[], Awaitable[object]]
 
 
@@ -136,7 +134,7 @@ class Worker:
         ]
         every_round = self.container.settings.worker_round_s
         return [(name, duty, every_round) for name, duty in duties] + [
-            ("sweep", self._sweep, SWEEP_EVERY_SECONDS),
+            ("sweep", self._sweep, self.container.settings.sweep_every_s),
             ("prune", self._prune, PRUNE_EVERY_SECONDS),
         ]
 

@@ -187,20 +187,7 @@ def test_a_revoked_key_stays_refused_after_the_cache_window(
     assert anonymous.status_code == 401, "a server bound to 0.0.0.0 must not become open"
 
 
-# -- demo, prune, orders ----------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_demo_places_three_orders_and_exits_0(tmp_path: Path) -> None:
-    done = run_cli("demo", "--orders", "3", env=clean_env("sqlite:///unused.db"), cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
-    text = " ".join(done.stdout.split())  # rich wraps lines at the terminal width
-    assert "placed and paid 3 orders" in text
-    assert "3 replayed the same paid order, none charged twice" in text
-    assert "paying again with another card made it paid" in text
-    assert "every answer was as promised" in done.stdout
-    assert not (tmp_path / "unused.db").exists(), "the demo uses a fresh database"
-    assert not (tmp_path / "orderguard-sandbox.db").exists(), "and a fresh sandbox ledger"
+# -- prune, orders ----------------------------------------------------------------------
 
 
 def _age_idempotency_record(url: str, key: str, age: timedelta) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from orderguard.domain.events import Cause
 from orderguard.providers.base import ProviderOutcomeUnknown
-from orderguard.worker import PRUNE_EVERY_SECONDS, SWEEP_EVERY_SECONDS, Worker
+from orderguard.worker import PRUNE_EVERY_SECONDS, Worker
 from tests.integration.conftest import Api
 from tests.integration.test_janitor import Clock, janitor
 from tests.integration.test_payments_api import VISA, place
@@ -14,7 +14,7 @@ from tests.integration.test_payments_api import VISA, place
 
 async def test_each_duty_runs_on_its_own_interval(api: Api) -> None:
     every = {name: seconds for name, _, seconds in Worker(api.container)._duties(None)}
-    assert every["sweep"] == SWEEP_EVERY_SECONDS == 300
+    assert every["sweep"] == api.container.settings.sweep_every_s == 300
     assert every["prune"] == PRUNE_EVERY_SECONDS == 3600
     assert every["janitor"] == every["heartbeat"] == api.container.settings.worker_round_s
 

@@ -8,6 +8,7 @@ should a charge arrive anyway, ``domain.settle`` flags it for the sweep.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
@@ -33,20 +34,29 @@ async def expire_abandoned(
     after: timedelta,
     clock: Clock = system_clock,
     limit: int = 100,
+    concurrency: int = 8,
 ) -> int:
-    """Cancel orders left in ``action_required`` longer than ``after``; return how many."""
+    """Cancel orders left in ``action_required`` longer than ``after``; return how many.
+
+    Up to ``concurrency`` orders at once: each costs up to two provider calls, and one slow
+    answer must not hold back the others' expiry.
+    """
     async with storage() as uow:
         stale = await uow.orders.in_state(
             OrderState.ACTION_REQUIRED, updated_before=clock() - after, limit=limit
         )
-    cancelled = 0
-    for order_id in stale:
-        latest = await recheck.order(order_id, cause=Cause.JANITOR)
-        if latest.state is OrderState.ACTION_REQUIRED and await _cancel_at_provider(
-            storage, payments, latest, clock
-        ):
-            cancelled += await _cancel_order(storage, order_id, after, clock)
-    return cancelled
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(order_id: str) -> int:
+        async with slots:
+            latest = await recheck.order(order_id, cause=Cause.JANITOR)
+            if latest.state is OrderState.ACTION_REQUIRED and await _cancel_at_provider(
+                storage, payments, latest, clock
+            ):
+                return await _cancel_order(storage, order_id, after, clock)
+            return 0
+
+    return sum(await asyncio.gather(*(one(order_id) for order_id in stale)))
 
 
 async def _cancel_at_provider(

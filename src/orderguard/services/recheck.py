@@ -8,6 +8,8 @@ with its original idempotency key: never with a new one, so it can never charge 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from orderguard.domain.errors import OrderNotFound
@@ -32,11 +34,17 @@ class Recheck:
     """Brings an order's open attempts up to date with the provider."""
 
     def __init__(
-        self, storage: UnitOfWorkFactory, payments: Payments, *, clock: Clock = system_clock
+        self,
+        storage: UnitOfWorkFactory,
+        payments: Payments,
+        *,
+        clock: Clock = system_clock,
+        planted_defect: str | None = None,
     ) -> None:
         self._storage = storage
         self._payments = payments
         self._clock = clock
+        self._defect = planted_defect
 
     async def order(self, order_id: str, *, cause: Cause, actor: str | None = None) -> Order:
         """Ask about every open attempt of the order and apply the answers."""
@@ -51,6 +59,11 @@ class Recheck:
         return order
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
+        if self._defect == "recharge_unknown" and order.state is OrderState.PAYMENT_UNKNOWN:
+            # DELIBERATELY WRONG (Settings.planted_defect, for proving the demo's checker):
+            # guess instead of asking, and charge again under a key the provider never saw.
+            fresh = replace(attempt, idempotency_key=f"defect-{uuid.uuid4()}")
+            return await self._payments.send(order, fresh)
         provider = self._payments.providers.named(attempt.provider).provider
         budget = self._payments.settings.time_budget_s
         try:

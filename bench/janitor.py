@@ -1,0 +1,318 @@
+"""Benchmark: the janitor's resolution rate — stuck orders resolved per second.
+
+``N`` orders are left in ``payment_unknown`` exactly as a charge call whose answer was lost
+leaves them (on PostgreSQL ``og_bench``); for half of them the charge really happened at
+the sandbox (a separate ``orderguard sandbox-provider`` process, ``none`` profile: zero
+latency, no faults). Then the product's own janitor (``Janitor.run_once``, the worker's
+duty, default concurrency and lease) runs rounds until every order is settled: for a
+charged one it finds the charge and settles ``paid``; for the others the provider has no
+record, so the attempt is re-sent under its original key and settles ``paid`` too. Every
+order must end ``paid`` with exactly one charge at the sandbox (checked against
+``GET /ledger``).
+
+Baseline, same run, same sandbox process: the provider calls alone — for each order the
+look-up the janitor makes (``find_payments`` by order id) plus, for the uncharged half,
+the charge — from one client with the same concurrency, through the same Stripe client
+code, without the database. The ratio says what the janitor's bookkeeping (lease, load,
+lock, settle, timeline, outbox, release) costs on top of the provider's own answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    PYTHON,
+    VENV_BIN,
+    Context,
+    bench_db_url,
+    free_port,
+    median,
+    pg_execute,
+    recreate_database,
+    start_server,
+)
+
+TITLE = "Janitor: stuck orders resolved per second, sandbox provider at zero latency"
+ORDERS = 1000
+CONCURRENCY = 8  # the janitor's default
+API_KEY = "sk_test_bench"
+TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_keys"
+
+# The measured part runs in a child process of its own (`python bench/janitor.py MODE ...`),
+# so the bench driver's own work never shares its event loop.
+_CHILD = Path(__file__).resolve()
+
+
+async def _seed(url: str, sandbox: str, count: int) -> None:
+    """``count`` orders in ``payment_unknown``, every other one charged at the sandbox."""
+    from contextlib import ExitStack
+    from datetime import UTC, datetime
+
+    from orderguard.bootstrap import configured_providers, open_storage, wire
+    from orderguard.config import Settings
+    from orderguard.domain.customer import Address, Customer
+    from orderguard.domain.events import Cause
+    from orderguard.domain.order import Order, OrderLine
+    from orderguard.domain.settle import Outcome
+    from orderguard.domain.states import AttemptState
+
+    settings = Settings(database_url=url, stripe_api_key=API_KEY, stripe_base_url=sandbox)
+    storage = await open_storage(settings)
+    resources = ExitStack()
+    container = wire(settings, storage, configured_providers(settings, resources))
+    customer = Customer(
+        "ana@example.com", "Ana Silva", Address("Rua Augusta 1", "Lisboa", "1100-048", "PT"), None
+    )
+    to_charge = []
+    try:
+        for i in range(count):
+            now = datetime.now(UTC)
+            order = Order.place(
+                currency="EUR",
+                lines=[OrderLine("TEE-M", "T-shirt", 2, 1999)],
+                customer=customer,
+                at=now,
+                merchant_reference=f"bench-janitor-{i}",
+            )
+            attempt = container.payments.prepare(order, "pm_card_visa", cause=Cause.API, at=now)
+            assert attempt is not None
+            lost = Outcome(AttemptState.UNKNOWN, reason="no answer within the time budget")
+            container.payments.settle(order, attempt.id, lost, cause=Cause.API, at=now)
+            async with storage() as uow:
+                await uow.orders.add(order)
+                await uow.commit()
+            if i % 2 == 0:
+                to_charge.append((order, attempt))
+        gate = asyncio.Semaphore(16)
+
+        async def charge(order: Any, attempt: Any) -> None:
+            async with gate:
+                outcome = await container.payments.send(order, attempt)
+            assert outcome.state is AttemptState.SUCCEEDED, outcome
+
+        await asyncio.gather(*(charge(o, a) for o, a in to_charge))
+    finally:
+        await container.close()
+
+
+async def _janitor(url: str, sandbox: str) -> dict[str, Any]:
+    """Run janitor rounds until nothing is left in ``payment_unknown``; time and count."""
+    from orderguard.bootstrap import open_sql
+    from orderguard.config import Settings
+
+    settings = Settings(
+        database_url=url, stripe_api_key=API_KEY, stripe_base_url=sandbox, recheck_scale=1e-6
+    )
+    container = await open_sql(settings)
+    rounds = checked = resolved = 0
+    try:
+        await asyncio.sleep(0.05)  # every order's first wait (scaled) is over
+        t0 = time.perf_counter()
+        while True:
+            report = await container.janitor.run_once(owner="bench", limit=200)
+            rounds += 1
+            checked += report.checked
+            resolved += report.resolved
+            if report.checked == 0 and report.resolved == 0:
+                async with container.storage() as uow:
+                    left = await uow.orders.in_state(
+                        _unknown(), updated_before=_far_future(), limit=1
+                    )
+                if not left:
+                    break
+        wall = time.perf_counter() - t0
+    finally:
+        await container.close()
+    return {"wall": wall, "rounds": rounds, "checked": checked, "resolved": resolved}
+
+
+def _unknown() -> Any:
+    from orderguard.domain.states import OrderState
+
+    return OrderState.PAYMENT_UNKNOWN
+
+
+def _far_future() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(9999, 1, 1, tzinfo=UTC)
+
+
+async def _provider_alone(url: str, sandbox: str, count: int) -> dict[str, Any]:
+    """The same provider calls the janitor makes, without the janitor: look-ups for every
+    order, a charge for the half never charged, same concurrency, same client code."""
+    from contextlib import ExitStack
+
+    from orderguard.bootstrap import configured_providers
+    from orderguard.config import Settings
+    from orderguard.providers.base import ChargeRequest
+    from orderguard.storage.database import connect, transaction
+
+    settings = Settings(database_url=url, stripe_api_key=API_KEY, stripe_base_url=sandbox)
+    resources = ExitStack()
+    provider = configured_providers(settings, resources).primary.provider
+    db = await connect(url, pool_size=2)
+    async with transaction(db, write=False) as conn:
+        rows = await conn.fetchall(
+            "SELECT o.id AS order_id, a.id AS attempt_id, a.amount, a.currency "
+            "FROM orders o JOIN payment_attempts a ON a.order_id = o.id"
+        )
+    await db.close()
+    gate = asyncio.Semaphore(CONCURRENCY)
+    calls = 0
+
+    async def one(row: dict[str, Any]) -> None:
+        nonlocal calls
+        async with gate:
+            found = await provider.find_payments(row["order_id"])
+            calls += 1
+            if not found:
+                await provider.create_payment(
+                    ChargeRequest(
+                        attempt_id=row["attempt_id"],
+                        order_id=row["order_id"],
+                        amount=row["amount"],
+                        currency=row["currency"],
+                        method="pm_card_visa",
+                        return_url="http://127.0.0.1/return",
+                        idempotency_key=f"baseline-{row['attempt_id']}",
+                        metadata={"order_id": "baseline-" + row["order_id"]},
+                    )
+                )
+                calls += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(dict(r)) for r in rows[:count]))
+    wall = time.perf_counter() - t0
+    resources.close()
+    return {"wall": wall, "calls": calls}
+
+
+def _child(mode: str, url: str, sandbox: str, count: int) -> None:
+    work = {
+        "seed": lambda: _seed(url, sandbox, count),
+        "janitor": lambda: _janitor(url, sandbox),
+        "baseline": lambda: _provider_alone(url, sandbox, count),
+    }[mode]
+    result = asyncio.run(work())
+    print(json.dumps(result or {}))
+
+
+def _run_child(ctx: Context, mode: str, url: str, sandbox: str, count: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [str(PYTHON), str(_CHILD), mode, url, sandbox, str(count)],
+        env=ctx.env(url),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"janitor bench {mode} failed:\n{done.stdout}\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _ledger_check(sandbox: str, url: str) -> dict[str, int]:
+    import httpx
+    import psycopg
+
+    book = httpx.get(f"{sandbox}/ledger", timeout=60).json()
+    charges: dict[str, int] = {}
+    for charge in book["charges"]:
+        order_id = charge["metadata"].get("order_id", "")
+        if charge["status"] == "succeeded" and not order_id.startswith("baseline-"):
+            charges[order_id] = charges.get(order_id, 0) + 1
+    with psycopg.connect(url) as conn:
+        states = dict(conn.execute("SELECT state, COUNT(*) FROM orders GROUP BY state").fetchall())
+        paid = [r[0] for r in conn.execute("SELECT id FROM orders WHERE state = 'paid'")]
+    wrong = sum(1 for o in paid if charges.get(o) != 1) + sum(
+        1 for o in charges if o not in set(paid)
+    )
+    return {"paid": int(states.get("paid", 0)), "orders": sum(states.values()), "wrong": wrong}
+
+
+def run(ctx: Context, count: int = ORDERS) -> dict[str, Any]:
+    url = bench_db_url()
+    rounds: list[dict[str, Any]] = []
+    for r in range(ctx.rounds):
+        recreate_database()
+        subprocess.run(
+            [str(VENV_BIN / "orderguard"), "migrate"],
+            env=ctx.env(url),
+            check=True,
+            capture_output=True,
+        )
+        port = free_port()
+        argv = [
+            str(VENV_BIN / "orderguard"), "sandbox-provider", "--host=127.0.0.1",
+            f"--port={port}", "--faults=none", f"--db={ctx.workdir / f'janitor-{r}.db'}",
+        ]  # fmt: skip
+        sandbox = start_server("janitor-sandbox", argv, ctx.env(url), ctx.workdir, port,
+                               health_path="/ledger")  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _run_child(ctx, "seed", url, base, count)
+            pg_execute("CHECKPOINT")
+            # interleaved: baseline and janitor against the same sandbox in the same round
+            baseline = _run_child(ctx, "baseline", url, base, count)
+            janitor = _run_child(ctx, "janitor", url, base, count)
+            check = _ledger_check(base, url)
+        finally:
+            sandbox.stop()
+        ctx.log(
+            f"janitor round {r + 1}: {count / janitor['wall']:.0f} orders/s "
+            f"(baseline {count / baseline['wall']:.0f}/s), check {check}"
+        )
+        rounds.append({"janitor": janitor, "baseline": baseline, "check": check})
+    return {"count": count, "rounds": rounds}
+
+
+def render(results: dict[str, Any]) -> str:
+    count = results["count"]
+    rates = [count / r["janitor"]["wall"] for r in results["rounds"]]
+    base_rates = [count / r["baseline"]["wall"] for r in results["rounds"]]
+    ratios = [j / b for j, b in zip(rates, base_rates, strict=True)]
+    runs = results["rounds"]
+    checks = [r["check"] for r in runs]
+    all_right = all(c["wrong"] == 0 and c["paid"] == c["orders"] == count for c in checks)
+    lines = [
+        f"## {TITLE}",
+        "",
+        f"{count} orders left in `payment_unknown` (half of them really charged at the "
+        "sandbox), resolved by the product's janitor (`Janitor.run_once`, concurrency "
+        f"{CONCURRENCY}, PostgreSQL); baseline: the same provider calls without the janitor "
+        "(look-up per order, a charge for each uncharged one), same concurrency, same sandbox "
+        f"process, same round. Median of {len(rates)} rounds.",
+        "",
+        "| | resolved per second | ratio to baseline |",
+        "|---|---:|---:|",
+        f"| janitor | {median(rates):.0f} | {median(ratios):.2f}x |",
+        f"| baseline: provider calls alone | {median(base_rates):.0f} | 1.00x |",
+        "",
+        f"Every round: {'all' if all_right else 'NOT all'} {count} orders ended `paid` with "
+        "exactly one charge each at the sandbox (checked against `GET /ledger`); "
+        f"janitor rounds per run: {', '.join(str(r['janitor']['rounds']) for r in runs)}.",
+        "",
+        "Per round (janitor / baseline, orders per second): "
+        + "; ".join(f"{j:.0f} / {b:.0f}" for j, b in zip(rates, base_rates, strict=True))
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def section(ctx: Context) -> str:
+    results = run(ctx)
+    (ctx.workdir / "janitor.json").write_text(json.dumps(results))
+    return render(results)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

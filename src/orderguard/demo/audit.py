@@ -1,0 +1,291 @@
+"""The demo's oracle: what the database says against what the provider's ledger holds.
+
+Nothing here trusts the service's own answers. Orders, attempts and timelines are read
+straight from the database; charges and refunds from the sandbox's ``/ledger``; what each
+shopper was told from the simulator. The invariants:
+
+* ``acknowledged_orders_lost``: an order the service answered 201 for is not stored;
+* ``checkouts_with_two_orders``: one checkout (one Idempotency-Key) got two order ids;
+* ``orders_charged_twice``: an order the provider charged more than once (counted even
+  when a sweep refunded the extra charge later: the shopper saw two charges);
+* ``charges_without_an_order``: money held (charged, not refunded) for no order, or for
+  an order that is not paid;
+* ``orders_stuck_unflagged``: an order neither settled nor flagged for review;
+* ``paid_amount_differs``: a paid order whose charge is not exactly its total, or that
+  holds no charge at all.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from orderguard.demo.shoppers import ShopperStats
+from orderguard.domain.money import Money
+from orderguard.storage.database import Database, must_datetime, transaction
+
+#: States after which nothing more happens to an order without someone acting.
+SETTLED = frozenset({"paid", "payment_failed", "cancelled", "refunded"})
+INVARIANTS = (
+    "acknowledged_orders_lost",
+    "checkouts_with_two_orders",
+    "orders_charged_twice",
+    "charges_without_an_order",
+    "orders_stuck_unflagged",
+    "paid_amount_differs",
+)
+
+
+@dataclass
+class StoredOrder:
+    id: str
+    reference: str | None
+    state: str
+    currency: str
+    total: int
+    flag: str | None
+    created_at: datetime
+    #: When it reached the state it is in now (settled) or was flagged; None while open.
+    resolved_at: datetime | None = None
+    #: What made it settle: api (the first answer), webhook, janitor, sweep, shopper...
+    resolved_by: str | None = None
+    went_unknown: bool = False
+
+
+@dataclass
+class Snapshot:
+    """The database's side, for the orders of one run."""
+
+    orders: dict[str, StoredOrder]
+    all_ids: set[str]
+    sweep_findings: Counter[str]
+
+    @property
+    def open_unflagged(self) -> list[str]:
+        return [o.id for o in self.orders.values() if o.state not in SETTLED and not o.flag]
+
+    def unresolved(self, now: datetime, *, action_expiry: timedelta) -> list[str]:
+        """Orders something will still happen to: open and unflagged, or waiting for the
+        shopper's authentication that has not expired yet (expiry cancels them)."""
+        return [
+            o.id
+            for o in self.orders.values()
+            if (o.state not in SETTLED and not o.flag)
+            or (o.state == "action_required" and now - o.created_at < action_expiry)
+        ]
+
+
+async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
+    """The run's orders (by merchant reference), their timelines, and the sweep's findings."""
+    like = {"prefix": reference_prefix + "%"}
+    async with transaction(db, write=False) as conn:
+        rows = await conn.fetchall(
+            "SELECT id, merchant_reference, state, currency, amount_total, flag_reason, "
+            "created_at FROM orders WHERE merchant_reference LIKE :prefix",
+            like,
+        )
+        entries = await conn.fetchall(
+            "SELECT t.order_id, t.at, t.kind, t.to_state, t.cause FROM timeline t "
+            "JOIN orders o ON o.id = t.order_id WHERE o.merchant_reference LIKE :prefix "
+            "ORDER BY t.seq",
+            like,
+        )
+        ids = {r["id"] for r in await conn.fetchall("SELECT id FROM orders")}
+        findings = await conn.fetchall(
+            "SELECT kind, resolution, COUNT(*) AS n FROM sweep_findings GROUP BY kind, resolution"
+        )
+    orders = {
+        r["id"]: StoredOrder(
+            id=r["id"],
+            reference=r["merchant_reference"],
+            state=r["state"],
+            currency=r["currency"],
+            total=int(r["amount_total"]),
+            flag=r["flag_reason"],
+            created_at=must_datetime(r["created_at"]),
+        )
+        for r in rows
+    }
+    for e in entries:
+        order = orders[e["order_id"]]
+        if e["to_state"] == "payment_unknown":
+            order.went_unknown = True
+        settles = e["kind"] == "state_changed" and e["to_state"] == order.state
+        if (settles and order.state in SETTLED) or (e["kind"] == "flagged" and order.flag):
+            if order.resolved_at is None or e["kind"] == "state_changed":
+                order.resolved_at = must_datetime(e["at"])
+                order.resolved_by = e["cause"]
+    return Snapshot(
+        orders=orders,
+        all_ids=ids,
+        sweep_findings=Counter({f"{f['kind']}:{f['resolution']}": int(f["n"]) for f in findings}),
+    )
+
+
+@dataclass
+class Report:
+    """Everything ``orderguard demo`` prints, and ``--json`` writes."""
+
+    seed: int
+    database: str
+    checkouts: int
+    behaviours: dict[str, int]
+    acknowledged: int
+    gave_up: int
+    client_troubles: dict[str, int]
+    final_states: dict[str, int]
+    flagged: dict[str, int]
+    faults: dict[str, int]
+    recoveries: dict[str, int]
+    resolution_s: dict[str, float]
+    invariants: dict[str, list[str]]
+    placed_in_s: float = 0.0
+    resolved_in_s: float = 0.0
+    orders_per_s: float = 0.0
+    schedule: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.invariants.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seed": self.seed,
+            "database": self.database,
+            "checkouts": self.checkouts,
+            "behaviours": self.behaviours,
+            "acknowledged": self.acknowledged,
+            "gave_up": self.gave_up,
+            "client_troubles": self.client_troubles,
+            "final_states": self.final_states,
+            "flagged": self.flagged,
+            "faults_injected": self.faults,
+            "recoveries": self.recoveries,
+            "resolution_seconds": self.resolution_s,
+            "invariants": {name: len(ids) for name, ids in self.invariants.items()},
+            "violations": {name: ids[:20] for name, ids in self.invariants.items() if ids},
+            "placed_in_s": round(self.placed_in_s, 2),
+            "resolved_in_s": round(self.resolved_in_s, 2),
+            "orders_per_s": round(self.orders_per_s, 1),
+            "schedule": self.schedule,
+            **self.extra,
+        }
+
+
+def build_report(
+    shoppers: ShopperStats,
+    db: Snapshot,
+    book: dict[str, list[dict[str, Any]]],
+    faults: dict[str, int],
+    *,
+    seed: int,
+    database: str,
+    placed_in_s: float = 0.0,
+    resolved_in_s: float = 0.0,
+    schedule: dict[str, Any] | None = None,
+) -> Report:
+    """The report of one run, from the shoppers', the database's and the ledger's sides."""
+    return Report(
+        seed=seed,
+        database=database,
+        checkouts=len(shoppers.checkouts),
+        behaviours=dict(shoppers.behaviours),
+        acknowledged=len({o for c in shoppers.checkouts for o in c.acknowledged}),
+        gave_up=sum(1 for c in shoppers.checkouts if c.gave_up),
+        client_troubles=dict(shoppers.client_troubles),
+        final_states=dict(Counter(o.state for o in db.orders.values())),
+        flagged=dict(Counter(str(o.flag).split(":")[0] for o in db.orders.values() if o.flag)),
+        faults=faults,
+        recoveries=recoveries(shoppers, db),
+        resolution_s=resolution_times(db),
+        invariants=check(shoppers, db, book),
+        placed_in_s=placed_in_s,
+        resolved_in_s=resolved_in_s,
+        orders_per_s=len(shoppers.checkouts) / placed_in_s if placed_in_s else 0.0,
+        schedule=schedule or {},
+        extra={"charges": len(book.get("charges", [])), "refunds": len(book.get("refunds", []))},
+    )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def check(
+    shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[str]]:
+    """Each invariant with the ids that break it (empty lists when all hold)."""
+    broken: dict[str, list[str]] = {name: [] for name in INVARIANTS}
+    for checkout in shoppers.checkouts:
+        for order_id in checkout.acknowledged:
+            if order_id not in db.orders:
+                broken["acknowledged_orders_lost"].append(order_id)
+        if len(checkout.acknowledged) > 1:
+            broken["checkouts_with_two_orders"].append(checkout.reference)
+    succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
+    charged: dict[str, list[dict[str, Any]]] = {}
+    for charge in succeeded:
+        owner = str((charge.get("metadata") or {}).get("order_id"))
+        charged.setdefault(owner, []).append(charge)
+        remaining = int(charge["amount"]) - int(charge.get("amount_refunded") or 0)
+        stored = db.orders.get(owner)
+        if remaining > 0 and (stored is None or stored.state != "paid"):
+            if stored is not None or owner not in db.all_ids:
+                broken["charges_without_an_order"].append(str(charge["id"]))
+    for order_id, charges in charged.items():
+        if len(charges) > 1 and order_id in db.orders:
+            broken["orders_charged_twice"].append(order_id)
+    for order in db.orders.values():
+        if order.state not in SETTLED and not order.flag:
+            broken["orders_stuck_unflagged"].append(order.id)
+        if order.state == "paid":
+            kept = [
+                c
+                for c in charged.get(order.id, [])
+                if int(c["amount"]) > int(c.get("amount_refunded") or 0)
+            ]
+            expected = (order.total, order.currency.lower())
+            if not kept or any((int(c["amount"]), c["currency"]) != expected for c in kept):
+                broken["paid_amount_differs"].append(order.id)
+    return broken
+
+
+def recoveries(shoppers: ShopperStats, db: Snapshot) -> dict[str, int]:
+    """How outcomes were found out, by mechanism."""
+    found: Counter[str] = Counter()
+    found["retry (same Idempotency-Key)"] = sum(1 for c in shoppers.checkouts if c.replays)
+    for order in db.orders.values():
+        if order.resolved_by and order.resolved_by != "api":
+            found[str(order.resolved_by)] += 1
+        if order.went_unknown and order.state in SETTLED:
+            found["unknown outcomes settled"] += 1
+    for kind, n in db.sweep_findings.items():
+        found[f"sweep {kind}"] += n
+    refunded = Counter(o.state for o in db.orders.values())["refunded"]
+    if refunded:
+        found["refunded orders"] = refunded
+    return dict(found)
+
+
+def resolution_times(db: Snapshot) -> dict[str, float]:
+    times = [
+        (o.resolved_at - o.created_at).total_seconds()
+        for o in db.orders.values()
+        if o.resolved_at is not None
+    ]
+    return {
+        "p50": round(_percentile(times, 0.5), 3),
+        "p99": round(_percentile(times, 0.99), 3),
+        "max": round(max(times, default=0.0), 3),
+    }
+
+
+def amount_of(order: StoredOrder) -> str:
+    return Money(order.total, order.currency).format()

@@ -1,0 +1,188 @@
+"""The processes a demo (or the chaos test) runs: the sandbox provider, the API, the worker.
+
+Each is a real ``orderguard`` subprocess with its output in a log file, started with a
+clean environment: no ``ORDERGUARD_*`` variable of the caller's shell leaks in (a real
+Stripe key or SMTP server must never meet simulated shoppers), only the settings given.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from orderguard.api.server import free_port
+
+#: Any ``sk_test_`` key is accepted by the sandbox.
+SANDBOX_KEY = "sk_test_demo"
+WEBHOOK_SECRET = "whsec_demo"
+
+
+class StackError(Exception):
+    """A process of the stack would not start or died."""
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The caller's environment without ``ORDERGUARD_*``, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
+    return env
+
+
+@dataclass
+class Proc:
+    """``python -m orderguard ARGS...``, output in ``<cwd>/<name>.log``."""
+
+    name: str
+    args: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    starts: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.cwd / f"{self.name}.log"
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def start(self) -> Proc:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "orderguard", *self.args],
+                env=dict(self.env),
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.starts += 1
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM killer would: no clean-up runs."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s; always reaps the process."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def wait_until_up(proc: Proc, url: str, *, within_s: float = 30.0) -> None:
+    """Wait for ``url`` to answer, failing early if ``proc`` dies."""
+    deadline = time.monotonic() + within_s
+    while True:
+        if not proc.alive():
+            raise StackError(f"{proc.name} exited:\n{proc.log_tail()}")
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise StackError(f"{proc.name} did not answer at {url}:\n{proc.log_tail()}")
+        time.sleep(0.05)
+
+
+def sandbox(cwd: Path, *, profile: Path | str, seed: int, webhook_url: str) -> tuple[Proc, str]:
+    """``orderguard sandbox-provider`` on a free port; the process and its base URL."""
+    port = free_port()
+    args = [
+        "sandbox-provider",
+        "--port", str(port), "--faults", str(profile), "--seed", str(seed),
+        "--db", str(cwd / "sandbox.db"), "--webhook-url", webhook_url,
+        "--webhook-secret", WEBHOOK_SECRET,
+    ]  # fmt: skip
+    proc = Proc("sandbox", args, clean_env(), cwd).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, f"{url}/_sandbox/faults")
+    return proc, url
+
+
+def service_env(
+    database_url: str, sandbox_url: str, public_url: str, **extra: str
+) -> dict[str, str]:
+    """Settings of an API or worker process charging at the sandbox."""
+    return clean_env(
+        ORDERGUARD_DATABASE_URL=database_url,
+        ORDERGUARD_STRIPE_API_KEY=SANDBOX_KEY,
+        ORDERGUARD_STRIPE_BASE_URL=sandbox_url,
+        ORDERGUARD_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        ORDERGUARD_PUBLIC_URL=public_url,
+        **extra,
+    )
+
+
+def migrate(cwd: Path, env: Mapping[str, str]) -> None:
+    """``orderguard migrate``, raising with its output when it fails."""
+    done = subprocess.run(
+        [sys.executable, "-m", "orderguard", "migrate"],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise StackError(f"orderguard migrate failed:\n{done.stdout}{done.stderr}")
+
+
+def api(cwd: Path, env: Mapping[str, str], port: int, *, worker: bool, name: str = "api") -> Proc:
+    """``orderguard serve`` on ``port`` (with its in-process worker unless ``worker=False``)."""
+    args = ["serve", "--port", str(port)] + ([] if worker else ["--no-worker"])
+    proc = Proc(name, args, env, cwd).start()
+    wait_until_up(proc, f"http://127.0.0.1:{port}/v1/orders?limit=1")
+    return proc
+
+
+def worker(cwd: Path, env: Mapping[str, str], *, name: str = "worker") -> Proc:
+    """``orderguard worker``."""
+    return Proc(name, ["worker"], env, cwd).start()
+
+
+def ledger(sandbox_url: str) -> dict[str, list[dict[str, object]]]:
+    """The sandbox's ledger: every payment intent, charge and refund it really holds."""
+    response = httpx.get(f"{sandbox_url}/ledger", timeout=60)
+    response.raise_for_status()
+    book: dict[str, list[dict[str, object]]] = response.json()
+    return book
+
+
+def fault_counts(sandbox_url: str) -> dict[str, int]:
+    """Faults the sandbox injected, by kind."""
+    response = httpx.get(f"{sandbox_url}/_sandbox/faults", timeout=60)
+    response.raise_for_status()
+    counts: dict[str, int] = response.json()["counts"]
+    return counts
+
+
+def redact(url: str) -> str:
+    """A database URL fit to print."""
+    from orderguard.storage.database import redact_url
+
+    return redact_url(url)

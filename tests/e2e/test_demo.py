@@ -1,0 +1,105 @@
+"""``orderguard demo`` as a user runs it: a real subprocess, real HTTP, real sandbox.
+
+Smaller than the default run (which `make demo` does), on several seeds; the same run on
+PostgreSQL; and with a defect planted in the service, which the demo must catch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orderguard.demo.audit import INVARIANTS
+from tests.e2e.procs import clean_env, run_cli
+
+pytestmark = pytest.mark.slow
+
+#: Checkouts per test run: enough for every behaviour and every storm fault to occur.
+CHECKOUTS = 120
+
+
+def _demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    done = run_cli(
+        "demo",
+        "--orders",
+        str(CHECKOUTS),
+        "--json",
+        *args,
+        env=clean_env("sqlite:///unused.db"),
+        cwd=tmp_path,
+        timeout=400,
+    )
+    try:
+        report: dict[str, Any] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON report (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done, report
+
+
+def _assert_a_real_storm(report: dict[str, Any]) -> None:
+    """The run was not trivially quiet: faults struck and every mechanism had work."""
+    faults = report["faults_injected"]
+    for kind in ("timeout_after", "error_after", "error_before", "rate_limit", "outage"):
+        assert faults.get(kind, 0) > 0, f"no {kind} injected: {faults}"
+    for kind in ("webhook_dropped", "webhook_duplicated", "webhook_reordered"):
+        assert faults.get(kind, 0) > 0, f"no {kind} injected: {faults}"
+    assert report["acknowledged"] >= CHECKOUTS * 0.8, report
+    assert report["recoveries"].get("janitor", 0) > 0, report["recoveries"]
+    assert report["recoveries"].get("webhook", 0) > 0, report["recoveries"]
+    assert report["recoveries"].get("unknown outcomes settled", 0) > 0, report["recoveries"]
+    assert set(report["behaviours"]) == {
+        "card",
+        "double_click",
+        "declined_then_paid",
+        "3ds_approved",
+        "3ds_refused",
+        "3ds_abandoned",
+        "closed_tab",
+    }
+    assert report["final_states"].get("paid", 0) > CHECKOUTS / 2, report["final_states"]
+    assert report["final_states"].get("cancelled", 0) > 0, "abandoned 3-D Secure expired"
+
+
+@pytest.mark.parametrize("seed", [11, 22, 33, 44, 55])
+def test_every_invariant_holds_through_a_storm(tmp_path: Path, seed: int) -> None:
+    done, report = _demo(tmp_path, "--seed", str(seed))
+    assert report["invariants"] == dict.fromkeys(INVARIANTS, 0), report.get("violations")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert report["ok"] is True and report["seed"] == seed
+    _assert_a_real_storm(report)
+    resolution = report["resolution_seconds"]
+    assert 0 < resolution["p50"] <= resolution["p99"] <= resolution["max"]
+
+
+@pytest.mark.postgres
+def test_the_same_run_on_postgresql(tmp_path: Path, pg_url: str) -> None:
+    done, report = _demo(tmp_path, "--seed", "7", "--database-url", pg_url)
+    assert report["database"] == "postgresql"
+    assert report["invariants"] == dict.fromkeys(INVARIANTS, 0), report.get("violations")
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_a_real_storm(report)
+
+
+def test_a_planted_defect_is_caught_and_named(tmp_path: Path) -> None:
+    """Rechecks that charge ``payment_unknown`` orders again under a fresh key, instead of
+    asking the provider: the demo must exit non-zero and name the double charges."""
+    done, report = _demo(tmp_path, "--seed", "11", "--plant-defect", "recharge_unknown")
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert report["ok"] is False
+    assert report["invariants"]["orders_charged_twice"] > 0, report["invariants"]
+    assert report["violations"]["orders_charged_twice"], "the broken orders are listed"
+
+
+def test_the_terminal_report_names_a_broken_invariant(tmp_path: Path) -> None:
+    done = run_cli(
+        "demo", "--orders", "60", "--seed", "11", "--plant-defect", "recharge_unknown",
+        env=clean_env("sqlite:///unused.db"), cwd=tmp_path, timeout=400,
+    )  # fmt: skip
+    text = " ".join(done.stdout.split())
+    assert done.returncode == 1, done.stdout[-3000:]
+    assert "INVARIANT BROKEN: orders charged twice" in text
+    assert "seed 11" in text
