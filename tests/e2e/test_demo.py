@@ -43,7 +43,8 @@ def _demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str],
 def _assert_a_real_storm(report: dict[str, Any]) -> None:
     """The run was not trivially quiet: faults struck and every mechanism had work."""
     faults = report["faults_injected"]
-    for kind in ("timeout_after", "error_after", "error_before", "rate_limit", "outage"):
+    # outages are rare per call (1%): not every small run meets one; the chaos test opens one
+    for kind in ("timeout_after", "error_after", "error_before", "rate_limit"):
         assert faults.get(kind, 0) > 0, f"no {kind} injected: {faults}"
     for kind in ("webhook_dropped", "webhook_duplicated", "webhook_reordered"):
         assert faults.get(kind, 0) > 0, f"no {kind} injected: {faults}"
@@ -84,10 +85,31 @@ def test_the_same_run_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     _assert_a_real_storm(report)
 
 
-def test_a_planted_defect_is_caught_and_named(tmp_path: Path) -> None:
+#: The storm with more answers lost after the charge and more webhooks lost, so that many
+#: orders reach the janitor in ``payment_unknown`` with their charge made: the ground the
+#: planted defect needs to do harm (and the control run shows the profile alone is fine).
+DEFECT_GROUND = """
+base = "storm"
+hold_s = 3.0
+outage_s = 1.5
+timeout_after = 0.3
+webhook_drop = 0.8
+"""
+
+
+@pytest.mark.parametrize("defect", [None, "recharge_unknown"], ids=["control", "defect"])
+def test_a_planted_defect_is_caught_and_named(tmp_path: Path, defect: str | None) -> None:
     """Rechecks that charge ``payment_unknown`` orders again under a fresh key, instead of
-    asking the provider: the demo must exit non-zero and name the double charges."""
-    done, report = _demo(tmp_path, "--seed", "11", "--plant-defect", "recharge_unknown")
+    asking the provider: the demo must exit 1 and name the double charges; the same run
+    without the defect passes."""
+    profile = tmp_path / "ground.toml"
+    profile.write_text(DEFECT_GROUND)
+    args = ["--seed", "11", "--faults", str(profile)]
+    done, report = _demo(tmp_path, *args, *(["--plant-defect", defect] if defect else []))
+    if defect is None:
+        assert done.returncode == 0, report.get("violations")
+        assert report["ok"] is True
+        return
     assert done.returncode == 1, done.stderr[-3000:]
     assert report["ok"] is False
     assert report["invariants"]["orders_charged_twice"] > 0, report["invariants"]
@@ -95,8 +117,11 @@ def test_a_planted_defect_is_caught_and_named(tmp_path: Path) -> None:
 
 
 def test_the_terminal_report_names_a_broken_invariant(tmp_path: Path) -> None:
+    profile = tmp_path / "ground.toml"
+    profile.write_text(DEFECT_GROUND)
     done = run_cli(
-        "demo", "--orders", "60", "--seed", "11", "--plant-defect", "recharge_unknown",
+        "demo", "--orders", "80", "--seed", "11", "--faults", str(profile),
+        "--plant-defect", "recharge_unknown",
         env=clean_env("sqlite:///unused.db"), cwd=tmp_path, timeout=400,
     )  # fmt: skip
     text = " ".join(done.stdout.split())

@@ -192,3 +192,17 @@ def test_a_refused_late_answer_changes_none_of_the_attempts_details() -> None:
         None,
         None,
     )
+
+
+def test_no_answer_after_a_webhook_asked_for_authentication_keeps_action_required() -> None:
+    """Race seen in the demo: the webhook says ``requires_action`` while the charge call is
+    still in flight; that call then times out. The stale "no answer" must not turn a
+    shopper who is authenticating into an unknown outcome."""
+    order = new_order()
+    attempt = _pending(order)
+    action = Outcome(S.ACTION_REQUIRED, "pi_1", redirect_url="https://bank.example/3ds")
+    apply_outcome(order, attempt, action, cause=Cause.WEBHOOK, at=AT)
+    apply_outcome(order, attempt, Outcome(S.UNKNOWN, reason="timeout"), cause=Cause.API, at=AT)
+    assert (order.state, attempt.state) == ("action_required", "action_required")
+    assert attempt.redirect_url == "https://bank.example/3ds"
+    assert order.new_entries[-1].kind is EntryKind.NOTE

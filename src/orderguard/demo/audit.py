@@ -200,7 +200,7 @@ def build_report(
         final_states=dict(Counter(o.state for o in db.orders.values())),
         flagged=dict(Counter(str(o.flag).split(":")[0] for o in db.orders.values() if o.flag)),
         faults=faults,
-        recoveries=recoveries(shoppers, db),
+        recoveries=recoveries(shoppers, db, book),
         resolution_s=resolution_times(db),
         invariants=check(shoppers, db, book),
         placed_in_s=placed_in_s,
@@ -257,21 +257,25 @@ def check(
     return broken
 
 
-def recoveries(shoppers: ShopperStats, db: Snapshot) -> dict[str, int]:
-    """How outcomes were found out, by mechanism."""
-    found: Counter[str] = Counter()
-    found["retry (same Idempotency-Key)"] = sum(1 for c in shoppers.checkouts if c.replays)
-    for order in db.orders.values():
-        if order.resolved_by and order.resolved_by != "api":
-            found[str(order.resolved_by)] += 1
-        if order.went_unknown and order.state in SETTLED:
-            found["unknown outcomes settled"] += 1
-    for kind, n in db.sweep_findings.items():
-        found[f"sweep {kind}"] += n
-    refunded = Counter(o.state for o in db.orders.values())["refunded"]
-    if refunded:
-        found["refunded orders"] = refunded
-    return dict(found)
+def recoveries(
+    shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]] | None = None
+) -> dict[str, int]:
+    """How outcomes were found out and fixed, by mechanism (every mechanism listed, even
+    at zero, so a reader sees what did not have to act)."""
+    settled_by = Counter(o.resolved_by for o in db.orders.values() if o.state in SETTLED)
+    flagged_by = Counter(o.resolved_by for o in db.orders.values() if o.state not in SETTLED)
+    return {
+        "answered at once": settled_by["api"],
+        "retry (same Idempotency-Key)": sum(1 for c in shoppers.checkouts if c.replays),
+        "webhook": settled_by["webhook"],
+        "janitor": settled_by["janitor"] + flagged_by["janitor"],
+        "shopper back from 3-D Secure": settled_by["shopper"],
+        "sweep": sum(n for k, n in db.sweep_findings.items() if not k.endswith(":refunded")),
+        "refund": len((book or {}).get("refunds", [])),
+        "unknown outcomes settled": sum(
+            1 for o in db.orders.values() if o.went_unknown and o.state in SETTLED
+        ),
+    }
 
 
 def resolution_times(db: Snapshot) -> dict[str, float]:

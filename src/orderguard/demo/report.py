@@ -17,11 +17,16 @@ _LABELS = {
 }
 
 
-def _counts(title: str, counts: dict[str, int] | dict[str, float], *, key: str = "") -> Table:
+def _counts(
+    title: str, counts: dict[str, int] | dict[str, float], *, key: str = "", ordered: bool = True
+) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column(key or "what")
     table.add_column("count", justify="right")
-    for name, value in sorted(counts.items(), key=lambda kv: (-float(kv[1]), kv[0])):
+    rows = list(counts.items())
+    if ordered:
+        rows.sort(key=lambda kv: (-float(kv[1]), kv[0]))
+    for name, value in rows:
         table.add_row(name, str(value))
     return table
 
@@ -50,7 +55,9 @@ def render(report: Report, console: Console) -> None:
     console.print(
         _counts("Trouble seen by shoppers' browsers", report.client_troubles, key="trouble")
     )
-    console.print(_counts("Recoveries by mechanism", report.recoveries, key="mechanism"))
+    console.print(
+        _counts("Recoveries by mechanism", report.recoveries, key="mechanism", ordered=False)
+    )
     r = report.resolution_s
     console.print(
         f"time to resolution: p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s"

@@ -85,7 +85,9 @@ _A = AttemptState
 #: Every allowed payment-attempt move, source -> targets.
 ATTEMPT_TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     _A.PENDING: frozenset({_A.ACTION_REQUIRED, _A.UNKNOWN, _A.SUCCEEDED, _A.FAILED}),
-    _A.ACTION_REQUIRED: frozenset({_A.PENDING, _A.UNKNOWN, _A.SUCCEEDED, _A.FAILED}),
+    # not to ``unknown``: "no answer" from a charge call still in flight when a webhook
+    # already said the shopper must authenticate is stale news, not a new state
+    _A.ACTION_REQUIRED: frozenset({_A.PENDING, _A.SUCCEEDED, _A.FAILED}),
     _A.UNKNOWN: frozenset({_A.PENDING, _A.ACTION_REQUIRED, _A.SUCCEEDED, _A.FAILED}),
     _A.SUCCEEDED: frozenset({_A.REFUNDED}),
     _A.FAILED: frozenset(),
