@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from orderguard.demo.stack import fault_counts, ledger
 from tests.e2e.procs import Server, clean_env
 from tests.e2e.worker_harness import (
     API_KEY,
@@ -30,8 +31,6 @@ from tests.e2e.worker_harness import (
     FAST_WORKER,
     VISA,
     Db,
-    fault_counts,
-    ledger,
     sandbox_process,
 )
 from tests.factories import order_body

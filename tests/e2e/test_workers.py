@@ -20,13 +20,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orderguard.demo.stack import ledger
 from tests.e2e.worker_harness import (
     LEASE_S,
     Db,
     Proc,
     Stuck,
     intents_by_attempt,
-    ledger,
     pid_of,
     processes,
     sandbox_process,

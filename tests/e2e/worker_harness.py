@@ -317,22 +317,6 @@ def pid_of(worker_id: str) -> int:
     return int(worker_id.rsplit("-", 2)[-2])
 
 
-def ledger(sandbox_url: str) -> dict[str, list[dict[str, Any]]]:
-    """The sandbox's ``GET /ledger``: the oracle for what was really charged."""
-    response = httpx.get(f"{sandbox_url}/ledger", timeout=30)
-    response.raise_for_status()
-    book: dict[str, list[dict[str, Any]]] = response.json()
-    return book
-
-
-def fault_counts(sandbox_url: str) -> dict[str, int]:
-    """Injected faults by kind."""
-    response = httpx.get(f"{sandbox_url}/_sandbox/faults", timeout=30)
-    response.raise_for_status()
-    counts: dict[str, int] = response.json()["counts"]
-    return counts
-
-
 def succeeded_by_order(book: Mapping[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
     """Succeeded charges grouped by the order id in their metadata (``None``: no order)."""
     found: dict[str, list[dict[str, Any]]] = {}

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -219,15 +217,4 @@ async def _drive(
 def final_sweep(work: Path, env: dict[str, str]) -> str:
     """One last sweep of the provider's charges, as the worker runs every few seconds here
     (every few minutes by default); its summary."""
-    done = subprocess.run(
-        [sys.executable, "-m", "orderguard", "sweep"],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise stack.StackError(f"the final sweep failed:\n{done.stdout}{done.stderr}")
-    return done.stdout.strip()
+    return stack.command(work, env, "sweep")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -137,19 +138,25 @@ def service_env(
     )
 
 
-def migrate(cwd: Path, env: Mapping[str, str]) -> None:
-    """``orderguard migrate``, raising with its output when it fails."""
+def command(cwd: Path, env: Mapping[str, str], *args: str, timeout: float = 300) -> str:
+    """``orderguard ARGS...`` to completion; its output, or StackError with it."""
     done = subprocess.run(
-        [sys.executable, "-m", "orderguard", "migrate"],
+        [sys.executable, "-m", "orderguard", *args],
         env=dict(env),
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     if done.returncode != 0:
-        raise StackError(f"orderguard migrate failed:\n{done.stdout}{done.stderr}")
+        raise StackError(f"orderguard {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout.strip()
+
+
+def migrate(cwd: Path, env: Mapping[str, str]) -> None:
+    """``orderguard migrate``."""
+    command(cwd, env, "migrate")
 
 
 def api(cwd: Path, env: Mapping[str, str], port: int, *, worker: bool, name: str = "api") -> Proc:
@@ -165,11 +172,11 @@ def worker(cwd: Path, env: Mapping[str, str], *, name: str = "worker") -> Proc:
     return Proc(name, ["worker"], env, cwd).start()
 
 
-def ledger(sandbox_url: str) -> dict[str, list[dict[str, object]]]:
+def ledger(sandbox_url: str) -> dict[str, list[dict[str, Any]]]:
     """The sandbox's ledger: every payment intent, charge and refund it really holds."""
     response = httpx.get(f"{sandbox_url}/ledger", timeout=60)
     response.raise_for_status()
-    book: dict[str, list[dict[str, object]]] = response.json()
+    book: dict[str, list[dict[str, Any]]] = response.json()
     return book
 
 
