@@ -24,7 +24,7 @@ from orderguard.api.server import free_port
 #: The console script installed next to the interpreter running the tests.
 ORDERGUARD = str(Path(sys.executable).with_name("orderguard"))
 #: Seconds a server may take to answer ``/healthz`` after it was started.
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0
 
 
 def clean_env(database_url: str, **extra: str) -> dict[str, str]:
