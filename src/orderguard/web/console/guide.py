@@ -14,7 +14,7 @@ GUIDE = Path(__file__).with_name("support-guide.md")
 @cache
 def html() -> str:
     """The guide as HTML (raw HTML in the Markdown is escaped, not passed through)."""
-    rendered: str = MarkdownIt("commonmark", {"html": False}).enable("table").render(
-        GUIDE.read_text()
+    rendered: str = (
+        MarkdownIt("commonmark", {"html": False}).enable("table").render(GUIDE.read_text())
     )
     return rendered
