@@ -98,7 +98,9 @@ async def test_a_viewer_sees_but_every_action_is_refused_on_the_server(shop: Pai
         assert 'id="viewer-note"' in page.text and 'id="recheck"' not in page.text
 
         answers = [
-            await client.post(f"/console/orders/{paid['id']}/refund", data={"csrf": csrf, "confirm": "yes"}),
+            await client.post(
+                f"/console/orders/{paid['id']}/refund", data={"csrf": csrf, "confirm": "yes"}
+            ),
             await client.post(f"/console/orders/{paid['id']}/recheck", data={"csrf": csrf}),
             await client.post(f"/console/orders/{declined['id']}/cancel", data={"csrf": csrf}),
             await client.post(
