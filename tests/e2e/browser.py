@@ -62,3 +62,11 @@ async def unlabelled_fields(page: Page) -> list[str]:
             .map(e => e.name || e.id)"""
     )
     return found
+
+
+async def fits_the_width(page: Page) -> bool:
+    """Whether the page needs no sideways scrolling (tables scroll inside their box)."""
+    fits: bool = await page.evaluate(
+        "() => document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    return fits

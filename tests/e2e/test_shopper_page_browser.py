@@ -12,7 +12,14 @@ from playwright.async_api import Browser, expect
 
 from orderguard.domain.events import Cause
 from orderguard.web.i18n import translate
-from tests.e2e.browser import DESKTOP, PHONE, chromium, shoot, unlabelled_fields
+from tests.e2e.browser import (
+    DESKTOP,
+    PHONE,
+    chromium,
+    fits_the_width,
+    shoot,
+    unlabelled_fields,
+)
 from tests.e2e.payment_harness import Sandbox, Shop
 from tests.web.shopfront import ALL_STATES, order_in, shop_and_box
 
@@ -46,11 +53,16 @@ async def test_every_state_shows_its_guidance_in_both_languages(
             await expect(page.locator("#state-words")).to_have_text(
                 translate(language, f"state.{state}")
             )
-            why = translate(language, "why.generic_decline") + " " if state == "payment_failed" else ""
+            why = (
+                translate(language, "why.generic_decline") + " "
+                if state == "payment_failed"
+                else ""
+            )
             await expect(page.locator("#next-step")).to_have_text(
                 translate(language, f"next.{state}", why=why)
             )
             assert await unlabelled_fields(page) == []
+            assert await fits_the_width(page), (state, language)
             await expect(page.locator("#pay-again")).to_have_count(
                 1 if state == "payment_failed" else 0
             )
@@ -72,7 +84,9 @@ async def test_the_language_switch_is_visible_and_works_by_keyboard(
     await switch.focus()
     await page.keyboard.press("Enter")
 
-    await expect(page.locator("#next-step")).to_have_text(translate("zh-CN", "next.payment_unknown"))
+    await expect(page.locator("#next-step")).to_have_text(
+        translate("zh-CN", "next.payment_unknown")
+    )
     assert await page.get_attribute("html", "lang") == "zh-CN"
 
 
