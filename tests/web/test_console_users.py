@@ -154,5 +154,7 @@ async def test_sessions_expire(database_url: str) -> None:
         clock.now += timedelta(minutes=2)
         assert await users.session(opened.cookie) is None
         assert await users.session("") is None
+        await users.log_in("ana", "s3cret-enough")
+        assert await users.store.prune_sessions(clock.now) == 0  # the expired one went then
     finally:
         await storage.close()

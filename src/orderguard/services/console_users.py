@@ -125,6 +125,7 @@ class ConsoleUsers:
             expires_at=now + self._policy.lifetime,
         )
         await self.store.logged_in(session)
+        await self.store.prune_sessions(now)  # expired sessions go as new ones come
         return LoggedIn(cookie, session)
 
     async def session(self, cookie: str) -> tuple[ConsoleSession, ConsoleUser] | None:
