@@ -127,3 +127,18 @@ async def test_the_page_updates_by_itself_when_the_order_becomes_paid(
     )
     await expect(page.locator("#next-step")).to_have_text(translate("en", "next.paid"))
     await shoot(page, "shopper-refreshing-after")
+
+
+async def test_a_shopper_finishes_authentication_from_the_page_and_comes_back_paid(
+    shop: Pair, browser: Browser
+) -> None:
+    order = await order_in(*shop, "action_required")
+    page = await browser.new_page(locale="en")
+    await page.goto(str(order["status_url"]))
+
+    await page.click("#authenticate")  # to the provider's (sandbox's) challenge page
+    await page.get_by_role("button", name="Approve").click()
+
+    await expect(page.locator("#state-words")).to_have_text(translate("en", "state.paid"))
+    assert page.url == str(order["status_url"])
+    assert len(await shop[1].charges(str(order["id"]))) == 1

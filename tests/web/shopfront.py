@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,11 +39,11 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @asynccontextmanager
 async def shop_and_box(
-    tmp_path: Path, database_url: str, *, over_http: bool = False
+    tmp_path: Path, database_url: str, *, over_http: bool = False, **settings: Any
 ) -> AsyncIterator[tuple[Shop, Sandbox]]:
-    """A shop wired to one fault-free sandbox."""
+    """A shop wired to one fault-free sandbox (``settings`` override the defaults)."""
     with sandbox(tmp_path, "sandbox") as box:
-        async with open_shop(database_url, [box], over_http=over_http) as shop:
+        async with open_shop(database_url, [box], over_http=over_http, **settings) as shop:
             yield shop, box
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import httpx
@@ -143,3 +144,13 @@ async def test_the_status_endpoint_reports_state_for_the_page_to_poll(shop) -> N
     answer = await shop[0].client.get(path)
 
     assert answer.json()["state"] == "payment_unknown"
+
+
+async def test_the_shops_support_contact_is_shown_when_configured(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    contact = "help@shop.example"
+    async with shop_and_box(tmp_path, sqlite_url, support_contact=contact) as pair:
+        order = await order_in(*pair, "payment_unknown")
+        page = await pair[0].client.get(status_path(order))
+    assert html.escape(translate("en", "page.support_contact", contact=contact)) in page.text
