@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from orderguard.web.i18n import translate
 from tests.web.shopfront import (
@@ -153,4 +153,5 @@ async def test_the_shops_support_contact_is_shown_when_configured(
     async with shop_and_box(tmp_path, sqlite_url, support_contact=contact) as pair:
         order = await order_in(*pair, "payment_unknown")
         page = await pair[0].client.get(status_path(order))
-    assert html.escape(translate("en", "page.support_contact", contact=contact)) in page.text
+    shown = str(escape(translate("en", "page.support_contact", contact=contact)))
+    assert shown in page.text
