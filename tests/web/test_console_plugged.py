@@ -84,8 +84,8 @@ async def test_plugged_queues_show_and_a_resend_is_on_the_timeline(shop: Pair) -
     )
     plug(
         app_of(shop[0]),
-        notifications=notifications,
-        reconciliation=ListedReconciliation([mismatch]),
+        notifications=lambda _wiring: notifications,
+        reconciliation=lambda _wiring: ListedReconciliation([mismatch]),
     )
     client = shop[0].client
     await log_in(client, "olga")
@@ -116,7 +116,7 @@ async def test_a_viewer_cannot_resend(shop: Pair) -> None:
     notifications = ListedNotifications(
         [DeadLetter("dl_1", str(order["id"]), "order.paid", "email", 8, "refused", at)]
     )
-    plug(app_of(shop[0]), notifications=notifications)
+    plug(app_of(shop[0]), notifications=lambda _wiring: notifications)
     await log_in(shop[0].client, "vic")
     queue = await shop[0].client.get("/console/notifications")
 

@@ -71,3 +71,28 @@ def test_the_console_shows_the_support_guide_from_docs() -> None:
     assert guide.GUIDE.read_text() == docs.read_text()
     html = guide.html()
     assert "<h2>What the states mean</h2>" in html and "<table>" in html
+
+
+def test_only_a_web_address_becomes_the_authentication_button() -> None:
+    from datetime import UTC, datetime
+
+    from orderguard.domain.events import Cause
+    from orderguard.domain.order import PaymentAttempt
+    from orderguard.domain.states import AttemptState, OrderState
+    from orderguard.web.guidance import guidance
+    from tests.factories import new_order
+
+    at = datetime.now(UTC)
+    order = new_order()
+    attempt = PaymentAttempt("pay_1", order.id, 1, "sandbox", "pm", 1, "EUR", "k", at, at)
+    order.attempts.append(attempt)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=at)
+    attempt.move_to(AttemptState.ACTION_REQUIRED, at=at)
+    order.move_to(OrderState.ACTION_REQUIRED, cause=Cause.API, at=at)
+    for url, shown in [
+        ("https://bank.example/3ds", "https://bank.example/3ds"),
+        ("javascript:alert(1)", None),
+        (None, None),
+    ]:
+        attempt.redirect_url = url
+        assert guidance(order).authenticate_url == shown

@@ -47,7 +47,8 @@ def guidance(order: Order) -> Guidance:
     authenticate = None
     if state is OrderState.ACTION_REQUIRED:
         waiting = [a for a in order.attempts if a.state is AttemptState.ACTION_REQUIRED]
-        authenticate = waiting[-1].redirect_url if waiting else None
+        url = waiting[-1].redirect_url if waiting else None
+        authenticate = url if url and url.startswith(("https://", "http://")) else None
     return Guidance(
         state_key=f"state.{state}",
         next_key=f"next.{state}",

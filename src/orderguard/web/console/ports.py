@@ -2,16 +2,22 @@
 
 The console shows their queue pages and the resend action only once something
 implementing these is plugged in with :func:`plug`; until then they are not in the
-navigation and their routes answer 404. Nothing here is faked.
+navigation and their routes answer 404. Nothing here is faked. What is plugged in is a
+factory called with the application's wired :class:`~orderguard.bootstrap.Container`
+(which ``create_app`` may only open when the application starts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from fastapi import FastAPI
+from starlette.requests import Request
+
+from orderguard.bootstrap import Container
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,30 +72,46 @@ class Reconciliation(Protocol):
         ...
 
 
+#: Builds a view on the wired application.
+NotificationsFactory = Callable[[Container], Notifications]
+ReconciliationFactory = Callable[[Container], Reconciliation]
+
+
 @dataclass
 class Plugged:
     """The optional parts the console reads from; ``None`` while not wired."""
 
-    notifications: Notifications | None = None
-    reconciliation: Reconciliation | None = None
+    notifications: NotificationsFactory | None = None
+    reconciliation: ReconciliationFactory | None = None
 
 
 def plug(
     app: FastAPI,
     *,
-    notifications: Notifications | None = None,
-    reconciliation: Reconciliation | None = None,
+    notifications: NotificationsFactory | None = None,
+    reconciliation: ReconciliationFactory | None = None,
 ) -> None:
-    """Give the console the outbox and reconciliation views (call after ``create_app``)."""
-    current = plugged(app)
+    """Give ``app``'s console the outbox and reconciliation views (e.g. in ``create_app``)."""
+    current = _plugged(app)
     if notifications is not None:
         current.notifications = notifications
     if reconciliation is not None:
         current.reconciliation = reconciliation
 
 
-def plugged(app: FastAPI) -> Plugged:
-    """What is plugged into ``app``'s console."""
+def notifications(request: Request) -> Notifications | None:
+    """The outbox view, when one is plugged in."""
+    factory = _plugged(request.app).notifications
+    return factory(request.app.state.container) if factory else None
+
+
+def reconciliation(request: Request) -> Reconciliation | None:
+    """The reconciliation view, when one is plugged in."""
+    factory = _plugged(request.app).reconciliation
+    return factory(request.app.state.container) if factory else None
+
+
+def _plugged(app: FastAPI) -> Plugged:
     found: Plugged | None = getattr(app.state, "console_plugged", None)
     if found is None:
         found = Plugged()

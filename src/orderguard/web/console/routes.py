@@ -19,9 +19,8 @@ from orderguard.services.console_users import AccountLocked, LoginRefused
 from orderguard.services.review import Review
 from orderguard.storage.ports import OrderQuery
 from orderguard.web import forms
-from orderguard.web.console import auth, guide
+from orderguard.web.console import auth, guide, ports
 from orderguard.web.console.auth import Forbidden, NotLoggedIn, Visitor
-from orderguard.web.console.ports import plugged
 from orderguard.web.i18n import LANGUAGES, language
 from orderguard.web.templating import page
 
@@ -113,8 +112,8 @@ async def dashboard(request: Request) -> Response:
     me, wiring = await auth.visitor(request), _wiring(request)
     store = auth.console_users(request).store
     counts = await store.counts(stuck_since=wiring.clock() - timedelta(minutes=10))
-    extra = plugged(request.app)
-    outbox = await extra.notifications.backlog() if extra.notifications else None
+    outbox_view = ports.notifications(request)
+    outbox = await outbox_view.backlog() if outbox_view else None
     providers = [
         {"name": s.name, "state": str(s.breaker.state), "failures": s.breaker.consecutive_failures}
         for s in wiring.payments.providers.slots
@@ -161,7 +160,7 @@ async def failed_webhooks(request: Request) -> Response:
 @router.get("/notifications")
 async def dead_letters(request: Request) -> Response:
     """Notifications the outbox gave up delivering (only when the outbox is plugged in)."""
-    me, notifications = await auth.visitor(request), plugged(request.app).notifications
+    me, notifications = await auth.visitor(request), ports.notifications(request)
     if notifications is None:
         return _not_here(request, me)
     letters = await notifications.dead_letters(limit=QUEUE_LIMIT)
@@ -171,7 +170,7 @@ async def dead_letters(request: Request) -> Response:
 @router.get("/reconciliation")
 async def reconciliation(request: Request) -> Response:
     """Unresolved reconciliation exceptions (only when reconciliation is plugged in)."""
-    me, source = await auth.visitor(request), plugged(request.app).reconciliation
+    me, source = await auth.visitor(request), ports.reconciliation(request)
     if source is None:
         return _not_here(request, me)
     found = await source.exceptions(limit=QUEUE_LIMIT)
@@ -278,7 +277,7 @@ async def clear_flag(request: Request, order_id: str) -> Response:
 async def resend(request: Request, letter_id: str) -> Response:
     """Deliver a dead-lettered notification again; noted on its order's timeline."""
     me, _ = await auth.acting(request)
-    notifications = plugged(request.app).notifications
+    notifications = ports.notifications(request)
     if notifications is None:
         return _not_here(request, me)
     try:
@@ -340,7 +339,6 @@ async def _detail(wiring: Container, order_id: str) -> queries.OrderDetail | Non
 def _page(
     request: Request, me: Visitor, template: str, *, status: int = 200, **context: Any
 ) -> Response:
-    extra = plugged(request.app)
     return page(
         template,
         _lang(request),
@@ -348,8 +346,8 @@ def _page(
         me=me,
         csrf=me.session.csrf_token,
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-        has_notifications=extra.notifications is not None,
-        has_reconciliation=extra.reconciliation is not None,
+        has_notifications=ports.notifications(request) is not None,
+        has_reconciliation=ports.reconciliation(request) is not None,
         **context,
     )
 
