@@ -252,6 +252,12 @@ CATALOG: dict[str, dict[str, str]] = {
     "console.decline": {"en": "Decline code", "zh-CN": "拒绝代码"},
     "console.shopper_page": {"en": "Shopper's page", "zh-CN": "顾客页面"},
     "console.results": {"en": "{count} found", "zh-CN": "找到 {count} 个"},
+    "console.minutes": {"en": "Unchanged for at least (minutes)", "zh-CN": "至少多少分钟未变化"},
+    "console.show": {"en": "Show", "zh-CN": "显示"},
+    "console.resend": {"en": "Resend", "zh-CN": "重新发送"},
+    "console.circuit": {"en": "Circuit", "zh-CN": "熔断器"},
+    "console.failures": {"en": "Failures in a row", "zh-CN": "连续失败"},
+    "page.skip": {"en": "Skip to content", "zh-CN": "跳到正文"},
 }
 
 
