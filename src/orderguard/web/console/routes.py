@@ -4,6 +4,7 @@ user's name (as the actor, cause ``support``)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -292,7 +293,9 @@ async def resend(request: Request, letter_id: str) -> Response:
 # --- helpers -----------------------------------------------------------------------------
 
 
-async def _act(request: Request, me: Visitor, order_id: str, what: str, act: Any) -> Response:
+async def _act(
+    request: Request, me: Visitor, order_id: str, what: str, act: Callable[[], Awaitable[None]]
+) -> Response:
     try:
         await act()
     except OrderNotFound:
