@@ -76,8 +76,16 @@ class Settings:
     sweep_window_hours: int = 24
     sweep_every_s: float = 300.0
     #: A deliberate defect, switched on only to prove that ``orderguard demo`` catches a
-    #: broken service (see ``orderguard.demo.defects``). Never set it in production.
+    #: broken service (see ``PLANTED_DEFECTS``). Never set it in production.
     planted_defect: str | None = None
+    #: How shoppers reach the shop's support (an email address or URL), shown on their page.
+    support_contact: str = ""
+    #: ``Secure`` flag on the pages' cookies: ``auto`` (when public_url is https), true, false.
+    cookie_secure: str = "auto"
+    #: Failed console log-ins in a row that lock an account, for how long, and session length.
+    console_max_failed_logins: int = 5
+    console_lockout_minutes: float = 15.0
+    console_session_hours: float = 12.0
 
     @property
     def idempotency_ttl(self) -> timedelta:

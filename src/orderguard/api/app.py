@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orderguard import __version__
+from orderguard import __version__, web
 from orderguard.api import operations, orders, shopper, webhooks
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
@@ -68,6 +68,7 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(shopper.router)
     app.include_router(webhooks.router)
+    web.install(app)
     _handle_errors(app)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

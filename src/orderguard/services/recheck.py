@@ -55,7 +55,7 @@ class Recheck:
         for attempt in [a for a in order.attempts if not a.state.is_terminal]:
             outcome = await self._ask(order, attempt)
             if outcome is not None:
-                order = await self._apply(order.id, attempt.id, outcome, cause)
+                order = await self._apply(order.id, attempt.id, outcome, cause, actor)
         return order
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
@@ -82,11 +82,17 @@ class Recheck:
             return await self._payments.send(order, attempt)
         return None
 
-    async def _apply(self, order_id: str, attempt_id: str, outcome: Outcome, cause: Cause) -> Order:
+    async def _apply(
+        self, order_id: str, attempt_id: str, outcome: Outcome, cause: Cause, actor: str | None
+    ) -> Order:
         async with self._storage() as uow:
             order = await uow.orders.get(order_id, for_update=True)
             assert order is not None  # orders are never deleted
             self._payments.settle(order, attempt_id, outcome, cause=cause, at=self._clock())
+            if actor is not None:  # the person who asked is named on what their recheck did
+                order.new_entries[:] = [
+                    replace(e, actor=e.actor or actor) for e in order.new_entries
+                ]
             await uow.orders.save(order)
             await uow.commit()
         return order

@@ -1,0 +1,1 @@
+"""The support console ``/console``: log-in, queues, search, one order, actions."""

@@ -1,0 +1,119 @@
+"""What the console reads from parts built elsewhere: the outbox and reconciliation.
+
+The console shows their queue pages and the resend action only once something
+implementing these is plugged in with :func:`plug`; until then they are not in the
+navigation and their routes answer 404. Nothing here is faked. What is plugged in is a
+factory called with the application's wired :class:`~orderguard.bootstrap.Container`
+(which ``create_app`` may only open when the application starts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from fastapi import FastAPI
+from starlette.requests import Request
+
+from orderguard.bootstrap import Container
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A notification the outbox relay gave up delivering to one sink."""
+
+    id: str
+    order_id: str
+    event_type: str
+    sink: str
+    attempts: int
+    last_error: str
+    failed_at: datetime
+
+
+class Notifications(Protocol):
+    """The outbox as the console sees it."""
+
+    async def backlog(self) -> int:
+        """Events committed but not yet delivered to every sink."""
+        ...
+
+    async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        """Deliveries given up on, newest first."""
+        ...
+
+    async def resend(self, dead_letter_id: str) -> DeadLetter:
+        """Queue the dead letter for delivery again; raises ``LookupError`` when unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationException:
+    """A settlement-report line that did not match an order (or matched it wrongly)."""
+
+    id: str
+    provider: str
+    kind: str
+    provider_ref: str
+    amount: int
+    currency: str
+    detail: str
+    found_at: datetime
+    order_id: str | None = None
+
+
+class Reconciliation(Protocol):
+    """Reconciliation results as the console sees them."""
+
+    async def exceptions(self, *, limit: int) -> list[ReconciliationException]:
+        """Unresolved exceptions, newest first."""
+        ...
+
+
+#: Builds a view on the wired application.
+NotificationsFactory = Callable[[Container], Notifications]
+ReconciliationFactory = Callable[[Container], Reconciliation]
+
+
+@dataclass
+class Plugged:
+    """The optional parts the console reads from; ``None`` while not wired."""
+
+    notifications: NotificationsFactory | None = None
+    reconciliation: ReconciliationFactory | None = None
+
+
+def plug(
+    app: FastAPI,
+    *,
+    notifications: NotificationsFactory | None = None,
+    reconciliation: ReconciliationFactory | None = None,
+) -> None:
+    """Give ``app``'s console the outbox and reconciliation views (e.g. in ``create_app``)."""
+    current = _plugged(app)
+    if notifications is not None:
+        current.notifications = notifications
+    if reconciliation is not None:
+        current.reconciliation = reconciliation
+
+
+def notifications(request: Request) -> Notifications | None:
+    """The outbox view, when one is plugged in."""
+    factory = _plugged(request.app).notifications
+    return factory(request.app.state.container) if factory else None
+
+
+def reconciliation(request: Request) -> Reconciliation | None:
+    """The reconciliation view, when one is plugged in."""
+    factory = _plugged(request.app).reconciliation
+    return factory(request.app.state.container) if factory else None
+
+
+def _plugged(app: FastAPI) -> Plugged:
+    found: Plugged | None = getattr(app.state, "console_plugged", None)
+    if found is None:
+        found = Plugged()
+        app.state.console_plugged = found
+    return found

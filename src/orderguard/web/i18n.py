@@ -1,0 +1,279 @@
+# ruff: noqa: RUF001 -- Chinese text uses full-width punctuation on purpose
+"""Every word a person reads on the pages, in English and Simplified Chinese.
+
+Keys are stable; :func:`translate` falls back to English, and a test checks that every
+key has both languages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: The languages the pages speak, as ``orderguard.api.requests.locale`` names them.
+LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
+
+#: key -> language -> text (``{name}`` placeholders are filled by :func:`translate`).
+CATALOG: dict[str, dict[str, str]] = {
+    # the shopper's page
+    "page.title": {"en": "Your order {id}", "zh-CN": "您的订单 {id}"},
+    "page.language": {"en": "Language", "zh-CN": "语言"},
+    "page.status": {"en": "Status", "zh-CN": "状态"},
+    "page.next": {"en": "What happens next", "zh-CN": "接下来"},
+    "page.items": {"en": "Your items", "zh-CN": "您的商品"},
+    "page.item": {"en": "Item", "zh-CN": "商品"},
+    "page.quantity": {"en": "Quantity", "zh-CN": "数量"},
+    "page.amount": {"en": "Amount", "zh-CN": "金额"},
+    "page.total": {"en": "Total", "zh-CN": "合计"},
+    "page.history": {"en": "History", "zh-CN": "记录"},
+    "page.updated": {"en": "Updated {at}", "zh-CN": "更新于 {at}"},
+    "page.refreshing": {
+        "en": "This page updates by itself.",
+        "zh-CN": "本页面会自动更新。",
+    },
+    "page.support": {"en": "Need help?", "zh-CN": "需要帮助？"},
+    "page.support_contact": {
+        "en": "Contact the shop's support: {contact}",
+        "zh-CN": "联系商店客服：{contact}",
+    },
+    "page.support_none": {
+        "en": "Use the form below and the shop's support will look at your order.",
+        "zh-CN": "请使用下面的表单，商店客服会查看您的订单。",
+    },
+    "page.report": {"en": "Report a problem", "zh-CN": "报告问题"},
+    "page.report_label": {"en": "What went wrong?", "zh-CN": "出了什么问题？"},
+    "page.report_send": {"en": "Send to support", "zh-CN": "发送给客服"},
+    "page.report_sent": {
+        "en": "Thank you. Support will look at your order.",
+        "zh-CN": "谢谢。客服会查看您的订单。",
+    },
+    "page.report_empty": {
+        "en": "Please describe the problem.",
+        "zh-CN": "请描述问题。",
+    },
+    "page.pay_again": {"en": "Pay with another method", "zh-CN": "使用其他支付方式"},
+    "page.pay_method": {"en": "Payment method", "zh-CN": "支付方式"},
+    "page.pay_again_shop": {
+        "en": "Return to the shop to choose another payment method for this order.",
+        "zh-CN": "请返回商店，为此订单选择其他支付方式。",
+    },
+    "page.pay_refused": {
+        "en": "This order cannot be paid again now: {why}",
+        "zh-CN": "此订单现在无法再次支付：{why}",
+    },
+    "page.pay_unavailable": {
+        "en": "The payment service is busy. Nothing was charged; please try again in a minute.",
+        "zh-CN": "支付服务繁忙。未扣款；请一分钟后再试。",
+    },
+    "page.authenticate": {"en": "Confirm the payment with your bank", "zh-CN": "向银行确认付款"},
+    "page.refused": {
+        "en": "The form expired. Please reload the page and try again.",
+        "zh-CN": "表单已过期。请刷新页面后重试。",
+    },
+    "page.not_found": {"en": "Order not found", "zh-CN": "未找到订单"},
+    "page.not_found_text": {
+        "en": "Check the link in your confirmation email.",
+        "zh-CN": "请检查确认邮件中的链接。",
+    },
+    "page.flagged": {
+        "en": "Support has been asked to look at this order.",
+        "zh-CN": "已请客服查看此订单。",
+    },
+    "method.pm_card_visa": {"en": "Test card: Visa", "zh-CN": "测试卡：Visa"},
+    "method.pm_card_chargeDeclined": {
+        "en": "Test card: always declined",
+        "zh-CN": "测试卡：总被拒绝",
+    },
+    "method.pm_card_authenticationRequired": {
+        "en": "Test card: needs bank confirmation",
+        "zh-CN": "测试卡：需要银行确认",
+    },
+    # states, as a shopper reads them
+    "state.received": {"en": "Order received", "zh-CN": "已收到订单"},
+    "state.payment_pending": {"en": "Payment in progress", "zh-CN": "正在付款"},
+    "state.action_required": {
+        "en": "Your bank needs you to confirm the payment",
+        "zh-CN": "银行需要您确认付款",
+    },
+    "state.payment_unknown": {"en": "Confirming your payment", "zh-CN": "正在确认您的付款"},
+    "state.payment_failed": {"en": "Payment not accepted", "zh-CN": "付款未成功"},
+    "state.paid": {"en": "Paid — thank you!", "zh-CN": "已付款——谢谢！"},
+    "state.refunded": {"en": "Refunded", "zh-CN": "已退款"},
+    "state.cancelled": {"en": "Cancelled", "zh-CN": "已取消"},
+    # what to do next, per state
+    "next.received": {
+        "en": "We have your order and will take the payment shortly. "
+        "You do not need to do anything. This page updates by itself.",
+        "zh-CN": "我们已收到您的订单，将很快完成扣款。您无需任何操作。本页面会自动更新。",
+    },
+    "next.payment_pending": {
+        "en": "Your payment is being processed. Please do not pay again: "
+        "you will not be charged twice. This page updates by itself.",
+        "zh-CN": "您的付款正在处理中。请不要重复付款：您不会被扣款两次。本页面会自动更新。",
+    },
+    "next.action_required": {
+        "en": "Your bank asks you to confirm this payment. Press the button to finish; "
+        "nothing is charged until you do.",
+        "zh-CN": "您的银行要求您确认此笔付款。请按下按钮完成；在您确认之前不会扣款。",
+    },
+    "next.payment_unknown": {
+        "en": "We are confirming your payment with your bank. Please do not pay again: "
+        "you will not be charged twice. This page updates by itself.",
+        "zh-CN": "我们正在与您的银行确认付款。请不要重复付款：您不会被扣款两次。本页面会自动更新。",
+    },
+    "next.payment_failed": {
+        "en": "You were not charged. {why} You can pay with another method below.",
+        "zh-CN": "您没有被扣款。{why}您可以在下面使用其他支付方式付款。",
+    },
+    "next.paid": {
+        "en": "Your payment went through and your order is confirmed. "
+        "A confirmation is on its way to your email.",
+        "zh-CN": "您的付款已成功，订单已确认。确认信息将发送到您的邮箱。",
+    },
+    "next.refunded": {
+        "en": "Your payment was refunded. Depending on your bank, the money is back "
+        "on your account within 5 to 10 days.",
+        "zh-CN": "您的付款已退款。根据您的银行，款项将在 5 到 10 天内退回您的账户。",
+    },
+    "next.cancelled": {
+        "en": "This order was cancelled and you were not charged for it. "
+        "If you still want these items, please place a new order at the shop.",
+        "zh-CN": "此订单已取消，您未因此被扣款。如果您仍需要这些商品，请在商店重新下单。",
+    },
+    # why a payment failed, from the decline code
+    "why.generic_decline": {
+        "en": "Your bank declined the payment without giving a reason.",
+        "zh-CN": "您的银行拒绝了此笔付款，未说明原因。",
+    },
+    "why.insufficient_funds": {
+        "en": "Your bank says there is not enough money available on this card.",
+        "zh-CN": "您的银行表示此卡余额不足。",
+    },
+    "why.expired_card": {"en": "The card has expired.", "zh-CN": "此卡已过期。"},
+    "why.incorrect_cvc": {
+        "en": "The card's security code was not correct.",
+        "zh-CN": "卡的安全码不正确。",
+    },
+    "why.incorrect_number": {
+        "en": "The card number was not correct.",
+        "zh-CN": "卡号不正确。",
+    },
+    "why.lost_card": {
+        "en": "Your bank declined the card. Please contact your bank.",
+        "zh-CN": "您的银行拒绝了此卡。请联系您的银行。",
+    },
+    "why.processing_error": {
+        "en": "The payment could not be processed.",
+        "zh-CN": "付款无法处理。",
+    },
+    "why.authentication_abandoned": {
+        "en": "The payment was not confirmed with your bank in time.",
+        "zh-CN": "未能及时向银行确认付款。",
+    },
+    "why.authentication_failed": {
+        "en": "The confirmation with your bank did not succeed.",
+        "zh-CN": "向银行确认付款未成功。",
+    },
+    "why.canceled": {"en": "The payment was cancelled.", "zh-CN": "付款已取消。"},
+    "why.unknown": {"en": "The payment was not accepted.", "zh-CN": "付款未被接受。"},
+    # the console
+    "console.title": {"en": "Support console", "zh-CN": "客服控制台"},
+    "console.login": {"en": "Log in", "zh-CN": "登录"},
+    "console.logout": {"en": "Log out", "zh-CN": "退出"},
+    "console.user": {"en": "User name", "zh-CN": "用户名"},
+    "console.password": {"en": "Password", "zh-CN": "密码"},
+    "console.bad_login": {
+        "en": "Wrong user name or password.",
+        "zh-CN": "用户名或密码错误。",
+    },
+    "console.locked": {
+        "en": "Too many failed log-ins: this account is locked for a while. "
+        "Ask an admin to reset it with `orderguard users passwd`.",
+        "zh-CN": "登录失败次数过多：此账户暂时被锁定。请管理员用 `orderguard users passwd` 重置。",
+    },
+    "console.dashboard": {"en": "Dashboard", "zh-CN": "概览"},
+    "console.stuck": {"en": "Stuck orders", "zh-CN": "卡住的订单"},
+    "console.flagged": {"en": "Flagged orders", "zh-CN": "待审核订单"},
+    "console.webhooks": {"en": "Failed webhooks", "zh-CN": "失败的 Webhook"},
+    "console.dead_letters": {"en": "Dead-lettered notifications", "zh-CN": "投递失败的通知"},
+    "console.reconciliation": {"en": "Reconciliation exceptions", "zh-CN": "对账异常"},
+    "console.search": {"en": "Search", "zh-CN": "搜索"},
+    "console.search_label": {
+        "en": "Order id, merchant reference, email or provider reference",
+        "zh-CN": "订单号、商户参考号、邮箱或支付机构参考号",
+    },
+    "console.guide": {"en": "Support guide", "zh-CN": "客服指南"},
+    "console.by_state": {"en": "Orders by state", "zh-CN": "各状态订单数"},
+    "console.providers": {"en": "Payment providers", "zh-CN": "支付机构"},
+    "console.backlogs": {"en": "Backlogs", "zh-CN": "积压"},
+    "console.webhook_backlog": {"en": "Webhooks not processed yet", "zh-CN": "未处理的 Webhook"},
+    "console.outbox_backlog": {"en": "Notifications waiting", "zh-CN": "待发送的通知"},
+    "console.not_wired": {"en": "not available in this build", "zh-CN": "此版本不可用"},
+    "console.none": {"en": "Nothing here.", "zh-CN": "这里没有内容。"},
+    "console.order": {"en": "Order", "zh-CN": "订单"},
+    "console.state": {"en": "State", "zh-CN": "状态"},
+    "console.total": {"en": "Total", "zh-CN": "合计"},
+    "console.customer": {"en": "Customer", "zh-CN": "顾客"},
+    "console.created": {"en": "Created", "zh-CN": "创建时间"},
+    "console.updated": {"en": "Last change", "zh-CN": "最后变更"},
+    "console.flag": {"en": "Flag", "zh-CN": "标记"},
+    "console.timeline": {"en": "Timeline", "zh-CN": "时间线"},
+    "console.attempts": {"en": "Payment attempts", "zh-CN": "支付尝试"},
+    "console.raw_webhooks": {"en": "Webhook events", "zh-CN": "Webhook 事件"},
+    "console.notifications": {"en": "Notifications", "zh-CN": "通知"},
+    "console.actions": {"en": "Actions", "zh-CN": "操作"},
+    "console.recheck": {"en": "Recheck now", "zh-CN": "立即重新查询"},
+    "console.refund": {"en": "Refund", "zh-CN": "退款"},
+    "console.refund_confirm": {
+        "en": "Refund {amount} to the shopper? This cannot be undone.",
+        "zh-CN": "向顾客退款 {amount}？此操作无法撤销。",
+    },
+    "console.refund_yes": {"en": "Yes, refund", "zh-CN": "确认退款"},
+    "console.back": {"en": "Back", "zh-CN": "返回"},
+    "console.cancel": {"en": "Cancel order", "zh-CN": "取消订单"},
+    "console.clear_flag": {"en": "Clear flag", "zh-CN": "清除标记"},
+    "console.comment": {"en": "Comment (required)", "zh-CN": "备注（必填）"},
+    "console.viewer_note": {
+        "en": "You can look but not act (role: viewer).",
+        "zh-CN": "您只能查看，不能操作（角色：viewer）。",
+    },
+    "console.forbidden": {
+        "en": "Your role may not do this.",
+        "zh-CN": "您的角色无权执行此操作。",
+    },
+    "console.done": {"en": "Done: {what}", "zh-CN": "已完成：{what}"},
+    "console.failed": {"en": "Not done: {why}", "zh-CN": "未完成：{why}"},
+    "console.when": {"en": "When", "zh-CN": "时间"},
+    "console.what": {"en": "What", "zh-CN": "内容"},
+    "console.who": {"en": "Who", "zh-CN": "操作者"},
+    "console.received_at": {"en": "Received", "zh-CN": "接收时间"},
+    "console.error": {"en": "Error", "zh-CN": "错误"},
+    "console.provider": {"en": "Provider", "zh-CN": "支付机构"},
+    "console.reference": {"en": "Reference", "zh-CN": "参考号"},
+    "console.decline": {"en": "Decline code", "zh-CN": "拒绝代码"},
+    "console.shopper_page": {"en": "Shopper's page", "zh-CN": "顾客页面"},
+    "console.results": {"en": "{count} found", "zh-CN": "找到 {count} 个"},
+    "console.minutes": {"en": "Unchanged for at least (minutes)", "zh-CN": "至少多少分钟未变化"},
+    "console.show": {"en": "Show", "zh-CN": "显示"},
+    "console.resend": {"en": "Resend", "zh-CN": "重新发送"},
+    "console.circuit": {"en": "Circuit", "zh-CN": "熔断器"},
+    "console.failures": {"en": "Failures in a row", "zh-CN": "连续失败"},
+    "page.skip": {"en": "Skip to content", "zh-CN": "跳到正文"},
+}
+
+
+def translate(language: str, key: str, **values: Any) -> str:
+    """The text of ``key`` in ``language`` (English when missing), with ``values`` filled in."""
+    texts = CATALOG.get(key)
+    if texts is None:
+        return key
+    text = texts.get(language) or texts["en"]
+    return text.format(**values) if values else text
+
+
+def language(requested: str | None, accept_language: str | None) -> str:
+    """A language the pages speak: ``requested`` when known, else from ``Accept-Language``."""
+    from orderguard.api.requests import locale
+
+    if requested is not None and requested in LANGUAGES:
+        return requested
+    return locale(None, accept_language)

@@ -1,0 +1,178 @@
+"""The shopper's order page ``GET /orders/{id}?token=…`` and its two forms.
+
+The order's status token is compared in constant time; a wrong or missing one gives the
+same 404 as an order that does not exist. Paying again goes through the same service as
+``POST /v1/orders/{id}/payments``, scoped to the order so that a double click (the same
+form key) can never start two payments.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from orderguard.api.problems import ProblemError
+from orderguard.api.shopper import order_for_shopper
+from orderguard.bootstrap import Container
+from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
+from orderguard.domain.order import Order
+from orderguard.providers.testcards import TEST_METHODS
+from orderguard.services import queries
+from orderguard.services.idempotency import KeyedRequest, fingerprint
+from orderguard.services.review import Review
+from orderguard.web import forms
+from orderguard.web.guidance import guidance, shopper_history
+from orderguard.web.i18n import language
+from orderguard.web.templating import PAGE_HEADERS, page
+
+router = APIRouter(tags=["shopper"], include_in_schema=False)
+Token = Annotated[str, Query(max_length=200)]
+Lang = Annotated[str | None, Query(max_length=10)]
+
+
+@router.get("/orders/{order_id}")
+async def order_page(
+    order_id: str, request: Request, token: Token = "", lang: Lang = None
+) -> Response:
+    """The order in plain words, with what to do next."""
+    language_ = language(lang, request.headers.get("accept-language"))
+    order = await _order_or_none(request, order_id, token)
+    if order is None:
+        return _not_found(language_)
+    return await _render(request, order, language_)
+
+
+@router.get("/orders/{order_id}/status")
+async def order_status(order_id: str, request: Request, token: Token = "") -> Response:
+    """What the page polls while the order is not final: its state and last change."""
+    order = await _order_or_none(request, order_id, token)
+    if order is None:
+        return JSONResponse({"detail": "No such order."}, 404, headers=PAGE_HEADERS)
+    body = {"state": str(order.state), "updated_at": order.updated_at.isoformat()}
+    return JSONResponse(body, headers=PAGE_HEADERS)
+
+
+@router.post("/orders/{order_id}/pay")
+async def pay_again(order_id: str, request: Request) -> Response:
+    """Pay a declined order with another method, once per form."""
+    wiring = _wiring(request)
+    form, order, language_ = await _checked_form(request, order_id)
+    if isinstance(form, Response):
+        return form
+    assert order is not None
+    method, key = forms.field(form, "method", limit=100), forms.field(form, "key", limit=100)
+    if method not in _methods(wiring) or not key:
+        return await _render(request, order, language_, status=400, error=("page.refused", {}))
+    path = f"/orders/{order_id}/pay"
+    keyed = KeyedRequest(f"shopper:{order_id}", key, fingerprint("POST", path, {"method": method}))
+    try:
+        await wiring.pay_again.pay(order.id, method, keyed)
+    except PaymentNotAllowed as exc:
+        why: tuple[str, dict[str, str]] = ("page.pay_refused", {"why": str(exc.state)})
+        return await _render(request, order, language_, status=409, error=why)
+    except ProviderUnreachable:
+        busy: tuple[str, dict[str, str]] = ("page.pay_unavailable", {})
+        return await _render(request, order, language_, status=503, error=busy)
+    return _back_to_page(order, language_)
+
+
+@router.post("/orders/{order_id}/report")
+async def report_problem(order_id: str, request: Request) -> Response:
+    """Flag the order for support with the shopper's message."""
+    form, order, language_ = await _checked_form(request, order_id)
+    if isinstance(form, Response):
+        return form
+    assert order is not None
+    message = forms.field(form, "message").strip()
+    if not message:
+        return await _render(request, order, language_, status=400, error=("page.report_empty", {}))
+    await Review(_wiring(request).storage).report_problem(order.id, message)
+    return _back_to_page(order, language_, reported=True)
+
+
+async def _checked_form(request: Request, order_id: str) -> tuple[Any, Order | None, str]:
+    """The form when it is small, its token is the order's and its CSRF token is right."""
+    accept = request.headers.get("accept-language")
+    try:
+        form = await forms.read_form(request)
+    except forms.FormRefused:
+        return _refused(language(None, accept)), None, "en"
+    language_ = language(forms.field(form, "lang", limit=10), accept)
+    order = await _order_or_none(request, order_id, forms.field(form, "token", limit=200))
+    if order is None:
+        return _not_found(language_), None, language_
+    try:
+        forms.check_shopper_csrf(request, form)
+    except forms.FormRefused:
+        return _refused(language_), None, language_
+    return form, order, language_
+
+
+async def _render(
+    request: Request,
+    order: Order,
+    language_: str,
+    *,
+    status: int = 200,
+    error: tuple[str, dict[str, str]] | None = None,
+) -> Response:
+    wiring = _wiring(request)
+    timeline = (await queries.order_detail(wiring.storage, order.id)).timeline
+    csrf = forms.shopper_csrf(request)
+    response = page(
+        "order.html",
+        language_,
+        status=status,
+        order=order,
+        guide=guidance(order),
+        history=shopper_history(timeline),
+        methods=_methods(wiring),
+        form_key=forms.new_token(),
+        csrf=csrf,
+        support_contact=wiring.settings.support_contact,
+        reported=request.query_params.get("reported") == "1",
+        error=error,
+    )
+    forms.keep_csrf(response, csrf, secure=_secure(wiring))
+    return response
+
+
+def _methods(wiring: Container) -> list[str]:
+    """Methods the page offers: the test cards when the provider is in test mode.
+
+    With a live provider the shopper chooses another method at the shop's checkout, which
+    pays through ``POST /v1/orders/{id}/payments``.
+    """
+    key = wiring.settings.stripe_api_key
+    return list(TEST_METHODS) if key is None or key.startswith("sk_test_") else []
+
+
+async def _order_or_none(request: Request, order_id: str, token: str) -> Order | None:
+    try:
+        return await order_for_shopper(_wiring(request), order_id[:100], token)
+    except ProblemError:
+        return None
+
+
+def _back_to_page(order: Order, language_: str, *, reported: bool = False) -> Response:
+    url = f"/orders/{order.id}?token={order.status_token}&lang={language_}"
+    return RedirectResponse(url + ("&reported=1" if reported else ""), status_code=303)
+
+
+def _not_found(language_: str) -> Response:
+    return page("not_found.html", language_, status=404)
+
+
+def _refused(language_: str) -> Response:
+    return page("refused.html", language_, status=403)
+
+
+def _secure(wiring: Container) -> bool:
+    return forms.secure_cookies(wiring.settings.public_url, wiring.settings.cookie_secure)
+
+
+def _wiring(request: Request) -> Container:
+    wired: Container = request.app.state.container
+    return wired
