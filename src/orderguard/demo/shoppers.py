@@ -119,8 +119,10 @@ class ShopperSimulator:
         concurrency: int = 32,
         run_id: str | None = None,
         on_done: Callable[[Checkout], None] | None = None,
+        max_tries: int = MAX_TRIES,
     ) -> None:
         self.base_url = base_url
+        self.max_tries = max_tries
         self.client_timeout_s = client_timeout_s
         self.concurrency = concurrency
         self.run_id = run_id or uuid.uuid4().hex[:8]
@@ -167,11 +169,11 @@ class ShopperSimulator:
         key: str,
         *,
         timeout: float | None = None,
-        tries: int = MAX_TRIES,
+        tries: int | None = None,
     ) -> dict[str, Any] | None:
         """POST until answered (retrying with the same key); the order, or None."""
         rng = random.Random(f"{self.run_id}-{checkout.index}-{path}")
-        for attempt in range(tries):
+        for attempt in range(tries or self.max_tries):
             if attempt:
                 checkout.retries += 1
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + rng.random()))
@@ -203,7 +205,7 @@ class ShopperSimulator:
         return None
 
     async def _get(self, client: httpx.AsyncClient, order_id: str) -> dict[str, Any] | None:
-        for _ in range(MAX_TRIES):
+        for _ in range(self.max_tries):
             try:
                 response = await client.get(f"/v1/orders/{order_id}", timeout=5)
             except httpx.TransportError:
@@ -270,7 +272,7 @@ class ShopperSimulator:
         if choice is None:
             return  # walked away from the challenge
         challenge = action["redirect_url"]
-        for _ in range(MAX_TRIES):
+        for _ in range(self.max_tries):
             try:
                 answer = await client.post(f"{challenge}/{choice}", timeout=10)
                 if answer.status_code == 303:
