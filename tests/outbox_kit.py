@@ -7,13 +7,16 @@ import asyncio
 import email
 import email.policy
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 from starlette.applications import Starlette
@@ -22,11 +25,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orderguard.api.server import free_port, running_server
+from orderguard.config import Settings
+from orderguard.domain import ids
 from orderguard.domain.customer import Address, Customer
+from orderguard.domain.delivery import WebhookEndpoint, WebhookSecret
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, OrderLine
 from orderguard.domain.states import OrderState
+from orderguard.outbox.relay import Relay
+from orderguard.outbox.webhooks import new_secret
+from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.ports import UnitOfWorkFactory
+from orderguard.storage.unit_of_work import SqlStorage
+from tests.conftest import open_storage
 
 _O = OrderState
 #: A life through every emailed event but cancellation (and one that is not emailed).
@@ -157,3 +168,56 @@ async def receiver(**options: Any) -> AsyncIterator[Receiver]:
     async with running_server(app) as base:
         hook.url = base + "/hook"
         yield hook
+
+
+FAST = {
+    "outbox_backoff_s": "0.02",
+    "outbox_backoff_max_s": "0.1",
+    "outbox_timeout_s": "0.5",
+    "outbox_lease_s": "5",
+}
+
+
+@pytest.fixture(
+    name="sql", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def sql_storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
+    """Migrated SQL storage on each back end."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'outbox.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    storage = await open_storage(url)
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+def settings(**extra: str) -> Settings:
+    """Settings with fast retries, plus ``extra`` (setting names, lower case)."""
+    return Settings.load({f"ORDERGUARD_{k.upper()}": v for k, v in {**FAST, **extra}.items()})
+
+
+async def add_endpoint(sql: SqlStorage, url: str) -> tuple[WebhookEndpoint, str]:
+    now = datetime.now(UTC)
+    endpoint = WebhookEndpoint(ids.new_id("wep"), url, now)
+    secret = new_secret()
+    await EndpointStore(sql.db).add(
+        endpoint, WebhookSecret(ids.new_id("whs"), endpoint.id, secret, now)
+    )
+    return endpoint, secret
+
+
+async def relay_until(relay: Relay, done: object, *, seconds: float = 20.0) -> None:
+    """Run relay rounds until ``done()`` is true."""
+    deadline = time.monotonic() + seconds
+    while not done():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "the relay did not finish in time"
+        await relay.run_once(owner="relay-test")
+        await asyncio.sleep(0.02)
+
+
+async def committed_ids(sql: SqlStorage, order_id: str) -> list[str]:
+    async with sql.reader() as uow:
+        return [e.id for e in await uow.orders.events(order_id)]

@@ -4,11 +4,7 @@ with backoff past failures and a timeout, dead-lettered after the limit, replaye
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
@@ -16,65 +12,22 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from orderguard.config import Settings
 from orderguard.domain import ids
-from orderguard.domain.delivery import DeliveryState, Outcome, WebhookEndpoint, WebhookSecret
+from orderguard.domain.delivery import DeliveryState, Outcome, WebhookSecret
 from orderguard.outbox.configured import build_relay
-from orderguard.outbox.relay import Relay
 from orderguard.outbox.webhooks import new_secret
 from orderguard.services.outbox import OutboxSupport, outbox_health
 from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.conftest import open_storage
-from tests.outbox_kit import CANCELLED_LIFE, live, receiver
-
-FAST = {
-    "outbox_backoff_s": "0.02",
-    "outbox_backoff_max_s": "0.1",
-    "outbox_timeout_s": "0.5",
-    "outbox_lease_s": "5",
-}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def sql(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlStorage]:
-    """Migrated SQL storage on each back end."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.db'}"
-    else:
-        url = request.getfixturevalue("pg_url")
-    storage = await open_storage(url)
-    try:
-        yield storage
-    finally:
-        await storage.close()
-
-
-def settings(**extra: str) -> Settings:
-    """Settings with fast retries, plus ``extra`` (setting names, lower case)."""
-    return Settings.load({f"ORDERGUARD_{k.upper()}": v for k, v in {**FAST, **extra}.items()})
-
-
-async def add_endpoint(sql: SqlStorage, url: str) -> tuple[WebhookEndpoint, str]:
-    now = datetime.now(UTC)
-    endpoint = WebhookEndpoint(ids.new_id("wep"), url, now)
-    secret = new_secret()
-    await EndpointStore(sql.db).add(
-        endpoint, WebhookSecret(ids.new_id("whs"), endpoint.id, secret, now)
-    )
-    return endpoint, secret
-
-
-async def relay_until(relay: Relay, done: object, *, seconds: float = 20.0) -> None:
-    """Run relay rounds until ``done()`` is true."""
-    deadline = time.monotonic() + seconds
-    while not done():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "the relay did not finish in time"
-        await relay.run_once(owner="relay-test")
-        await asyncio.sleep(0.02)
-
-
-async def committed_ids(sql: SqlStorage, order_id: str) -> list[str]:
-    async with sql.reader() as uow:
-        return [e.id for e in await uow.orders.events(order_id)]
+from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
+    CANCELLED_LIFE,
+    add_endpoint,
+    committed_ids,
+    live,
+    receiver,
+    relay_until,
+    settings,
+    sql_storage,
+)
 
 
 def ids_per_order(accepted: list[tuple[dict[str, str], bytes]]) -> dict[str, list[str]]:

@@ -101,9 +101,9 @@ class EmailSink:
         message["Subject"] = rendered.subject
         message["Message-ID"] = f"<{event.id}@orderguard>"
         message["X-Orderguard-Event-Id"] = event.id
-        message["Content-Language"] = order.locale
         message.set_content(rendered.text)
         message.add_alternative(rendered.html, subtype="html")
+        message["Content-Language"] = order.locale
         return message
 
     async def deliver(self, event: OutboxEvent, order: Order | None) -> None:
