@@ -123,13 +123,13 @@ class Relay:
                 until=self._clock() + timedelta(seconds=self.policy.lease_s),
                 limit=self.policy.batch,
             )
-            if not claimed:
-                return
-            await self._deliver_all(sink, claimed, owner, report)
+            if not claimed or not await self._deliver_all(sink, claimed, owner, report):
+                return  # nothing due, or only failures (retried in a later round)
 
     async def _deliver_all(
         self, sink: Sink, claimed: list[Delivery], owner: str, report: RelayReport
-    ) -> None:
+    ) -> int:
+        """Deliver ``claimed`` side by side (one per order); how many were delivered."""
         gate = asyncio.Semaphore(self.policy.concurrency)
 
         async def one(delivery: Delivery) -> None:
@@ -143,7 +143,9 @@ class Relay:
             else:
                 report.dead += 1
 
+        before = report.delivered
         await asyncio.gather(*(one(d) for d in claimed))
+        return report.delivered - before
 
     async def deliver(self, sink: Sink, delivery: Delivery, *, owner: str) -> Outcome:
         """Try one claimed delivery and record how it went."""

@@ -8,6 +8,8 @@ recording the delivery falls in JetStream's duplicate window and is dropped. The
 
 from __future__ import annotations
 
+import asyncio
+
 import nats
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
@@ -37,11 +39,14 @@ class StreamSink:
         self.url, self.stream, self.prefix, self.timeout_s = url, stream, prefix, timeout_s
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._connecting = asyncio.Lock()
+        #: Publishes JetStream dropped as duplicates (a re-send after a crash).
+        self.duplicates = 0
 
     async def deliver(self, event: OutboxEvent, order: Order | None) -> None:
         js = await self._jetstream()
         try:
-            await js.publish(
+            ack = await js.publish(
                 subject_for(self.prefix, event.type),
                 event_json(event),
                 timeout=self.timeout_s,
@@ -50,21 +55,28 @@ class StreamSink:
             )
         except (NatsError, TimeoutError) as exc:
             raise DeliveryFailed(f"JetStream did not acknowledge {event.id}: {exc!r}") from exc
+        if ack.duplicate:
+            self.duplicates += 1
 
     async def _jetstream(self) -> JetStreamContext:
-        if self._js is not None and self._nc is not None and self._nc.is_connected:
-            return self._js
+        async with self._connecting:  # deliveries run side by side; connect once
+            if self._js is not None and self._nc is not None and self._nc.is_connected:
+                return self._js
+            return await self._connect()
+
+    async def _connect(self) -> JetStreamContext:
         await self.aclose()
         try:
             self._nc = await nats.connect(
                 self.url, connect_timeout=self.timeout_s, max_reconnect_attempts=1
             )
-            self._js = self._nc.jetstream(timeout=self.timeout_s)
-            await self._ensure_stream(self._js)
+            js = self._nc.jetstream(timeout=self.timeout_s)
+            await self._ensure_stream(js)
         except (NatsError, OSError, TimeoutError) as exc:
             await self.aclose()
             raise DeliveryFailed(f"cannot reach NATS at {self.url}: {exc!r}") from exc
-        return self._js
+        self._js = js
+        return js
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         try:
