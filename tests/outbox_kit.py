@@ -140,6 +140,8 @@ class Receiver:
     fail_first: int = 0
     hang_on: int | None = None
     hang_s: float = 5.0
+    #: Seconds each accepted request takes to answer.
+    delay_s: float = 0.0
     calls: int = 0
     accepted: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     seen: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
@@ -156,6 +158,7 @@ class Receiver:
             return Response(status_code=200)  # too late: the sender gave up
         if number <= self.fail_first:
             return Response("not today", status_code=500)
+        await asyncio.sleep(self.delay_s)
         self.accepted.append((headers, body))
         return Response(status_code=204)
 

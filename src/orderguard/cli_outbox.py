@@ -122,6 +122,7 @@ def relay(once: bool, every: float) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        click.echo(f"outbox relay {owner} running", err=True)
         try:
             while not stop.is_set():
                 report = await relay.run_once(owner=owner, stop=stop)
