@@ -15,14 +15,10 @@ from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain import ids
 from orderguard.domain.delivery import Delivery, WebhookEndpoint, WebhookSecret
-from orderguard.outbox.configured import build_relay
-from orderguard.outbox.email import BadSmtpUrl
-from orderguard.outbox.webhooks import new_secret
 from orderguard.services.outbox import OutboxSupport, UnknownEvent, outbox_health
 from orderguard.storage.database import StorageError
 from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
-from orderguard.worker import new_worker_id
 
 T = TypeVar("T")
 
@@ -40,7 +36,7 @@ def _run(work: Callable[[Settings, SqlStorage], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    except (StorageError, UnknownEvent, BadSmtpUrl) as exc:
+    except (StorageError, UnknownEvent) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -114,6 +110,9 @@ def status() -> None:
 @click.option("--every", type=float, default=1.0, show_default=True, help="Seconds per round.")
 def relay(once: bool, every: float) -> None:
     """Run only the outbox relay (the worker runs it too) until SIGTERM."""
+    from orderguard.outbox.configured import build_relay
+    from orderguard.worker import new_worker_id
+
     owner = new_worker_id()
 
     async def work(settings: Settings, storage: SqlStorage) -> None:
@@ -153,6 +152,8 @@ def endpoints_add(url: str, description: str) -> None:
     """Send every event to URL; prints the endpoint id and its signing secret (shown once)."""
     if not url.startswith(("https://", "http://")):
         raise click.BadParameter("the URL must start with https:// (or http://)")
+    from orderguard.outbox.webhooks import new_secret
+
     now = datetime.now(UTC)
     endpoint = WebhookEndpoint(ids.new_id("wep"), url, now, description)
     secret = WebhookSecret(ids.new_id("whs"), endpoint.id, new_secret(), now)
@@ -198,6 +199,8 @@ def endpoints_remove(endpoint_id: str) -> None:
 )
 def rotate_secret(endpoint_id: str, overlap_hours: float | None) -> None:
     """Give an endpoint a new signing secret; both are sent during the overlap."""
+    from orderguard.outbox.webhooks import new_secret
+
     now = datetime.now(UTC)
     secret = WebhookSecret(ids.new_id("whs"), endpoint_id, new_secret(), now)
 

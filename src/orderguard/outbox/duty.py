@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from orderguard.outbox.configured import build_relay
 from orderguard.outbox.relay import Relay, RelayReport
 from orderguard.storage.unit_of_work import SqlStorage
 
@@ -26,6 +25,8 @@ class RelayDuty:
         if not isinstance(storage, SqlStorage):
             return None
         if self._relay is None:
+            from orderguard.outbox.configured import build_relay  # sinks' clients load lazily
+
             self._relay = build_relay(self.container.settings, storage, clock=self.container.clock)
         return await self._relay.run_once(owner=self.owner, stop=stop)
 

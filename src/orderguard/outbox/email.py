@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from orderguard.api.render import status_url
+from orderguard.config import ConfigError
 from orderguard.domain.delivery import EMAIL_SINK, EMAILED_EVENTS
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.domain.order import Order
@@ -22,7 +23,7 @@ from orderguard.outbox.sinks import DeliveryFailed
 from orderguard.outbox.templates import EmailTemplates
 
 
-class BadSmtpUrl(ValueError):
+class BadSmtpUrl(ConfigError):
     """ORDERGUARD_SMTP_URL is not ``smtp://[user:pass@]host[:port][?starttls=true]``."""
 
 
