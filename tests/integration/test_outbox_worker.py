@@ -76,3 +76,16 @@ async def test_the_worker_emails_each_shopper_in_their_language_with_their_links
     for name, order in placed.items():
         mine = [m for m in messages if order["id"] in subject(m)]
         assert all(order["status_url"] in text_of(m) for m in mine), name
+
+
+async def test_a_bad_smtp_url_stops_only_the_relay_with_a_clear_error(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    storage = await open_storage(sqlite_url)
+    container = wire(api_settings(smtp_url="mail.example:25"), storage, memory_providers())
+    worker = Worker(container)
+    await worker.round()
+    await worker.round()
+    await storage.close()
+    errors = [r.getMessage() for r in caplog.records if r.name == "orderguard.outbox"]
+    assert len(errors) == 1 and "SMTP URL must look like smtp://" in errors[0]
