@@ -15,7 +15,12 @@ from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain import ids
 from orderguard.domain.delivery import Delivery, WebhookEndpoint, WebhookSecret
-from orderguard.services.outbox import OutboxSupport, UnknownEvent, outbox_health
+from orderguard.services.outbox import (
+    OutboxSupport,
+    UnknownEvent,
+    configured_sinks,
+    outbox_health,
+)
 from orderguard.storage.database import StorageError
 from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
@@ -84,6 +89,12 @@ def replay(event_id: str | None, all_dead: bool, sink: str | None) -> None:
         raise click.UsageError("give either EVENT_ID or --all-dead")
 
     async def work(settings: Settings, storage: SqlStorage) -> int:
+        known = await configured_sinks(settings, storage.db)
+        if sink is not None and sink not in known:
+            raise click.BadParameter(
+                f"{sink!r} is not a configured sink (configured: {', '.join(known) or 'none'})",
+                param_hint="--sink",
+            )
         support = OutboxSupport(storage.db)
         if event_id:
             return await support.replay_event(event_id, sink=sink)

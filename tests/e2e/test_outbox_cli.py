@@ -11,7 +11,6 @@ from pathlib import Path
 import orjson
 from standardwebhooks import Webhook
 
-from orderguard.storage.database import connect
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 from tests.e2e.procs import clean_env, run_cli
@@ -109,9 +108,10 @@ async def test_replay_needs_an_event_or_all_dead_and_names_an_unknown_event(
     assert both.returncode == 2 and "either EVENT_ID or --all-dead" in both.stderr
     unknown = await cli("outbox", "replay", "evt_nope", env=env, cwd=tmp_path)
     assert unknown.returncode == 1 and "no outbox event 'evt_nope'" in unknown.stderr
+    typo = await cli("outbox", "replay", "--all-dead", "--sink", "emial", env=env, cwd=tmp_path)
+    assert typo.returncode == 2 and "'emial' is not a configured sink" in typo.stderr
+    with_email = {**env, "ORDERGUARD_SMTP_URL": "smtp://127.0.0.1:1"}
     assert "0 deliveries queued again" in ok(
-        await cli("outbox", "replay", "--all-dead", "--sink", "email", env=env, cwd=tmp_path)
+        await cli("outbox", "replay", "--all-dead", "--sink", "email", env=with_email, cwd=tmp_path)
     )
     assert "no sink configured" in ok(await cli("outbox", "status", env=env, cwd=tmp_path))
-    db = await connect(database_url)
-    await db.close()
