@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import click
 
-from orderguard import __version__, cli_operations, cli_users
+from orderguard import __version__, cli_operations, cli_outbox, cli_users
 from orderguard.bootstrap import open_storage
 from orderguard.config import PLANTED_DEFECTS, ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
@@ -209,6 +209,7 @@ for _command in (cli_operations.recheck, cli_operations.refund, cli_operations.c
     orders.add_command(_command)
 main.add_command(cli_operations.sweep)
 main.add_command(cli_users.users)
+cli_outbox.register(main)
 
 
 @orders.command("show")

@@ -86,6 +86,28 @@ class Settings:
     console_max_failed_logins: int = 5
     console_lockout_minutes: float = 15.0
     console_session_hours: float = 12.0
+    #: Outbox relay (G8). Shopper email: ``smtp://user:pass@host:587?starttls=true``
+    #: (``smtps://`` for TLS); unset: no email is sent.
+    smtp_url: str | None = None
+    #: The sender of shopper email, and a directory of templates searched before the shipped ones.
+    smtp_from: str = "orderguard <orders@localhost>"
+    email_template_dir: str | None = None
+    #: Event stream: ``nats://127.0.0.1:4222``; unset: nothing is published. Stream and
+    #: subject prefix (events go to ``<prefix>.paid`` etc.).
+    nats_url: str | None = None
+    nats_stream: str = "ORDERGUARD_ORDERS"
+    nats_subject_prefix: str = "orderguard.orders"
+    #: Seconds one delivery may take (SMTP, a merchant webhook, a JetStream ack).
+    outbox_timeout_s: float = 10.0
+    #: Tries before a delivery becomes a dead letter; first and longest retry wait (s).
+    outbox_max_attempts: int = 10
+    outbox_backoff_s: float = 5.0
+    outbox_backoff_max_s: float = 3600.0
+    #: How long a relay holds claimed deliveries; what a newly switched-on sink catches up on.
+    outbox_lease_s: float = 60.0
+    outbox_backfill_hours: float = 1.0
+    #: After ``endpoints rotate-secret``, hours the old secret still signs alongside the new.
+    webhook_secret_overlap_hours: float = 24.0
 
     @property
     def idempotency_ttl(self) -> timedelta:

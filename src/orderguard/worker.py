@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from orderguard.bootstrap import Container
 from orderguard.domain.states import OrderState
+from orderguard.outbox.duty import RelayDuty
 from orderguard.providers.base import ProviderError
 from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.expiry import expire_abandoned
@@ -46,6 +47,7 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.rounds = 0
         self._started = container.clock()
+        self._outbox = RelayDuty(container, self.id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every duty in its own loop until ``stop`` is set, so a slow one (a janitor
@@ -62,6 +64,7 @@ class Worker:
             for name, duty, every in self._duties(stop)
         ]
         await asyncio.gather(*loops)
+        await self._outbox.aclose()
         await self._forget()
         log.info("worker %s stopped after %d janitor rounds", self.id, self.rounds)
 
@@ -69,6 +72,7 @@ class Worker:
         """Every duty once, one after the other (for tests and one-off runs)."""
         for name, duty, _ in self._duties(stop):
             await self._attempt(name, duty)
+        await self._outbox.aclose()
 
     async def _repeat(self, name: str, duty: Duty, every: float, stop: asyncio.Event) -> None:
         """Run ``duty`` now and then every ``every`` seconds until stopped."""
@@ -105,6 +109,7 @@ class Worker:
             ("heartbeat", self._beat),
             ("janitor", self._janitor_round(stop)),
             ("webhook inbox", lambda: c.inbox.process_due(owner=self.id)),
+            ("outbox relay", lambda: self._outbox.run(stop)),
             ("waiting orders", lambda: charge_waiting(c.storage, c.payments)),
             (
                 "abandoned authentications",

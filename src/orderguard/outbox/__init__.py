@@ -1,0 +1,1 @@
+"""The outbox relay and its sinks: shopper email, merchant webhooks, the event stream."""

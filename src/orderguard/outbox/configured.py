@@ -1,0 +1,90 @@
+"""The sinks the settings switch on, and the relay built from them.
+
+Nothing is configured by default: no SMTP URL, no NATS URL and no merchant endpoint mean
+no sink, and the relay does nothing at all. Events stay in the outbox (they are part of
+the record) but count as lag nowhere: lag is measured per configured sink, and a sink
+switched on later catches up on ``ORDERGUARD_OUTBOX_BACKFILL_HOURS`` of events only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from orderguard.config import Settings
+from orderguard.outbox.email import EmailSink, SmtpServer
+from orderguard.outbox.relay import Relay, RelayPolicy
+from orderguard.outbox.sinks import Sink
+from orderguard.outbox.stream import StreamSink
+from orderguard.outbox.templates import EmailTemplates
+from orderguard.outbox.webhooks import WebhookSink
+from orderguard.services.clock import Clock, system_clock
+from orderguard.storage.endpoints import EndpointStore
+from orderguard.storage.outbox import OutboxStore
+from orderguard.storage.unit_of_work import SqlStorage
+
+
+def policy_from(settings: Settings) -> RelayPolicy:
+    """The relay's retry, lease and catch-up policy from ``settings``."""
+    return RelayPolicy(
+        max_attempts=settings.outbox_max_attempts,
+        backoff_base_s=settings.outbox_backoff_s,
+        backoff_cap_s=settings.outbox_backoff_max_s,
+        lease_s=settings.outbox_lease_s,
+        backfill=timedelta(hours=settings.outbox_backfill_hours),
+    )
+
+
+class ConfiguredSinks:
+    """Email and the stream from the settings; one webhook sink per active endpoint."""
+
+    def __init__(self, settings: Settings, endpoints: EndpointStore, *, clock: Clock) -> None:
+        self.settings, self.endpoints, self._clock = settings, endpoints, clock
+        self._fixed: list[Sink] = []
+        if settings.smtp_url:
+            self._fixed.append(
+                EmailSink(
+                    SmtpServer.parse(settings.smtp_url),
+                    sender=settings.smtp_from,
+                    public_url=settings.public_url,
+                    templates=EmailTemplates(settings.email_template_dir),
+                    timeout_s=settings.outbox_timeout_s,
+                )
+            )
+        if settings.nats_url:
+            self._fixed.append(
+                StreamSink(
+                    settings.nats_url,
+                    stream=settings.nats_stream,
+                    prefix=settings.nats_subject_prefix,
+                    timeout_s=settings.outbox_timeout_s,
+                )
+            )
+        self._client: httpx.AsyncClient | None = None
+
+    async def current(self) -> list[Sink]:
+        active = await self.endpoints.active()
+        if active and self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.settings.outbox_timeout_s)
+        hooks: list[Sink] = [
+            WebhookSink(e, store=self.endpoints, client=self._client, clock=self._clock)
+            for e in active
+            if self._client is not None
+        ]
+        return [*self._fixed, *hooks]
+
+    async def aclose(self) -> None:
+        for sink in self._fixed:
+            await sink.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+def build_relay(settings: Settings, storage: SqlStorage, *, clock: Clock = system_clock) -> Relay:
+    """The relay on ``storage`` with the sinks ``settings`` switch on."""
+    sinks = ConfiguredSinks(settings, EndpointStore(storage.db), clock=clock)
+    return Relay(
+        OutboxStore(storage.db), storage.reader, sinks, policy=policy_from(settings), clock=clock
+    )

@@ -1,0 +1,122 @@
+"""What support and operations ask of the outbox: dead letters, an order's deliveries,
+sending an event again, and how far behind each sink is (outbox lag, for metrics).
+
+Works on SQL storage (the relay's bookkeeping lives only there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from orderguard.config import Settings
+from orderguard.domain.delivery import (
+    EMAIL_SINK,
+    EMAILED_EVENTS,
+    STREAM_SINK,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+)
+from orderguard.domain.events import EventType
+from orderguard.services.clock import Clock, system_clock
+from orderguard.storage.database import Database
+from orderguard.storage.endpoints import EndpointStore
+from orderguard.storage.outbox import OutboxStore
+
+
+@dataclass(frozen=True, slots=True)
+class SinkHealth:
+    """How one configured sink is doing."""
+
+    sink: str
+    #: Age of the oldest event not yet delivered (nor dead) there; 0 when none waits.
+    lag_seconds: float
+    oldest_undelivered_at: datetime | None
+    #: Events given up on at this sink, waiting for support to replay them.
+    dead_letters: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventDeliveries:
+    """One event at every sink, with every attempt."""
+
+    deliveries: list[Delivery]
+    attempts: list[DeliveryAttempt]
+
+
+async def configured_sinks(
+    settings: Settings, db: Database
+) -> dict[str, frozenset[EventType] | None]:
+    """The sinks switched on now, each with the event types it receives (None: all)."""
+    sinks: dict[str, frozenset[EventType] | None] = {}
+    if settings.smtp_url:
+        sinks[EMAIL_SINK] = EMAILED_EVENTS
+    if settings.nats_url:
+        sinks[STREAM_SINK] = None
+    for endpoint in await EndpointStore(db).active():
+        sinks[endpoint.sink] = None
+    return sinks
+
+
+async def outbox_health(
+    settings: Settings, db: Database, *, now: datetime | None = None
+) -> list[SinkHealth]:
+    """Lag and dead letters of every configured sink (empty when none is configured).
+
+    Counts events the relay has not picked up yet, so a stopped relay shows as lag.
+    """
+    now = now or system_clock()
+    store = OutboxStore(db)
+    dead = await store.dead_counts()
+    since = now - timedelta(hours=settings.outbox_backfill_hours)
+    health = []
+    for sink, types in (await configured_sinks(settings, db)).items():
+        oldest = await store.oldest_undelivered(sink, types=types, since=since)
+        lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+        health.append(SinkHealth(sink, lag, oldest, dead.get(sink, 0)))
+    return health
+
+
+class OutboxSupport:
+    """The outbox as support sees it."""
+
+    def __init__(self, db: Database, *, clock: Clock = system_clock) -> None:
+        self.store = OutboxStore(db)
+        self._clock = clock
+
+    async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[Delivery]:
+        """Deliveries given up on, newest event first."""
+        return await self.store.deliveries(state=DeliveryState.DEAD, sink=sink, limit=limit)
+
+    async def recent(self, *, sink: str | None = None, limit: int = 100) -> list[Delivery]:
+        """The latest deliveries in any state, newest event first."""
+        return await self.store.deliveries(sink=sink, limit=limit)
+
+    async def deliveries_of_order(self, order_id: str) -> list[Delivery]:
+        """Every event of the order at every sink, newest event first."""
+        return await self.store.deliveries(order_id=order_id, limit=10_000)
+
+    async def event(self, event_id: str) -> EventDeliveries:
+        """One event's deliveries and every attempt at them."""
+        deliveries = await self.store.deliveries(event_id=event_id, limit=10_000)
+        return EventDeliveries(deliveries, await self.store.attempts(event_id))
+
+    async def replay_event(self, event_id: str, *, sink: str | None = None) -> int:
+        """Send an event again: its dead deliveries, or (with ``sink``) to that sink
+        whatever happened before; how many deliveries will be tried."""
+        if await self.store.event(event_id) is None:
+            raise UnknownEvent(event_id)
+        return await self.store.replay(now=self._clock(), event_id=event_id, sink=sink)
+
+    async def replay_dead(self, *, sink: str | None = None) -> int:
+        """Try every dead letter (of ``sink``, or everywhere) again; how many."""
+        return await self.store.replay(now=self._clock(), sink=sink)
+
+
+class UnknownEvent(LookupError):
+    """No outbox event has this id."""
+
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"no outbox event {event_id!r}")

@@ -1,0 +1,387 @@
+"""The outbox relay's bookkeeping in SQL: deliveries per sink, attempts, leases.
+
+Each method runs in a transaction of its own. Deliveries are created lazily: for each sink
+the relay copies the events it has not yet considered (above the sink's ``floor_seq``)
+into ``outbox_deliveries``, then claims due ones with a lease (``FOR UPDATE SKIP LOCKED``
+on PostgreSQL), never one whose order has an earlier event still pending at that sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import orjson
+
+from orderguard.domain.delivery import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    Outcome,
+)
+from orderguard.domain.events import EventType, OutboxEvent
+from orderguard.storage.database import (
+    Connection,
+    Database,
+    Row,
+    must_datetime,
+    to_datetime,
+    transaction,
+)
+
+#: How each dialect claims rows other relays are not claiming (SQLite has one writer).
+_SKIP_LOCKED = {"postgresql": " FOR UPDATE SKIP LOCKED", "sqlite": ""}
+_LOCK = {"postgresql": " FOR UPDATE", "sqlite": ""}
+#: Longest a transaction that writes an event may stay open; events older than this are
+#: surely visible, so a sink's floor may move past them.
+SETTLE = timedelta(minutes=5)
+
+_DELIVERY_COLUMNS = """
+    d.id AS d_id, d.sink, d.state, d.attempts, d.next_attempt_at, d.last_error,
+    d.delivered_at, d.dead_at, o.id, o.order_id, o.type, o.payload, o.created_at
+"""
+
+
+class OutboxStore:
+    """Deliveries of outbox events to sinks, on one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._skip_locked = _SKIP_LOCKED[db.dialect]
+        self._lock = _LOCK[db.dialect]
+
+    async def enqueue(
+        self,
+        sink: str,
+        *,
+        types: frozenset[EventType] | None,
+        since: datetime,
+        now: datetime,
+        batch: int,
+    ) -> int:
+        """Create the pending deliveries of new events for ``sink``; how many were created.
+
+        The first time a sink is seen it starts with events committed at ``since``.
+        """
+        async with transaction(self.db) as conn:
+            await conn.execute(
+                "INSERT INTO outbox_sinks (sink, since, floor_seq) VALUES (:sink, :since, 0) "
+                "ON CONFLICT (sink) DO NOTHING",
+                {"sink": sink, "since": since},
+            )
+            row = await conn.fetchone(
+                f"SELECT since, floor_seq FROM outbox_sinks WHERE sink = :sink{self._lock}",
+                {"sink": sink},
+            )
+            assert row is not None
+            floor, start = int(row["floor_seq"]), must_datetime(row["since"])
+            created = await self._copy(conn, sink, types, floor=floor, since=start, batch=batch)
+            if created < batch:
+                await self._raise_floor(conn, sink, floor=floor, settled=now - SETTLE)
+        return created
+
+    async def _copy(
+        self,
+        conn: Connection,
+        sink: str,
+        types: frozenset[EventType] | None,
+        *,
+        floor: int,
+        since: datetime,
+        batch: int,
+    ) -> int:
+        names, clause = _type_filter(types)
+        rows = await conn.fetchall(
+            f"""
+            INSERT INTO outbox_deliveries (event_id, sink, order_id, event_seq, state,
+                attempts, next_attempt_at)
+            SELECT o.id, :sink, o.order_id, o.seq, 'pending', 0, o.created_at FROM outbox o
+            WHERE o.seq > :floor AND o.created_at >= :since{clause}
+              AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d
+                              WHERE d.event_id = o.id AND d.sink = :sink)
+            ORDER BY o.seq LIMIT :batch
+            ON CONFLICT (event_id, sink) DO NOTHING
+            RETURNING id
+            """,
+            {**names, "sink": sink, "floor": floor, "since": since, "batch": batch},
+        )
+        return len(rows)
+
+    async def _raise_floor(
+        self, conn: Connection, sink: str, *, floor: int, settled: datetime
+    ) -> None:
+        row = await conn.fetchone(
+            "SELECT MAX(seq) AS top FROM outbox WHERE seq > :floor AND created_at < :settled",
+            {"floor": floor, "settled": settled},
+        )
+        if row and row["top"] is not None:
+            await conn.execute(
+                "UPDATE outbox_sinks SET floor_seq = :top WHERE sink = :sink",
+                {"top": int(row["top"]), "sink": sink},
+            )
+
+    async def claim(
+        self, sink: str, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries of ``sink``, at most one per order: the
+        oldest still pending, and only once its lease (if any) expired."""
+        async with transaction(self.db) as conn:
+            claimed = await conn.fetchall(
+                f"""
+                UPDATE outbox_deliveries SET lease_owner = :owner, lease_until = :until
+                WHERE id IN (
+                    SELECT d.id FROM outbox_deliveries d
+                    WHERE d.sink = :sink AND d.state = 'pending' AND d.next_attempt_at <= :now
+                      AND (d.lease_until IS NULL OR d.lease_until < :now)
+                      AND NOT EXISTS (
+                          SELECT 1 FROM outbox_deliveries e
+                          WHERE e.sink = d.sink AND e.order_id = d.order_id
+                            AND e.state = 'pending' AND e.event_seq < d.event_seq)
+                    ORDER BY d.event_seq LIMIT :limit{self._skip_locked}
+                )
+                RETURNING id
+                """,
+                {"sink": sink, "owner": owner, "now": now, "until": until, "limit": limit},
+            )
+            rows = await _select(conn, "d.id IN ({ids})", [int(r["id"]) for r in claimed])
+        return [_delivery(row) for row in rows]
+
+    async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
+        """Mark ``delivery`` delivered and record the attempt."""
+        async with transaction(self.db) as conn:
+            await conn.execute(
+                "UPDATE outbox_deliveries SET state = 'delivered', attempts = attempts + 1, "
+                "delivered_at = :at, last_error = NULL, lease_owner = NULL, "
+                "lease_until = NULL WHERE id = :id",
+                {"id": delivery.id, "at": attempt.at},
+            )
+            await _record(conn, attempt)
+
+    async def failed(
+        self, delivery: Delivery, *, attempt: DeliveryAttempt, retry_at: datetime | None
+    ) -> None:
+        """Record a failed attempt: try again at ``retry_at``, or dead letter when None."""
+        state = DeliveryState.PENDING if retry_at is not None else DeliveryState.DEAD
+        async with transaction(self.db) as conn:
+            await conn.execute(
+                "UPDATE outbox_deliveries SET state = :state, attempts = attempts + 1, "
+                "last_error = :error, next_attempt_at = COALESCE(:retry_at, next_attempt_at), "
+                "dead_at = :dead_at, lease_owner = NULL, lease_until = NULL WHERE id = :id",
+                {
+                    "id": delivery.id,
+                    "state": str(state),
+                    "error": (attempt.error or "")[:2000],
+                    "retry_at": retry_at,
+                    "dead_at": attempt.at if retry_at is None else None,
+                },
+            )
+            await _record(conn, attempt)
+
+    async def release(self, deliveries: Iterable[Delivery], *, owner: str) -> None:
+        """Give up the leases of deliveries not attempted (the relay is stopping)."""
+        ids = [d.id for d in deliveries]
+        if not ids:
+            return
+        names = {f"i{n}": i for n, i in enumerate(ids)}
+        async with transaction(self.db) as conn:
+            await conn.execute(
+                "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until = NULL "
+                f"WHERE lease_owner = :owner AND id IN ({', '.join(':' + k for k in names)})",
+                {**names, "owner": owner},
+            )
+
+    async def deliveries(
+        self,
+        *,
+        state: DeliveryState | None = None,
+        sink: str | None = None,
+        order_id: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries matching every filter given, newest event first."""
+        where, params = ["1 = 1"], {"limit": limit}
+        for column, value in (
+            ("d.state", state),
+            ("d.sink", sink),
+            ("d.order_id", order_id),
+            ("d.event_id", event_id),
+        ):
+            if value is not None:
+                key = column.split(".")[1]
+                where.append(f"{column} = :{key}")
+                params[key] = str(value)  # type: ignore[assignment]
+        async with transaction(self.db, write=False) as conn:
+            rows = await conn.fetchall(
+                f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d "
+                f"JOIN outbox o ON o.id = d.event_id WHERE {' AND '.join(where)} "
+                "ORDER BY d.event_seq DESC, d.sink LIMIT :limit",
+                params,
+            )
+        return [_delivery(row) for row in rows]
+
+    async def attempts(self, event_id: str) -> list[DeliveryAttempt]:
+        """Every recorded try at delivering ``event_id``, oldest first."""
+        async with transaction(self.db, write=False) as conn:
+            rows = await conn.fetchall(
+                "SELECT * FROM outbox_attempts WHERE event_id = :id ORDER BY id",
+                {"id": event_id},
+            )
+        return [_attempt(row) for row in rows]
+
+    async def event(self, event_id: str) -> OutboxEvent | None:
+        """One outbox event."""
+        async with transaction(self.db, write=False) as conn:
+            row = await conn.fetchone("SELECT * FROM outbox WHERE id = :id", {"id": event_id})
+        return _event(row) if row else None
+
+    async def replay(
+        self, *, now: datetime, event_id: str | None = None, sink: str | None = None
+    ) -> int:
+        """Make dead deliveries pending again with a fresh count of attempts; how many.
+
+        With ``event_id`` only that event's; with ``sink`` only that sink's. An event named
+        with a sink is sent there again whatever its state (created if it never was).
+        """
+        async with transaction(self.db) as conn:
+            if event_id is not None and sink is not None:
+                await _ensure_delivery(conn, event_id, sink, now=now)
+            where, params = _replay_filter(event_id, sink)
+            return await conn.execute(
+                "UPDATE outbox_deliveries SET state = 'pending', attempts = 0, "
+                "next_attempt_at = :now, dead_at = NULL, delivered_at = NULL, "
+                f"lease_owner = NULL, lease_until = NULL WHERE {where}",
+                {**params, "now": now},
+            )
+
+    async def oldest_undelivered(
+        self, sink: str, *, types: frozenset[EventType] | None, since: datetime
+    ) -> datetime | None:
+        """When the oldest event not yet delivered (nor dead) at ``sink`` was committed,
+        counting events the relay has not yet picked up; ``since`` applies to a sink the
+        relay has never run for."""
+        names, clause = _type_filter(types)
+        async with transaction(self.db, write=False) as conn:
+            row = await conn.fetchone(
+                "SELECT since, floor_seq FROM outbox_sinks WHERE sink = :sink", {"sink": sink}
+            )
+            floor = int(row["floor_seq"]) if row else 0
+            start = must_datetime(row["since"]) if row else since
+            found = await conn.fetchone(
+                f"""
+                SELECT MIN(o.created_at) AS oldest FROM outbox o
+                WHERE o.seq > :floor AND o.created_at >= :since{clause}
+                  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = o.id
+                                  AND d.sink = :sink AND d.state <> 'pending')
+                """,
+                {**names, "sink": sink, "floor": floor, "since": start},
+            )
+            pending = await conn.fetchone(
+                "SELECT MIN(o.created_at) AS oldest FROM outbox_deliveries d "
+                "JOIN outbox o ON o.id = d.event_id "
+                "WHERE d.sink = :sink AND d.state = 'pending'",
+                {"sink": sink},
+            )
+        times = [to_datetime(r["oldest"]) for r in (found, pending) if r]
+        return min((t for t in times if t is not None), default=None)
+
+    async def dead_counts(self) -> dict[str, int]:
+        """Dead letters per sink (sinks with none are absent)."""
+        async with transaction(self.db, write=False) as conn:
+            rows = await conn.fetchall(
+                "SELECT sink, COUNT(*) AS n FROM outbox_deliveries WHERE state = 'dead' "
+                "GROUP BY sink"
+            )
+        return {str(r["sink"]): int(r["n"]) for r in rows}
+
+
+def _type_filter(types: frozenset[EventType] | None) -> tuple[dict[str, str], str]:
+    if types is None:
+        return {}, ""
+    names = {f"t{n}": str(t) for n, t in enumerate(sorted(types))}
+    return names, f" AND o.type IN ({', '.join(':' + k for k in names)})"
+
+
+def _replay_filter(event_id: str | None, sink: str | None) -> tuple[str, dict[str, str]]:
+    where, params = [], {}
+    if event_id is not None:
+        where.append("event_id = :event_id")
+        params["event_id"] = event_id
+    if sink is not None:
+        where.append("sink = :sink")
+        params["sink"] = sink
+    if event_id is None or sink is None:
+        where.append("state = 'dead'")
+    return " AND ".join(where), params
+
+
+async def _ensure_delivery(conn: Connection, event_id: str, sink: str, *, now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO outbox_deliveries (event_id, sink, order_id, event_seq, state, attempts, "
+        "next_attempt_at) SELECT id, :sink, order_id, seq, 'pending', 0, :now FROM outbox "
+        "WHERE id = :id ON CONFLICT (event_id, sink) DO NOTHING",
+        {"id": event_id, "sink": sink, "now": now},
+    )
+
+
+async def _select(conn: Connection, where: str, ids: list[int]) -> list[Row]:
+    if not ids:
+        return []
+    names = {f"i{n}": i for n, i in enumerate(ids)}
+    sql = (
+        f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d JOIN outbox o ON o.id = d.event_id "
+        f"WHERE {where.format(ids=', '.join(':' + k for k in names))} ORDER BY d.event_seq"
+    )
+    return await conn.fetchall(sql, names)
+
+
+async def _record(conn: Connection, attempt: DeliveryAttempt) -> None:
+    await conn.execute(
+        "INSERT INTO outbox_attempts (event_id, sink, at, outcome, error, relay, duration_ms) "
+        "VALUES (:event_id, :sink, :at, :outcome, :error, :relay, :duration_ms)",
+        {
+            "event_id": attempt.event_id,
+            "sink": attempt.sink,
+            "at": attempt.at,
+            "outcome": str(attempt.outcome),
+            "error": attempt.error[:2000] if attempt.error else None,
+            "relay": attempt.relay,
+            "duration_ms": attempt.duration_ms,
+        },
+    )
+
+
+def _event(row: Row) -> OutboxEvent:
+    return OutboxEvent(
+        id=row["id"],
+        order_id=row["order_id"],
+        type=EventType(row["type"]),
+        at=must_datetime(row["created_at"]),
+        payload=orjson.loads(row["payload"]),
+    )
+
+
+def _delivery(row: Row) -> Delivery:
+    return Delivery(
+        id=int(row["d_id"]),
+        event=_event(row),
+        sink=row["sink"],
+        state=DeliveryState(row["state"]),
+        attempts=int(row["attempts"]),
+        next_attempt_at=must_datetime(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        delivered_at=to_datetime(row["delivered_at"]),
+        dead_at=to_datetime(row["dead_at"]),
+    )
+
+
+def _attempt(row: Row) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        event_id=row["event_id"],
+        sink=row["sink"],
+        at=must_datetime(row["at"]),
+        outcome=Outcome(row["outcome"]),
+        error=row["error"],
+        relay=row["relay"],
+        duration_ms=int(row["duration_ms"]),
+    )

@@ -1,0 +1,177 @@
+"""The event stream against real NATS JetStream on 127.0.0.1:4222: events arrive on
+``<prefix>.<event>`` with ``Nats-Msg-Id``; a relay killed between publishing and recording
+the delivery re-publishes, and JetStream drops the duplicate. Each test uses its own stream
+and subject prefix, and deletes them."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import nats
+import orjson
+import pytest
+from nats.js import JetStreamContext
+
+from orderguard.config import Settings
+from orderguard.domain.delivery import STREAM_SINK, Delivery, DeliveryAttempt, Outcome
+from orderguard.outbox.configured import ConfiguredSinks, build_relay, policy_from
+from orderguard.outbox.relay import Relay
+from orderguard.outbox.stream import StreamSink
+from orderguard.services.outbox import OutboxSupport
+from orderguard.storage.endpoints import EndpointStore
+from orderguard.storage.outbox import OutboxStore
+from orderguard.storage.unit_of_work import SqlStorage
+from tests.conftest import service_missing
+from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
+    CANCELLED_LIFE,
+    committed_ids,
+    live,
+    relay_until,
+    settings,
+    sql_storage,
+)
+
+pytestmark = pytest.mark.nats
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+@dataclass
+class Stream:
+    """A stream and subject prefix of this test's own."""
+
+    name: str
+    prefix: str
+    js: JetStreamContext
+
+    def settings(self, **extra: str) -> Settings:
+        return settings(
+            nats_url=NATS_URL, nats_stream=self.name, nats_subject_prefix=self.prefix, **extra
+        )
+
+    async def messages(self) -> list[tuple[str, dict[str, str], dict[str, object]]]:
+        info = await self.js.stream_info(self.name)
+        found = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await self.js.get_msg(self.name, seq)
+            found.append((msg.subject, dict(msg.headers or {}), orjson.loads(msg.data or b"")))
+        return found
+
+
+@pytest.fixture
+async def stream() -> AsyncIterator[Stream]:
+    """A JetStream context and a unique stream name; the stream is deleted afterwards."""
+    try:
+        nc = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0)
+    except Exception as exc:  # any failure to connect means NATS is not there
+        service_missing("NATS JetStream", repr(exc))
+    token = uuid.uuid4().hex[:10]
+    js = nc.jetstream()
+    found = Stream(f"OG_TEST_{token}", f"ogtest_{token}.orders", js)
+    try:
+        yield found
+    finally:
+        try:
+            await js.delete_stream(found.name)
+        except nats.js.errors.NotFoundError:
+            pass
+        await nc.close()
+
+
+async def delivered(sql: SqlStorage) -> list[Delivery]:
+    return [d for d in await OutboxSupport(sql.db).recent(limit=1000) if d.state == "delivered"]
+
+
+async def test_events_arrive_on_their_subjects_with_the_event_id_as_message_id(
+    sql: SqlStorage, stream: Stream
+) -> None:
+    orders = [await live(sql), await live(sql, life=CANCELLED_LIFE, locale="zh-CN")]
+    async with sql.reader() as uow:
+        events = [e for o in orders for e in await uow.orders.events(o.id)]
+    relay = build_relay(stream.settings(), sql)
+    try:
+        for _ in range(20):
+            await relay.run_once(owner="relay-test")
+            if len(await delivered(sql)) == len(events):
+                break
+    finally:
+        await relay.aclose()
+    messages = await stream.messages()  # the stream was created by the relay
+    assert [m[1]["Nats-Msg-Id"] for m in messages] == [m[2]["id"] for m in messages]
+    by_order: dict[str, list[str]] = {}
+    for subject, _, document in messages:
+        data = document["data"]
+        assert isinstance(data, dict)
+        assert subject == f"{stream.prefix}.{str(document['type']).removeprefix('order.')}"
+        by_order.setdefault(str(data["order_id"]), []).append(str(document["id"]))
+    assert by_order == {o.id: [e.id for e in events if e.order_id == o.id] for o in orders}
+
+
+class Killed(BaseException):
+    """The relay's process died here."""
+
+
+class DiesAfterPublishing(OutboxStore):
+    """A relay's store whose process dies after the sink accepted the event, before the
+    delivery is recorded."""
+
+    async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
+        raise Killed
+
+
+async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_the_copy(
+    sql: SqlStorage, stream: Stream
+) -> None:
+    order = await live(sql, life=())
+    (event_id,) = await committed_ids(sql, order.id)
+    config = stream.settings(outbox_lease_s="0.5")
+    first_sinks = ConfiguredSinks(config, EndpointStore(sql.db), clock=_now)
+    first = Relay(DiesAfterPublishing(sql.db), sql.reader, first_sinks, policy=policy_from(config))
+    with pytest.raises(Killed):
+        await first.run_once(owner="relay-1")
+    await first.aclose()
+    assert [m[2]["id"] for m in await stream.messages()] == [event_id]
+    (pending,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+    assert pending.state == "pending" and pending.attempts == 0  # nothing recorded
+
+    second = build_relay(config, sql)
+    sink = next(s for s in await second.sinks.current() if s.name == STREAM_SINK)
+    assert isinstance(sink, StreamSink)
+    try:
+        for _ in range(40):  # until relay-1's lease has expired
+            await second.run_once(owner="relay-2")
+            if await delivered(sql):
+                break
+            await _sleep(0.05)
+    finally:
+        await second.aclose()
+    assert sink.duplicates == 1  # re-published, and JetStream said it was a duplicate
+    assert [m[2]["id"] for m in await stream.messages()] == [event_id]  # still one message
+    attempts = (await OutboxSupport(sql.db).event(event_id)).attempts
+    assert [(a.relay, a.outcome) for a in attempts] == [("relay-2", Outcome.DELIVERED)]
+
+
+async def test_an_unreachable_nats_is_a_failure_retried_later_not_a_loss(sql: SqlStorage) -> None:
+    from orderguard.api.server import free_port
+
+    order = await live(sql, life=())
+    config = settings(nats_url=f"nats://127.0.0.1:{free_port()}", outbox_timeout_s="0.5")
+    relay = build_relay(config, sql)
+    try:
+        await relay.run_once(owner="relay-test")
+    finally:
+        await relay.aclose()
+    (delivery,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+    assert delivery.state == "pending" and delivery.attempts == 1
+    assert delivery.last_error and "cannot reach NATS" in delivery.last_error
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
