@@ -63,14 +63,16 @@ def app_of(shop: Shop) -> FastAPI:
     return app
 
 
-async def test_unplugged_queues_are_not_offered(shop: Pair) -> None:
+async def test_the_outbox_is_plugged_in_by_the_app_and_unplugged_queues_are_not_offered(
+    shop: Pair,
+) -> None:
     await log_in(shop[0].client, "olga")
     dashboard = await shop[0].client.get("/console")
 
-    assert "/console/notifications" not in dashboard.text
+    assert "/console/notifications" in dashboard.text, "create_app plugs in the outbox"
+    assert 'id="outbox-backlog">0<' in dashboard.text
+    assert (await shop[0].client.get("/console/notifications")).status_code == 200
     assert "/console/reconciliation" not in dashboard.text
-    assert "not available in this build" in dashboard.text
-    assert (await shop[0].client.get("/console/notifications")).status_code == 404
     assert (await shop[0].client.get("/console/reconciliation")).status_code == 404
 
 

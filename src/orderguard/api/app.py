@@ -26,6 +26,7 @@ from orderguard.config import Settings
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
 from orderguard.storage.database import StorageError
+from orderguard.web.console import plugs as console_plugs
 from orderguard.worker import Worker
 
 log = logging.getLogger("orderguard.api")
@@ -69,6 +70,7 @@ def create_app(
     app.include_router(shopper.router)
     app.include_router(webhooks.router)
     web.install(app)
+    console_plugs.install(app)
     _handle_errors(app)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -285,6 +285,24 @@ class OutboxStore:
         times = [to_datetime(r["oldest"]) for r in (found, pending) if r]
         return min((t for t in times if t is not None), default=None)
 
+    async def delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery by its id."""
+        async with transaction(self.db, write=False) as conn:
+            row = await conn.fetchone(
+                f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d "
+                "JOIN outbox o ON o.id = d.event_id WHERE d.id = :id",
+                {"id": delivery_id},
+            )
+        return _delivery(row) if row else None
+
+    async def pending_count(self) -> int:
+        """Deliveries not yet made (nor given up on), every sink together."""
+        async with transaction(self.db, write=False) as conn:
+            row = await conn.fetchone(
+                "SELECT COUNT(*) AS n FROM outbox_deliveries WHERE state = 'pending'"
+            )
+        return int(row["n"]) if row else 0
+
     async def dead_counts(self) -> dict[str, int]:
         """Dead letters per sink (sinks with none are absent)."""
         async with transaction(self.db, write=False) as conn:
