@@ -66,6 +66,9 @@ class Settings:
     sweep_auto_refund: bool = True
     #: How far back each sweep of the providers' charges looks, in hours.
     sweep_window_hours: int = 24
+    #: Whether ``/readyz`` needs a fresh worker heartbeat (off for API-only deployments
+    #: whose workers are checked elsewhere).
+    ready_requires_worker: bool = True
 
     @property
     def idempotency_ttl(self) -> timedelta:

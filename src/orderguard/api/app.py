@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__
-from orderguard.api import operations, orders, shopper, webhooks
+from orderguard.api import health, operations, orders, shopper, webhooks
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
@@ -25,6 +25,8 @@ from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
+from orderguard.observability.context import request_context
+from orderguard.observability.http import IntakeMetricsMiddleware
 from orderguard.storage.database import StorageError
 from orderguard.worker import Worker
 
@@ -68,7 +70,9 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(shopper.router)
     app.include_router(webhooks.router)
+    app.include_router(health.router)
     _handle_errors(app)
+    app.add_middleware(IntakeMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -99,7 +103,8 @@ class RequestIdMiddleware:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with request_context(request_id):  # on every log line and timeline entry it causes
+            await self.app(scope, receive, send_with_id)
 
 
 def _handle_errors(app: FastAPI) -> None:

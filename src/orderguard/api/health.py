@@ -1,0 +1,70 @@
+"""``/readyz`` and ``/metrics`` (``/healthz`` lives in the app: the process answers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from orderguard.bootstrap import Container
+from orderguard.observability.checks import Status
+from orderguard.observability.collector import DatabaseCollector
+from orderguard.observability.metrics import process_metrics_text
+from orderguard.observability.readiness import readiness
+from orderguard.observability.wiring import database_collector, sql_database
+from orderguard.storage.database import StorageError
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Not ready: ``failing`` names the failed checks"}},
+)
+async def readyz(request: Request) -> Response:
+    """Ready to take orders: database reachable, schema current, worker alive (when the
+    settings expect one: ``ORDERGUARD_READY_REQUIRES_WORKER``)."""
+    container: Container = request.app.state.container
+    settings = container.settings
+    checks = await readiness(
+        sql_database(container),
+        settings,
+        now=datetime.now(UTC),
+        worker_expected=getattr(settings, "ready_requires_worker", True),
+    )
+    failing = [c.name for c in checks if c.status is Status.FAIL]
+    body = {
+        "status": "unready" if failing else "ready",
+        "failing": failing,
+        "checks": [c.as_dict() for c in checks],
+    }
+    return Response(
+        orjson.dumps(body),
+        503 if failing else 200,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: this deployment's process counters and the database's gauges."""
+    text = process_metrics_text()
+    collector = _collector(request)
+    if collector is not None:
+        try:
+            text += await collector.text(datetime.now(UTC))
+        except StorageError:
+            pass  # the database gauges are left out; /readyz says why
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+def _collector(request: Request) -> DatabaseCollector | None:
+    state = request.app.state
+    if not hasattr(state, "db_collector"):
+        state.db_collector = database_collector(state.container)
+    collector: DatabaseCollector | None = state.db_collector
+    return collector
