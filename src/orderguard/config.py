@@ -69,6 +69,8 @@ class Settings:
     #: Whether ``/readyz`` needs a fresh worker heartbeat (off for API-only deployments
     #: whose workers are checked elsewhere).
     ready_requires_worker: bool = True
+    #: Seconds ``/metrics`` reuses its reading of the database (keeps scrapes cheap).
+    metrics_cache_s: float = 5.0
 
     @property
     def idempotency_ttl(self) -> timedelta:

@@ -15,6 +15,7 @@ from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
 from orderguard.observability.wiring import database_collector, sql_database
+from orderguard.providers.instrumented import ObservedBreaker
 from orderguard.storage.database import StorageError
 
 router = APIRouter(tags=["operations"])
@@ -52,6 +53,7 @@ async def readyz(request: Request) -> Response:
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: this deployment's process counters and the database's gauges."""
+    _publish_breakers(request.app.state.container)
     text = process_metrics_text()
     collector = _collector(request)
     if collector is not None:
@@ -68,3 +70,10 @@ def _collector(request: Request) -> DatabaseCollector | None:
         state.db_collector = database_collector(state.container)
     collector: DatabaseCollector | None = state.db_collector
     return collector
+
+
+def _publish_breakers(container: Container) -> None:
+    """Bring this process's breaker gauges up to date (open turns half-open with time)."""
+    for slot in container.payments.providers.slots:
+        if isinstance(slot.breaker, ObservedBreaker):
+            slot.breaker.publish()

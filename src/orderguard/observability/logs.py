@@ -64,11 +64,20 @@ def _shared() -> list[Processor]:
     ]
 
 
+def log_level(env: dict[str, str] | None = None) -> int:
+    """``ORDERGUARD_LOG_LEVEL`` (debug, info, warning, error); info when unset or unknown."""
+    env = dict(os.environ if env is None else env)
+    name = env.get("ORDERGUARD_LOG_LEVEL", "info").strip().upper()
+    level = logging.getLevelName(name)
+    return level if isinstance(level, int) else logging.INFO
+
+
 def configure_logging(
-    fmt: LogFormat | None = None, *, level: int = logging.INFO, stream: TextIO | None = None
+    fmt: LogFormat | None = None, *, level: int | None = None, stream: TextIO | None = None
 ) -> None:
     """Send structlog and ``logging`` through the same processors to ``stream`` (stderr)."""
     fmt = fmt or log_format(stream=stream)
+    level = log_level() if level is None else level
     renderer: Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -105,7 +114,7 @@ def configure_logging(
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
     for chatty in _QUIET:
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+        logging.getLogger(chatty).setLevel(logging.WARNING if level >= logging.INFO else 0)
 
 
 def get_logger(name: str) -> Any:

@@ -49,4 +49,5 @@ def database_collector(container: Container) -> DatabaseCollector | None:
         shortest_wait=schedule.shortest_wait if schedule.watched else timedelta(0),
         outbox=outbox_stats(db),
         reconciliation=reconciliation_stats(db),
+        ttl_s=container.settings.metrics_cache_s,
     )

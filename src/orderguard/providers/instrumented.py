@@ -7,6 +7,7 @@ publishes its state whenever it changes or is consulted.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -46,7 +47,10 @@ BREAKER_VALUES = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerStat
 
 
 def outcome_of(exc: BaseException) -> str:
-    """The ``outcome`` label for a call that raised ``exc``."""
+    """The ``outcome`` label for a call that raised ``exc`` (``timeout``: the caller's time
+    budget ran out and cancelled it)."""
+    if isinstance(exc, TimeoutError | asyncio.CancelledError):
+        return "timeout"
     for kind, label in _OUTCOMES:
         if isinstance(exc, kind):
             return label
