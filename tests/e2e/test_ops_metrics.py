@@ -58,10 +58,20 @@ def sandbox_provider(tmp_path: Path, webhook_url: str) -> Iterator[str]:
     """``orderguard sandbox-provider`` in its own process; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(
-        [ORDERGUARD, "sandbox-provider", "--port", str(port), "--db", str(tmp_path / "sb.db"),
-         "--webhook-url", webhook_url],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            ORDERGUARD,
+            "sandbox-provider",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "sb.db"),
+            "--webhook-url",
+            webhook_url,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 15
@@ -118,14 +128,23 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     assert httpx.post(f"{provider}/_sandbox/faults", json=faults).status_code == 200
 
     # 1. the provider's answer is lost: unknown until the provider is heard from again
-    lost = client.post("/v1/orders", json=order_body(payment={"method": "pm_card_visa"}),
-                       headers=key())  # fmt: skip
+    lost = client.post(
+        "/v1/orders", json=order_body(payment={"method": "pm_card_visa"}), headers=key()
+    )
     assert lost.status_code in {201, 202}, lost.text
     # unknown (answered at once, or found paid by asking the provider right away)
     assert lost.json()["state"] in {"payment_unknown", "paid"}
     after_lost = scrape(client)
-    assert value(after_lost, "orderguard_provider_calls_total", provider="stripe",
-                 operation="create_payment", outcome="timeout") == 1  # fmt: skip
+    assert (
+        value(
+            after_lost,
+            "orderguard_provider_calls_total",
+            provider="stripe",
+            operation="create_payment",
+            outcome="timeout",
+        )
+        == 1
+    )
     recovered = eventually(
         client, lambda m: value(m, "orderguard_orders", state="paid") == 1, within=30
     )
@@ -133,10 +152,12 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     assert value(recovered, "orderguard_orders", state="payment_unknown") == 0
     # found paid by the provider's webhook or by asking the provider again
     asked = sum(
-        v for (name, labels), v in recovered.items()
-        if name == "orderguard_provider_calls_total" and ("outcome", "ok") in labels
+        v
+        for (name, labels), v in recovered.items()
+        if name == "orderguard_provider_calls_total"
+        and ("outcome", "ok") in labels
         and dict(labels)["operation"] in {"retrieve_payment", "find_payments"}
-    )  # fmt: skip
+    )
     assert asked + value(recovered, "orderguard_webhooks_processed_total", provider="stripe") >= 1
 
     # 2. a decline: payment_failed, an unfinished order in the youngest age bucket
@@ -156,8 +177,11 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
 
     # 4. the shopper pays again with another card: recovered
     order_id = declined.json()["id"]
-    again = client.post(f"/v1/orders/{order_id}/payments", json={"payment": {"method": "pm_card_visa"}},
-                        headers={**key(), "X-Request-ID": "req-pay-again-1"})  # fmt: skip
+    again = client.post(
+        f"/v1/orders/{order_id}/payments",
+        json={"payment": {"method": "pm_card_visa"}},
+        headers={**key(), "X-Request-ID": "req-pay-again-1"},
+    )
     assert again.status_code == 201, again.text
     timeline = client.get(f"/v1/orders/{order_id}").json()["timeline"]
     caused = [e for e in timeline if e.get("request_id") == "req-pay-again-1"]
@@ -166,15 +190,24 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     # 5. an outage: calls fail, the circuit opens, orders wait; it ends and they are paid
     assert httpx.post(f"{provider}/_sandbox/outage", json={"seconds": 6}).status_code == 200
     waiting = [
-        client.post("/v1/orders", json=order_body(payment={"method": "pm_card_visa"}),
-                    headers=key()).json()["state"]
+        client.post(
+            "/v1/orders", json=order_body(payment={"method": "pm_card_visa"}), headers=key()
+        ).json()["state"]
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     assert waiting == ["payment_unknown", "payment_unknown"]  # 503s: the provider may have acted
     outage = scrape(client)
     assert value(outage, "orderguard_provider_circuit_state", provider="stripe") == 2
-    assert value(outage, "orderguard_provider_calls_total", provider="stripe",
-                 operation="create_payment", outcome="server_error") >= 2  # fmt: skip
+    assert (
+        value(
+            outage,
+            "orderguard_provider_calls_total",
+            provider="stripe",
+            operation="create_payment",
+            outcome="server_error",
+        )
+        >= 2
+    )
     assert value(outage, "orderguard_orders", state="payment_unknown") == 2
     assert value(outage, "orderguard_open_orders", state="payment_unknown", age="0-1m") == 2
 
@@ -190,8 +223,16 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     assert value(final, "orderguard_intake_requests_total", outcome="replayed") == 1
     assert value(final, "orderguard_intake_requests_total", outcome="invalid") == 1
     assert value(final, "orderguard_intake_duration_seconds_count", outcome="created") == 4
-    assert value(final, "orderguard_provider_call_duration_seconds_count", provider="stripe",
-                 operation="create_payment", outcome="ok") >= 4  # fmt: skip
+    assert (
+        value(
+            final,
+            "orderguard_provider_call_duration_seconds_count",
+            provider="stripe",
+            operation="create_payment",
+            outcome="ok",
+        )
+        >= 4
+    )
     assert value(final, "orderguard_webhooks_received_total", provider="stripe") >= 5
     assert value(final, "orderguard_webhooks_failures_total", provider="stripe") == 0
     assert value(final, "orderguard_janitor_backlog") == 0

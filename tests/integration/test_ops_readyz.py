@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from orderguard.api.app import create_app
-from orderguard.bootstrap import wire
 from orderguard.api.server import running_server
+from orderguard.bootstrap import wire
 from orderguard.config import Settings
 from orderguard.storage import migrate
 from orderguard.storage.database import transaction
