@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 
 import orjson
@@ -11,7 +13,7 @@ from starlette.responses import Response
 
 from orderguard.bootstrap import Container
 from orderguard.observability.checks import Status
-from orderguard.observability.collector import DatabaseCollector
+from orderguard.observability.collector import DatabaseCollector, database_up_text
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
 from orderguard.observability.wiring import database_collector, sql_database
@@ -19,6 +21,9 @@ from orderguard.providers.instrumented import ObservedBreaker
 from orderguard.storage.database import StorageError
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("orderguard.metrics")
+#: Seconds the database may take to answer a scrape's queries.
+SCRAPE_TIMEOUT_S = 3.0
 
 
 @router.get(
@@ -58,9 +63,11 @@ async def metrics(request: Request) -> Response:
     collector = _collector(request)
     if collector is not None:
         try:
-            text += await collector.text(datetime.now(UTC))
-        except StorageError:
-            pass  # the database gauges are left out; /readyz says why
+            text += await asyncio.wait_for(collector.text(datetime.now(UTC)), SCRAPE_TIMEOUT_S)
+            text += database_up_text(True)
+        except (StorageError, TimeoutError) as exc:
+            log.warning("metrics: the database gauges are left out: %s", exc or "timed out")
+            text += database_up_text(False)
     return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 

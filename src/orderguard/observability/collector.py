@@ -140,15 +140,20 @@ def families(reading: Reading) -> Iterator[GaugeMetricFamily | CounterMetricFami
 
 
 def _webhook_families(s: DatabaseStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-    names = ("received", "processed", "failures")
-    helps = {
-        "received": "Webhook deliveries stored in the inbox (duplicates not counted).",
-        "processed": "Webhook events applied.",
-        "failures": "Failed attempts to apply a webhook event (each retry counts).",
-    }
     counters = {
-        n: CounterMetricFamily(f"orderguard_webhooks_{n}", helps[n], labels=["provider"])
-        for n in names
+        "received": CounterMetricFamily(
+            "orderguard_webhooks_received",
+            "Webhook deliveries stored in the inbox (duplicates not counted).",
+            labels=["provider"],
+        ),
+        "processed": CounterMetricFamily(
+            "orderguard_webhooks_processed", "Webhook events applied.", labels=["provider"]
+        ),
+        "failures": CounterMetricFamily(
+            "orderguard_webhooks_failures",
+            "Failed attempts to apply a webhook event (each retry counts).",
+            labels=["provider"],
+        ),
     }
     failing = GaugeMetricFamily(
         "orderguard_webhooks_failing",
@@ -195,3 +200,22 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
         for category, count in sorted(reading.reconciliation.items()):
             found.add_metric([category], count)
         yield found
+
+
+def database_up_text(up: bool) -> bytes:
+    """``orderguard_database_up``: whether this scrape could read the database."""
+    registry = CollectorRegistry()
+    registry.register(_Up(up))
+    return generate_latest(registry)
+
+
+class _Up(Collector):
+    def __init__(self, up: bool) -> None:
+        self._up = up
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "orderguard_database_up",
+            "1 when this scrape read the database, 0 when it could not.",
+            value=1.0 if self._up else 0.0,
+        )
