@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from orderguard.bootstrap import Container
 from orderguard.domain.states import OrderState
+from orderguard.observability.worker_checks import CHECK_EVERY_SECONDS, run_checks
 from orderguard.providers.base import ProviderError
 from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.expiry import expire_abandoned
@@ -138,6 +139,7 @@ class Worker:
         return [(name, duty, every_round) for name, duty in duties] + [
             ("sweep", self._sweep, SWEEP_EVERY_SECONDS),
             ("prune", self._prune, PRUNE_EVERY_SECONDS),
+            ("doctor checks", lambda: run_checks(self.container), CHECK_EVERY_SECONDS),
         ]
 
     def _janitor_round(self, stop: asyncio.Event | None) -> Duty:
