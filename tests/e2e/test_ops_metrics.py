@@ -9,18 +9,16 @@ opens the circuit breaker until it ends.
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orderguard.api.server import free_port
-from tests.e2e.procs import ORDERGUARD, Server, clean_env
+from tests.e2e.ops_harness import sandbox_provider
+from tests.e2e.procs import Server, clean_env
 from tests.factories import key, order_body
 
 pytestmark = pytest.mark.slow
@@ -51,41 +49,6 @@ def eventually(client: httpx.Client, test: Callable[[Metrics], bool], within: fl
         if test(metrics) or time.monotonic() > deadline:
             return metrics
         time.sleep(0.2)
-
-
-@contextmanager
-def sandbox_provider(tmp_path: Path, webhook_url: str) -> Iterator[str]:
-    """``orderguard sandbox-provider`` in its own process; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            ORDERGUARD,
-            "sandbox-provider",
-            "--port",
-            str(port),
-            "--db",
-            str(tmp_path / "sb.db"),
-            "--webhook-url",
-            webhook_url,
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{base}/ledger", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline, "the sandbox provider did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def configure(server: Server, database_url: str, provider: str, **extra: str) -> Server:

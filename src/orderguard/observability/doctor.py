@@ -30,6 +30,7 @@ from orderguard.storage.ops_stats import (
     database_now,
     last_heartbeat,
     ping,
+    probe_postgres,
     read_stats,
     schema_version,
 )
@@ -347,6 +348,10 @@ async def open_for_doctor(settings: Settings) -> tuple[Database | None, str | No
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         return None, "no database file"
+    if url.startswith(("postgresql://", "postgres://")):
+        refused = await probe_postgres(url)
+        if refused is not None:
+            return None, " ".join(refused.split())
     try:
         return await asyncio.wait_for(connect(url, pool_size=1), CHECK_TIMEOUT_S + 5), None
     except (StorageError, TimeoutError) as exc:

@@ -214,3 +214,19 @@ async def schema_version(db: Database) -> int:
                 return 0
             raise
     return int(row["v"]) if row and row["v"] is not None else 0
+
+
+async def probe_postgres(url: str, *, timeout_s: int = 5) -> str | None:
+    """Why a PostgreSQL server at ``url`` refuses a connection (``None``: it accepts one).
+
+    One plain connection, so a dead server is reported at once instead of after the
+    pool's patience runs out.
+    """
+    import psycopg
+
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=timeout_s)
+    except psycopg.Error as exc:
+        return str(exc).strip() or type(exc).__name__
+    await conn.close()
+    return None
