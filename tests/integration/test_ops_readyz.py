@@ -128,3 +128,16 @@ async def test_readyz_names_the_worker_when_its_heartbeat_is_stale(tmp_path: Pat
     assert stale.json()["failing"] == ["worker"]
     assert "last heartbeat 300s ago" in stale.text
     assert without_worker.status_code == 200, without_worker.text
+
+
+async def test_a_problem_report_never_echoes_personal_data(tmp_path: Path) -> None:
+    storage = await open_storage(f"sqlite:///{tmp_path / 'og.db'}")
+    app = create_app(container=wire(Settings(), storage, memory_providers()))
+    body = {"currency": "EUR", "items": "Ana Silva <ana@example.pt> +351 912 345 678"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        answer = await client.post("/v1/orders", json=body, headers={"Idempotency-Key": "k1"})
+    await storage.close()
+    assert answer.status_code == 422
+    assert "ana@example.pt" not in answer.text and "912 345 678" not in answer.text

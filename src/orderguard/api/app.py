@@ -27,6 +27,7 @@ from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
 from orderguard.observability.context import request_context
 from orderguard.observability.http import IntakeMetricsMiddleware
+from orderguard.observability.redaction import redact_messages
 from orderguard.storage.database import StorageError
 from orderguard.worker import Worker
 
@@ -197,7 +198,7 @@ def _handle_errors(app: FastAPI) -> None:
         )
 
     async def handler(request: Request, exc: Exception) -> Response:
-        return problem(exc).response()
+        return _redacted(problem(exc)).response()  # error reports never echo personal data
 
     for kind in (
         ProblemError,
@@ -208,6 +209,12 @@ def _handle_errors(app: FastAPI) -> None:
         Exception,
     ):
         app.add_exception_handler(kind, handler)
+
+
+def _redacted(report: ProblemError) -> ProblemError:
+    report.detail, messages = redact_messages(report.detail, [m for _, m in report.errors])
+    report.errors = [(loc, m) for (loc, _), m in zip(report.errors, messages, strict=True)]
+    return report
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

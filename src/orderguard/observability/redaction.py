@@ -27,11 +27,27 @@ PERSONAL_KEYS = frozenset(
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}", re.UNICODE)
 #: An international number (``+351 912 345 678``) or national digit groups (``912 345 678``).
 _PHONE = re.compile(
-    r"(?<![\w:./+-])(?:\+\d[\d ().-]{5,}\d|\(?\d{2,4}\)?(?:[ .-]\d{2,4}){2,4})(?![\w:./-])"
+    r"(?<![\w:./+-])(?:\+\d[\d ().-]{5,}\d|\(?\d{2,5}\)?(?:[ -]\d{2,6}){1,4})(?![\w:./-])"
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Payment method ids (``pm_...``) and the shopper page's token in URLs.
 _SECRETS = re.compile(r"\b(pm_[A-Za-z0-9_]+)|((?:token|client_secret)=)[^&\s\"']+")
+
+
+#: Fields whose values are personal, as written in JSON, dict reprs, SQL parameters or
+#: ``key=value`` text (quotes may be backslash-escaped when JSON sits inside a string).
+_KEYED = re.compile(
+    r"""(?P<key>\\*["']?\b(?:customer_email|customer_name|customer_phone|email|name|phone"""
+    r"""|ship_line1|ship_line2|line1|line2|ship_city|city|ship_postal_code|postal_code)"""
+    r"""\\*["']?\s*[:=]\s*)(?P<q>\\*["'])(?P<value>.*?)(?P=q)"""
+)
+#: The order snapshot in payment metadata (``og_snap_N``), in JSON, reprs and form bodies;
+#: and its shopper lists once decoded.
+_SNAPSHOT = re.compile(
+    r"""(?P<key>og_snap_\d+(?:\]|%5D)?\\*["']?\s*[:=]\s*)"""
+    r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^&\s'",}]+)"""
+)
+_SNAPSHOT_LISTS = re.compile(r"""(\\*"(?:cust|addr)\\*"\s*:\s*)\[[^\]]*\]""")
 
 
 def _phone(match: re.Match[str]) -> str:
@@ -51,6 +67,9 @@ def redact_text(text: str, known: Iterable[str] = ()) -> str:
     every ``known`` value replaced."""
     for value in sorted(known, key=len, reverse=True):
         text = text.replace(value, REDACTED)
+    text = _SNAPSHOT.sub(lambda m: m.group("key") + REDACTED, text)
+    text = _SNAPSHOT_LISTS.sub(lambda m: m.group(1) + f'"{REDACTED}"', text)
+    text = _KEYED.sub(lambda m: m.group("key") + m.group("q") + REDACTED + m.group("q"), text)
     text = _EMAIL.sub("[email]", text)
     text = _SECRETS.sub(_secret, text)
     return _PHONE.sub(_phone, text)
@@ -75,3 +94,8 @@ def redact_field(key: str, value: Any, known: Iterable[str] = ()) -> Any:
     if key.lower() in PERSONAL_KEYS and value not in (None, ""):
         return REDACTED
     return redact_value(value, known)
+
+
+def redact_messages(detail: str, messages: list[str]) -> tuple[str, list[str]]:
+    """An error report's text (a problem's detail and field messages), redacted."""
+    return redact_text(detail), [redact_text(m) for m in messages]
