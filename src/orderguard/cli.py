@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import click
 
-from orderguard import __version__, cli_doctor, cli_operations
+from orderguard import __version__, cli_audit, cli_doctor, cli_operations
 from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
@@ -207,6 +207,7 @@ for _command in (cli_operations.recheck, cli_operations.refund, cli_operations.c
     orders.add_command(_command)
 main.add_command(cli_operations.sweep)
 main.add_command(cli_doctor.doctor)
+main.add_command(cli_audit.audit)
 
 
 @orders.command("show")
