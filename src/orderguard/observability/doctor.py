@@ -43,6 +43,8 @@ STUCK_AFTER = timedelta(minutes=30)
 OUTBOX_LAG_WARN_S = 300.0
 #: The webhook secret orderguard starts with; only the sandbox signs with it.
 DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"
+#: A database round trip slower than this (seconds) is a warning.
+SLOW_DATABASE_S = 0.5
 #: Free disk space (bytes) next to a SQLite file below which doctor warns, and fails.
 DISK_WARN, DISK_FAIL = 1 << 30, 100 << 20
 
@@ -116,7 +118,7 @@ class Doctor:
         except (StorageError, TimeoutError) as exc:
             return Check("database", Status.FAIL, f"{where}: {exc or 'no answer'}", fix)
         detail = f"{where} answers in {latency * 1000:.0f} ms"
-        if latency > 0.2:
+        if latency > SLOW_DATABASE_S:
             return Check("database", Status.WARN, detail, "the database is slow: check its load")
         return Check("database", Status.PASS, detail)
 
