@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -61,11 +62,14 @@ def test_fields_named_after_personal_data_are_replaced_whole_at_any_depth() -> N
 
 
 @pytest.fixture
-def captured() -> io.StringIO:
+def captured() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     stream = io.StringIO()
     configure_logging("json", level=logging.DEBUG, stream=stream)
     yield stream
-    configure_logging("console", level=logging.WARNING, stream=io.StringIO())
+    root.handlers[:] = handlers
+    root.setLevel(level)
     structlog.reset_defaults()
 
 

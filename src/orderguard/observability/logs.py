@@ -20,6 +20,8 @@ from orderguard.observability.context import personal_values
 from orderguard.observability.redaction import redact_field, redact_text
 
 LogFormat = Literal["json", "console"]
+#: Marks the handler configure_logging installs (so a second call replaces only it).
+_MARK = "_orderguard_handler"
 #: Loggers too chatty at INFO.
 _QUIET = ("httpx", "httpcore", "stripe", "aiosqlite", "asyncio")
 
@@ -102,11 +104,12 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream else _Stderr()
     handler.setFormatter(formatter)
+    setattr(handler, _MARK, True)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for previous in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(previous)  # ours from an earlier call; others are left alone
     root.addHandler(handler)
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
@@ -120,3 +123,18 @@ def configure_logging(
 def get_logger(name: str) -> Any:
     """A structlog logger named ``name`` (a drop-in for ``logging.getLogger``)."""
     return structlog.stdlib.get_logger(name)
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written (it may be swapped)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
