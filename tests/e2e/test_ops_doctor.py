@@ -90,7 +90,7 @@ def test_doctor_checks_smtp_and_nats_when_configured(tmp_path: Path) -> None:
     """NATS is the shared test server; SMTP points where nothing listens."""
     import asyncio
 
-    from orderguard.observability.doctor import _greets
+    from orderguard.observability.doctor_network import greets as _greets
 
     nats = asyncio.run(_greets("nats", "nats://127.0.0.1:4222", 4222, b"INFO"))
     smtp = asyncio.run(_greets("smtp", "smtp://127.0.0.1:1", 25, b"220"))

@@ -8,22 +8,25 @@ them as ``orderguard_check_status``.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import shutil
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import httpx
 
 from orderguard.config import Settings
 from orderguard.observability.checks import Check, Status
+from orderguard.observability.doctor_network import (
+    greets,
+    no_provider,
+    provider_check,
+    webhook_secret_check,
+    webhook_url_check,
+)
 from orderguard.observability.hooks import OutboxStats
 from orderguard.observability.readiness import heartbeat_horizon, worker_check
-from orderguard.providers.base import PaymentProvider, ProviderError, ProviderRejected
+from orderguard.providers.base import PaymentProvider
 from orderguard.storage import migrate
 from orderguard.storage.database import Database, StorageError, redact_url
 from orderguard.storage.ops_stats import (
@@ -41,8 +44,6 @@ CHECK_TIMEOUT_S = 10.0
 STUCK_AFTER = timedelta(minutes=30)
 #: Outbox lag above this is a warning.
 OUTBOX_LAG_WARN_S = 300.0
-#: The webhook secret orderguard starts with; only the sandbox signs with it.
-DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"
 #: A database round trip slower than this (seconds) is a warning.
 SLOW_DATABASE_S = 0.5
 #: Free disk space (bytes) next to a SQLite file below which doctor warns, and fails.
@@ -80,9 +81,11 @@ class Doctor:
         """Every check, in a fixed order."""
         checks = [self._sqlite_file(), await self._database()]
         checks += await self._from_database()
-        checks += [await self._provider(p) for p in self.providers] or [self._no_provider()]
-        checks += [self._webhook_secret(), await self._webhook_url()]
-        checks += [await self._smtp(), await self._nats()]
+        checks += [await provider_check(p) for p in self.providers] or [no_provider()]
+        checks.append(webhook_secret_check(self.settings))
+        checks.append(await webhook_url_check(self.settings, [p.name for p in self.providers]))
+        checks.append(await greets("smtp", self.targets.smtp_url, 25, b"220"))
+        checks.append(await greets("nats", self.targets.nats_url, 4222, b"INFO"))
         return checks
 
     # -- the database --------------------------------------------------------------------
@@ -227,120 +230,12 @@ class Doctor:
             flagged_check = Check("flagged orders", Status.PASS, "review queue empty")
         return [stuck_check, flagged_check]
 
-    # -- providers and webhooks ----------------------------------------------------------
-
-    def _no_provider(self) -> Check:
-        return Check(
-            "provider",
-            Status.WARN,
-            "no ORDERGUARD_STRIPE_API_KEY: charges go to the built-in sandbox",
-            "set ORDERGUARD_STRIPE_API_KEY to take real payments",
-        )
-
-    async def _provider(self, provider: PaymentProvider) -> Check:
-        name = f"provider {provider.name}"
-        now = datetime.now(UTC)
-        try:
-            await asyncio.wait_for(
-                provider.list_successful_charges(now - timedelta(minutes=1), now), CHECK_TIMEOUT_S
-            )
-        except ProviderRejected as exc:
-            return Check(
-                name,
-                Status.FAIL,
-                f"credentials refused: {exc}",
-                "set a valid secret key in ORDERGUARD_STRIPE_API_KEY",
-            )
-        except (ProviderError, TimeoutError) as exc:
-            return Check(
-                name,
-                Status.FAIL,
-                f"unreachable: {exc or 'no answer'}",
-                "check ORDERGUARD_STRIPE_BASE_URL and the network to the provider",
-            )
-        return Check(name, Status.PASS, "reachable, credentials accepted (read-only call)")
-
-    def _webhook_secret(self) -> Check:
-        secret = self.settings.stripe_webhook_secret
-        real = self.settings.stripe_api_key and _is_public(self.settings.stripe_base_url)
-        fix = "set ORDERGUARD_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)"
-        if not secret:
-            return Check("webhook secret", Status.FAIL, "not set", fix)
-        if real and secret == DEFAULT_WEBHOOK_SECRET:
-            return Check("webhook secret", Status.FAIL, "still the sandbox's secret", fix)
-        return Check("webhook secret", Status.PASS, "configured")
-
-    async def _webhook_url(self) -> Check:
-        public = self.settings.public_url.rstrip("/")
-        names = [p.name for p in self.providers] or ["sandbox"]
-        url = f"{public}/v1/webhooks/{names[0]}"
-        if _is_public(self.settings.stripe_base_url) and self.settings.stripe_api_key:
-            if not _is_public(public) or not public.startswith("https://"):
-                return Check(
-                    "webhook url",
-                    Status.FAIL,
-                    f"{url} cannot be reached from the provider",
-                    "set ORDERGUARD_PUBLIC_URL to the service's public https address",
-                )
-        try:
-            async with httpx.AsyncClient(timeout=3.0) as client:
-                answer = await client.get(f"{public}/healthz")
-            answer.raise_for_status()
-        except httpx.HTTPError as exc:
-            return Check(
-                "webhook url",
-                Status.WARN,
-                f"nothing answers at {public}: {exc!r}",
-                "start `orderguard serve` there, or correct ORDERGUARD_PUBLIC_URL",
-            )
-        return Check("webhook url", Status.PASS, f"{url} (the service answers at {public})")
-
-    # -- optional services ---------------------------------------------------------------
-
-    async def _smtp(self) -> Check:
-        return await _greets("smtp", self.targets.smtp_url, 25, b"220")
-
-    async def _nats(self) -> Check:
-        return await _greets("nats", self.targets.nats_url, 4222, b"INFO")
-
 
 async def _guarded(name: str, check: Callable[[], Awaitable[Check]]) -> Check:
     try:
         return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
     except (StorageError, TimeoutError) as exc:
         return Check(name, Status.FAIL, f"could not check: {exc or 'timed out'}")
-
-
-async def _greets(name: str, url: str | None, default_port: int, greeting: bytes) -> Check:
-    """Whether a server at ``url`` accepts a connection and greets as ``greeting``."""
-    if not url:
-        return Check(name, Status.SKIP, "not configured")
-    parts = urlsplit(url if "://" in url else f"//{url}")
-    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
-    fix = f"check that the {name.upper()} server at {host}:{port} is running and reachable"
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
-        try:
-            first = await asyncio.wait_for(reader.readline(), 5.0)
-        finally:
-            writer.close()
-    except (OSError, TimeoutError) as exc:
-        return Check(name, Status.FAIL, f"{host}:{port} unreachable: {exc or 'timed out'}", fix)
-    if not first.startswith(greeting):
-        return Check(name, Status.FAIL, f"{host}:{port} does not speak {name.upper()}", fix)
-    return Check(name, Status.PASS, f"{host}:{port} answers")
-
-
-def _is_public(url: str) -> bool:
-    """Whether ``url``'s host is on the internet (not loopback, private or a bare name)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost" or "." not in host:
-        return False
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return True
-    return not (address.is_private or address.is_loopback or address.is_link_local)
 
 
 async def open_for_doctor(settings: Settings) -> tuple[Database | None, str | None]:
