@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orderguard.api.app import create_app
 from orderguard.bootstrap import wire
 from orderguard.config import Settings
 from orderguard.domain.events import Cause
@@ -158,3 +161,19 @@ async def test_the_worker_exports_its_doctor_checks(storage: SqlStorage) -> None
     assert (
         _samples(process_metrics_text())[("orderguard_check_status", (("check", "worker"),))] == 0
     )
+
+
+async def test_metrics_follow_the_app_when_its_lifespan_reopens_the_database(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'og.db'}", sandbox_db=str(tmp_path / "sb.db")
+    )
+    app = create_app(settings=settings, worker=False)
+    for _ in range(2):  # the second lifespan opens a new database pool
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                answer = await client.get("/metrics")
+            assert answer.status_code == 200, answer.text
+            assert "orderguard_database_up 1.0" in answer.text

@@ -72,10 +72,12 @@ async def metrics(request: Request) -> Response:
 
 
 def _collector(request: Request) -> DatabaseCollector | None:
+    """The collector over the current container's database (rebuilt if the app re-opened)."""
     state = request.app.state
-    if not hasattr(state, "db_collector"):
-        state.db_collector = database_collector(state.container)
-    collector: DatabaseCollector | None = state.db_collector
+    cached = getattr(state, "db_collector", None)
+    if cached is None or cached[0] is not state.container:
+        cached = state.db_collector = (state.container, database_collector(state.container))
+    collector: DatabaseCollector | None = cached[1]
     return collector
 
 
