@@ -167,7 +167,9 @@ async def test_metrics_follow_the_app_when_its_lifespan_reopens_the_database(
     tmp_path: Path,
 ) -> None:
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'og.db'}", sandbox_db=str(tmp_path / "sb.db")
+        database_url=f"sqlite:///{tmp_path / 'og.db'}",
+        sandbox_db=str(tmp_path / "sb.db"),
+        metrics_cache_s=0,
     )
     app = create_app(settings=settings, worker=False)
     for _ in range(2):  # the second lifespan opens a new database pool
