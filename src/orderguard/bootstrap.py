@@ -11,7 +11,8 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
-from orderguard.providers.resilience import CircuitBreaker, RetryingProvider
+from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
+from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.intake import Intake
@@ -95,10 +96,12 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
 
 def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
     """A provider with retries and a circuit breaker configured from ``settings``."""
-    breaker = CircuitBreaker(
-        failure_threshold=settings.breaker_threshold, cool_down_s=settings.breaker_cool_down_s
+    breaker = ObservedBreaker(
+        provider.name,
+        failure_threshold=settings.breaker_threshold,
+        cool_down_s=settings.breaker_cool_down_s,
     )
-    return ProviderSlot(RetryingProvider(provider), breaker)
+    return ProviderSlot(RetryingProvider(InstrumentedProvider(provider)), breaker)
 
 
 def configured_providers(settings: Settings, resources: ExitStack) -> Providers:

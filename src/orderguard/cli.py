@@ -14,11 +14,12 @@ from typing import TypeVar
 
 import click
 
-from orderguard import __version__, cli_operations, cli_outbox, cli_users
+from orderguard import __version__, cli_audit, cli_doctor, cli_operations, cli_outbox, cli_users
 from orderguard.bootstrap import open_storage
 from orderguard.config import PLANTED_DEFECTS, ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.states import OrderState
+from orderguard.observability.logs import configure_logging
 from orderguard.services import api_keys, queries
 from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.storage import migrate as migrations
@@ -57,9 +58,7 @@ def _run(work: Callable[[SqlStorage], Awaitable[T]], *, auto_migrate: bool | Non
 @click.version_option(__version__, prog_name="orderguard")
 def main() -> None:
     """orderguard: no order is lost between checkout, payment provider and database."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("httpx", "stripe"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging()
 
 
 @main.command()
@@ -108,7 +107,7 @@ def serve(host: str, port: int, no_worker: bool) -> None:
             "create one with `orderguard keys create NAME`"
         )
     app = create_app(settings=settings, worker=not no_worker)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)  # our logging
 
 
 @main.command()
@@ -210,6 +209,8 @@ for _command in (cli_operations.recheck, cli_operations.refund, cli_operations.c
 main.add_command(cli_operations.sweep)
 main.add_command(cli_users.users)
 cli_outbox.register(main)
+main.add_command(cli_doctor.doctor)
+main.add_command(cli_audit.audit)
 
 
 @orders.command("show")

@@ -108,6 +108,11 @@ class Settings:
     outbox_backfill_hours: float = 1.0
     #: After ``endpoints rotate-secret``, hours the old secret still signs alongside the new.
     webhook_secret_overlap_hours: float = 24.0
+    #: Whether ``/readyz`` needs a fresh worker heartbeat (off for API-only deployments
+    #: whose workers are checked elsewhere).
+    ready_requires_worker: bool = True
+    #: Seconds ``/metrics`` reuses its reading of the database (keeps scrapes cheap).
+    metrics_cache_s: float = 5.0
 
     @property
     def idempotency_ttl(self) -> timedelta:

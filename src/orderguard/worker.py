@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from orderguard.bootstrap import Container
 from orderguard.domain.states import OrderState
+from orderguard.observability.worker_checks import CHECK_EVERY_SECONDS, run_checks
 from orderguard.outbox.duty import RelayDuty
 from orderguard.providers.base import ProviderError
 from orderguard.services.abandon import cancel_abandoned
@@ -141,6 +142,7 @@ class Worker:
         return [(name, duty, every_round) for name, duty in duties] + [
             ("sweep", self._sweep, self.container.settings.sweep_every_s),
             ("prune", self._prune, PRUNE_EVERY_SECONDS),
+            ("doctor checks", lambda: run_checks(self.container), CHECK_EVERY_SECONDS),
         ]
 
     def _janitor_round(self, stop: asyncio.Event | None) -> Duty:

@@ -89,7 +89,8 @@ FUZZ_SETTINGS = settings(
 )
 
 
-@schema.parametrize()
+# ``/readyz`` answers 503 by design while a check fails (tests/integration/test_ops_readyz.py)
+@schema.exclude(path="/readyz").parametrize()
 @FUZZ_SETTINGS
 def test_every_answer_is_documented_and_never_5xx(case: schemathesis.Case) -> None:
     """Valid and invalid input alike: no 5xx, every answer as documented."""

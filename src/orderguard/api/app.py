@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__, web
-from orderguard.api import operations, orders, shopper, webhooks
+from orderguard.api import health, operations, orders, shopper, webhooks
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
@@ -25,6 +25,9 @@ from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
+from orderguard.observability.context import request_context
+from orderguard.observability.http import IntakeMetricsMiddleware
+from orderguard.observability.redaction import redact_messages
 from orderguard.storage.database import StorageError
 from orderguard.web.console import plugs as console_plugs
 from orderguard.worker import Worker
@@ -69,9 +72,11 @@ def create_app(
     app.include_router(operations.router)
     app.include_router(shopper.router)
     app.include_router(webhooks.router)
+    app.include_router(health.router)
     web.install(app)
     console_plugs.install(app)
     _handle_errors(app)
+    app.add_middleware(IntakeMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -102,7 +107,8 @@ class RequestIdMiddleware:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        with request_context(request_id):  # on every log line and timeline entry it causes
+            await self.app(scope, receive, send_with_id)
 
 
 def _handle_errors(app: FastAPI) -> None:
@@ -195,7 +201,7 @@ def _handle_errors(app: FastAPI) -> None:
         )
 
     async def handler(request: Request, exc: Exception) -> Response:
-        return problem(exc).response()
+        return _redacted(problem(exc)).response()  # error reports never echo personal data
 
     for kind in (
         ProblemError,
@@ -206,6 +212,12 @@ def _handle_errors(app: FastAPI) -> None:
         Exception,
     ):
         app.add_exception_handler(kind, handler)
+
+
+def _redacted(report: ProblemError) -> ProblemError:
+    report.detail, messages = redact_messages(report.detail, [m for _, m in report.errors])
+    report.errors = [(loc, m) for (loc, _), m in zip(report.errors, messages, strict=True)]
+    return report
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

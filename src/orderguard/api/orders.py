@@ -34,6 +34,7 @@ from orderguard.domain.customer import Address, Customer
 from orderguard.domain.events import Cause
 from orderguard.domain.order import OrderLine
 from orderguard.domain.states import OrderState
+from orderguard.observability.context import remember_customer
 from orderguard.services import queries
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
 from orderguard.services.intake import PlaceOrder
@@ -116,7 +117,7 @@ async def place_order(request: Request) -> Response:
             request=KeyedRequest(scope, checked_key, fingerprint("POST", "/v1/orders", data)),
             currency=body.currency,
             lines=[OrderLine(i.sku, i.name, i.quantity, i.unit_amount) for i in body.items],
-            customer=_customer(body),
+            customer=remember_customer(_customer(body)),
             merchant_reference=body.merchant_reference,
             locale=locale(body.locale, accept_language),
             payment_method=body.payment.method if body.payment else None,

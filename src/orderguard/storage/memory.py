@@ -16,6 +16,7 @@ from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
+from orderguard.observability.context import current_request_id
 from orderguard.storage.orders import ConcurrentUpdate
 from orderguard.storage.ports import (
     ApiKey,
@@ -104,7 +105,9 @@ class MemoryOrderRepository:
         return [e for e in self._s.outbox if e.order_id == order_id]
 
     def _flush(self, order: Order) -> None:
-        self._s.timeline.extend(order.new_entries)
+        self._s.timeline.extend(
+            replace(e, request_id=e.request_id or current_request_id()) for e in order.new_entries
+        )
         self._s.outbox.extend(order.new_events)
         order.new_entries.clear()
         order.new_events.clear()

@@ -12,6 +12,7 @@ from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause, EntryKind, EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
+from orderguard.observability.context import current_request_id
 from orderguard.storage.database import (
     Connection,
     Row,
@@ -350,7 +351,7 @@ def _entry_row(entry: TimelineEntry) -> dict[str, Any]:
         "cause": str(entry.cause),
         "actor": entry.actor,
         "note": entry.note,
-        "request_id": entry.request_id,
+        "request_id": entry.request_id or current_request_id(),
     }
 
 

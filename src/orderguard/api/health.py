@@ -1,0 +1,88 @@
+"""``/readyz`` and ``/metrics`` (``/healthz`` lives in the app: the process answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import orjson
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from orderguard.bootstrap import Container
+from orderguard.observability.checks import Status
+from orderguard.observability.collector import DatabaseCollector, database_up_text
+from orderguard.observability.metrics import process_metrics_text
+from orderguard.observability.readiness import readiness
+from orderguard.observability.wiring import database_collector, sql_database
+from orderguard.providers.instrumented import ObservedBreaker
+from orderguard.storage.database import StorageError
+
+router = APIRouter(tags=["operations"])
+log = logging.getLogger("orderguard.metrics")
+#: Seconds the database may take to answer a scrape's queries.
+SCRAPE_TIMEOUT_S = 3.0
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Not ready: ``failing`` names the failed checks"}},
+)
+async def readyz(request: Request) -> Response:
+    """Ready to take orders: database reachable, schema current, worker alive (when the
+    settings expect one: ``ORDERGUARD_READY_REQUIRES_WORKER``)."""
+    container: Container = request.app.state.container
+    settings = container.settings
+    checks = await readiness(
+        sql_database(container),
+        settings,
+        now=datetime.now(UTC),
+        worker_expected=getattr(settings, "ready_requires_worker", True),
+    )
+    failing = [c.name for c in checks if c.status is Status.FAIL]
+    body = {
+        "status": "unready" if failing else "ready",
+        "failing": failing,
+        "checks": [c.as_dict() for c in checks],
+    }
+    return Response(
+        orjson.dumps(body),
+        503 if failing else 200,
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: this deployment's process counters and the database's gauges."""
+    _publish_breakers(request.app.state.container)
+    text = process_metrics_text()
+    collector = _collector(request)
+    if collector is not None:
+        try:
+            text += await asyncio.wait_for(collector.text(datetime.now(UTC)), SCRAPE_TIMEOUT_S)
+            text += database_up_text(True)
+        except (StorageError, TimeoutError) as exc:
+            log.warning("metrics: the database gauges are left out: %s", exc or "timed out")
+            text += database_up_text(False)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+
+def _collector(request: Request) -> DatabaseCollector | None:
+    """The collector over the current container's database (rebuilt if the app re-opened)."""
+    state = request.app.state
+    cached = getattr(state, "db_collector", None)
+    if cached is None or cached[0] is not state.container:
+        cached = state.db_collector = (state.container, database_collector(state.container))
+    collector: DatabaseCollector | None = cached[1]
+    return collector
+
+
+def _publish_breakers(container: Container) -> None:
+    """Bring this process's breaker gauges up to date (open turns half-open with time)."""
+    for slot in container.payments.providers.slots:
+        if isinstance(slot.breaker, ObservedBreaker):
+            slot.breaker.publish()

@@ -1,0 +1,86 @@
+"""``orderguard doctor``: check this deployment; exit 0 (all well), 1 (warnings), 2 (failures)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+
+import click
+import orjson
+
+from orderguard.config import ConfigError, Settings
+from orderguard.observability.checks import Check, Status, worst
+from orderguard.observability.doctor import Doctor, Targets, open_for_doctor
+from orderguard.observability.hooks import UntrackedOutbox
+from orderguard.observability.wiring import outbox_stats
+from orderguard.providers.base import PaymentProvider
+from orderguard.providers.stripe import StripeProvider
+
+_MARKS = {Status.PASS: "pass", Status.SKIP: "skip", Status.WARN: "WARN", Status.FAIL: "FAIL"}
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(as_json: bool) -> None:
+    """Check the database, schema, providers, webhooks, clocks, worker, outbox and orders;
+    print each check with its fix. Exit 0 when all pass, 1 on warnings, 2 on failures."""
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    checks = asyncio.run(run_doctor(settings))
+    code = worst(checks)
+    if as_json:
+        verdict = {0: "pass", 1: "warn", 2: "fail"}[code]
+        body = {"status": verdict, "checks": [c.as_dict() for c in checks]}
+        click.echo(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for check in checks:
+            click.echo(_line(check))
+    sys.exit(code)
+
+
+def _line(check: Check) -> str:
+    fix = f"  -> {check.fix}" if check.fix and check.status.severity else ""
+    return f"[{_MARKS[check.status]}] {check.name}: {check.detail}{fix}"
+
+
+async def run_doctor(settings: Settings) -> list[Check]:
+    """Every check against the deployment ``settings`` describe."""
+    async with AsyncExitStack() as stack:
+        db, error = await open_for_doctor(settings)
+        if db is not None:
+            stack.push_async_callback(db.close)
+        providers = _providers(settings)
+        for provider in providers:
+            stack.push_async_callback(provider.aclose)
+        doctor = Doctor(
+            settings,
+            db=db,
+            db_error=error,
+            providers=providers,
+            outbox=outbox_stats(db) if db is not None else UntrackedOutbox(),
+            targets=Targets.from_settings(settings),
+        )
+        return await doctor.run()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _providers(settings: Settings) -> list[PaymentProvider]:
+    """The configured Stripe accounts (none when the built-in sandbox is used)."""
+    accounts = [
+        ("stripe", settings.stripe_api_key, settings.stripe_base_url),
+        ("stripe-secondary", settings.secondary_stripe_api_key, settings.secondary_stripe_base_url),
+    ]
+    return [
+        StripeProvider(
+            api_key=key,
+            base_url=base,
+            webhook_secret=settings.stripe_webhook_secret,
+            name=name,
+            timeout_s=10.0,
+        )
+        for name, key, base in accounts
+        if key
+    ]

@@ -1,0 +1,221 @@
+"""Gauges that describe the database, computed when ``/metrics`` is scraped.
+
+Whichever process serves the scrape reads the same database, so these are right in any
+process and never need multi-process files. A reading is cached for ``ttl`` seconds so a
+burst of scrapes (several Prometheus servers, a dashboard) costs one set of queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from orderguard.domain.states import OrderState
+from orderguard.observability.hooks import OutboxStats, ReconciliationStats
+from orderguard.storage.database import Database
+from orderguard.storage.ops_stats import OPEN_STATES, DatabaseStats, read_stats
+
+#: Seconds a database reading is reused.
+DEFAULT_TTL_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One reading: the database, the outbox relay and reconciliation."""
+
+    stats: DatabaseStats
+    outbox_lag_s: float | None
+    dead_letters: dict[str, int] | None
+    reconciliation: dict[str, int] | None
+
+
+class DatabaseCollector(Collector):
+    """A collector over the latest :class:`Reading`; :meth:`refresh` takes a new one."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        watched: frozenset[OrderState],
+        shortest_wait: timedelta,
+        outbox: OutboxStats,
+        reconciliation: ReconciliationStats,
+        ttl_s: float = DEFAULT_TTL_S,
+    ) -> None:
+        self._db = db
+        self._watched = watched
+        self._shortest_wait = shortest_wait
+        self._outbox = outbox
+        self._reconciliation = reconciliation
+        self._ttl_s = ttl_s
+        self._reading: Reading | None = None
+        self._taken = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def refresh(self, now: datetime) -> Reading:
+        """The cached reading, or a new one when it is older than the ttl."""
+        async with self._lock:
+            if self._reading is None or time.monotonic() - self._taken >= self._ttl_s:
+                stats = await read_stats(
+                    self._db, now=now, watched=self._watched, shortest_wait=self._shortest_wait
+                )
+                self._reading = Reading(
+                    stats,
+                    await self._outbox.lag_seconds(now),
+                    await self._outbox.dead_letters_by_sink(),
+                    await self._reconciliation.exceptions_by_category(),
+                )
+                self._taken = time.monotonic()
+            return self._reading
+
+    async def text(self, now: datetime) -> bytes:
+        """The exposition text of a fresh (or cached) reading."""
+        await self.refresh(now)
+        registry = CollectorRegistry()
+        registry.register(self)
+        return generate_latest(registry)
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        if self._reading is None:
+            return
+        yield from families(self._reading)
+
+
+def families(reading: Reading) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    """The metric families of one reading."""
+    s = reading.stats
+    orders = GaugeMetricFamily("orderguard_orders", "Orders by state.", labels=["state"])
+    for state in OrderState:
+        orders.add_metric([str(state)], s.orders_by_state.get(str(state), 0))
+    yield orders
+
+    by_age = GaugeMetricFamily(
+        "orderguard_open_orders",
+        "Unfinished orders by state and age (since they were placed).",
+        labels=["state", "age"],
+    )
+    oldest = GaugeMetricFamily(
+        "orderguard_oldest_open_order_age_seconds",
+        "Age of the oldest unfinished order not in the review queue, per state (0: none).",
+        labels=["state"],
+    )
+    for state in OPEN_STATES:
+        for label, count in s.open_by_age.get(str(state), {}).items():
+            by_age.add_metric([str(state), label], count)
+        first = s.oldest_open.get(str(state))
+        oldest.add_metric([str(state)], (s.now - first).total_seconds() if first else 0.0)
+    yield by_age
+    yield oldest
+
+    flagged = GaugeMetricFamily(
+        "orderguard_flagged_orders", "Orders in the review queue by reason.", labels=["reason"]
+    )
+    for reason, count in sorted(s.flagged_by_reason.items()):
+        flagged.add_metric([reason[:120]], count)
+    yield flagged
+    yield GaugeMetricFamily(
+        "orderguard_janitor_backlog", "Orders whose recheck is due now.", value=s.janitor_backlog
+    )
+    yield GaugeMetricFamily(
+        "orderguard_janitor_lag_seconds",
+        "How long the most overdue recheck has been due (0: none overdue).",
+        value=s.janitor_lag.total_seconds(),
+    )
+    yield from _webhook_families(s)
+    heartbeat = GaugeMetricFamily(
+        "orderguard_worker_heartbeat_age_seconds",
+        "Seconds since a worker last said it was alive (absent: no worker ever ran).",
+    )
+    if s.last_heartbeat is not None:
+        heartbeat.add_metric([], max((s.now - s.last_heartbeat).total_seconds(), 0.0))
+    yield heartbeat
+    yield from _hook_families(reading)
+
+
+def _webhook_families(s: DatabaseStats) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    counters = {
+        "received": CounterMetricFamily(
+            "orderguard_webhooks_received",
+            "Webhook deliveries stored in the inbox (duplicates not counted).",
+            labels=["provider"],
+        ),
+        "processed": CounterMetricFamily(
+            "orderguard_webhooks_processed", "Webhook events applied.", labels=["provider"]
+        ),
+        "failures": CounterMetricFamily(
+            "orderguard_webhooks_failures",
+            "Failed attempts to apply a webhook event (each retry counts).",
+            labels=["provider"],
+        ),
+    }
+    failing = GaugeMetricFamily(
+        "orderguard_webhooks_failing",
+        "Webhook events whose last attempt failed and that are not applied yet.",
+        labels=["provider"],
+    )
+    waiting = GaugeMetricFamily(
+        "orderguard_webhook_oldest_unprocessed_age_seconds",
+        "Age of the oldest webhook event not applied yet (0: none).",
+        labels=["provider"],
+    )
+    for provider, t in sorted(s.webhooks.items()):
+        counters["received"].add_metric([provider], t.received)
+        counters["processed"].add_metric([provider], t.processed)
+        counters["failures"].add_metric([provider], t.failures)
+        failing.add_metric([provider], t.failing)
+        age = (s.now - t.oldest_unprocessed).total_seconds() if t.oldest_unprocessed else 0.0
+        waiting.add_metric([provider], max(age, 0.0))
+    yield from counters.values()
+    yield failing
+    yield waiting
+
+
+def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
+    if reading.outbox_lag_s is not None:
+        yield GaugeMetricFamily(
+            "orderguard_outbox_lag_seconds",
+            "Age of the oldest outbox event not yet delivered to every sink (0: none).",
+            value=reading.outbox_lag_s,
+        )
+    if reading.dead_letters is not None:
+        dead = GaugeMetricFamily(
+            "orderguard_outbox_dead_letters", "Outbox events given up on, by sink.", labels=["sink"]
+        )
+        for sink, count in sorted(reading.dead_letters.items()):
+            dead.add_metric([sink], count)
+        yield dead
+    if reading.reconciliation is not None:
+        found = GaugeMetricFamily(
+            "orderguard_reconciliation_exceptions",
+            "Open reconciliation exceptions by category.",
+            labels=["category"],
+        )
+        for category, count in sorted(reading.reconciliation.items()):
+            found.add_metric([category], count)
+        yield found
+
+
+def database_up_text(up: bool) -> bytes:
+    """``orderguard_database_up``: whether this scrape could read the database."""
+    registry = CollectorRegistry()
+    registry.register(_Up(up))
+    return generate_latest(registry)
+
+
+class _Up(Collector):
+    def __init__(self, up: bool) -> None:
+        self._up = up
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "orderguard_database_up",
+            "1 when this scrape read the database, 0 when it could not.",
+            value=1.0 if self._up else 0.0,
+        )

@@ -1,0 +1,56 @@
+"""What the current request is: its id, and the shopper data it carries (to redact).
+
+Context variables, so every log line of a request and every timeline entry it causes (in
+the request or in a task it started) finds them; the worker runs outside any request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import structlog
+
+from orderguard.domain.customer import Customer
+
+_REQUEST_ID: ContextVar[str | None] = ContextVar("orderguard_request_id", default=None)
+_PERSONAL: ContextVar[frozenset[str]] = ContextVar("orderguard_personal", default=frozenset())
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served, or ``None`` outside a request."""
+    return _REQUEST_ID.get()
+
+
+@contextmanager
+def request_context(request_id: str) -> Iterator[None]:
+    """Run a block as request ``request_id``: logs and timeline entries carry the id."""
+    token = _REQUEST_ID.set(request_id)
+    personal = _PERSONAL.set(frozenset())
+    with structlog.contextvars.bound_contextvars(request_id=request_id):
+        try:
+            yield
+        finally:
+            _PERSONAL.reset(personal)
+            _REQUEST_ID.reset(token)
+
+
+def remember_personal(values: Iterable[str | None]) -> None:
+    """Shopper data the request carries; redacted wherever it shows up in its log lines."""
+    fresh = {v.strip() for v in values if v and len(v.strip()) >= 3}
+    _PERSONAL.set(_PERSONAL.get() | fresh)
+
+
+def remember_customer(customer: Customer) -> Customer:
+    """Remember a shopper's name, e-mail, phone and street address for redaction."""
+    a = customer.shipping_address
+    remember_personal(
+        [customer.name, customer.email, customer.phone, a.line1, a.line2, a.postal_code, a.city]
+    )
+    return customer
+
+
+def personal_values() -> frozenset[str]:
+    """The shopper data remembered for the current request."""
+    return _PERSONAL.get()

@@ -1,0 +1,255 @@
+"""``orderguard doctor``: check a deployment end to end and say how to fix what is wrong.
+
+Every check gives pass / warn / fail (or skip when there is nothing to check) and, unless
+it passed, the fix in one line. The worker runs the same checks periodically and exports
+them as ``orderguard_check_status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from orderguard.config import Settings
+from orderguard.observability.checks import Check, Status
+from orderguard.observability.doctor_network import (
+    greets,
+    no_provider,
+    provider_check,
+    webhook_secret_check,
+    webhook_url_check,
+)
+from orderguard.observability.hooks import OutboxStats
+from orderguard.observability.readiness import heartbeat_horizon, worker_check
+from orderguard.providers.base import PaymentProvider
+from orderguard.storage import migrate
+from orderguard.storage.database import Database, StorageError, redact_url
+from orderguard.storage.ops_stats import (
+    database_now,
+    last_heartbeat,
+    ping,
+    probe_postgres,
+    read_stats,
+    schema_version,
+)
+
+#: Seconds any one check may take.
+CHECK_TIMEOUT_S = 10.0
+#: Unfinished payments older than this count as stuck.
+STUCK_AFTER = timedelta(minutes=30)
+#: Outbox lag above this is a warning.
+OUTBOX_LAG_WARN_S = 300.0
+#: A database round trip slower than this (seconds) is a warning.
+SLOW_DATABASE_S = 0.5
+#: Free disk space (bytes) next to a SQLite file below which doctor warns, and fails.
+DISK_WARN, DISK_FAIL = 1 << 30, 100 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Services checked when configured (``None``: not part of this deployment)."""
+
+    smtp_url: str | None = None
+    nats_url: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Targets:
+        """Whatever SMTP and NATS URLs the settings carry."""
+        return cls(
+            smtp_url=getattr(settings, "smtp_url", None),
+            nats_url=getattr(settings, "nats_url", None),
+        )
+
+
+@dataclass
+class Doctor:
+    """The checks of one deployment; ``db`` is ``None`` when it could not be opened."""
+
+    settings: Settings
+    db: Database | None
+    db_error: str | None
+    providers: Sequence[PaymentProvider]
+    outbox: OutboxStats
+    targets: Targets = Targets()
+
+    async def run(self) -> list[Check]:
+        """Every check, in a fixed order."""
+        checks = [self._sqlite_file(), await self._database()]
+        checks += await self._from_database()
+        checks += [await provider_check(p) for p in self.providers] or [no_provider()]
+        checks.append(webhook_secret_check(self.settings))
+        checks.append(await webhook_url_check(self.settings, [p.name for p in self.providers]))
+        checks.append(await greets("smtp", self.targets.smtp_url, 25, b"220"))
+        checks.append(await greets("nats", self.targets.nats_url, 4222, b"INFO"))
+        return checks
+
+    # -- the database --------------------------------------------------------------------
+
+    def _sqlite_file(self) -> Check:
+        url = self.settings.database_url
+        if not url.startswith("sqlite:///"):
+            return Check("sqlite file", Status.SKIP, "not using SQLite")
+        path = Path(url.removeprefix("sqlite:///")).resolve()
+        free = shutil.disk_usage(path.parent if path.parent.exists() else Path.cwd()).free
+        space = f"{free / (1 << 30):.1f} GiB free"
+        if not path.is_file():
+            return Check(
+                "sqlite file",
+                Status.FAIL,
+                f"{path} does not exist ({space})",
+                "run `orderguard migrate` (or check ORDERGUARD_DATABASE_URL)",
+            )
+        if free < DISK_WARN:
+            status = Status.FAIL if free < DISK_FAIL else Status.WARN
+            return Check(
+                "sqlite file", status, f"{path}: {space}", f"free disk space on {path.parent}"
+            )
+        return Check("sqlite file", Status.PASS, f"{path}: {space}")
+
+    async def _database(self) -> Check:
+        where = redact_url(self.settings.database_url)
+        fix = "check ORDERGUARD_DATABASE_URL and that the database server is running"
+        if self.db is None:
+            return Check("database", Status.FAIL, f"{where}: {self.db_error}", fix)
+        try:
+            latency = await asyncio.wait_for(ping(self.db), CHECK_TIMEOUT_S)
+        except (StorageError, TimeoutError) as exc:
+            return Check("database", Status.FAIL, f"{where}: {exc or 'no answer'}", fix)
+        detail = f"{where} answers in {latency * 1000:.0f} ms"
+        if latency > SLOW_DATABASE_S:
+            return Check("database", Status.WARN, detail, "the database is slow: check its load")
+        return Check("database", Status.PASS, detail)
+
+    async def _from_database(self) -> list[Check]:
+        names = ("schema", "clock skew", "worker", "outbox", "stuck orders", "flagged orders")
+        if self.db is None:
+            return [Check(n, Status.SKIP, "database unreachable") for n in names]
+        db = self.db
+        checks: list[Check] = []
+        for name, check in (
+            ("schema", lambda: self._schema(db)),
+            ("clock skew", lambda: self._clock_skew(db)),
+            ("worker", lambda: self._worker(db)),
+            ("outbox", self._outbox),
+        ):
+            checks.append(await _guarded(name, check))
+        checks += await self._orders(db)
+        return checks
+
+    async def _schema(self, db: Database) -> Check:
+        version, expected = await schema_version(db), migrate.latest_version()
+        if version < expected:
+            return Check(
+                "schema",
+                Status.FAIL,
+                f"at {version}, this orderguard needs {expected}",
+                "run `orderguard migrate`",
+            )
+        if version > expected:
+            return Check(
+                "schema",
+                Status.WARN,
+                f"at {version}, newer than this orderguard ({expected})",
+                "upgrade orderguard on this host",
+            )
+        return Check("schema", Status.PASS, f"version {version}")
+
+    async def _clock_skew(self, db: Database) -> Check:
+        started = time.perf_counter()
+        theirs = await database_now(db)
+        if theirs is None:
+            return Check("clock skew", Status.SKIP, "SQLite uses this host's clock")
+        round_trip = time.perf_counter() - started
+        skew = abs((datetime.now(UTC) - theirs).total_seconds()) - round_trip / 2
+        detail = f"{max(skew, 0):.1f}s between this host and the database"
+        fix = "synchronise the clocks (NTP) of this host and the database server"
+        if skew > 60:
+            return Check("clock skew", Status.FAIL, detail, fix)
+        if skew > 5:
+            return Check("clock skew", Status.WARN, detail, fix)
+        return Check("clock skew", Status.PASS, detail)
+
+    async def _worker(self, db: Database) -> Check:
+        seen = await last_heartbeat(db)
+        return worker_check(seen, now=datetime.now(UTC), horizon=heartbeat_horizon(self.settings))
+
+    async def _outbox(self) -> Check:
+        lag = await self.outbox.lag_seconds(datetime.now(UTC))
+        dead = await self.outbox.dead_letters_by_sink()
+        if lag is None and dead is None:
+            return Check("outbox", Status.SKIP, "delivery is not tracked by this version")
+        dead_total = sum((dead or {}).values())
+        detail = f"lag {lag or 0:.0f}s, {dead_total} dead letters"
+        if dead_total:
+            return Check("outbox", Status.WARN, detail, "see docs/runbook.md#dead-letters")
+        if lag is not None and lag > OUTBOX_LAG_WARN_S:
+            return Check("outbox", Status.WARN, detail, "see docs/runbook.md#outbox-lag")
+        return Check("outbox", Status.PASS, detail)
+
+    async def _orders(self, db: Database) -> list[Check]:
+        now = datetime.now(UTC)
+        try:
+            stats = await asyncio.wait_for(
+                read_stats(db, now=now, watched=frozenset(), shortest_wait=timedelta(0)),
+                CHECK_TIMEOUT_S,
+            )
+        except (StorageError, TimeoutError) as exc:
+            return [
+                Check(n, Status.FAIL, f"could not count: {exc}")
+                for n in ("stuck orders", "flagged orders")
+            ]
+        stuck = {
+            state: (now - first)
+            for state, first in stats.oldest_open.items()
+            if state in {"payment_pending", "payment_unknown"} and now - first > STUCK_AFTER
+        }
+        if stuck:
+            oldest = max(stuck.values())
+            stuck_check = Check(
+                "stuck orders",
+                Status.WARN,
+                f"unresolved payments in {', '.join(sorted(stuck))}, oldest {oldest}",
+                "orderguard orders list --stuck --older-than 30m (docs/runbook.md#stuck-orders)",
+            )
+        else:
+            stuck_check = Check("stuck orders", Status.PASS, "none older than 30 minutes")
+        flagged = sum(stats.flagged_by_reason.values())
+        if flagged:
+            flagged_check = Check(
+                "flagged orders",
+                Status.WARN,
+                f"{flagged} orders await review",
+                "orderguard orders list --flagged",
+            )
+        else:
+            flagged_check = Check("flagged orders", Status.PASS, "review queue empty")
+        return [stuck_check, flagged_check]
+
+
+async def _guarded(name: str, check: Callable[[], Awaitable[Check]]) -> Check:
+    try:
+        return await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except (StorageError, TimeoutError) as exc:
+        return Check(name, Status.FAIL, f"could not check: {exc or 'timed out'}")
+
+
+async def open_for_doctor(settings: Settings) -> tuple[Database | None, str | None]:
+    """The configured database without creating or migrating anything; or why not."""
+    from orderguard.storage.database import connect
+
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        return None, "no database file"
+    if url.startswith(("postgresql://", "postgres://")):
+        refused = await probe_postgres(url)
+        if refused is not None:
+            return None, " ".join(refused.split())
+    try:
+        return await asyncio.wait_for(connect(url, pool_size=1), CHECK_TIMEOUT_S + 5), None
+    except (StorageError, TimeoutError) as exc:
+        return None, str(exc) or "no answer"

@@ -1,0 +1,101 @@
+"""Personal data out of logs and error reports (pure functions).
+
+Three nets, applied to every log line (its message, every field, a formatted traceback):
+fields named after personal data are replaced whole; e-mail addresses, phone numbers and
+secrets in URLs are found by pattern anywhere in text; and the exact values of the
+shopper data the current request carries (names, street, city: no pattern finds those)
+are replaced wherever they appear.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: What a redacted value is replaced with.
+REDACTED = "[redacted]"
+#: Field names (lower case, any nesting) whose values are personal data or secrets.
+PERSONAL_KEYS = frozenset(
+    {
+        "email", "customer_email", "phone", "customer_phone", "name", "customer_name",
+        "shipping_address", "address", "line1", "line2", "ship_line1", "ship_line2", "city",
+        "ship_city", "postal_code", "ship_postal_code", "customer", "payment_method",
+        "authorization", "cookie", "api_key", "password", "secret", "token", "status_token",
+    }
+)  # fmt: skip
+_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}", re.UNICODE)
+#: An international number (``+351 912 345 678``) or national digit groups (``912 345 678``).
+_PHONE = re.compile(
+    r"(?<![\w:./+-])(?:\+\d[\d ().-]{5,}\d|\(?\d{2,5}\)?(?:[ -]\d{2,6}){1,4})(?![\w:./-])"
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Payment method ids (``pm_...``) and the shopper page's token in URLs.
+_SECRETS = re.compile(r"\b(pm_[A-Za-z0-9_]+)|((?:token|client_secret)=)[^&\s\"']+")
+
+
+#: Fields whose values are personal, as written in JSON, dict reprs, SQL parameters or
+#: ``key=value`` text (quotes may be backslash-escaped when JSON sits inside a string).
+_KEYED = re.compile(
+    r"""(?P<key>\\*["']?\b(?:customer_email|customer_name|customer_phone|email|name|phone"""
+    r"""|ship_line1|ship_line2|line1|line2|ship_city|city|ship_postal_code|postal_code)"""
+    r"""\\*["']?\s*[:=]\s*)(?P<q>\\*["'])(?P<value>.*?)(?P=q)"""
+)
+#: The order snapshot in payment metadata (``og_snap_N``), in JSON, reprs and form bodies;
+#: and its shopper lists once decoded.
+_SNAPSHOT = re.compile(
+    r"""(?P<key>og_snap_\d+(?:\]|%5D)?\\*["']?\s*[:=]\s*)"""
+    r"""(?:"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'|[^&\s'",}]+)"""
+)
+_SNAPSHOT_LISTS = re.compile(r"""(\\*"(?:cust|addr)\\*"\s*:\s*)\[[^\]]*\]""")
+
+
+def _phone(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(c.isdigit() for c in text)
+    if _DATE.match(text) or digits < (7 if text.startswith("+") else 8):
+        return text
+    return "[phone]"
+
+
+def _secret(match: re.Match[str]) -> str:
+    return "pm_[redacted]" if match.group(1) else match.group(2) + REDACTED
+
+
+def redact_text(text: str, known: Iterable[str] = ()) -> str:
+    """``text`` with e-mail addresses, phone numbers, payment method ids, URL tokens and
+    every ``known`` value replaced."""
+    for value in sorted(known, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    text = _SNAPSHOT.sub(lambda m: m.group("key") + REDACTED, text)
+    text = _SNAPSHOT_LISTS.sub(lambda m: m.group(1) + f'"{REDACTED}"', text)
+    text = _KEYED.sub(lambda m: m.group("key") + m.group("q") + REDACTED + m.group("q"), text)
+    text = _EMAIL.sub("[email]", text)
+    text = _SECRETS.sub(_secret, text)
+    return _PHONE.sub(_phone, text)
+
+
+def redact_value(value: Any, known: Iterable[str] = ()) -> Any:
+    """A log field's value with personal data removed, at any nesting."""
+    known = tuple(known)
+    if isinstance(value, str):
+        return redact_text(value, known)
+    if isinstance(value, Mapping):
+        return {k: redact_field(str(k), v, known) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(v, known) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_text(repr(value), known)
+
+
+def redact_field(key: str, value: Any, known: Iterable[str] = ()) -> Any:
+    """One named field: personal by name (replaced whole) or redacted by content."""
+    if key.lower() in PERSONAL_KEYS and value not in (None, ""):
+        return REDACTED
+    return redact_value(value, known)
+
+
+def redact_messages(detail: str, messages: list[str]) -> tuple[str, list[str]]:
+    """An error report's text (a problem's detail and field messages), redacted."""
+    return redact_text(detail), [redact_text(m) for m in messages]

@@ -1,0 +1,232 @@
+"""The queries behind ``/metrics``, ``/readyz`` and ``orderguard doctor``: what the
+database says about the orders, the janitor's backlog, the webhook inbox and the workers.
+
+Read-only, aggregate queries (one round trip each) on either dialect.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
+from orderguard.storage.database import (
+    Connection,
+    Database,
+    StorageError,
+    to_datetime,
+    transaction,
+)
+
+#: Age buckets of unfinished orders: label and upper bound (the last is open-ended).
+AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
+    ("0-1m", timedelta(minutes=1)),
+    ("1m-10m", timedelta(minutes=10)),
+    ("10m-1h", timedelta(hours=1)),
+    ("1h-1d", timedelta(days=1)),
+    ("1d+", None),
+)
+OPEN_STATES = tuple(sorted(s for s in OrderState if s not in TERMINAL_ORDER_STATES))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTotals:
+    """The inbox of one provider, counted over every event ever received."""
+
+    received: int
+    processed: int
+    #: Processing attempts that failed (an event may fail several times, then succeed).
+    failures: int
+    #: Events whose last attempt failed and that are not processed yet.
+    failing: int
+    oldest_unprocessed: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """One reading of the database, taken at ``now``."""
+
+    now: datetime
+    orders_by_state: dict[str, int] = field(default_factory=dict)
+    #: Unfinished orders: state -> age bucket -> count.
+    open_by_age: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Creation time of the oldest unfinished order not in the review queue, per state.
+    oldest_open: dict[str, datetime] = field(default_factory=dict)
+    flagged_by_reason: dict[str, int] = field(default_factory=dict)
+    janitor_backlog: int = 0
+    #: How long the most overdue recheck has been due.
+    janitor_lag: timedelta = timedelta(0)
+    webhooks: dict[str, WebhookTotals] = field(default_factory=dict)
+    last_heartbeat: datetime | None = None
+
+
+async def ping(db: Database) -> float:
+    """Run ``SELECT 1``; return the round trip in seconds (raises ``StorageError``)."""
+    started = time.perf_counter()
+    async with transaction(db, write=False) as conn:
+        await conn.fetchone("SELECT 1 AS one")
+    return time.perf_counter() - started
+
+
+async def database_now(db: Database) -> datetime | None:
+    """The database server's clock (PostgreSQL); ``None`` for SQLite (it is this host's)."""
+    if db.dialect != "postgresql":
+        return None
+    async with transaction(db, write=False) as conn:
+        row = await conn.fetchone("SELECT now() AS now")
+    return to_datetime(row["now"]) if row else None
+
+
+async def last_heartbeat(db: Database) -> datetime | None:
+    """When any worker last said it was alive."""
+    async with transaction(db, write=False) as conn:
+        row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
+    return to_datetime(row["seen"]) if row else None
+
+
+async def read_stats(
+    db: Database, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
+) -> DatabaseStats:
+    """Everything ``/metrics`` shows about the database, in one read transaction."""
+    async with transaction(db, write=False) as conn:
+        by_state = await _orders_by_state(conn)
+        open_by_age, oldest = await _open_orders(conn, now)
+        flagged = await _flagged(conn)
+        backlog, lag = await _janitor(conn, now, watched, shortest_wait)
+        webhooks = await _webhooks(conn)
+        row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
+    return DatabaseStats(
+        now=now,
+        orders_by_state=by_state,
+        open_by_age=open_by_age,
+        oldest_open=oldest,
+        flagged_by_reason=flagged,
+        janitor_backlog=backlog,
+        janitor_lag=lag,
+        webhooks=webhooks,
+        last_heartbeat=to_datetime(row["seen"]) if row else None,
+    )
+
+
+async def _orders_by_state(conn: Connection) -> dict[str, int]:
+    rows = await conn.fetchall("SELECT state, COUNT(*) AS n FROM orders GROUP BY state")
+    return {str(r["state"]): int(r["n"]) for r in rows}
+
+
+def _in(prefix: str, values: tuple[str, ...] | list[str]) -> tuple[str, dict[str, str]]:
+    names = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return ", ".join(f":{n}" for n in names), names
+
+
+async def _open_orders(
+    conn: Connection, now: datetime
+) -> tuple[dict[str, dict[str, int]], dict[str, datetime]]:
+    states, params = _in("s", [str(s) for s in OPEN_STATES])
+    columns, lower = [], None
+    for index, (_, upper) in enumerate(AGE_BUCKETS):
+        conditions = []
+        if upper is not None:
+            params[f"u{index}"] = now - upper  # type: ignore[assignment]
+            conditions.append(f"created_at > :u{index}")
+        if lower is not None:
+            conditions.append(f"created_at <= :u{index - 1}")
+        columns.append(f"SUM(CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END) AS b{index}")
+        lower = upper
+    rows = await conn.fetchall(
+        f"SELECT state, {', '.join(columns)}, "
+        "MIN(CASE WHEN flag_reason IS NULL THEN created_at END) AS oldest "
+        f"FROM orders WHERE state IN ({states}) GROUP BY state",
+        params,
+    )
+    by_age: dict[str, dict[str, int]] = {}
+    oldest: dict[str, datetime] = {}
+    for row in rows:
+        state = str(row["state"])
+        by_age[state] = {label: int(row[f"b{i}"] or 0) for i, (label, _) in enumerate(AGE_BUCKETS)}
+        first = to_datetime(row["oldest"])
+        if first is not None:
+            oldest[state] = first
+    return by_age, oldest
+
+
+async def _flagged(conn: Connection) -> dict[str, int]:
+    rows = await conn.fetchall(
+        "SELECT flag_reason, COUNT(*) AS n FROM orders WHERE flag_reason IS NOT NULL "
+        "GROUP BY flag_reason"
+    )
+    return {str(r["flag_reason"]): int(r["n"]) for r in rows}
+
+
+async def _janitor(
+    conn: Connection, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
+) -> tuple[int, timedelta]:
+    if not watched:
+        return 0, timedelta(0)
+    states, params = _in("s", sorted(str(s) for s in watched))
+    row = await conn.fetchone(
+        "SELECT COUNT(*) AS n, "
+        "MIN(CASE WHEN next_check_at IS NOT NULL THEN next_check_at END) AS next_due, "
+        "MIN(CASE WHEN next_check_at IS NULL THEN last_checked_at END) AS first_due "
+        f"FROM orders WHERE state IN ({states}) "
+        "AND (next_check_at <= :now OR (next_check_at IS NULL AND last_checked_at <= :first))",
+        {**params, "now": now, "first": now - shortest_wait},
+    )
+    if row is None or not row["n"]:
+        return 0, timedelta(0)
+    due = [to_datetime(row["next_due"])]
+    first = to_datetime(row["first_due"])
+    due.append(first + shortest_wait if first is not None else None)
+    earliest = min(d for d in due if d is not None)
+    return int(row["n"]), max(now - earliest, timedelta(0))
+
+
+async def _webhooks(conn: Connection) -> dict[str, WebhookTotals]:
+    rows = await conn.fetchall(
+        "SELECT provider, COUNT(*) AS received, "
+        "SUM(CASE WHEN processed_at IS NOT NULL THEN 1 ELSE 0 END) AS processed, "
+        "SUM(attempts) AS attempts, "
+        "SUM(CASE WHEN processed_at IS NULL AND last_error IS NOT NULL THEN 1 ELSE 0 END) "
+        "AS failing, "
+        "MIN(CASE WHEN processed_at IS NULL THEN received_at END) AS oldest "
+        "FROM webhook_events GROUP BY provider"
+    )
+    totals = {}
+    for r in rows:
+        processed = int(r["processed"] or 0)
+        totals[str(r["provider"])] = WebhookTotals(
+            received=int(r["received"]),
+            processed=processed,
+            failures=max(int(r["attempts"] or 0) - processed, 0),
+            failing=int(r["failing"] or 0),
+            oldest_unprocessed=to_datetime(r["oldest"]),
+        )
+    return totals
+
+
+async def schema_version(db: Database) -> int:
+    """The schema version, read without creating anything (0 when never migrated)."""
+    async with transaction(db, write=False) as conn:
+        try:
+            row = await conn.fetchone("SELECT MAX(version) AS v FROM schema_migrations")
+        except StorageError as exc:
+            if "schema_migrations" in str(exc):
+                return 0
+            raise
+    return int(row["v"]) if row and row["v"] is not None else 0
+
+
+async def probe_postgres(url: str, *, timeout_s: int = 5) -> str | None:
+    """Why a PostgreSQL server at ``url`` refuses a connection (``None``: it accepts one).
+
+    One plain connection, so a dead server is reported at once instead of after the
+    pool's patience runs out.
+    """
+    import psycopg
+
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=timeout_s)
+    except psycopg.Error as exc:
+        return str(exc).strip() or type(exc).__name__
+    await conn.close()
+    return None

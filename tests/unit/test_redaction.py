@@ -1,0 +1,111 @@
+"""Personal data never reaches a log line or an error report."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from orderguard.observability.context import remember_personal, request_context
+from orderguard.observability.logs import configure_logging, log_format, log_level
+from orderguard.observability.redaction import REDACTED, redact_field, redact_text
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("mail ana.silva+shop@example.co.uk now", "ana.silva+shop@example.co.uk"),
+        ("call +351 912 345 678", "912 345 678"),
+        ("call +351912345678", "351912345678"),
+        ("call 912 345 678 or 07911 123456", "07911 123456"),
+        ("charged pm_card_visa", "pm_card_visa"),
+        ("GET /orders/ord_1?token=abcDEF123 HTTP/1.1", "abcDEF123"),
+        ("{'customer_name': 'Ana Silva', 'id': 'ord_1'}", "Ana Silva"),
+        ('{"customer":{"name":"Ana Silva","city":"Lisboa"}}', "Lisboa"),
+        (r"'{\"line1\":\"Rua Augusta 1\"}'", "Rua Augusta 1"),
+        ("metadata[og_snap_0]=%7B%22cust%22%3A%5B%22Ana+Silva%22%5D&amount=1", "Ana+Silva"),
+    ],
+)
+def test_personal_data_is_found_in_free_text(text: str, secret: str) -> None:
+    assert secret not in redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-26 11:41:30 order ord_01J9ZK4 paid 3998 EUR",
+        "listening on 127.0.0.1:8000, pid 12345, 1764157290",
+        "schema version 7, 12 orders due, lag 300s",
+        "connected to 192.168.10.20:5432 in 12 ms",
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_known_values_of_the_request_are_redacted_wherever_they_appear() -> None:
+    assert redact_text(
+        "shipping to Ana Silva at Rua Augusta 1", ["Ana Silva", "Rua Augusta 1"]
+    ) == (f"shipping to {REDACTED} at {REDACTED}")
+
+
+def test_fields_named_after_personal_data_are_replaced_whole_at_any_depth() -> None:
+    value = {"customer": {"name": "Ana"}, "order": {"email": "x", "amount": 5}}
+    assert redact_field("data", value) == {
+        "customer": REDACTED,
+        "order": {"email": REDACTED, "amount": 5},
+    }
+
+
+@pytest.fixture
+def captured() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    configure_logging("json", level=logging.DEBUG, stream=stream)
+    yield stream
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_stdlib_and_structlog_lines_and_tracebacks_are_redacted_and_carry_the_request_id(
+    captured: io.StringIO,
+) -> None:
+    with request_context("req-123"):
+        remember_personal(["Ana Silva", "Rua Augusta 1"])
+        logging.getLogger("orderguard.test").info("order for %s <%s>", "Ana Silva", "a@b.pt")
+        try:
+            raise ValueError("refused Ana Silva at Rua Augusta 1, +351 912 345 678")
+        except ValueError:
+            logging.getLogger("uvicorn.error").exception("failed")
+        structlog.get_logger("orderguard.s").info("placed", email="a@b.pt", amount=3998)
+    logging.getLogger("orderguard.test").info("outside a request")
+    text = captured.getvalue()
+    for secret in ("Ana Silva", "Rua Augusta", "a@b.pt", "912 345 678"):
+        assert secret not in text
+    lines = _lines(captured)
+    assert [line.get("request_id") for line in lines] == ["req-123"] * 3 + [None]
+    assert "ValueError" in str(lines[1]["exception"]), "the traceback is kept, redacted"
+    assert lines[2]["amount"] == 3998 and lines[2]["email"] == REDACTED
+
+
+def test_the_format_follows_the_setting_else_the_terminal() -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert log_format({"ORDERGUARD_LOG_FORMAT": "console"}, io.StringIO()) == "console"
+    assert log_format({"ORDERGUARD_LOG_FORMAT": "json"}, Tty()) == "json"
+    assert log_format({}, Tty()) == "console"
+    assert log_format({}, io.StringIO()) == "json"
+    assert log_level({"ORDERGUARD_LOG_LEVEL": "debug"}) == logging.DEBUG
+    assert log_level({"ORDERGUARD_LOG_LEVEL": "nonsense"}) == logging.INFO
