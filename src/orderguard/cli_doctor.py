@@ -60,7 +60,7 @@ async def run_doctor(settings: Settings) -> list[Check]:
             db=db,
             db_error=error,
             providers=providers,
-            outbox=outbox_stats(db) if db is not None else UntrackedOutbox(),
+            outbox=outbox_stats(db, settings) if db is not None else UntrackedOutbox(),
             targets=Targets.from_settings(settings),
         )
         return await doctor.run()

@@ -61,8 +61,8 @@ class Targets:
     def from_settings(cls, settings: Settings) -> Targets:
         """Whatever SMTP and NATS URLs the settings carry."""
         return cls(
-            smtp_url=getattr(settings, "smtp_url", None),
-            nats_url=getattr(settings, "nats_url", None),
+            smtp_url=settings.smtp_url,
+            nats_url=settings.nats_url,
         )
 
 
@@ -182,7 +182,7 @@ class Doctor:
         lag = await self.outbox.lag_seconds(datetime.now(UTC))
         dead = await self.outbox.dead_letters_by_sink()
         if lag is None and dead is None:
-            return Check("outbox", Status.SKIP, "delivery is not tracked by this version")
+            return Check("outbox", Status.SKIP, "no delivery records to read")
         dead_total = sum((dead or {}).values())
         detail = f"lag {lag or 0:.0f}s, {dead_total} dead letters"
         if dead_total:

@@ -1,15 +1,18 @@
 """Where ``/metrics`` and ``doctor`` read the outbox relay and reconciliation.
 
-Both are small protocols so the parts that own that data answer for it. What ships here
-is honest about this version: the outbox table records events but nothing records their
-delivery yet, so the lag is *unknown* (``None``: the metric is left out, not made up);
-no reconciliation has run, so there are no exceptions to count (``None`` likewise).
+Both are small protocols so the parts that own that data answer for it: the relay's
+delivery records (:class:`RelayOutbox`) and reconciliation's results. A reader that cannot
+know answers ``None`` and the metric is left out, never made up.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Protocol
+
+from orderguard.config import Settings
+from orderguard.services.outbox import outbox_health
+from orderguard.storage.database import Database
 
 
 class OutboxStats(Protocol):
@@ -34,8 +37,25 @@ class ReconciliationStats(Protocol):
         ...
 
 
+class RelayOutbox:
+    """The relay's per-sink delivery records (``services.outbox.outbox_health``)."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self._settings = settings
+        self._db = db
+
+    async def lag_seconds(self, now: datetime) -> float | None:
+        """The largest lag of any configured sink (0 with none configured)."""
+        health = await outbox_health(self._settings, self._db, now=now)
+        return max((h.lag_seconds for h in health), default=0.0)
+
+    async def dead_letters_by_sink(self) -> dict[str, int] | None:
+        """Dead letters per configured sink, zeros included."""
+        return {h.sink: h.dead_letters for h in await outbox_health(self._settings, self._db)}
+
+
 class UntrackedOutbox:
-    """This version's outbox: events are stored, their delivery is not recorded."""
+    """No database to read delivery records from (in-memory storage, or unreachable)."""
 
     async def lag_seconds(self, now: datetime) -> float | None:
         """Unknown: no relay records deliveries."""

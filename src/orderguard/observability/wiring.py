@@ -1,8 +1,7 @@
 """Which outbox and reconciliation readers ``/metrics``, ``doctor`` and the worker use.
 
-When the outbox relay lands, :func:`outbox_stats` returns its reader (an ``OutboxStats``
-over the relay's per-sink delivery table); when reconciliation lands,
-:func:`reconciliation_stats` returns one over its results. Nothing else changes.
+:func:`outbox_stats` reads the relay's per-sink delivery records; when reconciliation
+lands, :func:`reconciliation_stats` returns one over its results.
 """
 
 from __future__ import annotations
@@ -10,20 +9,21 @@ from __future__ import annotations
 from datetime import timedelta
 
 from orderguard.bootstrap import Container
+from orderguard.config import Settings
 from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.hooks import (
     NoReconciliation,
     OutboxStats,
     ReconciliationStats,
-    UntrackedOutbox,
+    RelayOutbox,
 )
 from orderguard.storage.database import Database
 from orderguard.storage.unit_of_work import SqlStorage
 
 
-def outbox_stats(db: Database) -> OutboxStats:
-    """The outbox delivery reader for ``db``."""
-    return UntrackedOutbox()
+def outbox_stats(db: Database, settings: Settings) -> OutboxStats:
+    """The outbox relay's delivery records on ``db``, for the sinks ``settings`` switch on."""
+    return RelayOutbox(settings, db)
 
 
 def reconciliation_stats(db: Database) -> ReconciliationStats:
@@ -47,7 +47,7 @@ def database_collector(container: Container) -> DatabaseCollector | None:
         db,
         watched=schedule.watched,
         shortest_wait=schedule.shortest_wait if schedule.watched else timedelta(0),
-        outbox=outbox_stats(db),
+        outbox=outbox_stats(db, container.settings),
         reconciliation=reconciliation_stats(db),
         ttl_s=container.settings.metrics_cache_s,
     )

@@ -25,7 +25,7 @@ async def run_checks(container: Container) -> list[Check]:
         db=db,
         db_error=None if db is not None else "in-memory storage",
         providers=[slot.provider for slot in container.payments.providers.slots],
-        outbox=outbox_stats(db) if db is not None else _NoOutbox(),
+        outbox=outbox_stats(db, container.settings) if db is not None else _NoOutbox(),
         targets=Targets.from_settings(container.settings),
     )
     checks = await doctor.run()
