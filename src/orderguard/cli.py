@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import click
 
-from orderguard import __version__, cli_operations
+from orderguard import __version__, cli_operations, cli_reconcile
 from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
@@ -207,6 +207,7 @@ def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, 
 for _command in (cli_operations.recheck, cli_operations.refund, cli_operations.cancel):
     orders.add_command(_command)
 main.add_command(cli_operations.sweep)
+main.add_command(cli_reconcile.reconcile)
 
 
 @orders.command("show")
