@@ -162,7 +162,7 @@ class Engine:
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
             )
-            line = self._direct_line_numbers(file_no, source.header_line + 1)
+            line = self._direct_line_numbers(file_no, source)
         else:
             prepared = self._workdir / f"prepared_{file_no}.csv"
             for error in prepare(source, prepared):
@@ -179,14 +179,21 @@ class Engine:
         self._normalise(file_no, table, line, source)
         self._db.execute(f"DROP TABLE {table}")
 
-    def _direct_line_numbers(self, file_no: int, first: int) -> str:
+    def _direct_line_numbers(self, file_no: int, source: Source) -> str:
         """SQL for a directly read row's line number, counting the lines DuckDB rejected."""
+        first = source.header_line + 1
         rejects = self._db.execute(
             f"SELECT line, any_value(error_message) FROM rejects_{file_no} "
             "GROUP BY line ORDER BY line"
         ).fetchall()
+        row = self._db.execute(f"SELECT count(*) FROM raw_{file_no}").fetchone()
+        last = first + (int(row[0]) if row else 0) + len(rejects) - 1
+        cut = _ends_without_newline(source.path)
         for number, message in rejects:
-            self._error(file_no, int(number), _reject_message(str(message)))
+            text = _reject_message(str(message))
+            if cut and int(number) == last and "truncated" not in text:
+                text += " (the file looks truncated)"
+            self._error(file_no, int(number), text)
         if not rejects:
             return f"rowid + {first}"
         # Before rejected line j (0-based), ``gap_j`` good rows were read: a row with rowid
@@ -448,6 +455,15 @@ class Engine:
             expected_currency=expected_currency,
             at=at,
         )
+
+
+def _ends_without_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, 2)
+        return handle.read(1) not in (b"\n", b"\r")
 
 
 def _reject_message(message: str) -> str:

@@ -102,6 +102,8 @@ class Layout:
     prepared: bool = False
     #: Decimal separator when an amount alone does not tell.
     decimal: str = "."
+    #: The provider documents its report as UTF-8: other bytes are errors, not GBK.
+    utf8_only: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -301,6 +303,7 @@ LAYOUTS: tuple[Layout, ...] = (
         frozenset({"支付宝交易号", "商户订单号", "业务类型"}),
         _alipay_trade,
         prepared=True,
+        utf8_only=False,
     ),
     Layout(
         "alipay",
@@ -308,6 +311,7 @@ LAYOUTS: tuple[Layout, ...] = (
         frozenset({"账务流水号", "业务流水号", "业务类型"}),
         _alipay_account,
         prepared=True,
+        utf8_only=False,
     ),
     Layout(
         "wechatpay",
@@ -315,6 +319,7 @@ LAYOUTS: tuple[Layout, ...] = (
         frozenset({"交易时间", "微信订单号", "商户订单号", "交易状态"}),
         _wechat,
         prepared=True,
+        utf8_only=False,
     ),
 )
 #: Names accepted by ``--format`` besides ``auto`` and ``csv``.

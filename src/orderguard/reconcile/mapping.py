@@ -121,6 +121,7 @@ def mapped_layout(mapping: Mapping) -> Layout:
         project,
         minor_units=mapping.minor_units,
         decimal=mapping.decimal,
+        utf8_only=False,
     )
 
 

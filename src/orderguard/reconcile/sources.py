@@ -88,6 +88,8 @@ def open_source(path: Path, *, wanted: str = "auto", mapping: Mapping | None = N
         what = "any known report" if wanted == "auto" else f"a {wanted} report"
         hint = " (for another CSV, pass --format csv --mapping FILE)"
         raise SourceError(f"{path}: line {number} is not the header of {what}{hint}")
+    if layout.utf8_only and not (mapping and mapping.encoding):
+        encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
     return Source(path, layout, encoding, delimiter, header, number)
 
 
