@@ -101,10 +101,11 @@ async def _act(
 
 def reason(result: Result) -> str:
     """The review reason: the category first, then what the report said."""
-    where = f" ({result.place})" if result.file else ""
-    said = money(result.amount, result.currency)
     expected = money(result.expected_amount, result.expected_currency)
-    return f"reconciliation: {result.category}{where}: report {said}, order {expected}"
+    if result.file is None:
+        return f"reconciliation: {result.category}: paid {expected}, not in the report"
+    said = money(result.amount, result.currency)
+    return f"reconciliation: {result.category} ({result.place}): report {said}, order {expected}"
 
 
 def _record(run_id: str, provider: str, result: Result, now: datetime) -> ExceptionRecord:
