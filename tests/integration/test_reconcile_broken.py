@@ -101,7 +101,7 @@ async def test_an_amount_with_more_decimals_than_its_currency_is_reported(tmp_pa
 
 async def test_a_line_in_another_encoding_is_reported_in_a_utf8_report(tmp_path: Path) -> None:
     lines = stripe_lines()
-    lines[4] = lines[4].replace(b"Order D", "订单 D".encode("gbk"))  # line 5
+    lines[4] = lines[4].replace(b"ord_D", "订单 D".encode("gbk"))  # line 5, an order id
     bad = tmp_path / "mixed-encoding.csv"
     bad.write_bytes(b"".join(lines))
     outcome = await run(tmp_path, bad)

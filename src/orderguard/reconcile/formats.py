@@ -45,6 +45,8 @@ class Columns:
 
     def __init__(self, header: Sequence[str]) -> None:
         self._by_lower = {name.strip().lower(): name for name in header}
+        #: The report's columns the projection used (the only ones read).
+        self.used: set[str] = set()
 
     def has(self, name: str) -> bool:
         return name.lower() in self._by_lower
@@ -53,7 +55,9 @@ class Columns:
         """The first of ``names`` the report has, as a SQL expression (NULL when none)."""
         for name in names:
             if self.has(name):
-                return f"NULLIF(trim({quote(self._by_lower[name.lower()])}), '')"
+                column = self._by_lower[name.lower()]
+                self.used.add(column)
+                return f"NULLIF(trim({quote(column)}), '')"
         return "NULL"
 
     def any_of(self, *names: str) -> str:

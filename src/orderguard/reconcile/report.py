@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -92,27 +93,27 @@ def row_of(result: Result) -> dict[str, Any]:
 
 
 def write_exceptions(engine: Engine, outcome: Outcome, path: Path) -> int:
-    """Write the exceptions and the lines not reconciled to ``path`` (.csv or .json)."""
+    """Write the exceptions and the lines not reconciled to ``path`` (.csv or .json).
+
+    DuckDB writes the exceptions (any number of them, in bounded memory); the lines not
+    reconciled follow, with their error, as rows of category ``unreadable``.
+    """
     errors = [
         {"category": "unreadable", "file": e.file, "line": e.line, "error": e.message}
         for e in outcome.errors
     ]
-    count = 0
     if path.suffix.lower() == ".json":
-        with path.open("wb") as sink:
-            sink.write(b'{"exceptions": [')
-            for batch in engine.results():
-                for result in batch:
-                    sink.write((b"," if count else b"") + orjson.dumps(row_of(result)))
-                    count += 1
-            sink.write(b'], "errors": ' + orjson.dumps(errors) + b"}")
+        part = path.with_name(path.name + ".part")
+        count = engine.copy_results(part, json=True)
+        with path.open("wb") as sink, part.open("rb") as exceptions:
+            sink.write(b'{"exceptions": ')
+            shutil.copyfileobj(exceptions, sink)
+            sink.write(b', "errors": ' + orjson.dumps(errors) + b"}")
+        part.unlink()
         return count
-    with path.open("w", encoding="utf-8", newline="") as sink:
+    count = engine.copy_results(path)
+    with path.open("a", encoding="utf-8", newline="") as sink:
         writer = csv.DictWriter(sink, fieldnames=[*EXCEPTION_FIELDS, "error"])
-        writer.writeheader()
-        for batch in engine.results():
-            writer.writerows(row_of(result) for result in batch)
-            count += len(batch)
         writer.writerows(errors)
     return count
 

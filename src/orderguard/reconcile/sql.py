@@ -22,7 +22,8 @@ CREATE OR REPLACE MACRO og_point(s, d) AS CASE
     WHEN d = ',' AND regexp_matches(s, '^-?[0-9]{1,3}(\.[0-9]{3})+$') THEN replace(s, '.', '')
     ELSE s END;
 CREATE OR REPLACE MACRO og_scaled(x, e, d, minor) AS
-    TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(38, 6))
+    COALESCE(CASE WHEN d = '.' THEN TRY_CAST(x AS DECIMAL(38, 6)) END,
+             TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(38, 6)))
     * CASE WHEN minor THEN 1 WHEN e = 0 THEN 1 WHEN e = 2 THEN 100 WHEN e = 3 THEN 1000
            ELSE 10000 END;
 CREATE OR REPLACE MACRO og_minor(v) AS
