@@ -240,11 +240,10 @@ class Engine:
         minor = "true" if layout.minor_units else "false"
         decimal = literal(layout.decimal)
 
-        def minor_units(expr: str) -> str:
-            return f"og_minor(og_scaled({expr}, cur.e, {decimal}, {minor}))"
-
         texts = ["credit", "debit", *(f"fee_{i}" for i in range(len(fees)))]
-        parsed = ", ".join(f"{minor_units(t)} AS {t}_m" for t in texts)
+        # Scaled first, made whole a level up: a macro's argument is repeated where used.
+        scaled = ", ".join(f"og_scaled({t}, cur.e, {decimal}, {minor}) AS {t}_s" for t in texts)
+        parsed = ", ".join(f"og_minor({t}_s) AS {t}_m" for t in texts)
         bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in texts)
         fee_sum = " + ".join(f"COALESCE(fee_{i}_m, 0)" for i in range(len(fees))) or "0"
         fee_cols = "".join(f", {expr} AS fee_{i}" for i, expr in enumerate(fees))
@@ -264,7 +263,8 @@ class Engine:
                     WHEN at_text IS NOT NULL AND ts IS NULL
                       THEN 'time ' || at_text || ' not understood' END AS error
             FROM (
-                SELECT p.*, cur.e AS e, {parsed}, og_time(at_text) AS ts
+            SELECT *, {parsed} FROM (
+                SELECT p.*, cur.e AS e, {scaled}, og_time(at_text) AS ts
                 FROM (
                     SELECT __line AS line, {p["kind"]} AS kind, {p["ref"]} AS ref,
                         {p["order_ref"]} AS order_ref,
@@ -272,6 +272,7 @@ class Engine:
                         {p["credit"]} AS credit, {p["debit"]} AS debit{fee_cols}
                     FROM {table}
                 ) p LEFT JOIN og_currency cur ON cur.code = p.currency
+            )
             )
             ) q
             LEFT JOIN att a ON a.provider_ref = CASE WHEN q.error IS NULL THEN q.ref END
