@@ -95,7 +95,7 @@ def reconcile(
         provider=provider,
     )
     request = Request(list(files), fmt, mapping, options)
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         settings = Settings.load()
     except ConfigError as exc:

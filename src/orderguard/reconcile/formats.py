@@ -15,8 +15,7 @@ Sources, from each provider's published description of the report:
 - Adyen Settlement details report (Psp Reference, Merchant Reference, Type, Gross Currency,
   Gross Debit/Credit (GC), Net Currency, Net Debit/Credit (NC), Commission (NC), Markup
   (NC), Scheme Fees (NC), Interchange (NC)):
-  https://docs.adyen.com/reporting/settlement-detail-report (same layout conventions as
-  https://docs.adyen.com/reporting/received-payment-details-report).
+  https://docs.adyen.com/developers/reporting/settlement-detail-report/settlement-detail-report-structure.
 - PayPal Settlement Report (STL: row types RH/FH/SH/CH/SB/SF/SC/RF/FF; amounts unsigned in
   minor units, direction in the debit-or-credit column; UTF-8):
   https://developer.paypal.com/docs/reports/sftp-reports/settlement-report/,
@@ -112,6 +111,10 @@ class Layout:
 
 
 def _stripe_balance(cols: Columns) -> Projection:
+    """Stripe balance transactions export (Dashboard CSV: id, Type, Source, Amount, Fee,
+    Net, Currency, Created (UTC), metadata as ``KEY (metadata)``); see
+    https://docs.stripe.com/reports/balance and
+    https://stripe.dev/stripe-java/com/stripe/model/BalanceTransaction.html."""
     kind = cols.first("Type")
     return {
         "ref": cols.any_of("payment_intent_id", "Payment Intent ID", "Source", "source_id"),
@@ -135,6 +138,9 @@ _STRIPE_TYPES = {
 
 
 def _stripe_itemized(cols: Columns) -> Projection:
+    """Stripe itemized reports (payout reconciliation, balance change from activity); see
+    https://docs.stripe.com/reports/payout-reconciliation.md and the report columns in
+    https://pastebin.com/B928d03g (``balance_change_from_activity.itemized.3``)."""
     return {
         "ref": cols.any_of("payment_intent_id", "charge_id", "source_id"),
         "order_ref": cols.any_of(
@@ -159,6 +165,10 @@ _STRIPE_CATEGORIES = {
 
 
 def _adyen(cols: Columns) -> Projection:
+    """Adyen Settlement details report; see
+    https://docs.adyen.com/developers/reporting/settlement-detail-report/settlement-detail-report-structure
+    (columns and record types) and
+    https://docs.adyen.com/reporting/settlement-reconciliation/transaction-level/settlement-details-report."""
     fees = [
         cols.first(n)
         for n in ("Commission (NC)", "Markup (NC)", "Scheme Fees (NC)", "Interchange (NC)")
@@ -186,6 +196,9 @@ _ADYEN_TYPES = {
 
 
 def _paypal(cols: Columns) -> Projection:
+    """PayPal Settlement Report (STL) ``SB`` rows under the ``CH`` header; see
+    https://developer.paypal.com/docs/reports/sftp-reports/settlement-report/ and
+    https://developer.paypal.com/reports/reference/t-codes.md."""
     code = cols.first("Transaction Event Code")
     direction = f"upper({cols.first('Transaction Debit or Credit')})"
     amount = cols.first("Gross Transaction Amount")
@@ -220,6 +233,9 @@ _YUAN, _IN, _OUT = "\uff08元\uff09", "\uff08+元\uff09", "\uff08-元\uff09"
 
 
 def _alipay_trade(cols: Columns) -> Projection:
+    """Alipay merchant trade bill (业务明细); see
+    https://docs.open.alipay.com/api_15/alipay.data.bill.accountlog.query/ (the bills
+    downloaded from the merchant portal carry the same fields, GBK, ``#`` lines)."""
     kind = kind_case(cols.first("业务类型"), _ALIPAY_TYPES)
     amount = cols.first(f"订单金额{_YUAN}", "订单金额(元)")
     fee = cols.first(f"服务费{_YUAN}", "服务费(元)")
@@ -237,6 +253,8 @@ def _alipay_trade(cols: Columns) -> Projection:
 
 
 def _alipay_account(cols: Columns) -> Projection:
+    """Alipay account log bill (账务明细); see
+    https://docs.open.alipay.com/api_15/alipay.data.bill.accountlog.query/."""
     return {
         "ref": cols.first("业务流水号"),
         "order_ref": cols.first("商户订单号"),
@@ -258,6 +276,9 @@ _ALIPAY_TYPES = {
 
 
 def _wechat(cols: Columns) -> Projection:
+    """WeChat Pay trade bill (交易账单, bill_type ALL); see
+    https://pay.weixin.qq.com/doc/global/v3/zh/4012354484 and
+    https://wohugb.gitbooks.io/wechat-pay/content/api/downloadbill.html."""
     status = cols.first("交易状态")
     kind = kind_case(status, {c.CHARGE_KIND: ("SUCCESS",), c.REFUND_KIND: ("REFUND",)})
     fee = cols.first("手续费")

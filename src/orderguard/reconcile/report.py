@@ -68,7 +68,9 @@ def print_summary(outcome: Outcome, console: Console, *, locale: str = "en") -> 
     if outcome.errors:
         console.print(f"[bold red]{text('errors', locale)}: {len(outcome.errors)}[/]")
         for error in outcome.errors[:50]:
-            console.print(f"  {error.file}:{error.line}: {error.message}")
+            console.print(
+                f"  {error.file}:{error.line}: {error.message}", markup=False, highlight=False
+            )
         if len(outcome.errors) > 50:
             console.print(f"  … {len(outcome.errors) - 50} more in the exceptions file")
 
