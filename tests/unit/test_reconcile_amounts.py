@@ -19,7 +19,7 @@ def minor(
     db: duckdb.DuckDBPyConnection, text: str, currency: str, decimal: str = "."
 ) -> int | None:
     row = db.execute(
-        "SELECT og_minor(og_scaled(?, e, ?, false)) FROM og_currency WHERE code = ?",
+        "SELECT og_minor(og_micro(?, ?), e, false) FROM og_currency WHERE code = ?",
         [text, decimal, currency],
     ).fetchone()
     assert row is not None, f"{currency} is in the exponent table"
@@ -60,8 +60,10 @@ def test_an_amount_its_currency_cannot_hold_is_refused(
 
 
 def test_amounts_already_in_minor_units_are_not_scaled(db: duckdb.DuckDBPyConnection) -> None:
-    row = db.execute("SELECT og_minor(og_scaled('2500', 2, '.', true))").fetchone()
+    row = db.execute("SELECT og_minor(og_micro('2500', '.'), 2, true)").fetchone()
     assert row == (2500,)
+    row = db.execute("SELECT og_minor(og_micro('2500.5', '.'), 2, true)").fetchone()
+    assert row == (None,)
 
 
 @pytest.mark.parametrize(

@@ -242,8 +242,8 @@ class Engine:
 
         texts = ["credit", "debit", *(f"fee_{i}" for i in range(len(fees)))]
         # Scaled first, made whole a level up: a macro's argument is repeated where used.
-        scaled = ", ".join(f"og_scaled({t}, cur.e, {decimal}, {minor}) AS {t}_s" for t in texts)
-        parsed = ", ".join(f"og_minor({t}_s) AS {t}_m" for t in texts)
+        scaled = ", ".join(f"og_micro({t}, {decimal}) AS {t}_s" for t in texts)
+        parsed = ", ".join(f"og_minor({t}_s, e, {minor}) AS {t}_m" for t in texts)
         bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in texts)
         fee_sum = " + ".join(f"COALESCE(fee_{i}_m, 0)" for i in range(len(fees))) or "0"
         fee_cols = "".join(f", {expr} AS fee_{i}" for i, expr in enumerate(fees))
@@ -268,7 +268,7 @@ class Engine:
                 FROM (
                     SELECT __line AS line, {p["kind"]} AS kind, {p["ref"]} AS ref,
                         {p["order_ref"]} AS order_ref,
-                        upper({p["currency"]}) AS currency, {p["at"]} AS at_text,
+                        upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
                         {p["credit"]} AS credit, {p["debit"]} AS debit{fee_cols}
                     FROM {table}
                 ) p LEFT JOIN og_currency cur ON cur.code = p.currency

@@ -56,7 +56,8 @@ class Columns:
             if self.has(name):
                 column = self._by_lower[name.lower()]
                 self.used.add(column)
-                return f"NULLIF(trim({quote(column)}), '')"
+                # Readers leave empty fields NULL and prepared lines are stripped already.
+                return f"NULLIF({quote(column)}, '')"
         return "NULL"
 
     def any_of(self, *names: str) -> str:

@@ -6,7 +6,11 @@ import duckdb
 
 from orderguard.domain.money import EXPONENTS
 
-#: Keeps digits, separators and the minus sign ("€ 1.234,50" -> "1.234,50").
+#: ``og_clean`` keeps digits, separators and the minus sign ("€ 1.234,50" -> "1.234,50");
+#: ``og_point`` rewrites the decimal separator as a point; ``og_micro`` reads an amount as a
+#: whole number of millionths (DECIMAL(18, 6): exact, and fast where DECIMAL(38) is not);
+#: ``og_minor`` makes that minor units of a currency with exponent ``e``, NULL when the
+#: amount has more decimals than the currency (or, for ``minor`` reports, any decimals).
 _MACROS = r"""
 CREATE OR REPLACE MACRO og_clean(x) AS regexp_replace(x, '[^0-9,.\-]', '', 'g');
 CREATE OR REPLACE MACRO og_point(s, d) AS CASE
@@ -21,13 +25,13 @@ CREATE OR REPLACE MACRO og_point(s, d) AS CASE
              ELSE replace(s, ',', '') END
     WHEN d = ',' AND regexp_matches(s, '^-?[0-9]{1,3}(\.[0-9]{3})+$') THEN replace(s, '.', '')
     ELSE s END;
-CREATE OR REPLACE MACRO og_scaled(x, e, d, minor) AS
-    COALESCE(CASE WHEN d = '.' THEN TRY_CAST(x AS DECIMAL(38, 6)) END,
-             TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(38, 6)))
-    * CASE WHEN minor THEN 1 WHEN e = 0 THEN 1 WHEN e = 2 THEN 100 WHEN e = 3 THEN 1000
-           ELSE 10000 END;
-CREATE OR REPLACE MACRO og_minor(v) AS
-    CASE WHEN v IS NOT NULL AND v = trunc(v) THEN CAST(v AS BIGINT) END;
+CREATE OR REPLACE MACRO og_micro(x, d) AS COALESCE(
+    CASE WHEN d = '.' THEN TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) END,
+    TRY_CAST(TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(18, 6)) * 1000000 AS BIGINT));
+CREATE OR REPLACE MACRO og_minor(micro, e, minor) AS CASE
+    WHEN minor THEN CASE WHEN micro % 1000000 = 0 THEN micro // 1000000 END
+    ELSE CASE WHEN micro % (10 ** (6 - e))::BIGINT = 0
+              THEN micro // (10 ** (6 - e))::BIGINT END END;
 CREATE OR REPLACE MACRO og_time(x) AS COALESCE(
     TRY_CAST(x AS TIMESTAMPTZ),
     TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ),
