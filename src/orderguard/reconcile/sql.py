@@ -49,4 +49,5 @@ def install(conn: duckdb.DuckDBPyConnection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute("CREATE OR REPLACE TABLE og_currency (code VARCHAR PRIMARY KEY, e INTEGER)")
-    conn.executemany("INSERT INTO og_currency VALUES (?, ?)", sorted(EXPONENTS.items()))
+    rows = ", ".join(f"('{code}', {e})" for code, e in sorted(EXPONENTS.items()))
+    conn.execute(f"INSERT INTO og_currency VALUES {rows}")
