@@ -202,7 +202,7 @@ class Engine:
                 f"auto_detect = false, columns = {columns}}}, quote = '\"', escape = '\"'))"
             )
             self._normalise(file_no, table, source, projection)
-            self._rows += self._count(f"SELECT count(*) FROM res WHERE file_no = {file_no}")
+            self._rows += self._count(f"SELECT count(*) FROM {table}")
 
     def _count_rejected_lines(self, file_no: int, source: Source) -> None:
         """Report the lines DuckDB rejected, and renumber the rows read after them."""

@@ -17,6 +17,8 @@ from orderguard.reconcile import categories as c
 from orderguard.reconcile.engine import Engine, Outcome, Result
 from orderguard.reconcile.messages import text
 
+#: Exceptions listed on the HTML page (all of them are in the CSV or JSON file).
+_HTML_ROWS = 1000
 #: Columns of the exceptions file, in order.
 EXCEPTION_FIELDS = (
     "category",
@@ -134,9 +136,9 @@ def write_html(engine: Engine, outcome: Outcome, path: Path, *, locale: str = "e
     )
     exceptions: list[str] = []
     for batch in engine.results():
-        for r in batch:
-            if len(exceptions) >= 1000:
-                break
+        if len(exceptions) >= _HTML_ROWS:
+            break
+        for r in batch[: _HTML_ROWS - len(exceptions)]:
             exceptions.append(
                 f"<tr><td>{t(r.category)}</td><td>{html.escape(r.place)}</td>"
                 f"<td>{html.escape(r.order_id or '-')}</td>"
