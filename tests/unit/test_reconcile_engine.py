@@ -60,3 +60,22 @@ def test_two_reports_are_one_reconciliation(tmp_path: Path) -> None:
     # PayPal's invoice ord_A confirms the order again: a duplicate of the Stripe line.
     assert (str(FIXTURES / "paypal_stl.csv"), 5) in places
     assert outcome.counts["matched"] == 1
+
+
+def test_a_report_with_only_its_header_confirms_and_accuses_nothing(tmp_path: Path) -> None:
+    orders, attempts = exports(
+        tmp_path,
+        "ord_A,M-A,paid,EUR,2500,2026-11-02T10:30:00+00:00\n",
+        "ord_A,stripe,pi_A,succeeded,2026-11-02T10:30:00+00:00\n",
+    )
+    header = tmp_path / "header-only.csv"
+    header.write_text((FIXTURES / "stripe_itemized.csv").read_text().splitlines()[0] + "\n")
+    engine = Engine(tmp_path)
+    try:
+        engine.load_orders(orders, attempts)
+        engine.load_report(open_source(header))
+        outcome = engine.match()
+    finally:
+        engine.close()
+    assert (outcome.lines, outcome.errors, outcome.period_from) == (0, [], None)
+    assert sum(outcome.counts.values()) == 0
