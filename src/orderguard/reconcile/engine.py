@@ -1,7 +1,8 @@
 """The matching engine: settlement lines and orders in DuckDB, joined in bounded memory.
 
 Report files are read by DuckDB directly (or after :func:`~.sources.prepare`), the orders
-come as two CSV files exported from SQLite or PostgreSQL (:mod:`.export`). Each charge line
+come as two CSV files exported from SQLite or PostgreSQL
+(:func:`orderguard.storage.reconciliation.export_orders`). Each charge line
 is matched to an order by the provider's reference, else by order id or merchant
 reference, else by amount and currency within a date window (lower confidence). DuckDB
 spills to ``workdir`` beyond ``memory_limit``.
@@ -10,7 +11,6 @@ spills to ``workdir`` beyond ``memory_limit``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import duckdb
 from orderguard.reconcile import categories as c
 from orderguard.reconcile import sql
 from orderguard.reconcile.formats import Columns, Projection, literal, quote
+from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total
 from orderguard.reconcile.sources import LineError, Source, prepare
 
 _ORDERS_COLUMNS = (
@@ -47,71 +48,6 @@ _RESULT_COLUMNS = (
     "file_no, line, category, kind, via, ref, order_ref, order_id, gross, fee, currency, "
     "expected_amount, expected_currency, ts"
 )
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How to match."""
-
-    period_from: datetime | None = None
-    period_to: datetime | None = None
-    #: Days either side of a line's time within which an amount match is accepted.
-    window_days: int = 3
-    #: Only orders paid through this provider are expected in the report (None: all).
-    provider: str | None = None
-    memory_limit: str = "1GB"
-    threads: int | None = None
-
-
-@dataclass(frozen=True)
-class Result:
-    """One settlement line's outcome, or an order the report did not confirm."""
-
-    category: str
-    file: str | None
-    line: int | None
-    kind: str | None
-    via: str | None
-    provider_ref: str | None
-    order_ref: str | None
-    order_id: str | None
-    amount: int | None
-    fee: int | None
-    currency: str | None
-    expected_amount: int | None
-    expected_currency: str | None
-    at: datetime | None
-
-    @property
-    def place(self) -> str:
-        """``file:line``, or ``-`` for an order no line names."""
-        return f"{self.file}:{self.line}" if self.file else "-"
-
-
-@dataclass(frozen=True)
-class Total:
-    """Lines of one category in one currency: how many, and their gross, fee and net."""
-
-    category: str
-    currency: str
-    count: int
-    gross: int
-    fee: int
-    net: int
-
-
-@dataclass
-class Outcome:
-    """Everything a run found, small enough to keep in memory (exceptions stream)."""
-
-    files: list[str]
-    counts: dict[str, int]
-    totals: list[Total]
-    errors: list[LineError]
-    period_from: datetime | None
-    period_to: datetime | None
-    lines: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Engine:
@@ -537,4 +473,4 @@ def _reject_message(message: str) -> str:
     return message.split("\n")[0]
 
 
-__all__ = ["Engine", "EngineOptions", "Outcome", "Result", "Total", "quote"]
+__all__ = ["Engine", "EngineOptions", "Outcome", "Result", "Total"]
