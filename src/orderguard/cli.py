@@ -14,7 +14,15 @@ from typing import TypeVar
 
 import click
 
-from orderguard import __version__, cli_audit, cli_doctor, cli_operations, cli_outbox, cli_users
+from orderguard import (
+    __version__,
+    cli_audit,
+    cli_doctor,
+    cli_operations,
+    cli_outbox,
+    cli_reconcile,
+    cli_users,
+)
 from orderguard.bootstrap import open_storage
 from orderguard.config import PLANTED_DEFECTS, ConfigError, Settings
 from orderguard.domain.errors import OrderNotFound
@@ -211,6 +219,7 @@ main.add_command(cli_users.users)
 cli_outbox.register(main)
 main.add_command(cli_doctor.doctor)
 main.add_command(cli_audit.audit)
+main.add_command(cli_reconcile.reconcile)
 
 
 @orders.command("show")

@@ -11,10 +11,12 @@ Lists every provider's successful charges in a window and holds them against the
 
 With ``auto_refund`` off nothing is refunded: orders are flagged and orphans recorded for
 review. A charge of an order that is not settled yet is left to the recheck, which is about
-to record it. Every resolution is a finding, unique per (provider, charge, kind), recorded
-with its timeline entry in one transaction; refunds use keys derived from the charge. So a
-second sweep over the same window changes nothing, and one interrupted half-way finishes
-the job.
+to record it. A charge a settlement report listed with no order (a ``reported`` finding,
+recorded by reconciliation) is looked up at its provider on the next sweep and resolved the
+same way; it stays pending while no configured provider has that name. Every resolution
+is a finding, unique per (provider, charge, kind), recorded with its timeline entry in one
+transaction; refunds use keys derived from the charge. So a second sweep over the same
+window changes nothing, and one interrupted half-way finishes the job.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order
 from orderguard.domain.settle import CHARGE_AFTER_CANCEL, DUPLICATE_CHARGE
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.providers.base import Charge, ProviderError
+from orderguard.providers.base import Charge, PaymentOutcome, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.orphans import recovered_order
 from orderguard.services.payments import Payments
-from orderguard.services.providers import ProviderSlot
+from orderguard.services.providers import ProviderSlot, UnknownProvider
 from orderguard.storage.database import StorageError
 from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory
 
@@ -43,6 +45,9 @@ log = logging.getLogger("orderguard.sweep")
 #: Finding kinds: no order; a second charge; a charge after cancellation; a charge the
 #: order cannot explain (unknown attempt, or one it closed as failed).
 ORPHAN, DUPLICATE, AFTER_CANCEL, UNEXPLAINED = "orphan", "duplicate", "after_cancel", "unexplained"
+#: A charge a settlement report listed and no order explains, handed over by reconciliation;
+#: it waits as ``pending`` until a sweep has asked the provider about it.
+REPORTED, PENDING = "reported", "pending"
 #: Kinds whose charge is refunded (when refunds are on) rather than flagged.
 REFUNDABLE = frozenset({ORPHAN, DUPLICATE, AFTER_CANCEL})
 _PAID = frozenset({AttemptState.SUCCEEDED, AttemptState.REFUNDED})
@@ -126,7 +131,46 @@ class Sweeper:
             known = {(f.provider, f.provider_ref, f.kind) for f in await uow.findings.all()}
         for order_id, group in _by_order(found).items():
             await self._check(order_id, group, known, report)
+        await self._reported(report)
         return report
+
+    async def _reported(self, report: SweepReport) -> None:
+        """Settle the charges settlement reports listed with no order (see the docstring)."""
+        async with self._storage() as uow:
+            findings = await uow.findings.all()
+        known = {(f.provider, f.provider_ref, f.kind) for f in findings}
+        for finding in (f for f in findings if (f.kind, f.resolution) == (REPORTED, PENDING)):
+            try:
+                slot = self._payments.providers.named(finding.provider)
+                result = await slot.provider.retrieve_payment(finding.provider_ref)
+            except UnknownProvider:
+                continue  # no adapter for it here: it stays pending, for review
+            except ProviderError as exc:
+                log.warning("cannot look up reported charge %s: %s", finding.provider_ref, exc)
+                report.errors += 1
+                continue
+            if result.outcome is not PaymentOutcome.SUCCEEDED:
+                await self._resolve(finding, "not_a_successful_charge")
+                continue
+            charge = Charge(
+                provider_ref=finding.provider_ref,
+                amount=result.amount if result.amount is not None else finding.amount,
+                currency=result.currency or finding.currency,
+                created_at=result.created_at or finding.found_at,
+                order_id=result.order_id,
+                attempt_id=result.attempt_id,
+                metadata=result.metadata,
+            )
+            report.charges_seen += 1
+            errors = report.errors
+            await self._check(charge.order_id or "", [(slot, charge)], known, report)
+            if report.errors == errors:
+                await self._resolve(finding, "swept")
+
+    async def _resolve(self, finding: SweepFinding, resolution: str) -> None:
+        async with self._storage() as uow:
+            await uow.findings.resolve(finding.id, resolution)
+            await uow.commit()
 
     async def _check(
         self,

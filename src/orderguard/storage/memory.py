@@ -328,6 +328,11 @@ class MemoryFindingRepository:
         self._s.findings.append(finding)
         return True
 
+    async def resolve(self, finding_id: str, resolution: str) -> None:
+        self._s.findings = [
+            replace(f, resolution=resolution) if f.id == finding_id else f for f in self._s.findings
+        ]
+
     async def all(self) -> list[SweepFinding]:
         return sorted(self._s.findings, key=lambda f: (f.found_at, f.id))
 

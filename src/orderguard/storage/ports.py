@@ -304,6 +304,10 @@ class FindingRepository(Protocol):
         """Store a finding; ``False`` when this charge was already recorded as this kind."""
         ...
 
+    async def resolve(self, finding_id: str, resolution: str) -> None:
+        """Record what became of a finding that was waiting (a reported charge)."""
+        ...
+
     async def all(self) -> list[SweepFinding]:
         """Every finding, oldest first."""
         ...

@@ -210,6 +210,12 @@ class SqlFindingRepository:
         )
         return row is not None
 
+    async def resolve(self, finding_id: str, resolution: str) -> None:
+        await self._conn.execute(
+            "UPDATE sweep_findings SET resolution = :resolution WHERE id = :id",
+            {"id": finding_id, "resolution": resolution},
+        )
+
     async def all(self) -> list[SweepFinding]:
         rows = await self._conn.fetchall("SELECT * FROM sweep_findings ORDER BY found_at, id")
         return [

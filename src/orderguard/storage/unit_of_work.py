@@ -8,6 +8,7 @@ from types import TracebackType
 from orderguard.storage.database import Database, Transaction
 from orderguard.storage.keys import SqlApiKeyRepository, SqlIdempotencyRepository
 from orderguard.storage.orders import SqlOrderRepository
+from orderguard.storage.reconciliation import SqlReconciliationRepository
 from orderguard.storage.recovery import (
     SqlFindingRepository,
     SqlLeaseRepository,
@@ -29,6 +30,7 @@ class SqlUnitOfWork:
     leases: SqlLeaseRepository
     webhooks: SqlWebhookRepository
     findings: SqlFindingRepository
+    reconciliations: SqlReconciliationRepository
 
     def __init__(self, db: Database, *, write: bool = True) -> None:
         self._db = db
@@ -47,6 +49,7 @@ class SqlUnitOfWork:
         self.leases = SqlLeaseRepository(conn, skip_locked=skip)
         self.webhooks = SqlWebhookRepository(conn, skip_locked=skip)
         self.findings = SqlFindingRepository(conn)
+        self.reconciliations = SqlReconciliationRepository(conn)
         return self
 
     async def __aexit__(

@@ -1,0 +1,137 @@
+"""``orderguard reconcile``: settlement reports against the orders."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from orderguard.bootstrap import open_storage
+from orderguard.config import ConfigError, Settings
+from orderguard.reconcile.apply import apply
+from orderguard.reconcile.engine import EngineOptions
+from orderguard.reconcile.formats import NAMES
+from orderguard.reconcile.mapping import MappingError
+from orderguard.reconcile.messages import LOCALES
+from orderguard.reconcile.report import print_summary, write_exceptions, write_html
+from orderguard.reconcile.run import Request
+from orderguard.reconcile.run import reconcile as run_reconcile
+from orderguard.storage.database import StorageError
+
+
+def _day(value: str | None, *, end: bool = False) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    if len(value) == 10 and end:
+        parsed = parsed.replace(hour=23, minute=59, second=59)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", *NAMES, "csv"])
+)
+@click.option(
+    "--mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML column mapping (generic CSV).",
+)
+@click.option(
+    "--from", "date_from", default=None, help="Start of the report's period (YYYY-MM-DD)."
+)
+@click.option("--to", "date_to", default=None, help="End of the report's period (YYYY-MM-DD).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="report.html, exceptions .csv or .json",
+)
+@click.option(
+    "--provider", default=None, help="The provider's name in orderguard (default: the format's)."
+)
+@click.option(
+    "--window-days",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 60),
+    help="Amount matches within this many days.",
+)
+@click.option(
+    "--apply",
+    "do_apply",
+    is_flag=True,
+    help="Record the run, flag orders, hand orphans to the sweep.",
+)
+@click.option("--locale", default="en", show_default=True, type=click.Choice(LOCALES))
+def reconcile(
+    files: tuple[Path, ...],
+    fmt: str,
+    mapping: Path | None,
+    date_from: str | None,
+    date_to: str | None,
+    out: Path | None,
+    provider: str | None,
+    window_days: int,
+    do_apply: bool,
+    locale: str,
+) -> None:
+    """Reconcile provider settlement reports (Stripe, Adyen, PayPal, Alipay, WeChat Pay, CSV)."""
+    if fmt == "csv" and mapping is None:
+        raise click.UsageError("--format csv needs --mapping FILE")
+    options = EngineOptions(
+        period_from=_day(date_from),
+        period_to=_day(date_to, end=True),
+        window_days=window_days,
+        provider=provider,
+    )
+    request = Request(list(files), fmt, mapping, options)
+    console = Console(soft_wrap=True)
+    try:
+        settings = Settings.load()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+    async def work() -> int:
+        storage = await open_storage(settings)
+        try:
+            with tempfile.TemporaryDirectory(prefix="og-reconcile-") as scratch:
+                engine, outcome = await run_reconcile(storage.db, request, Path(scratch))
+                try:
+                    print_summary(outcome, console, locale=locale)
+                    if out is not None:
+                        if out.suffix.lower() in (".html", ".htm"):
+                            write_html(engine, outcome, out, locale=locale)
+                        else:
+                            write_exceptions(engine, outcome, out)
+                        console.print(f"wrote {out}")
+                    if do_apply:
+                        done = await apply(storage, engine, outcome)
+                        if done.new_run:
+                            console.print(
+                                f"applied run {done.run_id}: {done.recorded} exceptions recorded, "
+                                f"{done.flagged} orders flagged, {done.handed_to_sweep} orphan "
+                                "charges handed to the sweep"
+                            )
+                        else:
+                            console.print("these files were applied before: nothing changed")
+                finally:
+                    engine.close()
+                return 1 if outcome.errors else 0
+        finally:
+            await storage.close()
+
+    try:
+        code = asyncio.run(work())
+    except (StorageError, MappingError) as exc:
+        raise click.ClickException(str(exc)) from None
+    raise SystemExit(code)

@@ -1,0 +1,138 @@
+"""``--apply``: record the run and its exceptions, flag orders, hand orphans to the sweep.
+
+The run is recorded once per set of files (by their contents' digest) and each exception
+once however many runs report it (a key from its category, reference, order and amounts),
+so applying the same file twice changes nothing the second time. Each exception is
+recorded with its order's flag, or with its orphan's sweep finding, in one transaction.
+An orphan charge becomes a ``reported`` sweep finding: the sweep's next run asks the
+provider about the charge and resolves it like an orphan it found itself (G4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+
+from orderguard.domain import ids
+from orderguard.domain.events import Cause
+from orderguard.reconcile import categories as c
+from orderguard.reconcile.engine import Engine, Outcome, Result
+from orderguard.reconcile.report import money
+from orderguard.services.clock import Clock, system_clock
+from orderguard.services.sweep import PENDING, REPORTED
+from orderguard.storage.ports import SweepFinding
+from orderguard.storage.reconciliation import ExceptionRecord, RunRecord
+from orderguard.storage.unit_of_work import SqlStorage, SqlUnitOfWork
+
+
+@dataclass
+class Applied:
+    """What ``--apply`` changed."""
+
+    run_id: str
+    #: False when the same files were applied before: then nothing else changed.
+    new_run: bool
+    recorded: int = 0
+    flagged: int = 0
+    handed_to_sweep: int = 0
+
+
+async def apply(
+    storage: SqlStorage, engine: Engine, outcome: Outcome, *, clock: Clock = system_clock
+) -> Applied:
+    """Record ``outcome`` and act on its exceptions (see the module's docstring)."""
+    now = clock()
+    provider = str(outcome.extra["provider"])
+    run = RunRecord(
+        id=ids.new_id("rec"),
+        digest=str(outcome.extra["digest"]),
+        files=orjson.dumps(outcome.files).decode(),
+        provider=provider,
+        period_from=outcome.period_from,
+        period_to=outcome.period_to,
+        summary=orjson.dumps({"counts": outcome.counts, "errors": len(outcome.errors)}).decode(),
+        applied_at=now,
+    )
+    async with storage() as uow:
+        new_run = await uow.reconciliations.record_run(run)
+        await uow.commit()
+    applied = Applied(run.id, new_run)
+    if not new_run:
+        return applied
+    for batch in engine.results():
+        for result in batch:
+            async with storage() as uow:
+                if await _act(uow, run.id, provider, result, now, applied):
+                    await uow.commit()
+    return applied
+
+
+async def _act(
+    uow: SqlUnitOfWork, run_id: str, provider: str, result: Result, now: datetime, applied: Applied
+) -> bool:
+    """Record one exception and what it causes; ``False`` when it was recorded before."""
+    if not await uow.reconciliations.record_exception(_record(run_id, provider, result, now)):
+        return False
+    applied.recorded += 1
+    if result.category in c.FLAGGING and result.order_id:
+        order = await uow.orders.get(result.order_id, for_update=True)
+        if order is not None:
+            order.flag(reason(result), cause=Cause.RECONCILIATION, at=now)
+            await uow.orders.save(order)
+            applied.flagged += 1
+    if result.category == c.MISSING_IN_ORDERS and result.provider_ref and result.currency:
+        finding = SweepFinding(
+            id=ids.new_id("swf"),
+            provider=provider,
+            provider_ref=result.provider_ref,
+            kind=REPORTED,
+            amount=result.amount or 0,
+            currency=result.currency,
+            resolution=PENDING,
+            found_at=now,
+            order_id=None,
+        )
+        if await uow.findings.record(finding):
+            applied.handed_to_sweep += 1
+    return True
+
+
+def reason(result: Result) -> str:
+    """The review reason: the category first, then what the report said."""
+    expected = money(result.expected_amount, result.expected_currency)
+    if result.file is None:
+        return f"reconciliation: {result.category}: paid {expected}, not in the report"
+    said = money(result.amount, result.currency)
+    return f"reconciliation: {result.category} ({result.place}): report {said}, order {expected}"
+
+
+def _record(run_id: str, provider: str, result: Result, now: datetime) -> ExceptionRecord:
+    key = "|".join(
+        str(part)
+        for part in (
+            result.category,
+            provider,
+            result.provider_ref or "",
+            result.order_id or "",
+            result.amount,
+            result.currency,
+            result.file and result.line if result.category == c.DUPLICATE else "",
+        )
+    )
+    return ExceptionRecord(
+        id=ids.new_id("rex"),
+        run_id=run_id,
+        dedupe_key=key,
+        category=result.category,
+        order_id=result.order_id,
+        provider_ref=result.provider_ref,
+        amount=result.amount,
+        currency=result.currency,
+        expected_amount=result.expected_amount,
+        expected_currency=result.expected_currency,
+        file=result.file,
+        line=result.line,
+        recorded_at=now,
+    )

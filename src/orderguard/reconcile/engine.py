@@ -1,0 +1,476 @@
+"""The matching engine: settlement lines and orders in DuckDB, joined in bounded memory.
+
+Report files are read by DuckDB directly (or after :func:`~.sources.prepare`), the orders
+come as two CSV files exported from SQLite or PostgreSQL
+(:func:`orderguard.storage.reconciliation.export_orders`). Each charge line
+is matched to an order by the provider's reference, else by order id or merchant
+reference, else by amount and currency within a date window (lower confidence). DuckDB
+spills to ``workdir`` beyond ``memory_limit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from orderguard.reconcile import categories as c
+from orderguard.reconcile import sql
+from orderguard.reconcile.formats import Columns, Projection, literal, quote
+from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total
+from orderguard.reconcile.sources import LineError, Source, prepare
+
+_ORDERS_COLUMNS = (
+    "{'order_id': 'VARCHAR', 'merchant_reference': 'VARCHAR', 'state': 'VARCHAR', "
+    "'currency': 'VARCHAR', 'amount': 'BIGINT', 'created_at': 'TIMESTAMPTZ'}"
+)
+_ATTEMPTS_COLUMNS = (
+    "{'order_id': 'VARCHAR', 'provider': 'VARCHAR', 'provider_ref': 'VARCHAR', "
+    "'state': 'VARCHAR', 'updated_at': 'TIMESTAMPTZ'}"
+)
+#: Order states whose payment a report must confirm, and the attempts that paid them.
+_PAID_STATES = "('paid', 'refunded')"
+_PAID_ATTEMPTS = "('succeeded', 'refunded')"
+#: A result's category, from its kind, its order and the duplicate mark.
+_CATEGORY = """CASE
+    WHEN kind = 'charge' THEN CASE
+        WHEN dup THEN 'duplicate'
+        WHEN order_id IS NULL THEN 'missing_in_orders'
+        WHEN expected_currency <> currency THEN 'currency_mismatch'
+        WHEN expected_amount <> gross THEN 'amount_mismatch'
+        ELSE 'matched' END
+    WHEN kind IN ('refund', 'chargeback', 'fee') THEN kind
+    ELSE 'other' END"""
+_RESULT_COLUMNS = (
+    "file_no, line, category, kind, via, ref, order_ref, order_id, gross, fee, currency, "
+    "expected_amount, expected_currency, ts"
+)
+
+
+class Engine:
+    """One reconciliation run's DuckDB database (in memory, spilling to ``workdir``).
+
+    Tables: ``ord`` and ``att`` (the exported orders and attempts), ``res`` (every report
+    line, parsed, with its error if any, joined to its order), ``unconfirmed`` (paid orders
+    no line names) and ``missing`` (those the report's period covers); the view ``results``
+    holds the usable lines and the missing orders, each with its category.
+    """
+
+    def __init__(self, workdir: Path, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
+        self._workdir = workdir
+        # In memory, spilling to ``workdir`` past the limit: nothing is written that need not be.
+        self._db = duckdb.connect(":memory:")
+        self._db.execute(f"SET memory_limit = {literal(self.options.memory_limit)}")
+        self._db.execute(f"SET temp_directory = {literal(str(workdir / 'spill'))}")
+        self._db.execute("SET preserve_insertion_order = true")
+        self._db.execute("SET enable_progress_bar = false")
+        if self.options.threads:
+            self._db.execute(f"SET threads = {int(self.options.threads)}")
+        sql.install(self._db)
+        self._db.execute(
+            "CREATE TABLE res (file_no INTEGER, line BIGINT, kind VARCHAR, ref VARCHAR, "
+            "order_ref VARCHAR, currency VARCHAR, ts TIMESTAMPTZ, gross BIGINT, fee BIGINT, "
+            "error VARCHAR, order_id VARCHAR, via VARCHAR, expected_amount BIGINT, "
+            "expected_currency VARCHAR, dup BOOLEAN)"
+        )
+        self._db.execute("CREATE TABLE line_errors (file_no INTEGER, line BIGINT, message VARCHAR)")
+        self._db.execute("CREATE TABLE files (file_no INTEGER, file VARCHAR)")
+        self._files: list[str] = []
+        #: Rows read from the reports (each becomes one row of ``res``).
+        self._rows = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ loading
+
+    def load_orders(self, orders_csv: Path, attempts_csv: Path) -> None:
+        """The orders and their payment attempts, as exported."""
+        self._db.execute(
+            "CREATE TABLE ord AS SELECT order_id, merchant_reference, state, currency, amount "
+            f"FROM read_csv({literal(str(orders_csv))}, "
+            f"header = true, auto_detect = false, columns = {_ORDERS_COLUMNS})"
+        )
+        self._db.execute(
+            f"CREATE TABLE att AS SELECT * FROM read_csv({literal(str(attempts_csv))}, "
+            f"header = true, auto_detect = false, columns = {_ATTEMPTS_COLUMNS}) "
+            "WHERE provider_ref IS NOT NULL"
+        )
+
+    def load_report(self, source: Source) -> None:
+        """Read one report's lines; lines that cannot be used become line errors."""
+        file_no = len(self._files)
+        self._files.append(str(source.path))
+        self._db.execute("INSERT INTO files VALUES (?, ?)", [file_no, str(source.path)])
+        cols = Columns(source.header)
+        projection = source.layout.project(cols)
+        used = "".join(f", {quote(name)}" for name in sorted(cols.used))
+        if source.direct:
+            first = source.header_line + 1
+            columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in source.header) + "}"
+            # A parallel scan into a table keeps the file's order: rowid k is the k-th row.
+            self._db.execute(
+                f"CREATE TEMP TABLE raw AS SELECT {used.removeprefix(', ') or '1 AS one'} "
+                f"FROM read_csv({literal(str(source.path))}, header = true, "
+                f"auto_detect = false, columns = {columns}, "
+                f"delim = {literal(source.delimiter)}, quote = '\"', escape = '\"', "
+                f"skip = {source.header_line - 1}, store_rejects = true, "
+                f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
+            )
+            table = f"(SELECT rowid + {first} AS __line{used} FROM raw)"
+            self._normalise(file_no, table, source, projection)
+            self._rows += self._count("SELECT count(*) FROM raw")
+            self._db.execute("DROP TABLE raw")
+            self._count_rejected_lines(file_no, source)
+        else:
+            prepared = self._workdir / f"prepared_{file_no}.csv"
+            for error in prepare(source, prepared):
+                self._error(file_no, error.line, error.message)
+            columns = "{'__line': 'BIGINT', " + ", ".join(
+                f"{literal(h)}: 'VARCHAR'" for h in source.header
+            )
+            table = (
+                f"(SELECT __line{used} FROM read_csv({literal(str(prepared))}, header = true, "
+                f"auto_detect = false, columns = {columns}}}, quote = '\"', escape = '\"'))"
+            )
+            self._normalise(file_no, table, source, projection)
+            self._rows += self._count(f"SELECT count(*) FROM {table}")
+
+    def _count_rejected_lines(self, file_no: int, source: Source) -> None:
+        """Report the lines DuckDB rejected, and renumber the rows read after them."""
+        first = source.header_line + 1
+        rejects = self._db.execute(
+            f"SELECT line, any_value(error_message) FROM rejects_{file_no} "
+            "GROUP BY line ORDER BY line"
+        ).fetchall()
+        if not rejects:
+            return
+        read = self._count(f"SELECT count(*) FROM res WHERE file_no = {file_no}")
+        last = first + read + len(rejects) - 1
+        cut = _ends_without_newline(source.path)
+        for number, message in rejects:
+            text = _reject_message(str(message))
+            if cut and int(number) == last and "truncated" not in text:
+                text += " (the file looks truncated)"
+            self._error(file_no, int(number), text)
+        # Before rejected line j (0-based), ``gap_j`` good rows were read: the row read k-th
+        # (0-based) sits after every rejected line whose gap is <= k.
+        gaps = [int(n) - first - j for j, (n, _) in enumerate(rejects)]
+        self._db.execute(f"CREATE TEMP TABLE gaps_{file_no} AS SELECT unnest(?) AS g", [gaps])
+        self._db.execute(
+            f"UPDATE res SET line = line + (SELECT count(*) FROM gaps_{file_no} g "
+            f"WHERE g.g <= res.line - {first}) WHERE file_no = {file_no}"
+        )
+
+    def _normalise(self, file_no: int, table: str, source: Source, p: Projection) -> None:
+        """Parse every line of ``table`` into ``res``: amounts in minor units, the time, the
+        first thing wrong with the line (NULL when it is usable), and the order whose payment
+        the line's reference names (one join with the attempts and the orders)."""
+        layout = source.layout
+        fees = p["fee"]
+        assert isinstance(fees, list)
+        minor = "true" if layout.minor_units else "false"
+        decimal = literal(layout.decimal)
+
+        texts = ["credit", "debit", *(f"fee_{i}" for i in range(len(fees)))]
+        # Scaled first, made whole a level up: a macro's argument is repeated where used.
+        scaled = ", ".join(f"og_micro({t}, {decimal}) AS {t}_s" for t in texts)
+        parsed = ", ".join(f"og_minor({t}_s, e, {minor}) AS {t}_m" for t in texts)
+        bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in texts)
+        fee_sum = " + ".join(f"COALESCE(fee_{i}_m, 0)" for i in range(len(fees))) or "0"
+        fee_cols = "".join(f", {expr} AS fee_{i}" for i, expr in enumerate(fees))
+        self._db.execute(
+            f"""
+            INSERT INTO res
+            SELECT q.*, o.order_id, CASE WHEN o.order_id IS NOT NULL THEN 'reference' END,
+                o.amount, o.currency, false
+            FROM (
+            SELECT {file_no}, line, kind, ref, order_ref, currency, ts,
+                COALESCE(credit_m, 0) - COALESCE(debit_m, 0), {fee_sum},
+                CASE WHEN currency IS NULL THEN 'no currency'
+                    WHEN e IS NULL THEN 'unknown currency ' || currency
+                    WHEN credit IS NULL AND debit IS NULL THEN 'no amount'
+                    WHEN {bad} THEN 'amount ' || COALESCE(credit, debit) || ' is not an amount of '
+                           || currency
+                    WHEN at_text IS NOT NULL AND ts IS NULL
+                      THEN 'time ' || at_text || ' not understood' END AS error
+            FROM (
+            SELECT *, {parsed} FROM (
+                SELECT p.*, cur.e AS e, {scaled}, og_time(at_text) AS ts
+                FROM (
+                    SELECT __line AS line, {p["kind"]} AS kind, {p["ref"]} AS ref,
+                        {p["order_ref"]} AS order_ref,
+                        upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
+                        {p["credit"]} AS credit, {p["debit"]} AS debit{fee_cols}
+                    FROM {table}
+                ) p LEFT JOIN og_currency cur ON cur.code = p.currency
+            )
+            )
+            ) q
+            LEFT JOIN att a ON a.provider_ref = CASE WHEN q.error IS NULL THEN q.ref END
+            LEFT JOIN ord o ON o.order_id = a.order_id
+            """
+        )
+
+    def _error(self, file_no: int, line: int, message: str) -> None:
+        self._db.execute("INSERT INTO line_errors VALUES (?, ?, ?)", [file_no, line, message])
+
+    # ------------------------------------------------------------------ matching
+
+    def match(self) -> Outcome:
+        """Match every line; the results stay in DuckDB, read by :meth:`results`."""
+        db = self._db
+        self._one_row_per_line()
+        self._match_by_order("order_id", "order_id")
+        self._match_by_order("merchant_reference", "merchant_reference")
+        self._unconfirmed()
+        self._match_by_amount()
+        self._mark_duplicates()
+        period = self._period()
+        self._missing_at_provider(*period)
+        db.execute(
+            f"""
+            CREATE VIEW results AS
+            SELECT * EXCLUDE (error), {_CATEGORY} AS category FROM res WHERE error IS NULL
+            UNION ALL BY NAME
+            SELECT NULL::INTEGER AS file_no, NULL::BIGINT AS line, 'charge' AS kind,
+                *, 'missing_at_provider' AS category FROM missing
+            """
+        )
+        return self._outcome(*period)
+
+    def _one_row_per_line(self) -> None:
+        """Two attempts with one reference would double a line: keep one order per line."""
+        if self._count("SELECT count(*) FROM res") != self._rows:
+            self._db.execute(
+                "CREATE OR REPLACE TABLE res AS SELECT * FROM res "
+                "QUALIFY row_number() OVER (PARTITION BY file_no, line ORDER BY order_id) = 1"
+            )
+
+    def _match_by_order(self, column: str, via: str) -> None:
+        """Lines no reference matched, whose order reference is an order's ``column``."""
+        loose = self._db.execute(
+            "SELECT count(*) FROM res WHERE order_id IS NULL AND order_ref IS NOT NULL "
+            "AND error IS NULL"
+        ).fetchone()
+        if not loose or not loose[0]:
+            return
+        self._db.execute(
+            f"""
+            UPDATE res SET order_id = o.order_id, via = '{via}', expected_amount = o.amount,
+                expected_currency = o.currency
+            FROM ord o
+            WHERE res.order_id IS NULL AND res.order_ref IS NOT NULL AND res.error IS NULL
+              AND o.{column} = res.order_ref
+            """
+        )
+
+    def _unconfirmed(self) -> None:
+        """Paid orders no charge line names yet (for amount matching and missing orders)."""
+        self._db.execute(
+            f"""
+            CREATE TEMP TABLE unconfirmed AS
+            SELECT p.*, o.amount, o.currency FROM (
+                SELECT a.order_id, min(a.provider_ref) AS provider_ref,
+                    min(a.updated_at) AS paid_at, min(a.provider) AS provider
+                FROM att a ANTI JOIN (
+                    SELECT order_id FROM res
+                    WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL
+                ) r USING (order_id)
+                WHERE a.state IN {_PAID_ATTEMPTS}
+                GROUP BY a.order_id
+            ) p JOIN ord o USING (order_id)
+            WHERE o.state IN {_PAID_STATES}
+            """
+        )
+
+    def _match_by_amount(self) -> None:
+        """Charges named by nothing: an amount and currency only one unconfirmed order has,
+        paid within the window around the line's time."""
+        loose = self._count(
+            "SELECT count(*) FROM res WHERE kind = 'charge' AND order_id IS NULL "
+            "AND ts IS NOT NULL AND error IS NULL"
+        )
+        if not loose:
+            return
+        days = int(self.options.window_days)
+        self._db.execute(
+            f"""
+            CREATE TEMP TABLE by_amount AS
+            SELECT l.file_no, l.line, u.order_id, u.amount, u.currency
+            FROM res l JOIN unconfirmed u
+              ON u.currency = l.currency AND u.amount = l.gross
+             AND u.paid_at BETWEEN l.ts - INTERVAL {days} DAY AND l.ts + INTERVAL {days} DAY
+            WHERE l.kind = 'charge' AND l.order_id IS NULL AND l.ts IS NOT NULL
+              AND l.error IS NULL
+            QUALIFY count(*) OVER (PARTITION BY l.file_no, l.line) = 1
+                AND count(*) OVER (PARTITION BY u.order_id) = 1
+            """
+        )
+        self._db.execute(
+            "UPDATE res SET order_id = b.order_id, via = 'amount_and_date', "
+            "expected_amount = b.amount, expected_currency = b.currency FROM by_amount b "
+            "WHERE res.file_no = b.file_no AND res.line = b.line"
+        )
+        self._db.execute(
+            "DELETE FROM unconfirmed WHERE order_id IN (SELECT order_id FROM by_amount)"
+        )
+
+    def _mark_duplicates(self) -> None:
+        """Every charge line after the first for one order (or one unknown reference)."""
+        for key, where in (
+            ("order_id", "order_id IS NOT NULL"),
+            ("ref", "order_id IS NULL AND ref IS NOT NULL"),
+        ):
+            self._db.execute(
+                f"""
+                UPDATE res SET dup = true FROM (
+                    SELECT file_no, line FROM res
+                    WHERE kind = 'charge' AND error IS NULL AND {where} AND {key} IN (
+                        SELECT {key} FROM res WHERE kind = 'charge' AND error IS NULL
+                        AND {where} GROUP BY {key} HAVING count(*) > 1)
+                    QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY file_no, line) > 1
+                ) d
+                WHERE res.file_no = d.file_no AND res.line = d.line
+                """
+            )
+
+    def _period(self) -> tuple[datetime | None, datetime | None]:
+        start, end = self.options.period_from, self.options.period_to
+        if start is None or end is None:
+            row = self._db.execute(
+                "SELECT min(ts), max(ts) FROM res WHERE error IS NULL"
+            ).fetchone()
+            start = start or (row[0] if row else None)
+            end = end or (row[1] if row else None)
+        return start, end
+
+    def _missing_at_provider(self, start: datetime | None, end: datetime | None) -> None:
+        """Orders paid in the period (through the provider, when named) no line confirms."""
+        if start is None or end is None:
+            start = end = datetime(1, 1, 1, tzinfo=UTC)  # no period: nothing is missing
+        provider = (
+            f"AND provider = {literal(self.options.provider)}" if self.options.provider else ""
+        )
+        self._db.execute(
+            f"""
+            CREATE TEMP TABLE missing AS
+            SELECT provider_ref AS ref, order_id, amount AS expected_amount,
+                currency AS expected_currency, paid_at AS ts
+            FROM unconfirmed WHERE paid_at BETWEEN ? AND ? {provider}
+            """,
+            [start, end],
+        )
+
+    def _count(self, query: str) -> int:
+        row = self._db.execute(query).fetchone()
+        return int(row[0]) if row else 0
+
+    def _outcome(self, start: datetime | None, end: datetime | None) -> Outcome:
+        counts = dict.fromkeys(c.ALL, 0)
+        totals = []
+        for cat, cur, n, g, f in self._db.execute(
+            "SELECT category, COALESCE(currency, expected_currency), count(*), "
+            "COALESCE(sum(gross), sum(expected_amount)), COALESCE(sum(fee), 0) "
+            "FROM results GROUP BY ALL ORDER BY 1, 2"
+        ).fetchall():
+            totals.append(Total(str(cat), str(cur), int(n), int(g), int(f), int(g) - int(f)))
+            counts[str(cat)] += int(n)
+        errors = [
+            LineError(self._files[int(f)], int(line), str(message))
+            for f, line, message in self._db.execute(
+                "SELECT file_no, line, message FROM line_errors UNION ALL "
+                "SELECT file_no, line, error FROM res WHERE error IS NOT NULL "
+                "ORDER BY file_no, line"
+            ).fetchall()
+        ]
+        row = self._db.execute("SELECT count(*) FROM res").fetchone()
+        return Outcome(
+            files=list(self._files),
+            counts=counts,
+            totals=totals,
+            errors=errors,
+            period_from=start,
+            period_to=end,
+            lines=int(row[0]) if row else 0,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def results(
+        self, categories: frozenset[str] = c.EXCEPTIONS, *, batch: int = 5000
+    ) -> Iterator[list[Result]]:
+        """The results of ``categories``, in file and line order, in batches."""
+        names = ", ".join(literal(cat) for cat in sorted(categories))
+        cursor = self._db.execute(
+            f"SELECT {_RESULT_COLUMNS} FROM results WHERE category IN ({names}) "
+            "ORDER BY file_no NULLS LAST, line, order_id"
+        )
+        while rows := cursor.fetchmany(batch):
+            yield [self._result(row) for row in rows]
+
+    def copy_results(
+        self, path: Path, *, categories: frozenset[str] = c.EXCEPTIONS, json: bool = False
+    ) -> int:
+        """Write the results of ``categories`` to ``path`` (CSV with a header, or a JSON
+        array) straight from DuckDB; return how many."""
+        names = ", ".join(literal(cat) for cat in sorted(categories))
+        query = (
+            "SELECT r.category, f.file, r.line, r.order_id, r.ref AS provider_ref, r.order_ref, "
+            "r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, r.fee, "
+            "r.via, CAST(r.ts AS VARCHAR) AS at, CAST(NULL AS VARCHAR) AS error "
+            f"FROM results r LEFT JOIN files f USING (file_no) WHERE r.category IN ({names}) "
+            "ORDER BY r.file_no NULLS LAST, r.line, r.order_id"
+        )
+        options = "FORMAT JSON, ARRAY true" if json else "FORMAT CSV, HEADER true"
+        row = self._db.execute(f"COPY ({query}) TO {literal(str(path))} ({options})").fetchone()
+        return int(row[0]) if row else 0
+
+    def _result(self, row: tuple[Any, ...]) -> Result:
+        file_no, line, category, kind, via, ref, order_ref, order_id = row[:8]
+        gross, fee, currency, expected, expected_currency, at = row[8:]
+        return Result(
+            category=category,
+            file=self._files[file_no] if file_no is not None else None,
+            line=line,
+            kind=kind,
+            via=via,
+            provider_ref=ref,
+            order_ref=order_ref,
+            order_id=order_id,
+            amount=gross,
+            fee=fee,
+            currency=currency,
+            expected_amount=expected,
+            expected_currency=expected_currency,
+            at=at,
+        )
+
+
+def _ends_without_newline(path: Path) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        if handle.tell() == 0:
+            return False
+        handle.seek(-1, 2)
+        return handle.read(1) not in (b"\n", b"\r")
+
+
+def _reject_message(message: str) -> str:
+    """DuckDB's reason for rejecting a line, in a reader's words."""
+    if "Expected Number of Columns" in message:
+        expected, _, found = message.partition("Found:")
+        want = expected.split(":")[-1].strip()
+        return f"expected {want} columns, found {found.strip()}"
+    if "unicode" in message.lower() or "encod" in message.lower():
+        return "not valid UTF-8 text (wrong encoding?)"
+    if "quote" in message.lower():
+        return "an unterminated quoted value (the file looks truncated)"
+    return message.split("\n")[0]
+
+
+__all__ = ["Engine", "EngineOptions", "Outcome", "Result", "Total"]

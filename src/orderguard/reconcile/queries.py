@@ -1,0 +1,21 @@
+"""Recorded reconciliation exceptions, for the support console and for metrics."""
+
+from __future__ import annotations
+
+from orderguard.storage.reconciliation import ExceptionRecord
+from orderguard.storage.unit_of_work import SqlStorage
+
+
+async def latest_exceptions(
+    storage: SqlStorage, *, limit: int = 50, category: str | None = None
+) -> list[ExceptionRecord]:
+    """The newest recorded exceptions (category, order id, provider reference, amounts,
+    file and line), newest first, optionally of one category."""
+    async with storage.reader() as uow:
+        return await uow.reconciliations.latest_exceptions(limit=limit, category=category)
+
+
+async def exceptions_by_category(storage: SqlStorage) -> dict[str, int]:
+    """How many exceptions have been recorded, per category (for metrics)."""
+    async with storage.reader() as uow:
+        return await uow.reconciliations.counts_by_category()

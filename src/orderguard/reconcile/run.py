@@ -1,0 +1,67 @@
+"""One reconciliation run: recognise the files, export the orders, match."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
+from orderguard.reconcile.mapping import load_mapping
+from orderguard.reconcile.sources import LineError, SourceError, open_source
+from orderguard.storage.database import Database
+from orderguard.storage.reconciliation import export_orders
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to reconcile."""
+
+    files: list[Path]
+    format: str = "auto"
+    mapping: Path | None = None
+    options: EngineOptions = field(default_factory=EngineOptions)
+
+
+async def reconcile(db: Database, request: Request, workdir: Path) -> tuple[Engine, Outcome]:
+    """Match ``request``'s files against the orders in ``db``; the caller closes the engine.
+
+    A file that cannot be recognised is reported as a line error and the others go on.
+    Raises :class:`~.mapping.MappingError` for a bad mapping file.
+    """
+    mapping = load_mapping(request.mapping) if request.mapping else None
+    sources, unreadable = [], []
+    for path in request.files:
+        try:
+            sources.append(open_source(path, wanted=request.format, mapping=mapping))
+        except SourceError as exc:
+            unreadable.append(LineError(str(path), 0, str(exc)))
+    orders_csv, attempts_csv = workdir / "orders.csv", workdir / "attempts.csv"
+    await export_orders(db, orders_csv, attempts_csv)
+    provider = request.options.provider
+    engine = Engine(workdir, request.options)
+    try:
+        engine.load_orders(orders_csv, attempts_csv)
+        for source in sources:
+            engine.load_report(source)
+        outcome = engine.match()
+    except BaseException:
+        engine.close()
+        raise
+    outcome.errors[:0] = unreadable
+    outcome.extra["provider"] = provider or (sources[0].layout.provider if sources else "unknown")
+    outcome.extra["formats"] = sorted({s.layout.name for s in sources})
+    outcome.extra["digest"] = digest(request.files)
+    return engine, outcome
+
+
+def digest(files: list[Path]) -> str:
+    """SHA-256 over the files' contents, in a fixed order: the same files, the same run."""
+    parts = []
+    for path in files:
+        sha = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                sha.update(chunk)
+        parts.append(sha.hexdigest())
+    return hashlib.sha256("".join(sorted(parts)).encode()).hexdigest()

@@ -1,0 +1,53 @@
+"""DuckDB macros shared by every report: amounts to minor units, times, currencies."""
+
+from __future__ import annotations
+
+import duckdb
+
+from orderguard.domain.money import EXPONENTS
+
+#: ``og_clean`` keeps digits, separators and the minus sign ("€ 1.234,50" -> "1.234,50");
+#: ``og_point`` rewrites the decimal separator as a point; ``og_micro`` reads an amount as a
+#: whole number of millionths (DECIMAL(18, 6): exact, and fast where DECIMAL(38) is not);
+#: ``og_minor`` makes that minor units of a currency with exponent ``e``, NULL when the
+#: amount has more decimals than the currency (or, for ``minor`` reports, any decimals).
+_MACROS = r"""
+CREATE OR REPLACE MACRO og_clean(x) AS regexp_replace(x, '[^0-9,.\-]', '', 'g');
+CREATE OR REPLACE MACRO og_point(s, d) AS CASE
+    WHEN contains(s, ',') AND contains(s, '.') THEN
+        CASE WHEN strpos(reverse(s), ',') < strpos(reverse(s), '.')
+             THEN replace(replace(s, '.', ''), ',', '.')
+             ELSE replace(s, ',', '') END
+    WHEN contains(s, ',') THEN
+        CASE WHEN d = ',' OR NOT regexp_matches(s, ',[0-9]{3}$')
+                  AND length(s) - length(replace(s, ',', '')) = 1
+             THEN replace(s, ',', '.')
+             ELSE replace(s, ',', '') END
+    WHEN d = ',' AND regexp_matches(s, '^-?[0-9]{1,3}(\.[0-9]{3})+$') THEN replace(s, '.', '')
+    ELSE s END;
+CREATE OR REPLACE MACRO og_micro(x, d) AS COALESCE(
+    CASE WHEN d = '.' THEN TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) END,
+    TRY_CAST(TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(18, 6)) * 1000000 AS BIGINT));
+CREATE OR REPLACE MACRO og_minor(micro, e, minor) AS CASE
+    WHEN minor THEN CASE WHEN micro % 1000000 = 0 THEN micro // 1000000 END
+    ELSE CASE WHEN micro % (10 ** (6 - e))::BIGINT = 0
+              THEN micro // (10 ** (6 - e))::BIGINT END END;
+CREATE OR REPLACE MACRO og_time(x) AS COALESCE(
+    TRY_CAST(x AS TIMESTAMPTZ),
+    TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ),
+    TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ),
+    TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ),
+    TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ),
+    TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ));
+"""
+
+
+def install(conn: duckdb.DuckDBPyConnection) -> None:
+    """Define the macros and the ISO 4217 exponent table on ``conn``."""
+    conn.execute("SET TimeZone = 'UTC'")
+    for statement in _MACROS.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute("CREATE OR REPLACE TABLE og_currency (code VARCHAR PRIMARY KEY, e INTEGER)")
+    rows = ", ".join(f"('{code}', {e})" for code, e in sorted(EXPONENTS.items()))
+    conn.execute(f"INSERT INTO og_currency VALUES {rows}")

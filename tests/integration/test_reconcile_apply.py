@@ -1,0 +1,179 @@
+"""``--apply`` on SQLite and PostgreSQL: runs and exceptions recorded once, orders flagged
+with the category as reason, orphan charges handed to the recovery sweep (G3, G4, G7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from orderguard.reconcile.apply import Applied, apply
+from orderguard.reconcile.engine import EngineOptions
+from orderguard.reconcile.queries import exceptions_by_category, latest_exceptions
+from orderguard.reconcile.run import Request, reconcile
+from orderguard.services import queries
+from orderguard.storage.unit_of_work import SqlStorage
+from tests.factories import new_order
+from tests.integration.conftest import Api
+from tests.integration.test_sweep import charge, findings
+from tests.reconcile_support import seed
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
+
+
+def storage_of(api: Api) -> SqlStorage:
+    storage = api.container.storage
+    assert isinstance(storage, SqlStorage)
+    return storage
+
+
+async def report_with_orphan(api: Api, tmp_path: Path) -> tuple[Path, str, str]:
+    """The Stripe fixture whose unknown charge is a real, lost charge at the provider."""
+    lost = new_order(reference="LOST-REC")
+    ref = await charge(api, lost)
+    text = (FIXTURES / "stripe_itemized.csv").read_text()
+    text = text.replace("pi_X", ref).replace(",99.00,3.12,95.88,", ",48.48,1.00,47.48,")
+    path = tmp_path / "report.csv"
+    path.write_text(text)
+    return path, ref, lost.id
+
+
+async def run_apply(api: Api, files: list[Path], work: Path) -> Applied:
+    work.mkdir()
+    storage = storage_of(api)
+    request = Request(files, options=EngineOptions(provider="memory"))
+    engine, outcome = await reconcile(storage.db, request, work)
+    try:
+        return await apply(storage, engine, outcome)
+    finally:
+        engine.close()
+
+
+async def state(api: Api) -> tuple[object, ...]:
+    """Everything ``--apply`` may change."""
+    storage = storage_of(api)
+    flags, timelines = {}, {}
+    for letter in "ABCDEFG":
+        detail = await queries.order_detail(storage, f"ord_{letter}")
+        flags[letter] = detail.order.flag_reason
+        timelines[letter] = len(detail.timeline)
+    async with storage() as uow:
+        runs = await uow.reconciliations.runs()
+    return flags, timelines, await exceptions_by_category(storage), runs, await findings(api)
+
+
+async def test_apply_flags_records_and_hands_orphans_over_once(api: Api, tmp_path: Path) -> None:
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    report, ref, _ = await report_with_orphan(api, tmp_path)
+
+    first = await run_apply(api, [report], tmp_path / "one")
+    assert (first.new_run, first.recorded, first.flagged, first.handed_to_sweep) == (
+        True,
+        5,
+        4,
+        1,
+    )
+    flags, _, counts, runs, found = await state(api)
+    assert {k: str(v).split(" ")[1].rstrip(":") for k, v in flags.items() if v} == {
+        "B": "amount_mismatch",
+        "C": "currency_mismatch",
+        "D": "duplicate",
+        "E": "missing_at_provider",
+    }
+    assert flags["B"] == (
+        f"reconciliation: amount_mismatch ({report}:3): report 9.00 EUR, order 10.00 EUR"
+    )
+    assert counts == {
+        "amount_mismatch": 1,
+        "currency_mismatch": 1,
+        "duplicate": 1,
+        "missing_at_provider": 1,
+        "missing_in_orders": 1,
+    }
+    assert flags["E"] == "reconciliation: missing_at_provider: paid 40.00 EUR, not in the report"
+    assert runs == 1
+    assert found == [("reported", ref, "pending", None)]
+    detail = await queries.order_detail(storage_of(api), "ord_B")
+    assert detail.timeline[-1].cause == "reconciliation"
+
+    before = await state(api)
+    second = await run_apply(api, [report], tmp_path / "two")
+    assert (second.new_run, second.recorded, second.flagged) == (False, 0, 0)
+    assert await state(api) == before
+
+
+async def test_a_new_report_repeating_old_exceptions_flags_nothing_again(
+    api: Api, tmp_path: Path
+) -> None:
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    report, _, _ = await report_with_orphan(api, tmp_path)
+    await run_apply(api, [report], tmp_path / "one")
+    flags, timelines, counts, _, found = await state(api)
+    longer = tmp_path / "longer.csv"
+    longer.write_text(
+        report.read_text() + "po_1Q,,txn_9,2026-11-03 11:00:00,,eur,-1.00,0,-1.00,fee,x,,,,\n"
+    )
+    again = await run_apply(api, [longer], tmp_path / "two")
+    assert (again.new_run, again.recorded, again.flagged, again.handed_to_sweep) == (True, 0, 0, 0)
+    flags2, timelines2, counts2, runs2, found2 = await state(api)
+    assert (flags2, timelines2, counts2, found2) == (flags, timelines, counts, found)
+    assert runs2 == 2
+
+
+async def test_an_orphan_handed_over_is_resolved_by_the_next_sweep(
+    api: Api, tmp_path: Path
+) -> None:
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    report, ref, lost_id = await report_with_orphan(api, tmp_path)
+    await run_apply(api, [report], tmp_path / "one")
+    # A window that does not contain the charge: only the hand-over brings it to the sweep.
+    past = datetime.now(UTC) - timedelta(days=30)
+    swept = await api.container.sweeper.sweep(since=past, until=past + timedelta(hours=1))
+    assert swept.orphans_recovered == 1
+    assert sorted(await findings(api)) == [
+        ("orphan", ref, "recovered", lost_id),
+        ("reported", ref, "swept", None),
+    ]
+    recovered = await queries.order_detail(storage_of(api), lost_id)
+    assert (recovered.order.state, recovered.order.merchant_reference) == ("paid", "LOST-REC")
+    again = await api.container.sweeper.sweep(since=past, until=past + timedelta(hours=1))
+    assert (again.orphans_recovered, again.orphans_refunded) == (0, 0)
+
+
+async def test_a_reported_charge_for_an_unconfigured_provider_waits(
+    api: Api, tmp_path: Path
+) -> None:
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    storage = storage_of(api)
+    (tmp_path / "w").mkdir()
+    engine, outcome = await reconcile(
+        storage.db, Request([FIXTURES / "adyen_settlement.csv"]), tmp_path / "w"
+    )
+    try:
+        applied = await apply(storage, engine, outcome)
+    finally:
+        engine.close()
+    assert applied.handed_to_sweep == 1
+    past = datetime.now(UTC) - timedelta(days=30)
+    await api.container.sweeper.sweep(since=past, until=past + timedelta(hours=1))
+    assert await findings(api) == [("reported", "8815000000000X01", "pending", None)]
+
+
+async def test_the_console_lists_the_latest_exceptions(api: Api, tmp_path: Path) -> None:
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    report, ref, _ = await report_with_orphan(api, tmp_path)
+    await run_apply(api, [report], tmp_path / "one")
+    latest = await latest_exceptions(storage_of(api), limit=10)
+    rows = {
+        (e.category, e.order_id, e.provider_ref, e.amount, e.expected_amount, e.line)
+        for e in latest
+    }
+    assert rows == {
+        ("amount_mismatch", "ord_B", "pi_B", 900, 1000, 3),
+        ("currency_mismatch", "ord_C", "pi_C", 1200, 1200, 4),
+        ("duplicate", "ord_D", "pi_D", 3000, 3000, 6),
+        ("missing_in_orders", None, ref, 4848, None, 9),
+        ("missing_at_provider", "ord_E", "pi_E", None, 4000, None),
+    }
+    assert all(e.file == str(report) for e in latest if e.line is not None)
+    only = await latest_exceptions(storage_of(api), limit=10, category="duplicate")
+    assert [e.order_id for e in only] == ["ord_D"]
