@@ -29,6 +29,8 @@ from tests.web.shopfront import add_user, csrf_of, log_in, order_in, shop_and_bo
 Pair = tuple[Shop, Sandbox]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
 MAX_ATTEMPTS = 2
+#: How the console writes "tried n times" (n followed by the multiplication sign).
+TIMES = "\u00d7"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -84,7 +86,7 @@ async def test_an_applied_reconciliation_is_in_the_console(shop: Pair, tmp_path:
     assert "pi_X" in orphan and f"{report}:9" in orphan and "99.00" in orphan
     [missing] = rows(page, "missing_at_provider")
     assert "pi_E" in missing and "40.00" in missing and "/console/orders/ord_E" in missing
-    assert len(rows(page, "<span class=\"badge\">")) == 5
+    assert len(rows(page, '<span class="badge">')) == 5
     for letter in "BCDE":
         assert f"/console/orders/ord_{letter}" in flagged, letter
     assert "/console/orders/ord_A" not in flagged
@@ -128,11 +130,11 @@ async def test_a_dead_letter_is_resent_by_an_operator_and_noted(shop: Pair) -> N
     assert 'id="outbox-backlog">0<' in dashboard, "every delivery is dead: none pending"
     for letter in letters:
         [row] = rows(queue, f"/console/notifications/{letter}/resend")
-        assert sink in row and f"({MAX_ATTEMPTS}×)" in row and "answered 500" in row
+        assert sink in row and f"({MAX_ATTEMPTS}{TIMES})" in row and "answered 500" in row
     deliveries = rows(order_page, 'class="delivery"')
     assert len(deliveries) == len(letters)
     assert all(sink in d and ">dead<" in d and "answered 500" in d for d in deliveries)
-    assert all(f">{MAX_ATTEMPTS}×<" in d for d in deliveries)
+    assert all(f">{MAX_ATTEMPTS}{TIMES}<" in d for d in deliveries)
 
     resent = await client.post(
         f"/console/notifications/{letters[0]}/resend", data={"csrf": csrf_of(queue)}
@@ -187,5 +189,5 @@ async def test_the_order_page_shows_delivered_notifications(shop: Pair) -> None:
 
     deliveries = rows(page, 'class="delivery"')
     assert expected > 0 and len(deliveries) == expected
-    assert all(endpoint.sink in d and ">delivered<" in d and ">1×<" in d for d in deliveries)
+    assert all(endpoint.sink in d and ">delivered<" in d and f">1{TIMES}<" in d for d in deliveries)
     assert "order.paid" in page
