@@ -16,7 +16,7 @@ import pytest
 
 from orderguard.domain.delivery import DeliveryState
 from orderguard.outbox.configured import build_relay
-from orderguard.reconcile.apply import apply
+from orderguard.reconcile.apply import Applied, apply
 from orderguard.reconcile.engine import EngineOptions
 from orderguard.reconcile.run import Request, reconcile
 from orderguard.services.outbox import OutboxSupport
@@ -56,21 +56,23 @@ def rows(html: str, marker: str) -> list[str]:
     return [r for r in re.findall(r"<tr[^>]*>.*?</tr>", html, re.S) if marker in r]
 
 
+async def applied(storage: SqlStorage, report: Path, work: Path) -> Applied:
+    """``orderguard reconcile --apply`` of ``report`` (its API)."""
+    work.mkdir()
+    request = Request([report], options=EngineOptions(provider="memory"))
+    engine, outcome = await reconcile(storage.db, request, work)
+    try:
+        return await apply(storage, engine, outcome)
+    finally:
+        engine.close()
+
+
 async def test_an_applied_reconciliation_is_in_the_console(shop: Pair, tmp_path: Path) -> None:
     storage = sql_of(shop[0])
     await seed(storage, "pi_{}".format, provider="memory")
     report = tmp_path / "stripe.csv"
     shutil.copy(FIXTURES / "stripe_itemized.csv", report)
-    work = tmp_path / "work"
-    work.mkdir()
-    engine, outcome = await reconcile(
-        storage.db, Request([report], options=EngineOptions(provider="memory")), work
-    )
-    try:
-        applied = await apply(storage, engine, outcome)
-    finally:
-        engine.close()
-    assert applied.recorded == 5
+    assert (await applied(storage, report, tmp_path / "work")).recorded == 5
     client = shop[0].client
     await log_in(client, "vic")  # reading the queues needs no more than a viewer
 

@@ -68,7 +68,7 @@ class UntrackedOutbox:
         return None
 
 
-class RecordedReconciliation:
+class RecordedExceptionCounts:
     """The exceptions applied reconciliation runs recorded (``reconcile.queries``)."""
 
     def __init__(self, db: Database) -> None:

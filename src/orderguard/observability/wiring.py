@@ -14,7 +14,7 @@ from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.hooks import (
     OutboxStats,
     ReconciliationStats,
-    RecordedReconciliation,
+    RecordedExceptionCounts,
     RelayOutbox,
 )
 from orderguard.storage.database import Database
@@ -28,7 +28,7 @@ def outbox_stats(db: Database, settings: Settings) -> OutboxStats:
 
 def reconciliation_stats(db: Database) -> ReconciliationStats:
     """The reconciliation exceptions reader for ``db``."""
-    return RecordedReconciliation(db)
+    return RecordedExceptionCounts(db)
 
 
 def sql_database(container: Container) -> Database | None:
