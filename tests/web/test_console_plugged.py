@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from orderguard.web.console.ports import DeadLetter, ReconciliationException, plug
+from orderguard.web.console.ports import DeadLetter, Plugged, ReconciliationException, plug
 from tests.e2e.payment_harness import Sandbox, Shop
 from tests.web.shopfront import add_user, csrf_of, log_in, order_in, shop_and_box
 
@@ -63,7 +63,7 @@ def app_of(shop: Shop) -> FastAPI:
     return app
 
 
-async def test_the_outbox_is_plugged_in_by_the_app_and_unplugged_queues_are_not_offered(
+async def test_the_app_plugs_in_both_queues_and_unplugged_queues_are_not_offered(
     shop: Pair,
 ) -> None:
     await log_in(shop[0].client, "olga")
@@ -72,8 +72,15 @@ async def test_the_outbox_is_plugged_in_by_the_app_and_unplugged_queues_are_not_
     assert "/console/notifications" in dashboard.text, "create_app plugs in the outbox"
     assert 'id="outbox-backlog">0<' in dashboard.text
     assert (await shop[0].client.get("/console/notifications")).status_code == 200
-    assert "/console/reconciliation" not in dashboard.text
+    assert "/console/reconciliation" in dashboard.text, "and reconciliation"
+    assert (await shop[0].client.get("/console/reconciliation")).status_code == 200
+
+    app_of(shop[0]).state.console_plugged = Plugged()  # as an app that plugs nothing in
+    bare = await shop[0].client.get("/console")
+    assert "/console/reconciliation" not in bare.text
+    assert "/console/notifications" not in bare.text
     assert (await shop[0].client.get("/console/reconciliation")).status_code == 404
+    assert (await shop[0].client.get("/console/notifications")).status_code == 404
 
 
 async def test_plugged_queues_show_and_a_resend_is_on_the_timeline(shop: Pair) -> None:

@@ -194,7 +194,8 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
     if reading.reconciliation is not None:
         found = GaugeMetricFamily(
             "orderguard_reconciliation_exceptions",
-            "Open reconciliation exceptions by category.",
+            "Exceptions recorded by applied reconciliation runs, by category (the count never "
+            "goes down).",
             labels=["category"],
         )
         for category, count in sorted(reading.reconciliation.items()):

@@ -11,8 +11,10 @@ from datetime import datetime
 from typing import Protocol
 
 from orderguard.config import Settings
+from orderguard.reconcile.queries import exceptions_by_category
 from orderguard.services.outbox import outbox_health
 from orderguard.storage.database import Database
+from orderguard.storage.unit_of_work import SqlStorage
 
 
 class OutboxStats(Protocol):
@@ -66,8 +68,19 @@ class UntrackedOutbox:
         return None
 
 
+class RecordedExceptionCounts:
+    """The exceptions applied reconciliation runs recorded (``reconcile.queries``)."""
+
+    def __init__(self, db: Database) -> None:
+        self._storage = SqlStorage(db)
+
+    async def exceptions_by_category(self) -> dict[str, int] | None:
+        """Recorded exceptions per category (empty before any applied run)."""
+        return await exceptions_by_category(self._storage)
+
+
 class NoReconciliation:
-    """No reconciliation in this version."""
+    """Reconciliation not tracked (in-memory storage)."""
 
     async def exceptions_by_category(self) -> dict[str, int] | None:
         """Nothing to count."""

@@ -1,7 +1,7 @@
 """Which outbox and reconciliation readers ``/metrics``, ``doctor`` and the worker use.
 
-:func:`outbox_stats` reads the relay's per-sink delivery records; when reconciliation
-lands, :func:`reconciliation_stats` returns one over its results.
+:func:`outbox_stats` reads the relay's per-sink delivery records;
+:func:`reconciliation_stats` the exceptions applied reconciliation runs recorded.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from orderguard.bootstrap import Container
 from orderguard.config import Settings
 from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.hooks import (
-    NoReconciliation,
     OutboxStats,
     ReconciliationStats,
+    RecordedExceptionCounts,
     RelayOutbox,
 )
 from orderguard.storage.database import Database
@@ -28,7 +28,7 @@ def outbox_stats(db: Database, settings: Settings) -> OutboxStats:
 
 def reconciliation_stats(db: Database) -> ReconciliationStats:
     """The reconciliation exceptions reader for ``db``."""
-    return NoReconciliation()
+    return RecordedExceptionCounts(db)
 
 
 def sql_database(container: Container) -> Database | None:

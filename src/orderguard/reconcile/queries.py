@@ -19,3 +19,9 @@ async def exceptions_by_category(storage: SqlStorage) -> dict[str, int]:
     """How many exceptions have been recorded, per category (for metrics)."""
     async with storage.reader() as uow:
         return await uow.reconciliations.counts_by_category()
+
+
+async def run_providers(storage: SqlStorage, run_ids: set[str]) -> dict[str, str]:
+    """The provider each applied run reconciled, by run id."""
+    async with storage.reader() as uow:
+        return await uow.reconciliations.providers_of(run_ids)

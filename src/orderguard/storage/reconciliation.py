@@ -147,6 +147,18 @@ class SqlReconciliationRepository:
         )
         return {str(r["category"]): int(r["n"]) for r in rows}
 
+    async def providers_of(self, run_ids: set[str]) -> dict[str, str]:
+        """The provider each of ``run_ids`` reconciled."""
+        if not run_ids:
+            return {}
+        names = {f"r{i}": run for i, run in enumerate(sorted(run_ids))}
+        rows = await self._conn.fetchall(
+            "SELECT id, provider FROM reconciliation_runs WHERE id IN "
+            f"({', '.join(':' + name for name in names)})",
+            names,
+        )
+        return {str(r["id"]): str(r["provider"]) for r in rows}
+
     async def runs(self) -> int:
         row = await self._conn.fetchone("SELECT COUNT(*) AS n FROM reconciliation_runs")
         return int(row["n"]) if row else 0

@@ -220,6 +220,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "console.attempts": {"en": "Payment attempts", "zh-CN": "支付尝试"},
     "console.raw_webhooks": {"en": "Webhook events", "zh-CN": "Webhook 事件"},
     "console.notifications": {"en": "Notifications", "zh-CN": "通知"},
+    "console.deliveries": {"en": "Deliveries per sink", "zh-CN": "各渠道的投递"},
     "console.actions": {"en": "Actions", "zh-CN": "操作"},
     "console.recheck": {"en": "Recheck now", "zh-CN": "立即重新查询"},
     "console.refund": {"en": "Refund", "zh-CN": "退款"},

@@ -1,5 +1,5 @@
-"""The console's views on the outbox (and, once it exists, reconciliation), plugged into
-the app by :func:`install`."""
+"""The console's views on the outbox and on recorded reconciliation exceptions, plugged
+into the app by :func:`install`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from fastapi import FastAPI
 
 from orderguard.bootstrap import Container
 from orderguard.domain.delivery import Delivery, DeliveryState
+from orderguard.reconcile import queries as reconciled
+from orderguard.reconcile.report import money
 from orderguard.services.outbox import OutboxSupport
 from orderguard.storage.outbox import OutboxStore
+from orderguard.storage.reconciliation import ExceptionRecord
 from orderguard.storage.unit_of_work import SqlStorage
-from orderguard.web.console.ports import DeadLetter, plug
+from orderguard.web.console.ports import DeadLetter, ReconciliationException, plug
 
 
 class OutboxNotifications:
@@ -52,6 +55,45 @@ def _letter(delivery: Delivery) -> DeadLetter:
     )
 
 
+class RecordedReconciliation:
+    """:class:`~orderguard.web.console.ports.Reconciliation` on the exceptions that
+    ``orderguard reconcile --apply`` recorded."""
+
+    def __init__(self, container: Container) -> None:
+        storage = container.storage
+        if not isinstance(storage, SqlStorage):
+            raise LookupError("reconciliation results live in SQL storage")
+        self._storage = storage
+
+    async def exceptions(self, *, limit: int) -> list[ReconciliationException]:
+        found = await reconciled.latest_exceptions(self._storage, limit=limit)
+        providers = await reconciled.run_providers(self._storage, {x.run_id for x in found})
+        return [_exception(x, providers.get(x.run_id, "")) for x in found]
+
+
+def _exception(record: ExceptionRecord, provider: str) -> ReconciliationException:
+    """A recorded exception as the console lists it: the report's amount (the order's when
+    the report has none) and, as detail, where in which file and what the order says."""
+    reported = record.amount is not None
+    amount = record.amount if reported else record.expected_amount
+    currency = record.currency if reported else record.expected_currency
+    where = f"{record.file}:{record.line}" if record.file else ""
+    expected = ""
+    if reported and record.expected_amount is not None:
+        expected = "order " + money(record.expected_amount, record.expected_currency)
+    return ReconciliationException(
+        id=record.id,
+        provider=provider,
+        kind=record.category,
+        provider_ref=record.provider_ref or "",
+        amount=amount,
+        currency=currency,
+        detail=" · ".join(part for part in (where, expected) if part),
+        found_at=record.recorded_at,
+        order_id=record.order_id,
+    )
+
+
 def install(app: FastAPI) -> None:
-    """Plug the outbox into the console."""
-    plug(app, notifications=OutboxNotifications)
+    """Plug the outbox and recorded reconciliation into the console."""
+    plug(app, notifications=OutboxNotifications, reconciliation=RecordedReconciliation)

@@ -57,8 +57,9 @@ class ReconciliationException:
     provider: str
     kind: str
     provider_ref: str
-    amount: int
-    currency: str
+    #: Minor units of ``currency`` (``None`` when the exception has no amount).
+    amount: int | None
+    currency: str | None
     detail: str
     found_at: datetime
     order_id: str | None = None

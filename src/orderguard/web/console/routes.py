@@ -17,8 +17,10 @@ from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.services import queries
 from orderguard.services.console_users import AccountLocked, LoginRefused
+from orderguard.services.outbox import OutboxSupport
 from orderguard.services.review import Review
 from orderguard.storage.ports import OrderQuery
+from orderguard.storage.unit_of_work import SqlStorage
 from orderguard.web import forms
 from orderguard.web.console import auth, guide, ports
 from orderguard.web.console.auth import Forbidden, NotLoggedIn, Visitor
@@ -316,6 +318,12 @@ async def _order_page(
     async with wiring.storage() as uow:
         events = await uow.orders.events(order_id)
     webhooks = await auth.console_users(request).store.webhooks_for(order_id)
+    storage = wiring.storage
+    deliveries = (
+        await OutboxSupport(storage.db).deliveries_of_order(order_id)
+        if isinstance(storage, SqlStorage)
+        else None
+    )
     done = request.query_params.get("done", "")
     return _page(
         request,
@@ -326,6 +334,7 @@ async def _order_page(
         timeline=list(reversed(detail.timeline)),
         events=events,
         webhooks=webhooks,
+        deliveries=deliveries,
         error=error,
         done=f"console.{done}" if done in {"recheck", "refund", "cancel", "clear_flag"} else None,
         status_url=f"/orders/{detail.order.id}?token={detail.order.status_token}",
