@@ -77,11 +77,3 @@ class RecordedExceptionCounts:
     async def exceptions_by_category(self) -> dict[str, int] | None:
         """Recorded exceptions per category (empty before any applied run)."""
         return await exceptions_by_category(self._storage)
-
-
-class NoReconciliation:
-    """Reconciliation not tracked (in-memory storage)."""
-
-    async def exceptions_by_category(self) -> dict[str, int] | None:
-        """Nothing to count."""
-        return None
