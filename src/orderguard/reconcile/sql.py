@@ -11,6 +11,8 @@ from orderguard.domain.money import EXPONENTS
 #: whole number of millionths (DECIMAL(18, 6): exact, and fast where DECIMAL(38) is not);
 #: ``og_minor`` makes that minor units of a currency with exponent ``e``, NULL when the
 #: amount has more decimals than the currency (or, for ``minor`` reports, any decimals).
+#: Alternatives are written as CASE, not COALESCE: DuckDB evaluates every COALESCE argument
+#: for every row, CASE only the branch a row needs (the fallbacks run for odd lines only).
 _MACROS = r"""
 CREATE OR REPLACE MACRO og_clean(x) AS regexp_replace(x, '[^0-9,.\-]', '', 'g');
 CREATE OR REPLACE MACRO og_point(s, d) AS CASE
@@ -25,20 +27,27 @@ CREATE OR REPLACE MACRO og_point(s, d) AS CASE
              ELSE replace(s, ',', '') END
     WHEN d = ',' AND regexp_matches(s, '^-?[0-9]{1,3}(\.[0-9]{3})+$') THEN replace(s, '.', '')
     ELSE s END;
-CREATE OR REPLACE MACRO og_micro(x, d) AS COALESCE(
-    CASE WHEN d = '.' THEN TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) END,
-    TRY_CAST(TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(18, 6)) * 1000000 AS BIGINT));
+CREATE OR REPLACE MACRO og_micro(x, d) AS CASE
+    WHEN d = '.' AND TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) IS NOT NULL
+    THEN TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT)
+    ELSE TRY_CAST(TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(18, 6)) * 1000000 AS BIGINT) END;
 CREATE OR REPLACE MACRO og_minor(micro, e, minor) AS CASE
     WHEN minor THEN CASE WHEN micro % 1000000 = 0 THEN micro // 1000000 END
     ELSE CASE WHEN micro % (10 ** (6 - e))::BIGINT = 0
               THEN micro // (10 ** (6 - e))::BIGINT END END;
-CREATE OR REPLACE MACRO og_time(x) AS COALESCE(
-    TRY_CAST(x AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ));
+CREATE OR REPLACE MACRO og_time(x) AS CASE
+    WHEN TRY_CAST(x AS TIMESTAMPTZ) IS NOT NULL THEN TRY_CAST(x AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ)
+    END;
 """
 
 
