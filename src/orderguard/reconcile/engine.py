@@ -175,19 +175,34 @@ class Engine:
         decimal = literal(source.layout.decimal)
         texts = {"credit": p["credit"], "debit": p["debit"]}
         texts.update((f"fee_{i}", expr) for i, expr in enumerate(fees))
-        amounts = "".join(
-            f", og_micro({t}, {decimal}) AS {t}_s, {t} IS NOT NULL AS {t}_given" for t in texts
-        )
+        # The usual shapes first, each evaluated once: a plain amount ("12.34") and an ISO
+        # time without a zone ("2026-11-01 09:30:00", UTC); og_micro and og_time for others.
+        if source.layout.decimal == ".":
+            plain = "".join(
+                f", TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS {t}_p"
+                for t in texts
+            )
+            micros = "".join(
+                f", CASE WHEN {t}_p IS NOT NULL THEN {t}_p ELSE og_micro({t}, {decimal}) END "
+                f"AS {t}_s"
+                for t in texts
+            )
+        else:
+            plain = ""
+            micros = "".join(f", og_micro({t}, {decimal}) AS {t}_s" for t in texts)
+        amounts = "".join(f", {t}_s, {t} IS NOT NULL AS {t}_given" for t in texts)
         outer = "line, " if line else ""
         return f"""SELECT {outer}kind, ref, order_ref, currency, ts,
             CASE WHEN at_text IS NOT NULL AND ts IS NULL THEN at_text END AS bad_time,
             COALESCE(credit, debit) AS amount_text{amounts}
             FROM (
-            SELECT *, og_time(at_text) AS ts FROM (
+            SELECT *, CASE WHEN iso IS NOT NULL THEN make_timestamptz(epoch_us(iso))
+                ELSE og_time(at_text) END AS ts{micros} FROM (
+            SELECT *, try_strptime(at_text, '%Y-%m-%d %H:%M:%S') AS iso{plain} FROM (
                 SELECT {line}{p["kind"]} AS kind, {p["ref"]} AS ref, {p["order_ref"]} AS order_ref,
                     upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
-                FROM {relation}))"""
+                FROM {relation})))"""
 
     def _match_reference(self, file_no: int, table: str, source: Source) -> None:
         """Each parsed line of ``table`` into ``res``: amounts in minor units, the first thing
