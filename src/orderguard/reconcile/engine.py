@@ -29,7 +29,7 @@ _ORDERS_COLUMNS = (
 )
 _ATTEMPTS_COLUMNS = (
     "{'order_id': 'VARCHAR', 'provider': 'VARCHAR', 'provider_ref': 'VARCHAR', "
-    "'state': 'VARCHAR', 'updated_at': 'TIMESTAMPTZ'}"
+    "'state': 'VARCHAR', 'updated_at': 'VARCHAR'}"
 )
 #: Order states whose payment a report must confirm, and the attempts that paid them.
 _PAID_STATES = "('paid', 'refunded')"
@@ -89,7 +89,8 @@ class Engine:
     # ------------------------------------------------------------------ loading
 
     def load_orders(self, orders_csv: Path, attempts_csv: Path) -> None:
-        """The orders and their payment attempts, as exported."""
+        """The orders and their payment attempts, as exported (an attempt's time stays text
+        until an unconfirmed order needs it: most never do)."""
         self._db.execute(
             "CREATE TABLE ord AS SELECT order_id, merchant_reference, state, currency, amount "
             f"FROM read_csv({literal(str(orders_csv))}, "
@@ -305,7 +306,7 @@ class Engine:
             CREATE TEMP TABLE unconfirmed AS
             SELECT p.*, o.amount, o.currency FROM (
                 SELECT a.order_id, min(a.provider_ref) AS provider_ref,
-                    min(a.updated_at) AS paid_at, min(a.provider) AS provider
+                    min(CAST(a.updated_at AS TIMESTAMPTZ)) AS paid_at, min(a.provider) AS provider
                 FROM att a ANTI JOIN (
                     SELECT order_id FROM res
                     WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL
