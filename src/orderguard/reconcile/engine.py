@@ -66,7 +66,9 @@ class Engine:
         self._db = duckdb.connect(":memory:")
         self._db.execute(f"SET memory_limit = {literal(self.options.memory_limit)}")
         self._db.execute(f"SET temp_directory = {literal(str(workdir / 'spill'))}")
-        self._db.execute("SET preserve_insertion_order = true")
+        # Only the direct scan needs its rows kept in order (rowid = line): every other
+        # statement is free to run in parallel without it, results are read with ORDER BY.
+        self._db.execute("SET preserve_insertion_order = false")
         self._db.execute("SET enable_progress_bar = false")
         if self.options.threads:
             self._db.execute(f"SET threads = {int(self.options.threads)}")
@@ -121,7 +123,13 @@ class Engine:
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
             )
-            self._db.execute(f"CREATE TEMP TABLE raw AS {self._parse(source, projection, scan)}")
+            self._db.execute("SET preserve_insertion_order = true")
+            try:
+                self._db.execute(
+                    f"CREATE TEMP TABLE raw AS {self._parse(source, projection, scan)}"
+                )
+            finally:
+                self._db.execute("SET preserve_insertion_order = false")
             self._match_reference(file_no, f"(SELECT rowid + {first} AS line, * FROM raw)", source)
             self._count_rejected_lines(file_no, source)
         else:
