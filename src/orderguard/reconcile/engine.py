@@ -221,7 +221,7 @@ class Engine:
         minor = "true" if source.layout.minor_units else "false"
         texts = ["credit", "debit", *(f.removesuffix("_s") for f in fees)]
         # Scaled first, made whole a level up: a macro's argument is repeated where used.
-        parsed = ", ".join(f"og_minor({t}_s, e, {minor}) AS {t}_m" for t in texts)
+        parsed = ", ".join(f"og_whole({t}_s, unit, {minor}) AS {t}_m" for t in texts)
         bad = " OR ".join(f"({t}_given AND {t}_m IS NULL)" for t in texts)
         fee_sum = " + ".join(f"COALESCE({t}_m, 0)" for t in texts[2:]) or "0"
         self._db.execute(
@@ -241,7 +241,7 @@ class Engine:
                       THEN 'time ' || bad_time || ' not understood' END AS error
             FROM (
                 SELECT *, {parsed} FROM (
-                    SELECT r.*, cur.e AS e FROM {table} r
+                    SELECT r.*, cur.e AS e, cur.unit AS unit FROM {table} r
                     LEFT JOIN og_currency cur ON cur.code = r.currency
                 )
             )
