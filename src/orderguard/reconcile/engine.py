@@ -19,7 +19,7 @@ import duckdb
 
 from orderguard.reconcile import categories as c
 from orderguard.reconcile import sql
-from orderguard.reconcile.formats import Columns, Projection, literal, quote
+from orderguard.reconcile.formats import Columns, Projection, literal
 from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total
 from orderguard.reconcile.sources import LineError, Source, prepare
 
@@ -29,7 +29,7 @@ _ORDERS_COLUMNS = (
 )
 _ATTEMPTS_COLUMNS = (
     "{'order_id': 'VARCHAR', 'provider': 'VARCHAR', 'provider_ref': 'VARCHAR', "
-    "'state': 'VARCHAR', 'updated_at': 'TIMESTAMPTZ'}"
+    "'state': 'VARCHAR', 'updated_at': 'VARCHAR'}"
 )
 #: Order states whose payment a report must confirm, and the attempts that paid them.
 _PAID_STATES = "('paid', 'refunded')"
@@ -66,7 +66,9 @@ class Engine:
         self._db = duckdb.connect(":memory:")
         self._db.execute(f"SET memory_limit = {literal(self.options.memory_limit)}")
         self._db.execute(f"SET temp_directory = {literal(str(workdir / 'spill'))}")
-        self._db.execute("SET preserve_insertion_order = true")
+        # Only the direct scan needs its rows kept in order (rowid = line): every other
+        # statement is free to run in parallel without it, results are read with ORDER BY.
+        self._db.execute("SET preserve_insertion_order = false")
         self._db.execute("SET enable_progress_bar = false")
         if self.options.threads:
             self._db.execute(f"SET threads = {int(self.options.threads)}")
@@ -89,7 +91,8 @@ class Engine:
     # ------------------------------------------------------------------ loading
 
     def load_orders(self, orders_csv: Path, attempts_csv: Path) -> None:
-        """The orders and their payment attempts, as exported."""
+        """The orders and their payment attempts, as exported (an attempt's time stays text
+        until an unconfirmed order needs it: most never do)."""
         self._db.execute(
             "CREATE TABLE ord AS SELECT order_id, merchant_reference, state, currency, amount "
             f"FROM read_csv({literal(str(orders_csv))}, "
@@ -108,23 +111,26 @@ class Engine:
         self._db.execute("INSERT INTO files VALUES (?, ?)", [file_no, str(source.path)])
         cols = Columns(source.header)
         projection = source.layout.project(cols)
-        used = "".join(f", {quote(name)}" for name in sorted(cols.used))
         if source.direct:
             first = source.header_line + 1
             columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in source.header) + "}"
-            # A parallel scan into a table keeps the file's order: rowid k is the k-th row.
-            self._db.execute(
-                f"CREATE TEMP TABLE raw AS SELECT {used.removeprefix(', ') or '1 AS one'} "
-                f"FROM read_csv({literal(str(source.path))}, header = true, "
+            # Parsed while scanned, in parallel; the table keeps the file's order (insertion
+            # order is preserved), so rowid k is the k-th row read.
+            scan = (
+                f"read_csv({literal(str(source.path))}, header = true, "
                 f"auto_detect = false, columns = {columns}, "
                 f"delim = {literal(source.delimiter)}, quote = '\"', escape = '\"', "
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
             )
-            table = f"(SELECT rowid + {first} AS __line{used} FROM raw)"
-            self._normalise(file_no, table, source, projection)
-            self._rows += self._count("SELECT count(*) FROM raw")
-            self._db.execute("DROP TABLE raw")
+            self._db.execute("SET preserve_insertion_order = true")
+            try:
+                self._db.execute(
+                    f"CREATE TEMP TABLE raw AS {self._parse(source, projection, scan)}"
+                )
+            finally:
+                self._db.execute("SET preserve_insertion_order = false")
+            self._match_reference(file_no, f"(SELECT rowid + {first} AS line, * FROM raw)", source)
             self._count_rejected_lines(file_no, source)
         else:
             prepared = self._workdir / f"prepared_{file_no}.csv"
@@ -133,12 +139,15 @@ class Engine:
             columns = "{'__line': 'BIGINT', " + ", ".join(
                 f"{literal(h)}: 'VARCHAR'" for h in source.header
             )
-            table = (
-                f"(SELECT __line{used} FROM read_csv({literal(str(prepared))}, header = true, "
-                f"auto_detect = false, columns = {columns}}}, quote = '\"', escape = '\"'))"
+            scan = (
+                f"read_csv({literal(str(prepared))}, header = true, "
+                f"auto_detect = false, columns = {columns}}}, quote = '\"', escape = '\"')"
             )
-            self._normalise(file_no, table, source, projection)
-            self._rows += self._count(f"SELECT count(*) FROM {table}")
+            query = self._parse(source, projection, scan, line="__line AS line, ")
+            self._db.execute(f"CREATE TEMP TABLE raw AS {query}")
+            self._match_reference(file_no, "raw", source)
+        self._rows += self._count("SELECT count(*) FROM raw")
+        self._db.execute("DROP TABLE raw")
 
     def _count_rejected_lines(self, file_no: int, source: Source) -> None:
         """Report the lines DuckDB rejected, and renumber the rows read after them."""
@@ -166,23 +175,55 @@ class Engine:
             f"WHERE g.g <= res.line - {first}) WHERE file_no = {file_no}"
         )
 
-    def _normalise(self, file_no: int, table: str, source: Source, p: Projection) -> None:
-        """Parse every line of ``table`` into ``res``: amounts in minor units, the time, the
-        first thing wrong with the line (NULL when it is usable), and the order whose payment
-        the line's reference names (one join with the attempts and the orders)."""
-        layout = source.layout
+    def _parse(self, source: Source, p: Projection, relation: str, line: str = "") -> str:
+        """The query reading one report's columns into a line's fields: kind,
+        references, currency, time, and each amount as millionths (``*_s``) with whether it
+        was given at all (``*_given``), and the text the line's error would quote."""
         fees = p["fee"]
         assert isinstance(fees, list)
-        minor = "true" if layout.minor_units else "false"
-        decimal = literal(layout.decimal)
+        decimal = literal(source.layout.decimal)
+        texts = {"credit": p["credit"], "debit": p["debit"]}
+        texts.update((f"fee_{i}", expr) for i, expr in enumerate(fees))
+        # The usual shapes first, each evaluated once: a plain amount ("12.34") and an ISO
+        # time without a zone ("2026-11-01 09:30:00", UTC); og_micro and og_time for others.
+        if source.layout.decimal == ".":
+            plain = "".join(
+                f", TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS {t}_p"
+                for t in texts
+            )
+            micros = "".join(
+                f", CASE WHEN {t}_p IS NOT NULL THEN {t}_p ELSE og_micro({t}, {decimal}) END "
+                f"AS {t}_s"
+                for t in texts
+            )
+        else:
+            plain = ""
+            micros = "".join(f", og_micro({t}, {decimal}) AS {t}_s" for t in texts)
+        amounts = "".join(f", {t}_s, {t} IS NOT NULL AS {t}_given" for t in texts)
+        outer = "line, " if line else ""
+        return f"""SELECT {outer}kind, ref, order_ref, currency, ts,
+            CASE WHEN at_text IS NOT NULL AND ts IS NULL THEN at_text END AS bad_time,
+            COALESCE(credit, debit) AS amount_text{amounts}
+            FROM (
+            SELECT *, CASE WHEN iso IS NOT NULL THEN make_timestamptz(epoch_us(iso))
+                ELSE og_time(at_text) END AS ts{micros} FROM (
+            SELECT *, try_strptime(at_text, '%Y-%m-%d %H:%M:%S') AS iso{plain} FROM (
+                SELECT {line}{p["kind"]} AS kind, {p["ref"]} AS ref, {p["order_ref"]} AS order_ref,
+                    upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
+                    {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
+                FROM {relation})))"""
 
-        texts = ["credit", "debit", *(f"fee_{i}" for i in range(len(fees)))]
+    def _match_reference(self, file_no: int, table: str, source: Source) -> None:
+        """Each parsed line of ``table`` into ``res``: amounts in minor units, the first thing
+        wrong with the line (NULL when it is usable), and the order whose payment the line's
+        reference names (one join with the attempts and the orders)."""
+        fees = [n for n in self._columns("raw") if n.startswith("fee_") and n.endswith("_s")]
+        minor = "true" if source.layout.minor_units else "false"
+        texts = ["credit", "debit", *(f.removesuffix("_s") for f in fees)]
         # Scaled first, made whole a level up: a macro's argument is repeated where used.
-        scaled = ", ".join(f"og_micro({t}, {decimal}) AS {t}_s" for t in texts)
-        parsed = ", ".join(f"og_minor({t}_s, e, {minor}) AS {t}_m" for t in texts)
-        bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in texts)
-        fee_sum = " + ".join(f"COALESCE(fee_{i}_m, 0)" for i in range(len(fees))) or "0"
-        fee_cols = "".join(f", {expr} AS fee_{i}" for i, expr in enumerate(fees))
+        parsed = ", ".join(f"og_whole({t}_s, unit, {minor}) AS {t}_m" for t in texts)
+        bad = " OR ".join(f"({t}_given AND {t}_m IS NULL)" for t in texts)
+        fee_sum = " + ".join(f"COALESCE({t}_m, 0)" for t in texts[2:]) or "0"
         self._db.execute(
             f"""
             INSERT INTO res
@@ -193,28 +234,25 @@ class Engine:
                 COALESCE(credit_m, 0) - COALESCE(debit_m, 0), {fee_sum},
                 CASE WHEN currency IS NULL THEN 'no currency'
                     WHEN e IS NULL THEN 'unknown currency ' || currency
-                    WHEN credit IS NULL AND debit IS NULL THEN 'no amount'
-                    WHEN {bad} THEN 'amount ' || COALESCE(credit, debit) || ' is not an amount of '
+                    WHEN NOT credit_given AND NOT debit_given THEN 'no amount'
+                    WHEN {bad} THEN 'amount ' || amount_text || ' is not an amount of '
                            || currency
-                    WHEN at_text IS NOT NULL AND ts IS NULL
-                      THEN 'time ' || at_text || ' not understood' END AS error
+                    WHEN bad_time IS NOT NULL
+                      THEN 'time ' || bad_time || ' not understood' END AS error
             FROM (
-            SELECT *, {parsed} FROM (
-                SELECT p.*, cur.e AS e, {scaled}, og_time(at_text) AS ts
-                FROM (
-                    SELECT __line AS line, {p["kind"]} AS kind, {p["ref"]} AS ref,
-                        {p["order_ref"]} AS order_ref,
-                        upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
-                        {p["credit"]} AS credit, {p["debit"]} AS debit{fee_cols}
-                    FROM {table}
-                ) p LEFT JOIN og_currency cur ON cur.code = p.currency
-            )
+                SELECT *, {parsed} FROM (
+                    SELECT r.*, cur.e AS e, cur.unit AS unit FROM {table} r
+                    LEFT JOIN og_currency cur ON cur.code = r.currency
+                )
             )
             ) q
             LEFT JOIN att a ON a.provider_ref = CASE WHEN q.error IS NULL THEN q.ref END
             LEFT JOIN ord o ON o.order_id = a.order_id
             """
         )
+
+    def _columns(self, table: str) -> list[str]:
+        return [str(row[0]) for row in self._db.execute(f"DESCRIBE {table}").fetchall()]
 
     def _error(self, file_no: int, line: int, message: str) -> None:
         self._db.execute("INSERT INTO line_errors VALUES (?, ?, ?)", [file_no, line, message])
@@ -276,7 +314,7 @@ class Engine:
             CREATE TEMP TABLE unconfirmed AS
             SELECT p.*, o.amount, o.currency FROM (
                 SELECT a.order_id, min(a.provider_ref) AS provider_ref,
-                    min(a.updated_at) AS paid_at, min(a.provider) AS provider
+                    min(CAST(a.updated_at AS TIMESTAMPTZ)) AS paid_at, min(a.provider) AS provider
                 FROM att a ANTI JOIN (
                     SELECT order_id FROM res
                     WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL

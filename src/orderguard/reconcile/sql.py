@@ -10,7 +10,11 @@ from orderguard.domain.money import EXPONENTS
 #: ``og_point`` rewrites the decimal separator as a point; ``og_micro`` reads an amount as a
 #: whole number of millionths (DECIMAL(18, 6): exact, and fast where DECIMAL(38) is not);
 #: ``og_minor`` makes that minor units of a currency with exponent ``e``, NULL when the
-#: amount has more decimals than the currency (or, for ``minor`` reports, any decimals).
+#: amount has more decimals than the currency (or, for ``minor`` reports, any decimals);
+#: ``og_whole`` is the same with the currency's ``unit`` (millionths per minor unit, a
+#: column of ``og_currency``) instead of its exponent, so no power is computed per line.
+#: Alternatives are written as CASE, not COALESCE: DuckDB evaluates every COALESCE argument
+#: for every row, CASE only the branch a row needs (the fallbacks run for odd lines only).
 _MACROS = r"""
 CREATE OR REPLACE MACRO og_clean(x) AS regexp_replace(x, '[^0-9,.\-]', '', 'g');
 CREATE OR REPLACE MACRO og_point(s, d) AS CASE
@@ -25,20 +29,28 @@ CREATE OR REPLACE MACRO og_point(s, d) AS CASE
              ELSE replace(s, ',', '') END
     WHEN d = ',' AND regexp_matches(s, '^-?[0-9]{1,3}(\.[0-9]{3})+$') THEN replace(s, '.', '')
     ELSE s END;
-CREATE OR REPLACE MACRO og_micro(x, d) AS COALESCE(
-    CASE WHEN d = '.' THEN TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) END,
-    TRY_CAST(TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(18, 6)) * 1000000 AS BIGINT));
-CREATE OR REPLACE MACRO og_minor(micro, e, minor) AS CASE
+CREATE OR REPLACE MACRO og_micro(x, d) AS CASE
+    WHEN d = '.' AND TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) IS NOT NULL
+    THEN TRY_CAST(TRY_CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT)
+    ELSE TRY_CAST(TRY_CAST(og_point(og_clean(x), d) AS DECIMAL(18, 6)) * 1000000 AS BIGINT) END;
+CREATE OR REPLACE MACRO og_whole(micro, unit, minor) AS CASE
     WHEN minor THEN CASE WHEN micro % 1000000 = 0 THEN micro // 1000000 END
-    ELSE CASE WHEN micro % (10 ** (6 - e))::BIGINT = 0
-              THEN micro // (10 ** (6 - e))::BIGINT END END;
-CREATE OR REPLACE MACRO og_time(x) AS COALESCE(
-    TRY_CAST(x AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ),
-    TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ));
+    ELSE CASE WHEN micro % unit = 0 THEN micro // unit END END;
+CREATE OR REPLACE MACRO og_minor(micro, e, minor) AS
+    og_whole(micro, (10 ** (6 - e))::BIGINT, minor);
+CREATE OR REPLACE MACRO og_time(x) AS CASE
+    WHEN TRY_CAST(x AS TIMESTAMPTZ) IS NOT NULL THEN TRY_CAST(x AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y/%m/%d') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%d.%m.%Y %H:%M:%S') AS TIMESTAMPTZ)
+    WHEN TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ) IS NOT NULL
+      THEN TRY_CAST(try_strptime(x, '%Y年%m月%d日 %H:%M:%S') AS TIMESTAMPTZ)
+    END;
 """
 
 
@@ -48,6 +60,8 @@ def install(conn: duckdb.DuckDBPyConnection) -> None:
     for statement in _MACROS.split(";\n"):
         if statement.strip():
             conn.execute(statement)
-    conn.execute("CREATE OR REPLACE TABLE og_currency (code VARCHAR PRIMARY KEY, e INTEGER)")
-    rows = ", ".join(f"('{code}', {e})" for code, e in sorted(EXPONENTS.items()))
+    conn.execute(
+        "CREATE OR REPLACE TABLE og_currency (code VARCHAR PRIMARY KEY, e INTEGER, unit BIGINT)"
+    )
+    rows = ", ".join(f"('{code}', {e}, {10 ** (6 - e)})" for code, e in sorted(EXPONENTS.items()))
     conn.execute(f"INSERT INTO og_currency VALUES {rows}")
