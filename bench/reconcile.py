@@ -210,7 +210,31 @@ def run(ctx: Context, lines: int = LINES) -> dict[str, Any]:
     return {"lines": lines, "runs": runs}
 
 
+def planted(n: int) -> dict[str, int]:
+    """What ``generate`` plants in ``n`` lines (``n`` a multiple of 200): the only right
+    answer, checked for every round of the engine."""
+    return {
+        "matched": n - n // 200 * 2 - n // 100 * 3,
+        "amount_mismatch": n // 100,
+        "missing_in_orders": n // 200,
+        "duplicate": n // 200,
+        "refund": n // 100,
+        "fee": n // 100,
+        "missing_at_provider": n // 100 * 3,
+    }
+
+
+def check(results: dict[str, Any]) -> None:
+    """Fail the benchmark when any round of the engine found anything but what was planted."""
+    expected = planted(results["lines"])
+    for number, r in enumerate(results["runs"]["engine"], 1):
+        found = {k: v for k, v in r["result"]["counts"].items() if v}
+        if found != expected:
+            raise RuntimeError(f"reconcile round {number} found {found}, planted {expected}")
+
+
 def render(results: dict[str, Any]) -> str:
+    check(results)
     runs = results["runs"]
     engine = statistics.median(r["seconds"] for r in runs["engine"])
     baseline = statistics.median(r["seconds"] for r in runs["baseline"])
@@ -249,7 +273,7 @@ stretches wall time, most of all for the longer run.
 
 Every round (engine/baseline seconds): {every}.
 
-What the engine found (the same in every round):
+What the engine found, checked in every round against what the generator planted:
 
 | category | lines |
 |---|---|
