@@ -241,7 +241,12 @@ def orders_show(order_id: str) -> None:
 
 @main.command()
 @click.option("--orders", default=1000, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--seed", type=int, default=None, help="Replays a run (default: random, printed).")
+@click.option(
+    "--seed",
+    default="42",
+    show_default=True,
+    help="The shoppers' and the faults' dice: a number to replay a run, or 'random'.",
+)
 @click.option(
     "--faults",
     default="storm",
@@ -267,7 +272,7 @@ def orders_show(order_id: str) -> None:
 @click.option("--plant-defect", default=None, hidden=True, type=click.Choice(PLANTED_DEFECTS))
 def demo(
     orders: int,
-    seed: int | None,
+    seed: str,
     faults: str,
     concurrency: int,
     database_url: str | None,
@@ -285,9 +290,11 @@ def demo(
     """
     from orderguard.demo import DemoOptions, run_demo
 
+    if seed != "random" and not seed.isdigit():
+        raise click.BadParameter("a whole number or 'random'", param_hint="--seed")
     options = DemoOptions(
         orders=orders,
-        seed=seed,
+        seed=None if seed == "random" else int(seed),
         faults=faults,
         concurrency=concurrency,
         database_url=database_url,
