@@ -20,7 +20,7 @@ from typing import Any
 from _common import VENV_BIN, Context
 
 TITLE = "The demo: 1000 checkouts through the storm (SQLite, sandbox storm profile)"
-SEEDS = (1, 2, 3, 4, 5)
+SEEDS = (42, 1, 2, 3, 4)  # 42: what `make demo` runs
 
 
 def run(ctx: Context) -> list[dict[str, Any]]:

@@ -177,7 +177,7 @@ async def _settled(url: str, prefix: str) -> audit.Snapshot:
     db = await connect(url, pool_size=2)
     try:
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        expiry = timedelta(seconds=run.ACTION_EXPIRY_S + 5)
+        expiry = timedelta(seconds=run.ACTION_EXPIRY_S + 20)
         while True:
             snapshot = await audit.snapshot(db, prefix)
             if not snapshot.unresolved(datetime.now(UTC), action_expiry=expiry):

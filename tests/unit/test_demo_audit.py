@@ -16,7 +16,7 @@ T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def _order(order_id: str, state: str = "paid", *, flag: str | None = None) -> StoredOrder:
-    return StoredOrder(order_id, f"ref-{order_id}", state, "EUR", 4848, flag, T0)
+    return StoredOrder(order_id, f"ref-{order_id}", state, "EUR", 4848, flag, T0, T0)
 
 
 def _charge(

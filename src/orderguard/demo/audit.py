@@ -47,6 +47,7 @@ class StoredOrder:
     total: int
     flag: str | None
     created_at: datetime
+    updated_at: datetime
     #: When it reached the state it is in now (settled) or was flagged; None while open.
     resolved_at: datetime | None = None
     #: What made it settle: api (the first answer), webhook, janitor, sweep, shopper...
@@ -68,12 +69,13 @@ class Snapshot:
 
     def unresolved(self, now: datetime, *, action_expiry: timedelta) -> list[str]:
         """Orders something will still happen to: open and unflagged, or waiting for the
-        shopper's authentication that has not expired yet (expiry cancels them)."""
+        shopper's authentication less than ``action_expiry`` since they last changed (the
+        worker's expiry cancels them then, counting from that change)."""
         return [
             o.id
             for o in self.orders.values()
             if (o.state not in SETTLED and not o.flag)
-            or (o.state == "action_required" and now - o.created_at < action_expiry)
+            or (o.state == "action_required" and now - o.updated_at < action_expiry)
         ]
 
 
@@ -83,7 +85,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
     async with transaction(db, write=False) as conn:
         rows = await conn.fetchall(
             "SELECT id, merchant_reference, state, currency, amount_total, flag_reason, "
-            "created_at FROM orders WHERE merchant_reference LIKE :prefix",
+            "created_at, updated_at FROM orders WHERE merchant_reference LIKE :prefix",
             like,
         )
         entries = await conn.fetchall(
@@ -105,6 +107,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             total=int(r["amount_total"]),
             flag=r["flag_reason"],
             created_at=must_datetime(r["created_at"]),
+            updated_at=must_datetime(r["updated_at"]),
         )
         for r in rows
     }

@@ -198,8 +198,9 @@ async def _drive(
             resolving = progress.add_task("orders resolved", total=len(snap.orders))
             deadline = time.monotonic() + options.settle_timeout_s
             while True:
-                # expiry runs in the worker's rounds: give it a few seconds past the deadline
-                wait_for = timedelta(seconds=ACTION_EXPIRY_S + 5)
+                # expiry runs in the worker's rounds and asks the provider (through the
+                # storm) before it cancels: give it time past the deadline
+                wait_for = timedelta(seconds=ACTION_EXPIRY_S + 20)
                 open_ = snap.unresolved(datetime.now(UTC), action_expiry=wait_for)
                 progress.update(
                     resolving, total=len(snap.orders), completed=len(snap.orders) - len(open_)
