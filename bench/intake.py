@@ -101,7 +101,7 @@ class Sampler(threading.Thread):
 
 def _reset(url: str) -> None:
     """Empty the tables and checkpoint, so that every run starts from the same state."""
-    pg_execute(f"TRUNCATE {TABLES} RESTART IDENTITY", url)
+    pg_execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE", url)
     pg_execute("CHECKPOINT")
 
 

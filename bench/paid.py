@@ -129,7 +129,7 @@ class Setup:
 
 
 def _reset(url: str) -> None:
-    pg_execute(f"TRUNCATE {TABLES} RESTART IDENTITY", url)
+    pg_execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE", url)
     pg_execute("CHECKPOINT")
 
 
