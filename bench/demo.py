@@ -53,7 +53,7 @@ def render(results: list[dict[str, Any]]) -> str:
     lines = [
         f"## {TITLE}",
         "",
-        "`orderguard demo --json --seed S`: 1000 simulated shoppers (64 at a time) against "
+        "`orderguard demo --json --seed S`: 1000 simulated shoppers (96 at a time) against "
         "`orderguard serve` with its worker on a fresh SQLite file and `orderguard "
         "sandbox-provider` with the storm profile (answers held "
         f"{schedule['sandbox_hold_s']} s, outages {schedule['sandbox_outage_s']} s); janitor "

@@ -253,7 +253,7 @@ def orders_show(order_id: str) -> None:
     show_default=True,
     help="The sandbox's fault profile: none, flaky, storm, or a TOML file.",
 )
-@click.option("--concurrency", default=64, show_default=True, type=click.IntRange(1, 500))
+@click.option("--concurrency", default=96, show_default=True, type=click.IntRange(1, 500))
 @click.option("--database-url", default=None, help="Default: a fresh SQLite file.")
 @click.option("--json", "json_out", is_flag=True, help="Print the report as JSON.")
 @click.option(

@@ -38,8 +38,8 @@ outage_s = 1.5
 #: The shopper's browser gives up sooner than the service waits for the provider.
 CLIENT_TIMEOUT_S = 1.5
 PAYMENT_TIME_BUDGET_S = 2.0
-#: The janitor's schedule (about 3.3 days at scale 1) compressed ten thousand times.
-RECHECK_SCALE = 0.0001
+#: The janitor's schedule (about 3.3 days at scale 1) compressed twenty thousand times.
+RECHECK_SCALE = 0.00005
 #: Abandoned 3-D Secure challenges expire after this many seconds (30 minutes at scale 1).
 ACTION_EXPIRY_S = 10.0
 
@@ -49,7 +49,7 @@ class DemoOptions:
     orders: int = 1000
     seed: int | None = None
     faults: str = "storm"
-    concurrency: int = 64
+    concurrency: int = 96
     database_url: str | None = None
     json_out: bool = False
     #: Seconds to wait for every order to be resolved after the last checkout.
@@ -130,13 +130,18 @@ async def _run(options: DemoOptions, seed: int, work: Path, console: Console) ->
     )
     procs: list[stack.Proc] = []
     try:
+        # both start at once (each knows the other's address beforehand)
         box, sandbox_url = stack.sandbox(
-            work, profile=profile, seed=seed, webhook_url=f"{base}/v1/webhooks/stripe"
+            work, profile=profile, seed=seed, webhook_url=f"{base}/v1/webhooks/stripe", wait=False
         )
         procs.append(box)
         env = stack.service_env(database_url, sandbox_url, base, **service_settings(options))
-        stack.migrate(work, env)
-        procs.append(stack.api(work, env, port, worker=True))
+        if not database_url.startswith("sqlite"):
+            stack.migrate(work, env)  # serve migrates SQLite itself, not PostgreSQL
+        api = stack.api(work, env, port, worker=True, wait=False)
+        procs.append(api)
+        stack.wait_until_up(box, f"{sandbox_url}/_sandbox/faults")
+        stack.wait_until_up(api, f"{base}/v1/orders?limit=1")
         result = await _drive(options, seed, run_id, base, database_url, console)
         console.print(f"final sweep: {final_sweep(work, env)}")
         db = await connect(database_url, pool_size=2)
@@ -200,7 +205,7 @@ async def _drive(
             while True:
                 # expiry runs in the worker's rounds and asks the provider (through the
                 # storm) before it cancels: give it time past the deadline
-                wait_for = timedelta(seconds=ACTION_EXPIRY_S + 20)
+                wait_for = timedelta(seconds=ACTION_EXPIRY_S + 12)
                 open_ = snap.unresolved(datetime.now(UTC), action_expiry=wait_for)
                 progress.update(
                     resolving, total=len(snap.orders), completed=len(snap.orders) - len(open_)

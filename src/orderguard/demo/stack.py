@@ -109,8 +109,11 @@ def wait_until_up(proc: Proc, url: str, *, within_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-def sandbox(cwd: Path, *, profile: Path | str, seed: int, webhook_url: str) -> tuple[Proc, str]:
-    """``orderguard sandbox-provider`` on a free port; the process and its base URL."""
+def sandbox(
+    cwd: Path, *, profile: Path | str, seed: int, webhook_url: str, wait: bool = True
+) -> tuple[Proc, str]:
+    """``orderguard sandbox-provider`` on a free port; the process and its base URL (with
+    ``wait=False`` it may still be starting: see :func:`wait_until_up`)."""
     port = free_port()
     args = [
         "sandbox-provider",
@@ -120,7 +123,8 @@ def sandbox(cwd: Path, *, profile: Path | str, seed: int, webhook_url: str) -> t
     ]  # fmt: skip
     proc = Proc("sandbox", args, clean_env(), cwd).start()
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(proc, f"{url}/_sandbox/faults")
+    if wait:
+        wait_until_up(proc, f"{url}/_sandbox/faults")
     return proc, url
 
 
@@ -159,11 +163,20 @@ def migrate(cwd: Path, env: Mapping[str, str]) -> None:
     command(cwd, env, "migrate")
 
 
-def api(cwd: Path, env: Mapping[str, str], port: int, *, worker: bool, name: str = "api") -> Proc:
+def api(
+    cwd: Path,
+    env: Mapping[str, str],
+    port: int,
+    *,
+    worker: bool,
+    name: str = "api",
+    wait: bool = True,
+) -> Proc:
     """``orderguard serve`` on ``port`` (with its in-process worker unless ``worker=False``)."""
     args = ["serve", "--port", str(port)] + ([] if worker else ["--no-worker"])
     proc = Proc(name, args, env, cwd).start()
-    wait_until_up(proc, f"http://127.0.0.1:{port}/v1/orders?limit=1")
+    if wait:
+        wait_until_up(proc, f"http://127.0.0.1:{port}/v1/orders?limit=1")
     return proc
 
 
