@@ -182,7 +182,7 @@ class SqlOrderRepository:
         rows = await self._conn.fetchall(
             "SELECT * FROM outbox WHERE order_id = :id ORDER BY seq", {"id": order_id}
         )
-        return [_event(row) for row in rows]
+        return [event_from_row(row) for row in rows]
 
     async def _flush(self, order: Order) -> None:
         if order.new_entries:
@@ -380,7 +380,8 @@ def _event_row(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
-def _event(row: Row) -> OutboxEvent:
+def event_from_row(row: Row) -> OutboxEvent:
+    """An outbox event from its ``outbox`` row (shared with the relay's storage)."""
     return OutboxEvent(
         id=row["id"],
         order_id=row["order_id"],

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-import orjson
-
 from orderguard.domain.delivery import (
     Delivery,
     DeliveryAttempt,
@@ -28,6 +26,7 @@ from orderguard.storage.database import (
     to_datetime,
     transaction,
 )
+from orderguard.storage.orders import event_from_row
 
 #: How each dialect claims rows other relays are not claiming (SQLite has one writer).
 _SKIP_LOCKED = {"postgresql": " FOR UPDATE SKIP LOCKED", "sqlite": ""}
@@ -233,7 +232,7 @@ class OutboxStore:
         """One outbox event."""
         async with transaction(self.db, write=False) as conn:
             row = await conn.fetchone("SELECT * FROM outbox WHERE id = :id", {"id": event_id})
-        return _event(row) if row else None
+        return event_from_row(row) if row else None
 
     async def replay(
         self, *, now: datetime, event_id: str | None = None, sink: str | None = None
@@ -369,20 +368,10 @@ async def _record(conn: Connection, attempt: DeliveryAttempt) -> None:
     )
 
 
-def _event(row: Row) -> OutboxEvent:
-    return OutboxEvent(
-        id=row["id"],
-        order_id=row["order_id"],
-        type=EventType(row["type"]),
-        at=must_datetime(row["created_at"]),
-        payload=orjson.loads(row["payload"]),
-    )
-
-
 def _delivery(row: Row) -> Delivery:
     return Delivery(
         id=int(row["d_id"]),
-        event=_event(row),
+        event=event_from_row(row),
         sink=row["sink"],
         state=DeliveryState(row["state"]),
         attempts=int(row["attempts"]),
