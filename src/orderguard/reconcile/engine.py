@@ -74,16 +74,18 @@ class Engine:
             self._db.execute(f"SET threads = {int(self.options.threads)}")
         sql.install(self._db)
         self._db.execute(
-            "CREATE TABLE res (file_no INTEGER, line BIGINT, kind VARCHAR, ref VARCHAR, "
-            "order_ref VARCHAR, currency VARCHAR, ts TIMESTAMPTZ, gross BIGINT, fee BIGINT, "
-            "error VARCHAR, order_id VARCHAR, via VARCHAR, expected_amount BIGINT, "
-            "expected_currency VARCHAR, dup BOOLEAN)"
+            "CREATE TABLE res (file_no INTEGER, line BIGINT, kind og_kind, ref VARCHAR, "
+            "order_ref VARCHAR, currency og_code, ts TIMESTAMPTZ, gross BIGINT, fee BIGINT, "
+            "error VARCHAR, order_id VARCHAR, via og_via, expected_amount BIGINT, "
+            "expected_currency og_code, dup BOOLEAN)"
         )
         self._db.execute("CREATE TABLE line_errors (file_no INTEGER, line BIGINT, message VARCHAR)")
         self._db.execute("CREATE TABLE files (file_no INTEGER, file VARCHAR)")
         self._files: list[str] = []
         #: Rows read from the reports (each becomes one row of ``res``).
         self._rows = 0
+        self._orders_csv: Path | None = None
+        self._has_orders = False
 
     def close(self) -> None:
         self._db.close()
@@ -91,18 +93,33 @@ class Engine:
     # ------------------------------------------------------------------ loading
 
     def load_orders(self, orders_csv: Path, attempts_csv: Path) -> None:
-        """The orders and their payment attempts, as exported (an attempt's time stays text
-        until an unconfirmed order needs it: most never do)."""
+        """The payment attempts joined to their orders (``pay``: what a provider reference
+        names), read once. The orders alone (``ord``) are read only if a line needs matching
+        by order id or merchant reference (:meth:`_orders`). An attempt's time stays text
+        until an unconfirmed order needs it: most never do."""
+        self._orders_csv = orders_csv
         self._db.execute(
-            "CREATE TABLE ord AS SELECT order_id, merchant_reference, state, currency, amount "
-            f"FROM read_csv({literal(str(orders_csv))}, "
-            f"header = true, auto_detect = false, columns = {_ORDERS_COLUMNS})"
+            f"""
+            CREATE TABLE pay AS
+            SELECT a.provider_ref, a.order_id, a.provider, a.state AS attempt_state,
+                a.updated_at, o.state, o.amount, TRY_CAST(o.currency AS og_code) AS currency
+            FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a
+            JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
+            WHERE a.provider_ref IS NOT NULL
+            """
         )
-        self._db.execute(
-            f"CREATE TABLE att AS SELECT * FROM read_csv({literal(str(attempts_csv))}, "
-            f"header = true, auto_detect = false, columns = {_ATTEMPTS_COLUMNS}) "
-            "WHERE provider_ref IS NOT NULL"
-        )
+
+    def _orders(self) -> str:
+        """The orders table, read from the export the first time it is needed."""
+        if not self._has_orders:
+            if self._orders_csv is None:
+                raise RuntimeError("load_orders() comes before matching")
+            self._db.execute(
+                "CREATE TABLE ord AS SELECT order_id, merchant_reference, state, currency, "
+                f"amount FROM {_read(self._orders_csv, _ORDERS_COLUMNS)}"
+            )
+            self._has_orders = True
+        return "ord"
 
     def load_report(self, source: Source) -> None:
         """Read one report's lines; lines that cannot be used become line errors."""
@@ -123,6 +140,8 @@ class Engine:
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
             )
+            # Everything about a line is worked out in this scan (no join: a join may reorder
+            # rows), so ``raw`` keeps the file's order and rowid k is the k-th row read.
             self._db.execute("SET preserve_insertion_order = true")
             try:
                 self._db.execute(
@@ -130,7 +149,7 @@ class Engine:
                 )
             finally:
                 self._db.execute("SET preserve_insertion_order = false")
-            self._match_reference(file_no, f"(SELECT rowid + {first} AS line, * FROM raw)", source)
+            self._match_reference(file_no, f"(SELECT rowid + {first} AS line, * FROM raw)")
             self._count_rejected_lines(file_no, source)
         else:
             prepared = self._workdir / f"prepared_{file_no}.csv"
@@ -145,7 +164,7 @@ class Engine:
             )
             query = self._parse(source, projection, scan, line="__line AS line, ")
             self._db.execute(f"CREATE TEMP TABLE raw AS {query}")
-            self._match_reference(file_no, "raw", source)
+            self._match_reference(file_no, "raw")
         self._rows += self._count("SELECT count(*) FROM raw")
         self._db.execute("DROP TABLE raw")
 
@@ -176,16 +195,19 @@ class Engine:
         )
 
     def _parse(self, source: Source, p: Projection, relation: str, line: str = "") -> str:
-        """The query reading one report's columns into a line's fields: kind,
-        references, currency, time, and each amount as millionths (``*_s``) with whether it
-        was given at all (``*_given``), and the text the line's error would quote."""
+        """The query reading one report's columns into a line: kind, references, currency,
+        time, gross and fee in minor units, and the first thing wrong with it (``error``,
+        NULL when the line is usable)."""
         fees = p["fee"]
         assert isinstance(fees, list)
         decimal = literal(source.layout.decimal)
+        minor = "true" if source.layout.minor_units else "false"
         texts = {"credit": p["credit"], "debit": p["debit"]}
         texts.update((f"fee_{i}", expr) for i, expr in enumerate(fees))
-        # The usual shapes first, each evaluated once: a plain amount ("12.34") and an ISO
-        # time without a zone ("2026-11-01 09:30:00", UTC); og_micro and og_time for others.
+        # Each amount is read as millionths (``_s``), then as minor units of the line's
+        # currency (``_m``, NULL when it is not one). The usual shapes first, each evaluated
+        # once: a plain amount ("12.34") and an ISO time without a zone ("2026-11-01
+        # 09:30:00", UTC); og_micro and og_time for the others.
         if source.layout.decimal == ".":
             plain = "".join(
                 f", TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS {t}_p"
@@ -199,55 +221,45 @@ class Engine:
         else:
             plain = ""
             micros = "".join(f", og_micro({t}, {decimal}) AS {t}_s" for t in texts)
-        amounts = "".join(f", {t}_s, {t} IS NOT NULL AS {t}_given" for t in texts)
+        # Scaled first, made whole a level up: a macro's argument is repeated where used.
+        whole = "".join(f", og_whole({t}_s, unit, {minor}) AS {t}_m" for t in texts)
+        bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in texts)
+        fee_sum = " + ".join(f"COALESCE({t}_m, 0)" for t in list(texts)[2:]) or "0"
         outer = "line, " if line else ""
-        return f"""SELECT {outer}kind, ref, order_ref, currency, ts,
-            CASE WHEN at_text IS NOT NULL AND ts IS NULL THEN at_text END AS bad_time,
-            COALESCE(credit, debit) AS amount_text{amounts}
+        return f"""SELECT {outer}CAST(kind AS og_kind) AS kind, ref, order_ref,
+            code AS currency, ts,
+            COALESCE(credit_m, 0) - COALESCE(debit_m, 0) AS gross, {fee_sum} AS fee,
+            CASE WHEN currency IS NULL THEN 'no currency'
+                WHEN code IS NULL THEN 'unknown currency ' || currency
+                WHEN credit IS NULL AND debit IS NULL THEN 'no amount'
+                WHEN {bad} THEN 'amount ' || COALESCE(credit, debit) || ' is not an amount of '
+                       || currency
+                WHEN at_text IS NOT NULL AND ts IS NULL
+                  THEN 'time ' || at_text || ' not understood' END AS error
             FROM (
+            SELECT *{whole} FROM (
             SELECT *, CASE WHEN iso IS NOT NULL THEN make_timestamptz(epoch_us(iso))
-                ELSE og_time(at_text) END AS ts{micros} FROM (
-            SELECT *, try_strptime(at_text, '%Y-%m-%d %H:%M:%S') AS iso{plain} FROM (
+                ELSE og_time(at_text) END AS ts FROM (
+            SELECT *, og_unit(code) AS unit{micros} FROM (
+            SELECT *, try_strptime(at_text, '%Y-%m-%d %H:%M:%S') AS iso,
+                TRY_CAST(currency AS og_code) AS code{plain} FROM (
                 SELECT {line}{p["kind"]} AS kind, {p["ref"]} AS ref, {p["order_ref"]} AS order_ref,
                     upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
-                FROM {relation})))"""
+                FROM {relation})))))"""
 
-    def _match_reference(self, file_no: int, table: str, source: Source) -> None:
-        """Each parsed line of ``table`` into ``res``: amounts in minor units, the first thing
-        wrong with the line (NULL when it is usable), and the order whose payment the line's
-        reference names (one join with the attempts and the orders)."""
-        fees = [n for n in self._columns("raw") if n.startswith("fee_") and n.endswith("_s")]
-        minor = "true" if source.layout.minor_units else "false"
-        texts = ["credit", "debit", *(f.removesuffix("_s") for f in fees)]
-        # Scaled first, made whole a level up: a macro's argument is repeated where used.
-        parsed = ", ".join(f"og_whole({t}_s, unit, {minor}) AS {t}_m" for t in texts)
-        bad = " OR ".join(f"({t}_given AND {t}_m IS NULL)" for t in texts)
-        fee_sum = " + ".join(f"COALESCE({t}_m, 0)" for t in texts[2:]) or "0"
+    def _match_reference(self, file_no: int, table: str) -> None:
+        """Each parsed line of ``table`` into ``res``, with the order whose payment the line's
+        reference names (one join with the attempts and their orders)."""
         self._db.execute(
             f"""
             INSERT INTO res
-            SELECT q.*, o.order_id, CASE WHEN o.order_id IS NOT NULL THEN 'reference' END,
-                o.amount, o.currency, false
-            FROM (
-            SELECT {file_no}, line, kind, ref, order_ref, currency, ts,
-                COALESCE(credit_m, 0) - COALESCE(debit_m, 0), {fee_sum},
-                CASE WHEN currency IS NULL THEN 'no currency'
-                    WHEN e IS NULL THEN 'unknown currency ' || currency
-                    WHEN NOT credit_given AND NOT debit_given THEN 'no amount'
-                    WHEN {bad} THEN 'amount ' || amount_text || ' is not an amount of '
-                           || currency
-                    WHEN bad_time IS NOT NULL
-                      THEN 'time ' || bad_time || ' not understood' END AS error
-            FROM (
-                SELECT *, {parsed} FROM (
-                    SELECT r.*, cur.e AS e, cur.unit AS unit FROM {table} r
-                    LEFT JOIN og_currency cur ON cur.code = r.currency
-                )
-            )
-            ) q
-            LEFT JOIN att a ON a.provider_ref = CASE WHEN q.error IS NULL THEN q.ref END
-            LEFT JOIN ord o ON o.order_id = a.order_id
+            SELECT {file_no}, r.line, r.kind, r.ref, r.order_ref, r.currency, r.ts, r.gross,
+                r.fee, r.error, p.order_id,
+                CASE WHEN p.order_id IS NOT NULL THEN 'reference' END,
+                p.amount, p.currency, false
+            FROM {table} r
+            LEFT JOIN pay p ON p.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
             """
         )
 
@@ -300,8 +312,8 @@ class Engine:
         self._db.execute(
             f"""
             UPDATE res SET order_id = o.order_id, via = '{via}', expected_amount = o.amount,
-                expected_currency = o.currency
-            FROM ord o
+                expected_currency = TRY_CAST(o.currency AS og_code)
+            FROM {self._orders()} o
             WHERE res.order_id IS NULL AND res.order_ref IS NOT NULL AND res.error IS NULL
               AND o.{column} = res.order_ref
             """
@@ -312,17 +324,15 @@ class Engine:
         self._db.execute(
             f"""
             CREATE TEMP TABLE unconfirmed AS
-            SELECT p.*, o.amount, o.currency FROM (
-                SELECT a.order_id, min(a.provider_ref) AS provider_ref,
-                    min(CAST(a.updated_at AS TIMESTAMPTZ)) AS paid_at, min(a.provider) AS provider
-                FROM att a ANTI JOIN (
-                    SELECT order_id FROM res
-                    WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL
-                ) r USING (order_id)
-                WHERE a.state IN {_PAID_ATTEMPTS}
-                GROUP BY a.order_id
-            ) p JOIN ord o USING (order_id)
-            WHERE o.state IN {_PAID_STATES}
+            SELECT order_id, min(provider_ref) AS provider_ref,
+                min(CAST(updated_at AS TIMESTAMPTZ)) AS paid_at, min(provider) AS provider,
+                any_value(amount) AS amount, any_value(currency) AS currency
+            FROM pay ANTI JOIN (
+                SELECT order_id FROM res
+                WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL
+            ) r USING (order_id)
+            WHERE attempt_state IN {_PAID_ATTEMPTS} AND state IN {_PAID_STATES}
+            GROUP BY order_id
             """
         )
 
@@ -364,13 +374,13 @@ class Engine:
             ("order_id", "order_id IS NOT NULL"),
             ("ref", "order_id IS NULL AND ref IS NOT NULL"),
         ):
+            charges = f"kind = 'charge' AND error IS NULL AND {where}"
             self._db.execute(
                 f"""
                 UPDATE res SET dup = true FROM (
                     SELECT file_no, line FROM res
-                    WHERE kind = 'charge' AND error IS NULL AND {where} AND {key} IN (
-                        SELECT {key} FROM res WHERE kind = 'charge' AND error IS NULL
-                        AND {where} GROUP BY {key} HAVING count(*) > 1)
+                    WHERE {charges} AND {key} IN (
+                        SELECT {key} FROM res WHERE {charges} GROUP BY ALL HAVING count(*) > 1)
                     QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY file_no, line) > 1
                 ) d
                 WHERE res.file_no = d.file_no AND res.line = d.line
@@ -487,6 +497,13 @@ class Engine:
             expected_currency=expected_currency,
             at=at,
         )
+
+
+def _read(path: Path, columns: str) -> str:
+    """A scan of one of the order exports, with its known columns."""
+    return (
+        f"read_csv({literal(str(path))}, header = true, auto_detect = false, columns = {columns})"
+    )
 
 
 def _ends_without_newline(path: Path) -> bool:

@@ -77,17 +77,21 @@ def literal(value: str) -> str:
 
 
 def kind_case(expr: str, mapping: Mapping[str, Sequence[str]], *, prefix: bool = False) -> str:
-    """SQL mapping the provider's type values in ``expr`` to a canonical kind."""
-    whens = []
-    for kind, values in mapping.items():
-        for value in values:
-            test = (
-                f"starts_with(lower({expr}), {literal(value.lower())})"
-                if prefix
-                else f"lower({expr}) = {literal(value.lower())}"
-            )
-            whens.append(f"WHEN {test} THEN {literal(kind)}")
-    return f"CASE {' '.join(whens)} ELSE {literal(c.OTHER_KIND)} END"
+    """SQL mapping the provider's type values in ``expr`` to a canonical kind (exact values
+    as a simple CASE, so the value is lowered once per line, not once per candidate)."""
+    if prefix:
+        whens = [
+            f"WHEN starts_with(lower({expr}), {literal(value.lower())}) THEN {literal(kind)}"
+            for kind, values in mapping.items()
+            for value in values
+        ]
+        return f"CASE {' '.join(whens)} ELSE {literal(c.OTHER_KIND)} END"
+    whens = [
+        f"WHEN {literal(value.lower())} THEN {literal(kind)}"
+        for kind, values in mapping.items()
+        for value in values
+    ]
+    return f"CASE lower({expr}) {' '.join(whens)} ELSE {literal(c.OTHER_KIND)} END"
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import duckdb
 
 from orderguard.domain.money import EXPONENTS
+from orderguard.reconcile import categories as c
+
+#: How a line was matched to its order, most confident first.
+VIAS = ("reference", "order_id", "merchant_reference", "amount_and_date")
 
 #: ``og_clean`` keeps digits, separators and the minus sign ("€ 1.234,50" -> "1.234,50");
 #: ``og_point`` rewrites the decimal separator as a point; ``og_micro`` reads an amount as a
@@ -12,7 +16,9 @@ from orderguard.domain.money import EXPONENTS
 #: ``og_minor`` makes that minor units of a currency with exponent ``e``, NULL when the
 #: amount has more decimals than the currency (or, for ``minor`` reports, any decimals);
 #: ``og_whole`` is the same with the currency's ``unit`` (millionths per minor unit, a
-#: column of ``og_currency``) instead of its exponent, so no power is computed per line.
+#: column of ``og_currency``, or ``og_unit(code)``) instead of its exponent, so no power is
+#: computed per line. ``og_unit`` looks the unit of an ``og_code`` up without a join (the
+#: ENUM's index into a list), so a scan that must keep the file's order can use it.
 #: Alternatives are written as CASE, not COALESCE: DuckDB evaluates every COALESCE argument
 #: for every row, CASE only the branch a row needs (the fallbacks run for odd lines only).
 _MACROS = r"""
@@ -55,7 +61,9 @@ CREATE OR REPLACE MACRO og_time(x) AS CASE
 
 
 def install(conn: duckdb.DuckDBPyConnection) -> None:
-    """Define the macros and the ISO 4217 exponent table on ``conn``."""
+    """Define the macros, the ISO 4217 exponent table and the small enumerations (a line's
+    kind, currency code and how it was matched: one byte each, where text would be copied
+    from table to table) on ``conn``."""
     conn.execute("SET TimeZone = 'UTC'")
     for statement in _MACROS.split(";\n"):
         if statement.strip():
@@ -65,3 +73,10 @@ def install(conn: duckdb.DuckDBPyConnection) -> None:
     )
     rows = ", ".join(f"('{code}', {e}, {10 ** (6 - e)})" for code, e in sorted(EXPONENTS.items()))
     conn.execute(f"INSERT INTO og_currency VALUES {rows}")
+    kinds = (c.CHARGE_KIND, c.REFUND_KIND, c.CHARGEBACK_KIND, c.FEE_KIND, c.PAYOUT_KIND)
+    conn.execute(f"CREATE TYPE og_kind AS ENUM ({', '.join(map(repr, (*kinds, c.OTHER_KIND)))})")
+    conn.execute(f"CREATE TYPE og_via AS ENUM ({', '.join(map(repr, VIAS))})")
+    codes = sorted(EXPONENTS)
+    conn.execute(f"CREATE TYPE og_code AS ENUM ({', '.join(repr(code) for code in codes)})")
+    units = ", ".join(str(10 ** (6 - EXPONENTS[code])) for code in codes)
+    conn.execute(f"CREATE OR REPLACE MACRO og_unit(code) AS [{units}][enum_code(code) + 1]")
