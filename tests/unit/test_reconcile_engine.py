@@ -79,3 +79,81 @@ def test_a_report_with_only_its_header_confirms_and_accuses_nothing(tmp_path: Pa
         engine.close()
     assert (outcome.lines, outcome.errors, outcome.period_from) == (0, [], None)
     assert sum(outcome.counts.values()) == 0
+
+
+STRIPE_HEADER = (
+    "automatic_payout_id,automatic_payout_effective_at,balance_transaction_id,created_utc,"
+    "available_on_utc,currency,gross,fee,net,reporting_category,description,charge_id,"
+    "payment_intent_id,source_id,payment_metadata[order_id]\n"
+)
+
+
+def stripe_line(category: str, gross: str, ref: str, order: str, at: str = "10:30:00") -> str:
+    return (
+        f"po_1,2026-11-04 00:00:00,txn_{ref}_{category},2026-11-02 {at},2026-11-04 00:00:00,"
+        f"eur,{gross},0.00,{gross},{category},,ch_{ref},{ref},ch_{ref},{order}\n"
+    )
+
+
+def reconcile(tmp_path: Path, orders: str, attempts: str, *reports: str) -> dict[str, int]:
+    """Counts per category of ``reports`` (Stripe itemized lines) against the exports."""
+    paths = exports(tmp_path, orders, attempts)
+    engine = Engine(tmp_path)
+    try:
+        engine.load_orders(*paths)
+        for number, lines in enumerate(reports):
+            report = tmp_path / f"report_{number}.csv"
+            report.write_text(STRIPE_HEADER + lines)
+            engine.load_report(open_source(report))
+        outcome = engine.match()
+    finally:
+        engine.close()
+    return {k: v for k, v in outcome.counts.items() if v}
+
+
+PAID = (
+    "ord_A,M-A,paid,EUR,2500,2026-11-02T10:30:00+00:00\n"
+    "ord_B,M-B,paid,EUR,4000,2026-11-02T11:00:00+00:00\n"
+)
+PAID_ATTEMPTS = (
+    "ord_A,stripe,pi_A,succeeded,2026-11-02T10:30:00+00:00\n"
+    "ord_B,stripe,pi_B,succeeded,2026-11-02T11:00:00+00:00\n"
+)
+
+
+def test_an_order_named_only_by_a_refund_is_missing_at_the_provider(tmp_path: Path) -> None:
+    # The refund of ord_B does not confirm its payment: the report never charged it.
+    counts = reconcile(
+        tmp_path,
+        PAID,
+        PAID_ATTEMPTS,
+        stripe_line("charge", "25.00", "pi_A", "ord_A")
+        + stripe_line("refund", "-40.00", "pi_B", "ord_B", at="11:30:00"),
+    )
+    assert counts == {"matched": 1, "refund": 1, "missing_at_provider": 1}
+
+
+def test_a_charge_and_its_refund_in_two_reports_confirm_the_order(tmp_path: Path) -> None:
+    counts = reconcile(
+        tmp_path,
+        PAID,
+        PAID_ATTEMPTS,
+        stripe_line("refund", "-25.00", "pi_A", "ord_A", at="12:00:00")
+        + stripe_line("charge", "40.00", "pi_B", "ord_B", at="11:00:00"),
+        stripe_line("charge", "25.00", "pi_A", "ord_A"),
+    )
+    assert counts == {"matched": 2, "refund": 1}
+
+
+def test_an_unreadable_charge_line_confirms_nothing(tmp_path: Path) -> None:
+    # The line naming pi_B has an amount EUR cannot hold: reported, and ord_B (paid within
+    # the report's period, 10:30 to 12:00) stays unconfirmed.
+    counts = reconcile(
+        tmp_path,
+        PAID,
+        PAID_ATTEMPTS,
+        stripe_line("charge", "25.00", "pi_A", "ord_A")
+        + stripe_line("charge", "40.001", "pi_B", "ord_B", at="11:00:00")
+        + stripe_line("fee", "-1.00", "pi_A", "ord_A", at="12:00:00"),
+    )
+    assert counts == {"matched": 1, "fee": 1, "missing_at_provider": 1}

@@ -77,14 +77,19 @@ class Engine:
             "CREATE TABLE res (file_no INTEGER, line BIGINT, kind og_kind, ref VARCHAR, "
             "order_ref VARCHAR, currency og_code, ts TIMESTAMPTZ, gross BIGINT, fee BIGINT, "
             "error VARCHAR, order_id VARCHAR, via og_via, expected_amount BIGINT, "
-            "expected_currency og_code, dup BOOLEAN)"
+            "expected_currency og_code, dup BOOLEAN, "
+            "attempt_provider VARCHAR, attempt_at VARCHAR, attempt_paid BOOLEAN)"
         )
         self._db.execute("CREATE TABLE line_errors (file_no INTEGER, line BIGINT, message VARCHAR)")
         self._db.execute("CREATE TABLE files (file_no INTEGER, file VARCHAR)")
         self._files: list[str] = []
         #: Rows read from the reports (each becomes one row of ``res``).
         self._rows = 0
-        self._orders_csv: Path | None = None
+        #: Per report: the query giving its parsed lines (with ``file_no`` and ``line``), and
+        #: its source and rows read when DuckDB read it directly (for its rejected lines).
+        self._lines: list[str] = []
+        self._direct: list[tuple[int, Source, int]] = []
+        self._exports: tuple[Path, Path] | None = None
         self._has_orders = False
 
     def close(self) -> None:
@@ -93,33 +98,29 @@ class Engine:
     # ------------------------------------------------------------------ loading
 
     def load_orders(self, orders_csv: Path, attempts_csv: Path) -> None:
-        """The payment attempts joined to their orders (``pay``: what a provider reference
-        names), read once. The orders alone (``ord``) are read only if a line needs matching
-        by order id or merchant reference (:meth:`_orders`). An attempt's time stays text
-        until an unconfirmed order needs it: most never do."""
-        self._orders_csv = orders_csv
-        self._db.execute(
-            f"""
-            CREATE TABLE pay AS
-            SELECT a.provider_ref, a.order_id, a.provider, a.state AS attempt_state,
-                a.updated_at, o.state, o.amount, TRY_CAST(o.currency AS og_code) AS currency
-            FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a
-            JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
-            WHERE a.provider_ref IS NOT NULL
-            """
-        )
+        """Where the exported orders and payment attempts are. They are read while the lines
+        are joined to them (:meth:`match`: one pass, as a plain join would); the orders alone
+        (``ord``) only if a line needs matching by order id or merchant reference."""
+        for path in (orders_csv, attempts_csv):
+            if not path.is_file():
+                raise FileNotFoundError(f"the order export {path} does not exist")
+        self._exports = (orders_csv, attempts_csv)
 
     def _orders(self) -> str:
         """The orders table, read from the export the first time it is needed."""
         if not self._has_orders:
-            if self._orders_csv is None:
-                raise RuntimeError("load_orders() comes before matching")
+            orders_csv, _ = self._export()
             self._db.execute(
                 "CREATE TABLE ord AS SELECT order_id, merchant_reference, state, currency, "
-                f"amount FROM {_read(self._orders_csv, _ORDERS_COLUMNS)}"
+                f"amount FROM {_read(orders_csv, _ORDERS_COLUMNS)}"
             )
             self._has_orders = True
         return "ord"
+
+    def _export(self) -> tuple[Path, Path]:
+        if self._exports is None:
+            raise RuntimeError("load_orders() comes before matching")
+        return self._exports
 
     def load_report(self, source: Source) -> None:
         """Read one report's lines; lines that cannot be used become line errors."""
@@ -131,8 +132,6 @@ class Engine:
         if source.direct:
             first = source.header_line + 1
             columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in source.header) + "}"
-            # Parsed while scanned, in parallel; the table keeps the file's order (insertion
-            # order is preserved), so rowid k is the k-th row read.
             scan = (
                 f"read_csv({literal(str(source.path))}, header = true, "
                 f"auto_detect = false, columns = {columns}, "
@@ -140,17 +139,18 @@ class Engine:
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
             )
-            # Everything about a line is worked out in this scan (no join: a join may reorder
-            # rows), so ``raw`` keeps the file's order and rowid k is the k-th row read.
+            # Everything about a line is worked out in this scan, in parallel, with no join (a
+            # join may reorder rows): the table keeps the file's order, rowid k is row k read.
             self._db.execute("SET preserve_insertion_order = true")
             try:
                 self._db.execute(
-                    f"CREATE TEMP TABLE raw AS {self._parse(source, projection, scan)}"
+                    f"CREATE TEMP TABLE raw_{file_no} AS {self._parse(source, projection, scan)}"
                 )
             finally:
                 self._db.execute("SET preserve_insertion_order = false")
-            self._match_reference(file_no, f"(SELECT rowid + {first} AS line, * FROM raw)")
-            self._count_rejected_lines(file_no, source)
+            self._lines.append(
+                f"SELECT {file_no} AS file_no, rowid + {first} AS line, * FROM raw_{file_no}"
+            )
         else:
             prepared = self._workdir / f"prepared_{file_no}.csv"
             for error in prepare(source, prepared):
@@ -163,13 +163,15 @@ class Engine:
                 f"auto_detect = false, columns = {columns}}}, quote = '\"', escape = '\"')"
             )
             query = self._parse(source, projection, scan, line="__line AS line, ")
-            self._db.execute(f"CREATE TEMP TABLE raw AS {query}")
-            self._match_reference(file_no, "raw")
-        self._rows += self._count("SELECT count(*) FROM raw")
-        self._db.execute("DROP TABLE raw")
+            self._db.execute(f"CREATE TEMP TABLE raw_{file_no} AS {query}")
+            self._lines.append(f"SELECT {file_no} AS file_no, * FROM raw_{file_no}")
+        read = self._count(f"SELECT count(*) FROM raw_{file_no}")
+        self._rows += read
+        if source.direct:
+            self._direct.append((file_no, source, read))
 
-    def _count_rejected_lines(self, file_no: int, source: Source) -> None:
-        """Report the lines DuckDB rejected, and renumber the rows read after them."""
+    def _count_rejected_lines(self, file_no: int, source: Source, read: int) -> None:
+        """Report the lines DuckDB rejected, and renumber the ``read`` rows read after them."""
         first = source.header_line + 1
         rejects = self._db.execute(
             f"SELECT line, any_value(error_message) FROM rejects_{file_no} "
@@ -177,7 +179,6 @@ class Engine:
         ).fetchall()
         if not rejects:
             return
-        read = self._count(f"SELECT count(*) FROM res WHERE file_no = {file_no}")
         last = first + read + len(rejects) - 1
         cut = _ends_without_newline(source.path)
         for number, message in rejects:
@@ -248,23 +249,46 @@ class Engine:
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
                 FROM {relation})))))"""
 
-    def _match_reference(self, file_no: int, table: str) -> None:
-        """Each parsed line of ``table`` into ``res``, with the order whose payment the line's
-        reference names (one join with the attempts and their orders)."""
+    def _join_lines(self) -> None:
+        """Every report's lines into ``res``, each with the order whose payment its reference
+        names: one pass over the exported attempts and orders, as a plain join would.
+
+        The join is a full one: the attempts no usable line names come out too, as rows
+        without a file (``file_no`` NULL), and so do the attempts named only by lines that are
+        not charges (on those lines). :meth:`_unconfirmed` needs no other pass over the
+        attempts, and takes those rows out of ``res``.
+        """
+        orders_csv, attempts_csv = self._export()
+        lines = " UNION ALL BY NAME ".join(f"({q})" for q in self._lines) or (
+            "SELECT * FROM res WHERE false"
+        )
+        # What :meth:`_unconfirmed` needs of an attempt no charge line names.
+        unclaimed = "r.line IS NULL OR r.kind <> 'charge'"
         self._db.execute(
             f"""
             INSERT INTO res
-            SELECT {file_no}, r.line, r.kind, r.ref, r.order_ref, r.currency, r.ts, r.gross,
-                r.fee, r.error, p.order_id,
-                CASE WHEN p.order_id IS NOT NULL THEN 'reference' END,
-                p.amount, p.currency, false
-            FROM {table} r
-            LEFT JOIN pay p ON p.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
+            SELECT r.file_no, r.line, r.kind, COALESCE(r.ref, p.provider_ref), r.order_ref,
+                r.currency, r.ts, r.gross, r.fee, r.error, p.order_id,
+                CASE WHEN r.line IS NOT NULL AND p.order_id IS NOT NULL THEN 'reference' END,
+                p.amount, p.currency, false,
+                CASE WHEN {unclaimed} THEN p.provider END,
+                CASE WHEN {unclaimed} THEN p.updated_at END,
+                CASE WHEN {unclaimed} THEN p.attempt_state IN {_PAID_ATTEMPTS}
+                    AND p.state IN {_PAID_STATES} END
+            FROM ({lines}) r
+            FULL JOIN (
+                SELECT a.provider_ref, a.order_id, a.provider, a.state AS attempt_state,
+                    a.updated_at, o.state, o.amount, TRY_CAST(o.currency AS og_code) AS currency
+                FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a
+                JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
+                WHERE a.provider_ref IS NOT NULL
+            ) p ON p.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
             """
         )
-
-    def _columns(self, table: str) -> list[str]:
-        return [str(row[0]) for row in self._db.execute(f"DESCRIBE {table}").fetchall()]
+        for file_no in range(len(self._lines)):
+            self._db.execute(f"DROP TABLE raw_{file_no}")
+        for file_no, source, read in self._direct:
+            self._count_rejected_lines(file_no, source, read)
 
     def _error(self, file_no: int, line: int, message: str) -> None:
         self._db.execute("INSERT INTO line_errors VALUES (?, ?, ?)", [file_no, line, message])
@@ -274,6 +298,7 @@ class Engine:
     def match(self) -> Outcome:
         """Match every line; the results stay in DuckDB, read by :meth:`results`."""
         db = self._db
+        self._join_lines()
         self._one_row_per_line()
         self._match_by_order("order_id", "order_id")
         self._match_by_order("merchant_reference", "merchant_reference")
@@ -285,7 +310,9 @@ class Engine:
         db.execute(
             f"""
             CREATE VIEW results AS
-            SELECT * EXCLUDE (error), {_CATEGORY} AS category FROM res WHERE error IS NULL
+            SELECT * EXCLUDE (error, attempt_provider, attempt_at, attempt_paid),
+                {_CATEGORY} AS category
+            FROM res WHERE error IS NULL
             UNION ALL BY NAME
             SELECT NULL::INTEGER AS file_no, NULL::BIGINT AS line, 'charge' AS kind,
                 *, 'missing_at_provider' AS category FROM missing
@@ -295,10 +322,11 @@ class Engine:
 
     def _one_row_per_line(self) -> None:
         """Two attempts with one reference would double a line: keep one order per line."""
-        if self._count("SELECT count(*) FROM res") != self._rows:
+        if self._count("SELECT count(*) FROM res WHERE file_no IS NOT NULL") != self._rows:
             self._db.execute(
-                "CREATE OR REPLACE TABLE res AS SELECT * FROM res "
-                "QUALIFY row_number() OVER (PARTITION BY file_no, line ORDER BY order_id) = 1"
+                "CREATE OR REPLACE TABLE res AS SELECT * FROM res WHERE file_no IS NULL "
+                "UNION ALL (SELECT * FROM res WHERE file_no IS NOT NULL "
+                "QUALIFY row_number() OVER (PARTITION BY file_no, line ORDER BY order_id) = 1)"
             )
 
     def _match_by_order(self, column: str, via: str) -> None:
@@ -320,21 +348,24 @@ class Engine:
         )
 
     def _unconfirmed(self) -> None:
-        """Paid orders no charge line names yet (for amount matching and missing orders)."""
+        """Paid orders no charge line names yet (for amount matching and missing orders),
+        from the attempts :meth:`_join_lines` left without a charge line; then ``res`` keeps
+        only the report's lines."""
         self._db.execute(
-            f"""
+            """
             CREATE TEMP TABLE unconfirmed AS
-            SELECT order_id, min(provider_ref) AS provider_ref,
-                min(CAST(updated_at AS TIMESTAMPTZ)) AS paid_at, min(provider) AS provider,
-                any_value(amount) AS amount, any_value(currency) AS currency
-            FROM pay ANTI JOIN (
+            SELECT order_id, min(ref) AS provider_ref,
+                min(CAST(attempt_at AS TIMESTAMPTZ)) AS paid_at,
+                min(attempt_provider) AS provider, any_value(expected_amount) AS amount,
+                any_value(expected_currency) AS currency
+            FROM (SELECT * FROM res WHERE attempt_paid) ANTI JOIN (
                 SELECT order_id FROM res
                 WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL
             ) r USING (order_id)
-            WHERE attempt_state IN {_PAID_ATTEMPTS} AND state IN {_PAID_STATES}
             GROUP BY order_id
             """
         )
+        self._db.execute("DELETE FROM res WHERE file_no IS NULL")
 
     def _match_by_amount(self) -> None:
         """Charges named by nothing: an amount and currency only one unconfirmed order has,
