@@ -60,7 +60,7 @@ def test_no_log_line_of_an_end_to_end_run_holds_a_shoppers_personal_data(
         )
         server.start()
         try:
-            request_ids = _run(server.url, provider)
+            request_ids, tokens = _run(server.url, provider)
         finally:
             server.stop()
     log = server.log()
@@ -77,14 +77,19 @@ def test_no_log_line_of_an_end_to_end_run_holds_a_shoppers_personal_data(
                 line for line in log.splitlines() if secret in line
             )
     assert "pm_card_visa" not in log and "pm_card_chargeDeclined" not in log
+    access = "\n".join(str(line["event"]) for line in lines if line["logger"] == "uvicorn.access")
+    assert "token=[redacted]" in access, "the shopper pages' access lines are there, redacted"
+    for token in tokens:
+        assert token not in access, f"a status page token is in an access line: {token}"
     for request_id in request_ids:
         tagged = {line["logger"] for line in lines if line.get("request_id") == request_id}
         assert "uvicorn.access" in tagged, f"the access line lacks request id {request_id}"
 
 
-def _run(url: str, provider: str) -> list[str]:
-    """Paid, declined and lost-answer orders, bad input, a forged webhook; the request ids."""
-    ids = []
+def _run(url: str, provider: str) -> tuple[list[str], list[str]]:
+    """Paid, declined and lost-answer orders (each one's shopper page visited), bad input, a
+    forged webhook; the request ids and the status page tokens."""
+    ids, tokens = [], []
     with httpx.Client(base_url=url, timeout=30) as client:
         httpx.post(f"{provider}/_sandbox/faults", json={"timeout_after": 1.0, "hold_s": 2.0,
                                                          "limit": 1})  # fmt: skip
@@ -97,6 +102,9 @@ def _run(url: str, provider: str) -> list[str]:
                                  headers={**key(), "X-Request-ID": request_id})  # fmt: skip
             assert answer.status_code == 201, answer.text
             assert client.get(f"/v1/orders/{answer.json()['id']}").status_code == 200
+            status_url = answer.json()["status_url"]
+            tokens.append(status_url.rpartition("token=")[2])
+            assert client.get(status_url).status_code == 200
         bad = _body(SHOPPERS[0], "pm_card_visa")
         bad["customer"]["email"] = "beatriz.quaresma@@correio.example"  # type: ignore[index]
         refused = client.post("/v1/orders", json=bad, headers=key())
@@ -106,4 +114,4 @@ def _run(url: str, provider: str) -> list[str]:
                              headers={"Stripe-Signature": "t=1,v1=00"})  # fmt: skip
         assert forged.status_code in {400, 401}
         time.sleep(3)  # the janitor resolves the lost answer, webhooks arrive
-    return ids
+    return ids, tokens

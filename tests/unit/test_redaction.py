@@ -9,10 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from orderguard.observability.context import remember_personal, request_context
 from orderguard.observability.logs import configure_logging, log_format, log_level
-from orderguard.observability.redaction import REDACTED, redact_field, redact_text
+from orderguard.observability.redaction import (
+    REDACTED,
+    may_hold_personal_data,
+    redact_field,
+    redact_patterns,
+    redact_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,6 +67,45 @@ def test_fields_named_after_personal_data_are_replaced_whole_at_any_depth() -> N
         "customer": REDACTED,
         "order": {"email": REDACTED, "amount": 5},
     }
+
+
+KNOWN = ("Ana Silva", "Rua Augusta 1", "1100-048", "Lisboa")
+#: Pieces of what the patterns look for, so that generated text often nearly matches.
+FRAGMENTS = st.sampled_from(
+    [*KNOWN, "@", "ana.silva", "example.com", "pm_", "card_visa", "token=", "client_secret=",
+     "?", "&", "=", ":", '"', "'", "\\", "name", "email", "phone", "line1", "city",
+     "postal_code", "status_token", "customer_", "ship_", "og_snap_0", "%5D", '"cust"',
+     '"addr"', "[", "]",
+     "+", "(", ")", "-", ".", "/", " ", "0", "12", "345", "912", "2026-11-26", "HTTP/1.1",
+     "+1 234 567", "+123456", "(21) 345 678", "12-345-67"]
+)  # fmt: skip
+TEXT = st.lists(FRAGMENTS | st.text(max_size=4), max_size=30).map("".join)
+
+
+@given(TEXT, st.lists(st.sampled_from(KNOWN), max_size=3))
+@example("call +1 234 567", [])  # the fewest digits a phone number is redacted with
+@example("call 12 345 678", [])
+@example("at Lisboa", ["Lisboa"])
+@settings(max_examples=500)
+def test_the_quick_test_never_skips_text_the_patterns_would_change(
+    text: str, known: list[str]
+) -> None:
+    full = redact_patterns(text, known)
+    assert redact_text(text, known) == full
+    if full != text:
+        assert may_hold_personal_data(text, known)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '127.0.0.1:53422 - "POST /v1/orders HTTP/1.1" 201',
+        "req_01JABCDEFGHJKMNPQRSTVWXYZ",
+        "Application startup complete.",
+    ],
+)
+def test_ordinary_log_text_takes_the_quick_way(text: str) -> None:
+    assert not may_hold_personal_data(text, KNOWN)
 
 
 @pytest.fixture
@@ -109,3 +156,27 @@ def test_the_format_follows_the_setting_else_the_terminal() -> None:
     assert log_format({}, io.StringIO()) == "json"
     assert log_level({"ORDERGUARD_LOG_LEVEL": "debug"}) == logging.DEBUG
     assert log_level({"ORDERGUARD_LOG_LEVEL": "nonsense"}) == logging.INFO
+
+
+def test_the_access_line_of_the_shopper_page_keeps_its_request_but_not_its_token(
+    captured: io.StringIO,
+) -> None:
+    token = "Zx9-abcDEF_123456789"
+    with request_context("req-page"):
+        remember_personal(["Ana Silva"])
+        logging.getLogger("uvicorn.access").info(  # as uvicorn writes it
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:53422",
+            "GET",
+            f"/orders/ord_1?token={token}&lang=pt",
+            "1.1",
+            200,
+        )
+    text = captured.getvalue()
+    assert token not in text
+    [line] = _lines(captured)
+    assert line["logger"] == "uvicorn.access" and line["request_id"] == "req-page"
+    assert line["level"] == "info" and "timestamp" in line
+    assert line["event"] == (
+        f'127.0.0.1:53422 - "GET /orders/ord_1?token={REDACTED}&lang=pt HTTP/1.1" 200'
+    )

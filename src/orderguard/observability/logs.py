@@ -54,15 +54,17 @@ def _format_exception(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
 
 
 def _shared() -> list[Processor]:
+    # The level, the logger's name and the time are added after ``redact``: they are ours
+    # (each processor overwrites any value a caller passed), so there is nothing to redact.
     return [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
         structlog.stdlib.PositionalArgumentsFormatter(),
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         _format_exception,
         redact,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 
 

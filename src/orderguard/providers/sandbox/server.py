@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -17,6 +18,8 @@ from orderguard.providers.sandbox.service import SandboxConfig
 
 #: Seconds to wait for a threaded server to start or stop.
 STARTUP_TIMEOUT_S = 10.0
+#: The loggers uvicorn writes to.
+_UVICORN_LOGGERS = ("uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 def _uvicorn_config(app: ASGIApp, **options: object) -> uvicorn.Config:
@@ -26,9 +29,8 @@ def _uvicorn_config(app: ASGIApp, **options: object) -> uvicorn.Config:
         http="h11",
         ws="none",
         lifespan="on",
-        log_level="warning",
         timeout_graceful_shutdown=1,
-        **options,  # type: ignore[arg-type]
+        **{"log_level": "warning", **options},  # type: ignore[arg-type]
     )
 
 
@@ -61,8 +63,16 @@ def serve_in_thread(app: ASGIApp) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(_uvicorn_config(app))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    # The process's logging is its host's: no dictConfig, no levels (uvicorn's loggers are
+    # global: the host would lose its access lines, and uvicorn's own handlers would bypass
+    # its redaction). The sandbox's own lines below warning are left out, as before.
+    server = uvicorn.Server(_uvicorn_config(app, log_config=None, log_level=None))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"sandbox-{port}"
+    )
+    quiet = _QuietThread(thread.name)
+    for name in _UVICORN_LOGGERS:
+        logging.getLogger(name).addFilter(quiet)
     thread.start()
     try:
         _wait_until(lambda: server.started or not thread.is_alive())
@@ -73,6 +83,19 @@ def serve_in_thread(app: ASGIApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(STARTUP_TIMEOUT_S)
         sock.close()
+        for name in _UVICORN_LOGGERS:
+            logging.getLogger(name).removeFilter(quiet)
+
+
+class _QuietThread(logging.Filter):
+    """Drops the records below warning that a thread of that name writes."""
+
+    def __init__(self, thread_name: str) -> None:
+        super().__init__()
+        self.thread_name = thread_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or record.threadName != self.thread_name
 
 
 @contextmanager
