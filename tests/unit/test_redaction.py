@@ -32,6 +32,8 @@ from orderguard.observability.redaction import (
         ("call 912 345 678 or 07911 123456", "07911 123456"),
         ("charged pm_card_visa", "pm_card_visa"),
         ("GET /orders/ord_1?token=abcDEF123 HTTP/1.1", "abcDEF123"),
+        # A return URL inside a request body: the shopper page's token URL-encoded.
+        ("return_url=https%3A%2F%2Fshop%2Forders%2Ford_1%3Ftoken%3Dab-C_9x%26lang%3Den", "ab-C_9x"),
         ("{'customer_name': 'Ana Silva', 'id': 'ord_1'}", "Ana Silva"),
         ('{"customer":{"name":"Ana Silva","city":"Lisboa"}}', "Lisboa"),
         (r"'{\"line1\":\"Rua Augusta 1\"}'", "Rua Augusta 1"),
@@ -73,6 +75,7 @@ KNOWN = ("Ana Silva", "Rua Augusta 1", "1100-048", "Lisboa")
 #: Pieces of what the patterns look for, so that generated text often nearly matches.
 FRAGMENTS = st.sampled_from(
     [*KNOWN, "@", "ana.silva", "example.com", "pm_", "card_visa", "token=", "client_secret=",
+     "token%3D", "secret%3d", "%26",
      "?", "&", "=", ":", '"', "'", "\\", "name", "email", "phone", "line1", "city",
      "postal_code", "status_token", "customer_", "ship_", "og_snap_0", "%5D", '"cust"',
      '"addr"', "[", "]",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from functools import partial
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -120,6 +121,26 @@ def configure_logging(
         uvicorn_logger.propagate = True
     for chatty in _QUIET:
         logging.getLogger(chatty).setLevel(logging.WARNING if level >= logging.INFO else 0)
+    driver = logging.getLogger("aiosqlite")
+    if not any(isinstance(f, _WithoutParameters) for f in driver.filters):
+        driver.addFilter(_WithoutParameters())
+
+
+class _WithoutParameters(logging.Filter):
+    """aiosqlite's debug lines name each call with its arguments: the statement and its
+    parameters, which hold secrets no pattern can recognise (a shopper page's token, a
+    webhook secret). The line keeps the method and the statement, never the parameters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_call(a) if isinstance(a, partial) else a for a in record.args)
+        return True
+
+
+def _call(call: partial[Any]) -> str:
+    name = getattr(call.func, "__name__", "call")
+    statement = call.args[0] if call.args and isinstance(call.args[0], str) else ""
+    return f"{name}({' '.join(statement.split())[:300]!r}, ...)" if statement else f"{name}(...)"
 
 
 def get_logger(name: str) -> Any:

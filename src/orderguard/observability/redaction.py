@@ -31,7 +31,10 @@ _PHONE = re.compile(
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Payment method ids (``pm_...``) and the shopper page's token in URLs.
-_SECRETS = re.compile(r"\b(pm_[A-Za-z0-9_]+)|((?:token|client_secret)=)[^&\s\"']+")
+_SECRETS = re.compile(
+    r"\b(pm_[A-Za-z0-9_]+)|((?:token|client_secret)=)[^&\s\"']+"
+    r"|((?:token|client_secret)%3[Dd])[^&\s\"'%]+"  # the same URL inside a URL's query
+)
 
 
 #: Fields whose values are personal, as written in JSON, dict reprs, SQL parameters or
@@ -59,15 +62,15 @@ def _phone(match: re.Match[str]) -> str:
 
 
 def _secret(match: re.Match[str]) -> str:
-    return "pm_[redacted]" if match.group(1) else match.group(2) + REDACTED
+    return "pm_[redacted]" if match.group(1) else (match.group(2) or match.group(3)) + REDACTED
 
 
 #: Substrings one of which every pattern above needs in order to match: ``_SNAPSHOT``
 #: needs ``og_snap_``; ``_SNAPSHOT_LISTS`` a quoted ``cust`` or ``addr``; ``_KEYED`` one of
 #: its key names (each contains one of ``name email phone line city postal_code``);
-#: ``_EMAIL`` an ``@``; ``_SECRETS`` ``pm_``, ``token=`` or ``secret=``.
+#: ``_EMAIL`` an ``@``; ``_SECRETS`` ``pm_``, ``token=``, ``secret=`` or their ``%3D`` forms.
 _MARKERS = ("og_snap_", '"cust', '"addr', "name", "email", "phone", "line", "city",
-            "postal_code", "@", "pm_", "token=", "secret=")  # fmt: skip
+            "postal_code", "@", "pm_", "token=", "secret=", "token%3", "secret%3")  # fmt: skip
 #: What ``_PHONE`` needs before ``_phone`` replaces anything: seven digits or more in one
 #: run of the characters a phone number is written with.
 _MANY_DIGITS = re.compile(r"\d(?:[ ().+-]*\d){6}")
