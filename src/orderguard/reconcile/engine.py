@@ -44,6 +44,8 @@ _CATEGORY = """CASE
         ELSE 'matched' END
     WHEN kind IN ('refund', 'chargeback', 'fee') THEN kind
     ELSE 'other' END"""
+#: A time as text in UTC ("2026-11-01 09:30:00+00"), without a time zone lookup per row.
+_UTC_TEXT = "CAST(make_timestamp(epoch_us({0})) AS VARCHAR) || '+00'"
 _RESULT_COLUMNS = (
     "file_no, line, category, kind, via, ref, order_ref, order_id, gross, fee, currency, "
     "expected_amount, expected_currency, ts"
@@ -273,12 +275,12 @@ class Engine:
                 p.amount, p.currency, false,
                 CASE WHEN {unclaimed} THEN p.provider END,
                 CASE WHEN {unclaimed} THEN p.updated_at END,
-                CASE WHEN {unclaimed} THEN p.attempt_state IN {_PAID_ATTEMPTS}
-                    AND p.state IN {_PAID_STATES} END
+                CASE WHEN {unclaimed} THEN p.paid END
             FROM ({lines}) r
             FULL JOIN (
-                SELECT a.provider_ref, a.order_id, a.provider, a.state AS attempt_state,
-                    a.updated_at, o.state, o.amount, TRY_CAST(o.currency AS og_code) AS currency
+                SELECT a.provider_ref, a.order_id, a.provider, a.updated_at, o.amount,
+                    TRY_CAST(o.currency AS og_code) AS currency,
+                    a.state IN {_PAID_ATTEMPTS} AND o.state IN {_PAID_STATES} AS paid
                 FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a
                 JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
                 WHERE a.provider_ref IS NOT NULL
@@ -348,9 +350,20 @@ class Engine:
         )
 
     def _unconfirmed(self) -> None:
-        """Paid orders no charge line names yet (for amount matching and missing orders),
-        from the attempts :meth:`_join_lines` left without a charge line; then ``res`` keeps
-        only the report's lines."""
+        """One pass over the orders the lines and attempts name: ``unconfirmed`` holds the paid
+        orders no charge line names yet (for amount matching and missing orders), from the
+        attempts :meth:`_join_lines` left without a charge line; ``repeated`` the orders more
+        than one charge line names (for :meth:`_mark_duplicates`). Then ``res`` keeps only
+        the report's lines."""
+        charge = "kind = 'charge' AND error IS NULL"
+        self._db.execute(
+            f"""
+            CREATE TEMP TABLE orders_named AS
+            SELECT order_id, count(*) FILTER (WHERE {charge}) AS charges
+            FROM res WHERE order_id IS NOT NULL AND ({charge} OR attempt_paid)
+            GROUP BY order_id HAVING charges <> 1
+            """
+        )
         self._db.execute(
             """
             CREATE TEMP TABLE unconfirmed AS
@@ -358,12 +371,14 @@ class Engine:
                 min(CAST(attempt_at AS TIMESTAMPTZ)) AS paid_at,
                 min(attempt_provider) AS provider, any_value(expected_amount) AS amount,
                 any_value(expected_currency) AS currency
-            FROM (SELECT * FROM res WHERE attempt_paid) ANTI JOIN (
-                SELECT order_id FROM res
-                WHERE kind = 'charge' AND order_id IS NOT NULL AND error IS NULL
-            ) r USING (order_id)
+            FROM res SEMI JOIN (SELECT order_id FROM orders_named WHERE charges = 0) n
+                USING (order_id)
+            WHERE attempt_paid
             GROUP BY order_id
             """
+        )
+        self._db.execute(
+            "CREATE TEMP TABLE repeated AS SELECT order_id FROM orders_named WHERE charges > 1"
         )
         self._db.execute("DELETE FROM res WHERE file_no IS NULL")
 
@@ -400,18 +415,22 @@ class Engine:
         )
 
     def _mark_duplicates(self) -> None:
-        """Every charge line after the first for one order (or one unknown reference)."""
-        for key, where in (
-            ("order_id", "order_id IS NOT NULL"),
-            ("ref", "order_id IS NULL AND ref IS NOT NULL"),
+        """Every charge line after the first for one order (or one unknown reference).
+
+        The orders come from ``repeated``: a line matched by amount names an order no other
+        line names (:meth:`_match_by_amount`), so it never makes a duplicate."""
+        for key, where, repeated in (
+            ("order_id", "order_id IS NOT NULL", "SELECT order_id FROM repeated"),
+            ("ref", "order_id IS NULL AND ref IS NOT NULL", None),
         ):
             charges = f"kind = 'charge' AND error IS NULL AND {where}"
+            repeated = repeated or (
+                f"SELECT {key} FROM res WHERE {charges} GROUP BY ALL HAVING count(*) > 1"
+            )
             self._db.execute(
                 f"""
                 UPDATE res SET dup = true FROM (
-                    SELECT file_no, line FROM res
-                    WHERE {charges} AND {key} IN (
-                        SELECT {key} FROM res WHERE {charges} GROUP BY ALL HAVING count(*) > 1)
+                    SELECT file_no, line FROM res WHERE {charges} AND {key} IN ({repeated})
                     QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY file_no, line) > 1
                 ) d
                 WHERE res.file_no = d.file_no AND res.line = d.line
@@ -501,7 +520,7 @@ class Engine:
         query = (
             "SELECT r.category, f.file, r.line, r.order_id, r.ref AS provider_ref, r.order_ref, "
             "r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, r.fee, "
-            "r.via, CAST(r.ts AS VARCHAR) AS at, CAST(NULL AS VARCHAR) AS error "
+            f"r.via, {_UTC_TEXT.format('r.ts')} AS at, CAST(NULL AS VARCHAR) AS error "
             f"FROM results r LEFT JOIN files f USING (file_no) WHERE r.category IN ({names}) "
             "ORDER BY r.file_no NULLS LAST, r.line, r.order_id"
         )
