@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orderguard.reconcile.engine import Engine
+from orderguard.reconcile.engine import Engine, EngineOptions
 from orderguard.reconcile.sources import open_source
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
@@ -95,10 +95,12 @@ def stripe_line(category: str, gross: str, ref: str, order: str, at: str = "10:3
     )
 
 
-def reconcile(tmp_path: Path, orders: str, attempts: str, *reports: str) -> dict[str, int]:
+def reconcile(
+    tmp_path: Path, orders: str, attempts: str, *reports: str, provider: str | None = None
+) -> dict[str, int]:
     """Counts per category of ``reports`` (Stripe itemized lines) against the exports."""
     paths = exports(tmp_path, orders, attempts)
-    engine = Engine(tmp_path)
+    engine = Engine(tmp_path, EngineOptions(provider=provider))
     try:
         engine.load_orders(*paths)
         for number, lines in enumerate(reports):
@@ -157,3 +159,22 @@ def test_an_unreadable_charge_line_confirms_nothing(tmp_path: Path) -> None:
         + stripe_line("fee", "-1.00", "pi_A", "ord_A", at="12:00:00"),
     )
     assert counts == {"matched": 1, "fee": 1, "missing_at_provider": 1}
+
+
+def test_only_orders_paid_through_the_named_provider_are_expected(tmp_path: Path) -> None:
+    # ord_B was paid through Adyen: a Stripe report is not expected to confirm it, nor can
+    # its charge lines be ord_B's payment by amount.
+    attempts = PAID_ATTEMPTS.replace("ord_B,stripe", "ord_B,adyen")
+    lines = (
+        stripe_line("charge", "25.00", "pi_A", "ord_A")
+        + stripe_line("charge", "40.00", "pi_Z", "", at="11:00:00")
+        + stripe_line("fee", "-1.00", "pi_A", "ord_A", at="12:00:00")
+    )
+    assert reconcile(tmp_path, PAID, attempts, lines, provider="stripe") == {
+        "matched": 1,
+        "fee": 1,
+        "missing_in_orders": 1,
+    }
+    everyone = tmp_path / "all"
+    everyone.mkdir()
+    assert reconcile(everyone, PAID, attempts, lines) == {"matched": 2, "fee": 1}

@@ -25,7 +25,7 @@ from orderguard.reconcile.sources import LineError, Source, prepare
 
 _ORDERS_COLUMNS = (
     "{'order_id': 'VARCHAR', 'merchant_reference': 'VARCHAR', 'state': 'VARCHAR', "
-    "'currency': 'VARCHAR', 'amount': 'BIGINT', 'created_at': 'TIMESTAMPTZ'}"
+    "'currency': 'VARCHAR', 'amount': 'BIGINT', 'created_at': 'VARCHAR'}"
 )
 _ATTEMPTS_COLUMNS = (
     "{'order_id': 'VARCHAR', 'provider': 'VARCHAR', 'provider_ref': 'VARCHAR', "
@@ -80,7 +80,7 @@ class Engine:
             "order_ref VARCHAR, currency og_code, ts TIMESTAMPTZ, gross BIGINT, fee BIGINT, "
             "error VARCHAR, order_id VARCHAR, via og_via, expected_amount BIGINT, "
             "expected_currency og_code, dup BOOLEAN, "
-            "attempt_provider VARCHAR, attempt_at VARCHAR, attempt_paid BOOLEAN)"
+            "attempt_at TIMESTAMPTZ, attempt_paid BOOLEAN)"
         )
         self._db.execute("CREATE TABLE line_errors (file_no INTEGER, line BIGINT, message VARCHAR)")
         self._db.execute("CREATE TABLE files (file_no INTEGER, file VARCHAR)")
@@ -264,8 +264,11 @@ class Engine:
         lines = " UNION ALL BY NAME ".join(f"({q})" for q in self._lines) or (
             "SELECT * FROM res WHERE false"
         )
-        # What :meth:`_unconfirmed` needs of an attempt no charge line names.
+        # What :meth:`_unconfirmed` needs of an attempt no charge line names: when it was
+        # paid, if it was (through the provider the report is about, when one is named).
         unclaimed = "r.line IS NULL OR r.kind <> 'charge'"
+        provider = self.options.provider
+        through = f"AND a.provider = {literal(provider)}" if provider else ""
         self._db.execute(
             f"""
             INSERT INTO res
@@ -273,14 +276,13 @@ class Engine:
                 r.currency, r.ts, r.gross, r.fee, r.error, p.order_id,
                 CASE WHEN r.line IS NOT NULL AND p.order_id IS NOT NULL THEN 'reference' END,
                 p.amount, p.currency, false,
-                CASE WHEN {unclaimed} THEN p.provider END,
-                CASE WHEN {unclaimed} THEN p.updated_at END,
+                CASE WHEN {unclaimed} AND p.paid THEN CAST(p.updated_at AS TIMESTAMPTZ) END,
                 CASE WHEN {unclaimed} THEN p.paid END
             FROM ({lines}) r
             FULL JOIN (
-                SELECT a.provider_ref, a.order_id, a.provider, a.updated_at, o.amount,
+                SELECT a.provider_ref, a.order_id, a.updated_at, o.amount,
                     TRY_CAST(o.currency AS og_code) AS currency,
-                    a.state IN {_PAID_ATTEMPTS} AND o.state IN {_PAID_STATES} AS paid
+                    a.state IN {_PAID_ATTEMPTS} AND o.state IN {_PAID_STATES} {through} AS paid
                 FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a
                 JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
                 WHERE a.provider_ref IS NOT NULL
@@ -312,7 +314,7 @@ class Engine:
         db.execute(
             f"""
             CREATE VIEW results AS
-            SELECT * EXCLUDE (error, attempt_provider, attempt_at, attempt_paid),
+            SELECT * EXCLUDE (error, attempt_at, attempt_paid),
                 {_CATEGORY} AS category
             FROM res WHERE error IS NULL
             UNION ALL BY NAME
@@ -368,8 +370,7 @@ class Engine:
             """
             CREATE TEMP TABLE unconfirmed AS
             SELECT order_id, min(ref) AS provider_ref,
-                min(CAST(attempt_at AS TIMESTAMPTZ)) AS paid_at,
-                min(attempt_provider) AS provider, any_value(expected_amount) AS amount,
+                min(attempt_at) AS paid_at, any_value(expected_amount) AS amount,
                 any_value(expected_currency) AS currency
             FROM res SEMI JOIN (SELECT order_id FROM orders_named WHERE charges = 0) n
                 USING (order_id)
@@ -448,18 +449,16 @@ class Engine:
         return start, end
 
     def _missing_at_provider(self, start: datetime | None, end: datetime | None) -> None:
-        """Orders paid in the period (through the provider, when named) no line confirms."""
+        """Orders paid in the period (through the provider, when named: ``unconfirmed`` has
+        no others) no line confirms."""
         if start is None or end is None:
             start = end = datetime(1, 1, 1, tzinfo=UTC)  # no period: nothing is missing
-        provider = (
-            f"AND provider = {literal(self.options.provider)}" if self.options.provider else ""
-        )
         self._db.execute(
-            f"""
+            """
             CREATE TEMP TABLE missing AS
             SELECT provider_ref AS ref, order_id, amount AS expected_amount,
                 currency AS expected_currency, paid_at AS ts
-            FROM unconfirmed WHERE paid_at BETWEEN ? AND ? {provider}
+            FROM unconfirmed WHERE paid_at BETWEEN ? AND ?
             """,
             [start, end],
         )
