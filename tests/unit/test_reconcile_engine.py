@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from orderguard.reconcile.engine import Engine, EngineOptions
@@ -178,3 +179,61 @@ def test_only_orders_paid_through_the_named_provider_are_expected(tmp_path: Path
     everyone = tmp_path / "all"
     everyone.mkdir()
     assert reconcile(everyone, PAID, attempts, lines) == {"matched": 2, "fee": 1}
+
+
+def test_orders_paid_far_from_the_reports_lines_are_not_even_held(tmp_path: Path) -> None:
+    # A day's report against a year of orders: only the paid orders near the report's time
+    # are kept for matching, so the engine holds about the report, not the whole history.
+    year = "".join(
+        f"ord_{n},M-{n},paid,EUR,{1000 + n},2025-11-02T10:00:00+00:00\n" for n in range(500)
+    )
+    attempts = "".join(
+        f"ord_{n},stripe,pi_{n},succeeded,2025-11-02T10:00:00+00:00\n" for n in range(500)
+    )
+    paths = exports(tmp_path, PAID + year, PAID_ATTEMPTS + attempts)
+    report = tmp_path / "day.csv"
+    report.write_text(STRIPE_HEADER + stripe_line("charge", "25.00", "pi_A", "ord_A"))
+    engine = Engine(tmp_path)
+    try:
+        engine.load_orders(*paths)
+        engine.load_report(open_source(report))
+        outcome = engine.match()
+        held = engine._count("SELECT count(*) FROM unconfirmed")
+    finally:
+        engine.close()
+    assert {k: v for k, v in outcome.counts.items() if v} == {"matched": 1}
+    assert held == 1  # ord_B, paid the same day; none of the 500 from a year before
+
+
+def test_a_line_after_the_named_period_still_finds_its_order_by_amount(tmp_path: Path) -> None:
+    # --from/--to cover 2 November; a charge without reference on the 5th is ord_B's payment
+    # (40.00, paid on the 6th, within the three-day window of the line).
+    attempts = PAID_ATTEMPTS.replace(
+        "ord_B,stripe,pi_B,succeeded,2026-11-02T11:00:00",
+        "ord_B,stripe,pi_B,succeeded,2026-11-06T11:00:00",
+    )
+    paths = exports(tmp_path, PAID, attempts)
+    report = tmp_path / "late.csv"
+    report.write_text(
+        STRIPE_HEADER
+        + stripe_line("charge", "25.00", "pi_A", "ord_A")
+        + stripe_line("charge", "40.00", "pi_Z", "").replace(
+            "2026-11-02 10:30:00", "2026-11-05 10:30:00"
+        )
+    )
+    engine = Engine(
+        tmp_path,
+        EngineOptions(
+            period_from=datetime(2026, 11, 2, tzinfo=UTC),
+            period_to=datetime(2026, 11, 2, 23, 59, 59, tzinfo=UTC),
+        ),
+    )
+    try:
+        engine.load_orders(*paths)
+        engine.load_report(open_source(report))
+        outcome = engine.match()
+        via = [r.via for batch in engine.results(frozenset({"matched"})) for r in batch]
+    finally:
+        engine.close()
+    assert {k: v for k, v in outcome.counts.items() if v} == {"matched": 2}
+    assert sorted(via) == ["amount_and_date", "reference"]

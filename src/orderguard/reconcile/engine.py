@@ -55,10 +55,13 @@ _RESULT_COLUMNS = (
 class Engine:
     """One reconciliation run's DuckDB database (in memory, spilling to ``workdir``).
 
-    Tables: ``ord`` and ``att`` (the exported orders and attempts), ``res`` (every report
-    line, parsed, with its error if any, joined to its order), ``unconfirmed`` (paid orders
-    no line names) and ``missing`` (those the report's period covers); the view ``results``
-    holds the usable lines and the missing orders, each with its category.
+    Tables: ``raw_N`` (report N's lines, parsed, in the file's order, until they are
+    joined), ``res`` (every report line with its error if any, joined to its order),
+    ``ord`` (the exported orders, read only for matching by order id or merchant reference),
+    ``orders_named``, ``unconfirmed`` (paid orders no charge line names), ``repeated``
+    (orders more than one charge line names) and ``missing`` (the unconfirmed orders the
+    report's period covers); the view ``results`` holds the usable lines and the missing
+    orders, each with its category.
     """
 
     def __init__(self, workdir: Path, options: EngineOptions | None = None) -> None:
@@ -251,24 +254,31 @@ class Engine:
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
                 FROM {relation})))))"""
 
-    def _join_lines(self) -> None:
+    def _all_lines(self) -> str:
+        """Every report's parsed lines, with ``file_no`` and ``line``."""
+        return " UNION ALL BY NAME ".join(f"({q})" for q in self._lines) or (
+            "SELECT * FROM res WHERE false"
+        )
+
+    def _join_lines(self, start: datetime | None, end: datetime | None) -> None:
         """Every report's lines into ``res``, each with the order whose payment its reference
         names: one pass over the exported attempts and orders, as a plain join would.
 
         The join is a full one: the attempts no usable line names come out too, as rows
         without a file (``file_no`` NULL), and so do the attempts named only by lines that are
         not charges (on those lines). :meth:`_unconfirmed` needs no other pass over the
-        attempts, and takes those rows out of ``res``.
+        attempts, and takes those rows out of ``res``. Of the attempts no line names, only
+        those paid between ``start`` and ``end``, give or take the amount-matching window,
+        are kept: with a day's report against years of orders, ``res`` stays about the size
+        of the report.
         """
         orders_csv, attempts_csv = self._export()
-        lines = " UNION ALL BY NAME ".join(f"({q})" for q in self._lines) or (
-            "SELECT * FROM res WHERE false"
-        )
         # What :meth:`_unconfirmed` needs of an attempt no charge line names: when it was
         # paid, if it was (through the provider the report is about, when one is named).
         unclaimed = "r.line IS NULL OR r.kind <> 'charge'"
         provider = self.options.provider
         through = f"AND a.provider = {literal(provider)}" if provider else ""
+        days = int(self.options.window_days)
         self._db.execute(
             f"""
             INSERT INTO res
@@ -278,7 +288,7 @@ class Engine:
                 p.amount, p.currency, false,
                 CASE WHEN {unclaimed} AND p.paid THEN CAST(p.updated_at AS TIMESTAMPTZ) END,
                 CASE WHEN {unclaimed} THEN p.paid END
-            FROM ({lines}) r
+            FROM ({self._all_lines()}) r
             FULL JOIN (
                 SELECT a.provider_ref, a.order_id, a.updated_at, o.amount,
                     TRY_CAST(o.currency AS og_code) AS currency,
@@ -287,7 +297,11 @@ class Engine:
                 JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
                 WHERE a.provider_ref IS NOT NULL
             ) p ON p.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
-            """
+            WHERE r.line IS NOT NULL OR (p.paid AND CAST(p.updated_at AS TIMESTAMPTZ)
+                BETWEEN ?::TIMESTAMPTZ - INTERVAL {days} DAY
+                    AND ?::TIMESTAMPTZ + INTERVAL {days} DAY)
+            """,
+            [start, end],
         )
         for file_no in range(len(self._lines)):
             self._db.execute(f"DROP TABLE raw_{file_no}")
@@ -302,14 +316,17 @@ class Engine:
     def match(self) -> Outcome:
         """Match every line; the results stay in DuckDB, read by :meth:`results`."""
         db = self._db
-        self._join_lines()
+        first, last = self._span()
+        # The period the reports cover: ``--from``/``--to``, else their first and last line.
+        period = (self.options.period_from or first, self.options.period_to or last)
+        # Any paid order matching could need: in the period or near a line's time.
+        self._join_lines(_earliest(period[0], first), _latest(period[1], last))
         self._one_row_per_line()
         self._match_by_order("order_id", "order_id")
         self._match_by_order("merchant_reference", "merchant_reference")
         self._unconfirmed()
         self._match_by_amount()
         self._mark_duplicates()
-        period = self._period()
         self._missing_at_provider(*period)
         db.execute(
             f"""
@@ -438,15 +455,14 @@ class Engine:
                 """
             )
 
-    def _period(self) -> tuple[datetime | None, datetime | None]:
-        start, end = self.options.period_from, self.options.period_to
-        if start is None or end is None:
-            row = self._db.execute(
-                "SELECT min(ts), max(ts) FROM res WHERE error IS NULL"
-            ).fetchone()
-            start = start or (row[0] if row else None)
-            end = end or (row[1] if row else None)
-        return start, end
+    def _span(self) -> tuple[datetime | None, datetime | None]:
+        """The times of the reports' first and last usable lines."""
+        if not self._lines:
+            return None, None
+        row = self._db.execute(
+            f"SELECT min(ts), max(ts) FROM ({self._all_lines()}) WHERE error IS NULL"
+        ).fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
     def _missing_at_provider(self, start: datetime | None, end: datetime | None) -> None:
         """Orders paid in the period (through the provider, when named: ``unconfirmed`` has
@@ -546,6 +562,14 @@ class Engine:
             expected_currency=expected_currency,
             at=at,
         )
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(a, b) if a and b else a or b
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max(a, b) if a and b else a or b
 
 
 def _read(path: Path, columns: str) -> str:
