@@ -115,7 +115,8 @@ def serve(host: str, port: int, no_worker: bool) -> None:
             "create one with `orderguard keys create NAME`"
         )
     app = create_app(settings=settings, worker=not no_worker)
-    uvicorn.run(app, host=host, port=port, log_level="info", log_config=None)  # our logging
+    # Our logging: ORDERGUARD_LOG_LEVEL decides for uvicorn's loggers too (access lines at info).
+    uvicorn.run(app, host=host, port=port, log_level=None, log_config=None)
 
 
 @main.command()

@@ -24,7 +24,11 @@ async def running_server(
 ) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on this event loop; yields its base URL."""
     port = port or free_port(host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    # The process's logging stays its own: no uvicorn handlers, no levels set on its loggers
+    # (they are global; a test or the demo would lose, or leak, every later access line).
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, log_level=None, lifespan="on"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

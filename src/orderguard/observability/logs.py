@@ -119,6 +119,7 @@ def configure_logging(
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)  # the level set here, whatever set one before
     for chatty in _QUIET:
         logging.getLogger(chatty).setLevel(logging.WARNING if level >= logging.INFO else 0)
     driver = logging.getLogger("aiosqlite")
