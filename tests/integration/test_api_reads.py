@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from orderguard.services import api_keys
@@ -71,6 +73,27 @@ async def test_once_a_key_exists_every_request_needs_it(api: Api) -> None:
     assert placed.status_code == 201
     listed = await api.client.get("/v1/orders", headers=auth)
     assert [o["id"] for o in listed.json()["data"]] == [placed.json()["id"]]
+
+
+async def test_requests_arriving_while_the_key_answer_is_refreshed_share_one_query(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    real = api_keys.keys_required
+
+    async def counted(storage: object) -> bool:
+        asked.append(1)
+        return await real(storage)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api_keys, "keys_required", counted)
+    api.client._transport.app.state.keys_required = None  # type: ignore[attr-defined]
+    answers = await asyncio.gather(
+        *(api.client.post("/v1/orders", json=order_body(), headers=key()) for _ in range(12))
+    )
+    assert [a.status_code for a in answers] == [201] * 12
+    assert len(asked) == 1
+    await api.client.post("/v1/orders", json=order_body(), headers=key())
+    assert len(asked) == 1  # answered from the cache
 
 
 async def test_idempotency_keys_are_scoped_per_merchant_key(api: Api) -> None:

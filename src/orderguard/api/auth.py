@@ -1,11 +1,14 @@
 """Merchant authentication: ``Authorization: Bearer <key>`` once any key was created.
 
 Answers are cached for :data:`KEY_CACHE_SECONDS` so a request costs no extra database
-round trip; a new or revoked key takes effect within that window.
+round trip; a new or revoked key takes effect within that window. When the answer to
+"is any key required?" expires, one query refreshes it while the requests arriving
+meanwhile wait for that query instead of each running their own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
@@ -40,10 +43,20 @@ async def _keys_required(request: Request) -> bool:
     state = request.app.state
     cached: tuple[float, bool] | None = getattr(state, "keys_required", None)
     now = time.monotonic()
-    if cached is None or now - cached[0] > KEY_CACHE_SECONDS:
-        cached = (now, await api_keys.keys_required(state.container.storage))
-        state.keys_required = cached
-    return cached[1]
+    if cached is not None and now - cached[0] <= KEY_CACHE_SECONDS:
+        return cached[1]
+    refresh: asyncio.Future[bool] | None = getattr(state, "keys_required_refresh", None)
+    if refresh is None:
+        refresh = asyncio.ensure_future(api_keys.keys_required(state.container.storage))
+        state.keys_required_refresh = refresh
+
+        def remember(done: asyncio.Future[bool]) -> None:
+            state.keys_required_refresh = None
+            if not done.cancelled() and done.exception() is None:
+                state.keys_required = (now, done.result())
+
+        refresh.add_done_callback(remember)
+    return await asyncio.shield(refresh)  # one waiter giving up does not cancel the others
 
 
 async def _key_id(request: Request, secret: str) -> str | None:
