@@ -278,26 +278,27 @@ class Engine:
         unclaimed = "r.line IS NULL OR r.kind <> 'charge'"
         provider = self.options.provider
         through = f"AND a.provider = {literal(provider)}" if provider else ""
+        paid = f"(a.state IN {_PAID_ATTEMPTS} AND o.state IN {_PAID_STATES} {through})"
         days = int(self.options.window_days)
         self._db.execute(
             f"""
             INSERT INTO res
-            SELECT r.file_no, r.line, r.kind, COALESCE(r.ref, p.provider_ref), r.order_ref,
-                r.currency, r.ts, r.gross, r.fee, r.error, p.order_id,
-                CASE WHEN r.line IS NOT NULL AND p.order_id IS NOT NULL THEN 'reference' END,
-                p.amount, p.currency, false,
-                CASE WHEN {unclaimed} AND p.paid THEN CAST(p.updated_at AS TIMESTAMPTZ) END,
-                CASE WHEN {unclaimed} THEN p.paid END
+            SELECT r.file_no, r.line, r.kind, COALESCE(r.ref, a.provider_ref), r.order_ref,
+                r.currency, r.ts, r.gross, r.fee, r.error, o.order_id,
+                CASE WHEN r.line IS NOT NULL AND o.order_id IS NOT NULL THEN 'reference' END,
+                o.amount, TRY_CAST(o.currency AS og_code), false,
+                CASE WHEN {unclaimed} AND {paid} THEN CAST(a.updated_at AS TIMESTAMPTZ) END,
+                CASE WHEN {unclaimed} THEN {paid} END
             FROM ({self._all_lines()}) r
             FULL JOIN (
-                SELECT a.provider_ref, a.order_id, a.updated_at, o.amount,
-                    TRY_CAST(o.currency AS og_code) AS currency,
-                    a.state IN {_PAID_ATTEMPTS} AND o.state IN {_PAID_STATES} {through} AS paid
-                FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a
-                JOIN {_read(orders_csv, _ORDERS_COLUMNS)} o USING (order_id)
-                WHERE a.provider_ref IS NOT NULL
-            ) p ON p.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
-            WHERE r.line IS NOT NULL OR (p.paid AND CAST(p.updated_at AS TIMESTAMPTZ)
+                SELECT provider_ref, order_id, provider, state, updated_at
+                FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} WHERE provider_ref IS NOT NULL
+            ) a ON a.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
+            LEFT JOIN (
+                SELECT order_id, state, amount, currency
+                FROM {_read(orders_csv, _ORDERS_COLUMNS)}
+            ) o ON o.order_id = a.order_id
+            WHERE r.line IS NOT NULL OR ({paid} AND CAST(a.updated_at AS TIMESTAMPTZ)
                 BETWEEN ?::TIMESTAMPTZ - INTERVAL {days} DAY
                     AND ?::TIMESTAMPTZ + INTERVAL {days} DAY)
             """,
