@@ -10,23 +10,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import structlog
 
 from orderguard.observability.context import request_context
-from orderguard.observability.logs import configure_logging
+from tests.log_capture import json_logs
 from tests.providers.conftest import StartSandbox
 
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    configure_logging("json", level=logging.INFO, stream=stream)
-    yield stream
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with json_logs(logging.INFO) as stream:
+        yield stream
 
 
 def test_the_hosts_access_lines_survive_an_in_process_sandbox(

@@ -13,7 +13,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from orderguard.observability.context import remember_personal, request_context
-from orderguard.observability.logs import configure_logging, log_format, log_level
+from orderguard.observability.logs import log_format, log_level
 from orderguard.observability.redaction import (
     REDACTED,
     may_hold_personal_data,
@@ -21,6 +21,7 @@ from orderguard.observability.redaction import (
     redact_patterns,
     redact_text,
 )
+from tests.log_capture import json_logs
 
 
 @pytest.mark.parametrize(
@@ -113,14 +114,8 @@ def test_ordinary_log_text_takes_the_quick_way(text: str) -> None:
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    stream = io.StringIO()
-    configure_logging("json", level=logging.DEBUG, stream=stream)
-    yield stream
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.reset_defaults()
+    with json_logs(logging.DEBUG) as stream:
+        yield stream
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:
