@@ -169,11 +169,7 @@ def test_a_killed_workers_orders_are_resolved_by_the_others_after_its_leases_exp
         by_pid = {w.pid: w for w in workers}
         watch = Watch(db, workers)
         # mid-run: some orders paid, and a worker is holding leases on orders it checks
-        watch.until(
-            lambda states: states["paid"] >= 100 and db.lease_owners(), timeout=SETTLE_TIMEOUT_S
-        )
-        holder, _ = db.lease_owners().most_common(1)[0]
-        victim = by_pid[pid_of(holder)]
+        victim, holder = _catch_holding_leases(db, watch, by_pid)
         victim.signal(signal.SIGKILL)
         assert victim.wait(10) == -signal.SIGKILL
         killed_at = time.monotonic()
@@ -313,3 +309,19 @@ def test_the_janitor_lease_is_read_from_the_environment(sqlite_url: str, tmp_pat
         assert env["ORDERGUARD_JANITOR_LEASE_S"] == "3.0"
         worker = start_worker(procs, env, tmp_path, "w")
         Watch(db, [worker]).until(lambda states: states["paid"] == len(stuck), timeout=30)
+
+
+def _catch_holding_leases(db: Db, watch: Watch, by_pid: dict[int, Proc]) -> tuple[Proc, str]:
+    """Mid-run (100 orders paid), a worker stopped (SIGSTOP) while it holds leases: a worker
+    seen holding leases may release them before it can be killed, a stopped one cannot."""
+    for _ in range(20):
+        watch.until(
+            lambda states: states["paid"] >= 100 and db.lease_owners(), timeout=SETTLE_TIMEOUT_S
+        )
+        holder, _ = db.lease_owners().most_common(1)[0]
+        victim = by_pid[pid_of(holder)]
+        victim.signal(signal.SIGSTOP)
+        if db.leased_by(holder):
+            return victim, holder
+        victim.signal(signal.SIGCONT)
+    pytest.fail("no worker was caught holding a lease in 20 tries")
