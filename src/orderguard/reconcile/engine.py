@@ -86,7 +86,6 @@ class Engine:
             "attempt_at TIMESTAMPTZ, attempt_paid BOOLEAN)"
         )
         self._db.execute("CREATE TABLE line_errors (file_no INTEGER, line BIGINT, message VARCHAR)")
-        self._db.execute("CREATE TABLE files (file_no INTEGER, file VARCHAR)")
         self._files: list[str] = []
         #: Rows read from the reports (each becomes one row of ``res``).
         self._rows = 0
@@ -131,7 +130,6 @@ class Engine:
         """Read one report's lines; lines that cannot be used become line errors."""
         file_no = len(self._files)
         self._files.append(str(source.path))
-        self._db.execute("INSERT INTO files VALUES (?, ?)", [file_no, str(source.path)])
         cols = Columns(source.header)
         projection = source.layout.project(cols)
         if source.direct:
@@ -210,6 +208,8 @@ class Engine:
         minor = "true" if source.layout.minor_units else "false"
         texts = {"credit": p["credit"], "debit": p["debit"]}
         texts.update((f"fee_{i}", expr) for i, expr in enumerate(fees))
+        # Only amounts the report has are read (a layout without debits says NULL).
+        live = [t for t, expr in texts.items() if expr.strip().upper() != "NULL"]
         # Each amount is read as millionths (``_s``), then as minor units of the line's
         # currency (``_m``, NULL when it is not one). The usual shapes first, each evaluated
         # once: a plain amount ("12.34") and an ISO time without a zone ("2026-11-01
@@ -217,24 +217,26 @@ class Engine:
         if source.layout.decimal == ".":
             plain = "".join(
                 f", TRY_CAST(TRY_CAST({t} AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS {t}_p"
-                for t in texts
+                for t in live
             )
             micros = "".join(
                 f", CASE WHEN {t}_p IS NOT NULL THEN {t}_p ELSE og_micro({t}, {decimal}) END "
                 f"AS {t}_s"
-                for t in texts
+                for t in live
             )
         else:
             plain = ""
-            micros = "".join(f", og_micro({t}, {decimal}) AS {t}_s" for t in texts)
+            micros = "".join(f", og_micro({t}, {decimal}) AS {t}_s" for t in live)
         # Scaled first, made whole a level up: a macro's argument is repeated where used.
-        whole = "".join(f", og_whole({t}_s, unit, {minor}) AS {t}_m" for t in texts)
-        bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in texts)
-        fee_sum = " + ".join(f"COALESCE({t}_m, 0)" for t in list(texts)[2:]) or "0"
+        whole = "".join(f", og_whole({t}_s, unit, {minor}) AS {t}_m" for t in live)
+        bad = " OR ".join(f"({t} IS NOT NULL AND {t}_m IS NULL)" for t in live) or "false"
+        minor_of = {t: f"COALESCE({t}_m, 0)" if t in live else "0" for t in texts}
+        gross = f"{minor_of['credit']} - {minor_of['debit']}"
+        fee_sum = " + ".join(minor_of[t] for t in list(texts)[2:]) or "0"
         outer = "line, " if line else ""
         return f"""SELECT {outer}CAST(kind AS og_kind) AS kind, ref, order_ref,
             code AS currency, ts,
-            COALESCE(credit_m, 0) - COALESCE(debit_m, 0) AS gross, {fee_sum} AS fee,
+            {gross} AS gross, {fee_sum} AS fee,
             CASE WHEN currency IS NULL THEN 'no currency'
                 WHEN code IS NULL THEN 'unknown currency ' || currency
                 WHEN credit IS NULL AND debit IS NULL THEN 'no amount'
@@ -275,10 +277,11 @@ class Engine:
         orders_csv, attempts_csv = self._export()
         # What :meth:`_unconfirmed` needs of an attempt no charge line names: when it was
         # paid, if it was (through the provider the report is about, when one is named).
-        unclaimed = "r.line IS NULL OR r.kind <> 'charge'"
+        # The exports are reduced to that as they are read: the hash tables hold no more.
+        unclaimed = "(r.line IS NULL OR r.kind <> 'charge')"
         provider = self.options.provider
-        through = f"AND a.provider = {literal(provider)}" if provider else ""
-        paid = f"(a.state IN {_PAID_ATTEMPTS} AND o.state IN {_PAID_STATES} {through})"
+        through = f" AND provider = {literal(provider)}" if provider else ""
+        paid = "(a.paid_at IS NOT NULL AND o.paid)"
         days = int(self.options.window_days)
         self._db.execute(
             f"""
@@ -286,19 +289,21 @@ class Engine:
             SELECT r.file_no, r.line, r.kind, COALESCE(r.ref, a.provider_ref), r.order_ref,
                 r.currency, r.ts, r.gross, r.fee, r.error, o.order_id,
                 CASE WHEN r.line IS NOT NULL AND o.order_id IS NOT NULL THEN 'reference' END,
-                o.amount, TRY_CAST(o.currency AS og_code), false,
-                CASE WHEN {unclaimed} AND {paid} THEN CAST(a.updated_at AS TIMESTAMPTZ) END,
+                o.amount, o.currency, false,
+                CASE WHEN {unclaimed} AND {paid} THEN CAST(a.paid_at AS TIMESTAMPTZ) END,
                 CASE WHEN {unclaimed} THEN {paid} END
             FROM ({self._all_lines()}) r
             FULL JOIN (
-                SELECT provider_ref, order_id, provider, state, updated_at
+                SELECT provider_ref, order_id, CASE WHEN state IN {_PAID_ATTEMPTS}{through}
+                    THEN updated_at END AS paid_at
                 FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} WHERE provider_ref IS NOT NULL
             ) a ON a.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
             LEFT JOIN (
-                SELECT order_id, state, amount, currency
+                SELECT order_id, state IN {_PAID_STATES} AS paid, amount,
+                    TRY_CAST(currency AS og_code) AS currency
                 FROM {_read(orders_csv, _ORDERS_COLUMNS)}
             ) o ON o.order_id = a.order_id
-            WHERE r.line IS NOT NULL OR ({paid} AND CAST(a.updated_at AS TIMESTAMPTZ)
+            WHERE r.line IS NOT NULL OR ({paid} AND CAST(a.paid_at AS TIMESTAMPTZ)
                 BETWEEN ?::TIMESTAMPTZ - INTERVAL {days} DAY
                     AND ?::TIMESTAMPTZ + INTERVAL {days} DAY)
             """,
@@ -533,11 +538,14 @@ class Engine:
         """Write the results of ``categories`` to ``path`` (CSV with a header, or a JSON
         array) straight from DuckDB; return how many."""
         names = ", ".join(literal(cat) for cat in sorted(categories))
+        # The file's name from a list, not a join: the join would come before the filter.
+        files = ", ".join(literal(name) for name in self._files)
+        file = f"[{files}][r.file_no + 1]" if files else "CAST(NULL AS VARCHAR)"
         query = (
-            "SELECT r.category, f.file, r.line, r.order_id, r.ref AS provider_ref, r.order_ref, "
-            "r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, r.fee, "
-            f"r.via, {_UTC_TEXT.format('r.ts')} AS at, CAST(NULL AS VARCHAR) AS error "
-            f"FROM results r LEFT JOIN files f USING (file_no) WHERE r.category IN ({names}) "
+            f"SELECT r.category, {file} AS file, r.line, r.order_id, r.ref AS provider_ref, "
+            "r.order_ref, r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, "
+            f"r.fee, r.via, {_UTC_TEXT.format('r.ts')} AS at, CAST(NULL AS VARCHAR) AS error "
+            f"FROM results r WHERE r.category IN ({names}) "
             "ORDER BY r.file_no NULLS LAST, r.line, r.order_id"
         )
         options = "FORMAT JSON, ARRAY true" if json else "FORMAT CSV, HEADER true"

@@ -77,21 +77,30 @@ def literal(value: str) -> str:
 
 
 def kind_case(expr: str, mapping: Mapping[str, Sequence[str]], *, prefix: bool = False) -> str:
-    """SQL mapping the provider's type values in ``expr`` to a canonical kind (exact values
-    as a simple CASE, so the value is lowered once per line, not once per candidate)."""
+    """SQL mapping the provider's type values in ``expr`` to a canonical kind (``og_kind``).
+
+    Exact values are a simple CASE on the value as the mapping spells it, then on the value
+    lowered: most lines take the first branch, and a value is lowered only when it is
+    spelled otherwise. The kinds are ``og_kind`` constants, so no line casts text."""
+    other = kind_literal(c.OTHER_KIND)
     if prefix:
         whens = [
-            f"WHEN starts_with(lower({expr}), {literal(value.lower())}) THEN {literal(kind)}"
+            f"WHEN starts_with(lower({expr}), {literal(value.lower())}) THEN {kind_literal(kind)}"
             for kind, values in mapping.items()
             for value in values
         ]
-        return f"CASE {' '.join(whens)} ELSE {literal(c.OTHER_KIND)} END"
-    whens = [
-        f"WHEN {literal(value.lower())} THEN {literal(kind)}"
-        for kind, values in mapping.items()
-        for value in values
-    ]
-    return f"CASE lower({expr}) {' '.join(whens)} ELSE {literal(c.OTHER_KIND)} END"
+        return f"CASE {' '.join(whens)} ELSE {other} END"
+    pairs = [(value, kind) for kind, values in mapping.items() for value in values]
+    exact = " ".join(f"WHEN {literal(value)} THEN {kind_literal(kind)}" for value, kind in pairs)
+    lowered = " ".join(
+        f"WHEN {literal(value.lower())} THEN {kind_literal(kind)}" for value, kind in pairs
+    )
+    return f"CASE {expr} {exact} ELSE CASE lower({expr}) {lowered} ELSE {other} END END"
+
+
+def kind_literal(kind: str) -> str:
+    """A kind as an ``og_kind`` constant."""
+    return f"{literal(kind)}::og_kind"
 
 
 @dataclass(frozen=True)
