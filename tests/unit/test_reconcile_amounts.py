@@ -1,4 +1,5 @@
-"""Amounts in every notation become integer minor units of their currency, or an error."""
+"""Amounts in every notation become integer minor units of their currency, or an error;
+a provider's type values become kinds whatever their spelling."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import duckdb
 import pytest
 
 from orderguard.reconcile import sql
+from orderguard.reconcile.formats import kind_case
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,29 @@ def test_amounts_already_in_minor_units_are_not_scaled(db: duckdb.DuckDBPyConnec
 def test_report_times_are_read_as_utc(db: duckdb.DuckDBPyConnection, text: str, iso: str) -> None:
     row = db.execute("SELECT og_time(?)", [text]).fetchone()
     assert row is not None and row[0].isoformat() == iso
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("charge", "charge"),  # as the mapping spells it: the first, exact branch
+        ("Charge", "charge"),  # spelled otherwise: lowered, then mapped
+        ("REFUND_FAILURE", "refund"),
+        ("network_cost", "fee"),
+        ("transfer", "other"),
+        (None, "other"),
+    ],
+)
+def test_a_kind_is_mapped_whatever_its_spelling(
+    db: duckdb.DuckDBPyConnection, value: str | None, kind: str
+) -> None:
+    mapping = {
+        "charge": ("charge",),
+        "refund": ("refund", "Refund_Failure"),
+        "fee": ("fee", "network_cost"),
+    }
+    row = db.execute(
+        f"SELECT {kind_case('x', mapping)}, typeof({kind_case('x', mapping)}) FROM (SELECT ? AS x)",
+        [value],
+    ).fetchone()
+    assert row == (kind, "ENUM('charge', 'refund', 'chargeback', 'fee', 'payout', 'other')")
