@@ -206,7 +206,9 @@ class Engine:
         assert isinstance(fees, list)
         decimal = literal(source.layout.decimal)
         minor = "true" if source.layout.minor_units else "false"
-        texts = {"credit": p["credit"], "debit": p["debit"]}
+        credit, debit = p["credit"], p["debit"]
+        assert isinstance(credit, str) and isinstance(debit, str)
+        texts = {"credit": credit, "debit": debit}
         texts.update((f"fee_{i}", expr) for i, expr in enumerate(fees))
         # Only amounts the report has are read (a layout without debits says NULL).
         live = [t for t, expr in texts.items() if expr.strip().upper() != "NULL"]
