@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from orderguard.domain.money import EXPONENTS
 from orderguard.reconcile import sql
 from orderguard.reconcile.formats import kind_case
 
@@ -20,11 +21,12 @@ def db() -> duckdb.DuckDBPyConnection:
 def minor(
     db: duckdb.DuckDBPyConnection, text: str, currency: str, decimal: str = "."
 ) -> int | None:
+    assert currency in EXPONENTS, f"{currency} is in the exponent table"
     row = db.execute(
-        "SELECT og_minor(og_micro(?, ?), e, false) FROM og_currency WHERE code = ?",
+        "SELECT og_whole(og_micro(?, ?), og_unit(CAST(? AS og_code)), false)",
         [text, decimal, currency],
     ).fetchone()
-    assert row is not None, f"{currency} is in the exponent table"
+    assert row is not None
     return None if row[0] is None else int(row[0])
 
 
@@ -62,9 +64,13 @@ def test_an_amount_its_currency_cannot_hold_is_refused(
 
 
 def test_amounts_already_in_minor_units_are_not_scaled(db: duckdb.DuckDBPyConnection) -> None:
-    row = db.execute("SELECT og_minor(og_micro('2500', '.'), 2, true)").fetchone()
+    row = db.execute(
+        "SELECT og_whole(og_micro('2500', '.'), og_unit('EUR'::og_code), true)"
+    ).fetchone()
     assert row == (2500,)
-    row = db.execute("SELECT og_minor(og_micro('2500.5', '.'), 2, true)").fetchone()
+    row = db.execute(
+        "SELECT og_whole(og_micro('2500.5', '.'), og_unit('EUR'::og_code), true)"
+    ).fetchone()
     assert row == (None,)
 
 

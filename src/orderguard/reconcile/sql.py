@@ -13,12 +13,11 @@ VIAS = ("reference", "order_id", "merchant_reference", "amount_and_date")
 #: ``og_clean`` keeps digits, separators and the minus sign ("€ 1.234,50" -> "1.234,50");
 #: ``og_point`` rewrites the decimal separator as a point; ``og_micro`` reads an amount as a
 #: whole number of millionths (DECIMAL(18, 6): exact, and fast where DECIMAL(38) is not);
-#: ``og_minor`` makes that minor units of a currency with exponent ``e``, NULL when the
-#: amount has more decimals than the currency (or, for ``minor`` reports, any decimals);
-#: ``og_whole`` is the same with the currency's ``unit`` (millionths per minor unit, a
-#: column of ``og_currency``, or ``og_unit(code)``) instead of its exponent, so no power is
-#: computed per line. ``og_unit`` looks the unit of an ``og_code`` up without a join (the
-#: ENUM's index into a list), so a scan that must keep the file's order can use it.
+#: ``og_whole`` makes that minor units of a currency whose ``unit`` (millionths per minor
+#: unit) it is given, NULL when the amount has more decimals than the currency (or, for
+#: ``minor`` reports, any decimals); ``og_unit`` looks the unit of an ``og_code`` up without
+#: a join (the ENUM's index into a list), so a scan that must keep the file's order can use
+#: it, and no power is computed per line.
 #: Alternatives are written as CASE, not COALESCE: DuckDB evaluates every COALESCE argument
 #: for every row, CASE only the branch a row needs (the fallbacks run for odd lines only).
 _MACROS = r"""
@@ -42,8 +41,6 @@ CREATE OR REPLACE MACRO og_micro(x, d) AS CASE
 CREATE OR REPLACE MACRO og_whole(micro, unit, minor) AS CASE
     WHEN minor THEN CASE WHEN micro % 1000000 = 0 THEN micro // 1000000 END
     ELSE CASE WHEN micro % unit = 0 THEN micro // unit END END;
-CREATE OR REPLACE MACRO og_minor(micro, e, minor) AS
-    og_whole(micro, (10 ** (6 - e))::BIGINT, minor);
 CREATE OR REPLACE MACRO og_time(x) AS CASE
     WHEN TRY_CAST(x AS TIMESTAMPTZ) IS NOT NULL THEN TRY_CAST(x AS TIMESTAMPTZ)
     WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ) IS NOT NULL
@@ -61,18 +58,13 @@ CREATE OR REPLACE MACRO og_time(x) AS CASE
 
 
 def install(conn: duckdb.DuckDBPyConnection) -> None:
-    """Define the macros, the ISO 4217 exponent table and the small enumerations (a line's
-    kind, currency code and how it was matched: one byte each, where text would be copied
-    from table to table) on ``conn``."""
+    """Define the macros and the small enumerations (a line's kind, currency code and how
+    it was matched: one byte each, where text would be copied from table to table) on
+    ``conn``; the currency codes and their units come from the ISO 4217 exponents."""
     conn.execute("SET TimeZone = 'UTC'")
     for statement in _MACROS.split(";\n"):
         if statement.strip():
             conn.execute(statement)
-    conn.execute(
-        "CREATE OR REPLACE TABLE og_currency (code VARCHAR PRIMARY KEY, e INTEGER, unit BIGINT)"
-    )
-    rows = ", ".join(f"('{code}', {e}, {10 ** (6 - e)})" for code, e in sorted(EXPONENTS.items()))
-    conn.execute(f"INSERT INTO og_currency VALUES {rows}")
     kinds = (c.CHARGE_KIND, c.REFUND_KIND, c.CHARGEBACK_KIND, c.FEE_KIND, c.PAYOUT_KIND)
     conn.execute(f"CREATE TYPE og_kind AS ENUM ({', '.join(map(repr, (*kinds, c.OTHER_KIND)))})")
     conn.execute(f"CREATE TYPE og_via AS ENUM ({', '.join(map(repr, VIAS))})")
