@@ -22,6 +22,11 @@ from orderguard.services.shopper_data import InvalidShopperData, normalise_count
 PLANTED_DEFECTS = ("recharge_unknown",)
 
 
+#: The deployment modes: ``development`` (the default: the in-process sandbox is allowed and
+#: everything it takes is test mode) and ``production`` (every unsafe default is refused).
+MODES = ("development", "production")
+
+
 class ConfigError(Exception):
     """The configuration is invalid."""
 
@@ -30,6 +35,10 @@ class ConfigError(Exception):
 class Settings:
     """Everything orderguard can be told; each field is ``ORDERGUARD_<NAME>`` in the env."""
 
+    #: ``development`` (default) or ``production``: see ``MODES``.
+    env: str = "development"
+    #: In production, accept an ``http://`` public URL (a TLS-terminating proxy on this host).
+    allow_http: bool = False
     #: ``sqlite:///PATH`` (default) or ``postgresql://user@host:5432/db``.
     database_url: str = "sqlite:///./orderguard.db"
     #: Base URL shoppers reach the service at; used in ``status_url``.
@@ -115,6 +124,11 @@ class Settings:
     metrics_cache_s: float = 5.0
 
     @property
+    def production(self) -> bool:
+        """Whether this is a production deployment (``ORDERGUARD_ENV=production``)."""
+        return self.env == "production"
+
+    @property
     def idempotency_ttl(self) -> timedelta:
         """How long an idempotency record is kept."""
         return timedelta(hours=self.idempotency_ttl_hours)
@@ -140,6 +154,8 @@ class Settings:
         for name, value in values.items():
             values[name] = _convert(name, value, types[name])
         settings = cls(**values)
+        if settings.env not in MODES:
+            raise ConfigError(f"env must be one of {', '.join(MODES)}, not {settings.env!r}")
         if settings.idempotency_ttl_hours < 24:
             raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
         if settings.janitor_concurrency < 1:
