@@ -25,8 +25,8 @@ class ListedNotifications:
         self.letters = letters
         self.resent: list[str] = []
 
-    async def backlog(self) -> int:
-        return 7
+    async def backlog(self) -> dict[str, int]:
+        return {"email": 3, "stream": 4}
 
     async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
         return self.letters[:limit]
@@ -109,7 +109,7 @@ async def test_plugged_queues_show_and_a_resend_is_on_the_timeline(shop: Pair) -
         "/console/notifications/dl_x/resend", data={"csrf": csrf_of(queue.text)}
     )
 
-    assert 'id="outbox-backlog">7<' in dashboard.text
+    assert 'id="outbox-backlog">7<' in dashboard.text, "3 waiting for email, 4 for the stream"
     assert "550 mailbox full" in queue.text and "amount_mismatch" in exceptions.text
     assert resent.status_code == 303 and unknown.status_code == 404
     assert notifications.resent == ["dl_1"]

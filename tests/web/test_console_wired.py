@@ -117,6 +117,22 @@ async def dead_order(shop: Pair, url: str) -> tuple[str, list[str], str]:
         await relay.aclose()
 
 
+async def test_the_dashboard_counts_events_the_relay_has_not_picked_up(shop: Pair) -> None:
+    storage = sql_of(shop[0])
+    endpoint, _ = await add_endpoint(storage, "http://127.0.0.1:9/hook")
+    order_id = str((await order_in(*shop, "paid"))["id"])
+    events = await committed_ids(storage, order_id)  # the relay never ran: none claimed
+    client = shop[0].client
+    await log_in(client, "vic")
+
+    dashboard = (await client.get("/console")).text
+
+    assert len(events) >= 2, "received and paid at least"
+    assert f'id="outbox-backlog">{len(events)}<' in dashboard
+    [by_sink] = re.findall(r'<ul id="outbox-backlog-by-sink">(.*?)</ul>', dashboard, re.S)
+    assert f'<span class="sink">{endpoint.sink}</span>: <strong>{len(events)}</strong>' in by_sink
+
+
 async def test_a_dead_letter_is_resent_by_an_operator_and_noted(shop: Pair) -> None:
     storage = sql_of(shop[0])
     async with receiver(fail_first=10_000) as hook:

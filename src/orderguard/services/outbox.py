@@ -33,6 +33,8 @@ class SinkHealth:
     #: Age of the oldest event not yet delivered (nor dead) there; 0 when none waits.
     lag_seconds: float
     oldest_undelivered_at: datetime | None
+    #: Events not yet delivered (nor dead) there, whether the relay picked them up or not.
+    undelivered: int
     #: Events given up on at this sink, waiting for support to replay them.
     dead_letters: int
 
@@ -72,9 +74,10 @@ async def outbox_health(
     since = now - timedelta(hours=settings.outbox_backfill_hours)
     health = []
     for sink, types in (await configured_sinks(settings, db)).items():
-        oldest = await store.oldest_undelivered(sink, types=types, since=since)
+        waiting = await store.undelivered(sink, types=types, since=since)
+        oldest = waiting.oldest
         lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-        health.append(SinkHealth(sink, lag, oldest, dead.get(sink, 0)))
+        health.append(SinkHealth(sink, lag, oldest, waiting.count, dead.get(sink, 0)))
     return health
 
 

@@ -9,6 +9,7 @@ on PostgreSQL), never one whose order has an earlier event still pending at that
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orderguard.domain.delivery import (
@@ -39,6 +40,16 @@ _DELIVERY_COLUMNS = """
     d.id AS d_id, d.sink, d.state, d.attempts, d.next_attempt_at, d.last_error,
     d.delivered_at, d.dead_at, o.id, o.order_id, o.type, o.payload, o.created_at
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """What still waits for one sink."""
+
+    #: Events not yet delivered (nor dead) there, picked up by the relay or not.
+    count: int
+    #: When the oldest of them was committed (``None`` when nothing waits).
+    oldest: datetime | None
 
 
 class OutboxStore:
@@ -256,9 +267,15 @@ class OutboxStore:
     async def oldest_undelivered(
         self, sink: str, *, types: frozenset[EventType] | None, since: datetime
     ) -> datetime | None:
-        """When the oldest event not yet delivered (nor dead) at ``sink`` was committed,
-        counting events the relay has not yet picked up; ``since`` applies to a sink the
-        relay has never run for."""
+        """When the oldest event not yet delivered (nor dead) at ``sink`` was committed."""
+        return (await self.undelivered(sink, types=types, since=since)).oldest
+
+    async def undelivered(
+        self, sink: str, *, types: frozenset[EventType] | None, since: datetime
+    ) -> Undelivered:
+        """The events not yet delivered (nor dead) at ``sink``: how many, and when the oldest
+        was committed, counting events the relay has not yet picked up; ``since`` applies to
+        a sink the relay has never run for."""
         names, clause = _type_filter(types)
         async with transaction(self.db, write=False) as conn:
             row = await conn.fetchone(
@@ -266,23 +283,29 @@ class OutboxStore:
             )
             floor = int(row["floor_seq"]) if row else 0
             start = must_datetime(row["since"]) if row else since
-            found = await conn.fetchone(
+            # above the floor: events not picked up yet, and those picked up but pending
+            above = await conn.fetchone(
                 f"""
-                SELECT MIN(o.created_at) AS oldest FROM outbox o
+                SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox o
                 WHERE o.seq > :floor AND o.created_at >= :since{clause}
                   AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = o.id
                                   AND d.sink = :sink AND d.state <> 'pending')
                 """,
                 {**names, "sink": sink, "floor": floor, "since": start},
             )
-            pending = await conn.fetchone(
-                "SELECT MIN(o.created_at) AS oldest FROM outbox_deliveries d "
-                "JOIN outbox o ON o.id = d.event_id "
-                "WHERE d.sink = :sink AND d.state = 'pending'",
-                {"sink": sink},
+            # the rest (at or below the floor, or replayed): only pending deliveries wait
+            below = await conn.fetchone(
+                f"""
+                SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox_deliveries d
+                JOIN outbox o ON o.id = d.event_id
+                WHERE d.sink = :sink AND d.state = 'pending'
+                  AND NOT (o.seq > :floor AND o.created_at >= :since{clause})
+                """,
+                {**names, "sink": sink, "floor": floor, "since": start},
             )
-        times = [to_datetime(r["oldest"]) for r in (found, pending) if r]
-        return min((t for t in times if t is not None), default=None)
+        parts = [r for r in (above, below) if r]
+        times = [t for t in (to_datetime(r["oldest"]) for r in parts) if t is not None]
+        return Undelivered(sum(int(r["n"]) for r in parts), min(times, default=None))
 
     async def delivery(self, delivery_id: int) -> Delivery | None:
         """One delivery by its id."""
@@ -293,14 +316,6 @@ class OutboxStore:
                 {"id": delivery_id},
             )
         return _delivery(row) if row else None
-
-    async def pending_count(self) -> int:
-        """Deliveries not yet made (nor given up on), every sink together."""
-        async with transaction(self.db, write=False) as conn:
-            row = await conn.fetchone(
-                "SELECT COUNT(*) AS n FROM outbox_deliveries WHERE state = 'pending'"
-            )
-        return int(row["n"]) if row else 0
 
     async def dead_counts(self) -> dict[str, int]:
         """Dead letters per sink (sinks with none are absent)."""

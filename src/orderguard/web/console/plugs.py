@@ -9,7 +9,7 @@ from orderguard.bootstrap import Container
 from orderguard.domain.delivery import Delivery, DeliveryState
 from orderguard.reconcile import queries as reconciled
 from orderguard.reconcile.report import money
-from orderguard.services.outbox import OutboxSupport
+from orderguard.services.outbox import OutboxSupport, outbox_health
 from orderguard.storage.outbox import OutboxStore
 from orderguard.storage.reconciliation import ExceptionRecord
 from orderguard.storage.unit_of_work import SqlStorage
@@ -25,9 +25,11 @@ class OutboxNotifications:
             raise LookupError("the outbox lives in SQL storage")
         self._store = OutboxStore(storage.db)
         self._support = OutboxSupport(storage.db, clock=container.clock)
+        self._settings, self._clock = container.settings, container.clock
 
-    async def backlog(self) -> int:
-        return await self._store.pending_count()
+    async def backlog(self) -> dict[str, int]:
+        health = await outbox_health(self._settings, self._store.db, now=self._clock())
+        return {h.sink: h.undelivered for h in health}
 
     async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
         return [_letter(d) for d in await self._support.dead_letters(limit=limit)]

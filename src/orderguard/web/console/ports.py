@@ -36,8 +36,9 @@ class DeadLetter:
 class Notifications(Protocol):
     """The outbox as the console sees it."""
 
-    async def backlog(self) -> int:
-        """Events committed but not yet delivered to every sink."""
+    async def backlog(self) -> dict[str, int]:
+        """Per configured sink, the events committed but not yet delivered there (nor given
+        up on), whether the relay has picked them up or not."""
         ...
 
     async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
