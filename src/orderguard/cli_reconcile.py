@@ -31,7 +31,7 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
     if len(value) == 10 and end:
-        parsed = parsed.replace(hour=23, minute=59, second=59)
+        parsed = parsed.replace(hour=23, minute=59, second=59, microsecond=999_999)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -11,7 +11,7 @@ spills to ``workdir`` beyond ``memory_limit``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -325,7 +325,8 @@ class Engine:
         """Match every line; the results stay in DuckDB, read by :meth:`results`."""
         db = self._db
         first, last = self._span()
-        # The period the reports cover: ``--from``/``--to``, else their first and last line.
+        # The period the reports cover: ``--from``/``--to``, else from their first line to the
+        # end of their last line's time unit.
         period = (self.options.period_from or first, self.options.period_to or last)
         # Any paid order matching could need: in the period or near a line's time.
         self._join_lines(_earliest(period[0], first), _latest(period[1], last))
@@ -464,13 +465,27 @@ class Engine:
             )
 
     def _span(self) -> tuple[datetime | None, datetime | None]:
-        """The times of the reports' first and last usable lines."""
+        """The time of the reports' first usable line, and the end of their last line's time
+        unit: a report written in whole seconds that ends at 12:00:00 covers 12:00:00.999999.
+
+        The unit is the finest one any line's time uses (microsecond, millisecond, second,
+        minute, else day): read from the times themselves, in the query that finds the first
+        and last, so no line costs anything more.
+        """
         if not self._lines:
             return None, None
         row = self._db.execute(
-            f"SELECT min(ts), max(ts) FROM ({self._all_lines()}) WHERE error IS NULL"
+            f"""
+            SELECT min(ts), max(ts),
+                bool_or(microsecond(ts) % 1000 <> 0), bool_or(microsecond(ts) % 1000000 <> 0),
+                bool_or(second(ts) <> 0), bool_or(minute(ts) <> 0 OR hour(ts) <> 0)
+            FROM ({self._all_lines()}) WHERE error IS NULL
+            """
         ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
+        if not row or row[1] is None:
+            return None, None
+        first, last, *finer = row
+        return first, end_of_unit(last, _unit(*finer))
 
     def _missing_at_provider(self, start: datetime | None, end: datetime | None) -> None:
         """Orders paid in the period (through the provider, when named: ``unconfirmed`` has
@@ -573,6 +588,38 @@ class Engine:
             expected_currency=expected_currency,
             at=at,
         )
+
+
+#: The units a report's times can be written in, finest first (see :meth:`Engine._span`).
+UNITS = {
+    "microsecond": timedelta(microseconds=1),
+    "millisecond": timedelta(milliseconds=1),
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "day": timedelta(days=1),
+}
+
+
+def _unit(
+    micros: bool | None, millis: bool | None, seconds: bool | None, minutes: bool | None
+) -> str:
+    """The finest unit a set of times uses, from whether any has micro-, milli-, whole
+    seconds or minutes (or hours) that are not zero."""
+    for used, unit in (
+        (micros, "microsecond"),
+        (millis, "millisecond"),
+        (seconds, "second"),
+        (minutes, "minute"),
+    ):
+        if used:
+            return unit
+    return "day"
+
+
+def end_of_unit(at: datetime, unit: str) -> datetime:
+    """The last microsecond of the ``unit`` that starts at ``at`` (``at`` itself for
+    microseconds): 12:00:00 in seconds ends at 12:00:00.999999."""
+    return at + UNITS[unit] - UNITS["microsecond"]
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
