@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from pathlib import Path
 
@@ -86,3 +87,71 @@ def test_a_generic_csv_needs_its_mapping(database: str) -> None:
     code, out = run(str(FIXTURES / "generic.csv"), "--format", "csv")
     assert code == 2
     assert "--format csv needs --mapping FILE" in out
+
+
+def _stripe_with(*lines: str) -> str:
+    """The Stripe fixture with ``lines`` (charges, after the fixture's own) added."""
+    return Path(STRIPE).read_text() + "".join(
+        f"po_1Q,2026-11-04 00:00:00,txn_{n},2026-11-02 12:30:00,2026-11-04 00:00:00,{line}\n"
+        for n, line in enumerate(lines)
+    )
+
+
+def test_formula_cells_of_the_exceptions_csv_are_neutralised(database: str, tmp_path: Path) -> None:
+    # A report a stranger could have shaped: references that a spreadsheet would run, a
+    # negative orphan charge, and a file whose very name starts with "=".
+    report = tmp_path / "=cmd.csv"
+    report.write_text(
+        _stripe_with(
+            "eur,7.00,0.00,7.00,charge,Evil,ch_e1,=HYPERLINK(1),ch_e1,@SUM(A1)",
+            "eur,8.00,0.00,8.00,charge,Evil,ch_e2,+cmd|calc!A0,ch_e2,\tx",
+            "eur,-3.50,0.00,-3.50,charge,Odd,ch_e3,-2+3,ch_e3,-12.50",
+            "eur,1.001,0.00,1.00,charge,Cut,ch_e4,pi_e4,ch_e4,",
+        )
+    )
+    code, out = run("=cmd.csv", "--out", "x.csv")
+    assert code == 1, out  # the 1.001 line cannot be read
+    with (tmp_path / "x.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    orphans = {r["provider_ref"]: r for r in rows if r["category"] == "missing_in_orders"}
+    assert set(orphans) == {"pi_X", "'=HYPERLINK(1)", "'+cmd|calc!A0", "'-2+3"}
+    assert orphans["'=HYPERLINK(1)"]["order_ref"] == "'@SUM(A1)"
+    assert orphans["'+cmd|calc!A0"]["order_ref"] == "'\tx"
+    # A negative amount stays a number: the amount column and a reference that is one.
+    assert orphans["'-2+3"]["amount"] == "-350"
+    assert orphans["'-2+3"]["order_ref"] == "-12.50"
+    assert {r["file"] for r in rows if r["file"]} == {"'=cmd.csv"}
+    assert [r["line"] for r in rows if r["category"] == "unreadable"] == ["16"]
+
+
+def test_the_json_file_keeps_the_reports_text_as_it_is(database: str, tmp_path: Path) -> None:
+    (tmp_path / "evil.csv").write_text(
+        _stripe_with("eur,7.00,0.00,7.00,charge,Evil,ch_e1,=HYPERLINK(1),ch_e1,@SUM(A1)")
+    )
+    code, out = run("evil.csv", "--out", "x.json")
+    assert code == 0, out
+    exceptions = json.loads((tmp_path / "x.json").read_text())["exceptions"]
+    assert {e["provider_ref"] for e in exceptions} >= {"=HYPERLINK(1)"}
+
+
+@pytest.mark.parametrize(
+    "name,neighbour", [("report*.csv", "report-2.csv"), ("r[1].csv", "r1.csv")]
+)
+def test_a_report_path_is_read_literally_never_as_a_pattern(
+    database: str, tmp_path: Path, name: str, neighbour: str
+) -> None:
+    # The neighbour matches the name read as a pattern; its orphan charge must not count.
+    (tmp_path / name).write_text(Path(STRIPE).read_text())
+    (tmp_path / neighbour).write_text(
+        _stripe_with("eur,7.00,0.00,7.00,charge,Other,ch_o,pi_other,ch_o,")
+    )
+    code, out = run(name, "--out", "x.csv")
+    assert code == 0, out
+    assert "exceptions: 5" in out
+    assert "pi_other" not in (tmp_path / "x.csv").read_text()
+
+
+def test_a_report_path_that_does_not_exist_is_refused_by_name(database: str) -> None:
+    code, out = run("nowhere*.csv")
+    assert code == 2
+    assert "nowhere*.csv" in out and "does not exist" in out

@@ -19,6 +19,7 @@ import duckdb
 
 from orderguard.reconcile import categories as c
 from orderguard.reconcile import sql
+from orderguard.reconcile.cells import neutralise
 from orderguard.reconcile.formats import Columns, Projection, literal
 from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total
 from orderguard.reconcile.sources import LineError, Source, prepare
@@ -46,6 +47,8 @@ _CATEGORY = """CASE
     ELSE 'other' END"""
 #: A time as text in UTC ("2026-11-01 09:30:00+00"), without a time zone lookup per row.
 _UTC_TEXT = "CAST(make_timestamp(epoch_us({0})) AS VARCHAR) || '+00'"
+#: Characters DuckDB expands in a path it reads (as a shell would).
+GLOB_CHARACTERS = frozenset("*?[")
 _RESULT_COLUMNS = (
     "file_no, line, category, kind, via, ref, order_ref, order_id, gross, fee, currency, "
     "expected_amount, expected_currency, ts"
@@ -136,8 +139,8 @@ class Engine:
             first = source.header_line + 1
             columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in source.header) + "}"
             scan = (
-                f"read_csv({literal(str(source.path))}, header = true, "
-                f"auto_detect = false, columns = {columns}, "
+                f"read_csv({literal(str(self._literal_path(source.path, file_no)))}, "
+                f"header = true, auto_detect = false, columns = {columns}, "
                 f"delim = {literal(source.delimiter)}, quote = '\"', escape = '\"', "
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
@@ -172,6 +175,16 @@ class Engine:
         self._rows += read
         if source.direct:
             self._direct.append((file_no, source, read))
+
+    def _literal_path(self, path: Path, file_no: int) -> Path:
+        """A path DuckDB reads as ``path`` itself: DuckDB expands ``*``, ``?`` and ``[...]`` in
+        the paths it reads (``report*.csv`` would read every report beside it), so a path
+        holding one is read through a link, in the work directory, whose name holds none."""
+        if not any(char in str(path) for char in GLOB_CHARACTERS):
+            return path
+        link = self._workdir / f"report_{file_no}.csv"
+        link.symlink_to(path.resolve())
+        return link
 
     def _count_rejected_lines(self, file_no: int, source: Source, read: int) -> None:
         """Report the lines DuckDB rejected, and renumber the ``read`` rows read after them."""
@@ -553,14 +566,17 @@ class Engine:
         self, path: Path, *, categories: frozenset[str] = c.EXCEPTIONS, json: bool = False
     ) -> int:
         """Write the results of ``categories`` to ``path`` (CSV with a header, or a JSON
-        array) straight from DuckDB; return how many."""
+        array) straight from DuckDB; return how many. In CSV, text that came from a report
+        (references, file names) is neutralised for spreadsheets (:mod:`.cells`)."""
         names = ", ".join(literal(cat) for cat in sorted(categories))
+        cell = (lambda text: text) if json else (lambda text: f"og_cell({text})")
         # The file's name from a list, not a join: the join would come before the filter.
-        files = ", ".join(literal(name) for name in self._files)
+        files = ", ".join(literal(str(name if json else neutralise(name))) for name in self._files)
         file = f"[{files}][r.file_no + 1]" if files else "CAST(NULL AS VARCHAR)"
         query = (
-            f"SELECT r.category, {file} AS file, r.line, r.order_id, r.ref AS provider_ref, "
-            "r.order_ref, r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, "
+            f"SELECT r.category, {file} AS file, r.line, {cell('r.order_id')} AS order_id, "
+            f"{cell('r.ref')} AS provider_ref, {cell('r.order_ref')} AS order_ref, "
+            "r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, "
             f"r.fee, r.via, {_UTC_TEXT.format('r.ts')} AS at, CAST(NULL AS VARCHAR) AS error "
             f"FROM results r WHERE r.category IN ({names}) "
             "ORDER BY r.file_no NULLS LAST, r.line, r.order_id"

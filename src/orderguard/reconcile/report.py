@@ -14,6 +14,7 @@ from rich.table import Table
 
 from orderguard.domain.money import EXPONENTS
 from orderguard.reconcile import categories as c
+from orderguard.reconcile.cells import neutralise
 from orderguard.reconcile.engine import Engine, Outcome, Result
 from orderguard.reconcile.messages import text
 
@@ -118,7 +119,7 @@ def write_exceptions(engine: Engine, outcome: Outcome, path: Path) -> int:
     count = engine.copy_results(path)
     with path.open("a", encoding="utf-8", newline="") as sink:
         writer = csv.DictWriter(sink, fieldnames=[*EXCEPTION_FIELDS, "error"])
-        writer.writerows(errors)
+        writer.writerows({k: neutralise(v) for k, v in error.items()} for error in errors)
     return count
 
 
