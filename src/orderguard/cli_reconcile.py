@@ -17,7 +17,12 @@ from orderguard.reconcile.engine import EngineOptions
 from orderguard.reconcile.formats import NAMES
 from orderguard.reconcile.mapping import MappingError
 from orderguard.reconcile.messages import LOCALES
-from orderguard.reconcile.report import print_summary, write_exceptions, write_html
+from orderguard.reconcile.report import (
+    print_summary,
+    summary_path,
+    write_exceptions,
+    write_html,
+)
 from orderguard.reconcile.run import Request
 from orderguard.reconcile.run import reconcile as run_reconcile
 from orderguard.storage.database import StorageError
@@ -109,11 +114,18 @@ def reconcile(
                 try:
                     print_summary(outcome, console, locale=locale)
                     if out is not None:
+                        written = [out]
                         if out.suffix.lower() in (".html", ".htm"):
                             write_html(engine, outcome, out, locale=locale)
                         else:
                             write_exceptions(engine, outcome, out)
-                        console.print(f"wrote {out}")
+                            if out.suffix.lower() != ".json":
+                                written.append(summary_path(out))
+                        console.print(
+                            "wrote " + " and ".join(str(p) for p in written),
+                            markup=False,
+                            highlight=False,
+                        )
                     if do_apply:
                         done = await apply(storage, engine, outcome)
                         if done.new_run:

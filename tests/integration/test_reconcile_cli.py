@@ -155,3 +155,84 @@ def test_a_report_path_that_does_not_exist_is_refused_by_name(database: str) -> 
     code, out = run("nowhere*.csv")
     assert code == 2
     assert "nowhere*.csv" in out and "does not exist" in out
+
+
+#: The Stripe fixture against orders A-G, worked out by hand from the fixture's lines (in
+#: minor units): A, D, F and G confirm their orders; B says 9.00 for 10.00; C is in USD; D
+#: is charged twice; X has no order; E (40.00, paid at 10:30 on 2 November) is missing.
+STRIPE_SUMMARY = {
+    "provider": "stripe",
+    # From the first line's time to the end of the last line's minute (the report's times
+    # are whole minutes).
+    "period": {"from": "2026-11-02T10:00:00+00:00", "to": "2026-11-03T10:00:59.999999+00:00"},
+    "files": [{"file": STRIPE, "lines": 11, "read": True}],
+    "lines": 11,
+    "counts": {
+        "matched": 4,
+        "amount_mismatch": 1,
+        "currency_mismatch": 1,
+        "missing_in_orders": 1,
+        "missing_at_provider": 1,
+        "duplicate": 1,
+        "refund": 1,
+        "chargeback": 1,
+        "fee": 1,
+        "other": 0,
+    },
+    "exceptions": 5,
+    "errors": 0,
+    "totals": [
+        {"category": "amount_mismatch", "currency": "EUR", "count": 1,
+         "gross": 900, "fee": 51, "net": 849},
+        {"category": "chargeback", "currency": "EUR", "count": 1,
+         "gross": -1000, "fee": 1500, "net": -2500},
+        {"category": "currency_mismatch", "currency": "USD", "count": 1,
+         "gross": 1200, "fee": 60, "net": 1140},
+        {"category": "duplicate", "currency": "EUR", "count": 1,
+         "gross": 3000, "fee": 115, "net": 2885},
+        {"category": "fee", "currency": "EUR", "count": 1, "gross": -200, "fee": 0, "net": -200},
+        {"category": "matched", "currency": "EUR", "count": 4,
+         "gross": 2500 + 3000 + 5000 + 1550, "fee": 98 + 115 + 170 + 67, "net": 11600},
+        {"category": "missing_at_provider", "currency": "EUR", "count": 1,
+         "gross": 4000, "fee": 0, "net": 4000},
+        {"category": "missing_in_orders", "currency": "EUR", "count": 1,
+         "gross": 9900, "fee": 312, "net": 9588},
+        {"category": "refund", "currency": "EUR", "count": 1, "gross": -500, "fee": 0, "net": -500},
+    ],
+}  # fmt: skip
+
+
+def test_the_json_file_carries_the_summary_the_terminal_shows(
+    database: str, tmp_path: Path
+) -> None:
+    code, out = run(STRIPE, "--out", "report.json")
+    assert code == 0, out
+    document = json.loads((tmp_path / "report.json").read_text())
+    assert document["summary"] == STRIPE_SUMMARY
+    assert len(document["exceptions"]) == 5
+
+
+def test_a_csv_files_summary_is_a_json_file_beside_it(database: str, tmp_path: Path) -> None:
+    code, out = run(STRIPE, "--out", "report.csv")
+    assert code == 0, out
+    assert "wrote report.csv and report.summary.json" in out
+    assert json.loads((tmp_path / "report.summary.json").read_text()) == STRIPE_SUMMARY
+    with (tmp_path / "report.csv").open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 5  # the CSV itself: rows only
+
+
+def test_the_summary_counts_every_line_of_each_file_and_names_a_file_it_could_not_read(
+    database: str, tmp_path: Path
+) -> None:
+    lines = Path(STRIPE).read_text().splitlines(keepends=True)
+    lines[2] = "cut,short\n"
+    (tmp_path / "bad.csv").write_text("".join(lines))
+    (tmp_path / "empty.csv").write_text("")
+    code, _ = run("bad.csv", "empty.csv", "--out", "report.json")
+    assert code == 1
+    found = json.loads((tmp_path / "report.json").read_text())["summary"]
+    assert found["files"] == [
+        {"file": "bad.csv", "lines": 11, "read": True},
+        {"file": "empty.csv", "lines": 0, "read": False},
+    ]
+    assert (found["lines"], found["errors"]) == (11, 2)

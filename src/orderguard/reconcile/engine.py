@@ -537,6 +537,12 @@ class Engine:
                 "ORDER BY file_no, line"
             ).fetchall()
         ]
+        per_file = dict.fromkeys(range(len(self._files)), 0)
+        for f, n in self._db.execute(
+            "SELECT file_no, count(*) FROM (SELECT file_no FROM res UNION ALL "
+            "SELECT file_no FROM line_errors) GROUP BY file_no"
+        ).fetchall():
+            per_file[int(f)] = int(n)
         row = self._db.execute("SELECT count(*) FROM res").fetchone()
         return Outcome(
             files=list(self._files),
@@ -546,6 +552,7 @@ class Engine:
             period_from=start,
             period_to=end,
             lines=int(row[0]) if row else 0,
+            file_lines={self._files[f]: n for f, n in per_file.items()},
         )
 
     # ------------------------------------------------------------------ reading

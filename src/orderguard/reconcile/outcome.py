@@ -71,4 +71,6 @@ class Outcome:
     period_from: datetime | None
     period_to: datetime | None
     lines: int = 0
+    #: Data lines read from each file (usable or not), by file name, in ``files``' order.
+    file_lines: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
