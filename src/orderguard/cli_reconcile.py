@@ -132,7 +132,8 @@ def reconcile(
                             console.print(
                                 f"applied run {done.run_id}: {done.recorded} exceptions recorded, "
                                 f"{done.flagged} orders flagged, {done.handed_to_sweep} orphan "
-                                "charges handed to the sweep"
+                                f"charges handed to the sweep, {done.resolved} earlier "
+                                "exceptions resolved"
                             )
                         else:
                             console.print("these files were applied before: nothing changed")

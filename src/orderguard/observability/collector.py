@@ -34,6 +34,8 @@ class Reading:
     outbox_lag_s: float | None
     dead_letters: dict[str, int] | None
     reconciliation: dict[str, int] | None
+    #: Open reconciliation exceptions per category (None: not tracked).
+    open_reconciliation: dict[str, int] | None = None
 
 
 class DatabaseCollector(Collector):
@@ -71,6 +73,7 @@ class DatabaseCollector(Collector):
                     await self._outbox.lag_seconds(now),
                     await self._outbox.dead_letters_by_sink(),
                     await self._reconciliation.exceptions_by_category(),
+                    await self._reconciliation.open_exceptions_by_category(),
                 )
                 self._taken = time.monotonic()
             return self._reading
@@ -201,6 +204,16 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
         for category, count in sorted(reading.reconciliation.items()):
             found.add_metric([category], count)
         yield found
+    if reading.open_reconciliation is not None:
+        still = GaugeMetricFamily(
+            "orderguard_reconciliation_exceptions_open",
+            "Reconciliation exceptions no later run has explained, by category (what the "
+            "console's reconciliation queue lists).",
+            labels=["category"],
+        )
+        for category, count in sorted(reading.open_reconciliation.items()):
+            still.add_metric([category], count)
+        yield still
 
 
 def database_up_text(up: bool) -> bytes:
