@@ -55,6 +55,17 @@ def named(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], floa
     return {labels: value for (n, labels), value in samples.items() if n == name}
 
 
+async def apply_report(sql: SqlStorage, report: Path, work: Path) -> None:
+    """``orderguard reconcile --apply`` of ``report`` (through its API)."""
+    work.mkdir()
+    request = Request([report], options=EngineOptions(provider="memory"))
+    engine, outcome = await reconcile(sql.db, request, work)
+    try:
+        await apply(sql, engine, outcome)
+    finally:
+        engine.close()
+
+
 async def test_an_applied_reconciliation_is_counted_per_category(
     sql: SqlStorage, tmp_path: Path
 ) -> None:
@@ -63,14 +74,7 @@ async def test_an_applied_reconciliation_is_counted_per_category(
     await seed(sql, "pi_{}".format, provider="memory")
     report = tmp_path / "stripe.csv"
     shutil.copy(FIXTURES / "stripe_itemized.csv", report)
-    work = tmp_path / "work"
-    work.mkdir()
-    request = Request([report], options=EngineOptions(provider="memory"))
-    engine, outcome = await reconcile(sql.db, request, work)
-    try:
-        await apply(sql, engine, outcome)
-    finally:
-        engine.close()
+    await apply_report(sql, report, tmp_path / "work")
 
     after = named(await scrape(sql, config), "orderguard_reconciliation_exceptions")
 
@@ -99,14 +103,7 @@ async def test_the_open_exceptions_gauge_drops_when_a_later_run_explains_one(
     )
     opened = []
     for n, path in enumerate((report, later)):
-        work = tmp_path / f"work{n}"
-        work.mkdir()
-        request = Request([path], options=EngineOptions(provider="memory"))
-        engine, outcome = await reconcile(sql.db, request, work)
-        try:
-            await apply(sql, engine, outcome)
-        finally:
-            engine.close()
+        await apply_report(sql, path, tmp_path / f"work{n}")
         samples = await scrape(sql, config)
         opened.append(named(samples, "orderguard_reconciliation_exceptions_open"))
 

@@ -183,6 +183,13 @@ async def test_the_console_lists_the_latest_exceptions(api: Api, tmp_path: Path)
     assert [e.order_id for e in only] == ["ord_D"]
 
 
+async def fixture_applied(api: Api, tmp_path: Path) -> tuple[Path, Applied]:
+    """Orders A-G, and the Stripe fixture (with a real orphan charge) applied once."""
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    report, _, _ = await report_with_orphan(api, tmp_path)
+    return report, await run_apply(api, [report], tmp_path / "one")
+
+
 def stripe_report(path: Path, *lines: tuple[str, str, str, str, str]) -> Path:
     """A Stripe itemized report of ``(category, gross, payment intent, order id, time)``."""
     header = (FIXTURES / "stripe_itemized.csv").read_text().splitlines()[0]
@@ -209,9 +216,7 @@ async def open_and_closed(api: Api) -> tuple[set[str], dict[str, str | None]]:
 async def test_a_later_report_that_explains_exceptions_closes_them_with_its_run(
     api: Api, tmp_path: Path
 ) -> None:
-    await seed(api.container.storage, "pi_{}".format, provider="memory")
-    report, _, _ = await report_with_orphan(api, tmp_path)
-    first = await run_apply(api, [report], tmp_path / "one")
+    _, first = await fixture_applied(api, tmp_path)
     # The next day: ord_E's charge (paid late on the 2nd) settles, and the second charge
     # of ord_D is refunded. ord_B's wrong amount and ord_C's currency are not explained.
     later = stripe_report(
@@ -243,9 +248,7 @@ async def test_a_later_report_that_explains_exceptions_closes_them_with_its_run(
 async def test_an_orphan_whose_order_the_sweep_recovered_is_closed_by_the_next_run(
     api: Api, tmp_path: Path
 ) -> None:
-    await seed(api.container.storage, "pi_{}".format, provider="memory")
-    report, _, _ = await report_with_orphan(api, tmp_path)
-    await run_apply(api, [report], tmp_path / "one")
+    await fixture_applied(api, tmp_path)
     past = datetime.now(UTC) - timedelta(days=30)
     await api.container.sweeper.sweep(since=past, until=past + timedelta(hours=1))
     # The next report does not mention the charge: the orders it is checked against do.
@@ -262,9 +265,7 @@ async def test_an_orphan_whose_order_the_sweep_recovered_is_closed_by_the_next_r
 async def test_a_report_that_repeats_an_exception_does_not_close_it(
     api: Api, tmp_path: Path
 ) -> None:
-    await seed(api.container.storage, "pi_{}".format, provider="memory")
-    report, _, _ = await report_with_orphan(api, tmp_path)
-    await run_apply(api, [report], tmp_path / "one")
+    report, _ = await fixture_applied(api, tmp_path)
     longer = tmp_path / "longer.csv"
     longer.write_text(
         report.read_text() + "po_1Q,,txn_9,2026-11-03 11:00:00,,eur,-1.00,0,-1.00,fee,x,,,,\n"

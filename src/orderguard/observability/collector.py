@@ -194,26 +194,25 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
         for sink, count in sorted(reading.dead_letters.items()):
             dead.add_metric([sink], count)
         yield dead
-    if reading.reconciliation is not None:
-        found = GaugeMetricFamily(
+    for name, description, counts in (
+        (
             "orderguard_reconciliation_exceptions",
             "Exceptions recorded by applied reconciliation runs, by category (the count never "
             "goes down).",
-            labels=["category"],
-        )
-        for category, count in sorted(reading.reconciliation.items()):
-            found.add_metric([category], count)
-        yield found
-    if reading.open_reconciliation is not None:
-        still = GaugeMetricFamily(
+            reading.reconciliation,
+        ),
+        (
             "orderguard_reconciliation_exceptions_open",
             "Reconciliation exceptions no later run has explained, by category (what the "
             "console's reconciliation queue lists).",
-            labels=["category"],
-        )
-        for category, count in sorted(reading.open_reconciliation.items()):
-            still.add_metric([category], count)
-        yield still
+            reading.open_reconciliation,
+        ),
+    ):
+        if counts is not None:
+            found = GaugeMetricFamily(name, description, labels=["category"])
+            for category, count in sorted(counts.items()):
+                found.add_metric([category], count)
+            yield found
 
 
 def database_up_text(up: bool) -> bytes:
