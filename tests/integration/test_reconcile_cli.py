@@ -207,6 +207,8 @@ def test_the_json_file_carries_the_summary_the_terminal_shows(
 ) -> None:
     code, out = run(STRIPE, "--out", "report.json")
     assert code == 0, out
+    assert "period: 2026-11-02T10:00:00+00:00/2026-11-03T10:00:59.999999+00:00" in out
+    assert f"files: {STRIPE} (11)" in out
     document = json.loads((tmp_path / "report.json").read_text())
     assert document["summary"] == STRIPE_SUMMARY
     assert len(document["exceptions"]) == 5

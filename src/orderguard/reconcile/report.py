@@ -50,7 +50,8 @@ def money(amount: int | None, currency: str | None) -> str:
 
 
 def print_summary(outcome: Outcome, console: Console, *, locale: str = "en") -> None:
-    """Counts and totals per category and currency, then the lines not reconciled."""
+    """Counts and totals per category and currency, the period and the files (with their
+    lines), then the lines not reconciled."""
     table = Table(title=text("title", locale))
     for key in ("category", "currency", "lines", "gross", "fee_total", "net"):
         table.add_column(
@@ -66,6 +67,10 @@ def print_summary(outcome: Outcome, console: Console, *, locale: str = "en") -> 
             money(total.net, total.currency),
         )
     console.print(table)
+    start, end = (t.isoformat() if t else "-" for t in (outcome.period_from, outcome.period_to))
+    console.print(f"{text('period', locale)}: {start}/{end}", markup=False, highlight=False)
+    files = ", ".join(f"{name} ({n})" for name, n in outcome.file_lines.items())
+    console.print(f"{text('files', locale)}: {files or '-'}", markup=False, highlight=False)
     exceptions = sum(outcome.counts[k] for k in c.EXCEPTIONS)
     console.print(f"{text('exceptions', locale)}: {exceptions}")
     if outcome.errors:
