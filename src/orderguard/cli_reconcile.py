@@ -17,7 +17,12 @@ from orderguard.reconcile.engine import EngineOptions
 from orderguard.reconcile.formats import NAMES
 from orderguard.reconcile.mapping import MappingError
 from orderguard.reconcile.messages import LOCALES
-from orderguard.reconcile.report import print_summary, write_exceptions, write_html
+from orderguard.reconcile.report import (
+    print_summary,
+    summary_path,
+    write_exceptions,
+    write_html,
+)
 from orderguard.reconcile.run import Request
 from orderguard.reconcile.run import reconcile as run_reconcile
 from orderguard.storage.database import StorageError
@@ -31,7 +36,7 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
     if len(value) == 10 and end:
-        parsed = parsed.replace(hour=23, minute=59, second=59)
+        parsed = parsed.replace(hour=23, minute=59, second=59, microsecond=999_999)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -109,18 +114,26 @@ def reconcile(
                 try:
                     print_summary(outcome, console, locale=locale)
                     if out is not None:
+                        written = [out]
                         if out.suffix.lower() in (".html", ".htm"):
                             write_html(engine, outcome, out, locale=locale)
                         else:
                             write_exceptions(engine, outcome, out)
-                        console.print(f"wrote {out}")
+                            if out.suffix.lower() != ".json":
+                                written.append(summary_path(out))
+                        console.print(
+                            "wrote " + " and ".join(str(p) for p in written),
+                            markup=False,
+                            highlight=False,
+                        )
                     if do_apply:
                         done = await apply(storage, engine, outcome)
                         if done.new_run:
                             console.print(
                                 f"applied run {done.run_id}: {done.recorded} exceptions recorded, "
                                 f"{done.flagged} orders flagged, {done.handed_to_sweep} orphan "
-                                "charges handed to the sweep"
+                                f"charges handed to the sweep, {done.resolved} earlier "
+                                "exceptions resolved"
                             )
                         else:
                             console.print("these files were applied before: nothing changed")

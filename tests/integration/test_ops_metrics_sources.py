@@ -53,6 +53,9 @@ class Exceptions:
     async def exceptions_by_category(self) -> dict[str, int] | None:
         return {"amount_mismatch": 2}
 
+    async def open_exceptions_by_category(self) -> dict[str, int] | None:
+        return {"amount_mismatch": 1, "duplicate": 0}
+
 
 class Untracked:
     async def lag_seconds(self, now: datetime) -> float | None:
@@ -62,6 +65,9 @@ class Untracked:
         return None
 
     async def exceptions_by_category(self) -> dict[str, int] | None:
+        return None
+
+    async def open_exceptions_by_category(self) -> dict[str, int] | None:
         return None
 
 
@@ -119,6 +125,9 @@ async def test_the_collector_reads_orders_ages_flags_backlog_and_the_hooks(
     assert m[("orderguard_outbox_lag_seconds", ())] == 42.5
     assert m[("orderguard_outbox_dead_letters", (("sink", "email"),))] == 3
     assert m[("orderguard_reconciliation_exceptions", (("category", "amount_mismatch"),))] == 2
+    still = "orderguard_reconciliation_exceptions_open"
+    assert m[(still, (("category", "amount_mismatch"),))] == 1
+    assert m[(still, (("category", "duplicate"),))] == 0
 
 
 async def test_untracked_sources_leave_their_metrics_out_and_readings_are_cached(

@@ -55,6 +55,17 @@ def named(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], floa
     return {labels: value for (n, labels), value in samples.items() if n == name}
 
 
+async def apply_report(sql: SqlStorage, report: Path, work: Path) -> None:
+    """``orderguard reconcile --apply`` of ``report`` (through its API)."""
+    work.mkdir()
+    request = Request([report], options=EngineOptions(provider="memory"))
+    engine, outcome = await reconcile(sql.db, request, work)
+    try:
+        await apply(sql, engine, outcome)
+    finally:
+        engine.close()
+
+
 async def test_an_applied_reconciliation_is_counted_per_category(
     sql: SqlStorage, tmp_path: Path
 ) -> None:
@@ -63,14 +74,7 @@ async def test_an_applied_reconciliation_is_counted_per_category(
     await seed(sql, "pi_{}".format, provider="memory")
     report = tmp_path / "stripe.csv"
     shutil.copy(FIXTURES / "stripe_itemized.csv", report)
-    work = tmp_path / "work"
-    work.mkdir()
-    request = Request([report], options=EngineOptions(provider="memory"))
-    engine, outcome = await reconcile(sql.db, request, work)
-    try:
-        await apply(sql, engine, outcome)
-    finally:
-        engine.close()
+    await apply_report(sql, report, tmp_path / "work")
 
     after = named(await scrape(sql, config), "orderguard_reconciliation_exceptions")
 
@@ -82,6 +86,32 @@ async def test_an_applied_reconciliation_is_counted_per_category(
         (("category", "missing_at_provider"),): 1,
         (("category", "missing_in_orders"),): 1,
     }
+
+
+async def test_the_open_exceptions_gauge_drops_when_a_later_run_explains_one(
+    sql: SqlStorage, tmp_path: Path
+) -> None:
+    config = settings(metrics_cache_s="0")
+    await seed(sql, "pi_{}".format, provider="memory")
+    report = tmp_path / "stripe.csv"
+    shutil.copy(FIXTURES / "stripe_itemized.csv", report)
+    header = report.read_text().splitlines()[0]
+    later = tmp_path / "next-day.csv"
+    later.write_text(
+        f"{header}\npo_2,,txn_E,2026-11-03 09:00:00,,eur,40.00,0.00,40.00,charge,,ch_E,pi_E,"
+        "ch_E,ord_E\n"
+    )
+    opened = []
+    for n, path in enumerate((report, later)):
+        await apply_report(sql, path, tmp_path / f"work{n}")
+        samples = await scrape(sql, config)
+        opened.append(named(samples, "orderguard_reconciliation_exceptions_open"))
+
+    missing = (("category", "missing_at_provider"),)
+    assert (opened[0][missing], opened[1][missing]) == (1, 0)
+    assert opened[1][(("category", "amount_mismatch"),)] == 1
+    recorded = named(samples, "orderguard_reconciliation_exceptions")
+    assert recorded[missing] == 1, "the all-time count stays"
 
 
 async def test_a_failing_endpoint_shows_as_lag_then_as_dead_letters(sql: SqlStorage) -> None:

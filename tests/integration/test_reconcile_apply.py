@@ -8,7 +8,11 @@ from pathlib import Path
 
 from orderguard.reconcile.apply import Applied, apply
 from orderguard.reconcile.engine import EngineOptions
-from orderguard.reconcile.queries import exceptions_by_category, latest_exceptions
+from orderguard.reconcile.queries import (
+    exceptions_by_category,
+    latest_exceptions,
+    open_exceptions_by_category,
+)
 from orderguard.reconcile.run import Request, reconcile
 from orderguard.services import queries
 from orderguard.storage.unit_of_work import SqlStorage
@@ -177,3 +181,96 @@ async def test_the_console_lists_the_latest_exceptions(api: Api, tmp_path: Path)
     assert all(e.file == str(report) for e in latest if e.line is not None)
     only = await latest_exceptions(storage_of(api), limit=10, category="duplicate")
     assert [e.order_id for e in only] == ["ord_D"]
+
+
+async def fixture_applied(api: Api, tmp_path: Path) -> tuple[Path, Applied]:
+    """Orders A-G, and the Stripe fixture (with a real orphan charge) applied once."""
+    await seed(api.container.storage, "pi_{}".format, provider="memory")
+    report, _, _ = await report_with_orphan(api, tmp_path)
+    return report, await run_apply(api, [report], tmp_path / "one")
+
+
+def stripe_report(path: Path, *lines: tuple[str, str, str, str, str]) -> Path:
+    """A Stripe itemized report of ``(category, gross, payment intent, order id, time)``."""
+    header = (FIXTURES / "stripe_itemized.csv").read_text().splitlines()[0]
+    path.write_text(
+        header
+        + "\n"
+        + "".join(
+            f"po_2,2026-11-05 00:00:00,txn_{n},{at},2026-11-05 00:00:00,eur,{gross},0.00,"
+            f"{gross},{category},,ch_{n},{ref},ch_{n},{order}\n"
+            for n, (category, gross, ref, order, at) in enumerate(lines)
+        )
+    )
+    return path
+
+
+async def open_and_closed(api: Api) -> tuple[set[str], dict[str, str | None]]:
+    """The categories still open, and by which run each category was resolved."""
+    storage = storage_of(api)
+    still = {e.category for e in await latest_exceptions(storage, limit=50)}
+    every = await latest_exceptions(storage, limit=50, open_only=False)
+    return still, {e.category: e.resolved_by_run for e in every}
+
+
+async def test_a_later_report_that_explains_exceptions_closes_them_with_its_run(
+    api: Api, tmp_path: Path
+) -> None:
+    _, first = await fixture_applied(api, tmp_path)
+    # The next day: ord_E's charge (paid late on the 2nd) settles, and the second charge
+    # of ord_D is refunded. ord_B's wrong amount and ord_C's currency are not explained.
+    later = stripe_report(
+        tmp_path / "next-day.csv",
+        ("charge", "40.00", "pi_E", "ord_E", "2026-11-03 09:00:00"),
+        ("refund", "-30.00", "pi_D", "ord_D", "2026-11-03 09:30:00"),
+    )
+    second = await run_apply(api, [later], tmp_path / "two")
+    assert (second.new_run, second.recorded, second.resolved) == (True, 0, 2)
+    still, resolved_by = await open_and_closed(api)
+    assert still == {"amount_mismatch", "currency_mismatch", "missing_in_orders"}
+    assert resolved_by == {
+        "amount_mismatch": None,
+        "currency_mismatch": None,
+        "missing_in_orders": None,
+        "missing_at_provider": second.run_id,
+        "duplicate": second.run_id,
+    }
+    assert first.run_id != second.run_id
+    storage = storage_of(api)
+    assert await open_exceptions_by_category(storage) == {
+        "amount_mismatch": 1,
+        "currency_mismatch": 1,
+        "missing_in_orders": 1,
+    }
+    assert sum((await exceptions_by_category(storage)).values()) == 5  # recorded, all time
+
+
+async def test_an_orphan_whose_order_the_sweep_recovered_is_closed_by_the_next_run(
+    api: Api, tmp_path: Path
+) -> None:
+    await fixture_applied(api, tmp_path)
+    past = datetime.now(UTC) - timedelta(days=30)
+    await api.container.sweeper.sweep(since=past, until=past + timedelta(hours=1))
+    # The next report does not mention the charge: the orders it is checked against do.
+    later = stripe_report(
+        tmp_path / "next-day.csv", ("fee", "-1.00", "", "", "2026-11-03 09:00:00")
+    )
+    second = await run_apply(api, [later], tmp_path / "two")
+    still, resolved_by = await open_and_closed(api)
+    assert "missing_in_orders" not in still
+    assert resolved_by["missing_in_orders"] == second.run_id
+    assert second.resolved == 1
+
+
+async def test_a_report_that_repeats_an_exception_does_not_close_it(
+    api: Api, tmp_path: Path
+) -> None:
+    report, _ = await fixture_applied(api, tmp_path)
+    longer = tmp_path / "longer.csv"
+    longer.write_text(
+        report.read_text() + "po_1Q,,txn_9,2026-11-03 11:00:00,,eur,-1.00,0,-1.00,fee,x,,,,\n"
+    )
+    again = await run_apply(api, [longer], tmp_path / "two")
+    assert (again.new_run, again.resolved) == (True, 0)
+    still, _ = await open_and_closed(api)
+    assert len(still) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orderguard.reconcile.engine import Engine, EngineOptions
+from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
 from orderguard.reconcile.sources import open_source
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
@@ -237,3 +237,66 @@ def test_a_line_after_the_named_period_still_finds_its_order_by_amount(tmp_path:
         engine.close()
     assert {k: v for k, v in outcome.counts.items() if v} == {"matched": 2}
     assert sorted(via) == ["amount_and_date", "reference"]
+
+
+def _period_of(tmp_path: Path, lines: str, orders: str, attempts: str) -> tuple[Outcome, set[str]]:
+    """The outcome of one Stripe report of ``lines``, and the orders reported missing."""
+    paths = exports(tmp_path, orders, attempts)
+    report = tmp_path / "period.csv"
+    report.write_text(STRIPE_HEADER + lines)
+    engine = Engine(tmp_path)
+    try:
+        engine.load_orders(*paths)
+        engine.load_report(open_source(report))
+        outcome = engine.match()
+        missing = {
+            r.order_id or ""
+            for batch in engine.results(frozenset({"missing_at_provider"}))
+            for r in batch
+        }
+    finally:
+        engine.close()
+    return outcome, missing
+
+
+def test_an_order_paid_later_in_the_reports_last_second_is_reported_missing(
+    tmp_path: Path,
+) -> None:
+    # The report is written in whole seconds (one line at 11:59:58) and ends at 12:00:00:
+    # it covers 12:00:00.999999, so ord_L (paid 12:00:00.700) is missing at the provider;
+    # ord_N, paid at 12:00:01, is the next report's business.
+    orders = (
+        "ord_A,M-A,paid,EUR,2500,2026-11-02T10:30:00+00:00\n"
+        "ord_L,M-L,paid,EUR,700,2026-11-02T12:00:00.700000+00:00\n"
+        "ord_N,M-N,paid,EUR,800,2026-11-02T12:00:01+00:00\n"
+    )
+    attempts = (
+        "ord_A,stripe,pi_A,succeeded,2026-11-02T10:30:00+00:00\n"
+        "ord_L,stripe,pi_L,succeeded,2026-11-02T12:00:00.700000+00:00\n"
+        "ord_N,stripe,pi_N,succeeded,2026-11-02T12:00:01+00:00\n"
+    )
+    lines = stripe_line("charge", "25.00", "pi_A", "ord_A", at="11:59:58") + stripe_line(
+        "fee", "-1.00", "pi_A", "ord_A", at="12:00:00"
+    )
+    outcome, missing = _period_of(tmp_path, lines, orders, attempts)
+    assert missing == {"ord_L"}
+    assert outcome.period_to == datetime(2026, 11, 2, 12, 0, 0, 999_999, tzinfo=UTC)
+
+
+def test_a_report_in_whole_minutes_or_days_covers_its_last_minute_or_day(tmp_path: Path) -> None:
+    orders = "ord_A,M-A,paid,EUR,2500,2026-11-02T10:30:00+00:00\n"
+    attempts = "ord_A,stripe,pi_A,succeeded,2026-11-02T10:30:00+00:00\n"
+    minutes = stripe_line("charge", "25.00", "pi_A", "ord_A", at="10:30:00") + stripe_line(
+        "fee", "-1.00", "pi_A", "ord_A", at="12:00:00"
+    )
+    outcome, _ = _period_of(tmp_path, minutes, orders, attempts)
+    assert outcome.period_to == datetime(2026, 11, 2, 12, 0, 59, 999_999, tzinfo=UTC)
+    days = tmp_path / "days"
+    days.mkdir()
+    outcome, _ = _period_of(
+        days,
+        minutes.replace("10:30:00", "00:00:00").replace("12:00:00", "00:00:00"),
+        orders,
+        attempts,
+    )
+    assert outcome.period_to == datetime(2026, 11, 2, 23, 59, 59, 999_999, tzinfo=UTC)

@@ -81,7 +81,9 @@ FRAGMENTS = st.sampled_from(
      "postal_code", "status_token", "customer_", "ship_", "og_snap_0", "%5D", '"cust"',
      '"addr"', "[", "]",
      "+", "(", ")", "-", ".", "/", " ", "0", "12", "345", "912", "2026-11-26", "HTTP/1.1",
-     "+1 234 567", "+123456", "(21) 345 678", "12-345-67"]
+     "+1 234 567", "+123456", "(21) 345 678", "12-345-67",
+     "%40", "Bearer ", "sk_live_", "og_sk_", "whsec_", "_secret_", "4242 4242 4242 4242",
+     "4242", "email=", "phone=", "address", "zip", "/users/@me"]
 )  # fmt: skip
 TEXT = st.lists(FRAGMENTS | st.text(max_size=4), max_size=30).map("".join)
 
@@ -178,3 +180,65 @@ def test_the_access_line_of_the_shopper_page_keeps_its_request_but_not_its_token
     assert line["event"] == (
         f'127.0.0.1:53422 - "GET /orders/ord_1?token={REDACTED}&lang=pt HTTP/1.1" 200'
     )
+
+
+#: Access lines as uvicorn writes them (peer - "method target HTTP/version" status), and
+#: what a log keeps of them: the path, the ids and the query's keys, not the personal data.
+ACCESS = '127.0.0.1:53422 - "{} HTTP/1.1" {}'
+
+
+@pytest.mark.parametrize(
+    ("request_line", "kept"),
+    [
+        (
+            "GET /v1/orders/ord_01JDQ4W5X9ZK2M8Y7T3N6B1C0V?token=Zx9-abcDEF_1234&lang=pt",
+            f"GET /v1/orders/ord_01JDQ4W5X9ZK2M8Y7T3N6B1C0V?token={REDACTED}&lang=pt",
+        ),
+        ("GET /console/orders/ord_x", "GET /console/orders/ord_x"),
+        ("GET /users/@me", "GET /users/@me"),
+        ("GET /users/@me.json?fields=id", "GET /users/@me.json?fields=id"),
+        (
+            "GET /v1/orders?email=ana.silva@example.com&limit=50",
+            f"GET /v1/orders?email={REDACTED}&limit=50",
+        ),
+        (
+            "GET /console/orders?q=ana.silva%40example.com&state=paid",
+            "GET /console/orders?q=[email]&state=paid",
+        ),
+        (
+            "GET /v1/customers/ana.silva+shop@example.co.uk/orders",
+            "GET /v1/customers/[email]/orders",
+        ),
+        (
+            "GET /console/orders?phone=%2B351912345678&name=Ana+Silva",
+            f"GET /console/orders?phone={REDACTED}&name={REDACTED}",
+        ),
+        (
+            "GET /return?payment_intent=pi_3Q&payment_intent_client_secret=pi_3Q_secret_Xy9",
+            f"GET /return?payment_intent=pi_3Q&payment_intent_client_secret={REDACTED}",
+        ),
+        ("POST /v1/orders/ord_01JDQ4W5X9ZK2M8Y7T3N6B1C0V/refund", None),
+        ("GET /metrics?since=1764157290123", None),
+    ],
+)
+def test_access_lines_keep_their_path_ids_and_query_keys_but_no_personal_data(
+    request_line: str, kept: str | None
+) -> None:
+    line = ACCESS.format(request_line, 200)
+    assert redact_text(line) == ACCESS.format(kept or request_line, 200)
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("card 4242 4242 4242 4242 declined", "4242 4242 4242 4242"),
+        ("card 4000-0566-5566-5556 declined", "4000-0566-5566-5556"),
+        ("pan=5555555555554444", "5555555555554444"),
+        ("Authorization: Bearer og_sk_Zx9abcDEF123456789", "og_sk_Zx9abcDEF123456789"),
+        ("stripe key sk_live_51HxYzAbCdEf rejected", "sk_live_51HxYzAbCdEf"),
+        ("secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ('{"client_secret": "pi_3Q_secret_Xy9AbC"}', "pi_3Q_secret_Xy9AbC"),
+    ],
+)
+def test_card_numbers_and_credentials_are_found_in_free_text(text: str, secret: str) -> None:
+    assert secret not in redact_text(text)

@@ -94,6 +94,29 @@ async def test_an_applied_reconciliation_is_in_the_console(shop: Pair, tmp_path:
     assert "/console/orders/ord_A" not in flagged
 
 
+async def test_the_console_queue_lists_only_exceptions_no_later_run_explained(
+    shop: Pair, tmp_path: Path
+) -> None:
+    storage = sql_of(shop[0])
+    await seed(storage, "pi_{}".format, provider="memory")
+    report = tmp_path / "stripe.csv"
+    shutil.copy(FIXTURES / "stripe_itemized.csv", report)
+    await applied(storage, report, tmp_path / "work")
+    # The next day's report has ord_E's charge: the order is no longer missing there.
+    header = report.read_text().splitlines()[0]
+    later = tmp_path / "next-day.csv"
+    later.write_text(
+        f"{header}\npo_2,,txn_E,2026-11-03 09:00:00,,eur,40.00,0.00,40.00,charge,,ch_E,pi_E,"
+        "ch_E,ord_E\n"
+    )
+    assert (await applied(storage, later, tmp_path / "later")).resolved == 1
+    client = shop[0].client
+    await log_in(client, "vic")
+    page = (await client.get("/console/reconciliation")).text
+    assert rows(page, "missing_at_provider") == []
+    assert len(rows(page, '<span class="badge">')) == 4
+
+
 async def dead_order(shop: Pair, url: str) -> tuple[str, list[str], str]:
     """A paid order whose every event was dead-lettered at the webhook endpoint ``url``:
     its id, its dead deliveries' ids and the sink."""

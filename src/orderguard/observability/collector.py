@@ -34,6 +34,8 @@ class Reading:
     outbox_lag_s: float | None
     dead_letters: dict[str, int] | None
     reconciliation: dict[str, int] | None
+    #: Open reconciliation exceptions per category (None: not tracked).
+    open_reconciliation: dict[str, int] | None = None
 
 
 class DatabaseCollector(Collector):
@@ -71,6 +73,7 @@ class DatabaseCollector(Collector):
                     await self._outbox.lag_seconds(now),
                     await self._outbox.dead_letters_by_sink(),
                     await self._reconciliation.exceptions_by_category(),
+                    await self._reconciliation.open_exceptions_by_category(),
                 )
                 self._taken = time.monotonic()
             return self._reading
@@ -191,16 +194,25 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
         for sink, count in sorted(reading.dead_letters.items()):
             dead.add_metric([sink], count)
         yield dead
-    if reading.reconciliation is not None:
-        found = GaugeMetricFamily(
+    for name, description, counts in (
+        (
             "orderguard_reconciliation_exceptions",
             "Exceptions recorded by applied reconciliation runs, by category (the count never "
             "goes down).",
-            labels=["category"],
-        )
-        for category, count in sorted(reading.reconciliation.items()):
-            found.add_metric([category], count)
-        yield found
+            reading.reconciliation,
+        ),
+        (
+            "orderguard_reconciliation_exceptions_open",
+            "Reconciliation exceptions no later run has explained, by category (what the "
+            "console's reconciliation queue lists).",
+            reading.open_reconciliation,
+        ),
+    ):
+        if counts is not None:
+            found = GaugeMetricFamily(name, description, labels=["category"])
+            for category, count in sorted(counts.items()):
+                found.add_metric([category], count)
+            yield found
 
 
 def database_up_text(up: bool) -> bytes:

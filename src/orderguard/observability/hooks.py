@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Protocol
 
 from orderguard.config import Settings
-from orderguard.reconcile.queries import exceptions_by_category
+from orderguard.reconcile.categories import EXCEPTIONS
+from orderguard.reconcile.queries import exceptions_by_category, open_exceptions_by_category
 from orderguard.services.outbox import outbox_health
 from orderguard.storage.database import Database
 from orderguard.storage.unit_of_work import SqlStorage
@@ -34,8 +35,13 @@ class ReconciliationStats(Protocol):
     """What reconciliation found that needs a person."""
 
     async def exceptions_by_category(self) -> dict[str, int] | None:
-        """Open exceptions per category (amount_mismatch, missing_at_provider, ...);
-        ``None`` when reconciliation is not part of this deployment."""
+        """Exceptions ever recorded per category (amount_mismatch, missing_at_provider,
+        ...); ``None`` when reconciliation is not part of this deployment."""
+        ...
+
+    async def open_exceptions_by_category(self) -> dict[str, int] | None:
+        """Exceptions no later run explained yet, per category (every category, zeros
+        included); ``None`` when reconciliation is not part of this deployment."""
         ...
 
 
@@ -77,3 +83,8 @@ class RecordedExceptionCounts:
     async def exceptions_by_category(self) -> dict[str, int] | None:
         """Recorded exceptions per category (empty before any applied run)."""
         return await exceptions_by_category(self._storage)
+
+    async def open_exceptions_by_category(self) -> dict[str, int] | None:
+        """Open exceptions per category, zeros included."""
+        found = await open_exceptions_by_category(self._storage)
+        return {category: found.get(category, 0) for category in sorted(EXCEPTIONS)}

@@ -1,10 +1,11 @@
 """Personal data out of logs and error reports (pure functions).
 
 Three nets, applied to every log line (its message, every field, a formatted traceback):
-fields named after personal data are replaced whole; e-mail addresses, phone numbers and
-secrets in URLs are found by pattern anywhere in text; and the exact values of the
-shopper data the current request carries (names, street, city: no pattern finds those)
-are replaced wherever they appear.
+fields named after personal data are replaced whole; e-mail addresses, phone numbers, card
+numbers, credentials, secrets in URLs and query values named after personal data are found
+by pattern anywhere in text (an access line keeps its path, its ids and its query's keys);
+and the exact values of the shopper data the current request carries (names, street, city:
+no pattern finds those) are replaced wherever they appear.
 """
 
 from __future__ import annotations
@@ -24,7 +25,27 @@ PERSONAL_KEYS = frozenset(
         "authorization", "cookie", "api_key", "password", "secret", "token", "status_token",
     }
 )  # fmt: skip
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}", re.UNICODE)
+#: An e-mail address, also URL-encoded (``ana%40example.com``). Its local part holds none of
+#: the characters that delimit a URL or its query (``/ ? & = %``) nor quotes: an address in
+#: a path or a query value is replaced, never the path or the key before it.
+_EMAIL = re.compile(
+    r"[\w.+!#$*^~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}(?![\w-])", re.UNICODE
+)
+#: A query parameter named after personal data (``?email=...&phone=%2B351...``): its value.
+_QUERY = re.compile(
+    r"(?<=[?&])(?P<key>(?:customer_)?(?:email|phone|name)|first_name|last_name|address"
+    r"|line1|line2|city|postal_code|zip)=(?P<value>[^&\s\"'#]+)"
+)
+#: A card number: 13 to 19 digits, alone or in groups, starting as card numbers do (2-6),
+#: that pass the Luhn check (:func:`_card`); not inside an id or a longer number.
+_CARD = re.compile(r"(?<![\w.-])[2-6]\d{3}(?:[ -]?\d){9,15}(?![\w-])")
+#: Credentials: a bearer token, orderguard API keys, Stripe secret and restricted keys,
+#: webhook signing secrets and a payment's (or setup's) client secret.
+_CREDENTIALS = re.compile(
+    r"(?P<bearer>\b[Bb]earer\s+)[\w.~+/=-]+"
+    r"|\b(?:og_sk|sk_live|sk_test|rk_live|rk_test|whsec)_[\w-]+"
+    r"|\b(?:pi|seti)_\w+?_secret_\w+"
+)
 #: An international number (``+351 912 345 678``) or national digit groups (``912 345 678``).
 _PHONE = re.compile(
     r"(?<![\w:./+-])(?:\+\d[\d ().-]{5,}\d|\(?\d{2,5}\)?(?:[ -]\d{2,6}){1,4})(?![\w:./-])"
@@ -61,6 +82,18 @@ def _phone(match: re.Match[str]) -> str:
     return "[phone]"
 
 
+def _card(match: re.Match[str]) -> str:
+    digits = [int(c) for c in match.group(0) if c.isdigit()]
+    total = sum(
+        d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits))
+    )
+    return "[card]" if total % 10 == 0 else match.group(0)
+
+
+def _credential(match: re.Match[str]) -> str:
+    return (match.group("bearer") or "") + REDACTED
+
+
 def _secret(match: re.Match[str]) -> str:
     return "pm_[redacted]" if match.group(1) else (match.group(2) or match.group(3)) + REDACTED
 
@@ -68,9 +101,13 @@ def _secret(match: re.Match[str]) -> str:
 #: Substrings one of which every pattern above needs in order to match: ``_SNAPSHOT``
 #: needs ``og_snap_``; ``_SNAPSHOT_LISTS`` a quoted ``cust`` or ``addr``; ``_KEYED`` one of
 #: its key names (each contains one of ``name email phone line city postal_code``);
-#: ``_EMAIL`` an ``@``; ``_SECRETS`` ``pm_``, ``token=``, ``secret=`` or their ``%3D`` forms.
+#: ``_EMAIL`` an ``@`` or ``%40``; ``_SECRETS`` ``pm_``, ``token=``, ``secret=`` or their
+#: ``%3D`` forms; ``_QUERY`` one of its keys (``name email phone line city postal_code``,
+#: ``address``, ``zip``); ``_CREDENTIALS`` ``earer``, ``_sk_``, ``sk_``, ``rk_``, ``whsec_``
+#: or ``_secret_``; ``_CARD`` thirteen digits (``_MANY_DIGITS``).
 _MARKERS = ("og_snap_", '"cust', '"addr', "name", "email", "phone", "line", "city",
-            "postal_code", "@", "pm_", "token=", "secret=", "token%3", "secret%3")  # fmt: skip
+            "postal_code", "address", "zip", "@", "%40", "pm_", "token=", "secret=",
+            "token%3", "secret%3", "earer", "sk_", "rk_", "whsec_", "_secret_")  # fmt: skip
 #: What ``_PHONE`` needs before ``_phone`` replaces anything: seven digits or more in one
 #: run of the characters a phone number is written with.
 _MANY_DIGITS = re.compile(r"\d(?:[ ().+-]*\d){6}")
@@ -86,8 +123,9 @@ def may_hold_personal_data(text: str, known: Iterable[str] = ()) -> bool:
 
 
 def redact_text(text: str, known: Iterable[str] = ()) -> str:
-    """``text`` with e-mail addresses, phone numbers, payment method ids, URL tokens and
-    every ``known`` value replaced."""
+    """``text`` with e-mail addresses, phone numbers, card numbers, credentials, payment
+    method ids, URL tokens, personal query values and every ``known`` value replaced; paths,
+    ids and query keys are kept."""
     known = tuple(known)
     if not may_hold_personal_data(text, known):
         return text  # most log text: an access line, a timestamp, an id
@@ -101,8 +139,11 @@ def redact_patterns(text: str, known: Iterable[str] = ()) -> str:
     text = _SNAPSHOT.sub(lambda m: m.group("key") + REDACTED, text)
     text = _SNAPSHOT_LISTS.sub(lambda m: m.group(1) + f'"{REDACTED}"', text)
     text = _KEYED.sub(lambda m: m.group("key") + m.group("q") + REDACTED + m.group("q"), text)
+    text = _QUERY.sub(lambda m: m.group("key") + "=" + REDACTED, text)
+    text = _CREDENTIALS.sub(_credential, text)
     text = _EMAIL.sub("[email]", text)
     text = _SECRETS.sub(_secret, text)
+    text = _CARD.sub(_card, text)
     return _PHONE.sub(_phone, text)
 
 

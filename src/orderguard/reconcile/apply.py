@@ -1,11 +1,15 @@
-"""``--apply``: record the run and its exceptions, flag orders, hand orphans to the sweep.
+"""``--apply``: record the run and its exceptions, flag orders, hand orphans to the sweep,
+and close the exceptions of earlier runs that this one explains.
 
 The run is recorded once per set of files (by their contents' digest) and each exception
 once however many runs report it (a key from its category, reference, order and amounts),
 so applying the same file twice changes nothing the second time. Each exception is
 recorded with its order's flag, or with its orphan's sweep finding, in one transaction.
 An orphan charge becomes a ``reported`` sweep finding: the sweep's next run asks the
-provider about the charge and resolves it like an orphan it found itself (G4).
+provider about the charge and resolves it like an orphan it found itself (G4). An earlier
+run's exception that this run explains (:meth:`~.engine.Engine.explained`: the missing
+order's charge arrived, the orphan found its order, the duplicate was refunded) is closed,
+with this run as the one that resolved it; the console and the alert read the open ones.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from orderguard.domain import ids
 from orderguard.domain.events import Cause
 from orderguard.reconcile import categories as c
 from orderguard.reconcile.engine import Engine, Outcome, Result
+from orderguard.reconcile.outcome import Unexplained
 from orderguard.reconcile.report import money
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.sweep import PENDING, REPORTED
@@ -37,6 +42,8 @@ class Applied:
     recorded: int = 0
     flagged: int = 0
     handed_to_sweep: int = 0
+    #: Exceptions earlier runs recorded that this one explains, now closed by it.
+    resolved: int = 0
 
 
 async def apply(
@@ -66,6 +73,13 @@ async def apply(
             async with storage() as uow:
                 if await _act(uow, run.id, provider, result, now, applied):
                     await uow.commit()
+    async with storage() as uow:
+        earlier = await uow.reconciliations.open_exceptions(provider=provider, other_than=run.id)
+        explained = engine.explained(
+            [Unexplained(e.id, e.category, e.order_id, e.provider_ref, e.amount) for e in earlier]
+        )
+        applied.resolved = await uow.reconciliations.resolve(explained, run_id=run.id, at=now)
+        await uow.commit()
     return applied
 
 

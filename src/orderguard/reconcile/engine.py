@@ -11,7 +11,7 @@ spills to ``workdir`` beyond ``memory_limit``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ import duckdb
 
 from orderguard.reconcile import categories as c
 from orderguard.reconcile import sql
+from orderguard.reconcile.cells import neutralise
 from orderguard.reconcile.formats import Columns, Projection, literal
-from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total
+from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total, Unexplained
 from orderguard.reconcile.sources import LineError, Source, prepare
 
 _ORDERS_COLUMNS = (
@@ -46,6 +47,8 @@ _CATEGORY = """CASE
     ELSE 'other' END"""
 #: A time as text in UTC ("2026-11-01 09:30:00+00"), without a time zone lookup per row.
 _UTC_TEXT = "CAST(make_timestamp(epoch_us({0})) AS VARCHAR) || '+00'"
+#: Characters DuckDB expands in a path it reads (as a shell would).
+GLOB_CHARACTERS = frozenset("*?[")
 _RESULT_COLUMNS = (
     "file_no, line, category, kind, via, ref, order_ref, order_id, gross, fee, currency, "
     "expected_amount, expected_currency, ts"
@@ -136,8 +139,8 @@ class Engine:
             first = source.header_line + 1
             columns = "{" + ", ".join(f"{literal(h)}: 'VARCHAR'" for h in source.header) + "}"
             scan = (
-                f"read_csv({literal(str(source.path))}, header = true, "
-                f"auto_detect = false, columns = {columns}, "
+                f"read_csv({literal(str(self._literal_path(source.path, file_no)))}, "
+                f"header = true, auto_detect = false, columns = {columns}, "
                 f"delim = {literal(source.delimiter)}, quote = '\"', escape = '\"', "
                 f"skip = {source.header_line - 1}, store_rejects = true, "
                 f"rejects_table = 'rejects_{file_no}', rejects_scan = 'scan_{file_no}')"
@@ -172,6 +175,16 @@ class Engine:
         self._rows += read
         if source.direct:
             self._direct.append((file_no, source, read))
+
+    def _literal_path(self, path: Path, file_no: int) -> Path:
+        """A path DuckDB reads as ``path`` itself: DuckDB expands ``*``, ``?`` and ``[...]`` in
+        the paths it reads (``report*.csv`` would read every report beside it), so a path
+        holding one is read through a link, in the work directory, whose name holds none."""
+        if not any(char in str(path) for char in GLOB_CHARACTERS):
+            return path
+        link = self._workdir / f"report_{file_no}.csv"
+        link.symlink_to(path.resolve())
+        return link
 
     def _count_rejected_lines(self, file_no: int, source: Source, read: int) -> None:
         """Report the lines DuckDB rejected, and renumber the ``read`` rows read after them."""
@@ -325,7 +338,8 @@ class Engine:
         """Match every line; the results stay in DuckDB, read by :meth:`results`."""
         db = self._db
         first, last = self._span()
-        # The period the reports cover: ``--from``/``--to``, else their first and last line.
+        # The period the reports cover: ``--from``/``--to``, else from their first line to the
+        # end of their last line's time unit.
         period = (self.options.period_from or first, self.options.period_to or last)
         # Any paid order matching could need: in the period or near a line's time.
         self._join_lines(_earliest(period[0], first), _latest(period[1], last))
@@ -464,13 +478,27 @@ class Engine:
             )
 
     def _span(self) -> tuple[datetime | None, datetime | None]:
-        """The times of the reports' first and last usable lines."""
+        """The time of the reports' first usable line, and the end of their last line's time
+        unit: a report written in whole seconds that ends at 12:00:00 covers 12:00:00.999999.
+
+        The unit is the finest one any line's time uses (microsecond, millisecond, second,
+        minute, else day): read from the times themselves, in the query that finds the first
+        and last, so no line costs anything more.
+        """
         if not self._lines:
             return None, None
         row = self._db.execute(
-            f"SELECT min(ts), max(ts) FROM ({self._all_lines()}) WHERE error IS NULL"
+            f"""
+            SELECT min(ts), max(ts),
+                bool_or(microsecond(ts) % 1000 <> 0), bool_or(microsecond(ts) % 1000000 <> 0),
+                bool_or(second(ts) <> 0), bool_or(minute(ts) <> 0 OR hour(ts) <> 0)
+            FROM ({self._all_lines()}) WHERE error IS NULL
+            """
         ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
+        if not row or row[1] is None:
+            return None, None
+        first, last, *finer = row
+        return first, end_of_unit(last, _unit(*finer))
 
     def _missing_at_provider(self, start: datetime | None, end: datetime | None) -> None:
         """Orders paid in the period (through the provider, when named: ``unconfirmed`` has
@@ -509,6 +537,12 @@ class Engine:
                 "ORDER BY file_no, line"
             ).fetchall()
         ]
+        per_file = dict.fromkeys(range(len(self._files)), 0)
+        for f, n in self._db.execute(
+            "SELECT file_no, count(*) FROM (SELECT file_no FROM res UNION ALL "
+            "SELECT file_no FROM line_errors) GROUP BY file_no"
+        ).fetchall():
+            per_file[int(f)] = int(n)
         row = self._db.execute("SELECT count(*) FROM res").fetchone()
         return Outcome(
             files=list(self._files),
@@ -518,6 +552,7 @@ class Engine:
             period_from=start,
             period_to=end,
             lines=int(row[0]) if row else 0,
+            file_lines={self._files[f]: n for f, n in per_file.items()},
         )
 
     # ------------------------------------------------------------------ reading
@@ -538,14 +573,17 @@ class Engine:
         self, path: Path, *, categories: frozenset[str] = c.EXCEPTIONS, json: bool = False
     ) -> int:
         """Write the results of ``categories`` to ``path`` (CSV with a header, or a JSON
-        array) straight from DuckDB; return how many."""
+        array) straight from DuckDB; return how many. In CSV, text that came from a report
+        (references, file names) is neutralised for spreadsheets (:mod:`.cells`)."""
         names = ", ".join(literal(cat) for cat in sorted(categories))
+        cell = (lambda text: text) if json else (lambda text: f"og_cell({text})")
         # The file's name from a list, not a join: the join would come before the filter.
-        files = ", ".join(literal(name) for name in self._files)
+        files = ", ".join(literal(str(name if json else neutralise(name))) for name in self._files)
         file = f"[{files}][r.file_no + 1]" if files else "CAST(NULL AS VARCHAR)"
         query = (
-            f"SELECT r.category, {file} AS file, r.line, r.order_id, r.ref AS provider_ref, "
-            "r.order_ref, r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, "
+            f"SELECT r.category, {file} AS file, r.line, {cell('r.order_id')} AS order_id, "
+            f"{cell('r.ref')} AS provider_ref, {cell('r.order_ref')} AS order_ref, "
+            "r.gross AS amount, r.currency, r.expected_amount, r.expected_currency, "
             f"r.fee, r.via, {_UTC_TEXT.format('r.ts')} AS at, CAST(NULL AS VARCHAR) AS error "
             f"FROM results r WHERE r.category IN ({names}) "
             "ORDER BY r.file_no NULLS LAST, r.line, r.order_id"
@@ -553,6 +591,48 @@ class Engine:
         options = "FORMAT JSON, ARRAY true" if json else "FORMAT CSV, HEADER true"
         row = self._db.execute(f"COPY ({query}) TO {literal(str(path))} ({options})").fetchone()
         return int(row[0]) if row else 0
+
+    def explained(self, earlier: list[Unexplained]) -> list[str]:
+        """The ids of the ``earlier`` exceptions this run explains (after :meth:`match`):
+
+        - an order missing at the provider, when a charge line of this run names it;
+        - an amount or currency mismatch, when a line confirms the order as it is;
+        - an orphan charge, when a line confirms it as an order's payment, or the exported
+          attempts now have it as one (the sweep recovered its order), or a line refunds it;
+        - a duplicate charge, when a line refunds that charge's reference, for its amount.
+
+        Read with two joins over the lines, only when applying: matching pays nothing for it.
+        """
+        if not earlier:
+            return []
+        _, attempts_csv = self._export()
+        columns = ("id", "category", "order_id", "provider_ref", "amount")
+        self._db.execute(
+            "CREATE OR REPLACE TEMP TABLE earlier AS SELECT "
+            + ", ".join(f"unnest(${n + 1}) AS {name}" for n, name in enumerate(columns)),
+            [[getattr(e, name) for e in earlier] for name in columns],
+        )
+        rows = self._db.execute(
+            f"""
+            SELECT e.id FROM earlier e JOIN results r ON r.order_id = e.order_id
+            WHERE r.file_no IS NOT NULL AND (
+                (e.category = '{c.MISSING_AT_PROVIDER}' AND r.kind = 'charge')
+                OR (e.category IN ('{c.AMOUNT_MISMATCH}', '{c.CURRENCY_MISMATCH}')
+                    AND r.category = '{c.MATCHED}'))
+            UNION
+            SELECT e.id FROM earlier e JOIN results r ON r.ref = e.provider_ref
+            WHERE r.file_no IS NOT NULL AND (
+                (e.category = '{c.MISSING_IN_ORDERS}'
+                    AND (r.category = '{c.MATCHED}' OR r.kind = 'refund'))
+                OR (e.category = '{c.DUPLICATE}' AND r.kind = 'refund' AND -r.gross = e.amount))
+            UNION
+            SELECT e.id FROM earlier e
+            JOIN {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a ON a.provider_ref = e.provider_ref
+            WHERE e.category = '{c.MISSING_IN_ORDERS}' AND a.state IN {_PAID_ATTEMPTS}
+            ORDER BY 1
+            """
+        ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def _result(self, row: tuple[Any, ...]) -> Result:
         file_no, line, category, kind, via, ref, order_ref, order_id = row[:8]
@@ -573,6 +653,38 @@ class Engine:
             expected_currency=expected_currency,
             at=at,
         )
+
+
+#: The units a report's times can be written in, finest first (see :meth:`Engine._span`).
+UNITS = {
+    "microsecond": timedelta(microseconds=1),
+    "millisecond": timedelta(milliseconds=1),
+    "second": timedelta(seconds=1),
+    "minute": timedelta(minutes=1),
+    "day": timedelta(days=1),
+}
+
+
+def _unit(
+    micros: bool | None, millis: bool | None, seconds: bool | None, minutes: bool | None
+) -> str:
+    """The finest unit a set of times uses, from whether any has micro-, milli-, whole
+    seconds or minutes (or hours) that are not zero."""
+    for used, unit in (
+        (micros, "microsecond"),
+        (millis, "millisecond"),
+        (seconds, "second"),
+        (minutes, "minute"),
+    ):
+        if used:
+            return unit
+    return "day"
+
+
+def end_of_unit(at: datetime, unit: str) -> datetime:
+    """The last microsecond of the ``unit`` that starts at ``at`` (``at`` itself for
+    microseconds): 12:00:00 in seconds ends at 12:00:00.999999."""
+    return at + UNITS[unit] - UNITS["microsecond"]
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:

@@ -71,4 +71,17 @@ class Outcome:
     period_from: datetime | None
     period_to: datetime | None
     lines: int = 0
+    #: Data lines read from each file (usable or not), by file name, in ``files``' order.
+    file_lines: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Unexplained:
+    """An exception an earlier run recorded and no run has explained yet."""
+
+    id: str
+    category: str
+    order_id: str | None
+    provider_ref: str | None
+    amount: int | None

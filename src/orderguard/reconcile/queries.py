@@ -7,18 +7,27 @@ from orderguard.storage.unit_of_work import SqlStorage
 
 
 async def latest_exceptions(
-    storage: SqlStorage, *, limit: int = 50, category: str | None = None
+    storage: SqlStorage, *, limit: int = 50, category: str | None = None, open_only: bool = True
 ) -> list[ExceptionRecord]:
     """The newest recorded exceptions (category, order id, provider reference, amounts,
-    file and line), newest first, optionally of one category."""
+    file and line), newest first, optionally of one category: only those still open (no
+    later run explained them) unless ``open_only`` is false."""
     async with storage.reader() as uow:
-        return await uow.reconciliations.latest_exceptions(limit=limit, category=category)
+        return await uow.reconciliations.latest_exceptions(
+            limit=limit, category=category, open_only=open_only
+        )
 
 
 async def exceptions_by_category(storage: SqlStorage) -> dict[str, int]:
     """How many exceptions have been recorded, per category (for metrics)."""
     async with storage.reader() as uow:
         return await uow.reconciliations.counts_by_category()
+
+
+async def open_exceptions_by_category(storage: SqlStorage) -> dict[str, int]:
+    """How many exceptions are still open (no later run explained them), per category."""
+    async with storage.reader() as uow:
+        return await uow.reconciliations.counts_by_category(open_only=True)
 
 
 async def run_providers(storage: SqlStorage, run_ids: set[str]) -> dict[str, str]:

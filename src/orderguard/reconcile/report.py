@@ -14,6 +14,7 @@ from rich.table import Table
 
 from orderguard.domain.money import EXPONENTS
 from orderguard.reconcile import categories as c
+from orderguard.reconcile.cells import neutralise
 from orderguard.reconcile.engine import Engine, Outcome, Result
 from orderguard.reconcile.messages import text
 
@@ -49,7 +50,8 @@ def money(amount: int | None, currency: str | None) -> str:
 
 
 def print_summary(outcome: Outcome, console: Console, *, locale: str = "en") -> None:
-    """Counts and totals per category and currency, then the lines not reconciled."""
+    """Counts and totals per category and currency, the period and the files (with their
+    lines), then the lines not reconciled."""
     table = Table(title=text("title", locale))
     for key in ("category", "currency", "lines", "gross", "fee_total", "net"):
         table.add_column(
@@ -65,6 +67,10 @@ def print_summary(outcome: Outcome, console: Console, *, locale: str = "en") -> 
             money(total.net, total.currency),
         )
     console.print(table)
+    start, end = (t.isoformat() if t else "-" for t in (outcome.period_from, outcome.period_to))
+    console.print(f"{text('period', locale)}: {start}/{end}", markup=False, highlight=False)
+    files = ", ".join(f"{name} ({n})" for name, n in outcome.file_lines.items())
+    console.print(f"{text('files', locale)}: {files or '-'}", markup=False, highlight=False)
     exceptions = sum(outcome.counts[k] for k in c.EXCEPTIONS)
     console.print(f"{text('exceptions', locale)}: {exceptions}")
     if outcome.errors:
@@ -96,11 +102,53 @@ def row_of(result: Result) -> dict[str, Any]:
     }
 
 
+def summary(outcome: Outcome) -> dict[str, Any]:
+    """What the terminal shows, for a script: the period, the files and their lines, the
+    counts per category, and per category and currency the lines and their gross, fee and
+    net (integers in the currency's minor units, as the exceptions' amounts are)."""
+    unopened = [str(name) for name in outcome.extra.get("unopened", [])]
+    return {
+        "provider": outcome.extra.get("provider"),
+        "period": {
+            "from": outcome.period_from.isoformat() if outcome.period_from else None,
+            "to": outcome.period_to.isoformat() if outcome.period_to else None,
+        },
+        "files": [
+            {"file": name, "lines": outcome.file_lines.get(name, 0), "read": True}
+            for name in outcome.files
+        ]
+        + [{"file": name, "lines": 0, "read": False} for name in unopened],
+        "lines": sum(outcome.file_lines.values()),
+        "counts": dict(outcome.counts),
+        "exceptions": sum(outcome.counts[k] for k in c.EXCEPTIONS),
+        "errors": len(outcome.errors),
+        "totals": [
+            {
+                "category": t.category,
+                "currency": t.currency,
+                "count": t.count,
+                "gross": t.gross,
+                "fee": t.fee,
+                "net": t.net,
+            }
+            for t in outcome.totals
+        ],
+    }
+
+
+def summary_path(path: Path) -> Path:
+    """Where the summary of an exceptions CSV file goes: ``x.csv`` -> ``x.summary.json``
+    (beside it, so the CSV stays plain rows any CSV reader takes)."""
+    return path.with_name(path.stem + ".summary.json")
+
+
 def write_exceptions(engine: Engine, outcome: Outcome, path: Path) -> int:
-    """Write the exceptions and the lines not reconciled to ``path`` (.csv or .json).
+    """Write the exceptions and the lines not reconciled to ``path`` (.csv or .json), with
+    the run's :func:`summary`; return how many exceptions.
 
     DuckDB writes the exceptions (any number of them, in bounded memory); the lines not
-    reconciled follow, with their error, as rows of category ``unreadable``.
+    reconciled follow, with their error, as rows of category ``unreadable``. A JSON file
+    holds the summary under ``summary``; a CSV file's summary is :func:`summary_path`.
     """
     errors = [
         {"category": "unreadable", "file": e.file, "line": e.line, "error": e.message}
@@ -110,7 +158,7 @@ def write_exceptions(engine: Engine, outcome: Outcome, path: Path) -> int:
         part = path.with_name(path.name + ".part")
         count = engine.copy_results(part, json=True)
         with path.open("wb") as sink, part.open("rb") as exceptions:
-            sink.write(b'{"exceptions": ')
+            sink.write(b'{"summary": ' + orjson.dumps(summary(outcome)) + b', "exceptions": ')
             shutil.copyfileobj(exceptions, sink)
             sink.write(b', "errors": ' + orjson.dumps(errors) + b"}")
         part.unlink()
@@ -118,7 +166,10 @@ def write_exceptions(engine: Engine, outcome: Outcome, path: Path) -> int:
     count = engine.copy_results(path)
     with path.open("a", encoding="utf-8", newline="") as sink:
         writer = csv.DictWriter(sink, fieldnames=[*EXCEPTION_FIELDS, "error"])
-        writer.writerows(errors)
+        writer.writerows({k: neutralise(v) for k, v in error.items()} for error in errors)
+    summary_path(path).write_bytes(
+        orjson.dumps(summary(outcome), option=orjson.OPT_INDENT_2) + b"\n"
+    )
     return count
 
 

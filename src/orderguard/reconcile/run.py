@@ -49,6 +49,7 @@ async def reconcile(db: Database, request: Request, workdir: Path) -> tuple[Engi
         engine.close()
         raise
     outcome.errors[:0] = unreadable
+    outcome.extra["unopened"] = [error.file for error in unreadable]
     outcome.extra["provider"] = provider or (sources[0].layout.provider if sources else "unknown")
     outcome.extra["formats"] = sorted({s.layout.name for s in sources})
     outcome.extra["digest"] = digest(request.files)

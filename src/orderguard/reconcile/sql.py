@@ -18,6 +18,7 @@ VIAS = ("reference", "order_id", "merchant_reference", "amount_and_date")
 #: ``minor`` reports, any decimals); ``og_unit`` looks the unit of an ``og_code`` up without
 #: a join (the ENUM's index into a list), so a scan that must keep the file's order can use
 #: it, and no power is computed per line.
+#: ``og_cell`` is a text cell of a CSV file for spreadsheets (:func:`.cells.neutralise`).
 #: Alternatives are written as CASE, not COALESCE: DuckDB evaluates every COALESCE argument
 #: for every row, CASE only the branch a row needs (the fallbacks run for odd lines only).
 _MACROS = r"""
@@ -41,6 +42,10 @@ CREATE OR REPLACE MACRO og_micro(x, d) AS CASE
 CREATE OR REPLACE MACRO og_whole(micro, unit, minor) AS CASE
     WHEN minor THEN CASE WHEN micro % 1000000 = 0 THEN micro // 1000000 END
     ELSE CASE WHEN micro % unit = 0 THEN micro // unit END END;
+CREATE OR REPLACE MACRO og_cell(x) AS CASE
+    WHEN regexp_matches(x, '^[=+\-@\t\r]')
+         AND NOT regexp_matches(x, '^[+-]?[0-9]+(\.[0-9]+)?$')
+    THEN '''' || x ELSE x END;
 CREATE OR REPLACE MACRO og_time(x) AS CASE
     WHEN TRY_CAST(x AS TIMESTAMPTZ) IS NOT NULL THEN TRY_CAST(x AS TIMESTAMPTZ)
     WHEN TRY_CAST(try_strptime(x, '%Y/%m/%d %H:%M:%S %z') AS TIMESTAMPTZ) IS NOT NULL

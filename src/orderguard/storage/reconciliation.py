@@ -8,7 +8,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orderguard.storage.database import Connection, Database, must_datetime, transaction
+from orderguard.storage.database import (
+    Connection,
+    Database,
+    must_datetime,
+    to_datetime,
+    transaction,
+)
 
 #: Rows read per round trip while exporting (memory stays bounded by this).
 EXPORT_PAGE = 20_000
@@ -96,6 +102,9 @@ class ExceptionRecord:
     file: str | None
     line: int | None
     recorded_at: datetime
+    #: When a later run explained it, and which run (both ``None`` while it is open).
+    resolved_at: datetime | None = None
+    resolved_by_run: str | None = None
 
 
 class SqlReconciliationRepository:
@@ -129,21 +138,49 @@ class SqlReconciliationRepository:
         return row is not None
 
     async def latest_exceptions(
-        self, *, limit: int, category: str | None = None
+        self, *, limit: int, category: str | None = None, open_only: bool = False
     ) -> list[ExceptionRecord]:
-        where = " WHERE category = :category" if category else ""
+        """The newest exceptions (only the open ones with ``open_only``), newest first."""
+        wheres = ["category = :category"] if category else []
+        if open_only:
+            wheres.append("resolved_at IS NULL")
+        where = f" WHERE {' AND '.join(wheres)}" if wheres else ""
         rows = await self._conn.fetchall(
             f"SELECT * FROM reconciliation_exceptions{where} "
             "ORDER BY recorded_at DESC, id DESC LIMIT :limit",
             {"limit": limit, "category": category},
         )
-        return [
-            ExceptionRecord(**{**r, "recorded_at": must_datetime(r["recorded_at"])}) for r in rows
-        ]
+        return [_exception(r) for r in rows]
 
-    async def counts_by_category(self) -> dict[str, int]:
+    async def open_exceptions(self, *, provider: str, other_than: str) -> list[ExceptionRecord]:
+        """The open exceptions runs about ``provider`` recorded, but for run ``other_than``."""
         rows = await self._conn.fetchall(
-            "SELECT category, COUNT(*) AS n FROM reconciliation_exceptions GROUP BY category"
+            "SELECT e.* FROM reconciliation_exceptions e "
+            "JOIN reconciliation_runs r ON r.id = e.run_id "
+            "WHERE e.resolved_at IS NULL AND r.provider = :provider AND e.run_id <> :run "
+            "ORDER BY e.id",
+            {"provider": provider, "run": other_than},
+        )
+        return [_exception(r) for r in rows]
+
+    async def resolve(self, ids: list[str], *, run_id: str, at: datetime) -> int:
+        """Close the open exceptions ``ids``, explained by run ``run_id``; how many closed."""
+        closed = 0
+        for exception_id in ids:
+            row = await self._conn.fetchone(
+                "UPDATE reconciliation_exceptions SET resolved_at = :at, resolved_by_run = :run "
+                "WHERE id = :id AND resolved_at IS NULL RETURNING id",
+                {"at": at, "run": run_id, "id": exception_id},
+            )
+            closed += row is not None
+        return closed
+
+    async def counts_by_category(self, *, open_only: bool = False) -> dict[str, int]:
+        """Exceptions per category: every one recorded, or only the open ones."""
+        where = " WHERE resolved_at IS NULL" if open_only else ""
+        rows = await self._conn.fetchall(
+            f"SELECT category, COUNT(*) AS n FROM reconciliation_exceptions{where} "
+            "GROUP BY category"
         )
         return {str(r["category"]): int(r["n"]) for r in rows}
 
@@ -162,6 +199,16 @@ class SqlReconciliationRepository:
     async def runs(self) -> int:
         row = await self._conn.fetchone("SELECT COUNT(*) AS n FROM reconciliation_runs")
         return int(row["n"]) if row else 0
+
+
+def _exception(row: dict[str, Any]) -> ExceptionRecord:
+    return ExceptionRecord(
+        **{
+            **row,
+            "recorded_at": must_datetime(row["recorded_at"]),
+            "resolved_at": to_datetime(row["resolved_at"]),
+        }
+    )
 
 
 def vars_of(record: RunRecord | ExceptionRecord) -> dict[str, Any]:
