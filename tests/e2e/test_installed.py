@@ -64,7 +64,8 @@ PRODUCTION = False
 PRODUCTION_ENV: dict[str, str] = (
     {"ORDERGUARD_ENV": "production", "ORDERGUARD_ALLOW_HTTP": "true"} if PRODUCTION else {}
 )
-#: What ``keys create`` is given: the scopes this test's requests need.
+#: What ``keys create`` is given: a checkout back-end's scopes, refunds included (placing and
+#: reading orders would do; the default scopes are the same two, without refunds).
 KEY_CREATE_ARGS: list[str] = (
     ["--scope", "orders:read", "--scope", "orders:write", "--scope", "payments:refund"]
     if PRODUCTION
@@ -421,6 +422,8 @@ def settlement_report(path: Path, *, charge: str, amount: int, order_id: str) ->
         writer.writerow(line("txn_stranger", "pi_stranger", 1234, ""))
 
 
+@pytest.mark.postgres
+@pytest.mark.nats
 async def test_the_installed_service_takes_a_paid_order_and_tells_every_sink(
     installed: Installed, pg_url: str, tmp_path: Path
 ) -> None:
