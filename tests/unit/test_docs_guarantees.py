@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from orderguard.domain.settle import ORDER_STATE_FOR
 from orderguard.domain.states import (
     ATTEMPT_TRANSITIONS,
     ORDER_TRANSITIONS,
@@ -133,3 +134,10 @@ def test_every_guarantee_says_how_it_is_kept_and_what_proves_it() -> None:
     for number in headings:
         part = text.split(f"### {number} ", 1)[1].split("\n### ", 1)[0]
         assert "**How it is kept.**" in part and "**Proved by.**" in part, number
+
+
+def test_the_order_state_each_attempt_state_leads_to_is_the_one_settling_uses() -> None:
+    text = section(SECTIONS["attempt"])
+    sentence = " ".join(text.split("Each attempt's state sets its order's state:", 1)[1].split())
+    written = dict(re.findall(r"`([a-z_]+)` → `([a-z_]+)`", sentence))
+    assert written == {str(a): str(o) for a, o in ORDER_STATE_FOR.items()}
