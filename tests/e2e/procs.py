@@ -37,11 +37,16 @@ def clean_env(database_url: str, **extra: str) -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, env: Mapping[str, str], cwd: Path, timeout: float = 60.0
+    *args: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float = 60.0,
+    program: str = ORDERGUARD,
 ) -> subprocess.CompletedProcess[str]:
-    """``orderguard ARGS...`` to completion, output captured as text."""
+    """``orderguard ARGS...`` to completion, output captured as text; ``program`` is the
+    console script to run (another installation's, for the installed-package test)."""
     return subprocess.run(
-        [ORDERGUARD, *args],
+        [program, *args],
         env=dict(env),
         cwd=cwd,
         capture_output=True,
@@ -53,7 +58,7 @@ def run_cli(
 
 @dataclass
 class Server:
-    """One ``orderguard serve`` process."""
+    """One ``orderguard serve`` process (of ``program``, the console script to run)."""
 
     env: Mapping[str, str]
     cwd: Path
@@ -61,6 +66,7 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    program: str = ORDERGUARD
 
     @property
     def url(self) -> str:
@@ -85,7 +91,7 @@ class Server:
         self.starts += 1
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [ORDERGUARD, "serve", "--host", self.host, "--port", str(self.port)],
+                [self.program, "serve", "--host", self.host, "--port", str(self.port)],
                 env=dict(self.env),
                 cwd=self.cwd,
                 stdout=log,
