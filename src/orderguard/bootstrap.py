@@ -22,6 +22,7 @@ from orderguard.services.pay_again import PayAgain
 from orderguard.services.payments import Payments, PaymentSettings
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
+from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
 from orderguard.services.webhooks import WebhookInbox
 from orderguard.storage import migrate
@@ -45,6 +46,7 @@ class Container:
     intake: Intake
     pay_again: PayAgain
     recheck: Recheck
+    shopper_return: ShopperReturn
     inbox: WebhookInbox
     janitor: Janitor
     sweeper: Sweeper
@@ -80,6 +82,7 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         intake=Intake(storage, render, payments),
         pay_again=PayAgain(storage, render, payments),
         recheck=recheck,
+        shopper_return=ShopperReturn(recheck),
         inbox=WebhookInbox(storage, payments, recheck),
         janitor=Janitor(
             storage,
