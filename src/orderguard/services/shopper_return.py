@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.pace import SHOPPER_INTERVAL
 from orderguard.services.recheck import Recheck
 
 #: How long an answer of the provider is reused for the same open attempts.
-RETURN_INTERVAL = timedelta(seconds=5)
+RETURN_INTERVAL = SHOPPER_INTERVAL
 #: Questions remembered at once; beyond this the oldest is forgotten (it may be asked again).
 RETURN_CAPACITY = 10_000
 
