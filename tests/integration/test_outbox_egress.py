@@ -6,7 +6,13 @@ what a hostile DNS server would, and the real receiver on loopback shows what ar
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
+
+import pytest
 
 from orderguard.domain.delivery import Outcome
 from orderguard.outbox.configured import build_relay
@@ -115,3 +121,65 @@ async def test_an_allow_private_endpoint_reaches_the_checked_address_and_its_ans
     [stored] = await EndpointStore(sql.db).all()
     assert (stored.url, stored.allow_private) == (url, True)
     assert endpoint.id == stored.id
+
+
+class TlsReceiver:
+    """An HTTPS endpoint on loopback whose certificate names only :data:`MERCHANT`."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        fields = dict(
+            line.lower().split(": ", 1) for line in head.split("\r\n")[1:] if ": " in line
+        )
+        await reader.readexactly(int(fields.get("content-length", "0")))
+        self.hosts.append(fields["host"])
+        writer.write(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+
+def certificate_for(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate (and its key) valid for ``name`` only."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    request = "req -x509 -newkey rsa:2048 -nodes -days 1".split()
+    files = ["-keyout", str(key), "-out", str(cert)]
+    names = ["-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"]
+    subprocess.run(
+        ["openssl", *request, *files, *names],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_over_https_the_checked_address_is_verified_against_the_endpoints_name(
+    sql: SqlStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = certificate_for(MERCHANT, tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the relay's client trusts only it
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    hook = TlsReceiver()
+    server = await asyncio.start_server(hook.answer, "127.0.0.1", 0, ssl=tls)
+    port = server.sockets[0].getsockname()[1]
+    order = await live(sql, life=())
+
+    async def loopback(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    good, _ = await add_endpoint(sql, f"https://{MERCHANT}:{port}/hook")
+    stranger, _ = await add_endpoint(sql, f"https://other.merchant.test:{port}/hook")
+    relay = build_relay(settings(), sql, resolver=loopback)
+    try:
+        await relay.run_once(owner="relay-test")
+    finally:
+        await relay.aclose()
+        server.close()
+        await server.wait_closed()
+    assert hook.hosts == [f"{MERCHANT}:{port}"]
+    deliveries = {d.sink: d for d in await OutboxSupport(sql.db).deliveries_of_order(order.id)}
+    assert deliveries[good.sink].state == "delivered"
+    assert "CERTIFICATE_VERIFY_FAILED" in (deliveries[stranger.sink].last_error or "")
