@@ -47,11 +47,25 @@ class CountingProvider(InMemoryProvider):
         return await super().find_payments(order_id)
 
 
+class Clock:
+    """Time that moves only when a test moves it (the return page's interval is 5 s)."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 class Shop:
     """The app in-process, its wiring, and the counting provider behind it."""
 
     def __init__(self, client: httpx.AsyncClient, container: Container, provider: CountingProvider):
         self.client, self.container, self.provider = client, container, provider
+        self.clock = Clock()
+        container.shopper_return = ShopperReturn(
+            container.recheck, clock=self.clock, interval=timedelta(seconds=5)
+        )
 
     async def awaiting_authentication(self) -> tuple[dict[str, Any], str]:
         """An order whose shopper is off authenticating, and its return link's token."""
@@ -102,10 +116,6 @@ async def test_a_hundred_returns_one_after_another_ask_the_provider_once(shop: S
 async def test_after_the_interval_the_return_asks_again_and_shows_the_new_state(
     shop: Shop,
 ) -> None:
-    now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-    shop.container.shopper_return = ShopperReturn(
-        shop.container.recheck, clock=lambda: now, interval=timedelta(seconds=5)
-    )
     order, token = await shop.awaiting_authentication()
     await shop.come_back(order, token)
     shop.provider.complete_action(order["payment_attempts"][0]["provider_ref"], approved=True)
@@ -114,7 +124,7 @@ async def test_after_the_interval_the_return_asks_again_and_shows_the_new_state(
     asked_in_interval = shop.provider.questions
     assert await shop.state(order) == "action_required"
 
-    now += timedelta(seconds=5)
+    shop.clock.now += timedelta(seconds=5)
     back = await shop.come_back(order, token)
     assert back.headers["location"] == order["status_url"]
     assert await shop.state(order) == "paid"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from markupsafe import escape
 
+from orderguard.services.pace import Pace
 from orderguard.web.i18n import translate
 from tests.web.shopfront import (
     ALL_STATES,
@@ -162,6 +164,8 @@ async def test_a_script_posting_pay_again_with_new_form_keys_reaches_the_provide
 ) -> None:  # type: ignore[no-untyped-def]
     client: httpx.AsyncClient = shop[0].client
     box = shop[1]
+    frozen = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    shop[0].container.shopper_pay_pace = Pace(clock=lambda: frozen)  # however slow the host
     order = await order_in(*shop, "payment_failed")
     token = csrf_of((await client.get(status_path(order))).text)
     intents_before = len(await box.intents(str(order["id"])))
