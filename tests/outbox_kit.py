@@ -202,9 +202,12 @@ def settings(**extra: str) -> Settings:
     return Settings.load({f"ORDERGUARD_{k.upper()}": v for k, v in {**FAST, **extra}.items()})
 
 
-async def add_endpoint(sql: SqlStorage, url: str) -> tuple[WebhookEndpoint, str]:
+async def add_endpoint(
+    sql: SqlStorage, url: str, *, allow_private: bool = True
+) -> tuple[WebhookEndpoint, str]:
+    """An endpoint with a fresh secret; private by default, as the receivers are on loopback."""
     now = datetime.now(UTC)
-    endpoint = WebhookEndpoint(ids.new_id("wep"), url, now)
+    endpoint = WebhookEndpoint(ids.new_id("wep"), url, now, allow_private=allow_private)
     secret = new_secret()
     await EndpointStore(sql.db).add(
         endpoint, WebhookSecret(ids.new_id("whs"), endpoint.id, secret, now)

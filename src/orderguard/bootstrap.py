@@ -18,10 +18,12 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
 from orderguard.services.operations import Operations
+from orderguard.services.pace import Pace
 from orderguard.services.pay_again import PayAgain
 from orderguard.services.payments import Payments, PaymentSettings
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
+from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
 from orderguard.services.webhooks import WebhookInbox
 from orderguard.storage import migrate
@@ -44,7 +46,10 @@ class Container:
     payments: Payments
     intake: Intake
     pay_again: PayAgain
+    #: One shopper-page payment per order per interval (each one calls the provider).
+    shopper_pay_pace: Pace
     recheck: Recheck
+    shopper_return: ShopperReturn
     inbox: WebhookInbox
     janitor: Janitor
     sweeper: Sweeper
@@ -79,7 +84,9 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         payments=payments,
         intake=Intake(storage, render, payments),
         pay_again=PayAgain(storage, render, payments),
+        shopper_pay_pace=Pace(),
         recheck=recheck,
+        shopper_return=ShopperReturn(recheck),
         inbox=WebhookInbox(storage, payments, recheck),
         janitor=Janitor(
             storage,

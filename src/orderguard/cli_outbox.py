@@ -159,14 +159,26 @@ def endpoints() -> None:
 @endpoints.command("add")
 @click.argument("url")
 @click.option("--description", default="", help="A note for people (whose endpoint it is).")
-def endpoints_add(url: str, description: str) -> None:
-    """Send every event to URL; prints the endpoint id and its signing secret (shown once)."""
-    if not url.startswith(("https://", "http://")):
-        raise click.BadParameter("the URL must start with https:// (or http://)")
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Allow loopback and private addresses (a receiver on this host or your own "
+    "network); its answers' bodies are not kept.",
+)
+def endpoints_add(url: str, description: str, allow_private: bool) -> None:
+    """Send every event to URL (http or https, resolving to public addresses only unless
+    --allow-private); prints the endpoint id and its signing secret (shown once)."""
+    from orderguard.outbox.egress import EgressRefused, check_endpoint_url, system_resolver
     from orderguard.outbox.webhooks import new_secret
 
+    try:
+        asyncio.run(check_endpoint_url(url, allow_private=allow_private, resolver=system_resolver))
+    except EgressRefused as exc:
+        raise click.ClickException(f"endpoint refused: {exc}") from None
     now = datetime.now(UTC)
-    endpoint = WebhookEndpoint(ids.new_id("wep"), url, now, description)
+    endpoint = WebhookEndpoint(
+        ids.new_id("wep"), url, now, description, allow_private=allow_private
+    )
     secret = WebhookSecret(ids.new_id("whs"), endpoint.id, new_secret(), now)
     _run(lambda _s, storage: EndpointStore(storage.db).add(endpoint, secret))
     click.echo(f"{endpoint.id}  {url}")
@@ -184,8 +196,9 @@ def endpoints_list(everything: bool) -> None:
 
     found = _run(work)
     for e in found:
-        removed = f"  removed {e.removed_at:%Y-%m-%d %H:%M}" if e.removed_at else ""
-        click.echo(f"{e.id}  {e.url}  {e.description}{removed}".rstrip())
+        removed = f"removed {e.removed_at:%Y-%m-%d %H:%M}" if e.removed_at else ""
+        private = "(allow-private)" if e.allow_private else ""
+        click.echo("  ".join(p for p in (e.id, e.url, e.description, private, removed) if p))
     if not found:
         click.echo("no endpoints")
 

@@ -42,7 +42,14 @@ async def test_endpoints_and_dead_letters_are_managed_from_the_command_line(
         async with receiver(fail_first=1) as hook:
             added = ok(
                 await cli(
-                    "endpoints", "add", hook.url, "--description", "shop", env=env, cwd=tmp_path
+                    "endpoints",
+                    "add",
+                    hook.url,
+                    "--description",
+                    "shop",
+                    "--allow-private",
+                    env=env,
+                    cwd=tmp_path,
                 )
             )
             endpoint_id = added.split()[0]
@@ -56,6 +63,7 @@ async def test_endpoints_and_dead_letters_are_managed_from_the_command_line(
             dead = ok(await cli("outbox", "list", "--dead", env=env, cwd=tmp_path))
             (event_id,) = re.findall(r"^(evt_\S+)", dead, re.M)
             assert "answered 500" in dead and f"webhook:{endpoint_id}" in dead
+            assert "not today" not in dead  # a private endpoint's answer body is not kept
             assert f"webhook:{endpoint_id}  lag=0.0s  dead=1" in ok(
                 await cli("outbox", "status", env=env, cwd=tmp_path)
             )
@@ -115,3 +123,31 @@ async def test_replay_needs_an_event_or_all_dead_and_names_an_unknown_event(
         await cli("outbox", "replay", "--all-dead", "--sink", "email", env=with_email, cwd=tmp_path)
     )
     assert "no sink configured" in ok(await cli("outbox", "status", env=env, cwd=tmp_path))
+
+
+async def test_endpoints_on_loopback_private_metadata_or_with_a_password_are_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = clean_env(database_url)
+    ok(await cli("migrate", env=env, cwd=tmp_path))
+    refused = {
+        "http://169.254.169.254/": "169.254.169.254 (cloud metadata)",
+        "http://[::1]:22/": "::1 (loopback)",
+        "http://127.0.0.1:22": "127.0.0.1 (loopback)",
+        "http://2130706433/": "2130706433 is 127.0.0.1 (loopback)",
+        "http://user:pw@example.com": "user name or password",
+    }
+    for url, why in refused.items():
+        added = await cli("endpoints", "add", url, env=env, cwd=tmp_path)
+        assert added.returncode != 0, added.stdout
+        [line] = added.stderr.splitlines()
+        assert line.startswith("Error: endpoint refused: ") and why in line, line
+    assert ok(await cli("endpoints", "list", env=env, cwd=tmp_path)).strip() == "no endpoints"
+    allowed = ok(
+        await cli(
+            "endpoints", "add", "http://127.0.0.1:22", "--allow-private", env=env, cwd=tmp_path
+        )
+    )
+    assert "signing secret: whsec_" in allowed
+    listed = ok(await cli("endpoints", "list", env=env, cwd=tmp_path))
+    assert "http://127.0.0.1:22  (allow-private)" in listed

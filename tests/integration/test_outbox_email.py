@@ -18,6 +18,7 @@ from orderguard.api.server import free_port
 from orderguard.config import Settings
 from orderguard.domain.delivery import EMAIL_SINK, EMAILED_EVENTS
 from orderguard.domain.events import EventType
+from orderguard.domain.order import Order
 from orderguard.outbox.configured import build_relay
 from orderguard.outbox.email import BadSmtpUrl, SmtpServer
 from orderguard.services.outbox import OutboxSupport
@@ -90,24 +91,38 @@ async def test_every_emailed_event_reaches_the_shopper_once_in_their_language(
     )
 
 
-async def test_a_shops_own_template_replaces_the_shipped_one(
-    sql: SqlStorage, tmp_path: Path
-) -> None:
-    (tmp_path / "en").mkdir()
-    (tmp_path / "en" / "order.received.txt").write_text(
-        "Subject: Thanks from Tea Shop ({{ order_id }})\n\nHi {{ name }}: {{ status_url }}\n"
-    )
-    (tmp_path / "en" / "order.received.html").write_text("<p>Tea Shop {{ status_url }}</p>")
+async def sent_with_shop_templates(
+    sql: SqlStorage, folder: Path, **files: str
+) -> tuple[Order, EmailMessage]:
+    """The one email of a new order, with the shop's English ``files`` (name → source)."""
+    (folder / "en").mkdir()
+    for name, source in files.items():
+        (folder / "en" / name).write_text(source)
     order = await live(sql, life=())
     with smtp_server() as box:
         relay = build_relay(
-            settings(smtp_url=box.url, email_template_dir=str(tmp_path), public_url=PUBLIC), sql
+            settings(smtp_url=box.url, email_template_dir=str(folder), public_url=PUBLIC), sql
         )
         try:
             await relay_until(relay, lambda: len(box.received()) == 1)
         finally:
             await relay.aclose()
         (message,) = box.received()
+    return order, message
+
+
+async def test_a_shops_own_template_replaces_the_shipped_one(
+    sql: SqlStorage, tmp_path: Path
+) -> None:
+    order, message = await sent_with_shop_templates(
+        sql,
+        tmp_path,
+        **{
+            "order.received.txt": "Subject: Thanks from Tea Shop ({{ order_id }})\n\n"
+            "Hi {{ name }}: {{ status_url }}\n",
+            "order.received.html": "<p>Tea Shop {{ status_url }}</p>",
+        },
+    )
     assert message["Subject"] == f"Thanks from Tea Shop ({order.id})"
     text, html = parts(message)
     assert text.strip() == f"Hi Ana Silva: {status_url(PUBLIC, order)}"
@@ -190,3 +205,21 @@ def test_every_emailed_event_has_templates_in_both_languages() -> None:
                 rendered = templates.render(event, locale, context)
                 assert rendered.subject and "https://x/orders/ord_1?token=t" in rendered.text
     assert Settings.load({}).smtp_url is None  # off by default
+
+
+async def test_a_shop_template_that_reaches_outside_the_sandbox_is_refused_and_the_email_still_goes(
+    sql: SqlStorage, tmp_path: Path
+) -> None:
+    order, message = await sent_with_shop_templates(
+        sql,
+        tmp_path,
+        **{
+            "order.received.txt": "Subject: {{ ''.__class__.__mro__[1].__subclasses__() }}\n\n"
+            "Hi {{ name }}\n",
+            "order.received.html": "<p>Hi {{ name | safe }}</p>",
+        },
+    )
+    assert "object" not in str(message["Subject"]) and order.id in str(message["Subject"])
+    text, html = parts(message)
+    assert status_url(PUBLIC, order) in text  # the shipped template's message
+    assert "Hi Ana Silva" not in html

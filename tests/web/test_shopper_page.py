@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
 from markupsafe import escape
 
+from orderguard.services.pace import Pace
 from orderguard.web.i18n import translate
 from tests.web.shopfront import (
     ALL_STATES,
@@ -155,3 +157,26 @@ async def test_the_shops_support_contact_is_shown_when_configured(
         page = await pair[0].client.get(status_path(order))
     shown = str(escape(translate("en", "page.support_contact", contact=contact)))
     assert shown in page.text
+
+
+async def test_a_script_posting_pay_again_with_new_form_keys_reaches_the_provider_once(
+    shop,
+) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient = shop[0].client
+    box = shop[1]
+    frozen = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    shop[0].container.shopper_pay_pace = Pace(clock=lambda: frozen)  # however slow the host
+    order = await order_in(*shop, "payment_failed")
+    token = csrf_of((await client.get(status_path(order))).text)
+    intents_before = len(await box.intents(str(order["id"])))
+    for n in range(30):  # a declining card each time, so the order may always pay again
+        form = {
+            "token": token_of(order),
+            "csrf": token,
+            "method": "pm_card_chargeDeclined",
+            "key": f"made-up-{n}",
+        }
+        posted = await client.post(f"/orders/{order['id']}/pay", data=form)
+        assert posted.status_code == 303
+    assert len(await box.intents(str(order["id"]))) == intents_before + 1
+    assert (await shop[0].order(str(order["id"])))["state"] == "payment_failed"

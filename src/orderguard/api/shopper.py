@@ -10,7 +10,6 @@ from starlette.responses import RedirectResponse
 from orderguard.api.problems import ProblemError
 from orderguard.api.render import status_url
 from orderguard.bootstrap import Container
-from orderguard.domain.events import Cause
 from orderguard.domain.order import Order
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
@@ -29,8 +28,9 @@ async def order_for_shopper(wiring: Container, order_id: str, token: str) -> Ord
 async def returned(
     order_id: str, request: Request, token: str = Query(default="", max_length=200)
 ) -> RedirectResponse:
-    """The shopper is back from authenticating: ask the provider, then show the order."""
+    """The shopper is back from authenticating: ask the provider (at most once per attempt
+    every few seconds, however often this is hit), then show the order."""
     wiring: Container = request.app.state.container
     order = await order_for_shopper(wiring, order_id, token)
-    order = await wiring.recheck.order(order.id, cause=Cause.SHOPPER)
+    order = await wiring.shopper_return.order(order)
     return RedirectResponse(status_url(wiring.settings.public_url, order), status_code=303)

@@ -69,6 +69,9 @@ class WebhookEndpoint:
     created_at: datetime
     description: str = ""
     removed_at: datetime | None = None
+    #: The operator allowed loopback and private addresses (``--allow-private``): a
+    #: receiver on the shop's own host or network. Its answers' bodies are never kept.
+    allow_private: bool = False
 
     @property
     def sink(self) -> str:

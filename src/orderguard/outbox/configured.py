@@ -13,6 +13,7 @@ from datetime import timedelta
 import httpx
 
 from orderguard.config import Settings
+from orderguard.outbox.egress import Resolver, system_resolver
 from orderguard.outbox.email import EmailSink, SmtpServer
 from orderguard.outbox.relay import Relay, RelayPolicy
 from orderguard.outbox.sinks import Sink
@@ -39,8 +40,16 @@ def policy_from(settings: Settings) -> RelayPolicy:
 class ConfiguredSinks:
     """Email and the stream from the settings; one webhook sink per active endpoint."""
 
-    def __init__(self, settings: Settings, endpoints: EndpointStore, *, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: EndpointStore,
+        *,
+        clock: Clock,
+        resolver: Resolver = system_resolver,
+    ) -> None:
         self.settings, self.endpoints, self._clock = settings, endpoints, clock
+        self._resolver = resolver
         self._fixed: list[Sink] = []
         if settings.smtp_url:
             self._fixed.append(
@@ -68,7 +77,13 @@ class ConfiguredSinks:
         if active and self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.outbox_timeout_s)
         hooks: list[Sink] = [
-            WebhookSink(e, store=self.endpoints, client=self._client, clock=self._clock)
+            WebhookSink(
+                e,
+                store=self.endpoints,
+                client=self._client,
+                clock=self._clock,
+                resolver=self._resolver,
+            )
             for e in active
             if self._client is not None
         ]
@@ -82,9 +97,16 @@ class ConfiguredSinks:
             self._client = None
 
 
-def build_relay(settings: Settings, storage: SqlStorage, *, clock: Clock = system_clock) -> Relay:
-    """The relay on ``storage`` with the sinks ``settings`` switch on."""
-    sinks = ConfiguredSinks(settings, EndpointStore(storage.db), clock=clock)
+def build_relay(
+    settings: Settings,
+    storage: SqlStorage,
+    *,
+    clock: Clock = system_clock,
+    resolver: Resolver = system_resolver,
+) -> Relay:
+    """The relay on ``storage`` with the sinks ``settings`` switch on (``resolver`` finds
+    merchant endpoints' addresses; tests inject their own)."""
+    sinks = ConfiguredSinks(settings, EndpointStore(storage.db), clock=clock, resolver=resolver)
     return Relay(
         OutboxStore(storage.db), storage.reader, sinks, policy=policy_from(settings), clock=clock
     )

@@ -4,7 +4,12 @@ Headers ``webhook-id`` (the event id, stable across retries), ``webhook-timestam
 this try was sent) and ``webhook-signature``: one ``v1,<base64 HMAC-SHA256>`` per secret
 valid now, space-separated, so a receiver verifies during a secret rotation with either
 its old or its new secret. A 2xx answer is a delivery; anything else, or no answer within
-the timeout, is a failure tried again later.
+the timeout, is a failure tried again later; redirects are not followed.
+
+Before each try the endpoint's host is resolved and checked (``outbox.egress``) and the
+request goes to the checked address. A failed answer's first bytes are kept in the error
+for public endpoints only: the answer of a private one (``--allow-private``) may be a
+service of the shop's own network, so only its status code is kept.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ from standardwebhooks import Webhook
 from orderguard.domain.delivery import WebhookEndpoint, WebhookSecret
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.domain.order import Order
+from orderguard.outbox.egress import (
+    EgressRefused,
+    Resolver,
+    checked_address,
+    pinned,
+    system_resolver,
+    target_of,
+)
 from orderguard.outbox.sinks import DeliveryFailed, event_json
 from orderguard.services.clock import Clock
 from orderguard.storage.endpoints import EndpointStore
@@ -56,10 +69,12 @@ class WebhookSink:
         store: EndpointStore,
         client: httpx.AsyncClient,
         clock: Clock,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.sink
         self._store, self._client, self._clock = store, client, clock
+        self._resolver = resolver
 
     async def deliver(self, event: OutboxEvent, order: Order | None) -> None:
         now = self._clock()
@@ -76,15 +91,39 @@ class WebhookSink:
                 valid, msg_id=event.id, timestamp=stamp, body=body
             ),
         }
-        try:
-            answer = await self._client.post(self.endpoint.url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise DeliveryFailed(f"no answer from {self.endpoint.url} in time ({exc!r})") from exc
-        except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"could not reach {self.endpoint.url}: {exc!r}") from exc
+        answer = await self._post(body, headers)
         if not 200 <= answer.status_code < 300:
-            excerpt = answer.text[:_BODY_EXCERPT]
-            raise DeliveryFailed(f"{self.endpoint.url} answered {answer.status_code}: {excerpt}")
+            raise DeliveryFailed(self._failure(answer))
+
+    async def _post(self, body: str, headers: dict[str, str]) -> httpx.Response:
+        """POST to the endpoint's host at an address checked just now."""
+        url = self.endpoint.url
+        try:
+            target = target_of(url)
+            address = await checked_address(
+                target, resolver=self._resolver, allow_private=self.endpoint.allow_private
+            )
+        except EgressRefused as exc:
+            raise DeliveryFailed(f"refused to send to {url}: {exc}") from exc
+        request = pinned(target, address)
+        try:
+            return await self._client.post(
+                request.url,
+                content=body,
+                headers={**headers, **request.headers},
+                extensions=request.extensions,
+            )
+        except httpx.TimeoutException as exc:
+            raise DeliveryFailed(f"no answer from {url} in time ({exc!r})") from exc
+        except httpx.HTTPError as exc:
+            raise DeliveryFailed(f"could not reach {url}: {exc!r}") from exc
+
+    def _failure(self, answer: httpx.Response) -> str:
+        """The error of a non-2xx answer: status, and the body's start if it is public."""
+        said = f"{self.endpoint.url} answered {answer.status_code}"
+        if self.endpoint.allow_private:
+            return f"{said} (body not kept: private endpoint)"
+        return f"{said}: {answer.text[:_BODY_EXCERPT]}"
 
     async def aclose(self) -> None:
         """The HTTP client is shared by every endpoint and closed by the relay's sinks."""

@@ -1,4 +1,10 @@
-"""Merchant webhook endpoints and their signing secrets in SQL."""
+"""Merchant webhook endpoints and their signing secrets in SQL.
+
+Whether an endpoint may reach private addresses (``--allow-private``) is kept in its
+``url`` column as the prefix ``allow-private `` (a space never occurs in a URL the CLI
+accepts): an older orderguard reading such a row sees no valid URL and delivers nothing,
+failing closed. (A column of its own would be cleaner; it needs a migration.)
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ class EndpointStore:
                 "VALUES (:id, :url, :description, :created_at)",
                 {
                     "id": endpoint.id,
-                    "url": endpoint.url,
+                    "url": _stored_url(endpoint),
                     "description": endpoint.description,
                     "created_at": endpoint.created_at,
                 },
@@ -80,6 +86,9 @@ class EndpointStore:
         return [_secret(row) for row in rows]
 
 
+#: Marks, in the ``url`` column, an endpoint added with ``--allow-private``.
+_ALLOW_PRIVATE = "allow-private "
+
 _INSERT_SECRET = (
     "INSERT INTO webhook_secrets (id, endpoint_id, secret, created_at, expires_at) "
     "VALUES (:id, :endpoint_id, :secret, :created_at, :expires_at)"
@@ -96,13 +105,19 @@ def _secret_row(secret: WebhookSecret) -> dict[str, object]:
     }
 
 
+def _stored_url(endpoint: WebhookEndpoint) -> str:
+    return (_ALLOW_PRIVATE if endpoint.allow_private else "") + endpoint.url
+
+
 def _endpoint(row: Row) -> WebhookEndpoint:
+    url: str = row["url"]
     return WebhookEndpoint(
         id=row["id"],
-        url=row["url"],
+        url=url.removeprefix(_ALLOW_PRIVATE),
         description=row["description"],
         created_at=must_datetime(row["created_at"]),
         removed_at=to_datetime(row["removed_at"]),
+        allow_private=url.startswith(_ALLOW_PRIVATE),
     )
 
 

@@ -3,7 +3,8 @@
 The order's status token is compared in constant time; a wrong or missing one gives the
 same 404 as an order that does not exist. Paying again goes through the same service as
 ``POST /v1/orders/{id}/payments``, scoped to the order so that a double click (the same
-form key) can never start two payments.
+form key) can never start two payments, and at most once per order every few seconds
+however many form keys a script makes up (each payment calls the provider).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ async def pay_again(order_id: str, request: Request) -> Response:
     method, key = forms.field(form, "method", limit=100), forms.field(form, "key", limit=100)
     if method not in _methods(wiring) or not key:
         return await _render(request, order, language_, status=400, error=("page.refused", {}))
+    if not wiring.shopper_pay_pace.go(order.id):
+        return _back_to_page(order, language_)  # paid a moment ago: the page shows how it went
     path = f"/orders/{order_id}/pay"
     keyed = KeyedRequest(f"shopper:{order_id}", key, fingerprint("POST", path, {"method": method}))
     try:
