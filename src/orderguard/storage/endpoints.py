@@ -1,10 +1,4 @@
-"""Merchant webhook endpoints and their signing secrets in SQL.
-
-Whether an endpoint may reach private addresses (``--allow-private``) is kept in its
-``url`` column as the prefix ``allow-private `` (a space never occurs in a URL the CLI
-accepts): an older orderguard reading such a row sees no valid URL and delivers nothing,
-failing closed. (A column of its own would be cleaner; it needs a migration.)
-"""
+"""Merchant webhook endpoints and their signing secrets in SQL."""
 
 from __future__ import annotations
 
@@ -25,11 +19,12 @@ class EndpointStore:
         """Store a new endpoint with its first secret."""
         async with transaction(self.db) as conn:
             await conn.execute(
-                "INSERT INTO webhook_endpoints (id, url, description, created_at) "
-                "VALUES (:id, :url, :description, :created_at)",
+                "INSERT INTO webhook_endpoints (id, url, description, created_at, "
+                "allow_private) VALUES (:id, :url, :description, :created_at, :allow_private)",
                 {
                     "id": endpoint.id,
-                    "url": _stored_url(endpoint),
+                    "url": endpoint.url,
+                    "allow_private": endpoint.allow_private,
                     "description": endpoint.description,
                     "created_at": endpoint.created_at,
                 },
@@ -86,9 +81,6 @@ class EndpointStore:
         return [_secret(row) for row in rows]
 
 
-#: Marks, in the ``url`` column, an endpoint added with ``--allow-private``.
-_ALLOW_PRIVATE = "allow-private "
-
 _INSERT_SECRET = (
     "INSERT INTO webhook_secrets (id, endpoint_id, secret, created_at, expires_at) "
     "VALUES (:id, :endpoint_id, :secret, :created_at, :expires_at)"
@@ -105,19 +97,14 @@ def _secret_row(secret: WebhookSecret) -> dict[str, object]:
     }
 
 
-def _stored_url(endpoint: WebhookEndpoint) -> str:
-    return (_ALLOW_PRIVATE if endpoint.allow_private else "") + endpoint.url
-
-
 def _endpoint(row: Row) -> WebhookEndpoint:
-    url: str = row["url"]
     return WebhookEndpoint(
         id=row["id"],
-        url=url.removeprefix(_ALLOW_PRIVATE),
+        url=row["url"],
         description=row["description"],
         created_at=must_datetime(row["created_at"]),
         removed_at=to_datetime(row["removed_at"]),
-        allow_private=url.startswith(_ALLOW_PRIVATE),
+        allow_private=bool(row["allow_private"]),
     )
 
 
