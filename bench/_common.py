@@ -333,6 +333,37 @@ def start_server(
     return server
 
 
+def run_child(ctx: Context, script: Path, mode: str, url: str, *args: str) -> dict[str, Any]:
+    """Run ``python script mode url *args`` (a benchmark's measured part, in a process of its
+    own) against database ``url``; the JSON object its last line of output holds."""
+    import json
+
+    done = subprocess.run(
+        [PYTHON, str(script), mode, url, *args],
+        env=ctx.env(url),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = done.stderr[-4000:]
+        raise RuntimeError(f"{script.stem} bench {mode} failed:\n{done.stdout}\n{tail}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def start_sandbox(ctx: Context, name: str, ledger: Path) -> Server:
+    """An ``orderguard sandbox-provider`` process (``none`` profile) with its ledger file."""
+    port = free_port()
+    argv = [
+        str(VENV_BIN / "orderguard"), "sandbox-provider", "--host=127.0.0.1",
+        f"--port={port}", "--faults=none", f"--db={ledger}",
+    ]  # fmt: skip
+    url = bench_db_url()
+    return start_server(name, argv, ctx.env(url), ctx.workdir, port, health_path="/ledger")
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -357,6 +388,16 @@ def recreate_database(db: str = PG_BENCH_DB) -> None:
     """Drop (disconnecting everyone) and create ``db``."""
     pg_execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     pg_execute(f'CREATE DATABASE "{db}"')
+
+
+def migrated_database(ctx: Context) -> str:
+    """The bench database, recreated and migrated by ``orderguard migrate``; its URL."""
+    url = bench_db_url()
+    recreate_database()
+    subprocess.run(
+        [str(VENV_BIN / "orderguard"), "migrate"], env=ctx.env(url), check=True, capture_output=True
+    )
+    return url
 
 
 # --------------------------------------------------------------------------- statistics

@@ -21,22 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import (
-    PYTHON,
-    VENV_BIN,
     Context,
     bench_db_url,
-    free_port,
     median,
+    migrated_database,
     pg_execute,
-    recreate_database,
-    start_server,
+    run_child,
+    start_sandbox,
 )
 
 TITLE = "Janitor: stuck orders resolved per second, sandbox provider at zero latency"
@@ -206,18 +203,7 @@ def _child(mode: str, url: str, sandbox: str, count: int) -> None:
 
 
 def _run_child(ctx: Context, mode: str, url: str, sandbox: str, count: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [str(PYTHON), str(_CHILD), mode, url, sandbox, str(count)],
-        env=ctx.env(url),
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"janitor bench {mode} failed:\n{done.stdout}\n{done.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_child(ctx, _CHILD, mode, url, sandbox, str(count))
 
 
 def _ledger_check(sandbox: str, url: str) -> dict[str, int]:
@@ -243,21 +229,9 @@ def run(ctx: Context, count: int = ORDERS) -> dict[str, Any]:
     url = bench_db_url()
     rounds: list[dict[str, Any]] = []
     for r in range(ctx.rounds):
-        recreate_database()
-        subprocess.run(
-            [str(VENV_BIN / "orderguard"), "migrate"],
-            env=ctx.env(url),
-            check=True,
-            capture_output=True,
-        )
-        port = free_port()
-        argv = [
-            str(VENV_BIN / "orderguard"), "sandbox-provider", "--host=127.0.0.1",
-            f"--port={port}", "--faults=none", f"--db={ctx.workdir / f'janitor-{r}.db'}",
-        ]  # fmt: skip
-        sandbox = start_server("janitor-sandbox", argv, ctx.env(url), ctx.workdir, port,
-                               health_path="/ledger")  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        migrated_database(ctx)
+        sandbox = start_sandbox(ctx, "janitor-sandbox", ctx.workdir / f"janitor-{r}.db")
+        base = f"http://127.0.0.1:{sandbox.port}"
         try:
             _run_child(ctx, "seed", url, base, count)
             pg_execute("CHECKPOINT")

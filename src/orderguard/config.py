@@ -75,6 +75,8 @@ class Settings:
     janitor_lease_s: float = 60.0
     #: Orders one worker rechecks at once (each check waits on the provider).
     janitor_concurrency: int = 8
+    #: Orders waiting for a provider that one worker charges at once once it is back.
+    waiting_concurrency: int = 8
     #: Consecutive transport failures that open a provider's circuit, and its cool-down (s).
     breaker_threshold: int = 5
     breaker_cool_down_s: float = 30.0
@@ -160,6 +162,8 @@ class Settings:
             raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
         if settings.janitor_concurrency < 1:
             raise ConfigError("janitor_concurrency must be at least 1")
+        if settings.waiting_concurrency < 1:
+            raise ConfigError("waiting_concurrency must be at least 1")
         if settings.planted_defect not in (None, *PLANTED_DEFECTS):
             raise ConfigError(
                 f"planted_defect must be one of {', '.join(PLANTED_DEFECTS)}, "

@@ -111,7 +111,12 @@ class Worker:
             ("janitor", self._janitor_round(stop)),
             ("webhook inbox", lambda: c.inbox.process_due(owner=self.id)),
             ("outbox relay", lambda: self._outbox.run(stop)),
-            ("waiting orders", lambda: charge_waiting(c.storage, c.payments)),
+            (
+                "waiting orders",
+                lambda: charge_waiting(
+                    c.storage, c.payments, concurrency=s.waiting_concurrency, stop=stop
+                ),
+            ),
             (
                 "abandoned authentications",
                 lambda: expire_abandoned(

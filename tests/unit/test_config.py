@@ -33,6 +33,7 @@ def test_environment_wins_over_the_file(tmp_path: Path) -> None:
         ({"ORDERGUARD_DEFAULT_COUNTRY": "Germany"}, "default_country"),
         ({"ORDERGUARD_IDEMPOTENCY_TTL_HOURS": "1"}, "at least 24"),
         ({"ORDERGUARD_DB_POOL_SIZE": "many"}, "whole number"),
+        ({"ORDERGUARD_WAITING_CONCURRENCY": "0"}, "waiting_concurrency must be at least 1"),
         ({"ORDERGUARD_CONFIG": "/nonexistent/orderguard.toml"}, "does not exist"),
     ],
 )
