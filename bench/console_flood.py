@@ -236,9 +236,9 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
         f"**{'MET' if ratio <= TARGET_RATIO else 'NOT MET'}**",
         "",
         "Every log-in costs one Argon2 check (a dummy one for an unknown or locked name), run "
-        "in the console's one password-hashing thread at the lowest CPU priority, with at most "
-        "16 more waiting (one more is answered 503 at once): the flood is served as fast as "
-        "that thread can check, and order intake keeps the event loop and the CPU first.",
+        "in the console's one password-hashing thread (one lane, resting as long as each hash "
+        "took), with at most 16 more waiting (one more is answered 503 at once): the flood "
+        "gets at most half a core, and order intake keeps the event loop.",
         "",
     ]
     return "\n".join(out)

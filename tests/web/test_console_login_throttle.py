@@ -4,7 +4,9 @@ counted atomically per name (known or not) and per address, every refusal alike.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -232,3 +234,31 @@ async def test_a_place_is_given_back_when_the_thread_finishes_even_if_the_caller
         assert hashing.taken == 0
     finally:
         hashing.close()
+
+
+async def test_after_each_hash_the_thread_rests_as_long_as_it_worked_so_a_flood_gets_half_a_core() -> (  # noqa: E501
+    None
+):
+    starts: list[float] = []
+    work_s = 0.05
+
+    class Timed(WatchedHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+            starts.append(time.monotonic())
+            time.sleep(work_s)
+            return False
+
+    hashing = PasswordHashing(workers=1, queue=8, rest=1.0, hasher=Timed())
+    try:
+        await asyncio.gather(*(hashing.verify("$argon2id$x", "y") for _ in range(4)))
+
+        gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+        assert len(gaps) == 3
+        assert all(gap >= 2 * work_s for gap in gaps)  # work, then as long again at rest
+    finally:
+        hashing.close()
+
+
+def test_the_pools_hashes_use_one_argon2_lane() -> None:
+    hashed = PasswordHashing().hasher.hash("s3cret-enough")
+    assert ",p=1$" in hashed and "m=65536,t=3" in hashed

@@ -1,21 +1,22 @@
-"""Argon2 off the event loop, in a small bounded pool that checkout always wins against.
+"""Argon2 off the event loop, in a small bounded pool that leaves checkout its CPU.
 
-One Argon2 check costs about 0.2 s and more than one core. Run on the event loop, a few
-log-in posts a second stall every other request the process serves, order intake
-included. Here every hash and every check runs in a dedicated thread pool of
-:data:`WORKERS` threads, at the lowest CPU priority the operating system has, with at most
-:data:`QUEUE` more waiting their turn. One more is refused at once with
+One Argon2 check costs a quarter of a second of CPU. Run on the event loop, a few log-in
+posts a second stall every other request the process serves, order intake included. Here
+every hash and every check runs in a dedicated pool of :data:`WORKERS` thread, with at
+most :data:`QUEUE` more waiting their turn; one more is refused at once with
 :class:`HashingBusy` (the console answers 503 with ``Retry-After``), so a flood of log-ins
-costs a bounded amount of memory and at most :data:`WORKERS` low-priority threads of CPU.
+costs a bounded amount of memory. Argon2 runs on one lane (:data:`PARALLELISM`: the same
+memory and passes, on one core instead of four threads), and after each hash the thread
+rests :data:`REST` times as long as the hash took before the next one: a flood takes at
+most half of one core, whatever the number of cores, and a lone log-in never waits.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -25,12 +26,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 T = TypeVar("T")
 
-#: Threads that hash: one, so a flood never takes more than one thread's share of CPU.
+#: Threads that hash: one, so a flood never takes more than one core.
 WORKERS = 1
 #: Hashes that may wait for a thread; one more is refused with :class:`HashingBusy`.
 QUEUE = 16
-#: The nice value of the hashing threads: the lowest priority, below every request.
-NICE = 19
+#: Argon2 lanes per hash: one core per hash (argon2-cffi's default, 4, spreads one hash
+#: over four threads). Memory (64 MiB) and passes (3) stay argon2-cffi's defaults.
+PARALLELISM = 1
+#: How long a hashing thread rests after a hash, as a multiple of the time it took.
+REST = 1.0
 
 
 class HashingBusy(Exception):
@@ -38,13 +42,20 @@ class HashingBusy(Exception):
 
 
 class PasswordHashing:
-    """Hashes and checks passwords in a bounded pool of low-priority threads."""
+    """Hashes and checks passwords in a bounded, paced pool of threads."""
 
     def __init__(
-        self, *, workers: int = WORKERS, queue: int = QUEUE, hasher: PasswordHasher | None = None
+        self,
+        *,
+        workers: int = WORKERS,
+        queue: int = QUEUE,
+        rest: float = REST,
+        hasher: PasswordHasher | None = None,
     ) -> None:
-        self.hasher = hasher or PasswordHasher()
+        self.hasher = hasher or PasswordHasher(parallelism=PARALLELISM)
         self._workers = max(1, workers)
+        self._rest = max(0.0, rest)
+        self._rested_at = 0.0  # (monotonic) when the threads may hash again
         self._capacity = self._workers + max(0, queue)
         self._taken = 0
         self._lock = threading.Lock()
@@ -95,11 +106,21 @@ class PasswordHashing:
     def _submit(self, work: Callable[[], T]) -> Future[T]:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    self._workers, thread_name_prefix="og-argon2", initializer=_lowest_priority
-                )
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="og-argon2")
             pool = self._pool
-        return pool.submit(work)
+        return pool.submit(self._paced, work)
+
+    def _paced(self, work: Callable[[], T]) -> T:
+        """``work``, once the rest owed for the previous hash is over (in a pool thread)."""
+        wait = self._rested_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        started = time.monotonic()
+        try:
+            return work()
+        finally:
+            ended = time.monotonic()
+            self._rested_at = max(self._rested_at, ended + (ended - started) * self._rest)
 
 
 class Slot:
@@ -152,13 +173,6 @@ class Slot:
         self._held = False  # from now on the thread gives the place back when it is done
         future.add_done_callback(lambda _: self._owner._release())
         return await asyncio.wrap_future(future)
-
-
-def _lowest_priority() -> None:
-    """Run this thread, and the threads Argon2 starts from it, at the lowest CPU priority
-    (Linux gives each thread its own nice value; elsewhere this does nothing)."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICE)
 
 
 #: The process's one pool, shared by every console and ``orderguard users``.
