@@ -364,7 +364,7 @@ async def _order_page(
         "console/order.html",
         status=status,
         order=detail.order,
-        timeline=list(reversed(detail.timeline)),
+        timeline=[replace(e, note=shown(role, e.note)) for e in reversed(detail.timeline)],
         events=events,
         webhooks=webhooks,
         deliveries=deliveries,
