@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Context, machine
 
 #: Benchmark modules, in the order their sections appear.
-SECTIONS = ["intake", "paid", "janitor", "drain", "reconcile", "demo"]
+SECTIONS = ["intake", "paid", "janitor", "drain", "reconcile", "console_flood", "demo"]
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import click
@@ -12,7 +13,7 @@ import click
 from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.services.console_users import ConsoleUsers, InvalidUser, Role, UserExists, policy
-from orderguard.storage.console import SqlConsoleStore
+from orderguard.storage.console import ConsoleUser, SqlConsoleStore
 from orderguard.storage.database import StorageError
 
 T = TypeVar("T")
@@ -83,10 +84,12 @@ def add(name: str, role: str, password_stdin: bool) -> None:
 @users.command("list")
 def list_users() -> None:
     """List console users with their role and whether they are locked out."""
-    for user in _run(lambda u: u.store.users()):
-        locked = (
-            f"  locked until {user.locked_until:%Y-%m-%d %H:%M:%S}" if user.locked_until else ""
-        )
+
+    async def listed(users: ConsoleUsers) -> list[tuple[ConsoleUser, datetime | None]]:
+        return [(user, await users.locked_until(user.name)) for user in await users.store.users()]
+
+    for user, until in _run(listed):
+        locked = f"  locked until {until:%Y-%m-%d %H:%M:%S}" if until else ""
         click.echo(f"{user.name}  {user.role}  since {user.created_at:%Y-%m-%d}{locked}")
 
 

@@ -2,31 +2,42 @@
 
 A session's cookie value is random; only its SHA-256 is stored, so a copy of the database
 lets nobody in. Every session has its own CSRF token, which every console form repeats.
+
+A log-in attempt is counted before its password is checked, once against the name tried
+(existing or not) and once against the client's address, each in one atomic statement: a
+name gets at most ``max_failures`` guesses and an address ``address_max_failures`` per
+lock-out period, however many arrive at once. Every attempt costs exactly one Argon2 check
+(against a dummy hash for an unknown name or a locked one), in the bounded pool of
+:mod:`~orderguard.services.password_hashing`, and every refusal is the same
+:class:`LoginRefused`: an unknown name, a wrong password and a lock look alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.password_hashing import HASHING, HashingBusy, PasswordHashing
 from orderguard.storage.console import ConsoleSession, ConsoleUser, SqlConsoleStore, UserExists
 
 #: Shortest password accepted.
 MIN_PASSWORD = 10
+#: Longest user name; a longer one tried at log-in is cut to this.
+MAX_NAME = 64
 _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
-_HASHER = PasswordHasher()
-#: Verified against when the user does not exist, so that costs the same time.
-_DUMMY_HASH = _HASHER.hash("orderguard-no-such-user")
+#: How many times a name's limit an address may try (several people may share one).
+ADDRESS_FACTOR = 4
+#: IPv6 clients are counted by their /64 network, which one customer usually has whole.
+IPV6_PREFIX = 64
 
-__all__ = ["ConsoleUsers", "Role", "UserExists"]
+__all__ = ["ConsoleUsers", "HashingBusy", "Role", "UserExists"]
 
 
 class Role(StrEnum):
@@ -50,20 +61,19 @@ class InvalidUser(ValueError):
 
 
 class LoginRefused(Exception):
-    """Wrong user name or password (which of them is not said)."""
-
-
-class AccountLocked(Exception):
-    """Too many failed log-ins in a row: the account is locked for a while."""
+    """Wrong user name or password, or too many attempts (which of them is not said)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SessionPolicy:
     """How log-ins are limited and how long a session lasts."""
 
+    #: Guesses one user name gets per lock-out period.
     max_failures: int = 5
     lockout: timedelta = timedelta(minutes=15)
     lifetime: timedelta = timedelta(hours=12)
+    #: Guesses one client address gets per lock-out period, whatever names it tries.
+    address_max_failures: int = 5 * ADDRESS_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +88,24 @@ class ConsoleUsers:
     """Manages console users and their sessions."""
 
     def __init__(
-        self, store: SqlConsoleStore, policy: SessionPolicy, *, clock: Clock = system_clock
+        self,
+        store: SqlConsoleStore,
+        policy: SessionPolicy,
+        *,
+        clock: Clock = system_clock,
+        hashing: PasswordHashing = HASHING,
     ) -> None:
         self.store = store
         self._policy = policy
         self._clock = clock
+        self._hashing = hashing
 
     async def add(self, name: str, password: str, role: str) -> ConsoleUser:
         """A new user; raises :class:`InvalidUser` or :class:`UserExists`."""
         user = ConsoleUser(
             name=_checked_name(name),
             role=str(_checked_role(role)),
-            password_hash=_HASHER.hash(_checked_password(password)),
+            password_hash=await self._hashing.hash(_checked_password(password)),
             created_at=self._clock(),
         )
         await self.store.add_user(user)
@@ -97,25 +113,34 @@ class ConsoleUsers:
 
     async def passwd(self, name: str, password: str) -> bool:
         """Set a new password (unlocks, ends sessions); whether the user exists."""
-        return await self.store.set_password(name, _HASHER.hash(_checked_password(password)))
+        hashed = await self._hashing.hash(_checked_password(password))
+        changed = await self.store.set_password(name, hashed)
+        await self.store.forget_attempts([name_key(name)])
+        return changed
 
-    async def log_in(self, name: str, password: str) -> LoggedIn:
-        """Open a session; raises :class:`LoginRefused` or :class:`AccountLocked`."""
+    async def log_in(self, name: str, password: str, *, address: str = "") -> LoggedIn:
+        """Open a session for ``name`` logging in from ``address`` (the client's IP, when
+        known); raises :class:`LoginRefused` for every refusal alike, or
+        :class:`HashingBusy` when the hashing pool is full (nothing is counted then)."""
         now = self._clock()
-        user = await self.store.user(name[:64])
-        if user is None:
-            _verify(_DUMMY_HASH, password)
-            raise LoginRefused()
-        if user.locked_until is not None and user.locked_until > now:
-            raise AccountLocked()
-        if not _verify(user.password_hash, password):
-            until = now + self._policy.lockout
-            await self.store.failed_login(
-                user.name, max_failures=self._policy.max_failures, lock_until=until
+        name = name[:MAX_NAME]
+        limits = {name_key(name): self._policy.max_failures}
+        if address:
+            limits[address_key(address)] = self._policy.address_max_failures
+        with self._hashing.reserve() as slot:  # before counting: a busy refusal costs nothing
+            admitted = await self.store.count_attempt(
+                limits, now=now, lock_until=now + self._policy.lockout
             )
+            user = await self.store.user(name)
+            known = admitted and user is not None
+            # an unknown or locked name costs one check too, against the dummy hash
+            right = await slot.verify(user.password_hash if known and user else None, password)
+        if not (known and right and user):
             raise LoginRefused()
-        if _HASHER.check_needs_rehash(user.password_hash):
-            await self.store.rehash(user.name, _HASHER.hash(password))
+        await self.store.forget_attempts(limits)  # a success starts both counts afresh
+        if self._hashing.hasher.check_needs_rehash(user.password_hash):
+            with contextlib.suppress(HashingBusy):  # a stronger hash can wait for next time
+                await self.store.rehash(user.name, await self._hashing.hash(password))
         cookie = secrets.token_urlsafe(32)
         session = ConsoleSession(
             id_hash=session_hash(cookie),
@@ -127,6 +152,13 @@ class ConsoleUsers:
         await self.store.logged_in(session)
         await self.store.prune_sessions(now)  # expired sessions go as new ones come
         return LoggedIn(cookie, session)
+
+    async def locked_until(self, name: str) -> datetime | None:
+        """Until when log-ins as ``name`` are refused (``None``: they are not)."""
+        count = await self.store.attempts(name_key(name), now=self._clock())
+        if count is None or count[0] < self._policy.max_failures:
+            return None
+        return count[1]
 
     async def session(self, cookie: str) -> tuple[ConsoleSession, ConsoleUser] | None:
         """The live session behind a cookie value, and its user."""
@@ -144,11 +176,25 @@ def session_hash(cookie: str) -> str:
     return hashlib.sha256(cookie.encode()).hexdigest()
 
 
-def _verify(password_hash: str, password: str) -> bool:
+def name_key(name: str) -> str:
+    """What log-in attempts on the name ``name`` are counted under (a hash: people type
+    passwords into the name field, and such a mistake must not be kept)."""
+    return _key("name", name[:MAX_NAME])
+
+
+def address_key(address: str) -> str:
+    """What log-in attempts from client ``address`` are counted under (IPv6 by /64)."""
     try:
-        return _HASHER.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return _key("address", address)
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        return _key("address", str(ipaddress.ip_network(f"{ip}/{IPV6_PREFIX}", strict=False)))
+    return _key("address", str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip))
+
+
+def _key(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}\0{value}".encode()).hexdigest()
 
 
 def _checked_name(name: str) -> str:
@@ -176,6 +222,7 @@ def policy(
     """The session policy from the ``console_*`` settings."""
     return SessionPolicy(
         max_failures=max(1, max_failed_logins),
+        address_max_failures=max(1, max_failed_logins) * ADDRESS_FACTOR,
         lockout=timedelta(minutes=lockout_minutes),
         lifetime=timedelta(hours=session_hours),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +14,21 @@ from orderguard.storage.database import (
     must_datetime,
     to_datetime,
     transaction,
+)
+
+#: One log-in attempt counted under a key, atomically: a new or expired count starts at 1
+#: and expires ``:until``; otherwise it goes up by one, and the attempt that reaches the
+#: limit moves the expiry to ``:until`` (the lock-out). Every SET reads the old row.
+_COUNT_ATTEMPT = (
+    "INSERT INTO console_login_attempts (key_hash, attempts, expires_at) "
+    "VALUES (:key, 1, :until) "
+    "ON CONFLICT (key_hash) DO UPDATE SET "
+    "attempts = CASE WHEN console_login_attempts.expires_at <= :now THEN 1 "
+    "ELSE console_login_attempts.attempts + 1 END, "
+    "expires_at = CASE WHEN console_login_attempts.expires_at <= :now "
+    "OR console_login_attempts.attempts + 1 = :limit THEN :until "
+    "ELSE console_login_attempts.expires_at END "
+    "RETURNING attempts"
 )
 
 
@@ -105,18 +121,48 @@ class SqlConsoleStore:
                 {"n": name, "hash": password_hash},
             )
 
-    async def failed_login(self, name: str, *, max_failures: int, lock_until: datetime) -> None:
-        """Count a failed log-in; the ``max_failures``-th in a row locks the user."""
+    async def count_attempt(
+        self, limits: Mapping[str, int], *, now: datetime, lock_until: datetime
+    ) -> bool:
+        """Count one log-in attempt under each key of ``limits``; whether every key is still
+        within its limit (key → most attempts allowed until the count expires).
+
+        Each key's count is one atomic upsert in its own transaction (so that concurrent
+        attempts neither lose a count nor wait on each other in a deadlock): however many
+        attempts arrive at once, at most ``limit`` see a count within the limit. A count
+        expires at ``lock_until`` as of its first attempt, pushed back to ``lock_until`` as
+        of the attempt that reaches the limit; expired counts are deleted here.
+        """
+        admitted = True
+        for key in sorted(limits):
+            async with transaction(self._db) as conn:
+                row = await conn.fetchone(_COUNT_ATTEMPT, {
+                    "key": key, "now": now, "until": lock_until, "limit": limits[key],
+                })  # fmt: skip
+            admitted = admitted and row is not None and int(row["attempts"]) <= limits[key]
         async with transaction(self._db) as conn:
             await conn.execute(
-                "UPDATE console_users SET "
-                "locked_until = CASE WHEN failed_logins + 1 >= :max THEN :until "
-                "ELSE locked_until END, "
-                "failed_logins = CASE WHEN failed_logins + 1 >= :max THEN 0 "
-                "ELSE failed_logins + 1 END "
-                "WHERE name = :n",
-                {"n": name, "max": max_failures, "until": lock_until},
+                "DELETE FROM console_login_attempts WHERE expires_at <= :now", {"now": now}
             )
+        return admitted
+
+    async def forget_attempts(self, keys: Iterable[str]) -> None:
+        """Start the counts of ``keys`` afresh (after a success, or a new password)."""
+        async with transaction(self._db) as conn:
+            for key in sorted(keys):
+                await conn.execute(
+                    "DELETE FROM console_login_attempts WHERE key_hash = :key", {"key": key}
+                )
+
+    async def attempts(self, key: str, *, now: datetime) -> tuple[int, datetime] | None:
+        """The unexpired count of attempts under ``key`` and when it expires."""
+        async with transaction(self._db, write=False) as conn:
+            row = await conn.fetchone(
+                "SELECT attempts, expires_at FROM console_login_attempts "
+                "WHERE key_hash = :key AND expires_at > :now",
+                {"key": key, "now": now},
+            )
+        return (int(row["attempts"]), must_datetime(row["expires_at"])) if row else None
 
     async def logged_in(self, session: ConsoleSession) -> None:
         """Reset the user's failures and store their new session."""

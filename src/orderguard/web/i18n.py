@@ -182,13 +182,17 @@ CATALOG: dict[str, dict[str, str]] = {
     "console.user": {"en": "User name", "zh-CN": "用户名"},
     "console.password": {"en": "Password", "zh-CN": "密码"},
     "console.bad_login": {
-        "en": "Wrong user name or password.",
-        "zh-CN": "用户名或密码错误。",
+        "en": "Wrong user name or password, or too many failed log-ins: "
+        "check them, or wait a while and try again.",
+        "zh-CN": "用户名或密码错误，或登录失败次数过多：请检查后重试，或稍后再试。",
     },
-    "console.locked": {
-        "en": "Too many failed log-ins: this account is locked for a while. "
-        "Ask an admin to reset it with `orderguard users passwd`.",
-        "zh-CN": "登录失败次数过多：此账户暂时被锁定。请管理员用 `orderguard users passwd` 重置。",
+    "console.busy": {
+        "en": "Too many log-ins are being checked right now: try again in a moment.",
+        "zh-CN": "当前正在验证的登录过多：请稍后再试。",
+    },
+    "console.bad_request": {
+        "en": "This request could not be read.",
+        "zh-CN": "无法读取此请求。",
     },
     "console.dashboard": {"en": "Dashboard", "zh-CN": "概览"},
     "console.stuck": {"en": "Stuck orders", "zh-CN": "卡住的订单"},

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from orderguard.bootstrap import Container
@@ -28,6 +29,10 @@ class ConsoleUnavailable(Exception):
 
 class NotLoggedIn(Exception):
     """No live session: the browser is sent to the log-in page."""
+
+
+class BadForm(Exception):
+    """The posted body is not a small url-encoded form: answered 400."""
 
 
 class Forbidden(Exception):
@@ -86,15 +91,25 @@ async def visitor(request: Request) -> Visitor:
 async def acting(request: Request) -> tuple[Visitor, FormData]:
     """A user who may act, and their form with the right CSRF token; raises otherwise."""
     user = await visitor(request)
-    try:
-        form = await forms.read_form(request)
-    except forms.FormRefused as exc:
-        raise Forbidden(str(exc)) from None
+    form = await form_of(request)
     if not forms.same_token(user.session.csrf_token, forms.field(form, "csrf")):
         raise Forbidden("CSRF token missing or wrong")
     if not user.may_act:
         raise Forbidden(f"role {user.user.role} may not act on orders")
     return user, form
+
+
+async def form_of(request: Request) -> FormData:
+    """The posted form; raises :class:`BadForm` when the body is not a small url-encoded
+    form (any other type, too large, of unknown size, or not parseable)."""
+    try:
+        return await forms.read_form(request)
+    except forms.FormRefused as exc:
+        raise BadForm(str(exc)) from None
+    except HTTPException as exc:  # Starlette's own refusals: too many fields, bad encoding
+        raise BadForm(str(exc.detail)) from None
+    except (ValueError, UnicodeDecodeError, ClientDisconnect) as exc:
+        raise BadForm("malformed form") from exc
 
 
 def secure(request: Request) -> bool:

@@ -5,6 +5,7 @@ user's name (as the actor, cause ``support``)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,14 +17,15 @@ from orderguard.bootstrap import Container
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.services import queries
-from orderguard.services.console_users import AccountLocked, LoginRefused
+from orderguard.services.console_users import HashingBusy, LoginRefused, Role
 from orderguard.services.outbox import OutboxSupport
 from orderguard.services.review import Review
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
 from orderguard.web import forms
 from orderguard.web.console import auth, guide, ports
-from orderguard.web.console.auth import Forbidden, NotLoggedIn, Visitor
+from orderguard.web.console.auth import BadForm, Forbidden, NotLoggedIn, Visitor
+from orderguard.web.console.credentials import shown
 from orderguard.web.i18n import LANGUAGES, language
 from orderguard.web.templating import page
 
@@ -31,6 +33,10 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 LANG_COOKIE = "og_lang"
 #: Orders shown on one queue page.
 QUEUE_LIMIT = 200
+#: Longest password read from the log-in form (Argon2 hashes any length; this bounds work).
+MAX_PASSWORD = 1024
+#: Seconds a client is asked to wait when every password-hashing slot is taken.
+BUSY_RETRY_S = 2
 Minutes = Annotated[int, Query(ge=0, le=60 * 24 * 30)]
 
 
@@ -46,8 +52,19 @@ def install_handlers(app: FastAPI) -> None:
     async def unavailable(request: Request, exc: Exception) -> Response:
         return page("console/forbidden.html", _lang(request), status=503, why=str(exc), me=None)
 
+    async def malformed(request: Request, exc: Exception) -> Response:
+        return page(
+            "console/forbidden.html",
+            _lang(request),
+            status=400,
+            why=str(exc),
+            me=None,
+            heading="console.bad_request",
+        )
+
     app.add_exception_handler(NotLoggedIn, logged_out)
     app.add_exception_handler(Forbidden, forbidden)
+    app.add_exception_handler(BadForm, malformed)
     app.add_exception_handler(auth.ConsoleUnavailable, unavailable)
 
 
@@ -62,21 +79,26 @@ async def login_page(request: Request) -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the password (with lock-out) and open a session."""
+    """Check the password (with lock-out) and open a session. Every refusal, whatever its
+    reason, is the same page with the same status; a full hashing pool answers 503."""
+    form = await auth.form_of(request)
     try:
-        form = await forms.read_form(request)
         forms.check_shopper_csrf(request, form)
     except forms.FormRefused as exc:
         raise Forbidden(str(exc)) from None
     users = auth.console_users(request)
     try:
         opened = await users.log_in(
-            forms.field(form, "name", limit=64), forms.field(form, "password")
+            forms.field(form, "name", limit=64),
+            forms.field(form, "password", limit=MAX_PASSWORD),
+            address=request.client.host if request.client else "",
         )
     except LoginRefused:
         return _login_form(request, error="console.bad_login", status=401)
-    except AccountLocked:
-        return _login_form(request, error="console.locked", status=429)
+    except HashingBusy:
+        busy = _login_form(request, error="console.busy", status=503)
+        busy.headers["Retry-After"] = str(BUSY_RETRY_S)
+        return busy
     response = RedirectResponse("/console", status_code=303)
     lifetime = opened.session.expires_at - opened.session.created_at
     auth.set_session(response, request, opened.cookie, int(lifetime.total_seconds()))
@@ -87,7 +109,7 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """End the session."""
     me = await auth.visitor(request)
-    form = await forms.read_form(request)
+    form = await auth.form_of(request)
     if not forms.same_token(me.session.csrf_token, forms.field(form, "csrf")):
         raise Forbidden("CSRF token missing or wrong")
     await auth.console_users(request).log_out(request.cookies.get(auth.SESSION_COOKIE, ""))
@@ -156,7 +178,9 @@ async def failed_webhooks(request: Request) -> Response:
     """Provider webhooks whose processing failed (retried by the worker)."""
     me, wiring = await auth.visitor(request), _wiring(request)
     async with wiring.storage() as uow:
-        records = await uow.webhooks.recent(limit=QUEUE_LIMIT, failed_only=True)
+        found = await uow.webhooks.recent(limit=QUEUE_LIMIT, failed_only=True)
+    role = me.user.role
+    records = [replace(r, last_error=shown(role, r.last_error)) for r in found]
     return _page(request, me, "console/webhooks.html", records=records)
 
 
@@ -166,7 +190,8 @@ async def dead_letters(request: Request) -> Response:
     me, notifications = await auth.visitor(request), ports.notifications(request)
     if notifications is None:
         return _not_here(request, me)
-    letters = await notifications.dead_letters(limit=QUEUE_LIMIT)
+    found = await notifications.dead_letters(limit=QUEUE_LIMIT)
+    letters = [replace(x, last_error=shown(me.user.role, x.last_error)) for x in found]
     return _page(request, me, "console/dead_letters.html", letters=letters)
 
 
@@ -317,13 +342,21 @@ async def _order_page(
         return _not_here(request, me)
     async with wiring.storage() as uow:
         events = await uow.orders.events(order_id)
-    webhooks = await auth.console_users(request).store.webhooks_for(order_id)
+    role = me.user.role
+    webhooks = [
+        {**w, "body": shown(role, w["body"]), "last_error": shown(role, w["last_error"])}
+        for w in await auth.console_users(request).store.webhooks_for(order_id)
+    ]
     storage = wiring.storage
     deliveries = (
-        await OutboxSupport(storage.db).deliveries_of_order(order_id)
+        [
+            replace(d, last_error=shown(role, d.last_error) or None)
+            for d in await OutboxSupport(storage.db).deliveries_of_order(order_id)
+        ]
         if isinstance(storage, SqlStorage)
         else None
     )
+    status_url = f"/orders/{detail.order.id}?token={detail.order.status_token}"
     done = request.query_params.get("done", "")
     return _page(
         request,
@@ -331,13 +364,13 @@ async def _order_page(
         "console/order.html",
         status=status,
         order=detail.order,
-        timeline=list(reversed(detail.timeline)),
+        timeline=[replace(e, note=shown(role, e.note)) for e in reversed(detail.timeline)],
         events=events,
         webhooks=webhooks,
         deliveries=deliveries,
         error=error,
         done=f"console.{done}" if done in {"recheck", "refund", "cancel", "clear_flag"} else None,
-        status_url=f"/orders/{detail.order.id}?token={detail.order.status_token}",
+        status_url=status_url if role == Role.ADMIN else None,
     )
 
 
