@@ -262,3 +262,40 @@ async def test_after_each_hash_the_thread_rests_as_long_as_it_worked_so_a_flood_
 def test_the_pools_hashes_use_one_argon2_lane() -> None:
     hashed = PasswordHashing().hasher.hash("s3cret-enough")
     assert ",p=1$" in hashed and "m=65536,t=3" in hashed
+
+
+async def test_logging_in_to_one_account_does_not_give_an_address_more_guesses(
+    sql: SqlStorage,
+) -> None:
+    hashing = PasswordHashing(hasher=WatchedHasher())
+    users = users_on(sql, hashing, max_failures=5, address_max_failures=4)
+    address = "203.0.113.77"
+    try:
+        await users.add("vic", PASSWORD, "viewer")
+        await users.add("ana", PASSWORD, "admin")
+        for i in range(3):
+            await outcome(users, f"guess-{i}", "x" * 12, address=address)
+        assert await outcome(users, "vic", PASSWORD, address=address) == "in"
+        await outcome(users, "guess-3", "x" * 12, address=address)  # the address's 4th failure
+
+        assert await outcome(users, "ana", PASSWORD, address=address) == "refused"
+        assert await outcome(users, "ana", PASSWORD, address="198.51.100.7") == "in"
+    finally:
+        hashing.close()
+
+
+def test_one_client_holds_at_most_its_share_of_the_hashing_queue() -> None:
+    hashing = PasswordHashing(workers=1, queue=16, per_client=2, hasher=WatchedHasher())
+    try:
+        first, second = hashing.reserve("flooder"), hashing.reserve("flooder")
+        with pytest.raises(HashingBusy):
+            hashing.reserve("flooder")
+        with hashing.reserve("staff"):  # everybody else still gets a place
+            assert hashing.taken == 3
+        first.close()
+        with hashing.reserve("flooder"):  # a place given back is the client's again
+            assert hashing.taken == 2
+        second.close()
+        assert hashing.taken == 0
+    finally:
+        hashing.close()

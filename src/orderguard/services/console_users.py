@@ -127,7 +127,8 @@ class ConsoleUsers:
         limits = {name_key(name): self._policy.max_failures}
         if address:
             limits[address_key(address)] = self._policy.address_max_failures
-        with self._hashing.reserve() as slot:  # before counting: a busy refusal costs nothing
+        # before counting: a busy refusal costs nothing
+        with self._hashing.reserve(address_key(address) if address else "") as slot:
             admitted = await self.store.count_attempt(
                 limits, now=now, lock_until=now + self._policy.lockout
             )
@@ -137,7 +138,9 @@ class ConsoleUsers:
             right = await slot.verify(user.password_hash if known and user else None, password)
         if not (known and right and user):
             raise LoginRefused()
-        await self.store.forget_attempts(limits)  # a success starts both counts afresh
+        # a success starts the name's count afresh, never the address's: logging in to one
+        # account must not buy an address more guesses at the others
+        await self.store.forget_attempts([name_key(name)])
         if self._hashing.hasher.check_needs_rehash(user.password_hash):
             with contextlib.suppress(HashingBusy):  # a stronger hash can wait for next time
                 await self.store.rehash(user.name, await self._hashing.hash(password))

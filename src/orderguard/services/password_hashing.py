@@ -30,6 +30,9 @@ T = TypeVar("T")
 WORKERS = 1
 #: Hashes that may wait for a thread; one more is refused with :class:`HashingBusy`.
 QUEUE = 16
+#: Places one client (one address) may hold at once, so that one flooding client cannot
+#: fill the queue and keep everybody else's log-in out.
+PER_CLIENT = 2
 #: Argon2 lanes per hash: one core per hash (argon2-cffi's default, 4, spreads one hash
 #: over four threads). Memory (64 MiB) and passes (3) stay argon2-cffi's defaults.
 PARALLELISM = 1
@@ -49,6 +52,7 @@ class PasswordHashing:
         *,
         workers: int = WORKERS,
         queue: int = QUEUE,
+        per_client: int = PER_CLIENT,
         rest: float = REST,
         hasher: PasswordHasher | None = None,
     ) -> None:
@@ -58,6 +62,8 @@ class PasswordHashing:
         self._rested_at = 0.0  # (monotonic) when the threads may hash again
         self._capacity = self._workers + max(0, queue)
         self._taken = 0
+        self._per_client = max(1, per_client)
+        self._by_client: dict[str, int] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._dummy: str | None = None
@@ -75,13 +81,17 @@ class PasswordHashing:
         """Hashes running or waiting now."""
         return self._taken
 
-    def reserve(self) -> Slot:
-        """A place in the pool for one hash; raises :class:`HashingBusy` when it is full."""
+    def reserve(self, client: str = "") -> Slot:
+        """A place in the pool for one hash; raises :class:`HashingBusy` when it is full, or
+        when ``client`` (an address; empty: not known) already holds its share of it."""
         with self._lock:
-            if self._taken >= self._capacity:
+            held = self._by_client.get(client, 0) if client else 0
+            if self._taken >= self._capacity or held >= self._per_client:
                 raise HashingBusy()
             self._taken += 1
-        return Slot(self)
+            if client:
+                self._by_client[client] = held + 1
+        return Slot(self, client)
 
     async def hash(self, password: str) -> str:
         """The Argon2 hash of ``password``; raises :class:`HashingBusy`."""
@@ -99,9 +109,13 @@ class PasswordHashing:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
-    def _release(self) -> None:
+    def _release(self, client: str) -> None:
         with self._lock:
             self._taken -= 1
+            if client:
+                left = self._by_client.pop(client) - 1
+                if left:
+                    self._by_client[client] = left
 
     def _submit(self, work: Callable[[], T]) -> Future[T]:
         with self._lock:
@@ -130,8 +144,8 @@ class Slot:
     request gives up), or on leaving the ``with`` block if no work was ever handed over.
     """
 
-    def __init__(self, owner: PasswordHashing) -> None:
-        self._owner = owner
+    def __init__(self, owner: PasswordHashing, client: str = "") -> None:
+        self._owner, self._client = owner, client
         self._held = True
 
     def __enter__(self) -> Slot:
@@ -144,7 +158,7 @@ class Slot:
         """Give the place back unless a thread already has the work."""
         if self._held:
             self._held = False
-            self._owner._release()
+            self._owner._release(self._client)
 
     async def hash(self, password: str) -> str:
         """The Argon2 hash of ``password``."""
@@ -171,7 +185,7 @@ class Slot:
             raise RuntimeError("a slot does one piece of work")
         future = self._owner._submit(work)
         self._held = False  # from now on the thread gives the place back when it is done
-        future.add_done_callback(lambda _: self._owner._release())
+        future.add_done_callback(lambda _: self._owner._release(self._client))
         return await asyncio.wrap_future(future)
 
 
