@@ -56,7 +56,7 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
         problems.append(
             Problem(
                 "API key",
-                "none is active",
+                "is missing (none is active)",
                 "create one with `orderguard keys create NAME` (against the same database)",
             )
         )
