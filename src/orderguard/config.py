@@ -207,8 +207,9 @@ def known_variables() -> list[str]:
 
 def did_you_mean(problem: str, name: str, known: list[str]) -> str:
     """``problem``, followed by the known name closest to ``name`` (when one is close)."""
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f"{problem}: did you mean {close[0]}?" if close else problem
+    stems = {k.removeprefix(PREFIX): k for k in known}  # the shared prefix proves nothing
+    close = difflib.get_close_matches(name.removeprefix(PREFIX), list(stems), n=1, cutoff=0.6)
+    return f"{problem}: did you mean {stems[close[0]]}?" if close else problem
 
 
 def _refuse_unknown_variables(env: dict[str, str]) -> None:

@@ -17,8 +17,8 @@ from orderguard.config import Settings
 KNOWN_DEFAULT_SECRETS = frozenset(
     {"whsec_sandbox", "whsec_demo", "whsec_memory", "whsec_test", "whsec_secret"}
 )
-#: What is left of a placeholder once ``whsec_`` and ``x``, ``.``, ``*``, ``_``, ``-`` and
-#: ``<>`` are taken away, lower-cased (``whsec_...``, ``<your secret>``, ``changeme``).
+#: What is left of a placeholder once ``whsec_`` and ``x``, ``.``, ``*``, ``_``, ``-``,
+#: ``<>`` and spaces are taken away, lower-cased (``whsec_...``, ``<your secret>``, ``changeme``).
 _PLACEHOLDER_WORDS = frozenset({"", "changeme", "yoursecret", "secret", "todo", "placeholder"})
 
 
@@ -113,6 +113,6 @@ def is_known_default(secret: str) -> bool:
     if text in KNOWN_DEFAULT_SECRETS:
         return True
     core = text.removeprefix("whsec_")
-    for filler in "x.*_-<>":
+    for filler in "x.*_-<> ":
         core = core.replace(filler, "")
     return core in _PLACEHOLDER_WORDS

@@ -118,13 +118,21 @@ def stripe_account(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+async def forge(
+    client: httpx.AsyncClient, route: str, secret: str = OLD_DEFAULT
+) -> tuple[dict[str, Any], httpx.Response]:
+    """A 3-D Secure order awaiting the shopper, and the answer to a forged success for it."""
+    order = await place_3ds(client)
+    body, headers = forged_success(order, secret)
+    return order, await client.post(route, content=body, headers=headers)
+
+
 async def test_a_forged_success_signed_with_the_old_default_never_pays_a_sandbox_order(
     development: tuple[httpx.AsyncClient, Container],
 ) -> None:
     client, container = development
-    order = await place_3ds(client)
-    body, headers = forged_success(order, OLD_DEFAULT)
-    refused = await client.post("/v1/webhooks/sandbox", content=body, headers=headers)
+    order, refused = await forge(client, "/v1/webhooks/sandbox")
+    assert order["livemode"] is False  # the sandbox's orders are test mode
     assert refused.status_code == 400, refused.text
     assert refused.json()["type"].endswith("invalid-webhook-signature")
     assert await state_after_processing(client, order["id"]) == "action_required"
@@ -135,9 +143,7 @@ async def test_the_stripe_route_does_not_exist_while_only_the_sandbox_takes_paym
     development: tuple[httpx.AsyncClient, Container],
 ) -> None:
     client, _ = development
-    order = await place_3ds(client)
-    body, headers = forged_success(order, OLD_DEFAULT)
-    response = await client.post("/v1/webhooks/stripe", content=body, headers=headers)
+    order, response = await forge(client, "/v1/webhooks/stripe")
     assert response.status_code == 404, response.text
     assert await state_after_processing(client, order["id"]) == "action_required"
 
