@@ -36,7 +36,17 @@ def doctor(as_json: bool) -> None:
     else:
         for check in checks:
             click.echo(_line(check))
+    _say_refused(checks)
     sys.exit(code)
+
+
+def _say_refused(checks: list[Check]) -> None:
+    """In production, the first refusal also goes to stderr as the one line ``serve`` and
+    ``worker`` print (every one is listed above as a failure with its fix)."""
+    refusals = [c for c in checks if c.name.startswith("production ") and c.status is Status.FAIL]
+    if refusals:
+        first = refusals[0]
+        click.echo(f"orderguard: production: {first.detail}: {first.fix}", err=True)
 
 
 def _line(check: Check) -> str:

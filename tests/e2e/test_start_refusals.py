@@ -134,6 +134,10 @@ def test_doctor_lists_every_production_refusal_with_its_fix(
     )
     done = run_cli("doctor", env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stdout
+    assert done.stderr.strip().splitlines() == [
+        "orderguard: production: ORDERGUARD_STRIPE_API_KEY is not set: configure a real "
+        "provider account (the in-process sandbox is for development only)"
+    ]
     failures = [line for line in done.stdout.splitlines() if line.startswith("[FAIL] production")]
     assert failures == [
         "[FAIL] production ORDERGUARD_STRIPE_API_KEY: ORDERGUARD_STRIPE_API_KEY is not set  -> "
@@ -158,3 +162,20 @@ def test_development_starts_with_nothing_configured_and_says_it_is_test_mode(
         server.stop()
     assert page.status_code == 200
     assert "TEST MODE — no money moves" in page.text
+
+
+def test_development_serve_warns_once_that_an_account_without_a_secret_refuses_webhooks(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    env = clean_env(
+        sqlite_url,
+        ORDERGUARD_STRIPE_API_KEY="sk_test_no_secret",
+        ORDERGUARD_STRIPE_BASE_URL="http://127.0.0.1:9",
+    )
+    server = Server(env=env, cwd=tmp_path)
+    try:
+        server.start()
+    finally:
+        server.stop()
+    warning = "ORDERGUARD_STRIPE_WEBHOOK_SECRET is not set: every webhook from this account"
+    assert server.log().count(warning) == 1, server.log()
