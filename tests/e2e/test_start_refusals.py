@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.procs import Server, clean_env, run_cli
+from tests.e2e.procs import Server, clean_env, run_cli, serving
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -154,12 +154,8 @@ def test_doctor_lists_every_production_refusal_with_its_fix(
 def test_development_starts_with_nothing_configured_and_says_it_is_test_mode(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    server = Server(env=clean_env(sqlite_url), cwd=tmp_path)
-    try:
-        server.start()
+    with serving(clean_env(sqlite_url), tmp_path) as server:
         page = httpx.get(f"{server.url}/console/login", timeout=10)
-    finally:
-        server.stop()
     assert page.status_code == 200
     assert "TEST MODE — no money moves" in page.text
 
@@ -172,10 +168,7 @@ def test_development_serve_warns_once_that_an_account_without_a_secret_refuses_w
         ORDERGUARD_STRIPE_API_KEY="sk_test_no_secret",
         ORDERGUARD_STRIPE_BASE_URL="http://127.0.0.1:9",
     )
-    server = Server(env=env, cwd=tmp_path)
-    try:
-        server.start()
-    finally:
-        server.stop()
+    with serving(env, tmp_path) as server:
+        pass
     warning = "ORDERGUARD_STRIPE_WEBHOOK_SECRET is not set: every webhook from this account"
     assert server.log().count(warning) == 1, server.log()
