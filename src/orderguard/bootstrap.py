@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -108,25 +109,37 @@ def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
         failure_threshold=settings.breaker_threshold,
         cool_down_s=settings.breaker_cool_down_s,
     )
-    return ProviderSlot(RetryingProvider(InstrumentedProvider(provider)), breaker)
+    wrapped = RetryingProvider(InstrumentedProvider(provider))
+    return ProviderSlot(wrapped, breaker, livemode=provider.livemode)
+
+
+def sandbox_webhook_secret() -> str:
+    """A fresh secret for the in-process sandbox, made at each start and never published,
+    so no well-known string verifies a webhook."""
+    return f"whsec_{secrets.token_urlsafe(32)}"
 
 
 def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
-    """Stripe (and a fail-over account) when keys are set, else an in-process sandbox."""
+    """Stripe (and a fail-over account) when keys are set, else an in-process sandbox.
+
+    Each account verifies webhooks with its own secret: the primary with
+    ``stripe_webhook_secret``, the fail-over account with ``secondary_stripe_webhook_secret``
+    and the in-process sandbox with a secret made here for it alone.
+    """
     timeout = settings.payment_time_budget_s
-    secret = settings.stripe_webhook_secret
     if settings.stripe_api_key:
         primary = StripeProvider(
             api_key=settings.stripe_api_key,
             base_url=settings.stripe_base_url,
-            webhook_secret=secret,
+            webhook_secret=settings.stripe_webhook_secret,
             name="stripe",
             timeout_s=timeout,
         )
     else:
+        secret = sandbox_webhook_secret()
         primary = StripeProvider(
             api_key=SANDBOX_KEY,
-            base_url=_sandbox(settings, resources),
+            base_url=_sandbox(settings, resources, secret),
             webhook_secret=secret,
             name="sandbox",
             timeout_s=timeout,
@@ -136,7 +149,7 @@ def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
         secondary = StripeProvider(
             api_key=settings.secondary_stripe_api_key,
             base_url=settings.secondary_stripe_base_url,
-            webhook_secret=secret,
+            webhook_secret=settings.secondary_stripe_webhook_secret,
             name="stripe-secondary",
             timeout_s=timeout,
         )
@@ -144,7 +157,7 @@ def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
     return Providers(slots)
 
 
-def _sandbox(settings: Settings, resources: ExitStack) -> str:
+def _sandbox(settings: Settings, resources: ExitStack, webhook_secret: str) -> str:
     from orderguard.providers.sandbox.faults import load_profile
     from orderguard.providers.sandbox.server import run_sandbox
     from orderguard.providers.sandbox.service import SandboxConfig
@@ -153,7 +166,7 @@ def _sandbox(settings: Settings, resources: ExitStack) -> str:
         db_path=settings.sandbox_db,
         faults=load_profile(settings.sandbox_faults),
         webhook_url=settings.public_url.rstrip("/") + "/v1/webhooks/sandbox",
-        webhook_secret=settings.stripe_webhook_secret,
+        webhook_secret=webhook_secret,
     )
     return resources.enter_context(run_sandbox(config))
 

@@ -24,7 +24,12 @@ from orderguard import (
     cli_users,
 )
 from orderguard.bootstrap import open_storage
-from orderguard.config import PLANTED_DEFECTS, ConfigError, Settings
+from orderguard.cli_startup import (
+    load_settings,
+    refuse_unsafe_production,
+    warn_unverifiable_webhooks,
+)
+from orderguard.config import PLANTED_DEFECTS, Settings
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.states import OrderState
 from orderguard.observability.logs import configure_logging
@@ -40,10 +45,17 @@ log = logging.getLogger("orderguard")
 
 
 def _settings() -> Settings:
-    try:
-        return Settings.load()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
+    """The settings; a configuration error is one line on stderr and exit code 2."""
+    return load_settings()
+
+
+def _checked_for_production(settings: Settings) -> None:
+    """In production, refuse to go on (exit 2, one line) unless the deployment is safe."""
+    if settings.production:
+        # what the settings alone show is refused before the database is even opened
+        refuse_unsafe_production(settings, active_api_keys=1)
+        active = _run(lambda s: api_keys.count_active_keys(s))
+        refuse_unsafe_production(settings, active_api_keys=active)
 
 
 def _run(work: Callable[[SqlStorage], Awaitable[T]], *, auto_migrate: bool | None = None) -> T:
@@ -103,6 +115,8 @@ def serve(host: str, port: int, no_worker: bool) -> None:
     from orderguard.api.app import create_app
 
     settings = _settings()
+    _checked_for_production(settings)
+    warn_unverifiable_webhooks(settings)
     keys = _run(lambda s: api_keys.keys_required(s))
     if not keys:
         if not _is_loopback(host):
@@ -127,8 +141,11 @@ def worker() -> None:
     from orderguard.bootstrap import open_sql
     from orderguard.worker import Worker
 
+    settings = _settings()
+    _checked_for_production(settings)
+
     async def run() -> None:
-        container = await open_sql(_settings())
+        container = await open_sql(settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -331,7 +348,12 @@ def demo(
     help="The sandbox's own ledger (SQLite).",
 )
 @click.option("--webhook-url", default=None, help="Where to send signed webhooks.")
-@click.option("--webhook-secret", default="whsec_sandbox", show_default=True)
+@click.option(
+    "--webhook-secret",
+    default=None,
+    help="What webhooks are signed with; give orderguard the same one in "
+    "ORDERGUARD_STRIPE_WEBHOOK_SECRET. Default: a fresh random secret, printed at start.",
+)
 def sandbox_provider(
     host: str,
     port: int,
@@ -339,11 +361,15 @@ def sandbox_provider(
     seed: int,
     db_path: str,
     webhook_url: str | None,
-    webhook_secret: str,
+    webhook_secret: str | None,
 ) -> None:
     """Run the Stripe-compatible sandbox provider (test keys: any sk_test_...)."""
+    from orderguard.bootstrap import sandbox_webhook_secret
     from orderguard.providers.sandbox.server import main as run
 
+    if webhook_secret is None:
+        webhook_secret = sandbox_webhook_secret()
+        click.echo(f"sandbox-provider: webhooks are signed with {webhook_secret}", err=True)
     run(host, port, faults, seed, db_path, webhook_url, webhook_secret)
 
 

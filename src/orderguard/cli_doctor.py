@@ -9,7 +9,8 @@ from contextlib import AsyncExitStack
 import click
 import orjson
 
-from orderguard.config import ConfigError, Settings
+from orderguard.cli_startup import load_settings
+from orderguard.config import Settings
 from orderguard.observability.checks import Check, Status, worst
 from orderguard.observability.doctor import Doctor, Targets, open_for_doctor
 from orderguard.observability.hooks import UntrackedOutbox
@@ -25,10 +26,7 @@ _MARKS = {Status.PASS: "pass", Status.SKIP: "skip", Status.WARN: "WARN", Status.
 def doctor(as_json: bool) -> None:
     """Check the database, schema, providers, webhooks, clocks, worker, outbox and orders;
     print each check with its fix. Exit 0 when all pass, 1 on warnings, 2 on failures."""
-    try:
-        settings = Settings.load()
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
+    settings = load_settings()
     checks = asyncio.run(run_doctor(settings))
     code = worst(checks)
     if as_json:
@@ -38,7 +36,17 @@ def doctor(as_json: bool) -> None:
     else:
         for check in checks:
             click.echo(_line(check))
+    _say_refused(checks)
     sys.exit(code)
+
+
+def _say_refused(checks: list[Check]) -> None:
+    """In production, the first refusal also goes to stderr as the one line ``serve`` and
+    ``worker`` print (every one is listed above as a failure with its fix)."""
+    refusals = [c for c in checks if c.name.startswith("production ") and c.status is Status.FAIL]
+    if refusals:
+        first = refusals[0]
+        click.echo(f"orderguard: production: {first.detail}: {first.fix}", err=True)
 
 
 def _line(check: Check) -> str:
@@ -70,17 +78,21 @@ async def run_doctor(settings: Settings) -> list[Check]:
 def _providers(settings: Settings) -> list[PaymentProvider]:
     """The configured Stripe accounts (none when the built-in sandbox is used)."""
     accounts = [
-        ("stripe", settings.stripe_api_key, settings.stripe_base_url),
-        ("stripe-secondary", settings.secondary_stripe_api_key, settings.secondary_stripe_base_url),
+        (
+            "stripe",
+            settings.stripe_api_key,
+            settings.stripe_base_url,
+            settings.stripe_webhook_secret,
+        ),
+        (
+            "stripe-secondary",
+            settings.secondary_stripe_api_key,
+            settings.secondary_stripe_base_url,
+            settings.secondary_stripe_webhook_secret,
+        ),
     ]
     return [
-        StripeProvider(
-            api_key=key,
-            base_url=base,
-            webhook_secret=settings.stripe_webhook_secret,
-            name=name,
-            timeout_s=10.0,
-        )
-        for name, key, base in accounts
+        StripeProvider(api_key=key, base_url=base, webhook_secret=secret, name=name, timeout_s=10.0)
+        for name, key, base, secret in accounts
         if key
     ]

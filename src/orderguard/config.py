@@ -7,6 +7,7 @@ Environment variables win over the file; the file is ``./orderguard.toml`` or th
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -25,6 +26,20 @@ PLANTED_DEFECTS = ("recharge_unknown",)
 #: The deployment modes: ``development`` (the default: the in-process sandbox is allowed and
 #: everything it takes is test mode) and ``production`` (every unsafe default is refused).
 MODES = ("development", "production")
+
+
+#: ``ORDERGUARD_*`` environment variables read outside :class:`Settings` (by the logging set-up,
+#: the settings loader itself and the test suite); every other ``ORDERGUARD_*`` name must be a
+#: setting, or the start is refused (a misspelt variable must not be silently ignored).
+OTHER_VARIABLES = (
+    "ORDERGUARD_CONFIG",
+    "ORDERGUARD_LOG_LEVEL",
+    "ORDERGUARD_LOG_FORMAT",
+    "ORDERGUARD_TEST_POSTGRES",
+    "ORDERGUARD_CRASH_SEED",
+)
+#: The prefix of every orderguard environment variable.
+PREFIX = "ORDERGUARD_"
 
 
 class ConfigError(Exception):
@@ -53,11 +68,15 @@ class Settings:
     stripe_api_key: str | None = None
     #: Stripe API base URL (point it at ``orderguard sandbox-provider`` to test).
     stripe_base_url: str = "https://api.stripe.com"
-    #: Secret that signs Stripe webhooks (``whsec_...``).
-    stripe_webhook_secret: str = "whsec_sandbox"
-    #: A second Stripe-compatible account to fail over to while the first is down.
+    #: The signing secret of the Stripe account's webhook endpoint (``whsec_...``). No
+    #: default: unset, every webhook to ``/v1/webhooks/stripe`` is refused (and production
+    #: refuses to start). The in-process sandbox signs with its own secret, made at start.
+    stripe_webhook_secret: str | None = None
+    #: A second Stripe-compatible account to fail over to while the first is down, and the
+    #: signing secret of ITS webhook endpoint (never the first account's).
     secondary_stripe_api_key: str | None = None
     secondary_stripe_base_url: str = "https://api.stripe.com"
+    secondary_stripe_webhook_secret: str | None = None
     #: The in-process sandbox's ledger file and fault profile (``none``, ``flaky``, ``storm``).
     sandbox_db: str = "./orderguard-sandbox.db"
     sandbox_faults: str = "none"
@@ -139,19 +158,21 @@ class Settings:
     def load(cls, env: dict[str, str] | None = None) -> Settings:
         """Settings from the TOML file (if any) overlaid with the environment."""
         env = dict(os.environ if env is None else env)
+        _refuse_unknown_variables(env)
         values: dict[str, Any] = _read_file(env)
         for f in fields(cls):
-            name = f"ORDERGUARD_{f.name.upper()}"
+            name = variable(f.name)
             if name in env:
                 values[f.name] = env[name]
         return cls._checked(values)
 
     @classmethod
     def _checked(cls, values: dict[str, Any]) -> Settings:
-        known = {f.name: f for f in fields(cls)}
-        unknown = set(values) - set(known)
-        if unknown:
-            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:  # only the file can hold one: the environment is checked by name
+            problem = f"unknown setting {unknown[0]} in the config file"
+            raise ConfigError(did_you_mean(problem, unknown[0], known))
         types = get_type_hints(cls)
         for name, value in values.items():
             values[name] = _convert(name, value, types[name])
@@ -176,6 +197,31 @@ class Settings:
                 raise ConfigError(f"default_country: {exc}") from None
             object.__setattr__(settings, "default_country", country)
         return settings
+
+
+def variable(setting: str) -> str:
+    """A setting's environment variable: ``stripe_api_key`` -> ``ORDERGUARD_STRIPE_API_KEY``."""
+    return f"{PREFIX}{setting.upper()}"
+
+
+def known_variables() -> list[str]:
+    """Every ``ORDERGUARD_*`` environment variable orderguard reads."""
+    return [variable(f.name) for f in fields(Settings)] + list(OTHER_VARIABLES)
+
+
+def did_you_mean(problem: str, name: str, known: list[str]) -> str:
+    """``problem``, followed by the known name closest to ``name`` (when one is close)."""
+    stems = {k.removeprefix(PREFIX): k for k in known}  # the shared prefix proves nothing
+    close = difflib.get_close_matches(name.removeprefix(PREFIX), list(stems), n=1, cutoff=0.6)
+    return f"{problem}: did you mean {stems[close[0]]}?" if close else problem
+
+
+def _refuse_unknown_variables(env: dict[str, str]) -> None:
+    """Raise ``ConfigError`` for the first ``ORDERGUARD_*`` variable that nothing reads."""
+    known = known_variables()
+    for name in sorted(env):
+        if name.startswith(PREFIX) and name not in known:
+            raise ConfigError(did_you_mean(f"unknown setting {name}", name, known))
 
 
 def _read_file(env: dict[str, str]) -> dict[str, Any]:

@@ -13,6 +13,9 @@ import httpx
 from orderguard.api.server import free_port
 from tests.e2e.procs import ORDERGUARD
 
+#: What the sandbox signs its webhooks with; serve must be given the same secret.
+WEBHOOK_SECRET = "whsec_ops_e2e"
+
 
 @contextmanager
 def sandbox_provider(tmp_path: Path, webhook_url: str) -> Iterator[str]:
@@ -28,6 +31,8 @@ def sandbox_provider(tmp_path: Path, webhook_url: str) -> Iterator[str]:
             str(tmp_path / "sb.db"),
             "--webhook-url",
             webhook_url,
+            "--webhook-secret",
+            WEBHOOK_SECRET,
         ],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,

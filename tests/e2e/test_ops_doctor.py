@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.ops_harness import sandbox_provider
+from tests.e2e.ops_harness import WEBHOOK_SECRET, sandbox_provider
 from tests.e2e.procs import Server, clean_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -38,6 +38,7 @@ def test_doctor_passes_a_healthy_deployment_and_names_each_failure_of_a_broken_o
             ORDERGUARD_PUBLIC_URL=server.url,
             ORDERGUARD_STRIPE_API_KEY="sk_test_doctor",
             ORDERGUARD_STRIPE_BASE_URL=provider,
+            ORDERGUARD_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             ORDERGUARD_WORKER_ROUND_S="0.2",
         )
         assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.ops_harness import sandbox_provider
+from tests.e2e.ops_harness import WEBHOOK_SECRET, sandbox_provider
 from tests.e2e.procs import Server, clean_env
 from tests.factories import key, order_body
 
@@ -52,6 +52,7 @@ def test_no_log_line_of_an_end_to_end_run_holds_a_shoppers_personal_data(
             ORDERGUARD_PUBLIC_URL=server.url,
             ORDERGUARD_STRIPE_API_KEY="sk_test_logs",
             ORDERGUARD_STRIPE_BASE_URL=provider,
+            ORDERGUARD_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             ORDERGUARD_PAYMENT_TIME_BUDGET_S="1",
             ORDERGUARD_RECHECK_SCALE="0.01",
             ORDERGUARD_WORKER_ROUND_S="0.2",

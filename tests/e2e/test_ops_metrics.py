@@ -17,7 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.ops_harness import sandbox_provider
+from tests.e2e.ops_harness import WEBHOOK_SECRET, sandbox_provider
 from tests.e2e.procs import Server, clean_env
 from tests.factories import key, order_body
 
@@ -58,6 +58,7 @@ def configure(server: Server, database_url: str, provider: str, **extra: str) ->
         ORDERGUARD_PUBLIC_URL=server.url,
         ORDERGUARD_STRIPE_API_KEY="sk_test_ops",
         ORDERGUARD_STRIPE_BASE_URL=provider,
+        ORDERGUARD_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         ORDERGUARD_PAYMENT_TIME_BUDGET_S="1",
         ORDERGUARD_RECHECK_SCALE="0.01",
         ORDERGUARD_WORKER_ROUND_S="0.2",

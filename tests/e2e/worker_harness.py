@@ -136,7 +136,7 @@ def sandbox_process(
     faults: str = "none",
     seed: int = 0,
     webhook_url: str | None = None,
-    webhook_secret: str = "whsec_sandbox",
+    webhook_secret: str = "whsec_workers_e2e",
 ) -> Iterator[tuple[Sandbox, Proc]]:
     """``orderguard sandbox-provider`` on a free port, its ledger in ``cwd``."""
     port = free_port()

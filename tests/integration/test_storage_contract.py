@@ -332,3 +332,20 @@ async def test_stuck_and_flagged_orders_are_found_by_their_filters(
     assert [o.id for o in stuck] == [old.id]
     assert [(o.id, o.flag_reason) for o in in_review] == [(flagged.id, "duplicate charge: pi_2")]
     assert both == []
+
+
+async def test_whether_an_order_was_taken_live_reads_back_and_defaults_to_test_mode(
+    storage: UnitOfWorkFactory,
+) -> None:
+    live, test = new_order(at=T0), new_order(at=T0)
+    live.livemode = True
+    async with storage() as uow:
+        await uow.orders.add(live)
+        await uow.orders.add(test)
+        await uow.commit()
+    async with storage() as uow:
+        loaded_live, loaded_test = await uow.orders.get(live.id), await uow.orders.get(test.id)
+        listed = {o.id: o.livemode for o in await uow.orders.search(OrderQuery(limit=10))}
+    assert loaded_live is not None and loaded_live.livemode is True
+    assert loaded_test is not None and loaded_test.livemode is False
+    assert listed == {live.id: True, test.id: False}

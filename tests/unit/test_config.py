@@ -42,11 +42,47 @@ def test_bad_settings_are_refused_with_a_clear_message(env: dict[str, str], mess
         Settings.load(env)
 
 
-def test_unknown_file_settings_are_refused(tmp_path: Path) -> None:
+def test_unknown_file_settings_are_refused_naming_the_nearest_one(tmp_path: Path) -> None:
     config = tmp_path / "og.toml"
     config.write_text("[orderguard]\ndatabase_ulr = 'typo'\n")
-    with pytest.raises(ConfigError, match="database_ulr"):
+    with pytest.raises(ConfigError, match="database_ulr") as refused:
         Settings.load({"ORDERGUARD_CONFIG": str(config)})
+    assert str(refused.value).endswith("did you mean database_url?")
+
+
+def test_a_misspelt_variable_is_refused_naming_the_nearest_one() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({"ORDERGUARD_STRIPE_APIKEY": "sk_live_x"})
+    assert str(refused.value) == (
+        "unknown setting ORDERGUARD_STRIPE_APIKEY: did you mean ORDERGUARD_STRIPE_API_KEY?"
+    )
+
+
+def test_an_unknown_variable_far_from_every_name_is_refused_without_a_guess() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({"ORDERGUARD_ZZZ": "1"})
+    assert str(refused.value) == "unknown setting ORDERGUARD_ZZZ"
+
+
+def test_variables_read_outside_the_settings_are_not_unknown(tmp_path: Path) -> None:
+    config = tmp_path / "og.toml"
+    config.write_text("[orderguard]\n")
+    readers = {
+        "ORDERGUARD_CONFIG": str(config),  # the loader itself
+        "ORDERGUARD_LOG_LEVEL": "debug",  # the logging set-up
+        "ORDERGUARD_LOG_FORMAT": "json",
+        "ORDERGUARD_TEST_POSTGRES": "postgresql://127.0.0.1/x",  # the test suite
+        "ORDERGUARD_CRASH_SEED": "7",
+        "ORDERGUARD_ENV": "development",
+        "ORDERGUARD_SECONDARY_STRIPE_WEBHOOK_SECRET": "whsec_failover",
+    }
+    assert Settings.load(readers).secondary_stripe_webhook_secret == "whsec_failover"
+
+
+def test_webhook_secrets_have_no_default_any_more() -> None:
+    settings = Settings()
+    assert settings.stripe_webhook_secret is None
+    assert settings.secondary_stripe_webhook_secret is None
 
 
 def test_every_setting_is_read_as_its_declared_type(

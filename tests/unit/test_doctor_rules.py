@@ -44,8 +44,25 @@ def test_a_real_stripe_account_needs_its_own_webhook_secret() -> None:
     assert webhook_secret_check(Settings(**STRIPE)).status is Status.FAIL  # type: ignore[arg-type]
     own = Settings(**STRIPE, stripe_webhook_secret="whsec_live")  # type: ignore[arg-type]
     assert webhook_secret_check(own).status is Status.PASS
-    sandbox = Settings(stripe_api_key="sk_test_x", stripe_base_url="http://127.0.0.1:8100")
-    assert webhook_secret_check(sandbox).status is Status.PASS
+    public = Settings(**STRIPE, stripe_webhook_secret="whsec_sandbox")  # type: ignore[arg-type]
+    assert webhook_secret_check(public).status is Status.FAIL
+
+
+def test_any_stripe_account_without_a_webhook_secret_fails_as_its_webhooks_are_refused() -> None:
+    external_sandbox = Settings(stripe_api_key="sk_test_x", stripe_base_url="http://127.0.0.1:8100")
+    assert webhook_secret_check(external_sandbox).status is Status.FAIL
+    secondary = Settings(
+        **STRIPE,  # type: ignore[arg-type]
+        stripe_webhook_secret="whsec_live",
+        secondary_stripe_api_key="sk_live_y",
+    )
+    check = webhook_secret_check(secondary)
+    assert check.status is Status.FAIL
+    assert "ORDERGUARD_SECONDARY_STRIPE_WEBHOOK_SECRET" in check.detail
+
+
+def test_the_in_process_sandbox_needs_no_webhook_secret_as_it_makes_its_own() -> None:
+    assert webhook_secret_check(Settings()).status is Status.PASS
 
 
 def test_the_exit_code_is_the_worst_status() -> None:

@@ -224,6 +224,11 @@ class OrderOut(BaseModel):
     customer: CustomerOut
     locale: str
     flag_reason: str | None
+    #: False for an order taken in test mode (the sandbox, a test key): no money moved.
+    livemode: bool = Field(
+        description="Whether the order was taken with a live provider account; false: "
+        "test mode, no money moves"
+    )
     created_at: datetime
     updated_at: datetime
     status_url: str

@@ -26,6 +26,7 @@ from orderguard.observability.doctor_network import (
 )
 from orderguard.observability.hooks import OutboxStats
 from orderguard.observability.readiness import heartbeat_horizon, worker_check
+from orderguard.production import production_problems
 from orderguard.providers.base import PaymentProvider
 from orderguard.storage import migrate
 from orderguard.storage.database import Database, StorageError, redact_url
@@ -37,6 +38,7 @@ from orderguard.storage.ops_stats import (
     read_stats,
     schema_version,
 )
+from orderguard.storage.unit_of_work import SqlStorage
 
 #: Seconds any one check may take.
 CHECK_TIMEOUT_S = 10.0
@@ -86,7 +88,33 @@ class Doctor:
         checks.append(await webhook_url_check(self.settings, [p.name for p in self.providers]))
         checks.append(await greets("smtp", self.targets.smtp_url, 25, b"220"))
         checks.append(await greets("nats", self.targets.nats_url, 4222, b"INFO"))
+        checks += await self._mode()
         return checks
+
+    # -- the mode ------------------------------------------------------------------------
+
+    async def _mode(self) -> list[Check]:
+        """Development says so; production fails on each unsafe default, with its fix."""
+        if not self.settings.production:
+            detail = "development: the in-process sandbox is allowed; its orders are test mode"
+            return [Check("mode", Status.PASS, detail)]
+        problems = production_problems(self.settings, active_api_keys=await self._active_keys())
+        if not problems:
+            return [Check("mode", Status.PASS, "production: no unsafe default")]
+        return [
+            Check(f"production {p.setting}", Status.FAIL, f"{p.setting} {p.problem}", p.fix)
+            for p in problems
+        ]
+
+    async def _active_keys(self) -> int:
+        """API keys not revoked (0 when the database cannot say)."""
+        if self.db is None:
+            return 0
+        try:
+            async with SqlStorage(self.db).reader() as uow:
+                return await uow.api_keys.count_active()
+        except StorageError:
+            return 0
 
     # -- the database --------------------------------------------------------------------
 

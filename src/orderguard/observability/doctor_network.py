@@ -13,12 +13,11 @@ import httpx
 
 from orderguard.config import Settings
 from orderguard.observability.checks import Check, Status
+from orderguard.production import is_known_default
 from orderguard.providers.base import PaymentProvider, ProviderError, ProviderRejected
 
 #: Seconds a provider may take to answer the read-only call.
 PROVIDER_TIMEOUT_S = 10.0
-#: The webhook secret orderguard starts with; only the sandbox signs with it.
-DEFAULT_WEBHOOK_SECRET = "whsec_sandbox"
 
 
 def no_provider() -> Check:
@@ -57,15 +56,35 @@ async def provider_check(provider: PaymentProvider) -> Check:
 
 
 def webhook_secret_check(settings: Settings) -> Check:
-    """A real provider signs with its own secret, never the sandbox's."""
-    secret = settings.stripe_webhook_secret
-    real = settings.stripe_api_key and is_public(settings.stripe_base_url)
-    fix = "set ORDERGUARD_STRIPE_WEBHOOK_SECRET to the endpoint's signing secret (whsec_...)"
-    if not secret:
-        return Check("webhook secret", Status.FAIL, "not set", fix)
-    if real and secret == DEFAULT_WEBHOOK_SECRET:
-        return Check("webhook secret", Status.FAIL, "still the sandbox's secret", fix)
-    return Check("webhook secret", Status.PASS, "configured")
+    """Each configured account verifies webhooks with its own, non-public secret."""
+    accounts = [
+        (
+            "ORDERGUARD_STRIPE_WEBHOOK_SECRET",
+            settings.stripe_api_key,
+            settings.stripe_webhook_secret,
+        ),
+        (
+            "ORDERGUARD_SECONDARY_STRIPE_WEBHOOK_SECRET",
+            settings.secondary_stripe_api_key,
+            settings.secondary_stripe_webhook_secret,
+        ),
+    ]
+    fix = "set {} to the signing secret (whsec_...) of that account's webhook endpoint"
+    for name, key, secret in accounts:
+        if key and not secret:
+            return Check(
+                "webhook secret",
+                Status.FAIL,
+                f"{name} is not set: webhooks are refused",
+                fix.format(name),
+            )
+        if key and secret and is_known_default(secret):
+            return Check(
+                "webhook secret", Status.FAIL, f"{name} is a public default", fix.format(name)
+            )
+    if not settings.stripe_api_key:
+        return Check("webhook secret", Status.PASS, "the in-process sandbox signs with its own")
+    return Check("webhook secret", Status.PASS, "configured for every account")
 
 
 async def webhook_url_check(settings: Settings, providers: Sequence[str]) -> Check:

@@ -30,6 +30,13 @@ T = TypeVar("T")
 
 #: Stripe's production API.
 DEFAULT_BASE_URL = "https://api.stripe.com"
+#: Prefixes of the keys that move real money (secret and restricted live keys).
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+
+def is_live_key(api_key: str) -> bool:
+    """Whether ``api_key`` belongs to a live Stripe account (test keys and the sandbox's: no)."""
+    return api_key.startswith(LIVE_KEY_PREFIXES)
 
 
 class _HTTPXClient(stripe.HTTPXClient):
@@ -60,7 +67,7 @@ class StripeProvider:
         self,
         *,
         api_key: str,
-        webhook_secret: str,
+        webhook_secret: str | None,
         base_url: str = DEFAULT_BASE_URL,
         name: str = "stripe",
         timeout_s: float = 10.0,
@@ -69,6 +76,8 @@ class StripeProvider:
         page_size: int = 100,
     ) -> None:
         self.name = name
+        #: Whether this account moves real money (a live key); its orders are not test mode.
+        self.livemode = is_live_key(api_key)
         self._webhook_secret = webhook_secret
         self._tolerance_s = webhook_tolerance_s
         self._page_size = page_size
@@ -191,7 +200,12 @@ class StripeProvider:
             params["starting_after"] = objs[-1]["id"]
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Verify ``Stripe-Signature`` with the SDK, then parse the event."""
+        """Verify ``Stripe-Signature`` with the SDK, then parse the event.
+
+        Without a webhook secret every event is refused: nothing can prove who sent it.
+        """
+        if not self._webhook_secret:
+            raise InvalidWebhook(f"no webhook secret is configured for {self.name}")
         header = header_value(headers, SIGNATURE_HEADER)
         try:
             stripe.WebhookSignature.verify_header(

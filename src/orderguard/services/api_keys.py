@@ -51,6 +51,12 @@ async def keys_required(storage: UnitOfWorkFactory) -> bool:
         return bool(await uow.api_keys.all())
 
 
+async def count_active_keys(storage: UnitOfWorkFactory) -> int:
+    """How many keys are not revoked (production mode needs at least one)."""
+    async with storage() as uow:
+        return await uow.api_keys.count_active()
+
+
 async def list_keys(storage: UnitOfWorkFactory) -> list[ApiKey]:
     """Every key, revoked ones included."""
     async with storage() as uow:

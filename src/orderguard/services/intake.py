@@ -67,6 +67,7 @@ class Intake:
             locale=command.locale,
             request_id=command.request_id,
         )
+        order.livemode = self._payments is not None and self._payments.providers.livemode
         charging = command.payment_method is not None and self._payments is not None
         body = None if charging else self._render(order)
         record = command.request.record(now, order.id, body=body, lock=self._lock())

@@ -10,10 +10,12 @@ from orderguard.providers.resilience import CircuitBreaker
 
 @dataclass
 class ProviderSlot:
-    """One provider and the breaker guarding it."""
+    """One provider account and the breaker guarding it."""
 
     provider: PaymentProvider
     breaker: CircuitBreaker
+    #: Whether the account moves real money; orders taken while it is primary are live.
+    livemode: bool = False
 
     @property
     def name(self) -> str:
@@ -37,6 +39,11 @@ class Providers:
     def primary(self) -> ProviderSlot:
         """The preferred provider."""
         return self.slots[0]
+
+    @property
+    def livemode(self) -> bool:
+        """Whether orders are taken live (the primary account moves real money)."""
+        return self.primary.livemode
 
     def named(self, name: str) -> ProviderSlot:
         """The slot of provider ``name``; raises :class:`UnknownProvider`."""

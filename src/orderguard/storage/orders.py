@@ -27,11 +27,11 @@ _INSERT_ORDER = """
 INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
     customer_name, customer_phone, ship_line1, ship_line2, ship_city, ship_postal_code,
     ship_country, locale, status_token, flag_reason, payment_method, checks, last_checked_at,
-    next_check_at, version, created_at, updated_at)
+    next_check_at, version, created_at, updated_at, livemode)
 VALUES (:id, :merchant_reference, :state, :currency, :amount_total, :customer_email,
     :customer_name, :customer_phone, :ship_line1, :ship_line2, :ship_city, :ship_postal_code,
     :ship_country, :locale, :status_token, :flag_reason, :payment_method, :checks,
-    :last_checked_at, :next_check_at, :version, :created_at, :updated_at)
+    :last_checked_at, :next_check_at, :version, :created_at, :updated_at, :livemode)
 """
 _INSERT_LINE = """
 INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount)
@@ -243,6 +243,7 @@ def _order_row(order: Order) -> dict[str, Any]:
         "version": order.version,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
+        "livemode": order.livemode,
     }
 
 
@@ -298,6 +299,7 @@ def _order(row: Row, lines: list[Row]) -> Order:
         checks=row["checks"],
         last_checked_at=to_datetime(row["last_checked_at"]),
         next_check_at=to_datetime(row["next_check_at"]),
+        livemode=bool(row["livemode"]),
         version=row["version"],
     )
 

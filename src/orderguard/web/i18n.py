@@ -14,6 +14,11 @@ LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
 
 #: key -> language -> text (``{name}`` placeholders are filled by :func:`translate`).
 CATALOG: dict[str, dict[str, str]] = {
+    # test mode: the shopper's page of a test order, every console page of a test deployment
+    "mode.test": {
+        "en": "TEST MODE — no money moves",
+        "zh-CN": "测试模式 — 不会产生真实扣款",
+    },
     # the shopper's page
     "page.title": {"en": "Your order {id}", "zh-CN": "您的订单 {id}"},
     "page.language": {"en": "Language", "zh-CN": "语言"},

@@ -137,6 +137,7 @@ async def _render(
         support_contact=wiring.settings.support_contact,
         reported=request.query_params.get("reported") == "1",
         error=error,
+        test_mode=not order.livemode,
     )
     forms.keep_csrf(response, csrf, secure=_secure(wiring))
     return response

@@ -32,6 +32,7 @@ class SandboxConfig:
     faults: FaultProfile = field(default_factory=FaultProfile)
     seed: int = 0
     webhook_url: str | None = None
+    #: What webhooks are signed with; the receiving account must be configured with it.
     webhook_secret: str = "whsec_sandbox"
     #: Unix seconds for ``created`` stamps; tests pass a settable clock.
     clock: Callable[[], float] = time.time

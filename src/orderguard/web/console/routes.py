@@ -47,10 +47,10 @@ def install_handlers(app: FastAPI) -> None:
         return RedirectResponse("/console/login", status_code=303)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
-        return page("console/forbidden.html", _lang(request), status=403, why=str(exc), me=None)
+        return _refused(request, exc, status=403)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
-        return page("console/forbidden.html", _lang(request), status=503, why=str(exc), me=None)
+        return _refused(request, exc, status=503)
 
     async def malformed(request: Request, exc: Exception) -> Response:
         return page(
@@ -66,6 +66,17 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(BadForm, malformed)
     app.add_exception_handler(auth.ConsoleUnavailable, unavailable)
+
+
+def _refused(request: Request, exc: Exception, *, status: int) -> Response:
+    return page(
+        "console/forbidden.html",
+        _lang(request),
+        status=status,
+        why=str(exc),
+        me=None,
+        test_mode=_test_mode(request),
+    )
 
 
 # --- log-in ------------------------------------------------------------------------------
@@ -393,6 +404,7 @@ def _page(
         here=request.url.path + (f"?{request.url.query}" if request.url.query else ""),
         has_notifications=ports.notifications(request) is not None,
         has_reconciliation=ports.reconciliation(request) is not None,
+        test_mode=_test_mode(request),
         **context,
     )
 
@@ -404,7 +416,13 @@ def _not_here(request: Request, me: Visitor) -> Response:
 def _login_form(request: Request, *, error: str | None, status: int) -> Response:
     token = forms.shopper_csrf(request)
     response = page(
-        "console/login.html", _lang(request), status=status, error=error, csrf=token, me=None
+        "console/login.html",
+        _lang(request),
+        status=status,
+        error=error,
+        csrf=token,
+        me=None,
+        test_mode=_test_mode(request),
     )
     forms.keep_csrf(response, token, secure=auth.secure(request))
     return response
@@ -412,6 +430,13 @@ def _login_form(request: Request, *, error: str | None, status: int) -> Response
 
 def _lang(request: Request) -> str:
     return language(request.cookies.get(LANG_COOKIE), request.headers.get("accept-language"))
+
+
+def _test_mode(request: Request) -> bool:
+    """Whether the deployment takes orders in test mode (no live provider account): then
+    every console page says so."""
+    wired: Container | None = getattr(request.app.state, "container", None)
+    return wired is None or not wired.payments.providers.livemode
 
 
 def _wiring(request: Request) -> Container:
