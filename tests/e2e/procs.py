@@ -61,6 +61,8 @@ class Server:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: More ``serve`` options (e.g. ``--metrics-port``).
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -85,7 +87,7 @@ class Server:
         self.starts += 1
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [ORDERGUARD, "serve", "--host", self.host, "--port", str(self.port)],
+                [ORDERGUARD, "serve", "--host", self.host, "--port", str(self.port), *self.options],
                 env=dict(self.env),
                 cwd=self.cwd,
                 stdout=log,
@@ -144,9 +146,11 @@ class Server:
 
 
 @contextmanager
-def serving(env: Mapping[str, str], cwd: Path, *, host: str = "127.0.0.1") -> Iterator[Server]:
+def serving(
+    env: Mapping[str, str], cwd: Path, *, host: str = "127.0.0.1", options: tuple[str, ...] = ()
+) -> Iterator[Server]:
     """A started server, always stopped afterwards."""
-    server = Server(env=env, cwd=cwd, host=host)
+    server = Server(env=env, cwd=cwd, host=host, options=options)
     try:
         yield server.start()
     finally:
