@@ -10,6 +10,7 @@ site (a mistyped proxy rule, DNS rebinding) and is refused before any route runs
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -28,6 +29,7 @@ JSON = "application/json"
 Authority = tuple[str, int]
 
 
+@lru_cache(maxsize=256)  # every request asks; few distinct answers
 def authority(text: str, *, default_port: int) -> Authority | None:
     """``host[:port]`` as (lower-case host without brackets, port); ``None`` if malformed."""
     if not text or any(c in text for c in "@/\\?# ") or len(text) > 300:
@@ -44,18 +46,28 @@ def authority(text: str, *, default_port: int) -> Authority | None:
 
 def public_origin(settings: Settings) -> tuple[str, Authority]:
     """The public URL's scheme and authority."""
-    parts = urlsplit(settings.public_url)
+    return _origin_of(settings.public_url)
+
+
+@lru_cache(maxsize=8)
+def _origin_of(url: str) -> tuple[str, Authority]:
+    parts = urlsplit(url)
     scheme = parts.scheme.lower() or "http"
     return scheme, ((parts.hostname or "").lower(), parts.port or DEFAULT_PORTS.get(scheme, 80))
 
 
-def accepted_hosts(settings: Settings, bound_port: int | None) -> set[Authority]:
+def accepted_hosts(settings: Settings, bound_port: int | None) -> frozenset[Authority]:
     """The authorities a request may name: the public URL's, and in development the
     loopback names with the port the server is bound to."""
-    accepted = {public_origin(settings)[1]}
-    if not settings.production and bound_port is not None:
-        accepted |= {(name, bound_port) for name in LOOPBACK_NAMES}
-    return accepted
+    return _accepted(settings.public_url, settings.production, bound_port)
+
+
+@lru_cache(maxsize=8)
+def _accepted(public_url: str, production: bool, port: int | None) -> frozenset[Authority]:
+    public = _origin_of(public_url)[1]
+    if production or port is None:
+        return frozenset({public})
+    return frozenset({public, *((name, port) for name in LOOPBACK_NAMES)})
 
 
 def is_loopback_host(host: str) -> bool:
