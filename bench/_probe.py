@@ -132,7 +132,9 @@ async def main() -> dict[str, Any]:
     app = create_app(container=container)
     try:
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1:8000"
+        ) as client:
 
             async def place() -> None:
                 ref = f"P-{uuid.uuid4().hex[:16]}"

@@ -23,6 +23,10 @@ from orderguard.storage.unit_of_work import SqlStorage
 #: In CI a test whose service is missing fails instead of skipping.
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 #: Where the tests find PostgreSQL: a maintenance database on a server with trust auth.
+#: The base URL of an application driven in-process (``httpx.ASGITransport``), as a developer
+#: reaches a local server: a loopback name and the port the transport reports as bound,
+#: which the Host check accepts in development, and a loopback peer (the transport's).
+LOCAL_URL = "http://127.0.0.1:8000"
 PG_ADMIN_URL = os.environ.get(
     "ORDERGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )

@@ -18,6 +18,7 @@ from orderguard import (
     __version__,
     cli_audit,
     cli_doctor,
+    cli_keys,
     cli_operations,
     cli_outbox,
     cli_reconcile,
@@ -107,12 +108,27 @@ def migrate() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--no-worker", is_flag=True, help="Do not run a worker in this process.")
-def serve(host: str, port: int, no_worker: bool) -> None:
+@click.option(
+    "--metrics-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address of the operations server (with --metrics-port).",
+)
+@click.option(
+    "--metrics-port",
+    default=None,
+    type=int,
+    help="Serve /metrics, /docs and /openapi.json on this port instead of the main one.",
+)
+def serve(
+    host: str, port: int, no_worker: bool, metrics_host: str, metrics_port: int | None
+) -> None:
     """Run the HTTP API and a worker (SQLite is migrated on start; PostgreSQL must be
     migrated first)."""
     import uvicorn
 
-    from orderguard.api.app import create_app
+    from orderguard.api.app import create_app, create_ops_app
+    from orderguard.api.server import serve_beside
 
     settings = _settings()
     _checked_for_production(settings)
@@ -128,7 +144,11 @@ def serve(host: str, port: int, no_worker: bool) -> None:
             "no API key configured: accepting requests without a key, on loopback only; "
             "create one with `orderguard keys create NAME`"
         )
-    app = create_app(settings=settings, worker=not no_worker)
+    app = create_app(settings=settings, worker=not no_worker, ops_apart=metrics_port is not None)
+    if metrics_port is not None:
+        ops = create_ops_app(app, production=settings.production)
+        serve_beside(app, ops, main_at=(host, port), ops_at=(metrics_host, metrics_port))
+        return
     # Our logging: ORDERGUARD_LOG_LEVEL decides for uvicorn's loggers too (access lines at info).
     uvicorn.run(app, host=host, port=port, log_level=None, log_config=None)
 
@@ -159,38 +179,6 @@ def worker() -> None:
         asyncio.run(run())
     except StorageError as exc:
         raise click.ClickException(str(exc)) from None
-
-
-@main.group()
-def keys() -> None:
-    """Merchant API keys."""
-
-
-@keys.command("create")
-@click.argument("name")
-def keys_create(name: str) -> None:
-    """Create a key; its secret is printed once and never stored."""
-    key, secret = _run(lambda s: api_keys.create_key(s, name))
-    click.echo(f"created {key.id} ({key.name})")
-    click.echo(f"secret: {secret}")
-    click.echo("store the secret now: it cannot be shown again")
-
-
-@keys.command("list")
-def keys_list() -> None:
-    """List keys (never their secrets)."""
-    for key in _run(lambda s: api_keys.list_keys(s)):
-        status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        click.echo(f"{key.id}  {key.prefix}…  {key.name}  {status}")
-
-
-@keys.command("revoke")
-@click.argument("key_id")
-def keys_revoke(key_id: str) -> None:
-    """Revoke a key; requests with it are refused within seconds."""
-    if not _run(lambda s: api_keys.revoke_key(s, key_id)):
-        raise click.ClickException(f"no active key with id {key_id}")
-    click.echo(f"revoked {key_id}")
 
 
 @main.command()
@@ -234,6 +222,7 @@ for _command in (cli_operations.recheck, cli_operations.refund, cli_operations.c
     orders.add_command(_command)
 main.add_command(cli_operations.sweep)
 main.add_command(cli_users.users)
+main.add_command(cli_keys.keys)
 cli_outbox.register(main)
 main.add_command(cli_doctor.doctor)
 main.add_command(cli_audit.audit)

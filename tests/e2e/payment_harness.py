@@ -28,7 +28,7 @@ from orderguard.providers.sandbox.server import run_sandbox
 from orderguard.providers.sandbox.service import SandboxConfig
 from orderguard.providers.stripe import StripeProvider
 from orderguard.services.providers import Providers, ProviderSlot
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import order_body
 
 VISA = "pm_card_visa"
@@ -202,7 +202,7 @@ class Shop:
 
     async def recheck(self, order_id: str) -> dict[str, Any]:
         """``POST /v1/orders/{id}/recheck``."""
-        response = await self.client.post(f"/v1/orders/{order_id}/recheck")
+        response = await self.client.post(f"/v1/orders/{order_id}/recheck", json={})
         assert response.status_code == 200, response.text
         detail: dict[str, Any] = response.json()
         return detail
@@ -284,7 +284,7 @@ async def open_shop(
     free port whose URL is ``Settings.public_url``, so redirects to the shop really arrive.
     """
     port = free_port() if over_http else None
-    base_url = f"http://127.0.0.1:{port}" if over_http else "http://shop.test"
+    base_url = f"http://127.0.0.1:{port}" if over_http else LOCAL_URL
     values: dict[str, Any] = {
         "database_url": database_url,
         "public_url": base_url,

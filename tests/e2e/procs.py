@@ -67,6 +67,8 @@ class Server:
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     program: str = ORDERGUARD
+    #: More ``serve`` options (e.g. ``--metrics-port``).
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -91,7 +93,15 @@ class Server:
         self.starts += 1
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [self.program, "serve", "--host", self.host, "--port", str(self.port)],
+                [
+                    self.program,
+                    "serve",
+                    "--host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                    *self.options,
+                ],
                 env=dict(self.env),
                 cwd=self.cwd,
                 stdout=log,
@@ -150,9 +160,11 @@ class Server:
 
 
 @contextmanager
-def serving(env: Mapping[str, str], cwd: Path, *, host: str = "127.0.0.1") -> Iterator[Server]:
+def serving(
+    env: Mapping[str, str], cwd: Path, *, host: str = "127.0.0.1", options: tuple[str, ...] = ()
+) -> Iterator[Server]:
     """A started server, always stopped afterwards."""
-    server = Server(env=env, cwd=cwd, host=host)
+    server = Server(env=env, cwd=cwd, host=host, options=options)
     try:
         yield server.start()
     finally:

@@ -17,6 +17,7 @@ Hypothesis prints the seed of a failing run; rerun it with ``--hypothesis-seed``
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -41,6 +43,9 @@ from schemathesis.specs.openapi.checks import (
 from orderguard.api.app import create_app
 from orderguard.api.problems import PROBLEM_JSON
 from orderguard.config import Settings
+from orderguard.services import api_keys
+from orderguard.services.api_keys import KeyScope
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import order_body
 
 MAX_EXAMPLES = 120
@@ -59,8 +64,11 @@ SETTINGS = Settings(
     database_url=f"sqlite:///{_WORKDIR / 'fuzz.db'}",
     sandbox_db=str(_WORKDIR / "sandbox.db"),
     payment_time_budget_s=2.0,
+    public_url=f"http://{asgi.HOST}",  # the Host schemathesis's ASGI client sends
 )
 app = create_app(settings=SETTINGS)
+#: Its ASGI client's peer is not loopback, so the fuzz calls with an admin key (made once).
+AUTH: dict[str, str] = {}
 schema = schemathesis.openapi.from_dict(
     app.openapi(),
     config=schemathesis.Config.from_dict(
@@ -73,8 +81,9 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture(scope="module", autouse=True)
 def _cleanup() -> Iterator[None]:
+    _WORKDIR.mkdir(parents=True, exist_ok=True)
+    AUTH["Authorization"] = f"Bearer {asyncio.run(_admin_key())}"
     yield
-    from schemathesis.python import asgi
 
     # The ASGI transport keeps the application's lifespan (database, sandbox, housekeeping)
     # running until interpreter exit; end it here so the files can be removed.
@@ -94,14 +103,23 @@ FUZZ_SETTINGS = settings(
 @FUZZ_SETTINGS
 def test_every_answer_is_documented_and_never_5xx(case: schemathesis.Case) -> None:
     """Valid and invalid input alike: no 5xx, every answer as documented."""
-    case.call_and_validate(app=app, checks=ANSWER_CHECKS)
+    case.call_and_validate(app=app, checks=ANSWER_CHECKS, headers=AUTH)
 
 
 @schema.parametrize()
 @FUZZ_SETTINGS
 def test_input_that_breaks_the_schema_is_refused(case: schemathesis.Case) -> None:
     """G9: what the schema forbids gets a 4xx problem, never a success."""
-    case.call_and_validate(app=app, checks=[negative_data_rejection])
+    case.call_and_validate(app=app, checks=[negative_data_rejection], headers=AUTH)
+
+
+async def _admin_key() -> str:
+    storage = await open_storage(SETTINGS.database_url)
+    try:
+        _, secret = await api_keys.create_key(storage, "fuzz", scopes=[KeyScope.ADMIN])
+    finally:
+        await storage.close()
+    return secret
 
 
 # Inputs random generation rarely reaches: aware timestamps at the edge of the calendar
@@ -134,7 +152,7 @@ async def test_list_orders_with_extreme_timestamps_is_not_a_500(
 async def _get(application: Any, path: str, params: dict[str, str]) -> httpx.Response:
     transport = httpx.ASGITransport(app=application, raise_app_exceptions=False)
     async with application.router.lifespan_context(application):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             return await client.get(path, params=params)
 
 
@@ -147,7 +165,7 @@ async def test_list_orders_after_a_year_before_1000_still_finds_the_order(
     )
     transport = httpx.ASGITransport(app=local, raise_app_exceptions=False)
     async with local.router.lifespan_context(local):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             placed = await client.post(
                 "/v1/orders", json=order_body(), headers={"Idempotency-Key": "y999"}
             )

@@ -14,7 +14,7 @@ from orderguard.config import Settings
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import CircuitBreaker
 from orderguard.services.providers import Providers, ProviderSlot
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 
 
 @dataclass
@@ -51,7 +51,7 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
     container = wire(api_settings(), storage, providers)
     app = create_app(container=container)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         provider = providers.primary.provider
         assert isinstance(provider, InMemoryProvider)
         yield Api(client, container, provider)

@@ -161,7 +161,7 @@ async def test_an_order_that_moved_on_after_the_claim_is_left_alone(api: Api) ->
             limit=5,
         )
         await uow.commit()
-    await api.client.post(f"/v1/orders/{order['id']}/recheck")  # ... support resolves it
+    await api.client.post(f"/v1/orders/{order['id']}/recheck", json={})  # ... support resolves it
     report = JanitorRound()
     await janitor(api, clock)._check(order["id"], "w1", report)  # w1 gets to it now
     assert (report.checked, (await _state(api, order["id"]))["state"]) == (0, "paid")

@@ -17,13 +17,15 @@ from orderguard.cli import main
 from orderguard.config import Settings
 from orderguard.providers.base import ChargeRequest, ProviderOutcomeUnknown
 from orderguard.providers.memory import InMemoryProvider
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import Api, api_settings, memory_providers
 from tests.integration.test_payments_api import THREE_DS, place
 
 
 async def post(api: Api, path: str, **kwargs: Any) -> httpx.Response:
+    """``POST`` as the API wants it: a JSON body, ``{}`` when the action takes no fields."""
+    kwargs.setdefault("json", {})
     return await api.client.post(path, **kwargs)
 
 
@@ -39,7 +41,7 @@ async def test_a_full_refund_refunds_the_order_at_its_provider_as_the_api(api: A
         "paid",
         "refunded",
         "api",
-        "api",
+        "api:local",
     )
     ref = order["payment_attempts"][0]["provider_ref"]
     assert [(r.provider_ref, r.amount) for r in api.provider.refunds] == [
@@ -53,7 +55,7 @@ async def test_a_partial_refund_keeps_the_order_paid_and_notes_it(api: Api) -> N
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "paid"
     last = response.json()["timeline"][-1]
-    assert (last["kind"], last["actor"]) == ("note", "api")
+    assert (last["kind"], last["actor"]) == ("note", "api:local")
     assert last["note"].startswith("partial refund")
     assert [r.amount for r in api.provider.refunds] == [500]
 
@@ -84,7 +86,7 @@ async def test_an_order_waiting_for_payment_is_cancelled_once(api: Api) -> None:
     assert first.json()["state"] == "cancelled"
     assert again.json()["timeline"] == first.json()["timeline"]
     last = first.json()["timeline"][-1]
-    assert (last["to_state"], last["cause"], last["actor"]) == ("cancelled", "api", "api")
+    assert (last["to_state"], last["cause"], last["actor"]) == ("cancelled", "api", "api:local")
 
 
 async def test_cancelling_an_authentication_cancels_the_payment_at_the_provider(api: Api) -> None:
@@ -146,7 +148,7 @@ def placed(sqlite_url: str, provider: InMemoryProvider, method: str | None) -> d
         app = create_app(container=wire(api_settings(), storage, providers))
         transport = httpx.ASGITransport(app=app)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
                 body = order_body(**({"payment": {"method": method}} if method else {}))
                 response = await client.post("/v1/orders", json=body, headers=key())
                 document: dict[str, Any] = response.json()

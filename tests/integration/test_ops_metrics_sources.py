@@ -21,7 +21,7 @@ from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.worker_checks import run_checks
 from orderguard.storage.database import transaction
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import new_order
 from tests.integration.conftest import memory_providers
 
@@ -184,7 +184,7 @@ async def test_metrics_follow_the_app_when_its_lifespan_reopens_the_database(
     for _ in range(2):  # the second lifespan opens a new database pool
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
                 answer = await client.get("/metrics")
             assert answer.status_code == 200, answer.text
             assert "orderguard_database_up 1.0" in answer.text

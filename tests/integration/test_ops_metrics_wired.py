@@ -22,6 +22,7 @@ from orderguard.reconcile.engine import EngineOptions
 from orderguard.reconcile.run import Request, reconcile
 from orderguard.services.outbox import OutboxSupport
 from orderguard.storage.unit_of_work import SqlStorage
+from tests.conftest import LOCAL_URL
 from tests.integration.conftest import memory_providers
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
     add_endpoint,
@@ -41,7 +42,7 @@ async def scrape(sql: SqlStorage, config: Settings) -> Samples:
     """``/metrics`` of an app wired to ``sql``, parsed."""
     app = create_app(container=wire(config, sql, memory_providers()))
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         answer = await client.get("/metrics")
     assert answer.status_code == 200, answer.text
     return {

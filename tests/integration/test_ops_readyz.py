@@ -22,7 +22,7 @@ from orderguard.bootstrap import wire
 from orderguard.config import Settings
 from orderguard.storage import migrate
 from orderguard.storage.database import transaction
-from tests.conftest import open_storage, service_missing
+from tests.conftest import LOCAL_URL, open_storage, service_missing
 from tests.integration.conftest import memory_providers
 from tests.pgcluster import ClusterUnavailable, PgCluster, private_cluster
 
@@ -97,7 +97,7 @@ async def test_readyz_names_the_schema_when_the_database_is_behind(tmp_path: Pat
         )
     container = wire(Settings(database_url=url), storage, memory_providers())
     transport = httpx.ASGITransport(app=create_app(container=container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         answer = await client.get("/readyz")
     await storage.close()
     assert answer.status_code == 503, answer.text
@@ -117,11 +117,11 @@ async def test_readyz_names_the_worker_when_its_heartbeat_is_stale(tmp_path: Pat
     transport = httpx.ASGITransport(
         app=create_app(container=wire(settings, storage, memory_providers()))
     )
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         stale = await client.get("/readyz")
         api_only = wire(replace(settings, ready_requires_worker=False), storage, memory_providers())
         other = httpx.ASGITransport(app=create_app(container=api_only))
-        async with httpx.AsyncClient(transport=other, base_url="http://t") as api_client:
+        async with httpx.AsyncClient(transport=other, base_url=LOCAL_URL) as api_client:
             without_worker = await api_client.get("/readyz")
     await storage.close()
     assert stale.status_code == 503
@@ -135,7 +135,7 @@ async def test_a_problem_report_never_echoes_personal_data(tmp_path: Path) -> No
     app = create_app(container=wire(Settings(), storage, memory_providers()))
     body = {"currency": "EUR", "items": "Ana Silva <ana@example.pt> +351 912 345 678"}
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
+        transport=httpx.ASGITransport(app=app), base_url=LOCAL_URL
     ) as client:
         answer = await client.post("/v1/orders", json=body, headers={"Idempotency-Key": "k1"})
     await storage.close()

@@ -12,7 +12,7 @@ import pytest
 from orderguard.api.app import create_app
 from orderguard.bootstrap import wire
 from orderguard.worker import Worker
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import api_settings, memory_providers
 from tests.integration.test_payments_api import DECLINED, THREE_DS, VISA
@@ -41,7 +41,7 @@ async def test_the_worker_emails_each_shopper_in_their_language_with_their_links
     with smtp_server() as box:
         container = wire(api_settings(smtp_url=box.url), storage, memory_providers())
         transport = httpx.ASGITransport(app=create_app(container=container))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             placed = {}
             for name, method, headers, extra in (
                 ("zh", VISA, {"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}, {}),

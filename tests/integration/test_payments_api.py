@@ -120,7 +120,7 @@ async def test_a_lost_answer_is_unknown_and_resolved_by_asking_never_by_rechargi
     order = await place(api)
     assert order["state"] == "payment_unknown"
     assert order["payment_attempts"][0]["state"] == "unknown"
-    rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck")
+    rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck", json={})
     assert rechecked.json()["state"] == "paid"
     assert len(charges(api.provider, order["id"])) == 1
     notes = [n for _, _, n in await timeline(api, order["id"])]
@@ -134,7 +134,7 @@ async def test_a_request_that_never_reached_the_provider_is_resent_with_the_same
     order = await place(api)
     assert order["state"] == "payment_pending"
     assert api.provider.payments == {} or not charges(api.provider, order["id"])
-    rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck")
+    rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck", json={})
     assert rechecked.json()["state"] == "paid"
     [payment] = charges(api.provider, order["id"])
     assert payment.result.attempt_id == order["payment_attempts"][0]["id"]
@@ -198,7 +198,7 @@ async def test_a_resend_while_search_lags_reuses_the_key_and_cannot_charge_twice
     order = await place(api)
     assert order["state"] == "payment_unknown"
     with _LaggingSearch(api.provider):  # the provider's search does not see the charge yet
-        rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck")
+        rechecked = await api.client.post(f"/v1/orders/{order['id']}/recheck", json={})
     assert rechecked.json()["state"] == "paid"
     assert len(charges(api.provider, order["id"])) == 1
     assert len(api.provider.payments) == 1

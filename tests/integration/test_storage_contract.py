@@ -252,7 +252,14 @@ async def test_pruning_removes_only_old_idempotency_records(storage: UnitOfWorkF
 
 
 async def test_api_keys_are_found_by_hash_until_revoked(storage: UnitOfWorkFactory) -> None:
-    key = ApiKey(id="key_1", name="shop", prefix="og_sk_abc", secret_hash="h1", created_at=T0)
+    key = ApiKey(
+        id="key_1",
+        name="shop",
+        prefix="og_sk_abc",
+        secret_hash="h1",
+        created_at=T0,
+        scopes=("orders:read", "payments:refund"),
+    )
     async with storage() as uow:
         await uow.api_keys.add(key)
         await uow.commit()
@@ -267,6 +274,7 @@ async def test_api_keys_are_found_by_hash_until_revoked(storage: UnitOfWorkFacto
         assert await uow.api_keys.count_active() == 0
         [listed] = await uow.api_keys.all()
     assert listed.revoked_at == T0
+    assert listed.scopes == ("orders:read", "payments:refund"), "scopes are stored with the key"
 
 
 async def test_an_order_added_with_its_first_attempt_keeps_it(storage: UnitOfWorkFactory) -> None:

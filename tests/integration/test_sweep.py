@@ -179,7 +179,7 @@ async def test_a_second_sweep_over_the_same_window_changes_nothing(api: Api) -> 
 
 async def test_a_charge_for_a_cancelled_order_is_refunded_and_noted(api: Api) -> None:
     placed = await place(api, method=None)
-    cancelled = await api.client.post(f"/v1/orders/{placed['id']}/cancel")
+    cancelled = await api.client.post(f"/v1/orders/{placed['id']}/cancel", json={})
     assert cancelled.json()["state"] == "cancelled"
     ref = await charge(api, await stored(api, placed["id"]))
     report = await api.container.sweeper.sweep_last(WINDOW)

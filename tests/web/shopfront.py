@@ -62,11 +62,11 @@ async def order_in(shop: Shop, box: Sandbox, state: str) -> dict[str, object]:
     method = declined.get(state, VISA)
     answer = (await shop.placed(method)).answer
     if state == "refunded":
-        response = await shop.client.post(f"/v1/orders/{answer['id']}/refund")
+        response = await shop.client.post(f"/v1/orders/{answer['id']}/refund", json={})
         assert response.status_code == 200, response.text
         answer = response.json()
     if state == "cancelled":
-        response = await shop.client.post(f"/v1/orders/{answer['id']}/cancel")
+        response = await shop.client.post(f"/v1/orders/{answer['id']}/cancel", json={})
         assert response.status_code == 200, response.text
         answer = response.json()
     assert answer["state"] == state, answer

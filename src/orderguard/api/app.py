@@ -11,13 +11,15 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__, web
 from orderguard.api import health, operations, orders, shopper, webhooks
+from orderguard.api.doors import HostCheck
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
@@ -37,12 +39,19 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 def create_app(
-    *, container: Container | None = None, settings: Settings | None = None, worker: bool = True
+    *,
+    container: Container | None = None,
+    settings: Settings | None = None,
+    worker: bool = True,
+    ops_apart: bool = False,
 ) -> FastAPI:
     """The HTTP application, on a wired ``container`` or one opened from ``settings``.
 
     Opened from settings it also runs a worker in the process unless ``worker`` is off.
+    With ``ops_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
+    :func:`create_ops_app` (served on another address); ``/docs`` is off in production.
     """
+    resolved = container.settings if container is not None else settings or Settings.load()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +59,7 @@ def create_app(
             app.state.container = container
             yield
             return
-        app.state.container = await open_sql(settings or Settings.load())
+        app.state.container = await open_sql(resolved)
         stop = asyncio.Event()
         background = [asyncio.create_task(Worker(app.state.container).run(stop))] if worker else []
         try:
@@ -60,11 +69,15 @@ def create_app(
             await asyncio.gather(*background, return_exceptions=True)
             await app.state.container.close()
 
+    docs = None if resolved.production or ops_apart else "/docs"
     app = FastAPI(
         title="orderguard",
         version=__version__,
         summary="No order is lost between checkout, payment provider and database.",
         lifespan=lifespan,
+        docs_url=docs,
+        redoc_url=docs and "/redoc",
+        openapi_url=None if ops_apart else "/openapi.json",
     )
     if container is not None:
         app.state.container = container
@@ -73,19 +86,42 @@ def create_app(
     app.include_router(shopper.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
+    if not ops_apart:
+        app.include_router(health.metrics_router)
     web.install(app)
     console_plugs.install(app)
     _handle_errors(app)
     app.add_middleware(IntakeMetricsMiddleware)
+    app.add_middleware(HostCheck)  # inside the request id: a refusal carries one too
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
-    @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok"}
-
     return app
+
+
+def create_ops_app(main: FastAPI, *, production: bool) -> FastAPI:
+    """``/metrics``, ``/openapi.json`` and (outside production) ``/docs`` of ``main``, for
+    an address of their own (``serve --metrics-host/--metrics-port``); same wiring.
+
+    No Host check: bind it to an address only the monitoring network reaches.
+    """
+    ops = FastAPI(title="orderguard operations", docs_url=None, redoc_url=None, openapi_url=None)
+    ops.state = main.state  # the main app's container, opened by its lifespan
+    ops.include_router(health.metrics_router)
+    ops.include_router(health.router)  # probes may use this address too
+
+    @ops.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(main.openapi())
+
+    if not production:
+
+        @ops.get("/docs", include_in_schema=False)
+        async def docs() -> HTMLResponse:
+            return get_swagger_ui_html(openapi_url="/openapi.json", title="orderguard")
+
+    ops.add_middleware(RequestIdMiddleware)
+    return ops
 
 
 class RequestIdMiddleware:

@@ -1,4 +1,10 @@
-"""Merchant authentication: ``Authorization: Bearer <key>`` once any key was created.
+"""Merchant authentication: ``Authorization: Bearer <key>`` once any key was created, and
+the key's scopes checked per route.
+
+Until a key exists the API answers without one, and only in development, only to a request
+from this machine (its peer address) addressed to a loopback name (its ``Host``): a
+reverse proxy on the same host passes the public name along and is refused, as is every
+request in production.
 
 Answers are cached for :data:`KEY_CACHE_SECONDS` so a request costs no extra database
 round trip; a new or revoked key takes effect within that window. When the answer to
@@ -10,33 +16,97 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from orderguard.api.doors import DEFAULT_PORTS, authority, is_loopback_host
 from orderguard.api.problems import ProblemError
+from orderguard.config import Settings
 from orderguard.services import api_keys
-from orderguard.services.api_keys import hash_secret
+from orderguard.services.api_keys import KeyScope, grants, hash_secret
 
 #: Requests made while no key exists share this idempotency scope (loopback only).
 LOCAL_SCOPE = "local"
+#: The actor on the timeline for changes requested without a key (development, loopback).
+LOCAL_ACTOR = "api:local"
 #: Seconds an answer about keys is reused.
 KEY_CACHE_SECONDS = 5.0
 #: Most secrets remembered at once (a flood of wrong keys cannot grow memory).
 KEY_CACHE_SIZE = 1024
 
 
-async def merchant_scope(request: Request) -> str:
-    """The caller's idempotency scope: its key id, or ``local`` when no key exists."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent an API request: a key (its id and scopes), or nobody, on loopback."""
+
+    key_id: str | None
+    scopes: tuple[str, ...]
+
+    @property
+    def idempotency_scope(self) -> str:
+        """Idempotency keys are remembered per API key (``local`` without one)."""
+        return self.key_id or LOCAL_SCOPE
+
+    @property
+    def actor(self) -> str:
+        """Who is named on the timeline entries the request causes: the key's id."""
+        return self.key_id or LOCAL_ACTOR
+
+
+#: The caller while no key exists (development, loopback only): it may do everything.
+LOCAL_CALLER = Caller(None, (KeyScope.ADMIN.value,))
+
+
+def allowed(needed: KeyScope) -> Callable[[Request], Awaitable[Caller]]:
+    """A dependency: the authenticated caller, 403 unless its key has ``needed``."""
+
+    async def caller_with_scope(request: Request) -> Caller:
+        who = await caller(request)
+        if not grants(who.scopes, needed):
+            raise ProblemError(
+                403,
+                "missing-scope",
+                "Missing scope",
+                f"This API key lacks the scope {needed.value}; create a key with "
+                f"`orderguard keys create NAME --scope {needed.value}`.",
+            )
+        return who
+
+    return caller_with_scope
+
+
+async def caller(request: Request) -> Caller:
+    """The authenticated caller: its key, or :data:`LOCAL_CALLER` when no key exists and
+    the request may go without one."""
     header = request.headers.get("authorization", "")
     if not header and not await _keys_required(request):
-        return LOCAL_SCOPE
+        _check_keyless(request)
+        return LOCAL_CALLER
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise _unauthorized("Send Authorization: Bearer <API key>.")
-    key_id = await _key_id(request, secret.strip())
-    if key_id is None:
+    found = await _key(request, secret.strip())
+    if found is None:
         raise _unauthorized("The API key is unknown or revoked.")
-    return key_id
+    return found
+
+
+def _check_keyless(request: Request) -> None:
+    """Without keys: development only, and only from and to this machine's loopback."""
+    settings: Settings = request.app.state.container.settings
+    create = "create one with `orderguard keys create NAME`"
+    if settings.production:
+        raise _unauthorized(f"No API key exists, and production requires one: {create}.")
+    peer = request.client.host if request.client else ""
+    host = authority(request.headers.get("host", ""), default_port=DEFAULT_PORTS["http"])
+    if not (is_loopback_host(peer) and host is not None and is_loopback_host(host[0])):
+        raise _unauthorized(
+            "No API key exists yet, so the API answers only requests from this machine "
+            f"addressed to 127.0.0.1, localhost or [::1]; {create} and send it as "
+            "Authorization: Bearer <API key>."
+        )
 
 
 async def _keys_required(request: Request) -> bool:
@@ -59,10 +129,10 @@ async def _keys_required(request: Request) -> bool:
     return await asyncio.shield(refresh)  # one waiter giving up does not cancel the others
 
 
-async def _key_id(request: Request, secret: str) -> str | None:
-    """The id of the active key with this secret (cached by the secret's hash)."""
+async def _key(request: Request, secret: str) -> Caller | None:
+    """The active key with this secret, as a caller (cached by the secret's hash)."""
     state = request.app.state
-    cache: dict[str, tuple[float, str | None]] = state.__dict__.setdefault("key_cache", {})
+    cache: dict[str, tuple[float, Caller | None]] = state.__dict__.setdefault("key_cache", {})
     digest, now = hash_secret(secret), time.monotonic()
     hit = cache.get(digest)
     if hit is not None and now - hit[0] <= KEY_CACHE_SECONDS:
@@ -70,7 +140,7 @@ async def _key_id(request: Request, secret: str) -> str | None:
     key = await api_keys.authenticate(state.container.storage, secret)
     if len(cache) >= KEY_CACHE_SIZE:
         cache.clear()
-    cache[digest] = (now, key.id if key else None)
+    cache[digest] = (now, Caller(key.id, key.scopes) if key else None)
     return cache[digest][1]
 
 

@@ -1,4 +1,8 @@
-"""``/readyz`` and ``/metrics`` (``/healthz`` lives in the app: the process answers)."""
+"""``/healthz``, ``/readyz`` and ``/metrics``.
+
+``metrics_router`` is mounted on the main app, or on the operations app that ``serve
+--metrics-port`` binds to an address of its own.
+"""
 
 from __future__ import annotations
 
@@ -21,9 +25,16 @@ from orderguard.providers.instrumented import ObservedBreaker
 from orderguard.storage.database import StorageError
 
 router = APIRouter(tags=["operations"])
+metrics_router = APIRouter(tags=["operations"])
 log = logging.getLogger("orderguard.metrics")
 #: Seconds the database may take to answer a scrape's queries.
 SCRAPE_TIMEOUT_S = 3.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive."""
+    return {"status": "ok"}
 
 
 @router.get(
@@ -55,7 +66,7 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics", response_class=Response)
+@metrics_router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: this deployment's process counters and the database's gauges."""
     _publish_breakers(request.app.state.container)

@@ -1,25 +1,38 @@
-"""Operator actions over HTTP: refund and cancel one order (actor ``api`` on its timeline)."""
+"""Operator actions over HTTP: refund and cancel one order (the API key's id is the actor
+on its timeline)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
-from orderguard.api.orders import JSON, Scope, Wiring, get_order
+from orderguard.api.auth import Caller, allowed
+from orderguard.api.orders import (
+    JSON,
+    NO_FIELDS,
+    WRITE_CHECKS,
+    Wiring,
+    Writer,
+    detail_response,
+    no_fields,
+)
 from orderguard.api.problems import problem_responses
 from orderguard.api.requests import json_body, validated
 from orderguard.api.schemas import OrderDetailOut, RefundIn
 from orderguard.domain.events import Cause
+from orderguard.services.api_keys import KeyScope
 
 router = APIRouter(prefix="/v1", tags=["operations"])
-#: The actor recorded on the timeline for changes requested through the API.
-API_ACTOR = "api"
+Refunder = Annotated[Caller, Depends(allowed(KeyScope.PAYMENTS_REFUND))]
 
 
 @router.post(
     "/orders/{order_id}/refund",
     response_model=OrderDetailOut,
-    responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    dependencies=WRITE_CHECKS,
     openapi_extra={
         "requestBody": {
             "required": False,
@@ -27,29 +40,24 @@ API_ACTOR = "api"
         }
     },
 )
-async def refund(order_id: str, request: Request, wiring: Wiring, scope: Scope) -> Response:
+async def refund(order_id: str, request: Request, wiring: Wiring, who: Refunder) -> Response:
     """Refund a paid order at its provider, in full or (with ``amount``) in part."""
-    amount = await _amount(request)
-    await wiring.operations.refund_order(order_id, amount=amount, actor=API_ACTOR, cause=Cause.API)
-    return await get_order(order_id, wiring, scope)
+    body = validated(RefundIn, await json_body(request, optional=True), {})
+    await wiring.operations.refund_order(
+        order_id, amount=body.amount, actor=who.actor, cause=Cause.API
+    )
+    return await detail_response(order_id, wiring)
 
 
 @router.post(
     "/orders/{order_id}/cancel",
     response_model=OrderDetailOut,
-    responses=problem_responses(401, 404, 409, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    dependencies=WRITE_CHECKS,
+    openapi_extra={"requestBody": NO_FIELDS},
 )
-async def cancel(order_id: str, wiring: Wiring, scope: Scope) -> Response:
+async def cancel(order_id: str, request: Request, wiring: Wiring, who: Writer) -> Response:
     """Cancel an order that is not paid and has no payment whose outcome is unknown."""
-    await wiring.operations.cancel_order(order_id, actor=API_ACTOR, cause=Cause.API)
-    return await get_order(order_id, wiring, scope)
-
-
-async def _amount(request: Request) -> int | None:
-    """The amount of an optional JSON body; no body means a full refund."""
-    if "transfer-encoding" not in request.headers and request.headers.get(
-        "content-length", "0"
-    ) in {"", "0"}:
-        return None
-    body = validated(RefundIn, await json_body(request), {})
-    return body.amount
+    await no_fields(request)
+    await wiring.operations.cancel_order(order_id, actor=who.actor, cause=Cause.API)
+    return await detail_response(order_id, wiring)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BeforeValidator
 from starlette.responses import Response
 
-from orderguard.api.auth import merchant_scope
+from orderguard.api.auth import Caller, allowed
+from orderguard.api.doors import check_write
 from orderguard.api.problems import problem_responses
 from orderguard.api.render import detail_json, order_document
 from orderguard.api.requests import (
@@ -36,6 +37,7 @@ from orderguard.domain.order import OrderLine
 from orderguard.domain.states import OrderState
 from orderguard.observability.context import remember_customer
 from orderguard.services import queries
+from orderguard.services.api_keys import KeyScope
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
 from orderguard.services.intake import PlaceOrder
 from orderguard.storage.ports import OrderQuery
@@ -54,6 +56,11 @@ Rfc3339 = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 router = APIRouter(prefix="/v1", tags=["orders"])
 JSON = "application/json"
+#: The body of an action that takes no fields: nothing, or ``{}`` (as ``application/json``).
+NO_FIELDS = {
+    "required": False,
+    "content": {JSON: {"schema": {"type": "object", "additionalProperties": False}}},
+}
 _KEY_HEADER = Header(
     alias="Idempotency-Key",
     description="1-255 visible ASCII characters; a retry with the same key and body "
@@ -68,7 +75,12 @@ def container(request: Request) -> Container:
 
 
 Wiring = Annotated[Container, Depends(container)]
-Scope = Annotated[str, Depends(merchant_scope)]
+#: The caller, holding the scope each kind of route needs (403 otherwise).
+Reader = Annotated[Caller, Depends(allowed(KeyScope.ORDERS_READ))]
+Writer = Annotated[Caller, Depends(allowed(KeyScope.ORDERS_WRITE))]
+_writes_orders = allowed(KeyScope.ORDERS_WRITE)
+#: Routes that change orders check Origin and content type before anything else.
+WRITE_CHECKS = [Depends(check_write)]
 
 
 @router.post(
@@ -77,7 +89,7 @@ Scope = Annotated[str, Depends(merchant_scope)]
     response_model=OrderOut,
     responses={
         200: {"model": OrderOut, "description": "A replay of an earlier 200"},
-        **problem_responses(400, 401, 409, 413, 415, 422, 503),
+        **problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -106,7 +118,8 @@ Scope = Annotated[str, Depends(merchant_scope)]
 async def place_order(request: Request) -> Response:
     """Place an order exactly once per ``Idempotency-Key`` (G1, G2)."""
     wiring = container(request)
-    scope = await merchant_scope(request)
+    await check_write(request)
+    who = await _writes_orders(request)
     checked_key = idempotency_key(request.headers.get("idempotency-key"))
     accept_language = request.headers.get("accept-language")
     data = await json_body(request)
@@ -114,7 +127,9 @@ async def place_order(request: Request) -> Response:
     body = validated(PlaceOrderIn, data, context)
     answer = await wiring.intake.place(
         PlaceOrder(
-            request=KeyedRequest(scope, checked_key, fingerprint("POST", "/v1/orders", data)),
+            request=KeyedRequest(
+                who.idempotency_scope, checked_key, fingerprint("POST", "/v1/orders", data)
+            ),
             currency=body.currency,
             lines=[OrderLine(i.sku, i.name, i.quantity, i.unit_amount) for i in body.items],
             customer=remember_customer(_customer(body)),
@@ -122,6 +137,7 @@ async def place_order(request: Request) -> Response:
             locale=locale(body.locale, accept_language),
             payment_method=body.payment.method if body.payment else None,
             request_id=request.state.request_id,
+            actor=who.actor,
         )
     )
     return _answer(answer)
@@ -131,7 +147,8 @@ async def place_order(request: Request) -> Response:
     "/orders/{order_id}/payments",
     status_code=201,
     response_model=OrderOut,
-    responses=problem_responses(400, 401, 404, 409, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
+    dependencies=WRITE_CHECKS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -143,7 +160,7 @@ async def pay_again(
     order_id: str,
     request: Request,
     wiring: Wiring,
-    scope: Scope,
+    who: Writer,
     key: Annotated[str | None, _KEY_HEADER] = None,
 ) -> Response:
     """Pay a declined order again with another method (a new payment attempt)."""
@@ -151,19 +168,29 @@ async def pay_again(
     data = await json_body(request)
     body = validated(PayAgainIn, data, {})
     path = f"/v1/orders/{order_id}/payments"
-    keyed = KeyedRequest(scope, checked_key, fingerprint("POST", path, data))
-    return _answer(await wiring.pay_again.pay(order_id, body.payment.method, keyed))
+    keyed = KeyedRequest(who.idempotency_scope, checked_key, fingerprint("POST", path, data))
+    answer = await wiring.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
+    return _answer(answer)
 
 
 @router.post(
     "/orders/{order_id}/recheck",
     response_model=OrderDetailOut,
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
+    dependencies=WRITE_CHECKS,
+    openapi_extra={"requestBody": NO_FIELDS},
 )
-async def recheck(order_id: str, wiring: Wiring, scope: Scope) -> Response:
+async def recheck(order_id: str, request: Request, wiring: Wiring, who: Writer) -> Response:
     """Ask the provider now what happened to the order's open payment attempts."""
-    await wiring.recheck.order(order_id, cause=Cause.API)
-    return await get_order(order_id, wiring, scope)
+    await no_fields(request)
+    await wiring.recheck.order(order_id, cause=Cause.API, actor=who.actor)
+    return await detail_response(order_id, wiring)
+
+
+async def no_fields(request: Request) -> None:
+    """An action's body: empty or ``{}``; 422 for anything else."""
+    if await json_body(request, optional=True) != {}:
+        raise validation_problem([(("body",), "this action takes no fields: send {} or nothing")])
 
 
 def _answer(answer: Answer) -> Response:
@@ -176,19 +203,24 @@ def _answer(answer: Answer) -> Response:
 @router.get(
     "/orders/{order_id}",
     response_model=OrderDetailOut,
-    responses=problem_responses(401, 404, 503),
+    responses=problem_responses(401, 403, 404, 503),
 )
-async def get_order(order_id: str, wiring: Wiring, scope: Scope) -> Response:
+async def get_order(order_id: str, wiring: Wiring, who: Reader) -> Response:
     """The order with its lines, payment attempts and timeline."""
+    return await detail_response(order_id, wiring)
+
+
+async def detail_response(order_id: str, wiring: Container) -> Response:
+    """The order's detail document (what ``GET /v1/orders/{id}`` answers)."""
     detail = await queries.order_detail(wiring.storage, order_id)
     body = detail_json(detail.order, detail.timeline, wiring.settings.public_url)
     return Response(body, media_type=JSON)
 
 
-@router.get("/orders", response_model=OrderPageOut, responses=problem_responses(401, 422, 503))
+@router.get("/orders", response_model=OrderPageOut, responses=problem_responses(401, 403, 422, 503))
 async def list_orders(
     wiring: Wiring,
-    scope: Scope,
+    who: Reader,
     state: OrderState | None = None,
     created_after: Rfc3339 | None = None,
     created_before: Rfc3339 | None = None,

@@ -81,6 +81,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _DESCRIPTIONS = {
     400: "Malformed JSON or a missing or malformed Idempotency-Key",
     401: "Missing or invalid API key",
+    403: "The API key lacks the scope this route needs, or the Origin is another site's",
     404: "No such order",
     405: "Method not allowed",
     409: "A request with this key is in flight, or the merchant reference is taken",

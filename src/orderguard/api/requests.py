@@ -37,8 +37,9 @@ def idempotency_key(value: str | None) -> str:
     return value
 
 
-async def json_body(request: Request) -> Any:
-    """The parsed JSON body: 415 for another content type, 413 over 64 KiB, 400 if broken."""
+async def json_body(request: Request, *, optional: bool = False) -> Any:
+    """The parsed JSON body: 415 for another content type, 413 over 64 KiB, 400 if broken;
+    with ``optional``, an empty body is ``{}``."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ProblemError(
@@ -55,6 +56,8 @@ async def json_body(request: Request) -> Any:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise _too_large()
+    if optional and not body.strip():
+        return {}
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -1,14 +1,20 @@
-"""Running the API inside an asyncio program (the demo, tests, benchmarks)."""
+"""Running the API inside an asyncio program (the demo, tests, benchmarks), and beside its
+operations app on a second address (``serve --metrics-port``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 import uvicorn
 from starlette.types import ASGIApp
+
+#: A host and port to listen on.
+Address = tuple[str, int]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -41,3 +47,29 @@ async def running_server(
     finally:
         server.should_exit = True
         await task
+
+
+def serve_beside(main: ASGIApp, ops: ASGIApp, *, main_at: Address, ops_at: Address) -> None:
+    """Serve ``main`` and ``ops`` on their own addresses in this process until a signal
+    (or either server stopping) stops both; ``main``'s lifespan opens the shared wiring."""
+
+    def config(app: ASGIApp, at: Address, lifespan: Literal["on", "off"]) -> uvicorn.Config:
+        # our logging decides for uvicorn's loggers too (access lines at info)
+        host, port = at
+        return uvicorn.Config(
+            app, host=host, port=port, log_config=None, log_level=None, lifespan=lifespan
+        )
+
+    async def both() -> None:
+        servers = [
+            uvicorn.Server(config(main, main_at, "on")),
+            uvicorn.Server(config(ops, ops_at, "off")),
+        ]
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:  # a signal reaches one server; the other follows it
+            server.should_exit = True
+        await asyncio.gather(*tasks)
+
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a developer stops it
+        asyncio.run(both())

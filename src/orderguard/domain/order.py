@@ -6,7 +6,7 @@ entry (and, where one is due, an outbox event) for the unit of work to store wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -188,6 +188,11 @@ class Order:
     def checked(self, at: datetime, *, next_at: datetime) -> None:
         """The janitor asked the provider about this order and it stayed where it was."""
         self.checks, self.last_checked_at, self.next_check_at = self.checks + 1, at, next_at
+
+    def attribute_to(self, actor: str) -> None:
+        """Name ``actor`` on the entries recorded since the order was loaded that name
+        nobody yet: who asked for the changes (an API key, a support user)."""
+        self.new_entries[:] = [replace(e, actor=e.actor or actor) for e in self.new_entries]
 
     def note(self, text: str, *, cause: Cause, at: datetime, actor: str | None = None) -> None:
         """Add a timeline note that changes nothing else (e.g. an ignored late webhook)."""

@@ -32,6 +32,8 @@ class PlaceOrder:
     locale: str = "en"
     payment_method: str | None = None
     request_id: str | None = None
+    #: Who placed it (an API key's id), named on every timeline entry the request causes.
+    actor: str | None = None
 
 
 class Intake:
@@ -77,6 +79,8 @@ class Intake:
                 existing = await uow.idempotency.claim(record)
                 if existing is None:  # a replay never touches a provider or its breaker
                     attempt = self._prepare(order, command.payment_method)
+                    if command.actor is not None:
+                        order.attribute_to(command.actor)
                     if charging and attempt is None:  # no provider up: answered at once
                         body = self._render(order)
                         await command.request.complete(uow, order.id, body)
@@ -96,6 +100,7 @@ class Intake:
             attempt,
             command.request,
             self._clock,
+            actor=command.actor,
         )
 
     def _prepare(self, order: Order, method: str | None) -> PaymentAttempt | None:
@@ -124,13 +129,18 @@ async def charge(
     attempt: PaymentAttempt,
     request: KeyedRequest,
     clock: Clock,
+    *,
+    actor: str | None = None,
 ) -> Answer:
-    """Send a committed attempt, apply its outcome and store the final answer."""
+    """Send a committed attempt, apply its outcome and store the final answer (``actor``,
+    who asked, named on what it changed)."""
     outcome = await payments.send(order, attempt)
     async with storage() as uow:
         current = await uow.orders.get(order.id, for_update=True)
         assert current is not None  # orders are never deleted
         payments.settle(current, attempt.id, outcome, cause=Cause.API, at=clock())
+        if actor is not None:
+            current.attribute_to(actor)
         await uow.orders.save(current)
         body = render(current)
         await request.complete(uow, current.id, body)

@@ -39,8 +39,11 @@ class PayAgain:
         self._clock = clock
         self._replays = Replays(storage, render, clock)
 
-    async def pay(self, order_id: str, method: str, request: KeyedRequest) -> Answer:
-        """Charge ``order_id`` with ``method``; raises ``PaymentNotAllowed`` when it may not."""
+    async def pay(
+        self, order_id: str, method: str, request: KeyedRequest, *, actor: str | None = None
+    ) -> Answer:
+        """Charge ``order_id`` with ``method`` (``actor``, who asked, named on what changes);
+        raises ``PaymentNotAllowed`` when it may not."""
         now = self._clock()
         lock = timedelta(seconds=self._payments.settings.time_budget_s) + LOCK_MARGIN
         async with self._storage() as uow:
@@ -48,18 +51,30 @@ class PayAgain:
                 request.record(now, order_id, body=None, lock=lock)
             )
             if existing is None:
-                order, attempt, body = await self._start(uow, order_id, method, request)
+                order, attempt, body = await self._start(uow, order_id, method, request, actor)
                 await uow.commit()
         if existing is not None:
             return await self._replays.answer(existing, request)
         if attempt is None or body is not None:
             return Answer(order.id, 201, body or b"", replayed=False)
         return await charge(
-            self._storage, self._payments, self._render, order, attempt, request, self._clock
+            self._storage,
+            self._payments,
+            self._render,
+            order,
+            attempt,
+            request,
+            self._clock,
+            actor=actor,
         )
 
     async def _start(
-        self, uow: UnitOfWork, order_id: str, method: str, request: KeyedRequest
+        self,
+        uow: UnitOfWork,
+        order_id: str,
+        method: str,
+        request: KeyedRequest,
+        actor: str | None,
     ) -> tuple[Order, PaymentAttempt | None, bytes | None]:
         """Create the attempt (or leave the order waiting, answered at once)."""
         order = await uow.orders.get(order_id, for_update=True)
@@ -68,6 +83,8 @@ class PayAgain:
         if not may_pay_again(order):
             raise PaymentNotAllowed(order_id, order.state)
         attempt = self._payments.prepare(order, method, cause=Cause.API, at=self._clock())
+        if actor is not None:
+            order.attribute_to(actor)
         await uow.orders.save(order)
         if attempt is not None:
             return order, attempt, None

@@ -89,10 +89,8 @@ class Recheck:
             order = await uow.orders.get(order_id, for_update=True)
             assert order is not None  # orders are never deleted
             self._payments.settle(order, attempt_id, outcome, cause=cause, at=self._clock())
-            if actor is not None:  # the person who asked is named on what their recheck did
-                order.new_entries[:] = [
-                    replace(e, actor=e.actor or actor) for e in order.new_entries
-                ]
+            if actor is not None:  # who asked is named on what their recheck did
+                order.attribute_to(actor)
             await uow.orders.save(order)
             await uow.commit()
         return order

@@ -89,8 +89,9 @@ class SqlApiKeyRepository:
 
     async def add(self, key: ApiKey) -> None:
         await self._conn.execute(
-            "INSERT INTO api_keys (id, name, prefix, secret_hash, created_at, revoked_at) "
-            "VALUES (:id, :name, :prefix, :secret_hash, :created_at, :revoked_at)",
+            "INSERT INTO api_keys (id, name, prefix, secret_hash, created_at, revoked_at, "
+            "scopes) VALUES (:id, :name, :prefix, :secret_hash, :created_at, :revoked_at, "
+            ":scopes)",
             {
                 "id": key.id,
                 "name": key.name,
@@ -98,6 +99,7 @@ class SqlApiKeyRepository:
                 "secret_hash": key.secret_hash,
                 "created_at": key.created_at,
                 "revoked_at": key.revoked_at,
+                "scopes": " ".join(key.scopes),
             },
         )
 
@@ -134,4 +136,5 @@ def _key(row: Row) -> ApiKey:
         secret_hash=row["secret_hash"],
         created_at=must_datetime(row["created_at"]),
         revoked_at=to_datetime(row["revoked_at"]),
+        scopes=tuple(row["scopes"].split()),
     )

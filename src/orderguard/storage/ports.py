@@ -43,6 +43,9 @@ class ApiKey:
     secret_hash: str
     created_at: datetime
     revoked_at: datetime | None = None
+    #: What the key may do (``orders:read``, ``orders:write``, ``payments:refund``,
+    #: ``admin``), sorted; none by default.
+    scopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
