@@ -14,6 +14,7 @@ from orderguard.storage.database import (
     to_datetime,
     transaction,
 )
+from orderguard.storage.order_flags import HAS_OPEN_FLAG
 
 
 class UserExists(Exception):
@@ -185,9 +186,7 @@ class SqlConsoleStore:
         webhooks received but not processed."""
         final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_ORDER_STATES))
         async with transaction(self._db, write=False) as conn:
-            flagged = await conn.fetchone(
-                "SELECT COUNT(*) AS n FROM orders WHERE flag_reason IS NOT NULL"
-            )
+            flagged = await conn.fetchone(f"SELECT COUNT(*) AS n FROM orders WHERE {HAS_OPEN_FLAG}")
             stuck = await conn.fetchone(
                 f"SELECT COUNT(*) AS n FROM orders WHERE state NOT IN ({final}) "
                 "AND updated_at < :since",
