@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from orderguard.demo.audit import INVARIANTS, Snapshot, StoredOrder, check, resolution_times
+from orderguard.demo.audit import (
+    INVARIANTS,
+    Snapshot,
+    StoredOrder,
+    build_report,
+    check,
+    resolution_times,
+)
 from orderguard.demo.shoppers import Checkout, ShopperStats
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -119,3 +126,18 @@ def test_resolution_times_are_measured_from_creation() -> None:
     db.orders["ord_a"].resolved_at = T0 + timedelta(seconds=2)
     db.orders["ord_b"].resolved_at = T0 + timedelta(seconds=10)
     assert resolution_times(db) == {"p50": 2.0, "p99": 10.0, "max": 10.0}
+
+
+def test_the_report_counts_orders_ever_flagged_apart_from_flags_still_open() -> None:
+    shoppers, db, book = _world()
+    db.orders["ord_a"].flags_ever = ["payment_unresolved"]  # cleared itself once paid
+    db.orders["ord_b"].flags_ever = ["payment_unresolved", "shopper_report"]
+    db.orders["ord_b"].flags_open = ["shopper_report"]
+
+    report = build_report(shoppers, db, book, {}, seed=42, database="sqlite")
+
+    assert (report.orders_ever_flagged, report.flags_still_open) == (2, 1)
+    assert report.flagged_ever == {"payment_unresolved": 2, "shopper_report": 1}
+    figures = report.as_json()
+    assert (figures["orders_ever_flagged"], figures["flags_still_open"]) == (2, 1)
+    assert figures["flagged"] == {"shopper_report": 1}
