@@ -96,7 +96,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         flags = await conn.fetchall(
             "SELECT f.order_id, f.reason, f.cleared_at FROM order_flags f "
             "JOIN orders o ON o.id = f.order_id WHERE o.merchant_reference LIKE :prefix "
-            "ORDER BY f.raised_at, f.id",
+            "ORDER BY f.order_id, f.position",
             like,
         )
         entries = await conn.fetchall(

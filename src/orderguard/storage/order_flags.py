@@ -16,9 +16,10 @@ HAS_OPEN_FLAG = (
 )
 
 _UPSERT_FLAG = """
-INSERT INTO order_flags (id, order_id, reason, detail, raised_by, raised_at, cleared_at,
-    cleared_by)
-VALUES (:id, :order_id, :reason, :detail, :raised_by, :raised_at, :cleared_at, :cleared_by)
+INSERT INTO order_flags (id, order_id, position, reason, detail, raised_by, raised_at,
+    cleared_at, cleared_by)
+VALUES (:id, :order_id, :position, :reason, :detail, :raised_by, :raised_at, :cleared_at,
+    :cleared_by)
 ON CONFLICT (id) DO UPDATE SET cleared_at = excluded.cleared_at,
     cleared_by = excluded.cleared_by
 WHERE order_flags.cleared_at IS NULL
@@ -28,17 +29,18 @@ WHERE order_flags.cleared_at IS NULL
 async def save_flags(conn: Connection, order_id: str, flags: list[ReviewFlag]) -> None:
     """Store new flags and the clearing of open ones; a cleared flag never reopens."""
     if flags:
-        await conn.executemany(_UPSERT_FLAG, [_row(order_id, flag) for flag in flags])
+        rows = [_row(order_id, i, flag) for i, flag in enumerate(flags)]
+        await conn.executemany(_UPSERT_FLAG, rows)
 
 
 async def load_flags(conn: Connection, order_ids: list[str]) -> dict[str, list[ReviewFlag]]:
-    """Every flag of each order, oldest first."""
+    """Every flag of each order, in the order they were raised."""
     if not order_ids:
         return {}
     ids = {f"id{i}": order_id for i, order_id in enumerate(order_ids)}
     names = ", ".join(f":{name}" for name in ids)
     rows = await conn.fetchall(
-        f"SELECT * FROM order_flags WHERE order_id IN ({names}) ORDER BY order_id, raised_at, id",
+        f"SELECT * FROM order_flags WHERE order_id IN ({names}) ORDER BY order_id, position",
         ids,
     )
     found: dict[str, list[ReviewFlag]] = {}
@@ -47,8 +49,8 @@ async def load_flags(conn: Connection, order_ids: list[str]) -> dict[str, list[R
     return found
 
 
-def _row(order_id: str, flag: ReviewFlag) -> dict[str, Any]:
-    return {"id": flag.id, "order_id": order_id, **flag.fields()}
+def _row(order_id: str, position: int, flag: ReviewFlag) -> dict[str, Any]:
+    return {"id": flag.id, "order_id": order_id, "position": position, **flag.fields()}
 
 
 def _flag(row: Row) -> ReviewFlag:

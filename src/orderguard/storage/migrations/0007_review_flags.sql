@@ -1,24 +1,26 @@
 -- Review flags as a set with history: one row per reason raised on an order, open until a
 -- person (or the state that answers it) clears it, never deleted (G7). At most one open row
--- per order and reason. The single orders.flag_reason of version 6 is copied in as one open
--- flag, its reason read from how its text starts; the column stays, written as the first
--- open flag's text for readers that still use it.
+-- per order and reason; position keeps the order in which they were raised. The single
+-- orders.flag_reason of version 6 is copied in as one open flag, its reason read from how
+-- its text starts; the column stays, written as the first open flag's text for readers
+-- that still use it.
 CREATE TABLE order_flags (
     id          TEXT PRIMARY KEY,
     order_id    TEXT NOT NULL REFERENCES orders (id),
+    position    INTEGER NOT NULL,
     reason      TEXT NOT NULL,
     detail      TEXT NOT NULL,
     raised_by   TEXT NOT NULL,
     raised_at   {ts} NOT NULL,
     cleared_at  {ts},
     cleared_by  TEXT,
-    CHECK ((cleared_at IS NULL) = (cleared_by IS NULL))
+    CHECK ((cleared_at IS NULL) = (cleared_by IS NULL)),
+    UNIQUE (order_id, position)
 );
-CREATE INDEX order_flags_order ON order_flags (order_id, raised_at, id);
 CREATE UNIQUE INDEX order_flags_open ON order_flags (order_id, reason) WHERE cleared_at IS NULL;
 DROP INDEX orders_flagged;
 
-INSERT INTO order_flags (id, order_id, reason, detail, raised_by, raised_at)
+INSERT INTO order_flags (id, order_id, position, reason, detail, raised_by, raised_at)
 WITH labels (reason, prefix, label) AS (
     VALUES
         ('payment_unresolved', 'payment outcome still unresolved',
@@ -39,6 +41,7 @@ WITH labels (reason, prefix, label) AS (
 SELECT
     'flg_v7_' || o.id,
     o.id,
+    0,
     COALESCE(l.reason, 'other'),
     CASE WHEN l.label IS NULL THEN o.flag_reason
          ELSE LTRIM(SUBSTR(o.flag_reason, LENGTH(l.label) + 1), ': ') END,
