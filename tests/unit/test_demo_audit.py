@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from orderguard.demo.audit import (
     INVARIANTS,
@@ -17,6 +18,7 @@ from orderguard.demo.audit import (
     check,
     resolution_times,
 )
+from orderguard.demo.report import render
 from orderguard.demo.shoppers import Checkout, ShopperStats
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -141,3 +143,19 @@ def test_the_report_counts_orders_ever_flagged_apart_from_flags_still_open() -> 
     figures = report.as_json()
     assert (figures["orders_ever_flagged"], figures["flags_still_open"]) == (2, 1)
     assert figures["flagged"] == {"shopper_report": 1}
+    report.schedule = dict.fromkeys(SCHEDULE_KEYS, 1)
+    console = Console(record=True, width=200)
+    render(report, console)
+    assert "2 orders ever flagged, 1 flags still open" in console.export_text()
+
+
+#: What the report's schedule line names (filled in by the demo's run).
+SCHEDULE_KEYS = (
+    "recheck_scale",
+    "janitor_schedule_full_s",
+    "janitor_schedule_demo_s",
+    "client_timeout_s",
+    "payment_time_budget_s",
+    "sandbox_hold_s",
+    "action_expiry_s",
+)
