@@ -70,7 +70,7 @@ async def test_migration_7_turns_each_flag_reason_into_an_open_flag(version_6: D
                 {"id": parcel, "at": REPORTED_AT, "note": PARCEL},
             )
 
-        assert [m.version for m in await migrate.migrate(db)] == [7]
+        assert 7 in [m.version for m in await migrate.migrate(db)]
 
         async with SqlStorage(db)() as uow:
             orders = {i: await uow.orders.get(i) for i in (mismatch, parcel, legacy, clean)}
