@@ -88,15 +88,17 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
     """The run's orders (by merchant reference), their timelines, and the sweep's findings."""
     like = {"prefix": reference_prefix + "%"}
     async with transaction(db, write=False) as conn:
-        rows = await conn.fetchall(
-            "SELECT id, merchant_reference, state, currency, amount_total, "
-            "created_at, updated_at FROM orders WHERE merchant_reference LIKE :prefix",
-            like,
-        )
+        # flags before orders: PostgreSQL reads each statement afresh, and a flag clears only
+        # when its order settles, so an order read later is never older than its flags
         flags = await conn.fetchall(
             "SELECT f.order_id, f.reason, f.cleared_at FROM order_flags f "
             "JOIN orders o ON o.id = f.order_id WHERE o.merchant_reference LIKE :prefix "
             "ORDER BY f.order_id, f.position",
+            like,
+        )
+        rows = await conn.fetchall(
+            "SELECT id, merchant_reference, state, currency, amount_total, "
+            "created_at, updated_at FROM orders WHERE merchant_reference LIKE :prefix",
             like,
         )
         entries = await conn.fetchall(
@@ -123,13 +125,15 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         for r in rows
     }
     for f in flags:
-        order = orders[f["order_id"]]
-        order.flags_ever.append(str(f["reason"]))
+        flagged = orders[f["order_id"]]  # orders are never deleted: it was read after
+        flagged.flags_ever.append(str(f["reason"]))
         if f["cleared_at"] is None:
-            order.flags_open.append(str(f["reason"]))
-            order.flag = order.flag or str(f["reason"])
+            flagged.flags_open.append(str(f["reason"]))
+            flagged.flag = flagged.flag or str(f["reason"])
     for e in entries:
-        order = orders[e["order_id"]]
+        order = orders.get(e["order_id"])
+        if order is None:
+            continue  # placed after the orders were read: the next snapshot has it
         if e["to_state"] == "payment_unknown":
             order.went_unknown = True
         settles = e["kind"] == "state_changed" and e["to_state"] == order.state
