@@ -30,6 +30,7 @@ from orderguard.domain import ids
 from orderguard.domain.customer import Address, Customer
 from orderguard.domain.delivery import WebhookEndpoint, WebhookSecret
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import Order, OrderLine
 from orderguard.domain.states import OrderState
 from orderguard.outbox.relay import Relay
@@ -86,7 +87,8 @@ async def live(
             assert loaded is not None
             loaded.move_to(target, cause=Cause.API, at=at + timedelta(milliseconds=step))
             if flag and step == 1:
-                loaded.flag("looks odd", cause=Cause.SWEEP, at=at + timedelta(milliseconds=step))
+                odd, later = FlagReason.OTHER, at + timedelta(milliseconds=step)
+                loaded.flag(odd, "looks odd", cause=Cause.SWEEP, at=later)
             await uow.orders.save(loaded)
             await uow.commit()
             order = loaded

@@ -211,7 +211,7 @@ def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, 
     )
     for order in _run(lambda s: queries.list_orders(s, query)):
         ref = order.merchant_reference or "-"
-        flag = f"  FLAGGED: {order.flag_reason}" if order.flag_reason else ""
+        flag = cli_operations.flagged(order)
         click.echo(
             f"{order.id}  {order.created_at:%Y-%m-%d %H:%M:%S}  {order.state:<16} "
             f"{order.total.format():>14}  {ref}{flag}"

@@ -115,5 +115,10 @@ def cancel(order_id: str, actor: str) -> None:
 
 
 def _show(order: Order) -> None:
-    flag = f"  FLAGGED: {order.flag_reason}" if order.flag_reason else ""
-    click.echo(f"{order.id}  {order.state}  {order.total.format()}{flag}")
+    click.echo(f"{order.id}  {order.state}  {order.total.format()}{flagged(order)}")
+
+
+def flagged(order: Order) -> str:
+    """The order's open review flags, for a line of output ("" when it has none)."""
+    texts = [flag.text for flag in order.open_flags]
+    return f"  FLAGGED: {' | '.join(texts)}" if texts else ""

@@ -21,10 +21,13 @@ from click.testing import CliRunner, Result
 from orderguard.api.auth import KEY_CACHE_SECONDS
 from orderguard.api.problems import PROBLEM_JSON
 from orderguard.cli import main
+from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.storage import migrate as migrations
 from orderguard.storage.database import connect, transaction
+from tests.conftest import open_storage
 from tests.e2e.procs import Server, clean_env, run_cli, serving
-from tests.factories import order_body
+from tests.factories import new_order, order_body
 
 SECRET = re.compile(r"^secret: (og_sk_\S+)$", re.MULTILINE)
 #: ``cli(DATABASE_URL, *ARGS)`` runs ``orderguard ARGS`` in-process.
@@ -237,6 +240,35 @@ def test_prune_removes_only_expired_idempotency_records(
         )
     assert kept.headers.get("Idempotent-Replayed") == "true", "a fresh record must be kept"
     assert kept.json()["id"] == placed["new-key"].json()["id"]
+
+
+def test_orders_list_flagged_prints_each_open_reason_and_skips_cleared_ones(
+    cli: Cli, sqlite_url: str
+) -> None:
+    waiting, cleared = new_order(), new_order()
+    now = datetime.now(UTC)
+    waiting.flag(FlagReason.AMOUNT_MISMATCH, "40.00 EUR", cause=Cause.WEBHOOK, at=now)
+    waiting.flag(FlagReason.SHOPPER_REPORT, "where is it?", cause=Cause.SHOPPER, at=now)
+    cleared.flag(FlagReason.SHOPPER_REPORT, "help", cause=Cause.SHOPPER, at=now)
+    cleared.clear_flag(FlagReason.SHOPPER_REPORT, "answered", actor="li", at=now)
+
+    async def store() -> None:
+        storage = await open_storage(sqlite_url)
+        async with storage() as uow:
+            for order in (waiting, cleared):
+                await uow.orders.add(order)
+            await uow.commit()
+        await storage.close()
+
+    asyncio.run(store())
+    listed = cli(sqlite_url, "orders", "list", "--flagged")
+
+    assert listed.exit_code == 0, listed.output
+    [line] = listed.stdout.splitlines()
+    assert line.startswith(waiting.id)
+    assert line.endswith(
+        "FLAGGED: amount mismatch: 40.00 EUR | shopper reported a problem: where is it?"
+    )
 
 
 @pytest.mark.slow

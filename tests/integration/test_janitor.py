@@ -9,6 +9,7 @@ from orderguard.domain.states import OrderState
 from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
 from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.janitor import STUCK, Janitor, JanitorRound
+from orderguard.storage.ports import OrderQuery
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import THREE_DS, VISA, charges, place
 
@@ -89,6 +90,40 @@ async def test_when_the_schedule_runs_out_the_order_is_flagged_once_and_still_wa
     assert escalated == 1
     flagged = [e for e in detail["timeline"] if e["kind"] == "flagged"]  # type: ignore[attr-defined]
     assert len(flagged) == 1 and flagged[0]["cause"] == "janitor"
+
+
+async def test_the_unresolved_flag_clears_itself_with_an_entry_when_the_order_is_paid(
+    api: Api,
+) -> None:
+    api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+    order = await place(api, VISA)
+    schedule = RecheckSchedule({OrderState.PAYMENT_UNKNOWN: (timedelta(seconds=10),) * 2})
+    clock = Clock()
+    jan = janitor(api, clock, schedule)
+    find_payments = api.provider.find_payments
+
+    async def find_nothing(order_id: str) -> list[object]:
+        raise ProviderUnavailable("the provider cannot tell")
+
+    api.provider.find_payments = find_nothing  # type: ignore[assignment,method-assign]
+    for _ in range(3):
+        clock.advance(seconds=11)
+        await jan.run_once(owner="w1")
+    flagged = await _state(api, order["id"])
+    api.provider.find_payments = find_payments  # type: ignore[method-assign]
+    clock.advance(seconds=11)
+    await jan.run_once(owner="w1")
+    paid = await _state(api, order["id"])
+    async with api.container.storage() as uow:
+        queue = await uow.orders.search(OrderQuery(limit=50, flagged=True))
+
+    assert [f["reason"] for f in flagged["flags"]] == ["payment_unresolved"]  # type: ignore[index]
+    assert paid["state"] == "paid" and paid["flag_reason"] is None
+    [flag] = paid["flags"]  # type: ignore[misc]
+    assert (flag["reason"], flag["cleared_by"]) == ("payment_unresolved", "janitor")
+    last = paid["timeline"][-1]  # type: ignore[index]
+    assert (last["kind"], last["to_state"], last["cause"]) == ("flag_cleared", "paid", "janitor")
+    assert order["id"] not in [o.id for o in queue]
 
 
 async def test_two_janitors_never_hold_the_same_order(api: Api) -> None:

@@ -15,6 +15,7 @@ from orderguard.api.app import create_app
 from orderguard.bootstrap import wire
 from orderguard.config import Settings
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.domain.states import OrderState
 from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.metrics import process_metrics_text
@@ -84,7 +85,7 @@ async def _stored(storage: SqlStorage) -> None:
     old = new_order(at=NOW - timedelta(hours=2))
     old.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=NOW - timedelta(hours=2))
     old.move_to(OrderState.PAYMENT_UNKNOWN, cause=Cause.API, at=NOW - timedelta(hours=2))
-    old.flag("payment outcome still unresolved", cause=Cause.JANITOR, at=NOW)
+    old.flag(FlagReason.PAYMENT_UNRESOLVED, "", cause=Cause.JANITOR, at=NOW)
     fresh = new_order(at=NOW - timedelta(minutes=5))
     fresh.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=NOW - timedelta(minutes=5))
     paid = new_order(at=NOW)
@@ -118,7 +119,7 @@ async def test_the_collector_reads_orders_ages_flags_backlog_and_the_hooks(
     assert 299 <= oldest <= 301
     # the flagged order is in the review queue: not counted as the oldest unattended one
     assert m[("orderguard_oldest_open_order_age_seconds", (("state", "payment_unknown"),))] == 0
-    reason = (("reason", "payment outcome still unresolved"),)
+    reason = (("reason", "payment_unresolved"),)
     assert m[("orderguard_flagged_orders", reason)] == 1
     assert m[("orderguard_janitor_backlog", ())] == 2  # both were last checked long enough ago
     assert 7200 - 31 <= m[("orderguard_janitor_lag_seconds", ())] <= 7200

@@ -8,6 +8,7 @@ import pytest
 
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import PaymentAttempt
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.storage.orders import ConcurrentUpdate
@@ -38,6 +39,7 @@ async def test_an_added_order_reads_back_whole(storage: UnitOfWorkFactory) -> No
         "merchant_reference",
         "locale",
         "flag_reason",
+        "flags",
     ):
         assert getattr(loaded, field) == getattr(order, field), field
     assert loaded.total.amount == 2 * 1999 + 850
@@ -109,7 +111,7 @@ async def test_saving_moves_state_stores_attempts_and_appends_history(
         again.attempts[0].move_to(AttemptState.SUCCEEDED, at=T0 + timedelta(seconds=1))
         again.attempts[0].provider_ref = "pi_123"
         again.move_to(OrderState.PAID, cause=Cause.WEBHOOK, at=T0 + timedelta(seconds=1))
-        again.flag("amount mismatch", cause=Cause.RECONCILIATION, at=T0)
+        again.flag(FlagReason.AMOUNT_MISMATCH, "", cause=Cause.RECONCILIATION, at=T0)
         await uow.orders.save(again)
         await uow.commit()
     async with storage() as uow:
@@ -327,7 +329,9 @@ async def test_stuck_and_flagged_orders_are_found_by_their_filters(
     old.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0 + timedelta(minutes=1))
     fresh.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0 + timedelta(minutes=30))
     finished.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=T0 + timedelta(minutes=1))
-    flagged.flag("duplicate charge: pi_2", cause=Cause.SWEEP, at=T0 + timedelta(minutes=30))
+    flagged.flag(
+        FlagReason.DUPLICATE_CHARGE, "pi_2", cause=Cause.SWEEP, at=T0 + timedelta(minutes=30)
+    )
     async with storage() as uow:
         for order in (old, fresh, finished, flagged):
             await uow.orders.add(order)
@@ -357,3 +361,51 @@ async def test_whether_an_order_was_taken_live_reads_back_and_defaults_to_test_m
     assert loaded_live is not None and loaded_live.livemode is True
     assert loaded_test is not None and loaded_test.livemode is False
     assert listed == {live.id: True, test.id: False}
+
+
+async def test_flags_are_stored_as_a_set_with_their_history(storage: UnitOfWorkFactory) -> None:
+    order = new_order(at=T0)
+    order.flag(FlagReason.AMOUNT_MISMATCH, "40.00 EUR", cause=Cause.RECONCILIATION, at=T0)
+    async with storage() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    later = T0 + timedelta(minutes=5)
+    async with storage() as uow:
+        loaded = await uow.orders.get(order.id, for_update=True)
+        assert loaded is not None
+        loaded.flag(FlagReason.SHOPPER_REPORT, "where is it?", cause=Cause.SHOPPER, at=later)
+        loaded.clear_flag(FlagReason.AMOUNT_MISMATCH, "refunded", actor="maria", at=later)
+        await uow.orders.save(loaded)
+        await uow.commit()
+    async with storage() as uow:
+        final = await uow.orders.get(order.id)
+        listed = await uow.orders.search(OrderQuery(limit=10))
+    assert final is not None
+    flags = [
+        (f.reason, f.detail, f.raised_by, f.raised_at, f.cleared_by, f.cleared_at)
+        for f in final.flags
+    ]
+    assert flags == [
+        (FlagReason.AMOUNT_MISMATCH, "40.00 EUR", "reconciliation", T0, "maria", later),
+        (FlagReason.SHOPPER_REPORT, "where is it?", "shopper", later, None, None),
+    ]
+    assert listed[0].flags == final.flags
+
+
+async def test_the_review_queue_holds_only_orders_with_an_open_flag(
+    storage: UnitOfWorkFactory,
+) -> None:
+    answered, cleared, waiting = (new_order(at=T0) for _ in range(3))
+    answered.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=T0)
+    answered.flag(FlagReason.PAYMENT_UNRESOLVED, "pending", cause=Cause.JANITOR, at=T0)
+    answered.move_to(OrderState.PAID, cause=Cause.WEBHOOK, at=T0)
+    cleared.flag(FlagReason.SHOPPER_REPORT, "help", cause=Cause.SHOPPER, at=T0)
+    cleared.clear_flag(FlagReason.SHOPPER_REPORT, "answered by mail", actor="li", at=T0)
+    waiting.flag(FlagReason.DUPLICATE_CHARGE, "pi_2", cause=Cause.SWEEP, at=T0)
+    async with storage() as uow:
+        for order in (answered, cleared, waiting):
+            await uow.orders.add(order)
+        await uow.commit()
+    async with storage() as uow:
+        in_review = await uow.orders.search(OrderQuery(limit=10, flagged=True))
+    assert [o.id for o in in_review] == [waiting.id]

@@ -8,8 +8,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from rich.console import Console
 
-from orderguard.demo.audit import INVARIANTS, Snapshot, StoredOrder, check, resolution_times
+from orderguard.demo.audit import (
+    INVARIANTS,
+    Snapshot,
+    StoredOrder,
+    build_report,
+    check,
+    resolution_times,
+)
+from orderguard.demo.report import render
 from orderguard.demo.shoppers import Checkout, ShopperStats
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -119,3 +128,34 @@ def test_resolution_times_are_measured_from_creation() -> None:
     db.orders["ord_a"].resolved_at = T0 + timedelta(seconds=2)
     db.orders["ord_b"].resolved_at = T0 + timedelta(seconds=10)
     assert resolution_times(db) == {"p50": 2.0, "p99": 10.0, "max": 10.0}
+
+
+def test_the_report_counts_orders_ever_flagged_apart_from_flags_still_open() -> None:
+    shoppers, db, book = _world()
+    db.orders["ord_a"].flags_ever = ["payment_unresolved"]  # cleared itself once paid
+    db.orders["ord_b"].flags_ever = ["payment_unresolved", "shopper_report"]
+    db.orders["ord_b"].flags_open = ["shopper_report"]
+
+    report = build_report(shoppers, db, book, {}, seed=42, database="sqlite")
+
+    assert (report.orders_ever_flagged, report.flags_still_open) == (2, 1)
+    assert report.flagged_ever == {"payment_unresolved": 2, "shopper_report": 1}
+    figures = report.as_json()
+    assert (figures["orders_ever_flagged"], figures["flags_still_open"]) == (2, 1)
+    assert figures["flagged"] == {"shopper_report": 1}
+    report.schedule = dict.fromkeys(SCHEDULE_KEYS, 1)
+    console = Console(record=True, width=200)
+    render(report, console)
+    assert "2 orders ever flagged, 1 flags still open" in console.export_text()
+
+
+#: What the report's schedule line names (filled in by the demo's run).
+SCHEDULE_KEYS = (
+    "recheck_scale",
+    "janitor_schedule_full_s",
+    "janitor_schedule_demo_s",
+    "client_timeout_s",
+    "payment_time_budget_s",
+    "sandbox_hold_s",
+    "action_expiry_s",
+)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from orderguard.domain.errors import IllegalTransition
 from orderguard.domain.events import Cause, EntryKind, EventType
+from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import PaymentAttempt
 from orderguard.domain.states import (
     ATTEMPT_TRANSITIONS,
@@ -90,11 +91,11 @@ def test_every_state_change_is_on_the_timeline_with_its_cause_and_emits_its_even
 
 def test_flagging_records_a_reason_and_an_event_without_moving_state() -> None:
     order = new_order(at=AT)
-    order.flag("amount mismatch", cause=Cause.RECONCILIATION, at=AT)
+    order.flag(FlagReason.AMOUNT_MISMATCH, "", cause=Cause.RECONCILIATION, at=AT)
     assert (order.state, order.flag_reason) == (OrderState.RECEIVED, "amount mismatch")
     assert order.new_entries[-1].kind is EntryKind.FLAGGED
     assert order.new_events[-1].type is EventType.FLAGGED
-    order.clear_flag("refunded by hand", actor="maria", at=AT)
+    order.clear_flag(FlagReason.AMOUNT_MISMATCH, "refunded by hand", actor="maria", at=AT)
     assert order.flag_reason is None
     assert order.new_entries[-1].actor == "maria"
 

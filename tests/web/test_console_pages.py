@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.storage.ports import WebhookRecord
 from tests.e2e.payment_harness import Sandbox, Shop
 from tests.web.shopfront import add_user, csrf_of, log_in, order_in, shop_and_box
@@ -32,7 +33,7 @@ async def test_the_dashboard_counts_orders_by_state_stuck_and_flagged(shop: Pair
     async with shop[0].container.storage() as uow:  # as if it had been stuck for an hour
         order = await uow.orders.get(str(old["id"]), for_update=True)
         assert order is not None
-        order.flag("janitor gave up", cause=Cause.JANITOR, at=_hour_ago())
+        order.flag(FlagReason.PAYMENT_UNRESOLVED, "gave up", cause=Cause.JANITOR, at=_hour_ago())
         order.updated_at = _hour_ago()
         await uow.orders.save(order)
         await uow.commit()
@@ -90,6 +91,49 @@ async def test_an_operator_cancels_a_declined_order(shop: Pair) -> None:
     [entry] = [e for e in detail["timeline"] if e["to_state"] == "cancelled"]
     assert (entry["cause"], entry["actor"]) == ("support", "olga")
     assert again.status_code == 409 and "only a paid order is refunded" in again.text
+
+
+async def test_the_review_queue_shows_only_orders_a_person_still_has_to_look_at(
+    shop: Pair,
+) -> None:
+    answered, waiting = await order_in(*shop, "paid"), await order_in(*shop, "paid")
+    at = datetime.now(UTC)
+    async with shop[0].container.storage() as uow:
+        for order_id in (str(answered["id"]), str(waiting["id"])):
+            order = await uow.orders.get(order_id, for_update=True)
+            assert order is not None
+            order.flag(FlagReason.SHOPPER_REPORT, "where is it?", cause=Cause.SHOPPER, at=at)
+            order.flag(FlagReason.DUPLICATE_CHARGE, "pi_2", cause=Cause.SWEEP, at=at)
+            await uow.orders.save(order)
+        await uow.commit()
+    client = shop[0].client
+    page = await client.get(f"/console/orders/{answered['id']}")
+    path = f"/console/orders/{answered['id']}/clear-flag"
+    for reason in ("shopper_report", "duplicate_charge"):
+        done = await client.post(
+            path, data={"csrf": csrf_of(page.text), "reason": reason, "comment": "done"}
+        )
+        assert done.status_code == 303
+    page = await client.get(f"/console/orders/{waiting['id']}")
+    one = await client.post(
+        f"/console/orders/{waiting['id']}/clear-flag",
+        data={"csrf": csrf_of(page.text), "reason": "shopper_report", "comment": "answered"},
+    )
+    unknown = await client.post(
+        f"/console/orders/{waiting['id']}/clear-flag",
+        data={"csrf": csrf_of(page.text), "reason": "everything", "comment": "x"},
+    )
+
+    queue = await client.get("/console/flagged")
+    shown = await client.get(f"/console/orders/{waiting['id']}")
+    assert (one.status_code, unknown.status_code) == (303, 400)
+    assert str(waiting["id"]) in queue.text and str(answered["id"]) not in queue.text
+    assert 'class="flag-open" data-reason="duplicate_charge"' in shown.text
+    assert 'class="flag-cleared" data-reason="shopper_report"' in shown.text
+    assert 'id="clear-flag-duplicate_charge"' in shown.text
+    assert 'id="clear-flag-shopper_report"' not in shown.text
+    dashboard = await client.get("/console")
+    assert 'id="flagged-count"><a href="/console/flagged">1</a>' in dashboard.text
 
 
 def _hour_ago() -> datetime:

@@ -164,7 +164,10 @@ async def test_a_flag_is_cleared_only_with_a_comment(shop: Pair) -> None:
         detail = await shop[0].order(str(order["id"]))
         assert detail["flag_reason"] is None
         [entry] = [e for e in detail["timeline"] if e["kind"] == "flag_cleared"]
-        assert (entry["actor"], entry["note"]) == ("olga", "checked: not charged")
+        assert (entry["actor"], entry["note"]) == (
+            "olga",
+            "shopper_report cleared: checked: not charged",
+        )
 
 
 async def test_search_finds_an_order_by_each_of_its_references(shop: Pair) -> None:

@@ -50,6 +50,7 @@ def order_document(order: Order, public_url: str) -> dict[str, Any]:
         "locale": order.locale,
         "flag_reason": order.flag_reason,
         "livemode": order.livemode,
+        "flags": [f.fields() for f in order.flags],
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "status_url": status_url(public_url, order),

@@ -212,6 +212,20 @@ class TimelineOut(BaseModel):
     request_id: str | None
 
 
+class FlagOut(BaseModel):
+    """One reason to review the order: open until ``cleared_at`` is set, never removed."""
+
+    #: One of ``payment_unresolved``, ``amount_mismatch``, ``duplicate_charge``,
+    #: ``charge_after_cancel``, ``charge_on_closed_attempt``, ``unexplained_charge``,
+    #: ``shopper_report``, ``reconciliation_*`` or ``other`` (see the README's review queue).
+    reason: str
+    detail: str
+    raised_by: str
+    raised_at: datetime
+    cleared_at: datetime | None
+    cleared_by: str | None
+
+
 class OrderOut(BaseModel):
     """An order."""
 
@@ -223,12 +237,15 @@ class OrderOut(BaseModel):
     items: list[ItemOut]
     customer: CustomerOut
     locale: str
+    #: The first open flag's text, kept for clients written before ``flags``.
     flag_reason: str | None
     #: False for an order taken in test mode (the sandbox, a test key): no money moved.
     livemode: bool = Field(
         description="Whether the order was taken with a live provider account; false: "
         "test mode, no money moves"
     )
+    #: Every review flag, open and cleared, oldest first.
+    flags: list[FlagOut]
     created_at: datetime
     updated_at: datetime
     status_url: str

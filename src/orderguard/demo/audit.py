@@ -45,6 +45,7 @@ class StoredOrder:
     state: str
     currency: str
     total: int
+    #: The reason of its first open review flag; None when no flag is open.
     flag: str | None
     created_at: datetime
     updated_at: datetime
@@ -53,6 +54,10 @@ class StoredOrder:
     #: What made it settle: api (the first answer), webhook, janitor, sweep, shopper...
     resolved_by: str | None = None
     went_unknown: bool = False
+    #: The reason of every review flag it ever had, open or cleared, oldest first.
+    flags_ever: list[str] = field(default_factory=list)
+    #: The reasons of its flags still open.
+    flags_open: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -83,8 +88,16 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
     """The run's orders (by merchant reference), their timelines, and the sweep's findings."""
     like = {"prefix": reference_prefix + "%"}
     async with transaction(db, write=False) as conn:
+        # flags before orders: PostgreSQL reads each statement afresh, and a flag clears only
+        # when its order settles, so an order read later is never older than its flags
+        flags = await conn.fetchall(
+            "SELECT f.order_id, f.reason, f.cleared_at FROM order_flags f "
+            "JOIN orders o ON o.id = f.order_id WHERE o.merchant_reference LIKE :prefix "
+            "ORDER BY f.order_id, f.position",
+            like,
+        )
         rows = await conn.fetchall(
-            "SELECT id, merchant_reference, state, currency, amount_total, flag_reason, "
+            "SELECT id, merchant_reference, state, currency, amount_total, "
             "created_at, updated_at FROM orders WHERE merchant_reference LIKE :prefix",
             like,
         )
@@ -105,14 +118,22 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             state=r["state"],
             currency=r["currency"],
             total=int(r["amount_total"]),
-            flag=r["flag_reason"],
+            flag=None,
             created_at=must_datetime(r["created_at"]),
             updated_at=must_datetime(r["updated_at"]),
         )
         for r in rows
     }
+    for f in flags:
+        flagged = orders[f["order_id"]]  # orders are never deleted: it was read after
+        flagged.flags_ever.append(str(f["reason"]))
+        if f["cleared_at"] is None:
+            flagged.flags_open.append(str(f["reason"]))
+            flagged.flag = flagged.flag or str(f["reason"])
     for e in entries:
-        order = orders[e["order_id"]]
+        order = orders.get(e["order_id"])
+        if order is None:
+            continue  # placed after the orders were read: the next snapshot has it
         if e["to_state"] == "payment_unknown":
             order.went_unknown = True
         settles = e["kind"] == "state_changed" and e["to_state"] == order.state
@@ -139,7 +160,10 @@ class Report:
     gave_up: int
     client_troubles: dict[str, int]
     final_states: dict[str, int]
+    #: Orders with a flag still open, by reason: what a person still has to look at.
     flagged: dict[str, int]
+    #: Orders that were ever flagged, by reason (most cleared themselves once answered).
+    flagged_ever: dict[str, int]
     faults: dict[str, int]
     recoveries: dict[str, int]
     resolution_s: dict[str, float]
@@ -147,12 +171,19 @@ class Report:
     placed_in_s: float = 0.0
     resolved_in_s: float = 0.0
     orders_per_s: float = 0.0
+    #: Orders that had at least one review flag during the run, open or cleared.
+    orders_ever_flagged: int = 0
     schedule: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not any(self.invariants.values())
+
+    @property
+    def flags_still_open(self) -> int:
+        """Flags a person still has to look at (one per order and reason)."""
+        return sum(self.flagged.values())
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +197,9 @@ class Report:
             "client_troubles": self.client_troubles,
             "final_states": self.final_states,
             "flagged": self.flagged,
+            "flagged_ever": self.flagged_ever,
+            "orders_ever_flagged": self.orders_ever_flagged,
+            "flags_still_open": self.flags_still_open,
             "faults_injected": self.faults,
             "recoveries": self.recoveries,
             "resolution_seconds": self.resolution_s,
@@ -201,7 +235,8 @@ def build_report(
         gave_up=sum(1 for c in shoppers.checkouts if c.gave_up),
         client_troubles=dict(shoppers.client_troubles),
         final_states=dict(Counter(o.state for o in db.orders.values())),
-        flagged=dict(Counter(str(o.flag).split(":")[0] for o in db.orders.values() if o.flag)),
+        flagged=dict(Counter(r for o in db.orders.values() for r in o.flags_open)),
+        flagged_ever=dict(Counter(r for o in db.orders.values() for r in set(o.flags_ever))),
         faults=faults,
         recoveries=recoveries(shoppers, db, book),
         resolution_s=resolution_times(db),
@@ -210,6 +245,7 @@ def build_report(
         resolved_in_s=resolved_in_s,
         orders_per_s=len(shoppers.checkouts) / placed_in_s if placed_in_s else 0.0,
         schedule=schedule or {},
+        orders_ever_flagged=sum(1 for o in db.orders.values() if o.flags_ever),
         extra={"charges": len(book.get("charges", [])), "refunds": len(book.get("refunds", []))},
     )
 

@@ -49,8 +49,15 @@ def render(report: Report, console: Console) -> None:
     )
     console.print(_counts("Shopper behaviours", report.behaviours, key="behaviour"))
     console.print(_counts("Final states", report.final_states, key="state"))
+    console.print(
+        f"review queue: [bold]{report.orders_ever_flagged}[/] orders ever flagged, "
+        f"[bold]{report.flags_still_open}[/] flags still open "
+        "(a system flag clears itself when the order reaches the state that answers it)"
+    )
+    if report.flagged_ever:
+        console.print(_counts("Ever flagged for review", report.flagged_ever, key="reason"))
     if report.flagged:
-        console.print(_counts("Flagged for review", report.flagged, key="reason"))
+        console.print(_counts("Flags still open", report.flagged, key="reason"))
     console.print(_counts("Faults injected by the provider", report.faults, key="fault"))
     console.print(
         _counts("Trouble seen by shoppers' browsers", report.client_troubles, key="trouble")

@@ -21,6 +21,7 @@ from orderguard.domain.events import (
     OutboxEvent,
     TimelineEntry,
 )
+from orderguard.domain.flags import FlagReason, ReviewFlag, answered
 from orderguard.domain.money import Money, is_currency
 from orderguard.domain.states import (
     AttemptState,
@@ -94,7 +95,6 @@ class Order:
     updated_at: datetime
     merchant_reference: str | None = None
     locale: str = "en"
-    flag_reason: str | None = None
     #: The method to charge once a provider is available again (while waiting in received).
     payment_method: str | None = None
     #: Rechecks done in the current state, and when the last one (or the change) happened.
@@ -106,6 +106,8 @@ class Order:
     #: test mode, e.g. the sandbox or a ``sk_test_`` key); set at intake, never changed.
     livemode: bool = False
     attempts: list[PaymentAttempt] = field(default_factory=list)
+    #: Every review flag the order ever had, open and cleared, oldest first.
+    flags: list[ReviewFlag] = field(default_factory=list)
     #: Entries and events recorded since the order was loaded, for the unit of work to store.
     new_entries: list[TimelineEntry] = field(default_factory=list)
     new_events: list[OutboxEvent] = field(default_factory=list)
@@ -156,6 +158,21 @@ class Order:
         """Whether the order has reached a final outcome."""
         return self.state.is_terminal
 
+    @property
+    def open_flags(self) -> list[ReviewFlag]:
+        """The flags a person still has to look at; the order is in the review queue if any."""
+        return [f for f in self.flags if f.is_open]
+
+    @property
+    def flag_reason(self) -> str | None:
+        """The first open flag's text (the single reason orders had before version 7)."""
+        first = next(iter(self.open_flags), None)
+        return first.text if first else None
+
+    def open_flag(self, reason: FlagReason) -> ReviewFlag | None:
+        """The open flag for ``reason``, if there is one."""
+        return next((f for f in self.open_flags if f.reason is reason), None)
+
     def move_to(
         self,
         target: OrderState,
@@ -173,17 +190,56 @@ class Order:
         self._record(EntryKind.STATE_CHANGED, source, note, cause, at, actor, request_id)
         if target in EVENT_FOR_STATE:
             self._emit(EVENT_FOR_STATE[target], at)
+        self._clear_answered(cause, at, actor, request_id)
 
-    def flag(self, reason: str, *, cause: Cause, at: datetime, actor: str | None = None) -> None:
-        """Put the order in the review queue with ``reason``; independent of its state."""
-        self.flag_reason, self.updated_at = reason, at
-        self._record(EntryKind.FLAGGED, self.state, reason, cause, at, actor, None)
-        self._emit(EventType.FLAGGED, at, reason=reason)
+    def flag(
+        self,
+        reason: FlagReason,
+        detail: str,
+        *,
+        cause: Cause,
+        at: datetime,
+        actor: str | None = None,
+    ) -> bool:
+        """Put the order in the review queue for ``reason``, beside any other open reason.
 
-    def clear_flag(self, comment: str, *, actor: str, at: datetime) -> None:
-        """Take the order out of the review queue, saying why."""
-        self.flag_reason, self.updated_at = None, at
-        self._record(EntryKind.FLAG_CLEARED, self.state, comment, Cause.SUPPORT, at, actor, None)
+        A reason that is open already is not raised twice (``False``): the new detail goes
+        on the timeline as a note, so nothing is lost and nothing is overwritten.
+        """
+        raised = ReviewFlag(ids.new_id("flg"), reason, detail, actor or str(cause), at)
+        if self.open_flag(reason) is not None:
+            self.note(f"already flagged, {raised.text}", cause=cause, at=at, actor=actor)
+            return False
+        self.flags.append(raised)
+        self.updated_at = at
+        self._record(EntryKind.FLAGGED, self.state, raised.text, cause, at, actor, None)
+        self._emit(EventType.FLAGGED, at, reason=raised.text, reason_code=str(reason))
+        return True
+
+    def clear_flag(self, reason: FlagReason, comment: str, *, actor: str, at: datetime) -> bool:
+        """A person clears one open reason, saying why; the others stay. ``False`` if none."""
+        flag = self.open_flag(reason)
+        if flag is None:
+            return False
+        self._clear(flag, by=actor, at=at)
+        note = f"{reason} cleared: {comment}"
+        self._record(EntryKind.FLAG_CLEARED, self.state, note, Cause.SUPPORT, at, actor, None)
+        return True
+
+    def _clear_answered(
+        self, cause: Cause, at: datetime, actor: str | None, request_id: str | None
+    ) -> None:
+        """Clear the open flags the order's new state answers (see ``ANSWERED_BY``)."""
+        for flag in self.open_flags:
+            if answered(flag.reason, state=self.state):
+                self._clear(flag, by=actor or str(cause), at=at)
+                note = f"{flag.reason} answered: the order is {self.state}"
+                kind = EntryKind.FLAG_CLEARED
+                self._record(kind, self.state, note, cause, at, actor, request_id)
+
+    def _clear(self, flag: ReviewFlag, *, by: str, at: datetime) -> None:
+        self.flags[self.flags.index(flag)] = replace(flag, cleared_at=at, cleared_by=by)
+        self.updated_at = at
 
     def checked(self, at: datetime, *, next_at: datetime) -> None:
         """The janitor asked the provider about this order and it stayed where it was."""

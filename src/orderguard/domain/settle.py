@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import LABELS, FlagReason
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import (
     ATTEMPT_TRANSITIONS,
@@ -30,11 +31,11 @@ ORDER_STATE_FOR: dict[AttemptState, OrderState] = {
     AttemptState.REFUNDED: OrderState.REFUNDED,
 }
 
-#: Flag reasons, in the words support sees.
-CHARGE_ON_CLOSED_ATTEMPT = "charge on a closed attempt"
-DUPLICATE_CHARGE = "duplicate charge"
-AMOUNT_MISMATCH = "amount mismatch"
-CHARGE_AFTER_CANCEL = "charged after cancellation"
+#: Flag reasons, in the words support sees (the start of each flag's text).
+CHARGE_ON_CLOSED_ATTEMPT = LABELS[FlagReason.CHARGE_ON_CLOSED_ATTEMPT]
+DUPLICATE_CHARGE = LABELS[FlagReason.DUPLICATE_CHARGE]
+AMOUNT_MISMATCH = LABELS[FlagReason.AMOUNT_MISMATCH]
+CHARGE_AFTER_CANCEL = LABELS[FlagReason.CHARGE_AFTER_CANCEL]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,8 @@ def apply_outcome(
         if outcome.state is AttemptState.SUCCEEDED and attempt.state is AttemptState.FAILED:
             # money was taken on an attempt we had closed: never ignore it (G3)
             order.flag(
-                f"{CHARGE_ON_CLOSED_ATTEMPT}: provider reports attempt {attempt.seq} "
+                FlagReason.CHARGE_ON_CLOSED_ATTEMPT,
+                f"provider reports attempt {attempt.seq} "
                 f"({attempt.provider_ref}) succeeded after it was {attempt.state}",
                 cause=cause,
                 at=at,
@@ -93,7 +95,8 @@ def _amount_matches(
     if (amount, currency) == (order.total.amount, order.currency):
         return True
     order.flag(
-        f"{AMOUNT_MISMATCH}: provider confirmed {amount} {currency} for attempt "
+        FlagReason.AMOUNT_MISMATCH,
+        f"provider confirmed {amount} {currency} for attempt "
         f"{attempt.seq}, the order totals {order.total.amount} {order.currency}",
         cause=cause,
         at=at,
@@ -108,9 +111,10 @@ def _move_order(
     if _another_attempt_paid(order, attempt, outcome) or (
         outcome.state is AttemptState.SUCCEEDED and order.state is OrderState.CANCELLED
     ):
-        reason = CHARGE_AFTER_CANCEL if order.state is OrderState.CANCELLED else DUPLICATE_CHARGE
+        cancelled = order.state is OrderState.CANCELLED
         order.flag(
-            f"{reason}: attempt {attempt.seq} ({attempt.provider_ref}) also succeeded",
+            FlagReason.CHARGE_AFTER_CANCEL if cancelled else FlagReason.DUPLICATE_CHARGE,
+            f"attempt {attempt.seq} ({attempt.provider_ref}) also succeeded",
             cause=cause,
             at=at,
         )

@@ -251,7 +251,7 @@ class Doctor:
             flagged_check = Check(
                 "flagged orders",
                 Status.WARN,
-                f"{flagged} orders await review",
+                f"{flagged} open review flags await a person",
                 "orderguard orders list --flagged",
             )
         else:

@@ -21,6 +21,7 @@ import orjson
 
 from orderguard.domain import ids
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.reconcile import categories as c
 from orderguard.reconcile.engine import Engine, Outcome, Result
 from orderguard.reconcile.outcome import Unexplained
@@ -30,6 +31,14 @@ from orderguard.services.sweep import PENDING, REPORTED
 from orderguard.storage.ports import SweepFinding
 from orderguard.storage.reconciliation import ExceptionRecord, RunRecord
 from orderguard.storage.unit_of_work import SqlStorage, SqlUnitOfWork
+
+#: The review reason each flagging category raises on its order.
+FLAG_FOR: dict[str, FlagReason] = {
+    c.AMOUNT_MISMATCH: FlagReason.RECONCILIATION_AMOUNT_MISMATCH,
+    c.CURRENCY_MISMATCH: FlagReason.RECONCILIATION_CURRENCY_MISMATCH,
+    c.MISSING_AT_PROVIDER: FlagReason.RECONCILIATION_MISSING_AT_PROVIDER,
+    c.DUPLICATE: FlagReason.RECONCILIATION_DUPLICATE,
+}
 
 
 @dataclass
@@ -93,7 +102,9 @@ async def _act(
     if result.category in c.FLAGGING and result.order_id:
         order = await uow.orders.get(result.order_id, for_update=True)
         if order is not None:
-            order.flag(reason(result), cause=Cause.RECONCILIATION, at=now)
+            order.flag(
+                FLAG_FOR[result.category], _detail(result), cause=Cause.RECONCILIATION, at=now
+            )
             await uow.orders.save(order)
             applied.flagged += 1
     if result.category == c.MISSING_IN_ORDERS and result.provider_ref and result.currency:
@@ -113,13 +124,13 @@ async def _act(
     return True
 
 
-def reason(result: Result) -> str:
-    """The review reason: the category first, then what the report said."""
+def _detail(result: Result) -> str:
+    """What the report said, after the category (the flag's text adds "reconciliation: ")."""
     expected = money(result.expected_amount, result.expected_currency)
     if result.file is None:
-        return f"reconciliation: {result.category}: paid {expected}, not in the report"
+        return f"{result.category}: paid {expected}, not in the report"
     said = money(result.amount, result.currency)
-    return f"reconciliation: {result.category} ({result.place}): report {said}, order {expected}"
+    return f"{result.category} ({result.place}): report {said}, order {expected}"
 
 
 def _record(run_id: str, provider: str, result: Result, now: datetime) -> ExceptionRecord:

@@ -38,7 +38,7 @@ async def cancel_abandoned(
             order = await uow.orders.get(order_id, for_update=True)
             if order is None or order.state is not state or order.payment_method:
                 continue
-            if order.flag_reason:  # e.g. a charge arrived after all: support decides
+            if order.open_flags:  # e.g. a charge arrived after all: support decides
                 continue
             hours = after.total_seconds() / 3600
             order.move_to(

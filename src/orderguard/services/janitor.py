@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import LABELS, FlagReason
 from orderguard.domain.order import Order
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.services.clock import Clock, system_clock
@@ -21,7 +22,7 @@ from orderguard.storage.ports import UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.janitor")
 #: The flag reason of an order whose schedule ran out.
-STUCK = "payment outcome still unresolved"
+STUCK = LABELS[FlagReason.PAYMENT_UNRESOLVED]
 
 
 @dataclass
@@ -149,7 +150,8 @@ class Janitor:
                 order.next_check_at = self._next(order, order.checks, order.last_checked_at or now)
             if checked and self._escalate(order):
                 order.flag(
-                    f"{STUCK}: still {order.state} after {order.checks} rechecks",
+                    FlagReason.PAYMENT_UNRESOLVED,
+                    f"still {order.state} after {order.checks} rechecks",
                     cause=Cause.JANITOR,
                     at=now,
                 )
@@ -160,7 +162,7 @@ class Janitor:
     def _escalate(self, order: Order) -> bool:
         """The schedule ran out and the order is not in the review queue for it yet."""
         exhausted = self.schedule.exhausted(state=order.state, checks=order.checks)
-        return exhausted and not (order.flag_reason or "").startswith(STUCK)
+        return exhausted and order.open_flag(FlagReason.PAYMENT_UNRESOLVED) is None
 
     def _next(self, order: Order, checks: int, since: datetime) -> datetime:
         waits = self.schedule.waits[order.state]

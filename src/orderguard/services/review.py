@@ -1,5 +1,7 @@
 """The review queue and notes: a shopper reports a problem, support clears a flag (G7).
 
+An order may carry several open flags, one per reason; clearing one leaves the others.
+
 Each change is a timeline entry naming its cause and, for support, the user by name.
 """
 
@@ -7,6 +9,7 @@ from __future__ import annotations
 
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason, may_take_report
 from orderguard.domain.order import Order
 from orderguard.services.clock import Clock, system_clock
 from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
@@ -22,22 +25,31 @@ class Review:
         self._storage = storage
         self._clock = clock
 
-    async def report_problem(self, order_id: str, message: str) -> Order:
-        """The shopper says something is wrong: flag the order with their words."""
-        reason = f"shopper reported a problem: {_clean(message)}"
+    async def report_problem(self, order_id: str, message: str) -> bool:
+        """The shopper says something is wrong: flag the order with their words.
+
+        ``False``, changing nothing, while support still has an open report on the order or
+        within an hour of the last one (``may_take_report``); other reasons are never touched.
+        """
         async with self._storage() as uow:
             order = await _locked(uow, order_id)
-            order.flag(reason, cause=Cause.SHOPPER, at=self._clock())
+            now = self._clock()
+            if not may_take_report(order.flags, now=now):
+                return False
+            order.flag(FlagReason.SHOPPER_REPORT, _clean(message), cause=Cause.SHOPPER, at=now)
             await uow.orders.save(order)
             await uow.commit()
-        return order
+        return True
 
-    async def clear_flag(self, order_id: str, comment: str, *, actor: str) -> Order:
-        """Support takes the order out of the review queue, saying why."""
+    async def clear_flag(
+        self, order_id: str, comment: str, *, actor: str, reason: FlagReason | None = None
+    ) -> Order:
+        """Support clears one open reason (or, with no ``reason``, every open one), saying why."""
         async with self._storage() as uow:
             order = await _locked(uow, order_id)
-            if order.flag_reason is not None:
-                order.clear_flag(_clean(comment), actor=actor, at=self._clock())
+            now, why = self._clock(), _clean(comment)
+            chosen = [reason] if reason else [f.reason for f in order.open_flags]
+            if any([order.clear_flag(r, why, actor=actor, at=now) for r in chosen]):
                 await uow.orders.save(order)
                 await uow.commit()
         return order

@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from orderguard.domain import ids
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import LABELS, FlagReason
 from orderguard.domain.order import Order
-from orderguard.domain.settle import CHARGE_AFTER_CANCEL, DUPLICATE_CHARGE
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.base import Charge, PaymentOutcome, ProviderError
 from orderguard.services.clock import Clock, system_clock
@@ -50,6 +50,12 @@ ORPHAN, DUPLICATE, AFTER_CANCEL, UNEXPLAINED = "orphan", "duplicate", "after_can
 REPORTED, PENDING = "reported", "pending"
 #: Kinds whose charge is refunded (when refunds are on) rather than flagged.
 REFUNDABLE = frozenset({ORPHAN, DUPLICATE, AFTER_CANCEL})
+#: The review reason of each kind of extra charge found on an order.
+_FLAG_FOR = {
+    DUPLICATE: FlagReason.DUPLICATE_CHARGE,
+    AFTER_CANCEL: FlagReason.CHARGE_AFTER_CANCEL,
+    UNEXPLAINED: FlagReason.UNEXPLAINED_CHARGE,
+}
 _PAID = frozenset({AttemptState.SUCCEEDED, AttemptState.REFUNDED})
 Known = set[tuple[str, str, str]]
 
@@ -251,11 +257,12 @@ class Sweeper:
                 return
             order = await uow.orders.get(order_id, for_update=True)
             assert order is not None  # orders are never deleted
-            text = _describe(slot.name, charge, kind)
+            reason, detail = _FLAG_FOR[kind], _describe(slot.name, charge)
+            text = f"{LABELS[reason]}: {detail}"
             if refund:
                 order.note(f"{text}: refunded", cause=Cause.SWEEP, at=self._clock())
             else:
-                order.flag(f"{text}: review it", cause=Cause.SWEEP, at=self._clock())
+                order.flag(reason, f"{detail}: review it", cause=Cause.SWEEP, at=self._clock())
             await uow.orders.save(order)
             await uow.commit()
         log.warning("%s on order %s (%s)", text, order_id, finding.resolution)
@@ -306,11 +313,6 @@ def _by_order(
     return groups
 
 
-def _describe(provider: str, charge: Charge, kind: str) -> str:
-    what = {
-        DUPLICATE: DUPLICATE_CHARGE,
-        AFTER_CANCEL: CHARGE_AFTER_CANCEL,
-        UNEXPLAINED: "unexplained charge",
-    }[kind]
+def _describe(provider: str, charge: Charge) -> str:
     amount = f"{charge.amount} {charge.currency.upper()}"
-    return f"{what}: {charge.provider_ref} at {provider} ({amount}, attempt {charge.attempt_id})"
+    return f"{charge.provider_ref} at {provider} ({amount}, attempt {charge.attempt_id})"

@@ -15,6 +15,7 @@ from orderguard.storage.database import (
     to_datetime,
     transaction,
 )
+from orderguard.storage.order_flags import HAS_OPEN_FLAG
 
 #: One log-in attempt counted under a key, atomically: a new or expired count starts at 1
 #: and expires ``:until``; otherwise it goes up by one, and the attempt that reaches the
@@ -231,9 +232,7 @@ class SqlConsoleStore:
         webhooks received but not processed."""
         final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_ORDER_STATES))
         async with transaction(self._db, write=False) as conn:
-            flagged = await conn.fetchone(
-                "SELECT COUNT(*) AS n FROM orders WHERE flag_reason IS NOT NULL"
-            )
+            flagged = await conn.fetchone(f"SELECT COUNT(*) AS n FROM orders WHERE {HAS_OPEN_FLAG}")
             stuck = await conn.fetchone(
                 f"SELECT COUNT(*) AS n FROM orders WHERE state NOT IN ({final}) "
                 "AND updated_at < :since",

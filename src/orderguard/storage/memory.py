@@ -132,7 +132,7 @@ def _matches(order: Order, query: OrderQuery) -> bool:
         return False
     if query.created_before is not None and order.created_at >= query.created_before:
         return False
-    if query.flagged and order.flag_reason is None:
+    if query.flagged and not order.open_flags:
         return False
     if query.stuck_since is not None and (
         order.is_terminal or order.updated_at >= query.stuck_since

@@ -18,6 +18,7 @@ from orderguard.storage.database import (
     to_datetime,
     transaction,
 )
+from orderguard.storage.order_flags import HAS_OPEN_FLAG
 
 #: Age buckets of unfinished orders: label and upper bound (the last is open-ended).
 AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
@@ -135,7 +136,7 @@ async def _open_orders(
         lower = upper
     rows = await conn.fetchall(
         f"SELECT state, {', '.join(columns)}, "
-        "MIN(CASE WHEN flag_reason IS NULL THEN created_at END) AS oldest "
+        f"MIN(CASE WHEN NOT {HAS_OPEN_FLAG} THEN created_at END) AS oldest "
         f"FROM orders WHERE state IN ({states}) GROUP BY state",
         params,
     )
@@ -151,11 +152,11 @@ async def _open_orders(
 
 
 async def _flagged(conn: Connection) -> dict[str, int]:
+    """Orders with an open flag, by the flag's reason (an order counts once per reason)."""
     rows = await conn.fetchall(
-        "SELECT flag_reason, COUNT(*) AS n FROM orders WHERE flag_reason IS NOT NULL "
-        "GROUP BY flag_reason"
+        "SELECT reason, COUNT(*) AS n FROM order_flags WHERE cleared_at IS NULL GROUP BY reason"
     )
-    return {str(r["flag_reason"]): int(r["n"]) for r in rows}
+    return {str(r["reason"]): int(r["n"]) for r in rows}
 
 
 async def _janitor(

@@ -21,6 +21,7 @@ from orderguard.storage.database import (
     must_datetime,
     to_datetime,
 )
+from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
 from orderguard.storage.ports import OrderQuery
 
 _INSERT_ORDER = """
@@ -83,6 +84,7 @@ class SqlOrderRepository:
                     await self._conn.executemany(
                         _UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts]
                     )
+                await save_flags(self._conn, order.id, order.flags)
                 await self._flush(order)
         except UniqueViolation as exc:
             if "merchant_reference" not in exc.constraint:
@@ -105,6 +107,7 @@ class SqlOrderRepository:
         )
         order = _order(row, lines)
         order.attempts = [_attempt(a) for a in attempts]
+        order.flags = (await load_flags(self._conn, [order_id])).get(order_id, [])
         return order
 
     async def find_by_reference(self, merchant_reference: str) -> str | None:
@@ -133,6 +136,7 @@ class SqlOrderRepository:
         order.version += 1
         if order.attempts:
             await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
+        await save_flags(self._conn, order.id, order.flags)
         await self._flush(order)
 
     async def search(self, query: OrderQuery) -> list[Order]:
@@ -152,7 +156,11 @@ class SqlOrderRepository:
         by_order: dict[str, list[Row]] = {}
         for line in lines:
             by_order.setdefault(line["order_id"], []).append(line)
-        return [_order(row, by_order.get(row["id"], [])) for row in rows]
+        flags = await load_flags(self._conn, [str(row["id"]) for row in rows])
+        found = [_order(row, by_order.get(row["id"], [])) for row in rows]
+        for order in found:
+            order.flags = flags.get(order.id, [])
+        return found
 
     async def in_state(
         self, state: OrderState, *, updated_before: datetime, limit: int
@@ -209,7 +217,7 @@ def _filters(query: OrderQuery) -> tuple[str, dict[str, Any]]:
         clauses.append("(created_at < :c_at OR (created_at = :c_at AND id < :c_id))")
         params["c_at"], params["c_id"] = query.cursor
     if query.flagged:
-        clauses.append("flag_reason IS NOT NULL")
+        clauses.append(HAS_OPEN_FLAG)
     if query.stuck_since is not None:
         final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_ORDER_STATES))
         clauses.append(f"state NOT IN ({final}) AND updated_at < :stuck")
@@ -294,7 +302,6 @@ def _order(row: Row, lines: list[Row]) -> Order:
         updated_at=must_datetime(row["updated_at"]),
         merchant_reference=row["merchant_reference"],
         locale=row["locale"],
-        flag_reason=row["flag_reason"],
         payment_method=row["payment_method"],
         checks=row["checks"],
         last_checked_at=to_datetime(row["last_checked_at"]),

@@ -55,6 +55,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Please describe the problem.",
         "zh-CN": "请描述问题。",
     },
+    "page.report_later": {
+        "en": "Thank you, support already has your report on this order. "
+        "You can send another one later.",
+        "zh-CN": "谢谢，客服已经收到您对此订单的报告。您可以稍后再发送。",
+    },
     "page.pay_again": {"en": "Pay with another method", "zh-CN": "使用其他支付方式"},
     "page.pay_method": {"en": "Payment method", "zh-CN": "支付方式"},
     "page.pay_again_shop": {
@@ -225,6 +230,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "console.created": {"en": "Created", "zh-CN": "创建时间"},
     "console.updated": {"en": "Last change", "zh-CN": "最后变更"},
     "console.flag": {"en": "Flag", "zh-CN": "标记"},
+    "console.flags": {"en": "Review flags", "zh-CN": "审核标记"},
+    "console.flag_raised": {"en": "raised by {who}, {when}", "zh-CN": "由 {who} 提出，{when}"},
+    "console.flag_cleared": {"en": "cleared by {who}, {when}", "zh-CN": "由 {who} 清除，{when}"},
+    "console.unknown_flag": {"en": "no such review reason", "zh-CN": "没有这个审核原因"},
     "console.timeline": {"en": "Timeline", "zh-CN": "时间线"},
     "console.attempts": {"en": "Payment attempts", "zh-CN": "支付尝试"},
     "console.raw_webhooks": {"en": "Webhook events", "zh-CN": "Webhook 事件"},

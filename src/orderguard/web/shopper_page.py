@@ -83,7 +83,7 @@ async def pay_again(order_id: str, request: Request) -> Response:
 
 @router.post("/orders/{order_id}/report")
 async def report_problem(order_id: str, request: Request) -> Response:
-    """Flag the order for support with the shopper's message."""
+    """Flag the order for support with the shopper's message (once an hour at most)."""
     form, order, language_ = await _checked_form(request, order_id)
     if isinstance(form, Response):
         return form
@@ -91,7 +91,9 @@ async def report_problem(order_id: str, request: Request) -> Response:
     message = forms.field(form, "message").strip()
     if not message:
         return await _render(request, order, language_, status=400, error=("page.report_empty", {}))
-    await Review(_wiring(request).storage).report_problem(order.id, message)
+    if not await Review(_wiring(request).storage).report_problem(order.id, message):
+        later: tuple[str, dict[str, str]] = ("page.report_later", {})
+        return await _render(request, order, language_, status=429, error=later)
     return _back_to_page(order, language_, reported=True)
 
 

@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from orderguard.bootstrap import Container
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.services import queries
 from orderguard.services.console_users import HashingBusy, LoginRefused, Role
 from orderguard.services.outbox import OutboxSupport
@@ -299,15 +300,19 @@ async def cancel(request: Request, order_id: str) -> Response:
 
 @router.post("/orders/{order_id}/clear-flag")
 async def clear_flag(request: Request, order_id: str) -> Response:
-    """Take the order out of the review queue with a comment (required)."""
+    """Clear one review reason (``reason``; every open one without it), with a comment."""
     me, form = await auth.acting(request)
     comment = forms.field(form, "comment").strip()
     if not comment:
         return await _order_page(request, me, order_id, error="console.comment", status=400)
+    named = forms.field(form, "reason", limit=64)
+    if named and named not in set(FlagReason):
+        return await _order_page(request, me, order_id, error="console.unknown_flag", status=400)
+    reason = FlagReason(named) if named else None
     wiring = _wiring(request)
 
     async def act() -> None:
-        await Review(wiring.storage).clear_flag(order_id, comment, actor=me.name)
+        await Review(wiring.storage).clear_flag(order_id, comment, actor=me.name, reason=reason)
 
     return await _act(request, me, order_id, "console.clear_flag", act)
 
