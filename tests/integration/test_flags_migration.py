@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orderguard.domain import ids
 from orderguard.domain.flags import FlagReason
 from orderguard.storage import migrate
 from orderguard.storage.database import Database, connect, transaction
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.factories import new_order
 from tests.integration.test_sql_storage import _empty_pg_database
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -42,17 +42,23 @@ async def version_6(request: pytest.FixtureRequest) -> Database:
 
 
 async def _stored_with_flag(db: Database, flag_reason: str | None) -> str:
-    """An order written by version 6: its flag is only the ``flag_reason`` column."""
-    order = new_order(at=T0)
-    async with SqlStorage(db)() as uow:
-        await uow.orders.add(order)
-        await uow.commit()
+    """An order as version 6 wrote it (its columns only): its flag is ``flag_reason``."""
+    order_id = ids.new_id("ord")
     async with transaction(db) as conn:
         await conn.execute(
-            "UPDATE orders SET flag_reason = :reason WHERE id = :id",
-            {"reason": flag_reason, "id": order.id},
+            "INSERT INTO orders (id, state, currency, amount_total, customer_email, "
+            "customer_name, ship_line1, ship_city, ship_postal_code, ship_country, locale, "
+            "status_token, flag_reason, version, created_at, updated_at) VALUES (:id, "
+            "'received', 'EUR', 1000, 'ana@example.com', 'Ana', 'Main St 1', 'Berlin', "
+            "'10115', 'DE', 'en', :token, :reason, 1, :at, :at)",
+            {"id": order_id, "token": ids.new_id("tok"), "reason": flag_reason, "at": T0},
         )
-    return order.id
+        await conn.execute(
+            "INSERT INTO order_lines (order_id, position, sku, name, quantity, unit_amount) "
+            "VALUES (:id, 0, 'SKU-1', 'Mug', 1, 1000)",
+            {"id": order_id},
+        )
+    return order_id
 
 
 async def test_migration_7_turns_each_flag_reason_into_an_open_flag(version_6: Database) -> None:

@@ -22,7 +22,7 @@ from orderguard.providers.resilience import CircuitBreaker
 from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
 from orderguard.providers.stripe import StripeProvider
 from orderguard.services.providers import Providers, ProviderSlot
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import api_settings
 
@@ -103,7 +103,7 @@ async def client_on(url: str, providers: Providers) -> AsyncIterator[httpx.Async
     container = wire(api_settings(), storage, providers)
     transport = httpx.ASGITransport(app=create_app(container=container))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             yield client
     finally:
         await storage.close()
