@@ -23,6 +23,7 @@ from orderguard import (
     cli_outbox,
     cli_reconcile,
     cli_users,
+    links,
 )
 from orderguard.bootstrap import open_storage
 from orderguard.cli_startup import (
@@ -133,6 +134,9 @@ def serve(
     settings = _settings()
     _checked_for_production(settings)
     warn_unverifiable_webhooks(settings)
+    settings = links.linked_to_bind(settings, host, port)
+    if (disagreement := links.disagreement(settings, host, port)) is not None:
+        log.warning("%s", disagreement)
     keys = _run(lambda s: api_keys.keys_required(s))
     if not keys:
         if not _is_loopback(host):

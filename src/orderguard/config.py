@@ -270,3 +270,9 @@ def _bool(name: str, value: Any) -> bool:
     if text in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, not {value!r}")
+
+
+def given(setting: str, env: dict[str, str] | None = None) -> bool:
+    """Whether ``setting`` was given (in the environment or the config file), not defaulted."""
+    env = dict(os.environ if env is None else env)
+    return variable(setting) in env or setting in _read_file(env)
