@@ -135,3 +135,7 @@ async def test_the_guide_and_the_chinese_console(shop: Pair, browser: Browser) -
     await expect(page.locator("article")).to_be_visible()
     await expect(page.get_by_role("link", name="客服指南")).to_be_visible()
     assert await page.get_attribute("html", "lang") == "zh-CN"
+    await shoot(page, "console-guide-zh-CN")
+    await page.goto(f"{shop[0].base_url}/console")
+    await expect(page.locator("h1")).to_have_text("概览")
+    await shoot(page, "console-dashboard-zh-CN")

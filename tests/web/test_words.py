@@ -32,7 +32,14 @@ def test_every_state_has_words_and_a_next_step() -> None:
 def test_payment_unknown_tells_the_shopper_not_to_pay_again() -> None:
     text = translate("en", "next.payment_unknown")
     assert "Please do not pay again: you will not be charged twice." in text
-    assert "This page updates by itself." in text
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_page_says_it_updates_by_itself_once_not_in_every_next_step(language: str) -> None:
+    refreshing = translate(language, "page.refreshing")
+    assert refreshing in {"This page updates by itself.", "本页面会自动更新。"}
+    for state in OrderState:
+        assert refreshing not in translate(language, f"next.{state}"), state
 
 
 @pytest.mark.parametrize(

@@ -112,13 +112,13 @@ CATALOG: dict[str, dict[str, str]] = {
     # what to do next, per state
     "next.received": {
         "en": "We have your order and will take the payment shortly. "
-        "You do not need to do anything. This page updates by itself.",
-        "zh-CN": "我们已收到您的订单，将很快完成扣款。您无需任何操作。本页面会自动更新。",
+        "You do not need to do anything.",
+        "zh-CN": "我们已收到您的订单，将很快完成扣款。您无需任何操作。",
     },
     "next.payment_pending": {
         "en": "Your payment is being processed. Please do not pay again: "
-        "you will not be charged twice. This page updates by itself.",
-        "zh-CN": "您的付款正在处理中。请不要重复付款：您不会被扣款两次。本页面会自动更新。",
+        "you will not be charged twice.",
+        "zh-CN": "您的付款正在处理中。请不要重复付款：您不会被扣款两次。",
     },
     "next.action_required": {
         "en": "Your bank asks you to confirm this payment. Press the button to finish; "
@@ -127,8 +127,8 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "next.payment_unknown": {
         "en": "We are confirming your payment with your bank. Please do not pay again: "
-        "you will not be charged twice. This page updates by itself.",
-        "zh-CN": "我们正在与您的银行确认付款。请不要重复付款：您不会被扣款两次。本页面会自动更新。",
+        "you will not be charged twice.",
+        "zh-CN": "我们正在与您的银行确认付款。请不要重复付款：您不会被扣款两次。",
     },
     "next.payment_failed": {
         "en": "You were not charged. {why} You can pay with another method below.",
