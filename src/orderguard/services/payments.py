@@ -27,6 +27,7 @@ from orderguard.providers.base import (
     PaymentResult,
     ProviderBusy,
     ProviderError,
+    ProviderKeyConflict,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
     ProviderRejected,
@@ -145,8 +146,14 @@ def failure_outcome(exc: BaseException) -> Outcome:
         case ProviderUnavailable() | ProviderRateLimited():
             reason = f"not delivered to the provider ({exc}); it will be re-sent with the same key"
             return Outcome(AttemptState.PENDING, reason=reason)
+        case ProviderRejected(safe_to_retry=True):
+            reason = f"the provider asked for a retry and retries ran out: {exc}"
+            return Outcome(AttemptState.UNKNOWN, reason=reason)
         case ProviderRejected():
             return Outcome(AttemptState.FAILED, decline_code="processing_error", reason=str(exc))
+        case ProviderKeyConflict():
+            reason = f"key refused; the first request sent with it may have charged: {exc}"
+            return Outcome(AttemptState.UNKNOWN, reason=reason)
         case ProviderServerError():
             return Outcome(AttemptState.UNKNOWN, reason=f"provider error after retries: {exc}")
         case ProviderBusy():
