@@ -20,6 +20,7 @@ from orderguard.domain.errors import (
 )
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.refund import REFUND_NOT_MADE
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.base import (
     PaymentOutcome,
@@ -29,7 +30,7 @@ from orderguard.providers.base import (
     RefundResult,
 )
 from orderguard.services.clock import Clock, system_clock
-from orderguard.services.payments import Payments, outcome_of
+from orderguard.services.payments import Payments, outcome_of, record_refund_failure
 from orderguard.storage.ports import OrderRepository, UnitOfWorkFactory
 
 #: Orders in these states may be cancelled (``action_required`` after the provider agrees).
@@ -158,8 +159,11 @@ def _record_refund(
     order: Order, attempt_id: str, result: RefundResult, *, actor: str, cause: Cause, at: datetime
 ) -> None:
     attempt = next(a for a in order.attempts if a.id == attempt_id)
+    if result.status in REFUND_NOT_MADE:
+        record_refund_failure(order, attempt, result, cause=cause, at=at)
+        return
     what = f"refund {result.refund_ref} of {result.amount} {result.currency} at {attempt.provider}"
-    full = result.amount >= attempt.amount and result.status != "failed"
+    full = result.amount >= attempt.amount
     if full and attempt.state is AttemptState.SUCCEEDED and order.state is OrderState.PAID:
         attempt.move_to(AttemptState.REFUNDED, at=at)
         order.move_to(OrderState.REFUNDED, cause=cause, at=at, note=what, actor=actor)

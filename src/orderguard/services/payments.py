@@ -19,6 +19,7 @@ from datetime import datetime
 from orderguard.domain import ids
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.refund import apply_refund_failure
 from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.base import (
@@ -33,6 +34,7 @@ from orderguard.providers.base import (
     ProviderRejected,
     ProviderServerError,
     ProviderUnavailable,
+    RefundResult,
 )
 from orderguard.providers.resilience import is_transport_failure
 from orderguard.services.providers import Providers, ProviderSlot
@@ -138,6 +140,27 @@ class Payments:
         """Apply ``outcome`` to the order's attempt ``attempt_id``."""
         attempt = next(a for a in order.attempts if a.id == attempt_id)
         apply_outcome(order, attempt, outcome, cause=cause, at=at)
+
+
+def record_refund_failure(
+    order: Order,
+    attempt: PaymentAttempt | None,
+    refund: RefundResult,
+    *,
+    cause: Cause,
+    at: datetime,
+) -> None:
+    """Flag ``order``: the provider reports ``refund`` failed, so the shopper was not paid back."""
+    apply_refund_failure(
+        order,
+        attempt,
+        refund_ref=refund.refund_ref,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.failure_reason or refund.status,
+        cause=cause,
+        at=at,
+    )
 
 
 def failure_outcome(exc: BaseException) -> Outcome:
