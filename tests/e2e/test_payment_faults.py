@@ -320,3 +320,24 @@ async def test_a_pending_refund_update_changes_nothing(shop: Shop, box: Sandbox)
     after = await shop.order(placed.id)
     assert (after["state"], after["flag_reason"]) == ("refunded", None)
     assert after["timeline"] == before["timeline"]
+
+
+async def test_a_refund_call_without_an_answer_is_on_the_timeline_and_safe_to_repeat(
+    shop: Shop, box: Sandbox
+) -> None:
+    placed = await shop.placed(VISA)
+    await box.script(status=500, type="api_error", should_retry="false", after=True)
+
+    lost = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+
+    assert lost.status_code == 503, lost.text
+    detail = await shop.order(placed.id)
+    assert detail["state"] == "paid"
+    assert "refund request at sandbox got no answer" in notes(detail)[-1]
+    [made] = (await box.ledger())["refunds"]  # Stripe made it; only the answer was an error
+
+    again = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+
+    assert again.status_code == 200, again.text
+    assert again.json()["state"] == "refunded"
+    assert (await box.ledger())["refunds"] == [made]  # the same key: refunded once

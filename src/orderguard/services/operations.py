@@ -72,6 +72,7 @@ class Operations:
         except ProviderRejected as exc:
             raise RefundNotAllowed(order_id, f"{attempt.provider} refused: {exc}") from exc
         except ProviderError as exc:
+            await self._note_refund_error(order_id, attempt, exc, actor=actor, cause=cause)
             raise ProviderUnreachable(attempt.provider, str(exc)) from exc
         async with self._storage() as uow:
             order = await _locked(uow.orders, order_id)
@@ -79,6 +80,32 @@ class Operations:
             await uow.orders.save(order)
             await uow.commit()
         return order
+
+    async def _note_refund_error(
+        self,
+        order_id: str,
+        attempt: PaymentAttempt,
+        exc: ProviderError,
+        *,
+        actor: str,
+        cause: Cause,
+    ) -> None:
+        """Put a refund call whose outcome is not known on the order's timeline (G7).
+
+        It may have been made; repeating the request (same idempotency key) is safe and
+        tells. A refusal (:class:`ProviderRejected`) changed nothing and is only answered.
+        """
+        async with self._storage() as uow:
+            order = await _locked(uow.orders, order_id)
+            text = f"refund request at {attempt.provider} got no answer ({exc})"
+            order.note(
+                f"{text}; the order stays {order.state} until the request is repeated",
+                cause=cause,
+                at=self._clock(),
+                actor=actor,
+            )
+            await uow.orders.save(order)
+            await uow.commit()
 
     async def cancel_order(self, order_id: str, *, actor: str, cause: Cause) -> Order:
         """Cancel an order that is not paid and has no payment in flight."""
