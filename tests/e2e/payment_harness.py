@@ -24,8 +24,10 @@ from orderguard.bootstrap import Container, wire
 from orderguard.config import Settings
 from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.resilience import RetryingProvider, RetryPolicy
+from orderguard.providers.sandbox import objects
 from orderguard.providers.sandbox.server import run_sandbox
 from orderguard.providers.sandbox.service import SandboxConfig
+from orderguard.providers.sandbox.webhooks import signed_delivery
 from orderguard.providers.stripe import StripeProvider
 from orderguard.services.providers import Providers, ProviderSlot
 from tests.conftest import LOCAL_URL, open_storage
@@ -64,6 +66,10 @@ class Sandbox:
     async def set_faults(self, **profile: Any) -> None:
         """Replace the fault profile (no arguments: no faults); resets the ``limit`` count."""
         await self._post("/_sandbox/faults", profile)
+
+    async def script(self, **answer: Any) -> None:
+        """Make the next API call(s) answer this Stripe error (``/_sandbox/answers``)."""
+        await self._post("/_sandbox/answers", answer)
 
     async def outage(self, seconds: float) -> None:
         """Answer every API call with 503 for ``seconds`` (0 ends an outage)."""
@@ -235,6 +241,14 @@ class Placed:
         """The order's id."""
         order_id: str = self.answer["id"]
         return order_id
+
+
+async def deliver(shop: Shop, box: Sandbox, event_type: str, obj: dict[str, Any]) -> None:
+    """POST a Stripe-signed event about ``obj`` (a snapshot) to the shop's webhook inbox."""
+    evt = objects.event(event_type, obj, created=int(obj["created"]))
+    body, headers = signed_delivery(evt, WEBHOOK_SECRET, timestamp=int(time.time()))
+    response = await shop.client.post(f"/v1/webhooks/{box.name}", content=body, headers=headers)
+    assert response.status_code == 200, response.text
 
 
 def states(detail: dict[str, Any]) -> list[tuple[str | None, str]]:

@@ -1,16 +1,21 @@
-"""Each sandbox fault on its own, through the API, ends where the design says (G3, G5).
+"""Each sandbox fault on its own, through the API, ends where the design says (G3, G5, G6).
 
 The order is placed over the orderguard API; the Stripe adapter talks HTTP to a sandbox
 whose fault profile is switched on for the test. The sandbox ledger is the oracle: however
 the answer was lost, an order is charged at most once, an unknown outcome is resolved by
 asking the provider (never by charging with a new key), and a client that retries its
 ``POST /v1/orders`` with the same Idempotency-Key gets the first answer again.
+
+Besides the random faults, the sandbox is told to give Stripe's own error answers (an
+idempotency error, ``Stripe-Should-Retry``), and late webhooks are delivered signed as
+Stripe's: a snapshot from before 3-D Secure, a refund that fails after the order is refunded.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,10 +23,13 @@ from tests.e2e.payment_harness import (
     DECLINED,
     FAST_RETRY,
     PROVIDER_TIMEOUT_S,
+    THREE_DS,
     VISA,
+    Placed,
     Sandbox,
     Shop,
     assert_client_retry_changes_nothing,
+    deliver,
     notes,
     open_shop,
     sandbox,
@@ -194,3 +202,142 @@ async def test_a_decline_fails_and_another_method_pays_once(shop: Shop, box: San
         ("payment_pending", "paid"),
     ]
     await assert_client_retry_changes_nothing(shop, placed, box)
+
+
+async def placed_after_answer(shop: Shop, box: Sandbox, **answer: Any) -> Placed:
+    """Place a card order whose first provider call gets ``answer``, asked exactly once."""
+    await box.script(**answer)
+    placed = await shop.placed(VISA)
+    assert await box.fault_kinds() == ["scripted"]  # one answer, never sent under a new key
+    return placed
+
+
+async def test_an_idempotency_error_after_the_charge_is_unknown_then_paid_by_asking(
+    shop: Shop, box: Sandbox
+) -> None:
+    placed = await placed_after_answer(shop, box, status=400, type="idempotency_error", after=True)
+
+    assert placed.answer["state"] == "payment_unknown"  # not payment_failed: it may have charged
+    [attempt] = placed.answer["payment_attempts"]
+    assert attempt["state"] == "unknown"
+    assert len(await box.charges(placed.id)) == 1
+
+    rechecked = await shop.recheck(placed.id)
+
+    assert rechecked["state"] == "paid"
+    [intent] = await box.intents(placed.id)
+    assert rechecked["payment_attempts"][0]["provider_ref"] == intent["id"]
+    assert len(await box.charges(placed.id)) == 1
+    assert states(rechecked)[-1] == ("payment_unknown", "paid")
+
+
+async def test_should_retry_false_on_a_500_is_not_repeated_then_the_same_key_pays_once(
+    shop: Shop, box: Sandbox
+) -> None:
+    placed = await placed_after_answer(
+        shop, box, status=500, type="api_error", should_retry="false"
+    )
+
+    assert placed.answer["state"] == "payment_unknown"  # Stripe said not to repeat it
+    assert await box.intents(placed.id) == []
+
+    rechecked = await shop.recheck(placed.id)  # nothing found: re-sent with the attempt's key
+
+    assert rechecked["state"] == "paid"
+    [intent] = await box.intents(placed.id)
+    assert intent["metadata"]["attempt_id"] == placed.answer["payment_attempts"][0]["id"]
+    assert len(await box.charges(placed.id)) == 1
+
+
+async def test_should_retry_true_on_a_refusal_repeats_it_with_the_same_key_and_pays_once(
+    shop: Shop, box: Sandbox
+) -> None:
+    placed = await placed_after_answer(
+        shop, box, status=400, type="invalid_request_error", should_retry="true"
+    )
+
+    assert placed.answer["state"] == "paid"
+    assert len(await box.intents(placed.id)) == 1
+    assert len(await box.charges(placed.id)) == 1
+
+
+@pytest.mark.parametrize(
+    ("event_type", "status"),
+    [
+        ("payment_intent.created", "requires_confirmation"),
+        ("payment_intent.created", "requires_payment_method"),
+        ("payment_intent.processing", "processing"),
+    ],
+)
+async def test_a_late_pending_snapshot_leaves_the_order_action_required_with_its_link(
+    shop: Shop, box: Sandbox, event_type: str, status: str
+) -> None:
+    placed = await shop.placed(THREE_DS)
+    assert placed.answer["state"] == "action_required"
+    link = placed.answer["next_action"]
+    [intent] = await box.intents(placed.id)
+    before_3ds = {**intent, "status": status, "next_action": None, "last_payment_error": None}
+
+    await deliver(shop, box, event_type, before_3ds)
+
+    detail = await shop.order(placed.id)
+    assert detail["state"] == "action_required"
+    assert detail["next_action"] == link  # the shopper can still authenticate
+    assert detail["payment_attempts"][0]["state"] == "action_required"
+    assert any("ignored pending" in n for n in notes(detail))
+    assert states(detail)[-1] == ("payment_pending", "action_required")
+
+
+@pytest.mark.parametrize("event_type", ["refund.updated", "charge.refund.updated", "refund.failed"])
+async def test_a_refund_failing_after_the_order_is_refunded_is_flagged_never_dropped(
+    shop: Shop, box: Sandbox, event_type: str
+) -> None:
+    placed = await shop.placed(VISA)
+    refunded = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+    assert refunded.status_code == 200, refunded.text
+    assert refunded.json()["state"] == "refunded"
+    [refund] = (await box.ledger())["refunds"]
+    failed = {**refund, "status": "failed", "failure_reason": "expired_or_canceled_card"}
+
+    await deliver(shop, box, event_type, failed)
+
+    detail = await shop.order(placed.id)
+    assert detail["state"] == "refunded"  # the state never moves back
+    assert detail["flag_reason"].startswith(f"refund failed: refund {refund['id']}")
+    assert "expired_or_canceled_card" in detail["flag_reason"]
+    flagged = [e for e in detail["timeline"] if e["kind"] == "flagged"]
+    assert [(e["cause"], e["note"]) for e in flagged] == [("webhook", detail["flag_reason"])]
+
+
+async def test_a_pending_refund_update_changes_nothing(shop: Shop, box: Sandbox) -> None:
+    placed = await shop.placed(VISA)
+    assert (await shop.client.post(f"/v1/orders/{placed.id}/refund")).status_code == 200
+    [refund] = (await box.ledger())["refunds"]
+    before = await shop.order(placed.id)
+
+    await deliver(shop, box, "refund.updated", {**refund, "status": "pending"})
+
+    after = await shop.order(placed.id)
+    assert (after["state"], after["flag_reason"]) == ("refunded", None)
+    assert after["timeline"] == before["timeline"]
+
+
+async def test_a_refund_call_without_an_answer_is_on_the_timeline_and_safe_to_repeat(
+    shop: Shop, box: Sandbox
+) -> None:
+    placed = await shop.placed(VISA)
+    await box.script(status=500, type="api_error", should_retry="false", after=True)
+
+    lost = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+
+    assert lost.status_code == 503, lost.text
+    detail = await shop.order(placed.id)
+    assert detail["state"] == "paid"
+    assert "refund request at sandbox got no answer" in notes(detail)[-1]
+    [made] = (await box.ledger())["refunds"]  # Stripe made it; only the answer was an error
+
+    again = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+
+    assert again.status_code == 200, again.text
+    assert again.json()["state"] == "refunded"
+    assert (await box.ledger())["refunds"] == [made]  # the same key: refunded once

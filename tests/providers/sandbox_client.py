@@ -49,3 +49,9 @@ async def fault_kinds(base_url: str) -> list[str]:
     async with httpx.AsyncClient(base_url=base_url) as http:
         log = (await http.get("/_sandbox/faults")).json()["log"]
         return [entry["kind"] for entry in log]
+
+
+async def script_answer(base_url: str, **answer: Any) -> None:
+    """Make the sandbox's next API call(s) answer this Stripe error (``/_sandbox/answers``)."""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        (await http.post("/_sandbox/answers", json=answer)).raise_for_status()

@@ -15,6 +15,7 @@ import pytest
 from orderguard.providers.base import (
     InvalidWebhook,
     PaymentOutcome,
+    ProviderKeyConflict,
     ProviderRejected,
 )
 from tests.providers.conftest import charge_request
@@ -74,12 +75,16 @@ async def test_the_same_idempotency_key_twice_charges_once(harness: Harness) -> 
     assert await harness.successful_charges(request.order_id) == 1
 
 
-async def test_the_same_key_with_another_amount_is_refused(harness: Harness) -> None:
+async def test_the_same_key_with_another_amount_is_a_key_conflict_not_a_rejection(
+    harness: Harness,
+) -> None:
     request = charge_request(amount=100)
     await harness.provider.create_payment(request)
     altered = charge_request(amount=999, order_id=request.order_id, attempt_id=request.attempt_id)
-    with pytest.raises(ProviderRejected):
+    with pytest.raises(ProviderKeyConflict) as refused:
         await harness.provider.create_payment(altered)
+    assert not isinstance(refused.value, ProviderRejected)  # the first request may have charged
+    assert refused.value.safe_to_retry is False  # repeating gets the same refusal
     assert await harness.successful_charges(request.order_id) == 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -206,3 +207,27 @@ def test_no_answer_after_a_webhook_asked_for_authentication_keeps_action_require
     assert (order.state, attempt.state) == ("action_required", "action_required")
     assert attempt.redirect_url == "https://bank.example/3ds"
     assert order.new_entries[-1].kind is EntryKind.NOTE
+
+
+@pytest.mark.parametrize(
+    ("cause", "why"),
+    [
+        (Cause.WEBHOOK, "payment_intent.created delivered after payment_intent.requires_action"),
+        (Cause.JANITOR, "a retrieve answering processing, or requires_payment_method bare"),
+    ],
+)
+def test_a_late_pending_snapshot_never_takes_the_3ds_link_away(cause: Cause, why: str) -> None:
+    order = new_order()
+    attempt = _pending(order)
+    action = Outcome(S.ACTION_REQUIRED, "pi_1", redirect_url="https://bank.example/3ds")
+    apply_outcome(order, attempt, action, cause=Cause.API, at=AT)
+    entries = len(order.new_entries)
+
+    apply_outcome(order, attempt, Outcome(S.PENDING, "pi_1", reason=why), cause=cause, at=AT)
+
+    assert (order.state, attempt.state) == ("action_required", "action_required"), why
+    assert attempt.redirect_url == "https://bank.example/3ds"
+    [note] = order.new_entries[entries:]
+    assert note.kind is EntryKind.NOTE and "ignored pending" in note.note
+    apply_outcome(order, attempt, _ok(order), cause=Cause.WEBHOOK, at=AT)
+    assert (order.state, attempt.state) == ("paid", "succeeded")  # the real answer still counts

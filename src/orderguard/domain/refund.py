@@ -4,6 +4,10 @@ A refund covering the whole charge moves the attempt to ``refunded`` and, when t
 is what paid the order, the order from ``paid`` to ``refunded``. Refunding a duplicate charge
 leaves the order paid. A partial refund, or one that does not fit the state machine, is a
 timeline note and changes nothing else; a repeated report of the same refund is ignored.
+
+A refund the provider reports as failed (even after the order is ``refunded``: a card
+refund can fail days later) means the shopper did not get that money back. It never moves
+the order backwards (G6); it flags the order for review, once per refund, so a person sees it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,35 @@ def apply_refund(
         order.move_to(OrderState.REFUNDED, cause=cause, at=at, note=f"full {what}")
         return
     order.note(f"full {what}; the order stays {order.state}", cause=cause, at=at)
+
+
+#: Flag reason of a refund the provider could not make, in the words support sees.
+REFUND_FAILED = "refund failed"
+#: Refund statuses that mean the money was not given back (Stripe's ``failed``, ``canceled``).
+REFUND_NOT_MADE = frozenset({"failed", "canceled"})
+
+
+def apply_refund_failure(
+    order: Order,
+    attempt: PaymentAttempt | None,
+    *,
+    refund_ref: str,
+    amount: int,
+    currency: str,
+    reason: str | None,
+    cause: Cause,
+    at: datetime,
+) -> None:
+    """Flag ``order``: refund ``refund_ref`` failed and the shopper was not paid back."""
+    whose = f"attempt {attempt.seq}" if attempt is not None else "a payment we do not know"
+    text = (
+        f"{REFUND_FAILED}: refund {refund_ref} of {amount} {currency} on {whose} failed at "
+        f"the provider ({reason or 'no reason given'}); the shopper was not paid back, "
+        f"the order stays {order.state}"
+    )
+    if order.flag_reason == text:
+        return  # the same failure reported again (another event about the same refund)
+    order.flag(text, cause=cause, at=at)
 
 
 def _paid_by_another(order: Order, attempt: PaymentAttempt) -> bool:

@@ -1,9 +1,11 @@
 """Applying what a provider says about one attempt to the attempt and its order.
 
 Pure rules for G3 and G6: the order moves only forward; a result that would move it
-backwards (a late failure after ``paid``) is written on the timeline and changes nothing
-else; a success whose amount or currency differs from the attempt is never ``paid`` but
-flagged; a second success for an order that is already paid is flagged as a duplicate.
+backwards (a late failure after ``paid``, a late "pending" snapshot from before the 3-D
+Secure step once the attempt is ``action_required``) is written on the timeline and changes
+nothing else (the shopper keeps the authentication link); a success whose amount or
+currency differs from the attempt is never ``paid`` but flagged; a second success for an
+order that is already paid is flagged as a duplicate.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ ORDER_TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     _O.PAYMENT_PENDING: frozenset(
         {_O.ACTION_REQUIRED, _O.PAYMENT_UNKNOWN, _O.PAYMENT_FAILED, _O.PAID}
     ),
-    _O.ACTION_REQUIRED: frozenset(
-        {_O.PAYMENT_PENDING, _O.PAYMENT_UNKNOWN, _O.PAYMENT_FAILED, _O.PAID, _O.CANCELLED}
-    ),
+    # not back to ``payment_pending``: a late "still pending" would take the shopper's
+    # 3-D Secure link away (see the attempt table)
+    _O.ACTION_REQUIRED: frozenset({_O.PAYMENT_UNKNOWN, _O.PAYMENT_FAILED, _O.PAID, _O.CANCELLED}),
     _O.PAYMENT_UNKNOWN: frozenset(
         {_O.PAYMENT_PENDING, _O.ACTION_REQUIRED, _O.PAYMENT_FAILED, _O.PAID}
     ),
@@ -86,8 +86,10 @@ _A = AttemptState
 ATTEMPT_TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     _A.PENDING: frozenset({_A.ACTION_REQUIRED, _A.UNKNOWN, _A.SUCCEEDED, _A.FAILED}),
     # not to ``unknown``: "no answer" from a charge call still in flight when a webhook
-    # already said the shopper must authenticate is stale news, not a new state
-    _A.ACTION_REQUIRED: frozenset({_A.PENDING, _A.SUCCEEDED, _A.FAILED}),
+    # already said the shopper must authenticate is stale news, not a new state; nor to
+    # ``pending``: a snapshot from before the 3-D Secure step (a late ``payment_intent.created``,
+    # a ``processing`` or bare ``requires_payment_method``) would take the shopper's link away
+    _A.ACTION_REQUIRED: frozenset({_A.SUCCEEDED, _A.FAILED}),
     _A.UNKNOWN: frozenset({_A.PENDING, _A.ACTION_REQUIRED, _A.SUCCEEDED, _A.FAILED}),
     _A.SUCCEEDED: frozenset({_A.REFUNDED}),
     _A.FAILED: frozenset(),

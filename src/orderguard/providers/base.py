@@ -87,6 +87,8 @@ class RefundResult:
     currency: str
     #: ``succeeded``, ``pending`` or ``failed`` as the provider reports it.
     status: str
+    #: Why a ``failed`` refund failed, as the provider words it (e.g. ``expired_or_canceled_card``).
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +105,19 @@ class WebhookEvent:
 
 
 class ProviderError(Exception):
-    """A provider call failed for a reason other than the payment's own outcome."""
+    """A provider call failed for a reason other than the payment's own outcome.
+
+    ``safe_to_retry`` overrides the class's own answer when the provider said it outright
+    (Stripe's ``Stripe-Should-Retry`` response header).
+    """
 
     #: Whether the same call with the same idempotency key may be repeated safely.
     safe_to_retry: bool = False
+
+    def __init__(self, message: str = "", *, safe_to_retry: bool | None = None) -> None:
+        super().__init__(message)
+        if safe_to_retry is not None:
+            self.safe_to_retry = safe_to_retry
 
 
 class ProviderUnavailable(ProviderError):
@@ -139,6 +150,15 @@ class ProviderServerError(ProviderError):
 
 class ProviderOutcomeUnknown(ProviderError):
     """The request was sent and its answer was lost (timeout, reset); only the provider knows."""
+
+
+class ProviderKeyConflict(ProviderError):
+    """The provider refused the idempotency key: it was first used for another request.
+
+    That first request was ours and may have charged, so the outcome is unknown until the
+    provider is asked; repeating the call gets the same refusal, and a new key could charge
+    twice.
+    """
 
 
 class ProviderRejected(ProviderError):

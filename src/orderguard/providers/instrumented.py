@@ -21,6 +21,7 @@ from orderguard.providers.base import (
     PaymentProvider,
     PaymentResult,
     ProviderBusy,
+    ProviderKeyConflict,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
     ProviderRejected,
@@ -39,6 +40,7 @@ _OUTCOMES: tuple[tuple[type[Exception], str], ...] = (
     (ProviderBusy, "busy"),
     (ProviderServerError, "server_error"),
     (ProviderOutcomeUnknown, "outcome_unknown"),
+    (ProviderKeyConflict, "key_conflict"),
     (ProviderRejected, "rejected"),
     (InvalidWebhook, "invalid_webhook"),
 )

@@ -21,6 +21,7 @@ from orderguard.providers.base import (
     PaymentOutcome,
     PaymentResult,
     ProviderError,
+    ProviderKeyConflict,
     ProviderRejected,
     RefundResult,
     WebhookEvent,
@@ -86,7 +87,7 @@ class InMemoryProvider:
             return None
         bound, result = self._keys[key]
         if bound != bound_to:
-            raise ProviderRejected(f"idempotency key {key!r} reused with other parameters")
+            raise ProviderKeyConflict(f"idempotency key {key!r} reused with other parameters")
         return result
 
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:

@@ -4,9 +4,17 @@ The question that matters (G3) is whether a request may have reached Stripe. The
 every transport failure in ``APIConnectionError`` raised *from* the httpx exception, so the
 cause tells: a failed connect never sent anything; a read timeout or a reset after sending
 leaves the outcome unknown.
+
+Stripe may also say outright whether a repeat is safe, in the ``Stripe-Should-Retry``
+response header (https://docs.stripe.com/error-low-level): ``true`` makes any error safe to
+repeat with the same idempotency key, ``false`` makes none; without it the status decides.
+An idempotency error (the key was first used with other parameters) is not a rejection: the
+request first sent with that key was ours and may have charged.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import httpx
 import stripe
@@ -14,6 +22,7 @@ import stripe
 from orderguard.providers.base import (
     ProviderBusy,
     ProviderError,
+    ProviderKeyConflict,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
     ProviderRejected,
@@ -23,12 +32,22 @@ from orderguard.providers.base import (
 
 #: httpx failures that happen before a single byte of the request left this process.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: The response header in which Stripe says whether repeating the request is safe.
+SHOULD_RETRY_HEADER = "stripe-should-retry"
+#: Error code of a request sent while another with the same idempotency key is in flight.
+KEY_IN_USE = "idempotency_key_in_use"
 
 
 def _message(exc: stripe.StripeError) -> str:
     cause = exc.__cause__
     detail = f" ({type(cause).__name__})" if cause is not None else ""
     return f"stripe {type(exc).__name__}{detail}: {exc.user_message or exc}"
+
+
+def should_retry(headers: Mapping[str, str] | None) -> bool | None:
+    """Stripe's own word on repeating the request: ``True``, ``False`` or ``None`` (silent)."""
+    said = {key.lower(): value for key, value in (headers or {}).items()}.get(SHOULD_RETRY_HEADER)
+    return {"true": True, "false": False}.get((said or "").strip().lower())
 
 
 def transport_error(exc: stripe.APIConnectionError, *, mutating: bool) -> ProviderError:
@@ -46,11 +65,23 @@ def provider_error(exc: stripe.StripeError, *, mutating: bool) -> ProviderError:
     """The neutral error for an SDK exception (card declines are handled by the caller)."""
     if isinstance(exc, stripe.APIConnectionError):
         return transport_error(exc, mutating=mutating)
+    return _answered_error(exc)(_message(exc), safe_to_retry=should_retry(exc.headers))
+
+
+def _answered_error(exc: stripe.StripeError) -> type[ProviderError]:
+    """The error class for an answer Stripe gave, by its status, type and code."""
     status = exc.http_status or 0
     if status == 429 or isinstance(exc, stripe.RateLimitError):
-        return ProviderRateLimited(_message(exc))
-    if status == 409:
-        return ProviderBusy(_message(exc))
+        return ProviderRateLimited
+    if status == 409 or _code(exc) == KEY_IN_USE:
+        return ProviderBusy
+    if isinstance(exc, stripe.IdempotencyError):
+        return ProviderKeyConflict
     if status >= 500 or status < 400:
-        return ProviderServerError(_message(exc))
-    return ProviderRejected(_message(exc))
+        return ProviderServerError
+    return ProviderRejected
+
+
+def _code(exc: stripe.StripeError) -> str | None:
+    """The ``code`` of the error body (the SDK leaves ``exc.code`` empty for some types)."""
+    return exc.code or (exc.error.code if exc.error is not None else None)

@@ -149,6 +149,7 @@ def refund_result(obj: Json, *, provider_ref: str | None = None) -> RefundResult
         amount=int(obj["amount"]),
         currency=str(obj["currency"]).upper(),
         status=str(obj.get("status")),
+        failure_reason=None if obj.get("failure_reason") is None else str(obj["failure_reason"]),
     )
 
 

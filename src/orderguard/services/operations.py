@@ -20,6 +20,7 @@ from orderguard.domain.errors import (
 )
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.refund import REFUND_NOT_MADE
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.base import (
     PaymentOutcome,
@@ -29,7 +30,7 @@ from orderguard.providers.base import (
     RefundResult,
 )
 from orderguard.services.clock import Clock, system_clock
-from orderguard.services.payments import Payments, outcome_of
+from orderguard.services.payments import Payments, outcome_of, record_refund_failure
 from orderguard.storage.ports import OrderRepository, UnitOfWorkFactory
 
 #: Orders in these states may be cancelled (``action_required`` after the provider agrees).
@@ -71,6 +72,7 @@ class Operations:
         except ProviderRejected as exc:
             raise RefundNotAllowed(order_id, f"{attempt.provider} refused: {exc}") from exc
         except ProviderError as exc:
+            await self._note_refund_error(order_id, attempt, exc, actor=actor, cause=cause)
             raise ProviderUnreachable(attempt.provider, str(exc)) from exc
         async with self._storage() as uow:
             order = await _locked(uow.orders, order_id)
@@ -78,6 +80,32 @@ class Operations:
             await uow.orders.save(order)
             await uow.commit()
         return order
+
+    async def _note_refund_error(
+        self,
+        order_id: str,
+        attempt: PaymentAttempt,
+        exc: ProviderError,
+        *,
+        actor: str,
+        cause: Cause,
+    ) -> None:
+        """Put a refund call whose outcome is not known on the order's timeline (G7).
+
+        It may have been made; repeating the request (same idempotency key) is safe and
+        tells. A refusal (:class:`ProviderRejected`) changed nothing and is only answered.
+        """
+        async with self._storage() as uow:
+            order = await _locked(uow.orders, order_id)
+            text = f"refund request at {attempt.provider} got no answer ({exc})"
+            order.note(
+                f"{text}; the order stays {order.state} until the request is repeated",
+                cause=cause,
+                at=self._clock(),
+                actor=actor,
+            )
+            await uow.orders.save(order)
+            await uow.commit()
 
     async def cancel_order(self, order_id: str, *, actor: str, cause: Cause) -> Order:
         """Cancel an order that is not paid and has no payment in flight."""
@@ -158,8 +186,11 @@ def _record_refund(
     order: Order, attempt_id: str, result: RefundResult, *, actor: str, cause: Cause, at: datetime
 ) -> None:
     attempt = next(a for a in order.attempts if a.id == attempt_id)
+    if result.status in REFUND_NOT_MADE:
+        record_refund_failure(order, attempt, result, cause=cause, at=at)
+        return
     what = f"refund {result.refund_ref} of {result.amount} {result.currency} at {attempt.provider}"
-    full = result.amount >= attempt.amount and result.status != "failed"
+    full = result.amount >= attempt.amount
     if full and attempt.state is AttemptState.SUCCEEDED and order.state is OrderState.PAID:
         attempt.move_to(AttemptState.REFUNDED, at=at)
         order.move_to(OrderState.REFUNDED, cause=cause, at=at, note=what, actor=actor)

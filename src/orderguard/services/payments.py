@@ -19,6 +19,7 @@ from datetime import datetime
 from orderguard.domain import ids
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.refund import apply_refund_failure
 from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.base import (
@@ -27,11 +28,13 @@ from orderguard.providers.base import (
     PaymentResult,
     ProviderBusy,
     ProviderError,
+    ProviderKeyConflict,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
     ProviderRejected,
     ProviderServerError,
     ProviderUnavailable,
+    RefundResult,
 )
 from orderguard.providers.resilience import is_transport_failure
 from orderguard.services.providers import Providers, ProviderSlot
@@ -139,14 +142,41 @@ class Payments:
         apply_outcome(order, attempt, outcome, cause=cause, at=at)
 
 
+def record_refund_failure(
+    order: Order,
+    attempt: PaymentAttempt | None,
+    refund: RefundResult,
+    *,
+    cause: Cause,
+    at: datetime,
+) -> None:
+    """Flag ``order``: the provider reports ``refund`` failed, so the shopper was not paid back."""
+    apply_refund_failure(
+        order,
+        attempt,
+        refund_ref=refund.refund_ref,
+        amount=refund.amount,
+        currency=refund.currency,
+        reason=refund.failure_reason or refund.status,
+        cause=cause,
+        at=at,
+    )
+
+
 def failure_outcome(exc: BaseException) -> Outcome:
     """What a failed charge call means for the attempt (G3: never guess a charge away)."""
     match exc:
         case ProviderUnavailable() | ProviderRateLimited():
             reason = f"not delivered to the provider ({exc}); it will be re-sent with the same key"
             return Outcome(AttemptState.PENDING, reason=reason)
+        case ProviderRejected(safe_to_retry=True):
+            reason = f"the provider asked for a retry and retries ran out: {exc}"
+            return Outcome(AttemptState.UNKNOWN, reason=reason)
         case ProviderRejected():
             return Outcome(AttemptState.FAILED, decline_code="processing_error", reason=str(exc))
+        case ProviderKeyConflict():
+            reason = f"key refused; the first request sent with it may have charged: {exc}"
+            return Outcome(AttemptState.UNKNOWN, reason=reason)
         case ProviderServerError():
             return Outcome(AttemptState.UNKNOWN, reason=f"provider error after retries: {exc}")
         case ProviderBusy():

@@ -3,7 +3,9 @@
 A payment event moves the attempt it names through the state machine (a late failure
 after ``paid`` is only a timeline note). An event naming a payment we do not know is not
 trusted: the provider is asked about the order instead. An event for an order we do not
-have is left to the orphan sweep. A succeeded refund is applied to the refunded attempt.
+have is left to the orphan sweep. A succeeded refund is applied to the refunded attempt; a
+failed one (``refund.updated``, ``charge.refund.updated`` with status ``failed``), even after
+the order is ``refunded``, flags the order for review: it is never dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.refund import apply_refund
+from orderguard.domain.refund import REFUND_NOT_MADE, apply_refund
 from orderguard.providers.base import (
     PaymentResult,
     ProviderRejected,
@@ -20,7 +22,7 @@ from orderguard.providers.base import (
     WebhookEvent,
 )
 from orderguard.services.clock import Clock, system_clock
-from orderguard.services.payments import Payments, outcome_of
+from orderguard.services.payments import Payments, outcome_of, record_refund_failure
 from orderguard.services.recheck import Recheck
 from orderguard.storage.ports import UnitOfWorkFactory
 
@@ -76,8 +78,8 @@ class WebhookEvents:
         return order_id
 
     async def _refund(self, provider: str, event_id: str, refund: RefundResult) -> str | None:
-        if refund.status != "succeeded":
-            return None  # pending or failed: nothing was given back yet
+        if refund.status != "succeeded" and refund.status not in REFUND_NOT_MADE:
+            return None  # pending: nothing was given back yet, nor refused
         slot = self._payments.providers.named(provider)
         try:
             payment = await slot.provider.retrieve_payment(refund.provider_ref)
@@ -92,7 +94,10 @@ class WebhookEvents:
                 return None
             attempt = known_attempt(order, provider, None, refund.provider_ref)
             at = self._clock()
-            if attempt is None:
+            if refund.status in REFUND_NOT_MADE:
+                log.warning("refund %s of order %s: %s", refund.refund_ref, order.id, refund.status)
+                record_refund_failure(order, attempt, refund, cause=_CAUSE, at=at)
+            elif attempt is None:
                 order.note(f"refund webhook {event_id} for an unknown payment", cause=_CAUSE, at=at)
             else:
                 apply_refund(order, attempt, amount=refund.amount, cause=_CAUSE, at=at)

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from orderguard.providers.sandbox.faults import PROFILES, profile_from
+from orderguard.providers.sandbox.scripted import scripted_answers
 from orderguard.providers.sandbox.service import Sandbox
 
 
@@ -56,10 +57,21 @@ async def outage(request: Request) -> JSONResponse:
     return JSONResponse({"outage_seconds": seconds})
 
 
+async def script_answers(request: Request) -> JSONResponse:
+    """Queue answers for the next API calls: ``{"status": 400, "type": ..., "times": 1}``."""
+    sandbox = _sandbox(request)
+    try:
+        sandbox.scripted += scripted_answers(await request.json())
+    except (ValueError, TypeError, AttributeError) as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse({"queued": len(sandbox.scripted)})
+
+
 #: Admin routes, outside the authenticated ``/v1`` API.
 ROUTES = [
     Route("/ledger", ledger, methods=["GET"]),
     Route("/_sandbox/faults", faults, methods=["GET"]),
     Route("/_sandbox/faults", set_faults, methods=["POST"]),
     Route("/_sandbox/outage", outage, methods=["POST"]),
+    Route("/_sandbox/answers", script_answers, methods=["POST"]),
 ]

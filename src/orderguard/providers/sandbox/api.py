@@ -41,6 +41,9 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
     early = await sandbox.before(faults, request.url.path)
     if early is not None:
         return early
+    scripted = sandbox.next_scripted(request.url.path)
+    if scripted is not None and not scripted.after:
+        return scripted.response()
     params = await _params(request, mutating=mutating)
     if params is None:  # nobody is listening for an answer, and nothing was done
         return Response(status_code=499)
@@ -52,6 +55,8 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
         )
     else:
         outcome = op(request, params)
+    if scripted is not None:
+        return scripted.response()
     if faults.error_after:
         sandbox.fault("error_after", request.url.path)
         return error_response(500, "api_error", "Internal error (sandbox fault, after effect).")

@@ -21,6 +21,7 @@ from orderguard.providers.sandbox import objects
 from orderguard.providers.sandbox.engine import Engine, Outcome
 from orderguard.providers.sandbox.faults import NO_CALL_FAULTS, CallFaults, FaultDice, FaultProfile
 from orderguard.providers.sandbox.ledger import Ledger, Obj
+from orderguard.providers.sandbox.scripted import ScriptedAnswer
 from orderguard.providers.sandbox.webhooks import WebhookDispatcher
 
 
@@ -60,6 +61,8 @@ class Sandbox:
         #: API calls answered under the current profile (for ``FaultProfile.limit``).
         self.calls = 0
         self.outage_until = 0.0
+        #: Answers the next API calls give, in order (set through ``/_sandbox/answers``).
+        self.scripted: list[ScriptedAnswer] = []
         self.write_lock = asyncio.Lock()
         self.webhooks = WebhookDispatcher(
             self.ledger,
@@ -85,6 +88,14 @@ class Sandbox:
         if self.profile.limit and self.calls > self.profile.limit:
             return NO_CALL_FAULTS
         return faults
+
+    def next_scripted(self, path: str) -> ScriptedAnswer | None:
+        """The scripted answer for this call, if one is queued (it is used up)."""
+        if not self.scripted:
+            return None
+        answer = self.scripted.pop(0)
+        self.fault("scripted", f"{path} {answer.status} {answer.type}")
+        return answer
 
     def start_outage(self, seconds: float) -> None:
         """Answer every API call with 503 for ``seconds`` from now."""

@@ -1,0 +1,85 @@
+"""A refund the provider reports as failed is recorded and surfaced, never dropped (G6, G7, G11)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from orderguard.domain.events import Cause, EntryKind, EventType
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.refund import apply_refund, apply_refund_failure
+from orderguard.domain.settle import Outcome, apply_outcome
+from orderguard.domain.states import AttemptState, OrderState
+from tests.factories import new_order
+
+AT = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def _refunded() -> tuple[Order, PaymentAttempt]:
+    """An order paid in full by one attempt, then refunded in full."""
+    order = new_order()
+    attempt = PaymentAttempt(
+        id="pay_1",
+        order_id=order.id,
+        seq=1,
+        provider="stripe",
+        method="pm_card_visa",
+        amount=order.total.amount,
+        currency=order.currency,
+        idempotency_key="k1",
+        created_at=AT,
+        updated_at=AT,
+    )
+    order.attempts.append(attempt)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
+    paid = Outcome(AttemptState.SUCCEEDED, "pi_1", order.total.amount, order.currency)
+    apply_outcome(order, attempt, paid, cause=Cause.API, at=AT)
+    apply_refund(order, attempt, amount=order.total.amount, cause=Cause.WEBHOOK, at=AT)
+    assert (order.state, attempt.state) == ("refunded", "refunded")
+    return order, attempt
+
+
+def _fail(order: Order, attempt: PaymentAttempt | None, reason: str | None) -> None:
+    apply_refund_failure(
+        order,
+        attempt,
+        refund_ref="re_1",
+        amount=order.total.amount,
+        currency=order.currency,
+        reason=reason,
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+
+
+def test_a_refund_failing_after_the_order_is_refunded_flags_it_for_review() -> None:
+    order, attempt = _refunded()
+    entries = len(order.new_entries)
+
+    _fail(order, attempt, "expired_or_canceled_card")
+
+    assert order.state is OrderState.REFUNDED  # state never moves back (G6)
+    assert attempt.state is AttemptState.REFUNDED
+    assert order.flag_reason is not None
+    paid = f"{order.total.amount} {order.currency}"
+    assert order.flag_reason.startswith(f"refund failed: refund re_1 of {paid} on attempt 1")
+    assert "expired_or_canceled_card" in order.flag_reason
+    assert "not paid back" in order.flag_reason
+    [entry] = order.new_entries[entries:]
+    assert (entry.kind, entry.cause) == (EntryKind.FLAGGED, Cause.WEBHOOK)
+    assert order.new_events[-1].type is EventType.FLAGGED  # the merchant is told too
+
+
+def test_the_same_refund_failure_reported_twice_flags_once() -> None:
+    order, attempt = _refunded()
+    _fail(order, attempt, None)
+    entries = len(order.new_entries)
+    _fail(order, attempt, None)  # refund.updated and charge.refund.updated about one refund
+    assert order.new_entries[entries:] == []
+    assert order.flag_reason is not None and "no reason given" in order.flag_reason
+
+
+def test_a_failed_refund_of_a_payment_we_do_not_know_is_still_surfaced() -> None:
+    order, _ = _refunded()
+    _fail(order, None, "declined")
+    assert order.flag_reason is not None
+    assert "on a payment we do not know" in order.flag_reason
