@@ -293,7 +293,7 @@ async def test_a_refund_failing_after_the_order_is_refunded_is_flagged_never_dro
     shop: Shop, box: Sandbox, event_type: str
 ) -> None:
     placed = await shop.placed(VISA)
-    refunded = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+    refunded = await shop.client.post(f"/v1/orders/{placed.id}/refund", json={})
     assert refunded.status_code == 200, refunded.text
     assert refunded.json()["state"] == "refunded"
     [refund] = (await box.ledger())["refunds"]
@@ -311,7 +311,7 @@ async def test_a_refund_failing_after_the_order_is_refunded_is_flagged_never_dro
 
 async def test_a_pending_refund_update_changes_nothing(shop: Shop, box: Sandbox) -> None:
     placed = await shop.placed(VISA)
-    assert (await shop.client.post(f"/v1/orders/{placed.id}/refund")).status_code == 200
+    assert (await shop.client.post(f"/v1/orders/{placed.id}/refund", json={})).status_code == 200
     [refund] = (await box.ledger())["refunds"]
     before = await shop.order(placed.id)
 
@@ -328,7 +328,7 @@ async def test_a_refund_call_without_an_answer_is_on_the_timeline_and_safe_to_re
     placed = await shop.placed(VISA)
     await box.script(status=500, type="api_error", should_retry="false", after=True)
 
-    lost = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+    lost = await shop.client.post(f"/v1/orders/{placed.id}/refund", json={})
 
     assert lost.status_code == 503, lost.text
     detail = await shop.order(placed.id)
@@ -336,7 +336,7 @@ async def test_a_refund_call_without_an_answer_is_on_the_timeline_and_safe_to_re
     assert "refund request at sandbox got no answer" in notes(detail)[-1]
     [made] = (await box.ledger())["refunds"]  # Stripe made it; only the answer was an error
 
-    again = await shop.client.post(f"/v1/orders/{placed.id}/refund")
+    again = await shop.client.post(f"/v1/orders/{placed.id}/refund", json={})
 
     assert again.status_code == 200, again.text
     assert again.json()["state"] == "refunded"

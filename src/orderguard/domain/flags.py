@@ -31,6 +31,8 @@ class FlagReason(StrEnum):
     CHARGE_ON_CLOSED_ATTEMPT = "charge_on_closed_attempt"
     #: A charge at the provider that no attempt of the order explains.
     UNEXPLAINED_CHARGE = "unexplained_charge"
+    #: A refund failed at the provider after it was accepted: the shopper was not paid back.
+    REFUND_FAILED = "refund_failed"
     #: The shopper reported a problem on the order status page.
     SHOPPER_REPORT = "shopper_report"
     #: A settlement report charged another amount than the order's.
@@ -53,6 +55,7 @@ LABELS: dict[FlagReason, str] = {
     FlagReason.CHARGE_AFTER_CANCEL: "charged after cancellation",
     FlagReason.CHARGE_ON_CLOSED_ATTEMPT: "charge on a closed attempt",
     FlagReason.UNEXPLAINED_CHARGE: "unexplained charge",
+    FlagReason.REFUND_FAILED: "refund failed",
     FlagReason.SHOPPER_REPORT: "shopper reported a problem",
     FlagReason.RECONCILIATION_AMOUNT_MISMATCH: "reconciliation",
     FlagReason.RECONCILIATION_CURRENCY_MISMATCH: "reconciliation",

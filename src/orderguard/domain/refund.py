@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orderguard.domain.events import Cause
+from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import AttemptState, OrderState
 
@@ -39,8 +40,6 @@ def apply_refund(
     order.note(f"full {what}; the order stays {order.state}", cause=cause, at=at)
 
 
-#: Flag reason of a refund the provider could not make, in the words support sees.
-REFUND_FAILED = "refund failed"
 #: Refund statuses that mean the money was not given back (Stripe's ``failed``, ``canceled``).
 REFUND_NOT_MADE = frozenset({"failed", "canceled"})
 
@@ -58,14 +57,15 @@ def apply_refund_failure(
 ) -> None:
     """Flag ``order``: refund ``refund_ref`` failed and the shopper was not paid back."""
     whose = f"attempt {attempt.seq}" if attempt is not None else "a payment we do not know"
-    text = (
-        f"{REFUND_FAILED}: refund {refund_ref} of {amount} {currency} on {whose} failed at "
-        f"the provider ({reason or 'no reason given'}); the shopper was not paid back, "
-        f"the order stays {order.state}"
+    detail = (
+        f"refund {refund_ref} of {amount} {currency} on {whose} failed at the provider "
+        f"({reason or 'no reason given'}); the shopper was not paid back, the order stays "
+        f"{order.state}"
     )
-    if order.flag_reason == text:
+    flagged = order.open_flag(FlagReason.REFUND_FAILED)
+    if flagged is not None and flagged.detail == detail:
         return  # the same failure reported again (another event about the same refund)
-    order.flag(text, cause=cause, at=at)
+    order.flag(FlagReason.REFUND_FAILED, detail, cause=cause, at=at)
 
 
 def _paid_by_another(order: Order, attempt: PaymentAttempt) -> bool:
