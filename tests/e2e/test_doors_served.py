@@ -37,6 +37,23 @@ def test_a_served_request_naming_another_host_is_refused(sqlite_url: str, tmp_pa
     assert listed.status_code == 200 and listed.json()["data"] == [], "nothing was placed"
 
 
+def test_without_keys_a_served_request_through_a_local_proxy_is_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # nginx's plain proxy_pass with proxy_add_x_forwarded_for: peer and Host are loopback
+    proxied = {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https"}
+    with serving(clean_env(sqlite_url), tmp_path) as server, httpx.Client() as http:
+        refused = http.post(
+            f"{server.url}/v1/orders",
+            json=order_body(),
+            headers={**proxied, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        listed = http.get(f"{server.url}/v1/orders")
+    assert refused.status_code == 401, refused.text
+    assert "proxy" in refused.json()["detail"]
+    assert listed.status_code == 200 and listed.json()["data"] == [], "nothing was placed"
+
+
 def test_a_served_request_with_two_host_headers_or_none_gets_400(
     sqlite_url: str, tmp_path: Path
 ) -> None:
