@@ -4,8 +4,10 @@ and ``/openapi.json`` off the main port; and scopes chosen at ``keys create``.""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
+import socket
 import uuid
 from pathlib import Path
 
@@ -35,6 +37,64 @@ def test_a_served_request_naming_another_host_is_refused(sqlite_url: str, tmp_pa
     assert listed.status_code == 200 and listed.json()["data"] == [], "nothing was placed"
 
 
+def test_without_keys_a_served_request_through_a_local_proxy_is_refused(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    # nginx's plain proxy_pass with proxy_add_x_forwarded_for: peer and Host are loopback
+    proxied = {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "https"}
+    with serving(clean_env(sqlite_url), tmp_path) as server, httpx.Client() as http:
+        refused = http.post(
+            f"{server.url}/v1/orders",
+            json=order_body(),
+            headers={**proxied, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        listed = http.get(f"{server.url}/v1/orders")
+    assert refused.status_code == 401, refused.text
+    assert "proxy" in refused.json()["detail"]
+    assert listed.status_code == 200 and listed.json()["data"] == [], "nothing was placed"
+
+
+def test_a_served_request_with_two_host_headers_or_none_gets_400(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with serving(clean_env(sqlite_url), tmp_path) as server, httpx.Client() as http:
+        own = f"127.0.0.1:{server.port}"
+        body = json.dumps(order_body()).encode()
+        answers = [
+            _raw(server.port, "POST", "/v1/orders", ["evil.example", own], body),
+            _raw(server.port, "POST", "/v1/orders", [own, "evil.example"], body),
+            _raw(server.port, "GET", "/v1/orders", [own, own], b""),
+            _raw(server.port, "GET", "/v1/orders", [], b""),
+        ]
+        listed = http.get(f"{server.url}/v1/orders")
+    for status, head, answer in answers:
+        assert status == 400, (head, answer)
+        assert json.loads(answer)["type"] == "/problems/ambiguous-host"
+    assert listed.status_code == 200 and listed.json()["data"] == [], "nothing was placed"
+
+
+def _raw(
+    port: int, method: str, path: str, hosts: list[str], body: bytes
+) -> tuple[int, str, bytes]:
+    """One HTTP/1.1 request written by hand (no client merges or adds a Host header):
+    the status, the head and the body of the answer."""
+    lines = [f"{method} {path} HTTP/1.1", *(f"Host: {h}" for h in hosts)]
+    lines += [
+        "Content-Type: application/json",
+        f"Idempotency-Key: {uuid.uuid4()}",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode() + b"\r\n\r\n" + body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, answer = received.partition(b"\r\n\r\n")
+    text = head.decode("latin-1")
+    return int(text.split(" ", 2)[1]), text, answer
+
+
 @pytest.mark.slow
 def test_metrics_and_docs_move_to_their_own_address(sqlite_url: str, tmp_path: Path) -> None:
     ops_port = free_port()
@@ -44,6 +104,7 @@ def test_metrics_and_docs_move_to_their_own_address(sqlite_url: str, tmp_path: P
         with httpx.Client(timeout=10) as http:
             on_main = {p: http.get(f"{server.url}{p}").status_code for p in _OPS_PATHS}
             on_ops = {p: http.get(f"{ops}{p}") for p in _OPS_PATHS}
+            rebound = http.get(f"{ops}/metrics", headers={"Host": f"evil.example:{ops_port}"})
             api = http.get(f"{server.url}/v1/orders")
         stopped = server.stop()
     assert on_main == dict.fromkeys(_OPS_PATHS, 404), server.log()
@@ -51,6 +112,7 @@ def test_metrics_and_docs_move_to_their_own_address(sqlite_url: str, tmp_path: P
     assert "orderguard_intake_requests_total" in on_ops["/metrics"].text
     assert "/v1/orders" in on_ops["/openapi.json"].json()["paths"]
     assert "swagger" in on_ops["/docs"].text.lower()
+    assert rebound.status_code == 421, "DNS rebinding cannot reach the operations address"
     assert api.status_code == 200, api.text
     assert stopped != -signal.SIGKILL, f"SIGTERM did not stop it:\n{server.log()}"
     with pytest.raises(httpx.TransportError):  # one signal stopped both servers

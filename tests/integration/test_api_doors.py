@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
-from orderguard.api.app import create_app
+from orderguard.api.app import create_app, create_ops_app
 from orderguard.api.problems import PROBLEM_JSON
 from orderguard.bootstrap import wire
 from orderguard.services import api_keys
@@ -120,6 +121,55 @@ async def test_the_public_host_and_in_development_the_loopback_names_are_accepte
     assert other_port.status_code == 421
 
 
+async def test_a_request_without_exactly_one_host_header_gets_400_before_any_route(
+    api: Api,
+) -> None:
+    app = api.client._transport.app  # type: ignore[attr-defined]
+    local = [(b"host", b"127.0.0.1:8000")]
+    for hosts in ([], [(b"host", b"evil.example"), *local], [*local, (b"host", b"evil.example")]):
+        status, body = await _raw_asgi(app, "POST", "/v1/orders", hosts)
+        assert status == 400, (hosts, body)
+        assert orjson.loads(body)["type"] == "/problems/ambiguous-host"
+    assert (await api.client.get("/v1/orders")).json()["data"] == [], "nothing was placed"
+
+
+async def _raw_asgi(
+    app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, bytes]:
+    """Send ``app`` a request with exactly these ``headers`` (no client adds or merges any)."""
+    body = orjson.dumps(order_body())
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [*headers, (b"content-type", b"application/json"), *key_header()],
+        "client": ("127.0.0.1", 40123),
+        "server": ("127.0.0.1", 8000),
+    }
+    sent: list[dict[str, Any]] = []
+    requests = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return requests.pop(0) if requests else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+
+def key_header() -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode(), value.encode()) for name, value in key().items()]
+
+
 async def test_in_production_only_the_public_host_is_accepted(tmp_path: Path) -> None:
     async with served(tmp_path, LOCAL_URL, env="production") as http:
         answer = await http.get("/healthz")
@@ -147,6 +197,39 @@ async def test_without_keys_only_loopback_to_loopback_is_answered_in_development
     assert local.status_code == 201, local.text
     listed = await api.client.get("/v1/orders")
     assert [o["id"] for o in listed.json()["data"]] == [local.json()["id"]]
+
+
+@pytest.mark.parametrize(
+    "proxy_header",
+    [
+        ("Forwarded", "for=203.0.113.7;proto=https"),
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Forwarded-Host", "shop.example"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Real-IP", "203.0.113.7"),
+        ("Via", "1.1 nginx"),
+    ],
+)
+async def test_without_keys_a_reverse_proxy_passing_a_loopback_host_is_refused(
+    api: Api, client: Client, proxy_header: tuple[str, str]
+) -> None:
+    name, value = proxy_header
+    async with client() as http:  # nginx's default proxy_pass: Host 127.0.0.1, peer 127.0.0.1
+        placed = await http.post("/v1/orders", json=order_body(), headers={**key(), name: value})
+        read = await http.get("/v1/orders", headers={name: value})
+    for refused in (placed, read):
+        assert refused.status_code == 401, (name, refused.text)
+        assert refused.headers["content-type"] == PROBLEM_JSON
+        assert "proxy" in refused.json()["detail"]
+        assert "orderguard keys create" in refused.json()["detail"]
+    assert (await api.client.get("/v1/orders")).json()["data"] == [], "nothing was placed"
+
+
+async def test_with_a_key_a_request_through_a_proxy_is_answered(api: Api, client: Client) -> None:
+    _, auth = await new_key(api, KeyScope.ORDERS_READ)
+    async with client() as http:
+        answer = await http.get("/v1/orders", headers={**auth, "X-Forwarded-For": STRANGER})
+    assert answer.status_code == 200, answer.text
 
 
 async def test_without_keys_production_answers_nobody(tmp_path: Path) -> None:
@@ -278,6 +361,66 @@ async def test_every_entry_a_key_causes_names_that_key(api: Api) -> None:
     assert {e["actor"] for e in timeline} == {writer_id}
 
 
+#: The shopper's personal data and the order's history: only for keys with orders:read.
+PRIVATE = {"customer", "items", "payment_attempts", "timeline", "locale", "flag_reason"}
+
+
+async def test_a_checkout_key_that_cannot_read_gets_a_receipt_without_personal_data(
+    api: Api,
+) -> None:
+    _, writer = await new_key(api, KeyScope.ORDERS_WRITE)
+    headers = {**key(), **writer}
+    declined = order_body(payment={"method": "pm_card_chargeDeclined"})
+    placed = await api.client.post("/v1/orders", json=declined, headers=headers)
+    replayed = await api.client.post("/v1/orders", json=declined, headers=headers)
+    assert placed.status_code == replayed.status_code == 201, placed.text
+    receipt = placed.json()
+    assert PRIVATE.isdisjoint(receipt) and declined["customer"]["email"] not in placed.text
+    assert receipt["state"] == "payment_failed"
+    assert receipt["status_url"].startswith(f"{PUBLIC}/orders/{receipt['id']}?token=")
+    assert {"next_action", "amount_total", "currency", "livemode"} <= set(receipt)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.content == placed.content, "a replay answers what the first request got"
+    again = await api.client.post(
+        f"/v1/orders/{receipt['id']}/payments",
+        json={"payment": {"method": "pm_card_visa"}},
+        headers={**key(), **writer},
+    )
+    assert again.status_code == 201, again.text
+    assert PRIVATE.isdisjoint(again.json()) and again.json()["state"] == "paid"
+    assert again.json()["status_url"] == receipt["status_url"]
+
+
+async def test_recheck_cancel_and_refund_answer_only_the_outcome_without_orders_read(
+    api: Api,
+) -> None:
+    _, writer = await new_key(api, KeyScope.ORDERS_WRITE)
+    _, refunder = await new_key(api, KeyScope.PAYMENTS_REFUND)
+    _, reader = await new_key(api, KeyScope.ORDERS_READ)
+    waiting = await api.client.post("/v1/orders", json=order_body(), headers={**key(), **writer})
+    paid = await api.client.post(
+        "/v1/orders",
+        json=order_body(payment={"method": "pm_card_visa"}),
+        headers={**key(), **writer},
+    )
+    order_id, paid_id = waiting.json()["id"], paid.json()["id"]
+    rechecked = await api.client.post(f"/v1/orders/{order_id}/recheck", json={}, headers=writer)
+    cancelled = await api.client.post(f"/v1/orders/{order_id}/cancel", json={}, headers=writer)
+    refunded = await api.client.post(f"/v1/orders/{paid_id}/refund", json={}, headers=refunder)
+    for answer, state in (
+        (rechecked, "received"),
+        (cancelled, "cancelled"),
+        (refunded, "refunded"),
+    ):
+        assert answer.status_code == 200, answer.text
+        outcome = answer.json()
+        assert (outcome["id"], outcome["state"]) in {(order_id, state), (paid_id, state)}
+        assert PRIVATE.isdisjoint(outcome) and "status_url" not in outcome, outcome
+        assert "@" not in answer.text, "no e-mail address"
+    full = await api.client.get(f"/v1/orders/{paid_id}", headers=reader)
+    assert full.json()["customer"]["email"] and full.json()["timeline"], "reading still reads"
+
+
 async def test_without_keys_the_actor_says_the_request_was_local(api: Api) -> None:
     paid = await paid_order(api)
     refund = await api.client.post(f"/v1/orders/{paid['id']}/refund", json={})
@@ -322,11 +465,84 @@ async def test_keys_made_before_scopes_existed_keep_every_right(
 # -- documentation ----------------------------------------------------------------------------
 
 
-async def test_docs_are_off_in_production_and_the_contract_stays(tmp_path: Path) -> None:
+async def test_docs_are_off_in_production_and_the_contract_is_for_admin_keys(
+    tmp_path: Path,
+) -> None:
     async with served(tmp_path, PUBLIC, env="production") as http:
-        docs, redoc, contract = [await http.get(p) for p in ("/docs", "/redoc", "/openapi.json")]
+        docs, redoc = [await http.get(p) for p in ("/docs", "/redoc")]
+        keyless = await http.get("/openapi.json")
+        contract = await http.get("/openapi.json", headers=await stored_key(http, KeyScope.ADMIN))
     assert (docs.status_code, redoc.status_code) == (404, 404)
+    assert keyless.status_code == 401, keyless.text
     assert contract.status_code == 200 and "/v1/orders" in contract.json()["paths"]
+    assert "/openapi.json" not in contract.json()["paths"]
+
+
+async def stored_key(http: httpx.AsyncClient, *scopes: KeyScope) -> dict[str, str]:
+    """A key with ``scopes`` in the database of the app ``http`` talks to, as its header."""
+    app = http._transport.app  # type: ignore[attr-defined]
+    _, secret = await api_keys.create_key(app.state.container.storage, "k", scopes=scopes)
+    app.state.keys_required = None
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def test_in_production_metrics_on_the_public_port_need_an_admin_key(tmp_path: Path) -> None:
+    async with served(tmp_path, PUBLIC, env="production") as http:
+        reader = await stored_key(http, KeyScope.ORDERS_READ, KeyScope.ORDERS_WRITE)
+        admin = await stored_key(http, KeyScope.ADMIN)
+        keyless = await http.get("/metrics")
+        checkout = [await http.get(p, headers=reader) for p in ("/metrics", "/openapi.json")]
+        scraped = await http.get("/metrics", headers=admin)
+        probes = [await http.get(p) for p in ("/healthz", "/readyz")]
+    assert keyless.status_code == 401, keyless.text
+    assert [a.status_code for a in checkout] == [403, 403]
+    assert scraped.status_code == 200 and "orderguard_" in scraped.text
+    assert probes[0].json() == {"status": "ok"}
+    assert probes[1].json()["status"] in {"ready", "unready"}, "probes need no key"
+
+
+async def test_in_development_metrics_on_the_main_port_need_no_key(api: Api) -> None:
+    await new_key(api, KeyScope.ORDERS_READ)  # keys exist: the API needs one, metrics do not
+    scraped = await api.client.get("/metrics")
+    assert scraped.status_code == 200 and "orderguard_" in scraped.text
+
+
+# -- the operations address -------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def operations(api: Api, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the operations app beside ``api``'s app, reached at ``base_url``."""
+    main = api.client._transport.app  # type: ignore[attr-defined]
+    ops = create_ops_app(main, production=False)
+    transport = httpx.ASGITransport(app=ops, client=("127.0.0.1", 40123))
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
+        yield http
+
+
+@pytest.mark.parametrize("path", ["/metrics", "/openapi.json", "/docs", "/healthz"])
+async def test_the_operations_address_refuses_a_request_naming_another_host(
+    api: Api, path: str
+) -> None:
+    async with operations(api, "http://127.0.0.1:9100") as http:
+        rebound = await http.get(path, headers={"Host": "evil.example:9100"})
+        other_port = await http.get(path, headers={"Host": "127.0.0.1:8000"})
+    for refused in (rebound, other_port):
+        assert refused.status_code == 421, refused.text
+        assert refused.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_the_operations_address_answers_at_its_address_and_the_loopback_names(
+    api: Api,
+) -> None:
+    for base_url in ("http://10.0.0.5:9100", "http://localhost:9100", "http://[::1]:9100"):
+        async with operations(api, base_url) as http:
+            scraped = await http.get("/metrics")
+        assert scraped.status_code == 200, (base_url, scraped.text)
+        assert "orderguard_" in scraped.text
+    async with operations(api, "http://10.0.0.5:9100") as http:  # reached at 10.0.0.5 only
+        elsewhere = await http.get("/metrics", headers={"Host": "10.0.0.6:9100"})
+    assert elsewhere.status_code == 421
 
 
 async def test_docs_are_served_in_development(api: Api) -> None:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from starlette.exceptions import HTTPException
@@ -19,7 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__, web
 from orderguard.api import health, operations, orders, shopper, webhooks
-from orderguard.api.doors import HostCheck
+from orderguard.api.auth import allowed
+from orderguard.api.doors import HostCheck, operations_hosts
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
@@ -30,6 +31,7 @@ from orderguard.domain.ids import new_id
 from orderguard.observability.context import request_context
 from orderguard.observability.http import IntakeMetricsMiddleware
 from orderguard.observability.redaction import redact_messages
+from orderguard.services.api_keys import KeyScope
 from orderguard.storage.database import StorageError
 from orderguard.web.console import plugs as console_plugs
 from orderguard.worker import Worker
@@ -50,6 +52,8 @@ def create_app(
     Opened from settings it also runs a worker in the process unless ``worker`` is off.
     With ``ops_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
     :func:`create_ops_app` (served on another address); ``/docs`` is off in production.
+    Without ``ops_apart``, production answers ``/metrics`` and ``/openapi.json`` on the
+    public port only to an ``admin`` key (Prometheus sends it as a bearer token).
     """
     resolved = container.settings if container is not None else settings or Settings.load()
 
@@ -70,6 +74,7 @@ def create_app(
             await app.state.container.close()
 
     docs = None if resolved.production or ops_apart else "/docs"
+    guarded = resolved.production and not ops_apart  # operations on the public port
     app = FastAPI(
         title="orderguard",
         version=__version__,
@@ -77,7 +82,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=docs,
         redoc_url=docs and "/redoc",
-        openapi_url=None if ops_apart else "/openapi.json",
+        openapi_url=None if ops_apart or guarded else "/openapi.json",
     )
     if container is not None:
         app.state.container = container
@@ -86,7 +91,9 @@ def create_app(
     app.include_router(shopper.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
-    if not ops_apart:
+    if guarded:
+        _operations_for_admins(app)
+    elif not ops_apart:
         app.include_router(health.metrics_router)
     web.install(app)
     console_plugs.install(app)
@@ -99,11 +106,22 @@ def create_app(
     return app
 
 
+def _operations_for_admins(app: FastAPI) -> None:
+    """``/metrics`` and ``/openapi.json`` on the public port, for ``admin`` keys only."""
+    admin = [Depends(allowed(KeyScope.ADMIN))]
+    app.include_router(health.metrics_router, dependencies=admin)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=admin)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+
 def create_ops_app(main: FastAPI, *, production: bool) -> FastAPI:
     """``/metrics``, ``/openapi.json`` and (outside production) ``/docs`` of ``main``, for
     an address of their own (``serve --metrics-host/--metrics-port``); same wiring.
 
-    No Host check: bind it to an address only the monitoring network reaches.
+    No key: bind it to an address only the monitoring network reaches. Its Host check
+    accepts the address a request reached and the loopback names (DNS rebinding).
     """
     ops = FastAPI(title="orderguard operations", docs_url=None, redoc_url=None, openapi_url=None)
     ops.state = main.state  # the main app's container, opened by its lifespan
@@ -120,6 +138,7 @@ def create_ops_app(main: FastAPI, *, production: bool) -> FastAPI:
         async def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title="orderguard")
 
+    ops.add_middleware(HostCheck, rule=operations_hosts)
     ops.add_middleware(RequestIdMiddleware)
     return ops
 

@@ -2,9 +2,11 @@
 the key's scopes checked per route.
 
 Until a key exists the API answers without one, and only in development, only to a request
-from this machine (its peer address) addressed to a loopback name (its ``Host``): a
-reverse proxy on the same host passes the public name along and is refused, as is every
-request in production.
+from this machine (its peer address) addressed to a loopback name (its ``Host``) that
+carries no header a proxy adds (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``, ``Via``):
+a reverse proxy on the same host is refused even when it passes ``Host: 127.0.0.1`` on,
+as is every request in production. (A proxy that adds none of those headers cannot be
+told from a local client: create a key before publishing the service through one.)
 
 Answers are cached for :data:`KEY_CACHE_SECONDS` so a request costs no extra database
 round trip; a new or revoked key takes effect within that window. When the answer to
@@ -31,6 +33,10 @@ from orderguard.services.api_keys import KeyScope, grants, hash_secret
 LOCAL_SCOPE = "local"
 #: The actor on the timeline for changes requested without a key (development, loopback).
 LOCAL_ACTOR = "api:local"
+#: Headers a reverse proxy adds: a request carrying one came from elsewhere, through it.
+PROXY_HEADERS = frozenset({"forwarded", "x-real-ip", "via"})
+#: Every header starting so is a proxy's too (``X-Forwarded-For``, ``-Host``, ``-Proto``...).
+PROXY_HEADER_PREFIX = "x-forwarded-"
 #: Seconds an answer about keys is reused.
 KEY_CACHE_SECONDS = 5.0
 #: Most secrets remembered at once (a flood of wrong keys cannot grow memory).
@@ -107,6 +113,17 @@ def _check_keyless(request: Request) -> None:
             f"addressed to 127.0.0.1, localhost or [::1]; {create} and send it as "
             "Authorization: Bearer <API key>."
         )
+    proxied = sorted(name for name in request.headers.keys() if _is_proxy_header(name))
+    if proxied:
+        raise _unauthorized(
+            f"No API key exists yet, and this request came through a proxy ({proxied[0]}): "
+            f"without a key the API answers only requests made on this machine; {create} "
+            "and send it as Authorization: Bearer <API key>."
+        )
+
+
+def _is_proxy_header(name: str) -> bool:
+    return name in PROXY_HEADERS or name.startswith(PROXY_HEADER_PREFIX)
 
 
 async def _keys_required(request: Request) -> bool:

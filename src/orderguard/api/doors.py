@@ -4,12 +4,19 @@ changes an order, the ``Origin`` it comes from and the media type of its body.
 The public URL's host and port (``ORDERGUARD_PUBLIC_URL``) are always accepted; in
 development so are the loopback names with the port the server is bound to, which is how a
 developer, the demo and the tests reach it. Anything else is a request meant for another
-site (a mistyped proxy rule, DNS rebinding) and is refused before any route runs.
+site (a mistyped proxy rule, DNS rebinding) and is refused before any route runs. A request
+must carry exactly one ``Host`` header: with two, each reader (this check, the router, the
+key check) could believe another one.
+
+The operations app (``serve --metrics-port``) has a check of its own: the address the
+request reached (the bind address, or the interface of a wildcard bind) and the loopback
+names, with its port.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -87,35 +94,75 @@ def bound_port(scope: Scope) -> int | None:
     return port if isinstance(port, int) else None
 
 
+def host_headers(scope: Scope) -> list[str]:
+    """Every ``Host`` header the request carries, in order."""
+    return [value.decode("latin-1") for name, value in scope.get("headers", []) if name == b"host"]
+
+
 def host_of(scope: Scope, settings: Settings) -> Authority | None:
     """The authority the request's ``Host`` header names (``None``: missing or malformed)."""
-    raw = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+    named = host_headers(scope)
     scheme = public_origin(settings)[0]
-    return authority(raw, default_port=DEFAULT_PORTS.get(scheme, 80))
+    return authority(named[0], default_port=DEFAULT_PORTS.get(scheme, 80)) if named else None
+
+
+def public_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
+    """The main app's view: the authority named, and those it answers at."""
+    settings: Settings = scope["app"].state.container.settings
+    return host_of(scope, settings), accepted_hosts(settings, bound_port(scope))
+
+
+def operations_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
+    """The operations app's view: the authority named, and the address the request reached
+    and the loopback names, with the port it listens on."""
+    named = host_headers(scope)
+    host = authority(named[0], default_port=DEFAULT_PORTS["http"]) if named else None
+    server = scope.get("server")
+    if not server or not isinstance(server[1], int):
+        return host, frozenset()
+    reached, port = str(server[0]).lower(), server[1]
+    return host, frozenset((name, port) for name in {reached, *LOOPBACK_NAMES})
+
+
+#: What a Host check asks of a request: the authority it names, and those accepted.
+HostRule = Callable[[Scope], tuple[Authority | None, frozenset[Authority]]]
 
 
 class HostCheck:
-    """Refuses (421) every request whose ``Host`` is not one this service answers at."""
+    """Refuses a request that does not carry exactly one ``Host`` header (400), and one
+    whose ``Host`` is not one this service answers at (421)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, rule: HostRule = public_hosts) -> None:
         self.app = app
+        self.rule = rule
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
-        settings: Settings = scope["app"].state.container.settings
-        if host_of(scope, settings) in accepted_hosts(settings, bound_port(scope)):
+        if len(host_headers(scope)) != 1:
+            await _ambiguous_host.response()(scope, receive, send)
+            return
+        named, accepted = self.rule(scope)
+        if named in accepted:
             await self.app(scope, receive, send)
             return
-        problem = ProblemError(
-            421,
-            "misdirected-request",
-            "Misdirected request",
-            "The Host header names a site this service does not answer for; it answers "
-            "at its public URL (ORDERGUARD_PUBLIC_URL).",
-        )
-        await problem.response()(scope, receive, send)
+        await _misdirected.response()(scope, receive, send)
+
+
+_ambiguous_host = ProblemError(
+    400,
+    "ambiguous-host",
+    "Exactly one Host header",
+    "A request must carry exactly one Host header naming the site it is meant for.",
+)
+_misdirected = ProblemError(
+    421,
+    "misdirected-request",
+    "Misdirected request",
+    "The Host header names a site this service does not answer for; it answers "
+    "at its public URL (ORDERGUARD_PUBLIC_URL).",
+)
 
 
 async def check_write(request: Request) -> None:

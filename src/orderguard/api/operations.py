@@ -1,5 +1,5 @@
 """Operator actions over HTTP: refund and cancel one order (the API key's id is the actor
-on its timeline)."""
+on its timeline; a key without ``orders:read`` gets only the outcome)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from orderguard.api.orders import (
 )
 from orderguard.api.problems import problem_responses
 from orderguard.api.requests import json_body, validated
-from orderguard.api.schemas import OrderDetailOut, RefundIn
+from orderguard.api.schemas import OrderDetailOut, OrderOutcomeOut, RefundIn
 from orderguard.domain.events import Cause
 from orderguard.services.api_keys import KeyScope
 
@@ -30,7 +30,7 @@ Refunder = Annotated[Caller, Depends(allowed(KeyScope.PAYMENTS_REFUND))]
 
 @router.post(
     "/orders/{order_id}/refund",
-    response_model=OrderDetailOut,
+    response_model=OrderDetailOut | OrderOutcomeOut,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
     dependencies=WRITE_CHECKS,
     openapi_extra={
@@ -46,12 +46,12 @@ async def refund(order_id: str, request: Request, wiring: Wiring, who: Refunder)
     await wiring.operations.refund_order(
         order_id, amount=body.amount, actor=who.actor, cause=Cause.API
     )
-    return await detail_response(order_id, wiring)
+    return await detail_response(order_id, wiring, who)
 
 
 @router.post(
     "/orders/{order_id}/cancel",
-    response_model=OrderDetailOut,
+    response_model=OrderDetailOut | OrderOutcomeOut,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
     dependencies=WRITE_CHECKS,
     openapi_extra={"requestBody": NO_FIELDS},
@@ -60,4 +60,4 @@ async def cancel(order_id: str, request: Request, wiring: Wiring, who: Writer) -
     """Cancel an order that is not paid and has no payment whose outcome is unknown."""
     await no_fields(request)
     await wiring.operations.cancel_order(order_id, actor=who.actor, cause=Cause.API)
-    return await detail_response(order_id, wiring)
+    return await detail_response(order_id, wiring, who)

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from orderguard.api.auth import Caller, allowed
 from orderguard.api.doors import check_write
 from orderguard.api.problems import problem_responses
-from orderguard.api.render import detail_json, order_document
+from orderguard.api.render import detail_json, order_document, summary_json
 from orderguard.api.requests import (
     idempotency_key,
     json_body,
@@ -26,7 +26,9 @@ from orderguard.api.requests import (
 from orderguard.api.schemas import (
     OrderDetailOut,
     OrderOut,
+    OrderOutcomeOut,
     OrderPageOut,
+    OrderReceiptOut,
     PayAgainIn,
     PlaceOrderIn,
 )
@@ -37,7 +39,7 @@ from orderguard.domain.order import OrderLine
 from orderguard.domain.states import OrderState
 from orderguard.observability.context import remember_customer
 from orderguard.services import queries
-from orderguard.services.api_keys import KeyScope
+from orderguard.services.api_keys import KeyScope, grants
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
 from orderguard.services.intake import PlaceOrder
 from orderguard.storage.ports import OrderQuery
@@ -79,6 +81,10 @@ Wiring = Annotated[Container, Depends(container)]
 Reader = Annotated[Caller, Depends(allowed(KeyScope.ORDERS_READ))]
 Writer = Annotated[Caller, Depends(allowed(KeyScope.ORDERS_WRITE))]
 _writes_orders = allowed(KeyScope.ORDERS_WRITE)
+#: What a key without ``orders:read`` learns of an order it placed or paid again.
+RECEIPT_FIELDS = tuple(OrderReceiptOut.model_fields)
+#: ... and of one it rechecked, cancelled or refunded.
+OUTCOME_FIELDS = tuple(OrderOutcomeOut.model_fields)
 #: Routes that change orders check Origin and content type before anything else.
 WRITE_CHECKS = [Depends(check_write)]
 
@@ -86,9 +92,9 @@ WRITE_CHECKS = [Depends(check_write)]
 @router.post(
     "/orders",
     status_code=201,
-    response_model=OrderOut,
+    response_model=OrderOut | OrderReceiptOut,
     responses={
-        200: {"model": OrderOut, "description": "A replay of an earlier 200"},
+        200: {"model": OrderOut | OrderReceiptOut, "description": "A replay of an earlier 200"},
         **problem_responses(400, 401, 403, 409, 413, 415, 422, 503),
     },
     openapi_extra={
@@ -116,7 +122,9 @@ WRITE_CHECKS = [Depends(check_write)]
     },
 )
 async def place_order(request: Request) -> Response:
-    """Place an order exactly once per ``Idempotency-Key`` (G1, G2)."""
+    """Place an order exactly once per ``Idempotency-Key`` (G1, G2).
+
+    A key without ``orders:read`` gets the order's receipt, not its personal data."""
     wiring = container(request)
     await check_write(request)
     who = await _writes_orders(request)
@@ -140,13 +148,13 @@ async def place_order(request: Request) -> Response:
             actor=who.actor,
         )
     )
-    return _answer(answer)
+    return _answer(answer, who)
 
 
 @router.post(
     "/orders/{order_id}/payments",
     status_code=201,
-    response_model=OrderOut,
+    response_model=OrderOut | OrderReceiptOut,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 415, 422, 503),
     dependencies=WRITE_CHECKS,
     openapi_extra={
@@ -170,12 +178,12 @@ async def pay_again(
     path = f"/v1/orders/{order_id}/payments"
     keyed = KeyedRequest(who.idempotency_scope, checked_key, fingerprint("POST", path, data))
     answer = await wiring.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
-    return _answer(answer)
+    return _answer(answer, who)
 
 
 @router.post(
     "/orders/{order_id}/recheck",
-    response_model=OrderDetailOut,
+    response_model=OrderDetailOut | OrderOutcomeOut,
     responses=problem_responses(400, 401, 403, 404, 413, 415, 422, 503),
     dependencies=WRITE_CHECKS,
     openapi_extra={"requestBody": NO_FIELDS},
@@ -184,7 +192,7 @@ async def recheck(order_id: str, request: Request, wiring: Wiring, who: Writer) 
     """Ask the provider now what happened to the order's open payment attempts."""
     await no_fields(request)
     await wiring.recheck.order(order_id, cause=Cause.API, actor=who.actor)
-    return await detail_response(order_id, wiring)
+    return await detail_response(order_id, wiring, who)
 
 
 async def no_fields(request: Request) -> None:
@@ -193,11 +201,16 @@ async def no_fields(request: Request) -> None:
         raise validation_problem([(("body",), "this action takes no fields: send {} or nothing")])
 
 
-def _answer(answer: Answer) -> Response:
+def _answer(answer: Answer, who: Caller) -> Response:
+    """The order placed or paid again (a replay answers what the first request got: the
+    same key has the same scopes), as a receipt to a caller that may not read orders."""
     headers = {"Location": f"/v1/orders/{answer.order_id}"}
     if answer.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(answer.body, answer.status, headers=headers, media_type=JSON)
+    body = answer.body
+    if 200 <= answer.status < 300 and not grants(who.scopes, KeyScope.ORDERS_READ):
+        body = summary_json(body, RECEIPT_FIELDS)
+    return Response(body, answer.status, headers=headers, media_type=JSON)
 
 
 @router.get(
@@ -207,13 +220,16 @@ def _answer(answer: Answer) -> Response:
 )
 async def get_order(order_id: str, wiring: Wiring, who: Reader) -> Response:
     """The order with its lines, payment attempts and timeline."""
-    return await detail_response(order_id, wiring)
+    return await detail_response(order_id, wiring, who)
 
 
-async def detail_response(order_id: str, wiring: Container) -> Response:
-    """The order's detail document (what ``GET /v1/orders/{id}`` answers)."""
+async def detail_response(order_id: str, wiring: Container, who: Caller) -> Response:
+    """The order's detail document (what ``GET /v1/orders/{id}`` answers), or only its
+    outcome to a caller without ``orders:read``."""
     detail = await queries.order_detail(wiring.storage, order_id)
     body = detail_json(detail.order, detail.timeline, wiring.settings.public_url)
+    if not grants(who.scopes, KeyScope.ORDERS_READ):
+        body = summary_json(body, OUTCOME_FIELDS)
     return Response(body, media_type=JSON)
 
 

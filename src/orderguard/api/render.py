@@ -59,6 +59,12 @@ def order_document(order: Order, public_url: str) -> dict[str, Any]:
     }
 
 
+def summary_json(document: bytes, fields: tuple[str, ...]) -> bytes:
+    """Only ``fields`` of an order's JSON ``document`` (as bytes again)."""
+    full = orjson.loads(document)
+    return orjson.dumps({name: full[name] for name in fields if name in full})
+
+
 def order_json(order: Order, public_url: str) -> bytes:
     """An order as the bytes of a JSON response."""
     return orjson.dumps(order_document(order, public_url))

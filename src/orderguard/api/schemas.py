@@ -253,6 +253,28 @@ class OrderOut(BaseModel):
     payment_attempts: list[AttemptOut]
 
 
+class OrderOutcomeOut(BaseModel):
+    """What recheck, cancel and refund answer a key without ``orders:read``: the order's
+    state after the action, none of the shopper's personal data."""
+
+    id: str
+    state: str
+    merchant_reference: str | None
+    amount_total: int
+    currency: str
+    livemode: bool
+    created_at: datetime
+    updated_at: datetime
+    next_action: NextAction | None
+
+
+class OrderReceiptOut(OrderOutcomeOut):
+    """What placing an order and paying again answer a key without ``orders:read``: the
+    outcome and the shopper's page to send them to."""
+
+    status_url: str
+
+
 class OrderDetailOut(OrderOut):
     """An order with its timeline."""
 
