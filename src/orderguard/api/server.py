@@ -6,9 +6,22 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from orderguard.config import Settings
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: ``X-Forwarded-For``/``-Proto`` are believed only from the
+    addresses in ``ORDERGUARD_TRUSTED_PROXIES`` (none by default, whatever the peer: a
+    client could otherwise give itself a fresh address on every console log-in)."""
+    trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -20,14 +33,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @asynccontextmanager
 async def running_server(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on this event loop; yields its base URL."""
+    """Serve ``app`` with uvicorn on this event loop; yields its base URL. Forwarding
+    headers are believed only from ``settings.trusted_proxies`` (by default from no one)."""
     port = port or free_port(host)
     # The process's logging stays its own: no uvicorn handlers, no levels set on its loggers
     # (they are global; a test or the demo would lose, or leak, every later access line).
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, log_level=None, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=None,
+        lifespan="on",
+        **proxy_options(settings or Settings()),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
