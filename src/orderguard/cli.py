@@ -52,10 +52,11 @@ def _settings() -> Settings:
 
 
 def _checked_for_production(settings: Settings) -> None:
-    """In production, refuse to go on (exit 2, one line) unless the deployment is safe."""
+    """Refuse to go on (exit 2, one line) unless the deployment is safe for its mode: a
+    live key in development, or any unsafe default in production."""
+    # what the settings alone show is refused before the database is even opened
+    refuse_unsafe_production(settings, active_api_keys=1)
     if settings.production:
-        # what the settings alone show is refused before the database is even opened
-        refuse_unsafe_production(settings, active_api_keys=1)
         active = _run(lambda s: api_keys.count_active_keys(s))
         refuse_unsafe_production(settings, active_api_keys=active)
 
@@ -129,7 +130,7 @@ def serve(
     import uvicorn
 
     from orderguard.api.app import create_app, create_ops_app
-    from orderguard.api.server import serve_beside
+    from orderguard.api.server import proxy_options, serve_beside
 
     settings = _settings()
     _checked_for_production(settings)
@@ -151,10 +152,18 @@ def serve(
     app = create_app(settings=settings, worker=not no_worker, ops_apart=metrics_port is not None)
     if metrics_port is not None:
         ops = create_ops_app(app, production=settings.production)
-        serve_beside(app, ops, main_at=(host, port), ops_at=(metrics_host, metrics_port))
+        serve_beside(
+            app,
+            ops,
+            main_at=(host, port),
+            ops_at=(metrics_host, metrics_port),
+            proxies=proxy_options(settings),
+        )
         return
     # Our logging: ORDERGUARD_LOG_LEVEL decides for uvicorn's loggers too (access lines at info).
-    uvicorn.run(app, host=host, port=port, log_level=None, log_config=None)
+    uvicorn.run(
+        app, host=host, port=port, log_level=None, log_config=None, **proxy_options(settings)
+    )
 
 
 @main.command()

@@ -10,7 +10,7 @@ import click
 import orjson
 
 from orderguard.cli_startup import load_settings
-from orderguard.config import Settings
+from orderguard.config import MODES, Settings
 from orderguard.observability.checks import Check, Status, worst
 from orderguard.observability.doctor import Doctor, Targets, open_for_doctor
 from orderguard.observability.hooks import UntrackedOutbox
@@ -43,10 +43,15 @@ def doctor(as_json: bool) -> None:
 def _say_refused(checks: list[Check]) -> None:
     """In production, the first refusal also goes to stderr as the one line ``serve`` and
     ``worker`` print (every one is listed above as a failure with its fix)."""
-    refusals = [c for c in checks if c.name.startswith("production ") and c.status is Status.FAIL]
+    refusals = [
+        (mode, c)
+        for c in checks
+        for mode in MODES
+        if c.name.startswith(f"{mode} ") and c.status is Status.FAIL
+    ]
     if refusals:
-        first = refusals[0]
-        click.echo(f"orderguard: production: {first.detail}: {first.fix}", err=True)
+        mode, first = refusals[0]
+        click.echo(f"orderguard: {mode}: {first.detail}: {first.fix}", err=True)
 
 
 def _line(check: Check) -> str:

@@ -8,7 +8,9 @@ Environment variables win over the file; the file is ``./orderguard.toml`` or th
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -40,6 +42,33 @@ OTHER_VARIABLES = (
 )
 #: The prefix of every orderguard environment variable.
 PREFIX = "ORDERGUARD_"
+#: The word before the first separator of a variable that is meant for orderguard: any
+#: case, or a typo this close to it (``ORDERGAURD_ENV``, ``ORDERGUARD-ENV``), is refused
+#: unless the name is exactly one orderguard reads.
+_PREFIX_WORD = PREFIX.rstrip("_")
+_PREFIX_LIKENESS = 0.8
+#: The one table of the config file.
+TABLE = "orderguard"
+#: Durations that must be more than zero (zero locks nobody out, lets no charge finish...).
+POSITIVE = (
+    "payment_time_budget_s",
+    "action_expiry_minutes",
+    "worker_round_s",
+    "janitor_lease_s",
+    "console_lockout_minutes",
+    "console_session_hours",
+    "outbox_timeout_s",
+    "outbox_lease_s",
+)
+#: Counts that must be at least one.
+AT_LEAST_ONE = (
+    "db_pool_size",
+    "janitor_concurrency",
+    "waiting_concurrency",
+    "breaker_threshold",
+    "console_max_failed_logins",
+    "outbox_max_attempts",
+)
 
 
 class ConfigError(Exception):
@@ -54,6 +83,13 @@ class Settings:
     env: str = "development"
     #: In production, accept an ``http://`` public URL (a TLS-terminating proxy on this host).
     allow_http: bool = False
+    #: In production, accept a test key and a provider on plain http at a loopback address
+    #: (a staging deployment against ``orderguard sandbox-provider``; no real money moves).
+    allow_test_provider: bool = False
+    #: Comma-separated addresses of reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed (default: none, every header is ignored and the
+    #: peer address is the client's). ``*`` believes everyone: never on a shared host.
+    trusted_proxies: str = ""
     #: ``sqlite:///PATH`` (default) or ``postgresql://user@host:5432/db``.
     database_url: str = "sqlite:///./orderguard.db"
     #: Base URL shoppers reach the service at; used in ``status_url``.
@@ -160,6 +196,7 @@ class Settings:
         env = dict(os.environ if env is None else env)
         _refuse_unknown_variables(env)
         values: dict[str, Any] = _read_file(env)
+        _file_types(values)
         for f in fields(cls):
             name = variable(f.name)
             if name in env:
@@ -181,10 +218,12 @@ class Settings:
             raise ConfigError(f"env must be one of {', '.join(MODES)}, not {settings.env!r}")
         if settings.idempotency_ttl_hours < 24:
             raise ConfigError("idempotency_ttl_hours must be at least 24 (G2)")
-        if settings.janitor_concurrency < 1:
-            raise ConfigError("janitor_concurrency must be at least 1")
-        if settings.waiting_concurrency < 1:
-            raise ConfigError("waiting_concurrency must be at least 1")
+        for name in AT_LEAST_ONE:
+            if getattr(settings, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in POSITIVE:
+            if getattr(settings, name) <= 0:
+                raise ConfigError(f"{name} must be more than 0")
         if settings.planted_defect not in (None, *PLANTED_DEFECTS):
             raise ConfigError(
                 f"planted_defect must be one of {', '.join(PLANTED_DEFECTS)}, "
@@ -220,8 +259,22 @@ def _refuse_unknown_variables(env: dict[str, str]) -> None:
     """Raise ``ConfigError`` for the first ``ORDERGUARD_*`` variable that nothing reads."""
     known = known_variables()
     for name in sorted(env):
-        if name.startswith(PREFIX) and name not in known:
-            raise ConfigError(did_you_mean(f"unknown setting {name}", name, known))
+        meant = meant_for_orderguard(name)
+        if name not in known and meant is not None:
+            raise ConfigError(did_you_mean(f"unknown setting {name}", meant, known))
+
+
+def meant_for_orderguard(name: str) -> str | None:
+    """The ``ORDERGUARD_*`` name the variable ``name`` was probably meant as, when it looks
+    like one of orderguard's: its first word is ``ORDERGUARD`` in any case, or nearly (a
+    typo), followed by a separator (``orderguard_env``, ``ORDERGAURD-ENV``); else ``None``."""
+    word = re.match(r"[A-Za-z]+", name)
+    if word is None or len(name) <= word.end() or name[word.end()].isalnum():
+        return None
+    likeness = difflib.SequenceMatcher(None, word.group().upper(), _PREFIX_WORD).ratio()
+    if likeness < _PREFIX_LIKENESS:
+        return None
+    return PREFIX + re.sub(r"[^A-Z0-9]", "_", name[word.end() + 1 :].upper())
 
 
 def _read_file(env: dict[str, str]) -> dict[str, Any]:
@@ -231,9 +284,42 @@ def _read_file(env: dict[str, str]) -> dict[str, Any]:
             raise ConfigError(f"config file {path} does not exist")
         return {}
     try:
-        return dict(tomllib.loads(path.read_text()).get("orderguard", {}))
+        document = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    for name, value in document.items():
+        if name != TABLE:  # a setting outside the table would be silently ignored
+            what = f"table [{name}]" if isinstance(value, dict) else f"key {name}"
+            raise ConfigError(f"{path}: {what} is outside the [{TABLE}] table")
+    table = document.get(TABLE, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: {TABLE} must be a table ([{TABLE}])")
+    return dict(table)
+
+
+def _file_types(values: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for a file value whose TOML type is not its setting's."""
+    types = get_type_hints(Settings)
+    for name, value in values.items():
+        kind = types.get(name)
+        if kind is None or value is None:
+            continue
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ConfigError(
+                f"{name} in the config file must be {_TOML_NAMES.get(kind, 'text')}, not {value!r}"
+            )
+
+
+#: How a setting's type is named in an error about a file value.
+_TOML_NAMES: dict[Any, str] = {bool: "true or false", int: "a whole number", float: "a number"}
 
 
 def _int(name: str, value: Any) -> int:
@@ -245,9 +331,12 @@ def _int(name: str, value: Any) -> int:
 
 def _float(name: str, value: Any) -> float:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+        raise ConfigError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"{name} must be a finite number, 0 or more, not {value!r}")
+    return number
 
 
 def _convert(name: str, value: Any, kind: Any) -> Any:

@@ -7,10 +7,12 @@ alike: the first two refuse to start on the first problem, ``doctor`` lists ever
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from orderguard.config import Settings
+from orderguard.providers.stripe import is_live_key
 
 #: Webhook secrets that are public: the old built-in default, the ones in this repository's
 #: demo and fakes, and what people leave in a template. Anyone can sign with them.
@@ -32,11 +34,20 @@ class Problem:
     problem: str
     #: How to fix it, in one clause.
     fix: str
+    #: The mode that refuses it: ``production``, or ``development`` (a live key there).
+    mode: str = "production"
 
     @property
     def line(self) -> str:
         """The one line ``serve`` and ``worker`` print when they refuse to start."""
-        return f"orderguard: production: {self.setting} {self.problem}: {self.fix}"
+        return f"orderguard: {self.mode}: {self.setting} {self.problem}: {self.fix}"
+
+
+#: The fix of a test key, or a test provider's address, in production.
+_TEST_FIX = (
+    "give the account's live key (sk_live_...) at https://api.stripe.com, or set "
+    "ORDERGUARD_ALLOW_TEST_PROVIDER=true for a staging deployment that takes no real money"
+)
 
 
 def production_problems(settings: Settings, *, active_api_keys: int) -> list[Problem]:
@@ -46,11 +57,15 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
     webhook secret is missing, public or a placeholder (anyone could sign a
     ``payment_intent.succeeded``), or the fail-over account reusing the primary's; no
     active API key (the API would answer no one, or, without keys, anyone); a public URL
-    that is not https, unless ``allow_http`` (a TLS-terminating proxy on the same host).
-    An empty list in development: nothing is refused there.
+    that is not https with a host shoppers can reach, unless ``allow_http`` and the URL is
+    on loopback (a TLS-terminating proxy on the same host); a planted defect. A test key,
+    or a provider address that is not https, unless ``allow_test_provider`` (staging; then
+    the address may be plain http on loopback only).
+
+    In development only a live key is refused: live money is never development.
     """
     if not settings.production:
-        return []
+        return _live_in_development(settings)
     problems = _provider_problems(settings)
     if active_api_keys < 1:
         problems.append(
@@ -60,20 +75,107 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
                 "create one with `orderguard keys create NAME` (against the same database)",
             )
         )
-    if urlsplit(settings.public_url).scheme != "https" and not settings.allow_http:
+    problems += _public_url_problems(settings)
+    if settings.planted_defect:
         problems.append(
             Problem(
-                "ORDERGUARD_PUBLIC_URL",
-                f"is not https ({settings.public_url})",
-                "give the https address shoppers use, or set ORDERGUARD_ALLOW_HTTP=true when "
-                "a TLS-terminating proxy on this host forwards to orderguard",
+                "ORDERGUARD_PLANTED_DEFECT",
+                f"is set ({settings.planted_defect})",
+                "unset it: it switches on a deliberate double-charge defect for the demo",
             )
         )
     return problems
 
 
+def _live_in_development(settings: Settings) -> list[Problem]:
+    return [
+        Problem(
+            f"{prefix}_API_KEY",
+            "is a live key",
+            "set ORDERGUARD_ENV=production (live money is never development), or use a test key",
+            mode="development",
+        )
+        for prefix, key, _secret, _url in _accounts(settings)
+        if key and is_live_key(key.strip())
+    ]
+
+
+def _public_url_problems(settings: Settings) -> list[Problem]:
+    url = urlsplit(settings.public_url.strip())
+    setting, given = "ORDERGUARD_PUBLIC_URL", settings.public_url
+    fix = (
+        "give the https address shoppers use (a TLS-terminating proxy may forward to "
+        "orderguard over http)"
+    )
+    if url.scheme not in ("http", "https") or not url.hostname:
+        return [Problem(setting, f"has no host ({given})", fix)]
+    loopback = _is_loopback(url)
+    if url.scheme == "https":
+        if loopback:
+            return [Problem(setting, f"is on loopback ({given}): shoppers cannot reach it", fix)]
+        return []
+    if settings.allow_http and loopback:
+        return []
+    if settings.allow_http:
+        return [Problem(setting, f"is plain http off this host ({given})", fix)]
+    return [
+        Problem(
+            setting,
+            f"is not https ({given})",
+            "give the https address shoppers use, or set ORDERGUARD_ALLOW_HTTP=true when "
+            "a TLS-terminating proxy on this host forwards to orderguard",
+        )
+    ]
+
+
+def _is_loopback(url: SplitResult) -> bool:
+    host = url.hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _accounts(settings: Settings) -> list[tuple[str, str | None, str | None, str]]:
+    """Each configured account: variable prefix, key, webhook secret, base URL."""
+    accounts = [
+        (
+            "ORDERGUARD_STRIPE",
+            settings.stripe_api_key,
+            settings.stripe_webhook_secret,
+            settings.stripe_base_url,
+        )
+    ]
+    if settings.secondary_stripe_api_key:
+        accounts.append(
+            (
+                "ORDERGUARD_SECONDARY_STRIPE",
+                settings.secondary_stripe_api_key,
+                settings.secondary_stripe_webhook_secret,
+                settings.secondary_stripe_base_url,
+            )
+        )
+    return accounts
+
+
+def _account_problems(settings: Settings, prefix: str, key: str, url: str) -> list[Problem]:
+    """A test key, or an address that is not the provider's over https."""
+    if not is_live_key(key.strip()) and not settings.allow_test_provider:
+        return [Problem(f"{prefix}_API_KEY", "is not a live key", _TEST_FIX)]
+    address = urlsplit(url.strip())
+    if not address.hostname or address.scheme not in ("http", "https"):
+        return [Problem(f"{prefix}_BASE_URL", f"has no host ({url})", _TEST_FIX)]
+    if address.scheme == "https":
+        return []
+    if settings.allow_test_provider and _is_loopback(address):
+        return []
+    return [Problem(f"{prefix}_BASE_URL", f"is not https ({url})", _TEST_FIX)]
+
+
 def _provider_problems(settings: Settings) -> list[Problem]:
-    if not settings.stripe_api_key:
+    if not (settings.stripe_api_key or "").strip():
         return [
             Problem(
                 "ORDERGUARD_STRIPE_API_KEY",
@@ -82,12 +184,18 @@ def _provider_problems(settings: Settings) -> list[Problem]:
                 "development only)",
             )
         ]
-    problems = _secret_problems("ORDERGUARD_STRIPE_WEBHOOK_SECRET", settings.stripe_webhook_secret)
+    problems: list[Problem] = []
+    for prefix, key, secret, url in _accounts(settings):
+        if not (key or "").strip():
+            fix = "give the fail-over account's key, or unset the variable"
+            problems.append(Problem(f"{prefix}_API_KEY", "is empty", fix))
+            continue
+        problems += _account_problems(settings, prefix, key or "", url)
+        problems += _secret_problems(f"{prefix}_WEBHOOK_SECRET", secret)
     if settings.secondary_stripe_api_key:
         name = "ORDERGUARD_SECONDARY_STRIPE_WEBHOOK_SECRET"
-        secondary = settings.secondary_stripe_webhook_secret
-        problems += _secret_problems(name, secondary)
-        if secondary and secondary == settings.stripe_webhook_secret:
+        secondary = (settings.secondary_stripe_webhook_secret or "").strip()
+        if secondary and secondary == (settings.stripe_webhook_secret or "").strip():
             problems.append(
                 Problem(
                     name,

@@ -60,9 +60,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 #: real provider, webhook secret, API key and public URL a production start needs.
 PRODUCTION = False
 #: The environment production mode adds (a plain-http public URL on loopback: the TLS
-#: proxy a real deployment puts in front is not part of this test).
+#: proxy a real deployment puts in front is not part of this test; and a staging opt-in:
+#: the provider is the sandbox, on loopback over http, with a ``sk_test_`` key).
 PRODUCTION_ENV: dict[str, str] = (
-    {"ORDERGUARD_ENV": "production", "ORDERGUARD_ALLOW_HTTP": "true"} if PRODUCTION else {}
+    {
+        "ORDERGUARD_ENV": "production",
+        "ORDERGUARD_ALLOW_HTTP": "true",
+        "ORDERGUARD_ALLOW_TEST_PROVIDER": "true",
+    }
+    if PRODUCTION
+    else {}
 )
 #: What ``keys create`` is given: a checkout back-end's scopes, refunds included (placing and
 #: reading orders would do; the default scopes are the same two, without refunds).

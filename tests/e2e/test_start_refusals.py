@@ -12,9 +12,11 @@ from tests.e2e.procs import Server, clean_env, run_cli, serving
 
 pytestmark = pytest.mark.timeout(120)
 
-#: A production deployment that lacks nothing (but an API key, created per test).
+#: A production deployment that lacks nothing (but an API key, created per test): a staging
+#: one, with a test key at a provider on loopback, which it says it means.
 SAFE = {
     "ORDERGUARD_ENV": "production",
+    "ORDERGUARD_ALLOW_TEST_PROVIDER": "true",
     "ORDERGUARD_STRIPE_API_KEY": "sk_test_production_shop",
     "ORDERGUARD_STRIPE_BASE_URL": "http://127.0.0.1:9",
     "ORDERGUARD_STRIPE_WEBHOOK_SECRET": "whsec_k3mY7qP0vR2sT9wX4zB6nD8fH1jL5",
@@ -172,3 +174,107 @@ def test_development_serve_warns_once_that_an_account_without_a_secret_refuses_w
         pass
     warning = "ORDERGUARD_STRIPE_WEBHOOK_SECRET is not set: every webhook from this account"
     assert server.log().count(warning) == 1, server.log()
+
+
+# --- review of issue 15: a live key, a test key, the config file's table ----------------
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_development_refuses_to_start_with_a_live_key(
+    command: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    env = clean_env(
+        sqlite_url,
+        ORDERGUARD_STRIPE_API_KEY="sk_live_51realLooking",
+        ORDERGUARD_STRIPE_BASE_URL="http://127.0.0.1:9",
+        ORDERGUARD_STRIPE_WEBHOOK_SECRET="whsec_abcdef123456",
+    )
+    assert refused([command], env, tmp_path) == (
+        "orderguard: development: ORDERGUARD_STRIPE_API_KEY is a live key: set "
+        "ORDERGUARD_ENV=production (live money is never development), or use a test key"
+    )
+    assert not (tmp_path / "orderguard.db").exists()  # refused before the database
+
+
+def test_doctor_fails_a_live_key_in_development(sqlite_url: str, tmp_path: Path) -> None:
+    env = clean_env(
+        sqlite_url,
+        ORDERGUARD_STRIPE_API_KEY="sk_live_51realLooking",
+        ORDERGUARD_STRIPE_BASE_URL="http://127.0.0.1:9",
+    )
+    done = run_cli("doctor", env=env, cwd=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert (
+        "[FAIL] development ORDERGUARD_STRIPE_API_KEY: ORDERGUARD_STRIPE_API_KEY is a live key"
+        in done.stdout
+    )
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith("orderguard: development: ORDERGUARD_STRIPE_API_KEY is a live key: ")
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_production_refuses_a_test_key_unless_the_staging_opt_in_is_set(
+    command: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    with_key(sqlite_url, tmp_path)
+    env = clean_env(sqlite_url, **SAFE)
+    del env["ORDERGUARD_ALLOW_TEST_PROVIDER"]
+    assert refused([command], env, tmp_path) == (
+        "orderguard: production: ORDERGUARD_STRIPE_API_KEY is not a live key: give the "
+        "account's live key (sk_live_...) at https://api.stripe.com, or set "
+        "ORDERGUARD_ALLOW_TEST_PROVIDER=true for a staging deployment that takes no real money"
+    )
+
+
+def test_production_with_the_staging_opt_in_starts_with_a_test_key(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with_key(sqlite_url, tmp_path)
+    server = Server(env={}, cwd=tmp_path)
+    server.env = {
+        **clean_env(sqlite_url, **SAFE),
+        "ORDERGUARD_PUBLIC_URL": server.url,
+        "ORDERGUARD_ALLOW_HTTP": "true",
+    }
+    assert server.env["ORDERGUARD_STRIPE_API_KEY"].startswith("sk_test_")
+    try:
+        server.start()
+        assert server.process is not None and server.process.poll() is None
+    finally:
+        server.stop()
+
+
+def test_production_refuses_the_planted_double_charge_defect(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with_key(sqlite_url, tmp_path)
+    env = clean_env(sqlite_url, **SAFE, ORDERGUARD_PLANTED_DEFECT="recharge_unknown")
+    assert refused(["serve"], env, tmp_path).startswith(
+        "orderguard: production: ORDERGUARD_PLANTED_DEFECT is set (recharge_unknown): "
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ('env = "production"\n', "key env is outside the [orderguard] table"),
+        ('[orderguad]\nenv = "production"\n', "table [orderguad] is outside the [orderguard]"),
+    ],
+)
+def test_a_config_file_with_a_setting_outside_its_table_is_refused_at_start(
+    document: str, expected: str, sqlite_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "orderguard.toml").write_text(document)
+    line = refused(["serve"], clean_env(sqlite_url), tmp_path)
+    assert line.startswith("orderguard: configuration: orderguard.toml: ")
+    assert expected in line
+
+
+def test_a_lower_case_mode_variable_is_refused_not_ignored(sqlite_url: str, tmp_path: Path) -> None:
+    env = {**clean_env(sqlite_url), "orderguard_env": "production"}
+    assert refused(["serve"], env, tmp_path) == (
+        "orderguard: configuration: unknown setting orderguard_env: did you mean ORDERGUARD_ENV?"
+    )

@@ -9,14 +9,21 @@ from __future__ import annotations
 import asyncio
 import ssl
 import subprocess
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
+from orderguard.domain import ids
 from orderguard.domain.delivery import Outcome
+from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.outbox.configured import build_relay
 from orderguard.outbox.egress import check_endpoint_url
+from orderguard.outbox.sinks import DeliveryFailed
+from orderguard.outbox.webhooks import WebhookSink
 from orderguard.services.outbox import OutboxSupport
 from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
@@ -183,3 +190,82 @@ async def test_over_https_the_checked_address_is_verified_against_the_endpoints_
     deliveries = {d.sink: d for d in await OutboxSupport(sql.db).deliveries_of_order(order.id)}
     assert deliveries[good.sink].state == "delivered"
     assert "CERTIFICATE_VERIFY_FAILED" in (deliveries[stranger.sink].last_error or "")
+
+
+class FloodingEndpoint:
+    """An endpoint on loopback that answers 500 with a body of ``size`` bytes, written in
+    chunks for as long as the sender reads; ``written`` counts what got through."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.written, self.finished = size, 0, False
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = next(
+            int(line.split(":", 1)[1]) for line in head.split("\r\n") if ":" in line
+            and line.lower().startswith("content-length")
+        )  # fmt: skip
+        await reader.readexactly(length)
+        writer.write(f"HTTP/1.1 500 Oops\r\ncontent-length: {self.size}\r\n\r\n".encode())
+        chunk = b"x" * 65536
+        try:
+            while self.written < self.size:
+                writer.write(chunk)
+                await writer.drain()
+                self.written += len(chunk)
+            self.finished = True
+        except (ConnectionError, OSError):
+            pass  # the sender hung up: it read what it needed
+        finally:
+            writer.close()
+
+
+async def test_a_huge_answer_is_never_read_whole(sql: SqlStorage) -> None:
+    order = await live(sql, life=())
+    flood = FloodingEndpoint(size=256 * 1024 * 1024)
+    server = await asyncio.start_server(flood.answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        await add_endpoint(sql, f"http://127.0.0.1:{port}/hook", allow_private=True)
+        relay = build_relay(settings(outbox_timeout_s="20"), sql)
+        try:
+            await relay.run_once(owner="relay-test")
+        finally:
+            await relay.aclose()
+    finally:
+        server.close()
+    assert not flood.finished  # the relay stopped reading long before 256 MiB
+    [failed] = await errors_of(sql, order.id)
+    assert "answered 500" in failed and len(failed) < 500
+
+
+async def test_a_public_endpoints_failed_answer_keeps_only_its_first_characters(
+    sql: SqlStorage,
+) -> None:
+    pulled: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        for number in range(100_000):
+            pulled.append(number)
+            yield "é".encode() * 1000
+
+    def flooding(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, content=endless())
+
+    endpoint, _ = await add_endpoint(sql, f"http://{MERCHANT}/hook", allow_private=False)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(flooding))
+    sink = WebhookSink(
+        endpoint,
+        store=EndpointStore(sql.db),
+        client=client,
+        clock=lambda: datetime.now(UTC),
+        resolver=Rebinding([PUBLIC], [PUBLIC]),
+    )
+    event = OutboxEvent(ids.new_id("evt"), "ord_1", EventType.PAID, datetime.now(UTC))
+    try:
+        with pytest.raises(DeliveryFailed) as failed:
+            await sink.deliver(event, None)
+    finally:
+        await client.aclose()
+    assert str(failed.value) == f"http://{MERCHANT}/hook answered 502: " + "é" * 200
+    assert len(pulled) <= 2  # two 2 kB chunks at most, of 100 000 offered

@@ -165,3 +165,50 @@ async def test_a_webhook_verified_by_the_sandbox_never_settles_another_accounts_
         detail = (await client.get(f"/v1/orders/{order['id']}")).json()
         assert detail["state"] == "action_required"  # but it does not speak for stripe's attempt
         assert any("do not know" in e["note"] for e in detail["timeline"])
+
+
+async def test_an_order_charged_through_a_test_fail_over_account_is_test_mode(
+    database: str,
+) -> None:
+    primary = account("stripe", live=True)
+    for _ in range(primary.breaker.failure_threshold):
+        primary.breaker.record_failure()  # the live account is down: its circuit is open
+    failover = account("stripe-secondary", live=False)
+    async with client_on(database, Providers([primary, failover])) as client:
+        order = await placed(client, VISA)
+        assert order["payment_attempts"][-1]["provider"] == "stripe-secondary"
+        assert order["state"] == "paid"
+        assert order["livemode"] is False  # no real money moved: the account was a test one
+        assert (await client.get(f"/v1/orders/{order['id']}")).json()["livemode"] is False
+
+
+async def test_an_order_charged_through_a_live_fail_over_account_is_live(database: str) -> None:
+    primary = account("sandbox", live=False)
+    for _ in range(primary.breaker.failure_threshold):
+        primary.breaker.record_failure()
+    failover = account("stripe-secondary", live=True)
+    async with client_on(database, Providers([primary, failover])) as client:
+        order = await placed(client, VISA)
+        assert order["payment_attempts"][-1]["provider"] == "stripe-secondary"
+        assert (await client.get(f"/v1/orders/{order['id']}")).json()["livemode"] is True
+
+
+async def test_an_order_paid_later_through_a_test_fail_over_account_becomes_test_mode(
+    database: str,
+) -> None:
+    primary = account("stripe", live=True)
+    failover = account("stripe-secondary", live=False)
+    async with client_on(database, Providers([primary, failover])) as client:
+        response = await client.post("/v1/orders", json=order_body(), headers=key())
+        assert response.status_code == 201, response.text
+        order = response.json()
+        assert order["livemode"] is True  # taken while the live account is the primary
+        for _ in range(primary.breaker.failure_threshold):
+            primary.breaker.record_failure()
+        paid = await client.post(
+            f"/v1/orders/{order['id']}/payments", json={"payment": {"method": VISA}}, headers=key()
+        )
+        assert paid.status_code in (200, 201), paid.text
+        detail = (await client.get(f"/v1/orders/{order['id']}")).json()
+        assert detail["payment_attempts"][-1]["provider"] == "stripe-secondary"
+        assert detail["livemode"] is False

@@ -101,3 +101,96 @@ def test_every_setting_is_read_as_its_declared_type(
     assert (settings.breaker_threshold, settings.sweep_auto_refund) == (2, False)
     with pytest.raises(ConfigError, match="janitor_lease_s"):
         Settings.load({"ORDERGUARD_JANITOR_LEASE_S": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("ORDERGUARD_env", "ORDERGUARD_ENV"),
+        ("orderguard_env", "ORDERGUARD_ENV"),
+        ("Orderguard_Stripe_Api_Key", "ORDERGUARD_STRIPE_API_KEY"),
+        ("ORDERGAURD_ENV", "ORDERGUARD_ENV"),
+        ("ORDERGUARD-ENV", "ORDERGUARD_ENV"),
+        ("ORDREGUARD_STRIPE_WEBHOOK_SECRET", "ORDERGUARD_STRIPE_WEBHOOK_SECRET"),
+    ],
+)
+def test_a_variable_meant_for_orderguard_in_another_case_or_misspelt_prefix_is_refused(
+    name: str, meant: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.load({name: "production"})
+    assert str(refused.value) == f"unknown setting {name}: did you mean {meant}?"
+
+
+def test_variables_of_other_programs_are_left_alone(tmp_path: Path) -> None:
+    config = tmp_path / "og.toml"
+    config.write_text("[orderguard]\n")
+    others = {"ORDER_ID": "1", "GUARD_DOG": "x", "ORDERGUARD": "x", "ORDERGUARDIANSHIP_X": "1"}
+    assert Settings.load({"ORDERGUARD_CONFIG": str(config), **others}).env == "development"
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('env = "production"\n', "key env is outside the [orderguard] table"),
+        ('[orderguad]\nenv = "production"\n', "table [orderguad] is outside the [orderguard]"),
+        ('env = "production"\n[orderguard]\n', "key env is outside the [orderguard] table"),
+        ('orderguard = "production"\n', "orderguard must be a table"),
+    ],
+)
+def test_a_config_file_with_settings_outside_its_table_is_refused(
+    tmp_path: Path, document: str, message: str
+) -> None:
+    config = tmp_path / "og.toml"
+    config.write_text(document)
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        Settings.load({"ORDERGUARD_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("stripe_api_key = 12", "stripe_api_key in the config file must be text, not 12"),
+        ('public_url = ["https://a"]', "public_url in the config file must be text"),
+        ('allow_http = "yes"', "allow_http in the config file must be true or false"),
+        ('db_pool_size = "10"', "db_pool_size in the config file must be a whole number"),
+        ("payment_time_budget_s = true", "payment_time_budget_s in the config file must be a num"),
+    ],
+)
+def test_a_config_file_value_of_the_wrong_type_is_refused(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    config = tmp_path / "og.toml"
+    config.write_text(f"[orderguard]\n{line}\n")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        Settings.load({"ORDERGUARD_CONFIG": str(config)})
+
+
+def test_config_file_values_of_the_right_type_are_read(tmp_path: Path) -> None:
+    config = tmp_path / "og.toml"
+    config.write_text(
+        "[orderguard]\nallow_http = true\ndb_pool_size = 3\npayment_time_budget_s = 4\n"
+    )
+    settings = Settings.load({"ORDERGUARD_CONFIG": str(config)})
+    assert (settings.allow_http, settings.db_pool_size, settings.payment_time_budget_s) == (
+        True,
+        3,
+        4.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PAYMENT_TIME_BUDGET_S", "nan", "payment_time_budget_s must be a finite number"),
+        ("PAYMENT_TIME_BUDGET_S", "-1", "payment_time_budget_s must be a finite number"),
+        ("PAYMENT_TIME_BUDGET_S", "inf", "payment_time_budget_s must be a finite number"),
+        ("PAYMENT_TIME_BUDGET_S", "0", "payment_time_budget_s must be more than 0"),
+        ("CONSOLE_LOCKOUT_MINUTES", "0", "console_lockout_minutes must be more than 0"),
+        ("CONSOLE_MAX_FAILED_LOGINS", "0", "console_max_failed_logins must be at least 1"),
+        ("OUTBOX_MAX_ATTEMPTS", "0", "outbox_max_attempts must be at least 1"),
+    ],
+)
+def test_a_number_that_cannot_work_is_refused(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.load({f"ORDERGUARD_{name}": value})

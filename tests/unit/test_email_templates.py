@@ -116,3 +116,22 @@ def test_a_shop_text_template_without_a_subject_is_refused(tmp_path: Path) -> No
     templates = shop_templates(tmp_path, **{"order.paid.txt": "Hello {{ name }}\n"})
     assert "Subject:" in templates.refused["en/order.paid.txt"]
     assert "ord_1" in templates.render(EventType.PAID, "en", fields()).subject
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<p>{{ name | upper | safe }}</p>",  # the sample render no longer shows the script
+        "<p>{{ name | lower | replace('alert', 'hi') | safe }}</p>",
+        "{% filter safe %}<p>{{ name | upper }}</p>{% endfilter %}",
+        "{% autoescape false %}<p>{{ name | title }}</p>{% endautoescape %}",
+        "{% set shown = name | upper | safe %}<p>{{ shown }}</p>",
+    ],
+)
+def test_an_html_template_that_turns_escaping_off_is_refused_whatever_it_does_to_the_name(
+    tmp_path: Path, source: str
+) -> None:
+    templates = shop_templates(tmp_path, **{"order.received.html": source})
+    assert "escaping off" in templates.refused["en/order.received.html"]
+    html = templates.render(EventType.RECEIVED, "en", fields(name=SCRIPT_NAME)).html
+    assert "<script>" not in html.lower() and "Your order page" in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -180,3 +181,21 @@ async def test_a_script_posting_pay_again_with_new_form_keys_reaches_the_provide
         assert posted.status_code == 303
     assert len(await box.intents(str(order["id"]))) == intents_before + 1
     assert (await shop[0].order(str(order["id"])))["state"] == "payment_failed"
+
+
+async def test_a_production_shop_never_offers_test_cards_even_with_a_test_key(shop) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient = shop[0].client
+    order = await order_in(*shop, "payment_failed")
+    container = shop[0].container
+    container.settings = replace(  # production with a key copied from staging
+        container.settings, env="production", stripe_api_key="sk_test_copied_from_staging"
+    )
+    page = await client.get(status_path(order))
+    assert page.status_code == 200
+    assert "pm_card_visa" not in page.text and 'id="pay-again"' not in page.text
+    form = {"token": token_of(order), "csrf": csrf_of(page.text), "key": "k-prod"}
+    paid = await client.post(f"/orders/{order['id']}/pay", data={**form, "method": "pm_card_visa"})
+    assert paid.status_code == 400
+    detail = await shop[0].order(str(order["id"]))
+    assert detail["state"] == "payment_failed"  # no test card paid for it
+    assert len(detail["payment_attempts"]) == 1

@@ -8,10 +8,23 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import Any, Literal
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from orderguard.config import Settings
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy options: ``X-Forwarded-For``/``-Proto`` are believed only from the
+    addresses in ``ORDERGUARD_TRUSTED_PROXIES`` (none by default, whatever the peer: a
+    client could otherwise give itself a fresh address on every console log-in)."""
+    trusted = [a.strip() for a in settings.trusted_proxies.split(",") if a.strip()]
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
+
 
 #: A host and port to listen on.
 Address = tuple[str, int]
@@ -26,14 +39,25 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @asynccontextmanager
 async def running_server(
-    app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None
+    app: ASGIApp,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    settings: Settings | None = None,
 ) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on this event loop; yields its base URL."""
+    """Serve ``app`` with uvicorn on this event loop; yields its base URL. Forwarding
+    headers are believed only from ``settings.trusted_proxies`` (by default from no one)."""
     port = port or free_port(host)
     # The process's logging stays its own: no uvicorn handlers, no levels set on its loggers
     # (they are global; a test or the demo would lose, or leak, every later access line).
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, log_level=None, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        log_level=None,
+        lifespan="on",
+        **proxy_options(settings or Settings()),
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -49,15 +73,29 @@ async def running_server(
         await task
 
 
-def serve_beside(main: ASGIApp, ops: ASGIApp, *, main_at: Address, ops_at: Address) -> None:
+def serve_beside(
+    main: ASGIApp,
+    ops: ASGIApp,
+    *,
+    main_at: Address,
+    ops_at: Address,
+    proxies: dict[str, Any] | None = None,
+) -> None:
     """Serve ``main`` and ``ops`` on their own addresses in this process until a signal
-    (or either server stopping) stops both; ``main``'s lifespan opens the shared wiring."""
+    (or either server stopping) stops both; ``main``'s lifespan opens the shared wiring.
+    ``proxies`` are uvicorn's proxy options (:func:`proxy_options`)."""
 
     def config(app: ASGIApp, at: Address, lifespan: Literal["on", "off"]) -> uvicorn.Config:
         # our logging decides for uvicorn's loggers too (access lines at info)
         host, port = at
         return uvicorn.Config(
-            app, host=host, port=port, log_config=None, log_level=None, lifespan=lifespan
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            log_level=None,
+            lifespan=lifespan,
+            **(proxies or {"proxy_headers": False}),
         )
 
     async def both() -> None:

@@ -102,8 +102,9 @@ class Order:
     last_checked_at: datetime | None = None
     next_check_at: datetime | None = None
     version: int = 0
-    #: Whether the order was taken with a provider account that moves real money (false:
-    #: test mode, e.g. the sandbox or a ``sk_test_`` key); set at intake, never changed.
+    #: Whether the order is charged at a provider account that moves real money (false:
+    #: test mode, e.g. the sandbox or a ``sk_test_`` key): the account of its latest payment
+    #: attempt (a fail-over account may be a test one), the primary's before any attempt.
     livemode: bool = False
     attempts: list[PaymentAttempt] = field(default_factory=list)
     #: Every review flag the order ever had, open and cleared, oldest first.

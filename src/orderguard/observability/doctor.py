@@ -96,13 +96,17 @@ class Doctor:
     async def _mode(self) -> list[Check]:
         """Development says so; production fails on each unsafe default, with its fix."""
         if not self.settings.production:
+            problems = production_problems(self.settings, active_api_keys=0)
             detail = "development: the in-process sandbox is allowed; its orders are test mode"
-            return [Check("mode", Status.PASS, detail)]
-        problems = production_problems(self.settings, active_api_keys=await self._active_keys())
-        if not problems:
-            return [Check("mode", Status.PASS, "production: no unsafe default")]
+            if not problems:
+                return [Check("mode", Status.PASS, detail)]
+        else:
+            keys = await self._active_keys()
+            problems = production_problems(self.settings, active_api_keys=keys)
+            if not problems:
+                return [Check("mode", Status.PASS, "production: no unsafe default")]
         return [
-            Check(f"production {p.setting}", Status.FAIL, f"{p.setting} {p.problem}", p.fix)
+            Check(f"{p.mode} {p.setting}", Status.FAIL, f"{p.setting} {p.problem}", p.fix)
             for p in problems
         ]
 

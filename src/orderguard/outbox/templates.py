@@ -9,10 +9,12 @@ Every template renders in Jinja2's immutable sandbox: no attribute starting with
 (``__class__``, ``__mro__``, ``__subclasses__``, ``__globals__``), no changing a value,
 nothing but the message's own fields (no ``os``, no ``config``). HTML is autoescaped.
 The shop's templates are tried when they are loaded: one that breaks the sandbox, names
-an unknown field, does not parse, or lets a shopper's ``<script>`` through unescaped is
-refused with an error in the log naming the file and why, and the shipped template is
-used in its place; a shop template that fails later, on one message, gives way to the
-shipped one for that message. Either way the email goes out: nothing waits on a fix.
+an unknown field, does not parse, turns HTML escaping off (the ``safe`` filter or an
+``autoescape`` block, found in its syntax, not guessed from a sample), or lets a shopper's
+``<script>`` through unescaped is refused with an error in the log naming the file and
+why, and the shipped template is used in its place; a shop template that fails later, on
+one message, gives way to the shipped one for that message. Either way the email goes
+out: nothing waits on a fix.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -61,11 +64,48 @@ class RenderedEmail:
     html: str
 
 
+class EscapingOff(jinja2.TemplateSyntaxError):
+    """An HTML template turns escaping off (``|safe``, ``{% autoescape false %}``)."""
+
+
+#: Filters that mark a value as already escaped HTML: not available in HTML templates.
+_UNESCAPING_FILTERS = frozenset({"safe"})
+
+
+class _HtmlSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox for HTML: autoescaped, and a template that could turn escaping off does
+    not compile (checked on its syntax tree, whatever values it is rendered with)."""
+
+    def __init__(self, loader: jinja2.BaseLoader) -> None:
+        super().__init__(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+        for name in _UNESCAPING_FILTERS:
+            self.filters.pop(name, None)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        why = escaping_off(tree)
+        if why is not None:
+            raise EscapingOff(why, tree.lineno, name, filename)
+        return tree
+
+
+def escaping_off(tree: nodes.Template) -> str | None:
+    """How the template ``tree`` turns HTML escaping off, or ``None`` when it cannot."""
+    for used in tree.find_all(nodes.Filter):
+        if used.name in _UNESCAPING_FILTERS:
+            return f"the {used.name} filter on line {used.lineno}"
+    for modifier in tree.find_all((nodes.EvalContextModifier, nodes.ScopedEvalContextModifier)):
+        if any(option.key == "autoescape" for option in modifier.options):
+            return f"an autoescape block on line {modifier.lineno}"
+    return None
+
+
 def sandbox(loader: jinja2.BaseLoader, *, html: bool) -> jinja2.Environment:
-    """The sandboxed environment templates render in (autoescaped for HTML)."""
-    return ImmutableSandboxedEnvironment(
-        loader=loader, autoescape=html, undefined=jinja2.StrictUndefined
-    )
+    """The sandboxed environment templates render in (autoescaped for HTML, and an HTML
+    template that turns escaping off is refused: see :func:`escaping_off`)."""
+    if html:
+        return _HtmlSandbox(loader)
+    return ImmutableSandboxedEnvironment(loader=loader, undefined=jinja2.StrictUndefined)
 
 
 class _Face:
@@ -140,6 +180,8 @@ def _trial(shop: _Face, name: str) -> str | None:
     """Why the template ``name`` cannot be used, from rendering it with sample fields."""
     try:
         rendered = shop.render(name, SAMPLE)
+    except EscapingOff as exc:
+        return f"it turns HTML escaping off ({exc.message}; a shopper's name could inject a script)"
     except SecurityError as exc:
         return f"it reaches outside the sandbox ({exc})"
     except jinja2.TemplateError as exc:

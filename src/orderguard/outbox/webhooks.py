@@ -7,9 +7,10 @@ its old or its new secret. A 2xx answer is a delivery; anything else, or no answ
 the timeout, is a failure tried again later; redirects are not followed.
 
 Before each try the endpoint's host is resolved and checked (``outbox.egress``) and the
-request goes to the checked address. A failed answer's first bytes are kept in the error
-for public endpoints only: the answer of a private one (``--allow-private``) may be a
-service of the shop's own network, so only its status code is kept.
+request goes to the checked address. A failed answer's first bytes (never more than a few
+hundred are read) are kept in the error for public endpoints only: the answer of a private
+one (``--allow-private``) may be a service of the shop's own network, so only its status
+code is kept.
 """
 
 from __future__ import annotations
@@ -37,8 +38,21 @@ from orderguard.outbox.sinks import DeliveryFailed, event_json
 from orderguard.services.clock import Clock
 from orderguard.storage.endpoints import EndpointStore
 
-#: Longest part of a failed answer's body kept in the error.
+#: Longest part of a failed answer's body kept in the error (characters).
 _BODY_EXCERPT = 200
+#: Most bytes of a failed answer's body read (enough for the excerpt in any UTF-8); the
+#: rest is never read: an endpoint cannot make the relay hold a large answer.
+_BODY_READ = 4 * _BODY_EXCERPT
+
+
+async def _excerpt(answer: httpx.Response) -> str:
+    """The start of ``answer``'s body, reading no more than :data:`_BODY_READ` bytes."""
+    read = bytearray()
+    async for chunk in answer.aiter_bytes():
+        read += chunk
+        if len(read) >= _BODY_READ:
+            break
+    return bytes(read[:_BODY_READ]).decode("utf-8", "replace")[:_BODY_EXCERPT]
 
 
 def new_secret() -> str:
@@ -91,12 +105,14 @@ class WebhookSink:
                 valid, msg_id=event.id, timestamp=stamp, body=body
             ),
         }
-        answer = await self._post(body, headers)
-        if not 200 <= answer.status_code < 300:
-            raise DeliveryFailed(self._failure(answer))
+        status, excerpt = await self._post(body, headers)
+        if not 200 <= status < 300:
+            raise DeliveryFailed(self._failure(status, excerpt))
 
-    async def _post(self, body: str, headers: dict[str, str]) -> httpx.Response:
-        """POST to the endpoint's host at an address checked just now."""
+    async def _post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        """POST to the endpoint's host at an address checked just now: the answer's status
+        and, for a failure at a public endpoint, the start of its body (at most
+        :data:`_BODY_READ` bytes are read, however much the endpoint sends)."""
         url = self.endpoint.url
         try:
             target = target_of(url)
@@ -107,23 +123,27 @@ class WebhookSink:
             raise DeliveryFailed(f"refused to send to {url}: {exc}") from exc
         request = pinned(target, address)
         try:
-            return await self._client.post(
+            async with self._client.stream(
+                "POST",
                 request.url,
                 content=body,
                 headers={**headers, **request.headers},
                 extensions=request.extensions,
-            )
+            ) as answer:
+                failed = not 200 <= answer.status_code < 300
+                keep = failed and not self.endpoint.allow_private
+                return answer.status_code, await _excerpt(answer) if keep else ""
         except httpx.TimeoutException as exc:
             raise DeliveryFailed(f"no answer from {url} in time ({exc!r})") from exc
         except httpx.HTTPError as exc:
             raise DeliveryFailed(f"could not reach {url}: {exc!r}") from exc
 
-    def _failure(self, answer: httpx.Response) -> str:
+    def _failure(self, status: int, excerpt: str) -> str:
         """The error of a non-2xx answer: status, and the body's start if it is public."""
-        said = f"{self.endpoint.url} answered {answer.status_code}"
+        said = f"{self.endpoint.url} answered {status}"
         if self.endpoint.allow_private:
             return f"{said} (body not kept: private endpoint)"
-        return f"{said}: {answer.text[:_BODY_EXCERPT]}"
+        return f"{said}: {excerpt}"
 
     async def aclose(self) -> None:
         """The HTTP client is shared by every endpoint and closed by the relay's sinks."""

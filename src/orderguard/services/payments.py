@@ -104,6 +104,7 @@ class Payments:
             updated_at=at,
         )
         order.attempts.append(attempt)
+        order.livemode = slot.livemode  # the account this attempt charges, fail-over or not
         order.payment_method = None
         note = f"attempt {attempt.seq} sent to {slot.name}"
         if slot is not self.providers.primary:

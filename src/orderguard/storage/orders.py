@@ -59,7 +59,8 @@ VALUES (:id, :order_id, :type, :payload, :created_at)
 _UPDATE_ORDER = """
 UPDATE orders SET state = :state, flag_reason = :flag_reason,
     payment_method = :payment_method, checks = :checks, last_checked_at = :last_checked_at,
-    next_check_at = :next_check_at, updated_at = :updated_at, version = version + 1
+    next_check_at = :next_check_at, updated_at = :updated_at, livemode = :livemode,
+    version = version + 1
 WHERE id = :id AND version = :version
 """
 
@@ -128,6 +129,7 @@ class SqlOrderRepository:
                 "last_checked_at": order.last_checked_at,
                 "next_check_at": order.next_check_at,
                 "updated_at": order.updated_at,
+                "livemode": order.livemode,
                 "version": order.version,
             },
         )

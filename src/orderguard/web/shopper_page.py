@@ -146,11 +146,14 @@ async def _render(
 
 
 def _methods(wiring: Container) -> list[str]:
-    """Methods the page offers: the test cards when the provider is in test mode.
+    """Methods the page offers: the test cards in development with a test provider, never
+    in production (even a staging one with ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
 
-    With a live provider the shopper chooses another method at the shop's checkout, which
-    pays through ``POST /v1/orders/{id}/payments``.
+    Otherwise the shopper chooses another method at the shop's checkout, which pays
+    through ``POST /v1/orders/{id}/payments``.
     """
+    if wiring.settings.production:
+        return []
     key = wiring.settings.stripe_api_key
     return list(TEST_METHODS) if key is None or key.startswith("sk_test_") else []
 
