@@ -54,33 +54,25 @@ from tests.outbox_kit import Mailbox, Receiver, receiver, smtp_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-# --- Production mode: the one place to switch on (issue 15, points 1, 2 and 6) ------------
-#: Whether the installed service runs in production mode. Until production mode, API key
-#: scopes and endpoint address checks exist, this runs in development mode with the same
-#: real provider, webhook secret, API key and public URL a production start needs.
-PRODUCTION = False
-#: The environment production mode adds (a plain-http public URL on loopback: the TLS
-#: proxy a real deployment puts in front is not part of this test; and a staging opt-in:
-#: the provider is the sandbox, on loopback over http, with a ``sk_test_`` key).
-PRODUCTION_ENV: dict[str, str] = (
-    {
-        "ORDERGUARD_ENV": "production",
-        "ORDERGUARD_ALLOW_HTTP": "true",
-        "ORDERGUARD_ALLOW_TEST_PROVIDER": "true",
-    }
-    if PRODUCTION
-    else {}
-)
-#: What ``keys create`` is given: a checkout back-end's scopes, refunds included (placing and
-#: reading orders would do; the default scopes are the same two, without refunds).
-KEY_CREATE_ARGS: list[str] = (
-    ["--scope", "orders:read", "--scope", "orders:write", "--scope", "payments:refund"]
-    if PRODUCTION
-    else []
-)
+#: The installed service runs in production mode: a plain-http public URL on loopback (the
+#: TLS proxy a real deployment puts in front is not part of this test) and the staging
+#: opt-in (the provider is the sandbox, on loopback over http, with a ``sk_test_`` key).
+PRODUCTION_ENV: dict[str, str] = {
+    "ORDERGUARD_ENV": "production",
+    "ORDERGUARD_ALLOW_HTTP": "true",
+    "ORDERGUARD_ALLOW_TEST_PROVIDER": "true",
+}
+#: What ``keys create`` is given: a checkout back-end's scopes, refunds included.
+KEY_CREATE_ARGS = [
+    "--scope",
+    "orders:read",
+    "--scope",
+    "orders:write",
+    "--scope",
+    "payments:refund",
+]
 #: What ``endpoints add`` is given: the receiver listens on loopback, refused without it.
-ENDPOINT_ADD_ARGS: list[str] = ["--allow-private"] if PRODUCTION else []
-# -------------------------------------------------------------------------------------------
+ENDPOINT_ADD_ARGS = ["--allow-private"]
 
 #: The checkout the wheel is built from.
 ROOT = Path(__file__).resolve().parents[2]
