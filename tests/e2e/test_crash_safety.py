@@ -180,7 +180,8 @@ async def test_acknowledged_orders_survive_sigkill(database_url: str, tmp_path: 
     seed = _seed()
     print(f"crash-safety seed={seed} (rerun with ORDERGUARD_CRASH_SEED={seed})")
     rng = random.Random(seed)
-    env = clean_env(database_url)
+    # the restart binds another port: the public URL keeps status links the same across it
+    env = clean_env(database_url, ORDERGUARD_PUBLIC_URL="https://shop.example")
     if database_url.startswith("postgresql"):
         migrated = run_cli("migrate", env=env, cwd=tmp_path)
         assert migrated.returncode == 0, migrated.stderr

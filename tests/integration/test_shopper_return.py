@@ -21,7 +21,7 @@ from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import CircuitBreaker
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.shopper_return import ShopperReturn
-from tests.conftest import open_storage
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import api_settings
 
@@ -91,7 +91,7 @@ async def shop(request: pytest.FixtureRequest) -> AsyncIterator[Shop]:
     providers = Providers([ProviderSlot(provider, CircuitBreaker(failure_threshold=3))])
     container = wire(api_settings(), storage, providers)
     transport = httpx.ASGITransport(app=create_app(container=container))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         yield Shop(client, container, provider)
     await storage.close()
 
