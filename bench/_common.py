@@ -272,13 +272,14 @@ def wait_healthy(
 ) -> None:
     """Block until ``GET path`` answers 200, or raise if the server dies or is slow."""
     deadline = time.monotonic() + timeout
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    request_bytes = request.encode()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-                sock.sendall(request)
+                sock.sendall(request_bytes)
                 if sock.recv(64).startswith(b"HTTP/1.1 200"):
                     return
         except OSError:

@@ -53,14 +53,17 @@ TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_k
 async def _flooder(port: int, until: float, stats: dict[str, Any]) -> None:
     """One keep-alive connection posting log-ins with random names until ``until``."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = _head(port)
     try:
-        status, headers, _ = await _exchange(reader, writer, f"GET /console/login {_HEAD}\r\n")
+        status, headers, _ = await _exchange(reader, writer, f"GET /console/login {head}\r\n")
+        if status != 200:
+            raise RuntimeError(f"GET /console/login answered {status}: the flood would not log in")
         cookie = headers["set-cookie"].split(";", 1)[0]  # og_csrf=TOKEN
         token = cookie.split("=", 1)[1]
         while time.monotonic() < until:
             form = f"csrf={token}&name={secrets.token_hex(8)}&password={secrets.token_hex(12)}"
             request = (
-                f"POST /console/login {_HEAD}Cookie: {cookie}\r\n"
+                f"POST /console/login {head}Cookie: {cookie}\r\n"
                 "Content-Type: application/x-www-form-urlencoded\r\n"
                 f"Content-Length: {len(form)}\r\n\r\n{form}"
             )
@@ -72,7 +75,9 @@ async def _flooder(port: int, until: float, stats: dict[str, Any]) -> None:
         writer.close()
 
 
-_HEAD = "HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+def _head(port: int) -> str:
+    """The request line's tail and the Host header the server answers for (its port too)."""
+    return f"HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
 
 
 async def _exchange(
@@ -200,6 +205,9 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
     for r in rounds:
         for status, n in r["flood"]["statuses"].items():
             statuses[status] = statuses.get(status, 0) + n
+    stray = set(statuses) - {"401", "503"}  # refused log-ins, or the full hashing queue
+    if stray or not statuses.get("401"):
+        raise RuntimeError(f"the flood was not refused log-ins (answers {statuses})")
     out = [
         f"## {TITLE}",
         "",
@@ -237,7 +245,9 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
         "",
         "Every log-in costs one Argon2 check (a dummy one for an unknown or locked name), run "
         "in the console's one password-hashing thread (one lane, resting as long as each hash "
-        "took), with at most 16 more waiting (one more is answered 503 at once): the flood "
+        "took), with at most 16 more waiting and at most 2 places per client address; a log-in "
+        "refused for a full queue is answered 503 after a 1 s wait that costs no CPU, so a "
+        "client flooding as fast as it can is slowed to the pace of its answers: the flood "
         "gets at most half a core, and order intake keeps the event loop.",
         "",
     ]

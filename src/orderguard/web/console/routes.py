@@ -4,6 +4,7 @@ user's name (as the actor, cause ``support``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -38,6 +39,10 @@ QUEUE_LIMIT = 200
 MAX_PASSWORD = 1024
 #: Seconds a client is asked to wait when every password-hashing slot is taken.
 BUSY_RETRY_S = 2
+#: How long a log-in refused for a full hashing queue waits before it is answered: a client
+#: that keeps the queue full then waits too, instead of spending the event loop (which
+#: intake shares) on refusals as fast as it can send them. A waiting answer costs no CPU.
+BUSY_ANSWER_DELAY_S = 1.0
 Minutes = Annotated[int, Query(ge=0, le=60 * 24 * 30)]
 
 
@@ -108,6 +113,7 @@ async def login(request: Request) -> Response:
     except LoginRefused:
         return _login_form(request, error="console.bad_login", status=401)
     except HashingBusy:
+        await asyncio.sleep(BUSY_ANSWER_DELAY_S)
         busy = _login_form(request, error="console.busy", status=503)
         busy.headers["Retry-After"] = str(BUSY_RETRY_S)
         return busy
