@@ -132,14 +132,19 @@ def check_chargeable(slots: Sequence[ProviderSlot], total: Money) -> None:
 
     An attempt goes to the primary or, when its circuit is open, to a fail-over provider, so
     an order is taken only when whichever of them it reaches can charge it. The refusal names
-    the first provider that cannot, and the nearest amounts that all of them can.
+    the first provider that cannot, and, of the amounts the providers offer instead, the
+    closest below and above ``total`` that all of them can charge.
     """
     for slot in slots:
         refusal = slot.provider.amount_rules(total.currency).refusal(total.amount)
         if refusal is None:
             continue
         rules = [s.provider.amount_rules(total.currency) for s in slots]
-        nearest = tuple(a for a in refusal.nearest if all(r.allows(a) for r in rules))
+        offers = {a for r in rules for a in (r.refusal(total.amount) or refusal).nearest}
+        valid = [a for a in offers if all(r.allows(a) for r in rules)]
+        below = [a for a in valid if a < total.amount]
+        above = [a for a in valid if a > total.amount]
+        nearest = tuple([max(below)] if below else []) + tuple([min(above)] if above else [])
         raise AmountNotChargeable(
             AmountRefusal(refusal.currency, refusal.amount, refusal.limit, nearest), slot.name
         )
