@@ -6,6 +6,7 @@ never read from :mod:`orderguard.providers.stripe_currencies`' own tables.
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
 from orderguard.providers.stripe_currencies import RULES, rule
+from orderguard.reconcile import sql
 from orderguard.services.intake import check_chargeable
 from orderguard.services.providers import ProviderSlot
 from tests.providers.conftest import charge_request
@@ -240,3 +242,20 @@ def test_nearest_amounts_are_those_every_provider_can_charge() -> None:
         check_chargeable([stripe_like, other], Money(49, "EUR"))
     # Stripe's minimum (0.50) is no use: the fail-over provider needs 1.00
     assert (refused.value.provider, refused.value.refusal.nearest) == ("a", (100,))
+
+
+@pytest.mark.parametrize(
+    ("text", "currency", "iso"),
+    [("1000.00", "MGA", 100000), ("1,000.00", "MGA", 100000), ("5.00", "ISK", 5), ("5", "ISK", 5)],
+)
+def test_settlement_reports_written_in_decimals_read_as_iso_units(
+    text: str, currency: str, iso: int
+) -> None:
+    """Stripe's CSV reports write amounts as decimals of the currency, not in API units, so
+    reconciliation needs no provider conversion: 1000.00 MGA is 100000 ISO minor units."""
+    db = duckdb.connect()
+    sql.install(db)
+    row = db.execute(
+        "SELECT og_whole(og_micro(?, '.'), og_unit(CAST(? AS og_code)), false)", [text, currency]
+    ).fetchone()
+    assert row is not None and row[0] == iso
