@@ -49,10 +49,10 @@ def timestamp(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def iso_amount(amount: object, currency: object) -> int:
+def iso_amount(amount: Any, currency: Any) -> int:
     """A Stripe ``amount`` in ``currency`` as ISO minor units; :class:`UnreadableAmount` when
     it has no exact ISO value (e.g. 1.50 ISK)."""
-    value = int(amount)  # type: ignore[call-overload]
+    value = int(amount)
     try:
         return stripe_currencies.from_stripe(value, str(currency))
     except AmountNotExact as exc:
