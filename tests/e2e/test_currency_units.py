@@ -107,8 +107,9 @@ def box(tmp_path: Path) -> Iterator[Sandbox]:
 
 
 @pytest.fixture
-async def shop(sqlite_url: str, box: Sandbox) -> AsyncIterator[Shop]:
-    async with open_shop(sqlite_url, [box]) as running:
+async def shop(database_url: str, box: Sandbox) -> AsyncIterator[Shop]:
+    """orderguard on SQLite and on PostgreSQL, the sandbox its only provider."""
+    async with open_shop(database_url, [box]) as running:
         yield running
 
 
