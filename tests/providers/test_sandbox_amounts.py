@@ -99,3 +99,17 @@ async def test_a_stripe_refusal_of_a_small_amount_fails_the_attempt_without_a_ch
         await stripe_provider.create_payment(charge_request(amount=49, currency="USD"))
     assert not refused.value.safe_to_retry
     assert (await ledger(sandbox_url))["charges"] == []
+
+
+async def test_a_refund_stripe_cannot_take_is_never_sent(
+    stripe_provider: StripeProvider, sandbox_url: str
+) -> None:
+    paid = await stripe_provider.create_payment(charge_request(amount=5120, currency="KWD"))
+    assert paid.provider_ref is not None
+    with pytest.raises(UnchargeableAmount, match="multiples of 10"):  # 1.025 KWD
+        await stripe_provider.refund(paid.provider_ref, amount=1025, idempotency_key="r-1")
+    assert (await ledger(sandbox_url))["refunds"] == []
+    refunded = await stripe_provider.refund(paid.provider_ref, amount=1020, idempotency_key="r-2")
+    assert (refunded.amount, refunded.currency) == (1020, "KWD")
+    [made] = (await ledger(sandbox_url))["refunds"]
+    assert made["amount"] == 1020

@@ -111,14 +111,24 @@ class StripeProvider:
         return stripe_currencies.from_stripe(amount, currency)
 
     def _stripe_amount(self, amount: int, currency: str) -> int:
+        """``amount`` in Stripe's units for a charge or refund; :class:`UnchargeableAmount`
+        when Stripe cannot take it (not exact in its units, or not a whole multiple of its
+        step, e.g. a KWD amount not ending in 0); such an amount is never sent."""
+        rule = self.amount_rules(currency)
         try:
-            return self.to_provider_units(amount, currency)
+            sent = self.to_provider_units(amount, currency)
         except AmountNotExact as exc:
             raise UnchargeableAmount(
                 f"{amount} minor units of {currency} cannot be written in Stripe's units "
-                f"(Stripe counts {currency} with {self.amount_rules(currency).provider_exponent} "
-                "decimals); nothing was sent"
+                f"(Stripe counts {currency} with {rule.provider_exponent} decimals); "
+                "nothing was sent"
             ) from exc
+        if amount % rule.step:
+            raise UnchargeableAmount(
+                f"Stripe takes {currency} amounts only in multiples of {rule.step} minor units; "
+                f"{amount} was not sent"
+            )
+        return sent
 
     async def _call(self, call: Awaitable[T], *, mutating: bool) -> T:
         try:
