@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from orderguard.api.auth import Caller, allowed
 from orderguard.api.doors import check_write
-from orderguard.api.problems import problem_responses
+from orderguard.api.problems import amount_problem, problem_responses
 from orderguard.api.render import detail_json, order_document, summary_json
 from orderguard.api.requests import (
     idempotency_key,
@@ -35,6 +35,7 @@ from orderguard.api.schemas import (
 from orderguard.bootstrap import Container
 from orderguard.domain.customer import Address, Customer
 from orderguard.domain.events import Cause
+from orderguard.domain.money import AmountNotChargeable
 from orderguard.domain.order import OrderLine
 from orderguard.domain.states import OrderState
 from orderguard.observability.context import remember_customer
@@ -133,21 +134,24 @@ async def place_order(request: Request) -> Response:
     data = await json_body(request)
     context = {"default_country": wiring.settings.default_country}
     body = validated(PlaceOrderIn, data, context)
-    answer = await wiring.intake.place(
-        PlaceOrder(
-            request=KeyedRequest(
-                who.idempotency_scope, checked_key, fingerprint("POST", "/v1/orders", data)
-            ),
-            currency=body.currency,
-            lines=[OrderLine(i.sku, i.name, i.quantity, i.unit_amount) for i in body.items],
-            customer=remember_customer(_customer(body)),
-            merchant_reference=body.merchant_reference,
-            locale=locale(body.locale, accept_language),
-            payment_method=body.payment.method if body.payment else None,
-            request_id=request.state.request_id,
-            actor=who.actor,
-        )
+    language = locale(body.locale, accept_language)
+    command = PlaceOrder(
+        request=KeyedRequest(
+            who.idempotency_scope, checked_key, fingerprint("POST", "/v1/orders", data)
+        ),
+        currency=body.currency,
+        lines=[OrderLine(i.sku, i.name, i.quantity, i.unit_amount) for i in body.items],
+        customer=remember_customer(_customer(body)),
+        merchant_reference=body.merchant_reference,
+        locale=language,
+        payment_method=body.payment.method if body.payment else None,
+        request_id=request.state.request_id,
+        actor=who.actor,
     )
+    try:
+        answer = await wiring.intake.place(command)
+    except AmountNotChargeable as exc:  # nothing was stored; answered in the order's language
+        raise amount_problem(exc, language) from None
     return _answer(answer, who)
 
 

@@ -9,6 +9,9 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from orderguard.domain.money import AmountNotChargeable, Money
+from orderguard.web.i18n import translate
+
 #: The media type of every error response.
 PROBLEM_JSON = "application/problem+json"
 
@@ -20,6 +23,13 @@ class FieldError(BaseModel):
     msg: str
 
 
+class NearestAmount(BaseModel):
+    """An amount the provider can charge, in ISO 4217 minor units and written out."""
+
+    amount: int
+    formatted: str = Field(description="e.g. '1000.00 MGA'")
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -29,6 +39,21 @@ class Problem(BaseModel):
     detail: str
     errors: list[FieldError] = Field(default_factory=list)
     order_id: str | None = Field(default=None, description="The order the problem is about")
+    currency: str | None = Field(
+        default=None, description="amount-not-chargeable: the order's currency"
+    )
+    rule: str | None = Field(
+        default=None,
+        description="amount-not-chargeable: the rule the total breaks: "
+        "unsupported_currency, minimum, maximum or granularity",
+    )
+    amount: int | None = Field(
+        default=None, description="amount-not-chargeable: the order's total in minor units"
+    )
+    nearest: list[NearestAmount] | None = Field(
+        default=None,
+        description="amount-not-chargeable: the chargeable totals closest to it, lowest first",
+    )
 
 
 class ProblemError(Exception):
@@ -44,12 +69,15 @@ class ProblemError(Exception):
         errors: Sequence[tuple[Sequence[str | int], str]] = (),
         headers: dict[str, str] | None = None,
         order_id: str | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status, self.slug, self.title, self.detail = status, slug, title, detail
         self.errors = [(list(loc), msg) for loc, msg in errors]
         self.headers = headers or {}
         self.order_id = order_id
+        #: Further members of the problem document (RFC 9457 extension members).
+        self.extensions = extensions or {}
 
     def response(self) -> Response:
         """This problem as an HTTP response."""
@@ -62,6 +90,7 @@ class ProblemError(Exception):
         }
         if self.order_id is not None:
             body["order_id"] = self.order_id
+        body.update(self.extensions)
         return Response(
             orjson.dumps(body), self.status, headers=self.headers, media_type=PROBLEM_JSON
         )
@@ -87,6 +116,34 @@ _DESCRIPTIONS = {
     409: "A request with this key is in flight, or the merchant reference is taken",
     413: "Body larger than 64 KiB",
     415: "Content-Type is not application/json",
-    422: "Invalid values (every field path listed), or an Idempotency-Key reused",
+    422: "Invalid values (every field path listed), an Idempotency-Key reused, or a total the "
+    "payment provider cannot charge (amount-not-chargeable: currency, rule, nearest amounts)",
     503: "The database is unavailable; retry later",
 }
+
+
+def amount_problem(exc: AmountNotChargeable, language: str) -> ProblemError:
+    """422 ``amount-not-chargeable``: the currency, the rule, the nearest chargeable totals."""
+    refusal = exc.refusal
+    nearest = [Money(a, refusal.currency) for a in refusal.nearest]
+    joiner = "、" if language == "zh-CN" else ", "
+    detail = translate(
+        language,
+        f"amount.{refusal.limit}",
+        amount=Money(refusal.amount, refusal.currency).format(),
+        currency=refusal.currency,
+        nearest=joiner.join(m.format() for m in nearest) or translate(language, "amount.none"),
+    )
+    return ProblemError(
+        422,
+        "amount-not-chargeable",
+        translate(language, "amount.title"),
+        detail,
+        errors=[(("body", "items"), detail)],
+        extensions={
+            "currency": refusal.currency,
+            "rule": str(refusal.limit),
+            "amount": refusal.amount,
+            "nearest": [{"amount": m.amount, "formatted": m.format()} for m in nearest],
+        },
+    )

@@ -85,12 +85,18 @@ class ShopperStats:
 def order_body(index: int, reference: str, method: str) -> dict[str, Any]:
     """A checkout's ``POST /v1/orders`` body."""
     currency, country, city, postal, line1, phone = _CARTS[index % len(_CARTS)]
+    step = 10 if currency == "KWD" else 1  # Stripe charges 3-decimal amounts ending in 0
     return {
         "merchant_reference": reference,
         "currency": currency,
         "items": [
-            {"sku": "TEE-M", "name": "T-shirt", "quantity": 1 + index % 3, "unit_amount": 1999},
-            {"sku": "MUG", "name": "Mug", "quantity": 1, "unit_amount": 850 + index % 7},
+            {
+                "sku": "TEE-M",
+                "name": "T-shirt",
+                "quantity": 1 + index % 3,
+                "unit_amount": 1999 // step * step,
+            },
+            {"sku": "MUG", "name": "Mug", "quantity": 1, "unit_amount": 850 + step * (index % 7)},
         ],
         "customer": {
             "email": f"shopper{index}@example.com",

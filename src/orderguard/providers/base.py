@@ -13,6 +13,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+# the units vocabulary every adapter speaks, re-exported for them
+from orderguard.domain.money import AmountLimit as AmountLimit
+from orderguard.domain.money import AmountNotExact as AmountNotExact
+from orderguard.domain.money import AmountRefusal as AmountRefusal
+from orderguard.domain.money import AmountRule as AmountRule
+
 
 class PaymentOutcome(StrEnum):
     """What a provider says about one payment."""
@@ -165,6 +171,18 @@ class ProviderRejected(ProviderError):
     """The provider refused the request as invalid (4xx other than 429): a bug, not a blip."""
 
 
+class UnreadableAmount(ProviderOutcomeUnknown):
+    """The provider reported an amount that has no exact value in ISO 4217 minor units.
+
+    What was charged cannot be compared with the order, so the outcome counts as unknown
+    (never as a success or a failure) until a person looks.
+    """
+
+
+class UnchargeableAmount(ProviderRejected):
+    """The amount cannot be written in the provider's units; nothing was sent."""
+
+
 class InvalidWebhook(ProviderError):
     """The webhook's signature or timestamp does not verify."""
 
@@ -175,6 +193,21 @@ class PaymentProvider(Protocol):
 
     #: Stable name stored on payment attempts, e.g. ``stripe`` or ``sandbox-b``.
     name: str
+
+    def amount_rules(self, currency: str) -> AmountRule:
+        """Which amounts (ISO minor units) this provider charges in ``currency``: minimum,
+        maximum, granularity, whether at all, and how its units relate to ISO 4217's."""
+        ...
+
+    def to_provider_units(self, amount: int, currency: str) -> int:
+        """``amount`` ISO minor units in this provider's units; :class:`AmountNotExact`
+        when it cannot be written exactly (it is then never charged)."""
+        ...
+
+    def from_provider_units(self, amount: int, currency: str) -> int:
+        """``amount`` in this provider's units as ISO minor units; :class:`AmountNotExact`
+        when it has no exact ISO value."""
+        ...
 
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:
         """Create and confirm a payment, idempotently on ``request.idempotency_key``."""

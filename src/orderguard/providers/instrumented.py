@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from orderguard.observability.metrics import CIRCUIT_STATE, PROVIDER_CALLS, PROVIDER_LATENCY
 from orderguard.providers.base import (
+    AmountRule,
     Charge,
     ChargeRequest,
     InvalidWebhook,
@@ -77,6 +78,18 @@ class InstrumentedProvider:
             labels = (self.name, operation, outcome)
             PROVIDER_CALLS.labels(*labels).inc()
             PROVIDER_LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+    def amount_rules(self, currency: str) -> AmountRule:
+        """The wrapped provider's rule (no call goes out)."""
+        return self.inner.amount_rules(currency)
+
+    def to_provider_units(self, amount: int, currency: str) -> int:
+        """The wrapped provider's conversion."""
+        return self.inner.to_provider_units(amount, currency)
+
+    def from_provider_units(self, amount: int, currency: str) -> int:
+        """The wrapped provider's conversion."""
+        return self.inner.from_provider_units(amount, currency)
 
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:
         """Counted ``create_payment``."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from orderguard.providers import memory_webhooks, testcards
 from orderguard.providers.base import (
+    AmountRule,
     Charge,
     ChargeRequest,
     InvalidWebhook,
@@ -59,8 +60,12 @@ class InMemoryProvider:
         webhook_secret: str = "whsec_memory",
         clock: Callable[[], float] = time.time,
         webhook_tolerance_s: int = DEFAULT_TOLERANCE_S,
+        amount_rules: Mapping[str, AmountRule] | None = None,
     ) -> None:
         self.name = name
+        #: Rules per currency a test sets; any other currency charges every positive amount
+        #: in ISO minor units (the fake's own units).
+        self.rules: dict[str, AmountRule] = dict(amount_rules or {})
         self.webhook_secret = webhook_secret
         self._clock = clock
         self._tolerance_s = webhook_tolerance_s
@@ -90,14 +95,34 @@ class InMemoryProvider:
             raise ProviderKeyConflict(f"idempotency key {key!r} reused with other parameters")
         return result
 
+    def amount_rules(self, currency: str) -> AmountRule:
+        """The rule a test set for ``currency``, else any positive amount in ISO units."""
+        found = self.rules.get(currency)
+        return found if found is not None else AmountRule.identity(currency)
+
+    def to_provider_units(self, amount: int, currency: str) -> int:
+        """``amount`` in this fake's units (ISO minor units unless a rule says otherwise)."""
+        return self.amount_rules(currency).to_provider(amount)
+
+    def from_provider_units(self, amount: int, currency: str) -> int:
+        """``amount`` of this fake's units in ISO minor units."""
+        return self.amount_rules(currency).from_provider(amount)
+
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:
-        """Pay with a test method; the same key and request replay the first answer."""
+        """Pay with a test method; the same key and request replay the first answer.
+
+        An amount its rules refuse is refused as a real provider would (nothing charged)."""
         self._maybe_fail(after_effect=False)
         replayed = self._replay(request.idempotency_key, fingerprint(request))
         if isinstance(replayed, PaymentResult):
             return replayed
         if request.method not in testcards.TEST_METHODS:
             raise ProviderRejected(f"no such payment method {request.method!r}")
+        refusal = self.amount_rules(request.currency).refusal(request.amount)
+        if refusal is not None:
+            raise ProviderRejected(
+                f"{self.name} cannot charge {request.amount} {request.currency}: {refusal.limit}"
+            )
         ref = f"mem_pi_{secrets.token_hex(8)}"
         payment = Payment(request, first_result(ref, request, now=self._now()))
         self.payments[ref] = payment

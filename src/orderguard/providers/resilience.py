@@ -20,6 +20,7 @@ from tenacity import (
 )
 
 from orderguard.providers.base import (
+    AmountRule,
     Charge,
     ChargeRequest,
     PaymentProvider,
@@ -89,6 +90,18 @@ class RetryingProvider:
             return await call()
 
         return await retrying(attempt)
+
+    def amount_rules(self, currency: str) -> AmountRule:
+        """The wrapped provider's rule (no call goes out)."""
+        return self.inner.amount_rules(currency)
+
+    def to_provider_units(self, amount: int, currency: str) -> int:
+        """The wrapped provider's conversion."""
+        return self.inner.to_provider_units(amount, currency)
+
+    def from_provider_units(self, amount: int, currency: str) -> int:
+        """The wrapped provider's conversion."""
+        return self.inner.from_provider_units(amount, currency)
 
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:
         """Create, retrying safe errors (the idempotency key makes repeats harmless)."""

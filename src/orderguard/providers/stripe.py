@@ -2,6 +2,9 @@
 
 Every call goes out once (``max_network_retries=0``): our own retry layer
 (:mod:`.resilience`) decides what may be repeated, from the error type.
+
+Amounts cross in Stripe's units (:mod:`.stripe_currencies`): converted from ISO 4217 minor
+units on the way out and back on the way in, exactly or not at all.
 """
 
 from __future__ import annotations
@@ -14,13 +17,18 @@ from typing import Any, TypeVar
 import httpx
 import stripe
 
+from orderguard.providers import stripe_currencies
 from orderguard.providers import stripe_mapping as mapping
 from orderguard.providers.base import (
+    AmountNotExact,
+    AmountRule,
     Charge,
     ChargeRequest,
     InvalidWebhook,
     PaymentResult,
     RefundResult,
+    UnchargeableAmount,
+    UnreadableAmount,
     WebhookEvent,
 )
 from orderguard.providers.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
@@ -90,6 +98,38 @@ class StripeProvider:
             max_network_retries=0,
         )
 
+    def amount_rules(self, currency: str) -> AmountRule:
+        """Stripe's rule for ``currency`` (:mod:`.stripe_currencies`)."""
+        return stripe_currencies.rule(currency)
+
+    def to_provider_units(self, amount: int, currency: str) -> int:
+        """ISO minor units -> Stripe's units (1000.00 MGA -> 1000, 5 ISK -> 500)."""
+        return stripe_currencies.to_stripe(amount, currency)
+
+    def from_provider_units(self, amount: int, currency: str) -> int:
+        """Stripe's units -> ISO minor units."""
+        return stripe_currencies.from_stripe(amount, currency)
+
+    def _stripe_amount(self, amount: int, currency: str) -> int:
+        """``amount`` in Stripe's units for a charge or refund; :class:`UnchargeableAmount`
+        when Stripe cannot take it (not exact in its units, or not a whole multiple of its
+        step, e.g. a KWD amount not ending in 0); such an amount is never sent."""
+        rule = self.amount_rules(currency)
+        try:
+            sent = self.to_provider_units(amount, currency)
+        except AmountNotExact as exc:
+            raise UnchargeableAmount(
+                f"{amount} minor units of {currency} cannot be written in Stripe's units "
+                f"(Stripe counts {currency} with {rule.provider_exponent} decimals); "
+                "nothing was sent"
+            ) from exc
+        if amount % rule.step:
+            raise UnchargeableAmount(
+                f"Stripe takes {currency} amounts only in multiples of {rule.step} minor units; "
+                f"{amount} was not sent"
+            )
+        return sent
+
     async def _call(self, call: Awaitable[T], *, mutating: bool) -> T:
         try:
             return await call
@@ -101,9 +141,10 @@ class StripeProvider:
         meta = mapping.compact_metadata(
             request.metadata, order_id=request.order_id, attempt_id=request.attempt_id
         )
+        amount = self._stripe_amount(request.amount, request.currency)
         create = self._client.v1.payment_intents.create_async(
             {
-                "amount": request.amount,
+                "amount": amount,
                 "currency": request.currency.lower(),
                 "payment_method": request.method,
                 "confirm": True,
@@ -168,10 +209,15 @@ class StripeProvider:
     async def refund(
         self, provider_ref: str, *, amount: int | None, idempotency_key: str
     ) -> RefundResult:
-        """Refund all or part of a PaymentIntent's charge."""
+        """Refund all or part of a PaymentIntent's charge.
+
+        A partial refund's ``amount`` (ISO minor units) is sent in Stripe's units, which
+        depend on the payment's currency: the PaymentIntent is read first to learn it.
+        """
         params: dict[str, Any] = {"payment_intent": provider_ref}
         if amount is not None:
-            params["amount"] = amount
+            paid = await self.retrieve_payment(provider_ref)
+            params["amount"] = self._stripe_amount(amount, paid.currency or "")
         created = await self._call(
             self._client.v1.refunds.create_async(
                 params,  # type: ignore[arg-type]
@@ -214,12 +260,14 @@ class StripeProvider:
             return mapping.webhook_event(json.loads(body))
         except (stripe.SignatureVerificationError, ValueError, KeyError) as exc:
             raise InvalidWebhook(f"webhook does not verify: {exc}") from exc
+        except UnreadableAmount as exc:
+            raise InvalidWebhook(f"webhook amount has no exact ISO 4217 value: {exc}") from exc
 
     def decode_webhook(self, body: bytes) -> WebhookEvent:
         """Parse an event verified on arrival, without checking its signature or age."""
         try:
             return mapping.webhook_event(json.loads(body))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, UnreadableAmount) as exc:
             raise InvalidWebhook(f"malformed webhook body: {exc}") from exc
 
     async def aclose(self) -> None:

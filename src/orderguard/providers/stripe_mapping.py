@@ -1,4 +1,8 @@
-"""Stripe objects, as plain JSON dicts, turned into provider-neutral results. Pure functions."""
+"""Stripe objects, as plain JSON dicts, turned into provider-neutral results. Pure functions.
+
+Every amount Stripe reports is in Stripe's units (:mod:`.stripe_currencies`) and is turned
+into ISO 4217 minor units here, so what the rest of orderguard compares is like with like.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from orderguard.providers import stripe_currencies
 from orderguard.providers.base import (
+    AmountNotExact,
     Charge,
     PaymentOutcome,
     PaymentResult,
     RefundResult,
+    UnreadableAmount,
     WebhookEvent,
 )
 
@@ -40,6 +47,16 @@ Json = Mapping[str, Any]
 def timestamp(value: int | None) -> datetime | None:
     """A Stripe unix timestamp as an aware UTC datetime."""
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def iso_amount(amount: Any, currency: Any) -> int:
+    """A Stripe ``amount`` in ``currency`` as ISO minor units; :class:`UnreadableAmount` when
+    it has no exact ISO value (e.g. 1.50 ISK)."""
+    value = int(amount)
+    try:
+        return stripe_currencies.from_stripe(value, str(currency))
+    except AmountNotExact as exc:
+        raise UnreadableAmount(f"Stripe reported {value} in {currency}: {exc}") from exc
 
 
 def metadata(obj: Json) -> dict[str, str]:
@@ -92,7 +109,9 @@ def payment_result(intent: Json) -> PaymentResult:
     return PaymentResult(
         outcome=outcome,
         provider_ref=str(intent["id"]),
-        amount=intent.get("amount"),
+        amount=None
+        if intent.get("amount") is None or currency is None
+        else iso_amount(intent["amount"], currency),
         currency=None if currency is None else str(currency).upper(),
         decline_code=decline_code,
         retry_with_other_method=retry_other,
@@ -131,10 +150,10 @@ def charge(obj: Json) -> Charge:
     meta = metadata(obj)
     return Charge(
         provider_ref=str(obj.get("payment_intent") or obj["id"]),
-        amount=int(obj["amount"]),
+        amount=iso_amount(obj["amount"], obj["currency"]),
         currency=str(obj["currency"]).upper(),
         created_at=datetime.fromtimestamp(int(obj["created"]), UTC),
-        amount_refunded=int(obj.get("amount_refunded") or 0),
+        amount_refunded=iso_amount(obj.get("amount_refunded") or 0, obj["currency"]),
         order_id=meta.get("order_id"),
         attempt_id=meta.get("attempt_id"),
         metadata=meta,
@@ -146,7 +165,7 @@ def refund_result(obj: Json, *, provider_ref: str | None = None) -> RefundResult
     return RefundResult(
         refund_ref=str(obj["id"]),
         provider_ref=str(obj.get("payment_intent") or provider_ref or obj.get("charge")),
-        amount=int(obj["amount"]),
+        amount=iso_amount(obj["amount"], obj["currency"]),
         currency=str(obj["currency"]).upper(),
         status=str(obj.get("status")),
         failure_reason=None if obj.get("failure_reason") is None else str(obj["failure_reason"]),
@@ -160,7 +179,7 @@ def _refund_of_charge(obj: Json) -> RefundResult:
     return RefundResult(
         refund_ref=str(obj["id"]),
         provider_ref=str(obj.get("payment_intent") or obj["id"]),
-        amount=int(obj.get("amount_refunded") or 0),
+        amount=iso_amount(obj.get("amount_refunded") or 0, obj["currency"]),
         currency=str(obj["currency"]).upper(),
         status="succeeded",
     )

@@ -4,16 +4,19 @@ transaction, committed before any payment provider is called."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from orderguard.domain.customer import Customer
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause
+from orderguard.domain.money import AmountNotChargeable, AmountRefusal, Money
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.idempotency import Answer, KeyedRequest, Renderer, Replays
 from orderguard.services.payments import Payments
+from orderguard.services.providers import ProviderSlot
 from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Extra time an in-flight key stays locked beyond the payment time budget.
@@ -56,8 +59,9 @@ class Intake:
     async def place(self, command: PlaceOrder) -> Answer:
         """Store a new order (and charge it), or replay the answer given for this key.
 
-        Raises ``InvalidOrder``, ``IdempotencyKeyReused``, ``IdempotencyKeyInFlight`` or
-        ``DuplicateMerchantReference``; none of them stores anything or uses up the key.
+        Raises ``InvalidOrder``, ``AmountNotChargeable``, ``IdempotencyKeyReused``,
+        ``IdempotencyKeyInFlight`` or ``DuplicateMerchantReference``; none of them stores
+        anything or uses up the key.
         """
         now = self._clock()
         order = Order.place(
@@ -69,6 +73,8 @@ class Intake:
             locale=command.locale,
             request_id=command.request_id,
         )
+        if self._payments is not None:
+            check_chargeable(self._payments.providers.slots, order.total)
         order.livemode = self._payments is not None and self._payments.providers.livemode
         charging = command.payment_method is not None and self._payments is not None
         body = None if charging else self._render(order)
@@ -119,6 +125,29 @@ class Intake:
         async with self._storage() as uow:
             order_id = await uow.orders.find_by_reference(exc.merchant_reference)
         return DuplicateMerchantReference(exc.merchant_reference, order_id or "unknown")
+
+
+def check_chargeable(slots: Sequence[ProviderSlot], total: Money) -> None:
+    """Raise :class:`AmountNotChargeable` unless every configured provider can charge ``total``.
+
+    An attempt goes to the primary or, when its circuit is open, to a fail-over provider, so
+    an order is taken only when whichever of them it reaches can charge it. The refusal names
+    the first provider that cannot, and, of the amounts the providers offer instead, the
+    closest below and above ``total`` that all of them can charge.
+    """
+    for slot in slots:
+        refusal = slot.provider.amount_rules(total.currency).refusal(total.amount)
+        if refusal is None:
+            continue
+        rules = [s.provider.amount_rules(total.currency) for s in slots]
+        offers = {a for r in rules for a in (r.refusal(total.amount) or refusal).nearest}
+        valid = [a for a in offers if all(r.allows(a) for r in rules)]
+        below = [a for a in valid if a < total.amount]
+        above = [a for a in valid if a > total.amount]
+        nearest = tuple([max(below)] if below else []) + tuple([min(above)] if above else [])
+        raise AmountNotChargeable(
+            AmountRefusal(refusal.currency, refusal.amount, refusal.limit, nearest), slot.name
+        )
 
 
 async def charge(

@@ -277,6 +277,28 @@ CATALOG: dict[str, dict[str, str]] = {
     "console.circuit": {"en": "Circuit", "zh-CN": "熔断器"},
     "console.failures": {"en": "Failures in a row", "zh-CN": "连续失败"},
     "page.skip": {"en": "Skip to content", "zh-CN": "跳到正文"},
+    # an order the payment provider cannot charge (API problem, 422)
+    "amount.title": {"en": "Amount cannot be charged", "zh-CN": "金额无法扣款"},
+    "amount.unsupported_currency": {
+        "en": "The payment provider does not charge in {currency}.",
+        "zh-CN": "支付机构不支持以 {currency} 扣款。",
+    },
+    "amount.minimum": {
+        "en": "{amount} is below the smallest amount the payment provider charges in "
+        "{currency}: {nearest}.",
+        "zh-CN": "{amount} 低于支付机构以 {currency} 扣款的最低金额：{nearest}。",
+    },
+    "amount.maximum": {
+        "en": "{amount} is above the largest amount the payment provider charges in "
+        "{currency}: {nearest}.",
+        "zh-CN": "{amount} 高于支付机构以 {currency} 扣款的最高金额：{nearest}。",
+    },
+    "amount.granularity": {
+        "en": "The payment provider cannot charge {amount} exactly in {currency}; "
+        "the nearest amounts it can charge: {nearest}.",
+        "zh-CN": "支付机构无法以 {currency} 精确扣款 {amount}；最接近的可扣款金额：{nearest}。",
+    },
+    "amount.none": {"en": "none", "zh-CN": "无"},
 }
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orderguard.providers.sandbox import objects
+from orderguard.providers.sandbox.amounts import amount_problem
 from orderguard.providers.sandbox.ledger import Ledger, Obj
 from orderguard.providers.sandbox.queries import parse_search, refund_problem, window_filter
 
@@ -58,6 +59,8 @@ class Engine:
         problem = _creation_problem(params)
         if problem is not None:
             return problem
+        if (refused := amount_problem(params)) is not None:  # Stripe's currency rules
+            return Outcome(400, refused)
         intent = objects.payment_intent(params, intent_id=objects.new_id("pi"), created=self._now())
         behaviour = objects.TEST_METHODS[str(params["payment_method"])]
         if behaviour == "succeed":
