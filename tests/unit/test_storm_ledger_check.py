@@ -12,7 +12,9 @@ from tests.e2e.worker_harness import VISA
 
 ORDER = "ord_storm_1"
 #: The order's one attempt: (order id, attempt id, state, amount, provider reference).
-ATTEMPTS = [(ORDER, "pay_1", "succeeded", 1500, "pi_first")]
+ATTEMPTS: list[tuple[str, str, str, int, str | None]] = [
+    (ORDER, "pay_1", "succeeded", 1500, "pi_first")
+]
 
 
 def _charge(charge_id: str, intent: str, *, refunded: int = 0) -> dict[str, Any]:
