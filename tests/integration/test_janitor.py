@@ -75,21 +75,39 @@ async def test_when_the_schedule_runs_out_the_order_is_flagged_once_and_still_wa
     schedule = RecheckSchedule({OrderState.PAYMENT_UNKNOWN: (timedelta(seconds=10),) * 3})
     clock = Clock()
     jan = janitor(api, clock, schedule)
+    asked: list[datetime] = []  # when the provider was asked, on the test's clock
 
     async def find_nothing(order_id: str) -> list[object]:
+        asked.append(clock())
         raise ProviderUnavailable("the provider cannot tell")
 
     api.provider.find_payments = find_nothing  # type: ignore[assignment,method-assign]
-    escalated = 0
+    rounds: list[tuple[datetime, JanitorRound]] = []
     for _ in range(5):
         clock.advance(seconds=11)
-        escalated += (await jan.run_once(owner="w1")).escalated
+        rounds.append((clock(), await jan.run_once(owner="w1")))
     detail = await _state(api, order["id"])
+    async with api.container.storage() as uow:
+        stored = await uow.orders.get(order["id"])
+    assert stored is not None
+    round_times = [at for at, _ in rounds]
+
     assert detail["state"] == "payment_unknown"  # never failed silently
     assert str(detail["flag_reason"]).startswith(STUCK)
-    assert escalated == 1
+    assert [r.escalated for _, r in rounds] == [0, 0, 1, 0, 0]  # flagged once, at the third
     flagged = [e for e in detail["timeline"] if e["kind"] == "flagged"]  # type: ignore[attr-defined]
     assert len(flagged) == 1 and flagged[0]["cause"] == "janitor"
+    # still watched: the two rounds after the flag each asked the provider again
+    assert [r.checked for _, r in rounds] == [1, 1, 1, 1, 1]
+    assert asked == round_times
+    assert (stored.checks, stored.last_checked_at) == (5, round_times[-1])
+    assert stored.next_check_at == round_times[-1] + timedelta(seconds=10)
+
+    del api.provider.find_payments  # the provider can tell again: the next round settles it
+    clock.advance(seconds=11)
+    assert (await jan.run_once(owner="w1")).resolved == 1
+    assert (await _state(api, order["id"]))["state"] == "paid"
+    assert len(charges(api.provider, order["id"])) == 1
 
 
 async def test_the_unresolved_flag_clears_itself_with_an_entry_when_the_order_is_paid(

@@ -1,22 +1,32 @@
-"""G3 as a property: whatever faults, retries and second attempts happen, no order is
-charged twice, and no order is paid without a matching charge at the provider."""
+"""G3 as a property, both ways round: whatever faults, retries, second attempts, rechecks and
+sweeps happen, no order is charged twice (a second charge the sweep refunded later still
+counts: the shopper saw two charges), and every charge at the provider belongs to an order
+that is paid or flagged for review once recovery has run. The provider's own record of
+payments is the oracle; the cart is the one this test sent, not the total orderguard stored.
+
+Only the refusals the rules call for are caught (paying again an order that is not
+declined); any other error — ``IllegalTransition``, ``IdempotencyKeyReused``, ... — fails.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orderguard.bootstrap import Container, wire
 from orderguard.config import Settings
-from orderguard.domain.errors import DomainError
+from orderguard.domain.errors import PaymentNotAllowed
 from orderguard.domain.events import Cause
 from orderguard.domain.order import OrderLine
 from orderguard.providers.base import (
+    ChargeRequest,
     PaymentOutcome,
     PaymentResult,
     ProviderError,
@@ -35,6 +45,8 @@ from orderguard.storage.memory import InMemoryStorage
 from tests.factories import customer
 
 METHODS = ["pm_card_visa", "pm_card_chargeDeclined", "pm_card_authenticationRequired"]
+#: What every order of this test costs: its one line, as the shop's cart says (EUR cents).
+CART = (1234, "EUR")
 #: (error, after the effect?), a search index that lags behind writes (as Stripe's may,
 #: for up to a minute), or no fault.
 LAGGING_SEARCH = "lagging search"
@@ -49,6 +61,19 @@ FAULTS: list[tuple[type[ProviderError], bool] | str | None] = [
     (ProviderServerError, True),
     (ProviderOutcomeUnknown, True),
 ]
+#: The states an order may be in while a charge at the provider is still unresolved by
+#: orderguard (recovery has not run yet); after recovery only ``paid`` or a flag will do.
+PAID = "paid"
+#: The refusals each follow-up may meet because the rules say no; nothing else is caught.
+EXPECTED_REFUSALS: dict[str, tuple[type[Exception], ...]] = {
+    "retry": (),
+    "pay_again": (PaymentNotAllowed,),
+    "recheck": (),
+    "authenticate": (),
+    "sweep": (),
+}
+#: The only state from which paying again must be accepted (besides a first payment).
+PAYABLE_AGAIN = "payment_failed"
 
 
 class LaggingSearch(InMemoryProvider):
@@ -68,6 +93,7 @@ follow_up = st.one_of(
     st.tuples(st.just("pay_again"), st.sampled_from(METHODS), fault),
     st.tuples(st.just("recheck"), fault),
     st.tuples(st.just("authenticate"), st.booleans()),
+    st.tuples(st.just("sweep"), fault),
 )
 #: One order's story: how it was placed (method, fault), then what happened to it.
 story = st.tuples(st.sampled_from(METHODS), fault, st.lists(follow_up, min_size=1, max_size=6))
@@ -97,9 +123,9 @@ def _command(method: str) -> PlaceOrder:
     request = KeyedRequest("local", str(uuid.uuid4()), uuid.uuid4().hex)
     return PlaceOrder(
         request=request,
-        currency="EUR",
+        currency=CART[1],
         customer=customer(),
-        lines=[OrderLine("SKU", "Thing", 1, 1234)],
+        lines=[OrderLine("SKU", "Thing", 1, CART[0])],
         payment_method=method,
     )
 
@@ -125,12 +151,21 @@ async def _tell(world: World, method: str, placing_fault: object, follow_ups: li
     for step in follow_ups:
         if step[0] != "authenticate":
             _inject(world, step[-1])
+        state_before = await _state(world, answer.order_id)
         try:
             await _follow_up(world, command, answer.order_id, step)
-        except DomainError:
-            pass  # refused as the rules say (e.g. paying a paid order again)
+        except EXPECTED_REFUSALS[step[0]] as refused:
+            # refused as the rules say, and only then: a declined order may always pay again
+            assert state_before != PAYABLE_AGAIN, f"{step[0]} refused on {state_before}: {refused}"
         _clear(world)
-        await _check(world)
+        await check_charges(world)
+
+
+async def _state(world: World, order_id: str) -> str:
+    async with world.container.storage() as uow:
+        order = await uow.orders.get(order_id)
+    assert order is not None
+    return str(order.state)
 
 
 async def _follow_up(world: World, command: PlaceOrder, order_id: str, step: Step) -> None:
@@ -143,6 +178,8 @@ async def _follow_up(world: World, command: PlaceOrder, order_id: str, step: Ste
         await world.container.pay_again.pay(order_id, str(step[1]), request)
     elif kind == "recheck":
         await world.container.recheck.order(order_id, cause=Cause.JANITOR)
+    elif kind == "sweep":
+        await world.container.sweeper.sweep_last(timedelta(hours=1))
     elif kind == "authenticate":
         for payment in list(world.provider.payments.values()):
             if payment.result.order_id == order_id:
@@ -151,22 +188,42 @@ async def _follow_up(world: World, command: PlaceOrder, order_id: str, step: Ste
                 )
 
 
-async def _check(world: World) -> None:
+def charges_at_provider(provider: InMemoryProvider, order_id: str) -> list[PaymentResult]:
+    """Every successful charge the provider ever made for ``order_id``, refunded or not."""
+    return [
+        p.result
+        for p in provider.payments.values()
+        if p.request.order_id == order_id and p.result.outcome is PaymentOutcome.SUCCEEDED
+    ]
+
+
+async def check_charges(world: World) -> None:
+    """What holds after every step: at most one charge per order, every charge is for an
+    order of ours, and a paid order holds exactly one charge of exactly its cart."""
+    charged_ids = {
+        p.request.order_id
+        for p in world.provider.payments.values()
+        if p.result.outcome is PaymentOutcome.SUCCEEDED
+    }
+    assert charged_ids <= set(world.order_ids), f"charges for no order: {charged_ids}"
+    for order_id in world.order_ids:
+        succeeded = charges_at_provider(world.provider, order_id)
+        assert len(succeeded) <= 1, f"{order_id} charged {len(succeeded)} times"
+        if await _state(world, order_id) == PAID:
+            assert len(succeeded) == 1, f"{order_id} paid without a charge"
+            assert (succeeded[0].amount, (succeeded[0].currency or "").upper()) == CART
+
+
+async def check_settled(world: World) -> None:
+    """What holds once recovery has run: charged means paid or flagged for review."""
+    await check_charges(world)
     for order_id in world.order_ids:
         async with world.container.storage() as uow:
             order = await uow.orders.get(order_id)
         assert order is not None
-        succeeded = [
-            p.result
-            for p in world.provider.payments.values()
-            if p.result.order_id == order_id and p.result.outcome is PaymentOutcome.SUCCEEDED
-        ]
-        assert len(succeeded) <= 1, f"{order_id} charged {len(succeeded)} times"
-        if order.state == "paid":
-            assert len(succeeded) == 1, f"{order_id} paid without a charge"
-            assert (succeeded[0].amount, succeeded[0].currency.upper()) == (  # type: ignore[union-attr]
-                order.total.amount,
-                order.currency,
+        if charges_at_provider(world.provider, order_id):
+            assert order.state == PAID or order.open_flags, (
+                f"{order_id} is charged but {order.state} and not flagged"
             )
 
 
@@ -174,15 +231,68 @@ async def _scenario(plan: list[tuple[str, object, list[Step]]]) -> None:
     world = _world()
     for method, placing_fault, follow_ups in plan:
         await _tell(world, method, placing_fault, follow_ups)
-        await _check(world)
     for order_id in world.order_ids:  # then let recovery finish everything
         await world.container.recheck.order(order_id, cause=Cause.JANITOR)
-    await _check(world)
+    await world.container.sweeper.sweep_last(timedelta(hours=1))
+    await check_settled(world)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stories)
-def test_no_order_is_charged_twice_or_paid_without_its_charge(
+def test_no_order_is_charged_twice_and_every_charge_is_paid_or_flagged(
     plan: list[tuple[str, object, list[Step]]],
 ) -> None:
     asyncio.run(_scenario(plan))
+
+
+# The oracle itself, shown to fire: each check fails on the world it exists to catch.
+
+
+async def _placed(world: World, method: str = "pm_card_visa") -> str:
+    answer = await world.container.intake.place(_command(method))
+    world.order_ids.append(answer.order_id)
+    return answer.order_id
+
+
+async def _second_charge(world: World, order_id: str) -> None:
+    """A second charge for ``order_id`` made straight at the provider (as a broken
+    re-send under a fresh key would make it)."""
+    await world.provider.create_payment(
+        ChargeRequest(
+            attempt_id=f"pay_{uuid.uuid4().hex}",
+            order_id=order_id,
+            amount=CART[0],
+            currency=CART[1],
+            method="pm_card_visa",
+            return_url="https://shop.example/return",
+            idempotency_key=f"defect-{uuid.uuid4()}",
+        )
+    )
+
+
+def test_a_second_charge_refunded_by_the_sweep_still_counts_as_charged_twice() -> None:
+    async def scenario() -> None:
+        world = _world()
+        order_id = await _placed(world)
+        await _second_charge(world, order_id)
+        report = await world.container.sweeper.sweep_last(timedelta(hours=1))
+        assert report.duplicates_refunded == 1  # the sweep did its job ...
+        [refund] = world.provider.refunds
+        assert refund.amount == CART[0]
+        with pytest.raises(AssertionError, match="charged 2 times"):
+            await check_charges(world)  # ... and the shopper was still charged twice
+
+    asyncio.run(scenario())
+
+
+def test_a_charged_order_neither_paid_nor_flagged_fails_the_settled_check() -> None:
+    async def scenario() -> None:
+        world = _world()
+        world.provider.fail_next(ProviderOutcomeUnknown("lost"), after_effect=True)
+        order_id = await _placed(world)  # charged; orderguard does not know it yet
+        assert await _state(world, order_id) == "payment_unknown"
+        await check_charges(world)  # fine while recovery has not run
+        with pytest.raises(AssertionError, match="charged but payment_unknown and not flagged"):
+            await check_settled(world)
+
+    asyncio.run(scenario())

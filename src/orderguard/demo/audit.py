@@ -12,7 +12,9 @@ shopper was told from the simulator. The invariants:
   an order that is not paid;
 * ``orders_stuck_unflagged``: an order neither settled nor flagged for review;
 * ``paid_amount_differs``: a paid order whose charge is not exactly its total, or that
-  holds no charge at all.
+  holds no charge at all;
+* ``timeline_disagrees_with_state``: an order whose state is not the one its timeline's last
+  state change led to (G7), or that has no state change on its timeline at all.
 """
 
 from __future__ import annotations
@@ -35,6 +37,16 @@ INVARIANTS = (
     "charges_without_an_order",
     "orders_stuck_unflagged",
     "paid_amount_differs",
+    "timeline_disagrees_with_state",
+)
+#: Every order (id, merchant reference) whose state is not the ``to_state`` of its
+#: timeline's last state change, or that has none (G7). One statement, so the order and
+#: its timeline are read at the same moment even while the service keeps working.
+TIMELINE_DISAGREES = (
+    "SELECT o.id, o.merchant_reference FROM orders o "
+    "LEFT JOIN timeline t ON t.seq = (SELECT MAX(s.seq) FROM timeline s "
+    "WHERE s.order_id = o.id AND s.kind = 'state_changed') "
+    "WHERE t.to_state IS NULL OR t.to_state <> o.state"
 )
 
 
@@ -67,6 +79,8 @@ class Snapshot:
     orders: dict[str, StoredOrder]
     all_ids: set[str]
     sweep_findings: Counter[str]
+    #: The run's orders whose state disagrees with their timeline (see TIMELINE_DISAGREES).
+    timeline_disagrees: list[str] = field(default_factory=list)
 
     @property
     def open_unflagged(self) -> list[str]:
@@ -111,6 +125,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         findings = await conn.fetchall(
             "SELECT kind, resolution, COUNT(*) AS n FROM sweep_findings GROUP BY kind, resolution"
         )
+        disagree = await conn.fetchall(TIMELINE_DISAGREES)
     orders = {
         r["id"]: StoredOrder(
             id=r["id"],
@@ -145,6 +160,11 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         orders=orders,
         all_ids=ids,
         sweep_findings=Counter({f"{f['kind']}:{f['resolution']}": int(f["n"]) for f in findings}),
+        timeline_disagrees=[
+            str(r["id"])
+            for r in disagree
+            if str(r["merchant_reference"] or "").startswith(reference_prefix)
+        ],
     )
 
 
@@ -293,6 +313,7 @@ def check(
             expected = (order.total, order.currency.lower())
             if not kept or any((int(c["amount"]), c["currency"]) != expected for c in kept):
                 broken["paid_amount_differs"].append(order.id)
+    broken["timeline_disagrees_with_state"] = list(db.timeline_disagrees)
     return broken
 
 

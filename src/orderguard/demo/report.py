@@ -14,6 +14,7 @@ _LABELS = {
     "charges_without_an_order": "charges without a paid order",
     "orders_stuck_unflagged": "orders stuck without a review flag",
     "paid_amount_differs": "paid orders whose charge differs from their total",
+    "timeline_disagrees_with_state": "orders whose state is not their timeline's last change",
 }
 
 
