@@ -22,8 +22,12 @@ class FaultProfile:
     latency_ms: tuple[int, int] = (20, 200)
     #: HTTP 500 before anything happened.
     error_before: float = 0.0
-    #: The write happened (charge recorded), then HTTP 500.
+    #: The write happened (charge recorded), then HTTP 500 at the network edge: the answer
+    #: is lost, the real result stays saved under the Idempotency-Key.
     error_after: float = 0.0
+    #: The write happened, then Stripe itself failed and SAVED its 500 under the
+    #: Idempotency-Key: a retry with the same key replays the 500 for 24 hours.
+    error_saved: float = 0.0
     #: The write happened, then the response is held for ``hold_s`` (past any client timeout).
     timeout_after: float = 0.0
     hold_s: float = 60.0
@@ -43,6 +47,11 @@ class FaultProfile:
     webhook_reorder: float = 0.0
     #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
     limit: int = 0
+    #: Seconds (of the sandbox's clock) before a new object shows in Search, as Stripe's
+    #: search index lags writes; retrieve by id is never lagged. Not a per-call fault.
+    search_lag_s: float = 0.0
+    #: Refund starts ``pending`` (settled later through ``/_sandbox/refunds/{id}``).
+    refund_pending: float = 0.0
 
 
 #: Named profiles for ``--faults``.
@@ -115,6 +124,7 @@ class CallFaults:
     error_before: bool
     error_after: bool
     timeout_after: bool
+    error_saved: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +166,7 @@ class FaultDice:
             error_before=self.roll("error_before", profile.error_before),
             error_after=mutating and self.roll("error_after", profile.error_after),
             timeout_after=mutating and self.roll("timeout_after", profile.timeout_after),
+            error_saved=mutating and self.roll("error_saved", profile.error_saved),
         )
 
     def delivery(self, profile: FaultProfile) -> DeliveryFaults:
