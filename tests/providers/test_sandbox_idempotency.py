@@ -313,3 +313,18 @@ async def test_a_second_cancel_is_stripes_400_and_the_adapter_still_reads_it_as_
     # intent already canceled elsewhere reads the 400's embedded intent as canceled
     result = await stripe_provider.cancel_payment(intent.id)
     assert (result.provider_ref, result.outcome) == (intent.id, PaymentOutcome.FAILED)
+
+
+async def test_the_test_switches_refuse_malformed_settings(sandbox_url: str) -> None:
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        for answer in (
+            {"status": 400, "type": "invalid_request_error", "saved": True},  # no 4xx is kept
+            {"status": 500, "type": "api_error", "saved": "yes"},
+            {"status": 500, "type": "api_error", "after": 1},
+        ):
+            assert (await http.post("/_sandbox/answers", json=answer)).status_code == 400, answer
+        for body in ({"paused": "true"}, {}, ["paused"]):
+            assert (await http.post("/_sandbox/writes", json=body)).status_code == 400, body
+        assert (await http.post("/_sandbox/writes", content=b"{")).status_code == 400
+        state = (await http.get("/_sandbox/writes")).json()
+    assert state == {"paused": False, "keys_in_use": 0}

@@ -96,7 +96,33 @@ def profile_from(values: dict[str, Any], *, base: FaultProfile | None = None) ->
     clean: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "base"
     }
+    for name, value in clean.items():
+        _check(name, value, getattr(start, name))
     return replace(start, **clean)
+
+
+#: Settings that are durations or counts, not probabilities (any non-negative number).
+_NOT_PROBABILITIES = frozenset({"hold_s", "outage_s", "search_lag_s", "limit"})
+
+
+def _check(name: str, value: Any, default: Any) -> None:
+    """Refuse a setting of the wrong kind (``ValueError``) before it breaks a call later."""
+    if isinstance(default, tuple):
+        ok = (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+            and value[0] <= value[1]
+        )
+        if not ok:
+            raise ValueError(f"{name} must be two whole numbers [low, high], 0 <= low <= high")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a number of at least 0")
+    if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number")
+    if name not in _NOT_PROBABILITIES and value > 1:
+        raise ValueError(f"{name} is a probability: from 0 to 1")
 
 
 def load_profile(spec: str) -> FaultProfile:
