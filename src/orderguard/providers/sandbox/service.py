@@ -64,11 +64,9 @@ RATE_LIMITED = (
 )
 
 
-def error_response(
-    status: int, kind: str, message: str, *, headers: dict[str, str] | None = None, **extra: str
-) -> JSONResponse:
-    """A Stripe error object as a response."""
-    return JSONResponse(objects.error(kind, message, **extra), status_code=status, headers=headers)
+def error_response(status: int, kind: str, message: str, **extra: str) -> JSONResponse:
+    """A Stripe error object as a response (``extra``: ``code`` and the like)."""
+    return JSONResponse(objects.error(kind, message, **extra), status_code=status)
 
 
 def fingerprint(path: str, params: Obj) -> str:
