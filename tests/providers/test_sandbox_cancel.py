@@ -67,10 +67,17 @@ async def test_cancel_answers_the_canceled_intent_with_its_reason(
     )
     assert body["cancellation_reason"] == "abandoned"
     assert body["canceled_at"] is not None and body["next_action"] is None
+    # a second cancel (another request, no key) is refused as Stripe does, carrying the intent
     again = await http.post(f"/v1/payment_intents/{intent['id']}/cancel")
-    assert again.status_code == 200
-    assert again.json()["status"] == "canceled"
-    assert again.json()["canceled_at"] == body["canceled_at"]
+    assert again.status_code == 400
+    error = again.json()["error"]
+    assert (error["type"], error["code"]) == (
+        "invalid_request_error",
+        "payment_intent_unexpected_state",
+    )
+    assert "status of canceled" in error["message"]
+    assert error["payment_intent"]["status"] == "canceled"
+    assert error["payment_intent"]["canceled_at"] == body["canceled_at"]
 
 
 async def test_cancel_of_a_succeeded_intent_is_a_400_carrying_the_intent(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from orderguard.providers.sandbox import PROFILES, load_profile
-from orderguard.providers.sandbox.faults import FaultDice, FaultProfile
+from orderguard.providers.sandbox.faults import FaultDice, FaultProfile, profile_from
 from orderguard.providers.sandbox.forms import parse_form
 
 
@@ -51,3 +52,40 @@ def test_stripe_form_encoding_is_decoded_into_nested_values() -> None:
         "created": {"gte": "5"},
         "expand": ["a", "b"],
     }
+
+
+def test_the_stripe_like_settings_load_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "lag.toml"
+    path.write_text('base = "storm"\nsearch_lag_s = 2\nerror_saved = 0.05\nrefund_pending = 0.5\n')
+    profile = load_profile(str(path))
+    assert (profile.search_lag_s, profile.error_saved, profile.refund_pending) == (2, 0.05, 0.5)
+    assert profile.error_after == PROFILES["storm"].error_after
+    assert FaultProfile().search_lag_s == 0  # no lag unless asked for
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"search_lag_s": -1},
+        {"search_lag_s": "2"},
+        {"error_saved": 1.5},
+        {"refund_pending": True},
+        {"latency_ms": [10]},
+        {"latency_ms": [20, 10]},
+        {"limit": 1.5},
+    ],
+)
+def test_settings_of_the_wrong_kind_are_refused(values: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        profile_from(values)
+
+
+async def test_the_fault_switch_refuses_them_with_a_400_naming_the_setting(
+    sandbox_url: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        accepted = await http.post("/_sandbox/faults", json={"search_lag_s": 3})
+        assert (accepted.status_code, accepted.json()["search_lag_s"]) == (200, 3)
+        refused = await http.post("/_sandbox/faults", json={"search_lag_s": "soon"})
+        assert refused.status_code == 400
+        assert "search_lag_s" in refused.json()["error"]

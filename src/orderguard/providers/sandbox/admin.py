@@ -1,4 +1,9 @@
-"""Test and demo endpoints: the ledger oracle, fault counts, runtime fault and outage switches."""
+"""Test and demo endpoints: the ledger oracle, fault counts, runtime fault and outage switches.
+
+Also the sandbox's clock (``/_sandbox/clock``: moved forward to expire idempotency keys or
+let the search index catch up), a switch that holds writes mid-flight (``/_sandbox/writes``:
+their keys stay in use), and settling refunds (``/_sandbox/refunds/{id}``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from starlette.routing import Route
 from orderguard.providers.sandbox.faults import PROFILES, profile_from
 from orderguard.providers.sandbox.scripted import scripted_answers
 from orderguard.providers.sandbox.service import Sandbox
+
+#: The most the clock may be moved in one call (a year), to keep its arithmetic sane.
+MAX_ADVANCE_S = 366 * 24 * 3600.0
 
 
 def _sandbox(request: Request) -> Sandbox:
@@ -67,6 +75,63 @@ async def script_answers(request: Request) -> JSONResponse:
     return JSONResponse({"queued": len(sandbox.scripted)})
 
 
+async def _json_object(request: Request) -> dict[str, object] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def clock(request: Request) -> JSONResponse:
+    """Move the sandbox's clock forward: ``{"advance_s": N}`` (0 <= N <= a year)."""
+    sandbox = _sandbox(request)
+    if request.method == "POST":
+        body = await _json_object(request)
+        advance = body.get("advance_s") if body is not None else None
+        if (
+            not isinstance(advance, int | float)
+            or isinstance(advance, bool)
+            or not 0 <= advance <= MAX_ADVANCE_S
+        ):
+            return JSONResponse(
+                {"error": f"advance_s must be a number from 0 to {MAX_ADVANCE_S:.0f}"},
+                status_code=400,
+            )
+        sandbox.clock_offset += float(advance)
+    return JSONResponse({"now": sandbox.now(), "offset_s": sandbox.clock_offset})
+
+
+async def writes(request: Request) -> JSONResponse:
+    """Hold writes mid-flight (``{"paused": true}``) or let them go; GET shows keys in use."""
+    sandbox = _sandbox(request)
+    if request.method == "POST":
+        body = await _json_object(request)
+        paused = body.get("paused") if body is not None else None
+        if not isinstance(paused, bool):
+            return JSONResponse({"error": "paused must be true or false"}, status_code=400)
+        if paused:
+            sandbox.writes_open.clear()
+        else:
+            sandbox.writes_open.set()
+    return JSONResponse(
+        {"paused": not sandbox.writes_open.is_set(), "keys_in_use": len(sandbox.keys_in_use)}
+    )
+
+
+async def settle_refund(request: Request) -> JSONResponse:
+    """``{"status": "succeeded"|"failed", "failure_reason": ...}`` for a refund, with events."""
+    sandbox = _sandbox(request)
+    body = await _json_object(request)
+    if body is None:
+        return JSONResponse({"error": "a JSON object is expected"}, status_code=400)
+    refund_id = request.path_params["refund"]
+    outcome, _ = await sandbox.write(
+        None, request.url.path, body, lambda p: sandbox.engine.settle_refund(refund_id, p)
+    )
+    return JSONResponse(outcome.body, status_code=outcome.status)
+
+
 #: Admin routes, outside the authenticated ``/v1`` API.
 ROUTES = [
     Route("/ledger", ledger, methods=["GET"]),
@@ -74,4 +139,7 @@ ROUTES = [
     Route("/_sandbox/faults", set_faults, methods=["POST"]),
     Route("/_sandbox/outage", outage, methods=["POST"]),
     Route("/_sandbox/answers", script_answers, methods=["POST"]),
+    Route("/_sandbox/clock", clock, methods=["GET", "POST"]),
+    Route("/_sandbox/writes", writes, methods=["GET", "POST"]),
+    Route("/_sandbox/refunds/{refund}", settle_refund, methods=["POST"]),
 ]

@@ -15,6 +15,8 @@ from orderguard.providers.sandbox.ledger import Obj
 from orderguard.providers.sandbox.service import Sandbox, error_response
 
 Operation = Callable[[Request, Obj], Outcome]
+#: The message of a 500 Stripe saved under the Idempotency-Key (fault ``error_saved``).
+SAVED_500 = "An unknown error occurred (sandbox fault, saved under the Idempotency-Key)."
 
 
 def _authorized(request: Request) -> bool:
@@ -42,7 +44,8 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
     if early is not None:
         return early
     scripted = sandbox.next_scripted(request.url.path)
-    if scripted is not None and not scripted.after:
+    saves = scripted is not None and scripted.saved and mutating
+    if scripted is not None and not scripted.after and not saves:
         return scripted.response()
     params = await _params(request, mutating=mutating)
     if params is None:  # nobody is listening for an answer, and nothing was done
@@ -50,12 +53,22 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
     replayed = False
     if mutating:
         key = request.headers.get("idempotency-key")
+        saved_error = None
+        if saves and scripted is not None:
+            saved_error = scripted.outcome()
+        elif faults.error_saved:
+            saved_error = Outcome(500, objects.error("api_error", SAVED_500))
         outcome, replayed = await sandbox.write(
-            key, request.url.path, params, lambda p: op(request, p)
+            key,
+            request.url.path,
+            params,
+            lambda p: op(request, p),
+            saved_error=saved_error,
+            effect=scripted.after if saves and scripted is not None else True,
         )
     else:
         outcome = op(request, params)
-    if scripted is not None:
+    if scripted is not None and not (saves and (replayed or outcome.status != scripted.status)):
         return scripted.response()
     if faults.error_after:
         sandbox.fault("error_after", request.url.path)
@@ -65,7 +78,7 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
         await sandbox.hold(request)
     headers = {"Request-Id": objects.new_id("req")}
     if replayed:
-        headers["Idempotent-Replayed"] = "true"
+        headers.update(sandbox.replay_headers(outcome))
     return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
 
 
@@ -88,7 +101,7 @@ def _cancel(request: Request, params: Obj) -> Outcome:
 
 
 def _search(request: Request, params: Obj) -> Outcome:
-    return _sandbox(request).engine.search(str(params.get("query", "")))
+    return _sandbox(request).engine.search(params)
 
 
 def _charges(request: Request, params: Obj) -> Outcome:
@@ -96,7 +109,8 @@ def _charges(request: Request, params: Obj) -> Outcome:
 
 
 def _refund(request: Request, params: Obj) -> Outcome:
-    return _sandbox(request).engine.create_refund(params)
+    sandbox = _sandbox(request)
+    return sandbox.engine.create_refund(params, pending=sandbox.refund_starts_pending())
 
 
 def _endpoint(op: Operation, *, mutating: bool) -> Callable[[Request], object]:

@@ -22,8 +22,12 @@ class FaultProfile:
     latency_ms: tuple[int, int] = (20, 200)
     #: HTTP 500 before anything happened.
     error_before: float = 0.0
-    #: The write happened (charge recorded), then HTTP 500.
+    #: The write happened (charge recorded), then HTTP 500 at the network edge: the answer
+    #: is lost, the real result stays saved under the Idempotency-Key.
     error_after: float = 0.0
+    #: The write happened, then Stripe itself failed and SAVED its 500 under the
+    #: Idempotency-Key: a retry with the same key replays the 500 for 24 hours.
+    error_saved: float = 0.0
     #: The write happened, then the response is held for ``hold_s`` (past any client timeout).
     timeout_after: float = 0.0
     hold_s: float = 60.0
@@ -43,6 +47,11 @@ class FaultProfile:
     webhook_reorder: float = 0.0
     #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
     limit: int = 0
+    #: Seconds (of the sandbox's clock) before a new object shows in Search, as Stripe's
+    #: search index lags writes; retrieve by id is never lagged. Not a per-call fault.
+    search_lag_s: float = 0.0
+    #: Refund starts ``pending`` (settled later through ``/_sandbox/refunds/{id}``).
+    refund_pending: float = 0.0
 
 
 #: Named profiles for ``--faults``.
@@ -87,7 +96,33 @@ def profile_from(values: dict[str, Any], *, base: FaultProfile | None = None) ->
     clean: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "base"
     }
+    for name, value in clean.items():
+        _check(name, value, getattr(start, name))
     return replace(start, **clean)
+
+
+#: Settings that are durations or counts, not probabilities (any non-negative number).
+_NOT_PROBABILITIES = frozenset({"hold_s", "outage_s", "search_lag_s", "limit"})
+
+
+def _check(name: str, value: Any, default: Any) -> None:
+    """Refuse a setting of the wrong kind (``ValueError``) before it breaks a call later."""
+    if isinstance(default, tuple):
+        ok = (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+            and value[0] <= value[1]
+        )
+        if not ok:
+            raise ValueError(f"{name} must be two whole numbers [low, high], 0 <= low <= high")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{name} must be a number of at least 0")
+    if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
+        raise ValueError(f"{name} must be a whole number")
+    if name not in _NOT_PROBABILITIES and value > 1:
+        raise ValueError(f"{name} is a probability: from 0 to 1")
 
 
 def load_profile(spec: str) -> FaultProfile:
@@ -115,6 +150,7 @@ class CallFaults:
     error_before: bool
     error_after: bool
     timeout_after: bool
+    error_saved: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +192,7 @@ class FaultDice:
             error_before=self.roll("error_before", profile.error_before),
             error_after=mutating and self.roll("error_after", profile.error_after),
             timeout_after=mutating and self.roll("timeout_after", profile.timeout_after),
+            error_saved=mutating and self.roll("error_saved", profile.error_saved),
         )
 
     def delivery(self, profile: FaultProfile) -> DeliveryFaults:

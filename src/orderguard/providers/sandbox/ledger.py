@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,9 +18,10 @@ Obj = dict[str, Any]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, kind TEXT NOT NULL,
-  created INTEGER NOT NULL, body TEXT NOT NULL);
+  created INTEGER NOT NULL, body TEXT NOT NULL, stored_at REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS idempotency (
-  key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
+  key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
+  saved_at REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS faults (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, detail TEXT NOT NULL,
   at REAL NOT NULL);
@@ -28,16 +29,31 @@ CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, type TEXT NOT NULL,
   body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0);
 """
+#: Columns added after the first release, for ledgers a previous version created (their rows
+#: count as stored at time 0: visible to search and expired as idempotency keys).
+_ADDED_COLUMNS = (
+    ("objects", "stored_at", "REAL NOT NULL DEFAULT 0"),
+    ("idempotency", "saved_at", "REAL NOT NULL DEFAULT 0"),
+)
 
 
 class Ledger:
-    """Objects stored as JSON by id and kind (``payment_intent``, ``charge``, ``refund``)."""
+    """Objects stored as JSON by id and kind (``payment_intent``, ``charge``, ``refund``).
 
-    def __init__(self, path: str) -> None:
+    ``clock`` (unix seconds, the sandbox's movable clock) stamps when an object was first
+    stored (search's indexing lag counts from it) and when an idempotent result was saved.
+    """
+
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         """Close the database."""
@@ -55,11 +71,11 @@ class Ledger:
         self._db.execute("COMMIT")
 
     def put(self, obj: Obj) -> Obj:
-        """Insert or replace an object by its id."""
+        """Insert or replace an object by its id (its first storing time is kept)."""
         self._db.execute(
-            "INSERT INTO objects (id, kind, created, body) VALUES (?, ?, ?, ?) "
+            "INSERT INTO objects (id, kind, created, body, stored_at) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-            (obj["id"], obj["object"], obj["created"], json.dumps(obj)),
+            (obj["id"], obj["object"], obj["created"], json.dumps(obj), self._clock()),
         )
         return obj
 
@@ -77,18 +93,31 @@ class Ledger:
         )
         return [dict(json.loads(body)) for (body,) in rows]
 
-    def replay(self, key: str) -> tuple[str, int, Obj] | None:
-        """The stored (fingerprint, status, body) of an idempotency key."""
+    def indexed(self, kind: str, *, stored_before: float) -> list[tuple[int, Obj]]:
+        """(seq, object) of a kind first stored at or before ``stored_before``, newest first."""
+        rows = self._db.execute(
+            "SELECT seq, body FROM objects WHERE kind = ? AND stored_at <= ? ORDER BY seq DESC",
+            (kind, stored_before),
+        )
+        return [(seq, dict(json.loads(body))) for seq, body in rows]
+
+    def replay(self, key: str, *, saved_after: float) -> tuple[str, int, Obj] | None:
+        """The stored (fingerprint, status, body) of an idempotency key saved after a time.
+
+        An older record is expired: the key is free again, as Stripe prunes keys.
+        """
         row = self._db.execute(
-            "SELECT fingerprint, status, body FROM idempotency WHERE key = ?", (key,)
+            "SELECT fingerprint, status, body FROM idempotency WHERE key = ? AND saved_at > ?",
+            (key, saved_after),
         ).fetchone()
         return None if row is None else (row[0], row[1], json.loads(row[2]))
 
     def remember(self, key: str, fingerprint: str, status: int, body: Obj) -> None:
-        """Store the response given to an idempotency key."""
+        """Store the response given to an idempotency key (replacing an expired one)."""
         self._db.execute(
-            "INSERT INTO idempotency (key, fingerprint, status, body) VALUES (?, ?, ?, ?)",
-            (key, fingerprint, status, json.dumps(body)),
+            "INSERT OR REPLACE INTO idempotency (key, fingerprint, status, body, saved_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (key, fingerprint, status, json.dumps(body), self._clock()),
         )
 
     def record_fault(self, kind: str, detail: str) -> None:

@@ -91,13 +91,13 @@ def event(event_type: str, obj: Obj, *, created: int) -> Obj:
     }
 
 
-def search_result(data: list[Obj], url: str) -> Obj:
-    """A Search result page (the sandbox never pages searches)."""
+def search_result(data: list[Obj], url: str, *, next_page: str | None = None) -> Obj:
+    """A Search result page; ``next_page`` (``has_more``) when more results follow."""
     return {
         "object": "search_result",
         "data": data,
-        "has_more": False,
-        "next_page": None,
+        "has_more": next_page is not None,
+        "next_page": next_page,
         "url": url,
     }
 

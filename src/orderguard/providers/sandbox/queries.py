@@ -51,3 +51,13 @@ def refund_problem(amount: int, remaining: int) -> tuple[str, str] | None:
             f"Refund amount ({amount}) is greater than unrefunded ({remaining}).",
         )
     return None
+
+
+def search_limit(raw: Any) -> int | None:
+    """A Search ``limit``: 10 when absent, else an integer from 1 to 100; None if not."""
+    if raw is None:
+        return 10
+    text = str(raw)
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        return None
+    return int(text)

@@ -4,6 +4,8 @@ The random faults cover the network edge; these cover Stripe's own words: an
 ``idempotency_error``, a ``409 idempotency_key_in_use``, and the ``Stripe-Should-Retry``
 header on any error. An answer is given before the call has any effect, or (``after``)
 once the write happened, as when Stripe charged and the answer that came back was an error.
+A ``saved`` answer is one Stripe itself gave and kept under the Idempotency-Key: a retry with
+the same key replays it (with ``Stripe-Should-Retry: false`` for a 5xx) for 24 hours.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from orderguard.providers.sandbox import objects
+from orderguard.providers.sandbox.engine import Outcome
 
 #: The header in which Stripe says whether repeating a request is safe.
 SHOULD_RETRY = "Stripe-Should-Retry"
 #: Fields a scripted answer may set.
-FIELDS = frozenset({"status", "type", "code", "message", "should_retry", "after", "times"})
+FIELDS = frozenset({"status", "type", "code", "message", "should_retry", "after", "saved", "times"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +36,24 @@ class ScriptedAnswer:
     should_retry: str | None = None
     #: Answer after the write took effect instead of before it.
     after: bool = False
+    #: Save the answer under the write's Idempotency-Key, as Stripe keeps its own errors.
+    saved: bool = False
+
+    def body(self) -> dict[str, Any]:
+        """The Stripe error body."""
+        extra: dict[str, Any] = {} if self.code is None else {"code": self.code}
+        return objects.error(self.type, self.message, **extra)
+
+    def outcome(self) -> Outcome:
+        """The answer as the sandbox's outcome (what a ``saved`` answer stores)."""
+        return Outcome(self.status, self.body())
 
     def response(self) -> JSONResponse:
         """The error as an HTTP response."""
-        extra: dict[str, Any] = {} if self.code is None else {"code": self.code}
         headers = {"Request-Id": objects.new_id("req")}
         if self.should_retry is not None:
             headers[SHOULD_RETRY] = self.should_retry
-        body = objects.error(self.type, self.message, **extra)
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 def scripted_answers(body: dict[str, Any]) -> list[ScriptedAnswer]:
@@ -53,4 +65,8 @@ def scripted_answers(body: dict[str, Any]) -> list[ScriptedAnswer]:
     answer = ScriptedAnswer(**fields)
     if not 400 <= int(answer.status) <= 599 or answer.should_retry not in {None, "true", "false"}:
         raise ValueError("status must be 4xx or 5xx and should_retry 'true', 'false' or null")
+    if not isinstance(answer.saved, bool) or not isinstance(answer.after, bool):
+        raise ValueError("after and saved must be true or false")
+    if answer.saved and not 500 <= int(answer.status) <= 599:
+        raise ValueError("only a 5xx is saved: Stripe keeps no result of a refused request")
     return [answer] * int(body.get("times", 1))

@@ -1,8 +1,14 @@
 """The sandbox's running state: ledger, engine, fault dice, outage window, webhook dispatcher.
 
-Faults model the network edge in front of a healthy Stripe: a "500 after the charge" or a
-"timeout after the charge" loses the *answer*, not the stored idempotent result, so a retry
-with the same Idempotency-Key replays the real outcome.
+Idempotency is Stripe's: the first result of an Idempotency-Key (once the endpoint began,
+so a validation 400 is not kept) is saved, a 5xx included, and replayed to every request with
+that key for :data:`KEY_TTL_S` seconds of the sandbox's clock; after that the key is free. A
+request whose key is still being worked on is answered 409 ``idempotency_key_in_use``.
+
+Most faults model the network edge in front of a healthy Stripe: a "500 after the charge" or
+a "timeout after the charge" loses the *answer*, not the stored idempotent result, so a retry
+with the same key replays the real outcome. ``error_saved`` is Stripe itself failing after
+the charge: its 500 is what the key keeps, so only asking (retrieve, search) tells the truth.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from orderguard.providers.sandbox import objects
 from orderguard.providers.sandbox.engine import Engine, Outcome
 from orderguard.providers.sandbox.faults import NO_CALL_FAULTS, CallFaults, FaultDice, FaultProfile
 from orderguard.providers.sandbox.ledger import Ledger, Obj
-from orderguard.providers.sandbox.scripted import ScriptedAnswer
+from orderguard.providers.sandbox.scripted import SHOULD_RETRY, ScriptedAnswer
 from orderguard.providers.sandbox.webhooks import WebhookDispatcher
 
 
@@ -39,9 +45,28 @@ class SandboxConfig:
     clock: Callable[[], float] = time.time
 
 
-def error_response(status: int, kind: str, message: str) -> JSONResponse:
-    """A Stripe error object as a response."""
-    return JSONResponse(objects.error(kind, message), status_code=status)
+#: How long Stripe keeps an idempotency key's saved result (24 hours).
+KEY_TTL_S = 24 * 3600
+#: Stripe's message for a key reused with other parameters.
+KEY_REUSED = (
+    "Keys for idempotent requests can only be used with the same parameters they were first "
+    "used with. Try using a key other than '{key}' if you meant to execute a different request."
+)
+#: Stripe's message for a key whose first request is still running.
+KEY_IN_USE = (
+    "There is currently another in-progress request using this Stripe API key and "
+    "idempotency key. Please try again later."
+)
+#: Stripe's message for a rate-limited request.
+RATE_LIMITED = (
+    "Request rate limit exceeded. You can learn more about rate limits in Stripe's "
+    "documentation (sandbox fault)."
+)
+
+
+def error_response(status: int, kind: str, message: str, **extra: str) -> JSONResponse:
+    """A Stripe error object as a response (``extra``: ``code`` and the like)."""
+    return JSONResponse(objects.error(kind, message, **extra), status_code=status)
 
 
 def fingerprint(path: str, params: Obj) -> str:
@@ -54,8 +79,12 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.ledger = Ledger(config.db_path)
-        self.engine = Engine(self.ledger, clock=config.clock)
+        #: Seconds added to ``config.clock`` through ``POST /_sandbox/clock``.
+        self.clock_offset = 0.0
+        self.ledger = Ledger(config.db_path, clock=self.now)
+        self.engine = Engine(
+            self.ledger, clock=self.now, search_lag=lambda: self.profile.search_lag_s
+        )
         self.dice = FaultDice(config.seed)
         self._profile = config.faults
         #: API calls answered under the current profile (for ``FaultProfile.limit``).
@@ -64,6 +93,11 @@ class Sandbox:
         #: Answers the next API calls give, in order (set through ``/_sandbox/answers``).
         self.scripted: list[ScriptedAnswer] = []
         self.write_lock = asyncio.Lock()
+        #: Idempotency keys whose first request is being worked on.
+        self.keys_in_use: set[str] = set()
+        #: Cleared through ``/_sandbox/writes`` to hold writes mid-flight (their keys in use).
+        self.writes_open = asyncio.Event()
+        self.writes_open.set()
         self.webhooks = WebhookDispatcher(
             self.ledger,
             url=config.webhook_url,
@@ -71,6 +105,14 @@ class Sandbox:
             dice=self.dice,
             profile=lambda: self.profile,
         )
+
+    def now(self) -> float:
+        """The sandbox's clock: ``config.clock`` moved by what ``/_sandbox/clock`` advanced."""
+        return self.config.clock() + self.clock_offset
+
+    def refund_starts_pending(self) -> bool:
+        """Whether the next refund starts ``pending`` (the profile's ``refund_pending``)."""
+        return self.dice.roll("refund_pending", self.profile.refund_pending)
 
     @property
     def profile(self) -> FaultProfile:
@@ -117,40 +159,81 @@ class Sandbox:
             return error_response(503, "api_error", "The sandbox is in an outage window.")
         if faults.rate_limit:
             self.fault("rate_limit", path)
-            return error_response(429, "rate_limit_error", "Too many requests (sandbox fault).")
+            return error_response(429, "invalid_request_error", RATE_LIMITED, code="rate_limit")
         if faults.error_before:
             self.fault("error_before", path)
             return error_response(500, "api_error", "Internal error (sandbox fault, no effect).")
         return None
 
     async def write(
-        self, key: str | None, path: str, params: Obj, op: Callable[[Obj], Outcome]
+        self,
+        key: str | None,
+        path: str,
+        params: Obj,
+        op: Callable[[Obj], Outcome],
+        *,
+        saved_error: Outcome | None = None,
+        effect: bool = True,
     ) -> tuple[Outcome, bool]:
-        """Run a write once per Idempotency-Key; returns the outcome and whether it replayed."""
-        async with self.write_lock:
-            stored = self.ledger.replay(key) if key else None
-            if stored is not None:
-                return self._replayed(stored, fingerprint(path, params)), True
-            with self.ledger.transaction():
-                outcome = op(params)
-                for evt in outcome.events:
-                    self.ledger.add_event(evt)
-                if key and outcome.status != 400:
-                    self.ledger.remember(
-                        key, fingerprint(path, params), outcome.status, outcome.body
-                    )
-        self.webhooks.enqueue(outcome.events)
-        return outcome, False
+        """Run a write once per Idempotency-Key; returns the outcome and whether it replayed.
 
-    def _replayed(self, stored: tuple[str, int, Obj], wanted: str) -> Outcome:
-        bound, status, body = stored
-        if bound != wanted:
-            message = (
-                "Keys for idempotent requests can only be used with the same parameters "
-                "they were first used with."
-            )
-            return Outcome(400, objects.error("idempotency_error", message))
-        return Outcome(status, body)
+        A key whose first request is still running is answered 409 (nothing is saved). With
+        ``saved_error`` the endpoint fails after running ``op`` (or before it, without
+        ``effect``) and that error, not the real result, is what the key keeps.
+        """
+        if key is not None and key in self.keys_in_use:
+            self.fault("idempotency_key_in_use", path)
+            body = objects.error("idempotency_error", KEY_IN_USE, code="idempotency_key_in_use")
+            return Outcome(409, body), False
+        if key is not None:
+            self.keys_in_use.add(key)
+        try:
+            await self.writes_open.wait()
+            async with self.write_lock:
+                outcome, replayed = self._write_once(key, path, params, op, saved_error, effect)
+        finally:
+            if key is not None:
+                self.keys_in_use.discard(key)
+        if not replayed:
+            self.webhooks.enqueue(outcome.events)
+        return outcome, replayed
+
+    def _write_once(
+        self,
+        key: str | None,
+        path: str,
+        params: Obj,
+        op: Callable[[Obj], Outcome],
+        saved_error: Outcome | None,
+        effect: bool,
+    ) -> tuple[Outcome, bool]:
+        wanted = fingerprint(path, params)
+        stored = self.ledger.replay(key, saved_after=self.now() - KEY_TTL_S) if key else None
+        if stored is not None:
+            bound, status, body = stored
+            if bound != wanted:  # not a replay: a refusal
+                reused = objects.error("idempotency_error", KEY_REUSED.format(key=key))
+                return Outcome(400, reused), False
+            return Outcome(status, body), True
+        with self.ledger.transaction():
+            outcome = op(params) if effect or saved_error is None else Outcome(200, {})
+            for evt in outcome.events:
+                self.ledger.add_event(evt)
+            answer = outcome
+            if saved_error is not None and outcome.status != 400:
+                self.fault("error_saved", f"{path} {saved_error.status}")
+                answer = Outcome(saved_error.status, saved_error.body, outcome.events)
+            if key and answer.status != 400:
+                self.ledger.remember(key, wanted, answer.status, answer.body)
+        return answer, False
+
+    @staticmethod
+    def replay_headers(outcome: Outcome) -> dict[str, str]:
+        """Headers of a replayed result: a replayed 5xx will never change, so do not retry."""
+        headers = {"Idempotent-Replayed": "true"}
+        if outcome.status >= 500:
+            headers[SHOULD_RETRY] = "false"
+        return headers
 
     async def hold(self, request: Request) -> None:
         """Keep the answer back for ``hold_s`` or until the client hangs up."""
