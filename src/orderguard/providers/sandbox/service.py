@@ -117,7 +117,7 @@ class Sandbox:
             return error_response(503, "api_error", "The sandbox is in an outage window.")
         if faults.rate_limit:
             self.fault("rate_limit", path)
-            return error_response(429, "rate_limit_error", "Too many requests (sandbox fault).")
+            return JSONResponse(objects.rate_limited(), status_code=429)
         if faults.error_before:
             self.fault("error_before", path)
             return error_response(500, "api_error", "Internal error (sandbox fault, no effect).")
