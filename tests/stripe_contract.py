@@ -117,15 +117,25 @@ def _operation(method: str, path: str) -> str | None:
 
 
 def _flatten(error: jsonschema_rs.ValidationError) -> list[jsonschema_rs.ValidationError]:
-    """The errors that explain ``error``: for an ``anyOf``, those of the alternative that
-    matched deepest (an expandable field holding a broken object reports the object's field)."""
+    """The errors that explain ``error``: for an ``anyOf`` (an expandable or nullable field),
+    those of the one alternative whose type the value has, so a broken expanded object
+    reports its own field rather than "not valid under any of the schemas"."""
     context = getattr(error.kind, "context", None)
     if not isinstance(error.kind, jsonschema_rs.ValidationErrorKind.AnyOf) or not context:
         return [error]
-    deepest = max(context, key=lambda alt: max((len(e.instance_path) for e in alt), default=0))
-    if max((len(e.instance_path) for e in deepest), default=0) <= len(error.instance_path):
+    depth = len(error.instance_path)
+    typed = [
+        alternative
+        for alternative in context
+        if not any(
+            isinstance(e.kind, jsonschema_rs.ValidationErrorKind.Type)
+            and len(e.instance_path) == depth
+            for e in alternative
+        )
+    ]
+    if len(typed) != 1:
         return [error]
-    return [leaf for e in deepest for leaf in _flatten(e)]
+    return [leaf for e in typed[0] for leaf in _flatten(e)]
 
 
 def _field(path: list[str | int]) -> str:
@@ -152,12 +162,14 @@ def _problem(what: str, error: jsonschema_rs.ValidationError) -> Problem:
 
 def check(pointer: str, value: Any, what: str) -> list[Problem]:
     """Problems of ``value`` against the schema at ``pointer``."""
-    problems = [
-        _problem(what, leaf)
-        for error in _validator(pointer).iter_errors(value)
-        for leaf in _flatten(error)
-    ]
-    return sorted(set(problems), key=lambda p: (p.field, p.message))
+    messages: dict[str, list[str]] = {}
+    for error in _validator(pointer).iter_errors(value):
+        for leaf in _flatten(error):
+            problem = _problem(what, leaf)
+            said = messages.setdefault(problem.field, [])
+            if problem.message not in said:
+                said.append(problem.message)
+    return [Problem(what, field, "; ".join(said)) for field, said in sorted(messages.items())]
 
 
 def check_object(schema: str, value: Any, what: str | None = None) -> list[Problem]:
