@@ -7,7 +7,7 @@ run, in-process or as a process, appends its ``/v1`` answers and webhook bodies 
 during it are checked (:mod:`tests.stripe_contract`); a difference from Stripe's description
 fails the test at teardown, naming the object, the field and the test. Lines recorded outside
 any test (a session-wide sandbox shutting down) are checked when the session ends, which then
-fails. Set ``ORDERGUARD_CONTRACT_CHECK=0`` to record nothing and check nothing.
+fails. ``pytest -p no:tests.stripe_contract_plugin`` records nothing and checks nothing.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import pytest
 from orderguard.providers.sandbox.recording import ENV
 from tests.stripe_contract import Problem, check_record
 
-#: Turns the check off (``0``); anything else or unset: on.
-SWITCH = "ORDERGUARD_CONTRACT_CHECK"
 #: At most this many problems are spelled out per failure.
 SHOWN = 20
 
@@ -90,14 +88,7 @@ def report(problems: list[tuple[Problem, str | None]], where: str) -> str:
     return "\n".join(lines)
 
 
-def _enabled() -> bool:
-    return os.environ.get(SWITCH, "1") != "0"
-
-
 def pytest_configure(config: pytest.Config) -> None:
-    if not _enabled():
-        os.environ.pop(ENV, None)
-        return
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:  # the controller (or a run without xdist): a fresh directory
         folder = Path(tempfile.mkdtemp(prefix="orderguard-contract-"))

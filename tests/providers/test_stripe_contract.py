@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import fields
@@ -463,3 +466,68 @@ async def test_every_webhook_under_a_webhook_fault_is_stripes_shape(
 def test_every_recorded_line_kind_is_understood() -> None:
     [problem] = check_record({"kind": "telemetry"})
     assert problem.message == "unknown record kind 'telemetry'"
+
+
+# --- the plugin fails a run: in the test that produced a body, or at the session's end ---
+
+ROOT = Path(__file__).resolve().parents[2]
+INNER_CONFTEST = """
+import pytest
+from orderguard.providers.sandbox import recording
+
+pytest_plugins = ("tests.stripe_contract_plugin",)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def a_sandbox_for_the_whole_session():
+    yield
+    late = {"object": "event", "id": "evt_late"}
+    recording.record({"kind": "webhook", "url": "/hooks", "body": late})
+"""
+INNER_TESTS = """
+from orderguard.providers.sandbox import recording
+
+
+def test_answers_a_broken_intent():
+    body = {"object": "payment_intent", "id": "pi_broken"}
+    recording.record(
+        {"kind": "response", "method": "POST", "path": "/v1/payment_intents", "status": 200,
+         "body": body}
+    )
+
+
+def test_answers_nothing():
+    pass
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_the_plugin_fails_the_test_and_the_run_naming_object_field_and_test(
+    workers: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "conftest.py").write_text(INNER_CONFTEST)
+    (tmp_path / "test_inner.py").write_text(INNER_TESTS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    env.pop(ENV, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *workers],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert "ERROR at teardown of test_answers_a_broken_intent" in out, out
+    assert (
+        "payment_intent pi_broken in POST /v1/payment_intents -> 200: field amount: missing "
+        "(Stripe's description marks it required)"
+    ) in out
+    assert "test_inner.py::test_answers_a_broken_intent" in out
+    assert "test_answers_nothing" not in out.split("short test summary")[-1]
+    assert "sandbox bodies differ from Stripe's OpenAPI description (outside any test)" in out
+    assert "event evt_late: field created: missing" in out
+    assert "2 passed, 1 error" in out  # the broken one passed its call, failed its teardown
