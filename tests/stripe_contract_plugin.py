@@ -75,7 +75,8 @@ class ContractLog:
 
 def report(problems: list[tuple[Problem, str | None]], where: str) -> str:
     """A failure message naming each object, field and the test."""
-    lines = [f"{len(problems)} sandbox bodies differ from Stripe's OpenAPI description ({where}):"]
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    lines = [f"sandbox bodies differ from Stripe's OpenAPI description ({where}), {count}:"]
     for problem, test in problems[:SHOWN]:
         started = (
             f" [recorded by a sandbox serving {test}]"

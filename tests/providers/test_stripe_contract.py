@@ -190,6 +190,10 @@ def test_answers_are_checked_against_their_operation() -> None:
     [problem] = check_response("GET", "/v1/charges", 200, None)
     assert problem.message.startswith("the body is not JSON")
     assert check_response("GET", "/v1/nothing", 404, objects.unrecognized_url("GET", "/v1/x")) == []
+    # 499 is the sandbox's note that the client hung up before sending its body: no answer
+    assert check_response("POST", "/v1/payment_intents", 499, None) == []
+    [problem] = check_response("POST", "/v1/payment_intents", 499, {"error": {}})
+    assert problem.field == "error.type"
 
 
 def test_an_event_is_checked_with_its_type_and_its_object() -> None:
