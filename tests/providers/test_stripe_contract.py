@@ -129,6 +129,32 @@ def test_a_complete_sandbox_intent_conforms() -> None:
     assert check_object("payment_intent", complete_intent()) == []
 
 
+def test_every_sandbox_builder_makes_what_stripe_describes() -> None:
+    intent = complete_intent()
+    paid = objects.charge(intent, status="succeeded", created=1)
+    failed = objects.charge(intent, status="failed", created=1, failure_code="card_declined")
+    made = objects.refund(paid, amount=100, created=1, reason="requested_by_customer")
+    assert check_object("payment_intent", intent) == []
+    assert check_object("charge", paid) == []
+    assert check_object("charge", failed) == []
+    assert check_object("refund", made) == []
+    assert check_event(objects.event("charge.refunded", paid, created=1)) == []
+    assert check_event(objects.event("payment_intent.created", intent, created=1)) == []
+    declined = {**intent, "status": "requires_payment_method", "latest_charge": failed["id"]}
+    for body in (
+        objects.error("api_error", "boom", code=None, param=None),
+        objects.rate_limited(),
+        objects.card_declined(declined),
+        objects.unexpected_state({**intent, "status": "succeeded"}, "cancel", ("canceled",)),
+        objects.unrecognized_url("GET", "/v1/payouts"),
+    ):
+        assert check_object("error", body) == [], body
+    listing = objects.list_page([paid, failed], has_more=False, url="/v1/charges")
+    assert check_response("GET", "/v1/charges", 200, listing) == []
+    found = objects.search_result([intent], "/v1/payment_intents/search")
+    assert check_response("GET", "/v1/payment_intents/search", 200, found) == []
+
+
 def test_a_missing_required_field_is_named() -> None:
     intent = complete_intent()
     del intent["capture_method"]
