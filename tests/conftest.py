@@ -20,6 +20,9 @@ from orderguard.storage.database import connect
 from orderguard.storage.memory import InMemoryStorage
 from orderguard.storage.unit_of_work import SqlStorage
 
+#: Every sandbox answer and webhook the tests produce is checked against Stripe's description.
+pytest_plugins = ("tests.stripe_contract_plugin",)
+
 #: In CI a test whose service is missing fails instead of skipping.
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 #: Where the tests find PostgreSQL: a maintenance database on a server with trust auth.

@@ -39,6 +39,7 @@ OTHER_VARIABLES = (
     "ORDERGUARD_LOG_FORMAT",
     "ORDERGUARD_TEST_POSTGRES",
     "ORDERGUARD_CRASH_SEED",
+    "ORDERGUARD_SANDBOX_CONTRACT_LOG",
 )
 #: The prefix of every orderguard environment variable.
 PREFIX = "ORDERGUARD_"

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from orderguard.api.server import free_port
+from orderguard.providers.sandbox.recording import ENV as CONTRACT_LOG
 
 #: The console script installed next to the interpreter running the tests.
 ORDERGUARD = str(Path(sys.executable).with_name("orderguard"))
@@ -30,6 +31,8 @@ START_TIMEOUT = 60.0
 def clean_env(database_url: str, **extra: str) -> dict[str, str]:
     """The parent's environment without ``ORDERGUARD_*``, plus ``database_url`` and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
+    if CONTRACT_LOG in os.environ:  # test-only: the sandbox records what it answers
+        env[CONTRACT_LOG] = os.environ[CONTRACT_LOG]
     env["ORDERGUARD_DATABASE_URL"] = database_url
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from orderguard.api.server import free_port
+from orderguard.providers.sandbox.recording import ENV as CONTRACT_LOG
 
 #: Any ``sk_test_`` key is accepted by the sandbox.
 SANDBOX_KEY = "sk_test_demo"
@@ -33,6 +34,8 @@ class StackError(Exception):
 def clean_env(**settings: str) -> dict[str, str]:
     """The caller's environment without ``ORDERGUARD_*``, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
+    if CONTRACT_LOG in os.environ:  # test-only: the sandbox records what it answers
+        env[CONTRACT_LOG] = os.environ[CONTRACT_LOG]
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)
     return env

@@ -120,6 +120,11 @@ def _endpoint(op: Operation, *, mutating: bool) -> Callable[[Request], object]:
     return endpoint
 
 
+async def _unrecognized(request: Request) -> Response:
+    body = objects.unrecognized_url(request.method, request.url.path)
+    return JSONResponse(body, status_code=404)
+
+
 #: The ``/v1`` routes (search before the ``{intent}`` route that would swallow it).
 ROUTES = [
     Route("/v1/payment_intents", _endpoint(_create_intent, mutating=True), methods=["POST"]),
@@ -130,4 +135,6 @@ ROUTES = [
     ),
     Route("/v1/refunds", _endpoint(_refund, mutating=True), methods=["POST"]),
     Route("/v1/charges", _endpoint(_charges, mutating=False), methods=["GET"]),
+    # Last: any other /v1 URL (or method) is answered with Stripe's JSON 404, not a text one.
+    Route("/v1/{rest:path}", _unrecognized),
 ]

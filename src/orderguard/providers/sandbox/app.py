@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
-from orderguard.providers.sandbox import admin, api, pages
+from orderguard.providers.sandbox import admin, api, pages, recording
 from orderguard.providers.sandbox.service import Sandbox, SandboxConfig
 
 
@@ -25,4 +26,10 @@ def create_app(config: SandboxConfig) -> Starlette:
             await sandbox.webhooks.stop()
             sandbox.ledger.close()
 
-    return Starlette(routes=[*api.ROUTES, *pages.ROUTES, *admin.ROUTES], lifespan=lifespan)
+    # Test-only: with ORDERGUARD_SANDBOX_CONTRACT_LOG set, /v1 answers are recorded.
+    middleware = [Middleware(recording.RecordResponses)] if recording.log_path() else []
+    return Starlette(
+        routes=[*api.ROUTES, *pages.ROUTES, *admin.ROUTES],
+        lifespan=lifespan,
+        middleware=middleware,
+    )

@@ -57,11 +57,6 @@ KEY_IN_USE = (
     "There is currently another in-progress request using this Stripe API key and "
     "idempotency key. Please try again later."
 )
-#: Stripe's message for a rate-limited request.
-RATE_LIMITED = (
-    "Request rate limit exceeded. You can learn more about rate limits in Stripe's "
-    "documentation (sandbox fault)."
-)
 
 
 def error_response(status: int, kind: str, message: str, **extra: str) -> JSONResponse:
@@ -159,7 +154,7 @@ class Sandbox:
             return error_response(503, "api_error", "The sandbox is in an outage window.")
         if faults.rate_limit:
             self.fault("rate_limit", path)
-            return error_response(429, "invalid_request_error", RATE_LIMITED, code="rate_limit")
+            return JSONResponse(objects.rate_limited(), status_code=429)
         if faults.error_before:
             self.fault("error_before", path)
             return error_response(500, "api_error", "Internal error (sandbox fault, no effect).")

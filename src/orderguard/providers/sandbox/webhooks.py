@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from orderguard.providers.sandbox import recording
 from orderguard.providers.sandbox.faults import FaultDice, FaultProfile
 from orderguard.providers.sandbox.ledger import Ledger, Obj
 from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
@@ -120,6 +121,7 @@ class WebhookDispatcher:
     async def _post(self, evt: Obj) -> bool:
         assert self._client is not None and self._url is not None
         body, headers = signed_delivery(evt, self._secret, timestamp=int(time.time()))
+        recording.record_webhook(self._url, body)  # test-only, off unless switched on
         try:
             response = await self._client.post(self._url, content=body, headers=headers)
         except httpx.HTTPError:
