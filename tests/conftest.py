@@ -19,8 +19,12 @@ from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.memory import InMemoryStorage
 from orderguard.storage.unit_of_work import SqlStorage
+from tests.ci_skips import pytest_make_collect_report, pytest_runtest_makereport
 
-#: In CI a test whose service is missing fails instead of skipping.
+__all__ = ["pytest_make_collect_report", "pytest_runtest_makereport"]  # hooks: no skip in CI
+
+#: In CI a test whose service is missing fails instead of skipping (and the hooks from
+#: tests/ci_skips.py fail any other skip or expected failure).
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 #: Where the tests find PostgreSQL: a maintenance database on a server with trust auth.
 #: The base URL of an application driven in-process (``httpx.ASGITransport``), as a developer
