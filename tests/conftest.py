@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from orderguard.storage import migrate
 from orderguard.storage.database import connect
@@ -34,6 +35,16 @@ LOCAL_URL = "http://127.0.0.1:8000"
 PG_ADMIN_URL = os.environ.get(
     "ORDERGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+#: ``make test-deep``: fresh random examples every run (CI's ``ci`` profile replays the same
+#: derandomized ones), twenty times as many, no deadline; a failure prints its reproduction
+#: blob. Chosen with ``HYPOTHESIS_PROFILE=deep`` (or ``--hypothesis-profile=deep``).
+settings.register_profile(
+    "deep", max_examples=2000, derandomize=False, deadline=None, database=None, print_blob=True
+)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def service_missing(name: str, reason: str) -> None:
