@@ -109,7 +109,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            return outcome_of(result)\n",
         "            found = outcome_of(result)\n"
         "            return None if found.state is AttemptState.SUCCEEDED else found\n",
-        ("tests/integration/test_payment_limits.py", "-k", "sqlite"),
+        ("tests/integration/test_payments_api.py", "-k", "sqlite"),
         "G3/G5: a recheck that finds the charge succeeded leaves the order unknown",
         named=True,
     ),
@@ -119,12 +119,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "            return await self._payments.send(order, attempt)\n",
         "            fresh = replace(attempt, idempotency_key=f'again-{uuid.uuid4()}')\n"
         "            return await self._payments.send(order, fresh)\n",
-        (
-            "tests/integration/test_expiry_and_waiting.py",
-            "tests/integration/test_janitor.py",
-            "-k",
-            "sqlite",
-        ),
+        ("tests/integration/test_payments_api.py", "-k", "sqlite"),
         "G5: an unknown outcome is re-sent under a key the provider never saw",
     ),
     Mutant(
@@ -208,7 +203,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "domain/settle.py",
         "    return newest.id != attempt.id and attempt.state is not AttemptState.SUCCEEDED\n",
         "    return False\n",
-        ("tests/unit/test_settle.py",),
+        ("tests/unit/test_settle.py", "tests/unit/test_settle_older_attempts.py"),
         "G6: a late answer for an older attempt moves the order past the newer attempt",
     ),
     Mutant(
@@ -216,7 +211,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "services/payments.py",
         '            return Outcome(AttemptState.UNKNOWN, reason=f"provider error after retries: {exc}")\n',  # noqa: E501
         '            return Outcome(AttemptState.FAILED, reason=f"provider error after retries: {exc}")\n',  # noqa: E501
-        ("tests/integration/test_payments_api.py", "-k", "sqlite"),
+        ("tests/e2e/test_payment_faults.py", "-k", "outage and sqlite"),
         "G3/G5: a 5xx after the retries is taken as a decline, though it may have charged",
     ),
     Mutant(
