@@ -62,8 +62,13 @@ def _order_in(state: str) -> Order:
     return order
 
 
-@pytest.mark.parametrize("source", ORDER_STATES)
-@pytest.mark.parametrize("target", ORDER_STATES)
+ORDER_PAIRS = [(s, t) for s in ORDER_STATES for t in ORDER_STATES]
+ATTEMPT_PAIRS = [(s, t) for s in ATTEMPT_STATES for t in ATTEMPT_STATES]
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), ORDER_PAIRS, ids=[f"{s}->{t}" for s, t in ORDER_PAIRS]
+)
 def test_an_order_makes_exactly_the_promised_moves(source: str, target: str) -> None:
     order = _order_in(source)
     before = (order.state, len(order.new_entries), len(order.new_events), order.updated_at)
@@ -178,8 +183,9 @@ def _attempt(state: str = "pending") -> PaymentAttempt:
     return attempt
 
 
-@pytest.mark.parametrize("source", ATTEMPT_STATES)
-@pytest.mark.parametrize("target", ATTEMPT_STATES)
+@pytest.mark.parametrize(
+    ("source", "target"), ATTEMPT_PAIRS, ids=[f"{s}->{t}" for s, t in ATTEMPT_PAIRS]
+)
 def test_an_attempt_makes_exactly_the_promised_moves(source: str, target: str) -> None:
     attempt = _attempt(source)
     later = datetime(2026, 11, 25, tzinfo=UTC)
