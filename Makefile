@@ -7,11 +7,18 @@ LOCK   := requirements/constraints.txt
 # pytest-xdist workers; CI=true makes PostgreSQL/NATS tests fail instead of skipping.
 WORKERS ?= auto
 
-.PHONY: help demo serve test check bench lock clean
+# make test-deep: how many fresh random demo seeds to add to the fixed ones.
+DEEP_SEEDS ?= 10
+
+.PHONY: help demo serve test test-deep mutants check bench lock clean
 
 help:
 	@echo "make demo   create .venv, install, run the demo on SQLite + the sandbox provider"
 	@echo "make test   install test tools and run the whole suite"
+	@echo "make test-deep  the property tests with fresh random examples (2000 each) and the"
+	@echo "            demo on $(DEEP_SEEDS) random seeds more (slow; see docs/testing.md)"
+	@echo "make mutants  break the code on purpose in a temporary copy, one mistake at a time,"
+	@echo "            and check the tests notice; rewrites docs/mutants.md"
 	@echo "make check  ruff + mypy (strict)"
 	@echo "make serve  run the API on 127.0.0.1:8000 (SQLite in ./orderguard.db)"
 	@echo "make bench  run the benchmarks in bench/ and rewrite docs/benchmarks.md"
@@ -37,6 +44,19 @@ serve: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/pytest -n $(WORKERS) -p no:cacheprovider
+
+# Property tests (every file using hypothesis) on the random "deep" profile, then the demo
+# on more seeds; each random seed is in its test id, to rerun it with DEMO_SEEDS=<seed>.
+test-deep: $(VENV)/.installed-test
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -n $(WORKERS) -p no:cacheprovider \
+		$$(grep -rlE '@given|RuleBasedStateMachine' tests --include='test_*.py' | sort)
+	seeds=$$($(BIN)/python -c 'import random; print(",".join(str(random.randrange(10**6)) for _ in range($(DEEP_SEEDS))))'); \
+	echo "demo seeds: $$seeds"; \
+	DEMO_SEEDS=$$seeds $(BIN)/pytest -n $(WORKERS) -p no:cacheprovider \
+		tests/e2e/test_demo.py -k every_invariant_holds
+
+mutants: $(VENV)/.installed-test
+	$(BIN)/python tests/mutants/mutants.py --report docs/mutants.md
 
 check: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.memory import InMemoryStorage
 from orderguard.storage.unit_of_work import SqlStorage
 
-#: Every sandbox answer and webhook the tests produce is checked against Stripe's description.
-pytest_plugins = ("tests.stripe_contract_plugin",)
+#: Every sandbox answer and webhook the tests produce is checked against Stripe's description;
+#: under CI=true, tests/ci_skips.py fails any skip or expected failure.
+pytest_plugins = ("tests.stripe_contract_plugin", "tests.ci_skips")
 
 #: In CI a test whose service is missing fails instead of skipping.
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -33,6 +35,16 @@ LOCAL_URL = "http://127.0.0.1:8000"
 PG_ADMIN_URL = os.environ.get(
     "ORDERGUARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+
+#: ``make test-deep``: fresh random examples every run (CI's ``ci`` profile replays the same
+#: derandomized ones), twenty times as many, no deadline; a failure prints its reproduction
+#: blob. Chosen with ``HYPOTHESIS_PROFILE=deep`` (or ``--hypothesis-profile=deep``).
+settings.register_profile(
+    "deep", max_examples=2000, derandomize=False, deadline=None, database=None, print_blob=True
+)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def service_missing(name: str, reason: str) -> None:

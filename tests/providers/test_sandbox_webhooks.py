@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +18,23 @@ from tests.providers.conftest import StartSandbox, charge_request
 from tests.providers.harness import API_KEY, SECRET
 from tests.providers.receiver import Receiver
 from tests.providers.sandbox_client import fault_counts, ledger
+
+#: How long a condition may take to come true before the test fails: far from the fraction of
+#: a second it takes, so a loaded machine never decides a test.
+DEADLINE_S = 30.0
+
+
+async def until(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait for ``condition`` to hold, failing only after :data:`DEADLINE_S`."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not await condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def delivery_state(url: str) -> str:
+    """The delivery state of the sandbox's first event."""
+    return str((await ledger(url))["events"][0]["_delivery"]["state"])
 
 
 @pytest.fixture
@@ -140,12 +158,13 @@ async def test_a_refused_delivery_is_retried_until_accepted(
     with with_webhooks() as url:
         await pay(url)
         await receiver.wait_for(3)
-        events = (await ledger(url))["events"]
-        for _ in range(250):
-            if all(e["_delivery"]["state"] != "pending" for e in events):
-                break
-            await asyncio.sleep(0.02)
+
+        async def settled() -> bool:
             events = (await ledger(url))["events"]
+            return all(e["_delivery"]["state"] != "pending" for e in events)
+
+        await until(settled, "every delivery to be marked")
+        events = (await ledger(url))["events"]
     assert receiver.refused == 1
     assert sorted(e["_delivery"]["attempts"] for e in events) == [1, 1, 2]
     assert {e["_delivery"]["state"] for e in events} == {"delivered"}
@@ -156,7 +175,11 @@ async def test_a_dropped_webhook_never_arrives_and_is_counted(
 ) -> None:
     with with_webhooks(webhook_drop=1.0) as url:
         await pay(url)
-        await asyncio.sleep(0.3)
+
+        async def dropped() -> bool:
+            return await delivery_state(url) == "dropped"
+
+        await until(dropped, "the webhook to be dropped")  # decided instead of sending it
         counts = await fault_counts(url)
         events = (await ledger(url))["events"]
     assert receiver.deliveries == []
@@ -195,11 +218,12 @@ async def test_a_delayed_webhook_arrives_late(
     with_webhooks: Any, receiver: Receiver, pay: Any
 ) -> None:
     with with_webhooks(webhook_delay=1.0, webhook_delay_ms=(400, 400)) as url:
+        before = time.monotonic()
         await pay(url)
-        await asyncio.sleep(0.2)
-        assert receiver.deliveries == []
         await receiver.wait_for(3)
         assert (await fault_counts(url))["webhook_delayed"] == 3
+    # a lower bound the delay itself guarantees: a slow machine only makes it later
+    assert min(receiver.arrived) - before >= 0.4
 
 
 async def test_a_cancelled_payment_sends_a_canceled_webhook(
@@ -212,7 +236,15 @@ async def test_a_cancelled_payment_sends_a_canceled_webhook(
         await provider.cancel_payment(ref)  # a repeat changes nothing and sends nothing
         await provider.aclose()
         await receiver.wait_for(3)
-        await asyncio.sleep(0.1)
+
+        async def all_delivered() -> bool:
+            events = (await ledger(url))["events"]
+            return all(e["_delivery"]["state"] == "delivered" for e in events)
+
+        await until(all_delivered, "every event to be delivered")
+        # every event the ledger holds arrived once, and nothing else: the repeat sent nothing
+        sent = sorted(e["id"] for e in (await ledger(url))["events"])
+        assert sorted(receiver.event_ids()) == sent
     types = types_of(receiver)
     assert sorted(types) == [
         "payment_intent.canceled",

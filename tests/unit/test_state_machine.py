@@ -1,4 +1,5 @@
-"""The order and attempt state machines: only the table's moves, terminal stays terminal."""
+"""The order and attempt state machines make exactly the moves the product promises (G6),
+written out by hand in tests/state_moves.py, never read from the code's own tables."""
 
 from __future__ import annotations
 
@@ -11,54 +12,113 @@ from hypothesis import strategies as st
 from orderguard.domain.errors import IllegalTransition
 from orderguard.domain.events import Cause, EntryKind, EventType
 from orderguard.domain.flags import FlagReason
-from orderguard.domain.order import PaymentAttempt
-from orderguard.domain.states import (
-    ATTEMPT_TRANSITIONS,
-    ORDER_TRANSITIONS,
-    TERMINAL_ORDER_STATES,
-    AttemptState,
-    OrderState,
-)
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.states import AttemptState, OrderState
 from tests.factories import new_order
+from tests.state_moves import (
+    ATTEMPT_MOVES,
+    ATTEMPT_RANK,
+    ATTEMPT_RE_ENTRIES,
+    ATTEMPT_STATES,
+    ORDER_MOVES,
+    ORDER_RANK,
+    ORDER_RE_ENTRIES,
+    ORDER_STATES,
+    path_to,
+)
 
 AT = datetime(2026, 11, 24, tzinfo=UTC)
+TERMINAL = {"paid", "refunded", "cancelled"}
 
 
-@given(st.lists(st.sampled_from(list(OrderState)), max_size=30))
-def test_no_sequence_of_events_reaches_a_state_the_table_forbids(targets: list[OrderState]) -> None:
+def test_the_written_state_lists_are_the_code_s_states() -> None:
+    assert set(ORDER_STATES) == {s.value for s in OrderState}
+    assert set(ATTEMPT_STATES) == {s.value for s in AttemptState}
+
+
+def test_every_promised_move_goes_forward_or_is_a_named_re_entry() -> None:
+    # the hand-written lists agree with themselves: nothing ever goes back to the start,
+    # terminal states stay terminal but for a refund, and the only moves down are named
+    for moves, rank, re_entries in (
+        (ORDER_MOVES, ORDER_RANK, ORDER_RE_ENTRIES),
+        (ATTEMPT_MOVES, ATTEMPT_RANK, ATTEMPT_RE_ENTRIES),
+    ):
+        assert re_entries <= moves
+        for source, target in moves - re_entries:
+            assert rank[target] > rank[source], f"{source} -> {target} goes backwards"
+    assert not [m for m in ORDER_MOVES if m[1] == "received"]
+    assert {m for m in ORDER_MOVES if m[0] in TERMINAL} == {("paid", "refunded")}
+    assert {m for m in ATTEMPT_MOVES if m[0] in {"succeeded", "failed", "refunded"}} == {
+        ("succeeded", "refunded")
+    }
+
+
+def _order_in(state: str) -> Order:
+    """A fresh order walked to ``state`` along the promised moves only."""
+    order = new_order(at=AT)
+    for step in path_to(ORDER_MOVES, "received", state):
+        order.move_to(OrderState(step), cause=Cause.JANITOR, at=AT)
+    assert order.state == state
+    return order
+
+
+ORDER_PAIRS = [(s, t) for s in ORDER_STATES for t in ORDER_STATES]
+ATTEMPT_PAIRS = [(s, t) for s in ATTEMPT_STATES for t in ATTEMPT_STATES]
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), ORDER_PAIRS, ids=[f"{s}->{t}" for s, t in ORDER_PAIRS]
+)
+def test_an_order_makes_exactly_the_promised_moves(source: str, target: str) -> None:
+    order = _order_in(source)
+    before = (order.state, len(order.new_entries), len(order.new_events), order.updated_at)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    if (source, target) in ORDER_MOVES:
+        order.move_to(OrderState(target), cause=Cause.WEBHOOK, at=later)
+        entry = order.new_entries[-1]
+        assert (order.state, entry.from_state, entry.to_state) == (target, source, target)
+    else:
+        with pytest.raises(IllegalTransition):
+            order.move_to(OrderState(target), cause=Cause.WEBHOOK, at=later)
+        after = (order.state, len(order.new_entries), len(order.new_events), order.updated_at)
+        assert after == before
+
+
+@given(st.lists(st.sampled_from(ORDER_STATES), max_size=30))
+def test_no_sequence_of_moves_reaches_a_state_the_promise_forbids(targets: list[str]) -> None:
     order = new_order(at=AT)
     for target in targets:
         before = (order.state, len(order.new_entries), len(order.new_events))
-        allowed = target in ORDER_TRANSITIONS[order.state]
-        if allowed:
-            order.move_to(target, cause=Cause.JANITOR, at=AT)
-            assert order.state is target
+        if (order.state.value, target) in ORDER_MOVES:
+            order.move_to(OrderState(target), cause=Cause.JANITOR, at=AT)
+            assert order.state == target
             entry = order.new_entries[-1]
             assert (entry.from_state, entry.to_state) == (before[0], target)
         else:
             with pytest.raises(IllegalTransition):
-                order.move_to(target, cause=Cause.JANITOR, at=AT)
+                order.move_to(OrderState(target), cause=Cause.JANITOR, at=AT)
             assert (order.state, len(order.new_entries), len(order.new_events)) == before
 
 
-@given(st.lists(st.sampled_from(list(OrderState)), max_size=30))
-def test_terminal_states_stay_terminal(targets: list[OrderState]) -> None:
+@given(st.lists(st.sampled_from(ORDER_STATES), max_size=30))
+def test_an_order_only_ever_goes_up_in_rank_but_for_the_named_re_entries(
+    targets: list[str],
+) -> None:
     order = new_order(at=AT)
     reached_terminal = False
     for target in targets:
+        source = order.state.value
         try:
-            order.move_to(target, cause=Cause.WEBHOOK, at=AT)
+            order.move_to(OrderState(target), cause=Cause.WEBHOOK, at=AT)
         except IllegalTransition:
-            pass
-        reached_terminal = reached_terminal or order.state in TERMINAL_ORDER_STATES
+            continue
+        assert order.state != OrderState.RECEIVED
+        assert ORDER_RANK[target] > ORDER_RANK[source] or (source, target) in ORDER_RE_ENTRIES, (
+            f"{source} -> {target} went backwards"
+        )
         if reached_terminal:
-            assert order.state in TERMINAL_ORDER_STATES
-
-
-def test_terminal_states_allow_only_paid_to_refunded() -> None:
-    for state in TERMINAL_ORDER_STATES:
-        assert ORDER_TRANSITIONS[state] <= {OrderState.REFUNDED}
-    assert ORDER_TRANSITIONS[OrderState.PAID] == {OrderState.REFUNDED}
+            assert (source, target) == ("paid", "refunded")
+        reached_terminal = reached_terminal or target in TERMINAL
 
 
 def test_a_late_failure_never_unpays_an_order() -> None:
@@ -71,7 +131,10 @@ def test_a_late_failure_never_unpays_an_order() -> None:
 
 
 def test_an_unknown_outcome_cannot_be_cancelled_only_resolved() -> None:
-    assert OrderState.CANCELLED not in ORDER_TRANSITIONS[OrderState.PAYMENT_UNKNOWN]
+    order = _order_in("payment_unknown")
+    with pytest.raises(IllegalTransition):
+        order.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=AT)
+    assert order.state is OrderState.PAYMENT_UNKNOWN
 
 
 def test_every_state_change_is_on_the_timeline_with_its_cause_and_emits_its_event() -> None:
@@ -100,8 +163,8 @@ def test_flagging_records_a_reason_and_an_event_without_moving_state() -> None:
     assert order.new_entries[-1].actor == "maria"
 
 
-@given(st.lists(st.sampled_from(list(AttemptState)), max_size=20))
-def test_payment_attempts_only_move_along_their_table(targets: list[AttemptState]) -> None:
+def _attempt(state: str = "pending") -> PaymentAttempt:
+    """A payment attempt walked from ``pending`` to ``state`` along the promised moves."""
     attempt = PaymentAttempt(
         id="pay_1",
         order_id="ord_1",
@@ -114,12 +177,36 @@ def test_payment_attempts_only_move_along_their_table(targets: list[AttemptState
         created_at=AT,
         updated_at=AT,
     )
+    for step in path_to(ATTEMPT_MOVES, "pending", state):
+        attempt.move_to(AttemptState(step), at=AT)
+    assert attempt.state == state
+    return attempt
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), ATTEMPT_PAIRS, ids=[f"{s}->{t}" for s, t in ATTEMPT_PAIRS]
+)
+def test_an_attempt_makes_exactly_the_promised_moves(source: str, target: str) -> None:
+    attempt = _attempt(source)
+    later = datetime(2026, 11, 25, tzinfo=UTC)
+    if (source, target) in ATTEMPT_MOVES:
+        attempt.move_to(AttemptState(target), at=later)
+        assert (attempt.state, attempt.updated_at) == (target, later)
+    else:
+        with pytest.raises(IllegalTransition):
+            attempt.move_to(AttemptState(target), at=later)
+        assert (attempt.state, attempt.updated_at) == (source, AT)
+
+
+@given(st.lists(st.sampled_from(ATTEMPT_STATES), max_size=20))
+def test_payment_attempts_only_make_the_promised_moves(targets: list[str]) -> None:
+    attempt = _attempt()
     for target in targets:
-        before = attempt.state
-        if target in ATTEMPT_TRANSITIONS[before]:
-            attempt.move_to(target, at=AT)
-            assert attempt.state is target
+        before = attempt.state.value
+        if (before, target) in ATTEMPT_MOVES:
+            attempt.move_to(AttemptState(target), at=AT)
+            assert attempt.state == target
         else:
             with pytest.raises(IllegalTransition):
-                attempt.move_to(target, at=AT)
-            assert attempt.state is before
+                attempt.move_to(AttemptState(target), at=AT)
+            assert attempt.state == before
