@@ -5,8 +5,14 @@ first and alone: while every circuit is open it is the only order looked at, and
 circuit is half open it is the trial call whose success closes it. Then the rest drain,
 batch after batch until none is left waiting, at the provider's pace instead of one batch
 per worker round: ``concurrency`` calls at the provider at once, while the next orders are
-prepared and the answered ones settled. Safe to run from several processes: each order's
-row is locked and re-checked, and its attempt committed, before it is sent.
+prepared and the answered ones settled.
+
+The database work is done for several orders at a time, which is what lets one worker keep
+up with the provider: ``concurrency`` orders are locked, re-checked and given their attempts
+in one transaction, committed before any of them is sent (G2, G3); the answers that are in
+when the previous settling commits are settled together, each order's state, timeline entries
+and outbox events in the same transaction (G5). Safe to run from several processes: rows are
+locked (another worker's are skipped, not waited for) and re-checked before anything is sent.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from orderguard.storage.ports import UnitOfWorkFactory
 BATCH = 100
 #: Charge calls one worker has at the provider at once, by default.
 CONCURRENCY = 8
+#: The most answers settled in one transaction.
+SETTLE_AT_MOST = 64
+#: A provider's answer to an attempt, waiting to be applied to its order.
+_Answer = tuple[PaymentAttempt, Outcome]
 
 
 async def charge_waiting(
@@ -66,68 +76,164 @@ async def _charge_all(
     """Charge ``order_ids`` with at most ``concurrency`` calls at the provider at once;
     return how many were sent.
 
-    The database work before and after each call (lock, re-check and commit the attempt;
-    settle its answer) happens outside the provider's slots, so the provider is kept busy
-    while the next orders are prepared and the answered ones settled.
+    Orders are started ``concurrency`` at a time (one transaction each batch), at most one
+    batch ahead of the calls, so the provider is kept busy while the next orders are prepared;
+    answers are settled by one task, together, while the calls go on. An error in the
+    database stops the starting; the calls already sent are settled before it is raised.
     """
-    ahead, calling = asyncio.Semaphore(concurrency), asyncio.Semaphore(concurrency)
+    calling = asyncio.Semaphore(concurrency)
+    # started and not yet answered: the batch at the provider and the one waiting behind it
+    unanswered = asyncio.Semaphore(2 * concurrency)
+    answers: asyncio.Queue[_Answer | None] = asyncio.Queue()
+    settling = asyncio.create_task(_settle_answers(storage, payments, answers, clock))
+    calls: set[asyncio.Task[None]] = set()
+    failures: list[BaseException] = []
+    sent = 0
 
-    async def one(order_id: str) -> bool:
-        async with ahead:  # orders prepared and not yet at the provider stay few
-            started = await _start(storage, payments, order_id, clock)
-            if started is None:
-                return False
-            await calling.acquire()
+    async def call(order: Order, attempt: PaymentAttempt) -> None:
         try:
-            outcome = await payments.send(*started)
+            async with calling:
+                outcome = await payments.send(order, attempt)
+        except Exception as exc:  # the attempt stays pending: the janitor asks the provider
+            failures.append(exc)
+        else:
+            answers.put_nowait((attempt, outcome))
         finally:
-            calling.release()
-        await _settle(storage, payments, started[1], outcome, clock)
-        return True
+            unanswered.release()
 
-    return sum(await asyncio.gather(*(one(order_id) for order_id in order_ids)))
+    try:
+        try:
+            for at in range(0, len(order_ids), concurrency):
+                batch = order_ids[at : at + concurrency]
+                for _ in batch:
+                    await unanswered.acquire()
+                try:
+                    started, provider_up = await _start(storage, payments, batch, clock)
+                except Exception:
+                    for _ in batch:
+                        unanswered.release()
+                    raise
+                for _ in range(len(batch) - len(started)):
+                    unanswered.release()
+                for order, attempt in started:
+                    task = asyncio.create_task(call(order, attempt))
+                    calls.add(task)
+                    task.add_done_callback(calls.discard)
+                sent += len(started)
+                if not provider_up:
+                    break  # every circuit opened again: the rest keep waiting
+        finally:
+            while calls:  # what was sent is settled, whatever stopped the starting
+                await asyncio.wait(set(calls))
+            answers.put_nowait(None)
+            failures.extend(await settling)
+    except asyncio.CancelledError:  # cancelled again while finishing: leave nothing running
+        settling.cancel()
+        for task in calls:
+            task.cancel()
+        raise
+    if failures:
+        raise failures[0]
+    return sent
+
+
+async def _settle_answers(
+    storage: UnitOfWorkFactory,
+    payments: Payments,
+    answers: asyncio.Queue[_Answer | None],
+    clock: Clock,
+) -> list[BaseException]:
+    """Settle answers as they come until ``None``: every answer already in when the previous
+    settling committed goes in the next transaction. Return the errors met (an order whose
+    settling failed keeps its attempt pending, and the janitor asks the provider)."""
+    failures: list[BaseException] = []
+    done = False
+    while not done:
+        group: list[_Answer] = []
+        item = await answers.get()
+        while item is not None:
+            group.append(item)
+            if len(group) >= SETTLE_AT_MOST or answers.empty():
+                break
+            item = answers.get_nowait()
+        done = item is None
+        if group:
+            failures += await _settle_group(storage, payments, group, clock)
+    return failures
+
+
+async def _settle_group(
+    storage: UnitOfWorkFactory, payments: Payments, group: list[_Answer], clock: Clock
+) -> list[BaseException]:
+    """Settle ``group`` in one transaction; if that fails, each answer in one of its own, so
+    one order's trouble never holds up the others'."""
+    try:
+        await _settle(storage, payments, group, clock)
+        return []
+    except Exception as exc:
+        if len(group) == 1:
+            return [exc]
+    failures: list[BaseException] = []
+    for answer in group:
+        try:
+            await _settle(storage, payments, [answer], clock)
+        except Exception as exc:
+            failures.append(exc)
+    return failures
 
 
 async def _charge(
     storage: UnitOfWorkFactory, payments: Payments, order_id: str, clock: Clock
 ) -> bool:
     """Charge one waiting order; ``False`` if it no longer waits or no provider is up."""
-    started = await _start(storage, payments, order_id, clock)
-    if started is None:
+    started, _ = await _start(storage, payments, [order_id], clock, wait=True)
+    if not started:
         return False
-    outcome = await payments.send(*started)
-    await _settle(storage, payments, started[1], outcome, clock)
+    order, attempt = started[0]
+    outcome = await payments.send(order, attempt)
+    await _settle(storage, payments, [(attempt, outcome)], clock)
     return True
 
 
 async def _start(
-    storage: UnitOfWorkFactory, payments: Payments, order_id: str, clock: Clock
-) -> tuple[Order, PaymentAttempt] | None:
-    """Lock the order, check it still waits, and commit its attempt at an available
-    provider; ``None`` if it no longer waits or no provider is up (nothing is saved)."""
+    storage: UnitOfWorkFactory,
+    payments: Payments,
+    order_ids: list[str],
+    clock: Clock,
+    *,
+    wait: bool = False,
+) -> tuple[list[tuple[Order, PaymentAttempt]], bool]:
+    """Lock the orders (skipping those another transaction holds, unless ``wait``), keep the
+    ones still waiting, and commit an attempt for each at an available provider, in one
+    transaction. Return them, and ``False`` if no provider was up for one of them (that one
+    and the rest keep waiting, untouched)."""
+    started: list[tuple[Order, PaymentAttempt]] = []
+    provider_up = True
     async with storage() as uow:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None or order.state is not OrderState.RECEIVED or not order.payment_method:
-            return None
-        attempt = payments.prepare(order, order.payment_method, cause=Cause.JANITOR, at=clock())
-        if attempt is None:
-            return None  # still no provider: it keeps waiting
-        await uow.orders.save(order)
-        await uow.commit()
-    return order, attempt
+        for order in await uow.orders.lock_many(order_ids, skip_locked=not wait):
+            if order.state is not OrderState.RECEIVED or not order.payment_method:
+                continue  # paid meanwhile, another method, taken by another worker...
+            attempt = payments.prepare(order, order.payment_method, cause=Cause.JANITOR, at=clock())
+            if attempt is None:  # still no provider: this order is left as it was
+                provider_up = False
+                break
+            started.append((order, attempt))
+        if started:
+            await uow.orders.save_many([order for order, _ in started])
+            await uow.commit()
+    return started, provider_up
 
 
 async def _settle(
-    storage: UnitOfWorkFactory,
-    payments: Payments,
-    attempt: PaymentAttempt,
-    outcome: Outcome,
-    clock: Clock,
+    storage: UnitOfWorkFactory, payments: Payments, group: list[_Answer], clock: Clock
 ) -> None:
-    """Apply the provider's answer to the attempt, on the order as it is now."""
+    """Apply the provider's answers to their attempts, on the orders as they are now, in one
+    transaction."""
     async with storage() as uow:
-        current = await uow.orders.get(attempt.order_id, for_update=True)
-        assert current is not None  # orders are never deleted
-        payments.settle(current, attempt.id, outcome, cause=Cause.JANITOR, at=clock())
-        await uow.orders.save(current)
+        orders = await uow.orders.lock_many([attempt.order_id for attempt, _ in group])
+        current = {order.id: order for order in orders}
+        for attempt, outcome in group:
+            order = current[attempt.order_id]  # orders are never deleted
+            payments.settle(order, attempt.id, outcome, cause=Cause.JANITOR, at=clock())
+        await uow.orders.save_many(orders)
         await uow.commit()
