@@ -22,15 +22,16 @@ import asyncio
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
-from orderguard.domain.states import OrderState
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments
 from orderguard.storage.ports import UnitOfWorkFactory
 
-#: Waiting orders read from the database at a time.
+#: Waiting orders claimed from the database at a time, at most.
 BATCH = 100
 #: Charge calls one worker has at the provider at once, by default.
 CONCURRENCY = 8
+#: Waiting orders claimed in one transaction, per call allowed at the provider at once.
+CLAIM_PER_CALL = 4
 #: The most answers settled in one transaction.
 SETTLE_AT_MOST = 64
 #: A provider's answer to an attempt, waiting to be applied to its order.
@@ -47,43 +48,36 @@ async def charge_waiting(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Charge waiting orders until none is left, no provider takes a call, or ``stop`` is
-    set; read ``limit`` at a time; return how many were sent."""
-    waiting = await _waiting(storage, limit)
-    if not waiting or not await _charge(storage, payments, waiting[0], clock):
-        return 0  # nothing waits, no provider is up, or another worker took the oldest
-    sent, batch = 1, waiting[1:]
-    while batch and not (stop is not None and stop.is_set()):
-        charged = await _charge_all(storage, payments, batch, clock, concurrency)
-        if charged == 0:
-            break  # every circuit opened again, or other workers charge these orders
-        sent += charged
-        batch = await _waiting(storage, limit)
-    return sent
+    set; claim at most ``limit`` (and ``CLAIM_PER_CALL`` per call at once) in one
+    transaction; return how many were sent."""
+    started, _ = await _start(storage, payments, 1, clock)
+    if not started:
+        return 0  # nothing waits, or no provider is up: the oldest is left as it was
+    (order, attempt), batch = started[0], min(limit, CLAIM_PER_CALL * concurrency)
+    outcome = await payments.send(order, attempt)  # the trial: alone
+    await _settle(storage, payments, [(attempt, outcome)], clock)
+    return 1 + await _drain(storage, payments, clock, max(batch, 1), max(concurrency, 1), stop)
 
 
-async def _waiting(storage: UnitOfWorkFactory, limit: int) -> list[str]:
-    async with storage() as uow:
-        return await uow.orders.waiting_for_payment(limit)
-
-
-async def _charge_all(
+async def _drain(
     storage: UnitOfWorkFactory,
     payments: Payments,
-    order_ids: list[str],
     clock: Clock,
+    batch: int,
     concurrency: int,
+    stop: asyncio.Event | None,
 ) -> int:
-    """Charge ``order_ids`` with at most ``concurrency`` calls at the provider at once;
-    return how many were sent.
+    """Charge waiting orders with at most ``concurrency`` calls at the provider at once,
+    until none is left, no provider is up or ``stop`` is set; return how many were sent.
 
-    Orders are started ``concurrency`` at a time (one transaction each batch), at most one
+    Orders are claimed and started ``batch`` at a time (one transaction each), at most one
     batch ahead of the calls, so the provider is kept busy while the next orders are prepared;
     answers are settled by one task, together, while the calls go on. An error in the
-    database stops the starting; the calls already sent are settled before it is raised.
+    database stops the claiming; the calls already sent are settled before it is raised.
     """
     calling = asyncio.Semaphore(concurrency)
-    # started and not yet answered: the batch at the provider and the one waiting behind it
-    unanswered = asyncio.Semaphore(2 * concurrency)
+    # started and not yet answered: the batch at the provider and the one ready behind it
+    unanswered = asyncio.Semaphore(2 * batch)
     answers: asyncio.Queue[_Answer | None] = asyncio.Queue()
     settling = asyncio.create_task(_settle_answers(storage, payments, answers, clock))
     calls: set[asyncio.Task[None]] = set()
@@ -103,27 +97,26 @@ async def _charge_all(
 
     try:
         try:
-            for at in range(0, len(order_ids), concurrency):
-                batch = order_ids[at : at + concurrency]
-                for _ in batch:
+            while not (stop is not None and stop.is_set()):
+                for _ in range(batch):
                     await unanswered.acquire()
                 try:
                     started, provider_up = await _start(storage, payments, batch, clock)
-                except Exception:
-                    for _ in batch:
+                except BaseException:
+                    for _ in range(batch):
                         unanswered.release()
                     raise
-                for _ in range(len(batch) - len(started)):
+                for _ in range(batch - len(started)):
                     unanswered.release()
                 for order, attempt in started:
                     task = asyncio.create_task(call(order, attempt))
                     calls.add(task)
                     task.add_done_callback(calls.discard)
                 sent += len(started)
-                if not provider_up:
-                    break  # every circuit opened again: the rest keep waiting
+                if not started or not provider_up:
+                    break  # none left (or other workers hold them), or every circuit opened
         finally:
-            while calls:  # what was sent is settled, whatever stopped the starting
+            while calls:  # what was sent is settled, whatever stopped the claiming
                 await asyncio.wait(set(calls))
             answers.put_nowait(None)
             failures.extend(await settling)
@@ -182,39 +175,20 @@ async def _settle_group(
     return failures
 
 
-async def _charge(
-    storage: UnitOfWorkFactory, payments: Payments, order_id: str, clock: Clock
-) -> bool:
-    """Charge one waiting order; ``False`` if it no longer waits or no provider is up."""
-    started, _ = await _start(storage, payments, [order_id], clock, wait=True)
-    if not started:
-        return False
-    order, attempt = started[0]
-    outcome = await payments.send(order, attempt)
-    await _settle(storage, payments, [(attempt, outcome)], clock)
-    return True
-
-
 async def _start(
-    storage: UnitOfWorkFactory,
-    payments: Payments,
-    order_ids: list[str],
-    clock: Clock,
-    *,
-    wait: bool = False,
+    storage: UnitOfWorkFactory, payments: Payments, limit: int, clock: Clock
 ) -> tuple[list[tuple[Order, PaymentAttempt]], bool]:
-    """Lock the orders (skipping those another transaction holds, unless ``wait``), keep the
-    ones still waiting, and commit an attempt for each at an available provider, in one
-    transaction. Return them, and ``False`` if no provider was up for one of them (that one
-    and the rest keep waiting, untouched)."""
+    """Claim up to ``limit`` waiting orders (locked; those other workers hold are skipped)
+    and commit an attempt for each at an available provider, in one transaction, before any
+    is sent. Return them, and ``False`` if no provider was up for one of them (that one and
+    the rest are left as they were: nothing about them is saved)."""
     started: list[tuple[Order, PaymentAttempt]] = []
     provider_up = True
     async with storage() as uow:
-        for order in await uow.orders.lock_many(order_ids, skip_locked=not wait):
-            if order.state is not OrderState.RECEIVED or not order.payment_method:
-                continue  # paid meanwhile, another method, taken by another worker...
+        for order in await uow.orders.claim_waiting(limit):
+            assert order.payment_method is not None  # claimed because it holds one
             attempt = payments.prepare(order, order.payment_method, cause=Cause.JANITOR, at=clock())
-            if attempt is None:  # still no provider: this order is left as it was
+            if attempt is None:  # still no provider
                 provider_up = False
                 break
             started.append((order, attempt))

@@ -59,11 +59,12 @@ class MemoryOrderRepository:
         order = self._s.orders.get(order_id)
         return copy.deepcopy(order) if order else None
 
-    async def lock_many(
-        self, order_ids: Sequence[str], *, skip_locked: bool = False
-    ) -> list[Order]:
+    async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
         found = (self._s.orders.get(order_id) for order_id in dict.fromkeys(order_ids))
         return [copy.deepcopy(order) for order in found if order]
+
+    async def claim_waiting(self, limit: int) -> list[Order]:
+        return await self.lock_many(await self.waiting_for_payment(limit))
 
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         for order in self._s.orders.values():

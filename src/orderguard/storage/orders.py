@@ -113,41 +113,51 @@ class SqlOrderRepository:
         order.flags = (await load_flags(self._conn, [order_id])).get(order_id, [])
         return order
 
-    async def lock_many(
-        self, order_ids: Sequence[str], *, skip_locked: bool = False
-    ) -> list[Order]:
+    async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
         if not order_ids:
             return []
         ids = {f"id{i}": order_id for i, order_id in enumerate(dict.fromkeys(order_ids))}
         names = ", ".join(f":{name}" for name in ids)
-        lock = self._skip_locked if skip_locked else self._lock
         rows = await self._conn.fetchall(
-            f"SELECT * FROM orders WHERE id IN ({names}) ORDER BY id{lock}", ids
+            f"SELECT * FROM orders WHERE id IN ({names}) ORDER BY id{self._lock}", ids
         )
+        found = {order.id: order for order in await self._complete(rows)}
+        return [found[order_id] for order_id in ids.values() if order_id in found]
+
+    async def claim_waiting(self, limit: int) -> list[Order]:
+        rows = await self._conn.fetchall(
+            "SELECT * FROM orders WHERE state = 'received' AND payment_method IS NOT NULL "
+            f"ORDER BY created_at, id LIMIT :limit{self._skip_locked}",
+            {"limit": limit},
+        )
+        return await self._complete(rows)
+
+    async def _complete(self, rows: list[Row]) -> list[Order]:
+        """The orders of ``rows`` with their lines, attempts and flags (three queries)."""
         if not rows:
             return []
-        found = {f"id{i}": row["id"] for i, row in enumerate(rows)}
-        names = ", ".join(f":{name}" for name in found)
+        ids = {f"id{i}": row["id"] for i, row in enumerate(rows)}
+        names = ", ".join(f":{name}" for name in ids)
         lines: dict[str, list[Row]] = {}
         for line in await self._conn.fetchall(
             f"SELECT * FROM order_lines WHERE order_id IN ({names}) ORDER BY order_id, position",
-            found,
+            ids,
         ):
             lines.setdefault(line["order_id"], []).append(line)
         attempts: dict[str, list[PaymentAttempt]] = {}
         for a in await self._conn.fetchall(
             f"SELECT * FROM payment_attempts WHERE order_id IN ({names}) ORDER BY order_id, seq",
-            found,
+            ids,
         ):
             attempts.setdefault(a["order_id"], []).append(_attempt(a))
-        flags = await load_flags(self._conn, list(found.values()))
-        orders: dict[str, Order] = {}
+        flags = await load_flags(self._conn, list(ids.values()))
+        orders: list[Order] = []
         for row in rows:
             order = _order(row, lines.get(row["id"], []))
             order.attempts = attempts.get(order.id, [])
             order.flags = flags.get(order.id, [])
-            orders[order.id] = order
-        return [orders[order_id] for order_id in ids.values() if order_id in orders]
+            orders.append(order)
+        return orders
 
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         row = await self._conn.fetchone(

@@ -80,13 +80,15 @@ class OrderRepository(Protocol):
         """The order, or ``None``; ``for_update`` locks its row until the transaction ends."""
         ...
 
-    async def lock_many(
-        self, order_ids: Sequence[str], *, skip_locked: bool = False
-    ) -> list[Order]:
+    async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
         """The orders among ``order_ids`` that exist, in that order, each row locked until the
-        transaction ends (rows are locked in id order, so two callers never deadlock); with
-        ``skip_locked`` the orders another transaction holds are left out instead of waited
-        for (on SQLite, whose writers take turns, nothing is held by anyone else)."""
+        transaction ends (in id order, so two callers never deadlock)."""
+        ...
+
+    async def claim_waiting(self, limit: int) -> list[Order]:
+        """Up to ``limit`` of the orders :meth:`waiting_for_payment` lists, oldest first, each
+        row locked until the transaction ends; orders another transaction holds are left out,
+        not waited for (on SQLite, whose writers take turns, nobody else holds any)."""
         ...
 
     async def find_by_reference(self, merchant_reference: str) -> str | None:
