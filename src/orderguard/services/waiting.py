@@ -18,6 +18,7 @@ locked (another worker's are skipped, not waited for) and re-checked before anyt
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
@@ -34,6 +35,8 @@ CONCURRENCY = 8
 CLAIM_PER_CALL = 4
 #: The most answers settled in one transaction.
 SETTLE_AT_MOST = 64
+#: The longest an answer waits for the next ones to be settled together, in seconds.
+SETTLE_WAIT_S = 0.05
 #: A provider's answer to an attempt, waiting to be applied to its order.
 _Answer = tuple[PaymentAttempt, Outcome]
 
@@ -79,8 +82,12 @@ async def _drain(
     # started and not yet answered: the batch at the provider and the one ready behind it
     unanswered = asyncio.Semaphore(2 * batch)
     answers: asyncio.Queue[_Answer | None] = asyncio.Queue()
-    settling = asyncio.create_task(_settle_answers(storage, payments, answers, clock))
     calls: set[asyncio.Task[None]] = set()
+    settling = asyncio.create_task(
+        _settle_answers(
+            storage, payments, answers, clock, at_least=2 * concurrency, calling=lambda: bool(calls)
+        )
+    )
     failures: list[BaseException] = []
     sent = 0
 
@@ -135,10 +142,15 @@ async def _settle_answers(
     payments: Payments,
     answers: asyncio.Queue[_Answer | None],
     clock: Clock,
+    *,
+    at_least: int,
+    calling: Callable[[], bool],
 ) -> list[BaseException]:
-    """Settle answers as they come until ``None``: every answer already in when the previous
-    settling committed goes in the next transaction. Return the errors met (an order whose
-    settling failed keeps its attempt pending, and the janitor asks the provider)."""
+    """Settle answers as they come until ``None``, several in each transaction: those already
+    in when the previous settling committed, and while ``calling`` says more are on their way,
+    the next ones up to ``at_least`` (waiting ``SETTLE_WAIT_S`` at most for each). Return the
+    errors met (an order whose settling failed keeps its attempt pending, and the janitor asks
+    the provider)."""
     failures: list[BaseException] = []
     done = False
     while not done:
@@ -146,9 +158,17 @@ async def _settle_answers(
         item = await answers.get()
         while item is not None:
             group.append(item)
-            if len(group) >= SETTLE_AT_MOST or answers.empty():
+            if len(group) >= SETTLE_AT_MOST:
                 break
-            item = answers.get_nowait()
+            if not answers.empty():
+                item = answers.get_nowait()
+                continue
+            if len(group) >= at_least or not calling():
+                break
+            try:
+                item = await asyncio.wait_for(answers.get(), timeout=SETTLE_WAIT_S)
+            except TimeoutError:
+                break
         done = item is None
         if group:
             failures += await _settle_group(storage, payments, group, clock)
