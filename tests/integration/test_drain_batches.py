@@ -197,3 +197,51 @@ async def test_workers_draining_side_by_side_in_batches_charge_every_order_exact
     assert left == []
     assert [(o.state, len(o.attempts)) for o in orders if o] == [(OrderState.PAID, 1)] * count
     assert [len(charges(provider, order_id)) for order_id in ids] == [1] * count
+
+
+class Holding(InMemoryProvider):
+    """The in-memory provider, holding back its answer for one order until told."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__(name="memory")
+        self.held = held
+        self.release = asyncio.Event()
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        if request.order_id == self.held:
+            await self.release.wait()
+        return await super().create_payment(request)
+
+
+async def test_answered_orders_are_settled_while_a_slow_call_is_still_out(pg_url: str) -> None:
+    store = await open_storage(pg_url)
+    try:
+        ids = await _waiting(store, 6)  # the trial, then 4 answered: fewer than settled at least
+        provider = Holding(held=ids[3])
+        c = wire(
+            api_settings(),
+            store,
+            Providers([ProviderSlot(provider, CircuitBreaker(failure_threshold=3))]),
+        )
+        drain = asyncio.create_task(charge_waiting(c.storage, c.payments, concurrency=4))
+
+        async def states() -> list[OrderState]:
+            async with store.reader() as uow:  # reads without locking, or the drain skips
+                found = [await uow.orders.get(order_id) for order_id in ids]
+            return [o.state if o else OrderState.CANCELLED for o in found]
+
+        expected = [OrderState.PAID] * 6
+        expected[3] = OrderState.PAYMENT_PENDING
+        deadline = asyncio.get_running_loop().time() + 60
+        while (seen := await states()) != expected:
+            assert not drain.done(), await drain
+            assert asyncio.get_running_loop().time() < deadline, seen
+            await asyncio.sleep(0.05)
+        provider.release.set()
+        sent = await drain
+        final = await states()
+    finally:
+        await store.close()
+
+    assert sent == 6
+    assert final == [OrderState.PAID] * 6
