@@ -85,7 +85,7 @@ async def _drain(
     calls: set[asyncio.Task[None]] = set()
     settling = asyncio.create_task(
         _settle_answers(
-            storage, payments, answers, clock, at_least=2 * concurrency, calling=lambda: bool(calls)
+            storage, payments, answers, clock, at_least=4 * concurrency, calling=lambda: bool(calls)
         )
     )
     failures: list[BaseException] = []
