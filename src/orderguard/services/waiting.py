@@ -5,26 +5,40 @@ first and alone: while every circuit is open it is the only order looked at, and
 circuit is half open it is the trial call whose success closes it. Then the rest drain,
 batch after batch until none is left waiting, at the provider's pace instead of one batch
 per worker round: ``concurrency`` calls at the provider at once, while the next orders are
-prepared and the answered ones settled. Safe to run from several processes: each order's
-row is locked and re-checked, and its attempt committed, before it is sent.
+prepared and the answered ones settled.
+
+The database work is done for several orders at a time, which is what lets one worker keep
+up with the provider: ``concurrency`` orders are locked, re-checked and given their attempts
+in one transaction, committed before any of them is sent (G2, G3); the answers that are in
+when the previous settling commits are settled together, each order's state, timeline entries
+and outbox events in the same transaction (G5). Safe to run from several processes: rows are
+locked (another worker's are skipped, not waited for) and re-checked before anything is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
-from orderguard.domain.states import OrderState
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments
 from orderguard.storage.ports import UnitOfWorkFactory
 
-#: Waiting orders read from the database at a time.
+#: Waiting orders claimed from the database at a time, at most.
 BATCH = 100
 #: Charge calls one worker has at the provider at once, by default.
 CONCURRENCY = 8
+#: Waiting orders claimed in one transaction, per call allowed at the provider at once.
+CLAIM_PER_CALL = 4
+#: The most answers settled in one transaction.
+SETTLE_AT_MOST = 64
+#: The longest an answer waits for the next ones to be settled together, in seconds.
+SETTLE_WAIT_S = 0.05
+#: A provider's answer to an attempt, waiting to be applied to its order.
+_Answer = tuple[PaymentAttempt, Outcome]
 
 
 async def charge_waiting(
@@ -37,97 +51,183 @@ async def charge_waiting(
     stop: asyncio.Event | None = None,
 ) -> int:
     """Charge waiting orders until none is left, no provider takes a call, or ``stop`` is
-    set; read ``limit`` at a time; return how many were sent."""
-    waiting = await _waiting(storage, limit)
-    if not waiting or not await _charge(storage, payments, waiting[0], clock):
-        return 0  # nothing waits, no provider is up, or another worker took the oldest
-    sent, batch = 1, waiting[1:]
-    while batch and not (stop is not None and stop.is_set()):
-        charged = await _charge_all(storage, payments, batch, clock, concurrency)
-        if charged == 0:
-            break  # every circuit opened again, or other workers charge these orders
-        sent += charged
-        batch = await _waiting(storage, limit)
+    set; claim at most ``limit`` (and ``CLAIM_PER_CALL`` per call at once) in one
+    transaction; return how many were sent."""
+    started, _ = await _start(storage, payments, 1, clock)
+    if not started:
+        return 0  # nothing waits, or no provider is up: the oldest is left as it was
+    (order, attempt), batch = started[0], min(limit, CLAIM_PER_CALL * concurrency)
+    outcome = await payments.send(order, attempt)  # the trial: alone
+    await _settle(storage, payments, [(attempt, outcome)], clock)
+    return 1 + await _drain(storage, payments, clock, max(batch, 1), max(concurrency, 1), stop)
+
+
+async def _drain(
+    storage: UnitOfWorkFactory,
+    payments: Payments,
+    clock: Clock,
+    batch: int,
+    concurrency: int,
+    stop: asyncio.Event | None,
+) -> int:
+    """Charge waiting orders with at most ``concurrency`` calls at the provider at once,
+    until none is left, no provider is up or ``stop`` is set; return how many were sent.
+
+    Orders are claimed and started ``batch`` at a time (one transaction each), at most one
+    batch ahead of the calls, so the provider is kept busy while the next orders are prepared;
+    answers are settled by one task, together, while the calls go on. An error in the
+    database stops the claiming; the calls already sent are settled before it is raised.
+    """
+    calling = asyncio.Semaphore(concurrency)
+    # started and not yet answered: the batch at the provider and the one ready behind it
+    unanswered = asyncio.Semaphore(2 * batch)
+    answers: asyncio.Queue[_Answer | None] = asyncio.Queue()
+    calls: set[asyncio.Task[None]] = set()
+    settling = asyncio.create_task(
+        _settle_answers(
+            storage, payments, answers, clock, at_least=4 * concurrency, calling=lambda: bool(calls)
+        )
+    )
+    failures: list[BaseException] = []
+    sent = 0
+
+    async def call(order: Order, attempt: PaymentAttempt) -> None:
+        try:
+            async with calling:
+                outcome = await payments.send(order, attempt)
+        except Exception as exc:  # the attempt stays pending: the janitor asks the provider
+            failures.append(exc)
+        else:
+            answers.put_nowait((attempt, outcome))
+        finally:
+            unanswered.release()
+
+    try:
+        try:
+            while not (stop is not None and stop.is_set()):
+                for _ in range(batch):
+                    await unanswered.acquire()
+                try:
+                    started, provider_up = await _start(storage, payments, batch, clock)
+                except BaseException:
+                    for _ in range(batch):
+                        unanswered.release()
+                    raise
+                for _ in range(batch - len(started)):
+                    unanswered.release()
+                for order, attempt in started:
+                    task = asyncio.create_task(call(order, attempt))
+                    calls.add(task)
+                    task.add_done_callback(calls.discard)
+                sent += len(started)
+                if not started or not provider_up:
+                    break  # none left (or other workers hold them), or every circuit opened
+        finally:
+            while calls:  # what was sent is settled, whatever stopped the claiming
+                await asyncio.wait(set(calls))
+            answers.put_nowait(None)
+            failures.extend(await settling)
+    except asyncio.CancelledError:  # cancelled again while finishing: leave nothing running
+        settling.cancel()
+        for task in calls:
+            task.cancel()
+        raise
+    if failures:
+        raise failures[0]
     return sent
 
 
-async def _waiting(storage: UnitOfWorkFactory, limit: int) -> list[str]:
-    async with storage() as uow:
-        return await uow.orders.waiting_for_payment(limit)
-
-
-async def _charge_all(
+async def _settle_answers(
     storage: UnitOfWorkFactory,
     payments: Payments,
-    order_ids: list[str],
+    answers: asyncio.Queue[_Answer | None],
     clock: Clock,
-    concurrency: int,
-) -> int:
-    """Charge ``order_ids`` with at most ``concurrency`` calls at the provider at once;
-    return how many were sent.
+    *,
+    at_least: int,
+    calling: Callable[[], bool],
+) -> list[BaseException]:
+    """Settle answers as they come until ``None``, several in each transaction: those already
+    in when the previous settling committed, and while ``calling`` says more are on their way,
+    the next ones up to ``at_least`` (waiting ``SETTLE_WAIT_S`` at most for each). Return the
+    errors met (an order whose settling failed keeps its attempt pending, and the janitor asks
+    the provider)."""
+    failures: list[BaseException] = []
+    done = False
+    while not done:
+        group: list[_Answer] = []
+        item = await answers.get()
+        while item is not None:
+            group.append(item)
+            if len(group) >= SETTLE_AT_MOST:
+                break
+            if not answers.empty():
+                item = answers.get_nowait()
+                continue
+            if len(group) >= at_least or not calling():
+                break
+            try:
+                item = await asyncio.wait_for(answers.get(), timeout=SETTLE_WAIT_S)
+            except TimeoutError:
+                break
+        done = item is None
+        if group:
+            failures += await _settle_group(storage, payments, group, clock)
+    return failures
 
-    The database work before and after each call (lock, re-check and commit the attempt;
-    settle its answer) happens outside the provider's slots, so the provider is kept busy
-    while the next orders are prepared and the answered ones settled.
-    """
-    ahead, calling = asyncio.Semaphore(concurrency), asyncio.Semaphore(concurrency)
 
-    async def one(order_id: str) -> bool:
-        async with ahead:  # orders prepared and not yet at the provider stay few
-            started = await _start(storage, payments, order_id, clock)
-            if started is None:
-                return False
-            await calling.acquire()
+async def _settle_group(
+    storage: UnitOfWorkFactory, payments: Payments, group: list[_Answer], clock: Clock
+) -> list[BaseException]:
+    """Settle ``group`` in one transaction; if that fails, each answer in one of its own, so
+    one order's trouble never holds up the others'."""
+    try:
+        await _settle(storage, payments, group, clock)
+        return []
+    except Exception as exc:
+        if len(group) == 1:
+            return [exc]
+    failures: list[BaseException] = []
+    for answer in group:
         try:
-            outcome = await payments.send(*started)
-        finally:
-            calling.release()
-        await _settle(storage, payments, started[1], outcome, clock)
-        return True
-
-    return sum(await asyncio.gather(*(one(order_id) for order_id in order_ids)))
-
-
-async def _charge(
-    storage: UnitOfWorkFactory, payments: Payments, order_id: str, clock: Clock
-) -> bool:
-    """Charge one waiting order; ``False`` if it no longer waits or no provider is up."""
-    started = await _start(storage, payments, order_id, clock)
-    if started is None:
-        return False
-    outcome = await payments.send(*started)
-    await _settle(storage, payments, started[1], outcome, clock)
-    return True
+            await _settle(storage, payments, [answer], clock)
+        except Exception as exc:
+            failures.append(exc)
+    return failures
 
 
 async def _start(
-    storage: UnitOfWorkFactory, payments: Payments, order_id: str, clock: Clock
-) -> tuple[Order, PaymentAttempt] | None:
-    """Lock the order, check it still waits, and commit its attempt at an available
-    provider; ``None`` if it no longer waits or no provider is up (nothing is saved)."""
+    storage: UnitOfWorkFactory, payments: Payments, limit: int, clock: Clock
+) -> tuple[list[tuple[Order, PaymentAttempt]], bool]:
+    """Claim up to ``limit`` waiting orders (locked; those other workers hold are skipped)
+    and commit an attempt for each at an available provider, in one transaction, before any
+    is sent. Return them, and ``False`` if no provider was up for one of them (that one and
+    the rest are left as they were: nothing about them is saved)."""
+    started: list[tuple[Order, PaymentAttempt]] = []
+    provider_up = True
     async with storage() as uow:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None or order.state is not OrderState.RECEIVED or not order.payment_method:
-            return None
-        attempt = payments.prepare(order, order.payment_method, cause=Cause.JANITOR, at=clock())
-        if attempt is None:
-            return None  # still no provider: it keeps waiting
-        await uow.orders.save(order)
-        await uow.commit()
-    return order, attempt
+        for order in await uow.orders.claim_waiting(limit):
+            assert order.payment_method is not None  # claimed because it holds one
+            attempt = payments.prepare(order, order.payment_method, cause=Cause.JANITOR, at=clock())
+            if attempt is None:  # still no provider
+                provider_up = False
+                break
+            started.append((order, attempt))
+        if started:
+            await uow.orders.save_many([order for order, _ in started])
+            await uow.commit()
+    return started, provider_up
 
 
 async def _settle(
-    storage: UnitOfWorkFactory,
-    payments: Payments,
-    attempt: PaymentAttempt,
-    outcome: Outcome,
-    clock: Clock,
+    storage: UnitOfWorkFactory, payments: Payments, group: list[_Answer], clock: Clock
 ) -> None:
-    """Apply the provider's answer to the attempt, on the order as it is now."""
+    """Apply the provider's answers to their attempts, on the orders as they are now, in one
+    transaction."""
     async with storage() as uow:
-        current = await uow.orders.get(attempt.order_id, for_update=True)
-        assert current is not None  # orders are never deleted
-        payments.settle(current, attempt.id, outcome, cause=Cause.JANITOR, at=clock())
-        await uow.orders.save(current)
+        orders = await uow.orders.lock_many([attempt.order_id for attempt, _ in group])
+        current = {order.id: order for order in orders}
+        for attempt, outcome in group:
+            order = current[attempt.order_id]  # orders are never deleted
+            payments.settle(order, attempt.id, outcome, cause=Cause.JANITOR, at=clock())
+        await uow.orders.save_many(orders)
         await uow.commit()

@@ -69,8 +69,9 @@ class Connection(ABC):
         """Run one statement; return the number of rows it changed."""
 
     @abstractmethod
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        """Run one statement for each parameter set."""
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        """Run one statement for each parameter set; return the number of rows they changed
+        in all (not counted inside :meth:`batch`, whose results arrive when it ends)."""
 
     @abstractmethod
     async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:

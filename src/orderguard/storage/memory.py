@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import TracebackType
@@ -58,6 +59,13 @@ class MemoryOrderRepository:
         order = self._s.orders.get(order_id)
         return copy.deepcopy(order) if order else None
 
+    async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
+        found = (self._s.orders.get(order_id) for order_id in dict.fromkeys(order_ids))
+        return [copy.deepcopy(order) for order in found if order]
+
+    async def claim_waiting(self, limit: int) -> list[Order]:
+        return await self.lock_many(await self.waiting_for_payment(limit))
+
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         for order in self._s.orders.values():
             if order.merchant_reference == merchant_reference:
@@ -71,6 +79,10 @@ class MemoryOrderRepository:
         order.version += 1
         self._s.orders[order.id] = _stored(order)
         self._flush(order)
+
+    async def save_many(self, orders: Sequence[Order]) -> None:
+        for order in orders:
+            await self.save(order)
 
     async def search(self, query: OrderQuery) -> list[Order]:
         matches = sorted(

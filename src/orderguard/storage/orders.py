@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -72,9 +73,10 @@ class ConcurrentUpdate(StorageError):
 class SqlOrderRepository:
     """Orders in SQLite or PostgreSQL."""
 
-    def __init__(self, conn: Connection, *, lock_clause: str) -> None:
+    def __init__(self, conn: Connection, *, lock_clause: str, skip_locked: str = "") -> None:
         self._conn = conn
         self._lock = lock_clause
+        self._skip_locked = skip_locked
 
     async def add(self, order: Order) -> None:
         try:
@@ -111,6 +113,52 @@ class SqlOrderRepository:
         order.flags = (await load_flags(self._conn, [order_id])).get(order_id, [])
         return order
 
+    async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
+        if not order_ids:
+            return []
+        ids = {f"id{i}": order_id for i, order_id in enumerate(dict.fromkeys(order_ids))}
+        names = ", ".join(f":{name}" for name in ids)
+        rows = await self._conn.fetchall(
+            f"SELECT * FROM orders WHERE id IN ({names}) ORDER BY id{self._lock}", ids
+        )
+        found = {order.id: order for order in await self._complete(rows)}
+        return [found[order_id] for order_id in ids.values() if order_id in found]
+
+    async def claim_waiting(self, limit: int) -> list[Order]:
+        rows = await self._conn.fetchall(
+            "SELECT * FROM orders WHERE state = 'received' AND payment_method IS NOT NULL "
+            f"ORDER BY created_at, id LIMIT :limit{self._skip_locked}",
+            {"limit": limit},
+        )
+        return await self._complete(rows)
+
+    async def _complete(self, rows: list[Row]) -> list[Order]:
+        """The orders of ``rows`` with their lines, attempts and flags (three queries)."""
+        if not rows:
+            return []
+        ids = {f"id{i}": row["id"] for i, row in enumerate(rows)}
+        names = ", ".join(f":{name}" for name in ids)
+        lines: dict[str, list[Row]] = {}
+        for line in await self._conn.fetchall(
+            f"SELECT * FROM order_lines WHERE order_id IN ({names}) ORDER BY order_id, position",
+            ids,
+        ):
+            lines.setdefault(line["order_id"], []).append(line)
+        attempts: dict[str, list[PaymentAttempt]] = {}
+        for a in await self._conn.fetchall(
+            f"SELECT * FROM payment_attempts WHERE order_id IN ({names}) ORDER BY order_id, seq",
+            ids,
+        ):
+            attempts.setdefault(a["order_id"], []).append(_attempt(a))
+        flags = await load_flags(self._conn, list(ids.values()))
+        orders: list[Order] = []
+        for row in rows:
+            order = _order(row, lines.get(row["id"], []))
+            order.attempts = attempts.get(order.id, [])
+            order.flags = flags.get(order.id, [])
+            orders.append(order)
+        return orders
+
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         row = await self._conn.fetchone(
             "SELECT id FROM orders WHERE merchant_reference = :ref", {"ref": merchant_reference}
@@ -118,21 +166,7 @@ class SqlOrderRepository:
         return str(row["id"]) if row else None
 
     async def save(self, order: Order) -> None:
-        changed = await self._conn.execute(
-            _UPDATE_ORDER,
-            {
-                "id": order.id,
-                "state": str(order.state),
-                "flag_reason": order.flag_reason,
-                "payment_method": order.payment_method,
-                "checks": order.checks,
-                "last_checked_at": order.last_checked_at,
-                "next_check_at": order.next_check_at,
-                "updated_at": order.updated_at,
-                "livemode": order.livemode,
-                "version": order.version,
-            },
-        )
+        changed = await self._conn.execute(_UPDATE_ORDER, _update_row(order))
         if changed != 1:
             raise ConcurrentUpdate(f"order {order.id} changed since it was loaded")
         order.version += 1
@@ -140,6 +174,31 @@ class SqlOrderRepository:
             await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
         await save_flags(self._conn, order.id, order.flags)
         await self._flush(order)
+
+    async def save_many(self, orders: Sequence[Order]) -> None:
+        if not orders:
+            return
+        changed = await self._conn.executemany(_UPDATE_ORDER, [_update_row(o) for o in orders])
+        if changed != len(orders):
+            ids = ", ".join(order.id for order in orders)
+            raise ConcurrentUpdate(f"one of the orders {ids} changed since it was loaded")
+        for order in orders:
+            order.version += 1
+        attempts = [_attempt_row(a) for order in orders for a in order.attempts]
+        entries = [_entry_row(e) for order in orders for e in order.new_entries]
+        events = [_event_row(e) for order in orders for e in order.new_events]
+        async with self._conn.batch():  # one round trip for the rest
+            if attempts:
+                await self._conn.executemany(_UPSERT_ATTEMPT, attempts)
+            for order in orders:
+                await save_flags(self._conn, order.id, order.flags)
+            if entries:
+                await self._conn.executemany(_INSERT_ENTRY, entries)
+            if events:
+                await self._conn.executemany(_INSERT_EVENT, events)
+        for order in orders:
+            order.new_entries.clear()
+            order.new_events.clear()
 
     async def search(self, query: OrderQuery) -> list[Order]:
         where, params = _filters(query)
@@ -254,6 +313,21 @@ def _order_row(order: Order) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "livemode": order.livemode,
+    }
+
+
+def _update_row(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "state": str(order.state),
+        "flag_reason": order.flag_reason,
+        "payment_method": order.payment_method,
+        "checks": order.checks,
+        "last_checked_at": order.last_checked_at,
+        "next_check_at": order.next_check_at,
+        "updated_at": order.updated_at,
+        "livemode": order.livemode,
+        "version": order.version,
     }
 
 

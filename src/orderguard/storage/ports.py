@@ -6,6 +6,7 @@ A unit of work is one transaction: leaving its ``async with`` block without
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -79,12 +80,29 @@ class OrderRepository(Protocol):
         """The order, or ``None``; ``for_update`` locks its row until the transaction ends."""
         ...
 
+    async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
+        """The orders among ``order_ids`` that exist, in that order, each row locked until the
+        transaction ends (in id order, so two callers never deadlock)."""
+        ...
+
+    async def claim_waiting(self, limit: int) -> list[Order]:
+        """Up to ``limit`` of the orders :meth:`waiting_for_payment` lists, oldest first, each
+        row locked until the transaction ends; orders another transaction holds are left out,
+        not waited for (on SQLite, whose writers take turns, nobody else holds any)."""
+        ...
+
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         """The id of the order carrying ``merchant_reference``, if any."""
         ...
 
     async def save(self, order: Order) -> None:
         """Store the order's changes, its attempts and its new entries and events."""
+        ...
+
+    async def save_many(self, orders: Sequence[Order]) -> None:
+        """:meth:`save` for each of ``orders``, in a few statements for them all; raises
+        ``ConcurrentUpdate`` (and the transaction must be abandoned) if any changed since it
+        was loaded."""
         ...
 
     async def search(self, query: OrderQuery) -> list[Order]:

@@ -71,10 +71,11 @@ class PostgresConnection(Connection):
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         try:
             async with self._conn.cursor() as cursor:
                 await cursor.executemany(_pg(sql), rows)
+                return max(cursor.rowcount, 0)
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 

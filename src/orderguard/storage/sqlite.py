@@ -76,11 +76,12 @@ class SqliteConnection(Connection):
             raise _translate(exc) from exc
         return cursor.rowcount
 
-    async def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+    async def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         try:
-            await self._conn.executemany(sql, [_adapt(row) for row in rows])
+            cursor = await self._conn.executemany(sql, [_adapt(row) for row in rows])
         except sqlite3.Error as exc:
             raise _translate(exc) from exc
+        return max(cursor.rowcount, 0)
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:

@@ -42,10 +42,12 @@ class SqlUnitOfWork:
         self._context = self._db.transaction(write=self._write)
         self._tx = await self._context.__aenter__()
         conn = self._tx.conn
-        self.orders = SqlOrderRepository(conn, lock_clause=_LOCK_CLAUSE[self._db.dialect])
+        skip = _SKIP_LOCKED[self._db.dialect]
+        self.orders = SqlOrderRepository(
+            conn, lock_clause=_LOCK_CLAUSE[self._db.dialect], skip_locked=skip
+        )
         self.idempotency = SqlIdempotencyRepository(conn)
         self.api_keys = SqlApiKeyRepository(conn)
-        skip = _SKIP_LOCKED[self._db.dialect]
         self.leases = SqlLeaseRepository(conn, skip_locked=skip)
         self.webhooks = SqlWebhookRepository(conn, skip_locked=skip)
         self.findings = SqlFindingRepository(conn)
