@@ -80,3 +80,23 @@ async def test_every_postgresql_session_commits_synchronously(pg_url: str) -> No
     # "off" acknowledges a commit before its WAL reaches disk: a crash may lose the order
     assert values and all(v in {"on", "remote_apply", "remote_write", "local"} for v in values)
     assert "off" not in values
+
+
+async def test_a_database_set_to_commit_asynchronously_still_commits_synchronously(
+    pg_url: str,
+) -> None:
+    """A careless ``ALTER DATABASE … SET synchronous_commit = off`` (a common "speed-up")
+    must not weaken G1: orderguard sets it back on for every session it opens."""
+    from tests.conftest import _admin
+
+    name = pg_url.rsplit("/", 1)[1]
+    with _admin() as admin:
+        admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    db = await connect(pg_url, pool_size=3)
+    try:
+        async with AsyncExitStack() as stack:
+            conns = await _pooled_connections(stack, db, 3)
+            values = [await _value(conn, "SHOW synchronous_commit") for conn in conns]
+    finally:
+        await db.close()
+    assert values == ["on", "on", "on"]

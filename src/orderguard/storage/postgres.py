@@ -120,6 +120,14 @@ class _IdleCheck:
         self._returned[conn] = time.monotonic()
 
 
+async def _durable(conn: psycopg.AsyncConnection[Row]) -> None:
+    """Make every session wait for its commit to reach disk (G1), whatever the server's or
+    the database's default: ``synchronous_commit = off`` would acknowledge an order before it
+    is durable, and a crash could then lose an order the shopper was told about."""
+    await conn.execute("SET synchronous_commit = on")
+    await conn.commit()
+
+
 class PostgresDatabase(Database):
     """A pool of connections to one PostgreSQL database."""
 
@@ -141,6 +149,7 @@ class PostgresDatabase(Database):
             kwargs={"row_factory": dict_row, "autocommit": False, "connect_timeout": 5},
             check=idle.check,
             reset=idle.returned,
+            configure=_durable,
         )
         try:
             await pool.open(wait=True, timeout=ACQUIRE_TIMEOUT)
