@@ -29,6 +29,13 @@ class Problem(BaseModel):
     detail: str
     errors: list[FieldError] = Field(default_factory=list)
     order_id: str | None = Field(default=None, description="The order the problem is about")
+    amount_refundable: int | None = Field(
+        default=None,
+        description="For refund-exceeds-refundable: the minor units that may still be refunded",
+    )
+    currency: str | None = Field(
+        default=None, description="For refund-exceeds-refundable: the currency of the amounts"
+    )
 
 
 class ProblemError(Exception):
@@ -44,8 +51,11 @@ class ProblemError(Exception):
         errors: Sequence[tuple[Sequence[str | int], str]] = (),
         headers: dict[str, str] | None = None,
         order_id: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
+        #: Further members of the problem document (e.g. ``amount_refundable``).
+        self.extra = extra or {}
         self.status, self.slug, self.title, self.detail = status, slug, title, detail
         self.errors = [(list(loc), msg) for loc, msg in errors]
         self.headers = headers or {}
@@ -62,6 +72,7 @@ class ProblemError(Exception):
         }
         if self.order_id is not None:
             body["order_id"] = self.order_id
+        body.update(self.extra)
         return Response(
             orjson.dumps(body), self.status, headers=self.headers, media_type=PROBLEM_JSON
         )

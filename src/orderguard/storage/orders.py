@@ -22,6 +22,7 @@ from orderguard.storage.database import (
     to_datetime,
 )
 from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
+from orderguard.storage.order_refunds import load_refunds, pending_refunds, save_refunds
 from orderguard.storage.ports import OrderQuery
 
 _INSERT_ORDER = """
@@ -86,6 +87,7 @@ class SqlOrderRepository:
                         _UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts]
                     )
                 await save_flags(self._conn, order.id, order.flags)
+                await save_refunds(self._conn, order.refunds)
                 await self._flush(order)
         except UniqueViolation as exc:
             if "merchant_reference" not in exc.constraint:
@@ -109,6 +111,7 @@ class SqlOrderRepository:
         order = _order(row, lines)
         order.attempts = [_attempt(a) for a in attempts]
         order.flags = (await load_flags(self._conn, [order_id])).get(order_id, [])
+        order.refunds = await load_refunds(self._conn, order_id)
         return order
 
     async def find_by_reference(self, merchant_reference: str) -> str | None:
@@ -139,7 +142,14 @@ class SqlOrderRepository:
         if order.attempts:
             await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
         await save_flags(self._conn, order.id, order.flags)
+        try:
+            await save_refunds(self._conn, order.refunds)
+        except UniqueViolation as exc:
+            raise ConcurrentUpdate(f"order {order.id}: a refund for this request exists") from exc
         await self._flush(order)
+
+    async def pending_refunds(self, *, updated_before: datetime, limit: int) -> list[str]:
+        return await pending_refunds(self._conn, updated_before=updated_before, limit=limit)
 
     async def search(self, query: OrderQuery) -> list[Order]:
         where, params = _filters(query)
