@@ -32,7 +32,11 @@ from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import Order
 from orderguard.domain.refund_record import RefundState
-from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
+from orderguard.providers.base import (
+    ProviderOutcomeUnknown,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage.unit_of_work import SqlStorage
@@ -123,8 +127,7 @@ class RefundMachine(RuleBasedStateMachine):
         elif fault == "declined":
             self.provider.decline_next_refund("insufficient_funds")
         self.run(self._refund(amount, request_key))
-        self.provider._failures.clear()  # a fault the call never reached must not linger
-        self.provider._declines.clear()
+        self.provider.clear_faults()  # a fault the call never reached must not linger
 
     @rule(
         first=st.tuples(st.integers(min_value=1, max_value=3000), KEYS),
@@ -160,6 +163,25 @@ class RefundMachine(RuleBasedStateMachine):
                 self.run(self.events.apply(self.provider.name, event))
                 self.delivered.add(index)
 
+    @precondition(lambda self: self.provider.payments)
+    @rule(amount=st.integers(min_value=1, max_value=3000))
+    def a_refund_made_at_the_provider(self, amount: int) -> None:
+        """Someone refunds in the provider's dashboard: no metadata, no key of ours."""
+        [ref] = self.provider.payments
+        made = self.run(self._outside(ref, amount))
+        assert made or True
+
+    async def _outside(self, ref: str, amount: int) -> bool:
+        try:
+            await self.provider.refund(
+                ref,
+                amount=amount,
+                idempotency_key=f"dash-{amount}-{id(self)}-{len(self.provider.refunds)}",
+            )
+        except ProviderRejected:
+            return False  # more than is left at the provider
+        return True
+
     @rule()
     def worker_resends_pending_refunds(self) -> None:
         self.run(self.container.operations.retry_refunds(older_than=timedelta(0)))
@@ -175,6 +197,11 @@ class RefundMachine(RuleBasedStateMachine):
         assert order.amount_refundable == max(0, self.paid - held)
         if len(self.delivered) == len(self.provider.webhooks):
             assert order.amount_refunded == provider, (order.refunds, self.provider.refunds)
+            for made in self.provider.refunds:  # each known under its own record
+                [record] = [r for r in order.refunds if r.provider_ref == made.refund_ref]
+                assert record.state == ("succeeded" if made.status == "succeeded" else "failed")
+                if "refund_id" in made.metadata:
+                    assert record.id == made.metadata["refund_id"]
         all_back = order.amount_refunded == self.paid
         if all_back:
             assert order.state == "refunded"

@@ -12,9 +12,7 @@ from tests.integration.conftest import Api
 from tests.integration.test_payments_api import place
 
 
-async def refund(
-    api: Api, order_id: str, key: str | None = None, **body: Any
-) -> httpx.Response:
+async def refund(api: Api, order_id: str, key: str | None = None, **body: Any) -> httpx.Response:
     headers = {} if key is None else {"Idempotency-Key": key}
     return await api.client.post(f"/v1/orders/{order_id}/refunds", json=body, headers=headers)
 

@@ -80,6 +80,11 @@ class InMemoryProvider:
         """Make the next call raise ``error``, before its effect or (``after_effect``) after it."""
         self._failures.append((error, after_effect))
 
+    def clear_faults(self) -> None:
+        """Forget the failures and refund declines prepared and not yet used."""
+        self._failures.clear()
+        self._declines.clear()
+
     def _maybe_fail(self, *, after_effect: bool) -> None:
         if self._failures and self._failures[0][1] is after_effect:
             raise self._failures.pop(0)[0]

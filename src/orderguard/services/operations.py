@@ -249,7 +249,7 @@ class Operations:
         sent = 0
         for order_id in order_ids:
             for refund in (await self._load(order_id)).refunds:
-                if refund.state is not RefundState.PENDING or refund.updated_at >= now - older_than:
+                if refund.state is not RefundState.PENDING or refund.updated_at > now - older_than:
                     continue
                 if refund.provider_ref is None and now - refund.created_at < REFUND_KEY_LIFETIME:
                     sent += 1

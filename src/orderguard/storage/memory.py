@@ -103,7 +103,7 @@ class MemoryOrderRepository:
         since: dict[str, datetime] = {}
         for order in self._s.orders.values():
             for refund in order.refunds:
-                if refund.state is RefundState.PENDING and refund.updated_at < updated_before:
+                if refund.state is RefundState.PENDING and refund.updated_at <= updated_before:
                     since[order.id] = min(since.get(order.id, refund.updated_at), refund.updated_at)
         return [order_id for _, order_id in sorted((at, oid) for oid, at in since.items())][:limit]
 

@@ -38,10 +38,10 @@ async def load_refunds(conn: Connection, order_id: str) -> list[Refund]:
 
 
 async def pending_refunds(conn: Connection, *, updated_before: datetime, limit: int) -> list[str]:
-    """Ids of orders holding a refund still ``pending`` since before ``updated_before``."""
+    """Ids of orders holding a refund ``pending`` and unchanged since ``updated_before``."""
     rows = await conn.fetchall(
         "SELECT order_id, MIN(updated_at) AS since FROM refunds "
-        "WHERE state = 'pending' AND updated_at < :before "
+        "WHERE state = 'pending' AND updated_at <= :before "
         "GROUP BY order_id ORDER BY since, order_id LIMIT :limit",
         {"before": updated_before, "limit": limit},
     )
