@@ -154,6 +154,16 @@ class RefundMachine(RuleBasedStateMachine):
         self.run(self.events.apply(self.provider.name, self.provider.decode_webhook(body)))
         self.delivered.add(index)
 
+    @precondition(lambda self: len(self.delivered) < len(self.provider.webhooks))
+    @rule(again=st.booleans())
+    def deliver_the_oldest_waiting_webhook(self, again: bool) -> None:
+        """In order, as a healthy provider would; ``again``: delivered twice (a retry)."""
+        index = min(set(range(len(self.provider.webhooks))) - self.delivered)
+        body, _ = self.provider.webhooks[index]
+        for _ in range(2 if again else 1):
+            self.run(self.events.apply(self.provider.name, self.provider.decode_webhook(body)))
+        self.delivered.add(index)
+
     @rule()
     def deliver_every_webhook_late(self) -> None:
         for index in reversed(range(len(self.provider.webhooks))):
@@ -215,8 +225,8 @@ class RefundMachine(RuleBasedStateMachine):
 
 
 RefundMachine.TestCase.settings = settings(
-    max_examples=25,
-    stateful_step_count=15,
+    max_examples=60,
+    stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
