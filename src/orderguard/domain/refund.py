@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orderguard.domain import ids
 from orderguard.domain.errors import (
     IdempotencyKeyReused,
     RefundExceedsRefundable,
@@ -67,17 +68,24 @@ def request_refund(
     amount: int | None,
     reason: str,
     requester: str,
-    request_key: str,
+    request_key: str | None,
     cause: Cause,
     at: datetime,
 ) -> Refund:
     """The refund for ``request_key``: the one made before, or a new ``pending`` one.
 
-    ``amount=None`` asks for all that is left. Raises :class:`RefundNotAllowed` (the order
+    ``amount=None`` asks for all that is left. Without a ``request_key`` (a client that
+    sends no Idempotency-Key) a refund the same requester asked for, for the same amount,
+    that the provider never answered is the one returned: repeating it is safe (same
+    provider key), making a second one is not. Raises :class:`RefundNotAllowed` (the order
     is not paid), :class:`RefundExceedsRefundable` (naming what is left) or
     :class:`IdempotencyKeyReused` (the key was used for another amount).
     """
-    earlier = next((r for r in order.refunds if r.request_key == request_key), None)
+    if request_key is None:  # no client key: resume the requester's unanswered refund
+        earlier = _unanswered(order, requester=requester, amount=amount)
+        request_key = ids.new_id("req")
+    else:
+        earlier = next((r for r in order.refunds if r.request_key == request_key), None)
     if earlier is not None:
         if amount is not None and amount != earlier.amount:
             raise IdempotencyKeyReused(
@@ -112,6 +120,20 @@ def request_refund(
         actor=requester,
     )
     return refund
+
+
+def _unanswered(order: Order, *, requester: str, amount: int | None) -> Refund | None:
+    return next(
+        (
+            r
+            for r in order.refunds
+            if r.state is RefundState.PENDING
+            and r.provider_ref is None
+            and r.requester == requester
+            and amount in (None, r.amount)
+        ),
+        None,
+    )
 
 
 def _target(order: Order) -> PaymentAttempt:

@@ -16,7 +16,6 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from orderguard.domain import ids
 from orderguard.domain.errors import (
     CancelNotAllowed,
     OrderNotFound,
@@ -112,7 +111,8 @@ class Operations:
         reason: str = "",
         request_key: str | None = None,
     ) -> RefundAnswer:
-        """The refund for ``request_key`` (a new key when ``None``), made at the provider.
+        """The refund for ``request_key``, made at the provider (without a key: a new one,
+        unless ``actor`` has one for this amount the provider never answered).
 
         The refund is stored ``pending`` before the provider is called, so nothing is lost
         if this process dies; a repeated request with the same key is the same refund (its
@@ -121,7 +121,6 @@ class Operations:
         :class:`ProviderUnreachable` when the provider did not answer: the refund then
         stays pending and is sent again later (:meth:`retry_refunds`).
         """
-        key = request_key or ids.new_id("req")
         async with self._storage() as uow:
             order = await _locked(uow.orders, order_id)
             known = {r.id for r in order.refunds}
@@ -130,7 +129,7 @@ class Operations:
                 amount=amount,
                 reason=reason,
                 requester=actor,
-                request_key=key,
+                request_key=request_key,
                 cause=cause,
                 at=self._clock(),
             )
@@ -222,9 +221,11 @@ class Operations:
             stored = order.refund(refund.id)
             assert stored is not None
             stored.updated_at = self._clock()
+            provider = next(a.provider for a in order.attempts if a.id == refund.attempt_id)
             order.note(
-                f"refund {refund.id} of {refund.amount} {refund.currency}: the provider gave "
-                f"no answer ({exc}); it stays pending and is sent again with the same key",
+                f"refund request at {provider} got no answer ({exc}); refund {refund.id} of "
+                f"{refund.amount} {refund.currency} stays pending and is sent again with the "
+                "same key",
                 cause=cause,
                 at=self._clock(),
                 actor=actor,
