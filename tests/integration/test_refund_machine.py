@@ -1,9 +1,14 @@
 """A state machine over refund requests, provider faults and webhooks, on real SQLite.
 
-After every step the money adds up: what orderguard counts as refunded never exceeds what
-was paid, and once every webhook the provider sent has arrived (in whatever order, however
-often) it equals the sum of the refunds that succeeded *at the provider* (read from the
-in-memory provider's own ledger, not from orderguard). The order is ``refunded`` exactly
+After every step the money adds up: every refund orderguard counts as given back is one
+the provider made, counted once, and the provider never gives back more than was paid.
+Once every webhook the provider sent has arrived (in whatever order, however often),
+orderguard's ``amount_refunded`` equals the sum of the refunds that succeeded *at the
+provider* (read from the in-memory provider's own ledger, not from orderguard) and so
+never exceeds what was paid. Between the two, orderguard may lag the provider either way:
+a refund that failed at the provider is counted until its ``refund.updated`` arrives (the
+machine found such a run: a later failure, then a refund of "all that is left", briefly
+counted one cent more than was paid). The order is ``refunded`` exactly
 when all of it came back, unless a refund failed afterwards: then it stays ``refunded``
 (G6) and is flagged for review.
 """
@@ -19,7 +24,7 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from orderguard.api.app import create_app
 from orderguard.bootstrap import Container, wire
@@ -139,25 +144,32 @@ class RefundMachine(RuleBasedStateMachine):
 
         self.run(both())
 
-    @precondition(lambda self: any(r.status == "succeeded" for r in self.provider.refunds))
     @rule(data=st.data())
     def a_refund_fails_later(self, data: st.DataObject) -> None:
+        pick = data.draw(st.integers(0, 10_000))
         made = [r for r in self.provider.refunds if r.status == "succeeded"]
-        self.provider.fail_refund(data.draw(st.sampled_from(made)).refund_ref)
+        if not made:
+            return
+        # drawn whatever the ledger holds (no preconditions on it either): two concurrent
+        # requests may be served in either order, so it differs between runs of the steps
+        self.provider.fail_refund(made[pick % len(made)].refund_ref)
 
-    @precondition(lambda self: bool(self.provider.webhooks))
     @rule(data=st.data())
     def deliver_a_webhook(self, data: st.DataObject) -> None:
         """Any webhook: a new one, an old one again, or one overtaking an earlier one."""
-        index = data.draw(st.integers(min_value=0, max_value=len(self.provider.webhooks) - 1))
+        pick = data.draw(st.integers(0, 10_000))
+        if not self.provider.webhooks:
+            return
+        index = pick % len(self.provider.webhooks)
         body, _ = self.provider.webhooks[index]
         self.run(self.events.apply(self.provider.name, self.provider.decode_webhook(body)))
         self.delivered.add(index)
 
-    @precondition(lambda self: len(self.delivered) < len(self.provider.webhooks))
     @rule(again=st.booleans())
     def deliver_the_oldest_waiting_webhook(self, again: bool) -> None:
         """In order, as a healthy provider would; ``again``: delivered twice (a retry)."""
+        if len(self.delivered) == len(self.provider.webhooks):
+            return
         index = min(set(range(len(self.provider.webhooks))) - self.delivered)
         body, _ = self.provider.webhooks[index]
         for _ in range(2 if again else 1):
@@ -173,7 +185,6 @@ class RefundMachine(RuleBasedStateMachine):
                 self.run(self.events.apply(self.provider.name, event))
                 self.delivered.add(index)
 
-    @precondition(lambda self: self.provider.payments)
     @rule(amount=st.integers(min_value=1, max_value=3000))
     def a_refund_made_at_the_provider(self, amount: int) -> None:
         """Someone refunds in the provider's dashboard: no metadata, no key of ours."""
@@ -201,12 +212,16 @@ class RefundMachine(RuleBasedStateMachine):
         order = self.order()
         provider = self.at_provider()
         assert order.amount_paid == self.paid
-        assert 0 <= order.amount_refunded <= self.paid
         assert provider <= self.paid
+        # every refund counted as given back is one the provider made, counted once
+        ledger = {r.refund_ref for r in self.provider.refunds}
+        counted = [r.provider_ref for r in order.refunds if r.state is RefundState.SUCCEEDED]
+        assert set(counted) <= ledger and len(counted) == len(set(counted))
         held = sum(r.amount for r in order.refunds if r.state is not RefundState.FAILED)
         assert order.amount_refundable == max(0, self.paid - held)
         if len(self.delivered) == len(self.provider.webhooks):
             assert order.amount_refunded == provider, (order.refunds, self.provider.refunds)
+            assert order.amount_refunded <= self.paid
             for made in self.provider.refunds:  # each known under its own record
                 [record] = [r for r in order.refunds if r.provider_ref == made.refund_ref]
                 assert record.state == ("succeeded" if made.status == "succeeded" else "failed")
