@@ -140,7 +140,13 @@ class RefundMachine(RuleBasedStateMachine):
     )
     def ask_two_at_once(self, first: tuple[int, str], second: tuple[int, str]) -> None:
         async def both() -> None:
-            await asyncio.gather(self._refund(*first), self._refund(*second))
+            # both run to the end even if one fails, so neither is left holding the database
+            results = await asyncio.gather(
+                self._refund(*first), self._refund(*second), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
 
         self.run(both())
 
