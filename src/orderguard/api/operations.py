@@ -64,7 +64,20 @@ _REFUND_DOC: dict[str, Any] = {
 }
 
 
-@router.post("/orders/{order_id}/refunds", status_code=201, **_REFUND_DOC)
+@router.post(
+    "/orders/{order_id}/refunds",
+    status_code=201,
+    **{
+        **_REFUND_DOC,
+        "responses": {
+            200: {
+                "model": RefundedOrderOut | RefundOutcomeOut,
+                "description": "A repeated request (same Idempotency-Key): the same refund",
+            },
+            **_REFUND_DOC["responses"],
+        },
+    },
+)
 async def create_refund(order_id: str, request: Request, wiring: Wiring, who: Refunder) -> Response:
     """Refund all or (with ``amount``) part of what is left of a paid order, once per
     ``Idempotency-Key``: 201 for a new refund, 200 for a repeated request."""
