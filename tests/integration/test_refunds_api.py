@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
+from orderguard.services.operations import Operations
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import place
 
@@ -161,3 +162,49 @@ async def test_a_declined_refund_is_failed_flagged_and_gives_nothing_back(api: A
         order["amount_total"],
     )
     assert [f["reason"] for f in document["flags"]] == ["refund_failed"]
+
+
+def later_operations(api: Api, by: timedelta) -> Operations:
+    """The container's operations, with a clock ``by`` ahead."""
+    return Operations(
+        api.container.storage,
+        api.container.payments,
+        clock=lambda: datetime.now(UTC) + by,
+    )
+
+
+async def provider_says_pending(api: Api, order_id: str) -> None:
+    """As if the provider had answered the order's refund with ``pending`` (processing)."""
+    async with api.container.storage() as uow:
+        order = await uow.orders.get(order_id, for_update=True)
+        assert order is not None
+        order.refunds[0].provider_ref = "re_processing"
+        await uow.orders.save(order)
+        await uow.commit()
+
+
+async def test_an_unanswered_refund_too_old_to_resend_is_flagged_not_sent(api: Api) -> None:
+    order = await place(api)
+    api.provider.fail_next(ProviderUnavailable("connection refused"))
+    await refund(api, order["id"], "rf-1", amount=700)
+    later = later_operations(api, timedelta(hours=23))
+    assert await later.retry_refunds(older_than=timedelta(0)) == 0
+    assert await later.retry_refunds(older_than=timedelta(0)) == 0
+    document = await detail(api, order["id"])
+    assert api.provider.refunds == []  # its key may be forgotten: a resend could refund twice
+    assert document["refunds"][0]["state"] == "pending"
+    [flag] = document["flags"]  # flagged once
+    assert flag["reason"] == "refund_failed" and "look it up there" in flag["detail"]
+
+
+async def test_a_refund_the_provider_keeps_pending_is_flagged_only_after_days(api: Api) -> None:
+    order = await place(api)
+    api.provider.fail_next(ProviderUnavailable("connection refused"))
+    await refund(api, order["id"], "rf-1", amount=700)
+    await provider_says_pending(api, order["id"])
+    assert await later_operations(api, timedelta(days=2)).retry_refunds() == 0
+    assert (await detail(api, order["id"]))["flags"] == []
+    assert await later_operations(api, timedelta(days=11)).retry_refunds() == 0
+    [flag] = (await detail(api, order["id"]))["flags"]
+    assert "re_processing" in flag["detail"]
+    assert api.provider.refunds == []

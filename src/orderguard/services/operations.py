@@ -48,6 +48,9 @@ REFUND_RETRY_AFTER = timedelta(minutes=5)
 #: How long a resend is safe: Stripe forgets an idempotency key after 24 h, and a resend
 #: with a forgotten key could refund twice; older unanswered refunds are flagged instead.
 REFUND_KEY_LIFETIME = timedelta(hours=23)
+#: How long a refund the provider accepted may stay pending there (some payment methods
+#: take days) before the order is flagged for a person to look.
+REFUND_PENDING_LIMIT = timedelta(days=10)
 #: The decline code recorded on an attempt an operator cancelled.
 CANCELLED_BY_OPERATOR = "cancelled_by_operator"
 _WHY_NOT_CANCEL = {
@@ -236,7 +239,8 @@ class Operations:
     async def retry_refunds(
         self, *, older_than: timedelta = REFUND_RETRY_AFTER, limit: int = 50
     ) -> int:
-        """Send again the refunds the provider never answered; flag those too old to send.
+        """Send again the refunds the provider never answered; flag those too old to send,
+        and those the provider has kept pending longer than :data:`REFUND_PENDING_LIMIT`.
 
         A refund is resent only while the provider still remembers its idempotency key
         (:data:`REFUND_KEY_LIFETIME`): after that a resend could refund twice, so the order
@@ -252,22 +256,26 @@ class Operations:
             for refund in (await self._load(order_id)).refunds:
                 if refund.state is not RefundState.PENDING or refund.updated_at > now - older_than:
                     continue
-                if refund.provider_ref is None and now - refund.created_at < REFUND_KEY_LIFETIME:
+                age = now - refund.created_at
+                if refund.provider_ref is None and age < REFUND_KEY_LIFETIME:
                     sent += 1
                     with contextlib.suppress(RefundNotAllowed, ProviderUnreachable):
                         await self._send(order_id, refund, actor="janitor", cause=Cause.JANITOR)
                 else:
-                    await self._overdue(order_id, refund.id)
+                    at_provider = refund.provider_ref is not None
+                    late = not at_provider or age >= REFUND_PENDING_LIMIT
+                    await self._overdue(order_id, refund.id, flag=late)
         return sent
 
-    async def _overdue(self, order_id: str, refund_id: str) -> None:
-        """Flag a refund still pending past what a retry may cover (once per refund)."""
+    async def _overdue(self, order_id: str, refund_id: str, *, flag: bool) -> None:
+        """Flag a refund still pending past what a retry may cover (once per refund); a
+        refund the provider is still processing (``flag=False``) is only looked at later."""
         async with self._storage() as uow:
             order = await _locked(uow.orders, order_id)
             refund = order.refund(refund_id)
             assert refund is not None
             refund.updated_at = self._clock()
-            if not any(refund.id in f.detail for f in order.flags):
+            if flag and not any(refund.id in f.detail for f in order.flags):
                 order.flag(
                     FlagReason.REFUND_FAILED,
                     f"refund {refund.id} of {refund.amount} {refund.currency} is still pending "
