@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from orderguard.providers import stripe_mapping
+from orderguard.providers.base import ProviderOutcomeUnknown
 from orderguard.services.webhook_events import WebhookEvents
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import place
@@ -170,3 +171,25 @@ async def test_our_refund_failing_later_lowers_what_was_refunded_and_flags(api: 
         total,
     )
     assert [f["reason"] for f in detail["flags"] if f["cleared_at"] is None] == ["refund_failed"]
+
+
+async def test_a_webhook_overtaking_our_refunds_answer_is_counted_once(api: Api) -> None:
+    order = await place(api)
+    pi = order["payment_attempts"][0]["provider_ref"]
+    api.provider.fail_next(ProviderOutcomeUnknown("read timeout"), after_effect=True)
+    path = f"/v1/orders/{order['id']}/refunds"
+    lost = await api.client.post(path, json={"amount": 700}, headers={"Idempotency-Key": "k"})
+    assert lost.status_code == 503
+    [made] = api.provider.refunds
+    # a provider that drops our metadata, and its event arrives before we learn the answer
+    await apply(
+        api, event("evt_1", "refund.created", refund_object(made.refund_ref, pi, 700, "succeeded"))
+    )
+    again = await api.client.post(path, json={"amount": 700}, headers={"Idempotency-Key": "k"})
+    assert again.status_code == 200, again.text
+    detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
+    assert detail["amount_refunded"] == 700
+    assert detail["amount_refundable"] == order["amount_total"] - 700
+    states = sorted((r["requester"], r["state"]) for r in detail["refunds"])
+    assert states == [("api:local", "succeeded"), ("provider", "failed")]
+    assert [f for f in detail["flags"] if f["cleared_at"] is None] == []

@@ -166,6 +166,7 @@ def settle_refund(
     """
     if provider_ref and refund.provider_ref is None:
         refund.provider_ref, refund.updated_at = provider_ref, at
+        _absorb_twin(order, refund, cause=cause, at=at)
     if target is refund.state or not refund.may_move_to(target):
         return False  # a repeat, or a late report of an earlier state
     was, refund.state, refund.updated_at = refund.state, target, at
@@ -196,6 +197,22 @@ def settle_refund(
         note = f"{what} refused by {attempt.provider}: {refund.failure_reason}"
         order.note(note, cause=cause, at=at, actor=actor)
     return True
+
+
+def _absorb_twin(order: Order, refund: Refund, *, cause: Cause, at: datetime) -> None:
+    """A webhook that overtook our refund's answer, without our ``refund_id`` in its
+    metadata, recorded the same provider refund as made at the provider: that twin stops
+    counting (``failed``, naming ``refund``), so the money is counted once."""
+    for twin in order.refunds:
+        same = twin is not refund and twin.provider_ref == refund.provider_ref
+        if same and twin.requester == "provider" and twin.state is not RefundState.FAILED:
+            twin.state, twin.updated_at = RefundState.FAILED, at
+            twin.failure_reason = f"the same provider refund as {refund.id}"
+            order.note(
+                f"refund {twin.id} was {refund.id} reported before its answer; counted once",
+                cause=cause,
+                at=at,
+            )
 
 
 def _maybe_refunded(
