@@ -19,6 +19,7 @@ from orderguard.config import ConfigError, Settings
 from orderguard.domain.errors import DomainError
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order
+from orderguard.domain.refund_record import MAX_REASON
 from orderguard.storage.database import StorageError
 
 T = TypeVar("T")
@@ -92,18 +93,49 @@ def recheck(order_id: str, actor: str) -> None:
 @click.command("refund")
 @click.argument("order_id")
 @click.option(
-    "--amount", type=click.IntRange(min=1), default=None, help="Minor units; default all."
+    "--amount",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Minor units (cents); default: all that is left to refund.",
 )
+@click.option(
+    "--reason",
+    required=True,
+    help=f"Why (1-{MAX_REASON} characters); kept on the refund and the order's timeline.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @_ACTOR
-def refund(order_id: str, amount: int | None, actor: str) -> None:
-    """Refund a paid order at its provider, in full or in part."""
-    _show(
-        run_app(
-            lambda c: c.operations.refund_order(
-                order_id, amount=amount, actor=actor, cause=Cause.SUPPORT
-            )
+def refund(order_id: str, amount: int | None, reason: str, yes: bool, actor: str) -> None:
+    """Refund a paid order at its provider, in full or in part, after a confirmation.
+
+    Each run is one new refund (its own provider idempotency key); the command answers
+    with the order's state, how much was refunded and how much is left.
+    """
+    reason = _checked_reason(reason)
+    what = "all that is left" if amount is None else f"{amount} minor units"
+    if not yes:
+        click.confirm(f"Refund {what} of order {order_id} ({reason})?", abort=True)
+    answer = run_app(
+        lambda c: c.operations.request_refund(
+            order_id, amount=amount, reason=reason, actor=actor, cause=Cause.SUPPORT
         )
     )
+    made = answer.refund
+    _show(answer.order)
+    click.echo(
+        f"refund {made.id}  {made.amount} {made.currency}  {made.state}"
+        f"{f' ({made.failure_reason})' if made.failure_reason else ''}  "
+        f"refunded {answer.order.amount_refunded}, left {answer.order.amount_refundable}"
+    )
+
+
+def _checked_reason(text: str) -> str:
+    reason = text.strip()
+    if not 1 <= len(reason) <= MAX_REASON or any(ord(ch) < 32 or ord(ch) == 127 for ch in reason):
+        raise click.BadParameter(
+            f"give 1 to {MAX_REASON} printable characters", param_hint="--reason"
+        )
+    return reason
 
 
 @click.command("cancel")

@@ -126,6 +126,7 @@ class Worker:
                     after=timedelta(minutes=s.action_expiry_minutes),
                 ),
             ),
+            ("pending refunds", c.operations.retry_refunds),
             (
                 "abandoned orders",
                 lambda: cancel_abandoned(

@@ -165,12 +165,17 @@ def test_the_cli_refunds_and_cancels_naming_the_operator(
     paid = placed(sqlite_url, shop, "pm_card_visa")
     waiting = placed(sqlite_url, shop, None)
     runner = CliRunner()
-    refund = runner.invoke(main, ["orders", "refund", paid["id"], "--actor", "rita"])
+    refund = runner.invoke(
+        main,
+        ["orders", "refund", paid["id"], "--reason", "returned", "--actor", "rita"],
+        input="y\n",
+    )
     cancel = runner.invoke(main, ["orders", "cancel", waiting["id"], "--actor", "rita"])
     refused = runner.invoke(main, ["orders", "cancel", paid["id"], "--actor", "rita"])
     shown = runner.invoke(main, ["orders", "show", paid["id"]])
     assert refund.exit_code == 0, refund.output
     assert f"{paid['id']}  refunded" in refund.output
+    assert f"refunded {paid['amount_total']}, left 0" in refund.output
     assert f"{waiting['id']}  cancelled" in cancel.output
     assert refused.exit_code == 1 and "cannot be cancelled" in refused.output
     assert "paid -> refunded  [support]" in shown.output
@@ -185,6 +190,42 @@ def test_the_cli_refunds_and_cancels_naming_the_operator(
             await storage.close()
 
     assert asyncio.run(last_actors()) == ["rita", "rita"]
+
+
+def test_the_cli_refunds_in_part_with_a_reason_only_once_confirmed(
+    shop: InMemoryProvider, sqlite_url: str
+) -> None:
+    paid = placed(sqlite_url, shop, "pm_card_visa")
+    runner = CliRunner()
+    no_reason = runner.invoke(main, ["orders", "refund", paid["id"], "--amount", "100"])
+    declined = runner.invoke(
+        main, ["orders", "refund", paid["id"], "--amount", "100", "--reason", "x"], input="n\n"
+    )
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    assert declined.exit_code == 1 and "Aborted" in declined.output
+    assert shop.refunds == []
+    args = ["orders", "refund", paid["id"], "--amount", "100", "--reason", "one sock", "--yes"]
+    first = runner.invoke(main, args)
+    second = runner.invoke(main, args)  # a second run is a second refund
+    assert first.exit_code == second.exit_code == 0, first.output
+    assert f"{paid['id']}  paid" in second.output
+    assert f"refunded 200, left {paid['amount_total'] - 200}" in second.output
+    assert [r.amount for r in shop.refunds] == [100, 100]
+    too_much = runner.invoke(
+        main,
+        [
+            "orders",
+            "refund",
+            paid["id"],
+            "--amount",
+            str(paid["amount_total"]),
+            "--reason",
+            "all",
+            "--yes",
+        ],
+    )
+    assert too_much.exit_code == 1
+    assert f"only {paid['amount_total'] - 200} EUR left to refund" in too_much.output
 
 
 def test_the_cli_sweeps_rechecks_and_lists_flagged_and_stuck_orders(

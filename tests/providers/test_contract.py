@@ -128,6 +128,16 @@ async def test_refunds_partial_then_full_each_idempotent(harness: Harness) -> No
     assert [(c.provider_ref, c.amount_refunded) for c in charges] == [(ref, 1000)]
 
 
+async def test_a_refund_keeps_the_metadata_it_was_made_with(harness: Harness) -> None:
+    """orderguard finds its own refund record in the provider's refund events by this."""
+    paid = await harness.provider.create_payment(charge_request(amount=1000))
+    assert paid.provider_ref is not None
+    made = await harness.provider.refund(
+        paid.provider_ref, amount=400, idempotency_key="r-meta", metadata={"refund_id": "rfd_1"}
+    )
+    assert dict(made.metadata) == {"refund_id": "rfd_1"}
+
+
 async def test_a_refund_of_a_declined_payment_is_refused(harness: Harness) -> None:
     declined = await harness.provider.create_payment(
         charge_request(method="pm_card_chargeDeclined")

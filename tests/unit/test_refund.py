@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 from orderguard.domain.events import Cause, EntryKind, EventType
 from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.refund import apply_refund, apply_refund_failure
+from orderguard.domain.refund import apply_provider_refund, apply_refund_failure
+from orderguard.domain.refund_record import RefundState
 from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.domain.states import AttemptState, OrderState
 from tests.factories import new_order
@@ -33,7 +34,18 @@ def _refunded() -> tuple[Order, PaymentAttempt]:
     order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
     paid = Outcome(AttemptState.SUCCEEDED, "pi_1", order.total.amount, order.currency)
     apply_outcome(order, attempt, paid, cause=Cause.API, at=AT)
-    apply_refund(order, attempt, amount=order.total.amount, cause=Cause.WEBHOOK, at=AT)
+    apply_provider_refund(
+        order,
+        attempt,
+        refund_ref="re_0",
+        amount=order.total.amount,
+        currency=order.currency,
+        status=RefundState.SUCCEEDED,
+        failure_reason=None,
+        refund_id=None,
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
     assert (order.state, attempt.state) == ("refunded", "refunded")
     return order, attempt
 

@@ -83,7 +83,8 @@ async def test_an_operator_cancels_a_declined_order(shop: Pair) -> None:
         f"/console/orders/{order['id']}/cancel", data={"csrf": csrf_of(page.text)}
     )
     again = await shop[0].client.post(
-        f"/console/orders/{order['id']}/refund", data={"csrf": csrf_of(page.text), "confirm": "yes"}
+        f"/console/orders/{order['id']}/refund",
+        data={"csrf": csrf_of(page.text), "confirm": "yes", "reason": "asked"},
     )
 
     assert answer.status_code == 303

@@ -137,7 +137,8 @@ async def test_operator_actions_land_on_the_timeline_with_the_users_name(shop: P
         assert (await shop[0].order(str(paid["id"])))["state"] == "paid"
 
         done = await client.post(
-            f"/console/orders/{paid['id']}/refund", data={"csrf": csrf, "confirm": "yes"}
+            f"/console/orders/{paid['id']}/refund",
+            data={"csrf": csrf, "confirm": "yes", "reason": "asked"},
         )
 
         assert done.status_code == 303

@@ -204,6 +204,18 @@ def _handle_errors(app: FastAPI) -> None:
                     exc.detail,
                     order_id=exc.order_id,
                 )
+            case domain.RefundExceedsRefundable():
+                return ProblemError(
+                    409,
+                    "refund-exceeds-refundable",
+                    "Refund exceeds what is left",
+                    exc.detail,
+                    order_id=exc.order_id,
+                    extensions={
+                        "amount_refundable": exc.amount_refundable,
+                        "currency": exc.currency,
+                    },
+                )
             case domain.RefundNotAllowed() | domain.CancelNotAllowed():
                 slug = "refund" if isinstance(exc, domain.RefundNotAllowed) else "cancel"
                 return ProblemError(

@@ -40,7 +40,8 @@ class Problem(BaseModel):
     errors: list[FieldError] = Field(default_factory=list)
     order_id: str | None = Field(default=None, description="The order the problem is about")
     currency: str | None = Field(
-        default=None, description="amount-not-chargeable: the order's currency"
+        default=None,
+        description="amount-not-chargeable, refund-exceeds-refundable: the currency of the amounts",
     )
     rule: str | None = Field(
         default=None,
@@ -53,6 +54,10 @@ class Problem(BaseModel):
     nearest: list[NearestAmount] | None = Field(
         default=None,
         description="amount-not-chargeable: the chargeable totals closest to it, lowest first",
+    )
+    amount_refundable: int | None = Field(
+        default=None,
+        description="refund-exceeds-refundable: the minor units that may still be refunded",
     )
 
 

@@ -70,9 +70,19 @@ def order_json(order: Order, public_url: str) -> bytes:
     return orjson.dumps(order_document(order, public_url))
 
 
+def refund_totals(order: Order) -> dict[str, Any]:
+    """The order's refunds and their sums, as :class:`~orderguard.api.schemas.RefundTotalsOut`."""
+    return {
+        "amount_refunded": order.amount_refunded,
+        "amount_refundable": order.amount_refundable,
+        "partially_refunded": order.partially_refunded,
+        "refunds": [r.fields() for r in order.refunds],
+    }
+
+
 def detail_json(order: Order, timeline: list[TimelineEntry], public_url: str) -> bytes:
-    """An order with its timeline, as :class:`~orderguard.api.schemas.OrderDetailOut`."""
-    document = order_document(order, public_url)
+    """An order with its refunds and timeline (:class:`~orderguard.api.schemas.OrderDetailOut`)."""
+    document = {**order_document(order, public_url), **refund_totals(order)}
     document["timeline"] = [
         {
             "at": e.at,

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from orderguard.domain.money import is_currency
 from orderguard.domain.order import MAX_LINES, MAX_QUANTITY, MAX_TOTAL, MAX_UNIT_AMOUNT
+from orderguard.domain.refund_record import MAX_REASON
 from orderguard.services.shopper_data import (
     normalise_country,
     normalise_email,
@@ -140,11 +141,26 @@ class PayAgainIn(_Strict):
 
 
 class RefundIn(_Strict):
-    """The optional body of ``POST /v1/orders/{id}/refund``; no amount refunds it all."""
+    """The optional body of ``POST /v1/orders/{id}/refunds`` (and ``/refund``); no amount
+    refunds all that is left. Send an ``Idempotency-Key``: one key is one refund."""
 
     amount: int | None = Field(
-        default=None, ge=1, le=MAX_TOTAL, description="Minor units to refund; all when absent"
+        default=None,
+        ge=1,
+        le=MAX_TOTAL,
+        description="Minor units to refund; all that is left when absent",
     )
+    reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_REASON,
+        description="Why, in words; kept on the refund and the order's timeline",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str | None) -> str | None:
+        return None if value is None else _printable(value)
 
 
 class ItemOut(BaseModel):
@@ -226,6 +242,38 @@ class FlagOut(BaseModel):
     cleared_by: str | None
 
 
+class RefundOut(BaseModel):
+    """One refund: asked through orderguard, or made at the provider and reported by it."""
+
+    id: str
+    attempt_id: str
+    amount: int = Field(description="Minor units")
+    currency: str
+    #: ``pending`` (not confirmed by the provider yet), ``succeeded`` or ``failed``.
+    state: Literal["pending", "succeeded", "failed"]
+    reason: str
+    #: The API key id, console user or CLI actor who asked; ``provider`` for one made there.
+    requester: str
+    provider_ref: str | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RefundTotalsOut(BaseModel):
+    """How much of the order was given back and how much may still be."""
+
+    amount_refunded: int = Field(description="Minor units the provider gave back")
+    amount_refundable: int = Field(
+        description="Minor units that may still be refunded: paid, less succeeded and "
+        "pending refunds"
+    )
+    partially_refunded: bool = Field(
+        description="The order is paid and some, not all, of the money was given back"
+    )
+    refunds: list[RefundOut]
+
+
 class OrderOut(BaseModel):
     """An order."""
 
@@ -275,10 +323,23 @@ class OrderReceiptOut(OrderOutcomeOut):
     status_url: str
 
 
-class OrderDetailOut(OrderOut):
-    """An order with its timeline."""
+class OrderDetailOut(OrderOut, RefundTotalsOut):
+    """An order with its refunds and its timeline."""
 
     timeline: list[TimelineOut]
+
+
+class RefundedOrderOut(OrderDetailOut):
+    """What a refund request answers: the order, and the refund this request made (a
+    repeated request with the same ``Idempotency-Key`` answers the same refund)."""
+
+    refund: RefundOut
+
+
+class RefundOutcomeOut(OrderOutcomeOut, RefundTotalsOut):
+    """What a refund request answers a key without ``orders:read``: no personal data."""
+
+    refund: RefundOut
 
 
 class OrderPageOut(BaseModel):

@@ -98,6 +98,16 @@ class RefundNotAllowed(DomainError):
         super().__init__(f"order {order_id} cannot be refunded: {reason}")
 
 
+class RefundExceedsRefundable(RefundNotAllowed):
+    """The refund asks for more than is left to refund."""
+
+    def __init__(self, order_id: str, *, amount: int, refundable: int, currency: str) -> None:
+        self.amount, self.amount_refundable, self.currency = amount, refundable, currency
+        super().__init__(
+            order_id, f"{amount} {currency} asked, only {refundable} {currency} left to refund"
+        )
+
+
 class CancelNotAllowed(DomainError):
     """The order cannot be cancelled."""
 

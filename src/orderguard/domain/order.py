@@ -23,6 +23,7 @@ from orderguard.domain.events import (
 )
 from orderguard.domain.flags import FlagReason, ReviewFlag, answered
 from orderguard.domain.money import Money, is_currency
+from orderguard.domain.refund_record import Refund, RefundState
 from orderguard.domain.states import (
     AttemptState,
     OrderState,
@@ -109,6 +110,8 @@ class Order:
     attempts: list[PaymentAttempt] = field(default_factory=list)
     #: Every review flag the order ever had, open and cleared, oldest first.
     flags: list[ReviewFlag] = field(default_factory=list)
+    #: Every refund asked for or reported by the provider, oldest first.
+    refunds: list[Refund] = field(default_factory=list)
     #: Entries and events recorded since the order was loaded, for the unit of work to store.
     new_entries: list[TimelineEntry] = field(default_factory=list)
     new_events: list[OutboxEvent] = field(default_factory=list)
@@ -169,6 +172,32 @@ class Order:
         """The first open flag's text (the single reason orders had before version 7)."""
         first = next(iter(self.open_flags), None)
         return first.text if first else None
+
+    @property
+    def amount_paid(self) -> int:
+        """Minor units charged for the order: every attempt that succeeded (refunded or not)."""
+        charged = (AttemptState.SUCCEEDED, AttemptState.REFUNDED)
+        return sum(a.amount for a in self.attempts if a.state in charged)
+
+    @property
+    def amount_refunded(self) -> int:
+        """Minor units the provider gave back: the sum of the succeeded refunds."""
+        return sum(r.amount for r in self.refunds if r.state is RefundState.SUCCEEDED)
+
+    @property
+    def amount_refundable(self) -> int:
+        """What may still be refunded: paid, less succeeded and pending refunds."""
+        held = sum(r.amount for r in self.refunds if r.state is not RefundState.FAILED)
+        return max(0, self.amount_paid - held)
+
+    @property
+    def partially_refunded(self) -> bool:
+        """Paid, and some but not all of the money given back."""
+        return self.state is OrderState.PAID and 0 < self.amount_refunded < self.amount_paid
+
+    def refund(self, refund_id: str) -> Refund | None:
+        """The order's refund ``refund_id``, if it has one."""
+        return next((r for r in self.refunds if r.id == refund_id), None)
 
     def open_flag(self, reason: FlagReason) -> ReviewFlag | None:
         """The open flag for ``reason``, if there is one."""

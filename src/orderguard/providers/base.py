@@ -95,6 +95,8 @@ class RefundResult:
     status: str
     #: Why a ``failed`` refund failed, as the provider words it (e.g. ``expired_or_canceled_card``).
     failure_reason: str | None = None
+    #: What the refund was created with; orderguard's refunds carry ``refund_id``.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,8 @@ class WebhookEvent:
     payment: PaymentResult | None
     #: The provider's object of a refund event, when it is one.
     refund: RefundResult | None = None
+    #: The charge of a ``charge.refunded`` event: its cumulative ``amount_refunded``.
+    charge: Charge | None = None
 
 
 class ProviderError(Exception):
@@ -234,9 +238,16 @@ class PaymentProvider(Protocol):
         ...
 
     async def refund(
-        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        """Refund all (``amount=None``) or part of a payment, idempotently."""
+        """Refund all (``amount=None``) or part of a payment, idempotently; ``metadata``
+        (e.g. orderguard's ``refund_id``) is stored on the refund and comes back in its
+        webhooks."""
         ...
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:

@@ -110,12 +110,19 @@ class InstrumentedProvider:
         return await self._call("cancel_payment", lambda: self.inner.cancel_payment(provider_ref))
 
     async def refund(
-        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         """Counted ``refund``."""
         return await self._call(
             "refund",
-            lambda: self.inner.refund(provider_ref, amount=amount, idempotency_key=idempotency_key),
+            lambda: self.inner.refund(
+                provider_ref, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+            ),
         )
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:

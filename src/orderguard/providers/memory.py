@@ -8,6 +8,7 @@ to fail the next call (:meth:`fail_next`).
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -75,6 +76,7 @@ class InMemoryProvider:
         self.webhooks: list[tuple[bytes, dict[str, str]]] = []
         self._keys: dict[str, tuple[object, PaymentResult | RefundResult]] = {}
         self._failures: list[tuple[ProviderError, bool]] = []
+        self._declines: list[str] = []
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(int(self._clock()), UTC)
@@ -82,6 +84,11 @@ class InMemoryProvider:
     def fail_next(self, error: ProviderError, *, after_effect: bool = False) -> None:
         """Make the next call raise ``error``, before its effect or (``after_effect``) after it."""
         self._failures.append((error, after_effect))
+
+    def clear_faults(self) -> None:
+        """Forget the failures and refund declines prepared and not yet used."""
+        self._failures.clear()
+        self._declines.clear()
 
     def _maybe_fail(self, *, after_effect: bool) -> None:
         if self._failures and self._failures[0][1] is after_effect:
@@ -144,12 +151,14 @@ class InMemoryProvider:
         timestamp: int | None = None,
         payment: PaymentResult | None = None,
         refund: RefundResult | None = None,
+        charge: Charge | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        """A signed webhook about ``payment`` or ``refund``, as :meth:`parse_webhook` expects."""
+        """A signed webhook about ``payment``, ``refund`` or ``charge``, as
+        :meth:`parse_webhook` expects."""
         signed_at = int(time.time()) if timestamp is None else timestamp
         event_id = f"mem_evt_{secrets.token_hex(8)}"
         body = memory_webhooks.encode(
-            event_id, event_type, created=signed_at, payment=payment, refund=refund
+            event_id, event_type, created=signed_at, payment=payment, refund=refund, charge=charge
         )
         return body, memory_webhooks.sign(body, self.webhook_secret, timestamp=signed_at)
 
@@ -189,13 +198,26 @@ class InMemoryProvider:
         return [p.result for p in self.payments.values() if p.request.order_id == order_id]
 
     async def refund(
-        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
-        """Refund all that is left (``amount=None``) or part of a succeeded payment."""
+        """Refund all that is left (``amount=None``) or part of a succeeded payment.
+
+        Like Stripe it sends ``refund.created`` (the Refund) and ``charge.refunded`` (the
+        charge with its cumulative ``amount_refunded``, no list of refunds). A refund
+        :meth:`decline_next_refund` prepared is created ``failed`` and gives nothing back.
+        """
         self._maybe_fail(after_effect=False)
-        replayed = self._replay(idempotency_key, (provider_ref, amount))
+        meta = dict(metadata or {})
+        replayed = self._replay(
+            idempotency_key, (provider_ref, amount, tuple(sorted(meta.items())))
+        )
         if isinstance(replayed, RefundResult):
-            return replayed
+            return self._refund_now(replayed)
         payment = self.payments.get(provider_ref)
         if payment is None or payment.result.outcome is not PaymentOutcome.SUCCEEDED:
             raise ProviderRejected(f"{provider_ref!r} has no succeeded charge to refund")
@@ -203,14 +225,41 @@ class InMemoryProvider:
         wanted = left if amount is None else amount
         if not 0 < wanted <= left:
             raise ProviderRejected(f"cannot refund {wanted} of {left} left on {provider_ref!r}")
-        payment.refunded += wanted
         ref = f"mem_re_{secrets.token_hex(8)}"
-        made = RefundResult(ref, provider_ref, wanted, payment.request.currency, "succeeded")
+        currency = payment.request.currency
+        declined = self._declines.pop(0) if self._declines else None
+        status = "succeeded" if declined is None else "failed"
+        made = RefundResult(ref, provider_ref, wanted, currency, status, declined, meta)
+        if declined is None:
+            payment.refunded += wanted
         self.refunds.append(made)
-        self._keys[idempotency_key] = ((provider_ref, amount), made)
-        self.webhooks.append(self.signed_webhook("charge.refunded", refund=made))
+        self._keys[idempotency_key] = ((provider_ref, amount, tuple(sorted(meta.items()))), made)
+        self.webhooks.append(self.signed_webhook("refund.created", refund=made))
+        if declined is None:
+            self.webhooks.append(self.signed_webhook("charge.refunded", charge=charge_of(payment)))
         self._maybe_fail(after_effect=True)
         return made
+
+    def _refund_now(self, made: RefundResult) -> RefundResult:
+        """The refund as it stands now (a replay after it failed says ``failed``)."""
+        return next((r for r in self.refunds if r.refund_ref == made.refund_ref), made)
+
+    def decline_next_refund(self, reason: str = "insufficient_funds") -> None:
+        """Create the next new refund ``failed`` with ``reason`` (nothing is given back)."""
+        self._declines.append(reason)
+
+    def fail_refund(
+        self, refund_ref: str, reason: str = "expired_or_canceled_card"
+    ) -> RefundResult:
+        """A succeeded refund fails later (as card refunds can): the money is held again."""
+        index, made = next((i, r) for i, r in enumerate(self.refunds) if r.refund_ref == refund_ref)
+        if made.status != "succeeded":
+            return made
+        failed = dataclasses.replace(made, status="failed", failure_reason=reason)
+        self.refunds[index] = failed
+        self.payments[made.provider_ref].refunded -= made.amount
+        self.webhooks.append(self.signed_webhook("refund.updated", refund=failed))
+        return failed
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         """Succeeded payments charged in ``[since, until)``."""

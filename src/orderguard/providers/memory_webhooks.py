@@ -7,7 +7,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from orderguard.providers.base import PaymentOutcome, PaymentResult, RefundResult, WebhookEvent
+from orderguard.providers.base import (
+    Charge,
+    PaymentOutcome,
+    PaymentResult,
+    RefundResult,
+    WebhookEvent,
+)
 from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
 
 _PAYMENT_FIELDS = (
@@ -57,6 +63,7 @@ def encode(
     created: float,
     payment: PaymentResult | None = None,
     refund: RefundResult | None = None,
+    charge: Charge | None = None,
 ) -> bytes:
     """An event body."""
     return json.dumps(
@@ -65,9 +72,24 @@ def encode(
             "type": event_type,
             "created": created,
             "payment": None if payment is None else _payment_json(payment),
-            "refund": None if refund is None else asdict(refund),
+            "refund": None
+            if refund is None
+            else {**asdict(refund), "metadata": dict(refund.metadata)},
+            "charge": None if charge is None else _charge_json(charge),
         }
     ).encode()
+
+
+def _charge_json(charge: Charge) -> dict[str, Any]:
+    return {
+        **asdict(charge),
+        "created_at": charge.created_at.timestamp(),
+        "metadata": dict(charge.metadata),
+    }
+
+
+def _charge(data: dict[str, Any]) -> Charge:
+    return Charge(**{**data, "created_at": datetime.fromtimestamp(float(data["created_at"]), UTC)})
 
 
 def sign(body: bytes, secret: str, *, timestamp: int) -> dict[str, str]:
@@ -88,4 +110,5 @@ def decode(body: bytes) -> WebhookEvent:
         created_at=datetime.fromtimestamp(float(data["created"]), UTC),
         payment=None if data.get("payment") is None else _payment(data["payment"]),
         refund=None if refund is None else RefundResult(**refund),
+        charge=None if data.get("charge") is None else _charge(data["charge"]),
     )

@@ -120,11 +120,18 @@ class RetryingProvider:
         return await self._retry(lambda: self.inner.cancel_payment(provider_ref))
 
     async def refund(
-        self, provider_ref: str, *, amount: int | None, idempotency_key: str
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
     ) -> RefundResult:
         """Refund, retrying safe errors."""
         return await self._retry(
-            lambda: self.inner.refund(provider_ref, amount=amount, idempotency_key=idempotency_key)
+            lambda: self.inner.refund(
+                provider_ref, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+            )
         )
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:

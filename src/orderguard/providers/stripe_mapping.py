@@ -161,7 +161,7 @@ def charge(obj: Json) -> Charge:
 
 
 def refund_result(obj: Json, *, provider_ref: str | None = None) -> RefundResult:
-    """A Refund object as a :class:`RefundResult`."""
+    """A Refund object as a :class:`RefundResult` (its ``metadata`` carries our ``refund_id``)."""
     return RefundResult(
         refund_ref=str(obj["id"]),
         provider_ref=str(obj.get("payment_intent") or provider_ref or obj.get("charge")),
@@ -169,24 +169,17 @@ def refund_result(obj: Json, *, provider_ref: str | None = None) -> RefundResult
         currency=str(obj["currency"]).upper(),
         status=str(obj.get("status")),
         failure_reason=None if obj.get("failure_reason") is None else str(obj["failure_reason"]),
-    )
-
-
-def _refund_of_charge(obj: Json) -> RefundResult:
-    refunds = (obj.get("refunds") or {}).get("data") or []
-    if refunds:
-        return refund_result(refunds[0], provider_ref=obj.get("payment_intent"))
-    return RefundResult(
-        refund_ref=str(obj["id"]),
-        provider_ref=str(obj.get("payment_intent") or obj["id"]),
-        amount=iso_amount(obj.get("amount_refunded") or 0, obj["currency"]),
-        currency=str(obj["currency"]).upper(),
-        status="succeeded",
+        metadata=metadata(obj),
     )
 
 
 def webhook_event(event: Json) -> WebhookEvent:
-    """A Stripe Event as a :class:`WebhookEvent`."""
+    """A Stripe Event as a :class:`WebhookEvent`.
+
+    ``charge.refunded`` carries the Charge with its cumulative ``amount_refunded`` and, since
+    API version 2022-11-15, no list of refunds: it becomes :attr:`WebhookEvent.charge`. Each
+    refund comes as a Refund object in ``refund.created`` / ``refund.updated``.
+    """
     obj = (event.get("data") or {}).get("object") or {}
     kind = obj.get("object")
     created = timestamp(event.get("created")) or datetime.now(UTC)
@@ -195,11 +188,6 @@ def webhook_event(event: Json) -> WebhookEvent:
         type=str(event["type"]),
         created_at=created,
         payment=payment_result(obj) if kind == "payment_intent" else None,
-        refund=_event_refund(str(kind), obj),
+        refund=refund_result(obj) if kind == "refund" else None,
+        charge=charge(obj) if kind == "charge" and event.get("type") == "charge.refunded" else None,
     )
-
-
-def _event_refund(kind: str, obj: Json) -> RefundResult | None:
-    if kind == "charge" and obj.get("amount_refunded"):
-        return _refund_of_charge(obj)
-    return refund_result(obj) if kind == "refund" else None

@@ -1,16 +1,20 @@
 """What an operator may do to one order: refund it, cancel it (G3, G7).
 
-Used by the CLI (cause ``support``, the operator's name as actor) and the API (cause
-``api``, actor ``api``); the actor is on every timeline entry these write. The provider is
-called outside any transaction, with an idempotency key derived from the order, so a
-repeated request can never refund twice; then the order is reloaded, locked and changed
-through the state machine. An order whose payment outcome is not known yet is never
+Used by the CLI and console (cause ``support``, the person's name as actor) and the API
+(cause ``api``, the key's id as actor); the actor is on every timeline entry these write.
+A refund is a record (:mod:`orderguard.domain.refund`): checked against what is left to
+refund and stored ``pending`` inside the locked unit of work, then sent to the provider
+outside any transaction with the refund's own idempotency key, then settled from the
+answer. One client request key is one refund, so a repeated request never refunds twice
+and two requests are two refunds. An order whose payment outcome is not known yet is never
 cancelled: only the provider can say whether the shopper was charged.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from orderguard.domain.errors import (
     CancelNotAllowed,
@@ -19,8 +23,10 @@ from orderguard.domain.errors import (
     RefundNotAllowed,
 )
 from orderguard.domain.events import Cause
-from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.refund import REFUND_NOT_MADE
+from orderguard.domain.flags import FlagReason
+from orderguard.domain.order import Order
+from orderguard.domain.refund import request_refund, settle_refund
+from orderguard.domain.refund_record import Refund, RefundState, refund_state_of
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.base import (
     PaymentOutcome,
@@ -30,13 +36,21 @@ from orderguard.providers.base import (
     RefundResult,
 )
 from orderguard.services.clock import Clock, system_clock
-from orderguard.services.payments import Payments, outcome_of, record_refund_failure
+from orderguard.services.payments import Payments, outcome_of
 from orderguard.storage.ports import OrderRepository, UnitOfWorkFactory
 
 #: Orders in these states may be cancelled (``action_required`` after the provider agrees).
 CANCELLABLE = frozenset(
     {OrderState.RECEIVED, OrderState.PAYMENT_FAILED, OrderState.ACTION_REQUIRED}
 )
+#: How long a refund the provider did not answer waits before it is sent again.
+REFUND_RETRY_AFTER = timedelta(minutes=5)
+#: How long a resend is safe: Stripe forgets an idempotency key after 24 h, and a resend
+#: with a forgotten key could refund twice; older unanswered refunds are flagged instead.
+REFUND_KEY_LIFETIME = timedelta(hours=23)
+#: How long a refund the provider accepted may stay pending there (some payment methods
+#: take days) before the order is flagged for a person to look.
+REFUND_PENDING_LIMIT = timedelta(days=10)
 #: The decline code recorded on an attempt an operator cancelled.
 CANCELLED_BY_OPERATOR = "cancelled_by_operator"
 _WHY_NOT_CANCEL = {
@@ -47,6 +61,16 @@ _WHY_NOT_CANCEL = {
     OrderState.PAID: "it is paid: refund it instead",
     OrderState.REFUNDED: "it is refunded",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class RefundAnswer:
+    """A refund request's outcome: the order as it now stands and the request's refund."""
+
+    order: Order
+    refund: Refund
+    #: Whether the request key had made this refund before (a repeated request).
+    replayed: bool
 
 
 class Operations:
@@ -60,50 +84,210 @@ class Operations:
         self._clock = clock
 
     async def refund_order(
-        self, order_id: str, *, amount: int | None = None, actor: str, cause: Cause
-    ) -> Order:
-        """Refund a paid order in full (``amount=None``) or in part, at its provider."""
-        attempt = _refundable(await self._load(order_id), amount)
-        assert attempt.provider_ref is not None  # a succeeded attempt has its reference
-        key = f"orderguard-refund-{order_id}-{'full' if amount is None else amount}"
-        provider = self._payments.providers.named(attempt.provider).provider
-        try:
-            result = await provider.refund(attempt.provider_ref, amount=amount, idempotency_key=key)
-        except ProviderRejected as exc:
-            raise RefundNotAllowed(order_id, f"{attempt.provider} refused: {exc}") from exc
-        except ProviderError as exc:
-            await self._note_refund_error(order_id, attempt, exc, actor=actor, cause=cause)
-            raise ProviderUnreachable(attempt.provider, str(exc)) from exc
-        async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
-            _record_refund(order, attempt.id, result, actor=actor, cause=cause, at=self._clock())
-            await uow.orders.save(order)
-            await uow.commit()
-        return order
-
-    async def _note_refund_error(
         self,
         order_id: str,
-        attempt: PaymentAttempt,
-        exc: ProviderError,
         *,
+        amount: int | None = None,
         actor: str,
         cause: Cause,
-    ) -> None:
-        """Put a refund call whose outcome is not known on the order's timeline (G7).
+        reason: str = "",
+        request_key: str | None = None,
+    ) -> Order:
+        """Refund a paid order in full (``amount=None``: all that is left) or in part."""
+        answer = await self.request_refund(
+            order_id,
+            amount=amount,
+            actor=actor,
+            cause=cause,
+            reason=reason,
+            request_key=request_key,
+        )
+        return answer.order
 
-        It may have been made; repeating the request (same idempotency key) is safe and
-        tells. A refusal (:class:`ProviderRejected`) changed nothing and is only answered.
+    async def request_refund(
+        self,
+        order_id: str,
+        *,
+        amount: int | None,
+        actor: str,
+        cause: Cause,
+        reason: str = "",
+        request_key: str | None = None,
+    ) -> RefundAnswer:
+        """The refund for ``request_key``, made at the provider (without a key: a new one,
+        unless ``actor`` has one for this amount the provider never answered).
+
+        The refund is stored ``pending`` before the provider is called, so nothing is lost
+        if this process dies; a repeated request with the same key is the same refund (its
+        provider call is repeated, with the same key, while it is still pending). Raises
+        :class:`RefundNotAllowed` (or its :class:`RefundExceedsRefundable`) when refused,
+        :class:`ProviderUnreachable` when the provider did not answer: the refund then
+        stays pending and is sent again later (:meth:`retry_refunds`).
         """
         async with self._storage() as uow:
             order = await _locked(uow.orders, order_id)
-            text = f"refund request at {attempt.provider} got no answer ({exc})"
+            known = {r.id for r in order.refunds}
+            refund = request_refund(
+                order,
+                amount=amount,
+                reason=reason,
+                requester=actor,
+                request_key=request_key,
+                cause=cause,
+                at=self._clock(),
+            )
+            await uow.orders.save(order)
+            await uow.commit()
+        if refund.state is RefundState.PENDING and refund.provider_ref is None:
+            await self._send(order_id, refund, actor=actor, cause=cause)
+        order = await self._load(order_id)
+        stored = order.refund(refund.id)
+        assert stored is not None  # refunds are never deleted
+        return RefundAnswer(order, stored, replayed=refund.id in known)
+
+    async def _send(self, order_id: str, refund: Refund, *, actor: str, cause: Cause) -> None:
+        """Call the provider for ``refund`` with its own key and record what it said."""
+        order = await self._load(order_id)
+        attempt = next(a for a in order.attempts if a.id == refund.attempt_id)
+        assert attempt.provider_ref is not None  # a charged attempt has its reference
+        provider = self._payments.providers.named(attempt.provider).provider
+        try:
+            result = await provider.refund(
+                attempt.provider_ref,
+                amount=refund.amount,
+                idempotency_key=refund.provider_key,
+                metadata={"refund_id": refund.id, "order_id": order_id},
+            )
+        except ProviderRejected as exc:
+            if exc.safe_to_retry:
+                await self._note_refund_error(order_id, refund, exc, actor=actor, cause=cause)
+                raise ProviderUnreachable(attempt.provider, str(exc)) from exc
+            await self._settle_refund(order_id, refund.id, actor, cause, failed=str(exc))
+            raise RefundNotAllowed(order_id, f"{attempt.provider} refused: {exc}") from exc
+        except ProviderError as exc:
+            await self._note_refund_error(order_id, refund, exc, actor=actor, cause=cause)
+            raise ProviderUnreachable(attempt.provider, str(exc)) from exc
+        await self._settle_refund(order_id, refund.id, actor, cause, result=result)
+
+    async def _settle_refund(
+        self,
+        order_id: str,
+        refund_id: str,
+        actor: str,
+        cause: Cause,
+        *,
+        result: RefundResult | None = None,
+        failed: str | None = None,
+    ) -> None:
+        """Record the provider's answer (``result``) or its refusal (``failed``)."""
+        async with self._storage() as uow:
+            order = await _locked(uow.orders, order_id)
+            refund = order.refund(refund_id)
+            assert refund is not None
+            at = self._clock()
+            if result is None:
+                settle_refund(
+                    order,
+                    refund,
+                    RefundState.FAILED,
+                    provider_ref=None,
+                    failure_reason=failed,
+                    cause=cause,
+                    at=at,
+                    actor=actor,
+                    accepted=False,
+                )
+            else:
+                settle_refund(
+                    order,
+                    refund,
+                    refund_state_of(result.status),
+                    provider_ref=result.refund_ref,
+                    failure_reason=result.failure_reason,
+                    cause=cause,
+                    at=at,
+                    actor=actor,
+                )
+            await uow.orders.save(order)
+            await uow.commit()
+
+    async def _note_refund_error(
+        self, order_id: str, refund: Refund, exc: ProviderError, *, actor: str, cause: Cause
+    ) -> None:
+        """Put a refund call whose outcome is not known on the order's timeline (G7).
+
+        It may have been made; the refund stays ``pending`` and is sent again with the same
+        key (by a repeated request or :meth:`retry_refunds`), which is safe and tells.
+        """
+        async with self._storage() as uow:
+            order = await _locked(uow.orders, order_id)
+            stored = order.refund(refund.id)
+            assert stored is not None
+            stored.updated_at = self._clock()
+            provider = next(a.provider for a in order.attempts if a.id == refund.attempt_id)
             order.note(
-                f"{text}; the order stays {order.state} until the request is repeated",
+                f"refund request at {provider} got no answer ({exc}); refund {refund.id} of "
+                f"{refund.amount} {refund.currency} stays pending and is sent again with the "
+                "same key",
                 cause=cause,
                 at=self._clock(),
                 actor=actor,
             )
+            await uow.orders.save(order)
+            await uow.commit()
+
+    async def retry_refunds(
+        self, *, older_than: timedelta = REFUND_RETRY_AFTER, limit: int = 50
+    ) -> int:
+        """Send again the refunds the provider never answered; flag those too old to send,
+        and those the provider has kept pending longer than :data:`REFUND_PENDING_LIMIT`.
+
+        A refund is resent only while the provider still remembers its idempotency key
+        (:data:`REFUND_KEY_LIFETIME`): after that a resend could refund twice, so the order
+        is flagged for a person to look at the provider instead. Returns how many were sent.
+        """
+        now = self._clock()
+        async with self._storage() as uow:
+            order_ids = await uow.orders.pending_refunds(
+                updated_before=now - older_than, limit=limit
+            )
+        sent = 0
+        for order_id in order_ids:
+            for refund in (await self._load(order_id)).refunds:
+                if refund.state is not RefundState.PENDING or refund.updated_at > now - older_than:
+                    continue
+                age = now - refund.created_at
+                if refund.provider_ref is None and age < REFUND_KEY_LIFETIME:
+                    sent += 1
+                    with contextlib.suppress(RefundNotAllowed, ProviderUnreachable):
+                        await self._send(order_id, refund, actor="janitor", cause=Cause.JANITOR)
+                else:
+                    at_provider = refund.provider_ref is not None
+                    late = not at_provider or age >= REFUND_PENDING_LIMIT
+                    await self._overdue(order_id, refund.id, flag=late)
+        return sent
+
+    async def _overdue(self, order_id: str, refund_id: str, *, flag: bool) -> None:
+        """Flag a refund still pending past what a retry may cover (once per refund); a
+        refund the provider is still processing (``flag=False``) is only looked at later."""
+        async with self._storage() as uow:
+            order = await _locked(uow.orders, order_id)
+            refund = order.refund(refund_id)
+            assert refund is not None
+            refund.updated_at = self._clock()
+            if flag and not any(refund.id in f.detail for f in order.flags):
+                order.flag(
+                    FlagReason.REFUND_FAILED,
+                    f"refund {refund.id} of {refund.amount} {refund.currency} is still pending "
+                    f"since {refund.created_at:%Y-%m-%d %H:%M} UTC"
+                    + (
+                        " with no answer from the provider: look it up there before refunding again"
+                        if refund.provider_ref is None
+                        else f" ({refund.provider_ref})"
+                    ),
+                    cause=Cause.JANITOR,
+                    at=self._clock(),
+                )
             await uow.orders.save(order)
             await uow.commit()
 
@@ -168,35 +352,6 @@ async def _locked(orders: OrderRepository, order_id: str) -> Order:
     if order is None:
         raise OrderNotFound(order_id)
     return order
-
-
-def _refundable(order: Order, amount: int | None) -> PaymentAttempt:
-    """The attempt that paid ``order``; raises :class:`RefundNotAllowed`."""
-    if order.state is not OrderState.PAID:
-        raise RefundNotAllowed(order.id, f"it is {order.state}; only a paid order is refunded")
-    attempt = next((a for a in order.attempts if a.state is AttemptState.SUCCEEDED), None)
-    if attempt is None or not attempt.provider_ref:
-        raise RefundNotAllowed(order.id, "no payment attempt of it succeeded")
-    if amount is not None and not 0 < amount <= attempt.amount:
-        raise RefundNotAllowed(order.id, f"{amount} is not between 1 and the {attempt.amount} paid")
-    return attempt
-
-
-def _record_refund(
-    order: Order, attempt_id: str, result: RefundResult, *, actor: str, cause: Cause, at: datetime
-) -> None:
-    attempt = next(a for a in order.attempts if a.id == attempt_id)
-    if result.status in REFUND_NOT_MADE:
-        record_refund_failure(order, attempt, result, cause=cause, at=at)
-        return
-    what = f"refund {result.refund_ref} of {result.amount} {result.currency} at {attempt.provider}"
-    full = result.amount >= attempt.amount
-    if full and attempt.state is AttemptState.SUCCEEDED and order.state is OrderState.PAID:
-        attempt.move_to(AttemptState.REFUNDED, at=at)
-        order.move_to(OrderState.REFUNDED, cause=cause, at=at, note=what, actor=actor)
-        return
-    status = "partial " if result.amount < attempt.amount else ""
-    order.note(f"{status}{what} ({result.status})", cause=cause, at=at, actor=actor)
 
 
 def _check_cancellable(order: Order) -> None:

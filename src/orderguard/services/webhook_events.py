@@ -3,19 +3,25 @@
 A payment event moves the attempt it names through the state machine (a late failure
 after ``paid`` is only a timeline note). An event naming a payment we do not know is not
 trusted: the provider is asked about the order instead. An event for an order we do not
-have is left to the orphan sweep. A succeeded refund is applied to the refunded attempt; a
-failed one (``refund.updated``, ``charge.refund.updated`` with status ``failed``), even after
-the order is ``refunded``, flags the order for review: it is never dropped.
+have is left to the orphan sweep. A refund event (``refund.created``, ``refund.updated``,
+``refund.failed``, ``charge.refund.updated``: a Refund object) updates the refund's record,
+found by the provider's refund id or the ``refund_id`` in its metadata, or records a refund
+made at the provider; a failed one, even after the order is ``refunded``, flags the order
+for review: it is never dropped. ``charge.refunded`` (a cumulative ``amount_refunded``, no
+refund list) is only compared with the records.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.refund import REFUND_NOT_MADE, apply_refund
+from orderguard.domain.refund import apply_provider_refund, refunded_on
+from orderguard.domain.refund_record import RefundState, refund_state_of
 from orderguard.providers.base import (
+    Charge,
     PaymentResult,
     ProviderRejected,
     RefundResult,
@@ -50,6 +56,8 @@ class WebhookEvents:
         """Apply ``event`` from ``provider``; ``None`` when it concerns no order of ours."""
         if event.refund is not None:
             return await self._refund(provider, event.event_id, event.refund)
+        if event.charge is not None:
+            return await self._charge(provider, event.event_id, event.charge)
         if event.payment is not None:
             return await self._payment(provider, event.event_id, event.payment)
         return None  # an event type the inbox does not act on
@@ -78,32 +86,79 @@ class WebhookEvents:
         return order_id
 
     async def _refund(self, provider: str, event_id: str, refund: RefundResult) -> str | None:
-        if refund.status != "succeeded" and refund.status not in REFUND_NOT_MADE:
-            return None  # pending: nothing was given back yet, nor refused
-        slot = self._payments.providers.named(provider)
-        try:
-            payment = await slot.provider.retrieve_payment(refund.provider_ref)
-        except ProviderRejected:
-            payment = None  # the provider does not know it either: nothing to apply
-        if payment is None or not payment.order_id:
+        """Match the refund to its record (or record it) and apply its status."""
+        order_id = await self._order_of(provider, refund.provider_ref, refund.metadata)
+        if order_id is None:
             log.info("refund webhook %s names no order of ours", event_id)
             return None
         async with self._storage() as uow:
-            order = await uow.orders.get(payment.order_id, for_update=True)
+            order = await uow.orders.get(order_id, for_update=True)
             if order is None:
                 return None
             attempt = known_attempt(order, provider, None, refund.provider_ref)
             at = self._clock()
-            if refund.status in REFUND_NOT_MADE:
-                log.warning("refund %s of order %s: %s", refund.refund_ref, order.id, refund.status)
-                record_refund_failure(order, attempt, refund, cause=_CAUSE, at=at)
-            elif attempt is None:
-                order.note(f"refund webhook {event_id} for an unknown payment", cause=_CAUSE, at=at)
+            if attempt is None:
+                if refund_state_of(refund.status) is RefundState.FAILED:
+                    record_refund_failure(order, None, refund, cause=_CAUSE, at=at)
+                else:
+                    note = f"refund webhook {event_id} for an unknown payment"
+                    order.note(note, cause=_CAUSE, at=at)
             else:
-                apply_refund(order, attempt, amount=refund.amount, cause=_CAUSE, at=at)
+                apply_provider_refund(
+                    order,
+                    attempt,
+                    refund_ref=refund.refund_ref,
+                    amount=refund.amount,
+                    currency=refund.currency,
+                    status=refund_state_of(refund.status),
+                    failure_reason=refund.failure_reason,
+                    refund_id=refund.metadata.get("refund_id"),
+                    cause=_CAUSE,
+                    at=at,
+                )
             await uow.orders.save(order)
             await uow.commit()
         return order.id
+
+    async def _charge(self, provider: str, event_id: str, charge: Charge) -> str | None:
+        """``charge.refunded``: compare its cumulative ``amount_refunded`` with our records.
+
+        It names no refund, so it changes nothing by itself (each refund comes in its own
+        ``refund.*`` event); a difference is put on the timeline so a person can see it.
+        """
+        order_id = await self._order_of(provider, charge.provider_ref, charge.metadata)
+        if order_id is None:
+            return None
+        async with self._storage() as uow:
+            order = await uow.orders.get(order_id, for_update=True)
+            if order is None:
+                return None
+            attempt = known_attempt(order, provider, None, charge.provider_ref)
+            known = None if attempt is None else refunded_on(order, attempt)
+            if known is not None and known != charge.amount_refunded:
+                order.note(
+                    f"{provider} reports {charge.amount_refunded} {charge.currency} refunded on "
+                    f"attempt {attempt.seq if attempt else '?'} ({event_id}); orderguard knows "
+                    f"{known}: waiting for the refund events that explain it",
+                    cause=_CAUSE,
+                    at=self._clock(),
+                )
+                await uow.orders.save(order)
+                await uow.commit()
+        return order_id
+
+    async def _order_of(
+        self, provider: str, provider_ref: str, metadata: Mapping[str, str]
+    ) -> str | None:
+        """The order a refund or charge is about: its metadata, else the payment's."""
+        if metadata.get("order_id"):
+            return metadata["order_id"]
+        slot = self._payments.providers.named(provider)
+        try:
+            payment = await slot.provider.retrieve_payment(provider_ref)
+        except ProviderRejected:
+            return None  # the provider does not know it either: nothing to apply
+        return payment.order_id or None
 
 
 def known_attempt(

@@ -16,6 +16,7 @@ from types import TracebackType
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
+from orderguard.domain.refund_record import RefundState
 from orderguard.domain.states import OrderState
 from orderguard.observability.context import current_request_id
 from orderguard.storage.orders import ConcurrentUpdate
@@ -110,6 +111,14 @@ class MemoryOrderRepository:
         )
         return [order_id for _, order_id in waiting[:limit]]
 
+    async def pending_refunds(self, *, updated_before: datetime, limit: int) -> list[str]:
+        since: dict[str, datetime] = {}
+        for order in self._s.orders.values():
+            for refund in order.refunds:
+                if refund.state is RefundState.PENDING and refund.updated_at <= updated_before:
+                    since[order.id] = min(since.get(order.id, refund.updated_at), refund.updated_at)
+        return [order_id for _, order_id in sorted((at, oid) for oid, at in since.items())][:limit]
+
     async def timeline(self, order_id: str) -> list[TimelineEntry]:
         return [e for e in self._s.timeline if e.order_id == order_id]
 
@@ -133,7 +142,7 @@ def _stored(order: Order) -> Order:
 
 def _without_attempts(order: Order) -> Order:
     result = copy.deepcopy(order)
-    result.attempts = []
+    result.attempts, result.refunds = [], []
     return result
 
 

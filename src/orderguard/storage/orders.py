@@ -23,6 +23,12 @@ from orderguard.storage.database import (
     to_datetime,
 )
 from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
+from orderguard.storage.order_refunds import (
+    load_refunds,
+    load_refunds_of,
+    pending_refunds,
+    save_refunds,
+)
 from orderguard.storage.ports import OrderQuery
 
 _INSERT_ORDER = """
@@ -88,6 +94,7 @@ class SqlOrderRepository:
                         _UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts]
                     )
                 await save_flags(self._conn, order.id, order.flags)
+                await save_refunds(self._conn, order.refunds)
                 await self._flush(order)
         except UniqueViolation as exc:
             if "merchant_reference" not in exc.constraint:
@@ -111,6 +118,7 @@ class SqlOrderRepository:
         order = _order(row, lines)
         order.attempts = [_attempt(a) for a in attempts]
         order.flags = (await load_flags(self._conn, [order_id])).get(order_id, [])
+        order.refunds = await load_refunds(self._conn, order_id)
         return order
 
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
@@ -133,7 +141,7 @@ class SqlOrderRepository:
         return await self._complete(rows)
 
     async def _complete(self, rows: list[Row]) -> list[Order]:
-        """The orders of ``rows`` with their lines, attempts and flags (three queries)."""
+        """The orders of ``rows`` with their lines, attempts, flags and refunds (four queries)."""
         if not rows:
             return []
         ids = {f"id{i}": row["id"] for i, row in enumerate(rows)}
@@ -151,11 +159,13 @@ class SqlOrderRepository:
         ):
             attempts.setdefault(a["order_id"], []).append(_attempt(a))
         flags = await load_flags(self._conn, list(ids.values()))
+        refunds = await load_refunds_of(self._conn, list(ids.values()))
         orders: list[Order] = []
         for row in rows:
             order = _order(row, lines.get(row["id"], []))
             order.attempts = attempts.get(order.id, [])
             order.flags = flags.get(order.id, [])
+            order.refunds = refunds.get(order.id, [])
             orders.append(order)
         return orders
 
@@ -173,6 +183,10 @@ class SqlOrderRepository:
         if order.attempts:
             await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
         await save_flags(self._conn, order.id, order.flags)
+        try:
+            await save_refunds(self._conn, order.refunds)
+        except UniqueViolation as exc:
+            raise ConcurrentUpdate(f"order {order.id}: a refund for this request exists") from exc
         await self._flush(order)
 
     async def save_many(self, orders: Sequence[Order]) -> None:
@@ -192,6 +206,9 @@ class SqlOrderRepository:
                 await self._conn.executemany(_UPSERT_ATTEMPT, attempts)
             for order in orders:
                 await save_flags(self._conn, order.id, order.flags)
+            refunds = [refund for order in orders for refund in order.refunds]
+            if refunds:
+                await save_refunds(self._conn, refunds)
             if entries:
                 await self._conn.executemany(_INSERT_ENTRY, entries)
             if events:
@@ -199,6 +216,9 @@ class SqlOrderRepository:
         for order in orders:
             order.new_entries.clear()
             order.new_events.clear()
+
+    async def pending_refunds(self, *, updated_before: datetime, limit: int) -> list[str]:
+        return await pending_refunds(self._conn, updated_before=updated_before, limit=limit)
 
     async def search(self, query: OrderQuery) -> list[Order]:
         where, params = _filters(query)

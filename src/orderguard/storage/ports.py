@@ -123,6 +123,10 @@ class OrderRepository(Protocol):
         """Ids of orders in ``received`` holding a payment method to charge, oldest first."""
         ...
 
+    async def pending_refunds(self, *, updated_before: datetime, limit: int) -> list[str]:
+        """Ids of orders with a refund ``pending`` and unchanged since ``updated_before``."""
+        ...
+
     async def events(self, order_id: str) -> list[OutboxEvent]:
         """The order's outbox events, in the order they were committed."""
         ...

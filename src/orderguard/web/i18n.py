@@ -247,6 +247,31 @@ CATALOG: dict[str, dict[str, str]] = {
         "zh-CN": "向顾客退款 {amount}？此操作无法撤销。",
     },
     "console.refund_yes": {"en": "Yes, refund", "zh-CN": "确认退款"},
+    "console.refund_amount": {
+        "en": "Amount in {currency} (empty: all that is left, {left})",
+        "zh-CN": "金额（{currency}，留空：剩余全部 {left}）",
+    },
+    "console.refund_reason": {"en": "Reason (required)", "zh-CN": "原因（必填）"},
+    "console.refund_next": {"en": "Review the refund", "zh-CN": "检查退款"},
+    "console.refund_reason_shown": {"en": "Reason: {reason}", "zh-CN": "原因：{reason}"},
+    "console.refund_amount_invalid": {
+        "en": "Give an amount in {currency} with at most {digits} decimals, above zero.",
+        "zh-CN": "请输入大于零的 {currency} 金额，最多 {digits} 位小数。",
+    },
+    "console.refund_reason_needed": {
+        "en": "Give a reason: 1 to {most} characters.",
+        "zh-CN": "请填写原因：1 到 {most} 个字符。",
+    },
+    "console.refunded_so_far": {
+        "en": "Refunded {refunded} of {paid}; {left} left to refund.",
+        "zh-CN": "已退款 {refunded}（共 {paid}）；还可退款 {left}。",
+    },
+    "console.refunds": {"en": "Refunds", "zh-CN": "退款记录"},
+    "console.partially_refunded": {"en": "partially refunded", "zh-CN": "部分退款"},
+    "page.partially_refunded": {
+        "en": "Partially refunded: {amount} was given back to you.",
+        "zh-CN": "部分退款：已向您退回 {amount}。",
+    },
     "console.back": {"en": "Back", "zh-CN": "返回"},
     "console.cancel": {"en": "Cancel order", "zh-CN": "取消订单"},
     "console.clear_flag": {"en": "Clear flag", "zh-CN": "清除标记"},

@@ -296,7 +296,15 @@ class Engine:
         problem = refund_problem(amount, remaining)
         if problem is not None:
             return invalid(problem[1], problem[0], "amount")
-        made = objects.refund(paid, amount=amount, created=self._now())
+        metadata = params.get("metadata")
+        made = objects.refund(
+            paid,
+            amount=amount,
+            created=self._now(),
+            metadata={str(k): str(v) for k, v in metadata.items()}
+            if isinstance(metadata, dict)
+            else None,
+        )
         if pending:
             made["status"] = "pending"
         self._ledger.put(made)

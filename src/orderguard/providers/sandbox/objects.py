@@ -157,8 +157,15 @@ def charge(intent: Obj, *, status: str, created: int, failure_code: str | None =
     }
 
 
-def refund(charge_obj: Obj, *, amount: int, created: int, reason: str | None = None) -> Obj:
-    """A succeeded Refund of ``amount`` on ``charge_obj``."""
+def refund(
+    charge_obj: Obj,
+    *,
+    amount: int,
+    created: int,
+    reason: str | None = None,
+    metadata: Obj | None = None,
+) -> Obj:
+    """A succeeded Refund of ``amount`` on ``charge_obj`` (``metadata`` as the caller sent it)."""
     return {
         "id": new_id("re"),
         "object": "refund",
@@ -167,7 +174,7 @@ def refund(charge_obj: Obj, *, amount: int, created: int, reason: str | None = N
         "charge": charge_obj["id"],
         "created": created,
         "currency": charge_obj["currency"],
-        "metadata": {},
+        "metadata": dict(metadata or {}),
         "payment_intent": charge_obj["payment_intent"],
         "reason": reason,
         "receipt_number": None,

@@ -5,6 +5,7 @@ user's name (as the actor, cause ``support``)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -18,6 +19,8 @@ from orderguard.bootstrap import Container
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
+from orderguard.domain.money import exponent
+from orderguard.domain.refund_record import MAX_REASON
 from orderguard.services import queries
 from orderguard.services.console_users import HashingBusy, LoginRefused, Role
 from orderguard.services.outbox import OutboxSupport
@@ -280,16 +283,72 @@ async def recheck(request: Request, order_id: str) -> Response:
 
 @router.post("/orders/{order_id}/refund")
 async def refund(request: Request, order_id: str) -> Response:
-    """Refund in full, once confirmed."""
+    """Refund all or part of what is left, with a reason, in two steps: the form's values
+    are shown back for confirmation, then the confirmed form makes one refund (its key
+    makes a double submit the same refund)."""
     me, form = await auth.acting(request)
-    if forms.field(form, "confirm") != "yes":
+    amount_text = forms.field(form, "amount", limit=40).strip()
+    reason = forms.field(form, "reason", limit=4 * MAX_REASON).strip()
+    confirmed = forms.field(form, "confirm") == "yes"
+    if not confirmed and not amount_text and not reason:
         return RedirectResponse(f"/console/orders/{quote(order_id)}/refund", status_code=303)
     wiring = _wiring(request)
+    detail = await _detail(wiring, order_id)
+    if detail is None:
+        return _not_here(request, me)
+    amount, problem = refund_amount(amount_text, detail.order.currency)
+    if problem is None and not _good_reason(reason):
+        problem = ("console.refund_reason_needed", {"most": MAX_REASON})
+    values: dict[str, Any] = {"amount_text": amount_text, "reason": reason[:MAX_REASON]}
+    if problem is not None:
+        page_ = "console/refund.html"
+        return _page(request, me, page_, status=400, order=detail.order, problem=problem, **values)
+    if not confirmed:
+        return _page(
+            request,
+            me,
+            "console/refund.html",
+            order=detail.order,
+            confirming=amount if amount is not None else detail.order.amount_refundable,
+            key=forms.new_token(),
+            **values,
+        )
+    key = forms.field(form, "key", limit=100) or forms.new_token()
 
     async def act() -> None:
-        await wiring.operations.refund_order(order_id, actor=me.name, cause=Cause.SUPPORT)
+        await wiring.operations.request_refund(
+            order_id,
+            amount=amount,
+            reason=reason,
+            actor=me.name,
+            cause=Cause.SUPPORT,
+            request_key=f"console:{key}",
+        )
 
     return await _act(request, me, order_id, "console.refund", act)
+
+
+def refund_amount(text: str, currency: str) -> tuple[int | None, tuple[str, dict[str, Any]] | None]:
+    """A refund amount typed in major units (``12.50``) as minor units; ``None`` for all
+    that is left (empty), or a translatable problem."""
+    if not text:
+        return None, None
+    digits = exponent(currency)
+    match = _AMOUNT.match(text)
+    if match is None or len(match[2] or "") > digits:
+        return None, ("console.refund_amount_invalid", {"digits": digits, "currency": currency})
+    minor = int(match[1]) * 10**digits + int((match[2] or "").ljust(digits, "0") or 0)
+    if minor < 1:
+        return None, ("console.refund_amount_invalid", {"digits": digits, "currency": currency})
+    return minor, None
+
+
+#: An amount in major units: up to 13 digits, optionally a point and decimals.
+_AMOUNT = re.compile(r"^(\d{1,13})(?:\.(\d{1,4}))?$")
+
+
+def _good_reason(reason: str) -> bool:
+    return 1 <= len(reason) <= MAX_REASON and not any(ord(c) < 32 or ord(c) == 127 for c in reason)
 
 
 @router.post("/orders/{order_id}/cancel")
