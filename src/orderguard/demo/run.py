@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orderguard.api.server import free_port
 from orderguard.demo import audit, report, stack
-from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats
+from orderguard.demo.shoppers import REFUND_SHARE, Checkout, ShopperSimulator, ShopperStats
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.storage.database import connect
 
@@ -56,6 +56,8 @@ class DemoOptions:
     settle_timeout_s: float = 90.0
     planted_defect: str | None = None
     keep: Path | None = None
+    #: Share of the checkouts that can end paid whose order the back office refunds.
+    refund_share: float = REFUND_SHARE
 
 
 def service_settings(options: DemoOptions) -> dict[str, str]:
@@ -192,6 +194,7 @@ async def _drive(
             concurrency=options.concurrency,
             run_id=run_id,
             on_done=done,
+            refund_share=options.refund_share,
         )
         started = time.monotonic()
         shoppers = await simulator.run(options.orders)
