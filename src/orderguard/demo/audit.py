@@ -12,17 +12,27 @@ shopper was told from the simulator. The invariants:
   an order that is not paid;
 * ``orders_stuck_unflagged``: an order neither settled nor flagged for review;
 * ``paid_amount_differs``: a paid order whose charge is not exactly its total, or that
-  holds no charge at all.
+  holds no charge at all;
+* ``refunded_amount_differs``: an order whose refunds that succeeded at the provider do not
+  add up to what the back office was told was refunded (the simulator's own record: every
+  refund answered as made must be in the ledger, and nothing beyond what it asked), or to the
+  ``amount_refunded`` orderguard stored (its succeeded refunds), or whose state disagrees
+  (``refunded`` exactly when the whole paid amount was given back).
+
+The ledger holds amounts in the provider's units: they are converted to ISO minor units
+(:func:`minor_units`) before they are compared with anything of ours.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orderguard.demo.shoppers import ShopperStats
+from orderguard.demo.shoppers import RefundAsk, ShopperStats
 from orderguard.domain.money import Money
 from orderguard.storage.database import Database, must_datetime, transaction
 
@@ -35,7 +45,29 @@ INVARIANTS = (
     "charges_without_an_order",
     "orders_stuck_unflagged",
     "paid_amount_differs",
+    "refunded_amount_differs",
 )
+
+
+def _stripe_units() -> Callable[[int, str], int] | None:
+    """``stripe_currencies.from_stripe`` when this build has it (issue 16's units), else None
+    (then Stripe's units are ISO's for every currency it takes)."""
+    try:
+        module = importlib.import_module("orderguard.providers.stripe_currencies")
+    except ImportError:
+        return None
+    convert: Callable[[int, str], int] = module.from_stripe
+    return convert
+
+
+_FROM_STRIPE = _stripe_units()
+
+
+def minor_units(amount: int, currency: str) -> int:
+    """A ledger amount (Stripe's units) in the currency's ISO 4217 minor units."""
+    if _FROM_STRIPE is None:
+        return amount
+    return _FROM_STRIPE(amount, currency.upper())
 
 
 @dataclass
@@ -58,6 +90,23 @@ class StoredOrder:
     flags_ever: list[str] = field(default_factory=list)
     #: The reasons of its flags still open.
     flags_open: list[str] = field(default_factory=list)
+    #: Its refunds in the ``refunds`` table, oldest first.
+    refunds: list[StoredRefund] = field(default_factory=list)
+
+    @property
+    def amount_refunded(self) -> int:
+        """What orderguard stored as given back: its succeeded refunds."""
+        return sum(r.amount for r in self.refunds if r.state == "succeeded")
+
+
+@dataclass
+class StoredRefund:
+    """A row of the ``refunds`` table."""
+
+    id: str
+    amount: int
+    currency: str
+    state: str
 
 
 @dataclass
@@ -81,6 +130,7 @@ class Snapshot:
             for o in self.orders.values()
             if (o.state not in SETTLED and not o.flag)
             or (o.state == "action_required" and now - o.updated_at < action_expiry)
+            or any(r.state == "pending" for r in o.refunds)
         ]
 
 
@@ -107,6 +157,12 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             "ORDER BY t.seq",
             like,
         )
+        refunds = await conn.fetchall(
+            "SELECT r.id, r.order_id, r.amount, r.currency, r.state FROM refunds r "
+            "JOIN orders o ON o.id = r.order_id WHERE o.merchant_reference LIKE :prefix "
+            "ORDER BY r.created_at, r.id",
+            like,
+        )
         ids = {r["id"] for r in await conn.fetchall("SELECT id FROM orders")}
         findings = await conn.fetchall(
             "SELECT kind, resolution, COUNT(*) AS n FROM sweep_findings GROUP BY kind, resolution"
@@ -130,6 +186,12 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         if f["cleared_at"] is None:
             flagged.flags_open.append(str(f["reason"]))
             flagged.flag = flagged.flag or str(f["reason"])
+    for r in refunds:
+        refunded = orders.get(r["order_id"])
+        if refunded is not None:  # else placed after the orders were read
+            refunded.refunds.append(
+                StoredRefund(str(r["id"]), int(r["amount"]), str(r["currency"]), str(r["state"]))
+            )
     for e in entries:
         order = orders.get(e["order_id"])
         if order is None:
@@ -246,8 +308,30 @@ def build_report(
         orders_per_s=len(shoppers.checkouts) / placed_in_s if placed_in_s else 0.0,
         schedule=schedule or {},
         orders_ever_flagged=sum(1 for o in db.orders.values() if o.flags_ever),
-        extra={"charges": len(book.get("charges", [])), "refunds": len(book.get("refunds", []))},
+        extra={
+            "charges": len(book.get("charges", [])),
+            "refunds": len(book.get("refunds", [])),
+            "back_office_refunds": refund_counts(shoppers, db),
+        },
     )
+
+
+def refund_counts(shoppers: ShopperStats, db: Snapshot) -> dict[str, int]:
+    """The back office's refunds: orders it refunded, requests asked (one per key), those it
+    was told were made, repeated with the same key, refused or left unanswered; and the
+    refunds orderguard stored as succeeded for the run's orders."""
+    asks = shoppers.refund_asks
+    return {
+        "orders": len({a.order_id for a in asks}),
+        "asked": len(asks),
+        "made": sum(1 for a in asks if a.confirmed),
+        "repeated_same_key": sum(a.repeats for a in asks),
+        "refused": sum(1 for a in asks if a.trouble),
+        "unanswered": sum(1 for a in asks if a.unanswered),
+        "stored_succeeded": sum(
+            1 for o in db.orders.values() for r in o.refunds if r.state == "succeeded"
+        ),
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -293,6 +377,59 @@ def check(
             expected = (order.total, order.currency.lower())
             if not kept or any((int(c["amount"]), c["currency"]) != expected for c in kept):
                 broken["paid_amount_differs"].append(order.id)
+    broken["refunded_amount_differs"] = refunds_differ(shoppers, db, book)
+    return broken
+
+
+def ledger_refunded(book: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """ISO minor units given back per order, by the ledger alone: its succeeded refunds,
+    each counted for the order of the charge it refunds."""
+    owners = {
+        str(c["id"]): str((c.get("metadata") or {}).get("order_id"))
+        for c in book.get("charges", [])
+    }
+    refunded: Counter[str] = Counter()
+    for refund in book.get("refunds", []):
+        if refund.get("status") != "succeeded":
+            continue
+        owner = owners.get(str(refund.get("charge")), "")
+        refunded[owner] += minor_units(int(refund["amount"]), str(refund["currency"]))
+    return dict(refunded)
+
+
+def refunds_differ(
+    shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """Orders breaking ``refunded_amount_differs`` (see the module's docstring).
+
+    First the ledger against the simulator's own record, per order it asked refunds of: the
+    refunds it was told were made must all be there, and nothing more than it asked (a
+    request left unanswered may or may not have been made; one key answered with two refund
+    ids is two refunds). Then, for every order orderguard holds refunds of or holds paid or
+    refunded, the ledger against the stored ``amount_refunded`` and the state.
+    """
+    at_provider = ledger_refunded(book)
+    broken: list[str] = []
+    asked: dict[str, list[RefundAsk]] = {}
+    for ask in shoppers.refund_asks:
+        asked.setdefault(ask.order_id, []).append(ask)
+    for order_id, asks in asked.items():
+        told = sum(a.amount for a in asks if a.confirmed)
+        open_ = sum(a.amount for a in asks if a.unanswered)
+        made = at_provider.get(order_id, 0)
+        if not told <= made <= told + open_ or any(len(a.refund_ids) > 1 for a in asks):
+            broken.append(order_id)
+    for order in db.orders.values():
+        if order.id in broken or not (order.refunds or order.state in {"paid", "refunded"}):
+            continue
+        stored = order.amount_refunded
+        whole = stored >= order.total
+        if (
+            at_provider.get(order.id, 0) != stored
+            or stored > order.total
+            or (order.state in {"paid", "refunded"} and (order.state == "refunded") != whole)
+        ):
+            broken.append(order.id)
     return broken
 
 
