@@ -19,6 +19,7 @@ from orderguard.demo.audit import (
     check,
     ledger_refunded,
     minor_units,
+    recoveries,
     resolution_times,
 )
 from orderguard.demo.report import render
@@ -354,3 +355,11 @@ def test_the_report_counts_the_back_offices_refunds_and_names_the_invariant() ->
     assert "back-office refunds: 2 asked for 1 paid orders" in text
     assert "2 made, 1 sent again with the same key" in text
     assert "INVARIANT BROKEN: orders whose refunds differ from the provider's ledger" in text
+
+
+def test_the_back_offices_refunds_are_not_counted_as_recoveries() -> None:
+    shoppers, db, book = _refunded_world()
+    db.orders["ord_b"].state = "cancelled"
+    book["charges"].append(_charge("ch_b2", "ord_b", refunded=4848))
+    book["refunds"].append(_ledger_refund("re_sweep", 4848, charge="ch_b2"))
+    assert recoveries(shoppers, db, book)["refund"] == 1  # the sweep's, not ord_a's two

@@ -381,13 +381,18 @@ def check(
     return broken
 
 
-def ledger_refunded(book: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
-    """ISO minor units given back per order, by the ledger alone: its succeeded refunds,
-    each counted for the order of the charge it refunds."""
-    owners = {
+def charge_owners(book: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """The order each charge of the ledger was made for (its ``metadata.order_id``)."""
+    return {
         str(c["id"]): str((c.get("metadata") or {}).get("order_id"))
         for c in book.get("charges", [])
     }
+
+
+def ledger_refunded(book: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """ISO minor units given back per order, by the ledger alone: its succeeded refunds,
+    each counted for the order of the charge it refunds."""
+    owners = charge_owners(book)
     refunded: Counter[str] = Counter()
     for refund in book.get("refunds", []):
         if refund.get("status") != "succeeded":
@@ -447,11 +452,20 @@ def recoveries(
         "janitor": settled_by["janitor"] + flagged_by["janitor"],
         "shopper back from 3-D Secure": settled_by["shopper"],
         "sweep": sum(n for k, n in db.sweep_findings.items() if not k.endswith(":refunded")),
-        "refund": len((book or {}).get("refunds", [])),
+        # money given back as a recovery (the sweep's), not the back office's own refunds
+        "refund": _recovery_refunds(shoppers, book or {}),
         "unknown outcomes settled": sum(
             1 for o in db.orders.values() if o.went_unknown and o.state in SETTLED
         ),
     }
+
+
+def _recovery_refunds(shoppers: ShopperStats, book: dict[str, list[dict[str, Any]]]) -> int:
+    """Refunds in the ledger for orders the back office did not refund (theirs are counted
+    apart, in ``back_office_refunds``)."""
+    asked = {a.order_id for a in shoppers.refund_asks}
+    owners = charge_owners(book)
+    return sum(1 for r in book.get("refunds", []) if owners.get(str(r.get("charge"))) not in asked)
 
 
 def resolution_times(db: Snapshot) -> dict[str, float]:
