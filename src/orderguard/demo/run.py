@@ -197,7 +197,14 @@ async def _drive(
             refund_share=options.refund_share,
         )
         started = time.monotonic()
-        shoppers = await simulator.run(options.orders)
+        placed = asyncio.Event()
+        # the back office's refunds go on while the orders are being resolved
+        running = asyncio.create_task(simulator.run(options.orders, placed=placed.set))
+        waiter = asyncio.create_task(placed.wait())
+        try:
+            await asyncio.wait({running, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
         placed_in = time.monotonic() - started
         db = await connect(database_url, pool_size=2)
         try:
@@ -213,11 +220,13 @@ async def _drive(
                 progress.update(
                     resolving, total=len(snap.orders), completed=len(snap.orders) - len(open_)
                 )
-                if not open_ or time.monotonic() > deadline:
+                if (not open_ and running.done()) or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
                 snap = await audit.snapshot(db, prefix)
+            shoppers = await running  # the back office is bounded by its own deadlines
         finally:
+            running.cancel()  # (a no-op once it is done) nothing outlives the run
             await db.close()
         resolved_in = time.monotonic() - started
     return shoppers, placed_in, resolved_in

@@ -217,11 +217,15 @@ class ShopperSimulator:
             checkout.refund_wanted = wanted and checkout.behaviour in REFUNDABLE_BEHAVIOURS
         return plan
 
-    async def run(self, count: int) -> ShopperStats:
+    async def run(self, count: int, *, placed: Callable[[], None] | None = None) -> ShopperStats:
+        """Run the checkouts, then wait for the back office's refunds; ``placed`` is called
+        when the last checkout is done (the refunds of paid orders may still be under way,
+        so a caller can time the checkouts alone and wait for the orders meanwhile)."""
         checkouts = self.plan(count)
         self.stats.checkouts = checkouts
         gate = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency * 2 + 8)
+        office: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(base_url=self.base_url, limits=limits) as client:
 
             async def one(checkout: Checkout) -> None:
@@ -232,15 +236,22 @@ class ShopperSimulator:
                         checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
                         self.stats.client_troubles["simulator_error"] += 1
                 if checkout.refund_wanted and checkout.order_id:
-                    try:  # outside the gate: the back office is not a shopper
-                        await self.back_office_refunds(client, checkout)
-                    except Exception as exc:
-                        checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
-                        self.stats.client_troubles["simulator_error"] += 1
+                    # outside the gate: the back office is not a shopper
+                    office.append(asyncio.create_task(refunds(checkout)))
                 if self._on_done:
                     self._on_done(checkout)
 
+            async def refunds(checkout: Checkout) -> None:
+                try:
+                    await self.back_office_refunds(client, checkout)
+                except Exception as exc:
+                    checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
+                    self.stats.client_troubles["simulator_error"] += 1
+
             await asyncio.gather(*(one(c) for c in checkouts))
+            if placed:
+                placed()
+            await asyncio.gather(*office)
         return self.stats
 
     # -- requests ---------------------------------------------------------------------
