@@ -23,7 +23,14 @@ from orderguard.demo.audit import (
     resolution_times,
 )
 from orderguard.demo.report import render
-from orderguard.demo.shoppers import Checkout, RefundAsk, ShopperStats
+from orderguard.demo.shoppers import (
+    Checkout,
+    RefundAsk,
+    ShopperSimulator,
+    ShopperStats,
+    cart_total,
+    partial_amount,
+)
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -363,3 +370,40 @@ def test_the_back_offices_refunds_are_not_counted_as_recoveries() -> None:
     book["charges"].append(_charge("ch_b2", "ord_b", refunded=4848))
     book["refunds"].append(_ledger_refund("re_sweep", 4848, charge="ch_b2"))
     assert recoveries(shoppers, db, book)["refund"] == 1  # the sweep's, not ord_a's two
+
+
+# -- the back office's plan ------------------------------------------------------------------
+
+
+def test_the_refunds_drawn_leave_a_seeds_mix_of_shoppers_as_it_was() -> None:
+    def plan(share: float) -> list[Checkout]:
+        return ShopperSimulator("http://x", seed=42, client_timeout_s=1, refund_share=share).plan(
+            1000
+        )
+
+    without, with_refunds = plan(0.0), plan(0.08)
+    assert [c.behaviour for c in without] == [c.behaviour for c in with_refunds]
+    assert not any(c.refund_wanted for c in without)
+    wanted = [c for c in with_refunds if c.refund_wanted]
+    assert {c.behaviour for c in wanted} <= {
+        "card",
+        "double_click",
+        "declined_then_paid",
+        "3ds_approved",
+    }
+    refundable = sum(
+        1
+        for c in with_refunds
+        if c.behaviour in {"card", "double_click", "declined_then_paid", "3ds_approved"}
+    )
+    assert 0.04 * refundable < len(wanted) < 0.12 * refundable  # about 8 %
+    assert [c.index for c in wanted] == [c.index for c in plan(0.08) if c.refund_wanted]
+
+
+def test_the_back_office_reckons_amounts_from_its_own_cart() -> None:
+    assert cart_total(0) == (1999 + 850, "EUR")  # one T-shirt and a mug
+    assert cart_total(2) == (3 * 1999 + 852, "JPY")
+    assert cart_total(4) == (2 * 1999 + 854, "KWD")
+    assert partial_amount(4848) == 1610  # about a third, in tens
+    assert partial_amount(20) == 10
+    assert partial_amount(11) == 10
