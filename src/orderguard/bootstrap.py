@@ -12,6 +12,7 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
+from orderguard.providers.base import PaymentProvider
 from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
@@ -103,13 +104,19 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
 
 
 def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
-    """A provider with retries and a circuit breaker configured from ``settings``."""
+    """A provider with retries and a circuit breaker configured from ``settings`` (and, for
+    the demo only, a planted defect wrapped around it: see ``demo/defects.py``)."""
+    inner: PaymentProvider = provider
+    if settings.planted_defect:
+        from orderguard.demo.defects import plant_in_provider
+
+        inner = plant_in_provider(settings.planted_defect, provider)
     breaker = ObservedBreaker(
         provider.name,
         failure_threshold=settings.breaker_threshold,
         cool_down_s=settings.breaker_cool_down_s,
     )
-    wrapped = RetryingProvider(InstrumentedProvider(provider))
+    wrapped = RetryingProvider(InstrumentedProvider(inner))
     return ProviderSlot(wrapped, breaker, livemode=provider.livemode)
 
 

@@ -290,6 +290,14 @@ def orders_show(order_id: str) -> None:
     help="Keep the databases and logs in this folder.",
 )
 @click.option("--plant-defect", default=None, hidden=True, type=click.Choice(PLANTED_DEFECTS))
+@click.option(
+    "--refund-share",
+    default=0.08,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of the checkouts that can end paid whose order the back office then refunds "
+    "(a part, then the rest).",
+)
 def demo(
     orders: int,
     seed: str,
@@ -300,6 +308,7 @@ def demo(
     settle_timeout: float,
     keep: Path | None,
     plant_defect: str | None,
+    refund_share: float,
 ) -> None:
     """Shoppers, a storm of provider faults, and the proof that no order was lost.
 
@@ -322,6 +331,7 @@ def demo(
         settle_timeout_s=settle_timeout,
         planted_defect=plant_defect,
         keep=keep,
+        refund_share=refund_share,
     )
     sys.exit(asyncio.run(run_demo(options)))
 

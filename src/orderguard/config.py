@@ -21,8 +21,9 @@ from orderguard.services.shopper_data import InvalidShopperData, normalise_count
 
 #: Deliberate defects ``planted_defect`` can switch on (to prove the demo's checker):
 #: ``recharge_unknown`` makes rechecks charge ``payment_unknown`` orders again with a fresh
-#: idempotency key instead of asking the provider what happened.
-PLANTED_DEFECTS = ("recharge_unknown",)
+#: idempotency key instead of asking the provider what happened; ``refund_amount`` wires the
+#: service with a provider that refunds less than orderguard records (``demo/defects.py``).
+PLANTED_DEFECTS = ("recharge_unknown", "refund_amount")
 
 
 #: The deployment modes: ``development`` (the default: the in-process sandbox is allowed and

@@ -23,11 +23,13 @@ pytestmark = pytest.mark.slow
 CHECKOUTS = 120
 
 
-def _demo(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def _demo(
+    tmp_path: Path, *args: str, orders: int = CHECKOUTS
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     done = run_cli(
         "demo",
         "--orders",
-        str(CHECKOUTS),
+        str(orders),
         "--json",
         *args,
         env=clean_env("sqlite:///unused.db"),
@@ -64,6 +66,10 @@ def _assert_a_real_storm(report: dict[str, Any]) -> None:
     }
     assert report["final_states"].get("paid", 0) > CHECKOUTS / 2, report["final_states"]
     assert report["final_states"].get("cancelled", 0) > 0, "abandoned 3-D Secure expired"
+    # every seed used here draws a few orders for the back office to refund (5 to 14 of 120)
+    refunds = report["back_office_refunds"]
+    assert refunds["made"] > 0 and refunds["stored_succeeded"] >= refunds["made"], refunds
+    assert report["final_states"].get("refunded", 0) > 0, report["final_states"]
 
 
 @pytest.mark.parametrize("seed", demo_seeds([11, 22, 33, 44, 55]))
@@ -129,3 +135,35 @@ def test_the_terminal_report_names_a_broken_invariant(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout[-3000:]
     assert "INVARIANT BROKEN: orders charged twice" in text
     assert "seed 11" in text
+
+
+#: Checkouts of the refund runs, half of those that can end paid refunded by the back office.
+REFUND_CHECKOUTS = 60
+
+
+@pytest.mark.parametrize("defect", [None, "refund_amount"], ids=["control", "defect"])
+def test_refunds_add_up_and_a_short_refund_is_caught(tmp_path: Path, defect: str | None) -> None:
+    """The back office refunds a part and then the rest of many paid orders, through the
+    storm: the ledger agrees with what it was told and with the database. With the service
+    wired to a provider that refunds a tenth less than it records, the demo exits 1 naming
+    ``refunded_amount_differs`` and listing the orders."""
+    args = ["--seed", "11", "--refund-share", "0.5"]
+    planted = ["--plant-defect", defect] if defect else []
+    done, report = _demo(tmp_path, *args, *planted, orders=REFUND_CHECKOUTS)
+    refunds = report["back_office_refunds"]
+    assert refunds["made"] > 0 and refunds["orders"] > 0, refunds
+    assert refunds["repeated_same_key"] > 0, refunds
+    if defect is None:
+        assert report["invariants"] == dict.fromkeys(INVARIANTS, 0), report.get("violations")
+        assert done.returncode == 0, done.stderr[-3000:]
+        # a part and then the rest: every order the back office was told was refunded in
+        # full is refunded; a repeated key never made a second refund
+        assert refunds["asked"] == 2 * refunds["orders"] == refunds["made"], refunds
+        assert report["final_states"]["refunded"] == refunds["orders"], report["final_states"]
+        assert refunds["stored_succeeded"] == refunds["made"] <= report["refunds"], report
+        return
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert report["ok"] is False
+    assert report["invariants"]["refunded_amount_differs"] > 0, report["invariants"]
+    listed = report["violations"]["refunded_amount_differs"]
+    assert listed and all(order_id.startswith("ord_") for order_id in listed), listed

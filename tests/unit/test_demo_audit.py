@@ -14,12 +14,23 @@ from orderguard.demo.audit import (
     INVARIANTS,
     Snapshot,
     StoredOrder,
+    StoredRefund,
     build_report,
     check,
+    ledger_refunded,
+    minor_units,
+    recoveries,
     resolution_times,
 )
 from orderguard.demo.report import render
-from orderguard.demo.shoppers import Checkout, ShopperStats
+from orderguard.demo.shoppers import (
+    Checkout,
+    RefundAsk,
+    ShopperSimulator,
+    ShopperStats,
+    cart_total,
+    partial_amount,
+)
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -159,3 +170,255 @@ SCHEDULE_KEYS = (
     "sandbox_hold_s",
     "action_expiry_s",
 )
+
+
+# -- refunded_amount_differs ---------------------------------------------------------------
+#
+# ord_a (4848 EUR, one charge ch_a) was refunded by the back office in two steps: 1610, then
+# the rest, 3238. The world below is right; each test breaks one side of it.
+
+
+def _ledger_refund(refund_id: str, amount: int, *, charge: str = "ch_a") -> dict[str, Any]:
+    return {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "currency": "eur",
+        "charge": charge,
+        "status": "succeeded",
+    }
+
+
+def _refunded_world() -> tuple[ShopperStats, Snapshot, dict[str, list[dict[str, Any]]]]:
+    shoppers, db, book = _world()
+    checkout = shoppers.checkouts[0]
+    checkout.refunds = [
+        RefundAsk(
+            "ord_a", "key-1", 1610, "EUR", status=201, refund_ids={"ref_1"}, state="succeeded"
+        ),
+        RefundAsk(
+            "ord_a", "key-2", 3238, "EUR", status=200, refund_ids={"ref_2"}, state="succeeded"
+        ),
+    ]
+    order = db.orders["ord_a"]
+    order.state = "refunded"
+    order.refunds = [
+        StoredRefund("ref_1", 1610, "EUR", "succeeded"),
+        StoredRefund("ref_2", 3238, "EUR", "succeeded"),
+    ]
+    book["charges"][0]["amount_refunded"] = 4848
+    book["refunds"] = [_ledger_refund("re_1", 1610), _ledger_refund("re_2", 3238)]
+    return shoppers, db, book
+
+
+def test_refunds_that_add_up_break_nothing() -> None:
+    assert _broken(*_refunded_world()) == {}
+
+
+def test_the_provider_refunding_less_than_recorded_is_caught() -> None:
+    """What the ``refund_amount`` defect does: the rest is sent short by a tenth."""
+    shoppers, db, book = _refunded_world()
+    book["refunds"][1]["amount"] = 2915
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+def test_a_refund_the_back_office_was_told_was_made_must_be_in_the_ledger() -> None:
+    """The simulator's record is held against the ledger first: even with the database
+    agreeing with the ledger (both lost the second refund), the answer told it was made."""
+    shoppers, db, book = _refunded_world()
+    del book["refunds"][1]
+    book["charges"][0]["amount_refunded"] = 1610
+    db.orders["ord_a"].refunds.pop()
+    db.orders["ord_a"].state = "paid"
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+def test_a_retried_key_that_became_a_second_refund_is_caught() -> None:
+    shoppers, db, book = _refunded_world()
+    shoppers.checkouts[0].refunds[0].refund_ids.add("ref_1b")
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+def test_a_refund_made_twice_at_the_provider_is_caught() -> None:
+    shoppers, db, book = _refunded_world()
+    # the part refunded again (a retry under a new provider key): more than was asked
+    book["refunds"].append(_ledger_refund("re_1b", 1610))
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+def test_a_stored_success_the_provider_never_made_is_caught() -> None:
+    """No back-office request for this order: the database alone against the ledger."""
+    shoppers, db, book = _world()
+    db.orders["ord_a"].refunds = [StoredRefund("ref_9", 500, "EUR", "succeeded")]
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+    book["refunds"] = [_ledger_refund("re_9", 500)]
+    book["charges"][0]["amount_refunded"] = 500
+    assert _broken(shoppers, db, book) == {}
+
+
+def test_an_unanswered_request_may_or_may_not_have_been_made() -> None:
+    """A request that got no 2xx is allowed either way at the provider (the database must
+    still agree with the ledger); nothing beyond it is."""
+    shoppers, db, book = _refunded_world()
+    rest = shoppers.checkouts[0].refunds[1]
+    rest.status, rest.refund_ids, rest.state = None, set(), None
+    assert _broken(shoppers, db, book) == {}  # made after all (resent by the worker)
+    del book["refunds"][1]
+    book["charges"][0]["amount_refunded"] = 1610
+    db.orders["ord_a"].refunds[1].state = "failed"
+    db.orders["ord_a"].state = "paid"
+    assert _broken(shoppers, db, book) == {}  # never made, and orderguard knows it
+    book["refunds"].append(_ledger_refund("re_x", 4000))
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+def test_failed_refunds_at_the_provider_give_nothing_back() -> None:
+    shoppers, db, book = _refunded_world()
+    book["refunds"][1]["status"] = "failed"
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+@pytest.mark.parametrize(
+    ("state", "stored"),
+    [("paid", [1610, 3238]), ("refunded", [1610])],
+    ids=["paid-though-all-given-back", "refunded-though-a-part-is-kept"],
+)
+def test_the_state_must_say_refunded_exactly_when_all_was_given_back(
+    state: str, stored: list[int]
+) -> None:
+    shoppers, db, book = _world()
+    order = db.orders["ord_a"]
+    order.state = state
+    order.refunds = [StoredRefund(f"ref_{n}", n, "EUR", "succeeded") for n in stored]
+    book["refunds"] = [_ledger_refund(f"re_{n}", n) for n in stored]
+    book["charges"][0]["amount_refunded"] = sum(stored)
+    # (the charge's own invariants see it too: money kept for a refunded order, or a paid
+    # order whose charge was all given back)
+    assert _broken(shoppers, db, book)["refunded_amount_differs"] == ["ord_a"]
+
+
+def test_more_stored_as_refunded_than_was_paid_is_caught() -> None:
+    """Even when the ledger agrees (no back-office request to hold it against)."""
+    shoppers, db, book = _world()
+    order = db.orders["ord_a"]
+    order.state = "refunded"
+    order.refunds = [StoredRefund(f"ref_{n}", n, "EUR", "succeeded") for n in (4848, 10)]
+    book["refunds"] = [_ledger_refund(f"re_{n}", n) for n in (4848, 10)]
+    book["charges"][0]["amount_refunded"] = 4848
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}
+
+
+def test_a_sweep_refund_of_a_cancelled_orders_charge_is_not_a_refund_of_ours() -> None:
+    """The sweep gives back a charge that came after cancellation; orderguard holds no
+    refund for it and the order is not paid: outside this invariant."""
+    shoppers, db, book = _world()
+    db.orders["ord_b"].state = "cancelled"
+    book["charges"].append(_charge("ch_b2", "ord_b", refunded=4848))
+    book["refunds"] = [_ledger_refund("re_sweep", 4848, charge="ch_b2")]
+    assert _broken(shoppers, db, book) == {}
+
+
+def test_ledger_refunds_are_counted_per_order_through_their_charge() -> None:
+    _, _, book = _refunded_world()
+    book["refunds"].append({**_ledger_refund("re_f", 99), "status": "failed"})
+    assert ledger_refunded(book) == {"ord_a": 4848}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency"), [(4848, "eur"), (500, "jpy"), (4848, "cny"), (4840, "kwd")]
+)
+def test_the_demos_currencies_have_the_same_units_at_stripe(amount: int, currency: str) -> None:
+    assert minor_units(amount, currency) == amount
+
+
+def test_a_pending_refund_keeps_its_order_unresolved() -> None:
+    _, db, _ = _refunded_world()
+    assert db.unresolved(T0, action_expiry=timedelta(0)) == []
+    db.orders["ord_a"].refunds[1].state = "pending"
+    assert db.unresolved(T0, action_expiry=timedelta(0)) == ["ord_a"]
+
+
+def test_the_report_counts_the_back_offices_refunds_and_names_the_invariant() -> None:
+    shoppers, db, book = _refunded_world()
+    shoppers.checkouts[0].refunds[0].repeats = 1
+    book["refunds"][1]["amount"] = 2915
+    report = build_report(shoppers, db, book, {}, seed=7, database="sqlite")
+    figures = report.as_json()
+    assert figures["back_office_refunds"] == {
+        "orders": 1,
+        "asked": 2,
+        "made": 2,
+        "repeated_same_key": 1,
+        "refused": 0,
+        "unanswered": 0,
+        "stored_succeeded": 2,
+    }
+    assert figures["invariants"]["refunded_amount_differs"] == 1
+    assert figures["violations"]["refunded_amount_differs"] == ["ord_a"]
+    report.schedule = dict.fromkeys(SCHEDULE_KEYS, 1)
+    console = Console(record=True, width=200)
+    render(report, console)
+    text = " ".join(console.export_text().split())
+    assert "back-office refunds: 2 asked for 1 paid orders" in text
+    assert "2 made, 1 sent again with the same key" in text
+    assert "INVARIANT BROKEN: orders whose refunds differ from the provider's ledger" in text
+
+
+def test_the_back_offices_refunds_are_not_counted_as_recoveries() -> None:
+    shoppers, db, book = _refunded_world()
+    db.orders["ord_b"].state = "cancelled"
+    book["charges"].append(_charge("ch_b2", "ord_b", refunded=4848))
+    book["refunds"].append(_ledger_refund("re_sweep", 4848, charge="ch_b2"))
+    assert recoveries(shoppers, db, book)["refund"] == 1  # the sweep's, not ord_a's two
+
+
+# -- the back office's plan ------------------------------------------------------------------
+
+
+def test_the_refunds_drawn_leave_a_seeds_mix_of_shoppers_as_it_was() -> None:
+    def plan(share: float) -> list[Checkout]:
+        return ShopperSimulator("http://x", seed=42, client_timeout_s=1, refund_share=share).plan(
+            1000
+        )
+
+    without, with_refunds = plan(0.0), plan(0.08)
+    assert [c.behaviour for c in without] == [c.behaviour for c in with_refunds]
+    assert not any(c.refund_wanted for c in without)
+    wanted = [c for c in with_refunds if c.refund_wanted]
+    assert {c.behaviour for c in wanted} <= {
+        "card",
+        "double_click",
+        "declined_then_paid",
+        "3ds_approved",
+    }
+    refundable = sum(
+        1
+        for c in with_refunds
+        if c.behaviour in {"card", "double_click", "declined_then_paid", "3ds_approved"}
+    )
+    assert 0.04 * refundable < len(wanted) < 0.12 * refundable  # about 8 %
+    assert [c.index for c in wanted] == [c.index for c in plan(0.08) if c.refund_wanted]
+
+
+def test_the_back_office_reckons_amounts_from_its_own_cart() -> None:
+    assert cart_total(0) == (1999 + 850, "EUR")  # one T-shirt and a mug
+    assert cart_total(2) == (3 * 1999 + 852, "JPY")
+    assert cart_total(4) == (2 * 1990 + 890, "KWD")  # KWD prices end in 0 (Stripe's rule)
+    assert partial_amount(4848) == 1610  # about a third, in tens
+    assert partial_amount(20) == 10
+    assert partial_amount(11) == 10
+
+
+def test_a_refund_still_pending_in_the_database_may_be_at_the_provider_or_not() -> None:
+    """Its answer was lost and it will be sent again with the same key: either is right for
+    now, but nothing beyond it."""
+    shoppers, db, book = _world()
+    order = db.orders["ord_a"]
+    order.refunds = [StoredRefund("ref_1", 1610, "EUR", "pending")]
+    assert _broken(shoppers, db, book) == {}  # not made yet
+    book["refunds"] = [_ledger_refund("re_1", 1610)]
+    book["charges"][0]["amount_refunded"] = 1610
+    assert _broken(shoppers, db, book) == {}  # made; orderguard will learn it
+    book["refunds"].append(_ledger_refund("re_2", 1610))
+    book["charges"][0]["amount_refunded"] = 3220
+    assert _broken(shoppers, db, book) == {"refunded_amount_differs": ["ord_a"]}

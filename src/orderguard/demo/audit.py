@@ -15,6 +15,14 @@ shopper was told from the simulator. The invariants:
   holds no charge at all;
 * ``timeline_disagrees_with_state``: an order whose state is not the one its timeline's last
   state change led to (G7), or that has no state change on its timeline at all.
+* ``refunded_amount_differs``: an order whose refunds that succeeded at the provider do not
+  add up to what the back office was told was refunded (the simulator's own record: every
+  refund answered as made must be in the ledger, and nothing beyond what it asked), or to the
+  ``amount_refunded`` orderguard stored (its succeeded refunds), or whose state disagrees
+  (``refunded`` exactly when the whole paid amount was given back).
+
+The ledger holds amounts in the provider's units: they are converted to ISO minor units
+(:func:`minor_units`) before they are compared with anything of ours.
 """
 
 from __future__ import annotations
@@ -24,8 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orderguard.demo.shoppers import ShopperStats
+from orderguard.demo.shoppers import RefundAsk, ShopperStats
 from orderguard.domain.money import Money
+from orderguard.providers.stripe_currencies import from_stripe
 from orderguard.storage.database import Database, must_datetime, transaction
 
 #: States after which nothing more happens to an order without someone acting.
@@ -38,6 +47,7 @@ INVARIANTS = (
     "orders_stuck_unflagged",
     "paid_amount_differs",
     "timeline_disagrees_with_state",
+    "refunded_amount_differs",
 )
 #: Every order (id, merchant reference) whose state is not the ``to_state`` of its
 #: timeline's last state change, or that has none (G7). One statement, so the order and
@@ -48,6 +58,11 @@ TIMELINE_DISAGREES = (
     "WHERE s.order_id = o.id AND s.kind = 'state_changed') "
     "WHERE t.to_state IS NULL OR t.to_state <> o.state"
 )
+
+
+def minor_units(amount: int, currency: str) -> int:
+    """A ledger amount (Stripe's units) in the currency's ISO 4217 minor units."""
+    return from_stripe(amount, currency.upper())
 
 
 @dataclass
@@ -70,6 +85,23 @@ class StoredOrder:
     flags_ever: list[str] = field(default_factory=list)
     #: The reasons of its flags still open.
     flags_open: list[str] = field(default_factory=list)
+    #: Its refunds in the ``refunds`` table, oldest first.
+    refunds: list[StoredRefund] = field(default_factory=list)
+
+    @property
+    def amount_refunded(self) -> int:
+        """What orderguard stored as given back: its succeeded refunds."""
+        return sum(r.amount for r in self.refunds if r.state == "succeeded")
+
+
+@dataclass
+class StoredRefund:
+    """A row of the ``refunds`` table."""
+
+    id: str
+    amount: int
+    currency: str
+    state: str
 
 
 @dataclass
@@ -95,6 +127,7 @@ class Snapshot:
             for o in self.orders.values()
             if (o.state not in SETTLED and not o.flag)
             or (o.state == "action_required" and now - o.updated_at < action_expiry)
+            or any(r.state == "pending" for r in o.refunds)
         ]
 
 
@@ -121,6 +154,12 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             "ORDER BY t.seq",
             like,
         )
+        refunds = await conn.fetchall(
+            "SELECT r.id, r.order_id, r.amount, r.currency, r.state FROM refunds r "
+            "JOIN orders o ON o.id = r.order_id WHERE o.merchant_reference LIKE :prefix "
+            "ORDER BY r.created_at, r.id",
+            like,
+        )
         ids = {r["id"] for r in await conn.fetchall("SELECT id FROM orders")}
         findings = await conn.fetchall(
             "SELECT kind, resolution, COUNT(*) AS n FROM sweep_findings GROUP BY kind, resolution"
@@ -145,6 +184,12 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         if f["cleared_at"] is None:
             flagged.flags_open.append(str(f["reason"]))
             flagged.flag = flagged.flag or str(f["reason"])
+    for r in refunds:
+        refunded = orders.get(r["order_id"])
+        if refunded is not None:  # else placed after the orders were read
+            refunded.refunds.append(
+                StoredRefund(str(r["id"]), int(r["amount"]), str(r["currency"]), str(r["state"]))
+            )
     for e in entries:
         order = orders.get(e["order_id"])
         if order is None:
@@ -266,8 +311,30 @@ def build_report(
         orders_per_s=len(shoppers.checkouts) / placed_in_s if placed_in_s else 0.0,
         schedule=schedule or {},
         orders_ever_flagged=sum(1 for o in db.orders.values() if o.flags_ever),
-        extra={"charges": len(book.get("charges", [])), "refunds": len(book.get("refunds", []))},
+        extra={
+            "charges": len(book.get("charges", [])),
+            "refunds": len(book.get("refunds", [])),
+            "back_office_refunds": refund_counts(shoppers, db),
+        },
     )
+
+
+def refund_counts(shoppers: ShopperStats, db: Snapshot) -> dict[str, int]:
+    """The back office's refunds: orders it refunded, requests asked (one per key), those it
+    was told were made, repeated with the same key, refused or left unanswered; and the
+    refunds orderguard stored as succeeded for the run's orders."""
+    asks = shoppers.refund_asks
+    return {
+        "orders": len({a.order_id for a in asks}),
+        "asked": len(asks),
+        "made": sum(1 for a in asks if a.confirmed),
+        "repeated_same_key": sum(a.repeats for a in asks),
+        "refused": sum(1 for a in asks if a.trouble),
+        "unanswered": sum(1 for a in asks if a.unanswered),
+        "stored_succeeded": sum(
+            1 for o in db.orders.values() for r in o.refunds if r.state == "succeeded"
+        ),
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -311,9 +378,73 @@ def check(
                 if int(c["amount"]) > int(c.get("amount_refunded") or 0)
             ]
             expected = (order.total, order.currency.lower())
-            if not kept or any((int(c["amount"]), c["currency"]) != expected for c in kept):
+            if not kept or any(
+                (minor_units(int(c["amount"]), c["currency"]), c["currency"]) != expected
+                for c in kept
+            ):
                 broken["paid_amount_differs"].append(order.id)
     broken["timeline_disagrees_with_state"] = list(db.timeline_disagrees)
+    broken["refunded_amount_differs"] = refunds_differ(shoppers, db, book)
+    return broken
+
+
+def charge_owners(book: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """The order each charge of the ledger was made for (its ``metadata.order_id``)."""
+    return {
+        str(c["id"]): str((c.get("metadata") or {}).get("order_id"))
+        for c in book.get("charges", [])
+    }
+
+
+def ledger_refunded(book: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """ISO minor units given back per order, by the ledger alone: its succeeded refunds,
+    each counted for the order of the charge it refunds."""
+    owners = charge_owners(book)
+    refunded: Counter[str] = Counter()
+    for refund in book.get("refunds", []):
+        if refund.get("status") != "succeeded":
+            continue
+        owner = owners.get(str(refund.get("charge")), "")
+        refunded[owner] += minor_units(int(refund["amount"]), str(refund["currency"]))
+    return dict(refunded)
+
+
+def refunds_differ(
+    shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]]
+) -> list[str]:
+    """Orders breaking ``refunded_amount_differs`` (see the module's docstring).
+
+    First the ledger against the simulator's own record, per order it asked refunds of: the
+    refunds it was told were made must all be there, and nothing more than it asked (a
+    request left unanswered may or may not have been made; one key answered with two refund
+    ids is two refunds). Then, for every order orderguard holds refunds of or holds paid or
+    refunded, the ledger against the stored ``amount_refunded`` (a refund orderguard still
+    holds pending may or may not be at the provider yet) and the state.
+    """
+    at_provider = ledger_refunded(book)
+    broken: list[str] = []
+    asked: dict[str, list[RefundAsk]] = {}
+    for ask in shoppers.refund_asks:
+        asked.setdefault(ask.order_id, []).append(ask)
+    for order_id, asks in asked.items():
+        told = sum(a.amount for a in asks if a.confirmed)
+        open_ = sum(a.amount for a in asks if a.unanswered)
+        made = at_provider.get(order_id, 0)
+        if not told <= made <= told + open_ or any(len(a.refund_ids) > 1 for a in asks):
+            broken.append(order_id)
+    for order in db.orders.values():
+        if order.id in broken or not (order.refunds or order.state in {"paid", "refunded"}):
+            continue
+        stored = order.amount_refunded
+        # a refund still pending (its answer lost; sent again later) may be made or not yet
+        pending = sum(r.amount for r in order.refunds if r.state == "pending")
+        whole = stored >= order.total
+        if (
+            not stored <= at_provider.get(order.id, 0) <= stored + pending
+            or stored > order.total
+            or (order.state in {"paid", "refunded"} and (order.state == "refunded") != whole)
+        ):
+            broken.append(order.id)
     return broken
 
 
@@ -331,11 +462,20 @@ def recoveries(
         "janitor": settled_by["janitor"] + flagged_by["janitor"],
         "shopper back from 3-D Secure": settled_by["shopper"],
         "sweep": sum(n for k, n in db.sweep_findings.items() if not k.endswith(":refunded")),
-        "refund": len((book or {}).get("refunds", [])),
+        # money given back as a recovery (the sweep's), not the back office's own refunds
+        "refund": _recovery_refunds(shoppers, book or {}),
         "unknown outcomes settled": sum(
             1 for o in db.orders.values() if o.went_unknown and o.state in SETTLED
         ),
     }
+
+
+def _recovery_refunds(shoppers: ShopperStats, book: dict[str, list[dict[str, Any]]]) -> int:
+    """Refunds in the ledger for orders the back office did not refund (theirs are counted
+    apart, in ``back_office_refunds``)."""
+    asked = {a.order_id for a in shoppers.refund_asks}
+    owners = charge_owners(book)
+    return sum(1 for r in book.get("refunds", []) if owners.get(str(r.get("charge"))) not in asked)
 
 
 def resolution_times(db: Snapshot) -> dict[str, float]:

@@ -15,6 +15,7 @@ _LABELS = {
     "orders_stuck_unflagged": "orders stuck without a review flag",
     "paid_amount_differs": "paid orders whose charge differs from their total",
     "timeline_disagrees_with_state": "orders whose state is not their timeline's last change",
+    "refunded_amount_differs": "orders whose refunds differ from the provider's ledger",
 }
 
 
@@ -66,6 +67,14 @@ def render(report: Report, console: Console) -> None:
     console.print(
         _counts("Recoveries by mechanism", report.recoveries, key="mechanism", ordered=False)
     )
+    asked = report.extra.get("back_office_refunds")
+    if asked:
+        console.print(
+            f"back-office refunds: [bold]{asked['asked']}[/] asked for {asked['orders']} paid "
+            f"orders (a part, then the rest), [bold]{asked['made']}[/] made, "
+            f"{asked['repeated_same_key']} sent again with the same key, "
+            f"{asked['refused']} refused, {asked['unanswered']} unanswered"
+        )
     r = report.resolution_s
     console.print(
         f"time to resolution: p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s"

@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orderguard.api.server import free_port
 from orderguard.demo import audit, report, stack
-from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats
+from orderguard.demo.shoppers import REFUND_SHARE, Checkout, ShopperSimulator, ShopperStats
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.storage.database import connect
 
@@ -56,6 +56,8 @@ class DemoOptions:
     settle_timeout_s: float = 90.0
     planted_defect: str | None = None
     keep: Path | None = None
+    #: Share of the checkouts that can end paid whose order the back office refunds.
+    refund_share: float = REFUND_SHARE
 
 
 def service_settings(options: DemoOptions) -> dict[str, str]:
@@ -192,9 +194,17 @@ async def _drive(
             concurrency=options.concurrency,
             run_id=run_id,
             on_done=done,
+            refund_share=options.refund_share,
         )
         started = time.monotonic()
-        shoppers = await simulator.run(options.orders)
+        placed = asyncio.Event()
+        # the back office's refunds go on while the orders are being resolved
+        running = asyncio.create_task(simulator.run(options.orders, placed=placed.set))
+        waiter = asyncio.create_task(placed.wait())
+        try:
+            await asyncio.wait({running, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
         placed_in = time.monotonic() - started
         db = await connect(database_url, pool_size=2)
         try:
@@ -210,11 +220,13 @@ async def _drive(
                 progress.update(
                     resolving, total=len(snap.orders), completed=len(snap.orders) - len(open_)
                 )
-                if not open_ or time.monotonic() > deadline:
+                if (not open_ and running.done()) or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.5)
                 snap = await audit.snapshot(db, prefix)
+            shoppers = await running  # the back office is bounded by its own deadlines
         finally:
+            running.cancel()  # (a no-op once it is done) nothing outlives the run
             await db.close()
         resolved_in = time.monotonic() - started
     return shoppers, placed_in, resolved_in

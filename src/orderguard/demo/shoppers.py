@@ -10,8 +10,16 @@ Each checkout draws a behaviour from a seeded random stream:
   approve it, refuse it, or walk away;
 * ``closed_tab`` sends the checkout and closes the tab before the answer, never to return.
 
+Some shoppers whose order got paid then ask for their money back, the way a shop's back
+office would do it through the API (``POST /v1/orders/{id}/refunds``): first a part, then the
+rest, each request with its own ``Idempotency-Key``, and sometimes one request sent twice with
+the same key (which must not refund twice). Which checkouts do so is drawn from the seed too
+(:data:`REFUND_SHARE` of those that can end paid), from a stream of its own so the mix of
+behaviours of a seed stays what it was.
+
 The simulator remembers what every checkout was told, so the report can check that no
-acknowledged order was lost and that one checkout never became two orders.
+acknowledged order was lost and that one checkout never became two orders; and every refund
+it asked for (amount, key, what it was answered), so the ledger can be held against it.
 """
 
 from __future__ import annotations
@@ -40,6 +48,16 @@ BEHAVIOURS: dict[str, int] = {
 }
 #: Tries a patient shopper's browser makes before giving up on one request.
 MAX_TRIES = 12
+#: Share of the checkouts that can end paid whose order the back office then refunds.
+REFUND_SHARE = 0.08
+#: Behaviours whose order can end paid (the others are never refunded).
+REFUNDABLE_BEHAVIOURS = frozenset({"card", "double_click", "declined_then_paid", "3ds_approved"})
+#: Share of refund requests the back office sends twice with the same key.
+REFUND_REPEAT_SHARE = 0.5
+#: Seconds the back office waits for a refund's answer (it calls the provider).
+BACK_OFFICE_TIMEOUT_S = 10.0
+#: Seconds the back office waits for an order to be paid before it gives up refunding it.
+PAID_WITHIN_S = 45.0
 _CARTS = [
     ("EUR", "PT", "Lisboa", "1100-048", "Rua Augusta 1", "+351 912 345 678"),
     ("EUR", "DE", "Berlin", "10117", "Unter den Linden 1", "+49 30 901820"),
@@ -65,9 +83,44 @@ class Checkout:
     #: Why it gave up, or what went wrong on the client's side.
     trouble: str = ""
 
+    #: Whether the back office refunds the order once it is paid (part, then the rest).
+    refund_wanted: bool = False
+    #: The refunds the back office asked for, in order.
+    refunds: list[RefundAsk] = field(default_factory=list)
+
     @property
     def order_id(self) -> str | None:
         return next(iter(sorted(self.acknowledged)), None)
+
+
+@dataclass
+class RefundAsk:
+    """One refund the back office asked for, and what it was told (its own record)."""
+
+    order_id: str
+    #: The client's ``Idempotency-Key``: one key is meant to be one refund.
+    key: str
+    amount: int
+    currency: str
+    #: The last 2xx answer's HTTP status (201 new, 200 repeated); None if none came.
+    status: int | None = None
+    #: The refund's id and state in the answers (one id per key, whatever the repeats).
+    refund_ids: set[str] = field(default_factory=set)
+    state: str | None = None
+    #: Times the same request was sent again with the same key after an answer.
+    repeats: int = 0
+    #: Why it was refused, when it was.
+    trouble: str = ""
+
+    @property
+    def confirmed(self) -> bool:
+        """The service answered 2xx and said the provider made the refund."""
+        return self.status is not None and self.state == "succeeded"
+
+    @property
+    def unanswered(self) -> bool:
+        """No 2xx came (or one said the refund was still pending): it may be made or not."""
+        return not self.trouble and (self.status is None or self.state == "pending")
 
 
 @dataclass
@@ -80,6 +133,24 @@ class ShopperStats:
     @property
     def behaviours(self) -> Counter[str]:
         return Counter(c.behaviour for c in self.checkouts)
+
+    @property
+    def refund_asks(self) -> list[RefundAsk]:
+        return [r for c in self.checkouts for r in c.refunds]
+
+
+def cart_total(index: int) -> tuple[int, str]:
+    """The simulator's own reckoning of checkout ``index``'s total and currency (from the
+    cart it sends, not from anything the service answers)."""
+    body = order_body(index, "", SUCCEEDS)
+    total = sum(item["quantity"] * item["unit_amount"] for item in body["items"])
+    return total, str(body["currency"])
+
+
+def partial_amount(total: int) -> int:
+    """The first, partial refund of an order of ``total``: about a third, in tens of minor
+    units (every currency's provider takes those), at least 10 and less than ``total``."""
+    return min(total - 1, max(10, total // 3 // 10 * 10))
 
 
 def order_body(index: int, reference: str, method: str) -> dict[str, Any]:
@@ -126,8 +197,11 @@ class ShopperSimulator:
         run_id: str | None = None,
         on_done: Callable[[Checkout], None] | None = None,
         max_tries: int = MAX_TRIES,
+        refund_share: float = REFUND_SHARE,
     ) -> None:
         self.base_url = base_url
+        self.refund_share = refund_share
+        self._seed = seed
         self.max_tries = max_tries
         self.client_timeout_s = client_timeout_s
         self.concurrency = concurrency
@@ -139,16 +213,25 @@ class ShopperSimulator:
     def plan(self, count: int) -> list[Checkout]:
         """The checkouts to run, drawn from the seed (so a seed replays the same mix)."""
         names, weights = zip(*BEHAVIOURS.items(), strict=True)
-        return [
+        plan = [
             Checkout(i, self._rng.choices(names, weights)[0], f"DEMO-{self.run_id}-{i:05d}")
             for i in range(count)
         ]
+        refunds = random.Random(f"{self._seed}-refunds")  # its own stream: see the docstring
+        for checkout in plan:
+            wanted = refunds.random() < self.refund_share
+            checkout.refund_wanted = wanted and checkout.behaviour in REFUNDABLE_BEHAVIOURS
+        return plan
 
-    async def run(self, count: int) -> ShopperStats:
+    async def run(self, count: int, *, placed: Callable[[], None] | None = None) -> ShopperStats:
+        """Run the checkouts, then wait for the back office's refunds; ``placed`` is called
+        when the last checkout is done (the refunds of paid orders may still be under way,
+        so a caller can time the checkouts alone and wait for the orders meanwhile)."""
         checkouts = self.plan(count)
         self.stats.checkouts = checkouts
         gate = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency * 2 + 8)
+        office: list[asyncio.Task[None]] = []
         async with httpx.AsyncClient(base_url=self.base_url, limits=limits) as client:
 
             async def one(checkout: Checkout) -> None:
@@ -158,10 +241,23 @@ class ShopperSimulator:
                     except Exception as exc:  # a simulator bug must not hide the others
                         checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
                         self.stats.client_troubles["simulator_error"] += 1
+                if checkout.refund_wanted and checkout.order_id:
+                    # outside the gate: the back office is not a shopper
+                    office.append(asyncio.create_task(refunds(checkout)))
                 if self._on_done:
                     self._on_done(checkout)
 
+            async def refunds(checkout: Checkout) -> None:
+                try:
+                    await self.back_office_refunds(client, checkout)
+                except Exception as exc:
+                    checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
+                    self.stats.client_troubles["simulator_error"] += 1
+
             await asyncio.gather(*(one(c) for c in checkouts))
+            if placed:
+                placed()
+            await asyncio.gather(*office)
         return self.stats
 
     # -- requests ---------------------------------------------------------------------
@@ -235,6 +331,67 @@ class ShopperSimulator:
             await asyncio.sleep(0.5)
             order = await self._get(client, order["id"]) or order
         return order
+
+    async def _ask_refund(
+        self, client: httpx.AsyncClient, ask: RefundAsk, *, rng: random.Random
+    ) -> None:
+        """POST the refund until answered, retrying with the same key; note every answer."""
+        path = f"/v1/orders/{ask.order_id}/refunds"
+        body = {"amount": ask.amount, "reason": "customer returned the goods (demo)"}
+        for attempt in range(self.max_tries):
+            if attempt:
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt) * (0.5 + rng.random()))
+            try:
+                response = await client.post(
+                    path,
+                    json=body,
+                    headers={"Idempotency-Key": ask.key},
+                    timeout=BACK_OFFICE_TIMEOUT_S,
+                )
+            except httpx.TransportError as exc:
+                self.stats.client_troubles[f"refund_transport:{type(exc).__name__}"] += 1
+                continue
+            if response.status_code in (200, 201):
+                refund: dict[str, Any] = response.json()["refund"]
+                ask.status = response.status_code
+                ask.refund_ids.add(str(refund["id"]))
+                ask.state = str(refund["state"])
+                return
+            self.stats.client_troubles[f"refund_http_{response.status_code}"] += 1
+            if response.status_code < 500 and response.status_code not in (409, 429):
+                ask.trouble = f"refused with {response.status_code}: {response.text[:200]}"
+                return
+
+    async def back_office_refunds(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
+        """Once the order is paid, refund a part of it, then the rest (amounts from the
+        simulator's own cart), each with a key of its own; some requests are sent again with
+        the same key after their answer, as a back office that clicked twice would."""
+        order_id = checkout.order_id
+        assert order_id is not None
+        order = await self._get(client, order_id)
+        deadline = asyncio.get_running_loop().time() + PAID_WITHIN_S
+        while order is not None and order["state"] != "paid":
+            if order["state"] in {"payment_failed", "cancelled", "refunded"}:
+                return  # never paid (a checkout that did not end paid is not refunded)
+            if asyncio.get_running_loop().time() > deadline:
+                checkout.trouble = f"not paid within {PAID_WITHIN_S:.0f} s: no refund asked"
+                return
+            await asyncio.sleep(0.5)
+            order = await self._get(client, order_id) or order
+        if order is None:
+            return
+        total, currency = cart_total(checkout.index)
+        rng = random.Random(f"{self.run_id}-{checkout.index}-refunds")
+        first = partial_amount(total)
+        for amount in (first, total - first):
+            ask = RefundAsk(order_id, str(uuid.uuid4()), amount, currency)
+            checkout.refunds.append(ask)
+            await self._ask_refund(client, ask, rng=rng)
+            if ask.status is not None and rng.random() < REFUND_REPEAT_SHARE:
+                ask.repeats += 1
+                await self._ask_refund(client, ask, rng=rng)
+            if ask.trouble or not ask.confirmed:
+                return  # the rest is asked only once the part is made
 
     # -- behaviours -------------------------------------------------------------------
 
