@@ -54,17 +54,23 @@ class ShortRefunds:
         amount: int | None,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
     ) -> RefundResult:
         """Refund :func:`short_amount` of ``amount`` and say ``amount`` was refunded."""
         if amount is None or short_amount(amount) == amount:
             return await self.inner.refund(
-                provider_ref, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+                provider_ref,
+                amount=amount,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                currency=currency,
             )
         made = await self.inner.refund(
             provider_ref,
             amount=short_amount(amount),
             idempotency_key=idempotency_key,
             metadata=metadata,
+            currency=currency,
         )
         return replace(made, amount=amount)
 

@@ -244,10 +244,12 @@ class PaymentProvider(Protocol):
         amount: int | None,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
     ) -> RefundResult:
         """Refund all (``amount=None``) or part of a payment, idempotently; ``metadata``
         (e.g. orderguard's ``refund_id``) is stored on the refund and comes back in its
-        webhooks."""
+        webhooks. ``currency`` is the payment's (ISO code), when the caller knows it: a
+        provider whose units depend on it then needs no call to learn it."""
         ...
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:

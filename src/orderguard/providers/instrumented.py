@@ -116,12 +116,17 @@ class InstrumentedProvider:
         amount: int | None,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
     ) -> RefundResult:
         """Counted ``refund``."""
         return await self._call(
             "refund",
             lambda: self.inner.refund(
-                provider_ref, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+                provider_ref,
+                amount=amount,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                currency=currency,
             ),
         )
 

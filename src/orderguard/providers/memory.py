@@ -204,6 +204,7 @@ class InMemoryProvider:
         amount: int | None,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
     ) -> RefundResult:
         """Refund all that is left (``amount=None``) or part of a succeeded payment.
 

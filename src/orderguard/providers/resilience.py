@@ -126,11 +126,16 @@ class RetryingProvider:
         amount: int | None,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
     ) -> RefundResult:
         """Refund, retrying safe errors."""
         return await self._retry(
             lambda: self.inner.refund(
-                provider_ref, amount=amount, idempotency_key=idempotency_key, metadata=metadata
+                provider_ref,
+                amount=amount,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                currency=currency,
             )
         )
 

@@ -213,17 +213,20 @@ class StripeProvider:
         amount: int | None,
         idempotency_key: str,
         metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
     ) -> RefundResult:
         """Refund all or part of a PaymentIntent's charge.
 
         A partial refund's ``amount`` (ISO minor units) is sent in Stripe's units, which
-        depend on the payment's currency: the PaymentIntent is read first to learn it.
-        ``metadata`` goes on the Refund and comes back in its ``refund.*`` events.
+        depend on the payment's currency: given as ``currency``, or else read from the
+        PaymentIntent first. ``metadata`` goes on the Refund and comes back in its
+        ``refund.*`` events.
         """
         params: dict[str, Any] = {"payment_intent": provider_ref}
         if amount is not None:
-            paid = await self.retrieve_payment(provider_ref)
-            params["amount"] = self._stripe_amount(amount, paid.currency or "")
+            if currency is None:
+                currency = (await self.retrieve_payment(provider_ref)).currency
+            params["amount"] = self._stripe_amount(amount, currency or "")
         if metadata:
             params["metadata"] = dict(metadata)
         created = await self._call(

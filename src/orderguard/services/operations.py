@@ -157,6 +157,7 @@ class Operations:
                 amount=refund.amount,
                 idempotency_key=refund.provider_key,
                 metadata={"refund_id": refund.id, "order_id": order_id},
+                currency=refund.currency,
             )
         except ProviderRejected as exc:
             if exc.safe_to_retry:
