@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from orderguard.domain.events import Cause
 from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
 from orderguard.services.operations import Operations
 from tests.integration.conftest import Api
@@ -126,6 +127,10 @@ async def test_a_lost_answer_leaves_the_refund_pending_and_a_retry_makes_it_once
     assert lost.status_code == 503, lost.text
     [pending] = (await detail(api, order["id"]))["refunds"]
     assert (pending["state"], pending["amount"]) == ("pending", 700)
+    # the answer names the refund and warns that a new refund could refund twice
+    said = lost.json()["detail"]
+    assert pending["id"] in said and "do not ask for a new refund" in said
+    assert "nothing was changed" not in said
     held = await detail(api, order["id"])
     assert held["amount_refundable"] == order["amount_total"] - 700  # pending counts
     assert succeeded_at_provider(api) == [700]  # the provider did make it
@@ -208,3 +213,29 @@ async def test_a_refund_the_provider_keeps_pending_is_flagged_only_after_days(ap
     [flag] = (await detail(api, order["id"]))["flags"]
     assert "re_processing" in flag["detail"]
     assert api.provider.refunds == []
+
+
+async def test_a_repeat_after_the_key_may_be_forgotten_is_never_sent_again(api: Api) -> None:
+    """The client repeats its request (same Idempotency-Key) a day after the provider's
+    answer was lost: the provider may have forgotten the key, so a resend could refund
+    twice. Nothing is sent; the refund stays pending and the order is flagged."""
+    order = await place(api)
+    api.provider.fail_next(ProviderUnavailable("connection refused"))
+    await refund(api, order["id"], "rf-1", amount=700)
+    async with api.container.storage() as uow:
+        stored = await uow.orders.get(order["id"])
+    assert stored is not None
+    [first] = stored.refunds
+    later = later_operations(api, timedelta(hours=25))
+    answer = await later.request_refund(
+        order["id"],
+        amount=700,
+        actor=first.requester,
+        cause=Cause.API,
+        reason="asked again",
+        request_key=first.request_key,
+    )
+    assert api.provider.refunds == []
+    assert answer.refund.state == "pending" and answer.replayed
+    [flag] = (await detail(api, order["id"]))["flags"]
+    assert flag["reason"] == "refund_failed" and "look it up there" in flag["detail"]

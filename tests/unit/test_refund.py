@@ -6,7 +6,12 @@ from datetime import UTC, datetime
 
 from orderguard.domain.events import Cause, EntryKind, EventType
 from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.refund import apply_provider_refund, apply_refund_failure
+from orderguard.domain.refund import (
+    apply_provider_refund,
+    apply_refund_failure,
+    request_refund,
+    settle_refund,
+)
 from orderguard.domain.refund_record import RefundState
 from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.domain.states import AttemptState, OrderState
@@ -95,3 +100,193 @@ def test_a_failed_refund_of_a_payment_we_do_not_know_is_still_surfaced() -> None
     _fail(order, None, "declined")
     assert order.flag_reason is not None
     assert "on a payment we do not know" in order.flag_reason
+
+
+def _paid() -> tuple[Order, PaymentAttempt]:
+    """An order of 4848 EUR paid in full by one attempt (``pi_1``)."""
+    order = new_order()
+    attempt = PaymentAttempt(
+        id="pay_1",
+        order_id=order.id,
+        seq=1,
+        provider="stripe",
+        method="pm_card_visa",
+        amount=4848,
+        currency="EUR",
+        idempotency_key="k1",
+        created_at=AT,
+        updated_at=AT,
+    )
+    order.attempts.append(attempt)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
+    paid = Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR")
+    apply_outcome(order, attempt, paid, cause=Cause.API, at=AT)
+    assert order.state == "paid"
+    return order, attempt
+
+
+def test_a_refund_reported_before_the_payment_counts_once_the_order_is_paid() -> None:
+    """The refund's webhook overtook the payment's: once paid, all of it refunded is
+    ``refunded`` — never a paid order with nothing left to refund."""
+    order = new_order()
+    attempt = PaymentAttempt(
+        id="pay_1",
+        order_id=order.id,
+        seq=1,
+        provider="stripe",
+        method="pm_card_visa",
+        amount=4848,
+        currency="EUR",
+        idempotency_key="k1",
+        created_at=AT,
+        updated_at=AT,
+        provider_ref="pi_1",
+    )
+    order.attempts.append(attempt)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
+    apply_provider_refund(
+        order,
+        attempt,
+        refund_ref="re_0",
+        amount=4848,
+        currency="EUR",
+        status=RefundState.SUCCEEDED,
+        failure_reason=None,
+        refund_id=None,
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+    apply_outcome(
+        order,
+        attempt,
+        Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR"),
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+    assert (order.state, attempt.state) == ("refunded", "refunded")
+    assert (order.amount_refunded, order.amount_refundable) == (4848, 0)
+
+
+def test_a_partial_refund_reported_before_the_payment_leaves_it_paid_with_the_rest() -> None:
+    order = new_order()
+    attempt = PaymentAttempt(
+        id="pay_1",
+        order_id=order.id,
+        seq=1,
+        provider="stripe",
+        method="pm_card_visa",
+        amount=4848,
+        currency="EUR",
+        idempotency_key="k1",
+        created_at=AT,
+        updated_at=AT,
+        provider_ref="pi_1",
+    )
+    order.attempts.append(attempt)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
+    apply_provider_refund(
+        order,
+        attempt,
+        refund_ref="re_0",
+        amount=1000,
+        currency="EUR",
+        status=RefundState.SUCCEEDED,
+        failure_reason=None,
+        refund_id=None,
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+    apply_outcome(
+        order,
+        attempt,
+        Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR"),
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+    assert (order.state, attempt.state) == ("paid", "succeeded")
+    assert (order.amount_refunded, order.amount_refundable) == (1000, 3848)
+
+
+def test_an_overtaking_webhook_s_success_is_kept_when_our_answer_says_pending() -> None:
+    """Our refund's answer (``pending``) comes after the provider's webhook that it
+    succeeded, without our refund_id: the success is ours, counted once."""
+    order, _ = _paid()
+    ours = request_refund(
+        order,
+        amount=1000,
+        reason="r",
+        requester="api:k",
+        request_key="k-1",
+        cause=Cause.API,
+        at=AT,
+    )
+    attempt = order.attempts[0]
+    apply_provider_refund(
+        order,
+        attempt,
+        refund_ref="re_9",
+        amount=1000,
+        currency="EUR",
+        status=RefundState.SUCCEEDED,
+        failure_reason=None,
+        refund_id=None,
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+    settle_refund(
+        order,
+        ours,
+        RefundState.PENDING,
+        provider_ref="re_9",
+        failure_reason=None,
+        cause=Cause.API,
+        at=AT,
+    )
+    assert ours.state == "succeeded"
+    assert order.amount_refunded == 1000
+    assert [r.state for r in order.refunds if r is not ours] == ["failed"]  # the twin
+
+
+def test_a_keyless_refund_all_does_not_resume_an_unanswered_partial_refund() -> None:
+    order, _ = _paid()
+    part = request_refund(
+        order,
+        amount=1000,
+        reason="r",
+        requester="api:k",
+        request_key=None,
+        cause=Cause.API,
+        at=AT,
+    )
+    again = request_refund(
+        order,
+        amount=1000,
+        reason="r",
+        requester="api:k",
+        request_key=None,
+        cause=Cause.API,
+        at=AT,
+    )
+    assert again is part  # the same unanswered request, repeated: one refund
+    rest = request_refund(
+        order,
+        amount=None,
+        reason="r",
+        requester="api:k",
+        request_key=None,
+        cause=Cause.API,
+        at=AT,
+    )
+    assert rest is not part and rest.amount == 3848
+    assert (
+        request_refund(
+            order,
+            amount=None,
+            reason="r",
+            requester="api:k",
+            request_key=None,
+            cause=Cause.API,
+            at=AT,
+        )
+        is rest
+    )  # "all that is left", repeated, resumes the refund that took the rest

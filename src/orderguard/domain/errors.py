@@ -125,3 +125,18 @@ class ProviderUnreachable(DomainError):
             f"payment provider {provider} could not be asked ({reason}); nothing was changed "
             "here: try again (repeating is safe)"
         )
+
+
+class RefundUnanswered(ProviderUnreachable):
+    """A refund was asked and stored ``pending``, but the provider did not answer: it may
+    have been made. Asking for a new refund could refund twice."""
+
+    def __init__(self, provider: str, reason: str, *, refund_id: str, amount: str) -> None:
+        self.provider, self.reason, self.refund_id = provider, reason, refund_id
+        DomainError.__init__(
+            self,
+            f"payment provider {provider} did not answer refund {refund_id} of {amount} "
+            f"({reason}). It is stored pending and is sent again automatically with the same "
+            "key: do not ask for a new refund; repeat this request only with the same "
+            "Idempotency-Key.",
+        )

@@ -126,14 +126,20 @@ def _unanswered(order: Order, *, requester: str, amount: int | None) -> Refund |
     return next(
         (
             r
-            for r in order.refunds
+            for r in reversed(order.refunds)  # the latest first: it took the rest, if any
             if r.state is RefundState.PENDING
             and r.provider_ref is None
             and r.requester == requester
-            and amount in (None, r.amount)
+            and (amount == r.amount or (amount is None and _took_the_rest(order, r)))
         ),
         None,
     )
+
+
+def _took_the_rest(order: Order, refund: Refund) -> bool:
+    """Whether ``refund`` asked for all that was left on its attempt (nothing is left)."""
+    attempt = next((a for a in order.attempts if a.id == refund.attempt_id), None)
+    return attempt is not None and left_on(order, attempt) == 0
 
 
 def _target(order: Order) -> PaymentAttempt:
@@ -166,7 +172,10 @@ def settle_refund(
     """
     if provider_ref and refund.provider_ref is None:
         refund.provider_ref, refund.updated_at = provider_ref, at
-        _absorb_twin(order, refund, cause=cause, at=at)
+        reported = _absorb_twin(order, refund, cause=cause, at=at)
+        if reported is not None and target is RefundState.PENDING:
+            # the webhook that overtook this answer already said how the refund ended
+            target, failure_reason = reported
     if target is refund.state or not refund.may_move_to(target):
         return False  # a repeat, or a late report of an earlier state
     was, refund.state, refund.updated_at = refund.state, target, at
@@ -199,13 +208,20 @@ def settle_refund(
     return True
 
 
-def _absorb_twin(order: Order, refund: Refund, *, cause: Cause, at: datetime) -> None:
+def _absorb_twin(
+    order: Order, refund: Refund, *, cause: Cause, at: datetime
+) -> tuple[RefundState, str | None] | None:
     """A webhook that overtook our refund's answer, without our ``refund_id`` in its
     metadata, recorded the same provider refund as made at the provider: that twin stops
-    counting (``failed``, naming ``refund``), so the money is counted once."""
+    counting (``failed``, naming ``refund``), so the money is counted once. Returns how the
+    provider said the refund ended (its state and failure reason) when the twin knew more
+    than ``pending``, so ``refund`` takes it over instead of losing it."""
+    reported: tuple[RefundState, str | None] | None = None
     for twin in order.refunds:
         same = twin is not refund and twin.provider_ref == refund.provider_ref
         if same and twin.requester == "provider" and twin.state is not RefundState.FAILED:
+            if twin.state is not RefundState.PENDING:
+                reported = (twin.state, twin.failure_reason)
             twin.state, twin.updated_at = RefundState.FAILED, at
             twin.failure_reason = f"the same provider refund as {refund.id}"
             order.note(
@@ -213,6 +229,7 @@ def _absorb_twin(order: Order, refund: Refund, *, cause: Cause, at: datetime) ->
                 cause=cause,
                 at=at,
             )
+    return reported
 
 
 def _maybe_refunded(
@@ -313,3 +330,14 @@ def apply_refund_failure(
     if flagged is not None and flagged.detail == detail:
         return  # the same failure reported again (another event about the same refund)
     order.flag(FlagReason.REFUND_FAILED, detail, cause=cause, at=at)
+
+
+def refunds_before_paid(
+    order: Order, attempt: PaymentAttempt, *, cause: Cause, at: datetime
+) -> None:
+    """Count refunds reported before ``attempt``'s own success (a refund webhook that
+    overtook the payment's): once the order is paid, all of it refunded makes it
+    ``refunded``, as if the reports had come in order."""
+    if any(r.attempt_id == attempt.id for r in order.refunds):
+        what = f"refunds reported before attempt {attempt.seq} was paid"
+        _maybe_refunded(order, attempt, what, cause=cause, at=at, actor=None)

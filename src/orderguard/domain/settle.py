@@ -16,6 +16,7 @@ from datetime import datetime
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import LABELS, FlagReason
 from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.refund import refunds_before_paid
 from orderguard.domain.states import (
     ATTEMPT_TRANSITIONS,
     ORDER_TRANSITIONS,
@@ -132,6 +133,8 @@ def _move_order(
     if outcome.reason:
         note += f" — {outcome.reason}"
     order.move_to(target, cause=cause, at=at, note=note)
+    if target is OrderState.PAID:
+        refunds_before_paid(order, attempt, cause=cause, at=at)
 
 
 def _another_attempt_paid(order: Order, attempt: PaymentAttempt, outcome: Outcome) -> bool:

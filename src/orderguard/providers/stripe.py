@@ -226,7 +226,12 @@ class StripeProvider:
         if amount is not None:
             if currency is None:
                 currency = (await self.retrieve_payment(provider_ref)).currency
-            params["amount"] = self._stripe_amount(amount, currency or "")
+            if not currency:  # never guess the units: MGA's would be off a hundredfold
+                raise UnchargeableAmount(
+                    f"the currency of {provider_ref} is not known, so a partial refund "
+                    "cannot be written in Stripe's units; nothing was sent"
+                )
+            params["amount"] = self._stripe_amount(amount, currency)
         if metadata:
             params["metadata"] = dict(metadata)
         created = await self._call(

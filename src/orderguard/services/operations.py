@@ -21,6 +21,7 @@ from orderguard.domain.errors import (
     OrderNotFound,
     ProviderUnreachable,
     RefundNotAllowed,
+    RefundUnanswered,
 )
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
@@ -146,7 +147,13 @@ class Operations:
         return RefundAnswer(order, stored, replayed=refund.id in known)
 
     async def _send(self, order_id: str, refund: Refund, *, actor: str, cause: Cause) -> None:
-        """Call the provider for ``refund`` with its own key and record what it said."""
+        """Call the provider for ``refund`` with its own key and record what it said.
+
+        Never once the provider may have forgotten the key (:data:`REFUND_KEY_LIFETIME`):
+        a resend then could refund twice, so the order is flagged for a person instead."""
+        if self._clock() - refund.created_at >= REFUND_KEY_LIFETIME:
+            await self._overdue(order_id, refund.id, flag=True)
+            return
         order = await self._load(order_id)
         attempt = next(a for a in order.attempts if a.id == refund.attempt_id)
         assert attempt.provider_ref is not None  # a charged attempt has its reference
@@ -162,12 +169,12 @@ class Operations:
         except ProviderRejected as exc:
             if exc.safe_to_retry:
                 await self._note_refund_error(order_id, refund, exc, actor=actor, cause=cause)
-                raise ProviderUnreachable(attempt.provider, str(exc)) from exc
+                raise _unanswered(attempt.provider, exc, refund) from exc
             await self._settle_refund(order_id, refund.id, actor, cause, failed=str(exc))
             raise RefundNotAllowed(order_id, f"{attempt.provider} refused: {exc}") from exc
         except ProviderError as exc:
             await self._note_refund_error(order_id, refund, exc, actor=actor, cause=cause)
-            raise ProviderUnreachable(attempt.provider, str(exc)) from exc
+            raise _unanswered(attempt.provider, exc, refund) from exc
         await self._settle_refund(order_id, refund.id, actor, cause, result=result)
 
     async def _settle_refund(
@@ -369,3 +376,8 @@ def _cancel(order: Order, *, actor: str, cause: Cause, at: datetime) -> None:
             note += f"; attempt {attempt.seq} was cancelled at {attempt.provider}"
     order.payment_method = None
     order.move_to(OrderState.CANCELLED, cause=cause, at=at, note=note, actor=actor)
+
+
+def _unanswered(provider: str, exc: Exception, refund: Refund) -> RefundUnanswered:
+    amount = f"{refund.amount} {refund.currency}"
+    return RefundUnanswered(provider, str(exc), refund_id=refund.id, amount=amount)
