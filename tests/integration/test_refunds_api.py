@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from orderguard.domain.events import Cause
+from orderguard.domain.money import AmountRule
 from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
 from orderguard.services.operations import Operations
 from tests.integration.conftest import Api
@@ -239,3 +240,20 @@ async def test_a_repeat_after_the_key_may_be_forgotten_is_never_sent_again(api: 
     assert answer.refund.state == "pending" and answer.replayed
     [flag] = (await detail(api, order["id"]))["flags"]
     assert flag["reason"] == "refund_failed" and "look it up there" in flag["detail"]
+
+
+async def test_a_refund_amount_the_provider_cannot_write_is_refused_before_it_is_stored(
+    api: Api,
+) -> None:
+    order = await place(api)
+    # from here on the provider takes EUR only in tens of cents (as Stripe takes KWD in tens)
+    api.provider.rules["EUR"] = AmountRule("EUR", True, 2, 2, 1, None, 10)
+    refused = await refund(api, order["id"], "rf-1", amount=705)
+    assert refused.status_code == 409, refused.text
+    said = refused.json()["detail"]
+    assert "multiples of 10" in said and "700 or 710" in said
+    assert (await detail(api, order["id"]))["refunds"] == []  # nothing stored
+    assert api.provider.refunds == []  # nothing sent
+    made = await refund(api, order["id"], "rf-2", amount=700)
+    assert made.status_code == 201, made.text
+    assert succeeded_at_provider(api) == [700]

@@ -137,6 +137,8 @@ class Operations:
                 cause=cause,
                 at=self._clock(),
             )
+            if refund.id not in known:
+                self._writable(order, refund)
             await uow.orders.save(order)
             await uow.commit()
         if refund.state is RefundState.PENDING and refund.provider_ref is None:
@@ -145,6 +147,25 @@ class Operations:
         stored = order.refund(refund.id)
         assert stored is not None  # refunds are never deleted
         return RefundAnswer(order, stored, replayed=refund.id in known)
+
+    def _writable(self, order: Order, refund: Refund) -> None:
+        """Refuse, before anything is stored, a refund amount the charge's provider cannot
+        write in its units (a KWD amount not ending in 0 at Stripe): it would only fail
+        there. Raises :class:`RefundNotAllowed` naming the nearest amounts it can take."""
+        attempt = next(a for a in order.attempts if a.id == refund.attempt_id)
+        rule = self._payments.providers.named(attempt.provider).provider.amount_rules(
+            refund.currency
+        )
+        if refund.amount % rule.step == 0:
+            return
+        lower = refund.amount // rule.step * rule.step
+        nearest = [n for n in (lower, lower + rule.step) if n > 0]
+        raise RefundNotAllowed(
+            order.id,
+            f"{attempt.provider} takes {refund.currency} refunds only in multiples of "
+            f"{rule.step} minor units, not {refund.amount}; the nearest are "
+            + " or ".join(str(n) for n in nearest),
+        )
 
     async def _send(self, order_id: str, refund: Refund, *, actor: str, cause: Cause) -> None:
         """Call the provider for ``refund`` with its own key and record what it said.
