@@ -108,8 +108,10 @@ def recheck(order_id: str, actor: str) -> None:
 def refund(order_id: str, amount: int | None, reason: str, yes: bool, actor: str) -> None:
     """Refund a paid order at its provider, in full or in part, after a confirmation.
 
-    Each run is one new refund (its own provider idempotency key); the command answers
-    with the order's state, how much was refunded and how much is left.
+    Each run is one new refund (its own provider idempotency key), unless a refund of the
+    same amount by the same operator got no answer from the provider: that one is sent
+    again with its own key instead, so repeating a run that failed never refunds twice.
+    The command answers with the order's state, how much was refunded and how much is left.
     """
     reason = _checked_reason(reason)
     what = "all that is left" if amount is None else f"{amount} minor units"
