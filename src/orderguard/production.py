@@ -81,7 +81,7 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
             Problem(
                 "ORDERGUARD_PLANTED_DEFECT",
                 f"is set ({settings.planted_defect})",
-                "unset it: it switches on a deliberate defect (the demo uses it to prove its checks)",
+                "unset it: it switches on a deliberate defect (the demo proves its checks with it)",
             )
         )
     return problems
