@@ -169,8 +169,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "paid_amount_unchecked",
         "demo/audit.py",
-        '            if not kept or any((int(c["amount"]), c["currency"]) != expected for c in kept):\n',  # noqa: E501
-        "            if not kept:\n",
+        '                (minor_units(int(c["amount"]), c["currency"]), c["currency"]) != expected\n',  # noqa: E501
+        "                False\n",
         ("tests/unit/test_demo_audit.py",),
         "G11 in the demo: a paid order charged a different amount passes",
     ),
