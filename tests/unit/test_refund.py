@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from orderguard.domain.events import Cause, EntryKind, EventType
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.refund import (
@@ -20,9 +22,8 @@ from tests.factories import new_order
 AT = datetime(2026, 12, 1, tzinfo=UTC)
 
 
-def _refunded() -> tuple[Order, PaymentAttempt]:
-    """An order paid in full by one attempt, then refunded in full."""
-    order = new_order()
+def _attempt(order: Order, *, provider_ref: str | None = None) -> PaymentAttempt:
+    """Attempt 1 of ``order``, for its whole total, added to it."""
     attempt = PaymentAttempt(
         id="pay_1",
         order_id=order.id,
@@ -34,8 +35,16 @@ def _refunded() -> tuple[Order, PaymentAttempt]:
         idempotency_key="k1",
         created_at=AT,
         updated_at=AT,
+        provider_ref=provider_ref,
     )
     order.attempts.append(attempt)
+    return attempt
+
+
+def _refunded() -> tuple[Order, PaymentAttempt]:
+    """An order paid in full by one attempt, then refunded in full."""
+    order = new_order()
+    attempt = _attempt(order)
     order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
     paid = Outcome(AttemptState.SUCCEEDED, "pi_1", order.total.amount, order.currency)
     apply_outcome(order, attempt, paid, cause=Cause.API, at=AT)
@@ -105,19 +114,7 @@ def test_a_failed_refund_of_a_payment_we_do_not_know_is_still_surfaced() -> None
 def _paid() -> tuple[Order, PaymentAttempt]:
     """An order of 4848 EUR paid in full by one attempt (``pi_1``)."""
     order = new_order()
-    attempt = PaymentAttempt(
-        id="pay_1",
-        order_id=order.id,
-        seq=1,
-        provider="stripe",
-        method="pm_card_visa",
-        amount=4848,
-        currency="EUR",
-        idempotency_key="k1",
-        created_at=AT,
-        updated_at=AT,
-    )
-    order.attempts.append(attempt)
+    attempt = _attempt(order)
     order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
     paid = Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR")
     apply_outcome(order, attempt, paid, cause=Cause.API, at=AT)
@@ -125,30 +122,25 @@ def _paid() -> tuple[Order, PaymentAttempt]:
     return order, attempt
 
 
-def test_a_refund_reported_before_the_payment_counts_once_the_order_is_paid() -> None:
+@pytest.mark.parametrize(
+    ("refunded", "states", "left"),
+    [(4848, ("refunded", "refunded"), 0), (1000, ("paid", "succeeded"), 3848)],
+    ids=["all", "part"],
+)
+def test_a_refund_reported_before_the_payment_counts_once_the_order_is_paid(
+    refunded: int, states: tuple[str, str], left: int
+) -> None:
     """The refund's webhook overtook the payment's: once paid, all of it refunded is
-    ``refunded`` — never a paid order with nothing left to refund."""
+    ``refunded`` (never a paid order with nothing left to refund); a part leaves it paid
+    with the rest to refund."""
     order = new_order()
-    attempt = PaymentAttempt(
-        id="pay_1",
-        order_id=order.id,
-        seq=1,
-        provider="stripe",
-        method="pm_card_visa",
-        amount=4848,
-        currency="EUR",
-        idempotency_key="k1",
-        created_at=AT,
-        updated_at=AT,
-        provider_ref="pi_1",
-    )
-    order.attempts.append(attempt)
+    attempt = _attempt(order, provider_ref="pi_1")
     order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
     apply_provider_refund(
         order,
         attempt,
         refund_ref="re_0",
-        amount=4848,
+        amount=refunded,
         currency="EUR",
         status=RefundState.SUCCEEDED,
         failure_reason=None,
@@ -156,55 +148,10 @@ def test_a_refund_reported_before_the_payment_counts_once_the_order_is_paid() ->
         cause=Cause.WEBHOOK,
         at=AT,
     )
-    apply_outcome(
-        order,
-        attempt,
-        Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR"),
-        cause=Cause.WEBHOOK,
-        at=AT,
-    )
-    assert (order.state, attempt.state) == ("refunded", "refunded")
-    assert (order.amount_refunded, order.amount_refundable) == (4848, 0)
-
-
-def test_a_partial_refund_reported_before_the_payment_leaves_it_paid_with_the_rest() -> None:
-    order = new_order()
-    attempt = PaymentAttempt(
-        id="pay_1",
-        order_id=order.id,
-        seq=1,
-        provider="stripe",
-        method="pm_card_visa",
-        amount=4848,
-        currency="EUR",
-        idempotency_key="k1",
-        created_at=AT,
-        updated_at=AT,
-        provider_ref="pi_1",
-    )
-    order.attempts.append(attempt)
-    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
-    apply_provider_refund(
-        order,
-        attempt,
-        refund_ref="re_0",
-        amount=1000,
-        currency="EUR",
-        status=RefundState.SUCCEEDED,
-        failure_reason=None,
-        refund_id=None,
-        cause=Cause.WEBHOOK,
-        at=AT,
-    )
-    apply_outcome(
-        order,
-        attempt,
-        Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR"),
-        cause=Cause.WEBHOOK,
-        at=AT,
-    )
-    assert (order.state, attempt.state) == ("paid", "succeeded")
-    assert (order.amount_refunded, order.amount_refundable) == (1000, 3848)
+    paid = Outcome(AttemptState.SUCCEEDED, "pi_1", 4848, "EUR")
+    apply_outcome(order, attempt, paid, cause=Cause.WEBHOOK, at=AT)
+    assert (order.state, attempt.state) == states
+    assert (order.amount_refunded, order.amount_refundable) == (refunded, left)
 
 
 def test_an_overtaking_webhook_s_success_is_kept_when_our_answer_says_pending() -> None:
