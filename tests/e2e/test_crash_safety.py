@@ -95,7 +95,9 @@ def _bodies(rng: random.Random) -> list[Attempt]:
                 "sku": f"SKU-{rng.randrange(1000)}",
                 "name": rng.choice(["T-shirt", "Mug", "Poster", "Sticker pack"]),
                 "quantity": rng.randint(1, 5),
-                "unit_amount": rng.randint(0, 50_000),
+                # at least 100 minor units: every total is one the provider can charge
+                # (above Stripe's minimum in each of these currencies), so every answer is 201
+                "unit_amount": rng.randint(100, 50_000),
             }
             for _ in range(rng.randint(1, 3))
         ]
