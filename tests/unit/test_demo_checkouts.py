@@ -84,7 +84,9 @@ def _refused(*causes: str, gave_up: bool = False) -> ShopperStats:
 
 
 def test_refusals_the_storm_explains_break_nothing() -> None:
-    shoppers = _refused("client_timeout", "409 request-in-flight", "transport", "http_429")
+    shoppers = _refused(
+        "client_timeout", "409 request-in-flight", "transport", "http_429", "http_503"
+    )
     assert (
         check(shoppers, Snapshot({}, set(), Counter()), {})["checkouts_refused_unexplained"] == []
     )

@@ -61,6 +61,7 @@ EXPLAINED = {
     "client_timeout": "the storm held the answer past the browser's patience",
     "transport": "the connection broke (the storm's latency, a busy server)",
     "http_429": "too many requests at once",
+    "http_503": "the service could not reach its database or provider for now (it says so)",
     "409 request-in-flight": "a retry or a double click while the first request ran",
 }
 #: Every order (id, merchant reference) whose state is not the ``to_state`` of its
