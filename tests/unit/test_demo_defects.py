@@ -132,6 +132,11 @@ async def test_answer_first_answers_every_fifth_key_with_an_order_never_stored()
     assert stored == [False, True, True, True, True] * 2
     again = await container.intake.place(_command(keys[0]))
     assert (again.order_id, again.replayed) == (answers[0].order_id, True)
+    retried = await container.intake.place(_command(keys[1]))  # a stored one: replayed
+    assert (retried.order_id, retried.replayed) == (answers[1].order_id, True)
+    eleventh = await container.intake.place(_command())  # retries are no new keys
+    async with storage() as uow:
+        assert await uow.orders.get(eleventh.order_id) is None
     assert len(memory.payments) == 8  # the lost orders were never charged either
 
 

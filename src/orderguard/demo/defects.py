@@ -251,6 +251,8 @@ class _Delegate:
 
 
 class _ForgottenKeys(_Delegate):
+    """DELIBERATELY WRONG: idempotency records written and never found (``forget_keys``)."""
+
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
         """Record the key, and answer as if it had never been seen."""
         await cast(Any, self._inner).claim(record)
@@ -258,6 +260,9 @@ class _ForgottenKeys(_Delegate):
 
 
 class _SilentPaid(_Delegate):
+    """DELIBERATELY WRONG: orders saved paid without that move's timeline entry
+    (``silent_paid``)."""
+
     async def save(self, order: Order) -> None:
         """Save the order without the timeline entries of its moves to ``paid``."""
         order.new_entries[:] = [
@@ -295,7 +300,7 @@ class AnswerFirst:
         self.inner = inner
         self._render = render
         self._every = every
-        self._keys = 0
+        self._keys: set[str] = set()
         self._answered: dict[str, Answer] = {}
 
     async def place(self, command: PlaceOrder) -> Answer:
@@ -304,8 +309,9 @@ class AnswerFirst:
         key = command.request.key
         if key in self._answered:
             return replace(self._answered[key], replayed=True)
-        self._keys += 1
-        if self._keys % self._every != 1:
+        first_sight = key not in self._keys
+        self._keys.add(key)
+        if not first_sight or len(self._keys) % self._every != 1:
             return await self.inner.place(command)
         order = Order.place(
             currency=command.currency,
