@@ -12,7 +12,6 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
-from orderguard.providers.base import PaymentProvider
 from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
@@ -68,17 +67,21 @@ class Container:
 
 def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
     """Services on top of ``storage`` (SQL or in-memory) and ``providers``."""
+    if settings.planted_defect:  # the demo's deliberate defects: see demo/defects.py
+        from orderguard.demo.defects import plant
+
+        return plant(settings.planted_defect, partial(_wire, settings), storage, providers)
+    return _wire(settings, storage, providers)
+
+
+def _wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
     render = partial(order_json, public_url=settings.public_url)
     return_url = settings.public_url.rstrip("/") + "/orders/{order_id}/return?token={token}"
     payments = Payments(
         providers,
         PaymentSettings(return_url=return_url, time_budget_s=settings.payment_time_budget_s),
     )
-    if settings.planted_defect:
-        log.warning(
-            "PLANTED DEFECT %r is on: this service is broken on purpose", settings.planted_defect
-        )
-    recheck = Recheck(storage, payments, planted_defect=settings.planted_defect)
+    recheck = Recheck(storage, payments)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)
     return Container(
         settings=settings,
@@ -104,19 +107,13 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
 
 
 def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
-    """A provider with retries and a circuit breaker configured from ``settings`` (and, for
-    the demo only, a planted defect wrapped around it: see ``demo/defects.py``)."""
-    inner: PaymentProvider = provider
-    if settings.planted_defect:
-        from orderguard.demo.defects import plant_in_provider
-
-        inner = plant_in_provider(settings.planted_defect, provider)
+    """A provider with retries and a circuit breaker configured from ``settings``."""
     breaker = ObservedBreaker(
         provider.name,
         failure_threshold=settings.breaker_threshold,
         cool_down_s=settings.breaker_cool_down_s,
     )
-    wrapped = RetryingProvider(InstrumentedProvider(inner))
+    wrapped = RetryingProvider(InstrumentedProvider(provider))
     return ProviderSlot(wrapped, breaker, livemode=provider.livemode)
 
 

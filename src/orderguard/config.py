@@ -19,11 +19,19 @@ from typing import Any, get_type_hints
 
 from orderguard.services.shopper_data import InvalidShopperData, normalise_country
 
-#: Deliberate defects ``planted_defect`` can switch on (to prove the demo's checker):
-#: ``recharge_unknown`` makes rechecks charge ``payment_unknown`` orders again with a fresh
-#: idempotency key instead of asking the provider what happened; ``refund_amount`` wires the
-#: service with a provider that refunds less than orderguard records (``demo/defects.py``).
-PLANTED_DEFECTS = ("recharge_unknown", "refund_amount")
+#: Deliberate defects ``planted_defect`` can switch on, to prove that the demo's checker
+#: fails: each is wired around a part of the service by ``demo/defects.py`` (its registry,
+#: ``DEFECTS``, which these names must match) and breaks one invariant of the demo.
+PLANTED_DEFECTS = (
+    "answer_first",
+    "forget_keys",
+    "recharge_unknown",
+    "success_ignored",
+    "janitor_asleep",
+    "charge_amount",
+    "silent_paid",
+    "refund_amount",
+)
 
 
 #: The deployment modes: ``development`` (the default: the in-process sandbox is allowed and

@@ -8,8 +8,6 @@ with its original idempotency key: never with a new one, so it can never charge 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from dataclasses import replace
 from datetime import timedelta
 
 from orderguard.domain.errors import OrderNotFound
@@ -39,12 +37,10 @@ class Recheck:
         payments: Payments,
         *,
         clock: Clock = system_clock,
-        planted_defect: str | None = None,
     ) -> None:
         self._storage = storage
         self._payments = payments
         self._clock = clock
-        self._defect = planted_defect
 
     async def order(self, order_id: str, *, cause: Cause, actor: str | None = None) -> Order:
         """Ask about every open attempt of the order and apply the answers."""
@@ -59,11 +55,6 @@ class Recheck:
         return order
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
-        if self._defect == "recharge_unknown" and order.state is OrderState.PAYMENT_UNKNOWN:
-            # DELIBERATELY WRONG (Settings.planted_defect, for proving the demo's checker):
-            # guess instead of asking, and charge again under a key the provider never saw.
-            fresh = replace(attempt, idempotency_key=f"defect-{uuid.uuid4()}")
-            return await self._payments.send(order, fresh)
         provider = self._payments.providers.named(attempt.provider).provider
         budget = self._payments.settings.time_budget_s
         try:
