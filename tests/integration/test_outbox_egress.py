@@ -25,7 +25,6 @@ from orderguard.outbox.egress import check_endpoint_url
 from orderguard.outbox.sinks import DeliveryFailed
 from orderguard.outbox.webhooks import WebhookSink
 from orderguard.services.outbox import OutboxSupport
-from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
     add_endpoint,
@@ -125,7 +124,8 @@ async def test_an_allow_private_endpoint_reaches_the_checked_address_and_its_ans
     [failed] = await errors_of(sql, order.id)
     assert "answered 500" in failed
     assert "not today" not in failed  # what the receiver said is not stored
-    [stored] = await EndpointStore(sql.db).all()
+    async with sql.reader() as uow:
+        [stored] = await uow.endpoints.all()
     assert (stored.url, stored.allow_private) == (url, True)
     assert endpoint.id == stored.id
 
@@ -256,7 +256,7 @@ async def test_a_public_endpoints_failed_answer_keeps_only_its_first_characters(
     client = httpx.AsyncClient(transport=httpx.MockTransport(flooding))
     sink = WebhookSink(
         endpoint,
-        store=EndpointStore(sql.db),
+        storage=sql,
         client=client,
         clock=lambda: datetime.now(UTC),
         resolver=Rebinding([PUBLIC], [PUBLIC]),

@@ -17,13 +17,14 @@ import pytest
 from nats.js import JetStreamContext
 
 from orderguard.config import Settings
-from orderguard.domain.delivery import STREAM_SINK, Delivery, DeliveryAttempt, Outcome
+from orderguard.domain.delivery import STREAM_SINK, Delivery, Outcome
+from orderguard.domain.events import OutboxEvent
+from orderguard.domain.order import Order
 from orderguard.outbox.configured import ConfiguredSinks, build_relay, policy_from
 from orderguard.outbox.relay import Relay
+from orderguard.outbox.sinks import Sink
 from orderguard.outbox.stream import StreamSink
 from orderguard.services.outbox import OutboxSupport
-from orderguard.storage.endpoints import EndpointStore
-from orderguard.storage.outbox import OutboxStore
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import service_missing
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
@@ -114,12 +115,31 @@ class Killed(BaseException):
     """The relay's process died here."""
 
 
-class DiesAfterPublishing(OutboxStore):
-    """A relay's store whose process dies after the sink accepted the event, before the
-    delivery is recorded."""
+class DiesAfterPublishing:
+    """The configured sinks, each wrapped so that the relay's process dies after the sink
+    accepted an event, before the delivery is recorded."""
 
-    async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
+    def __init__(self, sinks: ConfiguredSinks) -> None:
+        self.sinks = sinks
+
+    async def current(self) -> list[Sink]:
+        return [_Dying(sink) for sink in await self.sinks.current()]
+
+    async def aclose(self) -> None:
+        await self.sinks.aclose()
+
+
+class _Dying:
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.name, self.events, self.needs_order = sink.name, sink.events, sink.needs_order
+
+    async def deliver(self, event: OutboxEvent, order: Order | None) -> None:
+        await self.sink.deliver(event, order)
         raise Killed
+
+    async def aclose(self) -> None:
+        await self.sink.aclose()
 
 
 async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_the_copy(
@@ -128,8 +148,8 @@ async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_t
     order = await live(sql, life=())
     (event_id,) = await committed_ids(sql, order.id)
     config = stream.settings(outbox_lease_s="0.5")
-    first_sinks = ConfiguredSinks(config, EndpointStore(sql.db), clock=_now)
-    first = Relay(DiesAfterPublishing(sql.db), sql.reader, first_sinks, policy=policy_from(config))
+    first_sinks = DiesAfterPublishing(ConfiguredSinks(config, sql, clock=_now))
+    first = Relay(sql, first_sinks, policy=policy_from(config))
     with pytest.raises(Killed):
         await first.run_once(owner="relay-1")
     await first.aclose()

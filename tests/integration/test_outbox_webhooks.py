@@ -16,7 +16,6 @@ from orderguard.domain.delivery import DeliveryState, Outcome, WebhookSecret
 from orderguard.outbox.configured import build_relay
 from orderguard.outbox.webhooks import new_secret
 from orderguard.services.outbox import OutboxSupport, outbox_health
-from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
     CANCELLED_LIFE,
@@ -129,13 +128,14 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     sql: SqlStorage,
 ) -> None:
     await live(sql, life=())
-    store = EndpointStore(sql.db)
     async with receiver() as hook:
         endpoint, old = await add_endpoint(sql, hook.url)
         new = new_secret()
         now = datetime.now(UTC)
         rotated = WebhookSecret(ids.new_id("whs"), endpoint.id, new, now)
-        assert await store.rotate(rotated, old_expire_at=now + timedelta(hours=1))
+        async with sql() as uow:
+            assert await uow.endpoints.rotate(rotated, old_expire_at=now + timedelta(hours=1))
+            await uow.commit()
         relay = build_relay(settings(), sql)
         try:
             await relay_until(relay, lambda: len(hook.accepted) == 1)
@@ -145,7 +145,8 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     assert len(headers["webhook-signature"].split(" ")) == 2
     Webhook(old).verify(body, headers)
     Webhook(new).verify(body, headers)
-    later = await store.secrets(endpoint.id, at=now + timedelta(hours=2))
+    async with sql.reader() as uow:
+        later = await uow.endpoints.secrets(endpoint.id, at=now + timedelta(hours=2))
     assert [s.secret for s in later] == [new]
 
 
