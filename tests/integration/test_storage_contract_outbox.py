@@ -155,6 +155,22 @@ async def test_a_new_sink_starts_from_since_and_the_floor_skips_settled_events(
     assert waiting == Undelivered(1, recent.created_at)
 
 
+async def test_the_floor_moves_only_past_events_committed_long_enough_ago(
+    storage: UnitOfWorkFactory,
+) -> None:
+    now = datetime.now(UTC)
+    await live(storage, life=(), at=now - timedelta(minutes=10))
+    fresh = await live(storage, life=(), at=now - timedelta(minutes=1))
+    since = now - timedelta(hours=1)
+    only_cancellations = frozenset({EventType.CANCELLED})
+    assert await enqueue(storage, "s", now=now, since=since, types=only_cancellations) == 0
+    # the settled event is below the floor now; the fresh one is still considered
+    assert await enqueue(storage, "s", now=now, since=since) == 1
+    async with storage.reader() as uow:
+        (delivery,) = await uow.outbox.deliveries(sink="s")
+    assert delivery.event.order_id == fresh.id
+
+
 async def test_an_enqueue_copies_at_most_its_batch_and_the_rest_next_time(
     storage: UnitOfWorkFactory,
 ) -> None:
