@@ -61,7 +61,7 @@ def merchant_url(receiver_url: str) -> str:
 
 
 async def errors_of(sql: SqlStorage, order_id: str) -> list[str]:
-    support = OutboxSupport(sql.db)
+    support = OutboxSupport(sql)
     events = await committed_ids(sql, order_id)
     attempts = [a for e in events for a in (await support.event(e)).attempts]
     return [a.error or "" for a in attempts if a.outcome is not Outcome.DELIVERED]
@@ -187,7 +187,7 @@ async def test_over_https_the_checked_address_is_verified_against_the_endpoints_
         server.close()
         await server.wait_closed()
     assert hook.hosts == [f"{MERCHANT}:{port}"]
-    deliveries = {d.sink: d for d in await OutboxSupport(sql.db).deliveries_of_order(order.id)}
+    deliveries = {d.sink: d for d in await OutboxSupport(sql).deliveries_of_order(order.id)}
     assert deliveries[good.sink].state == "delivered"
     assert "CERTIFICATE_VERIFY_FAILED" in (deliveries[stranger.sink].last_error or "")
 

@@ -83,7 +83,7 @@ async def stream() -> AsyncIterator[Stream]:
 
 
 async def delivered(sql: SqlStorage) -> list[Delivery]:
-    return [d for d in await OutboxSupport(sql.db).recent(limit=1000) if d.state == "delivered"]
+    return [d for d in await OutboxSupport(sql).recent(limit=1000) if d.state == "delivered"]
 
 
 async def test_events_arrive_on_their_subjects_with_the_event_id_as_message_id(
@@ -154,7 +154,7 @@ async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_t
         await first.run_once(owner="relay-1")
     await first.aclose()
     assert [m[2]["id"] for m in await stream.messages()] == [event_id]
-    (pending,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+    (pending,) = await OutboxSupport(sql).deliveries_of_order(order.id)
     assert pending.state == "pending" and pending.attempts == 0  # nothing recorded
 
     second = build_relay(config, sql)
@@ -170,7 +170,7 @@ async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_t
         await second.aclose()
     assert sink.duplicates == 1  # re-published, and JetStream said it was a duplicate
     assert [m[2]["id"] for m in await stream.messages()] == [event_id]  # still one message
-    attempts = (await OutboxSupport(sql.db).event(event_id)).attempts
+    attempts = (await OutboxSupport(sql).event(event_id)).attempts
     assert [(a.relay, a.outcome) for a in attempts] == [("relay-2", Outcome.DELIVERED)]
 
 
@@ -184,7 +184,7 @@ async def test_an_unreachable_nats_is_a_failure_retried_later_not_a_loss(sql: Sq
         await relay.run_once(owner="relay-test")
     finally:
         await relay.aclose()
-    (delivery,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+    (delivery,) = await OutboxSupport(sql).deliveries_of_order(order.id)
     assert delivery.state == "pending" and delivery.attempts == 1
     assert delivery.last_error and "cannot reach NATS" in delivery.last_error
 
