@@ -123,10 +123,11 @@ class MemoryOutboxRepository:
         batch: int,
     ) -> int:
         start, floor = self._t.sinks.setdefault(sink, (since, 0))
+        taken = {r.event.id for r in self._t.deliveries.values() if r.sink == sink}
         new = [
             (seq, e)
             for seq, e in self._numbered()
-            if seq > floor and e.at >= start and _wanted(e, types) and not self._has(e.id, sink)
+            if seq > floor and e.at >= start and _wanted(e, types) and e.id not in taken
         ][:batch]
         for seq, event in new:
             self._add(seq, event, sink, due=event.at)
