@@ -110,7 +110,7 @@ def reconcile(
         storage = await open_storage(settings)
         try:
             with tempfile.TemporaryDirectory(prefix="og-reconcile-") as scratch:
-                engine, outcome = await run_reconcile(storage.db, request, Path(scratch))
+                engine, outcome = await run_reconcile(storage, request, Path(scratch))
                 try:
                     print_summary(outcome, console, locale=locale)
                     if out is not None:

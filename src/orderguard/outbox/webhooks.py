@@ -36,7 +36,7 @@ from orderguard.outbox.egress import (
 )
 from orderguard.outbox.sinks import DeliveryFailed, event_json
 from orderguard.services.clock import Clock
-from orderguard.storage.endpoints import EndpointStore
+from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Longest part of a failed answer's body kept in the error (characters).
 _BODY_EXCERPT = 200
@@ -80,19 +80,20 @@ class WebhookSink:
         self,
         endpoint: WebhookEndpoint,
         *,
-        store: EndpointStore,
+        storage: UnitOfWorkFactory,
         client: httpx.AsyncClient,
         clock: Clock,
         resolver: Resolver = system_resolver,
     ) -> None:
         self.endpoint = endpoint
         self.name = endpoint.sink
-        self._store, self._client, self._clock = store, client, clock
+        self._storage, self._client, self._clock = storage, client, clock
         self._resolver = resolver
 
     async def deliver(self, event: OutboxEvent, order: Order | None) -> None:
         now = self._clock()
-        valid = await self._store.secrets(self.endpoint.id, at=now)
+        async with self._storage.reader() as uow:
+            valid = await uow.endpoints.secrets(self.endpoint.id, at=now)
         if not valid:
             raise DeliveryFailed(f"endpoint {self.endpoint.id} has no valid signing secret")
         body = event_json(event).decode()

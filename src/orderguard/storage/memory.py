@@ -19,6 +19,13 @@ from orderguard.domain.order import Order
 from orderguard.domain.refund_record import RefundState
 from orderguard.domain.states import OrderState
 from orderguard.observability.context import current_request_id
+from orderguard.storage.memory_outbox import (
+    MemoryEndpointRepository,
+    MemoryOutboxRepository,
+    MemoryReconciliationRepository,
+    OutboxTables,
+    ReconciliationTables,
+)
 from orderguard.storage.orders import ConcurrentUpdate
 from orderguard.storage.ports import (
     ApiKey,
@@ -41,6 +48,8 @@ class _State:
     webhooks: dict[str, WebhookRecord] = field(default_factory=dict)
     webhook_leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     findings: list[SweepFinding] = field(default_factory=list)
+    relay: OutboxTables = field(default_factory=OutboxTables)
+    reconciliation: ReconciliationTables = field(default_factory=ReconciliationTables)
 
 
 class MemoryOrderRepository:
@@ -367,6 +376,9 @@ class MemoryUnitOfWork:
     leases: MemoryLeaseRepository
     webhooks: MemoryWebhookRepository
     findings: MemoryFindingRepository
+    outbox: MemoryOutboxRepository
+    endpoints: MemoryEndpointRepository
+    reconciliations: MemoryReconciliationRepository
 
     def __init__(self, storage: InMemoryStorage) -> None:
         self._storage = storage
@@ -381,6 +393,11 @@ class MemoryUnitOfWork:
         self.leases = MemoryLeaseRepository(self._work)
         self.webhooks = MemoryWebhookRepository(self._work)
         self.findings = MemoryFindingRepository(self._work)
+        self.outbox = MemoryOutboxRepository(self._work.outbox, self._work.relay)
+        self.endpoints = MemoryEndpointRepository(self._work.relay)
+        self.reconciliations = MemoryReconciliationRepository(
+            self._work.orders, self._work.reconciliation
+        )
         return self
 
     async def __aexit__(

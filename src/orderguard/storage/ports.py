@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol
 
-from orderguard.domain.events import OutboxEvent, TimelineEntry
+from orderguard.domain.delivery import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    WebhookEndpoint,
+    WebhookSecret,
+)
+from orderguard.domain.events import EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 
@@ -195,6 +202,15 @@ class UnitOfWork(Protocol):
     @property
     def findings(self) -> FindingRepository: ...
 
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def endpoints(self) -> EndpointRepository: ...
+
+    @property
+    def reconciliations(self) -> ReconciliationRepository: ...
+
     async def __aenter__(self) -> UnitOfWork: ...
 
     async def __aexit__(
@@ -213,6 +229,10 @@ class UnitOfWorkFactory(Protocol):
     """Opens units of work; the storage back end the application is wired to."""
 
     def __call__(self) -> UnitOfWork: ...
+
+    def reader(self) -> UnitOfWork:
+        """A unit of work that only reads (on SQLite it takes no write lock)."""
+        ...
 
     async def close(self) -> None:
         """Release every connection."""
@@ -335,4 +355,256 @@ class FindingRepository(Protocol):
 
     async def all(self) -> list[SweepFinding]:
         """Every finding, oldest first."""
+        ...
+
+
+# --- The outbox relay's bookkeeping, merchant endpoints, reconciliation ----------------
+
+
+#: Longest a transaction that writes an outbox event may stay open; events older than this
+#: are surely visible, so a sink's floor may move past them.
+OUTBOX_SETTLE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """What still waits for one sink."""
+
+    #: Events not yet delivered (nor dead) there, picked up by the relay or not.
+    count: int
+    #: When the oldest of them was committed (``None`` when nothing waits).
+    oldest: datetime | None
+
+
+class OutboxRepository(Protocol):
+    """Deliveries of outbox events to sinks: one per (event, sink), created lazily.
+
+    For each sink the relay copies the events it has not yet considered (above the sink's
+    floor) into deliveries, then claims due ones with a lease, never one whose order has an
+    earlier event still pending at that sink: one event per order per sink in flight, in
+    commit order. The floor only moves past events older than :data:`OUTBOX_SETTLE`.
+    """
+
+    async def enqueue(
+        self,
+        sink: str,
+        *,
+        types: frozenset[EventType] | None,
+        since: datetime,
+        now: datetime,
+        batch: int,
+    ) -> int:
+        """Create the pending deliveries of up to ``batch`` new events of ``types`` (None:
+        every type) for ``sink``; how many were created. The first time a sink is seen it
+        starts with events committed at ``since``."""
+        ...
+
+    async def claim(
+        self, sink: str, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries of ``sink`` until ``until``, in commit order,
+        at most one per order: the oldest still pending, and only once its lease (if any)
+        expired. Rows another relay is claiming right now are skipped."""
+        ...
+
+    async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
+        """Mark ``delivery`` delivered and record the attempt."""
+        ...
+
+    async def failed(
+        self, delivery: Delivery, *, attempt: DeliveryAttempt, retry_at: datetime | None
+    ) -> None:
+        """Record a failed attempt: try again at ``retry_at``, or dead letter when None."""
+        ...
+
+    async def release(self, deliveries: Sequence[Delivery], *, owner: str) -> None:
+        """Give up the leases ``owner`` holds on ``deliveries`` (not attempted)."""
+        ...
+
+    async def deliveries(
+        self,
+        *,
+        state: DeliveryState | None = None,
+        sink: str | None = None,
+        order_id: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries matching every filter given, newest event first (then by sink)."""
+        ...
+
+    async def delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery by its id."""
+        ...
+
+    async def attempts(self, event_id: str) -> list[DeliveryAttempt]:
+        """Every recorded try at delivering ``event_id``, oldest first."""
+        ...
+
+    async def event(self, event_id: str) -> OutboxEvent | None:
+        """One outbox event."""
+        ...
+
+    async def replay(
+        self, *, now: datetime, event_id: str | None = None, sink: str | None = None
+    ) -> int:
+        """Make dead deliveries pending again at ``now`` with a fresh count of attempts; how
+        many. With ``event_id`` only that event's; with ``sink`` only that sink's. An event
+        named with a sink is sent there again whatever its state (created if it never was).
+        """
+        ...
+
+    async def undelivered(
+        self, sink: str, *, types: frozenset[EventType] | None, since: datetime
+    ) -> Undelivered:
+        """The events of ``types`` not yet delivered (nor dead) at ``sink``, counting those
+        the relay has not picked up yet; ``since`` applies to a sink never enqueued for."""
+        ...
+
+    async def dead_counts(self) -> dict[str, int]:
+        """Dead letters per sink (sinks with none are absent)."""
+        ...
+
+
+class EndpointRepository(Protocol):
+    """Merchant webhook endpoints and their signing secrets. Removed endpoints are kept
+    (their deliveries refer to them) but receive nothing more."""
+
+    async def add(self, endpoint: WebhookEndpoint, secret: WebhookSecret) -> None:
+        """Store a new endpoint with its first secret; ``UniqueViolation`` when its id (or
+        the secret's) is taken."""
+        ...
+
+    async def active(self) -> list[WebhookEndpoint]:
+        """Endpoints not removed, oldest first."""
+        ...
+
+    async def all(self) -> list[WebhookEndpoint]:
+        """Every endpoint ever added, oldest first."""
+        ...
+
+    async def remove(self, endpoint_id: str, *, at: datetime) -> bool:
+        """Stop sending to an endpoint; ``False`` when there is no such active endpoint."""
+        ...
+
+    async def rotate(self, secret: WebhookSecret, *, old_expire_at: datetime) -> bool:
+        """Add ``secret`` to its endpoint; the secrets valid now stay valid until
+        ``old_expire_at`` (signatures are made with both meanwhile). ``False`` when the
+        endpoint is unknown or removed."""
+        ...
+
+    async def secrets(self, endpoint_id: str, *, at: datetime) -> list[WebhookSecret]:
+        """The endpoint's secrets valid at ``at``, newest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """An applied reconciliation run."""
+
+    id: str
+    #: SHA-256 over the report files' contents: the same files are one run.
+    digest: str
+    files: str
+    provider: str
+    period_from: datetime | None
+    period_to: datetime | None
+    summary: str
+    applied_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionRecord:
+    """One recorded reconciliation exception."""
+
+    id: str
+    run_id: str
+    #: What makes two reports' exceptions the same one (recorded once).
+    dedupe_key: str
+    category: str
+    order_id: str | None
+    provider_ref: str | None
+    amount: int | None
+    currency: str | None
+    expected_amount: int | None
+    expected_currency: str | None
+    file: str | None
+    line: int | None
+    recorded_at: datetime
+    #: When a later run explained it, and which run (both ``None`` while it is open).
+    resolved_at: datetime | None = None
+    resolved_by_run: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedOrder:
+    """An order as reconciliation matches it."""
+
+    id: str
+    merchant_reference: str | None
+    state: str
+    currency: str
+    #: The order's total in minor units.
+    amount: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedAttempt:
+    """A payment attempt as reconciliation matches it."""
+
+    id: str
+    order_id: str
+    provider: str
+    provider_ref: str | None
+    state: str
+    updated_at: datetime
+
+
+class ReconciliationRepository(Protocol):
+    """Reconciliation: the orders it matches, its applied runs and their exceptions."""
+
+    async def orders_after(self, after: str, *, limit: int) -> list[ExportedOrder]:
+        """Up to ``limit`` orders whose id sorts after ``after``, by id (a page of the
+        export; ``""`` starts it)."""
+        ...
+
+    async def attempts_after(self, after: str, *, limit: int) -> list[ExportedAttempt]:
+        """Up to ``limit`` payment attempts whose id sorts after ``after``, by id."""
+        ...
+
+    async def record_run(self, run: RunRecord) -> bool:
+        """Store ``run``; ``False`` when a run of the same files (digest) was applied
+        before. ``UniqueViolation`` when its id is taken by another run."""
+        ...
+
+    async def record_exception(self, record: ExceptionRecord) -> bool:
+        """Store ``record``; ``False`` when the same exception (dedupe key) was recorded."""
+        ...
+
+    async def latest_exceptions(
+        self, *, limit: int, category: str | None = None, open_only: bool = False
+    ) -> list[ExceptionRecord]:
+        """The newest exceptions (only the open ones with ``open_only``), newest first."""
+        ...
+
+    async def open_exceptions(self, *, provider: str, other_than: str) -> list[ExceptionRecord]:
+        """The open exceptions runs about ``provider`` recorded, but for run ``other_than``,
+        by id."""
+        ...
+
+    async def resolve(self, ids: Sequence[str], *, run_id: str, at: datetime) -> int:
+        """Close the open exceptions ``ids``, explained by run ``run_id``; how many closed."""
+        ...
+
+    async def counts_by_category(self, *, open_only: bool = False) -> dict[str, int]:
+        """Exceptions per category (absent: none): every one recorded, or the open ones."""
+        ...
+
+    async def providers_of(self, run_ids: set[str]) -> dict[str, str]:
+        """The provider each of ``run_ids`` reconciled (unknown runs are absent)."""
+        ...
+
+    async def runs(self) -> int:
+        """How many runs were applied."""
         ...

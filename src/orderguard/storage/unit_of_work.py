@@ -6,8 +6,10 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
 from orderguard.storage.database import Database, Transaction
+from orderguard.storage.endpoints import SqlEndpointRepository
 from orderguard.storage.keys import SqlApiKeyRepository, SqlIdempotencyRepository
 from orderguard.storage.orders import SqlOrderRepository
+from orderguard.storage.outbox import SqlOutboxRepository
 from orderguard.storage.reconciliation import SqlReconciliationRepository
 from orderguard.storage.recovery import (
     SqlFindingRepository,
@@ -31,6 +33,8 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     findings: SqlFindingRepository
     reconciliations: SqlReconciliationRepository
+    outbox: SqlOutboxRepository
+    endpoints: SqlEndpointRepository
 
     def __init__(self, db: Database, *, write: bool = True) -> None:
         self._db = db
@@ -52,6 +56,10 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn, skip_locked=skip)
         self.findings = SqlFindingRepository(conn)
         self.reconciliations = SqlReconciliationRepository(conn)
+        self.outbox = SqlOutboxRepository(
+            conn, lock_clause=_LOCK_CLAUSE[self._db.dialect], skip_locked=skip
+        )
+        self.endpoints = SqlEndpointRepository(conn)
         return self
 
     async def __aexit__(
