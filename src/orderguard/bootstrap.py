@@ -15,7 +15,7 @@ from orderguard.domain.schedule import RecheckSchedule
 from orderguard.providers.base import PaymentProvider
 from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers.resilience import RetryingProvider
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
@@ -165,9 +165,9 @@ def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
 
 
 def _sandbox(settings: Settings, resources: ExitStack, webhook_secret: str) -> str:
-    from orderguard.providers.sandbox.faults import load_profile
-    from orderguard.providers.sandbox.server import run_sandbox
-    from orderguard.providers.sandbox.service import SandboxConfig
+    from orderguard.providers.stripe.sandbox.faults import load_profile
+    from orderguard.providers.stripe.sandbox.server import run_sandbox
+    from orderguard.providers.stripe.sandbox.service import SandboxConfig
 
     config = SandboxConfig(
         db_path=settings.sandbox_db,

@@ -377,7 +377,7 @@ def sandbox_provider(
 ) -> None:
     """Run the Stripe-compatible sandbox provider (test keys: any sk_test_...)."""
     from orderguard.bootstrap import sandbox_webhook_secret
-    from orderguard.providers.sandbox.server import main as run
+    from orderguard.providers.stripe.sandbox.server import main as run
 
     if webhook_secret is None:
         webhook_secret = sandbox_webhook_secret()

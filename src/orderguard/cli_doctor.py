@@ -16,7 +16,7 @@ from orderguard.observability.doctor import Doctor, Targets, open_for_doctor
 from orderguard.observability.hooks import UntrackedOutbox
 from orderguard.observability.wiring import outbox_stats
 from orderguard.providers.base import PaymentProvider
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
 
 _MARKS = {Status.PASS: "pass", Status.SKIP: "skip", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 

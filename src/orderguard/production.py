@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from orderguard.config import Settings
-from orderguard.providers.stripe import is_live_key
+from orderguard.providers.stripe.adapter import is_live_key
 
 #: Webhook secrets that are public: the old built-in default, the ones in this repository's
 #: demo and fakes, and what people leave in a template. Anyone can sign with them.

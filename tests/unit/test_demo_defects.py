@@ -13,7 +13,7 @@ from orderguard.providers.base import ChargeRequest, PaymentProvider
 from orderguard.providers.instrumented import InstrumentedProvider
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import RetryingProvider
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
 
 
 def _stripe() -> StripeProvider:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from orderguard.api.server import free_port
-from orderguard.providers.sandbox.recording import ENV as CONTRACT_LOG
+from orderguard.providers.stripe.sandbox.recording import ENV as CONTRACT_LOG
 
 #: Any ``sk_test_`` key is accepted by the sandbox.
 SANDBOX_KEY = "sk_test_demo"

@@ -19,7 +19,7 @@ from orderguard.api.shopper import order_for_shopper
 from orderguard.bootstrap import Container
 from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.order import Order
-from orderguard.providers.testcards import TEST_METHODS
+from orderguard.providers.stripe.testcards import TEST_METHODS
 from orderguard.services import queries
 from orderguard.services.idempotency import KeyedRequest, fingerprint
 from orderguard.services.review import Review

@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 import httpx
 import stripe
 
-from orderguard.providers import stripe_currencies
-from orderguard.providers import stripe_mapping as mapping
 from orderguard.providers.base import (
     AmountNotExact,
     AmountRule,
@@ -31,8 +29,10 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
-from orderguard.providers.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
-from orderguard.providers.stripe_errors import provider_error
+from orderguard.providers.stripe import currencies as stripe_currencies
+from orderguard.providers.stripe import mapping
+from orderguard.providers.stripe.errors import provider_error
+from orderguard.providers.stripe.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
 
 T = TypeVar("T")
 
