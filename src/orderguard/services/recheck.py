@@ -22,10 +22,6 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
 from orderguard.storage.ports import UnitOfWorkFactory
 
-#: How long after an attempt a re-send with its key is still safe: providers keep
-#: idempotency keys for 24 hours (Stripe), after which a re-send could charge again if the
-#: search missed the first charge. Older attempts are left to the janitor's escalation.
-KEY_RETENTION = timedelta(hours=23)
 #: Orders in these states still want their open attempt to go through.
 _STILL_WANTED = {OrderState.PAYMENT_PENDING, OrderState.PAYMENT_UNKNOWN}
 
@@ -75,12 +71,19 @@ class Recheck:
         if (
             attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN}
             and order.state in _STILL_WANTED
-            and self._clock() - attempt.created_at < KEY_RETENTION
+            and self._clock() - attempt.created_at < self._key_retention(attempt)
         ):
             # should the request that created it still be under way, the provider answers
             # 409 (ProviderBusy): retried until that one is done, else unknown, never failed
             return await self._payments.send(order, attempt)
         return None
+
+    def _key_retention(self, attempt: PaymentAttempt) -> timedelta:
+        """How long after an attempt a re-send with its key is still safe: as long as its
+        provider remembers the key (its profile says); after that a re-send could charge
+        again if the search missed the first charge, so older attempts are left to the
+        janitor's escalation."""
+        return self._payments.providers.named(attempt.provider).capabilities.key_retention
 
     async def _apply(
         self, order_id: str, attempt_id: str, outcome: Outcome, cause: Cause, actor: str | None
