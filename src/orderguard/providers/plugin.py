@@ -53,6 +53,8 @@ class ProviderPlugin:
 
     #: The provider's name (``stripe``).
     name: str
+    #: How people write it (``Stripe``).
+    title: str
     profile: ProviderProfile
     #: The accounts the settings name: the main one always (its key may be unset), each
     #: fail-over account whose key is set.
@@ -67,6 +69,9 @@ class ProviderPlugin:
     sandbox: StartSandbox | None = None
     #: The test key its sandbox accepts (given to processes that charge at a sandbox).
     sandbox_key: str = ""
+    #: Serve its sandbox until interrupted (``orderguard sandbox-provider``): host, port,
+    #: fault profile, seed, ledger path, webhook URL (or ``None``), webhook secret.
+    serve_sandbox: Callable[[str, int, str, int, str, str | None, str], None] | None = None
     #: Environment variables its sandbox reads, passed on to a sandbox process (test hooks).
     sandbox_variables: tuple[str, ...] = ()
     #: Regular expressions of its credentials (keys, webhook secrets, client secrets),

@@ -129,6 +129,20 @@ def sandbox_env(base_url: str, webhook_secret: str) -> dict[str, str]:
     }
 
 
+def sandbox_secret_variable() -> str:
+    """The variable that gives the sandbox provider's main account its webhook secret."""
+    chosen = sandbox_plugin()
+    main = next(a for a in chosen.accounts(ProviderSettings()) if a.primary)
+    return main.variable("WEBHOOK_SECRET")
+
+
+def serve_sandbox(*args: Any) -> None:
+    """Serve the sandbox provider as a process (see :attr:`ProviderPlugin.serve_sandbox`)."""
+    serve = sandbox_plugin().serve_sandbox
+    assert serve is not None, "a provider with a sandbox serves it"
+    serve(*args)
+
+
 def sandbox_variables() -> tuple[str, ...]:
     """Environment variables a sandbox process reads (test hooks passed on to it)."""
     return sandbox_plugin().sandbox_variables

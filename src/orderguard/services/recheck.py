@@ -17,9 +17,10 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.providers.base import PaymentProvider, PaymentResult, ProviderError
+from orderguard.providers.base import PaymentResult, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
+from orderguard.services.providers import ProviderSlot
 from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Orders in these states still want their open attempt to go through.
@@ -60,10 +61,10 @@ class Recheck:
             # guess instead of asking, and charge again under a key the provider never saw.
             fresh = replace(attempt, idempotency_key=f"defect-{uuid.uuid4()}")
             return await self._payments.send(order, fresh)
-        provider = self._payments.providers.named(attempt.provider).provider
+        slot = self._payments.providers.named(attempt.provider)
         budget = self._payments.settings.time_budget_s
         try:
-            result = await asyncio.wait_for(_lookup(provider, order, attempt), timeout=budget)
+            result = await asyncio.wait_for(_lookup(slot, order, attempt), timeout=budget)
         except (ProviderError, TimeoutError):
             return None  # the provider cannot tell now; ask again later
         if result is not None:
@@ -100,10 +101,18 @@ class Recheck:
 
 
 async def _lookup(
-    provider: PaymentProvider, order: Order, attempt: PaymentAttempt
+    slot: ProviderSlot, order: Order, attempt: PaymentAttempt
 ) -> PaymentResult | None:
-    """The provider's view of the attempt: by its reference, else by order id."""
-    if attempt.provider_ref:
+    """The provider's view of the attempt: by its reference, else by order id, as far as
+    the provider can be asked (its capabilities); ``None`` when it has no record.
+
+    A provider that can be asked neither way cannot tell (:class:`ProviderError`): the
+    attempt is asked about again later, never taken as unknown to the provider.
+    """
+    provider, can = slot.provider, slot.capabilities
+    if attempt.provider_ref and can.retrieve_by_reference:
         return await provider.retrieve_payment(attempt.provider_ref)
+    if not can.find_by_order_id:
+        raise ProviderError(f"{slot.name} cannot be asked about an attempt by order id")
     matches = [r for r in await provider.find_payments(order.id) if r.attempt_id == attempt.id]
     return matches[0] if matches else None

@@ -69,8 +69,24 @@ def start_sandbox(
     return Account("stripe", "sandbox", "ORDERGUARD_STRIPE", SANDBOX_KEY, url, webhook_secret)
 
 
+def serve_sandbox(
+    host: str,
+    port: int,
+    faults: str,
+    seed: int,
+    db_path: str,
+    webhook_url: str | None,
+    webhook_secret: str,
+) -> None:
+    """Serve the Stripe-compatible sandbox as a process until interrupted."""
+    from orderguard.providers.stripe.sandbox.server import main
+
+    main(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+
+
 PLUGIN = ProviderPlugin(
     name="stripe",
+    title="Stripe",
     profile=PROFILE,
     accounts=accounts,
     build=build,
@@ -78,6 +94,7 @@ PLUGIN = ProviderPlugin(
     live_key_hint="the account's live key (sk_live_...) at https://api.stripe.com",
     sandbox=start_sandbox,
     sandbox_key=SANDBOX_KEY,
+    serve_sandbox=serve_sandbox,
     sandbox_variables=("ORDERGUARD_SANDBOX_CONTRACT_LOG",),  # sandbox/recording.py's ENV
     credentials=(
         r"\b(?:sk_live|sk_test|rk_live|rk_test|whsec)_[\w-]+",  # secret keys, webhook secrets
