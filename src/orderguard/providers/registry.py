@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderguard.providers.plugin import Account, ProviderPlugin
-from orderguard.providers.profile import RESERVED_METHODS
 from orderguard.providers.stripe.plugin import PLUGIN as STRIPE
 from orderguard.providers.stripe.settings import StripeSettings
 
@@ -74,16 +73,6 @@ def is_live_key(account: Account) -> bool:
     return bool(account.api_key) and plugin(account.provider).is_live_key(
         (account.api_key or "").strip()
     )
-
-
-def takes_method(method: str) -> bool:
-    """Whether some registered provider takes payments with ``method``."""
-    return any(p.profile.takes(method) for p in PLUGINS)
-
-
-def is_reserved_method(method: str) -> bool:
-    """Whether ``method`` belongs to a family reserved for a provider not registered yet."""
-    return method.startswith(RESERVED_METHODS)
 
 
 def test_methods() -> list[str]:
