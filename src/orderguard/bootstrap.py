@@ -12,9 +12,11 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
+from orderguard.providers import registry
 from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
+from orderguard.providers.plugin import AccountProvider
+from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
 from orderguard.providers.resilience import RetryingProvider
-from orderguard.providers.stripe import StripeProvider
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
@@ -33,9 +35,6 @@ from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 
 log = logging.getLogger("orderguard")
-
-#: The API key the in-process sandbox accepts.
-SANDBOX_KEY = "sk_test_orderguard_sandbox"
 
 
 @dataclass
@@ -106,7 +105,9 @@ def _wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) 
     )
 
 
-def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
+def slot(
+    settings: Settings, provider: AccountProvider, profile: ProviderProfile = CARD_PROFILE
+) -> ProviderSlot:
     """A provider with retries and a circuit breaker configured from ``settings``."""
     breaker = ObservedBreaker(
         provider.name,
@@ -114,7 +115,7 @@ def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
         cool_down_s=settings.breaker_cool_down_s,
     )
     wrapped = RetryingProvider(InstrumentedProvider(provider))
-    return ProviderSlot(wrapped, breaker, livemode=provider.livemode)
+    return ProviderSlot(wrapped, breaker, livemode=provider.livemode, profile=profile)
 
 
 def sandbox_webhook_secret() -> str:
@@ -124,55 +125,21 @@ def sandbox_webhook_secret() -> str:
 
 
 def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
-    """Stripe (and a fail-over account) when keys are set, else an in-process sandbox.
+    """Every account whose key is set (main accounts first, then fail-over accounts), each
+    built by its provider package (``providers/registry.py``); without a main account, the
+    development sandbox first.
 
-    Each account verifies webhooks with its own secret: the primary with
-    ``stripe_webhook_secret``, the fail-over account with ``secondary_stripe_webhook_secret``
-    and the in-process sandbox with a secret made here for it alone.
+    Each account verifies webhooks with its own secret; the in-process sandbox with a
+    secret made here for it alone.
     """
     timeout = settings.payment_time_budget_s
-    if settings.stripe_api_key:
-        primary = StripeProvider(
-            api_key=settings.stripe_api_key,
-            base_url=settings.stripe_base_url,
-            webhook_secret=settings.stripe_webhook_secret,
-            name="stripe",
-            timeout_s=timeout,
-        )
-    else:
+    chosen = registry.configured(settings)
+    if not registry.has_real_account(settings):
         secret = sandbox_webhook_secret()
-        primary = StripeProvider(
-            api_key=SANDBOX_KEY,
-            base_url=_sandbox(settings, resources, secret),
-            webhook_secret=secret,
-            name="sandbox",
-            timeout_s=timeout,
-        )
-    slots = [slot(settings, primary)]
-    if settings.secondary_stripe_api_key:
-        secondary = StripeProvider(
-            api_key=settings.secondary_stripe_api_key,
-            base_url=settings.secondary_stripe_base_url,
-            webhook_secret=settings.secondary_stripe_webhook_secret,
-            name="stripe-secondary",
-            timeout_s=timeout,
-        )
-        slots.append(slot(settings, secondary))
+        account = registry.start_sandbox(settings, resources, secret, settings.public_url)
+        chosen.insert(0, (registry.plugin(account.provider), account))
+    slots = [slot(settings, p.build(a, timeout), p.profile) for p, a in chosen]
     return Providers(slots)
-
-
-def _sandbox(settings: Settings, resources: ExitStack, webhook_secret: str) -> str:
-    from orderguard.providers.sandbox.faults import load_profile
-    from orderguard.providers.sandbox.server import run_sandbox
-    from orderguard.providers.sandbox.service import SandboxConfig
-
-    config = SandboxConfig(
-        db_path=settings.sandbox_db,
-        faults=load_profile(settings.sandbox_faults),
-        webhook_url=settings.public_url.rstrip("/") + "/v1/webhooks/sandbox",
-        webhook_secret=webhook_secret,
-    )
-    return resources.enter_context(run_sandbox(config))
 
 
 async def open_storage(settings: Settings, *, auto_migrate: bool | None = None) -> SqlStorage:

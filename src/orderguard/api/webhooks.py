@@ -1,14 +1,15 @@
 """The webhook inbox over HTTP: providers post here; the signature is the authentication.
 
 The event is stored before the answer and applied after it (a background task), so the
-provider is answered fast; what fails there is retried by the worker from the inbox.
+provider is answered fast; what fails there is retried by the worker from the inbox. The
+answer to an accepted event is the provider's own (its profile's reply): JSON
+``{"received": true, "duplicate": ...}`` for card providers, or e.g. a plain ``success``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -24,7 +25,10 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 
 class WebhookAck(BaseModel):
-    """The event was stored (or had been already); the provider may stop retrying."""
+    """The event was stored (or had been already); the provider may stop retrying.
+
+    The JSON reply; a provider that expects another (a plain-text ``success``) gets its own.
+    """
 
     received: bool
     duplicate: bool
@@ -56,13 +60,11 @@ async def receive_webhook(provider: str, request: Request, wiring: Wiring) -> Re
         raise ProblemError(
             400, "invalid-webhook-signature", "Invalid webhook signature", exc.detail
         ) from None
-    ack = WebhookAck(received=True, duplicate=received.duplicate)
+    reply = wiring.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
     later = None
     if received.record_id is not None:
         later = BackgroundTask(wiring.inbox.process, received.record_id)
-    return Response(
-        orjson.dumps(ack.model_dump()), 200, media_type="application/json", background=later
-    )
+    return Response(reply.body, reply.status, media_type=reply.media_type, background=later)
 
 
 async def _raw_body(request: Request) -> bytes:

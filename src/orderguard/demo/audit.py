@@ -39,7 +39,7 @@ from typing import Any
 
 from orderguard.demo.shoppers import RefundAsk, ShopperStats
 from orderguard.domain.money import Money
-from orderguard.providers.stripe_currencies import from_stripe
+from orderguard.providers.stripe.currencies import from_stripe
 from orderguard.storage.database import Database, must_datetime, transaction
 
 #: States after which nothing more happens to an order without someone acting.

@@ -284,6 +284,10 @@ class WrappedStorage:
     def __call__(self) -> UnitOfWork:
         return cast("UnitOfWork", _UnitProxy(self.inner(), self._part, self._wrap))
 
+    def reader(self) -> UnitOfWork:
+        """A read-only unit, with the same repository replaced."""
+        return cast("UnitOfWork", _UnitProxy(self.inner.reader(), self._part, self._wrap))
+
     async def close(self) -> None:
         await self.inner.close()
 

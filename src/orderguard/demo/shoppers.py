@@ -40,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from orderguard.providers.testcards import DECLINED, NEEDS_AUTHENTICATION, SUCCEEDS
+from orderguard.providers.stripe.testcards import DECLINED, NEEDS_AUTHENTICATION, SUCCEEDS
 
 #: Behaviours and their weights.
 BEHAVIOURS: dict[str, int] = {

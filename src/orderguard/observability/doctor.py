@@ -83,7 +83,9 @@ class Doctor:
         """Every check, in a fixed order."""
         checks = [self._sqlite_file(), await self._database()]
         checks += await self._from_database()
-        checks += [await provider_check(p) for p in self.providers] or [no_provider()]
+        checks += [await provider_check(p, self.settings) for p in self.providers] or [
+            no_provider(self.settings)
+        ]
         checks.append(webhook_secret_check(self.settings))
         checks.append(await webhook_url_check(self.settings, [p.name for p in self.providers]))
         checks.append(await greets("smtp", self.targets.smtp_url, 25, b"220"))

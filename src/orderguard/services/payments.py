@@ -85,7 +85,7 @@ class Payments:
         self, order: Order, method: str, *, cause: Cause, at: datetime
     ) -> PaymentAttempt | None:
         """Start an attempt at an available provider, or leave the order waiting for one."""
-        slot = self.providers.choose()
+        slot = self.providers.choose(method)
         if slot is None:
             order.payment_method = method
             order.note(WAITING_NOTE, cause=cause, at=at)
@@ -107,8 +107,9 @@ class Payments:
         order.livemode = slot.livemode  # the account this attempt charges, fail-over or not
         order.payment_method = None
         note = f"attempt {attempt.seq} sent to {slot.name}"
-        if slot is not self.providers.primary:
-            note += f" (failover: {self.providers.primary.name} circuit is open)"
+        preferred = self.providers.first_for(method)
+        if preferred is not None and slot is not preferred:
+            note += f" (failover: {preferred.name} circuit is open)"
         order.move_to(OrderState.PAYMENT_PENDING, cause=cause, at=at, note=note)
         return attempt
 
@@ -123,7 +124,7 @@ class Payments:
             method=attempt.method,
             return_url=self.settings.return_url.format(order_id=order.id, token=order.status_token),
             idempotency_key=attempt.idempotency_key,
-            metadata=snapshot_metadata(order, attempt.id),
+            metadata=snapshot_metadata(order, attempt.id, limits=slot.capabilities.metadata),
         )
         try:
             result = await asyncio.wait_for(

@@ -15,15 +15,12 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.providers.base import PaymentProvider, PaymentResult, ProviderError
+from orderguard.providers.base import PaymentResult, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
+from orderguard.services.providers import ProviderSlot
 from orderguard.storage.ports import UnitOfWorkFactory
 
-#: How long after an attempt a re-send with its key is still safe: providers keep
-#: idempotency keys for 24 hours (Stripe), after which a re-send could charge again if the
-#: search missed the first charge. Older attempts are left to the janitor's escalation.
-KEY_RETENTION = timedelta(hours=23)
 #: Orders in these states still want their open attempt to go through.
 _STILL_WANTED = {OrderState.PAYMENT_PENDING, OrderState.PAYMENT_UNKNOWN}
 
@@ -55,10 +52,10 @@ class Recheck:
         return order
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
-        provider = self._payments.providers.named(attempt.provider).provider
+        slot = self._payments.providers.named(attempt.provider)
         budget = self._payments.settings.time_budget_s
         try:
-            result = await asyncio.wait_for(_lookup(provider, order, attempt), timeout=budget)
+            result = await asyncio.wait_for(_lookup(slot, order, attempt), timeout=budget)
         except (ProviderError, TimeoutError):
             return None  # the provider cannot tell now; ask again later
         if result is not None:
@@ -66,12 +63,19 @@ class Recheck:
         if (
             attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN}
             and order.state in _STILL_WANTED
-            and self._clock() - attempt.created_at < KEY_RETENTION
+            and self._clock() - attempt.created_at < self._key_retention(attempt)
         ):
             # should the request that created it still be under way, the provider answers
             # 409 (ProviderBusy): retried until that one is done, else unknown, never failed
             return await self._payments.send(order, attempt)
         return None
+
+    def _key_retention(self, attempt: PaymentAttempt) -> timedelta:
+        """How long after an attempt a re-send with its key is still safe: as long as its
+        provider remembers the key (its profile says); after that a re-send could charge
+        again if the search missed the first charge, so older attempts are left to the
+        janitor's escalation."""
+        return self._payments.providers.named(attempt.provider).capabilities.key_retention
 
     async def _apply(
         self, order_id: str, attempt_id: str, outcome: Outcome, cause: Cause, actor: str | None
@@ -88,10 +92,18 @@ class Recheck:
 
 
 async def _lookup(
-    provider: PaymentProvider, order: Order, attempt: PaymentAttempt
+    slot: ProviderSlot, order: Order, attempt: PaymentAttempt
 ) -> PaymentResult | None:
-    """The provider's view of the attempt: by its reference, else by order id."""
-    if attempt.provider_ref:
+    """The provider's view of the attempt: by its reference, else by order id, as far as
+    the provider can be asked (its capabilities); ``None`` when it has no record.
+
+    A provider that can be asked neither way cannot tell (:class:`ProviderError`): the
+    attempt is asked about again later, never taken as unknown to the provider.
+    """
+    provider, can = slot.provider, slot.capabilities
+    if attempt.provider_ref and can.retrieve_by_reference:
         return await provider.retrieve_payment(attempt.provider_ref)
+    if not can.find_by_order_id:
+        raise ProviderError(f"{slot.name} cannot be asked about an attempt by order id")
     matches = [r for r in await provider.find_payments(order.id) if r.attempt_id == attempt.id]
     return matches[0] if matches else None

@@ -125,6 +125,8 @@ class Sweeper:
         report = SweepReport()
         found: list[tuple[ProviderSlot, Charge]] = []
         for slot in self._payments.providers.slots:
+            if not slot.capabilities.list_recent_charges:
+                continue  # its charges are held against the orders by reconciliation alone
             try:
                 charges = await slot.provider.list_successful_charges(since, until)
             except ProviderError as exc:

@@ -324,6 +324,13 @@ CATALOG: dict[str, dict[str, str]] = {
         "zh-CN": "支付机构无法以 {currency} 精确扣款 {amount}；最接近的可扣款金额：{nearest}。",
     },
     "amount.none": {"en": "none", "zh-CN": "无"},
+    # a payment method no configured provider takes (API problem, 422)
+    "method.title": {"en": "Payment method not accepted", "zh-CN": "不支持的支付方式"},
+    "method.not_taken": {
+        "en": "No payment provider configured here takes the payment method {method}; "
+        "nothing was stored.",
+        "zh-CN": "此处配置的支付机构均不接受支付方式 {method}；未保存任何内容。",
+    },
 }
 
 

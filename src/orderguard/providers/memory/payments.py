@@ -6,8 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from orderguard.providers import testcards
 from orderguard.providers.base import Charge, ChargeRequest, PaymentOutcome, PaymentResult
+from orderguard.providers.stripe import testcards
 
 #: Decline code of a refused 3-D Secure challenge, as Stripe names it.
 AUTHENTICATION_FAILED = "payment_intent_authentication_failure"

@@ -6,7 +6,7 @@ import copy
 import secrets
 from typing import Any
 
-from orderguard.providers import testcards
+from orderguard.providers.stripe import testcards
 
 Obj = dict[str, Any]
 

@@ -8,11 +8,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.engine import Outcome
-from orderguard.providers.sandbox.forms import parse_form
-from orderguard.providers.sandbox.ledger import Obj
-from orderguard.providers.sandbox.service import Sandbox, error_response
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.engine import Outcome
+from orderguard.providers.stripe.sandbox.forms import parse_form
+from orderguard.providers.stripe.sandbox.ledger import Obj
+from orderguard.providers.stripe.sandbox.service import Sandbox, error_response
 
 Operation = Callable[[Request, Obj], Outcome]
 #: The message of a 500 Stripe saved under the Idempotency-Key (fault ``error_saved``).

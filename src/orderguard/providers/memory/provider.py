@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from orderguard.providers import memory_webhooks, testcards
 from orderguard.providers.base import (
     AmountRule,
     Charge,
@@ -28,7 +27,8 @@ from orderguard.providers.base import (
     RefundResult,
     WebhookEvent,
 )
-from orderguard.providers.memory_payments import (
+from orderguard.providers.memory import webhooks as memory_webhooks
+from orderguard.providers.memory.payments import (
     Payment,
     authenticated,
     cancelled,
@@ -36,7 +36,8 @@ from orderguard.providers.memory_payments import (
     fingerprint,
     first_result,
 )
-from orderguard.providers.signing import (
+from orderguard.providers.stripe import testcards
+from orderguard.providers.stripe.signing import (
     DEFAULT_TOLERANCE_S,
     SIGNATURE_HEADER,
     header_value,

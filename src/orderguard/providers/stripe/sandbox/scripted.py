@@ -15,8 +15,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.engine import Outcome
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.engine import Outcome
 
 #: The header in which Stripe says whether repeating a request is safe.
 SHOULD_RETRY = "Stripe-Should-Retry"

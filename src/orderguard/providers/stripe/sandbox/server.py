@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import uvicorn
 from starlette.types import ASGIApp
 
-from orderguard.providers.sandbox.app import create_app
-from orderguard.providers.sandbox.faults import load_profile
-from orderguard.providers.sandbox.service import SandboxConfig
+from orderguard.providers.stripe.sandbox.app import create_app
+from orderguard.providers.stripe.sandbox.faults import load_profile
+from orderguard.providers.stripe.sandbox.service import SandboxConfig
 
 #: Seconds to wait for a threaded server to start or stop.
 STARTUP_TIMEOUT_S = 10.0

@@ -14,7 +14,7 @@ from orderguard.providers.base import (
     RefundResult,
     WebhookEvent,
 )
-from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
+from orderguard.providers.stripe.signing import SIGNATURE_HEADER, signature_header
 
 _PAYMENT_FIELDS = (
     "provider_ref",

@@ -6,10 +6,10 @@ behind ``orderguard sandbox-provider``). ``GET /ledger`` is the test oracle.
 
 from __future__ import annotations
 
-from orderguard.providers.sandbox.app import create_app
-from orderguard.providers.sandbox.faults import PROFILES, FaultProfile, load_profile
-from orderguard.providers.sandbox.server import main, run_sandbox, serve_in_thread
-from orderguard.providers.sandbox.service import SandboxConfig
+from orderguard.providers.stripe.sandbox.app import create_app
+from orderguard.providers.stripe.sandbox.faults import PROFILES, FaultProfile, load_profile
+from orderguard.providers.stripe.sandbox.server import main, run_sandbox, serve_in_thread
+from orderguard.providers.stripe.sandbox.service import SandboxConfig
 
 __all__ = [
     "PROFILES",

@@ -23,12 +23,17 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.engine import Engine, Outcome
-from orderguard.providers.sandbox.faults import NO_CALL_FAULTS, CallFaults, FaultDice, FaultProfile
-from orderguard.providers.sandbox.ledger import Ledger, Obj
-from orderguard.providers.sandbox.scripted import SHOULD_RETRY, ScriptedAnswer
-from orderguard.providers.sandbox.webhooks import WebhookDispatcher
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.engine import Engine, Outcome
+from orderguard.providers.stripe.sandbox.faults import (
+    NO_CALL_FAULTS,
+    CallFaults,
+    FaultDice,
+    FaultProfile,
+)
+from orderguard.providers.stripe.sandbox.ledger import Ledger, Obj
+from orderguard.providers.stripe.sandbox.scripted import SHOULD_RETRY, ScriptedAnswer
+from orderguard.providers.stripe.sandbox.webhooks import WebhookDispatcher
 
 
 @dataclass(slots=True)

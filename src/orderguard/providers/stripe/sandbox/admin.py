@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from orderguard.providers.sandbox.faults import PROFILES, profile_from
-from orderguard.providers.sandbox.scripted import scripted_answers
-from orderguard.providers.sandbox.service import Sandbox
+from orderguard.providers.stripe.sandbox.faults import PROFILES, profile_from
+from orderguard.providers.stripe.sandbox.scripted import scripted_answers
+from orderguard.providers.stripe.sandbox.service import Sandbox
 
 #: The most the clock may be moved in one call (a year), to keep its arithmetic sane.
 MAX_ADVANCE_S = 366 * 24 * 3600.0

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from orderguard.providers import stripe_currencies
 from orderguard.providers.base import (
     AmountNotExact,
     Charge,
@@ -20,6 +19,7 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
+from orderguard.providers.stripe import currencies as stripe_currencies
 
 #: PaymentIntent status -> outcome; ``requires_payment_method`` is decided by its last error.
 STATUS_OUTCOMES: dict[str, PaymentOutcome] = {

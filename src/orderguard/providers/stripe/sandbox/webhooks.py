@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from orderguard.providers.sandbox import recording
-from orderguard.providers.sandbox.faults import FaultDice, FaultProfile
-from orderguard.providers.sandbox.ledger import Ledger, Obj
-from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
+from orderguard.providers.stripe.sandbox import recording
+from orderguard.providers.stripe.sandbox.faults import FaultDice, FaultProfile
+from orderguard.providers.stripe.sandbox.ledger import Ledger, Obj
+from orderguard.providers.stripe.signing import SIGNATURE_HEADER, signature_header
 
 #: Delivery attempts per webhook copy before it is marked ``failed``.
 MAX_ATTEMPTS = 5

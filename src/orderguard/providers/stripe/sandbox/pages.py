@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from orderguard.providers.sandbox.ledger import Obj
-from orderguard.providers.sandbox.service import Sandbox
+from orderguard.providers.stripe.sandbox.ledger import Obj
+from orderguard.providers.stripe.sandbox.service import Sandbox
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sandbox 3-D Secure</title></head>

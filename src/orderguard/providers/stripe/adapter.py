@@ -17,8 +17,6 @@ from typing import Any, TypeVar
 import httpx
 import stripe
 
-from orderguard.providers import stripe_currencies
-from orderguard.providers import stripe_mapping as mapping
 from orderguard.providers.base import (
     AmountNotExact,
     AmountRule,
@@ -31,20 +29,13 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
-from orderguard.providers.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
-from orderguard.providers.stripe_errors import provider_error
+from orderguard.providers.stripe import currencies as stripe_currencies
+from orderguard.providers.stripe import mapping
+from orderguard.providers.stripe.errors import provider_error
+from orderguard.providers.stripe.settings import DEFAULT_BASE_URL, is_live_key
+from orderguard.providers.stripe.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
 
 T = TypeVar("T")
-
-#: Stripe's production API.
-DEFAULT_BASE_URL = "https://api.stripe.com"
-#: Prefixes of the keys that move real money (secret and restricted live keys).
-LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
-
-
-def is_live_key(api_key: str) -> bool:
-    """Whether ``api_key`` belongs to a live Stripe account (test keys and the sandbox's: no)."""
-    return api_key.startswith(LIVE_KEY_PREFIXES)
 
 
 class _HTTPXClient(stripe.HTTPXClient):

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from orderguard.providers.sandbox import admin, api, pages, recording
-from orderguard.providers.sandbox.service import Sandbox, SandboxConfig
+from orderguard.providers.stripe.sandbox import admin, api, pages, recording
+from orderguard.providers.stripe.sandbox.service import Sandbox, SandboxConfig
 
 
 def create_app(config: SandboxConfig) -> Starlette:

@@ -1,6 +1,6 @@
 """The sandbox refuses PaymentIntent amounts Stripe refuses, in Stripe's own units and words.
 
-The rules are Stripe's currency rules (:mod:`orderguard.providers.stripe_currencies`, from
+The rules are Stripe's currency rules (:mod:`orderguard.providers.stripe.currencies`, from
 https://docs.stripe.com/currencies): the amount arrives in Stripe's units (``1000`` is 1,000
 MGA, 10.00 USD or 1.000 KWD) and is checked as Stripe checks it, answering Stripe's error
 codes (https://docs.stripe.com/error-codes): ``amount_too_small``, ``amount_too_large``,
@@ -10,9 +10,9 @@ codes (https://docs.stripe.com/error-codes): ``amount_too_small``, ``amount_too_
 
 from __future__ import annotations
 
-from orderguard.providers import stripe_currencies as rules
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.ledger import Obj
+from orderguard.providers.stripe import currencies as rules
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.ledger import Obj
 
 #: Each refusal is HTTP 400 ``invalid_request_error`` on ``param``.
 Refusal = tuple[str, str, str]

@@ -19,10 +19,10 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.amounts import amount_problem
-from orderguard.providers.sandbox.ledger import Ledger, Obj
-from orderguard.providers.sandbox.queries import (
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.amounts import amount_problem
+from orderguard.providers.stripe.sandbox.ledger import Ledger, Obj
+from orderguard.providers.stripe.sandbox.queries import (
     parse_search,
     refund_problem,
     search_limit,
