@@ -17,6 +17,7 @@ from orderguard.providers.instrumented import InstrumentedProvider, ObservedBrea
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
 from orderguard.services.operations import Operations
@@ -27,7 +28,6 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
-from orderguard.services.webhooks import WebhookInbox
 from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.ports import UnitOfWorkFactory
