@@ -12,8 +12,8 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
+from orderguard.observability.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers.base import PaymentProvider
-from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
 from orderguard.services.clock import Clock, system_clock

@@ -8,9 +8,9 @@ import pytest
 from orderguard.bootstrap import slot
 from orderguard.config import ConfigError, Settings
 from orderguard.demo.defects import ShortRefunds, short_amount
+from orderguard.observability.instrumented import InstrumentedProvider
 from orderguard.production import production_problems
 from orderguard.providers.base import ChargeRequest, PaymentProvider
-from orderguard.providers.instrumented import InstrumentedProvider
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe import StripeProvider
