@@ -148,7 +148,7 @@ def render(config: configparser.ConfigParser) -> str:
     rules, libs = row_rules(config), libraries(config)
     out += [
         "",
-        "| package | may import of orderguard | libraries it may import |",
+        "| package | may import (of orderguard) | libraries it may import |",
         "|---|---|---|",
     ]
     for layer in reversed(stack):

@@ -1,6 +1,6 @@
 """``/healthz``, ``/readyz`` and ``/metrics``.
 
-``metrics_router`` is mounted on the main app, or on the operations app that ``serve
+``metrics_router`` is mounted on the main app, or on the metrics app that ``serve
 --metrics-port`` binds to an address of its own.
 """
 
