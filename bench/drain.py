@@ -107,7 +107,7 @@ def _open_every_circuit(container: Any, *, cool_down_over: bool) -> None:
     takes. For the drain the failures are recorded one cool-down in the past, then the
     clock runs: the next call is the circuit's trial.
     """
-    from orderguard.providers.instrumented import ObservedBreaker
+    from orderguard.observability.instrumented import ObservedBreaker
 
     settings = container.settings
     for slot in container.payments.providers.slots:

@@ -33,8 +33,8 @@ from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import Order, OrderLine
 from orderguard.domain.states import OrderState
+from orderguard.outbox.merchant_webhooks import new_secret
 from orderguard.outbox.relay import Relay
-from orderguard.outbox.webhooks import new_secret
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage

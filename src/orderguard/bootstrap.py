@@ -12,12 +12,13 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
+from orderguard.observability.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers import registry
-from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers.plugin import AccountProvider
 from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
 from orderguard.services.operations import Operations
@@ -28,7 +29,6 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
-from orderguard.services.webhooks import WebhookInbox
 from orderguard.storage import migrate
 from orderguard.storage.database import connect
 from orderguard.storage.ports import UnitOfWorkFactory

@@ -168,7 +168,7 @@ def endpoints_add(url: str, description: str, allow_private: bool) -> None:
     """Send every event to URL (http or https, resolving to public addresses only unless
     --allow-private); prints the endpoint id and its signing secret (shown once)."""
     from orderguard.outbox.egress import EgressRefused, check_endpoint_url, system_resolver
-    from orderguard.outbox.webhooks import new_secret
+    from orderguard.outbox.merchant_webhooks import new_secret
 
     try:
         asyncio.run(check_endpoint_url(url, allow_private=allow_private, resolver=system_resolver))
@@ -235,7 +235,7 @@ def endpoints_remove(endpoint_id: str) -> None:
 )
 def rotate_secret(endpoint_id: str, overlap_hours: float | None) -> None:
     """Give an endpoint a new signing secret; both are sent during the overlap."""
-    from orderguard.outbox.webhooks import new_secret
+    from orderguard.outbox.merchant_webhooks import new_secret
 
     now = datetime.now(UTC)
     secret = WebhookSecret(ids.new_id("whs"), endpoint_id, new_secret(), now)

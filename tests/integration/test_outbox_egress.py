@@ -22,8 +22,8 @@ from orderguard.domain.delivery import Outcome
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.outbox.configured import build_relay
 from orderguard.outbox.egress import check_endpoint_url
+from orderguard.outbox.merchant_webhooks import WebhookSink
 from orderguard.outbox.sinks import DeliveryFailed
-from orderguard.outbox.webhooks import WebhookSink
 from orderguard.services.outbox import OutboxSupport
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)

@@ -14,7 +14,7 @@ from orderguard.config import Settings
 from orderguard.domain import ids
 from orderguard.domain.delivery import DeliveryState, Outcome, WebhookSecret
 from orderguard.outbox.configured import build_relay
-from orderguard.outbox.webhooks import new_secret
+from orderguard.outbox.merchant_webhooks import new_secret
 from orderguard.services.outbox import OutboxSupport, outbox_health
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)

@@ -19,9 +19,9 @@ from orderguard.domain.money import (
     AmountRule,
     Money,
 )
+from orderguard.observability.instrumented import InstrumentedProvider
 from orderguard.providers.base import PaymentProvider, ProviderRejected
 from orderguard.providers.breaker import CircuitBreaker
-from orderguard.providers.instrumented import InstrumentedProvider
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe.adapter import StripeProvider

@@ -9,9 +9,9 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from orderguard.catalog import translate
 from orderguard.domain.money import AmountNotChargeable, Money
 from orderguard.services.providers import PaymentMethodNotTaken
-from orderguard.web.i18n import translate
 
 #: The media type of every error response.
 PROBLEM_JSON = "application/problem+json"

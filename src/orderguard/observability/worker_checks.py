@@ -8,9 +8,9 @@ import time
 from orderguard.bootstrap import Container
 from orderguard.observability.checks import Check, Status
 from orderguard.observability.doctor import Doctor, Targets
+from orderguard.observability.instrumented import ObservedBreaker
 from orderguard.observability.metrics import CHECK_STATUS, CHECK_TIMESTAMP
 from orderguard.observability.wiring import outbox_stats, sql_database
-from orderguard.providers.instrumented import ObservedBreaker
 
 log = logging.getLogger("orderguard.doctor")
 #: Seconds between the worker's doctor runs.

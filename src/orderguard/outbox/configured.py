@@ -15,11 +15,11 @@ import httpx
 from orderguard.config import Settings
 from orderguard.outbox.egress import Resolver, system_resolver
 from orderguard.outbox.email import EmailSink, SmtpServer
+from orderguard.outbox.merchant_webhooks import WebhookSink
 from orderguard.outbox.relay import Relay, RelayPolicy
 from orderguard.outbox.sinks import Sink
 from orderguard.outbox.stream import StreamSink
 from orderguard.outbox.templates import EmailTemplates
-from orderguard.outbox.webhooks import WebhookSink
 from orderguard.services.clock import Clock, system_clock
 from orderguard.storage.ports import UnitOfWorkFactory
 

@@ -18,7 +18,7 @@ from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.refund_record import RefundState
 from orderguard.domain.states import OrderState
-from orderguard.observability.context import current_request_id
+from orderguard.request_id import current_request_id
 from orderguard.storage.memory_outbox import (
     MemoryEndpointRepository,
     MemoryOutboxRepository,

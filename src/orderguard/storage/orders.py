@@ -13,7 +13,7 @@ from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause, EntryKind, EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
-from orderguard.observability.context import current_request_id
+from orderguard.request_id import current_request_id
 from orderguard.storage.database import (
     Connection,
     Row,

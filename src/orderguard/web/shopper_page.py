@@ -25,8 +25,7 @@ from orderguard.services.idempotency import KeyedRequest, fingerprint
 from orderguard.services.review import Review
 from orderguard.web import forms
 from orderguard.web.guidance import guidance, shopper_history
-from orderguard.web.i18n import language
-from orderguard.web.templating import PAGE_HEADERS, page
+from orderguard.web.templating import PAGE_HEADERS, language, page
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
 Token = Annotated[str, Query(max_length=200)]

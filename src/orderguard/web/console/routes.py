@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from orderguard.bootstrap import Container
+from orderguard.catalog import LANGUAGES
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
@@ -31,8 +32,7 @@ from orderguard.web import forms
 from orderguard.web.console import auth, guide, ports
 from orderguard.web.console.auth import BadForm, Forbidden, NotLoggedIn, Visitor
 from orderguard.web.console.credentials import shown
-from orderguard.web.i18n import LANGUAGES, language
-from orderguard.web.templating import page
+from orderguard.web.templating import language, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LANG_COOKIE = "og_lang"

@@ -1,15 +1,20 @@
 # ruff: noqa: RUF001 -- Chinese text uses full-width punctuation on purpose
-"""Every word a person reads on the pages, in English and Simplified Chinese.
+"""Every word a person reads, in English and Simplified Chinese: the one translation catalog.
 
-Keys are stable; :func:`translate` falls back to English, and a test checks that every
-key has both languages.
+The shopper's page and the console (``page.``, ``state.``, ``next.``, ``why.``,
+``console.``, ...), the API's problem texts (``amount.``) and the settlement reports
+(``report.``) read their words here; the e-mails' locales are :data:`LANGUAGES` too (their
+words are the templates in ``outbox/templates/<language>/``, which a shop may replace).
+Keys are stable and namespaced by who shows them; :func:`translate` falls back to English,
+and a test checks that every key has every language. Standard library only, so every layer
+may read it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-#: The languages the pages speak, as ``orderguard.api.requests.locale`` names them.
+#: The languages orderguard speaks, as ``orderguard.api.requests.locale`` names them.
 LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
 
 #: key -> language -> text (``{name}`` placeholders are filled by :func:`translate`).
@@ -331,6 +336,31 @@ CATALOG: dict[str, dict[str, str]] = {
         "nothing was stored.",
         "zh-CN": "此处配置的支付机构均不接受支付方式 {method}；未保存任何内容。",
     },
+    # settlement reports (reconcile/report.py: the terminal summary and the report files)
+    "report.matched": {"en": "matched", "zh-CN": "已匹配"},
+    "report.amount_mismatch": {"en": "amount mismatch", "zh-CN": "金额不符"},
+    "report.currency_mismatch": {"en": "currency mismatch", "zh-CN": "币种不符"},
+    "report.missing_in_orders": {
+        "en": "missing in orders (orphan charge)",
+        "zh-CN": "订单缺失\uff08孤立扣款\uff09",
+    },
+    "report.missing_at_provider": {"en": "missing at the provider", "zh-CN": "渠道未确认"},
+    "report.duplicate": {"en": "duplicate", "zh-CN": "重复"},
+    "report.refund": {"en": "refunds", "zh-CN": "退款"},
+    "report.chargeback": {"en": "chargebacks and disputes", "zh-CN": "拒付与争议"},
+    "report.fee": {"en": "fees", "zh-CN": "手续费"},
+    "report.other": {"en": "payouts and other lines", "zh-CN": "结算及其他"},
+    "report.title": {"en": "Settlement reconciliation", "zh-CN": "结算对账"},
+    "report.category": {"en": "category", "zh-CN": "类别"},
+    "report.currency": {"en": "currency", "zh-CN": "币种"},
+    "report.lines": {"en": "lines", "zh-CN": "行数"},
+    "report.gross": {"en": "gross", "zh-CN": "总额"},
+    "report.fee_total": {"en": "fee", "zh-CN": "手续费"},
+    "report.net": {"en": "net", "zh-CN": "净额"},
+    "report.errors": {"en": "lines not reconciled", "zh-CN": "未能对账的行"},
+    "report.exceptions": {"en": "exceptions", "zh-CN": "异常"},
+    "report.period": {"en": "period", "zh-CN": "期间"},
+    "report.files": {"en": "files", "zh-CN": "文件"},
 }
 
 
@@ -341,12 +371,3 @@ def translate(language: str, key: str, **values: Any) -> str:
         return key
     text = texts.get(language) or texts["en"]
     return text.format(**values) if values else text
-
-
-def language(requested: str | None, accept_language: str | None) -> str:
-    """A language the pages speak: ``requested`` when known, else from ``Accept-Language``."""
-    from orderguard.api.requests import locale
-
-    if requested is not None and requested in LANGUAGES:
-        return requested
-    return locale(None, accept_language)
