@@ -38,7 +38,9 @@ from orderguard.observability.logs import configure_logging
 from orderguard.services import api_keys, queries
 from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.storage import migrate as migrations
-from orderguard.storage.database import StorageError, connect, redact_url
+from orderguard.storage.connect import connect
+from orderguard.storage.database import redact_url
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
 

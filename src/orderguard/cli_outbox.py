@@ -21,8 +21,8 @@ from orderguard.services.outbox import (
     configured_sinks,
     outbox_health,
 )
-from orderguard.storage.database import StorageError
 from orderguard.storage.endpoints import EndpointStore
+from orderguard.storage.errors import StorageError
 from orderguard.storage.unit_of_work import SqlStorage
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.services.console_users import ConsoleUsers, InvalidUser, Role, UserExists, policy
 from orderguard.storage.console import ConsoleUser, SqlConsoleStore
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 
 T = TypeVar("T")
 

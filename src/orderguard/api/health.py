@@ -22,7 +22,7 @@ from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
 from orderguard.observability.wiring import database_collector, sql_database
 from orderguard.providers.instrumented import ObservedBreaker
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])

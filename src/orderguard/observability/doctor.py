@@ -29,7 +29,8 @@ from orderguard.observability.readiness import heartbeat_horizon, worker_check
 from orderguard.production import production_problems
 from orderguard.providers.base import PaymentProvider
 from orderguard.storage import migrate
-from orderguard.storage.database import Database, StorageError, redact_url
+from orderguard.storage.database import Database, redact_url
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ops_stats import (
     database_now,
     last_heartbeat,
@@ -272,7 +273,7 @@ async def _guarded(name: str, check: Callable[[], Awaitable[Check]]) -> Check:
 
 async def open_for_doctor(settings: Settings) -> tuple[Database | None, str | None]:
     """The configured database without creating or migrating anything; or why not."""
-    from orderguard.storage.database import connect
+    from orderguard.storage.connect import connect
 
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():

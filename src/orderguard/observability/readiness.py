@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from orderguard.config import Settings
 from orderguard.observability.checks import Check, Status
 from orderguard.storage import migrate
-from orderguard.storage.database import Database, StorageError
+from orderguard.storage.database import Database
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ops_stats import last_heartbeat, ping, schema_version
 
 #: Seconds each readiness query may take.

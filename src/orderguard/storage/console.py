@@ -7,14 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from orderguard.domain.states import TERMINAL_ORDER_STATES
-from orderguard.storage.database import (
-    Database,
-    Row,
-    UniqueViolation,
-    must_datetime,
-    to_datetime,
-    transaction,
-)
+from orderguard.storage.database import Database, Row, must_datetime, to_datetime, transaction
+from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.order_flags import HAS_OPEN_FLAG
 
 #: One log-in attempt counted under a key, atomically: a new or expired count starts at 1

@@ -11,13 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
-from orderguard.storage.database import (
-    Connection,
-    Database,
-    StorageError,
-    to_datetime,
-    transaction,
-)
+from orderguard.storage.database import Connection, Database, to_datetime, transaction
+from orderguard.storage.errors import StorageError
 from orderguard.storage.order_flags import HAS_OPEN_FLAG
 
 #: Age buckets of unfinished orders: label and upper bound (the last is open-ended).

@@ -14,14 +14,8 @@ from orderguard.domain.events import Cause, EntryKind, EventType, OutboxEvent, T
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
 from orderguard.observability.context import current_request_id
-from orderguard.storage.database import (
-    Connection,
-    Row,
-    StorageError,
-    UniqueViolation,
-    must_datetime,
-    to_datetime,
-)
+from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
+from orderguard.storage.errors import StorageError, UniqueViolation
 from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
 from orderguard.storage.order_refunds import (
     load_refunds,
