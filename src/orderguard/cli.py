@@ -211,8 +211,10 @@ def orders() -> None:
 
 @orders.command("list")
 @click.option("--state", type=click.Choice([s.value for s in OrderState]))
-@click.option("--stuck", is_flag=True, help="Only unfinished orders unchanged for a while.")
-@click.option("--older-than", default="10m", show_default=True, help="What --stuck means.")
+@click.option(
+    "--stuck", is_flag=True, help="Only stuck orders: payments waiting on the provider, unchanged."
+)
+@click.option("--older-than", default="30m", show_default=True, help="Unchanged for how long.")
 @click.option("--flagged", is_flag=True, help="Only orders in the review queue.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, limit: int) -> None:

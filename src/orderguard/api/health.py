@@ -20,7 +20,7 @@ from orderguard.observability.checks import Status
 from orderguard.observability.collector import DatabaseCollector, database_up_text
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
-from orderguard.observability.wiring import database_collector, sql_database
+from orderguard.observability.wiring import database_collector
 from orderguard.providers.instrumented import ObservedBreaker
 from orderguard.storage.errors import StorageError
 
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
     container: Container = request.app.state.container
     settings = container.settings
     checks = await readiness(
-        sql_database(container),
+        container.storage.stats,
         settings,
         now=datetime.now(UTC),
         worker_expected=getattr(settings, "ready_requires_worker", True),
