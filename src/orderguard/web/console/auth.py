@@ -23,10 +23,6 @@ SESSION_COOKIE = "og_session"
 COOKIE_PATH = "/console"
 
 
-class ConsoleUnavailable(Exception):
-    """The console cannot serve now (answered 503)."""
-
-
 class NotLoggedIn(Exception):
     """No live session: the browser is sent to the log-in page."""
 
