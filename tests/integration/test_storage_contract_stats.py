@@ -11,7 +11,7 @@ from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 from orderguard.storage import migrate
-from orderguard.storage.ports import ConsoleCounts, UnitOfWorkFactory, WebhookRecord
+from orderguard.storage.ports import ConsoleCounts, OrderQuery, UnitOfWorkFactory, WebhookRecord
 from tests.factories import new_order
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -65,6 +65,29 @@ async def test_only_payments_waiting_on_the_provider_unchanged_for_30_minutes_ar
     assert reading.stuck_by_state == {"payment_pending": 1, "payment_unknown": 1}
     assert counts == ConsoleCounts(flagged=0, stuck=2, webhook_backlog=0)
     assert closer.stuck == 3, "a shorter look finds the younger pending payment too"
+
+
+async def test_the_stuck_queue_lists_the_same_orders_the_count_counts(
+    storage: UnitOfWorkFactory,
+) -> None:
+    hour = 60 * MIN
+    unknown = _in(_S.PAYMENT_UNKNOWN, placed=2 * hour, changed=hour)
+    pending = _in(_S.PAYMENT_PENDING, placed=3 * hour, changed=hour)
+    await _add(
+        storage,
+        unknown,
+        pending,
+        _in(_S.ACTION_REQUIRED, placed=2 * hour, changed=hour),
+        _in(_S.RECEIVED, placed=2 * hour, changed=2 * hour),
+        _in(_S.PAYMENT_FAILED, placed=2 * hour, changed=hour),
+    )
+    since = NOW - 30 * MIN
+
+    async with storage() as uow:
+        listed = await uow.orders.search(OrderQuery(limit=10, stuck_since=since))
+
+    assert [o.id for o in listed] == [unknown.id, pending.id], "newest first"
+    assert (await storage.stats.counts(stuck_since=since)).stuck == len(listed)
 
 
 async def test_the_dashboard_counts_states_flags_and_the_webhook_backlog(
