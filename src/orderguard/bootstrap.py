@@ -30,7 +30,7 @@ from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
 from orderguard.storage import migrate
-from orderguard.storage.database import connect
+from orderguard.storage.connect import connect
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 

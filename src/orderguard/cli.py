@@ -39,7 +39,9 @@ from orderguard.providers import registry
 from orderguard.services import api_keys, queries
 from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.storage import migrate as migrations
-from orderguard.storage.database import StorageError, connect, redact_url
+from orderguard.storage.connect import connect
+from orderguard.storage.database import redact_url
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
 
@@ -210,8 +212,10 @@ def orders() -> None:
 
 @orders.command("list")
 @click.option("--state", type=click.Choice([s.value for s in OrderState]))
-@click.option("--stuck", is_flag=True, help="Only unfinished orders unchanged for a while.")
-@click.option("--older-than", default="10m", show_default=True, help="What --stuck means.")
+@click.option(
+    "--stuck", is_flag=True, help="Only stuck orders: payments waiting on the provider, unchanged."
+)
+@click.option("--older-than", default="30m", show_default=True, help="Unchanged for how long.")
 @click.option("--flagged", is_flag=True, help="Only orders in the review queue.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, limit: int) -> None:

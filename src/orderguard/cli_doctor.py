@@ -17,6 +17,7 @@ from orderguard.observability.hooks import UntrackedOutbox
 from orderguard.observability.wiring import outbox_stats
 from orderguard.providers import registry
 from orderguard.providers.base import PaymentProvider
+from orderguard.storage.unit_of_work import SqlStorage
 
 _MARKS = {Status.PASS: "pass", Status.SKIP: "skip", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 
@@ -70,7 +71,7 @@ async def run_doctor(settings: Settings) -> list[Check]:
             stack.push_async_callback(provider.aclose)
         doctor = Doctor(
             settings,
-            db=db,
+            storage=SqlStorage(db) if db is not None else None,
             db_error=error,
             providers=providers,
             outbox=outbox_stats(db, settings) if db is not None else UntrackedOutbox(),

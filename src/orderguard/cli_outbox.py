@@ -21,7 +21,7 @@ from orderguard.services.outbox import (
     configured_sinks,
     outbox_health,
 )
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import UnitOfWorkFactory
 
 T = TypeVar("T")

@@ -25,7 +25,7 @@ from orderguard.reconcile.report import (
 )
 from orderguard.reconcile.run import Request
 from orderguard.reconcile.run import reconcile as run_reconcile
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 
 
 def _day(value: str | None, *, end: bool = False) -> datetime | None:

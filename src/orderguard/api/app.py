@@ -32,7 +32,7 @@ from orderguard.observability.context import request_context
 from orderguard.observability.http import IntakeMetricsMiddleware
 from orderguard.observability.redaction import redact_messages
 from orderguard.services.api_keys import KeyScope
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 from orderguard.web.console import plugs as console_plugs
 from orderguard.worker import Worker
 

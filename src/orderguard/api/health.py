@@ -21,8 +21,8 @@ from orderguard.observability.collector import DatabaseCollector, database_up_te
 from orderguard.observability.instrumented import ObservedBreaker
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
-from orderguard.observability.wiring import database_collector, sql_database
-from orderguard.storage.database import StorageError
+from orderguard.observability.wiring import database_collector
+from orderguard.storage.errors import StorageError
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
     container: Container = request.app.state.container
     settings = container.settings
     checks = await readiness(
-        sql_database(container),
+        container.storage.stats,
         settings,
         now=datetime.now(UTC),
         worker_expected=getattr(settings, "ready_requires_worker", True),

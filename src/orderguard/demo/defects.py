@@ -61,7 +61,13 @@ if TYPE_CHECKING:
     from orderguard.services.idempotency import Answer
     from orderguard.services.intake import Intake, PlaceOrder
     from orderguard.services.providers import Providers
-    from orderguard.storage.ports import IdempotencyRecord, UnitOfWork, UnitOfWorkFactory
+    from orderguard.storage.ports import (
+        ConsoleStore,
+        IdempotencyRecord,
+        OpsStats,
+        UnitOfWork,
+        UnitOfWorkFactory,
+    )
 
 log = logging.getLogger("orderguard")
 
@@ -287,6 +293,14 @@ class WrappedStorage:
     def reader(self) -> UnitOfWork:
         """A read-only unit, with the same repository replaced."""
         return cast("UnitOfWork", _UnitProxy(self.inner.reader(), self._part, self._wrap))
+
+    @property
+    def console(self) -> ConsoleStore:
+        return self.inner.console
+
+    @property
+    def stats(self) -> OpsStats:
+        return self.inner.stats
 
     async def close(self) -> None:
         await self.inner.close()

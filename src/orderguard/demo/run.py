@@ -28,7 +28,7 @@ from orderguard.demo import audit, report, stack
 from orderguard.demo.shoppers import REFUND_SHARE, Checkout, ShopperSimulator, ShopperStats
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.providers import registry
-from orderguard.storage.database import connect
+from orderguard.storage.connect import connect
 
 #: The storm, with held answers and outages shortened so a run takes a minute or two.
 #: Every other probability is the sandbox's ``storm`` profile unchanged.

@@ -37,7 +37,7 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.orphans import recovered_order
 from orderguard.services.payments import Payments
 from orderguard.services.providers import ProviderSlot, UnknownProvider
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.sweep")

@@ -18,7 +18,9 @@ from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.refund_record import RefundState
 from orderguard.domain.states import OrderState
+from orderguard.domain.stuck import STUCK_STATES
 from orderguard.request_id import current_request_id
+from orderguard.storage.memory_console import ConsoleState, MemoryConsoleStore, MemoryOpsStats
 from orderguard.storage.memory_outbox import (
     MemoryEndpointRepository,
     MemoryOutboxRepository,
@@ -165,7 +167,7 @@ def _matches(order: Order, query: OrderQuery) -> bool:
     if query.flagged and not order.open_flags:
         return False
     if query.stuck_since is not None and (
-        order.is_terminal or order.updated_at >= query.stuck_since
+        order.state not in STUCK_STATES or order.updated_at >= query.stuck_since
     ):
         return False
     return query.cursor is None or (order.created_at, order.id) < query.cursor
@@ -419,6 +421,10 @@ class InMemoryStorage:
     def __init__(self) -> None:
         self.state = _State()
         self.lock = asyncio.Lock()
+        #: The console's users, sessions and log-in counts (``memory_console``).
+        self.console_state = ConsoleState()
+        self.console = MemoryConsoleStore(self)
+        self.stats = MemoryOpsStats(self)
 
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)

@@ -20,7 +20,7 @@ from orderguard.domain.delivery import (
 )
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.domain.order import Order
-from orderguard.storage.database import UniqueViolation
+from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import (
     OUTBOX_SETTLE,
     ExceptionRecord,

@@ -6,8 +6,8 @@ A unit of work is one transaction: leaving its ``async with`` block without
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol
@@ -21,7 +21,7 @@ from orderguard.domain.delivery import (
 )
 from orderguard.domain.events import EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
-from orderguard.domain.states import OrderState
+from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,7 @@ class OrderQuery:
     cursor: tuple[datetime, str] | None = None
     #: Only orders in the review queue (with a flag reason).
     flagged: bool = False
-    #: Only orders not in a final state and unchanged since this moment ("stuck").
+    #: Only stuck orders (``domain.stuck``: in a stuck state) unchanged since this moment.
     stuck_since: datetime | None = None
 
 
@@ -231,7 +231,17 @@ class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
 
     def reader(self) -> UnitOfWork:
-        """A unit of work that only reads (on SQLite it takes no write lock)."""
+        """A unit of work that only reads (it takes no write lock)."""
+        ...
+
+    @property
+    def console(self) -> ConsoleStore:
+        """The support console's users and sessions."""
+        ...
+
+    @property
+    def stats(self) -> OpsStats:
+        """Read-only statistics over the whole database."""
         ...
 
     async def close(self) -> None:
@@ -607,4 +617,206 @@ class ReconciliationRepository(Protocol):
 
     async def runs(self) -> int:
         """How many runs were applied."""
+        ...
+
+
+# --- the support console's users and sessions, and the read-only statistics ------------
+
+
+class UserExists(Exception):
+    """A console user with this name exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """A person who may log in to the console."""
+
+    name: str
+    role: str
+    password_hash: str
+    created_at: datetime
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A logged-in browser; only the SHA-256 of its cookie value is stored."""
+
+    id_hash: str
+    user_name: str
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class ConsoleStore(Protocol):
+    """Console users, their sessions and log-in attempt counts, and the searches behind the
+    console's pages. Each method is its own transaction."""
+
+    async def add_user(self, user: ConsoleUser) -> None:
+        """Store a new user; raises :class:`UserExists`."""
+        ...
+
+    async def user(self, name: str) -> ConsoleUser | None:
+        """The user called ``name``."""
+        ...
+
+    async def users(self) -> list[ConsoleUser]:
+        """Every user, by name."""
+        ...
+
+    async def remove_user(self, name: str) -> bool:
+        """Remove the user and end their sessions; whether they existed."""
+        ...
+
+    async def set_password(self, name: str, password_hash: str) -> bool:
+        """New password: unlocks the user and ends their sessions; whether they exist."""
+        ...
+
+    async def rehash(self, name: str, password_hash: str) -> None:
+        """Store a stronger hash of the same password."""
+        ...
+
+    async def count_attempt(
+        self, limits: Mapping[str, int], *, now: datetime, lock_until: datetime
+    ) -> bool:
+        """Count one log-in attempt under each key of ``limits`` (key → most attempts allowed
+        until the count expires); whether every key is still within its limit.
+
+        Each key's count is atomic and its own transaction: however many attempts arrive at
+        once, at most ``limit`` see a count within the limit. A new or expired count starts
+        at 1 and expires at ``lock_until``; the attempt that reaches the limit pushes the
+        expiry to its ``lock_until``. Expired counts are deleted.
+        """
+        ...
+
+    async def forget_attempts(self, keys: Iterable[str]) -> None:
+        """Start the counts of ``keys`` afresh (after a success, or a new password)."""
+        ...
+
+    async def attempts(self, key: str, *, now: datetime) -> tuple[int, datetime] | None:
+        """The unexpired count of attempts under ``key`` and when it expires."""
+        ...
+
+    async def logged_in(self, session: ConsoleSession) -> None:
+        """Reset the user's failures and store their new session."""
+        ...
+
+    async def session(
+        self, id_hash: str, *, now: datetime
+    ) -> tuple[ConsoleSession, ConsoleUser] | None:
+        """The unexpired session with this hash and its user."""
+        ...
+
+    async def end_session(self, id_hash: str) -> None:
+        """Log a browser out."""
+        ...
+
+    async def prune_sessions(self, now: datetime) -> int:
+        """Delete expired sessions; how many."""
+        ...
+
+    async def search(self, text: str, *, limit: int) -> list[str]:
+        """Ids of orders whose id, merchant reference, email (any case) or a payment
+        attempt's provider reference is ``text``, newest first."""
+        ...
+
+    async def webhooks_for(self, order_id: str, *, limit: int = 50) -> list[WebhookRecord]:
+        """The raw webhook events stored for ``order_id``, newest first."""
+        ...
+
+
+#: Age buckets of unfinished orders: label and upper bound (the last is open-ended).
+AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
+    ("0-1m", timedelta(minutes=1)),
+    ("1m-10m", timedelta(minutes=10)),
+    ("10m-1h", timedelta(hours=1)),
+    ("1h-1d", timedelta(days=1)),
+    ("1d+", None),
+)
+#: The states of unfinished orders, sorted.
+OPEN_STATES = tuple(sorted(s for s in OrderState if s not in TERMINAL_ORDER_STATES))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTotals:
+    """The inbox of one provider, counted over every event ever received."""
+
+    received: int
+    processed: int
+    #: Processing attempts that failed (an event may fail several times, then succeed).
+    failures: int
+    #: Events whose last attempt failed and that are not processed yet.
+    failing: int
+    oldest_unprocessed: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """One reading of the database, taken at ``now``."""
+
+    now: datetime
+    orders_by_state: dict[str, int] = field(default_factory=dict)
+    #: Unfinished orders: state -> age bucket -> count.
+    open_by_age: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Creation time of the oldest unfinished order not in the review queue, per state.
+    oldest_open: dict[str, datetime] = field(default_factory=dict)
+    #: Stuck orders (``domain.stuck``: in a stuck state, unchanged for ``STUCK_AFTER``)
+    #: per state, review queue included; every stuck state is present (zeros included).
+    stuck_by_state: dict[str, int] = field(default_factory=dict)
+    flagged_by_reason: dict[str, int] = field(default_factory=dict)
+    janitor_backlog: int = 0
+    #: How long the most overdue recheck has been due.
+    janitor_lag: timedelta = timedelta(0)
+    webhooks: dict[str, WebhookTotals] = field(default_factory=dict)
+    last_heartbeat: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleCounts:
+    """The console dashboard's counts."""
+
+    #: Orders with an open review flag.
+    flagged: int
+    #: Orders stuck (``domain.stuck``) as of the horizon asked for.
+    stuck: int
+    #: Webhook events received and not processed yet.
+    webhook_backlog: int
+
+
+class OpsStats(Protocol):
+    """What ``/metrics``, ``/readyz``, ``doctor`` and the console's dashboard read about the
+    whole database. Read-only: nothing here changes anything."""
+
+    async def ping(self) -> float:
+        """One round trip to the database, in seconds (raises ``StorageError``)."""
+        ...
+
+    async def database_now(self) -> datetime | None:
+        """The database server's clock; ``None`` when it is this host's (SQLite, memory)."""
+        ...
+
+    async def schema_version(self) -> int:
+        """The schema version, read without creating anything (0 when never migrated)."""
+        ...
+
+    async def last_heartbeat(self) -> datetime | None:
+        """When any worker last said it was alive."""
+        ...
+
+    async def read(
+        self, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
+    ) -> DatabaseStats:
+        """Everything ``/metrics`` shows about the database, read at once (``watched`` and
+        ``shortest_wait``: the janitor's schedule, for its backlog and lag)."""
+        ...
+
+    async def orders_by_state(self) -> dict[str, int]:
+        """How many orders are in each state (states with none left out)."""
+        ...
+
+    async def counts(self, *, stuck_since: datetime) -> ConsoleCounts:
+        """Flagged orders, stuck orders (in a stuck state, unchanged since ``stuck_since``)
+        and the webhook backlog."""
         ...

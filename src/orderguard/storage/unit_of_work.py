@@ -5,9 +5,11 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
+from orderguard.storage.console import SqlConsoleStore
 from orderguard.storage.database import Database, Transaction
 from orderguard.storage.endpoints import SqlEndpointRepository
 from orderguard.storage.keys import SqlApiKeyRepository, SqlIdempotencyRepository
+from orderguard.storage.ops_stats import SqlOpsStats
 from orderguard.storage.orders import SqlOrderRepository
 from orderguard.storage.outbox import SqlOutboxRepository
 from orderguard.storage.reconciliation import SqlReconciliationRepository
@@ -81,6 +83,8 @@ class SqlStorage:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.console = SqlConsoleStore(db)
+        self.stats = SqlOpsStats(db)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.db)
@@ -91,3 +95,12 @@ class SqlStorage:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+def sql_database(storage: object) -> Database | None:
+    """The SQL database under ``storage``; ``None`` for in-memory storage.
+
+    Only for what has no port yet (the outbox's and reconciliation's readers); everything
+    else reaches storage through the unit of work, ``console`` and ``stats``.
+    """
+    return storage.db if isinstance(storage, SqlStorage) else None
