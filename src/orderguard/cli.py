@@ -129,8 +129,9 @@ def serve(
     migrated first)."""
     import uvicorn
 
-    from orderguard.api.app import create_app, create_ops_app
+    from orderguard.api.app import create_ops_app
     from orderguard.api.server import proxy_options, serve_beside
+    from orderguard.bootstrap import build_app
 
     settings = _settings()
     _checked_for_production(settings)
@@ -149,7 +150,7 @@ def serve(
             "no API key configured: accepting requests without a key, on loopback only; "
             "create one with `orderguard keys create NAME`"
         )
-    app = create_app(settings=settings, worker=not no_worker, ops_apart=metrics_port is not None)
+    app = build_app(settings=settings, worker=not no_worker, ops_apart=metrics_port is not None)
     if metrics_port is not None:
         ops = create_ops_app(app, production=settings.production)
         serve_beside(

@@ -17,7 +17,7 @@ from typing import Protocol
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 
 
 @dataclass(frozen=True, slots=True)
