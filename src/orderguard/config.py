@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from orderguard.services.shopper_data import InvalidShopperData, normalise_country
+from orderguard.domain.countries import NotACountry, country_code
 
 #: Deliberate defects ``planted_defect`` can switch on (to prove the demo's checker):
 #: ``recharge_unknown`` makes rechecks charge ``payment_unknown`` orders again with a fresh
@@ -233,8 +233,8 @@ class Settings:
             )
         if settings.default_country:
             try:
-                country = normalise_country(settings.default_country)
-            except InvalidShopperData as exc:
+                country = country_code(settings.default_country)
+            except NotACountry as exc:
                 raise ConfigError(f"default_country: {exc}") from None
             object.__setattr__(settings, "default_country", country)
         return settings

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from orderguard.config import Settings
 from orderguard.domain.delivery import (
     EMAIL_SINK,
     EMAILED_EVENTS,
@@ -23,6 +23,23 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.storage.database import Database
 from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.outbox import OutboxStore
+
+
+class SinkSettings(Protocol):
+    """Which sinks are switched on and how far back they catch up: what the outbox reads
+    of the settings (``config.Settings`` is one; bootstrap and the CLI hand it over)."""
+
+    @property
+    def smtp_url(self) -> str | None:
+        """Email is on when set."""
+
+    @property
+    def nats_url(self) -> str | None:
+        """The stream is on when set."""
+
+    @property
+    def outbox_backfill_hours(self) -> float:
+        """How far back a sink switched on later catches up."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +65,7 @@ class EventDeliveries:
 
 
 async def configured_sinks(
-    settings: Settings, db: Database
+    settings: SinkSettings, db: Database
 ) -> dict[str, frozenset[EventType] | None]:
     """The sinks switched on now, each with the event types it receives (None: all)."""
     sinks: dict[str, frozenset[EventType] | None] = {}
@@ -62,7 +79,7 @@ async def configured_sinks(
 
 
 async def outbox_health(
-    settings: Settings, db: Database, *, now: datetime | None = None
+    settings: SinkSettings, db: Database, *, now: datetime | None = None
 ) -> list[SinkHealth]:
     """Lag and dead letters of every configured sink (empty when none is configured).
 
