@@ -10,9 +10,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from orderguard import cli_operations
 from orderguard.bootstrap import Container, build_app, wire
 from orderguard.cli import main
+from orderguard.cli import operations as cli_operations
 from orderguard.config import Settings
 from orderguard.providers.base import ChargeRequest, ProviderOutcomeUnknown
 from orderguard.providers.memory import InMemoryProvider

@@ -14,19 +14,16 @@ from typing import TypeVar
 
 import click
 
-from orderguard import (
-    __version__,
-    cli_audit,
-    cli_doctor,
-    cli_keys,
-    cli_operations,
-    cli_outbox,
-    cli_reconcile,
-    cli_users,
-    links,
-)
+from orderguard import __version__, links
 from orderguard.bootstrap import open_storage
-from orderguard.cli_startup import (
+from orderguard.cli import audit as cli_audit
+from orderguard.cli import doctor as cli_doctor
+from orderguard.cli import keys as cli_keys
+from orderguard.cli import operations as cli_operations
+from orderguard.cli import outbox as cli_outbox
+from orderguard.cli import reconcile as cli_reconcile
+from orderguard.cli import users as cli_users
+from orderguard.cli.startup import (
     load_settings,
     refuse_unsafe_production,
     warn_unverifiable_webhooks,

@@ -48,7 +48,7 @@ async def _audit(url: str, since: datetime | None) -> AuditReport:
 
 
 def _since(text: str) -> datetime:
-    from orderguard.cli_operations import duration
+    from orderguard.cli.operations import duration
 
     try:
         day = datetime.fromisoformat(text)
