@@ -7,6 +7,7 @@ import ast
 from email.message import EmailMessage
 from pathlib import Path
 
+import click
 import pytest
 
 from orderguard.domain.countries import NotACountry, country_code
@@ -122,3 +123,56 @@ def test_a_country_code_is_read_in_any_case(raw: str, code: str) -> None:
 def test_anything_else_is_not_a_country(raw: str) -> None:
     with pytest.raises(NotACountry, match="ISO 3166-1 alpha-2"):
         country_code(raw)
+
+
+#: The CLI's helper modules; every other module of ``cli/`` is one command group.
+CLI_HELPERS = {"cli/__init__.py", "cli/common.py", "cli/startup.py"}
+
+
+def test_no_cli_command_module_imports_another() -> None:
+    allowed = {
+        "orderguard.cli",
+        "orderguard.cli.common",
+        "orderguard.cli.startup",
+        "orderguard.cli.common.duration",
+        "orderguard.cli.common.flagged",
+        "orderguard.cli.startup.load_settings",
+        "orderguard.cli.startup.warn_unverifiable_webhooks",
+    }
+    commands = {f: n for f, n in imports_of("cli").items() if f not in CLI_HELPERS}
+    assert len(commands) >= 10
+    crossing = sorted(
+        f"{file} imports {name}"
+        for file, names in commands.items()
+        for name in names
+        if name.startswith("orderguard.cli") and name not in allowed
+    )
+    assert crossing == []
+
+
+def test_the_orderguard_command_keeps_every_command_name() -> None:
+    from orderguard.cli import main
+
+    def names(group: click.Group) -> dict[str, object]:
+        return {
+            name: names(command) if isinstance(command, click.Group) else None
+            for name, command in group.commands.items()
+        }
+
+    assert names(main) == {
+        "audit": {"customers": None},
+        "demo": None,
+        "doctor": None,
+        "endpoints": {"add": None, "list": None, "remove": None, "rotate-secret": None},
+        "keys": {"create": None, "list": None, "revoke": None},
+        "migrate": None,
+        "orders": {"cancel": None, "list": None, "recheck": None, "refund": None, "show": None},
+        "outbox": {"list": None, "relay": None, "replay": None, "status": None},
+        "prune": None,
+        "reconcile": None,
+        "sandbox-provider": None,
+        "serve": None,
+        "sweep": None,
+        "users": {"add": None, "list": None, "passwd": None, "remove": None},
+        "worker": None,
+    }
