@@ -1,6 +1,6 @@
 """Counts what one ``POST /v1/orders`` costs in database round trips and statements.
 
-Runs the real application in-process (``create_app`` on a container from ``open_sql``,
+Runs the real application in-process (``build_app`` on a container from ``open_sql``,
 driven through ``httpx.ASGITransport``, one request at a time) with libpq's protocol trace
 switched on for every pooled connection, and prints one JSON object:
 
@@ -123,13 +123,12 @@ def _statements(lines: list[str]) -> list[str]:
 
 async def main() -> dict[str, Any]:
     psycopg.AsyncConnection.connect = classmethod(_connect_traced)  # type: ignore[method-assign,assignment]
-    from orderguard.api.app import create_app
-    from orderguard.bootstrap import open_sql
+    from orderguard.bootstrap import build_app, open_sql
     from orderguard.config import Settings
 
     settings = Settings.load()
     container = await open_sql(settings)
-    app = create_app(container=container)
+    app = build_app(container=container)
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

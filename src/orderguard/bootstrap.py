@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from contextlib import ExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from orderguard.api.render import order_json
 from orderguard.config import Settings
+from orderguard.container import Container
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.observability.instrumented import InstrumentedProvider, ObservedBreaker
 from orderguard.providers import registry
 from orderguard.providers.plugin import AccountProvider
 from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
 from orderguard.providers.resilience import RetryingProvider
-from orderguard.services.clock import Clock, system_clock
+from orderguard.services.idempotency import Renderer
 from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
@@ -34,47 +37,41 @@ from orderguard.storage.connect import connect
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from orderguard.api.app import Face
+
+__all__ = ["Container", "build_app", "configured_providers", "open_sql", "open_storage", "wire"]
+
 log = logging.getLogger("orderguard")
 
 
-@dataclass
-class Container:
-    """The wired application: settings, storage, providers and services."""
+def wire(
+    settings: Settings,
+    storage: UnitOfWorkFactory,
+    providers: Providers,
+    *,
+    render: Renderer | None = None,
+) -> Container:
+    """Services on top of ``storage`` (SQL or in-memory) and ``providers``.
 
-    settings: Settings
-    storage: UnitOfWorkFactory
-    payments: Payments
-    intake: Intake
-    pay_again: PayAgain
-    #: One shopper-page payment per order per interval (each one calls the provider).
-    shopper_pay_pace: Pace
-    recheck: Recheck
-    shopper_return: ShopperReturn
-    inbox: WebhookInbox
-    janitor: Janitor
-    sweeper: Sweeper
-    operations: Operations
-    clock: Clock = system_clock
-    resources: ExitStack = field(default_factory=ExitStack)
-
-    async def close(self) -> None:
-        """Release every connection and stop the in-process sandbox."""
-        await self.payments.providers.aclose()
-        await self.storage.close()
-        self.resources.close()
-
-
-def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
-    """Services on top of ``storage`` (SQL or in-memory) and ``providers``."""
+    ``render`` writes the body an idempotent request's replay answers with (the services
+    store it, they never build it): by default :func:`api_answers` at the public URL.
+    """
+    render = render or api_answers(settings.public_url)
     if settings.planted_defect:  # the demo's deliberate defects: see demo/defects.py
         from orderguard.demo.defects import plant
 
-        return plant(settings.planted_defect, partial(_wire, settings), storage, providers)
-    return _wire(settings, storage, providers)
+        return plant(
+            settings.planted_defect, partial(_wire, settings, render=render), storage, providers
+        )
+    return _wire(settings, storage, providers, render=render)
 
 
-def _wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
-    render = partial(order_json, public_url=settings.public_url)
+def _wire(
+    settings: Settings, storage: UnitOfWorkFactory, providers: Providers, *, render: Renderer
+) -> Container:
     return_url = settings.public_url.rstrip("/") + "/orders/{order_id}/return?token={token}"
     payments = Payments(
         providers,
@@ -103,6 +100,11 @@ def _wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) 
         sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),
         operations=Operations(storage, payments),
     )
+
+
+def api_answers(public_url: str) -> Renderer:
+    """The API's order document (``api/render.py``) as the services' replay body."""
+    return partial(order_json, public_url=public_url)
 
 
 def slot(
@@ -172,3 +174,55 @@ async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> C
         raise
     container.resources = resources
     return container
+
+
+# --- serve: the HTTP app, its faces and the worker -------------------------------------
+
+
+def faces() -> tuple[Face, ...]:
+    """What ``serve`` adds to the API: the shopper's page and console, and the console's
+    views on the outbox and recorded reconciliation."""
+    from orderguard import web
+    from orderguard.web.console import plugs
+
+    return (web.install, plugs.install)
+
+
+def build_app(
+    *,
+    container: Container | None = None,
+    settings: Settings | None = None,
+    worker: bool = True,
+    ops_apart: bool = False,
+) -> FastAPI:
+    """``serve``'s application with its faces: on a wired ``container``, or on one opened
+    from ``settings`` while it serves (then with a worker in the process unless ``worker``
+    is off). ``ops_apart`` as in :func:`~orderguard.api.app.create_app`."""
+    from orderguard.api.app import create_app
+
+    if container is not None:
+        return create_app(container=container, faces=faces(), ops_apart=ops_apart)
+    resolved = settings or Settings.load()
+    return create_app(
+        opener=partial(serving, resolved, worker=worker),
+        settings=resolved,
+        faces=faces(),
+        ops_apart=ops_apart,
+    )
+
+
+@asynccontextmanager
+async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[Container]:
+    """The application opened on the configured database, with its worker running in
+    this event loop unless ``worker`` is off; stopped and closed on leaving."""
+    from orderguard.worker import Worker
+
+    container = await open_sql(settings)
+    stop = asyncio.Event()
+    background = [asyncio.create_task(Worker(container).run(stop))] if worker else []
+    try:
+        yield container
+    finally:
+        stop.set()
+        await asyncio.gather(*background, return_exceptions=True)
+        await container.close()

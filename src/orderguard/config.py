@@ -17,8 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from orderguard.domain.countries import NotACountry, country_code
 from orderguard.providers.registry import ProviderSettings
-from orderguard.services.shopper_data import InvalidShopperData, normalise_country
 
 #: Deliberate defects ``planted_defect`` can switch on, to prove that the demo's checker
 #: fails: each is wired around a part of the service by ``demo/defects.py`` (its registry,
@@ -227,8 +227,8 @@ class Settings(ProviderSettings):
             )
         if settings.default_country:
             try:
-                country = normalise_country(settings.default_country)
-            except InvalidShopperData as exc:
+                country = country_code(settings.default_country)
+            except NotACountry as exc:
                 raise ConfigError(f"default_country: {exc}") from None
             object.__setattr__(settings, "default_country", country)
         return settings

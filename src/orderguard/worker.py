@@ -18,7 +18,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.domain.states import OrderState
 from orderguard.observability.worker_checks import CHECK_EVERY_SECONDS, run_checks
 from orderguard.outbox.duty import RelayDuty

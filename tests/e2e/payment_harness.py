@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 
-from orderguard.api.app import create_app
 from orderguard.api.server import free_port, running_server
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.config import Settings
 from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.resilience import RetryingProvider, RetryPolicy
@@ -316,7 +315,7 @@ async def open_shop(
     clock = BreakerClock()
     slots = [provider_slot(config, box, timeout_s=timeout_s, clock=clock) for box in sandboxes]
     container = wire(config, storage, Providers(slots))
-    app = create_app(container=container)
+    app = build_app(container=container)
     try:
         if over_http:
             async with (

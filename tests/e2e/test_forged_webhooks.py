@@ -20,9 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
 from orderguard.api.server import free_port, running_server
-from orderguard.bootstrap import Container, open_sql
+from orderguard.bootstrap import Container, build_app, open_sql
 from orderguard.config import Settings
 from orderguard.providers.stripe.sandbox.server import run_sandbox
 from orderguard.providers.stripe.sandbox.service import SandboxConfig
@@ -67,7 +66,7 @@ async def serving(
     container = await open_sql(settings)
     try:
         async with (
-            running_server(create_app(container=container), port=port) as url,
+            running_server(build_app(container=container), port=port) as url,
             httpx.AsyncClient(base_url=url, timeout=30) as client,
         ):
             yield client, container

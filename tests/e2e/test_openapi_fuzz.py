@@ -40,8 +40,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from orderguard.api.app import create_app
 from orderguard.api.problems import PROBLEM_JSON
+from orderguard.bootstrap import build_app
 from orderguard.config import Settings
 from orderguard.services import api_keys
 from orderguard.services.api_keys import KeyScope
@@ -66,7 +66,7 @@ SETTINGS = Settings(
     payment_time_budget_s=2.0,
     public_url=f"http://{asgi.HOST}",  # the Host schemathesis's ASGI client sends
 )
-app = create_app(settings=SETTINGS)
+app = build_app(settings=SETTINGS)
 #: Its ASGI client's peer is not loopback, so the fuzz calls with an admin key (made once).
 AUTH: dict[str, str] = {}
 schema = schemathesis.openapi.from_dict(
@@ -138,7 +138,7 @@ async def test_list_orders_with_extreme_timestamps_is_not_a_500(
     name: str, value: str, sqlite_url: str, tmp_path: Path
 ) -> None:
     """G9 on SQLite: an aware timestamp that leaves the calendar when moved to UTC."""
-    local = create_app(
+    local = build_app(
         settings=Settings(database_url=sqlite_url, sandbox_db=str(tmp_path / "sandbox.db"))
     )
     response = await _get(local, "/v1/orders", params={name: value})
@@ -160,7 +160,7 @@ async def test_list_orders_after_a_year_before_1000_still_finds_the_order(
     sqlite_url: str, tmp_path: Path
 ) -> None:
     """A filter that every order passes must return every order (SQLite stores text)."""
-    local = create_app(
+    local = build_app(
         settings=Settings(database_url=sqlite_url, sandbox_db=str(tmp_path / "sandbox.db"))
     )
     transport = httpx.ASGITransport(app=local, raise_app_exceptions=False)

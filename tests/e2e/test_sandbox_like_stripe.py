@@ -18,9 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
 from orderguard.api.server import free_port, running_server
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from orderguard.config import Settings
 from orderguard.providers.stripe.sandbox.server import run_sandbox
 from orderguard.providers.stripe.sandbox.service import SandboxConfig
@@ -141,7 +140,7 @@ async def hooked_shop(database_url: str, hooked_box: Sandbox, port: int) -> Asyn
     container = wire(settings, storage, Providers([provider_slot(settings, hooked_box)]))
     try:
         async with (
-            running_server(create_app(container=container), port=port) as url,
+            running_server(build_app(container=container), port=port) as url,
             httpx.AsyncClient(base_url=url, timeout=30) as client,
         ):
             yield Shop(client, container, url, BreakerClock())

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.config import Settings
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import CircuitBreaker
@@ -49,7 +48,7 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
     storage = await open_storage(url)
     providers = memory_providers()
     container = wire(api_settings(), storage, providers)
-    app = create_app(container=container)
+    app = build_app(container=container)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         provider = providers.primary.provider

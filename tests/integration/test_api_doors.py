@@ -17,9 +17,9 @@ import httpx
 import orjson
 import pytest
 
-from orderguard.api.app import create_app, create_ops_app
+from orderguard.api.app import create_ops_app
 from orderguard.api.problems import PROBLEM_JSON
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from orderguard.services import api_keys
 from orderguard.services.api_keys import KeyScope
 from orderguard.storage import migrate
@@ -57,7 +57,7 @@ async def served(
     """An app with ``settings`` on its own SQLite file, and a loopback client at ``base_url``."""
     storage = await open_storage(f"sqlite:///{tmp_path / 'doors.db'}")
     container = wire(api_settings(**settings), storage, memory_providers())
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     try:
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
             yield http

@@ -9,9 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
 from orderguard.api.server import running_server
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from tests.conftest import open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import api_settings, memory_providers
@@ -23,7 +22,7 @@ CONCURRENT = 50
 async def base_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
     url = request.getfixturevalue("pg_url" if request.param == "postgresql" else "sqlite_url")
     storage = await open_storage(url)
-    app = create_app(container=wire(api_settings(), storage, memory_providers()))
+    app = build_app(container=wire(api_settings(), storage, memory_providers()))
     async with running_server(app) as base:
         yield base
     await storage.close()

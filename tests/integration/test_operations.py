@@ -10,10 +10,9 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from orderguard import cli_operations
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.cli import main
+from orderguard.cli import operations as cli_operations
 from orderguard.config import Settings
 from orderguard.providers.base import ChargeRequest, ProviderOutcomeUnknown
 from orderguard.providers.memory import InMemoryProvider
@@ -145,7 +144,7 @@ def placed(sqlite_url: str, provider: InMemoryProvider, method: str | None) -> d
         storage = await open_storage(sqlite_url)
         providers = memory_providers()
         providers.slots[0].provider = provider
-        app = create_app(container=wire(api_settings(), storage, providers))
+        app = build_app(container=wire(api_settings(), storage, providers))
         transport = httpx.ASGITransport(app=app)
         try:
             async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:

@@ -11,8 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from orderguard.config import Settings
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
@@ -181,7 +180,7 @@ async def test_metrics_follow_the_app_when_its_lifespan_reopens_the_database(
         sandbox_db=str(tmp_path / "sb.db"),
         metrics_cache_s=0,
     )
-    app = create_app(settings=settings, worker=False)
+    app = build_app(settings=settings, worker=False)
     for _ in range(2):  # the second lifespan opens a new database pool
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)

@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from orderguard.config import Settings
 from orderguard.outbox.configured import build_relay
 from orderguard.reconcile.apply import apply
@@ -40,7 +39,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 async def scrape(sql: SqlStorage, config: Settings) -> Samples:
     """``/metrics`` of an app wired to ``sql``, parsed."""
-    app = create_app(container=wire(config, sql, memory_providers()))
+    app = build_app(container=wire(config, sql, memory_providers()))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         answer = await client.get("/metrics")

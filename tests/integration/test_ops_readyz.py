@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
 from orderguard.api.server import running_server
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from orderguard.config import Settings
 from orderguard.storage import migrate
 from orderguard.storage.database import transaction
@@ -58,7 +57,7 @@ async def test_readyz_names_the_database_while_postgres_is_stopped_and_recovers_
         worker_round_s=0.2,
     )
     async with (
-        running_server(create_app(settings=settings, worker=True)) as url,
+        running_server(build_app(settings=settings, worker=True)) as url,
         httpx.AsyncClient(base_url=url, timeout=15) as client,
     ):
         ready = await _ready(client, 200, within=10)
@@ -96,7 +95,7 @@ async def test_readyz_names_the_schema_when_the_database_is_behind(tmp_path: Pat
             "DELETE FROM schema_migrations WHERE version = :v", {"v": migrate.latest_version()}
         )
     container = wire(Settings(database_url=url), storage, memory_providers())
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         answer = await client.get("/readyz")
     await storage.close()
@@ -115,12 +114,12 @@ async def test_readyz_names_the_worker_when_its_heartbeat_is_stale(tmp_path: Pat
         await uow.commit()
     settings = Settings(database_url=url)
     transport = httpx.ASGITransport(
-        app=create_app(container=wire(settings, storage, memory_providers()))
+        app=build_app(container=wire(settings, storage, memory_providers()))
     )
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         stale = await client.get("/readyz")
         api_only = wire(replace(settings, ready_requires_worker=False), storage, memory_providers())
-        other = httpx.ASGITransport(app=create_app(container=api_only))
+        other = httpx.ASGITransport(app=build_app(container=api_only))
         async with httpx.AsyncClient(transport=other, base_url=LOCAL_URL) as api_client:
             without_worker = await api_client.get("/readyz")
     await storage.close()
@@ -132,7 +131,7 @@ async def test_readyz_names_the_worker_when_its_heartbeat_is_stale(tmp_path: Pat
 
 async def test_a_problem_report_never_echoes_personal_data(tmp_path: Path) -> None:
     storage = await open_storage(f"sqlite:///{tmp_path / 'og.db'}")
-    app = create_app(container=wire(Settings(), storage, memory_providers()))
+    app = build_app(container=wire(Settings(), storage, memory_providers()))
     body = {"currency": "EUR", "items": "Ana Silva <ana@example.pt> +351 912 345 678"}
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=LOCAL_URL

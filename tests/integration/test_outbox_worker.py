@@ -9,8 +9,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import build_app, wire
 from orderguard.worker import Worker
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
@@ -40,7 +39,7 @@ async def test_the_worker_emails_each_shopper_in_their_language_with_their_links
     storage = await open_storage(url)
     with smtp_server() as box:
         container = wire(api_settings(smtp_url=box.url), storage, memory_providers())
-        transport = httpx.ASGITransport(app=create_app(container=container))
+        transport = httpx.ASGITransport(app=build_app(container=container))
         async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             placed = {}
             for name, method, headers, extra in (

@@ -13,8 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import configured_providers, slot, wire
+from orderguard.bootstrap import build_app, configured_providers, slot, wire
 from orderguard.config import Settings
 from orderguard.providers.base import InvalidWebhook, PaymentOutcome
 from orderguard.providers.memory import InMemoryProvider
@@ -101,7 +100,7 @@ async def database(request: pytest.FixtureRequest) -> str:
 async def client_on(url: str, providers: Providers) -> AsyncIterator[httpx.AsyncClient]:
     storage = await open_storage(url)
     container = wire(api_settings(), storage, providers)
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     try:
         async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             yield client

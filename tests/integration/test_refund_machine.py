@@ -26,8 +26,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.domain.errors import (
     IdempotencyKeyReused,
     ProviderUnreachable,
@@ -78,7 +77,7 @@ class RefundMachine(RuleBasedStateMachine):
         return self.loop.run_until_complete(work)
 
     async def _place(self) -> tuple[str, int]:
-        app = create_app(container=self.container)
+        app = build_app(container=self.container)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
             body = {**order_body(), "payment": {"method": "pm_card_visa"}}

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.providers.base import PaymentResult
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import CircuitBreaker
@@ -90,7 +89,7 @@ async def shop(request: pytest.FixtureRequest) -> AsyncIterator[Shop]:
     provider = CountingProvider()
     providers = Providers([ProviderSlot(provider, CircuitBreaker(failure_threshold=3))])
     container = wire(api_settings(), storage, providers)
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         yield Shop(client, container, provider)
     await storage.close()

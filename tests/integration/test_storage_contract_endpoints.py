@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orderguard.domain.delivery import WebhookEndpoint, WebhookSecret
-from orderguard.storage.database import UniqueViolation
+from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import UnitOfWorkFactory
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from orderguard.domain.events import Cause
 from orderguard.domain.order import PaymentAttempt
 from orderguard.domain.states import OrderState
-from orderguard.storage.database import UniqueViolation
+from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import (
     ExceptionRecord,
     ExportedAttempt,

@@ -69,7 +69,7 @@ async def test_the_app_plugs_in_both_queues_and_unplugged_queues_are_not_offered
     await log_in(shop[0].client, "olga")
     dashboard = await shop[0].client.get("/console")
 
-    assert "/console/notifications" in dashboard.text, "create_app plugs in the outbox"
+    assert "/console/notifications" in dashboard.text, "build_app plugs in the outbox"
     assert 'id="outbox-backlog">0<' in dashboard.text
     assert (await shop[0].client.get("/console/notifications")).status_code == 200
     assert "/console/reconciliation" in dashboard.text, "and reconciliation"

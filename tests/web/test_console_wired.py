@@ -80,7 +80,7 @@ async def test_an_applied_reconciliation_is_in_the_console(shop: Pair, tmp_path:
     page = (await client.get("/console/reconciliation")).text
     flagged = (await client.get("/console/flagged")).text
 
-    assert "/console/reconciliation" in dashboard.text, "create_app plugs reconciliation in"
+    assert "/console/reconciliation" in dashboard.text, "build_app plugs reconciliation in"
     [amount] = rows(page, "amount_mismatch")
     assert "pi_B" in amount and f"{report}:3" in amount and "memory" in amount
     assert "9.00" in amount and "order 10.00 EUR" in amount and "/console/orders/ord_B" in amount

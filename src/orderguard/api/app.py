@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -17,15 +16,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orderguard import __version__, web
+from orderguard import __version__
 from orderguard.api import health, inbound_webhooks, operations, orders, shopper
 from orderguard.api.auth import allowed
 from orderguard.api.doors import HostCheck, operations_hosts
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
-from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
+from orderguard.container import Container
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
 from orderguard.observability.context import request_context
@@ -33,45 +32,52 @@ from orderguard.observability.http import IntakeMetricsMiddleware
 from orderguard.observability.redaction import redact_messages
 from orderguard.services.api_keys import KeyScope
 from orderguard.storage.errors import StorageError
-from orderguard.web.console import plugs as console_plugs
-from orderguard.worker import Worker
 
 log = logging.getLogger("orderguard.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+#: Opens the wired application for as long as the app serves (entered by its lifespan):
+#: the composition root's, which opens the database and starts the worker.
+Opener = Callable[[], AbstractAsyncContextManager[Container]]
+#: A face added to the app (the shopper's page, the console...), called once with it.
+Face = Callable[[FastAPI], None]
 
 
 def create_app(
     *,
     container: Container | None = None,
+    opener: Opener | None = None,
     settings: Settings | None = None,
-    worker: bool = True,
+    faces: Sequence[Face] = (),
     ops_apart: bool = False,
 ) -> FastAPI:
-    """The HTTP application, on a wired ``container`` or one opened from ``settings``.
+    """The HTTP API on a wired ``container``, or on the one ``opener`` opens while the app
+    serves (``settings`` are then the settings it opens with); each of ``faces`` is added.
 
-    Opened from settings it also runs a worker in the process unless ``worker`` is off.
+    Nothing is opened or started here: ``orderguard.bootstrap.build_app`` gives the
+    opener (database and worker) and the faces ``serve`` shows.
     With ``ops_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
     :func:`create_ops_app` (served on another address); ``/docs`` is off in production.
     Without ``ops_apart``, production answers ``/metrics`` and ``/openapi.json`` on the
     public port only to an ``admin`` key (Prometheus sends it as a bearer token).
     """
-    resolved = container.settings if container is not None else settings or Settings.load()
+    if (container is None) == (opener is None):
+        raise TypeError("create_app takes a container or an opener (and its settings)")
+    if container is not None:
+        resolved = container.settings
+    elif settings is not None:
+        resolved = settings
+    else:
+        raise TypeError("create_app with an opener needs the settings it opens with")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if container is not None:
-            app.state.container = container
+        if opener is None:
             yield
             return
-        app.state.container = await open_sql(resolved)
-        stop = asyncio.Event()
-        background = [asyncio.create_task(Worker(app.state.container).run(stop))] if worker else []
-        try:
+        async with opener() as opened:
+            app.state.container = opened
             yield
-        finally:
-            stop.set()
-            await asyncio.gather(*background, return_exceptions=True)
-            await app.state.container.close()
 
     docs = None if resolved.production or ops_apart else "/docs"
     guarded = resolved.production and not ops_apart  # operations on the public port
@@ -95,8 +101,8 @@ def create_app(
         _operations_for_admins(app)
     elif not ops_apart:
         app.include_router(health.metrics_router)
-    web.install(app)
-    console_plugs.install(app)
+    for face in faces:
+        face(app)
     _handle_errors(app)
     app.add_middleware(IntakeMetricsMiddleware)
     app.add_middleware(HostCheck)  # inside the request id: a refusal carries one too

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.observability.checks import Status
 from orderguard.observability.collector import DatabaseCollector, database_up_text
 from orderguard.observability.instrumented import ObservedBreaker

@@ -29,7 +29,7 @@ from orderguard.api.schemas import (
     RefundIn,
     RefundOutcomeOut,
 )
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.domain.events import Cause
 from orderguard.services import queries
 from orderguard.services.api_keys import KeyScope, grants

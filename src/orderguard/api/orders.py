@@ -32,7 +32,7 @@ from orderguard.api.schemas import (
     PayAgainIn,
     PlaceOrderIn,
 )
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.domain.customer import Address, Customer
 from orderguard.domain.events import Cause
 from orderguard.domain.money import AmountNotChargeable

@@ -7,13 +7,11 @@ from typing import Any
 import orjson
 
 from orderguard.domain.events import TimelineEntry
+from orderguard.domain.links import status_url
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import OrderState
 
-
-def status_url(public_url: str, order: Order) -> str:
-    """The shopper's page for ``order``, carrying its unguessable token."""
-    return f"{public_url.rstrip('/')}/orders/{order.id}?token={order.status_token}"
+__all__ = ["detail_json", "order_document", "order_json", "status_url", "summary_json"]
 
 
 def order_document(order: Order, public_url: str) -> dict[str, Any]:

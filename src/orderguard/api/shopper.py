@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import hmac
-
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse
 
 from orderguard.api.problems import ProblemError
-from orderguard.api.render import status_url
-from orderguard.bootstrap import Container
+from orderguard.container import Container
+from orderguard.domain.links import status_url
 from orderguard.domain.order import Order
+from orderguard.services.queries import shopper_order
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
 
 
 async def order_for_shopper(wiring: Container, order_id: str, token: str) -> Order:
     """The order when ``token`` is its status token; 404 otherwise, hinting nothing."""
-    async with wiring.storage() as uow:
-        order = await uow.orders.get(order_id)
-    if order is None or not hmac.compare_digest(order.status_token.encode(), token.encode()):
+    order = await shopper_order(wiring.storage, order_id, token)
+    if order is None:
         raise ProblemError(404, "order-not-found", "Order not found", "No such order.")
     return order
 

@@ -265,3 +265,15 @@ COUNTRY_CODES: frozenset[str] = frozenset(
 def is_country(code: str) -> bool:
     """Whether ``code`` is an assigned ISO 3166-1 alpha-2 code (upper case)."""
     return code in COUNTRY_CODES
+
+
+class NotACountry(ValueError):
+    """The text is not an ISO 3166-1 alpha-2 country code."""
+
+
+def country_code(raw: str) -> str:
+    """``raw`` as an upper-case ISO 3166-1 alpha-2 code; :class:`NotACountry` otherwise."""
+    code = raw.strip().upper()
+    if not is_country(code):
+        raise NotACountry(f"{raw!r} is not an ISO 3166-1 alpha-2 country code")
+    return code

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from orderguard.bootstrap import Container
 from orderguard.config import Settings
+from orderguard.container import Container
 from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.hooks import (
     OutboxStats,

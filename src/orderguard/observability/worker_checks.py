@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.observability.checks import Check, Status
 from orderguard.observability.doctor import Doctor, Targets
 from orderguard.observability.instrumented import ObservedBreaker

@@ -9,10 +9,12 @@ switched on later catches up on ``ORDERGUARD_OUTBOX_BACKFILL_HOURS`` of events o
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
+from typing import Protocol
 
 import httpx
 
-from orderguard.config import Settings
+from orderguard.domain.links import status_url
 from orderguard.outbox.egress import Resolver, system_resolver
 from orderguard.outbox.email import EmailSink, SmtpServer
 from orderguard.outbox.merchant_webhooks import WebhookSink
@@ -21,10 +23,55 @@ from orderguard.outbox.sinks import Sink
 from orderguard.outbox.stream import StreamSink
 from orderguard.outbox.templates import EmailTemplates
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.outbox import SinkSettings
 from orderguard.storage.ports import UnitOfWorkFactory
 
 
-def policy_from(settings: Settings) -> RelayPolicy:
+class RelaySettings(SinkSettings, Protocol):
+    """What the relay and its sinks read of the settings (``config.Settings`` is one)."""
+
+    @property
+    def public_url(self) -> str:
+        """The base of the status links in emails."""
+
+    @property
+    def smtp_from(self) -> str:
+        """The emails' sender."""
+
+    @property
+    def email_template_dir(self) -> str | None:
+        """The shop's email templates, if any."""
+
+    @property
+    def nats_stream(self) -> str:
+        """The JetStream stream."""
+
+    @property
+    def nats_subject_prefix(self) -> str:
+        """The stream's subjects start with it."""
+
+    @property
+    def outbox_timeout_s(self) -> float:
+        """Seconds a sink may take to accept an event."""
+
+    @property
+    def outbox_max_attempts(self) -> int:
+        """Tries before an event is a dead letter."""
+
+    @property
+    def outbox_backoff_s(self) -> float:
+        """The first retry's delay."""
+
+    @property
+    def outbox_backoff_max_s(self) -> float:
+        """The longest retry delay."""
+
+    @property
+    def outbox_lease_s(self) -> float:
+        """How long a relay holds a claimed delivery."""
+
+
+def policy_from(settings: RelaySettings) -> RelayPolicy:
     """The relay's retry, lease and catch-up policy from ``settings``."""
     return RelayPolicy(
         max_attempts=settings.outbox_max_attempts,
@@ -40,7 +87,7 @@ class ConfiguredSinks:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: RelaySettings,
         storage: UnitOfWorkFactory,
         *,
         clock: Clock,
@@ -54,7 +101,7 @@ class ConfiguredSinks:
                 EmailSink(
                     SmtpServer.parse(settings.smtp_url),
                     sender=settings.smtp_from,
-                    public_url=settings.public_url,
+                    status_link=partial(status_url, settings.public_url),
                     templates=EmailTemplates(settings.email_template_dir),
                     timeout_s=settings.outbox_timeout_s,
                 )
@@ -97,7 +144,7 @@ class ConfiguredSinks:
 
 
 def build_relay(
-    settings: Settings,
+    settings: RelaySettings,
     storage: UnitOfWorkFactory,
     *,
     clock: Clock = system_clock,

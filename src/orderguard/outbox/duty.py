@@ -7,11 +7,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from orderguard.config import ConfigError
 from orderguard.outbox.relay import Relay, RelayReport
+from orderguard.outbox.sinks import SinkMisconfigured
 
 if TYPE_CHECKING:
-    from orderguard.bootstrap import Container
+    from orderguard.container import Container
 
 log = logging.getLogger("orderguard.outbox")
 
@@ -36,7 +36,7 @@ class RelayDuty:
                 self._relay = build_relay(
                     self.container.settings, self.container.storage, clock=self.container.clock
                 )
-            except ConfigError as exc:
+            except SinkMisconfigured as exc:
                 self._broken = str(exc)
                 log.error("outbox relay not started, events wait in the outbox: %s", exc)
                 return None

@@ -8,22 +8,21 @@ id in its ``Message-ID`` so a mail system can drop a re-sent copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from orderguard.api.render import status_url
-from orderguard.config import ConfigError
 from orderguard.domain.delivery import EMAIL_SINK, EMAILED_EVENTS
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.domain.order import Order
-from orderguard.outbox.sinks import DeliveryFailed
+from orderguard.outbox.sinks import DeliveryFailed, SinkMisconfigured
 from orderguard.outbox.templates import EmailTemplates
 
 
-class BadSmtpUrl(ConfigError):
+class BadSmtpUrl(SinkMisconfigured):
     """ORDERGUARD_SMTP_URL is not ``smtp://[user:pass@]host[:port][?starttls=true]``."""
 
 
@@ -74,16 +73,16 @@ class EmailSink:
         server: SmtpServer,
         *,
         sender: str,
-        public_url: str,
+        status_link: Callable[[Order], str],
         templates: EmailTemplates,
         timeout_s: float,
     ) -> None:
-        self.server, self.sender, self.public_url = server, sender, public_url
+        self.server, self.sender, self.status_link = server, sender, status_link
         self.templates, self.timeout_s = templates, timeout_s
 
     def message(self, event: OutboxEvent, order: Order) -> EmailMessage:
         """The message for ``event``, addressed to the order's shopper."""
-        link = status_url(self.public_url, order)
+        link = self.status_link(order)
         action = order.attempts[-1].redirect_url if order.attempts else None
         rendered = self.templates.render(
             event.type,

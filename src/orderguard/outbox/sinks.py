@@ -14,6 +14,10 @@ class DeliveryFailed(Exception):
     """The sink did not accept the event; it is tried again later."""
 
 
+class SinkMisconfigured(ValueError):
+    """A sink's setting cannot work (the relay is not started; the CLI says so and stops)."""
+
+
 class Sink(Protocol):
     """A destination for outbox events."""
 

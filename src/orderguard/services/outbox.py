@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from orderguard.config import Settings
 from orderguard.domain.delivery import (
     EMAIL_SINK,
     EMAILED_EVENTS,
@@ -38,6 +38,23 @@ def _storage(storage: Storage) -> UnitOfWorkFactory:
     return SqlStorage(storage)
 
 
+class SinkSettings(Protocol):
+    """Which sinks are switched on and how far back they catch up: what the outbox reads
+    of the settings (``config.Settings`` is one; bootstrap and the CLI hand it over)."""
+
+    @property
+    def smtp_url(self) -> str | None:
+        """Email is on when set."""
+
+    @property
+    def nats_url(self) -> str | None:
+        """The stream is on when set."""
+
+    @property
+    def outbox_backfill_hours(self) -> float:
+        """How far back a sink switched on later catches up."""
+
+
 @dataclass(frozen=True, slots=True)
 class SinkHealth:
     """How one configured sink is doing."""
@@ -61,7 +78,7 @@ class EventDeliveries:
 
 
 async def configured_sinks(
-    settings: Settings, storage: Storage
+    settings: SinkSettings, storage: Storage
 ) -> dict[str, frozenset[EventType] | None]:
     """The sinks switched on now, each with the event types it receives (None: all)."""
     sinks: dict[str, frozenset[EventType] | None] = {}
@@ -76,7 +93,7 @@ async def configured_sinks(
 
 
 async def outbox_health(
-    settings: Settings, storage: Storage, *, now: datetime | None = None
+    settings: SinkSettings, storage: Storage, *, now: datetime | None = None
 ) -> list[SinkHealth]:
     """Lag and dead letters of every configured sink (empty when none is configured).
 

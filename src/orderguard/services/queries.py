@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from orderguard.domain.errors import OrderNotFound
@@ -31,3 +32,13 @@ async def list_orders(storage: UnitOfWorkFactory, query: OrderQuery) -> list[Ord
     """A page of orders, newest first."""
     async with storage() as uow:
         return await uow.orders.search(query)
+
+
+async def shopper_order(storage: UnitOfWorkFactory, order_id: str, token: str) -> Order | None:
+    """The order when ``token`` is its status token (compared in constant time), else
+    ``None``: a wrong token and an unknown order look the same."""
+    async with storage() as uow:
+        order = await uow.orders.get(order_id)
+    if order is None or not hmac.compare_digest(order.status_token.encode(), token.encode()):
+        return None
+    return order

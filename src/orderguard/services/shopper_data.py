@@ -9,7 +9,7 @@ from __future__ import annotations
 import email_validator
 import phonenumbers
 
-from orderguard.domain.countries import is_country
+from orderguard.domain.countries import NotACountry, country_code
 
 
 class InvalidShopperData(ValueError):
@@ -39,7 +39,7 @@ def normalise_phone(raw: str, *, region: str | None) -> str:
 
 def normalise_country(raw: str) -> str:
     """An upper-case ISO 3166-1 alpha-2 code."""
-    code = raw.strip().upper()
-    if not is_country(code):
-        raise InvalidShopperData(f"{raw!r} is not an ISO 3166-1 alpha-2 country code")
-    return code
+    try:
+        return country_code(raw)
+    except NotACountry as exc:
+        raise InvalidShopperData(str(exc)) from None

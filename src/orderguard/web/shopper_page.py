@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from orderguard.api.problems import ProblemError
 from orderguard.api.shopper import order_for_shopper
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.order import Order
 from orderguard.providers import registry

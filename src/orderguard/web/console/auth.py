@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.services.console_users import ConsoleUsers, Role, policy
 from orderguard.storage.ports import ConsoleSession, ConsoleUser
 from orderguard.web import forms

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.domain.delivery import Delivery, DeliveryState
 from orderguard.reconcile import queries as reconciled
 from orderguard.reconcile.report import money

@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from orderguard.bootstrap import Container
+from orderguard.container import Container
 from orderguard.domain.delivery import Delivery
 
 

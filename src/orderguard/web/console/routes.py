@@ -15,8 +15,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from orderguard.bootstrap import Container
 from orderguard.catalog import LANGUAGES
+from orderguard.container import Container
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason

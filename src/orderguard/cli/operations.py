@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
@@ -15,6 +14,7 @@ from typing import TypeVar
 import click
 
 from orderguard.bootstrap import Container, open_sql
+from orderguard.cli.common import flagged
 from orderguard.config import ConfigError, Settings
 from orderguard.domain.errors import DomainError
 from orderguard.domain.events import Cause
@@ -23,8 +23,6 @@ from orderguard.domain.refund_record import MAX_REASON
 from orderguard.storage.errors import StorageError
 
 T = TypeVar("T")
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def run_app(work: Callable[[Container], Awaitable[T]]) -> T:
@@ -44,14 +42,6 @@ def run_app(work: Callable[[Container], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except (StorageError, DomainError) as exc:
         raise click.ClickException(str(exc)) from None
-
-
-def duration(text: str) -> timedelta:
-    """``30s``, ``10m``, ``2h`` or ``1d`` as a time span; raises ``click.BadParameter``."""
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration such as 30s, 10m, 2h or 1d")
-    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 
 def _os_user() -> str:
@@ -150,9 +140,3 @@ def cancel(order_id: str, actor: str) -> None:
 
 def _show(order: Order) -> None:
     click.echo(f"{order.id}  {order.state}  {order.total.format()}{flagged(order)}")
-
-
-def flagged(order: Order) -> str:
-    """The order's open review flags, for a line of output ("" when it has none)."""
-    texts = [flag.text for flag in order.open_flags]
-    return f"  FLAGGED: {' | '.join(texts)}" if texts else ""

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 import click
 import orjson
 
-from orderguard.cli_startup import load_settings
+from orderguard.cli.startup import load_settings
 from orderguard.config import MODES, Settings
 from orderguard.observability.checks import Check, Status, worst
 from orderguard.observability.doctor import Doctor, Targets, open_for_doctor

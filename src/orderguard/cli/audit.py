@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import click
 import orjson
 
+from orderguard.cli.common import duration
 from orderguard.config import ConfigError, Settings
 from orderguard.services.audit import AuditReport, audit_customers
 from orderguard.storage.connect import connect
@@ -49,8 +50,6 @@ async def _audit(url: str, since: datetime | None) -> AuditReport:
 
 
 def _since(text: str) -> datetime:
-    from orderguard.cli_operations import duration
-
     try:
         day = datetime.fromisoformat(text)
     except ValueError:

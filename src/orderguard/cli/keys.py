@@ -7,6 +7,7 @@ from typing import TypeVar
 
 import click
 
+from orderguard.cli import common
 from orderguard.services import api_keys
 from orderguard.services.api_keys import DEFAULT_SCOPES, KeyScope
 from orderguard.storage.unit_of_work import SqlStorage
@@ -16,9 +17,7 @@ T = TypeVar("T")
 
 def _run(work: Callable[[SqlStorage], Awaitable[T]]) -> T:
     """``work`` on the configured database, as every database-only command runs."""
-    from orderguard.cli import _run as on_database  # imported here: cli imports this module
-
-    return on_database(work)
+    return common.run(work)
 
 
 @click.group()

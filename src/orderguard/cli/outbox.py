@@ -15,6 +15,7 @@ from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain import ids
 from orderguard.domain.delivery import Delivery, WebhookEndpoint, WebhookSecret
+from orderguard.outbox.sinks import SinkMisconfigured
 from orderguard.services.outbox import (
     OutboxSupport,
     UnknownEvent,
@@ -38,7 +39,7 @@ def _run(work: Callable[[Settings, UnitOfWorkFactory], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
-    except ConfigError as exc:
+    except (ConfigError, SinkMisconfigured) as exc:
         raise click.ClickException(f"configuration: {exc}") from None
     except (StorageError, UnknownEvent) as exc:
         raise click.ClickException(str(exc)) from None
