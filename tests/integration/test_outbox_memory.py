@@ -12,8 +12,7 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.domain.delivery import DeliveryState
 from orderguard.services.outbox import OutboxSupport, outbox_health
 from orderguard.testing import InMemoryStorage
@@ -33,7 +32,7 @@ async def memory() -> AsyncIterator[InMemoryStorage]:
 
 async def place(container: Container) -> str:
     """An order placed through the API; its id."""
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         answer = await client.post("/v1/orders", json=order_body(), headers=key())
     assert answer.status_code == 201, answer.text

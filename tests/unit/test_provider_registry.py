@@ -119,7 +119,7 @@ def test_a_reply_is_json_or_a_plain_body() -> None:
 STILL_NAMING = {
     "src/orderguard/reconcile/formats.py": "settlement report format",
     "src/orderguard/reconcile/sources.py": "settlement report format",
-    "src/orderguard/cli_reconcile.py": "settlement report format (help text)",
+    "src/orderguard/cli/reconcile.py": "settlement report format (help text)",
     "src/orderguard/demo/audit.py": "owned by the demo's oracle work",
     "src/orderguard/demo/shoppers.py": "owned by the demo's oracle work",
 }

@@ -10,8 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.config import Settings
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
@@ -69,7 +68,7 @@ async def console() -> AsyncIterator[Console]:
         )
         await uow.commit()
     await ConsoleUsers(storage.console, SessionPolicy()).add("olga", PASSWORD, "operator")
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         yield Console(client, container, stuck, waiting, flagged, fresh)
     await container.close()
