@@ -15,8 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from orderguard.api.app import create_app
-from orderguard.bootstrap import Container, wire
+from orderguard.bootstrap import Container, build_app, wire
 from orderguard.config import Settings
 from orderguard.domain.delivery import Delivery, DeliveryAttempt, DeliveryState, Outcome
 from orderguard.domain.events import Cause
@@ -88,7 +87,7 @@ async def console_over(
     """The app wired on ``storage``, with the operator olga, and a client talking to it."""
     container = wire(Settings(public_url=LOCAL_URL), storage, memory_providers())
     await ConsoleUsers(storage.console, SessionPolicy()).add("olga", PASSWORD, "operator")
-    transport = httpx.ASGITransport(app=create_app(container=container))
+    transport = httpx.ASGITransport(app=build_app(container=container))
     async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
         yield client, container
     await container.close()
