@@ -57,7 +57,7 @@ from orderguard.providers.base import (
 )
 
 if TYPE_CHECKING:
-    from orderguard.bootstrap import Container
+    from orderguard.container import Container
     from orderguard.services.idempotency import Answer
     from orderguard.services.intake import Intake, PlaceOrder
     from orderguard.services.providers import Providers
