@@ -7,9 +7,12 @@ provider is asked between them, never inside a transaction.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
+
+import pytest
 
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.domain.states import OrderState
@@ -199,6 +202,29 @@ async def test_a_check_whose_provider_call_breaks_still_counts_and_gives_its_lea
     assert report == JanitorRound(checked=0, resolved=0, escalated=0)  # the failure is logged
     assert (stored.state, stored.checks) == (OrderState.PAYMENT_UNKNOWN, 1)
     clock.advance(seconds=31)  # past its next check (the second wait is 30 s)
+    assert await _claimable_by_another(api, order["id"], clock)
+
+
+async def test_a_check_stopped_while_asking_still_counts_and_gives_its_lease_back(
+    api: Api,
+) -> None:
+    api.provider.fail_next(ProviderOutcomeUnknown("reset"))
+    order = await place(api, VISA)
+    clock = Clock()
+    clock.advance(seconds=11)
+    watched = Watched(api, clock, RecheckSchedule())
+
+    async def stopped(order_id: str) -> list[PaymentResult]:
+        raise asyncio.CancelledError  # the worker is shutting down mid-call
+
+    api.provider.find_payments = stopped  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await watched.janitor.run_once(owner="w1")
+    stored = await _stored(api, order["id"])
+
+    assert watched.storage.opened == 3
+    assert (stored.state, stored.checks) == (OrderState.PAYMENT_UNKNOWN, 1)
+    clock.advance(seconds=31)
     assert await _claimable_by_another(api, order["id"], clock)
 
 

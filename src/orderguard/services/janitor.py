@@ -122,18 +122,18 @@ class Janitor:
                 return
         due = self._due(before)
         answers: list[Answered] = []
-        failure: Exception | None = None
+        failure: BaseException | None = None
         if due:
             try:
                 answers = await self._recheck.ask(before, cause=Cause.JANITOR)
-            except Exception as exc:  # a failed check still counts: the schedule runs out
-                failure = exc
+            except BaseException as exc:  # failed or stopped, it still counts (so the
+                failure = exc  # schedule runs out and escalates) and gives its lease back
         then = self._after_check(before, owner, checked=due, report=report)
         try:
             settled = await settle(
                 self._storage, order_id, answers, cause=Cause.JANITOR, clock=self._clock, then=then
             )
-        except Exception:
+        except BaseException:
             await self._release([order_id], owner)  # another worker may take it
             raise
         if failure is not None:
