@@ -19,7 +19,7 @@ help:
 	@echo "            demo on $(DEEP_SEEDS) random seeds more (slow; see docs/testing.md)"
 	@echo "make mutants  break the code on purpose in a temporary copy, one mistake at a time,"
 	@echo "            and check the tests notice; rewrites docs/mutants.md"
-	@echo "make check  ruff + mypy (strict)"
+	@echo "make check  ruff + mypy (strict) + lint-imports (the import rules, .importlinter)"
 	@echo "make serve  run the API on 127.0.0.1:8000 (SQLite in ./orderguard.db)"
 	@echo "make bench  run the benchmarks in bench/ and rewrite docs/benchmarks.md"
 	@echo "make lock   re-pin every dependency in $(LOCK)"
@@ -62,6 +62,7 @@ check: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py
@@ -71,4 +72,4 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache test-artifacts

@@ -107,7 +107,7 @@ def _open_every_circuit(container: Any, *, cool_down_over: bool) -> None:
     takes. For the drain the failures are recorded one cool-down in the past, then the
     clock runs: the next call is the circuit's trial.
     """
-    from orderguard.providers.instrumented import ObservedBreaker
+    from orderguard.observability.instrumented import ObservedBreaker
 
     settings = container.settings
     for slot in container.payments.providers.slots:
@@ -177,7 +177,7 @@ async def _not_paid(db: Any) -> int:
 async def _drain(url: str, sandbox: str, count: int) -> dict[str, Any]:
     """The provider is back: run the worker until no order is left unpaid; time it."""
     from orderguard.bootstrap import open_sql
-    from orderguard.storage.database import connect
+    from orderguard.storage.connect import connect
     from orderguard.worker import Worker
 
     container = await open_sql(_settings(url, sandbox))

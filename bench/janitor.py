@@ -150,7 +150,8 @@ async def _provider_alone(url: str, sandbox: str, count: int) -> dict[str, Any]:
     from orderguard.bootstrap import configured_providers
     from orderguard.config import Settings
     from orderguard.providers.base import ChargeRequest
-    from orderguard.storage.database import connect, transaction
+    from orderguard.storage.connect import connect
+    from orderguard.storage.database import transaction
 
     settings = Settings(database_url=url, stripe_api_key=API_KEY, stripe_base_url=sandbox)
     resources = ExitStack()

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import settings
 
 from orderguard.storage import migrate
-from orderguard.storage.database import connect
+from orderguard.storage.connect import connect
 from orderguard.storage.memory import InMemoryStorage
 from orderguard.storage.unit_of_work import SqlStorage
 

@@ -33,9 +33,8 @@ from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.domain.order import Order, OrderLine
 from orderguard.domain.states import OrderState
+from orderguard.outbox.merchant_webhooks import new_secret
 from orderguard.outbox.relay import Relay
-from orderguard.outbox.webhooks import new_secret
-from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
@@ -205,15 +204,17 @@ def settings(**extra: str) -> Settings:
 
 
 async def add_endpoint(
-    sql: SqlStorage, url: str, *, allow_private: bool = True
+    storage: UnitOfWorkFactory, url: str, *, allow_private: bool = True
 ) -> tuple[WebhookEndpoint, str]:
     """An endpoint with a fresh secret; private by default, as the receivers are on loopback."""
     now = datetime.now(UTC)
     endpoint = WebhookEndpoint(ids.new_id("wep"), url, now, allow_private=allow_private)
     secret = new_secret()
-    await EndpointStore(sql.db).add(
-        endpoint, WebhookSecret(ids.new_id("whs"), endpoint.id, secret, now)
-    )
+    async with storage() as uow:
+        await uow.endpoints.add(
+            endpoint, WebhookSecret(ids.new_id("whs"), endpoint.id, secret, now)
+        )
+        await uow.commit()
     return endpoint, secret
 
 
@@ -226,6 +227,6 @@ async def relay_until(relay: Relay, done: object, *, seconds: float = 20.0) -> N
         await asyncio.sleep(0.02)
 
 
-async def committed_ids(sql: SqlStorage, order_id: str) -> list[str]:
-    async with sql.reader() as uow:
+async def committed_ids(storage: UnitOfWorkFactory, order_id: str) -> list[str]:
+    async with storage.reader() as uow:
         return [e.id for e in await uow.orders.events(order_id)]

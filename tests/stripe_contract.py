@@ -7,7 +7,7 @@ into JSON Schema (2020-12) once: ``nullable: true`` becomes a ``null`` alternati
 expandable fields (an id string or the whole object).
 
 :func:`check_record` checks one line of the sandbox's contract log
-(:mod:`orderguard.providers.sandbox.recording`); each problem names the object, the field
+(:mod:`orderguard.providers.stripe.sandbox.recording`); each problem names the object, the field
 and what is wrong.
 """
 

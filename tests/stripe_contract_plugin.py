@@ -3,7 +3,7 @@
 At start-up the plugin points ``ORDERGUARD_SANDBOX_CONTRACT_LOG`` at a file of its own (one
 per pytest-xdist worker, in one directory the controller creates), so every sandbox the tests
 run, in-process or as a process, appends its ``/v1`` answers and webhook bodies there
-(:mod:`orderguard.providers.sandbox.recording`). After each test, the lines that arrived
+(:mod:`orderguard.providers.stripe.sandbox.recording`). After each test, the lines that arrived
 during it are checked (:mod:`tests.stripe_contract`); a difference from Stripe's description
 fails the test at teardown, naming the object, the field and the test. Lines recorded outside
 any test (a session-wide sandbox shutting down) are checked when the session ends, which then
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from orderguard.providers.sandbox.recording import ENV
+from orderguard.providers.stripe.sandbox.recording import ENV
 from tests.stripe_contract import Problem, check_record
 
 #: At most this many problems are spelled out per failure.

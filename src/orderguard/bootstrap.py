@@ -12,11 +12,13 @@ from functools import partial
 from orderguard.api.render import order_json
 from orderguard.config import Settings
 from orderguard.domain.schedule import RecheckSchedule
-from orderguard.providers.base import PaymentProvider
-from orderguard.providers.instrumented import InstrumentedProvider, ObservedBreaker
+from orderguard.observability.instrumented import InstrumentedProvider, ObservedBreaker
+from orderguard.providers import registry
+from orderguard.providers.plugin import AccountProvider
+from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
 from orderguard.providers.resilience import RetryingProvider
-from orderguard.providers.stripe import StripeProvider
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
 from orderguard.services.operations import Operations
@@ -27,16 +29,12 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
-from orderguard.services.webhooks import WebhookInbox
 from orderguard.storage import migrate
-from orderguard.storage.database import connect
+from orderguard.storage.connect import connect
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.storage.unit_of_work import SqlStorage
 
 log = logging.getLogger("orderguard")
-
-#: The API key the in-process sandbox accepts.
-SANDBOX_KEY = "sk_test_orderguard_sandbox"
 
 
 @dataclass
@@ -68,17 +66,21 @@ class Container:
 
 def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
     """Services on top of ``storage`` (SQL or in-memory) and ``providers``."""
+    if settings.planted_defect:  # the demo's deliberate defects: see demo/defects.py
+        from orderguard.demo.defects import plant
+
+        return plant(settings.planted_defect, partial(_wire, settings), storage, providers)
+    return _wire(settings, storage, providers)
+
+
+def _wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -> Container:
     render = partial(order_json, public_url=settings.public_url)
     return_url = settings.public_url.rstrip("/") + "/orders/{order_id}/return?token={token}"
     payments = Payments(
         providers,
         PaymentSettings(return_url=return_url, time_budget_s=settings.payment_time_budget_s),
     )
-    if settings.planted_defect:
-        log.warning(
-            "PLANTED DEFECT %r is on: this service is broken on purpose", settings.planted_defect
-        )
-    recheck = Recheck(storage, payments, planted_defect=settings.planted_defect)
+    recheck = Recheck(storage, payments)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)
     return Container(
         settings=settings,
@@ -103,21 +105,17 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
     )
 
 
-def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:
-    """A provider with retries and a circuit breaker configured from ``settings`` (and, for
-    the demo only, a planted defect wrapped around it: see ``demo/defects.py``)."""
-    inner: PaymentProvider = provider
-    if settings.planted_defect:
-        from orderguard.demo.defects import plant_in_provider
-
-        inner = plant_in_provider(settings.planted_defect, provider)
+def slot(
+    settings: Settings, provider: AccountProvider, profile: ProviderProfile = CARD_PROFILE
+) -> ProviderSlot:
+    """A provider with retries and a circuit breaker configured from ``settings``."""
     breaker = ObservedBreaker(
         provider.name,
         failure_threshold=settings.breaker_threshold,
         cool_down_s=settings.breaker_cool_down_s,
     )
-    wrapped = RetryingProvider(InstrumentedProvider(inner))
-    return ProviderSlot(wrapped, breaker, livemode=provider.livemode)
+    wrapped = RetryingProvider(InstrumentedProvider(provider))
+    return ProviderSlot(wrapped, breaker, livemode=provider.livemode, profile=profile)
 
 
 def sandbox_webhook_secret() -> str:
@@ -127,55 +125,21 @@ def sandbox_webhook_secret() -> str:
 
 
 def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
-    """Stripe (and a fail-over account) when keys are set, else an in-process sandbox.
+    """Every account whose key is set (main accounts first, then fail-over accounts), each
+    built by its provider package (``providers/registry.py``); without a main account, the
+    development sandbox first.
 
-    Each account verifies webhooks with its own secret: the primary with
-    ``stripe_webhook_secret``, the fail-over account with ``secondary_stripe_webhook_secret``
-    and the in-process sandbox with a secret made here for it alone.
+    Each account verifies webhooks with its own secret; the in-process sandbox with a
+    secret made here for it alone.
     """
     timeout = settings.payment_time_budget_s
-    if settings.stripe_api_key:
-        primary = StripeProvider(
-            api_key=settings.stripe_api_key,
-            base_url=settings.stripe_base_url,
-            webhook_secret=settings.stripe_webhook_secret,
-            name="stripe",
-            timeout_s=timeout,
-        )
-    else:
+    chosen = registry.configured(settings)
+    if not registry.has_real_account(settings):
         secret = sandbox_webhook_secret()
-        primary = StripeProvider(
-            api_key=SANDBOX_KEY,
-            base_url=_sandbox(settings, resources, secret),
-            webhook_secret=secret,
-            name="sandbox",
-            timeout_s=timeout,
-        )
-    slots = [slot(settings, primary)]
-    if settings.secondary_stripe_api_key:
-        secondary = StripeProvider(
-            api_key=settings.secondary_stripe_api_key,
-            base_url=settings.secondary_stripe_base_url,
-            webhook_secret=settings.secondary_stripe_webhook_secret,
-            name="stripe-secondary",
-            timeout_s=timeout,
-        )
-        slots.append(slot(settings, secondary))
+        account = registry.start_sandbox(settings, resources, secret, settings.public_url)
+        chosen.insert(0, (registry.plugin(account.provider), account))
+    slots = [slot(settings, p.build(a, timeout), p.profile) for p, a in chosen]
     return Providers(slots)
-
-
-def _sandbox(settings: Settings, resources: ExitStack, webhook_secret: str) -> str:
-    from orderguard.providers.sandbox.faults import load_profile
-    from orderguard.providers.sandbox.server import run_sandbox
-    from orderguard.providers.sandbox.service import SandboxConfig
-
-    config = SandboxConfig(
-        db_path=settings.sandbox_db,
-        faults=load_profile(settings.sandbox_faults),
-        webhook_url=settings.public_url.rstrip("/") + "/v1/webhooks/sandbox",
-        webhook_secret=webhook_secret,
-    )
-    return resources.enter_context(run_sandbox(config))
 
 
 async def open_storage(settings: Settings, *, auto_migrate: bool | None = None) -> SqlStorage:

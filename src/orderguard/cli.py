@@ -35,10 +35,13 @@ from orderguard.config import PLANTED_DEFECTS, Settings
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.states import OrderState
 from orderguard.observability.logs import configure_logging
+from orderguard.providers import registry
 from orderguard.services import api_keys, queries
 from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.storage import migrate as migrations
-from orderguard.storage.database import StorageError, connect, redact_url
+from orderguard.storage.connect import connect
+from orderguard.storage.database import redact_url
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
 
@@ -209,8 +212,10 @@ def orders() -> None:
 
 @orders.command("list")
 @click.option("--state", type=click.Choice([s.value for s in OrderState]))
-@click.option("--stuck", is_flag=True, help="Only unfinished orders unchanged for a while.")
-@click.option("--older-than", default="10m", show_default=True, help="What --stuck means.")
+@click.option(
+    "--stuck", is_flag=True, help="Only stuck orders: payments waiting on the provider, unchanged."
+)
+@click.option("--older-than", default="30m", show_default=True, help="Unchanged for how long.")
 @click.option("--flagged", is_flag=True, help="Only orders in the review queue.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, limit: int) -> None:
@@ -336,7 +341,11 @@ def demo(
     sys.exit(asyncio.run(run_demo(options)))
 
 
-@main.command("sandbox-provider")
+@main.command(
+    "sandbox-provider",
+    help=f"Run the {registry.sandbox_plugin().title}-compatible sandbox provider "
+    "(test keys: any sk_test_...).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8100, show_default=True, type=int)
 @click.option(
@@ -364,7 +373,7 @@ def demo(
     "--webhook-secret",
     default=None,
     help="What webhooks are signed with; give orderguard the same one in "
-    "ORDERGUARD_STRIPE_WEBHOOK_SECRET. Default: a fresh random secret, printed at start.",
+    f"{registry.sandbox_secret_variable()}. Default: a fresh random secret, printed at start.",
 )
 def sandbox_provider(
     host: str,
@@ -375,14 +384,12 @@ def sandbox_provider(
     webhook_url: str | None,
     webhook_secret: str | None,
 ) -> None:
-    """Run the Stripe-compatible sandbox provider (test keys: any sk_test_...)."""
     from orderguard.bootstrap import sandbox_webhook_secret
-    from orderguard.providers.sandbox.server import main as run
 
     if webhook_secret is None:
         webhook_secret = sandbox_webhook_secret()
         click.echo(f"sandbox-provider: webhooks are signed with {webhook_secret}", err=True)
-    run(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+    registry.serve_sandbox(host, port, faults, seed, db_path, webhook_url, webhook_secret)
 
 
 def _is_loopback(host: str) -> bool:

@@ -11,7 +11,8 @@ import orjson
 
 from orderguard.config import ConfigError, Settings
 from orderguard.services.audit import AuditReport, audit_customers
-from orderguard.storage.database import StorageError, connect
+from orderguard.storage.connect import connect
+from orderguard.storage.errors import StorageError
 
 
 @click.group()

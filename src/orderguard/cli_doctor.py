@@ -15,8 +15,9 @@ from orderguard.observability.checks import Check, Status, worst
 from orderguard.observability.doctor import Doctor, Targets, open_for_doctor
 from orderguard.observability.hooks import UntrackedOutbox
 from orderguard.observability.wiring import outbox_stats
+from orderguard.providers import registry
 from orderguard.providers.base import PaymentProvider
-from orderguard.providers.stripe import StripeProvider
+from orderguard.storage.unit_of_work import SqlStorage
 
 _MARKS = {Status.PASS: "pass", Status.SKIP: "skip", Status.WARN: "WARN", Status.FAIL: "FAIL"}
 
@@ -70,7 +71,7 @@ async def run_doctor(settings: Settings) -> list[Check]:
             stack.push_async_callback(provider.aclose)
         doctor = Doctor(
             settings,
-            db=db,
+            storage=SqlStorage(db) if db is not None else None,
             db_error=error,
             providers=providers,
             outbox=outbox_stats(db, settings) if db is not None else UntrackedOutbox(),
@@ -81,23 +82,5 @@ async def run_doctor(settings: Settings) -> list[Check]:
 
 
 def _providers(settings: Settings) -> list[PaymentProvider]:
-    """The configured Stripe accounts (none when the built-in sandbox is used)."""
-    accounts = [
-        (
-            "stripe",
-            settings.stripe_api_key,
-            settings.stripe_base_url,
-            settings.stripe_webhook_secret,
-        ),
-        (
-            "stripe-secondary",
-            settings.secondary_stripe_api_key,
-            settings.secondary_stripe_base_url,
-            settings.secondary_stripe_webhook_secret,
-        ),
-    ]
-    return [
-        StripeProvider(api_key=key, base_url=base, webhook_secret=secret, name=name, timeout_s=10.0)
-        for name, key, base, secret in accounts
-        if key
-    ]
+    """The configured provider accounts (none when the built-in sandbox is used)."""
+    return [plugin.build(account, 10.0) for plugin, account in registry.configured(settings)]

@@ -20,7 +20,7 @@ from orderguard.domain.errors import DomainError
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order
 from orderguard.domain.refund_record import MAX_REASON
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+)([smhd])$")

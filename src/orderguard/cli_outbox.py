@@ -21,14 +21,13 @@ from orderguard.services.outbox import (
     configured_sinks,
     outbox_health,
 )
-from orderguard.storage.database import StorageError
-from orderguard.storage.endpoints import EndpointStore
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.errors import StorageError
+from orderguard.storage.ports import UnitOfWorkFactory
 
 T = TypeVar("T")
 
 
-def _run(work: Callable[[Settings, SqlStorage], Awaitable[T]]) -> T:
+def _run(work: Callable[[Settings, UnitOfWorkFactory], Awaitable[T]]) -> T:
     async def main() -> T:
         settings = Settings.load()
         storage = await open_storage(settings)
@@ -58,8 +57,8 @@ def outbox() -> None:
 def list_(dead: bool, sink: str | None, order_id: str | None, limit: int) -> None:
     """Deliveries, newest event first, with their attempts and last error."""
 
-    async def work(settings: Settings, storage: SqlStorage) -> list[Delivery]:
-        support = OutboxSupport(storage.db)
+    async def work(settings: Settings, storage: UnitOfWorkFactory) -> list[Delivery]:
+        support = OutboxSupport(storage)
         if order_id:
             found = await support.deliveries_of_order(order_id)
             return [d for d in found if not dead or d.state == "dead"][:limit]
@@ -88,14 +87,14 @@ def replay(event_id: str | None, all_dead: bool, sink: str | None) -> None:
     if bool(event_id) == all_dead:
         raise click.UsageError("give either EVENT_ID or --all-dead")
 
-    async def work(settings: Settings, storage: SqlStorage) -> int:
-        known = await configured_sinks(settings, storage.db)
+    async def work(settings: Settings, storage: UnitOfWorkFactory) -> int:
+        known = await configured_sinks(settings, storage)
         if sink is not None and sink not in known:
             raise click.BadParameter(
                 f"{sink!r} is not a configured sink (configured: {', '.join(known) or 'none'})",
                 param_hint="--sink",
             )
-        support = OutboxSupport(storage.db)
+        support = OutboxSupport(storage)
         if event_id:
             return await support.replay_event(event_id, sink=sink)
         return await support.replay_dead(sink=sink)
@@ -108,8 +107,8 @@ def replay(event_id: str | None, all_dead: bool, sink: str | None) -> None:
 def status() -> None:
     """Lag (age of the oldest undelivered event) and dead letters of each configured sink."""
 
-    async def work(settings: Settings, storage: SqlStorage) -> list[str]:
-        health = await outbox_health(settings, storage.db)
+    async def work(settings: Settings, storage: UnitOfWorkFactory) -> list[str]:
+        health = await outbox_health(settings, storage)
         return [f"{h.sink}  lag={h.lag_seconds:.1f}s  dead={h.dead_letters}" for h in health]
 
     lines = _run(work)
@@ -126,7 +125,7 @@ def relay(once: bool, every: float) -> None:
 
     owner = new_worker_id()
 
-    async def work(settings: Settings, storage: SqlStorage) -> None:
+    async def work(settings: Settings, storage: UnitOfWorkFactory) -> None:
         relay = build_relay(settings, storage)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -169,7 +168,7 @@ def endpoints_add(url: str, description: str, allow_private: bool) -> None:
     """Send every event to URL (http or https, resolving to public addresses only unless
     --allow-private); prints the endpoint id and its signing secret (shown once)."""
     from orderguard.outbox.egress import EgressRefused, check_endpoint_url, system_resolver
-    from orderguard.outbox.webhooks import new_secret
+    from orderguard.outbox.merchant_webhooks import new_secret
 
     try:
         asyncio.run(check_endpoint_url(url, allow_private=allow_private, resolver=system_resolver))
@@ -180,7 +179,13 @@ def endpoints_add(url: str, description: str, allow_private: bool) -> None:
         ids.new_id("wep"), url, now, description, allow_private=allow_private
     )
     secret = WebhookSecret(ids.new_id("whs"), endpoint.id, new_secret(), now)
-    _run(lambda _s, storage: EndpointStore(storage.db).add(endpoint, secret))
+
+    async def add(_s: Settings, storage: UnitOfWorkFactory) -> None:
+        async with storage() as uow:
+            await uow.endpoints.add(endpoint, secret)
+            await uow.commit()
+
+    _run(add)
     click.echo(f"{endpoint.id}  {url}")
     click.echo(f"signing secret: {secret.secret}")
 
@@ -190,9 +195,9 @@ def endpoints_add(url: str, description: str, allow_private: bool) -> None:
 def endpoints_list(everything: bool) -> None:
     """The endpoints, oldest first."""
 
-    async def work(_s: Settings, storage: SqlStorage) -> list[WebhookEndpoint]:
-        store = EndpointStore(storage.db)
-        return await (store.all() if everything else store.active())
+    async def work(_s: Settings, storage: UnitOfWorkFactory) -> list[WebhookEndpoint]:
+        async with storage.reader() as uow:
+            return await (uow.endpoints.all() if everything else uow.endpoints.active())
 
     found = _run(work)
     for e in found:
@@ -208,7 +213,14 @@ def endpoints_list(everything: bool) -> None:
 def endpoints_remove(endpoint_id: str) -> None:
     """Stop sending to an endpoint (its delivery history is kept)."""
     now = datetime.now(UTC)
-    if not _run(lambda _s, storage: EndpointStore(storage.db).remove(endpoint_id, at=now)):
+
+    async def remove(_s: Settings, storage: UnitOfWorkFactory) -> bool:
+        async with storage() as uow:
+            removed = await uow.endpoints.remove(endpoint_id, at=now)
+            await uow.commit()
+        return removed
+
+    if not _run(remove):
         raise click.ClickException(f"no active endpoint {endpoint_id}")
     click.echo(f"removed {endpoint_id}")
 
@@ -223,15 +235,18 @@ def endpoints_remove(endpoint_id: str) -> None:
 )
 def rotate_secret(endpoint_id: str, overlap_hours: float | None) -> None:
     """Give an endpoint a new signing secret; both are sent during the overlap."""
-    from orderguard.outbox.webhooks import new_secret
+    from orderguard.outbox.merchant_webhooks import new_secret
 
     now = datetime.now(UTC)
     secret = WebhookSecret(ids.new_id("whs"), endpoint_id, new_secret(), now)
 
-    async def work(settings: Settings, storage: SqlStorage) -> tuple[bool, datetime]:
+    async def work(settings: Settings, storage: UnitOfWorkFactory) -> tuple[bool, datetime]:
         hours = settings.webhook_secret_overlap_hours if overlap_hours is None else overlap_hours
         until = now + timedelta(hours=hours)
-        return await EndpointStore(storage.db).rotate(secret, old_expire_at=until), until
+        async with storage() as uow:
+            rotated = await uow.endpoints.rotate(secret, old_expire_at=until)
+            await uow.commit()
+        return rotated, until
 
     rotated, until = _run(work)
     if not rotated:

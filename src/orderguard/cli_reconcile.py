@@ -25,7 +25,7 @@ from orderguard.reconcile.report import (
 )
 from orderguard.reconcile.run import Request
 from orderguard.reconcile.run import reconcile as run_reconcile
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 
 
 def _day(value: str | None, *, end: bool = False) -> datetime | None:
@@ -110,7 +110,7 @@ def reconcile(
         storage = await open_storage(settings)
         try:
             with tempfile.TemporaryDirectory(prefix="og-reconcile-") as scratch:
-                engine, outcome = await run_reconcile(storage.db, request, Path(scratch))
+                engine, outcome = await run_reconcile(storage, request, Path(scratch))
                 try:
                     print_summary(outcome, console, locale=locale)
                     if out is not None:

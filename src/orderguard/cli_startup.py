@@ -11,6 +11,7 @@ import click
 
 from orderguard.config import ConfigError, Settings
 from orderguard.production import production_problems
+from orderguard.providers import registry
 
 log = logging.getLogger("orderguard")
 #: The exit code of a start refused for its configuration (as ``doctor``'s failures).
@@ -40,18 +41,10 @@ def refuse_unsafe_production(settings: Settings, *, active_api_keys: int) -> Non
 
 def warn_unverifiable_webhooks(settings: Settings) -> None:
     """In development, say once that an account without a webhook secret refuses webhooks."""
-    accounts = [
-        ("ORDERGUARD_STRIPE", settings.stripe_api_key, settings.stripe_webhook_secret),
-        (
-            "ORDERGUARD_SECONDARY_STRIPE",
-            settings.secondary_stripe_api_key,
-            settings.secondary_stripe_webhook_secret,
-        ),
-    ]
-    for prefix, key, secret in accounts:
-        if key and not secret:
+    for _, account in registry.accounts(settings):
+        if account.api_key and not account.webhook_secret:
             log.warning(
-                "%s_WEBHOOK_SECRET is not set: every webhook from this account is refused; "
+                "%s is not set: every webhook from this account is refused; "
                 "set it to the signing secret of the account's webhook endpoint",
-                prefix,
+                account.variable("WEBHOOK_SECRET"),
             )

@@ -13,8 +13,8 @@ import click
 from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.services.console_users import ConsoleUsers, InvalidUser, Role, UserExists, policy
-from orderguard.storage.console import ConsoleUser, SqlConsoleStore
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
+from orderguard.storage.ports import ConsoleUser
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ def _run(work: Callable[[ConsoleUsers], Awaitable[T]]) -> T:
         storage = await open_storage(settings)
         try:
             users = ConsoleUsers(
-                SqlConsoleStore(storage.db),
+                storage.console,
                 policy(
                     max_failed_logins=settings.console_max_failed_logins,
                     lockout_minutes=settings.console_lockout_minutes,

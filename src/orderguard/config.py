@@ -17,13 +17,22 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from orderguard.providers.registry import ProviderSettings
 from orderguard.services.shopper_data import InvalidShopperData, normalise_country
 
-#: Deliberate defects ``planted_defect`` can switch on (to prove the demo's checker):
-#: ``recharge_unknown`` makes rechecks charge ``payment_unknown`` orders again with a fresh
-#: idempotency key instead of asking the provider what happened; ``refund_amount`` wires the
-#: service with a provider that refunds less than orderguard records (``demo/defects.py``).
-PLANTED_DEFECTS = ("recharge_unknown", "refund_amount")
+#: Deliberate defects ``planted_defect`` can switch on, to prove that the demo's checker
+#: fails: each is wired around a part of the service by ``demo/defects.py`` (its registry,
+#: ``DEFECTS``, which these names must match) and breaks one invariant of the demo.
+PLANTED_DEFECTS = (
+    "answer_first",
+    "forget_keys",
+    "recharge_unknown",
+    "success_ignored",
+    "janitor_asleep",
+    "charge_amount",
+    "silent_paid",
+    "refund_amount",
+)
 
 
 #: The deployment modes: ``development`` (the default: the in-process sandbox is allowed and
@@ -78,8 +87,9 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Everything orderguard can be told; each field is ``ORDERGUARD_<NAME>`` in the env."""
+class Settings(ProviderSettings):
+    """Everything orderguard can be told; each field is ``ORDERGUARD_<NAME>`` in the env
+    (each provider's own settings come from its package, through the registry)."""
 
     #: ``development`` (default) or ``production``: see ``MODES``.
     env: str = "development"
@@ -102,22 +112,6 @@ class Settings:
     idempotency_ttl_hours: int = 24
     #: Database connections per process (PostgreSQL).
     db_pool_size: int = 10
-    #: Stripe secret key; when unset, an in-process sandbox provider is used.
-    stripe_api_key: str | None = None
-    #: Stripe API base URL (point it at ``orderguard sandbox-provider`` to test).
-    stripe_base_url: str = "https://api.stripe.com"
-    #: The signing secret of the Stripe account's webhook endpoint (``whsec_...``). No
-    #: default: unset, every webhook to ``/v1/webhooks/stripe`` is refused (and production
-    #: refuses to start). The in-process sandbox signs with its own secret, made at start.
-    stripe_webhook_secret: str | None = None
-    #: A second Stripe-compatible account to fail over to while the first is down, and the
-    #: signing secret of ITS webhook endpoint (never the first account's).
-    secondary_stripe_api_key: str | None = None
-    secondary_stripe_base_url: str = "https://api.stripe.com"
-    secondary_stripe_webhook_secret: str | None = None
-    #: The in-process sandbox's ledger file and fault profile (``none``, ``flaky``, ``storm``).
-    sandbox_db: str = "./orderguard-sandbox.db"
-    sandbox_faults: str = "none"
     #: Longest a charge call may take before its outcome counts as unknown, in seconds.
     payment_time_budget_s: float = 10.0
     #: Minutes a shopper has to finish authentication (3-D Secure) before the order is cancelled.
@@ -241,7 +235,7 @@ class Settings:
 
 
 def variable(setting: str) -> str:
-    """A setting's environment variable: ``stripe_api_key`` -> ``ORDERGUARD_STRIPE_API_KEY``."""
+    """A setting's environment variable: ``public_url`` -> ``ORDERGUARD_PUBLIC_URL``."""
     return f"{PREFIX}{setting.upper()}"
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from orderguard.config import Settings
-from orderguard.providers.stripe import is_live_key
+from orderguard.providers import registry
+from orderguard.providers.plugin import Account
 
 #: Webhook secrets that are public: the old built-in default, the ones in this repository's
 #: demo and fakes, and what people leave in a template. Anyone can sign with them.
@@ -43,11 +44,13 @@ class Problem:
         return f"orderguard: {self.mode}: {self.setting} {self.problem}: {self.fix}"
 
 
-#: The fix of a test key, or a test provider's address, in production.
-_TEST_FIX = (
-    "give the account's live key (sk_live_...) at https://api.stripe.com, or set "
-    "ORDERGUARD_ALLOW_TEST_PROVIDER=true for a staging deployment that takes no real money"
-)
+def _test_fix(account: Account) -> str:
+    """The fix of a test key, or a test provider's address, in production."""
+    hint = registry.plugin(account.provider).live_key_hint
+    return (
+        f"give {hint}, or set ORDERGUARD_ALLOW_TEST_PROVIDER=true for a staging deployment "
+        "that takes no real money"
+    )
 
 
 def production_problems(settings: Settings, *, active_api_keys: int) -> list[Problem]:
@@ -90,13 +93,13 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
 def _live_in_development(settings: Settings) -> list[Problem]:
     return [
         Problem(
-            f"{prefix}_API_KEY",
+            account.variable("API_KEY"),
             "is a live key",
             "set ORDERGUARD_ENV=production (live money is never development), or use a test key",
             mode="development",
         )
-        for prefix, key, _secret, _url in _accounts(settings)
-        if key and is_live_key(key.strip())
+        for _, account in registry.accounts(settings)
+        if registry.is_live_key(account)
     ]
 
 
@@ -138,72 +141,62 @@ def _is_loopback(url: SplitResult) -> bool:
         return False
 
 
-def _accounts(settings: Settings) -> list[tuple[str, str | None, str | None, str]]:
-    """Each configured account: variable prefix, key, webhook secret, base URL."""
-    accounts = [
-        (
-            "ORDERGUARD_STRIPE",
-            settings.stripe_api_key,
-            settings.stripe_webhook_secret,
-            settings.stripe_base_url,
-        )
-    ]
-    if settings.secondary_stripe_api_key:
-        accounts.append(
-            (
-                "ORDERGUARD_SECONDARY_STRIPE",
-                settings.secondary_stripe_api_key,
-                settings.secondary_stripe_webhook_secret,
-                settings.secondary_stripe_base_url,
-            )
-        )
-    return accounts
-
-
-def _account_problems(settings: Settings, prefix: str, key: str, url: str) -> list[Problem]:
+def _account_problems(settings: Settings, account: Account) -> list[Problem]:
     """A test key, or an address that is not the provider's over https."""
-    if not is_live_key(key.strip()) and not settings.allow_test_provider:
-        return [Problem(f"{prefix}_API_KEY", "is not a live key", _TEST_FIX)]
+    fix = _test_fix(account)
+    if not registry.is_live_key(account) and not settings.allow_test_provider:
+        return [Problem(account.variable("API_KEY"), "is not a live key", fix)]
+    url = account.base_url
     address = urlsplit(url.strip())
     if not address.hostname or address.scheme not in ("http", "https"):
-        return [Problem(f"{prefix}_BASE_URL", f"has no host ({url})", _TEST_FIX)]
+        return [Problem(account.variable("BASE_URL"), f"has no host ({url})", fix)]
     if address.scheme == "https":
         return []
     if settings.allow_test_provider and _is_loopback(address):
         return []
-    return [Problem(f"{prefix}_BASE_URL", f"is not https ({url})", _TEST_FIX)]
+    return [Problem(account.variable("BASE_URL"), f"is not https ({url})", fix)]
 
 
 def _provider_problems(settings: Settings) -> list[Problem]:
-    if not (settings.stripe_api_key or "").strip():
+    accounts = [account for _, account in registry.accounts(settings)]
+    if not any(a.primary and (a.api_key or "").strip() for a in accounts):
         return [
             Problem(
-                "ORDERGUARD_STRIPE_API_KEY",
+                registry.main_account(settings).variable("API_KEY"),
                 "is not set",
                 "configure a real provider account (the in-process sandbox is for "
                 "development only)",
             )
         ]
     problems: list[Problem] = []
-    for prefix, key, secret, url in _accounts(settings):
-        if not (key or "").strip():
+    for account in accounts:
+        if not (account.api_key or "").strip():
+            if account.primary:
+                continue  # another provider's main account is configured
             fix = "give the fail-over account's key, or unset the variable"
-            problems.append(Problem(f"{prefix}_API_KEY", "is empty", fix))
+            problems.append(Problem(account.variable("API_KEY"), "is empty", fix))
             continue
-        problems += _account_problems(settings, prefix, key or "", url)
-        problems += _secret_problems(f"{prefix}_WEBHOOK_SECRET", secret)
-    if settings.secondary_stripe_api_key:
-        name = "ORDERGUARD_SECONDARY_STRIPE_WEBHOOK_SECRET"
-        secondary = (settings.secondary_stripe_webhook_secret or "").strip()
-        if secondary and secondary == (settings.stripe_webhook_secret or "").strip():
-            problems.append(
-                Problem(
-                    name,
-                    "is the primary account's secret",
-                    "set the signing secret of the fail-over account's own webhook endpoint",
-                )
-            )
+        problems += _account_problems(settings, account)
+        problems += _secret_problems(account.variable("WEBHOOK_SECRET"), account.webhook_secret)
+    problems += _shared_secrets(accounts)
     return problems
+
+
+def _shared_secrets(accounts: list[Account]) -> list[Problem]:
+    """A fail-over account verifying with its provider's main account's secret."""
+    main = {a.provider: (a.webhook_secret or "").strip() for a in accounts if a.primary}
+    return [
+        Problem(
+            account.variable("WEBHOOK_SECRET"),
+            "is the primary account's secret",
+            "set the signing secret of the fail-over account's own webhook endpoint",
+        )
+        for account in accounts
+        if not account.primary
+        and account.api_key
+        and (account.webhook_secret or "").strip()
+        and (account.webhook_secret or "").strip() == main.get(account.provider)
+    ]
 
 
 def _secret_problems(setting: str, secret: str | None) -> list[Problem]:

@@ -27,7 +27,7 @@ from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.expiry import expire_abandoned
 from orderguard.services.maintenance import prune_idempotency_records
 from orderguard.services.waiting import charge_waiting
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 
 log = logging.getLogger("orderguard.worker")
 #: Seconds between pruning rounds.

@@ -24,11 +24,11 @@ from orderguard.bootstrap import Container, wire
 from orderguard.config import Settings
 from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.resilience import RetryingProvider, RetryPolicy
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.server import run_sandbox
-from orderguard.providers.sandbox.service import SandboxConfig
-from orderguard.providers.sandbox.webhooks import signed_delivery
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.server import run_sandbox
+from orderguard.providers.stripe.sandbox.service import SandboxConfig
+from orderguard.providers.stripe.sandbox.webhooks import signed_delivery
 from orderguard.services.providers import Providers, ProviderSlot
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import order_body

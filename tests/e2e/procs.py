@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from orderguard.api.server import free_port
-from orderguard.providers.sandbox.recording import ENV as CONTRACT_LOG
+from orderguard.providers.stripe.sandbox.recording import ENV as CONTRACT_LOG
 
 #: The console script installed next to the interpreter running the tests.
 ORDERGUARD = str(Path(sys.executable).with_name("orderguard"))

@@ -25,7 +25,7 @@ import pytest
 from orderguard.api.server import free_port
 from orderguard.demo import audit, run, stack
 from orderguard.demo.shoppers import ShopperSimulator
-from orderguard.storage.database import connect
+from orderguard.storage.connect import connect
 from tests.conftest import service_missing
 from tests.pgcluster import ClusterUnavailable, PgCluster, private_cluster
 

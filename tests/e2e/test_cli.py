@@ -24,7 +24,8 @@ from orderguard.cli import main
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.storage import migrate as migrations
-from orderguard.storage.database import connect, transaction
+from orderguard.storage.connect import connect
+from orderguard.storage.database import transaction
 from tests.conftest import open_storage
 from tests.e2e.procs import Server, clean_env, run_cli, serving
 from tests.factories import new_order, order_body

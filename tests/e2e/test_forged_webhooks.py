@@ -24,9 +24,9 @@ from orderguard.api.app import create_app
 from orderguard.api.server import free_port, running_server
 from orderguard.bootstrap import Container, open_sql
 from orderguard.config import Settings
-from orderguard.providers.sandbox.server import run_sandbox
-from orderguard.providers.sandbox.service import SandboxConfig
-from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
+from orderguard.providers.stripe.sandbox.server import run_sandbox
+from orderguard.providers.stripe.sandbox.service import SandboxConfig
+from orderguard.providers.stripe.signing import SIGNATURE_HEADER, signature_header
 from tests.e2e.payment_harness import THREE_DS
 from tests.factories import key, order_body
 

@@ -46,7 +46,7 @@ from nats.js import JetStreamContext
 from standardwebhooks import Webhook
 
 from orderguard.api.server import free_port
-from orderguard.providers.testcards import SUCCEEDS
+from orderguard.providers.stripe.testcards import SUCCEEDS
 from tests.conftest import service_missing
 from tests.e2e.procs import Server, run_cli
 from tests.factories import order_body

@@ -112,7 +112,7 @@ async def test_two_relays_share_the_work_and_deliver_each_event_once(
                 a
                 for ids in expected.values()
                 for e in ids
-                for a in (await OutboxSupport(sql.db).event(e)).attempts
+                for a in (await OutboxSupport(sql).event(e)).attempts
             ]
     finally:
         await sql.close()
@@ -141,7 +141,7 @@ async def test_a_killed_relay_loses_nothing_and_repeats_only_what_it_never_recor
                 assert procs[0].wait(timeout=10) == -signal.SIGKILL
                 await wait_for(hook, {e for ids in expected.values() for e in ids}, tmp_path)
             counts, first = arrivals(hook)
-            support = OutboxSupport(sql.db)
+            support = OutboxSupport(sql)
             repeated = {e: (await support.event(e)).attempts for e, n in counts.items() if n > 1}
             states = {d.state for o in orders for d in await support.deliveries_of_order(o)}
     finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
+from orderguard.catalog import translate
 from orderguard.domain.events import Cause
-from orderguard.web.i18n import translate
 from tests.e2e.browser import (
     DESKTOP,
     PHONE,

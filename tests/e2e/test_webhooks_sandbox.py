@@ -21,8 +21,8 @@ from orderguard.api.app import create_app
 from orderguard.api.server import free_port, running_server
 from orderguard.bootstrap import wire
 from orderguard.config import Settings
-from orderguard.providers.sandbox.server import run_sandbox
-from orderguard.providers.sandbox.service import SandboxConfig
+from orderguard.providers.stripe.sandbox.server import run_sandbox
+from orderguard.providers.stripe.sandbox.service import SandboxConfig
 from orderguard.services.providers import Providers
 from tests.conftest import open_storage
 from tests.e2e.payment_harness import (

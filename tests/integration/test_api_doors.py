@@ -23,7 +23,8 @@ from orderguard.bootstrap import wire
 from orderguard.services import api_keys
 from orderguard.services.api_keys import KeyScope
 from orderguard.storage import migrate
-from orderguard.storage.database import connect, transaction
+from orderguard.storage.connect import connect
+from orderguard.storage.database import transaction
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import Api, api_settings, memory_providers

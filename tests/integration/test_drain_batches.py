@@ -18,7 +18,7 @@ from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.waiting import charge_waiting
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 from tests.factories import new_order

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from orderguard.storage import migrate
-from orderguard.storage.database import Connection, Database, StorageError, connect
+from orderguard.storage.connect import connect
+from orderguard.storage.database import Connection, Database
+from orderguard.storage.errors import StorageError
 from orderguard.storage.sqlite import POOL_SIZE
 
 #: SQLite's number for ``synchronous=FULL`` (0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA).

@@ -10,7 +10,8 @@ import pytest
 from orderguard.domain import ids
 from orderguard.domain.flags import FlagReason
 from orderguard.storage import migrate
-from orderguard.storage.database import Database, connect, transaction
+from orderguard.storage.connect import connect
+from orderguard.storage.database import Database, transaction
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.integration.test_sql_storage import _empty_pg_database

@@ -102,7 +102,7 @@ async def test_the_collector_reads_orders_ages_flags_backlog_and_the_hooks(
 ) -> None:
     await _stored(storage)
     collector = DatabaseCollector(
-        storage.db,
+        storage.stats,
         watched=frozenset({OrderState.PAYMENT_PENDING, OrderState.PAYMENT_UNKNOWN}),
         shortest_wait=timedelta(seconds=30),
         outbox=RelayStats(),
@@ -135,7 +135,7 @@ async def test_untracked_sources_leave_their_metrics_out_and_readings_are_cached
     storage: SqlStorage,
 ) -> None:
     collector = DatabaseCollector(
-        storage.db,
+        storage.stats,
         watched=frozenset({OrderState.PAYMENT_PENDING}),
         shortest_wait=timedelta(seconds=30),
         outbox=Untracked(),

@@ -60,7 +60,7 @@ async def apply_report(sql: SqlStorage, report: Path, work: Path) -> None:
     """``orderguard reconcile --apply`` of ``report`` (through its API)."""
     work.mkdir()
     request = Request([report], options=EngineOptions(provider="memory"))
-    engine, outcome = await reconcile(sql.db, request, work)
+    engine, outcome = await reconcile(sql, request, work)
     try:
         await apply(sql, engine, outcome)
     finally:

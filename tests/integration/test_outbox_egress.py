@@ -22,10 +22,9 @@ from orderguard.domain.delivery import Outcome
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.outbox.configured import build_relay
 from orderguard.outbox.egress import check_endpoint_url
+from orderguard.outbox.merchant_webhooks import WebhookSink
 from orderguard.outbox.sinks import DeliveryFailed
-from orderguard.outbox.webhooks import WebhookSink
 from orderguard.services.outbox import OutboxSupport
-from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
     add_endpoint,
@@ -62,7 +61,7 @@ def merchant_url(receiver_url: str) -> str:
 
 
 async def errors_of(sql: SqlStorage, order_id: str) -> list[str]:
-    support = OutboxSupport(sql.db)
+    support = OutboxSupport(sql)
     events = await committed_ids(sql, order_id)
     attempts = [a for e in events for a in (await support.event(e)).attempts]
     return [a.error or "" for a in attempts if a.outcome is not Outcome.DELIVERED]
@@ -125,7 +124,8 @@ async def test_an_allow_private_endpoint_reaches_the_checked_address_and_its_ans
     [failed] = await errors_of(sql, order.id)
     assert "answered 500" in failed
     assert "not today" not in failed  # what the receiver said is not stored
-    [stored] = await EndpointStore(sql.db).all()
+    async with sql.reader() as uow:
+        [stored] = await uow.endpoints.all()
     assert (stored.url, stored.allow_private) == (url, True)
     assert endpoint.id == stored.id
 
@@ -187,7 +187,7 @@ async def test_over_https_the_checked_address_is_verified_against_the_endpoints_
         server.close()
         await server.wait_closed()
     assert hook.hosts == [f"{MERCHANT}:{port}"]
-    deliveries = {d.sink: d for d in await OutboxSupport(sql.db).deliveries_of_order(order.id)}
+    deliveries = {d.sink: d for d in await OutboxSupport(sql).deliveries_of_order(order.id)}
     assert deliveries[good.sink].state == "delivered"
     assert "CERTIFICATE_VERIFY_FAILED" in (deliveries[stranger.sink].last_error or "")
 
@@ -256,7 +256,7 @@ async def test_a_public_endpoints_failed_answer_keeps_only_its_first_characters(
     client = httpx.AsyncClient(transport=httpx.MockTransport(flooding))
     sink = WebhookSink(
         endpoint,
-        store=EndpointStore(sql.db),
+        storage=sql,
         client=client,
         clock=lambda: datetime.now(UTC),
         resolver=Rebinding([PUBLIC], [PUBLIC]),

@@ -157,7 +157,7 @@ async def test_smtp_authentication_is_used_and_a_refusal_is_retried_not_lost(
         wrong = build_relay(settings(smtp_url=f"smtp://shop:nope@127.0.0.1:{port}"), sql)
         await wrong.run_once(owner="relay-test")
         await wrong.aclose()
-        (delivery,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+        (delivery,) = await OutboxSupport(sql).deliveries_of_order(order.id)
         assert delivery.sink == EMAIL_SINK and delivery.state == "pending"
         assert delivery.attempts == 1 and delivery.last_error
         assert box.received() == []

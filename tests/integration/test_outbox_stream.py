@@ -17,13 +17,14 @@ import pytest
 from nats.js import JetStreamContext
 
 from orderguard.config import Settings
-from orderguard.domain.delivery import STREAM_SINK, Delivery, DeliveryAttempt, Outcome
+from orderguard.domain.delivery import STREAM_SINK, Delivery, Outcome
+from orderguard.domain.events import OutboxEvent
+from orderguard.domain.order import Order
 from orderguard.outbox.configured import ConfiguredSinks, build_relay, policy_from
 from orderguard.outbox.relay import Relay
+from orderguard.outbox.sinks import Sink
 from orderguard.outbox.stream import StreamSink
 from orderguard.services.outbox import OutboxSupport
-from orderguard.storage.endpoints import EndpointStore
-from orderguard.storage.outbox import OutboxStore
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import service_missing
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
@@ -82,7 +83,7 @@ async def stream() -> AsyncIterator[Stream]:
 
 
 async def delivered(sql: SqlStorage) -> list[Delivery]:
-    return [d for d in await OutboxSupport(sql.db).recent(limit=1000) if d.state == "delivered"]
+    return [d for d in await OutboxSupport(sql).recent(limit=1000) if d.state == "delivered"]
 
 
 async def test_events_arrive_on_their_subjects_with_the_event_id_as_message_id(
@@ -114,12 +115,31 @@ class Killed(BaseException):
     """The relay's process died here."""
 
 
-class DiesAfterPublishing(OutboxStore):
-    """A relay's store whose process dies after the sink accepted the event, before the
-    delivery is recorded."""
+class DiesAfterPublishing:
+    """The configured sinks, each wrapped so that the relay's process dies after the sink
+    accepted an event, before the delivery is recorded."""
 
-    async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
+    def __init__(self, sinks: ConfiguredSinks) -> None:
+        self.sinks = sinks
+
+    async def current(self) -> list[Sink]:
+        return [_Dying(sink) for sink in await self.sinks.current()]
+
+    async def aclose(self) -> None:
+        await self.sinks.aclose()
+
+
+class _Dying:
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.name, self.events, self.needs_order = sink.name, sink.events, sink.needs_order
+
+    async def deliver(self, event: OutboxEvent, order: Order | None) -> None:
+        await self.sink.deliver(event, order)
         raise Killed
+
+    async def aclose(self) -> None:
+        await self.sink.aclose()
 
 
 async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_the_copy(
@@ -128,13 +148,13 @@ async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_t
     order = await live(sql, life=())
     (event_id,) = await committed_ids(sql, order.id)
     config = stream.settings(outbox_lease_s="0.5")
-    first_sinks = ConfiguredSinks(config, EndpointStore(sql.db), clock=_now)
-    first = Relay(DiesAfterPublishing(sql.db), sql.reader, first_sinks, policy=policy_from(config))
+    first_sinks = DiesAfterPublishing(ConfiguredSinks(config, sql, clock=_now))
+    first = Relay(sql, first_sinks, policy=policy_from(config))
     with pytest.raises(Killed):
         await first.run_once(owner="relay-1")
     await first.aclose()
     assert [m[2]["id"] for m in await stream.messages()] == [event_id]
-    (pending,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+    (pending,) = await OutboxSupport(sql).deliveries_of_order(order.id)
     assert pending.state == "pending" and pending.attempts == 0  # nothing recorded
 
     second = build_relay(config, sql)
@@ -150,7 +170,7 @@ async def test_a_relay_killed_after_publishing_is_replaced_and_jetstream_drops_t
         await second.aclose()
     assert sink.duplicates == 1  # re-published, and JetStream said it was a duplicate
     assert [m[2]["id"] for m in await stream.messages()] == [event_id]  # still one message
-    attempts = (await OutboxSupport(sql.db).event(event_id)).attempts
+    attempts = (await OutboxSupport(sql).event(event_id)).attempts
     assert [(a.relay, a.outcome) for a in attempts] == [("relay-2", Outcome.DELIVERED)]
 
 
@@ -164,7 +184,7 @@ async def test_an_unreachable_nats_is_a_failure_retried_later_not_a_loss(sql: Sq
         await relay.run_once(owner="relay-test")
     finally:
         await relay.aclose()
-    (delivery,) = await OutboxSupport(sql.db).deliveries_of_order(order.id)
+    (delivery,) = await OutboxSupport(sql).deliveries_of_order(order.id)
     assert delivery.state == "pending" and delivery.attempts == 1
     assert delivery.last_error and "cannot reach NATS" in delivery.last_error
 

@@ -14,9 +14,8 @@ from orderguard.config import Settings
 from orderguard.domain import ids
 from orderguard.domain.delivery import DeliveryState, Outcome, WebhookSecret
 from orderguard.outbox.configured import build_relay
-from orderguard.outbox.webhooks import new_secret
+from orderguard.outbox.merchant_webhooks import new_secret
 from orderguard.services.outbox import OutboxSupport, outbox_health
-from orderguard.storage.endpoints import EndpointStore
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
     CANCELLED_LIFE,
@@ -61,7 +60,7 @@ async def test_webhooks_arrive_signed_in_order_past_failures_and_a_timeout(
         a
         for o in orders
         for e in expected[o.id]
-        for a in (await OutboxSupport(sql.db).event(e)).attempts
+        for a in (await OutboxSupport(sql).event(e)).attempts
         if a.outcome is Outcome.FAILED
     ]
     errors = [a.error or "" for a in failures]
@@ -74,7 +73,7 @@ async def test_a_failing_endpoint_is_dead_lettered_after_the_limit_then_replayed
 ) -> None:
     order = await live(sql)
     events = await committed_ids(sql, order.id)
-    support = OutboxSupport(sql.db)
+    support = OutboxSupport(sql)
     async with receiver(fail_first=10_000) as hook:
         endpoint, secret = await add_endpoint(sql, hook.url)
         relay = build_relay(settings(outbox_max_attempts="3"), sql)
@@ -89,7 +88,7 @@ async def test_a_failing_endpoint_is_dead_lettered_after_the_limit_then_replayed
             assert tried == [e for e in events for _ in range(3)]
             attempts = (await support.event(events[0])).attempts
             assert [a.outcome for a in attempts] == [Outcome.FAILED, Outcome.FAILED, Outcome.DEAD]
-            health = await outbox_health(settings(), sql.db)
+            health = await outbox_health(settings(), sql)
             assert [(h.sink, h.dead_letters, h.lag_seconds) for h in health] == [
                 (endpoint.sink, len(events), 0.0)
             ]
@@ -129,13 +128,14 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     sql: SqlStorage,
 ) -> None:
     await live(sql, life=())
-    store = EndpointStore(sql.db)
     async with receiver() as hook:
         endpoint, old = await add_endpoint(sql, hook.url)
         new = new_secret()
         now = datetime.now(UTC)
         rotated = WebhookSecret(ids.new_id("whs"), endpoint.id, new, now)
-        assert await store.rotate(rotated, old_expire_at=now + timedelta(hours=1))
+        async with sql() as uow:
+            assert await uow.endpoints.rotate(rotated, old_expire_at=now + timedelta(hours=1))
+            await uow.commit()
         relay = build_relay(settings(), sql)
         try:
             await relay_until(relay, lambda: len(hook.accepted) == 1)
@@ -145,7 +145,8 @@ async def test_a_rotated_secret_signs_beside_the_old_one_until_the_overlap_ends(
     assert len(headers["webhook-signature"].split(" ")) == 2
     Webhook(old).verify(body, headers)
     Webhook(new).verify(body, headers)
-    later = await store.secrets(endpoint.id, at=now + timedelta(hours=2))
+    async with sql.reader() as uow:
+        later = await uow.endpoints.secrets(endpoint.id, at=now + timedelta(hours=2))
     assert [s.secret for s in later] == [new]
 
 
@@ -157,8 +158,8 @@ async def test_with_no_sink_configured_the_relay_does_nothing_and_shows_no_lag(
     report = await relay.run_once(owner="relay-test")
     await relay.aclose()
     assert (report.delivered, report.failed, report.dead) == (0, 0, 0)
-    assert await outbox_health(Settings.load({}), sql.db) == []
-    assert await OutboxSupport(sql.db).recent() == []
+    assert await outbox_health(Settings.load({}), sql) == []
+    assert await OutboxSupport(sql).recent() == []
 
 
 async def test_lag_counts_events_the_relay_has_not_picked_up_and_clears_once_delivered(
@@ -167,7 +168,7 @@ async def test_lag_counts_events_the_relay_has_not_picked_up_and_clears_once_del
     async with receiver() as hook:
         endpoint, _ = await add_endpoint(sql, hook.url)
         order = await live(sql, at=datetime.now(UTC) - timedelta(minutes=2))
-        before = await outbox_health(settings(), sql.db)
+        before = await outbox_health(settings(), sql)
         assert [h.sink for h in before] == [endpoint.sink]
         assert 119 <= before[0].lag_seconds < 180
         relay = build_relay(settings(), sql)
@@ -176,5 +177,5 @@ async def test_lag_counts_events_the_relay_has_not_picked_up_and_clears_once_del
             await relay_until(relay, lambda: len(hook.accepted) == len(events))
         finally:
             await relay.aclose()
-    after = await outbox_health(settings(), sql.db)
+    after = await outbox_health(settings(), sql)
     assert [(h.lag_seconds, h.dead_letters) for h in after] == [(0.0, 0)]

@@ -19,8 +19,8 @@ from orderguard.config import Settings
 from orderguard.providers.base import InvalidWebhook, PaymentOutcome
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import CircuitBreaker
-from orderguard.providers.signing import SIGNATURE_HEADER, signature_header
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.signing import SIGNATURE_HEADER, signature_header
 from orderguard.services.providers import Providers, ProviderSlot
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body

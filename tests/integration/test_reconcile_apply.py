@@ -1,11 +1,18 @@
-"""``--apply`` on SQLite and PostgreSQL: runs and exceptions recorded once, orders flagged
+"""``--apply`` on memory, SQLite and PostgreSQL: runs and exceptions recorded once, orders flagged
 with the category as reason, orphan charges handed to the recovery sweep (G3, G4, G7)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+import pytest
+
+from orderguard.api.app import create_app
+from orderguard.bootstrap import wire
+from orderguard.providers.memory import InMemoryProvider
 from orderguard.reconcile.apply import Applied, apply
 from orderguard.reconcile.engine import EngineOptions
 from orderguard.reconcile.queries import (
@@ -15,19 +22,38 @@ from orderguard.reconcile.queries import (
 )
 from orderguard.reconcile.run import Request, reconcile
 from orderguard.services import queries
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.memory import InMemoryStorage
+from orderguard.storage.ports import UnitOfWorkFactory
+from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import new_order
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, api_settings, memory_providers
 from tests.integration.test_sweep import charge, findings
 from tests.reconcile_support import seed
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
 
 
-def storage_of(api: Api) -> SqlStorage:
-    storage = api.container.storage
-    assert isinstance(storage, SqlStorage)
-    return storage
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def api(request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """The API's wiring on each back end, the in-memory one included: reconciliation reaches
+    storage only through the unit of work."""
+    if request.param == "memory":
+        storage: UnitOfWorkFactory = InMemoryStorage()
+    else:
+        url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+        storage = await open_storage(url)
+    providers = memory_providers()
+    container = wire(api_settings(), storage, providers)
+    transport = httpx.ASGITransport(app=create_app(container=container))
+    async with httpx.AsyncClient(transport=transport, base_url=LOCAL_URL) as client:
+        provider = providers.primary.provider
+        assert isinstance(provider, InMemoryProvider)
+        yield Api(client, container, provider)
+    await storage.close()
+
+
+def storage_of(api: Api) -> UnitOfWorkFactory:
+    return api.container.storage
 
 
 async def report_with_orphan(api: Api, tmp_path: Path) -> tuple[Path, str, str]:
@@ -45,7 +71,7 @@ async def run_apply(api: Api, files: list[Path], work: Path) -> Applied:
     work.mkdir()
     storage = storage_of(api)
     request = Request(files, options=EngineOptions(provider="memory"))
-    engine, outcome = await reconcile(storage.db, request, work)
+    engine, outcome = await reconcile(storage, request, work)
     try:
         return await apply(storage, engine, outcome)
     finally:
@@ -150,7 +176,7 @@ async def test_a_reported_charge_for_an_unconfigured_provider_waits(
     storage = storage_of(api)
     (tmp_path / "w").mkdir()
     engine, outcome = await reconcile(
-        storage.db, Request([FIXTURES / "adyen_settlement.csv"]), tmp_path / "w"
+        storage, Request([FIXTURES / "adyen_settlement.csv"]), tmp_path / "w"
     )
     try:
         applied = await apply(storage, engine, outcome)

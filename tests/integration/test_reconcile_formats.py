@@ -58,7 +58,7 @@ async def run_case(tmp_path: Path, case: Case, *, fmt: str = "auto") -> tuple[En
         request = Request([FIXTURES / case.file], fmt, mapping)
         work = tmp_path / "work"
         work.mkdir()
-        return await reconcile(storage.db, request, work)
+        return await reconcile(storage, request, work)
     finally:
         await storage.close()
 
@@ -132,7 +132,7 @@ async def test_a_paid_order_outside_the_reports_period_is_not_missing(tmp_path: 
             period_to=datetime(2026, 11, 4, tzinfo=UTC),
         )
         request = Request([FIXTURES / "stripe_itemized.csv"], options=options)
-        engine, outcome = await reconcile(storage.db, request, tmp_path)
+        engine, outcome = await reconcile(storage, request, tmp_path)
         engine.close()
     finally:
         await storage.close()

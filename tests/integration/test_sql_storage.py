@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from orderguard.storage import migrate
-from orderguard.storage.database import AppendOnlyViolation, connect, transaction
+from orderguard.storage.connect import connect
+from orderguard.storage.database import transaction
+from orderguard.storage.errors import AppendOnlyViolation
 from tests.conftest import open_storage
 from tests.factories import new_order
 

@@ -13,7 +13,8 @@ import pytest
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.storage.database import AppendOnlyViolation, StorageError, transaction
+from orderguard.storage.database import transaction
+from orderguard.storage.errors import AppendOnlyViolation, StorageError
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 from tests.factories import new_order

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orderguard.providers import stripe_mapping
 from orderguard.providers.base import ProviderOutcomeUnknown
+from orderguard.providers.stripe import mapping as stripe_mapping
 from orderguard.services.webhook_events import WebhookEvents
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import place

@@ -14,7 +14,7 @@ import pytest
 from orderguard.domain.order import Order
 from orderguard.providers.base import PaymentOutcome, PaymentResult, ProviderOutcomeUnknown
 from orderguard.services import settling
-from orderguard.services.webhooks import WebhookInbox
+from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.storage.ports import WebhookRecord
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import THREE_DS, VISA, place

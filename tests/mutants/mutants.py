@@ -117,6 +117,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "recheck_resends_with_a_new_key",
         "services/recheck.py",
         "            return await self._payments.send(order, attempt)\n",
+        "            import uuid\n"
+        "            from dataclasses import replace\n\n"
         "            fresh = replace(attempt, idempotency_key=f'again-{uuid.uuid4()}')\n"
         "            return await self._payments.send(order, fresh)\n",
         ("tests/integration/test_payments_api.py", "-k", "sqlite"),

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from orderguard.providers.base import ChargeRequest
-from orderguard.providers.sandbox import SandboxConfig, run_sandbox
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import SandboxConfig, run_sandbox
 from tests.providers.harness import API_KEY, SECRET, FakeClock, MemoryHarness, SandboxHarness
 
 StartSandbox = Callable[..., AbstractContextManager[str]]

@@ -12,9 +12,9 @@ import time
 import httpx
 
 from orderguard.providers.memory import InMemoryProvider
-from orderguard.providers.sandbox import objects
-from orderguard.providers.sandbox.webhooks import signed_delivery
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import objects
+from orderguard.providers.stripe.sandbox.webhooks import signed_delivery
 
 #: The webhook secret every harness signs with.
 SECRET = "whsec_contract_secret"

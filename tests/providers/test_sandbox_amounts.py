@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from orderguard.providers.base import ProviderRejected, UnchargeableAmount
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
 from tests.providers.conftest import charge_request
 from tests.providers.sandbox_client import AUTH, ledger
 

@@ -19,8 +19,8 @@ from starlette.routing import Route
 
 from orderguard.providers.base import PaymentOutcome, ProviderServerError
 from orderguard.providers.resilience import RetryingProvider, RetryPolicy
-from orderguard.providers.sandbox import serve_in_thread
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import serve_in_thread
 from tests.providers.conftest import charge_request
 from tests.providers.harness import API_KEY, SECRET
 from tests.providers.sandbox_client import AUTH, charges_for, fault_counts, ledger, set_faults

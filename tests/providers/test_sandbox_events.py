@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from orderguard.providers.base import PaymentOutcome, ProviderRejected
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
 from tests.providers.conftest import charge_request
 from tests.providers.harness import SECRET
 from tests.providers.sandbox_client import ledger, set_faults

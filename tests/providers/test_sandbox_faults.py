@@ -16,8 +16,8 @@ from orderguard.providers.base import (
     ProviderServerError,
     ProviderUnavailable,
 )
-from orderguard.providers.sandbox import FaultProfile
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import FaultProfile
 from tests.providers.conftest import StartSandbox, charge_request
 from tests.providers.harness import SECRET
 from tests.providers.sandbox_client import (

@@ -25,7 +25,7 @@ from orderguard.providers.base import (
     ProviderRateLimited,
     ProviderServerError,
 )
-from orderguard.providers.stripe import StripeProvider, _HTTPXClient
+from orderguard.providers.stripe.adapter import StripeProvider, _HTTPXClient
 from tests.providers.conftest import charge_request
 from tests.providers.harness import API_KEY
 from tests.providers.sandbox_client import (

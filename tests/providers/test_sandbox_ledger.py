@@ -6,7 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from orderguard.providers.sandbox.ledger import Ledger
+from orderguard.providers.stripe.sandbox.ledger import Ledger
 
 #: The two tables as the first release created them (no storing or saving times).
 OLD_SCHEMA = """

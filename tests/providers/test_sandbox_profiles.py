@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orderguard.providers.sandbox import PROFILES, load_profile
-from orderguard.providers.sandbox.faults import FaultDice, FaultProfile, profile_from
-from orderguard.providers.sandbox.forms import parse_form
+from orderguard.providers.stripe.sandbox import PROFILES, load_profile
+from orderguard.providers.stripe.sandbox.faults import FaultDice, FaultProfile, profile_from
+from orderguard.providers.stripe.sandbox.forms import parse_form
 
 
 def test_named_profiles_grow_harsher() -> None:

@@ -15,7 +15,7 @@ import pytest
 import stripe
 
 from orderguard.providers.base import PaymentOutcome
-from orderguard.providers.stripe import StripeProvider, _HTTPXClient, search_query
+from orderguard.providers.stripe.adapter import StripeProvider, _HTTPXClient, search_query
 from tests.providers.conftest import StartSandbox, charge_request
 from tests.providers.harness import API_KEY, SECRET, FakeClock
 from tests.providers.sandbox_client import AUTH, set_faults

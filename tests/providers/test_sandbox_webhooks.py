@@ -12,8 +12,8 @@ import pytest
 import stripe
 
 from orderguard.providers.base import PaymentOutcome
-from orderguard.providers.sandbox import FaultProfile, serve_in_thread
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import FaultProfile, serve_in_thread
 from tests.providers.conftest import StartSandbox, charge_request
 from tests.providers.harness import API_KEY, SECRET
 from tests.providers.receiver import Receiver

@@ -33,9 +33,9 @@ from orderguard.providers.base import (
     ProviderRateLimited,
     ProviderServerError,
 )
-from orderguard.providers.sandbox import FaultProfile, objects, serve_in_thread
-from orderguard.providers.sandbox.recording import ENV
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.sandbox import FaultProfile, objects, serve_in_thread
+from orderguard.providers.stripe.sandbox.recording import ENV
 from tests.providers.conftest import StartSandbox, charge_request
 from tests.providers.harness import API_KEY, SECRET, FakeClock
 from tests.providers.receiver import Receiver
@@ -530,7 +530,7 @@ def test_every_recorded_line_kind_is_understood() -> None:
 ROOT = Path(__file__).resolve().parents[2]
 INNER_CONFTEST = """
 import pytest
-from orderguard.providers.sandbox import recording
+from orderguard.providers.stripe.sandbox import recording
 
 pytest_plugins = ("tests.stripe_contract_plugin",)
 
@@ -542,7 +542,7 @@ def a_sandbox_for_the_whole_session():
     recording.record({"kind": "webhook", "url": "/hooks", "body": late})
 """
 INNER_TESTS = """
-from orderguard.providers.sandbox import recording
+from orderguard.providers.stripe.sandbox import recording
 
 
 def test_answers_a_broken_intent():

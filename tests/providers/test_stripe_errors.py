@@ -22,7 +22,7 @@ from orderguard.providers.base import (
     ProviderServerError,
 )
 from orderguard.providers.resilience import RetryingProvider, RetryPolicy
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe.adapter import StripeProvider
 from orderguard.services.payments import failure_outcome
 from tests.providers.conftest import charge_request
 from tests.providers.sandbox_client import charges_for, fault_kinds, ledger, script_answer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from orderguard.providers.base import PaymentOutcome
-from orderguard.providers.stripe import search_query
-from orderguard.providers.stripe_mapping import compact_metadata, payment_result
+from orderguard.providers.stripe.adapter import search_query
+from orderguard.providers.stripe.mapping import compact_metadata, payment_result
 
 
 def _intent(status: str, **extra: object) -> dict[str, object]:
@@ -75,7 +75,7 @@ def test_a_concurrent_request_with_the_same_key_is_busy_never_a_rejection() -> N
     import stripe
 
     from orderguard.providers.base import ProviderBusy
-    from orderguard.providers.stripe_errors import provider_error
+    from orderguard.providers.stripe.errors import provider_error
     from orderguard.services.payments import failure_outcome
 
     conflict = stripe.StripeError("Another request with this key is in progress.", http_status=409)

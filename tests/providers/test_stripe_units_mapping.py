@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from orderguard.providers import stripe_mapping as mapping
 from orderguard.providers.base import InvalidWebhook, UnreadableAmount
-from orderguard.providers.stripe import StripeProvider
+from orderguard.providers.stripe import mapping
+from orderguard.providers.stripe.adapter import StripeProvider
 
 
 def _intent(amount: int, currency: str) -> dict[str, object]:

@@ -1,7 +1,7 @@
 """Each provider's units and limits: Stripe's rules, exact conversions, the intake check.
 
 Expected values are written out from Stripe's currency page (https://docs.stripe.com/currencies),
-never read from :mod:`orderguard.providers.stripe_currencies`' own tables.
+never read from :mod:`orderguard.providers.stripe.currencies`' own tables.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from orderguard.domain.money import (
     AmountRule,
     Money,
 )
+from orderguard.observability.instrumented import InstrumentedProvider
 from orderguard.providers.base import PaymentProvider, ProviderRejected
 from orderguard.providers.breaker import CircuitBreaker
-from orderguard.providers.instrumented import InstrumentedProvider
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import RetryingProvider
-from orderguard.providers.stripe import StripeProvider
-from orderguard.providers.stripe_currencies import RULES, rule
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.currencies import RULES, rule
 from orderguard.reconcile import sql
 from orderguard.services.intake import check_chargeable
 from orderguard.services.providers import ProviderSlot

@@ -15,8 +15,6 @@ import httpx
 from orderguard.domain.events import Cause
 from orderguard.domain.states import OrderState
 from orderguard.services.console_users import ConsoleUsers, SessionPolicy
-from orderguard.storage.console import SqlConsoleStore
-from orderguard.storage.unit_of_work import SqlStorage
 from tests.e2e.payment_harness import (
     DECLINED,
     PROVIDER_TIMEOUT_S,
@@ -106,9 +104,7 @@ def csrf_of(html: str) -> str:
 
 async def add_user(shop: Shop, name: str, role: str) -> None:
     """A console user ``name`` with :data:`PASSWORD`."""
-    storage = shop.container.storage
-    assert isinstance(storage, SqlStorage)
-    await ConsoleUsers(SqlConsoleStore(storage.db), SessionPolicy()).add(name, PASSWORD, role)
+    await ConsoleUsers(shop.container.storage.console, SessionPolicy()).add(name, PASSWORD, role)
 
 
 async def log_in(client: httpx.AsyncClient, name: str, password: str = PASSWORD) -> httpx.Response:

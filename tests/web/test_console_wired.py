@@ -60,7 +60,7 @@ async def applied(storage: SqlStorage, report: Path, work: Path) -> Applied:
     """``orderguard reconcile --apply`` of ``report`` (its API)."""
     work.mkdir()
     request = Request([report], options=EngineOptions(provider="memory"))
-    engine, outcome = await reconcile(storage.db, request, work)
+    engine, outcome = await reconcile(storage, request, work)
     try:
         return await apply(storage, engine, outcome)
     finally:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from markupsafe import escape
 
+from orderguard.catalog import translate
 from orderguard.services.pace import Pace
-from orderguard.web.i18n import translate
 from tests.web.shopfront import (
     ALL_STATES,
     csrf_of,

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from markupsafe import escape
 
+from orderguard.catalog import translate
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.services.review import Review
 from orderguard.storage.memory import InMemoryStorage
-from orderguard.web.i18n import translate
 from tests.factories import new_order
 from tests.web.shopfront import csrf_of, order_in, shop_and_box, status_path, token_of
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orderguard.web.i18n import translate
+from orderguard.catalog import translate
 from tests.e2e.payment_harness import Sandbox, Shop
 from tests.web.shopfront import add_user, log_in, order_in, shop_and_box, status_path
 

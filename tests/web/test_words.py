@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from orderguard.catalog import CATALOG, LANGUAGES, translate
 from orderguard.domain.states import OrderState
 from orderguard.web.console import guide
 from orderguard.web.forms import secure_cookies
 from orderguard.web.guidance import decline_words
-from orderguard.web.i18n import CATALOG, LANGUAGES, language, translate
+from orderguard.web.templating import language
 
 
 def test_every_text_is_in_every_language_with_the_same_placeholders() -> None:

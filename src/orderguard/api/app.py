@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__, web
-from orderguard.api import health, operations, orders, shopper, webhooks
+from orderguard.api import health, inbound_webhooks, operations, orders, shopper
 from orderguard.api.auth import allowed
 from orderguard.api.doors import HostCheck, operations_hosts
 from orderguard.api.problems import Problem, ProblemError
@@ -32,7 +32,7 @@ from orderguard.observability.context import request_context
 from orderguard.observability.http import IntakeMetricsMiddleware
 from orderguard.observability.redaction import redact_messages
 from orderguard.services.api_keys import KeyScope
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 from orderguard.web.console import plugs as console_plugs
 from orderguard.worker import Worker
 
@@ -89,7 +89,7 @@ def create_app(
     app.include_router(orders.router)
     app.include_router(operations.router)
     app.include_router(shopper.router)
-    app.include_router(webhooks.router)
+    app.include_router(inbound_webhooks.router)
     app.include_router(health.router)
     if guarded:
         _operations_for_admins(app)

@@ -8,7 +8,7 @@ site (a mistyped proxy rule, DNS rebinding) and is refused before any route runs
 must carry exactly one ``Host`` header: with two, each reader (this check, the router, the
 key check) could believe another one.
 
-The operations app (``serve --metrics-port``) has a check of its own: the address the
+The metrics app (``serve --metrics-port``) has a check of its own: the address the
 request reached (the bind address, or the interface of a wildcard bind) and the loopback
 names, with its port.
 """
@@ -113,7 +113,7 @@ def public_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
 
 
 def operations_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
-    """The operations app's view: the authority named, and the address the request reached
+    """The metrics app's view: the authority named, and the address the request reached
     and the loopback names, with the port it listens on."""
     named = host_headers(scope)
     host = authority(named[0], default_port=DEFAULT_PORTS["http"]) if named else None

@@ -1,6 +1,6 @@
 """``/healthz``, ``/readyz`` and ``/metrics``.
 
-``metrics_router`` is mounted on the main app, or on the operations app that ``serve
+``metrics_router`` is mounted on the main app, or on the metrics app that ``serve
 --metrics-port`` binds to an address of its own.
 """
 
@@ -18,11 +18,11 @@ from starlette.responses import Response
 from orderguard.bootstrap import Container
 from orderguard.observability.checks import Status
 from orderguard.observability.collector import DatabaseCollector, database_up_text
+from orderguard.observability.instrumented import ObservedBreaker
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
-from orderguard.observability.wiring import database_collector, sql_database
-from orderguard.providers.instrumented import ObservedBreaker
-from orderguard.storage.database import StorageError
+from orderguard.observability.wiring import database_collector
+from orderguard.storage.errors import StorageError
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
@@ -47,7 +47,7 @@ async def readyz(request: Request) -> Response:
     container: Container = request.app.state.container
     settings = container.settings
     checks = await readiness(
-        sql_database(container),
+        container.storage.stats,
         settings,
         now=datetime.now(UTC),
         worker_expected=getattr(settings, "ready_requires_worker", True),

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from orderguard.api.auth import Caller, allowed
 from orderguard.api.doors import check_write
-from orderguard.api.problems import amount_problem, problem_responses
+from orderguard.api.problems import amount_problem, method_problem, problem_responses
 from orderguard.api.render import detail_json, order_document, summary_json
 from orderguard.api.requests import (
     idempotency_key,
@@ -43,6 +43,7 @@ from orderguard.services import queries
 from orderguard.services.api_keys import KeyScope, grants
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
 from orderguard.services.intake import PlaceOrder
+from orderguard.services.providers import PaymentMethodNotTaken
 from orderguard.storage.ports import OrderQuery
 
 
@@ -152,6 +153,8 @@ async def place_order(request: Request) -> Response:
         answer = await wiring.intake.place(command)
     except AmountNotChargeable as exc:  # nothing was stored; answered in the order's language
         raise amount_problem(exc, language) from None
+    except PaymentMethodNotTaken as exc:  # nothing was stored either
+        raise method_problem(exc, language) from None
     return _answer(answer, who)
 
 
@@ -181,7 +184,10 @@ async def pay_again(
     body = validated(PayAgainIn, data, {})
     path = f"/v1/orders/{order_id}/payments"
     keyed = KeyedRequest(who.idempotency_scope, checked_key, fingerprint("POST", path, data))
-    answer = await wiring.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
+    try:
+        answer = await wiring.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
+    except PaymentMethodNotTaken as exc:  # nothing was stored
+        raise method_problem(exc, locale(None, request.headers.get("accept-language"))) from None
     return _answer(answer, who)
 
 

@@ -9,8 +9,9 @@ import orjson
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from orderguard.catalog import translate
 from orderguard.domain.money import AmountNotChargeable, Money
-from orderguard.web.i18n import translate
+from orderguard.services.providers import PaymentMethodNotTaken
 
 #: The media type of every error response.
 PROBLEM_JSON = "application/problem+json"
@@ -121,8 +122,9 @@ _DESCRIPTIONS = {
     409: "A request with this key is in flight, or the merchant reference is taken",
     413: "Body larger than 64 KiB",
     415: "Content-Type is not application/json",
-    422: "Invalid values (every field path listed), an Idempotency-Key reused, or a total the "
-    "payment provider cannot charge (amount-not-chargeable: currency, rule, nearest amounts)",
+    422: "Invalid values (every field path listed), an Idempotency-Key reused, a total the "
+    "payment provider cannot charge (amount-not-chargeable: currency, rule, nearest amounts), "
+    "or a payment method no configured provider takes (payment-method-not-accepted)",
     503: "The database is unavailable; retry later",
 }
 
@@ -151,4 +153,17 @@ def amount_problem(exc: AmountNotChargeable, language: str) -> ProblemError:
             "amount": refusal.amount,
             "nearest": [{"amount": m.amount, "formatted": m.format()} for m in nearest],
         },
+    )
+
+
+def method_problem(exc: PaymentMethodNotTaken, language: str) -> ProblemError:
+    """422 ``payment-method-not-accepted``: no configured provider takes the method."""
+    detail = translate(language, "method.not_taken", method=exc.method)
+    return ProblemError(
+        422,
+        "payment-method-not-accepted",
+        translate(language, "method.title"),
+        detail,
+        errors=[(("body", "payment", "method"), detail)],
+        extensions={"method": exc.method},
     )

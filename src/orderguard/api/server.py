@@ -1,5 +1,5 @@
 """Running the API inside an asyncio program (the demo, tests, benchmarks), and beside its
-operations app on a second address (``serve --metrics-port``)."""
+metrics app on a second address (``serve --metrics-port``)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ straight from the database; charges and refunds from the sandbox's ``/ledger``; 
 shopper was told from the simulator. The invariants:
 
 * ``acknowledged_orders_lost``: an order the service answered 201 for is not stored;
-* ``checkouts_with_two_orders``: one checkout (one Idempotency-Key) got two order ids;
+* ``checkouts_with_two_orders``: one checkout (one Idempotency-Key) got two order ids, or
+  has two orders in the database (counted through the shopper's email, which names the
+  checkout, so a second order the shopper never saw counts too);
 * ``orders_charged_twice``: an order the provider charged more than once (counted even
   when a sweep refunded the extra charge later: the shopper saw two charges);
 * ``charges_without_an_order``: money held (charged, not refunded) for no order, or for
@@ -15,6 +17,9 @@ shopper was told from the simulator. The invariants:
   holds no charge at all;
 * ``timeline_disagrees_with_state``: an order whose state is not the one its timeline's last
   state change led to (G7), or that has no state change on its timeline at all.
+* ``checkouts_refused_unexplained``: a checkout refused with a ``409``, or that got no answer,
+  for a cause the demo cannot explain (:data:`EXPLAINED`); every cause is counted in the
+  report (``refusals``, ``gave_up_by_cause``).
 * ``refunded_amount_differs``: an order whose refunds that succeeded at the provider do not
   add up to what the back office was told was refunded (the simulator's own record: every
   refund answered as made must be in the ledger, and nothing beyond what it asked), or to the
@@ -34,7 +39,7 @@ from typing import Any
 
 from orderguard.demo.shoppers import RefundAsk, ShopperStats
 from orderguard.domain.money import Money
-from orderguard.providers.stripe_currencies import from_stripe
+from orderguard.providers.stripe.currencies import from_stripe
 from orderguard.storage.database import Database, must_datetime, transaction
 
 #: States after which nothing more happens to an order without someone acting.
@@ -48,7 +53,17 @@ INVARIANTS = (
     "paid_amount_differs",
     "timeline_disagrees_with_state",
     "refunded_amount_differs",
+    "checkouts_refused_unexplained",
 )
+#: Why a checkout's request may rightly go unanswered or be refused with a 409 (the causes
+#: ``shoppers._submit`` notes), and what explains each.
+EXPLAINED = {
+    "client_timeout": "the storm held the answer past the browser's patience",
+    "transport": "the connection broke (the storm's latency, a busy server)",
+    "http_429": "too many requests at once",
+    "http_503": "the service could not reach its database or provider for now (it says so)",
+    "409 request-in-flight": "a retry or a double click while the first request ran",
+}
 #: Every order (id, merchant reference) whose state is not the ``to_state`` of its
 #: timeline's last state change, or that has none (G7). One statement, so the order and
 #: its timeline are read at the same moment even while the service keeps working.
@@ -58,6 +73,11 @@ TIMELINE_DISAGREES = (
     "WHERE s.order_id = o.id AND s.kind = 'state_changed') "
     "WHERE t.to_state IS NULL OR t.to_state <> o.state"
 )
+
+
+#: The run's orders: by merchant reference, or (placed without one) by the shopper's email,
+#: which names the checkout (``shoppers.checkout_email``).
+_OF_THE_RUN = "(o.merchant_reference LIKE :prefix OR o.customer_email LIKE :mail)"
 
 
 def minor_units(amount: int, currency: str) -> int:
@@ -87,6 +107,9 @@ class StoredOrder:
     flags_open: list[str] = field(default_factory=list)
     #: Its refunds in the ``refunds`` table, oldest first.
     refunds: list[StoredRefund] = field(default_factory=list)
+    #: The checkout it was placed for, in lower case: its reference, else the one its
+    #: email names (``shoppers.checkout_email``).
+    checkout: str = ""
 
     @property
     def amount_refunded(self) -> int:
@@ -133,30 +156,30 @@ class Snapshot:
 
 async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
     """The run's orders (by merchant reference), their timelines, and the sweep's findings."""
-    like = {"prefix": reference_prefix + "%"}
+    like = {"prefix": reference_prefix + "%", "mail": reference_prefix.lower() + "%"}
     async with transaction(db, write=False) as conn:
         # flags before orders: PostgreSQL reads each statement afresh, and a flag clears only
         # when its order settles, so an order read later is never older than its flags
         flags = await conn.fetchall(
             "SELECT f.order_id, f.reason, f.cleared_at FROM order_flags f "
-            "JOIN orders o ON o.id = f.order_id WHERE o.merchant_reference LIKE :prefix "
+            f"JOIN orders o ON o.id = f.order_id WHERE {_OF_THE_RUN} "
             "ORDER BY f.order_id, f.position",
             like,
         )
         rows = await conn.fetchall(
-            "SELECT id, merchant_reference, state, currency, amount_total, "
-            "created_at, updated_at FROM orders WHERE merchant_reference LIKE :prefix",
+            "SELECT o.id, o.merchant_reference, o.customer_email, o.state, o.currency, "
+            f"o.amount_total, o.created_at, o.updated_at FROM orders o WHERE {_OF_THE_RUN}",
             like,
         )
         entries = await conn.fetchall(
             "SELECT t.order_id, t.at, t.kind, t.to_state, t.cause FROM timeline t "
-            "JOIN orders o ON o.id = t.order_id WHERE o.merchant_reference LIKE :prefix "
+            f"JOIN orders o ON o.id = t.order_id WHERE {_OF_THE_RUN} "
             "ORDER BY t.seq",
             like,
         )
         refunds = await conn.fetchall(
             "SELECT r.id, r.order_id, r.amount, r.currency, r.state FROM refunds r "
-            "JOIN orders o ON o.id = r.order_id WHERE o.merchant_reference LIKE :prefix "
+            f"JOIN orders o ON o.id = r.order_id WHERE {_OF_THE_RUN} "
             "ORDER BY r.created_at, r.id",
             like,
         )
@@ -175,6 +198,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             flag=None,
             created_at=must_datetime(r["created_at"]),
             updated_at=must_datetime(r["updated_at"]),
+            checkout=(r["merchant_reference"] or str(r["customer_email"]).split("@")[0]).lower(),
         )
         for r in rows
     }
@@ -205,11 +229,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
         orders=orders,
         all_ids=ids,
         sweep_findings=Counter({f"{f['kind']}:{f['resolution']}": int(f["n"]) for f in findings}),
-        timeline_disagrees=[
-            str(r["id"])
-            for r in disagree
-            if str(r["merchant_reference"] or "").startswith(reference_prefix)
-        ],
+        timeline_disagrees=[str(r["id"]) for r in disagree if str(r["id"]) in orders],
     )
 
 
@@ -315,6 +335,15 @@ def build_report(
             "charges": len(book.get("charges", [])),
             "refunds": len(book.get("refunds", [])),
             "back_office_refunds": refund_counts(shoppers, db),
+            "checkouts_without_reference": sum(
+                1 for c in shoppers.checkouts if not c.with_reference
+            ),
+            "refusals": dict(Counter(r for c in shoppers.checkouts for r in c.refusals)),
+            "gave_up_by_cause": dict(
+                Counter(
+                    c.refusals[-1] if c.refusals else "?" for c in shoppers.checkouts if c.gave_up
+                )
+            ),
         },
     )
 
@@ -355,6 +384,11 @@ def check(
                 broken["acknowledged_orders_lost"].append(order_id)
         if len(checkout.acknowledged) > 1:
             broken["checkouts_with_two_orders"].append(checkout.reference)
+    told = {c.lower() for c in broken["checkouts_with_two_orders"]}
+    per_checkout = Counter(o.checkout for o in db.orders.values() if o.checkout)
+    broken["checkouts_with_two_orders"] += sorted(
+        c for c, n in per_checkout.items() if n > 1 and c not in told
+    )
     succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
     charged: dict[str, list[dict[str, Any]]] = {}
     for charge in succeeded:
@@ -385,6 +419,9 @@ def check(
                 broken["paid_amount_differs"].append(order.id)
     broken["timeline_disagrees_with_state"] = list(db.timeline_disagrees)
     broken["refunded_amount_differs"] = refunds_differ(shoppers, db, book)
+    broken["checkouts_refused_unexplained"] = [
+        c.reference for c in shoppers.checkouts if any(r not in EXPLAINED for r in c.refusals)
+    ]
     return broken
 
 

@@ -1,78 +1,95 @@
 """Defects the demo plants in the service AT WIRING, to prove its checker can fail.
 
-Nothing here is a branch inside a service: each defect wraps a real component before the
-service is built (see ``bootstrap.slot``), so the services run exactly as in production and
-only what they are wired with is broken. ``Settings.planted_defect`` switches one on
+Nothing here is a branch inside a service: each defect wraps a real part (a provider, the
+storage, a service, the janitor's schedule) when the service is wired, through the one hook
+in ``bootstrap.wire`` (:func:`plant`), so the services run exactly as in production and only
+what they are wired with is broken. ``Settings.planted_defect`` switches one on
 (``orderguard demo --plant-defect NAME``); production start refuses the setting.
 
-* ``refund_amount``: the provider is sent a different (smaller) refund amount than the one
-  orderguard recorded, while the provider's answer is reported back with the recorded amount,
-  so orderguard believes the refund it asked for was made. The demo's
-  ``refunded_amount_differs`` invariant must catch it against the provider's ledger.
+Each defect breaks one of the demo's invariants (``demo/audit.py``), and ``orderguard demo``
+must exit 1 naming it (``tests/e2e/test_demo.py``, each with a control run):
+
+* ``answer_first`` → ``acknowledged_orders_lost``: intake answers ``201`` for every fifth new
+  key before anything is stored, and the store never happens (as a crash between the answer
+  and the commit would leave it);
+* ``forget_keys`` → ``checkouts_with_two_orders``: the storage forgets every Idempotency-Key
+  it has recorded, so a retried or double-clicked checkout without a merchant reference
+  becomes a second order (one with a reference is refused as a duplicate: a ``409`` the
+  demo cannot explain);
+* ``recharge_unknown`` → ``orders_charged_twice``: a provider whose search finds nothing and
+  which forgets idempotency keys, so an order whose answer was lost is charged again when
+  its recheck re-sends the attempt, instead of being found;
+* ``success_ignored`` → ``charges_without_an_order``: a provider whose lookups report a
+  successful payment as still processing, so the recheck never learns of the success it
+  asked about and the charge is held for an order that is not paid;
+* ``janitor_asleep`` → ``orders_stuck_unflagged``: the janitor is wired with a schedule whose
+  first wait is ten years, so stuck orders are never rechecked and never escalated;
+* ``charge_amount`` → ``paid_amount_differs``: a provider that charges a tenth less than it
+  is asked and answers with the amount asked, so orderguard settles a different amount;
+* ``silent_paid`` → ``timeline_disagrees_with_state``: the storage saves an order's move to
+  ``paid`` without its timeline entry;
+* ``refund_amount`` → ``refunded_amount_differs``: a provider whose partial refunds send less
+  than orderguard recorded, answering as if the amount asked had been refunded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import replace
-from datetime import datetime
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
+from orderguard.domain.events import EntryKind
 from orderguard.domain.money import AmountRule
+from orderguard.domain.order import Order
+from orderguard.domain.states import OrderState
 from orderguard.providers.base import (
     Charge,
     ChargeRequest,
+    PaymentOutcome,
     PaymentProvider,
     PaymentResult,
     RefundResult,
     WebhookEvent,
 )
 
-#: Defects applied by wrapping the provider (the others live where ``PLANTED_DEFECTS`` says).
-PROVIDER_DEFECTS = ("refund_amount",)
+if TYPE_CHECKING:
+    from orderguard.bootstrap import Container
+    from orderguard.services.idempotency import Answer
+    from orderguard.services.intake import Intake, PlaceOrder
+    from orderguard.services.providers import Providers
+    from orderguard.storage.ports import (
+        ConsoleStore,
+        IdempotencyRecord,
+        OpsStats,
+        UnitOfWork,
+        UnitOfWorkFactory,
+    )
+
+log = logging.getLogger("orderguard")
 
 
 def short_amount(amount: int) -> int:
-    """What the ``refund_amount`` defect sends instead of ``amount``: about a tenth less, in
-    whole tens of minor units (so the short amount stays one every provider can refund, a
-    three-decimal currency's included); ``amount`` itself when it is too small to shorten."""
+    """What the ``refund_amount`` and ``charge_amount`` defects send instead of ``amount``:
+    about a tenth less, in whole tens of minor units (so the short amount stays one every
+    provider takes, a three-decimal currency's included); ``amount`` itself when it is too
+    small to shorten."""
     shortfall = max(10, amount // 100 * 10)
     return amount - shortfall if amount > shortfall else amount
 
 
-class ShortRefunds:
-    """DELIBERATELY WRONG: a provider whose partial refunds send less than was asked and
-    answer as if the asked amount had been refunded (the ``refund_amount`` defect)."""
+# -- providers ----------------------------------------------------------------------------
+
+
+class ProviderWrapper:
+    """A provider that passes every call to ``inner``; each defect overrides a few."""
 
     def __init__(self, inner: PaymentProvider) -> None:
         self.inner = inner
-        self.name = inner.name
-
-    async def refund(
-        self,
-        provider_ref: str,
-        *,
-        amount: int | None,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-        currency: str | None = None,
-    ) -> RefundResult:
-        """Refund :func:`short_amount` of ``amount`` and say ``amount`` was refunded."""
-        if amount is None or short_amount(amount) == amount:
-            return await self.inner.refund(
-                provider_ref,
-                amount=amount,
-                idempotency_key=idempotency_key,
-                metadata=metadata,
-                currency=currency,
-            )
-        made = await self.inner.refund(
-            provider_ref,
-            amount=short_amount(amount),
-            idempotency_key=idempotency_key,
-            metadata=metadata,
-            currency=currency,
-        )
-        return replace(made, amount=amount)
+        self.name = inner.name  # attempts are stored under the same provider name
 
     def amount_rules(self, currency: str) -> AmountRule:
         return self.inner.amount_rules(currency)
@@ -95,6 +112,23 @@ class ShortRefunds:
     async def cancel_payment(self, provider_ref: str) -> PaymentResult:
         return await self.inner.cancel_payment(provider_ref)
 
+    async def refund(
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
+    ) -> RefundResult:
+        return await self.inner.refund(
+            provider_ref,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            currency=currency,
+        )
+
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         return await self.inner.list_successful_charges(since, until)
 
@@ -108,9 +142,281 @@ class ShortRefunds:
         await self.inner.aclose()
 
 
-def plant_in_provider(defect: str | None, provider: PaymentProvider) -> PaymentProvider:
-    """``provider`` wrapped by ``defect`` when it is one of :data:`PROVIDER_DEFECTS`, else
-    ``provider`` itself."""
-    if defect == "refund_amount":
-        return ShortRefunds(provider)
-    return provider
+class ShortRefunds(ProviderWrapper):
+    """DELIBERATELY WRONG: a provider whose partial refunds send less than was asked and
+    answer as if the asked amount had been refunded (the ``refund_amount`` defect)."""
+
+    async def refund(
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
+    ) -> RefundResult:
+        """Refund :func:`short_amount` of ``amount`` and say ``amount`` was refunded."""
+        sent = None if amount is None else short_amount(amount)
+        made = await self.inner.refund(
+            provider_ref,
+            amount=sent,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            currency=currency,
+        )
+        return made if amount is None else replace(made, amount=amount)
+
+
+class ShortCharges(ProviderWrapper):
+    """DELIBERATELY WRONG: a provider that charges :func:`short_amount` of what it is asked
+    and answers a success with the amount asked (the ``charge_amount`` defect)."""
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        result = await self.inner.create_payment(
+            replace(request, amount=short_amount(request.amount))
+        )
+        if result.outcome is PaymentOutcome.SUCCEEDED:
+            return replace(result, amount=request.amount)
+        return result
+
+
+class ForgetfulKeys(ProviderWrapper):
+    """DELIBERATELY WRONG: a provider whose search finds nothing and which charges a request
+    sent again under a key it has seen as a new one (the ``recharge_unknown`` defect): an
+    order whose answer was lost is charged a second time when its recheck re-sends it."""
+
+    def __init__(self, inner: PaymentProvider) -> None:
+        super().__init__(inner)
+        self._seen: set[str] = set()
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        key = request.idempotency_key
+        if key in self._seen:
+            request = replace(request, idempotency_key=f"defect-{uuid.uuid4()}")
+        self._seen.add(key)
+        return await self.inner.create_payment(request)
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        return []
+
+
+class HiddenSuccess(ProviderWrapper):
+    """DELIBERATELY WRONG: a provider whose lookups report a successful payment as still
+    processing (the ``success_ignored`` defect): a recheck never learns of the success."""
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        return _hidden(await self.inner.retrieve_payment(provider_ref))
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        return [_hidden(r) for r in await self.inner.find_payments(order_id)]
+
+
+def _hidden(result: PaymentResult) -> PaymentResult:
+    if result.outcome is PaymentOutcome.SUCCEEDED:
+        return replace(result, outcome=PaymentOutcome.PENDING)
+    return result
+
+
+# -- storage ------------------------------------------------------------------------------
+
+
+class _UnitProxy:
+    """A unit of work passing everything to ``inner``, with its repository ``part`` (made
+    when the unit begins) wrapped by ``wrap``."""
+
+    def __init__(self, inner: UnitOfWork, part: str, wrap: Callable[[Any], Any]) -> None:
+        self._inner = inner
+        self._part = part
+        self._wrap = wrap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def __aenter__(self) -> _UnitProxy:
+        await self._inner.__aenter__()
+        setattr(self, self._part, self._wrap(getattr(self._inner, self._part)))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, tb)
+
+
+class _Delegate:
+    """A repository passing everything to ``inner`` except what a defect overrides."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _ForgottenKeys(_Delegate):
+    """DELIBERATELY WRONG: idempotency records written and never found (``forget_keys``)."""
+
+    async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Record the key, and answer as if it had never been seen."""
+        await cast(Any, self._inner).claim(record)
+        return None
+
+
+class _SilentPaid(_Delegate):
+    """DELIBERATELY WRONG: orders saved paid without that move's timeline entry
+    (``silent_paid``)."""
+
+    async def save(self, order: Order) -> None:
+        """Save the order without the timeline entries of its moves to ``paid``."""
+        order.new_entries[:] = [
+            e
+            for e in order.new_entries
+            if not (e.kind is EntryKind.STATE_CHANGED and e.to_state is OrderState.PAID)
+        ]
+        await cast(Any, self._inner).save(order)
+
+
+class WrappedStorage:
+    """A unit-of-work factory whose units have one repository replaced by ``wrap``'s."""
+
+    def __init__(self, inner: UnitOfWorkFactory, part: str, wrap: Callable[[Any], Any]) -> None:
+        self.inner = inner
+        self._part = part
+        self._wrap = wrap
+
+    def __call__(self) -> UnitOfWork:
+        return cast("UnitOfWork", _UnitProxy(self.inner(), self._part, self._wrap))
+
+    def reader(self) -> UnitOfWork:
+        """A read-only unit, with the same repository replaced."""
+        return cast("UnitOfWork", _UnitProxy(self.inner.reader(), self._part, self._wrap))
+
+    @property
+    def console(self) -> ConsoleStore:
+        return self.inner.console
+
+    @property
+    def stats(self) -> OpsStats:
+        return self.inner.stats
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+# -- services -----------------------------------------------------------------------------
+
+
+class AnswerFirst:
+    """DELIBERATELY WRONG: an intake that answers ``201`` for every ``every``-th new key
+    before the order is stored, and never stores it (the ``answer_first`` defect); a
+    request sent again with that key gets the same answer."""
+
+    def __init__(self, inner: Intake, render: Callable[[Order], bytes], every: int = 5) -> None:
+        self.inner = inner
+        self._render = render
+        self._every = every
+        self._keys: set[str] = set()
+        self._answered: dict[str, Answer] = {}
+
+    async def place(self, command: PlaceOrder) -> Answer:
+        from orderguard.services.idempotency import Answer
+
+        key = command.request.key
+        if key in self._answered:
+            return replace(self._answered[key], replayed=True)
+        first_sight = key not in self._keys
+        self._keys.add(key)
+        if not first_sight or len(self._keys) % self._every != 1:
+            return await self.inner.place(command)
+        order = Order.place(
+            currency=command.currency,
+            lines=command.lines,
+            customer=command.customer,
+            at=datetime.now(UTC),
+            merchant_reference=command.merchant_reference,
+            locale=command.locale,
+        )
+        self._answered[key] = Answer(order.id, 201, self._render(order), replayed=False)
+        return self._answered[key]
+
+
+#: The janitor's only wait under the ``janitor_asleep`` defect.
+ASLEEP = timedelta(days=3650)
+
+
+def _asleep(container: Container) -> None:
+    schedule = container.janitor.schedule
+    container.janitor.schedule = replace(schedule, waits=dict.fromkeys(schedule.waits, (ASLEEP,)))
+
+
+def _answer_first(container: Container) -> None:
+    from functools import partial
+
+    from orderguard.api.render import order_json
+
+    render = partial(order_json, public_url=container.settings.public_url)
+    container.intake = cast("Intake", AnswerFirst(container.intake, render))
+
+
+# -- the registry -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One deliberate defect: the invariant it must break, and what it wraps."""
+
+    breaks: str
+    provider: Callable[[PaymentProvider], PaymentProvider] | None = None
+    storage: Callable[[UnitOfWorkFactory], UnitOfWorkFactory] | None = None
+    services: Callable[[Container], None] | None = None
+
+
+#: Every defect the demo can plant, by name (``config.PLANTED_DEFECTS`` is these names).
+DEFECTS: dict[str, Defect] = {
+    "answer_first": Defect("acknowledged_orders_lost", services=_answer_first),
+    "forget_keys": Defect(
+        "checkouts_with_two_orders",
+        storage=lambda s: WrappedStorage(s, "idempotency", _ForgottenKeys),
+    ),
+    "recharge_unknown": Defect("orders_charged_twice", provider=ForgetfulKeys),
+    "success_ignored": Defect("charges_without_an_order", provider=HiddenSuccess),
+    "janitor_asleep": Defect("orders_stuck_unflagged", services=_asleep),
+    "charge_amount": Defect("paid_amount_differs", provider=ShortCharges),
+    "silent_paid": Defect(
+        "timeline_disagrees_with_state",
+        storage=lambda s: WrappedStorage(s, "orders", _SilentPaid),
+    ),
+    "refund_amount": Defect("refunded_amount_differs", provider=ShortRefunds),
+}
+
+
+def plant(
+    name: str,
+    build: Callable[[UnitOfWorkFactory, Providers], Container],
+    storage: UnitOfWorkFactory,
+    providers: Providers,
+) -> Container:
+    """The service ``build`` wires from ``storage`` and ``providers``, with the defect
+    ``name`` planted: its wrappers put around the parts, then around the services."""
+    from orderguard.services.providers import Providers, ProviderSlot
+
+    defect, unplanted = DEFECTS[name], storage
+    log.warning("PLANTED DEFECT %r is on: this service is broken on purpose", name)
+    if defect.storage is not None:
+        storage = defect.storage(storage)
+    if defect.provider is not None:
+        wrap = defect.provider
+        providers = Providers(
+            [
+                ProviderSlot(wrap(s.provider), s.breaker, livemode=s.livemode)
+                for s in providers.slots
+            ]
+        )
+    container = build(storage, providers)
+    container.storage = unplanted  # only the services get the broken storage
+    if defect.services is not None:
+        defect.services(container)
+    return container

@@ -16,6 +16,7 @@ _LABELS = {
     "paid_amount_differs": "paid orders whose charge differs from their total",
     "timeline_disagrees_with_state": "orders whose state is not their timeline's last change",
     "refunded_amount_differs": "orders whose refunds differ from the provider's ledger",
+    "checkouts_refused_unexplained": "checkouts refused (409) or unanswered for no known cause",
 }
 
 
@@ -74,6 +75,12 @@ def render(report: Report, console: Console) -> None:
             f"orders (a part, then the rest), [bold]{asked['made']}[/] made, "
             f"{asked['repeated_same_key']} sent again with the same key, "
             f"{asked['refused']} refused, {asked['unanswered']} unanswered"
+        )
+    if report.extra.get("refusals"):
+        console.print(
+            _counts(
+                "Refusals and unanswered tries, by cause", report.extra["refusals"], key="cause"
+            )
         )
     r = report.resolution_s
     console.print(

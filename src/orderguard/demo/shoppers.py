@@ -17,6 +17,12 @@ the same key (which must not refund twice). Which checkouts do so is drawn from 
 (:data:`REFUND_SHARE` of those that can end paid), from a stream of its own so the mix of
 behaviours of a seed stays what it was.
 
+A share of the checkouts (:data:`KEYLESS_SHARE`, from a stream of its own too) is sent
+without a merchant reference, so only the ``Idempotency-Key`` makes such a checkout one order;
+its shopper's email names the checkout instead (:func:`checkout_email`), so the audit can
+count its orders in the database. Every ``409`` and every give-up is noted with its cause
+(:attr:`Checkout.refusals`), for the report to explain.
+
 The simulator remembers what every checkout was told, so the report can check that no
 acknowledged order was lost and that one checkout never became two orders; and every refund
 it asked for (amount, key, what it was answered), so the ledger can be held against it.
@@ -34,7 +40,7 @@ from typing import Any
 
 import httpx
 
-from orderguard.providers.testcards import DECLINED, NEEDS_AUTHENTICATION, SUCCEEDS
+from orderguard.providers.stripe.testcards import DECLINED, NEEDS_AUTHENTICATION, SUCCEEDS
 
 #: Behaviours and their weights.
 BEHAVIOURS: dict[str, int] = {
@@ -48,6 +54,8 @@ BEHAVIOURS: dict[str, int] = {
 }
 #: Tries a patient shopper's browser makes before giving up on one request.
 MAX_TRIES = 12
+#: Share of the checkouts sent without a merchant reference (the key alone makes one order).
+KEYLESS_SHARE = 0.25
 #: Share of the checkouts that can end paid whose order the back office then refunds.
 REFUND_SHARE = 0.08
 #: Behaviours whose order can end paid (the others are never refunded).
@@ -82,6 +90,10 @@ class Checkout:
     gave_up: bool = False
     #: Why it gave up, or what went wrong on the client's side.
     trouble: str = ""
+    #: Whether its orders carry ``reference`` as merchant reference (else none at all).
+    with_reference: bool = True
+    #: The cause of every try that got no answer or a ``409``, in order (see ``_submit``).
+    refusals: list[str] = field(default_factory=list)
 
     #: Whether the back office refunds the order once it is paid (part, then the rest).
     refund_wanted: bool = False
@@ -153,12 +165,20 @@ def partial_amount(total: int) -> int:
     return min(total - 1, max(10, total // 3 // 10 * 10))
 
 
-def order_body(index: int, reference: str, method: str) -> dict[str, Any]:
-    """A checkout's ``POST /v1/orders`` body."""
+def checkout_email(reference: str) -> str:
+    """The shopper's email of the checkout named ``reference``: it names the checkout."""
+    return f"{reference.lower()}@example.com"
+
+
+def order_body(
+    index: int, reference: str, method: str, *, with_reference: bool = True
+) -> dict[str, Any]:
+    """A checkout's ``POST /v1/orders`` body (``reference`` sent as merchant reference only
+    ``with_reference``; it names the checkout in the shopper's email either way)."""
     currency, country, city, postal, line1, phone = _CARTS[index % len(_CARTS)]
     step = 10 if currency == "KWD" else 1  # Stripe charges 3-decimal amounts ending in 0
     return {
-        "merchant_reference": reference,
+        "merchant_reference": reference if with_reference else None,
         "currency": currency,
         "items": [
             {
@@ -170,7 +190,7 @@ def order_body(index: int, reference: str, method: str) -> dict[str, Any]:
             {"sku": "MUG", "name": "Mug", "quantity": 1, "unit_amount": 850 + step * (index % 7)},
         ],
         "customer": {
-            "email": f"shopper{index}@example.com",
+            "email": checkout_email(reference) if reference else f"shopper{index}@example.com",
             "name": f"Shopper {index}",
             "phone": phone,
             "shipping_address": {
@@ -218,9 +238,11 @@ class ShopperSimulator:
             for i in range(count)
         ]
         refunds = random.Random(f"{self._seed}-refunds")  # its own stream: see the docstring
+        keyless = random.Random(f"{self._seed}-references")
         for checkout in plan:
             wanted = refunds.random() < self.refund_share
             checkout.refund_wanted = wanted and checkout.behaviour in REFUNDABLE_BEHAVIOURS
+            checkout.with_reference = keyless.random() >= KEYLESS_SHARE
         return plan
 
     async def run(self, count: int, *, placed: Callable[[], None] | None = None) -> ShopperStats:
@@ -288,9 +310,11 @@ class ShopperSimulator:
                 )
             except httpx.TimeoutException:
                 self.stats.client_troubles["client_timeout"] += 1
+                checkout.refusals.append("client_timeout")
                 continue
             except httpx.TransportError as exc:
                 self.stats.client_troubles[f"transport:{type(exc).__name__}"] += 1
+                checkout.refusals.append("transport")
                 continue
             if response.status_code in (200, 201):
                 order: dict[str, Any] = response.json()
@@ -300,6 +324,7 @@ class ShopperSimulator:
                     checkout.replays += 1
                 return order
             self.stats.client_troubles[f"http_{response.status_code}"] += 1
+            checkout.refusals.append(_cause(response))
             if response.status_code < 500 and response.status_code not in (409, 429):
                 checkout.trouble = f"refused with {response.status_code}: {response.text[:200]}"
                 return None
@@ -395,12 +420,18 @@ class ShopperSimulator:
 
     # -- behaviours -------------------------------------------------------------------
 
+    @staticmethod
+    def _body(checkout: Checkout, method: str) -> dict[str, Any]:
+        return order_body(
+            checkout.index, checkout.reference, method, with_reference=checkout.with_reference
+        )
+
     async def card(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
-        body = order_body(checkout.index, checkout.reference, SUCCEEDS)
+        body = self._body(checkout, SUCCEEDS)
         await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
 
     async def double_click(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
-        body = order_body(checkout.index, checkout.reference, SUCCEEDS)
+        body = self._body(checkout, SUCCEEDS)
         key = str(uuid.uuid4())
         await asyncio.gather(
             self._submit(client, checkout, "/v1/orders", body, key),
@@ -408,7 +439,7 @@ class ShopperSimulator:
         )
 
     async def declined_then_paid(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
-        body = order_body(checkout.index, checkout.reference, DECLINED)
+        body = self._body(checkout, DECLINED)
         order = await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
         if order is None:
             return
@@ -423,7 +454,7 @@ class ShopperSimulator:
     async def _three_d_secure(
         self, client: httpx.AsyncClient, checkout: Checkout, choice: str | None
     ) -> None:
-        body = order_body(checkout.index, checkout.reference, NEEDS_AUTHENTICATION)
+        body = self._body(checkout, NEEDS_AUTHENTICATION)
         order = await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
         if order is None:
             return
@@ -462,12 +493,24 @@ class ShopperSimulator:
 
     async def closed_tab(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         """Submit once and leave before the answer (or just after it)."""
-        body = order_body(checkout.index, checkout.reference, SUCCEEDS)
+        body = self._body(checkout, SUCCEEDS)
         leave_after = random.Random(checkout.reference).uniform(0.02, 1.0)
         await self._submit(
             client, checkout, "/v1/orders", body, str(uuid.uuid4()), timeout=leave_after, tries=1
         )
         checkout.gave_up = False  # leaving was the plan, not a failure
+
+
+def _cause(response: httpx.Response) -> str:
+    """A refusal's cause: ``409`` with its problem's type (``409 request-in-flight``), else
+    the status (``http_503``)."""
+    if response.status_code != 409:
+        return f"http_{response.status_code}"
+    try:
+        kind = str(response.json().get("type", "")).rsplit("/", 1)[-1]
+    except ValueError:
+        kind = ""
+    return f"409 {kind or 'without a problem type'}"
 
 
 _RUNNERS: dict[str, Callable[[ShopperSimulator, httpx.AsyncClient, Checkout], Any]] = {

@@ -2,7 +2,7 @@
 
 Each is a real ``orderguard`` subprocess with its output in a log file, started with a
 clean environment: no ``ORDERGUARD_*`` variable of the caller's shell leaks in (a real
-Stripe key or SMTP server must never meet simulated shoppers), only the settings given.
+provider key or SMTP server must never meet simulated shoppers), only the settings given.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from typing import Any
 import httpx
 
 from orderguard.api.server import free_port
-from orderguard.providers.sandbox.recording import ENV as CONTRACT_LOG
+from orderguard.providers import registry
 
-#: Any ``sk_test_`` key is accepted by the sandbox.
-SANDBOX_KEY = "sk_test_demo"
 WEBHOOK_SECRET = "whsec_demo"
 
 
@@ -34,8 +32,9 @@ class StackError(Exception):
 def clean_env(**settings: str) -> dict[str, str]:
     """The caller's environment without ``ORDERGUARD_*``, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
-    if CONTRACT_LOG in os.environ:  # test-only: the sandbox records what it answers
-        env[CONTRACT_LOG] = os.environ[CONTRACT_LOG]
+    for name in registry.sandbox_variables():  # test-only: the sandbox records its answers
+        if name in os.environ:
+            env[name] = os.environ[name]
     env["PYTHONUNBUFFERED"] = "1"
     env.update(settings)
     return env
@@ -137,9 +136,7 @@ def service_env(
     """Settings of an API or worker process charging at the sandbox."""
     return clean_env(
         ORDERGUARD_DATABASE_URL=database_url,
-        ORDERGUARD_STRIPE_API_KEY=SANDBOX_KEY,
-        ORDERGUARD_STRIPE_BASE_URL=sandbox_url,
-        ORDERGUARD_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        **registry.sandbox_env(sandbox_url, WEBHOOK_SECRET),
         ORDERGUARD_PUBLIC_URL=public_url,
         **extra,
     )

@@ -160,7 +160,8 @@ class AmountRule:
         provider_maximum: int,
         provider_step: int = 1,
     ) -> AmountRule:
-        """The rule of a provider stating its limits in its own units (e.g. Stripe's table)."""
+        """The rule of a provider stating its limits in its own units (e.g. a published
+        table of minimum and maximum charges)."""
         iso = exponent(currency)
         shift = provider_exponent - iso
         if shift >= 0:
@@ -179,7 +180,8 @@ class AmountRule:
 
     def to_provider(self, amount: int) -> int:
         """``amount`` ISO minor units in the provider's units; :class:`AmountNotExact` if it
-        has digits the provider cannot write (e.g. 1000.50 MGA, which Stripe counts whole)."""
+        has digits the provider cannot write (e.g. 1000.50 MGA at a provider
+        that counts MGA whole)."""
         shift = self.provider_exponent - self.iso_exponent
         if shift >= 0:
             return amount * _power(shift)

@@ -46,7 +46,8 @@ PROVIDER_FAILED = frozenset({"failed", "canceled"})
 
 
 def refund_state_of(provider_status: str) -> RefundState:
-    """A provider's refund status (Stripe's words) as a :class:`RefundState`."""
+    """A provider's refund status, in the words adapters report it (``succeeded``,
+    ``pending``, ``failed``, ``canceled``, ...), as a :class:`RefundState`."""
     if provider_status in PROVIDER_SUCCEEDED:
         return RefundState.SUCCEEDED
     if provider_status in PROVIDER_FAILED:

@@ -1,1 +1,1 @@
-"""Operations: request context, redacted structured logs, metrics, health and doctor checks."""
+"""Observability: request context, redacted structured logs, metrics, health and doctor checks."""

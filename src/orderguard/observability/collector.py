@@ -18,10 +18,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from orderguard.domain.states import OrderState
+from orderguard.domain.stuck import STUCK_AFTER
 from orderguard.observability.hooks import OutboxStats, ReconciliationStats
-from orderguard.storage.database import Database
-from orderguard.storage.ops_stats import OPEN_STATES, DatabaseStats, read_stats
+from orderguard.storage.ports import OPEN_STATES, DatabaseStats, OpsStats
 
+#: How long an order waits unchanged before it is stuck, in minutes (for the help text).
+STUCK_MINUTES = int(STUCK_AFTER.total_seconds() // 60)
 #: Seconds a database reading is reused.
 DEFAULT_TTL_S = 5.0
 
@@ -43,7 +45,7 @@ class DatabaseCollector(Collector):
 
     def __init__(
         self,
-        db: Database,
+        stats: OpsStats,
         *,
         watched: frozenset[OrderState],
         shortest_wait: timedelta,
@@ -51,7 +53,7 @@ class DatabaseCollector(Collector):
         reconciliation: ReconciliationStats,
         ttl_s: float = DEFAULT_TTL_S,
     ) -> None:
-        self._db = db
+        self._stats = stats
         self._watched = watched
         self._shortest_wait = shortest_wait
         self._outbox = outbox
@@ -65,8 +67,8 @@ class DatabaseCollector(Collector):
         """The cached reading, or a new one when it is older than the ttl."""
         async with self._lock:
             if self._reading is None or time.monotonic() - self._taken >= self._ttl_s:
-                stats = await read_stats(
-                    self._db, now=now, watched=self._watched, shortest_wait=self._shortest_wait
+                stats = await self._stats.read(
+                    now=now, watched=self._watched, shortest_wait=self._shortest_wait
                 )
                 self._reading = Reading(
                     stats,
@@ -116,6 +118,14 @@ def families(reading: Reading) -> Iterator[GaugeMetricFamily | CounterMetricFami
         oldest.add_metric([str(state)], (s.now - first).total_seconds() if first else 0.0)
     yield by_age
     yield oldest
+    stuck = GaugeMetricFamily(
+        "orderguard_stuck_orders",
+        f"Stuck orders (waiting on the provider, unchanged for {STUCK_MINUTES} minutes), by state.",
+        labels=["state"],
+    )
+    for stuck_state, count in sorted(s.stuck_by_state.items()):
+        stuck.add_metric([stuck_state], count)
+    yield stuck
 
     flagged = GaugeMetricFamily(
         "orderguard_flagged_orders", "Orders in the review queue by reason.", labels=["reason"]

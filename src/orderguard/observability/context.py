@@ -13,27 +13,28 @@ from contextvars import ContextVar
 import structlog
 
 from orderguard.domain.customer import Customer
+from orderguard.request_id import current_request_id, request_id_set
 
-_REQUEST_ID: ContextVar[str | None] = ContextVar("orderguard_request_id", default=None)
+__all__ = [
+    "current_request_id",
+    "personal_values",
+    "remember_customer",
+    "remember_personal",
+    "request_context",
+]
+
 _PERSONAL: ContextVar[frozenset[str]] = ContextVar("orderguard_personal", default=frozenset())
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served, or ``None`` outside a request."""
-    return _REQUEST_ID.get()
 
 
 @contextmanager
 def request_context(request_id: str) -> Iterator[None]:
     """Run a block as request ``request_id``: logs and timeline entries carry the id."""
-    token = _REQUEST_ID.set(request_id)
     personal = _PERSONAL.set(frozenset())
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
+    with request_id_set(request_id), structlog.contextvars.bound_contextvars(request_id=request_id):
         try:
             yield
         finally:
             _PERSONAL.reset(personal)
-            _REQUEST_ID.reset(token)
 
 
 def remember_personal(values: Iterable[str | None]) -> None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from orderguard.config import Settings
+from orderguard.domain.stuck import STUCK_AFTER, STUCK_STATES
 from orderguard.observability.checks import Check, Status
 from orderguard.observability.doctor_network import (
     greets,
@@ -29,21 +30,13 @@ from orderguard.observability.readiness import heartbeat_horizon, worker_check
 from orderguard.production import production_problems
 from orderguard.providers.base import PaymentProvider
 from orderguard.storage import migrate
-from orderguard.storage.database import Database, StorageError, redact_url
-from orderguard.storage.ops_stats import (
-    database_now,
-    last_heartbeat,
-    ping,
-    probe_postgres,
-    read_stats,
-    schema_version,
-)
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.database import Database, redact_url
+from orderguard.storage.errors import StorageError
+from orderguard.storage.ops_stats import probe_postgres
+from orderguard.storage.ports import OpsStats, UnitOfWorkFactory
 
 #: Seconds any one check may take.
 CHECK_TIMEOUT_S = 10.0
-#: Unfinished payments older than this count as stuck.
-STUCK_AFTER = timedelta(minutes=30)
 #: Outbox lag above this is a warning.
 OUTBOX_LAG_WARN_S = 300.0
 #: A database round trip slower than this (seconds) is a warning.
@@ -70,10 +63,10 @@ class Targets:
 
 @dataclass
 class Doctor:
-    """The checks of one deployment; ``db`` is ``None`` when it could not be opened."""
+    """The checks of one deployment; ``storage`` is ``None`` when it could not be opened."""
 
     settings: Settings
-    db: Database | None
+    storage: UnitOfWorkFactory | None
     db_error: str | None
     providers: Sequence[PaymentProvider]
     outbox: OutboxStats
@@ -83,7 +76,9 @@ class Doctor:
         """Every check, in a fixed order."""
         checks = [self._sqlite_file(), await self._database()]
         checks += await self._from_database()
-        checks += [await provider_check(p) for p in self.providers] or [no_provider()]
+        checks += [await provider_check(p, self.settings) for p in self.providers] or [
+            no_provider(self.settings)
+        ]
         checks.append(webhook_secret_check(self.settings))
         checks.append(await webhook_url_check(self.settings, [p.name for p in self.providers]))
         checks.append(await greets("smtp", self.targets.smtp_url, 25, b"220"))
@@ -112,10 +107,10 @@ class Doctor:
 
     async def _active_keys(self) -> int:
         """API keys not revoked (0 when the database cannot say)."""
-        if self.db is None:
+        if self.storage is None:
             return 0
         try:
-            async with SqlStorage(self.db).reader() as uow:
+            async with self.storage.reader() as uow:
                 return await uow.api_keys.count_active()
         except StorageError:
             return 0
@@ -146,10 +141,10 @@ class Doctor:
     async def _database(self) -> Check:
         where = redact_url(self.settings.database_url)
         fix = "check ORDERGUARD_DATABASE_URL and that the database server is running"
-        if self.db is None:
+        if self.storage is None:
             return Check("database", Status.FAIL, f"{where}: {self.db_error}", fix)
         try:
-            latency = await asyncio.wait_for(ping(self.db), CHECK_TIMEOUT_S)
+            latency = await asyncio.wait_for(self.storage.stats.ping(), CHECK_TIMEOUT_S)
         except (StorageError, TimeoutError) as exc:
             return Check("database", Status.FAIL, f"{where}: {exc or 'no answer'}", fix)
         detail = f"{where} answers in {latency * 1000:.0f} ms"
@@ -159,9 +154,9 @@ class Doctor:
 
     async def _from_database(self) -> list[Check]:
         names = ("schema", "clock skew", "worker", "outbox", "stuck orders", "flagged orders")
-        if self.db is None:
+        if self.storage is None:
             return [Check(n, Status.SKIP, "database unreachable") for n in names]
-        db = self.db
+        db = self.storage.stats
         checks: list[Check] = []
         for name, check in (
             ("schema", lambda: self._schema(db)),
@@ -173,8 +168,8 @@ class Doctor:
         checks += await self._orders(db)
         return checks
 
-    async def _schema(self, db: Database) -> Check:
-        version, expected = await schema_version(db), migrate.latest_version()
+    async def _schema(self, db: OpsStats) -> Check:
+        version, expected = await db.schema_version(), migrate.latest_version()
         if version < expected:
             return Check(
                 "schema",
@@ -191,9 +186,9 @@ class Doctor:
             )
         return Check("schema", Status.PASS, f"version {version}")
 
-    async def _clock_skew(self, db: Database) -> Check:
+    async def _clock_skew(self, db: OpsStats) -> Check:
         started = time.perf_counter()
-        theirs = await database_now(db)
+        theirs = await db.database_now()
         if theirs is None:
             return Check("clock skew", Status.SKIP, "SQLite uses this host's clock")
         round_trip = time.perf_counter() - started
@@ -206,8 +201,8 @@ class Doctor:
             return Check("clock skew", Status.WARN, detail, fix)
         return Check("clock skew", Status.PASS, detail)
 
-    async def _worker(self, db: Database) -> Check:
-        seen = await last_heartbeat(db)
+    async def _worker(self, db: OpsStats) -> Check:
+        seen = await db.last_heartbeat()
         return worker_check(seen, now=datetime.now(UTC), horizon=heartbeat_horizon(self.settings))
 
     async def _outbox(self) -> Check:
@@ -223,11 +218,11 @@ class Doctor:
             return Check("outbox", Status.WARN, detail, "see docs/runbook.md#outbox-lag")
         return Check("outbox", Status.PASS, detail)
 
-    async def _orders(self, db: Database) -> list[Check]:
+    async def _orders(self, db: OpsStats) -> list[Check]:
         now = datetime.now(UTC)
         try:
             stats = await asyncio.wait_for(
-                read_stats(db, now=now, watched=frozenset(), shortest_wait=timedelta(0)),
+                db.read(now=now, watched=frozenset(), shortest_wait=timedelta(0)),
                 CHECK_TIMEOUT_S,
             )
         except (StorageError, TimeoutError) as exc:
@@ -235,21 +230,22 @@ class Doctor:
                 Check(n, Status.FAIL, f"could not count: {exc}")
                 for n in ("stuck orders", "flagged orders")
             ]
-        stuck = {
-            state: (now - first)
-            for state, first in stats.oldest_open.items()
-            if state in {"payment_pending", "payment_unknown"} and now - first > STUCK_AFTER
-        }
+        minutes = int(STUCK_AFTER.total_seconds() // 60)
+        stuck = {state: n for state, n in sorted(stats.stuck_by_state.items()) if n}
         if stuck:
-            oldest = max(stuck.values())
             stuck_check = Check(
                 "stuck orders",
                 Status.WARN,
-                f"unresolved payments in {', '.join(sorted(stuck))}, oldest {oldest}",
-                "orderguard orders list --stuck --older-than 30m (docs/runbook.md#stuck-orders)",
+                f"{sum(stuck.values())} unresolved payments unchanged for over {minutes} minutes: "
+                + ", ".join(f"{n} in {state}" for state, n in stuck.items()),
+                f"orderguard orders list --stuck --older-than {minutes}m "
+                "(docs/runbook.md#stuck-orders)",
             )
         else:
-            stuck_check = Check("stuck orders", Status.PASS, "none older than 30 minutes")
+            states = " or ".join(sorted(STUCK_STATES))
+            stuck_check = Check(
+                "stuck orders", Status.PASS, f"none in {states} unchanged for {minutes} minutes"
+            )
         flagged = sum(stats.flagged_by_reason.values())
         if flagged:
             flagged_check = Check(
@@ -272,7 +268,7 @@ async def _guarded(name: str, check: Callable[[], Awaitable[Check]]) -> Check:
 
 async def open_for_doctor(settings: Settings) -> tuple[Database | None, str | None]:
     """The configured database without creating or migrating anything; or why not."""
-    from orderguard.storage.database import connect
+    from orderguard.storage.connect import connect
 
     url = settings.database_url
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():

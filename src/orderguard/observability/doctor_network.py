@@ -14,25 +14,29 @@ import httpx
 from orderguard.config import Settings
 from orderguard.observability.checks import Check, Status
 from orderguard.production import is_known_default
+from orderguard.providers import registry
 from orderguard.providers.base import PaymentProvider, ProviderError, ProviderRejected
+from orderguard.providers.plugin import Account
 
 #: Seconds a provider may take to answer the read-only call.
 PROVIDER_TIMEOUT_S = 10.0
 
 
-def no_provider() -> Check:
-    """No Stripe key: the built-in sandbox takes the charges."""
+def no_provider(settings: Settings) -> Check:
+    """No provider's key: the built-in sandbox takes the charges."""
+    key = registry.main_account(settings).variable("API_KEY")
     return Check(
         "provider",
         Status.WARN,
-        "no ORDERGUARD_STRIPE_API_KEY: charges go to the built-in sandbox",
-        "set ORDERGUARD_STRIPE_API_KEY to take real payments",
+        f"no {key}: charges go to the built-in sandbox",
+        f"set {key} to take real payments",
     )
 
 
-async def provider_check(provider: PaymentProvider) -> Check:
+async def provider_check(provider: PaymentProvider, settings: Settings) -> Check:
     """The provider answers a read-only call (the last minute's charges) with our key."""
     name = f"provider {provider.name}"
+    account = _account(settings, provider.name)
     now = datetime.now(UTC)
     try:
         await asyncio.wait_for(
@@ -43,34 +47,30 @@ async def provider_check(provider: PaymentProvider) -> Check:
             name,
             Status.FAIL,
             f"credentials refused: {exc}",
-            "set a valid secret key in ORDERGUARD_STRIPE_API_KEY",
+            f"set a valid secret key in {account.variable('API_KEY')}",
         )
     except (ProviderError, TimeoutError) as exc:
         return Check(
             name,
             Status.FAIL,
             f"unreachable: {exc or 'no answer'}",
-            "check ORDERGUARD_STRIPE_BASE_URL and the network to the provider",
+            f"check {account.variable('BASE_URL')} and the network to the provider",
         )
     return Check(name, Status.PASS, "reachable, credentials accepted (read-only call)")
 
 
+def _account(settings: Settings, name: str) -> Account:
+    """The account named ``name`` (the first main account when none is)."""
+    named = [a for _, a in registry.accounts(settings) if a.name == name]
+    return named[0] if named else registry.main_account(settings)
+
+
 def webhook_secret_check(settings: Settings) -> Check:
     """Each configured account verifies webhooks with its own, non-public secret."""
-    accounts = [
-        (
-            "ORDERGUARD_STRIPE_WEBHOOK_SECRET",
-            settings.stripe_api_key,
-            settings.stripe_webhook_secret,
-        ),
-        (
-            "ORDERGUARD_SECONDARY_STRIPE_WEBHOOK_SECRET",
-            settings.secondary_stripe_api_key,
-            settings.secondary_stripe_webhook_secret,
-        ),
-    ]
     fix = "set {} to the signing secret (whsec_...) of that account's webhook endpoint"
-    for name, key, secret in accounts:
+    for _, account in registry.accounts(settings):
+        name = account.variable("WEBHOOK_SECRET")
+        key, secret = account.api_key, account.webhook_secret
         if key and not secret:
             return Check(
                 "webhook secret",
@@ -82,7 +82,7 @@ def webhook_secret_check(settings: Settings) -> Check:
             return Check(
                 "webhook secret", Status.FAIL, f"{name} is a public default", fix.format(name)
             )
-    if not settings.stripe_api_key:
+    if not registry.has_real_account(settings):
         return Check("webhook secret", Status.PASS, "the in-process sandbox signs with its own")
     return Check("webhook secret", Status.PASS, "configured for every account")
 
@@ -92,7 +92,8 @@ async def webhook_url_check(settings: Settings, providers: Sequence[str]) -> Che
     reach a private or plain-http address) and whether the service answers there."""
     public = settings.public_url.rstrip("/")
     url = f"{public}/v1/webhooks/{(list(providers) or ['sandbox'])[0]}"
-    if is_public(settings.stripe_base_url) and settings.stripe_api_key:
+    main = registry.main_account(settings)
+    if is_public(main.base_url) and main.api_key:
         if not is_public(public) or not public.startswith("https://"):
             return Check(
                 "webhook url",

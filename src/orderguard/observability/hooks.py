@@ -74,6 +74,18 @@ class UntrackedOutbox:
         return None
 
 
+class UnrecordedExceptions:
+    """No reconciliation records to read (in-memory storage keeps none yet)."""
+
+    async def exceptions_by_category(self) -> dict[str, int] | None:
+        """Unknown: no run is recorded."""
+        return None
+
+    async def open_exceptions_by_category(self) -> dict[str, int] | None:
+        """Unknown: no run is recorded."""
+        return None
+
+
 class RecordedExceptionCounts:
     """The exceptions applied reconciliation runs recorded (``reconcile.queries``)."""
 

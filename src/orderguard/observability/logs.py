@@ -19,12 +19,13 @@ from structlog.types import EventDict, Processor, WrappedLogger
 
 from orderguard.observability.context import personal_values
 from orderguard.observability.redaction import redact_field, redact_text
+from orderguard.providers import registry
 
 LogFormat = Literal["json", "console"]
 #: Marks the handler configure_logging installs (so a second call replaces only it).
 _MARK = "_orderguard_handler"
 #: Loggers too chatty at INFO.
-_QUIET = ("httpx", "httpcore", "stripe", "aiosqlite", "asyncio")
+_QUIET = ("httpx", "httpcore", "aiosqlite", "asyncio", *registry.loggers())
 
 
 def log_format(env: dict[str, str] | None = None, stream: TextIO | None = None) -> LogFormat:

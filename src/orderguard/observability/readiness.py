@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from orderguard.config import Settings
 from orderguard.observability.checks import Check, Status
 from orderguard.storage import migrate
-from orderguard.storage.database import Database, StorageError
-from orderguard.storage.ops_stats import last_heartbeat, ping, schema_version
+from orderguard.storage.errors import StorageError
+from orderguard.storage.ports import OpsStats
 
 #: Seconds each readiness query may take.
 CHECK_TIMEOUT_S = 2.0
@@ -24,14 +24,12 @@ def heartbeat_horizon(settings: Settings) -> timedelta:
 
 
 async def readiness(
-    db: Database | None, settings: Settings, *, now: datetime, worker_expected: bool
+    stats: OpsStats, settings: Settings, *, now: datetime, worker_expected: bool
 ) -> list[Check]:
     """The readiness checks; those after a failed database check are not attempted."""
-    if db is None:
-        return [Check("database", Status.PASS, "in-memory storage")]
     try:
-        latency = await asyncio.wait_for(ping(db), CHECK_TIMEOUT_S)
-        version = await asyncio.wait_for(schema_version(db), CHECK_TIMEOUT_S)
+        latency = await asyncio.wait_for(stats.ping(), CHECK_TIMEOUT_S)
+        version = await asyncio.wait_for(stats.schema_version(), CHECK_TIMEOUT_S)
     except (StorageError, TimeoutError) as exc:
         reason = str(exc) or f"no answer within {CHECK_TIMEOUT_S:g}s"
         return [Check("database", Status.FAIL, f"unreachable: {reason}", "check the database")]
@@ -44,13 +42,13 @@ async def readiness(
     else:
         checks.append(Check("schema", Status.PASS, f"version {version}"))
     if worker_expected:
-        checks.append(await _worker(db, settings, now))
+        checks.append(await _worker(stats, settings, now))
     return checks
 
 
-async def _worker(db: Database, settings: Settings, now: datetime) -> Check:
+async def _worker(stats: OpsStats, settings: Settings, now: datetime) -> Check:
     try:
-        seen = await asyncio.wait_for(last_heartbeat(db), CHECK_TIMEOUT_S)
+        seen = await asyncio.wait_for(stats.last_heartbeat(), CHECK_TIMEOUT_S)
     except (StorageError, TimeoutError) as exc:
         return Check("worker", Status.FAIL, f"heartbeat unreadable: {exc}")
     return worker_check(seen, now=now, horizon=heartbeat_horizon(settings))

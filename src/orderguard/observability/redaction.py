@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from orderguard.providers import registry
+
 #: What a redacted value is replaced with.
 REDACTED = "[redacted]"
 #: Field names (lower case, any nesting) whose values are personal data or secrets.
@@ -39,12 +41,12 @@ _QUERY = re.compile(
 #: A card number: 13 to 19 digits, alone or in groups, starting as card numbers do (2-6),
 #: that pass the Luhn check (:func:`_card`); not inside an id or a longer number.
 _CARD = re.compile(r"(?<![\w.-])[2-6]\d{3}(?:[ -]?\d){9,15}(?![\w-])")
-#: Credentials: a bearer token, orderguard API keys, Stripe secret and restricted keys,
-#: webhook signing secrets and a payment's (or setup's) client secret.
+#: Credentials: a bearer token, orderguard API keys, and each registered provider's
+#: (secret and restricted keys, webhook signing secrets, a payment's client secret).
 _CREDENTIALS = re.compile(
     r"(?P<bearer>\b[Bb]earer\s+)[\w.~+/=-]+"
-    r"|\b(?:og_sk|sk_live|sk_test|rk_live|rk_test|whsec)_[\w-]+"
-    r"|\b(?:pi|seti)_\w+?_secret_\w+"
+    r"|\bog_sk_[\w-]+"
+    r"|" + registry.credential_pattern()
 )
 #: An international number (``+351 912 345 678``) or national digit groups (``912 345 678``).
 _PHONE = re.compile(
@@ -103,11 +105,12 @@ def _secret(match: re.Match[str]) -> str:
 #: its key names (each contains one of ``name email phone line city postal_code``);
 #: ``_EMAIL`` an ``@`` or ``%40``; ``_SECRETS`` ``pm_``, ``token=``, ``secret=`` or their
 #: ``%3D`` forms; ``_QUERY`` one of its keys (``name email phone line city postal_code``,
-#: ``address``, ``zip``); ``_CREDENTIALS`` ``earer``, ``_sk_``, ``sk_``, ``rk_``, ``whsec_``
-#: or ``_secret_``; ``_CARD`` thirteen digits (``_MANY_DIGITS``).
+#: ``address``, ``zip``); ``_CREDENTIALS`` ``earer``, ``og_sk_`` or one of the providers'
+#: credential markers; ``_CARD`` thirteen digits (``_MANY_DIGITS``).
 _MARKERS = ("og_snap_", '"cust', '"addr', "name", "email", "phone", "line", "city",
             "postal_code", "address", "zip", "@", "%40", "pm_", "token=", "secret=",
-            "token%3", "secret%3", "earer", "sk_", "rk_", "whsec_", "_secret_")  # fmt: skip
+            "token%3", "secret%3", "earer", "og_sk_",
+            *registry.credential_markers())  # fmt: skip
 #: What ``_PHONE`` needs before ``_phone`` replaces anything: seven digits or more in one
 #: run of the characters a phone number is written with.
 _MANY_DIGITS = re.compile(r"\d(?:[ ().+-]*\d){6}")

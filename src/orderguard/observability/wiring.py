@@ -16,9 +16,11 @@ from orderguard.observability.hooks import (
     ReconciliationStats,
     RecordedExceptionCounts,
     RelayOutbox,
+    UnrecordedExceptions,
+    UntrackedOutbox,
 )
 from orderguard.storage.database import Database
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.unit_of_work import sql_database as _sql_database
 
 
 def outbox_stats(db: Database, settings: Settings) -> OutboxStats:
@@ -32,22 +34,26 @@ def reconciliation_stats(db: Database) -> ReconciliationStats:
 
 
 def sql_database(container: Container) -> Database | None:
-    """The container's SQL database, ``None`` on in-memory storage."""
-    storage = container.storage
-    return storage.db if isinstance(storage, SqlStorage) else None
+    """The container's SQL database, ``None`` on in-memory storage: only for the outbox's
+    and reconciliation's readers, which have no storage port yet."""
+    return _sql_database(container.storage)
 
 
-def database_collector(container: Container) -> DatabaseCollector | None:
-    """A collector over the container's database (``None`` on in-memory storage)."""
+def container_outbox_stats(container: Container) -> OutboxStats:
+    """The outbox reader for the container's storage (untracked where it keeps none)."""
     db = sql_database(container)
-    if db is None:
-        return None
+    return outbox_stats(db, container.settings) if db is not None else UntrackedOutbox()
+
+
+def database_collector(container: Container) -> DatabaseCollector:
+    """A collector over the container's storage (SQL or in-memory)."""
+    db = sql_database(container)
     schedule = container.janitor.schedule
     return DatabaseCollector(
-        db,
+        container.storage.stats,
         watched=schedule.watched,
         shortest_wait=schedule.shortest_wait if schedule.watched else timedelta(0),
-        outbox=outbox_stats(db, container.settings),
-        reconciliation=reconciliation_stats(db),
+        outbox=container_outbox_stats(container),
+        reconciliation=reconciliation_stats(db) if db is not None else UnrecordedExceptions(),
         ttl_s=container.settings.metrics_cache_s,
     )

@@ -8,9 +8,9 @@ import time
 from orderguard.bootstrap import Container
 from orderguard.observability.checks import Check, Status
 from orderguard.observability.doctor import Doctor, Targets
+from orderguard.observability.instrumented import ObservedBreaker
 from orderguard.observability.metrics import CHECK_STATUS, CHECK_TIMESTAMP
-from orderguard.observability.wiring import outbox_stats, sql_database
-from orderguard.providers.instrumented import ObservedBreaker
+from orderguard.observability.wiring import container_outbox_stats
 
 log = logging.getLogger("orderguard.doctor")
 #: Seconds between the worker's doctor runs.
@@ -19,13 +19,12 @@ CHECK_EVERY_SECONDS = 60.0
 
 async def run_checks(container: Container) -> list[Check]:
     """Run the doctor's checks on the worker's own wiring and export the outcome."""
-    db = sql_database(container)
     doctor = Doctor(
         container.settings,
-        db=db,
-        db_error=None if db is not None else "in-memory storage",
+        storage=container.storage,
+        db_error=None,
         providers=[slot.provider for slot in container.payments.providers.slots],
-        outbox=outbox_stats(db, container.settings) if db is not None else _NoOutbox(),
+        outbox=container_outbox_stats(container),
         targets=Targets.from_settings(container.settings),
     )
     checks = await doctor.run()
@@ -38,11 +37,3 @@ async def run_checks(container: Container) -> list[Check]:
             slot.breaker.publish()
     CHECK_TIMESTAMP.set(time.time())
     return checks
-
-
-class _NoOutbox:
-    async def lag_seconds(self, now: object) -> float | None:
-        return None
-
-    async def dead_letters_by_sink(self) -> dict[str, int] | None:
-        return None

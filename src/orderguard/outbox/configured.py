@@ -15,15 +15,13 @@ import httpx
 from orderguard.config import Settings
 from orderguard.outbox.egress import Resolver, system_resolver
 from orderguard.outbox.email import EmailSink, SmtpServer
+from orderguard.outbox.merchant_webhooks import WebhookSink
 from orderguard.outbox.relay import Relay, RelayPolicy
 from orderguard.outbox.sinks import Sink
 from orderguard.outbox.stream import StreamSink
 from orderguard.outbox.templates import EmailTemplates
-from orderguard.outbox.webhooks import WebhookSink
 from orderguard.services.clock import Clock, system_clock
-from orderguard.storage.endpoints import EndpointStore
-from orderguard.storage.outbox import OutboxStore
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.ports import UnitOfWorkFactory
 
 
 def policy_from(settings: Settings) -> RelayPolicy:
@@ -43,12 +41,12 @@ class ConfiguredSinks:
     def __init__(
         self,
         settings: Settings,
-        endpoints: EndpointStore,
+        storage: UnitOfWorkFactory,
         *,
         clock: Clock,
         resolver: Resolver = system_resolver,
     ) -> None:
-        self.settings, self.endpoints, self._clock = settings, endpoints, clock
+        self.settings, self.storage, self._clock = settings, storage, clock
         self._resolver = resolver
         self._fixed: list[Sink] = []
         if settings.smtp_url:
@@ -73,13 +71,14 @@ class ConfiguredSinks:
         self._client: httpx.AsyncClient | None = None
 
     async def current(self) -> list[Sink]:
-        active = await self.endpoints.active()
+        async with self.storage.reader() as uow:
+            active = await uow.endpoints.active()
         if active and self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.outbox_timeout_s)
         hooks: list[Sink] = [
             WebhookSink(
                 e,
-                store=self.endpoints,
+                storage=self.storage,
                 client=self._client,
                 clock=self._clock,
                 resolver=self._resolver,
@@ -99,14 +98,12 @@ class ConfiguredSinks:
 
 def build_relay(
     settings: Settings,
-    storage: SqlStorage,
+    storage: UnitOfWorkFactory,
     *,
     clock: Clock = system_clock,
     resolver: Resolver = system_resolver,
 ) -> Relay:
     """The relay on ``storage`` with the sinks ``settings`` switch on (``resolver`` finds
     merchant endpoints' addresses; tests inject their own)."""
-    sinks = ConfiguredSinks(settings, EndpointStore(storage.db), clock=clock, resolver=resolver)
-    return Relay(
-        OutboxStore(storage.db), storage.reader, sinks, policy=policy_from(settings), clock=clock
-    )
+    sinks = ConfiguredSinks(settings, storage, clock=clock, resolver=resolver)
+    return Relay(storage, sinks, policy=policy_from(settings), clock=clock)

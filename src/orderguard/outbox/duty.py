@@ -1,4 +1,5 @@
-"""The relay as one of the worker's duties: built on first use, on SQL storage only."""
+"""The relay as one of the worker's duties: built on first use, on whatever storage the
+worker is wired to (SQL or in memory)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from orderguard.config import ConfigError
 from orderguard.outbox.relay import Relay, RelayReport
-from orderguard.storage.unit_of_work import SqlStorage
 
 if TYPE_CHECKING:
     from orderguard.bootstrap import Container
@@ -17,7 +17,7 @@ log = logging.getLogger("orderguard.outbox")
 
 
 class RelayDuty:
-    """Runs relay rounds for one worker; does nothing on in-memory storage."""
+    """Runs relay rounds for one worker."""
 
     def __init__(self, container: Container, owner: str) -> None:
         self.container, self.owner = container, owner
@@ -25,10 +25,8 @@ class RelayDuty:
         self._broken: str | None = None
 
     async def run(self, stop: asyncio.Event | None = None) -> RelayReport | None:
-        """One round of the relay (``None`` when the storage keeps no outbox bookkeeping)."""
-        storage = self.container.storage
-        if not isinstance(storage, SqlStorage):
-            return None
+        """One round of the relay (``None`` when its configuration is broken: then events
+        wait in the outbox)."""
         if self._broken is not None:
             return None
         if self._relay is None:
@@ -36,7 +34,7 @@ class RelayDuty:
 
             try:
                 self._relay = build_relay(
-                    self.container.settings, storage, clock=self.container.clock
+                    self.container.settings, self.container.storage, clock=self.container.clock
                 )
             except ConfigError as exc:
                 self._broken = str(exc)

@@ -16,7 +16,6 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -31,8 +30,7 @@ from orderguard.domain.delivery import (
 from orderguard.domain.order import Order
 from orderguard.outbox.sinks import Sink
 from orderguard.services.clock import Clock, system_clock
-from orderguard.storage.outbox import OutboxStore
-from orderguard.storage.ports import UnitOfWork
+from orderguard.storage.ports import UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.outbox")
 
@@ -79,19 +77,19 @@ class RelayReport:
 
 
 class Relay:
-    """Delivers outbox events to sinks."""
+    """Delivers outbox events to sinks; each step of its bookkeeping is one unit of work on
+    ``storage`` (``uow.outbox``), so a relay dying anywhere leaves only leases that expire."""
 
     def __init__(
         self,
-        store: OutboxStore,
-        orders: Callable[[], UnitOfWork],
+        storage: UnitOfWorkFactory,
         sinks: SinkSource,
         *,
         policy: RelayPolicy | None = None,
         clock: Clock = system_clock,
         rng: random.Random | None = None,
     ) -> None:
-        self.store, self._orders, self.sinks = store, orders, sinks
+        self.storage, self.sinks = storage, sinks
         self.policy = policy or RelayPolicy()
         self._clock, self._rng = clock, rng or random.Random()
 
@@ -106,23 +104,27 @@ class Relay:
         self, sink: Sink, owner: str, report: RelayReport, stop: asyncio.Event | None
     ) -> None:
         now = self._clock()
-        await self.store.enqueue(
-            sink.name,
-            types=sink.events,
-            since=now - self.policy.backfill,
-            now=now,
-            batch=self.policy.batch * 10,
-        )
+        async with self.storage() as uow:
+            await uow.outbox.enqueue(
+                sink.name,
+                types=sink.events,
+                since=now - self.policy.backfill,
+                now=now,
+                batch=self.policy.batch * 10,
+            )
+            await uow.commit()
         for _ in range(self.policy.passes):
             if stop is not None and stop.is_set():
                 return
-            claimed = await self.store.claim(
-                sink.name,
-                owner=owner,
-                now=self._clock(),
-                until=self._clock() + timedelta(seconds=self.policy.lease_s),
-                limit=self.policy.batch,
-            )
+            async with self.storage() as uow:
+                claimed = await uow.outbox.claim(
+                    sink.name,
+                    owner=owner,
+                    now=self._clock(),
+                    until=self._clock() + timedelta(seconds=self.policy.lease_s),
+                    limit=self.policy.batch,
+                )
+                await uow.commit()
             if not claimed or not await self._deliver_all(sink, claimed, owner, report):
                 return  # nothing due, or only failures (retried in a later round)
 
@@ -184,10 +186,13 @@ class Relay:
             relay=owner,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
-        if error is None:
-            await self.store.delivered(delivery, attempt=attempt)
-        else:
-            await self.store.failed(delivery, attempt=attempt, retry_at=retry_at)
+        async with self.storage() as uow:
+            if error is None:
+                await uow.outbox.delivered(delivery, attempt=attempt)
+            else:
+                await uow.outbox.failed(delivery, attempt=attempt, retry_at=retry_at)
+            await uow.commit()
+        if error is not None:
             log.warning(
                 "outbox: %s of %s to %s failed (attempt %d, %s): %s",
                 delivery.event.type,
@@ -200,7 +205,7 @@ class Relay:
         return outcome
 
     async def _order(self, delivery: Delivery) -> Order | None:
-        async with self._orders() as uow:
+        async with self.storage.reader() as uow:
             return await uow.orders.get(delivery.event.order_id)
 
     async def aclose(self) -> None:

@@ -29,14 +29,15 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from orderguard.catalog import LANGUAGES
 from orderguard.domain.events import EventType
 
 log = logging.getLogger("orderguard.outbox")
 
 #: The templates shipped with orderguard.
 BUILT_IN = Path(__file__).with_name("templates")
-#: Locales with shipped templates; any other falls back to the first.
-LOCALES = ("en", "zh-CN")
+#: Locales with shipped templates (the catalog's languages); any other falls back to the first.
+LOCALES = tuple(LANGUAGES)
 #: A shopper's name that must come out of an HTML template escaped.
 _HOSTILE_NAME = "<script>alert(1)</script>"
 #: The fields a message is rendered with (see ``EmailSink.message``), for trying templates.

@@ -28,9 +28,13 @@ from orderguard.reconcile.outcome import Unexplained
 from orderguard.reconcile.report import money
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.sweep import PENDING, REPORTED
-from orderguard.storage.ports import SweepFinding
-from orderguard.storage.reconciliation import ExceptionRecord, RunRecord
-from orderguard.storage.unit_of_work import SqlStorage, SqlUnitOfWork
+from orderguard.storage.ports import (
+    ExceptionRecord,
+    RunRecord,
+    SweepFinding,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 #: The review reason each flagging category raises on its order.
 FLAG_FOR: dict[str, FlagReason] = {
@@ -56,7 +60,7 @@ class Applied:
 
 
 async def apply(
-    storage: SqlStorage, engine: Engine, outcome: Outcome, *, clock: Clock = system_clock
+    storage: UnitOfWorkFactory, engine: Engine, outcome: Outcome, *, clock: Clock = system_clock
 ) -> Applied:
     """Record ``outcome`` and act on its exceptions (see the module's docstring)."""
     now = clock()
@@ -93,7 +97,7 @@ async def apply(
 
 
 async def _act(
-    uow: SqlUnitOfWork, run_id: str, provider: str, result: Result, now: datetime, applied: Applied
+    uow: UnitOfWork, run_id: str, provider: str, result: Result, now: datetime, applied: Applied
 ) -> bool:
     """Record one exception and what it causes; ``False`` when it was recorded before."""
     if not await uow.reconciliations.record_exception(_record(run_id, provider, result, now)):

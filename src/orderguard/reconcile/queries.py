@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from orderguard.storage.reconciliation import ExceptionRecord
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.ports import ExceptionRecord, UnitOfWorkFactory
 
 
 async def latest_exceptions(
-    storage: SqlStorage, *, limit: int = 50, category: str | None = None, open_only: bool = True
+    storage: UnitOfWorkFactory,
+    *,
+    limit: int = 50,
+    category: str | None = None,
+    open_only: bool = True,
 ) -> list[ExceptionRecord]:
     """The newest recorded exceptions (category, order id, provider reference, amounts,
     file and line), newest first, optionally of one category: only those still open (no
@@ -18,19 +21,19 @@ async def latest_exceptions(
         )
 
 
-async def exceptions_by_category(storage: SqlStorage) -> dict[str, int]:
+async def exceptions_by_category(storage: UnitOfWorkFactory) -> dict[str, int]:
     """How many exceptions have been recorded, per category (for metrics)."""
     async with storage.reader() as uow:
         return await uow.reconciliations.counts_by_category()
 
 
-async def open_exceptions_by_category(storage: SqlStorage) -> dict[str, int]:
+async def open_exceptions_by_category(storage: UnitOfWorkFactory) -> dict[str, int]:
     """How many exceptions are still open (no later run explained them), per category."""
     async with storage.reader() as uow:
         return await uow.reconciliations.counts_by_category(open_only=True)
 
 
-async def run_providers(storage: SqlStorage, run_ids: set[str]) -> dict[str, str]:
+async def run_providers(storage: UnitOfWorkFactory, run_ids: set[str]) -> dict[str, str]:
     """The provider each applied run reconciled, by run id."""
     async with storage.reader() as uow:
         return await uow.reconciliations.providers_of(run_ids)

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
+from orderguard.reconcile.export import export_orders
 from orderguard.reconcile.mapping import load_mapping
 from orderguard.reconcile.sources import LineError, SourceError, open_source
-from orderguard.storage.database import Database
-from orderguard.storage.reconciliation import export_orders
+from orderguard.storage.ports import UnitOfWorkFactory
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,11 @@ class Request:
     options: EngineOptions = field(default_factory=EngineOptions)
 
 
-async def reconcile(db: Database, request: Request, workdir: Path) -> tuple[Engine, Outcome]:
-    """Match ``request``'s files against the orders in ``db``; the caller closes the engine.
+async def reconcile(
+    storage: UnitOfWorkFactory, request: Request, workdir: Path
+) -> tuple[Engine, Outcome]:
+    """Match ``request``'s files against the orders in ``storage``; the caller closes the
+    engine.
 
     A file that cannot be recognised is reported as a line error and the others go on.
     Raises :class:`~.mapping.MappingError` for a bad mapping file.
@@ -37,7 +40,7 @@ async def reconcile(db: Database, request: Request, workdir: Path) -> tuple[Engi
         except SourceError as exc:
             unreadable.append(LineError(str(path), 0, str(exc)))
     orders_csv, attempts_csv = workdir / "orders.csv", workdir / "attempts.csv"
-    await export_orders(db, orders_csv, attempts_csv)
+    await export_orders(storage, orders_csv, attempts_csv)
     provider = request.options.provider
     engine = Engine(workdir, request.options)
     try:

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.password_hashing import HASHING, HashingBusy, PasswordHashing
-from orderguard.storage.console import ConsoleSession, ConsoleUser, SqlConsoleStore, UserExists
+from orderguard.storage.ports import ConsoleSession, ConsoleStore, ConsoleUser, UserExists
 
 #: Shortest password accepted.
 MIN_PASSWORD = 10
@@ -89,7 +89,7 @@ class ConsoleUsers:
 
     def __init__(
         self,
-        store: SqlConsoleStore,
+        store: ConsoleStore,
         policy: SessionPolicy,
         *,
         clock: Clock = system_clock,

@@ -77,6 +77,8 @@ class Intake:
         )
         if self._payments is not None:
             check_chargeable(self._payments.providers.slots, order.total)
+            if command.payment_method is not None:  # refused before anything is stored
+                self._payments.providers.check_method(command.payment_method)
         charging = command.payment_method is not None and self._payments is not None
         body = None if charging else self._render(order)
         record = command.request.record(now, order.id, body=body, lock=self._lock())

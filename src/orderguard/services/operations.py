@@ -47,9 +47,6 @@ CANCELLABLE = frozenset(
 )
 #: How long a refund the provider did not answer waits before it is sent again.
 REFUND_RETRY_AFTER = timedelta(minutes=5)
-#: How long a resend is safe: Stripe forgets an idempotency key after 24 h, and a resend
-#: with a forgotten key could refund twice; older unanswered refunds are flagged instead.
-REFUND_KEY_LIFETIME = timedelta(hours=23)
 #: How long a refund the provider accepted may stay pending there (some payment methods
 #: take days) before the order is flagged for a person to look.
 REFUND_PENDING_LIMIT = timedelta(days=10)
@@ -151,7 +148,7 @@ class Operations:
 
     def _writable(self, order: Order, refund: Refund) -> None:
         """Refuse, before anything is stored, a refund amount the charge's provider cannot
-        write in its units (a KWD amount not ending in 0 at Stripe): it would only fail
+        write in its units (e.g. a KWD amount not ending in 0): it would only fail
         there. Raises :class:`RefundNotAllowed` naming the nearest amounts it can take."""
         attempt = next(a for a in order.attempts if a.id == refund.attempt_id)
         rule = self._payments.providers.named(attempt.provider).provider.amount_rules(
@@ -168,15 +165,22 @@ class Operations:
             + " or ".join(str(n) for n in nearest),
         )
 
+    def _key_lifetime(self, order: Order, refund: Refund) -> timedelta:
+        """How long a resend of ``refund`` is safe: as long as the charge's provider
+        remembers an idempotency key (its profile says); after that a resend could refund
+        twice, so older unanswered refunds are flagged instead."""
+        attempt = next(a for a in order.attempts if a.id == refund.attempt_id)
+        return self._payments.providers.named(attempt.provider).capabilities.key_retention
+
     async def _send(self, order_id: str, refund: Refund, *, actor: str, cause: Cause) -> None:
         """Call the provider for ``refund`` with its own key and record what it said.
 
-        Never once the provider may have forgotten the key (:data:`REFUND_KEY_LIFETIME`):
-        a resend then could refund twice, so the order is flagged for a person instead."""
-        if self._clock() - refund.created_at >= REFUND_KEY_LIFETIME:
+        Never once the provider may have forgotten the key (:meth:`_key_lifetime`): a
+        resend then could refund twice, so the order is flagged for a person instead."""
+        order = await self._load(order_id)
+        if self._clock() - refund.created_at >= self._key_lifetime(order, refund):
             await self._overdue(order_id, refund.id, flag=True)
             return
-        order = await self._load(order_id)
         attempt = next(a for a in order.attempts if a.id == refund.attempt_id)
         assert attempt.provider_ref is not None  # a charged attempt has its reference
         provider = self._payments.providers.named(attempt.provider).provider
@@ -263,7 +267,7 @@ class Operations:
         and those the provider has kept pending longer than :data:`REFUND_PENDING_LIMIT`.
 
         A refund is resent only while the provider still remembers its idempotency key
-        (:data:`REFUND_KEY_LIFETIME`): after that a resend could refund twice, so the order
+        (:meth:`_key_lifetime`): after that a resend could refund twice, so the order
         is flagged for a person to look at the provider instead. Returns how many were sent.
         """
         now = self._clock()
@@ -273,11 +277,12 @@ class Operations:
             )
         sent = 0
         for order_id in order_ids:
-            for refund in (await self._load(order_id)).refunds:
+            order = await self._load(order_id)
+            for refund in order.refunds:
                 if refund.state is not RefundState.PENDING or refund.updated_at > now - older_than:
                     continue
                 age = now - refund.created_at
-                if refund.provider_ref is None and age < REFUND_KEY_LIFETIME:
+                if refund.provider_ref is None and age < self._key_lifetime(order, refund):
                     sent += 1
                     with contextlib.suppress(RefundNotAllowed, ProviderUnreachable):
                         await self._send(order_id, refund, actor="janitor", cause=Cause.JANITOR)

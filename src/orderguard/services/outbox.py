@@ -1,7 +1,8 @@
 """What support and operations ask of the outbox: dead letters, an order's deliveries,
 sending an event again, and how far behind each sink is (outbox lag, for metrics).
 
-Works on SQL storage (the relay's bookkeeping lives only there).
+Everything goes through a unit of work (``uow.outbox``, ``uow.endpoints``), on SQL or in
+memory alike.
 """
 
 from __future__ import annotations
@@ -21,8 +22,20 @@ from orderguard.domain.delivery import (
 from orderguard.domain.events import EventType
 from orderguard.services.clock import Clock, system_clock
 from orderguard.storage.database import Database
-from orderguard.storage.endpoints import EndpointStore
-from orderguard.storage.outbox import OutboxStore
+from orderguard.storage.ports import UnitOfWorkFactory
+
+#: What the functions below read: the application's storage. Transitional: a SQL
+#: ``Database`` is still accepted from callers not yet given the storage (the console's
+#: plugs and routes, observability's hooks); remove it once they pass ``container.storage``.
+Storage = UnitOfWorkFactory | Database
+
+
+def _storage(storage: Storage) -> UnitOfWorkFactory:
+    if not isinstance(storage, Database):
+        return storage
+    from orderguard.storage.unit_of_work import SqlStorage  # transitional, see ``Storage``
+
+    return SqlStorage(storage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +61,7 @@ class EventDeliveries:
 
 
 async def configured_sinks(
-    settings: Settings, db: Database
+    settings: Settings, storage: Storage
 ) -> dict[str, frozenset[EventType] | None]:
     """The sinks switched on now, each with the event types it receives (None: all)."""
     sinks: dict[str, frozenset[EventType] | None] = {}
@@ -56,65 +69,82 @@ async def configured_sinks(
         sinks[EMAIL_SINK] = EMAILED_EVENTS
     if settings.nats_url:
         sinks[STREAM_SINK] = None
-    for endpoint in await EndpointStore(db).active():
-        sinks[endpoint.sink] = None
+    async with _storage(storage).reader() as uow:
+        for endpoint in await uow.endpoints.active():
+            sinks[endpoint.sink] = None
     return sinks
 
 
 async def outbox_health(
-    settings: Settings, db: Database, *, now: datetime | None = None
+    settings: Settings, storage: Storage, *, now: datetime | None = None
 ) -> list[SinkHealth]:
     """Lag and dead letters of every configured sink (empty when none is configured).
 
     Counts events the relay has not picked up yet, so a stopped relay shows as lag.
     """
     now = now or system_clock()
-    store = OutboxStore(db)
-    dead = await store.dead_counts()
     since = now - timedelta(hours=settings.outbox_backfill_hours)
+    sinks = await configured_sinks(settings, storage)
     health = []
-    for sink, types in (await configured_sinks(settings, db)).items():
-        waiting = await store.undelivered(sink, types=types, since=since)
-        oldest = waiting.oldest
-        lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
-        health.append(SinkHealth(sink, lag, oldest, waiting.count, dead.get(sink, 0)))
+    async with _storage(storage).reader() as uow:
+        dead = await uow.outbox.dead_counts()
+        for sink, types in sinks.items():
+            waiting = await uow.outbox.undelivered(sink, types=types, since=since)
+            oldest = waiting.oldest
+            lag = max(0.0, (now - oldest).total_seconds()) if oldest else 0.0
+            health.append(SinkHealth(sink, lag, oldest, waiting.count, dead.get(sink, 0)))
     return health
 
 
 class OutboxSupport:
     """The outbox as support sees it."""
 
-    def __init__(self, db: Database, *, clock: Clock = system_clock) -> None:
-        self.store = OutboxStore(db)
+    def __init__(self, storage: Storage, *, clock: Clock = system_clock) -> None:
+        self.storage = _storage(storage)
         self._clock = clock
 
     async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[Delivery]:
         """Deliveries given up on, newest event first."""
-        return await self.store.deliveries(state=DeliveryState.DEAD, sink=sink, limit=limit)
+        async with self.storage.reader() as uow:
+            return await uow.outbox.deliveries(state=DeliveryState.DEAD, sink=sink, limit=limit)
 
     async def recent(self, *, sink: str | None = None, limit: int = 100) -> list[Delivery]:
         """The latest deliveries in any state, newest event first."""
-        return await self.store.deliveries(sink=sink, limit=limit)
+        async with self.storage.reader() as uow:
+            return await uow.outbox.deliveries(sink=sink, limit=limit)
 
     async def deliveries_of_order(self, order_id: str) -> list[Delivery]:
         """Every event of the order at every sink, newest event first."""
-        return await self.store.deliveries(order_id=order_id, limit=10_000)
+        async with self.storage.reader() as uow:
+            return await uow.outbox.deliveries(order_id=order_id, limit=10_000)
+
+    async def delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery by its id (what the console's dead-letter page names)."""
+        async with self.storage.reader() as uow:
+            return await uow.outbox.delivery(delivery_id)
 
     async def event(self, event_id: str) -> EventDeliveries:
         """One event's deliveries and every attempt at them."""
-        deliveries = await self.store.deliveries(event_id=event_id, limit=10_000)
-        return EventDeliveries(deliveries, await self.store.attempts(event_id))
+        async with self.storage.reader() as uow:
+            deliveries = await uow.outbox.deliveries(event_id=event_id, limit=10_000)
+            return EventDeliveries(deliveries, await uow.outbox.attempts(event_id))
 
     async def replay_event(self, event_id: str, *, sink: str | None = None) -> int:
         """Send an event again: its dead deliveries, or (with ``sink``) to that sink
         whatever happened before; how many deliveries will be tried."""
-        if await self.store.event(event_id) is None:
-            raise UnknownEvent(event_id)
-        return await self.store.replay(now=self._clock(), event_id=event_id, sink=sink)
+        async with self.storage() as uow:
+            if await uow.outbox.event(event_id) is None:
+                raise UnknownEvent(event_id)
+            count = await uow.outbox.replay(now=self._clock(), event_id=event_id, sink=sink)
+            await uow.commit()
+        return count
 
     async def replay_dead(self, *, sink: str | None = None) -> int:
         """Try every dead letter (of ``sink``, or everywhere) again; how many."""
-        return await self.store.replay(now=self._clock(), sink=sink)
+        async with self.storage() as uow:
+            count = await uow.outbox.replay(now=self._clock(), sink=sink)
+            await uow.commit()
+        return count
 
 
 class UnknownEvent(LookupError):

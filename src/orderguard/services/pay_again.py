@@ -44,6 +44,7 @@ class PayAgain:
     ) -> Answer:
         """Charge ``order_id`` with ``method`` (``actor``, who asked, named on what changes);
         raises ``PaymentNotAllowed`` when it may not."""
+        self._payments.providers.check_method(method)  # refused before anything is stored
         now = self._clock()
         lock = timedelta(seconds=self._payments.settings.time_budget_s) + LOCK_MARGIN
         async with self._storage() as uow:

@@ -86,7 +86,7 @@ class Payments:
         self, order: Order, method: str, *, cause: Cause, at: datetime
     ) -> PaymentAttempt | None:
         """Start an attempt at an available provider, or leave the order waiting for one."""
-        slot = self.providers.choose()
+        slot = self.providers.choose(method)
         if slot is None:
             order.wait_for_provider(method, WAITING_NOTE, cause=cause, at=at)
             return None
@@ -104,8 +104,9 @@ class Payments:
             updated_at=at,
         )
         note = f"attempt {attempt.seq} sent to {slot.name}"
-        if slot is not self.providers.primary:
-            note += f" (failover: {self.providers.primary.name} circuit is open)"
+        preferred = self.providers.first_for(method)
+        if preferred is not None and slot is not preferred:
+            note += f" (failover: {preferred.name} circuit is open)"
         order.start_attempt(attempt, livemode=slot.livemode, cause=cause, at=at, note=note)
         return attempt
 
@@ -120,7 +121,7 @@ class Payments:
             method=attempt.method,
             return_url=self.settings.return_url.format(order_id=order.id, token=order.status_token),
             idempotency_key=attempt.idempotency_key,
-            metadata=snapshot_metadata(order, attempt.id),
+            metadata=snapshot_metadata(order, attempt.id, limits=slot.capabilities.metadata),
         )
         try:
             result = await asyncio.wait_for(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import uuid
-from dataclasses import replace
 from datetime import timedelta
 
 from orderguard.domain.errors import OrderNotFound
@@ -18,16 +16,13 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.providers.base import PaymentProvider, PaymentResult, ProviderError
+from orderguard.providers.base import PaymentResult, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
+from orderguard.services.providers import ProviderSlot
 from orderguard.services.settling import Answered, apply_answers, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
-#: How long after an attempt a re-send with its key is still safe: providers keep
-#: idempotency keys for 24 hours (Stripe), after which a re-send could charge again if the
-#: search missed the first charge. Older attempts are left to the janitor's escalation.
-KEY_RETENTION = timedelta(hours=23)
 #: Orders in these states still want their open attempt to go through.
 _STILL_WANTED = {OrderState.PAYMENT_PENDING, OrderState.PAYMENT_UNKNOWN}
 
@@ -41,12 +36,10 @@ class Recheck:
         payments: Payments,
         *,
         clock: Clock = system_clock,
-        planted_defect: str | None = None,
     ) -> None:
         self._storage = storage
         self._payments = payments
         self._clock = clock
-        self._defect = planted_defect
 
     async def order(self, order_id: str, *, cause: Cause, actor: str | None = None) -> Order:
         """Ask about every open attempt of the order and apply the answers (one transaction
@@ -80,15 +73,10 @@ class Recheck:
         return answers
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
-        if self._defect == "recharge_unknown" and order.state is OrderState.PAYMENT_UNKNOWN:
-            # DELIBERATELY WRONG (Settings.planted_defect, for proving the demo's checker):
-            # guess instead of asking, and charge again under a key the provider never saw.
-            fresh = replace(attempt, idempotency_key=f"defect-{uuid.uuid4()}")
-            return await self._payments.send(order, fresh)
-        provider = self._payments.providers.named(attempt.provider).provider
+        slot = self._payments.providers.named(attempt.provider)
         budget = self._payments.settings.time_budget_s
         try:
-            result = await asyncio.wait_for(_lookup(provider, order, attempt), timeout=budget)
+            result = await asyncio.wait_for(_lookup(slot, order, attempt), timeout=budget)
         except (ProviderError, TimeoutError):
             return None  # the provider cannot tell now; ask again later
         if result is not None:
@@ -96,19 +84,34 @@ class Recheck:
         if (
             attempt.state in {AttemptState.PENDING, AttemptState.UNKNOWN}
             and order.state in _STILL_WANTED
-            and self._clock() - attempt.created_at < KEY_RETENTION
+            and self._clock() - attempt.created_at < self._key_retention(attempt)
         ):
             # should the request that created it still be under way, the provider answers
             # 409 (ProviderBusy): retried until that one is done, else unknown, never failed
             return await self._payments.send(order, attempt)
         return None
 
+    def _key_retention(self, attempt: PaymentAttempt) -> timedelta:
+        """How long after an attempt a re-send with its key is still safe: as long as its
+        provider remembers the key (its profile says); after that a re-send could charge
+        again if the search missed the first charge, so older attempts are left to the
+        janitor's escalation."""
+        return self._payments.providers.named(attempt.provider).capabilities.key_retention
+
 
 async def _lookup(
-    provider: PaymentProvider, order: Order, attempt: PaymentAttempt
+    slot: ProviderSlot, order: Order, attempt: PaymentAttempt
 ) -> PaymentResult | None:
-    """The provider's view of the attempt: by its reference, else by order id."""
-    if attempt.provider_ref:
+    """The provider's view of the attempt: by its reference, else by order id, as far as
+    the provider can be asked (its capabilities); ``None`` when it has no record.
+
+    A provider that can be asked neither way cannot tell (:class:`ProviderError`): the
+    attempt is asked about again later, never taken as unknown to the provider.
+    """
+    provider, can = slot.provider, slot.capabilities
+    if attempt.provider_ref and can.retrieve_by_reference:
         return await provider.retrieve_payment(attempt.provider_ref)
+    if not can.find_by_order_id:
+        raise ProviderError(f"{slot.name} cannot be asked about an attempt by order id")
     matches = [r for r in await provider.find_payments(order.id) if r.attempt_id == attempt.id]
     return matches[0] if matches else None

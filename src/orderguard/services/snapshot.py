@@ -1,8 +1,9 @@
 """A compact copy of the order carried in the provider's payment metadata.
 
 If the database loses an order whose charge went through (G4), the orphan sweep rebuilds
-the order from this snapshot. Stripe-style metadata values hold 500 characters, so the
-JSON is split across ``og_snap_0``, ``og_snap_1``, ...
+the order from this snapshot. A provider's metadata values are short (its profile says
+how short: :class:`~orderguard.providers.profile.MetadataLimits`), so the JSON is split
+across ``og_snap_0``, ``og_snap_1``, ...
 """
 
 from __future__ import annotations
@@ -12,16 +13,21 @@ from typing import Any
 import orjson
 
 from orderguard.domain.order import Order
+from orderguard.providers.profile import CARD_PROFILE, MetadataLimits
 
-#: Characters per metadata value (Stripe allows 500).
-CHUNK = 480
-#: Keys the snapshot may use at most (Stripe allows 50 keys in all).
-MAX_CHUNKS = 40
+#: Characters of each value left unused (the provider may count differently).
+VALUE_MARGIN = 20
+#: Keys left for the ids and the provider's own.
+KEY_MARGIN = 10
 _PREFIX = "og_snap_"
 
 
-def snapshot_metadata(order: Order, attempt_id: str) -> dict[str, str]:
-    """Metadata for a charge: ids first, then the order snapshot in chunks."""
+def snapshot_metadata(
+    order: Order, attempt_id: str, *, limits: MetadataLimits = CARD_PROFILE.capabilities.metadata
+) -> dict[str, str]:
+    """Metadata for a charge: ids first, then the order snapshot in chunks that fit the
+    provider's ``limits`` (an order too large for them travels without a snapshot)."""
+    chunk, max_chunks = limits.value_chars - VALUE_MARGIN, limits.keys - KEY_MARGIN
     customer, address = order.customer, order.customer.shipping_address
     snapshot = {
         "id": order.id,
@@ -35,9 +41,9 @@ def snapshot_metadata(order: Order, attempt_id: str) -> dict[str, str]:
         "addr": [address.line1, address.line2, address.city, address.postal_code, address.country],
     }
     text = orjson.dumps(snapshot).decode()
-    chunks = [text[i : i + CHUNK] for i in range(0, len(text), CHUNK)]
+    chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)]
     metadata = {"order_id": order.id, "attempt_id": attempt_id}
-    if len(chunks) <= MAX_CHUNKS:  # too large an order travels without a snapshot
+    if len(chunks) <= max_chunks:
         metadata.update({f"{_PREFIX}{i}": chunk for i, chunk in enumerate(chunks)})
     return metadata
 

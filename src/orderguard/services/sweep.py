@@ -37,7 +37,7 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.orphans import recovered_order
 from orderguard.services.payments import Payments
 from orderguard.services.providers import ProviderSlot, UnknownProvider
-from orderguard.storage.database import StorageError
+from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.sweep")
@@ -125,6 +125,8 @@ class Sweeper:
         report = SweepReport()
         found: list[tuple[ProviderSlot, Charge]] = []
         for slot in self._payments.providers.slots:
+            if not slot.capabilities.list_recent_charges:
+                continue  # its charges are held against the orders by reconciliation alone
             try:
                 charges = await slot.provider.list_successful_charges(since, until)
             except ProviderError as exc:

@@ -1,21 +1,15 @@
-"""The support console's SQL: users, sessions, and the reads behind its pages."""
+"""The support console's SQL: users, sessions, and the searches behind its pages
+(:class:`~orderguard.storage.ports.ConsoleStore`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
-from orderguard.domain.states import TERMINAL_ORDER_STATES
-from orderguard.storage.database import (
-    Database,
-    Row,
-    UniqueViolation,
-    must_datetime,
-    to_datetime,
-    transaction,
-)
-from orderguard.storage.order_flags import HAS_OPEN_FLAG
+from orderguard.storage.database import Database, Row, must_datetime, to_datetime, transaction
+from orderguard.storage.errors import UniqueViolation
+from orderguard.storage.ports import ConsoleSession, ConsoleUser, UserExists, WebhookRecord
+from orderguard.storage.recovery import _webhook as webhook_from_row
 
 #: One log-in attempt counted under a key, atomically: a new or expired count starts at 1
 #: and expires ``:until``; otherwise it goes up by one, and the attempt that reaches the
@@ -33,35 +27,8 @@ _COUNT_ATTEMPT = (
 )
 
 
-class UserExists(Exception):
-    """A console user with this name exists already."""
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleUser:
-    """A person who may log in to the console."""
-
-    name: str
-    role: str
-    password_hash: str
-    created_at: datetime
-    failed_logins: int = 0
-    locked_until: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ConsoleSession:
-    """A logged-in browser; only the SHA-256 of its cookie value is stored."""
-
-    id_hash: str
-    user_name: str
-    csrf_token: str
-    created_at: datetime
-    expires_at: datetime
-
-
 class SqlConsoleStore:
-    """Console users and sessions, and the counts and searches its pages show."""
+    """:class:`~orderguard.storage.ports.ConsoleStore` in SQLite or PostgreSQL."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -219,34 +186,6 @@ class SqlConsoleStore:
                 "DELETE FROM console_sessions WHERE expires_at <= :now", {"now": now}
             )
 
-    # --- reads for the pages -------------------------------------------------------------
-
-    async def orders_by_state(self) -> dict[str, int]:
-        """How many orders are in each state."""
-        async with transaction(self._db, write=False) as conn:
-            rows = await conn.fetchall("SELECT state, COUNT(*) AS n FROM orders GROUP BY state")
-        return {str(row["state"]): int(row["n"]) for row in rows}
-
-    async def counts(self, *, stuck_since: datetime) -> dict[str, int]:
-        """Flagged orders, stuck orders (unfinished, unchanged since ``stuck_since``), and
-        webhooks received but not processed."""
-        final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_ORDER_STATES))
-        async with transaction(self._db, write=False) as conn:
-            flagged = await conn.fetchone(f"SELECT COUNT(*) AS n FROM orders WHERE {HAS_OPEN_FLAG}")
-            stuck = await conn.fetchone(
-                f"SELECT COUNT(*) AS n FROM orders WHERE state NOT IN ({final}) "
-                "AND updated_at < :since",
-                {"since": stuck_since},
-            )
-            webhooks = await conn.fetchone(
-                "SELECT COUNT(*) AS n FROM webhook_events WHERE processed_at IS NULL"
-            )
-        return {
-            "flagged": _n(flagged),
-            "stuck": _n(stuck),
-            "webhook_backlog": _n(webhooks),
-        }
-
     async def search(self, text: str, *, limit: int) -> list[str]:
         """Ids of orders whose id, merchant reference, email or provider reference is ``text``."""
         async with transaction(self._db, write=False) as conn:
@@ -259,19 +198,14 @@ class SqlConsoleStore:
             )
         return [str(row["id"]) for row in rows]
 
-    async def webhooks_for(self, order_id: str, *, limit: int = 50) -> list[Row]:
-        """The raw webhook events stored for ``order_id``, newest first."""
+    async def webhooks_for(self, order_id: str, *, limit: int = 50) -> list[WebhookRecord]:
         async with transaction(self._db, write=False) as conn:
-            return await conn.fetchall(
-                "SELECT id, provider, event_id, type, body, received_at, processed_at, attempts, "
-                "last_error FROM webhook_events WHERE order_id = :id "
-                "ORDER BY received_at DESC LIMIT :limit",
+            rows = await conn.fetchall(
+                "SELECT * FROM webhook_events WHERE order_id = :id "
+                "ORDER BY received_at DESC, id DESC LIMIT :limit",
                 {"id": order_id, "limit": limit},
             )
-
-
-def _n(row: Row | None) -> int:
-    return int(row["n"]) if row else 0
+        return [webhook_from_row(row) for row in rows]
 
 
 def _user(row: Row) -> ConsoleUser:

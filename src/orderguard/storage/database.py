@@ -1,8 +1,8 @@
 """Connections to SQLite or PostgreSQL behind one small interface.
 
 SQL is written once with ``:name`` parameters; this module adapts it to each driver,
-converts timestamps, and translates driver errors into :class:`UniqueViolation` and
-:class:`DatabaseUnavailable`. Everything else in ``storage`` is dialect-free.
+converts timestamps; the drivers translate their errors into ``storage.errors``, and
+``storage.connect`` opens one. Everything else in ``storage`` is dialect-free.
 """
 
 from __future__ import annotations
@@ -14,29 +14,11 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from orderguard.storage.errors import StorageError
+
 Dialect = Literal["sqlite", "postgresql"]
 Row = dict[str, Any]
 Params = Mapping[str, Any]
-
-
-class StorageError(Exception):
-    """The database could not do what was asked."""
-
-
-class DatabaseUnavailable(StorageError):
-    """The database cannot be reached or refused the connection."""
-
-
-class UniqueViolation(StorageError):
-    """A row with the same unique value exists; ``constraint`` names the column or index."""
-
-    def __init__(self, constraint: str) -> None:
-        self.constraint = constraint
-        super().__init__(f"unique constraint violated: {constraint}")
-
-
-class AppendOnlyViolation(StorageError):
-    """Something tried to change or delete an append-only row (timeline, orders)."""
 
 
 def utc(value: datetime) -> datetime:
@@ -132,21 +114,6 @@ async def transaction(db: Database, *, write: bool = True) -> AsyncIterator[Conn
     async with db.transaction(write=write) as tx:
         yield tx.conn
         await tx.commit()
-
-
-async def connect(url: str, *, pool_size: int = 10) -> Database:
-    """Open the database at ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from orderguard.storage.postgres import PostgresDatabase
-
-        return await PostgresDatabase.open(url, pool_size=pool_size)
-    if url.startswith("sqlite:///"):
-        from orderguard.storage.sqlite import SqliteDatabase
-
-        return await SqliteDatabase.open(url.removeprefix("sqlite:///"))
-    raise StorageError(
-        f"unsupported database URL {redact_url(url)!r}: use sqlite:///PATH or postgresql://..."
-    )
 
 
 def redact_url(url: str) -> str:

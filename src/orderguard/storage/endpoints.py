@@ -1,83 +1,70 @@
-"""Merchant webhook endpoints and their signing secrets in SQL."""
+"""Merchant webhook endpoints and their signing secrets in SQL (the ``EndpointRepository``
+of :mod:`orderguard.storage.ports`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from orderguard.domain.delivery import WebhookEndpoint, WebhookSecret
-from orderguard.storage.database import Database, Row, must_datetime, to_datetime, transaction
+from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
 
 
-class EndpointStore:
-    """Webhook endpoints on one database; removed ones are kept (their deliveries refer to
-    them) but receive nothing more."""
+class SqlEndpointRepository:
+    """Merchant webhook endpoints, in one transaction; removed ones are kept (their
+    deliveries refer to them) but receive nothing more."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
 
     async def add(self, endpoint: WebhookEndpoint, secret: WebhookSecret) -> None:
-        """Store a new endpoint with its first secret."""
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "INSERT INTO webhook_endpoints (id, url, description, created_at, "
-                "allow_private) VALUES (:id, :url, :description, :created_at, :allow_private)",
-                {
-                    "id": endpoint.id,
-                    "url": endpoint.url,
-                    "allow_private": endpoint.allow_private,
-                    "description": endpoint.description,
-                    "created_at": endpoint.created_at,
-                },
-            )
-            await conn.execute(_INSERT_SECRET, _secret_row(secret))
+        await self._conn.execute(
+            "INSERT INTO webhook_endpoints (id, url, description, created_at, "
+            "allow_private) VALUES (:id, :url, :description, :created_at, :allow_private)",
+            {
+                "id": endpoint.id,
+                "url": endpoint.url,
+                "allow_private": endpoint.allow_private,
+                "description": endpoint.description,
+                "created_at": endpoint.created_at,
+            },
+        )
+        await self._conn.execute(_INSERT_SECRET, _secret_row(secret))
 
     async def active(self) -> list[WebhookEndpoint]:
-        """Endpoints not removed, oldest first."""
         return [e for e in await self.all() if e.removed_at is None]
 
     async def all(self) -> list[WebhookEndpoint]:
-        """Every endpoint ever added, oldest first."""
-        async with transaction(self.db, write=False) as conn:
-            rows = await conn.fetchall("SELECT * FROM webhook_endpoints ORDER BY created_at, id")
+        rows = await self._conn.fetchall("SELECT * FROM webhook_endpoints ORDER BY created_at, id")
         return [_endpoint(row) for row in rows]
 
     async def remove(self, endpoint_id: str, *, at: datetime) -> bool:
-        """Stop sending to an endpoint; ``False`` when there is no such active endpoint."""
-        async with transaction(self.db) as conn:
-            changed = await conn.execute(
-                "UPDATE webhook_endpoints SET removed_at = :at "
-                "WHERE id = :id AND removed_at IS NULL",
-                {"id": endpoint_id, "at": at},
-            )
+        changed = await self._conn.execute(
+            "UPDATE webhook_endpoints SET removed_at = :at WHERE id = :id AND removed_at IS NULL",
+            {"id": endpoint_id, "at": at},
+        )
         return changed > 0
 
     async def rotate(self, secret: WebhookSecret, *, old_expire_at: datetime) -> bool:
-        """Add ``secret`` to its endpoint; the current secrets stay valid until
-        ``old_expire_at`` (signatures are made with both meanwhile). ``False`` when the
-        endpoint is unknown or removed."""
-        async with transaction(self.db) as conn:
-            row = await conn.fetchone(
-                "SELECT id FROM webhook_endpoints WHERE id = :id AND removed_at IS NULL",
-                {"id": secret.endpoint_id},
-            )
-            if row is None:
-                return False
-            await conn.execute(
-                "UPDATE webhook_secrets SET expires_at = :at WHERE endpoint_id = :endpoint "
-                "AND (expires_at IS NULL OR expires_at > :at)",
-                {"endpoint": secret.endpoint_id, "at": old_expire_at},
-            )
-            await conn.execute(_INSERT_SECRET, _secret_row(secret))
+        row = await self._conn.fetchone(
+            "SELECT id FROM webhook_endpoints WHERE id = :id AND removed_at IS NULL",
+            {"id": secret.endpoint_id},
+        )
+        if row is None:
+            return False
+        await self._conn.execute(
+            "UPDATE webhook_secrets SET expires_at = :at WHERE endpoint_id = :endpoint "
+            "AND (expires_at IS NULL OR expires_at > :at)",
+            {"endpoint": secret.endpoint_id, "at": old_expire_at},
+        )
+        await self._conn.execute(_INSERT_SECRET, _secret_row(secret))
         return True
 
     async def secrets(self, endpoint_id: str, *, at: datetime) -> list[WebhookSecret]:
-        """The endpoint's secrets valid at ``at``, newest first."""
-        async with transaction(self.db, write=False) as conn:
-            rows = await conn.fetchall(
-                "SELECT * FROM webhook_secrets WHERE endpoint_id = :id "
-                "AND (expires_at IS NULL OR expires_at > :at) ORDER BY created_at DESC, id",
-                {"id": endpoint_id, "at": at},
-            )
+        rows = await self._conn.fetchall(
+            "SELECT * FROM webhook_secrets WHERE endpoint_id = :id "
+            "AND (expires_at IS NULL OR expires_at > :at) ORDER BY created_at DESC, id",
+            {"id": endpoint_id, "at": at},
+        )
         return [_secret(row) for row in rows]
 
 

@@ -18,7 +18,16 @@ from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.refund_record import RefundState
 from orderguard.domain.states import OrderState
-from orderguard.observability.context import current_request_id
+from orderguard.domain.stuck import STUCK_STATES
+from orderguard.request_id import current_request_id
+from orderguard.storage.memory_console import ConsoleState, MemoryConsoleStore, MemoryOpsStats
+from orderguard.storage.memory_outbox import (
+    MemoryEndpointRepository,
+    MemoryOutboxRepository,
+    MemoryReconciliationRepository,
+    OutboxTables,
+    ReconciliationTables,
+)
 from orderguard.storage.orders import ConcurrentUpdate
 from orderguard.storage.ports import (
     ApiKey,
@@ -41,6 +50,8 @@ class _State:
     webhooks: dict[str, WebhookRecord] = field(default_factory=dict)
     webhook_leases: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     findings: list[SweepFinding] = field(default_factory=list)
+    relay: OutboxTables = field(default_factory=OutboxTables)
+    reconciliation: ReconciliationTables = field(default_factory=ReconciliationTables)
 
 
 class MemoryOrderRepository:
@@ -156,7 +167,7 @@ def _matches(order: Order, query: OrderQuery) -> bool:
     if query.flagged and not order.open_flags:
         return False
     if query.stuck_since is not None and (
-        order.is_terminal or order.updated_at >= query.stuck_since
+        order.state not in STUCK_STATES or order.updated_at >= query.stuck_since
     ):
         return False
     return query.cursor is None or (order.created_at, order.id) < query.cursor
@@ -367,6 +378,9 @@ class MemoryUnitOfWork:
     leases: MemoryLeaseRepository
     webhooks: MemoryWebhookRepository
     findings: MemoryFindingRepository
+    outbox: MemoryOutboxRepository
+    endpoints: MemoryEndpointRepository
+    reconciliations: MemoryReconciliationRepository
 
     def __init__(self, storage: InMemoryStorage) -> None:
         self._storage = storage
@@ -381,6 +395,11 @@ class MemoryUnitOfWork:
         self.leases = MemoryLeaseRepository(self._work)
         self.webhooks = MemoryWebhookRepository(self._work)
         self.findings = MemoryFindingRepository(self._work)
+        self.outbox = MemoryOutboxRepository(self._work.outbox, self._work.relay)
+        self.endpoints = MemoryEndpointRepository(self._work.relay)
+        self.reconciliations = MemoryReconciliationRepository(
+            self._work.orders, self._work.reconciliation
+        )
         return self
 
     async def __aexit__(
@@ -402,6 +421,10 @@ class InMemoryStorage:
     def __init__(self) -> None:
         self.state = _State()
         self.lock = asyncio.Lock()
+        #: The console's users, sessions and log-in counts (``memory_console``).
+        self.console_state = ConsoleState()
+        self.console = MemoryConsoleStore(self)
+        self.stats = MemoryOpsStats(self)
 
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)

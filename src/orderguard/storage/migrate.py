@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 
-from orderguard.storage.database import Database, Dialect, StorageError, transaction
+from orderguard.storage.database import Database, Dialect, transaction
+from orderguard.storage.errors import StorageError
 
 _TYPES: dict[Dialect, dict[str, str]] = {
     "sqlite": {"ts": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},

@@ -1,5 +1,6 @@
-"""The queries behind ``/metrics``, ``/readyz`` and ``orderguard doctor``: what the
-database says about the orders, the janitor's backlog, the webhook inbox and the workers.
+"""The queries behind ``/metrics``, ``/readyz``, ``orderguard doctor`` and the console's
+dashboard (:class:`~orderguard.storage.ports.OpsStats`): what the database says about the
+orders, the janitor's backlog, the webhook inbox and the workers.
 
 Read-only, aggregate queries (one round trip each) on either dialect.
 """
@@ -7,107 +8,113 @@ Read-only, aggregate queries (one round trip each) on either dialect.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
-from orderguard.storage.database import (
-    Connection,
-    Database,
-    StorageError,
-    to_datetime,
-    transaction,
-)
+from orderguard.domain.states import OrderState
+from orderguard.domain.stuck import STUCK_STATES, stuck_horizon
+from orderguard.storage.database import Connection, Database, Row, to_datetime, transaction
+from orderguard.storage.errors import StorageError
 from orderguard.storage.order_flags import HAS_OPEN_FLAG
-
-#: Age buckets of unfinished orders: label and upper bound (the last is open-ended).
-AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
-    ("0-1m", timedelta(minutes=1)),
-    ("1m-10m", timedelta(minutes=10)),
-    ("10m-1h", timedelta(hours=1)),
-    ("1h-1d", timedelta(days=1)),
-    ("1d+", None),
+from orderguard.storage.ports import (
+    AGE_BUCKETS,
+    OPEN_STATES,
+    ConsoleCounts,
+    DatabaseStats,
+    WebhookTotals,
 )
-OPEN_STATES = tuple(sorted(s for s in OrderState if s not in TERMINAL_ORDER_STATES))
+
+#: The stuck states as SQL parameters (``domain.stuck``).
+_STUCK = {f"k{i}": str(state) for i, state in enumerate(sorted(STUCK_STATES))}
+_STUCK_IN = ", ".join(f":{name}" for name in _STUCK)
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookTotals:
-    """The inbox of one provider, counted over every event ever received."""
+class SqlOpsStats:
+    """:class:`~orderguard.storage.ports.OpsStats` on SQLite or PostgreSQL."""
 
-    received: int
-    processed: int
-    #: Processing attempts that failed (an event may fail several times, then succeed).
-    failures: int
-    #: Events whose last attempt failed and that are not processed yet.
-    failing: int
-    oldest_unprocessed: datetime | None
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def ping(self) -> float:
+        started = time.perf_counter()
+        async with transaction(self._db, write=False) as conn:
+            await conn.fetchone("SELECT 1 AS one")
+        return time.perf_counter() - started
+
+    async def database_now(self) -> datetime | None:
+        if self._db.dialect != "postgresql":
+            return None
+        async with transaction(self._db, write=False) as conn:
+            row = await conn.fetchone("SELECT now() AS now")
+        return to_datetime(row["now"]) if row else None
+
+    async def schema_version(self) -> int:
+        async with transaction(self._db, write=False) as conn:
+            try:
+                row = await conn.fetchone("SELECT MAX(version) AS v FROM schema_migrations")
+            except StorageError as exc:
+                if "schema_migrations" in str(exc):
+                    return 0
+                raise
+        return int(row["v"]) if row and row["v"] is not None else 0
+
+    async def last_heartbeat(self) -> datetime | None:
+        async with transaction(self._db, write=False) as conn:
+            row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
+        return to_datetime(row["seen"]) if row else None
+
+    async def read(
+        self, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
+    ) -> DatabaseStats:
+        async with transaction(self._db, write=False) as conn:
+            by_state = await _orders_by_state(conn)
+            open_by_age, oldest = await _open_orders(conn, now)
+            stuck = await _stuck(conn, stuck_horizon(now=now))
+            flagged = await _flagged(conn)
+            backlog, lag = await _janitor(conn, now, watched, shortest_wait)
+            webhooks = await _webhooks(conn)
+            row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
+        return DatabaseStats(
+            now=now,
+            orders_by_state=by_state,
+            open_by_age=open_by_age,
+            oldest_open=oldest,
+            stuck_by_state=stuck,
+            flagged_by_reason=flagged,
+            janitor_backlog=backlog,
+            janitor_lag=lag,
+            webhooks=webhooks,
+            last_heartbeat=to_datetime(row["seen"]) if row else None,
+        )
+
+    async def orders_by_state(self) -> dict[str, int]:
+        async with transaction(self._db, write=False) as conn:
+            return await _orders_by_state(conn)
+
+    async def counts(self, *, stuck_since: datetime) -> ConsoleCounts:
+        async with transaction(self._db, write=False) as conn:
+            flagged = await conn.fetchone(f"SELECT COUNT(*) AS n FROM orders WHERE {HAS_OPEN_FLAG}")
+            stuck = await _stuck(conn, stuck_since)
+            webhooks = await conn.fetchone(
+                "SELECT COUNT(*) AS n FROM webhook_events WHERE processed_at IS NULL"
+            )
+        return ConsoleCounts(
+            flagged=_n(flagged), stuck=sum(stuck.values()), webhook_backlog=_n(webhooks)
+        )
 
 
-@dataclass(frozen=True, slots=True)
-class DatabaseStats:
-    """One reading of the database, taken at ``now``."""
-
-    now: datetime
-    orders_by_state: dict[str, int] = field(default_factory=dict)
-    #: Unfinished orders: state -> age bucket -> count.
-    open_by_age: dict[str, dict[str, int]] = field(default_factory=dict)
-    #: Creation time of the oldest unfinished order not in the review queue, per state.
-    oldest_open: dict[str, datetime] = field(default_factory=dict)
-    flagged_by_reason: dict[str, int] = field(default_factory=dict)
-    janitor_backlog: int = 0
-    #: How long the most overdue recheck has been due.
-    janitor_lag: timedelta = timedelta(0)
-    webhooks: dict[str, WebhookTotals] = field(default_factory=dict)
-    last_heartbeat: datetime | None = None
+def _n(row: Row | None) -> int:
+    return int(row["n"]) if row else 0
 
 
-async def ping(db: Database) -> float:
-    """Run ``SELECT 1``; return the round trip in seconds (raises ``StorageError``)."""
-    started = time.perf_counter()
-    async with transaction(db, write=False) as conn:
-        await conn.fetchone("SELECT 1 AS one")
-    return time.perf_counter() - started
-
-
-async def database_now(db: Database) -> datetime | None:
-    """The database server's clock (PostgreSQL); ``None`` for SQLite (it is this host's)."""
-    if db.dialect != "postgresql":
-        return None
-    async with transaction(db, write=False) as conn:
-        row = await conn.fetchone("SELECT now() AS now")
-    return to_datetime(row["now"]) if row else None
-
-
-async def last_heartbeat(db: Database) -> datetime | None:
-    """When any worker last said it was alive."""
-    async with transaction(db, write=False) as conn:
-        row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
-    return to_datetime(row["seen"]) if row else None
-
-
-async def read_stats(
-    db: Database, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
-) -> DatabaseStats:
-    """Everything ``/metrics`` shows about the database, in one read transaction."""
-    async with transaction(db, write=False) as conn:
-        by_state = await _orders_by_state(conn)
-        open_by_age, oldest = await _open_orders(conn, now)
-        flagged = await _flagged(conn)
-        backlog, lag = await _janitor(conn, now, watched, shortest_wait)
-        webhooks = await _webhooks(conn)
-        row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
-    return DatabaseStats(
-        now=now,
-        orders_by_state=by_state,
-        open_by_age=open_by_age,
-        oldest_open=oldest,
-        flagged_by_reason=flagged,
-        janitor_backlog=backlog,
-        janitor_lag=lag,
-        webhooks=webhooks,
-        last_heartbeat=to_datetime(row["seen"]) if row else None,
+async def _stuck(conn: Connection, since: datetime) -> dict[str, int]:
+    """Orders in each stuck state unchanged since ``since`` (every stuck state listed)."""
+    rows = await conn.fetchall(
+        f"SELECT state, COUNT(*) AS n FROM orders WHERE state IN ({_STUCK_IN}) "
+        "AND updated_at < :since GROUP BY state",
+        {**_STUCK, "since": since},
     )
+    found = {str(r["state"]): int(r["n"]) for r in rows}
+    return {str(state): found.get(str(state), 0) for state in sorted(STUCK_STATES)}
 
 
 async def _orders_by_state(conn: Connection) -> dict[str, int]:
@@ -203,18 +210,6 @@ async def _webhooks(conn: Connection) -> dict[str, WebhookTotals]:
             oldest_unprocessed=to_datetime(r["oldest"]),
         )
     return totals
-
-
-async def schema_version(db: Database) -> int:
-    """The schema version, read without creating anything (0 when never migrated)."""
-    async with transaction(db, write=False) as conn:
-        try:
-            row = await conn.fetchone("SELECT MAX(version) AS v FROM schema_migrations")
-        except StorageError as exc:
-            if "schema_migrations" in str(exc):
-                return 0
-            raise
-    return int(row["v"]) if row and row["v"] is not None else 0
 
 
 async def probe_postgres(url: str, *, timeout_s: int = 5) -> str | None:

@@ -12,16 +12,11 @@ from orderguard.domain.customer import Address, Customer
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import Cause, EntryKind, EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
-from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
-from orderguard.observability.context import current_request_id
-from orderguard.storage.database import (
-    Connection,
-    Row,
-    StorageError,
-    UniqueViolation,
-    must_datetime,
-    to_datetime,
-)
+from orderguard.domain.states import AttemptState, OrderState
+from orderguard.domain.stuck import STUCK_STATES
+from orderguard.request_id import current_request_id
+from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
+from orderguard.storage.errors import StorageError, UniqueViolation
 from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
 from orderguard.storage.order_refunds import (
     load_refunds,
@@ -300,8 +295,8 @@ def _filters(query: OrderQuery) -> tuple[str, dict[str, Any]]:
     if query.flagged:
         clauses.append(HAS_OPEN_FLAG)
     if query.stuck_since is not None:
-        final = ", ".join(f"'{state}'" for state in sorted(TERMINAL_ORDER_STATES))
-        clauses.append(f"state NOT IN ({final}) AND updated_at < :stuck")
+        stuck = ", ".join(f"'{state}'" for state in sorted(STUCK_STATES))
+        clauses.append(f"state IN ({stuck}) AND updated_at < :stuck")
         params["stuck"] = query.stuck_since
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 

@@ -1,16 +1,16 @@
 """The outbox relay's bookkeeping in SQL: deliveries per sink, attempts, leases.
 
-Each method runs in a transaction of its own. Deliveries are created lazily: for each sink
-the relay copies the events it has not yet considered (above the sink's ``floor_seq``)
-into ``outbox_deliveries``, then claims due ones with a lease (``FOR UPDATE SKIP LOCKED``
-on PostgreSQL), never one whose order has an earlier event still pending at that sink.
+:class:`SqlOutboxRepository` implements :class:`~orderguard.storage.ports.OutboxRepository`
+on the connection of one unit of work. Deliveries are created lazily: for each sink the relay
+copies the events it has not yet considered (above the sink's ``floor_seq``) into
+``outbox_deliveries``, then claims due ones with a lease (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL), never one whose order has an earlier event still pending at that sink.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 
 from orderguard.domain.delivery import (
     Delivery,
@@ -28,13 +28,12 @@ from orderguard.storage.database import (
     transaction,
 )
 from orderguard.storage.orders import event_from_row
+from orderguard.storage.ports import OUTBOX_SETTLE, Undelivered
 
-#: How each dialect claims rows other relays are not claiming (SQLite has one writer).
-_SKIP_LOCKED = {"postgresql": " FOR UPDATE SKIP LOCKED", "sqlite": ""}
-_LOCK = {"postgresql": " FOR UPDATE", "sqlite": ""}
-#: Longest a transaction that writes an event may stay open; events older than this are
-#: surely visible, so a sink's floor may move past them.
-SETTLE = timedelta(minutes=5)
+__all__ = ["SETTLE", "OutboxStore", "SqlOutboxRepository", "Undelivered"]
+
+#: Longest a transaction that writes an event may stay open (see ``OUTBOX_SETTLE``).
+SETTLE = OUTBOX_SETTLE
 
 _DELIVERY_COLUMNS = """
     d.id AS d_id, d.sink, d.state, d.attempts, d.next_attempt_at, d.last_error,
@@ -42,23 +41,12 @@ _DELIVERY_COLUMNS = """
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Undelivered:
-    """What still waits for one sink."""
+class SqlOutboxRepository:
+    """Deliveries of outbox events to sinks, in one transaction."""
 
-    #: Events not yet delivered (nor dead) there, picked up by the relay or not.
-    count: int
-    #: When the oldest of them was committed (``None`` when nothing waits).
-    oldest: datetime | None
-
-
-class OutboxStore:
-    """Deliveries of outbox events to sinks, on one database."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._skip_locked = _SKIP_LOCKED[db.dialect]
-        self._lock = _LOCK[db.dialect]
+    def __init__(self, conn: Connection, *, lock_clause: str, skip_locked: str) -> None:
+        self._conn = conn
+        self._lock, self._skip_locked = lock_clause, skip_locked
 
     async def enqueue(
         self,
@@ -69,30 +57,25 @@ class OutboxStore:
         now: datetime,
         batch: int,
     ) -> int:
-        """Create the pending deliveries of new events for ``sink``; how many were created.
-
-        The first time a sink is seen it starts with events committed at ``since``.
-        """
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "INSERT INTO outbox_sinks (sink, since, floor_seq) VALUES (:sink, :since, 0) "
-                "ON CONFLICT (sink) DO NOTHING",
-                {"sink": sink, "since": since},
-            )
-            row = await conn.fetchone(
-                f"SELECT since, floor_seq FROM outbox_sinks WHERE sink = :sink{self._lock}",
-                {"sink": sink},
-            )
-            assert row is not None
-            floor, start = int(row["floor_seq"]), must_datetime(row["since"])
-            created = await self._copy(conn, sink, types, floor=floor, since=start, batch=batch)
-            if created < batch:
-                await self._raise_floor(conn, sink, floor=floor, settled=now - SETTLE)
+        conn = self._conn
+        await conn.execute(
+            "INSERT INTO outbox_sinks (sink, since, floor_seq) VALUES (:sink, :since, 0) "
+            "ON CONFLICT (sink) DO NOTHING",
+            {"sink": sink, "since": since},
+        )
+        row = await conn.fetchone(
+            f"SELECT since, floor_seq FROM outbox_sinks WHERE sink = :sink{self._lock}",
+            {"sink": sink},
+        )
+        assert row is not None
+        floor, start = int(row["floor_seq"]), must_datetime(row["since"])
+        created = await self._copy(sink, types, floor=floor, since=start, batch=batch)
+        if created < batch:
+            await self._raise_floor(sink, floor=floor, settled=now - SETTLE)
         return created
 
     async def _copy(
         self,
-        conn: Connection,
         sink: str,
         types: frozenset[EventType] | None,
         *,
@@ -101,7 +84,7 @@ class OutboxStore:
         batch: int,
     ) -> int:
         names, clause = _type_filter(types)
-        rows = await conn.fetchall(
+        rows = await self._conn.fetchall(
             f"""
             INSERT INTO outbox_deliveries (event_id, sink, order_id, event_seq, state,
                 attempts, next_attempt_at)
@@ -117,15 +100,13 @@ class OutboxStore:
         )
         return len(rows)
 
-    async def _raise_floor(
-        self, conn: Connection, sink: str, *, floor: int, settled: datetime
-    ) -> None:
-        row = await conn.fetchone(
+    async def _raise_floor(self, sink: str, *, floor: int, settled: datetime) -> None:
+        row = await self._conn.fetchone(
             "SELECT MAX(seq) AS top FROM outbox WHERE seq > :floor AND created_at < :settled",
             {"floor": floor, "settled": settled},
         )
         if row and row["top"] is not None:
-            await conn.execute(
+            await self._conn.execute(
                 "UPDATE outbox_sinks SET floor_seq = :top WHERE sink = :sink",
                 {"top": int(row["top"]), "sink": sink},
             )
@@ -133,72 +114,63 @@ class OutboxStore:
     async def claim(
         self, sink: str, *, owner: str, now: datetime, until: datetime, limit: int
     ) -> list[Delivery]:
-        """Lease up to ``limit`` due deliveries of ``sink``, at most one per order: the
-        oldest still pending, and only once its lease (if any) expired."""
-        async with transaction(self.db) as conn:
-            claimed = await conn.fetchall(
-                f"""
-                UPDATE outbox_deliveries SET lease_owner = :owner, lease_until = :until
-                WHERE id IN (
-                    SELECT d.id FROM outbox_deliveries d
-                    WHERE d.sink = :sink AND d.state = 'pending' AND d.next_attempt_at <= :now
-                      AND (d.lease_until IS NULL OR d.lease_until < :now)
-                      AND NOT EXISTS (
-                          SELECT 1 FROM outbox_deliveries e
-                          WHERE e.sink = d.sink AND e.order_id = d.order_id
-                            AND e.state = 'pending' AND e.event_seq < d.event_seq)
-                    ORDER BY d.event_seq LIMIT :limit{self._skip_locked}
-                )
-                RETURNING id
-                """,
-                {"sink": sink, "owner": owner, "now": now, "until": until, "limit": limit},
+        claimed = await self._conn.fetchall(
+            f"""
+            UPDATE outbox_deliveries SET lease_owner = :owner, lease_until = :until
+            WHERE id IN (
+                SELECT d.id FROM outbox_deliveries d
+                WHERE d.sink = :sink AND d.state = 'pending' AND d.next_attempt_at <= :now
+                  AND (d.lease_until IS NULL OR d.lease_until < :now)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM outbox_deliveries e
+                      WHERE e.sink = d.sink AND e.order_id = d.order_id
+                        AND e.state = 'pending' AND e.event_seq < d.event_seq)
+                ORDER BY d.event_seq LIMIT :limit{self._skip_locked}
             )
-            rows = await _select(conn, "d.id IN ({ids})", [int(r["id"]) for r in claimed])
+            RETURNING id
+            """,
+            {"sink": sink, "owner": owner, "now": now, "until": until, "limit": limit},
+        )
+        rows = await _select(self._conn, "d.id IN ({ids})", [int(r["id"]) for r in claimed])
         return [_delivery(row) for row in rows]
 
     async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
-        """Mark ``delivery`` delivered and record the attempt."""
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "UPDATE outbox_deliveries SET state = 'delivered', attempts = attempts + 1, "
-                "delivered_at = :at, last_error = NULL, lease_owner = NULL, "
-                "lease_until = NULL WHERE id = :id",
-                {"id": delivery.id, "at": attempt.at},
-            )
-            await _record(conn, attempt)
+        await self._conn.execute(
+            "UPDATE outbox_deliveries SET state = 'delivered', attempts = attempts + 1, "
+            "delivered_at = :at, last_error = NULL, lease_owner = NULL, "
+            "lease_until = NULL WHERE id = :id",
+            {"id": delivery.id, "at": attempt.at},
+        )
+        await _record(self._conn, attempt)
 
     async def failed(
         self, delivery: Delivery, *, attempt: DeliveryAttempt, retry_at: datetime | None
     ) -> None:
-        """Record a failed attempt: try again at ``retry_at``, or dead letter when None."""
         state = DeliveryState.PENDING if retry_at is not None else DeliveryState.DEAD
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "UPDATE outbox_deliveries SET state = :state, attempts = attempts + 1, "
-                "last_error = :error, next_attempt_at = COALESCE(:retry_at, next_attempt_at), "
-                "dead_at = :dead_at, lease_owner = NULL, lease_until = NULL WHERE id = :id",
-                {
-                    "id": delivery.id,
-                    "state": str(state),
-                    "error": (attempt.error or "")[:2000],
-                    "retry_at": retry_at,
-                    "dead_at": attempt.at if retry_at is None else None,
-                },
-            )
-            await _record(conn, attempt)
+        await self._conn.execute(
+            "UPDATE outbox_deliveries SET state = :state, attempts = attempts + 1, "
+            "last_error = :error, next_attempt_at = COALESCE(:retry_at, next_attempt_at), "
+            "dead_at = :dead_at, lease_owner = NULL, lease_until = NULL WHERE id = :id",
+            {
+                "id": delivery.id,
+                "state": str(state),
+                "error": (attempt.error or "")[:2000],
+                "retry_at": retry_at,
+                "dead_at": attempt.at if retry_at is None else None,
+            },
+        )
+        await _record(self._conn, attempt)
 
-    async def release(self, deliveries: Iterable[Delivery], *, owner: str) -> None:
-        """Give up the leases of deliveries not attempted (the relay is stopping)."""
+    async def release(self, deliveries: Sequence[Delivery], *, owner: str) -> None:
         ids = [d.id for d in deliveries]
         if not ids:
             return
         names = {f"i{n}": i for n, i in enumerate(ids)}
-        async with transaction(self.db) as conn:
-            await conn.execute(
-                "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until = NULL "
-                f"WHERE lease_owner = :owner AND id IN ({', '.join(':' + k for k in names)})",
-                {**names, "owner": owner},
-            )
+        await self._conn.execute(
+            "UPDATE outbox_deliveries SET lease_owner = NULL, lease_until = NULL "
+            f"WHERE lease_owner = :owner AND id IN ({', '.join(':' + k for k in names)})",
+            {**names, "owner": owner},
+        )
 
     async def deliveries(
         self,
@@ -209,7 +181,6 @@ class OutboxStore:
         event_id: str | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        """Deliveries matching every filter given, newest event first."""
         where, params = ["1 = 1"], {"limit": limit}
         for column, value in (
             ("d.state", state),
@@ -221,110 +192,99 @@ class OutboxStore:
                 key = column.split(".")[1]
                 where.append(f"{column} = :{key}")
                 params[key] = str(value)  # type: ignore[assignment]
-        async with transaction(self.db, write=False) as conn:
-            rows = await conn.fetchall(
-                f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d "
-                f"JOIN outbox o ON o.id = d.event_id WHERE {' AND '.join(where)} "
-                "ORDER BY d.event_seq DESC, d.sink LIMIT :limit",
-                params,
-            )
+        rows = await self._conn.fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d "
+            f"JOIN outbox o ON o.id = d.event_id WHERE {' AND '.join(where)} "
+            "ORDER BY d.event_seq DESC, d.sink LIMIT :limit",
+            params,
+        )
         return [_delivery(row) for row in rows]
 
+    async def delivery(self, delivery_id: int) -> Delivery | None:
+        row = await self._conn.fetchone(
+            f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d "
+            "JOIN outbox o ON o.id = d.event_id WHERE d.id = :id",
+            {"id": delivery_id},
+        )
+        return _delivery(row) if row else None
+
     async def attempts(self, event_id: str) -> list[DeliveryAttempt]:
-        """Every recorded try at delivering ``event_id``, oldest first."""
-        async with transaction(self.db, write=False) as conn:
-            rows = await conn.fetchall(
-                "SELECT * FROM outbox_attempts WHERE event_id = :id ORDER BY id",
-                {"id": event_id},
-            )
+        rows = await self._conn.fetchall(
+            "SELECT * FROM outbox_attempts WHERE event_id = :id ORDER BY id", {"id": event_id}
+        )
         return [_attempt(row) for row in rows]
 
     async def event(self, event_id: str) -> OutboxEvent | None:
-        """One outbox event."""
-        async with transaction(self.db, write=False) as conn:
-            row = await conn.fetchone("SELECT * FROM outbox WHERE id = :id", {"id": event_id})
+        row = await self._conn.fetchone("SELECT * FROM outbox WHERE id = :id", {"id": event_id})
         return event_from_row(row) if row else None
 
     async def replay(
         self, *, now: datetime, event_id: str | None = None, sink: str | None = None
     ) -> int:
-        """Make dead deliveries pending again with a fresh count of attempts; how many.
-
-        With ``event_id`` only that event's; with ``sink`` only that sink's. An event named
-        with a sink is sent there again whatever its state (created if it never was).
-        """
-        async with transaction(self.db) as conn:
-            if event_id is not None and sink is not None:
-                await _ensure_delivery(conn, event_id, sink, now=now)
-            where, params = _replay_filter(event_id, sink)
-            return await conn.execute(
-                "UPDATE outbox_deliveries SET state = 'pending', attempts = 0, "
-                "next_attempt_at = :now, dead_at = NULL, delivered_at = NULL, "
-                f"lease_owner = NULL, lease_until = NULL WHERE {where}",
-                {**params, "now": now},
-            )
-
-    async def oldest_undelivered(
-        self, sink: str, *, types: frozenset[EventType] | None, since: datetime
-    ) -> datetime | None:
-        """When the oldest event not yet delivered (nor dead) at ``sink`` was committed."""
-        return (await self.undelivered(sink, types=types, since=since)).oldest
+        if event_id is not None and sink is not None:
+            await _ensure_delivery(self._conn, event_id, sink, now=now)
+        where, params = _replay_filter(event_id, sink)
+        return await self._conn.execute(
+            "UPDATE outbox_deliveries SET state = 'pending', attempts = 0, "
+            "next_attempt_at = :now, dead_at = NULL, delivered_at = NULL, "
+            f"lease_owner = NULL, lease_until = NULL WHERE {where}",
+            {**params, "now": now},
+        )
 
     async def undelivered(
         self, sink: str, *, types: frozenset[EventType] | None, since: datetime
     ) -> Undelivered:
-        """The events not yet delivered (nor dead) at ``sink``: how many, and when the oldest
-        was committed, counting events the relay has not yet picked up; ``since`` applies to
-        a sink the relay has never run for."""
         names, clause = _type_filter(types)
-        async with transaction(self.db, write=False) as conn:
-            row = await conn.fetchone(
-                "SELECT since, floor_seq FROM outbox_sinks WHERE sink = :sink", {"sink": sink}
-            )
-            floor = int(row["floor_seq"]) if row else 0
-            start = must_datetime(row["since"]) if row else since
-            # above the floor: events not picked up yet, and those picked up but pending
-            above = await conn.fetchone(
-                f"""
-                SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox o
-                WHERE o.seq > :floor AND o.created_at >= :since{clause}
-                  AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = o.id
-                                  AND d.sink = :sink AND d.state <> 'pending')
-                """,
-                {**names, "sink": sink, "floor": floor, "since": start},
-            )
-            # the rest (at or below the floor, or replayed): only pending deliveries wait
-            below = await conn.fetchone(
-                f"""
-                SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox_deliveries d
-                JOIN outbox o ON o.id = d.event_id
-                WHERE d.sink = :sink AND d.state = 'pending'
-                  AND NOT (o.seq > :floor AND o.created_at >= :since{clause})
-                """,
-                {**names, "sink": sink, "floor": floor, "since": start},
-            )
+        conn = self._conn
+        row = await conn.fetchone(
+            "SELECT since, floor_seq FROM outbox_sinks WHERE sink = :sink", {"sink": sink}
+        )
+        floor = int(row["floor_seq"]) if row else 0
+        start = must_datetime(row["since"]) if row else since
+        # above the floor: events not picked up yet, and those picked up but pending
+        above = await conn.fetchone(
+            f"""
+            SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox o
+            WHERE o.seq > :floor AND o.created_at >= :since{clause}
+              AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = o.id
+                              AND d.sink = :sink AND d.state <> 'pending')
+            """,
+            {**names, "sink": sink, "floor": floor, "since": start},
+        )
+        # the rest (at or below the floor, or replayed): only pending deliveries wait
+        below = await conn.fetchone(
+            f"""
+            SELECT COUNT(*) AS n, MIN(o.created_at) AS oldest FROM outbox_deliveries d
+            JOIN outbox o ON o.id = d.event_id
+            WHERE d.sink = :sink AND d.state = 'pending'
+              AND NOT (o.seq > :floor AND o.created_at >= :since{clause})
+            """,
+            {**names, "sink": sink, "floor": floor, "since": start},
+        )
         parts = [r for r in (above, below) if r]
         times = [t for t in (to_datetime(r["oldest"]) for r in parts) if t is not None]
         return Undelivered(sum(int(r["n"]) for r in parts), min(times, default=None))
 
+    async def dead_counts(self) -> dict[str, int]:
+        rows = await self._conn.fetchall(
+            "SELECT sink, COUNT(*) AS n FROM outbox_deliveries WHERE state = 'dead' GROUP BY sink"
+        )
+        return {str(r["sink"]): int(r["n"]) for r in rows}
+
+
+class OutboxStore:
+    """Transitional: one delivery read on a SQL database, for the console's notification
+    page until it reads through the unit of work (``uow.outbox.delivery``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     async def delivery(self, delivery_id: int) -> Delivery | None:
         """One delivery by its id."""
         async with transaction(self.db, write=False) as conn:
-            row = await conn.fetchone(
-                f"SELECT {_DELIVERY_COLUMNS} FROM outbox_deliveries d "
-                "JOIN outbox o ON o.id = d.event_id WHERE d.id = :id",
-                {"id": delivery_id},
+            return await SqlOutboxRepository(conn, lock_clause="", skip_locked="").delivery(
+                delivery_id
             )
-        return _delivery(row) if row else None
-
-    async def dead_counts(self) -> dict[str, int]:
-        """Dead letters per sink (sinks with none are absent)."""
-        async with transaction(self.db, write=False) as conn:
-            rows = await conn.fetchall(
-                "SELECT sink, COUNT(*) AS n FROM outbox_deliveries WHERE state = 'dead' "
-                "GROUP BY sink"
-            )
-        return {str(r["sink"]): int(r["n"]) for r in rows}
 
 
 def _type_filter(types: frozenset[EventType] | None) -> tuple[dict[str, str], str]:

@@ -6,15 +6,22 @@ A unit of work is one transaction: leaving its ``async with`` block without
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol
 
-from orderguard.domain.events import OutboxEvent, TimelineEntry
+from orderguard.domain.delivery import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryState,
+    WebhookEndpoint,
+    WebhookSecret,
+)
+from orderguard.domain.events import EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
-from orderguard.domain.states import OrderState
+from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,7 @@ class OrderQuery:
     cursor: tuple[datetime, str] | None = None
     #: Only orders in the review queue (with a flag reason).
     flagged: bool = False
-    #: Only orders not in a final state and unchanged since this moment ("stuck").
+    #: Only stuck orders (``domain.stuck``: in a stuck state) unchanged since this moment.
     stuck_since: datetime | None = None
 
 
@@ -195,6 +202,15 @@ class UnitOfWork(Protocol):
     @property
     def findings(self) -> FindingRepository: ...
 
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
+    @property
+    def endpoints(self) -> EndpointRepository: ...
+
+    @property
+    def reconciliations(self) -> ReconciliationRepository: ...
+
     async def __aenter__(self) -> UnitOfWork: ...
 
     async def __aexit__(
@@ -213,6 +229,20 @@ class UnitOfWorkFactory(Protocol):
     """Opens units of work; the storage back end the application is wired to."""
 
     def __call__(self) -> UnitOfWork: ...
+
+    def reader(self) -> UnitOfWork:
+        """A unit of work that only reads (it takes no write lock)."""
+        ...
+
+    @property
+    def console(self) -> ConsoleStore:
+        """The support console's users and sessions."""
+        ...
+
+    @property
+    def stats(self) -> OpsStats:
+        """Read-only statistics over the whole database."""
+        ...
 
     async def close(self) -> None:
         """Release every connection."""
@@ -335,4 +365,458 @@ class FindingRepository(Protocol):
 
     async def all(self) -> list[SweepFinding]:
         """Every finding, oldest first."""
+        ...
+
+
+# --- The outbox relay's bookkeeping, merchant endpoints, reconciliation ----------------
+
+
+#: Longest a transaction that writes an outbox event may stay open; events older than this
+#: are surely visible, so a sink's floor may move past them.
+OUTBOX_SETTLE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Undelivered:
+    """What still waits for one sink."""
+
+    #: Events not yet delivered (nor dead) there, picked up by the relay or not.
+    count: int
+    #: When the oldest of them was committed (``None`` when nothing waits).
+    oldest: datetime | None
+
+
+class OutboxRepository(Protocol):
+    """Deliveries of outbox events to sinks: one per (event, sink), created lazily.
+
+    For each sink the relay copies the events it has not yet considered (above the sink's
+    floor) into deliveries, then claims due ones with a lease, never one whose order has an
+    earlier event still pending at that sink: one event per order per sink in flight, in
+    commit order. The floor only moves past events older than :data:`OUTBOX_SETTLE`.
+    """
+
+    async def enqueue(
+        self,
+        sink: str,
+        *,
+        types: frozenset[EventType] | None,
+        since: datetime,
+        now: datetime,
+        batch: int,
+    ) -> int:
+        """Create the pending deliveries of up to ``batch`` new events of ``types`` (None:
+        every type) for ``sink``; how many were created. The first time a sink is seen it
+        starts with events committed at ``since``."""
+        ...
+
+    async def claim(
+        self, sink: str, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries of ``sink`` until ``until``, in commit order,
+        at most one per order: the oldest still pending, and only once its lease (if any)
+        expired. Rows another relay is claiming right now are skipped."""
+        ...
+
+    async def delivered(self, delivery: Delivery, *, attempt: DeliveryAttempt) -> None:
+        """Mark ``delivery`` delivered and record the attempt."""
+        ...
+
+    async def failed(
+        self, delivery: Delivery, *, attempt: DeliveryAttempt, retry_at: datetime | None
+    ) -> None:
+        """Record a failed attempt: try again at ``retry_at``, or dead letter when None."""
+        ...
+
+    async def release(self, deliveries: Sequence[Delivery], *, owner: str) -> None:
+        """Give up the leases ``owner`` holds on ``deliveries`` (not attempted)."""
+        ...
+
+    async def deliveries(
+        self,
+        *,
+        state: DeliveryState | None = None,
+        sink: str | None = None,
+        order_id: str | None = None,
+        event_id: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries matching every filter given, newest event first (then by sink)."""
+        ...
+
+    async def delivery(self, delivery_id: int) -> Delivery | None:
+        """One delivery by its id."""
+        ...
+
+    async def attempts(self, event_id: str) -> list[DeliveryAttempt]:
+        """Every recorded try at delivering ``event_id``, oldest first."""
+        ...
+
+    async def event(self, event_id: str) -> OutboxEvent | None:
+        """One outbox event."""
+        ...
+
+    async def replay(
+        self, *, now: datetime, event_id: str | None = None, sink: str | None = None
+    ) -> int:
+        """Make dead deliveries pending again at ``now`` with a fresh count of attempts; how
+        many. With ``event_id`` only that event's; with ``sink`` only that sink's. An event
+        named with a sink is sent there again whatever its state (created if it never was).
+        """
+        ...
+
+    async def undelivered(
+        self, sink: str, *, types: frozenset[EventType] | None, since: datetime
+    ) -> Undelivered:
+        """The events of ``types`` not yet delivered (nor dead) at ``sink``, counting those
+        the relay has not picked up yet; ``since`` applies to a sink never enqueued for."""
+        ...
+
+    async def dead_counts(self) -> dict[str, int]:
+        """Dead letters per sink (sinks with none are absent)."""
+        ...
+
+
+class EndpointRepository(Protocol):
+    """Merchant webhook endpoints and their signing secrets. Removed endpoints are kept
+    (their deliveries refer to them) but receive nothing more."""
+
+    async def add(self, endpoint: WebhookEndpoint, secret: WebhookSecret) -> None:
+        """Store a new endpoint with its first secret; ``UniqueViolation`` when its id (or
+        the secret's) is taken."""
+        ...
+
+    async def active(self) -> list[WebhookEndpoint]:
+        """Endpoints not removed, oldest first."""
+        ...
+
+    async def all(self) -> list[WebhookEndpoint]:
+        """Every endpoint ever added, oldest first."""
+        ...
+
+    async def remove(self, endpoint_id: str, *, at: datetime) -> bool:
+        """Stop sending to an endpoint; ``False`` when there is no such active endpoint."""
+        ...
+
+    async def rotate(self, secret: WebhookSecret, *, old_expire_at: datetime) -> bool:
+        """Add ``secret`` to its endpoint; the secrets valid now stay valid until
+        ``old_expire_at`` (signatures are made with both meanwhile). ``False`` when the
+        endpoint is unknown or removed."""
+        ...
+
+    async def secrets(self, endpoint_id: str, *, at: datetime) -> list[WebhookSecret]:
+        """The endpoint's secrets valid at ``at``, newest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """An applied reconciliation run."""
+
+    id: str
+    #: SHA-256 over the report files' contents: the same files are one run.
+    digest: str
+    files: str
+    provider: str
+    period_from: datetime | None
+    period_to: datetime | None
+    summary: str
+    applied_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionRecord:
+    """One recorded reconciliation exception."""
+
+    id: str
+    run_id: str
+    #: What makes two reports' exceptions the same one (recorded once).
+    dedupe_key: str
+    category: str
+    order_id: str | None
+    provider_ref: str | None
+    amount: int | None
+    currency: str | None
+    expected_amount: int | None
+    expected_currency: str | None
+    file: str | None
+    line: int | None
+    recorded_at: datetime
+    #: When a later run explained it, and which run (both ``None`` while it is open).
+    resolved_at: datetime | None = None
+    resolved_by_run: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedOrder:
+    """An order as reconciliation matches it."""
+
+    id: str
+    merchant_reference: str | None
+    state: str
+    currency: str
+    #: The order's total in minor units.
+    amount: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedAttempt:
+    """A payment attempt as reconciliation matches it."""
+
+    id: str
+    order_id: str
+    provider: str
+    provider_ref: str | None
+    state: str
+    updated_at: datetime
+
+
+class ReconciliationRepository(Protocol):
+    """Reconciliation: the orders it matches, its applied runs and their exceptions."""
+
+    async def orders_after(self, after: str, *, limit: int) -> list[ExportedOrder]:
+        """Up to ``limit`` orders whose id sorts after ``after``, by id (a page of the
+        export; ``""`` starts it)."""
+        ...
+
+    async def attempts_after(self, after: str, *, limit: int) -> list[ExportedAttempt]:
+        """Up to ``limit`` payment attempts whose id sorts after ``after``, by id."""
+        ...
+
+    async def record_run(self, run: RunRecord) -> bool:
+        """Store ``run``; ``False`` when a run of the same files (digest) was applied
+        before. ``UniqueViolation`` when its id is taken by another run."""
+        ...
+
+    async def record_exception(self, record: ExceptionRecord) -> bool:
+        """Store ``record``; ``False`` when the same exception (dedupe key) was recorded."""
+        ...
+
+    async def latest_exceptions(
+        self, *, limit: int, category: str | None = None, open_only: bool = False
+    ) -> list[ExceptionRecord]:
+        """The newest exceptions (only the open ones with ``open_only``), newest first."""
+        ...
+
+    async def open_exceptions(self, *, provider: str, other_than: str) -> list[ExceptionRecord]:
+        """The open exceptions runs about ``provider`` recorded, but for run ``other_than``,
+        by id."""
+        ...
+
+    async def resolve(self, ids: Sequence[str], *, run_id: str, at: datetime) -> int:
+        """Close the open exceptions ``ids``, explained by run ``run_id``; how many closed."""
+        ...
+
+    async def counts_by_category(self, *, open_only: bool = False) -> dict[str, int]:
+        """Exceptions per category (absent: none): every one recorded, or the open ones."""
+        ...
+
+    async def providers_of(self, run_ids: set[str]) -> dict[str, str]:
+        """The provider each of ``run_ids`` reconciled (unknown runs are absent)."""
+        ...
+
+    async def runs(self) -> int:
+        """How many runs were applied."""
+        ...
+
+
+# --- the support console's users and sessions, and the read-only statistics ------------
+
+
+class UserExists(Exception):
+    """A console user with this name exists already."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleUser:
+    """A person who may log in to the console."""
+
+    name: str
+    role: str
+    password_hash: str
+    created_at: datetime
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A logged-in browser; only the SHA-256 of its cookie value is stored."""
+
+    id_hash: str
+    user_name: str
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class ConsoleStore(Protocol):
+    """Console users, their sessions and log-in attempt counts, and the searches behind the
+    console's pages. Each method is its own transaction."""
+
+    async def add_user(self, user: ConsoleUser) -> None:
+        """Store a new user; raises :class:`UserExists`."""
+        ...
+
+    async def user(self, name: str) -> ConsoleUser | None:
+        """The user called ``name``."""
+        ...
+
+    async def users(self) -> list[ConsoleUser]:
+        """Every user, by name."""
+        ...
+
+    async def remove_user(self, name: str) -> bool:
+        """Remove the user and end their sessions; whether they existed."""
+        ...
+
+    async def set_password(self, name: str, password_hash: str) -> bool:
+        """New password: unlocks the user and ends their sessions; whether they exist."""
+        ...
+
+    async def rehash(self, name: str, password_hash: str) -> None:
+        """Store a stronger hash of the same password."""
+        ...
+
+    async def count_attempt(
+        self, limits: Mapping[str, int], *, now: datetime, lock_until: datetime
+    ) -> bool:
+        """Count one log-in attempt under each key of ``limits`` (key → most attempts allowed
+        until the count expires); whether every key is still within its limit.
+
+        Each key's count is atomic and its own transaction: however many attempts arrive at
+        once, at most ``limit`` see a count within the limit. A new or expired count starts
+        at 1 and expires at ``lock_until``; the attempt that reaches the limit pushes the
+        expiry to its ``lock_until``. Expired counts are deleted.
+        """
+        ...
+
+    async def forget_attempts(self, keys: Iterable[str]) -> None:
+        """Start the counts of ``keys`` afresh (after a success, or a new password)."""
+        ...
+
+    async def attempts(self, key: str, *, now: datetime) -> tuple[int, datetime] | None:
+        """The unexpired count of attempts under ``key`` and when it expires."""
+        ...
+
+    async def logged_in(self, session: ConsoleSession) -> None:
+        """Reset the user's failures and store their new session."""
+        ...
+
+    async def session(
+        self, id_hash: str, *, now: datetime
+    ) -> tuple[ConsoleSession, ConsoleUser] | None:
+        """The unexpired session with this hash and its user."""
+        ...
+
+    async def end_session(self, id_hash: str) -> None:
+        """Log a browser out."""
+        ...
+
+    async def prune_sessions(self, now: datetime) -> int:
+        """Delete expired sessions; how many."""
+        ...
+
+    async def search(self, text: str, *, limit: int) -> list[str]:
+        """Ids of orders whose id, merchant reference, email (any case) or a payment
+        attempt's provider reference is ``text``, newest first."""
+        ...
+
+    async def webhooks_for(self, order_id: str, *, limit: int = 50) -> list[WebhookRecord]:
+        """The raw webhook events stored for ``order_id``, newest first."""
+        ...
+
+
+#: Age buckets of unfinished orders: label and upper bound (the last is open-ended).
+AGE_BUCKETS: tuple[tuple[str, timedelta | None], ...] = (
+    ("0-1m", timedelta(minutes=1)),
+    ("1m-10m", timedelta(minutes=10)),
+    ("10m-1h", timedelta(hours=1)),
+    ("1h-1d", timedelta(days=1)),
+    ("1d+", None),
+)
+#: The states of unfinished orders, sorted.
+OPEN_STATES = tuple(sorted(s for s in OrderState if s not in TERMINAL_ORDER_STATES))
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTotals:
+    """The inbox of one provider, counted over every event ever received."""
+
+    received: int
+    processed: int
+    #: Processing attempts that failed (an event may fail several times, then succeed).
+    failures: int
+    #: Events whose last attempt failed and that are not processed yet.
+    failing: int
+    oldest_unprocessed: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStats:
+    """One reading of the database, taken at ``now``."""
+
+    now: datetime
+    orders_by_state: dict[str, int] = field(default_factory=dict)
+    #: Unfinished orders: state -> age bucket -> count.
+    open_by_age: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Creation time of the oldest unfinished order not in the review queue, per state.
+    oldest_open: dict[str, datetime] = field(default_factory=dict)
+    #: Stuck orders (``domain.stuck``: in a stuck state, unchanged for ``STUCK_AFTER``)
+    #: per state, review queue included; every stuck state is present (zeros included).
+    stuck_by_state: dict[str, int] = field(default_factory=dict)
+    flagged_by_reason: dict[str, int] = field(default_factory=dict)
+    janitor_backlog: int = 0
+    #: How long the most overdue recheck has been due.
+    janitor_lag: timedelta = timedelta(0)
+    webhooks: dict[str, WebhookTotals] = field(default_factory=dict)
+    last_heartbeat: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleCounts:
+    """The console dashboard's counts."""
+
+    #: Orders with an open review flag.
+    flagged: int
+    #: Orders stuck (``domain.stuck``) as of the horizon asked for.
+    stuck: int
+    #: Webhook events received and not processed yet.
+    webhook_backlog: int
+
+
+class OpsStats(Protocol):
+    """What ``/metrics``, ``/readyz``, ``doctor`` and the console's dashboard read about the
+    whole database. Read-only: nothing here changes anything."""
+
+    async def ping(self) -> float:
+        """One round trip to the database, in seconds (raises ``StorageError``)."""
+        ...
+
+    async def database_now(self) -> datetime | None:
+        """The database server's clock; ``None`` when it is this host's (SQLite, memory)."""
+        ...
+
+    async def schema_version(self) -> int:
+        """The schema version, read without creating anything (0 when never migrated)."""
+        ...
+
+    async def last_heartbeat(self) -> datetime | None:
+        """When any worker last said it was alive."""
+        ...
+
+    async def read(
+        self, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
+    ) -> DatabaseStats:
+        """Everything ``/metrics`` shows about the database, read at once (``watched`` and
+        ``shortest_wait``: the janitor's schedule, for its backlog and lag)."""
+        ...
+
+    async def orders_by_state(self) -> dict[str, int]:
+        """How many orders are in each state (states with none left out)."""
+        ...
+
+    async def counts(self, *, stuck_since: datetime) -> ConsoleCounts:
+        """Flagged orders, stuck orders (in a stuck state, unchanged since ``stuck_since``)
+        and the webhook backlog."""
         ...

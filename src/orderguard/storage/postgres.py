@@ -13,17 +13,19 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from orderguard.storage.database import (
-    AppendOnlyViolation,
     Connection,
     Database,
-    DatabaseUnavailable,
     Params,
     Row,
-    StorageError,
     Transaction,
-    UniqueViolation,
     named_to_pyformat,
     redact_url,
+)
+from orderguard.storage.errors import (
+    AppendOnlyViolation,
+    DatabaseUnavailable,
+    StorageError,
+    UniqueViolation,
 )
 
 #: Seconds to wait for a free pooled connection or a new connection.

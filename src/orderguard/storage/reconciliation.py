@@ -1,110 +1,16 @@
-"""Reconciliation in SQL: exporting orders for the engine, recording runs and exceptions."""
+"""Reconciliation in SQL: the orders and attempts it matches, its runs and exceptions (the
+``ReconciliationRepository`` of :mod:`orderguard.storage.ports`)."""
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from orderguard.storage.database import (
-    Connection,
-    Database,
-    must_datetime,
-    to_datetime,
-    transaction,
-)
+from orderguard.storage.database import Connection, must_datetime, to_datetime
+from orderguard.storage.ports import ExceptionRecord, ExportedAttempt, ExportedOrder, RunRecord
 
-#: Rows read per round trip while exporting (memory stays bounded by this).
-EXPORT_PAGE = 20_000
-
-
-async def export_orders(
-    db: Database, orders_csv: Path, attempts_csv: Path, *, page: int = EXPORT_PAGE
-) -> int:
-    """Stream every order and payment attempt to two CSV files; return the orders written."""
-    written = await _export(
-        db,
-        orders_csv,
-        "SELECT id, merchant_reference, state, currency, amount_total, created_at FROM orders "
-        "WHERE id > :after ORDER BY id LIMIT :limit",
-        ["order_id", "merchant_reference", "state", "currency", "amount", "created_at"],
-        page,
-    )
-    await _export(
-        db,
-        attempts_csv,
-        "SELECT id, order_id, provider, provider_ref, state, updated_at FROM payment_attempts "
-        "WHERE id > :after ORDER BY id LIMIT :limit",
-        ["order_id", "provider", "provider_ref", "state", "updated_at"],
-        page,
-        skip_first=True,
-    )
-    return written
-
-
-async def _export(
-    db: Database, path: Path, query: str, header: list[str], page: int, *, skip_first: bool = False
-) -> int:
-    count, after = 0, ""
-    with path.open("w", encoding="utf-8", newline="") as sink:
-        writer = csv.writer(sink)
-        writer.writerow(header)
-        while True:
-            async with transaction(db, write=False) as conn:
-                rows = await conn.fetchall(query, {"after": after, "limit": page})
-            if not rows:
-                return count
-            for row in rows:
-                values = list(row.values())
-                writer.writerow([_text(v) for v in (values[1:] if skip_first else values)])
-            after = str(rows[-1]["id"])
-            count += len(rows)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """An applied reconciliation run."""
-
-    id: str
-    digest: str
-    files: str
-    provider: str
-    period_from: datetime | None
-    period_to: datetime | None
-    summary: str
-    applied_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ExceptionRecord:
-    """One recorded exception."""
-
-    id: str
-    run_id: str
-    dedupe_key: str
-    category: str
-    order_id: str | None
-    provider_ref: str | None
-    amount: int | None
-    currency: str | None
-    expected_amount: int | None
-    expected_currency: str | None
-    file: str | None
-    line: int | None
-    recorded_at: datetime
-    #: When a later run explained it, and which run (both ``None`` while it is open).
-    resolved_at: datetime | None = None
-    resolved_by_run: str | None = None
+__all__ = ["ExceptionRecord", "RunRecord", "SqlReconciliationRepository"]
 
 
 class SqlReconciliationRepository:
@@ -112,6 +18,42 @@ class SqlReconciliationRepository:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+
+    async def orders_after(self, after: str, *, limit: int) -> list[ExportedOrder]:
+        rows = await self._conn.fetchall(
+            "SELECT id, merchant_reference, state, currency, amount_total, created_at "
+            "FROM orders WHERE id > :after ORDER BY id LIMIT :limit",
+            {"after": after, "limit": limit},
+        )
+        return [
+            ExportedOrder(
+                id=r["id"],
+                merchant_reference=r["merchant_reference"],
+                state=r["state"],
+                currency=r["currency"],
+                amount=int(r["amount_total"]),
+                created_at=must_datetime(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    async def attempts_after(self, after: str, *, limit: int) -> list[ExportedAttempt]:
+        rows = await self._conn.fetchall(
+            "SELECT id, order_id, provider, provider_ref, state, updated_at "
+            "FROM payment_attempts WHERE id > :after ORDER BY id LIMIT :limit",
+            {"after": after, "limit": limit},
+        )
+        return [
+            ExportedAttempt(
+                id=r["id"],
+                order_id=r["order_id"],
+                provider=r["provider"],
+                provider_ref=r["provider_ref"],
+                state=r["state"],
+                updated_at=must_datetime(r["updated_at"]),
+            )
+            for r in rows
+        ]
 
     async def record_run(self, run: RunRecord) -> bool:
         """Store ``run``; ``False`` when a run of the same files was applied before."""
@@ -163,7 +105,7 @@ class SqlReconciliationRepository:
         )
         return [_exception(r) for r in rows]
 
-    async def resolve(self, ids: list[str], *, run_id: str, at: datetime) -> int:
+    async def resolve(self, ids: Sequence[str], *, run_id: str, at: datetime) -> int:
         """Close the open exceptions ``ids``, explained by run ``run_id``; how many closed."""
         closed = 0
         for exception_id in ids:
@@ -197,6 +139,7 @@ class SqlReconciliationRepository:
         return {str(r["id"]): str(r["provider"]) for r in rows}
 
     async def runs(self) -> int:
+        """How many runs were applied."""
         row = await self._conn.fetchone("SELECT COUNT(*) AS n FROM reconciliation_runs")
         return int(row["n"]) if row else 0
 

@@ -13,14 +13,16 @@ from typing import Any
 import aiosqlite
 
 from orderguard.storage.database import (
-    AppendOnlyViolation,
     Connection,
     Database,
-    DatabaseUnavailable,
     Params,
     Row,
-    StorageError,
     Transaction,
+)
+from orderguard.storage.errors import (
+    AppendOnlyViolation,
+    DatabaseUnavailable,
+    StorageError,
     UniqueViolation,
 )
 

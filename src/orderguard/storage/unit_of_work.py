@@ -5,9 +5,13 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 
+from orderguard.storage.console import SqlConsoleStore
 from orderguard.storage.database import Database, Transaction
+from orderguard.storage.endpoints import SqlEndpointRepository
 from orderguard.storage.keys import SqlApiKeyRepository, SqlIdempotencyRepository
+from orderguard.storage.ops_stats import SqlOpsStats
 from orderguard.storage.orders import SqlOrderRepository
+from orderguard.storage.outbox import SqlOutboxRepository
 from orderguard.storage.reconciliation import SqlReconciliationRepository
 from orderguard.storage.recovery import (
     SqlFindingRepository,
@@ -31,6 +35,8 @@ class SqlUnitOfWork:
     webhooks: SqlWebhookRepository
     findings: SqlFindingRepository
     reconciliations: SqlReconciliationRepository
+    outbox: SqlOutboxRepository
+    endpoints: SqlEndpointRepository
 
     def __init__(self, db: Database, *, write: bool = True) -> None:
         self._db = db
@@ -52,6 +58,10 @@ class SqlUnitOfWork:
         self.webhooks = SqlWebhookRepository(conn, skip_locked=skip)
         self.findings = SqlFindingRepository(conn)
         self.reconciliations = SqlReconciliationRepository(conn)
+        self.outbox = SqlOutboxRepository(
+            conn, lock_clause=_LOCK_CLAUSE[self._db.dialect], skip_locked=skip
+        )
+        self.endpoints = SqlEndpointRepository(conn)
         return self
 
     async def __aexit__(
@@ -73,6 +83,8 @@ class SqlStorage:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.console = SqlConsoleStore(db)
+        self.stats = SqlOpsStats(db)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.db)
@@ -83,3 +95,12 @@ class SqlStorage:
 
     async def close(self) -> None:
         await self.db.close()
+
+
+def sql_database(storage: object) -> Database | None:
+    """The SQL database under ``storage``; ``None`` for in-memory storage.
+
+    Only for what has no port yet (the outbox's and reconciliation's readers); everything
+    else reaches storage through the unit of work, ``console`` and ``stats``.
+    """
+    return storage.db if isinstance(storage, SqlStorage) else None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orderguard.catalog import CATALOG
 from orderguard.domain.events import EntryKind, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.web.i18n import CATALOG
 
 #: Decline codes that say the same thing to a shopper as another code.
 _SAME_WORDS = {

@@ -19,14 +19,13 @@ from orderguard.api.shopper import order_for_shopper
 from orderguard.bootstrap import Container
 from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.order import Order
-from orderguard.providers.testcards import TEST_METHODS
+from orderguard.providers import registry
 from orderguard.services import queries
 from orderguard.services.idempotency import KeyedRequest, fingerprint
 from orderguard.services.review import Review
 from orderguard.web import forms
 from orderguard.web.guidance import guidance, shopper_history
-from orderguard.web.i18n import language
-from orderguard.web.templating import PAGE_HEADERS, page
+from orderguard.web.templating import PAGE_HEADERS, language, page
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
 Token = Annotated[str, Query(max_length=200)]
@@ -146,16 +145,16 @@ async def _render(
 
 
 def _methods(wiring: Container) -> list[str]:
-    """Methods the page offers: the test cards in development with a test provider, never
-    in production (even a staging one with ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
+    """Methods the page offers: the registered providers' test methods in development while
+    the main account moves no real money, never in production (even a staging one with
+    ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
 
     Otherwise the shopper chooses another method at the shop's checkout, which pays
     through ``POST /v1/orders/{id}/payments``.
     """
-    if wiring.settings.production:
+    if wiring.settings.production or wiring.payments.providers.livemode:
         return []
-    key = wiring.settings.stripe_api_key
-    return list(TEST_METHODS) if key is None or key.startswith("sk_test_") else []
+    return registry.test_methods()
 
 
 async def _order_or_none(request: Request, order_id: str, token: str) -> Order | None:

@@ -9,8 +9,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
+from orderguard.api.requests import locale
+from orderguard.catalog import LANGUAGES, translate
 from orderguard.domain.money import Money
-from orderguard.web.i18n import LANGUAGES, translate
 
 #: Where the templates and the static files are.
 TEMPLATES_DIR = Path(__file__).with_name("templates")
@@ -32,6 +33,13 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+def language(requested: str | None, accept_language: str | None) -> str:
+    """A language the pages speak: ``requested`` when known, else from ``Accept-Language``."""
+    if requested is not None and requested in LANGUAGES:
+        return requested
+    return locale(None, accept_language)
 
 
 def money(amount: int, currency: str) -> str:

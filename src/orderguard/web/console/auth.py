@@ -15,16 +15,12 @@ from starlette.responses import Response
 
 from orderguard.bootstrap import Container
 from orderguard.services.console_users import ConsoleUsers, Role, policy
-from orderguard.storage.console import ConsoleSession, ConsoleUser, SqlConsoleStore
+from orderguard.storage.ports import ConsoleSession, ConsoleUser
 from orderguard.web import forms
 
 #: The session cookie; it is only sent to ``/console``.
 SESSION_COOKIE = "og_session"
 COOKIE_PATH = "/console"
-
-
-class ConsoleUnavailable(Exception):
-    """The console needs SQL storage (its users and sessions are tables)."""
 
 
 class NotLoggedIn(Exception):
@@ -58,17 +54,14 @@ class Visitor:
 
 
 def console_users(request: Request) -> ConsoleUsers:
-    """The console's users, on the application's SQL database."""
+    """The console's users, in the application's storage (SQL or memory)."""
     state = request.app.state
     users: ConsoleUsers | None = getattr(state, "console_users", None)
     if users is None:
         wiring: Container = state.container
-        db = getattr(wiring.storage, "db", None)
-        if db is None:
-            raise ConsoleUnavailable("the console needs SQLite or PostgreSQL storage")
         settings = wiring.settings
         users = ConsoleUsers(
-            SqlConsoleStore(db),
+            wiring.storage.console,
             policy(
                 max_failed_logins=settings.console_max_failed_logins,
                 lockout_minutes=settings.console_lockout_minutes,

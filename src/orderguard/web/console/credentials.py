@@ -14,6 +14,7 @@ import json
 import re
 from typing import Any
 
+from orderguard.providers import registry
 from orderguard.services.console_users import Role
 
 #: What a hidden credential is replaced with.
@@ -22,26 +23,29 @@ HIDDEN = "[hidden]"
 SECRET_KEYS = frozenset(
     {
         "client_secret", "secret", "token", "status_token", "password", "api_key", "apikey",
-        "authorization", "cookie", "set-cookie", "stripe-signature", "webhook-signature",
+        "authorization", "cookie", "set-cookie", "webhook-signature",
         "signature", "access_token", "refresh_token", "private_key", "customer_token",
+        *registry.signature_headers(),
     }
 )  # fmt: skip
-#: Credentials recognisable by their shape, wherever they appear in text.
-_SHAPES = re.compile(
-    r"\b(?:pi|seti|src)_[A-Za-z0-9]+_secret_[A-Za-z0-9]+"  # client secrets
-    r"|\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]+"  # API keys
-    r"|\bwhsec_[A-Za-z0-9+/=_-]+"  # webhook secrets
-    r"|\b(?:tok|pm|card|src|ba|btok)_[A-Za-z0-9_]+"  # shopper payment tokens
-)
+#: Credentials recognisable by their shape, wherever they appear in text (each registered
+#: provider's client secrets, API keys, webhook secrets and shopper payment tokens).
+_SHAPES = re.compile(registry.hidden_shapes())
 #: ``key=value`` in URLs and forms, also percent-encoded inside another URL.
 _QUERY = re.compile(
     r"(?i)((?:token|client_secret|secret|key|api_key|password|signature)(?:=|%3D))"
     r"[^&\s\"'%<>]+"
 )
+#: Keys of ``key: value`` pairs whose values are credentials.
+_PAIR_KEYS = (
+    "client_secret", "secret", "status_token", "token", "password", "api_key",
+    "authorization", "cookie", *sorted(registry.signature_headers()), "webhook-signature",
+)  # fmt: skip
 #: ``"key": "value"`` and ``key: value`` pairs in text that is not (whole) JSON.
 _PAIRS = re.compile(
-    r"""(?i)(["']?\b(?:client_secret|secret|status_token|token|password|api_key"""
-    r"""|authorization|cookie|stripe-signature|webhook-signature)\b["']?\s*[:=]\s*)"""
+    r"""(?i)(["']?\b(?:"""
+    + "|".join(re.escape(key) for key in _PAIR_KEYS)
+    + r""")\b["']?\s*[:=]\s*)"""
     r"""(?:"(?:\\.|[^"\\])*"|'[^']*'|(?:Bearer |Basic )?[^\s,;&"'}]+)"""
 )
 

@@ -10,21 +10,19 @@ from orderguard.domain.delivery import Delivery, DeliveryState
 from orderguard.reconcile import queries as reconciled
 from orderguard.reconcile.report import money
 from orderguard.services.outbox import OutboxSupport, outbox_health
+from orderguard.storage.database import Database
 from orderguard.storage.outbox import OutboxStore
 from orderguard.storage.reconciliation import ExceptionRecord
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.unit_of_work import SqlStorage, sql_database
 from orderguard.web.console.ports import DeadLetter, ReconciliationException, plug
 
 
 class OutboxNotifications:
     """:class:`~orderguard.web.console.ports.Notifications` on the outbox tables."""
 
-    def __init__(self, container: Container) -> None:
-        storage = container.storage
-        if not isinstance(storage, SqlStorage):
-            raise LookupError("the outbox lives in SQL storage")
-        self._store = OutboxStore(storage.db)
-        self._support = OutboxSupport(storage.db, clock=container.clock)
+    def __init__(self, db: Database, container: Container) -> None:
+        self._store = OutboxStore(db)
+        self._support = OutboxSupport(db, clock=container.clock)
         self._settings, self._clock = container.settings, container.clock
 
     async def backlog(self) -> dict[str, int]:
@@ -44,6 +42,9 @@ class OutboxNotifications:
         await self._support.replay_event(found.event.id, sink=found.sink)
         return _letter(found)
 
+    async def deliveries_of(self, order_id: str) -> list[Delivery]:
+        return await self._support.deliveries_of_order(order_id)
+
 
 def _letter(delivery: Delivery) -> DeadLetter:
     return DeadLetter(
@@ -61,11 +62,8 @@ class RecordedReconciliation:
     """:class:`~orderguard.web.console.ports.Reconciliation` on the exceptions that
     ``orderguard reconcile --apply`` recorded."""
 
-    def __init__(self, container: Container) -> None:
-        storage = container.storage
-        if not isinstance(storage, SqlStorage):
-            raise LookupError("reconciliation results live in SQL storage")
-        self._storage = storage
+    def __init__(self, db: Database) -> None:
+        self._storage = SqlStorage(db)
 
     async def exceptions(self, *, limit: int) -> list[ReconciliationException]:
         found = await reconciled.latest_exceptions(self._storage, limit=limit)
@@ -96,6 +94,23 @@ def _exception(record: ExceptionRecord, provider: str) -> ReconciliationExceptio
     )
 
 
+def notifications(container: Container) -> OutboxNotifications:
+    """The outbox view on the container's storage; ``LookupError`` while the outbox has no
+    port for in-memory storage (its page is then not offered)."""
+    db = sql_database(container.storage)
+    if db is None:
+        raise LookupError("no outbox records in this storage")
+    return OutboxNotifications(db, container)
+
+
+def reconciliation(container: Container) -> RecordedReconciliation:
+    """The reconciliation view on the container's storage (``LookupError`` as above)."""
+    db = sql_database(container.storage)
+    if db is None:
+        raise LookupError("no reconciliation records in this storage")
+    return RecordedReconciliation(db)
+
+
 def install(app: FastAPI) -> None:
     """Plug the outbox and recorded reconciliation into the console."""
-    plug(app, notifications=OutboxNotifications, reconciliation=RecordedReconciliation)
+    plug(app, notifications=notifications, reconciliation=reconciliation)

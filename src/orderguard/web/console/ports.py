@@ -4,7 +4,8 @@ The console shows their queue pages and the resend action only once something
 implementing these is plugged in with :func:`plug`; until then they are not in the
 navigation and their routes answer 404. Nothing here is faked. What is plugged in is a
 factory called with the application's wired :class:`~orderguard.bootstrap.Container`
-(which ``create_app`` may only open when the application starts).
+(which ``create_app`` may only open when the application starts); a factory that cannot
+read the wired storage raises ``LookupError``, and its pages are then not offered.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fastapi import FastAPI
 from starlette.requests import Request
 
 from orderguard.bootstrap import Container
+from orderguard.domain.delivery import Delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,10 @@ class Notifications(Protocol):
         """Queue the dead letter for delivery again; raises ``LookupError`` when unknown."""
         ...
 
+    async def deliveries_of(self, order_id: str) -> list[Delivery]:
+        """Every event of the order at every sink, newest event first (the order page)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ReconciliationException:
@@ -74,6 +80,7 @@ class Reconciliation(Protocol):
         ...
 
 
+T = TypeVar("T")
 #: Builds a view on the wired application.
 NotificationsFactory = Callable[[Container], Notifications]
 ReconciliationFactory = Callable[[Container], Reconciliation]
@@ -102,15 +109,24 @@ def plug(
 
 
 def notifications(request: Request) -> Notifications | None:
-    """The outbox view, when one is plugged in."""
-    factory = _plugged(request.app).notifications
-    return factory(request.app.state.container) if factory else None
+    """The outbox view, when one is plugged in (and can read the wired storage)."""
+    return _built(_plugged(request.app).notifications, request)
 
 
 def reconciliation(request: Request) -> Reconciliation | None:
-    """The reconciliation view, when one is plugged in."""
-    factory = _plugged(request.app).reconciliation
-    return factory(request.app.state.container) if factory else None
+    """The reconciliation view, when one is plugged in (and can read the wired storage)."""
+    return _built(_plugged(request.app).reconciliation, request)
+
+
+def _built(factory: Callable[[Container], T] | None, request: Request) -> T | None:
+    """What ``factory`` builds on the wired container; ``None`` when nothing is plugged in
+    or the factory raises ``LookupError`` (it cannot read this storage)."""
+    if factory is None:
+        return None
+    try:
+        return factory(request.app.state.container)
+    except LookupError:
+        return None
 
 
 def _plugged(app: FastAPI) -> Plugged:

@@ -16,23 +16,22 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from orderguard.bootstrap import Container
+from orderguard.catalog import LANGUAGES
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.domain.money import exponent
 from orderguard.domain.refund_record import MAX_REASON
+from orderguard.domain.stuck import STUCK_AFTER, stuck_horizon
 from orderguard.services import queries
 from orderguard.services.console_users import HashingBusy, LoginRefused, Role
-from orderguard.services.outbox import OutboxSupport
 from orderguard.services.review import Review
 from orderguard.storage.ports import OrderQuery
-from orderguard.storage.unit_of_work import SqlStorage
 from orderguard.web import forms
 from orderguard.web.console import auth, guide, ports
 from orderguard.web.console.auth import BadForm, Forbidden, NotLoggedIn, Visitor
 from orderguard.web.console.credentials import shown
-from orderguard.web.i18n import LANGUAGES, language
-from orderguard.web.templating import page
+from orderguard.web.templating import language, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LANG_COOKIE = "og_lang"
@@ -47,6 +46,8 @@ BUSY_RETRY_S = 2
 #: intake shares) on refusals as fast as it can send them. A waiting answer costs no CPU.
 BUSY_ANSWER_DELAY_S = 1.0
 Minutes = Annotated[int, Query(ge=0, le=60 * 24 * 30)]
+#: The stuck queue's default look: the definition's own (``domain.stuck.STUCK_AFTER``).
+STUCK_MINUTES = int(STUCK_AFTER.total_seconds() // 60)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -57,9 +58,6 @@ def install_handlers(app: FastAPI) -> None:
 
     async def forbidden(request: Request, exc: Exception) -> Response:
         return _refused(request, exc, status=403)
-
-    async def unavailable(request: Request, exc: Exception) -> Response:
-        return _refused(request, exc, status=503)
 
     async def malformed(request: Request, exc: Exception) -> Response:
         return page(
@@ -74,7 +72,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotLoggedIn, logged_out)
     app.add_exception_handler(Forbidden, forbidden)
     app.add_exception_handler(BadForm, malformed)
-    app.add_exception_handler(auth.ConsoleUnavailable, unavailable)
 
 
 def _refused(request: Request, exc: Exception, *, status: int) -> Response:
@@ -156,8 +153,8 @@ async def switch_language(to: str = "en", next: str = "/console") -> Response:
 async def dashboard(request: Request) -> Response:
     """Orders by state, stuck and flagged counts, provider health, backlogs."""
     me, wiring = await auth.visitor(request), _wiring(request)
-    store = auth.console_users(request).store
-    counts = await store.counts(stuck_since=wiring.clock() - timedelta(minutes=10))
+    stats = wiring.storage.stats
+    counts = await stats.counts(stuck_since=stuck_horizon(now=wiring.clock()))
     outbox_view = ports.notifications(request)
     outbox = await outbox_view.backlog() if outbox_view else None
     providers = [
@@ -168,7 +165,7 @@ async def dashboard(request: Request) -> Response:
         request,
         me,
         "console/dashboard.html",
-        by_state=await store.orders_by_state(),
+        by_state=await stats.orders_by_state(),
         counts=counts,
         outbox_backlog=outbox,
         providers=providers,
@@ -176,10 +173,11 @@ async def dashboard(request: Request) -> Response:
 
 
 @router.get("/stuck")
-async def stuck(request: Request, minutes: Minutes = 10) -> Response:
-    """Unfinished orders unchanged for ``minutes``."""
+async def stuck(request: Request, minutes: Minutes = STUCK_MINUTES) -> Response:
+    """Stuck orders (``domain.stuck``), here unchanged for ``minutes`` (a shorter or longer
+    look than the definition's, when support chooses one)."""
     me, wiring = await auth.visitor(request), _wiring(request)
-    since = wiring.clock() - timedelta(minutes=minutes)
+    since = stuck_horizon(now=wiring.clock(), after=timedelta(minutes=minutes))
     orders = await queries.list_orders(
         wiring.storage, OrderQuery(limit=QUEUE_LIMIT, stuck_since=since)
     )
@@ -233,7 +231,7 @@ async def search(request: Request, q: Annotated[str, Query(max_length=300)] = ""
     text = q.strip()
     orders = []
     if text:
-        ids = await auth.console_users(request).store.search(text, limit=QUEUE_LIMIT)
+        ids = await wiring.storage.console.search(text, limit=QUEUE_LIMIT)
         if len(ids) == 1:
             return RedirectResponse(f"/console/orders/{quote(ids[0])}", status_code=303)
         async with wiring.storage() as uow:
@@ -425,16 +423,22 @@ async def _order_page(
         events = await uow.orders.events(order_id)
     role = me.user.role
     webhooks = [
-        {**w, "body": shown(role, w["body"]), "last_error": shown(role, w["last_error"])}
-        for w in await auth.console_users(request).store.webhooks_for(order_id)
+        {
+            "received_at": w.received_at,
+            "provider": w.provider,
+            "type": w.type,
+            "body": shown(role, w.body.decode(errors="replace")),
+            "last_error": shown(role, w.last_error),
+        }
+        for w in await wiring.storage.console.webhooks_for(order_id)
     ]
-    storage = wiring.storage
+    notifications = ports.notifications(request)
     deliveries = (
         [
             replace(d, last_error=shown(role, d.last_error) or None)
-            for d in await OutboxSupport(storage.db).deliveries_of_order(order_id)
+            for d in await notifications.deliveries_of(order_id)
         ]
-        if isinstance(storage, SqlStorage)
+        if notifications is not None
         else None
     )
     status_url = f"/orders/{detail.order.id}?token={detail.order.status_token}"

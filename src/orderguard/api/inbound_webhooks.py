@@ -1,0 +1,88 @@
+"""The webhook inbox over HTTP: providers post here; the signature is the authentication.
+
+The event is stored before the answer and applied after it (a background task), so the
+provider is answered fast; what fails there is retried by the worker from the inbox. The
+answer to an accepted event is the provider's own (its profile's reply): JSON
+``{"received": true, "duplicate": ...}`` for card providers, or e.g. a plain ``success``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+
+from orderguard.api.orders import Wiring
+from orderguard.api.problems import PROBLEM_JSON, ProblemError
+from orderguard.domain.errors import InvalidWebhookSignature, UnknownWebhookProvider
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+#: The largest webhook body accepted, in bytes.
+MAX_WEBHOOK_BYTES = 256 * 1024
+
+
+class WebhookAck(BaseModel):
+    """The event was stored (or had been already); the provider may stop retrying.
+
+    The JSON reply; a provider that expects another (a plain-text ``success``) gets its own.
+    """
+
+    received: bool
+    duplicate: bool
+
+
+def _problem(description: str) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
+
+
+@router.post(
+    "/webhooks/{provider}",
+    response_model=WebhookAck,
+    responses={
+        400: _problem("The signature or its timestamp does not verify; nothing was stored"),
+        404: _problem("No payment provider has this name"),
+        413: _problem("Body larger than 256 KiB"),
+        503: _problem("The database is unavailable; the provider should retry"),
+    },
+)
+async def receive_webhook(provider: str, request: Request, wiring: Wiring) -> Response:
+    """Verify and store a provider's event; it is applied right after this answer."""
+    body = await _raw_body(request)
+    try:
+        received = await wiring.inbox.receive(provider, body, dict(request.headers))
+    except UnknownWebhookProvider as exc:
+        raise ProblemError(404, "unknown-provider", "Unknown provider", exc.detail) from None
+    except InvalidWebhookSignature as exc:
+        raise ProblemError(
+            400, "invalid-webhook-signature", "Invalid webhook signature", exc.detail
+        ) from None
+    reply = wiring.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
+    later = None
+    if received.record_id is not None:
+        later = BackgroundTask(wiring.inbox.process, received.record_id)
+    return Response(reply.body, reply.status, media_type=reply.media_type, background=later)
+
+
+async def _raw_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "0")
+    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BYTES:
+            raise _too_large()
+    return bytes(body)
+
+
+def _too_large() -> ProblemError:
+    return ProblemError(
+        413,
+        "payload-too-large",
+        "Payload too large",
+        f"A webhook body may be at most {MAX_WEBHOOK_BYTES // 1024} KiB.",
+    )

@@ -1,0 +1,120 @@
+"""The demo's checkouts without a merchant reference (the Idempotency-Key alone makes one
+order), their orders counted per checkout, and the 409s and give-ups the report explains."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+import httpx
+
+from orderguard.demo.audit import Snapshot, StoredOrder, build_report, check
+from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats, _cause, order_body
+
+T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def _order(order_id: str, checkout: str, *, reference: str | None = None) -> StoredOrder:
+    return StoredOrder(
+        order_id, reference, "payment_failed", "EUR", 4848, None, T0, T0, checkout=checkout
+    )
+
+
+def _plan(seed: int) -> list[Checkout]:
+    return ShopperSimulator("http://x", seed=seed, client_timeout_s=1, run_id="r1").plan(1000)
+
+
+def test_about_a_quarter_of_the_checkouts_go_without_a_reference_drawn_from_the_seed() -> None:
+    plan = _plan(42)
+    keyless = [c.index for c in plan if not c.with_reference]
+    assert 150 < len(keyless) < 350
+    assert keyless == [c.index for c in _plan(42) if not c.with_reference]
+    assert keyless != [c.index for c in _plan(43) if not c.with_reference]
+    # every behaviour meets checkouts of both kinds
+    assert {c.behaviour for c in plan if not c.with_reference} == {c.behaviour for c in plan}
+
+
+def test_a_checkout_without_reference_is_named_by_its_shoppers_email() -> None:
+    body = order_body(3, "DEMO-r1-00003", "pm_card_visa", with_reference=False)
+    assert body["merchant_reference"] is None
+    assert body["customer"]["email"] == "demo-r1-00003@example.com"
+    kept = order_body(3, "DEMO-r1-00003", "pm_card_visa")
+    assert kept["merchant_reference"] == "DEMO-r1-00003"
+    assert kept["customer"]["email"] == "demo-r1-00003@example.com"
+
+
+def test_two_orders_in_the_database_for_one_checkout_break_the_invariant() -> None:
+    """The shopper was told one order (the other answer was lost to a timeout): the count
+    in the database still finds the second one."""
+    shoppers = ShopperStats(
+        checkouts=[
+            Checkout(0, "card", "DEMO-r1-00000", acknowledged={"ord_a"}, with_reference=False),
+            Checkout(1, "card", "DEMO-r1-00001", acknowledged={"ord_c"}, with_reference=False),
+        ]
+    )
+    orders = {
+        "ord_a": _order("ord_a", "demo-r1-00000"),
+        "ord_b": _order("ord_b", "demo-r1-00000"),
+        "ord_c": _order("ord_c", "demo-r1-00001"),
+    }
+    broken = check(shoppers, Snapshot(orders, set(orders), Counter()), {})
+    assert broken["checkouts_with_two_orders"] == ["demo-r1-00000"]
+    del orders["ord_b"]
+    assert (
+        check(shoppers, Snapshot(orders, set(orders), Counter()), {})["checkouts_with_two_orders"]
+        == []
+    )
+
+
+def test_a_checkout_told_two_orders_is_listed_once() -> None:
+    shoppers = ShopperStats(
+        checkouts=[Checkout(0, "double_click", "DEMO-r1-00000", acknowledged={"ord_a", "ord_b"})]
+    )
+    orders = {
+        "ord_a": _order("ord_a", "demo-r1-00000"),
+        "ord_b": _order("ord_b", "demo-r1-00000"),
+    }
+    broken = check(shoppers, Snapshot(orders, set(orders), Counter()), {})
+    assert broken["checkouts_with_two_orders"] == ["DEMO-r1-00000"]
+
+
+def _refused(*causes: str, gave_up: bool = False) -> ShopperStats:
+    checkout = Checkout(0, "card", "DEMO-r1-00000", gave_up=gave_up, refusals=list(causes))
+    return ShopperStats(checkouts=[checkout])
+
+
+def test_refusals_the_storm_explains_break_nothing() -> None:
+    shoppers = _refused(
+        "client_timeout", "409 request-in-flight", "transport", "http_429", "http_503"
+    )
+    assert (
+        check(shoppers, Snapshot({}, set(), Counter()), {})["checkouts_refused_unexplained"] == []
+    )
+
+
+def test_a_409_for_a_taken_reference_or_a_server_error_is_unexplained() -> None:
+    for cause in ("409 duplicate-merchant-reference", "http_500", "409 payment-not-allowed"):
+        shoppers = _refused("client_timeout", cause, gave_up=True)
+        broken = check(shoppers, Snapshot({}, set(), Counter()), {})
+        assert broken["checkouts_refused_unexplained"] == ["DEMO-r1-00000"], cause
+
+
+def test_the_report_counts_refusals_and_give_ups_by_cause() -> None:
+    shoppers = _refused("client_timeout", "409 duplicate-merchant-reference", gave_up=True)
+    shoppers.checkouts.append(Checkout(1, "card", "DEMO-r1-00001", with_reference=False))
+    report = build_report(shoppers, Snapshot({}, set(), Counter()), {}, {}, seed=1, database="x")
+    document = report.as_json()
+    assert document["refusals"] == {"client_timeout": 1, "409 duplicate-merchant-reference": 1}
+    assert document["gave_up_by_cause"] == {"409 duplicate-merchant-reference": 1}
+    assert document["checkouts_without_reference"] == 1
+    assert document["invariants"]["checkouts_refused_unexplained"] == 1
+    assert report.ok is False
+
+
+def test_a_409_is_told_apart_by_its_problem_type() -> None:
+    busy = httpx.Response(409, json={"type": "/problems/request-in-flight", "status": 409})
+    taken = httpx.Response(409, json={"type": "/problems/duplicate-merchant-reference"})
+    assert _cause(busy) == "409 request-in-flight"
+    assert _cause(taken) == "409 duplicate-merchant-reference"
+    assert _cause(httpx.Response(409, text="not json")) == "409 without a problem type"
+    assert _cause(httpx.Response(502, text="bad gateway")) == "http_502"
