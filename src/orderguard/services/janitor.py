@@ -114,12 +114,16 @@ class Janitor:
     async def _check(self, order_id: str, owner: str, report: JanitorRound) -> None:
         """Read the leased order, ask its provider (outside any transaction), then settle
         the answers, reschedule and give the lease back in one transaction."""
-        async with self._storage() as uow:
-            before = await uow.orders.get(order_id)
-            if before is None or before.state not in self.schedule.watched:
-                await uow.leases.release(order_id, owner)  # it moved on since the claim
-                await uow.commit()
-                return
+        try:
+            async with self._storage() as uow:
+                before = await uow.orders.get(order_id)
+                if before is None or before.state not in self.schedule.watched:
+                    await uow.leases.release(order_id, owner)  # it moved on since the claim
+                    await uow.commit()
+                    return
+        except BaseException:
+            await self._release([order_id], owner)
+            raise
         due = self._due(before)
         answers: list[Answered] = []
         failure: BaseException | None = None
