@@ -1,18 +1,26 @@
-"""The demo's oracle: what the database says against what the provider's ledger holds.
+"""The demo's oracle: the provider's ledger against the simulator's own record, then the
+database.
 
-Nothing here trusts the service's own answers. Orders, attempts and timelines are read
-straight from the database; charges and refunds from the sandbox's ``/ledger``; what each
-shopper was told from the simulator. The invariants:
+Nothing here trusts the service's own answers or bookkeeping first. The simulator records
+every checkout it made (:class:`~orderguard.demo.shoppers.Checkout`: the cart it sent, its
+keys, every answer, what the shopper was shown); charges and refunds come from the sandbox's
+``/ledger``. Each succeeded charge is matched to a checkout by the customer email the
+checkout sent (its own; the provider keeps it with the charge, in the copy of the order that
+travels in its metadata) and its merchant reference, and held against that checkout's cart;
+only then is the database read (orders, attempts, timelines, straight from its tables), and
+its orders are counted per checkout through the same email. The invariants:
 
 * ``acknowledged_orders_lost``: an order the service answered 201 for is not stored;
-* ``checkouts_with_two_orders``: one checkout (one Idempotency-Key) got two order ids;
-* ``orders_charged_twice``: an order the provider charged more than once (counted even
-  when a sweep refunded the extra charge later: the shopper saw two charges);
+* ``checkouts_with_two_orders``: one checkout (one Idempotency-Key) got two order ids, or
+  holds two orders in the database (a second one the shopper never saw counts too);
+* ``orders_charged_twice``: an order, or a checkout, the provider charged more than once
+  (counted even when a sweep refunded the extra charge later: the shopper saw two charges);
 * ``charges_without_an_order``: money held (charged, not refunded) for no order, or for
   an order that is not paid;
 * ``orders_stuck_unflagged``: an order neither settled nor flagged for review;
-* ``paid_amount_differs``: a paid order whose charge is not exactly its total, or that
-  holds no charge at all;
+* ``paid_amount_differs``: a charge whose amount or currency is not its checkout's cart
+  (the charge is named); a paid order whose charge is not exactly its total, whose total is
+  not its checkout's cart, or that holds no charge at all;
 * ``timeline_disagrees_with_state``: an order whose state is not the one its timeline's last
   state change led to (G7), or that has no state change on its timeline at all.
 * ``refunded_amount_differs``: an order whose refunds that succeeded at the provider do not
@@ -20,6 +28,11 @@ shopper was told from the simulator. The invariants:
   refund answered as made must be in the ledger, and nothing beyond what it asked), or to the
   ``amount_refunded`` orderguard stored (its succeeded refunds), or whose state disagrees
   (``refunded`` exactly when the whole paid amount was given back).
+* ``charges_for_unknown_checkouts``: a succeeded charge (kept or refunded) that is not one
+  of this run's checkouts: no customer of theirs, a merchant reference other than the one
+  that checkout sent, a checkout that never sent a cart, or an order of another checkout;
+* ``shoppers_misled``: a checkout that did not end where its shopper was told, or met an
+  error nothing explains (see :mod:`orderguard.demo.told`); named ``reference: why``.
 
 The ledger holds amounts in the provider's units: they are converted to ISO minor units
 (:func:`minor_units`) before they are compared with anything of ours.
@@ -27,12 +40,14 @@ The ledger holds amounts in the provider's units: they are converted to ISO mino
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orderguard.demo.shoppers import RefundAsk, ShopperStats
+from orderguard.demo import told
+from orderguard.demo.shoppers import Checkout, RefundAsk, ShopperStats
 from orderguard.domain.money import Money
 from orderguard.providers.stripe_currencies import from_stripe
 from orderguard.storage.database import Database, must_datetime, transaction
@@ -48,7 +63,11 @@ INVARIANTS = (
     "paid_amount_differs",
     "timeline_disagrees_with_state",
     "refunded_amount_differs",
+    "charges_for_unknown_checkouts",
+    "shoppers_misled",
 )
+#: The metadata keys the copy of the order travels in, chunk by chunk (``og_snap_0``...).
+SNAPSHOT_KEY = "og_snap_{}"
 #: Every order (id, merchant reference) whose state is not the ``to_state`` of its
 #: timeline's last state change, or that has none (G7). One statement, so the order and
 #: its timeline are read at the same moment even while the service keeps working.
@@ -87,6 +106,8 @@ class StoredOrder:
     flags_open: list[str] = field(default_factory=list)
     #: Its refunds in the ``refunds`` table, oldest first.
     refunds: list[StoredRefund] = field(default_factory=list)
+    #: The customer email stored (lower case): the checkout it belongs to.
+    email: str = ""
 
     @property
     def amount_refunded(self) -> int:
@@ -131,32 +152,38 @@ class Snapshot:
         ]
 
 
+#: An order of the run: its merchant reference starts with the run's prefix, or (a checkout
+#: sent none) its customer email does (see ``shoppers.checkout_email``).
+_OF_RUN = "(o.merchant_reference LIKE :prefix OR LOWER(o.customer_email) LIKE :email)"
+
+
 async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
-    """The run's orders (by merchant reference), their timelines, and the sweep's findings."""
-    like = {"prefix": reference_prefix + "%"}
+    """The run's orders (by merchant reference, or by the checkout's own customer email when
+    it sent no reference), their timelines, and the sweep's findings."""
+    like = {"prefix": reference_prefix + "%", "email": reference_prefix.lower() + "%"}
     async with transaction(db, write=False) as conn:
         # flags before orders: PostgreSQL reads each statement afresh, and a flag clears only
         # when its order settles, so an order read later is never older than its flags
         flags = await conn.fetchall(
             "SELECT f.order_id, f.reason, f.cleared_at FROM order_flags f "
-            "JOIN orders o ON o.id = f.order_id WHERE o.merchant_reference LIKE :prefix "
+            f"JOIN orders o ON o.id = f.order_id WHERE {_OF_RUN} "
             "ORDER BY f.order_id, f.position",
             like,
         )
         rows = await conn.fetchall(
-            "SELECT id, merchant_reference, state, currency, amount_total, "
-            "created_at, updated_at FROM orders WHERE merchant_reference LIKE :prefix",
+            "SELECT o.id, o.merchant_reference, o.state, o.currency, o.amount_total, "
+            f"o.customer_email, o.created_at, o.updated_at FROM orders o WHERE {_OF_RUN}",
             like,
         )
         entries = await conn.fetchall(
             "SELECT t.order_id, t.at, t.kind, t.to_state, t.cause FROM timeline t "
-            "JOIN orders o ON o.id = t.order_id WHERE o.merchant_reference LIKE :prefix "
+            f"JOIN orders o ON o.id = t.order_id WHERE {_OF_RUN} "
             "ORDER BY t.seq",
             like,
         )
         refunds = await conn.fetchall(
             "SELECT r.id, r.order_id, r.amount, r.currency, r.state FROM refunds r "
-            "JOIN orders o ON o.id = r.order_id WHERE o.merchant_reference LIKE :prefix "
+            f"JOIN orders o ON o.id = r.order_id WHERE {_OF_RUN} "
             "ORDER BY r.created_at, r.id",
             like,
         )
@@ -175,6 +202,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             flag=None,
             created_at=must_datetime(r["created_at"]),
             updated_at=must_datetime(r["updated_at"]),
+            email=str(r["customer_email"]).lower(),
         )
         for r in rows
     }
@@ -209,6 +237,7 @@ async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
             str(r["id"])
             for r in disagree
             if str(r["merchant_reference"] or "").startswith(reference_prefix)
+            or str(r["id"]) in orders
         ],
     )
 
@@ -315,6 +344,10 @@ def build_report(
             "charges": len(book.get("charges", [])),
             "refunds": len(book.get("refunds", [])),
             "back_office_refunds": refund_counts(shoppers, db),
+            "shoppers_told": dict(
+                Counter(c.told or "nothing (no answer)" for c in shoppers.checkouts)
+            ),
+            "shopper_errors": sum(len(c.errors) for c in shoppers.checkouts),
         },
     )
 
@@ -347,15 +380,26 @@ def _percentile(values: list[float], q: float) -> float:
 def check(
     shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[str]]:
-    """Each invariant with the ids that break it (empty lists when all hold)."""
+    """Each invariant with the ids that break it (empty lists when all hold): the ledger
+    against the simulator's record first, then the database through that record."""
     broken: dict[str, list[str]] = {name: [] for name in INVARIANTS}
+    succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
+    per_checkout = charges_per_checkout(shoppers, succeeded, broken)
+    orders_of = orders_per_checkout(shoppers, db)
     for checkout in shoppers.checkouts:
+        in_db = orders_of.get(checkout.reference, [])
         for order_id in checkout.acknowledged:
             if order_id not in db.orders:
                 broken["acknowledged_orders_lost"].append(order_id)
         if len(checkout.acknowledged) > 1:
             broken["checkouts_with_two_orders"].append(checkout.reference)
-    succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
+        elif len(in_db) > 1:  # a second order the shopper was never told of
+            broken["checkouts_with_two_orders"].append(checkout.reference)
+        seen = {o.id: o for o in in_db} | {
+            i: db.orders[i] for i in checkout.acknowledged if i in db.orders
+        }
+        held_against_record(checkout, seen, per_checkout.get(checkout.reference, []), broken)
+        broken["shoppers_misled"] += told.misled(checkout, [o.state for o in seen.values()])
     charged: dict[str, list[dict[str, Any]]] = {}
     for charge in succeeded:
         owner = str((charge.get("metadata") or {}).get("order_id"))
@@ -385,7 +429,108 @@ def check(
                 broken["paid_amount_differs"].append(order.id)
     broken["timeline_disagrees_with_state"] = list(db.timeline_disagrees)
     broken["refunded_amount_differs"] = refunds_differ(shoppers, db, book)
-    return broken
+    return {name: list(dict.fromkeys(ids)) for name, ids in broken.items()}
+
+
+def charges_per_checkout(
+    shoppers: ShopperStats, succeeded: list[dict[str, Any]], broken: dict[str, list[str]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The ledger against the record alone: each succeeded charge matched to the checkout
+    it was made for (:func:`checkout_of`; none: ``charges_for_unknown_checkouts``) and held
+    against that checkout's cart (``paid_amount_differs``, naming the charge). The charges
+    per checkout reference."""
+    checkouts = {email_of(c): c for c in shoppers.checkouts}
+    per_checkout: dict[str, list[dict[str, Any]]] = {}
+    for charge in succeeded:
+        checkout = checkout_of(charge, checkouts)
+        if checkout is None or checkout.cart is None:
+            broken["charges_for_unknown_checkouts"].append(str(charge["id"]))
+            continue
+        per_checkout.setdefault(checkout.reference, []).append(charge)
+        cart = (checkout.cart.amount, checkout.cart.currency.lower())
+        if (minor_units(int(charge["amount"]), charge["currency"]), charge["currency"]) != cart:
+            broken["paid_amount_differs"].append(str(charge["id"]))
+    return per_checkout
+
+
+def held_against_record(
+    checkout: Checkout,
+    orders: dict[str, StoredOrder],
+    charges: list[dict[str, Any]],
+    broken: dict[str, list[str]],
+) -> None:
+    """The database's orders of ``checkout`` against its record: the checkout charged more
+    than once (``orders_charged_twice``, naming its orders), a charge made for an order that
+    is not the checkout's (``charges_for_unknown_checkouts``), a paid order whose stored
+    total is not the cart the checkout sent (``paid_amount_differs``)."""
+    if len(charges) > 1:
+        owners = [str((c.get("metadata") or {}).get("order_id")) for c in charges]
+        broken["orders_charged_twice"] += [o for o in owners if o in orders] or [checkout.reference]
+    for charge in charges:
+        if str((charge.get("metadata") or {}).get("order_id")) not in orders:
+            broken["charges_for_unknown_checkouts"].append(str(charge["id"]))
+    cart = checkout.cart
+    for order in orders.values():
+        if (
+            cart
+            and order.state == "paid"
+            and (order.total, order.currency)
+            != (
+                cart.amount,
+                cart.currency,
+            )
+        ):
+            broken["paid_amount_differs"].append(order.id)
+
+
+def orders_per_checkout(shoppers: ShopperStats, db: Snapshot) -> dict[str, list[StoredOrder]]:
+    """The database's orders of each checkout (by reference), found through the customer
+    email the checkout sent, whatever order ids it was answered with."""
+    by_email: dict[str, list[StoredOrder]] = {}
+    for order in db.orders.values():
+        by_email.setdefault(order.email, []).append(order)
+    return {c.reference: by_email.get(email_of(c), []) for c in shoppers.checkouts}
+
+
+def email_of(checkout: Checkout) -> str:
+    """The customer email the checkout sent (lower case), from its record."""
+    return (checkout.cart.email if checkout.cart else checkout.email).lower()
+
+
+@dataclass(frozen=True)
+class ChargeCustomer:
+    """Who a charge was made for, as the provider holds it."""
+
+    email: str
+    reference: str | None
+
+
+def charge_customer(charge: dict[str, Any]) -> ChargeCustomer | None:
+    """The customer email and merchant reference a charge carries: the provider keeps them
+    with the charge in the copy of the order that travels in its metadata (chunks
+    ``og_snap_0``, ``og_snap_1``...; read here without orderguard's code). None when the
+    charge carries no readable copy."""
+    metadata = charge.get("metadata") or {}
+    chunks: list[str] = []
+    while SNAPSHOT_KEY.format(len(chunks)) in metadata:
+        chunks.append(str(metadata[SNAPSHOT_KEY.format(len(chunks))]))
+    try:
+        copy = json.loads("".join(chunks))
+        email, reference = str(copy["cust"][0]).lower(), copy.get("ref")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return ChargeCustomer(email, None if reference is None else str(reference))
+
+
+def checkout_of(charge: dict[str, Any], checkouts: dict[str, Checkout]) -> Checkout | None:
+    """The run's checkout ``charge`` was made for (``checkouts`` by the email each sent): the
+    one whose customer it carries, when it carries the merchant reference that checkout sent
+    (or none, when it sent none). None when no checkout of the run is."""
+    customer = charge_customer(charge)
+    checkout = checkouts.get(customer.email) if customer else None
+    if customer is None or checkout is None or checkout.cart is None:
+        return None
+    return checkout if customer.reference == checkout.cart.reference else None
 
 
 def charge_owners(book: dict[str, list[dict[str, Any]]]) -> dict[str, str]:

@@ -17,9 +17,14 @@ the same key (which must not refund twice). Which checkouts do so is drawn from 
 (:data:`REFUND_SHARE` of those that can end paid), from a stream of its own so the mix of
 behaviours of a seed stays what it was.
 
-The simulator remembers what every checkout was told, so the report can check that no
-acknowledged order was lost and that one checkout never became two orders; and every refund
-it asked for (amount, key, what it was answered), so the ledger can be held against it.
+The simulator keeps its own record of every checkout, written from what it sent and saw and
+never from the service's bookkeeping: the cart it sent (:class:`Cart`: lines, its own total,
+currency, merchant reference or none, and a customer email that is the checkout's alone, so
+the checkout can be found in the provider's charges and in the database without trusting
+order ids orderguard wrote), every request with its Idempotency-Key and every answer
+(:class:`Exchange`), each state the shopper was shown, the errors nothing explains, and every
+refund the back office asked for (amount, key, what it was answered). The audit holds the
+provider's ledger against this record first, then the database.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ BEHAVIOURS: dict[str, int] = {
     "3ds_abandoned": 5,
     "closed_tab": 12,
 }
+#: Order states in which the payment's outcome is still being found out.
+BEING_FOUND_OUT = frozenset({"received", "payment_pending", "payment_unknown"})
 #: Tries a patient shopper's browser makes before giving up on one request.
 MAX_TRIES = 12
 #: Share of the checkouts that can end paid whose order the back office then refunds.
@@ -67,12 +74,59 @@ _CARTS = [
 ]
 
 
+@dataclass(frozen=True)
+class Cart:
+    """The cart a checkout sent, as the simulator reckons it (never as the service does)."""
+
+    #: (sku, name, quantity, unit amount in minor units) per line, as sent.
+    lines: tuple[tuple[str, str, int, int], ...]
+    currency: str
+    #: The ``merchant_reference`` sent, or None when the checkout sent none.
+    reference: str | None
+    #: The customer email sent: the checkout's own (see :func:`checkout_email`).
+    email: str
+
+    @property
+    def amount(self) -> int:
+        """The total in ISO minor units: the sum of the lines sent."""
+        return sum(quantity * unit for _, _, quantity, unit in self.lines)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Cart:
+        """The cart of a ``POST /v1/orders`` body."""
+        lines = tuple(
+            (str(i["sku"]), str(i["name"]), int(i["quantity"]), int(i["unit_amount"]))
+            for i in body["items"]
+        )
+        reference = body.get("merchant_reference")
+        email = str(body["customer"]["email"])
+        return cls(lines, str(body["currency"]), reference or None, email)
+
+
+@dataclass
+class Exchange:
+    """One request the shopper's browser sent (with all its retries) and what came back."""
+
+    method: str
+    path: str
+    #: The ``Idempotency-Key`` it carried (None for a page or a GET).
+    key: str | None
+    #: Every HTTP status answered, in order (a timeout or a broken connection adds none).
+    statuses: list[int] = field(default_factory=list)
+    #: Tries that got no answer at all (client timeout, connection error).
+    unanswered: int = 0
+    #: The order id and state of the 2xx answer, when one came.
+    order_id: str | None = None
+    state: str | None = None
+
+
 @dataclass
 class Checkout:
     """What one simulated shopper did and was told."""
 
     index: int
     behaviour: str
+    #: The checkout's own name (its merchant reference when it sends one).
     reference: str
     #: Order ids the service acknowledged (201) for this checkout: exactly one is right.
     acknowledged: set[str] = field(default_factory=set)
@@ -88,9 +142,36 @@ class Checkout:
     #: The refunds the back office asked for, in order.
     refunds: list[RefundAsk] = field(default_factory=list)
 
+    #: The cart it sent (None until it sent one).
+    cart: Cart | None = None
+    #: Every request it sent and what came back, in the order sent.
+    exchanges: list[Exchange] = field(default_factory=list)
+    #: Every order state the shopper was shown (an answer, their order page), in order.
+    shown: list[str] = field(default_factory=list)
+    #: What went wrong that nothing explains: a 5xx after retries, a request refused
+    #: though it was well formed, a page that would not open, a step the flow could not
+    #: take, a simulator error.
+    errors: list[str] = field(default_factory=list)
+
     @property
     def order_id(self) -> str | None:
         return next(iter(sorted(self.acknowledged)), None)
+
+    @property
+    def email(self) -> str:
+        """The customer email this checkout sends: its own, found again in the database
+        and in the provider's charge."""
+        return checkout_email(self.reference)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every Idempotency-Key it used, in order (a retry reuses its request's key)."""
+        return [e.key for e in self.exchanges if e.key is not None]
+
+    @property
+    def told(self) -> str | None:
+        """The last order state the shopper was shown, or None if never shown one."""
+        return self.shown[-1] if self.shown else None
 
 
 @dataclass
@@ -139,6 +220,13 @@ class ShopperStats:
         return [r for c in self.checkouts for r in c.refunds]
 
 
+def checkout_email(reference: str) -> str:
+    """The customer email of the checkout named ``reference``: the name in lower case (the
+    run's prefix included), so the run's orders are found by it even without a merchant
+    reference, and no two checkouts share one."""
+    return f"{reference.lower()}@example.com"
+
+
 def cart_total(index: int) -> tuple[int, str]:
     """The simulator's own reckoning of checkout ``index``'s total and currency (from the
     cart it sends, not from anything the service answers)."""
@@ -153,8 +241,11 @@ def partial_amount(total: int) -> int:
     return min(total - 1, max(10, total // 3 // 10 * 10))
 
 
-def order_body(index: int, reference: str, method: str) -> dict[str, Any]:
-    """A checkout's ``POST /v1/orders`` body."""
+def order_body(
+    index: int, reference: str, method: str, *, email: str | None = None
+) -> dict[str, Any]:
+    """A checkout's ``POST /v1/orders`` body (``email``: the customer's, by default one
+    made from the index)."""
     currency, country, city, postal, line1, phone = _CARTS[index % len(_CARTS)]
     step = 10 if currency == "KWD" else 1  # Stripe charges 3-decimal amounts ending in 0
     return {
@@ -170,7 +261,7 @@ def order_body(index: int, reference: str, method: str) -> dict[str, Any]:
             {"sku": "MUG", "name": "Mug", "quantity": 1, "unit_amount": 850 + step * (index % 7)},
         ],
         "customer": {
-            "email": f"shopper{index}@example.com",
+            "email": email or f"shopper{index}@example.com",
             "name": f"Shopper {index}",
             "phone": phone,
             "shipping_address": {
@@ -240,6 +331,7 @@ class ShopperSimulator:
                         await _RUNNERS[checkout.behaviour](self, client, checkout)
                     except Exception as exc:  # a simulator bug must not hide the others
                         checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
+                        checkout.errors.append(checkout.trouble)
                         self.stats.client_troubles["simulator_error"] += 1
                 if checkout.refund_wanted and checkout.order_id:
                     # outside the gate: the back office is not a shopper
@@ -252,6 +344,7 @@ class ShopperSimulator:
                     await self.back_office_refunds(client, checkout)
                 except Exception as exc:
                     checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
+                    checkout.errors.append(checkout.trouble)
                     self.stats.client_troubles["simulator_error"] += 1
 
             await asyncio.gather(*(one(c) for c in checkouts))
@@ -273,8 +366,12 @@ class ShopperSimulator:
         timeout: float | None = None,
         tries: int | None = None,
     ) -> dict[str, Any] | None:
-        """POST until answered (retrying with the same key); the order, or None."""
+        """POST until answered (retrying with the same key); the order, or None. Every
+        answer goes in the checkout's record; a 2xx answer's state is what the shopper is
+        shown."""
         rng = random.Random(f"{self.run_id}-{checkout.index}-{path}")
+        exchange = Exchange("POST", path, key)
+        checkout.exchanges.append(exchange)
         for attempt in range(tries or self.max_tries):
             if attempt:
                 checkout.retries += 1
@@ -287,23 +384,34 @@ class ShopperSimulator:
                     timeout=timeout or self.client_timeout_s,
                 )
             except httpx.TimeoutException:
+                exchange.unanswered += 1
                 self.stats.client_troubles["client_timeout"] += 1
                 continue
             except httpx.TransportError as exc:
+                exchange.unanswered += 1
                 self.stats.client_troubles[f"transport:{type(exc).__name__}"] += 1
                 continue
+            exchange.statuses.append(response.status_code)
             if response.status_code in (200, 201):
                 order: dict[str, Any] = response.json()
                 if response.status_code == 201:
                     checkout.acknowledged.add(order["id"])
                 if response.headers.get("Idempotent-Replayed") == "true" and attempt:
                     checkout.replays += 1
+                exchange.order_id, exchange.state = str(order["id"]), str(order["state"])
+                checkout.shown.append(exchange.state)
                 return order
             self.stats.client_troubles[f"http_{response.status_code}"] += 1
             if response.status_code < 500 and response.status_code not in (409, 429):
                 checkout.trouble = f"refused with {response.status_code}: {response.text[:200]}"
+                checkout.errors.append(f"POST {path} refused with {response.status_code}")
                 return None
         checkout.gave_up = True
+        if exchange.statuses and exchange.statuses[-1] >= 500:
+            checkout.errors.append(
+                f"POST {path} still answered {exchange.statuses[-1]} after "
+                f"{len(exchange.statuses) + exchange.unanswered} tries"
+            )
         return None
 
     async def _get(self, client: httpx.AsyncClient, order_id: str) -> dict[str, Any] | None:
@@ -320,17 +428,69 @@ class ShopperSimulator:
         return None
 
     async def _until_settled(
-        self, client: httpx.AsyncClient, order: dict[str, Any], *, within_s: float = 30.0
+        self,
+        client: httpx.AsyncClient,
+        order: dict[str, Any],
+        *,
+        within_s: float = 30.0,
+        checkout: Checkout | None = None,
     ) -> dict[str, Any]:
-        """Poll the order while its payment is still being found out."""
+        """Poll the order while its payment is still being found out (each state seen is
+        shown to the shopper of ``checkout``, whose page refreshes meanwhile)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
-        while order["state"] in {"received", "payment_pending", "payment_unknown"}:
+        while order["state"] in BEING_FOUND_OUT:
             if loop.time() > deadline:
                 break
             await asyncio.sleep(0.5)
             order = await self._get(client, order["id"]) or order
+            if checkout is not None and checkout.told != order["state"]:
+                checkout.shown.append(str(order["state"]))
         return order
+
+    async def _watch_page(
+        self, client: httpx.AsyncClient, checkout: Checkout, page: str, *, within_s: float = 30.0
+    ) -> None:
+        """The shopper on their order page (``page``, where the shop sent them): it reloads
+        while the outcome is being found out, as the page's own script does; each state it
+        shows goes in the record. A page that does not open is an error nothing explains."""
+        url = httpx.URL(page)
+        status = url.copy_with(path=url.path.rstrip("/") + "/status")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        exchange = Exchange("GET", url.path, None)
+        checkout.exchanges.append(exchange)
+        while True:
+            try:
+                response = await client.get(str(status), timeout=10)
+            except httpx.TransportError:
+                exchange.unanswered += 1
+                self.stats.client_troubles["page_transport"] += 1
+                response = None
+            if response is not None:
+                exchange.statuses.append(response.status_code)
+                if response.status_code == 200:
+                    exchange.state = str(response.json()["state"])
+                    if checkout.told != exchange.state:
+                        checkout.shown.append(exchange.state)
+                    if exchange.state not in BEING_FOUND_OUT | {"action_required"}:
+                        return
+                elif response.status_code < 500 and response.status_code != 429:
+                    checkout.errors.append(
+                        f"their order page answered {response.status_code} ({url.path})"
+                    )
+                    return
+            if loop.time() > deadline:
+                if exchange.state is None:
+                    checkout.errors.append(f"their order page never opened ({url.path})")
+                return
+            await asyncio.sleep(1.0)
+
+    def _body(self, checkout: Checkout, method: str) -> dict[str, Any]:
+        """The checkout's ``POST /v1/orders`` body, its cart kept in the record."""
+        body = order_body(checkout.index, checkout.reference, method, email=checkout.email)
+        checkout.cart = Cart.of(body)
+        return body
 
     async def _ask_refund(
         self, client: httpx.AsyncClient, ask: RefundAsk, *, rng: random.Random
@@ -396,11 +556,11 @@ class ShopperSimulator:
     # -- behaviours -------------------------------------------------------------------
 
     async def card(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
-        body = order_body(checkout.index, checkout.reference, SUCCEEDS)
+        body = self._body(checkout, SUCCEEDS)
         await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
 
     async def double_click(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
-        body = order_body(checkout.index, checkout.reference, SUCCEEDS)
+        body = self._body(checkout, SUCCEEDS)
         key = str(uuid.uuid4())
         await asyncio.gather(
             self._submit(client, checkout, "/v1/orders", body, key),
@@ -408,13 +568,15 @@ class ShopperSimulator:
         )
 
     async def declined_then_paid(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
-        body = order_body(checkout.index, checkout.reference, DECLINED)
+        body = self._body(checkout, DECLINED)
         order = await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
         if order is None:
             return
-        order = await self._until_settled(client, order)
+        order = await self._until_settled(client, order, checkout=checkout)
         if order["state"] != "payment_failed":
             checkout.trouble = f"declined card left the order {order['state']}"
+            if order["state"] not in BEING_FOUND_OUT:  # a declined card cannot end so
+                checkout.errors.append(checkout.trouble)
             return
         again = {"payment": {"method": SUCCEEDS}}
         path = f"/v1/orders/{order['id']}/payments"
@@ -423,14 +585,16 @@ class ShopperSimulator:
     async def _three_d_secure(
         self, client: httpx.AsyncClient, checkout: Checkout, choice: str | None
     ) -> None:
-        body = order_body(checkout.index, checkout.reference, NEEDS_AUTHENTICATION)
+        body = self._body(checkout, NEEDS_AUTHENTICATION)
         order = await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
         if order is None:
             return
-        order = await self._until_settled(client, order)
+        order = await self._until_settled(client, order, checkout=checkout)
         action = order.get("next_action") or {}
         if order["state"] != "action_required" or not action.get("redirect_url"):
             checkout.trouble = f"no challenge to answer ({order['state']})"
+            if order["state"] not in BEING_FOUND_OUT:  # a card that asks for it cannot
+                checkout.errors.append(checkout.trouble)
             return
         if choice is None:
             return  # walked away from the challenge
@@ -442,7 +606,8 @@ class ShopperSimulator:
                     # back to the shop: the return URL asks the provider, then shows the order
                     back = answer.headers["location"]
                     returned = await client.get(back, timeout=10)
-                    if returned.status_code in (303, 200):
+                    if returned.status_code == 303:
+                        await self._watch_page(client, checkout, returned.headers["location"])
                         return
                 elif answer.status_code == 409:
                     return  # too late: the order was already cancelled
@@ -450,6 +615,7 @@ class ShopperSimulator:
                 self.stats.client_troubles["3ds_transport"] += 1
             await asyncio.sleep(0.5)
         checkout.trouble = "could not get through the challenge"
+        checkout.errors.append(f"{checkout.trouble} and back to the shop")
 
     async def three_ds_approved(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         await self._three_d_secure(client, checkout, "approve")
@@ -462,7 +628,7 @@ class ShopperSimulator:
 
     async def closed_tab(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         """Submit once and leave before the answer (or just after it)."""
-        body = order_body(checkout.index, checkout.reference, SUCCEEDS)
+        body = self._body(checkout, SUCCEEDS)
         leave_after = random.Random(checkout.reference).uniform(0.02, 1.0)
         await self._submit(
             client, checkout, "/v1/orders", body, str(uuid.uuid4()), timeout=leave_after, tries=1
