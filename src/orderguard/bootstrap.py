@@ -80,7 +80,7 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         )
     recheck = Recheck(storage, payments, planted_defect=settings.planted_defect)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)
-    return Container(
+    container = Container(
         settings=settings,
         storage=storage,
         payments=payments,
@@ -101,6 +101,11 @@ def wire(settings: Settings, storage: UnitOfWorkFactory, providers: Providers) -
         sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),
         operations=Operations(storage, payments),
     )
+    if settings.planted_defect:  # the demo only: a service wrapped by a planted defect
+        from orderguard.demo.defects import plant_in_services
+
+        container = plant_in_services(settings.planted_defect, container)
+    return container
 
 
 def slot(settings: Settings, provider: StripeProvider) -> ProviderSlot:

@@ -22,8 +22,15 @@ from orderguard.services.shopper_data import InvalidShopperData, normalise_count
 #: Deliberate defects ``planted_defect`` can switch on (to prove the demo's checker):
 #: ``recharge_unknown`` makes rechecks charge ``payment_unknown`` orders again with a fresh
 #: idempotency key instead of asking the provider what happened; ``refund_amount`` wires the
-#: service with a provider that refunds less than orderguard records (``demo/defects.py``).
-PLANTED_DEFECTS = ("recharge_unknown", "refund_amount")
+#: service with a provider that refunds less than orderguard records (``demo/defects.py``);
+#: ``pay_again_old_method`` and ``three_ds_return_token`` wrap the pay-again and 3-D Secure
+#: return services so that shoppers are misled (``demo/defects.py``).
+PLANTED_DEFECTS = (
+    "recharge_unknown",
+    "refund_amount",
+    "pay_again_old_method",
+    "three_ds_return_token",
+)
 
 
 #: The deployment modes: ``development`` (the default: the in-process sandbox is allowed and

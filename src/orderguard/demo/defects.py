@@ -13,9 +13,11 @@ only what they are wired with is broken. ``Settings.planted_defect`` switches on
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from orderguard.domain.money import AmountRule
 from orderguard.providers.base import (
@@ -26,6 +28,14 @@ from orderguard.providers.base import (
     RefundResult,
     WebhookEvent,
 )
+from orderguard.services.idempotency import Answer, KeyedRequest
+from orderguard.services.pay_again import PayAgain
+from orderguard.services.shopper_return import ShopperReturn
+from orderguard.storage.ports import UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from orderguard.bootstrap import Container
+    from orderguard.domain.order import Order
 
 #: Defects applied by wrapping the provider (the others live where ``PLANTED_DEFECTS`` says).
 PROVIDER_DEFECTS = ("refund_amount",)
@@ -114,3 +124,58 @@ def plant_in_provider(defect: str | None, provider: PaymentProvider) -> PaymentP
     if defect == "refund_amount":
         return ShortRefunds(provider)
     return provider
+
+
+# -- defects the shopper's side of the demo catches (issue 17, point 3) -----------------------
+#
+# Each wraps a service of the wired container (``bootstrap.wire`` calls
+# :func:`plant_in_services`); the services themselves are untouched. The demo's
+# ``shoppers_misled`` invariant must name each.
+
+#: Defects applied by wrapping a service of the container.
+SERVICE_DEFECTS = ("pay_again_old_method", "three_ds_return_token")
+
+
+class PayAgainOldMethod(PayAgain):
+    """DELIBERATELY WRONG: paying again charges the method the order's last attempt used
+    (the one just declined) instead of the one the shopper chose (``pay_again_old_method``).
+    The shopper pays with a card that works and is declined again."""
+
+    def __init__(self, inner: PayAgain, storage: UnitOfWorkFactory) -> None:
+        # no super().__init__(): every payment goes through ``inner``
+        self.inner, self.storage = inner, storage
+
+    async def pay(
+        self, order_id: str, method: str, request: KeyedRequest, *, actor: str | None = None
+    ) -> Answer:
+        async with self.storage() as uow:
+            order = await uow.orders.get(order_id)
+        if order is not None and order.attempts:
+            method = order.attempts[-1].method
+        return await self.inner.pay(order_id, method, request, actor=actor)
+
+
+class ReturnWithForeignToken(ShopperReturn):
+    """DELIBERATELY WRONG: back from 3-D Secure, the order is brought up to date as it should
+    be, but the shopper is sent to a link made with a fresh token instead of the order's
+    own (``three_ds_return_token``): their order page answers "not found"."""
+
+    def __init__(self, inner: ShopperReturn) -> None:
+        # no super().__init__(): every question goes through ``inner``
+        self.inner = inner
+
+    async def order(self, order: Order) -> Order:
+        answered = await self.inner.order(order)
+        return replace(answered, status_token=secrets.token_urlsafe(24))
+
+
+def plant_in_services(defect: str | None, container: Container) -> Container:
+    """``container`` with a service wrapped by ``defect`` when it is one of
+    :data:`SERVICE_DEFECTS`, else ``container`` itself."""
+    if defect == "pay_again_old_method":
+        return replace(
+            container, pay_again=PayAgainOldMethod(container.pay_again, container.storage)
+        )
+    if defect == "three_ds_return_token":
+        return replace(container, shopper_return=ReturnWithForeignToken(container.shopper_return))
+    return container
