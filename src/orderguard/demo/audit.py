@@ -348,7 +348,18 @@ def build_report(
                 Counter(c.told or "nothing (no answer)" for c in shoppers.checkouts)
             ),
             "shopper_errors": sum(len(c.errors) for c in shoppers.checkouts),
+            "charges_matched_to_checkouts": matched_charges(shoppers, book),
         },
+    )
+
+
+def matched_charges(shoppers: ShopperStats, book: dict[str, list[dict[str, Any]]]) -> int:
+    """Succeeded charges of the ledger matched to a checkout of the run (:func:`checkout_of`)."""
+    checkouts = {email_of(c): c for c in shoppers.checkouts}
+    return sum(
+        1
+        for c in book.get("charges", [])
+        if c.get("status") == "succeeded" and checkout_of(c, checkouts) is not None
     )
 
 
