@@ -121,6 +121,20 @@ def test_a_second_charge_is_a_double_charge_even_when_refunded_later(refunded: i
     assert broken["orders_charged_twice"] == ["ord_a"]
 
 
+@pytest.mark.parametrize("refunded", [0, 4848], ids=["kept", "refunded-later"])
+def test_two_charges_of_one_order_count_even_when_they_carry_no_checkout(refunded: int) -> None:
+    """Counted by the order their metadata names as well as by checkout: two charges that
+    carry no customer (each caught as unknown) are still one order charged twice."""
+    shoppers, db, book = _world()
+    second = _charge("ch_a2", "ord_a", refunded=refunded)
+    for charge in (book["charges"][0], second):
+        charge["metadata"] = {"order_id": "ord_a"}
+    book["charges"].append(second)
+    broken = _broken(shoppers, db, book)
+    assert broken["orders_charged_twice"] == ["ord_a"]
+    assert broken["charges_for_unknown_checkouts"] == ["ch_a", "ch_a2"]
+
+
 def test_money_held_for_an_unknown_or_unpaid_order() -> None:
     shoppers, db, book = _world()
     book["charges"] += [_charge("ch_orphan", "ord_nowhere"), _charge("ch_b2", "ord_b")]
