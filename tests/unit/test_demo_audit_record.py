@@ -15,6 +15,7 @@ from orderguard.demo.audit import Snapshot, StoredOrder, charge_customer, check
 from orderguard.demo.shoppers import (
     Cart,
     Checkout,
+    Exchange,
     ShopperStats,
     cart_total,
     checkout_email,
@@ -204,3 +205,17 @@ def test_the_cart_is_what_the_body_sent_reckoned_by_the_simulator() -> None:
     assert (cart.reference, cart.email) == ("DEMO-x-00004", "demo-x-00004@example.com")
     assert Cart.of({**body, "merchant_reference": None}).reference is None
     assert Cart.of({k: v for k, v in body.items() if k != "merchant_reference"}).reference is None
+
+
+def test_a_checkouts_record_lists_its_keys_and_the_last_state_it_was_shown() -> None:
+    checkout = Checkout(0, "declined_then_paid", "R-A")
+    assert (checkout.keys, checkout.told) == ([], None)
+    checkout.exchanges = [
+        Exchange("POST", "/v1/orders", "key-1", [201], 0, "ord_a", "payment_failed"),
+        Exchange("GET", "/orders/ord_a", None, [200], 0, "ord_a", "payment_failed"),
+        Exchange("POST", "/v1/orders/ord_a/payments", "key-2", [], 3),
+    ]
+    checkout.shown = ["payment_failed", "payment_unknown"]
+    assert checkout.keys == ["key-1", "key-2"]
+    assert checkout.told == "payment_unknown"
+    assert checkout.email == "r-a@example.com"
