@@ -455,7 +455,8 @@ class ShopperSimulator:
     ) -> None:
         """The shopper on their order page (``page``, where the shop sent them): it reloads
         while the outcome is being found out, as the page's own script does; each state it
-        shows goes in the record. A page that does not open is an error nothing explains."""
+        shows goes in the record. A page that answers with an error, and never with the
+        order, is an error nothing explains (one that never answers at all told nothing)."""
         url = httpx.URL(page)
         status = url.copy_with(path=url.path.rstrip("/") + "/status")
         loop = asyncio.get_running_loop()
@@ -483,8 +484,11 @@ class ShopperSimulator:
                     )
                     return
             if loop.time() > deadline:
-                if exchange.state is None:
-                    checkout.errors.append(f"their order page never opened ({url.path})")
+                if exchange.state is None and exchange.statuses:  # (none: never answered)
+                    checkout.errors.append(
+                        f"their order page never showed the order (last answer "
+                        f"{exchange.statuses[-1]}, {url.path})"
+                    )
                 return
             await asyncio.sleep(1.0)
 
