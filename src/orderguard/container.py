@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from orderguard.config import Settings
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake
 from orderguard.services.janitor import Janitor
 from orderguard.services.operations import Operations
@@ -20,7 +21,6 @@ from orderguard.services.payments import Payments
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
-from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.storage.ports import UnitOfWorkFactory
 
 

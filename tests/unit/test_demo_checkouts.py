@@ -58,7 +58,7 @@ def test_two_orders_in_the_database_for_one_checkout_break_the_invariant() -> No
         "ord_c": _order("ord_c", "demo-r1-00001"),
     }
     broken = check(shoppers, Snapshot(orders, set(orders), Counter()), {})
-    assert broken["checkouts_with_two_orders"] == ["demo-r1-00000"]
+    assert broken["checkouts_with_two_orders"] == ["DEMO-r1-00000"]
     del orders["ord_b"]
     assert (
         check(shoppers, Snapshot(orders, set(orders), Counter()), {})["checkouts_with_two_orders"]
@@ -85,7 +85,12 @@ def _refused(*causes: str, gave_up: bool = False) -> ShopperStats:
 
 def test_refusals_the_storm_explains_break_nothing() -> None:
     shoppers = _refused(
-        "client_timeout", "409 request-in-flight", "transport", "http_429", "http_503"
+        "client_timeout",
+        "409 request-in-flight",
+        "transport",
+        "http_429",
+        "503 storage-unavailable",
+        "503 provider-unavailable",
     )
     assert (
         check(shoppers, Snapshot({}, set(), Counter()), {})["checkouts_refused_unexplained"] == []
@@ -93,7 +98,12 @@ def test_refusals_the_storm_explains_break_nothing() -> None:
 
 
 def test_a_409_for_a_taken_reference_or_a_server_error_is_unexplained() -> None:
-    for cause in ("409 duplicate-merchant-reference", "http_500", "409 payment-not-allowed"):
+    for cause in (
+        "409 duplicate-merchant-reference",
+        "http_500",
+        "409 payment-not-allowed",
+        "http_503",
+    ):
         shoppers = _refused("client_timeout", cause, gave_up=True)
         broken = check(shoppers, Snapshot({}, set(), Counter()), {})
         assert broken["checkouts_refused_unexplained"] == ["DEMO-r1-00000"], cause
@@ -118,3 +128,17 @@ def test_a_409_is_told_apart_by_its_problem_type() -> None:
     assert _cause(taken) == "409 duplicate-merchant-reference"
     assert _cause(httpx.Response(409, text="not json")) == "409 without a problem type"
     assert _cause(httpx.Response(502, text="bad gateway")) == "http_502"
+
+
+def test_a_503_is_explained_only_when_orderguard_announced_an_outage() -> None:
+    problem = {"type": "/problems/storage-unavailable", "status": 503}
+    announced = httpx.Response(503, json=problem, headers={"Retry-After": "5"})
+    unannounced = httpx.Response(503, json=problem)
+    foreign = httpx.Response(503, text="Service Unavailable", headers={"Retry-After": "5"})
+    provider = {"type": "/problems/provider-unavailable", "status": 503}
+    assert _cause(announced) == "503 storage-unavailable"
+    assert _cause(httpx.Response(503, json=provider, headers={"Retry-After": "5"})) == (
+        "503 provider-unavailable"
+    )
+    assert _cause(unannounced) == "http_503"
+    assert _cause(foreign) == "http_503"
