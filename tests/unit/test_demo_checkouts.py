@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from orderguard.demo.audit import Snapshot, StoredOrder, build_report, check
 from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats, _cause, order_body
@@ -142,3 +143,30 @@ def test_a_503_is_explained_only_when_orderguard_announced_an_outage() -> None:
     )
     assert _cause(unannounced) == "http_503"
     assert _cause(foreign) == "http_503"
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem", "cause", "error"),
+    [
+        ({"Retry-After": "5"}, "provider-unavailable", "503 provider-unavailable", False),
+        ({}, "provider-unavailable", "http_503", True),
+        ({"Retry-After": "5"}, None, "http_503", True),
+    ],
+    ids=["announced", "no-retry-after", "not-orderguards"],
+)
+async def test_a_shopper_who_gave_up_on_a_503_met_an_error_only_if_no_outage_was_announced(
+    headers: dict[str, str], problem: str | None, cause: str, error: bool
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if problem is None:
+            return httpx.Response(503, text="Service Unavailable", headers=headers)
+        return httpx.Response(503, json={"type": f"/problems/{problem}"}, headers=headers)
+
+    simulator = ShopperSimulator("http://x", seed=1, client_timeout_s=1, run_id="r1", max_tries=2)
+    checkout = Checkout(0, "declined_then_paid", "DEMO-r1-00000")
+    transport = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        got = await simulator._submit(client, checkout, "/v1/orders/o/payments", {}, "k")
+    assert got is None and checkout.gave_up
+    assert checkout.refusals == [cause, cause]
+    assert bool(checkout.errors) is error, checkout.errors
