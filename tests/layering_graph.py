@@ -44,9 +44,6 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 #: Imports that close a cycle of files without breaking a contract, and the work that
 #: removes them. Delete a line when its import is gone (a test says when).
 PENDING_CYCLE_EDGES = [
-    # storage: connect() in a module of its own (issue 18, point 1)
-    table.Pending("cycles", "orderguard.storage.database", "orderguard.storage.sqlite"),
-    table.Pending("cycles", "orderguard.storage.database", "orderguard.storage.postgres"),
     # the cli/ package (issue 18, point 6)
     table.Pending("cycles", "orderguard.cli_keys", "orderguard.cli"),
 ]

@@ -121,7 +121,7 @@ async def test_a_failing_endpoint_shows_as_lag_then_as_dead_letters(sql: SqlStor
     async with receiver(fail_first=10_000) as hook:
         endpoint, _ = await add_endpoint(sql, hook.url)
         waiting = await scrape(sql, config)
-        support = OutboxSupport(sql.db)
+        support = OutboxSupport(sql)
         relay = build_relay(config, sql)
         deadline = time.monotonic() + 30
         try:

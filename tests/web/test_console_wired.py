@@ -124,7 +124,7 @@ async def dead_order(shop: Pair, url: str) -> tuple[str, list[str], str]:
     endpoint, _ = await add_endpoint(storage, url)
     order_id = str((await order_in(*shop, "paid"))["id"])
     events = await committed_ids(storage, order_id)
-    support = OutboxSupport(storage.db)
+    support = OutboxSupport(storage)
     relay = build_relay(shop[0].container.settings, storage)
     deadline = time.monotonic() + 30
     try:
@@ -183,7 +183,7 @@ async def test_a_dead_letter_is_resent_by_an_operator_and_noted(shop: Pair) -> N
 
     assert resent.status_code == 303
     assert resent.headers["location"] == f"/console/orders/{order_id}"
-    by_id = {str(d.id): d for d in await OutboxSupport(storage.db).deliveries_of_order(order_id)}
+    by_id = {str(d.id): d for d in await OutboxSupport(storage).deliveries_of_order(order_id)}
     assert by_id[letters[0]].state is DeliveryState.PENDING
     assert all(by_id[x].state is DeliveryState.DEAD for x in letters[1:])
     assert 'id="outbox-backlog">1<' in (await client.get("/console")).text
@@ -209,7 +209,7 @@ async def test_a_viewer_cannot_resend_a_real_dead_letter(shop: Pair) -> None:
     )
 
     assert answer.status_code == 403
-    deliveries = await OutboxSupport(sql_of(shop[0]).db).deliveries_of_order(order_id)
+    deliveries = await OutboxSupport(sql_of(shop[0])).deliveries_of_order(order_id)
     assert {d.state for d in deliveries} == {DeliveryState.DEAD}
     timeline = (await shop[0].order(order_id))["timeline"]
     assert not [e for e in timeline if e["actor"] == "vic"]

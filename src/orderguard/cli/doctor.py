@@ -69,12 +69,13 @@ async def run_doctor(settings: Settings) -> list[Check]:
         providers = _providers(settings)
         for provider in providers:
             stack.push_async_callback(provider.aclose)
+        storage = SqlStorage(db) if db is not None else None
         doctor = Doctor(
             settings,
-            storage=SqlStorage(db) if db is not None else None,
+            storage=storage,
             db_error=error,
             providers=providers,
-            outbox=outbox_stats(db, settings) if db is not None else UntrackedOutbox(),
+            outbox=outbox_stats(storage, settings) if storage is not None else UntrackedOutbox(),
             targets=Targets.from_settings(settings),
         )
         return await doctor.run()

@@ -14,8 +14,7 @@ from orderguard.config import Settings
 from orderguard.reconcile.categories import EXCEPTIONS
 from orderguard.reconcile.queries import exceptions_by_category, open_exceptions_by_category
 from orderguard.services.outbox import outbox_health
-from orderguard.storage.database import Database
-from orderguard.storage.unit_of_work import SqlStorage
+from orderguard.storage.ports import UnitOfWorkFactory
 
 
 class OutboxStats(Protocol):
@@ -46,24 +45,26 @@ class ReconciliationStats(Protocol):
 
 
 class RelayOutbox:
-    """The relay's per-sink delivery records (``services.outbox.outbox_health``)."""
+    """The relay's per-sink delivery records (``services.outbox.outbox_health``), on any
+    storage."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, storage: UnitOfWorkFactory) -> None:
         self._settings = settings
-        self._db = db
+        self._storage = storage
 
     async def lag_seconds(self, now: datetime) -> float | None:
         """The largest lag of any configured sink (0 with none configured)."""
-        health = await outbox_health(self._settings, self._db, now=now)
+        health = await outbox_health(self._settings, self._storage, now=now)
         return max((h.lag_seconds for h in health), default=0.0)
 
     async def dead_letters_by_sink(self) -> dict[str, int] | None:
         """Dead letters per configured sink, zeros included."""
-        return {h.sink: h.dead_letters for h in await outbox_health(self._settings, self._db)}
+        return {h.sink: h.dead_letters for h in await outbox_health(self._settings, self._storage)}
 
 
 class UntrackedOutbox:
-    """No database to read delivery records from (in-memory storage, or unreachable)."""
+    """No storage to read delivery records from (``doctor`` when the database is out of
+    reach)."""
 
     async def lag_seconds(self, now: datetime) -> float | None:
         """Unknown: no relay records deliveries."""
@@ -74,23 +75,12 @@ class UntrackedOutbox:
         return None
 
 
-class UnrecordedExceptions:
-    """No reconciliation records to read (in-memory storage keeps none yet)."""
-
-    async def exceptions_by_category(self) -> dict[str, int] | None:
-        """Unknown: no run is recorded."""
-        return None
-
-    async def open_exceptions_by_category(self) -> dict[str, int] | None:
-        """Unknown: no run is recorded."""
-        return None
-
-
 class RecordedExceptionCounts:
-    """The exceptions applied reconciliation runs recorded (``reconcile.queries``)."""
+    """The exceptions applied reconciliation runs recorded (``reconcile.queries``), on any
+    storage."""
 
-    def __init__(self, db: Database) -> None:
-        self._storage = SqlStorage(db)
+    def __init__(self, storage: UnitOfWorkFactory) -> None:
+        self._storage = storage
 
     async def exceptions_by_category(self) -> dict[str, int] | None:
         """Recorded exceptions per category (empty before any applied run)."""

@@ -21,21 +21,7 @@ from orderguard.domain.delivery import (
 )
 from orderguard.domain.events import EventType
 from orderguard.services.clock import Clock, system_clock
-from orderguard.storage.database import Database
 from orderguard.storage.ports import UnitOfWorkFactory
-
-#: What the functions below read: the application's storage. Transitional: a SQL
-#: ``Database`` is still accepted from callers not yet given the storage (the console's
-#: plugs and routes, observability's hooks); remove it once they pass ``container.storage``.
-Storage = UnitOfWorkFactory | Database
-
-
-def _storage(storage: Storage) -> UnitOfWorkFactory:
-    if not isinstance(storage, Database):
-        return storage
-    from orderguard.storage.unit_of_work import SqlStorage  # transitional, see ``Storage``
-
-    return SqlStorage(storage)
 
 
 class SinkSettings(Protocol):
@@ -78,7 +64,7 @@ class EventDeliveries:
 
 
 async def configured_sinks(
-    settings: SinkSettings, storage: Storage
+    settings: SinkSettings, storage: UnitOfWorkFactory
 ) -> dict[str, frozenset[EventType] | None]:
     """The sinks switched on now, each with the event types it receives (None: all)."""
     sinks: dict[str, frozenset[EventType] | None] = {}
@@ -86,14 +72,14 @@ async def configured_sinks(
         sinks[EMAIL_SINK] = EMAILED_EVENTS
     if settings.nats_url:
         sinks[STREAM_SINK] = None
-    async with _storage(storage).reader() as uow:
+    async with storage.reader() as uow:
         for endpoint in await uow.endpoints.active():
             sinks[endpoint.sink] = None
     return sinks
 
 
 async def outbox_health(
-    settings: SinkSettings, storage: Storage, *, now: datetime | None = None
+    settings: SinkSettings, storage: UnitOfWorkFactory, *, now: datetime | None = None
 ) -> list[SinkHealth]:
     """Lag and dead letters of every configured sink (empty when none is configured).
 
@@ -103,7 +89,7 @@ async def outbox_health(
     since = now - timedelta(hours=settings.outbox_backfill_hours)
     sinks = await configured_sinks(settings, storage)
     health = []
-    async with _storage(storage).reader() as uow:
+    async with storage.reader() as uow:
         dead = await uow.outbox.dead_counts()
         for sink, types in sinks.items():
             waiting = await uow.outbox.undelivered(sink, types=types, since=since)
@@ -116,8 +102,8 @@ async def outbox_health(
 class OutboxSupport:
     """The outbox as support sees it."""
 
-    def __init__(self, storage: Storage, *, clock: Clock = system_clock) -> None:
-        self.storage = _storage(storage)
+    def __init__(self, storage: UnitOfWorkFactory, *, clock: Clock = system_clock) -> None:
+        self.storage = storage
         self._clock = clock
 
     async def dead_letters(self, *, sink: str | None = None, limit: int = 100) -> list[Delivery]:

@@ -21,16 +21,14 @@ from orderguard.domain.delivery import (
 from orderguard.domain.events import EventType, OutboxEvent
 from orderguard.storage.database import (
     Connection,
-    Database,
     Row,
     must_datetime,
     to_datetime,
-    transaction,
 )
 from orderguard.storage.orders import event_from_row
 from orderguard.storage.ports import OUTBOX_SETTLE, Undelivered
 
-__all__ = ["SETTLE", "OutboxStore", "SqlOutboxRepository", "Undelivered"]
+__all__ = ["SETTLE", "SqlOutboxRepository", "Undelivered"]
 
 #: Longest a transaction that writes an event may stay open (see ``OUTBOX_SETTLE``).
 SETTLE = OUTBOX_SETTLE
@@ -270,21 +268,6 @@ class SqlOutboxRepository:
             "SELECT sink, COUNT(*) AS n FROM outbox_deliveries WHERE state = 'dead' GROUP BY sink"
         )
         return {str(r["sink"]): int(r["n"]) for r in rows}
-
-
-class OutboxStore:
-    """Transitional: one delivery read on a SQL database, for the console's notification
-    page until it reads through the unit of work (``uow.outbox.delivery``)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def delivery(self, delivery_id: int) -> Delivery | None:
-        """One delivery by its id."""
-        async with transaction(self.db, write=False) as conn:
-            return await SqlOutboxRepository(conn, lock_clause="", skip_locked="").delivery(
-                delivery_id
-            )
 
 
 def _type_filter(types: frozenset[EventType] | None) -> tuple[dict[str, str], str]:

@@ -95,12 +95,3 @@ class SqlStorage:
 
     async def close(self) -> None:
         await self.db.close()
-
-
-def sql_database(storage: object) -> Database | None:
-    """The SQL database under ``storage``; ``None`` for in-memory storage.
-
-    Only for what has no port yet (the outbox's and reconciliation's readers); everything
-    else reaches storage through the unit of work, ``console`` and ``stats``.
-    """
-    return storage.db if isinstance(storage, SqlStorage) else None

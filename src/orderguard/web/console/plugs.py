@@ -10,23 +10,21 @@ from orderguard.domain.delivery import Delivery, DeliveryState
 from orderguard.reconcile import queries as reconciled
 from orderguard.reconcile.report import money
 from orderguard.services.outbox import OutboxSupport, outbox_health
-from orderguard.storage.database import Database
-from orderguard.storage.outbox import OutboxStore
-from orderguard.storage.reconciliation import ExceptionRecord
-from orderguard.storage.unit_of_work import SqlStorage, sql_database
+from orderguard.storage.ports import ExceptionRecord, UnitOfWorkFactory
 from orderguard.web.console.ports import DeadLetter, ReconciliationException, plug
 
 
 class OutboxNotifications:
-    """:class:`~orderguard.web.console.ports.Notifications` on the outbox tables."""
+    """:class:`~orderguard.web.console.ports.Notifications` on the outbox's deliveries, read
+    through the unit of work (``uow.outbox``, ``uow.endpoints``) on any storage."""
 
-    def __init__(self, db: Database, container: Container) -> None:
-        self._store = OutboxStore(db)
-        self._support = OutboxSupport(db, clock=container.clock)
+    def __init__(self, container: Container) -> None:
+        self._storage = container.storage
+        self._support = OutboxSupport(container.storage, clock=container.clock)
         self._settings, self._clock = container.settings, container.clock
 
     async def backlog(self) -> dict[str, int]:
-        health = await outbox_health(self._settings, self._store.db, now=self._clock())
+        health = await outbox_health(self._settings, self._storage, now=self._clock())
         return {h.sink: h.undelivered for h in health}
 
     async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
@@ -34,7 +32,7 @@ class OutboxNotifications:
 
     async def resend(self, dead_letter_id: str) -> DeadLetter:
         try:
-            found = await self._store.delivery(int(dead_letter_id))
+            found = await self._support.delivery(int(dead_letter_id))
         except ValueError:
             found = None
         if found is None or found.state is not DeliveryState.DEAD:
@@ -60,10 +58,10 @@ def _letter(delivery: Delivery) -> DeadLetter:
 
 class RecordedReconciliation:
     """:class:`~orderguard.web.console.ports.Reconciliation` on the exceptions that
-    ``orderguard reconcile --apply`` recorded."""
+    ``orderguard reconcile --apply`` recorded (``uow.reconciliations``, on any storage)."""
 
-    def __init__(self, db: Database) -> None:
-        self._storage = SqlStorage(db)
+    def __init__(self, storage: UnitOfWorkFactory) -> None:
+        self._storage = storage
 
     async def exceptions(self, *, limit: int) -> list[ReconciliationException]:
         found = await reconciled.latest_exceptions(self._storage, limit=limit)
@@ -95,20 +93,13 @@ def _exception(record: ExceptionRecord, provider: str) -> ReconciliationExceptio
 
 
 def notifications(container: Container) -> OutboxNotifications:
-    """The outbox view on the container's storage; ``LookupError`` while the outbox has no
-    port for in-memory storage (its page is then not offered)."""
-    db = sql_database(container.storage)
-    if db is None:
-        raise LookupError("no outbox records in this storage")
-    return OutboxNotifications(db, container)
+    """The outbox view on the container's storage (SQL or in-memory)."""
+    return OutboxNotifications(container)
 
 
 def reconciliation(container: Container) -> RecordedReconciliation:
-    """The reconciliation view on the container's storage (``LookupError`` as above)."""
-    db = sql_database(container.storage)
-    if db is None:
-        raise LookupError("no reconciliation records in this storage")
-    return RecordedReconciliation(db)
+    """The reconciliation view on the container's storage (SQL or in-memory)."""
+    return RecordedReconciliation(container.storage)
 
 
 def install(app: FastAPI) -> None:
