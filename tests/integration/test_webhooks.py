@@ -13,8 +13,8 @@ import pytest
 
 from orderguard.domain.order import Order
 from orderguard.providers.base import PaymentOutcome, PaymentResult, ProviderOutcomeUnknown
+from orderguard.services import settling
 from orderguard.services.inbound_webhooks import WebhookInbox
-from orderguard.services.payments import Payments
 from orderguard.storage.ports import WebhookRecord
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import THREE_DS, VISA, place
@@ -191,15 +191,15 @@ async def test_a_failed_processing_is_recorded_and_retried_later(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     order, payment = await awaiting_3ds(api)
-    settle = Payments.settle
+    apply_answers = settling.apply_answers  # how every settling applies an answer
     failures = iter([RuntimeError("database hiccup")])
 
-    def flaky(self: Payments, order: Order, *args: Any, **kwargs: Any) -> None:
+    def flaky(order: Order, *args: Any, **kwargs: Any) -> None:
         for exc in failures:
             raise exc
-        settle(self, order, *args, **kwargs)
+        apply_answers(order, *args, **kwargs)
 
-    monkeypatch.setattr(Payments, "settle", flaky)
+    monkeypatch.setattr(settling, "apply_answers", flaky)
     api.provider.complete_action(str(payment.provider_ref), approved=True)
     assert (await deliver(api, api.provider.webhooks[-1])).status_code == 200
     [failed] = await inbox(api)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orderguard.domain.events import Cause
+from orderguard.domain.order import Order
 from orderguard.providers.base import ProviderOutcomeUnknown
 from orderguard.worker import PRUNE_EVERY_SECONDS, Worker
 from tests.integration.conftest import Api
@@ -27,14 +28,14 @@ async def test_one_order_failing_neither_stops_the_round_nor_its_own_schedule(ap
         orders.append(await place(api, VISA))
         breaker.record_success()
     broken, fine = orders[0]["id"], orders[1]["id"]
-    real = api.container.recheck.order
+    real = api.container.recheck.ask  # what the janitor asks the provider through
 
-    async def recheck(order_id: str, *, cause: Cause, actor: str | None = None) -> Any:
-        if order_id == broken:
+    async def ask(order: Order, *, cause: Cause) -> Any:
+        if order.id == broken:
             raise RuntimeError("a bug in one order's path")
-        return await real(order_id, cause=cause, actor=actor)
+        return await real(order, cause=cause)
 
-    api.container.recheck.order = recheck  # type: ignore[method-assign]
+    api.container.recheck.ask = ask  # type: ignore[method-assign]
     clock = Clock()
     clock.advance(seconds=11)
     report = await janitor(api, clock).run_once(owner="w1")

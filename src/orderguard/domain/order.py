@@ -81,6 +81,13 @@ class PaymentAttempt:
         self.state = target
         self.updated_at = at
 
+    def fail(self, decline_code: str, *, at: datetime) -> None:
+        """Close this attempt as failed, for ``decline_code`` (e.g. cancelled by an operator,
+        authentication abandoned); raises ``IllegalTransition`` and changes nothing."""
+        check_attempt_transition(self.state, AttemptState.FAILED)
+        self.decline_code = decline_code
+        self.move_to(AttemptState.FAILED, at=at)
+
 
 @dataclass(slots=True)
 class Order:
@@ -129,10 +136,12 @@ class Order:
         cause: Cause = Cause.API,
         request_id: str | None = None,
         order_id: str | None = None,
+        livemode: bool = False,
     ) -> Order:
         """A new order in ``received``; raises :class:`InvalidOrder` naming every problem.
 
-        ``order_id`` is given only to rebuild a lost order under its original id.
+        ``order_id`` is given only to rebuild a lost order under its original id;
+        ``livemode``: whether the account it would be charged at moves real money.
         """
         _check_lines(currency, lines)
         order = cls(
@@ -147,6 +156,7 @@ class Order:
             merchant_reference=merchant_reference,
             locale=locale,
             last_checked_at=at,
+            livemode=livemode,
         )
         order._record(EntryKind.STATE_CHANGED, None, "order received", cause, at, None, request_id)
         order._emit(EventType.RECEIVED, at)
@@ -222,6 +232,49 @@ class Order:
             self._emit(EVENT_FOR_STATE[target], at)
         self._clear_answered(cause, at, actor, request_id)
 
+    def start_attempt(
+        self,
+        attempt: PaymentAttempt,
+        *,
+        cause: Cause,
+        at: datetime,
+        note: str = "",
+        livemode: bool | None = None,
+    ) -> None:
+        """Charge the order with ``attempt`` (at an account that moves real money or not;
+        ``None``: as the order says already): the order moves to ``payment_pending`` and
+        stops waiting for a provider; raises ``IllegalTransition`` and changes nothing."""
+        check_order_transition(self.state, OrderState.PAYMENT_PENDING)
+        self.attempts.append(attempt)
+        if livemode is not None:  # the account this attempt charges, fail-over or not
+            self.livemode = livemode
+        self.payment_method = None
+        self.move_to(OrderState.PAYMENT_PENDING, cause=cause, at=at, note=note)
+
+    def wait_for_provider(self, method: str, note: str, *, cause: Cause, at: datetime) -> None:
+        """No provider can take the charge now: keep ``method`` to charge once one can."""
+        self.payment_method = method
+        self.note(note, cause=cause, at=at)
+
+    def cancel(
+        self,
+        *,
+        decline_code: str,
+        cause: Cause,
+        at: datetime,
+        note: str,
+        actor: str | None = None,
+    ) -> None:
+        """Cancel the order: each payment awaiting authentication fails with
+        ``decline_code`` (it was cancelled at its provider first) and nothing waits to be
+        charged any more; raises ``IllegalTransition`` and changes nothing."""
+        check_order_transition(self.state, OrderState.CANCELLED)
+        for attempt in self.attempts:
+            if attempt.state is AttemptState.ACTION_REQUIRED:
+                attempt.fail(decline_code, at=at)
+        self.payment_method = None
+        self.move_to(OrderState.CANCELLED, cause=cause, at=at, note=note, actor=actor)
+
     def flag(
         self,
         reason: FlagReason,
@@ -274,6 +327,19 @@ class Order:
     def checked(self, at: datetime, *, next_at: datetime) -> None:
         """The janitor asked the provider about this order and it stayed where it was."""
         self.checks, self.last_checked_at, self.next_check_at = self.checks + 1, at, next_at
+
+    def check_at(self, next_at: datetime) -> None:
+        """The janitor looks at this order next at ``next_at`` (no check counted)."""
+        self.next_check_at = next_at
+
+    def refund_tried(self, refund_id: str, *, at: datetime) -> Refund:
+        """A pending refund was sent again or looked at (``at``): the next retry waits from
+        then. Returns the refund; raises ``KeyError`` when the order has none by that id."""
+        refund = self.refund(refund_id)
+        if refund is None:
+            raise KeyError(refund_id)
+        refund.updated_at = at
+        return refund
 
     def attribute_to(self, actor: str) -> None:
         """Name ``actor`` on the entries recorded since the order was loaded that name

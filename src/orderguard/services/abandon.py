@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from orderguard.domain.events import Cause
+from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 from orderguard.services.clock import Clock, system_clock
+from orderguard.services.settling import mutate
 from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Why an order in each state counts as abandoned.
@@ -32,22 +34,18 @@ async def cancel_abandoned(
     """Cancel orders left in ``state`` longer than ``after``; return how many."""
     async with storage() as uow:
         stale = await uow.orders.in_state(state, updated_before=clock() - after, limit=limit)
+    hours = after.total_seconds() / 3600
+
+    def cancel(order: Order) -> bool:
+        if order.state is not state or order.payment_method:
+            return False
+        if order.open_flags:  # e.g. a charge arrived after all: support decides
+            return False
+        note = f"abandoned: {REASONS[state]} within {hours:g} h"
+        order.move_to(OrderState.CANCELLED, cause=Cause.JANITOR, at=clock(), note=note)
+        return True
+
     cancelled = 0
     for order_id in stale:
-        async with storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            if order is None or order.state is not state or order.payment_method:
-                continue
-            if order.open_flags:  # e.g. a charge arrived after all: support decides
-                continue
-            hours = after.total_seconds() / 3600
-            order.move_to(
-                OrderState.CANCELLED,
-                cause=Cause.JANITOR,
-                at=clock(),
-                note=f"abandoned: {REASONS[state]} within {hours:g} h",
-            )
-            await uow.orders.save(order)
-            await uow.commit()
-        cancelled += 1
+        cancelled += (await mutate(storage, order_id, cancel)).saved
     return cancelled

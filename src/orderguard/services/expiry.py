@@ -19,6 +19,7 @@ from orderguard.providers.base import PaymentOutcome, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
 from orderguard.services.recheck import Recheck
+from orderguard.services.settling import Answered, mutate, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.expiry")
@@ -75,14 +76,8 @@ async def _cancel_at_provider(
             )
             return False
         if result.outcome is not PaymentOutcome.FAILED:  # it went through after all
-            async with storage() as uow:
-                current = await uow.orders.get(order.id, for_update=True)
-                assert current is not None  # orders are never deleted
-                payments.settle(
-                    current, attempt.id, outcome_of(result), cause=Cause.JANITOR, at=clock()
-                )
-                await uow.orders.save(current)
-                await uow.commit()
+            answer = Answered(attempt.id, outcome_of(result))
+            await settle(storage, order.id, [answer], cause=Cause.JANITOR, clock=clock)
             return False
     return True
 
@@ -90,25 +85,19 @@ async def _cancel_at_provider(
 async def _cancel_order(
     storage: UnitOfWorkFactory, order_id: str, after: timedelta, clock: Clock
 ) -> int:
-    async with storage() as uow:
-        order = await uow.orders.get(order_id, for_update=True)
-        if order is None or order.state is not OrderState.ACTION_REQUIRED:
-            return 0
-        now = clock()
-        for attempt in order.attempts:
-            if attempt.state is AttemptState.ACTION_REQUIRED:
-                attempt.decline_code = ABANDONED
-                attempt.move_to(AttemptState.FAILED, at=now)
-        order.move_to(
-            OrderState.CANCELLED,
+    def cancel(order: Order) -> bool:
+        if order.state is not OrderState.ACTION_REQUIRED:
+            return False
+        order.cancel(
+            decline_code=ABANDONED,
             cause=Cause.JANITOR,
-            at=now,
+            at=clock(),
             note=f"authentication not finished within {_duration(after)}; "
             "the payment was cancelled at the provider",
         )
-        await uow.orders.save(order)
-        await uow.commit()
-    return 1
+        return True
+
+    return int((await mutate(storage, order_id, cancel)).saved)
 
 
 def _duration(span: timedelta) -> str:

@@ -17,6 +17,7 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.idempotency import Answer, KeyedRequest, Renderer, Replays
 from orderguard.services.payments import Payments
 from orderguard.services.providers import ProviderSlot
+from orderguard.services.settling import Answered, Reply, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Extra time an in-flight key stays locked beyond the payment time budget.
@@ -72,12 +73,12 @@ class Intake:
             merchant_reference=command.merchant_reference,
             locale=command.locale,
             request_id=command.request_id,
+            livemode=self._payments is not None and self._payments.providers.livemode,
         )
         if self._payments is not None:
             check_chargeable(self._payments.providers.slots, order.total)
             if command.payment_method is not None:  # refused before anything is stored
                 self._payments.providers.check_method(command.payment_method)
-        order.livemode = self._payments is not None and self._payments.providers.livemode
         charging = command.payment_method is not None and self._payments is not None
         body = None if charging else self._render(order)
         record = command.request.record(now, order.id, body=body, lock=self._lock())
@@ -166,14 +167,14 @@ async def charge(
     """Send a committed attempt, apply its outcome and store the final answer (``actor``,
     who asked, named on what it changed)."""
     outcome = await payments.send(order, attempt)
-    async with storage() as uow:
-        current = await uow.orders.get(order.id, for_update=True)
-        assert current is not None  # orders are never deleted
-        payments.settle(current, attempt.id, outcome, cause=Cause.API, at=clock())
-        if actor is not None:
-            current.attribute_to(actor)
-        await uow.orders.save(current)
-        body = render(current)
-        await request.complete(uow, current.id, body)
-        await uow.commit()
-    return Answer(current.id, 201, body, replayed=False)
+    settled = await settle(
+        storage,
+        order.id,
+        [Answered(attempt.id, outcome)],
+        cause=Cause.API,
+        clock=clock,
+        actor=actor,
+        reply=Reply(request, render),
+    )
+    assert settled.body is not None  # a reply was given
+    return Answer(settled.order.id, 201, settled.body, replayed=False)

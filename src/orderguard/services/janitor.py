@@ -3,6 +3,9 @@ on a schedule per state, and escalates to the review queue when the schedule run
 
 Orders are leased (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so any number of workers
 share the work, nothing is checked twice at once, and a dead worker's leases expire.
+A check costs three transactions: the round's claim (shared by the orders it leased), a
+read, and one that settles what the provider said, reschedules and gives the lease back;
+the provider is asked between them, outside any transaction.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from orderguard.domain.order import Order
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.recheck import Recheck
-from orderguard.storage.ports import UnitOfWorkFactory
+from orderguard.services.settling import Answered, Then, settle
+from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.janitor")
 #: The flag reason of an order whose schedule ran out.
@@ -108,21 +112,39 @@ class Janitor:
             await uow.commit()
 
     async def _check(self, order_id: str, owner: str, report: JanitorRound) -> None:
+        """Read the leased order, ask its provider (outside any transaction), then settle
+        the answers, reschedule and give the lease back in one transaction."""
         try:
             async with self._storage() as uow:
                 before = await uow.orders.get(order_id)
-            if before is None or before.state not in self.schedule.watched:
-                return  # it moved on between the claim and now
-            due = self._due(before)
-            try:
-                if due:
-                    after = await self._recheck.order(order_id, cause=Cause.JANITOR)
-                    report.checked += 1
-                    report.resolved += after.state is not before.state
-            finally:  # a failed check still counts, so the schedule runs out and escalates
-                await self._reschedule(order_id, before, checked=due, report=report)
-        finally:
+                if before is None or before.state not in self.schedule.watched:
+                    await uow.leases.release(order_id, owner)  # it moved on since the claim
+                    await uow.commit()
+                    return
+        except BaseException:
             await self._release([order_id], owner)
+            raise
+        due = self._due(before)
+        answers: list[Answered] = []
+        failure: BaseException | None = None
+        if due:
+            try:
+                answers = await self._recheck.ask(before, cause=Cause.JANITOR)
+            except BaseException as exc:  # failed or stopped, it still counts (so the
+                failure = exc  # schedule runs out and escalates) and gives its lease back
+        then = self._after_check(before, owner, checked=due, report=report)
+        try:
+            settled = await settle(
+                self._storage, order_id, answers, cause=Cause.JANITOR, clock=self._clock, then=then
+            )
+        except BaseException:
+            await self._release([order_id], owner)  # another worker may take it
+            raise
+        if failure is not None:
+            raise failure
+        if due:
+            report.checked += 1
+            report.resolved += settled.order.state is not before.state
 
     def _due(self, order: Order) -> bool:
         since = order.last_checked_at or order.updated_at
@@ -130,34 +152,40 @@ class Janitor:
             state=order.state, checks=order.checks, since=since, now=self._clock()
         )
 
-    async def _reschedule(
-        self, order_id: str, before: Order, *, checked: bool, report: JanitorRound
+    def _after_check(
+        self, before: Order, owner: str, *, checked: bool, report: JanitorRound
+    ) -> Then:
+        """The check's bookkeeping, in the transaction that settles its answers."""
+
+        async def reschedule_and_release(uow: UnitOfWork, order: Order) -> None:
+            self._reschedule(order, before, checked=checked, report=report)
+            await uow.leases.release(order.id, owner)
+
+        return reschedule_and_release
+
+    def _reschedule(
+        self, order: Order, before: Order, *, checked: bool, report: JanitorRound
     ) -> None:
         """Count the check and set the next one; escalate when the schedule ran out."""
-        async with self._storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            if (
-                order is None
-                or order.state is not before.state
-                or order.checks != before.checks
-                or order.state not in self.schedule.waits
-            ):
-                return  # it moved on (its schedule restarted), or another hand was here
-            now = self._clock()
-            if checked:
-                order.checked(now, next_at=self._next(order, order.checks + 1, now))
-            else:  # claimed early: this state's first wait is longer than the shortest
-                order.next_check_at = self._next(order, order.checks, order.last_checked_at or now)
-            if checked and self._escalate(order):
-                order.flag(
-                    FlagReason.PAYMENT_UNRESOLVED,
-                    f"still {order.state} after {order.checks} rechecks",
-                    cause=Cause.JANITOR,
-                    at=now,
-                )
-                report.escalated += 1
-            await uow.orders.save(order)
-            await uow.commit()
+        if (
+            order.state is not before.state
+            or order.checks != before.checks
+            or order.state not in self.schedule.waits
+        ):
+            return  # it moved on (its schedule restarted), or another hand was here
+        now = self._clock()
+        if checked:
+            order.checked(now, next_at=self._next(order, order.checks + 1, now))
+        else:  # claimed early: this state's first wait is longer than the shortest
+            order.check_at(self._next(order, order.checks, order.last_checked_at or now))
+        if checked and self._escalate(order):
+            order.flag(
+                FlagReason.PAYMENT_UNRESOLVED,
+                f"still {order.state} after {order.checks} rechecks",
+                cause=Cause.JANITOR,
+                at=now,
+            )
+            report.escalated += 1
 
     def _escalate(self, order: Order) -> bool:
         """The schedule ran out and the order is not in the review queue for it yet."""

@@ -38,7 +38,8 @@ from orderguard.providers.base import (
 )
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
-from orderguard.storage.ports import OrderRepository, UnitOfWorkFactory
+from orderguard.services.settling import Answered, locked, mutate, settle
+from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Orders in these states may be cancelled (``action_required`` after the provider agrees).
 CANCELLABLE = frozenset(
@@ -123,7 +124,7 @@ class Operations:
         stays pending and is sent again later (:meth:`retry_refunds`).
         """
         async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
+            order = await locked(uow, order_id)
             known = {r.id for r in order.refunds}
             refund = request_refund(
                 order,
@@ -213,36 +214,28 @@ class Operations:
         failed: str | None = None,
     ) -> None:
         """Record the provider's answer (``result``) or its refusal (``failed``)."""
-        async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
+
+        def record(order: Order) -> None:
             refund = order.refund(refund_id)
-            assert refund is not None
-            at = self._clock()
+            assert refund is not None  # refunds are never deleted
             if result is None:
-                settle_refund(
-                    order,
-                    refund,
-                    RefundState.FAILED,
-                    provider_ref=None,
-                    failure_reason=failed,
-                    cause=cause,
-                    at=at,
-                    actor=actor,
-                    accepted=False,
-                )
+                state, ref, why, accepted = RefundState.FAILED, None, failed, False
             else:
-                settle_refund(
-                    order,
-                    refund,
-                    refund_state_of(result.status),
-                    provider_ref=result.refund_ref,
-                    failure_reason=result.failure_reason,
-                    cause=cause,
-                    at=at,
-                    actor=actor,
-                )
-            await uow.orders.save(order)
-            await uow.commit()
+                state, ref = refund_state_of(result.status), result.refund_ref
+                why, accepted = result.failure_reason, True
+            settle_refund(
+                order,
+                refund,
+                state,
+                provider_ref=ref,
+                failure_reason=why,
+                cause=cause,
+                at=self._clock(),
+                actor=actor,
+                accepted=accepted,
+            )
+
+        await mutate(self._storage, order_id, record)
 
     async def _note_refund_error(
         self, order_id: str, refund: Refund, exc: ProviderError, *, actor: str, cause: Cause
@@ -252,11 +245,9 @@ class Operations:
         It may have been made; the refund stays ``pending`` and is sent again with the same
         key (by a repeated request or :meth:`retry_refunds`), which is safe and tells.
         """
-        async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
-            stored = order.refund(refund.id)
-            assert stored is not None
-            stored.updated_at = self._clock()
+
+        def note(order: Order) -> None:
+            order.refund_tried(refund.id, at=self._clock())
             provider = next(a.provider for a in order.attempts if a.id == refund.attempt_id)
             order.note(
                 f"refund request at {provider} got no answer ({exc}); refund {refund.id} of "
@@ -266,8 +257,8 @@ class Operations:
                 at=self._clock(),
                 actor=actor,
             )
-            await uow.orders.save(order)
-            await uow.commit()
+
+        await mutate(self._storage, order_id, note)
 
     async def retry_refunds(
         self, *, older_than: timedelta = REFUND_RETRY_AFTER, limit: int = 50
@@ -304,11 +295,9 @@ class Operations:
     async def _overdue(self, order_id: str, refund_id: str, *, flag: bool) -> None:
         """Flag a refund still pending past what a retry may cover (once per refund); a
         refund the provider is still processing (``flag=False``) is only looked at later."""
-        async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
-            refund = order.refund(refund_id)
-            assert refund is not None
-            refund.updated_at = self._clock()
+
+        def look(order: Order) -> None:
+            refund = order.refund_tried(refund_id, at=self._clock())
             if flag and not any(refund.id in f.detail for f in order.flags):
                 order.flag(
                     FlagReason.REFUND_FAILED,
@@ -322,8 +311,8 @@ class Operations:
                     cause=Cause.JANITOR,
                     at=self._clock(),
                 )
-            await uow.orders.save(order)
-            await uow.commit()
+
+        await mutate(self._storage, order_id, look)
 
     async def cancel_order(self, order_id: str, *, actor: str, cause: Cause) -> Order:
         """Cancel an order that is not paid and has no payment in flight."""
@@ -333,15 +322,15 @@ class Operations:
         _check_cancellable(order)
         if order.state is OrderState.ACTION_REQUIRED:
             await self._cancel_at_provider(order, cause)
-        async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
+
+        def cancel(order: Order) -> bool:
             if order.state is OrderState.CANCELLED:
-                return order
+                return False
             _check_cancellable(order)
             _cancel(order, actor=actor, cause=cause, at=self._clock())
-            await uow.orders.save(order)
-            await uow.commit()
-        return order
+            return True
+
+        return (await mutate(self._storage, order_id, cancel)).order
 
     async def _cancel_at_provider(self, order: Order, cause: Cause) -> None:
         """Cancel the payments awaiting authentication; refuse when one went through."""
@@ -364,14 +353,9 @@ class Operations:
     async def _settle(
         self, order_id: str, attempt_id: str, result: PaymentResult, cause: Cause
     ) -> OrderState:
-        async with self._storage() as uow:
-            order = await _locked(uow.orders, order_id)
-            self._payments.settle(
-                order, attempt_id, outcome_of(result), cause=cause, at=self._clock()
-            )
-            await uow.orders.save(order)
-            await uow.commit()
-        return order.state
+        answer = Answered(attempt_id, outcome_of(result))
+        settled = await settle(self._storage, order_id, [answer], cause=cause, clock=self._clock)
+        return settled.order.state
 
     async def _load(self, order_id: str) -> Order:
         async with self._storage() as uow:
@@ -379,13 +363,6 @@ class Operations:
         if order is None:
             raise OrderNotFound(order_id)
         return order
-
-
-async def _locked(orders: OrderRepository, order_id: str) -> Order:
-    order = await orders.get(order_id, for_update=True)
-    if order is None:
-        raise OrderNotFound(order_id)
-    return order
 
 
 def _check_cancellable(order: Order) -> None:
@@ -397,11 +374,8 @@ def _cancel(order: Order, *, actor: str, cause: Cause, at: datetime) -> None:
     note = f"cancelled by {actor}"
     for attempt in order.attempts:
         if attempt.state is AttemptState.ACTION_REQUIRED:
-            attempt.decline_code = CANCELLED_BY_OPERATOR
-            attempt.move_to(AttemptState.FAILED, at=at)
             note += f"; attempt {attempt.seq} was cancelled at {attempt.provider}"
-    order.payment_method = None
-    order.move_to(OrderState.CANCELLED, cause=cause, at=at, note=note, actor=actor)
+    order.cancel(decline_code=CANCELLED_BY_OPERATOR, cause=cause, at=at, note=note, actor=actor)
 
 
 def _unanswered(provider: str, exc: Exception, refund: Refund) -> RefundUnanswered:

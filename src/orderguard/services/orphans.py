@@ -17,7 +17,7 @@ from orderguard.domain.errors import InvalidOrder
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.domain.settle import Outcome, apply_outcome
-from orderguard.domain.states import AttemptState, OrderState
+from orderguard.domain.states import AttemptState
 from orderguard.providers.base import Charge
 from orderguard.services.snapshot import restore_snapshot
 
@@ -76,8 +76,7 @@ def _pay(order: Order, charge: Charge, provider: str, *, at: datetime) -> None:
         created_at=charge.created_at,
         updated_at=at,
     )
-    order.attempts.append(attempt)
-    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.SWEEP, at=at, note=note)
+    order.start_attempt(attempt, cause=Cause.SWEEP, at=at, note=note)
     outcome = Outcome(
         AttemptState.SUCCEEDED,
         provider_ref=charge.provider_ref,

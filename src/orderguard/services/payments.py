@@ -20,8 +20,8 @@ from orderguard.domain import ids
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.refund import apply_refund_failure
-from orderguard.domain.settle import Outcome, apply_outcome
-from orderguard.domain.states import AttemptState, OrderState
+from orderguard.domain.settle import Outcome
+from orderguard.domain.states import AttemptState
 from orderguard.providers.base import (
     ChargeRequest,
     PaymentOutcome,
@@ -38,6 +38,7 @@ from orderguard.providers.base import (
 )
 from orderguard.providers.resilience import is_transport_failure
 from orderguard.services.providers import Providers, ProviderSlot
+from orderguard.services.settling import Answered, apply_answers
 from orderguard.services.snapshot import snapshot_metadata
 
 #: Provider outcomes in attempt terms.
@@ -87,8 +88,7 @@ class Payments:
         """Start an attempt at an available provider, or leave the order waiting for one."""
         slot = self.providers.choose(method)
         if slot is None:
-            order.payment_method = method
-            order.note(WAITING_NOTE, cause=cause, at=at)
+            order.wait_for_provider(method, WAITING_NOTE, cause=cause, at=at)
             return None
         attempt_id = ids.new_id("pay")
         attempt = PaymentAttempt(
@@ -103,14 +103,11 @@ class Payments:
             created_at=at,
             updated_at=at,
         )
-        order.attempts.append(attempt)
-        order.livemode = slot.livemode  # the account this attempt charges, fail-over or not
-        order.payment_method = None
         note = f"attempt {attempt.seq} sent to {slot.name}"
         preferred = self.providers.first_for(method)
         if preferred is not None and slot is not preferred:
             note += f" (failover: {preferred.name} circuit is open)"
-        order.move_to(OrderState.PAYMENT_PENDING, cause=cause, at=at, note=note)
+        order.start_attempt(attempt, livemode=slot.livemode, cause=cause, at=at, note=note)
         return attempt
 
     async def send(self, order: Order, attempt: PaymentAttempt) -> Outcome:
@@ -139,9 +136,9 @@ class Payments:
     def settle(
         self, order: Order, attempt_id: str, outcome: Outcome, *, cause: Cause, at: datetime
     ) -> None:
-        """Apply ``outcome`` to the order's attempt ``attempt_id``."""
-        attempt = next(a for a in order.attempts if a.id == attempt_id)
-        apply_outcome(order, attempt, outcome, cause=cause, at=at)
+        """Apply ``outcome`` to the order's attempt ``attempt_id`` (not stored: see
+        :mod:`.settling` for storing it)."""
+        apply_answers(order, [Answered(attempt_id, outcome)], cause=cause, at=at)
 
 
 def record_refund_failure(

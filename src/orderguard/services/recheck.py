@@ -8,6 +8,7 @@ with its original idempotency key: never with a new one, so it can never charge 
 from __future__ import annotations
 
 import asyncio
+import copy
 from datetime import timedelta
 
 from orderguard.domain.errors import OrderNotFound
@@ -19,6 +20,7 @@ from orderguard.providers.base import PaymentResult, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
 from orderguard.services.providers import ProviderSlot
+from orderguard.services.settling import Answered, apply_answers, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Orders in these states still want their open attempt to go through.
@@ -40,16 +42,35 @@ class Recheck:
         self._clock = clock
 
     async def order(self, order_id: str, *, cause: Cause, actor: str | None = None) -> Order:
-        """Ask about every open attempt of the order and apply the answers."""
+        """Ask about every open attempt of the order and apply the answers (one transaction
+        to read, the provider calls outside any, one to settle what they said)."""
         async with self._storage() as uow:
             order = await uow.orders.get(order_id)
         if order is None:
             raise OrderNotFound(order_id)
-        for attempt in [a for a in order.attempts if not a.state.is_terminal]:
-            outcome = await self._ask(order, attempt)
+        answers = await self.ask(order, cause=cause)
+        if not answers:
+            return order
+        settled = await settle(
+            self._storage, order_id, answers, cause=cause, clock=self._clock, actor=actor
+        )
+        return settled.order
+
+    async def ask(self, order: Order, *, cause: Cause) -> list[Answered]:
+        """What the providers say about the order's open attempts: provider calls only (no
+        transaction), ``order`` unchanged. Each attempt after the first is asked about as the
+        answers before it leave the order (re-sent only while the order still wants it)."""
+        answers: list[Answered] = []
+        seen = order
+        for attempt_id in [a.id for a in order.attempts if not a.state.is_terminal]:
+            if answers:
+                seen = copy.deepcopy(order)
+                apply_answers(seen, answers, cause=cause, at=self._clock())
+            attempt = next(a for a in seen.attempts if a.id == attempt_id)
+            outcome = await self._ask(seen, attempt)
             if outcome is not None:
-                order = await self._apply(order.id, attempt.id, outcome, cause, actor)
-        return order
+                answers.append(Answered(attempt_id, outcome))
+        return answers
 
     async def _ask(self, order: Order, attempt: PaymentAttempt) -> Outcome | None:
         slot = self._payments.providers.named(attempt.provider)
@@ -76,19 +97,6 @@ class Recheck:
         again if the search missed the first charge, so older attempts are left to the
         janitor's escalation."""
         return self._payments.providers.named(attempt.provider).capabilities.key_retention
-
-    async def _apply(
-        self, order_id: str, attempt_id: str, outcome: Outcome, cause: Cause, actor: str | None
-    ) -> Order:
-        async with self._storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            assert order is not None  # orders are never deleted
-            self._payments.settle(order, attempt_id, outcome, cause=cause, at=self._clock())
-            if actor is not None:  # who asked is named on what their recheck did
-                order.attribute_to(actor)
-            await uow.orders.save(order)
-            await uow.commit()
-        return order
 
 
 async def _lookup(

@@ -7,12 +7,12 @@ Each change is a timeline entry naming its cause and, for support, the user by n
 
 from __future__ import annotations
 
-from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason, may_take_report
 from orderguard.domain.order import Order
 from orderguard.services.clock import Clock, system_clock
-from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
+from orderguard.services.settling import mutate
+from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Longest text a person may write on an order's timeline.
 MAX_TEXT = 1000
@@ -31,44 +31,35 @@ class Review:
         ``False``, changing nothing, while support still has an open report on the order or
         within an hour of the last one (``may_take_report``); other reasons are never touched.
         """
-        async with self._storage() as uow:
-            order = await _locked(uow, order_id)
+
+        def report(order: Order) -> bool:
             now = self._clock()
             if not may_take_report(order.flags, now=now):
                 return False
             order.flag(FlagReason.SHOPPER_REPORT, _clean(message), cause=Cause.SHOPPER, at=now)
-            await uow.orders.save(order)
-            await uow.commit()
-        return True
+            return True
+
+        return (await mutate(self._storage, order_id, report)).saved
 
     async def clear_flag(
         self, order_id: str, comment: str, *, actor: str, reason: FlagReason | None = None
     ) -> Order:
         """Support clears one open reason (or, with no ``reason``, every open one), saying why."""
-        async with self._storage() as uow:
-            order = await _locked(uow, order_id)
+
+        def clear(order: Order) -> bool:
             now, why = self._clock(), _clean(comment)
             chosen = [reason] if reason else [f.reason for f in order.open_flags]
-            if any([order.clear_flag(r, why, actor=actor, at=now) for r in chosen]):
-                await uow.orders.save(order)
-                await uow.commit()
-        return order
+            return any([order.clear_flag(r, why, actor=actor, at=now) for r in chosen])
+
+        return (await mutate(self._storage, order_id, clear)).order
 
     async def note(self, order_id: str, text: str, *, actor: str) -> Order:
         """A support user's note on the timeline (e.g. that they asked for a recheck)."""
-        async with self._storage() as uow:
-            order = await _locked(uow, order_id)
+
+        def note(order: Order) -> None:
             order.note(_clean(text), cause=Cause.SUPPORT, at=self._clock(), actor=actor)
-            await uow.orders.save(order)
-            await uow.commit()
-        return order
 
-
-async def _locked(uow: UnitOfWork, order_id: str) -> Order:
-    order = await uow.orders.get(order_id, for_update=True)
-    if order is None:
-        raise OrderNotFound(order_id)
-    return order
+        return (await mutate(self._storage, order_id, note)).order
 
 
 def _clean(text: str) -> str:

@@ -25,6 +25,7 @@ from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments
+from orderguard.services.settling import Answered, apply_answers
 from orderguard.storage.ports import UnitOfWorkFactory
 
 #: Waiting orders claimed from the database at a time, at most.
@@ -58,7 +59,7 @@ async def charge_waiting(
         return 0  # nothing waits, or no provider is up: the oldest is left as it was
     (order, attempt), batch = started[0], min(limit, CLAIM_PER_CALL * concurrency)
     outcome = await payments.send(order, attempt)  # the trial: alone
-    await _settle(storage, payments, [(attempt, outcome)], clock)
+    await _settle(storage, [(attempt, outcome)], clock)
     return 1 + await _drain(storage, payments, clock, max(batch, 1), max(concurrency, 1), stop)
 
 
@@ -85,7 +86,7 @@ async def _drain(
     calls: set[asyncio.Task[None]] = set()
     settling = asyncio.create_task(
         _settle_answers(
-            storage, payments, answers, clock, at_least=4 * concurrency, calling=lambda: bool(calls)
+            storage, answers, clock, at_least=4 * concurrency, calling=lambda: bool(calls)
         )
     )
     failures: list[BaseException] = []
@@ -139,7 +140,6 @@ async def _drain(
 
 async def _settle_answers(
     storage: UnitOfWorkFactory,
-    payments: Payments,
     answers: asyncio.Queue[_Answer | None],
     clock: Clock,
     *,
@@ -171,17 +171,17 @@ async def _settle_answers(
                 break
         done = item is None
         if group:
-            failures += await _settle_group(storage, payments, group, clock)
+            failures += await _settle_group(storage, group, clock)
     return failures
 
 
 async def _settle_group(
-    storage: UnitOfWorkFactory, payments: Payments, group: list[_Answer], clock: Clock
+    storage: UnitOfWorkFactory, group: list[_Answer], clock: Clock
 ) -> list[BaseException]:
     """Settle ``group`` in one transaction; if that fails, each answer in one of its own, so
     one order's trouble never holds up the others'."""
     try:
-        await _settle(storage, payments, group, clock)
+        await _settle(storage, group, clock)
         return []
     except Exception as exc:
         if len(group) == 1:
@@ -189,7 +189,7 @@ async def _settle_group(
     failures: list[BaseException] = []
     for answer in group:
         try:
-            await _settle(storage, payments, [answer], clock)
+            await _settle(storage, [answer], clock)
         except Exception as exc:
             failures.append(exc)
     return failures
@@ -218,16 +218,15 @@ async def _start(
     return started, provider_up
 
 
-async def _settle(
-    storage: UnitOfWorkFactory, payments: Payments, group: list[_Answer], clock: Clock
-) -> None:
+async def _settle(storage: UnitOfWorkFactory, group: list[_Answer], clock: Clock) -> None:
     """Apply the provider's answers to their attempts, on the orders as they are now, in one
-    transaction."""
+    transaction (each order by the rules every settling follows: ``settling.apply_answers``)."""
     async with storage() as uow:
         orders = await uow.orders.lock_many([attempt.order_id for attempt, _ in group])
         current = {order.id: order for order in orders}
         for attempt, outcome in group:
             order = current[attempt.order_id]  # orders are never deleted
-            payments.settle(order, attempt.id, outcome, cause=Cause.JANITOR, at=clock())
+            answer = Answered(attempt.id, outcome)
+            apply_answers(order, [answer], cause=Cause.JANITOR, at=clock())
         await uow.orders.save_many(orders)
         await uow.commit()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.refund import apply_provider_refund, refunded_on
@@ -30,6 +31,7 @@ from orderguard.providers.base import (
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of, record_refund_failure
 from orderguard.services.recheck import Recheck
+from orderguard.services.settling import Answered, mutate, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.webhooks")
@@ -67,21 +69,22 @@ class WebhookEvents:
         if not order_id:
             log.info("webhook %s names no order; left to the orphan sweep", event_id)
             return None
-        async with self._storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            if order is None:
-                log.info("webhook %s names unknown order %s; left to the sweep", event_id, order_id)
-                return None
+
+        def answers(order: Order) -> list[Answered]:
             attempt = known_attempt(order, provider, payment.attempt_id, payment.provider_ref)
             if attempt is None:
                 order.note(_untrusted(event_id, payment, provider), cause=_CAUSE, at=self._clock())
-            else:
-                self._payments.settle(
-                    order, attempt.id, outcome_of(payment), cause=_CAUSE, at=self._clock()
-                )
-            await uow.orders.save(order)
-            await uow.commit()
-        if attempt is None:
+                return []
+            return [Answered(attempt.id, outcome_of(payment))]
+
+        try:
+            settled = await settle(
+                self._storage, order_id, answers, cause=_CAUSE, clock=self._clock
+            )
+        except OrderNotFound:
+            log.info("webhook %s names unknown order %s; left to the sweep", event_id, order_id)
+            return None
+        if not settled.answered:
             await self._recheck.order(order_id, cause=_CAUSE)
         return order_id
 
@@ -91,10 +94,8 @@ class WebhookEvents:
         if order_id is None:
             log.info("refund webhook %s names no order of ours", event_id)
             return None
-        async with self._storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            if order is None:
-                return None
+
+        def record(order: Order) -> None:
             attempt = known_attempt(order, provider, None, refund.provider_ref)
             at = self._clock()
             if attempt is None:
@@ -116,9 +117,11 @@ class WebhookEvents:
                     cause=_CAUSE,
                     at=at,
                 )
-            await uow.orders.save(order)
-            await uow.commit()
-        return order.id
+
+        try:
+            return (await mutate(self._storage, order_id, record)).order.id
+        except OrderNotFound:
+            return None
 
     async def _charge(self, provider: str, event_id: str, charge: Charge) -> str | None:
         """``charge.refunded``: compare its cumulative ``amount_refunded`` with our records.
@@ -129,22 +132,25 @@ class WebhookEvents:
         order_id = await self._order_of(provider, charge.provider_ref, charge.metadata)
         if order_id is None:
             return None
-        async with self._storage() as uow:
-            order = await uow.orders.get(order_id, for_update=True)
-            if order is None:
-                return None
+
+        def compare(order: Order) -> bool:
             attempt = known_attempt(order, provider, None, charge.provider_ref)
             known = None if attempt is None else refunded_on(order, attempt)
-            if known is not None and known != charge.amount_refunded:
-                order.note(
-                    f"{provider} reports {charge.amount_refunded} {charge.currency} refunded on "
-                    f"attempt {attempt.seq if attempt else '?'} ({event_id}); orderguard knows "
-                    f"{known}: waiting for the refund events that explain it",
-                    cause=_CAUSE,
-                    at=self._clock(),
-                )
-                await uow.orders.save(order)
-                await uow.commit()
+            if known is None or known == charge.amount_refunded:
+                return False
+            order.note(
+                f"{provider} reports {charge.amount_refunded} {charge.currency} refunded on "
+                f"attempt {attempt.seq if attempt else '?'} ({event_id}); orderguard knows "
+                f"{known}: waiting for the refund events that explain it",
+                cause=_CAUSE,
+                at=self._clock(),
+            )
+            return True
+
+        try:
+            await mutate(self._storage, order_id, compare)
+        except OrderNotFound:
+            return None
         return order_id
 
     async def _order_of(
