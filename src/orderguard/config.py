@@ -32,6 +32,8 @@ PLANTED_DEFECTS = (
     "charge_amount",
     "silent_paid",
     "refund_amount",
+    "pay_again_old_method",
+    "three_ds_return_token",
 )
 
 

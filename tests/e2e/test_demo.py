@@ -124,8 +124,14 @@ DEFECTS_CAUGHT = {
 #: Seconds a run waits for its orders to be resolved: the orders a sleeping janitor leaves
 #: stuck never are, so the run gives up waiting sooner than a user's default.
 SETTLE_TIMEOUT = {"janitor_asleep": "20"}
-#: How the ids an invariant lists begin: checkouts (lower case), charges, else orders.
-LISTED = {"checkouts_with_two_orders": "demo-", "charges_without_an_order": "ch_"}
+#: How the ids an invariant lists begin: checkouts (lower case), charges, else orders; a
+#: charge that differs from its checkout's cart is named, and so is a paid order whose
+#: charge differs from its total.
+LISTED: dict[str, str | tuple[str, ...]] = {
+    "checkouts_with_two_orders": "demo-",
+    "charges_without_an_order": "ch_",
+    "paid_amount_differs": ("ch_", "ord_"),
+}
 
 
 def _defect_run(
@@ -172,6 +178,8 @@ def test_a_planted_defect_is_caught_and_named(tmp_path: Path, defect: str) -> No
     listed = report["violations"][invariant]
     prefix = LISTED.get(invariant, "ord_")
     assert listed and all(i.lower().startswith(prefix) for i in listed), listed
+    if invariant == "paid_amount_differs":  # the ledger against the cart comes first
+        assert listed[0].startswith("ch_"), listed
     if defect == "forget_keys":  # a retry of a checkout with a reference meets a taken one
         assert report["invariants"]["checkouts_refused_unexplained"] > 0, report["invariants"]
         assert report["refusals"]["409 duplicate-merchant-reference"] > 0, report["refusals"]

@@ -3,6 +3,7 @@ and holds on data that is right."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from orderguard.demo.audit import (
 )
 from orderguard.demo.report import render
 from orderguard.demo.shoppers import (
+    Cart,
     Checkout,
     RefundAsk,
     ShopperSimulator,
@@ -39,16 +41,39 @@ def _order(order_id: str, state: str = "paid", *, flag: str | None = None) -> St
     return StoredOrder(order_id, f"ref-{order_id}", state, "EUR", 4848, flag, T0, T0)
 
 
+#: The cart both checkouts of the world below sent: two T-shirts and a mug, 48.48 EUR.
+LINES = (("TEE-M", "T-shirt", 2, 1999), ("MUG", "Mug", 1, 850))
+
+
+def _cart(reference: str | None) -> Cart:
+    return Cart(LINES, "EUR", reference, f"{reference}@example.com")
+
+
+def _copy(email: str, reference: str | None) -> dict[str, str]:
+    """Metadata carrying a copy of the order the way the charge keeps it (in two chunks)."""
+    text = json.dumps({"ref": reference, "cur": "EUR", "cust": [email, "Ana", None]})
+    return {"og_snap_0": text[:20], "og_snap_1": text[20:]}
+
+
 def _charge(
-    charge_id: str, order_id: str, *, amount: int = 4848, refunded: int = 0
+    charge_id: str,
+    order_id: str,
+    *,
+    amount: int = 4848,
+    refunded: int = 0,
+    checkout: str | None = None,
 ) -> dict[str, Any]:
+    """A succeeded charge for ``order_id``, carrying the customer of checkout ``ref-<x>``
+    for ``ord_<x>`` (or of ``checkout``); ``ord_nowhere`` carries no copy of an order."""
+    reference = checkout or order_id.replace("ord_", "ref-")
+    copy = {} if order_id == "ord_nowhere" else _copy(f"{reference}@example.com", reference)
     return {
         "id": charge_id,
         "status": "succeeded",
         "amount": amount,
         "amount_refunded": refunded,
         "currency": "eur",
-        "metadata": {"order_id": order_id},
+        "metadata": {"order_id": order_id, **copy},
     }
 
 
@@ -56,8 +81,8 @@ def _world() -> tuple[ShopperStats, Snapshot, dict[str, list[dict[str, Any]]]]:
     """Two acknowledged orders, one paid with one matching charge, one declined."""
     shoppers = ShopperStats(
         checkouts=[
-            Checkout(0, "card", "ref-a", acknowledged={"ord_a"}),
-            Checkout(1, "declined_then_paid", "ref-b", acknowledged={"ord_b"}),
+            Checkout(0, "card", "ref-a", acknowledged={"ord_a"}, cart=_cart("ref-a")),
+            Checkout(1, "declined_then_paid", "ref-b", acknowledged={"ord_b"}, cart=_cart("ref-b")),
         ]
     )
     orders = {"ord_a": _order("ord_a"), "ord_b": _order("ord_b", "payment_failed")}
@@ -96,10 +121,27 @@ def test_a_second_charge_is_a_double_charge_even_when_refunded_later(refunded: i
     assert broken["orders_charged_twice"] == ["ord_a"]
 
 
+@pytest.mark.parametrize("refunded", [0, 4848], ids=["kept", "refunded-later"])
+def test_two_charges_of_one_order_count_even_when_they_carry_no_checkout(refunded: int) -> None:
+    """Counted by the order their metadata names as well as by checkout: two charges that
+    carry no customer (each caught as unknown) are still one order charged twice."""
+    shoppers, db, book = _world()
+    second = _charge("ch_a2", "ord_a", refunded=refunded)
+    for charge in (book["charges"][0], second):
+        charge["metadata"] = {"order_id": "ord_a"}
+    book["charges"].append(second)
+    broken = _broken(shoppers, db, book)
+    assert broken["orders_charged_twice"] == ["ord_a"]
+    assert broken["charges_for_unknown_checkouts"] == ["ch_a", "ch_a2"]
+
+
 def test_money_held_for_an_unknown_or_unpaid_order() -> None:
     shoppers, db, book = _world()
     book["charges"] += [_charge("ch_orphan", "ord_nowhere"), _charge("ch_b2", "ord_b")]
-    assert _broken(shoppers, db, book) == {"charges_without_an_order": ["ch_orphan", "ch_b2"]}
+    assert _broken(shoppers, db, book) == {
+        "charges_without_an_order": ["ch_orphan", "ch_b2"],
+        "charges_for_unknown_checkouts": ["ch_orphan"],  # it carries no checkout's customer
+    }
 
 
 def test_a_refunded_charge_of_a_cancelled_order_is_no_orphan() -> None:
@@ -119,19 +161,23 @@ def test_an_open_order_without_a_flag_is_stuck(state: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "named"),
     [
-        {"amount": 4000},
-        {"currency": "usd"},
-        {"status": "failed"},
-        {"amount_refunded": 4848},
+        ({"amount": 4000}, ["ch_a", "ord_a"]),
+        ({"currency": "usd"}, ["ch_a", "ord_a"]),
+        ({"status": "failed"}, ["ord_a"]),
+        ({"amount_refunded": 4848}, ["ord_a"]),
     ],
     ids=["amount", "currency", "no-charge", "refunded"],
 )
-def test_a_paid_order_whose_charge_differs_from_its_total(change: dict[str, Any]) -> None:
+def test_a_paid_order_whose_charge_differs_from_its_total(
+    change: dict[str, Any], named: list[str]
+) -> None:
+    """The charge against the checkout's cart (naming the charge), then the paid order
+    against its charges (naming the order)."""
     shoppers, db, book = _world()
     book["charges"][0].update(change)
-    assert _broken(shoppers, db, book)["paid_amount_differs"] == ["ord_a"]
+    assert _broken(shoppers, db, book)["paid_amount_differs"] == named
 
 
 def test_resolution_times_are_measured_from_creation() -> None:

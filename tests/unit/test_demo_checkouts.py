@@ -7,6 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 
 from orderguard.demo.audit import Snapshot, StoredOrder, build_report, check
 from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats, _cause, order_body
@@ -58,7 +59,7 @@ def test_two_orders_in_the_database_for_one_checkout_break_the_invariant() -> No
         "ord_c": _order("ord_c", "demo-r1-00001"),
     }
     broken = check(shoppers, Snapshot(orders, set(orders), Counter()), {})
-    assert broken["checkouts_with_two_orders"] == ["demo-r1-00000"]
+    assert broken["checkouts_with_two_orders"] == ["DEMO-r1-00000"]
     del orders["ord_b"]
     assert (
         check(shoppers, Snapshot(orders, set(orders), Counter()), {})["checkouts_with_two_orders"]
@@ -85,7 +86,12 @@ def _refused(*causes: str, gave_up: bool = False) -> ShopperStats:
 
 def test_refusals_the_storm_explains_break_nothing() -> None:
     shoppers = _refused(
-        "client_timeout", "409 request-in-flight", "transport", "http_429", "http_503"
+        "client_timeout",
+        "409 request-in-flight",
+        "transport",
+        "http_429",
+        "503 storage-unavailable",
+        "503 provider-unavailable",
     )
     assert (
         check(shoppers, Snapshot({}, set(), Counter()), {})["checkouts_refused_unexplained"] == []
@@ -93,7 +99,12 @@ def test_refusals_the_storm_explains_break_nothing() -> None:
 
 
 def test_a_409_for_a_taken_reference_or_a_server_error_is_unexplained() -> None:
-    for cause in ("409 duplicate-merchant-reference", "http_500", "409 payment-not-allowed"):
+    for cause in (
+        "409 duplicate-merchant-reference",
+        "http_500",
+        "409 payment-not-allowed",
+        "http_503",
+    ):
         shoppers = _refused("client_timeout", cause, gave_up=True)
         broken = check(shoppers, Snapshot({}, set(), Counter()), {})
         assert broken["checkouts_refused_unexplained"] == ["DEMO-r1-00000"], cause
@@ -118,3 +129,44 @@ def test_a_409_is_told_apart_by_its_problem_type() -> None:
     assert _cause(taken) == "409 duplicate-merchant-reference"
     assert _cause(httpx.Response(409, text="not json")) == "409 without a problem type"
     assert _cause(httpx.Response(502, text="bad gateway")) == "http_502"
+
+
+def test_a_503_is_explained_only_when_orderguard_announced_an_outage() -> None:
+    problem = {"type": "/problems/storage-unavailable", "status": 503}
+    announced = httpx.Response(503, json=problem, headers={"Retry-After": "5"})
+    unannounced = httpx.Response(503, json=problem)
+    foreign = httpx.Response(503, text="Service Unavailable", headers={"Retry-After": "5"})
+    provider = {"type": "/problems/provider-unavailable", "status": 503}
+    assert _cause(announced) == "503 storage-unavailable"
+    assert _cause(httpx.Response(503, json=provider, headers={"Retry-After": "5"})) == (
+        "503 provider-unavailable"
+    )
+    assert _cause(unannounced) == "http_503"
+    assert _cause(foreign) == "http_503"
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem", "cause", "error"),
+    [
+        ({"Retry-After": "5"}, "provider-unavailable", "503 provider-unavailable", False),
+        ({}, "provider-unavailable", "http_503", True),
+        ({"Retry-After": "5"}, None, "http_503", True),
+    ],
+    ids=["announced", "no-retry-after", "not-orderguards"],
+)
+async def test_a_shopper_who_gave_up_on_a_503_met_an_error_only_if_no_outage_was_announced(
+    headers: dict[str, str], problem: str | None, cause: str, error: bool
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if problem is None:
+            return httpx.Response(503, text="Service Unavailable", headers=headers)
+        return httpx.Response(503, json={"type": f"/problems/{problem}"}, headers=headers)
+
+    simulator = ShopperSimulator("http://x", seed=1, client_timeout_s=1, run_id="r1", max_tries=2)
+    checkout = Checkout(0, "declined_then_paid", "DEMO-r1-00000")
+    transport = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        got = await simulator._submit(client, checkout, "/v1/orders/o/payments", {}, "k")
+    assert got is None and checkout.gave_up
+    assert checkout.refusals == [cause, cause]
+    assert bool(checkout.errors) is error, checkout.errors

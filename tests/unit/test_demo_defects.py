@@ -45,6 +45,8 @@ BREAKS = {
     "charge_amount": "paid_amount_differs",
     "silent_paid": "timeline_disagrees_with_state",
     "refund_amount": "refunded_amount_differs",
+    "pay_again_old_method": "shoppers_misled",
+    "three_ds_return_token": "shoppers_misled",
 }
 
 

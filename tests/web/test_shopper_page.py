@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -201,3 +201,28 @@ async def test_a_production_shop_never_offers_test_cards_even_with_a_test_key(sh
     assert stored is not None
     assert stored.state == "payment_failed"  # no test card paid for it
     assert len(stored.attempts) == 1
+
+
+async def test_paying_again_while_every_circuit_is_open_says_so_and_charges_nothing(shop) -> None:  # type: ignore[no-untyped-def]
+    client: httpx.AsyncClient = shop[0].client
+    box = shop[1]
+    ticks = iter(range(10))  # each payment from the page an hour after the last: never paced
+    start = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    shop[0].container.shopper_pay_pace = Pace(clock=lambda: start + timedelta(hours=next(ticks)))
+    order = await order_in(*shop, "payment_failed")
+    breaker = shop[0].container.payments.providers.primary.breaker
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    token = csrf_of((await client.get(status_path(order))).text)
+    form = {"token": token_of(order), "csrf": token, "method": "pm_card_visa", "key": "k-out"}
+
+    busy = await client.post(f"/orders/{order['id']}/pay", data=form)
+
+    assert busy.status_code == 503
+    assert str(escape(translate("en", "page.pay_unavailable"))) in busy.text
+    detail = await shop[0].order(str(order["id"]))
+    assert (detail["state"], len(detail["payment_attempts"])) == ("payment_failed", 1)
+    breaker.record_success()  # the provider is back: the same form now pays, once
+    assert (await client.post(f"/orders/{order['id']}/pay", data=form)).status_code == 303
+    assert (await shop[0].order(str(order["id"])))["state"] == "paid"
+    assert len(await box.charges(str(order["id"]))) == 1

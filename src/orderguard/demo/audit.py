@@ -1,30 +1,47 @@
-"""The demo's oracle: what the database says against what the provider's ledger holds.
+"""The demo's oracle: the provider's ledger against the simulator's own record, then the
+database.
 
-Nothing here trusts the service's own answers. Orders, attempts and timelines are read
-straight from the database; charges and refunds from the sandbox's ``/ledger``; what each
-shopper was told from the simulator. The invariants:
+Nothing here trusts the service's own answers or bookkeeping first. The simulator records
+every checkout it made (:class:`~orderguard.demo.shoppers.Checkout`: the cart it sent, its
+keys, every answer, what the shopper was shown); charges and refunds come from the sandbox's
+``/ledger``. Each succeeded charge is matched to a checkout by the customer email the
+checkout sent (its own; the provider keeps it with the charge, in the copy of the order that
+travels in its metadata) and its merchant reference, and held against that checkout's cart;
+only then is the database read (orders, attempts, timelines, straight from its tables), and
+its orders are counted per checkout through the checkout each names (its merchant
+reference, else the one its email names). The invariants:
 
 * ``acknowledged_orders_lost``: an order the service answered 201 for is not stored;
 * ``checkouts_with_two_orders``: one checkout (one Idempotency-Key) got two order ids, or
-  has two orders in the database (counted through the shopper's email, which names the
-  checkout, so a second order the shopper never saw counts too);
-* ``orders_charged_twice``: an order the provider charged more than once (counted even
-  when a sweep refunded the extra charge later: the shopper saw two charges);
+  has two orders in the database (counted through :attr:`StoredOrder.checkout`: its merchant
+  reference, else the checkout its shopper's email names, so a second order the shopper
+  never saw counts too);
+* ``orders_charged_twice``: an order, or a checkout, the provider charged more than once
+  (counted even when a sweep refunded the extra charge later: the shopper saw two charges);
 * ``charges_without_an_order``: money held (charged, not refunded) for no order, or for
   an order that is not paid;
 * ``orders_stuck_unflagged``: an order neither settled nor flagged for review;
-* ``paid_amount_differs``: a paid order whose charge is not exactly its total, or that
-  holds no charge at all;
+* ``paid_amount_differs``: a charge whose amount or currency is not its checkout's cart
+  (the charge is named); a paid order whose charge is not exactly its total, whose total is
+  not its checkout's cart, or that holds no charge at all;
 * ``timeline_disagrees_with_state``: an order whose state is not the one its timeline's last
   state change led to (G7), or that has no state change on its timeline at all.
-* ``checkouts_refused_unexplained``: a checkout refused with a ``409``, or that got no answer,
-  for a cause the demo cannot explain (:data:`EXPLAINED`); every cause is counted in the
-  report (``refusals``, ``gave_up_by_cause``).
+* ``checkouts_refused_unexplained``: a checkout any of whose tries (even one a retry then
+  got through) was refused with a ``409``, a ``5xx`` or no answer for a cause the demo
+  cannot explain (:data:`EXPLAINED`: a ``503`` counts as explained only when it announced an
+  outage, with its problem type and ``Retry-After``); every cause is counted in the report
+  (``refusals``, ``gave_up_by_cause``). It watches the service's answers on the way;
+  ``shoppers_misled`` watches where each checkout ended, so both are kept.
 * ``refunded_amount_differs``: an order whose refunds that succeeded at the provider do not
   add up to what the back office was told was refunded (the simulator's own record: every
   refund answered as made must be in the ledger, and nothing beyond what it asked), or to the
   ``amount_refunded`` orderguard stored (its succeeded refunds), or whose state disagrees
   (``refunded`` exactly when the whole paid amount was given back).
+* ``charges_for_unknown_checkouts``: a succeeded charge (kept or refunded) that is not one
+  of this run's checkouts: no customer of theirs, a merchant reference other than the one
+  that checkout sent, a checkout that never sent a cart, or an order of another checkout;
+* ``shoppers_misled``: a checkout that did not end where its shopper was told, or met an
+  error nothing explains (see :mod:`orderguard.demo.told`); named ``reference: why``.
 
 The ledger holds amounts in the provider's units: they are converted to ISO minor units
 (:func:`minor_units`) before they are compared with anything of ours.
@@ -32,12 +49,14 @@ The ledger holds amounts in the provider's units: they are converted to ISO mino
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from orderguard.demo.shoppers import RefundAsk, ShopperStats
+from orderguard.demo import told
+from orderguard.demo.shoppers import Checkout, RefundAsk, ShopperStats
 from orderguard.domain.money import Money
 from orderguard.providers.stripe.currencies import from_stripe
 from orderguard.storage.database import Database, must_datetime, transaction
@@ -54,6 +73,8 @@ INVARIANTS = (
     "timeline_disagrees_with_state",
     "refunded_amount_differs",
     "checkouts_refused_unexplained",
+    "charges_for_unknown_checkouts",
+    "shoppers_misled",
 )
 #: Why a checkout's request may rightly go unanswered or be refused with a 409 (the causes
 #: ``shoppers._submit`` notes), and what explains each.
@@ -61,9 +82,12 @@ EXPLAINED = {
     "client_timeout": "the storm held the answer past the browser's patience",
     "transport": "the connection broke (the storm's latency, a busy server)",
     "http_429": "too many requests at once",
-    "http_503": "the service could not reach its database or provider for now (it says so)",
+    "503 storage-unavailable": "the database was out of reach for now (announced, Retry-After)",
+    "503 provider-unavailable": "every provider was out of reach for now (announced, Retry-After)",
     "409 request-in-flight": "a retry or a double click while the first request ran",
 }
+#: The metadata keys the copy of the order travels in, chunk by chunk (``og_snap_0``...).
+SNAPSHOT_KEY = "og_snap_{}"
 #: Every order (id, merchant reference) whose state is not the ``to_state`` of its
 #: timeline's last state change, or that has none (G7). One statement, so the order and
 #: its timeline are read at the same moment even while the service keeps working.
@@ -155,7 +179,8 @@ class Snapshot:
 
 
 async def snapshot(db: Database, reference_prefix: str) -> Snapshot:
-    """The run's orders (by merchant reference), their timelines, and the sweep's findings."""
+    """The run's orders (by merchant reference, or by the checkout's own customer email when
+    it sent no reference), their timelines, and the sweep's findings."""
     like = {"prefix": reference_prefix + "%", "mail": reference_prefix.lower() + "%"}
     async with transaction(db, write=False) as conn:
         # flags before orders: PostgreSQL reads each statement afresh, and a flag clears only
@@ -344,7 +369,22 @@ def build_report(
                     c.refusals[-1] if c.refusals else "?" for c in shoppers.checkouts if c.gave_up
                 )
             ),
+            "shoppers_told": dict(
+                Counter(c.told or "nothing (no answer)" for c in shoppers.checkouts)
+            ),
+            "shopper_errors": sum(len(c.errors) for c in shoppers.checkouts),
+            "charges_matched_to_checkouts": matched_charges(shoppers, book),
         },
+    )
+
+
+def matched_charges(shoppers: ShopperStats, book: dict[str, list[dict[str, Any]]]) -> int:
+    """Succeeded charges of the ledger matched to a checkout of the run (:func:`checkout_of`)."""
+    checkouts = {email_of(c): c for c in shoppers.checkouts}
+    return sum(
+        1
+        for c in book.get("charges", [])
+        if c.get("status") == "succeeded" and checkout_of(c, checkouts) is not None
     )
 
 
@@ -376,20 +416,26 @@ def _percentile(values: list[float], q: float) -> float:
 def check(
     shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[str]]:
-    """Each invariant with the ids that break it (empty lists when all hold)."""
+    """Each invariant with the ids that break it (empty lists when all hold): the ledger
+    against the simulator's record first, then the database through that record."""
     broken: dict[str, list[str]] = {name: [] for name in INVARIANTS}
+    succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
+    per_checkout = charges_per_checkout(shoppers, succeeded, broken)
+    orders_of = orders_per_checkout(shoppers, db)
     for checkout in shoppers.checkouts:
+        in_db = orders_of.get(checkout.reference, [])
         for order_id in checkout.acknowledged:
             if order_id not in db.orders:
                 broken["acknowledged_orders_lost"].append(order_id)
         if len(checkout.acknowledged) > 1:
             broken["checkouts_with_two_orders"].append(checkout.reference)
-    told = {c.lower() for c in broken["checkouts_with_two_orders"]}
-    per_checkout = Counter(o.checkout for o in db.orders.values() if o.checkout)
-    broken["checkouts_with_two_orders"] += sorted(
-        c for c, n in per_checkout.items() if n > 1 and c not in told
-    )
-    succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
+        elif len(in_db) > 1:  # a second order the shopper was never told of
+            broken["checkouts_with_two_orders"].append(checkout.reference)
+        seen = {o.id: o for o in in_db} | {
+            i: db.orders[i] for i in checkout.acknowledged if i in db.orders
+        }
+        held_against_record(checkout, seen, per_checkout.get(checkout.reference, []), broken)
+        broken["shoppers_misled"] += told.misled(checkout, [o.state for o in seen.values()])
     charged: dict[str, list[dict[str, Any]]] = {}
     for charge in succeeded:
         owner = str((charge.get("metadata") or {}).get("order_id"))
@@ -422,7 +468,109 @@ def check(
     broken["checkouts_refused_unexplained"] = [
         c.reference for c in shoppers.checkouts if any(r not in EXPLAINED for r in c.refusals)
     ]
-    return broken
+    return {name: list(dict.fromkeys(ids)) for name, ids in broken.items()}
+
+
+def charges_per_checkout(
+    shoppers: ShopperStats, succeeded: list[dict[str, Any]], broken: dict[str, list[str]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The ledger against the record alone: each succeeded charge matched to the checkout
+    it was made for (:func:`checkout_of`; none: ``charges_for_unknown_checkouts``) and held
+    against that checkout's cart (``paid_amount_differs``, naming the charge). The charges
+    per checkout reference."""
+    checkouts = {email_of(c): c for c in shoppers.checkouts}
+    per_checkout: dict[str, list[dict[str, Any]]] = {}
+    for charge in succeeded:
+        checkout = checkout_of(charge, checkouts)
+        if checkout is None or checkout.cart is None:
+            broken["charges_for_unknown_checkouts"].append(str(charge["id"]))
+            continue
+        per_checkout.setdefault(checkout.reference, []).append(charge)
+        cart = (checkout.cart.amount, checkout.cart.currency.lower())
+        if (minor_units(int(charge["amount"]), charge["currency"]), charge["currency"]) != cart:
+            broken["paid_amount_differs"].append(str(charge["id"]))
+    return per_checkout
+
+
+def held_against_record(
+    checkout: Checkout,
+    orders: dict[str, StoredOrder],
+    charges: list[dict[str, Any]],
+    broken: dict[str, list[str]],
+) -> None:
+    """The database's orders of ``checkout`` against its record: the checkout charged more
+    than once (``orders_charged_twice``, naming its orders), a charge made for an order that
+    is not the checkout's (``charges_for_unknown_checkouts``), a paid order whose stored
+    total is not the cart the checkout sent (``paid_amount_differs``)."""
+    if len(charges) > 1:
+        owners = [str((c.get("metadata") or {}).get("order_id")) for c in charges]
+        broken["orders_charged_twice"] += [o for o in owners if o in orders] or [checkout.reference]
+    for charge in charges:
+        if str((charge.get("metadata") or {}).get("order_id")) not in orders:
+            broken["charges_for_unknown_checkouts"].append(str(charge["id"]))
+    cart = checkout.cart
+    for order in orders.values():
+        if (
+            cart
+            and order.state == "paid"
+            and (order.total, order.currency)
+            != (
+                cart.amount,
+                cart.currency,
+            )
+        ):
+            broken["paid_amount_differs"].append(order.id)
+
+
+def orders_per_checkout(shoppers: ShopperStats, db: Snapshot) -> dict[str, list[StoredOrder]]:
+    """The database's orders of each checkout (by reference), found through the checkout
+    each order names (:attr:`StoredOrder.checkout`: its merchant reference, else the one its
+    shopper's email names), whatever order ids the checkout was answered with."""
+    by_checkout: dict[str, list[StoredOrder]] = {}
+    for order in db.orders.values():
+        by_checkout.setdefault(order.checkout, []).append(order)
+    return {c.reference: by_checkout.get(c.reference.lower(), []) for c in shoppers.checkouts}
+
+
+def email_of(checkout: Checkout) -> str:
+    """The customer email the checkout sent (lower case), from its record."""
+    return (checkout.cart.email if checkout.cart else checkout.email).lower()
+
+
+@dataclass(frozen=True)
+class ChargeCustomer:
+    """Who a charge was made for, as the provider holds it."""
+
+    email: str
+    reference: str | None
+
+
+def charge_customer(charge: dict[str, Any]) -> ChargeCustomer | None:
+    """The customer email and merchant reference a charge carries: the provider keeps them
+    with the charge in the copy of the order that travels in its metadata (chunks
+    ``og_snap_0``, ``og_snap_1``...; read here without orderguard's code). None when the
+    charge carries no readable copy."""
+    metadata = charge.get("metadata") or {}
+    chunks: list[str] = []
+    while SNAPSHOT_KEY.format(len(chunks)) in metadata:
+        chunks.append(str(metadata[SNAPSHOT_KEY.format(len(chunks))]))
+    try:
+        copy = json.loads("".join(chunks))
+        email, reference = str(copy["cust"][0]).lower(), copy.get("ref")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return ChargeCustomer(email, None if reference is None else str(reference))
+
+
+def checkout_of(charge: dict[str, Any], checkouts: dict[str, Checkout]) -> Checkout | None:
+    """The run's checkout ``charge`` was made for (``checkouts`` by the email each sent): the
+    one whose customer it carries, when it carries the merchant reference that checkout sent
+    (or none, when it sent none). None when no checkout of the run is."""
+    customer = charge_customer(charge)
+    checkout = checkouts.get(customer.email) if customer else None
+    if customer is None or checkout is None or checkout.cart is None:
+        return None
+    return checkout if customer.reference == checkout.cart.reference else None
 
 
 def charge_owners(book: dict[str, list[dict[str, Any]]]) -> dict[str, str]:

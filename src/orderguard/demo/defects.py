@@ -29,12 +29,18 @@ must exit 1 naming it (``tests/e2e/test_demo.py``, each with a control run):
 * ``silent_paid`` → ``timeline_disagrees_with_state``: the storage saves an order's move to
   ``paid`` without its timeline entry;
 * ``refund_amount`` → ``refunded_amount_differs``: a provider whose partial refunds send less
-  than orderguard recorded, answering as if the amount asked had been refunded.
+  than orderguard recorded, answering as if the amount asked had been refunded;
+* ``pay_again_old_method`` → ``shoppers_misled``: paying again charges the method just
+  declined instead of the one the shopper chose, so a shopper with a working card is
+  declined again;
+* ``three_ds_return_token`` → ``shoppers_misled``: back from 3-D Secure, the shopper is sent
+  to a link with a foreign token, so their order page answers "not found".
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -55,10 +61,12 @@ from orderguard.providers.base import (
     RefundResult,
     WebhookEvent,
 )
+from orderguard.services.pay_again import PayAgain
+from orderguard.services.shopper_return import ShopperReturn
 
 if TYPE_CHECKING:
     from orderguard.container import Container
-    from orderguard.services.idempotency import Answer
+    from orderguard.services.idempotency import Answer, KeyedRequest
     from orderguard.services.intake import Intake, PlaceOrder
     from orderguard.services.providers import Providers
     from orderguard.storage.ports import (
@@ -361,6 +369,47 @@ def _answer_first(container: Container) -> None:
     container.intake = cast("Intake", AnswerFirst(container.intake, render))
 
 
+class PayAgainOldMethod(PayAgain):
+    """DELIBERATELY WRONG: paying again charges the method the order's last attempt used
+    (the one just declined) instead of the one the shopper chose (``pay_again_old_method``).
+    The shopper pays with a card that works and is declined again."""
+
+    def __init__(self, inner: PayAgain, storage: UnitOfWorkFactory) -> None:
+        # no super().__init__(): every payment goes through ``inner``
+        self.inner, self.storage = inner, storage
+
+    async def pay(
+        self, order_id: str, method: str, request: KeyedRequest, *, actor: str | None = None
+    ) -> Answer:
+        async with self.storage() as uow:
+            order = await uow.orders.get(order_id)
+        if order is not None and order.attempts:
+            method = order.attempts[-1].method
+        return await self.inner.pay(order_id, method, request, actor=actor)
+
+
+class ReturnWithForeignToken(ShopperReturn):
+    """DELIBERATELY WRONG: back from 3-D Secure, the order is brought up to date as it should
+    be, but the shopper is sent to a link made with a fresh token instead of the order's
+    own (``three_ds_return_token``): their order page answers "not found"."""
+
+    def __init__(self, inner: ShopperReturn) -> None:
+        # no super().__init__(): every question goes through ``inner``
+        self.inner = inner
+
+    async def order(self, order: Order) -> Order:
+        answered = await self.inner.order(order)
+        return replace(answered, status_token=secrets.token_urlsafe(24))
+
+
+def _pay_again_old_method(container: Container) -> None:
+    container.pay_again = PayAgainOldMethod(container.pay_again, container.storage)
+
+
+def _three_ds_return_token(container: Container) -> None:
+    container.shopper_return = ReturnWithForeignToken(container.shopper_return)
+
+
 # -- the registry -------------------------------------------------------------------------
 
 
@@ -390,6 +439,8 @@ DEFECTS: dict[str, Defect] = {
         storage=lambda s: WrappedStorage(s, "orders", _SilentPaid),
     ),
     "refund_amount": Defect("refunded_amount_differs", provider=ShortRefunds),
+    "pay_again_old_method": Defect("shoppers_misled", services=_pay_again_old_method),
+    "three_ds_return_token": Defect("shoppers_misled", services=_three_ds_return_token),
 }
 
 

@@ -17,6 +17,8 @@ _LABELS = {
     "timeline_disagrees_with_state": "orders whose state is not their timeline's last change",
     "refunded_amount_differs": "orders whose refunds differ from the provider's ledger",
     "checkouts_refused_unexplained": "checkouts refused (409) or unanswered for no known cause",
+    "charges_for_unknown_checkouts": "charges for no checkout of this run",
+    "shoppers_misled": "shoppers misled or left with an unexplained error",
 }
 
 
@@ -65,6 +67,9 @@ def render(report: Report, console: Console) -> None:
     console.print(
         _counts("Trouble seen by shoppers' browsers", report.client_troubles, key="trouble")
     )
+    told = report.extra.get("shoppers_told")
+    if told:
+        console.print(_counts("What shoppers were shown last", told, key="state"))
     console.print(
         _counts("Recoveries by mechanism", report.recoveries, key="mechanism", ordered=False)
     )
@@ -86,7 +91,10 @@ def render(report: Report, console: Console) -> None:
     console.print(
         f"time to resolution: p50 {r['p50']:.2f} s, p99 {r['p99']:.2f} s, max {r['max']:.2f} s"
     )
-    table = Table(title="Invariants (database and provider ledger)", title_justify="left")
+    table = Table(
+        title="Invariants (provider ledger, shoppers' own record, database)",
+        title_justify="left",
+    )
     table.add_column("invariant")
     table.add_column("violations", justify="right")
     table.add_column("examples", overflow="fold")

@@ -5,7 +5,8 @@ Each checkout draws a behaviour from a seeded random stream:
 * ``card`` pays with a card that is charged; its client gives up sooner than the provider
   may take, and retries with the same ``Idempotency-Key`` until it gets an answer;
 * ``double_click`` submits the same checkout twice at once (same key);
-* ``declined_then_paid`` is declined, then pays again with another card;
+* ``declined_then_paid`` is declined, then pays again once with another card (its browser
+  retries that one request with the same key, through an outage orderguard announces);
 * ``3ds_approved``, ``3ds_refused``, ``3ds_abandoned`` meet a 3-D Secure challenge and
   approve it, refuse it, or walk away;
 * ``closed_tab`` sends the checkout and closes the tab before the answer, never to return.
@@ -26,6 +27,15 @@ count its orders in the database. Every ``409`` and every give-up is noted with 
 The simulator remembers what every checkout was told, so the report can check that no
 acknowledged order was lost and that one checkout never became two orders; and every refund
 it asked for (amount, key, what it was answered), so the ledger can be held against it.
+
+The simulator keeps its own record of every checkout, written from what it sent and saw and
+never from the service's bookkeeping: the cart it sent (:class:`Cart`: lines, its own total,
+currency, merchant reference or none, and a customer email that is the checkout's alone, so
+the checkout can be found in the provider's charges and in the database without trusting
+order ids orderguard wrote), every request with its Idempotency-Key and every answer
+(:class:`Exchange`), each state the shopper was shown, the errors nothing explains, and every
+refund the back office asked for (amount, key, what it was answered). The audit holds the
+provider's ledger against this record first, then the database.
 """
 
 from __future__ import annotations
@@ -52,8 +62,16 @@ BEHAVIOURS: dict[str, int] = {
     "3ds_abandoned": 5,
     "closed_tab": 12,
 }
+#: Order states in which the payment's outcome is still being found out.
+BEING_FOUND_OUT = frozenset({"received", "payment_pending", "payment_unknown"})
+#: Order states in which the shopper has paid.
+PAID_STATES = frozenset({"paid", "refunded"})
 #: Tries a patient shopper's browser makes before giving up on one request.
 MAX_TRIES = 12
+#: The outages orderguard announces with ``503`` and ``Retry-After`` (their problem types):
+#: its database or every provider out of reach for now. A ``503`` of these is an answer the
+#: shopper can act on (wait and retry); any other ``5xx`` is an error nothing explains.
+OUTAGES = frozenset({"storage-unavailable", "provider-unavailable"})
 #: Share of the checkouts sent without a merchant reference (the key alone makes one order).
 KEYLESS_SHARE = 0.25
 #: Share of the checkouts that can end paid whose order the back office then refunds.
@@ -75,12 +93,59 @@ _CARTS = [
 ]
 
 
+@dataclass(frozen=True)
+class Cart:
+    """The cart a checkout sent, as the simulator reckons it (never as the service does)."""
+
+    #: (sku, name, quantity, unit amount in minor units) per line, as sent.
+    lines: tuple[tuple[str, str, int, int], ...]
+    currency: str
+    #: The ``merchant_reference`` sent, or None when the checkout sent none.
+    reference: str | None
+    #: The customer email sent: the checkout's own (see :func:`checkout_email`).
+    email: str
+
+    @property
+    def amount(self) -> int:
+        """The total in ISO minor units: the sum of the lines sent."""
+        return sum(quantity * unit for _, _, quantity, unit in self.lines)
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> Cart:
+        """The cart of a ``POST /v1/orders`` body."""
+        lines = tuple(
+            (str(i["sku"]), str(i["name"]), int(i["quantity"]), int(i["unit_amount"]))
+            for i in body["items"]
+        )
+        reference = body.get("merchant_reference")
+        email = str(body["customer"]["email"])
+        return cls(lines, str(body["currency"]), reference or None, email)
+
+
+@dataclass
+class Exchange:
+    """One request the shopper's browser sent (with all its retries) and what came back."""
+
+    method: str
+    path: str
+    #: The ``Idempotency-Key`` it carried (None for a page or a GET).
+    key: str | None
+    #: Every HTTP status answered, in order (a timeout or a broken connection adds none).
+    statuses: list[int] = field(default_factory=list)
+    #: Tries that got no answer at all (client timeout, connection error).
+    unanswered: int = 0
+    #: The order id and state of the 2xx answer, when one came.
+    order_id: str | None = None
+    state: str | None = None
+
+
 @dataclass
 class Checkout:
     """What one simulated shopper did and was told."""
 
     index: int
     behaviour: str
+    #: The checkout's own name (its merchant reference when it sends one).
     reference: str
     #: Order ids the service acknowledged (201) for this checkout: exactly one is right.
     acknowledged: set[str] = field(default_factory=set)
@@ -100,9 +165,36 @@ class Checkout:
     #: The refunds the back office asked for, in order.
     refunds: list[RefundAsk] = field(default_factory=list)
 
+    #: The cart it sent (None until it sent one).
+    cart: Cart | None = None
+    #: Every request it sent and what came back, in the order sent.
+    exchanges: list[Exchange] = field(default_factory=list)
+    #: Every order state the shopper was shown (an answer, their order page), in order.
+    shown: list[str] = field(default_factory=list)
+    #: What went wrong that nothing explains: a 5xx after retries, a request refused
+    #: though it was well formed, a page that would not open, a step the flow could not
+    #: take, a simulator error.
+    errors: list[str] = field(default_factory=list)
+
     @property
     def order_id(self) -> str | None:
         return next(iter(sorted(self.acknowledged)), None)
+
+    @property
+    def email(self) -> str:
+        """The customer email this checkout sends: its own, found again in the database
+        and in the provider's charge."""
+        return checkout_email(self.reference)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every Idempotency-Key it used, in order (a retry reuses its request's key)."""
+        return [e.key for e in self.exchanges if e.key is not None]
+
+    @property
+    def told(self) -> str | None:
+        """The last order state the shopper was shown, or None if never shown one."""
+        return self.shown[-1] if self.shown else None
 
 
 @dataclass
@@ -151,6 +243,13 @@ class ShopperStats:
         return [r for c in self.checkouts for r in c.refunds]
 
 
+def checkout_email(reference: str) -> str:
+    """The customer email of the checkout named ``reference``: the name in lower case (the
+    run's prefix included), so the run's orders are found by it even without a merchant
+    reference, and no two checkouts share one."""
+    return f"{reference.lower()}@example.com"
+
+
 def cart_total(index: int) -> tuple[int, str]:
     """The simulator's own reckoning of checkout ``index``'s total and currency (from the
     cart it sends, not from anything the service answers)."""
@@ -163,11 +262,6 @@ def partial_amount(total: int) -> int:
     """The first, partial refund of an order of ``total``: about a third, in tens of minor
     units (every currency's provider takes those), at least 10 and less than ``total``."""
     return min(total - 1, max(10, total // 3 // 10 * 10))
-
-
-def checkout_email(reference: str) -> str:
-    """The shopper's email of the checkout named ``reference``: it names the checkout."""
-    return f"{reference.lower()}@example.com"
 
 
 def order_body(
@@ -262,6 +356,7 @@ class ShopperSimulator:
                         await _RUNNERS[checkout.behaviour](self, client, checkout)
                     except Exception as exc:  # a simulator bug must not hide the others
                         checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
+                        checkout.errors.append(checkout.trouble)
                         self.stats.client_troubles["simulator_error"] += 1
                 if checkout.refund_wanted and checkout.order_id:
                     # outside the gate: the back office is not a shopper
@@ -274,6 +369,7 @@ class ShopperSimulator:
                     await self.back_office_refunds(client, checkout)
                 except Exception as exc:
                     checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
+                    checkout.errors.append(checkout.trouble)
                     self.stats.client_troubles["simulator_error"] += 1
 
             await asyncio.gather(*(one(c) for c in checkouts))
@@ -295,8 +391,12 @@ class ShopperSimulator:
         timeout: float | None = None,
         tries: int | None = None,
     ) -> dict[str, Any] | None:
-        """POST until answered (retrying with the same key); the order, or None."""
+        """POST until answered (retrying with the same key); the order, or None. Every
+        answer goes in the checkout's record; a 2xx answer's state is what the shopper is
+        shown."""
         rng = random.Random(f"{self.run_id}-{checkout.index}-{path}")
+        exchange = Exchange("POST", path, key)
+        checkout.exchanges.append(exchange)
         for attempt in range(tries or self.max_tries):
             if attempt:
                 checkout.retries += 1
@@ -309,26 +409,37 @@ class ShopperSimulator:
                     timeout=timeout or self.client_timeout_s,
                 )
             except httpx.TimeoutException:
+                exchange.unanswered += 1
                 self.stats.client_troubles["client_timeout"] += 1
                 checkout.refusals.append("client_timeout")
                 continue
             except httpx.TransportError as exc:
+                exchange.unanswered += 1
                 self.stats.client_troubles[f"transport:{type(exc).__name__}"] += 1
                 checkout.refusals.append("transport")
                 continue
+            exchange.statuses.append(response.status_code)
             if response.status_code in (200, 201):
                 order: dict[str, Any] = response.json()
                 if response.status_code == 201:
                     checkout.acknowledged.add(order["id"])
                 if response.headers.get("Idempotent-Replayed") == "true" and attempt:
                     checkout.replays += 1
+                exchange.order_id, exchange.state = str(order["id"]), str(order["state"])
+                checkout.shown.append(exchange.state)
                 return order
             self.stats.client_troubles[f"http_{response.status_code}"] += 1
             checkout.refusals.append(_cause(response))
             if response.status_code < 500 and response.status_code not in (409, 429):
                 checkout.trouble = f"refused with {response.status_code}: {response.text[:200]}"
+                checkout.errors.append(f"POST {path} refused with {response.status_code}")
                 return None
         checkout.gave_up = True
+        if exchange.statuses and exchange.statuses[-1] >= 500 and not announced(checkout):
+            checkout.errors.append(
+                f"POST {path} still answered {exchange.statuses[-1]} after "
+                f"{len(exchange.statuses) + exchange.unanswered} tries"
+            )
         return None
 
     async def _get(self, client: httpx.AsyncClient, order_id: str) -> dict[str, Any] | None:
@@ -345,17 +456,75 @@ class ShopperSimulator:
         return None
 
     async def _until_settled(
-        self, client: httpx.AsyncClient, order: dict[str, Any], *, within_s: float = 30.0
+        self,
+        client: httpx.AsyncClient,
+        order: dict[str, Any],
+        *,
+        within_s: float = 30.0,
+        checkout: Checkout | None = None,
     ) -> dict[str, Any]:
-        """Poll the order while its payment is still being found out."""
+        """Poll the order while its payment is still being found out (each state seen is
+        shown to the shopper of ``checkout``, whose page refreshes meanwhile)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
-        while order["state"] in {"received", "payment_pending", "payment_unknown"}:
+        while order["state"] in BEING_FOUND_OUT:
             if loop.time() > deadline:
                 break
             await asyncio.sleep(0.5)
             order = await self._get(client, order["id"]) or order
+            if checkout is not None and checkout.told != order["state"]:
+                checkout.shown.append(str(order["state"]))
         return order
+
+    async def _watch_page(
+        self, client: httpx.AsyncClient, checkout: Checkout, page: str, *, within_s: float = 30.0
+    ) -> None:
+        """The shopper on their order page (``page``, where the shop sent them): it reloads
+        while the outcome is being found out, as the page's own script does; each state it
+        shows goes in the record. A page that answers with an error, and never with the
+        order, is an error nothing explains (one that never answers at all told nothing)."""
+        url = httpx.URL(page)
+        status = url.copy_with(path=url.path.rstrip("/") + "/status")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        exchange = Exchange("GET", url.path, None)
+        checkout.exchanges.append(exchange)
+        while True:
+            try:
+                response = await client.get(str(status), timeout=10)
+            except httpx.TransportError:
+                exchange.unanswered += 1
+                self.stats.client_troubles["page_transport"] += 1
+                response = None
+            if response is not None:
+                exchange.statuses.append(response.status_code)
+                if response.status_code == 200:
+                    exchange.state = str(response.json()["state"])
+                    if checkout.told != exchange.state:
+                        checkout.shown.append(exchange.state)
+                    if exchange.state not in BEING_FOUND_OUT | {"action_required"}:
+                        return
+                elif response.status_code < 500 and response.status_code != 429:
+                    checkout.errors.append(
+                        f"their order page answered {response.status_code} ({url.path})"
+                    )
+                    return
+            if loop.time() > deadline:
+                if exchange.state is None and exchange.statuses:  # (none: never answered)
+                    checkout.errors.append(
+                        f"their order page never showed the order (last answer "
+                        f"{exchange.statuses[-1]}, {url.path})"
+                    )
+                return
+            await asyncio.sleep(1.0)
+
+    def _body(self, checkout: Checkout, method: str) -> dict[str, Any]:
+        """The checkout's ``POST /v1/orders`` body, its cart kept in the record."""
+        body = order_body(
+            checkout.index, checkout.reference, method, with_reference=checkout.with_reference
+        )
+        checkout.cart = Cart.of(body)
+        return body
 
     async def _ask_refund(
         self, client: httpx.AsyncClient, ask: RefundAsk, *, rng: random.Random
@@ -420,12 +589,6 @@ class ShopperSimulator:
 
     # -- behaviours -------------------------------------------------------------------
 
-    @staticmethod
-    def _body(checkout: Checkout, method: str) -> dict[str, Any]:
-        return order_body(
-            checkout.index, checkout.reference, method, with_reference=checkout.with_reference
-        )
-
     async def card(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         body = self._body(checkout, SUCCEEDS)
         await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
@@ -443,12 +606,15 @@ class ShopperSimulator:
         order = await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
         if order is None:
             return
-        order = await self._until_settled(client, order)
+        order = await self._until_settled(client, order, checkout=checkout)
         if order["state"] != "payment_failed":
             checkout.trouble = f"declined card left the order {order['state']}"
+            if order["state"] in PAID_STATES:  # a declined card cannot be charged
+                checkout.errors.append(checkout.trouble)
             return
         again = {"payment": {"method": SUCCEEDS}}
         path = f"/v1/orders/{order['id']}/payments"
+        # once: a shopper told "failed" after paying again with a working card was misled
         await self._submit(client, checkout, path, again, str(uuid.uuid4()))
 
     async def _three_d_secure(
@@ -458,10 +624,13 @@ class ShopperSimulator:
         order = await self._submit(client, checkout, "/v1/orders", body, str(uuid.uuid4()))
         if order is None:
             return
-        order = await self._until_settled(client, order)
+        order = await self._until_settled(client, order, checkout=checkout)
         action = order.get("next_action") or {}
         if order["state"] != "action_required" or not action.get("redirect_url"):
             checkout.trouble = f"no challenge to answer ({order['state']})"
+            # (cancelled: the challenge expired while the shop was out of reach, say)
+            if order["state"] in PAID_STATES:  # charged though no one authenticated
+                checkout.errors.append(checkout.trouble)
             return
         if choice is None:
             return  # walked away from the challenge
@@ -473,7 +642,8 @@ class ShopperSimulator:
                     # back to the shop: the return URL asks the provider, then shows the order
                     back = answer.headers["location"]
                     returned = await client.get(back, timeout=10)
-                    if returned.status_code in (303, 200):
+                    if returned.status_code == 303:
+                        await self._watch_page(client, checkout, returned.headers["location"])
                         return
                 elif answer.status_code == 409:
                     return  # too late: the order was already cancelled
@@ -481,6 +651,7 @@ class ShopperSimulator:
                 self.stats.client_troubles["3ds_transport"] += 1
             await asyncio.sleep(0.5)
         checkout.trouble = "could not get through the challenge"
+        checkout.errors.append(f"{checkout.trouble} and back to the shop")
 
     async def three_ds_approved(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         await self._three_d_secure(client, checkout, "approve")
@@ -502,15 +673,25 @@ class ShopperSimulator:
 
 
 def _cause(response: httpx.Response) -> str:
-    """A refusal's cause: ``409`` with its problem's type (``409 request-in-flight``), else
-    the status (``http_503``)."""
-    if response.status_code != 409:
+    """A refusal's cause: ``409`` with its problem's type (``409 request-in-flight``); a
+    ``503`` orderguard announced (a problem type of :data:`OUTAGES` and ``Retry-After``)
+    with that type (``503 storage-unavailable``); else the status (``http_503``)."""
+    if response.status_code not in (409, 503):
         return f"http_{response.status_code}"
     try:
         kind = str(response.json().get("type", "")).rsplit("/", 1)[-1]
-    except ValueError:
+    except (ValueError, AttributeError):
         kind = ""
+    if response.status_code == 503:
+        announced = kind in OUTAGES and "retry-after" in response.headers
+        return f"503 {kind}" if announced else "http_503"
     return f"409 {kind or 'without a problem type'}"
+
+
+def announced(checkout: Checkout) -> bool:
+    """Whether the last answer ``checkout`` got before giving up was an outage orderguard
+    announced (:data:`OUTAGES`)."""
+    return bool(checkout.refusals) and checkout.refusals[-1].removeprefix("503 ") in OUTAGES
 
 
 _RUNNERS: dict[str, Callable[[ShopperSimulator, httpx.AsyncClient, Checkout], Any]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from orderguard.domain.errors import OrderNotFound, PaymentNotAllowed
+from orderguard.domain.errors import OrderNotFound, PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import OrderState
@@ -43,7 +43,9 @@ class PayAgain:
         self, order_id: str, method: str, request: KeyedRequest, *, actor: str | None = None
     ) -> Answer:
         """Charge ``order_id`` with ``method`` (``actor``, who asked, named on what changes);
-        raises ``PaymentNotAllowed`` when it may not."""
+        raises ``PaymentNotAllowed`` when it may not, and ``ProviderUnreachable`` (nothing
+        stored, the key left free) when a failed order's payment finds every provider's
+        circuit open."""
         self._payments.providers.check_method(method)  # refused before anything is stored
         now = self._clock()
         lock = timedelta(seconds=self._payments.settings.time_budget_s) + LOCK_MARGIN
@@ -83,7 +85,16 @@ class PayAgain:
             raise OrderNotFound(order_id)
         if not may_pay_again(order):
             raise PaymentNotAllowed(order_id, order.state)
+        retried = order.state is OrderState.PAYMENT_FAILED
         attempt = self._payments.prepare(order, method, cause=Cause.API, at=self._clock())
+        if attempt is None and retried:
+            # Every provider's circuit is open. A failed order cannot wait in ``received``
+            # (states only move forward), and a method kept to be charged later would be
+            # charged behind the shopper's back, after they were answered "failed". So
+            # nothing is kept (the unit of work is left uncommitted, the key with it): the
+            # shopper is told to try again later, with the same key.
+            slot = self._payments.providers.first_for(method)
+            raise ProviderUnreachable(slot.name if slot else method, "every circuit is open")
         if actor is not None:
             order.attribute_to(actor)
         await uow.orders.save(order)
