@@ -5,6 +5,7 @@
 - depth: how many layers the modules stack up to: the number of modules on the longest
   import path, after collapsing each cycle into one node (a module importing nothing of
   orderguard is depth 1);
+- package layers (printed only): the same depth on the graph of top-level packages;
 - upward imports: pairs of packages (top-level names under ``orderguard``) where one
   imports the other although the ``layers`` contract of .importlinter puts the importer
   lower (known exceptions included: this counts what the code does);
@@ -43,10 +44,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 #: Imports that close a cycle of files without breaking a contract, and the work that
 #: removes them. Delete a line when its import is gone (a test says when).
-PENDING_CYCLE_EDGES = [
-    # the cli/ package (issue 18, point 6)
-    table.Pending("cycles", "orderguard.cli_keys", "orderguard.cli"),
-]
+PENDING_CYCLE_EDGES: list[table.Pending] = []
 
 
 @dataclass(frozen=True)
@@ -165,6 +163,18 @@ def unit(module: str) -> str:
     return parts[1] if len(parts) > 1 else parts[0]
 
 
+def packages(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The package graph: top-level name -> the other top-level names its modules import
+    (the root package ``orderguard`` itself left out)."""
+    found: dict[str, set[str]] = {}
+    for module, targets in edges.items():
+        if module != PACKAGE:
+            found.setdefault(unit(module), set()).update(
+                unit(t) for t in targets if t != PACKAGE and unit(t) != unit(module)
+            )
+    return found
+
+
 def upward(edges: dict[str, set[str]], stack: list[list[str]]) -> list[tuple[str, str]]:
     """(importer, imported) package pairs where the importer sits in a lower layer."""
     rank = {package: -n for n, layer in enumerate(stack) for package in layer}
@@ -230,7 +240,8 @@ def facts(src: Path = SRC, contracts: Path = table.CONTRACTS) -> Facts:
 
 
 if __name__ == "__main__":
-    measured = facts(Path(sys.argv[1]) if len(sys.argv) > 1 else SRC)
+    src = Path(sys.argv[1]) if len(sys.argv) > 1 else SRC
+    measured = facts(src)
     for title, got in (
         ("as it is", measured.now),
         ("without the known exceptions", measured.target),
@@ -240,5 +251,8 @@ if __name__ == "__main__":
         print(f"  layers (modules on the longest import path): {got.depth}")
         print("    " + " -> ".join(got.longest))
         print(f"  upward imports ({len(got.upward)}): {got.upward}")
+    tops, top_path = depth(packages(internal(build(src))))
+    print(f"package layers (packages on the longest import path, as it is): {tops}")
+    print("    " + " -> ".join(top_path))
     print(f"stale exceptions: {measured.stale or 'none'}")
     print(f"unprotected libraries: {measured.unprotected or 'none'}")

@@ -105,14 +105,19 @@ def pending_lines(path: Path = CONTRACTS) -> dict[str, set[tuple[str, str]]]:
 
 
 def row_rules(config: configparser.ConfigParser, path: Path = CONTRACTS) -> dict[str, list[str]]:
-    """Each row's package -> what of orderguard it may import."""
+    """Each row's package -> what of orderguard it may import, as Markdown: an import only
+    one module of the package may make names that module."""
     waiting = pending_lines(path)
     rules: dict[str, list[str]] = {}
     for contract in contracts(config, "forbidden"):
         (row,) = (short(m) for m in lines(contract["source_modules"]))
         later = waiting.get(contract.name, set())
         allowed = [pair for pair in ignored(contract) if pair not in later]
-        rules[row] = [short(imported) for _, imported in allowed]
+        rules[row] = [
+            f"`{short(imported)}`"
+            + (f" (`{short(importer)}` only)" if short(importer) != row else "")
+            for importer, imported in allowed
+        ]
     return rules
 
 
@@ -154,7 +159,7 @@ def render(config: configparser.ConfigParser) -> str:
     for layer in reversed(stack):
         for package in layer:
             if package in rules:
-                allowed = ", ".join(f"`{m}`" for m in rules[package]) or "nothing"
+                allowed = ", ".join(rules[package]) or "nothing"
             else:
                 allowed = "everything"
             lib = ", ".join(f"`{m}`" for m in sorted(libs.get(package, [])))

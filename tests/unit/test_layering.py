@@ -58,6 +58,24 @@ def test_lint_imports_keeps_every_contract() -> None:
             "orderguard.services.intake -> orderguard.storage.sqlite",
         ),
         (
+            "web/forms.py",
+            "import orderguard.bootstrap",
+            ["web imports only what its row allows", "layers, top to bottom"],
+            "orderguard.web.forms -> orderguard.bootstrap",
+        ),
+        (
+            "demo/run.py",
+            "import orderguard.services.intake",
+            ["demo imports only what its row allows"],
+            "orderguard.demo.run -> orderguard.services.intake",
+        ),
+        (
+            "config.py",
+            "import orderguard.providers.stripe.settings",
+            ["config imports only what its row allows"],
+            "orderguard.config -> orderguard.providers.stripe.settings",
+        ),
+        (
             "domain/ids.py",
             "import httpx",
             ["the HTTP client: providers, outbox, observability (doctor), demo"],

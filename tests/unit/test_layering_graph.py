@@ -74,6 +74,19 @@ def test_an_import_from_a_lower_layer_is_upward_and_one_from_above_is_not() -> N
     assert graph.upward(EDGES, stack) == []
 
 
+def test_the_package_graph_joins_modules_by_top_level_name_and_drops_the_root() -> None:
+    edges = {
+        "orderguard": {"orderguard.api.app"},
+        "orderguard.api.app": {"orderguard.api.render", "orderguard.domain.order", "orderguard"},
+        "orderguard.api.render": {"orderguard.domain.money"},
+        "orderguard.domain.order": {"orderguard.domain.money"},
+        "orderguard.domain.money": set(),
+        "orderguard.cli": {"orderguard.api.app"},
+    }
+    assert graph.packages(edges) == {"api": {"domain"}, "domain": set(), "cli": {"api"}}
+    assert graph.depth(graph.packages(edges)) == (3, ["cli", "api", "domain"])
+
+
 def test_the_target_drops_exactly_the_known_exceptions() -> None:
     pending = [Pending("cycles", "orderguard.mid_b", "orderguard.mid_a")]
     assert graph.without(EDGES, pending)["orderguard.mid_b"] == {"orderguard.low"}

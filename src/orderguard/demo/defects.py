@@ -65,7 +65,7 @@ from orderguard.services.pay_again import PayAgain
 from orderguard.services.shopper_return import ShopperReturn
 
 if TYPE_CHECKING:
-    from orderguard.bootstrap import Container
+    from orderguard.container import Container
     from orderguard.services.idempotency import Answer, KeyedRequest
     from orderguard.services.intake import Intake, PlaceOrder
     from orderguard.services.providers import Providers

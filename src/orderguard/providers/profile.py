@@ -7,11 +7,10 @@ slot of every account of that provider, and the services ask the slot, never a n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-
-import orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +53,7 @@ class WebhookReply:
 
 def json_ack(*, duplicate: bool) -> WebhookReply:
     """``200 {"received": true, "duplicate": ...}``: the event is stored (or was already)."""
-    body = orjson.dumps({"received": True, "duplicate": duplicate})
+    body = json.dumps({"received": True, "duplicate": duplicate}, separators=(",", ":")).encode()
     return WebhookReply(200, "application/json", body)
 
 

@@ -8,11 +8,12 @@ Each call takes the storage's lock, as a transaction would.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
@@ -31,9 +32,6 @@ from orderguard.storage.ports import (
     WebhookTotals,
 )
 
-if TYPE_CHECKING:
-    from orderguard.storage.memory import InMemoryStorage
-
 
 @dataclass
 class ConsoleState:
@@ -45,10 +43,38 @@ class ConsoleState:
     attempts: dict[str, tuple[int, datetime]] = field(default_factory=dict)
 
 
+class Tables(Protocol):
+    """The in-memory tables the console and the statistics read."""
+
+    @property
+    def orders(self) -> dict[str, Order]: ...
+
+    @property
+    def webhooks(self) -> dict[str, WebhookRecord]: ...
+
+    @property
+    def heartbeats(self) -> dict[str, datetime]: ...
+
+
+class Shared(Protocol):
+    """What these stores share with the rest of the in-memory storage (``memory.py``):
+    its lock, its tables and the console's own; given, so this module does not import
+    the storage that builds it."""
+
+    @property
+    def lock(self) -> asyncio.Lock: ...
+
+    @property
+    def state(self) -> Tables: ...
+
+    @property
+    def console_state(self) -> ConsoleState: ...
+
+
 class MemoryConsoleStore:
     """:class:`~orderguard.storage.ports.ConsoleStore` in memory."""
 
-    def __init__(self, storage: InMemoryStorage) -> None:
+    def __init__(self, storage: Shared) -> None:
         self._storage = storage
 
     @property
@@ -178,7 +204,7 @@ def _named_by(order: Order, text: str) -> bool:
 class MemoryOpsStats:
     """:class:`~orderguard.storage.ports.OpsStats` in memory."""
 
-    def __init__(self, storage: InMemoryStorage) -> None:
+    def __init__(self, storage: Shared) -> None:
         self._storage = storage
 
     async def ping(self) -> float:
