@@ -97,6 +97,8 @@ NOT_AGGREGATES = {
     ("ask", "state"): "demo/shoppers.py: the simulated shopper's refund request",
     ("checkout", "refunds"): "demo/shoppers.py: the refunds a simulated shopper asked for",
     ("refunded", "refunds"): "demo/audit.py: the audit's own row of an order, read in SQL",
+    ("exchange", "order_id"): "demo/shoppers.py: one request of the simulator's own record",
+    ("exchange", "state"): "demo/shoppers.py: one request of the simulator's own record",
 }
 
 
