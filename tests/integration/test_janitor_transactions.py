@@ -112,12 +112,20 @@ async def _stored(api: Api, order_id: str) -> Any:
         return await uow.orders.get(order_id)
 
 
-async def test_a_check_that_finds_the_charge_costs_three_transactions(api: Api) -> None:
-    api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+async def _due_unknown(
+    api: Api, *, charged: bool = False, schedule: RecheckSchedule | None = None
+) -> tuple[dict[str, Any], Clock, Watched]:
+    """An order left in ``payment_unknown`` (its answer lost; the charge made when
+    ``charged``), its first recheck due, and the janitor that watches it."""
+    api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=charged)
     order = await place(api, VISA)
     clock = Clock()
     clock.advance(seconds=11)
-    watched = Watched(api, clock, RecheckSchedule())
+    return order, clock, Watched(api, clock, schedule or RecheckSchedule())
+
+
+async def test_a_check_that_finds_the_charge_costs_three_transactions(api: Api) -> None:
+    order, clock, watched = await _due_unknown(api, charged=True)
 
     report = await watched.janitor.run_once(owner="w1")
 
@@ -132,11 +140,7 @@ async def test_a_check_that_finds_the_charge_costs_three_transactions(api: Api) 
 async def test_a_check_that_resends_under_the_same_key_costs_three_transactions(
     api: Api,
 ) -> None:
-    api.provider.fail_next(ProviderOutcomeUnknown("reset"))  # never reached the provider
-    order = await place(api, VISA)
-    clock = Clock()
-    clock.advance(seconds=11)
-    watched = Watched(api, clock, RecheckSchedule())
+    order, _, watched = await _due_unknown(api)  # never reached the provider
 
     report = await watched.janitor.run_once(owner="w1")
 
@@ -150,12 +154,8 @@ async def test_a_check_that_resends_under_the_same_key_costs_three_transactions(
 async def test_an_unanswered_check_is_rescheduled_and_released_in_its_one_transaction(
     api: Api,
 ) -> None:
-    api.provider.fail_next(ProviderOutcomeUnknown("reset"))
-    order = await place(api, VISA)
-    clock = Clock()
-    clock.advance(seconds=11)
     schedule = RecheckSchedule({OrderState.PAYMENT_UNKNOWN: (timedelta(seconds=10),) * 2})
-    watched = Watched(api, clock, schedule)
+    order, clock, watched = await _due_unknown(api, schedule=schedule)
 
     async def cannot_tell(order_id: str) -> list[PaymentResult]:
         watched.calls.append(("find_payments", watched.storage.open_now))
@@ -185,11 +185,7 @@ async def test_an_unanswered_check_is_rescheduled_and_released_in_its_one_transa
 async def test_a_check_whose_provider_call_breaks_still_counts_and_gives_its_lease_back(
     api: Api,
 ) -> None:
-    api.provider.fail_next(ProviderOutcomeUnknown("reset"))
-    order = await place(api, VISA)
-    clock = Clock()
-    clock.advance(seconds=11)
-    watched = Watched(api, clock, RecheckSchedule())
+    order, clock, watched = await _due_unknown(api)
 
     async def broken(order_id: str) -> list[PaymentResult]:
         raise RuntimeError("a bug in the adapter")
@@ -208,11 +204,7 @@ async def test_a_check_whose_provider_call_breaks_still_counts_and_gives_its_lea
 async def test_a_check_stopped_while_asking_still_counts_and_gives_its_lease_back(
     api: Api,
 ) -> None:
-    api.provider.fail_next(ProviderOutcomeUnknown("reset"))
-    order = await place(api, VISA)
-    clock = Clock()
-    clock.advance(seconds=11)
-    watched = Watched(api, clock, RecheckSchedule())
+    order, clock, watched = await _due_unknown(api)
 
     async def stopped(order_id: str) -> list[PaymentResult]:
         raise asyncio.CancelledError  # the worker is shutting down mid-call
