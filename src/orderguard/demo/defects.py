@@ -73,6 +73,7 @@ if TYPE_CHECKING:
         ConsoleStore,
         IdempotencyRecord,
         OpsStats,
+        ShopperRows,
         UnitOfWork,
         UnitOfWorkFactory,
     )
@@ -309,6 +310,10 @@ class WrappedStorage:
     @property
     def stats(self) -> OpsStats:
         return self.inner.stats
+
+    @property
+    def shopper_rows(self) -> ShopperRows:
+        return self.inner.shopper_rows
 
     async def close(self) -> None:
         await self.inner.close()
