@@ -1,8 +1,10 @@
 """``orderguard audit customers`` finds stored shopper data today's rules refuse, on both
-SQL back ends, and names the orders without printing the data."""
+SQL back ends, and names the orders without printing the data; the audit itself runs on
+memory storage too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,10 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from orderguard.cli import main
+from orderguard.domain.customer import Customer
+from orderguard.domain.order import Order, OrderLine
 from orderguard.services.audit import audit_customers
 from orderguard.storage.database import transaction
+from orderguard.storage.memory import InMemoryStorage
 from tests.conftest import open_storage
-from tests.factories import new_order
+from tests.factories import customer, new_order
 
 #: Column changes that make a stored order's shopper data invalid or incomplete.
 BREAKAGES = {
@@ -50,7 +55,7 @@ async def _orders(url: str) -> dict[str, str]:
                 await conn.execute(
                     f"UPDATE orders SET {sets} WHERE id = :id", {**changes, "id": ids[problem]}
                 )
-        report = await audit_customers(storage.db)
+        report = await audit_customers(storage)
     finally:
         await storage.close()
     assert report.scanned == 6
@@ -91,3 +96,41 @@ def test_the_audit_command_reports_counts_and_ids_without_the_data(
     clean = runner.invoke(main, ["audit", "customers", "--since", later], env=env)
     assert clean.exit_code == 0, clean.output
     assert "scanned 0 orders: 0 with" in clean.output
+
+
+async def test_the_audit_runs_on_memory_storage() -> None:
+    storage = InMemoryStorage()
+    good = customer()
+    broken = {
+        "email: invalid": replace(good, email="ana.silva@@example"),
+        "phone: invalid": replace(good, phone="+351 12"),
+        "country: invalid": replace(
+            good, shipping_address=replace(good.shipping_address, country="XK1")
+        ),
+        "city: missing": replace(good, shipping_address=replace(good.shipping_address, city=" ")),
+    }
+    ids: dict[str, str] = {}
+    async with storage() as uow:
+        for problem, shopper in {"ok": good, **broken}.items():
+            order = _placed(
+                shopper, at=datetime.now(UTC) - timedelta(days=3 if problem == "ok" else 0)
+            )
+            await uow.orders.add(order)
+            ids[problem] = order.id
+        await uow.commit()
+
+    report = await audit_customers(storage)
+    recent = await audit_customers(storage, since=datetime.now(UTC) - timedelta(days=1))
+
+    assert report.scanned == 5
+    assert report.orders_with_problems == 4
+    assert {problem: [f.order_id for f in found] for problem, found in report.findings.items()} == {
+        problem: [ids[problem]] for problem in broken
+    }
+    assert recent.scanned == 4, "the clean order is older than a day"
+
+
+def _placed(shopper: Customer, *, at: datetime) -> Order:
+    return Order.place(
+        currency="EUR", lines=[OrderLine("MUG", "Mug", 1, 850)], customer=shopper, at=at
+    )

@@ -14,6 +14,7 @@ from orderguard.config import ConfigError, Settings
 from orderguard.services.audit import AuditReport, audit_customers
 from orderguard.storage.connect import connect
 from orderguard.storage.errors import StorageError
+from orderguard.storage.unit_of_work import SqlStorage
 
 
 @click.group()
@@ -42,11 +43,12 @@ def customers(since: str | None, as_json: bool, ids: int) -> None:
 
 
 async def _audit(url: str, since: datetime | None) -> AuditReport:
-    db = await connect(url, pool_size=1)
+    # the database as it is: no migration, one connection (the scan reads a page at a time)
+    storage = SqlStorage(await connect(url, pool_size=1))
     try:
-        return await audit_customers(db, since=since)
+        return await audit_customers(storage, since=since)
     finally:
-        await db.close()
+        await storage.close()
 
 
 def _since(text: str) -> datetime:

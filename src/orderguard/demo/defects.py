@@ -49,17 +49,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from orderguard.domain.events import EntryKind
-from orderguard.domain.money import AmountRule
 from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 from orderguard.providers.base import (
-    Charge,
     ChargeRequest,
+    DelegatingProvider,
     PaymentOutcome,
     PaymentProvider,
     PaymentResult,
     RefundResult,
-    WebhookEvent,
 )
 from orderguard.services.pay_again import PayAgain
 from orderguard.services.shopper_return import ShopperReturn
@@ -73,6 +71,7 @@ if TYPE_CHECKING:
         ConsoleStore,
         IdempotencyRecord,
         OpsStats,
+        ShopperRows,
         UnitOfWork,
         UnitOfWorkFactory,
     )
@@ -92,65 +91,7 @@ def short_amount(amount: int) -> int:
 # -- providers ----------------------------------------------------------------------------
 
 
-class ProviderWrapper:
-    """A provider that passes every call to ``inner``; each defect overrides a few."""
-
-    def __init__(self, inner: PaymentProvider) -> None:
-        self.inner = inner
-        self.name = inner.name  # attempts are stored under the same provider name
-
-    def amount_rules(self, currency: str) -> AmountRule:
-        return self.inner.amount_rules(currency)
-
-    def to_provider_units(self, amount: int, currency: str) -> int:
-        return self.inner.to_provider_units(amount, currency)
-
-    def from_provider_units(self, amount: int, currency: str) -> int:
-        return self.inner.from_provider_units(amount, currency)
-
-    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
-        return await self.inner.create_payment(request)
-
-    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
-        return await self.inner.retrieve_payment(provider_ref)
-
-    async def find_payments(self, order_id: str) -> list[PaymentResult]:
-        return await self.inner.find_payments(order_id)
-
-    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
-        return await self.inner.cancel_payment(provider_ref)
-
-    async def refund(
-        self,
-        provider_ref: str,
-        *,
-        amount: int | None,
-        idempotency_key: str,
-        metadata: Mapping[str, str] | None = None,
-        currency: str | None = None,
-    ) -> RefundResult:
-        return await self.inner.refund(
-            provider_ref,
-            amount=amount,
-            idempotency_key=idempotency_key,
-            metadata=metadata,
-            currency=currency,
-        )
-
-    async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
-        return await self.inner.list_successful_charges(since, until)
-
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        return self.inner.parse_webhook(body, headers)
-
-    def decode_webhook(self, body: bytes) -> WebhookEvent:
-        return self.inner.decode_webhook(body)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-
-class ShortRefunds(ProviderWrapper):
+class ShortRefunds(DelegatingProvider):
     """DELIBERATELY WRONG: a provider whose partial refunds send less than was asked and
     answer as if the asked amount had been refunded (the ``refund_amount`` defect)."""
 
@@ -175,7 +116,7 @@ class ShortRefunds(ProviderWrapper):
         return made if amount is None else replace(made, amount=amount)
 
 
-class ShortCharges(ProviderWrapper):
+class ShortCharges(DelegatingProvider):
     """DELIBERATELY WRONG: a provider that charges :func:`short_amount` of what it is asked
     and answers a success with the amount asked (the ``charge_amount`` defect)."""
 
@@ -188,7 +129,7 @@ class ShortCharges(ProviderWrapper):
         return result
 
 
-class ForgetfulKeys(ProviderWrapper):
+class ForgetfulKeys(DelegatingProvider):
     """DELIBERATELY WRONG: a provider whose search finds nothing and which charges a request
     sent again under a key it has seen as a new one (the ``recharge_unknown`` defect): an
     order whose answer was lost is charged a second time when its recheck re-sends it."""
@@ -208,7 +149,7 @@ class ForgetfulKeys(ProviderWrapper):
         return []
 
 
-class HiddenSuccess(ProviderWrapper):
+class HiddenSuccess(DelegatingProvider):
     """DELIBERATELY WRONG: a provider whose lookups report a successful payment as still
     processing (the ``success_ignored`` defect): a recheck never learns of the success."""
 
@@ -309,6 +250,10 @@ class WrappedStorage:
     @property
     def stats(self) -> OpsStats:
         return self.inner.stats
+
+    @property
+    def shopper_rows(self) -> ShopperRows:
+        return self.inner.shopper_rows
 
     async def close(self) -> None:
         await self.inner.close()

@@ -15,11 +15,10 @@ from typing import TypeVar
 
 from orderguard.observability.metrics import CIRCUIT_STATE, PROVIDER_CALLS, PROVIDER_LATENCY
 from orderguard.providers.base import (
-    AmountRule,
     Charge,
     ChargeRequest,
+    DelegatingProvider,
     InvalidWebhook,
-    PaymentProvider,
     PaymentResult,
     ProviderBusy,
     ProviderKeyConflict,
@@ -29,7 +28,6 @@ from orderguard.providers.base import (
     ProviderServerError,
     ProviderUnavailable,
     RefundResult,
-    WebhookEvent,
 )
 from orderguard.providers.breaker import BreakerState, CircuitBreaker
 
@@ -60,12 +58,10 @@ def outcome_of(exc: BaseException) -> str:
     return "error"
 
 
-class InstrumentedProvider:
-    """A ``PaymentProvider`` that counts and times every call of the one it wraps."""
-
-    def __init__(self, inner: PaymentProvider) -> None:
-        self.inner = inner
-        self.name = inner.name
+class InstrumentedProvider(DelegatingProvider):
+    """A ``PaymentProvider`` that counts and times every call of the one it wraps that goes
+    out to the provider; amount rules, unit conversions and webhook parsing (local work)
+    and closing pass through uncounted."""
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         started, outcome = time.perf_counter(), "ok"
@@ -78,18 +74,6 @@ class InstrumentedProvider:
             labels = (self.name, operation, outcome)
             PROVIDER_CALLS.labels(*labels).inc()
             PROVIDER_LATENCY.labels(*labels).observe(time.perf_counter() - started)
-
-    def amount_rules(self, currency: str) -> AmountRule:
-        """The wrapped provider's rule (no call goes out)."""
-        return self.inner.amount_rules(currency)
-
-    def to_provider_units(self, amount: int, currency: str) -> int:
-        """The wrapped provider's conversion."""
-        return self.inner.to_provider_units(amount, currency)
-
-    def from_provider_units(self, amount: int, currency: str) -> int:
-        """The wrapped provider's conversion."""
-        return self.inner.from_provider_units(amount, currency)
 
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:
         """Counted ``create_payment``."""
@@ -135,18 +119,6 @@ class InstrumentedProvider:
         return await self._call(
             "list_successful_charges", lambda: self.inner.list_successful_charges(since, until)
         )
-
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Local work: not counted."""
-        return self.inner.parse_webhook(body, headers)
-
-    def decode_webhook(self, body: bytes) -> WebhookEvent:
-        """Local work: not counted."""
-        return self.inner.decode_webhook(body)
-
-    async def aclose(self) -> None:
-        """Close the wrapped provider."""
-        await self.inner.aclose()
 
 
 class ObservedBreaker(CircuitBreaker):

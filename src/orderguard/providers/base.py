@@ -270,3 +270,67 @@ class PaymentProvider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+class DelegatingProvider:
+    """A :class:`PaymentProvider` that passes every call to ``inner`` unchanged, under the
+    same name (attempts are stored under the wrapped provider's name).
+
+    The base of every wrapper (retries, metrics, the demo's planted defects): each overrides
+    only the calls it changes, so a method added to the protocol is forwarded by every
+    wrapper at once (``tests/unit/test_delegating_provider.py`` holds it to that).
+    """
+
+    def __init__(self, inner: PaymentProvider) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def amount_rules(self, currency: str) -> AmountRule:
+        return self.inner.amount_rules(currency)
+
+    def to_provider_units(self, amount: int, currency: str) -> int:
+        return self.inner.to_provider_units(amount, currency)
+
+    def from_provider_units(self, amount: int, currency: str) -> int:
+        return self.inner.from_provider_units(amount, currency)
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        return await self.inner.create_payment(request)
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        return await self.inner.retrieve_payment(provider_ref)
+
+    async def find_payments(self, order_id: str) -> list[PaymentResult]:
+        return await self.inner.find_payments(order_id)
+
+    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
+        return await self.inner.cancel_payment(provider_ref)
+
+    async def refund(
+        self,
+        provider_ref: str,
+        *,
+        amount: int | None,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        currency: str | None = None,
+    ) -> RefundResult:
+        return await self.inner.refund(
+            provider_ref,
+            amount=amount,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+            currency=currency,
+        )
+
+    async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
+        return await self.inner.list_successful_charges(since, until)
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        return self.inner.parse_webhook(body, headers)
+
+    def decode_webhook(self, body: bytes) -> WebhookEvent:
+        return self.inner.decode_webhook(body)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -20,9 +20,9 @@ from tenacity import (
 )
 
 from orderguard.providers.base import (
-    AmountRule,
     Charge,
     ChargeRequest,
+    DelegatingProvider,
     PaymentProvider,
     PaymentResult,
     ProviderError,
@@ -30,7 +30,6 @@ from orderguard.providers.base import (
     ProviderServerError,
     ProviderUnavailable,
     RefundResult,
-    WebhookEvent,
 )
 from orderguard.providers.breaker import BreakerState, CircuitBreaker
 
@@ -61,8 +60,12 @@ class RetryPolicy:
     deadline_s: float = 20.0
 
 
-class RetryingProvider:
-    """Wraps a provider; safe-to-retry errors are retried under a :class:`RetryPolicy`."""
+class RetryingProvider(DelegatingProvider):
+    """Wraps a provider; safe-to-retry errors are retried under a :class:`RetryPolicy`.
+
+    Only calls that go out to the provider are retried; amount rules, unit conversions and
+    webhook parsing (local work) and closing pass straight through.
+    """
 
     def __init__(
         self,
@@ -71,8 +74,7 @@ class RetryingProvider:
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.inner = inner
-        self.name = inner.name
+        super().__init__(inner)
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
 
@@ -90,18 +92,6 @@ class RetryingProvider:
             return await call()
 
         return await retrying(attempt)
-
-    def amount_rules(self, currency: str) -> AmountRule:
-        """The wrapped provider's rule (no call goes out)."""
-        return self.inner.amount_rules(currency)
-
-    def to_provider_units(self, amount: int, currency: str) -> int:
-        """The wrapped provider's conversion."""
-        return self.inner.to_provider_units(amount, currency)
-
-    def from_provider_units(self, amount: int, currency: str) -> int:
-        """The wrapped provider's conversion."""
-        return self.inner.from_provider_units(amount, currency)
 
     async def create_payment(self, request: ChargeRequest) -> PaymentResult:
         """Create, retrying safe errors (the idempotency key makes repeats harmless)."""
@@ -142,18 +132,6 @@ class RetryingProvider:
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         """List, retrying safe errors."""
         return await self._retry(lambda: self.inner.list_successful_charges(since, until))
-
-    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
-        """Parse (local work: nothing to retry)."""
-        return self.inner.parse_webhook(body, headers)
-
-    def decode_webhook(self, body: bytes) -> WebhookEvent:
-        """Parse a stored, verified webhook (local work: nothing to retry)."""
-        return self.inner.decode_webhook(body)
-
-    async def aclose(self) -> None:
-        """Close the wrapped provider."""
-        await self.inner.aclose()
 
 
 __all__ = [

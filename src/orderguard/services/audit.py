@@ -18,8 +18,7 @@ from orderguard.services.shopper_data import (
     normalise_email,
     normalise_phone,
 )
-from orderguard.storage.database import Database
-from orderguard.storage.shopper_rows import ShopperRow, shopper_rows
+from orderguard.storage.ports import ShopperRow, UnitOfWorkFactory
 
 #: The longest value intake accepts per field (as in the API's schema).
 MAX_LENGTH = {"name": 200, "line1": 200, "line2": 200, "city": 100, "postal_code": 20}
@@ -83,10 +82,12 @@ def audit_shopper(row: ShopperRow) -> list[Finding]:
     return found
 
 
-async def audit_customers(db: Database, *, since: datetime | None = None) -> AuditReport:
+async def audit_customers(
+    storage: UnitOfWorkFactory, *, since: datetime | None = None
+) -> AuditReport:
     """Scan every stored order (placed since ``since``) and collect the findings."""
     report = AuditReport()
-    async for row in shopper_rows(db, since=since):
+    async for row in storage.shopper_rows.scan(since=since):
         report.scanned += 1
         for finding in audit_shopper(row):
             report.findings[f"{finding.field}: {finding.kind}"].append(finding)

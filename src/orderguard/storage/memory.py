@@ -20,7 +20,12 @@ from orderguard.domain.refund_record import RefundState
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_STATES
 from orderguard.request_id import current_request_id
-from orderguard.storage.memory_console import ConsoleState, MemoryConsoleStore, MemoryOpsStats
+from orderguard.storage.memory_console import (
+    ConsoleState,
+    MemoryConsoleStore,
+    MemoryOpsStats,
+    MemoryShopperRows,
+)
 from orderguard.storage.memory_outbox import (
     MemoryEndpointRepository,
     MemoryOutboxRepository,
@@ -425,6 +430,7 @@ class InMemoryStorage:
         self.console_state = ConsoleState()
         self.console = MemoryConsoleStore(self)
         self.stats = MemoryOpsStats(self)
+        self.shopper_rows = MemoryShopperRows(self)
 
     def __call__(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)

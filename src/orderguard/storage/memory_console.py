@@ -1,7 +1,8 @@
-"""The console's users and sessions and the read-only statistics, in memory: the
-:class:`~orderguard.storage.ports.ConsoleStore` and
-:class:`~orderguard.storage.ports.OpsStats` of :class:`~orderguard.storage.memory.InMemoryStorage`,
-with the same behaviour as the SQL ones (the contract suite runs them all).
+"""The console's users and sessions, the read-only statistics and the stored shopper data,
+in memory: the :class:`~orderguard.storage.ports.ConsoleStore`,
+:class:`~orderguard.storage.ports.OpsStats` and :class:`~orderguard.storage.ports.ShopperRows`
+of :class:`~orderguard.storage.memory.InMemoryStorage`, with the same behaviour as the SQL
+ones (the contract suite runs them all).
 
 Each call takes the storage's lock, as a transaction would.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,6 +28,7 @@ from orderguard.storage.ports import (
     ConsoleSession,
     ConsoleUser,
     DatabaseStats,
+    ShopperRow,
     UserExists,
     WebhookRecord,
     WebhookTotals,
@@ -255,6 +257,62 @@ class MemoryOpsStats:
             stuck=sum(_stuck(orders, stuck_since).values()),
             webhook_backlog=backlog,
         )
+
+
+class MemoryShopperRows:
+    """:class:`~orderguard.storage.ports.ShopperRows` in memory: the same keyset scan over
+    ``(created_at, id)`` as SQL, one look under the lock a page."""
+
+    def __init__(self, storage: Shared) -> None:
+        self._storage = storage
+
+    async def scan(
+        self, *, since: datetime | None = None, page: int = 500
+    ) -> AsyncIterator[ShopperRow]:
+        after: tuple[datetime, str] | None = None
+        while True:
+            async with self._storage.lock:
+                orders = _page(self._storage.state.orders.values(), since, after, page)
+            for order in orders:
+                yield _shopper_row(order)
+            if len(orders) < page:
+                return
+            after = (orders[-1].created_at, orders[-1].id)
+
+
+def _page(
+    orders: Iterable[Order],
+    since: datetime | None,
+    after: tuple[datetime, str] | None,
+    page: int,
+) -> list[Order]:
+    """Up to ``page`` orders placed at or after ``since`` that sort after ``after``."""
+    found = sorted(
+        (
+            o
+            for o in orders
+            if (since is None or o.created_at >= since)
+            and (after is None or (o.created_at, o.id) > after)
+        ),
+        key=lambda o: (o.created_at, o.id),
+    )
+    return found[:page]
+
+
+def _shopper_row(order: Order) -> ShopperRow:
+    customer, address = order.customer, order.customer.shipping_address
+    return ShopperRow(
+        order_id=order.id,
+        created_at=order.created_at,
+        email=customer.email,
+        name=customer.name,
+        phone=customer.phone,
+        line1=address.line1,
+        line2=address.line2,
+        city=address.city,
+        postal_code=address.postal_code,
+        country=address.country,
+    )
 
 
 def _by_state(orders: Iterable[Order]) -> dict[str, int]:

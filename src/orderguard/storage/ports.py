@@ -6,7 +6,7 @@ A unit of work is one transaction: leaving its ``async with`` block without
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -242,6 +242,11 @@ class UnitOfWorkFactory(Protocol):
     @property
     def stats(self) -> OpsStats:
         """Read-only statistics over the whole database."""
+        ...
+
+    @property
+    def shopper_rows(self) -> ShopperRows:
+        """Every order's stored shopper data, read-only (for the shopper-data audit)."""
         ...
 
     async def close(self) -> None:
@@ -819,4 +824,34 @@ class OpsStats(Protocol):
     async def counts(self, *, stuck_since: datetime) -> ConsoleCounts:
         """Flagged orders, stuck orders (in a stuck state, unchanged since ``stuck_since``)
         and the webhook backlog."""
+        ...
+
+
+# --- stored shopper data, for the shopper-data audit ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShopperRow:
+    """One order's shopper data as stored (maybe invalid by today's rules: the audit's
+    question)."""
+
+    order_id: str
+    created_at: datetime
+    email: str
+    name: str
+    phone: str | None
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    country: str
+
+
+class ShopperRows(Protocol):
+    """What the shopper-data audit reads: every stored order's shopper data. Read-only;
+    each page is its own transaction, so a long scan holds no lock between pages."""
+
+    def scan(self, *, since: datetime | None = None, page: int = 500) -> AsyncIterator[ShopperRow]:
+        """Every order placed at or after ``since`` (all when ``None``), oldest first (by
+        creation time, then id), read ``page`` orders at a time."""
         ...

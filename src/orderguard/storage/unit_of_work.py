@@ -18,6 +18,7 @@ from orderguard.storage.recovery import (
     SqlLeaseRepository,
     SqlWebhookRepository,
 )
+from orderguard.storage.shopper_rows import SqlShopperRows
 
 #: How each dialect locks a row read with ``for_update`` (SQLite locks on BEGIN IMMEDIATE).
 _LOCK_CLAUSE = {"postgresql": " FOR UPDATE", "sqlite": ""}
@@ -85,6 +86,7 @@ class SqlStorage:
         self.db = db
         self.console = SqlConsoleStore(db)
         self.stats = SqlOpsStats(db)
+        self.shopper_rows = SqlShopperRows(db)
 
     def __call__(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.db)
