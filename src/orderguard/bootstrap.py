@@ -32,6 +32,7 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
+from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage import migrate
 from orderguard.storage.connect import connect
 from orderguard.storage.ports import UnitOfWorkFactory
@@ -88,7 +89,9 @@ def _wire(
         shopper_pay_pace=Pace(),
         recheck=recheck,
         shopper_return=ShopperReturn(recheck),
-        inbox=WebhookInbox(storage, payments, recheck),
+        inbox=WebhookInbox(
+            storage, payments.providers, WebhookEvents(storage, payments, recheck).apply
+        ),
         janitor=Janitor(
             storage,
             recheck,
