@@ -42,8 +42,17 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from orderguard.api.app import Face
+    from orderguard.worker import Worker
 
-__all__ = ["Container", "build_app", "configured_providers", "open_sql", "open_storage", "wire"]
+__all__ = [
+    "Container",
+    "build_app",
+    "configured_providers",
+    "new_worker",
+    "open_sql",
+    "open_storage",
+    "wire",
+]
 
 log = logging.getLogger("orderguard")
 
@@ -214,15 +223,29 @@ def build_app(
     )
 
 
+def new_worker(container: Container, *, worker_id: str | None = None) -> Worker:
+    """A worker on ``container``, given its outbox relay and the doctor's periodic checks
+    (built here so the worker does not import them)."""
+    from orderguard.observability.worker_checks import CHECK_EVERY_SECONDS, run_checks
+    from orderguard.outbox.duty import RelayDuty
+    from orderguard.worker import Worker
+
+    return Worker(
+        container,
+        outbox=partial(RelayDuty, container),
+        checks=partial(run_checks, container),
+        checks_every=CHECK_EVERY_SECONDS,
+        worker_id=worker_id,
+    )
+
+
 @asynccontextmanager
 async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[Container]:
     """The application opened on the configured database, with its worker running in
     this event loop unless ``worker`` is off; stopped and closed on leaving."""
-    from orderguard.worker import Worker
-
     container = await open_sql(settings)
     stop = asyncio.Event()
-    background = [asyncio.create_task(Worker(container).run(stop))] if worker else []
+    background = [asyncio.create_task(new_worker(container).run(stop))] if worker else []
     try:
         yield container
     finally:
