@@ -33,10 +33,8 @@ from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
 from orderguard.services.webhook_events import WebhookEvents
-from orderguard.storage import migrate
-from orderguard.storage.connect import connect
+from orderguard.storage.opening import open_storage
 from orderguard.storage.ports import UnitOfWorkFactory
-from orderguard.storage.unit_of_work import SqlStorage
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -154,24 +152,6 @@ def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
         chosen.insert(0, (registry.plugin(account.provider), account))
     slots = [slot(settings, p.build(a, timeout), p.profile) for p, a in chosen]
     return Providers(slots)
-
-
-async def open_storage(settings: Settings, *, auto_migrate: bool | None = None) -> SqlStorage:
-    """Connect to the configured database and check its schema.
-
-    SQLite is migrated on the spot (``auto_migrate`` defaults to on for it); PostgreSQL
-    must be migrated by ``orderguard migrate`` first, else ``SchemaBehind`` is raised.
-    """
-    db = await connect(settings.database_url, pool_size=settings.db_pool_size)
-    try:
-        if auto_migrate if auto_migrate is not None else db.dialect == "sqlite":
-            await migrate.migrate(db)
-        else:
-            await migrate.ensure_current(db)
-    except BaseException:
-        await db.close()
-        raise
-    return SqlStorage(db)
 
 
 async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> Container:
