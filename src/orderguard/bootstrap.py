@@ -32,17 +32,25 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
-from orderguard.storage import migrate
-from orderguard.storage.connect import connect
+from orderguard.services.webhook_events import WebhookEvents
+from orderguard.storage.opening import open_storage
 from orderguard.storage.ports import UnitOfWorkFactory
-from orderguard.storage.unit_of_work import SqlStorage
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from orderguard.api.app import Face
+    from orderguard.worker import Worker
 
-__all__ = ["Container", "build_app", "configured_providers", "open_sql", "open_storage", "wire"]
+__all__ = [
+    "Container",
+    "build_app",
+    "configured_providers",
+    "new_worker",
+    "open_sql",
+    "open_storage",
+    "wire",
+]
 
 log = logging.getLogger("orderguard")
 
@@ -88,7 +96,9 @@ def _wire(
         shopper_pay_pace=Pace(),
         recheck=recheck,
         shopper_return=ShopperReturn(recheck),
-        inbox=WebhookInbox(storage, payments, recheck),
+        inbox=WebhookInbox(
+            storage, payments.providers, WebhookEvents(storage, payments, recheck).apply
+        ),
         janitor=Janitor(
             storage,
             recheck,
@@ -144,24 +154,6 @@ def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
     return Providers(slots)
 
 
-async def open_storage(settings: Settings, *, auto_migrate: bool | None = None) -> SqlStorage:
-    """Connect to the configured database and check its schema.
-
-    SQLite is migrated on the spot (``auto_migrate`` defaults to on for it); PostgreSQL
-    must be migrated by ``orderguard migrate`` first, else ``SchemaBehind`` is raised.
-    """
-    db = await connect(settings.database_url, pool_size=settings.db_pool_size)
-    try:
-        if auto_migrate if auto_migrate is not None else db.dialect == "sqlite":
-            await migrate.migrate(db)
-        else:
-            await migrate.ensure_current(db)
-    except BaseException:
-        await db.close()
-        raise
-    return SqlStorage(db)
-
-
 async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> Container:
     """The whole application on the configured database and providers."""
     storage = await open_storage(settings, auto_migrate=auto_migrate)
@@ -211,15 +203,29 @@ def build_app(
     )
 
 
+def new_worker(container: Container, *, worker_id: str | None = None) -> Worker:
+    """A worker on ``container``, given its outbox relay and the doctor's periodic checks
+    (built here so the worker does not import them)."""
+    from orderguard.observability.worker_checks import CHECK_EVERY_SECONDS, run_checks
+    from orderguard.outbox.duty import RelayDuty
+    from orderguard.worker import Worker
+
+    return Worker(
+        container,
+        outbox=partial(RelayDuty, container),
+        checks=partial(run_checks, container),
+        checks_every=CHECK_EVERY_SECONDS,
+        worker_id=worker_id,
+    )
+
+
 @asynccontextmanager
 async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[Container]:
     """The application opened on the configured database, with its worker running in
     this event loop unless ``worker`` is off; stopped and closed on leaving."""
-    from orderguard.worker import Worker
-
     container = await open_sql(settings)
     stop = asyncio.Event()
-    background = [asyncio.create_task(Worker(container).run(stop))] if worker else []
+    background = [asyncio.create_task(new_worker(container).run(stop))] if worker else []
     try:
         yield container
     finally:

@@ -6,6 +6,10 @@ provider, expire abandoned authentications, cancel abandoned orders, prune expir
 idempotency records hourly. Work on orders is leased, so workers can run side by side on
 PostgreSQL; on SQLite one worker runs (a second one finds a live heartbeat and steps aside).
 SIGTERM ends the round in progress, releasing its leases, and stops.
+
+The outbox relay and the doctor's periodic checks are given by the composition root
+(``bootstrap.new_worker``): the worker only calls them, so it does not import the
+relay's sinks or the doctor and everything the doctor looks at.
 """
 
 from __future__ import annotations
@@ -17,11 +21,10 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Protocol
 
 from orderguard.container import Container
 from orderguard.domain.states import OrderState
-from orderguard.observability.worker_checks import CHECK_EVERY_SECONDS, run_checks
-from orderguard.outbox.duty import RelayDuty
 from orderguard.providers.base import ProviderError
 from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.expiry import expire_abandoned
@@ -35,6 +38,22 @@ PRUNE_EVERY_SECONDS = 3600.0
 Duty = Callable[[], Awaitable[object]]
 
 
+class OutboxDuty(Protocol):
+    """The outbox relay as one worker's duty (``outbox.duty.RelayDuty``)."""
+
+    async def run(self, stop: asyncio.Event | None = None) -> object:
+        """One relay round."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the sinks' connections."""
+        ...
+
+
+#: Builds the outbox duty of the worker whose id it is given (the owner of its leases).
+OutboxDutyFor = Callable[[str], OutboxDuty]
+
+
 def new_worker_id() -> str:
     """A name for this worker: host, process and a random suffix."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -43,12 +62,22 @@ def new_worker_id() -> str:
 class Worker:
     """Runs the background duties against one database."""
 
-    def __init__(self, container: Container, *, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        container: Container,
+        *,
+        outbox: OutboxDutyFor,
+        checks: Duty,
+        checks_every: float,
+        worker_id: str | None = None,
+    ) -> None:
+        """``checks`` runs every ``checks_every`` seconds (the doctor on this wiring)."""
         self.container = container
         self.id = worker_id or new_worker_id()
         self.rounds = 0
         self._started = container.clock()
-        self._outbox = RelayDuty(container, self.id)
+        self._outbox = outbox(self.id)
+        self._checks, self._checks_every = checks, checks_every
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every duty in its own loop until ``stop`` is set, so a slow one (a janitor
@@ -148,7 +177,7 @@ class Worker:
         return [(name, duty, every_round) for name, duty in duties] + [
             ("sweep", self._sweep, self.container.settings.sweep_every_s),
             ("prune", self._prune, PRUNE_EVERY_SECONDS),
-            ("doctor checks", lambda: run_checks(self.container), CHECK_EVERY_SECONDS),
+            ("doctor checks", self._checks, self._checks_every),
         ]
 
     def _janitor_round(self, stop: asyncio.Event | None) -> Duty:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from orderguard.bootstrap import wire
+from orderguard.bootstrap import new_worker, wire
 from orderguard.domain.states import OrderState
 from orderguard.providers.base import ProviderUnavailable
 from orderguard.providers.breaker import CircuitBreaker
@@ -13,7 +13,6 @@ from orderguard.providers.memory import InMemoryProvider
 from orderguard.services.expiry import ABANDONED, expire_abandoned
 from orderguard.services.payments import WAITING_NOTE
 from orderguard.services.waiting import charge_waiting
-from orderguard.worker import Worker
 from tests.conftest import open_storage
 from tests.factories import new_order
 from tests.integration.conftest import Api, api_settings, memory_providers
@@ -54,7 +53,7 @@ async def test_an_order_waits_in_received_while_every_circuit_is_open_then_is_ch
     assert WAITING_NOTE in [n for _, _, n in await timeline(api, order["id"])]
     assert await charge_waiting(api.container.storage, api.container.payments) == 0
     breaker.record_success()  # the provider is back
-    await Worker(api.container).round()
+    await new_worker(api.container).round()
     detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert detail["state"] == "paid"
     assert detail["timeline"][-1]["cause"] == "janitor"
@@ -151,7 +150,7 @@ async def test_one_worker_round_pays_every_order_that_waited_not_just_a_batch(ap
     placed = [await place(api, VISA) for _ in range(130)]
     breaker.record_success()  # the provider is back
 
-    await Worker(api.container).round()
+    await new_worker(api.container).round()
 
     for order in placed:
         detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()

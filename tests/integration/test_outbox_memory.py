@@ -12,11 +12,10 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from orderguard.bootstrap import Container, build_app, wire
+from orderguard.bootstrap import Container, build_app, new_worker, wire
 from orderguard.domain.delivery import DeliveryState
 from orderguard.services.outbox import OutboxSupport, outbox_health
 from orderguard.testing import InMemoryStorage
-from orderguard.worker import Worker
 from tests.conftest import LOCAL_URL
 from tests.factories import key, order_body
 from tests.integration.conftest import api_settings, memory_providers
@@ -47,7 +46,7 @@ async def test_the_workers_relay_delivers_an_order_to_a_merchant_endpoint_on_mem
         endpoint, secret = await add_endpoint(memory, hook.url)
         container = wire(settings, memory, memory_providers())
         order_id = await place(container)
-        await Worker(container).round()
+        await new_worker(container).round()
     [(headers, body)] = hook.accepted
     Webhook(secret).verify(body, headers)
     document = orjson.loads(body)
@@ -72,7 +71,7 @@ async def test_a_dead_letter_on_memory_is_replayed_and_then_delivered(
         endpoint, _ = await add_endpoint(memory, hook.url)
         container = wire(settings, memory, memory_providers())
         order_id = await place(container)
-        await Worker(container).round()
+        await new_worker(container).round()
         (dead,) = await support.dead_letters()
         assert (dead.event.order_id, dead.sink, dead.last_error) == (
             order_id,
@@ -81,7 +80,7 @@ async def test_a_dead_letter_on_memory_is_replayed_and_then_delivered(
         )
         assert [h.dead_letters for h in await outbox_health(settings, memory)] == [1]
         assert await support.replay_dead() == 1
-        await Worker(container).round()
+        await new_worker(container).round()
     assert hook.calls == 2 and len(hook.accepted) == 1
     assert await support.dead_letters() == []
     attempts = (await support.event(dead.event.id)).attempts

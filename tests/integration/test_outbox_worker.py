@@ -9,8 +9,7 @@ from email.message import EmailMessage
 import httpx
 import pytest
 
-from orderguard.bootstrap import build_app, wire
-from orderguard.worker import Worker
+from orderguard.bootstrap import build_app, new_worker, wire
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 from tests.integration.conftest import api_settings, memory_providers
@@ -51,7 +50,7 @@ async def test_the_worker_emails_each_shopper_in_their_language_with_their_links
                 answer = await client.post("/v1/orders", json=body, headers={**key(), **headers})
                 assert answer.status_code == 201, answer.text
                 placed[name] = answer.json()
-        await Worker(container).round()
+        await new_worker(container).round()
         await asyncio.sleep(0.2)
         messages = box.received()
     await storage.close()
@@ -82,7 +81,7 @@ async def test_a_bad_smtp_url_stops_only_the_relay_with_a_clear_error(
 ) -> None:
     storage = await open_storage(sqlite_url)
     container = wire(api_settings(smtp_url="mail.example:25"), storage, memory_providers())
-    worker = Worker(container)
+    worker = new_worker(container)
     await worker.round()
     await worker.round()
     await storage.close()

@@ -9,9 +9,9 @@ the new method stored as "payment waiting"; the waiting queue charges only order
 
 from __future__ import annotations
 
+from orderguard.bootstrap import new_worker
 from orderguard.services.payments import WAITING_NOTE
 from orderguard.services.waiting import charge_waiting
-from orderguard.worker import Worker
 from tests.factories import key
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import DECLINED, VISA, charges, place, timeline
@@ -42,7 +42,7 @@ async def test_a_pay_again_during_an_outage_is_refused_for_now_then_paid_when_se
     breaker.record_success()  # the provider is back
     # the waiting duty has nothing of this order to charge: the shopper did not agree to it
     assert await charge_waiting(api.container.storage, api.container.payments) == 0
-    await Worker(api.container).round()
+    await new_worker(api.container).round()
     still = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert (still["state"], len(still["payment_attempts"])) == ("payment_failed", 1)
     assert charges(api.provider, order["id"]) == []
@@ -73,7 +73,7 @@ async def test_a_waiting_order_paid_again_during_an_outage_still_waits_to_be_cha
     )
     assert (again.status_code, again.json()["state"]) == (201, "received")
     breaker.record_success()
-    await Worker(api.container).round()
+    await new_worker(api.container).round()
     detail = (await api.client.get(f"/v1/orders/{order['id']}")).json()
     assert detail["state"] == "paid"
     assert len(charges(api.provider, order["id"])) == 1

@@ -14,7 +14,9 @@ import pytest
 from orderguard.domain.order import Order
 from orderguard.providers.base import PaymentOutcome, PaymentResult, ProviderOutcomeUnknown
 from orderguard.services import settling
+from orderguard.services.clock import Clock, system_clock
 from orderguard.services.inbound_webhooks import WebhookInbox
+from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage.ports import WebhookRecord
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import THREE_DS, VISA, place
@@ -209,9 +211,14 @@ async def test_a_failed_processing_is_recorded_and_retried_later(
     assert (await detail(api, order["id"]))["state"] == "action_required"
 
     c = api.container
-    assert await WebhookInbox(c.storage, c.payments, c.recheck).process_due(owner="w") == 0
+
+    def inbox_at(clock: Clock) -> WebhookInbox:
+        events = WebhookEvents(c.storage, c.payments, c.recheck, clock=clock)
+        return WebhookInbox(c.storage, c.payments.providers, events.apply, clock=clock)
+
+    assert await inbox_at(system_clock).process_due(owner="w") == 0
     later = datetime.now(UTC) + timedelta(hours=2)
-    worker = WebhookInbox(c.storage, c.payments, c.recheck, clock=lambda: later)
+    worker = inbox_at(lambda: later)
     assert await worker.process_due(owner="w") == 1
     [done] = await inbox(api)
     assert (done.processed_at, done.last_error, done.attempts) == (later, None, 2)

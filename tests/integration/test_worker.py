@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from orderguard.bootstrap import new_worker
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order
 from orderguard.providers.base import ProviderOutcomeUnknown
-from orderguard.worker import PRUNE_EVERY_SECONDS, Worker
+from orderguard.worker import PRUNE_EVERY_SECONDS
 from tests.integration.conftest import Api
 from tests.integration.test_janitor import Clock, janitor
 from tests.integration.test_payments_api import VISA, place
 
 
 async def test_each_duty_runs_on_its_own_interval(api: Api) -> None:
-    every = {name: seconds for name, _, seconds in Worker(api.container)._duties(None)}
+    every = {name: seconds for name, _, seconds in new_worker(api.container)._duties(None)}
     assert every["sweep"] == api.container.settings.sweep_every_s == 300
     assert every["prune"] == PRUNE_EVERY_SECONDS == 3600
     assert every["janitor"] == every["heartbeat"] == api.container.settings.worker_round_s

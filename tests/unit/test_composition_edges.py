@@ -81,6 +81,31 @@ def test_a_part_does_not_import_what_wires_it_or_sits_above_it(
     assert offenders(package, forbidden) == []
 
 
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        # the inbox stores and dispatches; bootstrap gives it what applies an event
+        (
+            "services/inbound_webhooks.py",
+            (
+                "orderguard.services.webhook_events",
+                "orderguard.services.recheck",
+                "orderguard.services.payments",
+            ),
+        ),
+        # the worker calls its relay and the doctor's checks; bootstrap gives them
+        ("worker.py", ("orderguard.observability", "orderguard.outbox")),
+        # commands that only open the database get it from storage/opening.py
+        *[
+            (f"cli/{name}.py", ("orderguard.bootstrap",))
+            for name in ("common", "keys", "users", "orders", "migrate", "audit", "outbox")
+        ],
+    ],
+)
+def test_a_part_is_given_what_it_only_calls(module: str, forbidden: tuple[str, ...]) -> None:
+    assert offenders(module, forbidden) == []
+
+
 def test_the_import_reader_catches_lazy_imports_and_the_web_package_itself(
     tmp_path: Path,
 ) -> None:

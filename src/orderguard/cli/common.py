@@ -12,12 +12,12 @@ from typing import TypeVar
 
 import click
 
-from orderguard.bootstrap import open_storage
 from orderguard.cli.startup import load_settings, refuse_unsafe_production
 from orderguard.config import Settings
 from orderguard.domain.order import Order
 from orderguard.services import api_keys
 from orderguard.storage.errors import StorageError
+from orderguard.storage.opening import open_storage
 from orderguard.storage.unit_of_work import SqlStorage
 
 T = TypeVar("T")

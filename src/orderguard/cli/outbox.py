@@ -11,7 +11,6 @@ from typing import TypeVar
 
 import click
 
-from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.domain import ids
 from orderguard.domain.delivery import Delivery, WebhookEndpoint, WebhookSecret
@@ -23,6 +22,7 @@ from orderguard.services.outbox import (
     outbox_health,
 )
 from orderguard.storage.errors import StorageError
+from orderguard.storage.opening import open_storage
 from orderguard.storage.ports import UnitOfWorkFactory
 
 T = TypeVar("T")

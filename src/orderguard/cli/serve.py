@@ -85,8 +85,7 @@ def worker() -> None:
     """Run the background worker: janitor, waiting charges, expiries (until SIGTERM)."""
     import signal
 
-    from orderguard.bootstrap import open_sql
-    from orderguard.worker import Worker
+    from orderguard.bootstrap import new_worker, open_sql
 
     settings = common.settings()
     common.checked_for_production(settings)
@@ -98,7 +97,7 @@ def worker() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await Worker(container).run(stop)
+            await new_worker(container).run(stop)
         finally:
             await container.close()
 

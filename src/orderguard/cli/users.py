@@ -10,10 +10,10 @@ from typing import TypeVar
 
 import click
 
-from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.services.console_users import ConsoleUsers, InvalidUser, Role, UserExists, policy
 from orderguard.storage.errors import StorageError
+from orderguard.storage.opening import open_storage
 from orderguard.storage.ports import ConsoleUser
 
 T = TypeVar("T")

@@ -6,12 +6,16 @@ is applied yet. ``process`` applies a stored event after the answer was sent; a 
 is recorded with its error and a backoff, and ``process_due`` (run by the worker) takes
 such events up again under a lease. A stored event is parsed without re-verifying it:
 it was verified on arrival and may be older than the signature tolerance by now.
+
+What an event does to its order is not decided here: the inbox is given an
+:data:`ApplyEvent` by the composition root (``bootstrap.py`` gives
+``WebhookEvents.apply``), so it stores and dispatches without knowing the services that act.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,10 +24,7 @@ from orderguard.domain.errors import InvalidWebhookSignature, UnknownWebhookProv
 from orderguard.domain.ids import new_id
 from orderguard.providers.base import InvalidWebhook, PaymentProvider, WebhookEvent
 from orderguard.services.clock import Clock, system_clock
-from orderguard.services.payments import Payments
-from orderguard.services.providers import UnknownProvider
-from orderguard.services.recheck import Recheck
-from orderguard.services.webhook_events import WebhookEvents
+from orderguard.services.providers import Providers, UnknownProvider
 from orderguard.storage.ports import UnitOfWorkFactory, WebhookRecord
 
 log = logging.getLogger("orderguard.webhooks")
@@ -34,6 +35,9 @@ LEASE = timedelta(seconds=60)
 HANDOFF = timedelta(seconds=30)
 #: Request headers never stored with an event.
 _SECRET_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+#: Applies one decoded event from the named provider to its order; returns the order's id
+#: (``None`` when the event concerns no order of ours) or raises to have it retried.
+ApplyEvent = Callable[[str, WebhookEvent], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +55,15 @@ class WebhookInbox:
     def __init__(
         self,
         storage: UnitOfWorkFactory,
-        payments: Payments,
-        recheck: Recheck,
+        providers: Providers,
+        apply: ApplyEvent,
         *,
         clock: Clock = system_clock,
     ) -> None:
         self._storage = storage
-        self._providers = payments.providers
+        self._providers = providers
         self._clock = clock
-        self._events = WebhookEvents(storage, payments, recheck, clock=clock)
+        self._apply = apply
         #: Deliveries refused because their signature or timestamp did not verify.
         self.rejected = 0
 
@@ -108,7 +112,7 @@ class WebhookInbox:
     async def _process(self, record: WebhookRecord) -> bool:
         try:
             event = self._provider(record.provider).decode_webhook(record.body)
-            order_id = await self._events.apply(record.provider, event)
+            order_id = await self._apply(record.provider, event)
         except Exception as exc:
             await self._failed(record, exc)
             return False

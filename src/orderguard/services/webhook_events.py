@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Protocol
 
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.events import Cause
@@ -30,12 +31,20 @@ from orderguard.providers.base import (
 )
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of, record_refund_failure
-from orderguard.services.recheck import Recheck
 from orderguard.services.settling import Answered, mutate, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.webhooks")
 _CAUSE = Cause.WEBHOOK
+
+
+class AsksAboutOrder(Protocol):
+    """Asks the provider about an order and applies its answer (``services.recheck``'s
+    ``Recheck``, given by the composition root: the events need no more of it)."""
+
+    async def order(self, order_id: str, *, cause: Cause) -> object:
+        """Recheck ``order_id`` now."""
+        ...
 
 
 class WebhookEvents:
@@ -45,7 +54,7 @@ class WebhookEvents:
         self,
         storage: UnitOfWorkFactory,
         payments: Payments,
-        recheck: Recheck,
+        recheck: AsksAboutOrder,
         *,
         clock: Clock = system_clock,
     ) -> None:
