@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.reconcile.mapping import MappingError, load_mapping
 from orderguard.reconcile.sources import SourceError, open_source, prepare, sniff_encoding
 
@@ -26,7 +27,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
 def test_auto_recognises_each_report_by_its_header(
     file: str, layout: str, encoding: str, header_line: int, direct: bool
 ) -> None:
-    source = open_source(FIXTURES / file)
+    source = open_source(FIXTURES / file, formats=FORMATS)
     assert (source.layout.name, source.encoding, source.header_line, source.direct) == (
         layout,
         encoding,
@@ -37,7 +38,9 @@ def test_auto_recognises_each_report_by_its_header(
 
 def test_a_mapped_csv_with_a_bom_and_semicolons_is_recognised() -> None:
     source = open_source(
-        FIXTURES / "generic.csv", mapping=load_mapping(FIXTURES / "generic_mapping.toml")
+        FIXTURES / "generic.csv",
+        mapping=load_mapping(FIXTURES / "generic_mapping.toml"),
+        formats=FORMATS,
     )
     assert (source.layout.name, source.layout.provider) == ("csv", "acme")
     assert (source.encoding, source.delimiter, source.header[0]) == ("utf-8-sig", ";", "Txn")
@@ -45,14 +48,14 @@ def test_a_mapped_csv_with_a_bom_and_semicolons_is_recognised() -> None:
 
 def test_a_named_format_refuses_another_providers_report() -> None:
     with pytest.raises(SourceError, match="line 1 is not the header of a paypal report"):
-        open_source(FIXTURES / "adyen_settlement.csv", wanted="paypal")
+        open_source(FIXTURES / "adyen_settlement.csv", wanted="paypal", formats=FORMATS)
 
 
 def test_an_empty_file_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     with pytest.raises(SourceError, match="the file is empty"):
-        open_source(empty)
+        open_source(empty, formats=FORMATS)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +74,7 @@ def test_the_encoding_is_sniffed(data: bytes, encoding: str) -> None:
 def test_a_wechat_bill_saved_as_gbk_is_read(tmp_path: Path) -> None:
     gbk = tmp_path / "wechat-gbk.csv"
     gbk.write_bytes((FIXTURES / "wechatpay_trade.csv").read_text().encode("gbk"))
-    source = open_source(gbk)
+    source = open_source(gbk, formats=FORMATS)
     assert (source.layout.name, source.encoding) == ("wechatpay", "gb18030")
     out = tmp_path / "prepared.csv"
     assert prepare(source, out) == []
@@ -81,7 +84,7 @@ def test_a_wechat_bill_saved_as_gbk_is_read(tmp_path: Path) -> None:
 
 
 def test_paypal_keeps_only_its_sb_rows_with_their_line_numbers(tmp_path: Path) -> None:
-    source = open_source(FIXTURES / "paypal_stl.csv")
+    source = open_source(FIXTURES / "paypal_stl.csv", formats=FORMATS)
     out = tmp_path / "prepared.csv"
     assert prepare(source, out) == []
     numbers = [line.split(",", 1)[0] for line in out.read_text().splitlines()[1:]]
