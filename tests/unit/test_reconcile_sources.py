@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
+from orderguard.providers.settlement import SettlementFormat, first
+from orderguard.reconcile import formats
 from orderguard.reconcile.mapping import MappingError, load_mapping
 from orderguard.reconcile.sources import SourceError, open_source, prepare, sniff_encoding
 
@@ -108,3 +110,28 @@ def test_a_bad_mapping_says_what_is_wrong(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(MappingError, match=message):
         load_mapping(path)
+
+
+def test_reconcile_alone_knows_only_its_own_formats() -> None:
+    """The registered providers' formats come from the composition's table."""
+    assert "stripe" not in formats.names(formats.OWN)
+    with pytest.raises(SourceError, match="line 1 is not the header of any known report"):
+        open_source(FIXTURES / "stripe_itemized.csv")
+
+
+def test_a_declared_format_maps_only_to_kinds_reconcile_knows() -> None:
+    declared = SettlementFormat(
+        name="acme",
+        provider="acme",
+        signature=frozenset({"id", "type"}),
+        ref=first("id"),
+        order_ref=first("order"),
+        kind=first("type"),
+        kinds={"gift": ("present",)},
+        credit=first("amount"),
+        fees=(),
+        currency=first("currency"),
+        at=first("at"),
+    )
+    with pytest.raises(ValueError, match="format acme: unknown kinds \\['gift'\\]"):
+        formats.table([declared])
