@@ -16,7 +16,7 @@ from orderguard.config import Settings
 from orderguard.container import Container
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.observability.instrumented import InstrumentedProvider, ObservedBreaker
-from orderguard.providers import registry
+from orderguard.providers import labs, registry
 from orderguard.providers.plugin import AccountProvider
 from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
 from orderguard.providers.resilience import RetryingProvider
@@ -148,7 +148,7 @@ def configured_providers(settings: Settings, resources: ExitStack) -> Providers:
     chosen = registry.configured(settings)
     if not registry.has_real_account(settings):
         secret = sandbox_webhook_secret()
-        account = registry.start_sandbox(settings, resources, secret, settings.public_url)
+        account = labs.start_sandbox(settings, resources, secret, settings.public_url)
         chosen.insert(0, (registry.plugin(account.provider), account))
     slots = [slot(settings, p.build(a, timeout), p.profile) for p, a in chosen]
     return Providers(slots)

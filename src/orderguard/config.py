@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from orderguard.domain.countries import NotACountry, country_code
-from orderguard.providers.registry import ProviderSettings
+from orderguard.providers.settings import ProviderSettings
 
 #: Deliberate defects ``planted_defect`` can switch on, to prove that the demo's checker
 #: fails: each is wired around a part of the service by ``demo/defects.py`` (its registry,
@@ -91,7 +91,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class Settings(ProviderSettings):
     """Everything orderguard can be told; each field is ``ORDERGUARD_<NAME>`` in the env
-    (each provider's own settings come from its package, through the registry)."""
+    (each provider's own settings come from its package, through ``providers/settings.py``)."""
 
     #: ``development`` (default) or ``production``: see ``MODES``.
     env: str = "development"

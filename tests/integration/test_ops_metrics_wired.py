@@ -14,6 +14,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from orderguard.bootstrap import build_app, wire
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.config import Settings
 from orderguard.outbox.configured import build_relay
 from orderguard.reconcile.apply import apply
@@ -58,7 +59,7 @@ def named(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], floa
 async def apply_report(sql: SqlStorage, report: Path, work: Path) -> None:
     """``orderguard reconcile --apply`` of ``report`` (through its API)."""
     work.mkdir()
-    request = Request([report], options=EngineOptions(provider="memory"))
+    request = Request([report], options=EngineOptions(provider="memory"), formats=FORMATS)
     engine, outcome = await reconcile(sql, request, work)
     try:
         await apply(sql, engine, outcome)

@@ -12,6 +12,7 @@ import pytest
 
 from orderguard.api.app import create_app
 from orderguard.bootstrap import wire
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.reconcile.apply import Applied, apply
 from orderguard.reconcile.engine import EngineOptions
@@ -70,7 +71,7 @@ async def report_with_orphan(api: Api, tmp_path: Path) -> tuple[Path, str, str]:
 async def run_apply(api: Api, files: list[Path], work: Path) -> Applied:
     work.mkdir()
     storage = storage_of(api)
-    request = Request(files, options=EngineOptions(provider="memory"))
+    request = Request(files, options=EngineOptions(provider="memory"), formats=FORMATS)
     engine, outcome = await reconcile(storage, request, work)
     try:
         return await apply(storage, engine, outcome)
@@ -176,7 +177,7 @@ async def test_a_reported_charge_for_an_unconfigured_provider_waits(
     storage = storage_of(api)
     (tmp_path / "w").mkdir()
     engine, outcome = await reconcile(
-        storage, Request([FIXTURES / "adyen_settlement.csv"]), tmp_path / "w"
+        storage, Request([FIXTURES / "adyen_settlement.csv"], formats=FORMATS), tmp_path / "w"
     )
     try:
         applied = await apply(storage, engine, outcome)

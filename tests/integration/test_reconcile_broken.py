@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.reconcile.engine import Outcome
 from orderguard.reconcile.run import Request, reconcile
 from tests.conftest import open_storage
@@ -18,7 +19,7 @@ async def run(tmp_path: Path, *files: Path, ref: str = "pi_{}", currency: str = 
         await seed(storage, ref.format, currency=currency)
         work = tmp_path / "work"
         work.mkdir()
-        engine, outcome = await reconcile(storage, Request(list(files)), work)
+        engine, outcome = await reconcile(storage, Request(list(files), formats=FORMATS), work)
         engine.close()
         return outcome
     finally:
@@ -67,7 +68,7 @@ async def test_lines_after_a_rejected_line_keep_their_numbers(tmp_path: Path) ->
     storage = await open_storage(f"sqlite:///{tmp_path / 'orders.db'}")
     try:
         await seed(storage, "pi_{}".format)
-        engine, _ = await reconcile(storage, Request([bad]), tmp_path)
+        engine, _ = await reconcile(storage, Request([bad], formats=FORMATS), tmp_path)
     finally:
         await storage.close()
     refs = {

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
 from orderguard.reconcile.run import Request, reconcile
 from tests.conftest import open_storage
@@ -55,7 +56,7 @@ async def run_case(tmp_path: Path, case: Case, *, fmt: str = "auto") -> tuple[En
     try:
         await seed(storage, case.ref, currency=case.currency)
         mapping = FIXTURES / case.mapping if case.mapping else None
-        request = Request([FIXTURES / case.file], fmt, mapping)
+        request = Request([FIXTURES / case.file], fmt, mapping, formats=FORMATS)
         work = tmp_path / "work"
         work.mkdir()
         return await reconcile(storage, request, work)
@@ -131,7 +132,7 @@ async def test_a_paid_order_outside_the_reports_period_is_not_missing(tmp_path: 
             period_from=datetime(2026, 11, 3, tzinfo=UTC),
             period_to=datetime(2026, 11, 4, tzinfo=UTC),
         )
-        request = Request([FIXTURES / "stripe_itemized.csv"], options=options)
+        request = Request([FIXTURES / "stripe_itemized.csv"], options=options, formats=FORMATS)
         engine, outcome = await reconcile(storage, request, tmp_path)
         engine.close()
     finally:

@@ -1,14 +1,19 @@
 """The provider registry: one entry per provider package, and what the rest of orderguard
-reads from it (accounts and their variables, methods, live keys, credentials)."""
+reads from it (accounts and their variables, methods, live keys, credentials, settlement
+report formats); the lab registry beside it, which alone reaches a sandbox."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
+import grimp
+
 from orderguard.config import Settings, known_variables
 from orderguard.observability.redaction import redact_text
-from orderguard.providers import registry
+from orderguard.providers import labs, registry
 from orderguard.providers.profile import ProviderProfile, json_ack, plain_ack
 from orderguard.web.console.credentials import hidden
 
@@ -83,11 +88,11 @@ def test_the_public_settings_names_stay_exactly() -> None:
 
 
 def test_a_demo_process_is_pointed_at_a_sandbox_by_the_public_variables() -> None:
-    env = registry.sandbox_env("http://127.0.0.1:9", "whsec_demo_own")
+    env = labs.sandbox_env("http://127.0.0.1:9", "whsec_demo_own")
     assert env["ORDERGUARD_STRIPE_BASE_URL"] == "http://127.0.0.1:9"
     assert env["ORDERGUARD_STRIPE_WEBHOOK_SECRET"] == "whsec_demo_own"
     assert env["ORDERGUARD_STRIPE_API_KEY"].startswith("sk_test_")
-    assert registry.sandbox_route() == "stripe"
+    assert labs.sandbox_route() == "stripe"
 
 
 def test_logs_and_the_console_hide_the_registered_providers_credentials() -> None:
@@ -112,19 +117,6 @@ def test_a_reply_is_json_or_a_plain_body() -> None:
     assert stripe.reply(duplicate=False).media_type == "application/json"
 
 
-#: Files outside ``providers/`` that still name Stripe, and why. Settlement reports are file
-#: formats (``--format stripe`` is public, next to Adyen's and PayPal's, which are no
-#: providers here): their readers stay in ``reconcile/``. The demo's audit and shoppers are
-#: other engineers' files in this change; only their import lines moved here.
-STILL_NAMING = {
-    "src/orderguard/reconcile/formats.py": "settlement report format",
-    "src/orderguard/reconcile/sources.py": "settlement report format",
-    "src/orderguard/cli/reconcile.py": "settlement report format (help text)",
-    "src/orderguard/demo/audit.py": "owned by the demo's oracle work",
-    "src/orderguard/demo/shoppers.py": "owned by the demo's oracle work",
-}
-
-
 def _naming_stripe() -> set[str]:
     """``grep -rli stripe src/orderguard --include=*.py | grep -v '^src/orderguard/providers/'``."""
     root = SRC.parent
@@ -136,5 +128,63 @@ def _naming_stripe() -> set[str]:
     }
 
 
-def test_nothing_outside_providers_names_stripe_but_the_listed_files() -> None:
-    assert _naming_stripe() == set(STILL_NAMING)
+def test_nothing_outside_providers_names_stripe() -> None:
+    assert _naming_stripe() == set()
+
+
+def test_the_configuration_and_the_registry_import_no_sandbox() -> None:
+    """In a fresh interpreter: production code reads the registry, never the lab."""
+    code = (
+        "import sys, orderguard.config, orderguard.providers.registry\n"
+        "print(sorted(m for m in sys.modules if m.startswith('orderguard.providers.stripe.sandbox')"
+        " or m in ('orderguard.providers.labs', 'orderguard.providers.stripe.lab')))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"
+
+
+def _is_lab(module: str) -> bool:
+    parts = module.split(".")
+    return "sandbox" in parts or parts[-1] in ("lab", "labs")
+
+
+def test_no_provider_module_but_a_lab_reaches_a_sandbox() -> None:
+    """Counting imports inside functions: only the lab modules (``labs``, ``<provider>.lab``)
+    and the sandboxes themselves import a sandbox module."""
+    graph = grimp.build_graph("orderguard")
+    importers = {
+        importer
+        for module in graph.modules
+        if module.startswith("orderguard.providers.") and "sandbox" in module.split(".")
+        for importer in graph.find_modules_that_directly_import(module)
+        if importer.startswith("orderguard.providers")
+    }
+    assert {m for m in importers if not _is_lab(m)} == set()
+    labs_importers = graph.find_modules_that_directly_import("orderguard.providers.labs")
+    assert {m for m in labs_importers if m.startswith("orderguard.providers")} == set()
+    assert graph.find_modules_that_directly_import("orderguard.providers.stripe.lab") == {
+        "orderguard.providers.labs"
+    }
+
+
+def test_the_lab_runs_a_registered_providers_sandbox_and_the_demo_pays_with_its_cards() -> None:
+    chosen = registry.plugin(labs.lab().provider)
+    kit = registry.test_kit()
+    assert chosen.test_kit is kit
+    assert {kit.succeeds, kit.declined, kit.needs_authentication} <= set(
+        chosen.profile.test_methods
+    )
+    assert kit.minor_units(1230, "kwd") == 1230  # Stripe writes KWD in thousandths too
+    assert kit.minor_units(15000, "ISK") == 150  # ... and ISK in hundredths
+    assert kit.amount_step("KWD") == 10
+
+
+def test_the_registered_providers_bring_their_settlement_report_formats() -> None:
+    from orderguard.cli.reconcile import SETTLEMENT_FORMATS
+    from orderguard.reconcile import formats
+
+    assert [f.name for f in registry.settlement_formats()] == ["stripe", "stripe"]
+    assert formats.names(SETTLEMENT_FORMATS) == ("stripe", "adyen", "paypal", "alipay", "wechatpay")
+    assert "stripe" not in formats.names(formats.OWN)

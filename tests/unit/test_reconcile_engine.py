@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
 from orderguard.reconcile.sources import open_source
 
@@ -29,7 +30,7 @@ def test_two_attempts_with_one_reference_do_not_double_a_line(tmp_path: Path) ->
     engine = Engine(tmp_path)
     try:
         engine.load_orders(orders, attempts)
-        engine.load_report(open_source(FIXTURES / "stripe_itemized.csv"))
+        engine.load_report(open_source(FIXTURES / "stripe_itemized.csv", formats=FORMATS))
         outcome = engine.match()
     finally:
         engine.close()
@@ -46,8 +47,8 @@ def test_two_reports_are_one_reconciliation(tmp_path: Path) -> None:
     engine = Engine(tmp_path)
     try:
         engine.load_orders(orders, attempts)
-        engine.load_report(open_source(FIXTURES / "stripe_itemized.csv"))
-        engine.load_report(open_source(FIXTURES / "paypal_stl.csv"))
+        engine.load_report(open_source(FIXTURES / "stripe_itemized.csv", formats=FORMATS))
+        engine.load_report(open_source(FIXTURES / "paypal_stl.csv", formats=FORMATS))
         outcome = engine.match()
         places = {
             (r.file, r.line) for batch in engine.results(frozenset({"duplicate"})) for r in batch
@@ -74,7 +75,7 @@ def test_a_report_with_only_its_header_confirms_and_accuses_nothing(tmp_path: Pa
     engine = Engine(tmp_path)
     try:
         engine.load_orders(orders, attempts)
-        engine.load_report(open_source(header))
+        engine.load_report(open_source(header, formats=FORMATS))
         outcome = engine.match()
     finally:
         engine.close()
@@ -107,7 +108,7 @@ def reconcile(
         for number, lines in enumerate(reports):
             report = tmp_path / f"report_{number}.csv"
             report.write_text(STRIPE_HEADER + lines)
-            engine.load_report(open_source(report))
+            engine.load_report(open_source(report, formats=FORMATS))
         outcome = engine.match()
     finally:
         engine.close()
@@ -196,7 +197,7 @@ def test_orders_paid_far_from_the_reports_lines_are_not_even_held(tmp_path: Path
     engine = Engine(tmp_path)
     try:
         engine.load_orders(*paths)
-        engine.load_report(open_source(report))
+        engine.load_report(open_source(report, formats=FORMATS))
         outcome = engine.match()
         held = engine._count("SELECT count(*) FROM unconfirmed")
     finally:
@@ -230,7 +231,7 @@ def test_a_line_after_the_named_period_still_finds_its_order_by_amount(tmp_path:
     )
     try:
         engine.load_orders(*paths)
-        engine.load_report(open_source(report))
+        engine.load_report(open_source(report, formats=FORMATS))
         outcome = engine.match()
         via = [r.via for batch in engine.results(frozenset({"matched"})) for r in batch]
     finally:
@@ -247,7 +248,7 @@ def _period_of(tmp_path: Path, lines: str, orders: str, attempts: str) -> tuple[
     engine = Engine(tmp_path)
     try:
         engine.load_orders(*paths)
-        engine.load_report(open_source(report))
+        engine.load_report(open_source(report, formats=FORMATS))
         outcome = engine.match()
         missing = {
             r.order_id or ""

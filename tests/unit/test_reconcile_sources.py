@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
+from orderguard.providers.settlement import SettlementFormat, first
+from orderguard.reconcile import formats
 from orderguard.reconcile.mapping import MappingError, load_mapping
 from orderguard.reconcile.sources import SourceError, open_source, prepare, sniff_encoding
 
@@ -26,7 +29,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
 def test_auto_recognises_each_report_by_its_header(
     file: str, layout: str, encoding: str, header_line: int, direct: bool
 ) -> None:
-    source = open_source(FIXTURES / file)
+    source = open_source(FIXTURES / file, formats=FORMATS)
     assert (source.layout.name, source.encoding, source.header_line, source.direct) == (
         layout,
         encoding,
@@ -37,7 +40,9 @@ def test_auto_recognises_each_report_by_its_header(
 
 def test_a_mapped_csv_with_a_bom_and_semicolons_is_recognised() -> None:
     source = open_source(
-        FIXTURES / "generic.csv", mapping=load_mapping(FIXTURES / "generic_mapping.toml")
+        FIXTURES / "generic.csv",
+        mapping=load_mapping(FIXTURES / "generic_mapping.toml"),
+        formats=FORMATS,
     )
     assert (source.layout.name, source.layout.provider) == ("csv", "acme")
     assert (source.encoding, source.delimiter, source.header[0]) == ("utf-8-sig", ";", "Txn")
@@ -45,14 +50,14 @@ def test_a_mapped_csv_with_a_bom_and_semicolons_is_recognised() -> None:
 
 def test_a_named_format_refuses_another_providers_report() -> None:
     with pytest.raises(SourceError, match="line 1 is not the header of a paypal report"):
-        open_source(FIXTURES / "adyen_settlement.csv", wanted="paypal")
+        open_source(FIXTURES / "adyen_settlement.csv", wanted="paypal", formats=FORMATS)
 
 
 def test_an_empty_file_is_refused(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     with pytest.raises(SourceError, match="the file is empty"):
-        open_source(empty)
+        open_source(empty, formats=FORMATS)
 
 
 @pytest.mark.parametrize(
@@ -71,7 +76,7 @@ def test_the_encoding_is_sniffed(data: bytes, encoding: str) -> None:
 def test_a_wechat_bill_saved_as_gbk_is_read(tmp_path: Path) -> None:
     gbk = tmp_path / "wechat-gbk.csv"
     gbk.write_bytes((FIXTURES / "wechatpay_trade.csv").read_text().encode("gbk"))
-    source = open_source(gbk)
+    source = open_source(gbk, formats=FORMATS)
     assert (source.layout.name, source.encoding) == ("wechatpay", "gb18030")
     out = tmp_path / "prepared.csv"
     assert prepare(source, out) == []
@@ -81,7 +86,7 @@ def test_a_wechat_bill_saved_as_gbk_is_read(tmp_path: Path) -> None:
 
 
 def test_paypal_keeps_only_its_sb_rows_with_their_line_numbers(tmp_path: Path) -> None:
-    source = open_source(FIXTURES / "paypal_stl.csv")
+    source = open_source(FIXTURES / "paypal_stl.csv", formats=FORMATS)
     out = tmp_path / "prepared.csv"
     assert prepare(source, out) == []
     numbers = [line.split(",", 1)[0] for line in out.read_text().splitlines()[1:]]
@@ -105,3 +110,28 @@ def test_a_bad_mapping_says_what_is_wrong(tmp_path: Path, text: str, message: st
     path.write_text(text)
     with pytest.raises(MappingError, match=message):
         load_mapping(path)
+
+
+def test_reconcile_alone_knows_only_its_own_formats() -> None:
+    """The registered providers' formats come from the composition's table."""
+    assert "stripe" not in formats.names(formats.OWN)
+    with pytest.raises(SourceError, match="line 1 is not the header of any known report"):
+        open_source(FIXTURES / "stripe_itemized.csv")
+
+
+def test_a_declared_format_maps_only_to_kinds_reconcile_knows() -> None:
+    declared = SettlementFormat(
+        name="acme",
+        provider="acme",
+        signature=frozenset({"id", "type"}),
+        ref=first("id"),
+        order_ref=first("order"),
+        kind=first("type"),
+        kinds={"gift": ("present",)},
+        credit=first("amount"),
+        fees=(),
+        currency=first("currency"),
+        at=first("at"),
+    )
+    with pytest.raises(ValueError, match="format acme: unknown kinds \\['gift'\\]"):
+        formats.table([declared])

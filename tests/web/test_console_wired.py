@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.domain.delivery import DeliveryState
 from orderguard.outbox.configured import build_relay
 from orderguard.reconcile.apply import Applied, apply
@@ -59,7 +60,7 @@ def rows(html: str, marker: str) -> list[str]:
 async def applied(storage: SqlStorage, report: Path, work: Path) -> Applied:
     """``orderguard reconcile --apply`` of ``report`` (its API)."""
     work.mkdir()
-    request = Request([report], options=EngineOptions(provider="memory"))
+    request = Request([report], options=EngineOptions(provider="memory"), formats=FORMATS)
     engine, outcome = await reconcile(storage, request, work)
     try:
         return await apply(storage, engine, outcome)

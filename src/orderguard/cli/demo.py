@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from orderguard.config import PLANTED_DEFECTS
-from orderguard.providers import registry
+from orderguard.providers import labs
 
 
 @click.command()
@@ -92,8 +92,7 @@ def demo(
 
 @click.command(
     "sandbox-provider",
-    help=f"Run the {registry.sandbox_plugin().title}-compatible sandbox provider "
-    "(test keys: any sk_test_...).",
+    help=f"Run the {labs.lab().title}-compatible sandbox provider (test keys: any sk_test_...).",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8100, show_default=True, type=int)
@@ -122,7 +121,7 @@ def demo(
     "--webhook-secret",
     default=None,
     help="What webhooks are signed with; give orderguard the same one in "
-    f"{registry.sandbox_secret_variable()}. Default: a fresh random secret, printed at start.",
+    f"{labs.sandbox_secret_variable()}. Default: a fresh random secret, printed at start.",
 )
 def sandbox_provider(
     host: str,
@@ -138,4 +137,4 @@ def sandbox_provider(
     if webhook_secret is None:
         webhook_secret = sandbox_webhook_secret()
         click.echo(f"sandbox-provider: webhooks are signed with {webhook_secret}", err=True)
-    registry.serve_sandbox(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+    labs.serve_sandbox(host, port, faults, seed, db_path, webhook_url, webhook_secret)

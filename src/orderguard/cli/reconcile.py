@@ -12,9 +12,10 @@ from rich.console import Console
 
 from orderguard.bootstrap import open_storage
 from orderguard.config import ConfigError, Settings
+from orderguard.providers import registry
+from orderguard.reconcile import formats
 from orderguard.reconcile.apply import apply
 from orderguard.reconcile.engine import EngineOptions
-from orderguard.reconcile.formats import NAMES
 from orderguard.reconcile.mapping import MappingError
 from orderguard.reconcile.messages import LOCALES
 from orderguard.reconcile.report import (
@@ -26,6 +27,12 @@ from orderguard.reconcile.report import (
 from orderguard.reconcile.run import Request
 from orderguard.reconcile.run import reconcile as run_reconcile
 from orderguard.storage.errors import StorageError
+
+#: Every settlement report format ``--format`` takes: those the registered providers
+#: publish, then reconcile's own (reports of providers orderguard has no package for).
+SETTLEMENT_FORMATS = formats.table(registry.settlement_formats())
+#: Whose reports those are, as people write them (the command's help).
+_TITLES = [p.title for p in registry.PLUGINS if p.settlement_formats] + list(formats.OWN_TITLES)
 
 
 def _day(value: str | None, *, end: bool = False) -> datetime | None:
@@ -40,12 +47,16 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@click.command()
+@click.command(help=f"Reconcile provider settlement reports ({', '.join(_TITLES)}, CSV).")
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option(
-    "--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", *NAMES, "csv"])
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", *formats.names(SETTLEMENT_FORMATS), "csv"]),
 )
 @click.option(
     "--mapping",
@@ -90,7 +101,7 @@ def reconcile(
     do_apply: bool,
     locale: str,
 ) -> None:
-    """Reconcile provider settlement reports (Stripe, Adyen, PayPal, Alipay, WeChat Pay, CSV)."""
+    """Reconcile provider settlement reports (the help names their formats)."""
     if fmt == "csv" and mapping is None:
         raise click.UsageError("--format csv needs --mapping FILE")
     options = EngineOptions(
@@ -99,7 +110,7 @@ def reconcile(
         window_days=window_days,
         provider=provider,
     )
-    request = Request(list(files), fmt, mapping, options)
+    request = Request(list(files), fmt, mapping, options, SETTLEMENT_FORMATS)
     console = Console(soft_wrap=True)
     try:
         settings = Settings.load()

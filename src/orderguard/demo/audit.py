@@ -58,7 +58,7 @@ from typing import Any
 from orderguard.demo import told
 from orderguard.demo.shoppers import Checkout, RefundAsk, ShopperStats
 from orderguard.domain.money import Money
-from orderguard.providers.stripe.currencies import from_stripe
+from orderguard.providers import registry
 from orderguard.storage.database import Database, must_datetime, transaction
 
 #: States after which nothing more happens to an order without someone acting.
@@ -105,8 +105,8 @@ _OF_THE_RUN = "(o.merchant_reference LIKE :prefix OR o.customer_email LIKE :mail
 
 
 def minor_units(amount: int, currency: str) -> int:
-    """A ledger amount (Stripe's units) in the currency's ISO 4217 minor units."""
-    return from_stripe(amount, currency.upper())
+    """A ledger amount (the provider's units) in the currency's ISO 4217 minor units."""
+    return registry.test_kit().minor_units(amount, currency)
 
 
 @dataclass

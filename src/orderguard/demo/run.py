@@ -27,7 +27,7 @@ from orderguard.api.server import free_port
 from orderguard.demo import audit, report, stack
 from orderguard.demo.shoppers import REFUND_SHARE, Checkout, ShopperSimulator, ShopperStats
 from orderguard.domain.schedule import RecheckSchedule
-from orderguard.providers import registry
+from orderguard.providers import labs
 from orderguard.storage.connect import connect
 
 #: The storm, with held answers and outages shortened so a run takes a minute or two.
@@ -134,7 +134,7 @@ async def _run(options: DemoOptions, seed: int, work: Path, console: Console) ->
     procs: list[stack.Proc] = []
     try:
         # both start at once (each knows the other's address beforehand)
-        webhook_url = f"{base}/v1/webhooks/{registry.sandbox_route()}"
+        webhook_url = f"{base}/v1/webhooks/{labs.sandbox_route()}"
         box, sandbox_url = stack.sandbox(
             work, profile=profile, seed=seed, webhook_url=webhook_url, wait=False
         )

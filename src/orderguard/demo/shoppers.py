@@ -50,7 +50,7 @@ from typing import Any
 
 import httpx
 
-from orderguard.providers.stripe.testcards import DECLINED, NEEDS_AUTHENTICATION, SUCCEEDS
+from orderguard.providers import registry
 
 #: Behaviours and their weights.
 BEHAVIOURS: dict[str, int] = {
@@ -62,6 +62,11 @@ BEHAVIOURS: dict[str, int] = {
     "3ds_abandoned": 5,
     "closed_tab": 12,
 }
+#: The sandbox's test payment methods the shoppers pay with: a card that pays, one that is
+#: declined, one that needs 3-D Secure.
+SUCCEEDS = registry.test_kit().succeeds
+DECLINED = registry.test_kit().declined
+NEEDS_AUTHENTICATION = registry.test_kit().needs_authentication
 #: Order states in which the payment's outcome is still being found out.
 BEING_FOUND_OUT = frozenset({"received", "payment_pending", "payment_unknown"})
 #: Order states in which the shopper has paid.
@@ -270,7 +275,7 @@ def order_body(
     """A checkout's ``POST /v1/orders`` body (``reference`` sent as merchant reference only
     ``with_reference``; it names the checkout in the shopper's email either way)."""
     currency, country, city, postal, line1, phone = _CARTS[index % len(_CARTS)]
-    step = 10 if currency == "KWD" else 1  # Stripe charges 3-decimal amounts ending in 0
+    step = registry.test_kit().amount_step(currency)  # KWD: 3-decimal amounts ending in 0
     return {
         "merchant_reference": reference if with_reference else None,
         "currency": currency,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from orderguard.api.server import free_port
-from orderguard.providers import registry
+from orderguard.providers import labs
 
 WEBHOOK_SECRET = "whsec_demo"
 
@@ -32,7 +32,7 @@ class StackError(Exception):
 def clean_env(**settings: str) -> dict[str, str]:
     """The caller's environment without ``ORDERGUARD_*``, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
-    for name in registry.sandbox_variables():  # test-only: the sandbox records its answers
+    for name in labs.sandbox_variables():  # test-only: the sandbox records its answers
         if name in os.environ:
             env[name] = os.environ[name]
     env["PYTHONUNBUFFERED"] = "1"
@@ -136,7 +136,7 @@ def service_env(
     """Settings of an API or worker process charging at the sandbox."""
     return clean_env(
         ORDERGUARD_DATABASE_URL=database_url,
-        **registry.sandbox_env(sandbox_url, WEBHOOK_SECRET),
+        **labs.sandbox_env(sandbox_url, WEBHOOK_SECRET),
         ORDERGUARD_PUBLIC_URL=public_url,
         **extra,
     )

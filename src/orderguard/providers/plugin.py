@@ -1,16 +1,17 @@
 """What a provider package gives the registry: how to read its accounts from the settings,
-build an adapter for one, start its sandbox, and what the rest of orderguard must know of
-it (profile, live keys, credential shapes for redaction)."""
+build an adapter for one, and what the rest of orderguard must know of it (profile, live
+keys, credential shapes for redaction, settlement report formats). Its sandbox is not here
+but in its lab (:mod:`.lab`), so that the registry never reaches a sandbox."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orderguard.providers.base import PaymentProvider
 from orderguard.providers.profile import ProviderProfile
+from orderguard.providers.settlement import SettlementFormat
 
 
 class AccountProvider(PaymentProvider, Protocol):
@@ -42,9 +43,26 @@ class Account:
         return f"{self.variables}_{suffix}"
 
 
-#: Start the provider's sandbox for development: (settings, resources, webhook secret,
-#: webhook URL) -> the account charging at it; the sandbox stops with ``resources``.
-StartSandbox = Callable[[Any, ExitStack, str, str], Account]
+@dataclass(frozen=True, slots=True)
+class TestKit:
+    """What a simulated shopper and an auditor of a test ledger know of the provider: its
+    test payment methods by what they do, and its units. (No sandbox: the in-memory fake,
+    the sandbox and the shopper's page all understand these methods.)"""
+
+    __test__ = False  # not a test class, whatever pytest makes of its name
+
+    #: A test payment method charged at once.
+    succeeds: str
+    #: One declined by the issuer.
+    declined: str
+    #: One that needs 3-D Secure: waits until the shopper approves or refuses.
+    needs_authentication: str
+    #: An amount in the provider's units (its ledger's) -> ISO 4217 minor units, given the
+    #: currency.
+    minor_units: Callable[[int, str], int]
+    #: The step (ISO 4217 minor units) every amount it charges in a currency is a whole
+    #: multiple of.
+    amount_step: Callable[[str], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +83,6 @@ class ProviderPlugin:
     is_live_key: Callable[[str], bool]
     #: What production asks for instead of a test key (``its live key (sk_live_...) at ...``).
     live_key_hint: str
-    #: Its sandbox, started in development when no account of any provider has a key.
-    sandbox: StartSandbox | None = None
-    #: The test key its sandbox accepts (given to processes that charge at a sandbox).
-    sandbox_key: str = ""
-    #: Serve its sandbox until interrupted (``orderguard sandbox-provider``): host, port,
-    #: fault profile, seed, ledger path, webhook URL (or ``None``), webhook secret.
-    serve_sandbox: Callable[[str, int, str, int, str, str | None, str], None] | None = None
-    #: Environment variables its sandbox reads, passed on to a sandbox process (test hooks).
-    sandbox_variables: tuple[str, ...] = ()
     #: Regular expressions of its credentials (keys, webhook secrets, client secrets),
     #: taken out of logs, and substrings one of which each needs to match (a quick test).
     credentials: tuple[str, ...] = ()
@@ -85,3 +94,7 @@ class ProviderPlugin:
     signature_headers: tuple[str, ...] = ()
     #: Its SDK's loggers, too chatty at INFO.
     loggers: tuple[str, ...] = ()
+    #: The settlement report formats it publishes (``orderguard reconcile --format NAME``).
+    settlement_formats: tuple[SettlementFormat, ...] = ()
+    #: Its test payment methods by behaviour and its units (the demo's shoppers and audit).
+    test_kit: TestKit | None = None

@@ -1,29 +1,24 @@
 """Every provider package orderguard knows, and what the rest of it asks about them.
 
-Adding a provider is its package under ``providers/``, its plug-in in :data:`PLUGINS` and
-its settings among :class:`ProviderSettings`' bases (see ``docs/adding-a-provider.md``).
-Nothing outside ``providers/`` names a provider: configuration, wiring, production's
-refusals, ``doctor``, log redaction and the console read it here.
+Adding a provider is its package under ``providers/``, its plug-in in :data:`PLUGINS`, its
+settings among the bases of :class:`~.settings.ProviderSettings` and, when it has a sandbox,
+its lab in :data:`~.labs.LABS` (see ``docs/adding-a-provider.md``). Nothing outside
+``providers/`` names a provider: wiring, production's refusals, ``doctor``, log redaction,
+the console and the settlement report formats read it here. Nothing here imports a sandbox
+(:mod:`.labs` does).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
-from orderguard.providers.plugin import Account, ProviderPlugin
+from orderguard.providers.plugin import Account, ProviderPlugin, TestKit
+from orderguard.providers.settlement import SettlementFormat
 from orderguard.providers.stripe.plugin import PLUGIN as STRIPE
-from orderguard.providers.stripe.settings import StripeSettings
 
-#: The registered providers; the first with a sandbox runs it in development.
+#: The registered providers.
 PLUGINS: tuple[ProviderPlugin, ...] = (STRIPE,)
-
-
-@dataclass(frozen=True)
-class ProviderSettings(StripeSettings):
-    """Every registered provider's settings (``orderguard.config.Settings`` extends it)."""
 
 
 def plugin(name: str) -> ProviderPlugin:
@@ -53,19 +48,6 @@ def has_real_account(settings: Any) -> bool:
 def main_account(settings: Any) -> Account:
     """The first registered provider's main account (named in what production asks for)."""
     return next(a for _, a in accounts(settings) if a.primary)
-
-
-def sandbox_plugin() -> ProviderPlugin:
-    """The provider whose sandbox runs in development when no account has a key."""
-    return next(p for p in PLUGINS if p.sandbox is not None)
-
-
-def start_sandbox(settings: Any, resources: ExitStack, secret: str, public_url: str) -> Account:
-    """Start the development sandbox; its webhooks go to ``public_url``'s route for it."""
-    chosen = sandbox_plugin()
-    assert chosen.sandbox is not None
-    url = public_url.rstrip("/") + "/v1/webhooks/sandbox"
-    return chosen.sandbox(settings, resources, secret, url)
 
 
 def is_live_key(account: Account) -> bool:
@@ -105,39 +87,12 @@ def loggers() -> tuple[str, ...]:
     return tuple(name for p in PLUGINS for name in p.loggers)
 
 
-def sandbox_env(base_url: str, webhook_secret: str) -> dict[str, str]:
-    """The environment that points the sandbox provider's main account at a sandbox
-    running at ``base_url`` (a process of its own, as the demo runs it)."""
-    chosen = sandbox_plugin()
-    main = next(a for a in chosen.accounts(ProviderSettings()) if a.primary)
-    assert chosen.sandbox is not None
-    return {
-        main.variable("API_KEY"): chosen.sandbox_key,
-        main.variable("BASE_URL"): base_url,
-        main.variable("WEBHOOK_SECRET"): webhook_secret,
-    }
+def settlement_formats() -> tuple[SettlementFormat, ...]:
+    """The settlement report formats the registered providers bring (``reconcile --format``)."""
+    return tuple(f for p in PLUGINS for f in p.settlement_formats)
 
 
-def sandbox_secret_variable() -> str:
-    """The variable that gives the sandbox provider's main account its webhook secret."""
-    chosen = sandbox_plugin()
-    main = next(a for a in chosen.accounts(ProviderSettings()) if a.primary)
-    return main.variable("WEBHOOK_SECRET")
-
-
-def serve_sandbox(*args: Any) -> None:
-    """Serve the sandbox provider as a process (see :attr:`ProviderPlugin.serve_sandbox`)."""
-    serve = sandbox_plugin().serve_sandbox
-    assert serve is not None, "a provider with a sandbox serves it"
-    serve(*args)
-
-
-def sandbox_variables() -> tuple[str, ...]:
-    """Environment variables a sandbox process reads (test hooks passed on to it)."""
-    return sandbox_plugin().sandbox_variables
-
-
-def sandbox_route() -> str:
-    """The webhook route's last part for the sandbox provider's main account."""
-    chosen = sandbox_plugin()
-    return next(a.name for a in chosen.accounts(ProviderSettings()) if a.primary)
+def test_kit() -> TestKit:
+    """The test payment methods and units of the first registered provider that declares
+    them (the one whose sandbox the demo runs: ``providers/labs.py`` lists it first)."""
+    return next(p.test_kit for p in PLUGINS if p.test_kit is not None)

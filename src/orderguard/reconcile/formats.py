@@ -1,17 +1,15 @@
-"""How each provider's settlement report maps onto one settlement line.
+"""How each settlement report format maps onto one settlement line.
 
 A layout turns the report's columns (read as text) into SQL expressions for the line's
 reference, order reference, kind, credit and debit amounts, fee, currency and time. The
 engine parses amounts, currencies and times the same way for every format.
 
+The formats of the registered payment providers are declared by their packages (as data:
+:class:`DeclaredFormat`) and passed in by the composition (``cli/reconcile.py``, through
+:func:`table`); :data:`OWN` are the reports of providers orderguard has no package for.
+
 Sources, from each provider's published description of the report:
 
-- Stripe balance transactions export and itemized reports (``balance_change_from_activity``
-  and ``payout_reconciliation.itemized``: balance_transaction_id, created_utc, currency,
-  gross, fee, net, reporting_category, source_id, charge_id, payment_intent_id,
-  ``payment_metadata[KEY]``): https://docs.stripe.com/reports/payout-reconciliation.md,
-  https://docs.stripe.com/reports/balance, https://pastebin.com/B928d03g (report columns),
-  https://stripe.dev/stripe-java/com/stripe/model/BalanceTransaction.html (gross/fee/net).
 - Adyen Settlement details report (Psp Reference, Merchant Reference, Type, Gross Currency,
   Gross Debit/Credit (GC), Net Currency, Net Debit/Credit (NC), Commission (NC), Markup
   (NC), Scheme Fees (NC), Interchange (NC)):
@@ -30,8 +28,9 @@ Sources, from each provider's published description of the report:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from orderguard.reconcile import categories as c
 
@@ -122,60 +121,6 @@ class Layout:
     #: The provider documents its report as UTF-8: other bytes are errors, not GBK.
     utf8_only: bool = True
     extra: dict[str, str] = field(default_factory=dict)
-
-
-def _stripe_balance(cols: Columns) -> Projection:
-    """Stripe balance transactions export (Dashboard CSV: id, Type, Source, Amount, Fee,
-    Net, Currency, Created (UTC), metadata as ``KEY (metadata)``); see
-    https://docs.stripe.com/reports/balance and
-    https://stripe.dev/stripe-java/com/stripe/model/BalanceTransaction.html."""
-    kind = cols.first("Type")
-    return {
-        "ref": cols.any_of("payment_intent_id", "Payment Intent ID", "Source", "source_id"),
-        "order_ref": cols.any_of("order_id (metadata)", "payment_metadata[order_id]"),
-        "kind": kind_case(kind, _STRIPE_TYPES),
-        "credit": cols.first("Amount"),
-        "debit": "NULL",
-        "fee": [cols.first("Fee")],
-        "currency": cols.first("Currency"),
-        "at": cols.first("Created (UTC)", "Created"),
-    }
-
-
-_STRIPE_TYPES = {
-    c.CHARGE_KIND: ("charge", "payment"),
-    c.REFUND_KIND: ("refund", "payment_refund"),
-    c.CHARGEBACK_KIND: ("dispute", "dispute_reversal", "adjustment"),
-    c.FEE_KIND: ("stripe_fee", "application_fee", "tax_fee", "fee"),
-    c.PAYOUT_KIND: ("payout",),
-}
-
-
-def _stripe_itemized(cols: Columns) -> Projection:
-    """Stripe itemized reports (payout reconciliation, balance change from activity); see
-    https://docs.stripe.com/reports/payout-reconciliation.md and the report columns in
-    https://pastebin.com/B928d03g (``balance_change_from_activity.itemized.3``)."""
-    return {
-        "ref": cols.any_of("payment_intent_id", "charge_id", "source_id"),
-        "order_ref": cols.any_of(
-            "payment_metadata[order_id]", "payment_metadata[orderguard_order]"
-        ),
-        "kind": kind_case(cols.first("reporting_category"), _STRIPE_CATEGORIES),
-        "credit": cols.first("gross"),
-        "debit": "NULL",
-        "fee": [cols.first("fee")],
-        "currency": cols.first("currency"),
-        "at": cols.first("created_utc", "created"),
-    }
-
-
-_STRIPE_CATEGORIES = {
-    c.CHARGE_KIND: ("charge",),
-    c.REFUND_KIND: ("refund", "refund_failure"),
-    c.CHARGEBACK_KIND: ("dispute", "dispute_reversal"),
-    c.FEE_KIND: ("fee", "network_cost"),
-    c.PAYOUT_KIND: ("payout", "payout_reversal"),
-}
 
 
 def _adyen(cols: Columns) -> Projection:
@@ -309,19 +254,11 @@ def _wechat(cols: Columns) -> Projection:
     }
 
 
-LAYOUTS: tuple[Layout, ...] = (
-    Layout(
-        "stripe",
-        "stripe",
-        frozenset({"balance_transaction_id", "reporting_category", "gross", "fee", "currency"}),
-        _stripe_itemized,
-    ),
-    Layout(
-        "stripe",
-        "stripe",
-        frozenset({"id", "type", "amount", "fee", "net", "currency", "created (utc)"}),
-        _stripe_balance,
-    ),
+#: A table of formats, tried in order on a report's header.
+Formats = tuple[Layout, ...]
+
+#: reconcile's own formats: reports of providers orderguard has no package for.
+OWN: Formats = (
     Layout(
         "adyen",
         "adyen",
@@ -361,16 +298,111 @@ LAYOUTS: tuple[Layout, ...] = (
         utf8_only=False,
     ),
 )
-#: Names accepted by ``--format`` besides ``auto`` and ``csv``.
-NAMES = ("stripe", "adyen", "paypal", "alipay", "wechatpay")
 
 
-def recognise(header: Sequence[str], *, wanted: str = "auto") -> Layout | None:
-    """The layout whose signature ``header`` carries (of format ``wanted`` unless auto)."""
-    names = {h.strip().lower() for h in header}
-    for layout in LAYOUTS:
+class DeclaredColumn(Protocol):
+    """Where a declared format reads one field (``providers/settlement.py``'s ``Column``)."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+    @property
+    def coalesce(self) -> bool: ...
+
+
+class DeclaredFormat(Protocol):
+    """A format declared as data by a provider package (``providers/settlement.py``'s
+    ``SettlementFormat``): its name, header signature and the columns of each field."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def signature(self) -> frozenset[str]: ...
+    @property
+    def ref(self) -> DeclaredColumn: ...
+    @property
+    def order_ref(self) -> DeclaredColumn: ...
+    @property
+    def kind(self) -> DeclaredColumn: ...
+    @property
+    def kinds(self) -> Mapping[str, Sequence[str]]: ...
+    @property
+    def credit(self) -> DeclaredColumn: ...
+    @property
+    def debit(self) -> DeclaredColumn | None: ...
+    @property
+    def fees(self) -> Sequence[DeclaredColumn]: ...
+    @property
+    def currency(self) -> DeclaredColumn: ...
+    @property
+    def at(self) -> DeclaredColumn: ...
+    @property
+    def minor_units(self) -> bool: ...
+    @property
+    def utf8_only(self) -> bool: ...
+
+
+#: The kinds a declared format may map its types to.
+KINDS = frozenset({c.CHARGE_KIND, c.REFUND_KIND, c.CHARGEBACK_KIND, c.FEE_KIND, c.PAYOUT_KIND})
+
+
+def declared_layout(declared: DeclaredFormat) -> Layout:
+    """The layout reading reports of ``declared``; :class:`ValueError` for a kind we lack."""
+    unknown = set(declared.kinds) - KINDS
+    if unknown:
+        raise ValueError(f"format {declared.name}: unknown kinds {sorted(unknown)}")
+
+    def project(cols: Columns) -> Projection:
+        return {
+            "ref": _read(cols, declared.ref),
+            "order_ref": _read(cols, declared.order_ref),
+            "kind": kind_case(_read(cols, declared.kind), declared.kinds),
+            "credit": _read(cols, declared.credit),
+            "debit": "NULL" if declared.debit is None else _read(cols, declared.debit),
+            "fee": [_read(cols, fee) for fee in declared.fees],
+            "currency": _read(cols, declared.currency),
+            "at": _read(cols, declared.at),
+        }
+
+    return Layout(
+        declared.name,
+        declared.provider,
+        declared.signature,
+        project,
+        minor_units=declared.minor_units,
+        utf8_only=declared.utf8_only,
+    )
+
+
+def _read(cols: Columns, column: DeclaredColumn) -> str:
+    """SQL for the field ``column`` declares."""
+    return cols.any_of(*column.names) if column.coalesce else cols.first(*column.names)
+
+
+def table(declared: Iterable[DeclaredFormat]) -> Formats:
+    """Every format: the declared ones (the registered providers'), then :data:`OWN`."""
+    return (*(declared_layout(d) for d in declared), *OWN)
+
+
+def names(formats: Formats) -> tuple[str, ...]:
+    """The names ``--format`` accepts for ``formats`` (besides ``auto`` and ``csv``)."""
+    return tuple(dict.fromkeys(layout.name for layout in formats))
+
+
+#: The human names of :data:`OWN`'s providers, in the order of :data:`OWN`.
+OWN_TITLES = ("Adyen", "PayPal", "Alipay", "WeChat Pay")
+
+
+def recognise(
+    header: Sequence[str], *, wanted: str = "auto", formats: Formats = OWN
+) -> Layout | None:
+    """The layout of ``formats`` whose signature ``header`` carries (of format ``wanted``
+    unless auto)."""
+    present = {h.strip().lower() for h in header}
+    for layout in formats:
         if wanted not in ("auto", layout.name):
             continue
-        if layout.signature <= names:
+        if layout.signature <= present:
             return layout
     return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
 from orderguard.reconcile.export import export_orders
+from orderguard.reconcile.formats import OWN, Formats
 from orderguard.reconcile.mapping import load_mapping
 from orderguard.reconcile.sources import LineError, SourceError, open_source
 from orderguard.storage.ports import UnitOfWorkFactory
@@ -21,6 +22,9 @@ class Request:
     format: str = "auto"
     mapping: Path | None = None
     options: EngineOptions = field(default_factory=EngineOptions)
+    #: The formats the files may be in: the composition's table (the registered providers'
+    #: and reconcile's own), else reconcile's own alone.
+    formats: Formats = OWN
 
 
 async def reconcile(
@@ -36,7 +40,9 @@ async def reconcile(
     sources, unreadable = [], []
     for path in request.files:
         try:
-            sources.append(open_source(path, wanted=request.format, mapping=mapping))
+            sources.append(
+                open_source(path, wanted=request.format, mapping=mapping, formats=request.formats)
+            )
         except SourceError as exc:
             unreadable.append(LineError(str(path), 0, str(exc)))
     orders_csv, attempts_csv = workdir / "orders.csv", workdir / "attempts.csv"

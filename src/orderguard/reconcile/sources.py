@@ -1,6 +1,7 @@
 """Opening a report file: its encoding, delimiter, header and format.
 
-Files DuckDB can read as they are (UTF-8 with one header line: Stripe, Adyen, generic CSV)
+Files DuckDB can read as they are (UTF-8 with one header line: most card providers' reports,
+Adyen's, generic CSV)
 are read directly. The others are *prepared*: streamed line by line (bounded memory),
 decoded (GBK and others) to UTF-8, with PayPal's row types, Alipay's ``#`` lines and
 WeChat Pay's backticks and summary rows removed, every line checked for its number of
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from orderguard.reconcile.formats import Layout, recognise
+from orderguard.reconcile.formats import OWN, Formats, Layout, recognise
 from orderguard.reconcile.mapping import Mapping, mapped_layout
 
 _SNIFF_BYTES = 64 * 1024
@@ -57,8 +58,15 @@ class Source:
         return not self.layout.prepared and self.encoding in ("utf-8", "utf-8-sig")
 
 
-def open_source(path: Path, *, wanted: str = "auto", mapping: Mapping | None = None) -> Source:
-    """Recognise ``path``; raises :class:`SourceError` when it is no report we know."""
+def open_source(
+    path: Path,
+    *,
+    wanted: str = "auto",
+    mapping: Mapping | None = None,
+    formats: Formats = OWN,
+) -> Source:
+    """Recognise ``path`` as one of ``formats``; raises :class:`SourceError` when it is no
+    report we know."""
     try:
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
@@ -83,7 +91,7 @@ def open_source(path: Path, *, wanted: str = "auto", mapping: Mapping | None = N
         if missing:
             raise SourceError(f"{path}: the mapping names columns the file lacks: {missing}")
     else:
-        layout = recognise(header, wanted=wanted)
+        layout = recognise(header, wanted=wanted, formats=formats)
     if layout is None:
         what = "any known report" if wanted == "auto" else f"a {wanted} report"
         hint = " (for another CSV, pass --format csv --mapping FILE)"

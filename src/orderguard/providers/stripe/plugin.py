@@ -1,15 +1,16 @@
-"""Stripe as the registry knows it: its profile, accounts, adapter, sandbox and credentials.
+"""Stripe as the registry knows it: its profile, accounts, adapter, credentials and
+settlement reports.
 
-Importing this module is cheap: the SDK (in :mod:`.adapter`) and the sandbox are imported
-only when an account is built or the sandbox started.
+Importing this module is cheap: the SDK (in :mod:`.adapter`) is imported only when an
+account is built. The sandbox is not reached from here at all (it is Stripe's lab,
+:mod:`.lab`).
 """
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from datetime import timedelta
 
-from orderguard.providers.plugin import Account, AccountProvider, ProviderPlugin
+from orderguard.providers.plugin import Account, AccountProvider, ProviderPlugin, TestKit
 from orderguard.providers.profile import (
     CARD_METHODS,
     Capabilities,
@@ -17,8 +18,8 @@ from orderguard.providers.profile import (
     ProviderProfile,
     json_ack,
 )
-from orderguard.providers.stripe import testcards
-from orderguard.providers.stripe.settings import SANDBOX_KEY, StripeSettings, accounts, is_live_key
+from orderguard.providers.stripe import currencies, settlement, testcards
+from orderguard.providers.stripe.settings import accounts, is_live_key
 
 #: Cards; every recheck and sweep call; Stripe keeps idempotency keys 24 hours (23 with a
 #: margin); metadata of 50 keys of 40 characters, values of 500; webhooks answered in JSON.
@@ -50,38 +51,24 @@ def build(account: Account, timeout_s: float) -> AccountProvider:
     )
 
 
-def start_sandbox(
-    settings: StripeSettings, resources: ExitStack, webhook_secret: str, webhook_url: str
-) -> Account:
-    """The in-process Stripe-compatible sandbox (ledger and faults from ``settings``), as
-    the account ``sandbox``; it stops when ``resources`` closes."""
-    from orderguard.providers.stripe.sandbox.faults import load_profile
-    from orderguard.providers.stripe.sandbox.server import run_sandbox
-    from orderguard.providers.stripe.sandbox.service import SandboxConfig
-
-    config = SandboxConfig(
-        db_path=settings.sandbox_db,
-        faults=load_profile(settings.sandbox_faults),
-        webhook_url=webhook_url,
-        webhook_secret=webhook_secret,
-    )
-    url = resources.enter_context(run_sandbox(config))
-    return Account("stripe", "sandbox", "ORDERGUARD_STRIPE", SANDBOX_KEY, url, webhook_secret)
+def minor_units(amount: int, currency: str) -> int:
+    """An amount in Stripe's units (its ledger's) in the currency's ISO 4217 minor units."""
+    return currencies.from_stripe(amount, currency.upper())
 
 
-def serve_sandbox(
-    host: str,
-    port: int,
-    faults: str,
-    seed: int,
-    db_path: str,
-    webhook_url: str | None,
-    webhook_secret: str,
-) -> None:
-    """Serve the Stripe-compatible sandbox as a process until interrupted."""
-    from orderguard.providers.stripe.sandbox.server import main
+def amount_step(currency: str) -> int:
+    """The step (ISO 4217 minor units) of every amount Stripe charges in ``currency``."""
+    return currencies.rule(currency).step
 
-    main(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+
+#: Stripe's test cards by what they do, and its units.
+TEST_KIT = TestKit(
+    succeeds=testcards.SUCCEEDS,
+    declined=testcards.DECLINED,
+    needs_authentication=testcards.NEEDS_AUTHENTICATION,
+    minor_units=minor_units,
+    amount_step=amount_step,
+)
 
 
 PLUGIN = ProviderPlugin(
@@ -92,10 +79,6 @@ PLUGIN = ProviderPlugin(
     build=build,
     is_live_key=is_live_key,
     live_key_hint="the account's live key (sk_live_...) at https://api.stripe.com",
-    sandbox=start_sandbox,
-    sandbox_key=SANDBOX_KEY,
-    serve_sandbox=serve_sandbox,
-    sandbox_variables=("ORDERGUARD_SANDBOX_CONTRACT_LOG",),  # sandbox/recording.py's ENV
     credentials=(
         r"\b(?:sk_live|sk_test|rk_live|rk_test|whsec)_[\w-]+",  # secret keys, webhook secrets
         r"\b(?:pi|seti)_\w+?_secret_\w+",  # a payment's (or setup's) client secret
@@ -109,4 +92,6 @@ PLUGIN = ProviderPlugin(
     ),
     signature_headers=("stripe-signature",),
     loggers=("stripe",),
+    settlement_formats=settlement.FORMATS,
+    test_kit=TEST_KIT,
 )

@@ -1,6 +1,6 @@
 """Stripe's settings (``ORDERGUARD_STRIPE_*``, ``ORDERGUARD_SECONDARY_STRIPE_*`` and the
-in-process sandbox's), part of :class:`orderguard.config.Settings` through the registry,
-and the accounts they describe."""
+in-process sandbox's), part of :class:`orderguard.config.Settings` through
+``providers/settings.py``, and the accounts they describe."""
 
 from __future__ import annotations
 
