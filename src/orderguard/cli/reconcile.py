@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from orderguard.bootstrap import open_storage
+from orderguard.storage.opening import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.providers import registry
 from orderguard.reconcile import formats
