@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from orderguard.storage.opening import open_storage
 from orderguard.config import ConfigError, Settings
 from orderguard.providers import registry
 from orderguard.reconcile import formats
@@ -27,6 +26,7 @@ from orderguard.reconcile.report import (
 from orderguard.reconcile.run import Request
 from orderguard.reconcile.run import reconcile as run_reconcile
 from orderguard.storage.errors import StorageError
+from orderguard.storage.opening import open_storage
 
 #: Every settlement report format ``--format`` takes: those the registered providers
 #: publish, then reconcile's own (reports of providers orderguard has no package for).
