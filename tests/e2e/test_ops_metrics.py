@@ -139,7 +139,11 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     assert client.post("/v1/orders", json=declined_body, headers=headers).status_code == 201
     assert client.post("/v1/orders", json={"currency": "EUR"}, headers=key()).status_code == 422
 
-    # 4. the shopper pays again with another card: recovered
+    # 4. the shopper pays again with another card: recovered, and the paying request's id is
+    # on the transitions it caused. The sandbox's webhook for this charge is held back half a
+    # second, or it can settle the order first and the request would cause no `paid` entry.
+    held = {"webhook_delay": 1.0, "webhook_delay_ms": [500, 500]}
+    assert httpx.post(f"{provider}/_sandbox/faults", json=held).status_code == 200
     order_id = declined.json()["id"]
     again = client.post(
         f"/v1/orders/{order_id}/payments",
@@ -150,6 +154,7 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     timeline = client.get(f"/v1/orders/{order_id}").json()["timeline"]
     caused = [e for e in timeline if e.get("request_id") == "req-pay-again-1"]
     assert caused and caused[-1]["to_state"] == "paid", timeline
+    assert httpx.post(f"{provider}/_sandbox/faults", json={}).status_code == 200
 
     # 5. an outage: calls fail, the circuit opens, orders wait; it ends and they are paid
     assert httpx.post(f"{provider}/_sandbox/outage", json={"seconds": 6}).status_code == 200
