@@ -8,9 +8,10 @@ provider* (read from the in-memory provider's own ledger, not from orderguard) a
 never exceeds what was paid. Between the two, orderguard may lag the provider either way:
 a refund that failed at the provider is counted until its ``refund.updated`` arrives (the
 machine found such a run: a later failure, then a refund of "all that is left", briefly
-counted one cent more than was paid). The order is ``refunded`` exactly
-when all of it came back, unless a refund failed afterwards: then it stays ``refunded``
-(G6) and is flagged for review.
+counted one cent more than was paid). Counting more back than was paid flags the order
+for review. The order is ``refunded`` exactly when all of it came back, unless a refund
+failed afterwards or more than was paid is counted back: then it stays ``refunded`` (G6)
+and is flagged for review.
 """
 
 from __future__ import annotations
@@ -233,10 +234,14 @@ class RefundMachine(RuleBasedStateMachine):
                 if "refund_id" in made.metadata:
                     assert record.id == made.metadata["refund_id"]
         all_back = order.amount_refunded == self.paid
+        over = order.open_flag(FlagReason.REFUNDED_MORE_THAN_PAID)
+        if order.amount_refunded > self.paid:
+            assert over is not None  # more counted back than paid: a person looks
         if all_back:
             assert order.state == "refunded"
         elif order.state == "refunded":
-            assert order.open_flag(FlagReason.REFUND_FAILED) is not None
+            failed = order.open_flag(FlagReason.REFUND_FAILED)
+            assert failed is not None or over is not None
         else:
             assert order.state == "paid"
             assert order.partially_refunded is (order.amount_refunded > 0)

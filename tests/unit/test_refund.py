@@ -237,3 +237,48 @@ def test_a_keyless_refund_all_does_not_resume_an_unanswered_partial_refund() -> 
         )
         is rest
     )  # "all that is left", repeated, resumes the refund that took the rest
+
+
+def _provider_refund(order: Order, attempt: PaymentAttempt, ref: str, amount: int) -> None:
+    apply_provider_refund(
+        order,
+        attempt,
+        refund_ref=ref,
+        amount=amount,
+        currency=order.currency,
+        status=RefundState.SUCCEEDED,
+        failure_reason=None,
+        refund_id=None,
+        cause=Cause.WEBHOOK,
+        at=AT,
+    )
+
+
+def test_a_refund_reported_after_all_was_refunded_flags_more_than_paid_once() -> None:
+    # Found by the refund state machine: a 1-cent refund made at the provider fails there,
+    # the whole order is refunded, then the 1-cent refund's success arrives before its failure.
+    order, attempt = _refunded()
+    paid = order.amount_paid
+
+    _provider_refund(order, attempt, "re_dash", 1)
+    _provider_refund(order, attempt, "re_dash_2", 2)
+
+    assert order.amount_refunded == paid + 3
+    assert order.state is OrderState.REFUNDED
+    [flag] = order.open_flags
+    assert flag.reason == "refunded_more_than_paid"
+    assert f"{paid + 1} is counted as refunded of {paid} paid" in flag.detail
+
+
+def test_all_refunded_but_no_more_raises_no_flag() -> None:
+    order = new_order()
+    attempt = _attempt(order)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT)
+    paid = Outcome(AttemptState.SUCCEEDED, "pi_1", order.total.amount, order.currency)
+    apply_outcome(order, attempt, paid, cause=Cause.API, at=AT)
+
+    _provider_refund(order, attempt, "re_a", order.total.amount - 1)
+    _provider_refund(order, attempt, "re_b", 1)
+
+    assert order.state is OrderState.REFUNDED
+    assert list(order.open_flags) == []

@@ -33,6 +33,9 @@ class FlagReason(StrEnum):
     UNEXPLAINED_CHARGE = "unexplained_charge"
     #: A refund failed at the provider after it was accepted: the shopper was not paid back.
     REFUND_FAILED = "refund_failed"
+    #: The provider reports more refunded than was paid: a refund orderguard does not
+    #: expect (one made at the provider, or one that failed and is not yet reported so).
+    REFUNDED_MORE_THAN_PAID = "refunded_more_than_paid"
     #: The shopper reported a problem on the order status page.
     SHOPPER_REPORT = "shopper_report"
     #: A settlement report charged another amount than the order's.
@@ -56,6 +59,7 @@ LABELS: dict[FlagReason, str] = {
     FlagReason.CHARGE_ON_CLOSED_ATTEMPT: "charge on a closed attempt",
     FlagReason.UNEXPLAINED_CHARGE: "unexplained charge",
     FlagReason.REFUND_FAILED: "refund failed",
+    FlagReason.REFUNDED_MORE_THAN_PAID: "refunded more than paid",
     FlagReason.SHOPPER_REPORT: "shopper reported a problem",
     FlagReason.RECONCILIATION_AMOUNT_MISMATCH: "reconciliation",
     FlagReason.RECONCILIATION_CURRENCY_MISMATCH: "reconciliation",

@@ -184,7 +184,10 @@ def settle_refund(
     what = f"refund {refund.id} of {refund.amount} {refund.currency}"
     if target is RefundState.SUCCEEDED:
         what = f"{what} at {attempt.provider} ({refund.provider_ref})"
-        if not _maybe_refunded(order, attempt, what, cause=cause, at=at, actor=actor):
+        moved = _maybe_refunded(order, attempt, what, cause=cause, at=at, actor=actor)
+        if order.amount_refunded > order.amount_paid:
+            _flag_over_refund(order, what, cause=cause, at=at)
+        elif not moved:
             left = order.amount_paid - order.amount_refunded
             partial = "partial " if left > 0 else ""
             note = f"{partial}{what} succeeded; {left} {refund.currency} not refunded"
@@ -206,6 +209,21 @@ def settle_refund(
         note = f"{what} refused by {attempt.provider}: {refund.failure_reason}"
         order.note(note, cause=cause, at=at, actor=actor)
     return True
+
+
+def _flag_over_refund(order: Order, what: str, *, cause: Cause, at: datetime) -> None:
+    """Flag ``order``: with ``what``, the provider reports more given back than was paid.
+
+    It happens when a refund orderguard counts failed at the provider and the report of
+    that failure has not arrived yet, or someone refunded at the provider too: either
+    way a person should look. The order keeps its state (G6)."""
+    if order.open_flag(FlagReason.REFUNDED_MORE_THAN_PAID) is not None:
+        return
+    detail = (
+        f"{what} succeeded; {order.amount_refunded} is counted as refunded of "
+        f"{order.amount_paid} paid, the order stays {order.state}"
+    )
+    order.flag(FlagReason.REFUNDED_MORE_THAN_PAID, detail, cause=cause, at=at)
 
 
 def _absorb_twin(
