@@ -1,5 +1,5 @@
 """``orderguard orders list|show``: find and inspect orders (``recheck``, ``refund`` and
-``cancel`` join this group from :mod:`orderguard.cli.operations`)."""
+``cancel`` join this group from :mod:`orderguard.cli.operations`, imported when they run)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,17 @@ from datetime import UTC, datetime
 import click
 
 from orderguard.cli import common
+from orderguard.cli.lazy import LazyGroup
 from orderguard.domain.errors import OrderNotFound
 from orderguard.domain.states import OrderState
 from orderguard.services import queries
 from orderguard.storage.ports import OrderQuery
 
 
-@click.group()
+@click.group(
+    cls=LazyGroup,
+    lazy={name: f"orderguard.cli.operations:{name}" for name in ("recheck", "refund", "cancel")},
+)
 def orders() -> None:
     """Find and inspect orders."""
 

@@ -254,9 +254,3 @@ def rotate_secret(endpoint_id: str, overlap_hours: float | None) -> None:
         raise click.ClickException(f"no active endpoint {endpoint_id}")
     click.echo(f"new signing secret: {secret.secret}")
     click.echo(f"the previous secret signs too until {until:%Y-%m-%d %H:%M} UTC")
-
-
-def register(main: click.Group) -> None:
-    """Add ``outbox`` and ``endpoints`` to the ``orderguard`` command."""
-    main.add_command(outbox)
-    main.add_command(endpoints)
