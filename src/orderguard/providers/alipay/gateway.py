@@ -52,9 +52,7 @@ class Gateway:
         self._http = http
         self._clock = clock
 
-    def params(
-        self, method: str, biz: Mapping[str, object], **extra: str | None
-    ) -> dict[str, str]:
+    def params(self, method: str, biz: Mapping[str, object], **extra: str | None) -> dict[str, str]:
         """The signed parameters of a call to ``method`` (``extra``: notify_url, ...)."""
         params = {
             "app_id": self.app_id,
@@ -108,8 +106,7 @@ class Gateway:
             raise errors.answer_error(answer.body, method=method, mutating=mutating)
         if answer.sign is None or not signing.verify(answer.raw, answer.sign, self._alipay_key):
             raise errors.UnverifiedAnswer(
-                f"alipay {method}: the answer's signature does not verify with Alipay's "
-                "public key",
+                f"alipay {method}: the answer's signature does not verify with Alipay's public key",
                 safe_to_retry=True,
             )
         return answer.body

@@ -37,7 +37,8 @@ def key_text(value: str) -> str:
         return path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableKey(
-            f"the key setting is neither a PEM or base64 key nor a readable file ({exc.__class__.__name__})"
+            "the key setting is neither a PEM or base64 key nor a readable file "
+            f"({exc.__class__.__name__})"
         ) from None
 
 
@@ -61,7 +62,9 @@ def private_key(value: str) -> rsa.RSAPrivateKey:
         else:
             key = serialization.load_der_private_key(_der(text), password=None)
     except (ValueError, TypeError):
-        raise UnreadableKey("the app private key cannot be read (PEM or base64 DER, no password)") from None
+        raise UnreadableKey(
+            "the app private key cannot be read (PEM or base64 DER, no password)"
+        ) from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise UnreadableKey("the app private key is not an RSA key (RSA2 needs RSA)")
     return key

@@ -9,7 +9,7 @@ read from the settings by :func:`provider_options` when the adapter is built.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from orderguard.providers.plugin import Account
@@ -20,6 +20,8 @@ PRODUCTION_GATEWAY = "https://openapi.alipay.com/gateway.do"
 SANDBOX_GATEWAY_HOSTS = ("openapi-sandbox.dl.alipaydev.com", "openapi.alipaydev.com")
 #: The hosts of the production gateway (the only ones that move real money).
 LIVE_GATEWAY_HOSTS = ("openapi.alipay.com",)
+#: The app id of the sandbox's test app (``orderguard``'s own sandbox).
+SANDBOX_APP_ID = "9021000100000001"
 #: Variable prefix of the account.
 VARIABLES = "ORDERGUARD_ALIPAY"
 
@@ -38,6 +40,17 @@ def is_live_gateway(url: str) -> bool:
 def is_live_account(account: Account) -> bool:
     """Whether ``account`` charges real money: configured, at the production gateway."""
     return bool(account.api_key) and is_live_gateway(account.base_url)
+
+
+@dataclass(frozen=True, slots=True)
+class AlipayAccount(Account):
+    """An Alipay account: the neutral fields (app id, gateway, Alipay's public key) and what
+    only Alipay needs to build its adapter. The private key is never shown in a repr."""
+
+    app_private_key: str | None = field(default=None, repr=False)
+    seller_id: str | None = None
+    notify_url: str | None = None
+    return_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,12 +80,16 @@ class AlipaySettings:
 def accounts(settings: AlipaySettings) -> list[Account]:
     """The one Alipay account (its app id may be unset)."""
     return [
-        Account(
+        AlipayAccount(
             "alipay",
             "alipay",
             VARIABLES,
             settings.alipay_app_id,
             settings.alipay_gateway_url,
             settings.alipay_public_key,
+            app_private_key=settings.alipay_app_private_key,
+            seller_id=settings.alipay_seller_id,
+            notify_url=settings.alipay_notify_url,
+            return_url=settings.alipay_return_url,
         )
     ]
