@@ -33,7 +33,7 @@ def _answer(
     return Response(text, media_type=JSON_UTF8)
 
 
-def _failure(code: str, msg: str, sub_code: str, sub_msg: str) -> dict[str, str]:
+def _failure(code: str, msg: str, sub_code: str, sub_msg: str) -> dict[str, object]:
     return {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}
 
 
@@ -45,7 +45,7 @@ async def _params(request: Request) -> dict[str, str]:
     return params
 
 
-def _refusal(sandbox: Sandbox, params: Mapping[str, str]) -> dict[str, str] | None:
+def _refusal(sandbox: Sandbox, params: Mapping[str, str]) -> dict[str, object] | None:
     """Why the gateway refuses the request itself (app id, sign type, signature), if it does."""
     if params.get("app_id") != sandbox.config.app_id:
         return _failure("40002", "Invalid Arguments", "isv.invalid-app-id", "无效的AppID参数")
@@ -63,14 +63,14 @@ async def gateway(request: Request) -> Response:
     params = await _params(request)
     method = params.get("method", "")
     if method not in api.METHODS and method not in cashier.PRODUCT_CODES:
-        body = _failure(
+        unknown = _failure(
             "40004", "Business Failed", "isv.invalid-method", f"不存在的方法名 {method}"
         )
-        return Response(json.dumps({"error_response": body}), media_type=JSON_UTF8)
+        return Response(json.dumps({"error_response": unknown}), media_type=JSON_UTF8)
     refusal = _refusal(sandbox, params)
     if method in cashier.PRODUCT_CODES:
         if refusal is not None:
-            return cashier.refused(refusal["sub_code"], refusal["sub_msg"])
+            return cashier.refused(str(refusal["sub_code"]), str(refusal["sub_msg"]))
         return cashier.open_cashier(sandbox, params)
     if refusal is not None:
         return _answer(sandbox, method, refusal)
