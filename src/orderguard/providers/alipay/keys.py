@@ -53,14 +53,19 @@ def _der(text: str) -> bytes:
         raise UnreadableKey("the key is neither PEM nor valid base64") from None
 
 
-def private_key(value: str) -> rsa.RSAPrivateKey:
-    """The app's RSA private key from a setting (key text or file path)."""
+def private_key(value: str, *, trusted: bool = False) -> rsa.RSAPrivateKey:
+    """The app's RSA private key from a setting (key text or file path).
+
+    ``trusted``: the key was made here (the sandbox's own), so the costly consistency
+    check of its numbers (about 0.1 s) is skipped.
+    """
     text = key_text(value)
+    skip = {"unsafe_skip_rsa_key_validation": trusted}
     try:
         if text.startswith(PEM_MARKER):
-            key = serialization.load_pem_private_key(text.encode(), password=None)
+            key = serialization.load_pem_private_key(text.encode(), password=None, **skip)
         else:
-            key = serialization.load_der_private_key(_der(text), password=None)
+            key = serialization.load_der_private_key(_der(text), password=None, **skip)
     except (ValueError, TypeError):
         raise UnreadableKey(
             "the app private key cannot be read (PEM or base64 DER, no password)"

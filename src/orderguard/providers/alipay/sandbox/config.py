@@ -54,7 +54,7 @@ class SandboxKeys:
 def _pair(directory: Path, private_name: str, public_name: str) -> rsa.RSAPrivateKey:
     private_file = directory / private_name
     if private_file.exists():
-        return keys.private_key(str(private_file))
+        return keys.private_key(str(private_file), trusted=True)
     key = keys.new_private_key()
     private_file.write_text(keys.private_pem(key))
     private_file.chmod(0o600)

@@ -79,7 +79,7 @@ class Notifier:
         self.clock = clock
         self.deliveries: list[Delivery] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._http = httpx.AsyncClient(timeout=5.0)
+        self._http: httpx.AsyncClient | None = None  # made at the first notification
 
     def send(self, trade: Trade, form: dict[str, str]) -> None:
         """Queue a notification (nothing when the trade has no ``notify_url``)."""
@@ -94,6 +94,8 @@ class Notifier:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, delivery: Delivery) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=5.0)
         for delay in (0.0, *self.delays_s):
             await asyncio.sleep(delay)
             delivery.attempts += 1
@@ -114,7 +116,8 @@ class Notifier:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
     def ledger(self) -> list[dict[str, object]]:
         return [
