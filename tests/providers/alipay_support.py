@@ -100,7 +100,9 @@ async def admin(sandbox_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def alipay_request(*, amount: int = 2599, method: str = "alipay_page", **fields: Any) -> ChargeRequest:
+def alipay_request(
+    *, amount: int = 2599, method: str = "alipay_page", **fields: Any
+) -> ChargeRequest:
     """A CNY request for a fresh attempt unless told otherwise."""
     attempt_id = fields.pop("attempt_id", f"att_{secrets.token_hex(6)}")
     return ChargeRequest(

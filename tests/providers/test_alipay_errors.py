@@ -67,5 +67,7 @@ def test_a_lost_answer_to_a_write_is_unknown_and_anything_else_unavailable(
         (404, False, ProviderRejected),
     ],
 )
-def test_an_http_error_status_is_typed(status: int, mutating: bool, kind: type[ProviderError]) -> None:
+def test_an_http_error_status_is_typed(
+    status: int, mutating: bool, kind: type[ProviderError]
+) -> None:
     assert type(errors.http_error(status, method="m", mutating=mutating)) is kind

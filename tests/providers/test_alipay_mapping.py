@@ -27,7 +27,12 @@ PAID = {"send_pay_date": "2026-12-03 16:00:00"}
 def test_every_trade_state_maps_to_its_outcome(
     status: str, extra: dict[str, str], outcome: PaymentOutcome, state: str | None
 ) -> None:
-    trade = {"out_trade_no": "o1", "trade_no": "t1", "trade_status": status, "total_amount": "25.99"}
+    trade = {
+        "out_trade_no": "o1",
+        "trade_no": "t1",
+        "trade_status": status,
+        "total_amount": "25.99",
+    }
     result = mapping.payment_result({**trade, **extra})
     assert result.outcome is outcome
     assert result.metadata.get("alipay_state") == state
@@ -52,10 +57,16 @@ def test_a_paid_amount_other_than_asked_is_unknown_not_success() -> None:
     with pytest.raises(AmountMismatch):
         mapping.payment_result(trade, asked=mapping.Asked(2599, "CNY"))
     with pytest.raises(AmountMismatch):
-        mapping.payment_result({**trade, "total_amount": "25.99", "trans_currency": "USD"},
-                               asked=mapping.Asked(2599, "CNY"))
-    assert mapping.payment_result({**trade, "total_amount": "25.99"},
-                                  asked=mapping.Asked(2599, "cny")).amount == 2599
+        mapping.payment_result(
+            {**trade, "total_amount": "25.99", "trans_currency": "USD"},
+            asked=mapping.Asked(2599, "CNY"),
+        )
+    assert (
+        mapping.payment_result(
+            {**trade, "total_amount": "25.99"}, asked=mapping.Asked(2599, "cny")
+        ).amount
+        == 2599
+    )
 
 
 def test_a_trade_not_created_yet_is_pending_and_marked() -> None:
@@ -66,7 +77,8 @@ def test_a_trade_not_created_yet_is_pending_and_marked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("yuan", "fen"), [("25.99", 2599), ("88.8", 8880), ("1", 100), ("0.01", 1), ("100000000.00", 10_000_000_000)]
+    ("yuan", "fen"),
+    [("25.99", 2599), ("88.8", 8880), ("1", 100), ("0.01", 1), ("100000000.00", 10_000_000_000)],
 )
 def test_yuan_strings_are_read_exactly(yuan: str, fen: int) -> None:
     assert currencies.from_yuan(yuan) == fen
@@ -78,7 +90,9 @@ def test_a_yuan_string_with_more_than_two_decimals_or_a_sign_is_refused(bad: str
         currencies.from_yuan(bad)
 
 
-@pytest.mark.parametrize(("fen", "yuan"), [(2599, "25.99"), (5, "0.05"), (100, "1.00"), (0, "0.00")])
+@pytest.mark.parametrize(
+    ("fen", "yuan"), [(2599, "25.99"), (5, "0.05"), (100, "1.00"), (0, "0.00")]
+)
 def test_fen_are_written_with_two_decimals(fen: int, yuan: str) -> None:
     assert currencies.to_yuan(fen) == yuan
 

@@ -36,7 +36,9 @@ from tests.providers.alipay_support import (  # noqa: F401
 )
 
 
-async def _paid_trade(provider: AlipayProvider, admin: httpx.AsyncClient, amount: int = 2599) -> str:
+async def _paid_trade(
+    provider: AlipayProvider, admin: httpx.AsyncClient, amount: int = 2599
+) -> str:
     created = await provider.create_payment(alipay_request(amount=amount))
     assert created.redirect_url is not None
     assert (await open_cashier(created.redirect_url)).status_code == 200
@@ -81,7 +83,10 @@ async def test_a_mobile_payment_uses_the_wap_cashier(provider: AlipayProvider) -
     params = dict(parse_qsl(urlsplit(result.redirect_url).query))
     biz = json.loads(params["biz_content"])
     assert params["method"] == "alipay.trade.wap.pay"
-    assert (biz["product_code"], biz["quit_url"]) == ("QUICK_WAP_WAY", "https://shop.test/orders/return")
+    assert (biz["product_code"], biz["quit_url"]) == (
+        "QUICK_WAP_WAY",
+        "https://shop.test/orders/return",
+    )
 
 
 @pytest.mark.parametrize(
@@ -106,7 +111,10 @@ async def test_the_trade_exists_only_once_the_shopper_logs_in(
     ref = created.provider_ref
     assert ref is not None and created.redirect_url is not None
     before = await provider.retrieve_payment(ref)
-    assert (before.outcome, before.metadata) == (PaymentOutcome.PENDING, {"alipay_state": "not_created"})
+    assert (before.outcome, before.metadata) == (
+        PaymentOutcome.PENDING,
+        {"alipay_state": "not_created"},
+    )
     await open_cashier(created.redirect_url)
     opened = await provider.retrieve_payment(ref)
     assert opened.metadata == {"alipay_state": "not_created"}  # the page alone creates nothing
@@ -243,13 +251,26 @@ async def test_partial_refunds_then_the_rest_close_the_trade_as_refunded(
     provider: AlipayProvider, admin: httpx.AsyncClient
 ) -> None:
     ref = await _paid_trade(provider, admin, amount=2599)
-    first = await provider.refund(ref, amount=1000, idempotency_key="rf_1", metadata={"refund_id": "r1"})
-    assert (first.refund_ref, first.amount, first.currency, first.status) == ("rf_1", 1000, "CNY", "succeeded")
+    first = await provider.refund(
+        ref, amount=1000, idempotency_key="rf_1", metadata={"refund_id": "r1"}
+    )
+    assert (first.refund_ref, first.amount, first.currency, first.status) == (
+        "rf_1",
+        1000,
+        "CNY",
+        "succeeded",
+    )
     assert first.metadata["refund_id"] == "r1"
     await provider.refund(ref, amount=1599, idempotency_key="rf_2")
     book = await ledger(admin)
-    assert [(r["out_request_no"], r["fen"]) for r in book["refunds"]] == [("rf_1", 1000), ("rf_2", 1599)]
-    assert (book["trades"][0]["status"], book["trades"][0]["refunded_fen"]) == ("TRADE_CLOSED", 2599)
+    assert [(r["out_request_no"], r["fen"]) for r in book["refunds"]] == [
+        ("rf_1", 1000),
+        ("rf_2", 1599),
+    ]
+    assert (book["trades"][0]["status"], book["trades"][0]["refunded_fen"]) == (
+        "TRADE_CLOSED",
+        2599,
+    )
     after = await provider.retrieve_payment(ref)
     assert (after.outcome, after.metadata["alipay_state"]) == (PaymentOutcome.SUCCEEDED, "refunded")
 
@@ -285,7 +306,9 @@ async def test_a_full_refund_refunds_the_trade_amount(
     assert [r["fen"] for r in (await ledger(admin))["refunds"]] == [4321]
 
 
-async def test_only_a_paid_trade_is_refunded(provider: AlipayProvider, admin: httpx.AsyncClient) -> None:
+async def test_only_a_paid_trade_is_refunded(
+    provider: AlipayProvider, admin: httpx.AsyncClient
+) -> None:
     created = await provider.create_payment(alipay_request())
     assert created.redirect_url is not None and created.provider_ref is not None
     with pytest.raises(ProviderRejected, match="TRADE_NOT_EXIST"):

@@ -99,7 +99,12 @@ def _sdk(private: str, public: str) -> AliPay:
 
 def test_the_sdk_verifies_a_request_we_signed(key_pairs: KeyPairs) -> None:
     params = signing.signed_params(
-        {"app_id": "1", "method": QUERY, "sign_type": "RSA2", "biz_content": '{"out_trade_no":"a"}'},
+        {
+            "app_id": "1",
+            "method": QUERY,
+            "sign_type": "RSA2",
+            "biz_content": '{"out_trade_no":"a"}',
+        },
         key_pairs.app,
     )
     # the SDK holding the app's public key where it expects Alipay's: it checks our signature
@@ -123,13 +128,22 @@ def test_we_verify_a_cashier_url_the_sdk_signed(key_pairs: KeyPairs) -> None:
 def test_the_sdk_verifies_a_notification_we_signed_and_we_verify_one_it_signed(
     key_pairs: KeyPairs,
 ) -> None:
-    fields = {"notify_id": "n1", "app_id": "1", "trade_status": "TRADE_SUCCESS", "sign_type": "RSA2"}
+    fields = {
+        "notify_id": "n1",
+        "app_id": "1",
+        "trade_status": "TRADE_SUCCESS",
+        "sign_type": "RSA2",
+    }
     ours = signing.sign(signing.notification_content(fields), key_pairs.alipay)
     sdk = _sdk(keys.private_pem(key_pairs.app), keys.public_pem(key_pairs.alipay.public_key()))
     assert sdk.verify(dict(fields), ours)
     # the SDK signing as Alipay would (its private key is Alipay's here)
-    as_alipay = _sdk(keys.private_pem(key_pairs.alipay), keys.public_pem(key_pairs.app.public_key()))
-    signed = dict(parse_qsl(as_alipay.sign_data({k: v for k, v in fields.items() if k != "sign_type"})))
+    as_alipay = _sdk(
+        keys.private_pem(key_pairs.alipay), keys.public_pem(key_pairs.app.public_key())
+    )
+    signed = dict(
+        parse_qsl(as_alipay.sign_data({k: v for k, v in fields.items() if k != "sign_type"}))
+    )
     signed["sign_type"] = "RSA2"
     public = key_pairs.alipay.public_key()
     assert signing.verify(signing.notification_content(signed), signed["sign"], public)
