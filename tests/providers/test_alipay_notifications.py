@@ -14,19 +14,22 @@ from orderguard.providers.alipay.adapter import AlipayProvider
 from orderguard.providers.alipay.plugin import PROFILE
 from orderguard.providers.base import InvalidWebhook, PaymentOutcome
 from orderguard.providers.stripe.sandbox.server import serve_in_thread
-from tests.providers.alipay_support import (  # noqa: F401
+from tests.providers import alipay_support
+from tests.providers.alipay_support import (
     SELLER_ID,
     KeyPairs,
     NotifyReceiver,
-    admin,
     alipay_request,
-    key_pairs,
     ledger,
     make_provider,
     open_cashier,
-    sandbox_url,
     shopper,
 )
+
+# the shared fixtures, by name
+admin = alipay_support.admin
+key_pairs = alipay_support.key_pairs
+sandbox_url = alipay_support.sandbox_url
 
 
 @pytest.fixture

@@ -22,18 +22,21 @@ from orderguard.providers.base import (
     ProviderUnavailable,
     UnchargeableAmount,
 )
-from tests.providers.alipay_support import (  # noqa: F401
+from tests.providers import alipay_support
+from tests.providers.alipay_support import (
     KeyPairs,
-    admin,
     alipay_request,
-    key_pairs,
     ledger,
     make_provider,
     open_cashier,
-    provider,
-    sandbox_url,
     shopper,
 )
+
+# the shared fixtures, by name
+admin = alipay_support.admin
+key_pairs = alipay_support.key_pairs
+provider = alipay_support.provider
+sandbox_url = alipay_support.sandbox_url
 
 
 async def _paid_trade(
@@ -348,7 +351,7 @@ async def test_a_system_error_on_the_query_is_unavailable_then_it_answers(
 ) -> None:
     ref = await _paid_trade(provider, admin)
     await admin.post("/admin/faults", json={"system_error": 1})
-    with pytest.raises(ProviderUnavailable, match="ACQ.SYSTEM_ERROR"):
+    with pytest.raises(ProviderUnavailable, match=r"ACQ\.SYSTEM_ERROR"):
         await provider.retrieve_payment(ref)
     assert (await provider.retrieve_payment(ref)).outcome is PaymentOutcome.SUCCEEDED
 
@@ -390,7 +393,7 @@ async def test_a_request_from_another_app_is_refused_by_the_gateway(
 ) -> None:
     other = make_provider(sandbox_url, key_pairs, app_id="2021000000000000")
     try:
-        with pytest.raises(ProviderRejected, match="isv.invalid-app-id"):
+        with pytest.raises(ProviderRejected, match=r"isv\.invalid-app-id"):
             await other.retrieve_payment("anything")
     finally:
         await other.aclose()

@@ -10,7 +10,12 @@ import pytest
 from alipay import AliPay
 
 from orderguard.providers.alipay import keys, signing
-from tests.providers.alipay_support import KeyPairs, key_pairs  # noqa: F401
+from tests.providers import alipay_support
+from tests.providers.alipay_support import KeyPairs
+
+# the shared fixtures, by name
+key_pairs = alipay_support.key_pairs
+
 
 QUERY = "alipay.trade.query"
 
