@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from orderguard.providers.alipay import currencies, mapping
-from orderguard.providers.alipay.errors import AmountMismatch
-from orderguard.providers.base import PaymentOutcome, UnreadableAmount
+from orderguard.providers.alipay.errors import AmountMismatch, UnknownTradeStatus
+from orderguard.providers.base import PaymentOutcome, ProviderOutcomeUnknown, UnreadableAmount
 
 PAID = {"send_pay_date": "2026-12-03 16:00:00"}
 
@@ -48,7 +48,7 @@ def test_a_closed_unpaid_trade_fails_and_invites_another_method() -> None:
 
 
 def test_an_unknown_trade_state_is_never_guessed() -> None:
-    with pytest.raises(UnreadableAmount):
+    with pytest.raises(UnknownTradeStatus):
         mapping.payment_result({"out_trade_no": "o1", "trade_status": "TRADE_PENDING"})
 
 
@@ -140,3 +140,10 @@ def test_a_refund_notification_carries_the_cumulative_refund() -> None:
     assert event.charge is not None
     assert (event.charge.amount, event.charge.amount_refunded) == (2599, 1050)
     assert event.charge.metadata == {"out_biz_no": "rf-1"}
+
+
+def test_an_inexact_paid_amount_is_unreadable_and_counts_as_unknown() -> None:
+    trade = {"out_trade_no": "o1", "trade_status": "TRADE_SUCCESS", "total_amount": "25.999"}
+    with pytest.raises(UnreadableAmount) as caught:
+        mapping.payment_result(trade)
+    assert isinstance(caught.value, ProviderOutcomeUnknown)

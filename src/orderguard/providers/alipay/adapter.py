@@ -183,7 +183,7 @@ class AlipayProvider:
             if body.get("sub_code") == errors.TRADE_NOT_EXIST:
                 return mapping.not_created(provider_ref, asked=asked)
             raise errors.answer_error(body, method="alipay.trade.query", mutating=False)
-        return mapping.payment_result(body, asked=asked)
+        return mapping.payment_result({"out_trade_no": provider_ref, **body}, asked=asked)
 
     async def find_payments(
         self, order_id: str, *, references: Sequence[str] = ()
@@ -321,7 +321,7 @@ class AlipayProvider:
         try:
             out_trade_no = str(params["out_trade_no"])
             return mapping.webhook_event(params, asked=self._asked.get(out_trade_no))
-        except (KeyError, UnreadableAmount) as exc:
+        except (KeyError, UnreadableAmount, errors.UnknownTradeStatus) as exc:
             raise InvalidWebhook(f"malformed notification: {exc!r}") from exc
 
     async def aclose(self) -> None:

@@ -57,6 +57,10 @@ class AmountMismatch(UnreadableAmount):
     charged cannot be matched with the order, so the outcome counts as unknown."""
 
 
+class UnknownTradeStatus(ProviderOutcomeUnknown):
+    """Alipay reports a ``trade_status`` this package does not know: never guessed."""
+
+
 class UnverifiedAnswer(ProviderOutcomeUnknown):
     """A gateway answer whose signature does not verify with Alipay's public key (or that
     carries none): nothing it says is believed."""

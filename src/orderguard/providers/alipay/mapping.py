@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
 from orderguard.providers.alipay import currencies
-from orderguard.providers.alipay.errors import AmountMismatch
+from orderguard.providers.alipay.errors import AmountMismatch, UnknownTradeStatus
 from orderguard.providers.base import (
     Charge,
     PaymentOutcome,
@@ -112,7 +112,7 @@ def payment_result(trade: Json, *, asked: Asked | None = None) -> PaymentResult:
     out_trade_no = str(trade["out_trade_no"])
     found, marker = outcome(trade)
     if found is PaymentOutcome.UNKNOWN:
-        raise UnreadableAmount(f"Alipay reported trade_status={trade.get('trade_status')!r}")
+        raise UnknownTradeStatus(f"Alipay reported trade_status={trade.get('trade_status')!r}")
     currency = str(trade.get("trans_currency") or currencies.CURRENCY).upper()
     amount = None
     if trade.get("total_amount") not in (None, ""):
