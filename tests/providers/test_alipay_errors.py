@@ -26,7 +26,7 @@ from orderguard.providers.base import (
         ("40002", "isv.invalid-app-id", True, ProviderRejected, False),
         ("40004", "ACQ.INVALID_PARAMETER", True, ProviderRejected, False),
         ("40004", "ACQ.TRADE_STATUS_ERROR", True, ProviderRejected, False),
-        ("40004", "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL", True, ProviderRejected, False),
+        ("40004", "ACQ.REASON_TRADE_REFUND_FEE_ERR", True, ProviderRejected, False),
         ("40006", "isv.insufficient-isv-permissions", False, ProviderRejected, False),
         ("40004", "isp.rate-limit", False, ProviderRateLimited, True),
     ],

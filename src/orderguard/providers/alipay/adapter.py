@@ -238,7 +238,8 @@ class AlipayProvider:
         currency: str | None = None,
     ) -> RefundResult:
         """Refund part or all of a paid trade (``alipay.trade.refund``), ``out_request_no``
-        being ``idempotency_key``: the same number twice is one refund at Alipay.
+        being ``idempotency_key``: the same number twice is one refund at Alipay (the repeat
+        answers ``fund_change=N``, and its amount is then checked with the refund query).
 
         ``amount=None`` refunds the trade's ``total_amount`` (read first): after a partial
         refund, Alipay refuses it; refund the rest by amount.
@@ -258,11 +259,9 @@ class AlipayProvider:
         }
         body = await self.gateway.call("alipay.trade.refund", biz, mutating=True)
         if body.get("code") != errors.SUCCESS:
-            if body.get("sub_code") == errors.REFUND_FEE_ERROR:
-                raise ProviderKeyConflict(
-                    f"alipay: out_request_no {idempotency_key} was first used with another amount"
-                )
             raise errors.answer_error(body, method="alipay.trade.refund", mutating=True)
+        if body.get("fund_change") == "N":
+            await self._same_refund(provider_ref, idempotency_key, amount)
         return RefundResult(
             refund_ref=idempotency_key,
             provider_ref=provider_ref,
@@ -271,6 +270,16 @@ class AlipayProvider:
             status="succeeded",
             metadata={**(metadata or {}), "refund_fee": str(body.get("refund_fee") or "")},
         )
+
+    async def _same_refund(self, provider_ref: str, refund_ref: str, amount: int) -> None:
+        """A repeat (``fund_change=N``) answers the refund first made with that number:
+        :class:`ProviderKeyConflict` unless it was for ``amount``."""
+        made = await self.refund_status(provider_ref, refund_ref)
+        if made is None or made.amount != amount:
+            raise ProviderKeyConflict(
+                f"alipay: out_request_no {refund_ref} was first used for "
+                f"{'no refund' if made is None else made.amount} fen, not {amount}"
+            )
 
     async def refund_status(self, provider_ref: str, refund_ref: str) -> RefundResult | None:
         """One refund as Alipay holds it (``alipay.trade.fastpay.refund.query``); ``None``

@@ -41,10 +41,10 @@ SYSTEM_ERROR = "ACQ.SYSTEM_ERROR"
 TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
 #: A refund on a finished trade (past its refund period).
 TRADE_HAS_FINISHED = "ACQ.TRADE_HAS_FINISHED"
-#: The refunds would exceed what was paid.
-REFUND_AMOUNT_EXCEEDED = "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"
-#: The same ``out_request_no`` was first used with another amount.
+#: The refund amount is not valid: the refunds would exceed what was paid.
 REFUND_FEE_ERROR = "ACQ.REASON_TRADE_REFUND_FEE_ERR"
+#: A refund without ``out_request_no`` whose amount is not the trade's (never sent here).
+REFUND_AMOUNT_NOT_TOTAL = "ACQ.REFUND_AMT_NOT_EQUAL_TOTAL"
 #: Calls refused for their rate.
 RATE_LIMITED = ("aop.ACQ.SYSTEM_ERROR.LIMIT", "isp.rate-limit", "ACQ.REQUEST_LIMIT")
 
