@@ -4,13 +4,16 @@ faults, with the sandbox's /ledger as the oracle."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
+from alipay import AliPay
 
+from orderguard.providers.alipay import keys
 from orderguard.providers.alipay.adapter import AlipayProvider
 from orderguard.providers.alipay.errors import AmountMismatch, UnverifiedAnswer
 from orderguard.providers.alipay.mapping import Asked
@@ -24,6 +27,7 @@ from orderguard.providers.base import (
 )
 from tests.providers import alipay_support
 from tests.providers.alipay_support import (
+    APP_ID,
     KeyPairs,
     alipay_request,
     ledger,
@@ -408,3 +412,35 @@ async def test_a_gateway_that_cannot_be_reached_is_unavailable(key_pairs: KeyPai
             await gone.close_payment("anything")
     finally:
         await gone.aclose()
+
+
+# python-alipay-sdk (3.4.0) against the sandbox: an independent client of the same gateway
+
+
+def _sdk_at(sandbox_url: str, pairs: KeyPairs) -> AliPay:
+    sdk = AliPay(
+        appid=APP_ID,
+        app_private_key_string=keys.private_pem(pairs.app),
+        alipay_public_key_string=keys.public_pem(pairs.alipay.public_key()),
+        sign_type="RSA2",
+    )
+    sdk._gateway = f"{sandbox_url}/gateway.do"
+    return sdk
+
+
+async def test_the_sdk_opens_the_cashier_and_verifies_the_sandbox_answers(
+    sandbox_url: str, key_pairs: KeyPairs, admin: httpx.AsyncClient
+) -> None:
+    sdk = _sdk_at(sandbox_url, key_pairs)
+    query = sdk.api_alipay_trade_page_pay(subject="sdk", out_trade_no="sdk_1", total_amount="9.90")
+    page = await open_cashier(f"{sandbox_url}/gateway.do?{query}")
+    assert page.status_code == 200, page.text
+    await shopper(admin, "sdk_1", "login", "pay")
+    answer = await asyncio.to_thread(sdk.api_alipay_trade_query, out_trade_no="sdk_1")
+    assert (answer["code"], answer["trade_status"], answer["total_amount"]) == (
+        "10000",
+        "TRADE_SUCCESS",
+        "9.90",
+    )
+    missing = await asyncio.to_thread(sdk.api_alipay_trade_query, out_trade_no="sdk_none")
+    assert (missing["code"], missing["sub_code"]) == ("40004", "ACQ.TRADE_NOT_EXIST")
