@@ -57,9 +57,10 @@ def run_sandbox(config: SandboxConfig) -> Iterator[str]:
         sock.close()
 
 
-def serve(host: str, port: int, data_dir: str) -> None:
-    """Serve the sandbox until interrupted."""
-    app = create_app(SandboxConfig(data_dir=data_dir))
+def serve(host: str, port: int, data_dir: str, app_public_key: str | None = None) -> None:
+    """Serve the sandbox until interrupted; ``app_public_key`` (PEM, base64 or a file) when
+    the app signs with a key of its own rather than the data directory's test app key."""
+    app = create_app(SandboxConfig(data_dir=data_dir, app_public_key=app_public_key))
     uvicorn.Server(_config(app, host=host, port=port)).run()
 
 
@@ -77,9 +78,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--data-dir", default="./orderguard-alipay-sandbox")
+    parser.add_argument("--app-public-key", help="the app's public key (PEM, base64 or file)")
     parser.add_argument("--print-config", action="store_true", help="print the settings, exit")
     args = parser.parse_args(argv)
     if args.print_config:
         print(print_config(args.host, args.port, args.data_dir))
         return
-    serve(args.host, args.port, args.data_dir)
+    serve(args.host, args.port, args.data_dir, args.app_public_key)
