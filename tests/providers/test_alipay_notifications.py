@@ -179,3 +179,12 @@ async def test_a_notification_of_another_sign_type_or_no_form_is_refused(
         provider.parse_webhook(b"\xff\xfe", {})
     with pytest.raises(InvalidWebhook):
         provider.decode_webhook(b"notify_id=1")
+
+
+async def test_a_genuine_notification_of_another_amount_than_asked_is_refused(
+    provider: AlipayProvider, one_notification: dict[str, str], key_pairs: KeyPairs
+) -> None:
+    assert one_notification["total_amount"] == "25.99"
+    changed = _resigned(one_notification, key_pairs, total_amount="0.01")
+    with pytest.raises(InvalidWebhook, match="reports 1 CNY"):
+        provider.parse_webhook(changed, {})
