@@ -444,3 +444,13 @@ async def test_the_sdk_opens_the_cashier_and_verifies_the_sandbox_answers(
     )
     missing = await asyncio.to_thread(sdk.api_alipay_trade_query, out_trade_no="sdk_none")
     assert (missing["code"], missing["sub_code"]) == ("40004", "ACQ.TRADE_NOT_EXIST")
+
+
+async def test_the_cashier_refuses_an_out_trade_no_alipay_does_not_take(
+    sandbox_url: str, key_pairs: KeyPairs, admin: httpx.AsyncClient
+) -> None:
+    sdk = _sdk_at(sandbox_url, key_pairs)
+    query = sdk.api_alipay_trade_page_pay(subject="s", out_trade_no="订单-1", total_amount="1.00")
+    page = await open_cashier(f"{sandbox_url}/gateway.do?{query}")
+    assert page.status_code == 400 and "ACQ.INVALID_PARAMETER" in page.text
+    assert (await ledger(admin))["prepared"] == []

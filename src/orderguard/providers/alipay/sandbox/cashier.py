@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import urlencode
@@ -22,6 +23,8 @@ from orderguard.providers.alipay.mapping import BEIJING, TIME_FORMAT
 from orderguard.providers.alipay.sandbox.state import Sandbox
 from orderguard.providers.alipay.sandbox.trades import BusinessError, Prepared
 
+#: What Alipay takes as ``out_trade_no``: letters, digits, underscores, 64 at most.
+OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
 #: API method -> product code it must carry.
 PRODUCT_CODES = {p.api_method: p.product_code for p in methods.PRODUCTS.values()}
 
@@ -66,7 +69,7 @@ def open_cashier(sandbox: Sandbox, params: Mapping[str, str]) -> Response:
         return refused("ACQ.INVALID_PARAMETER", f"biz_content: {exc!r}")
     if request.product_code != PRODUCT_CODES[method]:
         return refused("ACQ.INVALID_PARAMETER", f"product_code is not {PRODUCT_CODES[method]}")
-    if not request.out_trade_no.replace("_", "").isalnum() or len(request.out_trade_no) > 64:
+    if OUT_TRADE_NO.fullmatch(request.out_trade_no) is None:
         return refused("ACQ.INVALID_PARAMETER", "out_trade_no: letters, digits, _ (64 at most)")
     if not 1 <= request.total_fen <= 10_000_000_000:
         return refused("ACQ.TOTAL_FEE_EXCEED", "total_amount out of [0.01, 100000000]")
