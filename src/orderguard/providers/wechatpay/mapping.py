@@ -96,6 +96,8 @@ def fen_amount(amount: Json | None) -> tuple[int, str]:
     currency = str(amount.get("currency") or currencies.CURRENCY).upper()
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise UnreadableAmount(f"WeChat Pay reported the amount {value!r}")
+    if currency != currencies.CURRENCY:
+        raise UnreadableAmount(f"WeChat Pay reported an amount in {currency}, not CNY")
     try:
         return currencies.from_fen(value, currency), currency
     except AmountNotExact as exc:  # pragma: no cover - fen are ISO minor units
