@@ -156,7 +156,8 @@ async def h5_page(request: Request) -> Response:
 
 async def admin(request: Request) -> Response:
     """``POST /sandbox/admin``: ``mode`` (signing), ``fail_next``/``status``/``delay_s``
-    (faults), ``settle_refund`` + ``refund_status`` (end a PROCESSING refund)."""
+    (faults), ``settle_refunds`` (whether new refunds end at once), ``settle_refund`` +
+    ``refund_status`` (end a PROCESSING refund)."""
     sandbox = _sandbox(request)
     body = await request.json()
     if body.get("mode") in MODES:
@@ -164,6 +165,8 @@ async def admin(request: Request) -> Response:
     for name in ("fail_next", "status", "delay_s"):
         if name in body:
             setattr(sandbox.faults, name, body[name])
+    if "settle_refunds" in body:
+        sandbox.config.settle_refunds = bool(body["settle_refunds"])
     if body.get("settle_refund"):
         _settle(sandbox, body["settle_refund"], body.get("refund_status", "SUCCESS"))
     return JSONResponse({"mode": sandbox.mode, "faults": vars(sandbox.faults)})
