@@ -3,10 +3,17 @@ shopper, notifications, idempotency and trouble."""
 
 from __future__ import annotations
 
+import json
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+from types import SimpleNamespace
+
 import httpx
 import pytest
 
 from orderguard.providers.base import (
+    InvalidWebhook,
     PaymentOutcome,
     ProviderKeyConflict,
     ProviderOutcomeUnknown,
@@ -16,11 +23,13 @@ from orderguard.providers.base import (
     UnchargeableAmount,
 )
 from orderguard.providers.wechatpay.adapter import WechatPayProvider
+from orderguard.providers.wechatpay.lab import LAB, sandbox_account
 from orderguard.providers.wechatpay.mapping import (
     NEXT_ACTION,
     TRADE_STATE,
     is_not_yet_created,
 )
+from orderguard.providers.wechatpay.plugin import build
 from tests.providers.receiver import Receiver
 from tests.providers.wechatpay_kit import *  # noqa: F403 (fixtures)
 from tests.providers.wechatpay_kit import admin, charge, ledger, shopper
@@ -190,10 +199,68 @@ async def test_a_server_error_to_the_query_is_trouble_not_an_outcome(
 
 
 async def test_a_lost_answer_to_an_order_is_unknown_and_to_a_query_unavailable(
-    provider: WechatPayProvider, wechat_sandbox: str
+    identity_dir: Path, wechat_sandbox: str
 ) -> None:
-    await admin(wechat_sandbox, delay_s=1.5)
-    with pytest.raises(ProviderOutcomeUnknown):
-        await provider.create_payment(charge())
-    with pytest.raises(ProviderUnavailable):
-        await provider.retrieve_payment("att_whatever0001")
+    impatient = build(sandbox_account(identity_dir, wechat_sandbox, "http://127.0.0.1:9/"), 0.2)
+    await admin(wechat_sandbox, delay_s=0.4)
+    try:
+        with pytest.raises(ProviderOutcomeUnknown):
+            await impatient.create_payment(charge())
+        with pytest.raises(ProviderUnavailable):
+            await impatient.retrieve_payment("att_whatever0001")
+    finally:
+        await impatient.aclose()
+
+
+async def _delivered(
+    provider: WechatPayProvider, sandbox: str, receiver: Receiver
+) -> tuple[bytes, dict[str, str]]:
+    request = charge()
+    await provider.create_payment(request)
+    await shopper(sandbox, request.attempt_id, "scan")
+    await shopper(sandbox, request.attempt_id, "pay")
+    await receiver.wait_for(1)
+    return receiver.deliveries[0]
+
+
+async def test_a_tampered_probe_or_stale_notification_is_refused(
+    provider: WechatPayProvider, wechat_sandbox: str, receiver: Receiver
+) -> None:
+    body, headers = await _delivered(provider, wechat_sandbox, receiver)
+    tampered = body.replace(b"TRANSACTION.SUCCESS", b"TRANSACTION.SUCCESS ")
+    probe = {
+        **headers,
+        "wechatpay-signature": "WECHATPAY/SIGNTEST/" + headers["wechatpay-signature"],
+    }
+    stale = {**headers, "wechatpay-timestamp": str(int(headers["wechatpay-timestamp"]) - 301)}
+    for refused_body, refused_headers in ((tampered, headers), (body, probe), (body, stale)):
+        with pytest.raises(InvalidWebhook):
+            provider.parse_webhook(refused_body, refused_headers)
+
+
+async def test_a_stored_notification_decodes_without_its_headers_but_garbage_does_not(
+    provider: WechatPayProvider, wechat_sandbox: str, receiver: Receiver
+) -> None:
+    body, headers = await _delivered(provider, wechat_sandbox, receiver)
+    assert provider.decode_webhook(body) == provider.parse_webhook(body, headers)
+    notification = json.loads(body)
+    notification["resource"]["ciphertext"] = notification["resource"]["ciphertext"][::-1]
+    for garbage in (b"not json", json.dumps(notification).encode(), b'{"id": "EV-1"}'):
+        with pytest.raises(InvalidWebhook):
+            provider.decode_webhook(garbage)
+
+
+async def test_the_lab_starts_a_sandbox_the_plugin_can_charge_at(
+    tmp_path: Path, identity_dir: Path
+) -> None:
+    shutil.copytree(identity_dir, tmp_path / "wechatpay")  # keys take a while to make
+    settings = SimpleNamespace(sandbox_db=str(tmp_path / "sandbox.db"))
+    with ExitStack() as resources:
+        account = LAB.start(settings, resources, "unused", "http://127.0.0.1:9/hooks")
+        built = build(account, 2.0)
+        try:
+            created = await built.create_payment(charge())
+        finally:
+            await built.aclose()
+    assert created.outcome is PaymentOutcome.ACTION_REQUIRED
+    assert (tmp_path / "wechatpay" / "identity.json").exists()

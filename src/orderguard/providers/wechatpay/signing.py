@@ -167,9 +167,12 @@ class Verifier:
             raise SignatureRefused("the signature does not verify")
 
 
-def load_private_key(pem: str | bytes) -> rsa.RSAPrivateKey:
-    """An RSA private key from PEM (PKCS#8 or PKCS#1)."""
-    key = serialization.load_pem_private_key(_pem_bytes(pem), password=None)
+def load_private_key(pem: str | bytes, *, own: bool = False) -> rsa.RSAPrivateKey:
+    """An RSA private key from PEM (PKCS#8 or PKCS#1). ``own``: a key this process made
+    itself (the sandbox's), whose costly consistency checks are skipped."""
+    key = serialization.load_pem_private_key(
+        _pem_bytes(pem), password=None, unsafe_skip_rsa_key_validation=own
+    )
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("the merchant private key is not an RSA key")
     return key

@@ -127,7 +127,7 @@ def load_identity(data_dir: str | Path) -> Identity:
     meta = json.loads((root / "identity.json").read_text())
 
     def key(name: str) -> rsa.RSAPrivateKey:
-        return load_private_key((root / name).read_bytes())
+        return load_private_key((root / name).read_bytes(), own=True)
 
     return Identity(
         data_dir=root,
