@@ -242,7 +242,7 @@ class WechatPayProvider:
             answer.body.get("out_trade_no") != provider_ref
             or answer.body.get("mchid") != self._mchid
         ):
-            raise UnreadableAmount(f"wechatpay answered another trade than {provider_ref}")
+            raise errors.UnverifiedResponse(f"wechatpay answered another trade than {provider_ref}")
         return mapping.payment_result(answer.body)
 
     async def find_payments(self, order_id: str) -> list[PaymentResult]:
