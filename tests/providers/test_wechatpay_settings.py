@@ -7,7 +7,10 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from orderguard.providers.wechatpay.plugin import PLUGIN, PROFILE, reply
+import pytest
+
+from orderguard.providers.wechatpay.adapter import WechatPayProvider
+from orderguard.providers.wechatpay.plugin import PLUGIN, PROFILE, build, reply
 from orderguard.providers.wechatpay.sandbox.identity import Identity
 from orderguard.providers.wechatpay.settings import (
     WechatPayAccount,
@@ -47,8 +50,8 @@ def test_a_complete_live_merchant_passes_and_carries_its_credentials(identity: I
     (account,) = accounts(settings)
     assert isinstance(account, WechatPayAccount) and account.credentials is not None
     assert account.webhook_secret == "A" * 32
-    assert "PRIVATE KEY" in account.credentials.private_key_pem
-    assert "PRIVATE KEY" not in repr(account.credentials)
+    assert "PRIVATE KEY" in (account.credentials.private_key.text() or "")
+    assert isinstance(build(account, 1.0), WechatPayProvider)
 
 
 def test_production_refuses_a_sandbox_base_url_and_a_short_apiv3_key(identity: Identity) -> None:
@@ -95,7 +98,24 @@ def test_the_profile_takes_both_methods_and_answers_notifications_200() -> None:
     assert (answer.status, answer.body) == (200, b'{"code":"SUCCESS","message":"OK"}')
 
 
-def test_a_missing_key_file_is_named(tmp_path: Path) -> None:
-    settings = WechatPaySettings(wechatpay_mchid="1230000109")
-    (account,) = accounts(settings)
-    assert isinstance(account, WechatPayAccount) and account.credentials is None
+def test_a_missing_key_is_named_when_the_adapter_is_built(tmp_path: Path) -> None:
+    (account,) = accounts(
+        WechatPaySettings(wechatpay_mchid="1230000109", wechatpay_apiv3_key="A" * 32)
+    )
+    with pytest.raises(ValueError, match="ORDERGUARD_WECHATPAY_PRIVATE_KEY_FILE is not set"):
+        build(account, 1.0)
+    (account,) = accounts(
+        WechatPaySettings(
+            wechatpay_mchid="1230000109",
+            wechatpay_private_key_file=str(tmp_path / "absent.pem"),
+        )
+    )
+    with pytest.raises(ValueError, match="ORDERGUARD_WECHATPAY_PRIVATE_KEY_FILE: "):
+        build(account, 1.0)
+
+
+def test_an_inline_pem_with_escaped_newlines_is_read(identity: Identity) -> None:
+    pem = identity.path("merchant_key.pem").read_text().replace("\n", "\\n")
+    (account,) = accounts(replace(_live(identity), wechatpay_private_key=pem))
+    assert isinstance(account, WechatPayAccount) and account.credentials is not None
+    assert account.credentials.private_key.text() == identity.path("merchant_key.pem").read_text()

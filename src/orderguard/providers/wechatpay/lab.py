@@ -15,6 +15,7 @@ from orderguard.providers.plugin import Account
 from orderguard.providers.wechatpay.settings import (
     SANDBOX_MCHID,
     VARIABLES,
+    KeyMaterial,
     WechatPayAccount,
     WechatPayCredentials,
 )
@@ -52,9 +53,16 @@ def sandbox_account(directory: str | Path, base_url: str, notify_url: str) -> We
         credentials=WechatPayCredentials(
             appid=identity.appid,
             merchant_serial_no=identity.merchant_serial_no,
-            private_key_pem=identity.path("merchant_key.pem").read_text(),
-            platform_certificates=(identity.path("platform_cert.pem").read_text(),),
-            public_key_pem=identity.path("pubkey.pem").read_text(),
+            private_key=KeyMaterial(
+                f"{VARIABLES}_PRIVATE_KEY_FILE", files=(str(identity.path("merchant_key.pem")),)
+            ),
+            platform_certificates=KeyMaterial(
+                f"{VARIABLES}_PLATFORM_CERTIFICATES",
+                files=(str(identity.path("platform_cert.pem")),),
+            ),
+            public_key=KeyMaterial(
+                f"{VARIABLES}_PUBLIC_KEY_FILE", files=(str(identity.path("pubkey.pem")),)
+            ),
             public_key_id=identity.public_key_id,
             notify_url=notify_url,
         ),

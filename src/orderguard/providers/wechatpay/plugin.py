@@ -48,22 +48,27 @@ PROFILE = ProviderProfile(
 
 
 def build(account: Account, timeout_s: float) -> AccountProvider:
-    """The WeChat Pay adapter for ``account`` (a :class:`WechatPayAccount`)."""
+    """The WeChat Pay adapter for ``account`` (a :class:`WechatPayAccount`); its key files
+    are read now. :class:`ValueError` names the variable of a key that is missing or bad."""
     from orderguard.providers.wechatpay.adapter import WechatPayProvider
     from orderguard.providers.wechatpay.keys import verifying_keys
 
     assert isinstance(account, WechatPayAccount) and account.credentials is not None
-    assert account.api_key is not None and account.webhook_secret is not None
     found = account.credentials
+    private_key = found.private_key.text()
+    if private_key is None:
+        raise ValueError(f"{found.private_key.variable} is not set")
+    if not account.webhook_secret:
+        raise ValueError(f"{account.variable('APIV3_KEY')} is not set")
     return WechatPayProvider(
-        mchid=account.api_key,
+        mchid=account.api_key or "",
         appid=found.appid,
         merchant_serial_no=found.merchant_serial_no,
-        private_key_pem=found.private_key_pem,
+        private_key_pem=private_key,
         apiv3_key=account.webhook_secret,
         verifying_keys=verifying_keys(
-            certificates=found.platform_certificates,
-            public_key_pem=found.public_key_pem,
+            certificates=found.platform_certificates.texts(),
+            public_key_pem=found.public_key.text(),
             public_key_id=found.public_key_id,
         ),
         notify_url=found.notify_url,

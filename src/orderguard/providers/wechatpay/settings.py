@@ -26,6 +26,10 @@ SANDBOX_MCHID = "1900009191"
 SANDBOX_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0"})
 
 
+def _var(suffix: str) -> str:
+    return f"{VARIABLES}_{suffix}"
+
+
 def is_live_key(mchid: str) -> bool:
     """Whether ``mchid`` is a real merchant number (digits, not the sandbox's)."""
     return mchid.isdigit() and mchid != SANDBOX_MCHID
@@ -65,15 +69,37 @@ class WechatPaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyMaterial:
+    """A PEM given inline or as a file, read only when an adapter is built (so that reading
+    the settings never touches the disk), under the variable that names it."""
+
+    variable: str
+    inline: str | None = field(default=None, repr=False)
+    files: tuple[str, ...] = ()
+
+    def texts(self) -> tuple[str, ...]:
+        """The PEM texts (the inline one, else each file's); none when neither is set."""
+        if self.inline and self.inline.strip():
+            return (self.inline.replace("\\n", "\n"),)
+        try:
+            return tuple(Path(f).read_text() for f in self.files)
+        except OSError as exc:
+            raise ValueError(f"{self.variable}: {exc}") from exc
+
+    def text(self) -> str | None:
+        """The one PEM text, if any."""
+        return next(iter(self.texts()), None)
+
+
+@dataclass(frozen=True, slots=True)
 class WechatPayCredentials:
-    """What an account needs beyond :class:`Account`'s fields (PEM texts, not paths)."""
+    """What an account needs beyond :class:`Account`'s fields."""
 
     appid: str
     merchant_serial_no: str
-    private_key_pem: str = field(repr=False)
-    #: PEM texts of the platform certificates.
-    platform_certificates: tuple[str, ...] = field(default=(), repr=False)
-    public_key_pem: str | None = field(default=None, repr=False)
+    private_key: KeyMaterial
+    platform_certificates: KeyMaterial
+    public_key: KeyMaterial
     public_key_id: str | None = None
     notify_url: str = ""
 
@@ -85,26 +111,28 @@ class WechatPayAccount(Account):
     credentials: WechatPayCredentials | None = None
 
 
-def _pem(path: str | None, inline: str | None) -> str | None:
-    if inline and inline.strip():
-        return inline.replace("\\n", "\n")
-    if path and path.strip():
-        return Path(path.strip()).read_text()
-    return None
+def _files(value: str | None) -> tuple[str, ...]:
+    return tuple(f.strip() for f in (value or "").split(",") if f.strip())
 
 
-def credentials(settings: WechatPaySettings) -> WechatPayCredentials | None:
-    """The credentials the settings give; ``None`` while the merchant key is missing."""
-    private = _pem(settings.wechatpay_private_key_file, settings.wechatpay_private_key)
-    if private is None:
-        return None
-    files = (settings.wechatpay_platform_certificates or "").split(",")
+def credentials(settings: WechatPaySettings) -> WechatPayCredentials:
+    """The credentials the settings give (files are read when an adapter is built)."""
     return WechatPayCredentials(
         appid=settings.wechatpay_appid or "",
         merchant_serial_no=settings.wechatpay_merchant_serial_no or "",
-        private_key_pem=private,
-        platform_certificates=tuple(Path(f.strip()).read_text() for f in files if f.strip()),
-        public_key_pem=_pem(settings.wechatpay_public_key_file, settings.wechatpay_public_key),
+        private_key=KeyMaterial(
+            _var("PRIVATE_KEY_FILE"),
+            settings.wechatpay_private_key,
+            _files(settings.wechatpay_private_key_file),
+        ),
+        platform_certificates=KeyMaterial(
+            _var("PLATFORM_CERTIFICATES"), None, _files(settings.wechatpay_platform_certificates)
+        ),
+        public_key=KeyMaterial(
+            _var("PUBLIC_KEY_FILE"),
+            settings.wechatpay_public_key,
+            _files(settings.wechatpay_public_key_file),
+        ),
         public_key_id=settings.wechatpay_public_key_id,
         notify_url=settings.wechatpay_notify_url or "",
     )
@@ -120,13 +148,9 @@ def accounts(settings: WechatPaySettings) -> list[Account]:
             settings.wechatpay_mchid,
             settings.wechatpay_base_url,
             settings.wechatpay_apiv3_key,
-            credentials=credentials(settings) if settings.wechatpay_mchid else None,
+            credentials=credentials(settings),
         )
     ]
-
-
-def _var(suffix: str) -> str:
-    return f"{VARIABLES}_{suffix}"
 
 
 def production_problems(settings: WechatPaySettings) -> list[tuple[str, str]]:
