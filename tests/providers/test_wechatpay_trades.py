@@ -51,6 +51,14 @@ def test_a_prepay_is_invisible_to_the_query_until_scanned() -> None:
     assert book.query("att_000001", MCHID)["trade_state"] == "NOTPAY"
 
 
+def test_as_at_wechat_pay_an_accepted_order_can_be_shown_notpay_before_the_scan() -> None:
+    book, _ = _book()
+    book.visible_before_scan = True
+    book.place(_order(), "NATIVE")
+    assert book.query("att_000001", MCHID)["trade_state"] == "NOTPAY"
+    assert _code(book.query, "att_never1", MCHID) == (404, "ORDER_NOT_EXIST")
+
+
 def test_a_paid_trade_shows_its_transaction_and_payer_total() -> None:
     book, _ = _book()
     _paid(book, total=1234)

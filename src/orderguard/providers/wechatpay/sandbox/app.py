@@ -156,8 +156,9 @@ async def h5_page(request: Request) -> Response:
 
 async def admin(request: Request) -> Response:
     """``POST /sandbox/admin``: ``mode`` (signing), ``fail_next``/``status``/``delay_s``
-    (faults), ``settle_refunds`` (whether new refunds end at once), ``settle_refund`` +
-    ``refund_status`` (end a PROCESSING refund)."""
+    (faults), ``visible_before_scan`` (the query shows unscanned orders), ``settle_refunds``
+    (whether new refunds end at once), ``settle_refund`` + ``refund_status`` (end a
+    PROCESSING refund)."""
     sandbox = _sandbox(request)
     body = await request.json()
     if body.get("mode") in MODES:
@@ -165,6 +166,8 @@ async def admin(request: Request) -> Response:
     for name in ("fail_next", "status", "delay_s"):
         if name in body:
             setattr(sandbox.faults, name, body[name])
+    if "visible_before_scan" in body:
+        sandbox.book.visible_before_scan = bool(body["visible_before_scan"])
     if "settle_refunds" in body:
         sandbox.config.settle_refunds = bool(body["settle_refunds"])
     if body.get("settle_refund"):

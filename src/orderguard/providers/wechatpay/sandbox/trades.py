@@ -2,10 +2,12 @@
 
 An order (``/native`` or ``/h5``) makes a *prepay*: the trade does not exist for the query
 (``404 ORDER_NOT_EXIST``) until the simulated shopper scans the QR code or opens the H5
-page (``NOTPAY``), then pays (``SUCCESS``), fails at the bank (``PAYERROR``) or abandons
-(stays ``NOTPAY``). A close makes any unpaid trade ``CLOSED`` (a prepay too: its code is
-then dead); a paid one answers ``ORDERPAID``. Refunds need a paid trade, the trade's total,
-and stay within what is left; the same ``out_refund_no`` is the same refund.
+page (``NOTPAY``; :attr:`Book.visible_before_scan` shows it ``NOTPAY`` at once, as WeChat
+Pay does for an order it accepted), then pays (``SUCCESS``), fails at the bank
+(``PAYERROR``) or abandons (stays ``NOTPAY``). A close makes any unpaid trade ``CLOSED`` (a
+prepay too: its code is then dead); a paid one answers ``ORDERPAID``. Refunds need a paid
+trade, the trade's total, and stay within what is left; the same ``out_refund_no`` is the
+same refund.
 """
 
 from __future__ import annotations
@@ -57,14 +59,15 @@ class Trade:
         return int(self.order["amount"]["total"])
 
     def view(self) -> Json:
-        """The trade as the query answers it."""
+        """The trade as the query answers it (a prepay shown is ``NOTPAY``)."""
+        state = "NOTPAY" if self.state == "PREPAY" else self.state
         found: Json = {
             "appid": self.order["appid"],
             "mchid": self.order["mchid"],
             "out_trade_no": self.out_trade_no,
             "trade_type": self.trade_type,
-            "trade_state": self.state,
-            "trade_state_desc": STATE_TEXT[self.state],
+            "trade_state": state,
+            "trade_state_desc": STATE_TEXT[state],
             "attach": self.order.get("attach", ""),
             "amount": {"total": self.total, "currency": "CNY"},
         }
@@ -100,6 +103,10 @@ class Book:
     clock: Callable[[], float]
     trades: dict[str, Trade] = field(default_factory=dict)
     refunds: dict[str, Json] = field(default_factory=dict)
+    #: Whether the query shows an order before the shopper scans or opens it (``NOTPAY``),
+    #: as WeChat Pay itself does for an order it accepted; by default it does not, so that
+    #: orderguard's "not yet created" path is exercised.
+    visible_before_scan: bool = False
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -125,7 +132,7 @@ class Book:
         if mchid != self.mchid:
             raise ApiError(400, "PARAM_ERROR", "mchid 与商户号不一致")
         trade = self.trades.get(out_trade_no)
-        if trade is None or trade.state == "PREPAY":
+        if trade is None or (trade.state == "PREPAY" and not self.visible_before_scan):
             raise ApiError(404, "ORDER_NOT_EXIST", "订单不存在")
         return trade.view()
 
