@@ -284,6 +284,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def write_result(result: object) -> None:
+    """Print ``result`` as one JSON line, all of it: the event loop may have left stdout
+    non-blocking, and a pipe that is not read fast enough would then cut it at 64 KiB."""
+    os.set_blocking(sys.stdout.fileno(), True)
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
@@ -307,7 +315,7 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         runner = asyncio.run
     result = runner(run(args))
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    write_result(result)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,15 @@ def _statements(lines: list[str]) -> list[str]:
     return sent
 
 
-async def main() -> dict[str, Any]:
+async def write_result(result: object) -> None:
+    """Print ``result`` as one JSON line, all of it: the event loop may have left stdout
+    non-blocking, and a pipe that is not read fast enough would then cut it at 64 KiB."""
+    os.set_blocking(sys.stdout.fileno(), True)
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+
+
+def main() -> dict[str, Any]:
     psycopg.AsyncConnection.connect = classmethod(_connect_traced)  # type: ignore[method-assign,assignment]
     from orderguard.bootstrap import build_app, open_sql
     from orderguard.config import Settings
@@ -177,4 +185,4 @@ async def main() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    sys.stdout.write(orjson.dumps(asyncio.run(main())).decode() + "\n")
+    write_result(asyncio.run(main()))
