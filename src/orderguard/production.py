@@ -93,7 +93,7 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
 def _live_in_development(settings: Settings) -> list[Problem]:
     return [
         Problem(
-            account.variable("API_KEY"),
+            account.key_variable,
             "is a live key",
             "set ORDERGUARD_ENV=production (live money is never development), or use a test key",
             mode="development",
@@ -145,16 +145,16 @@ def _account_problems(settings: Settings, account: Account) -> list[Problem]:
     """A test key, or an address that is not the provider's over https."""
     fix = _test_fix(account)
     if not registry.is_live_key(account) and not settings.allow_test_provider:
-        return [Problem(account.variable("API_KEY"), "is not a live key", fix)]
+        return [Problem(account.key_variable, "is not a live key", fix)]
     url = account.base_url
     address = urlsplit(url.strip())
     if not address.hostname or address.scheme not in ("http", "https"):
-        return [Problem(account.variable("BASE_URL"), f"has no host ({url})", fix)]
+        return [Problem(account.url_variable, f"has no host ({url})", fix)]
     if address.scheme == "https":
         return []
     if settings.allow_test_provider and _is_loopback(address):
         return []
-    return [Problem(account.variable("BASE_URL"), f"is not https ({url})", fix)]
+    return [Problem(account.url_variable, f"is not https ({url})", fix)]
 
 
 def _provider_problems(settings: Settings) -> list[Problem]:
@@ -162,7 +162,7 @@ def _provider_problems(settings: Settings) -> list[Problem]:
     if not any(a.primary and (a.api_key or "").strip() for a in accounts):
         return [
             Problem(
-                registry.main_account(settings).variable("API_KEY"),
+                registry.main_account(settings).key_variable,
                 "is not set",
                 "configure a real provider account (the in-process sandbox is for "
                 "development only)",
@@ -174,11 +174,17 @@ def _provider_problems(settings: Settings) -> list[Problem]:
             if account.primary:
                 continue  # another provider's main account is configured
             fix = "give the fail-over account's key, or unset the variable"
-            problems.append(Problem(account.variable("API_KEY"), "is empty", fix))
+            problems.append(Problem(account.key_variable, "is empty", fix))
             continue
         problems += _account_problems(settings, account)
-        problems += _secret_problems(account.variable("WEBHOOK_SECRET"), account.webhook_secret)
+        problems += _secret_problems(account)
     problems += _shared_secrets(accounts)
+    problems += [
+        Problem(
+            variable, what, f"give {title}'s production setting (see its page in docs/providers/)"
+        )
+        for variable, what, title in registry.production_problems(settings)
+    ]
     return problems
 
 
@@ -187,7 +193,7 @@ def _shared_secrets(accounts: list[Account]) -> list[Problem]:
     main = {a.provider: (a.webhook_secret or "").strip() for a in accounts if a.primary}
     return [
         Problem(
-            account.variable("WEBHOOK_SECRET"),
+            account.secret_variable,
             "is the primary account's secret",
             "set the signing secret of the fail-over account's own webhook endpoint",
         )
@@ -199,8 +205,9 @@ def _shared_secrets(accounts: list[Account]) -> list[Problem]:
     ]
 
 
-def _secret_problems(setting: str, secret: str | None) -> list[Problem]:
-    fix = "set the signing secret (whsec_...) of this account's webhook endpoint"
+def _secret_problems(account: Account) -> list[Problem]:
+    setting, secret = account.secret_variable, account.webhook_secret
+    fix = f"set {registry.plugin(account.provider).secret_hint}"
     if not secret or not secret.strip():
         return [Problem(setting, "is not set", fix)]
     if is_known_default(secret):

@@ -46,5 +46,5 @@ def warn_unverifiable_webhooks(settings: Settings) -> None:
             log.warning(
                 "%s is not set: every webhook from this account is refused; "
                 "set it to the signing secret of the account's webhook endpoint",
-                account.variable("WEBHOOK_SECRET"),
+                account.secret_variable,
             )

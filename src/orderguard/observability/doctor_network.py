@@ -24,7 +24,7 @@ PROVIDER_TIMEOUT_S = 10.0
 
 def no_provider(settings: Settings) -> Check:
     """No provider's key: the built-in sandbox takes the charges."""
-    key = registry.main_account(settings).variable("API_KEY")
+    key = registry.main_account(settings).key_variable
     return Check(
         "provider",
         Status.WARN,
@@ -47,14 +47,14 @@ async def provider_check(provider: PaymentProvider, settings: Settings) -> Check
             name,
             Status.FAIL,
             f"credentials refused: {exc}",
-            f"set a valid secret key in {account.variable('API_KEY')}",
+            f"set a valid secret key in {account.key_variable}",
         )
     except (ProviderError, TimeoutError) as exc:
         return Check(
             name,
             Status.FAIL,
             f"unreachable: {exc or 'no answer'}",
-            f"check {account.variable('BASE_URL')} and the network to the provider",
+            f"check {account.url_variable} and the network to the provider",
         )
     return Check(name, Status.PASS, "reachable, credentials accepted (read-only call)")
 
@@ -69,7 +69,7 @@ def webhook_secret_check(settings: Settings) -> Check:
     """Each configured account verifies webhooks with its own, non-public secret."""
     fix = "set {} to the signing secret (whsec_...) of that account's webhook endpoint"
     for _, account in registry.accounts(settings):
-        name = account.variable("WEBHOOK_SECRET")
+        name = account.secret_variable
         key, secret = account.api_key, account.webhook_secret
         if key and not secret:
             return Check(

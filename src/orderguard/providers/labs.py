@@ -43,15 +43,15 @@ def sandbox_env(base_url: str, webhook_secret: str) -> dict[str, str]:
     running at ``base_url`` (a process of its own, as the demo runs it)."""
     main = _main_account()
     return {
-        main.variable("API_KEY"): lab().key,
-        main.variable("BASE_URL"): base_url,
-        main.variable("WEBHOOK_SECRET"): webhook_secret,
+        main.key_variable: lab().key,
+        main.url_variable: base_url,
+        main.secret_variable: webhook_secret,
     }
 
 
 def sandbox_secret_variable() -> str:
     """The variable that gives the sandbox provider's main account its webhook secret."""
-    return _main_account().variable("WEBHOOK_SECRET")
+    return _main_account().secret_variable
 
 
 def serve_sandbox(

@@ -29,18 +29,43 @@ class Account:
     provider: str
     #: The account's name: stored on attempts, the last part of its webhook route.
     name: str
-    #: The prefix of its environment variables (``ORDERGUARD_STRIPE``): ``{prefix}_API_KEY``,
-    #: ``{prefix}_BASE_URL`` and ``{prefix}_WEBHOOK_SECRET``.
+    #: The prefix of its environment variables (``ORDERGUARD_STRIPE``).
     variables: str
+    #: What identifies the account to the provider: an API key (Stripe's secret key), an
+    #: app id (Alipay), a merchant number (WeChat Pay). Unset: the account is not in use.
     api_key: str | None
+    #: The provider's API address.
     base_url: str
+    #: What verifies its webhooks: a shared secret (Stripe), the provider's public key
+    #: (Alipay), the key that decrypts them (WeChat Pay's APIv3 key).
     webhook_secret: str | None
     #: The provider's main account (the others are fail-over accounts).
     primary: bool = True
+    #: The suffixes of the variables that hold ``api_key``, ``base_url`` and
+    #: ``webhook_secret`` (Stripe's: ``ORDERGUARD_STRIPE_API_KEY``, ...): production's
+    #: refusals, ``doctor`` and ``serve``'s warnings name them.
+    key_name: str = "API_KEY"
+    url_name: str = "BASE_URL"
+    secret_name: str = "WEBHOOK_SECRET"
 
     def variable(self, suffix: str) -> str:
         """One of its variables: ``variable("API_KEY")`` -> ``ORDERGUARD_STRIPE_API_KEY``."""
         return f"{self.variables}_{suffix}"
+
+    @property
+    def key_variable(self) -> str:
+        """The variable of ``api_key``."""
+        return self.variable(self.key_name)
+
+    @property
+    def url_variable(self) -> str:
+        """The variable of ``base_url``."""
+        return self.variable(self.url_name)
+
+    @property
+    def secret_variable(self) -> str:
+        """The variable of ``webhook_secret``."""
+        return self.variable(self.secret_name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +104,13 @@ class ProviderPlugin:
     accounts: Callable[[Any], list[Account]]
     #: The adapter for one account, with a time limit per call (seconds).
     build: Callable[[Account, float], AccountProvider]
-    #: Whether an API key moves real money.
-    is_live_key: Callable[[str], bool]
+    #: Whether an account (its key set) moves real money: its key says so (Stripe's
+    #: ``sk_live_``), or its address does (Alipay's production gateway).
+    is_live: Callable[[Account], bool]
     #: What production asks for instead of a test key (``its live key (sk_live_...) at ...``).
     live_key_hint: str
+    #: What production asks for when the webhook secret is missing or a placeholder.
+    secret_hint: str = "the signing secret (whsec_...) of this account's webhook endpoint"
     #: Regular expressions of its credentials (keys, webhook secrets, client secrets),
     #: taken out of logs, and substrings one of which each needs to match (a quick test).
     credentials: tuple[str, ...] = ()
@@ -98,3 +126,6 @@ class ProviderPlugin:
     settlement_formats: tuple[SettlementFormat, ...] = ()
     #: Its test payment methods by behaviour and its units (the demo's shoppers and audit).
     test_kit: TestKit | None = None
+    #: What production refuses beyond the neutral checks of each account (key, address,
+    #: webhook secret): ``(variable, what is wrong)`` pairs, given the settings.
+    problems: Callable[[Any], list[tuple[str, str]]] = lambda settings: []

@@ -52,9 +52,7 @@ def main_account(settings: Any) -> Account:
 
 def is_live_key(account: Account) -> bool:
     """Whether ``account``'s key moves real money."""
-    return bool(account.api_key) and plugin(account.provider).is_live_key(
-        (account.api_key or "").strip()
-    )
+    return bool((account.api_key or "").strip()) and plugin(account.provider).is_live(account)
 
 
 def test_methods() -> list[str]:
@@ -96,3 +94,9 @@ def test_kit() -> TestKit:
     """The test payment methods and units of the first registered provider that declares
     them (the one whose sandbox the demo runs: ``providers/labs.py`` lists it first)."""
     return next(p.test_kit for p in PLUGINS if p.test_kit is not None)
+
+
+def production_problems(settings: Any) -> list[tuple[str, str, str]]:
+    """``(variable, what is wrong, provider title)`` for what each provider package's own
+    checks refuse in production (beyond the neutral checks of every account)."""
+    return [(v, what, p.title) for p in PLUGINS for v, what in p.problems(settings)]

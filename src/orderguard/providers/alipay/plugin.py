@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from orderguard.providers.alipay import currencies, methods
-from orderguard.providers.alipay.settings import AlipayAccount, accounts
+from orderguard.providers.alipay.settings import AlipayAccount, accounts, is_live_account
 from orderguard.providers.plugin import Account, AccountProvider, ProviderPlugin
 from orderguard.providers.profile import (
     Capabilities,
@@ -63,13 +63,6 @@ def build(account: Account, timeout_s: float) -> AccountProvider:
     )
 
 
-def is_live_key(app_id: str) -> bool:
-    """Alipay's app ids do not say whether they are live (the gateway does:
-    :func:`.settings.is_live_account`): answered ``False``, so production refuses Alipay
-    until the registry asks per account."""
-    return False
-
-
 def minor_units(amount: int, currency: str) -> int:
     """The sandbox ledger's fen as ISO minor units (the same)."""
     return currencies.rule(currency).from_provider(amount)
@@ -91,8 +84,9 @@ PLUGIN = ProviderPlugin(
     profile=PROFILE,
     accounts=accounts,
     build=build,
-    is_live_key=is_live_key,
+    is_live=is_live_account,
     live_key_hint="the app's keys at the production gateway https://openapi.alipay.com/gateway.do",
+    secret_hint="Alipay's public key of this app (Open Platform console, public-key mode)",
     credentials=(
         r"-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA )?PRIVATE KEY-----",
         r"\bMII[A-Za-z0-9+/]{200,}={0,2}",  # a one-line base64 key (private or public)

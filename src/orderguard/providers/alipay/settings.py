@@ -91,5 +91,8 @@ def accounts(settings: AlipaySettings) -> list[Account]:
             seller_id=settings.alipay_seller_id,
             notify_url=settings.alipay_notify_url,
             return_url=settings.alipay_return_url,
+            key_name="APP_ID",
+            url_name="GATEWAY_URL",
+            secret_name="PUBLIC_KEY",
         )
     ]

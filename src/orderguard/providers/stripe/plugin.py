@@ -77,7 +77,7 @@ PLUGIN = ProviderPlugin(
     profile=PROFILE,
     accounts=accounts,
     build=build,
-    is_live_key=is_live_key,
+    is_live=lambda account: is_live_key((account.api_key or "").strip()),
     live_key_hint="the account's live key (sk_live_...) at https://api.stripe.com",
     credentials=(
         r"\b(?:sk_live|sk_test|rk_live|rk_test|whsec)_[\w-]+",  # secret keys, webhook secrets

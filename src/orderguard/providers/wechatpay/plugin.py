@@ -16,7 +16,13 @@ from orderguard.providers.profile import (
     WebhookReply,
 )
 from orderguard.providers.wechatpay import currencies, methods
-from orderguard.providers.wechatpay.settings import WechatPayAccount, accounts, is_live_key
+from orderguard.providers.wechatpay.settings import (
+    WechatPayAccount,
+    accounts,
+    is_live_key,
+    is_sandbox_url,
+    production_problems,
+)
 
 #: The acknowledgement body of WeChat Pay's v1 notifications, still read by some tools.
 ACK_BODY = b'{"code":"SUCCESS","message":"OK"}'
@@ -105,8 +111,12 @@ PLUGIN = ProviderPlugin(
     profile=PROFILE,
     accounts=accounts,
     build=build,
-    is_live_key=is_live_key,
+    is_live=lambda account: (
+        is_live_key((account.api_key or "").strip()) and not is_sandbox_url(account.base_url)
+    ),
     live_key_hint="the merchant number (mchid) of a live merchant at https://api.mch.weixin.qq.com",
+    secret_hint="the APIv3 key (32 characters) set in the merchant platform",
+    problems=production_problems,
     credentials=(
         r"-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]*?-----END (?:RSA )?PRIVATE KEY-----",
         r"(?i:apiv3_?key)[\"']?\s*[:=]\s*[\"']?[^\s\"',]{32}",

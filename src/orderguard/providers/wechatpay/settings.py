@@ -149,6 +149,8 @@ def accounts(settings: WechatPaySettings) -> list[Account]:
             settings.wechatpay_base_url,
             settings.wechatpay_apiv3_key,
             credentials=credentials(settings),
+            key_name="MCHID",
+            secret_name="APIV3_KEY",
         )
     ]
 
