@@ -121,7 +121,7 @@ def _statements(lines: list[str]) -> list[str]:
     return sent
 
 
-async def write_result(result: object) -> None:
+def write_result(result: object) -> None:
     """Print ``result`` as one JSON line, all of it: the event loop may have left stdout
     non-blocking, and a pipe that is not read fast enough would then cut it at 64 KiB."""
     os.set_blocking(sys.stdout.fileno(), True)
@@ -129,7 +129,7 @@ async def write_result(result: object) -> None:
     sys.stdout.flush()
 
 
-def main() -> dict[str, Any]:
+async def main() -> dict[str, Any]:
     psycopg.AsyncConnection.connect = classmethod(_connect_traced)  # type: ignore[method-assign,assignment]
     from orderguard.bootstrap import build_app, open_sql
     from orderguard.config import Settings
