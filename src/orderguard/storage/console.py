@@ -9,7 +9,7 @@ from datetime import datetime
 from orderguard.storage.database import Database, Row, must_datetime, to_datetime, transaction
 from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import ConsoleSession, ConsoleUser, UserExists, WebhookRecord
-from orderguard.storage.recovery import _webhook as webhook_from_row
+from orderguard.storage.recovery import webhook_from_row
 
 #: One log-in attempt counted under a key, atomically: a new or expired count starts at 1
 #: and expires ``:until``; otherwise it goes up by one, and the attempt that reaches the

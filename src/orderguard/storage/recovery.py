@@ -121,7 +121,7 @@ class SqlWebhookRepository:
         row = await self._conn.fetchone(
             "SELECT * FROM webhook_events WHERE id = :id", {"id": record_id}
         )
-        return _webhook(row) if row else None
+        return webhook_from_row(row) if row else None
 
     async def claim_unprocessed(
         self, *, now: datetime, owner: str, until: datetime, limit: int
@@ -140,7 +140,7 @@ class SqlWebhookRepository:
             """,
             {"owner": owner, "until": until, "now": now, "limit": limit},
         )
-        return sorted((_webhook(row) for row in rows), key=lambda r: (r.received_at, r.id))
+        return sorted((webhook_from_row(row) for row in rows), key=lambda r: (r.received_at, r.id))
 
     async def processed(self, record_id: str, *, at: datetime, order_id: str | None) -> None:
         await self._conn.execute(
@@ -164,10 +164,11 @@ class SqlWebhookRepository:
             f"SELECT * FROM webhook_events{where} ORDER BY received_at DESC, id DESC LIMIT :limit",
             {"limit": limit},
         )
-        return [_webhook(row) for row in rows]
+        return [webhook_from_row(row) for row in rows]
 
 
-def _webhook(row: Row) -> WebhookRecord:
+def webhook_from_row(row: Row) -> WebhookRecord:
+    """A stored inbound webhook's row as its record (the console reads them too)."""
     return WebhookRecord(
         id=row["id"],
         provider=row["provider"],
