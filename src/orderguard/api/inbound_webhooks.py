@@ -8,14 +8,14 @@ answer to an accepted event is the provider's own (its profile's reply): JSON
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from orderguard.api.orders import Wiring
+from orderguard.api.ports import WebhookDesk, wiring
 from orderguard.api.problems import PROBLEM_JSON, ProblemError
 from orderguard.domain.errors import InvalidWebhookSignature, UnknownWebhookProvider
 
@@ -39,6 +39,11 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
 
 
+def webhook_desk(request: Request) -> WebhookDesk:
+    """What the webhook route calls, from the application's wiring."""
+    return wiring(request)
+
+
 @router.post(
     "/webhooks/{provider}",
     response_model=WebhookAck,
@@ -49,21 +54,23 @@ def _problem(description: str) -> dict[str, Any]:
         503: _problem("The database is unavailable; the provider should retry"),
     },
 )
-async def receive_webhook(provider: str, request: Request, wiring: Wiring) -> Response:
+async def receive_webhook(
+    provider: str, request: Request, desk: Annotated[WebhookDesk, Depends(webhook_desk)]
+) -> Response:
     """Verify and store a provider's event; it is applied right after this answer."""
     body = await _raw_body(request)
     try:
-        received = await wiring.inbox.receive(provider, body, dict(request.headers))
+        received = await desk.inbox.receive(provider, body, dict(request.headers))
     except UnknownWebhookProvider as exc:
         raise ProblemError(404, "unknown-provider", "Unknown provider", exc.detail) from None
     except InvalidWebhookSignature as exc:
         raise ProblemError(
             400, "invalid-webhook-signature", "Invalid webhook signature", exc.detail
         ) from None
-    reply = wiring.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
+    reply = desk.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
     later = None
     if received.record_id is not None:
-        later = BackgroundTask(wiring.inbox.process, received.record_id)
+        later = BackgroundTask(desk.inbox.process, received.record_id)
     return Response(reply.body, reply.status, media_type=reply.media_type, background=later)
 
 

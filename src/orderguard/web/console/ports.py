@@ -3,8 +3,8 @@
 The console shows their queue pages and the resend action only once something
 implementing these is plugged in with :func:`plug`; until then they are not in the
 navigation and their routes answer 404. Nothing here is faked. What is plugged in is a
-factory called with the application's wired :class:`~orderguard.bootstrap.Container`
-(which ``create_app`` may only open when the application starts); a factory that cannot
+factory called with the application's wiring (:class:`~orderguard.web.ports.ConsoleDesk`,
+which ``create_app`` may only open when the application starts); a factory that cannot
 read the wired storage raises ``LookupError``, and its pages are then not offered.
 """
 
@@ -18,8 +18,8 @@ from typing import Protocol, TypeVar
 from fastapi import FastAPI
 from starlette.requests import Request
 
-from orderguard.container import Container
 from orderguard.domain.delivery import Delivery
+from orderguard.web.ports import ConsoleDesk, wiring
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +82,8 @@ class Reconciliation(Protocol):
 
 T = TypeVar("T")
 #: Builds a view on the wired application.
-NotificationsFactory = Callable[[Container], Notifications]
-ReconciliationFactory = Callable[[Container], Reconciliation]
+NotificationsFactory = Callable[[ConsoleDesk], Notifications]
+ReconciliationFactory = Callable[[ConsoleDesk], Reconciliation]
 
 
 @dataclass
@@ -118,13 +118,13 @@ def reconciliation(request: Request) -> Reconciliation | None:
     return _built(_plugged(request.app).reconciliation, request)
 
 
-def _built(factory: Callable[[Container], T] | None, request: Request) -> T | None:
+def _built(factory: Callable[[ConsoleDesk], T] | None, request: Request) -> T | None:
     """What ``factory`` builds on the wired container; ``None`` when nothing is plugged in
     or the factory raises ``LookupError`` (it cannot read this storage)."""
     if factory is None:
         return None
     try:
-        return factory(request.app.state.container)
+        return factory(wiring(request))
     except LookupError:
         return None
 
