@@ -39,9 +39,8 @@ from orderguard.storage.ports import UnitOfWorkFactory
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from orderguard.api.app import Face
-    from orderguard.api.ports import ApiWiring
-    from orderguard.web.ports import Offered, WebWiring
+    from orderguard.api.app import ApiWiring, Face
+    from orderguard.web import Offered, WebWiring
     from orderguard.worker import Worker
 
 __all__ = [
@@ -181,11 +180,11 @@ SERVED_ON: tuple[type[ApiWiring], type[WebWiring]] = (Container, Container)
 def offered_to_faces() -> Offered:
     """What the registered providers offer the faces: their test methods (the shopper's
     page in development) and their credentials' shapes (hidden in the console)."""
-    from orderguard.web.console.credentials import Credentials
-    from orderguard.web.ports import Offered
+    from orderguard import web
 
-    credentials = Credentials(registry.signature_headers(), registry.hidden_shapes())
-    return Offered(tuple(registry.test_methods()), credentials)
+    return web.offer(
+        registry.test_methods(), registry.signature_headers(), registry.hidden_shapes()
+    )
 
 
 def faces() -> tuple[Face, ...]:

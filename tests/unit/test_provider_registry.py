@@ -11,11 +11,11 @@ from pathlib import Path
 
 import grimp
 
+from orderguard.bootstrap import offered_to_faces
 from orderguard.config import Settings, known_variables
 from orderguard.observability.redaction import redact_text
 from orderguard.providers import labs, registry
 from orderguard.providers.profile import ProviderProfile, json_ack, plain_ack
-from orderguard.bootstrap import offered_to_faces
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

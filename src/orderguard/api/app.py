@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -20,7 +20,6 @@ from orderguard import __version__
 from orderguard.api import health, inbound_webhooks, operations, orders, shopper
 from orderguard.api.auth import allowed
 from orderguard.api.doors import HostCheck, operations_hosts
-from orderguard.api.ports import ApiWiring
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
@@ -36,6 +35,18 @@ from orderguard.storage.errors import StorageError
 
 log = logging.getLogger("orderguard.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class ApiWiring(
+    operations.OperationsDesk,
+    shopper.ShopperDesk,
+    inbound_webhooks.WebhookDesk,
+    health.Probes,
+    Protocol,
+):
+    """Everything the API's routes read (each module declares its own desk): what
+    :func:`create_app` is given, by the composition root."""
+
 
 #: The wired application the app is given: whatever has what the routes declare.
 W = TypeVar("W", bound=ApiWiring)
@@ -60,10 +71,10 @@ def create_app(
     """The HTTP API on a wired ``container``, or on the one ``opener`` opens while the app
     serves (``settings`` are then the settings it opens with); each of ``faces`` is added.
 
-    ``container`` is anything with what the routes declare (:class:`~orderguard.api.ports.
-    ApiWiring`); ``gauges`` builds the database's gauges ``/metrics`` shows (left out
-    without it). Nothing is opened or started here: ``orderguard.bootstrap.build_app``
-    gives the opener (database and worker), the gauges and the faces ``serve`` shows.
+    ``container`` is anything with what the routes declare (:class:`ApiWiring`);
+    ``gauges`` builds the database's gauges ``/metrics`` shows (left out without it).
+    Nothing is opened or started here: ``orderguard.bootstrap.build_app`` gives the opener
+    (database and worker), the gauges and the faces ``serve`` shows.
     With ``ops_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
     :func:`create_ops_app` (served on another address); ``/docs`` is off in production.
     Without ``ops_apart``, production answers ``/metrics`` and ``/openapi.json`` on the

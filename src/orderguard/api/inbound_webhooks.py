@@ -8,16 +8,17 @@ answer to an accepted event is the provider's own (its profile's reply): JSON
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from orderguard.api.ports import WebhookDesk, wiring
 from orderguard.api.problems import PROBLEM_JSON, ProblemError
 from orderguard.domain.errors import InvalidWebhookSignature, UnknownWebhookProvider
+from orderguard.services.inbound_webhooks import WebhookInbox
+from orderguard.services.providers import Providers
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 #: The largest webhook body accepted, in bytes.
@@ -39,9 +40,28 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
 
 
+class Payments(Protocol):
+    """The payments, as far as a webhook's answer goes: its provider's reply."""
+
+    @property
+    def providers(self) -> Providers: ...
+
+
+class WebhookDesk(Protocol):
+    """What the webhook route calls: the inbox, and the providers whose replies answer
+    their events."""
+
+    @property
+    def inbox(self) -> WebhookInbox: ...
+
+    @property
+    def payments(self) -> Payments: ...
+
+
 def webhook_desk(request: Request) -> WebhookDesk:
     """What the webhook route calls, from the application's wiring."""
-    return wiring(request)
+    found: WebhookDesk = request.app.state.container
+    return found
 
 
 @router.post(

@@ -3,7 +3,7 @@ on its timeline; a key without ``orders:read`` gets only the outcome)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -14,11 +14,11 @@ from orderguard.api.orders import (
     JSON,
     NO_FIELDS,
     WRITE_CHECKS,
+    OrderDesk,
     Writer,
     detail_response,
     no_fields,
 )
-from orderguard.api.ports import OperationsDesk, wiring
 from orderguard.api.problems import problem_responses
 from orderguard.api.render import detail_json
 from orderguard.api.requests import idempotency_key, json_body, validated
@@ -32,6 +32,7 @@ from orderguard.api.schemas import (
 from orderguard.domain.events import Cause
 from orderguard.services import queries
 from orderguard.services.api_keys import KeyScope, grants
+from orderguard.services.operations import Operations
 
 #: What a refund answers a key without ``orders:read`` (the refund is added to it).
 REFUND_OUTCOME_FIELDS = tuple(name for name in RefundOutcomeOut.model_fields if name != "refund")
@@ -40,9 +41,18 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 Refunder = Annotated[Caller, Depends(allowed(KeyScope.PAYMENTS_REFUND))]
 
 
+class OperationsDesk(OrderDesk, Protocol):
+    """What the operator actions call: refund and cancel (answering with the order's
+    detail, as the orders routes do)."""
+
+    @property
+    def operations(self) -> Operations: ...
+
+
 def operations_desk(request: Request) -> OperationsDesk:
     """What the operator actions call, from the application's wiring."""
-    return wiring(request)
+    found: OperationsDesk = request.app.state.container
+    return found
 
 
 Desk = Annotated[OperationsDesk, Depends(operations_desk)]

@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BeforeValidator
@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from orderguard.api.auth import Caller, allowed
 from orderguard.api.doors import check_write
-from orderguard.api.ports import OrderDesk, Wired, wiring
+from orderguard.api.ports import Wired
 from orderguard.api.problems import amount_problem, method_problem, problem_responses
 from orderguard.api.render import detail_json, order_document, summary_json
 from orderguard.api.requests import (
@@ -42,8 +42,10 @@ from orderguard.observability.context import remember_customer
 from orderguard.services import queries
 from orderguard.services.api_keys import KeyScope, grants
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
-from orderguard.services.intake import PlaceOrder
+from orderguard.services.intake import Intake, PlaceOrder
+from orderguard.services.pay_again import PayAgain
 from orderguard.services.providers import PaymentMethodNotTaken
+from orderguard.services.recheck import Recheck
 from orderguard.storage.ports import OrderQuery
 
 
@@ -72,9 +74,24 @@ _KEY_HEADER = Header(
 )
 
 
+class OrderDesk(Wired, Protocol):
+    """What the orders routes call: place, pay again, recheck (and read, through
+    :class:`~orderguard.api.ports.Wired`)."""
+
+    @property
+    def intake(self) -> Intake: ...
+
+    @property
+    def pay_again(self) -> PayAgain: ...
+
+    @property
+    def recheck(self) -> Recheck: ...
+
+
 def order_desk(request: Request) -> OrderDesk:
     """What the orders routes call, from the application's wiring."""
-    return wiring(request)
+    found: OrderDesk = request.app.state.container
+    return found
 
 
 Orders = Annotated[OrderDesk, Depends(order_desk)]

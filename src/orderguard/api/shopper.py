@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse
 
-from orderguard.api.ports import ShopperDesk, Wired, wiring
+from orderguard.api.ports import Wired
 from orderguard.api.problems import ProblemError
 from orderguard.domain.links import status_url
 from orderguard.domain.order import Order
 from orderguard.services.queries import shopper_order
+from orderguard.services.shopper_return import ShopperReturn
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
+
+
+class ShopperDesk(Wired, Protocol):
+    """What the shopper's return calls: ask the provider how authentication went."""
+
+    @property
+    def shopper_return(self) -> ShopperReturn: ...
 
 
 async def order_for_shopper(wired: Wired, order_id: str, token: str) -> Order:
@@ -28,7 +38,7 @@ async def returned(
 ) -> RedirectResponse:
     """The shopper is back from authenticating: ask the provider (at most once per attempt
     every few seconds, however often this is hit), then show the order."""
-    desk: ShopperDesk = wiring(request)
+    desk: ShopperDesk = request.app.state.container
     order = await order_for_shopper(desk, order_id, token)
     order = await desk.shopper_return.order(order)
     return RedirectResponse(status_url(desk.settings.public_url, order), status_code=303)

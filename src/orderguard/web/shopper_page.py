@@ -9,7 +9,7 @@ however many form keys a script makes up (each payment calls the provider).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -18,13 +18,26 @@ from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.order import Order
 from orderguard.services import queries
 from orderguard.services.idempotency import KeyedRequest, fingerprint
+from orderguard.services.pace import Pace
+from orderguard.services.pay_again import PayAgain
 from orderguard.services.queries import shopper_order
 from orderguard.services.review import Review
 from orderguard.web import forms
 from orderguard.web.guidance import guidance, shopper_history
-from orderguard.web.ports import ShopperPageDesk, offered
-from orderguard.web.ports import wiring as wired_app
+from orderguard.web.ports import Wired, offered
 from orderguard.web.templating import PAGE_HEADERS, language, page
+
+
+class ShopperPageDesk(Wired, Protocol):
+    """What the shopper's page calls: pay again (paced per order); the report goes
+    through the storage."""
+
+    @property
+    def pay_again(self) -> PayAgain: ...
+
+    @property
+    def shopper_pay_pace(self) -> Pace: ...
+
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
 Token = Annotated[str, Query(max_length=200)]
@@ -180,4 +193,5 @@ def _secure(wiring: ShopperPageDesk) -> bool:
 
 
 def _wiring(request: Request) -> ShopperPageDesk:
-    return wired_app(request)
+    found: ShopperPageDesk = request.app.state.container
+    return found

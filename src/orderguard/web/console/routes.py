@@ -9,7 +9,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -24,14 +24,26 @@ from orderguard.domain.refund_record import MAX_REASON
 from orderguard.domain.stuck import STUCK_AFTER, stuck_horizon
 from orderguard.services import queries
 from orderguard.services.console_users import HashingBusy, LoginRefused, Role
+from orderguard.services.operations import Operations
+from orderguard.services.recheck import Recheck
 from orderguard.services.review import Review
 from orderguard.storage.ports import OrderQuery
 from orderguard.web import forms
 from orderguard.web.console import auth, guide, ports
 from orderguard.web.console.auth import BadForm, Forbidden, NotLoggedIn, Visitor
-from orderguard.web.ports import ConsoleDesk, offered
-from orderguard.web.ports import wiring as wired_app
+from orderguard.web.ports import offered, wired
 from orderguard.web.templating import language, page
+
+
+class ConsoleDesk(ports.ConsoleViews, Protocol):
+    """What the console's pages read and its actions call: recheck, refund, cancel."""
+
+    @property
+    def recheck(self) -> Recheck: ...
+
+    @property
+    def operations(self) -> Operations: ...
+
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LANG_COOKIE = "og_lang"
@@ -512,8 +524,9 @@ def _test_mode(request: Request) -> bool:
     every console page says so."""
     if getattr(request.app.state, "container", None) is None:
         return True
-    return not wired_app(request).payments.providers.livemode
+    return not wired(request).payments.providers.livemode
 
 
 def _wiring(request: Request) -> ConsoleDesk:
-    return wired_app(request)
+    found: ConsoleDesk = request.app.state.container
+    return found
