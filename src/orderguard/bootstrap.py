@@ -172,8 +172,8 @@ async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> C
 # --- serve: the HTTP app, its faces and the worker -------------------------------------
 
 #: ``serve`` runs the API's routes and the faces on a :class:`Container`, which they do not
-#: import: mypy checks here that it has what each declares (``api/ports.py``,
-#: ``web/ports.py``).
+#: import: mypy checks here that it has every desk they declare (``api.app.ApiWiring``,
+#: ``web.WebWiring``).
 SERVED_ON: tuple[type[ApiWiring], type[WebWiring]] = (Container, Container)
 
 

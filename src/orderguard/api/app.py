@@ -38,6 +38,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class ApiWiring(
+    orders.OrderDesk,
     operations.OperationsDesk,
     shopper.ShopperDesk,
     inbound_webhooks.WebhookDesk,

@@ -14,11 +14,11 @@ from orderguard.api.orders import (
     JSON,
     NO_FIELDS,
     WRITE_CHECKS,
-    OrderDesk,
     Writer,
     detail_response,
     no_fields,
 )
+from orderguard.api.ports import Wired
 from orderguard.api.problems import problem_responses
 from orderguard.api.render import detail_json
 from orderguard.api.requests import idempotency_key, json_body, validated
@@ -41,9 +41,9 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 Refunder = Annotated[Caller, Depends(allowed(KeyScope.PAYMENTS_REFUND))]
 
 
-class OperationsDesk(OrderDesk, Protocol):
+class OperationsDesk(Wired, Protocol):
     """What the operator actions call: refund and cancel (answering with the order's
-    detail, as the orders routes do)."""
+    detail, read as the orders routes read it)."""
 
     @property
     def operations(self) -> Operations: ...
