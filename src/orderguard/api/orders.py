@@ -20,7 +20,6 @@ from orderguard.api.render import detail_json, order_document, summary_json
 from orderguard.api.requests import (
     idempotency_key,
     json_body,
-    locale,
     validated,
     validation_problem,
 )
@@ -33,6 +32,7 @@ from orderguard.api.schemas import (
     PayAgainIn,
     PlaceOrderIn,
 )
+from orderguard.catalog import locale
 from orderguard.domain.customer import Address, Customer
 from orderguard.domain.events import Cause
 from orderguard.domain.money import AmountNotChargeable
