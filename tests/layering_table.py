@@ -10,6 +10,8 @@ How the contracts read (see the comment at the top of .importlinter):
 - a ``forbidden`` contract per row forbids ``orderguard.*`` and allows, in its
   ``ignore_imports``, what the row may import; the lines below a ``# pending: ...`` comment
   are known exceptions awaiting the work the comment names, and are not part of the table;
+- any other ``forbidden`` contract (over several packages, forbidding named modules) is a
+  rule of its own, worded below the table;
 - a ``protected`` contract per group of libraries names who may import them.
 """
 
@@ -104,12 +106,18 @@ def pending_lines(path: Path = CONTRACTS) -> dict[str, set[tuple[str, str]]]:
     return found
 
 
+def is_row(contract: configparser.SectionProxy) -> bool:
+    """Whether a forbidden contract is a row of the table (its one package may import
+    nothing of orderguard but what it ignores)."""
+    return lines(contract["forbidden_modules"]) == [f"{PACKAGE}.*"]
+
+
 def row_rules(config: configparser.ConfigParser, path: Path = CONTRACTS) -> dict[str, list[str]]:
     """Each row's package -> what of orderguard it may import, as Markdown: an import only
     one module of the package may make names that module."""
     waiting = pending_lines(path)
     rules: dict[str, list[str]] = {}
-    for contract in contracts(config, "forbidden"):
+    for contract in filter(is_row, contracts(config, "forbidden")):
         (row,) = (short(m) for m in lines(contract["source_modules"]))
         later = waiting.get(contract.name, set())
         allowed = [pair for pair in ignored(contract) if pair not in later]
@@ -164,6 +172,13 @@ def render(config: configparser.ConfigParser) -> str:
                 allowed = "everything"
             lib = ", ".join(f"`{m}`" for m in sorted(libs.get(package, [])))
             out.append(f"| `{package}` | {allowed} | {lib or 'none: the standard library only'} |")
+    rules_of_their_own = [c for c in contracts(config, "forbidden") if not is_row(c)]
+    if rules_of_their_own:
+        out += ["", "Beyond the table:", ""]
+    for contract in rules_of_their_own:
+        sources = ", ".join(f"`{short(m)}`" for m in lines(contract["source_modules"]))
+        banned = ", ".join(f"`{short(m)}`" for m in lines(contract["forbidden_modules"]))
+        out.append(f"- {contract['name']}: {sources} import none of {banned}.")
     return "\n".join(out) + "\n"
 
 

@@ -39,7 +39,8 @@ from orderguard.storage.ports import UnitOfWorkFactory
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from orderguard.api.app import Face
+    from orderguard.api.app import ApiWiring, Face
+    from orderguard.web import Offered, WebWiring
     from orderguard.worker import Worker
 
 __all__ = [
@@ -170,14 +171,29 @@ async def open_sql(settings: Settings, *, auto_migrate: bool | None = None) -> C
 
 # --- serve: the HTTP app, its faces and the worker -------------------------------------
 
+#: ``serve`` runs the API's routes and the faces on a :class:`Container`, which they do not
+#: import: mypy checks here that it has every desk they declare (``api.app.ApiWiring``,
+#: ``web.WebWiring``).
+SERVED_ON: tuple[type[ApiWiring], type[WebWiring]] = (Container, Container)
+
+
+def offered_to_faces() -> Offered:
+    """What the registered providers offer the faces: their test methods (the shopper's
+    page in development) and their credentials' shapes (hidden in the console)."""
+    from orderguard import web
+
+    return web.offer(
+        registry.test_methods(), registry.signature_headers(), registry.hidden_shapes()
+    )
+
 
 def faces() -> tuple[Face, ...]:
-    """What ``serve`` adds to the API: the shopper's page and console, and the console's
-    views on the outbox and recorded reconciliation."""
+    """What ``serve`` adds to the API: the shopper's page and console (told what the
+    providers offer), and the console's views on the outbox and recorded reconciliation."""
     from orderguard import web
     from orderguard.web.console import plugs
 
-    return (web.install, plugs.install)
+    return (partial(web.install, offered=offered_to_faces()), plugs.install)
 
 
 def build_app(
@@ -191,14 +207,18 @@ def build_app(
     from ``settings`` while it serves (then with a worker in the process unless ``worker``
     is off). ``ops_apart`` as in :func:`~orderguard.api.app.create_app`."""
     from orderguard.api.app import create_app
+    from orderguard.observability.wiring import database_collector
 
     if container is not None:
-        return create_app(container=container, faces=faces(), ops_apart=ops_apart)
+        return create_app(
+            container=container, faces=faces(), gauges=database_collector, ops_apart=ops_apart
+        )
     resolved = settings or Settings.load()
     return create_app(
         opener=partial(serving, resolved, worker=worker),
         settings=resolved,
         faces=faces(),
+        gauges=database_collector,
         ops_apart=ops_apart,
     )
 

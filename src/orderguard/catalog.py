@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-#: The languages orderguard speaks, as ``orderguard.api.requests.locale`` names them.
+#: The languages orderguard speaks, as :func:`locale` names them.
 LANGUAGES: dict[str, str] = {"en": "English", "zh-CN": "简体中文"}
 
 #: key -> language -> text (``{name}`` placeholders are filled by :func:`translate`).
@@ -371,3 +371,23 @@ def translate(language: str, key: str, **values: Any) -> str:
         return key
     text = texts.get(language) or texts["en"]
     return text.format(**values) if values else text
+
+
+def locale(explicit: str | None, accept_language: str | None) -> str:
+    """The shopper's language: the explicit field, else the best Accept-Language match."""
+    if explicit:
+        return explicit
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        quality = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
+        try:
+            ranked.append((-float(quality), position, tag.strip().lower()))
+        except ValueError:
+            continue
+    for _, _, tag in sorted(ranked):
+        if tag.startswith("zh"):
+            return "zh-CN"
+        if tag.startswith("en"):
+            return "en"
+    return "en"

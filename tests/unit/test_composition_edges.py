@@ -59,6 +59,19 @@ WEB_WIRING = (
     "orderguard.web.shopper_page",
 )
 
+#: What wires the application, which the faces (api, web) are given instead of importing.
+WIRING = (
+    "orderguard.container",
+    "orderguard.bootstrap",
+    "orderguard.observability.wiring",
+    "orderguard.providers.registry",
+)
+#: The API's route modules (the web shares services with them, not the routes).
+API_ROUTES = tuple(
+    f"orderguard.api.{name}"
+    for name in ("app", "orders", "operations", "shopper", "inbound_webhooks", "health")
+)
+
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
@@ -68,6 +81,9 @@ WEB_WIRING = (
             "web",
             ("orderguard.bootstrap", "orderguard.worker", "orderguard.cli", "orderguard.api.app"),
         ),
+        # the faces are leaves: given their wiring and what the providers offer
+        ("api", WIRING),
+        ("web", (*WIRING, *API_ROUTES)),
         ("outbox", ("orderguard.api", "orderguard.config", "orderguard.bootstrap")),
         ("services", ("orderguard.api", "orderguard.config", "orderguard.bootstrap")),
         ("config.py", ("orderguard.services", "orderguard.api", "orderguard.bootstrap")),

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from orderguard.web.console.credentials import HIDDEN, hidden, shown
+from orderguard.bootstrap import offered_to_faces
+from orderguard.web.console.credentials import HIDDEN, Credentials
+
+#: What the composition root gives the console: the registered providers' shapes too.
+hidden = offered_to_faces().credentials.hidden
+shown = offered_to_faces().credentials.shown
 
 SECRET = "pi_3Qx9_secret_AbC123"
 
@@ -56,3 +61,16 @@ def test_bytes_and_nothing_are_shown_as_text() -> None:
     assert shown("viewer", b'{"amount": 1}') == '{\n  "amount": 1\n}'
     assert shown("viewer", None) == ""
     assert shown("admin", "plain \xe9".encode()) == "plain \xe9"
+
+
+def test_the_providers_shapes_and_signature_headers_are_what_the_wiring_gave() -> None:
+    bare = Credentials()
+    given = Credentials(["x-shop-signature"], r"tok_[A-Za-z0-9]+")
+    text = "card tok_1MwXyZ attached"
+    assert bare.hidden(text) == text  # no provider told the console this shape
+    assert given.hidden(text) == f"card {HIDDEN} attached"
+    header = json.dumps({"X-Shop-Signature": "t=1,v1=abc", "amount": 1})
+    assert json.loads(bare.hidden(header)) == {"X-Shop-Signature": "t=1,v1=abc", "amount": 1}
+    assert json.loads(given.hidden(header)) == {"X-Shop-Signature": HIDDEN, "amount": 1}
+    assert given.hidden("X-Shop-Signature: v1abc") == f"X-Shop-Signature: {HIDDEN}"
+    assert bare.hidden("X-Shop-Signature: v1abc") == "X-Shop-Signature: v1abc"

@@ -60,8 +60,27 @@ def test_lint_imports_keeps_every_contract() -> None:
         (
             "web/forms.py",
             "import orderguard.bootstrap",
-            ["web imports only what its row allows", "layers, top to bottom"],
+            [
+                "web imports only what its row allows",
+                "layers, top to bottom",
+                "api and web are leaves, given what they need",
+            ],
             "orderguard.web.forms -> orderguard.bootstrap",
+        ),
+        (
+            "api/health.py",
+            "import orderguard.observability.wiring",
+            ["api and web are leaves, given what they need"],
+            "orderguard.api.health -> orderguard.observability.wiring",
+        ),
+        (
+            "web/shopper_page.py",
+            "import orderguard.providers.registry",
+            [
+                "web imports only what its row allows",
+                "api and web are leaves, given what they need",
+            ],
+            "orderguard.web.shopper_page -> orderguard.providers.registry",
         ),
         (
             "demo/run.py",

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import grimp
 
+from orderguard.bootstrap import offered_to_faces
 from orderguard.config import Settings, known_variables
 from orderguard.observability.redaction import redact_text
 from orderguard.providers import labs, registry
 from orderguard.providers.profile import ProviderProfile, json_ack, plain_ack
-from orderguard.web.console.credentials import hidden
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -97,6 +97,7 @@ def test_a_demo_process_is_pointed_at_a_sandbox_by_the_public_variables() -> Non
 
 def test_logs_and_the_console_hide_the_registered_providers_credentials() -> None:
     text = "key sk_live_abc123 and whsec_s3cr3t, client pi_1_secret_2"
+    hidden = offered_to_faces().credentials.hidden  # the console's, as serve wires it
     for shown in (redact_text(text), hidden(text)):
         assert "sk_live_abc123" not in shown
         assert "whsec_s3cr3t" not in shown

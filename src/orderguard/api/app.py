@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -24,9 +24,9 @@ from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
 from orderguard.config import Settings
-from orderguard.container import Container
 from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
+from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.context import request_context
 from orderguard.observability.http import IntakeMetricsMiddleware
 from orderguard.observability.redaction import redact_messages
@@ -36,26 +36,46 @@ from orderguard.storage.errors import StorageError
 log = logging.getLogger("orderguard.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
+
+class ApiWiring(
+    orders.OrderDesk,
+    operations.OperationsDesk,
+    shopper.ShopperDesk,
+    inbound_webhooks.WebhookDesk,
+    health.Probes,
+    Protocol,
+):
+    """Everything the API's routes read (each module declares its own desk): what
+    :func:`create_app` is given, by the composition root."""
+
+
+#: The wired application the app is given: whatever has what the routes declare.
+W = TypeVar("W", bound=ApiWiring)
 #: Opens the wired application for as long as the app serves (entered by its lifespan):
 #: the composition root's, which opens the database and starts the worker.
-Opener = Callable[[], AbstractAsyncContextManager[Container]]
+Opener = Callable[[], AbstractAsyncContextManager[W]]
+#: Builds the collector of the database's gauges (``/metrics``) on the wired application.
+Gauges = Callable[[W], DatabaseCollector]
 #: A face added to the app (the shopper's page, the console...), called once with it.
 Face = Callable[[FastAPI], None]
 
 
 def create_app(
     *,
-    container: Container | None = None,
-    opener: Opener | None = None,
+    container: W | None = None,
+    opener: Opener[W] | None = None,
     settings: Settings | None = None,
     faces: Sequence[Face] = (),
+    gauges: Gauges[W] | None = None,
     ops_apart: bool = False,
 ) -> FastAPI:
     """The HTTP API on a wired ``container``, or on the one ``opener`` opens while the app
     serves (``settings`` are then the settings it opens with); each of ``faces`` is added.
 
-    Nothing is opened or started here: ``orderguard.bootstrap.build_app`` gives the
-    opener (database and worker) and the faces ``serve`` shows.
+    ``container`` is anything with what the routes declare (:class:`ApiWiring`);
+    ``gauges`` builds the database's gauges ``/metrics`` shows (left out without it).
+    Nothing is opened or started here: ``orderguard.bootstrap.build_app`` gives the opener
+    (database and worker), the gauges and the faces ``serve`` shows.
     With ``ops_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
     :func:`create_ops_app` (served on another address); ``/docs`` is off in production.
     Without ``ops_apart``, production answers ``/metrics`` and ``/openapi.json`` on the
@@ -92,6 +112,7 @@ def create_app(
     )
     if container is not None:
         app.state.container = container
+    app.state.gauges = gauges  # read by /metrics (api/health.py)
     app.include_router(orders.router)
     app.include_router(operations.router)
     app.include_router(shopper.router)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from orderguard.api.doors import DEFAULT_PORTS, authority, is_loopback_host
+from orderguard.api.ports import wired
 from orderguard.api.problems import ProblemError
 from orderguard.config import Settings
 from orderguard.services import api_keys
@@ -101,7 +102,7 @@ async def caller(request: Request) -> Caller:
 
 def _check_keyless(request: Request) -> None:
     """Without keys: development only, and only from and to this machine's loopback."""
-    settings: Settings = request.app.state.container.settings
+    settings: Settings = wired(request).settings
     create = "create one with `orderguard keys create NAME`"
     if settings.production:
         raise _unauthorized(f"No API key exists, and production requires one: {create}.")
@@ -134,7 +135,7 @@ async def _keys_required(request: Request) -> bool:
         return cached[1]
     refresh: asyncio.Future[bool] | None = getattr(state, "keys_required_refresh", None)
     if refresh is None:
-        refresh = asyncio.ensure_future(api_keys.keys_required(state.container.storage))
+        refresh = asyncio.ensure_future(api_keys.keys_required(wired(request).storage))
         state.keys_required_refresh = refresh
 
         def remember(done: asyncio.Future[bool]) -> None:
@@ -154,7 +155,7 @@ async def _key(request: Request, secret: str) -> Caller | None:
     hit = cache.get(digest)
     if hit is not None and now - hit[0] <= KEY_CACHE_SECONDS:
         return hit[1]
-    key = await api_keys.authenticate(state.container.storage, secret)
+    key = await api_keys.authenticate(wired(request).storage, secret)
     if len(cache) >= KEY_CACHE_SIZE:
         cache.clear()
     cache[digest] = (now, Caller(key.id, key.scopes) if key else None)

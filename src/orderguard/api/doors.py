@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orderguard.api.ports import Wired, wired
 from orderguard.api.problems import ProblemError
 from orderguard.config import Settings
 
@@ -108,7 +109,8 @@ def host_of(scope: Scope, settings: Settings) -> Authority | None:
 
 def public_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
     """The main app's view: the authority named, and those it answers at."""
-    settings: Settings = scope["app"].state.container.settings
+    found: Wired = scope["app"].state.container
+    settings = found.settings
     return host_of(scope, settings), accepted_hosts(settings, bound_port(scope))
 
 
@@ -168,7 +170,7 @@ _misdirected = ProblemError(
 async def check_write(request: Request) -> None:
     """A request that changes an order: 403 when its ``Origin`` is another site's, 415
     when its body is not declared ``application/json`` (which no HTML form can send)."""
-    settings: Settings = request.app.state.container.settings
+    settings = wired(request).settings
     origin = request.headers.get("origin")
     if origin is not None and not _own_origin(origin, settings, bound_port(request.scope)):
         raise ProblemError(

@@ -8,21 +8,46 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import orjson
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from orderguard.container import Container
+from orderguard.api.ports import Wired
 from orderguard.observability.checks import Status
 from orderguard.observability.collector import DatabaseCollector, database_up_text
 from orderguard.observability.instrumented import ObservedBreaker
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
-from orderguard.observability.wiring import database_collector
+from orderguard.services.providers import Providers
 from orderguard.storage.errors import StorageError
+
+
+class Payments(Protocol):
+    """The payments, as far as the probes go: the providers' breakers."""
+
+    @property
+    def providers(self) -> Providers: ...
+
+
+class Probes(Wired, Protocol):
+    """What ``/readyz`` and ``/metrics`` read: the storage's statistics, the settings and
+    the providers' breakers (the database's gauges come from the ``gauges`` the app was
+    given)."""
+
+    @property
+    def payments(self) -> Payments: ...
+
+
+def probes(request: Request) -> Probes:
+    """The wired application, as the probes see it."""
+    found: Probes = request.app.state.container
+    return found
+
 
 router = APIRouter(tags=["operations"])
 metrics_router = APIRouter(tags=["operations"])
@@ -44,10 +69,10 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request) -> Response:
     """Ready to take orders: database reachable, schema current, worker alive (when the
     settings expect one: ``ORDERGUARD_READY_REQUIRES_WORKER``)."""
-    container: Container = request.app.state.container
-    settings = container.settings
+    wired = probes(request)
+    settings = wired.settings
     checks = await readiness(
-        container.storage.stats,
+        wired.storage.stats,
         settings,
         now=datetime.now(UTC),
         worker_expected=getattr(settings, "ready_requires_worker", True),
@@ -69,7 +94,7 @@ async def readyz(request: Request) -> Response:
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: this deployment's process counters and the database's gauges."""
-    _publish_breakers(request.app.state.container)
+    _publish_breakers(probes(request))
     text = process_metrics_text()
     collector = _collector(request)
     if collector is not None:
@@ -83,17 +108,21 @@ async def metrics(request: Request) -> Response:
 
 
 def _collector(request: Request) -> DatabaseCollector | None:
-    """The collector over the current container's database (rebuilt if the app re-opened)."""
+    """The collector over the current wiring's database (rebuilt if the app re-opened),
+    built by the ``gauges`` the app was given; ``None`` without them."""
     state = request.app.state
+    gauges: Callable[[Probes], DatabaseCollector] | None = getattr(state, "gauges", None)
+    if gauges is None:
+        return None
     cached = getattr(state, "db_collector", None)
     if cached is None or cached[0] is not state.container:
-        cached = state.db_collector = (state.container, database_collector(state.container))
-    collector: DatabaseCollector | None = cached[1]
+        cached = state.db_collector = (state.container, gauges(state.container))
+    collector: DatabaseCollector = cached[1]
     return collector
 
 
-def _publish_breakers(container: Container) -> None:
+def _publish_breakers(wired: Probes) -> None:
     """Bring this process's breaker gauges up to date (open turns half-open with time)."""
-    for slot in container.payments.providers.slots:
+    for slot in wired.payments.providers.slots:
         if isinstance(slot.breaker, ObservedBreaker):
             slot.breaker.publish()

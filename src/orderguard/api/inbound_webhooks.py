@@ -8,16 +8,17 @@ answer to an accepted event is the provider's own (its profile's reply): JSON
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from orderguard.api.orders import Wiring
 from orderguard.api.problems import PROBLEM_JSON, ProblemError
 from orderguard.domain.errors import InvalidWebhookSignature, UnknownWebhookProvider
+from orderguard.services.inbound_webhooks import WebhookInbox
+from orderguard.services.providers import Providers
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 #: The largest webhook body accepted, in bytes.
@@ -39,6 +40,30 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
 
 
+class Payments(Protocol):
+    """The payments, as far as a webhook's answer goes: its provider's reply."""
+
+    @property
+    def providers(self) -> Providers: ...
+
+
+class WebhookDesk(Protocol):
+    """What the webhook route calls: the inbox, and the providers whose replies answer
+    their events."""
+
+    @property
+    def inbox(self) -> WebhookInbox: ...
+
+    @property
+    def payments(self) -> Payments: ...
+
+
+def webhook_desk(request: Request) -> WebhookDesk:
+    """What the webhook route calls, from the application's wiring."""
+    found: WebhookDesk = request.app.state.container
+    return found
+
+
 @router.post(
     "/webhooks/{provider}",
     response_model=WebhookAck,
@@ -49,21 +74,23 @@ def _problem(description: str) -> dict[str, Any]:
         503: _problem("The database is unavailable; the provider should retry"),
     },
 )
-async def receive_webhook(provider: str, request: Request, wiring: Wiring) -> Response:
+async def receive_webhook(
+    provider: str, request: Request, desk: Annotated[WebhookDesk, Depends(webhook_desk)]
+) -> Response:
     """Verify and store a provider's event; it is applied right after this answer."""
     body = await _raw_body(request)
     try:
-        received = await wiring.inbox.receive(provider, body, dict(request.headers))
+        received = await desk.inbox.receive(provider, body, dict(request.headers))
     except UnknownWebhookProvider as exc:
         raise ProblemError(404, "unknown-provider", "Unknown provider", exc.detail) from None
     except InvalidWebhookSignature as exc:
         raise ProblemError(
             400, "invalid-webhook-signature", "Invalid webhook signature", exc.detail
         ) from None
-    reply = wiring.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
+    reply = desk.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
     later = None
     if received.record_id is not None:
-        later = BackgroundTask(wiring.inbox.process, received.record_id)
+        later = BackgroundTask(desk.inbox.process, received.record_id)
     return Response(reply.body, reply.status, media_type=reply.media_type, background=later)
 
 

@@ -3,7 +3,7 @@ on its timeline; a key without ``orders:read`` gets only the outcome)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -14,11 +14,11 @@ from orderguard.api.orders import (
     JSON,
     NO_FIELDS,
     WRITE_CHECKS,
-    Wiring,
     Writer,
     detail_response,
     no_fields,
 )
+from orderguard.api.ports import Wired
 from orderguard.api.problems import problem_responses
 from orderguard.api.render import detail_json
 from orderguard.api.requests import idempotency_key, json_body, validated
@@ -29,16 +29,33 @@ from orderguard.api.schemas import (
     RefundIn,
     RefundOutcomeOut,
 )
-from orderguard.container import Container
 from orderguard.domain.events import Cause
 from orderguard.services import queries
 from orderguard.services.api_keys import KeyScope, grants
+from orderguard.services.operations import Operations
 
 #: What a refund answers a key without ``orders:read`` (the refund is added to it).
 REFUND_OUTCOME_FIELDS = tuple(name for name in RefundOutcomeOut.model_fields if name != "refund")
 
 router = APIRouter(prefix="/v1", tags=["operations"])
 Refunder = Annotated[Caller, Depends(allowed(KeyScope.PAYMENTS_REFUND))]
+
+
+class OperationsDesk(Wired, Protocol):
+    """What the operator actions call: refund and cancel (answering with the order's
+    detail, read as the orders routes read it)."""
+
+    @property
+    def operations(self) -> Operations: ...
+
+
+def operations_desk(request: Request) -> OperationsDesk:
+    """What the operator actions call, from the application's wiring."""
+    found: OperationsDesk = request.app.state.container
+    return found
+
+
+Desk = Annotated[OperationsDesk, Depends(operations_desk)]
 
 
 _REFUND_DOC: dict[str, Any] = {
@@ -78,26 +95,26 @@ _REFUND_DOC: dict[str, Any] = {
         },
     },
 )
-async def create_refund(order_id: str, request: Request, wiring: Wiring, who: Refunder) -> Response:
+async def create_refund(order_id: str, request: Request, desk: Desk, who: Refunder) -> Response:
     """Refund all or (with ``amount``) part of what is left of a paid order, once per
     ``Idempotency-Key``: 201 for a new refund, 200 for a repeated request."""
-    return await _refund(order_id, request, wiring, who, created=201)
+    return await _refund(order_id, request, desk, who, created=201)
 
 
 @router.post("/orders/{order_id}/refund", **_REFUND_DOC)
-async def refund(order_id: str, request: Request, wiring: Wiring, who: Refunder) -> Response:
+async def refund(order_id: str, request: Request, desk: Desk, who: Refunder) -> Response:
     """Refund a paid order at its provider, in full or (with ``amount``) in part (the
     first refund route; answers 200 where ``/refunds`` answers 201)."""
-    return await _refund(order_id, request, wiring, who, created=200)
+    return await _refund(order_id, request, desk, who, created=200)
 
 
 async def _refund(
-    order_id: str, request: Request, wiring: Container, who: Caller, *, created: int
+    order_id: str, request: Request, desk: OperationsDesk, who: Caller, *, created: int
 ) -> Response:
     body = validated(RefundIn, await json_body(request, optional=True), {})
     header = request.headers.get("idempotency-key")
     key = None if header is None else f"api:{who.idempotency_scope}:{idempotency_key(header)}"
-    answer = await wiring.operations.request_refund(
+    answer = await desk.operations.request_refund(
         order_id,
         amount=body.amount,
         reason=body.reason or "",
@@ -105,8 +122,8 @@ async def _refund(
         cause=Cause.API,
         request_key=key,
     )
-    detail = await queries.order_detail(wiring.storage, order_id)
-    document = orjson.loads(detail_json(detail.order, detail.timeline, wiring.settings.public_url))
+    detail = await queries.order_detail(desk.storage, order_id)
+    document = orjson.loads(detail_json(detail.order, detail.timeline, desk.settings.public_url))
     if not grants(who.scopes, KeyScope.ORDERS_READ):
         document = {name: document[name] for name in REFUND_OUTCOME_FIELDS}
     document["refund"] = answer.refund.fields()
@@ -122,8 +139,8 @@ async def _refund(
     dependencies=WRITE_CHECKS,
     openapi_extra={"requestBody": NO_FIELDS},
 )
-async def cancel(order_id: str, request: Request, wiring: Wiring, who: Writer) -> Response:
+async def cancel(order_id: str, request: Request, desk: Desk, who: Writer) -> Response:
     """Cancel an order that is not paid and has no payment whose outcome is unknown."""
     await no_fields(request)
-    await wiring.operations.cancel_order(order_id, actor=who.actor, cause=Cause.API)
-    return await detail_response(order_id, wiring, who)
+    await desk.operations.cancel_order(order_id, actor=who.actor, cause=Cause.API)
+    return await detail_response(order_id, desk, who)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BeforeValidator
@@ -14,12 +14,12 @@ from starlette.responses import Response
 
 from orderguard.api.auth import Caller, allowed
 from orderguard.api.doors import check_write
+from orderguard.api.ports import Wired
 from orderguard.api.problems import amount_problem, method_problem, problem_responses
 from orderguard.api.render import detail_json, order_document, summary_json
 from orderguard.api.requests import (
     idempotency_key,
     json_body,
-    locale,
     validated,
     validation_problem,
 )
@@ -32,7 +32,7 @@ from orderguard.api.schemas import (
     PayAgainIn,
     PlaceOrderIn,
 )
-from orderguard.container import Container
+from orderguard.catalog import locale
 from orderguard.domain.customer import Address, Customer
 from orderguard.domain.events import Cause
 from orderguard.domain.money import AmountNotChargeable
@@ -42,8 +42,10 @@ from orderguard.observability.context import remember_customer
 from orderguard.services import queries
 from orderguard.services.api_keys import KeyScope, grants
 from orderguard.services.idempotency import Answer, KeyedRequest, fingerprint
-from orderguard.services.intake import PlaceOrder
+from orderguard.services.intake import Intake, PlaceOrder
+from orderguard.services.pay_again import PayAgain
 from orderguard.services.providers import PaymentMethodNotTaken
+from orderguard.services.recheck import Recheck
 from orderguard.storage.ports import OrderQuery
 
 
@@ -72,13 +74,27 @@ _KEY_HEADER = Header(
 )
 
 
-def container(request: Request) -> Container:
-    """The application's wiring."""
-    wired: Container = request.app.state.container
-    return wired
+class OrderDesk(Wired, Protocol):
+    """What the orders routes call: place, pay again, recheck (and read, through
+    :class:`~orderguard.api.ports.Wired`)."""
+
+    @property
+    def intake(self) -> Intake: ...
+
+    @property
+    def pay_again(self) -> PayAgain: ...
+
+    @property
+    def recheck(self) -> Recheck: ...
 
 
-Wiring = Annotated[Container, Depends(container)]
+def order_desk(request: Request) -> OrderDesk:
+    """What the orders routes call, from the application's wiring."""
+    found: OrderDesk = request.app.state.container
+    return found
+
+
+Orders = Annotated[OrderDesk, Depends(order_desk)]
 #: The caller, holding the scope each kind of route needs (403 otherwise).
 Reader = Annotated[Caller, Depends(allowed(KeyScope.ORDERS_READ))]
 Writer = Annotated[Caller, Depends(allowed(KeyScope.ORDERS_WRITE))]
@@ -127,13 +143,13 @@ async def place_order(request: Request) -> Response:
     """Place an order exactly once per ``Idempotency-Key`` (G1, G2).
 
     A key without ``orders:read`` gets the order's receipt, not its personal data."""
-    wiring = container(request)
+    desk = order_desk(request)
     await check_write(request)
     who = await _writes_orders(request)
     checked_key = idempotency_key(request.headers.get("idempotency-key"))
     accept_language = request.headers.get("accept-language")
     data = await json_body(request)
-    context = {"default_country": wiring.settings.default_country}
+    context = {"default_country": desk.settings.default_country}
     body = validated(PlaceOrderIn, data, context)
     language = locale(body.locale, accept_language)
     command = PlaceOrder(
@@ -150,7 +166,7 @@ async def place_order(request: Request) -> Response:
         actor=who.actor,
     )
     try:
-        answer = await wiring.intake.place(command)
+        answer = await desk.intake.place(command)
     except AmountNotChargeable as exc:  # nothing was stored; answered in the order's language
         raise amount_problem(exc, language) from None
     except PaymentMethodNotTaken as exc:  # nothing was stored either
@@ -174,7 +190,7 @@ async def place_order(request: Request) -> Response:
 async def pay_again(
     order_id: str,
     request: Request,
-    wiring: Wiring,
+    desk: Orders,
     who: Writer,
     key: Annotated[str | None, _KEY_HEADER] = None,
 ) -> Response:
@@ -185,7 +201,7 @@ async def pay_again(
     path = f"/v1/orders/{order_id}/payments"
     keyed = KeyedRequest(who.idempotency_scope, checked_key, fingerprint("POST", path, data))
     try:
-        answer = await wiring.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
+        answer = await desk.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
     except PaymentMethodNotTaken as exc:  # nothing was stored
         raise method_problem(exc, locale(None, request.headers.get("accept-language"))) from None
     return _answer(answer, who)
@@ -198,11 +214,11 @@ async def pay_again(
     dependencies=WRITE_CHECKS,
     openapi_extra={"requestBody": NO_FIELDS},
 )
-async def recheck(order_id: str, request: Request, wiring: Wiring, who: Writer) -> Response:
+async def recheck(order_id: str, request: Request, desk: Orders, who: Writer) -> Response:
     """Ask the provider now what happened to the order's open payment attempts."""
     await no_fields(request)
-    await wiring.recheck.order(order_id, cause=Cause.API, actor=who.actor)
-    return await detail_response(order_id, wiring, who)
+    await desk.recheck.order(order_id, cause=Cause.API, actor=who.actor)
+    return await detail_response(order_id, desk, who)
 
 
 async def no_fields(request: Request) -> None:
@@ -228,16 +244,16 @@ def _answer(answer: Answer, who: Caller) -> Response:
     response_model=OrderDetailOut,
     responses=problem_responses(401, 403, 404, 503),
 )
-async def get_order(order_id: str, wiring: Wiring, who: Reader) -> Response:
+async def get_order(order_id: str, desk: Orders, who: Reader) -> Response:
     """The order with its lines, payment attempts and timeline."""
-    return await detail_response(order_id, wiring, who)
+    return await detail_response(order_id, desk, who)
 
 
-async def detail_response(order_id: str, wiring: Container, who: Caller) -> Response:
+async def detail_response(order_id: str, wired: Wired, who: Caller) -> Response:
     """The order's detail document (what ``GET /v1/orders/{id}`` answers), or only its
     outcome to a caller without ``orders:read``."""
-    detail = await queries.order_detail(wiring.storage, order_id)
-    body = detail_json(detail.order, detail.timeline, wiring.settings.public_url)
+    detail = await queries.order_detail(wired.storage, order_id)
+    body = detail_json(detail.order, detail.timeline, wired.settings.public_url)
     if not grants(who.scopes, KeyScope.ORDERS_READ):
         body = summary_json(body, OUTCOME_FIELDS)
     return Response(body, media_type=JSON)
@@ -245,7 +261,7 @@ async def detail_response(order_id: str, wiring: Container, who: Caller) -> Resp
 
 @router.get("/orders", response_model=OrderPageOut, responses=problem_responses(401, 403, 422, 503))
 async def list_orders(
-    wiring: Wiring,
+    desk: Orders,
     who: Reader,
     state: OrderState | None = None,
     created_after: Rfc3339 | None = None,
@@ -261,9 +277,9 @@ async def list_orders(
         created_before=_aware(created_before, "created_before"),
         cursor=_decode_cursor(cursor) if cursor else None,
     )
-    orders = await queries.list_orders(wiring.storage, query)
+    orders = await queries.list_orders(desk.storage, query)
     page, more = orders[:limit], len(orders) > limit
-    documents = [order_document(o, wiring.settings.public_url) for o in page]
+    documents = [order_document(o, desk.settings.public_url) for o in page]
     next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
     return OrderPageOut.model_validate({"data": documents, "next_cursor": next_cursor})
 

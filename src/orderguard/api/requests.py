@@ -1,4 +1,5 @@
-"""Reading requests defensively: content type, size, JSON, Idempotency-Key, language."""
+"""Reading requests defensively: content type, size, JSON, Idempotency-Key (the caller's
+language is ``catalog.locale``, shared with the pages)."""
 
 from __future__ import annotations
 
@@ -86,26 +87,6 @@ def validation_problem(errors: list[tuple[Any, str]]) -> ProblemError:
         f"{count} invalid value{'s' if count != 1 else ''}; see errors.",
         errors=[(tuple(loc), msg) for loc, msg in errors],
     )
-
-
-def locale(explicit: str | None, accept_language: str | None) -> str:
-    """The shopper's language: the explicit field, else the best Accept-Language match."""
-    if explicit:
-        return explicit
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate((accept_language or "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
-        try:
-            ranked.append((-float(quality), position, tag.strip().lower()))
-        except ValueError:
-            continue
-    for _, _, tag in sorted(ranked):
-        if tag.startswith("zh"):
-            return "zh-CN"
-        if tag.startswith("en"):
-            return "en"
-    return "en"
 
 
 def _message(msg: str) -> str:

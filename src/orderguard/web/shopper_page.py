@@ -9,23 +9,35 @@ however many form keys a script makes up (each payment calls the provider).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from orderguard.api.problems import ProblemError
-from orderguard.api.shopper import order_for_shopper
-from orderguard.container import Container
 from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.order import Order
-from orderguard.providers import registry
 from orderguard.services import queries
 from orderguard.services.idempotency import KeyedRequest, fingerprint
+from orderguard.services.pace import Pace
+from orderguard.services.pay_again import PayAgain
+from orderguard.services.queries import shopper_order
 from orderguard.services.review import Review
 from orderguard.web import forms
 from orderguard.web.guidance import guidance, shopper_history
+from orderguard.web.ports import Wired, offered
 from orderguard.web.templating import PAGE_HEADERS, language, page
+
+
+class ShopperPageDesk(Wired, Protocol):
+    """What the shopper's page calls: pay again (paced per order); the report goes
+    through the storage."""
+
+    @property
+    def pay_again(self) -> PayAgain: ...
+
+    @property
+    def shopper_pay_pace(self) -> Pace: ...
+
 
 router = APIRouter(tags=["shopper"], include_in_schema=False)
 Token = Annotated[str, Query(max_length=200)]
@@ -63,7 +75,7 @@ async def pay_again(order_id: str, request: Request) -> Response:
         return form
     assert order is not None
     method, key = forms.field(form, "method", limit=100), forms.field(form, "key", limit=100)
-    if method not in _methods(wiring) or not key:
+    if method not in _methods(request) or not key:
         return await _render(request, order, language_, status=400, error=("page.refused", {}))
     if not wiring.shopper_pay_pace.go(order.id):
         return _back_to_page(order, language_)  # paid a moment ago: the page shows how it went
@@ -132,7 +144,7 @@ async def _render(
         order=order,
         guide=guidance(order),
         history=shopper_history(timeline),
-        methods=_methods(wiring),
+        methods=_methods(request),
         form_key=forms.new_token(),
         csrf=csrf,
         support_contact=wiring.settings.support_contact,
@@ -144,24 +156,23 @@ async def _render(
     return response
 
 
-def _methods(wiring: Container) -> list[str]:
-    """Methods the page offers: the registered providers' test methods in development while
-    the main account moves no real money, never in production (even a staging one with
-    ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
+def _methods(request: Request) -> list[str]:
+    """Methods the page offers: the registered providers' test methods (given at wiring)
+    in development while the main account moves no real money, never in production (even
+    a staging one with ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
 
     Otherwise the shopper chooses another method at the shop's checkout, which pays
     through ``POST /v1/orders/{id}/payments``.
     """
-    if wiring.settings.production or wiring.payments.providers.livemode:
+    wired = _wiring(request)
+    if wired.settings.production or wired.payments.providers.livemode:
         return []
-    return registry.test_methods()
+    return list(offered(request).test_methods)
 
 
 async def _order_or_none(request: Request, order_id: str, token: str) -> Order | None:
-    try:
-        return await order_for_shopper(_wiring(request), order_id[:100], token)
-    except ProblemError:
-        return None
+    """The order when ``token`` is its status token (the same lookup as the API's)."""
+    return await shopper_order(_wiring(request).storage, order_id[:100], token)
 
 
 def _back_to_page(order: Order, language_: str, *, reported: bool = False) -> Response:
@@ -177,10 +188,10 @@ def _refused(language_: str) -> Response:
     return page("refused.html", language_, status=403)
 
 
-def _secure(wiring: Container) -> bool:
+def _secure(wiring: ShopperPageDesk) -> bool:
     return forms.secure_cookies(wiring.settings.public_url, wiring.settings.cookie_secure)
 
 
-def _wiring(request: Request) -> Container:
-    wired: Container = request.app.state.container
-    return wired
+def _wiring(request: Request) -> ShopperPageDesk:
+    found: ShopperPageDesk = request.app.state.container
+    return found

@@ -9,8 +9,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse
 
-from orderguard.api.requests import locale
-from orderguard.catalog import LANGUAGES, translate
+from orderguard.catalog import LANGUAGES, locale, translate
 from orderguard.domain.money import Money
 
 #: Where the templates and the static files are.

@@ -13,10 +13,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from orderguard.container import Container
 from orderguard.services.console_users import ConsoleUsers, Role, policy
 from orderguard.storage.ports import ConsoleSession, ConsoleUser
 from orderguard.web import forms
+from orderguard.web.ports import wired
 
 #: The session cookie; it is only sent to ``/console``.
 SESSION_COOKIE = "og_session"
@@ -58,10 +58,10 @@ def console_users(request: Request) -> ConsoleUsers:
     state = request.app.state
     users: ConsoleUsers | None = getattr(state, "console_users", None)
     if users is None:
-        wiring: Container = state.container
-        settings = wiring.settings
+        found = wired(request)
+        settings = found.settings
         users = ConsoleUsers(
-            wiring.storage.console,
+            found.storage.console,
             policy(
                 max_failed_logins=settings.console_max_failed_logins,
                 lockout_minutes=settings.console_lockout_minutes,
@@ -107,7 +107,7 @@ async def form_of(request: Request) -> FormData:
 
 def secure(request: Request) -> bool:
     """Whether cookies get the ``Secure`` flag."""
-    settings = request.app.state.container.settings
+    settings = wired(request).settings
     return forms.secure_cookies(settings.public_url, settings.cookie_secure)
 
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from orderguard.container import Container
 from orderguard.domain.delivery import Delivery, DeliveryState
 from orderguard.reconcile import queries as reconciled
 from orderguard.reconcile.report import money
 from orderguard.services.outbox import OutboxSupport, outbox_health
 from orderguard.storage.ports import ExceptionRecord, UnitOfWorkFactory
-from orderguard.web.console.ports import DeadLetter, ReconciliationException, plug
+from orderguard.web.console.ports import ConsoleViews, DeadLetter, ReconciliationException, plug
 
 
 class OutboxNotifications:
     """:class:`~orderguard.web.console.ports.Notifications` on the outbox's deliveries, read
     through the unit of work (``uow.outbox``, ``uow.endpoints``) on any storage."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: ConsoleViews) -> None:
         self._storage = container.storage
         self._support = OutboxSupport(container.storage, clock=container.clock)
         self._settings, self._clock = container.settings, container.clock
@@ -92,12 +91,12 @@ def _exception(record: ExceptionRecord, provider: str) -> ReconciliationExceptio
     )
 
 
-def notifications(container: Container) -> OutboxNotifications:
+def notifications(container: ConsoleViews) -> OutboxNotifications:
     """The outbox view on the container's storage (SQL or in-memory)."""
     return OutboxNotifications(container)
 
 
-def reconciliation(container: Container) -> RecordedReconciliation:
+def reconciliation(container: ConsoleViews) -> RecordedReconciliation:
     """The reconciliation view on the container's storage (SQL or in-memory)."""
     return RecordedReconciliation(container.storage)
 

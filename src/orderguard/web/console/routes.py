@@ -9,14 +9,13 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from orderguard.catalog import LANGUAGES
-from orderguard.container import Container
 from orderguard.domain.errors import DomainError, OrderNotFound
 from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
@@ -25,13 +24,26 @@ from orderguard.domain.refund_record import MAX_REASON
 from orderguard.domain.stuck import STUCK_AFTER, stuck_horizon
 from orderguard.services import queries
 from orderguard.services.console_users import HashingBusy, LoginRefused, Role
+from orderguard.services.operations import Operations
+from orderguard.services.recheck import Recheck
 from orderguard.services.review import Review
 from orderguard.storage.ports import OrderQuery
 from orderguard.web import forms
 from orderguard.web.console import auth, guide, ports
 from orderguard.web.console.auth import BadForm, Forbidden, NotLoggedIn, Visitor
-from orderguard.web.console.credentials import shown
+from orderguard.web.ports import offered, wired
 from orderguard.web.templating import language, page
+
+
+class ConsoleDesk(ports.ConsoleViews, Protocol):
+    """What the console's pages read and its actions call: recheck, refund, cancel."""
+
+    @property
+    def recheck(self) -> Recheck: ...
+
+    @property
+    def operations(self) -> Operations: ...
+
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 LANG_COOKIE = "og_lang"
@@ -198,7 +210,7 @@ async def failed_webhooks(request: Request) -> Response:
     me, wiring = await auth.visitor(request), _wiring(request)
     async with wiring.storage() as uow:
         found = await uow.webhooks.recent(limit=QUEUE_LIMIT, failed_only=True)
-    role = me.user.role
+    role, shown = me.user.role, offered(request).credentials.shown
     records = [replace(r, last_error=shown(role, r.last_error)) for r in found]
     return _page(request, me, "console/webhooks.html", records=records)
 
@@ -210,6 +222,7 @@ async def dead_letters(request: Request) -> Response:
     if notifications is None:
         return _not_here(request, me)
     found = await notifications.dead_letters(limit=QUEUE_LIMIT)
+    shown = offered(request).credentials.shown
     letters = [replace(x, last_error=shown(me.user.role, x.last_error)) for x in found]
     return _page(request, me, "console/dead_letters.html", letters=letters)
 
@@ -421,7 +434,7 @@ async def _order_page(
         return _not_here(request, me)
     async with wiring.storage() as uow:
         events = await uow.orders.events(order_id)
-    role = me.user.role
+    role, shown = me.user.role, offered(request).credentials.shown
     webhooks = [
         {
             "received_at": w.received_at,
@@ -459,9 +472,9 @@ async def _order_page(
     )
 
 
-async def _detail(wiring: Container, order_id: str) -> queries.OrderDetail | None:
+async def _detail(wired: ConsoleDesk, order_id: str) -> queries.OrderDetail | None:
     try:
-        return await queries.order_detail(wiring.storage, order_id[:100])
+        return await queries.order_detail(wired.storage, order_id[:100])
     except OrderNotFound:
         return None
 
@@ -509,10 +522,11 @@ def _lang(request: Request) -> str:
 def _test_mode(request: Request) -> bool:
     """Whether the deployment takes orders in test mode (no live provider account): then
     every console page says so."""
-    wired: Container | None = getattr(request.app.state, "container", None)
-    return wired is None or not wired.payments.providers.livemode
+    if getattr(request.app.state, "container", None) is None:
+        return True
+    return not wired(request).payments.providers.livemode
 
 
-def _wiring(request: Request) -> Container:
-    wired: Container = request.app.state.container
-    return wired
+def _wiring(request: Request) -> ConsoleDesk:
+    found: ConsoleDesk = request.app.state.container
+    return found
