@@ -71,7 +71,7 @@ def demo(
     is resolved, and checks the invariants against the database and the provider's ledger.
     Exit code 0 if and only if every invariant holds.
     """
-    from orderguard.demo import DemoOptions, run_demo
+    from orderguard.demo.run import DemoOptions, run_demo
 
     if seed != "random" and not seed.isdigit():
         raise click.BadParameter("a whole number or 'random'", param_hint="--seed")

@@ -1,5 +1,2 @@
-"""``orderguard demo``: the shopper simulator, the processes it drives, and its oracle."""
-
-from orderguard.demo.run import DemoOptions, run_demo
-
-__all__ = ["DemoOptions", "run_demo"]
+"""``orderguard demo``: the shopper simulator, the processes it drives, and its oracle
+(run it with :func:`orderguard.demo.run.run_demo`)."""
