@@ -201,17 +201,20 @@ def build_app(
     container: Container | None = None,
     settings: Settings | None = None,
     worker: bool = True,
-    ops_apart: bool = False,
+    metrics_apart: bool = False,
 ) -> FastAPI:
     """``serve``'s application with its faces: on a wired ``container``, or on one opened
     from ``settings`` while it serves (then with a worker in the process unless ``worker``
-    is off). ``ops_apart`` as in :func:`~orderguard.api.app.create_app`."""
+    is off). ``metrics_apart`` as in :func:`~orderguard.api.app.create_app`."""
     from orderguard.api.app import create_app
     from orderguard.observability.wiring import database_collector
 
     if container is not None:
         return create_app(
-            container=container, faces=faces(), gauges=database_collector, ops_apart=ops_apart
+            container=container,
+            faces=faces(),
+            gauges=database_collector,
+            metrics_apart=metrics_apart,
         )
     resolved = settings or Settings.load()
     return create_app(
@@ -219,7 +222,7 @@ def build_app(
         settings=resolved,
         faces=faces(),
         gauges=database_collector,
-        ops_apart=ops_apart,
+        metrics_apart=metrics_apart,
     )
 
 

@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 
-from orderguard.api.app import create_ops_app
+from orderguard.api.app import create_metrics_app
 from orderguard.api.problems import PROBLEM_JSON
 from orderguard.bootstrap import build_app, wire
 from orderguard.services import api_keys
@@ -515,7 +515,7 @@ async def test_in_development_metrics_on_the_main_port_need_no_key(api: Api) -> 
 async def operations(api: Api, base_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the operations app beside ``api``'s app, reached at ``base_url``."""
     main = api.client._transport.app  # type: ignore[attr-defined]
-    ops = create_ops_app(main, production=False)
+    ops = create_metrics_app(main, production=False)
     transport = httpx.ASGITransport(app=ops, client=("127.0.0.1", 40123))
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as http:
         yield http

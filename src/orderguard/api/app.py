@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orderguard import __version__
 from orderguard.api import health, inbound_webhooks, operations, orders, shopper
 from orderguard.api.auth import allowed
-from orderguard.api.doors import HostCheck, operations_hosts
+from orderguard.api.doors import HostCheck, metrics_hosts
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
@@ -67,7 +67,7 @@ def create_app(
     settings: Settings | None = None,
     faces: Sequence[Face] = (),
     gauges: Gauges[W] | None = None,
-    ops_apart: bool = False,
+    metrics_apart: bool = False,
 ) -> FastAPI:
     """The HTTP API on a wired ``container``, or on the one ``opener`` opens while the app
     serves (``settings`` are then the settings it opens with); each of ``faces`` is added.
@@ -76,9 +76,9 @@ def create_app(
     ``gauges`` builds the database's gauges ``/metrics`` shows (left out without it).
     Nothing is opened or started here: ``orderguard.bootstrap.build_app`` gives the opener
     (database and worker), the gauges and the faces ``serve`` shows.
-    With ``ops_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
-    :func:`create_ops_app` (served on another address); ``/docs`` is off in production.
-    Without ``ops_apart``, production answers ``/metrics`` and ``/openapi.json`` on the
+    With ``metrics_apart``, ``/metrics``, ``/docs`` and ``/openapi.json`` are left to
+    :func:`create_metrics_app` (served on another address); ``/docs`` is off in production.
+    Without ``metrics_apart``, production answers ``/metrics`` and ``/openapi.json`` on the
     public port only to an ``admin`` key (Prometheus sends it as a bearer token).
     """
     if (container is None) == (opener is None):
@@ -99,8 +99,8 @@ def create_app(
             app.state.container = opened
             yield
 
-    docs = None if resolved.production or ops_apart else "/docs"
-    guarded = resolved.production and not ops_apart  # operations on the public port
+    docs = None if resolved.production or metrics_apart else "/docs"
+    guarded = resolved.production and not metrics_apart  # observability on the public port
     app = FastAPI(
         title="orderguard",
         version=__version__,
@@ -108,7 +108,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=docs,
         redoc_url=docs and "/redoc",
-        openapi_url=None if ops_apart or guarded else "/openapi.json",
+        openapi_url=None if metrics_apart or guarded else "/openapi.json",
     )
     if container is not None:
         app.state.container = container
@@ -119,8 +119,8 @@ def create_app(
     app.include_router(inbound_webhooks.router)
     app.include_router(health.router)
     if guarded:
-        _operations_for_admins(app)
-    elif not ops_apart:
+        _observability_for_admins(app)
+    elif not metrics_apart:
         app.include_router(health.metrics_router)
     for face in faces:
         face(app)
@@ -133,7 +133,7 @@ def create_app(
     return app
 
 
-def _operations_for_admins(app: FastAPI) -> None:
+def _observability_for_admins(app: FastAPI) -> None:
     """``/metrics`` and ``/openapi.json`` on the public port, for ``admin`` keys only."""
     admin = [Depends(allowed(KeyScope.ADMIN))]
     app.include_router(health.metrics_router, dependencies=admin)
@@ -143,14 +143,14 @@ def _operations_for_admins(app: FastAPI) -> None:
         return JSONResponse(app.openapi())
 
 
-def create_ops_app(main: FastAPI, *, production: bool) -> FastAPI:
+def create_metrics_app(main: FastAPI, *, production: bool) -> FastAPI:
     """``/metrics``, ``/openapi.json`` and (outside production) ``/docs`` of ``main``, for
     an address of their own (``serve --metrics-host/--metrics-port``); same wiring.
 
     No key: bind it to an address only the monitoring network reaches. Its Host check
     accepts the address a request reached and the loopback names (DNS rebinding).
     """
-    ops = FastAPI(title="orderguard operations", docs_url=None, redoc_url=None, openapi_url=None)
+    ops = FastAPI(title="orderguard metrics", docs_url=None, redoc_url=None, openapi_url=None)
     ops.state = main.state  # the main app's container, opened by its lifespan
     ops.include_router(health.metrics_router)
     ops.include_router(health.router)  # probes may use this address too
@@ -165,7 +165,7 @@ def create_ops_app(main: FastAPI, *, production: bool) -> FastAPI:
         async def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title="orderguard")
 
-    ops.add_middleware(HostCheck, rule=operations_hosts)
+    ops.add_middleware(HostCheck, rule=metrics_hosts)
     ops.add_middleware(RequestIdMiddleware)
     return ops
 

@@ -114,7 +114,7 @@ def public_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
     return host_of(scope, settings), accepted_hosts(settings, bound_port(scope))
 
 
-def operations_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
+def metrics_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]:
     """The metrics app's view: the authority named, and the address the request reached
     and the loopback names, with the port it listens on."""
     named = host_headers(scope)

@@ -49,8 +49,8 @@ def probes(request: Request) -> Probes:
     return found
 
 
-router = APIRouter(tags=["operations"])
-metrics_router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["observability"])
+metrics_router = APIRouter(tags=["observability"])
 log = logging.getLogger("orderguard.metrics")
 #: Seconds the database may take to answer a scrape's queries.
 SCRAPE_TIMEOUT_S = 3.0

@@ -27,7 +27,7 @@ log = logging.getLogger("orderguard")
     "--metrics-host",
     default="127.0.0.1",
     show_default=True,
-    help="Address of the operations server (with --metrics-port).",
+    help="Address of the metrics server (with --metrics-port).",
 )
 @click.option(
     "--metrics-port",
@@ -42,7 +42,7 @@ def serve(
     migrated first)."""
     import uvicorn
 
-    from orderguard.api.app import create_ops_app
+    from orderguard.api.app import create_metrics_app
     from orderguard.api.server import proxy_options, serve_beside
     from orderguard.bootstrap import build_app
 
@@ -63,9 +63,9 @@ def serve(
             "no API key configured: accepting requests without a key, on loopback only; "
             "create one with `orderguard keys create NAME`"
         )
-    app = build_app(settings=settings, worker=not no_worker, ops_apart=metrics_port is not None)
+    app = build_app(settings=settings, worker=not no_worker, metrics_apart=metrics_port is not None)
     if metrics_port is not None:
-        ops = create_ops_app(app, production=settings.production)
+        ops = create_metrics_app(app, production=settings.production)
         serve_beside(
             app,
             ops,
