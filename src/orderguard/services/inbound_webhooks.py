@@ -27,7 +27,7 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.providers import Providers, UnknownProvider
 from orderguard.storage.ports import UnitOfWorkFactory, WebhookRecord
 
-log = logging.getLogger("orderguard.webhooks")
+log = logging.getLogger("orderguard.inbound_webhooks")
 #: How long a worker holds the events it claimed before another may take them.
 LEASE = timedelta(seconds=60)
 #: How long a new event is left to the request's background task before the worker may

@@ -34,7 +34,7 @@ from orderguard.services.payments import Payments, outcome_of, record_refund_fai
 from orderguard.services.settling import Answered, mutate, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
-log = logging.getLogger("orderguard.webhooks")
+log = logging.getLogger("orderguard.inbound_webhooks")
 _CAUSE = Cause.WEBHOOK
 
 
