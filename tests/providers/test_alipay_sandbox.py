@@ -60,7 +60,7 @@ async def test_a_payment_is_a_signed_cashier_redirect_carrying_the_attempt(
     request = alipay_request(amount=2599, idempotency_key="orderguard-pay_01JX")
     expires = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
     result = await provider.create_payment(request, expires_at=expires)
-    assert result.outcome is PaymentOutcome.PENDING
+    assert result.outcome is PaymentOutcome.ACTION_REQUIRED
     assert result.provider_ref == "orderguard_pay_01JX"
     assert result.metadata == {"next_action": "redirect", "alipay_state": "not_created"}
     assert (result.order_id, result.attempt_id) == (request.order_id, request.attempt_id)
@@ -119,7 +119,7 @@ async def test_the_trade_exists_only_once_the_shopper_logs_in(
     assert ref is not None and created.redirect_url is not None
     before = await provider.retrieve_payment(ref)
     assert (before.outcome, before.metadata) == (
-        PaymentOutcome.PENDING,
+        PaymentOutcome.ACTION_REQUIRED,
         {"alipay_state": "not_created"},
     )
     await open_cashier(created.redirect_url)
@@ -128,7 +128,8 @@ async def test_the_trade_exists_only_once_the_shopper_logs_in(
     assert (await ledger(admin))["trades"] == []
     await shopper(admin, ref, "login")
     waiting = await provider.retrieve_payment(ref)
-    assert waiting.outcome is PaymentOutcome.PENDING and "alipay_state" not in waiting.metadata
+    assert waiting.outcome is PaymentOutcome.ACTION_REQUIRED
+    assert "alipay_state" not in waiting.metadata
     await shopper(admin, ref, "pay")
     paid = await provider.retrieve_payment(ref)
     assert (paid.outcome, paid.amount, paid.currency) == (PaymentOutcome.SUCCEEDED, 2599, "CNY")

@@ -3,7 +3,8 @@
 A payment is a redirect: :meth:`AlipayProvider.create_payment` makes the signed cashier URL
 and calls nothing, so it cannot lose an answer. The trade exists at Alipay only once the
 shopper opens the cashier; until then ``alipay.trade.query`` answers
-``ACQ.TRADE_NOT_EXIST``, which is PENDING marked ``not_created``
+``ACQ.TRADE_NOT_EXIST``, which is ACTION_REQUIRED (the shopper is still to act, as in a
+3-D Secure step) marked ``not_created``
 (:data:`.mapping.NOT_CREATED`) and never a failure before the payment's expiry (the URL
 carries ``time_expire``, after which the cashier refuses it). The shop's cure for a lost
 notification is the active query by ``out_trade_no``; for an expired order, closing the
@@ -132,7 +133,7 @@ class AlipayProvider:
     async def create_payment(
         self, request: ChargeRequest, *, expires_at: datetime | None = None
     ) -> PaymentResult:
-        """The signed cashier URL for the attempt: PENDING, ``redirect_url`` set, marked
+        """The signed cashier URL for the attempt: ACTION_REQUIRED, ``redirect_url`` set, marked
         ``next_action=redirect`` and ``alipay_state=not_created``. Nothing is sent: the
         trade is created when the shopper opens the URL, payable until ``expires_at``
         (default: now + the payment TTL), written as ``time_expire``."""
@@ -158,7 +159,7 @@ class AlipayProvider:
         asked = Asked(request.amount, request.currency.upper())
         self._asked[out_trade_no] = asked
         return PaymentResult(
-            outcome=PaymentOutcome.PENDING,
+            outcome=PaymentOutcome.ACTION_REQUIRED,
             provider_ref=out_trade_no,
             amount=request.amount,
             currency=asked.currency,
@@ -173,7 +174,7 @@ class AlipayProvider:
         self, provider_ref: str, *, asked: Asked | None = None
     ) -> PaymentResult:
         """The trade by ``out_trade_no`` (``alipay.trade.query``); a trade that does not
-        exist yet is PENDING marked ``not_created``. A paid trade's amount must be what was
+        exist yet is ACTION_REQUIRED marked ``not_created``. A paid trade's amount must be what was
         asked (``asked``, or what this process asked for it), else :class:`AmountMismatch`."""
         asked = asked or self._asked.get(provider_ref)
         body = await self.gateway.call(

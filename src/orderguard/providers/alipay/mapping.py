@@ -29,8 +29,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 #: Metadata key of the trade's state beyond the outcome; its values are below.
 STATE = "alipay_state"
-#: The trade does not exist at Alipay yet (the shopper has not opened the cashier): PENDING
-#: until the payment's expiry, never FAILED before it.
+#: The trade does not exist at Alipay yet (the shopper has not opened the cashier):
+#: ACTION_REQUIRED (the shopper is still to act) until the payment's expiry, never FAILED
+#: before it.
 NOT_CREATED = "not_created"
 #: The trade was paid, then closed by refunds of its whole amount: SUCCEEDED (it was
 #: charged), and refunded.
@@ -42,8 +43,10 @@ REDIRECT = "redirect"
 TRADE_NO = "trade_no"
 
 #: ``trade_status`` -> outcome (``TRADE_CLOSED`` after a payment is decided by :func:`_paid`).
+#: ``WAIT_BUYER_PAY`` is the shopper still to pay at the cashier: ACTION_REQUIRED, as a
+#: 3-D Secure step is, until the payment expires and the shop closes the trade.
 TRADE_OUTCOMES: dict[str, PaymentOutcome] = {
-    "WAIT_BUYER_PAY": PaymentOutcome.PENDING,
+    "WAIT_BUYER_PAY": PaymentOutcome.ACTION_REQUIRED,
     "TRADE_SUCCESS": PaymentOutcome.SUCCEEDED,
     "TRADE_FINISHED": PaymentOutcome.SUCCEEDED,
     "TRADE_CLOSED": PaymentOutcome.FAILED,
@@ -137,9 +140,10 @@ def payment_result(trade: Json, *, asked: Asked | None = None) -> PaymentResult:
 
 
 def not_created(out_trade_no: str, *, asked: Asked | None = None) -> PaymentResult:
-    """The answer for a trade Alipay does not hold yet: PENDING, marked :data:`NOT_CREATED`."""
+    """The answer for a trade Alipay does not hold yet: ACTION_REQUIRED (the shopper has
+    not opened the cashier), marked :data:`NOT_CREATED`."""
     return PaymentResult(
-        outcome=PaymentOutcome.PENDING,
+        outcome=PaymentOutcome.ACTION_REQUIRED,
         provider_ref=out_trade_no,
         amount=None if asked is None else asked.amount,
         currency=None if asked is None else asked.currency.upper(),

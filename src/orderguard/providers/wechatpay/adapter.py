@@ -230,7 +230,7 @@ class WechatPayProvider:
         )
 
     async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
-        """The active query by ``out_trade_no``; a trade not created yet is pending with
+        """The active query by ``out_trade_no``; a trade not created yet is ACTION_REQUIRED with
         :data:`.mapping.NOT_YET_CREATED`."""
         path = f"{TRADES}{quote(provider_ref, safe='')}?mchid={quote(self._mchid, safe='')}"
         answer = await self._call("GET", path, None, mutating=False)
