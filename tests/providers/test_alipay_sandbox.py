@@ -57,9 +57,9 @@ async def _paid_trade(
 async def test_a_payment_is_a_signed_cashier_redirect_carrying_the_attempt(
     provider: AlipayProvider, sandbox_url: str
 ) -> None:
-    request = alipay_request(amount=2599, idempotency_key="orderguard-pay_01JX")
     expires = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-    result = await provider.create_payment(request, expires_at=expires)
+    request = alipay_request(amount=2599, idempotency_key="orderguard-pay_01JX", expires_at=expires)
+    result = await provider.create_payment(request)
     assert result.outcome is PaymentOutcome.ACTION_REQUIRED
     assert result.provider_ref == "orderguard_pay_01JX"
     assert result.metadata == {"next_action": "redirect", "alipay_state": "not_created"}
@@ -187,7 +187,7 @@ async def test_the_cashier_refuses_a_login_after_the_payment_expired(
     provider: AlipayProvider, admin: httpx.AsyncClient
 ) -> None:
     soon = datetime.now(UTC) + timedelta(minutes=5)
-    created = await provider.create_payment(alipay_request(), expires_at=soon)
+    created = await provider.create_payment(alipay_request(expires_at=soon))
     assert created.redirect_url is not None and created.provider_ref is not None
     await open_cashier(created.redirect_url)
     await admin.post("/admin/clock", json={"advance_s": 600})
@@ -201,7 +201,7 @@ async def test_an_unpaid_trade_closes_by_itself_at_its_expiry(
     provider: AlipayProvider, admin: httpx.AsyncClient
 ) -> None:
     soon = datetime.now(UTC) + timedelta(minutes=5)
-    created = await provider.create_payment(alipay_request(), expires_at=soon)
+    created = await provider.create_payment(alipay_request(expires_at=soon))
     assert created.redirect_url is not None and created.provider_ref is not None
     await open_cashier(created.redirect_url)
     await shopper(admin, created.provider_ref, "login")

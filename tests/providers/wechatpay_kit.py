@@ -45,6 +45,7 @@ def charge(method: str = "wechatpay_native", amount: int = 2599, **fields: Any) 
         return_url="https://shop.test/return",
         idempotency_key=f"pay-{attempt_id}",
         metadata=fields.pop("metadata", {}),
+        expires_at=fields.pop("expires_at", None),
     )
 
 
