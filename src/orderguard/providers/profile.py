@@ -82,6 +82,9 @@ class ProviderProfile:
     test_methods: tuple[str, ...] = ()
     #: How an accepted webhook is answered (called with ``duplicate=``).
     reply: WebhookReplies = json_ack
+    #: Methods whose next action is a code for the shopper to scan (its text in
+    #: ``redirect_url``) rather than a page to open: shown as a QR code, never followed.
+    qr_methods: tuple[str, ...] = ()
 
     def takes(self, method: str) -> bool:
         """Whether a payment with ``method`` may be sent to this provider."""
