@@ -12,13 +12,15 @@ from contextlib import ExitStack
 from typing import Any
 
 from orderguard.providers import registry
+from orderguard.providers.alipay.lab import LAB as ALIPAY
 from orderguard.providers.lab import ProviderLab
 from orderguard.providers.plugin import Account
 from orderguard.providers.settings import ProviderSettings
 from orderguard.providers.stripe.lab import LAB as STRIPE
+from orderguard.providers.wechatpay.lab import LAB as WECHATPAY
 
 #: The provider sandboxes; the first runs in development and in the demo.
-LABS: tuple[ProviderLab, ...] = (STRIPE,)
+LABS: tuple[ProviderLab, ...] = (STRIPE, ALIPAY, WECHATPAY)
 
 
 def lab() -> ProviderLab:

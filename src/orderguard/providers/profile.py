@@ -93,9 +93,9 @@ class ProviderProfile:
 
 #: Card payment methods (``pm_card_visa``, ...), as every card provider here names them.
 CARD_METHODS = ("pm_card_",)
-#: ``alipay_*`` and ``wechatpay_*`` are kept for the wallet providers to come: until a
-#: registered provider's profile takes them, a payment with one is refused before anything
-#: is stored, like any method no configured provider takes.
+#: ``alipay_*`` and ``wechatpay_*`` belong to the wallet packages: while their account is
+#: not configured, a payment with one is refused before anything is stored, like any
+#: method no configured provider takes.
 
 #: The profile of a card provider that declares none (the in-memory fake, test wrappers):
 #: every capability, and the most cautious limits of the providers registered here.

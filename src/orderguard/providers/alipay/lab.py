@@ -1,5 +1,5 @@
-"""Alipay's lab: its sandbox in-process or as a process (only ``providers/labs.py`` would
-import this module, once the lead registers it)."""
+"""Alipay's lab: its sandbox in-process or as a process (only ``providers/labs.py``
+imports this module)."""
 
 from __future__ import annotations
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from orderguard.providers.alipay import currencies
 from orderguard.providers.alipay.errors import AmountMismatch, UnknownTradeStatus
+from orderguard.providers.alipay.times import BEIJING as BEIJING
+from orderguard.providers.alipay.times import TIME_FORMAT as TIME_FORMAT
+from orderguard.providers.alipay.times import alipay_time as alipay_time
+from orderguard.providers.alipay.times import beijing_time
 from orderguard.providers.base import (
     Charge,
     PaymentOutcome,
@@ -21,11 +25,6 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
-
-#: Alipay's clock: Beijing time, UTC+8 all year.
-BEIJING = timezone(timedelta(hours=8), "CST")
-#: How Alipay writes a time (``timestamp``, ``time_expire``, ``send_pay_date``, ...).
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 #: Metadata key of the trade's state beyond the outcome; its values are below.
 STATE = "alipay_state"
@@ -63,21 +62,6 @@ class Asked:
 
     amount: int
     currency: str
-
-
-def beijing_time(value: object) -> datetime | None:
-    """An Alipay time (Beijing) as an aware UTC datetime; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return datetime.strptime(str(value), TIME_FORMAT).replace(tzinfo=BEIJING).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def alipay_time(moment: datetime) -> str:
-    """An aware datetime as Alipay writes it (Beijing time)."""
-    return moment.astimezone(BEIJING).strftime(TIME_FORMAT)
 
 
 def fen(value: object, *, field: str) -> int:

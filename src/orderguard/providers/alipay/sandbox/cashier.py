@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from orderguard.providers.alipay import methods
 from orderguard.providers.alipay.currencies import from_yuan
-from orderguard.providers.alipay.mapping import BEIJING, TIME_FORMAT
 from orderguard.providers.alipay.sandbox.state import Sandbox
 from orderguard.providers.alipay.sandbox.trades import BusinessError, Prepared
+from orderguard.providers.alipay.times import BEIJING, TIME_FORMAT
 
 #: What Alipay takes as ``out_trade_no``: letters, digits, underscores, 64 at most.
 OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orderguard.providers.alipay import signing
 from orderguard.providers.alipay.currencies import to_yuan
-from orderguard.providers.alipay.mapping import alipay_time
 from orderguard.providers.alipay.sandbox.trades import Trade
+from orderguard.providers.alipay.times import alipay_time
 
 #: The answer that stops the retries, byte for byte.
 ACK = "success"

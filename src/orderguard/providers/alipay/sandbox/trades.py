@@ -18,7 +18,7 @@ from datetime import datetime
 
 from orderguard.providers.alipay import errors
 from orderguard.providers.alipay.currencies import to_yuan
-from orderguard.providers.alipay.mapping import alipay_time
+from orderguard.providers.alipay.times import alipay_time
 
 
 class BusinessError(Exception):
