@@ -147,3 +147,12 @@ def test_an_inexact_paid_amount_is_unreadable_and_counts_as_unknown() -> None:
     with pytest.raises(UnreadableAmount) as caught:
         mapping.payment_result(trade)
     assert isinstance(caught.value, ProviderOutcomeUnknown)
+
+
+def test_a_notification_names_its_order_by_the_passback_params_and_a_query_names_none() -> None:
+    trade = {"out_trade_no": "o1", "trade_status": "WAIT_BUYER_PAY", "total_amount": "1.00"}
+    passed = mapping.passback("ord_1/é")
+    assert passed == "ord_1%2F%C3%A9"
+    notified = mapping.payment_result({**trade, "passback_params": passed})
+    assert notified.order_id == "ord_1/é"
+    assert mapping.payment_result(trade).order_id is None

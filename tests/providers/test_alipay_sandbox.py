@@ -58,7 +58,9 @@ async def test_a_payment_is_a_signed_cashier_redirect_carrying_the_attempt(
     provider: AlipayProvider, sandbox_url: str
 ) -> None:
     expires = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-    request = alipay_request(amount=2599, idempotency_key="orderguard-pay_01JX", expires_at=expires)
+    request = alipay_request(
+        amount=2599, idempotency_key="orderguard-pay_01JX", expires_at=expires, order_id="ord_1"
+    )
     result = await provider.create_payment(request)
     assert result.outcome is PaymentOutcome.ACTION_REQUIRED
     assert result.provider_ref == "orderguard_pay_01JX"
@@ -81,6 +83,7 @@ async def test_a_payment_is_a_signed_cashier_redirect_carrying_the_attempt(
         "subject": f"Order {request.order_id}",
         "product_code": "FAST_INSTANT_TRADE_PAY",
         "time_expire": "2026-12-03 18:00:00",
+        "passback_params": "ord_1",
     }
 
 

@@ -147,6 +147,7 @@ class AlipayProvider:
             "subject": _subject(request),
             "product_code": product.product_code,
             "time_expire": mapping.alipay_time(expiry),
+            "passback_params": mapping.passback(request.order_id),
         }
         if request.method == methods.WAP and return_url:
             biz["quit_url"] = return_url

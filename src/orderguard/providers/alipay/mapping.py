@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote, unquote
 
 from orderguard.providers.alipay import currencies
 from orderguard.providers.alipay.errors import AmountMismatch, UnknownTradeStatus
@@ -93,6 +94,13 @@ def _checked(amount: int, currency: str, asked: Asked | None, out_trade_no: str)
         )
 
 
+def passback(order_id: str) -> str:
+    """The ``passback_params`` of a payment: the order id, URL-encoded as Alipay wants it.
+    Alipay gives it back in every notification (not in the query), so a notification names
+    its order as a Stripe event's metadata does."""
+    return quote(order_id, safe="")
+
+
 def payment_result(trade: Json, *, asked: Asked | None = None) -> PaymentResult:
     """A trade (``alipay.trade.query``'s answer or a notification) as a result; a paid
     trade's amount is checked against ``asked`` (:class:`AmountMismatch`)."""
@@ -118,6 +126,7 @@ def payment_result(trade: Json, *, asked: Asked | None = None) -> PaymentResult:
         currency=currency,
         decline_code=CLOSED if found is PaymentOutcome.FAILED else None,
         retry_with_other_method=found is PaymentOutcome.FAILED,
+        order_id=unquote(str(trade["passback_params"])) if trade.get("passback_params") else None,
         created_at=beijing_time(trade.get("gmt_create")),
         metadata=meta,
     )

@@ -64,6 +64,7 @@ def open_cashier(sandbox: Sandbox, params: Mapping[str, str]) -> Response:
             time_expire=_expiry(biz),
             notify_url=params.get("notify_url") or None,
             product_code=str(biz["product_code"]),
+            passback_params=biz.get("passback_params") or None,
         )
     except (ValueError, KeyError, TypeError) as exc:
         return refused("ACQ.INVALID_PARAMETER", f"biz_content: {exc!r}")

@@ -59,6 +59,8 @@ def notification(
     }
     fields.pop("buyer_user_id", None)
     fields["buyer_id"] = "2088000000000002"
+    if trade.passback_params:
+        fields["passback_params"] = trade.passback_params
     if trade.paid_at is not None:
         fields["gmt_payment"] = alipay_time(trade.paid_at)
     if trade.closed_at is not None:
