@@ -31,5 +31,6 @@ PRODUCTS: dict[str, Product] = {
 
 #: The method prefix the profile routes here.
 METHODS = ("alipay_",)
-#: Offered on the shopper's page in test mode.
+#: What the shopper's page may offer in test mode once it offers only the methods of
+#: configured accounts (not yet: see the profile in :mod:`.plugin`).
 TEST_METHODS = (PAGE, WAP)
