@@ -99,9 +99,6 @@ NOT_AGGREGATES = {
     ("refunded", "refunds"): "demo/audit.py: the audit's own row of an order, read in SQL",
     ("exchange", "order_id"): "demo/shoppers.py: one request of the simulator's own record",
     ("exchange", "state"): "demo/shoppers.py: one request of the simulator's own record",
-    ("delivery", "attempts"): "providers/alipay/sandbox: a notification's delivery tries",
-    ("trade", "refunds"): "providers/alipay/sandbox: the sandbox's own trade",
-    ("trade", "state"): "providers/wechatpay/sandbox: the sandbox's own trade",
 }
 
 
