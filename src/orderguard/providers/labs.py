@@ -56,6 +56,16 @@ def sandbox_secret_variable() -> str:
     return _main_account().secret_variable
 
 
+def names() -> list[str]:
+    """The providers with a sandbox, the development one first."""
+    return [candidate.provider for candidate in LABS]
+
+
+def named(provider: str) -> ProviderLab:
+    """The lab of ``provider`` (one of :func:`names`)."""
+    return next(candidate for candidate in LABS if candidate.provider == provider)
+
+
 def serve_sandbox(
     host: str,
     port: int,
@@ -64,9 +74,18 @@ def serve_sandbox(
     db_path: str,
     webhook_url: str | None,
     webhook_secret: str,
+    *,
+    provider: str | None = None,
 ) -> None:
-    """Serve the sandbox as a process (see :attr:`ProviderLab.serve`)."""
-    lab().serve(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+    """Serve a sandbox as a process (see :attr:`ProviderLab.serve`): ``provider``'s, or the
+    development one."""
+    chosen = named(provider) if provider else lab()
+    chosen.serve(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+
+
+def sandbox_config(provider: str, host: str, port: int, db_path: str, secret: str) -> str:
+    """The settings that point orderguard at ``provider``'s sandbox served so."""
+    return named(provider).config(host, port, db_path, secret)
 
 
 def sandbox_variables() -> tuple[str, ...]:
