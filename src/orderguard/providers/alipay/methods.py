@@ -31,6 +31,5 @@ PRODUCTS: dict[str, Product] = {
 
 #: The method prefix the profile routes here.
 METHODS = ("alipay_",)
-#: What the shopper's page may offer in test mode once it offers only the methods of
-#: configured accounts (not yet: see the profile in :mod:`.plugin`).
+#: Offered on the shopper's page in test mode.
 TEST_METHODS = (PAGE, WAP)

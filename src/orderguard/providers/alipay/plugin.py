@@ -28,11 +28,7 @@ from orderguard.providers.profile import (
 #: Alipay has no search by order and no listing of trades; a refund's ``out_request_no``
 #: is recognised for the trade's whole refund period (a year, kept 360 days); nothing of
 #: the order snapshot travels (Alipay keeps no metadata); notifications are answered with
-#: the plain text ``success``, which Alipay retries until it reads. No test methods on
-#: the shopper's page: it offers every registered provider's (``registry.test_methods``),
-#: configured or not, and an ``alipay_*`` payment is refused while Alipay is not
-#: configured (as WeChat Pay's profile, until the page offers only what a configured
-#: account takes: :data:`.methods.TEST_METHODS` then).
+#: the plain text ``success``, which Alipay retries until it reads.
 PROFILE = ProviderProfile(
     methods=methods.METHODS,
     capabilities=Capabilities(
@@ -42,7 +38,7 @@ PROFILE = ProviderProfile(
         key_retention=timedelta(days=360),
         metadata=MetadataLimits(keys=0, key_chars=0, value_chars=0),
     ),
-    test_methods=(),
+    test_methods=methods.TEST_METHODS,
     reply=plain_ack("success"),
 )
 
