@@ -84,7 +84,11 @@ def _wire(
     return_url = settings.public_url.rstrip("/") + "/orders/{order_id}/return?token={token}"
     payments = Payments(
         providers,
-        PaymentSettings(return_url=return_url, time_budget_s=settings.payment_time_budget_s),
+        PaymentSettings(
+            return_url=return_url,
+            time_budget_s=settings.payment_time_budget_s,
+            action_expiry=timedelta(minutes=settings.action_expiry_minutes),
+        ),
     )
     recheck = Recheck(storage, payments)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)

@@ -93,8 +93,7 @@ def production_problems(settings: Settings, *, active_api_keys: int) -> list[Pro
 def _live_in_development(settings: Settings) -> list[Problem]:
     return [
         Problem(
-            account.key_variable,
-            "is a live key",
+            *registry.live(account),
             "set ORDERGUARD_ENV=production (live money is never development), or use a test key",
             mode="development",
         )
@@ -145,7 +144,7 @@ def _account_problems(settings: Settings, account: Account) -> list[Problem]:
     """A test key, or an address that is not the provider's over https."""
     fix = _test_fix(account)
     if not registry.is_live_key(account) and not settings.allow_test_provider:
-        return [Problem(account.key_variable, "is not a live key", fix)]
+        return [Problem(*registry.not_live(account), fix)]
     url = account.base_url
     address = urlsplit(url.strip())
     if not address.hostname or address.scheme not in ("http", "https"):

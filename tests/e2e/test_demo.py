@@ -75,7 +75,7 @@ def _assert_a_real_storm(report: dict[str, Any]) -> None:
     assert report["final_states"].get("refunded", 0) > 0, report["final_states"]
 
 
-@pytest.mark.parametrize("seed", demo_seeds([11, 22, 33, 44, 55]))
+@pytest.mark.parametrize("seed", demo_seeds([11, 33, 55]))
 def test_every_invariant_holds_through_a_storm(tmp_path: Path, seed: int) -> None:
     done, report = _demo(tmp_path, "--seed", str(seed))
     assert report["invariants"] == dict.fromkeys(INVARIANTS, 0), report.get("violations")

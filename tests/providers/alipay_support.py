@@ -114,6 +114,7 @@ def alipay_request(
         return_url=fields.pop("return_url", "https://shop.test/orders/return"),
         idempotency_key=fields.pop("idempotency_key", f"orderguard-{attempt_id}"),
         metadata=fields.pop("metadata", {}),
+        expires_at=fields.pop("expires_at", None),
     )
 
 

@@ -17,7 +17,7 @@ PAID = {"send_pay_date": "2026-12-03 16:00:00"}
 @pytest.mark.parametrize(
     ("status", "extra", "outcome", "state"),
     [
-        ("WAIT_BUYER_PAY", {}, PaymentOutcome.PENDING, None),
+        ("WAIT_BUYER_PAY", {}, PaymentOutcome.ACTION_REQUIRED, None),
         ("TRADE_SUCCESS", PAID, PaymentOutcome.SUCCEEDED, None),
         ("TRADE_FINISHED", PAID, PaymentOutcome.SUCCEEDED, None),
         ("TRADE_CLOSED", {}, PaymentOutcome.FAILED, None),
@@ -69,9 +69,9 @@ def test_a_paid_amount_other_than_asked_is_unknown_not_success() -> None:
     )
 
 
-def test_a_trade_not_created_yet_is_pending_and_marked() -> None:
+def test_a_trade_not_created_yet_waits_for_the_shopper_and_is_marked() -> None:
     result = mapping.not_created("o1", asked=mapping.Asked(100, "CNY"))
-    assert result.outcome is PaymentOutcome.PENDING
+    assert result.outcome is PaymentOutcome.ACTION_REQUIRED
     assert result.metadata == {"alipay_state": "not_created"}
     assert (result.amount, result.currency) == (100, "CNY")
 
@@ -147,3 +147,12 @@ def test_an_inexact_paid_amount_is_unreadable_and_counts_as_unknown() -> None:
     with pytest.raises(UnreadableAmount) as caught:
         mapping.payment_result(trade)
     assert isinstance(caught.value, ProviderOutcomeUnknown)
+
+
+def test_a_notification_names_its_order_by_the_passback_params_and_a_query_names_none() -> None:
+    trade = {"out_trade_no": "o1", "trade_status": "WAIT_BUYER_PAY", "total_amount": "1.00"}
+    passed = mapping.passback("ord_1/é")
+    assert passed == "ord_1%2F%C3%A9"
+    notified = mapping.payment_result({**trade, "passback_params": passed})
+    assert notified.order_id == "ord_1/é"
+    assert mapping.payment_result(trade).order_id is None

@@ -13,7 +13,7 @@ from orderguard.providers.alipay import signing
 from orderguard.providers.alipay.adapter import AlipayProvider
 from orderguard.providers.alipay.plugin import PROFILE
 from orderguard.providers.base import InvalidWebhook, PaymentOutcome
-from orderguard.providers.stripe.sandbox.server import serve_in_thread
+from orderguard.providers.serving import serve_in_thread
 from tests.providers import alipay_support
 from tests.providers.alipay_support import (
     SELLER_ID,

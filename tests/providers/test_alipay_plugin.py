@@ -138,7 +138,7 @@ async def test_the_lab_starts_a_sandbox_the_built_adapter_charges_at(tmp_path: P
             created = await adapter.create_payment(alipay_request())
             assert created.provider_ref is not None
             found = await adapter.retrieve_payment(created.provider_ref)
-            assert found.outcome is PaymentOutcome.PENDING
+            assert found.outcome is PaymentOutcome.ACTION_REQUIRED
             assert found.metadata["alipay_state"] == "not_created"
         finally:
             await adapter.aclose()

@@ -57,10 +57,12 @@ async def _paid_trade(
 async def test_a_payment_is_a_signed_cashier_redirect_carrying_the_attempt(
     provider: AlipayProvider, sandbox_url: str
 ) -> None:
-    request = alipay_request(amount=2599, idempotency_key="orderguard-pay_01JX")
     expires = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
-    result = await provider.create_payment(request, expires_at=expires)
-    assert result.outcome is PaymentOutcome.PENDING
+    request = alipay_request(
+        amount=2599, idempotency_key="orderguard-pay_01JX", expires_at=expires, order_id="ord_1"
+    )
+    result = await provider.create_payment(request)
+    assert result.outcome is PaymentOutcome.ACTION_REQUIRED
     assert result.provider_ref == "orderguard_pay_01JX"
     assert result.metadata == {"next_action": "redirect", "alipay_state": "not_created"}
     assert (result.order_id, result.attempt_id) == (request.order_id, request.attempt_id)
@@ -81,6 +83,7 @@ async def test_a_payment_is_a_signed_cashier_redirect_carrying_the_attempt(
         "subject": f"Order {request.order_id}",
         "product_code": "FAST_INSTANT_TRADE_PAY",
         "time_expire": "2026-12-03 18:00:00",
+        "passback_params": "ord_1",
     }
 
 
@@ -119,7 +122,7 @@ async def test_the_trade_exists_only_once_the_shopper_logs_in(
     assert ref is not None and created.redirect_url is not None
     before = await provider.retrieve_payment(ref)
     assert (before.outcome, before.metadata) == (
-        PaymentOutcome.PENDING,
+        PaymentOutcome.ACTION_REQUIRED,
         {"alipay_state": "not_created"},
     )
     await open_cashier(created.redirect_url)
@@ -128,7 +131,8 @@ async def test_the_trade_exists_only_once_the_shopper_logs_in(
     assert (await ledger(admin))["trades"] == []
     await shopper(admin, ref, "login")
     waiting = await provider.retrieve_payment(ref)
-    assert waiting.outcome is PaymentOutcome.PENDING and "alipay_state" not in waiting.metadata
+    assert waiting.outcome is PaymentOutcome.ACTION_REQUIRED
+    assert "alipay_state" not in waiting.metadata
     await shopper(admin, ref, "pay")
     paid = await provider.retrieve_payment(ref)
     assert (paid.outcome, paid.amount, paid.currency) == (PaymentOutcome.SUCCEEDED, 2599, "CNY")
@@ -186,7 +190,7 @@ async def test_the_cashier_refuses_a_login_after_the_payment_expired(
     provider: AlipayProvider, admin: httpx.AsyncClient
 ) -> None:
     soon = datetime.now(UTC) + timedelta(minutes=5)
-    created = await provider.create_payment(alipay_request(), expires_at=soon)
+    created = await provider.create_payment(alipay_request(expires_at=soon))
     assert created.redirect_url is not None and created.provider_ref is not None
     await open_cashier(created.redirect_url)
     await admin.post("/admin/clock", json={"advance_s": 600})
@@ -200,7 +204,7 @@ async def test_an_unpaid_trade_closes_by_itself_at_its_expiry(
     provider: AlipayProvider, admin: httpx.AsyncClient
 ) -> None:
     soon = datetime.now(UTC) + timedelta(minutes=5)
-    created = await provider.create_payment(alipay_request(), expires_at=soon)
+    created = await provider.create_payment(alipay_request(expires_at=soon))
     assert created.redirect_url is not None and created.provider_ref is not None
     await open_cashier(created.redirect_url)
     await shopper(admin, created.provider_ref, "login")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,8 +46,14 @@ async def test_a_native_order_answers_a_qr_code_and_the_trade_does_not_exist_yet
     assert created.metadata[NEXT_ACTION] == "qr"
     assert (created.redirect_url or "").startswith("weixin://wxpay/bizpayurl?pr=")
     queried = await provider.retrieve_payment(request.attempt_id)
-    assert queried.outcome is PaymentOutcome.PENDING
+    assert queried.outcome is PaymentOutcome.ACTION_REQUIRED
     assert is_not_yet_created(queried)
+
+
+def test_the_order_expires_when_the_request_says(provider: WechatPayProvider) -> None:
+    expires = datetime(2026, 12, 3, 10, 0, 7, tzinfo=UTC)
+    body = provider.order_body(charge(expires_at=expires))
+    assert body["time_expire"] == "2026-12-03T18:00:07+08:00"
 
 
 async def test_scanned_then_paid_the_query_says_succeeded_with_the_amount_and_order(
@@ -58,7 +65,10 @@ async def test_scanned_then_paid_the_query_says_succeeded_with_the_amount_and_or
         scanned = await client.post("/sandbox/scan", json={"code_url": created.redirect_url})
     assert scanned.json()["trade_state"] == "NOTPAY"
     waiting = await provider.retrieve_payment(request.attempt_id)
-    assert (waiting.outcome, waiting.metadata[TRADE_STATE]) == (PaymentOutcome.PENDING, "NOTPAY")
+    assert (waiting.outcome, waiting.metadata[TRADE_STATE]) == (
+        PaymentOutcome.ACTION_REQUIRED,
+        "NOTPAY",
+    )
     await shopper(wechat_sandbox, request.attempt_id, "pay")
     paid = await provider.retrieve_payment(request.attempt_id)
     assert paid.outcome is PaymentOutcome.SUCCEEDED

@@ -11,6 +11,7 @@ from orderguard.providers.base import PaymentOutcome, UnreadableAmount
 from orderguard.providers.wechatpay import mapping
 
 SUCCEEDED, PENDING, FAILED = PaymentOutcome.SUCCEEDED, PaymentOutcome.PENDING, PaymentOutcome.FAILED
+WAITING = PaymentOutcome.ACTION_REQUIRED
 
 
 def _trade(state: str, **extra: object) -> dict[str, object]:
@@ -29,7 +30,7 @@ def _trade(state: str, **extra: object) -> dict[str, object]:
     [
         ("SUCCESS", SUCCEEDED, None),
         ("REFUND", SUCCEEDED, None),
-        ("NOTPAY", PENDING, None),
+        ("NOTPAY", WAITING, None),
         ("USERPAYING", PENDING, None),
         ("CLOSED", FAILED, "closed"),
         ("REVOKED", FAILED, "revoked"),
@@ -47,9 +48,9 @@ def test_every_trade_state_maps_to_its_outcome(
     assert (result.amount, result.currency) == (2599, "CNY")
 
 
-def test_a_trade_not_yet_created_is_pending_with_its_marker() -> None:
+def test_a_trade_not_yet_created_waits_for_the_shopper_with_its_marker() -> None:
     result = mapping.not_yet_created("att_01ABCDEF")
-    assert result.outcome is PENDING
+    assert result.outcome is WAITING
     assert mapping.is_not_yet_created(result)
     assert not mapping.is_not_yet_created(mapping.payment_result(_trade("NOTPAY")))
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from orderguard.providers.base import ChargeRequest
-from orderguard.providers.stripe.sandbox.server import serve_in_thread
+from orderguard.providers.serving import serve_in_thread
 from orderguard.providers.wechatpay.adapter import WechatPayProvider
 from orderguard.providers.wechatpay.lab import sandbox_account
 from orderguard.providers.wechatpay.plugin import build
@@ -45,6 +45,7 @@ def charge(method: str = "wechatpay_native", amount: int = 2599, **fields: Any) 
         return_url="https://shop.test/return",
         idempotency_key=f"pay-{attempt_id}",
         metadata=fields.pop("metadata", {}),
+        expires_at=fields.pop("expires_at", None),
     )
 
 

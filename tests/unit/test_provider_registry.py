@@ -23,10 +23,24 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 def test_stripe_is_registered_as_a_card_provider() -> None:
     stripe = registry.plugin("stripe")
     assert stripe.profile.takes("pm_card_visa")
-    assert not stripe.profile.takes("alipay_qr")
+    assert not stripe.profile.takes("alipay_page")
     assert {"pm_card_visa", "pm_card_chargeDeclined"} <= set(registry.test_methods())
-    for reserved in ("alipay_qr", "wechatpay_native"):  # for the wallet providers to come
-        assert not any(p.profile.takes(reserved) for p in registry.PLUGINS)
+
+
+def test_the_wallets_are_registered_after_stripe_each_taking_its_own_methods() -> None:
+    assert [p.name for p in registry.PLUGINS] == ["stripe", "alipay", "wechatpay"]
+    takers = {
+        method: [p.name for p in registry.PLUGINS if p.profile.takes(method)]
+        for method in ("pm_card_visa", "alipay_page", "alipay_wap", "wechatpay_native")
+    }
+    assert takers == {
+        "pm_card_visa": ["stripe"],
+        "alipay_page": ["alipay"],
+        "alipay_wap": ["alipay"],
+        "wechatpay_native": ["wechatpay"],
+    }
+    assert [lab.provider for lab in labs.LABS] == ["stripe", "alipay", "wechatpay"]
+    assert labs.lab().provider == "stripe"  # development and the demo still run Stripe's
 
 
 def test_stripe_declares_its_recheck_capabilities_and_limits() -> None:
@@ -50,9 +64,11 @@ def test_the_accounts_come_from_the_provider_settings_with_their_public_names() 
     found = [(p.name, a.name, a.variables, a.primary) for p, a in registry.accounts(settings)]
     assert found == [
         ("stripe", "stripe", "ORDERGUARD_STRIPE", True),
+        ("alipay", "alipay", "ORDERGUARD_ALIPAY", True),
+        ("wechatpay", "wechatpay", "ORDERGUARD_WECHATPAY", True),
         ("stripe", "stripe-secondary", "ORDERGUARD_SECONDARY_STRIPE", False),
     ]
-    main, failover = (a for _, a in registry.accounts(settings))
+    main, _, _, failover = (a for _, a in registry.accounts(settings))
     assert (main.api_key, main.base_url, main.webhook_secret) == (
         "sk_live_main",
         "https://api.stripe.com",
@@ -64,6 +80,7 @@ def test_the_accounts_come_from_the_provider_settings_with_their_public_names() 
     assert registry.has_real_account(settings)
     assert not registry.has_real_account(Settings())
     assert [a.name for _, a in registry.configured(Settings())] == []
+    assert [a.name for _, a in registry.configured(settings)] == ["stripe", "stripe-secondary"]
 
 
 def test_the_public_settings_names_stay_exactly() -> None:

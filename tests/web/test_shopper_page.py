@@ -226,3 +226,14 @@ async def test_paying_again_while_every_circuit_is_open_says_so_and_charges_noth
     assert (await client.post(f"/orders/{order['id']}/pay", data=form)).status_code == 303
     assert (await shop[0].order(str(order["id"])))["state"] == "paid"
     assert len(await box.charges(str(order["id"]))) == 1
+
+
+async def test_the_page_offers_only_methods_a_configured_account_takes(shop) -> None:  # type: ignore[no-untyped-def]
+    # Alipay and WeChat Pay are registered, but no app of theirs is configured here: their
+    # methods would be refused, so the page does not offer them; the sandbox's cards it does.
+    order = await order_in(*shop, "payment_failed")
+    page = await shop[0].client.get(status_path(order))
+    assert page.status_code == 200
+    for card in ("pm_card_visa", "pm_card_chargeDeclined", "pm_card_authenticationRequired"):
+        assert f'value="{card}"' in page.text
+    assert "alipay_" not in page.text and "wechatpay_" not in page.text

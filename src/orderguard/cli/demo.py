@@ -92,7 +92,20 @@ def demo(
 
 @click.command(
     "sandbox-provider",
-    help=f"Run the {labs.lab().title}-compatible sandbox provider (test keys: any sk_test_...).",
+    help="Run a provider-compatible sandbox (the payment provider's API, test keys only).",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(labs.names()),
+    default=labs.lab().provider,
+    show_default=True,
+    help="Whose API the sandbox speaks.",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="Print the settings that point orderguard at this sandbox (making its keys at "
+    "first start), and exit.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8100, show_default=True, type=int)
@@ -124,6 +137,8 @@ def demo(
     f"{labs.sandbox_secret_variable()}. Default: a fresh random secret, printed at start.",
 )
 def sandbox_provider(
+    provider: str,
+    print_config: bool,
     host: str,
     port: int,
     faults: str,
@@ -136,5 +151,11 @@ def sandbox_provider(
 
     if webhook_secret is None:
         webhook_secret = sandbox_webhook_secret()
-        click.echo(f"sandbox-provider: webhooks are signed with {webhook_secret}", err=True)
-    labs.serve_sandbox(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+        if not print_config:
+            click.echo(f"sandbox-provider: webhooks are signed with {webhook_secret}", err=True)
+    if print_config:
+        click.echo(labs.sandbox_config(provider, host, port, db_path, webhook_secret))
+        return
+    labs.serve_sandbox(
+        host, port, faults, seed, db_path, webhook_url, webhook_secret, provider=provider
+    )

@@ -49,6 +49,10 @@ class ChargeRequest:
     idempotency_key: str
     #: Always carries ``order_id`` and ``attempt_id``, plus a compact order snapshot.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: When the payment expires: the moment orderguard treats the shopper's step as
+    #: abandoned and cancels it. A provider whose payments expire on their own (a wallet's
+    #: ``time_expire``) closes the payment then too; one without (Stripe) ignores it.
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

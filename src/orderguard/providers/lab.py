@@ -20,6 +20,9 @@ StartSandbox = Callable[[Any, ExitStack, str, str], Account]
 #: Serve the sandbox until interrupted (``orderguard sandbox-provider``): host, port, fault
 #: profile, seed, ledger path, webhook URL (or ``None``), webhook secret.
 ServeSandbox = Callable[[str, int, str, int, str, str | None, str], None]
+#: The settings that point orderguard at a sandbox served so (host, port, ledger path,
+#: webhook secret), as ``NAME=value`` lines: ``orderguard sandbox-provider --print-config``.
+SandboxConfig = Callable[[str, int, str, str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +41,5 @@ class ProviderLab:
     key: str
     #: Environment variables the sandbox reads, passed on to a sandbox process (test hooks).
     variables: tuple[str, ...]
+    #: The settings that point orderguard at it (keys it made at first start included).
+    config: SandboxConfig

@@ -12,13 +12,15 @@ from contextlib import ExitStack
 from typing import Any
 
 from orderguard.providers import registry
+from orderguard.providers.alipay.lab import LAB as ALIPAY
 from orderguard.providers.lab import ProviderLab
 from orderguard.providers.plugin import Account
 from orderguard.providers.settings import ProviderSettings
 from orderguard.providers.stripe.lab import LAB as STRIPE
+from orderguard.providers.wechatpay.lab import LAB as WECHATPAY
 
 #: The provider sandboxes; the first runs in development and in the demo.
-LABS: tuple[ProviderLab, ...] = (STRIPE,)
+LABS: tuple[ProviderLab, ...] = (STRIPE, ALIPAY, WECHATPAY)
 
 
 def lab() -> ProviderLab:
@@ -54,6 +56,16 @@ def sandbox_secret_variable() -> str:
     return _main_account().secret_variable
 
 
+def names() -> list[str]:
+    """The providers with a sandbox, the development one first."""
+    return [candidate.provider for candidate in LABS]
+
+
+def named(provider: str) -> ProviderLab:
+    """The lab of ``provider`` (one of :func:`names`)."""
+    return next(candidate for candidate in LABS if candidate.provider == provider)
+
+
 def serve_sandbox(
     host: str,
     port: int,
@@ -62,9 +74,18 @@ def serve_sandbox(
     db_path: str,
     webhook_url: str | None,
     webhook_secret: str,
+    *,
+    provider: str | None = None,
 ) -> None:
-    """Serve the sandbox as a process (see :attr:`ProviderLab.serve`)."""
-    lab().serve(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+    """Serve a sandbox as a process (see :attr:`ProviderLab.serve`): ``provider``'s, or the
+    development one."""
+    chosen = named(provider) if provider else lab()
+    chosen.serve(host, port, faults, seed, db_path, webhook_url, webhook_secret)
+
+
+def sandbox_config(provider: str, host: str, port: int, db_path: str, secret: str) -> str:
+    """The settings that point orderguard at ``provider``'s sandbox served so."""
+    return named(provider).config(host, port, db_path, secret)
 
 
 def sandbox_variables() -> tuple[str, ...]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from orderguard.providers.base import PaymentProvider
 from orderguard.providers.profile import ProviderProfile
@@ -109,6 +109,10 @@ class ProviderPlugin:
     is_live: Callable[[Account], bool]
     #: What production asks for instead of a test key (``its live key (sk_live_...) at ...``).
     live_key_hint: str
+    #: Which of an account's variables says whether it is live: ``key`` (Stripe's
+    #: ``sk_live_``) or ``url`` (Alipay's production gateway). Production's refusal of an
+    #: account that takes no real money names that variable.
+    live_by: Literal["key", "url"] = "key"
     #: What production asks for when the webhook secret is missing or a placeholder.
     secret_hint: str = "the signing secret (whsec_...) of this account's webhook endpoint"
     #: Regular expressions of its credentials (keys, webhook secrets, client secrets),

@@ -82,6 +82,9 @@ class ProviderProfile:
     test_methods: tuple[str, ...] = ()
     #: How an accepted webhook is answered (called with ``duplicate=``).
     reply: WebhookReplies = json_ack
+    #: Methods whose next action is a code for the shopper to scan (its text in
+    #: ``redirect_url``) rather than a page to open: shown as a QR code, never followed.
+    qr_methods: tuple[str, ...] = ()
 
     def takes(self, method: str) -> bool:
         """Whether a payment with ``method`` may be sent to this provider."""
@@ -90,9 +93,9 @@ class ProviderProfile:
 
 #: Card payment methods (``pm_card_visa``, ...), as every card provider here names them.
 CARD_METHODS = ("pm_card_",)
-#: ``alipay_*`` and ``wechatpay_*`` are kept for the wallet providers to come: until a
-#: registered provider's profile takes them, a payment with one is refused before anything
-#: is stored, like any method no configured provider takes.
+#: ``alipay_*`` and ``wechatpay_*`` belong to the wallet packages: while their account is
+#: not configured, a payment with one is refused before anything is stored, like any
+#: method no configured provider takes.
 
 #: The profile of a card provider that declares none (the in-memory fake, test wrappers):
 #: every capability, and the most cautious limits of the providers registered here.

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from orderguard.providers.alipay.plugin import PLUGIN as ALIPAY
 from orderguard.providers.plugin import Account, ProviderPlugin, TestKit
 from orderguard.providers.settlement import SettlementFormat
 from orderguard.providers.stripe.plugin import PLUGIN as STRIPE
+from orderguard.providers.wechatpay.plugin import PLUGIN as WECHATPAY
 
 #: The registered providers.
-PLUGINS: tuple[ProviderPlugin, ...] = (STRIPE,)
+PLUGINS: tuple[ProviderPlugin, ...] = (STRIPE, ALIPAY, WECHATPAY)
 
 
 def plugin(name: str) -> ProviderPlugin:
@@ -53,6 +55,22 @@ def main_account(settings: Any) -> Account:
 def is_live_key(account: Account) -> bool:
     """Whether ``account``'s key moves real money."""
     return bool((account.api_key or "").strip()) and plugin(account.provider).is_live(account)
+
+
+def not_live(account: Account) -> tuple[str, str]:
+    """``(variable, what is wrong)`` for ``account`` when it takes no real money: its key
+    is not a live key, or (a provider whose address says it) its address is not live."""
+    if plugin(account.provider).live_by == "url":
+        return account.url_variable, f"is not the live address ({account.base_url})"
+    return account.key_variable, "is not a live key"
+
+
+def live(account: Account) -> tuple[str, str]:
+    """``(variable, what)`` for ``account`` when it moves real money (refused in
+    development): its live key, or its live address."""
+    if plugin(account.provider).live_by == "url":
+        return account.url_variable, f"is the live address ({account.base_url})"
+    return account.key_variable, "is a live key"
 
 
 def test_methods() -> list[str]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orderguard.providers.alipay.settings import AlipaySettings
 from orderguard.providers.stripe.settings import StripeSettings
+from orderguard.providers.wechatpay.settings import WechatPaySettings
 
 
 @dataclass(frozen=True)
-class ProviderSettings(StripeSettings):
+class ProviderSettings(StripeSettings, AlipaySettings, WechatPaySettings):
     """Every registered provider's settings (``orderguard.config.Settings`` extends it)."""

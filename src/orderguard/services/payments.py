@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from orderguard.domain import ids
 from orderguard.domain.events import Cause
@@ -61,6 +61,9 @@ class PaymentSettings:
     return_url: str
     #: The longest a charge call may take before its outcome counts as unknown, in seconds.
     time_budget_s: float = 10.0
+    #: How long the shopper has for a step outside the shop (3-D Secure, a wallet's page or
+    #: QR code) before the order is cancelled (``expire_abandoned``'s ``after``).
+    action_expiry: timedelta = timedelta(minutes=30)
 
 
 def outcome_of(result: PaymentResult) -> Outcome:
@@ -122,6 +125,7 @@ class Payments:
             return_url=self.settings.return_url.format(order_id=order.id, token=order.status_token),
             idempotency_key=attempt.idempotency_key,
             metadata=snapshot_metadata(order, attempt.id, limits=slot.capabilities.metadata),
+            expires_at=self.expires_at(attempt),
         )
         try:
             result = await asyncio.wait_for(
@@ -132,6 +136,14 @@ class Payments:
             return failure_outcome(exc)
         slot.breaker.record_success()
         return outcome_of(result)
+
+    def expires_at(self, attempt: PaymentAttempt) -> datetime:
+        """When ``attempt``'s payment expires at the provider: its start plus the action
+        expiry, whole seconds (the same on every re-send of the attempt, so the same key is
+        sent with the same request). ``expire_abandoned`` counts from the order's move to
+        ``action_required``, an instant later: the provider's payment closes itself no
+        later than orderguard closes it."""
+        return (attempt.created_at + self.settings.action_expiry).replace(microsecond=0)
 
     def settle(
         self, order: Order, attempt_id: str, outcome: Outcome, *, cause: Cause, at: datetime

@@ -158,16 +158,18 @@ async def _render(
 
 def _methods(request: Request) -> list[str]:
     """Methods the page offers: the registered providers' test methods (given at wiring)
-    in development while the main account moves no real money, never in production (even
-    a staging one with ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
+    that a configured account takes, in development while the main account moves no real
+    money, never in production (even a staging one with ``ORDERGUARD_ALLOW_TEST_PROVIDER``).
 
     Otherwise the shopper chooses another method at the shop's checkout, which pays
     through ``POST /v1/orders/{id}/payments``.
     """
     wired = _wiring(request)
-    if wired.settings.production or wired.payments.providers.livemode:
+    providers = wired.payments.providers
+    if wired.settings.production or providers.livemode:
         return []
-    return list(offered(request).test_methods)
+    # only what a configured account takes (a registered wallet without its app is not)
+    return [m for m in offered(request).test_methods if providers.taking(m)]
 
 
 async def _order_or_none(request: Request, order_id: str, token: str) -> Order | None:

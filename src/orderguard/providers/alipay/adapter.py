@@ -3,14 +3,14 @@
 A payment is a redirect: :meth:`AlipayProvider.create_payment` makes the signed cashier URL
 and calls nothing, so it cannot lose an answer. The trade exists at Alipay only once the
 shopper opens the cashier; until then ``alipay.trade.query`` answers
-``ACQ.TRADE_NOT_EXIST``, which is PENDING marked ``not_created``
-(:data:`.mapping.NOT_CREATED`) and never a failure before the payment's expiry (the URL
-carries ``time_expire``, after which the cashier refuses it). The shop's cure for a lost
+``ACQ.TRADE_NOT_EXIST``, which is ACTION_REQUIRED (the shopper is still to act, as in a
+3-D Secure step) marked ``not_created`` (:data:`.mapping.NOT_CREATED`), never a failure
+before the payment's expiry (the URL carries ``time_expire``, the request's
+``expires_at``, after which the cashier refuses it). The shop's cure for a lost
 notification is the active query by ``out_trade_no``; for an expired order, closing the
 trade (:meth:`AlipayProvider.close_payment`).
 
-Beyond the interface (for the lead to wire): ``create_payment(..., expires_at=)``,
-``retrieve_payment(..., asked=)``, ``find_payments(..., references=)``,
+Beyond the interface: ``retrieve_payment(..., asked=)``, ``find_payments(..., references=)``,
 ``close_payment``, ``refund_status`` and :func:`reference`.
 """
 
@@ -44,8 +44,8 @@ from orderguard.providers.base import (
     WebhookEvent,
 )
 
-#: How long a payment stays payable when the caller gives no expiry (orderguard's
-#: ``action_expiry_minutes`` default).
+#: How long a payment stays payable when its request gives no expiry
+#: (``ChargeRequest.expires_at``; orderguard's ``action_expiry_minutes`` default).
 DEFAULT_PAYMENT_TTL = timedelta(minutes=30)
 #: What Alipay allows in ``out_trade_no``: letters, digits and underscores, 64 at most.
 _OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -129,19 +129,17 @@ class AlipayProvider:
         except AmountNotExact as exc:
             raise UnchargeableAmount(str(exc)) from exc
 
-    async def create_payment(
-        self, request: ChargeRequest, *, expires_at: datetime | None = None
-    ) -> PaymentResult:
-        """The signed cashier URL for the attempt: PENDING, ``redirect_url`` set, marked
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        """The signed cashier URL for the attempt: ACTION_REQUIRED, ``redirect_url`` set, marked
         ``next_action=redirect`` and ``alipay_state=not_created``. Nothing is sent: the
-        trade is created when the shopper opens the URL, payable until ``expires_at``
-        (default: now + the payment TTL), written as ``time_expire``."""
+        trade is created when the shopper opens the URL, payable until ``request.expires_at``
+        (when unset: now + the payment TTL), written as ``time_expire``."""
         product = methods.PRODUCTS.get(request.method)
         if product is None:
             raise ProviderRejected(f"Alipay does not take the method {request.method!r}")
         out_trade_no = reference(request.idempotency_key)
         total = self._yuan(request.amount, request.currency)
-        expiry = expires_at or self._clock() + self._ttl
+        expiry = request.expires_at or self._clock() + self._ttl
         return_url = request.return_url or self._return_url
         biz: dict[str, object] = {
             "out_trade_no": out_trade_no,
@@ -149,6 +147,7 @@ class AlipayProvider:
             "subject": _subject(request),
             "product_code": product.product_code,
             "time_expire": mapping.alipay_time(expiry),
+            "passback_params": mapping.passback(request.order_id),
         }
         if request.method == methods.WAP and return_url:
             biz["quit_url"] = return_url
@@ -158,7 +157,7 @@ class AlipayProvider:
         asked = Asked(request.amount, request.currency.upper())
         self._asked[out_trade_no] = asked
         return PaymentResult(
-            outcome=PaymentOutcome.PENDING,
+            outcome=PaymentOutcome.ACTION_REQUIRED,
             provider_ref=out_trade_no,
             amount=request.amount,
             currency=asked.currency,
@@ -173,7 +172,7 @@ class AlipayProvider:
         self, provider_ref: str, *, asked: Asked | None = None
     ) -> PaymentResult:
         """The trade by ``out_trade_no`` (``alipay.trade.query``); a trade that does not
-        exist yet is PENDING marked ``not_created``. A paid trade's amount must be what was
+        exist yet is ACTION_REQUIRED marked ``not_created``. A paid trade's amount must be what was
         asked (``asked``, or what this process asked for it), else :class:`AmountMismatch`."""
         asked = asked or self._asked.get(provider_ref)
         body = await self.gateway.call(

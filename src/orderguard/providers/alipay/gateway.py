@@ -19,7 +19,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orderguard.providers.alipay import errors, signing
-from orderguard.providers.alipay.mapping import alipay_time
+from orderguard.providers.alipay.times import alipay_time
 
 #: The API version every method here is called with.
 VERSION = "1.0"

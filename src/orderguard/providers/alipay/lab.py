@@ -1,5 +1,5 @@
-"""Alipay's lab: its sandbox in-process or as a process (only ``providers/labs.py`` would
-import this module, once the lead registers it)."""
+"""Alipay's lab: its sandbox in-process or as a process (only ``providers/labs.py``
+imports this module)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,14 @@ def serve_sandbox(
     serve(host, port, _data_dir(db_path))
 
 
+def sandbox_config(host: str, port: int, db_path: str, webhook_secret: str) -> str:
+    """The ``ORDERGUARD_ALIPAY_*`` lines for a sandbox served so: its keys (made now if
+    its data directory has none) and gateway; notifications are signed, not by a secret."""
+    from orderguard.providers.alipay.sandbox.server import print_config
+
+    return print_config(host, port, _data_dir(db_path))
+
+
 LAB = ProviderLab(
     provider="alipay",
     title="Alipay",
@@ -64,4 +72,5 @@ LAB = ProviderLab(
     serve=serve_sandbox,
     key=SANDBOX_APP_ID,
     variables=(),
+    config=sandbox_config,
 )

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote
 
 from orderguard.providers.alipay import currencies
 from orderguard.providers.alipay.errors import AmountMismatch, UnknownTradeStatus
+from orderguard.providers.alipay.times import BEIJING as BEIJING
+from orderguard.providers.alipay.times import TIME_FORMAT as TIME_FORMAT
+from orderguard.providers.alipay.times import alipay_time as alipay_time
+from orderguard.providers.alipay.times import beijing_time
 from orderguard.providers.base import (
     Charge,
     PaymentOutcome,
@@ -22,15 +27,11 @@ from orderguard.providers.base import (
     WebhookEvent,
 )
 
-#: Alipay's clock: Beijing time, UTC+8 all year.
-BEIJING = timezone(timedelta(hours=8), "CST")
-#: How Alipay writes a time (``timestamp``, ``time_expire``, ``send_pay_date``, ...).
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
 #: Metadata key of the trade's state beyond the outcome; its values are below.
 STATE = "alipay_state"
-#: The trade does not exist at Alipay yet (the shopper has not opened the cashier): PENDING
-#: until the payment's expiry, never FAILED before it.
+#: The trade does not exist at Alipay yet (the shopper has not opened the cashier):
+#: ACTION_REQUIRED (the shopper is still to act) until the payment's expiry, never FAILED
+#: before it.
 NOT_CREATED = "not_created"
 #: The trade was paid, then closed by refunds of its whole amount: SUCCEEDED (it was
 #: charged), and refunded.
@@ -42,8 +43,10 @@ REDIRECT = "redirect"
 TRADE_NO = "trade_no"
 
 #: ``trade_status`` -> outcome (``TRADE_CLOSED`` after a payment is decided by :func:`_paid`).
+#: ``WAIT_BUYER_PAY`` is the shopper still to pay at the cashier: ACTION_REQUIRED, as a
+#: 3-D Secure step is, until the payment expires and the shop closes the trade.
 TRADE_OUTCOMES: dict[str, PaymentOutcome] = {
-    "WAIT_BUYER_PAY": PaymentOutcome.PENDING,
+    "WAIT_BUYER_PAY": PaymentOutcome.ACTION_REQUIRED,
     "TRADE_SUCCESS": PaymentOutcome.SUCCEEDED,
     "TRADE_FINISHED": PaymentOutcome.SUCCEEDED,
     "TRADE_CLOSED": PaymentOutcome.FAILED,
@@ -60,21 +63,6 @@ class Asked:
 
     amount: int
     currency: str
-
-
-def beijing_time(value: object) -> datetime | None:
-    """An Alipay time (Beijing) as an aware UTC datetime; ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return datetime.strptime(str(value), TIME_FORMAT).replace(tzinfo=BEIJING).astimezone(UTC)
-    except ValueError:
-        return None
-
-
-def alipay_time(moment: datetime) -> str:
-    """An aware datetime as Alipay writes it (Beijing time)."""
-    return moment.astimezone(BEIJING).strftime(TIME_FORMAT)
 
 
 def fen(value: object, *, field: str) -> int:
@@ -106,6 +94,13 @@ def _checked(amount: int, currency: str, asked: Asked | None, out_trade_no: str)
         )
 
 
+def passback(order_id: str) -> str:
+    """The ``passback_params`` of a payment: the order id, URL-encoded as Alipay wants it.
+    Alipay gives it back in every notification (not in the query), so a notification names
+    its order as a Stripe event's metadata does."""
+    return quote(order_id, safe="")
+
+
 def payment_result(trade: Json, *, asked: Asked | None = None) -> PaymentResult:
     """A trade (``alipay.trade.query``'s answer or a notification) as a result; a paid
     trade's amount is checked against ``asked`` (:class:`AmountMismatch`)."""
@@ -131,15 +126,17 @@ def payment_result(trade: Json, *, asked: Asked | None = None) -> PaymentResult:
         currency=currency,
         decline_code=CLOSED if found is PaymentOutcome.FAILED else None,
         retry_with_other_method=found is PaymentOutcome.FAILED,
+        order_id=unquote(str(trade["passback_params"])) if trade.get("passback_params") else None,
         created_at=beijing_time(trade.get("gmt_create")),
         metadata=meta,
     )
 
 
 def not_created(out_trade_no: str, *, asked: Asked | None = None) -> PaymentResult:
-    """The answer for a trade Alipay does not hold yet: PENDING, marked :data:`NOT_CREATED`."""
+    """The answer for a trade Alipay does not hold yet: ACTION_REQUIRED (the shopper has
+    not opened the cashier), marked :data:`NOT_CREATED`."""
     return PaymentResult(
-        outcome=PaymentOutcome.PENDING,
+        outcome=PaymentOutcome.ACTION_REQUIRED,
         provider_ref=out_trade_no,
         amount=None if asked is None else asked.amount,
         currency=None if asked is None else asked.currency.upper(),

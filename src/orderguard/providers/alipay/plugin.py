@@ -1,6 +1,6 @@
-"""Alipay as the registry would know it: profile, account, adapter, credentials.
+"""Alipay as the registry knows it: profile, account, adapter, credentials.
 
-Not registered yet (the lead adds it to ``providers/registry.py``). Importing this module
+Importing this module
 is cheap: the adapter (httpx, cryptography) is imported only when an account is built; the
 sandbox is reached only through :mod:`.lab`.
 """
@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from orderguard.providers.alipay import currencies, methods
-from orderguard.providers.alipay.settings import AlipayAccount, accounts, is_live_account
+from orderguard.providers.alipay.settings import (
+    AlipayAccount,
+    accounts,
+    is_live_account,
+    production_problems,
+)
 from orderguard.providers.plugin import Account, AccountProvider, ProviderPlugin
 from orderguard.providers.profile import (
     Capabilities,
@@ -85,8 +90,10 @@ PLUGIN = ProviderPlugin(
     accounts=accounts,
     build=build,
     is_live=is_live_account,
+    live_by="url",
     live_key_hint="the app's keys at the production gateway https://openapi.alipay.com/gateway.do",
     secret_hint="Alipay's public key of this app (Open Platform console, public-key mode)",
+    problems=production_problems,
     credentials=(
         r"-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA )?PRIVATE KEY-----",
         r"\bMII[A-Za-z0-9+/]{200,}={0,2}",  # a one-line base64 key (private or public)

@@ -96,3 +96,18 @@ def accounts(settings: AlipaySettings) -> list[Account]:
             secret_name="PUBLIC_KEY",
         )
     ]
+
+
+def production_problems(settings: AlipaySettings) -> list[tuple[str, str]]:
+    """(variable, what is wrong) for each setting production refuses once the app id is
+    set, beyond the neutral checks (a gateway other than the production one, Alipay's
+    public key missing): no app private key (nothing could be signed), no https notify
+    URL (Alipay could not tell orderguard a trade was paid)."""
+    if not (settings.alipay_app_id or "").strip():
+        return []
+    found: list[tuple[str, str]] = []
+    if not (settings.alipay_app_private_key or "").strip():
+        found.append((f"{VARIABLES}_APP_PRIVATE_KEY", "is not set"))
+    if urlsplit(settings.alipay_notify_url or "").scheme != "https":
+        found.append((f"{VARIABLES}_NOTIFY_URL", "is not an https URL"))
+    return found

@@ -48,6 +48,17 @@ def serve_sandbox(
     main(host, port, faults, seed, db_path, webhook_url, webhook_secret)
 
 
+def sandbox_config(host: str, port: int, db_path: str, webhook_secret: str) -> str:
+    """The ``ORDERGUARD_STRIPE_*`` lines for a sandbox served so (any ``sk_test_`` key)."""
+    return "\n".join(
+        [
+            f"ORDERGUARD_STRIPE_API_KEY={SANDBOX_KEY}",
+            f"ORDERGUARD_STRIPE_BASE_URL=http://{host}:{port}",
+            f"ORDERGUARD_STRIPE_WEBHOOK_SECRET={webhook_secret}",
+        ]
+    )
+
+
 LAB = ProviderLab(
     provider="stripe",
     title="Stripe",
@@ -55,4 +66,5 @@ LAB = ProviderLab(
     serve=serve_sandbox,
     key=SANDBOX_KEY,
     variables=("ORDERGUARD_SANDBOX_CONTRACT_LOG",),  # sandbox/recording.py's ENV
+    config=sandbox_config,
 )

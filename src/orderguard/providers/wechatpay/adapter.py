@@ -4,8 +4,9 @@ Each payment attempt is one WeChat Pay order whose ``out_trade_no`` is the attem
 (:func:`reference`): known before the request is sent, the same on every repeat (WeChat
 Pay answers a repeated order with the first one), and the key of the active query. Extra
 to :class:`~orderguard.providers.base.PaymentProvider`: :meth:`close_payment` (the close on
-expiry; :meth:`cancel_payment` is the same), :meth:`retrieve_refund`, ``expires_at`` on
-:meth:`create_payment`, and the markers of :mod:`.mapping` (not yet created, next action).
+expiry; :meth:`cancel_payment` is the same), :meth:`retrieve_refund`, and the markers of
+:mod:`.mapping` (not yet created, next action). The order's ``time_expire`` is the
+request's ``expires_at``.
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ from orderguard.providers.wechatpay.signing import (
 #: ``out_trade_no``: 6 to 32 of digits, letters, ``_-|*``; ``out_refund_no``: up to 64, and ``@``.
 TRADE_NO = re.compile(r"[0-9A-Za-z_\-|*]{6,32}")
 REFUND_NO = re.compile(r"[0-9A-Za-z_\-|*@]{1,64}")
-#: How long a new payment may be paid when the caller gives no expiry.
+#: How long a new payment may be paid when its request gives no expiry
+#: (``ChargeRequest.expires_at``).
 DEFAULT_PAYMENT_TTL = timedelta(hours=2)
-#: ``ChargeRequest.metadata`` keys read when present: the payment's expiry (ISO 8601) and
-#: the shopper's IP address (H5 orders must carry it).
-EXPIRES_AT_KEY = "payment_expires_at"
+#: ``ChargeRequest.metadata`` key read when present: the shopper's IP address (H5 orders
+#: must carry it).
 CLIENT_IP_KEY = "payer_client_ip"
 TRADES = "/v3/pay/transactions/out-trade-no/"
 REFUNDS = "/v3/refund/domestic/refunds"
@@ -171,18 +172,14 @@ class WechatPayProvider:
                 ) from exc
         return _Answer(response.status_code, _json_object(response.content))
 
-    def _expiry(self, request: ChargeRequest, expires_at: datetime | None) -> datetime:
-        if expires_at is not None:
-            return expires_at
-        given = request.metadata.get(EXPIRES_AT_KEY)
-        if given:
-            return datetime.fromisoformat(given)
+    def _expiry(self, request: ChargeRequest) -> datetime:
+        if request.expires_at is not None:
+            return request.expires_at
         return datetime.fromtimestamp(self._clock(), UTC) + self._ttl
 
-    def order_body(
-        self, request: ChargeRequest, expires_at: datetime | None = None
-    ) -> dict[str, Any]:
-        """The JSON of ``request``'s Native or H5 order (what is signed and sent)."""
+    def order_body(self, request: ChargeRequest) -> dict[str, Any]:
+        """The JSON of ``request``'s Native or H5 order (what is signed and sent); its
+        ``time_expire`` is ``request.expires_at`` (unset: now + the payment TTL)."""
         if request.method not in methods.ORDERS:
             raise ProviderRejected(f"WeChat Pay does not take the method {request.method!r}")
         body: dict[str, Any] = {
@@ -190,7 +187,7 @@ class WechatPayProvider:
             "mchid": self._mchid,
             "description": f"Order {request.order_id}"[:127],
             "out_trade_no": reference(request),
-            "time_expire": mapping.rfc3339(self._expiry(request, expires_at)),
+            "time_expire": mapping.rfc3339(self._expiry(request)),
             "attach": mapping.attach(request.order_id),
             "notify_url": self._notify_url,
             "amount": {
@@ -203,15 +200,13 @@ class WechatPayProvider:
             body["scene_info"] = {"payer_client_ip": ip, "h5_info": {"type": "Wap"}}
         return body
 
-    async def create_payment(
-        self, request: ChargeRequest, *, expires_at: datetime | None = None
-    ) -> PaymentResult:
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
         """Place the order; the answer is the QR code or the H5 page the shopper must use.
 
         Repeating it is safe (same ``out_trade_no``, same body). An order already paid or
         closed is answered with the trade as it stands.
         """
-        body = self.order_body(request, expires_at)
+        body = self.order_body(request)
         path, field, kind = methods.ORDERS[request.method]
         answer = await self._call("POST", path, body, mutating=True)
         if answer.code in (errors.ORDERPAID, errors.ORDER_CLOSED):
@@ -230,7 +225,7 @@ class WechatPayProvider:
         )
 
     async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
-        """The active query by ``out_trade_no``; a trade not created yet is pending with
+        """The active query by ``out_trade_no``; a trade not created yet is ACTION_REQUIRED with
         :data:`.mapping.NOT_YET_CREATED`."""
         path = f"{TRADES}{quote(provider_ref, safe='')}?mchid={quote(self._mchid, safe='')}"
         answer = await self._call("GET", path, None, mutating=False)

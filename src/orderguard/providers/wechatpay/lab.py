@@ -85,6 +85,17 @@ def serve_sandbox(
     serve(host, port, str(Path(db_path).parent / "wechatpay"))
 
 
+def sandbox_config(host: str, port: int, db_path: str, webhook_secret: str) -> str:
+    """The ``ORDERGUARD_WECHATPAY_*`` lines for a sandbox served so: its identity (made now
+    if it has none) and address; notifications are encrypted with its own APIv3 key."""
+    from orderguard.providers.wechatpay.sandbox.identity import load_identity
+
+    identity = load_identity(str(Path(db_path).parent / "wechatpay"))
+    notify_url = "http://127.0.0.1:8000/v1/webhooks/wechatpay"
+    found = identity.config(f"http://{host}:{port}", notify_url)
+    return "\n".join(f"{name}={value}" for name, value in found.items())
+
+
 LAB = ProviderLab(
     provider="wechatpay",
     title="WeChat Pay",
@@ -92,4 +103,5 @@ LAB = ProviderLab(
     serve=serve_sandbox,
     key=SANDBOX_MCHID,
     variables=(),
+    config=sandbox_config,
 )

@@ -27,13 +27,16 @@ from orderguard.providers.wechatpay import currencies
 
 Json = Mapping[str, Any]
 
-#: ``trade_state`` -> outcome. ``REFUND`` was paid (part or all of it refunded since):
-#: succeeded, with :data:`TRADE_STATE` saying ``REFUND``; the refunded amounts are the
-#: refunds' own (their notifications and ``retrieve_refund``), never guessed from here.
+#: ``trade_state`` -> outcome. ``NOTPAY`` is the shopper still to scan or pay:
+#: ACTION_REQUIRED, as a 3-D Secure step is; ``USERPAYING`` (entering the password) is
+#: PENDING: the shopper acted and WeChat Pay is deciding. ``REFUND`` was paid (part or all
+#: of it refunded since): succeeded, with :data:`TRADE_STATE` saying ``REFUND``; the
+#: refunded amounts are the refunds' own (their notifications and ``retrieve_refund``),
+#: never guessed from here.
 STATE_OUTCOMES: dict[str, PaymentOutcome] = {
     "SUCCESS": PaymentOutcome.SUCCEEDED,
     "REFUND": PaymentOutcome.SUCCEEDED,
-    "NOTPAY": PaymentOutcome.PENDING,
+    "NOTPAY": PaymentOutcome.ACTION_REQUIRED,
     "USERPAYING": PaymentOutcome.PENDING,
     "CLOSED": PaymentOutcome.FAILED,
     "REVOKED": PaymentOutcome.FAILED,
@@ -50,7 +53,7 @@ REFUND_STATUSES: dict[str, str] = {
 #: Metadata key of the WeChat ``trade_state`` on every payment result.
 TRADE_STATE = "wechatpay_trade_state"
 #: Its value when the trade does not exist (yet): the shopper has not scanned or opened
-#: the page. Pending until the payment expires, never failed before.
+#: the page. ACTION_REQUIRED until the payment expires, never failed before.
 NOT_YET_CREATED = "NOT_YET_CREATED"
 #: Metadata keys of a new payment's next action: ``qr`` or ``redirect``, and its URL.
 NEXT_ACTION = "wechatpay_next_action"
@@ -130,9 +133,10 @@ def payment_result(trade: Json) -> PaymentResult:
 
 
 def not_yet_created(out_trade_no: str) -> PaymentResult:
-    """The answer for a trade WeChat Pay does not know (yet): pending, with the marker."""
+    """The answer for a trade WeChat Pay does not know (yet): the shopper is still to
+    scan or open the page (ACTION_REQUIRED), with the marker."""
     return PaymentResult(
-        outcome=PaymentOutcome.PENDING,
+        outcome=PaymentOutcome.ACTION_REQUIRED,
         provider_ref=out_trade_no,
         attempt_id=out_trade_no,
         metadata={TRADE_STATE: NOT_YET_CREATED},

@@ -50,6 +50,7 @@ PROFILE = ProviderProfile(
     ),
     test_methods=(),
     reply=reply,
+    qr_methods=(methods.NATIVE,),
 )
 
 

@@ -19,9 +19,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from orderguard.providers.alipay import methods
 from orderguard.providers.alipay.currencies import from_yuan
-from orderguard.providers.alipay.mapping import BEIJING, TIME_FORMAT
 from orderguard.providers.alipay.sandbox.state import Sandbox
 from orderguard.providers.alipay.sandbox.trades import BusinessError, Prepared
+from orderguard.providers.alipay.times import BEIJING, TIME_FORMAT
 
 #: What Alipay takes as ``out_trade_no``: letters, digits, underscores, 64 at most.
 OUT_TRADE_NO = re.compile(r"[A-Za-z0-9_]{1,64}")
@@ -64,6 +64,7 @@ def open_cashier(sandbox: Sandbox, params: Mapping[str, str]) -> Response:
             time_expire=_expiry(biz),
             notify_url=params.get("notify_url") or None,
             product_code=str(biz["product_code"]),
+            passback_params=biz.get("passback_params") or None,
         )
     except (ValueError, KeyError, TypeError) as exc:
         return refused("ACQ.INVALID_PARAMETER", f"biz_content: {exc!r}")

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orderguard.providers.alipay import signing
 from orderguard.providers.alipay.currencies import to_yuan
-from orderguard.providers.alipay.mapping import alipay_time
 from orderguard.providers.alipay.sandbox.trades import Trade
+from orderguard.providers.alipay.times import alipay_time
 
 #: The answer that stops the retries, byte for byte.
 ACK = "success"
@@ -59,6 +59,8 @@ def notification(
     }
     fields.pop("buyer_user_id", None)
     fields["buyer_id"] = "2088000000000002"
+    if trade.passback_params:
+        fields["passback_params"] = trade.passback_params
     if trade.paid_at is not None:
         fields["gmt_payment"] = alipay_time(trade.paid_at)
     if trade.closed_at is not None:

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from orderguard.providers.alipay import errors
 from orderguard.providers.alipay.currencies import to_yuan
-from orderguard.providers.alipay.mapping import alipay_time
+from orderguard.providers.alipay.times import alipay_time
 
 
 class BusinessError(Exception):
@@ -39,6 +39,8 @@ class Prepared:
     time_expire: datetime | None
     notify_url: str | None
     product_code: str
+    #: Given back as it came in every notification (never in the query), as Alipay does.
+    passback_params: str | None = None
 
 
 @dataclass
@@ -59,6 +61,7 @@ class Trade:
     time_expire: datetime | None
     notify_url: str | None
     product_code: str
+    passback_params: str | None = None
     paid_at: datetime | None = None
     closed_at: datetime | None = None
     refunds: list[Refund] = field(default_factory=list)
@@ -122,6 +125,7 @@ class Book:
             request.time_expire,
             request.notify_url,
             request.product_code,
+            request.passback_params,
         )
         self.trades[out_trade_no] = trade
         return trade
