@@ -176,9 +176,8 @@ async def _not_paid(db: Any) -> int:
 
 async def _drain(url: str, sandbox: str, count: int) -> dict[str, Any]:
     """The provider is back: run the worker until no order is left unpaid; time it."""
-    from orderguard.bootstrap import open_sql
+    from orderguard.bootstrap import new_worker, open_sql
     from orderguard.storage.connect import connect
-    from orderguard.worker import Worker
 
     container = await open_sql(_settings(url, sandbox))
     _open_every_circuit(container, cool_down_over=True)
@@ -189,7 +188,7 @@ async def _drain(url: str, sandbox: str, count: int) -> dict[str, Any]:
         if await _not_paid(watcher) != count:
             raise RuntimeError("draining: the seeded orders are not all waiting")
         t0, cpu0 = time.perf_counter(), time.process_time()
-        worker = asyncio.create_task(Worker(container, worker_id="bench-drain").run(stop))
+        worker = asyncio.create_task(new_worker(container, worker_id="bench-drain").run(stop))
         while await _not_paid(watcher):
             polls += 1
             if worker.done() or time.perf_counter() - t0 > DRAIN_TIMEOUT_S:

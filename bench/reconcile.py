@@ -111,6 +111,7 @@ def generate(workdir: Path, n: int) -> dict[str, Path]:
 
 
 def _engine(paths: dict[str, Path], scratch: Path) -> dict[str, Any]:
+    from orderguard.cli.reconcile import SETTLEMENT_FORMATS
     from orderguard.reconcile.engine import Engine, EngineOptions
     from orderguard.reconcile.report import write_exceptions
     from orderguard.reconcile.sources import open_source
@@ -118,7 +119,7 @@ def _engine(paths: dict[str, Path], scratch: Path) -> dict[str, Any]:
     engine = Engine(scratch, EngineOptions(memory_limit=MEMORY_LIMIT))
     try:
         engine.load_orders(paths["orders"], paths["attempts"])
-        engine.load_report(open_source(paths["report"]))
+        engine.load_report(open_source(paths["report"], formats=SETTLEMENT_FORMATS))
         outcome = engine.match()
         exceptions = write_exceptions(engine, outcome, scratch / "exceptions.csv")
     finally:
