@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import orjson
 
 from orderguard.providers.stripe.sandbox import objects
 from orderguard.providers.stripe.sandbox.amounts import amount_problem
@@ -89,8 +90,10 @@ class Engine:
         return int(self._clock())
 
     def _event(self, event_type: str, obj: Obj) -> Obj:
-        """An event carrying a snapshot: later changes to ``obj`` do not reach it."""
-        return objects.event(event_type, copy.deepcopy(obj), created=self._now())
+        """An event carrying a snapshot: later changes to ``obj`` do not reach it (copied
+        through JSON, as the objects are: several times faster than ``copy.deepcopy``)."""
+        snapshot: Obj = orjson.loads(orjson.dumps(obj))
+        return objects.event(event_type, snapshot, created=self._now())
 
     def create_payment_intent(self, params: Obj, *, hosted_base: str) -> Outcome:
         """Create a PaymentIntent and, with ``confirm=true``, confirm it with its test card."""
