@@ -155,6 +155,7 @@ def worker(kind: str, data: Path) -> None:
     }
     import duckdb  # noqa: F401  (imports are not the work measured)
 
+    from orderguard.cli import reconcile as command  # noqa: F401  (the format table)
     from orderguard.reconcile import engine, report, sources  # noqa: F401
 
     with tempfile.TemporaryDirectory(dir=data) as scratch:
