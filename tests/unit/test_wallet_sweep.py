@@ -15,6 +15,7 @@ from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.memory.provider import InMemoryProvider
 from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
 from orderguard.services.providers import Providers, ProviderSlot
+from orderguard.services.sweep import MAX_REFUND_KEY, refund_key
 from orderguard.services.wallet_sweep import TradeQueries
 from orderguard.storage.memory import InMemoryStorage
 from tests.factories import new_order
@@ -118,3 +119,14 @@ async def test_a_provider_that_lists_its_charges_is_never_asked_trade_by_trade()
     queries = TradeQueries(storage, providers(provider, CARD_PROFILE))
     found = await queries.paid_trades(since=T0, resolved=set())
     assert (found.asked, found.found) == (0, [])
+
+
+def test_a_sweep_refund_key_is_the_charges_own_and_fits_every_wallet() -> None:
+    card = "pi_3QxYzAbCdEfGhIjKlMnOpQrS"
+    assert refund_key("after_cancel", card) == f"orderguard-after-cancel-{card}"  # as before
+    alipay = "orderguard_pay_01KBQ5T7Y0V4K3M2N1P0Q9R8S7"  # 41 characters: 65 with the prefix
+    key = refund_key("after_cancel", alipay)
+    assert len(key) <= MAX_REFUND_KEY
+    assert key == refund_key("after_cancel", alipay)  # a repeat sends the same key
+    assert key != refund_key("after_cancel", alipay[:-1] + "X")
+    assert key != refund_key("duplicate", alipay)
