@@ -4,7 +4,8 @@ ledger is the oracle. The shopper pays outside the shop (Alipay's cashier, a WeC
 code); the notification settles the order, or, when it is lost, the recheck's active
 query does; an order nobody paid is closed at the wallet, then cancelled; a payment made
 just before the close wins over it; one made after the close (the close lost the race) is
-refunded by the sweep, once; a forged notification changes nothing."""
+refunded by the sweep, once (flagged when refunds are off); a forged notification changes
+nothing."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from orderguard.providers.wechatpay.sandbox.server import run_sandbox as run_wec
 from orderguard.providers.wechatpay.sandbox.service import SandboxConfig as WechatConfig
 from orderguard.services.expiry import expire_abandoned
 from orderguard.services.providers import Providers
+from orderguard.services.sweep import Sweeper
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 
@@ -470,3 +472,22 @@ async def test_the_sweep_asks_nothing_more_of_a_closed_trade_nobody_paid(shop: S
     assert (report.trades_asked, report.duplicates_refunded, report.flagged) == (1, 0, 0)
     assert await shop.wallet.refunded_fen(_ref(order)) == []
     assert (await shop.order(order["id"]))["state"] == "cancelled"
+
+
+async def test_with_refunds_off_a_payment_after_the_close_is_flagged_not_refunded(
+    shop: Shop,
+) -> None:
+    order = await shop.place()
+    ref, url = _ref(order), order["next_action"]["redirect_url"]
+    await shop.wallet.close_will_lose(ref, url)
+    assert await shop.expire() == 1
+    await shop.wallet.pays_late(ref, url)
+    c = shop.container
+    sweeper = Sweeper(c.storage, c.payments, auto_refund=False)
+    report = await sweeper.sweep_last(timedelta(hours=1))
+    assert (report.flagged, report.duplicates_refunded) == (1, 0)
+    assert await shop.wallet.refunded_fen(ref) == []
+    assert await shop.wallet.paid_fen(ref) == [TOTAL_FEN]
+    found = await shop.order(order["id"])
+    assert found["state"] == "cancelled"
+    assert found["flag_reason"].startswith(f"charged after cancellation: {ref}")
