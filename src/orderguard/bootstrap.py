@@ -32,6 +32,7 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
+from orderguard.services.wallet_sweep import TradeQueries
 from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage.opening import open_storage
 from orderguard.storage.ports import UnitOfWorkFactory
@@ -112,7 +113,17 @@ def _wire(
             concurrency=settings.janitor_concurrency,
             check_time=timedelta(seconds=2 * settings.payment_time_budget_s + 5),
         ),
-        sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),
+        sweeper=Sweeper(
+            storage,
+            payments,
+            auto_refund=settings.sweep_auto_refund,
+            queries=TradeQueries(
+                storage,
+                payments.providers,
+                batch=settings.sweep_query_batch,
+                per_second=settings.sweep_queries_per_s,
+            ),
+        ),
         operations=Operations(storage, payments),
     )
 

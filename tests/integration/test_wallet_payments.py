@@ -3,7 +3,9 @@ wallet's adapter as the registry builds it, and the wallet's own sandbox in-proc
 ledger is the oracle. The shopper pays outside the shop (Alipay's cashier, a WeChat QR
 code); the notification settles the order, or, when it is lost, the recheck's active
 query does; an order nobody paid is closed at the wallet, then cancelled; a payment made
-just before the close wins over it; a forged notification changes nothing."""
+just before the close wins over it; one made after the close (the close lost the race) is
+refunded by the sweep, once (flagged when refunds are off); a forged notification changes
+nothing."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from orderguard.bootstrap import Container, build_app, slot, wire
+from orderguard.bootstrap import Container, build_app, new_worker, slot, wire
 from orderguard.config import Settings
 from orderguard.domain.events import Cause
 from orderguard.providers import registry
@@ -39,6 +41,7 @@ from orderguard.providers.wechatpay.sandbox.server import run_sandbox as run_wec
 from orderguard.providers.wechatpay.sandbox.service import SandboxConfig as WechatConfig
 from orderguard.services.expiry import expire_abandoned
 from orderguard.services.providers import Providers
+from orderguard.services.sweep import Sweeper
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 
@@ -127,6 +130,18 @@ class Wallet:
         """What the wallet needs to read to stop resending a notification."""
         assert reply.status_code == 200, reply.text
 
+    async def close_will_lose(self, ref: str, next_action: str) -> None:
+        """Set up a close that leaves the trade payable (the race a close can lose)."""
+        raise NotImplementedError
+
+    async def pays_late(self, ref: str, next_action: str) -> None:
+        """The shopper pays after the shop closed the trade."""
+        raise NotImplementedError
+
+    async def refunded_fen(self, ref: str) -> list[int]:
+        """The amounts of the refunds the ledger holds for ``ref`` (one entry each)."""
+        raise NotImplementedError
+
 
 class Alipay(Wallet):
     name, method = "alipay", "alipay_page"
@@ -171,6 +186,18 @@ class Alipay(Wallet):
     def forged(self, body: bytes) -> bytes:
         return body.replace(b"total_amount=39.98", b"total_amount=39.99")
 
+    async def close_will_lose(self, ref: str, next_action: str) -> None:
+        """Nothing: the shopper has not opened the cashier yet, so the trade does not
+        exist when it is closed (``ACQ.TRADE_NOT_EXIST``), and the cashier URL still pays."""
+
+    async def pays_late(self, ref: str, next_action: str) -> None:
+        await self.pays(ref, next_action)
+
+    async def refunded_fen(self, ref: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=self.sandbox) as admin:
+            found = (await admin.get("/ledger")).json()["refunds"]
+        return [r["fen"] for r in found if r["out_trade_no"] == ref]
+
     def accepted(self, reply: httpx.Response) -> None:
         assert (reply.status_code, reply.text) == (200, "success")
         assert reply.headers["content-type"].startswith("text/plain")
@@ -212,6 +239,23 @@ class WechatPay(Wallet):
     def forged(self, body: bytes) -> bytes:
         """The same payment under a new event id: a replay dressed as a new event."""
         return json.dumps({**json.loads(body), "id": "EV-FORGED"}).encode()
+
+    async def close_will_lose(self, ref: str, next_action: str) -> None:
+        """The shopper scans the code and starts paying; the sandbox's close will be
+        answered 204 while that payment still lands (``payment_beats_close``)."""
+        await self.opens(ref, next_action)
+        async with httpx.AsyncClient(base_url=self.sandbox) as admin:
+            switched = await admin.post("/sandbox/admin", json={"payment_beats_close": True})
+        switched.raise_for_status()
+
+    async def pays_late(self, ref: str, next_action: str) -> None:
+        paid = await self.act(ref, "pay")
+        assert paid.status_code == 200, paid.text
+
+    async def refunded_fen(self, ref: str) -> list[int]:
+        async with httpx.AsyncClient(base_url=self.sandbox) as admin:
+            found = (await admin.get("/ledger")).json()["refunds"]
+        return [r["amount"]["refund"] for r in found if r["out_trade_no"] == ref]
 
 
 @dataclass
@@ -384,3 +428,66 @@ async def test_a_forged_notification_is_refused_and_changes_nothing(shop: Shop) 
     shop.wallet.accepted(await shop.deliver(body, headers))  # the genuine one still settles
     assert (await shop.order(order["id"]))["state"] == "paid"
     assert await shop.wallet.paid_fen(_ref(order)) == [TOTAL_FEN]
+
+
+@pytest.mark.parametrize("notified", [True, False], ids=["notified", "notification-lost"])
+async def test_a_shopper_who_pays_after_the_close_is_refunded_by_the_sweep_once(
+    shop: Shop, notified: bool
+) -> None:
+    order = await shop.place()
+    ref, url = _ref(order), order["next_action"]["redirect_url"]
+    await shop.wallet.close_will_lose(ref, url)
+    assert await shop.expire() == 1
+    assert (await shop.order(order["id"]))["state"] == "cancelled"
+    await shop.wallet.pays_late(ref, url)
+    assert await shop.wallet.paid_fen(ref) == [TOTAL_FEN]  # the wallet took the money
+    if notified:  # a notification for a cancelled order: flagged, the order stays cancelled
+        body, headers = await shop.notifications.first()
+        shop.wallet.accepted(await shop.deliver(body, headers))
+    assert await shop.wallet.refunded_fen(ref) == []
+
+    if notified:
+        report = await shop.container.sweeper.sweep_last(timedelta(hours=1))
+        assert (report.trades_asked, report.duplicates_refunded, report.errors) == (1, 1, 0)
+    else:  # the worker's sweep duty, as its schedule runs it
+        worker = new_worker(shop.container)
+        [sweep] = [duty for name, duty, _ in worker._duties(None) if name == "sweep"]
+        await sweep()
+    assert await shop.wallet.refunded_fen(ref) == [TOTAL_FEN]
+    found = await shop.order(order["id"])
+    assert found["state"] == "cancelled"
+    assert found["timeline"][-1]["note"].startswith(f"charged after cancellation: {ref}")
+
+    again = await shop.container.sweeper.sweep_last(timedelta(hours=1))
+    assert (again.trades_asked, again.duplicates_refunded) == (0, 0)
+    assert await shop.wallet.refunded_fen(ref) == [TOTAL_FEN]
+    assert (await shop.order(order["id"]))["timeline"] == found["timeline"]
+
+
+async def test_the_sweep_asks_nothing_more_of_a_closed_trade_nobody_paid(shop: Shop) -> None:
+    order = await shop.place()
+    await shop.wallet.after_expiry()
+    assert await shop.expire() == 1
+    report = await shop.container.sweeper.sweep_last(timedelta(hours=1))
+    assert (report.trades_asked, report.duplicates_refunded, report.flagged) == (1, 0, 0)
+    assert await shop.wallet.refunded_fen(_ref(order)) == []
+    assert (await shop.order(order["id"]))["state"] == "cancelled"
+
+
+async def test_with_refunds_off_a_payment_after_the_close_is_flagged_not_refunded(
+    shop: Shop,
+) -> None:
+    order = await shop.place()
+    ref, url = _ref(order), order["next_action"]["redirect_url"]
+    await shop.wallet.close_will_lose(ref, url)
+    assert await shop.expire() == 1
+    await shop.wallet.pays_late(ref, url)
+    c = shop.container
+    sweeper = Sweeper(c.storage, c.payments, auto_refund=False)
+    report = await sweeper.sweep_last(timedelta(hours=1))
+    assert (report.flagged, report.duplicates_refunded) == (1, 0)
+    assert await shop.wallet.refunded_fen(ref) == []
+    assert await shop.wallet.paid_fen(ref) == [TOTAL_FEN]
+    found = await shop.order(order["id"])
+    assert found["state"] == "cancelled"
+    assert found["flag_reason"].startswith(f"charged after cancellation: {ref}")

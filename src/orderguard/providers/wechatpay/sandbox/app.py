@@ -156,7 +156,9 @@ async def h5_page(request: Request) -> Response:
 
 async def admin(request: Request) -> Response:
     """``POST /sandbox/admin``: ``mode`` (signing), ``fail_next``/``status``/``delay_s``
-    (faults), ``visible_before_scan`` (the query shows unscanned orders), ``settle_refunds``
+    (faults), ``visible_before_scan`` (the query shows unscanned orders),
+    ``payment_beats_close`` (a close leaves the trade payable: a payment lands after it),
+    ``settle_refunds``
     (whether new refunds end at once), ``settle_refund`` + ``refund_status`` (end a
     PROCESSING refund)."""
     sandbox = _sandbox(request)
@@ -168,6 +170,8 @@ async def admin(request: Request) -> Response:
             setattr(sandbox.faults, name, body[name])
     if "visible_before_scan" in body:
         sandbox.book.visible_before_scan = bool(body["visible_before_scan"])
+    if "payment_beats_close" in body:
+        sandbox.book.payment_beats_close = bool(body["payment_beats_close"])
     if "settle_refunds" in body:
         sandbox.config.settle_refunds = bool(body["settle_refunds"])
     if body.get("settle_refund"):
