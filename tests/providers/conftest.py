@@ -66,14 +66,16 @@ async def stripe_provider(sandbox_url: str) -> AsyncIterator[StripeProvider]:
     await provider.aclose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def contract_alipay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlipayLab]:
-    """The Alipay sandbox of the contract suite (keys take a moment: made once)."""
+    """The Alipay sandbox of the contract suite (keys take a moment: made once). Module
+    scope: it stops before another module's tests run (a running server's log filter is
+    on uvicorn's loggers, which ``test_sandbox_logging.py`` checks are left clean)."""
     with alipay_lab(tmp_path_factory.mktemp("contract-alipay")) as lab:
         yield lab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def contract_wechatpay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatPayLab]:
     """The WeChat Pay sandbox of the contract suite (its identity made once)."""
     with wechatpay_lab(tmp_path_factory.mktemp("contract-wechatpay")) as lab:
