@@ -11,6 +11,7 @@ import pytest
 
 from orderguard.providers.stripe.adapter import StripeProvider
 from orderguard.providers.stripe.sandbox import SandboxConfig, run_sandbox
+from tests.providers.alipay_harness import AlipayLab, alipay_harness, alipay_lab
 from tests.providers.harness import (
     API_KEY,
     SECRET,
@@ -20,14 +21,7 @@ from tests.providers.harness import (
     SandboxHarness,
 )
 from tests.providers.harness import charge_request as charge_request
-from tests.providers.wallet_harness import (
-    AlipayLab,
-    WechatPayLab,
-    alipay_harness,
-    alipay_lab,
-    wechatpay_harness,
-    wechatpay_lab,
-)
+from tests.providers.wechatpay_harness import WechatPayLab, wechatpay_harness, wechatpay_lab
 
 StartSandbox = Callable[..., AbstractContextManager[str]]
 

@@ -5,7 +5,8 @@ own terms: have the shopper pay, decline or act on a payment, count charges and 
 the provider's own ledger, and sign a webhook the way that provider would. Where the
 protocols differ in what they answer (a wallet's payment awaits the shopper; a call its
 profile does not declare), the harness names the documented answer once (:mod:`.expect`).
-The card harnesses are here; the wallets' are in :mod:`.wallet_harness`.
+The card harnesses are here; the wallets' are in :mod:`.alipay_harness` and
+:mod:`.wechatpay_harness`.
 """
 
 from __future__ import annotations
