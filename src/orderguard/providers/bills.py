@@ -1,0 +1,95 @@
+"""A provider's daily bill, downloaded: the files, and what can go wrong getting them.
+
+Alipay and WeChat Pay publish each day's trades as a bill the merchant downloads the next
+morning (China time): the adapters' ``download_bill(day)`` asks for the day's download
+address with a signed call, follows it only on the provider's own host, checks what comes
+back (its hash, its archive) and returns the files as the provider wrote them, for
+``orderguard reconcile --fetch`` to read with the settlement readers.
+
+Every failure is a :class:`BillError` whose type says what happened; nothing of a bill that
+failed a check is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta, timezone
+from typing import Protocol, runtime_checkable
+from urllib.parse import urlsplit
+
+#: The time zone of the providers' bill days (China has one, without daylight saving).
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class BillFile:
+    """One file of a bill: its name as the provider gives it (no directory) and its bytes."""
+
+    name: str
+    content: bytes
+
+
+class BillError(Exception):
+    """The bill could not be had; the message says why."""
+
+    #: The catalog key (``report.<kind>``) of the heading a person reads.
+    kind = "fetch_failed"
+
+
+class BillNotReady(BillError):
+    """The day is not over, or its bill is still being made: ask again later."""
+
+    kind = "fetch_not_ready"
+
+
+class NoBill(BillError):
+    """The provider has no bill for the day (no trades that day)."""
+
+    kind = "fetch_no_bill"
+
+
+class BillRefused(BillError):
+    """What came back is not believed (a signature, a hash, an address, an archive)."""
+
+    kind = "fetch_refused"
+
+
+class BillUnavailable(BillError):
+    """The provider could not be reached or failed; nothing was downloaded."""
+
+    kind = "fetch_unavailable"
+
+
+@runtime_checkable
+class BillSource(Protocol):
+    """An adapter that downloads its provider's daily bill."""
+
+    async def download_bill(self, day: date) -> list[BillFile]: ...
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def check_download_url(url: str, *, base_url: str, also: frozenset[str] = frozenset()) -> str:
+    """``url`` when it may be followed: on ``base_url``'s scheme, host and port (or, same
+    scheme, on one of the hosts ``also`` names), with no credentials in it; else
+    :class:`BillRefused`. The address comes from the network: followed anywhere, it would
+    let whoever answers make orderguard fetch (and sign requests for) any address."""
+    scheme, host, port = _origin(url)
+    base = _origin(base_url)
+    parts = urlsplit(url)
+    same = (scheme, host, port) == base
+    allowed = same or (scheme == base[0] == "https" and host in also and port == 443)
+    if not allowed or not host or parts.username or parts.password:
+        raise BillRefused(
+            f"the bill's download address {host or url!r} is not the provider's host "
+            f"{base[1]!r}: not followed"
+        )
+    return url
