@@ -8,12 +8,20 @@ import zipfile
 from datetime import date, datetime, time
 from typing import Any
 
+import httpx
 import pytest
 
+from orderguard.providers import bills
 from orderguard.providers.alipay.bills import detail_files
 from orderguard.providers.alipay.sandbox import bills as alipay_sandbox
 from orderguard.providers.alipay.sandbox.trades import BusinessError
-from orderguard.providers.bills import CHINA, BillRefused, NoBill, check_download_url
+from orderguard.providers.bills import (
+    CHINA,
+    BillRefused,
+    BillUnavailable,
+    NoBill,
+    check_download_url,
+)
 from orderguard.providers.wechatpay import bills as wechat
 from orderguard.providers.wechatpay.sandbox import bills as wechat_sandbox
 from orderguard.providers.wechatpay.sandbox.trades import ApiError
@@ -148,3 +156,33 @@ def test_the_alipay_sandbox_serves_a_bill_from_ten_the_next_day() -> None:
     alipay_sandbox.check_ready(day, _china(date(2026, 11, 3), 10))
     with pytest.raises(BusinessError, match=r"isv\.invalid-arguments"):
         alipay_sandbox.parse_day("2026-11")  # monthly bills are not served
+
+
+def test_alipays_bill_centre_is_fetched_over_https_only_at_the_production_gateway() -> None:
+    from orderguard.providers.alipay.bills import _over_https
+
+    url = "http://dwbillcenter.alipay.com/downloadBillFile.resource?token=t"
+    assert _over_https(url, live=True) == url.replace("http://", "https://")
+    assert _over_https(url, live=False) == url
+    other = "http://evil.example/downloadBillFile.resource"
+    assert _over_https(other, live=True) == other
+
+
+async def _fetch(answer: httpx.Response) -> bytes:
+    transport = httpx.MockTransport(lambda request: answer)
+    async with httpx.AsyncClient(transport=transport) as http:
+        request = http.build_request("GET", "https://api.mch.weixin.qq.com/f")
+        return await bills.download(http, request, what="the bill")
+
+
+async def test_a_bill_is_read_whole_up_to_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bills, "MAX_BYTES", 1000)
+    assert await _fetch(httpx.Response(200, content=b"x" * 1000)) == b"x" * 1000
+    with pytest.raises(BillRefused, match="larger than 1000 bytes"):
+        await _fetch(httpx.Response(200, content=b"x" * 1001))
+
+
+async def test_a_redirect_is_not_followed() -> None:
+    moved = httpx.Response(302, headers={"location": "http://169.254.169.254/"})
+    with pytest.raises(BillUnavailable, match="HTTP 302"):
+        await _fetch(moved)

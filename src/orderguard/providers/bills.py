@@ -17,8 +17,12 @@ from datetime import date, timedelta, timezone
 from typing import Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import httpx
+
 #: The time zone of the providers' bill days (China has one, without daylight saving).
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+#: The most a downloaded bill may weigh (a day's bill is far smaller).
+MAX_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +97,23 @@ def check_download_url(url: str, *, base_url: str, also: frozenset[str] = frozen
             f"{base[1]!r}: not followed"
         )
     return url
+
+
+async def download(http: httpx.AsyncClient, request: httpx.Request, *, what: str) -> bytes:
+    """The body of ``request``'s 200 answer, read up to :data:`MAX_BYTES` (never through a
+    redirect); :class:`BillUnavailable` or :class:`BillRefused` otherwise."""
+    try:
+        response = await http.send(request, stream=True, follow_redirects=False)
+        try:
+            if response.status_code != 200:
+                raise BillUnavailable(f"{what} answered HTTP {response.status_code}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_BYTES:
+                    raise BillRefused(f"{what} is larger than {MAX_BYTES} bytes: not read")
+        finally:
+            await response.aclose()
+    except httpx.HTTPError as exc:
+        raise BillUnavailable(f"{what}: {exc.__class__.__name__}") from exc
+    return bytes(body)

@@ -9,8 +9,9 @@ archive holds the day's ``业务明细`` file and its ``(汇总)`` summary, GBK 
 reads (``reconcile/formats.py``), so it alone is returned.
 
 The address comes from the network: it is followed only on the gateway's own host (and, for
-the production gateway, on Alipay's bill centre ``dwbillcenter.alipay.com``), never through
-a redirect, and the archive is read within limits (:data:`MAX_BYTES`).
+the production gateway, on Alipay's bill centre ``dwbillcenter.alipay.com``, over https
+even when the address says http), never through a redirect, and the archive is read within
+limits (:data:`MAX_BYTES`).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import io
 import zipfile
 from datetime import date
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from orderguard.providers import bills
 from orderguard.providers.alipay import errors
 from orderguard.providers.alipay.gateway import Gateway
 from orderguard.providers.base import ProviderError
@@ -41,7 +44,7 @@ BILL_HOSTS = frozenset({"dwbillcenter.alipay.com"})
 #: The detail file's name ends so; the summary's ends ``_业务明细(汇总).csv``.
 DETAIL_SUFFIX = "_业务明细.csv"
 #: The most an archive may hold, unpacked (a day's bill is far smaller).
-MAX_BYTES = 512 * 1024 * 1024
+MAX_BYTES = bills.MAX_BYTES
 #: The most files an archive may hold.
 MAX_FILES = 16
 #: The answers' ``sub_code`` -> what they mean here.
@@ -67,17 +70,23 @@ async def download(
         problem = _REFUSALS.get(sub_code, BillError)
         raise problem(f"alipay {METHOD} {day}: {sub_code} {body.get('sub_msg') or ''}".strip())
     url = check_download_url(
-        str(body.get("bill_download_url") or ""),
+        _over_https(str(body.get("bill_download_url") or ""), live=live),
         base_url=gateway.url,
         also=BILL_HOSTS if live else frozenset(),
     )
-    try:
-        response = await http.get(url)
-    except httpx.HTTPError as exc:
-        raise BillUnavailable(f"alipay bill download: {exc.__class__.__name__}") from exc
-    if response.status_code != 200:
-        raise BillUnavailable(f"alipay bill download answered HTTP {response.status_code}")
-    return detail_files(response.content)
+    content = await bills.download(
+        http, http.build_request("GET", url), what="alipay bill download"
+    )
+    return detail_files(content)
+
+
+def _over_https(url: str, *, live: bool) -> str:
+    """An address on Alipay's bill centre, over https: the centre hands out plain http
+    addresses, and the file has no hash, so only TLS vouches for it."""
+    parts = urlsplit(url)
+    if live and parts.scheme == "http" and (parts.hostname or "").lower() in BILL_HOSTS:
+        return urlunsplit(parts._replace(scheme="https"))
+    return url
 
 
 def member_name(info: zipfile.ZipInfo) -> str:

@@ -39,7 +39,7 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
-from orderguard.providers.bills import BillFile, BillRefused, BillUnavailable
+from orderguard.providers.bills import BillFile, BillRefused, BillUnavailable, download
 from orderguard.providers.wechatpay import bills, currencies, errors, mapping, methods, resources
 from orderguard.providers.wechatpay.settings import DEFAULT_BASE_URL, is_live_key, is_sandbox_url
 from orderguard.providers.wechatpay.signing import (
@@ -341,13 +341,8 @@ class WechatPayProvider:
             url=request.url.raw_path.decode(),
             body="",
         )
-        try:
-            response = await self._http.send(request)
-        except httpx.HTTPError as exc:
-            raise BillUnavailable(f"wechatpay bill download: {exc.__class__.__name__}") from exc
-        if response.status_code != 200:
-            raise BillUnavailable(f"wechatpay bill download answered HTTP {response.status_code}")
-        return [BillFile(bills.file_name(day), bills.check_file(response.content, sha1))]
+        content = await download(self._http, request, what="wechatpay bill download")
+        return [BillFile(bills.file_name(day), bills.check_file(content, sha1))]
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the ``Wechatpay-*`` signature and its age, then decrypt and parse."""

@@ -19,6 +19,7 @@ reading); a monthly bill (``yyyy-MM``) or another bill type is not served.
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import zipfile
 from collections.abc import Mapping
@@ -132,7 +133,7 @@ def _line(trade: Trade, at: datetime, kind: str, fen: int, request_no: str) -> s
         trade.trade_no,
         trade.out_trade_no,
         kind,
-        trade.subject.replace(",", " "),
+        _cell(trade.subject),
         _stamp(trade.created),
         _stamp(at),
         "",
@@ -152,6 +153,11 @@ def _line(trade: Trade, at: datetime, kind: str, fen: int, request_no: str) -> s
         "",
     ]
     return ",".join(fields)
+
+
+def _cell(text: str) -> str:
+    """``text`` as one unquoted CSV value (Alipay's bill quotes nothing)."""
+    return re.sub(r"[,\r\n]", " ", text)
 
 
 def _yuan(fen: int) -> str:
@@ -209,13 +215,27 @@ def summary(account: str, day: date, body: list[str]) -> str:
 
 
 def archive(account: str, day: date, body: list[str], made: datetime) -> bytes:
-    """The ``csv.zip``: the detail and summary files, GBK."""
+    """The ``csv.zip``: the detail and summary files, GBK, named in GBK."""
     stem = f"{account}_{day:%Y%m%d}"
+    stamp = _china(made).timetuple()[:6]
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zipped:
-        zipped.writestr(f"{stem}_业务明细.csv", detail(account, day, body, made).encode("gbk"))
-        zipped.writestr(f"{stem}_业务明细(汇总).csv", summary(account, day, body).encode("gbk"))
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name, text in (
+            (f"{stem}_业务明细.csv", detail(account, day, body, made)),
+            (f"{stem}_业务明细(汇总).csv", summary(account, day, body)),
+        ):
+            member = GbkName(name, date_time=stamp)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            zipped.writestr(member, text.encode("gbk"))
     return buffer.getvalue()
+
+
+class GbkName(zipfile.ZipInfo):
+    """A member named in GBK, without the UTF-8 flag, as Alipay names its archives' files
+    (a reader that does not know decodes the name as code page 437)."""
+
+    def _encodeFilenameFlags(self) -> tuple[bytes, int]:
+        return self.filename.encode("gbk"), self.flag_bits & ~0x800
 
 
 def account_of(sandbox: Sandbox) -> str:
@@ -235,6 +255,7 @@ def download_url_query(sandbox: Sandbox, biz: Mapping[str, object]) -> dict[str,
         raise BusinessError("isp.bill_not_exist", "账单不存在")
     token = secrets.token_urlsafe(16)
     found = desk(sandbox)
+    found.tokens = {k: v for k, v in found.tokens.items() if v[1] >= now}
     found.tokens[token] = (day, now + URL_TTL)
     account = account_of(sandbox)
     query = {

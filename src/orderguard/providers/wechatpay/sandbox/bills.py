@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -80,6 +81,11 @@ def desk(request: Request) -> Desk:
 def fee(fen: int) -> int:
     """The fee of ``fen`` (rounded half up to a fen)."""
     return (fen * FEE_PERMILLE + 500) // 1000
+
+
+def _cell(text: str) -> str:
+    """``text`` as one unquoted CSV value (the bill quotes nothing)."""
+    return re.sub(r"[,\r\n`]", " ", text)
 
 
 def _yuan(fen: int) -> str:
@@ -152,8 +158,8 @@ def _line(sandbox: Sandbox, trade: Trade, at: datetime, refund: dict[str, Any] |
         "0.00",
         "ORIGINAL" if refund else "",
         "SUCCESS" if refund else "",
-        str(trade.order.get("description", "")).replace(",", " "),
-        str(trade.order.get("attach", "")).replace(",", " "),
+        _cell(str(trade.order.get("description", ""))),
+        _cell(str(trade.order.get("attach", ""))),
         _yuan(-fee(back) if refund else fee(trade.total)),
         RATE,
         _yuan(trade.total),
@@ -214,6 +220,7 @@ async def apply(request: Request) -> Response:
     except ApiError as exc:
         return _refused(sandbox, exc)
     token = secrets.token_urlsafe(16)
+    found.tokens = {k: v for k, v in found.tokens.items() if v[2] >= now}
     found.tokens[token] = (day, bill_type, now + URL_TTL)
     digest = hashlib.sha1(bill(body), usedforsecurity=False).hexdigest()
     if found.bad_hash:
