@@ -132,6 +132,34 @@ def check_report(report: Path, refs: dict[str, str], *, provider_refs: set[str])
     assert refs["C"] not in report.read_text()
 
 
+def same_as_a_file(report: Path, tmp_path: Path, provider: str, stem: str) -> None:
+    """The bill kept with ``--bill-dir``, given as a file with the flags ``--fetch`` implies,
+    makes the same report (the file's place aside)."""
+    kept = tmp_path / "bills"
+    kept.mkdir(exist_ok=True)
+    again = tmp_path / "again.json"
+    args = ("--fetch", provider, "--date", DAY.isoformat(), "--bill-dir", str(kept))
+    code, out = run(*args, "--out", str(again))
+    assert code == 0, out
+    [bill] = [p for p in kept.iterdir() if p.name.startswith(stem)]
+    as_file = tmp_path / "as_file.json"
+    day = DAY.isoformat()
+    code, out = run(
+        str(bill), "--from", day, "--to", day, "--provider", provider, "--out", str(as_file)
+    )
+    assert code == 0, out
+
+    def content(path: Path) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(path.read_text())
+        for exception in found["exceptions"]:
+            exception.pop("file")
+        found["summary"].pop("files")
+        return found
+
+    assert content(report) == content(again) == content(as_file)
+    assert content(report)["summary"]["counts"]["matched"] == 3
+
+
 # ---------------------------------------------------------------------------------- Alipay
 
 
@@ -187,6 +215,7 @@ def test_an_alipay_bill_is_fetched_and_reconciled_like_a_file(
     orphans = {trade_no[scenario.refs["X"]], trade_no[scenario.refs["Y"]]}
     check_report(report, scenario.refs, provider_refs=orphans)
     assert "_业务明细.csv" in out and "(汇总)" not in out
+    same_as_a_file(report, tmp_path, "alipay", "20881")
 
 
 def test_alipay_refusals_reconcile_nothing(
@@ -270,6 +299,7 @@ def test_a_wechatpay_bill_is_fetched_and_reconciled_like_a_file(
     assert code == 0, out
     orphans = {transaction[scenario.refs["X"]], transaction[scenario.refs["Y"]]}
     check_report(report, scenario.refs, provider_refs=orphans)
+    same_as_a_file(report, tmp_path, "wechatpay", "wechatpay_tradebill")
     code, out = run("--fetch", "wechatpay", "--date", DAY.isoformat(), "--apply")
     assert code == 0 and "2 orphan charges handed to the sweep" in out
     code, out = run("--fetch", "wechatpay", "--date", DAY.isoformat(), "--apply")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import zipfile
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -186,3 +187,25 @@ async def test_a_redirect_is_not_followed() -> None:
     moved = httpx.Response(302, headers={"location": "http://169.254.169.254/"})
     with pytest.raises(BillUnavailable, match="HTTP 302"):
         await _fetch(moved)
+
+
+def test_a_kept_bill_stays_in_its_directory_and_never_writes_through_a_link(
+    tmp_path: Path,
+) -> None:
+    import click
+
+    from orderguard.cli.bill_fetch import keep
+
+    kept = tmp_path / "bills"
+    kept.mkdir()
+    assert keep("../../escape.csv", b"new", kept) == kept / "escape.csv"
+    assert (kept / "escape.csv").read_bytes() == b"new"
+    assert keep("escape.csv", b"newer", kept).read_bytes() == b"newer"  # a new download wins
+    target = tmp_path / "precious.txt"
+    target.write_bytes(b"keep me")
+    (kept / "linked.csv").symlink_to(target)
+    with pytest.raises(click.ClickException, match="not a plain file"):
+        keep("linked.csv", b"overwrite", kept)
+    assert target.read_bytes() == b"keep me"
+    with pytest.raises(click.ClickException, match="refused bill file name"):
+        keep("..", b"x", kept)

@@ -94,9 +94,18 @@ def download(
     except (ValueError, OSError) as exc:
         heading = text("fetch_account_unusable", locale).format(account=account.name)
         raise click.ClickException(f"{heading}: {exc}") from None
-    written = []
-    for found in files:
-        path = into / safe_name(found.name)
-        path.write_bytes(found.content)
-        written.append(path)
-    return written
+    return [keep(found.name, found.content, into) for found in files]
+
+
+def keep(name: str, content: bytes, into: Path) -> Path:
+    """Write a downloaded file into ``into`` under its own (plain) name, replacing the
+    file a former download left there, never writing through a link."""
+    path = into / safe_name(name)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise click.ClickException(f"{path} is not a plain file: the bill is not written there")
+    partial = path.with_name(path.name + ".part")
+    partial.unlink(missing_ok=True)
+    with partial.open("xb") as sink:
+        sink.write(content)
+    partial.replace(path)
+    return path

@@ -66,6 +66,12 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     "--account", default=None, help="The configured account to fetch with (default: the main one)."
 )
 @click.option(
+    "--bill-dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Keep the downloaded bill in this directory (default: a temporary one, removed).",
+)
+@click.option(
     "--format",
     "fmt",
     default="auto",
@@ -108,6 +114,7 @@ def reconcile(
     fetch: str | None,
     bill_date: str | None,
     account: str | None,
+    bill_dir: Path | None,
     fmt: str,
     mapping: Path | None,
     date_from: str | None,
@@ -119,7 +126,7 @@ def reconcile(
     locale: str,
 ) -> None:
     """Reconcile provider settlement reports (the help names their formats)."""
-    _check_sources(files, fetch, bill_date, account)
+    _check_sources(files, fetch, bill_date, account, bill_dir)
     if fmt == "csv" and mapping is None:
         raise click.UsageError("--format csv needs --mapping FILE")
     console = Console(soft_wrap=True)
@@ -127,12 +134,13 @@ def reconcile(
         settings = Settings.load()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
-    with tempfile.TemporaryDirectory(prefix="og-bill-") as bill_dir:
+    with tempfile.TemporaryDirectory(prefix="og-bill-") as scratch:
         paths = list(files)
         if fetch is not None and bill_date is not None:
             day = bill_fetch.bill_day(bill_date, today=bill_fetch.today_in_china(), locale=locale)
             plugin, chosen = bill_fetch.choose_account(settings, fetch, account, locale=locale)
-            paths = bill_fetch.download(plugin, chosen, day, Path(bill_dir), locale=locale)
+            into = bill_dir or Path(scratch)
+            paths = bill_fetch.download(plugin, chosen, day, into, locale=locale)
             date_from, date_to = date_from or bill_date, date_to or bill_date
             provider = provider or chosen.name
             fmt = fetch if fmt == "auto" and fetch in formats.names(SETTLEMENT_FORMATS) else fmt
@@ -148,12 +156,16 @@ def reconcile(
 
 
 def _check_sources(
-    files: tuple[Path, ...], fetch: str | None, bill_date: str | None, account: str | None
+    files: tuple[Path, ...],
+    fetch: str | None,
+    bill_date: str | None,
+    account: str | None,
+    bill_dir: Path | None,
 ) -> None:
-    """FILES, or ``--fetch`` with ``--date`` (and maybe ``--account``): one of the two."""
+    """FILES, or ``--fetch`` with ``--date`` (maybe ``--account``, ``--bill-dir``): one."""
     if fetch is None:
-        if bill_date is not None or account is not None:
-            raise click.UsageError("--date and --account go with --fetch PROVIDER")
+        if bill_date is not None or account is not None or bill_dir is not None:
+            raise click.UsageError("--date, --account and --bill-dir go with --fetch PROVIDER")
         if not files:
             raise click.UsageError("give report FILES, or --fetch PROVIDER --date YYYY-MM-DD")
         return
