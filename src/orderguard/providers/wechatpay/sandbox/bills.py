@@ -1,10 +1,10 @@
 # ruff: noqa: RUF001 -- WeChat Pay's messages use full-width punctuation on purpose
 """The sandbox's daily trade bills: ``GET /v3/bill/tradebill`` and the download it answers.
 
-A day's bill is made from the book: every trade paid that day (China time) is a ``SUCCESS``
-line, every refund that succeeded that day a ``REFUND`` line, with a 0.6 % fee, written as
-WeChat Pay writes the bill: UTF-8 CSV, each value after a backtick, the totals
-(``总交易单数,...``) at the end. Following WeChat Pay's description of the API
+A day's bill is made from the book (:mod:`.bill_file`): every trade paid that day (China
+time) is a ``SUCCESS`` line, every refund that succeeded that day a ``REFUND`` line, with a
+0.6 % fee, written as WeChat Pay writes the bill: UTF-8 CSV, each value after a backtick,
+the totals (``总交易单数,...``) at the end. Following WeChat Pay's description of the API
 (https://pay.weixin.qq.com/doc/v3/merchant/4012556654 "申请交易账单" and
 https://pay.weixin.qq.com/wiki/doc/apiv3/apis/chapter7_9_1.shtml: ``bill_date``
 ``yyyy-MM-DD``, three months kept, ``bill_type`` ALL/SUCCESS/REFUND; the answer
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -31,8 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orderguard.providers.bills import CHINA
+from orderguard.providers.wechatpay.sandbox.bill_file import bill, lines
 from orderguard.providers.wechatpay.sandbox.service import Sandbox
-from orderguard.providers.wechatpay.sandbox.trades import PAID, ApiError, Trade
+from orderguard.providers.wechatpay.sandbox.trades import ApiError
 
 #: How long a download address works.
 URL_TTL = timedelta(seconds=30)
@@ -40,19 +40,7 @@ URL_TTL = timedelta(seconds=30)
 READY_AT = time(10, 0)
 #: How far back bills are kept.
 KEPT = timedelta(days=92)
-#: The fee the sandbox charges, in thousandths, and as the bill writes its rate.
-FEE_PERMILLE, RATE = 6, "0.60%"
 APPLY_PATH, DOWNLOAD_PATH = "/v3/bill/tradebill", "/v3/billdownload/file"
-HEADER = (
-    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
-    "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
-    "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,"
-    "费率备注"
-)
-TOTALS = (
-    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
-)
-_OPENID = "oSandboxShopper000000000000"
 
 
 @dataclass
@@ -78,21 +66,6 @@ def desk(request: Request) -> Desk:
     return found
 
 
-def fee(fen: int) -> int:
-    """The fee of ``fen`` (rounded half up to a fen)."""
-    return (fen * FEE_PERMILLE + 500) // 1000
-
-
-def _cell(text: str) -> str:
-    """``text`` as one unquoted CSV value (the bill quotes nothing)."""
-    return re.sub(r"[,\r\n`]", " ", text)
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
-
-
 def _china(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp).astimezone(CHINA)
 
@@ -113,79 +86,6 @@ def parse_day(value: str, now: datetime) -> date:
     if now < datetime.combine(day + timedelta(days=1), READY_AT, CHINA):
         raise ApiError(400, "STATEMENT_CREATING", "账单生成中，请在上午10点以后再下载")
     return day
-
-
-def lines(sandbox: Sandbox, day: date, bill_type: str = "ALL") -> list[str]:
-    """The bill's data lines for ``day``: payments then refunds, in time order."""
-    rows: list[tuple[datetime, str]] = []
-    book = sandbox.book
-    if bill_type in ("ALL", "SUCCESS"):
-        for trade in book.trades.values():
-            if trade.state in PAID and trade.success_time:
-                at = _china(trade.success_time)
-                if at.date() == day:
-                    rows.append((at, _line(sandbox, trade, at, None)))
-    if bill_type in ("ALL", "REFUND"):
-        for refund in book.refunds.values():
-            if refund.get("status") == "SUCCESS" and refund.get("success_time"):
-                at = _china(str(refund["success_time"]))
-                if at.date() == day:
-                    trade = book.trades[str(refund["out_trade_no"])]
-                    rows.append((at, _line(sandbox, trade, at, refund)))
-    return [text for _, text in sorted(rows, key=lambda row: row[0])]
-
-
-def _line(sandbox: Sandbox, trade: Trade, at: datetime, refund: dict[str, Any] | None) -> str:
-    back = int(refund["amount"]["refund"]) if refund else 0
-    values = [
-        f"{at:%Y-%m-%d %H:%M:%S}",
-        sandbox.identity.appid,
-        sandbox.identity.mchid,
-        "0",
-        "",
-        str(trade.transaction_id),
-        trade.out_trade_no,
-        _OPENID,
-        trade.trade_type,
-        "REFUND" if refund else "SUCCESS",
-        "OTHERS",
-        "CNY",
-        _yuan(0 if refund else trade.total),
-        "0.00",
-        str(refund["refund_id"]) if refund else "0",
-        str(refund["out_refund_no"]) if refund else "0",
-        _yuan(back),
-        "0.00",
-        "ORIGINAL" if refund else "",
-        "SUCCESS" if refund else "",
-        _cell(str(trade.order.get("description", ""))),
-        _cell(str(trade.order.get("attach", ""))),
-        _yuan(-fee(back) if refund else fee(trade.total)),
-        RATE,
-        _yuan(trade.total),
-        _yuan(back),
-        "",
-    ]
-    return ",".join(f"`{value}" for value in values)
-
-
-def bill(body: list[str]) -> bytes:
-    """The whole file: header, lines, totals."""
-    fields = [line.split(",") for line in body]
-
-    def total(column: int) -> str:
-        return _yuan(sum(_fen(f[column]) for f in fields))
-
-    sums = [str(len(body)), total(12), total(16), total(17), total(22), total(24), total(25)]
-    text = "\r\n".join([HEADER, *body, TOTALS, ",".join(f"`{s}" for s in sums), ""])
-    return text.encode("utf-8")
-
-
-def _fen(value: str) -> int:
-    yuan = value.lstrip("`")
-    sign = -1 if yuan.startswith("-") else 1
-    whole, _, cents = yuan.lstrip("-").partition(".")
-    return sign * (int(whole) * 100 + int((cents + "00")[:2]))
 
 
 def _json(payload: dict[str, Any]) -> bytes:
@@ -214,7 +114,7 @@ async def apply(request: Request) -> Response:
             raise ApiError(400, "PARAM_ERROR", "bill_type 为 ALL/SUCCESS/REFUND（沙箱不压缩）")
         now = sandbox.now()
         day = parse_day(params.get("bill_date", ""), now)
-        body = lines(sandbox, day, bill_type)
+        body = lines(sandbox.book, day, bill_type)
         if not body:
             raise ApiError(400, "NO_STATEMENT_EXIST", "账单文件不存在（当日无交易）")
     except ApiError as exc:
@@ -245,7 +145,9 @@ async def download(request: Request) -> Response:
     except ApiError as exc:
         return _refused(sandbox, exc)
     day, bill_type, _ = found
-    return Response(bill(lines(sandbox, day, bill_type)), media_type="application/octet-stream")
+    return Response(
+        bill(lines(sandbox.book, day, bill_type)), media_type="application/octet-stream"
+    )
 
 
 async def set_trouble(request: Request) -> Response:
