@@ -51,6 +51,8 @@ def test_an_address_on_the_api_host_is_followed(url: str) -> None:
         "https://user:pw@api.mch.weixin.qq.com/x",
         "https://169.254.169.254/latest/meta-data",
         "file:///etc/passwd",
+        "https://api.mch.weixin.qq.com/v3/bill\r\nHost: evil.example",
+        "https://[::1/x",
         "",
     ],
 )

@@ -137,12 +137,11 @@ def reconcile(
     with tempfile.TemporaryDirectory(prefix="og-bill-") as scratch:
         paths = list(files)
         if fetch is not None and bill_date is not None:
-            day = bill_fetch.bill_day(bill_date, today=bill_fetch.today_in_china(), locale=locale)
-            plugin, chosen = bill_fetch.choose_account(settings, fetch, account, locale=locale)
             into = bill_dir or Path(scratch)
-            paths = bill_fetch.download(plugin, chosen, day, into, locale=locale)
+            paths, name = _fetch(settings, fetch, bill_date, account, into, locale)
+            # the bill's day, account and format, as a user giving the file would say them
             date_from, date_to = date_from or bill_date, date_to or bill_date
-            provider = provider or chosen.name
+            provider = provider or name
             fmt = fetch if fmt == "auto" and fetch in formats.names(SETTLEMENT_FORMATS) else fmt
         options = EngineOptions(
             period_from=_day(date_from),
@@ -153,6 +152,15 @@ def reconcile(
         request = Request(paths, fmt, mapping, options, SETTLEMENT_FORMATS)
         code = _run(settings, request, console, out=out, do_apply=do_apply, locale=locale)
     raise SystemExit(code)
+
+
+def _fetch(
+    settings: Settings, fetch: str, bill_date: str, account: str | None, into: Path, locale: str
+) -> tuple[list[Path], str]:
+    """Download ``fetch``'s bill of ``bill_date`` into ``into``: its files, the account's name."""
+    day = bill_fetch.bill_day(bill_date, today=bill_fetch.today_in_china(), locale=locale)
+    plugin, chosen = bill_fetch.choose_account(settings, fetch, account, locale=locale)
+    return bill_fetch.download(plugin, chosen, day, into, locale=locale), chosen.name
 
 
 def _check_sources(

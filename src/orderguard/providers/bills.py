@@ -86,6 +86,14 @@ def check_download_url(url: str, *, base_url: str, also: frozenset[str] = frozen
     scheme, on one of the hosts ``also`` names), with no credentials in it; else
     :class:`BillRefused`. The address comes from the network: followed anywhere, it would
     let whoever answers make orderguard fetch (and sign requests for) any address."""
+    try:
+        httpx.URL(url)
+        if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+            raise httpx.InvalidURL("a control character or space")
+    except httpx.InvalidURL as exc:
+        raise BillRefused(
+            f"the bill's download address is not a URL ({exc}): not followed"
+        ) from exc
     scheme, host, port = _origin(url)
     base = _origin(base_url)
     parts = urlsplit(url)
