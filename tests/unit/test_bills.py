@@ -211,3 +211,14 @@ def test_a_kept_bill_stays_in_its_directory_and_never_writes_through_a_link(
     assert target.read_bytes() == b"keep me"
     with pytest.raises(click.ClickException, match="refused bill file name"):
         keep("..", b"x", kept)
+
+
+def test_the_reconcile_command_imports_no_http_client_until_it_fetches() -> None:
+    import subprocess
+    import sys
+
+    probe = "import sys, orderguard.cli.reconcile; print('httpx' in sys.modules)"
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "False"

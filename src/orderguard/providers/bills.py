@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-import httpx
+if TYPE_CHECKING:  # httpx is imported when a bill is downloaded, not with the CLI
+    import httpx
 
 #: The time zone of the providers' bill days (China has one, without daylight saving).
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -86,6 +87,8 @@ def check_download_url(url: str, *, base_url: str, also: frozenset[str] = frozen
     scheme, on one of the hosts ``also`` names), with no credentials in it; else
     :class:`BillRefused`. The address comes from the network: followed anywhere, it would
     let whoever answers make orderguard fetch (and sign requests for) any address."""
+    import httpx
+
     try:
         httpx.URL(url)
         if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
@@ -110,6 +113,8 @@ def check_download_url(url: str, *, base_url: str, also: frozenset[str] = frozen
 async def download(http: httpx.AsyncClient, request: httpx.Request, *, what: str) -> bytes:
     """The body of ``request``'s 200 answer, read up to :data:`MAX_BYTES` (never through a
     redirect); :class:`BillUnavailable` or :class:`BillRefused` otherwise."""
+    import httpx
+
     try:
         response = await http.send(request, stream=True, follow_redirects=False)
         try:
