@@ -31,7 +31,7 @@ from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.providers.alipay.sandbox.app import create_app as alipay_app
 from orderguard.providers.alipay.sandbox.config import SandboxConfig as AlipayConfig
-from orderguard.providers.alipay.sandbox.config import settings_for
+from orderguard.providers.alipay.sandbox.config import load_keys, settings_for
 from orderguard.providers.bills import CHINA
 from orderguard.providers.serving import serve_in_thread
 from orderguard.providers.wechatpay.adapter import WechatPayProvider
@@ -169,8 +169,6 @@ def alipay(tmp_path: Path, key_pairs: KeyPairs, monkeypatch: pytest.MonkeyPatch)
     data_dir = tmp_path / "alipay-sandbox"
     key_pairs.write(data_dir)
     config = AlipayConfig(data_dir=str(data_dir), retry_delays_s=(0.05,))
-    from orderguard.providers.alipay.sandbox.config import load_keys
-
     with serve_in_thread(alipay_app(config), "alipay") as url:
         for name, value in settings_for(config, load_keys(config), url).items():
             monkeypatch.setenv(name, value)
