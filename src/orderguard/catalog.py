@@ -361,6 +361,48 @@ CATALOG: dict[str, dict[str, str]] = {
     "report.exceptions": {"en": "exceptions", "zh-CN": "异常"},
     "report.period": {"en": "period", "zh-CN": "期间"},
     "report.files": {"en": "files", "zh-CN": "文件"},
+    # reconcile --fetch (cli/bill_fetch.py): a wallet's daily bill, downloaded
+    "report.fetch_bad_date": {
+        "en": "{value!r} is not a date (YYYY-MM-DD)",
+        "zh-CN": "{value!r} 不是日期（YYYY-MM-DD）",
+    },
+    "report.fetch_future": {
+        "en": "{day} is in the future (today is {today} in China, where bills are made)",
+        "zh-CN": "{day} 是将来的日期（账单按中国时间生成，今天是 {today}）",
+    },
+    "report.fetch_today": {
+        "en": "{day} is not over yet in China: its bill comes the next day after 10:00",
+        "zh-CN": "{day} 在中国尚未结束：账单次日 10 点后才可下载",
+    },
+    "report.fetch_unconfigured": {
+        "en": "{provider} is not configured: set {variable} and its keys first",
+        "zh-CN": "未配置 {provider}：请先设置 {variable} 及其密钥",
+    },
+    "report.fetch_no_account": {
+        "en": "no configured account is named {name!r} (configured: {names})",
+        "zh-CN": "没有名为 {name!r} 的已配置账户（已配置：{names}）",
+    },
+    "report.fetch_account_unusable": {
+        "en": "the account {account} cannot be used",
+        "zh-CN": "账户 {account} 无法使用",
+    },
+    "report.fetch_failed": {"en": "the bill could not be had", "zh-CN": "无法获取账单"},
+    "report.fetch_not_ready": {
+        "en": "the bill is not ready yet, ask again later",
+        "zh-CN": "账单尚未生成，请稍后再试",
+    },
+    "report.fetch_no_bill": {
+        "en": "there is no bill for that day (no trades)",
+        "zh-CN": "该日没有账单（无交易）",
+    },
+    "report.fetch_refused": {
+        "en": "the bill was refused, nothing was reconciled",
+        "zh-CN": "账单未通过校验，未进行对账",
+    },
+    "report.fetch_unavailable": {
+        "en": "the provider could not be reached, nothing was downloaded",
+        "zh-CN": "无法连接支付机构，未下载任何内容",
+    },
 }
 
 

@@ -11,7 +11,7 @@ notification is the active query by ``out_trade_no``; for an expired order, clos
 trade (:meth:`AlipayProvider.close_payment`).
 
 Beyond the interface: ``retrieve_payment(..., asked=)``, ``find_payments(..., references=)``,
-``close_payment``, ``refund_status`` and :func:`reference`.
+``close_payment``, ``refund_status``, ``download_bill`` and :func:`reference`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from orderguard.providers.alipay import currencies, errors, mapping, methods, signing
+from orderguard.providers.alipay import bills, currencies, errors, mapping, methods, signing
 from orderguard.providers.alipay.gateway import Gateway
 from orderguard.providers.alipay.mapping import Asked
 from orderguard.providers.alipay.settings import is_live_gateway
@@ -44,6 +44,7 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
+from orderguard.providers.bills import BillFile
 
 #: How long a payment stays payable when its request gives no expiry
 #: (``ChargeRequest.expires_at``; orderguard's ``action_expiry_minutes`` default).
@@ -347,6 +348,10 @@ class AlipayProvider:
             return mapping.webhook_event(params, asked=self._asked.get(out_trade_no))
         except (KeyError, UnreadableAmount, errors.UnknownTradeStatus) as exc:
             raise InvalidWebhook(f"malformed notification: {exc!r}") from exc
+
+    async def download_bill(self, day: date) -> list[BillFile]:
+        """``day``'s trade bill, its detail file as Alipay wrote it (:mod:`.bills`)."""
+        return await bills.download(self.gateway, self._http, day, live=self.livemode)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

@@ -13,12 +13,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orderguard.providers.alipay import signing
-from orderguard.providers.alipay.sandbox import api, cashier
+from orderguard.providers.alipay.sandbox import api, bills, cashier
 from orderguard.providers.alipay.sandbox.config import SandboxConfig
 from orderguard.providers.alipay.sandbox.state import Sandbox
 from orderguard.providers.alipay.sandbox.trades import BusinessError, Trade
 
 JSON_UTF8 = "application/json;charset=utf-8"
+#: The API methods the gateway answers: :mod:`.api`'s and the bill's (:mod:`.bills`).
+METHODS = {**api.METHODS, bills.METHOD: bills.download_url_query}
 
 
 def _answer(
@@ -61,8 +63,9 @@ async def gateway(request: Request) -> Response:
     """``gateway.do``: the cashier methods (GET from a browser) and the API methods."""
     sandbox: Sandbox = request.app.state.sandbox
     params = await _params(request)
+    bills.desk(sandbox).base_url = str(request.base_url)
     method = params.get("method", "")
-    if method not in api.METHODS and method not in cashier.PRODUCT_CODES:
+    if method not in METHODS and method not in cashier.PRODUCT_CODES:
         unknown = _failure(
             "40004", "Business Failed", "isv.invalid-method", f"不存在的方法名 {method}"
         )
@@ -87,7 +90,7 @@ async def gateway(request: Request) -> Response:
         body = {
             "code": "10000",
             "msg": "Success",
-            **api.METHODS[method](sandbox, biz),
+            **METHODS[method](sandbox, biz),
         }
     except BusinessError as exc:
         body = _failure("40004", "Business Failed", exc.sub_code, exc.sub_msg)
@@ -164,6 +167,8 @@ def create_app(config: SandboxConfig) -> Starlette:
             _shopper("finish"),
             Route("/admin/faults", set_faults, methods=["POST"]),
             Route("/admin/clock", move_clock, methods=["POST"]),
+            Route(bills.DOWNLOAD_PATH, bills.download, methods=["GET"]),
+            Route("/admin/bills", bills.set_trouble, methods=["POST"]),
             Route("/ledger", ledger),
         ],
         lifespan=lifespan,

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from orderguard.providers.wechatpay.sandbox import bills
 from orderguard.providers.wechatpay.sandbox.service import MODES, Sandbox, SandboxConfig
 from orderguard.providers.wechatpay.sandbox.trades import ApiError, Trade
 
@@ -222,4 +223,4 @@ def create_app(config: SandboxConfig) -> Starlette:
         finally:
             await app.state.sandbox.notifier.stop()
 
-    return Starlette(routes=ROUTES, lifespan=lifespan)
+    return Starlette(routes=[*ROUTES, *bills.ROUTES], lifespan=lifespan)
