@@ -2,15 +2,15 @@
 
 Each fault kind draws from its own ``random.Random`` stream seeded from the sandbox seed, and
 every stream is drawn on every call it applies to, so one seed always gives one sequence.
+The dice and the check of a profile's settings are every sandbox's (:mod:`..faults`).
 """
 
 from __future__ import annotations
 
-import random
-import tomllib
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+
+from orderguard.providers import faults
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,41 +88,7 @@ PROFILES: dict[str, FaultProfile] = {
 
 def profile_from(values: dict[str, Any], *, base: FaultProfile | None = None) -> FaultProfile:
     """A profile from a mapping of field values; unknown names are refused."""
-    known = {f.name for f in fields(FaultProfile)}
-    unknown = set(values) - known - {"base"}
-    if unknown:
-        raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-    start = base or PROFILES[str(values.get("base", "none"))]
-    clean: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "base"
-    }
-    for name, value in clean.items():
-        _check(name, value, getattr(start, name))
-    return replace(start, **clean)
-
-
-#: Settings that are durations or counts, not probabilities (any non-negative number).
-_NOT_PROBABILITIES = frozenset({"hold_s", "outage_s", "search_lag_s", "limit"})
-
-
-def _check(name: str, value: Any, default: Any) -> None:
-    """Refuse a setting of the wrong kind (``ValueError``) before it breaks a call later."""
-    if isinstance(default, tuple):
-        ok = (
-            isinstance(value, tuple)
-            and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-            and value[0] <= value[1]
-        )
-        if not ok:
-            raise ValueError(f"{name} must be two whole numbers [low, high], 0 <= low <= high")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"{name} must be a number of at least 0")
-    if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number")
-    if name not in _NOT_PROBABILITIES and value > 1:
-        raise ValueError(f"{name} is a probability: from 0 to 1")
+    return faults.profile_from(values, PROFILES, base=base)
 
 
 def load_profile(spec: str) -> FaultProfile:
@@ -131,13 +97,7 @@ def load_profile(spec: str) -> FaultProfile:
     The TOML may put settings at top level or under ``[faults]``; ``base = "flaky"`` starts
     from a named profile.
     """
-    if spec in PROFILES:
-        return PROFILES[spec]
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"no fault profile named {spec!r} and no such file")
-    data = tomllib.loads(path.read_text())
-    return profile_from(data.get("faults", data))
+    return faults.load_profile(spec, PROFILES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,23 +123,9 @@ class DeliveryFaults:
     reorder: bool
 
 
-class FaultDice:
-    """One seeded random stream per fault kind."""
-
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
-        self._streams: dict[str, random.Random] = {}
-
-    def _stream(self, name: str) -> random.Random:
-        return self._streams.setdefault(name, random.Random(f"{self._seed}:{name}"))
-
-    def roll(self, name: str, probability: float) -> bool:
-        """True with ``probability``; always consumes one draw of stream ``name``."""
-        return self._stream(name).random() < probability
-
-    def between(self, name: str, bounds: tuple[int, int]) -> int:
-        """An integer in ``bounds``, from stream ``name``."""
-        return self._stream(name).randint(*bounds)
+class FaultDice(faults.FaultDice):
+    """One seeded random stream per fault kind (:class:`..faults.FaultDice`), read as
+    Stripe's call and webhook faults."""
 
     def call(self, profile: FaultProfile, *, mutating: bool) -> CallFaults:
         """Decide the faults of one API call (``*_after`` only apply to writes)."""
