@@ -1,4 +1,5 @@
-"""What every sandbox's fault profiles share: seeded dice, the check of a profile's settings,
+"""What every sandbox's fault profiles share: the faults of an API call (the same at every
+provider, answered in each one's words), seeded dice, the check of a profile's settings,
 and selection by name or TOML file.
 
 A profile is a frozen dataclass of settings. A setting is a probability (0 to 1), unless
@@ -14,7 +15,7 @@ import asyncio
 import random
 import tomllib
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -29,6 +30,82 @@ class Dataclass(Protocol):
 
 #: A provider's fault profile class.
 Profile = TypeVar("Profile", bound=Dataclass)
+
+
+@dataclass(frozen=True, slots=True)
+class CallProfile:
+    """Probabilities per API call of the faults every sandbox injects, and their sizes; a
+    provider's profile adds its own."""
+
+    #: Added latency, drawn uniformly from ``latency_ms``.
+    latency: float = 0.0
+    latency_ms: tuple[int, int] = (20, 200)
+    #: The provider's server error before anything happened.
+    error_before: float = 0.0
+    #: The write happened, then a server error: the answer is lost, the effect stays (a
+    #: repeat of the same request is harmless).
+    error_after: float = 0.0
+    #: The write happened, then the response is held for ``hold_s`` (past any client timeout).
+    timeout_after: float = 0.0
+    hold_s: float = 60.0
+    #: The provider's rate-limit answer.
+    rate_limit: float = 0.0
+    #: Chance per call that an outage window of ``outage_s`` (every call refused) begins.
+    outage: float = 0.0
+    outage_s: float = 5.0
+    #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
+    limit: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallFaults:
+    """What to do to one API call."""
+
+    latency_ms: int
+    outage: bool
+    rate_limit: bool
+    error_before: bool
+    error_after: bool
+    timeout_after: bool
+    #: Stripe's own: the 500 is saved under the Idempotency-Key (:mod:`.stripe.sandbox`).
+    error_saved: bool = False
+
+
+#: The call faults of the named profiles, the same at every provider's sandbox (each adds
+#: its own faults to them): ``flaky`` fails a few calls, ``storm`` many, with outages.
+CALLS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "flaky": {
+        "latency": 0.2,
+        "error_before": 0.03,
+        "error_after": 0.02,
+        "timeout_after": 0.02,
+        "rate_limit": 0.03,
+    },
+    "storm": {
+        "latency": 0.5,
+        "latency_ms": (100, 1500),
+        "error_before": 0.1,
+        "error_after": 0.08,
+        "timeout_after": 0.08,
+        "hold_s": 30.0,
+        "rate_limit": 0.1,
+        "outage": 0.01,
+        "outage_s": 10.0,
+    },
+}
+#: A call left alone.
+NO_CALL_FAULTS = CallFaults(0, False, False, False, False, False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFaults:
+    """What to do to one webhook or notification."""
+
+    drop: bool
+    duplicate: bool
+    delay_ms: int
+    reorder: bool
 
 
 class FaultDice:
@@ -49,6 +126,39 @@ class FaultDice:
     def between(self, name: str, bounds: tuple[int, int]) -> int:
         """An integer in ``bounds``, from stream ``name``."""
         return self._stream(name).randint(*bounds)
+
+    def call(self, profile: CallProfile, *, mutating: bool) -> CallFaults:
+        """Decide the faults of one API call (``*_after`` only apply to writes)."""
+        slow = self.roll("latency", profile.latency)
+        amount = self.between("latency_ms", profile.latency_ms)
+        return CallFaults(
+            latency_ms=amount if slow else 0,
+            outage=self.roll("outage", profile.outage),
+            rate_limit=self.roll("rate_limit", profile.rate_limit),
+            error_before=self.roll("error_before", profile.error_before),
+            error_after=mutating and self.roll("error_after", profile.error_after),
+            timeout_after=mutating and self.roll("timeout_after", profile.timeout_after),
+        )
+
+    def delivery(
+        self,
+        kind: str,
+        *,
+        drop: float,
+        duplicate: float,
+        delay: float,
+        delay_ms: tuple[int, int],
+        reorder: float,
+    ) -> DeliveryFaults:
+        """Decide the faults of one delivery, from the streams ``{kind}_drop`` and so on."""
+        delayed = self.roll(f"{kind}_delay", delay)
+        amount = self.between(f"{kind}_delay_ms", delay_ms)
+        return DeliveryFaults(
+            drop=self.roll(f"{kind}_drop", drop),
+            duplicate=self.roll(f"{kind}_duplicate", duplicate),
+            delay_ms=amount if delayed else 0,
+            reorder=self.roll(f"{kind}_reorder", reorder),
+        )
 
 
 async def hold(request: Request, seconds: float) -> None:

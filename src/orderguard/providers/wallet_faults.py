@@ -20,28 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderguard.providers import faults
+from orderguard.providers.faults import CALLS, NO_CALL_FAULTS, CallFaults, DeliveryFaults
 
 
 @dataclass(frozen=True, slots=True)
-class WalletFaultProfile:
-    """Probabilities per API call (or per notification) of each fault, and their sizes."""
+class WalletFaultProfile(faults.CallProfile):
+    """Probabilities per API call (or per notification) of each fault, and their sizes: the
+    call faults every sandbox has (:class:`..faults.CallProfile`) and the wallets' own."""
 
-    #: Added latency, drawn uniformly from ``latency_ms``.
-    latency: float = 0.0
-    latency_ms: tuple[int, int] = (20, 200)
-    #: The wallet's "system busy" answer before anything happened.
-    error_before: float = 0.0
-    #: A write (close, refund, order) happened, then the wallet answers its system error:
-    #: the answer says nothing, the effect stays (the same request again is harmless).
-    error_after: float = 0.0
-    #: A write happened, then the answer is held for ``hold_s`` (past any client timeout).
-    timeout_after: float = 0.0
-    hold_s: float = 60.0
-    #: The wallet's rate-limit answer.
-    rate_limit: float = 0.0
-    #: Chance per call that an outage window of ``outage_s`` (every call refused) begins.
-    outage: float = 0.0
-    outage_s: float = 5.0
     #: Notification lost for good (the trade stays as it is in the ledger).
     notify_drop: float = 0.0
     #: Notification delivered twice (same ``notify_id`` / event ``id``).
@@ -62,21 +48,16 @@ class WalletFaultProfile:
     #: is paid (and notified), the close refused (Alipay ``ACQ.TRADE_STATUS_ERROR``, WeChat
     #: Pay ``ORDERPAID``).
     close_race: float = 0.0
-    #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
-    limit: int = 0
 
 
 #: What ``--faults`` takes, for a command's help.
 FAULTS_HELP = "a fault profile (none, flaky, storm) or the path of a TOML profile"
-#: Named profiles for ``--faults`` (the Stripe sandbox's names, the wallets' faults).
+#: Named profiles for ``--faults``: the Stripe sandbox's names, their call faults
+#: (``CALLS``), the wallets' own faults.
 PROFILES: dict[str, WalletFaultProfile] = {
     "none": WalletFaultProfile(),
     "flaky": WalletFaultProfile(
-        latency=0.2,
-        error_before=0.03,
-        error_after=0.02,
-        timeout_after=0.02,
-        rate_limit=0.03,
+        **CALLS["flaky"],
         notify_drop=0.05,
         notify_duplicate=0.1,
         notify_delay=0.2,
@@ -86,15 +67,7 @@ PROFILES: dict[str, WalletFaultProfile] = {
         close_race=0.05,
     ),
     "storm": WalletFaultProfile(
-        latency=0.5,
-        latency_ms=(100, 1500),
-        error_before=0.1,
-        error_after=0.08,
-        timeout_after=0.08,
-        hold_s=30.0,
-        rate_limit=0.1,
-        outage=0.01,
-        outage_s=10.0,
+        **CALLS["storm"],
         notify_drop=0.2,
         notify_duplicate=0.3,
         notify_delay=0.5,
@@ -117,32 +90,6 @@ def profile_from(
 def load_profile(spec: str) -> WalletFaultProfile:
     """A named profile (``none``, ``flaky``, ``storm``) or a TOML file of settings."""
     return faults.load_profile(spec, PROFILES)
-
-
-@dataclass(frozen=True, slots=True)
-class CallFaults:
-    """What to do to one API call."""
-
-    latency_ms: int
-    outage: bool
-    rate_limit: bool
-    error_before: bool
-    error_after: bool
-    timeout_after: bool
-
-
-#: A call left alone.
-NO_CALL_FAULTS = CallFaults(0, False, False, False, False, False)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFaults:
-    """What to do to one notification."""
-
-    drop: bool
-    duplicate: bool
-    delay_ms: int
-    reorder: bool
 
 
 class FaultInjector:
@@ -185,20 +132,10 @@ class FaultInjector:
 
     def call(self, *, mutating: bool) -> CallFaults:
         """Decide the faults of the next API call (``*_after`` only strike writes; none past
-        the profile's ``limit``). Every stream is drawn whatever the outcome."""
+        the profile's ``limit``)."""
         self.calls += 1
-        p, dice = self.profile, self.dice
-        slow = dice.roll("latency", p.latency)
-        amount = dice.between("latency_ms", p.latency_ms)
-        decided = CallFaults(
-            latency_ms=amount if slow else 0,
-            outage=dice.roll("outage", p.outage),
-            rate_limit=dice.roll("rate_limit", p.rate_limit),
-            error_before=dice.roll("error_before", p.error_before),
-            error_after=dice.roll("error_after", p.error_after) and mutating,
-            timeout_after=dice.roll("timeout_after", p.timeout_after) and mutating,
-        )
-        if p.limit and self.calls > p.limit:
+        decided = self.dice.call(self.profile, mutating=mutating)
+        if self.profile.limit and self.calls > self.profile.limit:
             return NO_CALL_FAULTS
         return decided
 
@@ -257,14 +194,14 @@ class FaultInjector:
 
     def delivery(self, ref: str) -> DeliveryFaults:
         """Decide (and log) the faults of one notification named ``ref``."""
-        p, dice = self.profile, self.dice
-        delayed = dice.roll("notify_delay", p.notify_delay)
-        amount = dice.between("notify_delay_ms", p.notify_delay_ms)
-        decided = DeliveryFaults(
-            drop=dice.roll("notify_drop", p.notify_drop),
-            duplicate=dice.roll("notify_duplicate", p.notify_duplicate),
-            delay_ms=amount if delayed else 0,
-            reorder=dice.roll("notify_reorder", p.notify_reorder),
+        p = self.profile
+        decided = self.dice.delivery(
+            "notify",
+            drop=p.notify_drop,
+            duplicate=p.notify_duplicate,
+            delay=p.notify_delay,
+            delay_ms=p.notify_delay_ms,
+            reorder=p.notify_reorder,
         )
         for kind, struck in (
             ("notify_drop", decided.drop),

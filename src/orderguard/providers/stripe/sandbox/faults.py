@@ -7,35 +7,24 @@ The dice and the check of a profile's settings are every sandbox's (:mod:`..faul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from orderguard.providers import faults
+from orderguard.providers.faults import CALLS, NO_CALL_FAULTS, CallFaults, DeliveryFaults
+
+__all__ = ["NO_CALL_FAULTS", "PROFILES", "CallFaults", "DeliveryFaults", "FaultDice"]
 
 
 @dataclass(frozen=True, slots=True)
-class FaultProfile:
-    """Probabilities per call (or per webhook) of each fault, and their sizes."""
+class FaultProfile(faults.CallProfile):
+    """Probabilities per call (or per webhook) of each fault, and their sizes: the call
+    faults every sandbox has (:class:`..faults.CallProfile`: Stripe's 500 before or after
+    the write, its 429, 503 in an outage) and Stripe's own."""
 
-    #: Added latency, drawn uniformly from ``latency_ms``.
-    latency: float = 0.0
-    latency_ms: tuple[int, int] = (20, 200)
-    #: HTTP 500 before anything happened.
-    error_before: float = 0.0
-    #: The write happened (charge recorded), then HTTP 500 at the network edge: the answer
-    #: is lost, the real result stays saved under the Idempotency-Key.
-    error_after: float = 0.0
     #: The write happened, then Stripe itself failed and SAVED its 500 under the
     #: Idempotency-Key: a retry with the same key replays the 500 for 24 hours.
     error_saved: float = 0.0
-    #: The write happened, then the response is held for ``hold_s`` (past any client timeout).
-    timeout_after: float = 0.0
-    hold_s: float = 60.0
-    #: HTTP 429.
-    rate_limit: float = 0.0
-    #: Chance per call that an outage window of ``outage_s`` (every call 503) begins.
-    outage: float = 0.0
-    outage_s: float = 5.0
     #: Webhook lost for good.
     webhook_drop: float = 0.0
     #: Webhook delivered twice.
@@ -45,8 +34,6 @@ class FaultProfile:
     webhook_delay_ms: tuple[int, int] = (200, 2000)
     #: Webhook held back and delivered after the next one.
     webhook_reorder: float = 0.0
-    #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
-    limit: int = 0
     #: Seconds (of the sandbox's clock) before a new object shows in Search, as Stripe's
     #: search index lags writes; retrieve by id is never lagged. Not a per-call fault.
     search_lag_s: float = 0.0
@@ -54,30 +41,18 @@ class FaultProfile:
     refund_pending: float = 0.0
 
 
-#: Named profiles for ``--faults``.
+#: Named profiles for ``--faults`` (their call faults are every sandbox's: ``CALLS``).
 PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile(),
     "flaky": FaultProfile(
-        latency=0.2,
-        error_before=0.03,
-        error_after=0.02,
-        timeout_after=0.02,
-        rate_limit=0.03,
+        **CALLS["flaky"],
         webhook_drop=0.05,
         webhook_duplicate=0.1,
         webhook_delay=0.2,
         webhook_reorder=0.1,
     ),
     "storm": FaultProfile(
-        latency=0.5,
-        latency_ms=(100, 1500),
-        error_before=0.1,
-        error_after=0.08,
-        timeout_after=0.08,
-        hold_s=30.0,
-        rate_limit=0.1,
-        outage=0.01,
-        outage_s=10.0,
+        **CALLS["storm"],
         webhook_drop=0.2,
         webhook_duplicate=0.3,
         webhook_delay=0.5,
@@ -100,58 +75,24 @@ def load_profile(spec: str) -> FaultProfile:
     return faults.load_profile(spec, PROFILES)
 
 
-@dataclass(frozen=True, slots=True)
-class CallFaults:
-    """What to do to one API call."""
-
-    latency_ms: int
-    outage: bool
-    rate_limit: bool
-    error_before: bool
-    error_after: bool
-    timeout_after: bool
-    error_saved: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFaults:
-    """What to do to one webhook."""
-
-    drop: bool
-    duplicate: bool
-    delay_ms: int
-    reorder: bool
-
-
 class FaultDice(faults.FaultDice):
     """One seeded random stream per fault kind (:class:`..faults.FaultDice`), read as
     Stripe's call and webhook faults."""
 
-    def call(self, profile: FaultProfile, *, mutating: bool) -> CallFaults:
-        """Decide the faults of one API call (``*_after`` only apply to writes)."""
-        slow = self.roll("latency", profile.latency)
-        amount = self.between("latency_ms", profile.latency_ms)
-        return CallFaults(
-            latency_ms=amount if slow else 0,
-            outage=self.roll("outage", profile.outage),
-            rate_limit=self.roll("rate_limit", profile.rate_limit),
-            error_before=self.roll("error_before", profile.error_before),
-            error_after=mutating and self.roll("error_after", profile.error_after),
-            timeout_after=mutating and self.roll("timeout_after", profile.timeout_after),
-            error_saved=mutating and self.roll("error_saved", profile.error_saved),
-        )
+    def call(self, profile: faults.CallProfile, *, mutating: bool) -> CallFaults:
+        """Decide the faults of one API call (``*_after`` only apply to writes), Stripe's
+        saved 500 among them."""
+        decided = super().call(profile, mutating=mutating)
+        saved = profile.error_saved if isinstance(profile, FaultProfile) else 0.0
+        return replace(decided, error_saved=mutating and self.roll("error_saved", saved))
 
-    def delivery(self, profile: FaultProfile) -> DeliveryFaults:
+    def webhook(self, profile: FaultProfile) -> DeliveryFaults:
         """Decide the faults of one webhook."""
-        delayed = self.roll("webhook_delay", profile.webhook_delay)
-        amount = self.between("webhook_delay_ms", profile.webhook_delay_ms)
-        return DeliveryFaults(
-            drop=self.roll("webhook_drop", profile.webhook_drop),
-            duplicate=self.roll("webhook_duplicate", profile.webhook_duplicate),
-            delay_ms=amount if delayed else 0,
-            reorder=self.roll("webhook_reorder", profile.webhook_reorder),
+        return self.delivery(
+            "webhook",
+            drop=profile.webhook_drop,
+            duplicate=profile.webhook_duplicate,
+            delay=profile.webhook_delay,
+            delay_ms=profile.webhook_delay_ms,
+            reorder=profile.webhook_reorder,
         )
-
-
-#: A call left alone.
-NO_CALL_FAULTS = CallFaults(0, False, False, False, False, False)
