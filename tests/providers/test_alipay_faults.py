@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,14 +21,11 @@ from orderguard.providers.base import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from orderguard.providers.serving import serve_in_thread
 from tests.providers import alipay_support
 from tests.providers.alipay_support import (
-    KeyPairs,
     NotifyReceiver,
     alipay_request,
     ledger,
-    make_provider,
     open_cashier,
     shopper,
 )
@@ -37,26 +34,15 @@ from tests.providers.alipay_support import (
 admin = alipay_support.admin
 key_pairs = alipay_support.key_pairs
 sandbox_url = alipay_support.sandbox_url
+receiver = alipay_support.receiver
+notify_url = alipay_support.notify_url
+notifying_provider = alipay_support.notifying_provider
 
 
 @pytest.fixture
-def receiver() -> NotifyReceiver:
-    return NotifyReceiver()
-
-
-@pytest.fixture
-def notify_url(receiver: NotifyReceiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as url:
-        yield f"{url}/notify"
-
-
-@pytest.fixture
-async def provider(
-    sandbox_url: str, key_pairs: KeyPairs, notify_url: str
-) -> AsyncIterator[AlipayProvider]:
-    adapter = make_provider(sandbox_url, key_pairs, notify_url=notify_url)
-    yield adapter
-    await adapter.aclose()
+def provider(notifying_provider: AlipayProvider) -> AlipayProvider:
+    """The adapter, its notifications sent to :data:`receiver`."""
+    return notifying_provider
 
 
 async def faults(admin: httpx.AsyncClient, **settings: Any) -> None:

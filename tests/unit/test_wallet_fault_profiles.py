@@ -112,6 +112,16 @@ def test_call_faults_stop_after_the_profiles_limit() -> None:
     assert injector.calls == 0
 
 
+async def test_an_outage_refuses_every_call_in_its_window_until_the_profile_changes() -> None:
+    now = [0.0]
+    injector = FaultInjector(profile_from({"outage": 1, "outage_s": 5}), clock=lambda: now[0])
+    assert await injector.before(injector.call(mutating=False), "q") == "outage"
+    injector.profile = profile_from({"outage_s": 5})  # no new outage begins
+    now[0] = 1.0
+    assert await injector.before(injector.call(mutating=False), "q") is None
+    assert injector.counts() == {"outage": 1}
+
+
 def test_the_query_lags_a_payment_for_its_window_only() -> None:
     now = [100.0]
     injector = FaultInjector(
