@@ -15,6 +15,7 @@ from markupsafe import escape
 
 from orderguard import web
 from orderguard.api.app import create_app
+from orderguard.api.schemas import OrderDetailOut, ScanQrCode
 from orderguard.bootstrap import wire
 from orderguard.catalog import translate
 from orderguard.domain.events import Cause
@@ -28,7 +29,7 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.testing import InMemoryStorage
 from orderguard.web.templating import moment
 from tests.conftest import LOCAL_URL
-from tests.factories import new_order
+from tests.factories import key, new_order
 from tests.integration.conftest import api_settings
 
 AT = datetime.now(UTC).replace(microsecond=0)
@@ -172,3 +173,22 @@ async def test_a_wallet_payment_being_confirmed_says_not_to_pay_again(
     assert words(html, "next-step") == str(escape(said))
     assert translate(lang, "page.pay_again") not in html
     assert 'id="qr-code"' not in html and 'id="authenticate"' not in html
+
+
+async def test_the_api_answers_the_same_code_and_documents_its_shape(pages: Page) -> None:
+    order = waiting("wechatpay_native", CODE)
+    await pages.of(order, "en")
+
+    read = (await pages.client.get(f"/v1/orders/{order.id}", headers=key())).json()
+    schema = (await pages.client.get("/openapi.json")).json()["components"]["schemas"]
+
+    expected = {
+        "type": "scan_qr_code",
+        "code_url": CODE,
+        "expires_at": (AT + timedelta(minutes=30)).isoformat(),
+    }
+    assert read["next_action"] == expected
+    assert isinstance(OrderDetailOut.model_validate(read).next_action, ScanQrCode)
+    assert schema["ScanQrCode"]["properties"]["type"]["const"] == "scan_qr_code"
+    assert set(schema["ScanQrCode"]["required"]) == {"type", "code_url", "expires_at"}
+    assert schema["NextAction"]["properties"]["type"]["const"] == "redirect"
