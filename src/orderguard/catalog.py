@@ -168,6 +168,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "there; this page shows the result when you come back.",
         "zh-CN": "请按下按钮，使用{wallet}付款。在您确认之前不会扣款；返回本页面即可看到结果。",
     },
+    "next.action_required.unavailable": {
+        "en": "We cannot show how to finish this payment here. Nothing has been charged; "
+        "please contact the shop's support below.",
+        "zh-CN": "我们无法在此显示如何完成付款。尚未扣款；请通过下方联系商店客服。",
+    },
     "next.payment_pending.wallet": {
         "en": "If you have paid with {wallet}, we are confirming it now. Please do not pay "
         "again: you will not be charged twice.",

@@ -124,6 +124,8 @@ async def test_a_stored_code_that_is_not_wechats_is_never_drawn_or_linked(
     assert 'id="qr-code"' not in html and 'id="authenticate"' not in html
     assert "<script>alert" not in html and "evil.example" not in html
     assert "javascript:" not in html
+    said = translate("en", "next.action_required.unavailable")
+    assert words(html, "next-step") == str(escape(said))  # no button promised
 
 
 @pytest.mark.parametrize(

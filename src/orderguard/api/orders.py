@@ -75,7 +75,7 @@ _KEY_HEADER = Header(
 
 class OrderDesk(Documents, Protocol):
     """What the orders routes call: place, pay again, recheck (and read, through
-    :class:`~orderguard.api.ports.Wired`)."""
+    :class:`~orderguard.api.render.Documents`)."""
 
     @property
     def intake(self) -> Intake: ...

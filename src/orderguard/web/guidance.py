@@ -76,6 +76,8 @@ def guidance(order: Order, action: ShopperAction | None) -> Guidance:
         elif is_openable(action.url, livemode=order.livemode):
             authenticate = action.url
     shown = code or authenticate
+    if state is OrderState.ACTION_REQUIRED and not shown:
+        next_key = "next.action_required.unavailable"  # nothing safe to show: no button
     return Guidance(
         state_key=state_key,
         next_key=next_key,
