@@ -96,6 +96,8 @@ class Wallet:
 
     name: str
     method: str
+    #: The ``next_action``'s type and the field of its URL (a page to open, a code to scan).
+    action: tuple[str, str]
     settings: dict[str, Any]
     sandbox: str
 
@@ -147,6 +149,7 @@ class Wallet:
 
 class Alipay(Wallet):
     name, method = "alipay", "alipay_page"
+    action = ("redirect", "redirect_url")
 
     def __init__(self, sandbox: str, data_dir: Path, notify_url: str) -> None:
         config = AlipayConfig(data_dir=str(data_dir))
@@ -207,6 +210,7 @@ class Alipay(Wallet):
 
 class WechatPay(Wallet):
     name, method = "wechatpay", "wechatpay_native"
+    action = ("scan_qr_code", "code_url")
 
     def __init__(self, sandbox: str, data_dir: Path, notify_url: str) -> None:
         found = load_identity(data_dir).config(sandbox, notify_url)
@@ -366,6 +370,14 @@ def _ref(order: dict[str, Any]) -> str:
     return ref
 
 
+def _action_url(shop: Shop, order: dict[str, Any]) -> str:
+    """The URL of the order's next action, of the kind its wallet's method asks for."""
+    kind, field = shop.wallet.action
+    assert order["next_action"]["type"] == kind, order["next_action"]
+    url: str = order["next_action"][field]
+    return url
+
+
 def _states(order: dict[str, Any]) -> list[str]:
     return [entry["to_state"] for entry in order["timeline"]]
 
@@ -375,9 +387,9 @@ async def test_the_shopper_pays_outside_and_the_notification_settles_the_order(
 ) -> None:
     order = await shop.place()
     assert order["state"] == "action_required"
-    assert order["next_action"]["redirect_url"]
+    assert _action_url(shop, order)
     assert order["payment_attempts"][0]["provider"] == shop.wallet.name
-    await shop.wallet.pays(_ref(order), order["next_action"]["redirect_url"])
+    await shop.wallet.pays(_ref(order), _action_url(shop, order))
     body, headers = await shop.notifications.first()
     shop.wallet.accepted(await shop.deliver(body, headers))
     assert (await shop.order(order["id"]))["state"] == "paid"
@@ -386,7 +398,7 @@ async def test_the_shopper_pays_outside_and_the_notification_settles_the_order(
 
 async def test_a_lost_notification_is_cured_by_asking_the_wallet(shop: Shop) -> None:
     order = await shop.place()
-    await shop.wallet.pays(_ref(order), order["next_action"]["redirect_url"])
+    await shop.wallet.pays(_ref(order), _action_url(shop, order))
     await shop.notifications.first()  # sent by the wallet, never delivered to orderguard
     assert (await shop.order(order["id"]))["state"] == "action_required"
     await shop.container.recheck.order(order["id"], cause=Cause.JANITOR)
@@ -404,7 +416,7 @@ async def test_an_order_nobody_paid_is_closed_at_the_wallet_then_cancelled(shop:
     assert found["payment_attempts"][0]["state"] == "failed"
     assert await shop.wallet.closed(ref)
     try:
-        await shop.wallet.opens(ref, order["next_action"]["redirect_url"])
+        await shop.wallet.opens(ref, _action_url(shop, order))
     except AssertionError:
         pass  # the page or the code is refused already
     paying = await shop.wallet.act(ref, "pay")
@@ -414,7 +426,7 @@ async def test_an_order_nobody_paid_is_closed_at_the_wallet_then_cancelled(shop:
 
 async def test_a_payment_just_before_the_close_wins_over_it(shop: Shop) -> None:
     order = await shop.place()
-    ref, url = _ref(order), order["next_action"]["redirect_url"]
+    ref, url = _ref(order), _action_url(shop, order)
     await shop.wallet.opens(ref, url)
 
     async def pays_now(provider_ref: str) -> None:
@@ -430,7 +442,7 @@ async def test_a_payment_just_before_the_close_wins_over_it(shop: Shop) -> None:
 
 async def test_a_forged_notification_is_refused_and_changes_nothing(shop: Shop) -> None:
     order = await shop.place()
-    await shop.wallet.pays(_ref(order), order["next_action"]["redirect_url"])
+    await shop.wallet.pays(_ref(order), _action_url(shop, order))
     body, headers = await shop.notifications.first()
     before = await shop.order(order["id"])
     forged = shop.wallet.forged(body)

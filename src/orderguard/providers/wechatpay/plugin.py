@@ -51,6 +51,7 @@ PROFILE = ProviderProfile(
     test_methods=(),
     reply=reply,
     qr_methods=(methods.NATIVE,),
+    code_prefixes=(methods.CODE_PREFIX,),
 )
 
 

@@ -85,7 +85,7 @@ def _place(kind: str) -> Handler:
     async def handler(sandbox: Sandbox, request: Request, body: Json) -> tuple[int, Json | None]:
         trade = sandbox.book.place(body, "NATIVE" if kind == "native" else "MWEB")
         if kind == "native":
-            return 200, {"code_url": f"weixin://wxpay/bizpayurl?pr={trade.token}"}
+            return 200, {"code_url": trade.code_url}
         base = str(request.base_url).rstrip("/")
         return 200, {"h5_url": f"{base}/sandbox/h5?prepay_id={trade.token}"}
 
@@ -221,10 +221,11 @@ async def admin(request: Request) -> Response:
 
 
 async def ledger(request: Request) -> Response:
-    """``GET /ledger``: every trade (prepays included), refund and notification."""
+    """``GET /ledger``: every trade (prepays included, a Native one with the ``code_url``
+    it answered), refund and notification."""
     sandbox = _sandbox(request)
     trades = [
-        {**t.view(), "abandoned": t.abandoned, "refunded": t.refunded}
+        {**t.view(), "abandoned": t.abandoned, "refunded": t.refunded, "code_url": t.code_url}
         for t in sandbox.book.trades.values()
     ]
     return JSONResponse(

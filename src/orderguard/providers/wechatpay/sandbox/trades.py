@@ -55,6 +55,11 @@ class Trade:
         return str(self.order["out_trade_no"])
 
     @property
+    def code_url(self) -> str | None:
+        """A Native order's ``code_url``: what the shop shows the shopper as a QR code."""
+        return f"weixin://wxpay/bizpayurl?pr={self.token}" if self.trade_type == "NATIVE" else None
+
+    @property
     def total(self) -> int:
         return int(self.order["amount"]["total"])
 
