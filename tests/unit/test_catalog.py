@@ -8,8 +8,8 @@ from pathlib import Path
 import orderguard
 from orderguard.api.schemas import Locale
 from orderguard.catalog import translate
-from orderguard.providers import registry
 from orderguard.outbox.templates import LOCALES as EMAIL_LOCALES
+from orderguard.providers import registry
 from orderguard.reconcile.messages import LOCALES as REPORT_LOCALES
 from orderguard.reconcile.messages import text
 
