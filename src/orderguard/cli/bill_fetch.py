@@ -25,6 +25,10 @@ from orderguard.reconcile.messages import text
 TIMEOUT_S = 60.0
 
 
+#: The zone a bill's day is counted in: China Standard Time, where the bills are made.
+BILL_ZONE: tzinfo = CHINA
+
+
 def today_in_china() -> date:
     """Today's date where the bills are made."""
     return datetime.now(CHINA).date()
