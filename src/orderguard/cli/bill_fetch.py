@@ -10,7 +10,7 @@ failure is a :class:`click.ClickException` headed in the run's language.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path, PurePosixPath
 from typing import Any
 
