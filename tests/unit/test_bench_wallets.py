@@ -55,9 +55,13 @@ def test_a_section_the_document_lacks_goes_before_the_next_one_it_has() -> None:
     fresh = f"## {wallet_janitor.TITLE}\n\njanitor text"
     out = run.splice(_doc(), {"wallet_janitor": fresh})
     headings = [line for line in out.splitlines() if line.startswith("## ")]
-    assert headings.index(f"## {wallet_janitor.TITLE}") == headings.index(
-        "## The demo: 1000 checkouts through the storm (SQLite, sandbox storm profile)"
-    ) - 1
+    assert (
+        headings.index(f"## {wallet_janitor.TITLE}")
+        == headings.index(
+            "## The demo: 1000 checkouts through the storm (SQLite, sandbox storm profile)"
+        )
+        - 1
+    )
     assert "old wallet text" in out and "janitor text\n\n## The demo" in out
 
 
