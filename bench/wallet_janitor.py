@@ -45,7 +45,7 @@ from wallet_paid import PAID_STATES, start_wallet_sandbox, wallet_config
 TITLE = "Janitor at the wallets: active queries per second against the queries alone"
 WALLETS = ("alipay", "wechatpay")
 METHOD = {"alipay": "alipay_page", "wechatpay": "wechatpay_native"}
-ORDERS = 600
+ORDERS = 300
 CONCURRENCY = 8  # the janitor's default
 TARGET = 0.66  # the ratio the Stripe janitor has (docs/benchmarks.md, issue 18's run)
 CLOSED_STATES = {"alipay": {"TRADE_CLOSED"}, "wechatpay": {"CLOSED"}}

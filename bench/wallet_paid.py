@@ -113,6 +113,8 @@ def _measure(
         if done.returncode != 0:
             raise RuntimeError(f"wallet shoppers failed: {done.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(done.stdout)
+        for key in ("p50", "p95", "p99", "max", "polls_per_order"):  # null when none was paid
+            result[key] = float("nan") if result[key] is None else result[key]
         for proc in (server, sandbox):
             if proc.proc.poll() is not None:
                 raise RuntimeError(f"{proc.name} died: {proc.log.read_text()[-2000:]}")
