@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 from typing import Any
 
@@ -48,6 +49,8 @@ LABEL = {
 }
 #: Trade states at each sandbox that mean the shopper's money was taken.
 PAID_STATES = {"alipay": {"TRADE_SUCCESS", "TRADE_FINISHED"}, "wechatpay": {"SUCCESS"}}
+#: What a delivered notification of a payment says (Alipay's status, WeChat Pay's event).
+NOTIFIED = {"TRADE_SUCCESS", "TRANSACTION.SUCCESS"}
 TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_keys"
 
 
@@ -122,13 +125,26 @@ def _measure(
         cpu["other"] = (
             cpu["machine"] - cpu["server"] - cpu["sandbox"] - cpu["postgres"] - cpu["loadgen"]
         )
-        result["check"] = check(url, wallet, _get_json(sandbox.port, "/ledger"), result)
+        result["check"] = check(url, wallet, _settled_ledger(sandbox.port), result)
         result.pop("paid_ids")
     finally:
         if server is not None:
             server.stop()
         sandbox.stop()
     return result
+
+
+def _settled_ledger(port: int, seconds: float = 10.0) -> Any:
+    """The sandbox's ledger once every notification is delivered (or ``seconds`` passed): a
+    delivery is marked when serve's answer has been read, a moment after the shopper may
+    have seen ``paid``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        book = _get_json(port, "/ledger")
+        pending = [n for n in book.get("notifications", []) if not n.get("delivered")]
+        if not pending or time.monotonic() > deadline:
+            return book
+        time.sleep(0.2)
 
 
 def check(url: str, wallet: str, book: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
@@ -168,11 +184,20 @@ def check(url: str, wallet: str, book: dict[str, Any], result: dict[str, Any]) -
     unseen = [o for o in result["paid_ids"] if orders.get(o) != "paid"]
     if unseen:
         problems.append(f"{len(unseen)} orders seen paid are not paid in the database")
+    notified = {
+        str(n.get("out_trade_no"))
+        for n in book.get("notifications", [])
+        if n.get("delivered") and n.get("trade_status", n.get("event_type")) in NOTIFIED
+    }
+    silent = [ref for ref in paid_refs if ref not in notified]
+    if silent:
+        problems.append(f"{len(silent)} paid orders without a delivered payment notification")
     delivered = sum(1 for n in book.get("notifications", []) if n.get("delivered"))
     return {
         "orders": len(orders),
         "by_state": dict(sorted(by_state.items())),
         "paid_trades": sum(len(t) for t in trades.values()),
+        "paid_orders": len(paid_refs),
         "notifications_delivered": delivered,
         "seen_paid": len(result["paid_ids"]),
         "problems": problems[:20],
@@ -284,6 +309,7 @@ def render(ctx: Context, results: dict[str, Any], command: str, when: str) -> st
     delivered = sum(
         o[m]["check"].get("notifications_delivered", 0) for o in rounds for m in WALLETS
     )
+    wallet_paid = sum(o[m]["check"]["paid_orders"] for o in rounds for m in WALLETS)
     out += [
         "**Cross-check against the providers** (after every run, PostgreSQL against the "
         "sandbox's `GET /ledger`):",
@@ -291,10 +317,12 @@ def render(ctx: Context, results: dict[str, Any], command: str, when: str) -> st
         f"- {orders:,} orders in all runs (warm-up included; {seen:,} counted as paid in the "
         "measured windows), by state: "
         + ", ".join(f"{s} {n:,}" for s, n in sorted(states.items()))
-        + f"; wallet notifications delivered: {delivered:,}; "
+        + f"; of them {wallet_paid:,} paid through a wallet, with {delivered:,} payment "
+        "notifications delivered to serve; "
         + (
             "**every paid order has exactly one paid trade (charge) for its amount, no paid "
-            "trade lacks a paid order, every order seen paid is paid in the database**"
+            "trade lacks a paid order, every order seen paid is paid in the database, every "
+            "wallet order paid had its payment notification delivered**"
             if not problems
             else f"**{len(problems)} problems**: " + "; ".join(problems[:5])
         ),

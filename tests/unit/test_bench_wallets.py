@@ -69,9 +69,31 @@ ROWS = [("ord_1", "paid", 3998, "ref_1"), ("ord_2", "action_required", 3998, "re
 
 
 def _check(
-    rows: list[Any], trades: list[dict[str, Any]], seen: list[str], wallet: str = "alipay"
+    rows: list[Any],
+    trades: list[dict[str, Any]],
+    seen: list[str],
+    wallet: str = "alipay",
+    notified: list[str] | None = None,
 ) -> dict[str, Any]:
-    """``wallet_paid.check`` with PostgreSQL answering ``rows``."""
+    """``wallet_paid.check`` with PostgreSQL answering ``rows``; the sandbox delivered a
+    payment notification for each paid trade (or for ``notified`` when given)."""
+    paid = [
+        t["out_trade_no"]
+        for t in trades
+        if t.get("status", t.get("trade_state"))
+        in (
+            "TRADE_SUCCESS",
+            "SUCCESS",
+        )
+    ]
+    status = "TRADE_SUCCESS" if wallet == "alipay" else None
+    notifications = [
+        {"out_trade_no": ref, "delivered": True, "trade_status": status}
+        if status
+        else {"out_trade_no": ref, "delivered": True, "event_type": "TRANSACTION.SUCCESS"}
+        for ref in (paid if notified is None else notified)
+    ]
+    book = {"trades": trades, "notifications": notifications}
 
     class Conn:
         def __enter__(self) -> Conn:
@@ -91,7 +113,7 @@ def _check(
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(psycopg, "connect", lambda *a, **k: Conn())
-        return wallet_paid.check("postgresql://x", wallet, {"trades": trades}, {"paid_ids": seen})
+        return wallet_paid.check("postgresql://x", wallet, book, {"paid_ids": seen})
 
 
 def _trade(ref: str, status: str = "TRADE_SUCCESS", fen: int = 3998) -> dict[str, Any]:
@@ -128,4 +150,18 @@ def test_the_oracle_reads_wechat_pay_trades_too() -> None:
     found = _check(rows, [trade], ["ord_1"], wallet="wechatpay")
     assert found["problem_count"] == 0 and found["paid_trades"] == 1
     unpaid = {**trade, "trade_state": "NOTPAY"}
-    assert _check(rows, [unpaid], ["ord_1"], wallet="wechatpay")["problem_count"] == 1
+    problems = _check(rows, [unpaid], ["ord_1"], wallet="wechatpay")["problems"]
+    assert problems[0].startswith("ord_1 paid with 0 paid trades")
+
+
+@pytest.mark.parametrize("wallet", ["alipay", "wechatpay"])
+def test_the_oracle_wants_the_notification_that_paid_each_wallet_order(wallet: str) -> None:
+    rows = [("ord_1", "paid", 3998, "ref_1")]
+    trade = (
+        _trade("ref_1")
+        if wallet == "alipay"
+        else {"out_trade_no": "ref_1", "trade_state": "SUCCESS", "amount": {"total": 3998}}
+    )
+    assert _check(rows, [trade], ["ord_1"], wallet=wallet)["problem_count"] == 0
+    found = _check(rows, [trade], ["ord_1"], wallet=wallet, notified=[])
+    assert found["problems"] == ["1 paid orders without a delivered payment notification"]
