@@ -179,7 +179,8 @@ async def _one(load: Shoppers, api: Connection, sandbox: Connection, pay: Any, r
         load.error(f"placed {doc['state']}")
         return
     out_trade_no = doc["payment_attempts"][-1]["provider_ref"]
-    wrong = await pay(sandbox, doc["next_action"]["redirect_url"], out_trade_no)
+    action = doc["next_action"]  # a page to open (Alipay) or a code to scan (WeChat Native)
+    wrong = await pay(sandbox, action.get("redirect_url") or action["code_url"], out_trade_no)
     if wrong is not None:
         load.error(wrong)
         return
