@@ -13,8 +13,10 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 
 from orderguard.domain.events import Cause
+from tests.factories import key, order_body
 from tests.integration.test_wallet_payments import (
     TOTAL_FEN,
     Shop,
@@ -140,3 +142,39 @@ async def test_a_payment_landing_while_the_close_is_processed_pays_the_order(
     assert await shop.wallet.paid_fen(_ref(order)) == [TOTAL_FEN]
     injected = (await _sandbox(shop, "GET", "/_sandbox/faults"))["counts"]
     assert injected == {"close_race": 1}
+
+
+# WeChat Pay only: Alipay's order call sends nothing (the cashier URL is signed locally),
+# so there is no first answer to lose.
+@pytest.mark.parametrize("wallet", ["wechatpay"], indirect=True)
+async def test_an_order_whose_first_answer_was_lost_is_asked_about_by_its_own_reference(
+    shop: Shop,
+) -> None:
+    """The wallet made the trade, its answer never came: the attempt has no reference from
+    the wallet, but the shop chose it (``out_trade_no``), so the recheck asks by it, sends
+    the same order again for the code (the wallet answers the same trade) and the shopper
+    pays that one trade."""
+    # every answer lost, the adapter's own repeats' too (each repeat finds the same trade)
+    await _sandbox(shop, "POST", "/_sandbox/faults", error_after=1.0)
+    body = order_body(currency="CNY", payment={"method": shop.wallet.method})
+    placed = await shop.client.post("/v1/orders", json=body, headers=key())
+    assert placed.status_code in (201, 202), placed.text
+    lost = placed.json()
+    [attempt] = lost["payment_attempts"]
+    assert attempt["provider_ref"] is None and lost["next_action"] is None, lost
+    [trade] = await shop.wallet.trades()  # made at the wallet all the same
+    assert trade["out_trade_no"] == attempt["id"]
+
+    await _sandbox(shop, "POST", "/_sandbox/faults", profile="none")
+    await shop.container.recheck.order(lost["id"], cause=Cause.JANITOR)
+    found = await shop.order(lost["id"])
+    assert found["state"] == "action_required", found["timeline"]
+    assert _ref(found) == attempt["id"]
+    code = _action_url(shop, found)
+    [again] = await shop.wallet.trades()  # the same trade, not a second one
+    assert (again["out_trade_no"], again["code_url"]) == (attempt["id"], code)
+
+    await shop.wallet.pays(_ref(found), code)
+    await shop.container.recheck.order(lost["id"], cause=Cause.JANITOR)
+    assert (await shop.order(lost["id"]))["state"] == "paid"
+    assert await shop.wallet.paid_fen(attempt["id"]) == [TOTAL_FEN]

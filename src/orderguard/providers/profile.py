@@ -88,6 +88,14 @@ class ProviderProfile:
     #: What the text of such a code starts with (the provider's own URL scheme and path,
     #: e.g. ``weixin://wxpay/``): a code whose text does not is never shown.
     code_prefixes: tuple[str, ...] = ()
+    #: The provider's reference of an attempt, from its id and idempotency key, when the
+    #: shop chooses it (a wallet's ``out_trade_no``), ``None`` when the provider assigns it:
+    #: an attempt whose first answer was lost can then still be asked about by reference.
+    reference_of: Callable[[str, str], str | None] | None = None
+
+    def known_reference(self, attempt_id: str, idempotency_key: str) -> str | None:
+        """The reference the provider knows the attempt by, if the shop chose it."""
+        return self.reference_of(attempt_id, idempotency_key) if self.reference_of else None
 
     def takes(self, method: str) -> bool:
         """Whether a payment with ``method`` may be sent to this provider."""

@@ -16,7 +16,7 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
 from orderguard.domain.states import AttemptState, OrderState
-from orderguard.providers.base import PaymentResult, ProviderError
+from orderguard.providers.base import PaymentOutcome, PaymentResult, ProviderError
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of
 from orderguard.services.providers import ProviderSlot
@@ -111,6 +111,15 @@ async def _lookup(
     provider, can = slot.provider, slot.capabilities
     if attempt.provider_ref and can.retrieve_by_reference:
         return await provider.retrieve_payment(attempt.provider_ref)
+    known = slot.profile.known_reference(attempt.id, attempt.idempotency_key)
+    if known and can.retrieve_by_reference:
+        # the first answer was lost, but the shop chose the reference: ask by it
+        result = await provider.retrieve_payment(known)
+        if result.outcome is PaymentOutcome.ACTION_REQUIRED and not result.redirect_url:
+            # the shopper has nothing to act on yet (no cashier page, no code): the same
+            # request again, under the same reference, gives it (no record to settle)
+            return None
+        return result
     if not can.find_by_order_id:
         raise ProviderError(f"{slot.name} cannot be asked about an attempt by order id")
     matches = [r for r in await provider.find_payments(order.id) if r.attempt_id == attempt.id]

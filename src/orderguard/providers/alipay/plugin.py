@@ -40,7 +40,19 @@ PROFILE = ProviderProfile(
     ),
     test_methods=methods.TEST_METHODS,
     reply=plain_ack("success"),
+    reference_of=lambda attempt_id, key: _out_trade_no(key),
 )
+
+
+def _out_trade_no(idempotency_key: str) -> str | None:
+    """The ``out_trade_no`` the adapter gives an attempt (from its key), if it can have one."""
+    from orderguard.providers.alipay.adapter import reference
+    from orderguard.providers.base import ProviderRejected
+
+    try:
+        return reference(idempotency_key)
+    except ProviderRejected:
+        return None
 
 
 def build(account: Account, timeout_s: float) -> AccountProvider:

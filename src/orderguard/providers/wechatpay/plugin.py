@@ -51,8 +51,16 @@ PROFILE = ProviderProfile(
     test_methods=(),
     reply=reply,
     qr_methods=(methods.NATIVE,),
+    reference_of=lambda attempt_id, key: _out_trade_no(attempt_id),
     code_prefixes=(methods.CODE_PREFIX,),
 )
+
+
+def _out_trade_no(attempt_id: str) -> str | None:
+    """The ``out_trade_no`` the adapter gives an attempt (its id), if it can be one."""
+    from orderguard.providers.wechatpay.adapter import TRADE_NO
+
+    return attempt_id if TRADE_NO.fullmatch(attempt_id) else None
 
 
 def build(account: Account, timeout_s: float) -> AccountProvider:
