@@ -51,6 +51,7 @@ __all__ = [
     "open_sql",
     "open_storage",
     "wire",
+    "work_alone",
 ]
 
 log = logging.getLogger("orderguard")
@@ -258,4 +259,20 @@ async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[C
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
+        await container.close()
+
+
+async def work_alone(settings: Settings) -> None:
+    """The worker in a process of its own on the configured database (``orderguard worker``,
+    ``serve``'s worker process) until SIGTERM or SIGINT."""
+    import signal
+
+    container = await open_sql(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await new_worker(container).run(stop)
+    finally:
         await container.close()

@@ -167,7 +167,8 @@ def test_an_api_process_killed_loses_no_acknowledged_order_and_comes_back(
             )
             replaced = len(stream.answers)
             # the new process serves: requests keep being acknowledged after it started
-            wait_for("requests after the restart", lambda: len(stream.answers) > replaced + 6, server)
+            wait_for("requests after the restart", lambda: len(stream.answers) > replaced + 6,
+                     server)  # fmt: skip
         after = children(server)["api"]
     acknowledged = [a.json()["id"] for a in stream.answers if a.status_code == 201]
     assert acknowledged and len(set(acknowledged)) == len(acknowledged)
@@ -195,10 +196,12 @@ def test_sighup_replaces_every_process_without_refusing_a_request(
             server.process.send_signal(signal.SIGHUP)
             wait_for(
                 "every process replaced",
-                lambda: (now := children(server))["api"].isdisjoint(old["api"])
-                and len(now["api"]) == PROCESSES
-                and len(now["worker"]) == 1
-                and now["worker"] != old["worker"],
+                lambda: (
+                    (now := children(server))["api"].isdisjoint(old["api"])
+                    and len(now["api"]) == PROCESSES
+                    and len(now["worker"]) == 1
+                    and now["worker"] != old["worker"]
+                ),
                 server,
             )
             time.sleep(0.5)

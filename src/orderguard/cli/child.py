@@ -6,6 +6,7 @@ supervisor, however the supervisor dies."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ctypes
 import os
 import signal
@@ -17,6 +18,7 @@ import click
 from orderguard import links
 from orderguard.cli import common
 from orderguard.observability.logs import configure_logging
+from orderguard.storage.errors import StorageError
 
 #: ``prctl``'s option that sends the process a signal when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
@@ -83,12 +85,14 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         if args.role == "worker":
-            common.run_worker(common.settings())
+            from orderguard.bootstrap import work_alone
+
+            asyncio.run(work_alone(common.settings()))
         else:
             serve_api(args)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+    except StorageError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -56,30 +56,6 @@ def run(work: Callable[[SqlStorage], Awaitable[T]], *, auto_migrate: bool | None
         raise click.ClickException(str(exc)) from None
 
 
-def run_worker(settings: Settings) -> None:
-    """The background worker (janitor, waiting charges, expiries) until SIGTERM or SIGINT;
-    a database error is a one-line ``click`` error."""
-    import signal
-
-    from orderguard.bootstrap import new_worker, open_sql
-
-    async def work() -> None:
-        container = await open_sql(settings)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await new_worker(container).run(stop)
-        finally:
-            await container.close()
-
-    try:
-        asyncio.run(work())
-    except StorageError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def duration(text: str) -> timedelta:
     """``30s``, ``10m``, ``2h`` or ``1d`` as a time span; raises ``click.BadParameter``."""
     match = _DURATION.match(text.strip())

@@ -4,6 +4,7 @@ PostgreSQL several API processes under a supervisor, :mod:`.supervisor`) and
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
@@ -20,6 +21,7 @@ from orderguard.cli import common
 from orderguard.cli.startup import warn_unverifiable_webhooks
 from orderguard.config import Settings
 from orderguard.services import api_keys
+from orderguard.storage.errors import StorageError
 
 log = logging.getLogger("orderguard")
 #: The most API processes ``serve --processes`` runs.
@@ -219,9 +221,14 @@ def _supervise(
 @click.command()
 def worker() -> None:
     """Run the background worker: janitor, waiting charges, expiries (until SIGTERM)."""
+    from orderguard.bootstrap import work_alone
+
     settings = common.settings()
     common.checked_for_production(settings)
-    common.run_worker(settings)
+    try:
+        asyncio.run(work_alone(settings))
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _is_loopback(host: str) -> bool:
