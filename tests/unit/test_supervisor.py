@@ -1,0 +1,68 @@
+"""The supervisor of ``serve --processes`` on processes that do nothing but exit (or sleep):
+how long it waits before starting a dying process again, that a process stopped on purpose
+is not started again; and how many processes ``serve`` runs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+import pytest
+
+from orderguard.cli import supervisor as sv
+from orderguard.cli.serve import process_count
+from orderguard.cli.supervisor import Supervisor
+
+
+def _exiting(code: int) -> sv.Command:
+    def command(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+        return [sys.executable, "-c", f"raise SystemExit({code})"], ()
+
+    return command
+
+
+def _sleeping(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+    return [sys.executable, "-c", "import time; time.sleep(60)"], ()
+
+
+def test_a_process_that_keeps_dying_waits_longer_each_time_and_the_exits_are_told() -> None:
+    exited: list[int] = []
+    supervisor = Supervisor(1, True, _exiting(3), {}, 1.0, exited=exited.append)
+    first = supervisor._spawn("worker")
+    pauses: list[float] = []
+    started = [first.pid]
+    deadline = time.monotonic() + 20
+    while len(pauses) < 3 and time.monotonic() < deadline:
+        before = len(supervisor.children)
+        supervisor._tick()
+        if supervisor.due and (not pauses or supervisor.pauses["worker"] != pauses[-1]):
+            pauses.append(supervisor.pauses["worker"])
+        if len(supervisor.children) > before:
+            started.append(supervisor.children[-1].pid)
+        time.sleep(0.01)
+    supervisor._stop(list(supervisor.children))
+    assert pauses == [sv.FIRST_PAUSE_S, 2 * sv.FIRST_PAUSE_S, 4 * sv.FIRST_PAUSE_S]
+    assert exited[:3] == started[:3]  # each exit reported (its live metrics dropped)
+    assert len(set(started)) == len(started) >= 3
+
+
+def test_a_process_stopped_on_purpose_is_not_started_again() -> None:
+    supervisor = Supervisor(1, True, _sleeping, {}, 1.0)
+    child = supervisor._spawn("worker")
+    supervisor._stop([child])
+    for _ in range(20):
+        supervisor._tick()
+        time.sleep(0.01)
+    assert child.process.returncode is not None
+    assert supervisor.children == [] and supervisor.due == []
+
+
+def test_one_process_per_core_on_postgresql_one_on_sqlite_which_refuses_more() -> None:
+    assert process_count(None, sqlite=False) == min(os.cpu_count() or 1, 64)
+    assert process_count(None, sqlite=True) == 1
+    assert process_count(3, sqlite=False) == 3
+    assert process_count(1, sqlite=True) == 1
+    with pytest.raises(click.UsageError, match="SQLite has one writer"):
+        process_count(2, sqlite=True)
