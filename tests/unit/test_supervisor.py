@@ -1,9 +1,11 @@
 """The supervisor of ``serve --processes`` on processes that do nothing but exit (or sleep):
 how long it waits before starting a dying process again, that a process stopped on purpose
-is not started again; and how many processes ``serve`` runs."""
+is not started again; how many processes ``serve`` runs; and that a process that gets no
+call still shows its circuit turning half-open."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -14,6 +16,8 @@ import pytest
 from orderguard.cli import supervisor as sv
 from orderguard.cli.serve import process_count
 from orderguard.cli.supervisor import Supervisor
+from orderguard.observability.instrumented import ObservedBreaker, publish_breakers
+from orderguard.observability.metrics import REGISTRY
 
 
 def _exiting(code: int) -> sv.Command:
@@ -66,3 +70,25 @@ def test_one_process_per_core_on_postgresql_one_on_sqlite_which_refuses_more() -
     assert process_count(1, sqlite=True) == 1
     with pytest.raises(click.UsageError, match="SQLite has one writer"):
         process_count(2, sqlite=True)
+
+
+def _circuit() -> float | None:
+    return REGISTRY.get_sample_value(
+        "orderguard_provider_circuit_state", {"provider": "stripe-idle"}
+    )
+
+
+async def test_an_open_circuit_is_published_half_open_once_cooled_down_without_a_call() -> None:
+    now = [0.0]
+    breaker = ObservedBreaker(
+        "stripe-idle", failure_threshold=1, cool_down_s=5, clock=lambda: now[0]
+    )
+    breaker.record_failure()
+    assert _circuit() == 2  # open
+    now[0] = 6.0  # cooled down; no call comes
+    stop = asyncio.Event()
+    publishing = asyncio.create_task(publish_breakers([breaker], stop, every_s=0.01))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await publishing
+    assert _circuit() == 1  # half-open: a call may probe

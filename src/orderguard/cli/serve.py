@@ -69,8 +69,9 @@ def serve(
     drain_timeout: float,
 ) -> None:
     """Run the HTTP API and a worker (SQLite is migrated on start; PostgreSQL must be
-    migrated first). On PostgreSQL a supervisor runs the API in several processes on one
-    port and the worker in its own; SIGHUP replaces them one at a time, SIGTERM drains."""
+    migrated first). With more than one process (PostgreSQL only) a supervisor runs the API
+    in each on one port and the worker in its own; SIGHUP replaces them one at a time,
+    SIGTERM drains."""
     import uvicorn
 
     from orderguard.api.app import create_metrics_app
@@ -78,6 +79,8 @@ def serve(
     from orderguard.bootstrap import build_app
 
     settings = common.settings()
+    sqlite = settings.database_url.startswith("sqlite")
+    count = process_count(processes, sqlite=sqlite)  # refused before the database is opened
     common.checked_for_production(settings)
     warn_unverifiable_webhooks(settings)
     settings = links.linked_to_bind(settings, host, port)
@@ -94,8 +97,7 @@ def serve(
             "no API key configured: accepting requests without a key, on loopback only; "
             "create one with `orderguard keys create NAME`"
         )
-    count = process_count(processes, sqlite=settings.database_url.startswith("sqlite"))
-    if not settings.database_url.startswith("sqlite"):
+    if count > 1:
         status = _supervise(
             settings,
             count,
@@ -105,7 +107,8 @@ def serve(
             drain_s=drain_timeout,
         )
         sys.exit(status)
-    log.info("SQLite has one writer: serving from this one process (API and worker)")
+    if sqlite:
+        log.info("SQLite has one writer: serving from this one process (API and worker)")
     app = build_app(settings=settings, worker=not no_worker, metrics_apart=metrics_port is not None)
     if metrics_port is not None:
         ops = create_metrics_app(app, production=settings.production)
