@@ -133,11 +133,19 @@ def serve(
     )
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it, as
+    in a container limited to some cores), else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def process_count(asked: int | None, *, sqlite: bool) -> int:
-    """How many API processes ``serve`` runs: ``asked``, or by default one per core on
-    PostgreSQL and one on SQLite, which has one writer (more is refused)."""
+    """How many API processes ``serve`` runs: ``asked``, or by default one per core
+    (:func:`cores`) on PostgreSQL and one on SQLite, which has one writer (more is refused)."""
     if asked is None:
-        return 1 if sqlite else min(os.cpu_count() or 1, MAX_PROCESSES)
+        return 1 if sqlite else min(cores(), MAX_PROCESSES)
     if sqlite and asked > 1:
         raise click.UsageError(
             f"--processes {asked}: SQLite has one writer, so serve runs in one process on it; "
