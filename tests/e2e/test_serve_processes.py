@@ -48,10 +48,18 @@ def children(server: Server) -> dict[str, set[int]]:
     return found
 
 
-def wait_for(what: str, condition: Callable[[], bool], server: Server, timeout: float = 90) -> None:
+def wait_for(
+    what: str,
+    condition: Callable[[], bool],
+    server: Server,
+    timeout: float = 90,
+    detail: Callable[[], object] = lambda: "",
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"{what} never happened:\n{server.log()[-4000:]}"
+        if time.monotonic() > deadline:
+            log = [line for line in server.log().splitlines() if "uvicorn.access" not in line]
+            raise AssertionError(f"{what} never happened ({detail()}):\n" + "\n".join(log[-40:]))
         time.sleep(0.1)
 
 
@@ -134,15 +142,17 @@ def test_an_api_process_killed_loses_no_acknowledged_order_and_comes_back(
         with Stream(lambda: place(server.url)) as stream:
             time.sleep(1.0)
             os.kill(victim, signal.SIGKILL)
+            so_far = lambda: (len(stream.answers), stream.failures[-3:], children(server))  # noqa: E731
             wait_for(
                 "a new API process in place of the killed one",
                 lambda: len(children(server)["api"] - {victim}) == PROCESSES,
                 server,
+                detail=so_far,
             )
             replaced = len(stream.answers)
             # the new process serves: requests keep being acknowledged after it started
             wait_for("requests after the restart", lambda: len(stream.answers) > replaced + 6,
-                     server)  # fmt: skip
+                     server, detail=so_far)  # fmt: skip
         after = children(server)["api"]
     acknowledged = [a.json()["id"] for a in stream.answers if a.status_code == 201]
     assert acknowledged and len(set(acknowledged)) == len(acknowledged)

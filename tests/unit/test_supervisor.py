@@ -93,3 +93,22 @@ async def test_an_open_circuit_is_published_half_open_once_cooled_down_without_a
     stop.set()
     await publishing
     assert _circuit() == 1  # half-open: a call may probe
+
+
+def test_a_reload_whose_new_process_fails_keeps_the_running_one() -> None:
+    started: list[str] = []
+
+    def command(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+        started.append(role)
+        code = "import time; time.sleep(60)" if len(started) == 1 else "raise SystemExit(3)"
+        return [sys.executable, "-c", code], ()
+
+    supervisor = Supervisor(1, False, command, {}, 1.0)
+    old = supervisor._spawn("api")
+    supervisor._reload()
+    try:
+        assert started == ["api", "api"]  # a new one was tried
+        assert supervisor.children == [old] and old.process.poll() is None
+        assert supervisor.due == []  # the failed one is not started again
+    finally:
+        supervisor._stop([old])

@@ -241,9 +241,14 @@ class Supervisor:
         """Replace the API processes one at a time, then the worker."""
         log.info("reload: replacing the API processes one at a time")
         for old in [c for c in self.children if c.role == "api" and not c.stopping]:
+            if self.stop_requested:
+                return  # the shutdown stops every process
             new = self._spawn("api")
             new.on_trial = True
             if not self._await_ready(new):
+                if self.stop_requested:
+                    new.on_trial = False
+                    return
                 log.error(
                     "reload abandoned: the new API process %d did not start (exit status %s); "
                     "the running processes stay",
@@ -256,7 +261,7 @@ class Supervisor:
             new.on_trial = False
             self._stop([old])
         workers = self._workers()
-        if workers:
+        if workers and not self.stop_requested:
             self._stop(workers)
             self._spawn("worker")
         log.info("reload done")
