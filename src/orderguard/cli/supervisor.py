@@ -107,6 +107,9 @@ class Supervisor:
             self._spawn("worker")
         for child in first:
             if not self._await_ready(child):
+                if self.stop_requested:  # stopped while starting
+                    self._shutdown()
+                    return 0
                 log.error(
                     "an API process (pid %d) did not start (exit status %s): stopping",
                     child.pid,
