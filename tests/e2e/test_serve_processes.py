@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.procs import Server, clean_env, run_cli
 from tests.factories import key, order_body
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = pytest.mark.slow
 
 #: The API processes of these tests.
 PROCESSES = 2
@@ -133,6 +133,7 @@ def orders_in_db(pg_url: str, ids: list[str]) -> dict[str, int]:
     return {str(row[0]): int(row[1]) for row in rows}
 
 
+@pytest.mark.postgres
 def test_an_api_process_killed_loses_no_acknowledged_order_and_comes_back(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -181,6 +182,7 @@ def both_answer(server: Server, api: set[int]) -> int:
     raise AssertionError(f"an API process answered nothing: {answered_by}")
 
 
+@pytest.mark.postgres
 def test_two_processes_answer_metrics_add_up_and_sighup_refuses_no_request(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -226,6 +228,7 @@ def test_two_processes_answer_metrics_add_up_and_sighup_refuses_no_request(
     assert orders_in_db(pg_url, placed) == dict.fromkeys(placed, 1)
 
 
+@pytest.mark.postgres
 def test_sigterm_lets_a_slow_request_finish_then_exits_0(pg_url: str, tmp_path: Path) -> None:
     slow = tmp_path / "slow.toml"
     slow.write_text("latency = 1.0\nlatency_ms = [3000, 3000]\n")  # every provider call 3 s
