@@ -73,7 +73,7 @@ def supervised(pg_url: str, tmp_path: Path, **extra: str) -> Iterator[Server]:
     server.env = {**server.env, "ORDERGUARD_PUBLIC_URL": server.url}
     server.start()
     try:
-        wait_for("every API process serving", lambda: len(children(server)["api"]) == 2, server)
+        wait_for("every API process serving", lambda: "serving with 2 API" in server.log(), server)
         yield server
     finally:
         server.stop()

@@ -112,3 +112,11 @@ def test_a_reload_whose_new_process_fails_keeps_the_running_one() -> None:
         assert supervisor.due == []  # the failed one is not started again
     finally:
         supervisor._stop([old])
+
+
+def test_a_supervisor_whose_api_processes_cannot_start_stops_with_status_1() -> None:
+    supervisor = Supervisor(2, True, _exiting(3), {}, 1.0)
+    started = time.monotonic()
+    assert supervisor.run() == 1
+    assert time.monotonic() - started < 30  # not retried until the start timeout
+    assert supervisor.children == [] and supervisor.due == []  # the worker stopped too

@@ -105,22 +105,21 @@ class Supervisor:
         first = [self._spawn("api") for _ in range(self.processes)]
         if self.worker:
             self._spawn("worker")
-        for child in first:
-            if not self._await_ready(child):
-                if self.stop_requested:  # stopped while starting
-                    self._shutdown()
-                    return 0
-                log.error(
-                    "an API process (pid %d) did not start (exit status %s): stopping",
-                    child.pid,
-                    child.process.returncode,
-                )
-                self._shutdown()
-                return 1
+        started = [child for child in first if self._await_ready(child)]
+        if self.stop_requested:  # stopped while starting
+            self._shutdown()
+            return 0
+        if not started:  # a configuration or code that cannot serve: no use trying again
+            log.error(
+                "no API process started (exit statuses %s): stopping",
+                ", ".join(str(c.process.returncode) for c in first),
+            )
+            self._shutdown()
+            return 1
         log.info(
             "serving with %d API processes (pids %s)%s; SIGHUP reloads them one at a time",
             self.processes,
-            ", ".join(str(c.pid) for c in first),
+            ", ".join(str(c.pid) for c in self.children if c.role == "api"),
             f" and a worker (pid {self._workers()[0].pid})" if self._workers() else "",
         )
         while not self.stop_requested:
