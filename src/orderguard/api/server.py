@@ -115,20 +115,27 @@ def serve_sockets(
     asyncio.run(_serve_all(served, proxies=proxies, drain_s=drain_s, started=started))
 
 
-#: Seconds between a server closing its socket and its connections' shutdown: a connection
-#: accepted just before has time to send its request, which is then answered, not dropped.
-ACCEPTED_GRACE_S = 0.3
+#: The longest a stopping server waits for the requests of connections it accepted just
+#: before it closed its socket (:class:`_Draining`).
+FRESH_WAIT_S = 2.0
 
 
 class _Draining(uvicorn.Server):
-    """uvicorn's server, which stops accepting a moment before it shuts its connections:
-    uvicorn closes at once a connection whose request has not arrived yet, and one that
-    was accepted from a shared socket just before the stop would lose its request."""
+    """uvicorn's server, which stops accepting before it shuts its connections, and first
+    lets the connections that sent no request yet send it: uvicorn closes at once a
+    connection without a request, and one accepted from a shared socket just before the
+    stop would lose the request its client is sending."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()
-        await asyncio.sleep(ACCEPTED_GRACE_S)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FRESH_WAIT_S
+        while loop.time() < deadline and any(
+            getattr(connection, "cycle", False) is None
+            for connection in self.server_state.connections
+        ):
+            await asyncio.sleep(0.02)
         await super().shutdown(sockets)
 
 
