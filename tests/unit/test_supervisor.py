@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import click
 import pytest
 
 from orderguard.cli import supervisor as sv
-from orderguard.cli.serve import process_count
+from orderguard.cli.serve import METRICS_PREFIX, _remove_abandoned_folders, process_count
 from orderguard.cli.supervisor import Supervisor
 from orderguard.observability.instrumented import ObservedBreaker, publish_breakers
 from orderguard.observability.metrics import REGISTRY
@@ -120,3 +123,18 @@ def test_a_supervisor_whose_api_processes_cannot_start_stops_with_status_1() -> 
     assert supervisor.run() == 1
     assert time.monotonic() - started < 30  # not retried until the start timeout
     assert supervisor.children == [] and supervisor.due == []  # the worker stopped too
+
+
+def test_metrics_folders_of_killed_supervisors_are_removed_running_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    abandoned = tmp_path / f"{METRICS_PREFIX}{dead.pid}-abc"
+    running = tmp_path / f"{METRICS_PREFIX}{os.getpid()}-def"
+    for folder in (abandoned, running):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    _remove_abandoned_folders()
+    assert not abandoned.exists() and running.exists()

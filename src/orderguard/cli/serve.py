@@ -13,6 +13,7 @@ import socket
 import sys
 import tempfile
 from contextlib import ExitStack
+from pathlib import Path
 
 import click
 
@@ -166,6 +167,26 @@ def _listening(at: tuple[str, int]) -> socket.socket:
         ) from None
 
 
+#: The start of the name of a supervisor's private metrics folder (then its pid and ``-``).
+METRICS_PREFIX = "orderguard-metrics-"
+
+
+def _remove_abandoned_folders() -> None:
+    """Remove the private metrics folders of supervisors that died without removing theirs
+    (killed): this user's folders, not links, whose supervisor is no longer running."""
+    base = Path(tempfile.gettempdir())
+    for found in base.glob(f"{METRICS_PREFIX}*-*"):
+        pid = found.name.removeprefix(METRICS_PREFIX).split("-", 1)[0]
+        try:
+            if found.is_symlink() or not found.is_dir() or found.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(found, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
+
+
 def _supervise(
     settings: Settings,
     count: int,
@@ -185,7 +206,9 @@ def _supervise(
 
     listeners = [_listening(main_at)] + ([_listening(ops_at)] if ops_at else [])
     given_folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    folder = given_folder or tempfile.mkdtemp(prefix="orderguard-metrics-")  # mode 0700
+    if not given_folder:
+        _remove_abandoned_folders()
+    folder = given_folder or tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")  # 0700
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": folder}
     host, port = main_at
 
