@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import ExitStack, asynccontextmanager
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orderguard.api.render import Actions, order_json
 from orderguard.config import Settings
 from orderguard.container import Container
 from orderguard.domain.schedule import RecheckSchedule
-from orderguard.observability.instrumented import InstrumentedProvider, ObservedBreaker
+from orderguard.observability.instrumented import (
+    InstrumentedProvider,
+    ObservedBreaker,
+    publish_breakers,
+)
 from orderguard.providers import labs, registry
 from orderguard.providers.plugin import AccountProvider
 from orderguard.providers.profile import CARD_PROFILE, ProviderProfile
@@ -52,6 +56,7 @@ __all__ = [
     "open_sql",
     "open_storage",
     "wire",
+    "work_alone",
 ]
 
 log = logging.getLogger("orderguard")
@@ -268,10 +273,37 @@ async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[C
     this event loop unless ``worker`` is off; stopped and closed on leaving."""
     container = await open_sql(settings)
     stop = asyncio.Event()
-    background = [asyncio.create_task(new_worker(container).run(stop))] if worker else []
+    background = [asyncio.create_task(_publishing(container, stop))]
+    if worker:
+        background.append(asyncio.create_task(new_worker(container).run(stop)))
     try:
         yield container
     finally:
         stop.set()
         await asyncio.gather(*background, return_exceptions=True)
         await container.close()
+
+
+async def work_alone(settings: Settings) -> None:
+    """The worker in a process of its own on the configured database (``orderguard worker``,
+    ``serve``'s worker process) until SIGTERM or SIGINT."""
+    import signal
+
+    container = await open_sql(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    publishing = asyncio.create_task(_publishing(container, stop))
+    try:
+        await new_worker(container).run(stop)
+    finally:
+        stop.set()
+        await publishing
+        await container.close()
+
+
+def _publishing(container: Container, stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+    """The breakers' states published every second until ``stop`` (see
+    :func:`~orderguard.observability.instrumented.publish_breakers`)."""
+    return publish_breakers([s.breaker for s in container.payments.providers.slots], stop)

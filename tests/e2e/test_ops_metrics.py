@@ -73,7 +73,9 @@ def configure(server: Server, database_url: str, provider: str, **extra: str) ->
 def test_metrics_follow_orders_placed_failed_and_recovered(
     database_url: str, tmp_path: Path
 ) -> None:
-    server = Server(env={}, cwd=tmp_path)
+    # one process: the test follows one circuit breaker, which the API and the worker share
+    # (under --processes N each process has its own: tests/e2e/test_serve_processes.py)
+    server = Server(env={}, cwd=tmp_path, options=("--processes", "1"))
     with sandbox_provider(tmp_path, f"{server.url}/v1/webhooks/stripe") as provider:
         configure(server, database_url, provider).start()
         try:

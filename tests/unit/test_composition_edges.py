@@ -168,12 +168,15 @@ def test_anything_else_is_not_a_country(raw: str) -> None:
 
 #: The CLI's helper modules; every other module of ``cli/`` is one command group.
 #: (``bill_fetch.py``: ``reconcile --fetch``'s download, a helper of that one command.)
+#: ``supervisor`` and ``child`` are ``serve --processes``'s supervisor and its processes.
 CLI_HELPERS = {
     "cli/__init__.py",
     "cli/common.py",
     "cli/lazy.py",
     "cli/startup.py",
     "cli/bill_fetch.py",
+    "cli/supervisor.py",
+    "cli/child.py",
 }
 
 
@@ -189,6 +192,8 @@ def test_no_cli_command_module_imports_another() -> None:
         "orderguard.cli.startup.load_settings",
         "orderguard.cli.startup.warn_unverifiable_webhooks",
         "orderguard.cli.bill_fetch",
+        "orderguard.cli.supervisor",
+        "orderguard.cli.supervisor.Supervisor",
     }
     commands = {f: n for f, n in imports_of("cli").items() if f not in CLI_HELPERS}
     assert len(commands) >= 10

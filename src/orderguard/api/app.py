@@ -28,7 +28,7 @@ from orderguard.domain import errors as domain
 from orderguard.domain.ids import new_id
 from orderguard.observability.collector import DatabaseCollector
 from orderguard.observability.context import request_context
-from orderguard.observability.http import IntakeMetricsMiddleware
+from orderguard.observability.http import IntakeMetricsMiddleware, ProcessRequestsMiddleware
 from orderguard.observability.redaction import redact_messages
 from orderguard.services.api_keys import KeyScope
 from orderguard.storage.errors import StorageError
@@ -126,6 +126,7 @@ def create_app(
         face(app)
     _handle_errors(app)
     app.add_middleware(IntakeMetricsMiddleware)
+    app.add_middleware(ProcessRequestsMiddleware)
     app.add_middleware(HostCheck)  # inside the request id: a refusal carries one too
     app.add_middleware(RequestIdMiddleware)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

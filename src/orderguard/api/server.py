@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -80,34 +80,105 @@ def serve_beside(
     main_at: Address,
     ops_at: Address,
     proxies: dict[str, Any] | None = None,
+    drain_s: float | None = None,
 ) -> None:
     """Serve ``main`` and ``ops`` on their own addresses in this process until a signal
     (or either server stopping) stops both; ``main``'s lifespan opens the shared wiring.
-    ``proxies`` are uvicorn's proxy options (:func:`proxy_options`)."""
-
-    def config(app: ASGIApp, at: Address, lifespan: Literal["on", "off"]) -> uvicorn.Config:
-        # our logging decides for uvicorn's loggers too (access lines at info)
-        host, port = at
-        return uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            log_level=None,
-            lifespan=lifespan,
-            **(proxies or {"proxy_headers": False}),
+    ``proxies`` are uvicorn's proxy options (:func:`proxy_options`); on a signal, requests
+    in flight get ``drain_s`` seconds to finish (``None``: as long as they take)."""
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a developer stops it
+        asyncio.run(
+            _serve_all(
+                [(main, main_at, "on"), (ops, ops_at, "off")], proxies=proxies, drain_s=drain_s
+            )
         )
 
-    async def both() -> None:
-        servers = [
-            uvicorn.Server(config(main, main_at, "on")),
-            uvicorn.Server(config(ops, ops_at, "off")),
-        ]
-        tasks = [asyncio.create_task(server.serve()) for server in servers]
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for server in servers:  # a signal reaches one server; the other follows it
-            server.should_exit = True
-        await asyncio.gather(*tasks)
 
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a developer stops it
-        asyncio.run(both())
+def serve_sockets(
+    main: ASGIApp,
+    listener: socket.socket,
+    *,
+    ops: tuple[ASGIApp, socket.socket] | None = None,
+    proxies: dict[str, Any] | None = None,
+    drain_s: float | None = None,
+    started: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve ``main`` on an already listening socket (one a supervisor shares among its
+    processes), and ``ops`` on its own, until a signal; ``started`` is called once both
+    accept requests (``main``'s lifespan, which opens the wiring, has run). On a signal
+    the sockets stop accepting and requests in flight get ``drain_s`` seconds to finish."""
+    served: list[tuple[ASGIApp, Address | socket.socket, Literal["on", "off"]]] = [
+        (main, listener, "on")
+    ]
+    if ops is not None:
+        served.append((ops[0], ops[1], "off"))
+    asyncio.run(_serve_all(served, proxies=proxies, drain_s=drain_s, started=started))
+
+
+#: The longest a stopping server waits for the requests of connections it accepted just
+#: before it closed its socket (:class:`_Draining`).
+FRESH_WAIT_S = 2.0
+
+
+class _Draining(uvicorn.Server):
+    """uvicorn's server, which stops accepting before it shuts its connections, and first
+    lets the connections that sent no request yet send it: uvicorn closes at once a
+    connection without a request, and one accepted from a shared socket just before the
+    stop would lose the request its client is sending."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + FRESH_WAIT_S
+        while loop.time() < deadline and any(
+            getattr(connection, "cycle", False) is None
+            for connection in self.server_state.connections
+        ):
+            await asyncio.sleep(0.02)
+        await super().shutdown(sockets)
+
+
+async def _serve_all(
+    served: list[tuple[ASGIApp, Address | socket.socket, Literal["on", "off"]]],
+    *,
+    proxies: dict[str, Any] | None,
+    drain_s: float | None,
+    started: Callable[[], None] = lambda: None,
+) -> None:
+    """Each app on its address or socket (with its lifespan on or off) until a signal
+    reaches one of them or one stops; then all stop."""
+
+    def server(app: ASGIApp, lifespan: Literal["on", "off"]) -> uvicorn.Server:
+        # our logging decides for uvicorn's loggers too (access lines at info)
+        return _Draining(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                log_level=None,
+                lifespan=lifespan,
+                timeout_graceful_shutdown=None if drain_s is None else max(int(drain_s), 1),
+                **(proxies or {"proxy_headers": False}),
+            )
+        )
+
+    servers: list[uvicorn.Server] = []
+    tasks: list[asyncio.Task[None]] = []
+    for app, where, lifespan in served:
+        one = server(app, lifespan)
+        if isinstance(where, socket.socket):
+            tasks.append(asyncio.create_task(one.serve(sockets=[where])))
+        else:
+            one.config.host, one.config.port = where
+            tasks.append(asyncio.create_task(one.serve()))
+        servers.append(one)
+    while not all(one.started for one in servers):
+        if any(task.done() for task in tasks):
+            break
+        await asyncio.sleep(0.02)
+    else:
+        started()
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for one in servers:  # a signal reaches one server; the other follows it
+        one.should_exit = True
+    await asyncio.gather(*tasks)

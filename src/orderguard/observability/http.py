@@ -1,4 +1,5 @@
-"""Intake requests counted and timed by outcome (an ASGI middleware)."""
+"""Intake requests counted and timed by outcome, and every request counted by the API
+process that answered it (ASGI middlewares)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orderguard.observability.metrics import INTAKE_LATENCY, INTAKE_REQUESTS
+from orderguard.observability.metrics import (
+    API_PROCESS_REQUESTS,
+    INTAKE_LATENCY,
+    INTAKE_REQUESTS,
+)
 
 #: The route counted as intake.
 INTAKE_PATH = "/v1/orders"
@@ -54,3 +59,16 @@ class IntakeMetricsMiddleware:
             outcome = intake_outcome(int(answer["status"]), replayed=bool(answer["replayed"]))
             INTAKE_REQUESTS.labels(outcome).inc()
             INTAKE_LATENCY.labels(outcome).observe(time.perf_counter() - started)
+
+
+class ProcessRequestsMiddleware:
+    """Counts every HTTP request this process answers (``orderguard_api_process_requests``:
+    how ``serve --processes`` shares requests among its processes)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            API_PROCESS_REQUESTS.inc()
+        await self.app(scope, receive, send)

@@ -8,8 +8,9 @@ publishes its state whenever it changes or is consulted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TypeVar
 
@@ -154,3 +155,22 @@ class ObservedBreaker(CircuitBreaker):
     def record_failure(self) -> None:
         super().record_failure()
         self.publish()
+
+
+#: Seconds between two publications of the breakers' states (:func:`publish_breakers`).
+PUBLISH_EVERY_S = 1.0
+
+
+async def publish_breakers(
+    breakers: Iterable[object], stop: asyncio.Event, *, every_s: float = PUBLISH_EVERY_S
+) -> None:
+    """Publish the state of each :class:`ObservedBreaker` of ``breakers`` every ``every_s``
+    seconds until ``stop``: an open circuit turns half-open with time, not only on a call,
+    and a process that gets no call (one of ``serve --processes N``, each with breakers of
+    its own) would otherwise show it open, and page, for ever."""
+    observed = [b for b in breakers if isinstance(b, ObservedBreaker)]
+    while not stop.is_set():
+        for breaker in observed:
+            breaker.publish()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)

@@ -5,7 +5,10 @@ With ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts), ``prometheus-
 keeps these values in files in that folder and :func:`process_metrics_text` merges every
 process's files, so any API process answers for all of them (and for the worker, when it
 shares the folder). Empty the folder before starting the processes of a deployment.
-Gauges use ``livemax``: the worst value among live processes.
+Gauges use ``livemax`` (the worst value among live processes), except
+``orderguard_api_process_requests``, ``liveall`` (one sample per live process, by ``pid``).
+``orderguard serve --processes N`` makes a private folder of its own and tells each exited
+process's live gauges apart (:func:`forget_process`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ PROVIDER_LATENCY = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+API_PROCESS_REQUESTS = Gauge(
+    "orderguard_api_process_requests",
+    "HTTP requests answered by this API process since it started (under serve --processes, "
+    "one sample per live process, labelled by pid).",
+    multiprocess_mode="liveall",
+    registry=REGISTRY,
+)
 CIRCUIT_STATE = Gauge(
     "orderguard_provider_circuit_state",
     "A provider's circuit breaker: 0 closed, 1 half-open (probing), 2 open (calls refused).",
@@ -79,6 +89,12 @@ def process_metrics_text() -> bytes:
     merged = CollectorRegistry()
     _multiprocess.MultiProcessCollector(merged, path=MULTIPROC_DIR)  # type: ignore[no-untyped-call]
     return generate_latest(merged)
+
+
+def forget_process(pid: int, folder: str) -> None:
+    """Drop the live gauges of the exited process ``pid`` from ``folder`` (its counters and
+    histograms stay: they still count in the sums)."""
+    _multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
 
 
 def _mark_dead() -> None:  # pragma: no cover - runs at interpreter exit

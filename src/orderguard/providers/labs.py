@@ -8,6 +8,7 @@ one line in :data:`LABS` (see ``docs/adding-a-provider.md``).
 
 from __future__ import annotations
 
+import secrets
 from contextlib import ExitStack
 from typing import Any
 
@@ -38,6 +39,16 @@ def start_sandbox(settings: Any, resources: ExitStack, secret: str, public_url: 
     """Start the development sandbox; its webhooks go to ``public_url``'s route for it."""
     url = public_url.rstrip("/") + "/v1/webhooks/sandbox"
     return lab().start(settings, resources, secret, url)
+
+
+def start_shared_sandbox(settings: Any, resources: ExitStack, public_url: str) -> dict[str, str]:
+    """Start the development sandbox for several processes (``serve --processes``), its
+    webhooks to ``public_url``'s route for the main account, with a secret made here; the
+    environment that points the processes at it (as their main account)."""
+    secret = f"whsec_{secrets.token_urlsafe(32)}"
+    url = public_url.rstrip("/") + "/v1/webhooks/" + sandbox_route()
+    account = lab().start(settings, resources, secret, url)
+    return sandbox_env(account.base_url, secret)
 
 
 def sandbox_env(base_url: str, webhook_secret: str) -> dict[str, str]:
