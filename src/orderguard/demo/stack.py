@@ -130,6 +130,23 @@ def sandbox(
     return proc, url
 
 
+def wallet_sandbox(cwd: Path, provider: str, public_url: str) -> tuple[Proc, str, dict[str, str]]:
+    """``orderguard sandbox-provider --provider PROVIDER`` on a free port (still starting:
+    see :func:`wait_until_up`): the process, its base URL, and the settings that point
+    orderguard at it (``--print-config``'s, the keys it makes in ``cwd`` included) with the
+    notifications sent to ``public_url``'s route for the wallet."""
+    port = free_port()
+    ledger_path = str(cwd / f"sandbox-{provider}.db")  # its keys go in a folder beside it
+    config = labs.sandbox_config(provider, "127.0.0.1", port, ledger_path, WEBHOOK_SECRET)
+    settings = dict(line.split("=", 1) for line in config.splitlines() if "=" in line)
+    settings[f"ORDERGUARD_{provider.upper()}_NOTIFY_URL"] = (
+        f"{public_url.rstrip('/')}/v1/webhooks/{provider}"
+    )
+    args = ["sandbox-provider", "--provider", provider, "--port", str(port), "--db", ledger_path]
+    proc = Proc(f"sandbox-{provider}", args, clean_env(), cwd).start()
+    return proc, f"http://127.0.0.1:{port}", settings
+
+
 def service_env(
     database_url: str, sandbox_url: str, public_url: str, **extra: str
 ) -> dict[str, str]:
@@ -186,7 +203,8 @@ def worker(cwd: Path, env: Mapping[str, str], *, name: str = "worker") -> Proc:
 
 
 def ledger(sandbox_url: str) -> dict[str, list[dict[str, Any]]]:
-    """The sandbox's ledger: every payment intent, charge and refund it really holds."""
+    """The sandbox's ledger: every payment intent, charge and refund it really holds (a
+    wallet's: every trade, refund and notification)."""
     response = httpx.get(f"{sandbox_url}/ledger", timeout=60)
     response.raise_for_status()
     book: dict[str, list[dict[str, Any]]] = response.json()
