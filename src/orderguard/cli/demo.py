@@ -137,7 +137,8 @@ def demo(
     "--faults",
     default="none",
     show_default=True,
-    help="A profile (none, flaky, storm) or the path of a TOML profile.",
+    help="A fault profile (none, flaky, storm) or the path of a TOML profile; every "
+    "provider's sandbox has these names.",
 )
 @click.option(
     "--seed",
@@ -180,6 +181,10 @@ def sandbox_provider(
     if print_config:
         click.echo(labs.sandbox_config(provider, host, port, db_path, webhook_secret))
         return
+    try:
+        labs.named(provider).load_faults(faults)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from exc
     labs.serve_sandbox(
         host, port, faults, seed, db_path, webhook_url, webhook_secret, provider=provider
     )

@@ -23,6 +23,9 @@ ServeSandbox = Callable[[str, int, str, int, str, str | None, str], None]
 #: The settings that point orderguard at a sandbox served so (host, port, ledger path,
 #: webhook secret), as ``NAME=value`` lines: ``orderguard sandbox-provider --print-config``.
 SandboxConfig = Callable[[str, int, str, str], str]
+#: Read a ``--faults`` value: a fault profile's name or the path of a TOML profile (the
+#: profile; ``ValueError`` when it names none).
+LoadFaults = Callable[[str], object]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +46,5 @@ class ProviderLab:
     variables: tuple[str, ...]
     #: The settings that point orderguard at it (keys it made at first start included).
     config: SandboxConfig
+    #: Its fault profiles, by name or TOML file (``--faults``).
+    load_faults: LoadFaults

@@ -10,6 +10,7 @@ from typing import Any
 from orderguard.providers.alipay.settings import SANDBOX_APP_ID, AlipayAccount
 from orderguard.providers.lab import ProviderLab
 from orderguard.providers.plugin import Account
+from orderguard.providers.wallet_faults import load_profile
 
 
 def _data_dir(db_path: str) -> str:
@@ -50,11 +51,11 @@ def serve_sandbox(
     webhook_url: str | None,
     webhook_secret: str,
 ) -> None:
-    """Serve the sandbox as a process (faults are switched at ``/admin/faults``; the
-    notify URL comes with each payment)."""
+    """Serve the sandbox as a process with the fault profile ``faults`` (switched at run
+    time at ``/_sandbox/faults``); the notify URL comes with each payment."""
     from orderguard.providers.alipay.sandbox.server import serve
 
-    serve(host, port, _data_dir(db_path))
+    serve(host, port, _data_dir(db_path), faults=faults, seed=seed)
 
 
 def sandbox_config(host: str, port: int, db_path: str, webhook_secret: str) -> str:
@@ -73,4 +74,5 @@ LAB = ProviderLab(
     key=SANDBOX_APP_ID,
     variables=(),
     config=sandbox_config,
+    load_faults=load_profile,
 )

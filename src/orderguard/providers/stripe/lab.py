@@ -48,6 +48,13 @@ def serve_sandbox(
     main(host, port, faults, seed, db_path, webhook_url, webhook_secret)
 
 
+def load_faults(spec: str) -> object:
+    """The sandbox's fault profile named ``spec`` or read from the TOML file ``spec``."""
+    from orderguard.providers.stripe.sandbox.faults import load_profile
+
+    return load_profile(spec)
+
+
 def sandbox_config(host: str, port: int, db_path: str, webhook_secret: str) -> str:
     """The ``ORDERGUARD_STRIPE_*`` lines for a sandbox served so (any ``sk_test_`` key)."""
     return "\n".join(
@@ -67,4 +74,5 @@ LAB = ProviderLab(
     key=SANDBOX_KEY,
     variables=("ORDERGUARD_SANDBOX_CONTRACT_LOG",),  # sandbox/recording.py's ENV
     config=sandbox_config,
+    load_faults=load_faults,
 )

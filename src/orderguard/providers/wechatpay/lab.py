@@ -12,6 +12,7 @@ from typing import Any
 
 from orderguard.providers.lab import ProviderLab
 from orderguard.providers.plugin import Account
+from orderguard.providers.wallet_faults import load_profile
 from orderguard.providers.wechatpay.settings import (
     SANDBOX_MCHID,
     VARIABLES,
@@ -78,11 +79,12 @@ def serve_sandbox(
     webhook_url: str | None,
     webhook_secret: str,
 ) -> None:
-    """Serve the sandbox as a process (``orderguard sandbox-provider``); its identity lives
-    beside ``db_path``. Faults are switched at run time (``POST /sandbox/admin``)."""
+    """Serve the sandbox as a process (``orderguard sandbox-provider``) with the fault
+    profile ``faults`` (switched at run time at ``/_sandbox/faults``); its identity lives
+    beside ``db_path``."""
     from orderguard.providers.wechatpay.sandbox.server import serve
 
-    serve(host, port, str(Path(db_path).parent / "wechatpay"))
+    serve(host, port, str(Path(db_path).parent / "wechatpay"), faults=faults, seed=seed)
 
 
 def sandbox_config(host: str, port: int, db_path: str, webhook_secret: str) -> str:
@@ -104,4 +106,5 @@ LAB = ProviderLab(
     key=SANDBOX_MCHID,
     variables=(),
     config=sandbox_config,
+    load_faults=load_profile,
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from orderguard.providers.alipay import errors
 from orderguard.providers.alipay.currencies import from_yuan, to_yuan
 from orderguard.providers.alipay.mapping import alipay_time
 from orderguard.providers.alipay.sandbox.state import Sandbox
@@ -22,11 +23,21 @@ def _out_trade_no(biz: Biz) -> str:
 
 
 def query(sandbox: Sandbox, biz: Biz) -> Fields:
-    return sandbox.book.find(_out_trade_no(biz)).fields()
+    """The trade; or, under the profile's faults, ``ACQ.SYSTEM_ERROR``, or
+    ``ACQ.TRADE_NOT_EXIST`` while the query lags a payment already notified."""
+    no = _out_trade_no(biz)
+    if sandbox.injector.query_system_error(no):
+        raise BusinessError(errors.SYSTEM_ERROR, "系统异常")
+    if sandbox.injector.lagging(no):
+        raise BusinessError(errors.TRADE_NOT_EXIST, "交易不存在")
+    return sandbox.book.find(no).fields()
 
 
 def close(sandbox: Sandbox, biz: Biz) -> Fields:
-    trade = sandbox.book.close(_out_trade_no(biz))
+    """Close an unpaid trade (unless a payment races the close: :meth:`.Sandbox.race_close`)."""
+    no = _out_trade_no(biz)
+    sandbox.race_close(no)
+    trade = sandbox.book.close(no)
     sandbox.notify(trade)
     return {"trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no}
 
@@ -69,6 +80,8 @@ def refund_query(sandbox: Sandbox, biz: Biz) -> Fields:
     }
 
 
+#: The API methods that change something (the others only read).
+WRITES = frozenset({"alipay.trade.close", "alipay.trade.refund"})
 #: The API methods the sandbox answers, by name.
 METHODS: dict[str, Callable[[Sandbox, Biz], Fields]] = {
     "alipay.trade.query": query,

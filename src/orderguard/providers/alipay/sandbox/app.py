@@ -12,11 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from orderguard.providers.alipay import signing
+from orderguard.providers.alipay import errors, signing
 from orderguard.providers.alipay.sandbox import api, cashier
 from orderguard.providers.alipay.sandbox.config import SandboxConfig
 from orderguard.providers.alipay.sandbox.state import Sandbox
-from orderguard.providers.alipay.sandbox.trades import BusinessError, Trade
+from orderguard.providers.alipay.sandbox.trades import BusinessError
+from orderguard.providers.faults import hold
+from orderguard.providers.wallet_admin import fault_routes
 
 JSON_UTF8 = "application/json;charset=utf-8"
 
@@ -35,6 +37,20 @@ def _answer(
 
 def _failure(code: str, msg: str, sub_code: str, sub_msg: str) -> dict[str, object]:
     return {"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}
+
+
+#: The gateway's own answers for the profile's call faults: its "system busy" (code 20000,
+#: before the call, in an outage, or once a write ran and its answer is lost) and its
+#: rate limit (the sub_code the adapter's ``errors.RATE_LIMITED`` names).
+BUSY = _failure(errors.UNAVAILABLE, "Service Currently Unavailable", "isp.unknow-error", "系统繁忙")
+REFUSALS = {
+    "error_before": BUSY,
+    "outage": BUSY,
+    "error_after": BUSY,
+    "rate_limit": _failure(
+        errors.BUSINESS_FAILED, "Business Failed", "ACQ.REQUEST_LIMIT", "请求频率超限"
+    ),
+}
 
 
 async def _params(request: Request) -> dict[str, str]:
@@ -81,21 +97,30 @@ async def gateway(request: Request) -> Response:
         return _answer(
             sandbox, method, _failure("40004", "Business Failed", "ACQ.SYSTEM_ERROR", "系统异常")
         )
-    body: dict[str, object]
-    try:
-        biz = json.loads(params.get("biz_content") or "{}")
-        body = {
-            "code": "10000",
-            "msg": "Success",
-            **api.METHODS[method](sandbox, biz),
-        }
-    except BusinessError as exc:
-        body = _failure("40004", "Business Failed", exc.sub_code, exc.sub_msg)
-    except ValueError:
-        body = _failure("40002", "Invalid Arguments", "isv.invalid-biz-content", "biz_content")
+    decided = sandbox.injector.call(mutating=method in api.WRITES)
+    struck = await sandbox.injector.before(decided, method)
+    if struck is not None:
+        return _answer(sandbox, method, REFUSALS[struck])
+    body = _run(sandbox, method, params)
+    lost = sandbox.injector.after(decided, method)
+    if lost == "timeout_after":
+        await hold(request, sandbox.injector.profile.hold_s)
+    if lost is not None:
+        return _answer(sandbox, method, REFUSALS["error_after"])
     if faults.take("lose_answer"):
         return Response("Internal Server Error", status_code=500)
     return _answer(sandbox, method, body, bad=faults.take("bad_sign"))
+
+
+def _run(sandbox: Sandbox, method: str, params: Mapping[str, str]) -> dict[str, object]:
+    """The API method's answer: success with its fields, or the business failure."""
+    try:
+        biz = json.loads(params.get("biz_content") or "{}")
+        return {"code": "10000", "msg": "Success", **api.METHODS[method](sandbox, biz)}
+    except BusinessError as exc:
+        return _failure("40004", "Business Failed", exc.sub_code, exc.sub_msg)
+    except ValueError:
+        return _failure("40002", "Invalid Arguments", "isv.invalid-biz-content", "biz_content")
 
 
 def _shopper(action: str) -> Route:
@@ -105,10 +130,13 @@ def _shopper(action: str) -> Route:
         sandbox: Sandbox = request.app.state.sandbox
         no = request.path_params["out_trade_no"]
         try:
-            trade: Trade = getattr(sandbox.book, action)(no)
+            if action == "pay":
+                trade = sandbox.pay(no)
+            else:
+                trade = getattr(sandbox.book, action)(no)
         except BusinessError as exc:
             return JSONResponse({"sub_code": exc.sub_code, "sub_msg": exc.sub_msg}, 409)
-        if action in ("pay", "close"):
+        if action == "close":
             sandbox.notify(trade)
         return JSONResponse({"out_trade_no": no, "trade_status": trade.status})
 
@@ -165,6 +193,7 @@ def create_app(config: SandboxConfig) -> Starlette:
             Route("/admin/faults", set_faults, methods=["POST"]),
             Route("/admin/clock", move_clock, methods=["POST"]),
             Route("/ledger", ledger),
+            *fault_routes(lambda request: request.app.state.sandbox.injector),
         ],
         lifespan=lifespan,
     )

@@ -111,10 +111,9 @@ async def pay(request: Request) -> Response:
     sandbox: Sandbox = request.app.state.sandbox
     no = request.path_params["out_trade_no"]
     try:
-        trade = sandbox.book.pay(no)
+        trade = sandbox.pay(no)
     except BusinessError as exc:
         return refused(exc.sub_code, exc.sub_msg)
-    sandbox.notify(trade)
     back = str((await request.form()).get("return_url") or "")
     if back:
         query = urlencode({"out_trade_no": no, "trade_no": trade.trade_no})

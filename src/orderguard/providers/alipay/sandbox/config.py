@@ -8,13 +8,14 @@ public key instead (``app_public_key``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orderguard.providers.alipay import keys
 from orderguard.providers.alipay.settings import SANDBOX_APP_ID
+from orderguard.providers.wallet_faults import WalletFaultProfile
 
 #: The sandbox's app id and seller (``2088...``) unless told otherwise.
 APP_ID = SANDBOX_APP_ID
@@ -38,6 +39,10 @@ class SandboxConfig:
     #: The app's public key (PEM, base64 or file); unset, the data directory's test app's.
     app_public_key: str | None = None
     retry_delays_s: tuple[float, ...] = RETRY_DELAYS_S
+    #: The faults it injects (``--faults``; switched at run time at ``/_sandbox/faults``).
+    faults: WalletFaultProfile = field(default_factory=WalletFaultProfile)
+    #: Seeds every fault stream: the same seed gives the same faults.
+    seed: int = 0
 
 
 @dataclass(frozen=True)

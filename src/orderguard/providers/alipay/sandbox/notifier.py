@@ -1,5 +1,6 @@
 """Notifications: a signed form ``POST`` to the trade's ``notify_url``, repeated on Alipay's
-(shrunk) schedule until the answer's body is exactly ``success``."""
+(shrunk) schedule until the answer's body is exactly ``success``; the fault profile's
+delivery faults applied (:mod:`...wallet_courier`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from orderguard.providers.alipay import signing
 from orderguard.providers.alipay.currencies import to_yuan
 from orderguard.providers.alipay.sandbox.trades import Trade
 from orderguard.providers.alipay.times import alipay_time
+from orderguard.providers.wallet_courier import Courier
+from orderguard.providers.wallet_faults import FaultInjector
 
 #: The answer that stops the retries, byte for byte.
 ACK = "success"
@@ -34,6 +37,8 @@ class Delivery:
     attempts: int = 0
     delivered: bool = False
     answers: list[str] = field(default_factory=list)
+    #: The delivery faults it met: ``dropped``, ``duplicated``, ``delayed Nms``, ``reordered``.
+    faults: list[str] = field(default_factory=list)
 
 
 def notification(
@@ -76,11 +81,16 @@ def notification(
 class Notifier:
     """Sends each notification until acknowledged, on its own task."""
 
-    def __init__(self, delays_s: tuple[float, ...], clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        delays_s: tuple[float, ...],
+        clock: Callable[[], datetime],
+        injector: FaultInjector | None = None,
+    ) -> None:
         self.delays_s = delays_s
         self.clock = clock
         self.deliveries: list[Delivery] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._courier = Courier(injector or FaultInjector())
         self._http: httpx.AsyncClient | None = None  # made at the first notification
 
     def send(self, trade: Trade, form: dict[str, str]) -> None:
@@ -91,9 +101,9 @@ class Notifier:
             form["notify_id"], trade.out_trade_no, form["trade_status"], trade.notify_url, form
         )
         self.deliveries.append(delivery)
-        task = asyncio.get_running_loop().create_task(self._deliver(delivery))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        delivery.faults = self._courier.dispatch(
+            delivery.notify_id, lambda: self._deliver(delivery)
+        )
 
     async def _deliver(self, delivery: Delivery) -> None:
         if self._http is None:
@@ -115,9 +125,7 @@ class Notifier:
                 delivery.answers.append(type(exc).__name__)
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._courier.aclose()
         if self._http is not None:
             await self._http.aclose()
 
@@ -131,6 +139,7 @@ class Notifier:
                 "attempts": d.attempts,
                 "delivered": d.delivered,
                 "answers": list(d.answers),
+                "faults": list(d.faults),
             }
             for d in self.deliveries
         ]

@@ -2,40 +2,29 @@
 
 Each fault kind draws from its own ``random.Random`` stream seeded from the sandbox seed, and
 every stream is drawn on every call it applies to, so one seed always gives one sequence.
+The dice and the check of a profile's settings are every sandbox's (:mod:`..faults`).
 """
 
 from __future__ import annotations
 
-import random
-import tomllib
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
+
+from orderguard.providers import faults
+from orderguard.providers.faults import CALLS, NO_CALL_FAULTS, CallFaults, DeliveryFaults
+
+__all__ = ["NO_CALL_FAULTS", "PROFILES", "CallFaults", "DeliveryFaults", "FaultDice"]
 
 
 @dataclass(frozen=True, slots=True)
-class FaultProfile:
-    """Probabilities per call (or per webhook) of each fault, and their sizes."""
+class FaultProfile(faults.CallProfile):
+    """Probabilities per call (or per webhook) of each fault, and their sizes: the call
+    faults every sandbox has (:class:`..faults.CallProfile`: Stripe's 500 before or after
+    the write, its 429, 503 in an outage) and Stripe's own."""
 
-    #: Added latency, drawn uniformly from ``latency_ms``.
-    latency: float = 0.0
-    latency_ms: tuple[int, int] = (20, 200)
-    #: HTTP 500 before anything happened.
-    error_before: float = 0.0
-    #: The write happened (charge recorded), then HTTP 500 at the network edge: the answer
-    #: is lost, the real result stays saved under the Idempotency-Key.
-    error_after: float = 0.0
     #: The write happened, then Stripe itself failed and SAVED its 500 under the
     #: Idempotency-Key: a retry with the same key replays the 500 for 24 hours.
     error_saved: float = 0.0
-    #: The write happened, then the response is held for ``hold_s`` (past any client timeout).
-    timeout_after: float = 0.0
-    hold_s: float = 60.0
-    #: HTTP 429.
-    rate_limit: float = 0.0
-    #: Chance per call that an outage window of ``outage_s`` (every call 503) begins.
-    outage: float = 0.0
-    outage_s: float = 5.0
     #: Webhook lost for good.
     webhook_drop: float = 0.0
     #: Webhook delivered twice.
@@ -45,8 +34,6 @@ class FaultProfile:
     webhook_delay_ms: tuple[int, int] = (200, 2000)
     #: Webhook held back and delivered after the next one.
     webhook_reorder: float = 0.0
-    #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
-    limit: int = 0
     #: Seconds (of the sandbox's clock) before a new object shows in Search, as Stripe's
     #: search index lags writes; retrieve by id is never lagged. Not a per-call fault.
     search_lag_s: float = 0.0
@@ -54,30 +41,18 @@ class FaultProfile:
     refund_pending: float = 0.0
 
 
-#: Named profiles for ``--faults``.
+#: Named profiles for ``--faults`` (their call faults are every sandbox's: ``CALLS``).
 PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile(),
     "flaky": FaultProfile(
-        latency=0.2,
-        error_before=0.03,
-        error_after=0.02,
-        timeout_after=0.02,
-        rate_limit=0.03,
+        **CALLS["flaky"],
         webhook_drop=0.05,
         webhook_duplicate=0.1,
         webhook_delay=0.2,
         webhook_reorder=0.1,
     ),
     "storm": FaultProfile(
-        latency=0.5,
-        latency_ms=(100, 1500),
-        error_before=0.1,
-        error_after=0.08,
-        timeout_after=0.08,
-        hold_s=30.0,
-        rate_limit=0.1,
-        outage=0.01,
-        outage_s=10.0,
+        **CALLS["storm"],
         webhook_drop=0.2,
         webhook_duplicate=0.3,
         webhook_delay=0.5,
@@ -88,41 +63,7 @@ PROFILES: dict[str, FaultProfile] = {
 
 def profile_from(values: dict[str, Any], *, base: FaultProfile | None = None) -> FaultProfile:
     """A profile from a mapping of field values; unknown names are refused."""
-    known = {f.name for f in fields(FaultProfile)}
-    unknown = set(values) - known - {"base"}
-    if unknown:
-        raise ValueError(f"unknown fault settings: {sorted(unknown)}")
-    start = base or PROFILES[str(values.get("base", "none"))]
-    clean: dict[str, Any] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k != "base"
-    }
-    for name, value in clean.items():
-        _check(name, value, getattr(start, name))
-    return replace(start, **clean)
-
-
-#: Settings that are durations or counts, not probabilities (any non-negative number).
-_NOT_PROBABILITIES = frozenset({"hold_s", "outage_s", "search_lag_s", "limit"})
-
-
-def _check(name: str, value: Any, default: Any) -> None:
-    """Refuse a setting of the wrong kind (``ValueError``) before it breaks a call later."""
-    if isinstance(default, tuple):
-        ok = (
-            isinstance(value, tuple)
-            and len(value) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
-            and value[0] <= value[1]
-        )
-        if not ok:
-            raise ValueError(f"{name} must be two whole numbers [low, high], 0 <= low <= high")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"{name} must be a number of at least 0")
-    if isinstance(default, int) and not isinstance(default, bool) and not isinstance(value, int):
-        raise ValueError(f"{name} must be a whole number")
-    if name not in _NOT_PROBABILITIES and value > 1:
-        raise ValueError(f"{name} is a probability: from 0 to 1")
+    return faults.profile_from(values, PROFILES, base=base)
 
 
 def load_profile(spec: str) -> FaultProfile:
@@ -131,81 +72,27 @@ def load_profile(spec: str) -> FaultProfile:
     The TOML may put settings at top level or under ``[faults]``; ``base = "flaky"`` starts
     from a named profile.
     """
-    if spec in PROFILES:
-        return PROFILES[spec]
-    path = Path(spec)
-    if not path.is_file():
-        raise ValueError(f"no fault profile named {spec!r} and no such file")
-    data = tomllib.loads(path.read_text())
-    return profile_from(data.get("faults", data))
+    return faults.load_profile(spec, PROFILES)
 
 
-@dataclass(frozen=True, slots=True)
-class CallFaults:
-    """What to do to one API call."""
+class FaultDice(faults.FaultDice):
+    """One seeded random stream per fault kind (:class:`..faults.FaultDice`), read as
+    Stripe's call and webhook faults."""
 
-    latency_ms: int
-    outage: bool
-    rate_limit: bool
-    error_before: bool
-    error_after: bool
-    timeout_after: bool
-    error_saved: bool = False
+    def call(self, profile: faults.CallProfile, *, mutating: bool) -> CallFaults:
+        """Decide the faults of one API call (``*_after`` only apply to writes), Stripe's
+        saved 500 among them."""
+        decided = super().call(profile, mutating=mutating)
+        saved = profile.error_saved if isinstance(profile, FaultProfile) else 0.0
+        return replace(decided, error_saved=mutating and self.roll("error_saved", saved))
 
-
-@dataclass(frozen=True, slots=True)
-class DeliveryFaults:
-    """What to do to one webhook."""
-
-    drop: bool
-    duplicate: bool
-    delay_ms: int
-    reorder: bool
-
-
-class FaultDice:
-    """One seeded random stream per fault kind."""
-
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
-        self._streams: dict[str, random.Random] = {}
-
-    def _stream(self, name: str) -> random.Random:
-        return self._streams.setdefault(name, random.Random(f"{self._seed}:{name}"))
-
-    def roll(self, name: str, probability: float) -> bool:
-        """True with ``probability``; always consumes one draw of stream ``name``."""
-        return self._stream(name).random() < probability
-
-    def between(self, name: str, bounds: tuple[int, int]) -> int:
-        """An integer in ``bounds``, from stream ``name``."""
-        return self._stream(name).randint(*bounds)
-
-    def call(self, profile: FaultProfile, *, mutating: bool) -> CallFaults:
-        """Decide the faults of one API call (``*_after`` only apply to writes)."""
-        slow = self.roll("latency", profile.latency)
-        amount = self.between("latency_ms", profile.latency_ms)
-        return CallFaults(
-            latency_ms=amount if slow else 0,
-            outage=self.roll("outage", profile.outage),
-            rate_limit=self.roll("rate_limit", profile.rate_limit),
-            error_before=self.roll("error_before", profile.error_before),
-            error_after=mutating and self.roll("error_after", profile.error_after),
-            timeout_after=mutating and self.roll("timeout_after", profile.timeout_after),
-            error_saved=mutating and self.roll("error_saved", profile.error_saved),
-        )
-
-    def delivery(self, profile: FaultProfile) -> DeliveryFaults:
+    def webhook(self, profile: FaultProfile) -> DeliveryFaults:
         """Decide the faults of one webhook."""
-        delayed = self.roll("webhook_delay", profile.webhook_delay)
-        amount = self.between("webhook_delay_ms", profile.webhook_delay_ms)
-        return DeliveryFaults(
-            drop=self.roll("webhook_drop", profile.webhook_drop),
-            duplicate=self.roll("webhook_duplicate", profile.webhook_duplicate),
-            delay_ms=amount if delayed else 0,
-            reorder=self.roll("webhook_reorder", profile.webhook_reorder),
+        return self.delivery(
+            "webhook",
+            drop=profile.webhook_drop,
+            duplicate=profile.webhook_duplicate,
+            delay=profile.webhook_delay,
+            delay_ms=profile.webhook_delay_ms,
+            reorder=profile.webhook_reorder,
         )
-
-
-#: A call left alone.
-NO_CALL_FAULTS = CallFaults(0, False, False, False, False, False)

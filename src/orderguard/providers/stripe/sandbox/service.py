@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from orderguard.providers.faults import hold
 from orderguard.providers.stripe.sandbox import objects
 from orderguard.providers.stripe.sandbox.engine import Engine, Outcome
 from orderguard.providers.stripe.sandbox.faults import (
@@ -237,12 +238,4 @@ class Sandbox:
 
     async def hold(self, request: Request) -> None:
         """Keep the answer back for ``hold_s`` or until the client hangs up."""
-
-        async def hang_up() -> None:
-            while (await request.receive())["type"] != "http.disconnect":
-                pass
-
-        try:
-            await asyncio.wait_for(hang_up(), self.profile.hold_s)
-        except TimeoutError:
-            pass
+        await hold(request, self.profile.hold_s)

@@ -83,7 +83,7 @@ class WebhookDispatcher:
                 self._dispatch(evt)
 
     def _dispatch(self, evt: Obj) -> None:
-        faults = self._dice.delivery(self._profile())
+        faults = self._dice.webhook(self._profile())
         if faults.drop:
             self._ledger.record_fault("webhook_dropped", evt["id"])
             self._ledger.set_event_state(evt["id"], "dropped")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from orderguard.providers.wallet_faults import FAULTS_HELP, load_profile
 from orderguard.providers.wechatpay.sandbox.identity import load_identity
 from orderguard.providers.wechatpay.sandbox.server import serve
 
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", default="./wechatpay-sandbox")
     parser.add_argument("--notify-url", default=DEFAULT_NOTIFY_URL)
     parser.add_argument("--print-config", action="store_true")
+    parser.add_argument("--faults", default="none", help=FAULTS_HELP)
+    parser.add_argument("--seed", type=int, default=0, help="seeds every fault stream")
     args = parser.parse_args(argv)
     if args.print_config:
         identity = load_identity(args.data_dir)
@@ -26,7 +29,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, value in identity.config(base_url, args.notify_url).items():
             print(f"{name}={value}")
         return
-    serve(args.host, args.port, args.data_dir)
+    try:
+        load_profile(args.faults)
+    except ValueError as exc:
+        parser.error(f"--faults: {exc}")
+    serve(args.host, args.port, args.data_dir, faults=args.faults, seed=args.seed)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from orderguard.providers.faults import hold
+from orderguard.providers.wallet_admin import fault_routes
 from orderguard.providers.wechatpay.sandbox.service import MODES, Sandbox, SandboxConfig
-from orderguard.providers.wechatpay.sandbox.trades import ApiError, Trade
+from orderguard.providers.wechatpay.sandbox.trades import ApiError, Trade, lagging_view
 
 Json = dict[str, Any]
 Handler = Callable[[Sandbox, Request, Json], Awaitable[tuple[int, Json | None]]]
@@ -33,20 +35,40 @@ def _signed(sandbox: Sandbox, status: int, payload: Json | None) -> Response:
     return Response(body, status, headers=sandbox.sign(body), media_type=media)
 
 
-def api(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """A v3 endpoint: faults, the merchant's signature, the handler, a signed answer."""
+#: WeChat Pay's own answers (status, code, message) for the profile's call faults.
+SYSTEM_ERROR = (500, "SYSTEM_ERROR", "系统异常, 请稍后重试")
+REFUSALS = {
+    "error_before": SYSTEM_ERROR,
+    "outage": SYSTEM_ERROR,
+    "error_after": SYSTEM_ERROR,
+    "rate_limit": (429, "FREQUENCY_LIMITED", "频率超限"),
+}
+
+
+def api(handler: Handler, *, writes: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """A v3 endpoint: faults, the merchant's signature, the handler, a signed answer
+    (``writes``: the handler changes something, so the "after" faults may strike)."""
 
     async def endpoint(request: Request) -> Response:
         sandbox = _sandbox(request)
         raw = (await request.body()).decode()
+        decided = sandbox.injector.call(mutating=writes)
         try:
             if sandbox.faults.fail_next > 0:
                 sandbox.faults.fail_next -= 1
-                raise ApiError(sandbox.faults.status, "SYSTEM_ERROR", "系统异常, 请稍后重试")
+                raise ApiError(sandbox.faults.status, *SYSTEM_ERROR[1:])
+            struck = await sandbox.injector.before(decided, request.url.path)
+            if struck is not None:
+                raise ApiError(*REFUSALS[struck])
             url = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             header = request.headers.get("authorization", "")
             sandbox.authenticate(header, request.method, url, raw)
             status, payload = await handler(sandbox, request, json.loads(raw) if raw else {})
+            lost = sandbox.injector.after(decided, request.url.path)
+            if lost == "timeout_after":
+                await hold(request, sandbox.injector.profile.hold_s)
+            if lost is not None:
+                raise ApiError(*REFUSALS["error_after"])
         except ApiError as exc:
             status, payload = exc.status, {"code": exc.code, "message": exc.message}
         except ValueError:
@@ -70,12 +92,29 @@ def _place(kind: str) -> Handler:
 
 
 async def query(sandbox: Sandbox, request: Request, body: Json) -> tuple[int, Json | None]:
+    """The trade; or, under the profile's faults, 500 ``SYSTEM_ERROR``, or ``NOTPAY`` while
+    the query lags a payment already notified."""
     no = request.path_params["out_trade_no"]
-    return 200, sandbox.book.query(no, request.query_params.get("mchid", ""))
+    if sandbox.injector.query_system_error(no):
+        raise ApiError(*SYSTEM_ERROR)
+    found = sandbox.book.query(no, request.query_params.get("mchid", ""))
+    if sandbox.injector.lagging(no):
+        return 200, lagging_view(sandbox.book.trades[no])
+    return 200, found
 
 
 async def close(sandbox: Sandbox, request: Request, body: Json) -> tuple[int, Json | None]:
-    sandbox.book.close(request.path_params["out_trade_no"], str(body.get("mchid") or ""))
+    """Close an unpaid trade; under the profile's ``close_race`` the shopper's payment lands
+    first, and the close is refused ``ORDERPAID`` as for any paid trade."""
+    no, mchid = request.path_params["out_trade_no"], str(body.get("mchid") or "")
+    trade = sandbox.book.trades.get(no)
+    if sandbox.injector.close_race() and trade is not None and mchid == sandbox.book.mchid:
+        try:
+            _act(sandbox, trade, "pay")
+            sandbox.injector.record("close_race", no)
+        except ApiError:
+            pass  # not scanned, closed, expired or paid: no payment could land
+    sandbox.book.close(no, mchid)
     return 204, None
 
 
@@ -122,6 +161,7 @@ async def shopper(request: Request) -> Response:
 def _act(sandbox: Sandbox, trade: Trade, action: str) -> None:
     sandbox.book.shopper(trade, action)
     if action == "pay":
+        sandbox.injector.paid(trade.out_trade_no)
         sandbox.notifier.notify(trade.order["notify_url"], "TRANSACTION.SUCCESS", trade.view())
 
 
@@ -193,17 +233,18 @@ async def ledger(request: Request) -> Response:
 
 TRADES = "/v3/pay/transactions/out-trade-no/{out_trade_no}"
 ROUTES = [
-    Route("/v3/pay/transactions/native", api(_place("native")), methods=["POST"]),
-    Route("/v3/pay/transactions/h5", api(_place("h5")), methods=["POST"]),
+    Route("/v3/pay/transactions/native", api(_place("native"), writes=True), methods=["POST"]),
+    Route("/v3/pay/transactions/h5", api(_place("h5"), writes=True), methods=["POST"]),
     Route(TRADES, api(query), methods=["GET"]),
-    Route(f"{TRADES}/close", api(close), methods=["POST"]),
-    Route("/v3/refund/domestic/refunds", api(refund), methods=["POST"]),
+    Route(f"{TRADES}/close", api(close, writes=True), methods=["POST"]),
+    Route("/v3/refund/domestic/refunds", api(refund, writes=True), methods=["POST"]),
     Route("/v3/refund/domestic/refunds/{out_refund_no}", api(find_refund), methods=["GET"]),
     Route("/sandbox/scan", scan, methods=["POST"]),
     Route("/sandbox/h5", h5_page, methods=["GET"]),
     Route("/sandbox/shopper/{out_trade_no}/{action}", shopper, methods=["POST"]),
     Route("/sandbox/admin", admin, methods=["POST"]),
     Route("/ledger", ledger, methods=["GET"]),
+    *fault_routes(lambda request: _sandbox(request).injector),
 ]
 
 

@@ -2,7 +2,8 @@
 order's (or refund's) ``notify_url`` and sent again on anything but a 2xx.
 
 WeChat Pay retries over hours (15 s, 15 s, 30 s, 3 min, ...); the sandbox keeps the
-order of things with much shorter delays (:data:`RETRY_DELAYS_S`).
+order of things with much shorter delays (:data:`RETRY_DELAYS_S`). The fault profile's
+delivery faults apply (:mod:`...wallet_courier`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from orderguard.providers.wallet_courier import Courier
+from orderguard.providers.wallet_faults import FaultInjector
 from orderguard.providers.wechatpay import resources
 from orderguard.providers.wechatpay.mapping import rfc3339
 
@@ -40,9 +43,11 @@ class Notifier:
         sign: Callable[[bytes], dict[str, str]],
         now: Callable[[], Any],
         delays: tuple[float, ...] = RETRY_DELAYS_S,
+        *,
+        courier: Courier | None = None,
     ) -> None:
         self._key, self._sign, self._now, self._delays = apiv3_key, sign, now, delays
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._courier = courier or Courier(FaultInjector())
         self._client = httpx.AsyncClient(timeout=5.0)
         #: Every notification made, with its attempts (the ledger shows them).
         self.sent: list[Json] = []
@@ -70,9 +75,7 @@ class Notifier:
         }
         self.sent.append(record)
         body = json.dumps(notification, ensure_ascii=False, separators=(",", ":")).encode()
-        task = asyncio.get_running_loop().create_task(self._deliver(record, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        record["faults"] = self._courier.dispatch(record["id"], lambda: self._deliver(record, body))
         return record
 
     async def _deliver(self, record: Json, body: bytes) -> None:
@@ -91,7 +94,5 @@ class Notifier:
 
     async def stop(self) -> None:
         """Stop sending and close the client."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._courier.aclose()
         await self._client.aclose()

@@ -7,13 +7,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from orderguard.providers.serving import serve_forever, serve_in_thread
+from orderguard.providers.wallet_faults import load_profile
 from orderguard.providers.wechatpay.sandbox.app import create_app
 from orderguard.providers.wechatpay.sandbox.service import SandboxConfig
 
 
-def serve(host: str, port: int, data_dir: str) -> None:
-    """Serve the sandbox until interrupted; its identity lives in ``data_dir``."""
-    serve_forever(create_app(SandboxConfig(data_dir)), host, port)
+def serve(host: str, port: int, data_dir: str, *, faults: str = "none", seed: int = 0) -> None:
+    """Serve the sandbox until interrupted; its identity lives in ``data_dir``; ``faults``:
+    a fault profile's name or TOML file, its dice seeded with ``seed``."""
+    config = SandboxConfig(data_dir, faults=load_profile(faults), seed=seed)
+    serve_forever(create_app(config), host, port)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
-"""The sandbox's state: its identity, its book of trades, how it signs, its notifier and
-its faults; and the check of a merchant's signed request."""
+"""The sandbox's state: its identity, its book of trades, how it signs, its notifier, its
+switched faults and its fault profile's injector; and the check of a merchant's signed
+request."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from orderguard.providers.wallet_courier import Courier
+from orderguard.providers.wallet_faults import FaultInjector, WalletFaultProfile
 from orderguard.providers.wechatpay.sandbox.identity import Identity, load_identity
 from orderguard.providers.wechatpay.sandbox.notify import RETRY_DELAYS_S, Notifier
 from orderguard.providers.wechatpay.sandbox.trades import ApiError, Book
@@ -46,6 +49,10 @@ class SandboxConfig:
     #: Refunds end SUCCESS right after they are accepted (else by the admin route).
     settle_refunds: bool = True
     mode: str = "public_key"
+    #: The faults it injects (``--faults``; switched at run time at ``/_sandbox/faults``).
+    faults: WalletFaultProfile = field(default_factory=WalletFaultProfile)
+    #: Seeds every fault stream: the same seed gives the same faults.
+    seed: int = 0
 
 
 @dataclass
@@ -56,6 +63,7 @@ class Sandbox:
     identity: Identity = field(init=False)
     book: Book = field(init=False)
     notifier: Notifier = field(init=False)
+    injector: FaultInjector = field(init=False)
     faults: Faults = field(default_factory=Faults)
     mode: str = "public_key"
 
@@ -63,8 +71,13 @@ class Sandbox:
         self.identity = load_identity(self.config.data_dir)
         self.mode = self.config.mode
         self.book = Book(self.identity.mchid, self.identity.appid, self.config.clock)
+        self.injector = FaultInjector(self.config.faults, self.config.seed)
         self.notifier = Notifier(
-            self.identity.apiv3_key, self.sign, self.book.now, self.config.retry_delays_s
+            self.identity.apiv3_key,
+            self.sign,
+            self.book.now,
+            self.config.retry_delays_s,
+            courier=Courier(self.injector),
         )
 
     def signing_key(self) -> tuple[rsa.RSAPrivateKey, str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +80,11 @@ class Trade:
             )
             found["amount"].update(payer_total=self.total, payer_currency="CNY")
         return found
+
+
+def lagging_view(trade: Trade) -> Json:
+    """The trade as a query that has not seen its payment yet shows it: ``NOTPAY``."""
+    return replace(trade, state="NOTPAY").view()
 
 
 STATE_TEXT = {
