@@ -1,9 +1,12 @@
 """``orderguard demo --provider alipay|wechatpay|all``: the demo with wallet shoppers.
 
-Each provider's sandbox runs in a process of its own (the wallets' configured from what
-``orderguard sandbox-provider --print-config`` gives, their notifications sent to the
-server's route for them); ``all`` runs the Stripe sandbox with its storm and both wallets
-against one server with an account at each, the shoppers spread over them. Each provider
+Each provider's sandbox runs in a process of its own with the same fault profile (``storm``
+by default, its held answers and outages shortened as in the card demo: the wallets' storm
+adds notifications dropped, duplicated, delayed, reordered or ahead of the query, queries
+answering ``SYSTEM_ERROR`` and payments landing during a close); the wallets' are configured
+from what ``orderguard sandbox-provider --print-config`` gives, their notifications sent to
+the server's route for them. ``all`` runs the Stripe sandbox and both wallets against one
+server with an account at each, the shoppers spread over them. Each provider
 has its own shoppers, its own run prefix in the database and its own ledger: the
 invariants of :mod:`.audit` are checked provider by provider against that provider's
 ledger (a wallet's through :mod:`.wallet_audit`), then put together in one report.
@@ -20,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 
 from orderguard.api.server import free_port
@@ -101,9 +103,11 @@ async def run_lanes(
                 settings.update(labs.sandbox_env(url, stack.WEBHOOK_SECRET))
                 waits.append((box, f"{url}/_sandbox/faults"))
             else:
-                box, url, found = stack.wallet_sandbox(work, provider, base)
+                box, url, found = stack.wallet_sandbox(
+                    work, provider, base, profile=storm, seed=seed
+                )
                 settings.update(found)
-                waits.append((box, f"{url}/ledger"))
+                waits.append((box, f"{url}/_sandbox/faults"))
             procs.append(box)
             lanes.append(Lane(provider, url, f"{run_id}{provider[:2]}", counts[provider]))
         env = stack.clean_env(
@@ -119,7 +123,6 @@ async def run_lanes(
         for box, url in waits:
             stack.wait_until_up(box, url)
         stack.wait_until_up(api, f"{base}/v1/orders?limit=1")
-        scheduled = wallet_storm(lanes, options, seed)
         placed_in, resolved_in = await _drive(
             options, seed, base, lanes, database_url, schedule.client_timeout_s
         )
@@ -131,7 +134,8 @@ async def run_lanes(
         finally:
             await db.close()
         ledgers = [stack.ledger(lane.sandbox_url) for lane in lanes]
-        faults = _faults(lanes, ledgers, scheduled)
+        faults = _faults(lanes)
+        raced = {lane.provider: _raced(lane) for lane in lanes}
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -142,6 +146,7 @@ async def run_lanes(
         snapshots,
         ledgers,
         faults,
+        raced,
         database="postgresql" if database_url.startswith("postgres") else "sqlite",
         placed_in_s=placed_in,
         resolved_in_s=resolved_in,
@@ -149,43 +154,22 @@ async def run_lanes(
     )
 
 
-def wallet_storm(lanes: list[Lane], options: DemoOptions, seed: int) -> dict[str, int]:
-    """Faults at the wallets (unless ``--faults none``): the next calls orderguard makes to
-    each answer a system error, an HTTP 500, or lose their answer after the work is done,
-    a few per shopper. What was scheduled, by ``wallet:fault``."""
-    scheduled: dict[str, int] = {}
-    if options.faults == "none":
-        return scheduled
-    for lane in lanes:
-        many = max(1, lane.count // 5)
-        if lane.provider == "alipay":
-            asked = {"system_error": many, "http_500": many, "lose_answer": many}
-            httpx.post(f"{lane.sandbox_url}/admin/faults", json=asked, timeout=10)
-        elif lane.provider == "wechatpay":
-            asked = {"fail_next": many}
-            httpx.post(f"{lane.sandbox_url}/sandbox/admin", json=asked, timeout=10)
-        else:
-            continue
-        scheduled.update({f"{lane.provider}:{k}": v for k, v in asked.items()})
-    return scheduled
+def _raced(lane: Lane) -> frozenset[str]:
+    """The trades a wallet sandbox paid as the shop closed them (its ``close_race`` fault:
+    the shopper's payment landing at that moment), from the log of what it injected."""
+    if lane.provider == "stripe":
+        return frozenset()
+    log = stack.fault_log(lane.sandbox_url)
+    return frozenset(str(e["detail"]) for e in log if e.get("kind") == "close_race")
 
 
-def _faults(
-    lanes: list[Lane], ledgers: list[dict[str, list[dict[str, Any]]]], scheduled: dict[str, int]
-) -> dict[str, int]:
-    """Faults injected, by ``provider:kind``: the Stripe sandbox's and Alipay's own counts;
-    WeChat Pay's sandbox counts none, so its scheduled ones are shown."""
-    found: dict[str, int] = {}
-    for lane, book in zip(lanes, ledgers, strict=True):
-        if lane.provider == "stripe":
-            counts = stack.fault_counts(lane.sandbox_url)
-            found.update({f"stripe:{k}": int(v) for k, v in counts.items()})
-        elif lane.provider == "alipay":
-            held: Any = book.get("faults") or {}  # (a mapping in Alipay's ledger)
-            found.update({f"alipay:{k}": int(v) for k, v in dict(held).items()})
-        else:
-            found.update({k: v for k, v in scheduled.items() if k.startswith(lane.provider)})
-    return found
+def _faults(lanes: list[Lane]) -> dict[str, int]:
+    """Faults each sandbox injected, by ``provider:kind``."""
+    return {
+        f"{lane.provider}:{kind}": int(n)
+        for lane in lanes
+        for kind, n in stack.fault_counts(lane.sandbox_url).items()
+    }
 
 
 async def _drive(
@@ -258,6 +242,7 @@ def _report(
     snapshots: list[audit.Snapshot],
     ledgers: list[dict[str, list[dict[str, Any]]]],
     faults: dict[str, int],
+    raced: dict[str, frozenset[str]],
     **run: Any,
 ) -> audit.Report:
     """Every lane checked against its own ledger, then one report of them all."""
@@ -273,7 +258,11 @@ def _report(
             book = wallet_audit.as_charges(lane.provider, ledger)
             owner = wallet_audit.by_order(lane.stats)
             found = audit.check(
-                lane.stats, snap, book, owner=owner, misled=_misled_at(lane.simulator)
+                lane.stats,
+                snap,
+                book,
+                owner=owner,
+                misled=_misled_at(lane.simulator, raced[lane.provider]),
             )
         books.append(book)
         owners.append(owner)
@@ -287,6 +276,7 @@ def _report(
             "final_states": dict(Counter(o.state for o in snap.orders.values())),
             "invariants": {name: len(ids) for name, ids in found.items()},
             **_wallet_pays(lane),
+            "paid_in_close_race": len(raced[lane.provider]),
         }
     shoppers = ShopperStats(
         checkouts=[c for lane in lanes for c in lane.stats.checkouts],
@@ -321,11 +311,13 @@ def _report(
     return report
 
 
-def _misled_at(simulator: ShopperSimulator | None) -> audit.Misled | None:
+def _misled_at(simulator: ShopperSimulator | None, raced: frozenset[str]) -> audit.Misled | None:
     if not isinstance(simulator, WalletShoppers):
         return None
     wallet = simulator.wallet
-    return lambda checkout, finals: wallet_misled(checkout, wallet[checkout.reference], finals)
+    return lambda checkout, finals: wallet_misled(
+        checkout, wallet[checkout.reference], finals, raced
+    )
 
 
 def _wallet_pays(lane: Lane) -> dict[str, Any]:

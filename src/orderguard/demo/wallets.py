@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from orderguard.demo.shoppers import (
+    BEING_FOUND_OUT,
     KEYLESS_SHARE,
     REFUND_SHARE,
     Cart,
@@ -89,6 +90,8 @@ class WalletRecord:
     pays: list[WalletPay] = field(default_factory=list)
     #: What the wallet said when the shopper got there after the payment had expired.
     closed: str = ""
+    #: Every trade the shopper opened at the wallet (``out_trade_no``), paid or not.
+    trades: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> list[WalletPay]:
@@ -192,20 +195,39 @@ class WalletShoppers(ShopperSimulator):
         order = await self._submit(client, checkout, "/v1/orders", self._wallet_body(checkout), key)
         if order is None:
             return None
-        order = await self._until_settled(client, order, checkout=checkout)
-        if order["state"] != "action_required" or not (order.get("next_action") or {}).get(
+        return await self._payable(client, checkout, order)
+
+    async def _payable(
+        self, client: httpx.AsyncClient, checkout: Checkout, order: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Wait (as long as the payment could still be made) while the order's payment is
+        being found out: the order once it asks the shopper to pay at the wallet, or None.
+        An order still being found out when the shopper gives up told them nothing false
+        (a trouble, noted); one that settled without asking them to pay, an error."""
+        within = self.action_expiry_s + 5
+        order = await self._until_settled(client, order, checkout=checkout, within_s=within)
+        if order["state"] == "action_required" and (order.get("next_action") or {}).get(
             "redirect_url"
         ):
-            checkout.trouble = f"no payment to make at the wallet ({order['state']})"
+            return order
+        checkout.trouble = f"no payment to make at the wallet ({order['state']})"
+        if order["state"] not in BEING_FOUND_OUT:
             checkout.errors.append(checkout.trouble)
-            return None
-        return order
+        return None
 
     # -- the wallet's pages ------------------------------------------------------------
 
-    async def _open(self, client: httpx.AsyncClient, url: str) -> tuple[str, str]:
+    async def _open(
+        self, client: httpx.AsyncClient, checkout: Checkout, url: str
+    ) -> tuple[str, str]:
         """Open the payment at the wallet (the cashier and its login, the QR code scanned,
-        the H5 page): the trade's ``out_trade_no`` and the shop's return URL ('' if none)."""
+        the H5 page), noted in the record: the trade's ``out_trade_no`` and the shop's
+        return URL ('' if none)."""
+        trade, back = await self._opened(client, url)
+        self.wallet[checkout.reference].trades.append(trade)
+        return trade, back
+
+    async def _opened(self, client: httpx.AsyncClient, url: str) -> tuple[str, str]:
         if self.provider == "alipay":
             query = parse_qs(urlsplit(url).query)
             trade = str(json.loads(query["biz_content"][0])["out_trade_no"])
@@ -291,20 +313,20 @@ class WalletShoppers(ShopperSimulator):
         order = await self._place(client, checkout, self._key(checkout))
         if order is None:
             return
-        trade, back = await self._open(client, order["next_action"]["redirect_url"])
+        trade, back = await self._open(client, checkout, order["next_action"]["redirect_url"])
         if (await self._pay(client, checkout, trade, back, 0)).accepted:
             await self._back_at_shop(client, checkout, order, back)
 
     async def abandon(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         order = await self._place(client, checkout, self._key(checkout))
         if order is not None and random.Random(checkout.reference).random() < 0.7:
-            await self._open(client, order["next_action"]["redirect_url"])  # then leaves
+            await self._open(client, checkout, order["next_action"]["redirect_url"])  # then leaves
 
     async def closed_tab(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         order = await self._place(client, checkout, self._key(checkout))
         if order is None:
             return
-        trade, _ = await self._open(client, order["next_action"]["redirect_url"])
+        trade, _ = await self._open(client, checkout, order["next_action"]["redirect_url"])
         await self._pay(client, checkout, trade, "", 0)  # and the tab is closed
 
     async def two_devices(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
@@ -316,13 +338,11 @@ class WalletShoppers(ShopperSimulator):
         if checkout.order_id is None:
             return
         order = await self._get(client, checkout.order_id)
-        order = order and await self._until_settled(client, order, checkout=checkout)
-        if order is None or order["state"] != "action_required":
-            checkout.trouble = "no payment to make at the wallet"
-            checkout.errors.append(checkout.trouble)
+        order = order and await self._payable(client, checkout, order)
+        if order is None:
             return
         url = order["next_action"]["redirect_url"]
-        opened = [await self._open(client, url) for _ in range(2)]
+        opened = [await self._open(client, checkout, url) for _ in range(2)]
         await asyncio.gather(
             *(self._pay(client, checkout, t, b, d) for d, (t, b) in enumerate(opened))
         )
@@ -333,7 +353,7 @@ class WalletShoppers(ShopperSimulator):
         order = await self._place(client, checkout, self._key(checkout))
         if order is None:
             return
-        trade, back = await self._open(client, order["next_action"]["redirect_url"])
+        trade, back = await self._open(client, checkout, order["next_action"]["redirect_url"])
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.action_expiry_s + 30
         while order["state"] not in ("cancelled", "paid", "payment_failed"):
@@ -379,12 +399,20 @@ ALIPAY_CLOSED = frozenset({"ACQ.TRADE_HAS_CLOSE", "ACQ.TRADE_STATUS_ERROR"})
 CHARGED = frozenset({"paid", "refunded"})
 
 
-def wallet_misled(checkout: Checkout, record: WalletRecord, finals: list[str]) -> list[str]:
+def wallet_misled(
+    checkout: Checkout,
+    record: WalletRecord,
+    finals: list[str],
+    raced: frozenset[str] = frozenset(),
+) -> list[str]:
     """What the shopper's steps at the wallet promise, against where their order ended (read
     from the database): the wallet took their money, so the order ends paid (or refunded
-    by the back office); it never took any, so the order does not end paid."""
+    by the back office); it never took any, so the order does not end paid. ``raced`` are
+    the trades the sandbox paid as the shop closed them (its storm's ``close_race``: the
+    shopper's payment landing at that moment), which count as paid by the shopper."""
     why = []
-    paid = bool(record.accepted)
+    opened = {p.trade for p in record.pays} | set(record.trades)
+    paid = bool(record.accepted) or bool(opened & raced)
     for final in sorted(set(finals)):
         if paid and final not in CHARGED:
             why.append(f"{checkout.reference}: paid at the wallet, order ended {final}")

@@ -1,0 +1,119 @@
+"""``orderguard demo --provider alipay|wechatpay|all`` as a user runs it: real processes, real
+HTTP, each wallet's sandbox with its storm, shoppers who scan and pay, abandon, pay and close
+the tab, pay from two devices at once and come back to a cancelled order.
+
+Small on purpose (CI's time): a few checkouts per run and payments that expire after three
+seconds, on five seeds per provider; and a defect planted in each wallet's account, which
+the demo must catch by the invariant it breaks. The oracle is each provider's own ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orderguard.demo.audit import INVARIANTS
+from tests.e2e.procs import clean_env, run_cli
+from tests.seeds import demo_seeds
+
+pytestmark = pytest.mark.slow
+
+#: Checkouts of a run at one wallet, and of a run at all three providers (a third each).
+CHECKOUTS = {"alipay": 8, "wechatpay": 8, "all": 15}
+#: Seconds a payment waits for the shopper; ``all`` runs Stripe's storm beside the wallets
+#: (its held answers slow the server), so its shoppers get a second more.
+EXPIRY = {"alipay": "3", "wechatpay": "3", "all": "4"}
+#: Which sandboxes each run charges at.
+LANES = {"alipay": {"alipay"}, "wechatpay": {"wechatpay"}, "all": {"stripe", "alipay", "wechatpay"}}
+
+Run = tuple[subprocess.CompletedProcess[str], dict[str, Any]]
+
+
+def _demo(tmp_path: Path, provider: str, *args: str) -> Run:
+    started = time.monotonic()
+    done = run_cli(
+        "demo", "--provider", provider, "--orders", str(CHECKOUTS[provider]),
+        "--action-expiry", EXPIRY[provider], "--json", *args,
+        env=clean_env("sqlite:///unused.db"), cwd=tmp_path, timeout=240,
+    )  # fmt: skip
+    print(f"demo --provider {provider} {' '.join(args)}: {time.monotonic() - started:.1f} s")
+    try:
+        report: dict[str, Any] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON report (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done, report
+
+
+@pytest.mark.parametrize("seed", demo_seeds([11, 22, 33, 44, 55]))
+@pytest.mark.parametrize("provider", ["alipay", "wechatpay", "all"])
+def test_every_invariant_holds_at_each_providers_ledger(
+    tmp_path: Path, provider: str, seed: int
+) -> None:
+    done, report = _demo(tmp_path, provider, "--seed", str(seed))
+    assert report["invariants"] == dict.fromkeys(INVARIANTS, 0), report.get("violations")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert report["ok"] is True and (report["seed"], report["provider"]) == (seed, provider)
+    lanes = report["providers"]
+    assert set(lanes) == LANES[provider]
+    # every provider was checked against its own ledger, and had shoppers and faults
+    assert sum(lane["checkouts"] for lane in lanes.values()) == CHECKOUTS[provider]
+    for name, lane in lanes.items():
+        assert lane["invariants"] == dict.fromkeys(INVARIANTS, 0), (name, lane)
+        assert lane["checkouts"] >= CHECKOUTS[provider] // 3
+        assert any(k.startswith(f"{name}:") for k in report["faults_injected"]), name
+    for name in LANES[provider] - {"stripe"}:
+        wallet = lanes[name]
+        assert wallet["wallet_payments_taken"] > 0, wallet
+        # what the wallet took is what its ledger holds as paid: one trade per payment (and
+        # one per trade its storm paid as the shop closed it: the shopper's late payment)
+        paid = wallet["wallet_payments_taken"] + wallet["paid_in_close_race"]
+        assert wallet["charges"] == paid, wallet
+        if wallet["behaviours"].get("two_devices") or wallet["behaviours"].get("late_return"):
+            assert wallet["wallet_payments_refused"], wallet  # the second device, the late one
+        assert wallet["final_states"].get("paid", 0) + wallet["final_states"].get("refunded", 0)
+
+
+def _wallet_faults(report: dict[str, Any], wallet: str) -> set[str]:
+    return {k.split(":", 1)[1] for k in report["faults_injected"] if k.startswith(f"{wallet}:")}
+
+
+def test_the_wallets_storm_strikes_calls_and_notifications(tmp_path: Path) -> None:
+    """One run at both wallets shows what their storm did besides the card storm: calls
+    failed or slowed, notifications dropped, duplicated, delayed."""
+    done, report = _demo(tmp_path, "all", "--seed", "22")
+    assert done.returncode == 0, report.get("violations")
+    for wallet in ("alipay", "wechatpay"):
+        struck = _wallet_faults(report, wallet)
+        assert {"latency", "notify_drop"} <= struck, (wallet, struck)
+        assert struck & {"error_before", "rate_limit", "query_system_error"}, (wallet, struck)
+
+
+#: Each wallet's planted defect and the invariant the demo must name (written out here).
+WALLET_DEFECTS = {
+    "alipay": ("alipay_amount_unchecked", "paid_amount_differs"),
+    "wechatpay": ("wechatpay_expiry_without_close", "charges_without_an_order"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(WALLET_DEFECTS))
+def test_a_planted_wallet_defect_is_caught_and_named(tmp_path: Path, provider: str) -> None:
+    """The wallet's account wired with one deliberate defect: the demo exits 1, naming the
+    invariant broken at that wallet's ledger (a trade for less than the cart; a trade paid
+    on a cancelled order, by the shopper who came back to the tab left open)."""
+    defect, invariant = WALLET_DEFECTS[provider]
+    done, report = _demo(tmp_path, provider, "--seed", "11", "--plant-defect", defect)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert report["ok"] is False
+    assert report["invariants"][invariant] > 0, report["invariants"]
+    assert report["providers"][provider]["invariants"][invariant] > 0
+    listed = report["violations"][invariant]
+    # named by the wallet's own trade number (out_trade_no) first, as its ledger holds it
+    assert listed and not listed[0].startswith(("ord_", "ch_")), listed
+    if provider == "wechatpay":
+        assert report["behaviours"].get("late_return", 0) > 0, report["behaviours"]
+        assert any("tab left open" in why for why in report["violations"]["shoppers_misled"])
