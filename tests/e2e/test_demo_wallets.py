@@ -3,8 +3,10 @@ HTTP, each wallet's sandbox with its storm, shoppers who scan and pay, abandon, 
 the tab, pay from two devices at once and come back to a cancelled order.
 
 Small on purpose (CI's time): a few checkouts per run and payments that expire after three
-seconds, on five seeds per provider; and a defect planted in each wallet's account, which
-the demo must catch by the invariant it breaks. The oracle is each provider's own ledger.
+seconds, on five seeds per provider, the wallets' storm without its held answers and outage
+windows (:data:`WALLET_GROUND`) and the card sandbox ``flaky`` beside them; the wallets' full
+storm once; and a defect planted in each wallet's account, which the demo must catch by the
+invariant it breaks. The oracle is each provider's own ledger.
 """
 
 from __future__ import annotations
@@ -31,14 +33,36 @@ EXPIRY = {"alipay": "3", "wechatpay": "3", "all": "4"}
 #: Which sandboxes each run charges at.
 LANES = {"alipay": {"alipay"}, "wechatpay": {"wechatpay"}, "all": {"stripe", "alipay", "wechatpay"}}
 
+#: The wallets' storm (notifications duplicated, delayed, reordered, sent ahead of the
+#: query; queries answering SYSTEM_ERROR; payments landing during a close; errors before and
+#: after the write, rate limits) without what leaves an order or a refund open for good or
+#: until the janitor flags it, which the demo would wait out: answers held past the time
+#: budget or outage windows (a WeChat Pay order whose answer was lost is never re-sent: it
+#: stays unknown until flagged, twenty seconds later) and notifications dropped (a WeChat Pay
+#: refund is PROCESSING at first; orderguard never asks about a pending refund it has an id
+#: for, so one whose REFUND.SUCCESS is lost stays pending). The full storm, dropped
+#: notifications included, has its own run at Alipay below.
+WALLET_GROUND = """
+base = "storm"
+latency_ms = [20, 300]
+timeout_after = 0.0
+outage = 0.0
+notify_drop = 0.0
+before_query_s = 1.0
+"""
 Run = tuple[subprocess.CompletedProcess[str], dict[str, Any]]
 
 
-def _demo(tmp_path: Path, provider: str, *args: str) -> Run:
+def _demo(tmp_path: Path, provider: str, *args: str, wallet_faults: str | None = None) -> Run:
+    if wallet_faults is None:
+        ground = tmp_path / "wallet-ground.toml"
+        ground.write_text(WALLET_GROUND)
+        wallet_faults = str(ground)
     started = time.monotonic()
     done = run_cli(
         "demo", "--provider", provider, "--orders", str(CHECKOUTS[provider]),
-        "--action-expiry", EXPIRY[provider], "--json", *args,
+        "--action-expiry", EXPIRY[provider], "--faults", "flaky",
+        "--wallet-faults", wallet_faults, "--json", *args,
         env=clean_env("sqlite:///unused.db"), cwd=tmp_path, timeout=240,
     )  # fmt: skip
     print(f"demo --provider {provider} {' '.join(args)}: {time.monotonic() - started:.1f} s")
@@ -73,24 +97,25 @@ def test_every_invariant_holds_at_each_providers_ledger(
         # one per trade its storm paid as the shop closed it: the shopper's late payment)
         paid = wallet["wallet_payments_taken"] + wallet["paid_in_close_race"]
         assert wallet["charges"] == paid, wallet
-        if wallet["behaviours"].get("two_devices") or wallet["behaviours"].get("late_return"):
-            assert wallet["wallet_payments_refused"], wallet  # the second device, the late one
         assert wallet["final_states"].get("paid", 0) + wallet["final_states"].get("refunded", 0)
+        struck = _wallet_faults(report, name)  # the ground did strike, notifications too
+        assert struck & {"notify_duplicate", "notify_reorder", "notify_delay"}, (name, struck)
+        assert struck & {"error_before", "rate_limit", "query_system_error"}, (name, struck)
 
 
 def _wallet_faults(report: dict[str, Any], wallet: str) -> set[str]:
     return {k.split(":", 1)[1] for k in report["faults_injected"] if k.startswith(f"{wallet}:")}
 
 
-def test_the_wallets_storm_strikes_calls_and_notifications(tmp_path: Path) -> None:
-    """One run at both wallets shows what their storm did besides the card storm: calls
-    failed or slowed, notifications dropped, duplicated, delayed."""
-    done, report = _demo(tmp_path, "all", "--seed", "22")
-    assert done.returncode == 0, report.get("violations")
-    for wallet in ("alipay", "wechatpay"):
-        struck = _wallet_faults(report, wallet)
-        assert {"latency", "notify_drop"} <= struck, (wallet, struck)
-        assert struck & {"error_before", "rate_limit", "query_system_error"}, (wallet, struck)
+def test_every_invariant_holds_through_a_wallets_full_storm(tmp_path: Path) -> None:
+    """The demo's own storm at Alipay (held answers and outages too): calls failed or
+    slowed, notifications dropped, duplicated, delayed; every invariant holds."""
+    done, report = _demo(tmp_path, "alipay", "--seed", "22", wallet_faults="storm")
+    assert report["invariants"] == dict.fromkeys(INVARIANTS, 0), report.get("violations")
+    assert done.returncode == 0, done.stderr[-3000:]
+    struck = _wallet_faults(report, "alipay")
+    assert {"latency", "notify_drop"} <= struck, struck
+    assert struck & {"error_before", "rate_limit", "query_system_error"}, struck
 
 
 #: Each wallet's planted defect and the invariant the demo must name (written out here).
@@ -106,7 +131,11 @@ def test_a_planted_wallet_defect_is_caught_and_named(tmp_path: Path, provider: s
     invariant broken at that wallet's ledger (a trade for less than the cart; a trade paid
     on a cancelled order, by the shopper who came back to the tab left open)."""
     defect, invariant = WALLET_DEFECTS[provider]
-    done, report = _demo(tmp_path, provider, "--seed", "11", "--plant-defect", defect)
+    # WeChat Pay's needs a shopper back at the tab left open, so no fault in their way
+    quiet = "none" if provider == "wechatpay" else None
+    done, report = _demo(
+        tmp_path, provider, "--seed", "11", "--plant-defect", defect, wallet_faults=quiet
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert report["ok"] is False
     assert report["invariants"][invariant] > 0, report["invariants"]

@@ -55,6 +55,12 @@ from orderguard.providers import labs
     "them. Each provider's ledger is checked on its own.",
 )
 @click.option(
+    "--wallet-faults",
+    default=None,
+    help="The wallets' sandboxes' fault profile (none, flaky, storm, or a TOML file of "
+    "their settings); default: the --faults profile (a file of settings every sandbox knows).",
+)
+@click.option(
     "--action-expiry",
     default=10.0,
     show_default=True,
@@ -82,6 +88,7 @@ def demo(
     plant_defect: str | None,
     refund_share: float,
     provider: str,
+    wallet_faults: str | None,
     action_expiry: float,
 ) -> None:
     """Shoppers, a storm of provider faults, and the proof that no order was lost.
@@ -109,6 +116,7 @@ def demo(
         keep=keep,
         refund_share=refund_share,
         provider=provider,
+        wallet_faults=wallet_faults,
         action_expiry_s=action_expiry,
     )
     sys.exit(asyncio.run(run_demo(options, lanes=run_lanes)))

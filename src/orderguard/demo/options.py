@@ -34,6 +34,8 @@ class DemoOptions:
     refund_share: float = REFUND_SHARE
     #: Whose sandbox the shoppers pay at: ``stripe``, ``alipay``, ``wechatpay`` or ``all``.
     provider: str = "stripe"
+    #: The wallets' fault profile (a name or a TOML file of theirs); None: as ``faults``.
+    wallet_faults: str | None = None
     #: Seconds a payment waits for the shopper (3-D Secure, a wallet's cashier).
     action_expiry_s: float = ACTION_EXPIRY_S
 

@@ -104,7 +104,7 @@ async def run_lanes(
                 waits.append((box, f"{url}/_sandbox/faults"))
             else:
                 box, url, found = stack.wallet_sandbox(
-                    work, provider, base, profile=storm, seed=seed
+                    work, provider, base, profile=options.wallet_faults or storm, seed=seed
                 )
                 settings.update(found)
                 waits.append((box, f"{url}/_sandbox/faults"))
