@@ -146,3 +146,16 @@ def test_a_planted_wallet_defect_is_caught_and_named(tmp_path: Path, provider: s
     if provider == "wechatpay":
         assert report["behaviours"].get("late_return", 0) > 0, report["behaviours"]
         assert any("tab left open" in why for why in report["violations"]["shoppers_misled"])
+
+
+def test_a_wallet_fault_profile_that_does_not_exist_stops_the_demo_naming_it(
+    tmp_path: Path,
+) -> None:
+    done = run_cli(
+        "demo", "--provider", "wechatpay", "--orders", "2",
+        "--wallet-faults", str(tmp_path / "missing.toml"),
+        env=clean_env("sqlite:///unused.db"), cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout[-2000:]
+    text = " ".join((done.stdout + done.stderr).split())
+    assert "the demo could not run" in text and "missing.toml" in text, text[-2000:]
