@@ -11,7 +11,7 @@ from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-from orderguard.api.render import order_json
+from orderguard.api.render import Actions, order_json
 from orderguard.config import Settings
 from orderguard.container import Container
 from orderguard.domain.schedule import RecheckSchedule
@@ -32,6 +32,7 @@ from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
+from orderguard.services.wallet_sweep import TradeQueries
 from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage.opening import open_storage
 from orderguard.storage.ports import UnitOfWorkFactory
@@ -68,7 +69,6 @@ def wire(
     ``render`` writes the body an idempotent request's replay answers with (the services
     store it, they never build it): by default :func:`api_answers` at the public URL.
     """
-    render = render or api_answers(settings.public_url)
     if settings.planted_defect:  # the demo's deliberate defects: see demo/defects.py
         from orderguard.demo.defects import plant
 
@@ -79,7 +79,11 @@ def wire(
 
 
 def _wire(
-    settings: Settings, storage: UnitOfWorkFactory, providers: Providers, *, render: Renderer
+    settings: Settings,
+    storage: UnitOfWorkFactory,
+    providers: Providers,
+    *,
+    render: Renderer | None,
 ) -> Container:
     return_url = settings.public_url.rstrip("/") + "/orders/{order_id}/return?token={token}"
     payments = Payments(
@@ -90,6 +94,7 @@ def _wire(
             action_expiry=timedelta(minutes=settings.action_expiry_minutes),
         ),
     )
+    render = render or api_answers(settings.public_url, payments.shopper_action)
     recheck = Recheck(storage, payments)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)
     return Container(
@@ -112,14 +117,25 @@ def _wire(
             concurrency=settings.janitor_concurrency,
             check_time=timedelta(seconds=2 * settings.payment_time_budget_s + 5),
         ),
-        sweeper=Sweeper(storage, payments, auto_refund=settings.sweep_auto_refund),
+        sweeper=Sweeper(
+            storage,
+            payments,
+            auto_refund=settings.sweep_auto_refund,
+            queries=TradeQueries(
+                storage,
+                payments.providers,
+                batch=settings.sweep_query_batch,
+                per_second=settings.sweep_queries_per_s,
+            ),
+        ),
         operations=Operations(storage, payments),
     )
 
 
-def api_answers(public_url: str) -> Renderer:
-    """The API's order document (``api/render.py``) as the services' replay body."""
-    return partial(order_json, public_url=public_url)
+def api_answers(public_url: str, actions: Actions) -> Renderer:
+    """The API's order document (``api/render.py``) as the services' replay body, its
+    ``next_action`` as ``actions`` says (``Payments.shopper_action``)."""
+    return partial(order_json, public_url=public_url, actions=actions)
 
 
 def slot(

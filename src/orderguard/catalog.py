@@ -80,6 +80,15 @@ CATALOG: dict[str, dict[str, str]] = {
         "zh-CN": "支付服务繁忙。未扣款；请一分钟后再试。",
     },
     "page.authenticate": {"en": "Confirm the payment with your bank", "zh-CN": "向银行确认付款"},
+    "page.open_wallet": {"en": "Open {wallet} to pay", "zh-CN": "打开{wallet}付款"},
+    "page.pay_by": {
+        "en": "You can pay until {at}; after that the order is cancelled.",
+        "zh-CN": "请在 {at} 之前付款；逾期订单将被取消。",
+    },
+    "page.qr_label": {
+        "en": "QR code to scan with {wallet}",
+        "zh-CN": "用{wallet}扫描的二维码",
+    },
     "page.refused": {
         "en": "The form expired. Please reload the page and try again.",
         "zh-CN": "表单已过期。请刷新页面后重试。",
@@ -102,6 +111,25 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Test card: needs bank confirmation",
         "zh-CN": "测试卡：需要银行确认",
     },
+    # wallets, by payment method: their names, and how to scan a method's code
+    "wallet.alipay_page": {"en": "Alipay", "zh-CN": "支付宝"},
+    "wallet.alipay_wap": {"en": "Alipay", "zh-CN": "支付宝"},
+    "wallet.wechatpay_native": {"en": "WeChat", "zh-CN": "微信"},
+    "wallet.wechatpay_h5": {"en": "WeChat Pay", "zh-CN": "微信支付"},
+    "scan.wechatpay_native": {
+        "en": "Open WeChat and scan this QR code (Scan, in WeChat's + menu), then confirm "
+        "the payment in WeChat. Nothing is charged until you confirm. Already paid? "
+        "Please do not pay again: this page updates by itself once WeChat Pay confirms.",
+        "zh-CN": "请使用微信扫一扫扫描此二维码，然后在微信中确认付款。在您确认之前不会扣款。"
+        "已经付款？请不要重复付款：微信支付确认后本页面会自动更新。",
+    },
+    "scan.any": {
+        "en": "Scan this QR code with {wallet} and confirm the payment there. "
+        "Nothing is charged until you confirm. Already paid? Please do not pay again: "
+        "this page updates by itself.",
+        "zh-CN": "请用{wallet}扫描此二维码并确认付款。在您确认之前不会扣款。"
+        "已经付款？请不要重复付款：本页面会自动更新。",
+    },
     # states, as a shopper reads them
     "state.received": {"en": "Order received", "zh-CN": "已收到订单"},
     "state.payment_pending": {"en": "Payment in progress", "zh-CN": "正在付款"},
@@ -109,6 +137,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Your bank needs you to confirm the payment",
         "zh-CN": "银行需要您确认付款",
     },
+    "state.action_required.wallet": {
+        "en": "Waiting for your payment with {wallet}",
+        "zh-CN": "等待您使用{wallet}付款",
+    },
+    "state.action_required.scan": {"en": "Scan the code to pay", "zh-CN": "请扫码付款"},
     "state.payment_unknown": {"en": "Confirming your payment", "zh-CN": "正在确认您的付款"},
     "state.payment_failed": {"en": "Payment not accepted", "zh-CN": "付款未成功"},
     "state.paid": {"en": "Paid — thank you!", "zh-CN": "已付款——谢谢！"},
@@ -129,6 +162,26 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Your bank asks you to confirm this payment. Press the button to finish; "
         "nothing is charged until you do.",
         "zh-CN": "您的银行要求您确认此笔付款。请按下按钮完成；在您确认之前不会扣款。",
+    },
+    "next.action_required.wallet": {
+        "en": "Press the button to pay with {wallet}. Nothing is charged until you confirm "
+        "there; this page shows the result when you come back.",
+        "zh-CN": "请按下按钮，使用{wallet}付款。在您确认之前不会扣款；返回本页面即可看到结果。",
+    },
+    "next.action_required.unavailable": {
+        "en": "We cannot show how to finish this payment here. Nothing has been charged; "
+        "please contact the shop's support below.",
+        "zh-CN": "我们无法在此显示如何完成付款。尚未扣款；请通过下方联系商店客服。",
+    },
+    "next.payment_pending.wallet": {
+        "en": "If you have paid with {wallet}, we are confirming it now. Please do not pay "
+        "again: you will not be charged twice.",
+        "zh-CN": "如果您已使用{wallet}付款，我们正在确认。请不要重复付款：您不会被扣款两次。",
+    },
+    "next.payment_unknown.wallet": {
+        "en": "We are confirming your payment with {wallet}. If you have paid, please do "
+        "not pay again: you will not be charged twice.",
+        "zh-CN": "我们正在向{wallet}确认您的付款。如果您已付款，请不要重复付款：您不会被扣款两次。",
     },
     "next.payment_unknown": {
         "en": "We are confirming your payment with your bank. Please do not pay again: "
@@ -361,6 +414,48 @@ CATALOG: dict[str, dict[str, str]] = {
     "report.exceptions": {"en": "exceptions", "zh-CN": "异常"},
     "report.period": {"en": "period", "zh-CN": "期间"},
     "report.files": {"en": "files", "zh-CN": "文件"},
+    # reconcile --fetch (cli/bill_fetch.py): a wallet's daily bill, downloaded
+    "report.fetch_bad_date": {
+        "en": "{value!r} is not a date (YYYY-MM-DD)",
+        "zh-CN": "{value!r} 不是日期（YYYY-MM-DD）",
+    },
+    "report.fetch_future": {
+        "en": "{day} is in the future (today is {today} in China, where bills are made)",
+        "zh-CN": "{day} 是将来的日期（账单按中国时间生成，今天是 {today}）",
+    },
+    "report.fetch_today": {
+        "en": "{day} is not over yet in China: its bill comes the next day after 10:00",
+        "zh-CN": "{day} 在中国尚未结束：账单次日 10 点后才可下载",
+    },
+    "report.fetch_unconfigured": {
+        "en": "{provider} is not configured: set {variable} and its keys first",
+        "zh-CN": "未配置 {provider}：请先设置 {variable} 及其密钥",
+    },
+    "report.fetch_no_account": {
+        "en": "no configured account is named {name!r} (configured: {names})",
+        "zh-CN": "没有名为 {name!r} 的已配置账户（已配置：{names}）",
+    },
+    "report.fetch_account_unusable": {
+        "en": "the account {account} cannot be used",
+        "zh-CN": "账户 {account} 无法使用",
+    },
+    "report.fetch_failed": {"en": "the bill could not be had", "zh-CN": "无法获取账单"},
+    "report.fetch_not_ready": {
+        "en": "the bill is not ready yet, ask again later",
+        "zh-CN": "账单尚未生成，请稍后再试",
+    },
+    "report.fetch_no_bill": {
+        "en": "there is no bill for that day (no trades)",
+        "zh-CN": "该日没有账单（无交易）",
+    },
+    "report.fetch_refused": {
+        "en": "the bill was refused, nothing was reconciled",
+        "zh-CN": "账单未通过校验，未进行对账",
+    },
+    "report.fetch_unavailable": {
+        "en": "the provider could not be reached, nothing was downloaded",
+        "zh-CN": "无法连接支付机构，未下载任何内容",
+    },
 }
 
 

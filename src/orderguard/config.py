@@ -64,7 +64,8 @@ _PREFIX_WORD = PREFIX.rstrip("_")
 _PREFIX_LIKENESS = 0.8
 #: The one table of the config file.
 TABLE = "orderguard"
-#: Durations that must be more than zero (zero locks nobody out, lets no charge finish...).
+#: Durations and rates that must be more than zero (zero locks nobody out, lets no charge
+#: finish...).
 POSITIVE = (
     "payment_time_budget_s",
     "action_expiry_minutes",
@@ -74,6 +75,7 @@ POSITIVE = (
     "console_session_hours",
     "outbox_timeout_s",
     "outbox_lease_s",
+    "sweep_queries_per_s",
 )
 #: Counts that must be at least one.
 AT_LEAST_ONE = (
@@ -83,6 +85,7 @@ AT_LEAST_ONE = (
     "breaker_threshold",
     "console_max_failed_logins",
     "outbox_max_attempts",
+    "sweep_query_batch",
 )
 
 
@@ -141,6 +144,11 @@ class Settings(ProviderSettings):
     #: worker sweeps (seconds).
     sweep_window_hours: int = 24
     sweep_every_s: float = 300.0
+    #: At providers that cannot list their charges (Alipay, WeChat Pay) each sweep asks
+    #: about the trades of at most this many cancelled orders, at most this many questions
+    #: a second.
+    sweep_query_batch: int = 200
+    sweep_queries_per_s: float = 5.0
     #: A deliberate defect, switched on only to prove that ``orderguard demo`` catches a
     #: broken service (see ``PLANTED_DEFECTS``). Never set it in production.
     planted_defect: str | None = None

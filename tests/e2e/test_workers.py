@@ -326,7 +326,11 @@ def _catch_holding_leases(db: Db, watch: Watch, by_pid: dict[int, Proc]) -> tupl
         watch.until(
             lambda states: states["paid"] >= 100 and db.lease_owners(), timeout=SETTLE_TIMEOUT_S
         )
-        holder, _ = db.lease_owners().most_common(1)[0]
+        # read again: the leases seen by the wait may be given back by now
+        owners = db.lease_owners().most_common(1)
+        if not owners:
+            continue
+        [(holder, _)] = owners
         victim = by_pid[pid_of(holder)]
         victim.signal(signal.SIGSTOP)
         if db.leased_by(holder):

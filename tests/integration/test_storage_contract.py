@@ -322,6 +322,29 @@ async def test_orders_waiting_for_a_provider_are_listed_oldest_first(
         assert await uow.orders.waiting_for_payment(1) == [waiting[0].id]
 
 
+async def test_orders_changed_into_a_state_are_paged_oldest_change_first(
+    storage: UnitOfWorkFactory,
+) -> None:
+    before, first, second, third, received = (new_order(at=T0) for _ in range(5))
+    for minutes, order in ((1, before), (11, first), (12, second), (13, third)):
+        order.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=T0 + timedelta(minutes=minutes))
+    async with storage() as uow:
+        for order in (before, first, second, third, received):
+            await uow.orders.add(order)
+        await uow.commit()
+    since = T0 + timedelta(minutes=10)
+    async with storage() as uow:
+        page = await uow.orders.changed_in_state(
+            OrderState.CANCELLED, since=since, after=None, limit=2
+        )
+        rest = await uow.orders.changed_in_state(
+            OrderState.CANCELLED, since=since, after=page[-1], limit=2
+        )
+    assert [order_id for _, order_id in page] == [first.id, second.id]
+    assert page[0][0] == T0 + timedelta(minutes=11)
+    assert [order_id for _, order_id in rest] == [third.id]
+
+
 async def test_stuck_and_flagged_orders_are_found_by_their_filters(
     storage: UnitOfWorkFactory,
 ) -> None:

@@ -29,6 +29,7 @@ from orderguard.providers.alipay.sandbox import config as sandbox_config
 from orderguard.providers.alipay.sandbox.config import SandboxConfig
 from orderguard.providers.alipay.sandbox.server import run_sandbox
 from orderguard.providers.base import ChargeRequest
+from orderguard.providers.serving import serve_in_thread
 
 APP_ID = sandbox_config.APP_ID
 SELLER_ID = sandbox_config.SELLER_ID
@@ -158,3 +159,25 @@ class NotifyReceiver:
         while len(self.bodies) < count and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         assert len(self.bodies) >= count, f"{len(self.bodies)} of {count} notifications"
+
+
+@pytest.fixture
+def receiver() -> NotifyReceiver:
+    return NotifyReceiver()
+
+
+@pytest.fixture
+def notify_url(receiver: NotifyReceiver) -> Iterator[str]:
+    """Where the sandbox sends the notifications: :data:`receiver`."""
+    with serve_in_thread(receiver.app()) as url:
+        yield f"{url}/notify"
+
+
+@pytest.fixture
+async def notifying_provider(
+    sandbox_url: str, key_pairs: KeyPairs, notify_url: str
+) -> AsyncIterator[AlipayProvider]:
+    """The adapter whose payments are notified to ``notify_url``."""
+    adapter = make_provider(sandbox_url, key_pairs, notify_url=notify_url)
+    yield adapter
+    await adapter.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -10,30 +9,21 @@ from typing import Any
 
 import pytest
 
-from orderguard.providers.base import ChargeRequest
 from orderguard.providers.stripe.adapter import StripeProvider
 from orderguard.providers.stripe.sandbox import SandboxConfig, run_sandbox
-from tests.providers.harness import API_KEY, SECRET, FakeClock, MemoryHarness, SandboxHarness
+from tests.providers.alipay_harness import AlipayLab, alipay_harness, alipay_lab
+from tests.providers.harness import (
+    API_KEY,
+    SECRET,
+    FakeClock,
+    Harness,
+    MemoryHarness,
+    SandboxHarness,
+)
+from tests.providers.harness import charge_request as charge_request
+from tests.providers.wechatpay_harness import WechatPayLab, wechatpay_harness, wechatpay_lab
 
 StartSandbox = Callable[..., AbstractContextManager[str]]
-
-
-def charge_request(
-    *, order_id: str | None = None, method: str = "pm_card_visa", amount: int = 2599, **fields: Any
-) -> ChargeRequest:
-    """A request for a fresh attempt (its own idempotency key) unless told otherwise."""
-    attempt_id = fields.pop("attempt_id", f"att_{secrets.token_hex(6)}")
-    order = order_id or f"ord_{secrets.token_hex(6)}"
-    return ChargeRequest(
-        attempt_id=attempt_id,
-        order_id=order,
-        amount=amount,
-        currency=fields.pop("currency", "EUR"),
-        method=method,
-        return_url=fields.pop("return_url", "https://shop.test/orders/return"),
-        idempotency_key=fields.pop("idempotency_key", f"pay-{attempt_id}"),
-        metadata=fields.pop("metadata", {"items": "2", "country": "DE"}),
-    )
 
 
 @pytest.fixture
@@ -70,11 +60,35 @@ async def stripe_provider(sandbox_url: str) -> AsyncIterator[StripeProvider]:
     await provider.aclose()
 
 
-@pytest.fixture(params=["sandbox", "memory"])
+@pytest.fixture(scope="module")
+def contract_alipay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlipayLab]:
+    """The Alipay sandbox of the contract suite (keys take a moment: made once). Module
+    scope: it stops before another module's tests run (a running server's log filter is
+    on uvicorn's loggers, which ``test_sandbox_logging.py`` checks are left clean)."""
+    with alipay_lab(tmp_path_factory.mktemp("contract-alipay")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def contract_wechatpay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WechatPayLab]:
+    """The WeChat Pay sandbox of the contract suite (its identity made once)."""
+    with wechatpay_lab(tmp_path_factory.mktemp("contract-wechatpay")) as lab:
+        yield lab
+
+
+@pytest.fixture(params=["sandbox", "memory", "alipay", "wechatpay"])
 async def harness(
     request: pytest.FixtureRequest, start_sandbox: StartSandbox, clock: FakeClock
-) -> AsyncIterator[SandboxHarness | MemoryHarness]:
-    """Each provider implementation in turn, behind the same harness interface."""
+) -> AsyncIterator[Harness]:
+    """Each provider implementation in turn, behind the same harness interface: Stripe's
+    sandbox and the in-memory fake (cards), the Alipay and WeChat Pay adapters against
+    their sandboxes (wallets; each started once, its tests' trades their own)."""
+    if request.param in ("alipay", "wechatpay"):
+        lab = request.getfixturevalue(f"contract_{request.param}")
+        wallet = alipay_harness(lab) if request.param == "alipay" else wechatpay_harness(lab)
+        yield wallet
+        await wallet.aclose()
+        return
     if request.param == "memory":
         memory = MemoryHarness(clock)
         yield memory

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -21,14 +21,11 @@ from orderguard.providers.base import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
-from orderguard.providers.serving import serve_in_thread
 from tests.providers import alipay_support
 from tests.providers.alipay_support import (
-    KeyPairs,
     NotifyReceiver,
     alipay_request,
     ledger,
-    make_provider,
     open_cashier,
     shopper,
 )
@@ -37,26 +34,15 @@ from tests.providers.alipay_support import (
 admin = alipay_support.admin
 key_pairs = alipay_support.key_pairs
 sandbox_url = alipay_support.sandbox_url
+receiver = alipay_support.receiver
+notify_url = alipay_support.notify_url
+notifying_provider = alipay_support.notifying_provider
 
 
 @pytest.fixture
-def receiver() -> NotifyReceiver:
-    return NotifyReceiver()
-
-
-@pytest.fixture
-def notify_url(receiver: NotifyReceiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as url:
-        yield f"{url}/notify"
-
-
-@pytest.fixture
-async def provider(
-    sandbox_url: str, key_pairs: KeyPairs, notify_url: str
-) -> AsyncIterator[AlipayProvider]:
-    adapter = make_provider(sandbox_url, key_pairs, notify_url=notify_url)
-    yield adapter
-    await adapter.aclose()
+def provider(notifying_provider: AlipayProvider) -> AlipayProvider:
+    """The adapter, its notifications sent to :data:`receiver`."""
+    return notifying_provider
 
 
 async def faults(admin: httpx.AsyncClient, **settings: Any) -> None:
@@ -147,7 +133,7 @@ async def test_a_delayed_notification_waits_its_delay(
 async def test_the_notification_comes_while_the_query_still_says_the_trade_does_not_exist(
     provider: AlipayProvider, admin: httpx.AsyncClient, receiver: NotifyReceiver
 ) -> None:
-    await faults(admin, notify_before_query=1, before_query_s=1.0)
+    await faults(admin, notify_before_query=1, before_query_s=1.5)
     ref = await waiting(provider, admin)
     await shopper(admin, ref, "pay")
     await receiver.wait_for(1)
@@ -160,6 +146,7 @@ async def test_the_notification_comes_while_the_query_still_says_the_trade_does_
     deadline = time.monotonic() + 3
     while (await provider.retrieve_payment(ref)).outcome is not PaymentOutcome.SUCCEEDED:
         assert time.monotonic() < deadline, "the query never caught up"
+        await asyncio.sleep(0.05)
 
 
 async def test_a_query_system_error_is_alipays_answer_and_never_a_failed_payment(
@@ -229,7 +216,10 @@ async def test_a_timeout_after_the_close_leaves_the_trade_closed(
                 content=urlencode(form).encode(),
                 headers={"content-type": "application/x-www-form-urlencoded;charset=utf-8"},
             )
-    assert await trade_status(admin, ref) == "TRADE_CLOSED"
+    deadline = time.monotonic() + 5  # the close ran before the answer was held
+    while await trade_status(admin, ref) != "TRADE_CLOSED":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
     shown = (await admin.get("/_sandbox/faults")).json()
     assert shown["counts"] == {"timeout_after": 1}
 
@@ -245,8 +235,7 @@ async def test_rate_limits_and_outages_answer_in_alipays_words(
     for _ in range(2):  # every call in the window
         answer = await raw_call(provider, "alipay.trade.query", ref)
         assert answer["code"] == "20000"
-    await faults(admin)
-    await asyncio.sleep(0.3)
+    await faults(admin)  # a new profile ends the outage
     assert (await provider.retrieve_payment(ref)).outcome is PaymentOutcome.ACTION_REQUIRED
     counts = (await admin.get("/_sandbox/faults")).json()["counts"]
     assert counts["rate_limit"] >= 1 and counts["outage"] == 2

@@ -3,7 +3,7 @@ adapter verifies them (signature, app, seller) and maps them, ``notify_id`` as e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
@@ -13,7 +13,6 @@ from orderguard.providers.alipay import signing
 from orderguard.providers.alipay.adapter import AlipayProvider
 from orderguard.providers.alipay.plugin import PROFILE
 from orderguard.providers.base import InvalidWebhook, PaymentOutcome
-from orderguard.providers.serving import serve_in_thread
 from tests.providers import alipay_support
 from tests.providers.alipay_support import (
     SELLER_ID,
@@ -21,7 +20,6 @@ from tests.providers.alipay_support import (
     NotifyReceiver,
     alipay_request,
     ledger,
-    make_provider,
     open_cashier,
     shopper,
 )
@@ -30,26 +28,15 @@ from tests.providers.alipay_support import (
 admin = alipay_support.admin
 key_pairs = alipay_support.key_pairs
 sandbox_url = alipay_support.sandbox_url
+receiver = alipay_support.receiver
+notify_url = alipay_support.notify_url
+notifying_provider = alipay_support.notifying_provider
 
 
 @pytest.fixture
-def receiver() -> NotifyReceiver:
-    return NotifyReceiver()
-
-
-@pytest.fixture
-def notify_url(receiver: NotifyReceiver) -> Iterator[str]:
-    with serve_in_thread(receiver.app()) as url:
-        yield f"{url}/notify"
-
-
-@pytest.fixture
-async def provider(
-    sandbox_url: str, key_pairs: KeyPairs, notify_url: str
-) -> AsyncIterator[AlipayProvider]:
-    adapter = make_provider(sandbox_url, key_pairs, notify_url=notify_url)
-    yield adapter
-    await adapter.aclose()
+def provider(notifying_provider: AlipayProvider) -> AlipayProvider:
+    """The adapter, its notifications sent to :data:`receiver`."""
+    return notifying_provider
 
 
 async def _pay(provider: AlipayProvider, admin: httpx.AsyncClient, amount: int = 2599) -> str:
@@ -84,8 +71,12 @@ async def test_notifications_are_retried_until_the_answer_is_exactly_success(
     receiver.replies = ["ok", "SUCCESS", "success\n"]
     await _pay(provider, admin)
     await receiver.wait_for(4)
-    book = await ledger(admin)
-    [delivery] = book["notifications"]
+    # the sandbox books the fourth answer just after the receiver has given it
+    for _ in range(100):
+        [delivery] = (await ledger(admin))["notifications"]
+        if delivery["delivered"]:
+            break
+        await asyncio.sleep(0.05)
     assert (delivery["attempts"], delivery["delivered"]) == (4, True)
     ids = {dict(parse_qsl(body.decode()))["notify_id"] for body in receiver.bodies}
     assert len(ids) == 1  # a retry is the same notification: one event to de-duplicate

@@ -216,6 +216,22 @@ async def test_an_unpaid_trade_closes_by_itself_at_its_expiry(
 # close
 
 
+async def test_the_same_out_trade_no_for_another_amount_is_a_key_conflict(
+    provider: AlipayProvider, admin: httpx.AsyncClient
+) -> None:
+    request = alipay_request(amount=100)
+    first = await provider.create_payment(request)
+    altered = alipay_request(amount=999, attempt_id=request.attempt_id)
+    with pytest.raises(ProviderKeyConflict):
+        await provider.create_payment(altered)
+    assert first.provider_ref is not None and first.redirect_url is not None
+    await open_cashier(first.redirect_url)
+    await shopper(admin, first.provider_ref, "login", "pay")
+    paid = await provider.retrieve_payment(first.provider_ref)  # checked against 100, not 999
+    assert (paid.outcome, paid.amount) == (PaymentOutcome.SUCCEEDED, 100)
+    assert [t["total_fen"] for t in (await ledger(admin))["trades"]] == [100]
+
+
 async def test_closing_a_waiting_trade_fails_it_and_a_second_close_says_the_same(
     provider: AlipayProvider, admin: httpx.AsyncClient
 ) -> None:
@@ -226,6 +242,7 @@ async def test_closing_a_waiting_trade_fails_it_and_a_second_close_says_the_same
     first = await provider.close_payment(created.provider_ref)
     second = await provider.close_payment(created.provider_ref)
     assert first.outcome is second.outcome is PaymentOutcome.FAILED
+    assert (second.decline_code, second.retry_with_other_method) == ("trade_closed", False)
     assert (await ledger(admin))["trades"][0]["status"] == "TRADE_CLOSED"
     refused = await admin.post(f"/admin/trades/{created.provider_ref}/pay")
     assert refused.status_code == 409

@@ -153,7 +153,7 @@ async def test_a_delayed_notification_waits_its_delay(
 async def test_the_notification_comes_while_the_query_still_says_notpay(
     provider: WechatPayProvider, sandbox: Sandbox, receiver: Receiver
 ) -> None:
-    await sandbox.faults(notify_before_query=1, before_query_s=1.0)
+    await sandbox.faults(notify_before_query=1, before_query_s=1.5)
     ref = await sandbox.scanned(provider)
     await sandbox.pays(ref)
     await receiver.wait_for(1)

@@ -59,7 +59,7 @@ def desk() -> Desk:
         memory_providers(),
         PaymentSettings(return_url=PUBLIC_URL + "/orders/{order_id}/return?token={token}"),
     )
-    render = partial(order_json, public_url=PUBLIC_URL)
+    render = partial(order_json, public_url=PUBLIC_URL, actions=payments.shopper_action)
     recheck = Recheck(storage, payments)
     events = WebhookEvents(storage, payments, recheck)
     return Desk(

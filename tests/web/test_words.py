@@ -87,6 +87,7 @@ def test_only_a_web_address_becomes_the_authentication_button() -> None:
     from orderguard.domain.events import Cause
     from orderguard.domain.order import PaymentAttempt
     from orderguard.domain.states import AttemptState, OrderState
+    from orderguard.services.shopper_action import ActionKind, ShopperAction
     from orderguard.web.guidance import guidance
     from tests.factories import new_order
 
@@ -100,7 +101,8 @@ def test_only_a_web_address_becomes_the_authentication_button() -> None:
     for url, shown in [
         ("https://bank.example/3ds", "https://bank.example/3ds"),
         ("javascript:alert(1)", None),
-        (None, None),
+        ('https://bank.example/"><script>', None),
     ]:
-        attempt.redirect_url = url
-        assert guidance(order).authenticate_url == shown
+        action = ShopperAction(ActionKind.REDIRECT, url, "pm", at)
+        assert guidance(order, action).authenticate_url == shown
+    assert guidance(order, None).authenticate_url is None

@@ -18,20 +18,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from orderguard.api.ports import Wired
+from orderguard.api.render import Payments
 from orderguard.observability.checks import Status
 from orderguard.observability.collector import DatabaseCollector, database_up_text
 from orderguard.observability.instrumented import ObservedBreaker
 from orderguard.observability.metrics import process_metrics_text
 from orderguard.observability.readiness import readiness
-from orderguard.services.providers import Providers
 from orderguard.storage.errors import StorageError
-
-
-class Payments(Protocol):
-    """The payments, as far as the probes go: the providers' breakers."""
-
-    @property
-    def providers(self) -> Providers: ...
 
 
 class Probes(Wired, Protocol):

@@ -16,9 +16,9 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from orderguard.api.problems import PROBLEM_JSON, ProblemError
+from orderguard.api.render import Payments
 from orderguard.domain.errors import InvalidWebhookSignature, UnknownWebhookProvider
 from orderguard.services.inbound_webhooks import WebhookInbox
-from orderguard.services.providers import Providers
 
 router = APIRouter(prefix="/v1", tags=["webhooks"])
 #: The largest webhook body accepted, in bytes.
@@ -40,16 +40,9 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_JSON: {"schema": ref}}}
 
 
-class Payments(Protocol):
-    """The payments, as far as a webhook's answer goes: its provider's reply."""
-
-    @property
-    def providers(self) -> Providers: ...
-
-
 class WebhookDesk(Protocol):
     """What the webhook route calls: the inbox, and the providers whose replies answer
-    their events."""
+    their events (the payments' providers)."""
 
     @property
     def inbox(self) -> WebhookInbox: ...

@@ -18,9 +18,8 @@ from orderguard.api.orders import (
     detail_response,
     no_fields,
 )
-from orderguard.api.ports import Wired
 from orderguard.api.problems import problem_responses
-from orderguard.api.render import detail_json
+from orderguard.api.render import Documents, detail_json
 from orderguard.api.requests import idempotency_key, json_body, validated
 from orderguard.api.schemas import (
     OrderDetailOut,
@@ -41,7 +40,7 @@ router = APIRouter(prefix="/v1", tags=["operations"])
 Refunder = Annotated[Caller, Depends(allowed(KeyScope.PAYMENTS_REFUND))]
 
 
-class OperationsDesk(Wired, Protocol):
+class OperationsDesk(Documents, Protocol):
     """What the operator actions call: refund and cancel (answering with the order's
     detail, read as the orders routes read it)."""
 
@@ -123,7 +122,14 @@ async def _refund(
         request_key=key,
     )
     detail = await queries.order_detail(desk.storage, order_id)
-    document = orjson.loads(detail_json(detail.order, detail.timeline, desk.settings.public_url))
+    document = orjson.loads(
+        detail_json(
+            detail.order,
+            detail.timeline,
+            desk.settings.public_url,
+            desk.payments.shopper_action,
+        )
+    )
     if not grants(who.scopes, KeyScope.ORDERS_READ):
         document = {name: document[name] for name in REFUND_OUTCOME_FIELDS}
     document["refund"] = answer.refund.fields()

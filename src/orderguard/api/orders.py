@@ -14,9 +14,8 @@ from starlette.responses import Response
 
 from orderguard.api.auth import Caller, allowed
 from orderguard.api.doors import check_write
-from orderguard.api.ports import Wired
 from orderguard.api.problems import amount_problem, method_problem, problem_responses
-from orderguard.api.render import detail_json, order_document, summary_json
+from orderguard.api.render import Documents, detail_json, order_document, summary_json
 from orderguard.api.requests import (
     idempotency_key,
     json_body,
@@ -74,9 +73,9 @@ _KEY_HEADER = Header(
 )
 
 
-class OrderDesk(Wired, Protocol):
+class OrderDesk(Documents, Protocol):
     """What the orders routes call: place, pay again, recheck (and read, through
-    :class:`~orderguard.api.ports.Wired`)."""
+    :class:`~orderguard.api.render.Documents`)."""
 
     @property
     def intake(self) -> Intake: ...
@@ -249,11 +248,13 @@ async def get_order(order_id: str, desk: Orders, who: Reader) -> Response:
     return await detail_response(order_id, desk, who)
 
 
-async def detail_response(order_id: str, wired: Wired, who: Caller) -> Response:
+async def detail_response(order_id: str, wired: Documents, who: Caller) -> Response:
     """The order's detail document (what ``GET /v1/orders/{id}`` answers), or only its
     outcome to a caller without ``orders:read``."""
     detail = await queries.order_detail(wired.storage, order_id)
-    body = detail_json(detail.order, detail.timeline, wired.settings.public_url)
+    body = detail_json(
+        detail.order, detail.timeline, wired.settings.public_url, wired.payments.shopper_action
+    )
     if not grants(who.scopes, KeyScope.ORDERS_READ):
         body = summary_json(body, OUTCOME_FIELDS)
     return Response(body, media_type=JSON)
@@ -279,7 +280,8 @@ async def list_orders(
     )
     orders = await queries.list_orders(desk.storage, query)
     page, more = orders[:limit], len(orders) > limit
-    documents = [order_document(o, desk.settings.public_url) for o in page]
+    actions = desk.payments.shopper_action
+    documents = [order_document(o, desk.settings.public_url, actions) for o in page]
     next_cursor = _encode_cursor(page[-1].created_at, page[-1].id) if more else None
     return OrderPageOut.model_validate({"data": documents, "next_cursor": next_cursor})
 

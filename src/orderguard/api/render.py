@@ -2,20 +2,54 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import orjson
 
+from orderguard.api.ports import Wired
 from orderguard.domain.events import TimelineEntry
 from orderguard.domain.links import status_url
 from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.states import OrderState
+from orderguard.services.providers import Providers
+from orderguard.services.shopper_action import ActionKind, ShopperAction
 
-__all__ = ["detail_json", "order_document", "order_json", "status_url", "summary_json"]
+__all__ = [
+    "Actions",
+    "Documents",
+    "Payments",
+    "detail_json",
+    "next_action",
+    "order_document",
+    "order_json",
+    "status_url",
+    "summary_json",
+]
+
+#: What the shopper must do for an order now (``Payments.shopper_action``).
+Actions = Callable[[Order], ShopperAction | None]
 
 
-def order_document(order: Order, public_url: str) -> dict[str, Any]:
-    """An order as :class:`~orderguard.api.schemas.OrderOut`."""
+class Payments(Protocol):
+    """The payments, as far as the API goes: the providers (their breakers, their webhook
+    replies) and what the shopper must do for an order (its ``next_action``)."""
+
+    @property
+    def providers(self) -> Providers: ...
+
+    def shopper_action(self, order: Order) -> ShopperAction | None: ...
+
+
+class Documents(Wired, Protocol):
+    """What a route that answers an order's document reads."""
+
+    @property
+    def payments(self) -> Payments: ...
+
+
+def order_document(order: Order, public_url: str, actions: Actions) -> dict[str, Any]:
+    """An order as :class:`~orderguard.api.schemas.OrderOut` (its ``next_action`` as
+    ``actions`` says)."""
     customer, address = order.customer, order.customer.shipping_address
     return {
         "id": order.id,
@@ -52,7 +86,7 @@ def order_document(order: Order, public_url: str) -> dict[str, Any]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "status_url": status_url(public_url, order),
-        "next_action": _next_action(order),
+        "next_action": next_action(actions(order)),
         "payment_attempts": [_attempt(a) for a in order.attempts],
     }
 
@@ -63,9 +97,9 @@ def summary_json(document: bytes, fields: tuple[str, ...]) -> bytes:
     return orjson.dumps({name: full[name] for name in fields if name in full})
 
 
-def order_json(order: Order, public_url: str) -> bytes:
+def order_json(order: Order, public_url: str, actions: Actions) -> bytes:
     """An order as the bytes of a JSON response."""
-    return orjson.dumps(order_document(order, public_url))
+    return orjson.dumps(order_document(order, public_url, actions))
 
 
 def refund_totals(order: Order) -> dict[str, Any]:
@@ -78,9 +112,11 @@ def refund_totals(order: Order) -> dict[str, Any]:
     }
 
 
-def detail_json(order: Order, timeline: list[TimelineEntry], public_url: str) -> bytes:
+def detail_json(
+    order: Order, timeline: list[TimelineEntry], public_url: str, actions: Actions
+) -> bytes:
     """An order with its refunds and timeline (:class:`~orderguard.api.schemas.OrderDetailOut`)."""
-    document = {**order_document(order, public_url), **refund_totals(order)}
+    document = {**order_document(order, public_url, actions), **refund_totals(order)}
     document["timeline"] = [
         {
             "at": e.at,
@@ -113,8 +149,11 @@ def _attempt(attempt: PaymentAttempt) -> dict[str, Any]:
     }
 
 
-def _next_action(order: Order) -> dict[str, str] | None:
-    if order.state is not OrderState.ACTION_REQUIRED or not order.attempts:
+def next_action(action: ShopperAction | None) -> dict[str, Any] | None:
+    """``action`` as :class:`~orderguard.api.schemas.NextAction` (a page to open) or
+    :class:`~orderguard.api.schemas.ScanQrCode` (a code to show the shopper)."""
+    if action is None:
         return None
-    url = order.attempts[-1].redirect_url
-    return {"type": "redirect", "redirect_url": url} if url else None
+    if action.kind is ActionKind.SCAN_QR_CODE:
+        return {"type": str(action.kind), "code_url": action.url, "expires_at": action.expires_at}
+    return {"type": str(action.kind), "redirect_url": action.url}

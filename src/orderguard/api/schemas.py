@@ -209,10 +209,24 @@ class AttemptOut(BaseModel):
 
 
 class NextAction(BaseModel):
-    """What the shopper must do next, when anything."""
+    """The shopper must open a page: 3-D Secure, a wallet's cashier (Alipay) or its mobile
+    page (WeChat Pay H5)."""
 
     type: Literal["redirect"]
     redirect_url: str
+
+
+class ScanQrCode(BaseModel):
+    """The shopper must scan a QR code with the wallet's app (WeChat Pay Native): show
+    ``code_url`` as a QR code, never open it."""
+
+    type: Literal["scan_qr_code"]
+    code_url: str = Field(description="The QR code's text, as the provider gave it")
+    expires_at: datetime = Field(description="When the provider stops taking the payment")
+
+
+#: What the shopper must do next, when anything (by ``type``).
+ShopperStep = Annotated[NextAction | ScanQrCode, Field(discriminator="type")]
 
 
 class TimelineOut(BaseModel):
@@ -298,7 +312,7 @@ class OrderOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     status_url: str
-    next_action: NextAction | None
+    next_action: ShopperStep | None
     payment_attempts: list[AttemptOut]
 
 
@@ -314,7 +328,7 @@ class OrderOutcomeOut(BaseModel):
     livemode: bool
     created_at: datetime
     updated_at: datetime
-    next_action: NextAction | None
+    next_action: ShopperStep | None
 
 
 class OrderReceiptOut(OrderOutcomeOut):

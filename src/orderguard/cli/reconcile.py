@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from orderguard.cli import bill_fetch
 from orderguard.config import ConfigError, Settings
 from orderguard.providers import registry
 from orderguard.reconcile import formats
@@ -47,9 +48,28 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@click.command(help=f"Reconcile provider settlement reports ({', '.join(_TITLES)}, CSV).")
+@click.command(
+    help=f"Reconcile provider settlement reports ({', '.join(_TITLES)}, CSV): FILES, or a "
+    "wallet's daily bill downloaded with --fetch alipay|wechatpay --date YYYY-MM-DD."
+)
 @click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+    "files", nargs=-1, required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--fetch",
+    default=None,
+    type=click.Choice([p.name for p in registry.PLUGINS]),
+    help="Download this provider's daily bill (Alipay, WeChat Pay) instead of reading FILES.",
+)
+@click.option("--date", "bill_date", default=None, help="The bill's day, China time (YYYY-MM-DD).")
+@click.option(
+    "--account", default=None, help="The configured account to fetch with (default: the main one)."
+)
+@click.option(
+    "--bill-dir",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Keep the downloaded bill in this directory (default: a temporary one, removed).",
 )
 @click.option(
     "--format",
@@ -91,6 +111,10 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
 @click.option("--locale", default="en", show_default=True, type=click.Choice(LOCALES))
 def reconcile(
     files: tuple[Path, ...],
+    fetch: str | None,
+    bill_date: str | None,
+    account: str | None,
+    bill_dir: Path | None,
     fmt: str,
     mapping: Path | None,
     date_from: str | None,
@@ -102,20 +126,73 @@ def reconcile(
     locale: str,
 ) -> None:
     """Reconcile provider settlement reports (the help names their formats)."""
+    _check_sources(files, fetch, bill_date, account, bill_dir)
     if fmt == "csv" and mapping is None:
         raise click.UsageError("--format csv needs --mapping FILE")
-    options = EngineOptions(
-        period_from=_day(date_from),
-        period_to=_day(date_to, end=True),
-        window_days=window_days,
-        provider=provider,
-    )
-    request = Request(list(files), fmt, mapping, options, SETTLEMENT_FORMATS)
     console = Console(soft_wrap=True)
     try:
         settings = Settings.load()
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="og-bill-") as scratch:
+        paths = list(files)
+        if fetch is not None and bill_date is not None:
+            into = bill_dir or Path(scratch)
+            paths, name = _fetch(settings, fetch, bill_date, account, into, locale)
+            # the bill's day, account and format, as a user giving the file would say them
+            date_from, date_to = date_from or bill_date, date_to or bill_date
+            provider = provider or name
+            fmt = fetch if fmt == "auto" and fetch in formats.names(SETTLEMENT_FORMATS) else fmt
+        options = EngineOptions(
+            period_from=_day(date_from),
+            period_to=_day(date_to, end=True),
+            window_days=window_days,
+            provider=provider,
+        )
+        request = Request(paths, fmt, mapping, options, SETTLEMENT_FORMATS)
+        code = _run(settings, request, console, out=out, do_apply=do_apply, locale=locale)
+    raise SystemExit(code)
+
+
+def _fetch(
+    settings: Settings, fetch: str, bill_date: str, account: str | None, into: Path, locale: str
+) -> tuple[list[Path], str]:
+    """Download ``fetch``'s bill of ``bill_date`` into ``into``: its files, the account's name."""
+    day = bill_fetch.bill_day(bill_date, today=bill_fetch.today_in_china(), locale=locale)
+    plugin, chosen = bill_fetch.choose_account(settings, fetch, account, locale=locale)
+    return bill_fetch.download(plugin, chosen, day, into, locale=locale), chosen.name
+
+
+def _check_sources(
+    files: tuple[Path, ...],
+    fetch: str | None,
+    bill_date: str | None,
+    account: str | None,
+    bill_dir: Path | None,
+) -> None:
+    """FILES, or ``--fetch`` with ``--date`` (maybe ``--account``, ``--bill-dir``): one."""
+    if fetch is None:
+        if bill_date is not None or account is not None or bill_dir is not None:
+            raise click.UsageError("--date, --account and --bill-dir go with --fetch PROVIDER")
+        if not files:
+            raise click.UsageError("give report FILES, or --fetch PROVIDER --date YYYY-MM-DD")
+        return
+    if files:
+        raise click.UsageError("give report FILES or --fetch, not both")
+    if bill_date is None:
+        raise click.UsageError("--fetch needs --date YYYY-MM-DD (a day over in China)")
+
+
+def _run(
+    settings: Settings,
+    request: Request,
+    console: Console,
+    *,
+    out: Path | None,
+    do_apply: bool,
+    locale: str,
+) -> int:
+    """Reconcile ``request`` against the orders, print and write the report; the exit code."""
 
     async def work() -> int:
         storage = await open_storage(settings)
@@ -155,7 +232,6 @@ def reconcile(
             await storage.close()
 
     try:
-        code = asyncio.run(work())
+        return asyncio.run(work())
     except (StorageError, MappingError) as exc:
         raise click.ClickException(str(exc)) from None
-    raise SystemExit(code)

@@ -368,7 +368,8 @@ def _answer_first(container: Container) -> None:
 
     from orderguard.api.render import order_json
 
-    render = partial(order_json, public_url=container.settings.public_url)
+    settings, payments = container.settings, container.payments
+    render = partial(order_json, public_url=settings.public_url, actions=payments.shopper_action)
     container.intake = cast("Intake", AnswerFirst(container.intake, render))
 
 

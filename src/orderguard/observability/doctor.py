@@ -18,6 +18,7 @@ from pathlib import Path
 from orderguard.config import Settings
 from orderguard.domain.stuck import STUCK_AFTER, STUCK_STATES
 from orderguard.observability.checks import Check, Status
+from orderguard.observability.doctor_accounts import account_checks
 from orderguard.observability.doctor_network import (
     greets,
     no_provider,
@@ -28,6 +29,7 @@ from orderguard.observability.doctor_network import (
 from orderguard.observability.hooks import OutboxStats
 from orderguard.observability.readiness import heartbeat_horizon, worker_check
 from orderguard.production import production_problems
+from orderguard.providers import registry
 from orderguard.providers.base import PaymentProvider
 from orderguard.storage import migrate
 from orderguard.storage.database import Database, redact_url
@@ -71,20 +73,33 @@ class Doctor:
     providers: Sequence[PaymentProvider]
     outbox: OutboxStats
     targets: Targets = Targets()
+    #: This host's clock, held against the wallets' gateways.
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def run(self) -> list[Check]:
         """Every check, in a fixed order."""
         checks = [self._sqlite_file(), await self._database()]
         checks += await self._from_database()
-        checks += [await provider_check(p, self.settings) for p in self.providers] or [
-            no_provider(self.settings)
-        ]
+        checks += await self._providers() or [no_provider(self.settings)]
         checks.append(webhook_secret_check(self.settings))
         checks.append(await webhook_url_check(self.settings, [p.name for p in self.providers]))
         checks.append(await greets("smtp", self.targets.smtp_url, 25, b"220"))
         checks.append(await greets("nats", self.targets.nats_url, 4222, b"INFO"))
         checks += await self._mode()
         return checks
+
+    async def _providers(self) -> list[Check]:
+        """Each account with a checkup (keys, signature, clock, notify URL), then a
+        read-only call to every other provider."""
+        built = {p.name: p for p in self.providers}
+        checks: list[Check] = []
+        for plugin, account in registry.configured(self.settings):
+            if plugin.checkup is not None:
+                provider = built.pop(account.name, None)
+                checks += await account_checks(
+                    plugin, account, provider, self.settings, clock=self.clock
+                )
+        return checks + [await provider_check(p, self.settings) for p in built.values()]
 
     # -- the mode ------------------------------------------------------------------------
 

@@ -91,6 +91,24 @@ class TestKit:
 
 
 @dataclass(frozen=True, slots=True)
+class Checkup:
+    """What ``orderguard doctor`` checks of one account besides the provider's answer to a
+    read-only call: that its keys read, and where the provider posts its notifications."""
+
+    #: ``(variable, what is wrong)`` for each key setting that cannot be read or parsed, or
+    #: that is not the key it claims to be.
+    key_problems: list[tuple[str, str]]
+    #: The variables of what signs our requests (to fix when the provider refuses our
+    #: signature) and of what verifies the provider's answers.
+    signing_variables: tuple[str, ...]
+    verifying_variables: tuple[str, ...]
+    #: Where the provider posts this account's notifications (``None``: not set), and the
+    #: variable that says so.
+    notify_url: str | None
+    notify_variable: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderPlugin:
     """One provider package, as the registry lists it."""
 
@@ -133,3 +151,6 @@ class ProviderPlugin:
     #: What production refuses beyond the neutral checks of each account (key, address,
     #: webhook secret): ``(variable, what is wrong)`` pairs, given the settings.
     problems: Callable[[Any], list[tuple[str, str]]] = lambda settings: []
+    #: What ``doctor`` checks of an account beyond a read-only call (keys, notify URL),
+    #: for a provider that is told its notify URL with each payment; ``None``: nothing.
+    checkup: Callable[[Account], Checkup] | None = None

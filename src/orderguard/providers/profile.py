@@ -85,10 +85,17 @@ class ProviderProfile:
     #: Methods whose next action is a code for the shopper to scan (its text in
     #: ``redirect_url``) rather than a page to open: shown as a QR code, never followed.
     qr_methods: tuple[str, ...] = ()
+    #: What the text of such a code starts with (the provider's own URL scheme and path,
+    #: e.g. ``weixin://wxpay/``): a code whose text does not is never shown.
+    code_prefixes: tuple[str, ...] = ()
 
     def takes(self, method: str) -> bool:
         """Whether a payment with ``method`` may be sent to this provider."""
         return method.startswith(self.methods)
+
+    def shows_code(self, method: str) -> bool:
+        """Whether a ``method`` payment's next action is a code to scan."""
+        return method in self.qr_methods
 
 
 #: Card payment methods (``pm_card_visa``, ...), as every card provider here names them.

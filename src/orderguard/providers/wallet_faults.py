@@ -120,7 +120,8 @@ class FaultInjector:
 
     @profile.setter
     def profile(self, profile: WalletFaultProfile) -> None:
-        self._profile, self.calls = profile, 0
+        """A new profile starts afresh: its ``limit`` counts from now, no outage is on."""
+        self._profile, self.calls, self.outage_until = profile, 0, 0.0
 
     def record(self, kind: str, detail: str) -> None:
         """Log one injected fault."""

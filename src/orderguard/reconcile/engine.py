@@ -344,6 +344,7 @@ class Engine:
         # Any paid order matching could need: in the period or near a line's time.
         self._join_lines(_earliest(period[0], first), _latest(period[1], last))
         self._one_row_per_line()
+        self._match_by_payment_reference()
         self._match_by_order("order_id", "order_id")
         self._match_by_order("merchant_reference", "merchant_reference")
         self._unconfirmed()
@@ -371,6 +372,33 @@ class Engine:
                 "UNION ALL (SELECT * FROM res WHERE file_no IS NOT NULL "
                 "QUALIFY row_number() OVER (PARTITION BY file_no, line ORDER BY order_id) = 1)"
             )
+
+    def _match_by_payment_reference(self) -> None:
+        """Lines no reference matched whose order reference is the reference orderguard
+        keeps for a paid attempt. A wallet's bill names a payment twice, by the provider's
+        number (the line's reference) and by the merchant's ``out_trade_no`` (its order
+        reference), and orderguard keeps the merchant's (Alipay, WeChat Pay). An attempt
+        not paid here leaves its line to the other passes: money taken for a payment
+        orderguard gave up is an orphan, not a match."""
+        if not self._count(
+            "SELECT count(*) FROM res WHERE order_id IS NULL AND order_ref IS NOT NULL "
+            "AND error IS NULL"
+        ):
+            return
+        _, attempts_csv = self._export()
+        self._db.execute(
+            f"""
+            UPDATE res SET order_id = o.order_id, via = 'reference', expected_amount = o.amount,
+                expected_currency = TRY_CAST(o.currency AS og_code)
+            FROM (
+                SELECT DISTINCT provider_ref, order_id
+                FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)}
+                WHERE provider_ref IS NOT NULL AND state IN {_PAID_ATTEMPTS}
+            ) a JOIN {self._orders()} o ON o.order_id = a.order_id
+            WHERE res.order_id IS NULL AND res.order_ref IS NOT NULL AND res.error IS NULL
+              AND a.provider_ref = res.order_ref
+            """
+        )
 
     def _match_by_order(self, column: str, via: str) -> None:
         """Lines no reference matched, whose order reference is an order's ``column``."""

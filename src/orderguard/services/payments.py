@@ -39,6 +39,7 @@ from orderguard.providers.base import (
 from orderguard.providers.resilience import is_transport_failure
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.settling import Answered, apply_answers
+from orderguard.services.shopper_action import ShopperAction, shopper_action
 from orderguard.services.snapshot import snapshot_metadata
 
 #: Provider outcomes in attempt terms.
@@ -144,6 +145,11 @@ class Payments:
         ``action_required``, an instant later: the provider's payment closes itself no
         later than orderguard closes it."""
         return (attempt.created_at + self.settings.action_expiry).replace(microsecond=0)
+
+    def shopper_action(self, order: Order) -> ShopperAction | None:
+        """What the shopper must do outside the shop for ``order`` now: open a page or
+        scan a code (:mod:`.shopper_action`), or ``None``."""
+        return shopper_action(order, self.providers, self.expires_at)
 
     def settle(
         self, order: Order, attempt_id: str, outcome: Outcome, *, cause: Cause, at: datetime

@@ -77,6 +77,17 @@ class Providers:
         """The providers that take ``method``, in failover order."""
         return [slot for slot in self.slots if slot.profile.takes(method)]
 
+    def shows_code(self, method: str) -> bool:
+        """Whether a ``method`` payment's next action is a code to scan (its provider's
+        profile says so), not a page to open."""
+        return any(slot.profile.shows_code(method) for slot in self.taking(method))
+
+    def code_prefixes(self, method: str) -> tuple[str, ...]:
+        """What the text of a ``method`` payment's code may start with (its provider's
+        profile); ``()`` when the method ends in no code."""
+        found = [slot.profile for slot in self.taking(method) if slot.profile.shows_code(method)]
+        return tuple(prefix for profile in found for prefix in profile.code_prefixes)
+
     def check_method(self, method: str) -> None:
         """Raise :class:`PaymentMethodNotTaken` unless some provider takes ``method``."""
         if not self.taking(method):

@@ -9,6 +9,10 @@ Lists every provider's successful charges in a window and holds them against the
 - a charge for an attempt the order does not know, or for one it closed as failed, while
   the order is not paid, is flagged for review: it may be the order's only payment.
 
+A provider that cannot list its charges (Alipay, WeChat Pay) is asked instead about the
+trades of the orders cancelled in the window, one by one (:mod:`.wallet_sweep`); a trade
+it holds as paid is a charge after cancellation like any other.
+
 With ``auto_refund`` off nothing is refunded: orders are flagged and orphans recorded for
 review. A charge of an order that is not settled yet is left to the recheck, which is about
 to record it. A charge a settlement report listed with no order (a ``reported`` finding,
@@ -21,6 +25,7 @@ window changes nothing, and one interrupted half-way finishes the job.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +42,7 @@ from orderguard.services.clock import Clock, system_clock
 from orderguard.services.orphans import recovered_order
 from orderguard.services.payments import Payments
 from orderguard.services.providers import ProviderSlot, UnknownProvider
+from orderguard.services.wallet_sweep import TradeQueries
 from orderguard.storage.errors import StorageError
 from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory
 
@@ -57,6 +63,9 @@ _FLAG_FOR = {
     UNEXPLAINED: FlagReason.UNEXPLAINED_CHARGE,
 }
 _PAID = frozenset({AttemptState.SUCCEEDED, AttemptState.REFUNDED})
+#: The longest refund key every provider takes (Alipay's ``out_request_no`` and WeChat
+#: Pay's ``out_refund_no`` stop at 64 characters).
+MAX_REFUND_KEY = 64
 Known = set[tuple[str, str, str]]
 
 
@@ -73,8 +82,25 @@ class SweepReport:
     flagged: int = 0
     #: Charges a previous sweep already resolved.
     already_known: int = 0
+    #: Trades asked about one by one at providers that cannot list their charges.
+    trades_asked: int = 0
     #: Provider calls that failed; the next sweep tries again.
     errors: int = 0
+
+
+def refund_key(kind: str, provider_ref: str) -> str:
+    """The idempotency key of the sweep's refund of a charge (a wallet's ``out_request_no``
+    / ``out_refund_no``): derived from the charge alone, so every sweep, repeated or
+    interrupted, sends the same one and the provider refunds once.
+
+    ``orderguard-after-cancel-REF``; when that is longer than :data:`MAX_REFUND_KEY` (an
+    Alipay ``out_trade_no`` can be 64 characters itself) the reference is replaced by the
+    first 32 hex digits of its SHA-256.
+    """
+    prefix = f"orderguard-{kind.replace('_', '-')}-"
+    if len(prefix) + len(provider_ref) <= MAX_REFUND_KEY:
+        return prefix + provider_ref
+    return prefix + hashlib.sha256(provider_ref.encode()).hexdigest()[:32]
 
 
 def extra_charge(order: Order, provider: str, charge: Charge) -> str | None:
@@ -109,11 +135,15 @@ class Sweeper:
         *,
         auto_refund: bool = True,
         clock: Clock = system_clock,
+        queries: TradeQueries | None = None,
     ) -> None:
+        """``queries`` asks the providers that cannot list their charges (default: at
+        :mod:`.wallet_sweep`'s batch and pace)."""
         self._storage = storage
         self._payments = payments
         self._auto_refund = auto_refund
         self._clock = clock
+        self._queries = queries or TradeQueries(storage, payments.providers)
 
     async def sweep_last(self, window: timedelta) -> SweepReport:
         """Sweep the charges of the last ``window``."""
@@ -134,9 +164,14 @@ class Sweeper:
                 report.errors += 1
                 continue
             found += [(slot, charge) for charge in charges]
-        report.charges_seen = len(found)
         async with self._storage() as uow:
             known = {(f.provider, f.provider_ref, f.kind) for f in await uow.findings.all()}
+        asked = await self._queries.paid_trades(
+            since=since, resolved={(provider, ref) for provider, ref, _ in known}
+        )
+        found += asked.found
+        report.trades_asked, report.errors = asked.asked, report.errors + asked.errors
+        report.charges_seen = len(found)
         for order_id, group in _by_order(found).items():
             await self._check(order_id, group, known, report)
         await self._reported(report)
@@ -276,7 +311,7 @@ class Sweeper:
     async def _refund(self, slot: ProviderSlot, charge: Charge, kind: str) -> None:
         if charge.amount_refunded >= charge.amount:
             return  # refunded already (by an interrupted sweep, or by hand)
-        key = f"orderguard-{kind.replace('_', '-')}-{charge.provider_ref}"
+        key = refund_key(kind, charge.provider_ref)
         await slot.provider.refund(charge.provider_ref, amount=None, idempotency_key=key)
 
     async def _record(

@@ -119,6 +119,22 @@ class MemoryOrderRepository:
         )
         return [order_id for _, order_id in found[:limit]]
 
+    async def changed_in_state(
+        self,
+        state: OrderState,
+        *,
+        since: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[datetime, str]]:
+        cursor = after or (since, "")
+        found = sorted(
+            (o.updated_at, o.id)
+            for o in self._s.orders.values()
+            if o.state is state and o.updated_at >= since and (o.updated_at, o.id) > cursor
+        )
+        return found[:limit]
+
     async def waiting_for_payment(self, limit: int) -> list[str]:
         waiting = sorted(
             (o.created_at, o.id)

@@ -248,6 +248,23 @@ class SqlOrderRepository:
         )
         return [str(row["id"]) for row in rows]
 
+    async def changed_in_state(
+        self,
+        state: OrderState,
+        *,
+        since: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[datetime, str]]:
+        cursor = after or (since, "")
+        rows = await self._conn.fetchall(
+            "SELECT updated_at, id FROM orders WHERE state = :state AND updated_at >= :since "
+            "AND (updated_at > :at OR (updated_at = :at AND id > :id)) "
+            "ORDER BY updated_at, id LIMIT :limit",
+            {"state": str(state), "since": since, "at": cursor[0], "id": cursor[1], "limit": limit},
+        )
+        return [(must_datetime(row["updated_at"]), str(row["id"])) for row in rows]
+
     async def waiting_for_payment(self, limit: int) -> list[str]:
         rows = await self._conn.fetchall(
             "SELECT id FROM orders WHERE state = 'received' AND payment_method IS NOT NULL "

@@ -126,6 +126,18 @@ class OrderRepository(Protocol):
         """Ids of orders in ``state`` not changed since ``updated_before``, oldest first."""
         ...
 
+    async def changed_in_state(
+        self,
+        state: OrderState,
+        *,
+        since: datetime,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[tuple[datetime, str]]:
+        """``(updated_at, id)`` of orders in ``state`` changed at or after ``since``, oldest
+        change first, from just after the keyset cursor ``after`` (a page's last row)."""
+        ...
+
     async def waiting_for_payment(self, limit: int) -> list[str]:
         """Ids of orders in ``received`` holding a payment method to charge, oldest first."""
         ...

@@ -17,17 +17,21 @@ from typing import Protocol
 from starlette.requests import Request
 
 from orderguard.config import Settings
+from orderguard.domain.order import Order
 from orderguard.services.providers import Providers
+from orderguard.services.shopper_action import ShopperAction
 from orderguard.storage.ports import UnitOfWorkFactory
 from orderguard.web.console.credentials import Credentials
 
 
 class Payments(Protocol):
     """The payments, as far as the pages go: the providers (whether they move real
-    money, how their breakers stand)."""
+    money, how their breakers stand) and what the shopper must do outside the shop."""
 
     @property
     def providers(self) -> Providers: ...
+
+    def shopper_action(self, order: Order) -> ShopperAction | None: ...
 
 
 class Wired(Protocol):

@@ -25,6 +25,7 @@ from orderguard.services.review import Review
 from orderguard.web import forms
 from orderguard.web.guidance import guidance, shopper_history
 from orderguard.web.ports import Wired, offered
+from orderguard.web.qr import qr_svg
 from orderguard.web.templating import PAGE_HEADERS, language, page
 
 
@@ -137,12 +138,14 @@ async def _render(
     wiring = _wiring(request)
     timeline = (await queries.order_detail(wiring.storage, order.id)).timeline
     csrf = forms.shopper_csrf(request)
+    guide = guidance(order, wiring.payments.shopper_action(order))
     response = page(
         "order.html",
         language_,
         status=status,
         order=order,
-        guide=guidance(order),
+        guide=guide,
+        qr=qr_svg(guide.code) if guide.code else None,
         history=shopper_history(timeline),
         methods=_methods(request),
         form_key=forms.new_token(),

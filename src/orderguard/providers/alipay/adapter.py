@@ -11,20 +11,21 @@ notification is the active query by ``out_trade_no``; for an expired order, clos
 trade (:meth:`AlipayProvider.close_payment`).
 
 Beyond the interface: ``retrieve_payment(..., asked=)``, ``find_payments(..., references=)``,
-``close_payment``, ``refund_status`` and :func:`reference`.
+``close_payment``, ``refund_status``, ``download_bill`` and :func:`reference`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from orderguard.providers.alipay import currencies, errors, mapping, methods, signing
+from orderguard.providers.alipay import bills, currencies, errors, mapping, methods, signing
 from orderguard.providers.alipay.gateway import Gateway
 from orderguard.providers.alipay.mapping import Asked
 from orderguard.providers.alipay.settings import is_live_gateway
@@ -43,6 +44,7 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
+from orderguard.providers.bills import BillFile
 
 #: How long a payment stays payable when its request gives no expiry
 #: (``ChargeRequest.expires_at``; orderguard's ``action_expiry_minutes`` default).
@@ -133,7 +135,13 @@ class AlipayProvider:
         """The signed cashier URL for the attempt: ACTION_REQUIRED, ``redirect_url`` set, marked
         ``next_action=redirect`` and ``alipay_state=not_created``. Nothing is sent: the
         trade is created when the shopper opens the URL, payable until ``request.expires_at``
-        (when unset: now + the payment TTL), written as ``time_expire``."""
+        (when unset: now + the payment TTL), written as ``time_expire``.
+
+        The same ``out_trade_no`` asked again for another amount or currency is
+        :class:`ProviderKeyConflict` (as Stripe's reused key): the first URL may have been
+        paid, so nothing new is made. (This process remembers what it asked; the cashier
+        itself refuses another amount for a trade that exists, ``ACQ.CONTEXT_INCONSISTENT``.)
+        """
         product = methods.PRODUCTS.get(request.method)
         if product is None:
             raise ProviderRejected(f"Alipay does not take the method {request.method!r}")
@@ -151,11 +159,16 @@ class AlipayProvider:
         }
         if request.method == methods.WAP and return_url:
             biz["quit_url"] = return_url
+        asked = Asked(request.amount, request.currency.upper())
+        first = self._asked.setdefault(out_trade_no, asked)
+        if first != asked:
+            raise ProviderKeyConflict(
+                f"alipay: out_trade_no {out_trade_no} was first asked for {first.amount} "
+                f"{first.currency}, not {asked.amount} {asked.currency}; nothing was made"
+            )
         url = self.gateway.page_url(
             product.api_method, biz, notify_url=self._notify_url, return_url=return_url
         )
-        asked = Asked(request.amount, request.currency.upper())
-        self._asked[out_trade_no] = asked
         return PaymentResult(
             outcome=PaymentOutcome.ACTION_REQUIRED,
             provider_ref=out_trade_no,
@@ -199,7 +212,8 @@ class AlipayProvider:
         FAILED when closed, or when there is no trade (``ACQ.TRADE_NOT_EXIST``: marked
         ``not_created``; the cashier refuses the URL after its ``time_expire``, so close
         only once the payment expired). A trade Alipay will not close because it was paid
-        in the meantime (or was closed already) is returned as it stands.
+        in the meantime is returned as it stands (SUCCEEDED); one closed already (by the
+        shop, the shopper or its expiry) answers closed again, inviting no other method.
         """
         body = await self.gateway.call(
             "alipay.trade.close", {"out_trade_no": provider_ref}, mutating=True
@@ -220,7 +234,10 @@ class AlipayProvider:
                 metadata={mapping.STATE: mapping.NOT_CREATED},
             )
         if sub_code == errors.TRADE_STATUS_ERROR:
-            return await self.retrieve_payment(provider_ref)
+            standing = await self.retrieve_payment(provider_ref)
+            if standing.outcome is PaymentOutcome.FAILED:  # closed already: closed again
+                return replace(standing, retry_with_other_method=False)
+            return standing
         raise errors.answer_error(body, method="alipay.trade.close", mutating=True)
 
     async def cancel_payment(self, provider_ref: str) -> PaymentResult:
@@ -331,6 +348,10 @@ class AlipayProvider:
             return mapping.webhook_event(params, asked=self._asked.get(out_trade_no))
         except (KeyError, UnreadableAmount, errors.UnknownTradeStatus) as exc:
             raise InvalidWebhook(f"malformed notification: {exc!r}") from exc
+
+    async def download_bill(self, day: date) -> list[BillFile]:
+        """``day``'s trade bill, its detail file as Alipay wrote it (:mod:`.bills`)."""
+        return await bills.download(self.gateway, self._http, day, live=self.livemode)
 
     async def aclose(self) -> None:
         """Close the connection pool."""

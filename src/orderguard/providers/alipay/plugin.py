@@ -16,7 +16,7 @@ from orderguard.providers.alipay.settings import (
     is_live_account,
     production_problems,
 )
-from orderguard.providers.plugin import Account, AccountProvider, ProviderPlugin
+from orderguard.providers.plugin import Account, AccountProvider, Checkup, ProviderPlugin
 from orderguard.providers.profile import (
     Capabilities,
     MetadataLimits,
@@ -68,6 +68,13 @@ def build(account: Account, timeout_s: float) -> AccountProvider:
     )
 
 
+def checkup(account: Account) -> Checkup:
+    """What ``doctor`` checks of the account's keys and notify URL (read now)."""
+    from orderguard.providers.alipay.checkup import checkup as check
+
+    return check(account)
+
+
 def minor_units(amount: int, currency: str) -> int:
     """The sandbox ledger's fen as ISO minor units (the same)."""
     return currencies.rule(currency).from_provider(amount)
@@ -94,6 +101,7 @@ PLUGIN = ProviderPlugin(
     live_key_hint="the app's keys at the production gateway https://openapi.alipay.com/gateway.do",
     secret_hint="Alipay's public key of this app (Open Platform console, public-key mode)",
     problems=production_problems,
+    checkup=checkup,
     credentials=(
         r"-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]+?-----END (?:RSA )?PRIVATE KEY-----",
         r"\bMII[A-Za-z0-9+/]{200,}={0,2}",  # a one-line base64 key (private or public)

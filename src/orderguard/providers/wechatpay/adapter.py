@@ -4,7 +4,8 @@ Each payment attempt is one WeChat Pay order whose ``out_trade_no`` is the attem
 (:func:`reference`): known before the request is sent, the same on every repeat (WeChat
 Pay answers a repeated order with the first one), and the key of the active query. Extra
 to :class:`~orderguard.providers.base.PaymentProvider`: :meth:`close_payment` (the close on
-expiry; :meth:`cancel_payment` is the same), :meth:`retrieve_refund`, and the markers of
+expiry; :meth:`cancel_payment` is the same), :meth:`retrieve_refund`,
+:meth:`download_bill` (the daily trade bill), and the markers of
 :mod:`.mapping` (not yet created, next action). The order's ``time_expire`` is the
 request's ``expires_at``.
 """
@@ -16,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -38,7 +39,8 @@ from orderguard.providers.base import (
     UnreadableAmount,
     WebhookEvent,
 )
-from orderguard.providers.wechatpay import currencies, errors, mapping, methods, resources
+from orderguard.providers.bills import BillFile, BillRefused, BillUnavailable, download
+from orderguard.providers.wechatpay import bills, currencies, errors, mapping, methods, resources
 from orderguard.providers.wechatpay.settings import DEFAULT_BASE_URL, is_live_key, is_sandbox_url
 from orderguard.providers.wechatpay.signing import (
     DEFAULT_TOLERANCE_S,
@@ -317,6 +319,30 @@ class WechatPayProvider:
         """Not offered: WeChat Pay lists trades only in its daily bill (the profile does not
         declare ``list_recent_charges``)."""
         raise ProviderRejected("WeChat Pay lists trades only in its daily trade bill")
+
+    async def download_bill(self, day: date) -> list[BillFile]:
+        """``day``'s whole trade bill as WeChat Pay wrote it, once its SHA-1 checks
+        (:mod:`.bills`): the answer giving the address must verify, the address must be on
+        the API's host, the file's hash must be the answer's."""
+        try:
+            answer = await self._call("GET", bills.apply_path(day), None, mutating=False)
+        except errors.UnverifiedResponse as exc:
+            raise BillRefused(str(exc)) from exc
+        except ProviderError as exc:
+            raise BillUnavailable(f"wechatpay tradebill: {exc}") from exc
+        base = str(self._http.base_url)
+        url, sha1 = bills.download_address(answer.status, answer.body, day=day, base_url=base)
+        request = self._http.build_request("GET", url)
+        request.headers["Authorization"] = authorization(
+            mchid=self._mchid,
+            serial_no=self._serial,
+            private_key=self._key,
+            method="GET",
+            url=request.url.raw_path.decode(),
+            body="",
+        )
+        content = await download(self._http, request, what="wechatpay bill download")
+        return [BillFile(bills.file_name(day), bills.check_file(content, sha1))]
 
     def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
         """Verify the ``Wechatpay-*`` signature and its age, then decrypt and parse."""

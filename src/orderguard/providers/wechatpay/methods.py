@@ -10,6 +10,8 @@ from __future__ import annotations
 NATIVE = "wechatpay_native"
 #: H5: WeChat Pay answers an ``h5_url`` the shopper's mobile browser is redirected to.
 H5 = "wechatpay_h5"
+#: What every Native ``code_url`` starts with (``weixin://wxpay/bizpayurl?pr=...``).
+CODE_PREFIX = "weixin://wxpay/"
 #: Every method routed to WeChat Pay (the profile takes them by this prefix).
 PREFIX = "wechatpay_"
 

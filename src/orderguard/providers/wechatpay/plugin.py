@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from orderguard.providers.plugin import Account, AccountProvider, ProviderPlugin, TestKit
+from orderguard.providers.plugin import Account, AccountProvider, Checkup, ProviderPlugin, TestKit
 from orderguard.providers.profile import (
     Capabilities,
     MetadataLimits,
@@ -51,6 +51,7 @@ PROFILE = ProviderProfile(
     test_methods=(),
     reply=reply,
     qr_methods=(methods.NATIVE,),
+    code_prefixes=(methods.CODE_PREFIX,),
 )
 
 
@@ -83,6 +84,13 @@ def build(account: Account, timeout_s: float) -> AccountProvider:
         name=account.name,
         timeout_s=timeout_s,
     )
+
+
+def checkup(account: Account) -> Checkup:
+    """What ``doctor`` checks of the account's keys and notify URL (read now)."""
+    from orderguard.providers.wechatpay.checkup import checkup as check
+
+    return check(account)
 
 
 def minor_units(amount: int, currency: str) -> int:
@@ -118,6 +126,7 @@ PLUGIN = ProviderPlugin(
     live_key_hint="the merchant number (mchid) of a live merchant at https://api.mch.weixin.qq.com",
     secret_hint="the APIv3 key (32 characters) set in the merchant platform",
     problems=production_problems,
+    checkup=checkup,
     credentials=(
         r"-----BEGIN (?:RSA )?PRIVATE KEY-----[\s\S]*?-----END (?:RSA )?PRIVATE KEY-----",
         r"(?i:apiv3_?key)[\"']?\s*[:=]\s*[\"']?[^\s\"',]{32}",

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orderguard.providers.alipay import errors, signing
-from orderguard.providers.alipay.sandbox import api, cashier
+from orderguard.providers.alipay.sandbox import api, bills, cashier
 from orderguard.providers.alipay.sandbox.config import SandboxConfig
 from orderguard.providers.alipay.sandbox.state import Sandbox
 from orderguard.providers.alipay.sandbox.trades import BusinessError
@@ -21,6 +21,8 @@ from orderguard.providers.faults import hold
 from orderguard.providers.wallet_admin import fault_routes
 
 JSON_UTF8 = "application/json;charset=utf-8"
+#: The API methods the gateway answers: :mod:`.api`'s and the bill's (:mod:`.bills`).
+METHODS = {**api.METHODS, bills.METHOD: bills.download_url_query}
 
 
 def _answer(
@@ -77,8 +79,9 @@ async def gateway(request: Request) -> Response:
     """``gateway.do``: the cashier methods (GET from a browser) and the API methods."""
     sandbox: Sandbox = request.app.state.sandbox
     params = await _params(request)
+    bills.desk(sandbox).base_url = str(request.base_url)
     method = params.get("method", "")
-    if method not in api.METHODS and method not in cashier.PRODUCT_CODES:
+    if method not in METHODS and method not in cashier.PRODUCT_CODES:
         unknown = _failure(
             "40004", "Business Failed", "isv.invalid-method", f"不存在的方法名 {method}"
         )
@@ -116,7 +119,7 @@ def _run(sandbox: Sandbox, method: str, params: Mapping[str, str]) -> dict[str, 
     """The API method's answer: success with its fields, or the business failure."""
     try:
         biz = json.loads(params.get("biz_content") or "{}")
-        return {"code": "10000", "msg": "Success", **api.METHODS[method](sandbox, biz)}
+        return {"code": "10000", "msg": "Success", **METHODS[method](sandbox, biz)}
     except BusinessError as exc:
         return _failure("40004", "Business Failed", exc.sub_code, exc.sub_msg)
     except ValueError:
@@ -192,6 +195,8 @@ def create_app(config: SandboxConfig) -> Starlette:
             _shopper("finish"),
             Route("/admin/faults", set_faults, methods=["POST"]),
             Route("/admin/clock", move_clock, methods=["POST"]),
+            Route(bills.DOWNLOAD_PATH, bills.download, methods=["GET"]),
+            Route("/admin/bills", bills.set_trouble, methods=["POST"]),
             Route("/ledger", ledger),
             *fault_routes(lambda request: request.app.state.sandbox.injector),
         ],

@@ -208,6 +208,7 @@ class Book:
                     "refunded_fen": t.refunded_fen,
                     "product_code": t.product_code,
                     "subject": t.subject,
+                    "passback_params": t.passback_params,
                 }
                 for t in list(self.trades.values())
             ],

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from orderguard.providers.faults import hold
 from orderguard.providers.wallet_admin import fault_routes
+from orderguard.providers.wechatpay.sandbox import bills
 from orderguard.providers.wechatpay.sandbox.service import MODES, Sandbox, SandboxConfig
 from orderguard.providers.wechatpay.sandbox.trades import ApiError, Trade, lagging_view
 
@@ -84,7 +85,7 @@ def _place(kind: str) -> Handler:
     async def handler(sandbox: Sandbox, request: Request, body: Json) -> tuple[int, Json | None]:
         trade = sandbox.book.place(body, "NATIVE" if kind == "native" else "MWEB")
         if kind == "native":
-            return 200, {"code_url": f"weixin://wxpay/bizpayurl?pr={trade.token}"}
+            return 200, {"code_url": trade.code_url}
         base = str(request.base_url).rstrip("/")
         return 200, {"h5_url": f"{base}/sandbox/h5?prepay_id={trade.token}"}
 
@@ -196,7 +197,9 @@ async def h5_page(request: Request) -> Response:
 
 async def admin(request: Request) -> Response:
     """``POST /sandbox/admin``: ``mode`` (signing), ``fail_next``/``status``/``delay_s``
-    (faults), ``visible_before_scan`` (the query shows unscanned orders), ``settle_refunds``
+    (faults), ``visible_before_scan`` (the query shows unscanned orders),
+    ``payment_beats_close`` (a close leaves the trade payable: a payment lands after it),
+    ``settle_refunds``
     (whether new refunds end at once), ``settle_refund`` + ``refund_status`` (end a
     PROCESSING refund)."""
     sandbox = _sandbox(request)
@@ -208,6 +211,8 @@ async def admin(request: Request) -> Response:
             setattr(sandbox.faults, name, body[name])
     if "visible_before_scan" in body:
         sandbox.book.visible_before_scan = bool(body["visible_before_scan"])
+    if "payment_beats_close" in body:
+        sandbox.book.payment_beats_close = bool(body["payment_beats_close"])
     if "settle_refunds" in body:
         sandbox.config.settle_refunds = bool(body["settle_refunds"])
     if body.get("settle_refund"):
@@ -216,10 +221,11 @@ async def admin(request: Request) -> Response:
 
 
 async def ledger(request: Request) -> Response:
-    """``GET /ledger``: every trade (prepays included), refund and notification."""
+    """``GET /ledger``: every trade (prepays included, a Native one with the ``code_url``
+    it answered), refund and notification."""
     sandbox = _sandbox(request)
     trades = [
-        {**t.view(), "abandoned": t.abandoned, "refunded": t.refunded}
+        {**t.view(), "abandoned": t.abandoned, "refunded": t.refunded, "code_url": t.code_url}
         for t in sandbox.book.trades.values()
     ]
     return JSONResponse(
@@ -259,4 +265,4 @@ def create_app(config: SandboxConfig) -> Starlette:
         finally:
             await app.state.sandbox.notifier.stop()
 
-    return Starlette(routes=ROUTES, lifespan=lifespan)
+    return Starlette(routes=[*ROUTES, *bills.ROUTES], lifespan=lifespan)
