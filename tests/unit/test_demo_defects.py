@@ -52,7 +52,7 @@ BREAKS = {
     "pay_again_old_method": "shoppers_misled",
     "three_ds_return_token": "shoppers_misled",
     "alipay_amount_unchecked": "paid_amount_differs",
-    "wechatpay_expiry_without_close": "charges_without_an_order",
+    "wechatpay_expiry_without_close": "shoppers_misled",
 }
 
 

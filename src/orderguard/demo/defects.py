@@ -42,9 +42,10 @@ Two are planted in one wallet's account only (``orderguard demo --provider alipa
 * ``alipay_amount_unchecked`` → ``paid_amount_differs``: the Alipay cashier is asked for
   :func:`short_amount` of the order, and what Alipay answers (its query, its notifications)
   settles the order without its amount being checked;
-* ``wechatpay_expiry_without_close`` → ``charges_without_an_order``: an expired order is
-  cancelled without its payment being closed at WeChat Pay (and the payment is sent to stay
-  open a day), so a shopper who comes back to the tab left open pays a cancelled order.
+* ``wechatpay_expiry_without_close`` → ``shoppers_misled``: an expired order is cancelled
+  without its payment being closed at WeChat Pay (and the payment is sent to stay open a
+  day), so a shopper who comes back to the tab left open pays a cancelled order (the money
+  is held for no paid order, ``charges_without_an_order``, until the sweep refunds it).
 """
 
 from __future__ import annotations
@@ -451,7 +452,7 @@ DEFECTS: dict[str, Defect] = {
         "paid_amount_differs", provider=UncheckedWalletAmounts, only="alipay"
     ),
     "wechatpay_expiry_without_close": Defect(
-        "charges_without_an_order", provider=ExpiryWithoutClose, only="wechatpay"
+        "shoppers_misled", provider=ExpiryWithoutClose, only="wechatpay"
     ),
 }
 

@@ -126,8 +126,7 @@ async def run_lanes(
         placed_in, resolved_in = await _drive(
             options, seed, base, lanes, database_url, schedule.client_timeout_s
         )
-        if "stripe" in providers:  # a wallet lists no charges: the sweep has none to see
-            console.print(f"final sweep: {schedule.sweep(work, env)}")
+        console.print(f"final sweep: {schedule.sweep(work, env)}")
         db = await connect(database_url, pool_size=2)
         try:
             snapshots = [await audit.snapshot(db, lane.prefix) for lane in lanes]

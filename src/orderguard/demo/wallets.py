@@ -206,9 +206,7 @@ class WalletShoppers(ShopperSimulator):
         (a trouble, noted); one that settled without asking them to pay, an error."""
         within = self.action_expiry_s + 5
         order = await self._until_settled(client, order, checkout=checkout, within_s=within)
-        if order["state"] == "action_required" and (order.get("next_action") or {}).get(
-            "redirect_url"
-        ):
+        if order["state"] == "action_required" and action_url(order):
             return order
         checkout.trouble = f"no payment to make at the wallet ({order['state']})"
         if order["state"] not in BEING_FOUND_OUT:
@@ -313,20 +311,20 @@ class WalletShoppers(ShopperSimulator):
         order = await self._place(client, checkout, self._key(checkout))
         if order is None:
             return
-        trade, back = await self._open(client, checkout, order["next_action"]["redirect_url"])
+        trade, back = await self._open(client, checkout, action_url(order))
         if (await self._pay(client, checkout, trade, back, 0)).accepted:
             await self._back_at_shop(client, checkout, order, back)
 
     async def abandon(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         order = await self._place(client, checkout, self._key(checkout))
         if order is not None and random.Random(checkout.reference).random() < 0.7:
-            await self._open(client, checkout, order["next_action"]["redirect_url"])  # then leaves
+            await self._open(client, checkout, action_url(order))  # then leaves
 
     async def closed_tab(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         order = await self._place(client, checkout, self._key(checkout))
         if order is None:
             return
-        trade, _ = await self._open(client, checkout, order["next_action"]["redirect_url"])
+        trade, _ = await self._open(client, checkout, action_url(order))
         await self._pay(client, checkout, trade, "", 0)  # and the tab is closed
 
     async def two_devices(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
@@ -341,7 +339,7 @@ class WalletShoppers(ShopperSimulator):
         order = order and await self._payable(client, checkout, order)
         if order is None:
             return
-        url = order["next_action"]["redirect_url"]
+        url = action_url(order)
         opened = [await self._open(client, checkout, url) for _ in range(2)]
         await asyncio.gather(
             *(self._pay(client, checkout, t, b, d) for d, (t, b) in enumerate(opened))
@@ -353,7 +351,7 @@ class WalletShoppers(ShopperSimulator):
         order = await self._place(client, checkout, self._key(checkout))
         if order is None:
             return
-        trade, back = await self._open(client, checkout, order["next_action"]["redirect_url"])
+        trade, back = await self._open(client, checkout, action_url(order))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.action_expiry_s + 30
         while order["state"] not in ("cancelled", "paid", "payment_failed"):
@@ -369,6 +367,13 @@ class WalletShoppers(ShopperSimulator):
     def _key(self, checkout: Checkout) -> str:
         """The checkout's Idempotency-Key (both devices of ``two_devices`` send it)."""
         return f"{self.run_id}-{self.provider}-{checkout.index}"
+
+
+def action_url(order: dict[str, Any]) -> str:
+    """Where the order's ``next_action`` sends the shopper: the page to open
+    (``redirect_url``) or the text of the QR code to scan (``code_url``); '' if none."""
+    action = order.get("next_action") or {}
+    return str(action.get("redirect_url") or action.get("code_url") or "")
 
 
 def _expect(response: httpx.Response, status: int, what: str) -> None:
