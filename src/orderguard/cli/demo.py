@@ -46,10 +46,10 @@ from orderguard.providers import labs
 @click.option("--plant-defect", default=None, hidden=True, type=click.Choice(PLANTED_DEFECTS))
 @click.option(
     "--provider",
-    default="stripe",
+    default=labs.lab().provider,
     show_default=True,
-    type=click.Choice(["stripe", "alipay", "wechatpay", "all"]),
-    help="Whose sandbox the shoppers pay at: card shoppers at Stripe's, wallet shoppers "
+    type=click.Choice([*labs.names(), "all"]),
+    help="Whose sandbox the shoppers pay at: card shoppers at the card sandbox's, wallet shoppers "
     "(scan and pay, abandon, pay and close the tab, pay from two devices) at Alipay's or "
     "WeChat Pay's; all: the three sandboxes behind one server, the shoppers spread over "
     "them. Each provider's ledger is checked on its own.",

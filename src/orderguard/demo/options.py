@@ -32,8 +32,9 @@ class DemoOptions:
     keep: Path | None = None
     #: Share of the checkouts that can end paid whose order the back office refunds.
     refund_share: float = REFUND_SHARE
-    #: Whose sandbox the shoppers pay at: ``stripe``, ``alipay``, ``wechatpay`` or ``all``.
-    provider: str = "stripe"
+    #: Whose sandbox the shoppers pay at: a provider with a sandbox (``providers/labs.py``)
+    #: or ``all``; None: the card sandbox (the development one), as before ``--provider``.
+    provider: str | None = None
     #: The wallets' fault profile (a name or a TOML file of theirs); None: as ``faults``.
     wallet_faults: str | None = None
     #: Seconds a payment waits for the shopper (3-D Secure, a wallet's cashier).
@@ -55,7 +56,7 @@ class Schedule:
 
 
 #: Runs a demo whose shoppers pay at a wallet (or at every provider): options, seed, work
-#: folder, console, the Stripe sandbox's fault profile, the schedule -> the report
+#: folder, console, the card sandbox's fault profile, the schedule -> the report
 #: (``demo/wallet_run.py``'s ``run_lanes``, given to ``run_demo`` by the command).
 LaneRunner = Callable[
     [DemoOptions, int, Path, Console, "Path | str", Schedule], Awaitable["Report"]

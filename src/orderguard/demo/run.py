@@ -113,7 +113,7 @@ async def _run(
     if options.faults == "storm":
         profile = work / "storm.toml"
         profile.write_text(STORM_TOML)
-    if options.provider != "stripe":
+    if options.provider not in (None, labs.lab().provider):
         if lanes is None:
             raise stack.StackError(f"no runner for the provider {options.provider!r}")
         schedule = Schedule(

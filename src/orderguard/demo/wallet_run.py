@@ -5,7 +5,7 @@ by default, its held answers and outages shortened as in the card demo: the wall
 adds notifications dropped, duplicated, delayed, reordered or ahead of the query, queries
 answering ``SYSTEM_ERROR`` and payments landing during a close); the wallets' are configured
 from what ``orderguard sandbox-provider --print-config`` gives, their notifications sent to
-the server's route for them. ``all`` runs the Stripe sandbox and both wallets against one
+the server's route for them. ``all`` runs the card sandbox and both wallets against one
 server with an account at each, the shoppers spread over them. Each provider
 has its own shoppers, its own run prefix in the database and its own ledger: the
 invariants of :mod:`.audit` are checked provider by provider against that provider's
@@ -35,8 +35,8 @@ from orderguard.storage.connect import connect
 
 #: The wallets the demo runs shoppers at.
 WALLETS = ("alipay", "wechatpay")
-#: What ``--provider`` takes.
-PROVIDERS = ("stripe", *WALLETS, "all")
+#: The card sandbox (the development one): its shoppers and ledger are the card demo's.
+CARD = labs.lab().provider
 
 
 @dataclass
@@ -55,9 +55,11 @@ class Lane:
         return f"DEMO-{self.run_id}-"
 
 
-def lane_providers(provider: str) -> tuple[str, ...]:
-    """The providers a run with ``--provider provider`` charges at."""
-    return ("stripe", *WALLETS) if provider == "all" else (provider,)
+def lane_providers(provider: str | None) -> tuple[str, ...]:
+    """The providers a run with ``--provider provider`` charges at (None: the card one)."""
+    if provider == "all":
+        return (CARD, *WALLETS)
+    return (provider or CARD,)
 
 
 def spread(orders: int, providers: tuple[str, ...]) -> dict[str, int]:
@@ -95,7 +97,7 @@ async def run_lanes(
     try:
         waits: list[tuple[stack.Proc, str]] = []
         for provider in providers:
-            if provider == "stripe":
+            if provider == CARD:
                 hook = f"{base}/v1/webhooks/{labs.sandbox_route()}"
                 box, url = stack.sandbox(
                     work, profile=storm, seed=seed, webhook_url=hook, wait=False
@@ -156,7 +158,7 @@ async def run_lanes(
 def _raced(lane: Lane) -> frozenset[str]:
     """The trades a wallet sandbox paid as the shop closed them (its ``close_race`` fault:
     the shopper's payment landing at that moment), from the log of what it injected."""
-    if lane.provider == "stripe":
+    if lane.provider == CARD:
         return frozenset()
     log = stack.fault_log(lane.sandbox_url)
     return frozenset(str(e["detail"]) for e in log if e.get("kind") == "close_race")
@@ -180,7 +182,7 @@ async def _drive(
     client_timeout_s: float,
 ) -> tuple[float, float]:
     for lane in lanes:
-        if lane.provider == "stripe":
+        if lane.provider == CARD:
             lane.simulator = ShopperSimulator(
                 base,
                 seed=seed,
@@ -250,7 +252,7 @@ def _report(
     owners: list[audit.Owner] = []
     per_provider: dict[str, Any] = {}
     for lane, snap, ledger in zip(lanes, snapshots, ledgers, strict=True):
-        if lane.provider == "stripe":
+        if lane.provider == CARD:
             book, owner = ledger, audit.by_customer(lane.stats)
             found = audit.check(lane.stats, snap, book)
         else:
