@@ -334,14 +334,17 @@ def start_server(
     return server
 
 
-def run_child(ctx: Context, script: Path, mode: str, url: str, *args: str) -> dict[str, Any]:
+def run_child(
+    ctx: Context, script: Path, mode: str, url: str, *args: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``python script mode url *args`` (a benchmark's measured part, in a process of its
-    own) against database ``url``; the JSON object its last line of output holds."""
+    own) against database ``url``, with ``env`` added to its environment; the JSON object its
+    last line of output holds."""
     import json
 
     done = subprocess.run(
         [PYTHON, str(script), mode, url, *args],
-        env=ctx.env(url),
+        env={**ctx.env(url), **(env or {})},
         capture_output=True,
         text=True,
         timeout=1800,
@@ -435,6 +438,10 @@ class Context:
     pool_size: int | None
     workdir: Path
     log: Any  # Callable[[str], None]
+    #: The command line that runs this benchmark, and when it started (for the sections
+    #: that say so themselves).
+    command: str = ".venv/bin/python bench/run.py"
+    started: str = ""
 
     def env(self, database_url: str) -> dict[str, str]:
         """A clean environment for orderguard processes: only the settings we choose."""

@@ -1,5 +1,8 @@
 """Runs every benchmark in bench/ and rewrites docs/benchmarks.md.
 
+With ``--only NAME`` (repeatable) only those benchmarks run, and only their sections of an
+existing docs/benchmarks.md are replaced (the others, and the header, stay as they were).
+
 ``make bench`` runs ``.venv/bin/python bench/run.py``. A benchmark is a module in bench/
 listed in ``SECTIONS`` with ``TITLE`` and ``section(ctx: Context) -> str`` returning its
 markdown (starting with a ``## `` heading); add later ones (paid orders end to end, janitor,
@@ -25,7 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Context, machine
 
 #: Benchmark modules, in the order their sections appear.
-SECTIONS = ["intake", "paid", "janitor", "drain", "reconcile", "console_flood", "demo"]
+SECTIONS = [
+    "intake", "paid", "wallet_paid", "janitor", "wallet_janitor", "drain", "reconcile",
+    "console_flood", "demo",
+]  # fmt: skip
 
 
 def main() -> None:
@@ -47,7 +53,9 @@ def main() -> None:
     def log(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {message}", flush=True)
 
-    sections: list[str] = []
+    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = f".venv/bin/python bench/run.py{' ' + argv if argv else ''}"
+    sections: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="og-bench-") as scratch:
         ctx = Context(
             rounds=args.rounds,
@@ -57,18 +65,49 @@ def main() -> None:
             pool_size=args.pool_size,
             workdir=Path(scratch),
             log=log,
+            command=command,
+            started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         )
         for name in args.only or SECTIONS:
             module = importlib.import_module(name)
             log(f"{name}: {module.TITLE}")
-            sections.append(module.section(ctx))
+            sections[name] = module.section(ctx).strip("\n")
     elapsed = time.monotonic() - started
-    argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
-    command = f".venv/bin/python bench/run.py{' ' + argv if argv else ''}"
-    document = _header(command, elapsed) + "\n\n".join(sections) + "\n"
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.only and args.output.is_file():
+        document = splice(args.output.read_text(), sections)
+    else:
+        document = _header(command, elapsed) + "\n\n".join(sections.values()) + "\n"
     args.output.write_text(document)
     log(f"wrote {args.output}")
+
+
+def splice(document: str, sections: dict[str, str]) -> str:
+    """``document`` with each of ``sections`` (by module name) put in place of the section
+    with the same ``## `` heading (its first line); a section the document lacks goes before
+    the next one of ``SECTIONS`` it has (else at the end). ``--only`` keeps every other
+    section as it was. A section runs from its heading to the next ``## `` line (or the end).
+    """
+    lines = document.rstrip("\n").split("\n")
+    for name, text in sections.items():
+        heading = text.split("\n", 1)[0]
+        start = next((i for i, line in enumerate(lines) if line == heading), None)
+        if start is None:
+            later = [f"## {importlib.import_module(n).TITLE}" for n in _after(name)]
+            at = next((i for i, line in enumerate(lines) if line in later), len(lines))
+            lines[at:at] = [*text.split("\n"), ""] if at < len(lines) else ["", *text.split("\n")]
+            continue
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        tail = [""] if end < len(lines) else []
+        lines[start:end] = [*text.split("\n"), *tail]
+    return "\n".join(lines) + "\n"
+
+
+def _after(name: str) -> list[str]:
+    """The benchmarks whose sections come after ``name``'s."""
+    return SECTIONS[SECTIONS.index(name) + 1 :]
 
 
 def _header(command: str, elapsed: float) -> str:

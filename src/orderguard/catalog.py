@@ -111,6 +111,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Test card: needs bank confirmation",
         "zh-CN": "测试卡：需要银行确认",
     },
+    "method.alipay_page": {"en": "Alipay (computer)", "zh-CN": "支付宝（电脑网站）"},
+    "method.alipay_wap": {"en": "Alipay (phone browser)", "zh-CN": "支付宝（手机网站）"},
     # wallets, by payment method: their names, and how to scan a method's code
     "wallet.alipay_page": {"en": "Alipay", "zh-CN": "支付宝"},
     "wallet.alipay_wap": {"en": "Alipay", "zh-CN": "支付宝"},

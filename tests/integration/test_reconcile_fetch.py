@@ -55,6 +55,9 @@ PAID_AT = datetime.combine(DAY, time(13, 0), CHINA)
 #: in part, C cancelled before paying, X paid at the wallet for an order orderguard
 #: cancelled, Y paid at the wallet with no order at all.
 AMOUNTS = {"A": 2500, "B": 2500, "R": 3000, "C": 1800, "X": 4200, "Y": 990}
+#: N: paid the next morning in China (04:00, still the bill's date in UTC): in the next
+#: day's bill, so neither matched nor missing in this one.
+NEXT_MORNING = datetime.combine(DAY + timedelta(days=1), time(4, 0), CHINA)
 REFUNDED = 1000
 
 
@@ -65,13 +68,13 @@ class Scenario:
     refs: dict[str, str] = field(default_factory=dict)
 
 
-def _order(letter: str, ref: str, provider: str, *, paid: bool) -> Order:
-    amount = AMOUNTS[letter]
+def _order(letter: str, ref: str, provider: str, *, paid: bool, at: datetime = PAID_AT) -> Order:
+    amount = AMOUNTS.get(letter, 700)
     order = Order.place(
         currency="CNY",
         lines=[OrderLine("SKU-" + letter, "Item " + letter, 1, amount)],
         customer=customer(),
-        at=PAID_AT,
+        at=at,
         order_id=f"ord_{letter}",
     )
     attempt = PaymentAttempt(
@@ -83,16 +86,16 @@ def _order(letter: str, ref: str, provider: str, *, paid: bool) -> Order:
         amount=amount,
         currency="CNY",
         idempotency_key=f"orderguard-pay_{letter}",
-        created_at=PAID_AT,
-        updated_at=PAID_AT,
+        created_at=at,
+        updated_at=at,
     )
     order.attempts.append(attempt)
-    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=PAID_AT)
+    order.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=at)
     state = AttemptState.SUCCEEDED if paid else AttemptState.FAILED
     outcome = Outcome(state, provider_ref=ref, amount=amount, currency="CNY")
-    apply_outcome(order, attempt, outcome, cause=Cause.API, at=PAID_AT)
+    apply_outcome(order, attempt, outcome, cause=Cause.API, at=at)
     if not paid:
-        order.move_to(OrderState.CANCELLED, cause=Cause.API, at=PAID_AT)
+        order.move_to(OrderState.CANCELLED, cause=Cause.API, at=at)
     return order
 
 
@@ -105,6 +108,8 @@ def store_orders(url: str, scenario: Scenario, provider: str) -> None:
             for letter in ("A", "B", "R", "C", "X"):
                 paid = letter in ("A", "B", "R")
                 await uow.orders.add(_order(letter, scenario.refs[letter], provider, paid=paid))
+            late = _order("N", "next-morning-N", provider, paid=True, at=NEXT_MORNING)
+            await uow.orders.add(late)
             await uow.commit()
         await storage.close()
 
@@ -143,9 +148,10 @@ def same_as_a_file(report: Path, tmp_path: Path, provider: str, stem: str) -> No
     assert code == 0, out
     [bill] = [p for p in kept.iterdir() if p.name.startswith(stem)]
     as_file = tmp_path / "as_file.json"
-    day = DAY.isoformat()
+    # the bill's day is China's: a file's period is UTC unless the times say otherwise
+    start, end = f"{DAY}T00:00:00+08:00", f"{DAY}T23:59:59.999999+08:00"
     code, out = run(
-        str(bill), "--from", day, "--to", day, "--provider", provider, "--out", str(as_file)
+        str(bill), "--from", start, "--to", end, "--provider", provider, "--out", str(as_file)
     )
     assert code == 0, out
 

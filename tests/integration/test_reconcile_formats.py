@@ -139,3 +139,28 @@ async def test_a_paid_order_outside_the_reports_period_is_not_missing(tmp_path: 
         await storage.close()
     assert outcome.counts["missing_at_provider"] == 0
     assert outcome.counts["matched"] == 4
+
+
+@pytest.mark.parametrize(
+    ("name", "written", "utc"),
+    [
+        # the bills write China Standard Time (UTC+8) without a zone
+        ("alipay", "2026-11-02 10:00:05", datetime(2026, 11, 2, 2, 0, 5, tzinfo=UTC)),
+        ("wechatpay", "2026-11-02 10:00:00", datetime(2026, 11, 2, 2, 0, 0, tzinfo=UTC)),
+        # most reports write UTC
+        ("stripe itemized", None, None),
+    ],
+)
+async def test_a_wallet_bills_times_are_china_time(
+    tmp_path: Path, name: str, written: str | None, utc: datetime | None
+) -> None:
+    engine, _ = await run_case(tmp_path, CASES[name])
+    at = {r.order_id: r.at for batch in engine.results(frozenset({"matched"})) for r in batch}
+    engine.close()
+    if utc is None:  # a UTC report's time is read as written
+        assert at["ord_A"] is not None and at["ord_A"].utcoffset() is not None
+        return
+    assert written is not None and written in (FIXTURES / CASES[name].file).read_bytes().decode(
+        "gbk" if name == "alipay" else "utf-8"
+    )
+    assert at["ord_A"] == utc

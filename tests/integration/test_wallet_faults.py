@@ -18,6 +18,7 @@ from orderguard.domain.events import Cause
 from tests.integration.test_wallet_payments import (
     TOTAL_FEN,
     Shop,
+    _action_url,
     _ref,
     _states,
     notifications,
@@ -85,7 +86,7 @@ async def test_under_notification_faults_every_order_ends_right_against_the_ledg
     stop = asyncio.Event()
     relay = asyncio.create_task(_relay(shop, stop))
     for order in orders[:PAID]:
-        await shop.wallet.pays(_ref(order), order["next_action"]["redirect_url"])
+        await shop.wallet.pays(_ref(order), _action_url(shop, order))
     expected = await _all_sent(shop)
     stop.set()
     assert await relay == expected
@@ -114,7 +115,7 @@ async def test_a_query_answering_system_error_leaves_the_order_open_never_failed
     shop: Shop,
 ) -> None:
     order = await shop.place()
-    await shop.wallet.pays(_ref(order), order["next_action"]["redirect_url"])
+    await shop.wallet.pays(_ref(order), _action_url(shop, order))
     await shop.notifications.first()  # sent by the wallet, never delivered to the shop
     await _sandbox(shop, "POST", "/_sandbox/faults", query_system_error=1)
     await shop.container.recheck.order(order["id"], cause=Cause.JANITOR)
@@ -131,7 +132,7 @@ async def test_a_payment_landing_while_the_close_is_processed_pays_the_order(
     shop: Shop,
 ) -> None:
     order = await shop.place()
-    await shop.wallet.opens(_ref(order), order["next_action"]["redirect_url"])
+    await shop.wallet.opens(_ref(order), _action_url(shop, order))
     await _sandbox(shop, "POST", "/_sandbox/faults", close_race=1)
     assert await shop.expire() == 0
     found = await shop.order(order["id"])

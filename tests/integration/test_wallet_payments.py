@@ -461,7 +461,7 @@ async def test_a_shopper_who_pays_after_the_close_is_refunded_by_the_sweep_once(
     shop: Shop, notified: bool
 ) -> None:
     order = await shop.place()
-    ref, url = _ref(order), order["next_action"]["redirect_url"]
+    ref, url = _ref(order), _action_url(shop, order)
     await shop.wallet.close_will_lose(ref, url)
     assert await shop.expire() == 1
     assert (await shop.order(order["id"]))["state"] == "cancelled"
@@ -504,7 +504,7 @@ async def test_with_refunds_off_a_payment_after_the_close_is_flagged_not_refunde
     shop: Shop,
 ) -> None:
     order = await shop.place()
-    ref, url = _ref(order), order["next_action"]["redirect_url"]
+    ref, url = _ref(order), _action_url(shop, order)
     await shop.wallet.close_will_lose(ref, url)
     assert await shop.expire() == 1
     await shop.wallet.pays_late(ref, url)

@@ -9,6 +9,7 @@ import orderguard
 from orderguard.api.schemas import Locale
 from orderguard.catalog import translate
 from orderguard.outbox.templates import LOCALES as EMAIL_LOCALES
+from orderguard.providers import registry
 from orderguard.reconcile.messages import LOCALES as REPORT_LOCALES
 from orderguard.reconcile.messages import text
 
@@ -39,3 +40,13 @@ def test_pages_api_reports_and_emails_speak_the_same_languages() -> None:
     assert REPORT_LOCALES == ("en", "zh-CN")
     assert EMAIL_LOCALES == ("en", "zh-CN")
     assert typing.get_args(Locale) == ("en", "zh-CN")
+
+
+def test_every_test_method_a_provider_offers_has_a_name_in_every_language() -> None:
+    offered = {m for plugin in registry.PLUGINS for m in plugin.profile.test_methods}
+    assert {"pm_card_visa", "alipay_page", "alipay_wap"} <= offered
+    for method in sorted(offered):
+        for locale in ("en", "zh-CN"):
+            name = translate(locale, f"method.{method}")
+            assert name != f"method.{method}", (method, locale)
+    assert translate("zh-CN", "method.alipay_page") != translate("en", "method.alipay_page")

@@ -10,7 +10,7 @@ failure is a :class:`click.ClickException` headed in the run's language.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,6 +23,10 @@ from orderguard.reconcile.messages import text
 
 #: Seconds a bill download may take (a day's bill is larger than an API answer).
 TIMEOUT_S = 60.0
+
+
+#: The zone a bill's day is counted in: China Standard Time, where the bills are made.
+BILL_ZONE: tzinfo = CHINA
 
 
 def today_in_china() -> date:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import click
@@ -36,7 +36,9 @@ SETTLEMENT_FORMATS = formats.table(registry.settlement_formats())
 _TITLES = [p.title for p in registry.PLUGINS if p.settlement_formats] + list(formats.OWN_TITLES)
 
 
-def _day(value: str | None, *, end: bool = False) -> datetime | None:
+def _day(value: str | None, *, end: bool = False, zone: tzinfo = UTC) -> datetime | None:
+    """``value`` (a day or a time) as a moment; a day or a time without a zone is in
+    ``zone`` (UTC, or the bill's own zone for a fetched bill's day)."""
     if value is None:
         return None
     try:
@@ -45,7 +47,7 @@ def _day(value: str | None, *, end: bool = False) -> datetime | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
     if len(value) == 10 and end:
         parsed = parsed.replace(hour=23, minute=59, second=59, microsecond=999_999)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
 
 
 @click.command(
@@ -136,16 +138,20 @@ def reconcile(
         raise click.ClickException(f"configuration: {exc}") from None
     with tempfile.TemporaryDirectory(prefix="og-bill-") as scratch:
         paths = list(files)
+        zone: tzinfo = UTC
         if fetch is not None and bill_date is not None:
             into = bill_dir or Path(scratch)
             paths, name = _fetch(settings, fetch, bill_date, account, into, locale)
-            # the bill's day, account and format, as a user giving the file would say them
+            # the bill's day, account and format, as a user giving the file would say them;
+            # the day is the bill's: China's (a user's own --from/--to are UTC, as for files)
+            if date_from is None and date_to is None:
+                zone = bill_fetch.BILL_ZONE
             date_from, date_to = date_from or bill_date, date_to or bill_date
             provider = provider or name
             fmt = fetch if fmt == "auto" and fetch in formats.names(SETTLEMENT_FORMATS) else fmt
         options = EngineOptions(
-            period_from=_day(date_from),
-            period_to=_day(date_to, end=True),
+            period_from=_day(date_from, zone=zone),
+            period_to=_day(date_to, end=True, zone=zone),
             window_days=window_days,
             provider=provider,
         )

@@ -249,6 +249,15 @@ class Engine:
         gross = f"{minor_of['credit']} - {minor_of['debit']}"
         fee_sum = " + ".join(minor_of[t] for t in list(texts)[2:]) or "0"
         outer = "line, " if line else ""
+        # A time written without a zone is the provider's local time (UTC for most).
+        hours = source.layout.local_utc_hours
+        local = f" - INTERVAL {int(hours)} HOUR" if hours else ""
+        local_other = (
+            f" - CASE WHEN regexp_matches(at_text, '([+-][0-9]{{2}}:?[0-9]{{2}}|Z|UTC)$') "
+            f"THEN INTERVAL 0 HOUR ELSE INTERVAL {int(hours)} HOUR END"
+            if hours
+            else ""
+        )
         return f"""SELECT {outer}CAST(kind AS og_kind) AS kind, ref, order_ref,
             code AS currency, ts,
             {gross} AS gross, {fee_sum} AS fee,
@@ -261,8 +270,9 @@ class Engine:
                   THEN 'time ' || at_text || ' not understood' END AS error
             FROM (
             SELECT *{whole} FROM (
-            SELECT *, CASE WHEN iso IS NOT NULL THEN make_timestamptz(epoch_us(iso))
-                ELSE og_time(at_text) END AS ts FROM (
+            SELECT *, CASE WHEN iso IS NOT NULL
+                    THEN make_timestamptz(epoch_us(iso)){local}
+                ELSE og_time(at_text){local_other} END AS ts FROM (
             SELECT *, og_unit(code) AS unit{micros} FROM (
             SELECT *, try_strptime(at_text, '%Y-%m-%d %H:%M:%S') AS iso,
                 TRY_CAST(currency AS og_code) AS code{plain} FROM (

@@ -120,6 +120,9 @@ class Layout:
     decimal: str = "."
     #: The provider documents its report as UTF-8: other bytes are errors, not GBK.
     utf8_only: bool = True
+    #: Hours ahead of UTC of the provider's local time, in which it writes times without
+    #: a zone (Alipay and WeChat Pay: China Standard Time, UTC+8, no daylight saving).
+    local_utc_hours: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -254,6 +257,9 @@ def _wechat(cols: Columns) -> Projection:
     }
 
 
+#: China Standard Time, the zone of Alipay's and WeChat Pay's bills: UTC+8 all year.
+CHINA_UTC_HOURS = 8
+
 #: A table of formats, tried in order on a report's header.
 Formats = tuple[Layout, ...]
 
@@ -280,6 +286,7 @@ OWN: Formats = (
         _alipay_trade,
         prepared=True,
         utf8_only=False,
+        local_utc_hours=CHINA_UTC_HOURS,
     ),
     Layout(
         "alipay",
@@ -288,6 +295,7 @@ OWN: Formats = (
         _alipay_account,
         prepared=True,
         utf8_only=False,
+        local_utc_hours=CHINA_UTC_HOURS,
     ),
     Layout(
         "wechatpay",
@@ -296,6 +304,7 @@ OWN: Formats = (
         _wechat,
         prepared=True,
         utf8_only=False,
+        local_utc_hours=CHINA_UTC_HOURS,
     ),
 )
 
