@@ -34,6 +34,8 @@ PLANTED_DEFECTS = (
     "refund_amount",
     "pay_again_old_method",
     "three_ds_return_token",
+    "alipay_amount_unchecked",
+    "wechatpay_expiry_without_close",
 )
 
 

@@ -20,6 +20,8 @@ from orderguard.domain.money import (
     Money,
 )
 from orderguard.observability.instrumented import InstrumentedProvider
+from orderguard.providers.alipay.currencies import rule as alipay_rule
+from orderguard.providers.alipay.plugin import PROFILE as ALIPAY_PROFILE
 from orderguard.providers.base import PaymentProvider, ProviderRejected
 from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.memory import InMemoryProvider
@@ -27,8 +29,8 @@ from orderguard.providers.resilience import RetryingProvider
 from orderguard.providers.stripe.adapter import StripeProvider
 from orderguard.providers.stripe.currencies import RULES, rule
 from orderguard.reconcile import sql
-from orderguard.services.intake import check_chargeable
-from orderguard.services.providers import ProviderSlot
+from orderguard.services.intake import charging_slots, check_chargeable
+from orderguard.services.providers import Providers, ProviderSlot
 from tests.providers.conftest import charge_request
 
 #: currency -> (Stripe's decimals, minimum, maximum, step), the last three in ISO minor units.
@@ -230,6 +232,28 @@ def test_intake_needs_every_configured_provider_to_charge_the_total() -> None:
     assert refused.value.refusal.limit is AmountLimit.GRANULARITY
     assert refused.value.refusal.nearest == (1200, 1300)
     assert "12.00 EUR, 13.00 EUR" in refused.value.detail
+
+
+def test_a_wallet_that_takes_cny_only_has_no_say_over_a_card_order_in_euros() -> None:
+    """With Alipay configured beside a card provider, a card order in euros is taken (only
+    the card provider can be charged for it), and an Alipay order is held to Alipay's rules
+    (found by ``orderguard demo --provider all``: every card order but CNY was refused)."""
+    card = _slot(InMemoryProvider(name="card", amount_rules={"EUR": rule("EUR")}))
+    wallet = ProviderSlot(
+        InMemoryProvider(name="alipay", amount_rules={c: alipay_rule(c) for c in ("EUR", "CNY")}),
+        CircuitBreaker(failure_threshold=3),
+        profile=ALIPAY_PROFILE,
+    )
+    providers = Providers([card, wallet])
+    check_chargeable(charging_slots(providers, "pm_card_visa"), Money(1250, "EUR"))
+    assert charging_slots(providers, "alipay_page") == [wallet]
+    with pytest.raises(AmountNotChargeable) as refused:
+        check_chargeable(charging_slots(providers, "alipay_page"), Money(1250, "EUR"))
+    assert refused.value.provider == "alipay"
+    # no method yet (paid later with one): every provider must be able to charge it
+    with pytest.raises(AmountNotChargeable):
+        check_chargeable(charging_slots(providers, None), Money(1250, "EUR"))
+    check_chargeable(charging_slots(providers, "alipay_wap"), Money(1250, "CNY"))
 
 
 def test_nearest_amounts_are_those_every_provider_can_charge() -> None:

@@ -14,11 +14,14 @@ from orderguard.bootstrap import Container, wire
 from orderguard.config import PLANTED_DEFECTS, ConfigError, Settings
 from orderguard.demo.defects import (
     DEFECTS,
+    LEFT_OPEN,
     AnswerFirst,
+    ExpiryWithoutClose,
     ForgetfulKeys,
     HiddenSuccess,
     ShortCharges,
     ShortRefunds,
+    UncheckedWalletAmounts,
     WrappedStorage,
     short_amount,
 )
@@ -26,6 +29,7 @@ from orderguard.domain.events import EntryKind
 from orderguard.domain.order import OrderLine
 from orderguard.domain.states import OrderState
 from orderguard.production import production_problems
+from orderguard.providers import registry
 from orderguard.providers.base import ChargeRequest, PaymentOutcome
 from orderguard.providers.breaker import CircuitBreaker
 from orderguard.providers.memory import InMemoryProvider
@@ -47,6 +51,8 @@ BREAKS = {
     "refund_amount": "refunded_amount_differs",
     "pay_again_old_method": "shoppers_misled",
     "three_ds_return_token": "shoppers_misled",
+    "alipay_amount_unchecked": "paid_amount_differs",
+    "wechatpay_expiry_without_close": "shoppers_misled",
 }
 
 
@@ -106,6 +112,51 @@ def test_a_provider_defect_wraps_the_provider_every_service_uses(
     assert isinstance(planted, wrapper) and planted.inner is memory
     assert planted.name == "memory"  # attempts are stored under the same provider name
     assert container.storage is storage  # the storage is left alone
+
+
+@pytest.mark.parametrize(
+    ("defect", "wallet", "wrapper"),
+    [
+        ("alipay_amount_unchecked", "alipay", UncheckedWalletAmounts),
+        ("wechatpay_expiry_without_close", "wechatpay", ExpiryWithoutClose),
+    ],
+)
+def test_a_wallet_defect_wraps_that_wallet_alone_and_keeps_each_accounts_methods(
+    defect: str, wallet: str, wrapper: type[UncheckedWalletAmounts]
+) -> None:
+    card, other = InMemoryProvider(name="memory"), InMemoryProvider(name=wallet)
+    wallet_profile = registry.plugin(wallet).profile
+    providers = Providers(
+        [
+            ProviderSlot(card, CircuitBreaker(failure_threshold=3)),
+            ProviderSlot(other, CircuitBreaker(failure_threshold=3), profile=wallet_profile),
+        ]
+    )
+    settings = Settings(public_url="https://shop.example", planted_defect=defect)
+    slots = wire(settings, InMemoryStorage(), providers).payments.providers.slots
+    assert slots[0].provider is card
+    assert isinstance(slots[1].provider, wrapper) and slots[1].provider.inner is other
+    assert [s.profile for s in slots] == [providers.slots[0].profile, wallet_profile]
+
+
+async def test_unchecked_wallet_amounts_ask_less_and_answer_without_an_amount() -> None:
+    memory = InMemoryProvider()
+    planted = UncheckedWalletAmounts(memory)
+    made = await planted.create_payment(_charge(4848))
+    # what the provider holds is the short amount; the planted answer carries no amount
+    assert (await memory.retrieve_payment(made.provider_ref)).amount == short_amount(4848) < 4848
+    assert (await planted.retrieve_payment(made.provider_ref)).amount is None
+
+
+async def test_expiry_without_close_leaves_the_payment_open_and_never_asks_the_wallet() -> None:
+    memory = InMemoryProvider()
+    planted = ExpiryWithoutClose(memory)
+    made = await planted.create_payment(_charge())
+    answer = await planted.cancel_payment(made.provider_ref)
+    assert answer.outcome is PaymentOutcome.FAILED
+    # the wallet was never told: the payment stands as it was made
+    assert (await memory.retrieve_payment(made.provider_ref)).outcome is made.outcome
+    assert LEFT_OPEN >= timedelta(hours=1)
 
 
 @pytest.mark.parametrize("defect", ["forget_keys", "silent_paid"])

@@ -45,6 +45,30 @@ from orderguard.providers import labs
 )
 @click.option("--plant-defect", default=None, hidden=True, type=click.Choice(PLANTED_DEFECTS))
 @click.option(
+    "--provider",
+    default=labs.lab().provider,
+    show_default=True,
+    type=click.Choice([*labs.names(), "all"]),
+    help="Whose sandbox the shoppers pay at: card shoppers at the card sandbox's, wallet shoppers "
+    "(scan and pay, abandon, pay and close the tab, pay from two devices) at Alipay's or "
+    "WeChat Pay's; all: the three sandboxes behind one server, the shoppers spread over "
+    "them. Each provider's ledger is checked on its own.",
+)
+@click.option(
+    "--wallet-faults",
+    default=None,
+    help="The wallets' sandboxes' fault profile (none, flaky, storm, or a TOML file of "
+    "their settings); default: the --faults profile (a file of settings every sandbox knows).",
+)
+@click.option(
+    "--action-expiry",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(2, 3600),
+    help="Seconds a payment waits for the shopper (3-D Secure, a wallet's cashier) before "
+    "it is closed at the provider and the order cancelled.",
+)
+@click.option(
     "--refund-share",
     default=0.08,
     show_default=True,
@@ -63,6 +87,9 @@ def demo(
     keep: Path | None,
     plant_defect: str | None,
     refund_share: float,
+    provider: str,
+    wallet_faults: str | None,
+    action_expiry: float,
 ) -> None:
     """Shoppers, a storm of provider faults, and the proof that no order was lost.
 
@@ -71,7 +98,9 @@ def demo(
     is resolved, and checks the invariants against the database and the provider's ledger.
     Exit code 0 if and only if every invariant holds.
     """
-    from orderguard.demo.run import DemoOptions, run_demo
+    from orderguard.demo.options import DemoOptions
+    from orderguard.demo.run import run_demo
+    from orderguard.demo.wallet_run import run_lanes
 
     if seed != "random" and not seed.isdigit():
         raise click.BadParameter("a whole number or 'random'", param_hint="--seed")
@@ -86,8 +115,11 @@ def demo(
         planted_defect=plant_defect,
         keep=keep,
         refund_share=refund_share,
+        provider=provider,
+        wallet_faults=wallet_faults,
+        action_expiry_s=action_expiry,
     )
-    sys.exit(asyncio.run(run_demo(options)))
+    sys.exit(asyncio.run(run_demo(options, lanes=run_lanes)))
 
 
 @click.command(

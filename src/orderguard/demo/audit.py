@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -334,8 +335,11 @@ def build_report(
     placed_in_s: float = 0.0,
     resolved_in_s: float = 0.0,
     schedule: dict[str, Any] | None = None,
+    invariants: dict[str, list[str]] | None = None,
+    owner: Owner | None = None,
 ) -> Report:
-    """The report of one run, from the shoppers', the database's and the ledger's sides."""
+    """The report of one run, from the shoppers', the database's and the ledger's sides
+    (``invariants`` when they were checked already, provider by provider)."""
     return Report(
         seed=seed,
         database=database,
@@ -350,7 +354,7 @@ def build_report(
         faults=faults,
         recoveries=recoveries(shoppers, db, book),
         resolution_s=resolution_times(db),
-        invariants=check(shoppers, db, book),
+        invariants=invariants if invariants is not None else check(shoppers, db, book),
         placed_in_s=placed_in_s,
         resolved_in_s=resolved_in_s,
         orders_per_s=len(shoppers.checkouts) / placed_in_s if placed_in_s else 0.0,
@@ -373,18 +377,19 @@ def build_report(
                 Counter(c.told or "nothing (no answer)" for c in shoppers.checkouts)
             ),
             "shopper_errors": sum(len(c.errors) for c in shoppers.checkouts),
-            "charges_matched_to_checkouts": matched_charges(shoppers, book),
+            "charges_matched_to_checkouts": matched_charges(shoppers, book, owner),
         },
     )
 
 
-def matched_charges(shoppers: ShopperStats, book: dict[str, list[dict[str, Any]]]) -> int:
-    """Succeeded charges of the ledger matched to a checkout of the run (:func:`checkout_of`)."""
-    checkouts = {email_of(c): c for c in shoppers.checkouts}
+def matched_charges(
+    shoppers: ShopperStats, book: dict[str, list[dict[str, Any]]], owner: Owner | None = None
+) -> int:
+    """Succeeded charges of the ledger matched to a checkout of the run (``owner``, by
+    default :func:`checkout_of`)."""
+    find = owner or by_customer(shoppers)
     return sum(
-        1
-        for c in book.get("charges", [])
-        if c.get("status") == "succeeded" and checkout_of(c, checkouts) is not None
+        1 for c in book.get("charges", []) if c.get("status") == "succeeded" and find(c) is not None
     )
 
 
@@ -413,14 +418,30 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+#: Who a charge of the ledger was made for: the run's checkout, or None (see
+#: :func:`by_customer`, the card ledger's, and ``wallet_audit.by_order``, a wallet's).
+Owner = Callable[[dict[str, Any]], "Checkout | None"]
+#: More ways a checkout's shopper was misled, given the states its orders ended in.
+Misled = Callable[[Checkout, list[str]], list[str]]
+
+
 def check(
-    shoppers: ShopperStats, db: Snapshot, book: dict[str, list[dict[str, Any]]]
+    shoppers: ShopperStats,
+    db: Snapshot,
+    book: dict[str, list[dict[str, Any]]],
+    *,
+    owner: Owner | None = None,
+    misled: Misled | None = None,
 ) -> dict[str, list[str]]:
     """Each invariant with the ids that break it (empty lists when all hold): the ledger
-    against the simulator's record first, then the database through that record."""
+    against the simulator's record first, then the database through that record.
+    ``owner`` finds the checkout of a charge (by default by the customer it carries);
+    ``misled`` adds what the shopper's own steps promise (a wallet shopper's)."""
     broken: dict[str, list[str]] = {name: [] for name in INVARIANTS}
     succeeded = [c for c in book.get("charges", []) if c.get("status") == "succeeded"]
-    per_checkout = charges_per_checkout(shoppers, succeeded, broken)
+    per_checkout = charges_per_checkout(
+        shoppers, succeeded, broken, owner=owner or by_customer(shoppers)
+    )
     orders_of = orders_per_checkout(shoppers, db)
     for checkout in shoppers.checkouts:
         in_db = orders_of.get(checkout.reference, [])
@@ -435,15 +456,18 @@ def check(
             i: db.orders[i] for i in checkout.acknowledged if i in db.orders
         }
         held_against_record(checkout, seen, per_checkout.get(checkout.reference, []), broken)
-        broken["shoppers_misled"] += told.misled(checkout, [o.state for o in seen.values()])
+        finals = [o.state for o in seen.values()]
+        broken["shoppers_misled"] += told.misled(checkout, finals)
+        if misled is not None:
+            broken["shoppers_misled"] += misled(checkout, finals)
     charged: dict[str, list[dict[str, Any]]] = {}
     for charge in succeeded:
-        owner = str((charge.get("metadata") or {}).get("order_id"))
-        charged.setdefault(owner, []).append(charge)
+        made_for = str((charge.get("metadata") or {}).get("order_id"))
+        charged.setdefault(made_for, []).append(charge)
         remaining = int(charge["amount"]) - int(charge.get("amount_refunded") or 0)
-        stored = db.orders.get(owner)
+        stored = db.orders.get(made_for)
         if remaining > 0 and (stored is None or stored.state != "paid"):
-            if stored is not None or owner not in db.all_ids:
+            if stored is not None or made_for not in db.all_ids:
                 broken["charges_without_an_order"].append(str(charge["id"]))
     for order_id, charges in charged.items():
         if len(charges) > 1 and order_id in db.orders:
@@ -471,17 +495,26 @@ def check(
     return {name: list(dict.fromkeys(ids)) for name, ids in broken.items()}
 
 
+def by_customer(shoppers: ShopperStats) -> Owner:
+    """A card charge's checkout: the one whose customer it carries (:func:`checkout_of`)."""
+    checkouts = {email_of(c): c for c in shoppers.checkouts}
+    return lambda charge: checkout_of(charge, checkouts)
+
+
 def charges_per_checkout(
-    shoppers: ShopperStats, succeeded: list[dict[str, Any]], broken: dict[str, list[str]]
+    shoppers: ShopperStats,
+    succeeded: list[dict[str, Any]],
+    broken: dict[str, list[str]],
+    *,
+    owner: Owner,
 ) -> dict[str, list[dict[str, Any]]]:
     """The ledger against the record alone: each succeeded charge matched to the checkout
-    it was made for (:func:`checkout_of`; none: ``charges_for_unknown_checkouts``) and held
-    against that checkout's cart (``paid_amount_differs``, naming the charge). The charges
-    per checkout reference."""
-    checkouts = {email_of(c): c for c in shoppers.checkouts}
+    it was made for (``owner``; none: ``charges_for_unknown_checkouts``) and held against
+    that checkout's cart (``paid_amount_differs``, naming the charge). The charges per
+    checkout reference."""
     per_checkout: dict[str, list[dict[str, Any]]] = {}
     for charge in succeeded:
-        checkout = checkout_of(charge, checkouts)
+        checkout = owner(charge)
         if checkout is None or checkout.cart is None:
             broken["charges_for_unknown_checkouts"].append(str(charge["id"]))
             continue

@@ -35,6 +35,17 @@ must exit 1 naming it (``tests/e2e/test_demo.py``, each with a control run):
   declined again;
 * ``three_ds_return_token`` → ``shoppers_misled``: back from 3-D Secure, the shopper is sent
   to a link with a foreign token, so their order page answers "not found".
+
+Two are planted in one wallet's account only (``orderguard demo --provider alipay`` or
+``wechatpay``, ``tests/e2e/test_demo_wallets.py``):
+
+* ``alipay_amount_unchecked`` → ``paid_amount_differs``: the Alipay cashier is asked for
+  :func:`short_amount` of the order, and what Alipay answers (its query, its notifications)
+  settles the order without its amount being checked;
+* ``wechatpay_expiry_without_close`` → ``shoppers_misled``: an expired order is cancelled
+  without its payment being closed at WeChat Pay (and the payment is sent to stay open a
+  day), so a shopper who comes back to the tab left open pays a cancelled order (the money
+  is held for no paid order, ``charges_without_an_order``, until the sweep refunds it).
 """
 
 from __future__ import annotations
@@ -58,6 +69,7 @@ from orderguard.providers.base import (
     PaymentProvider,
     PaymentResult,
     RefundResult,
+    WebhookEvent,
 )
 from orderguard.services.pay_again import PayAgain
 from orderguard.services.shopper_return import ShopperReturn
@@ -164,6 +176,53 @@ def _hidden(result: PaymentResult) -> PaymentResult:
     if result.outcome is PaymentOutcome.SUCCEEDED:
         return replace(result, outcome=PaymentOutcome.PENDING)
     return result
+
+
+class UncheckedWalletAmounts(DelegatingProvider):
+    """DELIBERATELY WRONG: a wallet asked for :func:`short_amount` of each payment, whose
+    answers settle the order without their amount (``alipay_amount_unchecked``): the
+    amount a query or a notification carries is dropped, so orderguard takes the
+    attempt's (the order's total) as paid."""
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        return await self.inner.create_payment(
+            replace(request, amount=short_amount(request.amount))
+        )
+
+    async def retrieve_payment(self, provider_ref: str) -> PaymentResult:
+        return replace(await self.inner.retrieve_payment(provider_ref), amount=None)
+
+    def parse_webhook(self, body: bytes, headers: Mapping[str, str]) -> WebhookEvent:
+        return _amountless(self.inner.parse_webhook(body, headers))
+
+    def decode_webhook(self, body: bytes) -> WebhookEvent:
+        return _amountless(self.inner.decode_webhook(body))
+
+
+def _amountless(event: WebhookEvent) -> WebhookEvent:
+    if event.payment is None:
+        return event
+    return replace(event, payment=replace(event.payment, amount=None))
+
+
+#: How long the ``wechatpay_expiry_without_close`` defect leaves a payment open.
+LEFT_OPEN = timedelta(days=1)
+
+
+class ExpiryWithoutClose(DelegatingProvider):
+    """DELIBERATELY WRONG: payments sent to stay open :data:`LEFT_OPEN`, and "cancelled"
+    without a word to the wallet (``wechatpay_expiry_without_close``): the order is
+    cancelled while its payment can still be made."""
+
+    async def create_payment(self, request: ChargeRequest) -> PaymentResult:
+        return await self.inner.create_payment(
+            replace(request, expires_at=datetime.now(UTC) + LEFT_OPEN)
+        )
+
+    async def cancel_payment(self, provider_ref: str) -> PaymentResult:
+        return PaymentResult(
+            outcome=PaymentOutcome.FAILED, provider_ref=provider_ref, decline_code="closed"
+        )
 
 
 # -- storage ------------------------------------------------------------------------------
@@ -365,6 +424,8 @@ class Defect:
 
     breaks: str
     provider: Callable[[PaymentProvider], PaymentProvider] | None = None
+    #: The provider whose accounts ``provider`` wraps (None: every account).
+    only: str | None = None
     storage: Callable[[UnitOfWorkFactory], UnitOfWorkFactory] | None = None
     services: Callable[[Container], None] | None = None
 
@@ -387,6 +448,12 @@ DEFECTS: dict[str, Defect] = {
     "refund_amount": Defect("refunded_amount_differs", provider=ShortRefunds),
     "pay_again_old_method": Defect("shoppers_misled", services=_pay_again_old_method),
     "three_ds_return_token": Defect("shoppers_misled", services=_three_ds_return_token),
+    "alipay_amount_unchecked": Defect(
+        "paid_amount_differs", provider=UncheckedWalletAmounts, only="alipay"
+    ),
+    "wechatpay_expiry_without_close": Defect(
+        "shoppers_misled", provider=ExpiryWithoutClose, only="wechatpay"
+    ),
 }
 
 
@@ -408,7 +475,12 @@ def plant(
         wrap = defect.provider
         providers = Providers(
             [
-                ProviderSlot(wrap(s.provider), s.breaker, livemode=s.livemode)
+                ProviderSlot(
+                    wrap(s.provider) if defect.only in (None, s.name) else s.provider,
+                    s.breaker,
+                    livemode=s.livemode,
+                    profile=s.profile,  # the methods it takes: a wallet's stay its own
+                )
                 for s in providers.slots
             ]
         )

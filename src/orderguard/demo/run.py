@@ -16,7 +16,6 @@ import random
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from orderguard.api.server import free_port
 from orderguard.demo import audit, report, stack
-from orderguard.demo.shoppers import REFUND_SHARE, Checkout, ShopperSimulator, ShopperStats
+from orderguard.demo.options import ACTION_EXPIRY_S as ACTION_EXPIRY_S  # (re-exported)
+from orderguard.demo.options import DemoOptions as DemoOptions
+from orderguard.demo.options import LaneRunner, Schedule
+from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.providers import labs
 from orderguard.storage.connect import connect
@@ -41,24 +43,6 @@ CLIENT_TIMEOUT_S = 1.5
 PAYMENT_TIME_BUDGET_S = 2.0
 #: The janitor's schedule (about 3.3 days at scale 1) compressed twenty thousand times.
 RECHECK_SCALE = 0.00005
-#: Abandoned 3-D Secure challenges expire after this many seconds (30 minutes at scale 1).
-ACTION_EXPIRY_S = 10.0
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    orders: int = 1000
-    seed: int | None = None
-    faults: str = "storm"
-    concurrency: int = 96
-    database_url: str | None = None
-    json_out: bool = False
-    #: Seconds to wait for every order to be resolved after the last checkout.
-    settle_timeout_s: float = 90.0
-    planted_defect: str | None = None
-    keep: Path | None = None
-    #: Share of the checkouts that can end paid whose order the back office refunds.
-    refund_share: float = REFUND_SHARE
 
 
 def service_settings(options: DemoOptions) -> dict[str, str]:
@@ -70,7 +54,7 @@ def service_settings(options: DemoOptions) -> dict[str, str]:
         "ORDERGUARD_JANITOR_LEASE_S": "15",
         "ORDERGUARD_JANITOR_CONCURRENCY": "32",
         "ORDERGUARD_BREAKER_COOL_DOWN_S": "2",
-        "ORDERGUARD_ACTION_EXPIRY_MINUTES": str(ACTION_EXPIRY_S / 60),
+        "ORDERGUARD_ACTION_EXPIRY_MINUTES": str(options.action_expiry_s / 60),
         "ORDERGUARD_SWEEP_EVERY_S": "10",
     }
     if options.planted_defect:
@@ -78,7 +62,7 @@ def service_settings(options: DemoOptions) -> dict[str, str]:
     return settings
 
 
-def schedule_summary() -> dict[str, object]:
+def schedule_summary(action_expiry_s: float = ACTION_EXPIRY_S) -> dict[str, object]:
     full = RecheckSchedule()
     scaled = full.scaled(RECHECK_SCALE)
     total = sum((sum(w, timedelta()) for w in full.waits.values()), timedelta())
@@ -93,21 +77,22 @@ def schedule_summary() -> dict[str, object]:
         "all_states_full_s": int(total.total_seconds()),
         "client_timeout_s": CLIENT_TIMEOUT_S,
         "payment_time_budget_s": PAYMENT_TIME_BUDGET_S,
-        "action_expiry_s": ACTION_EXPIRY_S,
+        "action_expiry_s": action_expiry_s,
         "sandbox_hold_s": 3.0,
         "sandbox_outage_s": 1.5,
     }
 
 
-async def run_demo(options: DemoOptions) -> int:
-    """Run the demo; return the process exit code."""
+async def run_demo(options: DemoOptions, *, lanes: LaneRunner | None = None) -> int:
+    """Run the demo; return the process exit code. ``lanes`` runs it when the shoppers
+    pay at a wallet or at every provider (``--provider``)."""
     console = Console(stderr=options.json_out)
     seed = options.seed if options.seed is not None else random.randrange(1_000_000)
     with tempfile.TemporaryDirectory(prefix="orderguard-demo-") as tmp:
         work = options.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         try:
-            result = await _run(options, seed, work, console)
+            result = await _run(options, seed, work, console, lanes)
         except stack.StackError as exc:
             console.print(f"[red bold]the demo could not run:[/] {exc}")
             return 2
@@ -118,7 +103,9 @@ async def run_demo(options: DemoOptions) -> int:
     return 0 if result.ok else 1
 
 
-async def _run(options: DemoOptions, seed: int, work: Path, console: Console) -> audit.Report:
+async def _run(
+    options: DemoOptions, seed: int, work: Path, console: Console, lanes: LaneRunner | None
+) -> audit.Report:
     database_url = options.database_url or f"sqlite:///{work / 'orderguard.db'}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -126,6 +113,16 @@ async def _run(options: DemoOptions, seed: int, work: Path, console: Console) ->
     if options.faults == "storm":
         profile = work / "storm.toml"
         profile.write_text(STORM_TOML)
+    if options.provider not in (None, labs.lab().provider):
+        if lanes is None:
+            raise stack.StackError(f"no runner for the provider {options.provider!r}")
+        schedule = Schedule(
+            service_settings(options),
+            schedule_summary(options.action_expiry_s),
+            CLIENT_TIMEOUT_S,
+            final_sweep,
+        )
+        return await lanes(options, seed, work, console, profile, schedule)
     run_id = uuid.uuid4().hex[:8]
     console.print(
         f"[bold]orderguard demo[/]  seed {seed} (replay: --seed {seed})  faults {options.faults}  "
@@ -168,7 +165,7 @@ async def _run(options: DemoOptions, seed: int, work: Path, console: Console) ->
         database="postgresql" if database_url.startswith("postgres") else "sqlite",
         placed_in_s=placed_in,
         resolved_in_s=resolved_in,
-        schedule=schedule_summary(),
+        schedule=schedule_summary(options.action_expiry_s),
     )
 
 
@@ -217,7 +214,7 @@ async def _drive(
             while True:
                 # expiry runs in the worker's rounds and asks the provider (through the
                 # storm) before it cancels: give it time past the deadline
-                wait_for = timedelta(seconds=ACTION_EXPIRY_S + 12)
+                wait_for = timedelta(seconds=options.action_expiry_s + 12)
                 open_ = snap.unresolved(datetime.now(UTC), action_expiry=wait_for)
                 progress.update(
                     resolving, total=len(snap.orders), completed=len(snap.orders) - len(open_)

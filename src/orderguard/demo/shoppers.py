@@ -46,6 +46,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -358,7 +359,7 @@ class ShopperSimulator:
             async def one(checkout: Checkout) -> None:
                 async with gate:
                     try:
-                        await _RUNNERS[checkout.behaviour](self, client, checkout)
+                        await self.runner(checkout.behaviour)(client, checkout)
                     except Exception as exc:  # a simulator bug must not hide the others
                         checkout.trouble = f"simulator error: {type(exc).__name__}: {exc}"
                         checkout.errors.append(checkout.trouble)
@@ -382,6 +383,10 @@ class ShopperSimulator:
                 placed()
             await asyncio.gather(*office)
         return self.stats
+
+    def runner(self, behaviour: str) -> Callable[[httpx.AsyncClient, Checkout], Any]:
+        """The coroutine that plays ``behaviour``."""
+        return partial(_RUNNERS[behaviour], self)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -561,6 +566,10 @@ class ShopperSimulator:
                 ask.trouble = f"refused with {response.status_code}: {response.text[:200]}"
                 return
 
+    async def _until_refund_made(self, client: httpx.AsyncClient, ask: RefundAsk) -> None:
+        """Wait for a refund answered ``pending`` to be made; the card back office does not
+        (it asks the rest only of a refund made at once)."""
+
     async def back_office_refunds(self, client: httpx.AsyncClient, checkout: Checkout) -> None:
         """Once the order is paid, refund a part of it, then the rest (amounts from the
         simulator's own cart), each with a key of its own; some requests are sent again with
@@ -579,7 +588,12 @@ class ShopperSimulator:
             order = await self._get(client, order_id) or order
         if order is None:
             return
-        total, currency = cart_total(checkout.index)
+        # the cart it sent (the simulator's own record), else its reckoning of that cart
+        total, currency = (
+            (checkout.cart.amount, checkout.cart.currency)
+            if checkout.cart
+            else cart_total(checkout.index)
+        )
         rng = random.Random(f"{self.run_id}-{checkout.index}-refunds")
         first = partial_amount(total)
         for amount in (first, total - first):
@@ -589,6 +603,7 @@ class ShopperSimulator:
             if ask.status is not None and rng.random() < REFUND_REPEAT_SHARE:
                 ask.repeats += 1
                 await self._ask_refund(client, ask, rng=rng)
+            await self._until_refund_made(client, ask)
             if ask.trouble or not ask.confirmed:
                 return  # the rest is asked only once the part is made
 

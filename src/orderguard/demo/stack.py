@@ -130,6 +130,28 @@ def sandbox(
     return proc, url
 
 
+def wallet_sandbox(
+    cwd: Path, provider: str, public_url: str, *, profile: Path | str, seed: int
+) -> tuple[Proc, str, dict[str, str]]:
+    """``orderguard sandbox-provider --provider PROVIDER`` on a free port with the fault
+    ``profile`` (still starting: see :func:`wait_until_up`): the process, its base URL, and
+    the settings that point orderguard at it (``--print-config``'s, the keys it makes in
+    ``cwd`` included) with the notifications sent to ``public_url``'s route for it."""
+    port = free_port()
+    ledger_path = str(cwd / f"sandbox-{provider}.db")  # its keys go in a folder beside it
+    config = labs.sandbox_config(provider, "127.0.0.1", port, ledger_path, WEBHOOK_SECRET)
+    settings = dict(line.split("=", 1) for line in config.splitlines() if "=" in line)
+    settings[f"ORDERGUARD_{provider.upper()}_NOTIFY_URL"] = (
+        f"{public_url.rstrip('/')}/v1/webhooks/{provider}"
+    )
+    args = [
+        "sandbox-provider", "--provider", provider, "--port", str(port), "--db", ledger_path,
+        "--faults", str(profile), "--seed", str(seed),
+    ]  # fmt: skip
+    proc = Proc(f"sandbox-{provider}", args, clean_env(), cwd).start()
+    return proc, f"http://127.0.0.1:{port}", settings
+
+
 def service_env(
     database_url: str, sandbox_url: str, public_url: str, **extra: str
 ) -> dict[str, str]:
@@ -186,7 +208,8 @@ def worker(cwd: Path, env: Mapping[str, str], *, name: str = "worker") -> Proc:
 
 
 def ledger(sandbox_url: str) -> dict[str, list[dict[str, Any]]]:
-    """The sandbox's ledger: every payment intent, charge and refund it really holds."""
+    """The sandbox's ledger: every payment intent, charge and refund it really holds (a
+    wallet's: every trade, refund and notification)."""
     response = httpx.get(f"{sandbox_url}/ledger", timeout=60)
     response.raise_for_status()
     book: dict[str, list[dict[str, Any]]] = response.json()
@@ -194,11 +217,19 @@ def ledger(sandbox_url: str) -> dict[str, list[dict[str, Any]]]:
 
 
 def fault_counts(sandbox_url: str) -> dict[str, int]:
-    """Faults the sandbox injected, by kind."""
+    """Faults the sandbox (any provider's) injected, by kind."""
     response = httpx.get(f"{sandbox_url}/_sandbox/faults", timeout=60)
     response.raise_for_status()
     counts: dict[str, int] = response.json()["counts"]
     return counts
+
+
+def fault_log(sandbox_url: str) -> list[dict[str, str]]:
+    """Every fault a wallet sandbox injected, in order (``kind``, ``detail``)."""
+    response = httpx.get(f"{sandbox_url}/_sandbox/faults", timeout=60)
+    response.raise_for_status()
+    log: list[dict[str, str]] = response.json().get("log") or []
+    return log
 
 
 def redact(url: str) -> str:

@@ -16,7 +16,7 @@ from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.idempotency import Answer, KeyedRequest, Renderer, Replays
 from orderguard.services.payments import Payments
-from orderguard.services.providers import ProviderSlot
+from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.settling import Answered, Reply, settle
 from orderguard.storage.ports import UnitOfWorkFactory
 
@@ -76,7 +76,9 @@ class Intake:
             livemode=self._payments is not None and self._payments.providers.livemode,
         )
         if self._payments is not None:
-            check_chargeable(self._payments.providers.slots, order.total)
+            check_chargeable(
+                charging_slots(self._payments.providers, command.payment_method), order.total
+            )
             if command.payment_method is not None:  # refused before anything is stored
                 self._payments.providers.check_method(command.payment_method)
         charging = command.payment_method is not None and self._payments is not None
@@ -128,6 +130,13 @@ class Intake:
         async with self._storage() as uow:
             order_id = await uow.orders.find_by_reference(exc.merchant_reference)
         return DuplicateMerchantReference(exc.merchant_reference, order_id or "unknown")
+
+
+def charging_slots(providers: Providers, method: str | None) -> list[ProviderSlot]:
+    """The providers an order paid with ``method`` can be charged at: those taking the
+    method (a wallet that takes CNY only has no say over a card order in euros); every
+    configured one when the method is not known yet (it is chosen when paying later)."""
+    return providers.taking(method) if method else list(providers.slots)
 
 
 def check_chargeable(slots: Sequence[ProviderSlot], total: Money) -> None:
