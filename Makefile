@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 LOCK   := requirements/constraints.txt
-# pytest-xdist workers; CI=true makes PostgreSQL/NATS tests fail instead of skipping.
+# pytest-xdist workers (work-stealing: a worker that runs out takes tests queued on the other,
+# so the long end-to-end tests do not end the run on one worker); CI=true makes
+# PostgreSQL/NATS tests fail instead of skipping.
 WORKERS ?= auto
 
 # make test-deep: how many fresh random demo seeds to add to the fixed ones.
@@ -43,7 +45,7 @@ serve: $(VENV)/.installed
 	$(BIN)/orderguard serve
 
 test: $(VENV)/.installed-test
-	$(BIN)/pytest -n $(WORKERS) -p no:cacheprovider
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal -p no:cacheprovider
 
 # Property tests (every file using hypothesis) on the random "deep" profile, then the demo
 # on more seeds; each random seed is in its test id, to rerun it with DEMO_SEEDS=<seed>.

@@ -37,8 +37,8 @@ LANES = {"alipay": {"alipay"}, "wechatpay": {"wechatpay"}, "all": {"stripe", "al
 #: query; queries answering SYSTEM_ERROR; payments landing during a close; errors before and
 #: after the write, rate limits) without what leaves an order or a refund open for good or
 #: until the janitor flags it, which the demo would wait out: answers held past the time
-#: budget or outage windows (a WeChat Pay order whose answer was lost is never re-sent: it
-#: stays unknown until flagged, twenty seconds later) and notifications dropped (a WeChat Pay
+#: budget or outage windows (an order whose answer was lost waits for the janitor's next
+#: round, which asks by its out_trade_no and sends it again) and notifications dropped (a WeChat Pay
 #: refund is PROCESSING at first; orderguard never asks about a pending refund it has an id
 #: for, so one whose REFUND.SUCCESS is lost stays pending). The full storm, dropped
 #: notifications included, has its own run at Alipay below.
