@@ -17,7 +17,9 @@ from orderguard.config import Settings
 from orderguard.production import production_problems
 from orderguard.providers.alipay.sandbox.config import SandboxConfig, load_keys
 from orderguard.providers.alipay.sandbox.server import run_sandbox
-from orderguard.services.providers import Providers
+from orderguard.providers.breaker import CircuitBreaker
+from orderguard.providers.memory.provider import InMemoryProvider
+from orderguard.services.providers import Providers, ProviderSlot
 from tests.conftest import LOCAL_URL, open_storage
 from tests.factories import key, order_body
 
@@ -127,3 +129,35 @@ async def test_alipay_page_is_refused_while_alipay_is_not_configured(
     assert refused.status_code == 422
     assert refused.json()["type"] == "/problems/payment-method-not-accepted"
     assert listed == []
+
+
+async def test_an_order_taken_without_a_method_is_held_to_the_rules_of_the_one_it_is_paid_with(
+    sqlite_url: str, alipay_sandbox: dict[str, Any]
+) -> None:
+    """A card provider beside Alipay: an order in euros placed without a method is taken
+    (the card provider can charge it), and paying it with Alipay, which cannot charge that
+    amount in euros, is refused before anything is stored."""
+    with ExitStack() as resources:
+        wallet = configured_providers(Settings(**alipay_sandbox), resources).slots
+        card = ProviderSlot(InMemoryProvider(name="card"), CircuitBreaker(failure_threshold=3))
+        async with shop(sqlite_url, Providers([card, *wallet])) as client:
+            body = order_body(currency="EUR")
+            placed = await client.post("/v1/orders", json=body, headers=key())
+            assert placed.status_code == 201, placed.text
+            order_id = placed.json()["id"]
+            refused = await client.post(
+                f"/v1/orders/{order_id}/payments",
+                json={"payment": {"method": "alipay_page"}},
+                headers=key(),
+            )
+            after = (await client.get(f"/v1/orders/{order_id}")).json()
+            paid = await client.post(
+                f"/v1/orders/{order_id}/payments",
+                json={"payment": {"method": "pm_card_visa"}},
+                headers=key(),
+            )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["type"] == "/problems/amount-not-chargeable"
+    assert (after["state"], after["payment_attempts"]) == ("received", [])
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["state"] == "paid"

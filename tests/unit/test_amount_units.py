@@ -245,15 +245,25 @@ def test_a_wallet_that_takes_cny_only_has_no_say_over_a_card_order_in_euros() ->
         profile=ALIPAY_PROFILE,
     )
     providers = Providers([card, wallet])
-    check_chargeable(charging_slots(providers, "pm_card_visa"), Money(1250, "EUR"))
-    assert charging_slots(providers, "alipay_page") == [wallet]
+    eur, cny = Money(1250, "EUR"), Money(1250, "CNY")
+    check_chargeable(charging_slots(providers, "pm_card_visa", eur), eur)
+    assert charging_slots(providers, "alipay_page", eur) == [wallet]
     with pytest.raises(AmountNotChargeable) as refused:
-        check_chargeable(charging_slots(providers, "alipay_page"), Money(1250, "EUR"))
+        check_chargeable(charging_slots(providers, "alipay_page", eur), eur)
     assert refused.value.provider == "alipay"
-    # no method yet (paid later with one): every provider must be able to charge it
-    with pytest.raises(AmountNotChargeable):
-        check_chargeable(charging_slots(providers, None), Money(1250, "EUR"))
-    check_chargeable(charging_slots(providers, "alipay_wap"), Money(1250, "CNY"))
+    check_chargeable(charging_slots(providers, "alipay_wap", cny), cny)
+    # no method yet (paid later with one): taken when one family of providers can charge
+    # it all, held to that family; refused, naming the first provider, when none can
+    assert charging_slots(providers, None, eur) == [card]
+    check_chargeable(charging_slots(providers, None, eur), eur)
+    check_chargeable(charging_slots(providers, None, cny), cny)
+    whole_euros = AmountRule.from_provider_terms(
+        "EUR", provider_exponent=0, provider_minimum=1, provider_maximum=10**6
+    )
+    coarse = _slot(InMemoryProvider(name="coarse", amount_rules={"EUR": whole_euros}))
+    with pytest.raises(AmountNotChargeable) as refused:
+        check_chargeable(charging_slots(Providers([coarse, wallet]), None, eur), eur)
+    assert refused.value.provider == "coarse"
 
 
 def test_nearest_amounts_are_those_every_provider_can_charge() -> None:

@@ -201,6 +201,8 @@ async def pay_again(
     keyed = KeyedRequest(who.idempotency_scope, checked_key, fingerprint("POST", path, data))
     try:
         answer = await desk.pay_again.pay(order_id, body.payment.method, keyed, actor=who.actor)
+    except AmountNotChargeable as exc:  # nothing was stored
+        raise amount_problem(exc, locale(None, request.headers.get("accept-language"))) from None
     except PaymentMethodNotTaken as exc:  # nothing was stored
         raise method_problem(exc, locale(None, request.headers.get("accept-language"))) from None
     return _answer(answer, who)

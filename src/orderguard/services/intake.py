@@ -77,7 +77,8 @@ class Intake:
         )
         if self._payments is not None:
             check_chargeable(
-                charging_slots(self._payments.providers, command.payment_method), order.total
+                charging_slots(self._payments.providers, command.payment_method, order.total),
+                order.total,
             )
             if command.payment_method is not None:  # refused before anything is stored
                 self._payments.providers.check_method(command.payment_method)
@@ -132,11 +133,21 @@ class Intake:
         return DuplicateMerchantReference(exc.merchant_reference, order_id or "unknown")
 
 
-def charging_slots(providers: Providers, method: str | None) -> list[ProviderSlot]:
+def charging_slots(providers: Providers, method: str | None, total: Money) -> list[ProviderSlot]:
     """The providers an order paid with ``method`` can be charged at: those taking the
-    method (a wallet that takes CNY only has no say over a card order in euros); every
-    configured one when the method is not known yet (it is chosen when paying later)."""
-    return providers.taking(method) if method else list(providers.slots)
+    method (a wallet that takes CNY only has no say over a card order in euros). With no
+    method yet (chosen when paying later), the first family of providers taking the same
+    methods that can all charge ``total`` (the shopper will pay with one of theirs); when
+    none can, every configured one, so that the refusal names the first that cannot."""
+    if method:
+        return providers.taking(method)
+    families: dict[tuple[str, ...], list[ProviderSlot]] = {}
+    for slot in providers.slots:
+        families.setdefault(slot.profile.methods, []).append(slot)
+    for family in families.values():
+        if all(s.provider.amount_rules(total.currency).allows(total.amount) for s in family):
+            return family
+    return list(providers.slots)
 
 
 def check_chargeable(slots: Sequence[ProviderSlot], total: Money) -> None:

@@ -10,7 +10,7 @@ from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import OrderState
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.idempotency import Answer, KeyedRequest, Renderer, Replays
-from orderguard.services.intake import LOCK_MARGIN, charge
+from orderguard.services.intake import LOCK_MARGIN, charge, charging_slots, check_chargeable
 from orderguard.services.payments import Payments
 from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
 
@@ -85,6 +85,10 @@ class PayAgain:
             raise OrderNotFound(order_id)
         if not may_pay_again(order):
             raise PaymentNotAllowed(order_id, order.state)
+        # the method's providers must be able to charge the order (it may have been taken
+        # without a method, or paid first with another provider's)
+        providers = self._payments.providers
+        check_chargeable(charging_slots(providers, method, order.total), order.total)
         retried = order.state is OrderState.PAYMENT_FAILED
         attempt = self._payments.prepare(order, method, cause=Cause.API, at=self._clock())
         if attempt is None and retried:
