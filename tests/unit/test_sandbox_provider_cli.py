@@ -58,3 +58,15 @@ def test_each_sandbox_s_config_is_accepted_and_points_at_it(tmp_path: Path, prov
         labs.sandbox_config(provider, "127.0.0.1", 8124, str(tmp_path / "ledger.db"), "whsec_s")
         == text
     )
+
+
+@pytest.mark.parametrize(("provider", "said"), [("stripe", True), ("alipay", False)])
+def test_the_shared_webhook_secret_is_printed_only_for_a_sandbox_that_signs_with_it(
+    monkeypatch: pytest.MonkeyPatch, provider: str, said: bool
+) -> None:
+    served: list[str] = []
+    monkeypatch.setattr(labs, "serve_sandbox", lambda *args, **kw: served.append(kw["provider"]))
+    result = CliRunner().invoke(main, ["sandbox-provider", "--provider", provider])
+    assert result.exit_code == 0, result.output
+    assert served == [provider]
+    assert ("webhooks are signed with" in result.output) is said

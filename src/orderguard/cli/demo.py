@@ -184,7 +184,7 @@ def sandbox_provider(
 
     if webhook_secret is None:
         webhook_secret = sandbox_webhook_secret()
-        if not print_config:
+        if not print_config and labs.named(provider).signs_with_secret:
             click.echo(f"sandbox-provider: webhooks are signed with {webhook_secret}", err=True)
     if print_config:
         click.echo(labs.sandbox_config(provider, host, port, db_path, webhook_secret))

@@ -48,3 +48,6 @@ class ProviderLab:
     config: SandboxConfig
     #: Its fault profiles, by name or TOML file (``--faults``).
     load_faults: LoadFaults
+    #: Whether its webhooks are signed with the shared secret (``--webhook-secret``); a
+    #: wallet's sandbox signs with the key pair it made instead.
+    signs_with_secret: bool = True

@@ -107,4 +107,5 @@ LAB = ProviderLab(
     variables=(),
     config=sandbox_config,
     load_faults=load_profile,
+    signs_with_secret=False,
 )
