@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import httpx
@@ -113,21 +112,6 @@ class AlipayHarness(WalletHarness):
             return
         gave_up = await self.http.post(f"/admin/trades/{ref}/abandon")
         assert gave_up.status_code in (200, 409), gave_up.text
-
-    async def pay(self, created: PaymentResult) -> PaymentResult:
-        await self.complete_action(created, approved=True)
-        assert created.provider_ref is not None
-        return await self.provider.retrieve_payment(created.provider_ref)
-
-    async def declined(self, **fields: Any) -> PaymentResult:
-        created = await self.provider.create_payment(self.request(**fields))
-        await self.complete_action(created, approved=False)
-        assert created.provider_ref is not None
-        return await self.provider.retrieve_payment(created.provider_ref)
-
-    async def _trades(self) -> list[dict[str, Any]]:
-        trades: list[dict[str, Any]] = (await self.ledger())["trades"]
-        return trades
 
     async def successful_charges(self, order_id: str) -> int:
         charged = ("TRADE_SUCCESS", "TRADE_FINISHED")

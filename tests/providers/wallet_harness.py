@@ -24,6 +24,7 @@ import pytest
 from orderguard.providers.base import (
     ChargeRequest,
     PaymentOutcome,
+    PaymentResult,
     ProviderRejected,
     RefundResult,
 )
@@ -55,6 +56,21 @@ class WalletHarness(Harness):
 
     def challenge_request(self, **fields: Any) -> ChargeRequest:
         return self.request(**fields)
+
+    async def pay(self, created: PaymentResult) -> PaymentResult:
+        await self.complete_action(created, approved=True)
+        assert created.provider_ref is not None
+        return await self.provider.retrieve_payment(created.provider_ref)
+
+    async def declined(self, **fields: Any) -> PaymentResult:
+        created = await self.provider.create_payment(self.request(**fields))
+        await self.complete_action(created, approved=False)
+        assert created.provider_ref is not None
+        return await self.provider.retrieve_payment(created.provider_ref)
+
+    async def _trades(self) -> list[dict[str, Any]]:
+        trades: list[dict[str, Any]] = (await self.ledger())["trades"]
+        return trades
 
     async def ledger(self) -> dict[str, Any]:
         response = await self.http.get("/ledger")

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -81,21 +80,6 @@ class WechatPayHarness(WalletHarness):
         assert created.provider_ref is not None
         if await self._shopper(created.provider_ref, "scan"):
             await self._shopper(created.provider_ref, "pay" if approved else "fail")
-
-    async def pay(self, created: PaymentResult) -> PaymentResult:
-        await self.complete_action(created, approved=True)
-        assert created.provider_ref is not None
-        return await self.provider.retrieve_payment(created.provider_ref)
-
-    async def declined(self, **fields: Any) -> PaymentResult:
-        created = await self.provider.create_payment(self.request(**fields))
-        await self.complete_action(created, approved=False)
-        assert created.provider_ref is not None
-        return await self.provider.retrieve_payment(created.provider_ref)
-
-    async def _trades(self) -> list[dict[str, Any]]:
-        trades: list[dict[str, Any]] = (await self.ledger())["trades"]
-        return trades
 
     async def successful_charges(self, order_id: str) -> int:
         return sum(
