@@ -220,6 +220,10 @@ class Order(OrderReceipt):
 
     items: list[LineItem]
     customer: Shopper
+    #: The shopper's language (``en``, ``zh-CN``): of their e-mails and status page.
+    locale: str
+    #: The first open flag's text, if any (every flag, with its history: ``flags``).
+    flag_reason: str | None
     flags: list[Flag]
     payment_attempts: list[PaymentAttempt]
 
