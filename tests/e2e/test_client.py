@@ -31,6 +31,7 @@ from orderguard.client import (
     Order,
     OrderguardClient,
     OrderReceipt,
+    RedirectAction,
     RetryPolicy,
     WebhookVerificationError,
     verify_webhook,
@@ -171,6 +172,13 @@ def stack(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(autouse=True)
+def no_drops_left(stack: Stack) -> Iterator[None]:
+    """Answers a test meant to lose and its client never asked for are not lost later."""
+    yield
+    stack.proxy.drop_next(0)
+
+
 def checkout(method: str | None = VISA, **changes: object) -> NewOrder:
     """A checkout by a shopper of its own (a unique e-mail address, to count by)."""
     order = NewOrder(
@@ -227,6 +235,21 @@ def test_a_key_without_orders_read_gets_a_receipt_without_personal_data(stack: S
     assert placed.state == "paid" and "/orders/" in placed.status_url
 
 
+def test_a_card_asking_for_3d_secure_settles_as_action_required_with_the_redirect(
+    stack: Stack,
+) -> None:
+    with stack.client() as client:
+        placed = client.create_order(checkout("pm_card_authenticationRequired"))
+        waiting = client.wait_for_settlement(placed.id, timeout_s=20)
+    assert (placed.state, waiting.outcome, waiting.settled) == (
+        "action_required",
+        "action_required",
+        False,
+    )
+    assert isinstance(waiting.order.next_action, RedirectAction)
+    assert waiting.order.next_action.redirect_url.startswith("http")
+
+
 # --- answers lost on the way back ------------------------------------------------------------
 
 
@@ -261,6 +284,7 @@ def test_when_no_answer_ever_comes_the_error_holds_the_key_that_finds_the_order(
     with stack.client(through_proxy=True) as client:
         with pytest.raises(NoAnswerError) as lost:
             client.create_order(order, idempotency_key="checkout-lost-1-" + uuid.uuid4().hex)
+        stack.proxy.drop_next(0)  # the connection is back
         key = lost.value.idempotency_key
         assert key is not None and key.startswith("checkout-lost-1-")
         assert lost.value.attempts == QUICK.attempts
