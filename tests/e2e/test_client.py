@@ -31,7 +31,9 @@ from orderguard.client import (
     Order,
     OrderguardClient,
     OrderReceipt,
+    PermissionDeniedError,
     RedirectAction,
+    RefundSummary,
     RetryPolicy,
     WebhookVerificationError,
     verify_webhook,
@@ -105,6 +107,7 @@ class Stack:
     database_url: str
     admin_key: str
     writer_key: str
+    refunder_key: str
     webhook_secret: str
 
     def client(self, *, through_proxy: bool = False, key: str | None = None) -> OrderguardClient:
@@ -148,10 +151,13 @@ def stack(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 writer = run_cli(
                     "keys", "create", "checkout", "--scope", "orders:write", env=env, cwd=cwd
                 )
+                refunder = run_cli(
+                    "keys", "create", "finance", "--scope", "payments:refund", env=env, cwd=cwd
+                )
                 endpoint = run_cli(
                     "endpoints", "add", hooks.url, "--allow-private", env=env, cwd=cwd
                 )
-                for done in (admin, writer, endpoint):
+                for done in (admin, writer, refunder, endpoint):
                     assert done.returncode == 0, done.stdout + done.stderr
                 server.env = env
                 server.start()
@@ -163,6 +169,7 @@ def stack(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                         url,
                         admin_key=_secret(admin.stdout, "secret:"),
                         writer_key=_secret(writer.stdout, "secret:"),
+                        refunder_key=_secret(refunder.stdout, "secret:"),
                         webhook_secret=_secret(endpoint.stdout, "signing secret:"),
                     )
                 finally:
@@ -347,6 +354,20 @@ def test_a_refund_is_made_once_per_key_and_never_beyond_what_was_paid(stack: Sta
         "SELECT amount FROM refunds WHERE order_id = %s ORDER BY amount", placed.id
     )
     assert refunds == [(1000,), (TOTAL - 1000,)]
+
+
+def test_a_refund_only_key_gets_the_refund_and_totals_without_personal_data(
+    stack: Stack,
+) -> None:
+    with stack.client() as client:
+        placed = client.create_order(checkout())
+    with stack.client(key=stack.refunder_key) as finance:
+        result = finance.refund(placed.id, amount=500)
+        with pytest.raises(PermissionDeniedError) as no_reading:
+            finance.get_order(placed.id)
+    assert isinstance(result.order, RefundSummary) and not isinstance(result.order, Order)
+    assert (result.refund.amount, result.order.amount_refundable) == (500, TOTAL - 500)
+    assert no_reading.value.slug == "missing-scope"
 
 
 # --- what a stranger can send: typed errors, never retried -----------------------------------

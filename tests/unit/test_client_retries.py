@@ -239,6 +239,14 @@ def test_a_plan_for_a_request_that_is_not_replay_safe_never_waits_on_an_answer()
     assert plan.after_no_answer(httpx.ConnectError("x")) is not None
 
 
+def test_a_request_httpx_cannot_send_is_not_tried_again() -> None:
+    plan = RetryPlan(POLICY, replay_safe=True, clock=lambda: 0.0)
+    plan.sent()
+    assert plan.after_no_answer(httpx.UnsupportedProtocol("ftp://")) is None
+    assert plan.after_no_answer(httpx.LocalProtocolError("bad header")) is None
+    assert plan.after_no_answer(httpx.PoolTimeout("busy")) is not None
+
+
 def test_a_policy_that_cannot_send_is_refused() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)

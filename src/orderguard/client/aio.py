@@ -123,7 +123,8 @@ class AsyncOrderguardClient:
         max_poll_s: float = 5.0,
     ) -> Settlement:
         """Read the order until its payment is paid or failed or needs the shopper, at
-        most ``timeout_s`` seconds; then ``confirming`` (never ``failed``) if still open."""
+        most ``timeout_s`` seconds; then ``confirming`` (never ``failed``) if still open.
+        A read that fails past its own retries raises its error: not an outcome."""
         ends, polls = self._clock() + timeout_s, 0
         while True:
             order = await self.get_order(order_id)

@@ -73,8 +73,14 @@ def retry_after_s(value: str | None, *, now: datetime | None = None) -> float | 
 
 
 def never_left(exc: httpx.TransportError) -> bool:
-    """The request was certainly not received: the connection could not be opened."""
-    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
+    """The request was certainly not received: no connection was opened or free for it."""
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+
+
+def lost_on_the_way(exc: httpx.TransportError) -> bool:
+    """A fault of the network or the server (worth another try), not of the request
+    itself (an unsupported URL scheme, a header httpx cannot send: never worth one)."""
+    return isinstance(exc, httpx.NetworkError | httpx.TimeoutException | httpx.RemoteProtocolError)
 
 
 @dataclass
@@ -102,7 +108,7 @@ class RetryPlan:
 
     def after_no_answer(self, exc: httpx.TransportError) -> float | None:
         """Seconds to wait before sending again after ``exc``; None: give up."""
-        if not (self.replay_safe or never_left(exc)):
+        if not lost_on_the_way(exc) or not (self.replay_safe or never_left(exc)):
             return None
         return self._wait(None)
 
