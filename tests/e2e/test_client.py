@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -38,7 +39,7 @@ from orderguard.client import (
     WebhookVerificationError,
     verify_webhook,
 )
-from tests.conftest import _admin, _pg_url
+from tests.conftest import pg_clone
 from tests.e2e.procs import Server, clean_env, run_cli
 from tests.e2e.tcp_proxy import DroppingProxy, dropping_proxy
 from tests.e2e.timeline_check import timelines_checked
@@ -128,55 +129,50 @@ class Stack:
         return self.rows("SELECT id, state FROM orders WHERE customer_email = %s", email)
 
 
-def _secret(output: str, label: str) -> str:
-    (line,) = [line for line in output.splitlines() if line.startswith(label)]
+def _cli_secret(env: dict[str, str], cwd: Path, label: str, *args: str) -> str:
+    """Run ``orderguard ARGS`` and return the secret it printed after ``label``."""
+    done = run_cli(*args, env=env, cwd=cwd)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith(label)]
     return line.removeprefix(label).strip()
 
 
 @pytest.fixture(scope="module")
 def stack(pg_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One server for the module (each test uses its own shoppers and keys)."""
-    name = f"og_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    url, cwd = _pg_url(name), tmp_path_factory.mktemp("client")
-    try:
-        with timelines_checked(url), webhook_receiver() as hooks:
-            server = Server(env={}, cwd=cwd)
-            with dropping_proxy(("127.0.0.1", server.port)) as proxy:
-                env = clean_env(
-                    url, ORDERGUARD_PUBLIC_URL=proxy.url, ORDERGUARD_OUTBOX_BACKOFF_S="0.2"
-                )
-                admin = run_cli("keys", "create", "shop", "--scope", "admin", env=env, cwd=cwd)
-                writer = run_cli(
-                    "keys", "create", "checkout", "--scope", "orders:write", env=env, cwd=cwd
-                )
-                refunder = run_cli(
-                    "keys", "create", "finance", "--scope", "payments:refund", env=env, cwd=cwd
-                )
-                endpoint = run_cli(
-                    "endpoints", "add", hooks.url, "--allow-private", env=env, cwd=cwd
-                )
-                for done in (admin, writer, refunder, endpoint):
-                    assert done.returncode == 0, done.stdout + done.stderr
-                server.env = env
-                server.start()
-                try:
-                    yield Stack(
-                        server,
-                        proxy,
-                        hooks,
-                        url,
-                        admin_key=_secret(admin.stdout, "secret:"),
-                        writer_key=_secret(writer.stdout, "secret:"),
-                        refunder_key=_secret(refunder.stdout, "secret:"),
-                        webhook_secret=_secret(endpoint.stdout, "signing secret:"),
-                    )
-                finally:
-                    server.stop()
-    finally:
-        with _admin() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """One server for the module (each test uses its own shoppers and keys), its public
+    address the proxy's; keys and the webhook endpoint made with the CLI."""
+    cwd = tmp_path_factory.mktemp("client")
+    with (
+        pg_clone(pg_template) as url,
+        timelines_checked(url),
+        webhook_receiver() as hooks,
+    ):
+        server = Server(env={}, cwd=cwd)
+        with dropping_proxy(("127.0.0.1", server.port)) as proxy:
+            env = clean_env(url, ORDERGUARD_PUBLIC_URL=proxy.url, ORDERGUARD_OUTBOX_BACKOFF_S="0.2")
+            key = "secret:"
+            found = Stack(
+                server,
+                proxy,
+                hooks,
+                url,
+                admin_key=_cli_secret(env, cwd, key, "keys", "create", "shop", "--scope", "admin"),
+                writer_key=_cli_secret(
+                    env, cwd, key, "keys", "create", "checkout", "--scope", "orders:write"
+                ),
+                refunder_key=_cli_secret(
+                    env, cwd, key, "keys", "create", "finance", "--scope", "payments:refund"
+                ),
+                webhook_secret=_cli_secret(
+                    env, cwd, "signing secret:", "endpoints", "add", hooks.url, "--allow-private"
+                ),
+            )
+            server.env = env
+            server.start()
+            try:
+                yield found
+            finally:
+                server.stop()
 
 
 @pytest.fixture(autouse=True)
