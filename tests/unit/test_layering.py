@@ -97,8 +97,14 @@ def test_lint_imports_keeps_every_contract() -> None:
         (
             "domain/ids.py",
             "import httpx",
-            ["the HTTP client: providers, outbox, observability (doctor), demo"],
+            ["the HTTP client: providers, outbox, observability (doctor), demo, client"],
             "orderguard.domain.ids -> httpx",
+        ),
+        (
+            "client/models.py",
+            "import orderguard.api.schemas",
+            ["client imports only what its row allows", "layers, top to bottom"],
+            "orderguard.client.models -> orderguard.api.schemas",
         ),
     ],
 )
