@@ -39,6 +39,7 @@ from orderguard.providers import labs
 from tests.e2e.balancer import Balancer, balancing
 from tests.e2e.worker_harness import pid_of
 from tests.nats_kit import Stream, nats_stream  # noqa: F401 (a fixture)
+from tests.seeds import demo_seeds
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.slow, pytest.mark.timeout(400)]
 
@@ -46,7 +47,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.slow, pytest.m
 HOSTS, PROCESSES, WORKERS = 2, 2, 2
 #: Checkouts of the run: enough for every behaviour and storm fault to occur.
 CHECKOUTS = 150
-SEED = 20
 #: Seconds the stream may take to catch up with the outbox after the orders settled.
 STREAM_CATCH_UP_S = 60.0
 
@@ -100,7 +100,7 @@ def committed_events(database_url: str) -> dict[str, tuple[str, str]]:
 
 @contextmanager
 def deployment(
-    work: Path, database_url: str, stream: Stream, console: Console
+    work: Path, database_url: str, stream: Stream, seed: int, console: Console
 ) -> Iterator[tuple[run.Target, Balancer, list[stack.Proc]]]:
     """The sandbox, two API hosts behind a balancer and two worker hosts, all started;
     the target the storm is sent to, the balancer, and the workers. Stopped afterwards."""
@@ -109,7 +109,7 @@ def deployment(
         profile = work / "storm.toml"
         profile.write_text(run.STORM_TOML)
         hook = f"{balancer.url}/v1/webhooks/{labs.sandbox_route()}"
-        box, sandbox_url = stack.sandbox(work, profile=profile, seed=SEED, webhook_url=hook)
+        box, sandbox_url = stack.sandbox(work, profile=profile, seed=seed, webhook_url=hook)
         started.callback(box.stop)
         settings = run.service_settings(DemoOptions())
         # each host has its own settings file in a deployment; here they share one
@@ -132,15 +132,16 @@ def deployment(
         yield run.Target(balancer.url, database_url, sandbox_url, env, work), balancer, workers
 
 
+@pytest.mark.parametrize("seed", demo_seeds([20]))
 async def test_two_api_hosts_and_two_workers_on_one_postgresql_hold_every_invariant(
-    pg_url: str, tmp_path: Path, stream: Stream
+    pg_url: str, tmp_path: Path, stream: Stream, seed: int
 ) -> None:
     console = Console(stderr=True)
     options = DemoOptions(orders=CHECKOUTS, concurrency=32, settle_timeout_s=120.0)
     started = time.monotonic()
-    with deployment(tmp_path, pg_url, stream, console) as (target, balancer, workers):
+    with deployment(tmp_path, pg_url, stream, seed, console) as (target, balancer, workers):
         with LeaseWatch(pg_url) as leases:
-            report = await run.storm(options, SEED, target, console, run_id="horizontal")
+            report = await run.storm(options, seed, target, console, run_id="horizontal")
         alive = {w.name: w.alive() for w in workers}
         expected = committed_events(pg_url)
         messages = await _stream_caught_up(stream, set(expected))
