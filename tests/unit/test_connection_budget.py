@@ -3,7 +3,7 @@ process opens, and what a deployment of several hosts may hold at its busiest.""
 
 from __future__ import annotations
 
-from orderguard.storage.budget import Deployment, ServerRoom
+from orderguard.storage.budget import Deployment, ServerRoom, Verdict, verdict
 
 
 def test_one_serve_process_holds_api_and_worker_in_one_pool() -> None:
@@ -40,3 +40,23 @@ def test_the_pool_size_multiplies_every_pool_but_not_the_spare() -> None:
 
 def test_what_the_server_accepts_leaves_out_its_reserved_connections() -> None:
     assert ServerRoom(max_connections=100, reserved=3, in_use=40).available == 97
+
+
+def test_a_host_fits_beside_the_connections_open_now_not_counting_the_readers_own() -> None:
+    here = Deployment(processes=2, pool_size=10, spare=0)  # 3 pools, 30 connections
+    # 97 accepted, 68 open of which 1 is the reader's: 67 others + 30 = 97
+    assert verdict(here, ServerRoom(100, 3, in_use=68)) is Verdict.FITS
+
+
+def test_a_host_that_fits_alone_but_not_beside_the_others_is_crowded() -> None:
+    here = Deployment(processes=2, pool_size=10, spare=0)
+    assert verdict(here, ServerRoom(100, 3, in_use=69)) is Verdict.CROWDED
+
+
+def test_a_host_whose_pools_alone_pass_the_servers_limit_exceeds_it() -> None:
+    assert verdict(Deployment(processes=2, pool_size=33, spare=0), ServerRoom(100, 3, 1)) is (
+        Verdict.EXCEEDS
+    )
+    assert verdict(Deployment(processes=2, pool_size=32, spare=0), ServerRoom(100, 3, 1)) is (
+        Verdict.FITS
+    )

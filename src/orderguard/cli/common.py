@@ -17,7 +17,7 @@ from orderguard.cli.startup import load_settings, refuse, refuse_unsafe_producti
 from orderguard.config import Settings
 from orderguard.domain.order import Order
 from orderguard.services import api_keys
-from orderguard.storage.budget import Deployment, ServerRoom, server_room
+from orderguard.storage.budget import Deployment, ServerRoom, Verdict, server_room, verdict
 from orderguard.storage.connect import connect
 from orderguard.storage.errors import StorageError
 from orderguard.storage.opening import open_storage
@@ -90,7 +90,8 @@ def checked_connections(settings: Settings, here: Deployment) -> None:
         "lower ORDERGUARD_DB_POOL_SIZE or the processes, or raise max_connections "
         "(see `orderguard budget`)"
     )
-    if here.needed > room.available:
+    found = verdict(here, room)
+    if found is Verdict.EXCEEDS:
         line = (
             f"this host's {here.pools} pools of ORDERGUARD_DB_POOL_SIZE={here.pool_size} may "
             f"open {here.needed} connections, more than the {room.available} PostgreSQL "
@@ -100,13 +101,11 @@ def checked_connections(settings: Settings, here: Deployment) -> None:
         if settings.production:
             refuse(f"orderguard: production: {line}")
         log.warning("%s", line)
-        return
-    others = room.in_use - 1  # the connection that read the room is closed now
-    if here.needed + others > room.available:
+    elif found is Verdict.CROWDED:
         log.warning(
             "this host's pools may open %d connections; with the %d others open now that is "
             "more than the %d PostgreSQL accepts: %s",
-            here.needed, others, room.available, fix,
+            here.needed, room.in_use - 1, room.available, fix,
         )  # fmt: skip
 
 

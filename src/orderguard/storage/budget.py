@@ -17,6 +17,7 @@ the deployment is busiest.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from orderguard.storage.database import Database, transaction
 
@@ -88,6 +89,27 @@ class ServerRoom:
     def available(self) -> int:
         """Connections ordinary roles may open in all."""
         return self.max_connections - self.reserved
+
+
+class Verdict(Enum):
+    """How a host's pools fit on a server."""
+
+    #: Beside every connection open now.
+    FITS = "fits"
+    #: Alone, but not beside the connections other processes hold now.
+    CROWDED = "crowded"
+    #: Not even alone: more than the server accepts in all.
+    EXCEEDS = "exceeds"
+
+
+def verdict(here: Deployment, room: ServerRoom, *, own: int = 1) -> Verdict:
+    """How the pools of ``here`` fit in ``room``, which was read over ``own`` connections
+    of the reader's (closed since: not counted among the others)."""
+    if here.needed > room.available:
+        return Verdict.EXCEEDS
+    if here.needed + room.in_use - own > room.available:
+        return Verdict.CROWDED
+    return Verdict.FITS
 
 
 #: The server's limits and its open client connections, in one round trip.
