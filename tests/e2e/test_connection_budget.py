@@ -5,6 +5,7 @@ accepts. Real processes on a real server; the server's limits are read by the te
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -113,3 +114,21 @@ def test_a_host_within_the_budget_starts_without_a_word_of_it(pg_url: str, tmp_p
     finally:
         server.stop()
     assert "PostgreSQL accepts" not in log, log
+
+
+def test_doctor_shows_the_connections_open_against_what_the_server_accepts(
+    pg_url: str, tmp_path: Path
+) -> None:
+    limit, available = accepted(pg_url)
+    done = run_cli("doctor", "--json", env=clean_env(pg_url), cwd=tmp_path)
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    found = checks["database connections"]
+    assert found["status"] == "pass", found  # a test server is far from full
+    assert f" of {available} open (max_connections {limit} - " in found["detail"], found
+    assert found["detail"].endswith("each process here opens up to 10"), found
+
+
+def test_doctor_skips_the_connections_on_sqlite(sqlite_url: str, tmp_path: Path) -> None:
+    done = run_cli("doctor", "--json", env=clean_env(sqlite_url), cwd=tmp_path)
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    assert checks["database connections"]["status"] == "skip", checks

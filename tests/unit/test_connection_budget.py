@@ -3,7 +3,7 @@ process opens, and what a deployment of several hosts may hold at its busiest.""
 
 from __future__ import annotations
 
-from orderguard.storage.budget import Deployment, ServerRoom, Verdict, verdict
+from orderguard.storage.budget import Deployment, ServerRoom, Verdict, nearly_full, verdict
 
 
 def test_one_serve_process_holds_api_and_worker_in_one_pool() -> None:
@@ -60,3 +60,9 @@ def test_a_host_whose_pools_alone_pass_the_servers_limit_exceeds_it() -> None:
     assert verdict(Deployment(processes=2, pool_size=32, spare=0), ServerRoom(100, 3, 1)) is (
         Verdict.FITS
     )
+
+
+def test_a_server_is_nearly_full_from_four_fifths_of_what_it_accepts() -> None:
+    assert not nearly_full(ServerRoom(100, 0, in_use=79))
+    assert nearly_full(ServerRoom(100, 0, in_use=80))
+    assert nearly_full(ServerRoom(100, 20, in_use=64))  # 80 % of the 80 accepted

@@ -112,6 +112,16 @@ def verdict(here: Deployment, room: ServerRoom, *, own: int = 1) -> Verdict:
     return Verdict.FITS
 
 
+#: Share of what the server accepts that, once open, is worth a look before it runs out.
+NEARLY_FULL = 0.8
+
+
+def nearly_full(room: ServerRoom, *, share: float = NEARLY_FULL) -> bool:
+    """Whether the connections open now take ``share`` or more of what the server
+    accepts: one more host, or one busy moment, and pools are refused."""
+    return room.in_use >= share * room.available
+
+
 #: The server's limits and its open client connections, in one round trip.
 _ROOM = (
     "SELECT current_setting('max_connections')::int AS max_connections, "
