@@ -25,7 +25,9 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -46,7 +48,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.slow, pytest.m
 #: API hosts, API processes on each, worker hosts.
 HOSTS, PROCESSES, WORKERS = 2, 2, 2
 #: Checkouts of the run: enough for every behaviour and storm fault to occur.
-CHECKOUTS = 150
+CHECKOUTS = 120
 #: Seconds the stream may take to catch up with the outbox after the orders settled.
 STREAM_CATCH_UP_S = 60.0
 
@@ -98,12 +100,33 @@ def committed_events(database_url: str) -> dict[str, tuple[str, str]]:
     return {str(i): (str(o), str(t)) for i, o, t in rows}
 
 
+@dataclass
+class Running:
+    """The started deployment."""
+
+    #: What the storm is sent to: the balancer's address, the database, the sandbox.
+    target: run.Target
+    balancer: Balancer
+    hosts: list[stack.Proc]
+    workers: list[stack.Proc]
+
+
+def held_charges(book: dict[str, list[dict[str, Any]]]) -> set[str]:
+    """Orders the provider holds money for (a succeeded charge not refunded in full), from
+    its ledger: each must have been paid, and said so on the stream."""
+    return {
+        str(charge["metadata"].get("order_id"))
+        for charge in book["charges"]
+        if charge["status"] == "succeeded" and charge["amount_refunded"] < charge["amount"]
+    }
+
+
 @contextmanager
 def deployment(
     work: Path, database_url: str, stream: Stream, seed: int, console: Console
-) -> Iterator[tuple[run.Target, Balancer, list[stack.Proc]]]:
+) -> Iterator[Running]:
     """The sandbox, two API hosts behind a balancer and two worker hosts, all started;
-    the target the storm is sent to, the balancer, and the workers. Stopped afterwards."""
+    stopped afterwards."""
     ports = [free_port() for _ in range(HOSTS)]
     with ExitStack() as started, balancing([("127.0.0.1", p) for p in ports]) as balancer:
         profile = work / "storm.toml"
@@ -129,7 +152,8 @@ def deployment(
         for proc, port in zip(hosts, ports, strict=True):
             stack.wait_until_up(proc, f"http://127.0.0.1:{port}/v1/orders?limit=1", within_s=90)
         console.print(f"hosts on {ports} behind {balancer.url}; workers started")
-        yield run.Target(balancer.url, database_url, sandbox_url, env, work), balancer, workers
+        target = run.Target(balancer.url, database_url, sandbox_url, env, work)
+        yield Running(target, balancer, hosts, workers)
 
 
 @pytest.mark.parametrize("seed", demo_seeds([20]))
@@ -139,13 +163,15 @@ async def test_two_api_hosts_and_two_workers_on_one_postgresql_hold_every_invari
     console = Console(stderr=True)
     options = DemoOptions(orders=CHECKOUTS, concurrency=32, settle_timeout_s=120.0)
     started = time.monotonic()
-    with deployment(tmp_path, pg_url, stream, seed, console) as (target, balancer, workers):
+    with deployment(tmp_path, pg_url, stream, seed, console) as running:
         with LeaseWatch(pg_url) as leases:
-            report = await run.storm(options, seed, target, console, run_id="horizontal")
-        alive = {w.name: w.alive() for w in workers}
+            report = await run.storm(options, seed, running.target, console, run_id="horizontal")
+        alive = {p.name: p.alive() for p in (*running.hosts, *running.workers)}
+        held = held_charges(stack.ledger(running.target.sandbox_url))
         expected = committed_events(pg_url)
         messages = await _stream_caught_up(stream, set(expected))
-        worker_pids = {w.name: w.process.pid for w in workers if w.process is not None}
+        worker_pids = {w.name: w.process.pid for w in running.workers if w.process is not None}
+    balancer = running.balancer
     took = time.monotonic() - started
     print(f"\nhorizontal run: {took:.1f} s; balancer connections {dict(balancer.connections)}")
     print({k: v for k, v in report.as_json().items() if k not in {"schedule", "violations"}})
@@ -172,6 +198,13 @@ async def test_two_api_hosts_and_two_workers_on_one_postgresql_hold_every_invari
         assert document["type"] == event_type
         assert subject == f"{stream.prefix}.{event_type.removeprefix('order.')}"
         assert isinstance(document["data"], dict) and document["data"]["order_id"] == order_id
+    # ... and every order the provider holds money for was announced paid
+    paid = {
+        str(document["data"]["order_id"])
+        for _, _, document in messages
+        if document["type"] == "order.paid" and isinstance(document["data"], dict)
+    }
+    assert held and held <= paid, f"held money, never announced paid: {held - paid}"
 
     # the workers shared the janitor's work: each held leases on orders it then resolved
     by_worker = _leases_by_worker(leases, worker_pids)
