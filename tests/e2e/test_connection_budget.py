@@ -14,8 +14,6 @@ import pytest
 from tests.e2e.procs import Server, clean_env, run_cli
 from tests.e2e.test_start_refusals import SAFE, refused
 
-pytestmark = pytest.mark.postgres
-
 
 def accepted(pg_url: str) -> tuple[int, int]:
     """max_connections, and what ordinary roles may open of it, as the server says."""
@@ -32,6 +30,7 @@ def accepted(pg_url: str) -> tuple[int, int]:
     return limit, limit - reserved
 
 
+@pytest.mark.postgres
 def test_budget_adds_up_the_hosts_pools_against_the_servers_limit(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -49,6 +48,7 @@ def test_budget_adds_up_the_hosts_pools_against_the_servers_limit(
     assert lines[2] == f"fits, {available - 65} to spare"
 
 
+@pytest.mark.postgres
 def test_budget_says_by_how_much_a_deployment_exceeds_and_exits_1(
     pg_url: str, tmp_path: Path
 ) -> None:
@@ -70,6 +70,7 @@ def test_budget_plans_against_a_given_limit_without_a_database(tmp_path: Path) -
     assert "= 155\navailable: 150 max_connections - 3 reserved = 147\nEXCEEDS by 8" in done.stdout
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("command", "pools"), [(["serve", "--processes", "2"], 3), (["worker"], 1)]
 )
@@ -89,6 +90,7 @@ def test_production_refuses_a_host_whose_pools_alone_exceed_the_server(
     assert line.endswith("raise max_connections (see `orderguard budget`)"), line
 
 
+@pytest.mark.postgres
 def test_development_starts_such_a_host_and_warns(pg_url: str, tmp_path: Path) -> None:
     _, available = accepted(pg_url)
     pool = available // 3 + 1
@@ -105,6 +107,7 @@ def test_development_starts_such_a_host_and_warns(pg_url: str, tmp_path: Path) -
     ) in log, log
 
 
+@pytest.mark.postgres
 def test_a_host_within_the_budget_starts_without_a_word_of_it(pg_url: str, tmp_path: Path) -> None:
     env = clean_env(pg_url, ORDERGUARD_DB_POOL_SIZE="2", ORDERGUARD_SANDBOX_DB="sb.db")
     server = Server(env=env, cwd=tmp_path, options=("--processes", "2"))
@@ -116,6 +119,7 @@ def test_a_host_within_the_budget_starts_without_a_word_of_it(pg_url: str, tmp_p
     assert "PostgreSQL accepts" not in log, log
 
 
+@pytest.mark.postgres
 def test_doctor_shows_the_connections_open_against_what_the_server_accepts(
     pg_url: str, tmp_path: Path
 ) -> None:
