@@ -6,17 +6,10 @@ and subject prefix, and deletes them."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import nats
-import orjson
 import pytest
-from nats.js import JetStreamContext
 
-from orderguard.config import Settings
 from orderguard.domain.delivery import STREAM_SINK, Delivery, Outcome
 from orderguard.domain.events import OutboxEvent
 from orderguard.domain.order import Order
@@ -26,7 +19,7 @@ from orderguard.outbox.sinks import Sink
 from orderguard.outbox.stream import StreamSink
 from orderguard.services.outbox import OutboxSupport
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.conftest import service_missing
+from tests.nats_kit import Stream, nats_stream  # noqa: F401 (a fixture)
 from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
     CANCELLED_LIFE,
     committed_ids,
@@ -37,49 +30,6 @@ from tests.outbox_kit import (  # noqa: F401 (sql is a fixture)
 )
 
 pytestmark = pytest.mark.nats
-NATS_URL = "nats://127.0.0.1:4222"
-
-
-@dataclass
-class Stream:
-    """A stream and subject prefix of this test's own."""
-
-    name: str
-    prefix: str
-    js: JetStreamContext
-
-    def settings(self, **extra: str) -> Settings:
-        return settings(
-            nats_url=NATS_URL, nats_stream=self.name, nats_subject_prefix=self.prefix, **extra
-        )
-
-    async def messages(self) -> list[tuple[str, dict[str, str], dict[str, object]]]:
-        info = await self.js.stream_info(self.name)
-        found = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            msg = await self.js.get_msg(self.name, seq)
-            found.append((msg.subject, dict(msg.headers or {}), orjson.loads(msg.data or b"")))
-        return found
-
-
-@pytest.fixture
-async def stream() -> AsyncIterator[Stream]:
-    """A JetStream context and a unique stream name; the stream is deleted afterwards."""
-    try:
-        nc = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0)
-    except Exception as exc:  # any failure to connect means NATS is not there
-        service_missing("NATS JetStream", repr(exc))
-    token = uuid.uuid4().hex[:10]
-    js = nc.jetstream()
-    found = Stream(f"OG_TEST_{token}", f"ogtest_{token}.orders", js)
-    try:
-        yield found
-    finally:
-        try:
-            await js.delete_stream(found.name)
-        except nats.js.errors.NotFoundError:
-            pass
-        await nc.close()
 
 
 async def delivered(sql: SqlStorage) -> list[Delivery]:

@@ -12,6 +12,7 @@ from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 from orderguard.storage import migrate
 from orderguard.storage.ports import ConsoleCounts, OrderQuery, UnitOfWorkFactory, WebhookRecord
+from orderguard.storage.unit_of_work import SqlStorage
 from tests.factories import new_order
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -203,3 +204,16 @@ async def test_the_store_answers_a_ping_at_the_codes_schema_version(
     assert version == migrate.latest_version()
     if their_clock is not None:  # PostgreSQL's own clock, close to this host's
         assert abs(their_clock - datetime.now(UTC)) < timedelta(minutes=5)
+
+
+async def test_only_a_server_has_a_connection_limit_and_it_counts_this_connection(
+    storage: UnitOfWorkFactory,
+) -> None:
+    room = await storage.stats.connection_room()
+    if isinstance(storage, SqlStorage) and storage.db.dialect == "postgresql":
+        assert room is not None
+        assert room.max_connections > room.reserved >= 0
+        assert room.available == room.max_connections - room.reserved
+        assert 1 <= room.in_use <= room.max_connections  # its own reading is open
+    else:
+        assert room is None, "one file, or memory: no server, no limit"

@@ -13,7 +13,7 @@ from orderguard.cli.lazy import LazyGroup
 
 EVERY_COMMAND = {
     "migrate", "prune", "serve", "worker", "orders", "sweep", "users", "keys", "outbox",
-    "endpoints", "doctor", "audit", "reconcile", "demo", "sandbox-provider",
+    "endpoints", "doctor", "budget", "audit", "reconcile", "demo", "sandbox-provider",
 }  # fmt: skip
 
 

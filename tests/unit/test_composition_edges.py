@@ -219,6 +219,7 @@ def test_the_orderguard_command_keeps_every_command_name() -> None:
 
     assert names(main) == {
         "audit": {"customers": None},
+        "budget": None,
         "demo": None,
         "doctor": None,
         "endpoints": {"add": None, "list": None, "remove": None, "rotate-secret": None},

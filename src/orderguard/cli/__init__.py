@@ -1,6 +1,6 @@
 """The ``orderguard`` command: the ``main`` group and, from one module per command group,
 its commands (``serve``/``worker``, ``demo``/``sandbox-provider``, ``migrate``/``prune``,
-``orders``, ``sweep``, ``users``, ``keys``, ``outbox``/``endpoints``, ``doctor``,
+``orders``, ``sweep``, ``users``, ``keys``, ``outbox``/``endpoints``, ``doctor``, ``budget``,
 ``audit``, ``reconcile``). A command's module is imported only when it runs
 (:mod:`orderguard.cli.lazy`). Shared helpers live in :mod:`orderguard.cli.common`."""
 
@@ -25,6 +25,7 @@ COMMANDS = {
     "outbox": "orderguard.cli.outbox:outbox",
     "endpoints": "orderguard.cli.outbox:endpoints",
     "doctor": "orderguard.cli.doctor:doctor",
+    "budget": "orderguard.cli.budget:budget",
     "audit": "orderguard.cli.audit:audit",
     "reconcile": "orderguard.cli.reconcile:reconcile",
     "demo": "orderguard.cli.demo:demo",

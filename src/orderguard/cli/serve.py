@@ -22,6 +22,7 @@ from orderguard.cli import common
 from orderguard.cli.startup import warn_unverifiable_webhooks
 from orderguard.config import Settings
 from orderguard.services import api_keys
+from orderguard.storage.budget import Deployment
 from orderguard.storage.errors import StorageError
 
 log = logging.getLogger("orderguard")
@@ -83,6 +84,8 @@ def serve(
     sqlite = settings.database_url.startswith("sqlite")
     count = process_count(processes, sqlite=sqlite)  # refused before the database is opened
     common.checked_for_production(settings)
+    pools = Deployment(processes=count, worker_beside_api=not no_worker, spare=0)
+    common.checked_connections(settings, pools.sized(settings.db_pool_size))
     warn_unverifiable_webhooks(settings)
     settings = links.linked_to_bind(settings, host, port)
     if (disagreement := links.disagreement(settings, host, port)) is not None:
@@ -259,6 +262,8 @@ def worker() -> None:
 
     settings = common.settings()
     common.checked_for_production(settings)
+    pools = Deployment(api_hosts=0, worker_hosts=1, spare=0)
+    common.checked_connections(settings, pools.sized(settings.db_pool_size))
     try:
         asyncio.run(work_alone(settings))
     except StorageError as exc:

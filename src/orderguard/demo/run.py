@@ -16,6 +16,7 @@ import random
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -123,7 +124,6 @@ async def _run(
             final_sweep,
         )
         return await lanes(options, seed, work, console, profile, schedule)
-    run_id = uuid.uuid4().hex[:8]
     console.print(
         f"[bold]orderguard demo[/]  seed {seed} (replay: --seed {seed})  faults {options.faults}  "
         f"database {stack.redact(database_url)}"
@@ -143,18 +143,51 @@ async def _run(
         procs.append(api)
         stack.wait_until_up(box, f"{sandbox_url}/_sandbox/faults")
         stack.wait_until_up(api, f"{base}/v1/orders?limit=1")
-        result = await _drive(options, seed, run_id, base, database_url, console)
-        console.print(f"final sweep: {final_sweep(work, env)}")
-        db = await connect(database_url, pool_size=2)
-        try:
-            snapshot = await audit.snapshot(db, f"DEMO-{run_id}-")
-        finally:
-            await db.close()
-        book = stack.ledger(sandbox_url)
-        faults = stack.fault_counts(sandbox_url)
+        target = Target(base, database_url, sandbox_url, env, work)
+        return await storm(options, seed, target, console)
     finally:
         for proc in reversed(procs):
             proc.stop()
+
+
+@dataclass(frozen=True)
+class Target:
+    """A running deployment the storm is sent to, however it was started: the demo's own
+    stack (one ``serve``), or a test's several hosts behind a load balancer."""
+
+    #: Where the shoppers reach the API (and the sandbox sends its webhooks).
+    base_url: str
+    database_url: str
+    #: The card sandbox the service charges at; its ``/ledger`` is the oracle.
+    sandbox_url: str
+    #: The settings of a service process (the final sweep runs with them).
+    env: dict[str, str]
+    #: Where the final sweep runs.
+    work: Path
+
+
+async def storm(
+    options: DemoOptions,
+    seed: int,
+    target: Target,
+    console: Console,
+    *,
+    run_id: str | None = None,
+) -> audit.Report:
+    """Drive the shoppers against ``target``, wait until nothing is left to resolve, sweep
+    once more, and audit the run against the database and the sandbox's ledger. The run's
+    orders carry the merchant references ``DEMO-<run_id>-*`` (``run_id``: random if None)."""
+    run_id = run_id or uuid.uuid4().hex[:8]
+    database_url = target.database_url
+    result = await _drive(options, seed, run_id, target.base_url, database_url, console)
+    console.print(f"final sweep: {final_sweep(target.work, target.env)}")
+    db = await connect(database_url, pool_size=2)
+    try:
+        snapshot = await audit.snapshot(db, f"DEMO-{run_id}-")
+    finally:
+        await db.close()
+    book = stack.ledger(target.sandbox_url)
+    faults = stack.fault_counts(target.sandbox_url)
     shoppers, placed_in, resolved_in = result
     return audit.build_report(
         shoppers,

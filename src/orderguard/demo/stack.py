@@ -193,9 +193,13 @@ def api(
     worker: bool,
     name: str = "api",
     wait: bool = True,
+    processes: int | None = None,
 ) -> Proc:
-    """``orderguard serve`` on ``port`` (with its in-process worker unless ``worker=False``)."""
+    """``orderguard serve`` on ``port`` (with its worker unless ``worker=False``), in
+    ``processes`` API processes (None: serve's default; more than one runs under a
+    supervisor, PostgreSQL only)."""
     args = ["serve", "--port", str(port)] + ([] if worker else ["--no-worker"])
+    args += [] if processes is None else ["--processes", str(processes)]
     proc = Proc(name, args, env, cwd).start()
     if wait:
         wait_until_up(proc, f"http://127.0.0.1:{port}/v1/orders?limit=1")

@@ -32,6 +32,7 @@ from orderguard.production import production_problems
 from orderguard.providers import registry
 from orderguard.providers.base import PaymentProvider
 from orderguard.storage import migrate
+from orderguard.storage.budget import nearly_full
 from orderguard.storage.database import Database, redact_url
 from orderguard.storage.errors import StorageError
 from orderguard.storage.ops_stats import probe_postgres
@@ -168,7 +169,10 @@ class Doctor:
         return Check("database", Status.PASS, detail)
 
     async def _from_database(self) -> list[Check]:
-        names = ("schema", "clock skew", "worker", "outbox", "stuck orders", "flagged orders")
+        names = (
+            "schema", "clock skew", "database connections", "worker", "outbox",
+            "stuck orders", "flagged orders",
+        )  # fmt: skip
         if self.storage is None:
             return [Check(n, Status.SKIP, "database unreachable") for n in names]
         db = self.storage.stats
@@ -176,6 +180,7 @@ class Doctor:
         for name, check in (
             ("schema", lambda: self._schema(db)),
             ("clock skew", lambda: self._clock_skew(db)),
+            ("database connections", lambda: self._connections(db)),
             ("worker", lambda: self._worker(db)),
             ("outbox", self._outbox),
         ):
@@ -215,6 +220,24 @@ class Doctor:
         if skew > 5:
             return Check("clock skew", Status.WARN, detail, fix)
         return Check("clock skew", Status.PASS, detail)
+
+    async def _connections(self, db: OpsStats) -> Check:
+        name = "database connections"
+        room = await db.connection_room()
+        if room is None:
+            return Check(name, Status.SKIP, "SQLite: one file, no connection limit")
+        detail = (
+            f"{room.in_use} of {room.available} open (max_connections "
+            f"{room.max_connections} - {room.reserved} reserved); each process here opens "
+            f"up to {self.settings.db_pool_size}"
+        )
+        if nearly_full(room):
+            fix = (
+                "raise max_connections or lower ORDERGUARD_DB_POOL_SIZE; add up every "
+                "host's pools with `orderguard budget` (docs/deployment.md)"
+            )
+            return Check(name, Status.WARN, detail, fix)
+        return Check(name, Status.PASS, detail)
 
     async def _worker(self, db: OpsStats) -> Check:
         seen = await db.last_heartbeat()

@@ -20,6 +20,7 @@ from orderguard.domain.order import Order
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_STATES, stuck_horizon
 from orderguard.storage import migrate
+from orderguard.storage.budget import ServerRoom
 from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import (
     AGE_BUCKETS,
@@ -218,6 +219,9 @@ class MemoryOpsStats:
 
     async def schema_version(self) -> int:
         return migrate.latest_version()  # nothing to migrate: always the code's own
+
+    async def connection_room(self) -> ServerRoom | None:
+        return None  # no server, no limit
 
     async def last_heartbeat(self) -> datetime | None:
         async with self._storage.lock:

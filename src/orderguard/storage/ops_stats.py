@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_STATES, stuck_horizon
+from orderguard.storage.budget import ServerRoom, server_room
 from orderguard.storage.database import Connection, Database, Row, to_datetime, transaction
 from orderguard.storage.errors import StorageError
 from orderguard.storage.order_flags import HAS_OPEN_FLAG
@@ -46,6 +47,9 @@ class SqlOpsStats:
         async with transaction(self._db, write=False) as conn:
             row = await conn.fetchone("SELECT now() AS now")
         return to_datetime(row["now"]) if row else None
+
+    async def connection_room(self) -> ServerRoom | None:
+        return await server_room(self._db)
 
     async def schema_version(self) -> int:
         async with transaction(self._db, write=False) as conn:

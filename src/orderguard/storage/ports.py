@@ -22,6 +22,7 @@ from orderguard.domain.delivery import (
 from orderguard.domain.events import EventType, OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
+from orderguard.storage.budget import ServerRoom
 
 
 @dataclass(frozen=True, slots=True)
@@ -816,6 +817,11 @@ class OpsStats(Protocol):
 
     async def schema_version(self) -> int:
         """The schema version, read without creating anything (0 when never migrated)."""
+        ...
+
+    async def connection_room(self) -> ServerRoom | None:
+        """What the database server accepts and holds open now; ``None`` when it has no
+        connection limit (SQLite, memory)."""
         ...
 
     async def last_heartbeat(self) -> datetime | None:
