@@ -8,8 +8,8 @@
  * the body and the `Idempotency-Key` header on to orderguard's `POST /v1/orders` and
  * answers orderguard's answer as it came.
  */
-import { exchange, type Fetch } from "./http";
-import { backoffDelay, outcomeOf, verdict, type Backoff } from "./policy";
+import { exchange, type Fetch } from "./http.js";
+import { backoffDelay, outcomeOf, verdict, type Backoff } from "./policy.js";
 import {
   RecordStore,
   fingerprint,
@@ -17,15 +17,15 @@ import {
   type CheckoutRecord,
   type KeyValue,
   type NextAction,
-} from "./store";
-import { hasText, pickLocale, translate, type Locale } from "./texts";
+} from "./store.js";
+import { hasText, pickLocale, translate, type Locale } from "./texts.js";
 
-export type { Backoff, OutcomeStatus } from "./policy";
-export { backoffDelay, outcomeOf } from "./policy";
-export type { KeyValue, NextAction, RedirectAction, ScanQrCodeAction } from "./store";
-export type { Fetch } from "./http";
-export type { Locale } from "./texts";
-export { translate } from "./texts";
+export type { Backoff, OutcomeStatus } from "./policy.js";
+export { backoffDelay, outcomeOf } from "./policy.js";
+export type { KeyValue, NextAction, RedirectAction, ScanQrCodeAction } from "./store.js";
+export type { Fetch } from "./http.js";
+export type { Locale } from "./texts.js";
+export { translate } from "./texts.js";
 
 /** The order as the shop's back end takes it (orderguard's `PlaceOrderIn`, or the shop's
  * own cart): sent as JSON, the same bytes again on every retry. */
