@@ -51,7 +51,7 @@ export interface CheckoutOptions {
   /** Names the checkout in storage: one shop page with two checkouts names them apart. */
   name?: string;
   /** The shopper's language (default: the order's `locale`, else the browser's). */
-  locale?: Locale;
+  locale?: Locale | undefined;
   /** Headers sent with every request to the shop's back end (a CSRF token...). */
   headers?: Record<string, string>;
   fetch?: Fetch;
@@ -244,7 +244,7 @@ export function createCheckout(options: CheckoutOptions): Checkout {
   }
 
   async function placeOrder(order: OrderRequest): Promise<Outcome> {
-    locale ??= pickLocale(typeof order.locale === "string" ? order.locale : undefined);
+    if (typeof order.locale === "string") locale ??= pickLocale(order.locale);
     const fp = fingerprint(order);
     let record = store.load();
     if (record && record.order.fp !== fp) {

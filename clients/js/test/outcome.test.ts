@@ -137,6 +137,28 @@ describe("what an order's state means to the shopper", () => {
   });
 });
 
+describe("the shopper's language", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("is the browser's when neither the shop nor the order names one", async () => {
+    vi.stubGlobal("navigator", { language: "zh-CN", onLine: true });
+    const shop = new FakeShop();
+    shop.states = ["payment_unknown"];
+    const { checkout } = setup({ shop, locale: undefined, watch: { giveUpAfterMs: 1_000 } });
+
+    const outcome = await settled(checkout.submit(CART));
+    expect(outcome.title).toBe("正在确认您的付款");
+  });
+
+  it("is the order's locale before the browser's", async () => {
+    vi.stubGlobal("navigator", { language: "zh-CN", onLine: true });
+    const { checkout } = setup({ locale: undefined });
+
+    const outcome = await settled(checkout.submit({ ...CART, locale: "en" }));
+    expect(outcome.title).toBe("Paid — thank you!");
+  });
+});
+
 describe("following next_action", () => {
   it("3-D Secure: opens the bank's page once, then watches the order to paid", async () => {
     const shop = new FakeShop();
