@@ -19,6 +19,7 @@ import pytest
 
 from orderguard.catalog import translate
 from orderguard.providers.stripe.testcards import DECLINED, NEEDS_AUTHENTICATION, SUCCEEDS
+from tests.conftest import service_missing
 from tests.e2e.payment_harness import Sandbox, Shop
 from tests.factories import order_body
 from tests.web.shopfront import shop_and_box
@@ -40,7 +41,7 @@ async def drive(shop: Shop, scenario: str, method: str) -> dict[str, Any]:
     """Run the driver (the server answers meanwhile: same event loop, so not blocking)."""
     node = shutil.which("node")
     if node is None or not MODULE.exists():
-        pytest.skip("needs node and clients/js/dist/checkout.js (make js-test)")
+        service_missing("the checkout script", "needs node and clients/js/dist (make js-test)")
     body = order_body(payment={"method": method})
     process = await asyncio.create_subprocess_exec(
         node,
@@ -53,7 +54,7 @@ async def drive(shop: Shop, scenario: str, method: str) -> dict[str, Any]:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode == 0, err.decode()
+    assert process.returncode == 0, err.decode()[-2000:]  # not the whole minified module
     result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
     return result
 
