@@ -9,14 +9,19 @@ LOCK   := requirements/constraints.txt
 # PostgreSQL/NATS tests fail instead of skipping.
 WORKERS ?= auto
 
+# The shopper's checkout script (@orderguard/checkout), built with npm's tools.
+JS := clients/js
+
 # make test-deep: how many fresh random demo seeds to add to the fixed ones.
 DEEP_SEEDS ?= 10
 
-.PHONY: help demo serve test test-deep mutants check bench lock clean
+.PHONY: help demo serve test js-test test-deep mutants check bench lock clean
 
 help:
 	@echo "make demo   create .venv, install, run the demo on SQLite + the sandbox provider"
-	@echo "make test   install test tools and run the whole suite"
+	@echo "make test   install test tools and run the whole suite (js-test first)"
+	@echo "make js-test  the checkout script in $(JS): npm ci from its lock file, type check,"
+	@echo "            unit tests, build and size budget"
 	@echo "make test-deep  the property tests with fresh random examples (2000 each) and the"
 	@echo "            demo on $(DEEP_SEEDS) random seeds more (slow; see docs/testing.md)"
 	@echo "make mutants  break the code on purpose in a temporary copy, one mistake at a time,"
@@ -44,8 +49,13 @@ demo: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/orderguard serve
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test js-test
 	$(BIN)/pytest -n $(WORKERS) --dist worksteal -p no:cacheprovider
+
+# The checkout script: its pinned tools from package-lock.json (npm ci), then `npm test`:
+# tsc --noEmit (strict), vitest, the build (dist/) and its size budget (scripts/size.mjs).
+js-test:
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 # Property tests (every file using hypothesis) on the random "deep" profile, then the demo
 # on more seeds; each random seed is in its test id, to rerun it with DEMO_SEEDS=<seed>.
@@ -74,4 +84,4 @@ lock: $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 -o $(LOCK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache test-artifacts
+	rm -rf $(VENV) $(JS)/node_modules $(JS)/dist .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache test-artifacts

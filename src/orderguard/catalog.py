@@ -2,8 +2,10 @@
 """Every word a person reads, in English and Simplified Chinese: the one translation catalog.
 
 The shopper's page and the console (``page.``, ``state.``, ``next.``, ``why.``,
-``console.``, ...), the API's problem texts (``amount.``) and the settlement reports
-(``report.``) read their words here; the e-mails' locales are :data:`LANGUAGES` too (their
+``console.``, ...), the shop's checkout script (``checkout.``, and the page's state,
+next-step and decline words, copied into ``clients/js`` by its ``scripts/texts.py``), the
+API's problem texts (``amount.``) and the settlement reports (``report.``) read their words
+here; the e-mails' locales are :data:`LANGUAGES` too (their
 words are the templates in ``outbox/templates/<language>/``, which a shop may replace).
 Keys are stable and namespaced by who shows them; :func:`translate` falls back to English,
 and a test checks that every key has every language. Standard library only, so every layer
@@ -101,6 +103,19 @@ CATALOG: dict[str, dict[str, str]] = {
     "page.flagged": {
         "en": "Support has been asked to look at this order.",
         "zh-CN": "已请客服查看此订单。",
+    },
+    # the shop's checkout page, through the checkout script (clients/js): before the
+    # order is answered
+    "checkout.sending": {"en": "Placing your order…", "zh-CN": "正在提交订单…"},
+    "checkout.offline": {
+        "en": "You are offline. Your order is kept and is sent once you are back online; "
+        "you will not be charged twice.",
+        "zh-CN": "您已离线。您的订单已保留，恢复联网后会自动提交；您不会被扣款两次。",
+    },
+    "checkout.retrying": {
+        "en": "The connection is slow. We are sending your order again; "
+        "you will not be charged twice.",
+        "zh-CN": "网络连接较慢。我们正在重新提交您的订单；您不会被扣款两次。",
     },
     "method.pm_card_visa": {"en": "Test card: Visa", "zh-CN": "测试卡：Visa"},
     "method.pm_card_chargeDeclined": {

@@ -147,6 +147,18 @@ async def test_the_status_endpoint_reports_state_for_the_page_to_poll(shop) -> N
     answer = await shop[0].client.get(path)
 
     assert answer.json()["state"] == "payment_unknown"
+    assert answer.json()["reason"] is None  # nothing was declined: no reason to give
+
+
+async def test_the_status_of_a_declined_order_says_why_in_the_pages_words(shop) -> None:  # type: ignore[no-untyped-def]
+    order = await order_in(*shop, "payment_failed")  # the sandbox's generic decline
+    path = status_path(order).replace("?", "/status?")
+
+    answer = (await shop[0].client.get(path)).json()
+
+    assert (answer["state"], answer["reason"]) == ("payment_failed", "why.generic_decline")
+    page = (await shop[0].client.get(status_path(order))).text
+    assert str(escape(translate("en", answer["reason"]))) in page  # the page says the same
 
 
 async def test_the_shops_support_contact_is_shown_when_configured(

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from orderguard.domain.errors import PaymentNotAllowed, ProviderUnreachable
 from orderguard.domain.order import Order
+from orderguard.domain.states import OrderState
 from orderguard.services import queries
 from orderguard.services.idempotency import KeyedRequest, fingerprint
 from orderguard.services.pace import Pace
@@ -23,7 +24,7 @@ from orderguard.services.pay_again import PayAgain
 from orderguard.services.queries import shopper_order
 from orderguard.services.review import Review
 from orderguard.web import forms
-from orderguard.web.guidance import guidance, shopper_history
+from orderguard.web.guidance import guidance, shopper_history, why_failed
 from orderguard.web.ports import Wired, offered
 from orderguard.web.qr import qr_svg
 from orderguard.web.templating import PAGE_HEADERS, language, page
@@ -59,11 +60,18 @@ async def order_page(
 
 @router.get("/orders/{order_id}/status")
 async def order_status(order_id: str, request: Request, token: Token = "") -> Response:
-    """What the page polls while the order is not final: its state and last change."""
+    """What the page (and the shop's checkout script) polls while the order is not final:
+    its state, last change, and for a declined payment the catalog key of why, in the
+    shopper's words (the same words the page shows; never the provider's raw code)."""
     order = await _order_or_none(request, order_id, token)
     if order is None:
         return JSONResponse({"detail": "No such order."}, 404, headers=PAGE_HEADERS)
-    body = {"state": str(order.state), "updated_at": order.updated_at.isoformat()}
+    failed = order.state is OrderState.PAYMENT_FAILED
+    body = {
+        "state": str(order.state),
+        "updated_at": order.updated_at.isoformat(),
+        "reason": why_failed(order) if failed else None,
+    }
     return JSONResponse(body, headers=PAGE_HEADERS)
 
 
