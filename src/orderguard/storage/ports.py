@@ -168,6 +168,10 @@ class IdempotencyRepository(Protocol):
         """Delete records created before the given moment; return how many."""
         ...
 
+    async def prunable(self, created_before: datetime) -> int:
+        """How many records :meth:`prune` would delete (``orderguard prune --dry-run``)."""
+        ...
+
 
 class ApiKeyRepository(Protocol):
     """Merchant API keys."""
@@ -282,6 +286,8 @@ class WebhookRecord:
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at: datetime | None = None
+    #: When retention cleared its body and headers (``None``: kept whole).
+    pruned_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +374,17 @@ class WebhookRepository(Protocol):
         """The newest events (for support)."""
         ...
 
+    async def prune_bodies(self, processed_before: datetime, *, at: datetime, limit: int) -> int:
+        """Clear the body and headers of up to ``limit`` events processed before
+        ``processed_before`` (marking them pruned ``at``); how many. The row stays: its
+        (provider, event id) is what refuses a late duplicate. Unprocessed events are never
+        touched."""
+        ...
+
+    async def prunable_bodies(self, processed_before: datetime) -> int:
+        """How many events :meth:`prune_bodies` would clear, in all batches."""
+        ...
+
 
 class FindingRepository(Protocol):
     """What the sweeps found."""
@@ -391,6 +408,16 @@ class FindingRepository(Protocol):
 #: Longest a transaction that writes an outbox event may stay open; events older than this
 #: are surely visible, so a sink's floor may move past them.
 OUTBOX_SETTLE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPruned:
+    """What one retention pass removed from the outbox (or would remove)."""
+
+    #: Delivered deliveries (with their recorded attempts).
+    deliveries: int
+    #: Events every sink is done with.
+    events: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,6 +517,21 @@ class OutboxRepository(Protocol):
 
     async def dead_counts(self) -> dict[str, int]:
         """Dead letters per sink (sinks with none are absent)."""
+        ...
+
+    async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
+        """Delete up to ``limit`` finished deliveries and up to ``limit`` finished events.
+
+        A delivery is finished when it was delivered before ``delivered_before`` and its sink's
+        floor is past its event (so the relay never copies that event to the sink again); its
+        attempts go with it. An event is finished when it was committed before
+        ``delivered_before``, every known sink's floor is past it and no delivery of it is
+        left (none pending, dead or recently delivered). Nothing else is touched.
+        """
+        ...
+
+    async def prunable(self, delivered_before: datetime) -> OutboxPruned:
+        """What :meth:`prune` would delete, in all batches."""
         ...
 
 
