@@ -9,9 +9,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from orderguard.domain.delivery import Delivery, DeliveryAttempt, DeliveryState, Outcome
-from orderguard.domain.events import TimelineEntry
+from orderguard.domain.events import EventType, TimelineEntry
 from orderguard.domain.order import Order
-from orderguard.storage.ports import OutboxPruned, UnitOfWorkFactory, WebhookRecord
+from orderguard.storage.ports import (
+    EventsPruned,
+    OutboxPruned,
+    UnitOfWorkFactory,
+    WebhookRecord,
+)
 from tests.outbox_kit import committed_ids, live
 
 #: When the old orders were placed; the cut-off is 30 days later.
@@ -156,12 +161,46 @@ async def test_a_batch_touches_no_more_rows_than_its_limit(storage: UnitOfWorkFa
     assert await prune(storage, limit=2) == OutboxPruned(deliveries=0, events=0)
 
 
+async def prune_events(storage: UnitOfWorkFactory, *, after: int, limit: int) -> EventsPruned:
+    async with storage() as uow:
+        swept = await uow.outbox.prune_events(CUT, after_seq=after, limit=limit)
+        await uow.commit()
+    return swept
+
+
 async def test_nothing_goes_while_no_sink_has_considered_the_events(
     storage: UnitOfWorkFactory,
 ) -> None:
     order = await live(storage, life=(), at=T0)
     assert await prune(storage) == OutboxPruned(deliveries=0, events=0)
+    assert await prune_events(storage, after=0, limit=10) == EventsPruned(0, None)
     assert len(await committed_ids(storage, order.id)) == 1
+
+
+async def test_events_no_sink_took_go_batch_by_batch_past_those_still_held(
+    storage: UnitOfWorkFactory,
+) -> None:
+    held, skipped, young = (
+        await live(storage, life=(), at=T0),
+        await live(storage, life=(), at=T0),
+        await live(storage, life=(), at=CUT + timedelta(days=1)),
+    )
+    (held_event,) = await committed_ids(storage, held.id)
+    async with storage() as uow:  # "paid only": the three order.received events are skipped
+        since = T0 - timedelta(hours=1)
+        only = frozenset({EventType.PAID})
+        assert await uow.outbox.enqueue("s", types=only, since=since, now=LATER, batch=9) == 0
+        assert await uow.outbox.replay(now=LATER, event_id=held_event, sink="s") == 1
+        await uow.commit()
+    first = await prune_events(storage, after=0, limit=1)
+    assert first.deleted == 0, "the first event has a pending delivery (a replay)"
+    assert first.last_seq is not None
+    second = await prune_events(storage, after=first.last_seq, limit=1)
+    assert second.deleted == 1 and second.last_seq is not None
+    assert await prune_events(storage, after=second.last_seq, limit=1) == EventsPruned(0, None)
+    assert await committed_ids(storage, skipped.id) == []
+    assert len(await committed_ids(storage, held.id)) == 1
+    assert len(await committed_ids(storage, young.id)) == 1, "younger than the cut-off"
 
 
 # --- webhook bodies ------------------------------------------------------------------------

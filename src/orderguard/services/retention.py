@@ -103,15 +103,37 @@ async def count_retained(
 async def _prune_outbox(
     storage: UnitOfWorkFactory, before: datetime, batch: int, stop: asyncio.Event | None
 ) -> tuple[int, int]:
+    """Finished deliveries and their events, then the events left without any."""
     deliveries = events = 0
-    while stop is None or not stop.is_set():
+    while not _stopped(stop):
         async with storage() as uow:
             done = await uow.outbox.prune(before, limit=batch)
             await uow.commit()
         deliveries, events = deliveries + done.deliveries, events + done.events
-        if done.deliveries < batch and done.events < batch:
+        if done.deliveries < batch:
             break
-    return deliveries, events
+    return deliveries, events + await _prune_leftover_events(storage, before, batch, stop)
+
+
+async def _prune_leftover_events(
+    storage: UnitOfWorkFactory, before: datetime, batch: int, stop: asyncio.Event | None
+) -> int:
+    """Events no delivery points to any more (or never did), in commit order; one pass
+    over the old events still there, which are few once their deliveries have gone."""
+    deleted, after = 0, 0
+    while not _stopped(stop):
+        async with storage() as uow:
+            swept = await uow.outbox.prune_events(before, after_seq=after, limit=batch)
+            await uow.commit()
+        deleted += swept.deleted
+        if swept.last_seq is None:
+            break
+        after = swept.last_seq
+    return deleted
+
+
+def _stopped(stop: asyncio.Event | None) -> bool:
+    return stop is not None and stop.is_set()
 
 
 async def _prune_bodies(
@@ -122,7 +144,7 @@ async def _prune_bodies(
     stop: asyncio.Event | None,
 ) -> int:
     cleared = 0
-    while stop is None or not stop.is_set():
+    while not _stopped(stop):
         async with storage() as uow:
             done = await uow.webhooks.prune_bodies(before, at=now, limit=batch)
             await uow.commit()

@@ -23,6 +23,7 @@ from orderguard.domain.order import Order
 from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import (
     OUTBOX_SETTLE,
+    EventsPruned,
     ExceptionRecord,
     ExportedAttempt,
     ExportedOrder,
@@ -280,12 +281,18 @@ class MemoryOutboxRepository:
     async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
         return _prune_outbox(self._events, self._t, delivered_before, limit=limit)
 
+    async def prune_events(
+        self, committed_before: datetime, *, after_seq: int, limit: int
+    ) -> EventsPruned:
+        return _prune_events(self._events, self._t, committed_before, after=after_seq, limit=limit)
+
     async def prunable(self, delivered_before: datetime) -> OutboxPruned:
         return _prunable_outbox(self._events, self._t, delivered_before)
 
 
-# --- retention (``OutboxRepository.prune``): a pruned event stays in the list, so the others
-# keep their seq, and its id goes to ``pruned_events``, which every reader skips.
+# --- retention (``OutboxRepository.prune``, ``prune_events``): a pruned event stays in the
+# list, so the others keep their seq, and its id goes to ``pruned_events``, which every
+# reader skips.
 
 
 def _finished_delivery(row: _Row, tables: OutboxTables, before: datetime) -> bool:
@@ -300,15 +307,18 @@ def _finished_delivery(row: _Row, tables: OutboxTables, before: datetime) -> boo
 
 def _finished_events(
     events: list[OutboxEvent], tables: OutboxTables, before: datetime
-) -> list[OutboxEvent]:
-    """Events committed before ``before`` and below every known sink's floor, oldest first."""
+) -> list[tuple[int, OutboxEvent]]:
+    """Events (with their seq) committed before ``before`` and below every known sink's
+    floor, with no delivery left, oldest first."""
     if not tables.sinks:
         return []
     floor = min(f for _, f in tables.sinks.values())
+    held = {r.event.id for r in tables.deliveries.values()}
+    gone = tables.pruned_events
     return [
-        e
+        (seq, e)
         for seq, e in enumerate(events, start=1)
-        if seq <= floor and e.at < before and e.id not in tables.pruned_events
+        if seq <= floor and e.at < before and e.id not in gone and e.id not in held
     ]
 
 
@@ -322,10 +332,31 @@ def _prune_outbox(
         del tables.deliveries[row.id]
     pairs = {(r.event.id, r.sink) for r in gone}
     tables.attempts = [a for a in tables.attempts if (a.event_id, a.sink) not in pairs]
-    kept = {r.event.id for r in tables.deliveries.values()}
-    done = [e for e in _finished_events(events, tables, before) if e.id not in kept][:limit]
-    tables.pruned_events.update(e.id for e in done)
+    theirs = {r.event.id for r in gone}
+    done = [e.id for _, e in _finished_events(events, tables, before) if e.id in theirs]
+    tables.pruned_events.update(done)
     return OutboxPruned(deliveries=len(gone), events=len(done))
+
+
+def _prune_events(
+    events: list[OutboxEvent], tables: OutboxTables, before: datetime, *, after: int, limit: int
+) -> EventsPruned:
+    """See ``OutboxRepository.prune_events``."""
+    if not tables.sinks:
+        return EventsPruned(deleted=0, last_seq=None)
+    floor = min(f for _, f in tables.sinks.values())
+    gone = tables.pruned_events
+    looked = [
+        (seq, e)
+        for seq, e in enumerate(events, start=1)
+        if after < seq <= floor and e.at < before and e.id not in gone
+    ][:limit]
+    if not looked:
+        return EventsPruned(deleted=0, last_seq=None)
+    held = {r.event.id for r in tables.deliveries.values()}
+    done = [e.id for _, e in looked if e.id not in held]
+    gone.update(done)
+    return EventsPruned(deleted=len(done), last_seq=looked[-1][0])
 
 
 def _prunable_outbox(
@@ -334,8 +365,15 @@ def _prunable_outbox(
     """See ``OutboxRepository.prunable``."""
     rows = list(tables.deliveries.values())
     finished = [r for r in rows if _finished_delivery(r, tables, before)]
+    if not tables.sinks:
+        return OutboxPruned(deliveries=len(finished), events=0)
+    floor = min(f for _, f in tables.sinks.values())
     held = {r.event.id for r in rows if not _finished_delivery(r, tables, before)}
-    done = [e for e in _finished_events(events, tables, before) if e.id not in held]
+    done = [
+        e
+        for seq, e in enumerate(events, start=1)
+        if seq <= floor and e.at < before and e.id not in tables.pruned_events and e.id not in held
+    ]
     return OutboxPruned(deliveries=len(finished), events=len(done))
 
 

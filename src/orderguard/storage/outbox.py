@@ -27,7 +27,7 @@ from orderguard.storage.database import (
     to_datetime,
 )
 from orderguard.storage.orders import event_from_row
-from orderguard.storage.ports import OUTBOX_SETTLE, OutboxPruned, Undelivered
+from orderguard.storage.ports import OUTBOX_SETTLE, EventsPruned, OutboxPruned, Undelivered
 
 __all__ = ["SETTLE", "SqlOutboxRepository", "Undelivered"]
 
@@ -273,6 +273,13 @@ class SqlOutboxRepository:
     async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
         return await retention.prune_outbox(
             self._conn, delivered_before, limit=limit, skip_locked=self._skip_locked
+        )
+
+    async def prune_events(
+        self, committed_before: datetime, *, after_seq: int, limit: int
+    ) -> EventsPruned:
+        return await retention.prune_outbox_events(
+            self._conn, committed_before, after_seq=after_seq, limit=limit
         )
 
     async def prunable(self, delivered_before: datetime) -> OutboxPruned:

@@ -421,6 +421,17 @@ class OutboxPruned:
 
 
 @dataclass(frozen=True, slots=True)
+class EventsPruned:
+    """One batch of :meth:`OutboxRepository.prune_events`."""
+
+    #: Events deleted.
+    deleted: int
+    #: The commit-order position (``seq``) of the last event looked at, where the next batch
+    #: goes on from; ``None`` when no finished event is left after the one asked about.
+    last_seq: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Undelivered:
     """What still waits for one sink."""
 
@@ -520,7 +531,7 @@ class OutboxRepository(Protocol):
         ...
 
     async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
-        """Delete up to ``limit`` finished deliveries and up to ``limit`` finished events.
+        """Delete up to ``limit`` finished deliveries, then their events that are finished.
 
         A delivery is finished when it was delivered before ``delivered_before`` and its sink's
         floor is past its event (so the relay never copies that event to the sink again); its
@@ -528,6 +539,15 @@ class OutboxRepository(Protocol):
         ``delivered_before``, every known sink's floor is past it and no delivery of it is
         left (none pending, dead or recently delivered). Nothing else is touched.
         """
+        ...
+
+    async def prune_events(
+        self, committed_before: datetime, *, after_seq: int, limit: int
+    ) -> EventsPruned:
+        """Look at up to ``limit`` events after ``after_seq`` (in commit order) committed
+        before ``committed_before`` and below every sink's floor, and delete those with no
+        delivery left: events no sink took (filtered out by type), or whose last delivery
+        went while a sink still had to consider them. Go on from ``last_seq``."""
         ...
 
     async def prunable(self, delivered_before: datetime) -> OutboxPruned:

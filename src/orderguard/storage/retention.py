@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from orderguard.storage.database import Connection
-from orderguard.storage.ports import OutboxPruned
+from orderguard.storage.ports import EventsPruned, OutboxPruned
 
 #: A delivery retention may delete: delivered before the cut-off, and its sink's floor is
 #: past its event, so the relay will never copy that event to that sink again.
@@ -29,8 +29,12 @@ _FINISHED_EVENT = """
 async def prune_outbox(
     conn: Connection, before: datetime, *, limit: int, skip_locked: str
 ) -> OutboxPruned:
-    """Delete up to ``limit`` finished deliveries (and their attempts), then up to
-    ``limit`` events left with no delivery (see ``OutboxRepository.prune``)."""
+    """Delete up to ``limit`` finished deliveries (and their attempts), then those of their
+    events that are finished and left with no delivery (see ``OutboxRepository.prune``).
+
+    The events are looked up by id, from the deliveries just deleted: an anti-join over the
+    whole outbox would read every delivery of the table on each batch.
+    """
     gone = await conn.fetchall(
         f"""
         DELETE FROM outbox_deliveries WHERE state = 'delivered' AND id IN (
@@ -41,22 +45,47 @@ async def prune_outbox(
         """,
         {"before": before, "limit": limit},
     )
-    if gone:
-        await conn.executemany(
-            "DELETE FROM outbox_attempts WHERE event_id = :event_id AND sink = :sink",
-            [{"event_id": r["event_id"], "sink": r["sink"]} for r in gone],
-        )
-    events = await conn.execute(
+    if not gone:
+        return OutboxPruned(deliveries=0, events=0)
+    await conn.executemany(
+        "DELETE FROM outbox_attempts WHERE event_id = :event_id AND sink = :sink",
+        [{"event_id": r["event_id"], "sink": r["sink"]} for r in gone],
+    )
+    events = await _delete_events(conn, before, sorted({str(r["event_id"]) for r in gone}))
+    return OutboxPruned(deliveries=len(gone), events=events)
+
+
+async def prune_outbox_events(
+    conn: Connection, before: datetime, *, after_seq: int, limit: int
+) -> EventsPruned:
+    """Look at up to ``limit`` finished events after ``after_seq`` in commit order and delete
+    those with no delivery left (see ``OutboxRepository.prune_events``)."""
+    rows = await conn.fetchall(
+        f"""
+        SELECT o.id, o.seq FROM outbox o WHERE o.seq > :after AND {_FINISHED_EVENT}
+        ORDER BY o.seq LIMIT :limit
+        """,
+        {"before": before, "after": after_seq, "limit": limit},
+    )
+    if not rows:
+        return EventsPruned(deleted=0, last_seq=None)
+    deleted = await _delete_events(conn, before, [str(r["id"]) for r in rows])
+    return EventsPruned(deleted=deleted, last_seq=max(int(r["seq"]) for r in rows))
+
+
+async def _delete_events(conn: Connection, before: datetime, ids: list[str]) -> int:
+    """Delete the events among ``ids`` that are finished and have no delivery left."""
+    names = {f"e{n}": event_id for n, event_id in enumerate(ids)}
+    listed = ", ".join(f":{name}" for name in names)
+    return await conn.execute(
         f"""
         DELETE FROM outbox WHERE id IN (
-            SELECT o.id FROM outbox o WHERE {_FINISHED_EVENT}
+            SELECT o.id FROM outbox o WHERE o.id IN ({listed}) AND {_FINISHED_EVENT}
               AND NOT EXISTS (SELECT 1 FROM outbox_deliveries d WHERE d.event_id = o.id)
-            ORDER BY o.seq LIMIT :limit{skip_locked}
         )
         """,
-        {"before": before, "limit": limit},
+        {**names, "before": before},
     )
-    return OutboxPruned(deliveries=len(gone), events=events)
 
 
 async def prunable_outbox(conn: Connection, before: datetime) -> OutboxPruned:
