@@ -12,6 +12,7 @@ import pytest
 
 from orderguard.bootstrap import new_worker
 from orderguard.domain.delivery import DeliveryAttempt, DeliveryState, Outcome
+from orderguard.domain.events import EventType
 from orderguard.services.retention import (
     Pruned,
     RetentionPolicy,
@@ -133,3 +134,27 @@ async def test_the_worker_applies_the_configured_retention_hourly(api: Api) -> N
     [record] = await inbox(api)
     assert record.body == b"" and record.pruned_at is not None
     assert (await detail(api, order["id"]))["state"] == "paid"
+
+
+async def test_events_no_sink_wanted_go_too(storage: UnitOfWorkFactory) -> None:
+    orders = [await live(storage, life=(), at=T0) for _ in range(5)]
+    async with storage() as uow:  # a sink of paid orders only: no order.received is taken
+        since, paid = T0 - timedelta(hours=1), frozenset({EventType.PAID})
+        assert await uow.outbox.enqueue("s", types=paid, since=since, now=NOW, batch=9) == 0
+        await uow.commit()
+    assert await count_retained(storage, MONTH, clock=at_now) == Pruned(0, 5, 0)
+    assert await prune_retained(storage, MONTH, clock=at_now) == Pruned(0, 5, 0)
+    for order in orders:
+        assert await committed_ids(storage, order.id) == []
+
+
+async def test_two_workers_pruning_at_once_remove_each_row_once(
+    storage: UnitOfWorkFactory,
+) -> None:
+    await delivered_long_ago(storage, 7)
+    both = await asyncio.gather(
+        prune_retained(storage, MONTH, clock=at_now), prune_retained(storage, MONTH, clock=at_now)
+    )
+    assert sum(p.deliveries for p in both) == 7
+    assert sum(p.events for p in both) == 7
+    assert await count_retained(storage, MONTH, clock=at_now) == Pruned(0, 0, 0)

@@ -13,6 +13,7 @@ from orderguard.domain.events import EventType, TimelineEntry
 from orderguard.domain.order import Order
 from orderguard.storage.ports import (
     EventsPruned,
+    IdempotencyRecord,
     OutboxPruned,
     UnitOfWorkFactory,
     WebhookRecord,
@@ -285,3 +286,20 @@ async def test_webhook_bodies_are_cleared_in_bounded_batches(
     async with storage.reader() as uow:
         bodies = [(await uow.webhooks.get(r.id)) for r in records]
     assert [b.body if b else None for b in bodies] == [b"", b"", b""]
+
+
+async def test_a_dry_run_of_idempotency_pruning_counts_what_would_go(
+    storage: UnitOfWorkFactory,
+) -> None:
+    async with storage() as uow:
+        for key, at in (("old", T0), ("older", T0 - timedelta(days=1)), ("new", LATER)):
+            record = IdempotencyRecord(scope="s", key=key, fingerprint="f", created_at=at)
+            assert await uow.idempotency.claim(record) is None
+        await uow.commit()
+    async with storage.reader() as uow:
+        assert await uow.idempotency.prunable(CUT) == 2
+    async with storage() as uow:
+        assert await uow.idempotency.prune(CUT) == 2
+        await uow.commit()
+    async with storage.reader() as uow:
+        assert await uow.idempotency.prunable(CUT) == 0
