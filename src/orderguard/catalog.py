@@ -312,6 +312,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "console.timeline": {"en": "Timeline", "zh-CN": "时间线"},
     "console.attempts": {"en": "Payment attempts", "zh-CN": "支付尝试"},
     "console.raw_webhooks": {"en": "Webhook events", "zh-CN": "Webhook 事件"},
+    "console.webhook_pruned": {
+        "en": "Body removed by retention on {at}; the event id is kept to refuse duplicates.",
+        "zh-CN": "正文已于 {at} 按保留期限删除；事件 ID 仍保留，用于拒绝重复推送。",
+    },
     "console.notifications": {"en": "Notifications", "zh-CN": "通知"},
     "console.deliveries": {"en": "Deliveries per sink", "zh-CN": "各渠道的投递"},
     "console.actions": {"en": "Actions", "zh-CN": "操作"},

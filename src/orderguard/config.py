@@ -86,7 +86,14 @@ AT_LEAST_ONE = (
     "console_max_failed_logins",
     "outbox_max_attempts",
     "sweep_query_batch",
+    "retention_batch",
 )
+#: Retention periods, in days: 0 keeps rows forever, otherwise at least a day (support needs
+#: yesterday's trail) and at most a century (longer is a typo, and overflows the calendar).
+RETENTION_DAYS = ("outbox_retention_days", "webhook_body_retention_days")
+RETENTION_MAX_DAYS = 36500
+#: Most rows one retention statement may touch: each batch is one short transaction.
+RETENTION_MAX_BATCH = 10000
 
 
 class ConfigError(Exception):
@@ -187,6 +194,24 @@ class Settings(ProviderSettings):
     ready_requires_worker: bool = True
     #: Seconds ``/metrics`` reuses its reading of the database (keeps scrapes cheap).
     metrics_cache_s: float = 5.0
+    #: Retention, in days (0 keeps forever; see ``RETENTION_DAYS``): outbox deliveries
+    #: delivered this long ago are deleted, with their events once every sink is done with
+    #: them; processed webhook events lose their body and headers (their row stays, so a late
+    #: duplicate is still refused). Orders, attempts, timelines and refunds are never deleted.
+    outbox_retention_days: int = 30
+    webhook_body_retention_days: int = 90
+    #: Rows one retention statement deletes or clears at most (one short transaction each).
+    retention_batch: int = 1000
+
+    @property
+    def outbox_retention(self) -> timedelta | None:
+        """How long delivered outbox rows are kept (``None``: forever)."""
+        return _days(self.outbox_retention_days)
+
+    @property
+    def webhook_body_retention(self) -> timedelta | None:
+        """How long processed webhook bodies are kept (``None``: forever)."""
+        return _days(self.webhook_body_retention_days)
 
     @property
     def production(self) -> bool:
@@ -232,6 +257,7 @@ class Settings(ProviderSettings):
         for name in POSITIVE:
             if getattr(settings, name) <= 0:
                 raise ConfigError(f"{name} must be more than 0")
+        _check_retention(settings)
         if settings.planted_defect not in (None, *PLANTED_DEFECTS):
             raise ConfigError(
                 f"planted_defect must be one of {', '.join(PLANTED_DEFECTS)}, "
@@ -244,6 +270,28 @@ class Settings(ProviderSettings):
                 raise ConfigError(f"default_country: {exc}") from None
             object.__setattr__(settings, "default_country", country)
         return settings
+
+
+def _check_retention(settings: Settings) -> None:
+    """Raise ``ConfigError`` for a retention that would prune too early or never make sense."""
+    for name in RETENTION_DAYS:
+        days = getattr(settings, name)
+        if days < 0 or days > RETENTION_MAX_DAYS:
+            raise ConfigError(
+                f"{name} must be 0 (keep forever) or 1 to {RETENTION_MAX_DAYS} days, not {days}"
+            )
+    if settings.retention_batch > RETENTION_MAX_BATCH:
+        raise ConfigError(f"retention_batch must be at most {RETENTION_MAX_BATCH}")
+    retention = settings.outbox_retention
+    if retention is not None and timedelta(hours=settings.outbox_backfill_hours) >= retention:
+        raise ConfigError(
+            "outbox_backfill_hours must be shorter than outbox_retention_days: a sink switched "
+            "on would catch up on events retention deletes"
+        )
+
+
+def _days(days: int) -> timedelta | None:
+    return timedelta(days=days) if days else None
 
 
 def variable(setting: str) -> str:

@@ -2,8 +2,9 @@
 
 Each round: say it is alive, run the janitor on due orders, apply webhooks whose
 processing failed or was never finished, charge orders waiting for a
-provider, expire abandoned authentications, cancel abandoned orders, prune expired
-idempotency records hourly. Work on orders is leased, so workers can run side by side on
+provider, expire abandoned authentications, cancel abandoned orders; hourly, prune expired
+idempotency records and apply retention (old delivered outbox rows, processed webhook
+bodies). Work on orders is leased, so workers can run side by side on
 PostgreSQL; on SQLite one worker runs (a second one finds a live heartbeat and steps aside).
 SIGTERM ends the round in progress, releasing its leases, and stops.
 
@@ -29,6 +30,7 @@ from orderguard.providers.base import ProviderError
 from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.expiry import expire_abandoned
 from orderguard.services.maintenance import prune_idempotency_records
+from orderguard.services.retention import RetentionPolicy, prune_retained
 from orderguard.services.waiting import charge_waiting
 from orderguard.storage.errors import StorageError
 
@@ -177,6 +179,7 @@ class Worker:
         return [(name, duty, every_round) for name, duty in duties] + [
             ("sweep", self._sweep, self.container.settings.sweep_every_s),
             ("prune", self._prune, PRUNE_EVERY_SECONDS),
+            ("retention", lambda: self._retain(stop), PRUNE_EVERY_SECONDS),
             ("doctor checks", self._checks, self._checks_every),
         ]
 
@@ -196,6 +199,15 @@ class Worker:
         await prune_idempotency_records(
             self.container.storage, ttl=self.container.settings.idempotency_ttl
         )
+
+    async def _retain(self, stop: asyncio.Event | None) -> None:
+        c, s = self.container, self.container.settings
+        policy = RetentionPolicy(
+            outbox=s.outbox_retention,
+            webhook_bodies=s.webhook_body_retention,
+            batch=s.retention_batch,
+        )
+        await prune_retained(c.storage, policy, clock=c.clock, stop=stop)
 
     async def _sweep(self) -> None:
         window = timedelta(hours=self.container.settings.sweep_window_hours)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,52 @@ def test_config_file_values_of_the_right_type_are_read(tmp_path: Path) -> None:
 def test_a_number_that_cannot_work_is_refused(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.load({f"ORDERGUARD_{name}": value})
+
+
+def test_retention_keeps_delivered_outbox_rows_30_days_and_webhook_bodies_90_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.load({})
+    assert settings.outbox_retention == timedelta(days=30)
+    assert settings.webhook_body_retention == timedelta(days=90)
+    assert settings.retention_batch == 1000
+
+
+def test_a_retention_of_zero_keeps_rows_forever() -> None:
+    settings = Settings.load(
+        {"ORDERGUARD_OUTBOX_RETENTION_DAYS": "0", "ORDERGUARD_WEBHOOK_BODY_RETENTION_DAYS": "0"}
+    )
+    assert (settings.outbox_retention, settings.webhook_body_retention) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ORDERGUARD_OUTBOX_RETENTION_DAYS": "-1"}, "outbox_retention_days must be 0 .* not -1"),
+        ({"ORDERGUARD_OUTBOX_RETENTION_DAYS": "0.5"}, "outbox_retention_days must be a whole"),
+        ({"ORDERGUARD_WEBHOOK_BODY_RETENTION_DAYS": "-30"}, "webhook_body_retention_days"),
+        ({"ORDERGUARD_WEBHOOK_BODY_RETENTION_DAYS": "100000"}, "1 to 36500 days"),
+        ({"ORDERGUARD_RETENTION_BATCH": "0"}, "retention_batch must be at least 1"),
+        ({"ORDERGUARD_RETENTION_BATCH": "1000000"}, "retention_batch must be at most 10000"),
+        (
+            {"ORDERGUARD_OUTBOX_RETENTION_DAYS": "1", "ORDERGUARD_OUTBOX_BACKFILL_HOURS": "48"},
+            "outbox_backfill_hours must be shorter than outbox_retention_days",
+        ),
+    ],
+)
+def test_a_retention_that_cannot_work_is_refused_at_start(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(env)
+
+
+def test_retention_set_in_the_file_is_read(tmp_path: Path) -> None:
+    config = tmp_path / "og.toml"
+    config.write_text("[orderguard]\noutbox_retention_days = 7\nwebhook_body_retention_days = 1\n")
+    settings = Settings.load({"ORDERGUARD_CONFIG": str(config)})
+    assert (settings.outbox_retention, settings.webhook_body_retention) == (
+        timedelta(days=7),
+        timedelta(days=1),
+    )

@@ -75,6 +75,33 @@ async def test_failed_webhooks_are_queued_and_raw_events_shown_on_the_order(shop
     assert "order.paid" in detail.text  # the notifications committed with the order
 
 
+async def test_a_webhook_body_removed_by_retention_is_said_so_on_the_order(shop: Pair) -> None:
+    order = await order_in(*shop, "paid")
+    long_ago = datetime.now(UTC) - timedelta(days=100)
+    record = WebhookRecord(
+        id="whk_old",
+        provider="sandbox",
+        event_id="evt_sandbox_old",
+        type="payment_intent.succeeded",
+        headers={},
+        body=b'{"id": "evt_sandbox_old", "marker": "body-before-retention"}',
+        received_at=long_ago,
+        order_id=str(order["id"]),
+    )
+    async with shop[0].container.storage() as uow:
+        assert await uow.webhooks.record(record)
+        await uow.webhooks.processed("whk_old", at=long_ago, order_id=None)
+        cut = long_ago + timedelta(days=1)
+        assert await uow.webhooks.prune_bodies(cut, at=datetime.now(UTC), limit=10) == 1
+        await uow.commit()
+
+    detail = await shop[0].client.get(f"/console/orders/{order['id']}")
+
+    assert "body-before-retention" not in detail.text
+    assert "Body removed by retention on" in detail.text
+    assert "payment_intent.succeeded" in detail.text  # what it was stays
+
+
 async def test_an_operator_cancels_a_declined_order(shop: Pair) -> None:
     order = await order_in(*shop, "payment_failed")
     page = await shop[0].client.get(f"/console/orders/{order['id']}")

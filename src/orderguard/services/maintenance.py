@@ -1,4 +1,5 @@
-"""Housekeeping that never touches orders: pruning expired idempotency records."""
+"""Housekeeping that never touches orders: pruning expired idempotency records (retention
+of the outbox and webhook bodies is :mod:`orderguard.services.retention`)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,11 @@ async def prune_idempotency_records(
         pruned = await uow.idempotency.prune(clock() - ttl)
         await uow.commit()
     return pruned
+
+
+async def count_idempotency_records(
+    storage: UnitOfWorkFactory, *, ttl: timedelta, clock: Clock = system_clock
+) -> int:
+    """How many records :func:`prune_idempotency_records` would delete now."""
+    async with storage.reader() as uow:
+        return await uow.idempotency.prunable(clock() - ttl)

@@ -66,6 +66,13 @@ class SqlIdempotencyRepository:
             "DELETE FROM idempotency_keys WHERE created_at < :before", {"before": created_before}
         )
 
+    async def prunable(self, created_before: datetime) -> int:
+        row = await self._conn.fetchone(
+            "SELECT COUNT(*) AS n FROM idempotency_keys WHERE created_at < :before",
+            {"before": created_before},
+        )
+        return int(row["n"]) if row else 0
+
 
 def _record(row: Row) -> IdempotencyRecord:
     body = row["response_body"]

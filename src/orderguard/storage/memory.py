@@ -155,7 +155,8 @@ class MemoryOrderRepository:
         return [e for e in self._s.timeline if e.order_id == order_id]
 
     async def events(self, order_id: str) -> list[OutboxEvent]:
-        return [e for e in self._s.outbox if e.order_id == order_id]
+        gone = self._s.relay.pruned_events
+        return [e for e in self._s.outbox if e.order_id == order_id and e.id not in gone]
 
     def _flush(self, order: Order) -> None:
         self._s.timeline.extend(
@@ -223,6 +224,9 @@ class MemoryIdempotencyRepository:
         for k in old:
             del self._s.idempotency[k]
         return len(old)
+
+    async def prunable(self, created_before: datetime) -> int:
+        return sum(1 for r in self._s.idempotency.values() if r.created_at < created_before)
 
 
 class MemoryApiKeyRepository:
@@ -366,6 +370,38 @@ class MemoryWebhookRepository:
             if not failed_only or (w.processed_at is None and w.last_error)
         ]
         return sorted(found, key=lambda w: (w.received_at, w.id), reverse=True)[:limit]
+
+    async def prune_bodies(self, processed_before: datetime, *, at: datetime, limit: int) -> int:
+        return _prune_webhook_bodies(self._s.webhooks, processed_before, at=at, limit=limit)
+
+    async def prunable_bodies(self, processed_before: datetime) -> int:
+        return _prunable_webhook_bodies(self._s.webhooks, processed_before)
+
+
+def _prunable_webhook(record: WebhookRecord, before: datetime) -> bool:
+    return (
+        record.processed_at is not None
+        and record.processed_at < before
+        and record.pruned_at is None
+    )
+
+
+def _prune_webhook_bodies(
+    webhooks: dict[str, WebhookRecord], before: datetime, *, at: datetime, limit: int
+) -> int:
+    """See ``WebhookRepository.prune_bodies``."""
+    chosen = sorted(
+        (w for w in webhooks.values() if _prunable_webhook(w, before)),
+        key=lambda w: (w.processed_at, w.id),
+    )[:limit]
+    for w in chosen:
+        webhooks[w.id] = replace(w, body=b"", headers={}, pruned_at=at)
+    return len(chosen)
+
+
+def _prunable_webhook_bodies(webhooks: dict[str, WebhookRecord], before: datetime) -> int:
+    """See ``WebhookRepository.prunable_bodies``."""
+    return sum(1 for w in webhooks.values() if _prunable_webhook(w, before))
 
 
 class MemoryFindingRepository:

@@ -23,9 +23,11 @@ from orderguard.domain.order import Order
 from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import (
     OUTBOX_SETTLE,
+    EventsPruned,
     ExceptionRecord,
     ExportedAttempt,
     ExportedOrder,
+    OutboxPruned,
     RunRecord,
     Undelivered,
 )
@@ -79,6 +81,8 @@ class OutboxTables:
     attempts: list[DeliveryAttempt] = field(default_factory=list)
     endpoints: dict[str, WebhookEndpoint] = field(default_factory=dict)
     secrets: dict[str, WebhookSecret] = field(default_factory=dict)
+    #: Events deleted by retention (kept in the list so the others keep their seq).
+    pruned_events: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -100,7 +104,8 @@ class MemoryOutboxRepository:
         self._events, self._t = events, tables
 
     def _numbered(self) -> list[tuple[int, OutboxEvent]]:
-        return list(enumerate(self._events, start=1))
+        gone = self._t.pruned_events
+        return [(seq, e) for seq, e in enumerate(self._events, start=1) if e.id not in gone]
 
     def _has(self, event_id: str, sink: str) -> _Row | None:
         return next(
@@ -222,7 +227,7 @@ class MemoryOutboxRepository:
         return [a for a in self._t.attempts if a.event_id == event_id]
 
     async def event(self, event_id: str) -> OutboxEvent | None:
-        return next((e for e in self._events if e.id == event_id), None)
+        return next((e for _, e in self._numbered() if e.id == event_id), None)
 
     async def replay(
         self, *, now: datetime, event_id: str | None = None, sink: str | None = None
@@ -272,6 +277,104 @@ class MemoryOutboxRepository:
             if row.state is DeliveryState.DEAD:
                 counts[row.sink] = counts.get(row.sink, 0) + 1
         return counts
+
+    async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
+        return _prune_outbox(self._events, self._t, delivered_before, limit=limit)
+
+    async def prune_events(
+        self, committed_before: datetime, *, after_seq: int, limit: int
+    ) -> EventsPruned:
+        return _prune_events(self._events, self._t, committed_before, after=after_seq, limit=limit)
+
+    async def prunable(self, delivered_before: datetime) -> OutboxPruned:
+        return _prunable_outbox(self._events, self._t, delivered_before)
+
+
+# --- retention (``OutboxRepository.prune``, ``prune_events``): a pruned event stays in the
+# list, so the others keep their seq, and its id goes to ``pruned_events``, which every
+# reader skips.
+
+
+def _finished_delivery(row: _Row, tables: OutboxTables, before: datetime) -> bool:
+    """Delivered before ``before``, and its sink's floor is past its event."""
+    return (
+        row.state is DeliveryState.DELIVERED
+        and row.delivered_at is not None
+        and row.delivered_at < before
+        and row.seq <= tables.sinks[row.sink][1]
+    )
+
+
+def _finished_events(
+    events: list[OutboxEvent], tables: OutboxTables, before: datetime
+) -> list[tuple[int, OutboxEvent]]:
+    """Events (with their seq) committed before ``before`` and below every known sink's
+    floor, with no delivery left, oldest first."""
+    if not tables.sinks:
+        return []
+    floor = min(f for _, f in tables.sinks.values())
+    held = {r.event.id for r in tables.deliveries.values()}
+    gone = tables.pruned_events
+    return [
+        (seq, e)
+        for seq, e in enumerate(events, start=1)
+        if seq <= floor and e.at < before and e.id not in gone and e.id not in held
+    ]
+
+
+def _prune_outbox(
+    events: list[OutboxEvent], tables: OutboxTables, before: datetime, *, limit: int
+) -> OutboxPruned:
+    """See ``OutboxRepository.prune``."""
+    finished = [r for r in tables.deliveries.values() if _finished_delivery(r, tables, before)]
+    gone = sorted(finished, key=lambda r: (r.delivered_at, r.id))[:limit]
+    for row in gone:
+        del tables.deliveries[row.id]
+    pairs = {(r.event.id, r.sink) for r in gone}
+    tables.attempts = [a for a in tables.attempts if (a.event_id, a.sink) not in pairs]
+    theirs = {r.event.id for r in gone}
+    done = [e.id for _, e in _finished_events(events, tables, before) if e.id in theirs]
+    tables.pruned_events.update(done)
+    return OutboxPruned(deliveries=len(gone), events=len(done))
+
+
+def _prune_events(
+    events: list[OutboxEvent], tables: OutboxTables, before: datetime, *, after: int, limit: int
+) -> EventsPruned:
+    """See ``OutboxRepository.prune_events``."""
+    if not tables.sinks:
+        return EventsPruned(deleted=0, last_seq=None)
+    floor = min(f for _, f in tables.sinks.values())
+    gone = tables.pruned_events
+    looked = [
+        (seq, e)
+        for seq, e in enumerate(events, start=1)
+        if after < seq <= floor and e.at < before and e.id not in gone
+    ][:limit]
+    if not looked:
+        return EventsPruned(deleted=0, last_seq=None)
+    held = {r.event.id for r in tables.deliveries.values()}
+    done = [e.id for _, e in looked if e.id not in held]
+    gone.update(done)
+    return EventsPruned(deleted=len(done), last_seq=looked[-1][0])
+
+
+def _prunable_outbox(
+    events: list[OutboxEvent], tables: OutboxTables, before: datetime
+) -> OutboxPruned:
+    """See ``OutboxRepository.prunable``."""
+    rows = list(tables.deliveries.values())
+    finished = [r for r in rows if _finished_delivery(r, tables, before)]
+    if not tables.sinks:
+        return OutboxPruned(deliveries=len(finished), events=0)
+    floor = min(f for _, f in tables.sinks.values())
+    held = {r.event.id for r in rows if not _finished_delivery(r, tables, before)}
+    done = [
+        e
+        for seq, e in enumerate(events, start=1)
+        if seq <= floor and e.at < before and e.id not in tables.pruned_events and e.id not in held
+    ]
+    return OutboxPruned(deliveries=len(finished), events=len(done))
 
 
 class MemoryEndpointRepository:

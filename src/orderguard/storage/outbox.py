@@ -19,6 +19,7 @@ from orderguard.domain.delivery import (
     Outcome,
 )
 from orderguard.domain.events import EventType, OutboxEvent
+from orderguard.storage import retention
 from orderguard.storage.database import (
     Connection,
     Row,
@@ -26,7 +27,7 @@ from orderguard.storage.database import (
     to_datetime,
 )
 from orderguard.storage.orders import event_from_row
-from orderguard.storage.ports import OUTBOX_SETTLE, Undelivered
+from orderguard.storage.ports import OUTBOX_SETTLE, EventsPruned, OutboxPruned, Undelivered
 
 __all__ = ["SETTLE", "SqlOutboxRepository", "Undelivered"]
 
@@ -268,6 +269,21 @@ class SqlOutboxRepository:
             "SELECT sink, COUNT(*) AS n FROM outbox_deliveries WHERE state = 'dead' GROUP BY sink"
         )
         return {str(r["sink"]): int(r["n"]) for r in rows}
+
+    async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
+        return await retention.prune_outbox(
+            self._conn, delivered_before, limit=limit, skip_locked=self._skip_locked
+        )
+
+    async def prune_events(
+        self, committed_before: datetime, *, after_seq: int, limit: int
+    ) -> EventsPruned:
+        return await retention.prune_outbox_events(
+            self._conn, committed_before, after_seq=after_seq, limit=limit
+        )
+
+    async def prunable(self, delivered_before: datetime) -> OutboxPruned:
+        return await retention.prunable_outbox(self._conn, delivered_before)
 
 
 def _type_filter(types: frozenset[EventType] | None) -> tuple[dict[str, str], str]:

@@ -169,6 +169,10 @@ class IdempotencyRepository(Protocol):
         """Delete records created before the given moment; return how many."""
         ...
 
+    async def prunable(self, created_before: datetime) -> int:
+        """How many records :meth:`prune` would delete (``orderguard prune --dry-run``)."""
+        ...
+
 
 class ApiKeyRepository(Protocol):
     """Merchant API keys."""
@@ -283,6 +287,8 @@ class WebhookRecord:
     attempts: int = 0
     last_error: str | None = None
     next_attempt_at: datetime | None = None
+    #: When retention cleared its body and headers (``None``: kept whole).
+    pruned_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +375,17 @@ class WebhookRepository(Protocol):
         """The newest events (for support)."""
         ...
 
+    async def prune_bodies(self, processed_before: datetime, *, at: datetime, limit: int) -> int:
+        """Clear the body and headers of up to ``limit`` events processed before
+        ``processed_before`` (marking them pruned ``at``); how many. The row stays: its
+        (provider, event id) is what refuses a late duplicate. Unprocessed events are never
+        touched."""
+        ...
+
+    async def prunable_bodies(self, processed_before: datetime) -> int:
+        """How many events :meth:`prune_bodies` would clear, in all batches."""
+        ...
+
 
 class FindingRepository(Protocol):
     """What the sweeps found."""
@@ -392,6 +409,27 @@ class FindingRepository(Protocol):
 #: Longest a transaction that writes an outbox event may stay open; events older than this
 #: are surely visible, so a sink's floor may move past them.
 OUTBOX_SETTLE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPruned:
+    """What one retention pass removed from the outbox (or would remove)."""
+
+    #: Delivered deliveries (with their recorded attempts).
+    deliveries: int
+    #: Events every sink is done with.
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventsPruned:
+    """One batch of :meth:`OutboxRepository.prune_events`."""
+
+    #: Events deleted.
+    deleted: int
+    #: The commit-order position (``seq``) of the last event looked at, where the next batch
+    #: goes on from; ``None`` when no finished event is left after the one asked about.
+    last_seq: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +529,30 @@ class OutboxRepository(Protocol):
 
     async def dead_counts(self) -> dict[str, int]:
         """Dead letters per sink (sinks with none are absent)."""
+        ...
+
+    async def prune(self, delivered_before: datetime, *, limit: int) -> OutboxPruned:
+        """Delete up to ``limit`` finished deliveries, then their events that are finished.
+
+        A delivery is finished when it was delivered before ``delivered_before`` and its sink's
+        floor is past its event (so the relay never copies that event to the sink again); its
+        attempts go with it. An event is finished when it was committed before
+        ``delivered_before``, every known sink's floor is past it and no delivery of it is
+        left (none pending, dead or recently delivered). Nothing else is touched.
+        """
+        ...
+
+    async def prune_events(
+        self, committed_before: datetime, *, after_seq: int, limit: int
+    ) -> EventsPruned:
+        """Look at up to ``limit`` events after ``after_seq`` (in commit order) committed
+        before ``committed_before`` and below every sink's floor, and delete those with no
+        delivery left: events no sink took (filtered out by type), or whose last delivery
+        went while a sink still had to consider them. Go on from ``last_seq``."""
+        ...
+
+    async def prunable(self, delivered_before: datetime) -> OutboxPruned:
+        """What :meth:`prune` would delete, in all batches."""
         ...
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 import orjson
 
 from orderguard.domain.states import OrderState
+from orderguard.storage import retention
 from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
 from orderguard.storage.ports import SweepFinding, WebhookRecord
 
@@ -166,6 +167,14 @@ class SqlWebhookRepository:
         )
         return [webhook_from_row(row) for row in rows]
 
+    async def prune_bodies(self, processed_before: datetime, *, at: datetime, limit: int) -> int:
+        return await retention.prune_webhook_bodies(
+            self._conn, processed_before, at=at, limit=limit, skip_locked=self._skip_locked
+        )
+
+    async def prunable_bodies(self, processed_before: datetime) -> int:
+        return await retention.prunable_webhook_bodies(self._conn, processed_before)
+
 
 def webhook_from_row(row: Row) -> WebhookRecord:
     """A stored inbound webhook's row as its record (the console reads them too)."""
@@ -182,6 +191,7 @@ def webhook_from_row(row: Row) -> WebhookRecord:
         attempts=row["attempts"],
         last_error=row["last_error"],
         next_attempt_at=to_datetime(row["next_attempt_at"]),
+        pruned_at=to_datetime(row["pruned_at"]),
     )
 
 

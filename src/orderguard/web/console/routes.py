@@ -441,6 +441,7 @@ async def _order_page(
             "provider": w.provider,
             "type": w.type,
             "body": shown(role, w.body.decode(errors="replace")),
+            "pruned_at": w.pruned_at,
             "last_error": shown(role, w.last_error),
         }
         for w in await wiring.storage.console.webhooks_for(order_id)
