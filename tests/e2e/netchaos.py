@@ -489,6 +489,12 @@ def markdown(outcomes: Sequence[Outcome], *, command: str, took_s: float) -> str
         "kernel, are the packets below); then every invariant of the demo's audit is checked",
         "against the database and the sandbox's ledger.",
         "",
+        "Reading the table: about one shopper in eight closes the tab and never asks again, so",
+        "fewer checkouts are acknowledged than made (the audit still holds each of them);",
+        "`http_409` is the answer to a retry that arrives while the first request with its key",
+        "is still being served (the shopper waits and asks again); the resolution times are",
+        "per order, from its checkout to its final state.",
+        "",
         "| scenario | cause | fault window (s into the storm) | packets dropped | checkouts |"
         " acknowledged | client troubles | retries with the same key | settled by the janitor"
         " | order resolution p50 / p99 / max (s) | all settled after the heal (s) |"
