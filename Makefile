@@ -15,7 +15,7 @@ JS := clients/js
 # make test-deep: how many fresh random demo seeds to add to the fixed ones.
 DEEP_SEEDS ?= 10
 
-.PHONY: help demo serve test js-test test-deep mutants check bench lock clean
+.PHONY: help demo serve test js-test test-deep mutants check bench chaos lock clean
 
 help:
 	@echo "make demo   create .venv, install, run the demo on SQLite + the sandbox provider"
@@ -29,6 +29,8 @@ help:
 	@echo "make check  ruff + mypy (strict) + lint-imports (the import rules, .importlinter)"
 	@echo "make serve  run the API on 127.0.0.1:8000 (SQLite in ./orderguard.db)"
 	@echo "make bench  run the benchmarks in bench/ and rewrite docs/benchmarks.md"
+	@echo "make chaos  the demo's storm across real network faults (root: network namespaces,"
+	@echo "            nftables), every scenario at length; rewrites docs/chaos.md"
 	@echo "make lock   re-pin every dependency in $(LOCK)"
 
 $(BIN)/python:
@@ -78,6 +80,12 @@ check: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run.py
+
+# CHAOS_CHECKOUTS per scenario; CHAOS_SEED replays a run.
+CHAOS_CHECKOUTS ?= 400
+chaos: $(VENV)/.installed-test
+	$(BIN)/python -m tests.e2e.netchaos --checkouts $(CHAOS_CHECKOUTS) --report docs/chaos.md \
+		$(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 lock: $(BIN)/python
 	$(PIP) uv

@@ -16,7 +16,6 @@ import random
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,8 +24,8 @@ import pytest
 from orderguard.api.server import free_port
 from orderguard.demo import audit, run, stack
 from orderguard.demo.shoppers import ShopperSimulator
-from orderguard.storage.connect import connect
 from tests.conftest import service_missing
+from tests.e2e.storm_wait import settled
 from tests.pgcluster import ClusterUnavailable, PgCluster, private_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -159,9 +158,9 @@ def _run(seed: int, work: Path, cluster: PgCluster) -> tuple[audit.Report, Condu
         if not worker.alive():
             worker.start()
         prefix = f"DEMO-{simulator.run_id}-"
-        asyncio.run(_settled(cluster.url, prefix))
+        asyncio.run(settled(cluster.url, prefix, timeout_s=SETTLE_TIMEOUT_S))
         swept = run.final_sweep(work, env)
-        snapshot = asyncio.run(_settled(cluster.url, prefix))
+        snapshot = asyncio.run(settled(cluster.url, prefix, timeout_s=SETTLE_TIMEOUT_S))
         book = stack.ledger(sandbox_url)
         faults = stack.fault_counts(sandbox_url)
     finally:
@@ -170,20 +169,3 @@ def _run(seed: int, work: Path, cluster: PgCluster) -> tuple[audit.Report, Condu
     print(f"final sweep: {swept}")
     report = audit.build_report(shoppers, snapshot, book, faults, seed=seed, database="postgresql")
     return report, conductor
-
-
-async def _settled(url: str, prefix: str) -> audit.Snapshot:
-    """Wait until every order of the run is settled or flagged; the last snapshot."""
-    db = await connect(url, pool_size=2)
-    try:
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        expiry = timedelta(seconds=run.ACTION_EXPIRY_S + 20)
-        while True:
-            snapshot = await audit.snapshot(db, prefix)
-            if not snapshot.unresolved(datetime.now(UTC), action_expiry=expiry):
-                return snapshot
-            if time.monotonic() > deadline:
-                return snapshot
-            await asyncio.sleep(0.5)
-    finally:
-        await db.close()

@@ -318,8 +318,11 @@ class ShopperSimulator:
         on_done: Callable[[Checkout], None] | None = None,
         max_tries: int = MAX_TRIES,
         refund_share: float = REFUND_SHARE,
+        api_key: str | None = None,
     ) -> None:
         self.base_url = base_url
+        #: Sent as ``Authorization: Bearer`` (an API bound beyond loopback requires a key).
+        self.api_key = api_key
         self.refund_share = refund_share
         self._seed = seed
         self.max_tries = max_tries
@@ -354,7 +357,8 @@ class ShopperSimulator:
         gate = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency * 2 + 8)
         office: list[asyncio.Task[None]] = []
-        async with httpx.AsyncClient(base_url=self.base_url, limits=limits) as client:
+        auth = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        async with httpx.AsyncClient(base_url=self.base_url, limits=limits, headers=auth) as client:
 
             async def one(checkout: Checkout) -> None:
                 async with gate:

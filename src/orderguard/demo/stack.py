@@ -42,12 +42,14 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 @dataclass
 class Proc:
-    """``python -m orderguard ARGS...``, output in ``<cwd>/<name>.log``."""
+    """``python -m orderguard ARGS...``, output in ``<cwd>/<name>.log``; ``wrap`` goes in
+    front of the command (``ip netns exec NS`` runs it in a network namespace)."""
 
     name: str
     args: Sequence[str]
     env: Mapping[str, str]
     cwd: Path
+    wrap: Sequence[str] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     starts: int = 0
 
@@ -65,7 +67,7 @@ class Proc:
     def start(self) -> Proc:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "orderguard", *self.args],
+                [*self.wrap, sys.executable, "-m", "orderguard", *self.args],
                 env=dict(self.env),
                 cwd=self.cwd,
                 stdout=log,
