@@ -10,15 +10,21 @@ is the lost notification).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orderguard.domain.refund_schedule import RefundCheckSchedule
 from orderguard.providers.base import (
+    DelegatingProvider,
     ProviderOutcomeUnknown,
     ProviderServerError,
     ProviderUnavailable,
+    RefundResult,
 )
+from orderguard.providers.resilience import CircuitBreaker
+from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.refund_check import RefundCheck
 from tests.integration.conftest import Api
 from tests.integration.test_payments_api import place
@@ -174,3 +180,44 @@ async def test_a_refund_the_provider_never_got_stays_pending_and_is_sent_again(
     assert await later_operations(api, DUE).retry_refunds(older_than=timedelta(0)) == 1
     assert (await detail(api, order["id"]))["refunds"][0]["state"] == "succeeded"
     assert given_back(api) == [order["amount_total"]]
+
+
+class SlowLookups(DelegatingProvider):
+    """The fake provider, each refund lookup counted and taking a moment (so two workers'
+    rounds overlap)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.looked_up: list[str] = []
+
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        self.looked_up.append(idempotency_key)
+        await asyncio.sleep(0.2)
+        return await super().retrieve_refund(
+            provider_ref, idempotency_key=idempotency_key, metadata=metadata, refund_ref=refund_ref
+        )
+
+
+async def test_two_workers_at_once_look_each_refund_up_once(api: Api) -> None:
+    made = [(await pending_refund(api))[1] for _ in range(3)]
+    for one in made:
+        api.provider.settle_refund(one["provider_ref"], "succeeded")
+    slow = SlowLookups(api.provider)
+    providers = Providers([ProviderSlot(slow, CircuitBreaker(failure_threshold=3))])
+
+    def worker() -> RefundCheck:
+        clock = lambda: datetime.now(UTC) + DUE  # noqa: E731
+        return RefundCheck(api.container.storage, providers, clock=clock)
+
+    rounds = await asyncio.gather(worker().run_once(owner="w1"), worker().run_once(owner="w2"))
+
+    assert sorted(slow.looked_up) == sorted(f"orderguard-refund-{m['id']}" for m in made)
+    assert sum(r.settled for r in rounds) == 3
+    assert given_back(api) == [m["amount"] for m in made]
