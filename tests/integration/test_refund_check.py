@@ -11,6 +11,7 @@ is the lost notification).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -221,3 +222,41 @@ async def test_two_workers_at_once_look_each_refund_up_once(api: Api) -> None:
     assert sorted(slow.looked_up) == sorted(f"orderguard-refund-{m['id']}" for m in made)
     assert sum(r.settled for r in rounds) == 3
     assert given_back(api) == [m["amount"] for m in made]
+
+
+class OtherAmount(DelegatingProvider):
+    """The fake provider, its refund lookups reporting one cent less than was refunded."""
+
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        found = await super().retrieve_refund(
+            provider_ref, idempotency_key=idempotency_key, metadata=metadata, refund_ref=refund_ref
+        )
+        return None if found is None else dataclasses.replace(found, amount=found.amount - 1)
+
+
+async def test_a_lookup_reporting_another_amount_settles_nothing_and_flags_at_once(
+    api: Api,
+) -> None:
+    order, made = await pending_refund(api)
+    api.provider.settle_refund(made["provider_ref"], "succeeded")
+    providers = Providers(
+        [ProviderSlot(OtherAmount(api.provider), CircuitBreaker(failure_threshold=3))]
+    )
+    check = RefundCheck(api.container.storage, providers, clock=lambda: datetime.now(UTC) + DUE)
+
+    done = await check.run_once(owner="w1")
+
+    assert (done.checked, done.settled, done.escalated) == (1, 0, 1)
+    document = await detail(api, order["id"])
+    assert (document["state"], document["amount_refunded"]) == ("paid", 0)
+    assert document["refunds"][0]["state"] == "pending"
+    [flag] = document["flags"]
+    assert flag["reason"] == "refund_unresolved"
+    assert f"reports {made['amount'] - 1} EUR succeeded" in flag["detail"], flag["detail"]

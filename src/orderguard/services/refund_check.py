@@ -17,6 +17,7 @@ What the provider says, and what happens:
 * no such refund: the request never reached the provider; the *pending refunds* duty
   (:meth:`.Operations.retry_refunds`) sends it again while the provider keeps its key.
 * no answer (timeout, 5xx, a system error): unknown, looked up again later; never failed.
+* another amount than the record's: nothing applied, the order flagged at once.
 
 Each lookup counts; when the schedule (:mod:`orderguard.domain.refund_schedule`) runs out
 the order is flagged *refund still unresolved* once, and daily lookups go on so a late
@@ -187,13 +188,14 @@ class RefundCheck:
         now = self._clock()
         report.checked += 1
         report.unknown += lookup.error is not None
-        if lookup.found is not None:
+        differs = lookup.found is not None and lookup.found.amount != refund.amount
+        if lookup.found is not None and not differs:
             self._settle(order, refund, lookup.found, now)
             if refund.state is not RefundState.PENDING:
                 report.settled += 1
                 return
         refund.looked_up(now, next_at=self.schedule.next_at(checks=refund.checks + 1, now=now))
-        if self.schedule.exhausted(checks=refund.checks):
+        if differs or self.schedule.exhausted(checks=refund.checks):
             report.escalated += self._escalate(order, refund, lookup, now)
 
     def _settle(self, order: Order, refund: Refund, found: RefundResult, now: datetime) -> None:
@@ -216,6 +218,11 @@ class RefundCheck:
             return False
         if lookup.error is not None:
             last = f"the last lookup got no answer ({lookup.error})"
+        elif lookup.found is not None and lookup.found.amount != refund.amount:
+            last = (
+                f"the provider reports {lookup.found.amount} {lookup.found.currency} "
+                f"{lookup.found.status} for it: not applied, a person compares them"
+            )
         elif lookup.found is None:
             last = (
                 "the provider says it has no such refund: look it up there before refunding again"
