@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from orderguard.api.render import Actions, order_json
 from orderguard.config import Settings
 from orderguard.container import Container
+from orderguard.domain.refund_schedule import RefundCheckSchedule
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.observability.instrumented import (
     InstrumentedProvider,
@@ -34,6 +35,7 @@ from orderguard.services.pay_again import PayAgain
 from orderguard.services.payments import Payments, PaymentSettings
 from orderguard.services.providers import Providers, ProviderSlot
 from orderguard.services.recheck import Recheck
+from orderguard.services.refund_check import RefundCheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
 from orderguard.services.wallet_sweep import TradeQueries
@@ -134,6 +136,13 @@ def _wire(
             ),
         ),
         operations=Operations(storage, payments),
+        refund_check=RefundCheck(
+            storage,
+            providers,
+            schedule=RefundCheckSchedule().scaled(settings.recheck_scale),
+            lease=timedelta(seconds=settings.janitor_lease_s),
+            check_time=timedelta(seconds=settings.payment_time_budget_s + 5),
+        ),
     )
 
 

@@ -133,7 +133,8 @@ class Settings(ProviderSettings):
     #: Orders never paid, and declined orders not paid again, are cancelled after (hours).
     abandon_received_hours: float = 24.0
     abandon_failed_hours: float = 24.0
-    #: Multiplies every wait of the janitor's recheck schedule (below 1 for demos and tests).
+    #: Multiplies every wait of the janitor's recheck schedule and of the refund check's
+    #: lookup schedule (below 1 for demos and tests).
     recheck_scale: float = 1.0
     #: Seconds between the worker's rounds, and how long a worker holds an order it checks.
     worker_round_s: float = 1.0

@@ -19,6 +19,7 @@ from orderguard.services.pace import Pace
 from orderguard.services.pay_again import PayAgain
 from orderguard.services.payments import Payments
 from orderguard.services.recheck import Recheck
+from orderguard.services.refund_check import RefundCheck
 from orderguard.services.shopper_return import ShopperReturn
 from orderguard.services.sweep import Sweeper
 from orderguard.storage.ports import UnitOfWorkFactory
@@ -41,6 +42,8 @@ class Container:
     janitor: Janitor
     sweeper: Sweeper
     operations: Operations
+    #: Looks up refunds still pending at their provider (issue 19).
+    refund_check: RefundCheck
     clock: Clock = system_clock
     resources: ExitStack = field(default_factory=ExitStack)
 

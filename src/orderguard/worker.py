@@ -2,9 +2,11 @@
 
 Each round: say it is alive, run the janitor on due orders, apply webhooks whose
 processing failed or was never finished, charge orders waiting for a
-provider, expire abandoned authentications, cancel abandoned orders; hourly, prune expired
-idempotency records and apply retention (old delivered outbox rows, processed webhook
-bodies). Work on orders is leased, so workers can run side by side on
+provider, expire abandoned authentications, send again refunds the provider never
+answered and look up those still pending there (``services.refund_check``), cancel
+abandoned orders; hourly, prune expired idempotency records and apply retention (old
+delivered outbox rows, processed webhook bodies). Work on orders is leased, so workers can
+run side by side on
 PostgreSQL; on SQLite one worker runs (a second one finds a live heartbeat and steps aside).
 SIGTERM ends the round in progress, releasing its leases, and stops.
 
@@ -158,6 +160,7 @@ class Worker:
                 ),
             ),
             ("pending refunds", c.operations.retry_refunds),
+            ("refund lookups", lambda: c.refund_check.run_once(owner=self.id, stop=stop)),
             (
                 "abandoned orders",
                 lambda: cancel_abandoned(

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import httpx
@@ -19,11 +20,11 @@ from orderguard.providers.alipay.methods import PAGE
 from orderguard.providers.alipay.plugin import PROFILE as ALIPAY_PROFILE
 from orderguard.providers.alipay.sandbox.config import SandboxConfig as AlipayConfig
 from orderguard.providers.alipay.sandbox.server import run_sandbox as run_alipay
-from orderguard.providers.base import PaymentOutcome, PaymentResult
+from orderguard.providers.base import PaymentOutcome, PaymentProvider, PaymentResult
 from orderguard.providers.serving import serve_in_thread
 from tests.providers.alipay_support import KeyPairs, NotifyReceiver, make_provider
 from tests.providers.expect import Answer
-from tests.providers.harness import FakeClock, Signed
+from tests.providers.harness import IMPATIENT_S, FakeClock, HttpFaults, Signed
 from tests.providers.wallet_harness import FORGED_SIGNATURE, WalletHarness, until
 
 
@@ -37,7 +38,7 @@ class AlipayLab:
     receiver: NotifyReceiver
 
 
-class AlipayHarness(WalletHarness):
+class AlipayHarness(HttpFaults, WalletHarness):
     """:class:`AlipayProvider` against the Alipay sandbox; the shopper uses its cashier."""
 
     capabilities = ALIPAY_PROFILE.capabilities
@@ -78,11 +79,24 @@ class AlipayHarness(WalletHarness):
         ),
     )
 
+    #: ``alipay.trade.refund`` answers the refund made (or refuses it): never pending.
+    refunds_wait = False
+    lookup_error: ClassVar[dict[str, Any]] = {"query_system_error": 1}
+
     def __init__(self, url: str, pairs: KeyPairs, notify_url: str, receiver: NotifyReceiver):
         self.clock = FakeClock()
-        self.pairs, self.receiver = pairs, receiver
+        self.url, self.pairs, self.notify_url, self.receiver = url, pairs, notify_url, receiver
         self.provider = make_provider(url, pairs, notify_url=notify_url)
         self.http = httpx.AsyncClient(base_url=url, verify=False)  # plain HTTP: no CA store
+
+    async def slow_lookups(self) -> PaymentProvider:
+        await self._late()
+        return make_provider(
+            self.url, self.pairs, notify_url=self.notify_url, timeout_s=IMPATIENT_S
+        )
+
+    async def mend(self) -> None:
+        await self.faults()
 
     async def _cashier(self, created: PaymentResult) -> str | None:
         """The shopper opens the cashier URL and logs in: the trade's number, or ``None``

@@ -82,7 +82,7 @@ def make_provider(url: str, pairs: KeyPairs, **options: Any) -> AlipayProvider:
         app_private_key=pairs.app,
         alipay_public_key=options.pop("alipay_public_key", pairs.alipay.public_key()),
         gateway_url=f"{url}/gateway.do",
-        timeout_s=5,
+        timeout_s=options.pop("timeout_s", 5),
         **options,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -23,7 +23,9 @@ from orderguard.providers.base import (
     PaymentOutcome,
     PaymentProvider,
     PaymentResult,
+    ProviderOutcomeUnknown,
     ProviderRejected,
+    ProviderServerError,
     RefundResult,
 )
 from orderguard.providers.memory import InMemoryProvider
@@ -151,6 +153,31 @@ class Harness:
         ``timestamp``."""
         raise NotImplementedError
 
+    #: Whether a refund can stay ``pending`` at the provider (Alipay's synchronous refund
+    #: is made or refused in its answer: its refunds look pending only when that is lost).
+    refunds_wait: bool = True
+
+    async def hold_refunds(self) -> None:
+        """New refunds start ``pending`` at the provider until :meth:`end_refund`."""
+        raise NotImplementedError
+
+    async def end_refund(self, made: RefundResult, *, succeeded: bool) -> None:
+        """The provider ends a pending refund; its notification is not delivered."""
+        raise NotImplementedError
+
+    async def break_lookups(self) -> None:
+        """The next refund lookup answers the provider's server error (5xx, SYSTEM_ERROR)."""
+        raise NotImplementedError
+
+    async def slow_lookups(self) -> PaymentProvider:
+        """An adapter of the same account whose next refund lookup times out (the
+        provider answers after the adapter's read timeout)."""
+        raise NotImplementedError
+
+    async def mend(self) -> None:
+        """No faults, and refunds end at once again."""
+        raise NotImplementedError
+
     def tamper(self, body: bytes) -> bytes:
         """``body`` with its amount changed."""
         raise NotImplementedError
@@ -207,7 +234,33 @@ class CardHarness(Harness):
         return body, {"Stripe-Signature": "t=1,v1=00"}
 
 
-class SandboxHarness(CardHarness):
+class HttpFaults:
+    """The ``/_sandbox/faults`` switch every HTTP sandbox shares (the Stripe sandbox's
+    shape, taken by the wallets' too)."""
+
+    http: httpx.AsyncClient
+
+    async def faults(self, **settings: Any) -> None:
+        """Switch to ``settings`` over the profile ``none`` (nothing: no faults)."""
+        response = await self.http.post("/_sandbox/faults", json=settings)
+        assert response.status_code == 200, response.text
+
+    async def break_lookups(self) -> None:
+        await self.faults(**self.lookup_error)
+
+    async def _late(self) -> None:
+        await self.faults(latency=1, latency_ms=[LATE_MS, LATE_MS])
+
+    #: The fault setting that makes a query answer a server error.
+    lookup_error: ClassVar[dict[str, Any]] = {"error_before": 1}
+
+
+#: How late a "slow" sandbox answers, and the read timeout of the impatient adapter.
+LATE_MS = 1500
+IMPATIENT_S = 0.3
+
+
+class SandboxHarness(HttpFaults, CardHarness):
     """The sandbox over real HTTP, reached through :class:`StripeProvider`."""
 
     capabilities = STRIPE_PROFILE.capabilities
@@ -254,9 +307,30 @@ class SandboxHarness(CardHarness):
         evt = objects.event("payment_intent.succeeded", intent, created=timestamp)
         return signed_delivery(evt, SECRET, timestamp=timestamp)
 
+    async def hold_refunds(self) -> None:
+        await self.faults(refund_pending=1)
+
+    async def end_refund(self, made: RefundResult, *, succeeded: bool) -> None:
+        body = {"status": "succeeded"} if succeeded else FAILED_REFUND
+        response = await self.http.post(f"/_sandbox/refunds/{made.refund_ref}", json=body)
+        assert response.status_code == 200, response.text
+
+    async def slow_lookups(self) -> PaymentProvider:
+        await self._late()
+        return StripeProvider(
+            api_key=API_KEY, webhook_secret=SECRET, base_url=self.base_url, timeout_s=IMPATIENT_S
+        )
+
+    async def mend(self) -> None:
+        await self.faults()
+
     async def aclose(self) -> None:
         await self.provider.aclose()
         await self.http.aclose()
+
+
+#: How the Stripe sandbox fails a pending refund.
+FAILED_REFUND = {"status": "failed", "failure_reason": "expired_or_canceled_card"}
 
 
 class MemoryHarness(CardHarness):
@@ -285,3 +359,19 @@ class MemoryHarness(CardHarness):
         return self.fake.signed_webhook(
             "payment_intent.succeeded", timestamp=timestamp, payment=payment
         )
+
+    async def hold_refunds(self) -> None:
+        self.fake.hold_next_refund()
+
+    async def end_refund(self, made: RefundResult, *, succeeded: bool) -> None:
+        self.fake.settle_refund(made.refund_ref, "succeeded" if succeeded else "failed")
+
+    async def break_lookups(self) -> None:
+        self.fake.fail_next(ProviderServerError("memory: 500 on the refund lookup"))
+
+    async def slow_lookups(self) -> PaymentProvider:
+        self.fake.fail_next(ProviderOutcomeUnknown("memory: the refund lookup timed out"))
+        return self.fake
+
+    async def mend(self) -> None:
+        self.fake.clear_faults()

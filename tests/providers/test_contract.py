@@ -10,6 +10,7 @@ implementation's own books (a sandbox's ``/ledger``), not from the answers under
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,8 +20,11 @@ import pytest
 from orderguard.providers.base import (
     InvalidWebhook,
     PaymentOutcome,
+    PaymentProvider,
+    ProviderError,
     ProviderKeyConflict,
     ProviderRejected,
+    RefundResult,
     WebhookEvent,
 )
 from tests.providers.harness import Harness
@@ -395,3 +399,116 @@ async def test_cancelling_a_payment_after_the_shopper_paid_answers_succeeded(
 
 async def test_cancelling_an_unknown_payment_is_answered_as_documented(harness: Harness) -> None:
     await harness.unknown_cancel.check(harness.provider.cancel_payment(harness.unknown_ref))
+
+
+# -- refund lookups (issue 19): a refund whose answer or notification was lost ---------------
+
+
+async def _refund(harness: Harness, amount: int) -> tuple[str, str, dict[str, str], RefundResult]:
+    """A paid payment refunded in part, the way orderguard sends refunds: its reference,
+    the refund's key and metadata (its own ``refund_id``), and the provider's answer."""
+    _, paid = await harness.paid(amount=1000)
+    assert paid.provider_ref is not None
+    refund_id = f"rfd_{secrets.token_hex(6)}"
+    key, meta = f"orderguard-refund-{refund_id}", {"refund_id": refund_id}
+    made = await harness.provider.refund(
+        paid.provider_ref, amount=amount, idempotency_key=key, metadata=meta
+    )
+    return paid.provider_ref, key, meta, made
+
+
+async def _lookup(
+    provider: PaymentProvider,
+    ref: str,
+    key: str,
+    meta: dict[str, str],
+    refund_ref: str | None = None,
+) -> RefundResult | None:
+    return await provider.retrieve_refund(
+        ref, idempotency_key=key, metadata=meta, refund_ref=refund_ref
+    )
+
+
+async def test_a_refund_is_found_by_its_reference_and_by_how_it_was_sent(
+    harness: Harness,
+) -> None:
+    """With the provider's refund id (its answer came back) or without it (it was lost)."""
+    ref, key, meta, made = await _refund(harness, 400)
+    for refund_ref in (made.refund_ref, None):
+        found = await _lookup(harness.provider, ref, key, meta, refund_ref)
+        assert found is not None, f"not found with refund_ref={refund_ref}"
+        assert (found.refund_ref, found.provider_ref) == (made.refund_ref, ref)
+        assert (found.amount, found.currency, found.status) == (400, harness.currency, "succeeded")
+
+
+async def test_a_pending_refund_is_looked_up_pending_then_succeeded(harness: Harness) -> None:
+    if not harness.refunds_wait:
+        pytest.skip("this provider's refund is made or refused in its answer, never pending")
+    await harness.hold_refunds()
+    try:
+        ref, key, meta, made = await _refund(harness, 300)
+    finally:
+        await harness.mend()
+    assert made.status == "pending"
+    waiting = await _lookup(harness.provider, ref, key, meta)
+    assert waiting is not None and (waiting.status, waiting.amount) == ("pending", 300)
+    await harness.end_refund(made, succeeded=True)
+    for refund_ref in (made.refund_ref, None):
+        ended = await _lookup(harness.provider, ref, key, meta, refund_ref)
+        assert ended is not None and (ended.status, ended.amount) == ("succeeded", 300)
+    assert await harness.refunded(ref) == 300
+
+
+async def test_a_pending_refund_that_fails_is_looked_up_failed(harness: Harness) -> None:
+    if not harness.refunds_wait:
+        pytest.skip("this provider's refund is made or refused in its answer, never pending")
+    await harness.hold_refunds()
+    try:
+        ref, key, meta, made = await _refund(harness, 300)
+    finally:
+        await harness.mend()
+    await harness.end_refund(made, succeeded=False)
+    ended = await _lookup(harness.provider, ref, key, meta, made.refund_ref)
+    assert ended is not None and ended.status == "failed"
+    assert await harness.refunded(ref) == 0
+
+
+async def test_a_refund_never_made_is_not_found(harness: Harness) -> None:
+    """``None``: the request never reached the provider (it may be sent again)."""
+    ref, key, meta, _ = await _refund(harness, 200)
+    other = f"rfd_{secrets.token_hex(6)}"
+    never = {"refund_id": other}
+    assert await _lookup(harness.provider, ref, f"orderguard-refund-{other}", never) is None
+    _, paid_too = await harness.paid(amount=500)  # another payment: not this refund's
+    assert paid_too.provider_ref is not None
+    assert await _lookup(harness.provider, paid_too.provider_ref, key, meta) is None
+
+
+async def test_a_lookup_the_provider_fails_to_answer_raises_and_never_says_failed(
+    harness: Harness,
+) -> None:
+    """A 5xx / SYSTEM_ERROR answer: an error a repeat may overcome, not an outcome."""
+    ref, key, meta, made = await _refund(harness, 200)
+    await harness.break_lookups()
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await _lookup(harness.provider, ref, key, meta, made.refund_ref)
+    finally:
+        await harness.mend()
+    assert raised.value.safe_to_retry, repr(raised.value)
+    found = await _lookup(harness.provider, ref, key, meta, made.refund_ref)
+    assert found is not None and found.status == "succeeded"
+
+
+async def test_a_lookup_that_times_out_raises_and_never_says_failed(harness: Harness) -> None:
+    ref, key, meta, made = await _refund(harness, 200)
+    impatient = await harness.slow_lookups()
+    try:
+        with pytest.raises(ProviderError):
+            await _lookup(impatient, ref, key, meta, made.refund_ref)
+    finally:
+        await harness.mend()
+        if impatient is not harness.provider:
+            await impatient.aclose()
+    found = await _lookup(harness.provider, ref, key, meta, made.refund_ref)
+    assert found is not None and found.status == "succeeded"

@@ -77,8 +77,8 @@ async def test_a_full_refund_turns_the_trade_to_refund_still_a_paid_outcome(
     assert (refund.amount, refund.metadata["refund_id"]) == (640, "refund-full01")
     trade = await provider.retrieve_payment(ref)
     assert (trade.outcome, trade.metadata[TRADE_STATE]) == (PaymentOutcome.SUCCEEDED, "REFUND")
-    found = await provider.retrieve_refund("refund-full01")
-    assert (found.status, found.amount) == ("succeeded", 640)
+    found = await provider.refund_by_number("refund-full01")
+    assert found is not None and (found.status, found.amount) == ("succeeded", 640)
 
 
 async def test_a_processing_refund_ends_by_notification(

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import httpx
 
-from orderguard.providers.base import PaymentOutcome, PaymentResult
+from orderguard.providers.base import PaymentOutcome, PaymentProvider, PaymentResult, RefundResult
 from orderguard.providers.serving import serve_in_thread
 from orderguard.providers.wechatpay import mapping as wechat_mapping
 from orderguard.providers.wechatpay.adapter import WechatPayProvider
@@ -23,7 +24,7 @@ from orderguard.providers.wechatpay.sandbox.server import run_sandbox as run_wec
 from orderguard.providers.wechatpay.sandbox.service import SandboxConfig as WechatConfig
 from orderguard.providers.wechatpay.signing import signed_headers
 from tests.providers.expect import Answer
-from tests.providers.harness import FakeClock, Signed
+from tests.providers.harness import IMPATIENT_S, FakeClock, HttpFaults, Signed
 from tests.providers.receiver import Receiver
 from tests.providers.wallet_harness import FORGED_SIGNATURE, WalletHarness, until
 
@@ -38,7 +39,7 @@ class WechatPayLab:
     receiver: Receiver
 
 
-class WechatPayHarness(WalletHarness):
+class WechatPayHarness(HttpFaults, WalletHarness):
     """:class:`WechatPayProvider` against the WeChat Pay sandbox; the shopper scans the
     QR code and pays in the app (the sandbox's shopper routes)."""
 
@@ -57,11 +58,38 @@ class WechatPayHarness(WalletHarness):
         ),
     )
 
+    lookup_error: ClassVar[dict[str, Any]] = {"query_system_error": 1}
+
+    async def _admin(self, **body: Any) -> None:
+        response = await self.http.post("/sandbox/admin", json=body)
+        assert response.status_code == 200, response.text
+
+    async def hold_refunds(self) -> None:
+        await self._admin(settle_refunds=False)
+
+    async def end_refund(self, made: RefundResult, *, succeeded: bool) -> None:
+        status = "SUCCESS" if succeeded else "CLOSED"
+        await self._admin(settle_refund=made.metadata["refund_id"], refund_status=status)
+
+    async def slow_lookups(self) -> PaymentProvider:
+        await self._late()
+        return wechatpay_provider(self.identity, self.url, self.notify_url, IMPATIENT_S)
+
+    async def mend(self) -> None:
+        await self.faults()
+        await self._admin(settle_refunds=True)
+
     def __init__(
-        self, url: str, identity: Identity, provider: WechatPayProvider, receiver: Receiver
+        self,
+        url: str,
+        identity: Identity,
+        provider: WechatPayProvider,
+        receiver: Receiver,
+        notify_url: str,
     ) -> None:
         self.clock = FakeClock()
         self.identity, self.receiver, self.provider = identity, receiver, provider
+        self.url, self.notify_url = url, notify_url
         self.http = httpx.AsyncClient(base_url=url, verify=False)  # plain HTTP: no CA store
 
     async def _shopper(self, ref: str, action: str) -> bool:
@@ -148,16 +176,23 @@ def wechatpay_harness(lab: WechatPayLab) -> WechatPayHarness:
     (``tests/providers/test_wechatpay_adapter.py`` builds it through the plug-in) but with
     no certificate store to load for plain HTTP (it costs ~0.1 s a test)."""
     identity = load_identity(lab.identity_dir)
-    provider = WechatPayProvider(
+    provider = wechatpay_provider(identity, lab.url, lab.notify_url, 2.0)
+    return WechatPayHarness(lab.url, identity, provider, lab.receiver, lab.notify_url)
+
+
+def wechatpay_provider(
+    identity: Identity, url: str, notify_url: str, timeout_s: float
+) -> WechatPayProvider:
+    """The adapter for the sandbox's merchant, reading within ``timeout_s``."""
+    return WechatPayProvider(
         mchid=identity.mchid,
         appid=identity.appid,
         merchant_serial_no=identity.merchant_serial_no,
         private_key_pem=identity.path("merchant_key.pem").read_text(),
         apiv3_key=identity.apiv3_key,
         verifying_keys={identity.public_key_id: identity.public_key_key.public_key()},
-        notify_url=lab.notify_url,
-        base_url=lab.url,
-        timeout_s=2.0,
+        notify_url=notify_url,
+        base_url=url,
+        timeout_s=timeout_s,
         transport=httpx.AsyncHTTPTransport(verify=False),
     )
-    return WechatPayHarness(lab.url, identity, provider, lab.receiver)

@@ -84,6 +84,8 @@ REFUND_FIELDS = frozenset(
         "state",
         "provider_ref",
         "failure_reason",
+        "checks",
+        "next_check_at",
     }
 )
 FIELDS = ORDER_FIELDS | ATTEMPT_FIELDS | REFUND_FIELDS

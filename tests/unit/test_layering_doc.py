@@ -62,4 +62,4 @@ def test_the_worker_duties_in_the_doc_are_the_worker_duties() -> None:
         and isinstance(node.elts[0].value, str)
     ]
     assert sorted(listed) == sorted(named)
-    assert len(named) == 13
+    assert len(named) == 14

@@ -247,7 +247,7 @@ class FlagOut(BaseModel):
 
     #: One of ``payment_unresolved``, ``amount_mismatch``, ``duplicate_charge``,
     #: ``charge_after_cancel``, ``charge_on_closed_attempt``, ``unexplained_charge``,
-    #: ``refund_failed``, ``refunded_more_than_paid``, ``shopper_report``,
+    #: ``refund_failed``, ``refund_unresolved``, ``refunded_more_than_paid``, ``shopper_report``,
     #: ``reconciliation_*`` or ``other`` (see the README's review queue).
     reason: str
     detail: str

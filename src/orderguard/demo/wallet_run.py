@@ -278,6 +278,7 @@ def _report(
             "invariants": {name: len(ids) for name, ids in found.items()},
             **_wallet_pays(lane),
             "paid_in_close_race": len(raced[lane.provider]),
+            "refund_notifications_dropped": _refund_news_dropped(ledger),
         }
     shoppers = ShopperStats(
         checkouts=[c for lane in lanes for c in lane.stats.checkouts],
@@ -318,6 +319,18 @@ def _misled_at(simulator: ShopperSimulator | None, raced: frozenset[str]) -> aud
     wallet = simulator.wallet
     return lambda checkout, finals: wallet_misled(
         checkout, wallet[checkout.reference], finals, raced
+    )
+
+
+def _refund_news_dropped(ledger: dict[str, list[dict[str, Any]]]) -> int:
+    """Refund notifications the wallet's storm dropped (WeChat Pay's ``REFUND.*``; an
+    Alipay refund is answered at once and sends none): each left a refund ``pending`` in
+    orderguard until the worker's refund lookups asked the wallet."""
+    return sum(
+        1
+        for sent in ledger.get("notifications", [])
+        if str(sent.get("event_type", "")).startswith("REFUND.")
+        and "dropped" in (sent.get("faults") or [])
     )
 
 

@@ -33,6 +33,9 @@ class FlagReason(StrEnum):
     UNEXPLAINED_CHARGE = "unexplained_charge"
     #: A refund failed at the provider after it was accepted: the shopper was not paid back.
     REFUND_FAILED = "refund_failed"
+    #: A refund is still pending at the provider after every lookup of its schedule (or
+    #: the provider says it never got it): whether the shopper was paid back is not known.
+    REFUND_UNRESOLVED = "refund_unresolved"
     #: The provider reports more refunded than was paid: a refund orderguard does not
     #: expect (one made at the provider, or one that failed and is not yet reported so).
     REFUNDED_MORE_THAN_PAID = "refunded_more_than_paid"
@@ -59,6 +62,7 @@ LABELS: dict[FlagReason, str] = {
     FlagReason.CHARGE_ON_CLOSED_ATTEMPT: "charge on a closed attempt",
     FlagReason.UNEXPLAINED_CHARGE: "unexplained charge",
     FlagReason.REFUND_FAILED: "refund failed",
+    FlagReason.REFUND_UNRESOLVED: "refund still unresolved",
     FlagReason.REFUNDED_MORE_THAN_PAID: "refunded more than paid",
     FlagReason.SHOPPER_REPORT: "shopper reported a problem",
     FlagReason.RECONCILIATION_AMOUNT_MISMATCH: "reconciliation",

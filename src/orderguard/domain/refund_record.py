@@ -78,6 +78,10 @@ class Refund:
     provider_ref: str | None = None
     #: Why it failed, as the provider or orderguard words it.
     failure_reason: str | None = None
+    #: How many times the provider was asked how this pending refund stands.
+    checks: int = 0
+    #: When it is next looked up at the provider (``None``: not looked up yet).
+    next_check_at: datetime | None = None
 
     @classmethod
     def new(
@@ -110,6 +114,12 @@ class Refund:
     def provider_key(self) -> str:
         """The idempotency key every call to the provider for this refund sends."""
         return f"{PROVIDER_KEY_PREFIX}{self.id}"
+
+    def looked_up(self, at: datetime, *, next_at: datetime) -> None:
+        """Count one lookup at the provider and set when the next is due."""
+        self.checks += 1
+        self.next_check_at = next_at
+        self.updated_at = max(self.updated_at, at)
 
     def may_move_to(self, target: RefundState) -> bool:
         """Whether ``target`` is a move forward from the current state."""

@@ -115,6 +115,25 @@ class InstrumentedProvider(DelegatingProvider):
             ),
         )
 
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """Counted ``retrieve_refund``."""
+        return await self._call(
+            "retrieve_refund",
+            lambda: self.inner.retrieve_refund(
+                provider_ref,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                refund_ref=refund_ref,
+            ),
+        )
+
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         """Counted ``list_successful_charges``."""
         return await self._call(

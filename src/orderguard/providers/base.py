@@ -256,6 +256,25 @@ class PaymentProvider(Protocol):
         provider whose units depend on it then needs no call to learn it."""
         ...
 
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """The provider's current view of one refund of ``provider_ref``, found the way
+        :meth:`refund` named it: ``refund_ref`` (the provider's id) when its answer came
+        back, else ``idempotency_key`` / ``metadata`` (orderguard's ``refund_id``).
+
+        ``status`` is ``succeeded``, ``pending`` or ``failed``; ``None`` means the provider
+        holds no such refund (the request never reached it). Raises :class:`ProviderError`
+        when the answer does not tell (timeout, 5xx, a system error): the refund's outcome
+        is then unknown, never failed.
+        """
+        ...
+
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         """Every successful charge created in ``[since, until)``."""
         ...
@@ -325,6 +344,18 @@ class DelegatingProvider:
             idempotency_key=idempotency_key,
             metadata=metadata,
             currency=currency,
+        )
+
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        return await self.inner.retrieve_refund(
+            provider_ref, idempotency_key=idempotency_key, metadata=metadata, refund_ref=refund_ref
         )
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:

@@ -129,6 +129,24 @@ class RetryingProvider(DelegatingProvider):
             )
         )
 
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """Look a refund up, retrying safe errors (a read)."""
+        return await self._retry(
+            lambda: self.inner.retrieve_refund(
+                provider_ref,
+                idempotency_key=idempotency_key,
+                metadata=metadata,
+                refund_ref=refund_ref,
+            )
+        )
+
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         """List, retrying safe errors."""
         return await self._retry(lambda: self.inner.list_successful_charges(since, until))

@@ -41,8 +41,8 @@ class WalletFaultProfile(faults.CallProfile):
     #: still answers the trade unpaid (Alipay: ``ACQ.TRADE_NOT_EXIST``; WeChat: ``NOTPAY``).
     notify_before_query: float = 0.0
     before_query_s: float = 1.0
-    #: A trade query answers the wallet's ``SYSTEM_ERROR`` (Alipay ``ACQ.SYSTEM_ERROR``,
-    #: WeChat Pay HTTP 500 ``SYSTEM_ERROR``).
+    #: A trade or refund query answers the wallet's ``SYSTEM_ERROR`` (Alipay
+    #: ``ACQ.SYSTEM_ERROR``, WeChat Pay HTTP 500 ``SYSTEM_ERROR``).
     query_system_error: float = 0.0
     #: The shopper's payment lands while a close of an unpaid trade is processed: the trade
     #: is paid (and notified), the close refused (Alipay ``ACQ.TRADE_STATUS_ERROR``, WeChat
@@ -172,7 +172,7 @@ class FaultInjector:
         return None
 
     def query_system_error(self, ref: str) -> bool:
-        """Whether this trade query answers ``SYSTEM_ERROR``."""
+        """Whether this trade (or refund) query answers ``SYSTEM_ERROR``."""
         struck = self.dice.roll("query_system_error", self.profile.query_system_error)
         if struck:
             self.record("query_system_error", ref)

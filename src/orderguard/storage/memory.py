@@ -16,7 +16,7 @@ from types import TracebackType
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import OutboxEvent, TimelineEntry
 from orderguard.domain.order import Order
-from orderguard.domain.refund_record import RefundState
+from orderguard.domain.refund_record import Refund, RefundState
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_STATES
 from orderguard.request_id import current_request_id
@@ -288,6 +288,27 @@ class MemoryLeaseRepository:
         ]
         free.sort(key=lambda o: o.next_check_at or o.last_checked_at or now)
         claimed = [o.id for o in free[:limit]]
+        for order_id in claimed:
+            self._s.leases[order_id] = (owner, until)
+        return sorted(claimed)
+
+    async def claim_refund_checks(
+        self, *, now: datetime, first_due_before: datetime, owner: str, until: datetime, limit: int
+    ) -> list[str]:
+        def due(r: Refund) -> bool:
+            if r.state is not RefundState.PENDING:
+                return False
+            if r.next_check_at is not None:
+                return r.next_check_at <= now
+            return r.created_at <= first_due_before
+
+        overdue = {
+            o.id: min(r.next_check_at or r.created_at for r in o.refunds if due(r))
+            for o in self._s.orders.values()
+            if any(due(r) for r in o.refunds)
+            and (o.id not in self._s.leases or self._s.leases[o.id][1] < now)
+        }
+        claimed = sorted(overdue, key=lambda order_id: (overdue[order_id], order_id))[:limit]
         for order_id in claimed:
             self._s.leases[order_id] = (owner, until)
         return sorted(claimed)

@@ -11,15 +11,18 @@ from datetime import datetime
 from typing import Any
 
 from orderguard.domain.refund_record import Refund, RefundState
-from orderguard.storage.database import Connection, Row, must_datetime
+from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
 
 _UPSERT_REFUND = """
 INSERT INTO refunds (id, order_id, attempt_id, amount, currency, reason, requester,
-    request_key, state, provider_ref, failure_reason, created_at, updated_at)
+    request_key, state, provider_ref, failure_reason, created_at, updated_at, checks,
+    next_check_at)
 VALUES (:id, :order_id, :attempt_id, :amount, :currency, :reason, :requester,
-    :request_key, :state, :provider_ref, :failure_reason, :created_at, :updated_at)
+    :request_key, :state, :provider_ref, :failure_reason, :created_at, :updated_at, :checks,
+    :next_check_at)
 ON CONFLICT (id) DO UPDATE SET state = excluded.state, provider_ref = excluded.provider_ref,
-    failure_reason = excluded.failure_reason, updated_at = excluded.updated_at
+    failure_reason = excluded.failure_reason, updated_at = excluded.updated_at,
+    checks = excluded.checks, next_check_at = excluded.next_check_at
 """
 
 
@@ -79,6 +82,8 @@ def _row(refund: Refund) -> dict[str, Any]:
         "failure_reason": refund.failure_reason,
         "created_at": refund.created_at,
         "updated_at": refund.updated_at,
+        "checks": refund.checks,
+        "next_check_at": refund.next_check_at,
     }
 
 
@@ -97,4 +102,6 @@ def _refund(row: Row) -> Refund:
         state=RefundState(row["state"]),
         provider_ref=row["provider_ref"],
         failure_reason=row["failure_reason"],
+        checks=int(row["checks"]),
+        next_check_at=to_datetime(row["next_check_at"]),
     )

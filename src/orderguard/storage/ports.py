@@ -326,6 +326,17 @@ class LeaseRepository(Protocol):
         """
         ...
 
+    async def claim_refund_checks(
+        self, *, now: datetime, first_due_before: datetime, owner: str, until: datetime, limit: int
+    ) -> list[str]:
+        """Lease up to ``limit`` orders holding a ``pending`` refund whose lookup is due
+        and that nobody holds; their ids, most overdue first.
+
+        Due: the refund's ``next_check_at <= now``, or never looked up and created before
+        ``first_due_before``. Rows another worker is claiming right now are skipped.
+        """
+        ...
+
     async def release(self, order_id: str, owner: str) -> None:
         """Give the lease back (only if ``owner`` still holds it)."""
         ...

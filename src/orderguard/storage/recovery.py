@@ -11,6 +11,12 @@ from orderguard.storage import retention
 from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
 from orderguard.storage.ports import SweepFinding, WebhookRecord
 
+#: A refund whose lookup at the provider is due (``{alias}``: the refunds table's alias).
+_DUE_REFUND = (
+    "{alias}.state = 'pending' AND ({alias}.next_check_at <= :now "
+    "OR ({alias}.next_check_at IS NULL AND {alias}.created_at <= :first))"
+)
+
 
 class SqlLeaseRepository:
     """Leases on orders, and worker heartbeats."""
@@ -53,6 +59,29 @@ class SqlLeaseRepository:
                 "first": first_due_before,
                 "limit": limit,
             },
+        )
+        return sorted(str(row["id"]) for row in rows)
+
+    async def claim_refund_checks(
+        self, *, now: datetime, first_due_before: datetime, owner: str, until: datetime, limit: int
+    ) -> list[str]:
+        due = _DUE_REFUND.format(alias="r")
+        rows = await self._conn.fetchall(
+            f"""
+            UPDATE orders SET lease_owner = :owner, lease_until = :until
+            WHERE id IN (
+                SELECT id FROM orders
+                WHERE id IN (SELECT r.order_id FROM refunds r WHERE {due})
+                  AND (lease_until IS NULL OR lease_until < :now)
+                ORDER BY (
+                    SELECT MIN(COALESCE(r.next_check_at, r.created_at)) FROM refunds r
+                    WHERE r.order_id = orders.id AND {due}
+                ), id
+                LIMIT :limit{self._skip_locked}
+            )
+            RETURNING id
+            """,
+            {"owner": owner, "until": until, "now": now, "first": first_due_before, "limit": limit},
         )
         return sorted(str(row["id"]) for row in rows)
 

@@ -297,10 +297,31 @@ class AlipayProvider:
                 f"{'no refund' if made is None else made.amount} fen, not {amount}"
             )
 
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """The interface's refund lookup: :meth:`refund_status` by ``out_trade_no`` and the
+        ``out_request_no`` :meth:`refund` sent (the idempotency key, which is also the
+        refund's ``refund_ref``)."""
+        return await self.refund_status(provider_ref, refund_ref or idempotency_key)
+
     async def refund_status(self, provider_ref: str, refund_ref: str) -> RefundResult | None:
-        """One refund as Alipay holds it (``alipay.trade.fastpay.refund.query``); ``None``
-        when Alipay has no such refund (it never happened: resend it with the same
-        ``out_request_no``)."""
+        """One refund as Alipay holds it (``alipay.trade.fastpay.refund.query``, signed
+        request, verified answer); ``None`` when Alipay has no such refund.
+
+        Alipay documents (https://opendocs.alipay.com/apis/api_1/alipay.trade.fastpay.refund.query,
+        ``refund_status``): code ``10000`` only says the *query* worked; an answer carrying
+        the refund (``refund_amount``) with ``refund_status`` ``REFUND_SUCCESS`` (or absent,
+        for refunds made by the synchronous ``alipay.trade.refund``) is a refund made; no
+        refund in the answer means it was not received or not made: resend it with the
+        same ``out_request_no``. Any other ``refund_status`` is taken as still processing,
+        never as failed. ``ACQ.SYSTEM_ERROR`` and timeouts raise (unknown).
+        """
         body = await self.gateway.call(
             "alipay.trade.fastpay.refund.query",
             {"out_trade_no": provider_ref, "out_request_no": refund_ref},

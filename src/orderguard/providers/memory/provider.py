@@ -78,6 +78,7 @@ class InMemoryProvider:
         self._keys: dict[str, tuple[object, PaymentResult | RefundResult]] = {}
         self._failures: list[tuple[ProviderError, bool]] = []
         self._declines: list[str] = []
+        self._holds = 0
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(int(self._clock()), UTC)
@@ -231,6 +232,9 @@ class InMemoryProvider:
         currency = payment.request.currency
         declined = self._declines.pop(0) if self._declines else None
         status = "succeeded" if declined is None else "failed"
+        if declined is None and self._holds:
+            self._holds -= 1
+            status = "pending"
         made = RefundResult(ref, provider_ref, wanted, currency, status, declined, meta)
         if declined is None:
             payment.refunded += wanted
@@ -249,6 +253,44 @@ class InMemoryProvider:
     def decline_next_refund(self, reason: str = "insufficient_funds") -> None:
         """Create the next new refund ``failed`` with ``reason`` (nothing is given back)."""
         self._declines.append(reason)
+
+    def hold_next_refund(self) -> None:
+        """Create the next new refund ``pending`` (counted as refunded, as Stripe's are),
+        until :meth:`settle_refund` ends it."""
+        self._holds += 1
+
+    def settle_refund(
+        self, refund_ref: str, status: str, reason: str = "expired_or_canceled_card"
+    ) -> RefundResult:
+        """A ``pending`` refund ends ``succeeded`` or ``failed`` (its amount then held again),
+        with a ``refund.updated`` webhook that a test may deliver or drop."""
+        index, made = next((i, r) for i, r in enumerate(self.refunds) if r.refund_ref == refund_ref)
+        if made.status != "pending":
+            return made
+        failed = status == "failed"
+        ended = dataclasses.replace(made, status=status, failure_reason=reason if failed else None)
+        self.refunds[index] = ended
+        if failed:
+            self.payments[made.provider_ref].refunded -= made.amount
+        self.webhooks.append(self.signed_webhook("refund.updated", refund=ended))
+        return ended
+
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """The refund as it stands, by its reference or else the key it was made with;
+        ``None`` when no refund of ``provider_ref`` was made so."""
+        self._maybe_fail(after_effect=False)
+        if refund_ref is None:
+            made = self._keys.get(idempotency_key, (None, None))[1]
+            refund_ref = made.refund_ref if isinstance(made, RefundResult) else None
+        found = [r for r in self.refunds if r.refund_ref == refund_ref]
+        return found[0] if found and found[0].provider_ref == provider_ref else None
 
     def fail_refund(
         self, refund_ref: str, reason: str = "expired_or_canceled_card"

@@ -24,6 +24,7 @@ from orderguard.providers.base import (
     ChargeRequest,
     InvalidWebhook,
     PaymentResult,
+    ProviderRejected,
     RefundResult,
     UnchargeableAmount,
     UnreadableAmount,
@@ -233,6 +234,56 @@ class StripeProvider:
             mutating=True,
         )
         return mapping.refund_result(created.to_dict(), provider_ref=provider_ref)
+
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """The Refund as Stripe sees it now: ``GET /v1/refunds/{refund}`` by its id, else
+        (its answer was lost) the PaymentIntent's refunds, ``GET /v1/refunds?payment_intent=``,
+        the one whose metadata carries our ``refund_id``. Stripe keeps no lookup by
+        idempotency key, so without either this raises :class:`ProviderRejected`.
+
+        ``status`` is Stripe's own (``pending``, ``requires_action``, ``succeeded``,
+        ``failed``, ``canceled``: the ``refund`` schema of the OpenAPI spec); a 404 is
+        ``None``, the refund does not exist.
+        """
+        if refund_ref is not None:
+            return await self._refund_by_id(refund_ref, provider_ref)
+        refund_id = (metadata or {}).get("refund_id")
+        if not refund_id:
+            raise ProviderRejected(
+                f"stripe: a refund of {provider_ref} without its id or a refund_id in its "
+                "metadata cannot be looked up"
+            )
+        params: dict[str, Any] = {"payment_intent": provider_ref, "limit": self._page_size}
+        while True:
+            page = await self._call(
+                self._client.v1.refunds.list_async(params),  # type: ignore[arg-type]
+                mutating=False,
+            )
+            objs = [obj.to_dict() for obj in page.data]
+            for obj in objs:
+                if (obj.get("metadata") or {}).get("refund_id") == refund_id:
+                    return mapping.refund_result(obj, provider_ref=provider_ref)
+            if not page.has_more or not objs:
+                return None
+            params["starting_after"] = objs[-1]["id"]
+
+    async def _refund_by_id(self, refund_ref: str, provider_ref: str) -> RefundResult | None:
+        try:
+            found = await self._client.v1.refunds.retrieve_async(refund_ref)
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status == 404:
+                return None
+            raise provider_error(exc, mutating=False) from exc
+        except stripe.StripeError as exc:
+            raise provider_error(exc, mutating=False) from exc
+        return mapping.refund_result(found.to_dict(), provider_ref=provider_ref)
 
     async def list_successful_charges(self, since: datetime, until: datetime) -> list[Charge]:
         """Succeeded charges created in ``[since, until)``, paging with ``starting_after``."""

@@ -306,11 +306,40 @@ class WechatPayProvider:
             raise answer.error()
         return mapping.refund_result(answer.body)
 
-    async def retrieve_refund(self, out_refund_no: str) -> RefundResult:
-        """One refund as WeChat Pay sees it now, by our refund id."""
+    async def retrieve_refund(
+        self,
+        provider_ref: str,
+        *,
+        idempotency_key: str,
+        metadata: Mapping[str, str] | None = None,
+        refund_ref: str | None = None,
+    ) -> RefundResult | None:
+        """The interface's refund lookup, by the ``out_refund_no`` :meth:`refund` sent (our
+        refund id, else the idempotency key); ``None`` when WeChat Pay has no such refund,
+        or has it for another trade than ``provider_ref`` (then it is not this one)."""
+        out_refund_no = (metadata or {}).get("refund_id") or idempotency_key
+        found = await self.refund_by_number(out_refund_no)
+        return found if found is not None and found.provider_ref == provider_ref else None
+
+    async def refund_by_number(self, out_refund_no: str) -> RefundResult | None:
+        """One refund as WeChat Pay sees it now (``GET /v3/refund/domestic/refunds/
+        {out_refund_no}``, signed; the answer verified); ``None`` on 404
+        ``RESOURCE_NOT_EXISTS``, the refund does not exist.
+
+        Its ``status`` (the query: https://wechatpay.im/openapi/v3/refund/domestic/refunds/
+        {out_refund_no}, and the service provider's page of the same call,
+        https://pay.wechatpay.cn/doc/v3/partner/4012760530, which also advises querying
+        every minute, then less and less often) is mapped by
+        :data:`.mapping.REFUND_STATUSES`: ``SUCCESS`` succeeded, ``PROCESSING`` pending,
+        ``CLOSED`` failed, ``ABNORMAL`` failed (the money did not reach the shopper's
+        account; a person re-routes it at the merchant platform, so the order is
+        flagged). 5xx, ``SYSTEM_ERROR`` and timeouts raise: unknown.
+        """
         answer = await self._call(
             "GET", f"{REFUNDS}/{quote(out_refund_no, safe='')}", None, mutating=False
         )
+        if answer.status == 404 and answer.code == errors.RESOURCE_NOT_EXISTS:
+            return None
         if answer.status != 200:
             raise answer.error()
         return mapping.refund_result(answer.body)

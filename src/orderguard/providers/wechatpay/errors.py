@@ -27,6 +27,8 @@ NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.U
 
 #: The trade does not exist (404): to a query, the shopper has not scanned or opened it yet.
 ORDER_NOT_EXIST = "ORDER_NOT_EXIST"
+#: The refund does not exist (404 to a refund query): it was never made.
+RESOURCE_NOT_EXISTS = "RESOURCE_NOT_EXISTS"
 #: The trade is paid (a close, or an order repeated after payment).
 ORDERPAID = "ORDERPAID"
 #: The trade is closed (an order repeated after its close).

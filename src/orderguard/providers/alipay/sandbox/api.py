@@ -65,8 +65,14 @@ def refund(sandbox: Sandbox, biz: Biz) -> Fields:
 
 
 def refund_query(sandbox: Sandbox, biz: Biz) -> Fields:
+    """One refund of a trade, as Alipay answers it: the refund with ``refund_status``
+    ``REFUND_SUCCESS``, or, for a refund it never got, the trade's number alone (code
+    ``10000`` all the same); under the profile's faults, ``ACQ.SYSTEM_ERROR``."""
+    no = _out_trade_no(biz)
+    if sandbox.injector.query_system_error(no):
+        raise BusinessError(errors.SYSTEM_ERROR, "系统异常")
     request_no = str(biz.get("out_request_no") or "")
-    trade, found = sandbox.book.refund_of(_out_trade_no(biz), request_no)
+    trade, found = sandbox.book.refund_of(no, request_no)
     if found is None:
         return {"out_trade_no": trade.out_trade_no}
     return {

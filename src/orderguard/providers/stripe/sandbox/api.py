@@ -113,6 +113,14 @@ def _refund(request: Request, params: Obj) -> Outcome:
     return sandbox.engine.create_refund(params, pending=sandbox.refund_starts_pending())
 
 
+def _refunds(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.list_refunds(params)
+
+
+def _find_refund(request: Request, params: Obj) -> Outcome:
+    return _sandbox(request).engine.retrieve_refund(request.path_params["refund"])
+
+
 def _endpoint(op: Operation, *, mutating: bool) -> Callable[[Request], object]:
     async def endpoint(request: Request) -> Response:
         return await handle(request, op, mutating=mutating)
@@ -134,6 +142,8 @@ ROUTES = [
         "/v1/payment_intents/{intent}/cancel", _endpoint(_cancel, mutating=True), methods=["POST"]
     ),
     Route("/v1/refunds", _endpoint(_refund, mutating=True), methods=["POST"]),
+    Route("/v1/refunds", _endpoint(_refunds, mutating=False), methods=["GET"]),
+    Route("/v1/refunds/{refund}", _endpoint(_find_refund, mutating=False), methods=["GET"]),
     Route("/v1/charges", _endpoint(_charges, mutating=False), methods=["GET"]),
     # Last: any other /v1 URL (or method) is answered with Stripe's JSON 404, not a text one.
     Route("/v1/{rest:path}", _unrecognized),

@@ -277,6 +277,28 @@ class Engine:
             200, objects.list_page(page, has_more=len(charges) > limit, url="/v1/charges")
         )
 
+    def retrieve_refund(self, refund_id: str) -> Outcome:
+        """``GET /v1/refunds/{refund}``: one Refund as it stands now, or Stripe's 404."""
+        made = self._ledger.get(refund_id, "refund")
+        if made is None:
+            return invalid(f"No such refund: '{refund_id}'", "resource_missing", "id", status=404)
+        return Outcome(200, made)
+
+    def list_refunds(self, params: Obj) -> Outcome:
+        """``GET /v1/refunds``: Refunds newest first, of one ``payment_intent`` or ``charge``
+        when given, paged with ``starting_after``."""
+        limit = max(1, min(100, int(params.get("limit", 10))))
+        refunds = self._ledger.all("refund")
+        for name in ("payment_intent", "charge"):
+            if params.get(name):
+                refunds = [r for r in refunds if r.get(name) == params[name]]
+        after = params.get("starting_after")
+        if after:
+            ids = [r["id"] for r in refunds]
+            refunds = refunds[ids.index(after) + 1 :] if after in ids else []
+        page = objects.list_page(refunds[:limit], has_more=len(refunds) > limit, url="/v1/refunds")
+        return Outcome(200, page)
+
     def create_refund(self, params: Obj, *, pending: bool = False) -> Outcome:
         """Refund a PaymentIntent's succeeded charge, fully or partly.
 

@@ -127,7 +127,12 @@ async def refund(sandbox: Sandbox, request: Request, body: Json) -> tuple[int, J
 
 
 async def find_refund(sandbox: Sandbox, request: Request, body: Json) -> tuple[int, Json | None]:
-    return 200, sandbox.book.find_refund(request.path_params["out_refund_no"])
+    """One refund by ``out_refund_no`` (404 ``RESOURCE_NOT_EXISTS`` for one never made);
+    under the profile's faults, 500 ``SYSTEM_ERROR``."""
+    no = request.path_params["out_refund_no"]
+    if sandbox.injector.query_system_error(no):
+        raise ApiError(*SYSTEM_ERROR)
+    return 200, sandbox.book.find_refund(no)
 
 
 def _settle(sandbox: Sandbox, out_refund_no: str, status: str) -> None:
