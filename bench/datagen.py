@@ -202,6 +202,20 @@ class Generator:
         self.counts = Counts()
         self.outbox_seq = 0
         self.customers = max(total // 3, 1)
+        #: The first order number generated (the ones before are skipped).
+        self.first = 0
+
+    def first_of_last_day(self) -> int:
+        """The number of the first order placed in the last day (binary search)."""
+        since = self.now_us - int(DAY.total_seconds() * 1_000_000)
+        low, high = 0, self.total
+        while low < high:
+            mid = (low + high) // 2
+            if placed_at(mid, self.total, self.start_us, self.span_us) < since:
+                low = mid + 1
+            else:
+                high = mid
+        return low
 
     def chunk(self, first: int, last: int) -> dict[str, list[str]]:
         """COPY lines of orders ``first`` to ``last - 1``, per table."""
@@ -425,9 +439,13 @@ def generate(
     seed: int = 1,
     chunk: int = 20_000,
     log: Callable[[str], None] = print,
+    last_day_only: bool = False,
 ) -> Counts:
-    """Load ``total`` orders into the migrated, empty database at ``url``."""
+    """Load ``total`` orders into the migrated, empty database at ``url``; with
+    ``last_day_only``, only those of them placed in the last day (the same work in motion,
+    none of the history: the baseline of ``bench/growth.py``)."""
     generator = Generator(total, now=now or datetime.now(UTC), seed=seed)
+    generator.first = generator.first_of_last_day() if last_day_only else 0
     with psycopg.connect(url, autocommit=True) as conn:
         saved = _drop_indexes(conn)
         conn.execute("SET session_replication_role = replica")
@@ -467,12 +485,12 @@ def _load(conn: psycopg.Connection, generator: Generator, chunk: int, log: Calla
     thread.start()
     started = time.monotonic()
     try:
-        for first in range(0, generator.total, chunk):
+        for first in range(generator.first, generator.total, chunk):
             if failure:
                 break
             pending.put(generator.chunk(first, min(first + chunk, generator.total)))
             done = min(first + chunk, generator.total)
-            if done % (chunk * 25) == 0 or done == generator.total:
+            if (done - generator.first) % (chunk * 25) == 0 or done == generator.total:
                 log(f"{done:,} orders in {time.monotonic() - started:.0f} s")
     finally:
         pending.put(None)
@@ -574,6 +592,9 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="drop and recreate the database")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--now", type=datetime.fromisoformat, default=None, help="ISO time")
+    parser.add_argument(
+        "--last-day-only", action="store_true", help="only the last day's orders of --orders"
+    )
     args = parser.parse_args()
     admin_url, name = args.url.rsplit("/", 1)[0] + "/postgres", args.url.rsplit("/", 1)[1]
     started = time.monotonic()
@@ -583,7 +604,10 @@ def main() -> None:
 
     create_database(admin_url, name, fresh=args.fresh)
     migrate_database(args.url)
-    counts = generate(args.url, args.orders, now=args.now, seed=args.seed, log=log)
+    counts = generate(
+        args.url, args.orders, now=args.now, seed=args.seed, log=log,
+        last_day_only=args.last_day_only,
+    )  # fmt: skip
     for table, rows in counts.rows.items():
         log(f"{table}: {rows:,} rows")
     log("states: " + ", ".join(f"{s} {n:,}" for s, n in iter_states(counts)))
