@@ -261,36 +261,42 @@ async def _probe_values(storage: Any) -> dict[str, str]:
             "ref": row["provider_ref"]}  # fmt: skip
 
 
-async def _measure(url: str, *, plans: bool) -> dict[str, Any]:
-    ops = await _operations(url)
-    close = ops.pop("_close")
-    timings: dict[str, list[float]] = {}
-    recorded: dict[str, list[Statement]] = {}
+async def _measure(urls: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """Time each operation on every database, the databases taking turns rep by rep (so a
+    busy moment of the machine falls on all alike); record the statements once each."""
+    ops = {size: await _operations(url) for size, url in urls.items()}
+    closers = [o.pop("_close") for o in ops.values()]
+    timings: dict[int, dict[str, list[float]]] = {size: {} for size in urls}
+    recorded: dict[int, dict[str, list[Statement]]] = {size: {} for size in urls}
     try:
-        for label, op in ops.items():
-            reps = 1 if label.startswith("reconcile") else REPS
-            for _ in range(0 if label.startswith("reconcile") else WARMUP):
-                await op()
-            samples = []
-            for rep in range(reps):
-                if rep == 0:
-                    recorder = Recorder()
-                    async with recorder.active():
-                        await op()
-                    recorded[label] = recorder.worth_planning()
-                started = time.perf_counter()
-                await op()
-                samples.append((time.perf_counter() - started) * 1000)
-            timings[label] = sorted(samples)
+        for label in ops[BASELINE]:
+            once = label.startswith("reconcile")
+            for size, by_label in ops.items():
+                recorder = Recorder()
+                async with recorder.active():
+                    await by_label[label]()
+                recorded[size][label] = recorder.worth_planning()
+                for _ in range(0 if once else WARMUP):
+                    await by_label[label]()
+            for _ in range(1 if once else REPS):
+                for size, by_label in ops.items():
+                    started = time.perf_counter()
+                    await by_label[label]()
+                    elapsed = (time.perf_counter() - started) * 1000
+                    timings[size].setdefault(label, []).append(elapsed)
     finally:
-        await close()
-    result: dict[str, Any] = {"timings": timings}
-    if plans:
-        result["plans"] = {
-            label: [(one_line(s.sql), await explain(url, s)) for s in statements]
-            for label, statements in recorded.items()
-        }
-    return result
+        for close in closers:
+            await close()
+    top = max(urls)
+    plans = {
+        label: [(one_line(s.sql), await explain(urls[top], s)) for s in statements]
+        for label, statements in recorded[top].items()
+    }
+    return {
+        size: {"timings": {k: sorted(v) for k, v in timings[size].items()}}
+        | ({"plans": plans} if size == top else {})
+        for size in urls
+    }
 
 
 # --------------------------------------------------------------------------- section
@@ -298,10 +304,8 @@ async def _measure(url: str, *, plans: bool) -> dict[str, Any]:
 
 def run(ctx: Context) -> dict[str, Any]:
     urls = {size: database(ctx, size) for size in [BASELINE, *SIZES]}
-    ops = {}
-    for size, url in urls.items():
-        ctx.log(f"growth: operations on {_label(size)}")
-        ops[size] = asyncio.run(_measure(url, plans=size in (BASELINE, max(SIZES))))
+    ctx.log("growth: operations, the databases taking turns")
+    ops = asyncio.run(_measure(urls))
     intake: dict[int, list[float]] = {size: [] for size in urls}
     for round_no in range(ctx.rounds):
         for size, url in urls.items():
@@ -334,8 +338,9 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
         "of work in motion (due rechecks, stuck orders, keys to prune), none of the two "
         "years behind it, so each ratio is the cost of the history. Each operation "
         f"{REPS} times after {WARMUP} untimed runs (reconcile's export: once), in this "
-        "process through orderguard's own storage code, writes rolled back, the relay "
-        "caught up first; then intake, the databases interleaved round by round.",
+        "process through orderguard's own storage code, the databases taking turns run by "
+        "run, writes rolled back, the relay caught up first; then intake, the databases "
+        "taking turns round by round.",
         "",
         "| intake (orders/s, median of rounds) | "
         + " | ".join(_label(s) for s in sizes)

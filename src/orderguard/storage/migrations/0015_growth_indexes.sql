@@ -1,7 +1,7 @@
 -- Indexes for the queries that run all the time on tables that only grow (issue 20): each
 -- matches one hot query, and the ones for rows in motion are partial, so they stay as small
--- as the work waiting however many finished orders pile up. docs/scaling.md lists them with
--- the queries they serve; bench/growth.py records their plans on 1 M and 10 M orders.
+-- as the work waiting however many finished orders pile up. docs/data-growth.md lists them
+-- with the queries they serve; bench/growth.py records their plans on generated databases.
 
 -- The janitor's claim and backlog: orders in the states it watches (the default schedule's
 -- three), in the order they fall due. Replaces an index over every order ever taken.
