@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from orderguard.storage.connect import connect
 from orderguard.storage.ports import WebhookRecord
+from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -75,3 +77,25 @@ async def test_counters_equal_the_inbox_through_concurrent_writes_and_folds(pg_u
         assert totals.failing == failing == 10
     # the last scrape folded the ledger to a row per provider
     assert ledger_rows == (2,)
+
+
+async def test_a_read_only_database_still_answers_with_the_ledger_unfolded(pg_url: str) -> None:
+    storage = await open_storage(pg_url)
+    try:
+        for n in range(3):
+            async with storage() as uow:
+                await uow.webhooks.record(_event(n, "stripe"))
+                await uow.commit()
+    finally:
+        await storage.close()
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    storage = SqlStorage(await connect(pg_url, pool_size=2))  # like a standby: read-only
+    try:
+        stats = await storage.stats.read(now=NOW, watched=frozenset(), shortest_wait=timedelta(0))
+    finally:
+        await storage.close()
+    assert stats.webhooks["stripe"].received == 3
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM webhook_tallies").fetchone() == (3,)
