@@ -29,7 +29,6 @@ PostgreSQL ingests on the other. Deterministic for a given ``--seed`` and ``--no
 from __future__ import annotations
 
 import argparse
-import base64
 import math
 import queue
 import random
@@ -137,7 +136,10 @@ _HOOK = {
     "payment_failed": "payment_intent.payment_failed",
     "action_required": "payment_intent.requires_action",
 }
-_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: Every 10-bit value as its two Crockford base-32 characters (ULIDs encoded a pair at a time).
+_PAIRS = [high + low for high in _CROCKFORD for low in _CROCKFORD]
+_SHIFTS = tuple(range(120, -1, -10))
 _CITIES = (
     ("Berlin", "10115", "DE", "de-DE", "EUR"), ("Paris", "75002", "FR", "fr-FR", "EUR"),
     ("London", "EC1A 1BB", "GB", "en-GB", "GBP"), ("Shanghai", "200000", "CN", "zh-CN", "CNY"),
@@ -169,8 +171,8 @@ class Ids:
 
     def new(self, prefix: str, epoch_us: int) -> str:
         value = ((epoch_us // 1000) << 80) | self._bits(80)
-        body = base64.b32encode((value << 30).to_bytes(20, "big"))[:26].decode()
-        return f"{prefix}_{body.translate(_CROCKFORD)}"
+        pairs = _PAIRS  # 26 characters of 5 bits: 13 pairs of 10 bits, most significant first
+        return prefix + "_" + "".join([pairs[(value >> shift) & 1023] for shift in _SHIFTS])
 
 
 def placed_at(index: int, total: int, start_us: int, span_us: int) -> int:

@@ -5,6 +5,7 @@ the test's own, not with the generator's counts)."""
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from orderguard.bootstrap import build_app, wire
 from orderguard.domain.events import EVENT_FOR_STATE
+from orderguard.domain.ids import ulid
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
 from orderguard.storage.ports import OrderQuery
@@ -87,6 +89,12 @@ def test_every_row_is_consistent_with_its_order(generated: str) -> None:
     pending = _rows(generated, "SELECT COUNT(*) FROM outbox_deliveries WHERE state <> 'delivered'")
     delivered = _rows(generated, "SELECT COUNT(*) FROM outbox_deliveries")
     assert int(str(pending[0][0])) < 0.01 * int(str(delivered[0][0]))
+    # identifiers are the product's ULIDs: their time part is the order's creation
+    for order_id, created_at in _rows(generated, "SELECT id, created_at FROM orders LIMIT 200"):
+        assert isinstance(created_at, datetime)
+        stamp = ulid(round(created_at.timestamp() * 1_000_000) // 1000)
+        assert re.fullmatch(r"ord_[0-9A-HJKMNP-TV-Z]{26}", str(order_id))
+        assert str(order_id)[4:14] == stamp[:10]
     # foreign keys and unique keys were rebuilt after the load (and hold)
     names = {str(r[0]) for r in _rows(generated, "SELECT conname FROM pg_constraint")}
     assert {"orders_pkey", "timeline_order_id_fkey", "outbox_deliveries_event_id_sink_key"} <= names
