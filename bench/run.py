@@ -30,7 +30,7 @@ from _common import ROOT, Context, machine
 #: Benchmark modules, in the order their sections appear.
 SECTIONS = [
     "intake", "paid", "wallet_paid", "janitor", "wallet_janitor", "drain", "reconcile",
-    "console_flood", "demo",
+    "console_flood", "demo", "growth",
 ]  # fmt: skip
 
 

@@ -26,6 +26,19 @@ _COUNT_ATTEMPT = (
     "RETURNING attempts"
 )
 
+#: The console's search: one index per way of naming an order (the primary key, the
+#: merchant reference's unique key, ``orders_email``, ``payment_attempts_provider_ref``),
+#: each branch its own index lookup. ORs across columns in one WHERE would make the
+#: database read every order.
+_SEARCH = (
+    "SELECT id, created_at FROM orders WHERE id IN ("
+    "SELECT id FROM orders WHERE id = :t "
+    "UNION SELECT id FROM orders WHERE merchant_reference = :t "
+    "UNION SELECT id FROM orders WHERE LOWER(customer_email) = LOWER(:t) "
+    "UNION SELECT order_id FROM payment_attempts WHERE provider_ref = :t) "
+    "ORDER BY created_at DESC, id DESC LIMIT :limit"
+)
+
 
 class SqlConsoleStore:
     """:class:`~orderguard.storage.ports.ConsoleStore` in SQLite or PostgreSQL."""
@@ -189,13 +202,7 @@ class SqlConsoleStore:
     async def search(self, text: str, *, limit: int) -> list[str]:
         """Ids of orders whose id, merchant reference, email or provider reference is ``text``."""
         async with transaction(self._db, write=False) as conn:
-            rows = await conn.fetchall(
-                "SELECT id, created_at FROM orders WHERE id = :t OR merchant_reference = :t "
-                "OR LOWER(customer_email) = LOWER(:t) "
-                "OR id IN (SELECT order_id FROM payment_attempts WHERE provider_ref = :t) "
-                "ORDER BY created_at DESC LIMIT :limit",
-                {"t": text, "limit": limit},
-            )
+            rows = await conn.fetchall(_SEARCH, {"t": text, "limit": limit})
         return [str(row["id"]) for row in rows]
 
     async def webhooks_for(self, order_id: str, *, limit: int = 50) -> list[WebhookRecord]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta
 
-from orderguard.domain.states import OrderState
+from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
 from orderguard.domain.stuck import STUCK_STATES, stuck_horizon
 from orderguard.storage.budget import ServerRoom, server_room
 from orderguard.storage.database import Connection, Database, Row, to_datetime, transaction
@@ -69,13 +69,16 @@ class SqlOpsStats:
     async def read(
         self, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
     ) -> DatabaseStats:
+        postgres = self._db.dialect == "postgresql"
+        if postgres:
+            await self._fold()
         async with transaction(self._db, write=False) as conn:
-            by_state = await _orders_by_state(conn)
+            by_state = await self._by_state(conn)
             open_by_age, oldest = await _open_orders(conn, now)
             stuck = await _stuck(conn, stuck_horizon(now=now))
             flagged = await _flagged(conn)
             backlog, lag = await _janitor(conn, now, watched, shortest_wait)
-            webhooks = await _webhooks(conn)
+            webhooks = await (_webhooks_pg(conn) if postgres else _webhooks(conn))
             row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
         return DatabaseStats(
             now=now,
@@ -90,9 +93,23 @@ class SqlOpsStats:
             last_heartbeat=to_datetime(row["seen"]) if row else None,
         )
 
+    async def _fold(self) -> None:
+        """Fold the webhook ledger; best effort: unfolded, its sums are the same (a
+        read-only standby cannot fold, and must still answer)."""
+        try:
+            async with transaction(self._db) as conn:
+                await _fold_tallies(conn)
+        except StorageError:
+            return
+
     async def orders_by_state(self) -> dict[str, int]:
         async with transaction(self._db, write=False) as conn:
-            return await _orders_by_state(conn)
+            return await self._by_state(conn)
+
+    async def _by_state(self, conn: Connection) -> dict[str, int]:
+        if self._db.dialect == "postgresql":
+            return await _orders_by_state_pg(conn)
+        return await _orders_by_state(conn)
 
     async def counts(self, *, stuck_since: datetime) -> ConsoleCounts:
         async with transaction(self._db, write=False) as conn:
@@ -124,6 +141,84 @@ async def _stuck(conn: Connection, since: datetime) -> dict[str, int]:
 async def _orders_by_state(conn: Connection) -> dict[str, int]:
     rows = await conn.fetchall("SELECT state, COUNT(*) AS n FROM orders GROUP BY state")
     return {str(r["state"]): int(r["n"]) for r in rows}
+
+
+#: Above this many orders (by the planner's estimate), ``orderguard_orders`` for the final
+#: states is an estimate on PostgreSQL: counting millions of rows on every scrape is what
+#: the gauge must not cost. Below it, and always for the open states, counts are exact.
+ESTIMATE_ABOVE = 100_000
+_FINAL = {f"f{i}": str(s) for i, s in enumerate(sorted(TERMINAL_ORDER_STATES))}
+_OPEN = {f"o{i}": str(s) for i, s in enumerate(OPEN_STATES)}
+_OPEN_IN = ", ".join(f":{name}" for name in _OPEN)
+
+
+async def _orders_by_state_pg(conn: Connection) -> dict[str, int]:
+    """Orders by state: open states counted exactly (few rows, by index), final states
+    estimated from the planner's statistics once the table is large (see ``ESTIMATE_ABOVE``);
+    ANALYZE (autovacuum runs it as the table grows) refreshes them."""
+    row = await conn.fetchone(
+        "SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass('orders')"
+    )
+    if row is None or int(row["n"]) < ESTIMATE_ABOVE:
+        return await _orders_by_state(conn)
+    total = int(row["n"])
+    rows = await conn.fetchall(
+        f"SELECT state, COUNT(*) AS n FROM orders WHERE state IN ({_OPEN_IN}) GROUP BY state",
+        _OPEN,
+    )
+    counts = {str(r["state"]): int(r["n"]) for r in rows}
+    shares = await conn.fetchall(
+        "SELECT v.state, v.share FROM pg_stats s, "
+        "unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(state, share) "
+        "WHERE s.schemaname = current_schema() AND s.tablename = 'orders' "
+        f"AND s.attname = 'state' AND v.state IN ({', '.join(':' + k for k in _FINAL)})",
+        _FINAL,
+    )
+    for r in shares:
+        counts[str(r["state"])] = round(total * float(r["share"]))
+    return counts
+
+
+async def _fold_tallies(conn: Connection) -> None:
+    """Fold the webhook ledger's rows into one per provider (PostgreSQL, migration 15).
+
+    Concurrent folds are safe: each deletes the rows it sees (a row another fold deleted
+    first is skipped) and inserts their sum, so the totals never change.
+    """
+    await conn.execute(
+        "WITH gone AS (DELETE FROM webhook_tallies RETURNING *) "
+        "INSERT INTO webhook_tallies (provider, received, processed, attempts) "
+        "SELECT provider, SUM(received), SUM(processed), SUM(attempts) FROM gone "
+        "GROUP BY provider"
+    )
+
+
+async def _webhooks_pg(conn: Connection) -> dict[str, WebhookTotals]:
+    """The inbox's totals from the ledger, its backlog from the unprocessed rows (few, by
+    the partial index ``webhook_events_pending``)."""
+    totals = await conn.fetchall(
+        "SELECT provider, SUM(received) AS received, SUM(processed) AS processed, "
+        "SUM(attempts) AS attempts FROM webhook_tallies GROUP BY provider"
+    )
+    backlog = await conn.fetchall(
+        "SELECT provider, "
+        "SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END) AS failing, "
+        "MIN(received_at) AS oldest FROM webhook_events WHERE processed_at IS NULL "
+        "GROUP BY provider"
+    )
+    waiting = {str(r["provider"]): r for r in backlog}
+    found = {}
+    for r in totals:
+        processed = int(r["processed"] or 0)
+        late = waiting.get(str(r["provider"]))
+        found[str(r["provider"])] = WebhookTotals(
+            received=int(r["received"] or 0),
+            processed=processed,
+            failures=max(int(r["attempts"] or 0) - processed, 0),
+            failing=int(late["failing"] or 0) if late else 0,
+            oldest_unprocessed=to_datetime(late["oldest"]) if late else None,
+        )
+    return found
 
 
 def _in(prefix: str, values: tuple[str, ...] | list[str]) -> tuple[str, dict[str, str]]:

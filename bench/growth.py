@@ -1,0 +1,392 @@
+"""Benchmark: the same operations on an empty database and on ones holding millions of orders.
+
+Databases ``og_growth_<N>`` for each N of ``BENCH_GROWTH_SIZES`` (default ``0,1000000``; add
+``10000000`` for the 10 M-order one) are filled by ``bench/datagen.py`` the first time (then
+reused: intake adds a few thousand orders per run, nothing else is kept) and migrated to
+the current schema. On each, in the same run:
+
+- intake: ``POST /v1/orders`` through ``orderguard serve --processes=1 --no-worker`` (one
+  API process, no worker touching the generated orders) and the load generator of
+  ``bench/intake.py``, interleaved over the databases for ``ctx.rounds`` rounds (median);
+- with orderguard's own code (storage and services, in this process), ``REPS`` times each
+  (p50 and p95, after ``WARMUP`` untimed runs), every writing operation rolled back so
+  each run sees the same rows: the janitor's claim of due orders, the outbox relay's
+  enqueue and claim (``stream`` sink), the webhook inbox's claim, the database gauges of a
+  ``/metrics`` scrape (the collector with its cache off), the console's dashboard counts
+  and stuck queue, its search by email, merchant reference and provider reference,
+  ``orders list`` with filters (state and week, flagged), idempotency pruning (a day's
+  keys), and the export of orders and attempts that ``reconcile`` runs before matching a
+  report.
+
+The plan of every statement each operation sends on the largest database is recorded with
+``EXPLAIN (ANALYZE, BUFFERS)`` (``bench/_plans.py``). Targets (issue 20), largest / empty:
+intake and the claims <= 1.3x; the scrape <= 100 ms; console queue and search p95 <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datagen
+from _common import (
+    PG_ADMIN_URL,
+    PYTHON,
+    VENV_BIN,
+    Context,
+    Server,
+    bench_db_url,
+    free_port,
+    percentile,
+    pg_scalar,
+    wait_healthy,
+)
+from _plans import Recorder, Statement, explain, one_line
+
+TITLE = "Cost as data grows: the same operations on an empty and on million-order databases"
+SIZES = [int(n) for n in os.environ.get("BENCH_GROWTH_SIZES", "1000000").split(",")]
+#: The baseline: the largest database's last day alone (same work in motion, no history).
+BASELINE = 0
+REPS = int(os.environ.get("BENCH_GROWTH_REPS", "30"))
+WARMUP = 3
+#: Load generator connections for intake.
+CONNECTIONS = 32
+TARGET_RATIO = 1.3
+TARGET_MS = 100.0
+#: Operations whose ratio to the empty database has a target, and those with a p95 target.
+RATIO_TARGETS = ("janitor claim", "relay claim")
+MS_TARGETS = ("/metrics database gauges", "console stuck queue", "console search: email",
+              "console search: reference", "console search: provider ref")  # fmt: skip
+
+Op = Callable[[], Awaitable[object]]
+
+
+def database(ctx: Context, size: int) -> str:
+    """``og_growth_<size>`` (``og_growth_lastday_<largest>`` for the baseline), generated
+    when missing (or smaller), migrated; its URL."""
+    largest = max(SIZES)
+    name = f"og_growth_{size}" if size != BASELINE else f"og_growth_lastday_{largest}"
+    url = bench_db_url(name)
+    exists = pg_scalar(f"SELECT COUNT(*) FROM pg_database WHERE datname = '{name}'") == "1"
+    have = int(pg_scalar("SELECT COUNT(*) FROM orders", url)) if exists else -1
+    if have < min(size, 1) or not exists:
+        ctx.log(f"growth: generating {name}")
+        datagen.create_database(PG_ADMIN_URL, name, fresh=True)
+        datagen.migrate_database(url)
+        datagen.generate(
+            url, size or largest, log=lambda m: ctx.log(f"growth: datagen {m}"),
+            last_day_only=size == BASELINE,
+        )  # fmt: skip
+    else:
+        datagen.migrate_database(url)
+    return url
+
+
+async def _catch_up(storage: Any) -> None:
+    """The relay caught up with every event (none pending), as between bursts: each run
+    of the benchmark starts from the same outbox whatever intake left before."""
+    now = datetime.now(UTC)
+    async with storage() as uow:
+        since = now - timedelta(hours=1)
+        while await uow.outbox.enqueue("stream", types=None, since=since, now=now, batch=5000):
+            pass
+        await uow.commit()
+    async with storage() as uow:
+        conn = uow.orders._conn
+        await conn.execute(
+            "UPDATE outbox_deliveries SET state = 'delivered', delivered_at = :now, "
+            "attempts = attempts + 1 WHERE state = 'pending'",
+            {"now": now},
+        )
+        await uow.commit()
+
+
+# --------------------------------------------------------------------------- intake
+
+
+def _intake(ctx: Context, url: str) -> float:
+    """Orders/s acknowledged by ``orderguard serve`` on ``url`` (one measured window)."""
+    port = free_port()
+    argv = [str(VENV_BIN / "orderguard"), "serve", "--host=127.0.0.1", f"--port={port}",
+            "--processes=1", "--no-worker"]  # fmt: skip
+    server = _start(ctx, argv, url, port)
+    try:
+        done = subprocess.run(
+            [PYTHON, str(Path(__file__).with_name("_loadgen.py")), f"--port={port}",
+             f"--connections={CONNECTIONS}", f"--warmup={ctx.warmup}",
+             f"--duration={ctx.duration}", f"--watch=server={server.pid}"],
+            capture_output=True, text=True, timeout=ctx.warmup + ctx.duration + 60, check=False,
+        )  # fmt: skip
+    finally:
+        server.stop()
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
+    import json
+
+    result = json.loads(done.stdout)
+    if result.get("errors"):
+        raise RuntimeError(f"intake errors on {url}: {result['errors']}")
+    return float(result["rps"])
+
+
+def _start(ctx: Context, argv: list[str], url: str, port: int) -> Server:
+    """``orderguard serve``, given a minute and a half to answer (a busy shared machine)."""
+    log = ctx.workdir / "growth-serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=ctx.workdir, env=ctx.env(url), stdout=out, stderr=out)
+    server = Server("growth-serve", port, proc, log)
+    try:
+        wait_healthy(port, proc, timeout=90.0)
+    except BaseException:
+        server.stop()
+        raise RuntimeError(f"serve did not start:\n{log.read_text()[-2000:]}") from None
+    return server
+
+
+# --------------------------------------------------------------------------- operations
+
+
+async def _operations(url: str) -> dict[str, Op]:
+    """Each measured operation, as orderguard's code runs it, on ``url``."""
+    from orderguard.config import Settings
+    from orderguard.domain.schedule import RecheckSchedule
+    from orderguard.domain.states import OrderState
+    from orderguard.domain.stuck import stuck_horizon
+    from orderguard.observability.collector import DatabaseCollector
+    from orderguard.observability.hooks import RecordedExceptionCounts, RelayOutbox
+    from orderguard.reconcile.export import export_orders
+    from orderguard.storage.connect import connect
+    from orderguard.storage.ports import OrderQuery
+    from orderguard.storage.unit_of_work import SqlStorage
+
+    storage = SqlStorage(await connect(url, pool_size=4))
+    await _catch_up(storage)
+    settings = Settings.load(
+        {"ORDERGUARD_DATABASE_URL": url, "ORDERGUARD_NATS_URL": "nats://127.0.0.1:4222"}
+    )
+    schedule = RecheckSchedule()
+    collector = DatabaseCollector(
+        storage.stats,
+        watched=schedule.watched,
+        shortest_wait=schedule.shortest_wait,
+        outbox=RelayOutbox(settings, storage),
+        reconciliation=RecordedExceptionCounts(storage),
+        ttl_s=0.0,
+    )
+    probe = await _probe_values(storage)
+    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    async def janitor_claim() -> object:
+        async with storage() as uow:  # never committed: rolled back
+            return await uow.leases.claim_due_orders(
+                schedule.watched, now=now(), first_due_before=now() - schedule.shortest_wait,
+                owner="bench", until=now() + timedelta(minutes=1), limit=50,
+            )  # fmt: skip
+
+    async def relay_claim() -> object:
+        async with storage() as uow:
+            since = now() - timedelta(hours=settings.outbox_backfill_hours)
+            await uow.outbox.enqueue("stream", types=None, since=since, now=now(), batch=500)
+            return await uow.outbox.claim(
+                "stream", owner="bench", now=now(), until=now() + timedelta(minutes=1), limit=100
+            )
+
+    async def inbox_claim() -> object:
+        async with storage() as uow:
+            return await uow.webhooks.claim_unprocessed(
+                now=now(), owner="bench", until=now() + timedelta(minutes=1), limit=50
+            )
+
+    async def search(query: OrderQuery) -> object:
+        async with storage.reader() as uow:
+            return await uow.orders.search(query)
+
+    async def prune() -> object:
+        async with storage() as uow:
+            return await uow.idempotency.prune(now() - timedelta(hours=24))
+
+    async def export() -> object:
+        return await export_orders(storage, scratch / "og-orders.csv", scratch / "og-att.csv")
+
+    async def stuck_queue() -> object:
+        since = stuck_horizon(now=now())
+        await storage.stats.counts(stuck_since=since)
+        return await search(OrderQuery(limit=50, stuck_since=since))
+
+    week = now() - timedelta(days=7)
+    ops: dict[str, Op] = {
+        "janitor claim": janitor_claim,
+        "relay claim": relay_claim,
+        "webhook inbox claim": inbox_claim,
+        "/metrics database gauges": lambda: collector.text(now()),
+        "console stuck queue": stuck_queue,
+        "console search: email": lambda: storage.console.search(probe["email"], limit=50),
+        "console search: reference": lambda: storage.console.search(probe["reference"], limit=50),
+        "console search: provider ref": lambda: storage.console.search(probe["ref"], limit=50),
+        "orders list --state paid --since 7d": lambda: search(
+            OrderQuery(limit=50, state=OrderState.PAID, created_after=week)
+        ),
+        "orders list --flagged": lambda: search(OrderQuery(limit=50, flagged=True)),
+        "idempotency prune (1 day)": prune,
+        "reconcile: export orders": export,
+    }
+    ops["_close"] = storage.close
+    return ops
+
+
+async def _probe_values(storage: Any) -> dict[str, str]:
+    """An email, a merchant reference and a provider reference that exist (or not, empty)."""
+    async with storage.reader() as uow:
+        conn = uow.orders._conn
+        row = await conn.fetchone(
+            "SELECT o.customer_email, o.merchant_reference, a.provider_ref FROM orders o "
+            "JOIN payment_attempts a ON a.order_id = o.id ORDER BY o.id LIMIT 1"
+        )
+    if row is None:
+        return {"email": "nobody@example.com", "reference": "SO-0", "ref": "pi_0"}
+    return {"email": row["customer_email"].upper(), "reference": row["merchant_reference"],
+            "ref": row["provider_ref"]}  # fmt: skip
+
+
+async def _measure(urls: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """Time each operation on every database, the databases taking turns rep by rep (so a
+    busy moment of the machine falls on all alike); record the statements once each."""
+    ops = {size: await _operations(url) for size, url in urls.items()}
+    closers = [o.pop("_close") for o in ops.values()]
+    timings: dict[int, dict[str, list[float]]] = {size: {} for size in urls}
+    recorded: dict[int, dict[str, list[Statement]]] = {size: {} for size in urls}
+    try:
+        for label in ops[BASELINE]:
+            once = label.startswith("reconcile")
+            for size, by_label in ops.items():
+                recorder = Recorder()
+                async with recorder.active():
+                    await by_label[label]()
+                recorded[size][label] = recorder.worth_planning()
+                for _ in range(0 if once else WARMUP):
+                    await by_label[label]()
+            for _ in range(1 if once else REPS):
+                for size, by_label in ops.items():
+                    started = time.perf_counter()
+                    await by_label[label]()
+                    elapsed = (time.perf_counter() - started) * 1000
+                    timings[size].setdefault(label, []).append(elapsed)
+    finally:
+        for close in closers:
+            await close()
+    top = max(urls)
+    plans = {
+        label: [(one_line(s.sql), await explain(urls[top], s)) for s in statements]
+        for label, statements in recorded[top].items()
+    }
+    return {
+        size: {"timings": {k: sorted(v) for k, v in timings[size].items()}}
+        | ({"plans": plans} if size == top else {})
+        for size in urls
+    }
+
+
+# --------------------------------------------------------------------------- section
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    urls = {size: database(ctx, size) for size in [BASELINE, *SIZES]}
+    ctx.log("growth: operations, the databases taking turns")
+    ops = asyncio.run(_measure(urls))
+    intake: dict[int, list[float]] = {size: [] for size in urls}
+    for round_no in range(ctx.rounds):
+        for size, url in urls.items():
+            ctx.log(f"growth: intake round {round_no + 1} on {_label(size)}")
+            intake[size].append(_intake(ctx, url))
+    counts = {size: pg_scalar("SELECT COUNT(*) FROM orders", url) for size, url in urls.items()}
+    sizes = {size: pg_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))", url)
+             for size, url in urls.items()}  # fmt: skip
+    return {"intake": intake, "ops": ops, "db_sizes": sizes, "orders": counts}
+
+
+def _label(size: int) -> str:
+    return "no history" if size == BASELINE else f"{size / 1e6:g} M"
+
+
+def render(ctx: Context, results: dict[str, Any]) -> str:
+    sizes = sorted(results["intake"])
+    base, top = sizes[0], sizes[-1]
+    held = ", ".join(f"{_label(s)} {int(results['orders'][s]):,}" for s in sizes)
+    on_disk = ", ".join(f"{_label(s)} {results['db_sizes'][s]}" for s in sizes)
+    head = "| operation | " + " | ".join(f"{_label(s)} p50 / p95 ms" for s in sizes)
+    head += f" | {_label(top)} / {_label(base)} (p50) | target |"
+    lines = [
+        f"## {TITLE}",
+        "",
+        f"Measured {ctx.started} by `{ctx.command}` (sizes: `BENCH_GROWTH_SIZES="
+        f"{','.join(str(s) for s in sizes if s != BASELINE)}`; databases filled by "
+        f"`bench/datagen.py`; orders: {held}; on disk: {on_disk}). The baseline, *no "
+        f"history*, is the {_label(top)}-order shop's last day alone: the same kind and amount "
+        "of work in motion (due rechecks, stuck orders, keys to prune), none of the two "
+        "years behind it, so each ratio is the cost of the history. Each operation "
+        f"{REPS} times after {WARMUP} untimed runs (reconcile's export: once), in this "
+        "process through orderguard's own storage code, the databases taking turns run by "
+        "run, writes rolled back, the relay caught up first; then intake, the databases "
+        "taking turns round by round.",
+        "",
+        "| intake (orders/s, median of rounds) | "
+        + " | ".join(_label(s) for s in sizes)
+        + f" | {_label(top)} / {_label(base)} | target |",
+        "|---|" + "---|" * (len(sizes) + 2),
+    ]
+    medians = {s: statistics.median(results["intake"][s]) for s in sizes}
+    ratio = medians[top] / medians[base]
+    lines.append(
+        "| POST /v1/orders | " + " | ".join(f"{medians[s]:.0f}" for s in sizes)
+        + f" | {ratio:.2f} | ≥ {1 / TARGET_RATIO:.2f} ({_met(ratio >= 1 / TARGET_RATIO)}) |"
+    )  # fmt: skip
+    lines += ["", head, "|---|" + "---|" * (len(sizes) + 2)]
+    for label in results["ops"][base]["timings"]:
+        cells, p50s = [], {}
+        for s in sizes:
+            t = results["ops"][s]["timings"][label]
+            p50s[s] = percentile(t, 50)
+            cells.append(f"{p50s[s]:.2f} / {percentile(t, 95):.2f}")
+        growth = p50s[top] / p50s[base] if p50s[base] else float("nan")
+        lines.append(
+            f"| {label} | {' | '.join(cells)} | {growth:.2f} "
+            f"| {_target(label, results, top, growth)} |"
+        )
+    lines += ["", f"Plans on the {_label(top)}-order database (`EXPLAIN (ANALYZE, BUFFERS)` of "
+              "each statement the operation sent, writes rolled back):", ""]  # fmt: skip
+    for label, plans in results["ops"][top].get("plans", {}).items():
+        lines.append(f"<details><summary>{label}</summary>\n")
+        for sql, plan in plans:
+            lines += ["```", sql, "", plan, "```", ""]
+        lines.append("</details>\n")
+    return "\n".join(lines)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def _target(label: str, results: dict[str, Any], top: int, growth: float) -> str:
+    if label in RATIO_TARGETS:
+        return f"≤ {TARGET_RATIO} ({'met' if growth <= TARGET_RATIO else 'NOT met'})"
+    if label in MS_TARGETS:
+        p95 = percentile(results["ops"][top]["timings"][label], 95)
+        return f"p95 ≤ {TARGET_MS:.0f} ms ({'met' if p95 <= TARGET_MS else 'NOT met'})"
+    return ""
+
+
+def section(ctx: Context) -> str:
+    return render(ctx, run(ctx))
