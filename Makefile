@@ -15,7 +15,7 @@ JS := clients/js
 # make test-deep: how many fresh random demo seeds to add to the fixed ones.
 DEEP_SEEDS ?= 10
 
-.PHONY: help demo serve test js-test test-deep mutants check bench lock clean
+.PHONY: help demo shop serve test js-test test-deep mutants check bench lock clean
 
 help:
 	@echo "make demo   create .venv, install, run the demo on SQLite + the sandbox provider"
@@ -27,6 +27,8 @@ help:
 	@echo "make mutants  break the code on purpose in a temporary copy, one mistake at a time,"
 	@echo "            and check the tests notice; rewrites docs/mutants.md"
 	@echo "make check  ruff + mypy (strict) + lint-imports (the import rules, .importlinter)"
+	@echo "make shop   the example shop (examples/shop/): orderguard serve, the sandbox and"
+	@echo "            a checkout page on 127.0.0.1:8080, with the checkout script built"
 	@echo "make serve  run the API on 127.0.0.1:8000 (SQLite in ./orderguard.db)"
 	@echo "make bench  run the benchmarks in bench/ and rewrite docs/benchmarks.md"
 	@echo "make lock   re-pin every dependency in $(LOCK)"
@@ -45,6 +47,10 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/orderguard demo
+
+# The example shop: its checkout page needs the built checkout script (dist/).
+shop: $(VENV)/.installed js-test
+	$(BIN)/python -m examples.shop
 
 serve: $(VENV)/.installed
 	$(BIN)/orderguard serve
