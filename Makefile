@@ -78,7 +78,7 @@ mutants: $(VENV)/.installed-test
 
 check: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
