@@ -32,7 +32,7 @@ from examples.shop.app import MODULE
 from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.conftest import service_missing
-from tests.e2e.browser import DESKTOP, chromium, shoot
+from tests.e2e.browser import DESKTOP, chromium, shoot, unlabelled_fields
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
@@ -209,7 +209,8 @@ async def test_the_checkout_page_in_english_and_chinese(
     await page.goto(stack.shop + "/")
     await expect(page.locator("#total")).to_have_text("€48.48")  # 2 x 19.99 + 8.50
     await expect(page.locator("#pay")).to_have_text("Pay")
-    await shoot(page, "example-shop")
+    assert await unlabelled_fields(page) == []
+    await shoot(page, "example-shop")  # docs/screenshots/example-shop.png is a copy
     await page.select_option("#lang", "zh-CN")
     await expect(page.locator("#pay")).to_have_text("支付")
     assert await page.evaluate("document.documentElement.lang") == "zh-CN"
@@ -340,6 +341,7 @@ async def test_an_unknown_outcome_shows_confirming_then_paid(
         await page.click("#pay")
         order_id = await outcome(page, "confirming")
         await expect(page.locator("#outcome")).to_contain_text("Confirming your payment")
+        await shoot(page, "example-shop-confirming")
         assert stack.orders(email) == [(order_id, "payment_unknown")]
         assert await outcome(page, "paid") == order_id
     finally:
