@@ -109,7 +109,7 @@ def _read_urls(process: subprocess.Popen[str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """``python -m examples.shop`` on free ports; the janitor's first recheck of an unknown
-    payment after ~6 s, so the page says "confirming" before the order turns paid."""
+    payment after ~10 s, so the page says "confirming" before the order turns paid."""
     if not MODULE.exists():
         service_missing("the checkout script", f"{MODULE} is not built (make js-test)")
     work = tmp_path_factory.mktemp("shop")
@@ -118,7 +118,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env["PYTHONUNBUFFERED"] = "1"
     command = [sys.executable, "-m", "examples.shop", "--port", "0", "--dir", str(work)]
     process = subprocess.Popen(
-        [*command, "--recheck-scale", "0.6"],
+        [*command, "--recheck-scale", "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -202,7 +202,7 @@ class HeldAnswers:
 # --- the scenarios ------------------------------------------------------------------------
 
 
-async def test_the_checkout_page_in_english_and_chinese(
+async def test_the_checkout_page_in_english_and_chinese_with_the_librarys_words(
     stack: Stack, context: BrowserContext
 ) -> None:
     page = await context.new_page()
@@ -214,6 +214,20 @@ async def test_the_checkout_page_in_english_and_chinese(
     await page.select_option("#lang", "zh-CN")
     await expect(page.locator("#pay")).to_have_text("支付")
     assert await page.evaluate("document.documentElement.lang") == "zh-CN"
+    # the payment's words are the library's, in the page's language
+    email = shopper()
+    await page.fill("#email", email)
+    await page.check(f"input[name=card][value={DECLINED}]")
+    await page.click("#pay")
+    await outcome(page, "failed")
+    await expect(page.locator("#outcome")).to_contain_text("付款未成功")
+    await expect(page.locator("#outcome")).to_contain_text("您没有被扣款")
+    await expect(page.locator("#pay-again")).to_have_text("重新支付")
+    await page.check("input[name=again-card][value=pm_card_visa]")
+    await page.click("#pay-again")
+    order_id = await outcome(page, "paid")
+    await expect(page.locator("#outcome")).to_contain_text("已付款")
+    assert stack.one_order_at_most_one_charge(email) == order_id
 
 
 async def test_a_double_click_makes_one_order(stack: Stack, context: BrowserContext) -> None:
