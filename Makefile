@@ -48,8 +48,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/orderguard demo
 
-# The example shop: its checkout page needs the built checkout script (dist/).
-shop: $(VENV)/.installed js-test
+# The example shop: its checkout page needs the built checkout script (dist/: npm ci, build).
+shop: $(VENV)/.installed
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error && npm run build
 	$(BIN)/python -m examples.shop
 
 serve: $(VENV)/.installed

@@ -10,7 +10,9 @@ here. orderguard's answer goes back as it came: its status, and the order or the
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -218,15 +220,23 @@ async def module(request: Request) -> Response:
 
 def create_app(orderguard_url: str, api_key: str | None) -> Starlette:
     """The shop, talking to orderguard at ``orderguard_url`` with ``api_key``."""
-    app = Starlette(
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with (
+            AsyncOrderguardClient(orderguard_url, api_key, retry=RETRY) as client,
+            httpx.AsyncClient(base_url=orderguard_url, timeout=10) as status,
+        ):
+            app.state.orderguard, app.state.status = client, status
+            yield
+
+    return Starlette(
         routes=[
             Route("/", page),
             Route("/static/checkout.js", module),
             Route("/checkout/orders", place_order, methods=["POST"]),
             Route("/checkout/orders/{order_id}/payments", pay_again, methods=["POST"]),
             Route("/checkout/status/{order_id}", order_status),
-        ]
+        ],
+        lifespan=lifespan,
     )
-    app.state.orderguard = AsyncOrderguardClient(orderguard_url, api_key, retry=RETRY)
-    app.state.status = httpx.AsyncClient(base_url=orderguard_url, timeout=10)
-    return app

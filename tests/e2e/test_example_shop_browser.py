@@ -441,3 +441,24 @@ async def test_the_amount_charged_is_the_catalogues_and_the_key_is_orderguards(
     changed = post(stack, cart(email, items=[{"sku": "MUG", "quantity": 3}]), key)
     assert changed.status_code == 422, changed.text  # the key was used for another cart
     assert changed.json()["type"].endswith("idempotency-key-reused")
+
+
+async def test_paying_again_is_checked_and_orderguards_refusal_passed_on(stack: Stack) -> None:
+    email = shopper()
+    placed = post(stack, cart(email), f"checkout-{uuid.uuid4().hex}")
+    order_id = placed.json()["id"]
+
+    def pay(order: str, body: object, key: str | None = "pay-again-0001") -> httpx.Response:
+        headers = {"Idempotency-Key": key} if key else {}
+        url = f"{stack.shop}/checkout/orders/{order}/payments"
+        return httpx.post(url, json=body, headers=headers, timeout=30)
+
+    visa = {"payment": {"method": VISA}}
+    assert pay(order_id, {"payment": {"method": "pm_card_stolen"}}).status_code == 422
+    assert pay(order_id, {"payment": {"method": VISA, "amount": 1}}).status_code == 422
+    assert pay(order_id, visa, key=None).status_code == 400
+    assert pay("../v1/orders", visa).status_code in {400, 404}
+    paid_already = pay(order_id, visa, key=f"pay-{uuid.uuid4().hex}")
+    assert paid_already.status_code == 409, paid_already.text  # orderguard's own refusal
+    assert paid_already.json()["type"].endswith("payment-not-allowed")
+    assert stack.one_order_at_most_one_charge(email) == order_id
