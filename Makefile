@@ -15,7 +15,7 @@ JS := clients/js
 # make test-deep: how many fresh random demo seeds to add to the fixed ones.
 DEEP_SEEDS ?= 10
 
-.PHONY: help demo serve test js-test test-deep mutants check bench chaos lock clean
+.PHONY: help demo shop serve test js-test test-deep mutants check bench chaos lock clean
 
 help:
 	@echo "make demo   create .venv, install, run the demo on SQLite + the sandbox provider"
@@ -27,6 +27,8 @@ help:
 	@echo "make mutants  break the code on purpose in a temporary copy, one mistake at a time,"
 	@echo "            and check the tests notice; rewrites docs/mutants.md"
 	@echo "make check  ruff + mypy (strict) + lint-imports (the import rules, .importlinter)"
+	@echo "make shop   the example shop (examples/shop/): orderguard serve, the sandbox and"
+	@echo "            a checkout page on 127.0.0.1:8080, with the checkout script built"
 	@echo "make serve  run the API on 127.0.0.1:8000 (SQLite in ./orderguard.db)"
 	@echo "make bench  run the benchmarks in bench/ and rewrite docs/benchmarks.md"
 	@echo "make chaos  the demo's storm across real network faults (root: network namespaces,"
@@ -47,6 +49,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	$(BIN)/orderguard demo
+
+# The example shop: its checkout page needs the built checkout script (dist/: npm ci, build).
+shop: $(VENV)/.installed
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error && npm run build
+	$(BIN)/python -m examples.shop
 
 serve: $(VENV)/.installed
 	$(BIN)/orderguard serve
@@ -74,7 +81,7 @@ mutants: $(VENV)/.installed-test
 
 check: $(VENV)/.installed-test
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -1,0 +1,1 @@
+"""An example shop: one checkout page and its back end, against ``orderguard serve``."""
