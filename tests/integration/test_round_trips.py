@@ -231,7 +231,7 @@ async def _order_in_flight(pg: SqlStorage, request: KeyedRequest) -> tuple[Order
     return order, attempt_id
 
 
-async def test_settling_a_paid_order_takes_three_round_trips(pg: SqlStorage, wire: Wire) -> None:
+async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire: Wire) -> None:
     request = KeyedRequest("test", "key-paid", "fp")
     order, attempt_id = await _order_in_flight(pg, request)
     outcome = Outcome(
@@ -248,8 +248,9 @@ async def test_settling_a_paid_order_takes_three_round_trips(pg: SqlStorage, wir
     )
     trips, sent = wire.take()
     # BEGIN + the order locked with everything it holds; the order's row, its attempt, its
-    # timeline and outbox; the request's answer + COMMIT
-    assert trips == 3
+    # timeline and outbox, the request's answer + COMMIT (the lock makes the version check
+    # certain, so nothing waits for an answer before the commit)
+    assert trips == 2
     assert sent == [
         "BEGIN",
         "SELECT * FROM orders",  # FOR UPDATE: first, so the rest cannot change meanwhile
@@ -305,3 +306,34 @@ async def test_a_stale_order_is_refused_though_its_update_goes_in_a_batch(
         entries = await uow.orders.timeline(order.id)
     assert current is not None and current.state is OrderState.CANCELLED
     assert [e.note for e in entries if e.note == "stale"] == []
+
+
+async def test_a_locked_orders_writes_failing_at_the_commit_leave_nothing(
+    pg: SqlStorage,
+) -> None:
+    """A locked order's save waits for the COMMIT; when one of its statements fails there
+    (here a timeline entry reusing a stored entry's id), the commit raises and the whole
+    transaction is rolled back: the order's row did not move either."""
+    from dataclasses import replace
+
+    from orderguard.storage.errors import UniqueViolation
+
+    order = new_order(at=AT)
+    first_entry = order.new_entries[0]
+    async with pg() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    with pytest.raises(UniqueViolation):
+        async with pg() as uow:
+            locked = await uow.orders.get(order.id, for_update=True)
+            assert locked is not None
+            locked.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=AT)
+            locked.new_entries[:] = [replace(e, id=first_entry.id) for e in locked.new_entries]
+            await uow.orders.save(locked)  # nothing sent yet
+            await uow.commit()
+    async with pg() as uow:
+        current = await uow.orders.get(order.id)
+        entries = await uow.orders.timeline(order.id)
+    assert current is not None and current.state is OrderState.RECEIVED
+    assert current.version == order.version
+    assert [e.id for e in entries] == [first_entry.id]

@@ -86,6 +86,9 @@ class SqlOrderRepository:
         self._conn = conn
         self._lock = lock_clause
         self._skip_locked = skip_locked
+        #: Orders this transaction holds row-locked (``get(for_update=True)`` with a lock
+        #: clause), with the version they had when locked and after its own saves.
+        self._locked: dict[str, int] = {}
 
     async def add(self, order: Order) -> None:
         """Insert the order and everything it holds: sent with the commit where the driver
@@ -122,6 +125,8 @@ class SqlOrderRepository:
         order.attempts = [_attempt(a) for a in attempts]
         order.flags = flags_from(flags)
         order.refunds = refunds_from(refunds)
+        if for_update and self._lock:
+            self._locked[order.id] = order.version
         return order
 
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
@@ -179,25 +184,35 @@ class SqlOrderRepository:
         return str(row["id"]) if row else None
 
     async def save(self, order: Order) -> None:
-        """One round trip: the order's row (checked against the version it was loaded at
-        once the batch's answers are in) and everything it holds; a failed check rolls
-        back with the transaction."""
+        """The order's row and everything it holds. An order this transaction locked, at
+        the version it locked (nobody else can have changed it since): sent with the commit
+        (no round trip of its own). Any other: one round trip, the row checked against the
+        version it was loaded at once the batch's answers are in (a failed check rolls back
+        with the transaction)."""
+        if self._locked.get(order.id) == order.version:
+            async with self._conn.at_commit(_refund_taken(order)):
+                await self._conn.execute(_UPDATE_ORDER, _update_row(order))
+                await self._write_held(order)
+            order.version += 1
+            self._locked[order.id] = order.version
+            return
         try:
             async with self._conn.batch():
                 changed = await self._conn.execute_counted(_UPDATE_ORDER, _update_row(order))
-                if order.attempts:
-                    rows = [_attempt_row(a) for a in order.attempts]
-                    await self._conn.executemany(_UPSERT_ATTEMPT, rows)
-                await save_flags(self._conn, order.id, order.flags)
-                await save_refunds(self._conn, order.refunds)
-                await self._flush(order)
+                await self._write_held(order)
         except UniqueViolation as exc:
-            if not order.refunds or REFUND_REQUEST_UNIQUE not in exc.constraint:
-                raise
-            raise ConcurrentUpdate(f"order {order.id}: a refund for this request exists") from exc
+            raise _refund_taken(order)(exc) or exc from exc
         if changed() != 1:
             raise ConcurrentUpdate(f"order {order.id} changed since it was loaded")
         order.version += 1
+
+    async def _write_held(self, order: Order) -> None:
+        """What the order holds: attempts, flags, refunds, new timeline entries and events."""
+        if order.attempts:
+            await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
+        await save_flags(self._conn, order.id, order.flags)
+        await save_refunds(self._conn, order.refunds)
+        await self._flush(order)
 
     async def save_many(self, orders: Sequence[Order]) -> None:
         if not orders:
@@ -307,6 +322,18 @@ class SqlOrderRepository:
             await self._conn.executemany(_INSERT_EVENT, [_event_row(e) for e in order.new_events])
         order.new_entries.clear()
         order.new_events.clear()
+
+
+def _refund_taken(order: Order) -> Meaning:
+    """What a unique violation means while ``order`` is saved: a refund under a request key
+    another refund holds is a concurrent update."""
+
+    def meaning(exc: UniqueViolation) -> Exception | None:
+        if not order.refunds or REFUND_REQUEST_UNIQUE not in exc.constraint:
+            return None
+        return ConcurrentUpdate(f"order {order.id}: a refund for this request exists")
+
+    return meaning
 
 
 def _duplicate_reference(order: Order) -> Meaning:
