@@ -7,7 +7,8 @@ Three servers run side by side, each its own process, each started exactly like
 - ``(b) one statement``: also writes the same rows (order, lines, timeline entry, outbox
   event, idempotency record) in ONE data-modifying CTE through a psycopg async pool of the
   same size (``bench/_apps.py cte``);
-- ``intake``: the real thing, ``orderguard serve``.
+- ``intake``: the real thing, ``orderguard serve --processes 1`` (one API process: the
+  figure issue 20 holds against (b); on PostgreSQL ``serve`` runs one per core by default).
 
 A separate load-generator process (``bench/_loadgen.py``) keeps N keep-alive connections
 busy with unique Idempotency-Keys; rounds interleave a, b, intake; medians are reported.
@@ -154,7 +155,13 @@ def _start(ctx: Context, url: str) -> dict[str, Server]:
         for name in VARIANTS:
             port = free_port()
             if name == "intake":
-                argv = [str(VENV_BIN / "orderguard"), "serve", "--host=127.0.0.1", f"--port={port}"]
+                argv = [
+                    str(VENV_BIN / "orderguard"),
+                    "serve",
+                    "--processes=1",
+                    "--host=127.0.0.1",
+                    f"--port={port}",
+                ]
             else:
                 argv = [PYTHON, str(BENCH / "_apps.py"), name, f"--port={port}"]
             servers[name] = start_server(name, argv, env, ctx.workdir, port)

@@ -94,7 +94,13 @@ class Setup:
                 env["ORDERGUARD_SANDBOX_DB"] = str(ledger)
             port = free_port()
             env["ORDERGUARD_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
-            argv = [str(VENV_BIN / "orderguard"), "serve", "--host=127.0.0.1", f"--port={port}"]
+            argv = [
+                str(VENV_BIN / "orderguard"),
+                "serve",
+                "--processes=1",
+                "--host=127.0.0.1",
+                f"--port={port}",
+            ]
             self.server = start_server(f"serve-{tag}", argv, env, ctx.workdir, port)
         except BaseException:
             self.stop()

@@ -70,8 +70,9 @@ async def test_a_taken_merchant_reference_names_the_order_holding_it(
         await uow.orders.add(first)
         await uow.commit()
     with pytest.raises(DuplicateMerchantReference) as caught:
-        async with storage() as uow:
+        async with storage() as uow:  # raised by add, or by the commit the inserts wait for
             await uow.orders.add(new_order(reference="A-1001", at=T0))
+            await uow.commit()
     assert caught.value.merchant_reference == "A-1001"
     async with storage() as uow:
         assert await uow.orders.find_by_reference("A-1001") == first.id

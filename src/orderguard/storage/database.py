@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from orderguard.storage.errors import StorageError
+from orderguard.storage.errors import StorageError, UniqueViolation
 
 Dialect = Literal["sqlite", "postgresql"]
+#: What a unique violation means to the code that sent the statement: its own error, or
+#: ``None`` for one it does not know (raised as it is).
+Meaning = Callable[[UniqueViolation], Exception | None]
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 
@@ -75,6 +78,37 @@ class Connection(ABC):
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
 
+    async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Every row of each query, in order, sent together where the driver can (one round
+        trip on PostgreSQL instead of one per query). They run one after the other, so a
+        row lock the first takes holds for the rest."""
+        return [await self.fetchall(sql, params) for sql, params in queries]
+
+    async def execute_counted(self, sql: str, params: Params | None = None) -> Callable[[], int]:
+        """Run one statement; returns how to read the number of rows it changed. Inside
+        :meth:`batch` the count is known only when the block ends: read it after."""
+        changed = await self.execute(sql, params)
+        return lambda: changed
+
+    @asynccontextmanager
+    async def at_commit(self, meaning: Meaning | None = None) -> AsyncIterator[None]:
+        """Statements of the block whose answers nobody reads (inserts, counts not wanted):
+        where the driver can, they are held and sent with the ``COMMIT``, one round trip for
+        all (or first, in order, when another statement of the transaction comes before the
+        commit). Their unique violations are raised as ``meaning`` says, from the block or
+        from the commit."""
+        try:
+            yield
+        except UniqueViolation as exc:
+            raise meant(exc, [meaning] if meaning else []) from exc
+
+    async def execute_at_commit(self, sql: str, params: Params | None = None) -> None:
+        """Run a statement whose answer nobody reads before the transaction commits. Where
+        the driver can, it is held and sent with the ``COMMIT`` (one round trip for both),
+        so its errors surface from the commit; before any other statement of the
+        transaction it is sent first, so it runs in the order it was asked for."""
+        await self.execute(sql, params)
+
 
 class Database(ABC):
     """A pool of connections to one database."""
@@ -98,6 +132,15 @@ class Transaction(ABC):
     @abstractmethod
     async def commit(self) -> None:
         """Commit."""
+
+
+def meant(exc: UniqueViolation, meanings: Sequence[Meaning]) -> Exception:
+    """What ``exc`` means to the first of ``meanings`` that knows it, else ``exc``."""
+    for meaning in meanings:
+        found = meaning(exc)
+        if found is not None:
+            return found
+    return exc
 
 
 def named_to_pyformat(sql: str) -> str:

@@ -49,7 +49,8 @@ class SqlIdempotencyRepository:
     async def complete(
         self, scope: str, key: str, *, order_id: str, status: int, body: bytes
     ) -> None:
-        await self._conn.execute(
+        # nothing reads its answer: sent with the commit where the driver can
+        await self._conn.execute_at_commit(
             "UPDATE idempotency_keys SET order_id = :order_id, response_status = :status, "
             "response_body = :body, locked_until = NULL WHERE scope = :scope AND key = :key",
             {

@@ -49,6 +49,15 @@ async def load_flags(conn: Connection, order_ids: list[str]) -> dict[str, list[R
     return found
 
 
+#: Every flag of the order ``:id``, in the order they were raised (see :func:`flags_from`).
+FLAGS_OF_ORDER = "SELECT * FROM order_flags WHERE order_id = :id ORDER BY position"
+
+
+def flags_from(rows: list[Row]) -> list[ReviewFlag]:
+    """The flags of :data:`FLAGS_OF_ORDER`'s rows."""
+    return [_flag(row) for row in rows]
+
+
 def _row(order_id: str, position: int, flag: ReviewFlag) -> dict[str, Any]:
     return {"id": flag.id, "order_id": order_id, "position": position, **flag.fields()}
 

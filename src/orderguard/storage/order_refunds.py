@@ -32,11 +32,20 @@ async def save_refunds(conn: Connection, refunds: list[Refund]) -> None:
         await conn.executemany(_UPSERT_REFUND, [_row(r) for r in refunds])
 
 
+#: Every refund of the order ``:id``, oldest first (see :func:`refunds_from`).
+REFUNDS_OF_ORDER = "SELECT * FROM refunds WHERE order_id = :id ORDER BY created_at, id"
+#: What a second refund under the same request key violates (``UNIQUE (order_id,
+#: request_key)``, named by PostgreSQL's default; SQLite names the columns).
+REFUND_REQUEST_UNIQUE = "request_key"
+
+
 async def load_refunds(conn: Connection, order_id: str) -> list[Refund]:
     """Every refund of the order, oldest first."""
-    rows = await conn.fetchall(
-        "SELECT * FROM refunds WHERE order_id = :id ORDER BY created_at, id", {"id": order_id}
-    )
+    return refunds_from(await conn.fetchall(REFUNDS_OF_ORDER, {"id": order_id}))
+
+
+def refunds_from(rows: list[Row]) -> list[Refund]:
+    """The refunds of :data:`REFUNDS_OF_ORDER`'s rows."""
     return [_refund(row) for row in rows]
 
 

@@ -15,13 +15,21 @@ from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.domain.states import AttemptState, OrderState
 from orderguard.domain.stuck import STUCK_STATES
 from orderguard.request_id import current_request_id
-from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
+from orderguard.storage.database import Connection, Meaning, Row, must_datetime, to_datetime
 from orderguard.storage.errors import StorageError, UniqueViolation
-from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
+from orderguard.storage.order_flags import (
+    FLAGS_OF_ORDER,
+    HAS_OPEN_FLAG,
+    flags_from,
+    load_flags,
+    save_flags,
+)
 from orderguard.storage.order_refunds import (
-    load_refunds,
+    REFUND_REQUEST_UNIQUE,
+    REFUNDS_OF_ORDER,
     load_refunds_of,
     pending_refunds,
+    refunds_from,
     save_refunds,
 )
 from orderguard.storage.ports import OrderQuery
@@ -78,42 +86,47 @@ class SqlOrderRepository:
         self._conn = conn
         self._lock = lock_clause
         self._skip_locked = skip_locked
+        #: Orders this transaction holds row-locked (``get(for_update=True)`` with a lock
+        #: clause), with the version they had when locked and after its own saves.
+        self._locked: dict[str, int] = {}
 
     async def add(self, order: Order) -> None:
-        try:
-            async with self._conn.batch():
-                await self._conn.execute(_INSERT_ORDER, _order_row(order))
-                await self._conn.executemany(_INSERT_LINE, _line_rows(order))
-                if order.attempts:
-                    await self._conn.executemany(
-                        _UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts]
-                    )
-                await save_flags(self._conn, order.id, order.flags)
-                await save_refunds(self._conn, order.refunds)
-                await self._flush(order)
-        except UniqueViolation as exc:
-            if "merchant_reference" not in exc.constraint:
-                raise
-            # the holder is looked up by the caller, after this transaction rolled back
-            raise DuplicateMerchantReference(order.merchant_reference or "", "") from exc
+        """Insert the order and everything it holds: sent with the commit where the driver
+        can (nothing here is read back); a merchant reference another order holds raises
+        :class:`DuplicateMerchantReference` (from here or from the commit)."""
+        async with self._conn.at_commit(_duplicate_reference(order)):
+            await self._conn.execute(_INSERT_ORDER, _order_row(order))
+            await self._conn.executemany(_INSERT_LINE, _line_rows(order))
+            if order.attempts:
+                await self._conn.executemany(
+                    _UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts]
+                )
+            await save_flags(self._conn, order.id, order.flags)
+            await save_refunds(self._conn, order.refunds)
+            await self._flush(order)
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         lock = self._lock if for_update else ""
-        row = await self._conn.fetchone(
-            f"SELECT * FROM orders WHERE id = :id{lock}", {"id": order_id}
+        of = {"id": order_id}
+        # one round trip: the order (locked first, so its rows below cannot change) and
+        # what it holds
+        rows, lines, attempts, flags, refunds = await self._conn.fetch_each(
+            [
+                (f"SELECT * FROM orders WHERE id = :id{lock}", of),
+                ("SELECT * FROM order_lines WHERE order_id = :id ORDER BY position", of),
+                ("SELECT * FROM payment_attempts WHERE order_id = :id ORDER BY seq", of),
+                (FLAGS_OF_ORDER, of),
+                (REFUNDS_OF_ORDER, of),
+            ]
         )
-        if row is None:
+        if not rows:
             return None
-        lines = await self._conn.fetchall(
-            "SELECT * FROM order_lines WHERE order_id = :id ORDER BY position", {"id": order_id}
-        )
-        attempts = await self._conn.fetchall(
-            "SELECT * FROM payment_attempts WHERE order_id = :id ORDER BY seq", {"id": order_id}
-        )
-        order = _order(row, lines)
+        order = _order(rows[0], lines)
         order.attempts = [_attempt(a) for a in attempts]
-        order.flags = (await load_flags(self._conn, [order_id])).get(order_id, [])
-        order.refunds = await load_refunds(self._conn, order_id)
+        order.flags = flags_from(flags)
+        order.refunds = refunds_from(refunds)
+        if for_update and self._lock:
+            self._locked[order.id] = order.version
         return order
 
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
@@ -171,17 +184,34 @@ class SqlOrderRepository:
         return str(row["id"]) if row else None
 
     async def save(self, order: Order) -> None:
-        changed = await self._conn.execute(_UPDATE_ORDER, _update_row(order))
-        if changed != 1:
+        """The order's row and everything it holds. An order this transaction locked, at
+        the version it locked (nobody else can have changed it since): sent with the commit
+        (no round trip of its own). Any other: one round trip, the row checked against the
+        version it was loaded at once the batch's answers are in (a failed check rolls back
+        with the transaction)."""
+        if self._locked.get(order.id) == order.version:
+            async with self._conn.at_commit(_refund_taken(order)):
+                await self._conn.execute(_UPDATE_ORDER, _update_row(order))
+                await self._write_held(order)
+            order.version += 1
+            self._locked[order.id] = order.version
+            return
+        try:
+            async with self._conn.batch():
+                changed = await self._conn.execute_counted(_UPDATE_ORDER, _update_row(order))
+                await self._write_held(order)
+        except UniqueViolation as exc:
+            raise _refund_taken(order)(exc) or exc from exc
+        if changed() != 1:
             raise ConcurrentUpdate(f"order {order.id} changed since it was loaded")
         order.version += 1
+
+    async def _write_held(self, order: Order) -> None:
+        """What the order holds: attempts, flags, refunds, new timeline entries and events."""
         if order.attempts:
             await self._conn.executemany(_UPSERT_ATTEMPT, [_attempt_row(a) for a in order.attempts])
         await save_flags(self._conn, order.id, order.flags)
-        try:
-            await save_refunds(self._conn, order.refunds)
-        except UniqueViolation as exc:
-            raise ConcurrentUpdate(f"order {order.id}: a refund for this request exists") from exc
+        await save_refunds(self._conn, order.refunds)
         await self._flush(order)
 
     async def save_many(self, orders: Sequence[Order]) -> None:
@@ -292,6 +322,30 @@ class SqlOrderRepository:
             await self._conn.executemany(_INSERT_EVENT, [_event_row(e) for e in order.new_events])
         order.new_entries.clear()
         order.new_events.clear()
+
+
+def _refund_taken(order: Order) -> Meaning:
+    """What a unique violation means while ``order`` is saved: a refund under a request key
+    another refund holds is a concurrent update."""
+
+    def meaning(exc: UniqueViolation) -> Exception | None:
+        if not order.refunds or REFUND_REQUEST_UNIQUE not in exc.constraint:
+            return None
+        return ConcurrentUpdate(f"order {order.id}: a refund for this request exists")
+
+    return meaning
+
+
+def _duplicate_reference(order: Order) -> Meaning:
+    """What a unique violation means while ``order`` is inserted."""
+
+    def meaning(exc: UniqueViolation) -> Exception | None:
+        if "merchant_reference" not in exc.constraint:
+            return None
+        # the holder is looked up by the caller, after this transaction rolled back
+        return DuplicateMerchantReference(order.merchant_reference or "", "")
+
+    return meaning
 
 
 def _filters(query: OrderQuery) -> tuple[str, dict[str, Any]]:

@@ -78,7 +78,9 @@ class OrderRepository(Protocol):
     async def add(self, order: Order) -> None:
         """Store a new order with its recorded entries and events.
 
-        Raises ``DuplicateMerchantReference`` when its merchant reference is taken; the
+        Raises ``DuplicateMerchantReference`` when its merchant reference is taken: from
+        here, or, where the inserts wait to go with the commit (PostgreSQL: one round trip
+        for both), from the unit of work's next statement or its ``commit``. The
         transaction is then spoilt, so find the holder with :meth:`find_by_reference` in a
         new unit of work.
         """

@@ -5,19 +5,22 @@ from __future__ import annotations
 import functools
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from orderguard.storage.database import (
     Connection,
     Database,
+    Meaning,
     Params,
     Row,
     Transaction,
+    meant,
     named_to_pyformat,
     redact_url,
 )
@@ -46,58 +49,158 @@ def _translate(exc: psycopg.Error) -> StorageError:
     return StorageError(str(exc).strip())
 
 
+def _meant(exc: psycopg.errors.UniqueViolation, meanings: Sequence[Meaning]) -> Exception:
+    """What a unique violation means to the statements' senders (:meth:`at_commit`)."""
+    return meant(UniqueViolation(exc.diag.constraint_name or str(exc)), meanings)
+
+
 class PostgresConnection(Connection):
-    """A pooled psycopg connection inside a transaction."""
+    """A pooled psycopg connection inside a transaction.
+
+    Round trips are what an order costs most here, so the transaction's ``BEGIN`` goes
+    with its first statement (psycopg waits for a ``BEGIN`` of its own: the pool's
+    connections are in autocommit mode and every transaction is begun here, by
+    :meth:`_begin`); :meth:`fetch_each` and :meth:`batch` send their statements together;
+    statements sent :meth:`at_commit` wait for the ``COMMIT`` and go with it."""
 
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
         self._conn = conn
+        #: Statements held for the commit (:meth:`at_commit`), and what their unique
+        #: violations mean.
+        self.held: list[tuple[str, Params]] = []
+        self.meanings: list[Meaning] = []
+        self._holding = 0
+        #: Whether ``BEGIN`` was sent (with the first statement).
+        self.begun = False
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        try:
-            cursor = await self._conn.execute(_pg(sql), params or {})
-        except psycopg.Error as exc:
-            raise _translate(exc) from exc
+        if self._holding:
+            self.held.append((sql, params or {}))
+            return 0
+        cursor = await self._send(sql, params or {})
         return cursor.rowcount
+
+    async def execute_counted(self, sql: str, params: Params | None = None) -> Callable[[], int]:
+        cursor = await self._send(sql, params or {})
+        return lambda: cursor.rowcount  # set when a batch's results arrive
+
+    async def execute_at_commit(self, sql: str, params: Params | None = None) -> None:
+        self.held.append((sql, params or {}))
+
+    @asynccontextmanager
+    async def at_commit(self, meaning: Meaning | None = None) -> AsyncIterator[None]:
+        if meaning is not None:
+            self.meanings.append(meaning)
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[None]:
+        if self._piped():  # nested: the outer block sends it all
+            yield
+            return
         try:
             async with self._conn.pipeline():
+                await self._begin_and_held()
                 yield
+        except psycopg.errors.UniqueViolation as exc:
+            raise _meant(exc, self.meanings) from exc
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
     async def execute_script(self, script: str) -> None:
+        async with self.batch():
+            pass  # BEGIN and what was held, then the script on its own (simple protocol)
         try:
             await self._conn.execute(script.encode())
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
     async def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        if self._holding:
+            self.held.extend((sql, row) for row in rows)
+            return 0
         try:
+            if not self._piped() and (self.held or not self.begun):
+                # its own round trip: the count of an executemany ending a pipeline it did
+                # not open is not summed
+                async with self._conn.pipeline():
+                    await self._begin_and_held()
             async with self._conn.cursor() as cursor:
                 await cursor.executemany(_pg(sql), rows)
                 return max(cursor.rowcount, 0)
+        except psycopg.errors.UniqueViolation as exc:
+            raise _meant(exc, self.meanings) from exc
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
     async def fetchall(self, sql: str, params: Params | None = None) -> list[Row]:
+        cursor = await self._send(sql, params or {})
         try:
-            cursor = await self._conn.execute(_pg(sql), params or {})
             return await cursor.fetchall()
         except psycopg.Error as exc:
             raise _translate(exc) from exc
+
+    async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        try:
+            async with self._conn.pipeline():
+                await self._begin_and_held()
+                cursors = [await self._conn.execute(_pg(sql), params) for sql, params in queries]
+            return [await cursor.fetchall() for cursor in cursors]
+        except psycopg.errors.UniqueViolation as exc:
+            raise _meant(exc, self.meanings) from exc
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def _send(self, sql: str, params: Params) -> psycopg.AsyncCursor[Row]:
+        """Run one statement, with the ``BEGIN`` and the held statements when they are
+        still to send (in a pipeline: one round trip for all)."""
+        try:
+            if self._piped() or (self.begun and not self.held):
+                return await self._conn.execute(_pg(sql), params)
+            async with self._conn.pipeline():
+                await self._begin_and_held()
+                cursor = await self._conn.execute(_pg(sql), params)
+            return cursor
+        except psycopg.errors.UniqueViolation as exc:
+            raise _meant(exc, self.meanings) from exc
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def _begin_and_held(self) -> None:
+        """Queue ``BEGIN`` (once) and the statements held for the commit, in a pipeline."""
+        if not self.begun:
+            await self._conn.execute(b"BEGIN")
+            self.begun = True
+        held, self.held = self.held, []
+        for sql, params in held:
+            await self._conn.execute(_pg(sql), params)
+
+    def _piped(self) -> bool:
+        """A pipeline is open (:meth:`batch`): statements go with it."""
+        return self._conn.pgconn.pipeline_status != pq.PipelineStatus.OFF
 
 
 class _PostgresTransaction(Transaction):
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
         self.raw = conn
-        self.conn = PostgresConnection(conn)
+        self.pg = PostgresConnection(conn)
+        self.conn = self.pg
         self.finished = False
 
     async def commit(self) -> None:
+        """Commit, sending the statements held for it in the same round trip (nothing to
+        commit when no statement was sent)."""
         try:
-            await self.raw.commit()
+            if self.pg.begun or self.pg.held:
+                async with self.raw.pipeline():
+                    await self.pg._begin_and_held()
+                    await self.raw.execute(b"COMMIT")
+        except psycopg.errors.UniqueViolation as exc:
+            raise _meant(exc, self.pg.meanings) from exc
         except psycopg.Error as exc:
             raise _translate(exc) from exc
         self.finished = True
@@ -126,8 +229,7 @@ async def _durable(conn: psycopg.AsyncConnection[Row]) -> None:
     """Make every session wait for its commit to reach disk (G1), whatever the server's or
     the database's default: ``synchronous_commit = off`` would acknowledge an order before it
     is durable, and a crash could then lose an order the shopper was told about."""
-    await conn.execute("SET synchronous_commit = on")
-    await conn.commit()
+    await conn.execute("SET synchronous_commit = on")  # autocommit: for the session
 
 
 class PostgresDatabase(Database):
@@ -148,7 +250,9 @@ class PostgresDatabase(Database):
             max_size=pool_size,
             open=False,
             timeout=ACQUIRE_TIMEOUT,
-            kwargs={"row_factory": dict_row, "autocommit": False, "connect_timeout": 5},
+            # autocommit: psycopg would send each BEGIN alone and wait for it; the
+            # transactions are begun with their first statement instead (PostgresConnection)
+            kwargs={"row_factory": dict_row, "autocommit": True, "connect_timeout": 5},
             check=idle.check,
             reset=idle.returned,
             configure=_durable,

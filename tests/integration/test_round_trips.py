@@ -1,0 +1,339 @@
+"""What an order costs PostgreSQL in round trips and statements, counted on the wire.
+
+Every pooled connection of a real PostgreSQL storage is traced with libpq's protocol trace:
+a round trip is a ``ReadyForQuery`` the server sent (the client waited for it), a statement
+is a ``Query`` or ``Execute`` the client sent. The figures are the design (issue 20: the
+transaction's ``BEGIN`` goes with its first statement, reads of an order go together, what
+nobody reads back goes with the ``COMMIT``); a change that adds a round trip fails here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import pq
+
+from orderguard.domain import ids
+from orderguard.domain.errors import DuplicateMerchantReference
+from orderguard.domain.events import Cause
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.settle import Outcome
+from orderguard.domain.states import AttemptState, OrderState
+from orderguard.services.idempotency import KeyedRequest
+from orderguard.services.intake import Intake, PlaceOrder
+from orderguard.services.settling import Answered, Reply, settle
+from orderguard.storage.unit_of_work import SqlStorage
+from tests.conftest import open_storage
+from tests.factories import customer, new_order
+
+pytestmark = pytest.mark.postgres
+
+AT = datetime(2026, 12, 4, 12, tzinfo=UTC)
+_connect = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+
+
+class Wire:
+    """The libpq trace of every connection opened while it is installed."""
+
+    def __init__(self) -> None:
+        self.files: list[Any] = []  # kept open: libpq writes to them, one per connection
+        self.conns: list[psycopg.AsyncConnection[Any]] = []
+        #: Statements psycopg prepared (after a few uses) on each connection, by name.
+        self.prepared: list[dict[str, str]] = []
+
+    async def connect(self, cls: Any, *args: Any, **kwargs: Any) -> Any:
+        conn = await _connect(cls, *args, **kwargs)
+        self.conns.append(conn)
+        self.prepared.append({})
+        self.files.append(self._trace(conn))
+        return conn
+
+    def _trace(self, conn: psycopg.AsyncConnection[Any]) -> Any:
+        out = tempfile.NamedTemporaryFile("w", prefix="og-wire-", suffix=".txt", delete=False)
+        conn.pgconn.trace(out.fileno())
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        return out
+
+    def take(self) -> tuple[int, list[str]]:
+        """Round trips and statements (first words) since the last call."""
+        trips, sent = 0, []
+        for i, conn in enumerate(self.conns):
+            out = self.files[i]
+            if not conn.closed:
+                conn.pgconn.untrace()
+            out.close()
+            lines = Path(out.name).read_text(errors="replace").splitlines()
+            os.unlink(out.name)
+            trips += round_trips(lines)
+            sent += statements(lines, self.prepared[i])
+            self.files[i] = self._trace(conn) if not conn.closed else out
+        return trips, sent
+
+
+def round_trips(lines: list[str]) -> int:
+    return sum(1 for ln in lines if ln.startswith("B\t") and "\tReadyForQuery" in ln)
+
+
+def statements(lines: list[str], prepared: dict[str, str]) -> list[str]:
+    """The first words of each statement sent on one connection (``INSERT INTO orders``,
+    ``BEGIN``, ...); ``prepared`` learns the statements prepared there."""
+    sent: list[str] = []
+    for message in _messages(lines):
+        if m := _PARSE.match(message):
+            if m.group(1):  # a named statement: its Bind follows
+                prepared[m.group(1)] = m.group(2)
+                continue
+            sent.append(_words(m.group(2)))
+        elif m := _QUERY.match(message):
+            sent.append(_words(m.group(1)))
+        elif m := _BIND.match(message):
+            if m.group(1) in prepared:
+                sent.append(_words(prepared[m.group(1)]))
+    return sent
+
+
+_PARSE = re.compile(r'F\t\d+\tParse\t "([^"]*)" "(.*)" \d+(?: \d+)*$', re.S)
+_QUERY = re.compile(r'F\t\d+\tQuery\t "(.*)"$', re.S)
+_BIND = re.compile(r'F\t\d+\tBind\t "[^"]*" "([^"]+)" ')
+
+
+def _messages(lines: list[str]) -> list[str]:
+    """Trace lines, with statements that span several lines joined back together."""
+    joined: list[str] = []
+    for ln in lines:
+        if ln.startswith(("F\t", "B\t")) or not joined:
+            joined.append(ln)
+        else:
+            joined[-1] += " " + ln
+    return joined
+
+
+def _words(sql: str) -> str:
+    words = sql.split()
+    if words[:2] == ["INSERT", "INTO"] or words[:1] == ["UPDATE"]:
+        return " ".join(words[:3] if words[0] == "INSERT" else words[:2])
+    if words[:3] == ["SELECT", "*", "FROM"]:
+        return " ".join(words[:4])
+    return " ".join(words[:1])
+
+
+@pytest.fixture
+def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
+    traced = Wire()
+
+    async def connect(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        return await traced.connect(cls, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", classmethod(connect))
+    yield traced
+    for conn in traced.conns:
+        if not conn.closed:
+            conn.pgconn.untrace()
+    for out in traced.files:
+        out.close()
+        Path(out.name).unlink(missing_ok=True)
+
+
+@pytest.fixture
+async def pg(pg_url: str, wire: Wire) -> AsyncIterator[SqlStorage]:
+    storage = await open_storage(pg_url)
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+def _render(order: Order) -> bytes:
+    return f'{{"id": "{order.id}", "state": "{order.state}"}}'.encode()
+
+
+def _place(reference: str, key: str) -> PlaceOrder:
+    order = new_order()
+    return PlaceOrder(
+        request=KeyedRequest("test", key, f"fp-{key}"),
+        currency="EUR",
+        lines=list(order.lines),
+        customer=customer(),
+        merchant_reference=reference,
+    )
+
+
+async def test_an_order_without_payment_is_stored_in_two_round_trips(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    intake = Intake(pg, _render, clock=lambda: AT)
+    await intake.place(_place("RT-0", "warm-up"))  # the pool's first connection is checked
+    wire.take()
+    answer = await intake.place(_place("RT-1", "key-1"))
+    trips, sent = wire.take()
+    assert trips == 2  # BEGIN + claim of the key; the inserts + COMMIT
+    assert sent == [
+        "BEGIN",
+        "INSERT INTO idempotency_keys",
+        "INSERT INTO orders",
+        "INSERT INTO order_lines",
+        "INSERT INTO order_lines",
+        "INSERT INTO timeline",
+        "INSERT INTO outbox",
+        "COMMIT",
+    ]
+    async with pg() as uow:  # and it is all there
+        stored = await uow.orders.get(answer.order_id)
+        assert stored is not None and stored.merchant_reference == "RT-1"
+        assert len(stored.lines) == 2
+        assert len(await uow.orders.timeline(answer.order_id)) == 1
+        assert [e.type for e in await uow.orders.events(answer.order_id)] == ["order.received"]
+
+
+async def test_a_taken_reference_found_at_commit_stores_nothing_and_frees_the_key(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """The inserts wait for the COMMIT: the reference's unique violation comes from it, is
+    still a DuplicateMerchantReference naming the holder, and the key is not used up."""
+    intake = Intake(pg, _render, clock=lambda: AT)
+    first = await intake.place(_place("RT-TAKEN", "key-a"))
+    with pytest.raises(DuplicateMerchantReference) as caught:
+        await intake.place(_place("RT-TAKEN", "key-b"))
+    assert caught.value.existing_order_id == first.order_id
+    again = await intake.place(_place("RT-FREE", "key-b"))  # same key, other reference
+    assert again.replayed is False and again.order_id != first.order_id
+
+
+async def _order_in_flight(pg: SqlStorage, request: KeyedRequest) -> tuple[Order, str]:
+    """An order with one payment attempt sent, its idempotent request in flight."""
+    order = new_order(at=AT)
+    attempt_id = ids.new_id("pay")
+    attempt = PaymentAttempt(
+        id=attempt_id,
+        order_id=order.id,
+        seq=1,
+        provider="stripe",
+        method="pm_card_visa",
+        amount=order.total.amount,
+        currency=order.currency,
+        idempotency_key=f"orderguard-{attempt_id}",
+        created_at=AT,
+        updated_at=AT,
+    )
+    order.start_attempt(attempt, cause=Cause.API, at=AT, note="attempt 1 sent to stripe")
+    async with pg() as uow:
+        assert await uow.idempotency.claim(request.record(AT, order.id, body=None)) is None
+        await uow.orders.add(order)
+        await uow.commit()
+    return order, attempt_id
+
+
+async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire: Wire) -> None:
+    request = KeyedRequest("test", "key-paid", "fp")
+    order, attempt_id = await _order_in_flight(pg, request)
+    outcome = Outcome(
+        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
+    )
+    wire.take()
+    settled = await settle(
+        pg,
+        order.id,
+        [Answered(attempt_id, outcome)],
+        cause=Cause.API,
+        clock=lambda: AT,
+        reply=Reply(request, _render),
+    )
+    trips, sent = wire.take()
+    # BEGIN + the order locked with everything it holds; the order's row, its attempt, its
+    # timeline and outbox, the request's answer + COMMIT (the lock makes the version check
+    # certain, so nothing waits for an answer before the commit)
+    assert trips == 2
+    assert sent == [
+        "BEGIN",
+        "SELECT * FROM orders",  # FOR UPDATE: first, so the rest cannot change meanwhile
+        "SELECT * FROM order_lines",
+        "SELECT * FROM payment_attempts",
+        "SELECT * FROM order_flags",
+        "SELECT * FROM refunds",
+        "UPDATE orders",
+        "INSERT INTO payment_attempts",  # an upsert
+        "INSERT INTO timeline",
+        "INSERT INTO outbox",
+        "UPDATE idempotency_keys",
+        "COMMIT",
+    ]
+    assert settled.order.state is OrderState.PAID
+    async with pg() as uow:
+        stored = await uow.orders.get(order.id)
+        assert stored is not None and stored.state is OrderState.PAID
+        assert stored.attempts[0].state is AttemptState.SUCCEEDED
+        assert stored.attempts[0].provider_ref == "pi_1"
+        record = await uow.idempotency.claim(request.record(AT, "other", body=None))
+    assert record is not None and record.response_body == _render(settled.order)
+    assert record.locked_until is None and record.response_status == 201
+
+
+async def test_a_stale_order_is_refused_though_its_update_goes_in_a_batch(
+    pg: SqlStorage,
+) -> None:
+    """save() learns the version check's answer only when the batch ends: it still raises
+    ConcurrentUpdate and nothing of the stale save remains."""
+    from orderguard.storage.orders import ConcurrentUpdate
+
+    order = new_order(at=AT)
+    async with pg() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    async with pg() as uow:
+        stale = await uow.orders.get(order.id)
+    async with pg() as uow:
+        fresh = await uow.orders.get(order.id, for_update=True)
+        assert fresh is not None
+        fresh.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=AT)
+        await uow.orders.save(fresh)
+        await uow.commit()
+    assert stale is not None
+    stale.move_to(OrderState.PAYMENT_PENDING, cause=Cause.API, at=AT, note="stale")
+    with pytest.raises(ConcurrentUpdate):
+        async with pg() as uow:
+            await uow.orders.save(stale)
+            await uow.commit()
+    async with pg() as uow:
+        current = await uow.orders.get(order.id)
+        entries = await uow.orders.timeline(order.id)
+    assert current is not None and current.state is OrderState.CANCELLED
+    assert [e.note for e in entries if e.note == "stale"] == []
+
+
+async def test_a_locked_orders_writes_failing_at_the_commit_leave_nothing(
+    pg: SqlStorage,
+) -> None:
+    """A locked order's save waits for the COMMIT; when one of its statements fails there
+    (here a timeline entry reusing a stored entry's id), the commit raises and the whole
+    transaction is rolled back: the order's row did not move either."""
+    from dataclasses import replace
+
+    from orderguard.storage.errors import UniqueViolation
+
+    order = new_order(at=AT)
+    first_entry = order.new_entries[0]
+    async with pg() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+    with pytest.raises(UniqueViolation):
+        async with pg() as uow:
+            locked = await uow.orders.get(order.id, for_update=True)
+            assert locked is not None
+            locked.move_to(OrderState.CANCELLED, cause=Cause.SUPPORT, at=AT)
+            locked.new_entries[:] = [replace(e, id=first_entry.id) for e in locked.new_entries]
+            await uow.orders.save(locked)  # nothing sent yet
+            await uow.commit()
+    async with pg() as uow:
+        current = await uow.orders.get(order.id)
+        entries = await uow.orders.timeline(order.id)
+    assert current is not None and current.state is OrderState.RECEIVED
+    assert current.version == order.version
+    assert [e.id for e in entries] == [first_entry.id]
