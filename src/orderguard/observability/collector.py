@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +52,7 @@ class DatabaseCollector(Collector):
         outbox: OutboxStats,
         reconciliation: ReconciliationStats,
         ttl_s: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._stats = stats
         self._watched = watched
@@ -59,33 +60,37 @@ class DatabaseCollector(Collector):
         self._outbox = outbox
         self._reconciliation = reconciliation
         self._ttl_s = ttl_s
+        self._clock = clock
         self._reading: Reading | None = None
         self._taken = float("-inf")
         self._lock = asyncio.Lock()
+        self._registry = CollectorRegistry()
+        self._registry.register(self)
 
     async def refresh(self, now: datetime) -> Reading:
-        """The cached reading, or a new one when it is older than the ttl."""
+        """The cached reading, or a new one when it is older than the ttl.
+
+        Concurrent callers wait for the one refresh under way and share its reading, so a
+        burst of scrapes costs one reading. The database, the outbox relay's records and
+        reconciliation's counts are read at once (on separate connections).
+        """
         async with self._lock:
-            if self._reading is None or time.monotonic() - self._taken >= self._ttl_s:
-                stats = await self._stats.read(
-                    now=now, watched=self._watched, shortest_wait=self._shortest_wait
+            if self._reading is None or self._clock() - self._taken >= self._ttl_s:
+                stats, (lag, dead), (found, still_open) = await asyncio.gather(
+                    self._stats.read(
+                        now=now, watched=self._watched, shortest_wait=self._shortest_wait
+                    ),
+                    self._outbox.delivery(now),
+                    self._reconciliation.exception_counts(),
                 )
-                self._reading = Reading(
-                    stats,
-                    await self._outbox.lag_seconds(now),
-                    await self._outbox.dead_letters_by_sink(),
-                    await self._reconciliation.exceptions_by_category(),
-                    await self._reconciliation.open_exceptions_by_category(),
-                )
-                self._taken = time.monotonic()
+                self._reading = Reading(stats, lag, dead, found, still_open)
+                self._taken = self._clock()
             return self._reading
 
     async def text(self, now: datetime) -> bytes:
         """The exposition text of a fresh (or cached) reading."""
         await self.refresh(now)
-        registry = CollectorRegistry()
-        registry.register(self)
-        return generate_latest(registry)
+        return generate_latest(self._registry)
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if self._reading is None:
@@ -227,9 +232,7 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
 
 def database_up_text(up: bool) -> bytes:
     """``orderguard_database_up``: whether this scrape could read the database."""
-    registry = CollectorRegistry()
-    registry.register(_Up(up))
-    return generate_latest(registry)
+    return _UP_TEXT[up]
 
 
 class _Up(Collector):
@@ -242,3 +245,13 @@ class _Up(Collector):
             "1 when this scrape read the database, 0 when it could not.",
             value=1.0 if self._up else 0.0,
         )
+
+
+def _up_text(up: bool) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(_Up(up))
+    return generate_latest(registry)
+
+
+#: Both answers, rendered once.
+_UP_TEXT = {True: _up_text(True), False: _up_text(False)}
