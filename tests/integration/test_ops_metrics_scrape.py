@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -114,6 +115,7 @@ def _collector(
     *,
     ttl_s: float,
     clock: Callable[[], float] = time.monotonic,
+    shared: Path | None = None,
 ) -> DatabaseCollector:
     """The collector as ``serve`` builds it, with the relay's ``stream`` sink switched on."""
     settings = Settings.load(
@@ -127,6 +129,7 @@ def _collector(
         reconciliation=RecordedExceptionCounts(storage),
         ttl_s=ttl_s,
         clock=clock,
+        shared=shared,
     )
 
 
@@ -229,5 +232,45 @@ async def test_a_read_only_database_is_not_asked_to_fold_on_every_scrape(pg_url:
         await _read(storage)
         assert len(db.statements) == 1, "no fold tried again before FOLD_RETRY_S"
         assert not db.statements[0].startswith("WITH gone")
+    finally:
+        await storage.close()
+
+
+@pytest.mark.postgres
+async def test_processes_sharing_a_folder_read_the_database_once_per_ttl(
+    counted: tuple[SqlStorage, Counted], pg_url: str, tmp_path: Path
+) -> None:
+    """Two API processes (two collectors, each with its own lock and cache) sharing the
+    multi-process folder: scraped at once and in turn, one reading per ttl between them."""
+    storage, db = counted
+    await _read(storage)
+    clock = [1000.0]
+    first, second = (
+        _collector(storage, pg_url, ttl_s=5.0, clock=lambda: clock[0], shared=tmp_path)
+        for _ in range(2)
+    )
+    db.reset()
+    texts = await asyncio.gather(*(c.text(NOW) for c in (first, second) for _ in range(5)))
+    assert len(db.statements) == STATEMENTS_PER_SCRAPE, "ten scrapes of two processes"
+    assert len(set(texts)) == 1
+    await _add_paid(storage)
+    clock[0] += 4.99
+    db.reset()
+    assert _paid(await second.text(NOW)) == _paid(await first.text(NOW)) == 0
+    assert db.statements == [], "within the ttl: the shared reading"
+    clock[0] += 0.01
+    assert _paid(await second.text(NOW)) == 1, "at the ttl: a new reading"
+    assert _paid(await first.text(NOW)) == 1, "the other process's reading"
+    assert len(db.statements) == STATEMENTS_PER_SCRAPE
+
+
+async def test_an_unusable_shared_folder_leaves_each_process_reading_alone(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    storage = await open_storage(sqlite_url)
+    try:
+        await _add_paid(storage)
+        collector = _collector(storage, sqlite_url, ttl_s=5.0, shared=tmp_path / "missing")
+        assert _paid(await collector.text(NOW)) == 1
     finally:
         await storage.close()

@@ -8,10 +8,12 @@ burst of scrapes (several Prometheus servers, a dashboard) costs one set of quer
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -20,12 +22,15 @@ from prometheus_client.registry import Collector
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_AFTER
 from orderguard.observability.hooks import OutboxStats, ReconciliationStats
+from orderguard.observability.shared_gauges import SharedGauges
 from orderguard.storage.ports import OPEN_STATES, DatabaseStats, OpsStats
 
 #: How long an order waits unchanged before it is stuck, in minutes (for the help text).
 STUCK_MINUTES = int(STUCK_AFTER.total_seconds() // 60)
 #: Seconds a database reading is reused.
 DEFAULT_TTL_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class DatabaseCollector(Collector):
         reconciliation: ReconciliationStats,
         ttl_s: float = DEFAULT_TTL_S,
         clock: Callable[[], float] = time.monotonic,
+        shared: Path | None = None,
     ) -> None:
         self._stats = stats
         self._watched = watched
@@ -66,6 +72,7 @@ class DatabaseCollector(Collector):
         self._lock = asyncio.Lock()
         self._registry = CollectorRegistry()
         self._registry.register(self)
+        self._shared = SharedGauges(shared, ttl_s=ttl_s, clock=clock) if shared else None
 
     async def refresh(self, now: datetime) -> Reading:
         """The cached reading, or a new one when it is older than the ttl.
@@ -76,21 +83,42 @@ class DatabaseCollector(Collector):
         """
         async with self._lock:
             if self._reading is None or self._clock() - self._taken >= self._ttl_s:
-                stats, (lag, dead), (found, still_open) = await asyncio.gather(
-                    self._stats.read(
-                        now=now, watched=self._watched, shortest_wait=self._shortest_wait
-                    ),
-                    self._outbox.delivery(now),
-                    self._reconciliation.exception_counts(),
-                )
-                self._reading = Reading(stats, lag, dead, found, still_open)
-                self._taken = self._clock()
+                await self._take(now)
+            assert self._reading is not None
             return self._reading
 
+    async def _take(self, now: datetime) -> None:
+        stats, (lag, dead), (found, still_open) = await asyncio.gather(
+            self._stats.read(now=now, watched=self._watched, shortest_wait=self._shortest_wait),
+            self._outbox.delivery(now),
+            self._reconciliation.exception_counts(),
+        )
+        self._reading = Reading(stats, lag, dead, found, still_open)
+        self._taken = self._clock()
+
     async def text(self, now: datetime) -> bytes:
-        """The exposition text of a fresh (or cached) reading."""
+        """The exposition text of a fresh (or cached) reading: this process's, or, with a
+        shared folder, the one reading of every process sharing it."""
+        if self._shared is not None:
+            try:
+                return await self._shared_text(now, self._shared)
+            except OSError as exc:  # the folder is unusable: this process reads alone
+                log.warning("metrics: the shared gauges' folder is unusable: %s", exc)
         await self.refresh(now)
         return generate_latest(self._registry)
+
+    async def _shared_text(self, now: datetime, shared: SharedGauges) -> bytes:
+        async with self._lock:
+            text = shared.fresh()
+            if text is not None:
+                return text
+            async with shared.refreshing():
+                text = shared.fresh()  # another process may have refreshed it meanwhile
+                if text is None:
+                    await self._take(now)
+                    text = generate_latest(self._registry)
+                    shared.store(text, taken=self._taken)
+            return text
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if self._reading is None:
