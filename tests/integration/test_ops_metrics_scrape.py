@@ -34,8 +34,8 @@ SCHEDULE = RecheckSchedule()
 #: the active endpoints (1), the dead letters (1), the sink's floor and its two waiting
 #: counts (3), the recorded and the open reconciliation exceptions (2).
 STATEMENTS_PER_SCRAPE = 8
-#: The gauges, the configured sinks, the relay's records and reconciliation's.
-TRANSACTIONS_PER_SCRAPE = 4
+#: The gauges, the relay's sinks and records, reconciliation's.
+TRANSACTIONS_PER_SCRAPE = 3
 
 
 class Counted(Database):
