@@ -74,3 +74,5 @@ def test_one_api_process_reports_the_intake_of_another_and_the_workers_checks(
     assert seen[("orderguard_check_status", (("check", "database"),))] in {0, 1}  # 1: slow
     assert seen[("orderguard_check_status", (("check", "schema"),))] == 0
     assert any(folder.glob("*.db")), "metric values live in the shared folder"
+    # the database gauges' reading is shared there too (observability/shared_gauges.py)
+    assert b"orderguard_orders" in (folder / "orderguard-db-gauges.prom").read_bytes()

@@ -48,6 +48,9 @@ class RelayStats:
     async def dead_letters_by_sink(self) -> dict[str, int] | None:
         return {"email": 3, "stream": 0}
 
+    async def delivery(self, now: datetime) -> tuple[float | None, dict[str, int] | None]:
+        return await self.lag_seconds(now), await self.dead_letters_by_sink()
+
 
 class Exceptions:
     async def exceptions_by_category(self) -> dict[str, int] | None:
@@ -55,6 +58,9 @@ class Exceptions:
 
     async def open_exceptions_by_category(self) -> dict[str, int] | None:
         return {"amount_mismatch": 1, "duplicate": 0}
+
+    async def exception_counts(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        return await self.exceptions_by_category(), await self.open_exceptions_by_category()
 
 
 class Untracked:
@@ -69,6 +75,12 @@ class Untracked:
 
     async def open_exceptions_by_category(self) -> dict[str, int] | None:
         return None
+
+    async def delivery(self, now: datetime) -> tuple[float | None, dict[str, int] | None]:
+        return None, None
+
+    async def exception_counts(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        return None, None
 
 
 def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

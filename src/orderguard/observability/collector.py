@@ -8,10 +8,12 @@ burst of scrapes (several Prometheus servers, a dashboard) costs one set of quer
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -20,12 +22,15 @@ from prometheus_client.registry import Collector
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_AFTER
 from orderguard.observability.hooks import OutboxStats, ReconciliationStats
+from orderguard.observability.shared_gauges import SharedGauges
 from orderguard.storage.ports import OPEN_STATES, DatabaseStats, OpsStats
 
 #: How long an order waits unchanged before it is stuck, in minutes (for the help text).
 STUCK_MINUTES = int(STUCK_AFTER.total_seconds() // 60)
 #: Seconds a database reading is reused.
 DEFAULT_TTL_S = 5.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,8 @@ class DatabaseCollector(Collector):
         outbox: OutboxStats,
         reconciliation: ReconciliationStats,
         ttl_s: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+        shared: Path | None = None,
     ) -> None:
         self._stats = stats
         self._watched = watched
@@ -59,33 +66,59 @@ class DatabaseCollector(Collector):
         self._outbox = outbox
         self._reconciliation = reconciliation
         self._ttl_s = ttl_s
+        self._clock = clock
         self._reading: Reading | None = None
         self._taken = float("-inf")
         self._lock = asyncio.Lock()
+        self._registry = CollectorRegistry()
+        self._registry.register(self)
+        self._shared = SharedGauges(shared, ttl_s=ttl_s, clock=clock) if shared else None
 
     async def refresh(self, now: datetime) -> Reading:
-        """The cached reading, or a new one when it is older than the ttl."""
+        """The cached reading, or a new one when it is older than the ttl.
+
+        Concurrent callers wait for the one refresh under way and share its reading, so a
+        burst of scrapes costs one reading. The database, the outbox relay's records and
+        reconciliation's counts are read at once (on separate connections).
+        """
         async with self._lock:
-            if self._reading is None or time.monotonic() - self._taken >= self._ttl_s:
-                stats = await self._stats.read(
-                    now=now, watched=self._watched, shortest_wait=self._shortest_wait
-                )
-                self._reading = Reading(
-                    stats,
-                    await self._outbox.lag_seconds(now),
-                    await self._outbox.dead_letters_by_sink(),
-                    await self._reconciliation.exceptions_by_category(),
-                    await self._reconciliation.open_exceptions_by_category(),
-                )
-                self._taken = time.monotonic()
+            if self._reading is None or self._clock() - self._taken >= self._ttl_s:
+                await self._take(now)
+            assert self._reading is not None
             return self._reading
 
+    async def _take(self, now: datetime) -> None:
+        stats, (lag, dead), (found, still_open) = await asyncio.gather(
+            self._stats.read(now=now, watched=self._watched, shortest_wait=self._shortest_wait),
+            self._outbox.delivery(now),
+            self._reconciliation.exception_counts(),
+        )
+        self._reading = Reading(stats, lag, dead, found, still_open)
+        self._taken = self._clock()
+
     async def text(self, now: datetime) -> bytes:
-        """The exposition text of a fresh (or cached) reading."""
+        """The exposition text of a fresh (or cached) reading: this process's, or, with a
+        shared folder, the one reading of every process sharing it."""
+        if self._shared is not None:
+            try:
+                return await self._shared_text(now, self._shared)
+            except OSError as exc:  # the folder is unusable: this process reads alone
+                log.warning("metrics: the shared gauges' folder is unusable: %s", exc)
         await self.refresh(now)
-        registry = CollectorRegistry()
-        registry.register(self)
-        return generate_latest(registry)
+        return generate_latest(self._registry)
+
+    async def _shared_text(self, now: datetime, shared: SharedGauges) -> bytes:
+        async with self._lock:
+            text = shared.fresh()
+            if text is not None:
+                return text
+            async with shared.refreshing():
+                text = shared.fresh()  # another process may have refreshed it meanwhile
+                if text is None:
+                    await self._take(now)
+                    text = generate_latest(self._registry)
+                    shared.store(text, taken=self._taken)
+            return text
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         if self._reading is None:
@@ -227,9 +260,7 @@ def _hook_families(reading: Reading) -> Iterator[GaugeMetricFamily]:
 
 def database_up_text(up: bool) -> bytes:
     """``orderguard_database_up``: whether this scrape could read the database."""
-    registry = CollectorRegistry()
-    registry.register(_Up(up))
-    return generate_latest(registry)
+    return _UP_TEXT[up]
 
 
 class _Up(Collector):
@@ -242,3 +273,13 @@ class _Up(Collector):
             "1 when this scrape read the database, 0 when it could not.",
             value=1.0 if self._up else 0.0,
         )
+
+
+def _up_text(up: bool) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(_Up(up))
+    return generate_latest(registry)
+
+
+#: Both answers, rendered once.
+_UP_TEXT = {True: _up_text(True), False: _up_text(False)}

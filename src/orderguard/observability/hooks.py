@@ -12,7 +12,11 @@ from typing import Protocol
 
 from orderguard.config import Settings
 from orderguard.reconcile.categories import EXCEPTIONS
-from orderguard.reconcile.queries import exceptions_by_category, open_exceptions_by_category
+from orderguard.reconcile.queries import (
+    exception_counts,
+    exceptions_by_category,
+    open_exceptions_by_category,
+)
 from orderguard.services.outbox import outbox_health
 from orderguard.storage.ports import UnitOfWorkFactory
 
@@ -29,6 +33,11 @@ class OutboxStats(Protocol):
         """Events given up on, per sink; ``None`` when not tracked."""
         ...
 
+    async def delivery(self, now: datetime) -> tuple[float | None, dict[str, int] | None]:
+        """The lag and the dead letters from one look at the records (what ``/metrics``
+        reads)."""
+        ...
+
 
 class ReconciliationStats(Protocol):
     """What reconciliation found that needs a person."""
@@ -41,6 +50,10 @@ class ReconciliationStats(Protocol):
     async def open_exceptions_by_category(self) -> dict[str, int] | None:
         """Exceptions no later run explained yet, per category (every category, zeros
         included); ``None`` when reconciliation is not part of this deployment."""
+        ...
+
+    async def exception_counts(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        """Both counts in one transaction (what ``/metrics`` reads)."""
         ...
 
 
@@ -61,6 +74,12 @@ class RelayOutbox:
         """Dead letters per configured sink, zeros included."""
         return {h.sink: h.dead_letters for h in await outbox_health(self._settings, self._storage)}
 
+    async def delivery(self, now: datetime) -> tuple[float | None, dict[str, int] | None]:
+        """Both from one reading of the records."""
+        health = await outbox_health(self._settings, self._storage, now=now)
+        lag = max((h.lag_seconds for h in health), default=0.0)
+        return lag, {h.sink: h.dead_letters for h in health}
+
 
 class UntrackedOutbox:
     """No storage to read delivery records from (``doctor`` when the database is out of
@@ -73,6 +92,10 @@ class UntrackedOutbox:
     async def dead_letters_by_sink(self) -> dict[str, int] | None:
         """Unknown: no relay records dead letters."""
         return None
+
+    async def delivery(self, now: datetime) -> tuple[float | None, dict[str, int] | None]:
+        """Unknown, both."""
+        return None, None
 
 
 class RecordedExceptionCounts:
@@ -89,4 +112,13 @@ class RecordedExceptionCounts:
     async def open_exceptions_by_category(self) -> dict[str, int] | None:
         """Open exceptions per category, zeros included."""
         found = await open_exceptions_by_category(self._storage)
-        return {category: found.get(category, 0) for category in sorted(EXCEPTIONS)}
+        return _every_category(found)
+
+    async def exception_counts(self) -> tuple[dict[str, int] | None, dict[str, int] | None]:
+        """Recorded and open exceptions per category, read in one transaction."""
+        recorded, still_open = await exception_counts(self._storage)
+        return recorded, _every_category(still_open)
+
+
+def _every_category(found: dict[str, int]) -> dict[str, int]:
+    return {category: found.get(category, 0) for category in sorted(EXCEPTIONS)}

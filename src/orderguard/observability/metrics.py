@@ -14,6 +14,7 @@ process's live gauges apart (:func:`forget_process`).
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -86,9 +87,16 @@ def process_metrics_text() -> bytes:
     """The exposition text of the process metrics (of every process in multi-process mode)."""
     if MULTIPROC_DIR is None:
         return generate_latest(REGISTRY)
+    return generate_latest(_merged(MULTIPROC_DIR))
+
+
+@functools.cache
+def _merged(folder: str) -> CollectorRegistry:
+    """The registry that merges every process's files in ``folder`` (built once: it reads
+    the files on each scrape)."""
     merged = CollectorRegistry()
-    _multiprocess.MultiProcessCollector(merged, path=MULTIPROC_DIR)  # type: ignore[no-untyped-call]
-    return generate_latest(merged)
+    _multiprocess.MultiProcessCollector(merged, path=folder)  # type: ignore[no-untyped-call]
+    return merged
 
 
 def forget_process(pid: int, folder: str) -> None:

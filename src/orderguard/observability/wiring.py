@@ -8,6 +8,7 @@ through the storage's unit of work, so they read SQL and in-memory storage alike
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from orderguard.config import Settings
 from orderguard.container import Container
@@ -18,6 +19,7 @@ from orderguard.observability.hooks import (
     RecordedExceptionCounts,
     RelayOutbox,
 )
+from orderguard.observability.metrics import MULTIPROC_DIR
 from orderguard.storage.ports import UnitOfWorkFactory
 
 
@@ -47,4 +49,5 @@ def database_collector(container: Container) -> DatabaseCollector:
         outbox=container_outbox_stats(container),
         reconciliation=reconciliation_stats(container.storage),
         ttl_s=container.settings.metrics_cache_s,
+        shared=Path(MULTIPROC_DIR) if MULTIPROC_DIR else None,
     )

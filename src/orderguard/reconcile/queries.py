@@ -33,6 +33,14 @@ async def open_exceptions_by_category(storage: UnitOfWorkFactory) -> dict[str, i
         return await uow.reconciliations.counts_by_category(open_only=True)
 
 
+async def exception_counts(storage: UnitOfWorkFactory) -> tuple[dict[str, int], dict[str, int]]:
+    """Recorded and open exceptions per category, read in one transaction (``/metrics``)."""
+    async with storage.reader() as uow:
+        recorded = await uow.reconciliations.counts_by_category()
+        still_open = await uow.reconciliations.counts_by_category(open_only=True)
+    return recorded, still_open
+
+
 async def run_providers(storage: UnitOfWorkFactory, run_ids: set[str]) -> dict[str, str]:
     """The provider each applied run reconciled, by run id."""
     async with storage.reader() as uow:

@@ -21,7 +21,7 @@ from orderguard.domain.delivery import (
 )
 from orderguard.domain.events import EventType
 from orderguard.services.clock import Clock, system_clock
-from orderguard.storage.ports import UnitOfWorkFactory
+from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
 
 
 class SinkSettings(Protocol):
@@ -67,14 +67,18 @@ async def configured_sinks(
     settings: SinkSettings, storage: UnitOfWorkFactory
 ) -> dict[str, frozenset[EventType] | None]:
     """The sinks switched on now, each with the event types it receives (None: all)."""
+    async with storage.reader() as uow:
+        return await _sinks(settings, uow)
+
+
+async def _sinks(settings: SinkSettings, uow: UnitOfWork) -> dict[str, frozenset[EventType] | None]:
     sinks: dict[str, frozenset[EventType] | None] = {}
     if settings.smtp_url:
         sinks[EMAIL_SINK] = EMAILED_EVENTS
     if settings.nats_url:
         sinks[STREAM_SINK] = None
-    async with storage.reader() as uow:
-        for endpoint in await uow.endpoints.active():
-            sinks[endpoint.sink] = None
+    for endpoint in await uow.endpoints.active():
+        sinks[endpoint.sink] = None
     return sinks
 
 
@@ -87,9 +91,9 @@ async def outbox_health(
     """
     now = now or system_clock()
     since = now - timedelta(hours=settings.outbox_backfill_hours)
-    sinks = await configured_sinks(settings, storage)
     health = []
-    async with storage.reader() as uow:
+    async with storage.reader() as uow:  # one transaction: the sinks and their records
+        sinks = await _sinks(settings, uow)
         dead = await uow.outbox.dead_counts()
         for sink, types in sinks.items():
             waiting = await uow.outbox.undelivered(sink, types=types, since=since)

@@ -7,13 +7,23 @@ Read-only, aggregate queries (one round trip each) on either dialect.
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
 from orderguard.domain.stuck import STUCK_STATES, stuck_horizon
 from orderguard.storage.budget import ServerRoom, server_room
-from orderguard.storage.database import Connection, Database, Row, to_datetime, transaction
+from orderguard.storage.database import (
+    Connection,
+    Database,
+    Row,
+    to_datetime,
+    transaction,
+    utc,
+)
 from orderguard.storage.errors import StorageError
 from orderguard.storage.order_flags import HAS_OPEN_FLAG
 from orderguard.storage.ports import (
@@ -34,6 +44,10 @@ class SqlOpsStats:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: When the webhook ledger may be folded again (after a read-only refusal).
+        self._fold_again_at = float("-inf")
+        #: Whether the last reading found more than ``ESTIMATE_ABOVE`` orders (PostgreSQL).
+        self._large: bool | None = None
 
     async def ping(self) -> float:
         started = time.perf_counter()
@@ -69,38 +83,50 @@ class SqlOpsStats:
     async def read(
         self, *, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
     ) -> DatabaseStats:
-        postgres = self._db.dialect == "postgresql"
-        if postgres:
-            await self._fold()
-        async with transaction(self._db, write=False) as conn:
-            by_state = await self._by_state(conn)
-            open_by_age, oldest = await _open_orders(conn, now)
-            stuck = await _stuck(conn, stuck_horizon(now=now))
-            flagged = await _flagged(conn)
-            backlog, lag = await _janitor(conn, now, watched, shortest_wait)
-            webhooks = await (_webhooks_pg(conn) if postgres else _webhooks(conn))
-            row = await conn.fetchone("SELECT MAX(seen_at) AS seen FROM worker_heartbeats")
-        return DatabaseStats(
-            now=now,
-            orders_by_state=by_state,
-            open_by_age=open_by_age,
-            oldest_open=oldest,
-            stuck_by_state=stuck,
-            flagged_by_reason=flagged,
-            janitor_backlog=backlog,
-            janitor_lag=lag,
-            webhooks=webhooks,
-            last_heartbeat=to_datetime(row["seen"]) if row else None,
-        )
+        if self._db.dialect == "postgresql":
+            large = await self._large_table()
+            rows = await self._read_pg(_parts(now, watched, shortest_wait, estimate=large))
+            self._large = _planned_orders(rows) >= ESTIMATE_ABOVE
+        else:
+            parts = _parts(now, watched, shortest_wait, estimate=None)
+            async with transaction(self._db, write=False) as conn:
+                rows = {part.name: await conn.fetchall(part.sql, part.params) for part in parts}
+        return _stats(now, rows, shortest_wait)
 
-    async def _fold(self) -> None:
-        """Fold the webhook ledger; best effort: unfolded, its sums are the same (a
-        read-only standby cannot fold, and must still answer)."""
+    async def _large_table(self) -> bool:
+        """Whether the orders' final states are estimated (``ESTIMATE_ABOVE``): what the last
+        reading's planner estimate said, asked once when this is the first reading. Choosing
+        before the statement keeps a count of the whole table out of its plan."""
+        if self._large is None:
+            async with transaction(self._db, write=False) as conn:
+                row = await conn.fetchone(_RELTUPLES)
+            self._large = row is not None and int(row["n"]) >= ESTIMATE_ABOVE
+        return self._large
+
+    async def _read_pg(self, parts: tuple[_Part, ...]) -> dict[str, list[Row]]:
+        """Every part in ONE statement (one round trip with its ``BEGIN``), folding the
+        webhook ledger in the same statement. A read-only database (a standby) refuses the
+        fold: the statement is then sent without it (the ledger's sums are the same
+        unfolded), and the fold is tried again after ``FOLD_RETRY_S``."""
+        fold = time.monotonic() >= self._fold_again_at
         try:
-            async with transaction(self._db) as conn:
-                await _fold_tallies(conn)
-        except StorageError:
-            return
+            return await self._one_statement(parts, fold=fold)
+        except StorageError as exc:
+            if not fold or "read-only" not in str(exc):
+                raise
+        self._fold_again_at = time.monotonic() + FOLD_RETRY_S
+        return await self._one_statement(parts, fold=False)
+
+    async def _one_statement(self, parts: tuple[_Part, ...], *, fold: bool) -> dict[str, list[Row]]:
+        params: dict[str, object] = {}
+        for part in parts:
+            params.update(part.params)
+        async with transaction(self._db) as conn:
+            async with conn.batch():  # BEGIN and the statement in one round trip
+                row = await conn.fetchone(_statement(parts, fold=fold), params)
+        if row is None:  # pragma: no cover - a SELECT without FROM returns one row
+            raise StorageError("the metrics statement returned no row")
+        return {part.name: list(row[part.name]) for part in parts}
 
     async def orders_by_state(self) -> dict[str, int]:
         async with transaction(self._db, write=False) as conn:
@@ -127,15 +153,25 @@ def _n(row: Row | None) -> int:
     return int(row["n"]) if row else 0
 
 
-async def _stuck(conn: Connection, since: datetime) -> dict[str, int]:
-    """Orders in each stuck state unchanged since ``since`` (every stuck state listed)."""
-    rows = await conn.fetchall(
+def _stuck_part(since: datetime) -> _Part:
+    return _Part(
+        "stuck",
         f"SELECT state, COUNT(*) AS n FROM orders WHERE state IN ({_STUCK_IN}) "
         "AND updated_at < :since GROUP BY state",
         {**_STUCK, "since": since},
     )
+
+
+def _stuck_counts(rows: list[Row]) -> dict[str, int]:
+    """Every stuck state listed, zeros included."""
     found = {str(r["state"]): int(r["n"]) for r in rows}
     return {str(state): found.get(str(state), 0) for state in sorted(STUCK_STATES)}
+
+
+async def _stuck(conn: Connection, since: datetime) -> dict[str, int]:
+    """Orders in each stuck state unchanged since ``since`` (every stuck state listed)."""
+    part = _stuck_part(since)
+    return _stuck_counts(await conn.fetchall(part.sql, part.params))
 
 
 async def _orders_by_state(conn: Connection) -> dict[str, int]:
@@ -179,34 +215,168 @@ async def _orders_by_state_pg(conn: Connection) -> dict[str, int]:
     return counts
 
 
-async def _fold_tallies(conn: Connection) -> None:
-    """Fold the webhook ledger's rows into one per provider (PostgreSQL, migration 15).
+#: Seconds before a refused fold of the webhook ledger (a read-only database) is tried again.
+FOLD_RETRY_S = 60.0
 
-    Concurrent folds are safe: each deletes the rows it sees (a row another fold deleted
-    first is skipped) and inserts their sum, so the totals never change.
-    """
-    await conn.execute(
-        "WITH gone AS (DELETE FROM webhook_tallies RETURNING *) "
-        "INSERT INTO webhook_tallies (provider, received, processed, attempts) "
-        "SELECT provider, SUM(received), SUM(processed), SUM(attempts) FROM gone "
-        "GROUP BY provider"
+#: Fold the webhook ledger's rows into one per provider (PostgreSQL, migration 15), as the
+#: head of the reading's statement. The statement's SELECT reads the snapshot taken before
+#: the fold, whose sums are the same. Concurrent folds are safe: each deletes the rows it
+#: sees (a row another fold deleted first is skipped) and inserts their sum, so the totals
+#: never change.
+_FOLD = (
+    "WITH gone AS (DELETE FROM webhook_tallies RETURNING *), "
+    "folded AS (INSERT INTO webhook_tallies (provider, received, processed, attempts) "
+    "SELECT provider, SUM(received), SUM(processed), SUM(attempts) FROM gone "
+    "GROUP BY provider) "
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """One query of a reading: its rows arrive under ``name``."""
+
+    name: str
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=32)
+def _statement_text(parts: tuple[tuple[str, str], ...], fold: bool) -> str:
+    columns = ", ".join(
+        f"(SELECT COALESCE(json_agg(q), '[]'::json) FROM ({sql}) q) AS {name}"
+        for name, sql in parts
+    )
+    return f"{_FOLD if fold else ''}SELECT {columns}"
+
+
+def _statement(parts: tuple[_Part, ...], *, fold: bool) -> str:
+    """The parts as the columns of one SELECT, each the JSON array of its rows (built once
+    per set of parts, so the server can reuse its prepared plan)."""
+    return _statement_text(tuple((p.name, p.sql) for p in parts), fold)
+
+
+def _parts(
+    now: datetime,
+    watched: frozenset[OrderState],
+    shortest_wait: timedelta,
+    *,
+    estimate: bool | None,
+) -> tuple[_Part, ...]:
+    """The queries of one reading (their parameter names never collide). ``estimate``:
+    ``None`` on SQLite; on PostgreSQL whether the final states are estimated."""
+    exact = _Part("exact_states", "SELECT state, COUNT(*) AS n FROM orders GROUP BY state")
+    by_state: tuple[_Part, ...] = (exact,)
+    if estimate is not None:
+        by_state = (_Part("reltuples", _RELTUPLES),) + (
+            (
+                _Part("open_states", _OPEN_COUNTS, dict(_OPEN)),
+                _Part("final_shares", _FINAL_SHARES, dict(_FINAL)),
+            )
+            if estimate
+            else (exact,)
+        )
+    webhooks = (
+        (_Part("tallies", _TALLIES), _Part("backlog", _BACKLOG))
+        if estimate is not None
+        else (_Part("inbox", _INBOX),)
+    )
+    return (
+        *by_state,
+        _open_orders_part(now),
+        _stuck_part(stuck_horizon(now=now)),
+        _Part(
+            "flagged",
+            "SELECT reason, COUNT(*) AS n FROM order_flags WHERE cleared_at IS NULL "
+            "GROUP BY reason",
+        ),
+        *_janitor_parts(now, watched, shortest_wait),
+        *webhooks,
+        _Part("heartbeat", "SELECT MAX(seen_at) AS seen FROM worker_heartbeats"),
     )
 
 
-async def _webhooks_pg(conn: Connection) -> dict[str, WebhookTotals]:
-    """The inbox's totals from the ledger, its backlog from the unprocessed rows (few, by
-    the partial index ``webhook_events_pending``)."""
-    totals = await conn.fetchall(
-        "SELECT provider, SUM(received) AS received, SUM(processed) AS processed, "
-        "SUM(attempts) AS attempts FROM webhook_tallies GROUP BY provider"
+def _stats(now: datetime, rows: dict[str, list[Row]], shortest_wait: timedelta) -> DatabaseStats:
+    """A reading from the rows of its parts."""
+    open_by_age, oldest = _open_orders(rows["open_orders"])
+    backlog, lag = _janitor(rows.get("janitor"), now, shortest_wait)
+    heartbeat = rows["heartbeat"]
+    return DatabaseStats(
+        now=now,
+        orders_by_state=_by_state(rows),
+        open_by_age=open_by_age,
+        oldest_open=oldest,
+        stuck_by_state=_stuck_counts(rows["stuck"]),
+        flagged_by_reason={str(r["reason"]): int(r["n"]) for r in rows["flagged"]},
+        janitor_backlog=backlog,
+        janitor_lag=lag,
+        webhooks=_webhooks(rows),
+        last_heartbeat=_when(heartbeat[0]["seen"]) if heartbeat else None,
     )
-    backlog = await conn.fetchall(
-        "SELECT provider, "
-        "SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END) AS failing, "
-        "MIN(received_at) AS oldest FROM webhook_events WHERE processed_at IS NULL "
-        "GROUP BY provider"
-    )
-    waiting = {str(r["provider"]): r for r in backlog}
+
+
+def _when(value: Any) -> datetime | None:
+    """A timestamp of a row: a ``datetime`` (SQLite's text) or JSON's ISO text, in UTC."""
+    found = to_datetime(value)
+    return utc(found) if found is not None else None
+
+
+_RELTUPLES = "SELECT reltuples::bigint AS n FROM pg_class WHERE oid = to_regclass('orders')"
+_OPEN_COUNTS = f"SELECT state, COUNT(*) AS n FROM orders WHERE state IN ({_OPEN_IN}) GROUP BY state"
+_FINAL_SHARES = (
+    "SELECT v.state, v.share FROM pg_stats s, "
+    "unnest(s.most_common_vals::text::text[], s.most_common_freqs) AS v(state, share) "
+    "WHERE s.schemaname = current_schema() AND s.tablename = 'orders' "
+    f"AND s.attname = 'state' AND v.state IN ({', '.join(':' + k for k in _FINAL)})"
+)
+
+
+def _by_state(rows: dict[str, list[Row]]) -> dict[str, int]:
+    """Exact counts, or (PostgreSQL, more than ``ESTIMATE_ABOVE`` orders by the planner's
+    estimate) open states exact and final states estimated."""
+    if "exact_states" in rows:
+        return {str(r["state"]): int(r["n"]) for r in rows["exact_states"]}
+    total = max(_planned_orders(rows), 0)
+    counts = {str(r["state"]): int(r["n"]) for r in rows["open_states"]}
+    for r in rows["final_shares"]:
+        counts[str(r["state"])] = round(total * float(r["share"]))
+    return counts
+
+
+def _planned_orders(rows: dict[str, list[Row]]) -> int:
+    """The planner's estimate of the orders (-1: never analyzed)."""
+    found = rows.get("reltuples")
+    return int(found[0]["n"]) if found else -1
+
+
+_TALLIES = (
+    "SELECT provider, SUM(received) AS received, SUM(processed) AS processed, "
+    "SUM(attempts) AS attempts FROM webhook_tallies GROUP BY provider"
+)
+#: The inbox's backlog from the unprocessed rows (few, by ``webhook_events_pending``).
+_BACKLOG = (
+    "SELECT provider, "
+    "SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END) AS failing, "
+    "MIN(received_at) AS oldest FROM webhook_events WHERE processed_at IS NULL "
+    "GROUP BY provider"
+)
+#: SQLite: the whole inbox counted (no ledger).
+_INBOX = (
+    "SELECT provider, COUNT(*) AS received, "
+    "SUM(CASE WHEN processed_at IS NOT NULL THEN 1 ELSE 0 END) AS processed, "
+    "SUM(attempts) AS attempts, "
+    "SUM(CASE WHEN processed_at IS NULL AND last_error IS NOT NULL THEN 1 ELSE 0 END) "
+    "AS failing, "
+    "MIN(CASE WHEN processed_at IS NULL THEN received_at END) AS oldest "
+    "FROM webhook_events GROUP BY provider"
+)
+
+
+def _webhooks(rows: dict[str, list[Row]]) -> dict[str, WebhookTotals]:
+    """Totals per provider: from the ledger and the backlog (PostgreSQL) or the inbox."""
+    if "inbox" in rows:
+        totals, waiting = rows["inbox"], {str(r["provider"]): r for r in rows["inbox"]}
+    else:
+        totals, waiting = rows["tallies"], {str(r["provider"]): r for r in rows["backlog"]}
     found = {}
     for r in totals:
         processed = int(r["processed"] or 0)
@@ -216,7 +386,7 @@ async def _webhooks_pg(conn: Connection) -> dict[str, WebhookTotals]:
             processed=processed,
             failures=max(int(r["attempts"] or 0) - processed, 0),
             failing=int(late["failing"] or 0) if late else 0,
-            oldest_unprocessed=to_datetime(late["oldest"]) if late else None,
+            oldest_unprocessed=_when(late["oldest"]) if late else None,
         )
     return found
 
@@ -226,89 +396,70 @@ def _in(prefix: str, values: tuple[str, ...] | list[str]) -> tuple[str, dict[str
     return ", ".join(f":{n}" for n in names), names
 
 
-async def _open_orders(
-    conn: Connection, now: datetime
-) -> tuple[dict[str, dict[str, int]], dict[str, datetime]]:
-    states, params = _in("s", [str(s) for s in OPEN_STATES])
+def _open_orders_part(now: datetime) -> _Part:
+    states, names = _in("s", [str(s) for s in OPEN_STATES])
+    params: dict[str, Any] = dict(names)
     columns, lower = [], None
     for index, (_, upper) in enumerate(AGE_BUCKETS):
         conditions = []
         if upper is not None:
-            params[f"u{index}"] = now - upper  # type: ignore[assignment]
+            params[f"u{index}"] = now - upper
             conditions.append(f"created_at > :u{index}")
         if lower is not None:
             conditions.append(f"created_at <= :u{index - 1}")
         columns.append(f"SUM(CASE WHEN {' AND '.join(conditions)} THEN 1 ELSE 0 END) AS b{index}")
         lower = upper
-    rows = await conn.fetchall(
+    return _Part(
+        "open_orders",
         f"SELECT state, {', '.join(columns)}, "
         f"MIN(CASE WHEN NOT {HAS_OPEN_FLAG} THEN created_at END) AS oldest "
         f"FROM orders WHERE state IN ({states}) GROUP BY state",
         params,
     )
+
+
+def _open_orders(rows: list[Row]) -> tuple[dict[str, dict[str, int]], dict[str, datetime]]:
     by_age: dict[str, dict[str, int]] = {}
     oldest: dict[str, datetime] = {}
     for row in rows:
         state = str(row["state"])
         by_age[state] = {label: int(row[f"b{i}"] or 0) for i, (label, _) in enumerate(AGE_BUCKETS)}
-        first = to_datetime(row["oldest"])
+        first = _when(row["oldest"])
         if first is not None:
             oldest[state] = first
     return by_age, oldest
 
 
-async def _flagged(conn: Connection) -> dict[str, int]:
-    """Orders with an open flag, by the flag's reason (an order counts once per reason)."""
-    rows = await conn.fetchall(
-        "SELECT reason, COUNT(*) AS n FROM order_flags WHERE cleared_at IS NULL GROUP BY reason"
-    )
-    return {str(r["reason"]): int(r["n"]) for r in rows}
-
-
-async def _janitor(
-    conn: Connection, now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
-) -> tuple[int, timedelta]:
+def _janitor_parts(
+    now: datetime, watched: frozenset[OrderState], shortest_wait: timedelta
+) -> tuple[_Part, ...]:
     if not watched:
-        return 0, timedelta(0)
-    states, params = _in("s", sorted(str(s) for s in watched))
-    row = await conn.fetchone(
-        "SELECT COUNT(*) AS n, "
-        "MIN(CASE WHEN next_check_at IS NOT NULL THEN next_check_at END) AS next_due, "
-        "MIN(CASE WHEN next_check_at IS NULL THEN last_checked_at END) AS first_due "
-        f"FROM orders WHERE state IN ({states}) "
-        "AND (next_check_at <= :now OR (next_check_at IS NULL AND last_checked_at <= :first))",
-        {**params, "now": now, "first": now - shortest_wait},
+        return ()
+    states, names = _in("j", sorted(str(s) for s in watched))
+    return (
+        _Part(
+            "janitor",
+            "SELECT COUNT(*) AS n, "
+            "MIN(CASE WHEN next_check_at IS NOT NULL THEN next_check_at END) AS next_due, "
+            "MIN(CASE WHEN next_check_at IS NULL THEN last_checked_at END) AS first_due "
+            f"FROM orders WHERE state IN ({states}) AND (next_check_at <= :now "
+            "OR (next_check_at IS NULL AND last_checked_at <= :first))",
+            {**names, "now": now, "first": now - shortest_wait},
+        ),
     )
-    if row is None or not row["n"]:
+
+
+def _janitor(
+    rows: list[Row] | None, now: datetime, shortest_wait: timedelta
+) -> tuple[int, timedelta]:
+    if not rows or not rows[0]["n"]:
         return 0, timedelta(0)
-    due = [to_datetime(row["next_due"])]
-    first = to_datetime(row["first_due"])
+    row = rows[0]
+    due = [_when(row["next_due"])]
+    first = _when(row["first_due"])
     due.append(first + shortest_wait if first is not None else None)
     earliest = min(d for d in due if d is not None)
     return int(row["n"]), max(now - earliest, timedelta(0))
-
-
-async def _webhooks(conn: Connection) -> dict[str, WebhookTotals]:
-    rows = await conn.fetchall(
-        "SELECT provider, COUNT(*) AS received, "
-        "SUM(CASE WHEN processed_at IS NOT NULL THEN 1 ELSE 0 END) AS processed, "
-        "SUM(attempts) AS attempts, "
-        "SUM(CASE WHEN processed_at IS NULL AND last_error IS NOT NULL THEN 1 ELSE 0 END) "
-        "AS failing, "
-        "MIN(CASE WHEN processed_at IS NULL THEN received_at END) AS oldest "
-        "FROM webhook_events GROUP BY provider"
-    )
-    totals = {}
-    for r in rows:
-        processed = int(r["processed"] or 0)
-        totals[str(r["provider"])] = WebhookTotals(
-            received=int(r["received"]),
-            processed=processed,
-            failures=max(int(r["attempts"] or 0) - processed, 0),
-            failing=int(r["failing"] or 0),
-            oldest_unprocessed=to_datetime(r["oldest"]),
-        )
-    return totals
 
 
 async def probe_postgres(url: str, *, timeout_s: int = 5) -> str | None:
