@@ -87,13 +87,16 @@ async def apply(
             async with storage() as uow:
                 if await _act(uow, run.id, provider, result, now, applied):
                     await uow.commit()
-    async with storage() as uow:
+    async with storage.reader() as uow:
         earlier = await uow.reconciliations.open_exceptions(provider=provider, other_than=run.id)
-        orphans = {e.provider_ref for e in earlier if e.category == c.MISSING_IN_ORDERS}
-        explained = engine.explained(
-            [Unexplained(e.id, e.category, e.order_id, e.provider_ref, e.amount) for e in earlier],
-            paid=await paid_refs(storage, {ref for ref in orphans if ref}),
-        )
+    # Each read in its own unit of work (the lookups open theirs), then one transaction that
+    # closes those still open: an exception another run closed meanwhile is left as it is.
+    orphans = {e.provider_ref for e in earlier if e.category == c.MISSING_IN_ORDERS}
+    explained = engine.explained(
+        [Unexplained(e.id, e.category, e.order_id, e.provider_ref, e.amount) for e in earlier],
+        paid=await paid_refs(storage, {ref for ref in orphans if ref}),
+    )
+    async with storage() as uow:
         applied.resolved = await uow.reconciliations.resolve(explained, run_id=run.id, at=now)
         await uow.commit()
     return applied
