@@ -1,8 +1,9 @@
 """The matching engine: settlement lines and orders in DuckDB, joined in bounded memory.
 
 Report files are read by DuckDB directly (or after :func:`~.sources.prepare`), the orders
-come as two CSV files exported from storage
-(:func:`orderguard.reconcile.export.export_orders`). Each charge line
+come as two CSV files exported from storage: only those :meth:`Engine.scope` says matching
+can use, once the reports are read (:func:`orderguard.reconcile.export.export_scope`), or
+every one (:func:`~orderguard.reconcile.export.export_orders`). Each charge line
 is matched to an order by the provider's reference, else by order id or merchant
 reference, else by amount and currency within a date window (lower confidence). DuckDB
 spills to ``workdir`` beyond ``memory_limit``.
