@@ -34,8 +34,8 @@ class Scope:
       line with no reference can match by amount;
     - every attempt whose provider reference is one of ``refs``, whatever its age: the
       lines' references (charges, refunds and chargebacks of old orders) and order
-      references (a wallet's ``out_trade_no``), and the references of earlier exceptions
-      an applied run may explain;
+      references (a wallet's ``out_trade_no``); an applied run looks up the references of
+      earlier orphan charges apart (:func:`~.export.paid_refs`);
     - the orders of those attempts, and every order whose id or merchant reference is one
       of ``order_refs``.
 
@@ -47,10 +47,6 @@ class Scope:
     refs: frozenset[str]
     order_refs: frozenset[str]
     provider: str | None = None
-
-    def with_refs(self, more: set[str]) -> Scope:
-        """This scope, with the attempts of ``more`` references too."""
-        return Scope(self.paid_from, self.paid_to, self.refs | more, self.order_refs, self.provider)
 
 
 @dataclass(frozen=True)
