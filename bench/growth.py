@@ -15,8 +15,8 @@ the current schema. On each, in the same run:
   ``/metrics`` scrape (the collector with its cache off), the console's dashboard counts
   and stuck queue, its search by email, merchant reference and provider reference,
   ``orders list`` with filters (state and week, flagged), idempotency pruning (a day's
-  keys), and the export of orders and attempts that ``reconcile`` runs before matching a
-  report.
+  keys), and ``reconcile`` of the last day's settlement report (the orders and attempts
+  its period and references need, read by index, then matched: ``bench/reconcile_day.py``).
 
 The plan of every statement each operation sends on the largest database is recorded with
 ``EXPLAIN (ANALYZE, BUFFERS)`` (``bench/_plans.py``). Targets (issue 20), largest / empty:
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datagen
+import reconcile_day
 from _common import (
     PG_ADMIN_URL,
     PYTHON,
@@ -164,7 +166,6 @@ async def _operations(url: str) -> dict[str, Op]:
     from orderguard.domain.stuck import stuck_horizon
     from orderguard.observability.collector import DatabaseCollector
     from orderguard.observability.hooks import RecordedExceptionCounts, RelayOutbox
-    from orderguard.reconcile.export import export_orders
     from orderguard.storage.connect import connect
     from orderguard.storage.ports import OrderQuery
     from orderguard.storage.unit_of_work import SqlStorage
@@ -218,8 +219,19 @@ async def _operations(url: str) -> dict[str, Op]:
         async with storage() as uow:
             return await uow.idempotency.prune(now() - timedelta(hours=24))
 
-    async def export() -> object:
-        return await export_orders(storage, scratch / "og-orders.csv", scratch / "og-att.csv")
+    report = scratch / "og-day-report.csv"
+    await reconcile_day.write_report(storage, report)
+    runs = iter(range(1_000_000))
+
+    async def reconcile_a_day() -> object:
+        """``reconcile`` of the last day's report: the rows its period and references need
+        read from PostgreSQL, then matched (``bench/reconcile_day.py``)."""
+        work = scratch / f"og-reconcile-{os.getpid()}-{next(runs)}"
+        work.mkdir()
+        try:
+            return await reconcile_day.reconcile_once(storage, report, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     async def stuck_queue() -> object:
         since = stuck_horizon(now=now())
@@ -241,7 +253,7 @@ async def _operations(url: str) -> dict[str, Op]:
         ),
         "orders list --flagged": lambda: search(OrderQuery(limit=50, flagged=True)),
         "idempotency prune (1 day)": prune,
-        "reconcile: export orders": export,
+        "reconcile: a day's report": reconcile_a_day,
     }
     ops["_close"] = storage.close
     return ops
@@ -337,7 +349,7 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
         f"history*, is the {_label(top)}-order shop's last day alone: the same kind and amount "
         "of work in motion (due rechecks, stuck orders, keys to prune), none of the two "
         "years behind it, so each ratio is the cost of the history. Each operation "
-        f"{REPS} times after {WARMUP} untimed runs (reconcile's export: once), in this "
+        f"{REPS} times after {WARMUP} untimed runs (reconcile: once), in this "
         "process through orderguard's own storage code, the databases taking turns run by "
         "run, writes rolled back, the relay caught up first; then intake, the databases "
         "taking turns round by round.",

@@ -92,6 +92,55 @@ async def test_the_export_pages_orders_and_attempts_by_id(storage: UnitOfWorkFac
     assert none_after == []
 
 
+async def test_a_period_s_payments_are_paged_in_time_order_and_references_found(
+    storage: UnitOfWorkFactory,
+) -> None:
+    """Paid attempts (succeeded or refunded) of a period, through one provider, in pages
+    that neither skip nor repeat an attempt when several share a time; attempts and orders
+    by the references a report names, whatever their age."""
+    from tests.reconcile_support import paid_order
+
+    day = T0 - timedelta(days=1)
+    orders = [
+        paid_order(
+            f"P{n}", provider_ref=f"pi_P{n}", amount=100 + n, at=day + timedelta(hours=n // 2)
+        )
+        for n in range(5)
+    ]  # two at each hour: equal times
+    old = paid_order("OLD", provider_ref="pi_OLD", amount=7, at=T0 - timedelta(days=400))
+    other = paid_order("PP", provider_ref="pp_1", amount=8, at=day, provider="paypal")
+    declined = new_order(reference="D-1", at=day)
+    declined.attempts.append(
+        PaymentAttempt("pay_D", declined.id, 1, "stripe", "card", 900, "EUR", "kd", day, day)
+    )
+    declined.attempts[0].provider_ref = "pi_D"
+    async with storage() as uow:
+        for order in [*orders, old, other, declined]:
+            await uow.orders.add(order)
+        await uow.commit()
+    pages: list[list[str]] = []
+    after = None
+    async with storage.reader() as uow:
+        repo = uow.reconciliations
+        while page := await repo.paid_attempts_between(
+            day, T0, after=after, limit=2, provider="stripe"
+        ):
+            pages.append([a.id for a in page])
+            after = (page[-1].updated_at, page[-1].id)
+        any_provider = await repo.paid_attempts_between(day, day, after=None, limit=10)
+        by_refs = await repo.attempts_by_refs(["pi_OLD", "pi_D", "pi_nothing"])
+        by_ids = await repo.orders_by_ids(["ord_OLD", "ord_nothing"])
+        by_references = await repo.orders_by_references(["ord_P1", "M-OLD", "nothing"])
+    assert pages == [["pay_P0", "pay_P1"], ["pay_P2", "pay_P3"], ["pay_P4"]]
+    assert sorted(a.id for a in any_provider) == ["pay_P0", "pay_P1", "pay_PP"]
+    assert sorted((a.id, a.state) for a in by_refs) == [
+        ("pay_D", "pending"),
+        ("pay_OLD", "succeeded"),
+    ]
+    assert [o.id for o in by_ids] == ["ord_OLD"]
+    assert sorted(o.id for o in by_references) == ["ord_OLD", "ord_P1"]
+
+
 async def test_a_run_is_recorded_once_per_set_of_files(storage: UnitOfWorkFactory) -> None:
     async with storage() as uow:
         assert await uow.reconciliations.record_run(run("rec_1", "digest-a"))

@@ -24,6 +24,7 @@ from orderguard.domain.events import Cause
 from orderguard.domain.flags import FlagReason
 from orderguard.reconcile import categories as c
 from orderguard.reconcile.engine import Engine, Outcome, Result
+from orderguard.reconcile.export import paid_refs
 from orderguard.reconcile.outcome import Unexplained
 from orderguard.reconcile.report import money
 from orderguard.services.clock import Clock, system_clock
@@ -86,11 +87,16 @@ async def apply(
             async with storage() as uow:
                 if await _act(uow, run.id, provider, result, now, applied):
                     await uow.commit()
-    async with storage() as uow:
+    async with storage.reader() as uow:
         earlier = await uow.reconciliations.open_exceptions(provider=provider, other_than=run.id)
-        explained = engine.explained(
-            [Unexplained(e.id, e.category, e.order_id, e.provider_ref, e.amount) for e in earlier]
-        )
+    # Each read in its own unit of work (the lookups open theirs), then one transaction that
+    # closes those still open: an exception another run closed meanwhile is left as it is.
+    orphans = {e.provider_ref for e in earlier if e.category == c.MISSING_IN_ORDERS}
+    explained = engine.explained(
+        [Unexplained(e.id, e.category, e.order_id, e.provider_ref, e.amount) for e in earlier],
+        paid=await paid_refs(storage, {ref for ref in orphans if ref}),
+    )
+    async with storage() as uow:
         applied.resolved = await uow.reconciliations.resolve(explained, run_id=run.id, at=now)
         await uow.commit()
     return applied

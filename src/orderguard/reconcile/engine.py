@@ -1,8 +1,9 @@
 """The matching engine: settlement lines and orders in DuckDB, joined in bounded memory.
 
 Report files are read by DuckDB directly (or after :func:`~.sources.prepare`), the orders
-come as two CSV files exported from storage
-(:func:`orderguard.reconcile.export.export_orders`). Each charge line
+come as two CSV files exported from storage: only those :meth:`Engine.scope` says matching
+can use, once the reports are read (:func:`orderguard.reconcile.export.export_scope`), or
+every one (:func:`~orderguard.reconcile.export.export_orders`). Each charge line
 is matched to an order by the provider's reference, else by order id or merchant
 reference, else by amount and currency within a date window (lower confidence). DuckDB
 spills to ``workdir`` beyond ``memory_limit``.
@@ -10,7 +11,7 @@ spills to ``workdir`` beyond ``memory_limit``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ from orderguard.reconcile import categories as c
 from orderguard.reconcile import sql
 from orderguard.reconcile.cells import neutralise
 from orderguard.reconcile.formats import Columns, Projection, literal
-from orderguard.reconcile.outcome import EngineOptions, Outcome, Result, Total, Unexplained
+from orderguard.reconcile.outcome import (
+    EngineOptions,
+    Outcome,
+    Result,
+    Scope,
+    Total,
+    Unexplained,
+)
 from orderguard.reconcile.sources import LineError, Source, prepare
 
 _ORDERS_COLUMNS = (
@@ -280,6 +288,36 @@ class Engine:
                     upper(trim({p["currency"]})) AS currency, {p["at"]} AS at_text,
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
                 FROM {relation})))))"""
+
+    def scope(self) -> Scope:
+        """What :meth:`match` will read of the orders (after :meth:`load_report`): the paid
+        attempts of the period it will use (see :meth:`_join_lines`), widened by
+        :data:`SCOPE_MARGIN` beyond the amount-matching window on each side so that no
+        difference in how a time is stored and read can leave one out, and the references
+        the lines name. See :class:`~.outcome.Scope`."""
+        first, last = self._span()
+        start = _earliest(self.options.period_from or first, first)
+        end = _latest(self.options.period_to or last, last)
+        widen = timedelta(days=int(self.options.window_days)) + SCOPE_MARGIN
+        refs: set[str] = set()
+        order_refs: set[str] = set()
+        if self._lines:
+            for ref, order_ref in self._db.execute(
+                f"SELECT DISTINCT ref, order_ref FROM ({self._all_lines()}) "
+                "WHERE ref IS NOT NULL OR order_ref IS NOT NULL"
+            ).fetchall():
+                refs.update(r for r in (ref, order_ref) if r is not None)
+                if order_ref is not None:
+                    order_refs.add(order_ref)
+        if start is None or end is None:  # no period: no payment is expected or matched
+            start = end = None
+        return Scope(
+            paid_from=start - widen if start else None,
+            paid_to=end + widen if end else None,
+            refs=frozenset(refs),
+            order_refs=frozenset(order_refs),
+            provider=self.options.provider,
+        )
 
     def _all_lines(self) -> str:
         """Every report's parsed lines, with ``file_no`` and ``line``."""
@@ -630,20 +668,20 @@ class Engine:
         row = self._db.execute(f"COPY ({query}) TO {literal(str(path))} ({options})").fetchone()
         return int(row[0]) if row else 0
 
-    def explained(self, earlier: list[Unexplained]) -> list[str]:
+    def explained(self, earlier: list[Unexplained], *, paid: Collection[str] = ()) -> list[str]:
         """The ids of the ``earlier`` exceptions this run explains (after :meth:`match`):
 
         - an order missing at the provider, when a charge line of this run names it;
         - an amount or currency mismatch, when a line confirms the order as it is;
-        - an orphan charge, when a line confirms it as an order's payment, or the exported
-          attempts now have it as one (the sweep recovered its order), or a line refunds it;
+        - an orphan charge, when a line confirms it as an order's payment, or its reference
+          is one of ``paid`` (the references an attempt now has as a payment, read from
+          storage by the caller: the sweep recovered its order), or a line refunds it;
         - a duplicate charge, when a line refunds that charge's reference, for its amount.
 
         Read with two joins over the lines, only when applying: matching pays nothing for it.
         """
         if not earlier:
             return []
-        _, attempts_csv = self._export()
         columns = ("id", "category", "order_id", "provider_ref", "amount")
         self._db.execute(
             "CREATE OR REPLACE TEMP TABLE earlier AS SELECT "
@@ -665,10 +703,10 @@ class Engine:
                 OR (e.category = '{c.DUPLICATE}' AND r.kind = 'refund' AND -r.gross = e.amount))
             UNION
             SELECT e.id FROM earlier e
-            JOIN {_read(attempts_csv, _ATTEMPTS_COLUMNS)} a ON a.provider_ref = e.provider_ref
-            WHERE e.category = '{c.MISSING_IN_ORDERS}' AND a.state IN {_PAID_ATTEMPTS}
+            WHERE e.category = '{c.MISSING_IN_ORDERS}' AND list_contains(?, e.provider_ref)
             ORDER BY 1
-            """
+            """,
+            [sorted(paid)],
         ).fetchall()
         return [str(row[0]) for row in rows]
 
@@ -692,6 +730,10 @@ class Engine:
             at=at,
         )
 
+
+#: How much further than the amount-matching window the storage read reaches on each side
+#: of the period (:meth:`Engine.scope`): the engine itself keeps exactly the window.
+SCOPE_MARGIN = timedelta(days=1)
 
 #: The units a report's times can be written in, finest first (see :meth:`Engine._span`).
 UNITS = {

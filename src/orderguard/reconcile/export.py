@@ -1,20 +1,34 @@
 """The orders and payment attempts reconciliation matches, streamed to two CSV files page by
-page (each page its own read-only unit of work, so memory stays bounded by the page)."""
+page (each page its own read-only unit of work, so memory stays bounded by the page).
+
+A run reads only its :class:`~.outcome.Scope` (:func:`export_scope`): the payments of the
+report's period and what the report's lines name, by index, whatever the table's size.
+:func:`export_orders` (every order) stays for a full export.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
+from orderguard.reconcile.outcome import Scope
 from orderguard.storage.ports import ExportedAttempt, ExportedOrder, UnitOfWorkFactory
 
 R = TypeVar("R", ExportedOrder, ExportedAttempt)
 
 #: Rows read per round trip while exporting.
 EXPORT_PAGE = 20_000
+
+#: References looked up per round trip (an ``IN`` list: SQLite takes at most 32,766
+#: parameters, and a short list keeps each lookup one index probe per value).
+LOOKUP_BATCH = 500
+
+#: The attempt states that mean the provider took the money (the engine's paid attempts).
+PAID = frozenset({"succeeded", "refunded"})
 
 ORDER_COLUMNS = ["order_id", "merchant_reference", "state", "currency", "amount", "created_at"]
 ATTEMPT_COLUMNS = ["order_id", "provider", "provider_ref", "state", "updated_at"]
@@ -40,6 +54,100 @@ async def export_orders(
     written = await _export(orders_csv, ORDER_COLUMNS, orders, _order_cells)
     await _export(attempts_csv, ATTEMPT_COLUMNS, attempts, _attempt_cells)
     return written
+
+
+@dataclass(frozen=True)
+class Exported:
+    """How many rows a scoped export read from storage and wrote."""
+
+    orders: int
+    attempts: int
+
+
+async def export_scope(
+    storage: UnitOfWorkFactory,
+    orders_csv: Path,
+    attempts_csv: Path,
+    scope: Scope,
+    *,
+    page: int = EXPORT_PAGE,
+    batch: int = LOOKUP_BATCH,
+) -> Exported:
+    """Stream the orders and attempts of ``scope`` to two CSV files, each row once: the
+    period's payments page by page, then the attempts the references name, then the orders
+    of every attempt written and those the order references name, in batches."""
+    attempt_ids: set[str] = set()
+    order_ids: set[str] = set()
+    with attempts_csv.open("w", encoding="utf-8", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(ATTEMPT_COLUMNS)
+
+        def write_attempts(rows: Sequence[ExportedAttempt]) -> None:
+            for row in rows:
+                if row.id not in attempt_ids:
+                    attempt_ids.add(row.id)
+                    order_ids.add(row.order_id)
+                    writer.writerow([_text(v) for v in _attempt_cells(row)])
+
+        async for rows in _period_payments(storage, scope, page):
+            write_attempts(rows)
+        for chunk in _chunks(sorted(scope.refs), batch):
+            async with storage.reader() as uow:
+                write_attempts(await uow.reconciliations.attempts_by_refs(chunk))
+    written: set[str] = set()
+    with orders_csv.open("w", encoding="utf-8", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(ORDER_COLUMNS)
+
+        def write_orders(rows: Sequence[ExportedOrder]) -> None:
+            for row in rows:
+                if row.id not in written:
+                    written.add(row.id)
+                    writer.writerow([_text(v) for v in _order_cells(row)])
+
+        for chunk in _chunks(sorted(order_ids), batch):
+            async with storage.reader() as uow:
+                write_orders(await uow.reconciliations.orders_by_ids(chunk))
+        for chunk in _chunks(sorted(scope.order_refs), batch):
+            async with storage.reader() as uow:
+                write_orders(await uow.reconciliations.orders_by_references(chunk))
+    return Exported(orders=len(written), attempts=len(attempt_ids))
+
+
+async def _period_payments(
+    storage: UnitOfWorkFactory, scope: Scope, page: int
+) -> AsyncIterator[Sequence[ExportedAttempt]]:
+    """The scope's paid attempts, a page at a time (none without a period)."""
+    if scope.paid_from is None or scope.paid_to is None:
+        return
+    after: tuple[datetime, str] | None = None
+    while True:
+        async with storage.reader() as uow:
+            rows = await uow.reconciliations.paid_attempts_between(
+                scope.paid_from, scope.paid_to, after=after, limit=page, provider=scope.provider
+            )
+        if not rows:
+            return
+        yield rows
+        after = (rows[-1].updated_at, rows[-1].id)
+
+
+async def paid_refs(
+    storage: UnitOfWorkFactory, refs: set[str], *, batch: int = LOOKUP_BATCH
+) -> set[str]:
+    """Those of ``refs`` an attempt now has as a payment (``succeeded`` or ``refunded``),
+    looked up by index: an earlier orphan charge whose order the sweep has since found."""
+    paid: set[str] = set()
+    for chunk in _chunks(sorted(refs), batch):
+        async with storage.reader() as uow:
+            found = await uow.reconciliations.attempts_by_refs(chunk)
+        paid.update(a.provider_ref for a in found if a.provider_ref and a.state in PAID)
+    return paid
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
 
 
 async def _export(

@@ -24,6 +24,32 @@ class EngineOptions:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What a run must read from storage to match exactly as against every order
+    (:meth:`~.engine.Engine.scope`):
+
+    - every attempt that paid (``succeeded`` or ``refunded``, through ``provider`` when
+      named) last updated between ``paid_from`` and ``paid_to`` (none when both are
+      ``None``): the payments a report of the period should confirm, or that a charge
+      line with no reference can match by amount;
+    - every attempt whose provider reference is one of ``refs``, whatever its age: the
+      lines' references (charges, refunds and chargebacks of old orders) and order
+      references (a wallet's ``out_trade_no``); an applied run looks up the references of
+      earlier orphan charges apart (:func:`~.export.paid_refs`);
+    - the orders of those attempts, and every order whose id or merchant reference is one
+      of ``order_refs``.
+
+    Reading more changes nothing (the engine filters by the same rules); reading less would.
+    """
+
+    paid_from: datetime | None
+    paid_to: datetime | None
+    refs: frozenset[str]
+    order_refs: frozenset[str]
+    provider: str | None = None
+
+
+@dataclass(frozen=True)
 class Result:
     """One settlement line's outcome, or an order the report did not confirm."""
 

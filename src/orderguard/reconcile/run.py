@@ -1,4 +1,5 @@
-"""One reconciliation run: recognise the files, export the orders, match."""
+"""One reconciliation run: recognise the files, read them, export the orders and attempts
+their period and references need (:func:`~.export.export_scope`), match."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
-from orderguard.reconcile.export import export_orders
+from orderguard.reconcile.export import export_scope
 from orderguard.reconcile.formats import OWN, Formats
 from orderguard.reconcile.mapping import load_mapping
 from orderguard.reconcile.sources import LineError, SourceError, open_source
@@ -46,13 +47,13 @@ async def reconcile(
         except SourceError as exc:
             unreadable.append(LineError(str(path), 0, str(exc)))
     orders_csv, attempts_csv = workdir / "orders.csv", workdir / "attempts.csv"
-    await export_orders(storage, orders_csv, attempts_csv)
     provider = request.options.provider
     engine = Engine(workdir, request.options)
     try:
-        engine.load_orders(orders_csv, attempts_csv)
         for source in sources:
             engine.load_report(source)
+        exported = await export_scope(storage, orders_csv, attempts_csv, engine.scope())
+        engine.load_orders(orders_csv, attempts_csv)
         outcome = engine.match()
     except BaseException:
         engine.close()
@@ -62,6 +63,7 @@ async def reconcile(
     outcome.extra["provider"] = provider or (sources[0].layout.provider if sources else "unknown")
     outcome.extra["formats"] = sorted({s.layout.name for s in sources})
     outcome.extra["digest"] = digest(request.files)
+    outcome.extra["read"] = {"orders": exported.orders, "attempts": exported.attempts}
     return engine, outcome
 
 

@@ -7,7 +7,7 @@ outbox list, counted from 1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -19,7 +19,8 @@ from orderguard.domain.delivery import (
     WebhookSecret,
 )
 from orderguard.domain.events import EventType, OutboxEvent
-from orderguard.domain.order import Order
+from orderguard.domain.order import Order, PaymentAttempt
+from orderguard.domain.states import AttemptState
 from orderguard.storage.errors import UniqueViolation
 from orderguard.storage.ports import (
     OUTBOX_SETTLE,
@@ -443,12 +444,47 @@ class MemoryReconciliationRepository:
             (a for o in self._orders.values() for a in o.attempts if a.id > after),
             key=lambda a: a.id,
         )
+        return [_exported_attempt(a) for a in found[:limit]]
+
+    async def paid_attempts_between(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        provider: str | None = None,
+    ) -> list[ExportedAttempt]:
+        found = sorted(
+            (
+                a
+                for a in self._attempts()
+                if a.state in (AttemptState.SUCCEEDED, AttemptState.REFUNDED)
+                and start <= a.updated_at <= end
+                and (provider is None or a.provider == provider)
+                and (after is None or (a.updated_at, a.id) > after)
+            ),
+            key=lambda a: (a.updated_at, a.id),
+        )
+        return [_exported_attempt(a) for a in found[:limit]]
+
+    async def attempts_by_refs(self, refs: Sequence[str]) -> list[ExportedAttempt]:
+        wanted = set(refs)
+        return [_exported_attempt(a) for a in self._attempts() if a.provider_ref in wanted]
+
+    async def orders_by_ids(self, ids: Sequence[str]) -> list[ExportedOrder]:
+        return [_exported(self._orders[i]) for i in dict.fromkeys(ids) if i in self._orders]
+
+    async def orders_by_references(self, refs: Sequence[str]) -> list[ExportedOrder]:
+        wanted = set(refs)
         return [
-            ExportedAttempt(
-                a.id, a.order_id, a.provider, a.provider_ref, str(a.state), a.updated_at
-            )
-            for a in found[:limit]
+            _exported(o)
+            for o in self._orders.values()
+            if o.id in wanted or o.merchant_reference in wanted
         ]
+
+    def _attempts(self) -> Iterator[PaymentAttempt]:
+        return (a for o in self._orders.values() for a in o.attempts)
 
     async def record_run(self, run: RunRecord) -> bool:
         if any(r.digest == run.digest for r in self._t.runs.values()):
@@ -514,6 +550,10 @@ class MemoryReconciliationRepository:
 
     async def runs(self) -> int:
         return len(self._t.runs)
+
+
+def _exported_attempt(a: PaymentAttempt) -> ExportedAttempt:
+    return ExportedAttempt(a.id, a.order_id, a.provider, a.provider_ref, str(a.state), a.updated_at)
 
 
 def _exported(order: Order) -> ExportedOrder:

@@ -676,6 +676,35 @@ class ReconciliationRepository(Protocol):
         """Up to ``limit`` payment attempts whose id sorts after ``after``, by id."""
         ...
 
+    async def paid_attempts_between(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        provider: str | None = None,
+    ) -> list[ExportedAttempt]:
+        """Up to ``limit`` attempts that paid (``succeeded`` or ``refunded``), through
+        ``provider`` when given, last updated between ``start`` and ``end`` (inclusive), by
+        ``(updated_at, id)`` after ``after`` (``None`` starts): a page of a period's payments,
+        read by index (``payment_attempts_paid``)."""
+        ...
+
+    async def attempts_by_refs(self, refs: Sequence[str]) -> list[ExportedAttempt]:
+        """The attempts whose provider reference is one of ``refs``, whatever their age
+        (by index; the caller keeps ``refs`` to a few hundred)."""
+        ...
+
+    async def orders_by_ids(self, ids: Sequence[str]) -> list[ExportedOrder]:
+        """The orders whose id is one of ``ids`` (by primary key)."""
+        ...
+
+    async def orders_by_references(self, refs: Sequence[str]) -> list[ExportedOrder]:
+        """The orders whose id or merchant reference is one of ``refs`` (by index), each
+        once."""
+        ...
+
     async def record_run(self, run: RunRecord) -> bool:
         """Store ``run``; ``False`` when a run of the same files (digest) was applied
         before. ``UniqueViolation`` when its id is taken by another run."""

@@ -12,6 +12,31 @@ from orderguard.storage.ports import ExceptionRecord, ExportedAttempt, ExportedO
 
 __all__ = ["ExceptionRecord", "RunRecord", "SqlReconciliationRepository"]
 
+_ORDER = "SELECT id, merchant_reference, state, currency, amount_total, created_at FROM orders"
+_ATTEMPT = "SELECT id, order_id, provider, provider_ref, state, updated_at FROM payment_attempts"
+#: A period's payments, in ``(updated_at, id)`` order: read from ``payment_attempts_paid``
+#: (migration 0018), which holds only the attempts that paid.
+PAID_BETWEEN = (
+    f"{_ATTEMPT} WHERE state IN ('succeeded', 'refunded') "
+    "AND updated_at >= :start AND updated_at <= :end{after}{provider} "
+    "ORDER BY updated_at, id LIMIT :limit"
+)
+#: Attempts named by a report's references (``payment_attempts_provider_ref``).
+BY_REFS = f"{_ATTEMPT} WHERE provider_ref IN ({{refs}})"
+#: Orders by id (the primary key).
+BY_IDS = f"{_ORDER} WHERE id IN ({{refs}})"
+#: Orders a report names by id or merchant reference (the primary key and the unique
+#: ``merchant_reference``): two index lookups, each order once.
+BY_REFERENCES = (
+    f"{_ORDER} WHERE id IN ({{refs}}) UNION {_ORDER} WHERE merchant_reference IN ({{refs}})"
+)
+
+
+def in_list(values: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """``values`` as named parameters for ``IN (...)``: the placeholders and their values."""
+    names = {f"v{i}": value for i, value in enumerate(values)}
+    return ", ".join(f":{name}" for name in names), names
+
 
 class SqlReconciliationRepository:
     """Reconciliation runs and their exceptions."""
@@ -21,39 +46,57 @@ class SqlReconciliationRepository:
 
     async def orders_after(self, after: str, *, limit: int) -> list[ExportedOrder]:
         rows = await self._conn.fetchall(
-            "SELECT id, merchant_reference, state, currency, amount_total, created_at "
-            "FROM orders WHERE id > :after ORDER BY id LIMIT :limit",
+            f"{_ORDER} WHERE id > :after ORDER BY id LIMIT :limit",
             {"after": after, "limit": limit},
         )
-        return [
-            ExportedOrder(
-                id=r["id"],
-                merchant_reference=r["merchant_reference"],
-                state=r["state"],
-                currency=r["currency"],
-                amount=int(r["amount_total"]),
-                created_at=must_datetime(r["created_at"]),
-            )
-            for r in rows
-        ]
+        return [_order(r) for r in rows]
 
     async def attempts_after(self, after: str, *, limit: int) -> list[ExportedAttempt]:
         rows = await self._conn.fetchall(
-            "SELECT id, order_id, provider, provider_ref, state, updated_at "
-            "FROM payment_attempts WHERE id > :after ORDER BY id LIMIT :limit",
+            f"{_ATTEMPT} WHERE id > :after ORDER BY id LIMIT :limit",
             {"after": after, "limit": limit},
         )
-        return [
-            ExportedAttempt(
-                id=r["id"],
-                order_id=r["order_id"],
-                provider=r["provider"],
-                provider_ref=r["provider_ref"],
-                state=r["state"],
-                updated_at=must_datetime(r["updated_at"]),
-            )
-            for r in rows
-        ]
+        return [_attempt(r) for r in rows]
+
+    async def paid_attempts_between(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int,
+        provider: str | None = None,
+    ) -> list[ExportedAttempt]:
+        params: dict[str, Any] = {"start": start, "end": end, "limit": limit}
+        keyset = ""
+        if after is not None:
+            keyset = " AND (updated_at > :after_at OR (updated_at = :after_at AND id > :after_id))"
+            params.update(after_at=after[0], after_id=after[1])
+        through = " AND provider = :provider" if provider else ""
+        params["provider"] = provider
+        sql = PAID_BETWEEN.format(after=keyset, provider=through)
+        return [_attempt(r) for r in await self._conn.fetchall(sql, params)]
+
+    async def attempts_by_refs(self, refs: Sequence[str]) -> list[ExportedAttempt]:
+        if not refs:
+            return []
+        placeholders, params = in_list(refs)
+        rows = await self._conn.fetchall(BY_REFS.format(refs=placeholders), params)
+        return [_attempt(r) for r in rows]
+
+    async def orders_by_ids(self, ids: Sequence[str]) -> list[ExportedOrder]:
+        if not ids:
+            return []
+        placeholders, params = in_list(ids)
+        rows = await self._conn.fetchall(BY_IDS.format(refs=placeholders), params)
+        return [_order(r) for r in rows]
+
+    async def orders_by_references(self, refs: Sequence[str]) -> list[ExportedOrder]:
+        if not refs:
+            return []
+        placeholders, params = in_list(refs)
+        rows = await self._conn.fetchall(BY_REFERENCES.format(refs=placeholders), params)
+        return [_order(r) for r in rows]
 
     async def record_run(self, run: RunRecord) -> bool:
         """Store ``run``; ``False`` when a run of the same files was applied before."""
@@ -142,6 +185,28 @@ class SqlReconciliationRepository:
         """How many runs were applied."""
         row = await self._conn.fetchone("SELECT COUNT(*) AS n FROM reconciliation_runs")
         return int(row["n"]) if row else 0
+
+
+def _order(r: dict[str, Any]) -> ExportedOrder:
+    return ExportedOrder(
+        id=r["id"],
+        merchant_reference=r["merchant_reference"],
+        state=r["state"],
+        currency=r["currency"],
+        amount=int(r["amount_total"]),
+        created_at=must_datetime(r["created_at"]),
+    )
+
+
+def _attempt(r: dict[str, Any]) -> ExportedAttempt:
+    return ExportedAttempt(
+        id=r["id"],
+        order_id=r["order_id"],
+        provider=r["provider"],
+        provider_ref=r["provider_ref"],
+        state=r["state"],
+        updated_at=must_datetime(r["updated_at"]),
+    )
 
 
 def _exception(row: dict[str, Any]) -> ExceptionRecord:

@@ -1,0 +1,163 @@
+"""Benchmark: reconcile one day's settlement report against a database holding years of orders.
+
+``python bench/reconcile_day.py --url postgresql://postgres@127.0.0.1/og_recon_200k`` (a
+database filled by ``bench/datagen.py``; it is only read). The report is a Stripe itemized
+payout reconciliation CSV of every payment of the database's last whole day (as
+``bench/reconcile.py`` writes it: each line confirms its order). Interleaved rounds
+(``--rounds``, median of the rounds' ratios), in this process:
+
+- ``reconcile``: what ``orderguard reconcile`` does: recognise the report, read the orders
+  and attempts its period and references need from PostgreSQL
+  (:func:`orderguard.reconcile.export.export_scope`), match in DuckDB, write the exceptions;
+- ``baseline``: ``bench/reconcile.py``'s plain DuckDB join (report -> attempts by reference
+  -> orders, counting equal amounts) over the same report and the orders and attempts the
+  scope reads, already on disk.
+
+Target (issue 20): reconcile <= 2x the baseline. ``--full`` also times the former way once
+(every order and attempt exported, then matched) for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reconcile import _baseline
+
+HEADER = (
+    "automatic_payout_id,automatic_payout_effective_at,balance_transaction_id,created_utc,"
+    "available_on_utc,currency,gross,fee,net,reporting_category,description,charge_id,"
+    "payment_intent_id,source_id,payment_metadata[order_id]"
+).split(",")
+
+
+async def write_report(storage: Any, path: Path) -> tuple[datetime, int]:
+    """The payments of the last whole day before the newest order, as a Stripe report."""
+    async with storage.reader() as uow:
+        conn = uow.reconciliations._conn
+        # The newest order is the generator's "now" (refunds may be dated after it).
+        row = await conn.fetchone("SELECT max(created_at) AS at FROM orders")
+        assert row is not None and row["at"] is not None, "no orders in the database"
+        day = row["at"].replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        rows = await conn.fetchall(
+            "SELECT a.provider_ref, a.order_id, a.updated_at, o.amount_total, o.currency "
+            "FROM payment_attempts a JOIN orders o ON o.id = a.order_id "
+            "WHERE a.state IN ('succeeded', 'refunded') AND a.updated_at >= :day "
+            "AND a.updated_at < :next AND a.provider = 'stripe' ORDER BY a.updated_at",
+            {"day": day, "next": day + timedelta(days=1)},
+        )
+    with path.open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(HEADER)
+        payout = (day + timedelta(days=2)).strftime("%Y-%m-%d 00:00:00")
+        for i, r in enumerate(rows):
+            amount, fee = int(r["amount_total"]), round(int(r["amount_total"]) * 0.029 + 30)
+            writer.writerow(
+                ["po_1", payout, f"txn_{i}", r["updated_at"].strftime("%Y-%m-%d %H:%M:%S"),
+                 payout, r["currency"].lower(), f"{amount / 100:.2f}", f"{fee / 100:.2f}",
+                 f"{(amount - fee) / 100:.2f}", "charge", "Order", f"ch_{i}",
+                 r["provider_ref"], f"ch_{i}", r["order_id"]]
+            )  # fmt: skip
+    return day, len(rows)
+
+
+async def reconcile_once(storage: Any, report: Path, work: Path) -> dict[str, Any]:
+    from orderguard.cli.reconcile import SETTLEMENT_FORMATS
+    from orderguard.reconcile.engine import EngineOptions
+    from orderguard.reconcile.report import write_exceptions
+    from orderguard.reconcile.run import Request, reconcile
+
+    request = Request(
+        [report], options=EngineOptions(provider="stripe"), formats=SETTLEMENT_FORMATS
+    )
+    engine, outcome = await reconcile(storage, request, work)
+    try:
+        write_exceptions(engine, outcome, work / "exceptions.csv")
+    finally:
+        engine.close()
+    return {"counts": {k: v for k, v in outcome.counts.items() if v}, **outcome.extra["read"]}
+
+
+async def full_once(storage: Any, report: Path, work: Path) -> dict[str, Any]:
+    """The former way: every order and attempt exported, then matched."""
+    from orderguard.cli.reconcile import SETTLEMENT_FORMATS
+    from orderguard.reconcile.engine import Engine, EngineOptions
+    from orderguard.reconcile.export import export_orders
+    from orderguard.reconcile.sources import open_source
+
+    orders, attempts = work / "orders.csv", work / "attempts.csv"
+    await export_orders(storage, orders, attempts)
+    engine = Engine(work, EngineOptions(provider="stripe"))
+    try:
+        engine.load_orders(orders, attempts)
+        engine.load_report(open_source(report, formats=SETTLEMENT_FORMATS))
+        outcome = engine.match()
+    finally:
+        engine.close()
+    return {"counts": {k: v for k, v in outcome.counts.items() if v}}
+
+
+async def main(url: str, rounds: int, full: bool) -> None:
+    from orderguard.cli.reconcile import SETTLEMENT_FORMATS
+    from orderguard.reconcile.engine import Engine, EngineOptions
+    from orderguard.reconcile.export import export_scope
+    from orderguard.reconcile.sources import open_source
+    from orderguard.storage.connect import connect
+    from orderguard.storage.unit_of_work import SqlStorage
+
+    storage = SqlStorage(await connect(url, pool_size=4))
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        paths = {"report": root / "settlement.csv"}
+        day, lines = await write_report(storage, paths["report"])
+        # The baseline's files: the rows reconcile reads, written once, untimed.
+        scope_engine = Engine(root, EngineOptions(provider="stripe"))
+        scope_engine.load_report(open_source(paths["report"], formats=SETTLEMENT_FORMATS))
+        paths["orders"], paths["attempts"] = root / "orders.csv", root / "attempts.csv"
+        await export_scope(storage, paths["orders"], paths["attempts"], scope_engine.scope())
+        scope_engine.close()
+        print(f"report: {lines:,} lines of {day:%Y-%m-%d}")
+        ratios, times = [], {"reconcile": [], "baseline": []}
+        for n in range(rounds):
+            for kind in ("baseline", "reconcile") if n % 2 else ("reconcile", "baseline"):
+                work = root / f"{kind}_{n}"
+                work.mkdir()
+                started = time.perf_counter()
+                if kind == "reconcile":
+                    result = await reconcile_once(storage, paths["report"], work)
+                else:
+                    result = _baseline(paths, work)
+                times[kind].append(time.perf_counter() - started)
+                print(f"round {n + 1} {kind}: {times[kind][-1]:.3f}s {result}")
+            ratios.append(times["reconcile"][-1] / times["baseline"][-1])
+        print(
+            f"median: reconcile {statistics.median(times['reconcile']):.3f}s, baseline "
+            f"{statistics.median(times['baseline']):.3f}s, ratio (median of rounds) "
+            f"{statistics.median(ratios):.2f}x (target <= 2x)"
+        )
+        if full:
+            work = root / "full"
+            work.mkdir()
+            started = time.perf_counter()
+            result = await full_once(storage, paths["report"], work)
+            print(f"former full read: {time.perf_counter() - started:.3f}s {result}")
+    await storage.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--full", action="store_true", help="also time the former full read")
+    args = parser.parse_args()
+    asyncio.run(main(args.url, args.rounds, args.full))

@@ -1,0 +1,202 @@
+"""Reconciliation reads the report's period and what its lines name, not every order (issue 20).
+
+On PostgreSQL, with a year of paid orders outside the report's period: every category comes
+out as a full read of the tables gives it (the engine fed :func:`export_orders`), a line
+naming a year-old order and a refund today of another still find their orders, and the rows
+read are the period's and the references' (the same however many orders lie outside), each
+read by an index (EXPLAIN ANALYZE: no sequential scan, no row read and thrown away).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
+from orderguard.reconcile import categories as c
+from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
+from orderguard.reconcile.export import export_orders
+from orderguard.reconcile.outcome import Result
+from orderguard.reconcile.run import Request, reconcile
+from orderguard.reconcile.sources import open_source
+from orderguard.storage import reconciliation as sql
+from orderguard.storage.unit_of_work import SqlStorage
+from tests.conftest import open_storage
+from tests.reconcile_support import PAID_AT, paid_order, seed
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
+#: A year before the report.
+YEAR_AGO = PAID_AT - timedelta(days=365)
+#: Lines added to the Stripe fixture: a late charge of a year-old order (by its payment
+#: reference), a charge naming another year-old order only by its order id, and a refund
+#: today of a third year-old order.
+OLD_LINES = (
+    "po_1Q,2026-11-04 00:00:00,txn_O1,2026-11-02 13:00:00,2026-11-04 00:00:00,eur,11.00,"
+    "0.40,10.60,charge,Old 1,ch_O1,pi_OLD1,ch_O1,\n"
+    "po_1Q,2026-11-04 00:00:00,txn_O3,2026-11-02 13:05:00,2026-11-04 00:00:00,eur,33.00,"
+    "0.90,32.10,charge,Old 3,ch_O3,,ch_O3,ord_OLD3\n"
+    "po_1Q,2026-11-04 00:00:00,txn_O2,2026-11-03 09:45:00,2026-11-04 00:00:00,eur,-22.00,"
+    "0.00,-22.00,refund,Refund old 2,ch_O2,pi_OLD2,re_O2,\n"
+)
+
+
+@pytest.fixture
+async def storage(pg_url: str) -> AsyncIterator[SqlStorage]:
+    sql_storage = await open_storage(pg_url)
+    try:
+        yield sql_storage
+    finally:
+        await sql_storage.close()
+
+
+async def add_history(storage: SqlStorage, first: int, count: int) -> None:
+    """``count`` orders paid between a week and a year before the report (each a day apart
+    at most), one of them with G's amount (an amount match it must not disturb)."""
+    async with storage() as uow:
+        for i in range(first, first + count):
+            at = PAID_AT - timedelta(days=7 + i % 358, minutes=i)
+            amount = 1550 if i == first else 700 + i
+            await uow.orders.add(paid_order(f"H{i}", provider_ref=f"pi_H{i}", amount=amount, at=at))
+        await uow.commit()
+
+
+async def scenario(storage: SqlStorage, tmp_path: Path) -> Path:
+    """The fixture's orders A-G, three year-old orders the report names, a paid order two
+    days before the period (inside the amount-matching window), and the report."""
+    await seed(storage, lambda x: f"pi_{x}")
+    async with storage() as uow:
+        for letter, amount in (("OLD1", 1100), ("OLD2", 2200), ("OLD3", 3300)):
+            await uow.orders.add(
+                paid_order(letter, provider_ref=f"pi_{letter}", amount=amount, at=YEAR_AGO)
+            )
+        near = PAID_AT - timedelta(days=2)
+        await uow.orders.add(paid_order("NEAR", provider_ref="pi_NEAR", amount=4321, at=near))
+        await uow.commit()
+    report = tmp_path / "report.csv"
+    report.write_text((FIXTURES / "stripe_itemized.csv").read_text() + OLD_LINES)
+    return report
+
+
+def results(engine: Engine) -> list[Result]:
+    return [r for batch in engine.results(frozenset(c.ALL)) for r in batch]
+
+
+async def scoped(storage: SqlStorage, report: Path, work: Path) -> tuple[list[Result], Outcome]:
+    work.mkdir()
+    request = Request([report], options=EngineOptions(provider="stripe"), formats=FORMATS)
+    engine, outcome = await reconcile(storage, request, work)
+    try:
+        return results(engine), outcome
+    finally:
+        engine.close()
+
+
+async def full_read(storage: SqlStorage, report: Path, work: Path) -> list[Result]:
+    """The same report matched against every order and attempt (the former export)."""
+    work.mkdir()
+    orders, attempts = work / "orders.csv", work / "attempts.csv"
+    await export_orders(storage, orders, attempts)
+    engine = Engine(work, EngineOptions(provider="stripe"))
+    try:
+        engine.load_orders(orders, attempts)
+        engine.load_report(open_source(report, formats=FORMATS))
+        engine.match()
+        return results(engine)
+    finally:
+        engine.close()
+
+
+async def test_the_period_and_the_references_give_what_a_full_read_gives(
+    storage: SqlStorage, tmp_path: Path
+) -> None:
+    report = await scenario(storage, tmp_path)
+    await add_history(storage, 0, 400)
+    found, outcome = await scoped(storage, report, tmp_path / "scoped")
+    assert found == await full_read(storage, report, tmp_path / "full")
+    by_line = {r.line: r for r in found if r.line is not None}
+    late, by_order_id, refund = by_line[13], by_line[14], by_line[15]
+    assert (late.category, late.order_id, late.via) == (c.MATCHED, "ord_OLD1", "reference")
+    assert (by_order_id.category, by_order_id.order_id) == (c.MATCHED, "ord_OLD3")
+    assert (refund.category, refund.order_id, refund.amount) == (c.REFUND, "ord_OLD2", -2200)
+    # G (15.50) still matches by amount: the year-old order of the same amount is not near.
+    assert by_line[8].order_id == "ord_G"
+    # Only E, paid in the period, is missing: NEAR was paid before it, the history long before.
+    missing = [r.order_id for r in found if r.category == c.MISSING_AT_PROVIDER]
+    assert missing == ["ord_E"]
+    assert outcome.counts[c.MATCHED] == 6
+
+
+async def test_the_rows_read_do_not_grow_with_the_orders_outside_the_period(
+    storage: SqlStorage, tmp_path: Path
+) -> None:
+    report = await scenario(storage, tmp_path)
+    await add_history(storage, 0, 100)
+    _, small = await scoped(storage, report, tmp_path / "small")
+    await add_history(storage, 100, 1500)
+    found, large = await scoped(storage, report, tmp_path / "large")
+    # Attempts: A-G and NEAR (paid in the period's window), OLD1 and OLD2 (named by a line's
+    # reference). Orders: theirs, and OLD3 (named by a line's order id).
+    expected = {"orders": 11, "attempts": 10}
+    assert small.extra["read"] == large.extra["read"] == expected
+    assert found == await full_read(storage, report, tmp_path / "full")
+
+
+async def plan(storage: SqlStorage, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    async with storage.reader() as uow:
+        conn = uow.reconciliations._conn  # type: ignore[attr-defined]
+        row = await conn.fetchone(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params)
+    assert row is not None
+    document = next(iter(row.values()))
+    return dict(document[0]["Plan"])
+
+
+def scans(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The nodes of a plan that read a table or an index."""
+    found = [node] if "Relation Name" in node or "Index Name" in node else []
+    for child in node.get("Plans", []):
+        found += scans(child)
+    return found
+
+
+def rows_read(node: dict[str, Any]) -> int:
+    """Rows a plan's scans produced or read and threw away."""
+    return sum(
+        int(s["Actual Rows"]) * int(s["Actual Loops"])
+        + int(s.get("Rows Removed by Filter", 0))
+        + int(s.get("Rows Removed by Index Recheck", 0))
+        for s in scans(node)
+    )
+
+
+async def test_every_lookup_reads_by_index_only_the_rows_it_returns(
+    storage: SqlStorage, tmp_path: Path
+) -> None:
+    await scenario(storage, tmp_path)
+    await add_history(storage, 0, 2000)
+    async with storage() as uow:
+        await uow.reconciliations._conn.execute("ANALYZE")  # type: ignore[attr-defined]
+        await uow.commit()
+    refs, refs_params = sql.in_list(["pi_OLD1", "pi_OLD2", "pi_A", "ord_OLD3", "nothing"])
+    ids, ids_params = sql.in_list(["ord_OLD1", "ord_A", "ord_H7"])
+    start, end = PAID_AT - timedelta(days=4), PAID_AT + timedelta(days=5)
+    statements = {
+        # A-G and NEAR paid in these days; the 2,000 others before.
+        "period": (
+            sql.PAID_BETWEEN.format(after="", provider=" AND provider = :provider"),
+            {"start": start, "end": end, "limit": 1000, "provider": "stripe"},
+            8,
+        ),
+        "references": (sql.BY_REFS.format(refs=refs), refs_params, 3),
+        "orders": (sql.BY_IDS.format(refs=ids), ids_params, 3),
+        "order references": (sql.BY_REFERENCES.format(refs=refs), refs_params, 1),
+    }
+    for name, (statement, params, returned) in statements.items():
+        tree = await plan(storage, statement, params)
+        kinds = {s["Node Type"] for s in scans(tree)}
+        assert "Seq Scan" not in kinds, (name, kinds)
+        assert int(tree["Actual Rows"]) == returned, name
+        assert rows_read(tree) <= 2 * returned, (name, rows_read(tree))
