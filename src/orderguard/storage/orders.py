@@ -25,6 +25,7 @@ from orderguard.storage.order_refunds import (
     save_refunds,
 )
 from orderguard.storage.ports import OrderQuery
+from orderguard.storage.recovery import claim_due
 
 _INSERT_ORDER = """
 INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
@@ -134,6 +135,29 @@ class SqlOrderRepository:
             {"limit": limit},
         )
         return await self._complete(rows)
+
+    async def claim_due(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[Order]:
+        rows = await claim_due(
+            self._conn,
+            states,
+            now=now,
+            first_due_before=first_due_before,
+            owner=owner,
+            until=until,
+            limit=limit,
+            skip_locked=self._skip_locked,
+            returning="*",
+        )
+        return await self._complete(sorted(rows, key=lambda row: str(row["id"])))
 
     async def _complete(self, rows: list[Row]) -> list[Order]:
         """The orders of ``rows`` with their lines, attempts, flags and refunds (four queries)."""
