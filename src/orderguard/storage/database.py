@@ -70,6 +70,11 @@ class Connection(ABC):
     async def execute_script(self, script: str) -> None:
         """Run several statements without parameters (migrations)."""
 
+    async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Every row of each query, in order: sent together where the driver can (one round
+        trip on PostgreSQL), one after the other elsewhere."""
+        return [await self.fetchall(sql, params) for sql, params in queries]
+
     async def fetchone(self, sql: str, params: Params | None = None) -> Row | None:
         """The first row of a query, or ``None``."""
         rows = await self.fetchall(sql, params)

@@ -17,11 +17,18 @@ from orderguard.domain.stuck import STUCK_STATES
 from orderguard.request_id import current_request_id
 from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
 from orderguard.storage.errors import StorageError, UniqueViolation
-from orderguard.storage.order_flags import HAS_OPEN_FLAG, load_flags, save_flags
+from orderguard.storage.order_flags import (
+    HAS_OPEN_FLAG,
+    flags_by_order,
+    flags_query,
+    load_flags,
+    save_flags,
+)
 from orderguard.storage.order_refunds import (
     load_refunds,
-    load_refunds_of,
     pending_refunds,
+    refunds_by_order,
+    refunds_query,
     save_refunds,
 )
 from orderguard.storage.ports import OrderQuery
@@ -160,25 +167,36 @@ class SqlOrderRepository:
         return await self._complete(sorted(rows, key=lambda row: str(row["id"])))
 
     async def _complete(self, rows: list[Row]) -> list[Order]:
-        """The orders of ``rows`` with their lines, attempts, flags and refunds (four queries)."""
+        """The orders of ``rows`` with their lines, attempts, flags and refunds (four queries,
+        sent together)."""
         if not rows:
             return []
-        ids = {f"id{i}": row["id"] for i, row in enumerate(rows)}
+        order_ids = [str(row["id"]) for row in rows]
+        ids = {f"id{i}": order_id for i, order_id in enumerate(order_ids)}
         names = ", ".join(f":{name}" for name in ids)
+        line_rows, attempt_rows, flag_rows, refund_rows = await self._conn.fetch_each(
+            [
+                (
+                    f"SELECT * FROM order_lines WHERE order_id IN ({names}) "
+                    "ORDER BY order_id, position",
+                    ids,
+                ),
+                (
+                    f"SELECT * FROM payment_attempts WHERE order_id IN ({names}) "
+                    "ORDER BY order_id, seq",
+                    ids,
+                ),
+                flags_query(order_ids),
+                refunds_query(order_ids),
+            ]
+        )
         lines: dict[str, list[Row]] = {}
-        for line in await self._conn.fetchall(
-            f"SELECT * FROM order_lines WHERE order_id IN ({names}) ORDER BY order_id, position",
-            ids,
-        ):
+        for line in line_rows:
             lines.setdefault(line["order_id"], []).append(line)
         attempts: dict[str, list[PaymentAttempt]] = {}
-        for a in await self._conn.fetchall(
-            f"SELECT * FROM payment_attempts WHERE order_id IN ({names}) ORDER BY order_id, seq",
-            ids,
-        ):
+        for a in attempt_rows:
             attempts.setdefault(a["order_id"], []).append(_attempt(a))
-        flags = await load_flags(self._conn, list(ids.values()))
-        refunds = await load_refunds_of(self._conn, list(ids.values()))
+        flags, refunds = flags_by_order(flag_rows), refunds_by_order(refund_rows)
         orders: list[Order] = []
         for row in rows:
             order = _order(row, lines.get(row["id"], []))

@@ -88,6 +88,14 @@ class PostgresConnection(Connection):
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
+    async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        try:
+            async with self._conn.pipeline():  # one round trip for them all
+                cursors = [await self._conn.execute(_pg(sql), params) for sql, params in queries]
+            return [await cursor.fetchall() for cursor in cursors]
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
 
 class _PostgresTransaction(Transaction):
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
