@@ -239,6 +239,45 @@ async def test_an_order_that_moved_on_while_it_was_checked_is_left_as_it_is(api:
         ) == [order["id"]]
 
 
+async def test_a_stop_mid_round_settles_the_check_under_way_and_gives_back_the_rest(
+    api: Api,
+) -> None:
+    import asyncio
+
+    breaker = api.container.payments.providers.primary.breaker
+    for _ in range(3):
+        api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+        await place(api, VISA)
+        breaker.record_success()
+    clock = Clock()
+    clock.advance(seconds=11)
+    stop = asyncio.Event()
+    find_payments = api.provider.find_payments
+    asked: list[str] = []
+
+    async def stop_while_asked(order_id: str) -> list[PaymentResult]:
+        asked.append(order_id)
+        stop.set()  # SIGTERM arrives while the first order is asked about
+        await asyncio.sleep(0.05)  # the round claims the next order meanwhile
+        return await find_payments(order_id)
+
+    api.provider.find_payments = stop_while_asked  # type: ignore[method-assign]
+    one_at_a_time = Janitor(
+        api.container.storage,
+        api.container.recheck,
+        schedule=RecheckSchedule(),
+        concurrency=1,
+        clock=clock,
+    )
+    report = await one_at_a_time.run_once(owner="w1", stop=stop)
+    api.provider.find_payments = find_payments  # type: ignore[method-assign]
+
+    assert (report.checked, report.resolved) == (1, 1) and len(asked) == 1
+    assert (await _state(api, asked[0]))["state"] == "paid"  # the check under way: settled
+    rest = await janitor(api, clock).run_once(owner="w2")  # nothing else is held by w1
+    assert (rest.checked, rest.resolved) == (2, 2)
+
+
 async def test_a_stop_request_gives_back_the_orders_not_yet_checked(api: Api) -> None:
     import asyncio
 
