@@ -43,7 +43,9 @@ STUCK = LABELS[FlagReason.PAYMENT_UNRESOLVED]
 SETTLE_AT_MOST = 64
 #: The longest a check waits for the next ones (still under way) to be settled together,
 #: in seconds; a settling never waits once ``concurrency`` checks are in or none is owed.
-SETTLE_WAIT_S = 0.05
+#: Waiting costs nothing but the wait: the checks go on meanwhile, and the lease (a minute)
+#: outlasts it by far.
+SETTLE_WAIT_S = 0.5
 
 
 @dataclass
@@ -90,9 +92,11 @@ class _Handover:
     async def batch(self, *, at_least: int) -> tuple[list[_Checked], bool]:
         """The next checks to settle together, and whether the hand-over is closed: those
         in now (up to ``SETTLE_AT_MOST``, at least one), and while more are owed, the next
-        ones up to ``at_least``, waiting ``SETTLE_WAIT_S`` at most for each."""
+        ones up to ``at_least``, the first waiting ``SETTLE_WAIT_S`` at most for them."""
         batch: list[_Checked] = []
         item = await self._queue.get()
+        loop = asyncio.get_running_loop()
+        until = loop.time() + SETTLE_WAIT_S
         while item is not None:
             batch.append(item)
             if len(batch) >= SETTLE_AT_MOST:
@@ -103,7 +107,7 @@ class _Handover:
             if len(batch) >= at_least or self.owed <= 0:
                 break
             try:
-                item = await asyncio.wait_for(self._queue.get(), timeout=SETTLE_WAIT_S)
+                item = await asyncio.wait_for(self._queue.get(), timeout=until - loop.time())
             except TimeoutError:
                 break
         return batch, item is None
