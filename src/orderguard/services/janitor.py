@@ -43,8 +43,8 @@ STUCK = LABELS[FlagReason.PAYMENT_UNRESOLVED]
 SETTLE_AT_MOST = 64
 #: The longest a check waits for the next ones (still under way) to be settled together,
 #: in seconds; a settling never waits once ``concurrency`` checks are in or none is owed.
-#: Waiting costs nothing but the wait: the checks go on meanwhile, and the lease (a minute)
-#: outlasts it by far.
+#: Waiting costs nothing but the wait: the checks go on meanwhile, and a lease is made to
+#: outlast two checks (a minute by default), far more than this.
 SETTLE_WAIT_S = 0.5
 
 
