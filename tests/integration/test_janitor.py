@@ -6,7 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.domain.states import OrderState
-from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
+from orderguard.providers.base import (
+    PaymentResult,
+    ProviderOutcomeUnknown,
+    ProviderUnavailable,
+)
 from orderguard.services.abandon import cancel_abandoned
 from orderguard.services.janitor import STUCK, Janitor, JanitorRound
 from orderguard.storage.ports import OrderQuery
@@ -198,26 +202,32 @@ async def test_abandoned_orders_are_cancelled_but_not_those_waiting_for_a_provid
     assert (await _state(api, waiting["id"]))["state"] == "received"
 
 
-async def test_an_order_that_moved_on_after_the_claim_is_left_alone(api: Api) -> None:
+async def test_an_order_that_moved_on_while_it_was_checked_is_left_as_it_is(api: Api) -> None:
     api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
     order = await place(api, VISA)
     clock = Clock()
     clock.advance(seconds=11)
+    find_payments = api.provider.find_payments
+
+    async def support_resolves_it_meanwhile(order_id: str) -> list[PaymentResult]:
+        api.provider.find_payments = find_payments  # type: ignore[method-assign]
+        # the janitor read the order when it claimed it; support settles it now
+        assert (await api.client.post(f"/v1/orders/{order_id}/recheck", json={})).is_success
+        return await find_payments(order_id)
+
+    api.provider.find_payments = support_resolves_it_meanwhile  # type: ignore[method-assign]
+    report = await janitor(api, clock).run_once(owner="w1")
+    detail = await _state(api, order["id"])
+    async with api.container.storage() as uow:
+        stored = await uow.orders.get(order["id"])
+    assert stored is not None
+
+    assert (report.checked, report.resolved) == (1, 0)  # asked, but support resolved it
+    assert detail["state"] == "paid"
+    assert [e["cause"] for e in detail["timeline"]].count("janitor") == 0  # type: ignore[attr-defined]
+    assert (stored.checks, stored.next_check_at) == (0, None)  # no janitor schedule on it
+    assert len(charges(api.provider, order["id"])) == 1
     now = clock()
-    async with api.container.storage() as uow:  # a worker claims it ...
-        await uow.leases.claim_due_orders(
-            RecheckSchedule().watched,
-            now=now,
-            first_due_before=now - timedelta(seconds=10),
-            owner="w1",
-            until=now + timedelta(seconds=60),
-            limit=5,
-        )
-        await uow.commit()
-    await api.client.post(f"/v1/orders/{order['id']}/recheck", json={})  # ... support resolves it
-    report = JanitorRound()
-    await janitor(api, clock)._check(order["id"], "w1", report)  # w1 gets to it now
-    assert (report.checked, (await _state(api, order["id"]))["state"]) == (0, "paid")
     async with api.container.storage() as uow:  # and its lease was given back
         assert await uow.leases.claim_due_orders(
             frozenset({OrderState.PAID}),
@@ -227,6 +237,45 @@ async def test_an_order_that_moved_on_after_the_claim_is_left_alone(api: Api) ->
             until=now + timedelta(seconds=60),
             limit=5,
         ) == [order["id"]]
+
+
+async def test_a_stop_mid_round_settles_the_check_under_way_and_gives_back_the_rest(
+    api: Api,
+) -> None:
+    import asyncio
+
+    breaker = api.container.payments.providers.primary.breaker
+    for _ in range(3):
+        api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+        await place(api, VISA)
+        breaker.record_success()
+    clock = Clock()
+    clock.advance(seconds=11)
+    stop = asyncio.Event()
+    find_payments = api.provider.find_payments
+    asked: list[str] = []
+
+    async def stop_while_asked(order_id: str) -> list[PaymentResult]:
+        asked.append(order_id)
+        stop.set()  # SIGTERM arrives while the first order is asked about
+        await asyncio.sleep(0.05)  # the round claims the next order meanwhile
+        return await find_payments(order_id)
+
+    api.provider.find_payments = stop_while_asked  # type: ignore[method-assign]
+    one_at_a_time = Janitor(
+        api.container.storage,
+        api.container.recheck,
+        schedule=RecheckSchedule(),
+        concurrency=1,
+        clock=clock,
+    )
+    report = await one_at_a_time.run_once(owner="w1", stop=stop)
+    api.provider.find_payments = find_payments  # type: ignore[method-assign]
+
+    assert (report.checked, report.resolved) == (1, 1) and len(asked) == 1
+    assert (await _state(api, asked[0]))["state"] == "paid"  # the check under way: settled
+    rest = await janitor(api, clock).run_once(owner="w2")  # nothing else is held by w1
+    assert (rest.checked, rest.resolved) == (2, 2)
 
 
 async def test_a_stop_request_gives_back_the_orders_not_yet_checked(api: Api) -> None:

@@ -1,8 +1,9 @@
-"""What one janitor check costs in transactions, on SQLite and PostgreSQL.
+"""What janitor checks cost in transactions, on SQLite and PostgreSQL.
 
-A check is three units of work: the round's claim, a read of the order, and one transaction
-that settles what the provider said, reschedules the order and gives its lease back. The
-provider is asked between them, never inside a transaction.
+A round of one order is two units of work: the claim, which leases the order and reads it,
+and one transaction that settles what the provider said, reschedules the order and gives its
+lease back. The provider is asked between them, never inside a transaction. Checks that end
+together are settled together: eight at once cost one settling transaction between them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from orderguard.providers.base import (
     ProviderOutcomeUnknown,
     ProviderUnavailable,
 )
+from orderguard.services import janitor as janitor_module
 from orderguard.services.janitor import Janitor, JanitorRound
 from orderguard.services.recheck import Recheck
+from orderguard.storage.database import transaction
 from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
+from orderguard.storage.unit_of_work import SqlStorage
 from tests.integration.conftest import Api
 from tests.integration.test_janitor import Clock
 from tests.integration.test_payments_api import VISA, charges, place
@@ -93,6 +97,11 @@ class Watched:
 
 async def _claimable_by_another(api: Api, order_id: str, clock: Clock) -> bool:
     """Whether a second worker could lease the order at ``clock()``: its lease was given back."""
+    return await _all_claimable_by_another(api, [order_id], clock)
+
+
+async def _all_claimable_by_another(api: Api, order_ids: list[str], clock: Clock) -> bool:
+    """Whether a second worker could lease every one of the orders at ``clock()``."""
     now = clock()
     async with api.container.storage() as uow:
         claimed = await uow.leases.claim_due_orders(
@@ -101,10 +110,10 @@ async def _claimable_by_another(api: Api, order_id: str, clock: Clock) -> bool:
             first_due_before=now,
             owner="another",
             until=now + timedelta(seconds=60),
-            limit=10,
+            limit=len(order_ids) + 10,
         )
         await uow.commit()
-    return order_id in claimed
+    return set(order_ids) <= set(claimed)
 
 
 async def _stored(api: Api, order_id: str) -> Any:
@@ -124,12 +133,12 @@ async def _due_unknown(
     return order, clock, Watched(api, clock, schedule or RecheckSchedule())
 
 
-async def test_a_check_that_finds_the_charge_costs_three_transactions(api: Api) -> None:
+async def test_a_check_that_finds_the_charge_costs_two_transactions(api: Api) -> None:
     order, clock, watched = await _due_unknown(api, charged=True)
 
     report = await watched.janitor.run_once(owner="w1")
 
-    assert watched.storage.opened == 3  # claim, read, settle + reschedule + release
+    assert watched.storage.opened == 2  # claim + read, settle + reschedule + release
     assert watched.calls == [("find_payments", 0)]  # asked outside any transaction
     assert (report.checked, report.resolved) == (1, 1)
     assert (await _stored(api, order["id"])).state is OrderState.PAID
@@ -137,14 +146,14 @@ async def test_a_check_that_finds_the_charge_costs_three_transactions(api: Api) 
     assert await _claimable_by_another(api, order["id"], clock)
 
 
-async def test_a_check_that_resends_under_the_same_key_costs_three_transactions(
+async def test_a_check_that_resends_under_the_same_key_costs_two_transactions(
     api: Api,
 ) -> None:
     order, _, watched = await _due_unknown(api)  # never reached the provider
 
     report = await watched.janitor.run_once(owner="w1")
 
-    assert watched.storage.opened == 3
+    assert watched.storage.opened == 2
     assert watched.calls == [("find_payments", 0), ("create_payment", 0)]
     assert (report.checked, report.resolved) == (1, 1)
     assert (await _stored(api, order["id"])).state is OrderState.PAID
@@ -165,7 +174,7 @@ async def test_an_unanswered_check_is_rescheduled_and_released_in_its_one_transa
     first = await watched.janitor.run_once(owner="w1")
     stored = await _stored(api, order["id"])
 
-    assert watched.storage.opened == 3
+    assert watched.storage.opened == 2
     assert watched.calls == [("find_payments", 0)]
     assert (first.checked, first.resolved, first.escalated) == (1, 0, 0)
     assert stored.state is OrderState.PAYMENT_UNKNOWN
@@ -173,7 +182,7 @@ async def test_an_unanswered_check_is_rescheduled_and_released_in_its_one_transa
 
     clock.advance(seconds=11)  # the second check runs the schedule out: flagged, same count
     second = await watched.janitor.run_once(owner="w1")
-    assert watched.storage.opened == 6
+    assert watched.storage.opened == 4
     assert (second.checked, second.escalated) == (1, 1)
     assert [f.reason for f in (await _stored(api, order["id"])).open_flags] == [
         "payment_unresolved"
@@ -194,7 +203,7 @@ async def test_a_check_whose_provider_call_breaks_still_counts_and_gives_its_lea
     report = await watched.janitor.run_once(owner="w1")
     stored = await _stored(api, order["id"])
 
-    assert watched.storage.opened == 3
+    assert watched.storage.opened == 2
     assert report == JanitorRound(checked=0, resolved=0, escalated=0)  # the failure is logged
     assert (stored.state, stored.checks) == (OrderState.PAYMENT_UNKNOWN, 1)
     clock.advance(seconds=31)  # past its next check (the second wait is 30 s)
@@ -214,35 +223,120 @@ async def test_a_check_stopped_while_asking_still_counts_and_gives_its_lease_bac
         await watched.janitor.run_once(owner="w1")
     stored = await _stored(api, order["id"])
 
-    assert watched.storage.opened == 3
+    assert watched.storage.opened == 2
     assert (stored.state, stored.checks) == (OrderState.PAYMENT_UNKNOWN, 1)
     clock.advance(seconds=31)
     assert await _claimable_by_another(api, order["id"], clock)
 
 
-async def test_an_order_that_moved_on_after_the_claim_costs_one_transaction_besides_it(
-    api: Api,
+async def test_checks_that_end_together_are_settled_in_one_transaction(
+    api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
-    order = await place(api, VISA)
+    monkeypatch.setattr(janitor_module, "SETTLE_WAIT_S", 10.0)  # a slow machine waits too
+    breaker = api.container.payments.providers.primary.breaker
+    placed = []
+    for _ in range(8):  # as many as the janitor asks about at once (its default)
+        api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+        placed.append(await place(api, VISA))
+        breaker.record_success()  # lost answers count against the breaker; keep it closed
     clock = Clock()
     clock.advance(seconds=11)
-    now = clock()
-    async with api.container.storage() as uow:  # w1 claims it ...
-        await uow.leases.claim_due_orders(
-            RecheckSchedule().watched,
-            now=now,
-            first_due_before=now - timedelta(seconds=10),
-            owner="w1",
-            until=now + timedelta(seconds=60),
-            limit=5,
-        )
-        await uow.commit()
-    await api.client.post(f"/v1/orders/{order['id']}/recheck", json={})  # ... support settles it
     watched = Watched(api, clock, RecheckSchedule())
+    all_asked, asked = asyncio.Event(), []
+    find = api.provider.find_payments  # the watched one
 
-    await watched.janitor._check(order["id"], "w1", JanitorRound())
+    async def answer_together(order_id: str) -> list[PaymentResult]:
+        asked.append(order_id)
+        if len(asked) == 8:
+            all_asked.set()
+        await all_asked.wait()  # every answer comes back at the same moment
+        return await find(order_id)
 
-    assert watched.storage.opened == 1  # the read, which gives the lease back
-    assert watched.calls == []
-    assert await _claimable_by_another(api, order["id"], clock)
+    api.provider.find_payments = answer_together  # type: ignore[method-assign]
+    report = await asyncio.wait_for(watched.janitor.run_once(owner="w1"), timeout=30)
+
+    # the claim of eight (each read whole), a claim that finds none left, one settling
+    assert watched.storage.opened == 3
+    assert sorted(asked) == sorted(order["id"] for order in placed)
+    assert (report.checked, report.resolved) == (8, 8)
+    for order in placed:
+        assert (await _stored(api, order["id"])).state is OrderState.PAID
+        assert len(charges(api.provider, order["id"])) == 1
+    assert await _all_claimable_by_another(api, [order["id"] for order in placed], clock)
+
+
+async def _refuse_paying(api: Api, order_id: str, *, refuse: bool) -> None:
+    """A trigger in the database that refuses to move ``order_id`` to ``paid`` (a settling of
+    that order that fails, as a conflicting change or a broken row would make it), or its
+    removal."""
+    storage = api.container.storage
+    assert isinstance(storage, SqlStorage)
+    postgres = storage.db.dialect == "postgresql"
+    if refuse and postgres:
+        statements = [
+            "CREATE FUNCTION og_test_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            "CREATE TRIGGER og_test_refuse BEFORE UPDATE ON orders FOR EACH ROW "
+            f"WHEN (NEW.state = 'paid' AND OLD.id = '{order_id}') "
+            "EXECUTE FUNCTION og_test_refuse()",
+        ]
+    elif refuse:
+        statements = [
+            "CREATE TRIGGER og_test_refuse BEFORE UPDATE ON orders FOR EACH ROW "
+            f"WHEN NEW.state = 'paid' AND OLD.id = '{order_id}' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+        ]
+    else:
+        statements = ["DROP TRIGGER og_test_refuse" + (" ON orders" if postgres else "")]
+    async with transaction(storage.db) as conn:
+        for statement in statements:
+            await conn.execute(statement)
+
+
+async def test_an_order_whose_settling_fails_costs_the_others_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(janitor_module, "SETTLE_WAIT_S", 10.0)
+    breaker = api.container.payments.providers.primary.breaker
+    placed = []
+    for _ in range(8):
+        api.provider.fail_next(ProviderOutcomeUnknown("reset"), after_effect=True)
+        placed.append((await place(api, VISA))["id"])
+        breaker.record_success()
+    refused = placed[3]
+    await _refuse_paying(api, refused, refuse=True)
+    clock = Clock()
+    clock.advance(seconds=11)
+    watched = Watched(api, clock, RecheckSchedule())
+    all_asked, asked = asyncio.Event(), []
+    find = api.provider.find_payments
+
+    async def answer_together(order_id: str) -> list[PaymentResult]:
+        asked.append(order_id)
+        if len(asked) == 8:
+            all_asked.set()
+        await all_asked.wait()  # settled in one batch, the refused order among them
+        return await find(order_id)
+
+    api.provider.find_payments = answer_together  # type: ignore[method-assign]
+    report = await asyncio.wait_for(watched.janitor.run_once(owner="w1"), timeout=30)
+
+    # two claims; the batch, refused as a whole; each order again alone (the refused one
+    # fails again); the refused order's lease given back in a transaction of its own
+    assert watched.storage.opened == 2 + 1 + 8 + 1
+    assert (report.checked, report.resolved) == (7, 7)
+    for order_id in placed:
+        stored = await _stored(api, order_id)
+        expected = OrderState.PAYMENT_UNKNOWN if order_id == refused else OrderState.PAID
+        assert stored.state is expected
+        assert len(charges(api.provider, order_id)) == 1  # charged once, found by the check
+    assert (await _stored(api, refused)).checks == 0  # its settling rolled back, whole
+    assert await _claimable_by_another(api, refused, clock)  # given back: not held
+
+    await _refuse_paying(api, refused, refuse=False)  # the trouble passes: the next round
+    api.provider.find_payments = find  # type: ignore[method-assign]
+    clock.advance(seconds=61)  # past the lease the look above took
+    again = await watched.janitor.run_once(owner="w1")
+    assert (again.checked, again.resolved) == (1, 1)
+    assert (await _stored(api, refused)).state is OrderState.PAID
+    assert len(charges(api.provider, refused)) == 1

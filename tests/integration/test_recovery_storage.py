@@ -6,7 +6,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from orderguard.domain.events import Cause
-from orderguard.domain.states import OrderState
+from orderguard.domain.flags import FlagReason
+from orderguard.domain.order import PaymentAttempt
+from orderguard.domain.states import AttemptState, OrderState
 from orderguard.storage.ports import SweepFinding, UnitOfWorkFactory, WebhookRecord
 from tests.factories import new_order
 
@@ -83,6 +85,62 @@ async def test_an_order_whose_next_check_is_later_is_not_claimed(
         1,
         T0 + timedelta(minutes=5),
     )
+
+
+async def _unknown_orders_with_attempts(storage: UnitOfWorkFactory, count: int) -> list[str]:
+    """``count`` orders left in ``payment_unknown`` by an attempt; every other one flagged."""
+    ids = []
+    async with storage() as uow:
+        for i in range(count):
+            order = new_order(at=T0)
+            attempt = PaymentAttempt(
+                f"pay_{i}", order.id, 1, "memory", "pm_card_visa", 4848, "EUR", f"key_{i}", T0, T0
+            )
+            order.start_attempt(attempt, cause=Cause.API, at=T0)
+            attempt.move_to(AttemptState.UNKNOWN, at=T0)
+            order.move_to(OrderState.PAYMENT_UNKNOWN, cause=Cause.API, at=T0 + timedelta(seconds=i))
+            if i % 2:
+                order.flag(FlagReason.OTHER, "look at it", cause=Cause.API, at=T0)
+            await uow.orders.add(order)
+            ids.append(order.id)
+        await uow.commit()
+    return ids
+
+
+async def test_the_claim_of_due_orders_reads_them_whole_and_leases_them(
+    storage: UnitOfWorkFactory,
+) -> None:
+    ids = await _unknown_orders_with_attempts(storage, 3)
+    now = T0 + timedelta(seconds=12)
+    async with storage() as uow:
+        claimed = await uow.orders.claim_due(
+            WATCHED,
+            now=now,
+            first_due_before=now - timedelta(seconds=10),
+            owner="w1",
+            until=now + timedelta(seconds=30),
+            limit=2,
+        )
+        await uow.commit()
+    async with storage() as uow:
+        stored = {order_id: await uow.orders.get(order_id) for order_id in ids}
+
+    assert [order.id for order in claimed] == sorted(ids[:2])  # the two due longest, by id
+    for order in claimed:  # lines, attempts, flags: the order as a read gives it
+        assert order == stored[order.id]
+        assert [a.state for a in order.attempts] == [AttemptState.UNKNOWN]
+    assert [len(order.flags) for order in claimed if order.id == ids[1]] == [1]
+    rest = sorted(set(ids) - {order.id for order in claimed})
+    assert await _claim(storage, "w2", now) == rest  # the others only
+    async with storage() as uow:  # given back together, by their holder only
+        await uow.leases.release_many([order.id for order in claimed], "someone-else")
+        await uow.commit()
+    assert await _claim(storage, "w3", now) == []
+    async with storage() as uow:
+        await uow.leases.release_many([order.id for order in claimed], "w1")
+        await uow.leases.release_many([], "w1")  # nothing to give back: nothing happens
+        await uow.commit()
+    assert await _claim(storage, "w3", now) == sorted(order.id for order in claimed)
 
 
 async def test_heartbeats_tell_when_a_worker_was_last_alive(storage: UnitOfWorkFactory) -> None:

@@ -117,7 +117,22 @@ class Payments:
     async def send(self, order: Order, attempt: PaymentAttempt) -> Outcome:
         """Ask the attempt's provider to charge, within the time budget."""
         slot = self.providers.named(attempt.provider)
-        request = ChargeRequest(
+        request = self.charge_request(order, attempt)
+        try:
+            result = await asyncio.wait_for(
+                slot.provider.create_payment(request), timeout=self.settings.time_budget_s
+            )
+        except (TimeoutError, ProviderError) as exc:
+            _record(slot, exc)
+            return failure_outcome(exc)
+        slot.breaker.record_success()
+        return outcome_of(result)
+
+    def charge_request(self, order: Order, attempt: PaymentAttempt) -> ChargeRequest:
+        """What :meth:`send` asks the attempt's provider: the same request on every re-send
+        (key, amount, metadata with the order snapshot, expiry)."""
+        slot = self.providers.named(attempt.provider)
+        return ChargeRequest(
             attempt_id=attempt.id,
             order_id=order.id,
             amount=attempt.amount,
@@ -128,15 +143,6 @@ class Payments:
             metadata=snapshot_metadata(order, attempt.id, limits=slot.capabilities.metadata),
             expires_at=self.expires_at(attempt),
         )
-        try:
-            result = await asyncio.wait_for(
-                slot.provider.create_payment(request), timeout=self.settings.time_budget_s
-            )
-        except (TimeoutError, ProviderError) as exc:
-            _record(slot, exc)
-            return failure_outcome(exc)
-        slot.breaker.record_success()
-        return outcome_of(result)
 
     def expires_at(self, attempt: PaymentAttempt) -> datetime:
         """When ``attempt``'s payment expires at the provider: its start plus the action

@@ -1,8 +1,8 @@
 """One way to change a stored order: lock it, change it through the aggregate, save, commit.
 
 :func:`settle` applies what providers said about an order's attempts (``domain.settle``) in
-one transaction. Intake, paying again, recheck, the janitor, operations, expiry, waiting
-orders and webhook events all settle through it (waiting orders through
+one transaction. Intake, paying again, recheck, operations, expiry, waiting orders, the
+janitor and webhook events all settle through it (waiting orders and the janitor through
 :func:`apply_answers`, the same rules for a batch of orders locked together), so every
 answer is applied the same way: on the order as it is now (locked), with its cause on the
 timeline, named after who asked when someone did, and, when the caller answers an
@@ -25,7 +25,7 @@ from orderguard.services.idempotency import KeyedRequest, Renderer
 from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
 
 #: More work for the settling transaction, after the answers are applied and before the
-#: order is saved (the janitor's reschedule and lease release).
+#: order is saved (e.g. a reschedule, in the same transaction).
 Then = Callable[[UnitOfWork, Order], Awaitable[None]]
 
 

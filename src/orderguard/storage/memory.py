@@ -83,6 +83,26 @@ class MemoryOrderRepository:
     async def claim_waiting(self, limit: int) -> list[Order]:
         return await self.lock_many(await self.waiting_for_payment(limit))
 
+    async def claim_due(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[Order]:
+        claimed = await MemoryLeaseRepository(self._s).claim_due_orders(
+            states,
+            now=now,
+            first_due_before=first_due_before,
+            owner=owner,
+            until=until,
+            limit=limit,
+        )
+        return [copy.deepcopy(self._s.orders[order_id]) for order_id in claimed]
+
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         for order in self._s.orders.values():
             if order.merchant_reference == merchant_reference:
@@ -316,6 +336,10 @@ class MemoryLeaseRepository:
     async def release(self, order_id: str, owner: str) -> None:
         if order_id in self._s.leases and self._s.leases[order_id][0] == owner:
             del self._s.leases[order_id]
+
+    async def release_many(self, order_ids: Sequence[str], owner: str) -> None:
+        for order_id in order_ids:
+            await self.release(order_id, owner)
 
     async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:
         self._s.heartbeats[worker_id] = now

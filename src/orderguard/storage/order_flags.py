@@ -37,12 +37,19 @@ async def load_flags(conn: Connection, order_ids: list[str]) -> dict[str, list[R
     """Every flag of each order, in the order they were raised."""
     if not order_ids:
         return {}
+    return flags_by_order(await conn.fetchall(*flags_query(order_ids)))
+
+
+def flags_query(order_ids: list[str]) -> tuple[str, dict[str, Any]]:
+    """The query of :func:`load_flags` (at least one order), to send with others."""
     ids = {f"id{i}": order_id for i, order_id in enumerate(order_ids)}
     names = ", ".join(f":{name}" for name in ids)
-    rows = await conn.fetchall(
-        f"SELECT * FROM order_flags WHERE order_id IN ({names}) ORDER BY order_id, position",
-        ids,
-    )
+    sql = f"SELECT * FROM order_flags WHERE order_id IN ({names}) ORDER BY order_id, position"
+    return sql, ids
+
+
+def flags_by_order(rows: list[Row]) -> dict[str, list[ReviewFlag]]:
+    """The rows of :func:`flags_query` as each order's flags."""
     found: dict[str, list[ReviewFlag]] = {}
     for row in rows:
         found.setdefault(row["order_id"], []).append(_flag(row))

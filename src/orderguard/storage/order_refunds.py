@@ -49,16 +49,17 @@ def refunds_from(rows: list[Row]) -> list[Refund]:
     return [_refund(row) for row in rows]
 
 
-async def load_refunds_of(conn: Connection, order_ids: list[str]) -> dict[str, list[Refund]]:
-    """Every refund of each of ``order_ids`` (one query), oldest first per order."""
-    if not order_ids:
-        return {}
+def refunds_query(order_ids: list[str]) -> tuple[str, dict[str, Any]]:
+    """Every refund of each of ``order_ids`` (at least one), oldest first per order: the
+    query, to send with others (:func:`refunds_by_order` reads its rows)."""
     ids = {f"id{i}": order_id for i, order_id in enumerate(order_ids)}
     names = ", ".join(f":{name}" for name in ids)
-    rows = await conn.fetchall(
-        f"SELECT * FROM refunds WHERE order_id IN ({names}) ORDER BY order_id, created_at, id",
-        ids,
-    )
+    sql = f"SELECT * FROM refunds WHERE order_id IN ({names}) ORDER BY order_id, created_at, id"
+    return sql, ids
+
+
+def refunds_by_order(rows: list[Row]) -> dict[str, list[Refund]]:
+    """The rows of :func:`refunds_query` as each order's refunds."""
     refunds: dict[str, list[Refund]] = {}
     for row in rows:
         refunds.setdefault(row["order_id"], []).append(_refund(row))

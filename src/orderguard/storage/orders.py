@@ -20,19 +20,23 @@ from orderguard.storage.errors import StorageError, UniqueViolation
 from orderguard.storage.order_flags import (
     FLAGS_OF_ORDER,
     HAS_OPEN_FLAG,
+    flags_by_order,
     flags_from,
+    flags_query,
     load_flags,
     save_flags,
 )
 from orderguard.storage.order_refunds import (
     REFUND_REQUEST_UNIQUE,
     REFUNDS_OF_ORDER,
-    load_refunds_of,
     pending_refunds,
+    refunds_by_order,
     refunds_from,
+    refunds_query,
     save_refunds,
 )
 from orderguard.storage.ports import OrderQuery
+from orderguard.storage.recovery import claim_due
 
 _INSERT_ORDER = """
 INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
@@ -138,6 +142,8 @@ class SqlOrderRepository:
             f"SELECT * FROM orders WHERE id IN ({names}) ORDER BY id{self._lock}", ids
         )
         found = {order.id: order for order in await self._complete(rows)}
+        if self._lock:  # locked here: their saves can go with the commit (see save)
+            self._locked.update((order.id, order.version) for order in found.values())
         return [found[order_id] for order_id in ids.values() if order_id in found]
 
     async def claim_waiting(self, limit: int) -> list[Order]:
@@ -148,26 +154,60 @@ class SqlOrderRepository:
         )
         return await self._complete(rows)
 
+    async def claim_due(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[Order]:
+        rows = await claim_due(
+            self._conn,
+            states,
+            now=now,
+            first_due_before=first_due_before,
+            owner=owner,
+            until=until,
+            limit=limit,
+            skip_locked=self._skip_locked,
+            returning="*",
+        )
+        return await self._complete(sorted(rows, key=lambda row: str(row["id"])))
+
     async def _complete(self, rows: list[Row]) -> list[Order]:
-        """The orders of ``rows`` with their lines, attempts, flags and refunds (four queries)."""
+        """The orders of ``rows`` with their lines, attempts, flags and refunds (four queries,
+        sent together)."""
         if not rows:
             return []
-        ids = {f"id{i}": row["id"] for i, row in enumerate(rows)}
+        order_ids = [str(row["id"]) for row in rows]
+        ids = {f"id{i}": order_id for i, order_id in enumerate(order_ids)}
         names = ", ".join(f":{name}" for name in ids)
+        line_rows, attempt_rows, flag_rows, refund_rows = await self._conn.fetch_each(
+            [
+                (
+                    f"SELECT * FROM order_lines WHERE order_id IN ({names}) "
+                    "ORDER BY order_id, position",
+                    ids,
+                ),
+                (
+                    f"SELECT * FROM payment_attempts WHERE order_id IN ({names}) "
+                    "ORDER BY order_id, seq",
+                    ids,
+                ),
+                flags_query(order_ids),
+                refunds_query(order_ids),
+            ]
+        )
         lines: dict[str, list[Row]] = {}
-        for line in await self._conn.fetchall(
-            f"SELECT * FROM order_lines WHERE order_id IN ({names}) ORDER BY order_id, position",
-            ids,
-        ):
+        for line in line_rows:
             lines.setdefault(line["order_id"], []).append(line)
         attempts: dict[str, list[PaymentAttempt]] = {}
-        for a in await self._conn.fetchall(
-            f"SELECT * FROM payment_attempts WHERE order_id IN ({names}) ORDER BY order_id, seq",
-            ids,
-        ):
+        for a in attempt_rows:
             attempts.setdefault(a["order_id"], []).append(_attempt(a))
-        flags = await load_flags(self._conn, list(ids.values()))
-        refunds = await load_refunds_of(self._conn, list(ids.values()))
+        flags, refunds = flags_by_order(flag_rows), refunds_by_order(refund_rows)
         orders: list[Order] = []
         for row in rows:
             order = _order(row, lines.get(row["id"], []))

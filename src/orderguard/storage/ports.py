@@ -101,6 +101,21 @@ class OrderRepository(Protocol):
         not waited for (on SQLite, whose writers take turns, nobody else holds any)."""
         ...
 
+    async def claim_due(
+        self,
+        states: frozenset[OrderState],
+        *,
+        now: datetime,
+        first_due_before: datetime,
+        owner: str,
+        until: datetime,
+        limit: int,
+    ) -> list[Order]:
+        """:meth:`LeaseRepository.claim_due_orders`, returning the leased orders themselves
+        (read in the claim's transaction, in id order) instead of their ids: the janitor
+        claims and reads a batch in one transaction."""
+        ...
+
     async def find_by_reference(self, merchant_reference: str) -> str | None:
         """The id of the order carrying ``merchant_reference``, if any."""
         ...
@@ -341,6 +356,10 @@ class LeaseRepository(Protocol):
 
     async def release(self, order_id: str, owner: str) -> None:
         """Give the lease back (only if ``owner`` still holds it)."""
+        ...
+
+    async def release_many(self, order_ids: Sequence[str], owner: str) -> None:
+        """:meth:`release` for each of ``order_ids``, in one statement."""
         ...
 
     async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:

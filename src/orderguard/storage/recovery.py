@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -16,6 +17,48 @@ _DUE_REFUND = (
     "{alias}.state = 'pending' AND ({alias}.next_check_at <= :now "
     "OR ({alias}.next_check_at IS NULL AND {alias}.created_at <= :first))"
 )
+
+
+async def claim_due(
+    conn: Connection,
+    states: frozenset[OrderState],
+    *,
+    now: datetime,
+    first_due_before: datetime,
+    owner: str,
+    until: datetime,
+    limit: int,
+    skip_locked: str,
+    returning: str,
+) -> list[Row]:
+    """Lease the due orders nobody holds (``LeaseRepository.claim_due_orders``) in one
+    statement, returning ``returning`` of each leased row: ``id`` for the ids, ``*`` for
+    the whole rows (``OrderRepository.claim_due`` builds the orders from them)."""
+    names = {f"s{i}": str(state) for i, state in enumerate(sorted(states))}
+    placeholders = ", ".join(f":{name}" for name in names)
+    return await conn.fetchall(
+        f"""
+        UPDATE orders SET lease_owner = :owner, lease_until = :until
+        WHERE id IN (
+            SELECT id FROM orders
+            WHERE state IN ({placeholders})
+              AND (next_check_at <= :now
+                   OR (next_check_at IS NULL AND last_checked_at <= :first))
+              AND (lease_until IS NULL OR lease_until < :now)
+            ORDER BY COALESCE(next_check_at, last_checked_at)
+            LIMIT :limit{skip_locked}
+        )
+        RETURNING {returning}
+        """,
+        {
+            **names,
+            "owner": owner,
+            "until": until,
+            "now": now,
+            "first": first_due_before,
+            "limit": limit,
+        },
+    )
 
 
 class SqlLeaseRepository:
@@ -35,30 +78,16 @@ class SqlLeaseRepository:
         until: datetime,
         limit: int,
     ) -> list[str]:
-        names = {f"s{i}": str(state) for i, state in enumerate(sorted(states))}
-        placeholders = ", ".join(f":{name}" for name in names)
-        rows = await self._conn.fetchall(
-            f"""
-            UPDATE orders SET lease_owner = :owner, lease_until = :until
-            WHERE id IN (
-                SELECT id FROM orders
-                WHERE state IN ({placeholders})
-                  AND (next_check_at <= :now
-                       OR (next_check_at IS NULL AND last_checked_at <= :first))
-                  AND (lease_until IS NULL OR lease_until < :now)
-                ORDER BY COALESCE(next_check_at, last_checked_at)
-                LIMIT :limit{self._skip_locked}
-            )
-            RETURNING id
-            """,
-            {
-                **names,
-                "owner": owner,
-                "until": until,
-                "now": now,
-                "first": first_due_before,
-                "limit": limit,
-            },
+        rows = await claim_due(
+            self._conn,
+            states,
+            now=now,
+            first_due_before=first_due_before,
+            owner=owner,
+            until=until,
+            limit=limit,
+            skip_locked=self._skip_locked,
+            returning="id",
         )
         return sorted(str(row["id"]) for row in rows)
 
@@ -90,6 +119,17 @@ class SqlLeaseRepository:
             "UPDATE orders SET lease_owner = NULL, lease_until = NULL "
             "WHERE id = :id AND lease_owner = :owner",
             {"id": order_id, "owner": owner},
+        )
+
+    async def release_many(self, order_ids: Sequence[str], owner: str) -> None:
+        if not order_ids:
+            return
+        ids = {f"id{i}": order_id for i, order_id in enumerate(dict.fromkeys(order_ids))}
+        names = ", ".join(f":{name}" for name in ids)
+        await self._conn.execute(
+            "UPDATE orders SET lease_owner = NULL, lease_until = NULL "
+            f"WHERE id IN ({names}) AND lease_owner = :owner",
+            {**ids, "owner": owner},
         )
 
     async def beat(self, worker_id: str, *, started_at: datetime, now: datetime) -> None:
