@@ -9,12 +9,16 @@ link, matching the other end's address, so the root door never meets them; every
 counts what it dropped, and those kernel counters are the report's "faults injected" (the
 harness never counts them itself).
 
-Latency, jitter and reordering need the kernel's ``netem`` queueing discipline. This
-module says whether it is there (:func:`netem_available`); the kernels of some virtual
-machines are built without it, and then the scenarios that need it are reported as not run
-rather than faked.
+Packet reordering is made without ``netem`` (the kernels of some virtual machines are
+built without it; this one is): a link's egress gets an HTB queueing discipline with two
+classes, a fast default one and a slow one (a few hundred kbit/s, one packet's burst), and
+an nftables rule sends a random share of the packets to the slow class by setting their
+priority. The packets held there leave late and are overtaken by the packets sent after
+them on the fast class: real reordering on the wire, which the receivers' TCP stacks count
+(``TcpExtTCPOFOQueue``: segments that arrived ahead of a gap; :meth:`Network.tcp_counters`),
+and which the harness reports from those kernel counters and the slow class's own.
 
-Needs root, ``ip`` (iproute2) and ``nft`` (nftables).
+Needs root, ``ip`` and ``tc`` (iproute2) and ``nft`` (nftables).
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +39,12 @@ PREFIX = "ogn"
 #: The /16 the networks' /24s are carved from (private; nothing routes it anywhere).
 NET16 = "10.213"
 _LOCK = Path("/tmp/orderguard-netns.lock")
-#: A netem queueing discipline on a namespace's loopback: refused by a kernel without it.
-_NETEM_PROBE = ("tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms")
+#: The TCP counters of a namespace that show reordering: segments a receiver queued because
+#: they arrived ahead of a gap, and reorderings a sender detected (by SACK, timestamps, or
+#: duplicate acknowledgements without SACK).
+REORDER_COUNTERS = (
+    "TCPOFOQueue", "TCPSACKReorder", "TCPTSReorder", "TCPRenoReorder", "TCPFACKReorder",
+)  # fmt: skip
 
 
 class NetworkUnavailable(Exception):
@@ -46,9 +56,9 @@ def missing_tools() -> str | None:
     """Why a network cannot be made here, or None when it can."""
     if os.geteuid() != 0:
         return "network namespaces need root"
-    for tool in ("ip", "nft"):
+    for tool in ("ip", "tc", "nft"):
         if shutil.which(tool) is None:
-            package = {"ip": "iproute2", "nft": "nftables"}[tool]
+            package = {"ip": "iproute2", "tc": "iproute2", "nft": "nftables"}[tool]
             return f"{tool} not found (apt-get install {package})"
     return None
 
@@ -58,22 +68,6 @@ def _sh(*argv: str, check: bool = True, input: str | None = None) -> str:
     if check and done.returncode != 0:
         raise NetworkUnavailable(f"{' '.join(argv)}: {done.stderr.strip() or done.stdout}")
     return done.stdout
-
-
-def netem_available() -> bool:
-    """Whether the kernel has the ``netem`` queueing discipline (delay, jitter, reordering):
-    tried on the loopback of a throwaway namespace."""
-    name = f"{PREFIX}probe{os.getpid()}"
-    _sh("ip", "netns", "add", name)
-    try:
-        done = subprocess.run(
-            ["ip", "netns", "exec", name, *_NETEM_PROBE],
-            capture_output=True,
-            timeout=30,
-        )
-        return done.returncode == 0
-    finally:
-        _sh("ip", "netns", "del", name, check=False)
 
 
 @dataclass
@@ -96,6 +90,9 @@ class Fault:
     active: bool = True
     #: Packets the rules dropped, read from the kernel when the fault is healed.
     dropped: int = 0
+    #: Packets held back so that later ones overtook them (``reorder``), read from the
+    #: slow class's counters when the fault is healed.
+    held: int = 0
 
 
 @dataclass
@@ -238,27 +235,63 @@ class Network:
             out=[f"ip daddr {peer} tcp sport {port} counter drop"],
         )
 
-    def slow(self, role: str, delay_ms: int, jitter_ms: int, reorder_percent: int) -> Fault:
-        """Latency, jitter and reordering on ``role``'s link (``netem``; see the module)."""
+    def reorder(self, role: str, percent: int, slow_kbit: int = 1000) -> Fault:
+        """``percent`` % of what ``role`` sends, drawn at random, held in a slow queue
+        (``slow_kbit``, one packet's burst) while the rest goes on: later packets overtake
+        the held ones (see the module)."""
         node = self.nodes[role]
-        _sh(
-            "ip", "netns", "exec", node.ns, "tc", "qdisc", "add", "dev", "eth0", "root",
-            "netem", "delay", f"{delay_ms}ms", f"{jitter_ms}ms", "reorder",
-            f"{reorder_percent}%", "50%",
-        )  # fmt: skip
-        fault = Fault("netem", node, "", f"{delay_ms}±{jitter_ms} ms, {reorder_percent}% reordered")
+        tc = ("ip", "netns", "exec", node.ns, "tc")
+        _sh(*tc, "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10")
+        _sh(*tc, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:10", "htb",
+            "rate", "10gbit", "quantum", "60000")  # fmt: skip
+        _sh(*tc, "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb",
+            "rate", f"{slow_kbit}kbit", "ceil", f"{slow_kbit}kbit", "burst", "1600",
+            "cburst", "1600", "quantum", "1600")  # fmt: skip
+        table = f"og_reorder_{len(self.faults)}"
+        rules = (
+            f"table inet {table} {{\n  chain postrouting {{ type filter hook postrouting "
+            f"priority 0; policy accept;\n    numgen random mod 100 < {percent} "
+            "meta priority set 1:20 counter\n  }\n}\n"
+        )
+        try:
+            _sh("ip", "netns", "exec", node.ns, "nft", "-f", "-", input=rules)
+        except NetworkUnavailable:
+            _sh(*tc, "qdisc", "del", "dev", "eth0", "root", check=False)
+            raise
+        detail = f"{percent}% of {role}'s packets held at {slow_kbit} kbit/s, overtaken"
+        fault = Fault("reorder", node, table, detail)
         self.faults.append(fault)
         return fault
 
+    def tcp_counters(self, role: str) -> dict[str, int]:
+        """The ``TcpExt`` counters of ``role``'s namespace (its own TCP stack's), from the
+        kernel."""
+        text = _sh("ip", "netns", "exec", self.nodes[role].ns, "cat", "/proc/net/netstat")
+        lines = text.splitlines()
+        for names, values in zip(lines[::2], lines[1::2], strict=False):
+            if names.startswith("TcpExt:") and values.startswith("TcpExt:"):
+                return dict(zip(names.split()[1:], map(int, values.split()[1:]), strict=True))
+        raise NetworkUnavailable(f"no TcpExt counters in {role}'s /proc/net/netstat")
+
     def heal(self, fault: Fault) -> int:
-        """Remove ``fault``; the packets it dropped (netem drops nothing: 0)."""
+        """Remove ``fault``; the packets it dropped (``reorder`` drops nothing: 0)."""
         if not fault.active:
             return fault.dropped
-        if fault.kind == "netem":
-            _sh("ip", "netns", "exec", fault.node.ns, "tc", "qdisc", "del", "dev", "eth0", "root")
+        ns = fault.node.ns
+        if fault.kind == "reorder":
+            # nothing more is held back; what is held leaves before the queue is removed
+            # (removing it would drop them: a loss this fault is not about)
+            _sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", fault.table)
+            deadline = time.monotonic() + 10
+            while True:
+                fault.held, queued = _slow_class(ns)
+                if queued == 0 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            _sh("ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root")
         else:
-            fault.dropped = _dropped(fault.node.ns, fault.table)
-            _sh("ip", "netns", "exec", fault.node.ns, "nft", "delete", "table", "inet", fault.table)
+            fault.dropped = _dropped(ns, fault.table)
+            _sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", fault.table)
         fault.active = False
         return fault.dropped
 
@@ -284,3 +317,17 @@ def _dropped(ns: str, table: str) -> int:
             if "counter" in expr:
                 total += int(expr["counter"]["packets"])
     return total
+
+
+def _slow_class(ns: str) -> tuple[int, int]:
+    """The reordering fault's slow class (1:20): packets it sent (the ones held back; the
+    kernel's count, segments after GSO) and packets still queued in it."""
+    text = _sh("ip", "netns", "exec", ns, "tc", "-s", "class", "show", "dev", "eth0")
+    block = text.split("class htb 1:20 ", 1)
+    if len(block) < 2:
+        raise NetworkUnavailable(f"no slow class on eth0 in {ns}")
+    sent = re.search(r"Sent \d+ bytes (\d+) pkt", block[1])
+    backlog = re.search(r"backlog \d+b (\d+)p", block[1])
+    if sent is None or backlog is None:
+        raise NetworkUnavailable(f"unreadable class statistics in {ns}: {block[1][:200]}")
+    return int(sent.group(1)), int(backlog.group(1))
