@@ -140,6 +140,69 @@ def thread_cpu_seconds(pid: int, tid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live process descended from it (its children, theirs, ...), from
+    the parent pids in ``/proc/*/stat``; ``pid`` first, ``[]`` when it is gone."""
+    if not Path(f"/proc/{pid}").exists():
+        return []
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        parent = int(raw[raw.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, at = [pid], 0
+    while at < len(tree):
+        tree += sorted(children.get(tree[at], []))
+        at += 1
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of every live process descended from it (see
+    :func:`process_tree`), each with the CPU of the children it has reaped (``cutime`` and
+    ``cstime``): summed over the tree, a process that exits and is reaped between two
+    snapshots is still counted once. ``{}`` when ``pid`` is gone."""
+    seconds: dict[int, float] = {}
+    for member in process_tree(pid):
+        try:
+            raw = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        seconds[member] = sum(int(value) for value in fields[11:15]) / CLK_TCK
+    return seconds
+
+
+def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """How many established TCP connections (IPv4) on local ``port`` each of ``pids`` holds:
+    which of a server's processes accepted the clients' connections."""
+    established: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        cols = line.split()
+        if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:  # 01: ESTABLISHED
+            established.add(cols[9])
+    counts: dict[int, int] = {}
+    for pid in pids:
+        inodes = set()
+        try:
+            for entry in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    target = os.readlink(entry.path)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+        counts[pid] = len(inodes & established)
+    return counts
+
+
 def proc_counters(pid: int) -> dict[str, int]:
     """Context switches (``/proc/PID/status``) and I/O counters (``/proc/PID/io``) of ``pid``.
 
@@ -217,18 +280,26 @@ def machine_cpu() -> tuple[float, float, float]:
 
 @dataclass
 class CpuSnapshot:
-    """CPU counters at one instant: named processes, all postgres processes, the machine."""
+    """CPU counters at one instant: named processes, named process trees, all postgres
+    processes, the machine."""
 
     at: float
     named: dict[str, float | None]
     postgres: dict[int, float | None]
     machine: tuple[float, float, float]
+    #: name → {pid: CPU seconds} of a process and its descendants (:func:`tree_cpu_seconds`).
+    trees: dict[str, dict[int, float]] = field(default_factory=dict)
 
     @classmethod
     def take(
-        cls, pids: dict[str, int], threads: dict[str, tuple[int, int]] | None = None
+        cls,
+        pids: dict[str, int],
+        threads: dict[str, tuple[int, int]] | None = None,
+        trees: dict[str, int] | None = None,
     ) -> CpuSnapshot:
-        """``pids``: name → process; ``threads``: name → (process, thread) to account too."""
+        """``pids``: name → process; ``threads``: name → (process, thread) to account too;
+        ``trees``: name → process to account with every process descended from it (a
+        server that forks, such as ``serve --processes N``: its supervisor and children)."""
         named = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
         for name, (pid, tid) in (threads or {}).items():
             named[name] = thread_cpu_seconds(pid, tid)
@@ -237,6 +308,7 @@ class CpuSnapshot:
             named=named,
             postgres={pid: proc_cpu_seconds(pid) for pid in postgres_pids()},
             machine=machine_cpu(),
+            trees={name: tree_cpu_seconds(pid) for name, pid in (trees or {}).items()},
         )
 
 
@@ -247,6 +319,15 @@ def cpu_usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     for name, end in after.named.items():
         start = before.named.get(name)
         usage[name] = (end - start) / wall if end is not None and start is not None else 0.0
+    for name, end_tree in after.trees.items():
+        start_tree = before.trees.get(name, {})
+        # Totals, not per process: a process reaped in between moved into its parent's
+        # cutime/cstime; one born in between counts fully. Gone at either end: 0, as above.
+        usage[name] = (
+            (sum(end_tree.values()) - sum(start_tree.values())) / wall
+            if end_tree and start_tree
+            else 0.0
+        )
     pg = 0.0
     for pid, end in after.postgres.items():
         if end is not None:
@@ -255,6 +336,19 @@ def cpu_usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     usage["machine"] = (after.machine[0] - before.machine[0]) / wall
     usage["steal"] = (after.machine[1] - before.machine[1]) / wall
     return usage
+
+
+def tree_split(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, dict[str, float]]:
+    """Cores used by each process of each tree (name → {pid: cores}), the root first: how a
+    tree's total (:func:`cpu_usage`) divides among its processes."""
+    wall = after.at - before.at
+    return {
+        name: {
+            str(pid): (seconds - before.trees.get(name, {}).get(pid, 0.0)) / wall
+            for pid, seconds in end_tree.items()
+        }
+        for name, end_tree in after.trees.items()
+    }
 
 
 # --------------------------------------------------------------------------- servers

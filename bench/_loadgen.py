@@ -12,7 +12,9 @@ body; ``--expect-state paid`` parses every measured answer and counts a 2xx whos
 in another state as an error; ``--sample N`` keeps N answers' order id, amount and last
 payment attempt (reservoir sample over the measured window) for an oracle cross-check;
 ``--watch-threads server=PID`` also splits that process's CPU into its main thread and the
-rest of its threads.
+rest of its threads; ``--watch-tree server=PID`` accounts as ``server`` that process with
+every process descended from it (``serve --processes N``: the supervisor and its children),
+and reports how the tree's CPU and the measured connections divide among its processes.
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import BODY, CpuSnapshot, cpu_usage, percentile, thread_ids
+from _common import (
+    BODY,
+    CpuSnapshot,
+    connections_by_process,
+    cpu_usage,
+    percentile,
+    process_tree,
+    thread_ids,
+    tree_split,
+)
 
 MARK = "@@REF@@"
 
@@ -239,13 +250,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for tid in thread_ids(int(pid)):
             label = "main" if tid == int(pid) else f"thread{tid}"
             threads[f"{name}.{label}"] = (int(pid), tid)
-    before = CpuSnapshot.take(watch, threads)
+    trees: dict[str, int] = {}
+    for item in args.watch_tree:
+        name, _, pid = item.partition("=")
+        trees[name] = int(pid)
+    # Which process of each tree holds the connections (after the warm-up: all are open).
+    accepted = {
+        name: {str(k): n for k, n in connections_by_process(process_tree(pid), args.port).items()}
+        for name, pid in trees.items()
+    }
+    before = CpuSnapshot.take(watch, threads, trees)
     load.measuring = True
     t0 = time.perf_counter()
     await asyncio.sleep(args.duration)
     load.measuring = False
     elapsed = time.perf_counter() - t0
-    after = CpuSnapshot.take(watch, threads)
+    after = CpuSnapshot.take(watch, threads, trees)
     load.sending = False
     if load.in_flight > 0:
         try:
@@ -264,6 +284,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         extra["bad_state"] = load.bad_state
     if load.sample_size:
         extra["sample"] = load.sample
+    if trees:
+        extra["processes"] = tree_split(before, after)
+        extra["accepted"] = accepted
     return {
         "connections": args.connections,
         "seconds": elapsed,
@@ -303,6 +326,12 @@ def main() -> None:
     parser.add_argument("--watch", action="append", default=[], help="NAME=PID to account CPU")
     parser.add_argument(
         "--watch-threads", action="append", default=[], help="NAME=PID: CPU per thread too"
+    )
+    parser.add_argument(
+        "--watch-tree",
+        action="append",
+        default=[],
+        help="NAME=PID to account CPU of, with every process descended from it",
     )
     parser.add_argument("--payment", default=None, help="payment method to add to every body")
     parser.add_argument("--expect-state", default=None, help="order state every 2xx must have")

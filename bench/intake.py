@@ -1,17 +1,22 @@
 """Benchmark: ``POST /v1/orders`` on PostgreSQL against two baselines on the same stack.
 
-Three servers run side by side, each its own process, each started exactly like
-``orderguard serve`` starts uvicorn (one worker, uvloop, httptools, access log on):
+Four servers run side by side, each started exactly like ``orderguard serve`` starts
+uvicorn (uvloop, httptools, access log on):
 
 - ``(a) parse``: parses the same JSON and answers 201 (``bench/_apps.py parse``);
 - ``(b) one statement``: also writes the same rows (order, lines, timeline entry, outbox
   event, idempotency record) in ONE data-modifying CTE through a psycopg async pool of the
   same size (``bench/_apps.py cte``);
 - ``intake``: the real thing, ``orderguard serve --processes 1`` (one API process: the
-  figure issue 20 holds against (b); on PostgreSQL ``serve`` runs one per core by default).
+  figure issue 20 holds against (b); on PostgreSQL ``serve`` runs one per core by default);
+- ``intake2``: ``orderguard serve --processes 2 --no-worker``, a supervisor and two API
+  processes on one listening socket, each with its own pool of the same size, no worker
+  process (issue 20 holds it against ``intake``: a second process must buy >= 1.3x).
 
 A separate load-generator process (``bench/_loadgen.py``) keeps N keep-alive connections
-busy with unique Idempotency-Keys; rounds interleave a, b, intake; medians are reported.
+busy with unique Idempotency-Keys; rounds interleave a, b, intake, intake2; medians are
+reported. A server's CPU is that of its process and every process descended from it
+(``--watch-tree``), so the supervisor and the API processes of ``intake2`` all count.
 ``section(ctx)`` returns the markdown section for docs/benchmarks.md.
 """
 
@@ -39,16 +44,22 @@ from _common import (
 )
 
 TITLE = "Order intake: POST /v1/orders on PostgreSQL"
-VARIANTS = ("parse", "cte", "intake")
+VARIANTS = ("parse", "cte", "intake", "intake2")
 LABEL = {
     "parse": "(a) parse JSON, answer 201",
     "cte": "(b) same rows in one statement",
     "intake": "orderguard intake",
+    "intake2": "orderguard intake, 2 processes",
 }
+#: The ``application_name`` (``PGAPPNAME``) of each server's connections, to tell their
+#: backends apart in pg_stat_activity ("": orderguard's default, none set).
+APP_NAME = {"parse": "", "cte": "bench-cte", "intake": "", "intake2": "bench-intake2"}
 TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_keys"
 #: Targets from the issue.
 TARGET_RATIO_B = 0.5
 TARGET_P99_MS = 50.0
+#: intake through ``serve --processes 2`` over intake through ``--processes 1``.
+TARGET_SCALE = 1.3
 
 
 @dataclass
@@ -123,7 +134,7 @@ def _load(
         f"--connections={connections}",
         f"--warmup={warmup}",
         f"--duration={duration}",
-        f"--watch=server={server.pid}",
+        f"--watch-tree=server={server.pid}",
     ]
     sampler = None
     if sample_url is not None:
@@ -154,17 +165,19 @@ def _start(ctx: Context, url: str) -> dict[str, Server]:
     try:
         for name in VARIANTS:
             port = free_port()
-            if name == "intake":
+            if name in ("intake", "intake2"):
                 argv = [
                     str(VENV_BIN / "orderguard"),
                     "serve",
-                    "--processes=1",
+                    "--processes=1" if name == "intake" else "--processes=2",
+                    *(["--no-worker"] if name == "intake2" else []),
                     "--host=127.0.0.1",
                     f"--port={port}",
                 ]
             else:
                 argv = [PYTHON, str(BENCH / "_apps.py"), name, f"--port={port}"]
-            servers[name] = start_server(name, argv, env, ctx.workdir, port)
+            named_env = {**env, "PGAPPNAME": APP_NAME[name]} if name == "intake2" else env
+            servers[name] = start_server(name, argv, named_env, ctx.workdir, port)
     except BaseException:
         for server in servers.values():
             server.stop()
@@ -216,12 +229,14 @@ def run(ctx: Context) -> dict[str, Any]:
                     warmup=ctx.warmup,
                     duration=ctx.duration,
                     sample_url=None if name == "parse" else url,
-                    app_name="bench-cte" if name == "cte" else "",
+                    app_name=APP_NAME[name],
                 )
                 r = outcome[name]
                 ctx.log(
                     f"    {r['rps']:8.1f} req/s  p50 {r['p50']:6.1f}  p99 {r['p99']:6.1f} ms  "
-                    f"errors {r['errors']}  server {r['cpu']['server']:.2f} cores"
+                    f"errors {r['errors']}  server {r['cpu']['server']:.2f} cores "
+                    f"({len(r['processes']['server'])} process(es))  "
+                    f"load gen {r['cpu']['loadgen']:.2f} cores"
                 )
             results["rounds"].append(outcome)
     finally:
@@ -265,10 +280,17 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
         f"{ctx.connections} concurrent keep-alive connections (closed loop: each sends its next "
         f"request when the answer arrives), every request a unique Idempotency-Key and merchant "
         f"reference, the body of `tests/factories.py` (one line). {ctx.rounds} interleaved rounds "
-        f"(a, b, intake, a, b, intake, ...), each run {ctx.warmup:g} s warm-up then "
+        f"(a, b, intake, intake 2 processes, a, ...), each run {ctx.warmup:g} s warm-up then "
         f"{ctx.duration:g} s measured; tables truncated and a CHECKPOINT before every run. "
         f"Figures are medians over rounds; latency is measured by the load generator "
-        f"(request written → full answer read). Pool: {pool_size} connections (intake and (b))."
+        f"(request written → full answer read). Pool: {pool_size} connections (intake and (b)). "
+        f"Intake is `orderguard serve --processes 1` (one API process, the worker a task in it); "
+        f"intake with 2 processes is `orderguard serve --processes 2 --no-worker` (a supervisor "
+        f"and two API processes accepting from one listening socket, each with its own pool of "
+        f"{pool_size}, {2 * pool_size} connections in all; no worker process, so that the two "
+        f"API processes have the machine to themselves). Server CPU counts the server process "
+        f"and every process descended from it (for 2 processes: the supervisor and both API "
+        f"processes)."
     )
     out.append("")
     out.append(
@@ -293,13 +315,18 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
     p99 = _med(results, "intake", "p99")
     per_round_a = [o["intake"]["rps"] / o["parse"]["rps"] for o in results["rounds"]]
     per_round_b = [o["intake"]["rps"] / o["cte"]["rps"] for o in results["rounds"]]
+    per_round_scale = _scale_per_round(results)
     ratio_a, ratio_b = rps["intake"] / rps["parse"], rps["intake"] / rps["cte"]
+    scale = median(per_round_scale)
     out += [
         "",
         f"- **intake / (a)** = {ratio_a:.2f} (per round: "
         f"{', '.join(f'{r:.2f}' for r in per_round_a)})",
         f"- **intake / (b)** = {ratio_b:.2f} (per round: "
         f"{', '.join(f'{r:.2f}' for r in per_round_b)})",
+        f"- **intake 2 processes / intake** = {scale:.2f}, the median of the per-round ratios "
+        f"(per round: {', '.join(f'{r:.2f}' for r in per_round_scale)}; ratio of the median "
+        f"req/s: {rps['intake2'] / rps['intake']:.2f})",
         f"- errors: {_errors(results)}",
         "",
         "**Targets**",
@@ -308,13 +335,93 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
         f"**{'MET' if ratio_b >= TARGET_RATIO_B else 'NOT MET'}**",
         f"- p99 ≤ {TARGET_P99_MS:g} ms: {p99:.1f} ms → "
         f"**{'MET' if p99 <= TARGET_P99_MS else 'NOT MET'}**",
+        f"- `--processes 2` ≥ {TARGET_SCALE:g} x `--processes 1` on these {ctx_cores()} cores "
+        f"(PostgreSQL and the load generator on them too): {scale:.2f} x → "
+        f"**{'MET' if scale >= TARGET_SCALE else 'NOT MET'}**",
         "",
     ]
     out += _single(results)
     out += _rounds(results)
     out += _probe(results)
     out += _bounds(ctx, results, pool_size)
+    out += _scaling(results, pool_size)
     return "\n".join(out)
+
+
+def _scale_per_round(results: dict[str, Any]) -> list[float]:
+    """intake through 2 processes over intake through 1, round by round (same-run ratios)."""
+    return [
+        o["intake2"]["rps"] / o["intake"]["rps"] if o["intake"]["rps"] else float("nan")
+        for o in results["rounds"]
+    ]
+
+
+def _split(run: dict[str, Any]) -> tuple[float, list[float], list[int]]:
+    """Of one run of a multi-process server: the supervisor's cores, each API process's
+    cores (busiest first) and the connections each held (most first)."""
+    cores = list(run["processes"]["server"].values())  # the root, the supervisor, first
+    accepted = sorted(run["accepted"]["server"].values(), reverse=True)
+    return cores[0], sorted(cores[1:], reverse=True), [n for n in accepted if n]
+
+
+def _scaling(results: dict[str, Any], pool_size: int) -> list[str]:
+    """What the second API process bought, and what it cost."""
+    cores = ctx_cores()
+    one, two = "intake", "intake2"
+    rps1, rps2 = _med(results, one, "rps"), _med(results, two, "rps")
+    server1, server2 = _med(results, one, "cpu", "server"), _med(results, two, "cpu", "server")
+    pg1, pg2 = _med(results, one, "cpu", "postgres"), _med(results, two, "cpu", "postgres")
+    machine2 = _med(results, two, "cpu", "machine")
+    other2 = _med(results, two, "cpu", "other")
+    loadgen = max(_med(results, name, "cpu", "loadgen") for name in VARIANTS)
+    loadgen2 = _med(results, two, "cpu", "loadgen")
+    splits = [_split(o[two]) for o in results["rounds"]]
+    supervisor = median([s for s, _, _ in splits])
+    api = [median([c[i] for _, c, _ in splits if len(c) > i]) for i in range(len(splits[0][1]))]
+    counted = sorted({len(o[two]["processes"]["server"]) for o in results["rounds"]})
+    active, idle_tx, conns, _ = _activity(results, two)
+
+    def per(value: float, rate: float) -> str:
+        return f"{1000 * value / rate:.2f}" if rate else "nan"
+
+    out = ["**What a second API process buys** (`--processes 2` against `--processes 1`)", ""]
+    out.append(
+        f"- Server CPU of 2 processes counts {' or '.join(str(n) for n in counted)} processes "
+        f"(the supervisor and its children): {server2:.2f} cores = {per(server2, rps2)} ms per "
+        f"request (1 process: {server1:.2f} cores, {per(server1, rps1)} ms); the supervisor "
+        f"{supervisor:.2f}, the API processes "
+        + " and ".join(f"{c:.2f}" for c in api)
+        + " cores (medians, busiest first)."
+    )
+    out.append(
+        "- Connections of the load generator per API process (one listening socket, the "
+        "kernel hands each connection to whichever process accepts first), per round: "
+        + ", ".join("/".join(str(n) for n in held) or "none" for _, _, held in splits)
+        + "."
+    )
+    out.append(
+        f"- PostgreSQL: {pg2:.2f} cores = {per(pg2, rps2)} ms per order (1 process: "
+        f"{pg1:.2f} cores, {per(pg1, rps1)} ms). Pools ({pool_size} per process, "
+        f"{conns:.1f} open on average): {active:.1f} backends executing and {idle_tx:.1f} idle in "
+        f"a transaction on average."
+    )
+    out.append(
+        f"- Machine: {machine2:.2f} of {cores} cores busy with 2 processes (server {server2:.2f}, "
+        f"PostgreSQL {pg2:.2f}, load generator {loadgen2:.2f}, outside the benchmark "
+        f"{other2:.2f})."
+    )
+    bottleneck = (
+        "well under the one core its single event loop can use: it is not what limits these figures"
+        if loadgen < 0.8
+        else "close to the one core its single event loop can use: it may limit these figures"
+    )
+    out.append(
+        f"- Load generator: at most {loadgen:.2f} cores in any variant (median over rounds; "
+        f"{loadgen2:.2f} cores = {per(loadgen2, rps2)} ms per request with 2 processes), "
+        f"{bottleneck}."
+    )
+    out.append("")
+    return out
 
 
 def _errors(results: dict[str, Any]) -> str:
