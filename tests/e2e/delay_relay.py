@@ -8,9 +8,10 @@ Each ``--route LISTEN=UPSTREAM`` accepts connections on LISTEN and opens one to 
 connection; every chunk read from either side is written to the other ``delay ± jitter`` ms
 later (drawn from the seed), never before the chunk read before it, so a stream stays in
 order as TCP keeps it (packet reordering under TCP is invisible to the programs above it;
-``Network.reorder`` makes it on the wire). Run inside a network namespace of its own, between the parts,
-it makes every exchange across it slow and uneven over real sockets. On SIGTERM it writes
-what it did to ``--stats`` (JSON): connections, chunks and bytes relayed, the mean delay.
+``Network.reorder`` makes it on the wire). Run inside a network namespace of its own,
+between the parts, it makes every exchange across it slow and uneven over real sockets. On
+SIGTERM it writes what it did to ``--stats`` (JSON): connections, chunks and bytes
+relayed, the mean delay.
 """
 
 from __future__ import annotations

@@ -549,7 +549,7 @@ def _injected(o: Outcome) -> str:
         ofo = o.tcp.get("TCPOFOQueue", 0)
         detected = sum(v for k, v in o.tcp.items() if k != "TCPOFOQueue")
         return (
-            f"none dropped; {o.held:,} packets held back and overtaken; receivers queued "
+            f"{o.dropped} dropped; {o.held:,} packets held back and overtaken; receivers queued "
             f"{ofo:,} segments that arrived out of order, senders detected {detected:,} "
             "reorderings (kernel counters)"
         )

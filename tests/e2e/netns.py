@@ -274,7 +274,8 @@ class Network:
         raise NetworkUnavailable(f"no TcpExt counters in {role}'s /proc/net/netstat")
 
     def heal(self, fault: Fault) -> int:
-        """Remove ``fault``; the packets it dropped (``reorder`` drops nothing: 0)."""
+        """Remove ``fault``; the packets it dropped (``reorder``: its slow queue's drops,
+        which should be none)."""
         if not fault.active:
             return fault.dropped
         ns = fault.node.ns
@@ -284,7 +285,7 @@ class Network:
             _sh("ip", "netns", "exec", ns, "nft", "delete", "table", "inet", fault.table)
             deadline = time.monotonic() + 10
             while True:
-                fault.held, queued = _slow_class(ns)
+                fault.held, fault.dropped, queued = _slow_class(ns)
                 if queued == 0 or time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
@@ -319,15 +320,16 @@ def _dropped(ns: str, table: str) -> int:
     return total
 
 
-def _slow_class(ns: str) -> tuple[int, int]:
+def _slow_class(ns: str) -> tuple[int, int, int]:
     """The reordering fault's slow class (1:20): packets it sent (the ones held back; the
-    kernel's count, segments after GSO) and packets still queued in it."""
+    kernel's count, segments after GSO), packets it dropped (its queue full: a loss this
+    fault must not cause) and packets still queued in it."""
     text = _sh("ip", "netns", "exec", ns, "tc", "-s", "class", "show", "dev", "eth0")
     block = text.split("class htb 1:20 ", 1)
     if len(block) < 2:
         raise NetworkUnavailable(f"no slow class on eth0 in {ns}")
-    sent = re.search(r"Sent \d+ bytes (\d+) pkt", block[1])
+    sent = re.search(r"Sent \d+ bytes (\d+) pkt \(dropped (\d+)", block[1])
     backlog = re.search(r"backlog \d+b (\d+)p", block[1])
     if sent is None or backlog is None:
         raise NetworkUnavailable(f"unreadable class statistics in {ns}: {block[1][:200]}")
-    return int(sent.group(1)), int(backlog.group(1))
+    return int(sent.group(1)), int(sent.group(2)), int(backlog.group(1))
