@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -87,7 +87,7 @@ def serve_beside(
     ``proxies`` are uvicorn's proxy options (:func:`proxy_options`); on a signal, requests
     in flight get ``drain_s`` seconds to finish (``None``: as long as they take)."""
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a developer stops it
-        asyncio.run(
+        run_event_loop(
             _serve_all(
                 [(main, main_at, "on"), (ops, ops_at, "off")], proxies=proxies, drain_s=drain_s
             )
@@ -112,7 +112,22 @@ def serve_sockets(
     ]
     if ops is not None:
         served.append((ops[0], ops[1], "off"))
-    asyncio.run(_serve_all(served, proxies=proxies, drain_s=drain_s, started=started))
+    run_event_loop(_serve_all(served, proxies=proxies, drain_s=drain_s, started=started))
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on the event loop ``uvicorn.run`` serves a single process on: uvloop
+    where it is installed (Linux and macOS: a dependency), else asyncio's own. Every way
+    ``serve`` runs (one process, one process with a metrics port, each process of
+    ``--processes N``) pays the same per request."""
+    try:
+        import uvloop
+    except ImportError:  # Windows: uvloop does not exist there
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 #: The longest a stopping server waits for the requests of connections it accepted just
