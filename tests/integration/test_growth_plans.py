@@ -1,7 +1,8 @@
 """Each hot query uses the index made for it (migration 15), on a generated database of
 20,000 orders ANALYZEd as autovacuum would: the statements are the ones orderguard's own
 code sends (recorded while it runs, ``bench/_plans.py``), planned by PostgreSQL with its
-default settings. None of them reads a whole table that only grows."""
+default settings. None of them reads a whole table that only grows. The janitor's claim,
+on orders in motion added to them, reads its index in order and stops at its limit."""
 
 from __future__ import annotations
 
