@@ -413,14 +413,16 @@ def start_server(
     workdir: Path,
     port: int,
     health_path: str = "/healthz",
+    timeout: float = 30.0,
 ) -> Server:
-    """Start ``argv`` in ``workdir``, wait until ``GET health_path`` answers 200 on ``port``."""
+    """Start ``argv`` in ``workdir``, wait (up to ``timeout`` seconds) until ``GET
+    health_path`` answers 200 on ``port``."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(name, port, proc, log)
     try:
-        wait_healthy(port, proc, path=health_path)
+        wait_healthy(port, proc, timeout=timeout, path=health_path)
     except BaseException:
         server.stop()
         tail = log.read_text(errors="replace")[-2000:]

@@ -8,6 +8,9 @@ the current schema. On each, in the same run:
 - intake: ``POST /v1/orders`` through ``orderguard serve --processes=1 --no-worker`` (one
   API process, no worker touching the generated orders) and the load generator of
   ``bench/intake.py``, interleaved over the databases for ``ctx.rounds`` rounds (median);
+- paid orders: the same with a card (``"payment": {"method": "pm_card_visa"}``), serve
+  charging the sandbox provider in its own process at zero latency (``bench/paid.py``'s
+  processes), counting only the answers whose order is ``paid``; in the same rounds;
 - with orderguard's own code (storage and services, in this process), ``REPS`` times each
   (p50 and p95, after ``WARMUP`` untimed runs), every writing operation rolled back so
   each run sees the same rows: the janitor's claim of due orders, the outbox relay's
@@ -16,11 +19,15 @@ the current schema. On each, in the same run:
   and stuck queue, its search by email, merchant reference and provider reference,
   ``orders list`` with filters (state and week, flagged), idempotency pruning (a day's
   keys), and ``reconcile`` of the last day's settlement report (the orders and attempts
-  its period and references need, read by index, then matched: ``bench/reconcile_day.py``).
+  its period and references need, read by index, then matched: ``bench/reconcile_day.py``)
+  with, run by run, its baseline: ``bench/reconcile.py``'s plain DuckDB join over the same
+  report and the rows reconcile reads, already on disk (``RECONCILE_REPS`` times each).
 
 The plan of every statement each operation sends on the largest database is recorded with
 ``EXPLAIN (ANALYZE, BUFFERS)`` (``bench/_plans.py``). Targets (issue 20), largest / empty:
-intake and the claims <= 1.3x; the scrape <= 100 ms; console queue and search p95 <= 100 ms.
+intake, paid orders and the claims <= 1.3x the cost (throughput >= 0.77x); the scrape
+<= 100 ms; console queue and search p95 <= 100 ms; on every database, reconcile <= 2x its
+DuckDB join.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -40,6 +48,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datagen
+import paid
 import reconcile_day
 from _common import (
     PG_ADMIN_URL,
@@ -61,6 +70,14 @@ SIZES = [int(n) for n in os.environ.get("BENCH_GROWTH_SIZES", "1000000").split("
 BASELINE = 0
 REPS = int(os.environ.get("BENCH_GROWTH_REPS", "30"))
 WARMUP = 3
+#: Runs of reconcile and of its DuckDB join on each database (interleaved, no warm-up).
+RECONCILE_REPS = int(os.environ.get("BENCH_GROWTH_RECONCILE_REPS", "3"))
+RECONCILE = "reconcile: a day's report"
+RECONCILE_BASELINE = "reconcile: DuckDB join (baseline)"
+#: Operations timed together, run by run, with another (their baseline).
+PAIRS = {RECONCILE: RECONCILE_BASELINE}
+#: reconcile / its DuckDB join, on every database.
+TARGET_RECONCILE = 2.0
 #: Load generator connections for intake.
 CONNECTIONS = 32
 TARGET_RATIO = 1.3
@@ -123,21 +140,50 @@ def _intake(ctx: Context, url: str) -> float:
             "--processes=1", "--no-worker"]  # fmt: skip
     server = _start(ctx, argv, url, port)
     try:
-        done = subprocess.run(
-            [PYTHON, str(Path(__file__).with_name("_loadgen.py")), f"--port={port}",
-             f"--connections={CONNECTIONS}", f"--warmup={ctx.warmup}",
-             f"--duration={ctx.duration}", f"--watch=server={server.pid}"],
-            capture_output=True, text=True, timeout=ctx.warmup + ctx.duration + 60, check=False,
-        )  # fmt: skip
+        return _load(ctx, url, port, {"server": server.pid}, [], "intake")
     finally:
         server.stop()
+
+
+def _paid(ctx: Context, url: str, tag: str) -> float:
+    """Paid orders/s on ``url``: ``POST /v1/orders`` with a card, serve (no worker)
+    charging the sandbox provider in its own process (``bench/paid.py``'s ``Setup``),
+    only answers with the order ``paid`` counted (any other is an error)."""
+    setup = paid.Setup(ctx, url, "external", f"growth-{tag}", worker=False, timeout=90.0)
+    try:
+        assert setup.server is not None
+        extra = [f"--payment={paid.METHOD}", "--expect-state=paid"]
+        rps = _load(ctx, url, setup.server.port, setup.pids(), extra, "paid orders")
+        setup.alive()
+        return rps
+    finally:
+        setup.stop()
+        for ledger in ctx.workdir.glob(f"paid-growth-{tag}-ledger.db*"):
+            ledger.unlink(missing_ok=True)
+
+
+def _load(
+    ctx: Context, url: str, port: int, watch: dict[str, int], extra: list[str], what: str
+) -> float:
+    """``bench/_loadgen.py`` against ``port`` for one measured window; requests/s answered
+    as expected (an error fails the run)."""
+    done = subprocess.run(
+        [PYTHON, str(Path(__file__).with_name("_loadgen.py")), f"--port={port}",
+         f"--connections={CONNECTIONS}", f"--warmup={ctx.warmup}",
+         f"--duration={ctx.duration}", *extra,
+         *(f"--watch={name}={pid}" for name, pid in watch.items())],
+        capture_output=True, text=True, timeout=ctx.warmup + ctx.duration + 60, check=False,
+    )  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
     import json
 
     result = json.loads(done.stdout)
     if result.get("errors"):
-        raise RuntimeError(f"intake errors on {url}: {result['errors']}")
+        raise RuntimeError(
+            f"{what}: {result['errors']} errors on {url}: {result.get('statuses')} "
+            f"{result.get('states', '')}"
+        )
     return float(result["rps"])
 
 
@@ -185,7 +231,7 @@ async def _operations(url: str) -> dict[str, Op]:
         ttl_s=0.0,
     )
     probe = await _probe_values(storage)
-    scratch = Path(os.environ.get("TMPDIR", "/tmp"))
+    scratch = Path(tempfile.mkdtemp(prefix="og-growth-"))  # this database's report and files
 
     def now() -> datetime:
         return datetime.now(UTC)
@@ -219,19 +265,34 @@ async def _operations(url: str) -> dict[str, Op]:
         async with storage() as uow:
             return await uow.idempotency.prune(now() - timedelta(hours=24))
 
-    report = scratch / "og-day-report.csv"
+    report = scratch / "settlement.csv"
     await reconcile_day.write_report(storage, report)
+    files = await reconcile_day.baseline_files(storage, report, scratch)  # untimed
     runs = iter(range(1_000_000))
 
     async def reconcile_a_day() -> object:
         """``reconcile`` of the last day's report: the rows its period and references need
         read from PostgreSQL, then matched (``bench/reconcile_day.py``)."""
-        work = scratch / f"og-reconcile-{os.getpid()}-{next(runs)}"
+        work = scratch / f"reconcile-{next(runs)}"
         work.mkdir()
         try:
             return await reconcile_day.reconcile_once(storage, report, work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+    async def duckdb_join() -> object:
+        """The baseline: the plain DuckDB join over the same report and the rows reconcile
+        reads, already on disk (``bench/reconcile.py``)."""
+        work = scratch / f"baseline-{next(runs)}"
+        work.mkdir()
+        try:
+            return reconcile_day.baseline_once(files, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    async def close() -> None:
+        await storage.close()
+        shutil.rmtree(scratch, ignore_errors=True)
 
     async def stuck_queue() -> object:
         since = stuck_horizon(now=now())
@@ -253,9 +314,10 @@ async def _operations(url: str) -> dict[str, Op]:
         ),
         "orders list --flagged": lambda: search(OrderQuery(limit=50, flagged=True)),
         "idempotency prune (1 day)": prune,
-        "reconcile: a day's report": reconcile_a_day,
+        RECONCILE: reconcile_a_day,
+        RECONCILE_BASELINE: duckdb_join,
     }
-    ops["_close"] = storage.close
+    ops["_close"] = close
     return ops
 
 
@@ -282,33 +344,44 @@ async def _measure(urls: dict[int, str]) -> dict[int, dict[str, Any]]:
     recorded: dict[int, dict[str, list[Statement]]] = {size: {} for size in urls}
     try:
         for label in ops[BASELINE]:
-            once = label.startswith("reconcile")
+            if label in PAIRS.values():
+                continue  # timed with its pair
+            together = [label, PAIRS[label]] if label in PAIRS else [label]
+            slow = label.startswith("reconcile")
             for size, by_label in ops.items():
-                recorder = Recorder()
-                async with recorder.active():
-                    await by_label[label]()
-                recorded[size][label] = recorder.worth_planning()
-                for _ in range(0 if once else WARMUP):
-                    await by_label[label]()
-            for _ in range(1 if once else REPS):
+                for one in together:
+                    recorder = Recorder()
+                    async with recorder.active():
+                        await by_label[one]()
+                    recorded[size][one] = recorder.worth_planning()
+                    for _ in range(0 if slow else WARMUP):
+                        await by_label[one]()
+            for rep in range(RECONCILE_REPS if slow else REPS):
                 for size, by_label in ops.items():
-                    started = time.perf_counter()
-                    await by_label[label]()
-                    elapsed = (time.perf_counter() - started) * 1000
-                    timings[size].setdefault(label, []).append(elapsed)
+                    for one in together if rep % 2 == 0 else together[::-1]:
+                        started = time.perf_counter()
+                        await by_label[one]()
+                        elapsed = (time.perf_counter() - started) * 1000
+                        timings[size].setdefault(one, []).append(elapsed)
     finally:
         for close in closers:
             await close()
+    # run by run (before sorting): reconcile / its DuckDB join of the same run
+    paired = {
+        size: [r / b for r, b in zip(t[RECONCILE], t[RECONCILE_BASELINE], strict=True)]
+        for size, t in timings.items()
+    }
     top = max(urls)
     plans = {
         label: [(one_line(s.sql), await explain(urls[top], s)) for s in statements]
         for label, statements in recorded[top].items()
     }
     return {
-        size: {"timings": {k: sorted(v) for k, v in timings[size].items()}}
+        size: {"timings": {k: sorted(v) for k, v in timings[size].items()},
+               "reconcile_ratios": paired[size]}
         | ({"plans": plans} if size == top else {})
         for size in urls
-    }
+    }  # fmt: skip
 
 
 # --------------------------------------------------------------------------- section
@@ -319,14 +392,17 @@ def run(ctx: Context) -> dict[str, Any]:
     ctx.log("growth: operations, the databases taking turns")
     ops = asyncio.run(_measure(urls))
     intake: dict[int, list[float]] = {size: [] for size in urls}
+    paid_rps: dict[int, list[float]] = {size: [] for size in urls}
     for round_no in range(ctx.rounds):
         for size, url in urls.items():
             ctx.log(f"growth: intake round {round_no + 1} on {_label(size)}")
             intake[size].append(_intake(ctx, url))
+            ctx.log(f"growth: paid orders round {round_no + 1} on {_label(size)}")
+            paid_rps[size].append(_paid(ctx, url, f"{size}-{round_no}"))
     counts = {size: pg_scalar("SELECT COUNT(*) FROM orders", url) for size, url in urls.items()}
     sizes = {size: pg_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))", url)
              for size, url in urls.items()}  # fmt: skip
-    return {"intake": intake, "ops": ops, "db_sizes": sizes, "orders": counts}
+    return {"intake": intake, "paid": paid_rps, "ops": ops, "db_sizes": sizes, "orders": counts}
 
 
 def _label(size: int) -> str:
@@ -349,22 +425,30 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
         f"history*, is the {_label(top)}-order shop's last day alone: the same kind and amount "
         "of work in motion (due rechecks, stuck orders, keys to prune), none of the two "
         "years behind it, so each ratio is the cost of the history. Each operation "
-        f"{REPS} times after {WARMUP} untimed runs (reconcile: once), in this "
+        f"{REPS} times after {WARMUP} untimed runs (reconcile and its DuckDB join: "
+        f"{RECONCILE_REPS} times each, alternating, after one untimed run), in this "
         "process through orderguard's own storage code, the databases taking turns run by "
-        "run, writes rolled back, the relay caught up first; then intake, the databases "
-        "taking turns round by round.",
+        "run, writes rolled back, the relay caught up first; then intake and paid orders "
+        f"({CONNECTIONS} connections, serve without a worker; paid: a card charged at the "
+        "sandbox provider in its own process, at zero latency, only orders answered `paid` "
+        "counted), the databases taking turns round by round.",
         "",
-        "| intake (orders/s, median of rounds) | "
+        "| requests/s, median of rounds | "
         + " | ".join(_label(s) for s in sizes)
         + f" | {_label(top)} / {_label(base)} | target |",
         "|---|" + "---|" * (len(sizes) + 2),
     ]
-    medians = {s: statistics.median(results["intake"][s]) for s in sizes}
-    ratio = medians[top] / medians[base]
-    lines.append(
-        "| POST /v1/orders | " + " | ".join(f"{medians[s]:.0f}" for s in sizes)
-        + f" | {ratio:.2f} | ≥ {1 / TARGET_RATIO:.2f} ({_met(ratio >= 1 / TARGET_RATIO)}) |"
-    )  # fmt: skip
+    for what, key in (("intake: POST /v1/orders", "intake"),
+                      ("paid orders: POST /v1/orders with a card", "paid")):  # fmt: skip
+        if key not in results:
+            continue
+        medians = {s: statistics.median(results[key][s]) for s in sizes}
+        ratio = medians[top] / medians[base]
+        lines.append(
+            f"| {what} | " + " | ".join(f"{medians[s]:.0f}" for s in sizes)
+            + f" | {ratio:.2f} | ≥ {1 / TARGET_RATIO:.2f} ({_met(ratio >= 1 / TARGET_RATIO)}) |"
+        )  # fmt: skip
+    lines += _reconcile_rows(results, sizes)
     lines += ["", head, "|---|" + "---|" * (len(sizes) + 2)]
     for label in results["ops"][base]["timings"]:
         cells, p50s = [], {}
@@ -380,11 +464,40 @@ def render(ctx: Context, results: dict[str, Any]) -> str:
     lines += ["", f"Plans on the {_label(top)}-order database (`EXPLAIN (ANALYZE, BUFFERS)` of "
               "each statement the operation sent, writes rolled back):", ""]  # fmt: skip
     for label, plans in results["ops"][top].get("plans", {}).items():
+        if not plans:  # sent no statement worth a plan (the DuckDB join)
+            continue
         lines.append(f"<details><summary>{label}</summary>\n")
         for sql, plan in plans:
             lines += ["```", sql, "", plan, "```", ""]
         lines.append("</details>\n")
     return "\n".join(lines)
+
+
+def _reconcile_rows(results: dict[str, Any], sizes: list[int]) -> list[str]:
+    """reconcile of a day's report against its plain DuckDB join, database by database."""
+    ops = results["ops"]
+    if any("reconcile_ratios" not in ops[s] for s in sizes):
+        return []
+    lines = [
+        "",
+        "| reconcile of the last day's report, p50 s (median of runs' ratios) | "
+        + " | ".join(_label(s) for s in sizes) + " | target |",
+        "|---|" + "---|" * (len(sizes) + 1),
+    ]  # fmt: skip
+    cells, ok = [], True
+    for s in sizes:
+        ratio = statistics.median(ops[s]["reconcile_ratios"])
+        ok = ok and ratio <= TARGET_RECONCILE
+        cells.append(
+            f"{percentile(ops[s]['timings'][RECONCILE], 50) / 1000:.3f} / "
+            f"{percentile(ops[s]['timings'][RECONCILE_BASELINE], 50) / 1000:.3f} "
+            f"= **{ratio:.2f}x**"
+        )
+    lines.append(
+        "| reconcile / DuckDB join over the same report and the rows reconcile reads | "
+        + " | ".join(cells) + f" | ≤ {TARGET_RECONCILE:g}x on each ({_met(ok)}) |"
+    )  # fmt: skip
+    return lines
 
 
 def _met(ok: bool) -> str:

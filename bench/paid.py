@@ -65,9 +65,20 @@ SAMPLE = 200
 
 
 class Setup:
-    """One run's processes: serve, and (``external``) the sandbox provider."""
+    """One run's processes: serve, and (``external``) the sandbox provider. Without
+    ``worker``, serve runs no worker (``--no-worker``: nothing but the requests touches
+    the database); ``timeout``: seconds each process is given to answer."""
 
-    def __init__(self, ctx: Context, url: str, mode: str, tag: str) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        url: str,
+        mode: str,
+        tag: str,
+        *,
+        worker: bool = True,
+        timeout: float = 30.0,
+    ) -> None:
         self.mode = mode
         self.sandbox: Server | None = None
         self.server: Server | None = None
@@ -85,7 +96,13 @@ class Setup:
                     f"--db={ledger}",
                 ]
                 self.sandbox = start_server(
-                    f"sandbox-{tag}", argv, env, ctx.workdir, port, health_path="/ledger"
+                    f"sandbox-{tag}",
+                    argv,
+                    env,
+                    ctx.workdir,
+                    port,
+                    health_path="/ledger",
+                    timeout=timeout,
                 )
                 env["ORDERGUARD_STRIPE_API_KEY"] = API_KEY
                 env["ORDERGUARD_STRIPE_BASE_URL"] = f"http://127.0.0.1:{port}"
@@ -100,8 +117,10 @@ class Setup:
                 "--processes=1",
                 "--host=127.0.0.1",
                 f"--port={port}",
-            ]
-            self.server = start_server(f"serve-{tag}", argv, env, ctx.workdir, port)
+            ] + ([] if worker else ["--no-worker"])
+            self.server = start_server(
+                f"serve-{tag}", argv, env, ctx.workdir, port, timeout=timeout
+            )
         except BaseException:
             self.stop()
             raise

@@ -107,25 +107,39 @@ async def full_once(storage: Any, report: Path, work: Path) -> dict[str, Any]:
     return {"counts": {k: v for k, v in outcome.counts.items() if v}}
 
 
-async def main(url: str, rounds: int, full: bool) -> None:
+async def baseline_files(storage: Any, report: Path, root: Path) -> dict[str, Path]:
+    """The baseline's files in ``root``: ``report`` and the orders and attempts that
+    ``reconcile`` of it reads (its scope, exported as ``orderguard reconcile`` exports)."""
     from orderguard.cli.reconcile import SETTLEMENT_FORMATS
     from orderguard.reconcile.engine import Engine, EngineOptions
     from orderguard.reconcile.export import export_scope
     from orderguard.reconcile.sources import open_source
+
+    paths = {"report": report, "orders": root / "orders.csv", "attempts": root / "attempts.csv"}
+    scope_engine = Engine(root, EngineOptions(provider="stripe"))
+    try:
+        scope_engine.load_report(open_source(report, formats=SETTLEMENT_FORMATS))
+        await export_scope(storage, paths["orders"], paths["attempts"], scope_engine.scope())
+    finally:
+        scope_engine.close()
+    return paths
+
+
+def baseline_once(paths: dict[str, Path], work: Path) -> dict[str, Any]:
+    """``bench/reconcile.py``'s plain DuckDB join over ``paths`` (:func:`baseline_files`)."""
+    return _baseline(paths, work)
+
+
+async def main(url: str, rounds: int, full: bool) -> None:
     from orderguard.storage.connect import connect
     from orderguard.storage.unit_of_work import SqlStorage
 
     storage = SqlStorage(await connect(url, pool_size=4))
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        paths = {"report": root / "settlement.csv"}
-        day, lines = await write_report(storage, paths["report"])
+        day, lines = await write_report(storage, root / "settlement.csv")
         # The baseline's files: the rows reconcile reads, written once, untimed.
-        scope_engine = Engine(root, EngineOptions(provider="stripe"))
-        scope_engine.load_report(open_source(paths["report"], formats=SETTLEMENT_FORMATS))
-        paths["orders"], paths["attempts"] = root / "orders.csv", root / "attempts.csv"
-        await export_scope(storage, paths["orders"], paths["attempts"], scope_engine.scope())
-        scope_engine.close()
+        paths = await baseline_files(storage, root / "settlement.csv", root)
         print(f"report: {lines:,} lines of {day:%Y-%m-%d}")
         ratios, times = [], {"reconcile": [], "baseline": []}
         for n in range(rounds):
@@ -136,7 +150,7 @@ async def main(url: str, rounds: int, full: bool) -> None:
                 if kind == "reconcile":
                     result = await reconcile_once(storage, paths["report"], work)
                 else:
-                    result = _baseline(paths, work)
+                    result = baseline_once(paths, work)
                 times[kind].append(time.perf_counter() - started)
                 print(f"round {n + 1} {kind}: {times[kind][-1]:.3f}s {result}")
             ratios.append(times["reconcile"][-1] / times["baseline"][-1])

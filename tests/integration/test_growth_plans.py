@@ -1,7 +1,8 @@
 """Each hot query uses the index made for it (migration 15), on a generated database of
 20,000 orders ANALYZEd as autovacuum would: the statements are the ones orderguard's own
 code sends (recorded while it runs, ``bench/_plans.py``), planned by PostgreSQL with its
-default settings. None of them reads a whole table that only grows."""
+default settings. None of them reads a whole table that only grows. The janitor's claim,
+on orders in motion added to them, reads its index in order and stops at its limit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import re
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -45,6 +46,12 @@ EXPECTED = {
 }  # fmt: skip
 #: Operations that read every order by design (reconcile exports them all).
 WHOLE = {"reconcile: export orders"}
+#: The janitor's claim: orders in motion that are due, not yet due, and finished orders
+#: added to the generated ones. With these (all due orders in the order of the index:
+#: as on the generated 10 M), the claim as written before read every order in motion by
+#: ``orders_changed`` and sorted them.
+DUE, NOT_DUE, FINISHED = 1_200, 1_500, 200_000
+CLAIM_LIMIT = 50
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +146,87 @@ def test_the_tally_and_the_estimates_match_the_counts(generated: str) -> None:
             assert abs(counted[state] - n) <= max(0.05 * n, 20), (state, counted[state], n)
         else:  # open: exact
             assert counted[state] == n, (state, counted[state], n)
+
+
+_ADD_ORDERS = """
+INSERT INTO orders (id, merchant_reference, state, currency, amount_total, customer_email,
+    customer_name, ship_line1, ship_city, ship_postal_code, ship_country, locale,
+    status_token, version, created_at, updated_at, payment_method, checks,
+    last_checked_at, next_check_at)
+SELECT %(tag)s || g, %(tag)s || g, %(state)s, 'EUR', 1000, 'x' || g || '@example.com', 'X',
+    'Line 1', 'City', '10115', 'DE', 'de', %(tag)s || g, 1, %(at)s, %(at)s, 'pm_card_visa',
+    1, %(checked)s, %(next)s
+FROM generate_series(1, %(n)s) AS g
+"""
+
+
+@pytest.fixture(scope="module")
+def crowded(pg_template: str) -> Iterator[str]:
+    """The generated orders, plus :data:`FINISHED` paid orders and, in each state the
+    janitor watches, :data:`DUE` orders due (their next check passed, or none set and
+    the last check long ago) and :data:`NOT_DUE` whose next check is to come: ANALYZEd
+    as autovacuum would."""
+    name = f"og_test_claim_{uuid.uuid4().hex[:8]}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    url = _pg_url(name)
+    now = datetime.now(UTC)
+    try:
+        datagen.generate(url, ORDERS, now=now, seed=12, log=lambda _: None)
+        with psycopg.connect(url) as conn:
+            add = lambda **kw: conn.execute(_ADD_ORDERS, kw)  # noqa: E731
+            add(tag="fin_", state="paid", at=now - timedelta(days=30), checked=None, next=None,
+                n=FINISHED)  # fmt: skip
+            for state in ("payment_pending", "payment_unknown", "action_required"):
+                hour = now - timedelta(hours=1)
+                add(tag=f"due_{state}_", state=state, at=hour, checked=hour,
+                    next=now - timedelta(minutes=5), n=DUE // 6)  # fmt: skip
+                add(tag=f"old_{state}_", state=state, at=hour, checked=hour, next=None,
+                    n=DUE // 6)  # fmt: skip
+                add(tag=f"later_{state}_", state=state, at=hour, checked=now,
+                    next=now + timedelta(hours=1), n=NOT_DUE // 3)  # fmt: skip
+            conn.execute("ANALYZE orders")
+        yield url
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_janitor_claim_reads_due_orders_in_order_and_stops_at_its_limit(
+    crowded: str,
+) -> None:
+    """The plan reads ``orders_janitor_due`` in the order the claim wants, under a
+    ``Limit``, and stops after the claimed rows: no ``Sort`` of every order in motion
+    (what PostgreSQL chose on 10 M orders before), no bitmap over every due order."""
+
+    async def claim() -> tuple[list[str], str]:
+        from orderguard.domain.schedule import RecheckSchedule
+        from orderguard.storage.connect import connect
+        from orderguard.storage.unit_of_work import SqlStorage
+
+        storage = SqlStorage(await connect(crowded, pool_size=1))
+        schedule = RecheckSchedule()
+        now = datetime.now(UTC)
+        recorder = Recorder()
+        try:
+            async with recorder.active(), storage() as uow:  # rolled back
+                claimed = await uow.leases.claim_due_orders(
+                    schedule.watched, now=now, first_due_before=now - schedule.shortest_wait,
+                    owner="test", until=now + timedelta(minutes=1), limit=CLAIM_LIMIT,
+                )  # fmt: skip
+        finally:
+            await storage.close()
+        [statement] = [s for s in recorder.statements if "lease_owner = :owner" in s.sql]
+        return claimed, await explain(crowded, statement)
+
+    claimed, plan = asyncio.run(claim())
+    assert len(claimed) == CLAIM_LIMIT
+    assert not [order_id for order_id in claimed if order_id.startswith("later_")]
+    scans = re.findall(r"(\w+(?: \w+)*) on orders \w+ \(actual time=[\d.]+ rows=(\d+)", plan)
+    read = [(kind, int(rows)) for kind, rows in scans if "orders_janitor_due" in kind]
+    assert read and read[0][0].endswith("Index Scan using orders_janitor_due"), plan
+    assert read[0][1] <= CLAIM_LIMIT, plan  # stopped at the limit
+    assert "Limit" in plan and "Sort" not in plan and "Bitmap" not in plan, plan
 
 
 def _show(statements: list[tuple[str, str]]) -> str:

@@ -33,7 +33,27 @@ async def claim_due(
 ) -> list[Row]:
     """Lease the due orders nobody holds (``LeaseRepository.claim_due_orders``) in one
     statement, returning ``returning`` of each leased row: ``id`` for the ids, ``*`` for
-    the whole rows (``OrderRepository.claim_due`` builds the orders from them)."""
+    the whole rows (``OrderRepository.claim_due`` builds the orders from them).
+
+    Which orders are due is said with the column of ``orders_janitor_due`` (migration 17),
+    ``due_at = COALESCE(next_check_at, last_checked_at)``, so PostgreSQL reads that index
+    in the order of the ``ORDER BY`` from its first row and stops after ``limit`` due rows:
+
+    - ``due_at <= CASE WHEN next_check_at IS NULL THEN :first ELSE :now END`` is exactly
+      "``next_check_at <= now``, or no ``next_check_at`` and ``last_checked_at <=
+      first_due_before``" (``due_at`` is then ``next_check_at``, resp.
+      ``last_checked_at``; with neither, ``due_at`` is NULL and the row is not due);
+    - ``due_at <= :due`` (the later of ``now`` and ``first_due_before``) follows from it
+      and bounds the index range: when nothing is due, nothing more is read.
+
+    Written as ``next_check_at <= :now OR (next_check_at IS NULL AND ...)``, the planner
+    multiplies that condition's selectivity over all orders (the share with a next check)
+    by the states' (nearly the same orders) and expects almost no row: on 10 M orders it
+    read every order in motion by ``orders_changed`` and sorted them; with ``due_at <=
+    :due`` merely added, it reads every due order (bitmap) and sorts them. The ``CASE``,
+    which it cannot estimate from the columns, keeps it from expecting fewer rows than
+    ``limit``. ``tests/integration/test_growth_plans.py`` checks the plan.
+    """
     names = {f"s{i}": str(state) for i, state in enumerate(sorted(states))}
     placeholders = ", ".join(f":{name}" for name in names)
     return await conn.fetchall(
@@ -42,8 +62,9 @@ async def claim_due(
         WHERE id IN (
             SELECT id FROM orders
             WHERE state IN ({placeholders})
-              AND (next_check_at <= :now
-                   OR (next_check_at IS NULL AND last_checked_at <= :first))
+              AND COALESCE(next_check_at, last_checked_at) <= :due
+              AND COALESCE(next_check_at, last_checked_at)
+                  <= CASE WHEN next_check_at IS NULL THEN :first ELSE :now END
               AND (lease_until IS NULL OR lease_until < :now)
             ORDER BY COALESCE(next_check_at, last_checked_at)
             LIMIT :limit{skip_locked}
@@ -56,6 +77,7 @@ async def claim_due(
             "until": until,
             "now": now,
             "first": first_due_before,
+            "due": max(now, first_due_before),
             "limit": limit,
         },
     )
