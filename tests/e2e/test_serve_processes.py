@@ -260,3 +260,21 @@ def test_sqlite_refuses_more_than_one_process_and_bad_counts_are_refused(
     wrong = run_cli("serve", "--processes", "65", env=env, cwd=tmp_path)
     assert wrong.returncode == 2 and "--processes" in wrong.stderr, wrong.stderr
     assert not (tmp_path / "orderguard.db").exists()  # refused before opening the database
+
+
+def test_sighup_to_a_single_process_serve_reloads_nothing_and_ends_nothing(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """SIGHUP is how ``--processes N`` reloads; sent to a serve of one process (by a
+    habit, or a unit file's ExecReload) it must not end the only process serving."""
+    server = Server(env=clean_env(sqlite_url), cwd=tmp_path).start()
+    try:
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_for("the warning", lambda: "SIGHUP ignored" in server.log(), server, timeout=20)
+        assert server.process.poll() is None, "SIGHUP ended the only serve process"
+        with httpx.Client(timeout=10) as client:
+            created = client.post(f"{server.url}/v1/orders", json=order_body(), headers=key())
+        assert created.status_code == 201, created.text
+    finally:
+        server.stop()

@@ -9,11 +9,13 @@ import ipaddress
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -113,6 +115,9 @@ def serve(
         sys.exit(status)
     if sqlite:
         log.info("SQLite has one writer: serving from this one process (API and worker)")
+    # SIGHUP's default would end the only process; a reload needs a second one to serve
+    if hasattr(signal, "SIGHUP"):  # not on Windows
+        signal.signal(signal.SIGHUP, _no_reload)
     app = build_app(settings=settings, worker=not no_worker, metrics_apart=metrics_port is not None)
     if metrics_port is not None:
         ops = create_metrics_app(app, production=settings.production)
@@ -134,6 +139,15 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=max(int(drain_timeout), 1),
         **proxy_options(settings),
+    )
+
+
+def _no_reload(signum: int, frame: FrameType | None) -> None:
+    """SIGHUP to a single-process ``serve``: nothing to replace it with while it serves, so
+    it keeps serving and says so (by default the signal would have ended it)."""
+    log.warning(
+        "SIGHUP ignored: this serve runs one process, which cannot be replaced while it "
+        "serves; reloads need --processes 2 or more (PostgreSQL), or restart it"
     )
 
 
