@@ -179,6 +179,15 @@ def test_the_cli_refunds_and_cancels_naming_the_operator(
     assert refused.exit_code == 1 and "cannot be cancelled" in refused.output
     assert "paid -> refunded  [support]" in shown.output
     assert [r.amount for r in shop.refunds] == [paid["amount_total"]]
+    # the order's payment and its refund, each with the provider's reference
+    lines = shown.output.splitlines()
+    payments = lines[lines.index("payments:") + 1 : lines.index("refunds:")]
+    refunds = lines[lines.index("refunds:") + 1 : lines.index("timeline:")]
+    [charge] = payments
+    assert "  refunded  " in charge and shop.refunds[0].provider_ref in charge, shown.output
+    [given_back] = refunds
+    assert "  succeeded  " in given_back and "by rita: returned" in given_back, shown.output
+    assert shop.refunds[0].refund_ref in given_back, shown.output
 
     async def last_actors() -> list[str | None]:
         storage = await open_storage(sqlite_url)

@@ -10,6 +10,7 @@ import click
 from orderguard.cli import common
 from orderguard.cli.lazy import LazyGroup
 from orderguard.domain.errors import OrderNotFound
+from orderguard.domain.money import Money
 from orderguard.domain.states import OrderState
 from orderguard.services import queries
 from orderguard.storage.ports import OrderQuery
@@ -52,7 +53,7 @@ def orders_list(state: str | None, stuck: bool, older_than: str, flagged: bool, 
 @orders.command("show")
 @click.argument("order_id")
 def orders_show(order_id: str) -> None:
-    """Show one order with its timeline."""
+    """Show one order with its payment attempts, refunds and timeline."""
     try:
         detail = common.run(lambda s: queries.order_detail(s, order_id))
     except OrderNotFound as exc:
@@ -61,6 +62,25 @@ def orders_show(order_id: str) -> None:
     click.echo(f"{order.id}  {order.state}  {order.total.format()}")
     for line in order.lines:
         click.echo(f"  {line.quantity} x {line.sku} {line.name}  {line.unit_amount}")
+    if order.attempts:
+        click.echo("payments:")
+    for a in order.attempts:
+        money = Money(a.amount, a.currency).format()
+        said = f"  declined: {a.decline_code}" if a.decline_code else ""
+        click.echo(
+            f"  #{a.seq} {a.provider} {a.method}  {a.state}  {money}  "
+            f"{a.provider_ref or '(no provider reference)'}{said}"
+        )
+    if order.refunds:
+        click.echo("refunds:")
+    for r in order.refunds:
+        money = Money(r.amount, r.currency).format()
+        failed = f"  failed: {r.failure_reason}" if r.failure_reason else ""
+        click.echo(
+            f"  {r.id}  {r.state}  {money}  {r.provider_ref or '(no provider reference)'}  "
+            f"by {r.requester}: {r.reason}{failed}"
+        )
+    click.echo("timeline:")
     for e in detail.timeline:
         source = e.from_state or "-"
         click.echo(f"  {e.at:%Y-%m-%d %H:%M:%S}  {source} -> {e.to_state}  [{e.cause}] {e.note}")
