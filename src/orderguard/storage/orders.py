@@ -133,6 +133,12 @@ class SqlOrderRepository:
             self._locked[order.id] = order.version
         return order
 
+    async def attempts(self, order_id: str) -> list[PaymentAttempt]:
+        rows = await self._conn.fetchall(
+            "SELECT * FROM payment_attempts WHERE order_id = :id ORDER BY seq", {"id": order_id}
+        )
+        return [_attempt(row) for row in rows]
+
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
         if not order_ids:
             return []
