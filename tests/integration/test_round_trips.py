@@ -285,6 +285,79 @@ async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire:
     assert record.locked_until is None and record.response_status == 201
 
 
+async def test_settling_the_order_the_request_committed_does_not_read_it_back(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """Intake hands the order it committed with the attempt to the settling: still at its
+    version, only its row is locked (one statement), and the rest is the commit's."""
+    request = KeyedRequest("test", "key-known", "fp")
+    order, attempt_id = await _order_in_flight(pg, request)
+    outcome = Outcome(
+        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
+    )
+    wire.take()
+    settled = await settle(
+        pg,
+        order.id,
+        [Answered(attempt_id, outcome)],
+        cause=Cause.API,
+        clock=lambda: AT,
+        reply=Reply(request, _render),
+        known=order,
+    )
+    trips, sent = wire.take()
+    assert trips == 2
+    assert sent == [
+        "BEGIN",
+        "SELECT",  # its version, FOR UPDATE: still the one the request committed
+        "UPDATE orders",
+        "INSERT INTO payment_attempts",
+        "INSERT INTO timeline",
+        "INSERT INTO outbox",
+        "UPDATE idempotency_keys",
+        "COMMIT",
+    ]
+    assert settled.order is order and order.state is OrderState.PAID
+    async with pg() as uow:
+        stored = await uow.orders.get(order.id)
+    assert stored is not None and stored.state is OrderState.PAID
+    assert stored.version == order.version
+    assert stored.attempts[0].provider_ref == "pi_1"
+
+
+async def test_an_order_changed_since_the_request_committed_it_is_read_back(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """A webhook settled the order first: the request's copy is stale, so the order is
+    read, locked, and the answer applied to it as it is now (here: already paid)."""
+    request = KeyedRequest("test", "key-raced", "fp")
+    order, attempt_id = await _order_in_flight(pg, request)
+    outcome = Outcome(
+        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
+    )
+    by_webhook = await settle(
+        pg, order.id, [Answered(attempt_id, outcome)], cause=Cause.WEBHOOK, clock=lambda: AT
+    )
+    assert by_webhook.order.state is OrderState.PAID
+    wire.take()
+    settled = await settle(
+        pg,
+        order.id,
+        [Answered(attempt_id, outcome)],
+        cause=Cause.API,
+        clock=lambda: AT,
+        reply=Reply(request, _render),
+        known=order,
+    )
+    trips, sent = wire.take()
+    assert trips == 3  # one more than when the copy is current: the order is read back
+    assert sent[:3] == ["BEGIN", "SELECT", "SELECT * FROM orders"]
+    assert settled.order is not order and settled.order.version == by_webhook.order.version + 1
+    async with pg() as uow:
+        entries = await uow.orders.timeline(order.id)
+    assert [e.cause for e in entries if e.to_state is OrderState.PAID] == [Cause.WEBHOOK]
+
+
 async def test_a_stale_order_is_refused_though_its_update_goes_in_a_batch(
     pg: SqlStorage,
 ) -> None:

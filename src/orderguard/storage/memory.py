@@ -76,6 +76,10 @@ class MemoryOrderRepository:
         order = self._s.orders.get(order_id)
         return copy.deepcopy(order) if order else None
 
+    async def lock_current(self, order: Order) -> bool:
+        stored = self._s.orders.get(order.id)
+        return stored is not None and stored.version == order.version
+
     async def attempts(self, order_id: str) -> list[PaymentAttempt]:
         order = self._s.orders.get(order_id)
         return copy.deepcopy(order.attempts) if order else []

@@ -90,6 +90,13 @@ class OrderRepository(Protocol):
         """The order, or ``None``; ``for_update`` locks its row until the transaction ends."""
         ...
 
+    async def lock_current(self, order: Order) -> bool:
+        """Lock ``order``'s row, as :meth:`get` with ``for_update`` does, if it is still
+        stored at ``order.version`` (nothing of it changed since ``order`` was stored or
+        read: every change bumps the version); ``False`` (and nothing known to be locked)
+        otherwise. One statement: what the order holds is not read again."""
+        ...
+
     async def attempts(self, order_id: str) -> list[PaymentAttempt]:
         """The order's payment attempts as stored, in order (none for an unknown order);
         one read, no lock."""
