@@ -453,13 +453,18 @@ def run_child(
     return result
 
 
-def start_sandbox(ctx: Context, name: str, ledger: Path) -> Server:
-    """An ``orderguard sandbox-provider`` process (``none`` profile) with its ledger file."""
+def start_sandbox(
+    ctx: Context, name: str, ledger: Path, *, webhooks: tuple[str, str] | None = None
+) -> Server:
+    """An ``orderguard sandbox-provider`` process (``none`` profile) with its ledger file;
+    ``webhooks`` (URL, signing secret): where it sends its events, else nowhere."""
     port = free_port()
     argv = [
         str(VENV_BIN / "orderguard"), "sandbox-provider", "--host=127.0.0.1",
         f"--port={port}", "--faults=none", f"--db={ledger}",
     ]  # fmt: skip
+    if webhooks is not None:
+        argv += [f"--webhook-url={webhooks[0]}", f"--webhook-secret={webhooks[1]}"]
     url = bench_db_url()
     return start_server(name, argv, ctx.env(url), ctx.workdir, port, health_path="/ledger")
 

@@ -7,8 +7,10 @@ generator of ``bench/intake.py`` drives it, and writes an SVG flame graph.
 
 Modes: ``intake`` (orders without a payment), ``paid`` (every order charged with
 ``pm_card_visa`` at an ``orderguard sandbox-provider`` in its own process, as in
-``bench/paid.py``'s headline) and ``paid-inprocess`` (the default in-process sandbox, a thread
-of serve, sampled too). py-spy is a dev tool (``pip install py-spy``), not a dependency.
+``bench/paid.py``'s headline), ``paid-webhooks`` (the same, the sandbox also sending each
+charge's webhooks to serve, as Stripe does to a subscribed endpoint) and ``paid-inprocess``
+(the default in-process sandbox, a thread of serve, sampled too). py-spy is a dev tool
+(``pip install py-spy``), not a dependency.
 
 Uses the database ``BENCH_PG_DB`` (default ``og_bench``), dropped and recreated.
 """
@@ -37,8 +39,9 @@ from _common import (
     start_server,
 )
 
-MODES = ("intake", "paid", "paid-inprocess")
+MODES = ("intake", "paid", "paid-webhooks", "paid-inprocess")
 API_KEY = "sk_test_bench"
+WEBHOOK_SECRET = "whsec_bench"
 
 
 def _context(workdir: Path) -> Context:
@@ -57,14 +60,18 @@ def profile(
         url = migrated_database(ctx)
         env = ctx.env(url)
         sandbox = None
-        if mode == "paid":
-            sandbox = start_sandbox(ctx, "sandbox", ctx.workdir / "ledger.db")
+        port = free_port()
+        if mode in ("paid", "paid-webhooks"):
+            hooks = None
+            if mode == "paid-webhooks":
+                hooks = (f"http://127.0.0.1:{port}/v1/webhooks/stripe", WEBHOOK_SECRET)
+                env["ORDERGUARD_STRIPE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+            sandbox = start_sandbox(ctx, "sandbox", ctx.workdir / "ledger.db", webhooks=hooks)
             env["ORDERGUARD_STRIPE_API_KEY"] = API_KEY
             env["ORDERGUARD_STRIPE_BASE_URL"] = f"http://127.0.0.1:{sandbox.port}"
         elif mode == "paid-inprocess":
             env["ORDERGUARD_SANDBOX_FAULTS"] = "none"
             env["ORDERGUARD_SANDBOX_DB"] = str(ctx.workdir / "ledger.db")
-        port = free_port()
         env["ORDERGUARD_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
         argv = [
             str(VENV_BIN / "orderguard"), "serve", "--processes=1", "--host=127.0.0.1",

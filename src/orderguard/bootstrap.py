@@ -103,6 +103,7 @@ def _wire(
     )
     render = render or api_answers(settings.public_url, payments.shopper_action)
     recheck = Recheck(storage, payments)
+    events = WebhookEvents(storage, payments, recheck)
     schedule = RecheckSchedule().scaled(settings.recheck_scale)
     return Container(
         settings=settings,
@@ -114,7 +115,10 @@ def _wire(
         recheck=recheck,
         shopper_return=ShopperReturn(recheck),
         inbox=WebhookInbox(
-            storage, payments.providers, WebhookEvents(storage, payments, recheck).apply
+            storage,
+            payments.providers,
+            events.apply,
+            applied_already=events.applied_already,
         ),
         janitor=Janitor(
             storage,

@@ -27,12 +27,19 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.settle import Outcome
 from orderguard.domain.states import AttemptState, OrderState
+from orderguard.providers.base import PaymentOutcome, PaymentResult
+from orderguard.providers.memory.provider import InMemoryProvider
 from orderguard.services.idempotency import KeyedRequest
+from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake, PlaceOrder
+from orderguard.services.payments import Payments, PaymentSettings
+from orderguard.services.recheck import Recheck
 from orderguard.services.settling import Answered, Reply, settle
+from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 from tests.factories import customer, new_order
+from tests.integration.conftest import memory_providers
 
 pytestmark = pytest.mark.postgres
 
@@ -207,7 +214,9 @@ async def test_a_taken_reference_found_at_commit_stores_nothing_and_frees_the_ke
     assert again.replayed is False and again.order_id != first.order_id
 
 
-async def _order_in_flight(pg: SqlStorage, request: KeyedRequest) -> tuple[Order, str]:
+async def _order_in_flight(
+    pg: SqlStorage, request: KeyedRequest, provider: str = "stripe"
+) -> tuple[Order, str]:
     """An order with one payment attempt sent, its idempotent request in flight."""
     order = new_order(at=AT)
     attempt_id = ids.new_id("pay")
@@ -215,7 +224,7 @@ async def _order_in_flight(pg: SqlStorage, request: KeyedRequest) -> tuple[Order
         id=attempt_id,
         order_id=order.id,
         seq=1,
-        provider="stripe",
+        provider=provider,
         method="pm_card_visa",
         amount=order.total.amount,
         currency=order.currency,
@@ -223,7 +232,7 @@ async def _order_in_flight(pg: SqlStorage, request: KeyedRequest) -> tuple[Order
         created_at=AT,
         updated_at=AT,
     )
-    order.start_attempt(attempt, cause=Cause.API, at=AT, note="attempt 1 sent to stripe")
+    order.start_attempt(attempt, cause=Cause.API, at=AT, note=f"attempt 1 sent to {provider}")
     async with pg() as uow:
         assert await uow.idempotency.claim(request.record(AT, order.id, body=None)) is None
         await uow.orders.add(order)
@@ -274,6 +283,79 @@ async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire:
         record = await uow.idempotency.claim(request.record(AT, "other", body=None))
     assert record is not None and record.response_body == _render(settled.order)
     assert record.locked_until is None and record.response_status == 201
+
+
+async def test_settling_the_order_the_request_committed_does_not_read_it_back(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """Intake hands the order it committed with the attempt to the settling: still at its
+    version, only its row is locked (one statement), and the rest is the commit's."""
+    request = KeyedRequest("test", "key-known", "fp")
+    order, attempt_id = await _order_in_flight(pg, request)
+    outcome = Outcome(
+        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
+    )
+    wire.take()
+    settled = await settle(
+        pg,
+        order.id,
+        [Answered(attempt_id, outcome)],
+        cause=Cause.API,
+        clock=lambda: AT,
+        reply=Reply(request, _render),
+        known=order,
+    )
+    trips, sent = wire.take()
+    assert trips == 2
+    assert sent == [
+        "BEGIN",
+        "SELECT",  # its version, FOR UPDATE: still the one the request committed
+        "UPDATE orders",
+        "INSERT INTO payment_attempts",
+        "INSERT INTO timeline",
+        "INSERT INTO outbox",
+        "UPDATE idempotency_keys",
+        "COMMIT",
+    ]
+    assert settled.order is order and order.state is OrderState.PAID
+    async with pg() as uow:
+        stored = await uow.orders.get(order.id)
+    assert stored is not None and stored.state is OrderState.PAID
+    assert stored.version == order.version
+    assert stored.attempts[0].provider_ref == "pi_1"
+
+
+async def test_an_order_changed_since_the_request_committed_it_is_read_back(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """A webhook settled the order first: the request's copy is stale, so the order is
+    read, locked, and the answer applied to it as it is now (here: already paid)."""
+    request = KeyedRequest("test", "key-raced", "fp")
+    order, attempt_id = await _order_in_flight(pg, request)
+    outcome = Outcome(
+        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
+    )
+    by_webhook = await settle(
+        pg, order.id, [Answered(attempt_id, outcome)], cause=Cause.WEBHOOK, clock=lambda: AT
+    )
+    assert by_webhook.order.state is OrderState.PAID
+    wire.take()
+    settled = await settle(
+        pg,
+        order.id,
+        [Answered(attempt_id, outcome)],
+        cause=Cause.API,
+        clock=lambda: AT,
+        reply=Reply(request, _render),
+        known=order,
+    )
+    trips, sent = wire.take()
+    assert trips == 3  # one more than when the copy is current: the order is read back
+    assert sent[:3] == ["BEGIN", "SELECT", "SELECT * FROM orders"]
+    assert settled.order is not order and settled.order.version == by_webhook.order.version + 1
+    async with pg() as uow:
+        entries = await uow.orders.timeline(order.id)
+    assert [e.cause for e in entries if e.to_state is OrderState.PAID] == [Cause.WEBHOOK]
 
 
 async def test_a_stale_order_is_refused_though_its_update_goes_in_a_batch(
@@ -337,3 +419,101 @@ async def test_a_locked_orders_writes_failing_at_the_commit_leave_nothing(
     assert current is not None and current.state is OrderState.RECEIVED
     assert current.version == order.version
     assert [e.id for e in entries] == [first_entry.id]
+
+
+async def _paid_order_and_inbox(
+    pg: SqlStorage,
+) -> tuple[Order, str, WebhookInbox, InMemoryProvider]:
+    """A paid order (its attempt at the in-memory provider, ``pi_1``) and the inbox as
+    ``serve`` wires it, for that provider."""
+    providers = memory_providers()
+    provider = providers.primary.provider
+    assert isinstance(provider, InMemoryProvider)
+    payments = Payments(providers, PaymentSettings(return_url="https://shop.test/{order_id}"))
+    events = WebhookEvents(pg, payments, Recheck(pg, payments), clock=lambda: AT)
+    inbox = WebhookInbox(
+        pg, providers, events.apply, applied_already=events.applied_already, clock=lambda: AT
+    )
+    order, attempt_id = await _order_in_flight(
+        pg, KeyedRequest("test", f"key-{ids.new_id('k')}", "fp"), provider="memory"
+    )
+    outcome = Outcome(
+        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
+    )
+    settled = await settle(
+        pg, order.id, [Answered(attempt_id, outcome)], cause=Cause.API, clock=lambda: AT
+    )
+    assert settled.order.state is OrderState.PAID
+    return settled.order, attempt_id, inbox, provider
+
+
+def _about(order: Order, attempt_id: str, outcome: PaymentOutcome) -> PaymentResult:
+    return PaymentResult(
+        outcome=outcome,
+        provider_ref="pi_1",
+        amount=order.total.amount,
+        currency="EUR",
+        order_id=order.id,
+        attempt_id=attempt_id,
+    )
+
+
+async def test_a_webhook_that_changes_nothing_is_one_transaction_of_three_round_trips(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    order, attempt_id, inbox, provider = await _paid_order_and_inbox(pg)
+    about = _about(order, attempt_id, PaymentOutcome.SUCCEEDED)
+    body, headers = provider.signed_webhook("payment_intent.succeeded", payment=about)
+    wire.take()
+    received = await inbox.receive("memory", body, headers)
+    trips, sent = wire.take()
+    # BEGIN + the order's attempts; the insert that de-duplicates it, stored processed;
+    # COMMIT. Nothing is left to apply.
+    assert received.record_id is not None and received.pending is None
+    assert trips == 3
+    assert sent == [
+        "BEGIN",
+        "SELECT * FROM payment_attempts",
+        "INSERT INTO webhook_events",
+        "COMMIT",
+    ]
+    body, headers = provider.signed_webhook("charge.succeeded")  # acted on by nobody
+    received = await inbox.receive("memory", body, headers)
+    trips, sent = wire.take()
+    assert received.record_id is not None and received.pending is None
+    assert trips == 2
+    assert sent == ["BEGIN", "INSERT INTO webhook_events", "COMMIT"]
+
+
+async def test_a_webhook_applied_is_recorded_processed_with_its_settling(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """A stale "pending" of a paid order writes a note (G6): settled, and the event
+    recorded processed in the settling's commit, not in a transaction of its own."""
+    order, attempt_id, inbox, provider = await _paid_order_and_inbox(pg)
+    about = _about(order, attempt_id, PaymentOutcome.PENDING)
+    body, headers = provider.signed_webhook("payment_intent.created", payment=about)
+    received = await inbox.receive("memory", body, headers)
+    assert received.pending is not None
+    wire.take()
+    await inbox.process(received.pending.id, received.pending)
+    trips, sent = wire.take()
+    assert trips == 2  # the handed record is not read back
+    assert sent == [
+        "BEGIN",
+        "SELECT * FROM orders",
+        "SELECT * FROM order_lines",
+        "SELECT * FROM payment_attempts",
+        "SELECT * FROM order_flags",
+        "SELECT * FROM refunds",
+        "UPDATE webhook_events",  # processed (held for the commit, like the rest)
+        "UPDATE orders",
+        "INSERT INTO payment_attempts",
+        "INSERT INTO timeline",  # the note
+        "COMMIT",
+    ]
+    async with pg() as uow:
+        [record] = await uow.webhooks.recent(limit=5)
+        entries = await uow.orders.timeline(order.id)
+    assert record.processed_at == AT and record.attempts == 1
+    assert entries[-1].note == "ignored pending for attempt 1: attempt is succeeded"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from orderguard.domain.events import Cause, EntryKind
 from orderguard.domain.order import Order, PaymentAttempt
-from orderguard.domain.settle import Outcome, apply_outcome
+from orderguard.domain.settle import Outcome, apply_outcome, changes_nothing
 from orderguard.domain.states import TERMINAL_ORDER_STATES, AttemptState, OrderState
 from tests.factories import new_order
 
@@ -231,3 +232,53 @@ def test_a_late_pending_snapshot_never_takes_the_3ds_link_away(cause: Cause, why
     assert note.kind is EntryKind.NOTE and "ignored pending" in note.note
     apply_outcome(order, attempt, _ok(order), cause=Cause.WEBHOOK, at=AT)
     assert (order.state, attempt.state) == ("paid", "succeeded")  # the real answer still counts
+
+
+_REFS = st.sampled_from([None, "", "pi_0", "pi_1"])
+_CODES = st.sampled_from([None, "", "card_declined", "expired_card"])
+_LINKS = st.sampled_from([None, "", "https://3ds.test/a", "https://3ds.test/b"])
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from([0, 1]), st.sampled_from(list(S)), _REFS), max_size=6),
+    st.sampled_from([0, 1]),
+    st.builds(
+        Outcome,
+        state=st.sampled_from(list(S)),
+        provider_ref=_REFS,
+        amount=st.none(),
+        currency=st.none(),
+        decline_code=_CODES,
+        redirect_url=_LINKS,
+    ),
+)
+def test_an_outcome_said_to_change_nothing_leaves_the_order_exactly_as_it_was(
+    history: list[tuple[int, AttemptState, str | None]], index: int, outcome: Outcome
+) -> None:
+    """``changes_nothing`` (what lets a webhook be recorded without settling its order)
+    never says so of an outcome that would change the attempt, the order or its timeline."""
+    order = new_order()
+    attempts = [_pending(order), _attempt(order, 2)]
+    for which, state, ref in history:
+        apply_outcome(
+            order,
+            attempts[which],
+            Outcome(state, ref, order.total.amount, "EUR", decline_code="card_declined"),
+            cause=Cause.WEBHOOK,
+            at=AT,
+        )
+    if not changes_nothing(attempts[index], outcome):
+        return
+    before = copy.deepcopy(order)
+    apply_outcome(order, attempts[index], outcome, cause=Cause.WEBHOOK, at=AT)
+    assert order == before
+
+
+def test_a_repeated_success_changes_nothing_and_one_with_a_new_reference_does() -> None:
+    order = new_order()
+    attempt = _pending(order)
+    apply_outcome(order, attempt, _ok(order), cause=Cause.API, at=AT)
+    assert changes_nothing(attempt, _ok(order))
+    assert changes_nothing(attempt, Outcome(S.SUCCEEDED))  # says nothing new
+    assert not changes_nothing(attempt, Outcome(S.SUCCEEDED, "pi_other"))
+    assert not changes_nothing(attempt, Outcome(S.PENDING, "pi_1"))  # a late note is written

@@ -1,7 +1,8 @@
 """The webhook inbox over HTTP: providers post here; the signature is the authentication.
 
 The event is stored before the answer and applied after it (a background task), so the
-provider is answered fast; what fails there is retried by the worker from the inbox. The
+provider is answered fast (an event that changes nothing is stored processed and has no
+background task); what fails there is retried by the worker from the inbox. The
 answer to an accepted event is the provider's own (its profile's reply): JSON
 ``{"received": true, "duplicate": ...}`` for card providers, or e.g. a plain ``success``.
 """
@@ -51,8 +52,9 @@ class WebhookDesk(Protocol):
     def payments(self) -> Payments: ...
 
 
-def webhook_desk(request: Request) -> WebhookDesk:
-    """What the webhook route calls, from the application's wiring."""
+async def webhook_desk(request: Request) -> WebhookDesk:
+    """What the webhook route calls, from the application's wiring (``async``: FastAPI
+    would run a plain function in its thread pool, a thread hop per webhook)."""
     found: WebhookDesk = request.app.state.container
     return found
 
@@ -82,8 +84,8 @@ async def receive_webhook(
         ) from None
     reply = desk.payments.providers.named(provider).profile.reply(duplicate=received.duplicate)
     later = None
-    if received.record_id is not None:
-        later = BackgroundTask(desk.inbox.process, received.record_id)
+    if received.pending is not None:
+        later = BackgroundTask(desk.inbox.process, received.pending.id, received.pending)
     return Response(reply.body, reply.status, media_type=reply.media_type, background=later)
 
 

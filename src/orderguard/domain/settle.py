@@ -84,6 +84,20 @@ def apply_outcome(
     _move_order(order, attempt, outcome, cause=cause, at=at)
 
 
+def changes_nothing(attempt: PaymentAttempt, outcome: Outcome) -> bool:
+    """Whether :func:`apply_outcome` of ``outcome`` to ``attempt`` would leave the attempt
+    and its order exactly as they are: the attempt is already in the outcome's state and
+    the outcome brings no reference, decline code or link the attempt lacks (e.g. a
+    ``payment_intent.succeeded`` webhook for an order the charge's answer already paid).
+    ``False`` is always safe (the outcome is then applied, changing nothing or not)."""
+    return (
+        outcome.state is attempt.state
+        and outcome.provider_ref in (None, attempt.provider_ref)
+        and outcome.decline_code in (None, attempt.decline_code)
+        and outcome.redirect_url in (None, attempt.redirect_url)
+    )
+
+
 def _remember(attempt: PaymentAttempt, outcome: Outcome) -> None:
     attempt.provider_ref = outcome.provider_ref or attempt.provider_ref
     attempt.decline_code = outcome.decline_code or attempt.decline_code

@@ -185,7 +185,8 @@ async def charge(
     actor: str | None = None,
 ) -> Answer:
     """Send a committed attempt, apply its outcome and store the final answer (``actor``,
-    who asked, named on what it changed)."""
+    who asked, named on what it changed). ``order`` is the order as committed with the
+    attempt; it is handed over to the settling (see :func:`settle`'s ``known``)."""
     outcome = await payments.send(order, attempt)
     settled = await settle(
         storage,
@@ -195,6 +196,7 @@ async def charge(
         clock=clock,
         actor=actor,
         reply=Reply(request, render),
+        known=order,  # as committed with the attempt: not read back unless it changed
     )
     assert settled.body is not None  # a reply was given
     return Answer(settled.order.id, 201, settled.body, replayed=False)

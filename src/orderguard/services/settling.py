@@ -87,11 +87,21 @@ async def settle(
     actor: str | None = None,
     reply: Reply | None = None,
     then: Then | None = None,
+    known: Order | None = None,
 ) -> Settled:
     """Lock the order, apply ``answers``, name ``actor`` (who asked) on what they changed,
-    run ``then``, save, complete ``reply``, commit. Raises :class:`OrderNotFound`."""
+    run ``then``, save, complete ``reply``, commit. Raises :class:`OrderNotFound`.
+
+    ``known``: the order as the caller stored it last (e.g. intake's, committed before the
+    charge), handed over: when the stored order is still at its version, only its row is
+    locked and ``known`` is settled as it stands, without reading back what it holds;
+    otherwise (a webhook or the janitor changed it meanwhile) it is read, locked, as usual.
+    """
     async with storage() as uow:
-        order = await locked(uow, order_id)
+        if known is not None and known.id == order_id and await uow.orders.lock_current(known):
+            order = known
+        else:
+            order = await locked(uow, order_id)
         answered = tuple(answers(order) if callable(answers) else answers)
         apply_answers(order, answered, cause=cause, at=clock())
         if actor is not None:

@@ -14,7 +14,8 @@ refund list) is only compared with the records.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from orderguard.domain.errors import OrderNotFound
@@ -22,6 +23,7 @@ from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.refund import apply_provider_refund, refunded_on
 from orderguard.domain.refund_record import RefundState, refund_state_of
+from orderguard.domain.settle import changes_nothing
 from orderguard.providers.base import (
     Charge,
     PaymentResult,
@@ -31,11 +33,18 @@ from orderguard.providers.base import (
 )
 from orderguard.services.clock import Clock, system_clock
 from orderguard.services.payments import Payments, outcome_of, record_refund_failure
-from orderguard.services.settling import Answered, mutate, settle
-from orderguard.storage.ports import UnitOfWorkFactory
+from orderguard.services.settling import Answered, Then, mutate, settle
+from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.inbound_webhooks")
 _CAUSE = Cause.WEBHOOK
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """An event found to change nothing: as applied already, about ``order_id``."""
+
+    order_id: str | None
 
 
 class AsksAboutOrder(Protocol):
@@ -63,32 +72,83 @@ class WebhookEvents:
         self._recheck = recheck
         self._clock = clock
 
-    async def apply(self, provider: str, event: WebhookEvent) -> str | None:
-        """Apply ``event`` from ``provider``; ``None`` when it concerns no order of ours."""
+    async def apply(
+        self, provider: str, event: WebhookEvent, *, then: Then | None = None
+    ) -> str | None:
+        """Apply ``event`` from ``provider``; ``None`` when it concerns no order of ours.
+
+        ``then`` runs inside the transaction that settles a payment event's answer on its
+        order (e.g. the inbox recording the event processed, in the same commit); it is not
+        run otherwise (nor when the event names a payment we do not know: the provider is
+        asked after that transaction, and a failure there must leave the event to retry).
+        """
         if event.refund is not None:
             return await self._refund(provider, event.event_id, event.refund)
         if event.charge is not None:
             return await self._charge(provider, event.event_id, event.charge)
         if event.payment is not None:
-            return await self._payment(provider, event.event_id, event.payment)
+            return await self._payment(provider, event.event_id, event.payment, then)
         return None  # an event type the inbox does not act on
 
-    async def _payment(self, provider: str, event_id: str, payment: PaymentResult) -> str | None:
+    async def applied_already(
+        self, uow: UnitOfWork, provider: str, event: WebhookEvent
+    ) -> Applied | None:
+        """What :meth:`apply` would do with ``event`` if it is known to change nothing, read
+        in ``uow`` (one statement at most), else ``None`` (it must be applied).
+
+        Nothing to do: an event type that is not acted on (no payment, refund or charge:
+        e.g. ``charge.succeeded``), and a payment event whose attempt, as stored now, is
+        already in the event's state with everything the event says
+        (:func:`~orderguard.domain.settle.changes_nothing`; e.g. ``payment_intent.succeeded``
+        for an order the charge's own answer paid). Applying such an event locks the order,
+        finds nothing to change and saves it as it was; the state only moves forward, so
+        reading the attempt without the lock decides it as well: the event is applied, as
+        a no-op, at the moment of the read.
+        """
+        if event.refund is None and event.charge is None and event.payment is None:
+            return Applied(order_id=None)
+        if event.refund is not None or event.charge is not None or event.payment is None:
+            return None
+        payment = event.payment
+        order_id = payment.order_id or payment.metadata.get("order_id")
+        if not order_id:
+            return None
+        attempts = await uow.orders.attempts(order_id)
+        attempt = known_among(attempts, provider, payment.attempt_id, payment.provider_ref)
+        if attempt is None or not changes_nothing(attempt, outcome_of(payment)):
+            return None
+        return Applied(order_id=order_id)
+
+    async def _payment(
+        self, provider: str, event_id: str, payment: PaymentResult, then: Then | None = None
+    ) -> str | None:
         order_id = payment.order_id or payment.metadata.get("order_id")
         if not order_id:
             log.info("webhook %s names no order; left to the orphan sweep", event_id)
             return None
+
+        answered: list[Answered] = []
 
         def answers(order: Order) -> list[Answered]:
             attempt = known_attempt(order, provider, payment.attempt_id, payment.provider_ref)
             if attempt is None:
                 order.note(_untrusted(event_id, payment, provider), cause=_CAUSE, at=self._clock())
                 return []
-            return [Answered(attempt.id, outcome_of(payment))]
+            answered.append(Answered(attempt.id, outcome_of(payment)))
+            return answered
+
+        async def then_if_answered(uow: UnitOfWork, order: Order) -> None:
+            if then is not None and answered:  # else the provider is asked, after this
+                await then(uow, order)
 
         try:
             settled = await settle(
-                self._storage, order_id, answers, cause=_CAUSE, clock=self._clock
+                self._storage,
+                order_id,
+                answers,
+                cause=_CAUSE,
+                clock=self._clock,
+                then=then_if_answered,
             )
         except OrderNotFound:
             log.info("webhook %s names unknown order %s; left to the sweep", event_id, order_id)
@@ -180,7 +240,17 @@ def known_attempt(
     order: Order, provider: str, attempt_id: str | None, provider_ref: str | None
 ) -> PaymentAttempt | None:
     """The order's attempt the event names, if the event and our records agree on it."""
-    for attempt in order.attempts:
+    return known_among(order.attempts, provider, attempt_id, provider_ref)
+
+
+def known_among(
+    attempts: Sequence[PaymentAttempt],
+    provider: str,
+    attempt_id: str | None,
+    provider_ref: str | None,
+) -> PaymentAttempt | None:
+    """:func:`known_attempt` among an order's ``attempts`` (in order)."""
+    for attempt in attempts:
         same_id = attempt_id is not None and attempt.id == attempt_id
         same_ref = provider_ref is not None and attempt.provider_ref == provider_ref
         if not (same_id or same_ref) or attempt.provider != provider:

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from orderguard.domain.errors import DuplicateMerchantReference
 from orderguard.domain.events import OutboxEvent, TimelineEntry
-from orderguard.domain.order import Order
+from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.refund_record import Refund, RefundState
 from orderguard.domain.states import OrderState
 from orderguard.domain.stuck import STUCK_STATES
@@ -75,6 +75,14 @@ class MemoryOrderRepository:
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         order = self._s.orders.get(order_id)
         return copy.deepcopy(order) if order else None
+
+    async def lock_current(self, order: Order) -> bool:
+        stored = self._s.orders.get(order.id)
+        return stored is not None and stored.version == order.version
+
+    async def attempts(self, order_id: str) -> list[PaymentAttempt]:
+        order = self._s.orders.get(order_id)
+        return copy.deepcopy(order.attempts) if order else []
 
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
         found = (self._s.orders.get(order_id) for order_id in dict.fromkeys(order_ids))
@@ -364,6 +372,9 @@ class MemoryWebhookRepository:
             for w in self._s.webhooks.values()
         ):
             return False
+        if event.processed_at is not None:  # handled on arrival
+            self._s.webhooks[event.id] = replace(event, attempts=1, next_attempt_at=None)
+            return True
         due = event.next_attempt_at or event.received_at
         self._s.webhooks[event.id] = replace(event, next_attempt_at=due)
         return True

@@ -133,6 +133,22 @@ class SqlOrderRepository:
             self._locked[order.id] = order.version
         return order
 
+    async def lock_current(self, order: Order) -> bool:
+        rows = await self._conn.fetchall(
+            f"SELECT version FROM orders WHERE id = :id{self._lock}", {"id": order.id}
+        )
+        if not rows or rows[0]["version"] != order.version:
+            return False
+        if self._lock:  # locked at its version: its save can go with the commit (see save)
+            self._locked[order.id] = order.version
+        return True
+
+    async def attempts(self, order_id: str) -> list[PaymentAttempt]:
+        rows = await self._conn.fetchall(
+            "SELECT * FROM payment_attempts WHERE order_id = :id ORDER BY seq", {"id": order_id}
+        )
+        return [_attempt(row) for row in rows]
+
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
         if not order_ids:
             return []

@@ -20,7 +20,7 @@ from orderguard.domain.delivery import (
     WebhookSecret,
 )
 from orderguard.domain.events import EventType, OutboxEvent, TimelineEntry
-from orderguard.domain.order import Order
+from orderguard.domain.order import Order, PaymentAttempt
 from orderguard.domain.states import TERMINAL_ORDER_STATES, OrderState
 from orderguard.storage.budget import ServerRoom
 
@@ -88,6 +88,18 @@ class OrderRepository(Protocol):
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         """The order, or ``None``; ``for_update`` locks its row until the transaction ends."""
+        ...
+
+    async def lock_current(self, order: Order) -> bool:
+        """Lock ``order``'s row, as :meth:`get` with ``for_update`` does, if it is still
+        stored at ``order.version`` (nothing of it changed since ``order`` was stored or
+        read: every change bumps the version); ``False`` (and nothing known to be locked)
+        otherwise. One statement: what the order holds is not read again."""
+        ...
+
+    async def attempts(self, order_id: str) -> list[PaymentAttempt]:
+        """The order's payment attempts as stored, in order (none for an unknown order);
+        one read, no lock."""
         ...
 
     async def lock_many(self, order_ids: Sequence[str]) -> list[Order]:
@@ -381,7 +393,9 @@ class WebhookRepository(Protocol):
     async def record(self, event: WebhookRecord) -> bool:
         """Store a newly received event; ``False`` when its (provider, event id) is known.
 
-        It is due for :meth:`claim_unprocessed` at ``next_attempt_at`` (default: at once).
+        It is due for :meth:`claim_unprocessed` at ``next_attempt_at`` (default: at once);
+        an event given with ``processed_at`` was handled on arrival: it is stored processed
+        (one attempt, nothing due).
         """
         ...
 

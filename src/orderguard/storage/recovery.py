@@ -177,9 +177,9 @@ class SqlLeaseRepository:
 
 _INSERT_WEBHOOK = """
 INSERT INTO webhook_events (id, provider, event_id, type, headers, body, received_at,
-    order_id, attempts, next_attempt_at)
-VALUES (:id, :provider, :event_id, :type, :headers, :body, :received_at, :order_id, 0,
-    :next_attempt_at)
+    order_id, processed_at, attempts, next_attempt_at)
+VALUES (:id, :provider, :event_id, :type, :headers, :body, :received_at, :order_id,
+    :processed_at, :attempts, :next_attempt_at)
 ON CONFLICT (provider, event_id) DO NOTHING
 RETURNING id
 """
@@ -193,6 +193,7 @@ class SqlWebhookRepository:
         self._skip_locked = skip_locked
 
     async def record(self, event: WebhookRecord) -> bool:
+        handled = event.processed_at is not None  # on arrival: one attempt, nothing due
         row = await self._conn.fetchone(
             _INSERT_WEBHOOK,
             {
@@ -204,7 +205,9 @@ class SqlWebhookRepository:
                 "body": event.body.decode("utf-8", "replace"),
                 "received_at": event.received_at,
                 "order_id": event.order_id,
-                "next_attempt_at": event.next_attempt_at or event.received_at,
+                "processed_at": event.processed_at,
+                "attempts": 1 if handled else 0,
+                "next_attempt_at": None if handled else event.next_attempt_at or event.received_at,
             },
         )
         return row is not None
@@ -235,7 +238,9 @@ class SqlWebhookRepository:
         return sorted((webhook_from_row(row) for row in rows), key=lambda r: (r.received_at, r.id))
 
     async def processed(self, record_id: str, *, at: datetime, order_id: str | None) -> None:
-        await self._conn.execute(
+        # nobody reads its count: it goes with the COMMIT (the settling's, when it is the
+        # settling transaction that records it)
+        await self._conn.execute_at_commit(
             "UPDATE webhook_events SET processed_at = :at, order_id = COALESCE(:order_id, "
             "order_id), attempts = attempts + 1, last_error = NULL, next_attempt_at = NULL, "
             "lease_owner = NULL, lease_until = NULL WHERE id = :id",
@@ -243,7 +248,7 @@ class SqlWebhookRepository:
         )
 
     async def failed(self, record_id: str, *, error: str, retry_at: datetime) -> None:
-        await self._conn.execute(
+        await self._conn.execute_at_commit(
             "UPDATE webhook_events SET attempts = attempts + 1, last_error = :error, "
             "next_attempt_at = :retry_at, lease_owner = NULL, lease_until = NULL "
             "WHERE id = :id",

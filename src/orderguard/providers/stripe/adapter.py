@@ -31,7 +31,7 @@ from orderguard.providers.base import (
     WebhookEvent,
 )
 from orderguard.providers.stripe import currencies as stripe_currencies
-from orderguard.providers.stripe import mapping
+from orderguard.providers.stripe import mapping, transport
 from orderguard.providers.stripe.errors import provider_error
 from orderguard.providers.stripe.settings import DEFAULT_BASE_URL, is_live_key
 from orderguard.providers.stripe.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
@@ -40,10 +40,16 @@ T = TypeVar("T")
 
 
 class _HTTPXClient(stripe.HTTPXClient):
-    """The SDK's httpx client, sending form bodies as ``content=``.
+    """The SDK's httpx client, sending form bodies as ``content=``, each request in one write
+    over a pool that keeps its connections alive (:mod:`.transport`).
 
     httpx 0.28 deprecates ``data=<str>``, which the SDK uses; the warning would fail strict runs.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # the SDK's own client (verify=its CA bundle, nothing else), not used yet: replaced
+        self._client_async = transport.async_client(verify_ssl_certs=self._verify_ssl_certs)
 
     def _get_request_args_kwargs(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any
