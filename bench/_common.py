@@ -454,10 +454,16 @@ def run_child(
 
 
 def start_sandbox(
-    ctx: Context, name: str, ledger: Path, *, webhooks: tuple[str, str] | None = None
+    ctx: Context,
+    name: str,
+    ledger: Path,
+    *,
+    webhooks: tuple[str, str] | None = None,
+    timeout: float = 30.0,
 ) -> Server:
     """An ``orderguard sandbox-provider`` process (``none`` profile) with its ledger file;
-    ``webhooks`` (URL, signing secret): where it sends its events, else nowhere."""
+    ``webhooks`` (URL, signing secret): where it sends its events, else nowhere;
+    ``timeout``: seconds it is given to answer."""
     port = free_port()
     argv = [
         str(VENV_BIN / "orderguard"), "sandbox-provider", "--host=127.0.0.1",
@@ -466,7 +472,9 @@ def start_sandbox(
     if webhooks is not None:
         argv += [f"--webhook-url={webhooks[0]}", f"--webhook-secret={webhooks[1]}"]
     url = bench_db_url()
-    return start_server(name, argv, ctx.env(url), ctx.workdir, port, health_path="/ledger")
+    return start_server(
+        name, argv, ctx.env(url), ctx.workdir, port, health_path="/ledger", timeout=timeout
+    )
 
 
 # --------------------------------------------------------------------------- PostgreSQL

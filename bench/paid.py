@@ -4,11 +4,19 @@ Every request places an order with ``"payment": {"method": "pm_card_visa"}``: th
 ``orderguard serve`` (PostgreSQL ``og_bench``, migrated first) stores the order and its
 payment attempt, commits, charges the provider, settles and answers 201 with the order
 ``paid``. The provider is the sandbox with the ``none`` fault profile (no latency, no faults),
-in two placements:
+in three variants:
 
 - ``external`` (the headline): a separate ``orderguard sandbox-provider`` process, serve
   configured with ``ORDERGUARD_STRIPE_API_KEY``/``ORDERGUARD_STRIPE_BASE_URL`` pointing at it,
-  as a real provider sits (another machine; here it competes for the same cores);
+  as a real provider sits (another machine; here it competes for the same cores); it sends
+  no webhooks;
+- ``webhooks``: the same, the sandbox also sending each charge's events to serve's
+  ``/v1/webhooks/stripe``, signed with the secret serve is configured with (three per card
+  charge, as a Stripe account subscribed to them does). The sandbox delivers at most 8 at
+  once, so under load they lag the orders: after the load, the run waits until
+  ``webhook_events`` holds as many processed rows as the sandbox's ledger holds events, and
+  its "all in" figure is serve's CPU time (``/proc``, user + system) from the start of the
+  load (warm-up included) until then, divided by the paid orders in the database;
 - ``inprocess``: serve's default in-process sandbox (``ORDERGUARD_SANDBOX_FAULTS=none``, its
   ledger in the scratch directory), a thread inside the server process.
 
@@ -19,6 +27,7 @@ processes. The load generator (``bench/_loadgen.py``) counts only 201 answers wh
 of the answers against the charge itself (intent, amount). The ratio to intake is taken from
 the intake section of the same ``bench/run.py`` invocation (``intake.json`` in the scratch
 directory). ``section(ctx)`` returns the markdown section for docs/benchmarks.md.
+``bench/paid_allin.py`` runs one variant alone and prints its all-in figures.
 """
 
 from __future__ import annotations
@@ -44,30 +53,46 @@ from _common import (
     listening_ports,
     median,
     pg_execute,
+    pg_scalar,
     proc_counters,
+    proc_cpu_seconds,
     recreate_database,
+    start_sandbox,
     start_server,
 )
 
 TITLE = "Paid orders end to end: POST /v1/orders with a card, sandbox provider at zero latency"
-MODES = ("external", "inprocess")
+MODES = ("external", "webhooks", "inprocess")
+#: The variants also run at one connection (the webhooks one only in the rounds).
+SINGLE_MODES = ("external", "inprocess")
 LABEL = {
     "external": "paid, sandbox in its own process",
+    "webhooks": "paid, sandbox in its own process, sending its webhooks to serve",
     "inprocess": "paid, sandbox inside serve (default)",
 }
 METHOD = "pm_card_visa"
 API_KEY = "sk_test_bench"
-TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_keys"
+WEBHOOK_SECRET = "whsec_bench"
+#: Webhooks the sandbox sends for one succeeded card charge.
+EVENTS_PER_CHARGE = 3
+TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_keys, webhook_events"
 SAMPLE = 200
+#: Seconds a run waits, after its load, for serve to process the sandbox's webhooks.
+DRAIN_TIMEOUT = 120.0
+#: Targets of issue 20: paid orders/s over intake's at least this ...
+TARGET_RATIO = 0.5
+#: ... and serve's CPU per paid order over an unpaid one's at most this.
+TARGET_CPU = 2.0
 
 
 # --------------------------------------------------------------------------- processes
 
 
 class Setup:
-    """One run's processes: serve, and (``external``) the sandbox provider. Without
-    ``worker``, serve runs no worker (``--no-worker``: nothing but the requests touches
-    the database); ``timeout``: seconds each process is given to answer."""
+    """One run's processes: serve, and (``external``, ``webhooks``) the sandbox provider
+    (``webhooks``: sending its events to serve). Without ``worker``, serve runs no worker
+    (``--no-worker``: nothing but the requests touches the database); ``timeout``: seconds
+    each process is given to answer."""
 
     def __init__(
         self,
@@ -84,32 +109,21 @@ class Setup:
         self.server: Server | None = None
         env = ctx.env(url)
         ledger = ctx.workdir / f"paid-{tag}-ledger.db"
+        port = free_port()
         try:
-            if mode == "external":
-                port = free_port()
-                argv = [
-                    str(VENV_BIN / "orderguard"),
-                    "sandbox-provider",
-                    "--host=127.0.0.1",
-                    f"--port={port}",
-                    "--faults=none",
-                    f"--db={ledger}",
-                ]
-                self.sandbox = start_server(
-                    f"sandbox-{tag}",
-                    argv,
-                    env,
-                    ctx.workdir,
-                    port,
-                    health_path="/ledger",
-                    timeout=timeout,
+            if mode in ("external", "webhooks"):
+                hooks = None
+                if mode == "webhooks":
+                    hooks = (f"http://127.0.0.1:{port}/v1/webhooks/stripe", WEBHOOK_SECRET)
+                    env["ORDERGUARD_STRIPE_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+                self.sandbox = start_sandbox(
+                    ctx, f"sandbox-{tag}", ledger, webhooks=hooks, timeout=timeout
                 )
                 env["ORDERGUARD_STRIPE_API_KEY"] = API_KEY
-                env["ORDERGUARD_STRIPE_BASE_URL"] = f"http://127.0.0.1:{port}"
+                env["ORDERGUARD_STRIPE_BASE_URL"] = f"http://127.0.0.1:{self.sandbox.port}"
             else:
                 env["ORDERGUARD_SANDBOX_FAULTS"] = "none"
                 env["ORDERGUARD_SANDBOX_DB"] = str(ledger)
-            port = free_port()
             env["ORDERGUARD_PUBLIC_URL"] = f"http://127.0.0.1:{port}"
             argv = [
                 str(VENV_BIN / "orderguard"),
@@ -176,12 +190,14 @@ def _measure(
     warmup: float,
     duration: float,
 ) -> dict[str, Any]:
-    """Fresh processes, load, then the oracle check; returns the load generator's result."""
+    """Fresh processes, load, then the oracle check; returns the load generator's result,
+    with ``allin`` (see ``_all_in``)."""
     _reset(url)
     setup = Setup(ctx, url, mode, tag)
     try:
         assert setup.server is not None
         counters_before = {name: proc_counters(pid) for name, pid in setup.pids().items()}
+        started, cpu_before = time.monotonic(), _cpu_seconds(setup.server.pid)
         argv = [
             PYTHON,
             str(BENCH / "_loadgen.py"),
@@ -201,6 +217,10 @@ def _measure(
             raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
         result: dict[str, Any] = json.loads(done.stdout)
         setup.alive()
+        ledger = _get_json(setup.sandbox_port, "/ledger")
+        result["allin"] = _all_in(
+            url, setup.server.pid, mode, ledger, started=started, cpu_before=cpu_before
+        )
         counters_after = {name: proc_counters(pid) for name, pid in setup.pids().items()}
         result["counters"] = {
             name: {k: v - counters_before[name].get(k, 0) for k, v in after.items()}
@@ -212,21 +232,69 @@ def _measure(
         cpu["other"] = (
             cpu["machine"] - cpu["server"] - cpu["sandbox"] - cpu["postgres"] - cpu["loadgen"]
         )
-        result["check"] = _check(url, setup.sandbox_port, result.get("sample", []))
+        result["check"] = _check(url, ledger, result.get("sample", []))
         result.pop("sample", None)
     finally:
         setup.stop()
     return result
 
 
-def _check(url: str, sandbox_port: int, sample: list[dict[str, Any]]) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    seconds = proc_cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"process {pid} is gone")
+    return seconds
+
+
+def _all_in(
+    url: str,
+    server_pid: int,
+    mode: str,
+    ledger: dict[str, Any],
+    *,
+    started: float,
+    cpu_before: float,
+) -> dict[str, Any]:
+    """Serve's CPU time from ``started`` (before the load, warm-up included) until every
+    webhook the sandbox created (the events in its ``ledger``, read after the load: a
+    charge's events are committed with it) is stored processed in ``webhook_events``
+    (``webhooks``; the other variants send none, so until now), and the paid orders in
+    the database; raises if they are not processed within ``DRAIN_TIMEOUT``."""
+    loaded = time.monotonic()
+    events = len(ledger.get("events", [])) if mode == "webhooks" else 0
+    processed = 0
+    while events:
+        processed = int(pg_scalar("SELECT COUNT(processed_at) FROM webhook_events", url))
+        if processed >= events:
+            break
+        if time.monotonic() - loaded > DRAIN_TIMEOUT:
+            received = pg_scalar("SELECT COUNT(*) FROM webhook_events", url)
+            raise RuntimeError(
+                f"{processed} of the sandbox's {events} webhooks processed ({received} "
+                f"received) {DRAIN_TIMEOUT:g} s after the load"
+            )
+        time.sleep(0.2)
+    cpu = _cpu_seconds(server_pid) - cpu_before
+    ended = time.monotonic()
+    paid = int(pg_scalar("SELECT COUNT(*) FROM orders WHERE state = 'paid'", url))
+    return {
+        "server_cpu": cpu,
+        "seconds": ended - started,
+        "drain_seconds": ended - loaded,
+        "paid_orders": paid,
+        "events": events,
+        "processed": processed,
+        "ms_per_order": 1000 * cpu / paid if paid else float("nan"),
+    }
+
+
+def _check(url: str, ledger: dict[str, Any], sample: list[dict[str, Any]]) -> dict[str, Any]:
     """Every order of the run against the sandbox's ledger, and the sampled answers in detail."""
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(b"SELECT id, state, amount_total FROM orders").fetchall()
     orders = {order_id: (str(state), amount) for order_id, state, amount in rows}
-    ledger = _get_json(sandbox_port, "/ledger")
     charges: dict[str, list[dict[str, Any]]] = {}
     for charge in ledger["charges"]:
         order_id = (charge.get("metadata") or {}).get("order_id", "?")
@@ -280,22 +348,12 @@ def _check(url: str, sandbox_port: int, sample: list[dict[str, Any]]) -> dict[st
 # --------------------------------------------------------------------------- provider alone
 
 
-def _provider_alone(ctx: Context, url: str) -> dict[str, Any]:
+def _provider_alone(ctx: Context) -> dict[str, Any]:
     """The sandbox by itself: sequential charges from one client, service time and CPU."""
     import httpx
 
-    port = free_port()
-    argv = [
-        str(VENV_BIN / "orderguard"),
-        "sandbox-provider",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        "--faults=none",
-        f"--db={ctx.workdir / 'paid-alone-ledger.db'}",
-    ]
-    sandbox = start_server(
-        "sandbox-alone", argv, ctx.env(url), ctx.workdir, port, health_path="/ledger"
-    )
+    sandbox = start_sandbox(ctx, "sandbox-alone", ctx.workdir / "paid-alone-ledger.db")
+    port = sandbox.port
     headers = {"Authorization": f"Bearer {API_KEY}"}
     form = {
         "amount": "3998",
@@ -359,8 +417,8 @@ def run(ctx: Context) -> dict[str, Any]:
     )
     results: dict[str, Any] = {"rounds": [], "single": {}}
     ctx.log("paid: the sandbox alone, one client, sequential charges")
-    results["alone"] = _provider_alone(ctx, url)
-    for mode in MODES:
+    results["alone"] = _provider_alone(ctx)
+    for mode in SINGLE_MODES:
         ctx.log(f"paid: {mode}, 1 connection")
         results["single"][mode] = _measure(
             ctx, url, mode, f"{mode}-single", connections=1, warmup=1.0, duration=3.0
@@ -390,7 +448,8 @@ def _log(ctx: Context, r: dict[str, Any]) -> None:
         f"    {r['rps']:8.1f} paid/s  p50 {r['p50']:6.1f}  p99 {r['p99']:6.1f} ms  "
         f"errors {r['errors']}  server {cpu['server']:.2f} sandbox {cpu['sandbox']:.2f} "
         f"postgres {cpu['postgres']:.2f} machine {cpu['machine']:.2f} cores  "
-        f"check: {r['check']['problem_count']} problems"
+        f"check: {r['check']['problem_count']} problems  all in "
+        f"{r['allin']['ms_per_order']:.2f} ms/order ({r['allin']['processed']} webhooks)"
     )
 
 
@@ -443,12 +502,16 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
         f"anything else is an error. Two placements of the provider: **in its own process** "
         f"(`orderguard sandbox-provider`, serve pointed at it with "
         f"`ORDERGUARD_STRIPE_API_KEY`/`ORDERGUARD_STRIPE_BASE_URL`; the headline, as a real "
-        f"provider is another machine, although here it shares the same {cores} cores) and "
-        f"**inside serve** (the default in-process sandbox, a thread of the server process). "
-        f"{ctx.connections} connections, {ctx.rounds} interleaved rounds (own process, inside "
-        f"serve, ...), each run {ctx.warmup:g} s warm-up then {ctx.duration:g} s measured, "
-        f"from scratch (tables truncated, CHECKPOINT, fresh ledger, fresh processes); medians "
-        f"over rounds. Pool: {pool_size} connections."
+        f"provider is another machine, although here it shares the same {cores} cores; it "
+        f"sends no webhooks) and **inside serve** (the default in-process sandbox, a thread of "
+        f"the server process); and a third variant, **in its own process, sending its "
+        f"webhooks to serve** (`--webhook-url` serve's `/v1/webhooks/stripe`, signed with the "
+        f"`ORDERGUARD_STRIPE_WEBHOOK_SECRET` serve is given: {EVENTS_PER_CHARGE} events per "
+        f"card charge, as a Stripe account subscribed to them sends). "
+        f"{ctx.connections} connections, {ctx.rounds} interleaved rounds (own process, own "
+        f"process with webhooks, inside serve, ...), each run {ctx.warmup:g} s warm-up then "
+        f"{ctx.duration:g} s measured, from scratch (tables truncated, CHECKPOINT, fresh "
+        f"ledger, fresh processes); medians over rounds. Pool: {pool_size} connections."
     )
     out.append("")
     out.append(
@@ -463,7 +526,7 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
         sandbox = _med(results, mode, "cpu", "sandbox")
         threads = _med(results, mode, "cpu", "server.threads")
         errors = sum(o[mode]["errors"] for o in results["rounds"])
-        if mode == "external":
+        if mode != "inprocess":
             sbx = f"{sandbox:.2f} | {1000 * sandbox / rps:.2f}"
         else:
             sbx = f"({threads:.2f} in non-main threads) | ({1000 * threads / rps:.2f})"
@@ -500,13 +563,19 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
             )
     else:
         out.append("- ratio to intake: n/a (the intake section did not run in this invocation)")
+    out.append(
+        f"- {LABEL['webhooks']}: its server CPU ms/order above is the measured window's, into "
+        f"which webhooks of warm-up orders arrive late and out of which some of the window's "
+        f"own fall; its all-in count, webhooks included, is in the targets below."
+    )
     for mode in MODES:
-        runs = [o[mode] for o in results["rounds"]] + [results["single"][mode]]
+        runs = [o[mode] for o in results["rounds"]]
         details = "; ".join(
-            f"round {n}: {_errors(r)}" for n, r in enumerate(runs[:-1], 1) if _errors(r) != "none"
+            f"round {n}: {_errors(r)}" for n, r in enumerate(runs, 1) if _errors(r) != "none"
         )
         out.append(f"- errors, {LABEL[mode]}: {details or 'none'}")
     out.append("")
+    out.extend(_targets(results, intake))
     out.extend(_checks(results))
     out.extend(_single(results, intake))
     out.extend(_every_run(results))
@@ -514,9 +583,93 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
     return "\n".join(out)
 
 
+def _intake_ms(intake: dict[str, Any]) -> float:
+    """Serve's CPU per unpaid order: the intake section's medians, server cores / orders/s."""
+    i_rps = median([o["intake"]["rps"] for o in intake["rounds"]])
+    i_server = median([o["intake"]["cpu"]["server"] for o in intake["rounds"]])
+    return 1000 * i_server / i_rps
+
+
+def _verdict(met: bool) -> str:
+    return "**MET**" if met else "**NOT MET**"
+
+
+def _targets(results: dict[str, Any], intake: dict[str, Any] | None) -> list[str]:
+    """Issue 20's two targets for the headline (no webhooks) and the webhooks variant."""
+    allin = {m: _med(results, m, "allin", "ms_per_order") for m in MODES}
+    rps = {m: _med(results, m, "rps") for m in MODES}
+    window = {m: 1000 * _med(results, m, "cpu", "server") / rps[m] for m in MODES}
+    out = [
+        f"**Issue 20's targets**: paid orders/s / intake orders/s >= {TARGET_RATIO:g}, and "
+        f"serve's CPU per paid order / per unpaid (intake) order <= {TARGET_CPU:g}. The "
+        f"unpaid figures are the intake section's of this invocation (medians over its "
+        f"rounds: orders/s, and server cores / orders/s). For the headline, CPU per paid "
+        f"order is the measured window's (server cores / paid orders/s, as in the table). "
+        f"For the webhooks variant it is counted *all in*: the sandbox delivers at most 8 "
+        f"webhooks at once, so under load they lag the orders and a window would miss some "
+        f"of its own orders' webhooks; so serve's CPU time (`/proc`, user + system, the "
+        f"process and its worker) is taken from the start of the load (warm-up included) "
+        f"until `webhook_events` in PostgreSQL holds as many processed rows as the "
+        f"sandbox's ledger holds events (read after the load: a charge's events are "
+        f"committed with it), and divided by the paid orders in the database (warm-up "
+        f"included). The same count for the headline, which has no webhooks to wait for "
+        f"(load start to load end), is in the details below, to compare the two methods.",
+        "",
+        "| variant | paid orders/s | / intake | target >= "
+        f"{TARGET_RATIO:g} | server CPU ms/paid order | / unpaid | target <= {TARGET_CPU:g} |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    intake_rps = median([o["intake"]["rps"] for o in intake["rounds"]]) if intake else None
+    intake_ms = _intake_ms(intake) if intake else None
+    rows = [
+        ("external", "window", window["external"]),
+        ("webhooks", "all in, webhooks processed", allin["webhooks"]),
+    ]
+    for mode, how, ms in rows:
+        if intake_rps and intake_ms:
+            ratio, cpu = rps[mode] / intake_rps, ms / intake_ms
+            cells = (
+                f"{ratio:.2f} | {_verdict(ratio >= TARGET_RATIO)} | {ms:.2f} ({how}) "
+                f"| {cpu:.2f} | {_verdict(cpu <= TARGET_CPU)}"
+            )
+        else:
+            cells = f"n/a | n/a | {ms:.2f} ({how}) | n/a | n/a"
+        out.append(f"| {LABEL[mode]} | {rps[mode]:,.0f} | {cells} |")
+    if not intake:
+        out.append("")
+        out.append("- targets: n/a (the intake section did not run in this invocation)")
+    out += [
+        "",
+        "<details><summary>All-in counts, every run</summary>",
+        "",
+        "| round | variant | paid orders (warm-up included) | serve CPU s | seconds | "
+        "waited for webhooks after the load, s | sandbox's events | processed | "
+        "ms/paid order all in | ms/paid order, window |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for number, outcome in enumerate(results["rounds"], 1):
+        for mode in MODES:
+            r = outcome[mode]
+            a = r["allin"]
+            out.append(
+                f"| {number} | {mode} | {a['paid_orders']:,} | {a['server_cpu']:.2f} "
+                f"| {a['seconds']:.1f} | {a['drain_seconds']:.1f} | {a['events']:,} "
+                f"| {a['processed']:,} | {a['ms_per_order']:.2f} "
+                f"| {1000 * r['cpu']['server'] / r['rps']:.2f} |"
+            )
+    out += [
+        "",
+        "Medians all in: " + ", ".join(f"{m} {allin[m]:.2f} ms" for m in MODES) + ".",
+        "",
+        "</details>",
+        "",
+    ]
+    return out
+
+
 def _checks(results: dict[str, Any]) -> list[str]:
     runs = [(f"round {n} {m}", o[m]) for n, o in enumerate(results["rounds"], 1) for m in MODES]
-    runs += [(f"1 connection {m}", results["single"][m]) for m in MODES]
+    runs += [(f"1 connection {m}", results["single"][m]) for m in SINGLE_MODES]
     orders = sum(r["check"]["orders"] for _, r in runs)
     paid = sum(r["check"]["by_state"].get("paid", 0) for _, r in runs)
     charged = sum(r["check"]["succeeded_charges"] for _, r in runs)
@@ -561,7 +714,7 @@ def _single(results: dict[str, Any], intake: dict[str, Any] | None) -> list[str]
         "| what | per second | p50 ms | p99 ms | server CPU ms/order | sandbox CPU ms/charge |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for mode in MODES:
+    for mode in SINGLE_MODES:
         r = results["single"][mode]
         sandbox = r["cpu"]["sandbox"] if mode == "external" else r["cpu"]["server.threads"]
         out.append(
@@ -641,11 +794,7 @@ def _bounds(
     server_ms = 1000 * server / rps
     sandbox_ms = 1000 * sandbox / rps
     out = ["**What bounds paid throughput** (sandbox in its own process unless said)", ""]
-    intake_ms = None
-    if intake:
-        i_rps = median([o["intake"]["rps"] for o in intake["rounds"]])
-        i_server = median([o["intake"]["cpu"]["server"] for o in intake["rounds"]])
-        intake_ms = 1000 * i_server / i_rps
+    intake_ms = _intake_ms(intake) if intake else None
     out.append(
         f"- Server process: {server:.2f} cores ({main:.2f} of them its event-loop thread) = "
         f"{server_ms:.2f} ms CPU per paid order"

@@ -1,0 +1,99 @@
+"""The paid-orders benchmark's own logic, without running it: the all-in count waits until
+every webhook the sandbox created is stored processed, and the section states issue 20's
+two targets for the headline (no webhooks) and the webhooks variant, each met or not."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import paid  # noqa: E402
+
+
+def _event(conn: psycopg.Connection[Any], n: int, *, processed: bool) -> None:
+    now = datetime.now(UTC)
+    conn.execute(
+        "INSERT INTO webhook_events (id, provider, event_id, type, headers, body, received_at, "
+        "processed_at) VALUES (%s, 'stripe', %s, 'charge.succeeded', '{}', '{}', %s, %s)",
+        (f"whe_{n}", f"evt_{n}", now, now if processed else None),
+    )
+
+
+@pytest.mark.postgres
+def test_all_in_waits_for_every_event_of_the_ledger_to_be_processed(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = {"events": [{"id": f"evt_{n}"} for n in range(3)]}
+    monkeypatch.setattr(paid, "DRAIN_TIMEOUT", 0.3)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _event(conn, 0, processed=True)
+        _event(conn, 1, processed=True)
+        _event(conn, 2, processed=False)
+        with pytest.raises(RuntimeError, match="2 of the sandbox's 3 webhooks processed"):
+            paid._all_in(pg_url, os.getpid(), "webhooks", ledger, started=0.0, cpu_before=0.0)
+        conn.execute("UPDATE webhook_events SET processed_at = received_at")
+    counted = paid._all_in(pg_url, os.getpid(), "webhooks", ledger, started=0.0, cpu_before=0.0)
+    assert (counted["events"], counted["processed"], counted["paid_orders"]) == (3, 3, 0)
+    assert counted["server_cpu"] > 0 and math.isnan(counted["ms_per_order"])
+
+
+@pytest.mark.postgres
+def test_all_in_waits_for_nothing_without_webhooks(pg_url: str) -> None:
+    ledger = {"events": [{"id": "evt_0"}]}  # created, but this variant sends none
+    counted = paid._all_in(pg_url, os.getpid(), "external", ledger, started=0.0, cpu_before=0.0)
+    assert (counted["events"], counted["processed"]) == (0, 0)
+
+
+def _run(rps: float, server: float, allin_ms: float) -> dict[str, Any]:
+    allin = {
+        "server_cpu": 1.0, "seconds": 4.0, "drain_seconds": 0.5, "paid_orders": 100,
+        "events": 300, "processed": 300, "ms_per_order": allin_ms,
+    }  # fmt: skip
+    return {"rps": rps, "cpu": {"server": server}, "allin": allin}
+
+
+def _intake(rps: float, server: float) -> dict[str, Any]:
+    return {"rounds": [{"intake": {"rps": rps, "cpu": {"server": server}}}]}
+
+
+def _row(lines: list[str], mode: str) -> list[str]:
+    found = [line for line in lines if line.startswith(f"| {paid.LABEL[mode]} |")]
+    assert len(found) == 1
+    return [cell.strip() for cell in found[0].strip("|").split("|")]
+
+
+def test_targets_judge_the_headline_by_its_window_and_webhooks_all_in() -> None:
+    results = {
+        "rounds": [
+            {
+                # 600 paid/s at 0.6 cores: 1.0 ms per paid order in the window
+                "external": _run(600.0, 0.6, allin_ms=9.0),
+                # 400 paid/s; 2.5 ms per paid order once its webhooks are counted
+                "webhooks": _run(400.0, 0.2, allin_ms=2.5),
+                "inprocess": _run(500.0, 0.9, allin_ms=1.8),
+            }
+        ]
+    }
+    lines = paid._targets(results, _intake(1000.0, 1.0))  # 1.0 ms per unpaid order
+    headline, hooks = _row(lines, "external"), _row(lines, "webhooks")
+    assert headline[2:4] == ["0.60", "**MET**"]
+    assert headline[4].startswith("1.00 (window)") and headline[5:7] == ["1.00", "**MET**"]
+    assert hooks[2:4] == ["0.40", "**NOT MET**"]
+    assert hooks[4].startswith("2.50 (all in") and hooks[5:7] == ["2.50", "**NOT MET**"]
+
+
+def test_targets_without_the_intake_section_say_so() -> None:
+    results = {"rounds": [{m: _run(100.0, 0.5, allin_ms=5.0) for m in paid.MODES}]}
+    lines = paid._targets(results, None)
+    assert _row(lines, "webhooks")[2:4] == ["n/a", "n/a"]
+    assert any("the intake section did not run" in line for line in lines)
