@@ -481,12 +481,18 @@ def _probe(results: dict[str, Any]) -> list[str]:
     out = [
         "**Database round trips per order** (libpq protocol trace of the real app, one "
         f"request at a time, {probe['requests']} requests): intake "
-        f"**{probe['round_trips']:g} round trips**, {probe['statements']:g} statements; "
+        f"**{_count(probe['round_trips'], 'round trip')}**, "
+        f"{_count(probe['statements'], 'statement')}; "
         "(b) 1 round trip, 1 statement. Rows per order: " + rows + ". One intake request:",
         "",
     ]
     out += [f"{i}. `{sql}`" for i, sql in enumerate(probe["sql"], 1)]
     return [*out, ""]
+
+
+def _count(n: float, noun: str) -> str:
+    """``n`` ``noun``, plural unless ``n`` is 1 (``1 round trip``, ``2 statements``)."""
+    return f"{n:g} {noun}{'' if n == 1 else 's'}"
 
 
 def _bounds(ctx: Context, results: dict[str, Any], pool_size: int) -> list[str]:
@@ -552,8 +558,9 @@ def _bounds(ctx: Context, results: dict[str, Any], pool_size: int) -> list[str]:
         verdict.append(
             f"the pool is busy ({held:.1f} of {pool_size} connections in a transaction on "
             "average, more checked out between statements) mostly waiting for the app to "
-            "send its next statement: 9 round trips per order, each resumed by a busy event "
-            "loop, stretch how long each connection is held, so requests also queue for the pool"
+            f"send its next statement: {_count(results['probe']['round_trips'], 'round trip')} "
+            "per order, each resumed by a busy event loop, stretch how long each connection "
+            "is held, so requests also queue for the pool"
         )
     out.append("Verdict: " + "; ".join(verdict) + ".")
     out.append("")

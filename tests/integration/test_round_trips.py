@@ -36,6 +36,7 @@ from orderguard.services.payments import Payments, PaymentSettings
 from orderguard.services.recheck import Recheck
 from orderguard.services.settling import Answered, Reply, settle
 from orderguard.services.webhook_events import WebhookEvents
+from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 from tests.factories import customer, new_order
@@ -125,6 +126,8 @@ def _messages(lines: list[str]) -> list[str]:
 
 def _words(sql: str) -> str:
     words = sql.split()
+    if words[:1] == ["WITH"]:  # the tables a data-modifying WITH inserts into, in order
+        return "WITH INSERT INTO " + ", ".join(re.findall(r"INSERT INTO (\w+)", sql))
     if words[:2] == ["INSERT", "INTO"] or words[:1] == ["UPDATE"]:
         return " ".join(words[:3] if words[0] == "INSERT" else words[:2])
     if words[:3] == ["SELECT", "*", "FROM"]:
@@ -173,7 +176,7 @@ def _place(reference: str, key: str) -> PlaceOrder:
     )
 
 
-async def test_an_order_without_payment_is_stored_in_two_round_trips(
+async def test_an_order_without_payment_is_stored_in_one_statement(
     pg: SqlStorage, wire: Wire
 ) -> None:
     intake = Intake(pg, _render, clock=lambda: AT)
@@ -181,23 +184,44 @@ async def test_an_order_without_payment_is_stored_in_two_round_trips(
     wire.take()
     answer = await intake.place(_place("RT-1", "key-1"))
     trips, sent = wire.take()
-    assert trips == 2  # BEGIN + claim of the key; the inserts + COMMIT
+    # the claim of the key and every row of the order, committed by the server as it runs
+    # (no BEGIN, no COMMIT)
+    assert trips == 1
     assert sent == [
-        "BEGIN",
-        "INSERT INTO idempotency_keys",
-        "INSERT INTO orders",
-        "INSERT INTO order_lines",
-        "INSERT INTO order_lines",
-        "INSERT INTO timeline",
-        "INSERT INTO outbox",
-        "COMMIT",
+        "WITH INSERT INTO idempotency_keys, orders, order_lines, timeline, outbox",
     ]
     async with pg() as uow:  # and it is all there
         stored = await uow.orders.get(answer.order_id)
         assert stored is not None and stored.merchant_reference == "RT-1"
-        assert len(stored.lines) == 2
+        assert [line.sku for line in stored.lines] == ["TEE-M", "MUG"]
+        assert stored.customer == customer() and stored.created_at == AT
         assert len(await uow.orders.timeline(answer.order_id)) == 1
         assert [e.type for e in await uow.orders.events(answer.order_id)] == ["order.received"]
+        record = await uow.idempotency.claim(
+            KeyedRequest("test", "key-1", "").record(AT, "other", body=None)
+        )
+    assert record is not None and record.order_id == answer.order_id
+    assert record.response_status == 201 and record.response_body == answer.body
+
+
+async def test_a_replayed_order_stores_nothing_and_reads_the_first_answer(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    intake = Intake(pg, _render, clock=lambda: AT)
+    first = await intake.place(_place("RT-2", "key-2"))
+    wire.take()
+    again = await intake.place(_place("RT-2", "key-2"))
+    trips, sent = wire.take()
+    assert trips == 2  # the statement claiming nothing, then the record it met
+    assert sent == [
+        "WITH INSERT INTO idempotency_keys, orders, order_lines, timeline, outbox",
+        "SELECT * FROM idempotency_keys",
+    ]
+    assert again.replayed is True and again.order_id == first.order_id
+    assert again.body == first.body
+    async with pg() as uow:
+        assert len(await uow.orders.timeline(first.order_id)) == 1
+        assert len(await uow.orders.search(OrderQuery(limit=10))) == 1
 
 
 async def test_a_taken_reference_found_at_commit_stores_nothing_and_frees_the_key(

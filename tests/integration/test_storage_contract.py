@@ -218,6 +218,62 @@ async def test_an_idempotency_key_is_claimed_once_and_completed(
     assert done.locked_until is None
 
 
+async def test_a_key_claimed_for_an_order_stores_both_and_a_taken_key_stores_nothing(
+    storage: UnitOfWorkFactory,
+) -> None:
+    order = new_order(reference="A-2001", at=T0)
+    order.note('second entry: «quoted» \\ "text"', cause=Cause.API, at=T0, actor="key_1")
+    body = '{"id": "' + order.id + '", "note": "Ação \\u00e7 \\"x\\""}'
+    record = IdempotencyRecord(
+        scope="local",
+        key="k-order",
+        fingerprint="f1",
+        created_at=T0,
+        order_id=order.id,
+        response_status=201,
+        response_body=body.encode(),
+    )
+    async with storage() as uow:
+        assert await uow.idempotency.claim_for(record, order) is None
+        await uow.commit()
+    other = new_order(reference="A-2002", at=T0)
+    async with storage() as uow:
+        existing = await uow.idempotency.claim_for(
+            IdempotencyRecord(scope="local", key="k-order", fingerprint="f2", created_at=T0),
+            other,
+        )
+        await uow.commit()
+    assert existing == record
+    async with storage() as uow:
+        loaded = await uow.orders.get(order.id)
+        timeline = await uow.orders.timeline(order.id)
+        events = await uow.orders.events(order.id)
+        assert await uow.orders.get(other.id) is None
+    assert loaded is not None
+    for field in ("lines", "customer", "status_token", "created_at", "merchant_reference"):
+        assert getattr(loaded, field) == getattr(order, field), field
+    assert [(e.to_state, e.note, e.actor) for e in timeline] == [
+        (OrderState.RECEIVED, "order received", None),
+        (OrderState.RECEIVED, 'second entry: «quoted» \\ "text"', "key_1"),
+    ]
+    assert [(e.type, e.payload["order_id"]) for e in events] == [("order.received", order.id)]
+
+
+async def test_a_key_claimed_for_an_order_holding_a_taken_reference_stays_free(
+    storage: UnitOfWorkFactory,
+) -> None:
+    async with storage() as uow:
+        await uow.orders.add(new_order(reference="A-3001", at=T0))
+        await uow.commit()
+    record = IdempotencyRecord(scope="local", key="k-taken", fingerprint="f1", created_at=T0)
+    with pytest.raises(DuplicateMerchantReference):
+        async with storage() as uow:
+            await uow.idempotency.claim_for(record, new_order(reference="A-3001", at=T0))
+            await uow.commit()
+    async with storage() as uow:
+        assert await uow.idempotency.claim(record) is None  # nobody holds it
+
+
 async def test_pruning_removes_only_old_idempotency_records(storage: UnitOfWorkFactory) -> None:
     order = new_order(at=T0)
     async with storage() as uow:

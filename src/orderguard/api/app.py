@@ -11,6 +11,7 @@ from typing import Any, Protocol, TypeVar
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -35,6 +36,15 @@ from orderguard.storage.errors import StorageError
 
 log = logging.getLogger("orderguard.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+#: FastAPI's OpenTelemetry spans, metrics and logs, off: orderguard's metrics are its own
+#: (Prometheus, ``/metrics``), and FastAPI asks the environment for OpenTelemetry
+#: providers on every request even when none is configured.
+NO_OPENTELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 class ApiWiring(
@@ -109,6 +119,7 @@ def create_app(
         docs_url=docs,
         redoc_url=docs and "/redoc",
         openapi_url=None if metrics_apart or guarded else "/openapi.json",
+        telemetry=NO_OPENTELEMETRY,
     )
     if container is not None:
         app.state.container = container
@@ -151,7 +162,13 @@ def create_metrics_app(main: FastAPI, *, production: bool) -> FastAPI:
     No key: bind it to an address only the monitoring network reaches. Its Host check
     accepts the address a request reached and the loopback names (DNS rebinding).
     """
-    ops = FastAPI(title="orderguard metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    ops = FastAPI(
+        title="orderguard metrics",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        telemetry=NO_OPENTELEMETRY,
+    )
     ops.state = main.state  # the main app's container, opened by its lifespan
     ops.include_router(health.metrics_router)
     ops.include_router(health.router)  # probes may use this address too

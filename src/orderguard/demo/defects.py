@@ -272,6 +272,13 @@ class _ForgottenKeys(_Delegate):
         await cast(Any, self._inner).claim(record)
         return None
 
+    async def claim_for(self, record: IdempotencyRecord, order: Order) -> IdempotencyRecord | None:
+        """Store the order, under a key nobody sends again when the key was seen."""
+        inner = cast(Any, self._inner)
+        if await inner.claim_for(record, order) is not None:
+            await inner.claim_for(replace(record, key=f"{record.key} {order.id}"), order)
+        return None
+
 
 class _SilentPaid(_Delegate):
     """DELIBERATELY WRONG: orders saved paid without that move's timeline entry

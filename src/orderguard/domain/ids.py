@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: RFC 4648's base32 alphabet written in Crockford's.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
 
 def ulid(now_ms: int | None = None) -> str:
     """A 26-character ULID: 48 bits of milliseconds then 80 random bits, sortable by time."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
-    return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
+    # the 26 five-bit digits of the 130-bit number: base32 of it padded to 160 bits
+    digits = base64.b32encode((value << 30).to_bytes(20, "big"))[:26]
+    return digits.translate(_TO_CROCKFORD).decode()
 
 
 def new_id(prefix: str) -> str:

@@ -30,10 +30,14 @@ _PERSONAL: ContextVar[frozenset[str]] = ContextVar("orderguard_personal", defaul
 def request_context(request_id: str) -> Iterator[None]:
     """Run a block as request ``request_id``: logs and timeline entries carry the id."""
     personal = _PERSONAL.set(frozenset())
-    with request_id_set(request_id), structlog.contextvars.bound_contextvars(request_id=request_id):
+    # bound_contextvars would read every context variable to learn what to restore; the
+    # tokens restore exactly what was there (the block runs in one context)
+    logged = structlog.contextvars.bind_contextvars(request_id=request_id)
+    with request_id_set(request_id):
         try:
             yield
         finally:
+            structlog.contextvars.reset_contextvars(**logged)
             _PERSONAL.reset(personal)
 
 

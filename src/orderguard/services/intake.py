@@ -88,15 +88,19 @@ class Intake:
         attempt = None
         try:
             async with self._storage() as uow:
-                existing = await uow.idempotency.claim(record)
-                if existing is None:  # a replay never touches a provider or its breaker
-                    attempt = self._prepare(order, command.payment_method)
-                    if command.actor is not None:
-                        order.attribute_to(command.actor)
-                    if charging and attempt is None:  # no provider up: answered at once
-                        body = self._render(order)
-                        await command.request.complete(uow, order.id, body)
-                    await uow.orders.add(order)
+                if charging:
+                    existing = await uow.idempotency.claim(record)
+                    if existing is None:  # a replay never touches a provider or its breaker
+                        attempt = self._prepare(order, command.payment_method)
+                        _attribute(order, command.actor)
+                        if attempt is None:  # no provider up: answered at once
+                            body = self._render(order)
+                            await command.request.complete(uow, order.id, body)
+                        await uow.orders.add(order)
+                else:  # the key, the order and all it holds: one statement where it can
+                    _attribute(order, command.actor)
+                    existing = await uow.idempotency.claim_for(record, order)
+                if existing is None:
                     await uow.commit()
         except DuplicateMerchantReference as exc:
             raise await self._name_existing(exc) from None
@@ -131,6 +135,12 @@ class Intake:
         async with self._storage() as uow:
             order_id = await uow.orders.find_by_reference(exc.merchant_reference)
         return DuplicateMerchantReference(exc.merchant_reference, order_id or "unknown")
+
+
+def _attribute(order: Order, actor: str | None) -> None:
+    """Name ``actor`` (who placed it) on the order's new timeline entries."""
+    if actor is not None:
+        order.attribute_to(actor)
 
 
 def charging_slots(providers: Providers, method: str | None, total: Money) -> list[ProviderSlot]:

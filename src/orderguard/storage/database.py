@@ -102,6 +102,20 @@ class Connection(ABC):
         except UniqueViolation as exc:
             raise meant(exc, [meaning] if meaning else []) from exc
 
+    async def fetchall_alone(
+        self, sql: str, params: Params | None = None, *, meaning: Meaning | None = None
+    ) -> list[Row]:
+        """Every row of a statement that is all the transaction writes: the unit of work
+        commits next, nothing else is written before. Where the driver can and nothing was
+        sent or held before it, it is sent on its own and the server commits it as it runs
+        (PostgreSQL: no ``BEGIN``, no ``COMMIT``, one statement in one round trip); the
+        commit then has nothing to send, and the transaction takes no other write (reads
+        may follow, each alone too). Its unique violations are raised as ``meaning`` says."""
+        try:
+            return await self.fetchall(sql, params)
+        except UniqueViolation as exc:
+            raise meant(exc, [meaning] if meaning else []) from exc
+
     async def execute_at_commit(self, sql: str, params: Params | None = None) -> None:
         """Run a statement whose answer nobody reads before the transaction commits. Where
         the driver can, it is held and sent with the ``COMMIT`` (one round trip for both),

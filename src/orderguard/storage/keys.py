@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orderguard.domain.order import Order
 from orderguard.storage.database import Connection, Row, must_datetime, to_datetime
+from orderguard.storage.orders import SqlOrderRepository
 from orderguard.storage.ports import ApiKey, IdempotencyRecord
 
 _CLAIM = """
@@ -17,34 +19,35 @@ RETURNING key
 """
 
 
+_EXISTING = "SELECT * FROM idempotency_keys WHERE scope = :scope AND key = :key"
+
+
 class SqlIdempotencyRepository:
     """Idempotency records in SQLite or PostgreSQL."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, orders: SqlOrderRepository) -> None:
         self._conn = conn
+        self._orders = orders
 
     async def claim(self, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        body = record.response_body.decode() if record.response_body is not None else None
-        inserted = await self._conn.fetchone(
-            _CLAIM,
-            {
-                "scope": record.scope,
-                "key": record.key,
-                "fingerprint": record.fingerprint,
-                "order_id": record.order_id,
-                "response_status": record.response_status,
-                "response_body": body,
-                "locked_until": record.locked_until,
-                "created_at": record.created_at,
-            },
-        )
+        inserted = await self._conn.fetchone(_CLAIM, _row(record))
         if inserted is not None:
             return None
-        row = await self._conn.fetchone(
-            "SELECT * FROM idempotency_keys WHERE scope = :scope AND key = :key",
-            {"scope": record.scope, "key": record.key},
-        )
+        row = await self._conn.fetchone(_EXISTING, {"scope": record.scope, "key": record.key})
         return _record(row) if row else None
+
+    async def claim_for(self, record: IdempotencyRecord, order: Order) -> IdempotencyRecord | None:
+        if not self._orders.adds_claiming(order):
+            existing = await self.claim(record)
+            if existing is None:
+                await self._orders.add(order)
+            return existing
+        if await self._orders.add_claiming(order, _row(record)):  # one statement, alone
+            return None
+        rows = await self._conn.fetchall_alone(
+            _EXISTING, {"scope": record.scope, "key": record.key}
+        )
+        return _record(rows[0]) if rows else None
 
     async def complete(
         self, scope: str, key: str, *, order_id: str, status: int, body: bytes
@@ -73,6 +76,20 @@ class SqlIdempotencyRepository:
             {"before": created_before},
         )
         return int(row["n"]) if row else 0
+
+
+def _row(record: IdempotencyRecord) -> Row:
+    body = record.response_body.decode() if record.response_body is not None else None
+    return {
+        "scope": record.scope,
+        "key": record.key,
+        "fingerprint": record.fingerprint,
+        "order_id": record.order_id,
+        "response_status": record.response_status,
+        "response_body": body,
+        "locked_until": record.locked_until,
+        "created_at": record.created_at,
+    }
 
 
 def _record(row: Row) -> IdempotencyRecord:

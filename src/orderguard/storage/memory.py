@@ -235,6 +235,12 @@ class MemoryIdempotencyRepository:
             self._s.idempotency[(record.scope, record.key)] = record
         return existing
 
+    async def claim_for(self, record: IdempotencyRecord, order: Order) -> IdempotencyRecord | None:
+        existing = await self.claim(record)
+        if existing is None:
+            await MemoryOrderRepository(self._s).add(order)
+        return existing
+
     async def complete(
         self, scope: str, key: str, *, order_id: str, status: int, body: bytes
     ) -> None:

@@ -70,6 +70,48 @@ _INSERT_EVENT = """
 INSERT INTO outbox (id, order_id, type, payload, created_at)
 VALUES (:id, :order_id, :type, :payload, :created_at)
 """
+#: The idempotency record's columns (its row claims its key with the order,
+#: :meth:`SqlOrderRepository.add_claiming`; see ``storage.keys``).
+_KEY_COLUMNS = (
+    "scope", "key", "fingerprint", "order_id", "response_status", "response_body",
+    "locked_until", "created_at",
+)  # fmt: skip
+
+
+def _from_json(table: str, columns: str, param: str) -> str:
+    """Insert the rows the JSON array ``param`` holds, typed by ``table``'s row type, in
+    their order, when the key was claimed (``k`` has its row)."""
+    picked = ", ".join(f"r.{column.strip()}" for column in columns.split(","))
+    return (
+        f"INSERT INTO {table} ({columns}) SELECT {picked} FROM k, "
+        f"json_populate_recordset(NULL::{table}, :{param}::json) WITH ORDINALITY AS r "
+        "ORDER BY r.ordinality"
+    )
+
+
+def _columns(insert: str) -> str:
+    """The column list of an ``INSERT ... (columns) VALUES`` statement."""
+    return " ".join(insert.split("(", 1)[1].split(")", 1)[0].split())
+
+
+#: A new order with everything it holds and the idempotency record claiming its key, in
+#: one statement (PostgreSQL): each table's rows go as one JSON parameter, and nothing is
+#: inserted when the key is taken (``k`` is then empty). Foreign keys are checked when the
+#: statement ends, so the order's rows may reference the order inserted beside them.
+_ADD_CLAIMING = f"""
+WITH k AS (
+    INSERT INTO idempotency_keys ({", ".join(_KEY_COLUMNS)})
+    SELECT {", ".join(f"r.{c}" for c in _KEY_COLUMNS)}
+    FROM json_populate_record(NULL::idempotency_keys, :key::json) AS r
+    ON CONFLICT (scope, key) DO NOTHING
+    RETURNING key
+), o AS ({_from_json("orders", _columns(_INSERT_ORDER), "order")}
+), l AS ({_from_json("order_lines", _columns(_INSERT_LINE), "lines")}
+), t AS ({_from_json("timeline", _columns(_INSERT_ENTRY), "entries")}
+), e AS ({_from_json("outbox", _columns(_INSERT_EVENT), "events")}
+)
+SELECT key FROM k
+"""
 _UPDATE_ORDER = """
 UPDATE orders SET state = :state, flag_reason = :flag_reason,
     payment_method = :payment_method, checks = :checks, last_checked_at = :last_checked_at,
@@ -86,10 +128,19 @@ class ConcurrentUpdate(StorageError):
 class SqlOrderRepository:
     """Orders in SQLite or PostgreSQL."""
 
-    def __init__(self, conn: Connection, *, lock_clause: str, skip_locked: str = "") -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        lock_clause: str,
+        skip_locked: str = "",
+        one_statement: bool = False,
+    ) -> None:
         self._conn = conn
         self._lock = lock_clause
         self._skip_locked = skip_locked
+        #: Whether a new order and its key's claim go in one statement (PostgreSQL).
+        self._one_statement = one_statement
         #: Orders this transaction holds row-locked (``get(for_update=True)`` with a lock
         #: clause), with the version they had when locked and after its own saves.
         self._locked: dict[str, int] = {}
@@ -108,6 +159,31 @@ class SqlOrderRepository:
             await save_flags(self._conn, order.id, order.flags)
             await save_refunds(self._conn, order.refunds)
             await self._flush(order)
+
+    def adds_claiming(self, order: Order) -> bool:
+        """Whether :meth:`add_claiming` takes ``order``: on PostgreSQL, an order holding no
+        payment attempt, flag or refund yet."""
+        return self._one_statement and not (order.attempts or order.flags or order.refunds)
+
+    async def add_claiming(self, order: Order, key: Row) -> bool:
+        """Insert the idempotency record ``key`` (its row) unless its key is taken and, with
+        it, the new ``order`` as :meth:`add` does, in one statement sent alone
+        (:meth:`Connection.fetchall_alone`: the transaction takes no other write); whether
+        the key was claimed (nothing is stored when it was not)."""
+        claimed = await self._conn.fetchall_alone(
+            _ADD_CLAIMING,
+            {
+                "key": orjson.dumps(key).decode(),
+                "order": orjson.dumps([_order_row(order)]).decode(),
+                "lines": orjson.dumps(_line_rows(order)).decode(),
+                "entries": orjson.dumps([_entry_row(e) for e in order.new_entries]).decode(),
+                "events": orjson.dumps([_event_row(e) for e in order.new_events]).decode(),
+            },
+            meaning=_duplicate_reference(order),
+        )
+        order.new_entries.clear()
+        order.new_events.clear()
+        return bool(claimed)
 
     async def get(self, order_id: str, *, for_update: bool = False) -> Order | None:
         lock = self._lock if for_update else ""

@@ -188,6 +188,16 @@ class IdempotencyRepository(Protocol):
         """Insert ``record`` unless its key exists; return the existing record if it does."""
         ...
 
+    async def claim_for(self, record: IdempotencyRecord, order: Order) -> IdempotencyRecord | None:
+        """Claim ``record``'s key for the new ``order``: insert both (the order as
+        ``OrderRepository.add`` does, raising as it does) unless the key exists; else store
+        nothing and return the existing record.
+
+        Call it as the unit of work's only write, then commit: PostgreSQL sends it as one
+        statement, alone, and commits it as it runs (an order holding no payment attempt yet).
+        """
+        ...
+
     async def complete(
         self, scope: str, key: str, *, order_id: str, status: int, body: bytes
     ) -> None:

@@ -72,6 +72,8 @@ class PostgresConnection(Connection):
         self._holding = 0
         #: Whether ``BEGIN`` was sent (with the first statement).
         self.begun = False
+        #: Whether a statement was sent alone (:meth:`fetchall_alone`): committed as it ran.
+        self.alone = False
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         if self._holding:
@@ -155,6 +157,22 @@ class PostgresConnection(Connection):
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 
+    async def fetchall_alone(
+        self, sql: str, params: Params | None = None, *, meaning: Meaning | None = None
+    ) -> list[Row]:
+        if self.begun or self.held or self._piped():
+            if meaning is not None:  # within the transaction, as fetchall
+                self.meanings.append(meaning)
+            return await self.fetchall(sql, params)
+        self.alone = True  # autocommit: the server commits it as it runs
+        try:
+            cursor = await self._conn.execute(_pg(sql), params or {})
+            return await cursor.fetchall()
+        except psycopg.errors.UniqueViolation as exc:
+            raise _meant(exc, [meaning] if meaning else []) from exc
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
     async def _send(self, sql: str, params: Params) -> psycopg.AsyncCursor[Row]:
         """Run one statement, with the ``BEGIN`` and the held statements when they are
         still to send (in a pipeline: one round trip for all)."""
@@ -172,6 +190,10 @@ class PostgresConnection(Connection):
 
     async def _begin_and_held(self) -> None:
         """Queue ``BEGIN`` (once) and the statements held for the commit, in a pipeline."""
+        if self.alone:
+            raise StorageError(
+                "a statement sent alone ended this transaction: nothing else may be written"
+            )
         if not self.begun:
             await self._conn.execute(b"BEGIN")
             self.begun = True

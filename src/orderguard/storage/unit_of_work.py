@@ -51,9 +51,12 @@ class SqlUnitOfWork:
         conn = self._tx.conn
         skip = _SKIP_LOCKED[self._db.dialect]
         self.orders = SqlOrderRepository(
-            conn, lock_clause=_LOCK_CLAUSE[self._db.dialect], skip_locked=skip
+            conn,
+            lock_clause=_LOCK_CLAUSE[self._db.dialect],
+            skip_locked=skip,
+            one_statement=self._db.dialect == "postgresql",
         )
-        self.idempotency = SqlIdempotencyRepository(conn)
+        self.idempotency = SqlIdempotencyRepository(conn, self.orders)
         self.api_keys = SqlApiKeyRepository(conn)
         self.leases = SqlLeaseRepository(conn, skip_locked=skip)
         self.webhooks = SqlWebhookRepository(conn, skip_locked=skip)
