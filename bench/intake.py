@@ -55,8 +55,8 @@ LABEL = {
 #: backends apart in pg_stat_activity ("": orderguard's default, none set).
 APP_NAME = {"parse": "", "cte": "bench-cte", "intake": "", "intake2": "bench-intake2"}
 TABLES = "orders, order_lines, payment_attempts, timeline, outbox, idempotency_keys"
-#: Targets from the issue.
-TARGET_RATIO_B = 0.5
+#: Targets from the issues: intake / (b) was to reach 0.5 (issue 7); issue 20 asks 0.6.
+TARGET_RATIO_B = 0.6
 TARGET_P99_MS = 50.0
 #: intake through ``serve --processes 2`` over intake through ``--processes 1``.
 TARGET_SCALE = 1.3
