@@ -188,19 +188,27 @@ def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
             established.add(cols[9])
     counts: dict[int, int] = {}
     for pid in pids:
-        inodes = set()
-        try:
-            for entry in os.scandir(f"/proc/{pid}/fd"):
-                try:
-                    target = os.readlink(entry.path)
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-        except OSError:
-            continue
-        counts[pid] = len(inodes & established)
+        inodes = socket_inodes(pid)
+        if inodes is not None:
+            counts[pid] = len(inodes & established)
     return counts
+
+
+def socket_inodes(pid: int) -> set[str] | None:
+    """The inodes of the sockets ``pid`` holds open (``None``: it is gone, or not ours to
+    read)."""
+    inodes = set()
+    try:
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return None
+    return inodes
 
 
 def proc_counters(pid: int) -> dict[str, int]:
@@ -233,16 +241,8 @@ def proc_counters(pid: int) -> dict[str, int]:
 
 def listening_ports(pid: int) -> list[int]:
     """TCP ports ``pid`` listens on (IPv4), from its socket fds and ``/proc/net/tcp``."""
-    inodes = set()
-    try:
-        for entry in os.scandir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(entry.path)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
+    inodes = socket_inodes(pid)
+    if inodes is None:
         return []
     ports = []
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

@@ -62,25 +62,41 @@ def orders_show(order_id: str) -> None:
     click.echo(f"{order.id}  {order.state}  {order.total.format()}")
     for line in order.lines:
         click.echo(f"  {line.quantity} x {line.sku} {line.name}  {line.unit_amount}")
-    if order.attempts:
-        click.echo("payments:")
-    for a in order.attempts:
-        money = Money(a.amount, a.currency).format()
-        said = f"  declined: {a.decline_code}" if a.decline_code else ""
-        click.echo(
-            f"  #{a.seq} {a.provider} {a.method}  {a.state}  {money}  "
-            f"{a.provider_ref or '(no provider reference)'}{said}"
-        )
-    if order.refunds:
-        click.echo("refunds:")
-    for r in order.refunds:
-        money = Money(r.amount, r.currency).format()
-        failed = f"  failed: {r.failure_reason}" if r.failure_reason else ""
-        click.echo(
-            f"  {r.id}  {r.state}  {money}  {r.provider_ref or '(no provider reference)'}  "
-            f"by {r.requester}: {r.reason}{failed}"
-        )
+    _section(
+        "payments:",
+        [
+            f"#{a.seq} {a.provider} {a.method}  {a.state}  {_money(a.amount, a.currency)}  "
+            f"{_reference(a.provider_ref)}"
+            + (f"  declined: {a.decline_code}" if a.decline_code else "")
+            for a in order.attempts
+        ],
+    )
+    _section(
+        "refunds:",
+        [
+            f"{r.id}  {r.state}  {_money(r.amount, r.currency)}  {_reference(r.provider_ref)}  "
+            f"by {r.requester}: {r.reason}"
+            + (f"  failed: {r.failure_reason}" if r.failure_reason else "")
+            for r in order.refunds
+        ],
+    )
     click.echo("timeline:")
     for e in detail.timeline:
         source = e.from_state or "-"
         click.echo(f"  {e.at:%Y-%m-%d %H:%M:%S}  {source} -> {e.to_state}  [{e.cause}] {e.note}")
+
+
+def _section(title: str, lines: list[str]) -> None:
+    """``title`` and its indented ``lines``; nothing when there are none."""
+    if lines:
+        click.echo(title)
+    for line in lines:
+        click.echo(f"  {line}")
+
+
+def _money(amount: int, currency: str) -> str:
+    return Money(amount, currency).format()
+
+
+def _reference(provider_ref: str | None) -> str:
+    return provider_ref or "(no provider reference)"
