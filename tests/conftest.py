@@ -131,9 +131,9 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'orderguard.db'}"
 
 
-async def open_storage(url: str) -> SqlStorage:
+async def open_storage(url: str, *, pool_size: int = 10) -> SqlStorage:
     """Migrated SQL storage on ``url``."""
-    db = await connect(url, pool_size=10)
+    db = await connect(url, pool_size=pool_size)
     await migrate.migrate(db)
     return SqlStorage(db)
 

@@ -154,7 +154,10 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[Wire]:
 
 @pytest.fixture
 async def pg(pg_url: str, wire: Wire) -> AsyncIterator[SqlStorage]:
-    storage = await open_storage(pg_url)
+    # one connection: a pool that grows while a request is counted (on a busy machine a
+    # returned connection may not be back in time) would add the new connection's own
+    # set-up statements to the count
+    storage = await open_storage(pg_url, pool_size=1)
     try:
         yield storage
     finally:
