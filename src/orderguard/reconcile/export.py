@@ -2,7 +2,8 @@
 page (each page its own read-only unit of work, so memory stays bounded by the page).
 
 A run reads only its :class:`~.outcome.Scope` (:func:`export_scope`): the payments of the
-report's period and what the report's lines name, by index, whatever the table's size.
+report's period and what the report's lines name, by index, whatever the table's size;
+on PostgreSQL in two ``COPY`` statements written straight to the files.
 :func:`export_orders` (every order) stays for a full export.
 """
 
@@ -74,8 +75,22 @@ async def export_scope(
     batch: int = LOOKUP_BATCH,
 ) -> Exported:
     """Stream the orders and attempts of ``scope`` to two CSV files, each row once: the
-    period's payments page by page, then the attempts the references name, then the orders
-    of every attempt written and those the order references name, in batches."""
+    period's payments and the attempts the references name, then the orders of every
+    attempt written and those the order references name. Where storage streams them
+    (PostgreSQL: two ``COPY`` statements, whatever the scope's size), straight to the
+    files; else the period's payments page by page, then the rest in batches."""
+    async with storage.reader() as uow:
+        copied = await uow.reconciliations.copy_scope(
+            orders_csv,
+            attempts_csv,
+            paid_from=scope.paid_from,
+            paid_to=scope.paid_to,
+            provider=scope.provider,
+            refs=sorted(scope.refs),
+            order_refs=sorted(scope.order_refs),
+        )
+    if copied is not None:
+        return Exported(orders=copied[0], attempts=copied[1])
     attempt_ids: set[str] = set()
     order_ids: set[str] = set()
     with attempts_csv.open("w", encoding="utf-8", newline="") as sink:

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from orderguard.storage.errors import StorageError, UniqueViolation
@@ -77,6 +78,13 @@ class Connection(ABC):
         """The first row of a query, or ``None``."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
+
+    async def copy_csv(self, sql: str, params: Params, path: Path) -> int | None:
+        """Write the rows of query ``sql`` to ``path`` as CSV with a header line, streamed by
+        the server (PostgreSQL's ``COPY ... TO STDOUT``: no row becomes a Python object);
+        how many rows. ``None`` where the driver cannot (nothing written): the caller reads
+        the rows another way."""
+        return None
 
     async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """Every row of each query, in order, sent together where the driver can (one round

@@ -7,6 +7,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg import pq
@@ -154,6 +155,23 @@ class PostgresConnection(Connection):
             return [await cursor.fetchall() for cursor in cursors]
         except psycopg.errors.UniqueViolation as exc:
             raise _meant(exc, self.meanings) from exc
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def copy_csv(self, sql: str, params: Params, path: Path) -> int | None:
+        try:
+            if self._piped():
+                raise StorageError("COPY cannot run inside a batch")
+            if self.held or not self.begun:
+                async with self._conn.pipeline():
+                    await self._begin_and_held()
+            statement = f"COPY ({_pg(sql)}) TO STDOUT WITH (FORMAT csv, HEADER)"
+            async with self._conn.cursor() as cursor:
+                with path.open("wb") as sink:
+                    async with cursor.copy(statement, params) as copy:
+                        async for chunk in copy:
+                            sink.write(chunk)
+                return max(cursor.rowcount, 0)
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from orderguard.storage.database import Connection, must_datetime, to_datetime
@@ -29,6 +30,33 @@ BY_IDS = f"{_ORDER} WHERE id IN ({{refs}})"
 #: ``merchant_reference``): two index lookups, each order once.
 BY_REFERENCES = (
     f"{_ORDER} WHERE id IN ({{refs}}) UNION {_ORDER} WHERE merchant_reference IN ({{refs}})"
+)
+
+#: A stored time as ISO text in UTC, whatever the session's time zone and date style.
+_ISO_UTC = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+#: The attempts of a scope: the period's payments (``payment_attempts_paid``) and those the
+#: references name (``payment_attempts_provider_ref``), each once.
+_SCOPE_ATTEMPTS = (
+    f"{_ATTEMPT} WHERE state IN ('succeeded', 'refunded') "
+    "AND updated_at >= :start AND updated_at <= :end{provider} "
+    f"UNION {_ATTEMPT} WHERE provider_ref = ANY(CAST(:refs AS TEXT[]))"
+)
+_REFS_ONLY = f"{_ATTEMPT} WHERE provider_ref = ANY(CAST(:refs AS TEXT[]))"
+_ORDER_ROW = (
+    "SELECT o.id AS order_id, o.merchant_reference, o.state, o.currency, "
+    f"o.amount_total AS amount, {_ISO_UTC.format('o.created_at')} AS created_at FROM orders o"
+)
+#: A scope's attempts, as the export's CSV has them.
+SCOPE_ATTEMPTS_CSV = (
+    "SELECT order_id, provider, provider_ref, state, "
+    f"{_ISO_UTC.format('updated_at')} AS updated_at FROM ({{attempts}}) a"
+)
+#: The orders of a scope's attempts and those the order references name (by id or by
+#: merchant reference), each once.
+SCOPE_ORDERS_CSV = (
+    f"{_ORDER_ROW} JOIN ({{attempts}}) a ON o.id = a.order_id "
+    f"UNION {_ORDER_ROW} WHERE o.id = ANY(CAST(:order_refs AS TEXT[])) "
+    f"UNION {_ORDER_ROW} WHERE o.merchant_reference = ANY(CAST(:order_refs AS TEXT[]))"
 )
 
 
@@ -97,6 +125,37 @@ class SqlReconciliationRepository:
         placeholders, params = in_list(refs)
         rows = await self._conn.fetchall(BY_REFERENCES.format(refs=placeholders), params)
         return [_order(r) for r in rows]
+
+    async def copy_scope(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime | None,
+        paid_to: datetime | None,
+        provider: str | None,
+        refs: Sequence[str],
+        order_refs: Sequence[str],
+    ) -> tuple[int, int] | None:
+        """Stream a scope's attempts, then their orders and those ``order_refs`` name, to
+        two CSV files, two statements in all; ``(orders, attempts)`` written, or ``None``
+        where the driver cannot stream (nothing written)."""
+        params: dict[str, Any] = {"refs": list(refs), "order_refs": list(order_refs)}
+        if paid_from is None or paid_to is None:
+            attempts = _REFS_ONLY
+        else:
+            through = " AND provider = :provider" if provider else ""
+            attempts = _SCOPE_ATTEMPTS.format(provider=through)
+            params.update(start=paid_from, end=paid_to, provider=provider)
+        written = await self._conn.copy_csv(
+            SCOPE_ATTEMPTS_CSV.format(attempts=attempts), params, attempts_csv
+        )
+        if written is None:
+            return None
+        orders = await self._conn.copy_csv(
+            SCOPE_ORDERS_CSV.format(attempts=attempts), params, orders_csv
+        )
+        return (orders or 0), written
 
     async def record_run(self, run: RunRecord) -> bool:
         """Store ``run``; ``False`` when a run of the same files was applied before."""
