@@ -34,29 +34,30 @@ BY_REFERENCES = (
 
 #: A stored time as ISO text in UTC, whatever the session's time zone and date style.
 _ISO_UTC = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
-#: The attempts of a scope: the period's payments (``payment_attempts_paid``) and those the
-#: references name (``payment_attempts_provider_ref``), each once.
+#: The attempts of a scope, each once: the period's payments (``payment_attempts_paid``),
+#: then those the references name (``payment_attempts_provider_ref``) that are not among
+#: them (every column tested is NOT NULL: ``NOT`` leaves out exactly the period's).
+_PERIOD = (
+    "state IN ('succeeded', 'refunded') AND updated_at >= :start AND updated_at <= :end{provider}"
+)
+_NAMED = "provider_ref = ANY(CAST(:refs AS TEXT[]))"
 _SCOPE_ATTEMPTS = (
-    f"{_ATTEMPT} WHERE state IN ('succeeded', 'refunded') "
-    "AND updated_at >= :start AND updated_at <= :end{provider} "
-    f"UNION {_ATTEMPT} WHERE provider_ref = ANY(CAST(:refs AS TEXT[]))"
+    f"{_ATTEMPT} WHERE {_PERIOD} UNION ALL {_ATTEMPT} WHERE {_NAMED} AND NOT ({_PERIOD})"
 )
-_REFS_ONLY = f"{_ATTEMPT} WHERE provider_ref = ANY(CAST(:refs AS TEXT[]))"
-_ORDER_ROW = (
-    "SELECT o.id AS order_id, o.merchant_reference, o.state, o.currency, "
-    f"o.amount_total AS amount, {_ISO_UTC.format('o.created_at')} AS created_at FROM orders o"
-)
+_REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
 #: A scope's attempts, as the export's CSV has them.
 SCOPE_ATTEMPTS_CSV = (
     "SELECT order_id, provider, provider_ref, state, "
     f"{_ISO_UTC.format('updated_at')} AS updated_at FROM ({{attempts}}) a"
 )
 #: The orders of a scope's attempts and those the order references name (by id or by
-#: merchant reference), each once.
+#: merchant reference), each once: by primary key, from the ids.
 SCOPE_ORDERS_CSV = (
-    f"{_ORDER_ROW} JOIN ({{attempts}}) a ON o.id = a.order_id "
-    f"UNION {_ORDER_ROW} WHERE o.id = ANY(CAST(:order_refs AS TEXT[])) "
-    f"UNION {_ORDER_ROW} WHERE o.merchant_reference = ANY(CAST(:order_refs AS TEXT[]))"
+    "SELECT id AS order_id, merchant_reference, state, currency, amount_total AS amount, "
+    f"{_ISO_UTC.format('created_at')} AS created_at FROM orders WHERE id IN ("
+    "SELECT order_id FROM ({attempts}) a "
+    "UNION ALL SELECT id FROM orders WHERE id = ANY(CAST(:order_refs AS TEXT[])) "
+    "UNION ALL SELECT id FROM orders WHERE merchant_reference = ANY(CAST(:order_refs AS TEXT[])))"
 )
 
 
