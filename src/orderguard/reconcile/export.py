@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from orderguard.reconcile.outcome import Scope
-from orderguard.storage.ports import ExportedAttempt, ExportedOrder, UnitOfWorkFactory
+from orderguard.storage.ports import (
+    ATTEMPT_CSV_COLUMNS,
+    ORDER_CSV_COLUMNS,
+    ExportedAttempt,
+    ExportedOrder,
+    UnitOfWorkFactory,
+)
 
 R = TypeVar("R", ExportedOrder, ExportedAttempt)
 
@@ -31,8 +37,9 @@ LOOKUP_BATCH = 500
 #: The attempt states that mean the provider took the money (the engine's paid attempts).
 PAID = frozenset({"succeeded", "refunded"})
 
-ORDER_COLUMNS = ["order_id", "merchant_reference", "state", "currency", "amount", "created_at"]
-ATTEMPT_COLUMNS = ["order_id", "provider", "provider_ref", "state", "updated_at"]
+#: The files' columns (storage writes the same when it streams them).
+ORDER_COLUMNS = list(ORDER_CSV_COLUMNS)
+ATTEMPT_COLUMNS = list(ATTEMPT_CSV_COLUMNS)
 
 
 async def export_orders(

@@ -683,6 +683,12 @@ class ExceptionRecord:
     resolved_by_run: str | None = None
 
 
+#: The columns of reconciliation's export files (``reconcile.export``), as the engine reads
+#: them: an order, and a payment attempt.
+ORDER_CSV_COLUMNS = ("order_id", "merchant_reference", "state", "currency", "amount", "created_at")
+ATTEMPT_CSV_COLUMNS = ("order_id", "provider", "provider_ref", "state", "updated_at")
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedOrder:
     """An order as reconciliation matches it."""

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from orderguard.storage.database import Connection, must_datetime, to_datetime
-from orderguard.storage.ports import ExceptionRecord, ExportedAttempt, ExportedOrder, RunRecord
+from orderguard.storage.ports import (
+    ATTEMPT_CSV_COLUMNS,
+    ORDER_CSV_COLUMNS,
+    ExceptionRecord,
+    ExportedAttempt,
+    ExportedOrder,
+    RunRecord,
+)
 
 __all__ = ["ExceptionRecord", "RunRecord", "SqlReconciliationRepository"]
 
@@ -45,17 +52,17 @@ _SCOPE_ATTEMPTS = (
     f"{_ATTEMPT} WHERE {_PERIOD} UNION ALL {_ATTEMPT} WHERE {_NAMED} AND NOT ({_PERIOD})"
 )
 _REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
-#: A scope's attempts, as the export's CSV has them.
-SCOPE_ATTEMPTS_CSV = (
-    "SELECT order_id, provider, provider_ref, state, "
-    f"{_ISO_UTC.format('updated_at')} AS updated_at FROM ({{attempts}}) a"
-)
-#: The orders of a scope's attempts and those the order references name (by id or by
-#: merchant reference), each once: by primary key, from the ids.
-SCOPE_ORDERS_CSV = (
-    "SELECT id AS order_id, merchant_reference, state, currency, amount_total AS amount, "
-    f"{_ISO_UTC.format('created_at')} AS created_at FROM orders WHERE id IN ("
-    "SELECT order_id FROM ({attempts}) a "
+#: A scope's attempts and orders in one statement, each row once, tagged with its file
+#: (``a``: the attempts, ``o``: the orders), as the export's CSV files have them: the
+#: attempts (read once), then the orders of those attempts and those the order references
+#: name (by id or by merchant reference), by primary key from their ids.
+SCOPE_CSV = (
+    "WITH a AS MATERIALIZED ({attempts}) "
+    "SELECT 'a' AS part, order_id AS c1, provider AS c2, provider_ref AS c3, state AS c4, "
+    f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM a "
+    "UNION ALL SELECT 'o', id, merchant_reference, state, currency, "
+    f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM orders WHERE id IN ("
+    "SELECT order_id FROM a "
     "UNION ALL SELECT id FROM orders WHERE id = ANY(CAST(:order_refs AS TEXT[])) "
     "UNION ALL SELECT id FROM orders WHERE merchant_reference = ANY(CAST(:order_refs AS TEXT[])))"
 )
@@ -139,7 +146,7 @@ class SqlReconciliationRepository:
         order_refs: Sequence[str],
     ) -> tuple[int, int] | None:
         """Stream a scope's attempts, then their orders and those ``order_refs`` name, to
-        two CSV files, two statements in all; ``(orders, attempts)`` written, or ``None``
+        two CSV files, one statement in all; ``(orders, attempts)`` written, or ``None``
         where the driver cannot stream (nothing written)."""
         params: dict[str, Any] = {"refs": list(refs), "order_refs": list(order_refs)}
         if paid_from is None or paid_to is None:
@@ -149,14 +156,13 @@ class SqlReconciliationRepository:
             attempts = _SCOPE_ATTEMPTS.format(provider=through)
             params.update(start=paid_from, end=paid_to, provider=provider)
         written = await self._conn.copy_csv(
-            SCOPE_ATTEMPTS_CSV.format(attempts=attempts), params, attempts_csv
+            SCOPE_CSV.format(attempts=attempts),
+            params,
+            {"a": (attempts_csv, ATTEMPT_CSV_COLUMNS), "o": (orders_csv, ORDER_CSV_COLUMNS)},
         )
         if written is None:
             return None
-        orders = await self._conn.copy_csv(
-            SCOPE_ORDERS_CSV.format(attempts=attempts), params, orders_csv
-        )
-        return (orders or 0), written
+        return written["o"], written["a"]
 
     async def record_run(self, run: RunRecord) -> bool:
         """Store ``run``; ``False`` when a run of the same files was applied before."""
