@@ -9,8 +9,9 @@ read by an index (EXPLAIN ANALYZE: no sequential scan, no row read and thrown aw
 
 from __future__ import annotations
 
+import csv
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from orderguard.reconcile.outcome import Result
 from orderguard.reconcile.run import Request, reconcile
 from orderguard.reconcile.sources import open_source
 from orderguard.storage import reconciliation as sql
+from orderguard.storage.ports import ATTEMPT_CSV_COLUMNS, ORDER_CSV_COLUMNS
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
 from tests.reconcile_support import PAID_AT, paid_order, seed
@@ -200,3 +202,87 @@ async def test_every_lookup_reads_by_index_only_the_rows_it_returns(
         assert "Seq Scan" not in kinds, (name, kinds)
         assert int(tree["Actual Rows"]) == returned, name
         assert rows_read(tree) <= 2 * returned, (name, rows_read(tree))
+
+
+class CountingReaders:
+    """The storage, counting the read-only units of work opened through it."""
+
+    def __init__(self, storage: SqlStorage) -> None:
+        self.storage = storage
+        self.readers = 0
+
+    def __call__(self) -> Any:
+        return self.storage()
+
+    def reader(self) -> Any:
+        self.readers += 1
+        return self.storage.reader()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+async def test_the_period_is_read_in_statements_that_do_not_grow_with_its_payments(
+    storage: SqlStorage, tmp_path: Path
+) -> None:
+    """3,000 payments in the period's window (more than a page of lookups, 500, many times
+    over) are read in one unit of work, by two statements streamed to the files, and give
+    what a full read gives."""
+    report = await scenario(storage, tmp_path)
+    async with storage() as uow:
+        for i in range(3000):
+            at = PAID_AT - timedelta(minutes=20 + i)
+            await uow.orders.add(paid_order(f"P{i}", provider_ref=f"pi_P{i}", amount=900, at=at))
+        await uow.commit()
+    counting = CountingReaders(storage)
+    found, outcome = await scoped(counting, report, tmp_path / "scoped")  # type: ignore[arg-type]
+    assert counting.readers == 1
+    # The 3,000, A-G and NEAR in the window, OLD1 and OLD2 by reference; OLD3 by order id.
+    assert outcome.extra["read"] == {"orders": 3011, "attempts": 3010}
+    assert found == await full_read(storage, report, tmp_path / "full")
+
+
+async def test_the_streamed_files_hold_what_the_lookups_read(
+    storage: SqlStorage, tmp_path: Path
+) -> None:
+    """Text with commas, quotes and a line break comes through the stream as the lookups
+    read it; each attempt and order once, though named by the period and by reference."""
+    awkward = 'Q,"x"\ny'
+    async with storage() as uow:
+        await uow.orders.add(paid_order(awkward, provider_ref='pi_Q,"1"', amount=1234))
+        await uow.orders.add(paid_order("R", provider_ref="pi_R", amount=99, at=YEAR_AGO))
+        await uow.commit()
+    orders, attempts = tmp_path / "orders.csv", tmp_path / "attempts.csv"
+    refs = sorted({'pi_Q,"1"', "pi_R", "nothing"})
+    order_refs = sorted({f"ord_{awkward}", "M-R"})
+    async with storage.reader() as uow:
+        written = await uow.reconciliations.copy_scope(
+            orders,
+            attempts,
+            paid_from=PAID_AT - timedelta(days=1),
+            paid_to=PAID_AT + timedelta(days=1),
+            provider="stripe",
+            refs=refs,
+            order_refs=order_refs,
+        )
+        by_refs = await uow.reconciliations.attempts_by_refs(refs)
+        by_ids = await uow.reconciliations.orders_by_ids([a.order_id for a in by_refs])
+    assert written == (2, 2)
+    with attempts.open(newline="") as source:
+        rows = list(csv.reader(source))
+    assert rows[0] == list(ATTEMPT_CSV_COLUMNS)
+    assert sorted(r[:4] for r in rows[1:]) == sorted(
+        [a.order_id, a.provider, a.provider_ref or "", a.state] for a in by_refs
+    )
+    assert sorted(datetime.fromisoformat(r[4]) for r in rows[1:]) == sorted(
+        a.updated_at for a in by_refs
+    )
+    with orders.open(newline="") as source:
+        rows = list(csv.reader(source))
+    assert rows[0] == list(ORDER_CSV_COLUMNS)
+    assert sorted(r[:5] for r in rows[1:]) == sorted(
+        [o.id, o.merchant_reference or "", o.state, o.currency, str(o.amount)] for o in by_ids
+    )
+    assert sorted(datetime.fromisoformat(r[5]) for r in rows[1:]) == sorted(
+        o.created_at for o in by_ids
+    )

@@ -2,7 +2,8 @@
 page (each page its own read-only unit of work, so memory stays bounded by the page).
 
 A run reads only its :class:`~.outcome.Scope` (:func:`export_scope`): the payments of the
-report's period and what the report's lines name, by index, whatever the table's size.
+report's period and what the report's lines name, by index, whatever the table's size;
+on PostgreSQL in two ``COPY`` statements written straight to the files.
 :func:`export_orders` (every order) stays for a full export.
 """
 
@@ -16,7 +17,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from orderguard.reconcile.outcome import Scope
-from orderguard.storage.ports import ExportedAttempt, ExportedOrder, UnitOfWorkFactory
+from orderguard.storage.ports import (
+    ATTEMPT_CSV_COLUMNS,
+    ORDER_CSV_COLUMNS,
+    ExportedAttempt,
+    ExportedOrder,
+    UnitOfWorkFactory,
+)
 
 R = TypeVar("R", ExportedOrder, ExportedAttempt)
 
@@ -30,8 +37,9 @@ LOOKUP_BATCH = 500
 #: The attempt states that mean the provider took the money (the engine's paid attempts).
 PAID = frozenset({"succeeded", "refunded"})
 
-ORDER_COLUMNS = ["order_id", "merchant_reference", "state", "currency", "amount", "created_at"]
-ATTEMPT_COLUMNS = ["order_id", "provider", "provider_ref", "state", "updated_at"]
+#: The files' columns (storage writes the same when it streams them).
+ORDER_COLUMNS = list(ORDER_CSV_COLUMNS)
+ATTEMPT_COLUMNS = list(ATTEMPT_CSV_COLUMNS)
 
 
 async def export_orders(
@@ -74,8 +82,22 @@ async def export_scope(
     batch: int = LOOKUP_BATCH,
 ) -> Exported:
     """Stream the orders and attempts of ``scope`` to two CSV files, each row once: the
-    period's payments page by page, then the attempts the references name, then the orders
-    of every attempt written and those the order references name, in batches."""
+    period's payments and the attempts the references name, then the orders of every
+    attempt written and those the order references name. Where storage streams them
+    (PostgreSQL: two ``COPY`` statements, whatever the scope's size), straight to the
+    files; else the period's payments page by page, then the rest in batches."""
+    async with storage.reader() as uow:
+        copied = await uow.reconciliations.copy_scope(
+            orders_csv,
+            attempts_csv,
+            paid_from=scope.paid_from,
+            paid_to=scope.paid_to,
+            provider=scope.provider,
+            refs=sorted(scope.refs),
+            order_refs=sorted(scope.order_refs),
+        )
+    if copied is not None:
+        return Exported(orders=copied[0], attempts=copied[1])
     attempt_ids: set[str] = set()
     order_ids: set[str] = set()
     with attempts_csv.open("w", encoding="utf-8", newline="") as sink:

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from orderguard.storage.errors import StorageError, UniqueViolation
@@ -77,6 +78,17 @@ class Connection(ABC):
         """The first row of a query, or ``None``."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
+
+    async def copy_csv(
+        self, sql: str, params: Params, parts: Mapping[str, tuple[Path, Sequence[str]]]
+    ) -> dict[str, int] | None:
+        """Write the rows of query ``sql`` as CSV to several files, streamed by the server
+        (PostgreSQL's ``COPY ... TO STDOUT``: no row becomes a Python object). The query's
+        first column names the part a row goes to (a key of ``parts``: its file and the
+        header written first); the row's other columns, as many as the header names, are
+        written there (the columns past them must be NULL). How many rows went to each part;
+        ``None`` where the driver cannot (nothing written): the caller reads them otherwise."""
+        return None
 
     async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """Every row of each query, in order, sent together where the driver can (one round

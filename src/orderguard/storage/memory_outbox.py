@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from orderguard.domain.delivery import (
     Delivery,
@@ -471,6 +472,19 @@ class MemoryReconciliationRepository:
     async def attempts_by_refs(self, refs: Sequence[str]) -> list[ExportedAttempt]:
         wanted = set(refs)
         return [_exported_attempt(a) for a in self._attempts() if a.provider_ref in wanted]
+
+    async def copy_scope(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime | None,
+        paid_to: datetime | None,
+        provider: str | None,
+        refs: Sequence[str],
+        order_refs: Sequence[str],
+    ) -> tuple[int, int] | None:
+        return None  # nothing to stream: the caller reads the pages
 
     async def orders_by_ids(self, ids: Sequence[str]) -> list[ExportedOrder]:
         return [_exported(self._orders[i]) for i in dict.fromkeys(ids) if i in self._orders]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
@@ -682,6 +683,12 @@ class ExceptionRecord:
     resolved_by_run: str | None = None
 
 
+#: The columns of reconciliation's export files (``reconcile.export``), as the engine reads
+#: them: an order, and a payment attempt.
+ORDER_CSV_COLUMNS = ("order_id", "merchant_reference", "state", "currency", "amount", "created_at")
+ATTEMPT_CSV_COLUMNS = ("order_id", "provider", "provider_ref", "state", "updated_at")
+
+
 @dataclass(frozen=True, slots=True)
 class ExportedOrder:
     """An order as reconciliation matches it."""
@@ -746,6 +753,28 @@ class ReconciliationRepository(Protocol):
     async def orders_by_references(self, refs: Sequence[str]) -> list[ExportedOrder]:
         """The orders whose id or merchant reference is one of ``refs`` (by index), each
         once."""
+        ...
+
+    async def copy_scope(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime | None,
+        paid_to: datetime | None,
+        provider: str | None,
+        refs: Sequence[str],
+        order_refs: Sequence[str],
+    ) -> tuple[int, int] | None:
+        """Write a reconciliation scope to the export's two CSV files (the columns of
+        ``ExportedOrder`` and ``ExportedAttempt`` as the engine reads them), each row once:
+        the attempts that paid between ``paid_from`` and ``paid_to`` (through ``provider``
+        when given; none without a period) and those whose provider reference is one of
+        ``refs``; the orders of those attempts and those whose id or merchant reference is
+        one of ``order_refs``. Streamed by the database in a fixed number of statements,
+        whatever the scope's size: ``(orders, attempts)`` written. ``None`` (nothing
+        written) where storage cannot stream: the caller reads the scope by the methods
+        above."""
         ...
 
     async def record_run(self, run: RunRecord) -> bool:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import ExitStack, asynccontextmanager
+from pathlib import Path
+from typing import BinaryIO
 
 import psycopg
 from psycopg import pq
@@ -154,6 +156,38 @@ class PostgresConnection(Connection):
             return [await cursor.fetchall() for cursor in cursors]
         except psycopg.errors.UniqueViolation as exc:
             raise _meant(exc, self.meanings) from exc
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    async def copy_csv(
+        self, sql: str, params: Params, parts: Mapping[str, tuple[Path, Sequence[str]]]
+    ) -> dict[str, int] | None:
+        counts = dict.fromkeys(parts, 0)
+        try:
+            if self._piped():
+                raise StorageError("COPY cannot run inside a batch")
+            if self.held or not self.begun:
+                async with self._conn.pipeline():
+                    await self._begin_and_held()
+            statement = f"COPY ({_pg(sql)}) TO STDOUT WITH (FORMAT csv)"
+            widest = max(len(header) for _, header in parts.values())
+            with ExitStack() as files:
+                sinks: dict[bytes, tuple[BinaryIO, int, str]] = {}
+                for name, (path, header) in parts.items():
+                    out = files.enter_context(path.open("wb"))
+                    out.write((",".join(header) + "\n").encode())
+                    # A row of this part ends in one "," per NULL column past its own.
+                    sinks[name.encode()] = (out, widest - len(header) + 1, name)
+                async with self._conn.cursor() as cursor:
+                    async with cursor.copy(statement, params) as copy:
+                        # One message per row: "part,c1,...,cN\n".
+                        async for chunk in copy:
+                            row = bytes(chunk)
+                            cut = row.index(b",")
+                            sink, tail, name = sinks[row[:cut]]
+                            sink.write(row[cut + 1 : len(row) - tail] + b"\n")
+                            counts[name] += 1
+            return counts
         except psycopg.Error as exc:
             raise _translate(exc) from exc
 

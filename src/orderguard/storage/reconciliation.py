@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from orderguard.storage.database import Connection, must_datetime, to_datetime
-from orderguard.storage.ports import ExceptionRecord, ExportedAttempt, ExportedOrder, RunRecord
+from orderguard.storage.ports import (
+    ATTEMPT_CSV_COLUMNS,
+    ORDER_CSV_COLUMNS,
+    ExceptionRecord,
+    ExportedAttempt,
+    ExportedOrder,
+    RunRecord,
+)
 
 __all__ = ["ExceptionRecord", "RunRecord", "SqlReconciliationRepository"]
 
@@ -29,6 +37,34 @@ BY_IDS = f"{_ORDER} WHERE id IN ({{refs}})"
 #: ``merchant_reference``): two index lookups, each order once.
 BY_REFERENCES = (
     f"{_ORDER} WHERE id IN ({{refs}}) UNION {_ORDER} WHERE merchant_reference IN ({{refs}})"
+)
+
+#: A stored time as ISO text in UTC, whatever the session's time zone and date style.
+_ISO_UTC = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
+#: The attempts of a scope, each once: the period's payments (``payment_attempts_paid``),
+#: then those the references name (``payment_attempts_provider_ref``) that are not among
+#: them (every column tested is NOT NULL: ``NOT`` leaves out exactly the period's).
+_PERIOD = (
+    "state IN ('succeeded', 'refunded') AND updated_at >= :start AND updated_at <= :end{provider}"
+)
+_NAMED = "provider_ref = ANY(CAST(:refs AS TEXT[]))"
+_SCOPE_ATTEMPTS = (
+    f"{_ATTEMPT} WHERE {_PERIOD} UNION ALL {_ATTEMPT} WHERE {_NAMED} AND NOT ({_PERIOD})"
+)
+_REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
+#: A scope's attempts and orders in one statement, each row once, tagged with its file
+#: (``a``: the attempts, ``o``: the orders), as the export's CSV files have them: the
+#: attempts (read once), then the orders of those attempts and those the order references
+#: name (by id or by merchant reference), by primary key from their ids.
+SCOPE_CSV = (
+    "WITH a AS MATERIALIZED ({attempts}) "
+    "SELECT 'a' AS part, order_id AS c1, provider AS c2, provider_ref AS c3, state AS c4, "
+    f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM a "
+    "UNION ALL SELECT 'o', id, merchant_reference, state, currency, "
+    f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM orders WHERE id IN ("
+    "SELECT order_id FROM a "
+    "UNION ALL SELECT id FROM orders WHERE id = ANY(CAST(:order_refs AS TEXT[])) "
+    "UNION ALL SELECT id FROM orders WHERE merchant_reference = ANY(CAST(:order_refs AS TEXT[])))"
 )
 
 
@@ -97,6 +133,36 @@ class SqlReconciliationRepository:
         placeholders, params = in_list(refs)
         rows = await self._conn.fetchall(BY_REFERENCES.format(refs=placeholders), params)
         return [_order(r) for r in rows]
+
+    async def copy_scope(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime | None,
+        paid_to: datetime | None,
+        provider: str | None,
+        refs: Sequence[str],
+        order_refs: Sequence[str],
+    ) -> tuple[int, int] | None:
+        """Stream a scope's attempts, then their orders and those ``order_refs`` name, to
+        two CSV files, one statement in all; ``(orders, attempts)`` written, or ``None``
+        where the driver cannot stream (nothing written)."""
+        params: dict[str, Any] = {"refs": list(refs), "order_refs": list(order_refs)}
+        if paid_from is None or paid_to is None:
+            attempts = _REFS_ONLY
+        else:
+            through = " AND provider = :provider" if provider else ""
+            attempts = _SCOPE_ATTEMPTS.format(provider=through)
+            params.update(start=paid_from, end=paid_to, provider=provider)
+        written = await self._conn.copy_csv(
+            SCOPE_CSV.format(attempts=attempts),
+            params,
+            {"a": (attempts_csv, ATTEMPT_CSV_COLUMNS), "o": (orders_csv, ORDER_CSV_COLUMNS)},
+        )
+        if written is None:
+            return None
+        return written["o"], written["a"]
 
     async def record_run(self, run: RunRecord) -> bool:
         """Store ``run``; ``False`` when a run of the same files was applied before."""
