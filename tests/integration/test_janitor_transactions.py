@@ -319,11 +319,14 @@ async def test_an_order_whose_settling_fails_costs_the_others_nothing(
         return await find(order_id)
 
     api.provider.find_payments = answer_together  # type: ignore[method-assign]
-    report = await asyncio.wait_for(watched.janitor.run_once(owner="w1"), timeout=30)
+    # a round of 8: one claim. (With room for more, the round claims again, and a claim
+    # made after the refused order's lease was given back takes it again: see the note in
+    # docs/architecture.md's janitor section.)
+    report = await asyncio.wait_for(watched.janitor.run_once(owner="w1", limit=8), timeout=30)
 
-    # two claims; the batch, refused as a whole; each order again alone (the refused one
+    # the claim; the batch, refused as a whole; each order again alone (the refused one
     # fails again); the refused order's lease given back in a transaction of its own
-    assert watched.storage.opened == 2 + 1 + 8 + 1
+    assert watched.storage.opened == 1 + 1 + 8 + 1
     assert (report.checked, report.resolved) == (7, 7)
     for order_id in placed:
         stored = await _stored(api, order_id)
