@@ -34,7 +34,7 @@ from orderguard.services.inbound_webhooks import WebhookInbox
 from orderguard.services.intake import Intake, PlaceOrder
 from orderguard.services.payments import Payments, PaymentSettings
 from orderguard.services.recheck import Recheck
-from orderguard.services.settling import Answered, Reply, settle
+from orderguard.services.settling import Answered, Reply, Settled, settle
 from orderguard.services.webhook_events import WebhookEvents
 from orderguard.storage.ports import OrderQuery
 from orderguard.storage.unit_of_work import SqlStorage
@@ -267,8 +267,12 @@ async def _order_in_flight(
     return order, attempt_id
 
 
-async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire: Wire) -> None:
-    request = KeyedRequest("test", "key-paid", "fp")
+async def _settle_paid(
+    pg: SqlStorage, wire: Wire, key: str, *, known: bool = False
+) -> tuple[KeyedRequest, Order, Settled]:
+    """An order in flight settled paid by the charge's answer, the wire counted from just
+    before the settling; ``known``: intake hands it the order it committed."""
+    request = KeyedRequest("test", key, "fp")
     order, attempt_id = await _order_in_flight(pg, request)
     outcome = Outcome(
         AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
@@ -281,7 +285,13 @@ async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire:
         cause=Cause.API,
         clock=lambda: AT,
         reply=Reply(request, _render),
+        known=order if known else None,
     )
+    return request, order, settled
+
+
+async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire: Wire) -> None:
+    request, order, settled = await _settle_paid(pg, wire, "key-paid")
     trips, sent = wire.take()
     # BEGIN + the order locked with everything it holds; the order's row, its attempt, its
     # timeline and outbox, the request's answer + COMMIT (the lock makes the version check
@@ -317,21 +327,7 @@ async def test_settling_the_order_the_request_committed_does_not_read_it_back(
 ) -> None:
     """Intake hands the order it committed with the attempt to the settling: still at its
     version, only its row is locked (one statement), and the rest is the commit's."""
-    request = KeyedRequest("test", "key-known", "fp")
-    order, attempt_id = await _order_in_flight(pg, request)
-    outcome = Outcome(
-        AttemptState.SUCCEEDED, provider_ref="pi_1", amount=order.total.amount, currency="EUR"
-    )
-    wire.take()
-    settled = await settle(
-        pg,
-        order.id,
-        [Answered(attempt_id, outcome)],
-        cause=Cause.API,
-        clock=lambda: AT,
-        reply=Reply(request, _render),
-        known=order,
-    )
+    _, order, settled = await _settle_paid(pg, wire, "key-known", known=True)
     trips, sent = wire.take()
     assert trips == 2
     assert sent == [
