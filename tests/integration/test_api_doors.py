@@ -20,6 +20,7 @@ import pytest
 from orderguard.api.app import create_metrics_app
 from orderguard.api.problems import PROBLEM_JSON
 from orderguard.bootstrap import build_app, wire
+from orderguard.observability.metrics import API_PROCESS_REQUESTS, INTAKE_REQUESTS
 from orderguard.services import api_keys
 from orderguard.services.api_keys import KeyScope
 from orderguard.storage import migrate
@@ -107,6 +108,36 @@ async def test_a_request_naming_another_host_is_refused_before_any_route(
     assert answer.json()["type"] == "/problems/misdirected-request"
     listed = await api.client.get("/v1/orders")
     assert listed.json()["data"] == [], "nothing was placed"
+
+
+async def test_a_refused_host_still_gets_a_request_id_and_is_not_counted(
+    api: Api, client: Client
+) -> None:
+    """The edge's order: the id first (a refusal carries it), then the Host check, and only
+    what passes it is counted for this process and, on intake, by outcome."""
+    counted = API_PROCESS_REQUESTS._value.get()
+    refused_before = INTAKE_REQUESTS.labels("invalid")._value.get()
+    async with client() as http:
+        kept = await http.post(
+            "/v1/orders",
+            headers={"Host": "evil.example", "X-Request-ID": "trace-42.a:b", **key()},
+            json=order_body(),
+        )
+        renamed = await http.post(
+            "/v1/orders",
+            headers={"Host": "evil.example", "X-Request-ID": "no spaces allowed", **key()},
+            json=order_body(),
+        )
+    assert kept.status_code == renamed.status_code == 421
+    assert kept.headers["x-request-id"] == "trace-42.a:b"
+    assert renamed.headers["x-request-id"].startswith("req_")
+    assert API_PROCESS_REQUESTS._value.get() == counted, "a refused request is not counted"
+    assert INTAKE_REQUESTS.labels("invalid")._value.get() == refused_before
+    async with client() as http:
+        bad = await http.post("/v1/orders", headers=key(), json={"currency": "EUR"})
+    assert bad.status_code == 422
+    assert API_PROCESS_REQUESTS._value.get() == counted + 1
+    assert INTAKE_REQUESTS.labels("invalid")._value.get() == refused_before + 1
 
 
 async def test_the_public_host_and_in_development_the_loopback_names_are_accepted(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -15,27 +14,23 @@ from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard import __version__
 from orderguard.api import health, inbound_webhooks, operations, orders, shopper
 from orderguard.api.auth import allowed
-from orderguard.api.doors import HostCheck, metrics_hosts
+from orderguard.api.doors import metrics_hosts
+from orderguard.api.edge import Edge
 from orderguard.api.problems import Problem, ProblemError
 from orderguard.api.requests import validation_problem
 from orderguard.api.schemas import PayAgainIn, PlaceOrderIn, RefundIn
 from orderguard.config import Settings
 from orderguard.domain import errors as domain
-from orderguard.domain.ids import new_id
 from orderguard.observability.collector import DatabaseCollector
-from orderguard.observability.context import request_context
-from orderguard.observability.http import IntakeMetricsMiddleware, ProcessRequestsMiddleware
 from orderguard.observability.redaction import redact_messages
 from orderguard.services.api_keys import KeyScope
 from orderguard.storage.errors import StorageError
 
 log = logging.getLogger("orderguard.api")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 #: FastAPI's OpenTelemetry spans, metrics and logs, off: orderguard's metrics are its own
 #: (Prometheus, ``/metrics``), and FastAPI asks the environment for OpenTelemetry
 #: providers on every request even when none is configured.
@@ -136,10 +131,7 @@ def create_app(
     for face in faces:
         face(app)
     _handle_errors(app)
-    app.add_middleware(IntakeMetricsMiddleware)
-    app.add_middleware(ProcessRequestsMiddleware)
-    app.add_middleware(HostCheck)  # inside the request id: a refusal carries one too
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(Edge)  # request id, Host check, request counts: one layer
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
     return app
@@ -183,32 +175,8 @@ def create_metrics_app(main: FastAPI, *, production: bool) -> FastAPI:
         async def docs() -> HTMLResponse:
             return get_swagger_ui_html(openapi_url="/openapi.json", title="orderguard")
 
-    ops.add_middleware(HostCheck, rule=metrics_hosts)
-    ops.add_middleware(RequestIdMiddleware)
+    ops.add_middleware(Edge, rule=metrics_hosts, counted=False)
     return ops
-
-
-class RequestIdMiddleware:
-    """Gives every request an id (or keeps a sane ``X-Request-ID``) and echoes it back."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else new_id("req")
-        scope.setdefault("state", {})["request_id"] = request_id
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        with request_context(request_id):  # on every log line and timeline entry it causes
-            await self.app(scope, receive, send_with_id)
 
 
 def _handle_errors(app: FastAPI) -> None:

@@ -21,7 +21,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from orderguard.api.ports import Wired, wired
 from orderguard.api.problems import ProblemError
@@ -130,26 +130,13 @@ def metrics_hosts(scope: Scope) -> tuple[Authority | None, frozenset[Authority]]
 HostRule = Callable[[Scope], tuple[Authority | None, frozenset[Authority]]]
 
 
-class HostCheck:
-    """Refuses a request that does not carry exactly one ``Host`` header (400), and one
-    whose ``Host`` is not one this service answers at (421)."""
-
-    def __init__(self, app: ASGIApp, rule: HostRule = public_hosts) -> None:
-        self.app = app
-        self.rule = rule
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in {"http", "websocket"}:
-            await self.app(scope, receive, send)
-            return
-        if len(host_headers(scope)) != 1:
-            await _ambiguous_host.response()(scope, receive, send)
-            return
-        named, accepted = self.rule(scope)
-        if named in accepted:
-            await self.app(scope, receive, send)
-            return
-        await _misdirected.response()(scope, receive, send)
+def host_refusal(scope: Scope, rule: HostRule) -> ProblemError | None:
+    """Why the request must be refused before any route: not exactly one ``Host`` header
+    (400), or one ``rule`` does not accept (421); ``None`` when it may go on."""
+    if len(host_headers(scope)) != 1:
+        return _ambiguous_host
+    named, accepted = rule(scope)
+    return None if named in accepted else _misdirected
 
 
 _ambiguous_host = ProblemError(

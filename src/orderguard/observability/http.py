@@ -1,11 +1,7 @@
 """Intake requests counted and timed by outcome, and every request counted by the API
-process that answered it (ASGI middlewares)."""
+process that answered it (called by the API's edge, :mod:`orderguard.api.edge`)."""
 
 from __future__ import annotations
-
-import time
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderguard.observability.metrics import (
     API_PROCESS_REQUESTS,
@@ -34,41 +30,14 @@ def intake_outcome(status: int, *, replayed: bool) -> str:
     return "invalid"
 
 
-class IntakeMetricsMiddleware:
-    """Counts ``POST /v1/orders`` by outcome, with its latency."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != INTAKE_PATH:
-            await self.app(scope, receive, send)
-            return
-        started, answer = time.perf_counter(), {"status": 500, "replayed": False}
-
-        async def observe(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
-                headers = dict(message.get("headers", []))
-                answer["replayed"] = headers.get(b"idempotent-replayed", b"") == b"true"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            outcome = intake_outcome(int(answer["status"]), replayed=bool(answer["replayed"]))
-            INTAKE_REQUESTS.labels(outcome).inc()
-            INTAKE_LATENCY.labels(outcome).observe(time.perf_counter() - started)
+def observe_intake(status: int, replayed: bool, seconds: float) -> None:
+    """Count an answer of ``POST /v1/orders`` by outcome, with its latency."""
+    outcome = intake_outcome(status, replayed=replayed)
+    INTAKE_REQUESTS.labels(outcome).inc()
+    INTAKE_LATENCY.labels(outcome).observe(seconds)
 
 
-class ProcessRequestsMiddleware:
-    """Counts every HTTP request this process answers (``orderguard_api_process_requests``:
-    how ``serve --processes`` shares requests among its processes)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            API_PROCESS_REQUESTS.inc()
-        await self.app(scope, receive, send)
+def count_request() -> None:
+    """Count an HTTP request this process answers (``orderguard_api_process_requests``: how
+    ``serve --processes`` shares requests among its processes)."""
+    API_PROCESS_REQUESTS.inc()
