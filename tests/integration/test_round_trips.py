@@ -13,6 +13,7 @@ import os
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,9 @@ def _messages(lines: list[str]) -> list[str]:
 
 def _words(sql: str) -> str:
     words = sql.split()
-    if words[:1] == ["WITH"]:  # the tables a data-modifying WITH inserts into, in order
-        return "WITH INSERT INTO " + ", ".join(re.findall(r"INSERT INTO (\w+)", sql))
+    if words[:1] == ["WITH"]:  # what a data-modifying WITH writes, table by table, in order
+        writes = re.findall(r"(INSERT INTO|(?<!DO )UPDATE) (\w+)", sql)  # not an upsert's
+        return "WITH " + ", ".join(f"{verb} {table}" for verb, table in writes)
     if words[:2] == ["INSERT", "INTO"] or words[:1] == ["UPDATE"]:
         return " ".join(words[:3] if words[0] == "INSERT" else words[:2])
     if words[:3] == ["SELECT", "*", "FROM"]:
@@ -191,7 +193,8 @@ async def test_an_order_without_payment_is_stored_in_one_statement(
     # (no BEGIN, no COMMIT)
     assert trips == 1
     assert sent == [
-        "WITH INSERT INTO idempotency_keys, orders, order_lines, timeline, outbox",
+        "WITH INSERT INTO idempotency_keys, INSERT INTO orders, INSERT INTO order_lines, "
+        "INSERT INTO payment_attempts, INSERT INTO timeline, INSERT INTO outbox",
     ]
     async with pg() as uow:  # and it is all there
         stored = await uow.orders.get(answer.order_id)
@@ -217,7 +220,8 @@ async def test_a_replayed_order_stores_nothing_and_reads_the_first_answer(
     trips, sent = wire.take()
     assert trips == 2  # the statement claiming nothing, then the record it met
     assert sent == [
-        "WITH INSERT INTO idempotency_keys, orders, order_lines, timeline, outbox",
+        "WITH INSERT INTO idempotency_keys, INSERT INTO orders, INSERT INTO order_lines, "
+        "INSERT INTO payment_attempts, INSERT INTO timeline, INSERT INTO outbox",
         "SELECT * FROM idempotency_keys",
     ]
     assert again.replayed is True and again.order_id == first.order_id
@@ -239,6 +243,99 @@ async def test_a_taken_reference_found_at_commit_stores_nothing_and_frees_the_ke
     assert caught.value.existing_order_id == first.order_id
     again = await intake.place(_place("RT-FREE", "key-b"))  # same key, other reference
     assert again.replayed is False and again.order_id != first.order_id
+
+
+def _paying(pg: SqlStorage) -> tuple[Intake, InMemoryProvider, Any]:
+    """Intake charging the in-memory provider, its breaker, and the provider."""
+    providers = memory_providers()
+    provider = providers.primary.provider
+    assert isinstance(provider, InMemoryProvider)
+    payments = Payments(providers, PaymentSettings(return_url="https://shop.test/{order_id}"))
+    return Intake(pg, _render, payments, clock=lambda: AT), provider, providers.primary.breaker
+
+
+def _paid(reference: str, key: str) -> PlaceOrder:
+    return replace(_place(reference, key), payment_method="pm_card_visa")
+
+
+#: A paid order's two statements: the key, the order and its attempt, then its settling.
+_PLACED_WITH_ATTEMPT = (
+    "WITH INSERT INTO idempotency_keys, INSERT INTO orders, INSERT INTO order_lines, "
+    "INSERT INTO payment_attempts, INSERT INTO timeline, INSERT INTO outbox"
+)
+_SETTLED_ANSWERING = (
+    "WITH UPDATE orders, INSERT INTO payment_attempts, INSERT INTO timeline, "
+    "INSERT INTO outbox, UPDATE idempotency_keys"
+)
+
+
+async def test_a_paid_order_is_two_statements_around_the_charge(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """The key, the order and its attempt in one statement; the charge; the order settled
+    with the request's answer in another: two round trips in all, no transaction kept open
+    across the provider's call."""
+    intake, provider, _ = _paying(pg)
+    await intake.place(_paid("RT-P0", "warm-up-paid"))
+    wire.take()
+    answer = await intake.place(_paid("RT-P1", "key-paid-1"))
+    trips, sent = wire.take()
+    assert trips == 2
+    assert sent == [_PLACED_WITH_ATTEMPT, _SETTLED_ANSWERING]
+    async with pg() as uow:
+        stored = await uow.orders.get(answer.order_id)
+        entries = await uow.orders.timeline(answer.order_id)
+        record = await uow.idempotency.claim(
+            KeyedRequest("test", "key-paid-1", "").record(AT, "other", body=None)
+        )
+    assert stored is not None and stored.state is OrderState.PAID
+    assert [a.state for a in stored.attempts] == [AttemptState.SUCCEEDED]
+    assert stored.attempts[0].provider_ref in provider.payments
+    assert [e.to_state for e in entries] == [
+        OrderState.RECEIVED, OrderState.PAYMENT_PENDING, OrderState.PAID
+    ]  # fmt: skip
+    assert record is not None and record.response_body == answer.body == _render(stored)
+    assert record.locked_until is None
+
+
+async def test_a_replayed_paid_order_charges_nothing_and_stores_nothing(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """The attempt prepared before the claim is dropped unsent when the key was used."""
+    intake, provider, _ = _paying(pg)
+    first = await intake.place(_paid("RT-P2", "key-paid-2"))
+    wire.take()
+    again = await intake.place(_paid("RT-P2", "key-paid-2"))
+    trips, sent = wire.take()
+    assert trips == 2
+    assert sent == [_PLACED_WITH_ATTEMPT, "SELECT * FROM idempotency_keys"]
+    assert again.replayed is True and again.body == first.body
+    assert len(provider.payments) == 1, "charged once"
+    async with pg() as uow:
+        stored = await uow.orders.get(first.order_id)
+        assert len(await uow.orders.search(OrderQuery(limit=10))) == 1
+    assert stored is not None and len(stored.attempts) == 1
+
+
+async def test_with_the_breaker_not_closed_the_attempt_waits_for_the_claim(
+    pg: SqlStorage, wire: Wire
+) -> None:
+    """A half-open breaker lets one probe through to whoever asks: intake asks only once
+    the key is claimed (a replay must not take the probe), so the key goes first, alone."""
+    intake, provider, breaker = _paying(pg)
+    breaker.cool_down_s = 0.0
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    assert not breaker.closed
+    wire.take()
+    answer = await intake.place(_paid("RT-P3", "key-paid-3"))
+    _, sent = wire.take()
+    assert sent[:3] == ["BEGIN", "INSERT INTO idempotency_keys", "INSERT INTO orders"]
+    assert answer.replayed is False and breaker.closed, "the probe went out and succeeded"
+    assert len(provider.payments) == 1
+    async with pg() as uow:
+        stored = await uow.orders.get(answer.order_id)
+    assert stored is not None and stored.state is OrderState.PAID
 
 
 async def _order_in_flight(
@@ -322,30 +419,33 @@ async def test_settling_a_paid_order_takes_two_round_trips(pg: SqlStorage, wire:
     assert record.locked_until is None and record.response_status == 201
 
 
-async def test_settling_the_order_the_request_committed_does_not_read_it_back(
+async def test_settling_the_order_the_request_committed_is_one_statement(
     pg: SqlStorage, wire: Wire
 ) -> None:
     """Intake hands the order it committed with the attempt to the settling: still at its
-    version, only its row is locked (one statement), and the rest is the commit's."""
-    _, order, settled = await _settle_paid(pg, wire, "key-known", known=True)
+    version, it is saved with the request's answer in one statement, committed by the
+    server as it runs (no BEGIN, no lock taken apart, nothing read back)."""
+    request, order, settled = await _settle_paid(pg, wire, "key-known", known=True)
     trips, sent = wire.take()
-    assert trips == 2
+    assert trips == 1
     assert sent == [
-        "BEGIN",
-        "SELECT",  # its version, FOR UPDATE: still the one the request committed
-        "UPDATE orders",
-        "INSERT INTO payment_attempts",
-        "INSERT INTO timeline",
-        "INSERT INTO outbox",
-        "UPDATE idempotency_keys",
-        "COMMIT",
+        "WITH UPDATE orders, INSERT INTO payment_attempts, INSERT INTO timeline, "
+        "INSERT INTO outbox, UPDATE idempotency_keys",
     ]
     assert settled.order is order and order.state is OrderState.PAID
     async with pg() as uow:
         stored = await uow.orders.get(order.id)
+        entries = await uow.orders.timeline(order.id)
+        events = await uow.orders.events(order.id)
+        record = await uow.idempotency.claim(request.record(AT, "other", body=None))
     assert stored is not None and stored.state is OrderState.PAID
     assert stored.version == order.version
+    assert stored.attempts[0].state is AttemptState.SUCCEEDED
     assert stored.attempts[0].provider_ref == "pi_1"
+    assert [e.to_state for e in entries][-1] is OrderState.PAID
+    assert [str(e.type) for e in events][-1] == "order.paid"
+    assert record is not None and record.response_body == _render(settled.order)
+    assert record.locked_until is None and record.response_status == 201
 
 
 async def test_an_order_changed_since_the_request_committed_it_is_read_back(
@@ -373,8 +473,15 @@ async def test_an_order_changed_since_the_request_committed_it_is_read_back(
         known=order,
     )
     trips, sent = wire.take()
-    assert trips == 3  # one more than when the copy is current: the order is read back
-    assert sent[:3] == ["BEGIN", "SELECT", "SELECT * FROM orders"]
+    # the statement saving the request's copy finds it stale and writes nothing; then the
+    # order is read, locked, and settled as it is now
+    assert trips == 3
+    assert sent[:3] == [
+        "WITH UPDATE orders, INSERT INTO payment_attempts, INSERT INTO timeline, "
+        "INSERT INTO outbox, UPDATE idempotency_keys",
+        "BEGIN",
+        "SELECT * FROM orders",
+    ]
     assert settled.order is not order and settled.order.version == by_webhook.order.version + 1
     async with pg() as uow:
         entries = await uow.orders.timeline(order.id)

@@ -46,6 +46,12 @@ class CircuitBreaker:
         return BreakerState.OPEN
 
     @property
+    def closed(self) -> bool:
+        """Whether calls go out freely (CLOSED): :meth:`allow` would say yes and change
+        nothing."""
+        return self._opened_at is None
+
+    @property
     def consecutive_failures(self) -> int:
         """Failures recorded since the last success."""
         return self._failures

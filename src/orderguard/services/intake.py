@@ -85,10 +85,16 @@ class Intake:
         charging = command.payment_method is not None and self._payments is not None
         body = None if charging else self._render(order)
         record = command.request.record(now, order.id, body=body, lock=self._lock())
-        attempt = None
+        # the attempt prepared before the claim where that changes nothing anywhere (the
+        # provider's breaker closed): the key, the order and its attempt then go together
+        # (one statement on PostgreSQL); a replay drops it unsent
+        attempt = self._prepare_quietly(order, command.payment_method) if charging else None
         try:
             async with self._storage() as uow:
-                if charging:
+                if attempt is not None:
+                    _attribute(order, command.actor)
+                    existing = await uow.idempotency.claim_for(record, order)
+                elif charging:
                     existing = await uow.idempotency.claim(record)
                     if existing is None:  # a replay never touches a provider or its breaker
                         attempt = self._prepare(order, command.payment_method)
@@ -123,6 +129,11 @@ class Intake:
         if method is None or self._payments is None:
             return None
         return self._payments.prepare(order, method, cause=Cause.API, at=order.created_at)
+
+    def _prepare_quietly(self, order: Order, method: str | None) -> PaymentAttempt | None:
+        if method is None or self._payments is None:
+            return None
+        return self._payments.prepare_quietly(order, method, cause=Cause.API, at=order.created_at)
 
     def _lock(self) -> timedelta:
         budget = self._payments.settings.time_budget_s if self._payments else 0.0

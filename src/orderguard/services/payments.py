@@ -94,6 +94,24 @@ class Payments:
         if slot is None:
             order.wait_for_provider(method, WAITING_NOTE, cause=cause, at=at)
             return None
+        return self._start(order, slot, method, cause=cause, at=at)
+
+    def prepare_quietly(
+        self, order: Order, method: str, *, cause: Cause, at: datetime
+    ) -> PaymentAttempt | None:
+        """:meth:`prepare` at the preferred provider when its breaker is closed, where
+        choosing it changes nothing (a half-open breaker gives its one probe to the caller
+        that asks): an attempt that may yet be dropped unsent (intake, before it knows the
+        request is not a replay). ``None``, and ``order`` untouched, otherwise."""
+        slot = self.providers.first_for(method)
+        if slot is None or not slot.breaker.closed:
+            return None
+        return self._start(order, slot, method, cause=cause, at=at)
+
+    def _start(
+        self, order: Order, slot: ProviderSlot, method: str, *, cause: Cause, at: datetime
+    ) -> PaymentAttempt:
+        """Start ``order``'s next attempt at ``slot``."""
         attempt_id = ids.new_id("pay")
         attempt = PaymentAttempt(
             id=attempt_id,

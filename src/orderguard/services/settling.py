@@ -22,7 +22,7 @@ from orderguard.domain.order import Order
 from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.services.clock import Clock
 from orderguard.services.idempotency import KeyedRequest, Renderer
-from orderguard.storage.ports import UnitOfWork, UnitOfWorkFactory
+from orderguard.storage.ports import FinalAnswer, UnitOfWork, UnitOfWorkFactory
 
 #: More work for the settling transaction, after the answers are applied and before the
 #: order is saved (e.g. a reschedule, in the same transaction).
@@ -93,28 +93,74 @@ async def settle(
     run ``then``, save, complete ``reply``, commit. Raises :class:`OrderNotFound`.
 
     ``known``: the order as the caller stored it last (e.g. intake's, committed before the
-    charge), handed over: when the stored order is still at its version, only its row is
-    locked and ``known`` is settled as it stands, without reading back what it holds;
-    otherwise (a webhook or the janitor changed it meanwhile) it is read, locked, as usual.
+    charge), handed over: when the stored order is still at its version, ``known`` is
+    settled as it stands, without reading back what it holds (on PostgreSQL, without
+    ``then``: in one statement, ``OrderRepository.save_alone``; elsewhere its row locked
+    first); otherwise (a webhook or the janitor changed it meanwhile) it is read, locked,
+    as usual.
     """
+    handed = known if known is not None and known.id == order_id else None
     async with storage() as uow:
-        if known is not None and known.id == order_id and await uow.orders.lock_current(known):
-            order = known
+        if handed is not None and then is None and uow.orders.saves_alone(handed):
+            settled = await _saved_alone(uow, handed, answers, cause, clock(), actor, reply)
+            if settled is not None:
+                return settled
         else:
-            order = await locked(uow, order_id)
-        answered = tuple(answers(order) if callable(answers) else answers)
-        apply_answers(order, answered, cause=cause, at=clock())
-        if actor is not None:
-            order.attribute_to(actor)
-        if then is not None:
-            await then(uow, order)
-        await uow.orders.save(order)
-        body = None
-        if reply is not None:
-            body = reply.render(order)
-            await reply.request.complete(uow, order.id, body)
-        await uow.commit()
-    return Settled(order, answered, body)
+            if handed is not None and await uow.orders.lock_current(handed):
+                order = handed
+            else:
+                order = await locked(uow, order_id)
+            answered = _apply(order, answers, cause, clock(), actor)
+            if then is not None:
+                await then(uow, order)
+            await uow.orders.save(order)
+            body = None
+            if reply is not None:
+                body = reply.render(order)
+                await reply.request.complete(uow, order.id, body)
+            await uow.commit()
+            return Settled(order, answered, body)
+    # ``known`` changed since it was stored (a webhook, the janitor): nothing was written;
+    # the answers are applied to the order as it is stored now, read and locked
+    return await settle(
+        storage, order_id, answers, cause=cause, clock=clock, actor=actor, reply=reply
+    )
+
+
+def _apply(
+    order: Order, answers: Answers, cause: Cause, at: datetime, actor: str | None
+) -> tuple[Answered, ...]:
+    """The answers (found on ``order`` when ``answers`` finds them), applied to it, named
+    after ``actor``."""
+    answered = tuple(answers(order) if callable(answers) else answers)
+    apply_answers(order, answered, cause=cause, at=at)
+    if actor is not None:
+        order.attribute_to(actor)
+    return answered
+
+
+async def _saved_alone(
+    uow: UnitOfWork,
+    known: Order,
+    answers: Answers,
+    cause: Cause,
+    at: datetime,
+    actor: str | None,
+    reply: Reply | None,
+) -> Settled | None:
+    """:func:`settle` of ``known`` in one statement (``OrderRepository.save_alone``): the
+    answers applied, the order saved and the reply completed if ``known`` is still stored
+    at its version; ``None`` (nothing stored, ``known`` to be dropped: it holds the answers)
+    if it changed since."""
+    answered = _apply(known, answers, cause, at, actor)
+    body = final = None
+    if reply is not None:
+        body = reply.render(known)
+        final = FinalAnswer(reply.request.scope, reply.request.key, 201, body)
+    if not await uow.orders.save_alone(known, final):
+        return None
+    await uow.commit()
+    return Settled(known, answered, body)
 
 
 async def mutate(

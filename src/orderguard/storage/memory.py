@@ -36,6 +36,7 @@ from orderguard.storage.memory_outbox import (
 from orderguard.storage.orders import ConcurrentUpdate
 from orderguard.storage.ports import (
     ApiKey,
+    FinalAnswer,
     IdempotencyRecord,
     OrderQuery,
     SweepFinding,
@@ -124,6 +125,12 @@ class MemoryOrderRepository:
         order.version += 1
         self._s.orders[order.id] = _stored(order)
         self._flush(order)
+
+    def saves_alone(self, order: Order) -> bool:
+        return False  # no statement commits apart here: the unit of work's commit does
+
+    async def save_alone(self, order: Order, answer: FinalAnswer | None = None) -> bool:
+        raise NotImplementedError("the in-memory storage saves in its unit of work (save)")
 
     async def save_many(self, orders: Sequence[Order]) -> None:
         for order in orders:

@@ -35,7 +35,7 @@ from orderguard.storage.order_refunds import (
     refunds_query,
     save_refunds,
 )
-from orderguard.storage.ports import OrderQuery
+from orderguard.storage.ports import FinalAnswer, OrderQuery
 from orderguard.storage.recovery import claim_due
 
 _INSERT_ORDER = """
@@ -78,12 +78,13 @@ _KEY_COLUMNS = (
 )  # fmt: skip
 
 
-def _from_json(table: str, columns: str, param: str) -> str:
+def _from_json(table: str, columns: str, param: str, gate: str = "k") -> str:
     """Insert the rows the JSON array ``param`` holds, typed by ``table``'s row type, in
-    their order, when the key was claimed (``k`` has its row)."""
+    their order, when ``gate`` has its row (``k``: the key was claimed; ``o``: the order
+    was updated at its version)."""
     picked = ", ".join(f"r.{column.strip()}" for column in columns.split(","))
     return (
-        f"INSERT INTO {table} ({columns}) SELECT {picked} FROM k, "
+        f"INSERT INTO {table} ({columns}) SELECT {picked} FROM {gate}, "
         f"json_populate_recordset(NULL::{table}, :{param}::json) WITH ORDINALITY AS r "
         "ORDER BY r.ordinality"
     )
@@ -107,6 +108,7 @@ WITH k AS (
     RETURNING key
 ), o AS ({_from_json("orders", _columns(_INSERT_ORDER), "order")}
 ), l AS ({_from_json("order_lines", _columns(_INSERT_LINE), "lines")}
+), a AS ({_from_json("payment_attempts", _columns(_UPSERT_ATTEMPT), "attempts")}
 ), t AS ({_from_json("timeline", _columns(_INSERT_ENTRY), "entries")}
 ), e AS ({_from_json("outbox", _columns(_INSERT_EVENT), "events")}
 )
@@ -119,6 +121,27 @@ UPDATE orders SET state = :state, flag_reason = :flag_reason,
     version = version + 1
 WHERE id = :id AND version = :version
 """
+#: An order's save (:meth:`SqlOrderRepository.save`) in one statement (PostgreSQL): its row
+#: updated if it is still at the version it was read at (``o`` is empty otherwise, and
+#: nothing else is written), its attempts upserted and its new entries and events inserted,
+#: each table's rows as one JSON parameter; ``{answer}`` completes the request it answers.
+_SAVE_ALONE = f"""
+WITH o AS ({_UPDATE_ORDER.strip()} RETURNING id
+), a AS ({_from_json("payment_attempts", _columns(_UPSERT_ATTEMPT), "attempts", "o")}
+    {_UPSERT_ATTEMPT[_UPSERT_ATTEMPT.index("ON CONFLICT") :].strip()}
+), t AS ({_from_json("timeline", _columns(_INSERT_ENTRY), "entries", "o")}
+), e AS ({_from_json("outbox", _columns(_INSERT_EVENT), "events", "o")}
+){{answer}}
+SELECT id FROM o
+"""
+#: The final answer of the request the save answers, stored with it (``storage.keys``).
+_ANSWERED = """, k AS (
+    UPDATE idempotency_keys SET order_id = o.id, response_status = :answer_status,
+        response_body = :answer_body, locked_until = NULL
+    FROM o WHERE scope = :answer_scope AND key = :answer_key
+)"""
+_SAVE_ALONE_BARE = _SAVE_ALONE.format(answer="")
+_SAVE_ALONE_ANSWERING = _SAVE_ALONE.format(answer=_ANSWERED)
 
 
 class ConcurrentUpdate(StorageError):
@@ -162,8 +185,8 @@ class SqlOrderRepository:
 
     def adds_claiming(self, order: Order) -> bool:
         """Whether :meth:`add_claiming` takes ``order``: on PostgreSQL, an order holding no
-        payment attempt, flag or refund yet."""
-        return self._one_statement and not (order.attempts or order.flags or order.refunds)
+        flag or refund yet (its payment attempts go with it)."""
+        return self._one_statement and not (order.flags or order.refunds)
 
     async def add_claiming(self, order: Order, key: Row) -> bool:
         """Insert the idempotency record ``key`` (its row) unless its key is taken and, with
@@ -176,6 +199,7 @@ class SqlOrderRepository:
                 "key": orjson.dumps(key).decode(),
                 "order": orjson.dumps([_order_row(order)]).decode(),
                 "lines": orjson.dumps(_line_rows(order)).decode(),
+                "attempts": orjson.dumps([_attempt_row(a) for a in order.attempts]).decode(),
                 "entries": orjson.dumps([_entry_row(e) for e in order.new_entries]).decode(),
                 "events": orjson.dumps([_event_row(e) for e in order.new_events]).decode(),
             },
@@ -345,6 +369,33 @@ class SqlOrderRepository:
         await save_flags(self._conn, order.id, order.flags)
         await save_refunds(self._conn, order.refunds)
         await self._flush(order)
+
+    def saves_alone(self, order: Order) -> bool:
+        return self._one_statement and not (order.flags or order.refunds)
+
+    async def save_alone(self, order: Order, answer: FinalAnswer | None = None) -> bool:
+        params: dict[str, Any] = {
+            **_update_row(order),
+            "attempts": orjson.dumps([_attempt_row(a) for a in order.attempts]).decode(),
+            "entries": orjson.dumps([_entry_row(e) for e in order.new_entries]).decode(),
+            "events": orjson.dumps([_event_row(e) for e in order.new_events]).decode(),
+        }
+        if answer is not None:
+            params.update(
+                answer_scope=answer.scope,
+                answer_key=answer.key,
+                answer_status=answer.status,
+                answer_body=answer.body.decode(),
+            )
+        saved = await self._conn.fetchall_alone(
+            _SAVE_ALONE_ANSWERING if answer is not None else _SAVE_ALONE_BARE, params
+        )
+        if not saved:
+            return False
+        order.version += 1
+        order.new_entries.clear()
+        order.new_events.clear()
+        return True
 
     async def save_many(self, orders: Sequence[Order]) -> None:
         if not orders:

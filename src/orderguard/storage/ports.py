@@ -44,6 +44,17 @@ class IdempotencyRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FinalAnswer:
+    """The final answer to an idempotent request (its key within its merchant scope), stored
+    with the order it answers (:meth:`OrderRepository.save_alone`)."""
+
+    scope: str
+    key: str
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     """A merchant API key; only the SHA-256 of its secret is stored."""
 
@@ -135,6 +146,19 @@ class OrderRepository(Protocol):
 
     async def save(self, order: Order) -> None:
         """Store the order's changes, its attempts and its new entries and events."""
+        ...
+
+    def saves_alone(self, order: Order) -> bool:
+        """Whether :meth:`save_alone` takes ``order`` (PostgreSQL, an order holding no flag
+        or refund); ask before changing it."""
+        ...
+
+    async def save_alone(self, order: Order, answer: FinalAnswer | None = None) -> bool:
+        """:meth:`save` of ``order`` and, with ``answer``, the request it answers completed
+        (:meth:`IdempotencyRepository.complete`), in one statement sent alone and committed
+        as it runs (nothing else may be written in this unit of work), if the order is still
+        stored at ``order.version``; ``False`` (nothing stored) if it changed since. Only for
+        an order :meth:`saves_alone` takes."""
         ...
 
     async def save_many(self, orders: Sequence[Order]) -> None:
