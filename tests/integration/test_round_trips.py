@@ -269,9 +269,7 @@ _SETTLED_ANSWERING = (
 )
 
 
-async def test_a_paid_order_is_two_statements_around_the_charge(
-    pg: SqlStorage, wire: Wire
-) -> None:
+async def test_a_paid_order_is_two_statements_around_the_charge(pg: SqlStorage, wire: Wire) -> None:
     """The key, the order and its attempt in one statement; the charge; the order settled
     with the request's answer in another: two round trips in all, no transaction kept open
     across the provider's call."""
