@@ -13,6 +13,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 import pytest
 
@@ -122,3 +123,36 @@ def test_a_client_whose_transport_is_not_httpx_default_is_left_alone() -> None:
     client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     assert transport.coalesce(client) is False
     assert transport.coalesce(transport.async_client()) is True
+
+
+async def test_an_idle_connection_the_server_closed_is_seen_as_readable() -> None:
+    """httpcore retires an idle connection whose socket has input pending (the server's end
+    of stream); the stream answers that from its own poll of the socket."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    backend = transport.CoalescingBackend(httpcore.AnyIOBackend())
+    stream = await backend.connect_tcp("127.0.0.1", port)
+    try:
+        assert isinstance(stream, transport.CoalescingStream)
+        for _ in range(100):
+            if accepted:
+                break
+            await asyncio.sleep(0.01)
+        assert stream.get_extra_info("is_readable") is False  # open, nothing pending
+        accepted[0].close()  # the server ends the connection
+        for _ in range(100):
+            if stream.get_extra_info("is_readable"):
+                break
+            await asyncio.sleep(0.01)
+        assert stream.get_extra_info("is_readable") is True
+        assert stream.get_extra_info("socket") is not None
+    finally:
+        await stream.aclose()
+        server.close()
+        await server.wait_closed()
+    assert stream.get_extra_info("is_readable") is True  # closed here: no descriptor
