@@ -16,6 +16,7 @@ import time
 from typing import Any, ClassVar
 
 import httpx
+import stripe
 
 from orderguard.providers.base import (
     ChargeRequest,
@@ -375,3 +376,20 @@ class MemoryHarness(CardHarness):
 
     async def mend(self) -> None:
         self.fake.clear_faults()
+
+
+class SyncHttpxClient(stripe.HTTPXClient):
+    """The SDK's httpx client for tests that drive the sandbox with Stripe's own synchronous
+    calls, sending form bodies as ``content=`` (httpx 0.28 deprecates the SDK's
+    ``data=<str>``; the warning would fail strict runs)."""
+
+    def __init__(self) -> None:
+        super().__init__(allow_sync_methods=True)
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Any, post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        return [args, kwargs]

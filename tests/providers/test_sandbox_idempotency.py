@@ -25,9 +25,9 @@ from orderguard.providers.base import (
     ProviderRateLimited,
     ProviderServerError,
 )
-from orderguard.providers.stripe.adapter import StripeProvider, _HTTPXClient
+from orderguard.providers.stripe.adapter import StripeProvider
 from tests.providers.conftest import charge_request
-from tests.providers.harness import API_KEY
+from tests.providers.harness import API_KEY, SyncHttpxClient
 from tests.providers.sandbox_client import (
     AUTH,
     charges_for,
@@ -46,7 +46,7 @@ DAY_S = 24 * 3600
 @pytest.fixture
 def sdk(sandbox_url: str) -> Iterator[stripe.StripeClient]:
     """Stripe's own client pointed at the sandbox, sending every call once."""
-    http = _HTTPXClient(allow_sync_methods=True)
+    http = SyncHttpxClient()
     yield stripe.StripeClient(
         API_KEY, base_addresses={"api": sandbox_url}, http_client=http, max_network_retries=0
     )

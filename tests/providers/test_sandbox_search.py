@@ -15,15 +15,15 @@ import pytest
 import stripe
 
 from orderguard.providers.base import PaymentOutcome
-from orderguard.providers.stripe.adapter import StripeProvider, _HTTPXClient, search_query
+from orderguard.providers.stripe.adapter import StripeProvider, search_query
 from tests.providers.conftest import StartSandbox, charge_request
-from tests.providers.harness import API_KEY, SECRET, FakeClock
+from tests.providers.harness import API_KEY, SECRET, FakeClock, SyncHttpxClient
 from tests.providers.sandbox_client import AUTH, set_faults
 
 
 @pytest.fixture
 def sdk(sandbox_url: str) -> Iterator[stripe.StripeClient]:
-    http = _HTTPXClient(allow_sync_methods=True)
+    http = SyncHttpxClient()
     yield stripe.StripeClient(
         API_KEY, base_addresses={"api": sandbox_url}, http_client=http, max_network_retries=0
     )

@@ -1,10 +1,10 @@
-"""The Stripe adapter's HTTP client sends each request in one write, over kept-alive
-connections, and a failure still says whether the request may have left (issue 20).
+"""The Stripe adapter's HTTP client (the SDK's aiohttp client) keeps its connections alive,
+and a failure still says whether the request may have left (issue 20).
 
-The SDK's requests are unchanged (the sandbox parses them as before); only how their bytes
-leave changes. What G3 needs of a failure stays: a refused connection sent nothing
-(unavailable, safe to re-send with the same key), a connection lost after sending leaves
-the charge unknown.
+The SDK's requests are unchanged (the sandbox parses them as before); only the client that
+sends them changed. What G3 needs of a failure stays: a refused connection sent nothing
+(unavailable, safe to re-send with the same key), a connection lost after sending, or in
+the middle of the answer, leaves the charge unknown.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
-import httpcore
-import httpx
+import aiohttp
 import pytest
 
 from orderguard.providers.base import (
@@ -22,45 +22,50 @@ from orderguard.providers.base import (
     ProviderOutcomeUnknown,
     ProviderUnavailable,
 )
-from orderguard.providers.stripe import transport
 from orderguard.providers.stripe.adapter import StripeProvider
 from tests.providers.conftest import charge_request
 from tests.providers.harness import API_KEY, SECRET
 
 
-def _streams(provider: StripeProvider) -> list[transport.CoalescingStream]:
-    """The connections the provider's pool holds."""
-    client = provider._http._client_async  # type: ignore[attr-defined]
-    pool = client._transport._pool
-    streams = []
-    for conn in pool.connections:
-        stream = getattr(getattr(conn, "_connection", None), "_network_stream", None)
-        assert isinstance(stream, transport.CoalescingStream), stream
-        streams.append(stream)
-    return streams
+def _count_connections(provider: StripeProvider) -> dict[str, int]:
+    """How many connections the provider's client opens and reuses (aiohttp's tracing)."""
+    counts = {"opened": 0, "reused": 0}
+
+    async def opened(*_: Any) -> None:
+        counts["opened"] += 1
+
+    async def reused(*_: Any) -> None:
+        counts["reused"] += 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_end.append(opened)
+    trace.on_connection_reuseconn.append(reused)
+    provider._http.trace_configs.append(trace)  # before its first request builds the session
+    return counts
 
 
-async def test_every_request_leaves_in_one_send_on_a_kept_connection(
+async def test_every_request_goes_over_one_kept_connection(
     stripe_provider: StripeProvider,
 ) -> None:
+    counts = _count_connections(stripe_provider)
     results = [await stripe_provider.create_payment(charge_request()) for i in range(3)]
     assert [r.outcome for r in results] == [PaymentOutcome.SUCCEEDED] * 3
     again = await stripe_provider.retrieve_payment(str(results[0].provider_ref))
     assert again.outcome is PaymentOutcome.SUCCEEDED
-    [stream] = _streams(stripe_provider)  # one connection, kept alive
-    assert stream.sends == 4  # head and body together, once per request
+    assert counts == {"opened": 1, "reused": 3}
 
 
 async def test_concurrent_charges_keep_every_connection_alive(
     stripe_provider: StripeProvider,
 ) -> None:
-    """More charges in flight than httpx's default 20 idle connections: none is closed."""
-    requests = [charge_request() for i in range(30)]
-    results = await asyncio.gather(*(stripe_provider.create_payment(r) for r in requests))
-    assert {r.outcome for r in results} == {PaymentOutcome.SUCCEEDED}
-    streams = _streams(stripe_provider)
-    assert len(streams) > 20  # every connection opened for the burst is still there
-    assert sum(s.sends for s in streams) == 30
+    """Two bursts of 30 charges in flight: the second opens nothing."""
+    counts = _count_connections(stripe_provider)
+    for _ in range(2):
+        requests = [charge_request() for i in range(30)]
+        results = await asyncio.gather(*(stripe_provider.create_payment(r) for r in requests))
+        assert {r.outcome for r in results} == {PaymentOutcome.SUCCEEDED}
+    assert counts["opened"] <= 30
+    assert counts["opened"] + counts["reused"] == 60
 
 
 def _free_port() -> int:
@@ -86,7 +91,7 @@ async def swallower() -> AsyncIterator[tuple[int, list[bytes]]]:
     received: list[bytes] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        received.append(await reader.read(65536))
+        received.append(await _whole_request(reader))
         writer.close()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -119,40 +124,48 @@ async def test_a_connection_lost_after_sending_leaves_the_charge_unknown(
     assert b"amount=2599" in body and len(body) == length
 
 
-def test_a_client_whose_transport_is_not_httpx_default_is_left_alone() -> None:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
-    assert transport.coalesce(client) is False
-    assert transport.coalesce(transport.async_client()) is True
+async def _whole_request(reader: asyncio.StreamReader) -> bytes:
+    """One HTTP/1.1 request as it arrived: its head, then the body its length announces."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.lower().split(b"\r\n")
+    sizes = [int(h.split(b":")[1]) for h in lines if h.startswith(b"content-length")]
+    length = sizes[0] if sizes else 0
+    return head + await reader.readexactly(length)
 
 
-async def test_an_idle_connection_the_server_closed_is_seen_as_readable() -> None:
-    """httpcore retires an idle connection whose socket has input pending (the server's end
-    of stream); the stream answers that from its own poll of the socket."""
-    accepted: list[asyncio.StreamWriter] = []
+async def test_a_connection_lost_in_the_middle_of_the_answer_leaves_the_charge_unknown() -> None:
+    """The head of an answer arrived, its body did not: the charge may have happened. The
+    SDK reads the body outside its guard; the client reads it inside (one error, the SDK's)."""
 
-    async def accept(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _whole_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b'content-length: 500\r\n\r\n{"id": "pi_'
+        )
+        await writer.drain()
+        writer.close()
 
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    backend = transport.CoalescingBackend(httpcore.AnyIOBackend())
-    stream = await backend.connect_tcp("127.0.0.1", port)
+    provider = StripeProvider(
+        api_key=API_KEY, webhook_secret=SECRET, base_url=f"http://127.0.0.1:{port}"
+    )
     try:
-        assert isinstance(stream, transport.CoalescingStream)
-        for _ in range(100):
-            if accepted:
-                break
-            await asyncio.sleep(0.01)
-        assert stream.get_extra_info("is_readable") is False  # open, nothing pending
-        accepted[0].close()  # the server ends the connection
-        for _ in range(100):
-            if stream.get_extra_info("is_readable"):
-                break
-            await asyncio.sleep(0.01)
-        assert stream.get_extra_info("is_readable") is True
-        assert stream.get_extra_info("socket") is not None
+        async with server:
+            with pytest.raises(ProviderOutcomeUnknown) as caught:
+                await provider.create_payment(charge_request())
     finally:
-        await stream.aclose()
-        server.close()
-        await server.wait_closed()
-    assert stream.get_extra_info("is_readable") is True  # closed here: no descriptor
+        await provider.aclose()
+    assert "APIConnectionError" in str(caught.value)
+
+
+async def test_closing_the_provider_closes_its_connections(
+    stripe_provider: StripeProvider,
+) -> None:
+    await stripe_provider.create_payment(charge_request())
+    session = stripe_provider._http._opened
+    assert session is not None and not session.closed
+    await stripe_provider.aclose()
+    assert session.closed
+    assert stripe_provider._http._opened is None  # a later request would open a new one

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-import httpx
 import stripe
 
 from orderguard.providers.base import (
@@ -37,27 +36,6 @@ from orderguard.providers.stripe.settings import DEFAULT_BASE_URL, is_live_key
 from orderguard.providers.stripe.signing import DEFAULT_TOLERANCE_S, SIGNATURE_HEADER, header_value
 
 T = TypeVar("T")
-
-
-class _HTTPXClient(stripe.HTTPXClient):
-    """The SDK's httpx client, sending form bodies as ``content=``, each request in one write
-    over a pool that keeps its connections alive (:mod:`.transport`).
-
-    httpx 0.28 deprecates ``data=<str>``, which the SDK uses; the warning would fail strict runs.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # the SDK's own client (verify=its CA bundle, nothing else), not used yet: replaced
-        self._client_async = transport.async_client(verify_ssl_certs=self._verify_ssl_certs)
-
-    def _get_request_args_kwargs(
-        self, method: str, url: str, headers: Mapping[str, str], post_data: Any
-    ) -> list[Any]:
-        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
-        if isinstance(kwargs.get("data"), str | bytes):
-            kwargs["content"] = kwargs.pop("data")
-        return [args, kwargs]
 
 
 def search_query(order_id: str) -> str:
@@ -87,8 +65,9 @@ class StripeProvider:
         self._webhook_secret = webhook_secret
         self._tolerance_s = webhook_tolerance_s
         self._page_size = page_size
-        timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
-        self._http = _HTTPXClient(timeout=timeout)
+        self._http = transport.AioHttpClient(
+            timeout_s=timeout_s, connect_timeout_s=connect_timeout_s
+        )
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": base_url},
@@ -342,7 +321,7 @@ class StripeProvider:
 
     async def aclose(self) -> None:
         """Close the SDK's httpx connection pool."""
-        await self._http.close_async()  # type: ignore[no-untyped-call]
+        await self._http.close_async()
 
 
 def _error_json(exc: stripe.StripeError) -> dict[str, Any]:

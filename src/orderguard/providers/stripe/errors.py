@@ -1,9 +1,11 @@
 """Stripe SDK exceptions mapped onto the provider-neutral errors of :mod:`.base`.
 
 The question that matters (G3) is whether a request may have reached Stripe. The SDK wraps
-every transport failure in ``APIConnectionError`` raised *from* the httpx exception, so the
-cause tells: a failed connect never sent anything; a read timeout or a reset after sending
-leaves the outcome unknown.
+every transport failure in ``APIConnectionError`` raised *from* the aiohttp exception
+(:mod:`.transport`), so the cause tells: a failed connect (refused, DNS, TLS handshake, no
+connection within the connect timeout) never sent anything; a read timeout, a reset or a
+disconnect after sending leaves the outcome unknown, and so does any cause not known to
+be safe.
 
 Stripe may also say outright whether a repeat is safe, in the ``Stripe-Should-Retry``
 response header (https://docs.stripe.com/error-low-level): ``true`` makes any error safe to
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import httpx
+import aiohttp
 import stripe
 
 from orderguard.providers.base import (
@@ -30,8 +32,15 @@ from orderguard.providers.base import (
     ProviderUnavailable,
 )
 
-#: httpx failures that happen before a single byte of the request left this process.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: aiohttp failures that happen before a single byte of the request left this process:
+#: no connection (refused, DNS, proxy, TLS handshake), none within the connect timeout
+#: (which covers waiting for one of the pool's), or a URL it would not send to.
+NOT_SENT = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.InvalidURL,
+    aiohttp.NonHttpUrlClientError,
+)
 #: The response header in which Stripe says whether repeating the request is safe.
 SHOULD_RETRY_HEADER = "stripe-should-retry"
 #: Error code of a request sent while another with the same idempotency key is in flight.
