@@ -29,8 +29,8 @@ from _common import ROOT, Context, machine
 
 #: Benchmark modules, in the order their sections appear.
 SECTIONS = [
-    "intake", "paid", "wallet_paid", "janitor", "wallet_janitor", "drain", "reconcile",
-    "console_flood", "demo", "growth",
+    "intake", "paid", "stripe_client", "wallet_paid", "janitor", "wallet_janitor", "drain",
+    "reconcile", "console_flood", "demo", "growth",
 ]  # fmt: skip
 
 

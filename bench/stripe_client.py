@@ -1,0 +1,139 @@
+"""Benchmark: the CPU a Stripe charge costs the process that sends it, by HTTP client.
+
+The Stripe adapter sends its requests through the SDK's aiohttp client
+(``providers/stripe/transport.py``); the SDK's default async client is httpx. Both run here
+in this one process, against one ``orderguard sandbox-provider`` process: the same SDK, the
+same adapter (``StripeProvider.create_payment``), the same charges, ``CONCURRENCY`` of them
+in flight, only the client differs. Each round charges ``CHARGES`` times with each client,
+interleaved, and divides this process's CPU time (user + system) by the charges; figures
+are medians over rounds, the ratio is taken round by round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import stripe
+
+from _common import Context, median, start_sandbox
+from orderguard.providers.base import ChargeRequest
+from orderguard.providers.stripe.adapter import StripeProvider
+
+TITLE = "Stripe charges: CPU per charge by HTTP client"
+CHARGES = 1500
+WARMUP_CHARGES = 200
+CONCURRENCY = 32
+API_KEY = "sk_test_bench"
+
+
+class _SdkHttpx(stripe.HTTPXClient):
+    """The SDK's own httpx client (bodies as ``content=``, which httpx 0.28 wants)."""
+
+    def _get_request_args_kwargs(
+        self, method: str, url: str, headers: Any, post_data: Any
+    ) -> list[Any]:
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        if isinstance(kwargs.get("data"), str | bytes):
+            kwargs["content"] = kwargs.pop("data")
+        return [args, kwargs]
+
+
+def _charge(n: int) -> ChargeRequest:
+    return ChargeRequest(
+        order_id=f"ord_bench_{n}",
+        attempt_id=f"pay_bench_{n}",
+        amount=2599,
+        currency="EUR",
+        method="pm_card_visa",
+        idempotency_key=f"bench-{time.monotonic_ns()}-{n}",
+        return_url="https://shop.example/return",
+    )
+
+
+async def _cpu_per_charge(provider: StripeProvider, charges: int) -> tuple[float, float]:
+    """Milliseconds of this process's CPU per charge, and charges per second."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(n: int) -> None:
+        async with gate:
+            result = await provider.create_payment(_charge(n))
+            assert result.provider_ref, result
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(one(n) for n in range(charges)))
+    return (time.process_time() - cpu) / charges * 1000, charges / (time.perf_counter() - wall)
+
+
+async def _measure(url: str, rounds: int) -> dict[str, list[tuple[float, float]]]:
+    product = StripeProvider(api_key=API_KEY, webhook_secret=None, base_url=url)
+    httpx_client = _SdkHttpx()
+    sdk_default = StripeProvider(api_key=API_KEY, webhook_secret=None, base_url=url)
+    sdk_default._client = stripe.StripeClient(
+        API_KEY, base_addresses={"api": url}, http_client=httpx_client, max_network_retries=0
+    )
+    clients = {"aiohttp (orderguard's)": product, "httpx (the SDK's default)": sdk_default}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
+    try:
+        for provider in clients.values():
+            await _cpu_per_charge(provider, WARMUP_CHARGES)
+        for _ in range(rounds):
+            for name, provider in clients.items():
+                results[name].append(await _cpu_per_charge(provider, CHARGES))
+    finally:
+        await product.aclose()
+        await httpx_client.close_async()  # type: ignore[no-untyped-call]
+    return results
+
+
+def section(ctx: Context) -> str:
+    sandbox = start_sandbox(ctx, "sandbox", ctx.workdir / "stripe-client-ledger.db")
+    try:
+        results = asyncio.run(_measure(f"http://127.0.0.1:{sandbox.port}", ctx.rounds))
+    finally:
+        sandbox.stop()
+    ours, theirs = results["aiohttp (orderguard's)"], results["httpx (the SDK's default)"]
+    ratios = [a[0] / b[0] for a, b in zip(ours, theirs, strict=True)]
+    rows = [
+        f"| {name} | {median([c for c, _ in runs]):.2f} | {median([r for _, r in runs]):,.0f} |"
+        for name, runs in results.items()
+    ]
+    return "\n".join(
+        [
+            f"## {TITLE}",
+            "",
+            (__doc__ or "")
+            .split("\n\n", 1)[1]
+            .strip()
+            .replace("``CONCURRENCY``", str(CONCURRENCY))
+            .replace("``CHARGES``", f"{CHARGES:,}"),
+            "",
+            f"{ctx.rounds} rounds of {CHARGES:,} charges per client ({WARMUP_CHARGES} each "
+            "first, untimed).",
+            "",
+            "| client | CPU ms per charge (this process) | charges/s |",
+            "|---|---:|---:|",
+            *rows,
+            "",
+            f"- **aiohttp / httpx, CPU per charge** = {median(ratios):.2f} (per round: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + ")",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        print(
+            section(
+                Context(
+                    rounds=3, warmup=0, duration=0, connections=CONCURRENCY, pool_size=None,
+                    workdir=Path(scratch), log=print,
+                )
+            )
+        )  # fmt: skip
