@@ -22,6 +22,7 @@ from orderguard.providers.base import (
     ProviderOutcomeUnknown,
     ProviderUnavailable,
 )
+from orderguard.providers.stripe import transport
 from orderguard.providers.stripe.adapter import StripeProvider
 from tests.providers.conftest import charge_request
 from tests.providers.harness import API_KEY, SECRET
@@ -169,3 +170,23 @@ async def test_closing_the_provider_closes_its_connections(
     await stripe_provider.aclose()
     assert session.closed
     assert stripe_provider._http._opened is None  # a later request would open a new one
+
+
+def test_the_environments_proxy_is_looked_up_once_per_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "sandbox.internal")
+    known: dict[tuple[str, str], str | None] = {}
+    proxy = transport.environment_proxy
+    assert proxy("https://api.stripe.com/v1/payment_intents", known) == "http://proxy.internal:3128"
+    assert proxy("https://sandbox.internal/v1/payment_intents", known) is None  # NO_PROXY
+    assert proxy("http://127.0.0.1:8100/v1/refunds", known) is None  # no HTTP_PROXY
+    monkeypatch.setenv("HTTPS_PROXY", "http://other:1")  # the environment read once
+    assert proxy("https://api.stripe.com/v1/refunds", known) == "http://proxy.internal:3128"
+    client = transport.AioHttpClient(timeout_s=1.0, connect_timeout_s=1.0)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    _, kwargs = client._get_request_args_kwargs("POST", "https://api.stripe.com/v1/x", {}, "a=1")
+    assert kwargs["proxy"] == "http://proxy.internal:3128"
+    _, direct = client._get_request_args_kwargs("POST", "https://sandbox.internal/v1/x", {}, "")
+    assert "proxy" not in direct
