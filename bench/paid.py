@@ -800,7 +800,7 @@ def _bounds(
         f"{server_ms:.2f} ms CPU per paid order"
         + (
             f", against {intake_ms:.2f} ms per intake order: charging (the Stripe SDK request "
-            f"and response over httpx) and settling (a second transaction) cost the server "
+            f"and response over aiohttp) and settling (a second statement) cost the server "
             f"{server_ms - intake_ms:.2f} ms more"
             if intake_ms
             else ""
