@@ -134,10 +134,12 @@ MUTANTS: tuple[Mutant, ...] = (
         named=True,
     ),
     Mutant(
+        # in storage, where every intake path meets it: a paid order's key is claimed with
+        # the order (claim_for) when the provider's breaker is closed, apart when it is not
         "key_claim_ignored",
-        "services/intake.py",
-        "                existing = await uow.idempotency.claim(record)\n",
-        "                existing = await uow.idempotency.claim(record) and None\n",
+        "storage/keys.py",
+        "        return _record(row) if row else None\n",
+        "        return None\n",
         ("tests/integration/test_idempotency_keys.py", "-k", "sqlite and fifty"),
         "G2: a key already claimed makes another order (no merchant reference to stop it)",
         named=True,
