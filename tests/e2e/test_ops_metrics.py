@@ -101,16 +101,17 @@ def _place_fail_recover(client: httpx.Client, provider: str) -> None:
     # unknown (answered at once, or found paid by asking the provider right away)
     assert lost.json()["state"] in {"payment_unknown", "paid"}
     after_lost = scrape(client)
-    assert (
-        value(
-            after_lost,
-            "orderguard_provider_calls_total",
-            provider="stripe",
-            operation="create_payment",
-            outcome="timeout",
-        )
-        == 1
-    )
+    # the lost answer is one charge counted as lost: ``timeout`` when the payment time budget
+    # cancelled it, ``outcome_unknown`` when the HTTP client's own timeout (the same budget)
+    # fired first; both timers run out together, so either may win
+    charges = {
+        dict(labels)["outcome"]: v
+        for (name, labels), v in after_lost.items()
+        if name == "orderguard_provider_calls_total"
+        and dict(labels)["operation"] == "create_payment"
+        and v
+    }
+    assert charges in ({"timeout": 1}, {"outcome_unknown": 1}), charges
     recovered = eventually(
         client, lambda m: value(m, "orderguard_orders", state="paid") == 1, within=30
     )

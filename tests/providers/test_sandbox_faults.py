@@ -46,6 +46,22 @@ async def test_a_timeout_after_the_charge_is_an_unknown_outcome_with_one_charge(
     assert len(await charges_for(sandbox_url, request.order_id)) == 1
 
 
+async def test_a_limited_fault_is_used_up_by_the_calls_it_strikes_not_by_reads(
+    sandbox_url: str, stripe_provider: StripeProvider
+) -> None:
+    # a write-only fault with limit 1: reads first leave it armed, one charge uses it up
+    await set_faults(sandbox_url, error_after=1.0, limit=1)
+    for _ in range(3):
+        assert await stripe_provider.find_payments("ord_nobody") == []
+    struck = charge_request()
+    with pytest.raises(ProviderServerError):
+        await stripe_provider.create_payment(struck)
+    spared = charge_request()
+    assert (await stripe_provider.create_payment(spared)).outcome is PaymentOutcome.SUCCEEDED
+    assert (await fault_counts(sandbox_url))["error_after"] == 1
+    assert len(await charges_for(sandbox_url, struck.order_id)) == 1
+
+
 async def test_a_500_before_the_charge_charges_nothing_and_a_retry_charges_once(
     sandbox_url: str, stripe_provider: StripeProvider
 ) -> None:

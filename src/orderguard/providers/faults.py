@@ -53,7 +53,9 @@ class CallProfile:
     #: Chance per call that an outage window of ``outage_s`` (every call refused) begins.
     outage: float = 0.0
     outage_s: float = 5.0
-    #: Call faults strike only on the first ``limit`` API calls under this profile (0: always).
+    #: Call faults strike at most ``limit`` calls under this profile (0: no limit). Only the
+    #: calls a fault struck count (a read does not use up a ``*_after`` fault, which strikes
+    #: writes only); once used up, no fault strikes, latency included.
     limit: int = 0
 
 
@@ -69,6 +71,18 @@ class CallFaults:
     timeout_after: bool
     #: Stripe's own: the 500 is saved under the Idempotency-Key (:mod:`.stripe.sandbox`).
     error_saved: bool = False
+
+    @property
+    def strikes(self) -> bool:
+        """Whether a fault other than latency strikes the call (what ``limit`` counts)."""
+        return (
+            self.outage
+            or self.rate_limit
+            or self.error_before
+            or self.error_after
+            or self.timeout_after
+            or self.error_saved
+        )
 
 
 #: The call faults of the named profiles, the same at every provider's sandbox (each adds
@@ -96,6 +110,21 @@ CALLS: dict[str, dict[str, Any]] = {
 }
 #: A call left alone.
 NO_CALL_FAULTS = CallFaults(0, False, False, False, False, False)
+
+
+class StrikeLimit:
+    """Counts the calls faults struck under one profile, for its ``limit``."""
+
+    def __init__(self) -> None:
+        self.struck = 0
+
+    def apply(self, decided: CallFaults, limit: int) -> CallFaults:
+        """``decided``, or no faults once ``limit`` calls were struck (0: no limit)."""
+        if limit and self.struck >= limit:
+            return NO_CALL_FAULTS
+        if decided.strikes:
+            self.struck += 1
+        return decided
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderguard.providers import faults
-from orderguard.providers.faults import CALLS, NO_CALL_FAULTS, CallFaults, DeliveryFaults
+from orderguard.providers.faults import CALLS, CallFaults, DeliveryFaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +106,8 @@ class FaultInjector:
         self.dice = faults.FaultDice(seed)
         self._profile = profile or WalletFaultProfile()
         self._clock = clock
-        #: API calls decided under the current profile (for ``WalletFaultProfile.limit``).
-        self.calls = 0
+        #: Calls struck under the current profile (for ``WalletFaultProfile.limit``).
+        self.strikes = faults.StrikeLimit()
         self.outage_until = 0.0
         #: Every injected fault in order: ``{"kind": ..., "detail": ...}``.
         self.log: list[dict[str, str]] = []
@@ -121,7 +121,7 @@ class FaultInjector:
     @profile.setter
     def profile(self, profile: WalletFaultProfile) -> None:
         """A new profile starts afresh: its ``limit`` counts from now, no outage is on."""
-        self._profile, self.calls, self.outage_until = profile, 0, 0.0
+        self._profile, self.strikes, self.outage_until = profile, faults.StrikeLimit(), 0.0
 
     def record(self, kind: str, detail: str) -> None:
         """Log one injected fault."""
@@ -133,12 +133,9 @@ class FaultInjector:
 
     def call(self, *, mutating: bool) -> CallFaults:
         """Decide the faults of the next API call (``*_after`` only strike writes; none past
-        the profile's ``limit``)."""
-        self.calls += 1
+        the profile's ``limit`` of struck calls)."""
         decided = self.dice.call(self.profile, mutating=mutating)
-        if self.profile.limit and self.calls > self.profile.limit:
-            return NO_CALL_FAULTS
-        return decided
+        return self.strikes.apply(decided, self.profile.limit)
 
     async def before(self, decided: CallFaults, what: str) -> str | None:
         """Apply the faults that strike before the call runs (latency is waited here); the

@@ -23,11 +23,10 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from orderguard.providers.faults import hold
+from orderguard.providers.faults import StrikeLimit, hold
 from orderguard.providers.stripe.sandbox import objects
 from orderguard.providers.stripe.sandbox.engine import Engine, Outcome
 from orderguard.providers.stripe.sandbox.faults import (
-    NO_CALL_FAULTS,
     CallFaults,
     FaultDice,
     FaultProfile,
@@ -88,8 +87,8 @@ class Sandbox:
         )
         self.dice = FaultDice(config.seed)
         self._profile = config.faults
-        #: API calls answered under the current profile (for ``FaultProfile.limit``).
-        self.calls = 0
+        #: Calls struck under the current profile (for ``FaultProfile.limit``).
+        self.strikes = StrikeLimit()
         self.outage_until = 0.0
         #: Answers the next API calls give, in order (set through ``/_sandbox/answers``).
         self.scripted: list[ScriptedAnswer] = []
@@ -122,15 +121,14 @@ class Sandbox:
 
     @profile.setter
     def profile(self, profile: FaultProfile) -> None:
-        self._profile, self.calls = profile, 0
+        self._profile, self.strikes = profile, StrikeLimit()
 
     def call_faults(self, *, mutating: bool) -> CallFaults:
-        """Decide the faults of the next API call (none past the profile's ``limit``)."""
-        self.calls += 1
-        faults = self.dice.call(self.profile, mutating=mutating)
-        if self.profile.limit and self.calls > self.profile.limit:
-            return NO_CALL_FAULTS
-        return faults
+        """Decide the faults of the next API call (none once the profile's ``limit`` of
+        struck calls is used up)."""
+        return self.strikes.apply(
+            self.dice.call(self.profile, mutating=mutating), self.profile.limit
+        )
 
     def next_scripted(self, path: str) -> ScriptedAnswer | None:
         """The scripted answer for this call, if one is queued (it is used up)."""
