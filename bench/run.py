@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -34,6 +35,10 @@ SECTIONS = [
 ]  # fmt: skip
 
 
+def _unwind(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these")
@@ -48,6 +53,10 @@ def main() -> None:
         "--output", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown to write"
     )
     args = parser.parse_args()
+    # a stop (kill, a closed terminal) unwinds like an error: every section's `finally`
+    # stops the servers and sandboxes it started, none is left running into the next run
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _unwind)
     started = time.monotonic()
 
     def log(message: str) -> None:
