@@ -319,14 +319,15 @@ async def test_an_order_whose_settling_fails_costs_the_others_nothing(
         return await find(order_id)
 
     api.provider.find_payments = answer_together  # type: ignore[method-assign]
-    # a round of 8: one claim. (With room for more, the round claims again, and a claim
-    # made after the refused order's lease was given back takes it again: see the note in
-    # docs/architecture.md's janitor section.)
-    report = await asyncio.wait_for(watched.janitor.run_once(owner="w1", limit=8), timeout=30)
+    # a round with room for more than the 8: it claims again after the first 8 are settled
+    report = await asyncio.wait_for(watched.janitor.run_once(owner="w1", limit=50), timeout=30)
 
     # the claim; the batch, refused as a whole; each order again alone (the refused one
-    # fails again); the refused order's lease given back in a transaction of its own
+    # fails again); a second claim that finds nothing due: the refused order kept its lease,
+    # so no claim of the round took it again and the provider was asked about it once
     assert watched.storage.opened == 1 + 1 + 8 + 1
+    assert asked.count(refused) == 1
+    assert sorted(asked) == sorted(placed)
     assert (report.checked, report.resolved) == (7, 7)
     for order_id in placed:
         stored = await _stored(api, order_id)
@@ -334,7 +335,9 @@ async def test_an_order_whose_settling_fails_costs_the_others_nothing(
         assert stored.state is expected
         assert len(charges(api.provider, order_id)) == 1  # charged once, found by the check
     assert (await _stored(api, refused)).checks == 0  # its settling rolled back, whole
-    assert await _claimable_by_another(api, refused, clock)  # given back: not held
+    assert not await _claimable_by_another(api, refused, clock)  # held until the lease ends
+    clock.advance(seconds=61)  # the janitor's lease is 60 s
+    assert await _claimable_by_another(api, refused, clock)  # another worker may take it
 
     await _refuse_paying(api, refused, refuse=False)  # the trouble passes: the next round
     api.provider.find_payments = find  # type: ignore[method-assign]

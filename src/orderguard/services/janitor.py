@@ -37,6 +37,8 @@ from orderguard.services.settling import Answered, apply_answers
 from orderguard.storage.ports import UnitOfWorkFactory
 
 log = logging.getLogger("orderguard.janitor")
+#: What is logged when an order's own settling fails (it keeps its lease until it expires).
+_KEPT = "janitor: settling %s failed; it is asked again once its lease runs out"
 #: The flag reason of an order whose schedule ran out.
 STUCK = LABELS[FlagReason.PAYMENT_UNRESOLVED]
 #: The most checks settled in one transaction.
@@ -271,22 +273,24 @@ class Janitor:
 
     async def _settle_batch(self, batch: list[_Checked], owner: str, report: JanitorRound) -> None:
         """Settle ``batch`` in one transaction; if that fails, each check in one of its own,
-        so one order's trouble never costs the others their answers. An order whose own
-        settling fails gets its lease back (another round asks again)."""
+        so one order's trouble never costs the others their answers.
+
+        An order whose own settling fails keeps its lease until the lease runs out: no claim
+        takes it before then, neither a later one of this round nor another worker's, so an
+        order the database keeps refusing is asked about once per lease, not once per claim.
+        It stays scheduled; the round after the lease asks again."""
         try:
             self._add(report, await self._settle(batch, owner))
             return
         except Exception:
             if len(batch) == 1:
-                log.exception("janitor: settling %s failed", batch[0].before.id)
-                await self._give_back(batch, owner)
+                log.exception(_KEPT, batch[0].before.id)
                 return
         for one in batch:
             try:
                 self._add(report, await self._settle([one], owner))
             except Exception:
-                log.exception("janitor: settling %s failed", one.before.id)
-                await self._give_back([one], owner)
+                log.exception(_KEPT, one.before.id)
 
     async def _settle(self, batch: list[_Checked], owner: str) -> JanitorRound:
         """Lock the orders of ``batch``, apply each one's answers, reschedule it and save them
@@ -312,16 +316,6 @@ class Janitor:
             await uow.leases.release_many([one.before.id for one in batch], owner)
             await uow.commit()
         return tally
-
-    async def _give_back(self, batch: list[_Checked], owner: str) -> None:
-        """Release the leases of ``batch`` in a transaction of their own (best effort: a
-        lease not given back expires)."""
-        try:
-            async with self._storage() as uow:
-                await uow.leases.release_many([one.before.id for one in batch], owner)
-                await uow.commit()
-        except Exception:
-            log.exception("janitor: giving back %d leases failed; they expire", len(batch))
 
     @staticmethod
     def _add(report: JanitorRound, tally: JanitorRound) -> None:
