@@ -108,8 +108,19 @@ def test_call_faults_stop_after_the_profiles_limit() -> None:
     injector = FaultInjector(profile_from({"error_before": 1, "limit": 2}))
     assert [injector.call(mutating=False).error_before for _ in range(2)] == [True, True]
     assert injector.call(mutating=False) == NO_CALL_FAULTS
-    injector.profile = PROFILES["storm"]  # a new profile counts afresh
-    assert injector.calls == 0
+    injector.profile = profile_from({"error_before": 1, "limit": 1})  # counts afresh
+    assert injector.call(mutating=False).error_before
+    assert injector.call(mutating=False) == NO_CALL_FAULTS
+
+
+def test_the_limit_counts_only_the_calls_a_fault_struck() -> None:
+    # a write-only fault: reads pass untouched and leave it armed for the first write
+    injector = FaultInjector(profile_from({"timeout_after": 1, "latency": 1, "limit": 1}))
+    reads = [injector.call(mutating=False) for _ in range(3)]
+    assert [r.timeout_after for r in reads] == [False] * 3
+    assert all(r.latency_ms > 0 for r in reads)  # latency struck them, and is not counted
+    assert injector.call(mutating=True).timeout_after
+    assert injector.call(mutating=True) == NO_CALL_FAULTS  # used up: latency stops too
 
 
 async def test_an_outage_refuses_every_call_in_its_window_until_the_profile_changes() -> None:
