@@ -363,9 +363,10 @@ def _why(results: dict[str, Any]) -> list[str]:
         "checks that end together are settled in one transaction (orders locked together, "
         "their updates, attempts, timeline and outbox rows in multi-row statements, the leases "
         "given back in one statement). PostgreSQL's CPU for those transactions comes on top, "
-        "on the same 2 cores. What is left in a CPU profile of the janitor's process "
-        "(`cProfile`, `time.process_time`) is the provider calls (the Stripe client building "
-        "and parsing its objects, httpx), which the baseline makes too.",
+        "on the same 2 cores. What was left in a CPU profile of the janitor's process "
+        "(`cProfile`, `time.process_time`, not re-run since the Stripe adapter moved to "
+        "aiohttp) was the provider calls (the Stripe SDK and its HTTP client), which the "
+        "baseline makes too.",
         "",
         f"The sandbox spends {at_sandbox:.2f} ms of CPU per order while the janitor runs and "
         f"{at_twin:.2f} ms while the baseline runs (over each child's whole life; its search "
