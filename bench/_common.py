@@ -423,8 +423,10 @@ def start_server(
     server = Server(name, port, proc, log)
     try:
         wait_healthy(port, proc, timeout=timeout, path=health_path)
-    except BaseException:
+    except BaseException as stopped:
         server.stop()
+        if not isinstance(stopped, Exception):
+            raise  # stopped from outside, not a failed start
         tail = log.read_text(errors="replace")[-2000:]
         raise RuntimeError(f"{name} did not start:\n{tail}") from None
     return server

@@ -2,7 +2,7 @@
 
 Databases ``og_growth_<N>`` for each N of ``BENCH_GROWTH_SIZES`` (default ``0,1000000``; add
 ``10000000`` for the 10 M-order one) are filled by ``bench/datagen.py`` the first time (then
-reused: intake adds a few thousand orders per run, nothing else is kept) and migrated to
+reused: the orders the benchmark's own load places are deleted after each run) and migrated to
 the current schema. On each, in the same run:
 
 - intake: ``POST /v1/orders`` through ``orderguard serve --processes=1 --no-worker`` (one
@@ -144,7 +144,8 @@ _OURS = (
 _FORGET = (
     "DELETE FROM outbox_attempts WHERE event_id IN (SELECT id FROM outbox WHERE order_id "
     "IN (SELECT id FROM ours))",
-    "DELETE FROM outbox_deliveries WHERE order_id IN (SELECT id FROM ours)",
+    "DELETE FROM outbox_deliveries WHERE event_id IN (SELECT id FROM outbox WHERE order_id "
+    "IN (SELECT id FROM ours))",
     "DELETE FROM outbox WHERE order_id IN (SELECT id FROM ours)",
     "DELETE FROM webhook_events WHERE order_id IN (SELECT id FROM ours)",
     "DELETE FROM idempotency_keys WHERE order_id IN (SELECT id FROM ours)",
@@ -168,6 +169,7 @@ def forget_our_orders(url: str) -> int:
         with conn.transaction():
             conn.execute(b"SET LOCAL session_replication_role = replica")
             conn.execute(f"CREATE TEMP TABLE ours ON COMMIT DROP AS {_OURS}".encode())
+            conn.execute(b"ANALYZE ours")
             gone = conn.execute(b"SELECT COUNT(*) FROM ours").fetchone()
             for statement in _FORGET:
                 conn.execute(statement.encode())
@@ -245,8 +247,10 @@ def _start(ctx: Context, argv: list[str], url: str, port: int) -> Server:
     server = Server("growth-serve", port, proc, log)
     try:
         wait_healthy(port, proc, timeout=90.0)
-    except BaseException:
+    except BaseException as stopped:
         server.stop()
+        if not isinstance(stopped, Exception):
+            raise  # stopped from outside, not a failed start
         raise RuntimeError(f"serve did not start:\n{log.read_text()[-2000:]}") from None
     return server
 
@@ -446,6 +450,7 @@ def run(ctx: Context) -> dict[str, Any]:
     ops = asyncio.run(_measure(urls))
     intake: dict[int, list[float]] = {size: [] for size in urls}
     paid_rps: dict[int, list[float]] = {size: [] for size in urls}
+    stopped = False
     try:
         for round_no in range(ctx.rounds):
             for size, url in urls.items():
@@ -453,10 +458,14 @@ def run(ctx: Context) -> dict[str, Any]:
                 intake[size].append(_intake(ctx, url))
                 ctx.log(f"growth: paid orders round {round_no + 1} on {_label(size)}")
                 paid_rps[size].append(_paid(ctx, url, f"{size}-{round_no}"))
+    except (SystemExit, KeyboardInterrupt):
+        stopped = True  # the next run deletes what this one placed, before it measures
+        raise
     finally:
-        for size, url in urls.items():
-            gone = forget_our_orders(url)
-            ctx.log(f"growth: the {gone} orders this run placed deleted on {_label(size)}")
+        if not stopped:
+            for size, url in urls.items():
+                gone = forget_our_orders(url)
+                ctx.log(f"growth: the {gone} orders this run placed deleted on {_label(size)}")
     counts = {size: pg_scalar("SELECT COUNT(*) FROM orders", url) for size, url in urls.items()}
     sizes = {size: pg_scalar("SELECT pg_size_pretty(pg_database_size(current_database()))", url)
              for size, url in urls.items()}  # fmt: skip

@@ -36,6 +36,8 @@ SECTIONS = [
 
 
 def _unwind(signum: int, _frame: object) -> None:
+    for stop in (signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut the clean-up
+        signal.signal(stop, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -117,7 +118,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"sandbox:    {box_url}  (its ledger: {box_url}/ledger)", flush=True)
         print(f"shop:       http://127.0.0.1:{shop_port}/", flush=True)
         app = create_app(og_url, key)
+        # uvicorn stops on SIGTERM, then raises it again with the handler it found: this
+        # one unwinds (the sandbox and serve are stopped) where the default would end the
+        # process at once and leave them running
+        signal.signal(signal.SIGTERM, _unwind)
         uvicorn.run(app, host="127.0.0.1", port=shop_port, log_level="warning")
+
+
+def _unwind(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ abandoned orders; hourly, prune expired idempotency records and apply retention 
 delivered outbox rows, processed webhook bodies). Work on orders is leased, so workers can
 run side by side on
 PostgreSQL; on SQLite one worker runs (a second one finds a live heartbeat and steps aside).
-SIGTERM ends the round in progress, releasing its leases, and stops.
+SIGTERM ends the round in progress, releasing its leases (an order whose settling failed
+keeps its lease until it runs out), and stops.
 
 The outbox relay and the doctor's periodic checks are given by the composition root
 (``bootstrap.new_worker``): the worker only calls them, so it does not import the

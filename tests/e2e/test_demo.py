@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from orderguard.demo.audit import INVARIANTS
-from tests.e2e.procs import clean_env, run_cli
+from tests.e2e.procs import ORDERGUARD, children, clean_env, run_cli, still_running
 from tests.seeds import demo_seeds
 
 pytestmark = pytest.mark.slow
@@ -197,3 +197,29 @@ def test_the_terminal_report_names_a_broken_invariant(tmp_path: Path) -> None:
     assert done.returncode == 1, done.stdout[-3000:]
     assert "INVARIANT BROKEN: orders charged twice" in text
     assert "seed 11" in text
+
+
+def test_sigterm_stops_the_demo_and_the_sandbox_and_api_it_started(tmp_path: Path) -> None:
+    demo = subprocess.Popen(
+        [ORDERGUARD, "demo", "--orders", "2000", "--json"],
+        env=clean_env("sqlite:///unused.db"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the signal goes to the demo alone, as `kill <pid>` sends it
+    )
+    try:
+        deadline = time.monotonic() + 60
+        started: list[int] = []
+        while len(started) < 2 and time.monotonic() < deadline:  # its sandbox and its API
+            time.sleep(0.2)
+            started = children(demo.pid)
+        assert len(started) == 2, f"the demo started {started}"
+        time.sleep(1.0)  # checkouts under way
+        demo.terminate()
+        assert demo.wait(timeout=60) == 128 + 15
+        assert still_running(started, within=30) == [], "left running"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()

@@ -33,6 +33,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Route, expect
 
 from tests.conftest import service_missing
 from tests.e2e.browser import DESKTOP, chromium, shoot, unlabelled_fields
+from tests.e2e.procs import children, still_running
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180), pytest.mark.asyncio(loop_scope="module")]
 
@@ -106,18 +107,13 @@ def _read_urls(process: subprocess.Popen[str]) -> dict[str, str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``python -m examples.shop`` on free ports; the janitor's first recheck of an unknown
-    payment after ~10 s, so the page says "confirming" before the order turns paid."""
-    if not MODULE.exists():
-        service_missing("the checkout script", f"{MODULE} is not built (make js-test)")
-    work = tmp_path_factory.mktemp("shop")
+def _start_shop(work: Path) -> subprocess.Popen[str]:
+    """``python -m examples.shop`` on free ports, in a session of its own."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERGUARD_")}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env["PYTHONUNBUFFERED"] = "1"
     command = [sys.executable, "-m", "examples.shop", "--port", "0", "--dir", str(work)]
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [*command, "--recheck-scale", "1"],
         cwd=ROOT,
         env=env,
@@ -126,6 +122,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         text=True,
         start_new_session=True,
     )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``python -m examples.shop`` on free ports; the janitor's first recheck of an unknown
+    payment after ~10 s, so the page says "confirming" before the order turns paid."""
+    if not MODULE.exists():
+        service_missing("the checkout script", f"{MODULE} is not built (make js-test)")
+    process = _start_shop(tmp_path_factory.mktemp("shop"))
     try:
         urls = _read_urls(process)
         yield Stack(urls["shop"].rstrip("/"), Path(urls["database"]), urls["sandbox"])
@@ -462,3 +467,24 @@ async def test_paying_again_is_checked_and_orderguards_refusal_passed_on(stack: 
     assert paid_already.status_code == 409, paid_already.text  # orderguard's own refusal
     assert paid_already.json()["type"].endswith("payment-not-allowed")
     assert stack.one_order_at_most_one_charge(email) == order_id
+
+
+async def test_sigterm_stops_the_shop_and_the_sandbox_and_orderguard_it_started(
+    tmp_path: Path,
+) -> None:
+    if not MODULE.exists():
+        service_missing("the checkout script", f"{MODULE} is not built (make js-test)")
+    shop = _start_shop(tmp_path)
+    try:
+        _read_urls(shop)  # everything answers
+        started = children(shop.pid)
+        assert len(started) == 2, f"the shop runs {started}"  # the sandbox and serve
+        shop.terminate()  # to the shop alone, as `kill <pid>` sends it
+        assert shop.wait(timeout=30) == 128 + 15
+        assert still_running(started, within=30) == [], "left running"
+    finally:
+        if shop.poll() is None:
+            os.killpg(shop.pid, signal.SIGKILL)
+            shop.wait()
+        assert shop.stdout is not None
+        shop.stdout.close()

@@ -96,7 +96,7 @@ class Watched:
 
 
 async def _claimable_by_another(api: Api, order_id: str, clock: Clock) -> bool:
-    """Whether a second worker could lease the order at ``clock()``: its lease was given back."""
+    """Whether a second worker could lease the order at ``clock()``: no lease holds it."""
     return await _all_claimable_by_another(api, [order_id], clock)
 
 

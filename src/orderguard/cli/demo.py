@@ -4,6 +4,7 @@ sandbox payment provider it (or a developer) starts."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -119,7 +120,19 @@ def demo(
         wallet_faults=wallet_faults,
         action_expiry_s=action_expiry,
     )
+    stop_on_sigterm()
     sys.exit(asyncio.run(run_demo(options, lanes=run_lanes)))
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, a service manager, a CI job's timeout) stops the demo as Ctrl-C
+    does: it unwinds, so the sandbox and the API it started (sessions of their own, which a
+    signal to the demo alone does not reach) are stopped, not left running."""
+
+    def unwind(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, unwind)
 
 
 @click.command(

@@ -16,7 +16,8 @@ all in a few multi-row statements, and gives the leases back. A round of one ord
 two transactions (the claim with its read, and the settle); on a busy round a check costs a
 fraction of each (``bench/`` measures it). Should a settling of several orders fail, each is
 settled again in a transaction of its own, so one order's trouble never costs the others
-their answers; an order whose own settling fails gets its lease back and stays scheduled.
+their answers; an order whose own settling fails stays scheduled and keeps its lease until
+the lease runs out, so it is asked again after that, not again in the same round.
 """
 
 from __future__ import annotations
