@@ -13,7 +13,6 @@ the proof that the default run fits in its two minutes on this machine.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from typing import Any
@@ -25,10 +24,9 @@ SEEDS = (42, 1, 2, 3, 4)  # 42: what `make demo` runs
 
 
 def _demo(ctx: Context, seed: int) -> subprocess.CompletedProcess[str]:
-    """``orderguard demo --json`` for ``seed``. Stopped or timed out, the demo gets SIGINT
-    (what it stops on, as from Ctrl-C) and the time to stop its own sandbox and API
-    (``subprocess.run`` would SIGKILL it and leave them running: they are sessions of their
-    own)."""
+    """``orderguard demo --json`` for ``seed``. Stopped or timed out, the demo gets SIGTERM
+    and the time to stop its own sandbox and API (``subprocess.run`` would SIGKILL it and
+    leave them running: they are sessions of their own)."""
     argv = [str(VENV_BIN / "orderguard"), "demo", "--json", "--seed", str(seed)]
     env = ctx.env(f"sqlite:///{ctx.workdir / 'unused.db'}")
     with subprocess.Popen(
@@ -37,7 +35,7 @@ def _demo(ctx: Context, seed: int) -> subprocess.CompletedProcess[str]:
         try:
             out, err = proc.communicate(timeout=900)
         except BaseException:
-            proc.send_signal(signal.SIGINT)
+            proc.terminate()
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
