@@ -3,7 +3,8 @@
 Starts the Stripe sandbox (``orderguard sandbox-provider``), ``orderguard serve`` on
 SQLite pointed at it (development mode, with its worker), makes the shop's API key with
 ``orderguard keys create``, then serves the shop on 127.0.0.1 and prints its URL. Ctrl-C
-stops all three (so does SIGTERM). Everything is kept in ``--dir`` (a new temporary directory by default).
+or SIGTERM stops all three. Everything is kept in ``--dir`` (a new temporary directory by
+default).
 """
 
 from __future__ import annotations
