@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         if args.role == "worker":
+            from orderguard.api.server import settle_heap
             from orderguard.bootstrap import work_alone
 
+            settle_heap()
             asyncio.run(work_alone(common.settings()))
         else:
             serve_api(args)

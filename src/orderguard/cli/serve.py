@@ -79,7 +79,7 @@ def serve(
     import uvicorn
 
     from orderguard.api.app import create_metrics_app
-    from orderguard.api.server import proxy_options, serve_beside
+    from orderguard.api.server import proxy_options, serve_beside, settle_heap
     from orderguard.bootstrap import build_app
 
     settings = common.settings()
@@ -130,6 +130,7 @@ def serve(
             drain_s=drain_timeout,
         )
         return
+    settle_heap()  # as every other way serve runs does (run_event_loop)
     # Our logging: ORDERGUARD_LOG_LEVEL decides for uvicorn's loggers too (access lines at info).
     uvicorn.run(
         app,
@@ -272,12 +273,14 @@ def _supervise(
 @click.command()
 def worker() -> None:
     """Run the background worker: janitor, waiting charges, expiries (until SIGTERM)."""
+    from orderguard.api.server import settle_heap
     from orderguard.bootstrap import work_alone
 
     settings = common.settings()
     common.checked_for_production(settings)
     pools = Deployment(api_hosts=0, worker_hosts=1, spare=0)
     common.checked_connections(settings, pools.sized(settings.db_pool_size))
+    settle_heap()
     try:
         asyncio.run(work_alone(settings))
     except StorageError as exc:
