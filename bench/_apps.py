@@ -213,8 +213,18 @@ def main() -> None:
     parser.add_argument("which", choices=["parse", "cte"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--settle-heap",
+        action="store_true",
+        help="settle the heap as orderguard serve does before it serves (gc.freeze, young "
+        "collections after 10,000 allocations): to measure what that alone is worth",
+    )
     args = parser.parse_args()
     app = parse_app() if args.which == "parse" else cte_app()
+    if args.settle_heap:
+        from orderguard.api.server import settle_heap
+
+        settle_heap()
     # Exactly the call in orderguard.cli.serve: one worker, loop/http "auto" (uvloop,
     # httptools), access log on at level info.
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

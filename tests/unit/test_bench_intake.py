@@ -156,6 +156,7 @@ def _results(pairs: list[tuple[float, float]]) -> dict[str, Any]:
         {
             "parse": _run(6000.0),
             "cte": _run(1500.0),
+            "cte_settled": _run(1600.0),
             "intake": _run(one),
             "intake2": _run(two, server=1.2, processes=3),
         }
