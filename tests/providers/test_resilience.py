@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from orderguard.providers.base import (
     PaymentOutcome,
+    PaymentResult,
     ProviderOutcomeUnknown,
     ProviderRateLimited,
     ProviderRejected,
@@ -107,6 +110,32 @@ async def test_retries_stop_at_the_deadline() -> None:
     with pytest.raises(ProviderServerError):
         await provider.refund("pi_1", amount=None, idempotency_key="r")
     assert sleeps == []
+
+
+async def test_each_wait_may_be_twice_the_last_up_to_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # full jitter: a wait is random in [0, initial_s * 2**(n-1)], capped; here, at its top
+    monkeypatch.setattr("random.uniform", lambda low, high: high)
+    inner = InMemoryProvider()
+    for _ in range(5):
+        inner.fail_next(ProviderUnavailable("down"))
+    provider, sleeps = _retrying(inner, attempts=5, initial_s=0.5, max_wait_s=3.0)
+    with pytest.raises(ProviderUnavailable):
+        await provider.create_payment(charge_request())
+    assert sleeps == [0.5, 1.0, 2.0, 3.0]
+
+
+async def test_the_deadline_counts_the_first_attempt() -> None:
+    class Slow(InMemoryProvider):
+        async def find_payments(self, order_id: str) -> list[PaymentResult]:
+            await asyncio.sleep(0.05)
+            raise ProviderUnavailable("down, slowly")
+
+    provider, sleeps = _retrying(Slow(), deadline_s=0.04)
+    with pytest.raises(ProviderUnavailable):
+        await provider.find_payments("ord_1")
+    assert sleeps == []  # the first attempt alone outlasted the deadline: no retry
 
 
 class FakeClock:
