@@ -39,11 +39,11 @@ from _common import (
 WARMUP_S = 3.0
 
 
-def _collected(stats: Path) -> tuple[float, list[int]] | None:
-    """Seconds spent collecting so far, and collections per generation (None: none yet)."""
+def _collected(stats: Path) -> tuple[float, list[int]]:
+    """Seconds spent collecting so far, and collections per generation."""
     found = glob.glob(f"{stats}.*")
-    if not found:
-        return None
+    if len(found) != 1:
+        raise RuntimeError(f"expected the statistics of one process, found {found}")
     data = json.loads(Path(found[0]).read_text(encoding="utf-8"))
     return sum(data["seconds"]), data["collections"]
 
@@ -83,8 +83,7 @@ def measure(defaults: bool, seconds: float) -> dict[str, Any]:
             server.stop()
     result = json.loads(stdout)
     orders = result["rps"] * seconds
-    spent, counts = (0.0, [0, 0, 0]) if before is None else before
-    spent_after, counts_after = (spent, counts) if after is None else after
+    (spent, counts), (spent_after, counts_after) = before, after
     return {
         "settings": "Python's defaults" if defaults else "settled (as shipped)",
         "rps": result["rps"],
