@@ -126,7 +126,7 @@ def cte_app() -> FastAPI:
         max_size=size,
         open=False,
         timeout=10.0,
-        kwargs={"autocommit": True, "application_name": "bench-cte"},
+        kwargs={"autocommit": True, "application_name": os.environ.get("PGAPPNAME", "bench-cte")},
     )
 
     @asynccontextmanager

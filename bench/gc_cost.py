@@ -41,7 +41,7 @@ WARMUP_S = 3.0
 
 def _collected(stats: Path) -> tuple[float, list[int]]:
     """Seconds spent collecting so far, and collections per generation."""
-    found = glob.glob(f"{stats}.*")
+    found = [f for f in glob.glob(f"{stats}.*") if not f.endswith(".new")]
     if len(found) != 1:
         raise RuntimeError(f"expected the statistics of one process, found {found}")
     data = json.loads(Path(found[0]).read_text(encoding="utf-8"))

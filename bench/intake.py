@@ -57,7 +57,7 @@ LABEL = {
 APP_NAME = {
     "parse": "",
     "cte": "bench-cte",
-    "cte_settled": "bench-cte",
+    "cte_settled": "bench-cte-settled",
     "intake": "",
     "intake2": "bench-intake2",
 }
@@ -185,7 +185,8 @@ def _start(ctx: Context, url: str) -> dict[str, Server]:
                 argv = [PYTHON, str(BENCH / "_apps.py"), "cte", "--settle-heap", f"--port={port}"]
             else:
                 argv = [PYTHON, str(BENCH / "_apps.py"), name, f"--port={port}"]
-            named_env = {**env, "PGAPPNAME": APP_NAME[name]} if name == "intake2" else env
+            named = name in ("intake2", "cte_settled")
+            named_env = {**env, "PGAPPNAME": APP_NAME[name]} if named else env
             servers[name] = start_server(name, argv, named_env, ctx.workdir, port)
     except BaseException:
         for server in servers.values():

@@ -12,6 +12,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from orderguard.api.render import Actions, order_json
+from orderguard.api.server import settle_heap
 from orderguard.config import Settings
 from orderguard.container import Container
 from orderguard.domain.refund_schedule import RefundCheckSchedule
@@ -240,10 +241,12 @@ def build_app(
     settings: Settings | None = None,
     worker: bool = True,
     metrics_apart: bool = False,
+    settle: bool = False,
 ) -> FastAPI:
     """``serve``'s application with its faces: on a wired ``container``, or on one opened
     from ``settings`` while it serves (then with a worker in the process unless ``worker``
-    is off). ``metrics_apart`` as in :func:`~orderguard.api.app.create_app`."""
+    is off, and with the process's heap settled again once it is open if ``settle``: see
+    :func:`serving`). ``metrics_apart`` as in :func:`~orderguard.api.app.create_app`."""
     from orderguard.api.app import create_app
     from orderguard.observability.wiring import database_collector
 
@@ -256,7 +259,7 @@ def build_app(
         )
     resolved = settings or Settings.load()
     return create_app(
-        opener=partial(serving, resolved, worker=worker),
+        opener=partial(serving, resolved, worker=worker, settle=settle),
         settings=resolved,
         faces=faces(),
         gauges=database_collector,
@@ -281,14 +284,21 @@ def new_worker(container: Container, *, worker_id: str | None = None) -> Worker:
 
 
 @asynccontextmanager
-async def serving(settings: Settings, *, worker: bool = True) -> AsyncIterator[Container]:
+async def serving(
+    settings: Settings, *, worker: bool = True, settle: bool = False
+) -> AsyncIterator[Container]:
     """The application opened on the configured database, with its worker running in
-    this event loop unless ``worker`` is off; stopped and closed on leaving."""
+    this event loop unless ``worker`` is off; stopped and closed on leaving.
+
+    With ``settle`` (a process of ``serve``, never a test's), what opening made (pools,
+    clients, the worker) joins what start-up had frozen (:func:`settle_heap`)."""
     container = await open_sql(settings)
     stop = asyncio.Event()
     background = [asyncio.create_task(_publishing(container, stop))]
     if worker:
         background.append(asyncio.create_task(new_worker(container).run(stop)))
+    if settle:
+        settle_heap()
     try:
         yield container
     finally:
@@ -308,8 +318,10 @@ async def work_alone(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     publishing = asyncio.create_task(_publishing(container, stop))
+    worker = new_worker(container)
+    settle_heap()  # the worker's process lives as long as it works: see settle_heap
     try:
-        await new_worker(container).run(stop)
+        await worker.run(stop)
     finally:
         stop.set()
         await publishing

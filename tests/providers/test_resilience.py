@@ -126,7 +126,33 @@ async def test_each_wait_may_be_twice_the_last_up_to_the_cap(
     assert sleeps == [0.5, 1.0, 2.0, 3.0]
 
 
-async def test_the_deadline_counts_the_first_attempt() -> None:
+async def test_the_deadline_counts_from_the_first_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("random.uniform", lambda low, high: high)
+    now = [0.0]
+
+    class Waits(Sleeps):
+        async def __call__(self, seconds: float) -> None:
+            self.append(seconds)
+            now[0] += seconds  # waiting is what moves the clock here
+
+    inner = InMemoryProvider()
+    for _ in range(4):
+        inner.fail_next(ProviderUnavailable("down"))
+    waits = Waits()
+    provider = RetryingProvider(
+        inner,
+        policy=RetryPolicy(attempts=4, initial_s=0.5, max_wait_s=5.0, deadline_s=1.2),
+        sleep=waits,
+        clock=lambda: now[0],
+    )
+    with pytest.raises(ProviderUnavailable):
+        await provider.find_payments("ord_1")
+    # attempt 1 at 0 s, attempt 2 at 0.5 s, attempt 3 at 1.5 s: past 1.2 s, no fourth
+    assert waits == [0.5, 1.0]
+    assert len(inner._failures) == 1  # one of the four failures was never reached
+
+
+async def test_a_first_attempt_that_outlasts_the_deadline_is_not_retried() -> None:
     class Slow(InMemoryProvider):
         async def find_payments(self, order_id: str) -> list[PaymentResult]:
             await asyncio.sleep(0.05)
@@ -135,7 +161,7 @@ async def test_the_deadline_counts_the_first_attempt() -> None:
     provider, sleeps = _retrying(Slow(), deadline_s=0.04)
     with pytest.raises(ProviderUnavailable):
         await provider.find_payments("ord_1")
-    assert sleeps == []  # the first attempt alone outlasted the deadline: no retry
+    assert sleeps == []
 
 
 class FakeClock:

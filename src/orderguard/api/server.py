@@ -33,9 +33,12 @@ def settle_heap() -> None:
     (``gc.freeze``), and collect the youngest generation less often.
 
     Without it, the collector's full passes walked those hundreds of thousands of objects
-    again and again, and its young passes ran every few requests: together about a tenth
-    of the server's CPU per order (``docs/benchmarks.md``, issue 20). Objects made later are
-    collected as before; memory held by cycles waits a little longer to be freed.
+    again and again, and its young passes ran every few requests: together about 14 % of
+    the server's CPU per order (``bench/gc_cost.py``, ``docs/profiles/README.md``). Objects
+    made later are collected as before, cycles among them a little later; an object frozen
+    here that later joins a reference cycle is never freed. Call it again once the
+    long-lived objects made after start-up exist (pools, clients, the worker): freezing twice
+    freezes what is new.
     """
     gc.collect()
     gc.freeze()

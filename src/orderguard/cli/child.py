@@ -55,7 +55,9 @@ def serve_api(args: argparse.Namespace) -> None:
     from orderguard.bootstrap import build_app
 
     settings = links.linked_to_bind(common.settings(), args.host, args.port)
-    app = build_app(settings=settings, worker=False, metrics_apart=args.ops_fd is not None)
+    app = build_app(
+        settings=settings, worker=False, metrics_apart=args.ops_fd is not None, settle=True
+    )
     ops = None
     if args.ops_fd is not None:
         ops = (
@@ -85,10 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         if args.role == "worker":
-            from orderguard.api.server import settle_heap
             from orderguard.bootstrap import work_alone
 
-            settle_heap()
             asyncio.run(work_alone(common.settings()))
         else:
             serve_api(args)

@@ -118,7 +118,12 @@ def serve(
     # SIGHUP's default would end the only process; a reload needs a second one to serve
     if hasattr(signal, "SIGHUP"):  # not on Windows
         signal.signal(signal.SIGHUP, _no_reload)
-    app = build_app(settings=settings, worker=not no_worker, metrics_apart=metrics_port is not None)
+    app = build_app(
+        settings=settings,
+        worker=not no_worker,
+        metrics_apart=metrics_port is not None,
+        settle=True,
+    )
     if metrics_port is not None:
         ops = create_metrics_app(app, production=settings.production)
         serve_beside(
@@ -273,14 +278,12 @@ def _supervise(
 @click.command()
 def worker() -> None:
     """Run the background worker: janitor, waiting charges, expiries (until SIGTERM)."""
-    from orderguard.api.server import settle_heap
     from orderguard.bootstrap import work_alone
 
     settings = common.settings()
     common.checked_for_production(settings)
     pools = Deployment(api_hosts=0, worker_hosts=1, spare=0)
     common.checked_connections(settings, pools.sized(settings.db_pool_size))
-    settle_heap()
     try:
         asyncio.run(work_alone(settings))
     except StorageError as exc:

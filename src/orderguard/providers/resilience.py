@@ -64,14 +64,14 @@ class RetryPolicy:
 
 
 class _PastDeadline(stop_base):
-    """Stop once ``deadline_s`` seconds have passed since ``started`` (``time.monotonic``):
-    the call's first attempt, which ran before tenacity started counting."""
+    """Stop once ``deadline_s`` seconds have passed on ``clock`` since ``started``: the
+    call's first attempt, which ran before tenacity started counting."""
 
-    def __init__(self, started: float, deadline_s: float) -> None:
-        self.started, self.deadline_s = started, deadline_s
+    def __init__(self, clock: Callable[[], float], started: float, deadline_s: float) -> None:
+        self.clock, self.started, self.deadline_s = clock, started, deadline_s
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        return time.monotonic() - self.started >= self.deadline_s
+        return self.clock() - self.started >= self.deadline_s
 
 
 class RetryingProvider(DelegatingProvider):
@@ -87,27 +87,29 @@ class RetryingProvider(DelegatingProvider):
         *,
         policy: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(inner)
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
+        self._clock = clock
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call``, repeated under the policy while it fails with errors safe to retry.
 
         The first attempt runs on its own: almost every call is answered by it, and
-        tenacity's machinery costs about 45 µs a call (2 % of a paid order's CPU); it takes
+        tenacity's machinery costs about 36 µs a call (2 % of a paid order's CPU); it takes
         over only once a retry is due, going on with the same waits and limits.
         """
         policy = self.policy
-        started = time.monotonic()
+        started = self._clock()
         try:
             return await call()
         except Exception as exc:
             if (
                 not should_retry(exc)
                 or policy.attempts <= 1
-                or time.monotonic() - started >= policy.deadline_s
+                or self._clock() - started >= policy.deadline_s
             ):
                 raise
         await self._sleep(random.uniform(0, min(policy.max_wait_s, policy.initial_s)))
@@ -117,7 +119,7 @@ class RetryingProvider(DelegatingProvider):
             # tenacity's attempt n is the call's attempt n + 1: its waits go on from there
             wait=wait_random_exponential(multiplier=2 * policy.initial_s, max=policy.max_wait_s),
             stop=stop_after_attempt(policy.attempts - 1)
-            | _PastDeadline(started, policy.deadline_s),
+            | _PastDeadline(self._clock, started, policy.deadline_s),
             sleep=self._sleep,
             reraise=True,
         )
