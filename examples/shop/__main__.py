@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         "--webhook-secret",
         settings["ORDERGUARD_STRIPE_WEBHOOK_SECRET"],
     ]
+    # SIGTERM unwinds from here on, stopping whatever was started: from before the first
+    # child starts (a SIGTERM that came before this line ends the shop alone), and through
+    # uvicorn, which stops on SIGTERM and then raises it again with the handler it found,
+    # where the default would end the process at once and leave the children running
+    signal.signal(signal.SIGTERM, _unwind)
     with ExitStack() as stack:
         stack.enter_context(process(sandbox, env, work / "sandbox.log", f"{box_url}/ledger"))
         serve = [ORDERGUARD, "serve", "--port", str(og_port)]
@@ -119,10 +124,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"sandbox:    {box_url}  (its ledger: {box_url}/ledger)", flush=True)
         print(f"shop:       http://127.0.0.1:{shop_port}/", flush=True)
         app = create_app(og_url, key)
-        # uvicorn stops on SIGTERM, then raises it again with the handler it found: this
-        # one unwinds (the sandbox and serve are stopped) where the default would end the
-        # process at once and leave them running
-        signal.signal(signal.SIGTERM, _unwind)
         uvicorn.run(app, host="127.0.0.1", port=shop_port, log_level="warning")
 
 
