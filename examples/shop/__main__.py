@@ -122,9 +122,23 @@ def main(argv: list[str] | None = None) -> None:
         key = created.split("secret:", 1)[1].split()[0]
         print(f"orderguard: {og_url}  (database {work / 'orderguard.db'})", flush=True)
         print(f"sandbox:    {box_url}  (its ledger: {box_url}/ledger)", flush=True)
-        print(f"shop:       http://127.0.0.1:{shop_port}/", flush=True)
         app = create_app(og_url, key)
-        uvicorn.run(app, host="127.0.0.1", port=shop_port, log_level="warning")
+        served = uvicorn.Config(app, host="127.0.0.1", port=shop_port, log_level="warning")
+        _Announcing(served, f"shop:       http://127.0.0.1:{shop_port}/").run()
+
+
+class _Announcing(uvicorn.Server):
+    """uvicorn's server, which prints ``line`` once it accepts connections (not before: a
+    shopper, or a script, who opens the address at once must find the shop there)."""
+
+    def __init__(self, config: uvicorn.Config, line: str) -> None:
+        super().__init__(config)
+        self.line = line
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            print(self.line, flush=True)
 
 
 def _unwind(signum: int, _frame: object) -> None:

@@ -476,7 +476,8 @@ async def test_sigterm_stops_the_shop_and_the_sandbox_and_orderguard_it_started(
         service_missing("the checkout script", f"{MODULE} is not built (make js-test)")
     shop = _start_shop(tmp_path)
     try:
-        _read_urls(shop)  # everything answers
+        urls = _read_urls(shop)  # everything answers, the shop too: it prints once it serves
+        assert httpx.get(urls["shop"], timeout=10).status_code == 200  # at once, no retry
         started = children(shop.pid)
         assert len(started) == 2, f"the shop runs {started}"  # the sandbox and serve
         shop.terminate()  # to the shop alone, as `kill <pid>` sends it
