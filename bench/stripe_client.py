@@ -1,12 +1,15 @@
 """Benchmark: the CPU a Stripe charge costs the process that sends it, by HTTP client.
 
-The Stripe adapter sends its requests through the SDK's aiohttp client
-(``providers/stripe/transport.py``); the SDK's default async client is httpx. Both run here
-in this one process, against one ``orderguard sandbox-provider`` process: the same SDK, the
-same adapter (``StripeProvider.create_payment``), the same charges, ``CONCURRENCY`` of them
-in flight, only the client differs. Each round charges ``CHARGES`` times with each client,
-interleaved, and divides this process's CPU time (user + system) by the charges; figures
-are medians over rounds, the ratio is taken round by round.
+The Stripe adapter sends its charges with the SDK's headers, encoding and error reading
+built once (``providers/stripe/wire.py``) through the SDK's aiohttp client
+(``providers/stripe/transport.py``). Compared, in this one process, against one
+``orderguard sandbox-provider`` process: the same aiohttp client with the request built and
+read by the SDK's requestor on every charge (``StripeClient.raw_request_async``, as the
+adapter sent it before), and the SDK's default, httpx, with the same. The same adapter
+(``StripeProvider.create_payment``), the same charges, ``CONCURRENCY`` of them in flight.
+Each round charges ``CHARGES`` times with each, interleaved, and divides this process's CPU
+time (user + system) by the charges; figures are medians over rounds, the ratios are taken
+round by round.
 """
 
 from __future__ import annotations
@@ -39,6 +42,23 @@ class _SdkHttpx(stripe.HTTPXClient):
         if isinstance(kwargs.get("data"), str | bytes):
             kwargs["content"] = kwargs.pop("data")
         return [args, kwargs]
+
+
+class _SdkBuilt:
+    """The charge built and read by the SDK's requestor on every request, as the adapter sent
+    it before ``providers/stripe/wire.py``: ``StripeClient.raw_request_async``."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
+
+    async def create(
+        self, fields: dict[str, Any], metadata: dict[str, str], *, idempotency_key: str
+    ) -> dict[str, Any]:
+        answer = await self._client.raw_request_async(
+            "post", "/v1/payment_intents", **fields, metadata=metadata,
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+        return dict(answer.data)
 
 
 def _charge(n: int) -> ChargeRequest:
@@ -74,7 +94,14 @@ async def _measure(url: str, rounds: int) -> dict[str, list[tuple[float, float]]
     sdk_default._client = stripe.StripeClient(
         API_KEY, base_addresses={"api": url}, http_client=httpx_client, max_network_retries=0
     )
-    clients = {"aiohttp (orderguard's)": product, "httpx (the SDK's default)": sdk_default}
+    sdk_built = StripeProvider(api_key=API_KEY, webhook_secret=None, base_url=url)
+    sdk_built._wire = _SdkBuilt(sdk_built._client)  # type: ignore[assignment]
+    sdk_default._wire = _SdkBuilt(sdk_default._client)  # type: ignore[assignment]
+    clients = {
+        "aiohttp (orderguard's)": product,
+        "aiohttp, request built by the SDK each time": sdk_built,
+        "httpx (the SDK's default)": sdk_default,
+    }
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in clients}
     try:
         for provider in clients.values():
@@ -84,6 +111,7 @@ async def _measure(url: str, rounds: int) -> dict[str, list[tuple[float, float]]
                 results[name].append(await _cpu_per_charge(provider, CHARGES))
     finally:
         await product.aclose()
+        await sdk_built.aclose()
         await httpx_client.close_async()  # type: ignore[no-untyped-call]
     return results
 
@@ -94,8 +122,11 @@ def section(ctx: Context) -> str:
         results = asyncio.run(_measure(f"http://127.0.0.1:{sandbox.port}", ctx.rounds))
     finally:
         sandbox.stop()
-    ours, theirs = results["aiohttp (orderguard's)"], results["httpx (the SDK's default)"]
+    ours = results["aiohttp (orderguard's)"]
+    built = results["aiohttp, request built by the SDK each time"]
+    theirs = results["httpx (the SDK's default)"]
     ratios = [a[0] / b[0] for a, b in zip(ours, theirs, strict=True)]
+    by_sdk = [a[0] / b[0] for a, b in zip(ours, built, strict=True)]
     rows = [
         f"| {name} | {median([c for c, _ in runs]):.2f} | {median([r for _, r in runs]):,.0f} |"
         for name, runs in results.items()
@@ -120,6 +151,8 @@ def section(ctx: Context) -> str:
             f"- **aiohttp / httpx, CPU per charge** = {median(ratios):.2f} (per round: "
             + ", ".join(f"{r:.2f}" for r in ratios)
             + ")",
+            f"- **built once / built by the SDK each time, CPU per charge** = "
+            f"{median(by_sdk):.2f} (per round: " + ", ".join(f"{r:.2f}" for r in by_sdk) + ")",
             "",
         ]
     )

@@ -9,9 +9,10 @@ connection whether the server closed it, twice per request, through anyio's attr
 tables). aiohttp parses HTTP in C and keeps its connections alive itself.
 
 What the SDK guarantees is unchanged: it builds the request (``Idempotency-Key``, the API
-version, the form body), reads the answer and raises the same exceptions; a transport
-failure is ``APIConnectionError`` raised *from* aiohttp's exception, which says whether the
-request may have left (:mod:`.errors`). Two things are added to the SDK's client:
+version, the form body; for the charge, built once: :mod:`.wire`), reads the answer and
+raises the same exceptions; a transport failure is ``APIConnectionError`` raised *from*
+aiohttp's exception, which says whether the request may have left (:mod:`.errors`). Two
+things are added to the SDK's client:
 
 - the answer's body is read inside the same guard as its headers: the SDK reads it
   outside, so a connection lost mid-body would surface as a bare aiohttp exception instead
