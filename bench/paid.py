@@ -26,7 +26,9 @@ processes. The load generator (``bench/_loadgen.py``) counts only 201 answers wh
 ``GET /ledger`` (exactly one succeeded charge per paid order, none without one), and a sample
 of the answers against the charge itself (intent, amount). The ratio to intake is taken from
 the intake section of the same ``bench/run.py`` invocation (``intake.json`` in the scratch
-directory). ``section(ctx)`` returns the markdown section for docs/benchmarks.md.
+directory), and round by round from ``unpaid``: the headline's setup and load without a
+payment, run first in each round. ``section(ctx)`` returns the markdown section for
+docs/benchmarks.md.
 ``bench/paid_allin.py`` runs one variant alone and prints its all-in figures.
 """
 
@@ -63,12 +65,18 @@ from _common import (
 
 TITLE = "Paid orders end to end: POST /v1/orders with a card, sandbox provider at zero latency"
 MODES = ("external", "webhooks", "inprocess")
+#: Run in every round just before the others: the headline's setup (serve pointed at a
+#: sandbox in its own process), the same load without a payment. The paid variants are
+#: compared with it round by round, as well as with the intake section's median, which is
+#: measured minutes earlier on a machine whose speed drifts.
+UNPAID = "unpaid"
 #: The variants also run at one connection (the webhooks one only in the rounds).
 SINGLE_MODES = ("external", "inprocess")
 LABEL = {
     "external": "paid, sandbox in its own process",
     "webhooks": "paid, sandbox in its own process, sending its webhooks to serve",
     "inprocess": "paid, sandbox inside serve (default)",
+    UNPAID: "no payment, the headline's setup",
 }
 METHOD = "pm_card_visa"
 API_KEY = "sk_test_bench"
@@ -111,7 +119,7 @@ class Setup:
         ledger = ctx.workdir / f"paid-{tag}-ledger.db"
         port = free_port()
         try:
-            if mode in ("external", "webhooks"):
+            if mode in ("external", "webhooks", UNPAID):
                 hooks = None
                 if mode == "webhooks":
                     hooks = (f"http://127.0.0.1:{port}/v1/webhooks/stripe", WEBHOOK_SECRET)
@@ -205,11 +213,10 @@ def _measure(
             f"--connections={connections}",
             f"--warmup={warmup}",
             f"--duration={duration}",
-            f"--payment={METHOD}",
-            "--expect-state=paid",
-            f"--sample={SAMPLE}",
             f"--watch-threads=server={setup.server.pid}",
         ] + [f"--watch={name}={pid}" for name, pid in setup.pids().items()]
+        if mode != UNPAID:
+            argv += [f"--payment={METHOD}", "--expect-state=paid", f"--sample={SAMPLE}"]
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=warmup + duration + 60, check=False
         )
@@ -426,7 +433,7 @@ def run(ctx: Context) -> dict[str, Any]:
         _log(ctx, results["single"][mode])
     for number in range(1, ctx.rounds + 1):
         outcome: dict[str, Any] = {}
-        for mode in MODES:
+        for mode in (UNPAID, *MODES):
             ctx.log(f"paid: round {number}/{ctx.rounds}, {mode}, {ctx.connections} connections")
             outcome[mode] = _measure(
                 ctx,
@@ -563,6 +570,7 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
             )
     else:
         out.append("- ratio to intake: n/a (the intake section did not run in this invocation)")
+    out.extend(_same_round(results))
     out.append(
         f"- {LABEL['webhooks']}: its server CPU ms/order above is the measured window's, into "
         f"which webhooks of warm-up orders arrive late and out of which some of the window's "
@@ -581,6 +589,31 @@ def render(ctx: Context, results: dict[str, Any], pool_size: int) -> str:
     out.extend(_every_run(results))
     out.extend(_bounds(ctx, results, intake, pool_size))
     return "\n".join(out)
+
+
+def _same_round(results: dict[str, Any]) -> list[str]:
+    """The headline against the unpaid run of its own round (when the rounds have one)."""
+    rounds = results["rounds"]
+    if not rounds or any(UNPAID not in o for o in rounds):
+        return []
+    rps = [o["external"]["rps"] / o[UNPAID]["rps"] for o in rounds]
+    cpu = [
+        (o["external"]["cpu"]["server"] / o["external"]["rps"])
+        / (o[UNPAID]["cpu"]["server"] / o[UNPAID]["rps"])
+        for o in rounds
+    ]
+    unpaid_rps = _med(results, UNPAID, "rps")
+    unpaid_ms = 1000 * _med(results, UNPAID, "cpu", "server") / unpaid_rps
+    return [
+        f"- **Round by round, against the same setup without a payment** (run just before "
+        f"the paid variants in each round; {unpaid_rps:,.0f} orders/s, {unpaid_ms:.2f} ms of "
+        f"server CPU per order, medians): {LABEL['external']} / unpaid orders/s = "
+        f"{median(rps):.2f} (per round: {', '.join(f'{r:.2f}' for r in rps)}; target >= "
+        f"{TARGET_RATIO:g}: {_verdict(median(rps) >= TARGET_RATIO)}); server CPU per paid "
+        f"order / per unpaid order = {median(cpu):.2f} (per round: "
+        f"{', '.join(f'{r:.2f}' for r in cpu)}; target <= {TARGET_CPU:g}: "
+        f"{_verdict(median(cpu) <= TARGET_CPU)})",
+    ]
 
 
 def _intake_ms(intake: dict[str, Any]) -> float:

@@ -97,3 +97,22 @@ def test_targets_without_the_intake_section_say_so() -> None:
     lines = paid._targets(results, None)
     assert _row(lines, "webhooks")[2:4] == ["n/a", "n/a"]
     assert any("the intake section did not run" in line for line in lines)
+
+
+def test_the_headline_is_also_judged_against_the_unpaid_run_of_its_own_round() -> None:
+    """Round by round: round 1 paid 500/s at 1.6 ms against unpaid 800/s at 1.0 ms (0.625,
+    1.6); round 2 paid 300/s at 2.4 ms against unpaid 800/s at 1.0 ms (0.375, 2.4); round 3
+    paid 450/s at 1.8 ms against unpaid 900/s at 1.0 ms (0.5, 1.8). Medians 0.5 and 1.8."""
+    rounds = [
+        {"unpaid": _run(800.0, 0.8, 0.0), "external": _run(500.0, 0.8, 0.0)},
+        {"unpaid": _run(800.0, 0.8, 0.0), "external": _run(300.0, 0.72, 0.0)},
+        {"unpaid": _run(900.0, 0.9, 0.0), "external": _run(450.0, 0.81, 0.0)},
+    ]
+    [line] = paid._same_round({"rounds": rounds})
+    assert "orders/s = 0.50 (per round: 0.62, 0.38, 0.50; target >= 0.5: **MET**)" in line
+    assert "= 1.80 (per round: 1.60, 2.40, 1.80; target <= 2: **MET**)" in line
+
+
+def test_rounds_without_an_unpaid_run_add_nothing() -> None:
+    rounds = [{m: _run(100.0, 0.5, allin_ms=5.0) for m in paid.MODES}]
+    assert paid._same_round({"rounds": rounds}) == []
