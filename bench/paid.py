@@ -596,6 +596,14 @@ def _same_round(results: dict[str, Any]) -> list[str]:
     rounds = results["rounds"]
     if not rounds or any(UNPAID not in o for o in rounds):
         return []
+    failed = [n for n, o in enumerate(rounds, 1) if o[UNPAID]["errors"]]
+    if failed:  # fewer unpaid orders/s would flatter the paid ones: no verdict
+        return [
+            f"- Round by round, against the same setup without a payment: n/a (its runs had "
+            f"errors in rounds {', '.join(map(str, failed))}: "
+            + "; ".join(_errors(rounds[n - 1][UNPAID]) for n in failed)
+            + ")"
+        ]
     rps = [o["external"]["rps"] / o[UNPAID]["rps"] for o in rounds]
     cpu = [
         (o["external"]["cpu"]["server"] / o["external"]["rps"])

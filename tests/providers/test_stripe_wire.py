@@ -220,8 +220,34 @@ async def test_a_success_that_is_not_an_object_is_an_error_not_a_charge(
     recorder: Recorder, provider: StripeProvider
 ) -> None:
     recorder.answer = (200, b"[1, 2]")
+    with pytest.raises(stripe.APIError, match="Invalid response object") as raised:
+        await provider._wire.create({"amount": 1}, {}, idempotency_key="k")
+    assert raised.value.http_status == 200
+    assert raised.value.headers.get("request-id") == "req_wire"  # Stripe-Should-Retry read here
     with pytest.raises(ProviderServerError, match="Invalid response object"):
         await provider.create_payment(charge_request(**CHARGE))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 5000 + b"]" * 5000, b"\xef\xbb\xbf{}", '{"id": "pi_x"}'.encode("utf-16")],
+    ids=["too deep", "byte order mark", "utf-16"],
+)
+async def test_a_success_the_sdk_could_not_read_is_its_error_not_a_crash(
+    recorder: Recorder, provider: StripeProvider, body: bytes
+) -> None:
+    """Whoever answers at the API address: nothing it sends escapes as another exception
+    (which no caller classifies) or is read where the SDK would refuse it."""
+    recorder.answer = (200, body)
+    with pytest.raises(ProviderServerError):
+        await provider.create_payment(charge_request(**CHARGE))
+
+
+@pytest.mark.parametrize("base", ["", None])
+def test_no_api_address_stops_the_provider_from_being_made(base: str | None) -> None:
+    """The SDK would send its other calls nowhere; the charge must not go to Stripe."""
+    with pytest.raises(ValueError, match="API address"):
+        StripeProvider(api_key=API_KEY, webhook_secret=SECRET, base_url=base)  # type: ignore[arg-type]
 
 
 text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=12)

@@ -54,12 +54,14 @@ def test_all_in_waits_for_nothing_without_webhooks(pg_url: str) -> None:
     assert (counted["events"], counted["processed"]) == (0, 0)
 
 
-def _run(rps: float, server: float, allin_ms: float) -> dict[str, Any]:
+def _run(rps: float, server: float, allin_ms: float, errors: int = 0) -> dict[str, Any]:
     allin = {
         "server_cpu": 1.0, "seconds": 4.0, "drain_seconds": 0.5, "paid_orders": 100,
         "events": 300, "processed": 300, "ms_per_order": allin_ms,
     }  # fmt: skip
-    return {"rps": rps, "cpu": {"server": server}, "allin": allin}
+    statuses = {"201": 100, **({"503": errors} if errors else {})}
+    return {"rps": rps, "cpu": {"server": server}, "allin": allin, "errors": errors,
+            "statuses": statuses, "conn_errors": 0}  # fmt: skip
 
 
 def _intake(rps: float, server: float) -> dict[str, Any]:
@@ -116,3 +118,13 @@ def test_the_headline_is_also_judged_against_the_unpaid_run_of_its_own_round() -
 def test_rounds_without_an_unpaid_run_add_nothing() -> None:
     rounds = [{m: _run(100.0, 0.5, allin_ms=5.0) for m in paid.MODES}]
     assert paid._same_round({"rounds": rounds}) == []
+
+
+def test_unpaid_runs_with_errors_give_no_verdict() -> None:
+    """An unpaid run that lost requests would lower the baseline the paid runs are held to."""
+    rounds = [
+        {"unpaid": _run(800.0, 0.8, 0.0), "external": _run(500.0, 0.8, 0.0)},
+        {"unpaid": _run(600.0, 0.8, 0.0, errors=7), "external": _run(500.0, 0.8, 0.0)},
+    ]
+    [line] = paid._same_round({"rounds": rounds})
+    assert "n/a" in line and "rounds 2: HTTP 503: 7" in line and "MET" not in line

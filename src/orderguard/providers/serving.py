@@ -25,9 +25,11 @@ def server_config(app: Any, *, loop: str = "asyncio", **options: Any) -> uvicorn
     HTTP parsed by httptools (C) where installed, no websockets.
 
     A sandbox in its own process runs on uvloop where installed (``loop="auto"``): with
-    httptools, about a third less CPU per charge than asyncio's loop with h11 (pure Python),
-    which the sandbox used before. One served in a thread of another process keeps
-    asyncio's loop (uvicorn would otherwise set up uvloop from that thread)."""
+    httptools instead of asyncio's loop with h11 (pure Python), which it used before, one
+    sequential client's charge cost it 0.71 against 0.99 ms of CPU, and a charge under the
+    paid benchmark's load 0.92 against 1.03 ms (``docs/profiles/README.md``). One served in
+    a thread of another process keeps asyncio's loop (uvicorn would otherwise set up uvloop
+    from that thread)."""
     return uvicorn.Config(
         app,
         loop=loop,

@@ -89,14 +89,16 @@ class ChargeWire:
 
     def __init__(self, client: stripe.StripeClient, http: AioHttpClient, *, api_key: str) -> None:
         requestor = client._requestor
+        given = requestor._options
+        base = given.base_addresses.get("api")
+        if not base:  # the SDK would send its other calls nowhere: never the charge to Stripe
+            raise ValueError("the Stripe API address is empty: set it, or leave it unset")
+        if given.stripe_account or given.stripe_context:
+            raise ValueError("a Stripe account or context is not supported for the charge")
         self._read = requestor._interpret_response
         self._http = http
-        base = requestor._options.base_addresses.get("api") or stripe.api_base
         self.url = f"{base}{PATH}"
-        options: dict[str, Any] = {
-            "api_key": api_key,
-            "stripe_version": requestor._options.stripe_version,
-        }
+        options: dict[str, Any] = {"api_key": api_key, "stripe_version": given.stripe_version}
         headers = dict(requestor.request_headers("post", API_MODE, options))  # type: ignore[arg-type]
         headers.pop(IDEMPOTENCY_HEADER, None)  # the SDK drew one for the template: not used
         #: What every charge sends but its idempotency key.
@@ -111,9 +113,9 @@ class ChargeWire:
             "post", self.url, headers, post_data=form_body(fields, metadata)
         )
         if 200 <= status < 300:
-            try:
-                data = json.loads(body)
-            except ValueError:
+            try:  # as strict as the SDK: UTF-8, then JSON (too deep a body raises too)
+                data = json.loads(body.decode("utf-8"))
+            except Exception:
                 data = None
             if isinstance(data, dict):
                 return data
@@ -124,5 +126,6 @@ class ChargeWire:
             f"Invalid response object from API: {answer.body!r} (HTTP response code was {status})",
             answer.body,
             status,
-            answer_headers,
+            answer.data,
+            dict(answer_headers),
         )
