@@ -23,8 +23,9 @@ from orderguard.storage.memory import InMemoryStorage
 from orderguard.storage.unit_of_work import SqlStorage
 
 #: Every sandbox answer and webhook the tests produce is checked against Stripe's description;
-#: under CI=true, tests/ci_skips.py fails any skip or expected failure.
-pytest_plugins = ("tests.stripe_contract_plugin", "tests.ci_skips")
+#: under CI=true, tests/ci_skips.py fails any skip or expected failure; tests/internal_errors.py
+#: repeats an internal error (a worker's too) after the summary line.
+pytest_plugins = ("tests.stripe_contract_plugin", "tests.ci_skips", "tests.internal_errors")
 
 #: In CI a test whose service is missing fails instead of skipping.
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
