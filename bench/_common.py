@@ -217,6 +217,9 @@ def proc_counters(pid: int) -> dict[str, int]:
     ``voluntary_ctxt_switches`` counts the times it blocked (waiting for I/O, a lock, the
     network), ``nonvoluntary_ctxt_switches`` the times the scheduler took the CPU away;
     ``syscw``/``write_bytes`` are write system calls and bytes that reached storage.
+    From each thread's ``schedstat``: ``run_ns``, the time it ran, and ``runqueue_wait_ns``,
+    the time it was ready to run but waited for a CPU (other processes had them); the
+    ``main_`` ones are the main thread's alone (an event loop's).
     """
     counters: dict[str, int] = {}
     for path in (f"/proc/{pid}/status", f"/proc/{pid}/io"):
@@ -236,6 +239,14 @@ def proc_counters(pid: int) -> dict[str, int]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         counters["blkio_delay_ticks"] = counters.get("blkio_delay_ticks", 0) + int(fields[39])
+        try:
+            ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
+        except (OSError, ValueError):
+            continue
+        for prefix in ("", "main_") if tid == pid else ("",):
+            counters[f"{prefix}run_ns"] = counters.get(f"{prefix}run_ns", 0) + int(ran)
+            waits = counters.get(f"{prefix}runqueue_wait_ns", 0) + int(waited)
+            counters[f"{prefix}runqueue_wait_ns"] = waits
     return counters
 
 

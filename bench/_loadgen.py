@@ -24,6 +24,7 @@ import asyncio
 import os
 import random
 import secrets
+import select
 import sys
 import time
 from typing import Any
@@ -308,11 +309,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_result(result: object) -> None:
-    """Print ``result`` as one JSON line, all of it: the event loop may have left stdout
-    non-blocking, and a pipe that is not read fast enough would then cut it at 64 KiB."""
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    """Print ``result`` as one JSON line, all of it. The event loop may have left stdout
+    non-blocking (and setting it blocking again did not always hold: a result was once cut
+    at 64 KiB while the reader was slow), so the bytes go straight to the descriptor, and a
+    full pipe is waited for until it takes the rest."""
     sys.stdout.flush()
+    fd = sys.stdout.fileno()
+    os.set_blocking(fd, True)
+    rest = memoryview(orjson.dumps(result) + b"\n")
+    while rest:
+        try:
+            rest = rest[os.write(fd, rest) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
 
 
 def main() -> None:

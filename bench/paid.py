@@ -813,9 +813,26 @@ def _per_order(results: dict[str, Any], mode: str, who: str, key: str) -> float:
     return median(values)
 
 
+def _unpaid_loop(results: dict[str, Any]) -> str:
+    """The same for an unpaid order of the round-by-round runs, as a clause ('' if none)."""
+    if any(UNPAID not in o for o in results["rounds"]):
+        return ""
+    ran = _per_order(results, UNPAID, "server", "main_run_ns") / 1e6
+    waited = _per_order(results, UNPAID, "server", "main_runqueue_wait_ns") / 1e6
+    rps = _med(results, UNPAID, "rps")
+    if not ran:
+        return ""
+    return (
+        f" An unpaid order's loop ran {ran:.2f} ms and waited {waited:.2f} ms ({rps:,.0f} "
+        f"orders/s: {rps * (ran + waited) / 1000:.0%} of its time)."
+    )
+
+
 def _bounds(
     ctx: Context, results: dict[str, Any], intake: dict[str, Any] | None, pool_size: int
 ) -> list[str]:
+    from orderguard.providers.stripe.sandbox.ledger import SYNCHRONOUS as SANDBOX_SYNCHRONOUS
+
     cores = os.cpu_count() or 1
     mode = "external"
     rps = _med(results, mode, "rps")
@@ -848,12 +865,23 @@ def _bounds(
         )
         + f"; one event loop caps it near {1000 / server_ms:,.0f} paid orders/s."
     )
+    loop_ran = _per_order(results, mode, "server", "main_run_ns") / 1e6
+    loop_waited = _per_order(results, mode, "server", "main_runqueue_wait_ns") / 1e6
+    if loop_ran:
+        out.append(
+            f"- The server's event loop, per paid order (warm-up included): ran "
+            f"{loop_ran:.2f} ms and waited {loop_waited:.2f} ms for a CPU, ready to run while "
+            f"other processes held the cores (`/proc/.../schedstat`); at {rps:,.0f} paid "
+            f"orders/s that is {rps * (loop_ran + loop_waited) / 1000:.0%} of its time running "
+            f"or waiting to, a ceiling near {1000 / (loop_ran + loop_waited):,.0f} paid "
+            f"orders/s while the other processes take what they take now." + _unpaid_loop(results)
+        )
     out.append(
         f"- Sandbox process: {sandbox:.2f} cores = {sandbox_ms:.2f} ms CPU per charge (alone, "
         f"one sequential client: {alone['sandbox_ms']:.2f} ms per charge, {alone['p50']:.2f} ms "
         f"round trip); its own ceiling is near {1000 / sandbox_ms:,.0f} charges/s on one core. "
-        f"Its ledger is SQLite in WAL mode with `synchronous=NORMAL`, so a commit does not "
-        f"fsync: per charge it made "
+        f"Its ledger is SQLite in WAL mode with `synchronous={SANDBOX_SYNCHRONOUS}`, so "
+        f"neither a commit nor a checkpoint fsyncs: per charge it made "
         f"{_per_order(results, mode, 'sandbox', 'syscw'):.1f} write system calls and "
         f"{_per_order(results, mode, 'sandbox', 'write_bytes') / 1024:.1f} KiB reached "
         f"storage (writeback, not waited for), and blocked "
@@ -908,6 +936,15 @@ def _bounds(
             f"in all → ≈ {1000 * cores / total_ms:,.0f} "
             f"paid orders/s on {cores} cores at best"
         )
+    elif loop_ran and rps * (loop_ran + loop_waited) / 1000 >= 0.85:
+        verdict.append(
+            f"the server's event loop is the bottleneck although it used only {main:.2f} "
+            f"cores: it spent {rps * loop_waited / 1000:.2f} of its time more waiting for a "
+            f"CPU that PostgreSQL ({postgres:.2f} cores), the sandbox ({sandbox:.2f}) and "
+            f"the load generator held ({machine:.2f} of {cores} cores busy), so any CPU a "
+            f"paid order costs any of them (server {server_ms:.2f} ms, sandbox "
+            f"{sandbox_ms:.2f} ms, PostgreSQL {1000 * postgres / rps:.2f} ms) slows it"
+        )
     else:
         verdict.append(
             f"no process is CPU-saturated (server {server:.2f}, sandbox {sandbox:.2f}, machine "
@@ -915,8 +952,8 @@ def _bounds(
         )
     if sandbox < 0.5:
         verdict.append(
-            f"not the sandbox (its process used {sandbox:.2f} cores; its SQLite ledger does "
-            f"not fsync per commit) and not the provider round trip ({alone['p50']:.2f} ms "
+            f"not the sandbox alone (its process used {sandbox:.2f} cores; its SQLite ledger "
+            f"does not fsync) and not the provider round trip ({alone['p50']:.2f} ms "
             f"for a charge, outside any transaction): the server's own CPU per paid order "
             f"({server_ms:.2f} ms"
             + (f", {server_ms / intake_ms:.1f}x an unpaid order's" if intake_ms else "")

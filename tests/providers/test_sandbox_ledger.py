@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from orderguard.providers.stripe.sandbox.ledger import Ledger
@@ -45,3 +47,41 @@ def test_an_old_ledger_gains_the_new_columns_and_keeps_its_objects(tmp_path: Pat
     finally:
         ledger.close()
     Ledger(str(path)).close()  # opening it again adds nothing twice
+
+
+#: A child that commits one object to the ledger, says so, and waits to be killed.
+KILLED_WRITER = """
+import sys, time
+from orderguard.providers.stripe.sandbox.ledger import Ledger
+ledger = Ledger(sys.argv[1])
+with ledger.transaction():
+    ledger.put({"id": "pi_kept", "object": "payment_intent", "created": 1, "metadata": {}})
+print("committed", flush=True)
+time.sleep(60)
+"""
+
+
+def test_what_a_killed_sandbox_committed_is_in_its_ledger_though_it_never_fsyncs(
+    tmp_path: Path,
+) -> None:
+    """No fsync (a checkpoint's held every charge in flight), yet a commit is the operating
+    system's once made: the sandbox killed with SIGKILL, its ledger still holds it."""
+    path = tmp_path / "ledger.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "committed"
+    finally:
+        child.kill()
+        child.wait()
+        assert child.stdout is not None
+        child.stdout.close()
+    ledger = Ledger(str(path))
+    try:
+        assert ledger._db.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+        assert ledger.get("pi_kept", "payment_intent") == {
+            "id": "pi_kept", "object": "payment_intent", "created": 1, "metadata": {},
+        }  # fmt: skip
+    finally:
+        ledger.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orderguard.providers import faults
 from orderguard.providers.stripe.sandbox import PROFILES, load_profile
 from orderguard.providers.stripe.sandbox.faults import FaultDice, FaultProfile, profile_from
 from orderguard.providers.stripe.sandbox.forms import parse_form
@@ -42,6 +43,34 @@ def test_dice_with_one_seed_roll_the_same() -> None:
     rolls = [a.call(profile, mutating=True) for _ in range(50)]
     assert rolls == [b.call(profile, mutating=True) for _ in range(50)]
     assert rolls != [other.call(profile, mutating=True) for _ in range(50)]
+
+
+def test_each_stream_is_seeded_once_and_keeps_its_sequence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stream is made at its first draw and reused: seeding one hashes its name, which
+    every call paid again while the dice made a new stream per draw and threw it away."""
+    made: list[object] = []
+    real = faults.random.Random
+
+    class Counted(real):  # type: ignore[misc,valid-type]
+        def __init__(self, seed: object) -> None:
+            made.append(seed)
+            super().__init__(seed)
+
+    monkeypatch.setattr(faults.random, "Random", Counted)
+    dice = FaultDice(7)
+    draws = [dice.roll("error_after", 0.5) for _ in range(50)]
+    assert made == ["7:error_after"]
+    # the sequence is the seeded stream's own, draw after draw
+    expected = real("7:error_after")
+    assert draws == [expected.random() < 0.5 for _ in range(50)]
+    for _ in range(20):
+        dice.call(PROFILES["flaky"], mutating=True)
+    # one stream more for each other kind a Stripe call draws, each made once
+    kinds = {"latency", "latency_ms", "outage", "rate_limit", "error_before", "error_after",
+             "timeout_after", "error_saved"}  # fmt: skip
+    assert sorted(made) == sorted(f"7:{kind}" for kind in kinds), made
 
 
 def test_stripe_form_encoding_is_decoded_into_nested_values() -> None:

@@ -197,3 +197,37 @@ def test_the_two_process_target_is_not_met_below_its_ratio(tmp_path: Path) -> No
     # Median of 1.20 and 1.29 (two rounds: their mean).
     assert "= 1.24, the median of the per-round ratios" in text
     assert "1.24 x → **NOT MET**" in text
+
+
+#: A process that spins until killed.
+SPIN = "while True: pass"
+
+
+@pytest.mark.slow
+def test_a_thread_kept_from_a_cpu_counts_its_wait_for_one() -> None:
+    """Two spinning processes on one CPU: each runs about half the time and waits for the
+    CPU the other half, which the scheduler's counters (``runqueue_wait_ns``) show and its
+    CPU time alone does not."""
+    cpu = min(os.sched_getaffinity(0))
+    spinners = [
+        subprocess.Popen(
+            [sys.executable, "-c", SPIN], preexec_fn=lambda: os.sched_setaffinity(0, {cpu})
+        )
+        for _ in range(2)
+    ]
+    try:
+        time.sleep(0.3)
+        pid = spinners[0].pid
+        before, started = _common.proc_counters(pid), time.monotonic()
+        time.sleep(1.0)
+        after, elapsed = _common.proc_counters(pid), time.monotonic() - started
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    ran = (after["main_run_ns"] - before["main_run_ns"]) / 1e9
+    waited = (after["main_runqueue_wait_ns"] - before["main_runqueue_wait_ns"]) / 1e9
+    assert waited >= 0.25 * elapsed, (ran, waited, elapsed)
+    assert 0.7 * elapsed <= ran + waited <= 1.15 * elapsed, (ran, waited, elapsed)
+    # one thread: the process's counters are its main thread's
+    assert after["run_ns"] == after["main_run_ns"]
