@@ -10,6 +10,7 @@ import copy
 import math
 import os
 import platform
+import select
 import socket
 import subprocess
 import sys
@@ -17,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -211,6 +214,23 @@ def socket_inodes(pid: int) -> set[str] | None:
     return inodes
 
 
+def write_result(result: object) -> None:
+    """Print ``result`` as one JSON line, all of it, however large. An event loop may have
+    left stdout non-blocking, and a reader that is slow to drain the pipe would then cut
+    the line at the pipe's 64 KiB: so stdout is made blocking again and the bytes go
+    straight to its descriptor, and should anything turn it non-blocking meanwhile, a full
+    pipe is waited for until it takes the rest."""
+    fd = sys.stdout.fileno()
+    os.set_blocking(fd, True)
+    sys.stdout.flush()
+    rest = memoryview(orjson.dumps(result) + b"\n")
+    while rest:
+        try:
+            rest = rest[os.write(fd, rest) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+
+
 def proc_counters(pid: int) -> dict[str, int]:
     """Context switches (``/proc/PID/status``) and I/O counters (``/proc/PID/io``) of ``pid``.
 
@@ -218,8 +238,10 @@ def proc_counters(pid: int) -> dict[str, int]:
     network), ``nonvoluntary_ctxt_switches`` the times the scheduler took the CPU away;
     ``syscw``/``write_bytes`` are write system calls and bytes that reached storage.
     From each thread's ``schedstat``: ``run_ns``, the time it ran, and ``runqueue_wait_ns``,
-    the time it was ready to run but waited for a CPU (other processes had them); the
-    ``main_`` ones are the main thread's alone (an event loop's).
+    the time it was ready to run but waited for a CPU (other threads or processes had them);
+    the ``main_`` ones are the main thread's alone (an event loop's). The totals over threads
+    count the threads alive at the read (like ``blkio_delay_ticks``): a delta across a
+    thread's end may be negative, so compare the ``main_`` ones between two reads.
     """
     counters: dict[str, int] = {}
     for path in (f"/proc/{pid}/status", f"/proc/{pid}/io"):

@@ -24,7 +24,6 @@ import asyncio
 import os
 import random
 import secrets
-import select
 import sys
 import time
 from typing import Any
@@ -42,6 +41,7 @@ from _common import (
     process_tree,
     thread_ids,
     tree_split,
+    write_result,
 )
 
 MARK = "@@REF@@"
@@ -306,22 +306,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "left_in_flight": load.in_flight,
         **extra,
     }
-
-
-def write_result(result: object) -> None:
-    """Print ``result`` as one JSON line, all of it. The event loop may have left stdout
-    non-blocking (and setting it blocking again did not always hold: a result was once cut
-    at 64 KiB while the reader was slow), so the bytes go straight to the descriptor, and a
-    full pipe is waited for until it takes the rest."""
-    sys.stdout.flush()
-    fd = sys.stdout.fileno()
-    os.set_blocking(fd, True)
-    rest = memoryview(orjson.dumps(result) + b"\n")
-    while rest:
-        try:
-            rest = rest[os.write(fd, rest) :]
-        except BlockingIOError:
-            select.select([], [fd], [], 1.0)
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from psycopg import pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import order_body
+from _common import order_body, write_result
 
 WARMUP, MEASURED = 12, 20
 _traced: list[psycopg.AsyncConnection[Any]] = []
@@ -119,14 +119,6 @@ def _statements(lines: list[str]) -> list[str]:
         if not sent or sent[-1] != label:
             sent.append(label)
     return sent
-
-
-def write_result(result: object) -> None:
-    """Print ``result`` as one JSON line, all of it: the event loop may have left stdout
-    non-blocking, and a pipe that is not read fast enough would then cut it at 64 KiB."""
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
 
 
 async def main() -> dict[str, Any]:

@@ -39,7 +39,7 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import CpuSnapshot, cpu_usage, order_body, percentile
+from _common import CpuSnapshot, cpu_usage, order_body, percentile, write_result
 
 METHOD = {"alipay": "alipay_page", "wechatpay": "wechatpay_native"}
 #: How long a shopper waits for ``paid`` after paying before calling it an error.
@@ -261,9 +261,7 @@ def main() -> None:
         result = uvloop.run(run(args))
     except ImportError:  # pragma: no cover
         result = asyncio.run(run(args))
-    os.set_blocking(sys.stdout.fileno(), True)
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
+    write_result(result)
 
 
 if __name__ == "__main__":

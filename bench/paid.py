@@ -229,6 +229,7 @@ def _measure(
             url, setup.server.pid, mode, ledger, started=started, cpu_before=cpu_before
         )
         counters_after = {name: proc_counters(pid) for name, pid in setup.pids().items()}
+        result["counters_s"] = time.monotonic() - started  # the span the counters cover
         result["counters"] = {
             name: {k: v - counters_before[name].get(k, 0) for k, v in after.items()}
             for name, after in counters_after.items()
@@ -813,18 +814,33 @@ def _per_order(results: dict[str, Any], mode: str, who: str, key: str) -> float:
     return median(values)
 
 
+def _share(results: dict[str, Any], mode: str, who: str, *keys: str) -> float:
+    """Median over rounds of the share of the run's wall time that the summed nanosecond
+    counters ``keys`` of ``who`` cover (e.g. an event loop's running and waiting)."""
+    values = []
+    for outcome in results["rounds"]:
+        r = outcome[mode]
+        counters = r["counters"].get(who, {})
+        values.append(sum(counters.get(k, 0) for k in keys) / 1e9 / (r.get("counters_s") or 1))
+    return median(values)
+
+
+#: The main thread's running and waiting for a CPU (``schedstat``).
+LOOP = ("main_run_ns", "main_runqueue_wait_ns")
+
+
 def _unpaid_loop(results: dict[str, Any]) -> str:
-    """The same for an unpaid order of the round-by-round runs, as a clause ('' if none)."""
+    """An unpaid order's event loop, as the paid one's is described, as a clause ('' if the
+    rounds had no unpaid run or no ``schedstat``)."""
     if any(UNPAID not in o for o in results["rounds"]):
         return ""
-    ran = _per_order(results, UNPAID, "server", "main_run_ns") / 1e6
-    waited = _per_order(results, UNPAID, "server", "main_runqueue_wait_ns") / 1e6
-    rps = _med(results, UNPAID, "rps")
+    ran = _per_order(results, UNPAID, "server", LOOP[0]) / 1e6
+    waited = _per_order(results, UNPAID, "server", LOOP[1]) / 1e6
     if not ran:
         return ""
     return (
-        f" An unpaid order's loop ran {ran:.2f} ms and waited {waited:.2f} ms ({rps:,.0f} "
-        f"orders/s: {rps * (ran + waited) / 1000:.0%} of its time)."
+        f" An unpaid order's loop ran {ran:.2f} ms and waited {waited:.2f} ms "
+        f"({_share(results, UNPAID, 'server', *LOOP):.0%} of its time running or waiting)."
     )
 
 
@@ -865,23 +881,30 @@ def _bounds(
         )
         + f"; one event loop caps it near {1000 / server_ms:,.0f} paid orders/s."
     )
-    loop_ran = _per_order(results, mode, "server", "main_run_ns") / 1e6
-    loop_waited = _per_order(results, mode, "server", "main_runqueue_wait_ns") / 1e6
+    loop_ran = _per_order(results, mode, "server", LOOP[0]) / 1e6
+    loop_waited = _per_order(results, mode, "server", LOOP[1]) / 1e6
+    loop_busy = _share(results, mode, "server", *LOOP)
+    loop_waiting = _share(results, mode, "server", LOOP[1])
     if loop_ran:
         out.append(
             f"- The server's event loop, per paid order (warm-up included): ran "
             f"{loop_ran:.2f} ms and waited {loop_waited:.2f} ms for a CPU, ready to run while "
-            f"other processes held the cores (`/proc/.../schedstat`); at {rps:,.0f} paid "
-            f"orders/s that is {rps * (loop_ran + loop_waited) / 1000:.0%} of its time running "
-            f"or waiting to, a ceiling near {1000 / (loop_ran + loop_waited):,.0f} paid "
-            f"orders/s while the other processes take what they take now." + _unpaid_loop(results)
+            f"other threads or processes held the cores (`/proc/.../schedstat`): "
+            f"{loop_busy:.0%} of its time running or waiting to ({loop_waiting:.0%} waiting), "
+            f"a ceiling near {1000 / (loop_ran + loop_waited):,.0f} paid orders/s while the "
+            f"other processes take what they take now." + _unpaid_loop(results)
         )
     out.append(
         f"- Sandbox process: {sandbox:.2f} cores = {sandbox_ms:.2f} ms CPU per charge (alone, "
         f"one sequential client: {alone['sandbox_ms']:.2f} ms per charge, {alone['p50']:.2f} ms "
         f"round trip); its own ceiling is near {1000 / sandbox_ms:,.0f} charges/s on one core. "
-        f"Its ledger is SQLite in WAL mode with `synchronous={SANDBOX_SYNCHRONOUS}`, so "
-        f"neither a commit nor a checkpoint fsyncs: per charge it made "
+        f"Its ledger is SQLite in WAL mode with `synchronous={SANDBOX_SYNCHRONOUS}`"
+        + (
+            ", so neither a commit nor a checkpoint fsyncs"
+            if SANDBOX_SYNCHRONOUS == "OFF"
+            else ", so a commit does not fsync (a checkpoint does)"
+        )
+        + f": per charge it made "
         f"{_per_order(results, mode, 'sandbox', 'syscw'):.1f} write system calls and "
         f"{_per_order(results, mode, 'sandbox', 'write_bytes') / 1024:.1f} KiB reached "
         f"storage (writeback, not waited for), and blocked "
@@ -936,14 +959,14 @@ def _bounds(
             f"in all → ≈ {1000 * cores / total_ms:,.0f} "
             f"paid orders/s on {cores} cores at best"
         )
-    elif loop_ran and rps * (loop_ran + loop_waited) / 1000 >= 0.85:
+    elif loop_ran and loop_busy >= 0.85:
         verdict.append(
             f"the server's event loop is the bottleneck although it used only {main:.2f} "
-            f"cores: it spent {rps * loop_waited / 1000:.2f} of its time more waiting for a "
-            f"CPU that PostgreSQL ({postgres:.2f} cores), the sandbox ({sandbox:.2f}) and "
-            f"the load generator held ({machine:.2f} of {cores} cores busy), so any CPU a "
-            f"paid order costs any of them (server {server_ms:.2f} ms, sandbox "
-            f"{sandbox_ms:.2f} ms, PostgreSQL {1000 * postgres / rps:.2f} ms) slows it"
+            f"cores: it also waited for a CPU {loop_waiting:.0%} of the time, the cores held "
+            f"by PostgreSQL ({postgres:.2f} cores), the sandbox ({sandbox:.2f}) and the load "
+            f"generator ({machine:.2f} of {cores} cores busy), so the CPU a paid order costs "
+            f"any of them (server {server_ms:.2f} ms, sandbox {sandbox_ms:.2f} ms, PostgreSQL "
+            f"{1000 * postgres / rps:.2f} ms) slows it"
         )
     else:
         verdict.append(

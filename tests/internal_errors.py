@@ -29,9 +29,13 @@ def pytest_internalerror(excrepr: object, excinfo: pytest.ExceptionInfo[BaseExce
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Repeat the kept internal errors, the last lines of each, on standard error."""
-    if not _seen:
+    """Repeat the kept internal errors, the last lines of each, on standard error after
+    what pytest wrote to standard output (flushed first: in a log that merges the two, the
+    summary line would otherwise come out after the block). A worker repeats nothing: its
+    errors reach the controller, which repeats them once."""
+    if not _seen or hasattr(config, "workerinput"):
         return
+    sys.stdout.flush()
     out = [f"{'=' * 20} {HEADING} {'=' * 20}"]
     for number, text in enumerate(_seen, 1):
         lines = text.splitlines()

@@ -64,8 +64,10 @@ time.sleep(60)
 def test_what_a_killed_sandbox_committed_is_in_its_ledger_though_it_never_fsyncs(
     tmp_path: Path,
 ) -> None:
-    """No fsync (a checkpoint's held every charge in flight), yet a commit is the operating
-    system's once made: the sandbox killed with SIGKILL, its ledger still holds it."""
+    """The ledger does not fsync (a checkpoint's held every charge in flight), which a
+    killed sandbox does not need: its commit is the operating system's once made, and the
+    ledger still holds it after SIGKILL (as it would with any ``synchronous`` setting: the
+    setting itself is pinned by the ``PRAGMA`` read)."""
     path = tmp_path / "ledger.db"
     child = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True

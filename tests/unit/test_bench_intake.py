@@ -199,8 +199,8 @@ def test_the_two_process_target_is_not_met_below_its_ratio(tmp_path: Path) -> No
     assert "1.24 x → **NOT MET**" in text
 
 
-#: A process that spins until killed.
-SPIN = "while True: pass"
+#: A process that says it is up, then spins until killed.
+SPIN = "print('ready', flush=True)\nwhile True: pass"
 
 
 @pytest.mark.slow
@@ -209,14 +209,15 @@ def test_a_thread_kept_from_a_cpu_counts_its_wait_for_one() -> None:
     CPU the other half, which the scheduler's counters (``runqueue_wait_ns``) show and its
     CPU time alone does not."""
     cpu = min(os.sched_getaffinity(0))
-    spinners = [
-        subprocess.Popen(
-            [sys.executable, "-c", SPIN], preexec_fn=lambda: os.sched_setaffinity(0, {cpu})
-        )
-        for _ in range(2)
-    ]
+    spinners = []
     try:
-        time.sleep(0.3)
+        for _ in range(2):
+            spinner = subprocess.Popen(
+                [sys.executable, "-c", SPIN], stdout=subprocess.PIPE, text=True
+            )
+            spinners.append(spinner)
+            assert spinner.stdout is not None and spinner.stdout.readline().strip() == "ready"
+            os.sched_setaffinity(spinner.pid, {cpu})
         pid = spinners[0].pid
         before, started = _common.proc_counters(pid), time.monotonic()
         time.sleep(1.0)
@@ -225,9 +226,16 @@ def test_a_thread_kept_from_a_cpu_counts_its_wait_for_one() -> None:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+            assert spinner.stdout is not None
+            spinner.stdout.close()
+    if not after.get("main_run_ns"):
+        pytest.skip("this kernel gives no /proc/PID/task/TID/schedstat")
     ran = (after["main_run_ns"] - before["main_run_ns"]) / 1e9
     waited = (after["main_runqueue_wait_ns"] - before["main_runqueue_wait_ns"]) / 1e9
+    # a share of the time waiting, which CPU time alone would not show; never more in all
+    # than the time that passed (the machine's other load, or a hypervisor's steal, may
+    # take some from both)
     assert waited >= 0.25 * elapsed, (ran, waited, elapsed)
-    assert 0.7 * elapsed <= ran + waited <= 1.15 * elapsed, (ran, waited, elapsed)
+    assert ran + waited <= 1.15 * elapsed, (ran, waited, elapsed)
     # one thread: the process's counters are its main thread's
     assert after["run_ns"] == after["main_run_ns"]

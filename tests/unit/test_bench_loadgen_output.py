@@ -1,6 +1,7 @@
-"""The load generator's result reaches the benchmark whole: one JSON line of any size, even
-when something keeps turning its stdout non-blocking and the reader is slow (a result was
-once cut at 64 KiB, the pipe's size, and the benchmark stopped on half a JSON)."""
+"""The load generators' result (``_common.write_result``) reaches the benchmark whole: one
+JSON line of any size, even when something keeps turning stdout non-blocking and the
+reader is slow (a result was once cut at 64 KiB, the pipe's size, and the benchmark
+stopped on half a JSON)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys, threading
     sys.path.insert(0, sys.argv[1])
-    from _loadgen import write_result
+    from _common import write_result
 
     def flip():
         while True:

@@ -1,7 +1,9 @@
 """The sandbox's ledger: every object, idempotent response, fault and event in one SQLite file.
 
-A restart of the sandbox loses nothing (a crash of the machine may: it does not fsync). This
-is the sandbox's own private store (a test oracle), not orderguard's storage layer.
+A restart of the sandbox, or its process killed, loses nothing. It does not fsync, so a crash
+of the machine itself may lose the last writes or leave the file corrupt (SQLite says so of
+``synchronous=OFF``): start a fresh ledger then. This is the sandbox's own private store (a
+test oracle), not orderguard's storage layer.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ CREATE TABLE IF NOT EXISTS events (
   body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0);
 """
 #: No fsync, not even at a checkpoint: the ledger survives the sandbox's process being killed
-#: (its writes are then the operating system's), not the machine losing power. With
-#: ``NORMAL`` each checkpoint's fsync held every charge in flight: a fifth fewer charges/s.
+#: (its writes are then the operating system's), not the machine crashing or losing power.
+#: With ``NORMAL`` each checkpoint's fsync held every charge in flight: a fifth fewer
+#: charges/s.
 SYNCHRONOUS = "OFF"
 #: Columns added after the first release, for ledgers a previous version created (their rows
 #: count as stored at time 0: visible to search and expired as idempotency keys).
