@@ -143,6 +143,15 @@ def thread_cpu_seconds(pid: int, tid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_wait_seconds(pid: int, tid: int) -> float | None:
+    """Seconds thread ``tid`` of ``pid`` was ready to run but waited for a CPU (its
+    ``schedstat``), or ``None`` when it is gone or the kernel does not say."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and every live process descended from it (its children, theirs, ...), from
     the parent pids in ``/proc/*/stat``; ``pid`` first, ``[]`` when it is gone."""
@@ -336,6 +345,8 @@ class CpuSnapshot:
         named = {name: proc_cpu_seconds(pid) for name, pid in pids.items()}
         for name, (pid, tid) in (threads or {}).items():
             named[name] = thread_cpu_seconds(pid, tid)
+            # as cores (see cpu_usage): the share of the window it waited for a CPU
+            named[f"waiting.{name}"] = thread_wait_seconds(pid, tid)
         return cls(
             at=time.monotonic(),
             named=named,
@@ -346,7 +357,8 @@ class CpuSnapshot:
 
 
 def cpu_usage(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
-    """Cores used (1.0 = one core busy) by each named process, postgres and the machine."""
+    """Cores used (1.0 = one core busy) by each named process, postgres and the machine;
+    ``waiting.NAME``, for a watched thread, the share of the time it waited for a CPU."""
     wall = after.at - before.at
     usage: dict[str, float] = {}
     for name, end in after.named.items():

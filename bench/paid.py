@@ -229,7 +229,6 @@ def _measure(
             url, setup.server.pid, mode, ledger, started=started, cpu_before=cpu_before
         )
         counters_after = {name: proc_counters(pid) for name, pid in setup.pids().items()}
-        result["counters_s"] = time.monotonic() - started  # the span the counters cover
         result["counters"] = {
             name: {k: v - counters_before[name].get(k, 0) for k, v in after.items()}
             for name, after in counters_after.items()
@@ -814,15 +813,13 @@ def _per_order(results: dict[str, Any], mode: str, who: str, key: str) -> float:
     return median(values)
 
 
-def _share(results: dict[str, Any], mode: str, who: str, *keys: str) -> float:
-    """Median over rounds of the share of the run's wall time that the summed nanosecond
-    counters ``keys`` of ``who`` cover (e.g. an event loop's running and waiting)."""
-    values = []
-    for outcome in results["rounds"]:
-        r = outcome[mode]
-        counters = r["counters"].get(who, {})
-        values.append(sum(counters.get(k, 0) for k in keys) / 1e9 / (r.get("counters_s") or 1))
-    return median(values)
+def _waiting(results: dict[str, Any], mode: str) -> float:
+    """Median share of the measured window the server's event loop waited for a CPU (0
+    when the load generator could not read it)."""
+    key = "waiting.server.main"
+    if any(key not in o[mode]["cpu"] for o in results["rounds"]):
+        return 0.0
+    return _med(results, mode, "cpu", key)
 
 
 #: The main thread's running and waiting for a CPU (``schedstat``).
@@ -838,9 +835,11 @@ def _unpaid_loop(results: dict[str, Any]) -> str:
     waited = _per_order(results, UNPAID, "server", LOOP[1]) / 1e6
     if not ran:
         return ""
+    busy = _med(results, UNPAID, "cpu", "server.main")
+    waiting = _waiting(results, UNPAID)
     return (
         f" An unpaid order's loop ran {ran:.2f} ms and waited {waited:.2f} ms "
-        f"({_share(results, UNPAID, 'server', *LOOP):.0%} of its time running or waiting)."
+        f"({busy + waiting:.0%} of its time running or waiting to, {waiting:.0%} waiting)."
     )
 
 
@@ -883,8 +882,9 @@ def _bounds(
     )
     loop_ran = _per_order(results, mode, "server", LOOP[0]) / 1e6
     loop_waited = _per_order(results, mode, "server", LOOP[1]) / 1e6
-    loop_busy = _share(results, mode, "server", *LOOP)
-    loop_waiting = _share(results, mode, "server", LOOP[1])
+    # over the measured window (the load generator's snapshots), not the whole run
+    loop_waiting = _waiting(results, mode)
+    loop_busy = main + loop_waiting
     if loop_ran:
         out.append(
             f"- The server's event loop, per paid order (warm-up included): ran "

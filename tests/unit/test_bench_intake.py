@@ -219,9 +219,12 @@ def test_a_thread_kept_from_a_cpu_counts_its_wait_for_one() -> None:
             assert spinner.stdout is not None and spinner.stdout.readline().strip() == "ready"
             os.sched_setaffinity(spinner.pid, {cpu})
         pid = spinners[0].pid
+        watched = {"spinner": (pid, pid)}
         before, started = _common.proc_counters(pid), time.monotonic()
+        first = _common.CpuSnapshot.take({}, threads=watched)
         time.sleep(1.0)
         after, elapsed = _common.proc_counters(pid), time.monotonic() - started
+        usage = _common.cpu_usage(first, _common.CpuSnapshot.take({}, threads=watched))
     finally:
         for spinner in spinners:
             spinner.kill()
@@ -239,3 +242,6 @@ def test_a_thread_kept_from_a_cpu_counts_its_wait_for_one() -> None:
     assert ran + waited <= 1.15 * elapsed, (ran, waited, elapsed)
     # one thread: the process's counters are its main thread's
     assert after["run_ns"] == after["main_run_ns"]
+    # the load generator's window says the same, as shares of the time
+    assert usage["waiting.spinner"] >= 0.25, usage
+    assert usage["spinner"] + usage["waiting.spinner"] <= 1.15, usage
