@@ -83,6 +83,8 @@ def main() -> None:
             module = importlib.import_module(name)
             log(f"{name}: {module.TITLE}")
             sections[name] = module.section(ctx).strip("\n")
+            if args.only:
+                sections[name] = dated(sections[name], command, ctx.started)
     elapsed = time.monotonic() - started
     args.output.parent.mkdir(parents=True, exist_ok=True)
     if args.only and args.output.is_file():
@@ -91,6 +93,15 @@ def main() -> None:
         document = _header(command, elapsed) + "\n\n".join(sections.values()) + "\n"
     args.output.write_text(document)
     log(f"wrote {args.output}")
+
+
+def dated(section: str, command: str, when: str) -> str:
+    """``section`` saying which command measured it and when, right under its heading,
+    unless it says so itself: with ``--only`` the file's header names an older run."""
+    if "Measured by `" in section or "Measured " + when in section:
+        return section
+    heading, _, body = section.partition("\n")
+    return f"{heading}\n\nMeasured by `{command}` on {when}.\n{body}"
 
 
 def splice(document: str, sections: dict[str, str]) -> str:

@@ -165,3 +165,21 @@ def test_the_oracle_wants_the_notification_that_paid_each_wallet_order(wallet: s
     assert _check(rows, [trade], ["ord_1"], wallet=wallet)["problem_count"] == 0
     found = _check(rows, [trade], ["ord_1"], wallet=wallet, notified=[])
     assert found["problems"] == ["1 paid orders without a delivered payment notification"]
+
+
+def test_a_section_run_alone_says_what_measured_it_and_when() -> None:
+    """With ``--only`` the file's header names an older run: each new section says which
+    command measured it and when, under its heading, unless it already does."""
+    command = ".venv/bin/python bench/run.py --only paid --rounds 5"
+    fresh = "## Paid orders end to end\n\nThe intake load above, ..."
+    out = run.dated(fresh, command, "2026-12-06 06:35 UTC")
+    assert out.split("\n")[:4] == [
+        "## Paid orders end to end",
+        "",
+        f"Measured by `{command}` on 2026-12-06 06:35 UTC.",
+        "",
+    ]
+    assert out.endswith("The intake load above, ...")
+    # a section that names its own measurement is left as it is
+    own = f"## {wallet_paid.TITLE}\n\nMeasured by `{command}` on 2026-12-06 06:35 UTC. ..."
+    assert run.dated(own, command, "2026-12-06 06:35 UTC") == own
