@@ -143,13 +143,20 @@ def thread_cpu_seconds(pid: int, tid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def thread_wait_seconds(pid: int, tid: int) -> float | None:
-    """Seconds thread ``tid`` of ``pid`` was ready to run but waited for a CPU (its
-    ``schedstat``), or ``None`` when it is gone or the kernel does not say."""
+def thread_schedstat(pid: int, tid: int) -> tuple[int, int] | None:
+    """Nanoseconds thread ``tid`` of ``pid`` ran, and was ready to run but waited for a CPU
+    (its ``schedstat``); ``None`` when it is gone or the kernel does not say."""
     try:
-        return int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
+        ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
+        return int(ran), int(waited)
+    except (OSError, ValueError):
         return None
+
+
+def thread_wait_seconds(pid: int, tid: int) -> float | None:
+    """Seconds thread ``tid`` of ``pid`` waited for a CPU (:func:`thread_schedstat`)."""
+    stat = thread_schedstat(pid, tid)
+    return None if stat is None else stat[1] / 1e9
 
 
 def process_tree(pid: int) -> list[int]:
@@ -270,14 +277,12 @@ def proc_counters(pid: int) -> dict[str, int]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         counters["blkio_delay_ticks"] = counters.get("blkio_delay_ticks", 0) + int(fields[39])
-        try:
-            ran, waited = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[:2]
-        except (OSError, ValueError):
+        schedstat = thread_schedstat(pid, tid)
+        if schedstat is None:
             continue
         for prefix in ("", "main_") if tid == pid else ("",):
-            counters[f"{prefix}run_ns"] = counters.get(f"{prefix}run_ns", 0) + int(ran)
-            waits = counters.get(f"{prefix}runqueue_wait_ns", 0) + int(waited)
-            counters[f"{prefix}runqueue_wait_ns"] = waits
+            for key, ns in zip(("run_ns", "runqueue_wait_ns"), schedstat, strict=True):
+                counters[prefix + key] = counters.get(prefix + key, 0) + ns
     return counters
 
 
