@@ -128,3 +128,28 @@ def test_unpaid_runs_with_errors_give_no_verdict() -> None:
     ]
     [line] = paid._same_round({"rounds": rounds})
     assert "n/a" in line and "rounds 2: HTTP 503: 7" in line and "MET" not in line
+
+
+def test_every_run_lists_the_unpaid_runs_with_the_loops_wait() -> None:
+    """The every-run table has a row for each round's unpaid run beside the paid ones, and
+    the event loop's wait for a CPU in its own column; every row has the header's cells."""
+
+    def run(rps: float, waiting: float) -> dict[str, Any]:
+        cpu = {"server": 0.7, "server.main": 0.7, "waiting.server.main": waiting,
+               "server.threads": 0.0, "sandbox": 0.3, "postgres": 0.5, "loadgen": 0.03,
+               "machine": 1.55, "other": 0.02, "steal": 0.0}  # fmt: skip
+        return {"rps": rps, "p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0, "errors": 0,
+                "cpu": cpu}  # fmt: skip
+
+    outcome = {"unpaid": run(1000.0, 0.08), **{m: run(400.0, 0.24) for m in paid.MODES}}
+    lines = paid._every_run({"rounds": [outcome]})
+    table = [line for line in lines if line.startswith("|")]
+    header, rows = table[0], table[2:]
+    cells = header.count("|")
+    assert all(line.count("|") == cells for line in table), table
+    assert [row.split("|")[2].strip() for row in rows] == ["unpaid", *paid.MODES]
+    wait_column = [c.strip() for c in header.split("|")].index("its wait for a CPU")
+    assert [row.split("|")[wait_column].strip() for row in rows] == ["0.08"] + ["0.24"] * len(
+        paid.MODES
+    )
+    assert rows[0].split("|")[3].strip() == "1,000"
