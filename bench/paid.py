@@ -430,7 +430,7 @@ def run(ctx: Context) -> dict[str, Any]:
         results["single"][mode] = _measure(
             ctx, url, mode, f"{mode}-single", connections=1, warmup=1.0, duration=3.0
         )
-        _log(ctx, results["single"][mode])
+        _log(ctx, results["single"][mode], mode)
     for number in range(1, ctx.rounds + 1):
         outcome: dict[str, Any] = {}
         for mode in (UNPAID, *MODES):
@@ -829,20 +829,27 @@ def _waiting(results: dict[str, Any], mode: str) -> float:
 LOOP = ("main_run_ns", "main_runqueue_wait_ns")
 
 
+def _loop(results: dict[str, Any], mode: str) -> tuple[float, float, float, float]:
+    """The server's event loop in ``mode``'s runs: ms it ran and waited for a CPU per order
+    (whole runs, warm-up included), and the share of the measured window it ran or waited
+    to, and waited (the load generator's snapshots)."""
+    ran = _per_order(results, mode, "server", LOOP[0]) / 1e6
+    waited = _per_order(results, mode, "server", LOOP[1]) / 1e6
+    waiting = _waiting(results, mode)
+    return ran, waited, _med(results, mode, "cpu", "server.main") + waiting, waiting
+
+
 def _unpaid_loop(results: dict[str, Any]) -> str:
     """An unpaid order's event loop, as the paid one's is described, as a clause ('' if the
     rounds had no unpaid run or no ``schedstat``)."""
     if any(UNPAID not in o for o in results["rounds"]):
         return ""
-    ran = _per_order(results, UNPAID, "server", LOOP[0]) / 1e6
-    waited = _per_order(results, UNPAID, "server", LOOP[1]) / 1e6
+    ran, waited, busy, waiting = _loop(results, UNPAID)
     if not ran:
         return ""
-    busy = _med(results, UNPAID, "cpu", "server.main")
-    waiting = _waiting(results, UNPAID)
     return (
         f" An unpaid order's loop ran {ran:.2f} ms and waited {waited:.2f} ms "
-        f"({busy + waiting:.0%} of its time running or waiting to, {waiting:.0%} waiting)."
+        f"({busy:.0%} of its time running or waiting to, {waiting:.0%} waiting)."
     )
 
 
@@ -883,11 +890,7 @@ def _bounds(
         )
         + f"; one event loop caps it near {1000 / server_ms:,.0f} paid orders/s."
     )
-    loop_ran = _per_order(results, mode, "server", LOOP[0]) / 1e6
-    loop_waited = _per_order(results, mode, "server", LOOP[1]) / 1e6
-    # over the measured window (the load generator's snapshots), not the whole run
-    loop_waiting = _waiting(results, mode)
-    loop_busy = main + loop_waiting
+    loop_ran, loop_waited, loop_busy, loop_waiting = _loop(results, mode)
     if loop_ran:
         out.append(
             f"- The server's event loop, per paid order (warm-up included): ran "
