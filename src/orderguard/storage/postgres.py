@@ -76,6 +76,8 @@ class PostgresConnection(Connection):
         self.begun = False
         #: Whether a statement was sent alone (:meth:`fetchall_alone`): committed as it ran.
         self.alone = False
+        #: Whether a script ran (:meth:`execute_script`: a migration's DDL, say).
+        self.scripted = False
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         if self._holding:
@@ -116,6 +118,7 @@ class PostgresConnection(Connection):
             raise _translate(exc) from exc
 
     async def execute_script(self, script: str) -> None:
+        self.scripted = True
         async with self.batch():
             pass  # BEGIN and what was held, then the script on its own (simple protocol)
         try:
@@ -281,6 +284,30 @@ class _IdleCheck:
         self._returned[conn] = time.monotonic()
 
 
+async def _roll_back(conn: psycopg.AsyncConnection[Row], *, keep_prepared: bool) -> None:
+    """End a transaction nobody committed, keeping the statements prepared on ``conn``
+    when ``keep_prepared`` and the transaction is not in error.
+
+    psycopg forgets every prepared statement of a connection at any ``ROLLBACK`` (and sends
+    ``DEALLOCATE ALL``): a statement prepared against a table that a rolled-back ``ALTER``
+    had reshaped would no longer match it. Here, what is rolled back without a commit is
+    nearly always a read (the worker's duties look for work and find none several times a
+    second), and each such rollback made the connection's next five uses of each hot
+    statement parse and plan it again before preparing it anew, on the server and in
+    psycopg. Only a script (:meth:`PostgresConnection.execute_script`) changes the schema
+    here; a transaction that ran one, or that failed, rolls back as psycopg does.
+    """
+    if not keep_prepared or conn.pgconn.transaction_status != pq.TransactionStatus.INTRANS:
+        await conn.rollback()
+        return
+    threshold = conn.prepare_threshold
+    conn.prepare_threshold = None  # psycopg then neither prepares nor inspects this one
+    try:
+        await conn.execute(b"ROLLBACK")
+    finally:
+        conn.prepare_threshold = threshold
+
+
 async def _durable(conn: psycopg.AsyncConnection[Row]) -> None:
     """Make every session wait for its commit to reach disk (G1), whatever the server's or
     the database's default: ``synchronous_commit = off`` would acknowledge an order before it
@@ -329,7 +356,7 @@ class PostgresDatabase(Database):
                     yield tx
                 finally:
                     if not tx.finished and not conn.closed:
-                        await conn.rollback()
+                        await _roll_back(conn, keep_prepared=not tx.pg.scripted)
         except PoolTimeout as exc:
             raise DatabaseUnavailable(f"no database connection available: {exc}") from exc
         except psycopg.OperationalError as exc:
