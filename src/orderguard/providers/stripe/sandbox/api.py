@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -79,7 +81,14 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
     headers = {"Request-Id": objects.new_id("req")}
     if replayed:
         headers.update(sandbox.replay_headers(outcome))
-    return JSONResponse(outcome.body, status_code=outcome.status, headers=headers)
+    return _Answer(outcome.body, status_code=outcome.status, headers=headers)
+
+
+class _Answer(JSONResponse):
+    """An API answer: the JSON starlette writes (compact, UTF-8), encoded by orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 def _sandbox(request: Request) -> Sandbox:

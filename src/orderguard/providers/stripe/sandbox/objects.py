@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import secrets
 from typing import Any
 
@@ -68,20 +67,13 @@ def payment_intent(params: Obj, *, intent_id: str, created: int) -> Obj:
     }
 
 
-#: A card's billing details when the shopper gave none.
-_NO_BILLING_DETAILS: Obj = {
-    "address": {
-        "city": None,
-        "country": None,
-        "line1": None,
-        "line2": None,
-        "postal_code": None,
-        "state": None,
-    },
-    "email": None,
-    "name": None,
-    "phone": None,
-}
+def _no_billing_details() -> Obj:
+    """A card's billing details when the shopper gave none (a new dict every time: a
+    charge's are its own)."""
+    address = dict.fromkeys(("city", "country", "line1", "line2", "postal_code", "state"))
+    return {"address": address, "email": None, "name": None, "phone": None}
+
+
 #: What Stripe says about a declined card charge.
 DECLINED_MESSAGE = "Your card was declined."
 
@@ -122,7 +114,7 @@ def charge(intent: Obj, *, status: str, created: int, failure_code: str | None =
         "application_fee": None,
         "application_fee_amount": None,
         "balance_transaction": new_id("txn") if succeeded else None,
-        "billing_details": copy.deepcopy(_NO_BILLING_DETAILS),
+        "billing_details": _no_billing_details(),
         "calculated_statement_descriptor": "ORDERGUARD SANDBOX" if succeeded else None,
         "captured": succeeded,
         "created": created,
