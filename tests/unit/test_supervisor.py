@@ -24,13 +24,15 @@ from orderguard.observability.metrics import REGISTRY
 
 
 def _exiting(code: int) -> sv.Command:
-    def command(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+    def command(
+        role: str, ready: int | None, slot: int | None
+    ) -> tuple[list[str], tuple[int, ...]]:
         return [sys.executable, "-c", f"raise SystemExit({code})"], ()
 
     return command
 
 
-def _sleeping(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+def _sleeping(role: str, ready: int | None, slot: int | None) -> tuple[list[str], tuple[int, ...]]:
     return [sys.executable, "-c", "import time; time.sleep(60)"], ()
 
 
@@ -101,7 +103,9 @@ async def test_an_open_circuit_is_published_half_open_once_cooled_down_without_a
 def test_a_reload_whose_new_process_fails_keeps_the_running_one() -> None:
     started: list[str] = []
 
-    def command(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+    def command(
+        role: str, ready: int | None, slot: int | None
+    ) -> tuple[list[str], tuple[int, ...]]:
         started.append(role)
         code = "import time; time.sleep(60)" if len(started) == 1 else "raise SystemExit(3)"
         return [sys.executable, "-c", code], ()

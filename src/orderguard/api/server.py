@@ -15,6 +15,7 @@ from typing import Any, Literal
 import uvicorn
 from starlette.types import ASGIApp
 
+from orderguard.api.accepting import AcceptBoard, SharedAcceptor
 from orderguard.config import Settings
 
 log = logging.getLogger("orderguard")
@@ -125,7 +126,9 @@ def serve_beside(
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how a developer stops it
         run_event_loop(
             _serve_all(
-                [(main, main_at, "on"), (ops, ops_at, "off")], proxies=proxies, drain_s=drain_s
+                [(main, main_at, "on", None), (ops, ops_at, "off", None)],
+                proxies=proxies,
+                drain_s=drain_s,
             )
         )
 
@@ -138,16 +141,17 @@ def serve_sockets(
     proxies: dict[str, Any] | None = None,
     drain_s: float | None = None,
     started: Callable[[], None] = lambda: None,
+    sharing: Sharing = (None, 0),
 ) -> None:
     """Serve ``main`` on an already listening socket (one a supervisor shares among its
     processes), and ``ops`` on its own, until a signal; ``started`` is called once both
-    accept requests (``main``'s lifespan, which opens the wiring, has run). On a signal
-    the sockets stop accepting and requests in flight get ``drain_s`` seconds to finish."""
-    served: list[tuple[ASGIApp, Address | socket.socket, Literal["on", "off"]]] = [
-        (main, listener, "on")
-    ]
+    accept requests (``main``'s lifespan, which opens the wiring, has run). ``main``'s
+    socket is accepted from as :mod:`orderguard.api.accepting` says, with the board and
+    slot of ``sharing``. On a signal the sockets stop accepting and requests in flight get
+    ``drain_s`` seconds to finish."""
+    served: list[Served] = [(main, listener, "on", sharing)]
     if ops is not None:
-        served.append((ops[0], ops[1], "off"))
+        served.append((ops[0], ops[1], "off", None))
     run_event_loop(_serve_all(served, proxies=proxies, drain_s=drain_s, started=started))
 
 
@@ -173,11 +177,41 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
 FRESH_WAIT_S = 2.0
 
 
+#: How an API process shares its listening socket with the others: the board they post
+#: their connections on (``None``: no board) and its slot there.
+Sharing = tuple[AcceptBoard | None, int]
+
+
 class _Draining(uvicorn.Server):
     """uvicorn's server, which stops accepting before it shuts its connections, and first
     lets the connections that sent no request yet send it: uvicorn closes at once a
     connection without a request, and one accepted from a shared socket just before the
-    stop would lose the request its client is sending."""
+    stop would lose the request its client is sending. With ``sharing``, it accepts from
+    the socket it is given as :class:`~orderguard.api.accepting.SharedAcceptor` does."""
+
+    def __init__(self, config: uvicorn.Config, *, sharing: Sharing | None = None) -> None:
+        super().__init__(config)
+        self._sharing = sharing
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._sharing is None or not sockets:
+            await super().startup(sockets)
+            return
+        await super().startup([])  # the lifespan, and no server of uvicorn's own
+        if not self.started:
+            return
+        config, state, app_state = self.config, self.server_state, self.lifespan.state
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state=app_state
+            )
+
+        board, slot = self._sharing
+        self.servers = [
+            SharedAcceptor(listener, protocol, state.connections, board=board, slot=slot)  # type: ignore[misc]
+            for listener in sockets
+        ]
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
@@ -192,8 +226,12 @@ class _Draining(uvicorn.Server):
         await super().shutdown(sockets)
 
 
+#: An app, where it listens, whether its lifespan runs, and how it shares its socket.
+Served = tuple[ASGIApp, Address | socket.socket, Literal["on", "off"], Sharing | None]
+
+
 async def _serve_all(
-    served: list[tuple[ASGIApp, Address | socket.socket, Literal["on", "off"]]],
+    served: list[Served],
     *,
     proxies: dict[str, Any] | None,
     drain_s: float | None,
@@ -202,7 +240,9 @@ async def _serve_all(
     """Each app on its address or socket (with its lifespan on or off) until a signal
     reaches one of them or one stops; then all stop."""
 
-    def server(app: ASGIApp, lifespan: Literal["on", "off"]) -> uvicorn.Server:
+    def server(
+        app: ASGIApp, lifespan: Literal["on", "off"], sharing: Sharing | None
+    ) -> uvicorn.Server:
         # our logging decides for uvicorn's loggers too (access lines at info)
         return _Draining(
             uvicorn.Config(
@@ -212,13 +252,14 @@ async def _serve_all(
                 lifespan=lifespan,
                 timeout_graceful_shutdown=None if drain_s is None else max(int(drain_s), 1),
                 **(proxies or {"proxy_headers": False}),
-            )
+            ),
+            sharing=sharing,
         )
 
     servers: list[uvicorn.Server] = []
     tasks: list[asyncio.Task[None]] = []
-    for app, where, lifespan in served:
-        one = server(app, lifespan)
+    for app, where, lifespan, sharing in served:
+        one = server(app, lifespan, sharing)
         if isinstance(where, socket.socket):
             tasks.append(asyncio.create_task(one.serve(sockets=[where])))
         else:

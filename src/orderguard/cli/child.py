@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from orderguard import links
 from orderguard.cli import common
 from orderguard.observability.logs import configure_logging
 from orderguard.storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from orderguard.api.accepting import AcceptBoard
 
 #: ``prctl``'s option that sends the process a signal when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
@@ -43,6 +47,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--drain", type=float, default=30.0)
+    parser.add_argument("--board-fd", type=int, help="the accept board the API processes share")
+    parser.add_argument("--slot", type=int, default=0, help="this process's slot on it")
     return parser.parse_args(argv)
 
 
@@ -77,7 +83,18 @@ def serve_api(args: argparse.Namespace) -> None:
         proxies=proxy_options(settings),
         drain_s=args.drain,
         started=ready,
+        sharing=(_board(args.board_fd, args.slot), args.slot),
     )
+
+
+def _board(fd: int | None, slot: int) -> AcceptBoard | None:
+    """The accept board on ``fd`` when ``slot`` is on it (else accept without one)."""
+    from orderguard.api.accepting import AcceptBoard
+
+    if fd is None:
+        return None
+    opened = AcceptBoard(fd)
+    return opened if slot < opened.slots else None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -223,6 +223,7 @@ def _supervise(
     bound here; its exit status. Without a provider account, the development sandbox runs
     here, one for every process. Metrics go to ``PROMETHEUS_MULTIPROC_DIR``, or to a
     private folder made for this run and removed after it."""
+    from orderguard.api.accepting import AcceptBoard
     from orderguard.cli.supervisor import Supervisor
     from orderguard.observability.metrics import forget_process
     from orderguard.providers import labs, registry
@@ -246,7 +247,12 @@ def _supervise(
         if not registry.has_real_account(settings):
             env.update(labs.start_shared_sandbox(settings, resources, settings.public_url))
 
-        def command(role: str, ready: int | None) -> tuple[list[str], tuple[int, ...]]:
+        board = AcceptBoard.create(slots=2 * count + 2)  # room for reloads' extra process
+        resources.callback(board.close)
+
+        def command(
+            role: str, ready: int | None, slot: int | None
+        ) -> tuple[list[str], tuple[int, ...]]:
             argv = [
                 sys.executable,
                 "-m",
@@ -259,9 +265,10 @@ def _supervise(
                 return argv, ()
             argv += ["--fd", str(listeners[0].fileno()), "--ready-fd", str(ready)]
             argv += ["--host", host, "--port", str(port), "--drain", str(drain_s)]
+            argv += ["--board-fd", str(board.fileno()), "--slot", str(slot or 0)]
             if len(listeners) > 1:
                 argv += ["--ops-fd", str(listeners[1].fileno())]
-            return argv, (*(sock.fileno() for sock in listeners), ready)
+            return argv, (*(sock.fileno() for sock in listeners), ready, board.fileno())
 
         supervisor = Supervisor(
             processes=count,
@@ -271,6 +278,7 @@ def _supervise(
             drain_s=drain_s,
             exited=lambda pid: forget_process(pid, folder),
             closing=close,
+            board=board,
         )
         return supervisor.run()
 

@@ -4,8 +4,11 @@ worker process.
 The supervisor binds the listening socket once and every API process inherits it: they
 accept from the kernel's one queue of connections, so a process that stops (for a reload,
 or because it crashed) leaves nothing behind in a queue of its own (``SO_REUSEPORT`` gives
-each process its own queue, whose connections are reset when it closes). The API processes
-run no worker; the worker runs alone in its own process.
+each process its own queue, whose connections are reset when it closes); each takes one
+connection at a time and leaves the next to a process holding fewer, as the accept board
+they share says (:mod:`orderguard.api.accepting`: the supervisor hands out the slots and
+clears the slot of a process that exited). The API processes run no worker; the worker
+runs alone in its own process.
 
 - A process that exits unexpectedly is started again, after a pause that doubles (from
   half a second to thirty) while it keeps dying within ten seconds of its start.
@@ -28,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
+from orderguard.api.accepting import AWAY, AcceptBoard
+
 log = logging.getLogger("orderguard.supervisor")
 
 #: Seconds an API process may take to serve after it was started.
@@ -41,9 +46,10 @@ KILL_AFTER_DRAIN_S = 10.0
 #: How often the supervisor looks at its processes.
 TICK_S = 0.05
 
-#: Builds the command of a process: its role (``api`` or ``worker``) and the descriptor it
-#: writes ``ready`` to (API processes), to the command line and the descriptors it inherits.
-Command = Callable[[str, int | None], tuple[list[str], tuple[int, ...]]]
+#: Builds the command of a process: its role (``api`` or ``worker``), the descriptor it
+#: writes ``ready`` to and its slot on the accept board (API processes), to the command line
+#: and the descriptors it inherits.
+Command = Callable[[str, int | None, int | None], tuple[list[str], tuple[int, ...]]]
 
 
 @dataclass
@@ -60,6 +66,8 @@ class Child:
     stopping: bool = False
     #: Started by a reload: until it is ready, its death ends the reload, no restart.
     on_trial: bool = False
+    #: Its slot on the accept board (API processes: the lowest no live one holds).
+    slot: int | None = None
 
     @property
     def pid(self) -> int:
@@ -79,6 +87,9 @@ class Supervisor:
     exited: Callable[[int], None] = lambda pid: None
     #: Called once the supervisor starts stopping (the listening sockets are closed).
     closing: Callable[[], None] = lambda: None
+    #: Where the API processes post the connections they hold
+    #: (:mod:`orderguard.api.accepting`); a process that exited is marked away on it.
+    board: AcceptBoard | None = None
     children: list[Child] = field(default_factory=list)
     #: Restarts waiting for their time: (role, when).
     due: list[tuple[str, float]] = field(default_factory=list)
@@ -141,7 +152,11 @@ class Supervisor:
 
     def _spawn(self, role: str) -> Child:
         read, write = os.pipe() if role == "api" else (None, None)
-        argv, fds = self.command(role, write)
+        slot = None
+        if role == "api":
+            taken = {c.slot for c in self.children if c.slot is not None}
+            slot = next(n for n in range(len(taken) + 1) if n not in taken)
+        argv, fds = self.command(role, write, slot)
         try:
             process = subprocess.Popen(
                 argv, env=self.env, pass_fds=fds, process_group=0, stdin=subprocess.DEVNULL
@@ -151,7 +166,7 @@ class Supervisor:
                 os.close(write)
         if read is not None:
             os.set_blocking(read, False)
-        child = Child(role, process, read, ready=role == "worker")
+        child = Child(role, process, read, ready=role == "worker", slot=slot)
         self.children.append(child)
         log.info("started the %s process %d", "API" if role == "api" else "worker", child.pid)
         return child
@@ -203,6 +218,8 @@ class Supervisor:
 
     def _forget(self, child: Child) -> None:
         self.children.remove(child)
+        if self.board is not None and child.slot is not None and child.slot < self.board.slots:
+            self.board.post(child.slot, AWAY)  # it no longer accepts, whatever it said
         if child.ready_pipe is not None:
             os.close(child.ready_pipe)
             child.ready_pipe = None
