@@ -137,9 +137,8 @@ class Payments:
         slot = self.providers.named(attempt.provider)
         request = self.charge_request(order, attempt)
         try:
-            result = await asyncio.wait_for(
-                slot.provider.create_payment(request), timeout=self.settings.time_budget_s
-            )
+            async with asyncio.timeout(self.settings.time_budget_s):  # no task of its own
+                result = await slot.provider.create_payment(request)
         except (TimeoutError, ProviderError) as exc:
             _record(slot, exc)
             return failure_outcome(exc)
