@@ -6,14 +6,17 @@ processes then share a burst of connections evenly is shown on real processes by
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from typing import ClassVar
 
 import pytest
 
-from orderguard.api.accepting import AcceptBoard
+from orderguard.api.accepting import AcceptBoard, SharedAcceptor
 from orderguard.cli.supervisor import Supervisor
 
 #: What a slot says when its process accepts nothing.
@@ -100,4 +103,79 @@ def test_the_supervisor_gives_each_api_process_a_free_slot_and_clears_an_exited_
         assert second.slot == 1
     finally:
         supervisor._stop(list(supervisor.children))
+        board.close()
+
+
+class _Hello(asyncio.Protocol):
+    """Says which connection of the test it is, then waits."""
+
+    made: ClassVar[list[_Hello]] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.made.append(self)
+        transport.write(f"hello {len(self.made)}\n".encode())
+
+
+async def _greeting(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    return reader, writer, await asyncio.wait_for(reader.readline(), 10)
+
+
+async def test_an_acceptor_serves_each_connection_and_one_failure_stops_nothing() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    calls = 0
+
+    def protocol() -> asyncio.Protocol:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the first connection's protocol fails")
+        return _Hello()
+
+    _Hello.made = []
+    acceptor = SharedAcceptor(listener, protocol, _Hello.made)
+    opened = []
+    try:
+        first = await asyncio.open_connection("127.0.0.1", port)
+        opened.append(first[1])
+        assert await asyncio.wait_for(first[0].read(), 10) == b""  # closed, not served
+        for n in range(2, 5):
+            _, writer, said = await _greeting(port)
+            opened.append(writer)
+            assert said == f"hello {n - 1}\n".encode()
+    finally:
+        acceptor.close()
+        await acceptor.wait_closed()
+        for writer in opened:
+            writer.close()
+        listener.close()
+    assert calls == 4
+
+
+async def test_a_closed_acceptor_takes_no_more_connections_and_leaves_the_board() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    board = AcceptBoard.create(slots=2)
+    _Hello.made = []
+    acceptor = SharedAcceptor(listener, _Hello, _Hello.made, board=board, slot=1)
+    writers = []
+    try:
+        _, writer, said = await _greeting(port)
+        writers.append(writer)
+        assert said == b"hello 1\n"
+        assert board.held()[1] == 1
+        acceptor.close()
+        await acceptor.wait_closed()
+        assert board.held() == [AWAY, AWAY]
+        late_reader, late_writer = await asyncio.open_connection("127.0.0.1", port)
+        writers.append(late_writer)  # queued by the kernel, taken by nobody here
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(late_reader.readline(), 0.3)
+        assert len(_Hello.made) == 1
+    finally:
+        for w in writers:
+            w.close()
+        listener.close()
         board.close()

@@ -12,8 +12,9 @@ few bytes of a file every process maps) how many connections it holds. A process
 more than one connection above the least loaded of the others leaves the next connection to
 them for :data:`YIELD_S` before it accepts again; the others, woken by the same arrival,
 take it. Nothing is refused or lost: a connection waits in the kernel's queue until some
-process takes it, and a process that stopped accepting (starting, stopping, dead) is not
-on the board, so nobody waits for it. The board is advice: a stale or torn figure only
+process takes it, one accepted is served even if its process stops at that moment, and a
+process that stopped accepting (starting, stopping, dead) is not on the board, so nobody
+waits for it. The board is advice: a stale or torn figure only
 makes a process accept a connection a little early or late.
 """
 
@@ -41,6 +42,9 @@ AWAY = -1
 YIELD_S = 0.001
 #: How often a process posts its count while it accepts nothing (connections close).
 POST_EVERY_S = 0.05
+#: Seconds a process stops accepting after the system refused it a connection (out of
+#: descriptors or memory), as asyncio's own servers do.
+RETRY_AFTER_S = 1.0
 
 
 class AcceptBoard:
@@ -96,7 +100,12 @@ class AcceptBoard:
 class SharedAcceptor:
     """Accepts connections from a socket other processes accept from too (see the module),
     and hands each to ``protocol``'s transport; quacks like the ``asyncio.Server`` uvicorn
-    keeps (``close``, ``wait_closed``). ``held``: the connections this process holds."""
+    keeps (``close``, ``wait_closed``). ``held``: the connections this process holds.
+
+    It accepts in a reader callback, one connection per call (the loop calls it again while
+    the socket stays readable), so stopping never cancels a connection halfway: ``close``
+    only stops the callback, and a connection already accepted is handed over all the same.
+    """
 
     def __init__(
         self,
@@ -108,36 +117,57 @@ class SharedAcceptor:
         slot: int = 0,
     ) -> None:
         listener.setblocking(False)
+        self._loop = asyncio.get_running_loop()
         self._listener, self._protocol, self._held = listener, protocol, held
         self._board, self._slot = board, slot
-        self._tasks = [asyncio.create_task(self._accept())]
+        self._closed = False
+        self._paused: asyncio.TimerHandle | None = None
+        self._handing: set[asyncio.Task[None]] = set()
+        self._poster: asyncio.Task[None] | None = None
         if board is not None:
             board.post(slot, len(held))
-            self._tasks.append(asyncio.create_task(self._post()))
+            self._poster = self._loop.create_task(self._post())
+        self._loop.add_reader(listener.fileno(), self._accept)
 
-    async def _accept(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, _ = await loop.sock_accept(self._listener)
-            except OSError as exc:  # out of file descriptors, say: try again shortly
-                log.warning("cannot accept a connection: %s", exc)
-                await asyncio.sleep(0.1)
-                continue
-            with contextlib.suppress(OSError):  # as uvloop's own servers answer: at once
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                await loop.connect_accepted_socket(self._protocol, conn)
-            except OSError as exc:  # the client is gone already
-                log.debug("an accepted connection failed at once: %s", exc)
-                conn.close()
-            await asyncio.sleep(YIELD_S if self._ahead() else 0)
+    def _accept(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another process took it, or its client left: nothing to do
+        except OSError as exc:  # out of descriptors or memory: try again in a while
+            log.warning("cannot accept connections for %.0f s: %s", RETRY_AFTER_S, exc)
+            self._pause(RETRY_AFTER_S)
+            return
+        conn.setblocking(False)
+        with contextlib.suppress(OSError):  # as uvloop's own servers answer: at once
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        handing = self._loop.create_task(self._hand_over(conn))
+        self._handing.add(handing)
+        handing.add_done_callback(self._handing.discard)
+        if self._ahead():
+            self._pause(YIELD_S)
+
+    async def _hand_over(self, conn: socket.socket) -> None:
+        try:
+            await self._loop.connect_accepted_socket(self._protocol, conn)
+        except Exception:
+            log.warning("an accepted connection could not be served", exc_info=True)
+            conn.close()
+
+    def _pause(self, seconds: float) -> None:
+        self._loop.remove_reader(self._listener.fileno())
+        self._paused = self._loop.call_later(seconds, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = None
+        if not self._closed:
+            self._loop.add_reader(self._listener.fileno(), self._accept)
 
     def _ahead(self) -> bool:
         """Whether this process holds more than one connection above another one's."""
         if self._board is None:
             return False
-        held = len(self._held)
+        held = len(self._held) + len(self._handing)
         self._board.post(self._slot, held)
         fewest = self._board.fewest_elsewhere(self._slot)
         return fewest is not None and held > fewest + 1
@@ -146,16 +176,26 @@ class SharedAcceptor:
         assert self._board is not None
         while True:
             await asyncio.sleep(POST_EVERY_S)
-            self._board.post(self._slot, len(self._held))
+            self._board.post(self._slot, len(self._held) + len(self._handing))
 
     def close(self) -> None:
-        """Stop accepting (and leave the board)."""
-        for task in self._tasks:
-            task.cancel()
+        """Stop accepting (and leave the board); connections accepted are still served."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._paused is not None:
+            self._paused.cancel()
+        with contextlib.suppress(OSError, ValueError):  # the socket may be closed already
+            self._loop.remove_reader(self._listener.fileno())
+        if self._poster is not None:
+            self._poster.cancel()
         if self._board is not None:
             self._board.post(self._slot, AWAY)
 
     async def wait_closed(self) -> None:
-        for task in self._tasks:
+        """Wait until every connection accepted before :meth:`close` was handed over."""
+        if self._poster is not None:
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._poster
+        while self._handing:
+            await asyncio.gather(*self._handing, return_exceptions=True)

@@ -194,8 +194,8 @@ class _Draining(uvicorn.Server):
         self._sharing = sharing
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        if self._sharing is None or not sockets:
-            await super().startup(sockets)
+        if self._sharing is None or not sockets or self.config.ssl is not None:
+            await super().startup(sockets)  # (TLS: uvicorn's own server, which wraps it)
             return
         await super().startup([])  # the lifespan, and no server of uvicorn's own
         if not self.started:

@@ -85,10 +85,14 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
 
 
 class _Answer(JSONResponse):
-    """An API answer: the JSON starlette writes (compact, UTF-8), encoded by orjson."""
+    """An API answer: the JSON starlette writes (compact, UTF-8), encoded by orjson
+    (starlette's encoder for what orjson refuses)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # what orjson refuses (an integer past 64 bits): starlette's
+            return super().render(content)
 
 
 def _sandbox(request: Request) -> Sandbox:

@@ -8,6 +8,7 @@ test oracle), not orderguard's storage layer.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -92,14 +93,14 @@ class Ledger:
         row = self._db.execute(
             "SELECT body FROM objects WHERE id = ? AND kind = ?", (object_id, kind)
         ).fetchone()
-        return None if row is None else dict(orjson.loads(row[0]))
+        return None if row is None else dict(json.loads(row[0]))
 
     def all(self, kind: str) -> list[Obj]:
         """Every object of a kind, newest first (Stripe's list order)."""
         rows = self._db.execute(
             "SELECT body FROM objects WHERE kind = ? ORDER BY created DESC, seq DESC", (kind,)
         )
-        return [dict(orjson.loads(body)) for (body,) in rows]
+        return [dict(json.loads(body)) for (body,) in rows]
 
     def indexed(self, kind: str, *, stored_before: float) -> list[tuple[int, Obj]]:
         """(seq, object) of a kind first stored at or before ``stored_before``, newest first."""
@@ -107,7 +108,7 @@ class Ledger:
             "SELECT seq, body FROM objects WHERE kind = ? AND stored_at <= ? ORDER BY seq DESC",
             (kind, stored_before),
         )
-        return [(seq, dict(orjson.loads(body))) for seq, body in rows]
+        return [(seq, dict(json.loads(body))) for seq, body in rows]
 
     def replay(self, key: str, *, saved_after: float) -> tuple[str, int, Obj] | None:
         """The stored (fingerprint, status, body) of an idempotency key saved after a time.
@@ -118,7 +119,7 @@ class Ledger:
             "SELECT fingerprint, status, body FROM idempotency WHERE key = ? AND saved_at > ?",
             (key, saved_after),
         ).fetchone()
-        return None if row is None else (row[0], row[1], orjson.loads(row[2]))
+        return None if row is None else (row[0], row[1], json.loads(row[2]))
 
     def remember(self, key: str, fingerprint: str, status: int, body: Obj) -> None:
         """Store the response given to an idempotency key (replacing an expired one)."""
@@ -156,11 +157,16 @@ class Ledger:
     def events(self, state: str | None = None) -> list[Obj]:
         """Events in creation order, with their delivery state."""
         rows = self._db.execute("SELECT body, state, attempts FROM events ORDER BY seq")
-        found = [{**orjson.loads(b), "_delivery": {"state": s, "attempts": a}} for b, s, a in rows]
+        found = [{**json.loads(b), "_delivery": {"state": s, "attempts": a}} for b, s, a in rows]
         return [e for e in found if state is None or e["_delivery"]["state"] == state]
 
 
 def _text(obj: Obj) -> str:
-    """An object as the JSON text its row keeps (orjson: several times faster than the
-    standard library's encoder, which was a tenth of the sandbox's CPU per charge)."""
-    return orjson.dumps(obj).decode()
+    """An object as the JSON text its row keeps: by orjson, several times faster than the
+    standard library's encoder (which was a tenth of the sandbox's CPU per charge), or by
+    that encoder for what orjson refuses (an integer past 64 bits, nesting past its limit:
+    a scripted answer may hold either)."""
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # orjson.JSONEncodeError included
+        return json.dumps(obj)
