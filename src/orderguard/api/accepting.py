@@ -14,8 +14,8 @@ them for :data:`YIELD_S` before it accepts again; the others, woken by the same 
 take it. Nothing is refused or lost: a connection waits in the kernel's queue until some
 process takes it, one accepted is served even if its process stops at that moment, and a
 process that stopped accepting (starting, stopping, dead) is not on the board, so nobody
-waits for it. The board is advice: a stale or torn figure only
-makes a process accept a connection a little early or late.
+waits for it. The board is advice: a stale or torn figure only makes a process accept a
+connection a little early or late.
 """
 
 from __future__ import annotations
@@ -83,13 +83,6 @@ class AcceptBoard:
         """The fewest connections another accepting process holds (``None``: none does)."""
         others = [n for i, n in enumerate(self.held()) if i != slot and n >= 0]
         return min(others, default=None)
-
-    def free_slot(self, taken: Collection[int]) -> int:
-        """The first slot not in ``taken``."""
-        for slot in range(self.slots):
-            if slot not in taken:
-                return slot
-        raise RuntimeError(f"every slot of the accept board ({self.slots}) is taken")
 
     def close(self) -> None:
         self._map.close()
