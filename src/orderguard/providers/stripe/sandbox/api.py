@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,7 +12,7 @@ from starlette.routing import Route
 from orderguard.providers.stripe.sandbox import objects
 from orderguard.providers.stripe.sandbox.engine import Outcome
 from orderguard.providers.stripe.sandbox.forms import parse_form
-from orderguard.providers.stripe.sandbox.ledger import Obj
+from orderguard.providers.stripe.sandbox.ledger import Obj, json_bytes
 from orderguard.providers.stripe.sandbox.service import Sandbox, error_response
 
 Operation = Callable[[Request, Obj], Outcome]
@@ -85,14 +84,10 @@ async def handle(request: Request, op: Operation, *, mutating: bool) -> Response
 
 
 class _Answer(JSONResponse):
-    """An API answer: the JSON starlette writes (compact, UTF-8), encoded by orjson
-    (starlette's encoder for what orjson refuses)."""
+    """An API answer: the JSON starlette writes (compact, UTF-8), by :func:`json_bytes`."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content)
-        except TypeError:  # what orjson refuses (an integer past 64 bits): starlette's
-            return super().render(content)
+        return json_bytes(content)
 
 
 def _sandbox(request: Request) -> Sandbox:
