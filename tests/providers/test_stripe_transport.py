@@ -1,10 +1,12 @@
-"""The Stripe adapter's HTTP client (the SDK's aiohttp client) keeps its connections alive,
-and a failure still says whether the request may have left (issue 20).
+"""The Stripe adapter's HTTP clients (the charge's own, :mod:`.connections`; the SDK's aiohttp
+client for every other call) keep their connections alive, and a failure still says whether
+the request may have left (issue 20).
 
-The SDK's requests are unchanged (the sandbox parses them as before); only the client that
-sends them changed. What G3 needs of a failure stays: a refused connection sent nothing
-(unavailable, safe to re-send with the same key), a connection lost after sending, or in
-the middle of the answer, leaves the charge unknown.
+The SDK's requests are unchanged (the sandbox parses them as before); only the clients that
+send them changed. Connections are counted where they arrive (a relay in front of the
+sandbox), not by the clients. What G3 needs of a failure stays: a refused connection sent
+nothing (unavailable, safe to re-send with the same key), a connection lost after sending,
+or in the middle of the answer, leaves the charge unknown.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 
 from orderguard.providers.base import (
@@ -28,45 +30,83 @@ from tests.providers.conftest import charge_request
 from tests.providers.harness import API_KEY, SECRET
 
 
-def _count_connections(provider: StripeProvider) -> dict[str, int]:
-    """How many connections the provider's client opens and reuses (aiohttp's tracing)."""
-    counts = {"opened": 0, "reused": 0}
+@dataclass
+class Relay:
+    """A TCP relay in front of the sandbox that counts the connections it is given: the
+    server's view of how many connections the provider's clients open."""
 
-    async def opened(*_: Any) -> None:
-        counts["opened"] += 1
+    target: tuple[str, int]
+    port: int = 0
+    opened: int = 0
+    open_now: int = 0
 
-    async def reused(*_: Any) -> None:
-        counts["reused"] += 1
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.opened += 1
+        self.open_now += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
 
-    trace = aiohttp.TraceConfig()
-    trace.on_connection_create_end.append(opened)
-    trace.on_connection_reuseconn.append(reused)
-    provider._http.trace_configs.append(trace)  # before its first request builds the session
-    return counts
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except ConnectionError:
+                pass
+            finally:
+                sink.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            self.open_now -= 1
+
+
+@pytest.fixture
+async def relay(sandbox_url: str) -> AsyncIterator[Relay]:
+    target = urlsplit(sandbox_url)
+    counted = Relay((str(target.hostname), int(target.port or 80)))
+    server = await asyncio.start_server(counted.handle, "127.0.0.1", 0)
+    counted.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield counted
+
+
+@pytest.fixture
+async def relayed(relay: Relay) -> AsyncIterator[StripeProvider]:
+    """The Stripe adapter talking to the sandbox through the counting relay."""
+    provider = StripeProvider(
+        api_key=API_KEY, webhook_secret=SECRET, base_url=f"http://127.0.0.1:{relay.port}"
+    )
+    yield provider
+    await provider.aclose()
 
 
 async def test_every_request_goes_over_one_kept_connection(
-    stripe_provider: StripeProvider,
+    relayed: StripeProvider, relay: Relay
 ) -> None:
-    counts = _count_connections(stripe_provider)
-    results = [await stripe_provider.create_payment(charge_request()) for i in range(3)]
+    """Three charges over the charge's own connection, a read over the SDK's: two in all."""
+    results = [await relayed.create_payment(charge_request()) for i in range(3)]
     assert [r.outcome for r in results] == [PaymentOutcome.SUCCEEDED] * 3
-    again = await stripe_provider.retrieve_payment(str(results[0].provider_ref))
+    assert relay.opened == 1
+    again = await relayed.retrieve_payment(str(results[0].provider_ref))
     assert again.outcome is PaymentOutcome.SUCCEEDED
-    assert counts == {"opened": 1, "reused": 3}
+    await relayed.create_payment(charge_request())
+    assert relay.opened == 2
 
 
 async def test_concurrent_charges_keep_every_connection_alive(
-    stripe_provider: StripeProvider,
+    relayed: StripeProvider, relay: Relay
 ) -> None:
     """Two bursts of 30 charges in flight: the second opens nothing."""
-    counts = _count_connections(stripe_provider)
-    for _ in range(2):
-        requests = [charge_request() for i in range(30)]
-        results = await asyncio.gather(*(stripe_provider.create_payment(r) for r in requests))
-        assert {r.outcome for r in results} == {PaymentOutcome.SUCCEEDED}
-    assert counts["opened"] <= 30
-    assert counts["opened"] + counts["reused"] == 60
+    requests = [charge_request() for i in range(30)]
+    results = await asyncio.gather(*(relayed.create_payment(r) for r in requests))
+    assert {r.outcome for r in results} == {PaymentOutcome.SUCCEEDED}
+    first = relay.opened
+    assert 1 <= first <= 30
+    requests = [charge_request() for i in range(30)]
+    results = await asyncio.gather(*(relayed.create_payment(r) for r in requests))
+    assert {r.outcome for r in results} == {PaymentOutcome.SUCCEEDED}
+    assert relay.opened == first
 
 
 def _free_port() -> int:
@@ -162,14 +202,24 @@ async def test_a_connection_lost_in_the_middle_of_the_answer_leaves_the_charge_u
 
 
 async def test_closing_the_provider_closes_its_connections(
-    stripe_provider: StripeProvider,
+    relayed: StripeProvider, relay: Relay
 ) -> None:
-    await stripe_provider.create_payment(charge_request())
-    session = stripe_provider._http._opened
+    result = await relayed.create_payment(charge_request())
+    await relayed.retrieve_payment(str(result.provider_ref))
+    assert relay.open_now == 2  # the charge's connection and the SDK's, kept
+    session = relayed._http._opened
     assert session is not None and not session.closed
-    await stripe_provider.aclose()
+    await relayed.aclose()
+    for _ in range(100):  # the relay sees both ends close
+        if relay.open_now == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert relay.open_now == 0
     assert session.closed
-    assert stripe_provider._http._opened is None  # a later request would open a new one
+    assert relayed._http._opened is None
+    # A later request opens a new connection.
+    assert (await relayed.create_payment(charge_request())).outcome is PaymentOutcome.SUCCEEDED
+    assert relay.opened == 3
 
 
 def test_the_environments_proxy_is_looked_up_once_per_origin(

@@ -319,8 +319,10 @@ class StripeProvider:
             raise InvalidWebhook(f"malformed webhook body: {exc}") from exc
 
     async def aclose(self) -> None:
-        """Close the SDK's httpx connection pool."""
+        """Close the connections: the SDK's (aiohttp) and the charge's own."""
         await self._http.close_async()
+        if self._wire.direct is not None:
+            await self._wire.direct.aclose()
 
 
 def _error_json(exc: stripe.StripeError) -> dict[str, Any]:

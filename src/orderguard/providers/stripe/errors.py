@@ -1,11 +1,11 @@
 """Stripe SDK exceptions mapped onto the provider-neutral errors of :mod:`.base`.
 
 The question that matters (G3) is whether a request may have reached Stripe. The SDK wraps
-every transport failure in ``APIConnectionError`` raised *from* the aiohttp exception
-(:mod:`.transport`), so the cause tells: a failed connect (refused, DNS, TLS handshake, no
-connection within the connect timeout) never sent anything; a read timeout, a reset or a
-disconnect after sending leaves the outcome unknown, and so does any cause not known to
-be safe.
+every transport failure in ``APIConnectionError`` raised *from* the client's exception
+(aiohttp's, :mod:`.transport`; the charge's own, :mod:`.connections`), so the cause tells:
+a failed connect (refused, DNS, TLS handshake, no connection within the connect timeout)
+never sent anything; a read timeout, a reset or a disconnect after sending leaves the
+outcome unknown, and so does any cause not known to be safe.
 
 Stripe may also say outright whether a repeat is safe, in the ``Stripe-Should-Retry``
 response header (https://docs.stripe.com/error-low-level): ``true`` makes any error safe to
@@ -31,11 +31,13 @@ from orderguard.providers.base import (
     ProviderServerError,
     ProviderUnavailable,
 )
+from orderguard.providers.stripe.connections import RequestNotSent
 
-#: aiohttp failures that happen before a single byte of the request left this process:
+#: Failures that happen before a single byte of the request left this process:
 #: no connection (refused, DNS, proxy, TLS handshake), none within the connect timeout
 #: (which covers waiting for one of the pool's), or a URL it would not send to.
 NOT_SENT = (
+    RequestNotSent,  # the charge's own client (:mod:`.connections`): the same cases
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
     aiohttp.InvalidURL,

@@ -49,6 +49,8 @@ class AioHttpClient(stripe.AIOHTTPClient):
 
     def __init__(self, *, timeout_s: float, connect_timeout_s: float) -> None:
         super().__init__(timeout=None)
+        #: Seconds for a whole request, and for its connection (the charge's client too).
+        self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self._limits = aiohttp.ClientTimeout(total=timeout_s, connect=connect_timeout_s)
         self._opened: aiohttp.ClientSession | None = None
         #: The proxy the environment names for each origin asked (``None``: direct).
@@ -58,10 +60,22 @@ class AioHttpClient(stripe.AIOHTTPClient):
         self.trace_configs: list[aiohttp.TraceConfig] = []
 
     @property
+    def verify(self) -> bool:
+        """Whether TLS certificates are verified (the SDK's ``stripe.verify_ssl_certs``)."""
+        return bool(self._verify_ssl_certs)
+
+    def proxy_for(self, url: str) -> str | None:
+        """The proxy a request to ``url`` goes through: the SDK's, else the environment's."""
+        given = self._proxy
+        if given:
+            return str(given.get(urlsplit(url).scheme) or given.get("https"))
+        return environment_proxy(url, self._proxies)
+
+    @property
     def _session(self) -> aiohttp.ClientSession:
         if self._opened is None:
             verify: ssl.SSLContext | bool = False
-            if self._verify_ssl_certs:
+            if self.verify:
                 verify = ssl.create_default_context(cafile=stripe.ca_bundle_path)
             connector = aiohttp.TCPConnector(
                 ssl=verify, limit=CONNECTIONS, keepalive_timeout=KEEPALIVE_S

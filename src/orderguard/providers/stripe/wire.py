@@ -20,9 +20,12 @@ form-encodes the body through a recursive encoder built for every shape of param
   the same exceptions for an error status (``CardError``, ``IdempotencyError``,
   ``RateLimitError``, ...), which :mod:`.errors` classifies as before; a success is parsed
   as JSON here (the SDK parses it the same way, into an ``OrderedDict``);
-- **the transport is the provider's** (:mod:`.transport`), so a failure is the same
-  ``APIConnectionError`` raised from aiohttp's exception, which says whether the request
-  may have left.
+- **the transport is the charge's own** (:mod:`.connections`: kept-alive connections read
+  by httptools, a fifth of aiohttp's CPU per request), or the provider's aiohttp client
+  (:mod:`.transport`) when a proxy is named for the API's address (by the SDK or the
+  environment, looked up when the provider is made); a failure is the same
+  ``APIConnectionError`` the SDK raises, raised from the client's exception, which says
+  whether the request may have left (:mod:`.errors`).
 
 Left out, on this request only: the SDK's log lines (``STRIPE_LOG``/``stripe.log``; the
 order's timeline records the attempt and ``orderguard_provider_calls`` counts and times the
@@ -42,10 +45,11 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, urlsplit
 
 import stripe
 
+from orderguard.providers.stripe.connections import KeepAliveClient
 from orderguard.providers.stripe.transport import AioHttpClient
 
 #: The path of the one request sent here.
@@ -98,6 +102,17 @@ class ChargeWire:
         self._read = requestor._interpret_response
         self._http = http
         self.url = f"{base}{PATH}"
+        #: The charge's own client, or ``None``: through aiohttp (a proxy is named).
+        self.direct: KeepAliveClient | None = None
+        if http.proxy_for(self.url) is None:
+            self.direct = KeepAliveClient(
+                base,
+                timeout_s=http.timeout_s,
+                connect_timeout_s=http.connect_timeout_s,
+                verify=http.verify,
+                cafile=stripe.ca_bundle_path,
+            )
+        self._path = urlsplit(self.url).path
         options: dict[str, Any] = {"api_key": api_key, "stripe_version": given.stripe_version}
         headers = dict(requestor.request_headers("post", API_MODE, options))  # type: ignore[arg-type]
         headers.pop(IDEMPOTENCY_HEADER, None)  # the SDK drew one for the template: not used
@@ -109,9 +124,19 @@ class ChargeWire:
     ) -> dict[str, Any]:
         """Send the charge; Stripe's answer as parsed JSON, or the SDK's exception."""
         headers = {**self.headers, IDEMPOTENCY_HEADER: idempotency_key}
-        body, status, answer_headers = await self._http.request_async(
-            "post", self.url, headers, post_data=form_body(fields, metadata)
-        )
+        form = form_body(fields, metadata)
+        answer_headers: Mapping[str, str]
+        if self.direct is None:
+            body, status, answer_headers = await self._http.request_async(
+                "post", self.url, headers, post_data=form
+            )
+        else:
+            try:
+                body, status, answer_headers = await self.direct.request(
+                    "POST", self._path, headers, form.encode()
+                )
+            except Exception as exc:  # the SDK's APIConnectionError, from this one
+                self._http._handle_request_error(exc)
         if 200 <= status < 300:
             try:  # as strict as the SDK: UTF-8, then JSON (too deep a body raises too)
                 data = json.loads(body.decode("utf-8"))

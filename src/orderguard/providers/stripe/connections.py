@@ -1,0 +1,431 @@
+"""The charge's own HTTP/1.1 client: kept-alive connections on an asyncio protocol, answers
+read by httptools (llhttp, the parser of Node.js and of uvicorn).
+
+Why (issue 20): the charge is the one request on the path of every paid order, and aiohttp
+cost about 0.15 ms of CPU per request (its request and response objects, its stream reader,
+its timers and tracing hooks), against about 0.04 ms for the same requests written as bytes
+on a kept connection and read by httptools (one process, 32 charges in flight against the
+sandbox: ``bench/stripe_client.py``). Every other Stripe call still goes through the SDK and
+aiohttp (:mod:`.transport`); so does the charge when a proxy is named (:mod:`.wire` decides).
+
+What it does, stated so that a test can hold it:
+
+- **one origin**, the API's address: plain HTTP, or HTTPS verified against the CA bundle the
+  SDK ships (``stripe.ca_bundle_path``), the host name checked; not verified only when the
+  SDK is told not to verify (``stripe.verify_ssl_certs = False``), as with aiohttp;
+- **connections**: at most ``connections`` at once; a request waits for a free one within
+  the connect timeout; the most recently used idle connection is taken first, and one idle
+  for ``keepalive_s`` is closed (below the 5 s for which uvicorn, among many servers, keeps
+  an idle connection, so that the client, not the server, closes it and no request is sent
+  on a connection the server is closing); a connection is never reused after an answer
+  that says ``Connection: close``, after bytes nobody asked for, after a failure, or after
+  a request whose caller stopped waiting;
+- **answers**: ``Content-Length``, chunked, or read until the server closes; interim
+  ``1xx`` answers skipped; ``gzip`` and ``deflate`` decoded (the ``Accept-Encoding`` aiohttp
+  sends by default); at most ``max_answer`` bytes, before and after decoding;
+- **a failure says whether the request may have left**, as the charge's classification
+  (:mod:`.errors`, G3) needs: :class:`RequestNotSent` when no byte of it was written (no
+  connection: refused, unknown name, TLS handshake or certificate refused; none within the
+  connect timeout, pool included; a header that would split the request), else
+  :class:`AnswerLost` (closed, reset, timed out, an answer that cannot be read, too large,
+  or in an unknown encoding): the charge may have happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+from collections.abc import Iterator, Mapping
+from urllib.parse import urlsplit
+
+import httptools
+
+#: Connections to the provider at once, kept alive between requests.
+CONNECTIONS = 100
+#: Seconds an idle connection is kept for the next request (see the module).
+KEEPALIVE_S = 4.0
+#: The largest answer read, in bytes, as received and as decoded.
+MAX_ANSWER = 16 * 1024 * 1024
+#: What every request accepts unless its headers say otherwise (aiohttp's defaults).
+DEFAULT_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+#: The port of each scheme when the address names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+#: ``zlib``'s window bits for each encoding read (``deflate`` is tried raw as well).
+WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+class RequestNotSent(ConnectionError):
+    """No byte of the request was written: repeating it cannot repeat its effect."""
+
+
+class AnswerLost(ConnectionError):
+    """The request was written, in part or whole, and no whole answer was read: whatever it
+    asked for may have happened."""
+
+
+class Headers(Mapping[str, str]):
+    """An answer's headers; names compared without case, the first of a repeated name."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        values: dict[str, str] = {}
+        for name, value in pairs:
+            values.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        self._values = values
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._values!r})"
+
+
+class KeepAliveClient:
+    """Requests to one HTTP or HTTPS origin over kept-alive connections (see the module)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_s: float,
+        connect_timeout_s: float,
+        verify: bool = True,
+        cafile: str | None = None,
+        connections: int = CONNECTIONS,
+        keepalive_s: float = KEEPALIVE_S,
+        max_answer: int = MAX_ANSWER,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an http(s) address with a host: {base_url!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("an address with credentials in it is not supported")
+        self._host = parts.hostname
+        self._port = parts.port or DEFAULT_PORTS[parts.scheme]
+        name = f"[{self._host}]" if ":" in self._host else self._host
+        default_port = self._port == DEFAULT_PORTS[parts.scheme]
+        #: The ``Host`` header (the port left out when it is the scheme's, as aiohttp does).
+        self.host_header = name if default_port else f"{name}:{self._port}"
+        self._where = f"{parts.scheme}://{self.host_header}"
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._tls = ssl.create_default_context(cafile=cafile)
+            if not verify:
+                self._tls.check_hostname = False
+                self._tls.verify_mode = ssl.CERT_NONE
+        self._timeout_s = timeout_s
+        self._connect_timeout_s = connect_timeout_s
+        self._size = connections
+        self._keepalive_s = keepalive_s
+        self._max_answer = max_answer
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(connections)
+        #: Idle connections, the most recently used last.
+        self._idle: list[_Connection] = []
+        #: Every open connection, idle or in use (closed with the client).
+        self._open: set[_Connection] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        #: Bumped by :meth:`aclose`: a connection of an earlier generation is not kept.
+        self._generation = 0
+
+    async def request(
+        self, method: str, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[bytes, int, Headers]:
+        """Send one request; its answer's body (decoded), status and headers.
+
+        :raises RequestNotSent: nothing was written (the request can be repeated as is).
+        :raises AnswerLost: the request may have reached the server; no answer was read.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._bind(loop)
+        head = self._head(method, path, headers, len(body))
+        deadline = loop.time() + self._timeout_s
+        conn = await self._acquire(loop, deadline)
+        reusable = False
+        try:
+            answer = conn.exchange(head + body, loop)
+            timer = loop.call_at(deadline, conn.expire, self._timeout_s)
+            try:
+                status, pairs, raw = await answer
+            finally:
+                timer.cancel()
+            reusable = conn.reusable
+        finally:
+            self._release(conn, reusable, loop)
+        answer_headers = Headers(pairs)
+        return self._decoded(raw, answer_headers.get("content-encoding")), status, answer_headers
+
+    async def aclose(self) -> None:
+        """Close every connection (those in use when their answer is read); a later request
+        opens new ones."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._generation += 1
+        closing = [conn for conn in self._open if not conn.busy]
+        self._idle.clear()
+        for conn in closing:
+            self._drop(conn)
+        if closing:
+            await asyncio.wait([conn.lost for conn in closing], timeout=1.0)
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open, idle or in use."""
+        return len(self._open)
+
+    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start afresh in ``loop``: connections and waiters belong to the loop they were
+        made in (a client used from a second loop drops the first one's)."""
+        for conn in self._open:
+            conn.close()
+        self._open.clear()
+        self._idle.clear()
+        self._sweeper = None
+        self._slots = asyncio.Semaphore(self._size)
+        self._loop = loop
+
+    def _head(self, method: str, path: str, headers: Mapping[str, str], length: int) -> bytes:
+        if method.upper() == "HEAD":  # its answer announces a body it does not carry
+            raise ValueError("HEAD requests are not supported")
+        lines = [f"{method.upper()} {path} HTTP/1.1", f"Host: {self.host_header}"]
+        lines += [f"{name}: {value}" for name, value in DEFAULT_HEADERS.items()
+                  if name not in headers]  # fmt: skip
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines.append(f"Content-Length: {length}")
+        text = "\r\n".join(lines)
+        # One CR and one LF per line break, none elsewhere: no header can split the request.
+        breaks = len(lines) - 1
+        if text.count("\r") != breaks or text.count("\n") != breaks:
+            raise RequestNotSent("a header holds a line break: the request was not sent")
+        return text.encode() + b"\r\n\r\n"
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
+        limit = min(deadline, loop.time() + self._connect_timeout_s)
+        try:
+            if self._slots.locked():
+                async with asyncio.timeout_at(limit):
+                    await self._slots.acquire()
+            else:
+                await self._slots.acquire()  # free: taken without waiting
+        except TimeoutError as exc:
+            raise RequestNotSent(
+                f"none of the {self._size} connections to {self._where} came free within "
+                f"{self._connect_timeout_s:g} s"
+            ) from exc
+        try:
+            conn = self._idle_connection(loop.time())
+            if conn is None:
+                conn = await self._connect(loop, limit)
+        except BaseException:
+            self._slots.release()
+            raise
+        return conn
+
+    def _idle_connection(self, now: float) -> _Connection | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.usable and now - conn.idle_since < self._keepalive_s:
+                return conn
+            self._drop(conn)
+        return None
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, limit: float) -> _Connection:
+        try:
+            async with asyncio.timeout_at(limit):
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(self._max_answer, loop),
+                    self._host,
+                    self._port,
+                    ssl=self._tls,
+                    server_hostname=self._host if self._tls is not None else None,
+                )
+        except TimeoutError as exc:
+            raise RequestNotSent(
+                f"no connection to {self._where} within {self._connect_timeout_s:g} s"
+            ) from exc
+        except OSError as exc:  # refused, unreachable, unknown name, TLS refused
+            raise RequestNotSent(f"cannot connect to {self._where}: {exc}") from exc
+        conn.generation = self._generation
+        self._open.add(conn)
+        return conn
+
+    def _release(self, conn: _Connection, reusable: bool, loop: asyncio.AbstractEventLoop) -> None:
+        self._slots.release()
+        if reusable and conn.generation == self._generation:
+            conn.idle_since = loop.time()
+            self._idle.append(conn)
+            if self._sweeper is None:
+                self._sweeper = loop.call_at(conn.idle_since + self._keepalive_s, self._sweep)
+        else:
+            self._drop(conn)
+
+    def _drop(self, conn: _Connection) -> None:
+        conn.close()
+        self._open.discard(conn)
+
+    def _sweep(self) -> None:
+        """Close the connections idle for too long; come back for the oldest left."""
+        self._sweeper = None
+        assert self._loop is not None
+        now = self._loop.time()
+        kept = []
+        for conn in self._idle:
+            if conn.usable and now - conn.idle_since < self._keepalive_s:
+                kept.append(conn)
+            else:
+                self._drop(conn)
+        self._idle = kept
+        if kept:
+            self._sweeper = self._loop.call_at(kept[0].idle_since + self._keepalive_s, self._sweep)
+
+    def _decoded(self, raw: bytes, encoding: str | None) -> bytes:
+        coding = (encoding or "identity").strip().lower()
+        if coding == "identity":
+            return raw
+        if coding not in WBITS:
+            raise AnswerLost(f"the answer is in an encoding this client cannot read: {coding}")
+        for bits in (WBITS[coding], -zlib.MAX_WBITS) if coding == "deflate" else (WBITS[coding],):
+            reader = zlib.decompressobj(bits)
+            try:
+                body = reader.decompress(raw, self._max_answer)
+            except zlib.error:
+                continue
+            if reader.unconsumed_tail:
+                raise AnswerLost(f"the answer decodes to more than {self._max_answer} bytes")
+            if reader.eof:
+                return body
+        raise AnswerLost(f"the answer's {coding} encoding cannot be read")
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: a request written, its answer read by httptools' parser."""
+
+    def __init__(self, max_answer: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._max_answer = max_answer
+        self._answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
+        self._status = 0
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+        self._size = 0
+        self._framed = False  # the answer says its length (Content-Length or chunked)
+        self._headed = False  # its head was read
+        self._keep = False
+        #: Whether the connection may carry another request (open, nothing unexplained).
+        self.usable = True
+        #: When it last came back to the pool (the loop's clock).
+        self.idle_since = 0.0
+        #: The client's generation it was opened in.
+        self.generation = 0
+        #: Done when the connection is closed.
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    # -- the pool's side -------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._answer is not None and not self._answer.done()
+
+    @property
+    def reusable(self) -> bool:
+        return self.usable and self._keep
+
+    def exchange(
+        self, request: bytes, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]]:
+        """Write ``request``; the future of its answer (status, header pairs, raw body)."""
+        assert self._transport is not None
+        self._answer = answer = loop.create_future()
+        self._status, self._headers, self._body = 0, [], []
+        self._size, self._framed, self._headed, self._keep = 0, False, False, False
+        self._transport.write(request)
+        return answer
+
+    def expire(self, timeout_s: float) -> None:
+        self._fail(AnswerLost(f"no whole answer within {timeout_s:g} s"))
+
+    def close(self) -> None:
+        self.usable = False
+        if self._transport is not None:
+            try:
+                self._transport.close()
+            except RuntimeError:  # its event loop is closed: so is the connection
+                pass
+
+    def _fail(self, exc: Exception) -> None:
+        self.usable = False
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc)
+        if self._transport is not None:
+            self._transport.abort()
+
+    # -- asyncio's side --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        # Bytes nobody asked for begin a message the parser refuses (on_message_begin).
+        try:
+            self._parser.feed_data(data)
+        except Exception as exc:  # llhttp's refusals, and the callbacks' own
+            self._fail(AnswerLost(f"the answer cannot be read: {exc!r}"))
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself; connection_lost reads what came
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        if self.busy:
+            if self._headed and not self._framed and exc is None:  # read until the close
+                self._complete()
+            else:
+                cause = f": {exc}" if exc is not None else ""
+                self._fail(AnswerLost(f"the connection closed before the whole answer{cause}"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    # -- httptools' callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if not self.busy or self._headed:  # an answer to no request, or a second one
+            raise AnswerLost("bytes after the answer: the connection cannot be trusted")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered == b"content-length" or lowered == b"transfer-encoding":
+            self._framed = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._status = self._parser.get_status_code()
+        self._headed = True
+
+    def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > self._max_answer:
+            raise AnswerLost(f"the answer is larger than {self._max_answer} bytes")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        if 100 <= self._status < 200:  # an interim answer: the real one follows
+            self._status, self._headers, self._body, self._size = 0, [], [], 0
+            self._framed = self._headed = False
+            return
+        self._keep = self._parser.should_keep_alive()
+        self._complete()
+
+    def _complete(self) -> None:
+        assert self._answer is not None
+        self._answer.set_result((self._status, self._headers, b"".join(self._body)))

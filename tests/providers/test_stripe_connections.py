@@ -1,0 +1,573 @@
+"""The charge's own HTTP/1.1 client (``providers/stripe/connections.py``, issue 20).
+
+Each test scripts a server byte by byte and states what the client must make of it: the
+answer's framing (length, chunks, until the close, interim answers), its encodings, the
+connections it keeps and closes (counted by the server), TLS, and above all which failures
+leave the request unsent (:class:`RequestNotSent`) and which may have delivered it
+(:class:`AnswerLost`), the line G3 draws between "unavailable" and "outcome unknown".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import itertools
+import ssl
+import subprocess
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orderguard.providers.base import ProviderOutcomeUnknown, ProviderUnavailable
+from orderguard.providers.stripe import connections
+from orderguard.providers.stripe.adapter import StripeProvider
+from orderguard.providers.stripe.connections import AnswerLost, KeepAliveClient, RequestNotSent
+from tests.providers.harness import API_KEY, SECRET, charge_request
+
+Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[None]]
+
+JSON = b'{"id": "pi_1", "object": "payment_intent"}'
+
+
+def plain(body: bytes = JSON, *extra: str) -> bytes:
+    head = "".join(f"{line}\r\n" for line in extra)
+    return f"HTTP/1.1 200 OK\r\n{head}content-length: {len(body)}\r\n\r\n".encode() + body
+
+
+@dataclass
+class Server:
+    """Reads each request whole and answers it as ``answer`` says; counts connections and
+    requests, and the connections the client closed."""
+
+    answer: Answer
+    port: int = 0
+    connections: int = 0
+    closed_by_client: int = 0
+    requests: list[bytes] = field(default_factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.IncompleteReadError as exc:
+                    if not exc.partial:
+                        self.closed_by_client += 1
+                    return
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                     if line.startswith(b"content-length:")),
+                    0,
+                )  # fmt: skip
+                request = head + await reader.readexactly(length)
+                self.requests.append(request)
+                await self.answer(request, writer)
+                if writer.is_closing():
+                    return
+        except ConnectionError:
+            return
+        finally:
+            writer.close()
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Answer], Awaitable[Server]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(answer: Answer) -> Server:
+        made = Server(answer)
+        server = await asyncio.start_server(made.handle, "127.0.0.1", 0)
+        made.port = server.sockets[0].getsockname()[1]
+        servers.append(server)
+        return made
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def replies(*raw: bytes) -> Answer:
+    """Answer each request with the next of ``raw`` (the last one again when they run out)."""
+    left = list(raw)
+
+    async def answer(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(left.pop(0) if len(left) > 1 else left[0])
+        await writer.drain()
+
+    return answer
+
+
+def client_for(server: Server, **options: float) -> KeepAliveClient:
+    limits = {"timeout_s": 2.0, "connect_timeout_s": 1.0, **options}
+    return KeepAliveClient(
+        f"http://127.0.0.1:{server.port}",
+        timeout_s=limits.pop("timeout_s"),
+        connect_timeout_s=limits.pop("connect_timeout_s"),
+        **limits,  # type: ignore[arg-type]
+    )
+
+
+async def post(client: KeepAliveClient, key: str = "k1") -> tuple[bytes, int, connections.Headers]:
+    return await client.request("POST", "/v1/payment_intents", {"Idempotency-Key": key}, b"a=1")
+
+
+# -- framing and encodings ------------------------------------------------------------------
+
+FRAMINGS = {
+    "content-length": plain(),
+    "chunked": (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+        + b"".join(f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in (JSON[:7], JSON[7:]))
+        + b"0\r\n\r\n"
+    ),
+    "interim answers first": b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+    b"link: </x>\r\n\r\n" + plain(),
+    "gzip": plain(gzip.compress(JSON), "Content-Encoding: gzip"),
+    "deflate (zlib)": plain(zlib.compress(JSON), "content-encoding: deflate"),
+    "deflate (raw)": plain(
+        (lambda c: c.compress(JSON) + c.flush())(zlib.compressobj(wbits=-15)),
+        "content-encoding: deflate",
+    ),
+}
+
+
+@pytest.mark.parametrize("framing", sorted(FRAMINGS))
+async def test_every_framing_and_encoding_reads_the_same_body(
+    serve: Callable[[Answer], Awaitable[Server]], framing: str
+) -> None:
+    server = await serve(replies(FRAMINGS[framing]))
+    client = client_for(server)
+    try:
+        body, status, _ = await post(client)
+        assert (body, status) == (JSON, 200)
+        again, _, _ = await post(client, "k2")  # the connection is kept and reads the next
+        assert again == JSON
+    finally:
+        await client.aclose()
+    assert server.connections == 1 and len(server.requests) == 2
+
+
+async def test_an_answer_read_until_the_close_is_whole_and_its_connection_not_kept(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    async def until_close(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + JSON)
+        await writer.drain()
+        writer.close()
+
+    server = await serve(until_close)
+    client = client_for(server)
+    try:
+        assert (await post(client))[0] == JSON
+        assert (await post(client, "k2"))[0] == JSON
+    finally:
+        await client.aclose()
+    assert server.connections == 2
+
+
+async def test_the_answers_headers_are_read_without_case(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain(JSON, "Request-Id: req_1", "Stripe-Should-Retry: true",
+                                       "request-id: req_2")))  # fmt: skip
+    client = client_for(server)
+    try:
+        _, _, headers = await post(client)
+    finally:
+        await client.aclose()
+    assert headers["request-id"] == headers["REQUEST-ID"] == "req_1"  # the first of two
+    assert headers.get("stripe-should-retry") == "true" and "Stripe-Should-Retry" in headers
+    assert headers.get("absent") is None
+
+
+async def test_the_request_carries_host_length_and_the_default_accept_headers(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain()))
+    client = client_for(server)
+    try:
+        await client.request("POST", "/v1/x", {"Accept": "application/json"}, b"amount=1")
+    finally:
+        await client.aclose()
+    [request] = server.requests
+    head, _, body = request.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v1/x HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.port}".encode() in lines
+    assert b"Content-Length: 8" in lines and body == b"amount=1"
+    assert b"Accept: application/json" in lines and b"Accept: */*" not in lines  # given wins
+    assert b"Accept-Encoding: gzip, deflate" in lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    framing=st.sampled_from(sorted(FRAMINGS)),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_an_answer_split_anywhere_reads_the_same(framing: str, cuts: list[int]) -> None:
+    """However the network cuts the answer into reads, the client reads the same answer."""
+    raw = FRAMINGS[framing]
+    points = sorted({c % (len(raw) + 1) for c in cuts} | {0, len(raw)})
+    pieces = [raw[a:b] for a, b in itertools.pairwise(points)]
+
+    async def scenario() -> tuple[int, bytes]:
+        loop = asyncio.get_running_loop()
+        conn = connections._Connection(connections.MAX_ANSWER, loop)
+        conn.connection_made(_Sink())  # type: ignore[arg-type]
+        answer = conn.exchange(b"POST / HTTP/1.1\r\n\r\n", loop)
+        for piece in pieces:
+            conn.data_received(piece)
+        status, pairs, body = await answer
+        assert conn.reusable
+        client = KeepAliveClient("http://x", timeout_s=1, connect_timeout_s=1)
+        return status, client._decoded(body, connections.Headers(pairs).get("content-encoding"))
+
+    assert asyncio.run(scenario()) == (200, JSON)
+
+
+class _Sink:
+    """A transport that takes what is written and closes on request."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+# -- connections kept and closed ------------------------------------------------------------
+
+
+async def test_an_answer_that_says_close_is_not_followed_on_its_connection(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain(JSON, "connection: close"), plain()))
+    client = client_for(server)
+    try:
+        await post(client)
+        await post(client, "k2")
+        await post(client, "k3")
+    finally:
+        await client.aclose()
+    assert server.connections == 2  # a new one after the "close", then kept
+
+
+async def test_an_idle_connection_is_closed_by_the_client_after_the_keepalive(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain()))
+    client = client_for(server, keepalive_s=0.2)
+    try:
+        await post(client)
+        await asyncio.sleep(0.05)
+        await post(client, "k2")  # within the keep-alive: the same connection
+        assert server.connections == 1 and server.closed_by_client == 0
+        for _ in range(100):  # the sweep closes it without another request
+            if server.closed_by_client:
+                break
+            await asyncio.sleep(0.02)
+        assert server.closed_by_client == 1 and client.open_connections == 0
+        await post(client, "k3")
+        assert server.connections == 2
+    finally:
+        await client.aclose()
+
+
+async def test_closing_the_client_closes_its_idle_connections(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain()))
+    client = client_for(server)
+    await asyncio.gather(*(post(client, f"k{n}") for n in range(4)))
+    assert server.connections == 4 and client.open_connections == 4
+    await client.aclose()
+    await asyncio.sleep(0.05)
+    assert server.closed_by_client == 4 and client.open_connections == 0
+
+
+@pytest.mark.parametrize("later", [False, True])
+async def test_bytes_nobody_asked_for_end_the_connection(
+    serve: Callable[[Answer], Awaitable[Server]], later: bool
+) -> None:
+    """A second answer to one request, in the same read as the first or a later one."""
+    extra = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+
+    async def twice(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(plain() if later else plain() + extra)
+        if later:
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            writer.write(extra)
+
+    server = await serve(twice)
+    client = client_for(server)
+    try:
+        assert (await post(client))[0] == JSON
+        await asyncio.sleep(0.05)
+        assert (await post(client, "k2"))[0] == JSON
+    finally:
+        await client.aclose()
+    assert server.connections == 2
+
+
+# -- failures: sent or not ------------------------------------------------------------------
+
+
+async def test_a_refused_connection_sent_nothing() -> None:
+    with socket_port() as port:
+        pass  # closed: nothing listens there
+    client = KeepAliveClient(
+        f"http://127.0.0.1:{port}", timeout_s=1, connect_timeout_s=1, connections=1
+    )
+    for _ in range(2):  # the one connection's place is given back each time
+        with pytest.raises(RequestNotSent, match="cannot connect"):
+            await post(client)
+
+
+async def test_an_answer_that_never_comes_is_lost_after_the_timeout(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    async def silent(_: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    server = await serve(silent)
+    client = client_for(server, timeout_s=0.2)
+    try:
+        with pytest.raises(AnswerLost, match=r"within 0\.2 s"):
+            await post(client)
+        assert len(server.requests) == 1  # it had arrived
+        assert client.open_connections == 0  # the connection is not reused
+    finally:
+        await client.aclose()
+
+
+async def test_waiting_for_a_connection_longer_than_the_connect_timeout_sent_nothing(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    async def slow(_: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.5)
+        writer.write(plain())
+
+    server = await serve(slow)
+    client = client_for(server, connections=1, connect_timeout_s=0.1, timeout_s=2.0)
+    try:
+        first = asyncio.create_task(post(client))
+        await asyncio.sleep(0.05)
+        with pytest.raises(RequestNotSent, match="came free"):
+            await post(client, "k2")
+        assert (await first)[0] == JSON
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1  # the second never left
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n" + JSON, "closed before"),
+        (b"HTTP/1.1 200 OK\r\ncontent-len", "closed before"),
+        (b"", "closed before"),
+        (b"SMTP ready\r\n\r\n", "cannot be read"),
+        (plain(b"not gzip", "content-encoding: gzip"), "cannot be read"),
+        (plain(JSON, "content-encoding: br"), "cannot read: br"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n",
+         "cannot be read"),
+    ],
+)  # fmt: skip
+async def test_an_answer_that_cannot_be_read_whole_is_lost(
+    serve: Callable[[Answer], Awaitable[Server]], answer: bytes, says: str
+) -> None:
+    async def once(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await serve(once)
+    client = client_for(server)
+    try:
+        with pytest.raises(AnswerLost, match=says):
+            await post(client)
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1
+
+
+async def test_an_answer_too_large_is_lost_as_sent_and_as_decoded(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    big = b"x" * 5000
+    server = await serve(replies(plain(big), plain(gzip.compress(big), "content-encoding: gzip")))
+    client = client_for(server, max_answer=4096)
+    try:
+        with pytest.raises(AnswerLost, match="cannot be read"):  # larger than 4096 bytes
+            await post(client)
+        with pytest.raises(AnswerLost, match="decodes to more than 4096"):  # 5000 decoded
+            await post(client, "k2")
+    finally:
+        await client.aclose()
+
+
+async def test_a_header_with_a_line_break_is_never_sent(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain()))
+    client = client_for(server)
+    try:
+        for value in ("k\r\nX-Injected: 1", "k\nX: 1", "k\rX"):
+            with pytest.raises(RequestNotSent, match="line break"):
+                await client.request("POST", "/v1/x", {"Idempotency-Key": value}, b"")
+        assert (await post(client))[0] == JSON
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1 and b"X-Injected" not in server.requests[0]
+
+
+async def test_a_request_its_caller_stopped_waiting_for_frees_its_connection(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    async def first_hangs(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"hang" in request:
+            await asyncio.sleep(5)
+        writer.write(plain())
+
+    server = await serve(first_hangs)
+    client = client_for(server, connections=1)
+    try:
+        hanging = asyncio.create_task(post(client, "hang"))
+        await asyncio.sleep(0.05)
+        hanging.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await hanging
+        assert (await post(client, "k2"))[0] == JSON  # the one slot is free again
+    finally:
+        await client.aclose()
+    assert server.connections == 2  # the abandoned connection was not reused
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and ``localhost``, and its key."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[Server, Path]]:
+    cert, key = certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    made = Server(replies(plain()))
+    server = await asyncio.start_server(made.handle, "127.0.0.1", 0, ssl=context)
+    made.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield made, cert
+
+
+async def test_https_is_verified_against_the_authorities_given(
+    tls_server: tuple[Server, Path],
+) -> None:
+    server, cert = tls_server
+    url = f"https://127.0.0.1:{server.port}"
+    trusted = KeepAliveClient(url, timeout_s=2, connect_timeout_s=2, cafile=str(cert))
+    try:
+        assert (await post(trusted))[0] == JSON
+    finally:
+        await trusted.aclose()
+    stranger = KeepAliveClient(url, timeout_s=2, connect_timeout_s=2)  # the system's CAs
+    with pytest.raises(RequestNotSent, match="CERTIFICATE_VERIFY_FAILED"):
+        await post(stranger)
+    unverified = KeepAliveClient(url, timeout_s=2, connect_timeout_s=2, verify=False)
+    try:
+        assert (await post(unverified))[0] == JSON
+    finally:
+        await unverified.aclose()
+    assert len(server.requests) == 2  # the refused handshake carried no request
+
+
+async def test_https_checks_the_host_name(tls_server: tuple[Server, Path]) -> None:
+    server, cert = tls_server
+    # The certificate names 127.0.0.1 and localhost; ::1 is neither.
+    client = KeepAliveClient(
+        f"https://[::1]:{server.port}", timeout_s=2, connect_timeout_s=2, cafile=str(cert)
+    )
+    with pytest.raises(RequestNotSent):
+        await post(client)
+
+
+# -- through the adapter --------------------------------------------------------------------
+
+
+async def test_the_adapter_reports_an_unsent_charge_unavailable_and_a_lost_one_unknown(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    async def hang_up(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await serve(hang_up)
+    provider = StripeProvider(
+        api_key=API_KEY, webhook_secret=SECRET, base_url=f"http://127.0.0.1:{server.port}"
+    )
+    try:
+        assert provider._wire.direct is not None  # the charge's own client
+        with pytest.raises(ProviderOutcomeUnknown, match="AnswerLost"):
+            await provider.create_payment(charge_request())
+        with pytest.raises(ProviderUnavailable, match="RequestNotSent"):
+            await provider.create_payment(charge_request(idempotency_key="k\r\nX: 1"))
+    finally:
+        await provider.aclose()
+
+
+async def test_a_proxy_in_the_environment_sends_the_charge_through_it(
+    serve: Callable[[Answer], Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = plain(
+        b'{"id": "pi_p", "object": "payment_intent", "amount": 2599, "currency": "eur",'
+        b' "status": "succeeded", "metadata": {}}'
+    )
+    proxy = await serve(replies(answer))
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    provider = StripeProvider(
+        api_key=API_KEY, webhook_secret=SECRET, base_url="https://api.stripe.invalid"
+    )
+    try:
+        assert provider._wire.direct is None  # the charge goes through aiohttp and the proxy
+        with pytest.raises(ProviderUnavailable):  # the proxy does not tunnel: refused
+            await provider.create_payment(charge_request())
+    finally:
+        await provider.aclose()
+    [request] = proxy.requests
+    assert request.startswith(b"CONNECT api.stripe.invalid:443 HTTP/1.1")
+
+
+class socket_port:
+    """A free TCP port on loopback, held while the block runs."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        return int(self._sock.getsockname()[1])
+
+    def __exit__(self, *_: object) -> None:
+        self._sock.close()
