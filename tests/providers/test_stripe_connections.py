@@ -237,6 +237,12 @@ class _Sink:
     def write(self, data: bytes) -> None:
         pass
 
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 
@@ -378,6 +384,7 @@ async def test_waiting_for_a_connection_longer_than_the_connect_timeout_sent_not
         (b"", "closed before"),
         (b"SMTP ready\r\n\r\n", "cannot be read"),
         (plain(b"not gzip", "content-encoding: gzip"), "cannot be read"),
+        (plain(gzip.compress(JSON) + b"junk", "content-encoding: gzip"), "cannot be read"),
         (plain(JSON, "content-encoding: br"), "cannot read: br"),
         (b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n",
          "cannot be read"),
@@ -408,7 +415,7 @@ async def test_an_answer_too_large_is_lost_as_sent_and_as_decoded(
     server = await serve(replies(plain(big), plain(gzip.compress(big), "content-encoding: gzip")))
     client = client_for(server, max_answer=4096)
     try:
-        with pytest.raises(AnswerLost, match="cannot be read"):  # larger than 4096 bytes
+        with pytest.raises(AnswerLost, match="larger than 4096 bytes"):
             await post(client)
         with pytest.raises(AnswerLost, match="decodes to more than 4096"):  # 5000 decoded
             await post(client, "k2")
@@ -423,7 +430,7 @@ async def test_a_header_with_a_line_break_is_never_sent(
     client = client_for(server)
     try:
         for value in ("k\r\nX-Injected: 1", "k\nX: 1", "k\rX"):
-            with pytest.raises(RequestNotSent, match="line break"):
+            with pytest.raises(RequestNotSent, match="control character"):
                 await client.request("POST", "/v1/x", {"Idempotency-Key": value}, b"")
         assert (await post(client))[0] == JSON
     finally:
@@ -453,16 +460,216 @@ async def test_a_request_its_caller_stopped_waiting_for_frees_its_connection(
     assert server.connections == 2  # the abandoned connection was not reused
 
 
+async def test_a_connection_the_server_closed_is_never_written_to(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    """Closed after its answer without a word, or its close read and not yet handled: the
+    next request takes a new connection and is answered, not lost."""
+
+    async def then_close(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(plain())
+        await writer.drain()
+        writer.close()
+
+    server = await serve(then_close)
+    client = client_for(server)
+    try:
+        await post(client)
+        await asyncio.sleep(0.05)
+        assert (await post(client, "k2"))[0] == JSON
+        assert server.connections == 2
+        await asyncio.sleep(0.05)  # its close read too
+        server.answer = replies(plain())
+        await post(client, "k3")  # a connection the server keeps
+        client._idle[-1].eof_received()  # its close read, connection_lost still to come
+        assert (await post(client, "k4"))[0] == JSON
+    finally:
+        await client.aclose()
+    assert server.connections == 4 and len(server.requests) == 4
+
+
+@pytest.mark.parametrize(("timeout", "connections_opened"), [(1, 2), (3, 1)])
+async def test_an_idle_time_the_server_announces_is_kept_to(
+    serve: Callable[[Answer], Awaitable[Server]], timeout: int, connections_opened: int
+) -> None:
+    """``Keep-Alive: timeout=1``: closed a second early, that is at once; ``3``: kept."""
+    server = await serve(replies(plain(JSON, f"Keep-Alive: timeout={timeout}, max=100")))
+    client = client_for(server)
+    try:
+        await post(client)
+        await asyncio.sleep(0.05)
+        await post(client, "k2")
+    finally:
+        await client.aclose()
+    assert server.connections == connections_opened
+
+
+def never_connects(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch, *, until: float = 60.0
+) -> None:
+    """The loop's connections take ``until`` seconds to open (then open as usual)."""
+    opening = loop.create_connection
+
+    async def slowly(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(until)
+        return await opening(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "create_connection", slowly)
+
+
+async def test_no_connection_within_the_connect_timeout_sent_nothing(
+    serve: Callable[[Answer], Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await serve(replies(plain()))
+    never_connects(asyncio.get_running_loop(), monkeypatch)
+    client = client_for(server, connect_timeout_s=0.1, connections=1)
+    for _ in range(2):  # the one place is given back each time
+        with pytest.raises(RequestNotSent, match=r"no connection to .* within 0\.1 s"):
+            await post(client)
+    assert server.connections == 0
+
+
+async def test_a_request_cancelled_while_it_waits_or_connects_gives_its_place_back(
+    serve: Callable[[Answer], Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await serve(replies(plain()))
+    loop = asyncio.get_running_loop()
+    with monkeypatch.context() as patch:
+        never_connects(loop, patch)
+        client = client_for(server, connections=1, connect_timeout_s=5)
+        connecting = asyncio.create_task(post(client))
+        waiting = asyncio.create_task(post(client, "k2"))
+        await asyncio.sleep(0.05)
+        for task in (connecting, waiting):
+            task.cancel()
+        for task in (connecting, waiting):
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    try:
+        assert (await post(client, "k3"))[0] == JSON
+    finally:
+        await client.aclose()
+    assert server.connections == 1
+
+
+async def test_closing_the_client_mid_request_keeps_no_connection(
+    serve: Callable[[Answer], Awaitable[Server]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request answered, and a connection opened, after ``aclose``: neither is kept."""
+
+    async def slow(_: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.1)
+        writer.write(plain())
+
+    server = await serve(slow)
+    client = client_for(server)
+    answered = asyncio.create_task(post(client))
+    await asyncio.sleep(0.05)  # on the wire
+    never_connects(asyncio.get_running_loop(), monkeypatch, until=0.1)
+    connecting = asyncio.create_task(post(client, "k2"))
+    await asyncio.sleep(0.02)  # opening
+    await client.aclose()
+    assert (await answered)[0] == JSON and (await connecting)[0] == JSON
+    await asyncio.sleep(0.05)
+    assert client.open_connections == 0 and server.closed_by_client == 2
+
+
+@pytest.mark.parametrize(
+    ("head", "says"),
+    [
+        (b"x-big: " + b"a" * 100_000 + b"\r\n", "head is longer than 65536"),
+        (b"".join(b"x-%d: 1\r\n" % n for n in range(150)), "more than 100 headers"),
+    ],
+)
+async def test_an_answer_with_too_big_a_head_is_lost(
+    serve: Callable[[Answer], Awaitable[Server]], head: bytes, says: str
+) -> None:
+    server = await serve(replies(b"HTTP/1.1 200 OK\r\n" + head + b"content-length: 0\r\n\r\n"))
+    client = client_for(server)
+    try:
+        with pytest.raises(AnswerLost, match=says):
+            await post(client)
+    finally:
+        await client.aclose()
+
+
+async def test_a_head_that_never_ends_is_lost_before_the_timeout(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    """One header that goes on and on: refused once it passes the limit, not read on."""
+
+    async def endless(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nx-endless: ")
+        for _ in range(40):
+            writer.write(b"a" * 4096)
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(5)
+
+    server = await serve(endless)
+    client = client_for(server, timeout_s=3.0)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(AnswerLost, match="head is longer than 65536"):
+            await post(client)
+        assert asyncio.get_running_loop().time() - started < 2.0  # not the timeout
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.test"},
+        {"content-length": "0"},
+        {"Transfer-Encoding": "chunked"},
+        {"Bad Name": "1"},
+        {"X:Colon": "1"},
+        {"X-Nul": "a\x00b"},
+        {"X-Escape": "a\x1bb"},
+    ],
+)
+async def test_a_header_the_client_cannot_send_as_given_sends_nothing(
+    serve: Callable[[Answer], Awaitable[Server]], headers: dict[str, str]
+) -> None:
+    server = await serve(replies(plain()))
+    client = client_for(server)
+    try:
+        with pytest.raises(RequestNotSent):
+            await client.request("POST", "/v1/x", headers, b"")
+        with pytest.raises(ValueError):
+            connections.check_headers(headers)
+        assert (await client.request("POST", "/v1/x", {"X-Tab": "a\tb"}, b""))[0] == JSON
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1
+
+
+async def test_the_default_accept_headers_give_way_to_a_callers_in_any_case(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain()))
+    client = client_for(server)
+    try:
+        await client.request("POST", "/v1/x", {"accept-encoding": "identity"}, b"")
+    finally:
+        await client.aclose()
+    lines = server.requests[0].lower().split(b"\r\n")
+    assert [line for line in lines if line.startswith(b"accept-encoding")] == [
+        b"accept-encoding: identity"
+    ]
+
+
 # -- TLS ------------------------------------------------------------------------------------
 
 
-def certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and ``localhost``, and its key."""
+def certificate(folder: Path, names: str = "DNS:localhost,IP:127.0.0.1") -> tuple[Path, Path]:
+    """A self-signed certificate for ``names`` (127.0.0.1 and ``localhost``), and its key."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+         "-addext", f"subjectAltName={names}"],
         check=True,
         capture_output=True,
     )  # fmt: skip
@@ -470,8 +677,10 @@ def certificate(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-async def tls_server(tmp_path: Path) -> AsyncIterator[tuple[Server, Path]]:
-    cert, key = certificate(tmp_path)
+async def tls_server(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Server, Path]]:
+    cert, key = certificate(tmp_path, getattr(request, "param", "DNS:localhost,IP:127.0.0.1"))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     made = Server(replies(plain()))
@@ -502,14 +711,20 @@ async def test_https_is_verified_against_the_authorities_given(
     assert len(server.requests) == 2  # the refused handshake carried no request
 
 
+@pytest.mark.parametrize("tls_server", ["DNS:localhost"], indirect=True)
 async def test_https_checks_the_host_name(tls_server: tuple[Server, Path]) -> None:
+    """A certificate its authority signed, for another name than the one connected to."""
     server, cert = tls_server
-    # The certificate names 127.0.0.1 and localhost; ::1 is neither.
-    client = KeepAliveClient(
-        f"https://[::1]:{server.port}", timeout_s=2, connect_timeout_s=2, cafile=str(cert)
-    )
-    with pytest.raises(RequestNotSent):
+    url = f"https://127.0.0.1:{server.port}"  # the certificate names localhost only
+    client = KeepAliveClient(url, timeout_s=2, connect_timeout_s=2, cafile=str(cert))
+    with pytest.raises(RequestNotSent, match="IP address mismatch"):
         await post(client)
+    unverified = KeepAliveClient(url, timeout_s=2, connect_timeout_s=2, verify=False)
+    try:
+        assert (await post(unverified))[0] == JSON  # the same server, name not checked
+    finally:
+        await unverified.aclose()
+    assert len(server.requests) == 1
 
 
 # -- through the adapter --------------------------------------------------------------------
@@ -533,6 +748,12 @@ async def test_the_adapter_reports_an_unsent_charge_unavailable_and_a_lost_one_u
             await provider.create_payment(charge_request(idempotency_key="k\r\nX: 1"))
     finally:
         await provider.aclose()
+
+
+def test_an_api_key_with_a_line_break_is_refused_when_the_provider_is_made() -> None:
+    """A secret file's trailing newline: refused at start, not on every charge."""
+    with pytest.raises(ValueError, match="Authorization header holds a control character"):
+        StripeProvider(api_key=f"{API_KEY}\n", webhook_secret=SECRET, base_url="http://x")
 
 
 async def test_a_proxy_in_the_environment_sends_the_charge_through_it(

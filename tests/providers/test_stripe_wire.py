@@ -51,6 +51,8 @@ class Recorder:
 
     port: int = 0
     requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    #: Each request's header lines as they came (a name given twice appears twice).
+    header_lines: list[list[tuple[str, str]]] = field(default_factory=list)
     answer: tuple[int, bytes] = (200, json.dumps(INTENT).encode())
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,10 +61,13 @@ class Recorder:
                 head = await reader.readuntil(b"\r\n\r\n")
                 line, *lines = head.decode("latin-1").split("\r\n")
                 headers = {}
+                pairs = []
                 for raw in lines:
                     if raw:
                         name, _, value = raw.partition(":")
                         headers[name.strip().lower()] = value.strip()
+                        pairs.append((name.strip().lower(), value.strip()))
+                self.header_lines.append(pairs)
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.requests.append((line, headers, body))
                 status, payload = self.answer
@@ -136,6 +141,10 @@ async def test_the_charge_arrives_exactly_as_the_sdk_sends_it(
     assert body == sdk_body
     strip = lambda h: {k: v for k, v in h.items() if k not in VOLATILE}  # noqa: E731
     assert strip(headers) == strip(sdk_headers)
+    sdk_lines, lines = (
+        [p for p in pairs if p[0] not in VOLATILE] for pairs in recorder.header_lines
+    )
+    assert sorted(lines) == sorted(sdk_lines)  # no header twice, none missing
     # What the SDK guarantees, stated on its own: the key, the version, the key's owner.
     assert headers["idempotency-key"] == "pay-att_wire"
     assert headers["stripe-version"] == stripe.api_version  # the version the SDK is built for

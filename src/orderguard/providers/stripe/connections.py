@@ -11,22 +11,27 @@ aiohttp (:mod:`.transport`); so does the charge when a proxy is named (:mod:`.wi
 What it does, stated so that a test can hold it:
 
 - **one origin**, the API's address: plain HTTP, or HTTPS verified against the CA bundle the
-  SDK ships (``stripe.ca_bundle_path``), the host name checked; not verified only when the
-  SDK is told not to verify (``stripe.verify_ssl_certs = False``), as with aiohttp;
+  SDK ships (``stripe.ca_bundle_path``), the host name checked (the SDK's client, which this
+  one follows, is always made verifying; ``verify=False`` exists for tests);
 - **connections**: at most ``connections`` at once; a request waits for a free one within
   the connect timeout; the most recently used idle connection is taken first, and one idle
   for ``keepalive_s`` is closed (below the 5 s for which uvicorn, among many servers, keeps
-  an idle connection, so that the client, not the server, closes it and no request is sent
-  on a connection the server is closing); a connection is never reused after an answer
-  that says ``Connection: close``, after bytes nobody asked for, after a failure, or after
-  a request whose caller stopped waiting;
+  an idle connection, and a second before the ``Keep-Alive: timeout=`` an answer names, so
+  that the client, not the server, closes it); a connection the server has closed is never
+  written to; a connection is never reused after an answer that says
+  ``Connection: close``, after bytes nobody asked for, after a failure, or after a request
+  whose caller stopped waiting;
+- **requests**: header names are HTTP tokens, values hold no control character (a line break
+  would split the request), ``Host`` and ``Content-Length`` are the client's own
+  (:func:`check_headers`);
 - **answers**: ``Content-Length``, chunked, or read until the server closes; interim
   ``1xx`` answers skipped; ``gzip`` and ``deflate`` decoded (the ``Accept-Encoding`` aiohttp
-  sends by default); at most ``max_answer`` bytes, before and after decoding;
+  sends by default); a head of at most :data:`MAX_HEAD` bytes and :data:`MAX_HEADERS` lines,
+  a body of at most ``max_answer`` bytes, before and after decoding;
 - **a failure says whether the request may have left**, as the charge's classification
   (:mod:`.errors`, G3) needs: :class:`RequestNotSent` when no byte of it was written (no
   connection: refused, unknown name, TLS handshake or certificate refused; none within the
-  connect timeout, pool included; a header that would split the request), else
+  connect timeout, pool included; a header that is refused), else
   :class:`AnswerLost` (closed, reset, timed out, an answer that cannot be read, too large,
   or in an unknown encoding): the charge may have happened.
 """
@@ -34,6 +39,8 @@ What it does, stated so that a test can hold it:
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 import ssl
 import zlib
 from collections.abc import Iterator, Mapping
@@ -47,12 +54,40 @@ CONNECTIONS = 100
 KEEPALIVE_S = 4.0
 #: The largest answer read, in bytes, as received and as decoded.
 MAX_ANSWER = 16 * 1024 * 1024
+#: The largest head of an answer (status line and headers), in bytes, and its most headers.
+MAX_HEAD = 64 * 1024
+MAX_HEADERS = 100
+#: Seconds taken off the idle time a server announces (``Keep-Alive: timeout=``).
+KEEPALIVE_MARGIN_S = 1.0
+#: Headers the client writes itself and a caller may not give.
+RESERVED = frozenset({"host", "content-length", "transfer-encoding"})
 #: What every request accepts unless its headers say otherwise (aiohttp's defaults).
 DEFAULT_HEADERS = {"Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
 #: The port of each scheme when the address names none.
 DEFAULT_PORTS = {"http": 80, "https": 443}
 #: ``zlib``'s window bits for each encoding read (``deflate`` is tried raw as well).
 WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+#: An HTTP token (RFC 9110): what a header name is made of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: Control characters no header value may hold but the tab (CR and LF counted apart).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: ``timeout=N`` in a ``Keep-Alive`` header.
+_KEEPALIVE_TIMEOUT = re.compile(rb"timeout\s*=\s*(\d+)", re.IGNORECASE)
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse headers that cannot be sent as given: a name that is no HTTP token, a value
+    with a control character (a line break would split the request), or a header the
+    client writes itself (:data:`RESERVED`). :class:`ValueError` says which."""
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"not a header name: {name!r}")
+        if name.lower() in RESERVED:
+            raise ValueError(f"the client writes the {name} header itself")
+        if "\r" in value or "\n" in value or _CONTROL.search(value):
+            raise ValueError(f"the {name} header holds a control character")
 
 
 class RequestNotSent(ConnectionError):
@@ -133,8 +168,10 @@ class KeepAliveClient:
         #: Every open connection, idle or in use (closed with the client).
         self._open: set[_Connection] = set()
         self._sweeper: asyncio.TimerHandle | None = None
-        #: Bumped by :meth:`aclose`: a connection of an earlier generation is not kept.
+        #: Bumped by :meth:`aclose` and a new loop: a connection of an earlier one is not kept.
         self._generation = 0
+        #: Header names already found to be tokens and not reserved (lowercased).
+        self._known_names: set[str] = set()
 
     async def request(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
@@ -185,38 +222,53 @@ class KeepAliveClient:
 
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start afresh in ``loop``: connections and waiters belong to the loop they were
-        made in (a client used from a second loop drops the first one's)."""
+        made in. A client used from a second loop drops the first one's connections (those
+        in flight there are not kept when they end, and give back their place to the first
+        loop's count, not to this one's)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._generation += 1
         for conn in self._open:
-            conn.close()
+            conn.abort()
         self._open.clear()
         self._idle.clear()
-        self._sweeper = None
         self._slots = asyncio.Semaphore(self._size)
         self._loop = loop
 
     def _head(self, method: str, path: str, headers: Mapping[str, str], length: int) -> bytes:
         if method.upper() == "HEAD":  # its answer announces a body it does not carry
             raise ValueError("HEAD requests are not supported")
+        names = {name.lower() for name in headers}
+        if not names <= self._known_names:
+            try:
+                check_headers({name: "" for name in headers})
+            except ValueError as exc:
+                raise RequestNotSent(f"{exc}: the request was not sent") from exc
+            if len(self._known_names) < 256:
+                self._known_names |= names
         lines = [f"{method.upper()} {path} HTTP/1.1", f"Host: {self.host_header}"]
         lines += [f"{name}: {value}" for name, value in DEFAULT_HEADERS.items()
-                  if name not in headers]  # fmt: skip
+                  if name.lower() not in names]  # fmt: skip
         lines += [f"{name}: {value}" for name, value in headers.items()]
         lines.append(f"Content-Length: {length}")
         text = "\r\n".join(lines)
-        # One CR and one LF per line break, none elsewhere: no header can split the request.
+        # One CR and one LF per line break, none elsewhere, and no other control character:
+        # no value can split the request or smuggle a byte a server may read otherwise.
         breaks = len(lines) - 1
-        if text.count("\r") != breaks or text.count("\n") != breaks:
-            raise RequestNotSent("a header holds a line break: the request was not sent")
+        if text.count("\r") != breaks or text.count("\n") != breaks or _CONTROL.search(text):
+            raise RequestNotSent("a header holds a control character: the request was not sent")
         return text.encode() + b"\r\n\r\n"
 
     async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> _Connection:
         limit = min(deadline, loop.time() + self._connect_timeout_s)
+        slots, generation = self._slots, self._generation
         try:
-            if self._slots.locked():
+            if slots.locked():
                 async with asyncio.timeout_at(limit):
-                    await self._slots.acquire()
+                    await slots.acquire()
             else:
-                await self._slots.acquire()  # free: taken without waiting
+                await slots.acquire()  # free: taken without waiting
         except TimeoutError as exc:
             raise RequestNotSent(
                 f"none of the {self._size} connections to {self._where} came free within "
@@ -225,21 +277,24 @@ class KeepAliveClient:
         try:
             conn = self._idle_connection(loop.time())
             if conn is None:
-                conn = await self._connect(loop, limit)
+                conn = await self._connect(loop, limit, generation)
         except BaseException:
-            self._slots.release()
+            slots.release()
             raise
+        conn.slots = slots
         return conn
 
     def _idle_connection(self, now: float) -> _Connection | None:
         while self._idle:
             conn = self._idle.pop()
-            if conn.usable and now - conn.idle_since < self._keepalive_s:
+            if conn.open and now < conn.expires_at:
                 return conn
             self._drop(conn)
         return None
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, limit: float) -> _Connection:
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, limit: float, generation: int
+    ) -> _Connection:
         try:
             async with asyncio.timeout_at(limit):
                 _, conn = await loop.create_connection(
@@ -255,23 +310,27 @@ class KeepAliveClient:
             ) from exc
         except OSError as exc:  # refused, unreachable, unknown name, TLS refused
             raise RequestNotSent(f"cannot connect to {self._where}: {exc}") from exc
-        conn.generation = self._generation
+        conn.generation = generation
         self._open.add(conn)
         return conn
 
     def _release(self, conn: _Connection, reusable: bool, loop: asyncio.AbstractEventLoop) -> None:
-        self._slots.release()
-        if reusable and conn.generation == self._generation:
-            conn.idle_since = loop.time()
+        assert conn.slots is not None
+        conn.slots.release()
+        keep = min(self._keepalive_s, conn.server_keepalive_s)
+        if reusable and keep > 0 and conn.generation == self._generation:
+            conn.expires_at = loop.time() + keep
             self._idle.append(conn)
             if self._sweeper is None:
-                self._sweeper = loop.call_at(conn.idle_since + self._keepalive_s, self._sweep)
+                self._sweeper = loop.call_at(conn.expires_at, self._sweep)
         else:
-            self._drop(conn)
+            self._open.discard(conn)
+            conn.abort()
 
     def _drop(self, conn: _Connection) -> None:
-        conn.close()
+        """Close an idle connection (politely: TLS says goodbye)."""
         self._open.discard(conn)
+        conn.close()
 
     def _sweep(self) -> None:
         """Close the connections idle for too long; come back for the oldest left."""
@@ -280,13 +339,13 @@ class KeepAliveClient:
         now = self._loop.time()
         kept = []
         for conn in self._idle:
-            if conn.usable and now - conn.idle_since < self._keepalive_s:
+            if conn.open and now < conn.expires_at:
                 kept.append(conn)
             else:
                 self._drop(conn)
         self._idle = kept
         if kept:
-            self._sweeper = self._loop.call_at(kept[0].idle_since + self._keepalive_s, self._sweep)
+            self._sweeper = self._loop.call_at(min(c.expires_at for c in kept), self._sweep)
 
     def _decoded(self, raw: bytes, encoding: str | None) -> bytes:
         coding = (encoding or "identity").strip().lower()
@@ -302,7 +361,7 @@ class KeepAliveClient:
                 continue
             if reader.unconsumed_tail:
                 raise AnswerLost(f"the answer decodes to more than {self._max_answer} bytes")
-            if reader.eof:
+            if reader.eof and not reader.unused_data:
                 return body
         raise AnswerLost(f"the answer's {coding} encoding cannot be read")
 
@@ -321,11 +380,17 @@ class _Connection(asyncio.Protocol):
         self._size = 0
         self._framed = False  # the answer says its length (Content-Length or chunked)
         self._headed = False  # its head was read
+        self._head_bytes = 0  # the head's names and values so far
+        self._unheaded = 0  # bytes read while the head was not whole
         self._keep = False
         #: Whether the connection may carry another request (open, nothing unexplained).
         self.usable = True
-        #: When it last came back to the pool (the loop's clock).
-        self.idle_since = 0.0
+        #: Until when it may be taken from the pool (the loop's clock).
+        self.expires_at = 0.0
+        #: How long the server keeps it idle, less a margin (``Keep-Alive: timeout=``).
+        self.server_keepalive_s = math.inf
+        #: The count of connections whose place it holds while in use.
+        self.slots: asyncio.Semaphore | None = None
         #: The client's generation it was opened in.
         self.generation = 0
         #: Done when the connection is closed.
@@ -338,17 +403,27 @@ class _Connection(asyncio.Protocol):
         return self._answer is not None and not self._answer.done()
 
     @property
+    def open(self) -> bool:
+        """Usable, and its transport not closing (the server's close may not be read yet)."""
+        return self.usable and self._transport is not None and not self._transport.is_closing()
+
+    @property
     def reusable(self) -> bool:
-        return self.usable and self._keep
+        """Its answer was whole, the server keeps it open, and all of the request left."""
+        assert self._transport is not None
+        return self.usable and self._keep and not self._transport.get_write_buffer_size()
 
     def exchange(
         self, request: bytes, loop: asyncio.AbstractEventLoop
     ) -> asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]]:
         """Write ``request``; the future of its answer (status, header pairs, raw body)."""
         assert self._transport is not None
+        if not self.open:  # a write to a closing transport is dropped: nothing would leave
+            raise RequestNotSent("the connection closed before the request was written")
         self._answer = answer = loop.create_future()
         self._status, self._headers, self._body = 0, [], []
         self._size, self._framed, self._headed, self._keep = 0, False, False, False
+        self._head_bytes = self._unheaded = 0
         self._transport.write(request)
         return answer
 
@@ -358,17 +433,20 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.usable = False
         if self._transport is not None:
+            self._transport.close()
+
+    def abort(self) -> None:
+        self.usable = False
+        if self._transport is not None:
             try:
-                self._transport.close()
-            except RuntimeError:  # its event loop is closed: so is the connection
+                self._transport.abort()
+            except RuntimeError:  # its loop is closed: the socket goes with the transport
                 pass
 
     def _fail(self, exc: Exception) -> None:
-        self.usable = False
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(exc)
-        if self._transport is not None:
-            self._transport.abort()
+        self.abort()
 
     # -- asyncio's side --------------------------------------------------------------------
 
@@ -379,10 +457,20 @@ class _Connection(asyncio.Protocol):
         # Bytes nobody asked for begin a message the parser refuses (on_message_begin).
         try:
             self._parser.feed_data(data)
-        except Exception as exc:  # llhttp's refusals, and the callbacks' own
-            self._fail(AnswerLost(f"the answer cannot be read: {exc!r}"))
+        except Exception as exc:  # llhttp's refusals, and the callbacks' own (raised from)
+            cause = exc.__cause__ or exc.__context__
+            if isinstance(cause, AnswerLost):
+                self._fail(cause)
+            else:
+                self._fail(AnswerLost(f"the answer cannot be read: {exc!r}"))
+            return
+        if not self._headed:  # llhttp keeps no limit on a head: this client does
+            self._unheaded += len(data)
+            if self._unheaded > MAX_HEAD:
+                self._fail(AnswerLost(f"the answer's head is longer than {MAX_HEAD} bytes"))
 
     def eof_received(self) -> bool:
+        self.usable = False  # never written to again, even before connection_lost
         return False  # the transport closes itself; connection_lost reads what came
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -406,6 +494,15 @@ class _Connection(asyncio.Protocol):
         lowered = name.lower()
         if lowered == b"content-length" or lowered == b"transfer-encoding":
             self._framed = True
+        elif lowered == b"keep-alive":
+            said = _KEEPALIVE_TIMEOUT.search(value)
+            if said:
+                self.server_keepalive_s = int(said.group(1)) - KEEPALIVE_MARGIN_S
+        if len(self._headers) >= MAX_HEADERS:
+            raise AnswerLost(f"the answer has more than {MAX_HEADERS} headers")
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD:
+            raise AnswerLost(f"the answer's head is longer than {MAX_HEAD} bytes")
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:

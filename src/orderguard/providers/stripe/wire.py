@@ -49,7 +49,7 @@ from urllib.parse import quote_plus, urlsplit
 
 import stripe
 
-from orderguard.providers.stripe.connections import KeepAliveClient
+from orderguard.providers.stripe.connections import KeepAliveClient, check_headers
 from orderguard.providers.stripe.transport import AioHttpClient
 
 #: The path of the one request sent here.
@@ -116,6 +116,9 @@ class ChargeWire:
         options: dict[str, Any] = {"api_key": api_key, "stripe_version": given.stripe_version}
         headers = dict(requestor.request_headers("post", API_MODE, options))  # type: ignore[arg-type]
         headers.pop(IDEMPOTENCY_HEADER, None)  # the SDK drew one for the template: not used
+        # A key with a line break in it (a secret file's last newline) is refused here, at
+        # start, not on every charge as a request that could not be sent.
+        check_headers(headers)
         #: What every charge sends but its idempotency key.
         self.headers: Mapping[str, str] = headers
 
