@@ -882,8 +882,9 @@ def _bounds(
         f"- Server process: {server:.2f} cores ({main:.2f} of them its event-loop thread) = "
         f"{server_ms:.2f} ms CPU per paid order"
         + (
-            f", against {intake_ms:.2f} ms per intake order: charging (the Stripe SDK request "
-            f"and response over aiohttp) and settling (a second statement) cost the server "
+            f", against {intake_ms:.2f} ms per intake order: charging (the Stripe SDK's "
+            f"request, built once, over orderguard's own HTTP client) and settling (a second "
+            f"statement) cost the server "
             f"{server_ms - intake_ms:.2f} ms more"
             if intake_ms
             else ""
