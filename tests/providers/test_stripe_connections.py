@@ -504,6 +504,30 @@ async def test_an_idle_time_the_server_announces_is_kept_to(
     assert server.connections == connections_opened
 
 
+async def test_a_shorter_idle_time_announced_later_is_kept_to_first(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    """Two idle connections: the one released last, with the shorter idle time its server
+    announced, is closed first (at 1 s), not when the other one's time is up (3 s)."""
+
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if b"short" in request:
+            await asyncio.sleep(0.05)
+            writer.write(plain(JSON, "Keep-Alive: timeout=2"))
+        else:
+            writer.write(plain())
+
+    server = await serve(answer)
+    client = client_for(server, keepalive_s=3.0)
+    try:
+        await asyncio.gather(post(client, "long"), post(client, "short"))
+        assert server.connections == 2
+        await asyncio.sleep(1.5)
+        assert server.closed_by_client == 1 and client.open_connections == 1
+    finally:
+        await client.aclose()
+
+
 def never_connects(
     loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch, *, until: float = 60.0
 ) -> None:
@@ -617,6 +641,29 @@ async def test_a_head_that_never_ends_is_lost_before_the_timeout(
         await client.aclose()
 
 
+async def test_a_chunked_answers_trailer_is_not_taken_for_its_headers(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    """A trailer naming an encoding, a retry verdict or an idle time changes none of them."""
+    answer = (
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntrailer: content-encoding\r\n\r\n"
+        + f"{len(JSON):x}\r\n".encode()
+        + JSON
+        + b"\r\n0\r\n"
+        b"Content-Encoding: gzip\r\nStripe-Should-Retry: true\r\nKeep-Alive: timeout=1\r\n\r\n"
+    )
+    server = await serve(replies(answer))
+    client = client_for(server)
+    try:
+        body, status, headers = await post(client)
+        assert (body, status) == (JSON, 200)
+        assert "content-encoding" not in headers and "stripe-should-retry" not in headers
+        await post(client, "k2")  # not closed at once for the trailer's timeout=1
+    finally:
+        await client.aclose()
+    assert server.connections == 1
+
+
 @pytest.mark.parametrize(
     "headers",
     [
@@ -643,6 +690,48 @@ async def test_a_header_the_client_cannot_send_as_given_sends_nothing(
     finally:
         await client.aclose()
     assert len(server.requests) == 1
+
+
+async def test_a_header_name_that_only_lowercases_to_a_known_one_is_checked(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    """The Kelvin sign lowercases to ``k``: a name checked once is not a pass for it."""
+    server = await serve(replies(plain()))
+    client = client_for(server)
+    try:
+        await post(client)  # Idempotency-Key, checked and remembered
+        with pytest.raises(RequestNotSent, match="not a header name"):
+            await client.request("POST", "/v1/x", {"Idempotency-\u212aey": "k"}, b"")
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1
+
+
+def test_a_client_used_from_a_second_event_loop_starts_afresh() -> None:
+    """One loop per ``asyncio.run``: the first loop's connection is not carried into the
+    second (it belongs to a closed loop), and closing from the second does not fail."""
+    opened: list[int] = []
+
+    async def one_run(client: KeepAliveClient | None) -> KeepAliveClient:
+        made = Server(replies(plain()))
+        server = await asyncio.start_server(made.handle, "127.0.0.1", 0)
+        made.port = server.sockets[0].getsockname()[1]
+        async with server:
+            client = client or client_for(made)
+            client._port = made.port  # the same client, this run's server
+            assert (await post(client))[0] == JSON
+            opened.append(made.connections)
+        return client
+
+    first = asyncio.run(one_run(None))
+    second = asyncio.run(one_run(first))
+    assert opened == [1, 1] and second is first
+
+    async def close_elsewhere() -> None:
+        await first.aclose()
+
+    asyncio.run(asyncio.wait_for(close_elsewhere(), timeout=0.5))
+    assert first.open_connections == 0
 
 
 async def test_the_default_accept_headers_give_way_to_a_callers_in_any_case(
@@ -688,6 +777,32 @@ async def tls_server(
     made.port = server.sockets[0].getsockname()[1]
     async with server:
         yield made, cert
+
+
+async def test_over_https_an_answer_ended_only_by_the_close_is_lost(
+    tls_server: tuple[Server, Path],
+) -> None:
+    """Without a length, only the close ends an answer; over TLS a close need not come from
+    the server (a reset or a FIN from the path cuts it short), so such an answer is not
+    taken as whole (Stripe always says its length). Over plain HTTP it is read whole
+    (``test_an_answer_read_until_the_close_is_whole_and_its_connection_not_kept``)."""
+    server, cert = tls_server
+
+    async def until_close(_: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + JSON)
+        await writer.drain()
+        writer.close()
+
+    server.answer = until_close
+    client = KeepAliveClient(
+        f"https://127.0.0.1:{server.port}", timeout_s=2, connect_timeout_s=2, cafile=str(cert)
+    )
+    try:
+        with pytest.raises(AnswerLost, match="without its length"):
+            await post(client)
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1
 
 
 async def test_https_is_verified_against_the_authorities_given(

@@ -24,7 +24,8 @@ What it does, stated so that a test can hold it:
 - **requests**: header names are HTTP tokens, values hold no control character (a line break
   would split the request), ``Host`` and ``Content-Length`` are the client's own
   (:func:`check_headers`);
-- **answers**: ``Content-Length``, chunked, or read until the server closes; interim
+- **answers**: ``Content-Length``, chunked, or (plain HTTP only: over TLS a cut connection
+  cannot be told from the server's close) read until the server closes; interim
   ``1xx`` answers skipped; ``gzip`` and ``deflate`` decoded (the ``Accept-Encoding`` aiohttp
   sends by default); a head of at most :data:`MAX_HEAD` bytes and :data:`MAX_HEADERS` lines,
   a body of at most ``max_answer`` bytes, before and after decoding;
@@ -74,7 +75,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Control characters no header value may hold but the tab (CR and LF counted apart).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: ``timeout=N`` in a ``Keep-Alive`` header.
-_KEEPALIVE_TIMEOUT = re.compile(rb"timeout\s*=\s*(\d+)", re.IGNORECASE)
+_KEEPALIVE_TIMEOUT = re.compile(rb"(?:^|[\s,])timeout\s*=\s*(\d{1,6})(?:$|[\s,])", re.I)
 
 
 def check_headers(headers: Mapping[str, str]) -> None:
@@ -170,7 +171,7 @@ class KeepAliveClient:
         self._sweeper: asyncio.TimerHandle | None = None
         #: Bumped by :meth:`aclose` and a new loop: a connection of an earlier one is not kept.
         self._generation = 0
-        #: Header names already found to be tokens and not reserved (lowercased).
+        #: Header names already found to be tokens and not reserved (exactly as given).
         self._known_names: set[str] = set()
 
     async def request(
@@ -204,6 +205,9 @@ class KeepAliveClient:
     async def aclose(self) -> None:
         """Close every connection (those in use when their answer is read); a later request
         opens new ones."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self._bind(asyncio.get_running_loop())  # another loop's: dropped, not awaited
+            return
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -239,14 +243,14 @@ class KeepAliveClient:
     def _head(self, method: str, path: str, headers: Mapping[str, str], length: int) -> bytes:
         if method.upper() == "HEAD":  # its answer announces a body it does not carry
             raise ValueError("HEAD requests are not supported")
-        names = {name.lower() for name in headers}
-        if not names <= self._known_names:
+        if not self._known_names.issuperset(headers):  # names exactly as given
             try:
                 check_headers({name: "" for name in headers})
             except ValueError as exc:
                 raise RequestNotSent(f"{exc}: the request was not sent") from exc
             if len(self._known_names) < 256:
-                self._known_names |= names
+                self._known_names.update(headers)
+        names = {name.lower() for name in headers}
         lines = [f"{method.upper()} {path} HTTP/1.1", f"Host: {self.host_header}"]
         lines += [f"{name}: {value}" for name, value in DEFAULT_HEADERS.items()
                   if name.lower() not in names]  # fmt: skip
@@ -275,7 +279,7 @@ class KeepAliveClient:
                 f"{self._connect_timeout_s:g} s"
             ) from exc
         try:
-            conn = self._idle_connection(loop.time())
+            conn = self._idle_connection(loop.time()) if slots is self._slots else None
             if conn is None:
                 conn = await self._connect(loop, limit, generation)
         except BaseException:
@@ -298,7 +302,7 @@ class KeepAliveClient:
         try:
             async with asyncio.timeout_at(limit):
                 _, conn = await loop.create_connection(
-                    lambda: _Connection(self._max_answer, loop),
+                    lambda: _Connection(self._max_answer, loop, until_close=self._tls is None),
                     self._host,
                     self._port,
                     ssl=self._tls,
@@ -321,7 +325,10 @@ class KeepAliveClient:
         if reusable and keep > 0 and conn.generation == self._generation:
             conn.expires_at = loop.time() + keep
             self._idle.append(conn)
-            if self._sweeper is None:
+            sweeper = self._sweeper
+            if sweeper is None or conn.expires_at < sweeper.when():  # due first: sooner
+                if sweeper is not None:
+                    sweeper.cancel()
                 self._sweeper = loop.call_at(conn.expires_at, self._sweep)
         else:
             self._open.discard(conn)
@@ -369,8 +376,12 @@ class KeepAliveClient:
 class _Connection(asyncio.Protocol):
     """One connection: a request written, its answer read by httptools' parser."""
 
-    def __init__(self, max_answer: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, max_answer: int, loop: asyncio.AbstractEventLoop, *, until_close: bool = True
+    ) -> None:
         self._parser = httptools.HttpResponseParser(self)
+        #: Whether an answer without a length may end with the connection (plain HTTP).
+        self._until_close = until_close
         self._transport: asyncio.Transport | None = None
         self._max_answer = max_answer
         self._answer: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
@@ -382,6 +393,8 @@ class _Connection(asyncio.Protocol):
         self._headed = False  # its head was read
         self._head_bytes = 0  # the head's names and values so far
         self._unheaded = 0  # bytes read while the head was not whole
+        self._received = 0  # bytes read for this answer, all told
+        self._announced: float | None = None  # this answer's Keep-Alive: timeout=, less margin
         self._keep = False
         #: Whether the connection may carry another request (open, nothing unexplained).
         self.usable = True
@@ -409,7 +422,9 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        """Its answer was whole, the server keeps it open, and all of the request left."""
+        """Its answer was whole, the server keeps it open, and all of the request left this
+        transport's buffer (over TLS the buffer under it is not asked: an answer that came
+        before a small request was written is not a case the charge meets)."""
         assert self._transport is not None
         return self.usable and self._keep and not self._transport.get_write_buffer_size()
 
@@ -423,7 +438,8 @@ class _Connection(asyncio.Protocol):
         self._answer = answer = loop.create_future()
         self._status, self._headers, self._body = 0, [], []
         self._size, self._framed, self._headed, self._keep = 0, False, False, False
-        self._head_bytes = self._unheaded = 0
+        self._head_bytes = self._unheaded = self._received = 0
+        self._announced = None
         self._transport.write(request)
         return answer
 
@@ -433,7 +449,10 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.usable = False
         if self._transport is not None:
-            self._transport.close()
+            try:
+                self._transport.close()
+            except RuntimeError:  # its loop is closed: the socket goes with the transport
+                pass
 
     def abort(self) -> None:
         self.usable = False
@@ -455,6 +474,10 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         # Bytes nobody asked for begin a message the parser refuses (on_message_begin).
+        self._received += len(data)
+        if self._received > self._max_answer + MAX_HEAD:  # whatever the parser buffers
+            self._fail(AnswerLost(f"the answer is larger than {self._max_answer} bytes"))
+            return
         try:
             self._parser.feed_data(data)
         except Exception as exc:  # llhttp's refusals, and the callbacks' own (raised from)
@@ -477,7 +500,11 @@ class _Connection(asyncio.Protocol):
         self.usable = False
         if self.busy:
             if self._headed and not self._framed and exc is None:  # read until the close
-                self._complete()
+                if self._until_close:
+                    self._complete()
+                else:
+                    self._fail(AnswerLost("an answer without its length ended with the connection"
+                                          " over TLS: it may have been cut"))  # fmt: skip
             else:
                 cause = f": {exc}" if exc is not None else ""
                 self._fail(AnswerLost(f"the connection closed before the whole answer{cause}"))
@@ -491,18 +518,20 @@ class _Connection(asyncio.Protocol):
             raise AnswerLost("bytes after the answer: the connection cannot be trusted")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value)
+        if self._head_bytes > MAX_HEAD:
+            raise AnswerLost(f"the answer's head is longer than {MAX_HEAD} bytes")
+        if self._headed:  # a chunked body's trailer: counted, not an answer's header
+            return
         lowered = name.lower()
         if lowered == b"content-length" or lowered == b"transfer-encoding":
             self._framed = True
         elif lowered == b"keep-alive":
             said = _KEEPALIVE_TIMEOUT.search(value)
             if said:
-                self.server_keepalive_s = int(said.group(1)) - KEEPALIVE_MARGIN_S
+                self._announced = int(said.group(1)) - KEEPALIVE_MARGIN_S
         if len(self._headers) >= MAX_HEADERS:
             raise AnswerLost(f"the answer has more than {MAX_HEADERS} headers")
-        self._head_bytes += len(name) + len(value)
-        if self._head_bytes > MAX_HEAD:
-            raise AnswerLost(f"the answer's head is longer than {MAX_HEAD} bytes")
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -519,7 +548,10 @@ class _Connection(asyncio.Protocol):
         if 100 <= self._status < 200:  # an interim answer: the real one follows
             self._status, self._headers, self._body, self._size = 0, [], [], 0
             self._framed = self._headed = False
+            self._announced = None
             return
+        if self._announced is not None:  # the final answer's Keep-Alive: timeout=
+            self.server_keepalive_s = self._announced
         self._keep = self._parser.should_keep_alive()
         self._complete()
 
