@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import socket
 import ssl
+import struct
 import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -406,6 +408,38 @@ async def test_an_answer_that_cannot_be_read_whole_is_lost(
     finally:
         await client.aclose()
     assert len(server.requests) == 1
+
+
+async def test_a_connection_reset_after_the_request_left_is_lost(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    async def reset(_: bytes, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # an RST, not a FIN
+
+    server = await serve(reset)
+    client = client_for(server)
+    try:
+        with pytest.raises(AnswerLost, match=r"closed before the whole answer: .*reset"):
+            await post(client)
+    finally:
+        await client.aclose()
+    assert len(server.requests) == 1
+
+
+async def test_a_connection_whose_answer_could_not_be_decoded_is_not_reused(
+    serve: Callable[[Answer], Awaitable[Server]],
+) -> None:
+    server = await serve(replies(plain(b"not gzip", "content-encoding: gzip"), plain()))
+    client = client_for(server)
+    try:
+        with pytest.raises(AnswerLost, match="gzip encoding cannot be read"):
+            await post(client)
+        assert (await post(client, "k2"))[0] == JSON
+    finally:
+        await client.aclose()
+    assert server.connections == 2
 
 
 async def test_an_answer_too_large_is_lost_as_sent_and_as_decoded(
@@ -899,8 +933,6 @@ class socket_port:
     """A free TCP port on loopback, held while the block runs."""
 
     def __enter__(self) -> int:
-        import socket
-
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         return int(self._sock.getsockname()[1])

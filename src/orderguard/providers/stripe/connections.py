@@ -2,11 +2,13 @@
 read by httptools (llhttp, the parser of Node.js and of uvicorn).
 
 Why (issue 20): the charge is the one request on the path of every paid order, and aiohttp
-cost about 0.15 ms of CPU per request (its request and response objects, its stream reader,
-its timers and tracing hooks), against about 0.04 ms for the same requests written as bytes
-on a kept connection and read by httptools (one process, 32 charges in flight against the
-sandbox: ``bench/stripe_client.py``). Every other Stripe call still goes through the SDK and
-aiohttp (:mod:`.transport`); so does the charge when a proxy is named (:mod:`.wire` decides).
+(its request and response objects, its stream reader, its timers and tracing hooks) cost
+most of its CPU: a whole charge, the request built once, costs its process about 0.6 x the
+CPU through this client that it costs through aiohttp (0.57 and 0.65 in two runs of five
+rounds; one process on uvloop, 32 charges in flight against the sandbox:
+``bench/stripe_client.py``, ``docs/benchmarks.md``). Every other
+Stripe call still goes through the SDK and aiohttp (:mod:`.transport`); so does the charge
+when a proxy is named for the API's address (:mod:`.wire` decides).
 
 What it does, stated so that a test can hold it:
 
@@ -17,8 +19,9 @@ What it does, stated so that a test can hold it:
   the connect timeout; the most recently used idle connection is taken first, and one idle
   for ``keepalive_s`` is closed (below the 5 s for which uvicorn, among many servers, keeps
   an idle connection, and a second before the ``Keep-Alive: timeout=`` an answer names, so
-  that the client, not the server, closes it); a connection the server has closed is never
-  written to; a connection is never reused after an answer that says
+  that the client, not the server, closes it); a connection whose close has been read is
+  never written to (one whose close is still on its way cannot be told: a request sent on
+  it is lost, as with any HTTP/1.1 client); a connection is never reused after an answer that says
   ``Connection: close``, after bytes nobody asked for, after a failure, or after a request
   whose caller stopped waiting;
 - **requests**: header names are HTTP tokens, values hold no control character (a line break
@@ -27,8 +30,9 @@ What it does, stated so that a test can hold it:
 - **answers**: ``Content-Length``, chunked, or (plain HTTP only: over TLS a cut connection
   cannot be told from the server's close) read until the server closes; interim
   ``1xx`` answers skipped; ``gzip`` and ``deflate`` decoded (the ``Accept-Encoding`` aiohttp
-  sends by default); a head of at most :data:`MAX_HEAD` bytes and :data:`MAX_HEADERS` lines,
-  a body of at most ``max_answer`` bytes, before and after decoding;
+  sends by default when neither brotli nor zstd is installed); a head of at most
+  :data:`MAX_HEAD` bytes and :data:`MAX_HEADERS` lines, a body of at most ``max_answer``
+  bytes, before and after decoding;
 - **a failure says whether the request may have left**, as the charge's classification
   (:mod:`.errors`, G3) needs: :class:`RequestNotSent` when no byte of it was written (no
   connection: refused, unknown name, TLS handshake or certificate refused; none within the
@@ -196,11 +200,12 @@ class KeepAliveClient:
                 status, pairs, raw = await answer
             finally:
                 timer.cancel()
-            reusable = conn.reusable
+            answer_headers = Headers(pairs)
+            body = self._decoded(raw, answer_headers.get("content-encoding"))
+            reusable = conn.reusable  # not after an answer that could not be decoded
         finally:
             self._release(conn, reusable, loop)
-        answer_headers = Headers(pairs)
-        return self._decoded(raw, answer_headers.get("content-encoding")), status, answer_headers
+        return body, status, answer_headers
 
     async def aclose(self) -> None:
         """Close every connection (those in use when their answer is read); a later request

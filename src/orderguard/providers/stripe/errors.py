@@ -37,7 +37,9 @@ from orderguard.providers.stripe.connections import RequestNotSent
 #: no connection (refused, DNS, proxy, TLS handshake), none within the connect timeout
 #: (which covers waiting for one of the pool's), or a URL it would not send to.
 NOT_SENT = (
-    RequestNotSent,  # the charge's own client (:mod:`.connections`): the same cases
+    # the charge's own client (:mod:`.connections`): no connection, none in time, a header
+    # refused, a connection whose close was read before anything was written
+    RequestNotSent,
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
     aiohttp.InvalidURL,

@@ -1,18 +1,20 @@
 """The HTTP client under the Stripe SDK: the SDK's own aiohttp client (``stripe.AIOHTTPClient``).
 
-Why aiohttp and not the SDK's default (httpx): a charge is on the hot path of every paid
-order, and the client's CPU per request is most of what a paid order costs beyond an
-unpaid one. Measured in one process against the sandbox provider (32 charges in flight,
-same SDK, same adapter, interleaved): about 0.95 ms of CPU per charge through aiohttp
-against about 3.5 ms through httpx and httpcore (whose pool, among others, asks every idle
-connection whether the server closed it, twice per request, through anyio's attribute
-tables). aiohttp parses HTTP in C and keeps its connections alive itself.
+Every Stripe call but the charge goes through it (retrieve, search, cancel, refunds), and
+the charge too when the environment names a proxy for the API's address; otherwise the
+charge takes its own client (:mod:`.connections`, decided in :mod:`.wire`).
+
+Why aiohttp and not the SDK's default (httpx): measured in one process against the sandbox
+provider (32 charges in flight, same SDK, same adapter, interleaved:
+``bench/stripe_client.py``), a charge built by the SDK costs about a quarter of the CPU
+through aiohttp that it costs through httpx and httpcore (whose pool, among others, asks
+every idle connection whether the server closed it, twice per request, through anyio's
+attribute tables). aiohttp parses HTTP in C and keeps its connections alive itself.
 
 What the SDK guarantees is unchanged: it builds the request (``Idempotency-Key``, the API
-version, the form body; for the charge, built once: :mod:`.wire`), reads the answer and
-raises the same exceptions; a transport failure is ``APIConnectionError`` raised *from*
-aiohttp's exception, which says whether the request may have left (:mod:`.errors`). Two
-things are added to the SDK's client:
+version, the form body), reads the answer and raises the same exceptions; a transport
+failure is ``APIConnectionError`` raised *from* aiohttp's exception, which says whether the
+request may have left (:mod:`.errors`). Three things are added to the SDK's client:
 
 - the answer's body is read inside the same guard as its headers: the SDK reads it
   outside, so a connection lost mid-body would surface as a bare aiohttp exception instead
@@ -61,7 +63,8 @@ class AioHttpClient(stripe.AIOHTTPClient):
 
     @property
     def verify(self) -> bool:
-        """Whether TLS certificates are verified (the SDK's ``stripe.verify_ssl_certs``)."""
+        """Whether TLS certificates are verified (the SDK client's own setting: always, as
+        this client is made)."""
         return bool(self._verify_ssl_certs)
 
     def proxy_for(self, url: str) -> str | None:

@@ -1,8 +1,10 @@
 """The charge, sent as the Stripe SDK sends it, without the SDK rebuilding it every time.
 
 Every paid order makes one ``POST /v1/payment_intents``. Through the SDK's
-``raw_request_async`` about half of that request's CPU in this process was the SDK's own
-per-request work, not HTTP: it rebuilds the same headers every time (a dozen environment
+``raw_request_async`` a large part of that request's CPU in this process was the SDK's own
+per-request work, not HTTP (over the same aiohttp client, a charge built once here costs
+about 0.7 x one built by the SDK: ``bench/stripe_client.py``): it rebuilds the same
+headers every time (a dozen environment
 variables read to detect an AI agent, the client's description dumped as JSON), formats
 three log lines with a regular expression per field whether or not anything listens
 (``stripe._util.log_info``/``log_debug`` format before they look at a level), and
@@ -21,9 +23,9 @@ form-encodes the body through a recursive encoder built for every shape of param
   ``RateLimitError``, ...), which :mod:`.errors` classifies as before; a success is parsed
   as JSON here (the SDK parses it the same way, into an ``OrderedDict``);
 - **the transport is the charge's own** (:mod:`.connections`: kept-alive connections read
-  by httptools, a fifth of aiohttp's CPU per request), or the provider's aiohttp client
-  (:mod:`.transport`) when a proxy is named for the API's address (by the SDK or the
-  environment, looked up when the provider is made); a failure is the same
+  by httptools, about 0.6 x aiohttp's CPU per charge), or the provider's aiohttp client
+  (:mod:`.transport`) when the environment names a proxy for the API's address (looked up
+  when the provider is made); a failure is the same
   ``APIConnectionError`` the SDK raises, raised from the client's exception, which says
   whether the request may have left (:mod:`.errors`).
 
