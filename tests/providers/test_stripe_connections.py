@@ -18,6 +18,7 @@ import struct
 import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,14 +145,11 @@ async def test_every_framing_and_encoding_reads_the_same_body(
     serve: Callable[[Answer], Awaitable[Server]], framing: str
 ) -> None:
     server = await serve(replies(FRAMINGS[framing]))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         body, status, _ = await post(client)
         assert (body, status) == (JSON, 200)
         again, _, _ = await post(client, "k2")  # the connection is kept and reads the next
         assert again == JSON
-    finally:
-        await client.aclose()
     assert server.connections == 1 and len(server.requests) == 2
 
 
@@ -164,12 +162,9 @@ async def test_an_answer_read_until_the_close_is_whole_and_its_connection_not_ke
         writer.close()
 
     server = await serve(until_close)
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         assert (await post(client))[0] == JSON
         assert (await post(client, "k2"))[0] == JSON
-    finally:
-        await client.aclose()
     assert server.connections == 2
 
 
@@ -178,11 +173,8 @@ async def test_the_answers_headers_are_read_without_case(
 ) -> None:
     server = await serve(replies(plain(JSON, "Request-Id: req_1", "Stripe-Should-Retry: true",
                                        "request-id: req_2")))  # fmt: skip
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         _, _, headers = await post(client)
-    finally:
-        await client.aclose()
     assert headers["request-id"] == headers["REQUEST-ID"] == "req_1"  # the first of two
     assert headers.get("stripe-should-retry") == "true" and "Stripe-Should-Retry" in headers
     assert headers.get("absent") is None
@@ -192,11 +184,8 @@ async def test_the_request_carries_host_length_and_the_default_accept_headers(
     serve: Callable[[Answer], Awaitable[Server]],
 ) -> None:
     server = await serve(replies(plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         await client.request("POST", "/v1/x", {"Accept": "application/json"}, b"amount=1")
-    finally:
-        await client.aclose()
     [request] = server.requests
     head, _, body = request.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
@@ -259,13 +248,10 @@ async def test_an_answer_that_says_close_is_not_followed_on_its_connection(
     serve: Callable[[Answer], Awaitable[Server]],
 ) -> None:
     server = await serve(replies(plain(JSON, "connection: close"), plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         await post(client)
         await post(client, "k2")
         await post(client, "k3")
-    finally:
-        await client.aclose()
     assert server.connections == 2  # a new one after the "close", then kept
 
 
@@ -273,8 +259,7 @@ async def test_an_idle_connection_is_closed_by_the_client_after_the_keepalive(
     serve: Callable[[Answer], Awaitable[Server]],
 ) -> None:
     server = await serve(replies(plain()))
-    client = client_for(server, keepalive_s=0.2)
-    try:
+    async with aclosing(client_for(server, keepalive_s=0.2)) as client:
         await post(client)
         await asyncio.sleep(0.05)
         await post(client, "k2")  # within the keep-alive: the same connection
@@ -286,8 +271,6 @@ async def test_an_idle_connection_is_closed_by_the_client_after_the_keepalive(
         assert server.closed_by_client == 1 and client.open_connections == 0
         await post(client, "k3")
         assert server.connections == 2
-    finally:
-        await client.aclose()
 
 
 async def test_closing_the_client_closes_its_idle_connections(
@@ -317,13 +300,10 @@ async def test_bytes_nobody_asked_for_end_the_connection(
             writer.write(extra)
 
     server = await serve(twice)
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         assert (await post(client))[0] == JSON
         await asyncio.sleep(0.05)
         assert (await post(client, "k2"))[0] == JSON
-    finally:
-        await client.aclose()
     assert server.connections == 2
 
 
@@ -348,14 +328,11 @@ async def test_an_answer_that_never_comes_is_lost_after_the_timeout(
         await asyncio.sleep(5)
 
     server = await serve(silent)
-    client = client_for(server, timeout_s=0.2)
-    try:
+    async with aclosing(client_for(server, timeout_s=0.2)) as client:
         with pytest.raises(AnswerLost, match=r"within 0\.2 s"):
             await post(client)
         assert len(server.requests) == 1  # it had arrived
         assert client.open_connections == 0  # the connection is not reused
-    finally:
-        await client.aclose()
 
 
 async def test_waiting_for_a_connection_longer_than_the_connect_timeout_sent_nothing(
@@ -367,14 +344,12 @@ async def test_waiting_for_a_connection_longer_than_the_connect_timeout_sent_not
 
     server = await serve(slow)
     client = client_for(server, connections=1, connect_timeout_s=0.1, timeout_s=2.0)
-    try:
+    async with aclosing(client):
         first = asyncio.create_task(post(client))
         await asyncio.sleep(0.05)
         with pytest.raises(RequestNotSent, match="came free"):
             await post(client, "k2")
         assert (await first)[0] == JSON
-    finally:
-        await client.aclose()
     assert len(server.requests) == 1  # the second never left
 
 
@@ -401,12 +376,9 @@ async def test_an_answer_that_cannot_be_read_whole_is_lost(
         writer.close()
 
     server = await serve(once)
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         with pytest.raises(AnswerLost, match=says):
             await post(client)
-    finally:
-        await client.aclose()
     assert len(server.requests) == 1
 
 
@@ -419,12 +391,9 @@ async def test_a_connection_reset_after_the_request_left_is_lost(
         writer.transport.abort()  # an RST, not a FIN
 
     server = await serve(reset)
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         with pytest.raises(AnswerLost, match=r"closed before the whole answer: .*reset"):
             await post(client)
-    finally:
-        await client.aclose()
     assert len(server.requests) == 1
 
 
@@ -432,13 +401,10 @@ async def test_a_connection_whose_answer_could_not_be_decoded_is_not_reused(
     serve: Callable[[Answer], Awaitable[Server]],
 ) -> None:
     server = await serve(replies(plain(b"not gzip", "content-encoding: gzip"), plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         with pytest.raises(AnswerLost, match="gzip encoding cannot be read"):
             await post(client)
         assert (await post(client, "k2"))[0] == JSON
-    finally:
-        await client.aclose()
     assert server.connections == 2
 
 
@@ -447,28 +413,22 @@ async def test_an_answer_too_large_is_lost_as_sent_and_as_decoded(
 ) -> None:
     big = b"x" * 5000
     server = await serve(replies(plain(big), plain(gzip.compress(big), "content-encoding: gzip")))
-    client = client_for(server, max_answer=4096)
-    try:
+    async with aclosing(client_for(server, max_answer=4096)) as client:
         with pytest.raises(AnswerLost, match="larger than 4096 bytes"):
             await post(client)
         with pytest.raises(AnswerLost, match="decodes to more than 4096"):  # 5000 decoded
             await post(client, "k2")
-    finally:
-        await client.aclose()
 
 
 async def test_a_header_with_a_line_break_is_never_sent(
     serve: Callable[[Answer], Awaitable[Server]],
 ) -> None:
     server = await serve(replies(plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         for value in ("k\r\nX-Injected: 1", "k\nX: 1", "k\rX"):
             with pytest.raises(RequestNotSent, match="control character"):
                 await client.request("POST", "/v1/x", {"Idempotency-Key": value}, b"")
         assert (await post(client))[0] == JSON
-    finally:
-        await client.aclose()
     assert len(server.requests) == 1 and b"X-Injected" not in server.requests[0]
 
 
@@ -481,16 +441,13 @@ async def test_a_request_its_caller_stopped_waiting_for_frees_its_connection(
         writer.write(plain())
 
     server = await serve(first_hangs)
-    client = client_for(server, connections=1)
-    try:
+    async with aclosing(client_for(server, connections=1)) as client:
         hanging = asyncio.create_task(post(client, "hang"))
         await asyncio.sleep(0.05)
         hanging.cancel()
         with pytest.raises(asyncio.CancelledError):
             await hanging
         assert (await post(client, "k2"))[0] == JSON  # the one slot is free again
-    finally:
-        await client.aclose()
     assert server.connections == 2  # the abandoned connection was not reused
 
 
@@ -506,8 +463,7 @@ async def test_a_connection_the_server_closed_is_never_written_to(
         writer.close()
 
     server = await serve(then_close)
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         await post(client)
         await asyncio.sleep(0.05)
         assert (await post(client, "k2"))[0] == JSON
@@ -517,8 +473,6 @@ async def test_a_connection_the_server_closed_is_never_written_to(
         await post(client, "k3")  # a connection the server keeps
         client._idle[-1].eof_received()  # its close read, connection_lost still to come
         assert (await post(client, "k4"))[0] == JSON
-    finally:
-        await client.aclose()
     assert server.connections == 4 and len(server.requests) == 4
 
 
@@ -528,13 +482,10 @@ async def test_an_idle_time_the_server_announces_is_kept_to(
 ) -> None:
     """``Keep-Alive: timeout=1``: closed a second early, that is at once; ``3``: kept."""
     server = await serve(replies(plain(JSON, f"Keep-Alive: timeout={timeout}, max=100")))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         await post(client)
         await asyncio.sleep(0.05)
         await post(client, "k2")
-    finally:
-        await client.aclose()
     assert server.connections == connections_opened
 
 
@@ -552,14 +503,11 @@ async def test_a_shorter_idle_time_announced_later_is_kept_to_first(
             writer.write(plain())
 
     server = await serve(answer)
-    client = client_for(server, keepalive_s=3.0)
-    try:
+    async with aclosing(client_for(server, keepalive_s=3.0)) as client:
         await asyncio.gather(post(client, "long"), post(client, "short"))
         assert server.connections == 2
         await asyncio.sleep(1.5)
         assert server.closed_by_client == 1 and client.open_connections == 1
-    finally:
-        await client.aclose()
 
 
 def never_connects(
@@ -643,12 +591,9 @@ async def test_an_answer_with_too_big_a_head_is_lost(
     serve: Callable[[Answer], Awaitable[Server]], head: bytes, says: str
 ) -> None:
     server = await serve(replies(b"HTTP/1.1 200 OK\r\n" + head + b"content-length: 0\r\n\r\n"))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         with pytest.raises(AnswerLost, match=says):
             await post(client)
-    finally:
-        await client.aclose()
 
 
 async def test_a_head_that_never_ends_is_lost_before_the_timeout(
@@ -665,14 +610,11 @@ async def test_a_head_that_never_ends_is_lost_before_the_timeout(
         await asyncio.sleep(5)
 
     server = await serve(endless)
-    client = client_for(server, timeout_s=3.0)
-    try:
+    async with aclosing(client_for(server, timeout_s=3.0)) as client:
         started = asyncio.get_running_loop().time()
         with pytest.raises(AnswerLost, match="head is longer than 65536"):
             await post(client)
         assert asyncio.get_running_loop().time() - started < 2.0  # not the timeout
-    finally:
-        await client.aclose()
 
 
 async def test_a_chunked_answers_trailer_is_not_taken_for_its_headers(
@@ -687,14 +629,11 @@ async def test_a_chunked_answers_trailer_is_not_taken_for_its_headers(
         b"Content-Encoding: gzip\r\nStripe-Should-Retry: true\r\nKeep-Alive: timeout=1\r\n\r\n"
     )
     server = await serve(replies(answer))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         body, status, headers = await post(client)
         assert (body, status) == (JSON, 200)
         assert "content-encoding" not in headers and "stripe-should-retry" not in headers
         await post(client, "k2")  # not closed at once for the trailer's timeout=1
-    finally:
-        await client.aclose()
     assert server.connections == 1
 
 
@@ -714,15 +653,12 @@ async def test_a_header_the_client_cannot_send_as_given_sends_nothing(
     serve: Callable[[Answer], Awaitable[Server]], headers: dict[str, str]
 ) -> None:
     server = await serve(replies(plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         with pytest.raises(RequestNotSent):
             await client.request("POST", "/v1/x", headers, b"")
         with pytest.raises(ValueError):
             connections.check_headers(headers)
         assert (await client.request("POST", "/v1/x", {"X-Tab": "a\tb"}, b""))[0] == JSON
-    finally:
-        await client.aclose()
     assert len(server.requests) == 1
 
 
@@ -731,13 +667,10 @@ async def test_a_header_name_that_only_lowercases_to_a_known_one_is_checked(
 ) -> None:
     """The Kelvin sign lowercases to ``k``: a name checked once is not a pass for it."""
     server = await serve(replies(plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         await post(client)  # Idempotency-Key, checked and remembered
         with pytest.raises(RequestNotSent, match="not a header name"):
             await client.request("POST", "/v1/x", {"Idempotency-\u212aey": "k"}, b"")
-    finally:
-        await client.aclose()
     assert len(server.requests) == 1
 
 
@@ -772,11 +705,8 @@ async def test_the_default_accept_headers_give_way_to_a_callers_in_any_case(
     serve: Callable[[Answer], Awaitable[Server]],
 ) -> None:
     server = await serve(replies(plain()))
-    client = client_for(server)
-    try:
+    async with aclosing(client_for(server)) as client:
         await client.request("POST", "/v1/x", {"accept-encoding": "identity"}, b"")
-    finally:
-        await client.aclose()
     lines = server.requests[0].lower().split(b"\r\n")
     assert [line for line in lines if line.startswith(b"accept-encoding")] == [
         b"accept-encoding: identity"

@@ -239,7 +239,7 @@ class KeepAliveClient:
             self._sweeper = None
         self._generation += 1
         for conn in self._open:
-            conn.abort()
+            conn.close(now=True)
         self._open.clear()
         self._idle.clear()
         self._slots = asyncio.Semaphore(self._size)
@@ -337,7 +337,7 @@ class KeepAliveClient:
                 self._sweeper = loop.call_at(conn.expires_at, self._sweep)
         else:
             self._open.discard(conn)
-            conn.abort()
+            conn.close(now=True)
 
     def _drop(self, conn: _Connection) -> None:
         """Close an idle connection (politely: TLS says goodbye)."""
@@ -451,26 +451,20 @@ class _Connection(asyncio.Protocol):
     def expire(self, timeout_s: float) -> None:
         self._fail(AnswerLost(f"no whole answer within {timeout_s:g} s"))
 
-    def close(self) -> None:
+    def close(self, *, now: bool = False) -> None:
+        """End the connection: politely (TLS says goodbye first), or ``now``, sending
+        nothing more (a connection that failed or will not be reused)."""
         self.usable = False
         if self._transport is not None:
             try:
-                self._transport.close()
-            except RuntimeError:  # its loop is closed: the socket goes with the transport
-                pass
-
-    def abort(self) -> None:
-        self.usable = False
-        if self._transport is not None:
-            try:
-                self._transport.abort()
+                self._transport.abort() if now else self._transport.close()
             except RuntimeError:  # its loop is closed: the socket goes with the transport
                 pass
 
     def _fail(self, exc: Exception) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_exception(exc)
-        self.abort()
+        self.close(now=True)
 
     # -- asyncio's side --------------------------------------------------------------------
 
