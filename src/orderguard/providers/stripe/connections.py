@@ -201,11 +201,11 @@ class KeepAliveClient:
             finally:
                 timer.cancel()
             answer_headers = Headers(pairs)
-            body = self._decoded(raw, answer_headers.get("content-encoding"))
+            content = self._decoded(raw, answer_headers.get("content-encoding"))
             reusable = conn.reusable  # not after an answer that could not be decoded
         finally:
             self._release(conn, reusable, loop)
-        return body, status, answer_headers
+        return content, status, answer_headers
 
     async def aclose(self) -> None:
         """Close every connection (those in use when their answer is read); a later request
