@@ -68,10 +68,7 @@ class AioHttpClient(stripe.AIOHTTPClient):
         return bool(self._verify_ssl_certs)
 
     def proxy_for(self, url: str) -> str | None:
-        """The proxy a request to ``url`` goes through: the SDK's, else the environment's."""
-        given = self._proxy
-        if given:
-            return str(given.get(urlsplit(url).scheme) or given.get("https"))
+        """The proxy the environment names for ``url`` (this client is never given one)."""
         return environment_proxy(url, self._proxies)
 
     @property
