@@ -109,19 +109,18 @@ async def full_once(storage: Any, report: Path, work: Path) -> dict[str, Any]:
 
 async def baseline_files(storage: Any, report: Path, root: Path) -> dict[str, Path]:
     """The baseline's files in ``root``: ``report`` and the orders and attempts that
-    ``reconcile`` of it reads (its scope, exported as ``orderguard reconcile`` exports)."""
-    from orderguard.cli.reconcile import SETTLEMENT_FORMATS
-    from orderguard.reconcile.engine import Engine, EngineOptions
-    from orderguard.reconcile.export import export_scope
-    from orderguard.reconcile.sources import open_source
-
+    ``reconcile`` of it reads (a run of it, untimed, writes them: its scope and, when a
+    line names nothing, the candidates read for it, appended)."""
+    work = root / "scope"
+    work.mkdir()
+    await reconcile_once(storage, report, work)
     paths = {"report": report, "orders": root / "orders.csv", "attempts": root / "attempts.csv"}
-    scope_engine = Engine(root, EngineOptions(provider="stripe"))
-    try:
-        scope_engine.load_report(open_source(report, formats=SETTLEMENT_FORMATS))
-        await export_scope(storage, paths["orders"], paths["attempts"], scope_engine.scope())
-    finally:
-        scope_engine.close()
+    for name in ("orders", "attempts"):
+        with paths[name].open("wb") as sink:
+            sink.write((work / f"{name}.csv").read_bytes())
+            more = work / f"candidate_{name}.csv"
+            if more.exists():  # the same header, then rows
+                sink.write(more.read_bytes().split(b"\n", 1)[1])
     return paths
 
 

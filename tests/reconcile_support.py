@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
+from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.domain.events import Cause
 from orderguard.domain.order import Order, OrderLine, PaymentAttempt
 from orderguard.domain.settle import Outcome, apply_outcome
 from orderguard.domain.states import AttemptState, OrderState
+from orderguard.reconcile import categories as c
+from orderguard.reconcile.engine import Engine, EngineOptions
+from orderguard.reconcile.export import export_orders
+from orderguard.reconcile.outcome import Outcome as RunOutcome
+from orderguard.reconcile.outcome import Result
+from orderguard.reconcile.run import Request, reconcile
+from orderguard.reconcile.sources import open_source
 from orderguard.storage.ports import UnitOfWorkFactory
 from tests.factories import customer
 
@@ -90,3 +99,34 @@ EXPECTED = {
     "missing_in_orders": 1,
     "refund": 1,
 }
+
+
+def results(engine: Engine) -> list[Result]:
+    return [r for batch in engine.results(frozenset(c.ALL)) for r in batch]
+
+
+async def scoped(
+    storage: UnitOfWorkFactory, report: Path, work: Path
+) -> tuple[list[Result], RunOutcome]:
+    work.mkdir()
+    request = Request([report], options=EngineOptions(provider="stripe"), formats=FORMATS)
+    engine, outcome = await reconcile(storage, request, work)
+    try:
+        return results(engine), outcome
+    finally:
+        engine.close()
+
+
+async def full_read(storage: UnitOfWorkFactory, report: Path, work: Path) -> list[Result]:
+    """The same report matched against every order and attempt (the former export)."""
+    work.mkdir()
+    orders, attempts = work / "orders.csv", work / "attempts.csv"
+    await export_orders(storage, orders, attempts)
+    engine = Engine(work, EngineOptions(provider="stripe"))
+    try:
+        engine.load_orders(orders, attempts)
+        engine.load_report(open_source(report, formats=FORMATS))
+        engine.match()
+        return results(engine)
+    finally:
+        engine.close()

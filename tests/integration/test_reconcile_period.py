@@ -17,18 +17,12 @@ from typing import Any
 
 import pytest
 
-from orderguard.cli.reconcile import SETTLEMENT_FORMATS as FORMATS
 from orderguard.reconcile import categories as c
-from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
-from orderguard.reconcile.export import export_orders
-from orderguard.reconcile.outcome import Result
-from orderguard.reconcile.run import Request, reconcile
-from orderguard.reconcile.sources import open_source
 from orderguard.storage import reconciliation as sql
 from orderguard.storage.ports import ATTEMPT_CSV_COLUMNS, ORDER_CSV_COLUMNS
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import open_storage
-from tests.reconcile_support import PAID_AT, paid_order, seed
+from tests.reconcile_support import PAID_AT, full_read, paid_order, scoped, seed
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
 #: A year before the report.
@@ -83,35 +77,6 @@ async def scenario(storage: SqlStorage, tmp_path: Path) -> Path:
     return report
 
 
-def results(engine: Engine) -> list[Result]:
-    return [r for batch in engine.results(frozenset(c.ALL)) for r in batch]
-
-
-async def scoped(storage: SqlStorage, report: Path, work: Path) -> tuple[list[Result], Outcome]:
-    work.mkdir()
-    request = Request([report], options=EngineOptions(provider="stripe"), formats=FORMATS)
-    engine, outcome = await reconcile(storage, request, work)
-    try:
-        return results(engine), outcome
-    finally:
-        engine.close()
-
-
-async def full_read(storage: SqlStorage, report: Path, work: Path) -> list[Result]:
-    """The same report matched against every order and attempt (the former export)."""
-    work.mkdir()
-    orders, attempts = work / "orders.csv", work / "attempts.csv"
-    await export_orders(storage, orders, attempts)
-    engine = Engine(work, EngineOptions(provider="stripe"))
-    try:
-        engine.load_orders(orders, attempts)
-        engine.load_report(open_source(report, formats=FORMATS))
-        engine.match()
-        return results(engine)
-    finally:
-        engine.close()
-
-
 async def test_the_period_and_the_references_give_what_a_full_read_gives(
     storage: SqlStorage, tmp_path: Path
 ) -> None:
@@ -140,9 +105,11 @@ async def test_the_rows_read_do_not_grow_with_the_orders_outside_the_period(
     _, small = await scoped(storage, report, tmp_path / "small")
     await add_history(storage, 100, 1500)
     found, large = await scoped(storage, report, tmp_path / "large")
-    # Attempts: A-G and NEAR (paid in the period's window), OLD1 and OLD2 (named by a line's
-    # reference). Orders: theirs, and OLD3 (named by a line's order id).
-    expected = {"orders": 11, "attempts": 10}
+    # Attempts: A-G (paid in the period) and OLD1 and OLD2 (named by a line's reference),
+    # then, for the lines that name nothing (G's, X's), G again (of G's amount, paid near
+    # them; NEAR is of another amount, the history's order of G's amount too old) and none
+    # of X's amount. Orders: theirs, and OLD3 (named by a line's order id).
+    expected = {"orders": 11, "attempts": 10, "candidates": True}
     assert small.extra["read"] == large.extra["read"] == expected
     assert found == await full_read(storage, report, tmp_path / "full")
 
@@ -202,6 +169,42 @@ async def test_every_lookup_reads_by_index_only_the_rows_it_returns(
         assert "Seq Scan" not in kinds, (name, kinds)
         assert int(tree["Actual Rows"]) == returned, name
         assert rows_read(tree) <= 2 * returned, (name, rows_read(tree))
+    window = {"window_from": start, "window_to": end}
+    streamed = {
+        # A-G and NEAR paid in the days, OLD1, OLD2, pi_A by reference (A once), and their
+        # orders; the orders no line claims (C-G, NEAR, OLD2) have no other payment: each
+        # row read once per part it goes to, each order's key looked up once more.
+        "scope with a window": (
+            sql.SCOPE_CSV.format(
+                attempts=sql.SCOPE_WINDOW.format(provider=" AND provider = :provider")
+            ),
+            {**refs_params, "refs": ["pi_OLD1", "pi_OLD2", "pi_A"], "order_refs": ["ord_OLD3"],
+             "claimed": ["pi_A", "pi_B"], "start": start, "end": end, "provider": "stripe",
+             **window},
+            2 * 10 + 1,
+            3 * (2 * 10 + 1),
+        ),
+        # G's amount: G once (the history's order of that amount is far older), and its
+        # order. Each of the days' eight payments is read (the index, then the table) and
+        # its order's amount looked up; G's payment and order once more.
+        "candidates": (
+            sql.SCOPE_CSV.format(
+                attempts=sql.CANDIDATES.format(
+                    paid_through=" AND p.provider = :provider", provider=" AND provider = :provider"
+                )
+            ),
+            {"amounts": [1550], "order_refs": [], "start": start, "end": end,
+             "provider": "stripe", **window},
+            2,
+            3 * 8 + 2 * 2,
+        ),
+    }  # fmt: skip
+    for name, (statement, params, returned, bound) in streamed.items():
+        tree = await plan(storage, statement, params)
+        kinds = {s["Node Type"] for s in scans(tree)}
+        assert "Seq Scan" not in kinds, (name, kinds)
+        assert int(tree["Actual Rows"]) == returned, name
+        assert rows_read(tree) <= bound, (name, rows_read(tree))
 
 
 class CountingReaders:
@@ -225,20 +228,21 @@ class CountingReaders:
 async def test_the_period_is_read_in_statements_that_do_not_grow_with_its_payments(
     storage: SqlStorage, tmp_path: Path
 ) -> None:
-    """3,000 payments in the period's window (more than a page of lookups, 500, many times
-    over) are read in one unit of work, by two statements streamed to the files, and give
-    what a full read gives."""
+    """3,000 payments in the period (more than a page of lookups, 500, many times over) are
+    read in one unit of work, by one statement streamed to the files (a second one for the
+    loose lines' candidates), and give what a full read gives."""
     report = await scenario(storage, tmp_path)
     async with storage() as uow:
         for i in range(3000):
-            at = PAID_AT - timedelta(minutes=20 + i)
+            at = PAID_AT + timedelta(seconds=20 + 10 * i)
             await uow.orders.add(paid_order(f"P{i}", provider_ref=f"pi_P{i}", amount=900, at=at))
         await uow.commit()
     counting = CountingReaders(storage)
     found, outcome = await scoped(counting, report, tmp_path / "scoped")  # type: ignore[arg-type]
-    assert counting.readers == 1
-    # The 3,000, A-G and NEAR in the window, OLD1 and OLD2 by reference; OLD3 by order id.
-    assert outcome.extra["read"] == {"orders": 3011, "attempts": 3010}
+    assert counting.readers == 2  # the scope, then the loose lines' candidates
+    # A-G and the 3,000 in the period, OLD1 and OLD2 by reference; OLD3 by order id; G
+    # again, the one candidate of G's loose line (the 3,000 are of another amount).
+    assert outcome.extra["read"] == {"orders": 3011, "attempts": 3010, "candidates": True}
     assert found == await full_read(storage, report, tmp_path / "full")
 
 

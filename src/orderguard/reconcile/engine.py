@@ -23,6 +23,7 @@ from orderguard.reconcile import sql
 from orderguard.reconcile.cells import neutralise
 from orderguard.reconcile.formats import Columns, Projection, literal
 from orderguard.reconcile.outcome import (
+    Candidates,
     EngineOptions,
     Outcome,
     Result,
@@ -57,6 +58,10 @@ _CATEGORY = """CASE
 _UTC_TEXT = "CAST(make_timestamp(epoch_us({0})) AS VARCHAR) || '+00'"
 #: Characters DuckDB expands in a path it reads (as a shell would).
 GLOB_CHARACTERS = frozenset("*?[")
+#: A report line that can confirm a payment (the charges' references claim their attempts).
+_USABLE_CHARGE = "(kind = 'charge' AND error IS NULL)"
+#: A charge line no reference matched: left to matching by amount and date.
+_LOOSE = "res.kind = 'charge' AND res.order_id IS NULL AND res.ts IS NOT NULL AND res.error IS NULL"
 _RESULT_COLUMNS = (
     "file_no, line, category, kind, via, ref, order_ref, order_id, gross, fee, currency, "
     "expected_amount, expected_currency, ts"
@@ -106,6 +111,10 @@ class Engine:
         self._direct: list[tuple[int, Source, int]] = []
         self._exports: tuple[Path, Path] | None = None
         self._has_orders = False
+        #: The period the reports cover, and the times matching reads payments around
+        #: (set by :meth:`match_lines`).
+        self._period: tuple[datetime | None, datetime | None] = (None, None)
+        self._window: tuple[datetime | None, datetime | None] = (None, None)
 
     def close(self) -> None:
         self._db.close()
@@ -289,34 +298,88 @@ class Engine:
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
                 FROM {relation})))))"""
 
-    def scope(self) -> Scope:
-        """What :meth:`match` will read of the orders (after :meth:`load_report`): the paid
-        attempts of the period it will use (see :meth:`_join_lines`), widened by
-        :data:`SCOPE_MARGIN` beyond the amount-matching window on each side so that no
-        difference in how a time is stored and read can leave one out, and the references
-        the lines name. See :class:`~.outcome.Scope`."""
+    def scope(self, *, complete: bool = False) -> Scope:
+        """What :meth:`match` will read of the orders (after :meth:`load_report`), widened by
+        :data:`SCOPE_MARGIN` on each side so that no difference in how a time is stored and
+        read can leave one out: the payments of the period, the other payments near it of
+        the orders those and the lines' references name when no charge line claims them,
+        and the references the lines name; with ``complete``, every payment of the period
+        give or take the amount-matching window instead (all that amount matching can use,
+        which :meth:`candidates` otherwise asks for apart). See :class:`~.outcome.Scope`."""
         first, last = self._span()
         start = _earliest(self.options.period_from or first, first)
         end = _latest(self.options.period_to or last, last)
-        widen = timedelta(days=int(self.options.window_days)) + SCOPE_MARGIN
+        window = timedelta(days=int(self.options.window_days)) + SCOPE_MARGIN
         refs: set[str] = set()
         order_refs: set[str] = set()
+        claimed: set[str] = set()
         if self._lines:
-            for ref, order_ref in self._db.execute(
-                f"SELECT DISTINCT ref, order_ref FROM ({self._all_lines()}) "
-                "WHERE ref IS NOT NULL OR order_ref IS NOT NULL"
+            for ref, order_ref, charge in self._db.execute(
+                f"SELECT DISTINCT ref, order_ref, {_USABLE_CHARGE} AS charge "
+                f"FROM ({self._all_lines()}) WHERE ref IS NOT NULL OR order_ref IS NOT NULL"
             ).fetchall():
                 refs.update(r for r in (ref, order_ref) if r is not None)
                 if order_ref is not None:
                     order_refs.add(order_ref)
+                if charge and ref is not None:
+                    claimed.add(ref)
         if start is None or end is None:  # no period: no payment is expected or matched
-            start = end = None
+            return Scope(None, None, frozenset(refs), frozenset(order_refs), self.options.provider)
+        around = window if complete else SCOPE_MARGIN
         return Scope(
-            paid_from=start - widen if start else None,
-            paid_to=end + widen if end else None,
+            paid_from=start - around,
+            paid_to=end + around,
             refs=frozenset(refs),
             order_refs=frozenset(order_refs),
             provider=self.options.provider,
+            window_from=None if complete else start - window,
+            window_to=None if complete else end + window,
+            claimed=frozenset(claimed),
+        )
+
+    def candidates(self) -> Candidates | None:
+        """After :meth:`match_lines`: the payments the charge lines that name nothing can
+        be matched to by amount (see :class:`~.outcome.Candidates`), ``None`` when every
+        charge line names its payment or order. Needed only when the orders were read by an
+        incomplete :meth:`scope`; :meth:`add_candidates` takes them."""
+        row = self._db.execute(
+            f"SELECT min(ts), max(ts), list(DISTINCT gross) FROM res WHERE {_LOOSE}"
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        first, last, amounts = row
+        start, end = self._window
+        assert start is not None and end is not None  # a line's time widens the window
+        days = timedelta(days=int(self.options.window_days))
+        return Candidates(
+            paid_from=first - days - SCOPE_MARGIN,
+            paid_to=last + days + SCOPE_MARGIN,
+            amounts=frozenset(int(a) for a in amounts),
+            window_from=start - days - SCOPE_MARGIN,
+            window_to=end + days + SCOPE_MARGIN,
+            provider=self.options.provider,
+        )
+
+    def add_candidates(self, orders_csv: Path, attempts_csv: Path) -> None:
+        """After :meth:`match_lines`: the payments :meth:`candidates` asked for, exported as
+        :meth:`load_orders` takes them, as the payments no line names (a payment read twice,
+        or one a line names, changes nothing: an order unconfirmed or not, and when it was
+        first paid, come out the same)."""
+        start, end = self._window
+        days = int(self.options.window_days)
+        self._db.execute(
+            f"""
+            INSERT INTO res (ref, order_id, expected_amount, expected_currency, dup,
+                attempt_at, attempt_paid)
+            SELECT a.provider_ref, o.order_id, o.amount, o.currency, false,
+                CAST(a.paid_at AS TIMESTAMPTZ), true
+            FROM {self._attempt_rows(attempts_csv)} a
+            JOIN {self._order_rows(orders_csv)} o ON o.order_id = a.order_id
+            WHERE a.paid_at IS NOT NULL AND o.paid AND CAST(a.paid_at AS TIMESTAMPTZ)
+                BETWEEN ?::TIMESTAMPTZ - INTERVAL {days} DAY
+                    AND ?::TIMESTAMPTZ + INTERVAL {days} DAY
+            """,
+            [start, end],
         )
 
     def _all_lines(self) -> str:
@@ -338,12 +401,7 @@ class Engine:
         of the report.
         """
         orders_csv, attempts_csv = self._export()
-        # What :meth:`_unconfirmed` needs of an attempt no charge line names: when it was
-        # paid, if it was (through the provider the report is about, when one is named).
-        # The exports are reduced to that as they are read: the hash tables hold no more.
         unclaimed = "(r.line IS NULL OR r.kind <> 'charge')"
-        provider = self.options.provider
-        through = f" AND provider = {literal(provider)}" if provider else ""
         paid = "(a.paid_at IS NOT NULL AND o.paid)"
         days = int(self.options.window_days)
         self._db.execute(
@@ -356,16 +414,9 @@ class Engine:
                 CASE WHEN {unclaimed} AND {paid} THEN CAST(a.paid_at AS TIMESTAMPTZ) END,
                 CASE WHEN {unclaimed} THEN {paid} END
             FROM ({self._all_lines()}) r
-            FULL JOIN (
-                SELECT provider_ref, order_id, CASE WHEN state IN {_PAID_ATTEMPTS}{through}
-                    THEN updated_at END AS paid_at
-                FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} WHERE provider_ref IS NOT NULL
-            ) a ON a.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
-            LEFT JOIN (
-                SELECT order_id, state IN {_PAID_STATES} AS paid, amount,
-                    TRY_CAST(currency AS og_code) AS currency
-                FROM {_read(orders_csv, _ORDERS_COLUMNS)}
-            ) o ON o.order_id = a.order_id
+            FULL JOIN {self._attempt_rows(attempts_csv)} a
+                ON a.provider_ref = CASE WHEN r.error IS NULL THEN r.ref END
+            LEFT JOIN {self._order_rows(orders_csv)} o ON o.order_id = a.order_id
             WHERE r.line IS NOT NULL OR ({paid} AND CAST(a.paid_at AS TIMESTAMPTZ)
                 BETWEEN ?::TIMESTAMPTZ - INTERVAL {days} DAY
                     AND ?::TIMESTAMPTZ + INTERVAL {days} DAY)
@@ -377,6 +428,26 @@ class Engine:
         for file_no, source, read in self._direct:
             self._count_rejected_lines(file_no, source, read)
 
+    def _attempt_rows(self, attempts_csv: Path) -> str:
+        """An attempts export as the join needs it: what :meth:`_unconfirmed` needs of an
+        attempt no charge line names, when it was paid, if it was (through the provider the
+        report is about, when one is named). Reduced as it is read: the hash tables hold no
+        more."""
+        provider = self.options.provider
+        through = f" AND provider = {literal(provider)}" if provider else ""
+        return f"""(
+            SELECT provider_ref, order_id, CASE WHEN state IN {_PAID_ATTEMPTS}{through}
+                THEN updated_at END AS paid_at
+            FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)} WHERE provider_ref IS NOT NULL)"""
+
+    @staticmethod
+    def _order_rows(orders_csv: Path) -> str:
+        """An orders export as the join needs it: paid or not, amount and currency."""
+        return f"""(
+            SELECT order_id, state IN {_PAID_STATES} AS paid, amount,
+                TRY_CAST(currency AS og_code) AS currency
+            FROM {_read(orders_csv, _ORDERS_COLUMNS)})"""
+
     def _error(self, file_no: int, line: int, message: str) -> None:
         self._db.execute("INSERT INTO line_errors VALUES (?, ?, ?)", [file_no, line, message])
 
@@ -384,22 +455,32 @@ class Engine:
 
     def match(self) -> Outcome:
         """Match every line; the results stay in DuckDB, read by :meth:`results`."""
-        db = self._db
+        self.match_lines()
+        return self.finish()
+
+    def match_lines(self) -> None:
+        """The first half of :meth:`match`: every line joined to the payment or the order
+        its references name. Then :meth:`candidates` tells what the lines that name nothing
+        need, and :meth:`finish` matches them and finds what is missing."""
         first, last = self._span()
         # The period the reports cover: ``--from``/``--to``, else from their first line to the
         # end of their last line's time unit.
-        period = (self.options.period_from or first, self.options.period_to or last)
+        self._period = (self.options.period_from or first, self.options.period_to or last)
         # Any paid order matching could need: in the period or near a line's time.
-        self._join_lines(_earliest(period[0], first), _latest(period[1], last))
+        self._window = (_earliest(self._period[0], first), _latest(self._period[1], last))
+        self._join_lines(*self._window)
         self._one_row_per_line()
         self._match_by_payment_reference()
         self._match_by_order("order_id", "order_id")
         self._match_by_order("merchant_reference", "merchant_reference")
+
+    def finish(self) -> Outcome:
+        """The second half of :meth:`match` (after :meth:`match_lines`)."""
         self._unconfirmed()
         self._match_by_amount()
         self._mark_duplicates()
-        self._missing_at_provider(*period)
-        db.execute(
+        self._missing_at_provider(*self._period)
+        self._db.execute(
             f"""
             CREATE VIEW results AS
             SELECT * EXCLUDE (error, attempt_at, attempt_paid),
@@ -410,7 +491,7 @@ class Engine:
                 *, 'missing_at_provider' AS category FROM missing
             """
         )
-        return self._outcome(*period)
+        return self._outcome(*self._period)
 
     def _one_row_per_line(self) -> None:
         """Two attempts with one reference would double a line: keep one order per line."""
@@ -501,10 +582,7 @@ class Engine:
     def _match_by_amount(self) -> None:
         """Charges named by nothing: an amount and currency only one unconfirmed order has,
         paid within the window around the line's time."""
-        loose = self._count(
-            "SELECT count(*) FROM res WHERE kind = 'charge' AND order_id IS NULL "
-            "AND ts IS NOT NULL AND error IS NULL"
-        )
+        loose = self._count(f"SELECT count(*) FROM res WHERE {_LOOSE}")
         if not loose:
             return
         days = int(self.options.window_days)
@@ -515,8 +593,7 @@ class Engine:
             FROM res l JOIN unconfirmed u
               ON u.currency = l.currency AND u.amount = l.gross
              AND u.paid_at BETWEEN l.ts - INTERVAL {days} DAY AND l.ts + INTERVAL {days} DAY
-            WHERE l.kind = 'charge' AND l.order_id IS NULL AND l.ts IS NOT NULL
-              AND l.error IS NULL
+            WHERE {_LOOSE.replace("res.", "l.")}
             QUALIFY count(*) OVER (PARTITION BY l.file_no, l.line) = 1
                 AND count(*) OVER (PARTITION BY u.order_id) = 1
             """
@@ -731,9 +808,11 @@ class Engine:
         )
 
 
-#: How much further than the amount-matching window the storage read reaches on each side
-#: of the period (:meth:`Engine.scope`): the engine itself keeps exactly the window.
-SCOPE_MARGIN = timedelta(days=1)
+#: How much further the storage read reaches on each side of the times the engine keeps
+#: (:meth:`Engine.scope`, :meth:`Engine.candidates`). Both sides compare times to the
+#: microsecond (PostgreSQL's timestamps, SQLite's fixed-width UTC text, DuckDB's parse of
+#: the export): a minute only guards against a rounding nobody has seen.
+SCOPE_MARGIN = timedelta(minutes=1)
 
 #: The units a report's times can be written in, finest first (see :meth:`Engine._span`).
 UNITS = {

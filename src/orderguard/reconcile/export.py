@@ -3,7 +3,9 @@ page (each page its own read-only unit of work, so memory stays bounded by the p
 
 A run reads only its :class:`~.outcome.Scope` (:func:`export_scope`): the payments of the
 report's period and what the report's lines name, by index, whatever the table's size;
-on PostgreSQL in two ``COPY`` statements written straight to the files.
+on PostgreSQL in one ``COPY`` statement written straight to the files, and a second one
+only for the payments a line that names nothing can be matched to by amount
+(:func:`export_candidates`).
 :func:`export_orders` (every order) stays for a full export.
 """
 
@@ -11,12 +13,12 @@ from __future__ import annotations
 
 import csv
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from orderguard.reconcile.outcome import Scope
+from orderguard.reconcile.outcome import Candidates, Scope
 from orderguard.storage.ports import (
     ATTEMPT_CSV_COLUMNS,
     ORDER_CSV_COLUMNS,
@@ -66,10 +68,13 @@ async def export_orders(
 
 @dataclass(frozen=True)
 class Exported:
-    """How many rows a scoped export read from storage and wrote."""
+    """How many rows a scoped export read from storage and wrote, and whether they hold
+    every payment amount matching can use (else :func:`export_candidates` reads those a
+    run's loose lines need)."""
 
     orders: int
     attempts: int
+    complete: bool = True
 
 
 async def export_scope(
@@ -82,10 +87,12 @@ async def export_scope(
     batch: int = LOOKUP_BATCH,
 ) -> Exported:
     """Stream the orders and attempts of ``scope`` to two CSV files, each row once: the
-    period's payments and the attempts the references name, then the orders of every
-    attempt written and those the order references name. Where storage streams them
-    (PostgreSQL: two ``COPY`` statements, whatever the scope's size), straight to the
-    files; else the period's payments page by page, then the rest in batches."""
+    period's payments and the attempts the references name (with, where storage streams,
+    the unclaimed orders' other payments of the window), then the orders of every attempt
+    written and those the order references name. Where storage streams them (PostgreSQL:
+    one ``COPY`` statement, whatever the scope's size), straight to the files, as
+    ``scope`` says; else every payment of the window page by page (a complete scope), then
+    the rest in batches."""
     async with storage.reader() as uow:
         copied = await uow.reconciliations.copy_scope(
             orders_csv,
@@ -95,9 +102,14 @@ async def export_scope(
             provider=scope.provider,
             refs=sorted(scope.refs),
             order_refs=sorted(scope.order_refs),
+            window_from=scope.window_from,
+            window_to=scope.window_to,
+            claimed=sorted(scope.claimed),
         )
     if copied is not None:
-        return Exported(orders=copied[0], attempts=copied[1])
+        return Exported(orders=copied[0], attempts=copied[1], complete=scope.complete)
+    if not scope.complete:  # the window's payments, all of them: nothing is left to ask
+        scope = replace(scope, paid_from=scope.window_from, paid_to=scope.window_to)
     attempt_ids: set[str] = set()
     order_ids: set[str] = set()
     with attempts_csv.open("w", encoding="utf-8", newline="") as sink:
@@ -134,6 +146,28 @@ async def export_scope(
             async with storage.reader() as uow:
                 write_orders(await uow.reconciliations.orders_by_references(chunk))
     return Exported(orders=len(written), attempts=len(attempt_ids))
+
+
+async def export_candidates(
+    storage: UnitOfWorkFactory, orders_csv: Path, attempts_csv: Path, wanted: Candidates
+) -> Exported:
+    """Stream the payments ``wanted`` names (:meth:`~.engine.Engine.candidates`) and their
+    orders to two CSV files, after an incomplete :func:`export_scope` (storage that
+    streams: one ``COPY`` statement)."""
+    async with storage.reader() as uow:
+        copied = await uow.reconciliations.copy_candidates(
+            orders_csv,
+            attempts_csv,
+            paid_from=wanted.paid_from,
+            paid_to=wanted.paid_to,
+            amounts=sorted(wanted.amounts),
+            window_from=wanted.window_from,
+            window_to=wanted.window_to,
+            provider=wanted.provider,
+        )
+    if copied is None:
+        raise RuntimeError("an incomplete scope was read from storage that does not stream")
+    return Exported(orders=copied[0], attempts=copied[1])
 
 
 async def _period_payments(

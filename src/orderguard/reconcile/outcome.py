@@ -30,22 +30,57 @@ class Scope:
 
     - every attempt that paid (``succeeded`` or ``refunded``, through ``provider`` when
       named) last updated between ``paid_from`` and ``paid_to`` (none when both are
-      ``None``): the payments a report of the period should confirm, or that a charge
-      line with no reference can match by amount;
+      ``None``): the payments a report of the period should confirm;
     - every attempt whose provider reference is one of ``refs``, whatever its age: the
       lines' references (charges, refunds and chargebacks of old orders) and order
       references (a wallet's ``out_trade_no``); an applied run looks up the references of
       earlier orphan charges apart (:func:`~.export.paid_refs`);
+    - when ``window_from`` and ``window_to`` are set, the attempts that paid between them
+      of every order one of the attempts above belongs to whose reference no usable charge
+      line names (``claimed``): the order's other payments near the period, which decide
+      when it was first paid (an order no line confirms is missing at the provider only
+      when that is in the period);
     - the orders of those attempts, and every order whose id or merchant reference is one
       of ``order_refs``.
 
-    Reading more changes nothing (the engine filters by the same rules); reading less would.
+    Without a window (``window_from`` ``None``) the payments between ``paid_from`` and
+    ``paid_to`` are every one amount matching can use: the scope is *complete*. With one,
+    the payments of the window that no line names and whose order none of the above is
+    are left out: they matter only to a charge line that names nothing (matched by amount
+    within the window), and those are read apart once the lines are matched
+    (:meth:`~.engine.Engine.candidates`). Reading more changes nothing (the engine
+    filters by the same rules); reading less would.
     """
 
     paid_from: datetime | None
     paid_to: datetime | None
     refs: frozenset[str]
     order_refs: frozenset[str]
+    provider: str | None = None
+    window_from: datetime | None = None
+    window_to: datetime | None = None
+    claimed: frozenset[str] = frozenset()
+
+    @property
+    def complete(self) -> bool:
+        """Every payment amount matching can use is in the scope."""
+        return self.window_from is None or self.window_to is None
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The payments a run's loose charge lines (lines that name nothing: matched by amount)
+    can match, read after the lines are matched (:meth:`~.engine.Engine.candidates`):
+    the attempts that paid (through ``provider`` when named) between ``paid_from`` and
+    ``paid_to`` whose order's amount is one of ``amounts``, and every attempt of those
+    orders that paid between ``window_from`` and ``window_to`` (the first of them decides
+    when the order was paid), with their orders."""
+
+    paid_from: datetime
+    paid_to: datetime
+    amounts: frozenset[int]
+    window_from: datetime
+    window_to: datetime
     provider: str | None = None
 
 

@@ -1,5 +1,7 @@
 """One reconciliation run: recognise the files, read them, export the orders and attempts
-their period and references need (:func:`~.export.export_scope`), match."""
+their period and references need (:func:`~.export.export_scope`), match the lines; then,
+only if a charge line names nothing, export the payments it can be matched to by amount
+(:func:`~.export.export_candidates`); match the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orderguard.reconcile.engine import Engine, EngineOptions, Outcome
-from orderguard.reconcile.export import export_scope
+from orderguard.reconcile.export import export_candidates, export_scope
 from orderguard.reconcile.formats import OWN, Formats
 from orderguard.reconcile.mapping import load_mapping
 from orderguard.reconcile.sources import LineError, SourceError, open_source
@@ -54,7 +56,13 @@ async def reconcile(
             engine.load_report(source)
         exported = await export_scope(storage, orders_csv, attempts_csv, engine.scope())
         engine.load_orders(orders_csv, attempts_csv)
-        outcome = engine.match()
+        engine.match_lines()
+        read = [exported]
+        if not exported.complete and (wanted := engine.candidates()) is not None:
+            more = workdir / "candidate_orders.csv", workdir / "candidate_attempts.csv"
+            read.append(await export_candidates(storage, *more, wanted))
+            engine.add_candidates(*more)
+        outcome = engine.finish()
     except BaseException:
         engine.close()
         raise
@@ -63,7 +71,11 @@ async def reconcile(
     outcome.extra["provider"] = provider or (sources[0].layout.provider if sources else "unknown")
     outcome.extra["formats"] = sorted({s.layout.name for s in sources})
     outcome.extra["digest"] = digest(request.files)
-    outcome.extra["read"] = {"orders": exported.orders, "attempts": exported.attempts}
+    outcome.extra["read"] = {
+        "orders": sum(r.orders for r in read),
+        "attempts": sum(r.attempts for r in read),
+        "candidates": len(read) > 1,
+    }
     return engine, outcome
 
 

@@ -483,8 +483,25 @@ class MemoryReconciliationRepository:
         provider: str | None,
         refs: Sequence[str],
         order_refs: Sequence[str],
+        window_from: datetime | None = None,
+        window_to: datetime | None = None,
+        claimed: Sequence[str] = (),
     ) -> tuple[int, int] | None:
         return None  # nothing to stream: the caller reads the pages
+
+    async def copy_candidates(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime,
+        paid_to: datetime,
+        amounts: Sequence[int],
+        window_from: datetime,
+        window_to: datetime,
+        provider: str | None,
+    ) -> tuple[int, int] | None:
+        return None  # the scope read was complete: nothing is asked apart
 
     async def orders_by_ids(self, ids: Sequence[str]) -> list[ExportedOrder]:
         return [_exported(self._orders[i]) for i in dict.fromkeys(ids) if i in self._orders]

@@ -789,16 +789,39 @@ class ReconciliationRepository(Protocol):
         provider: str | None,
         refs: Sequence[str],
         order_refs: Sequence[str],
+        window_from: datetime | None = None,
+        window_to: datetime | None = None,
+        claimed: Sequence[str] = (),
     ) -> tuple[int, int] | None:
         """Write a reconciliation scope to the export's two CSV files (the columns of
         ``ExportedOrder`` and ``ExportedAttempt`` as the engine reads them), each row once:
         the attempts that paid between ``paid_from`` and ``paid_to`` (through ``provider``
         when given; none without a period) and those whose provider reference is one of
-        ``refs``; the orders of those attempts and those whose id or merchant reference is
-        one of ``order_refs``. Streamed by the database in a fixed number of statements,
-        whatever the scope's size: ``(orders, attempts)`` written. ``None`` (nothing
-        written) where storage cannot stream: the caller reads the scope by the methods
-        above."""
+        ``refs``; with a window, the attempts that paid between ``window_from`` and
+        ``window_to`` of the orders of those whose reference is not one of ``claimed``; the
+        orders of every attempt written and those whose id or merchant reference is one of
+        ``order_refs``. Streamed by the database in a fixed number of statements, whatever
+        the scope's size: ``(orders, attempts)`` written. ``None`` (nothing written) where
+        storage cannot stream: the caller reads the scope by the methods above."""
+        ...
+
+    async def copy_candidates(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime,
+        paid_to: datetime,
+        amounts: Sequence[int],
+        window_from: datetime,
+        window_to: datetime,
+        provider: str | None,
+    ) -> tuple[int, int] | None:
+        """Write to the export's two CSV files, as :meth:`copy_scope` does, the attempts
+        that paid (through ``provider`` when given) between ``window_from`` and
+        ``window_to`` of every order whose amount is one of ``amounts`` and one of whose
+        attempts paid between ``paid_from`` and ``paid_to``, and those orders.
+        ``(orders, attempts)`` written; ``None`` where storage cannot stream."""
         ...
 
     async def record_run(self, run: RunRecord) -> bool:

@@ -51,6 +51,41 @@ _NAMED = "provider_ref = ANY(CAST(:refs AS TEXT[]))"
 _SCOPE_ATTEMPTS = (
     f"{_ATTEMPT} WHERE {_PERIOD} UNION ALL {_ATTEMPT} WHERE {_NAMED} AND NOT ({_PERIOD})"
 )
+#: Paid between the window's ends.
+_WINDOW = (
+    "state IN ('succeeded', 'refunded') AND updated_at >= :window_from "
+    "AND updated_at <= :window_to{provider}"
+)
+#: ``{rows}`` of the orders in ``{keys}`` (a relation with an ``order_id`` column), each
+#: looked up by the key it starts with (``OFFSET 0`` keeps the lookup a lookup: however
+#: many keys the planner expects, no table of millions is scanned to join them).
+_BY_ORDER = "SELECT r.* FROM ({keys}) k CROSS JOIN LATERAL ({rows} OFFSET 0) r"
+#: A scope with a window: the attempts above (``f``), then the window's payments of the
+#: orders of those no charge line claims (by ``(order_id, seq)``), but for those already
+#: read (the period's and the named ones). The claimed references are hashed once.
+SCOPE_WINDOW = (
+    f"WITH f AS MATERIALIZED ({_SCOPE_ATTEMPTS}) SELECT * FROM f UNION ALL "
+    + _BY_ORDER.format(
+        keys="SELECT DISTINCT order_id FROM f WHERE provider_ref IS NULL "
+        "OR provider_ref NOT IN (SELECT unnest(CAST(:claimed AS TEXT[])))",
+        rows=f"{_ATTEMPT} WHERE order_id = k.order_id AND {_WINDOW} AND NOT ({_PERIOD}) "
+        f"AND (provider_ref IS NULL OR NOT {_NAMED})",
+    )
+)
+#: The payments loose charge lines can match: the window's payments of the orders of one
+#: of the amounts paid between ``start`` and ``end`` (``payment_attempts_paid``, then each
+#: order's amount by its primary key).
+CANDIDATES = (
+    "WITH c AS MATERIALIZED (SELECT DISTINCT p.order_id FROM payment_attempts p "
+    "CROSS JOIN LATERAL (SELECT amount_total FROM orders WHERE id = p.order_id OFFSET 0) o "
+    "WHERE p.state IN ('succeeded', 'refunded') "
+    "AND p.updated_at >= :start AND p.updated_at <= :end{paid_through} "
+    "AND o.amount_total = ANY(CAST(:amounts AS BIGINT[]))) "
+    + _BY_ORDER.format(
+        keys="SELECT order_id FROM c",
+        rows=f"{_ATTEMPT} WHERE order_id = k.order_id AND {_WINDOW}",
+    )
+)
 _REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
 #: A scope's attempts and orders in one statement, each row once, tagged with its file
 #: (``a``: the attempts, ``o``: the orders), as the export's CSV files have them: the
@@ -61,10 +96,14 @@ SCOPE_CSV = (
     "SELECT 'a' AS part, order_id AS c1, provider AS c2, provider_ref AS c3, state AS c4, "
     f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM a "
     "UNION ALL SELECT 'o', id, merchant_reference, state, currency, "
-    f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM orders WHERE id IN ("
-    "SELECT order_id FROM a "
-    "UNION ALL SELECT id FROM orders WHERE id = ANY(CAST(:order_refs AS TEXT[])) "
-    "UNION ALL SELECT id FROM orders WHERE merchant_reference = ANY(CAST(:order_refs AS TEXT[])))"
+    f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM ("
+    + _BY_ORDER.format(
+        keys="SELECT order_id FROM a "
+        "UNION SELECT id FROM orders WHERE id = ANY(CAST(:order_refs AS TEXT[])) "
+        "UNION SELECT id FROM orders WHERE merchant_reference = ANY(CAST(:order_refs AS TEXT[]))",
+        rows="SELECT * FROM orders WHERE id = k.order_id",
+    )
+    + ") o"
 )
 
 
@@ -144,17 +183,57 @@ class SqlReconciliationRepository:
         provider: str | None,
         refs: Sequence[str],
         order_refs: Sequence[str],
+        window_from: datetime | None = None,
+        window_to: datetime | None = None,
+        claimed: Sequence[str] = (),
     ) -> tuple[int, int] | None:
         """Stream a scope's attempts, then their orders and those ``order_refs`` name, to
         two CSV files, one statement in all; ``(orders, attempts)`` written, or ``None``
         where the driver cannot stream (nothing written)."""
         params: dict[str, Any] = {"refs": list(refs), "order_refs": list(order_refs)}
+        through = " AND provider = :provider" if provider else ""
         if paid_from is None or paid_to is None:
             attempts = _REFS_ONLY
-        else:
-            through = " AND provider = :provider" if provider else ""
+        elif window_from is None or window_to is None:
             attempts = _SCOPE_ATTEMPTS.format(provider=through)
-            params.update(start=paid_from, end=paid_to, provider=provider)
+        else:
+            attempts = SCOPE_WINDOW.format(provider=through)
+            params.update(window_from=window_from, window_to=window_to, claimed=list(claimed))
+        params.update(start=paid_from, end=paid_to, provider=provider)
+        return await self._copy(orders_csv, attempts_csv, attempts, params)
+
+    async def copy_candidates(
+        self,
+        orders_csv: Path,
+        attempts_csv: Path,
+        *,
+        paid_from: datetime,
+        paid_to: datetime,
+        amounts: Sequence[int],
+        window_from: datetime,
+        window_to: datetime,
+        provider: str | None,
+    ) -> tuple[int, int] | None:
+        """Stream the payments loose charge lines can match, and their orders, to two CSV
+        files, one statement in all, as :meth:`copy_scope` does."""
+        params: dict[str, Any] = {
+            "start": paid_from,
+            "end": paid_to,
+            "amounts": list(amounts),
+            "window_from": window_from,
+            "window_to": window_to,
+            "provider": provider,
+            "order_refs": [],
+        }
+        attempts = CANDIDATES.format(
+            paid_through=" AND p.provider = :provider" if provider else "",
+            provider=" AND provider = :provider" if provider else "",
+        )
+        return await self._copy(orders_csv, attempts_csv, attempts, params)
+
+    async def _copy(
+        self, orders_csv: Path, attempts_csv: Path, attempts: str, params: dict[str, Any]
+    ) -> tuple[int, int] | None:
         written = await self._conn.copy_csv(
             SCOPE_CSV.format(attempts=attempts),
             params,
