@@ -249,15 +249,17 @@ async def test_the_period_is_read_in_statements_that_do_not_grow_with_its_paymen
 async def test_the_streamed_files_hold_what_the_lookups_read(
     storage: SqlStorage, tmp_path: Path
 ) -> None:
-    """Text with commas, quotes and a line break comes through the stream as the lookups
-    read it; each attempt and order once, though named by the period and by reference."""
-    awkward = 'Q,"x"\ny'
+    """Text with commas, quotes, backslashes, braces and a line break comes through the
+    stream as the lookups read it, and finds its rows when the statement is sent it (a
+    list goes as an array's text); each attempt and order once, though named twice."""
+    awkward = 'Q,"x"\ny\\{z}, NULL'
     async with storage() as uow:
-        await uow.orders.add(paid_order(awkward, provider_ref='pi_Q,"1"', amount=1234))
+        q = paid_order(awkward, provider_ref='pi_Q,"1"\\}', amount=1234, at=YEAR_AGO)
+        await uow.orders.add(q)
         await uow.orders.add(paid_order("R", provider_ref="pi_R", amount=99, at=YEAR_AGO))
         await uow.commit()
     orders, attempts = tmp_path / "orders.csv", tmp_path / "attempts.csv"
-    refs = sorted({'pi_Q,"1"', "pi_R", "nothing"})
+    refs = sorted({'pi_Q,"1"\\}', "pi_R", "nothing", "NULL"})
     order_refs = sorted({f"ord_{awkward}", "M-R"})
     async with storage.reader() as uow:
         written = await uow.reconciliations.copy_scope(

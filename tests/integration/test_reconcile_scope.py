@@ -87,7 +87,9 @@ async def generate(storage: SqlStorage, url: str, shop_no: int, *, loose: bool) 
             amount = rng.choice(AMOUNTS)
             paid = day + timedelta(seconds=rng.randrange(-7 * 86400, 8 * 86400))
             provider = "adyen" if rng.random() < 0.1 else "stripe"
-            order = paid_order(name, provider_ref=f"pi_{name}", amount=amount, at=paid)
+            # A few share the previous order's reference (the engine keeps one order a line).
+            ref = f"pi_S{shop_no}N{i - 1}" if i and rng.random() < 0.05 else f"pi_{name}"
+            order = paid_order(name, provider_ref=ref, amount=amount, at=paid)
             order.attempts[0].provider = provider
             await uow.orders.add(order)
             fate = rng.random()
@@ -103,16 +105,16 @@ async def generate(storage: SqlStorage, url: str, shop_no: int, *, loose: bool) 
                 pick = rng.random()
                 money = f"{amount / 100:.2f}" if rng.random() < 0.9 else "99.99"
                 if pick < 0.6:
-                    shop.line("charge", on_day(), money, ref=f"pi_{name}")
+                    shop.line("charge", on_day(), money, ref=ref)
                 elif pick < 0.7:
                     shop.line("charge", on_day(), money, order=f"ord_{name}")
                 elif pick < 0.8 and loose:
                     shop.line("charge", on_day(), money)
                 # else: not in the report (missing at the provider)
             if rng.random() < 0.05:
-                shop.line("refund", on_day(), f"-{amount / 100:.2f}", ref=f"pi_{name}")
+                shop.line("refund", on_day(), f"-{amount / 100:.2f}", ref=ref)
             if rng.random() < 0.05:
-                shop.line("charge", on_day(), "1o.00", ref=f"pi_{name}")  # unreadable amount
+                shop.line("charge", on_day(), "1o.00", ref=ref)  # unreadable amount
         # Set cases, whatever the draw. F1: paid two days before the day and again on it,
         # neither named: first paid before the period, so not missing. F2: refunded on the
         # day (the refund names it) and paid again the day before: not missing either. F3:
@@ -253,3 +255,34 @@ async def test_a_loose_line_reads_only_the_payments_of_its_amount(
     assert [r.order_id for r in found if r.category == c.MISSING_AT_PROVIDER] == ["ord_N"]
     # A and N (named, in the period), then N again and M (the amount's candidates).
     assert outcome.extra["read"] == {"orders": 4, "attempts": 4, "candidates": True}
+
+
+@pytest.mark.parametrize(
+    ("kind", "currency", "minutes"),
+    [("charge", "EUR", 0), ("refund", "EUR", 0), ("charge", "USD", 90)],
+    ids=["charge", "refund", "other-currency"],
+)
+async def test_a_reference_two_orders_share_counts_once_however_it_is_read(
+    storage: SqlStorage, tmp_path: Path, kind: str, currency: str, minutes: int
+) -> None:
+    """P and Q were paid under one reference; a line names it (the engine keeps it for P,
+    the lower id, and Q is neither confirmed nor missing) and a loose charge has Q's
+    amount. Q's payment, read again as a candidate, must not count as one no line names:
+    the loose line matches nothing, and Q is not missing (found by a review)."""
+    mid = FIRST_DAY + timedelta(hours=12)
+    paid = mid + timedelta(minutes=minutes)
+    async with storage() as uow:
+        await uow.orders.add(paid_order("P", provider_ref="pi_X", amount=1000, at=paid))
+        q = paid_order("Q", provider_ref="pi_X", amount=2000, at=paid, currency=currency)
+        await uow.orders.add(q)
+        await uow.commit()
+    shop = Shop(FIRST_DAY)
+    shop.line(kind, mid + timedelta(hours=1), "10.00" if kind == "charge" else "-10.00", ref="pi_X")
+    shop.line("charge", mid + timedelta(hours=2), "20.00")
+    report = shop.write(tmp_path / "report.csv")
+    found, outcome = await scoped(storage, report, tmp_path / "scoped")
+    assert outcome.extra["read"]["candidates"] is True
+    assert found == await full_read(storage, report, tmp_path / "full")
+    loose = next(r for r in found if r.line == 3)
+    assert (loose.category, loose.order_id) == (c.MISSING_IN_ORDERS, None)
+    assert not [r for r in found if r.category == c.MISSING_AT_PROVIDER]

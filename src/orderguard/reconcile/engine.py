@@ -362,9 +362,12 @@ class Engine:
 
     def add_candidates(self, orders_csv: Path, attempts_csv: Path) -> None:
         """After :meth:`match_lines`: the payments :meth:`candidates` asked for, exported as
-        :meth:`load_orders` takes them, as the payments no line names (a payment read twice,
-        or one a line names, changes nothing: an order unconfirmed or not, and when it was
-        first paid, come out the same)."""
+        :meth:`load_orders` takes them, as the payments no line names. A payment read twice
+        changes nothing (an order unconfirmed or not, and when it was first paid, come out
+        the same); one whose reference a usable line names is left out: the scope read it,
+        and the join gave it to that line (two orders' payments under one reference are
+        both the line's, and the line keeps one order: the other is neither confirmed nor
+        unconfirmed)."""
         start, end = self._window
         days = int(self.options.window_days)
         self._db.execute(
@@ -378,6 +381,9 @@ class Engine:
             WHERE a.paid_at IS NOT NULL AND o.paid AND CAST(a.paid_at AS TIMESTAMPTZ)
                 BETWEEN ?::TIMESTAMPTZ - INTERVAL {days} DAY
                     AND ?::TIMESTAMPTZ + INTERVAL {days} DAY
+              AND a.provider_ref NOT IN (
+                SELECT ref FROM res WHERE file_no IS NOT NULL AND error IS NULL
+                    AND ref IS NOT NULL)
             """,
             [start, end],
         )
