@@ -57,9 +57,10 @@ def _arrays_as_text(params: Params) -> Params:
     converted = dict(params)
     for name, value in params.items():
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            converted[name] = (
-                "{" + ",".join(f'"{v.translate(_ARRAY_ELEMENT)}"' for v in value) + "}"
-            )
+            text = "".join(value)
+            if '"' in text or "\\" in text:  # rare: escape element by element
+                value = [v.translate(_ARRAY_ELEMENT) for v in value]
+            converted[name] = '{"' + '","'.join(value) + '"}' if value else "{}"
         elif isinstance(value, list) and all(type(v) is int for v in value):
             converted[name] = "{" + ",".join(str(v) for v in value) + "}"
     return converted
@@ -193,9 +194,12 @@ class PostgresConnection(Connection):
         try:
             if self._piped():
                 raise StorageError("COPY cannot run inside a batch")
-            if self.held or not self.begun:
-                async with self._conn.pipeline():
+            async with self._conn.pipeline():
+                if self.held or not self.begun:
                     await self._begin_and_held()
+                # Thousands of rows by index: parallel workers would only add their start
+                # (60 ms of a 0.3 s export on 10 M orders). For the rest of the transaction.
+                await self._conn.execute(b"SET LOCAL max_parallel_workers_per_gather = 0")
             statement = f"COPY ({_pg(sql)}) TO STDOUT WITH (FORMAT csv)"
             widest = max(len(header) for _, header in parts.values())
             with ExitStack() as files:

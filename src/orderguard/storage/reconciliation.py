@@ -90,17 +90,22 @@ _REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
 #: A scope's attempts and orders in one statement, each row once, tagged with its file
 #: (``a``: the attempts, ``o``: the orders), as the export's CSV files have them: the
 #: attempts (read once), then the orders of those attempts and those the order references
-#: name (by id or by merchant reference), by primary key from their ids.
+#: name, by primary key from their ids. An order reference that is the id of an order
+#: already read needs no lookup (a report's metadata usually names the line's own order);
+#: one that is no order's id is looked up as a merchant reference (the engine matches by
+#: merchant reference only what the ids did not).
 SCOPE_CSV = (
-    "WITH a AS MATERIALIZED ({attempts}) "
+    "WITH a AS MATERIALIZED ({attempts}), "
+    "r AS MATERIALIZED (SELECT unnest(CAST(:order_refs AS TEXT[])) AS ref "
+    "EXCEPT SELECT order_id FROM a), "
+    "i AS MATERIALIZED (SELECT id FROM orders WHERE id = ANY(ARRAY(SELECT ref FROM r))) "
     "SELECT 'a' AS part, order_id AS c1, provider AS c2, provider_ref AS c3, state AS c4, "
     f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM a "
     "UNION ALL SELECT 'o', id, merchant_reference, state, currency, "
     f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM ("
     + _BY_ORDER.format(
-        keys="SELECT order_id FROM a "
-        "UNION SELECT id FROM orders WHERE id = ANY(CAST(:order_refs AS TEXT[])) "
-        "UNION SELECT id FROM orders WHERE merchant_reference = ANY(CAST(:order_refs AS TEXT[]))",
+        keys="SELECT order_id FROM a UNION SELECT id FROM i UNION SELECT id FROM orders "
+        "WHERE merchant_reference = ANY(ARRAY(SELECT ref FROM r EXCEPT SELECT id FROM i))",
         rows="SELECT * FROM orders WHERE id = k.order_id",
     )
     + ") o"
