@@ -310,31 +310,33 @@ class Engine:
         start = _earliest(self.options.period_from or first, first)
         end = _latest(self.options.period_to or last, last)
         window = timedelta(days=int(self.options.window_days)) + SCOPE_MARGIN
-        refs: set[str] = set()
-        order_refs: set[str] = set()
-        claimed: set[str] = set()
+        refs: frozenset[str] = frozenset()
+        order_refs: frozenset[str] = frozenset()
+        claimed: frozenset[str] = frozenset()
         if self._lines:
-            for ref, order_ref, charge in self._db.execute(
-                f"SELECT DISTINCT ref, order_ref, {_USABLE_CHARGE} AS charge "
-                f"FROM ({self._all_lines()}) WHERE ref IS NOT NULL OR order_ref IS NOT NULL"
-            ).fetchall():
-                refs.update(r for r in (ref, order_ref) if r is not None)
-                if order_ref is not None:
-                    order_refs.add(order_ref)
-                if charge and ref is not None:
-                    claimed.add(ref)
+            # Three lists built by DuckDB, not a Python loop over the lines.
+            row = self._db.execute(
+                "SELECT list(DISTINCT ref) FILTER (WHERE ref IS NOT NULL), "
+                "list(DISTINCT order_ref) FILTER (WHERE order_ref IS NOT NULL), "
+                f"list(DISTINCT ref) FILTER (WHERE ref IS NOT NULL AND {_USABLE_CHARGE}) "
+                f"FROM ({self._all_lines()})"
+            ).fetchone()
+            assert row is not None
+            order_refs = frozenset(row[1] or ())
+            refs = frozenset(row[0] or ()) | order_refs
+            claimed = frozenset(row[2] or ())
         if start is None or end is None:  # no period: no payment is expected or matched
-            return Scope(None, None, frozenset(refs), frozenset(order_refs), self.options.provider)
+            return Scope(None, None, refs, order_refs, self.options.provider)
         around = window if complete else SCOPE_MARGIN
         return Scope(
             paid_from=start - around,
             paid_to=end + around,
-            refs=frozenset(refs),
-            order_refs=frozenset(order_refs),
+            refs=refs,
+            order_refs=order_refs,
             provider=self.options.provider,
             window_from=None if complete else start - window,
             window_to=None if complete else end + window,
-            claimed=frozenset(claimed),
+            claimed=claimed,
         )
 
     def candidates(self) -> Candidates | None:

@@ -56,12 +56,13 @@ def _arrays_as_text(params: Params) -> Params:
         return params
     converted = dict(params)
     for name, value in params.items():
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        kinds = set(map(type, value)) if isinstance(value, list) else None
+        if kinds is not None and kinds <= {str}:
             text = "".join(value)
             if '"' in text or "\\" in text:  # rare: escape element by element
                 value = [v.translate(_ARRAY_ELEMENT) for v in value]
             converted[name] = '{"' + '","'.join(value) + '"}' if value else "{}"
-        elif isinstance(value, list) and all(type(v) is int for v in value):
+        elif kinds is not None and kinds <= {int}:
             converted[name] = "{" + ",".join(str(v) for v in value) + "}"
     return converted
 
