@@ -193,7 +193,7 @@ async def test_every_lookup_reads_by_index_only_the_rows_it_returns(
                     paid_through=" AND p.provider = :provider", provider=" AND provider = :provider"
                 )
             ),
-            {"amounts": [1550], "order_refs": [], "start": start, "end": end,
+            {"amounts": [1550], "refs": [], "order_refs": [], "start": start, "end": end,
              "provider": "stripe", **window},
             2,
             3 * 8 + 2 * 2,

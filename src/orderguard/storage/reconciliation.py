@@ -47,7 +47,9 @@ _ISO_UTC = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:0
 _PERIOD = (
     "state IN ('succeeded', 'refunded') AND updated_at >= :start AND updated_at <= :end{provider}"
 )
-_NAMED = "provider_ref = ANY(CAST(:refs AS TEXT[]))"
+#: The references, written once into the statement (``refs``, :data:`SCOPE_CSV`): a constant
+#: array of tens of thousands would be estimated element by element each time it is used.
+_NAMED = "provider_ref = ANY(CAST((SELECT v FROM refs) AS TEXT[]))"
 _SCOPE_ATTEMPTS = (
     f"{_ATTEMPT} WHERE {_PERIOD} UNION ALL {_ATTEMPT} WHERE {_NAMED} AND NOT ({_PERIOD})"
 )
@@ -95,7 +97,8 @@ _REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
 #: one that is no order's id is looked up as a merchant reference (the engine matches by
 #: merchant reference only what the ids did not).
 SCOPE_CSV = (
-    "WITH a AS MATERIALIZED ({attempts}), "
+    "WITH refs AS MATERIALIZED (SELECT CAST(:refs AS TEXT[]) AS v), "
+    "a AS MATERIALIZED ({attempts}), "
     "r AS MATERIALIZED (SELECT unnest(CAST(:order_refs AS TEXT[])) AS ref "
     "EXCEPT SELECT order_id FROM a), "
     "i AS MATERIALIZED (SELECT id FROM orders WHERE id = ANY(ARRAY(SELECT ref FROM r))) "
@@ -228,6 +231,7 @@ class SqlReconciliationRepository:
             "window_from": window_from,
             "window_to": window_to,
             "provider": provider,
+            "refs": [],
             "order_refs": [],
         }
         attempts = CANDIDATES.format(
