@@ -298,14 +298,13 @@ class Engine:
                     {", ".join(f"{expr} AS {t}" for t, expr in texts.items())}
                 FROM {relation})))))"""
 
-    def scope(self, *, complete: bool = False) -> Scope:
+    def scope(self) -> Scope:
         """What :meth:`match` will read of the orders (after :meth:`load_report`), widened by
         :data:`SCOPE_MARGIN` on each side so that no difference in how a time is stored and
         read can leave one out: the payments of the period, the other payments near it of
         the orders those and the lines' references name when no charge line claims them,
-        and the references the lines name; with ``complete``, every payment of the period
-        give or take the amount-matching window instead (all that amount matching can use,
-        which :meth:`candidates` otherwise asks for apart). See :class:`~.outcome.Scope`."""
+        and the references the lines name; what amount matching can use beyond that,
+        :meth:`candidates` asks for apart. See :class:`~.outcome.Scope`."""
         first, last = self._span()
         start = _earliest(self.options.period_from or first, first)
         end = _latest(self.options.period_to or last, last)
@@ -327,15 +326,14 @@ class Engine:
             claimed = frozenset(row[2] or ())
         if start is None or end is None:  # no period: no payment is expected or matched
             return Scope(None, None, refs, order_refs, self.options.provider)
-        around = window if complete else SCOPE_MARGIN
         return Scope(
-            paid_from=start - around,
-            paid_to=end + around,
+            paid_from=start - SCOPE_MARGIN,
+            paid_to=end + SCOPE_MARGIN,
             refs=refs,
             order_refs=order_refs,
             provider=self.options.provider,
-            window_from=None if complete else start - window,
-            window_to=None if complete else end + window,
+            window_from=start - window,
+            window_to=end + window,
             claimed=claimed,
         )
 
