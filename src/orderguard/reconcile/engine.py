@@ -514,7 +514,9 @@ class Engine:
         number (the line's reference) and by the merchant's ``out_trade_no`` (its order
         reference), and orderguard keeps the merchant's (Alipay, WeChat Pay). An attempt
         not paid here leaves its line to the other passes: money taken for a payment
-        orderguard gave up is an orphan, not a match."""
+        orderguard gave up is an orphan, not a match. Paid attempts of two orders under one
+        reference give the line the lower order id, as :meth:`_one_row_per_line` does for a
+        line's reference (one order, the same every run)."""
         if not self._count(
             "SELECT count(*) FROM res WHERE order_id IS NULL AND order_ref IS NOT NULL "
             "AND error IS NULL"
@@ -526,9 +528,10 @@ class Engine:
             UPDATE res SET order_id = o.order_id, via = 'reference', expected_amount = o.amount,
                 expected_currency = TRY_CAST(o.currency AS og_code)
             FROM (
-                SELECT DISTINCT provider_ref, order_id
+                SELECT provider_ref, min(order_id) AS order_id
                 FROM {_read(attempts_csv, _ATTEMPTS_COLUMNS)}
                 WHERE provider_ref IS NOT NULL AND state IN {_PAID_ATTEMPTS}
+                GROUP BY provider_ref
             ) a JOIN {self._orders()} o ON o.order_id = a.order_id
             WHERE res.order_id IS NULL AND res.order_ref IS NOT NULL AND res.error IS NULL
               AND a.provider_ref = res.order_ref
