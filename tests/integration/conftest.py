@@ -1,4 +1,4 @@
-"""An API client on a real database (SQLite and PostgreSQL)."""
+"""An API client on a real database (SQLite and PostgreSQL); storage on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,7 +13,18 @@ from orderguard.config import Settings
 from orderguard.providers.memory import InMemoryProvider
 from orderguard.providers.resilience import CircuitBreaker
 from orderguard.services.providers import Providers, ProviderSlot
+from orderguard.storage.unit_of_work import SqlStorage
 from tests.conftest import LOCAL_URL, open_storage
+
+
+@pytest.fixture
+async def pg_storage(pg_url: str) -> AsyncIterator[SqlStorage]:
+    """Migrated SQL storage on a fresh PostgreSQL database, closed afterwards."""
+    sql_storage = await open_storage(pg_url)
+    try:
+        yield sql_storage
+    finally:
+        await sql_storage.close()
 
 
 @dataclass

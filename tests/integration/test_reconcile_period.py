@@ -10,7 +10,6 @@ read by an index (EXPLAIN ANALYZE: no sequential scan, no row read and thrown aw
 from __future__ import annotations
 
 import csv
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from orderguard.reconcile import categories as c
 from orderguard.storage import reconciliation as sql
 from orderguard.storage.ports import ATTEMPT_CSV_COLUMNS, ORDER_CSV_COLUMNS
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.conftest import open_storage
 from tests.reconcile_support import PAID_AT, full_read, paid_order, scoped, seed
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "reconcile"
@@ -41,12 +39,9 @@ OLD_LINES = (
 
 
 @pytest.fixture
-async def storage(pg_url: str) -> AsyncIterator[SqlStorage]:
-    sql_storage = await open_storage(pg_url)
-    try:
-        yield sql_storage
-    finally:
-        await sql_storage.close()
+def storage(pg_storage: SqlStorage) -> SqlStorage:
+    """These tests' storage is PostgreSQL's alone."""
+    return pg_storage
 
 
 async def add_history(storage: SqlStorage, first: int, count: int) -> None:

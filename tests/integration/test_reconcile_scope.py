@@ -16,7 +16,6 @@ by line and order by order.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +26,6 @@ import pytest
 
 from orderguard.reconcile import categories as c
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.conftest import open_storage
 from tests.reconcile_support import full_read, paid_order, scoped
 
 HEADER = (
@@ -42,12 +40,9 @@ AMOUNTS = (1000, 1500, 2000)
 
 
 @pytest.fixture
-async def storage(pg_url: str) -> AsyncIterator[SqlStorage]:
-    sql_storage = await open_storage(pg_url)
-    try:
-        yield sql_storage
-    finally:
-        await sql_storage.close()
+def storage(pg_storage: SqlStorage) -> SqlStorage:
+    """These tests' storage is PostgreSQL's alone."""
+    return pg_storage
 
 
 @dataclass
