@@ -10,6 +10,7 @@ read by an index (EXPLAIN ANALYZE: no sequential scan, no row read and thrown aw
 from __future__ import annotations
 
 import csv
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 
 from orderguard.reconcile import categories as c
 from orderguard.storage import reconciliation as sql
-from orderguard.storage.ports import ATTEMPT_CSV_COLUMNS, ORDER_CSV_COLUMNS
+from orderguard.storage.ports import ATTEMPT_CSV_COLUMNS, ORDER_CSV_COLUMNS, LineRefs
 from orderguard.storage.unit_of_work import SqlStorage
 from tests.reconcile_support import PAID_AT, full_read, paid_order, scoped, seed
 
@@ -109,9 +110,18 @@ async def test_the_rows_read_do_not_grow_with_the_orders_outside_the_period(
     assert found == await full_read(storage, report, tmp_path / "full")
 
 
-async def plan(storage: SqlStorage, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+async def plan(
+    storage: SqlStorage,
+    statement: str,
+    params: dict[str, Any],
+    settings: dict[str, str] | None = None,
+) -> dict[str, Any]:
     async with storage.reader() as uow:
         conn = uow.reconciliations._conn  # type: ignore[attr-defined]
+        for name, value in (settings or {}).items():
+            await conn.fetchone(
+                "SELECT set_config(:name, :value, true)", {"name": name, "value": value}
+            )
         row = await conn.fetchone(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params)
     assert row is not None
     document = next(iter(row.values()))
@@ -165,37 +175,35 @@ async def test_every_lookup_reads_by_index_only_the_rows_it_returns(
         assert int(tree["Actual Rows"]) == returned, name
         assert rows_read(tree) <= 2 * returned, (name, rows_read(tree))
     window = {"window_from": start, "window_to": end}
+    period, rest = sql.scope_csv(provider=True, period=True, window=True)
+    params = {"start": start, "end": end, "provider": "stripe", **window}
+    lines = LineRefs(
+        refs=json.dumps(["pi_OLD1", "pi_OLD2", "pi_A", "pi_B", None]),
+        order_refs=json.dumps([None, None, None, "ord_A", "ord_OLD3"]),
+        charges=json.dumps([False, False, True, True, True]),
+    )
     streamed = {
-        # A-G and NEAR paid in the days, OLD1, OLD2, pi_A by reference (A once), and their
-        # orders; the orders no line claims (C-G, NEAR, OLD2) have no other payment: each
-        # row read once per part it goes to, each order's key looked up once more.
-        "scope with a window": (
-            sql.SCOPE_CSV.format(
-                attempts=sql.SCOPE_WINDOW.format(provider=" AND provider = :provider")
-            ),
-            {**refs_params, "refs": ["pi_OLD1", "pi_OLD2", "pi_A"], "order_refs": ["ord_OLD3"],
-             "claimed": ["pi_A", "pi_B"], "start": start, "end": end, "provider": "stripe",
-             **window},
-            2 * 10 + 1,
-            3 * (2 * 10 + 1),
-        ),
+        # A-G and NEAR paid in the days, and their orders: each read once by the index,
+        # once from the table, and its order's key looked up once more.
+        "the period": (period, params, {}, 2 * 8, 3 * 2 * 8),
+        # OLD1 and OLD2 by reference and their orders, and OLD3 (the order reference of the
+        # line whose reference names nothing); the orders no line claims (C-G, NEAR, OLD2)
+        # have no other payment. The period's payments are read again (to know what the
+        # references found), each once per part.
+        "the rest": (rest, params, sql.line_settings(lines), 2 * 2 + 1, 3 * (2 * 10 + 1)),
         # G's amount: G once (the history's order of that amount is far older), and its
         # order. Each of the days' eight payments is read (the index, then the table) and
         # its order's amount looked up; G's payment and order once more.
         "candidates": (
-            sql.SCOPE_CSV.format(
-                attempts=sql.CANDIDATES.format(
-                    paid_through=" AND p.provider = :provider", provider=" AND provider = :provider"
-                )
-            ),
-            {"amounts": [1550], "refs": [], "order_refs": [], "start": start, "end": end,
-             "provider": "stripe", **window},
+            sql.candidates_csv(provider=True),
+            {"amounts": [1550], **params},
+            {},
             2,
             3 * 8 + 2 * 2,
         ),
-    }  # fmt: skip
-    for name, (statement, params, returned, bound) in streamed.items():
-        tree = await plan(storage, statement, params)
+    }
+    for name, (statement, values, settings, returned, bound) in streamed.items():
+        tree = await plan(storage, statement, values, settings)
         kinds = {s["Node Type"] for s in scans(tree)}
         assert "Seq Scan" not in kinds, (name, kinds)
         assert int(tree["Actual Rows"]) == returned, name
@@ -245,8 +253,8 @@ async def test_the_streamed_files_hold_what_the_lookups_read(
     storage: SqlStorage, tmp_path: Path
 ) -> None:
     """Text with commas, quotes, backslashes, braces and a line break comes through the
-    stream as the lookups read it, and finds its rows when the statement is sent it (a
-    list goes as an array's text); each attempt and order once, though named twice."""
+    stream as the lookups read it, and finds its rows when the statement is sent it (the
+    lines' keys go as JSON, in settings); each attempt and order once, though named twice."""
     awkward = 'Q,"x"\ny\\{z}, NULL'
     async with storage() as uow:
         q = paid_order(awkward, provider_ref='pi_Q,"1"\\}', amount=1234, at=YEAR_AGO)
@@ -255,7 +263,12 @@ async def test_the_streamed_files_hold_what_the_lookups_read(
         await uow.commit()
     orders, attempts = tmp_path / "orders.csv", tmp_path / "attempts.csv"
     refs = sorted({'pi_Q,"1"\\}', "pi_R", "nothing", "NULL"})
-    order_refs = sorted({f"ord_{awkward}", "M-R"})
+    # The lines naming nothing found: their order references are looked up.
+    lines = LineRefs(
+        refs=json.dumps([*refs, "nothing"]),
+        order_refs=json.dumps([None] * len(refs) + [f"ord_{awkward}"]),
+        charges=json.dumps([True] * (len(refs) + 1)),
+    )
     async with storage.reader() as uow:
         written = await uow.reconciliations.copy_scope(
             orders,
@@ -263,8 +276,7 @@ async def test_the_streamed_files_hold_what_the_lookups_read(
             paid_from=PAID_AT - timedelta(days=1),
             paid_to=PAID_AT + timedelta(days=1),
             provider="stripe",
-            refs=refs,
-            order_refs=order_refs,
+            lines=lines,
         )
         by_refs = await uow.reconciliations.attempts_by_refs(refs)
         by_ids = await uow.reconciliations.orders_by_ids([a.order_id for a in by_refs])

@@ -32,6 +32,7 @@ from orderguard.reconcile.outcome import (
     Unexplained,
 )
 from orderguard.reconcile.sources import LineError, Source, prepare
+from orderguard.storage.ports import LineRefs
 
 _ORDERS_COLUMNS = (
     "{'order_id': 'VARCHAR', 'merchant_reference': 'VARCHAR', 'state': 'VARCHAR', "
@@ -115,6 +116,8 @@ class Engine:
         #: (set by :meth:`match_lines`).
         self._period: tuple[datetime | None, datetime | None] = (None, None)
         self._window: tuple[datetime | None, datetime | None] = (None, None)
+        #: :meth:`_span` of the first ``n`` reports read, once worked out: ``(n, span)``.
+        self._spanned: tuple[int, tuple[datetime | None, datetime | None]] | None = None
 
     def close(self) -> None:
         self._db.close()
@@ -303,38 +306,33 @@ class Engine:
         :data:`SCOPE_MARGIN` on each side so that no difference in how a time is stored and
         read can leave one out: the payments of the period, the other payments near it of
         the orders those and the lines' references name when no charge line claims them,
-        and the references the lines name; what amount matching can use beyond that,
+        and what the lines name; what amount matching can use beyond that,
         :meth:`candidates` asks for apart. See :class:`~.outcome.Scope`."""
         first, last = self._span()
         start = _earliest(self.options.period_from or first, first)
         end = _latest(self.options.period_to or last, last)
         window = timedelta(days=int(self.options.window_days)) + SCOPE_MARGIN
-        refs: frozenset[str] = frozenset()
-        order_refs: frozenset[str] = frozenset()
-        claimed: frozenset[str] = frozenset()
+        lines = LineRefs()
         if self._lines:
-            # Three lists built by DuckDB, not a Python loop over the lines.
+            # Each distinct line key once, written as JSON by DuckDB (no Python loop).
             row = self._db.execute(
-                "SELECT list(DISTINCT ref) FILTER (WHERE ref IS NOT NULL), "
-                "list(DISTINCT order_ref) FILTER (WHERE order_ref IS NOT NULL), "
-                f"list(DISTINCT ref) FILTER (WHERE ref IS NOT NULL AND {_USABLE_CHARGE}) "
-                f"FROM ({self._all_lines()})"
+                "SELECT to_json([k.ref FOR k IN keys]), to_json([k.order_ref FOR k IN keys]), "
+                "to_json([k.charge FOR k IN keys]) FROM (SELECT list({ref: ref, "
+                "order_ref: order_ref, charge: charge}) AS keys FROM (SELECT DISTINCT ref, "
+                f"order_ref, COALESCE({_USABLE_CHARGE}, false) AS charge "
+                f"FROM ({self._all_lines()}) WHERE ref IS NOT NULL OR order_ref IS NOT NULL))"
             ).fetchone()
-            assert row is not None
-            order_refs = frozenset(row[1] or ())
-            refs = frozenset(row[0] or ()) | order_refs
-            claimed = frozenset(row[2] or ())
+            if row is not None and row[0] is not None:
+                lines = LineRefs(refs=row[0], order_refs=row[1], charges=row[2])
         if start is None or end is None:  # no period: no payment is expected or matched
-            return Scope(None, None, refs, order_refs, self.options.provider)
+            return Scope(None, None, lines, self.options.provider)
         return Scope(
             paid_from=start - SCOPE_MARGIN,
             paid_to=end + SCOPE_MARGIN,
-            refs=refs,
-            order_refs=order_refs,
+            lines=lines,
             provider=self.options.provider,
             window_from=start - window,
             window_to=end + window,
-            claimed=claimed,
         )
 
     def candidates(self) -> Candidates | None:
@@ -649,6 +647,8 @@ class Engine:
         """
         if not self._lines:
             return None, None
+        if self._spanned is not None and self._spanned[0] == len(self._lines):
+            return self._spanned[1]
         row = self._db.execute(
             f"""
             SELECT min(ts), max(ts),
@@ -657,10 +657,12 @@ class Engine:
             FROM ({self._all_lines()}) WHERE error IS NULL
             """
         ).fetchone()
-        if not row or row[1] is None:
-            return None, None
-        first, last, *finer = row
-        return first, end_of_unit(last, _unit(*finer))
+        span: tuple[datetime | None, datetime | None] = (None, None)
+        if row and row[1] is not None:
+            first, last, *finer = row
+            span = first, end_of_unit(last, _unit(*finer))
+        self._spanned = (len(self._lines), span)
+        return span
 
     def _missing_at_provider(self, start: datetime | None, end: datetime | None) -> None:
         """Orders paid in the period (through the provider, when named: ``unconfirmed`` has

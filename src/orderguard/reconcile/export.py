@@ -100,11 +100,9 @@ async def export_scope(
             paid_from=scope.paid_from,
             paid_to=scope.paid_to,
             provider=scope.provider,
-            refs=list(scope.refs),  # in any order: the database sorts what it looks up
-            order_refs=list(scope.order_refs),
+            lines=scope.lines,
             window_from=scope.window_from,
             window_to=scope.window_to,
-            claimed=list(scope.claimed),
         )
     if copied is not None:
         return Exported(orders=copied[0], attempts=copied[1], complete=scope.complete)

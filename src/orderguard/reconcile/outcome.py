@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from orderguard.reconcile.sources import LineError
+from orderguard.storage.ports import LineRefs
 
 
 @dataclass(frozen=True)
@@ -31,17 +33,19 @@ class Scope:
     - every attempt that paid (``succeeded`` or ``refunded``, through ``provider`` when
       named) last updated between ``paid_from`` and ``paid_to`` (none when both are
       ``None``): the payments a report of the period should confirm;
-    - every attempt whose provider reference is one of ``refs``, whatever its age: the
-      lines' references (charges, refunds and chargebacks of old orders) and order
-      references (a wallet's ``out_trade_no``); an applied run looks up the references of
-      earlier orphan charges apart (:func:`~.export.paid_refs`);
+    - every attempt whose provider reference is one of the ``lines``' references, whatever
+      its age (charges, refunds and chargebacks of old orders); an applied run looks up the
+      references of earlier orphan charges apart (:func:`~.export.paid_refs`);
+    - for each line whose reference names no attempt (or that has none), every attempt
+      whose provider reference is the line's order reference (a wallet's
+      ``out_trade_no``), and every order whose id or merchant reference it is: the engine
+      matches a line by its order reference only when its reference matched nothing;
     - when ``window_from`` and ``window_to`` are set, the attempts that paid between them
       of every order one of the attempts above belongs to whose reference no usable charge
-      line names (``claimed``): the order's other payments near the period, which decide
-      when it was first paid (an order no line confirms is missing at the provider only
-      when that is in the period);
-    - the orders of those attempts, and every order whose id or merchant reference is one
-      of ``order_refs``.
+      line names (:attr:`claimed`): the order's other payments near the period, which
+      decide when it was first paid (an order no line confirms is missing at the provider
+      only when that is in the period);
+    - the orders of those attempts.
 
     Without a window (``window_from`` ``None``) the payments between ``paid_from`` and
     ``paid_to`` are every one amount matching can use: the scope is *complete*. With one,
@@ -54,17 +58,33 @@ class Scope:
 
     paid_from: datetime | None
     paid_to: datetime | None
-    refs: frozenset[str]
-    order_refs: frozenset[str]
+    lines: LineRefs = field(default_factory=LineRefs)
     provider: str | None = None
     window_from: datetime | None = None
     window_to: datetime | None = None
-    claimed: frozenset[str] = frozenset()
 
     @property
     def complete(self) -> bool:
         """Every payment amount matching can use is in the scope."""
         return self.window_from is None or self.window_to is None
+
+    @cached_property
+    def refs(self) -> frozenset[str]:
+        """Every reference and order reference the lines name (a superset of what must be
+        looked up as a payment's reference: storage that reads in Python looks them all up)."""
+        return frozenset(
+            ref for entry in self.lines.entries() for ref in entry[:2] if ref is not None
+        )
+
+    @cached_property
+    def order_refs(self) -> frozenset[str]:
+        """Every order reference the lines name (a superset, as :attr:`refs`)."""
+        return frozenset(order for _, order, _ in self.lines.entries() if order is not None)
+
+    @cached_property
+    def claimed(self) -> frozenset[str]:
+        """The references of the usable charge lines: each claims the payment it names."""
+        return frozenset(ref for ref, _, charge in self.lines.entries() if charge and ref)
 
 
 @dataclass(frozen=True)

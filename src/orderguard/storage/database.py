@@ -11,6 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,20 @@ Dialect = Literal["sqlite", "postgresql"]
 Meaning = Callable[[UniqueViolation], Exception | None]
 Row = dict[str, Any]
 Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A statement :meth:`Connection.copy_csv` streams: its text and parameters, and its
+    settings. ``COPY`` takes no bound parameter: each is written into the statement, whose
+    text the server then reads character by character (a day's references are a megabyte).
+    Long values go in ``settings`` instead: each is set by a bound parameter for the rest
+    of the statement's transaction, and ``sql`` reads it with ``current_setting('<name>')``
+    (names are ``orderguard.<something>``)."""
+
+    sql: str
+    params: Params = field(default_factory=dict)
+    settings: Mapping[str, str] = field(default_factory=dict)
 
 
 def utc(value: datetime) -> datetime:
@@ -80,14 +95,21 @@ class Connection(ABC):
         return rows[0] if rows else None
 
     async def copy_csv(
-        self, sql: str, params: Params, parts: Mapping[str, tuple[Path, Sequence[str]]]
+        self, statements: Sequence[Streamed], parts: Mapping[str, tuple[Path, Sequence[str]]]
     ) -> dict[str, int] | None:
-        """Write the rows of query ``sql`` as CSV to several files, streamed by the server
-        (PostgreSQL's ``COPY ... TO STDOUT``: no row becomes a Python object). The query's
+        """Write the rows of queries as CSV to several files, streamed by the server
+        (PostgreSQL's ``COPY ... TO STDOUT``: no row becomes a Python object). A query's
         first column names the part a row goes to (a key of ``parts``: its file and the
         header written first); the row's other columns, as many as the header names, are
         written there (the columns past them must be NULL). How many rows went to each part;
-        ``None`` where the driver cannot (nothing written): the caller reads them otherwise."""
+        ``None`` where the driver cannot (nothing written): the caller reads them otherwise.
+
+        Several statements read one snapshot of the database, as one statement would, and
+        run at once where they can (PostgreSQL: each after the first on a pooled
+        connection of its own, in the first one's snapshot, exported to it; one after the
+        other when no connection is free): their rows reach the files as they come, each
+        row whole. Statements streamed together begin their transaction (``StorageError``
+        when one was begun: its snapshot is not the one they would read)."""
         return None
 
     async def fetch_each(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:

@@ -29,6 +29,7 @@ from orderguard.storage.ports import (
     ExceptionRecord,
     ExportedAttempt,
     ExportedOrder,
+    LineRefs,
     OutboxPruned,
     RunRecord,
     Undelivered,
@@ -481,11 +482,9 @@ class MemoryReconciliationRepository:
         paid_from: datetime | None,
         paid_to: datetime | None,
         provider: str | None,
-        refs: Sequence[str],
-        order_refs: Sequence[str],
+        lines: LineRefs,
         window_from: datetime | None = None,
         window_to: datetime | None = None,
-        claimed: Sequence[str] = (),
     ) -> tuple[int, int] | None:
         return None  # nothing to stream: the caller reads the pages
 

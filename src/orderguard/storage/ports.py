@@ -6,6 +6,7 @@ A unit of work is one transaction: leaving its ``async with`` block without
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -738,6 +739,31 @@ class ExportedAttempt:
     updated_at: datetime
 
 
+@dataclass(frozen=True)
+class LineRefs:
+    """What a reconciliation run's report lines name: one entry per distinct line key, as
+    three aligned JSON arrays (a day's report names tens of thousands: the engine's
+    database writes them and the storage's database reads them, with no Python loop over
+    the entries): ``refs``, each entry's payment reference, and ``order_refs``, its order
+    reference (text or ``null``); ``charges``, whether it is a usable charge line (``true``
+    or ``false``), whose reference claims the payment it names."""
+
+    refs: str = "[]"
+    order_refs: str = "[]"
+    charges: str = "[]"
+
+    def entries(self) -> list[tuple[str | None, str | None, bool]]:
+        """The entries as tuples (for storage that reads them in Python)."""
+        return list(
+            zip(
+                json.loads(self.refs),
+                json.loads(self.order_refs),
+                json.loads(self.charges),
+                strict=True,
+            )
+        )
+
+
 class ReconciliationRepository(Protocol):
     """Reconciliation: the orders it matches, its applied runs and their exceptions."""
 
@@ -787,22 +813,23 @@ class ReconciliationRepository(Protocol):
         paid_from: datetime | None,
         paid_to: datetime | None,
         provider: str | None,
-        refs: Sequence[str],
-        order_refs: Sequence[str],
+        lines: LineRefs,
         window_from: datetime | None = None,
         window_to: datetime | None = None,
-        claimed: Sequence[str] = (),
     ) -> tuple[int, int] | None:
         """Write a reconciliation scope to the export's two CSV files (the columns of
         ``ExportedOrder`` and ``ExportedAttempt`` as the engine reads them), each row once:
         the attempts that paid between ``paid_from`` and ``paid_to`` (through ``provider``
-        when given; none without a period) and those whose provider reference is one of
-        ``refs``; with a window, the attempts that paid between ``window_from`` and
-        ``window_to`` of the orders of those whose reference is not one of ``claimed``; the
-        orders of every attempt written and those whose id or merchant reference is one of
-        ``order_refs``. Streamed by the database in a fixed number of statements, whatever
-        the scope's size: ``(orders, attempts)`` written. ``None`` (nothing written) where
-        storage cannot stream: the caller reads the scope by the methods above."""
+        when given; none without a period) and those whose provider reference is one of the
+        ``lines``' references; for each line whose reference names no attempt (or that has
+        none), the attempts whose provider reference is its order reference; with a window,
+        the attempts that paid between ``window_from`` and ``window_to`` of the orders of
+        those whose reference no charge line names; the orders of every attempt written and
+        those whose id or merchant reference is the order reference of a line whose
+        reference names no attempt. Streamed by the database in a fixed number of
+        statements, whatever the scope's size: ``(orders, attempts)`` written. ``None``
+        (nothing written) where storage cannot stream: the caller reads the scope by the
+        methods above."""
         ...
 
     async def copy_candidates(

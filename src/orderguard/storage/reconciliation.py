@@ -8,13 +8,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from orderguard.storage.database import Connection, must_datetime, to_datetime
+from orderguard.storage.database import Connection, Streamed, must_datetime, to_datetime
 from orderguard.storage.ports import (
     ATTEMPT_CSV_COLUMNS,
     ORDER_CSV_COLUMNS,
     ExceptionRecord,
     ExportedAttempt,
     ExportedOrder,
+    LineRefs,
     RunRecord,
 )
 
@@ -41,78 +42,154 @@ BY_REFERENCES = (
 
 #: A stored time as ISO text in UTC, whatever the session's time zone and date style.
 _ISO_UTC = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')"
-#: The attempts of a scope, each once: the period's payments (``payment_attempts_paid``),
-#: then those the references name (``payment_attempts_provider_ref``) that are not among
-#: them (every column tested is NOT NULL: ``NOT`` leaves out exactly the period's).
+#: The payments of a scope's period (``payment_attempts_paid``); ``false`` without one.
 _PERIOD = (
     "state IN ('succeeded', 'refunded') AND updated_at >= :start AND updated_at <= :end{provider}"
-)
-#: The references, written once into the statement (``refs``, :data:`SCOPE_CSV`): a constant
-#: array of tens of thousands would be estimated element by element each time it is used.
-_NAMED = "provider_ref = ANY(CAST((SELECT v FROM refs) AS TEXT[]))"
-_SCOPE_ATTEMPTS = (
-    f"{_ATTEMPT} WHERE {_PERIOD} UNION ALL {_ATTEMPT} WHERE {_NAMED} AND NOT ({_PERIOD})"
 )
 #: Paid between the window's ends.
 _WINDOW = (
     "state IN ('succeeded', 'refunded') AND updated_at >= :window_from "
     "AND updated_at <= :window_to{provider}"
 )
+#: The settings a scope's statement reads its lines from (:class:`LineRefs`: long JSON
+#: arrays, set by bound parameters: see :class:`~.database.Streamed`), by the name of each.
+LINE_SETTINGS = {
+    "refs": "orderguard.line_refs",
+    "order_refs": "orderguard.line_order_refs",
+    "charges": "orderguard.line_charges",
+}
 #: ``{rows}`` of the orders in ``{keys}`` (a relation with an ``order_id`` column), each
 #: looked up by the key it starts with (``OFFSET 0`` keeps the lookup a lookup: however
 #: many keys the planner expects, no table of millions is scanned to join them).
 _BY_ORDER = "SELECT r.* FROM ({keys}) k CROSS JOIN LATERAL ({rows} OFFSET 0) r"
-#: A scope with a window: the attempts above (``f``), then the window's payments of the
-#: orders of those no charge line claims (by ``(order_id, seq)``), but for those already
-#: read (the period's and the named ones). The claimed references are hashed once.
-SCOPE_WINDOW = (
-    f"WITH f AS MATERIALIZED ({_SCOPE_ATTEMPTS}) SELECT * FROM f UNION ALL "
-    + _BY_ORDER.format(
-        keys="SELECT DISTINCT order_id FROM f WHERE provider_ref IS NULL "
-        "OR provider_ref NOT IN (SELECT unnest(CAST(:claimed AS TEXT[])))",
-        rows=f"{_ATTEMPT} WHERE order_id = k.order_id AND {_WINDOW} AND NOT ({_PERIOD}) "
-        f"AND (provider_ref IS NULL OR NOT {_NAMED})",
+#: An array of text, read from a one-row relation (``v``).
+_ANY = "ANY(CAST((SELECT v FROM {0}) AS TEXT[]))"
+#: A scope's attempts, as common table expressions: ``l``, the lines' keys; ``p``, the
+#: period's payments; ``n``, the attempts the lines' references (``refs``) name that are not
+#: among them; ``o``, the order references of the lines whose reference names no attempt
+#: (or that have none), and ``w``, the attempts those name as their own reference (a
+#: wallet's ``out_trade_no``) that were not read already (every column tested is NOT NULL:
+#: ``NOT`` leaves out exactly the period's). A list is looked up whole (``= ANY`` of an
+#: array: the database sorts it, drops repeats and probes the index once per value); a
+#: ``NOT IN`` list is hashed when first needed (not at all when ``o`` is empty).
+_SCOPE = (
+    "l AS MATERIALIZED (SELECT * FROM ROWS FROM ("
+    + ", ".join(
+        f"json_array_elements_text(CAST(current_setting('{name}') AS JSON))"
+        for name in LINE_SETTINGS.values()
     )
+    + ") AS l (ref, order_ref, charge)), "
+    "refs AS MATERIALIZED (SELECT ARRAY(SELECT ref FROM l WHERE ref IS NOT NULL) AS v), "
+    f"p AS MATERIALIZED ({_ATTEMPT} WHERE {{period}}), "
+    f"n AS MATERIALIZED ({_ATTEMPT} WHERE provider_ref = {_ANY.format('refs')} "
+    "AND NOT ({period})), "
+    "o AS MATERIALIZED (SELECT DISTINCT order_ref AS ref FROM l WHERE order_ref IS NOT NULL "
+    "AND (ref IS NULL OR ref NOT IN (SELECT provider_ref FROM p WHERE provider_ref IS NOT NULL "
+    "UNION ALL SELECT provider_ref FROM n))), "
+    "wallet AS MATERIALIZED (SELECT ARRAY(SELECT ref FROM o WHERE ref NOT IN "
+    "(SELECT ref FROM l WHERE ref IS NOT NULL)) AS v), "
+    f"w AS MATERIALIZED ({_ATTEMPT} WHERE provider_ref = {_ANY.format('wallet')} "
+    "AND NOT ({period})), "
+    "f AS MATERIALIZED (SELECT * FROM p UNION ALL SELECT * FROM n UNION ALL SELECT * FROM w)"
+)
+#: The attempts of a scope not among the period's (``b``): the named ones (``n``, ``w``)
+#: and, with a window, the window's payments of the orders of the attempts above whose
+#: reference no usable charge line claims (by ``(order_id, seq)``), but for those already
+#: read (the period's and the named ones).
+_SCOPE_REST = "b AS MATERIALIZED (SELECT * FROM n UNION ALL SELECT * FROM w{window})"
+_SCOPE_WINDOW = " UNION ALL " + _BY_ORDER.format(
+    keys="SELECT DISTINCT order_id FROM f WHERE provider_ref IS NULL OR provider_ref "
+    "NOT IN (SELECT ref FROM l WHERE charge = 'true' AND ref IS NOT NULL)",
+    rows=f"{_ATTEMPT} WHERE order_id = k.order_id AND {_WINDOW} AND NOT ({{period}}) "
+    f"AND (provider_ref IS NULL OR NOT (provider_ref = {_ANY.format('refs')} "
+    f"OR provider_ref = {_ANY.format('wallet')}))",
+)
+#: The order references to look up as an order's id or merchant reference (``r``): those of
+#: ``o`` that are not the id of an order already read (a report's metadata usually names the
+#: line's own order); ``i``, those that are an order's id.
+_ORDER_REFS = (
+    "r AS MATERIALIZED (SELECT ref FROM o WHERE ref NOT IN "
+    "(SELECT order_id FROM p UNION ALL SELECT order_id FROM b)), "
+    "i AS MATERIALIZED (SELECT id FROM orders WHERE id = ANY(ARRAY(SELECT ref FROM r)))"
+)
+#: The orders of ``b``'s attempts and those the order references name, but for those of the
+#: period's payments (the first statement writes them).
+_SCOPE_REST_ORDERS = (
+    "(SELECT order_id FROM b UNION SELECT id FROM i UNION SELECT id FROM orders "
+    "WHERE merchant_reference = ANY(ARRAY(SELECT ref FROM r EXCEPT SELECT id FROM i))) "
+    "EXCEPT SELECT order_id FROM p"
 )
 #: The payments loose charge lines can match: the window's payments of the orders of one
 #: of the amounts paid between ``start`` and ``end`` (``payment_attempts_paid``, then each
 #: order's amount by its primary key).
 CANDIDATES = (
-    "WITH c AS MATERIALIZED (SELECT DISTINCT p.order_id FROM payment_attempts p "
+    "c AS MATERIALIZED (SELECT DISTINCT p.order_id FROM payment_attempts p "
     "CROSS JOIN LATERAL (SELECT amount_total FROM orders WHERE id = p.order_id OFFSET 0) o "
     "WHERE p.state IN ('succeeded', 'refunded') "
     "AND p.updated_at >= :start AND p.updated_at <= :end{paid_through} "
-    "AND o.amount_total = ANY(CAST(:amounts AS BIGINT[]))) "
+    "AND o.amount_total = ANY(CAST(:amounts AS BIGINT[]))), "
+    "a AS MATERIALIZED ("
     + _BY_ORDER.format(
         keys="SELECT order_id FROM c",
         rows=f"{_ATTEMPT} WHERE order_id = k.order_id AND {_WINDOW}",
     )
+    + ")"
 )
-_REFS_ONLY = f"{_ATTEMPT} WHERE {_NAMED}"
-#: A scope's attempts and orders in one statement, each row once, tagged with its file
-#: (``a``: the attempts, ``o``: the orders), as the export's CSV files have them: the
-#: attempts (read once), then the orders of those attempts and those the order references
-#: name, by primary key from their ids. An order reference that is the id of an order
-#: already read needs no lookup (a report's metadata usually names the line's own order);
-#: one that is no order's id is looked up as a merchant reference (the engine matches by
-#: merchant reference only what the ids did not).
-SCOPE_CSV = (
-    "WITH refs AS MATERIALIZED (SELECT CAST(:refs AS TEXT[]) AS v), "
-    "a AS MATERIALIZED ({attempts}), "
-    "r AS MATERIALIZED (SELECT unnest(CAST(:order_refs AS TEXT[])) AS ref "
-    "EXCEPT SELECT order_id FROM a), "
-    "i AS MATERIALIZED (SELECT id FROM orders WHERE id = ANY(ARRAY(SELECT ref FROM r))) "
+#: The attempts ``{attempts}`` and the orders ``{keys}`` (by primary key), each row once,
+#: tagged with its file (``a``: the attempts, ``o``: the orders), as the export's CSV files
+#: have them.
+_CSV = (
+    "WITH {ctes} "
     "SELECT 'a' AS part, order_id AS c1, provider AS c2, provider_ref AS c3, state AS c4, "
-    f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM a "
+    f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM {{attempts}} "
     "UNION ALL SELECT 'o', id, merchant_reference, state, currency, "
     f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM ("
     + _BY_ORDER.format(
-        keys="SELECT order_id FROM a UNION SELECT id FROM i UNION SELECT id FROM orders "
-        "WHERE merchant_reference = ANY(ARRAY(SELECT ref FROM r EXCEPT SELECT id FROM i))",
-        rows="SELECT * FROM orders WHERE id = k.order_id",
+        keys="{keys}",
+        rows="SELECT id, merchant_reference, state, currency, amount_total, created_at "
+        "FROM orders WHERE id = k.order_id",
     )
     + ") o"
 )
+
+
+def scope_csv(*, provider: bool, period: bool, window: bool) -> list[str]:
+    """The statements streaming a scope (``copy_scope``), through ``:provider`` or not, with
+    a period (``:start``, ``:end``) or not, with a window (``:window_from``,
+    ``:window_to``) or not: the period's payments and their orders, by the index of the
+    payments; then the rest, its lines read from :data:`LINE_SETTINGS`. The two share no
+    row; they run side by side where storage can (``copy_csv``)."""
+    through = " AND provider = :provider" if provider else ""
+    rest = _SCOPE_REST.format(window=_SCOPE_WINDOW if window else "")
+    statements = [
+        _CSV.format(ctes=f"{_SCOPE}, {rest}, {_ORDER_REFS}", attempts="b", keys=_SCOPE_REST_ORDERS)
+    ]
+    if period:
+        statements.insert(
+            0,
+            _CSV.format(
+                ctes=f"p AS MATERIALIZED ({_ATTEMPT} WHERE {{period}})",
+                attempts="p",
+                keys="SELECT DISTINCT order_id FROM p",
+            ),
+        )
+    period_sql = _PERIOD.format(provider=through) if period else "false"
+    return [s.format(period=period_sql, provider=through) for s in statements]
+
+
+def candidates_csv(*, provider: bool) -> str:
+    """The statement streaming the candidates of loose lines (``copy_candidates``)."""
+    return _CSV.format(
+        ctes=CANDIDATES, attempts="a", keys="SELECT DISTINCT order_id FROM a"
+    ).format(
+        paid_through=" AND p.provider = :provider" if provider else "",
+        provider=" AND provider = :provider" if provider else "",
+    )
+
+
+def line_settings(lines: LineRefs) -> dict[str, str]:
+    """The settings :func:`scope_csv` reads ``lines`` from."""
+    return {setting: getattr(lines, name) for name, setting in LINE_SETTINGS.items()}
 
 
 def in_list(values: Sequence[str]) -> tuple[str, dict[str, str]]:
@@ -189,26 +266,26 @@ class SqlReconciliationRepository:
         paid_from: datetime | None,
         paid_to: datetime | None,
         provider: str | None,
-        refs: Sequence[str],
-        order_refs: Sequence[str],
+        lines: LineRefs,
         window_from: datetime | None = None,
         window_to: datetime | None = None,
-        claimed: Sequence[str] = (),
     ) -> tuple[int, int] | None:
-        """Stream a scope's attempts, then their orders and those ``order_refs`` name, to
-        two CSV files, one statement in all; ``(orders, attempts)`` written, or ``None``
-        where the driver cannot stream (nothing written)."""
-        params: dict[str, Any] = {"refs": list(refs), "order_refs": list(order_refs)}
-        through = " AND provider = :provider" if provider else ""
-        if paid_from is None or paid_to is None:
-            attempts = _REFS_ONLY
-        elif window_from is None or window_to is None:
-            attempts = _SCOPE_ATTEMPTS.format(provider=through)
-        else:
-            attempts = SCOPE_WINDOW.format(provider=through)
-            params.update(window_from=window_from, window_to=window_to, claimed=list(claimed))
-        params.update(start=paid_from, end=paid_to, provider=provider)
-        return await self._copy(orders_csv, attempts_csv, attempts, params)
+        """Stream a scope's attempts, then their orders and those its lines' order
+        references name, to two CSV files, one statement in all; ``(orders, attempts)``
+        written, or ``None`` where the driver cannot stream (nothing written)."""
+        period = paid_from is not None and paid_to is not None
+        window = period and window_from is not None and window_to is not None
+        params: dict[str, Any] = {"start": paid_from, "end": paid_to, "provider": provider}
+        if window:
+            params.update(window_from=window_from, window_to=window_to)
+        first, *rest = scope_csv(provider=provider is not None, period=period, window=window)
+        statements = [
+            Streamed(first, params),
+            *(Streamed(s, params, line_settings(lines)) for s in rest),
+        ]
+        if not period:  # the only statement reads the lines
+            statements = [Streamed(first, params, line_settings(lines))]
+        return await self._copy(orders_csv, attempts_csv, statements)
 
     async def copy_candidates(
         self,
@@ -231,21 +308,15 @@ class SqlReconciliationRepository:
             "window_from": window_from,
             "window_to": window_to,
             "provider": provider,
-            "refs": [],
-            "order_refs": [],
         }
-        attempts = CANDIDATES.format(
-            paid_through=" AND p.provider = :provider" if provider else "",
-            provider=" AND provider = :provider" if provider else "",
-        )
-        return await self._copy(orders_csv, attempts_csv, attempts, params)
+        statement = candidates_csv(provider=provider is not None)
+        return await self._copy(orders_csv, attempts_csv, [Streamed(statement, params)])
 
     async def _copy(
-        self, orders_csv: Path, attempts_csv: Path, attempts: str, params: dict[str, Any]
+        self, orders_csv: Path, attempts_csv: Path, statements: list[Streamed]
     ) -> tuple[int, int] | None:
         written = await self._conn.copy_csv(
-            SCOPE_CSV.format(attempts=attempts),
-            params,
+            statements,
             {"a": (attempts_csv, ATTEMPT_CSV_COLUMNS), "o": (orders_csv, ORDER_CSV_COLUMNS)},
         )
         if written is None:

@@ -1,0 +1,117 @@
+"""Statements streamed to files together (``copy_csv``, PostgreSQL) read one snapshot of the
+database, as one statement would, whether they run side by side on connections of their own
+or, when the pool has none free, one after the other; each row reaches its file whole, and
+long values reach the statements as settings, never in their text."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from orderguard.storage import postgres
+from orderguard.storage.connect import connect
+from orderguard.storage.database import Streamed
+from orderguard.storage.errors import StorageError
+
+PARTS = ("x", "y")
+#: Each statement's rows go to part ``x`` (one column) or ``y`` (two columns).
+BOTH = "SELECT 'x' AS part, CAST(n AS TEXT) AS c1, NULL AS c2 FROM t UNION ALL " \
+    "SELECT 'y', CAST(n AS TEXT), 'row ' || n || E',\\n\"quoted\"' FROM t"  # fmt: skip
+
+
+def parts(tmp_path: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
+    return {"x": (tmp_path / "x.csv", ("n",)), "y": (tmp_path / "y.csv", ("n", "text"))}
+
+
+def rows(path: Path) -> list[list[str]]:
+    with path.open(newline="") as source:
+        return list(csv.reader(source))
+
+
+@pytest.fixture
+def table(pg_url: str) -> str:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        conn.execute("INSERT INTO t SELECT generate_series(1, 5000)")
+    return pg_url
+
+
+async def copy(url: str, tmp_path: Path, pool_size: int, *statements: Streamed) -> dict[str, int]:
+    db = await connect(url, pool_size=pool_size)
+    try:
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv(list(statements), parts(tmp_path))
+    finally:
+        await db.close()
+    assert written is not None
+    return written
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+async def test_statements_streamed_together_read_one_snapshot(
+    table: str, tmp_path: Path, pool_size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row committed after the first statement's snapshot was taken, before the others
+    begin, is seen by none of them: side by side (a pool of three) or after it (a pool of
+    one: no connection is free)."""
+    helper = postgres.PostgresConnection._helper
+    seen: list[bool] = []
+
+    async def commit_then_help(self: postgres.PostgresConnection, *args: object) -> object:
+        with psycopg.connect(table, autocommit=True) as other:
+            other.execute("INSERT INTO t VALUES (0)")
+        conn = await helper(self, *args)  # type: ignore[arg-type]
+        seen.append(conn is not None)
+        return conn
+
+    monkeypatch.setattr(postgres.PostgresConnection, "_helper", commit_then_help)
+    odd = Streamed(BOTH.replace("FROM t", "FROM t WHERE n % 2 = 1"))
+    even = Streamed(BOTH.replace("FROM t", "FROM t WHERE n % 2 = 0"))
+    written = await copy(table, tmp_path, pool_size, odd, even)
+    assert seen == [pool_size > 1]  # side by side only when a connection was free
+    assert written == {"x": 5000, "y": 5000}
+    x = rows(tmp_path / "x.csv")
+    assert x[0] == ["n"]
+    assert sorted(int(r[0]) for r in x[1:]) == list(range(1, 5001))  # no 0: not in the snapshot
+    y = rows(tmp_path / "y.csv")
+    assert y[0] == ["n", "text"]
+    assert sorted((int(r[0]), r[1]) for r in y[1:]) == [
+        (n, f'row {n},\n"quoted"') for n in range(1, 5001)
+    ]
+
+
+async def test_long_values_reach_the_statements_as_settings(table: str, tmp_path: Path) -> None:
+    """A megabyte of text, quotes and backslashes included, read back by each statement from
+    its settings, on its own connection; the statement's text never holds it."""
+    value = ('a"b\\c,' * 200_000)[:1_000_000]
+    read = (
+        "SELECT 'x' AS part, CAST(length(current_setting('orderguard.v')) AS TEXT) AS c1, "
+        "NULL AS c2 UNION ALL SELECT 'y', md5(current_setting('orderguard.v')), "
+        "(SELECT CAST(count(*) AS TEXT) FROM pg_stat_activity "
+        "WHERE strpos(query, left(current_setting('orderguard.v'), 60)) > 0)"
+    )
+    settings = {"orderguard.v": value}
+    written = await copy(
+        table, tmp_path, 3, Streamed(read, {}, settings), Streamed(read, {}, settings)
+    )
+    assert written == {"x": 2, "y": 2}
+    assert [r[0] for r in rows(tmp_path / "x.csv")[1:]] == [str(len(value))] * 2
+    digest = hashlib.md5(value.encode()).hexdigest()
+    assert rows(tmp_path / "y.csv")[1:] == [[digest, "0"], [digest, "0"]]
+
+
+async def test_statements_streamed_together_begin_their_transaction(
+    table: str, tmp_path: Path
+) -> None:
+    db = await connect(table, pool_size=3)
+    try:
+        async with db.transaction(write=False) as tx:
+            await tx.conn.fetchone("SELECT 1")
+            with pytest.raises(StorageError, match="begin their transaction"):
+                await tx.conn.copy_csv([Streamed(BOTH), Streamed(BOTH)], parts(tmp_path))
+    finally:
+        await db.close()
