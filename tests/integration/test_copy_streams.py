@@ -5,6 +5,7 @@ long values reach the statements as settings, never in their text."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 from pathlib import Path
@@ -113,5 +114,49 @@ async def test_statements_streamed_together_begin_their_transaction(
             await tx.conn.fetchone("SELECT 1")
             with pytest.raises(StorageError, match="begin their transaction"):
                 await tx.conn.copy_csv([Streamed(BOTH), Streamed(BOTH)], parts(tmp_path))
+    finally:
+        await db.close()
+
+
+#: A statement that would stream for many minutes, and one that fails at once.
+ENDLESS = (
+    "SELECT 'x' AS part, CAST(n AS TEXT) AS c1, NULL AS c2 FROM generate_series(1, 2000000000) n"
+)
+FAILING = (
+    "SELECT 'x' AS part, CAST(1 / (SELECT count(*) - count(*) FROM t) AS TEXT) AS c1, NULL AS c2"
+)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("failing_first", [True, False])
+async def test_a_failing_statement_stops_the_others_on_the_server(
+    table: str, tmp_path: Path, failing_first: bool
+) -> None:
+    """The error of one statement is raised as soon as it happens, whichever connection runs
+    it: the other statement is cancelled on the server (not left to stream for minutes),
+    and the pool goes on serving."""
+    statements = [Streamed(FAILING), Streamed(ENDLESS)]
+    if not failing_first:
+        statements.reverse()
+    db = await connect(table, pool_size=3)
+    try:
+        with pytest.raises(StorageError, match="division by zero"):
+            async with db.transaction(write=False) as tx:
+                await tx.conn.copy_csv(statements, parts(tmp_path))
+        with psycopg.connect(table, autocommit=True) as admin:
+            for _ in range(100):  # the cancel request is asynchronous
+                running = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND strpos(query, 'generate_series(1, 2000000000)') > 0 "
+                    "AND pid <> pg_backend_pid()"
+                ).fetchone()
+                if running == (0,):
+                    break
+                await asyncio.sleep(0.1)
+        assert running == (0,)
+        odd = Streamed(BOTH.replace("FROM t", "FROM t WHERE n % 2 = 1"))
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv([odd, odd], parts(tmp_path))
+        assert written == {"x": 5000, "y": 5000}
     finally:
         await db.close()

@@ -265,9 +265,9 @@ async def test_the_streamed_files_hold_what_the_lookups_read(
     refs = sorted({'pi_Q,"1"\\}', "pi_R", "nothing", "NULL"})
     # The lines naming nothing found: their order references are looked up.
     lines = LineRefs(
-        refs=json.dumps([*refs, "nothing"]),
-        order_refs=json.dumps([None] * len(refs) + [f"ord_{awkward}"]),
-        charges=json.dumps([True] * (len(refs) + 1)),
+        refs=json.dumps([*refs, "nothing", None]),
+        order_refs=json.dumps([None] * len(refs) + [f"ord_{awkward}", "M-R"]),
+        charges=json.dumps([True] * (len(refs) + 2)),
     )
     async with storage.reader() as uow:
         written = await uow.reconciliations.copy_scope(

@@ -6,7 +6,8 @@ charge line claims, their other payments near the period (the first one decides 
 order no line confirms is missing); the payments a loose charge line (one that names
 nothing) can be matched to by amount are read apart, only when there is one. Generated
 shops (orders paid before, in and after a report's day, some twice, some refunded, some
-through another provider, some not paid, some sharing a reference) and reports (charges by
+through another provider, some not paid, some sharing a reference, some placed minutes or
+weeks before they were paid) and reports (charges by
 reference, by order id, by the payment's reference as order reference, by nothing,
 refunds, duplicates, unreadable lines) are matched both ways: by the run, and
 by the engine fed every order and attempt (:func:`export_orders`). Both must agree, line
@@ -88,6 +89,13 @@ async def generate(storage: SqlStorage, url: str, shop_no: int, *, loose: bool) 
             order = paid_order(name, provider_ref=ref, amount=amount, at=paid)
             order.attempts[0].provider = provider
             await uow.orders.add(order)
+            placed = rng.random()
+            if placed < 0.2:  # placed long before it was paid (a pay-by-link order, say)
+                sql.append((PLACED_EARLIER, (timedelta(days=rng.randrange(1, 60)), f"ord_{name}")))
+            elif placed < 0.4:  # placed shortly before
+                sql.append(
+                    (PLACED_EARLIER, (timedelta(minutes=rng.randrange(1, 90)), f"ord_{name}"))
+                )
             fate = rng.random()
             if fate < 0.2:  # charged twice: a second payment up to four days apart
                 again = paid + timedelta(seconds=rng.randrange(-4 * 86400, 4 * 86400))
@@ -168,6 +176,8 @@ def second(name: str, of: str, at: datetime) -> dict[str, object]:
     return {"id": f"pay_{name}", "ref": f"pi_{name}", "at": at, "of": f"pay_{of}"}
 
 
+#: The order placed this long before it was (first) paid.
+PLACED_EARLIER = "UPDATE orders SET created_at = created_at - %s WHERE id = %s"
 REFUNDED = (
     "WITH a AS (UPDATE payment_attempts SET state = 'refunded', updated_at = %s "
     "WHERE id = %s RETURNING order_id) "

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import psycopg
 from psycopg import pq
@@ -95,14 +96,49 @@ async def _set(conn: psycopg.AsyncConnection[Row], settings: Mapping[str, str]) 
         await conn.execute(b"SELECT set_config(%s, %s, true)", (name, value), prepare=False)
 
 
-async def _roll_back_quietly(conn: psycopg.AsyncConnection[Row]) -> None:
-    """End a helper's read-only transaction before the pool takes the connection back (a
-    broken connection the pool discards)."""
-    if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
-        try:
-            await conn.execute(b"ROLLBACK")
-        except psycopg.Error:
-            await conn.close()
+async def _together(
+    work: Sequence[tuple[psycopg.AsyncConnection[Row], Coroutine[Any, Any, None]]],
+) -> None:
+    """Run each coroutine streaming on its connection at once; the first error stops the
+    others at once: each query still running is cancelled on the server and its connection
+    closed (a connection interrupted mid-``COPY`` cannot be used again; the pool replaces
+    it), then the error is raised. So is a cancellation of the caller."""
+    tasks = [(conn, asyncio.create_task(coroutine)) for conn, coroutine in work]
+    try:
+        done, _ = await asyncio.wait([t for _, t in tasks], return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # the first error, if any
+    finally:
+        unfinished = [(conn, task) for conn, task in tasks if not task.done()]
+        for _, task in unfinished:
+            task.cancel()
+        await asyncio.gather(*(task for _, task in unfinished), return_exceptions=True)
+        for conn, _ in unfinished:
+            await _abandon(conn)
+
+
+async def _abandon(conn: psycopg.AsyncConnection[Row]) -> None:
+    """Stop what ``conn`` is running on the server, and close it."""
+    if conn.closed:
+        return
+    if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+        with contextlib.suppress(psycopg.Error):
+            await conn.cancel_safe(timeout=5.0)
+    await conn.close()
+
+
+async def _end_helper(conn: psycopg.AsyncConnection[Row]) -> None:
+    """End a helper's read-only transaction before the pool takes the connection back,
+    keeping its prepared statements (a connection interrupted mid-statement is closed)."""
+    if conn.closed:
+        return
+    if conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+        await _abandon(conn)
+        return
+    try:
+        await _roll_back(conn, keep_prepared=True)
+    except psycopg.Error:
+        await conn.close()
 
 
 def _translate(exc: psycopg.Error) -> StorageError:
@@ -238,7 +274,8 @@ class PostgresConnection(Connection):
         if self._piped():
             raise StorageError("COPY cannot run inside a batch")
         first, *others = statements
-        if others and self.begun:
+        if others and (self.begun or self.held):
+            # Begun: its snapshot is not theirs. Held writes: the others would not see them.
             raise StorageError("statements streamed together must begin their transaction")
         widest = max(len(header) for _, header in parts.values())
         try:
@@ -289,24 +326,24 @@ class PostgresConnection(Connection):
                     )
                 snapshot = str((await exported.fetchone() or {})["id"]) if exported else ""
                 async with AsyncExitStack() as helpers:
-                    beside = []  # the tasks streaming the others on connections of their own
+                    beside: list[tuple[psycopg.AsyncConnection[Row], Streamed]] = []
                     alone = [first]  # streamed on this connection, one after the other
                     for statement in others:
                         conn = await self._helper(helpers, snapshot, statement.settings)
                         if conn is None:
                             alone.append(statement)
                         else:
-                            beside.append(asyncio.create_task(stream(conn, statement)))
-                    try:
+                            beside.append((conn, statement))
+
+                    async def in_turn() -> None:
                         for statement in alone:
                             if statement is not first:
                                 await _set(self._conn, statement.settings)
                             await stream(self._conn, statement)
-                        await asyncio.gather(*beside)
-                    finally:
-                        for task in beside:
-                            task.cancel()
-                        await asyncio.gather(*beside, return_exceptions=True)
+
+                    await _together(
+                        [(self._conn, in_turn()), *((c, stream(c, s)) for c, s in beside)]
+                    )
                 for tag, (_, rows, _) in sinks.items():
                     if rows:
                         flush(tag)
@@ -326,7 +363,7 @@ class PostgresConnection(Connection):
             conn = await helpers.enter_async_context(self._pool.connection(timeout=_HELPER_WAIT))
         except PoolTimeout:
             return None
-        helpers.push_async_callback(_roll_back_quietly, conn)
+        helpers.push_async_callback(_end_helper, conn)
         async with conn.pipeline():
             await conn.execute(b"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             # Not a parameter: SET takes none (the id was checked above).

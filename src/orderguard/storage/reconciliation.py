@@ -135,21 +135,36 @@ CANDIDATES = (
     )
     + ")"
 )
-#: The attempts ``{attempts}`` and the orders ``{keys}`` (by primary key), each row once,
-#: tagged with its file (``a``: the attempts, ``o``: the orders), as the export's CSV files
-#: have them.
+#: The columns of an order the export writes.
+_ORDER_COLUMNS = "id, merchant_reference, state, currency, amount_total, created_at"
+#: The orders in ``{keys}``, each looked up by its primary key.
+_ORDERS_BY_KEY = _BY_ORDER.format(
+    keys="{keys}", rows=f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = k.order_id"
+)
+#: How long before the period an order paid in it is looked for among the orders placed
+#: since (:data:`_PERIOD_ORDERS`): most are placed minutes before they are paid.
+PLACED_BEFORE_PAID = "1 hour"
+#: The orders of the period's payments (``p``): those placed from shortly before the period
+#: to its end are read by a range of ``orders_newest`` and kept when a payment names them
+#: (one pass over a day's orders costs a tenth of a primary-key probe each); the others (an
+#: order paid long after it was placed) by their primary key. Either way each once.
+_PERIOD_ORDERS = "SELECT * FROM near UNION ALL " + _ORDERS_BY_KEY.format(
+    keys="SELECT DISTINCT order_id FROM p WHERE order_id NOT IN (SELECT id FROM near)"
+)
+_NEAR = (
+    f"near AS MATERIALIZED (SELECT o.* FROM (SELECT {_ORDER_COLUMNS} FROM orders "
+    f"WHERE created_at >= CAST(:start AS TIMESTAMPTZ) - INTERVAL '{PLACED_BEFORE_PAID}' "
+    "AND created_at <= CAST(:end AS TIMESTAMPTZ) OFFSET 0) o "
+    "WHERE o.id IN (SELECT order_id FROM p))"
+)
+#: The attempts ``{attempts}`` and the orders ``{orders}``, each row once, tagged with its
+#: file (``a``: the attempts, ``o``: the orders), as the export's CSV files have them.
 _CSV = (
     "WITH {ctes} "
     "SELECT 'a' AS part, order_id AS c1, provider AS c2, provider_ref AS c3, state AS c4, "
     f"{_ISO_UTC.format('updated_at')} AS c5, NULL AS c6 FROM {{attempts}} "
     "UNION ALL SELECT 'o', id, merchant_reference, state, currency, "
-    f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM ("
-    + _BY_ORDER.format(
-        keys="{keys}",
-        rows="SELECT id, merchant_reference, state, currency, amount_total, created_at "
-        "FROM orders WHERE id = k.order_id",
-    )
-    + ") o"
+    f"CAST(amount_total AS TEXT), {_ISO_UTC.format('created_at')} FROM ({{orders}}) o"
 )
 
 
@@ -162,15 +177,19 @@ def scope_csv(*, provider: bool, period: bool, window: bool) -> list[str]:
     through = " AND provider = :provider" if provider else ""
     rest = _SCOPE_REST.format(window=_SCOPE_WINDOW if window else "")
     statements = [
-        _CSV.format(ctes=f"{_SCOPE}, {rest}, {_ORDER_REFS}", attempts="b", keys=_SCOPE_REST_ORDERS)
+        _CSV.format(
+            ctes=f"{_SCOPE}, {rest}, {_ORDER_REFS}",
+            attempts="b",
+            orders=_ORDERS_BY_KEY.format(keys=_SCOPE_REST_ORDERS),
+        )
     ]
     if period:
         statements.insert(
             0,
             _CSV.format(
-                ctes=f"p AS MATERIALIZED ({_ATTEMPT} WHERE {{period}})",
+                ctes=f"p AS MATERIALIZED ({_ATTEMPT} WHERE {{period}}), {_NEAR}",
                 attempts="p",
-                keys="SELECT DISTINCT order_id FROM p",
+                orders=_PERIOD_ORDERS,
             ),
         )
     period_sql = _PERIOD.format(provider=through) if period else "false"
@@ -179,9 +198,8 @@ def scope_csv(*, provider: bool, period: bool, window: bool) -> list[str]:
 
 def candidates_csv(*, provider: bool) -> str:
     """The statement streaming the candidates of loose lines (``copy_candidates``)."""
-    return _CSV.format(
-        ctes=CANDIDATES, attempts="a", keys="SELECT DISTINCT order_id FROM a"
-    ).format(
+    orders = _ORDERS_BY_KEY.format(keys="SELECT DISTINCT order_id FROM a")
+    return _CSV.format(ctes=CANDIDATES, attempts="a", orders=orders).format(
         paid_through=" AND p.provider = :provider" if provider else "",
         provider=" AND provider = :provider" if provider else "",
     )
