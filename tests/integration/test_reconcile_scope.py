@@ -22,12 +22,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import psycopg
 import pytest
 
 from orderguard.reconcile import categories as c
+from orderguard.reconcile import run as reconcile_run
+from orderguard.reconcile.outcome import EngineOptions
+from orderguard.reconcile.run import Request, reconcile
 from orderguard.storage.unit_of_work import SqlStorage
-from tests.reconcile_support import full_read, paid_order, scoped
+from tests.reconcile_support import FORMATS, full_read, paid_order, results, scoped
 
 HEADER = (
     "automatic_payout_id,automatic_payout_effective_at,balance_transaction_id,created_utc,"
@@ -321,3 +325,37 @@ async def test_an_order_reference_two_orders_were_paid_under_names_the_lower_ord
             "ord_P",
             "reference",
         ), run
+
+
+@pytest.mark.parametrize(
+    ("asked", "small", "threads"),
+    [(None, True, 1), (None, False, None), (2, True, 2)],
+)
+async def test_a_small_report_is_matched_on_one_thread(
+    storage: SqlStorage,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    asked: int | None,
+    small: bool,
+    threads: int | None,
+) -> None:
+    """Reports of a few megabytes are matched on one thread (DuckDB's parallel operators
+    cost more than they save there), larger ones on DuckDB's default, and ``threads`` when
+    asked; the results are the same (the full read runs on the default)."""
+    shop = await generate(storage, pg_url, 0, loose=True)
+    report = shop.write(tmp_path / "report.csv")
+    if not small:
+        monkeypatch.setattr(reconcile_run, "SMALL_REPORTS", report.stat().st_size - 1)
+    work = tmp_path / "scoped"
+    work.mkdir()
+    options = EngineOptions(provider="stripe", threads=asked)
+    engine, _ = await reconcile(storage, Request([report], options=options, formats=FORMATS), work)
+    try:
+        row = engine._db.execute("SELECT current_setting('threads')").fetchone()
+        found = results(engine)
+    finally:
+        engine.close()
+    default = duckdb.connect().execute("SELECT current_setting('threads')").fetchone()
+    assert row == ((threads,) if threads else default)
+    assert found == await full_read(storage, report, tmp_path / "full")

@@ -113,11 +113,11 @@ _ORDER_REFS = (
     "i AS MATERIALIZED (SELECT id FROM orders WHERE id = ANY(ARRAY(SELECT ref FROM r)))"
 )
 #: The orders of ``b``'s attempts and those the order references name, but for those of the
-#: period's payments (the first statement writes them).
+#: period's payments (the first statement writes them; hashed only when there is another).
 _SCOPE_REST_ORDERS = (
-    "(SELECT order_id FROM b UNION SELECT id FROM i UNION SELECT id FROM orders "
-    "WHERE merchant_reference = ANY(ARRAY(SELECT ref FROM r EXCEPT SELECT id FROM i))) "
-    "EXCEPT SELECT order_id FROM p"
+    "SELECT order_id FROM (SELECT order_id FROM b UNION SELECT id FROM i UNION SELECT id "
+    "FROM orders WHERE merchant_reference = ANY(ARRAY(SELECT ref FROM r EXCEPT "
+    "SELECT id FROM i))) x WHERE order_id NOT IN (SELECT order_id FROM p)"
 )
 #: The payments loose charge lines can match: the window's payments of the orders of one
 #: of the amounts paid between ``start`` and ``end`` (``payment_attempts_paid``, then each
