@@ -3,9 +3,9 @@ page (each page its own read-only unit of work, so memory stays bounded by the p
 
 A run reads only its :class:`~.outcome.Scope` (:func:`export_scope`): the payments of the
 report's period and what the report's lines name, by index, whatever the table's size;
-on PostgreSQL in one ``COPY`` statement written straight to the files, and a second one
-only for the payments a line that names nothing can be matched to by amount
-(:func:`export_candidates`).
+on PostgreSQL in two ``COPY`` statements side by side in one snapshot, written straight to
+the files, and another one only for the payments a line that names nothing can be matched
+to by amount (:func:`export_candidates`).
 :func:`export_orders` (every order) stays for a full export.
 """
 
@@ -90,9 +90,9 @@ async def export_scope(
     period's payments and the attempts the references name (with, where storage streams,
     the unclaimed orders' other payments of the window), then the orders of every attempt
     written and those the order references name. Where storage streams them (PostgreSQL:
-    one ``COPY`` statement, whatever the scope's size), straight to the files, as
-    ``scope`` says; else every payment of the window page by page (a complete scope), then
-    the rest in batches."""
+    two ``COPY`` statements side by side, whatever the scope's size), straight to the
+    files, as ``scope`` says; else every payment of the window page by page (a complete
+    scope), then the rest in batches."""
     async with storage.reader() as uow:
         copied = await uow.reconciliations.copy_scope(
             orders_csv,

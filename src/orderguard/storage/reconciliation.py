@@ -289,8 +289,9 @@ class SqlReconciliationRepository:
         window_to: datetime | None = None,
     ) -> tuple[int, int] | None:
         """Stream a scope's attempts, then their orders and those its lines' order
-        references name, to two CSV files, one statement in all; ``(orders, attempts)``
-        written, or ``None`` where the driver cannot stream (nothing written)."""
+        references name, to two CSV files: two statements side by side in one snapshot
+        (:func:`scope_csv`); ``(orders, attempts)`` written, or ``None`` where the driver
+        cannot stream (nothing written)."""
         period = paid_from is not None and paid_to is not None
         window = period and window_from is not None and window_to is not None
         params: dict[str, Any] = {"start": paid_from, "end": paid_to, "provider": provider}
