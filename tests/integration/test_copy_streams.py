@@ -130,7 +130,7 @@ FAILING = (
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("failing_first", [True, False])
 async def test_a_failing_statement_stops_the_others_on_the_server(
-    table: str, tmp_path: Path, failing_first: bool
+    table: str, tmp_path: Path, failing_first: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The error of one statement is raised as soon as it happens, whichever connection runs
     it: the other statement is cancelled on the server (not left to stream for minutes),
@@ -138,15 +138,28 @@ async def test_a_failing_statement_stops_the_others_on_the_server(
     statements = [Streamed(FAILING), Streamed(ENDLESS)]
     if not failing_first:
         statements.reverse()
+    # Side by side, however loaded the machine: a helper connection is waited for.
+    monkeypatch.setattr(postgres, "_HELPER_WAIT", 30.0)
+    helper = postgres.PostgresConnection._helper
+    helped: list[bool] = []
+
+    async def counted(self: postgres.PostgresConnection, *args: object) -> object:
+        conn = await helper(self, *args)  # type: ignore[arg-type]
+        helped.append(conn is not None)
+        return conn
+
+    monkeypatch.setattr(postgres.PostgresConnection, "_helper", counted)
     db = await connect(table, pool_size=3)
     try:
         with pytest.raises(StorageError, match="division by zero"):
             async with db.transaction(write=False) as tx:
                 await tx.conn.copy_csv(statements, parts(tmp_path))
+        assert helped == [True]
         with psycopg.connect(table, autocommit=True) as admin:
             for _ in range(100):  # the cancel request is asynchronous
                 running = admin.execute(
                     "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                    "AND datname = current_database() "
                     "AND strpos(query, 'generate_series(1, 2000000000)') > 0 "
                     "AND pid <> pg_backend_pid()"
                 ).fetchone()
@@ -160,3 +173,21 @@ async def test_a_failing_statement_stops_the_others_on_the_server(
         assert written == {"x": 5000, "y": 5000}
     finally:
         await db.close()
+
+
+async def test_streamed_statements_may_hash_what_a_month_names(table: str, tmp_path: Path) -> None:
+    """Each statement, on its own connection or not, runs with the memory to hash the
+    references of a month's report (a ``NOT IN`` list PostgreSQL hashes only while it fits;
+    past that it reads the list again for every row), whatever the database's default,
+    and without parallel workers."""
+    name = table.rsplit("/", 1)[1]
+    with psycopg.connect(table, autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE \"{name}\" SET work_mem = '64kB'")
+    settings = (
+        "SELECT 'y' AS part, current_setting('work_mem') AS c1, "
+        "current_setting('max_parallel_workers_per_gather') AS c2"
+    )
+    for pool_size in (3, 1):
+        written = await copy(table, tmp_path, pool_size, Streamed(settings), Streamed(settings))
+        assert written == {"x": 0, "y": 2}
+        assert rows(tmp_path / "y.csv")[1:] == [[postgres.COPY_WORK_MEM, "0"]] * 2
