@@ -16,8 +16,8 @@ from orderguard.reconcile.mapping import load_mapping
 from orderguard.reconcile.sources import LineError, SourceError, open_source
 from orderguard.storage.ports import UnitOfWorkFactory
 
-#: Reports up to this size (bytes, all files together: about 50,000 lines of a Stripe
-#: report) are matched on one thread: DuckDB's parallel operators cost more than they save
+#: Reports up to this size (bytes, all files together: about 50,000 lines of a provider's
+#: payout report) are matched on one thread: DuckDB's parallel operators cost more than they save
 #: on so few rows (a day's 16,109 lines on 10 M orders: 0.206 s on one thread against 0.217
 #: on two; a week's 112,488 lines: 1.07 s against 1.06; docs/data-growth.md).
 SMALL_REPORTS = 8 * 1024 * 1024
