@@ -42,7 +42,7 @@ class Scope:
       matches a line by its order reference only when its reference matched nothing;
     - when ``window_from`` and ``window_to`` are set, the attempts that paid between them
       of every order one of the attempts above belongs to whose reference no usable charge
-      line names (:attr:`claimed`): the order's other payments near the period, which
+      line names: the order's other payments near the period, which
       decide when it was first paid (an order no line confirms is missing at the provider
       only when that is in the period);
     - the orders of those attempts.
@@ -80,11 +80,6 @@ class Scope:
     def order_refs(self) -> frozenset[str]:
         """Every order reference the lines name (a superset, as :attr:`refs`)."""
         return frozenset(order for _, order, _ in self.lines.entries() if order is not None)
-
-    @cached_property
-    def claimed(self) -> frozenset[str]:
-        """The references of the usable charge lines: each claims the payment it names."""
-        return frozenset(ref for ref, _, charge in self.lines.entries() if charge and ref)
 
 
 @dataclass(frozen=True)
