@@ -191,3 +191,61 @@ async def test_streamed_statements_may_hash_what_a_month_names(table: str, tmp_p
         written = await copy(table, tmp_path, pool_size, Streamed(settings), Streamed(settings))
         assert written == {"x": 0, "y": 2}
         assert rows(tmp_path / "y.csv")[1:] == [[postgres.COPY_WORK_MEM, "0"]] * 2
+
+
+async def test_rows_read_in_batches_reach_their_files_once(
+    table: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows libpq holds are read several at a time: whatever the batch's size, each row
+    reaches its file once, whole, and the connection is usable after the copy."""
+    monkeypatch.setattr(postgres, "_ROWS_PER_READ", 7)
+    db = await connect(table, pool_size=1)
+    try:
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv([Streamed(BOTH)], parts(tmp_path))
+            after = await tx.conn.fetchone("SELECT count(*) AS n FROM t")
+    finally:
+        await db.close()
+    assert written == {"x": 5000, "y": 5000}
+    assert after == {"n": 5000}
+    assert sorted(int(n) for [n] in rows(tmp_path / "x.csv")[1:]) == list(range(1, 5001))
+    ys = rows(tmp_path / "y.csv")[1:]
+    assert sorted(int(n) for n, _ in ys) == list(range(1, 5001))
+    assert all(text == f'row {n},\n"quoted"' for n, text in ys)
+
+
+async def test_the_rows_read_with_the_end_of_the_copy_are_kept(table: str, tmp_path: Path) -> None:
+    """A short result arrives whole, its end with it: the rows read in the same call as the
+    end reach their files too."""
+    few = Streamed(BOTH.replace("FROM t", "FROM t WHERE n <= 3"))
+    db = await connect(table, pool_size=1)
+    try:
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv([few], parts(tmp_path))
+    finally:
+        await db.close()
+    assert written == {"x": 3, "y": 3}
+    assert rows(tmp_path / "x.csv") == [["n"], ["1"], ["2"], ["3"]]
+
+
+async def test_a_statement_failing_after_its_first_rows_raises_its_error(
+    table: str, tmp_path: Path
+) -> None:
+    """A statement that fails once thousands of its rows were sent raises the server's error
+    (not a row short), and the pool goes on serving."""
+    failing = Streamed(
+        "SELECT 'x' AS part, CAST(1000000 / (n - 4000) AS TEXT) AS c1, NULL AS c2 "
+        "FROM generate_series(1, 5000) n"
+    )
+    db = await connect(table, pool_size=1)
+    try:
+        with pytest.raises(StorageError, match="division by zero"):
+            async with db.transaction(write=False) as tx:
+                await tx.conn.copy_csv([failing], parts(tmp_path))
+        # rows came before the error: the client read part of the stream, not nothing
+        assert len(rows(tmp_path / "x.csv")) > 1
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv([Streamed(BOTH)], parts(tmp_path))
+        assert written == {"x": 5000, "y": 5000}
+    finally:
+        await db.close()

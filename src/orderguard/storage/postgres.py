@@ -15,7 +15,10 @@ from typing import Any, BinaryIO
 
 import psycopg
 from psycopg import pq
+from psycopg.abc import PQGen
+from psycopg.generators import fetch_many
 from psycopg.rows import dict_row
+from psycopg.waiting import Wait
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from orderguard.storage.database import (
@@ -68,6 +71,52 @@ def _arrays_as_text(params: Params) -> Params:
 COPY_WORK_MEM = "64MB"
 #: Rows ``copy_csv`` keeps for a file before it writes them there at once.
 _ROWS_PER_WRITE = 2000
+#: Rows of a ``COPY TO`` read at most in one wake-up of the event loop.
+_ROWS_PER_READ = 4096
+
+
+def _buffered_rows(pgconn: pq.abc.PGconn) -> PQGen[tuple[list[bytes], bool]]:
+    """The ``COPY TO`` rows libpq holds already, at most :data:`_ROWS_PER_READ` (waiting
+    for the socket only when it holds none), and whether the copy ended after them.
+
+    psycopg's own reader returns one row per call, each through the connection's wait
+    (about 1.4 µs a row in this process; 0.5 µs here): a day's report reads 32,000 rows,
+    a week's 225,000, on the core the database's backends need too."""
+    rows: list[bytes] = []
+    while True:
+        nbytes, data = pgconn.get_copy_data(1)
+        if nbytes > 0:
+            rows.append(bytes(data))
+            if len(rows) == _ROWS_PER_READ:
+                return rows, False
+        elif nbytes == 0:
+            if rows:
+                return rows, False
+            while not (yield Wait.R):
+                continue
+            pgconn.consume_input()
+        else:  # -1: the copy is over; its result is still to be read
+            return rows, True
+
+
+async def _copied_rows(conn: psycopg.AsyncConnection[Row]) -> AsyncIterator[list[bytes]]:
+    """The rows of the ``COPY TO`` under way on ``conn`` (begun by ``cursor.copy``), a batch
+    at a time where ``async for chunk in copy`` gives one at a time; the statement's error,
+    if it fails, raised as psycopg raises it. Its result read, the connection is idle again:
+    the copy block's exit has nothing left to read (it reads only to end a copy an error
+    interrupted while the server still sends)."""
+    while True:
+        rows, over = await conn.wait(_buffered_rows(conn.pgconn))
+        if rows:
+            yield rows
+        if over:
+            break
+    results = await conn.wait(fetch_many(conn.pgconn))
+    failed = [r for r in results if r.status != pq.ExecStatus.COMMAND_OK]
+    if failed:
+        raise psycopg.errors.error_from_result(failed[0], encoding=conn.info.encoding)
+
+
 #: ``copy_csv``'s transaction when it streams several statements: theirs is one snapshot.
 _REPEATABLE_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ"
 #: What ``pg_export_snapshot()`` returns (hexadecimal numbers and dashes).
@@ -305,14 +354,14 @@ class PostgresConnection(Connection):
                     sql = f"COPY ({text}) TO STDOUT WITH (FORMAT csv)"
                     params = _arrays_as_text(statement.params) if statement.params else None
                     async with conn.cursor() as cursor:
-                        async with cursor.copy(sql, params) as copy:
+                        async with cursor.copy(sql, params):
                             # One message per row: "part,c1,...,cN\n".
-                            async for chunk in copy:
-                                row = bytes(chunk)
-                                _, rows, tail = sinks[row[0]]
-                                rows.append(row[2:-tail])
-                                if len(rows) == _ROWS_PER_WRITE:
-                                    flush(row[0])
+                            async for batch in _copied_rows(conn):
+                                for row in batch:
+                                    _, rows, tail = sinks[row[0]]
+                                    rows.append(row[2:-tail])
+                                    if len(rows) == _ROWS_PER_WRITE:
+                                        flush(row[0])
 
                 async with self._conn.pipeline():
                     if self.held or not self.begun:
