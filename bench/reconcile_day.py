@@ -14,7 +14,8 @@ payout reconciliation CSV of every payment of the database's last whole day (as
   scope reads, already on disk.
 
 Target (issue 20): reconcile <= 2x the baseline. ``--full`` also times the former way once
-(every order and attempt exported, then matched) for comparison.
+(every order and attempt exported, then matched) for comparison; ``--days 7`` makes the
+report a week's (the last seven whole days) instead of a day's.
 """
 
 from __future__ import annotations
@@ -41,25 +42,27 @@ HEADER = (
 ).split(",")
 
 
-async def write_report(storage: Any, path: Path) -> tuple[datetime, int]:
-    """The payments of the last whole day before the newest order, as a Stripe report."""
+async def write_report(storage: Any, path: Path, days: int = 1) -> tuple[datetime, int]:
+    """The payments of the last ``days`` whole days before the newest order's day, as a
+    Stripe report; the first day and the lines."""
     async with storage.reader() as uow:
         conn = uow.reconciliations._conn
         # The newest order is the generator's "now" (refunds may be dated after it).
         row = await conn.fetchone("SELECT max(created_at) AS at FROM orders")
         assert row is not None and row["at"] is not None, "no orders in the database"
-        day = row["at"].replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        last = row["at"].replace(hour=0, minute=0, second=0, microsecond=0)
+        day = last - timedelta(days=days)
         rows = await conn.fetchall(
             "SELECT a.provider_ref, a.order_id, a.updated_at, o.amount_total, o.currency "
             "FROM payment_attempts a JOIN orders o ON o.id = a.order_id "
             "WHERE a.state IN ('succeeded', 'refunded') AND a.updated_at >= :day "
             "AND a.updated_at < :next AND a.provider = 'stripe' ORDER BY a.updated_at",
-            {"day": day, "next": day + timedelta(days=1)},
+            {"day": day, "next": last},
         )
     with path.open("w", newline="") as sink:
         writer = csv.writer(sink)
         writer.writerow(HEADER)
-        payout = (day + timedelta(days=2)).strftime("%Y-%m-%d 00:00:00")
+        payout = (last + timedelta(days=1)).strftime("%Y-%m-%d 00:00:00")
         for i, r in enumerate(rows):
             amount, fee = int(r["amount_total"]), round(int(r["amount_total"]) * 0.029 + 30)
             writer.writerow(
@@ -129,17 +132,18 @@ def baseline_once(paths: dict[str, Path], work: Path) -> dict[str, Any]:
     return _baseline(paths, work)
 
 
-async def main(url: str, rounds: int, full: bool) -> None:
+async def main(url: str, rounds: int, full: bool, days: int = 1) -> None:
     from orderguard.storage.connect import connect
     from orderguard.storage.unit_of_work import SqlStorage
 
     storage = SqlStorage(await connect(url, pool_size=4))
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        day, lines = await write_report(storage, root / "settlement.csv")
+        day, lines = await write_report(storage, root / "settlement.csv", days)
         # The baseline's files: the rows reconcile reads, written once, untimed.
         paths = await baseline_files(storage, root / "settlement.csv", root)
-        print(f"report: {lines:,} lines of {day:%Y-%m-%d}")
+        span = f"{day:%Y-%m-%d}" + (f" and the {days - 1} days after" if days > 1 else "")
+        print(f"report: {lines:,} lines of {span}")
         ratios, times = [], {"reconcile": [], "baseline": []}
         for n in range(rounds):
             for kind in ("baseline", "reconcile") if n % 2 else ("reconcile", "baseline"):
@@ -172,5 +176,10 @@ if __name__ == "__main__":
     parser.add_argument("--url", required=True)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--full", action="store_true", help="also time the former full read")
+    parser.add_argument(
+        "--days", type=int, default=1, help="whole days the report covers (7: a week's)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.url, args.rounds, args.full))
+    if args.days < 1:
+        parser.error("--days is at least 1")
+    asyncio.run(main(args.url, args.rounds, args.full, args.days))
