@@ -199,6 +199,15 @@ async def test_rows_read_in_batches_reach_their_files_once(
     """The rows libpq holds are read several at a time: whatever the batch's size, each row
     reaches its file once, whole, and the connection is usable after the copy."""
     monkeypatch.setattr(postgres, "_ROWS_PER_READ", 7)
+    batches: list[int] = []
+    buffered = postgres._buffered_rows
+
+    def counted(pgconn: object) -> object:
+        found = yield from buffered(pgconn)  # type: ignore[arg-type]
+        batches.append(len(found[0]))
+        return found
+
+    monkeypatch.setattr(postgres, "_buffered_rows", counted)
     db = await connect(table, pool_size=1)
     try:
         async with db.transaction(write=False) as tx:
@@ -208,6 +217,8 @@ async def test_rows_read_in_batches_reach_their_files_once(
         await db.close()
     assert written == {"x": 5000, "y": 5000}
     assert after == {"n": 5000}
+    # several rows a wake-up, never more than the batch
+    assert sum(batches) == 10000 and max(batches) == 7
     assert sorted(int(n) for [n] in rows(tmp_path / "x.csv")[1:]) == list(range(1, 5001))
     ys = rows(tmp_path / "y.csv")[1:]
     assert sorted(int(n) for n, _ in ys) == list(range(1, 5001))
@@ -244,6 +255,58 @@ async def test_a_statement_failing_after_its_first_rows_raises_its_error(
                 await tx.conn.copy_csv([failing], parts(tmp_path))
         # rows came before the error: the client read part of the stream, not nothing
         assert len(rows(tmp_path / "x.csv")) > 1
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv([Streamed(BOTH)], parts(tmp_path))
+        assert written == {"x": 5000, "y": 5000}
+    finally:
+        await db.close()
+
+
+@pytest.mark.parametrize("rows_before", [0, 3000])
+async def test_an_error_handling_the_rows_is_raised_as_it_is(
+    table: str, tmp_path: Path, rows_before: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row the caller cannot take (here a part nobody asked for; a full disk would do the
+    same) raises its own error, not a broken connection's, whether it comes among the first
+    rows or with the end of the copy; the connection is not left busy."""
+    stray = Streamed(
+        f"SELECT 'x' AS part, CAST(n AS TEXT) AS c1, NULL AS c2 FROM t WHERE n <= {rows_before} "
+        "UNION ALL SELECT 'z', '1', NULL"
+    )
+    db = await connect(table, pool_size=1)
+    try:
+        with pytest.raises(KeyError):
+            async with db.transaction(write=False) as tx:
+                await tx.conn.copy_csv([stray], parts(tmp_path))
+        async with db.transaction(write=False) as tx:
+            written = await tx.conn.copy_csv([Streamed(BOTH)], parts(tmp_path))
+        assert written == {"x": 5000, "y": 5000}
+    finally:
+        await db.close()
+    assert not [r for r in caplog.records if r.levelname in {"WARNING", "ERROR"}], [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+async def test_a_copy_cancelled_mid_stream_leaves_the_pool_serving(
+    table: str, tmp_path: Path
+) -> None:
+    """Cancelled while rows stream, the copy raises the cancellation and its connection is
+    closed (``copy_csv`` closes a connection it interrupted): the pool of one replaces it
+    and serves the next copy."""
+    db = await connect(table, pool_size=1)
+    try:
+
+        async def endless() -> None:
+            async with db.transaction(write=False) as tx:
+                await tx.conn.copy_csv([Streamed(ENDLESS)], parts(tmp_path))
+
+        task = asyncio.create_task(endless())
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
         async with db.transaction(write=False) as tx:
             written = await tx.conn.copy_csv([Streamed(BOTH)], parts(tmp_path))
         assert written == {"x": 5000, "y": 5000}
