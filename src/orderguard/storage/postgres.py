@@ -369,8 +369,7 @@ class PostgresConnection(Connection):
                     async with conn.cursor() as cursor:
                         async with cursor.copy(sql, params):
                             # One message per row: "part,c1,...,cN\n".
-                            batches = contextlib.aclosing(_copied_rows(conn))
-                            async with batches as copied:
+                            async with contextlib.aclosing(_copied_rows(conn)) as copied:
                                 async for batch in copied:
                                     for row in batch:
                                         _, rows, tail = sinks[row[0]]
