@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from orderguard.api.server import free_port, running_server
+from orderguard.api.server import reserve_port, running_server
 from orderguard.bootstrap import Container, build_app, wire
 from orderguard.config import Settings
 from orderguard.providers.breaker import CircuitBreaker
@@ -300,7 +300,7 @@ async def open_shop(
     In-process (``httpx.ASGITransport``) by default; ``over_http`` serves it with uvicorn on a
     free port whose URL is ``Settings.public_url``, so redirects to the shop really arrive.
     """
-    port = free_port() if over_http else None
+    port = reserve_port() if over_http else None
     base_url = f"http://127.0.0.1:{port}" if over_http else LOCAL_URL
     values: dict[str, Any] = {
         "database_url": database_url,

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.server import free_port, running_server
+from orderguard.api.server import reserve_port, running_server
 from orderguard.bootstrap import Container, build_app, open_sql
 from orderguard.config import Settings
 from orderguard.providers.stripe.sandbox.server import run_sandbox
@@ -92,7 +92,7 @@ async def state_after_processing(client: httpx.AsyncClient, order_id: str) -> st
 
 @pytest.fixture
 def port() -> int:
-    return free_port()
+    return reserve_port()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.server import free_port, running_server
+from orderguard.api.server import reserve_port, running_server
 from orderguard.bootstrap import build_app, wire
 from orderguard.config import Settings
 from orderguard.providers.stripe.sandbox.server import run_sandbox
@@ -119,7 +119,7 @@ async def test_a_lagging_search_is_never_taken_for_not_charged(shop: Shop, box: 
 
 @pytest.fixture
 def port() -> int:
-    return free_port()
+    return reserve_port()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import zxingcpp
 from PIL import Image
 from playwright.async_api import Browser, expect
 
-from orderguard.api.server import free_port, running_server
+from orderguard.api.server import reserve_port, running_server
 from orderguard.bootstrap import build_app, slot, wire
 from orderguard.catalog import translate
 from orderguard.config import Settings
@@ -94,7 +94,7 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     """orderguard over HTTP with an Alipay and a WeChat Pay account at their sandboxes."""
     database = f"sqlite:///{tmp_path_factory.mktemp('shop') / 'orderguard.db'}"
-    port = free_port()
+    port = reserve_port()
     settings = Settings(public_url=f"http://127.0.0.1:{port}", **sandboxes.settings)
     slots = []
     for name in ("alipay", "wechatpay"):

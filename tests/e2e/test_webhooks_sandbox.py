@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orderguard.api.server import free_port, running_server
+from orderguard.api.server import reserve_port, running_server
 from orderguard.bootstrap import build_app, wire
 from orderguard.config import Settings
 from orderguard.providers.stripe.sandbox.server import run_sandbox
@@ -41,7 +41,7 @@ FORM = re.compile(r'<form method="post" action="([^"]+)">')
 
 @pytest.fixture
 def port() -> int:
-    return free_port()
+    return reserve_port()
 
 
 @pytest.fixture

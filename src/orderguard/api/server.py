@@ -68,10 +68,33 @@ Address = tuple[str, int]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody is listening on right now."""
+    """A TCP port nobody is listening on right now (for a server in another process: until
+    it binds the port, anyone may take it; in this process, :func:`reserve_port`)."""
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+#: Sockets bound by :func:`reserve_port`, by address, until :func:`running_server` serves
+#: on them.
+_RESERVED: dict[tuple[str, int], socket.socket] = {}
+
+
+def reserve_port(host: str = "127.0.0.1") -> int:
+    """A free TCP port, held by a socket bound to it until :func:`running_server` serves on
+    it in this process: no other process can take it meanwhile, as it could between
+    :func:`free_port` and the server's own bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.bind((host, 0))
+    except OSError:
+        sock.close()
+        raise
+    port = int(sock.getsockname()[1])
+    _RESERVED[(host, port)] = sock
+    return port
 
 
 @asynccontextmanager
@@ -82,9 +105,12 @@ async def running_server(
     port: int | None = None,
     settings: Settings | None = None,
 ) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on this event loop; yields its base URL. Forwarding
-    headers are believed only from ``settings.trusted_proxies`` (by default from no one)."""
-    port = port or free_port(host)
+    """Serve ``app`` with uvicorn on this event loop; yields its base URL. ``port``: one
+    :func:`reserve_port` holds (served on the socket that holds it), or one to bind; by
+    default a port reserved here. Forwarding headers are believed only from
+    ``settings.trusted_proxies`` (by default from no one)."""
+    port = port or reserve_port(host)
+    held = _RESERVED.pop((host, port), None)
     # The process's logging stays its own: no uvicorn handlers, no levels set on its loggers
     # (they are global; a test or the demo would lose, or leak, every later access line).
     config = uvicorn.Config(
@@ -97,17 +123,21 @@ async def running_server(
         **proxy_options(settings or Settings()),
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("the server stopped before it started")
-            await asyncio.sleep(0.02)
-        yield f"http://{host}:{port}"
+        task = asyncio.create_task(server.serve(sockets=[held] if held else None))
+        try:
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError("the server stopped before it started")
+                await asyncio.sleep(0.02)
+            yield f"http://{host}:{port}"
+        finally:
+            server.should_exit = True
+            await task
     finally:
-        server.should_exit = True
-        await task
+        if held is not None:
+            held.close()
 
 
 def serve_beside(
