@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import uvicorn
@@ -67,12 +69,64 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
 Address = tuple[str, int]
 
 
+#: The kernel's range of ephemeral ports (Linux): where it picks a port for any process's
+#: bind to port 0 and for every outgoing connection.
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: :func:`free_port` looks between this port and the ephemeral range's first ...
+LOWEST_CHOSEN_PORT = 10_000
+#: ... when that band holds at least this many ports, trying at most this many of them.
+_BAND_AT_LEAST = 1_000
+_TRIES = 64
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody is listening on right now (for a server in another process: until
-    it binds the port, anyone may take it; in this process, :func:`reserve_port`)."""
-    with socket.socket() as sock:
+    """A TCP port nobody holds right now, for a server in another process to bind (in this
+    process, :func:`reserve_port` holds it until served on).
+
+    Until that process binds it, the port is only unused, not held: any process may take
+    it. So it is chosen, at random, below the kernel's range of ephemeral ports (on Linux),
+    where the kernel never puts anyone's bind to port 0 or outgoing connection: only another
+    such deliberate choice could land on it. Where that range cannot be read, or no port of
+    the band below it is free, the kernel picks one (which another process's bind to port 0
+    could then take before the server binds it)."""
+    band = _chosen_band()
+    if band is not None:
+        low, high = band
+        for _ in range(_TRIES):
+            port = low + secrets.randbelow(high - low)  # not `random`: tests seed it alike
+            if _unheld(host, port):
+                return port
+    with _tcp_socket(host) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _chosen_band() -> tuple[int, int] | None:
+    """Ports ``[low, high)`` below the ephemeral range, or ``None``."""
+    try:
+        first = int(EPHEMERAL_RANGE.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if first - LOWEST_CHOSEN_PORT < _BAND_AT_LEAST:
+        return None
+    return LOWEST_CHOSEN_PORT, first
+
+
+def _unheld(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound on ``host`` now: no listener, no connection, not even
+    one closing (no ``SO_REUSEADDR`` here: stricter than the server's own bind)."""
+    with _tcp_socket(host) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _tcp_socket(host: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
+    return socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
 
 
 #: Sockets bound by :func:`reserve_port`, by address, until :func:`running_server` serves
@@ -84,9 +138,7 @@ def reserve_port(host: str = "127.0.0.1") -> int:
     """A free TCP port, held by a socket bound to it until :func:`running_server` serves on
     it in this process: no other process can take it meanwhile, as it could between
     :func:`free_port` and the server's own bind."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock = _tcp_socket(host)
     try:
         sock.bind((host, 0))
     except OSError:

@@ -1,0 +1,100 @@
+"""``free_port`` names a port for a server in another process, which binds it later: it is
+chosen where the kernel never hands a port to anyone (below Linux's ephemeral range), so no
+other process's bind to port 0 or outgoing connection can take it in between (the race CI
+once lost: ``address already in use``)."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+import pytest
+
+from orderguard.api import server
+from orderguard.api.server import free_port
+
+RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+linux_range = pytest.mark.skipif(not RANGE_FILE.exists(), reason="Linux's port range only")
+
+
+def _ephemeral() -> tuple[int, int]:
+    low, high = RANGE_FILE.read_text().split()
+    return int(low), int(high)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@linux_range
+def test_the_port_is_free_and_outside_the_range_the_kernel_hands_out() -> None:
+    low, _ = _ephemeral()
+    ports = [free_port() for _ in range(20)]
+    for port in ports:
+        assert 10_000 <= port < low
+        assert _bindable(port)
+
+
+@linux_range
+def test_seeding_random_does_not_make_two_processes_choose_alike() -> None:
+    # pytest-randomly seeds `random` alike in every xdist worker before every test
+    random.seed(1)
+    first = [free_port() for _ in range(5)]
+    random.seed(1)
+    second = [free_port() for _ in range(5)]
+    assert first != second
+
+
+@linux_range
+def test_a_held_port_is_passed_over(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        # the listener's port is in the ephemeral range: put the band around it
+        monkeypatch.setattr(server, "LOWEST_CHOSEN_PORT", taken - 5_000)
+        monkeypatch.setattr(server, "EPHEMERAL_RANGE", _range(tmp_path, taken + 5_000))
+        offsets = iter([5_000, 5_000, 5_001])
+        monkeypatch.setattr(server.secrets, "randbelow", lambda _n: next(offsets))
+        chosen = free_port()
+    assert chosen == taken + 1
+
+
+def _range(folder: Path, first: int) -> Path:
+    """A stand-in for the kernel's range file, the range starting at ``first``."""
+    path = folder / "ip_local_port_range"
+    path.write_text(f"{first}\t60999\n")
+    return path
+
+
+@linux_range
+def test_without_a_band_the_kernel_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    low, high = _ephemeral()
+    monkeypatch.setattr(server, "EPHEMERAL_RANGE", Path("/nonexistent/port_range"))
+    port = free_port()
+    assert low <= port <= high
+    assert _bindable(port)
+
+
+@linux_range
+def test_when_every_try_is_held_the_kernel_picks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    low, high = _ephemeral()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        monkeypatch.setattr(server, "LOWEST_CHOSEN_PORT", taken - 5_000)
+        monkeypatch.setattr(server, "EPHEMERAL_RANGE", _range(tmp_path, taken + 5_000))
+        monkeypatch.setattr(server.secrets, "randbelow", lambda _n: 5_000)  # always `taken`
+        port = free_port()
+    assert port != taken
+    assert low <= port <= high
