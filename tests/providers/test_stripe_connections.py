@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import itertools
+import logging
 import socket
 import ssl
 import struct
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -829,6 +831,39 @@ async def test_the_adapter_reports_an_unsent_charge_unavailable_and_a_lost_one_u
         await provider.aclose()
 
 
+async def test_a_defect_in_the_client_is_reported_unknown_and_logged_whole(
+    serve: Callable[[Answer], Awaitable[Server]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failure the client does not foresee may strike after the request left: the charge
+    is reported unknown as any other, and the error logged with its traceback (it was not:
+    a defect of the idle sweep lost answers under load without a line in the log)."""
+    server = await serve(replies(plain()))
+    provider = StripeProvider(
+        api_key=API_KEY, webhook_secret=SECRET, base_url=f"http://127.0.0.1:{server.port}"
+    )
+    direct = provider._wire.direct
+    assert direct is not None
+    sent = direct.request
+
+    async def broken(*args: object) -> object:
+        await sent(*args)  # type: ignore[arg-type]
+        raise AttributeError("'Handle' object has no attribute 'when'")
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="orderguard"):
+            await provider.create_payment(charge_request())  # a foreseen end: not logged
+            assert not caplog.records
+            direct.request = broken  # type: ignore[method-assign]
+            with pytest.raises(ProviderOutcomeUnknown, match="AttributeError"):
+                await provider.create_payment(charge_request(idempotency_key="k2"))
+    finally:
+        await provider.aclose()
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and "unexpectedly" in record.getMessage()
+    assert record.exc_info is not None and record.exc_info[0] is AttributeError
+    assert len(server.requests) == 2
+
+
 def test_an_api_key_with_a_line_break_is_refused_when_the_provider_is_made() -> None:
     """A secret file's trailing newline: refused at start, not on every charge."""
     with pytest.raises(ValueError, match="Authorization header holds a control character"):
@@ -869,3 +904,26 @@ class socket_port:
 
     def __exit__(self, *_: object) -> None:
         self._sock.close()
+
+
+def test_no_answer_is_lost_to_the_idle_sweep_on_uvloop() -> None:
+    """uvloop runs a timer due within half a millisecond as a plain call: its handle has no
+    due time. The client's idle bookkeeping, done as each answer is handed over, must not
+    depend on one (serve lost charges' answers this way under load: the charge made at the
+    provider, the order left ``payment_unknown``). Idle times this short keep the sweep due
+    within that half millisecond while answers arrive."""
+
+    async def run() -> list[bytes]:
+        made = Server(replies(plain()))
+        server = await asyncio.start_server(made.handle, "127.0.0.1", 0)
+        made.port = server.sockets[0].getsockname()[1]
+        async with server, aclosing(client_for(made, keepalive_s=0.0004)) as client:
+            bodies: list[bytes] = []
+            for round_ in range(40):
+                answers = await asyncio.gather(*(post(client, f"k{round_}-{n}") for n in range(16)))
+                bodies += [body for body, _, _ in answers]
+            return bodies
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        bodies = runner.run(run())
+    assert bodies == [JSON] * 640

@@ -57,6 +57,10 @@ import httptools
 CONNECTIONS = 100
 #: Seconds an idle connection is kept for the next request (see the module).
 KEEPALIVE_S = 4.0
+#: An idle connection due to be closed within this many seconds is closed by the sweep
+#: now: uvloop runs a call due within half a millisecond at once, so a sweep may come that
+#: early, and would otherwise come back again and again until the time is up.
+SWEEP_SLACK_S = 0.001
 #: The largest answer read, in bytes, as received and as decoded.
 MAX_ANSWER = 16 * 1024 * 1024
 #: The largest head of an answer (status line and headers), in bytes, and its most headers.
@@ -172,7 +176,11 @@ class KeepAliveClient:
         self._idle: list[_Connection] = []
         #: Every open connection, idle or in use (closed with the client).
         self._open: set[_Connection] = set()
-        self._sweeper: asyncio.TimerHandle | None = None
+        #: The idle sweep's call, and when it is due. The time is kept here, not read from
+        #: the handle: uvloop runs a call due within half a millisecond as a plain call,
+        #: whose handle has no ``when()``.
+        self._sweeper: asyncio.Handle | None = None
+        self._sweep_at = math.inf
         #: Bumped by :meth:`aclose` and a new loop: a connection of an earlier one is not kept.
         self._generation = 0
         #: Header names already found to be tokens and not reserved (exactly as given).
@@ -213,9 +221,7 @@ class KeepAliveClient:
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
             self._bind(asyncio.get_running_loop())  # another loop's: dropped, not awaited
             return
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._stop_sweeping()
         self._generation += 1
         closing = [conn for conn in self._open if not conn.busy]
         self._idle.clear()
@@ -234,9 +240,7 @@ class KeepAliveClient:
         made in. A client used from a second loop drops the first one's connections (those
         in flight there are not kept when they end, and give back their place to the first
         loop's count, not to this one's)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._stop_sweeping()
         self._generation += 1
         for conn in self._open:
             conn.close(now=True)
@@ -330,11 +334,8 @@ class KeepAliveClient:
         if reusable and keep > 0 and conn.generation == self._generation:
             conn.expires_at = loop.time() + keep
             self._idle.append(conn)
-            sweeper = self._sweeper
-            if sweeper is None or conn.expires_at < sweeper.when():  # due first: sooner
-                if sweeper is not None:
-                    sweeper.cancel()
-                self._sweeper = loop.call_at(conn.expires_at, self._sweep)
+            if conn.expires_at < self._sweep_at:  # due first: the sweep comes sooner
+                self._sweep_from(loop, conn.expires_at)
         else:
             self._open.discard(conn)
             conn.close(now=True)
@@ -344,11 +345,24 @@ class KeepAliveClient:
         self._open.discard(conn)
         conn.close()
 
+    def _sweep_from(self, loop: asyncio.AbstractEventLoop, due: float) -> None:
+        """Sweep at ``due`` (instead of when the sweep was due, if it was)."""
+        self._stop_sweeping()
+        self._sweeper = loop.call_at(due, self._sweep)
+        self._sweep_at = due
+
+    def _stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweeper, self._sweep_at = None, math.inf
+
     def _sweep(self) -> None:
-        """Close the connections idle for too long; come back for the oldest left."""
-        self._sweeper = None
+        """Close the connections idle for too long, or about to be (within
+        :data:`SWEEP_SLACK_S`: the loop may run a sweep that early); come back for the
+        oldest left."""
+        self._sweeper, self._sweep_at = None, math.inf
         assert self._loop is not None
-        now = self._loop.time()
+        now = self._loop.time() + SWEEP_SLACK_S
         kept = []
         for conn in self._idle:
             if conn.open and now < conn.expires_at:
@@ -357,7 +371,7 @@ class KeepAliveClient:
                 self._drop(conn)
         self._idle = kept
         if kept:
-            self._sweeper = self._loop.call_at(min(c.expires_at for c in kept), self._sweep)
+            self._sweep_from(self._loop, min(c.expires_at for c in kept))
 
     def _decoded(self, raw: bytes, encoding: str | None) -> bytes:
         coding = (encoding or "identity").strip().lower()
