@@ -405,10 +405,11 @@ def tree_split(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, dict[str, f
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody is listening on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 nobody holds right now, for a server process to bind: chosen
+    where the kernel gives no other process a port meanwhile (``orderguard.api.server``)."""
+    from orderguard.api.server import free_port as chosen
+
+    return chosen()
 
 
 def wait_healthy(

@@ -114,7 +114,7 @@ class SharedAcceptor:
         self._listener, self._protocol, self._held = listener, protocol, held
         self._board, self._slot = board, slot
         self._closed = False
-        self._paused: asyncio.TimerHandle | None = None
+        self._paused: asyncio.Handle | None = None  # uvloop: a plain Handle when due at once
         self._handing: set[asyncio.Task[None]] = set()
         self._poster: asyncio.Task[None] | None = None
         if board is not None:
