@@ -59,7 +59,7 @@ serve: $(VENV)/.installed
 	$(BIN)/orderguard serve
 
 test: $(VENV)/.installed-test js-test
-	$(BIN)/pytest -n $(WORKERS) --dist worksteal -p no:cacheprovider
+	$(BIN)/pytest -n $(WORKERS) --dist worksteal -p no:cacheprovider --durations=30
 
 # The checkout script: its pinned tools from package-lock.json (npm ci), then `npm test`:
 # tsc --noEmit (strict), vitest, the build (dist/) and its size budget (scripts/size.mjs).
