@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,26 +53,26 @@ def test_seeding_random_does_not_make_two_processes_choose_alike() -> None:
     assert first != second
 
 
-@linux_range
-def test_a_held_port_is_passed_over(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+@pytest.fixture
+def held_in_band(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[int]:
+    """A port a listener holds, with free_port's band moved around it (the listener's port
+    is in the ephemeral range): the band's 5,000th port."""
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         held.listen()
         taken = held.getsockname()[1]
-        # the listener's port is in the ephemeral range: put the band around it
         monkeypatch.setattr(server, "LOWEST_CHOSEN_PORT", taken - 5_000)
-        monkeypatch.setattr(server, "EPHEMERAL_RANGE", _range(tmp_path, taken + 5_000))
-        offsets = iter([5_000, 5_000, 5_001])
-        monkeypatch.setattr(server.secrets, "randbelow", lambda _n: next(offsets))
-        chosen = free_port()
-    assert chosen == taken + 1
+        range_file = tmp_path / "ip_local_port_range"  # the kernel's file, stood in for
+        range_file.write_text(f"{taken + 5_000}\t60999\n")
+        monkeypatch.setattr(server, "EPHEMERAL_RANGE", range_file)
+        yield taken
 
 
-def _range(folder: Path, first: int) -> Path:
-    """A stand-in for the kernel's range file, the range starting at ``first``."""
-    path = folder / "ip_local_port_range"
-    path.write_text(f"{first}\t60999\n")
-    return path
+@linux_range
+def test_a_held_port_is_passed_over(monkeypatch: pytest.MonkeyPatch, held_in_band: int) -> None:
+    offsets = iter([5_000, 5_000, 5_001])
+    monkeypatch.setattr(server.secrets, "randbelow", lambda _n: next(offsets))
+    assert free_port() == held_in_band + 1
 
 
 @linux_range
@@ -85,16 +86,10 @@ def test_without_a_band_the_kernel_picks(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @linux_range
 def test_when_every_try_is_held_the_kernel_picks(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, held_in_band: int
 ) -> None:
     low, high = _ephemeral()
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        held.listen()
-        taken = held.getsockname()[1]
-        monkeypatch.setattr(server, "LOWEST_CHOSEN_PORT", taken - 5_000)
-        monkeypatch.setattr(server, "EPHEMERAL_RANGE", _range(tmp_path, taken + 5_000))
-        monkeypatch.setattr(server.secrets, "randbelow", lambda _n: 5_000)  # always `taken`
-        port = free_port()
-    assert port != taken
+    monkeypatch.setattr(server.secrets, "randbelow", lambda _n: 5_000)  # always the held one
+    port = free_port()
+    assert port != held_in_band
     assert low <= port <= high

@@ -362,10 +362,10 @@ class KeepAliveClient:
         oldest left."""
         self._sweeper, self._sweep_at = None, math.inf
         assert self._loop is not None
-        now = self._loop.time() + SWEEP_SLACK_S
+        closing_by = self._loop.time() + SWEEP_SLACK_S
         kept = []
         for conn in self._idle:
-            if conn.open and now < conn.expires_at:
+            if conn.open and closing_by < conn.expires_at:
                 kept.append(conn)
             else:
                 self._drop(conn)
