@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -66,12 +66,16 @@ class Server:
     env: Mapping[str, str]
     cwd: Path
     host: str = "127.0.0.1"
-    port: int = field(default_factory=free_port)
+    #: 0: one :func:`free_port` finds free on ``host``.
+    port: int = 0
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     program: str = ORDERGUARD
     #: More ``serve`` options (e.g. ``--metrics-port``).
     options: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.port = self.port or free_port(self.host)
 
     @property
     def url(self) -> str:

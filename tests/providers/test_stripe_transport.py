@@ -12,13 +12,13 @@ or in the middle of the answer, leaves the charge unknown.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import pytest
 
+from orderguard.api.server import free_port
 from orderguard.providers.base import (
     PaymentOutcome,
     ProviderOutcomeUnknown,
@@ -109,15 +109,9 @@ async def test_concurrent_charges_keep_every_connection_alive(
     assert relay.opened == first
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_a_refused_connection_is_unavailable_nothing_was_sent() -> None:
     provider = StripeProvider(
-        api_key=API_KEY, webhook_secret=SECRET, base_url=f"http://127.0.0.1:{_free_port()}"
+        api_key=API_KEY, webhook_secret=SECRET, base_url=f"http://127.0.0.1:{free_port()}"
     )
     try:
         with pytest.raises(ProviderUnavailable):

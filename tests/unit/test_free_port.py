@@ -5,6 +5,7 @@ once lost: ``address already in use``)."""
 
 from __future__ import annotations
 
+import collections
 import random
 import socket
 from collections.abc import Iterator
@@ -18,6 +19,17 @@ from orderguard.api.server import free_port
 RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 linux_range = pytest.mark.skipif(not RANGE_FILE.exists(), reason="Linux's port range only")
+#: The band below the kernel's range: at least 1,000 ports from 10,000 (not on every host).
+with_band = pytest.mark.skipif(
+    not RANGE_FILE.exists() or int(RANGE_FILE.read_text().split()[0]) < 11_000,
+    reason="no band of ports below the kernel's range here",
+)
+
+
+@pytest.fixture(autouse=True)
+def nothing_given_lately(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no port given lately in this process."""
+    monkeypatch.setattr(server, "_RECENT", collections.deque(maxlen=256))
 
 
 def _ephemeral() -> tuple[int, int]:
@@ -34,7 +46,7 @@ def _bindable(port: int) -> bool:
     return True
 
 
-@linux_range
+@with_band
 def test_the_port_is_free_and_outside_the_range_the_kernel_hands_out() -> None:
     low, _ = _ephemeral()
     ports = [free_port() for _ in range(20)]
@@ -43,7 +55,7 @@ def test_the_port_is_free_and_outside_the_range_the_kernel_hands_out() -> None:
         assert _bindable(port)
 
 
-@linux_range
+@with_band
 def test_seeding_random_does_not_make_two_processes_choose_alike() -> None:
     # pytest-randomly seeds `random` alike in every xdist worker before every test
     random.seed(1)
@@ -93,3 +105,13 @@ def test_when_every_try_is_held_the_kernel_picks(
     port = free_port()
     assert port != held_in_band
     assert low <= port <= high
+
+
+@with_band
+def test_a_port_given_lately_is_not_given_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller may take several ports before binding any: none is the same."""
+    first = free_port()
+    low = server.LOWEST_CHOSEN_PORT
+    offsets = iter([first - low, first - low, first - low + 1])
+    monkeypatch.setattr(server.secrets, "randbelow", lambda _n: next(offsets))
+    assert free_port() == first + 1

@@ -4,6 +4,7 @@ metrics app on a second address (``serve --metrics-port``)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import gc
 import logging
@@ -77,6 +78,9 @@ LOWEST_CHOSEN_PORT = 10_000
 #: ... when that band holds at least this many ports, trying at most this many of them.
 _BAND_AT_LEAST = 1_000
 _TRIES = 64
+#: Ports :func:`free_port` gave lately, not given again: a caller may take several before
+#: binding any (a server's port, then its metrics port, then a balancer's).
+_RECENT: collections.deque[int] = collections.deque(maxlen=256)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -94,7 +98,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         low, high = band
         for _ in range(_TRIES):
             port = low + secrets.randbelow(high - low)  # not `random`: tests seed it alike
-            if _unheld(host, port):
+            if port not in _RECENT and _unheld(host, port):
+                _RECENT.append(port)
                 return port
     with _tcp_socket(host) as sock:
         sock.bind((host, 0))
