@@ -12,15 +12,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: A worker that raises out of pytest's reporting (outside any test, so pytest calls it an
-#: internal error) after the test named ``test_b``: the worker stops with tests pending.
+#: internal error) after the first test any worker finishes: that worker stops with tests
+#: pending (none can have been taken from it yet: no other worker has finished a test). It
+#: was "after test_b": on a loaded machine one worker could start seconds after the other,
+#: which took test_b's neighbours first, and the run ended 0 with nothing pending.
 SUITE = {
     "conftest.py": """
 import os
 
 def pytest_runtest_logreport(report):
-    worker = "PYTEST_XDIST_WORKER" in os.environ
-    if worker and report.when == "teardown" and report.nodeid.endswith("test_b"):
-        raise SystemExit("worker-cause-7f3a: raised while reporting test_b")
+    if "PYTEST_XDIST_WORKER" not in os.environ or report.when != "teardown":
+        return
+    try:  # the first teardown of the run, whichever worker: the file is made once
+        os.close(os.open(os.path.join(os.path.dirname(__file__), "raised"),
+                         os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    raise SystemExit("worker-cause-7f3a: raised while reporting " + report.nodeid)
 """,
     "test_small.py": """
 import time
@@ -29,12 +37,24 @@ def test_a():
     time.sleep(0.2)
 
 def test_b():
-    pass
+    time.sleep(0.2)
 
 def test_c():
     time.sleep(0.2)
 
 def test_d():
+    time.sleep(0.2)
+
+def test_e():
+    time.sleep(0.2)
+
+def test_f():
+    time.sleep(0.2)
+
+def test_g():
+    time.sleep(0.2)
+
+def test_h():
     time.sleep(0.2)
 """,
 }
