@@ -43,7 +43,7 @@ def children(server: Server) -> dict[str, set[int]]:
         try:
             argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
             status = Path(f"/proc/{child}/stat").read_text().split()[2]
-        except FileNotFoundError:
+        except OSError:  # it ended between listing and reading (ENOENT or ESRCH)
             continue
         if status != "Z" and b"orderguard.cli.child" in argv:
             found[argv[argv.index(b"orderguard.cli.child") + 1].decode()].add(child)
