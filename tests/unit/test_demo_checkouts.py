@@ -3,6 +3,7 @@ order), their orders counted per checkout, and the 409s and give-ups the report 
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -170,3 +171,26 @@ async def test_a_shopper_who_gave_up_on_a_503_met_an_error_only_if_no_outage_was
     assert got is None and checkout.gave_up
     assert checkout.refusals == [cause, cause]
     assert bool(checkout.errors) is error, checkout.errors
+
+
+async def test_the_back_office_gives_up_on_an_order_never_paid_after_its_own_wait() -> None:
+    """A run bounds the back office's wait for payment by its own wait for the orders: an
+    order that stays pending is not refunded, no request but reads is sent, and the wait
+    ends near ``paid_within_s`` (the default would be 45 s)."""
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        return httpx.Response(200, json={"id": "ord_1", "state": "payment_pending"})
+
+    simulator = ShopperSimulator("http://x", seed=1, client_timeout_s=1, paid_within_s=1.2)
+    checkout = Checkout(0, "card", "DEMO-r1-00000")
+    checkout.acknowledged.add("ord_1")
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://x") as c:
+        started = loop.time()
+        await asyncio.wait_for(simulator.back_office_refunds(c, checkout), timeout=10)
+        took = loop.time() - started
+    assert 1.2 <= took < 5, took
+    assert checkout.trouble == "not paid within 1.2 s: no refund asked"
+    assert set(sent) == {"GET /v1/orders/ord_1"} and len(sent) >= 3, sent

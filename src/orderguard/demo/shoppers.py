@@ -319,8 +319,12 @@ class ShopperSimulator:
         max_tries: int = MAX_TRIES,
         refund_share: float = REFUND_SHARE,
         api_key: str | None = None,
+        paid_within_s: float = PAID_WITHIN_S,
     ) -> None:
         self.base_url = base_url
+        #: Seconds the back office waits for an order to be paid before it refunds nothing
+        #: (a run bounds it by its own wait for the orders to be resolved).
+        self.paid_within_s = paid_within_s
         #: Sent as ``Authorization: Bearer`` (an API bound beyond loopback requires a key).
         self.api_key = api_key
         self.refund_share = refund_share
@@ -581,12 +585,12 @@ class ShopperSimulator:
         order_id = checkout.order_id
         assert order_id is not None
         order = await self._get(client, order_id)
-        deadline = asyncio.get_running_loop().time() + PAID_WITHIN_S
+        deadline = asyncio.get_running_loop().time() + self.paid_within_s
         while order is not None and order["state"] != "paid":
             if order["state"] in {"payment_failed", "cancelled", "refunded"}:
                 return  # never paid (a checkout that did not end paid is not refunded)
             if asyncio.get_running_loop().time() > deadline:
-                checkout.trouble = f"not paid within {PAID_WITHIN_S:.0f} s: no refund asked"
+                checkout.trouble = f"not paid within {self.paid_within_s:g} s: no refund asked"
                 return
             await asyncio.sleep(0.5)
             order = await self._get(client, order_id) or order
