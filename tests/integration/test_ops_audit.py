@@ -84,7 +84,11 @@ def test_the_audit_command_reports_counts_and_ids_without_the_data(
     for problem in BREAKAGES:
         assert f"  {problem}: 1  {ids[problem]}" in text.output
     assert ids["ok"] not in text.output
-    assert "ana.silva" not in text.output and "XK1" not in text.output
+    # without the order ids, which are random and may hold "XK1" (seen in CI)
+    rest = text.output
+    for order_id in ids.values():
+        rest = rest.replace(order_id, "ord_")
+    assert "ana.silva" not in rest and "XK1" not in rest
 
     as_json = runner.invoke(main, ["audit", "customers", "--json", "--since", "1d"], env=env)
     assert as_json.exit_code == 1, as_json.output
