@@ -8,7 +8,7 @@ LOCK   := requirements/constraints.txt
 # so the long end-to-end tests do not end the run on one worker); CI=true makes
 # PostgreSQL/NATS tests fail instead of skipping. One and a half per core: the suite waits
 # more than it computes (the end-to-end tests wait on subprocesses, timers and faulted
-# networks); on 2 cores, 3 workers kept the machine 72 % busy and took 14.6 min, 2 took 27.
+# networks); on 2 cores, 3 workers kept the machine 71-72 % busy and took 14 min, 2 took 27.
 WORKERS ?= $(shell echo $$(( ($$(nproc) * 3 + 1) / 2 )))
 
 # The shopper's checkout script (@orderguard/checkout), built with npm's tools.
