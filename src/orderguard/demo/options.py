@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from orderguard.demo.shoppers import REFUND_SHARE
+from orderguard.demo.shoppers import PAID_WITHIN_S, REFUND_SHARE
 
 if TYPE_CHECKING:
     from orderguard.demo.audit import Report
@@ -39,6 +39,12 @@ class DemoOptions:
     wallet_faults: str | None = None
     #: Seconds a payment waits for the shopper (3-D Secure, a wallet's cashier).
     action_expiry_s: float = ACTION_EXPIRY_S
+
+    @property
+    def paid_within_s(self) -> float:
+        """Seconds the back office waits for an order to be paid before it refunds nothing:
+        no longer than the run waits for its orders."""
+        return min(PAID_WITHIN_S, self.settle_timeout_s)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from orderguard.demo import audit, report, stack
 from orderguard.demo.options import ACTION_EXPIRY_S as ACTION_EXPIRY_S  # (re-exported)
 from orderguard.demo.options import DemoOptions as DemoOptions
 from orderguard.demo.options import LaneRunner, Schedule
-from orderguard.demo.shoppers import PAID_WITHIN_S, Checkout, ShopperSimulator, ShopperStats
+from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats
 from orderguard.domain.schedule import RecheckSchedule
 from orderguard.providers import labs
 from orderguard.storage.connect import connect
@@ -227,8 +227,7 @@ async def _drive(
             run_id=run_id,
             on_done=done,
             refund_share=options.refund_share,
-            # the back office gives up on an unpaid order no later than the run does
-            paid_within_s=min(PAID_WITHIN_S, options.settle_timeout_s),
+            paid_within_s=options.paid_within_s,
         )
         started = time.monotonic()
         placed = asyncio.Event()

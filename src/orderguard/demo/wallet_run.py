@@ -28,7 +28,7 @@ from rich.console import Console
 from orderguard.api.server import free_port
 from orderguard.demo import audit, stack, wallet_audit
 from orderguard.demo.options import DemoOptions, Schedule
-from orderguard.demo.shoppers import PAID_WITHIN_S, Checkout, ShopperSimulator, ShopperStats
+from orderguard.demo.shoppers import Checkout, ShopperSimulator, ShopperStats
 from orderguard.demo.wallets import WalletShoppers, wallet_misled
 from orderguard.providers import labs
 from orderguard.storage.connect import connect
@@ -190,7 +190,7 @@ async def _drive(
                 concurrency=options.concurrency,
                 run_id=lane.run_id,
                 refund_share=options.refund_share,
-                paid_within_s=min(PAID_WITHIN_S, options.settle_timeout_s),
+                paid_within_s=options.paid_within_s,
             )
         else:
             lane.simulator = WalletShoppers(
